@@ -1,0 +1,494 @@
+//! Prediction and label events: parsing one JSON row into a validated event, or a [`Rejection`]
+//! that names the row, the field and the problem.
+//!
+//! Each row is parsed twice only when it is bad: a typed fast path (no intermediate
+//! `serde_json::Value`) for the common case, and on failure a diagnosis pass over the generic
+//! value that finds the field to blame, since serde's own message gives a line and column but
+//! not a field name.
+
+use crate::time::{parse_timestamp, Timestamp};
+use crate::value::{FeatureValue, Outcome};
+use crate::model::validate_version;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::fmt;
+
+/// A validated prediction event, as the contract in PRODUCT.md defines it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PredictionEvent {
+    pub request_id: String,
+    /// Event time: when the prediction was made (arrival time if the client did not say).
+    pub timestamp: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
+    #[serde(serialize_with = "pairs_as_map")]
+    pub features: Vec<(String, FeatureValue)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prediction: Option<Outcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_pairs_as_map"
+    )]
+    pub scores: Option<Vec<(String, f64)>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(serialize_with = "pairs_as_map", skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
+}
+
+/// A ground-truth label for one earlier (or later) prediction, joined by `request_id`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelEvent {
+    pub request_id: String,
+    pub label: Outcome,
+    /// When the label became known (arrival time if the client did not say).
+    pub timestamp: Timestamp,
+}
+
+/// A row that was not stored, and why. `index` is the row's position in its batch (0-based).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The offending field (`score`, `features.age`), or empty when the row as a whole is bad.
+    pub field: String,
+    pub reason: String,
+}
+
+impl Rejection {
+    pub fn new(index: usize, field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Rejection {
+            index,
+            request_id: None,
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn with_request_id(mut self, id: Option<&str>) -> Self {
+        self.request_id = id.map(str::to_string);
+        self
+    }
+}
+
+/// Per-batch bounds on what a single row may carry.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestLimits {
+    pub max_features: usize,
+    pub max_tags: usize,
+    pub max_request_id_len: usize,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        IngestLimits {
+            max_features: 2_000,
+            max_tags: 64,
+            max_request_id_len: 256,
+        }
+    }
+}
+
+/// Tolerance on the sum of class probabilities: clients round scores.
+const SCORES_SUM_TOLERANCE: f64 = 0.01;
+
+const PREDICTION_FIELDS: &[&str] = &[
+    "request_id",
+    "timestamp",
+    "model_version",
+    "features",
+    "prediction",
+    "score",
+    "scores",
+    "latency_ms",
+    "error",
+    "tags",
+];
+const LABEL_FIELDS: &[&str] = &["request_id", "label", "timestamp"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrediction {
+    request_id: Option<String>,
+    timestamp: Option<String>,
+    model_version: Option<String>,
+    features: Option<Pairs<FeatureValue>>,
+    prediction: Option<Outcome>,
+    score: Option<f64>,
+    scores: Option<Pairs<f64>>,
+    latency_ms: Option<f64>,
+    error: Option<String>,
+    tags: Option<Pairs<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLabel {
+    request_id: Option<String>,
+    label: Option<Outcome>,
+    timestamp: Option<String>,
+}
+
+/// Parses and validates one prediction row. `now` is the arrival time, used when the row has no
+/// timestamp and to reject timestamps far in the future.
+pub fn parse_prediction_row(
+    json: &str,
+    index: usize,
+    now: Timestamp,
+    limits: &IngestLimits,
+) -> Result<PredictionEvent, Rejection> {
+    let raw: RawPrediction = match serde_json::from_str(json) {
+        Ok(r) => r,
+        Err(e) => return Err(diagnose(json, index, PREDICTION_FIELDS, &e)),
+    };
+    let id = raw.request_id.as_deref();
+    let reject = |field: &str, reason: String| Rejection::new(index, field, reason).with_request_id(id);
+
+    let request_id = check_request_id(raw.request_id.as_deref(), limits).map_err(|r| reject("request_id", r))?;
+    let timestamp = match raw.timestamp.as_deref() {
+        None => now,
+        Some(s) => {
+            let t = parse_timestamp(s).map_err(|r| reject("timestamp", r))?;
+            t.check_plausible(now).map_err(|r| reject("timestamp", r))?;
+            t
+        }
+    };
+    if let Some(v) = &raw.model_version {
+        validate_version(v).map_err(|r| reject("model_version", r))?;
+    }
+    if raw.prediction.is_none() && raw.error.is_none() {
+        return Err(reject(
+            "prediction",
+            "missing: a row needs `prediction` (or `error` for a failed request)".into(),
+        ));
+    }
+    if let Some(Outcome::Number(n)) = &raw.prediction {
+        if !n.is_finite() {
+            return Err(reject("prediction", "must be a finite number".into()));
+        }
+    }
+    if let Some(s) = raw.score {
+        if !(0.0..=1.0).contains(&s) {
+            return Err(reject("score", format!("{s} is outside [0, 1]: `score` is the probability of the positive class")));
+        }
+    }
+    let scores = raw.scores.map(|p| p.0);
+    if let Some(scores) = &scores {
+        if scores.is_empty() {
+            return Err(reject("scores", "is empty: give one probability per class".into()));
+        }
+        let mut seen = HashSet::new();
+        for (class, p) in scores {
+            if !seen.insert(class.as_str()) {
+                return Err(reject(&format!("scores.{class}"), "class appears twice".into()));
+            }
+            if !(0.0..=1.0).contains(p) {
+                return Err(reject(&format!("scores.{class}"), format!("{p} is outside [0, 1]")));
+            }
+        }
+        let sum: f64 = scores.iter().map(|(_, p)| p).sum();
+        if (sum - 1.0).abs() > SCORES_SUM_TOLERANCE {
+            return Err(reject("scores", format!("class probabilities sum to {sum:.4}, not 1 (tolerance {SCORES_SUM_TOLERANCE})")));
+        }
+    }
+    if let Some(l) = raw.latency_ms {
+        if !(l.is_finite() && l >= 0.0) {
+            return Err(reject("latency_ms", format!("{l} is not a non-negative duration")));
+        }
+    }
+    let features = raw.features.map(|f| f.0).unwrap_or_default();
+    if features.len() > limits.max_features {
+        return Err(reject("features", format!("{} features, more than the limit of {}", features.len(), limits.max_features)));
+    }
+    for (name, value) in &features {
+        if name.is_empty() {
+            return Err(reject("features", "a feature has an empty name".into()));
+        }
+        if let FeatureValue::Number(n) = value {
+            if !n.is_finite() {
+                return Err(reject(&format!("features.{name}"), "must be a finite number; send null for a missing value".into()));
+            }
+        }
+    }
+    let tags = raw.tags.map(|p| p.0).unwrap_or_default();
+    if tags.len() > limits.max_tags {
+        return Err(reject("tags", format!("{} tags, more than the limit of {}", tags.len(), limits.max_tags)));
+    }
+    Ok(PredictionEvent {
+        request_id,
+        timestamp,
+        model_version: raw.model_version,
+        features,
+        prediction: raw.prediction,
+        score: raw.score,
+        scores,
+        latency_ms: raw.latency_ms,
+        error: raw.error,
+        tags,
+    })
+}
+
+/// Parses and validates one label row.
+pub fn parse_label_row(
+    json: &str,
+    index: usize,
+    now: Timestamp,
+    limits: &IngestLimits,
+) -> Result<LabelEvent, Rejection> {
+    let raw: RawLabel = match serde_json::from_str(json) {
+        Ok(r) => r,
+        Err(e) => return Err(diagnose(json, index, LABEL_FIELDS, &e)),
+    };
+    let id = raw.request_id.as_deref();
+    let reject = |field: &str, reason: String| Rejection::new(index, field, reason).with_request_id(id);
+    let request_id = check_request_id(raw.request_id.as_deref(), limits).map_err(|r| reject("request_id", r))?;
+    let label = raw
+        .label
+        .ok_or_else(|| reject("label", "missing: a label row needs `label`".into()))?;
+    if let Outcome::Number(n) = &label {
+        if !n.is_finite() {
+            return Err(reject("label", "must be a finite number".into()));
+        }
+    }
+    let timestamp = match raw.timestamp.as_deref() {
+        None => now,
+        Some(s) => {
+            let t = parse_timestamp(s).map_err(|r| reject("timestamp", r))?;
+            t.check_plausible(now).map_err(|r| reject("timestamp", r))?;
+            t
+        }
+    };
+    Ok(LabelEvent {
+        request_id,
+        label,
+        timestamp,
+    })
+}
+
+fn check_request_id(id: Option<&str>, limits: &IngestLimits) -> Result<String, String> {
+    match id {
+        None => Err("missing: every row needs a request_id".into()),
+        Some(s) if s.trim().is_empty() => Err("is empty".into()),
+        Some(s) if s.len() > limits.max_request_id_len => Err(format!(
+            "is {} bytes, longer than the limit of {}",
+            s.len(),
+            limits.max_request_id_len
+        )),
+        Some(s) if s.chars().any(char::is_control) => Err("contains a control character".into()),
+        Some(s) => Ok(s.to_string()),
+    }
+}
+
+/// Finds the field to blame for a row that failed the typed parse.
+fn diagnose(json: &str, index: usize, fields: &[&str], err: &serde_json::Error) -> Rejection {
+    let value: serde_json::Value = match serde_json::from_str(json) {
+        Ok(v) => v,
+        Err(e) => return Rejection::new(index, "", format!("malformed JSON: {e}")),
+    };
+    let Some(obj) = value.as_object() else {
+        return Rejection::new(index, "", format!("a row must be a JSON object, got {}", json_type(&value)));
+    };
+    let id = obj.get("request_id").and_then(|v| v.as_str());
+    let reject = |field: &str, reason: String| Rejection::new(index, field, reason).with_request_id(id);
+    for key in obj.keys() {
+        if !fields.contains(&key.as_str()) {
+            return reject(key, format!("unknown field; expected one of: {}", fields.join(", ")));
+        }
+    }
+    for (key, v) in obj {
+        if v.is_null() {
+            continue;
+        }
+        let expect_string = |what: &str| reject(key, format!("expected {what}, got {} {}", json_type(v), short(v)));
+        match key.as_str() {
+            "request_id" | "timestamp" | "model_version" | "error" if !v.is_string() => {
+                return expect_string("a string")
+            }
+            "score" | "latency_ms" if !v.is_number() => return expect_string("a number"),
+            "prediction" | "label" if v.is_object() || v.is_array() => {
+                return expect_string("a class (string, integer or boolean) or a number")
+            }
+            "features" | "scores" | "tags" => {
+                let Some(map) = v.as_object() else {
+                    return expect_string("an object");
+                };
+                for (k, item) in map {
+                    let field = format!("{key}.{k}");
+                    let bad = match key.as_str() {
+                        "features" if item.is_object() || item.is_array() => Some(
+                            "nested objects and arrays are not supported: flatten the feature".to_string(),
+                        ),
+                        "scores" if !item.is_number() => Some(format!("expected a probability, got {}", json_type(item))),
+                        "tags" if !item.is_string() => Some(format!("expected a string, got {}", json_type(item))),
+                        _ => None,
+                    };
+                    if let Some(reason) = bad {
+                        return reject(&field, reason);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // The generic value keeps only the last of two equal keys; the typed parse names it.
+    let msg = err.to_string();
+    if let Some(rest) = msg.strip_prefix("duplicate key `") {
+        if let Some(name) = rest.split('`').next() {
+            let parent = ["features", "scores", "tags"]
+                .into_iter()
+                .find(|p| obj.get(*p).and_then(|o| o.get(name)).is_some());
+            let field = parent.map_or(name.to_string(), |p| format!("{p}.{name}"));
+            return reject(&field, "appears twice in the same object".into());
+        }
+    }
+    reject("", msg)
+}
+
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+fn short(v: &serde_json::Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 40 {
+        format!("{}…", s.chars().take(40).collect::<String>())
+    } else {
+        s
+    }
+}
+
+/// A JSON object read as its pairs in the order sent, refusing repeated keys (which
+/// `serde_json::Value` would silently collapse to the last).
+struct Pairs<V>(Vec<(String, V)>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Pairs<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct PairsVisitor<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for PairsVisitor<V> {
+            type Value = Pairs<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Pairs<V>, A::Error> {
+                let mut out: Vec<(String, V)> = Vec::with_capacity(m.size_hint().unwrap_or(16));
+                while let Some((k, v)) = m.next_entry::<String, V>()? {
+                    out.push((k, v));
+                }
+                if let Some(dup) = duplicate_name(&out) {
+                    return Err(de::Error::custom(format_args!("duplicate key `{dup}`")));
+                }
+                Ok(Pairs(out))
+            }
+        }
+        d.deserialize_map(PairsVisitor(std::marker::PhantomData))
+    }
+}
+
+fn duplicate_name<T>(pairs: &[(String, T)]) -> Option<&str> {
+    // Rows carry tens of features: a quadratic scan beats hashing until a few dozen.
+    if pairs.len() <= 32 {
+        pairs
+            .iter()
+            .enumerate()
+            .find(|(i, (a, _))| pairs[..*i].iter().any(|(b, _)| a == b))
+            .map(|(_, (a, _))| a.as_str())
+    } else {
+        let mut seen = HashSet::with_capacity(pairs.len());
+        pairs.iter().map(|(k, _)| k.as_str()).find(|k| !seen.insert(*k))
+    }
+}
+
+struct ScalarVisitor;
+
+/// What a JSON scalar is, for both feature values and outcomes.
+enum Scalar {
+    Null,
+    Bool(bool),
+    Number(f64),
+    Text(String),
+}
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string, number, boolean or null")
+    }
+    fn visit_unit<E>(self) -> Result<Scalar, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_none<E>(self) -> Result<Scalar, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+        Ok(Scalar::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+        Ok(Scalar::Number(v as f64))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+        Ok(Scalar::Number(v as f64))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+        Ok(Scalar::Number(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+        Ok(Scalar::Text(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Scalar, E> {
+        Ok(Scalar::Text(v))
+    }
+}
+
+impl<'de> Deserialize<'de> for FeatureValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match d.deserialize_any(ScalarVisitor)? {
+            Scalar::Null => FeatureValue::Null,
+            Scalar::Bool(b) => FeatureValue::Bool(b),
+            Scalar::Number(n) => FeatureValue::Number(n),
+            Scalar::Text(s) => FeatureValue::Text(s),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Outcome {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match d.deserialize_any(ScalarVisitor)? {
+            Scalar::Null => Err(de::Error::custom("expected a class or a number, got null")),
+            Scalar::Bool(b) => Ok(Outcome::Bool(b)),
+            Scalar::Number(n) => Ok(Outcome::Number(n)),
+            Scalar::Text(s) => Ok(Outcome::Text(s)),
+        }
+    }
+}
+
+fn pairs_as_map<S: Serializer, V: Serialize>(pairs: &[(String, V)], s: S) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(Some(pairs.len()))?;
+    for (k, v) in pairs {
+        m.serialize_entry(k, v)?;
+    }
+    m.end()
+}
+
+fn opt_pairs_as_map<S: Serializer>(pairs: &Option<Vec<(String, f64)>>, s: S) -> Result<S::Ok, S::Error> {
+    match pairs {
+        Some(p) => pairs_as_map(p, s),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,111 @@
+use super::*;
+use crate::time::parse_timestamp;
+
+fn now() -> Timestamp {
+    parse_timestamp("2026-06-01T00:00:00Z").unwrap()
+}
+
+fn pred(json: &str) -> Result<PredictionEvent, Rejection> {
+    parse_prediction_row(json, 7, now(), &IngestLimits::default())
+}
+
+fn field_of(json: &str) -> (String, String) {
+    let r = pred(json).unwrap_err();
+    assert_eq!(r.index, 7);
+    (r.field, r.reason)
+}
+
+#[test]
+fn parses_the_contract_example() {
+    let e = pred(
+        r#"{"request_id": "r-1", "timestamp": "2026-01-02T03:04:05Z", "model_version": "v3",
+        "features": {"age": 41, "country": "DE", "amount": 12.5, "device": null},
+        "prediction": 1, "score": 0.91, "scores": {"fraud": 0.91, "ok": 0.09},
+        "latency_ms": 12.3, "error": null, "tags": {"region": "eu"}}"#,
+    )
+    .unwrap();
+    assert_eq!(e.request_id, "r-1");
+    assert_eq!(e.timestamp.to_rfc3339(), "2026-01-02T03:04:05Z");
+    assert_eq!(e.features.len(), 4);
+    assert_eq!(e.features[0], ("age".into(), FeatureValue::Number(41.0)));
+    assert_eq!(e.features[3], ("device".into(), FeatureValue::Null));
+    assert_eq!(e.prediction, Some(Outcome::Number(1.0)));
+    assert_eq!(e.scores.as_ref().unwrap()[1], ("ok".into(), 0.09));
+    assert_eq!(e.tags, vec![("region".into(), "eu".into())]);
+}
+
+#[test]
+fn minimal_row_defaults_timestamp_to_arrival() {
+    let e = pred(r#"{"request_id": "r", "prediction": "cat"}"#).unwrap();
+    assert_eq!(e.timestamp, now());
+    let e = pred(r#"{"request_id": "r", "error": "timeout"}"#).unwrap();
+    assert_eq!(e.error.as_deref(), Some("timeout"));
+}
+
+#[test]
+fn each_bad_field_is_named() {
+    let cases = [
+        (r#"{"prediction": 1}"#, "request_id"),
+        (r#"{"request_id": "", "prediction": 1}"#, "request_id"),
+        (r#"{"request_id": 5, "prediction": 1}"#, "request_id"),
+        (r#"{"request_id": "r"}"#, "prediction"),
+        (r#"{"request_id": "r", "prediction": 1, "timestamp": "soon"}"#, "timestamp"),
+        (r#"{"request_id": "r", "prediction": 1, "timestamp": "1970-01-01T00:00:01Z"}"#, "timestamp"),
+        (r#"{"request_id": "r", "prediction": 1, "timestamp": "2999-01-01T00:00:00Z"}"#, "timestamp"),
+        (r#"{"request_id": "r", "prediction": 1, "score": 1.5}"#, "score"),
+        (r#"{"request_id": "r", "prediction": 1, "score": "high"}"#, "score"),
+        (r#"{"request_id": "r", "prediction": 1, "scores": {"a": 0.5, "b": 0.2}}"#, "scores"),
+        (r#"{"request_id": "r", "prediction": 1, "scores": {"a": 1.2, "b": -0.2}}"#, "scores.a"),
+        (r#"{"request_id": "r", "prediction": 1, "scores": {"a": 0.5, "a": 0.5}}"#, "scores.a"),
+        (r#"{"request_id": "r", "prediction": 1, "latency_ms": -3}"#, "latency_ms"),
+        (r#"{"request_id": "r", "prediction": 1, "surprise": true}"#, "surprise"),
+        (r#"{"request_id": "r", "prediction": 1, "features": {"a": [1, 2]}}"#, "features.a"),
+        (r#"{"request_id": "r", "prediction": 1, "features": {"a": 1, "a": 2}}"#, "features.a"),
+        (r#"{"request_id": "r", "prediction": 1, "features": 3}"#, "features"),
+        (r#"{"request_id": "r", "prediction": 1, "tags": {"k": 1}}"#, "tags.k"),
+        (r#"{"request_id": "r", "prediction": {"a": 1}}"#, "prediction"),
+    ];
+    for (json, field) in cases {
+        let (f, reason) = field_of(json);
+        assert_eq!(f, field, "{json} -> {reason}");
+        assert!(!reason.is_empty());
+    }
+}
+
+#[test]
+fn malformed_and_non_object_rows_are_rejected_whole() {
+    let (f, reason) = field_of(r#"{"request_id": "r", "prediction": NaN}"#);
+    assert_eq!(f, "");
+    assert!(reason.starts_with("malformed JSON"), "{reason}");
+    let (f, reason) = field_of("[1, 2]");
+    assert_eq!(f, "");
+    assert!(reason.contains("JSON object"), "{reason}");
+    let (_, reason) = field_of(r#"{"request_id": "r", "prediction": 1e999}"#);
+    assert!(reason.starts_with("malformed JSON"), "{reason}");
+}
+
+#[test]
+fn labels_parse_and_reject() {
+    let l = parse_label_row(
+        r#"{"request_id": "r-1", "label": 1, "timestamp": "2026-01-09T00:00:00Z"}"#,
+        0,
+        now(),
+        &IngestLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(l.label, Outcome::Number(1.0));
+    let r = parse_label_row(r#"{"request_id": "r-1"}"#, 3, now(), &IngestLimits::default()).unwrap_err();
+    assert_eq!((r.index, r.field.as_str()), (3, "label"));
+    let r = parse_label_row(r#"{"request_id": "r-1", "label": 1, "x": 2}"#, 0, now(), &IngestLimits::default()).unwrap_err();
+    assert_eq!(r.field, "x");
+}
+
+#[test]
+fn serializes_back_to_the_contract_shape() {
+    let e = pred(r#"{"request_id": "r", "prediction": 1, "features": {"b": 2, "a": "x"}, "tags": {"t": "v"}}"#).unwrap();
+    let v = serde_json::to_value(&e).unwrap();
+    assert_eq!(v["features"]["a"], "x");
+    assert_eq!(v["features"]["b"], 2.0);
+    assert_eq!(v["tags"]["t"], "v");
+    assert!(v.get("score").is_none());
+}

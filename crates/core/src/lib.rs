@@ -1,0 +1,19 @@
+//! Domain types of modelwatch, shared by every other crate.
+//!
+//! This crate knows what a prediction, a label, a model, a schema and a window are, and how to
+//! validate them. It does no IO, no async, and knows nothing of HTTP or storage: a row that does
+//! not validate is returned as a [`Rejection`] value, never as a panic.
+
+mod event;
+mod model;
+mod schema;
+mod time;
+mod value;
+
+pub use event::{
+    parse_label_row, parse_prediction_row, IngestLimits, LabelEvent, PredictionEvent, Rejection,
+};
+pub use model::{validate_version, ModelName, ModelNameError};
+pub use schema::{FeatureKind, FeatureSpec, Schema, SchemaChange};
+pub use time::{parse_timestamp, Timestamp, Window, WindowError};
+pub use value::{FeatureValue, Outcome};

@@ -1,0 +1,212 @@
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// An instant in UTC, as microseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+/// Earliest event time modelwatch accepts: older timestamps are almost always a unit mistake
+/// (seconds read as milliseconds, or a zero date).
+const EARLIEST: i64 = 946_684_800_000_000; // 2000-01-01T00:00:00Z
+/// How far into the future an event time may be (clock skew between hosts).
+const MAX_FUTURE_MICROS: i64 = 24 * 3600 * 1_000_000;
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Timestamp(Utc::now().timestamp_micros())
+    }
+
+    pub fn from_secs(secs: i64) -> Self {
+        Timestamp(secs * 1_000_000)
+    }
+
+    pub fn micros(self) -> i64 {
+        self.0
+    }
+
+    /// RFC 3339 with a `Z` suffix, second precision unless there are fractional seconds.
+    pub fn to_rfc3339(self) -> String {
+        match DateTime::<Utc>::from_timestamp_micros(self.0) {
+            Some(t) => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            None => self.0.to_string(),
+        }
+    }
+
+    /// Checks that the instant is plausible as an event time, given the current time.
+    pub fn check_plausible(self, now: Timestamp) -> Result<(), String> {
+        if self.0 < EARLIEST {
+            return Err(format!(
+                "{} is before 2000-01-01: check the unit (seconds vs milliseconds)",
+                self.to_rfc3339()
+            ));
+        }
+        if self.0 > now.0 + MAX_FUTURE_MICROS {
+            return Err(format!(
+                "{} is more than a day in the future",
+                self.to_rfc3339()
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+/// Parses an event timestamp: RFC 3339 (`2026-01-02T03:04:05Z`, with or without fractions and
+/// offset), or a zoneless `YYYY-MM-DD HH:MM:SS[.f]` / `YYYY-MM-DDTHH:MM:SS[.f]` read as UTC.
+pub fn parse_timestamp(s: &str) -> Result<Timestamp, String> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(Timestamp(t.timestamp_micros()));
+    }
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Ok(Timestamp(t.and_utc().timestamp_micros()));
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        if let Some(t) = d.and_hms_opt(0, 0, 0) {
+            return Ok(Timestamp(t.and_utc().timestamp_micros()));
+        }
+    }
+    Err(format!(
+        "{s:?} is not a timestamp: expected RFC 3339, e.g. 2026-01-02T03:04:05Z"
+    ))
+}
+
+/// The width of an event-time window. Windows are aligned to UTC: hours on the hour, days at
+/// midnight, 7-day windows on Mondays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Window {
+    seconds: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("window {0:?} is not valid: use a number and a unit, e.g. 15m, 1h, 1d, 7d")]
+pub struct WindowError(pub String);
+
+/// 1970-01-01 was a Thursday; shifting by four days puts week boundaries on Mondays.
+const WEEK_ALIGN_OFFSET_SECS: i64 = 4 * 86_400;
+
+impl Window {
+    pub const HOUR: Window = Window { seconds: 3600 };
+    pub const DAY: Window = Window { seconds: 86_400 };
+    pub const WEEK: Window = Window { seconds: 7 * 86_400 };
+
+    pub fn parse(s: &str) -> Result<Window, WindowError> {
+        let err = || WindowError(s.to_string());
+        let s = s.trim();
+        if s.len() < 2 {
+            return Err(err());
+        }
+        let (num, unit) = s.split_at(s.len() - 1);
+        let n: i64 = num.parse().map_err(|_| err())?;
+        let unit_secs = match unit {
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "w" => 7 * 86_400,
+            _ => return Err(err()),
+        };
+        if n <= 0 || n > 366 * 86_400 / unit_secs {
+            return Err(err());
+        }
+        Ok(Window {
+            seconds: n * unit_secs,
+        })
+    }
+
+    pub fn seconds(self) -> i64 {
+        self.seconds
+    }
+
+    pub fn micros(self) -> i64 {
+        self.seconds * 1_000_000
+    }
+
+    fn align_offset_micros(self) -> i64 {
+        if self.seconds % (7 * 86_400) == 0 {
+            WEEK_ALIGN_OFFSET_SECS * 1_000_000
+        } else {
+            0
+        }
+    }
+
+    /// Start of the window that contains `t`.
+    pub fn start_of(self, t: Timestamp) -> Timestamp {
+        let w = self.micros();
+        let off = self.align_offset_micros();
+        Timestamp((t.0 - off).div_euclid(w) * w + off)
+    }
+
+    /// Canonical spelling: `1h`, `1d`, `7d`, `15m`.
+    pub fn label(self) -> String {
+        let s = self.seconds;
+        if s % 86_400 == 0 {
+            format!("{}d", s / 86_400)
+        } else if s % 3600 == 0 {
+            format!("{}h", s / 3600)
+        } else {
+            format!("{}m", s / 60)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rfc3339_and_zoneless() {
+        let a = parse_timestamp("2026-01-02T03:04:05Z").unwrap();
+        let b = parse_timestamp("2026-01-02 03:04:05").unwrap();
+        let c = parse_timestamp("2026-01-02T05:04:05+02:00").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert_eq!(a.to_rfc3339(), "2026-01-02T03:04:05Z");
+        assert!(parse_timestamp("yesterday").is_err());
+        assert!(parse_timestamp("2026-13-02T03:04:05Z").is_err());
+    }
+
+    #[test]
+    fn plausibility_catches_unit_mistakes_and_far_future() {
+        let now = parse_timestamp("2026-06-01T00:00:00Z").unwrap();
+        assert!(parse_timestamp("1970-01-21T00:00:00Z")
+            .unwrap()
+            .check_plausible(now)
+            .is_err());
+        assert!(parse_timestamp("2027-01-01T00:00:00Z")
+            .unwrap()
+            .check_plausible(now)
+            .is_err());
+        assert!(parse_timestamp("2024-02-01T00:00:00Z")
+            .unwrap()
+            .check_plausible(now)
+            .is_ok());
+    }
+
+    #[test]
+    fn windows_align_to_utc_boundaries() {
+        let t = parse_timestamp("2026-01-07T15:42:00Z").unwrap(); // a Wednesday
+        assert_eq!(
+            Window::HOUR.start_of(t).to_rfc3339(),
+            "2026-01-07T15:00:00Z"
+        );
+        assert_eq!(Window::DAY.start_of(t).to_rfc3339(), "2026-01-07T00:00:00Z");
+        assert_eq!(
+            Window::WEEK.start_of(t).to_rfc3339(),
+            "2026-01-05T00:00:00Z"
+        );
+        assert_eq!(Window::parse("7d").unwrap(), Window::WEEK);
+        assert_eq!(Window::parse("1h").unwrap().label(), "1h");
+        for bad in ["", "h", "0h", "-1d", "1y", "abc"] {
+            assert!(Window::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
