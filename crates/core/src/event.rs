@@ -492,3 +492,22 @@ fn opt_pairs_as_map<S: Serializer>(pairs: &Option<Vec<(String, f64)>>, s: S) -> 
 
 #[cfg(test)]
 mod tests;
+
+/// One row of a model's reference (baseline) dataset: features, and where the reference carries
+/// them, the model's prediction, scores and the true label (for baseline performance).
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ReferenceRow {
+    #[serde(serialize_with = "pairs_as_map")]
+    pub features: Vec<(String, FeatureValue)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prediction: Option<Outcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_pairs_as_map"
+    )]
+    pub scores: Option<Vec<(String, f64)>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<Outcome>,
+}

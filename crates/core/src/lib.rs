@@ -11,7 +11,8 @@ mod time;
 mod value;
 
 pub use event::{
-    parse_label_row, parse_prediction_row, IngestLimits, LabelEvent, PredictionEvent, Rejection,
+    parse_label_row, parse_prediction_row, IngestLimits, LabelEvent, PredictionEvent, ReferenceRow,
+    Rejection,
 };
 pub use model::{validate_version, ModelName, ModelNameError};
 pub use schema::{FeatureKind, FeatureSpec, Schema, SchemaChange};
