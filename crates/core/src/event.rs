@@ -6,9 +6,9 @@
 //! value that finds the field to blame, since serde's own message gives a line and column but
 //! not a field name.
 
+use crate::model::validate_version;
 use crate::time::{parse_timestamp, Timestamp};
 use crate::value::{FeatureValue, Outcome};
-use crate::model::validate_version;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
@@ -149,9 +149,11 @@ pub fn parse_prediction_row(
         Err(e) => return Err(diagnose(json, index, PREDICTION_FIELDS, &e)),
     };
     let id = raw.request_id.as_deref();
-    let reject = |field: &str, reason: String| Rejection::new(index, field, reason).with_request_id(id);
+    let reject =
+        |field: &str, reason: String| Rejection::new(index, field, reason).with_request_id(id);
 
-    let request_id = check_request_id(raw.request_id.as_deref(), limits).map_err(|r| reject("request_id", r))?;
+    let request_id =
+        check_request_id(raw.request_id.as_deref(), limits).map_err(|r| reject("request_id", r))?;
     let timestamp = match raw.timestamp.as_deref() {
         None => now,
         Some(s) => {
@@ -176,36 +178,63 @@ pub fn parse_prediction_row(
     }
     if let Some(s) = raw.score {
         if !(0.0..=1.0).contains(&s) {
-            return Err(reject("score", format!("{s} is outside [0, 1]: `score` is the probability of the positive class")));
+            return Err(reject(
+                "score",
+                format!("{s} is outside [0, 1]: `score` is the probability of the positive class"),
+            ));
         }
     }
     let scores = raw.scores.map(|p| p.0);
     if let Some(scores) = &scores {
         if scores.is_empty() {
-            return Err(reject("scores", "is empty: give one probability per class".into()));
+            return Err(reject(
+                "scores",
+                "is empty: give one probability per class".into(),
+            ));
         }
         let mut seen = HashSet::new();
         for (class, p) in scores {
             if !seen.insert(class.as_str()) {
-                return Err(reject(&format!("scores.{class}"), "class appears twice".into()));
+                return Err(reject(
+                    &format!("scores.{class}"),
+                    "class appears twice".into(),
+                ));
             }
             if !(0.0..=1.0).contains(p) {
-                return Err(reject(&format!("scores.{class}"), format!("{p} is outside [0, 1]")));
+                return Err(reject(
+                    &format!("scores.{class}"),
+                    format!("{p} is outside [0, 1]"),
+                ));
             }
         }
         let sum: f64 = scores.iter().map(|(_, p)| p).sum();
         if (sum - 1.0).abs() > SCORES_SUM_TOLERANCE {
-            return Err(reject("scores", format!("class probabilities sum to {sum:.4}, not 1 (tolerance {SCORES_SUM_TOLERANCE})")));
+            return Err(reject(
+                "scores",
+                format!(
+                    "class probabilities sum to {sum:.4}, not 1 (tolerance {SCORES_SUM_TOLERANCE})"
+                ),
+            ));
         }
     }
     if let Some(l) = raw.latency_ms {
         if !(l.is_finite() && l >= 0.0) {
-            return Err(reject("latency_ms", format!("{l} is not a non-negative duration")));
+            return Err(reject(
+                "latency_ms",
+                format!("{l} is not a non-negative duration"),
+            ));
         }
     }
     let features = raw.features.map(|f| f.0).unwrap_or_default();
     if features.len() > limits.max_features {
-        return Err(reject("features", format!("{} features, more than the limit of {}", features.len(), limits.max_features)));
+        return Err(reject(
+            "features",
+            format!(
+                "{} features, more than the limit of {}",
+                features.len(),
+                limits.max_features
+            ),
+        ));
     }
     for (name, value) in &features {
         if name.is_empty() {
@@ -213,13 +242,23 @@ pub fn parse_prediction_row(
         }
         if let FeatureValue::Number(n) = value {
             if !n.is_finite() {
-                return Err(reject(&format!("features.{name}"), "must be a finite number; send null for a missing value".into()));
+                return Err(reject(
+                    &format!("features.{name}"),
+                    "must be a finite number; send null for a missing value".into(),
+                ));
             }
         }
     }
     let tags = raw.tags.map(|p| p.0).unwrap_or_default();
     if tags.len() > limits.max_tags {
-        return Err(reject("tags", format!("{} tags, more than the limit of {}", tags.len(), limits.max_tags)));
+        return Err(reject(
+            "tags",
+            format!(
+                "{} tags, more than the limit of {}",
+                tags.len(),
+                limits.max_tags
+            ),
+        ));
     }
     Ok(PredictionEvent {
         request_id,
@@ -247,8 +286,10 @@ pub fn parse_label_row(
         Err(e) => return Err(diagnose(json, index, LABEL_FIELDS, &e)),
     };
     let id = raw.request_id.as_deref();
-    let reject = |field: &str, reason: String| Rejection::new(index, field, reason).with_request_id(id);
-    let request_id = check_request_id(raw.request_id.as_deref(), limits).map_err(|r| reject("request_id", r))?;
+    let reject =
+        |field: &str, reason: String| Rejection::new(index, field, reason).with_request_id(id);
+    let request_id =
+        check_request_id(raw.request_id.as_deref(), limits).map_err(|r| reject("request_id", r))?;
     let label = raw
         .label
         .ok_or_else(|| reject("label", "missing: a label row needs `label`".into()))?;
@@ -293,20 +334,33 @@ fn diagnose(json: &str, index: usize, fields: &[&str], err: &serde_json::Error) 
         Err(e) => return Rejection::new(index, "", format!("malformed JSON: {e}")),
     };
     let Some(obj) = value.as_object() else {
-        return Rejection::new(index, "", format!("a row must be a JSON object, got {}", json_type(&value)));
+        return Rejection::new(
+            index,
+            "",
+            format!("a row must be a JSON object, got {}", json_type(&value)),
+        );
     };
     let id = obj.get("request_id").and_then(|v| v.as_str());
-    let reject = |field: &str, reason: String| Rejection::new(index, field, reason).with_request_id(id);
+    let reject =
+        |field: &str, reason: String| Rejection::new(index, field, reason).with_request_id(id);
     for key in obj.keys() {
         if !fields.contains(&key.as_str()) {
-            return reject(key, format!("unknown field; expected one of: {}", fields.join(", ")));
+            return reject(
+                key,
+                format!("unknown field; expected one of: {}", fields.join(", ")),
+            );
         }
     }
     for (key, v) in obj {
         if v.is_null() {
             continue;
         }
-        let expect_string = |what: &str| reject(key, format!("expected {what}, got {} {}", json_type(v), short(v)));
+        let expect_string = |what: &str| {
+            reject(
+                key,
+                format!("expected {what}, got {} {}", json_type(v), short(v)),
+            )
+        };
         match key.as_str() {
             "request_id" | "timestamp" | "model_version" | "error" if !v.is_string() => {
                 return expect_string("a string")
@@ -323,10 +377,15 @@ fn diagnose(json: &str, index: usize, fields: &[&str], err: &serde_json::Error) 
                     let field = format!("{key}.{k}");
                     let bad = match key.as_str() {
                         "features" if item.is_object() || item.is_array() => Some(
-                            "nested objects and arrays are not supported: flatten the feature".to_string(),
+                            "nested objects and arrays are not supported: flatten the feature"
+                                .to_string(),
                         ),
-                        "scores" if !item.is_number() => Some(format!("expected a probability, got {}", json_type(item))),
-                        "tags" if !item.is_string() => Some(format!("expected a string, got {}", json_type(item))),
+                        "scores" if !item.is_number() => {
+                            Some(format!("expected a probability, got {}", json_type(item)))
+                        }
+                        "tags" if !item.is_string() => {
+                            Some(format!("expected a string, got {}", json_type(item)))
+                        }
                         _ => None,
                     };
                     if let Some(reason) = bad {
@@ -408,7 +467,10 @@ fn duplicate_name<T>(pairs: &[(String, T)]) -> Option<&str> {
             .map(|(_, (a, _))| a.as_str())
     } else {
         let mut seen = HashSet::with_capacity(pairs.len());
-        pairs.iter().map(|(k, _)| k.as_str()).find(|k| !seen.insert(*k))
+        pairs
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .find(|k| !seen.insert(*k))
     }
 }
 
@@ -475,7 +537,10 @@ impl<'de> Deserialize<'de> for Outcome {
     }
 }
 
-fn pairs_as_map<S: Serializer, V: Serialize>(pairs: &[(String, V)], s: S) -> Result<S::Ok, S::Error> {
+fn pairs_as_map<S: Serializer, V: Serialize>(
+    pairs: &[(String, V)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
     let mut m = s.serialize_map(Some(pairs.len()))?;
     for (k, v) in pairs {
         m.serialize_entry(k, v)?;
@@ -483,7 +548,10 @@ fn pairs_as_map<S: Serializer, V: Serialize>(pairs: &[(String, V)], s: S) -> Res
     m.end()
 }
 
-fn opt_pairs_as_map<S: Serializer>(pairs: &Option<Vec<(String, f64)>>, s: S) -> Result<S::Ok, S::Error> {
+fn opt_pairs_as_map<S: Serializer>(
+    pairs: &Option<Vec<(String, f64)>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match pairs {
         Some(p) => pairs_as_map(p, s),
         None => s.serialize_none(),

@@ -15,7 +15,9 @@ pub enum ModelNameError {
     TooLong,
     #[error("model name {0:?} must start with a letter or digit")]
     BadStart(String),
-    #[error("model name {name:?} contains {ch:?}: only letters, digits, '.', '_' and '-' are allowed")]
+    #[error(
+        "model name {name:?} contains {ch:?}: only letters, digits, '.', '_' and '-' are allowed"
+    )]
     BadChar { name: String, ch: char },
 }
 
@@ -80,7 +82,9 @@ mod tests {
 
     #[test]
     fn rejects_path_quote_and_control_characters() {
-        for n in ["../etc", "a/b", "a\"b", "a'b", "a\nb", "a b", "a\u{0}", ".hidden", "-x", ""] {
+        for n in [
+            "../etc", "a/b", "a\"b", "a'b", "a\nb", "a b", "a\u{0}", ".hidden", "-x", "",
+        ] {
             assert!(ModelName::new(n).is_err(), "{n:?} should be rejected");
         }
         assert!(ModelName::new(&"a".repeat(129)).is_err());

@@ -38,7 +38,10 @@ impl FeatureKind {
             (_, FeatureValue::Null)
                 | (FeatureKind::Numeric, FeatureValue::Number(_))
                 | (FeatureKind::Boolean, FeatureValue::Bool(_))
-                | (FeatureKind::Categorical | FeatureKind::Text, FeatureValue::Text(_))
+                | (
+                    FeatureKind::Categorical | FeatureKind::Text,
+                    FeatureValue::Text(_)
+                )
         )
     }
 

@@ -97,7 +97,9 @@ const WEEK_ALIGN_OFFSET_SECS: i64 = 4 * 86_400;
 impl Window {
     pub const HOUR: Window = Window { seconds: 3600 };
     pub const DAY: Window = Window { seconds: 86_400 };
-    pub const WEEK: Window = Window { seconds: 7 * 86_400 };
+    pub const WEEK: Window = Window {
+        seconds: 7 * 86_400,
+    };
 
     pub fn parse(s: &str) -> Result<Window, WindowError> {
         let err = || WindowError(s.to_string());

@@ -49,21 +49,66 @@ fn each_bad_field_is_named() {
         (r#"{"request_id": "", "prediction": 1}"#, "request_id"),
         (r#"{"request_id": 5, "prediction": 1}"#, "request_id"),
         (r#"{"request_id": "r"}"#, "prediction"),
-        (r#"{"request_id": "r", "prediction": 1, "timestamp": "soon"}"#, "timestamp"),
-        (r#"{"request_id": "r", "prediction": 1, "timestamp": "1970-01-01T00:00:01Z"}"#, "timestamp"),
-        (r#"{"request_id": "r", "prediction": 1, "timestamp": "2999-01-01T00:00:00Z"}"#, "timestamp"),
-        (r#"{"request_id": "r", "prediction": 1, "score": 1.5}"#, "score"),
-        (r#"{"request_id": "r", "prediction": 1, "score": "high"}"#, "score"),
-        (r#"{"request_id": "r", "prediction": 1, "scores": {"a": 0.5, "b": 0.2}}"#, "scores"),
-        (r#"{"request_id": "r", "prediction": 1, "scores": {"a": 1.2, "b": -0.2}}"#, "scores.a"),
-        (r#"{"request_id": "r", "prediction": 1, "scores": {"a": 0.5, "a": 0.5}}"#, "scores.a"),
-        (r#"{"request_id": "r", "prediction": 1, "latency_ms": -3}"#, "latency_ms"),
-        (r#"{"request_id": "r", "prediction": 1, "surprise": true}"#, "surprise"),
-        (r#"{"request_id": "r", "prediction": 1, "features": {"a": [1, 2]}}"#, "features.a"),
-        (r#"{"request_id": "r", "prediction": 1, "features": {"a": 1, "a": 2}}"#, "features.a"),
-        (r#"{"request_id": "r", "prediction": 1, "features": 3}"#, "features"),
-        (r#"{"request_id": "r", "prediction": 1, "tags": {"k": 1}}"#, "tags.k"),
-        (r#"{"request_id": "r", "prediction": {"a": 1}}"#, "prediction"),
+        (
+            r#"{"request_id": "r", "prediction": 1, "timestamp": "soon"}"#,
+            "timestamp",
+        ),
+        (
+            r#"{"request_id": "r", "prediction": 1, "timestamp": "1970-01-01T00:00:01Z"}"#,
+            "timestamp",
+        ),
+        (
+            r#"{"request_id": "r", "prediction": 1, "timestamp": "2999-01-01T00:00:00Z"}"#,
+            "timestamp",
+        ),
+        (
+            r#"{"request_id": "r", "prediction": 1, "score": 1.5}"#,
+            "score",
+        ),
+        (
+            r#"{"request_id": "r", "prediction": 1, "score": "high"}"#,
+            "score",
+        ),
+        (
+            r#"{"request_id": "r", "prediction": 1, "scores": {"a": 0.5, "b": 0.2}}"#,
+            "scores",
+        ),
+        (
+            r#"{"request_id": "r", "prediction": 1, "scores": {"a": 1.2, "b": -0.2}}"#,
+            "scores.a",
+        ),
+        (
+            r#"{"request_id": "r", "prediction": 1, "scores": {"a": 0.5, "a": 0.5}}"#,
+            "scores.a",
+        ),
+        (
+            r#"{"request_id": "r", "prediction": 1, "latency_ms": -3}"#,
+            "latency_ms",
+        ),
+        (
+            r#"{"request_id": "r", "prediction": 1, "surprise": true}"#,
+            "surprise",
+        ),
+        (
+            r#"{"request_id": "r", "prediction": 1, "features": {"a": [1, 2]}}"#,
+            "features.a",
+        ),
+        (
+            r#"{"request_id": "r", "prediction": 1, "features": {"a": 1, "a": 2}}"#,
+            "features.a",
+        ),
+        (
+            r#"{"request_id": "r", "prediction": 1, "features": 3}"#,
+            "features",
+        ),
+        (
+            r#"{"request_id": "r", "prediction": 1, "tags": {"k": 1}}"#,
+            "tags.k",
+        ),
+        (
+            r#"{"request_id": "r", "prediction": {"a": 1}}"#,
+            "prediction",
+        ),
     ];
     for (json, field) in cases {
         let (f, reason) = field_of(json);
@@ -94,9 +139,21 @@ fn labels_parse_and_reject() {
     )
     .unwrap();
     assert_eq!(l.label, Outcome::Number(1.0));
-    let r = parse_label_row(r#"{"request_id": "r-1"}"#, 3, now(), &IngestLimits::default()).unwrap_err();
+    let r = parse_label_row(
+        r#"{"request_id": "r-1"}"#,
+        3,
+        now(),
+        &IngestLimits::default(),
+    )
+    .unwrap_err();
     assert_eq!((r.index, r.field.as_str()), (3, "label"));
-    let r = parse_label_row(r#"{"request_id": "r-1", "label": 1, "x": 2}"#, 0, now(), &IngestLimits::default()).unwrap_err();
+    let r = parse_label_row(
+        r#"{"request_id": "r-1", "label": 1, "x": 2}"#,
+        0,
+        now(),
+        &IngestLimits::default(),
+    )
+    .unwrap_err();
     assert_eq!(r.field, "x");
 }
 

@@ -1,0 +1,1 @@
+//! The HTTP service: ingest, queries, health. The only crate that speaks HTTP.

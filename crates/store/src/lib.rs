@@ -1,0 +1,1 @@
+//! Storage of events: the Store trait and the embedded SQLite backend.
