@@ -431,8 +431,16 @@ fn short(v: &serde_json::Value) -> String {
 }
 
 /// A JSON object read as its pairs in the order sent, refusing repeated keys (which
-/// `serde_json::Value` would silently collapse to the last).
-struct Pairs<V>(Vec<(String, V)>);
+/// `serde_json::Value` would silently collapse to the last). Serializes back as an object in the
+/// same order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pairs<V>(pub Vec<(String, V)>);
+
+impl<V: Serialize> Serialize for Pairs<V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        pairs_as_map(&self.0, s)
+    }
+}
 
 impl<'de, V: Deserialize<'de>> Deserialize<'de> for Pairs<V> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

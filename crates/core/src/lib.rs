@@ -11,8 +11,8 @@ mod time;
 mod value;
 
 pub use event::{
-    parse_label_row, parse_prediction_row, IngestLimits, LabelEvent, PredictionEvent, ReferenceRow,
-    Rejection,
+    parse_label_row, parse_prediction_row, IngestLimits, LabelEvent, Pairs, PredictionEvent,
+    ReferenceRow, Rejection,
 };
 pub use model::{validate_version, ModelName, ModelNameError};
 pub use schema::{FeatureKind, FeatureSpec, Schema, SchemaChange};

@@ -1,1 +1,231 @@
-//! Storage of events: the Store trait and the embedded SQLite backend.
+//! Storage of prediction events, labels, reference datasets and rejected rows.
+//!
+//! [`Store`] is the interface every backend implements; [`SqliteStore`] is the embedded one (a
+//! single data directory, nothing to install). Invariants a caller may rely on:
+//! - a call that returns `Ok` has made its rows durable (fsynced): a crash after it loses nothing;
+//! - predictions are idempotent on `(model, request_id)`: a stored request id is never stored
+//!   twice, a retry is reported as duplicates;
+//! - a label replaces an earlier label for the same request id; labels may arrive before their
+//!   prediction and are joined whenever it comes, always to the prediction's event time;
+//! - schemas change only through the store's single writer, so two batches racing to introduce
+//!   a feature cannot disagree about its kind.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use modelwatch_core::{
+    LabelEvent, ModelName, PredictionEvent, ReferenceRow, Rejection, Schema, SchemaChange,
+    Timestamp, Window,
+};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("model `{0}` does not exist")]
+    ModelNotFound(String),
+    #[error("the data directory {dir} is in use by another modelwatch process: stop it, or send the data to it with --server URL")]
+    Locked { dir: String },
+    #[error("storage failure: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("storage io failure on {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("corrupt stored value in {what}: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+    #[error("the storage writer has stopped")]
+    WriterGone,
+}
+
+/// A row rejected before it reached the store (unparseable, invalid), kept in quarantine with
+/// its raw text so the user can read back what was refused.
+#[derive(Debug, Clone)]
+pub struct Quarantined {
+    pub rejection: Rejection,
+    pub row: String,
+}
+
+/// A batch of parsed predictions, each with its index in the client's batch, and the rows of the
+/// same batch that were already rejected.
+#[derive(Debug, Default)]
+pub struct PredictionBatch {
+    pub rows: Vec<(usize, PredictionEvent)>,
+    pub rejected: Vec<Quarantined>,
+}
+
+#[derive(Debug, Default)]
+pub struct LabelBatch {
+    pub rows: Vec<(usize, LabelEvent)>,
+    pub rejected: Vec<Quarantined>,
+}
+
+/// What happened to a batch. `rejected` holds every row not stored (parse-time and schema
+/// rejections), sorted by index.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct IngestOutcome {
+    pub accepted: usize,
+    /// Predictions whose request id was already stored (a retry): not stored again.
+    pub duplicates: usize,
+    /// Labels that replaced an earlier label for the same request id.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub replaced: usize,
+    pub rejected: Vec<Rejection>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schema_changes: Vec<SchemaChange>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionSummary {
+    pub version: String,
+    pub predictions: u64,
+    pub first_event: Option<Timestamp>,
+    pub last_event: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReferenceSummary {
+    /// Empty when the reference applies to every version.
+    pub version: String,
+    pub rows: u64,
+    pub uploaded_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelSummary {
+    pub name: String,
+    pub created_at: Timestamp,
+    pub predictions: u64,
+    pub labels: u64,
+    /// Predictions that have a label.
+    pub labelled: u64,
+    pub first_event: Option<Timestamp>,
+    pub last_event: Option<Timestamp>,
+    pub rejected: u64,
+    pub retention_days: Option<u32>,
+    pub versions: Vec<VersionSummary>,
+    pub schema: Schema,
+    pub reference: Vec<ReferenceSummary>,
+}
+
+/// Which predictions a window query covers: event time in `[from, to)`, one version or all.
+#[derive(Debug, Clone)]
+pub struct WindowQuery {
+    pub window: Window,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub version: Option<String>,
+}
+
+/// Counts of one event-time window, labels joined by request id.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowCounts {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub predictions: u64,
+    pub labelled: u64,
+    pub errors: u64,
+    /// Label time minus prediction time, in seconds, over the labelled predictions.
+    pub label_delay_seconds: Option<DelayQuantiles>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DelayQuantiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub max: f64,
+}
+
+/// A row of the quarantine.
+#[derive(Debug, Clone, Serialize)]
+pub struct RejectedRow {
+    pub received_at: Timestamp,
+    /// `predictions`, `labels` or `reference`.
+    pub kind: String,
+    pub index: usize,
+    pub request_id: Option<String>,
+    pub field: String,
+    pub reason: String,
+    pub row: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReferenceOutcome {
+    pub version: String,
+    pub rows: usize,
+    pub rejected: Vec<Rejection>,
+    pub schema_changes: Vec<SchemaChange>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RetentionReport {
+    pub predictions_deleted: u64,
+    pub labels_deleted: u64,
+    pub rejected_deleted: u64,
+}
+
+/// A page of stored rows in insertion order; pass `next` back as `after` for the next page.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<i64>,
+}
+
+/// The storage interface. Calls block; async callers run them on a blocking thread.
+pub trait Store: Send + Sync + 'static {
+    fn ingest_predictions(
+        &self,
+        model: &ModelName,
+        batch: PredictionBatch,
+    ) -> Result<IngestOutcome, StoreError>;
+    /// Fails with [`StoreError::ModelNotFound`] when the model has never been seen.
+    fn ingest_labels(
+        &self,
+        model: &ModelName,
+        batch: LabelBatch,
+    ) -> Result<IngestOutcome, StoreError>;
+    /// Replaces the reference dataset of `version` (all versions when `None`).
+    fn put_reference(
+        &self,
+        model: &ModelName,
+        version: Option<&str>,
+        rows: Vec<(usize, ReferenceRow)>,
+        rejected: Vec<Quarantined>,
+    ) -> Result<ReferenceOutcome, StoreError>;
+    /// Declares a model's schema: later events with other features or kinds are rejected.
+    fn declare_schema(&self, model: &ModelName, schema: Schema) -> Result<(), StoreError>;
+    fn set_retention(&self, model: &ModelName, days: Option<u32>) -> Result<(), StoreError>;
+    /// Deletes predictions (and labels) older than each model's retention.
+    fn apply_retention(&self, now: Timestamp) -> Result<RetentionReport, StoreError>;
+
+    fn list_models(&self) -> Result<Vec<ModelSummary>, StoreError>;
+    fn model(&self, model: &ModelName) -> Result<Option<ModelSummary>, StoreError>;
+    fn window_counts(
+        &self,
+        model: &ModelName,
+        query: &WindowQuery,
+    ) -> Result<Vec<WindowCounts>, StoreError>;
+    fn predictions(
+        &self,
+        model: &ModelName,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Page<PredictionEvent>, StoreError>;
+    fn labels(
+        &self,
+        model: &ModelName,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Page<LabelEvent>, StoreError>;
+    fn reference_rows(
+        &self,
+        model: &ModelName,
+        version: Option<&str>,
+    ) -> Result<Vec<ReferenceRow>, StoreError>;
+    fn rejected(&self, model: &ModelName, limit: usize) -> Result<Vec<RejectedRow>, StoreError>;
+}

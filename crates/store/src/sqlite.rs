@@ -1,0 +1,1161 @@
+//! The embedded backend: one SQLite database in WAL mode inside the data directory.
+//!
+//! Writes go through one writer thread that owns the only write connection. It takes every job
+//! queued at that moment into one transaction (group commit), so one fsync serves many
+//! concurrent ingest requests; each job runs inside its own savepoint, so a job that fails is
+//! rolled back alone. A job's caller gets its answer only after the commit has returned with
+//! `synchronous=FULL`, i.e. after the WAL is fsynced: what is acknowledged survives a kill -9 or
+//! a power cut. Reads use a small pool of read-only connections and never block the writer.
+//! See docs/adr/001-embedded-storage.md for the measurements behind this design.
+
+use crate::{
+    DelayQuantiles, IngestOutcome, LabelBatch, ModelSummary, Page, PredictionBatch, Quarantined,
+    ReferenceOutcome, ReferenceSummary, RejectedRow, RetentionReport, Store, StoreError,
+    VersionSummary, WindowCounts, WindowQuery,
+};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use modelwatch_core::{
+    FeatureSpec, FeatureValue, LabelEvent, ModelName, Outcome, Pairs, PredictionEvent,
+    ReferenceRow, Rejection, Schema, SchemaChange, Timestamp,
+};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+const DB_FILE: &str = "modelwatch.db";
+const LOCK_FILE: &str = "LOCK";
+const SCHEMA_VERSION: i64 = 1;
+/// Upper bound on rows in one group commit: bounds the latency a large import adds to a small
+/// concurrent request, and the WAL growth between checkpoints.
+const MAX_ROWS_PER_COMMIT: usize = 200_000;
+/// Longest raw row kept in quarantine; longer rows are cut (the reason is kept whole).
+const MAX_QUARANTINE_ROW_BYTES: usize = 16 * 1024;
+/// Quarantined rows older than this are deleted by retention, whatever the model's setting.
+const QUARANTINE_RETENTION_DAYS: i64 = 30;
+const READ_POOL_SIZE: usize = 4;
+
+/// The embedded store. Cheap to share behind an `Arc`; dropping it stops the writer after it
+/// has committed every queued job.
+pub struct SqliteStore {
+    dir: PathBuf,
+    jobs: Option<Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+    readers: Mutex<Vec<Connection>>,
+    // Held for the store's lifetime: the OS releases the lock if the process dies.
+    _lock: File,
+}
+
+type Reply<T> = Sender<Result<T, StoreError>>;
+
+enum Job {
+    Predictions(ModelName, PredictionBatch, Reply<IngestOutcome>),
+    Labels(ModelName, LabelBatch, Reply<IngestOutcome>),
+    Reference {
+        model: ModelName,
+        version: String,
+        rows: Vec<(usize, ReferenceRow)>,
+        rejected: Vec<Quarantined>,
+        reply: Reply<ReferenceOutcome>,
+    },
+    DeclareSchema(ModelName, Schema, Reply<()>),
+    SetRetention(ModelName, Option<u32>, Reply<()>),
+    ApplyRetention(Timestamp, Reply<RetentionReport>),
+}
+
+impl Job {
+    fn rows(&self) -> usize {
+        match self {
+            Job::Predictions(_, b, _) => b.rows.len() + b.rejected.len(),
+            Job::Labels(_, b, _) => b.rows.len() + b.rejected.len(),
+            Job::Reference { rows, .. } => rows.len(),
+            _ => 1,
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `dir`. Fails with [`StoreError::Locked`] when
+    /// another process has it open.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        let io = |source| StoreError::Io {
+            path: dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let lock = File::create(dir.join(LOCK_FILE)).map_err(io)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    dir: dir.display().to_string(),
+                })
+            }
+            Err(TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let db = dir.join(DB_FILE);
+        let conn = Connection::open(&db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
+        // Bigger page cache for the writer: the unique request-id index is hit randomly.
+        conn.pragma_update(None, "cache_size", -256_000)?;
+        migrate(&conn)?;
+
+        let (tx, rx) = bounded::<Job>(256);
+        let writer = std::thread::Builder::new()
+            .name("modelwatch-writer".into())
+            .spawn(move || Writer::new(conn).run(rx))
+            .map_err(io)?;
+        Ok(SqliteStore {
+            dir,
+            jobs: Some(tx),
+            writer: Some(writer),
+            readers: Mutex::new(Vec::new()),
+            _lock: lock,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn submit<T>(&self, make: impl FnOnce(Reply<T>) -> Job) -> Result<T, StoreError> {
+        let (tx, rx) = bounded(1);
+        let jobs = self.jobs.as_ref().ok_or(StoreError::WriterGone)?;
+        jobs.send(make(tx)).map_err(|_| StoreError::WriterGone)?;
+        rx.recv().map_err(|_| StoreError::WriterGone)?
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.readers.lock().expect("reader pool poisoned").pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    self.dir.join(DB_FILE),
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.busy_timeout(std::time::Duration::from_secs(10))?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock().expect("reader pool poisoned");
+        if pool.len() < READ_POOL_SIZE {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish what is queued, then exit.
+        self.jobs.take();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    match version {
+        0 => {
+            conn.execute_batch(include_str!("schema.sql"))?;
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            Ok(())
+        }
+        SCHEMA_VERSION => Ok(()),
+        v => Err(StoreError::Corrupt {
+            what: "database",
+            detail: format!(
+                "schema version {v} is newer than this modelwatch understands ({SCHEMA_VERSION})"
+            ),
+        }),
+    }
+}
+
+struct CachedModel {
+    id: i64,
+    schema: Schema,
+}
+
+/// The writer thread's state. Only this thread writes; the schema cache is therefore exact
+/// except after a rolled-back job, when the model's entry is dropped and reloaded.
+struct Writer {
+    conn: Connection,
+    models: HashMap<String, CachedModel>,
+}
+
+impl Writer {
+    fn new(conn: Connection) -> Self {
+        Writer {
+            conn,
+            models: HashMap::new(),
+        }
+    }
+
+    fn run(mut self, jobs: Receiver<Job>) {
+        while let Ok(first) = jobs.recv() {
+            let mut batch = vec![first];
+            let mut rows = batch[0].rows();
+            while rows < MAX_ROWS_PER_COMMIT {
+                match jobs.try_recv() {
+                    Ok(j) => {
+                        rows += j.rows();
+                        batch.push(j);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(batch);
+        }
+    }
+
+    fn commit_group(&mut self, jobs: Vec<Job>) {
+        let tx = match self.conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => {
+                let msg = e.to_string();
+                for job in jobs {
+                    fail(job, &msg);
+                }
+                return;
+            }
+        };
+        let mut done: Vec<Box<dyn FnOnce(Result<(), String>)>> = Vec::with_capacity(jobs.len());
+        let mut touched = Vec::new();
+        for job in jobs {
+            match run_job(&tx, &mut self.models, job, &mut touched) {
+                Ok(reply) => done.push(reply),
+                Err(reply) => done.push(reply),
+            }
+        }
+        let committed = tx.commit().map_err(|e| e.to_string());
+        if committed.is_err() {
+            // Whatever schema changes the jobs made were rolled back with them.
+            self.models.clear();
+        }
+        for reply in done {
+            reply(committed.clone());
+        }
+    }
+}
+
+/// Runs one job in a savepoint. Returns the function that answers its caller once the
+/// transaction's fate is known: a job is acknowledged only if the whole group commits.
+fn run_job(
+    tx: &Transaction<'_>,
+    models: &mut HashMap<String, CachedModel>,
+    job: Job,
+    touched: &mut Vec<String>,
+) -> Result<Box<dyn FnOnce(Result<(), String>)>, Box<dyn FnOnce(Result<(), String>)>> {
+    fn answer<T: Send + 'static>(
+        reply: Reply<T>,
+        result: Result<T, StoreError>,
+    ) -> Box<dyn FnOnce(Result<(), String>)> {
+        Box::new(move |committed: Result<(), String>| {
+            let out = match (committed, result) {
+                (Ok(()), r) => r,
+                (Err(e), _) => Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+                    Some(format!("commit failed: {e}")),
+                ))),
+            };
+            let _ = reply.send(out);
+        })
+    }
+    macro_rules! in_savepoint {
+        ($model:expr, $body:expr, $reply:expr) => {{
+            let model_name: Option<String> = $model;
+            if let Err(e) = tx.execute_batch("SAVEPOINT job") {
+                return Err(answer($reply, Err(e.into())));
+            }
+            let result = $body;
+            if result.is_err() {
+                let _ = tx.execute_batch("ROLLBACK TO job");
+                if let Some(m) = &model_name {
+                    models.remove(m);
+                }
+            } else if let Some(m) = model_name {
+                touched.push(m);
+            }
+            let _ = tx.execute_batch("RELEASE job");
+            Ok(answer($reply, result))
+        }};
+    }
+    match job {
+        Job::Predictions(model, batch, reply) => in_savepoint!(
+            Some(model.as_str().to_string()),
+            ingest_predictions(tx, models, &model, batch),
+            reply
+        ),
+        Job::Labels(model, batch, reply) => in_savepoint!(
+            Some(model.as_str().to_string()),
+            ingest_labels(tx, models, &model, batch),
+            reply
+        ),
+        Job::Reference {
+            model,
+            version,
+            rows,
+            rejected,
+            reply,
+        } => in_savepoint!(
+            Some(model.as_str().to_string()),
+            put_reference(tx, models, &model, &version, rows, rejected),
+            reply
+        ),
+        Job::DeclareSchema(model, schema, reply) => in_savepoint!(
+            Some(model.as_str().to_string()),
+            declare_schema(tx, models, &model, schema),
+            reply
+        ),
+        Job::SetRetention(model, days, reply) => {
+            in_savepoint!(None, set_retention(tx, &model, days), reply)
+        }
+        Job::ApplyRetention(now, reply) => {
+            models.clear();
+            in_savepoint!(None, apply_retention(tx, now), reply)
+        }
+    }
+}
+
+fn fail(job: Job, msg: &str) {
+    let err = || StoreError::Corrupt {
+        what: "transaction",
+        detail: msg.to_string(),
+    };
+    match job {
+        Job::Predictions(_, _, r) | Job::Labels(_, _, r) => drop(r.send(Err(err()))),
+        Job::Reference { reply, .. } => drop(reply.send(Err(err()))),
+        Job::DeclareSchema(_, _, r) | Job::SetRetention(_, _, r) => drop(r.send(Err(err()))),
+        Job::ApplyRetention(_, r) => drop(r.send(Err(err()))),
+    }
+}
+
+/// Loads a model into the cache, creating it when `create` is set.
+fn model_entry<'a>(
+    tx: &Transaction<'_>,
+    models: &'a mut HashMap<String, CachedModel>,
+    model: &ModelName,
+    create: bool,
+) -> Result<Option<&'a mut CachedModel>, StoreError> {
+    let name = model.as_str();
+    if !models.contains_key(name) {
+        let row: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT id, schema FROM models WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let entry = match row {
+            Some((id, schema)) => CachedModel {
+                id,
+                schema: serde_json::from_str(&schema).map_err(|e| StoreError::Corrupt {
+                    what: "model schema",
+                    detail: e.to_string(),
+                })?,
+            },
+            None if create => {
+                tx.execute(
+                    "INSERT INTO models(name, schema, created_at) VALUES (?1, ?2, ?3)",
+                    params![name, "{\"features\":[]}", Timestamp::now().micros()],
+                )?;
+                CachedModel {
+                    id: tx.last_insert_rowid(),
+                    schema: Schema::default(),
+                }
+            }
+            None => return Ok(None),
+        };
+        models.insert(name.to_string(), entry);
+    }
+    Ok(models.get_mut(name))
+}
+
+fn save_schema(tx: &Transaction<'_>, entry: &CachedModel) -> Result<(), StoreError> {
+    let json = serde_json::to_string(&entry.schema).expect("schema serializes");
+    tx.execute(
+        "UPDATE models SET schema = ?1 WHERE id = ?2",
+        params![json, entry.id],
+    )?;
+    Ok(())
+}
+
+fn quarantine(
+    tx: &Transaction<'_>,
+    model: &str,
+    kind: &str,
+    rows: &[Quarantined],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO rejected(model, kind, received_at, row_index, request_id, field, reason, row)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for q in rows {
+        let r = &q.rejection;
+        let row = truncate(&q.row, MAX_QUARANTINE_ROW_BYTES);
+        stmt.execute(params![
+            model,
+            kind,
+            now.micros(),
+            r.index as i64,
+            r.request_id,
+            r.field,
+            r.reason,
+            row
+        ])?;
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("values of validated events serialize")
+}
+
+/// Checks a row's features against the schema and, if they fit, records the features it adds.
+fn admit(
+    schema: &Schema,
+    pending: &mut Vec<FeatureSpec>,
+    index: usize,
+    request_id: Option<&str>,
+    features: &[(String, FeatureValue)],
+) -> Result<(), Rejection> {
+    match schema.check(features, pending) {
+        Ok(added) => {
+            pending.extend(added);
+            Ok(())
+        }
+        Err((field, reason)) => {
+            Err(Rejection::new(index, field, reason).with_request_id(request_id))
+        }
+    }
+}
+
+fn ingest_predictions(
+    tx: &Transaction<'_>,
+    models: &mut HashMap<String, CachedModel>,
+    model: &ModelName,
+    batch: PredictionBatch,
+) -> Result<IngestOutcome, StoreError> {
+    let now = Timestamp::now();
+    let mut out = IngestOutcome::default();
+    let mut quarantined = batch.rejected;
+    if batch.rows.is_empty() {
+        // A batch of only bad rows still creates nothing, but its rows are kept for the user.
+        quarantine(tx, model.as_str(), "predictions", &quarantined, now)?;
+        out.rejected = quarantined.into_iter().map(|q| q.rejection).collect();
+        out.rejected.sort_by_key(|r| r.index);
+        return Ok(out);
+    }
+    let entry = model_entry(tx, models, model, true)?.expect("created");
+    let mut pending = Vec::new();
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(batch.rows.len());
+    let mut admitted = Vec::with_capacity(batch.rows.len());
+    for (index, event) in &batch.rows {
+        if let Some(first) = seen.get(event.request_id.as_str()) {
+            quarantined.push(Quarantined {
+                rejection: Rejection::new(
+                    *index,
+                    "request_id",
+                    format!("appears twice in this batch (first at row {first})"),
+                )
+                .with_request_id(Some(&event.request_id)),
+                row: to_json(event),
+            });
+            continue;
+        }
+        seen.insert(&event.request_id, *index);
+        match admit(
+            &entry.schema,
+            &mut pending,
+            *index,
+            Some(&event.request_id),
+            &event.features,
+        ) {
+            Ok(()) => admitted.push(event),
+            Err(rejection) => quarantined.push(Quarantined {
+                rejection,
+                row: to_json(event),
+            }),
+        }
+    }
+
+    let mut versions: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO predictions(model_id, request_id, ts, version, prediction, score, scores,
+                                     latency_ms, error, features, tags, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT(model_id, request_id) DO NOTHING",
+        )?;
+        for e in admitted {
+            let version = e.model_version.as_deref().unwrap_or("");
+            let changed = insert.execute(params![
+                entry.id,
+                e.request_id,
+                e.timestamp.micros(),
+                version,
+                e.prediction.as_ref().map(to_json),
+                e.score,
+                e.scores.as_ref().map(|s| to_json(&Pairs(s.clone()))),
+                e.latency_ms,
+                e.error,
+                features_json(&e.features),
+                (!e.tags.is_empty()).then(|| to_json(&Pairs(e.tags.clone()))),
+                now.micros(),
+            ])?;
+            if changed == 0 {
+                out.duplicates += 1;
+                continue;
+            }
+            out.accepted += 1;
+            let ts = e.timestamp.micros();
+            let v = versions.entry(version).or_insert((0, ts, ts));
+            v.0 += 1;
+            v.1 = v.1.min(ts);
+            v.2 = v.2.max(ts);
+        }
+    }
+    {
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO versions(model_id, version, predictions, first_ts, last_ts)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(model_id, version) DO UPDATE SET
+                predictions = predictions + excluded.predictions,
+                first_ts = min(first_ts, excluded.first_ts),
+                last_ts = max(last_ts, excluded.last_ts)",
+        )?;
+        for (version, (n, first, last)) in versions {
+            upsert.execute(params![entry.id, version, n, first, last])?;
+        }
+    }
+    if !pending.is_empty() {
+        out.schema_changes = pending
+            .iter()
+            .map(|f| SchemaChange {
+                feature: f.name.clone(),
+                kind: f.kind,
+            })
+            .collect();
+        entry.schema.features.extend(pending);
+        save_schema(tx, entry)?;
+    }
+    quarantine(tx, model.as_str(), "predictions", &quarantined, now)?;
+    out.rejected = quarantined.into_iter().map(|q| q.rejection).collect();
+    out.rejected.sort_by_key(|r| r.index);
+    Ok(out)
+}
+
+fn features_json(features: &[(String, FeatureValue)]) -> String {
+    // Serializing the borrowed slice directly avoids cloning every feature name.
+    struct AsMap<'a>(&'a [(String, FeatureValue)]);
+    impl serde::Serialize for AsMap<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut m = s.serialize_map(Some(self.0.len()))?;
+            for (k, v) in self.0 {
+                m.serialize_entry(k, v)?;
+            }
+            m.end()
+        }
+    }
+    to_json(&AsMap(features))
+}
+
+fn ingest_labels(
+    tx: &Transaction<'_>,
+    models: &mut HashMap<String, CachedModel>,
+    model: &ModelName,
+    batch: LabelBatch,
+) -> Result<IngestOutcome, StoreError> {
+    let now = Timestamp::now();
+    let Some(entry) = model_entry(tx, models, model, false)? else {
+        return Err(StoreError::ModelNotFound(model.to_string()));
+    };
+    let model_id = entry.id;
+    let mut out = IngestOutcome::default();
+    let mut quarantined = batch.rejected;
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(batch.rows.len());
+    {
+        let mut exists =
+            tx.prepare_cached("SELECT 1 FROM labels WHERE model_id = ?1 AND request_id = ?2")?;
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO labels(model_id, request_id, label, ts, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(model_id, request_id) DO UPDATE SET
+                label = excluded.label, ts = excluded.ts, received_at = excluded.received_at",
+        )?;
+        for (index, l) in &batch.rows {
+            if let Some(first) = seen.get(l.request_id.as_str()) {
+                quarantined.push(Quarantined {
+                    rejection: Rejection::new(
+                        *index,
+                        "request_id",
+                        format!("appears twice in this batch (first at row {first})"),
+                    )
+                    .with_request_id(Some(&l.request_id)),
+                    row: to_json(l),
+                });
+                continue;
+            }
+            seen.insert(&l.request_id, *index);
+            if exists.exists(params![model_id, l.request_id])? {
+                out.replaced += 1;
+            }
+            upsert.execute(params![
+                model_id,
+                l.request_id,
+                to_json(&l.label),
+                l.timestamp.micros(),
+                now.micros()
+            ])?;
+            out.accepted += 1;
+        }
+    }
+    let new_labels = (out.accepted - out.replaced) as i64;
+    if new_labels > 0 {
+        tx.execute(
+            "UPDATE models SET labels = labels + ?1 WHERE id = ?2",
+            params![new_labels, model_id],
+        )?;
+    }
+    quarantine(tx, model.as_str(), "labels", &quarantined, now)?;
+    out.rejected = quarantined.into_iter().map(|q| q.rejection).collect();
+    out.rejected.sort_by_key(|r| r.index);
+    Ok(out)
+}
+
+fn put_reference(
+    tx: &Transaction<'_>,
+    models: &mut HashMap<String, CachedModel>,
+    model: &ModelName,
+    version: &str,
+    rows: Vec<(usize, ReferenceRow)>,
+    rejected: Vec<Quarantined>,
+) -> Result<ReferenceOutcome, StoreError> {
+    let now = Timestamp::now();
+    let entry = model_entry(tx, models, model, true)?.expect("created");
+    let mut quarantined = rejected;
+    let mut pending = Vec::new();
+    tx.execute(
+        "DELETE FROM reference_rows WHERE model_id = ?1 AND version = ?2",
+        params![entry.id, version],
+    )?;
+    let mut stored = 0usize;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO reference_rows(model_id, version, idx, features, prediction, score, scores, label)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for (index, row) in &rows {
+            if let Err(rejection) = admit(&entry.schema, &mut pending, *index, None, &row.features)
+            {
+                quarantined.push(Quarantined {
+                    rejection,
+                    row: to_json(row),
+                });
+                continue;
+            }
+            insert.execute(params![
+                entry.id,
+                version,
+                *index as i64,
+                features_json(&row.features),
+                row.prediction.as_ref().map(to_json),
+                row.score,
+                row.scores.as_ref().map(|s| to_json(&Pairs(s.clone()))),
+                row.label.as_ref().map(to_json),
+            ])?;
+            stored += 1;
+        }
+    }
+    tx.execute(
+        "INSERT INTO reference_sets(model_id, version, rows, uploaded_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(model_id, version) DO UPDATE SET rows = excluded.rows, uploaded_at = excluded.uploaded_at",
+        params![entry.id, version, stored as i64, now.micros()],
+    )?;
+    let schema_changes: Vec<SchemaChange> = pending
+        .iter()
+        .map(|f| SchemaChange {
+            feature: f.name.clone(),
+            kind: f.kind,
+        })
+        .collect();
+    if !pending.is_empty() {
+        entry.schema.features.extend(pending);
+        save_schema(tx, entry)?;
+    }
+    quarantine(tx, model.as_str(), "reference", &quarantined, now)?;
+    let mut rejected: Vec<Rejection> = quarantined.into_iter().map(|q| q.rejection).collect();
+    rejected.sort_by_key(|r| r.index);
+    Ok(ReferenceOutcome {
+        version: version.to_string(),
+        rows: stored,
+        rejected,
+        schema_changes,
+    })
+}
+
+fn declare_schema(
+    tx: &Transaction<'_>,
+    models: &mut HashMap<String, CachedModel>,
+    model: &ModelName,
+    mut schema: Schema,
+) -> Result<(), StoreError> {
+    let entry = model_entry(tx, models, model, true)?.expect("created");
+    schema.declared = true;
+    entry.schema = schema;
+    save_schema(tx, entry)
+}
+
+fn set_retention(
+    tx: &Transaction<'_>,
+    model: &ModelName,
+    days: Option<u32>,
+) -> Result<(), StoreError> {
+    let n = tx.execute(
+        "UPDATE models SET retention_days = ?1 WHERE name = ?2",
+        params![days, model.as_str()],
+    )?;
+    if n == 0 {
+        return Err(StoreError::ModelNotFound(model.to_string()));
+    }
+    Ok(())
+}
+
+fn apply_retention(tx: &Transaction<'_>, now: Timestamp) -> Result<RetentionReport, StoreError> {
+    let mut report = RetentionReport::default();
+    let day = 86_400_000_000i64;
+    let models: Vec<(i64, i64)> = tx
+        .prepare("SELECT id, retention_days FROM models WHERE retention_days IS NOT NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, days) in models {
+        let cutoff = now.micros() - days * day;
+        report.predictions_deleted += tx.execute(
+            "DELETE FROM predictions WHERE model_id = ?1 AND ts < ?2",
+            params![id, cutoff],
+        )? as u64;
+        // A label is kept while its prediction is, and an orphan label (prediction not yet
+        // arrived) is kept until it is itself older than the retention.
+        let labels = tx.execute(
+            "DELETE FROM labels WHERE model_id = ?1 AND ts < ?2 AND NOT EXISTS (
+                 SELECT 1 FROM predictions p WHERE p.model_id = labels.model_id
+                                               AND p.request_id = labels.request_id)",
+            params![id, cutoff],
+        )? as u64;
+        report.labels_deleted += labels;
+        // The counters are rebuilt from what is left: deletions are rare, scans are fine here.
+        tx.execute("DELETE FROM versions WHERE model_id = ?1", [id])?;
+        tx.execute(
+            "INSERT INTO versions(model_id, version, predictions, first_ts, last_ts)
+             SELECT model_id, version, count(*), min(ts), max(ts) FROM predictions
+             WHERE model_id = ?1 GROUP BY version",
+            [id],
+        )?;
+        tx.execute(
+            "UPDATE models SET labels = (SELECT count(*) FROM labels WHERE model_id = ?1) WHERE id = ?1",
+            [id],
+        )?;
+    }
+    report.rejected_deleted = tx.execute(
+        "DELETE FROM rejected WHERE received_at < ?1",
+        [now.micros() - QUARANTINE_RETENTION_DAYS * day],
+    )? as u64;
+    Ok(report)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    s: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+fn outcome_from(what: &'static str, s: Option<String>) -> Result<Option<Outcome>, StoreError> {
+    s.map(|s| parse_json::<serde_json::Value>(what, &s).and_then(|v| json_outcome(what, v)))
+        .transpose()
+}
+
+fn json_outcome(what: &'static str, v: serde_json::Value) -> Result<Outcome, StoreError> {
+    match v {
+        serde_json::Value::Bool(b) => Ok(Outcome::Bool(b)),
+        serde_json::Value::Number(n) => Ok(Outcome::Number(n.as_f64().unwrap_or(f64::NAN))),
+        serde_json::Value::String(s) => Ok(Outcome::Text(s)),
+        other => Err(StoreError::Corrupt {
+            what,
+            detail: format!("not a scalar: {other}"),
+        }),
+    }
+}
+
+fn features_from(s: &str) -> Result<Vec<(String, FeatureValue)>, StoreError> {
+    Ok(parse_json::<Pairs<serde_json::Value>>("features", s)?
+        .0
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::Bool(b) => FeatureValue::Bool(b),
+                serde_json::Value::Number(n) => FeatureValue::Number(n.as_f64().unwrap_or(0.0)),
+                serde_json::Value::String(s) => FeatureValue::Text(s),
+                _ => FeatureValue::Null,
+            };
+            (k, v)
+        })
+        .collect())
+}
+
+fn pairs_from<V: serde::de::DeserializeOwned>(
+    what: &'static str,
+    s: Option<String>,
+) -> Result<Option<Vec<(String, V)>>, StoreError> {
+    s.map(|s| parse_json::<Pairs<V>>(what, &s).map(|p| p.0))
+        .transpose()
+}
+
+fn model_id(conn: &Connection, model: &ModelName) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT id FROM models WHERE name = ?1",
+            [model.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+fn summary(conn: &Connection, id: i64) -> Result<ModelSummary, StoreError> {
+    let (name, schema, created_at, retention, labels): (String, String, i64, Option<u32>, i64) =
+        conn.query_row(
+            "SELECT name, schema, created_at, retention_days, labels FROM models WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
+    let versions: Vec<VersionSummary> = conn
+        .prepare_cached(
+            "SELECT version, predictions, first_ts, last_ts FROM versions WHERE model_id = ?1 ORDER BY first_ts",
+        )?
+        .query_map([id], |r| {
+            Ok(VersionSummary {
+                version: r.get(0)?,
+                predictions: r.get::<_, i64>(1)? as u64,
+                first_event: Some(Timestamp(r.get(2)?)),
+                last_event: Some(Timestamp(r.get(3)?)),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let labelled: i64 = conn.query_row(
+        "SELECT count(*) FROM labels l JOIN predictions p
+           ON p.model_id = l.model_id AND p.request_id = l.request_id
+         WHERE l.model_id = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
+    let rejected: i64 = conn.query_row(
+        "SELECT count(*) FROM rejected WHERE model = ?1",
+        [&name],
+        |r| r.get(0),
+    )?;
+    let reference: Vec<ReferenceSummary> = conn
+        .prepare_cached(
+            "SELECT version, rows, uploaded_at FROM reference_sets WHERE model_id = ?1 ORDER BY version",
+        )?
+        .query_map([id], |r| {
+            Ok(ReferenceSummary {
+                version: r.get(0)?,
+                rows: r.get::<_, i64>(1)? as u64,
+                uploaded_at: Timestamp(r.get(2)?),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(ModelSummary {
+        name,
+        created_at: Timestamp(created_at),
+        predictions: versions.iter().map(|v| v.predictions).sum(),
+        labels: labels as u64,
+        labelled: labelled as u64,
+        first_event: versions.iter().filter_map(|v| v.first_event).min(),
+        last_event: versions.iter().filter_map(|v| v.last_event).max(),
+        rejected: rejected as u64,
+        retention_days: retention,
+        versions,
+        schema: parse_json("model schema", &schema)?,
+        reference,
+    })
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    // Nearest-rank on the sorted delays; exact, these are observed values.
+    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+impl Store for SqliteStore {
+    fn ingest_predictions(
+        &self,
+        model: &ModelName,
+        batch: PredictionBatch,
+    ) -> Result<IngestOutcome, StoreError> {
+        let model = model.clone();
+        self.submit(|r| Job::Predictions(model, batch, r))
+    }
+
+    fn ingest_labels(
+        &self,
+        model: &ModelName,
+        batch: LabelBatch,
+    ) -> Result<IngestOutcome, StoreError> {
+        let model = model.clone();
+        self.submit(|r| Job::Labels(model, batch, r))
+    }
+
+    fn put_reference(
+        &self,
+        model: &ModelName,
+        version: Option<&str>,
+        rows: Vec<(usize, ReferenceRow)>,
+        rejected: Vec<Quarantined>,
+    ) -> Result<ReferenceOutcome, StoreError> {
+        let model = model.clone();
+        let version = version.unwrap_or("").to_string();
+        self.submit(|reply| Job::Reference {
+            model,
+            version,
+            rows,
+            rejected,
+            reply,
+        })
+    }
+
+    fn declare_schema(&self, model: &ModelName, schema: Schema) -> Result<(), StoreError> {
+        let model = model.clone();
+        self.submit(|r| Job::DeclareSchema(model, schema, r))
+    }
+
+    fn set_retention(&self, model: &ModelName, days: Option<u32>) -> Result<(), StoreError> {
+        let model = model.clone();
+        self.submit(|r| Job::SetRetention(model, days, r))
+    }
+
+    fn apply_retention(&self, now: Timestamp) -> Result<RetentionReport, StoreError> {
+        self.submit(|r| Job::ApplyRetention(now, r))
+    }
+
+    fn list_models(&self) -> Result<Vec<ModelSummary>, StoreError> {
+        self.read(|conn| {
+            let ids: Vec<i64> = conn
+                .prepare("SELECT id FROM models ORDER BY name")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            ids.into_iter().map(|id| summary(conn, id)).collect()
+        })
+    }
+
+    fn model(&self, model: &ModelName) -> Result<Option<ModelSummary>, StoreError> {
+        self.read(|conn| match model_id(conn, model)? {
+            Some(id) => summary(conn, id).map(Some),
+            None => Ok(None),
+        })
+    }
+
+    fn window_counts(
+        &self,
+        model: &ModelName,
+        query: &WindowQuery,
+    ) -> Result<Vec<WindowCounts>, StoreError> {
+        self.read(|conn| {
+            let id = model_id(conn, model)?.ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT p.ts, l.ts, p.error IS NOT NULL FROM predictions p
+                 LEFT JOIN labels l ON l.model_id = p.model_id AND l.request_id = p.request_id
+                 WHERE p.model_id = ?1 AND p.ts >= ?2 AND p.ts < ?3 AND (?4 IS NULL OR p.version = ?4)",
+            )?;
+            let from = query.from.map_or(i64::MIN, |t| t.micros());
+            let to = query.to.map_or(i64::MAX, |t| t.micros());
+            struct Acc {
+                predictions: u64,
+                errors: u64,
+                delays: Vec<f64>,
+            }
+            let mut windows: BTreeMap<i64, Acc> = BTreeMap::new();
+            let mut rows = stmt.query(params![id, from, to, query.version])?;
+            while let Some(r) = rows.next()? {
+                let ts: i64 = r.get(0)?;
+                let label_ts: Option<i64> = r.get(1)?;
+                let is_error: bool = r.get(2)?;
+                let start = query.window.start_of(Timestamp(ts)).micros();
+                let acc = windows.entry(start).or_insert(Acc {
+                    predictions: 0,
+                    errors: 0,
+                    delays: Vec::new(),
+                });
+                acc.predictions += 1;
+                acc.errors += u64::from(is_error);
+                if let Some(lt) = label_ts {
+                    acc.delays.push((lt - ts) as f64 / 1e6);
+                }
+            }
+            Ok(windows
+                .into_iter()
+                .map(|(start, mut acc)| {
+                    acc.delays.sort_by(f64::total_cmp);
+                    WindowCounts {
+                        start: Timestamp(start),
+                        end: Timestamp(start + query.window.micros()),
+                        predictions: acc.predictions,
+                        labelled: acc.delays.len() as u64,
+                        errors: acc.errors,
+                        label_delay_seconds: (!acc.delays.is_empty()).then(|| DelayQuantiles {
+                            p50: quantile(&acc.delays, 0.5),
+                            p90: quantile(&acc.delays, 0.9),
+                            max: *acc.delays.last().expect("non-empty"),
+                        }),
+                    }
+                })
+                .collect())
+        })
+    }
+
+    fn predictions(
+        &self,
+        model: &ModelName,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Page<PredictionEvent>, StoreError> {
+        self.read(|conn| {
+            let id = model_id(conn, model)?.ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT rowid, request_id, ts, version, prediction, score, scores, latency_ms, error, features, tags
+                 FROM predictions WHERE model_id = ?1 AND rowid > ?2 ORDER BY rowid LIMIT ?3",
+            )?;
+            let mut rows = stmt.query(params![id, after.unwrap_or(0), limit as i64])?;
+            let mut items = Vec::new();
+            let mut last = None;
+            while let Some(r) = rows.next()? {
+                last = Some(r.get::<_, i64>(0)?);
+                let version: String = r.get(3)?;
+                items.push(PredictionEvent {
+                    request_id: r.get(1)?,
+                    timestamp: Timestamp(r.get(2)?),
+                    model_version: (!version.is_empty()).then_some(version),
+                    prediction: outcome_from("prediction", r.get(4)?)?,
+                    score: r.get(5)?,
+                    scores: pairs_from("scores", r.get(6)?)?,
+                    latency_ms: r.get(7)?,
+                    error: r.get(8)?,
+                    features: features_from(&r.get::<_, String>(9)?)?,
+                    tags: pairs_from("tags", r.get(10)?)?.unwrap_or_default(),
+                });
+            }
+            let next = if items.len() == limit { last } else { None };
+            Ok(Page { items, next })
+        })
+    }
+
+    fn labels(
+        &self,
+        model: &ModelName,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Page<LabelEvent>, StoreError> {
+        self.read(|conn| {
+            let id = model_id(conn, model)?
+                .ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT rowid, request_id, label, ts FROM labels
+                 WHERE model_id = ?1 AND rowid > ?2 ORDER BY rowid LIMIT ?3",
+            )?;
+            let mut rows = stmt.query(params![id, after.unwrap_or(0), limit as i64])?;
+            let mut items = Vec::new();
+            let mut last = None;
+            while let Some(r) = rows.next()? {
+                last = Some(r.get::<_, i64>(0)?);
+                items.push(LabelEvent {
+                    request_id: r.get(1)?,
+                    label: outcome_from("label", Some(r.get(2)?))?.expect("some"),
+                    timestamp: Timestamp(r.get(3)?),
+                });
+            }
+            let next = if items.len() == limit { last } else { None };
+            Ok(Page { items, next })
+        })
+    }
+
+    fn reference_rows(
+        &self,
+        model: &ModelName,
+        version: Option<&str>,
+    ) -> Result<Vec<ReferenceRow>, StoreError> {
+        self.read(|conn| {
+            let id = model_id(conn, model)?
+                .ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT features, prediction, score, scores, label FROM reference_rows
+                 WHERE model_id = ?1 AND version = ?2 ORDER BY idx",
+            )?;
+            let mut rows = stmt.query(params![id, version.unwrap_or("")])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(ReferenceRow {
+                    features: features_from(&r.get::<_, String>(0)?)?,
+                    prediction: outcome_from("prediction", r.get(1)?)?,
+                    score: r.get(2)?,
+                    scores: pairs_from("scores", r.get(3)?)?,
+                    label: outcome_from("label", r.get(4)?)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn rejected(&self, model: &ModelName, limit: usize) -> Result<Vec<RejectedRow>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT received_at, kind, row_index, request_id, field, reason, row FROM rejected
+                 WHERE model = ?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            let rows = stmt
+                .query_map(params![model.as_str(), limit as i64], |r| {
+                    Ok(RejectedRow {
+                        received_at: Timestamp(r.get(0)?),
+                        kind: r.get(1)?,
+                        index: r.get::<_, i64>(2)? as usize,
+                        request_id: r.get(3)?,
+                        field: r.get(4)?,
+                        reason: r.get(5)?,
+                        row: r.get(6)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
