@@ -231,14 +231,10 @@ impl Writer {
                 return;
             }
         };
-        let mut done: Vec<Box<dyn FnOnce(Result<(), String>)>> = Vec::with_capacity(jobs.len());
-        let mut touched = Vec::new();
-        for job in jobs {
-            match run_job(&tx, &mut self.models, job, &mut touched) {
-                Ok(reply) => done.push(reply),
-                Err(reply) => done.push(reply),
-            }
-        }
+        let done: Vec<Answer> = jobs
+            .into_iter()
+            .map(|job| run_job(&tx, &mut self.models, job))
+            .collect();
         let committed = tx.commit().map_err(|e| e.to_string());
         if committed.is_err() {
             // Whatever schema changes the jobs made were rolled back with them.
@@ -250,18 +246,13 @@ impl Writer {
     }
 }
 
+/// Answers a job's caller once the group's commit has succeeded or failed.
+type Answer = Box<dyn FnOnce(Result<(), String>)>;
+
 /// Runs one job in a savepoint. Returns the function that answers its caller once the
 /// transaction's fate is known: a job is acknowledged only if the whole group commits.
-fn run_job(
-    tx: &Transaction<'_>,
-    models: &mut HashMap<String, CachedModel>,
-    job: Job,
-    touched: &mut Vec<String>,
-) -> Result<Box<dyn FnOnce(Result<(), String>)>, Box<dyn FnOnce(Result<(), String>)>> {
-    fn answer<T: Send + 'static>(
-        reply: Reply<T>,
-        result: Result<T, StoreError>,
-    ) -> Box<dyn FnOnce(Result<(), String>)> {
+fn run_job(tx: &Transaction<'_>, models: &mut HashMap<String, CachedModel>, job: Job) -> Answer {
+    fn answer<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> Answer {
         Box::new(move |committed: Result<(), String>| {
             let out = match (committed, result) {
                 (Ok(()), r) => r,
@@ -277,7 +268,7 @@ fn run_job(
         ($model:expr, $body:expr, $reply:expr) => {{
             let model_name: Option<String> = $model;
             if let Err(e) = tx.execute_batch("SAVEPOINT job") {
-                return Err(answer($reply, Err(e.into())));
+                return answer($reply, Err(e.into()));
             }
             let result = $body;
             if result.is_err() {
@@ -285,11 +276,9 @@ fn run_job(
                 if let Some(m) = &model_name {
                     models.remove(m);
                 }
-            } else if let Some(m) = model_name {
-                touched.push(m);
             }
             let _ = tx.execute_batch("RELEASE job");
-            Ok(answer($reply, result))
+            answer($reply, result)
         }};
     }
     match job {
