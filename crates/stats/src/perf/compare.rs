@@ -1,0 +1,384 @@
+//! Change of each metric of a window against a baseline (reference) state, with a test.
+//!
+//! The baseline and the window are taken as independent samples (different rows). Every test
+//! is two-sided at `MetricConfig::alpha`.
+
+use serde::{Deserialize, Serialize};
+
+use super::binary::{balanced_accuracy_est, mcc_value, BinaryState};
+use super::multiclass::MulticlassState;
+use super::outcome::{two_sided_p, Metric, MetricConfig};
+use super::rank;
+use super::regression::RegressionState;
+
+/// The significance test behind a [`Change`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Test {
+    /// Pooled two-proportion z-test on the metric's counts.
+    TwoProportionZ,
+    /// F1 = 2p/(1+p) is monotone in p = TP/(TP+FP+FN), so equal F1 ⇔ equal p: a pooled
+    /// two-proportion z-test on p.
+    F1ViaTwoProportionZ,
+    /// Unpaired DeLong: (A₁ − A₂) / sqrt(Var₁ + Var₂) with each side's DeLong variance.
+    DelongUnpaired,
+    /// Difference of Fisher z-transformed correlations, se sqrt(1/(n₁−3) + 1/(n₂−3)).
+    FisherZ,
+    /// Difference of two estimates over sqrt of the sum of their variances (means: Welch's
+    /// z; other metrics: the variance their interval uses).
+    NormalApprox,
+}
+
+/// How one metric moved against the baseline. JSON internally tagged by `status`:
+/// `{"status":"compared","baseline":0.81,"window":0.76,"delta":-0.05,
+///   "relative_delta":-0.0617,"p_value":0.003,"significant":true,"test":"two_proportion_z"}`
+/// or `{"status":"not_comparable","reason":"window: insufficient sample (n = 12 < 30)"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Change {
+    /// Both sides defined.
+    Compared {
+        /// Baseline value.
+        baseline: f64,
+        /// Window value.
+        window: f64,
+        /// `window − baseline`.
+        delta: f64,
+        /// `delta / |baseline|`; `null` when the baseline is 0.
+        relative_delta: Option<f64>,
+        /// Two-sided p-value of "no change".
+        p_value: f64,
+        /// `p_value < alpha`.
+        significant: bool,
+        /// The test used.
+        test: Test,
+    },
+    /// A side's metric is not defined (or has too few rows).
+    NotComparable {
+        /// Which side, and why.
+        reason: String,
+    },
+}
+
+impl Change {
+    /// `delta / |baseline|` when compared.
+    pub fn relative_delta(&self) -> Option<f64> {
+        match self {
+            Change::Compared { relative_delta, .. } => *relative_delta,
+            Change::NotComparable { .. } => None,
+        }
+    }
+
+    /// Whether the change is statistically significant.
+    pub fn is_significant(&self) -> bool {
+        matches!(
+            self,
+            Change::Compared {
+                significant: true,
+                ..
+            }
+        )
+    }
+}
+
+fn why(side: &str, m: &Metric) -> Option<String> {
+    match m {
+        Metric::Defined { .. } => None,
+        Metric::InsufficientSample { n, min } => {
+            Some(format!("{side}: insufficient sample (n = {n} < {min})"))
+        }
+        Metric::Undefined { reason } => Some(format!("{side}: {reason}")),
+    }
+}
+
+/// Builds the change once both sides are known to be defined; `p` computes the p-value.
+fn change(
+    base: &Metric,
+    win: &Metric,
+    test: Test,
+    config: &MetricConfig,
+    p: impl FnOnce() -> f64,
+) -> Change {
+    if let Some(reason) = why("baseline", base).or_else(|| why("window", win)) {
+        return Change::NotComparable { reason };
+    }
+    let (b, w) = (
+        base.value().expect("defined"),
+        win.value().expect("defined"),
+    );
+    let p_value = p();
+    let p_value = if p_value.is_finite() { p_value } else { 1.0 };
+    Change::Compared {
+        baseline: b,
+        window: w,
+        delta: w - b,
+        relative_delta: (b != 0.0).then(|| (w - b) / b.abs()),
+        p_value,
+        significant: p_value < config.alpha,
+        test,
+    }
+}
+
+/// Pooled two-proportion z-test of k₁/n₁ = k₂/n₂.
+fn two_proportion_p(k1: u64, n1: u64, k2: u64, n2: u64) -> f64 {
+    if n1 == 0 || n2 == 0 {
+        return 1.0;
+    }
+    let (p1, p2) = (k1 as f64 / n1 as f64, k2 as f64 / n2 as f64);
+    let pooled = (k1 + k2) as f64 / (n1 + n2) as f64;
+    let var = pooled * (1.0 - pooled) * (1.0 / n1 as f64 + 1.0 / n2 as f64);
+    // Pooled p of 0 or 1 means both sides are all-0 or all-1: no difference.
+    if var <= 0.0 {
+        return 1.0;
+    }
+    two_sided_p((p1 - p2) / var.sqrt())
+}
+
+/// z-test of a difference of two estimates with known variances.
+fn normal_p(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let var = a.1 + b.1;
+    let d = a.0 - b.0;
+    if var <= 0.0 {
+        return if d == 0.0 { 1.0 } else { 0.0 };
+    }
+    two_sided_p(d / var.sqrt())
+}
+
+/// Binary metrics of a window against a baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct BinaryComparison {
+    pub accuracy: Change,
+    pub precision: Change,
+    pub recall: Change,
+    pub specificity: Change,
+    pub fpr: Change,
+    pub fnr: Change,
+    pub f1: Change,
+    pub balanced_accuracy: Change,
+    pub mcc: Change,
+    pub roc_auc: Change,
+    pub average_precision: Change,
+    pub log_loss: Change,
+    pub brier_score: Change,
+    pub ece: Change,
+}
+
+/// Compares every binary metric of `window` with `baseline`. Proportions: pooled
+/// two-proportion z-test; F1: the same test on TP/(TP+FP+FN) (see [`Test`]); ROC-AUC: unpaired
+/// DeLong; MCC: Fisher z; average precision, log loss, Brier, ECE, balanced accuracy: normal
+/// approximation with the variances behind their intervals.
+pub fn compare_binary(
+    baseline: &BinaryState,
+    window: &BinaryState,
+    config: &MetricConfig,
+) -> BinaryComparison {
+    let (rb, rw) = (baseline.metrics(config), window.metrics(config));
+    let (cb, cw) = (baseline.confusion_matrix(), window.confusion_matrix());
+    let prop = |bm: &Metric, wm: &Metric, kb: u64, nb: u64, kw: u64, nw: u64| {
+        change(bm, wm, Test::TwoProportionZ, config, || {
+            two_proportion_p(kb, nb, kw, nw)
+        })
+    };
+    let est = |bm: &Metric, wm: &Metric, b: Option<(f64, f64)>, w: Option<(f64, f64)>| {
+        change(bm, wm, Test::NormalApprox, config, || match (b, w) {
+            (Some(b), Some(w)) => normal_p(b, w),
+            _ => 1.0,
+        })
+    };
+    BinaryComparison {
+        accuracy: prop(
+            &rb.accuracy,
+            &rw.accuracy,
+            cb.tp + cb.tn,
+            cb.total(),
+            cw.tp + cw.tn,
+            cw.total(),
+        ),
+        precision: prop(
+            &rb.precision,
+            &rw.precision,
+            cb.tp,
+            cb.tp + cb.fp,
+            cw.tp,
+            cw.tp + cw.fp,
+        ),
+        recall: prop(
+            &rb.recall,
+            &rw.recall,
+            cb.tp,
+            cb.tp + cb.fn_,
+            cw.tp,
+            cw.tp + cw.fn_,
+        ),
+        specificity: prop(
+            &rb.specificity,
+            &rw.specificity,
+            cb.tn,
+            cb.tn + cb.fp,
+            cw.tn,
+            cw.tn + cw.fp,
+        ),
+        fpr: prop(&rb.fpr, &rw.fpr, cb.fp, cb.tn + cb.fp, cw.fp, cw.tn + cw.fp),
+        fnr: prop(
+            &rb.fnr,
+            &rw.fnr,
+            cb.fn_,
+            cb.tp + cb.fn_,
+            cw.fn_,
+            cw.tp + cw.fn_,
+        ),
+        f1: change(&rb.f1, &rw.f1, Test::F1ViaTwoProportionZ, config, || {
+            two_proportion_p(cb.tp, cb.tp + cb.fp + cb.fn_, cw.tp, cw.tp + cw.fp + cw.fn_)
+        }),
+        balanced_accuracy: est(
+            &rb.balanced_accuracy,
+            &rw.balanced_accuracy,
+            balanced_accuracy_est(&cb),
+            balanced_accuracy_est(&cw),
+        ),
+        mcc: change(&rb.mcc, &rw.mcc, Test::FisherZ, config, || {
+            match (mcc_value(&cb), mcc_value(&cw)) {
+                (Some(a), Some(b)) if cb.total() > 3 && cw.total() > 3 => {
+                    let z = |r: f64| r.clamp(-1.0 + 1e-15, 1.0 - 1e-15).atanh();
+                    let var = 1.0 / (cb.total() - 3) as f64 + 1.0 / (cw.total() - 3) as f64;
+                    two_sided_p((z(b) - z(a)) / var.sqrt())
+                }
+                _ => 1.0,
+            }
+        }),
+        roc_auc: change(
+            &rb.roc_auc,
+            &rw.roc_auc,
+            Test::DelongUnpaired,
+            config,
+            || match (baseline.auc_stats(), window.auc_stats()) {
+                (Some(a), Some(b)) => normal_p((a.auc, a.var), (b.auc, b.var)),
+                _ => 1.0,
+            },
+        ),
+        average_precision: est(
+            &rb.average_precision,
+            &rw.average_precision,
+            rb.average_precision
+                .value()
+                .map(|v| (v, rank::ap_var(v, baseline.n_pos_scored()))),
+            rw.average_precision
+                .value()
+                .map(|v| (v, rank::ap_var(v, window.n_pos_scored()))),
+        ),
+        log_loss: est(
+            &rb.log_loss,
+            &rw.log_loss,
+            baseline.log_loss_est(),
+            window.log_loss_est(),
+        ),
+        brier_score: est(
+            &rb.brier_score,
+            &rw.brier_score,
+            baseline.brier_est(),
+            window.brier_est(),
+        ),
+        ece: est(&rb.ece, &rw.ece, baseline.ece_est(), window.ece_est()),
+    }
+}
+
+/// Multiclass metrics of a window against a baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct MulticlassComparison {
+    pub accuracy: Change,
+    pub f1_macro: Change,
+    pub roc_auc: Change,
+    pub log_loss: Change,
+}
+
+/// Compares the headline multiclass metrics: accuracy (two-proportion z), macro F1, macro
+/// one-vs-rest ROC-AUC and log loss (normal approximation with the interval's variance).
+pub fn compare_multiclass(
+    baseline: &MulticlassState,
+    window: &MulticlassState,
+    config: &MetricConfig,
+) -> MulticlassComparison {
+    let (rb, rw) = (baseline.metrics(config), window.metrics(config));
+    let correct = |r: &super::multiclass::MulticlassReport| -> u64 {
+        let cm = &r.confusion_matrix;
+        (0..cm.labels.len()).map(|i| cm.counts[i][i]).sum()
+    };
+    MulticlassComparison {
+        accuracy: change(
+            &rb.accuracy,
+            &rw.accuracy,
+            Test::TwoProportionZ,
+            config,
+            || two_proportion_p(correct(&rb), rb.n, correct(&rw), rw.n),
+        ),
+        f1_macro: change(
+            &rb.f1_macro,
+            &rw.f1_macro,
+            Test::NormalApprox,
+            config,
+            || match (baseline.f1_macro_est(), window.f1_macro_est()) {
+                (Some(a), Some(b)) => normal_p(a, b),
+                _ => 1.0,
+            },
+        ),
+        roc_auc: change(
+            &rb.roc_auc,
+            &rw.roc_auc,
+            Test::NormalApprox,
+            config,
+            || match (baseline.roc_auc_est(), window.roc_auc_est()) {
+                (Some(a), Some(b)) => normal_p(a, b),
+                _ => 1.0,
+            },
+        ),
+        log_loss: change(
+            &rb.log_loss,
+            &rw.log_loss,
+            Test::NormalApprox,
+            config,
+            || match (baseline.log_loss_est(), window.log_loss_est()) {
+                (Some(a), Some(b)) => normal_p(a, b),
+                _ => 1.0,
+            },
+        ),
+    }
+}
+
+/// Regression metrics of a window against a baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct RegressionComparison {
+    pub mae: Change,
+    pub mse: Change,
+    pub mape: Change,
+    pub mean_error: Change,
+}
+
+/// Compares the mean-type regression metrics with Welch's z (difference of means over the sum
+/// of their squared standard errors; at n ≥ `min_sample` the normal is close to Student's t).
+pub fn compare_regression(
+    baseline: &RegressionState,
+    window: &RegressionState,
+    config: &MetricConfig,
+) -> RegressionComparison {
+    let (rb, rw) = (baseline.metrics(config), window.metrics(config));
+    let est = |bm: &Metric, wm: &Metric, b: Option<(f64, f64)>, w: Option<(f64, f64)>| {
+        change(bm, wm, Test::NormalApprox, config, || match (b, w) {
+            (Some(b), Some(w)) => normal_p(b, w),
+            _ => 1.0,
+        })
+    };
+    RegressionComparison {
+        mae: est(&rb.mae, &rw.mae, baseline.mae_est(), window.mae_est()),
+        mse: est(&rb.mse, &rw.mse, baseline.mse_est(), window.mse_est()),
+        mape: est(&rb.mape, &rw.mape, baseline.mape_est(), window.mape_est()),
+        mean_error: est(
+            &rb.mean_error,
+            &rw.mean_error,
+            baseline.mean_error_est(),
+            window.mean_error_est(),
+        ),
+    }
+}

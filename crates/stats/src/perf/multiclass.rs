@@ -1,0 +1,396 @@
+//! Multiclass classification: mergeable state and its metrics.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::binary::{f1_metric, f1_var, mean_est};
+use super::outcome::{Metric, MetricConfig};
+use super::rank;
+use super::PerfError;
+
+const SCORE_BINS: usize = super::binary::SCORE_BINS;
+
+/// Everything needed for multiclass metrics of one window. Classes are strings; the set of
+/// classes is every class seen as a label, a prediction or a score key.
+///
+/// Invariants: merging the states of any partition of the rows gives the metrics of one state
+/// fed all rows, in any order (sums up to floating-point rounding); serde round-trips.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MulticlassState {
+    /// true class → predicted class → rows.
+    confusion: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Classes seen only as predictions or score keys are kept here too, so they count.
+    classes: BTreeSet<String>,
+    n_scored: u64,
+    log_loss_sum: f64,
+    log_loss_sum2: f64,
+    /// Per class: histograms (1,000 equal bins on [0, 1]) of that class's score over rows of
+    /// the class (`pos`) and of other classes (`neg`): one-vs-rest ROC-AUC.
+    ovr: BTreeMap<String, OvrHistogram>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct OvrHistogram {
+    pos: Vec<u64>,
+    neg: Vec<u64>,
+}
+
+impl OvrHistogram {
+    fn new() -> Self {
+        OvrHistogram {
+            pos: vec![0; SCORE_BINS],
+            neg: vec![0; SCORE_BINS],
+        }
+    }
+
+    fn groups(&self) -> Vec<(u64, u64)> {
+        self.pos
+            .iter()
+            .zip(&self.neg)
+            .filter(|(p, n)| **p + **n > 0)
+            .map(|(p, n)| (*p, *n))
+            .collect()
+    }
+}
+
+impl MulticlassState {
+    /// An empty state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Labelled rows observed.
+    pub fn count(&self) -> u64 {
+        self.confusion.values().flat_map(|r| r.values()).sum()
+    }
+
+    /// Adds one labelled prediction. `scores`, when present, are the model's probabilities
+    /// per class (each a finite number in [0, 1]); they feed log loss and one-vs-rest ROC-AUC.
+    /// A row without a score for its true class has log loss −ln(eps), as if it scored 0; a
+    /// class absent from a row's scores adds nothing to that class's ROC-AUC. Rejects (changing
+    /// nothing) an invalid score.
+    pub fn observe<S: AsRef<str>>(
+        &mut self,
+        label: &str,
+        prediction: &str,
+        scores: Option<&[(S, f64)]>,
+    ) -> Result<(), PerfError> {
+        if let Some(scores) = scores {
+            if let Some((_, s)) = scores.iter().find(|(_, s)| !(0.0..=1.0).contains(s)) {
+                return Err(PerfError::InvalidScore(*s));
+            }
+        }
+        *self
+            .confusion
+            .entry(label.to_owned())
+            .or_default()
+            .entry(prediction.to_owned())
+            .or_insert(0) += 1;
+        for c in [label, prediction] {
+            if !self.classes.contains(c) {
+                self.classes.insert(c.to_owned());
+            }
+        }
+        let Some(scores) = scores else { return Ok(()) };
+        self.n_scored += 1;
+        let p_true = scores
+            .iter()
+            .find(|(c, _)| c.as_ref() == label)
+            .map_or(0.0, |(_, s)| *s);
+        let ll = -p_true.clamp(f64::EPSILON, 1.0 - f64::EPSILON).ln();
+        self.log_loss_sum += ll;
+        self.log_loss_sum2 += ll * ll;
+        for (c, s) in scores {
+            let c = c.as_ref();
+            if !self.classes.contains(c) {
+                self.classes.insert(c.to_owned());
+            }
+            let h = self
+                .ovr
+                .entry(c.to_owned())
+                .or_insert_with(OvrHistogram::new);
+            let b = ((s * SCORE_BINS as f64).floor() as usize).min(SCORE_BINS - 1);
+            if c == label {
+                h.pos[b] += 1;
+            } else {
+                h.neg[b] += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds all rows of `other`.
+    pub fn merge(&mut self, other: &MulticlassState) -> Result<(), PerfError> {
+        if other
+            .ovr
+            .values()
+            .chain(self.ovr.values())
+            .any(|h| h.pos.len() != SCORE_BINS || h.neg.len() != SCORE_BINS)
+        {
+            return Err(PerfError::Incompatible("score bin layout".into()));
+        }
+        for (t, row) in &other.confusion {
+            let mine = self.confusion.entry(t.clone()).or_default();
+            for (p, c) in row {
+                *mine.entry(p.clone()).or_insert(0) += c;
+            }
+        }
+        self.classes.extend(other.classes.iter().cloned());
+        self.n_scored += other.n_scored;
+        self.log_loss_sum += other.log_loss_sum;
+        self.log_loss_sum2 += other.log_loss_sum2;
+        for (c, h) in &other.ovr {
+            let mine = self.ovr.entry(c.clone()).or_insert_with(OvrHistogram::new);
+            for (a, b) in mine.pos.iter_mut().zip(&h.pos) {
+                *a += b;
+            }
+            for (a, b) in mine.neg.iter_mut().zip(&h.neg) {
+                *a += b;
+            }
+        }
+        Ok(())
+    }
+
+    /// The confusion matrix over all classes, sorted by name.
+    pub fn confusion_matrix(&self) -> ConfusionMatrix {
+        let labels: Vec<String> = self.classes.iter().cloned().collect();
+        let counts = labels
+            .iter()
+            .map(|t| {
+                labels
+                    .iter()
+                    .map(|p| {
+                        self.confusion
+                            .get(t)
+                            .and_then(|r| r.get(p))
+                            .copied()
+                            .unwrap_or(0)
+                    })
+                    .collect()
+            })
+            .collect();
+        ConfusionMatrix { labels, counts }
+    }
+
+    pub(crate) fn log_loss_est(&self) -> Option<(f64, f64)> {
+        mean_est(self.n_scored, self.log_loss_sum, self.log_loss_sum2)
+    }
+
+    /// Macro F1 over classes where it is defined, and its variance Σ Var_c / K² (per-class
+    /// delta-method variances, classes treated as independent).
+    pub(crate) fn f1_macro_est(&self) -> Option<(f64, f64)> {
+        let cm = self.confusion_matrix();
+        let k = cm.labels.len();
+        let per: Vec<(f64, f64)> = (0..k)
+            .filter_map(|i| {
+                let tp = cm.counts[i][i];
+                let fn_ = cm.counts[i].iter().sum::<u64>() - tp;
+                let fp = cm.counts.iter().map(|r| r[i]).sum::<u64>() - tp;
+                (tp + fp + fn_ > 0).then(|| {
+                    (
+                        2.0 * tp as f64 / (2 * tp + fp + fn_) as f64,
+                        f1_var(tp, fp, fn_),
+                    )
+                })
+            })
+            .collect();
+        if per.is_empty() {
+            return None;
+        }
+        let k = per.len() as f64;
+        Some((
+            per.iter().map(|x| x.0).sum::<f64>() / k,
+            per.iter().map(|x| x.1).sum::<f64>() / (k * k),
+        ))
+    }
+
+    /// Macro one-vs-rest ROC-AUC over classes whose AUC is defined, and its variance
+    /// Σ Var_c / K² (per-class DeLong variances; the covariance between classes, which share
+    /// rows, is ignored: an approximation).
+    pub(crate) fn roc_auc_est(&self) -> Option<(f64, f64)> {
+        let stats: Vec<_> = self
+            .ovr
+            .values()
+            .filter_map(|h| rank::auc_stats(&h.groups()))
+            .collect();
+        if stats.is_empty() {
+            return None;
+        }
+        let k = stats.len() as f64;
+        let auc = stats.iter().map(|s| s.auc).sum::<f64>() / k;
+        let var = stats.iter().map(|s| s.var).sum::<f64>() / (k * k);
+        Some((auc, var))
+    }
+
+    /// All metrics of this window.
+    pub fn metrics(&self, config: &MetricConfig) -> MulticlassReport {
+        let cm = self.confusion_matrix();
+        let n = self.count();
+        let k = cm.labels.len();
+        let mut per_class = BTreeMap::new();
+        // (value, variance, support) per class and metric, for the averages.
+        let mut prec = Vec::new();
+        let mut rec = Vec::new();
+        let mut f1s = Vec::new();
+        let mut correct = 0;
+        for i in 0..k {
+            let tp = cm.counts[i][i];
+            correct += tp;
+            let support: u64 = cm.counts[i].iter().sum();
+            let predicted: u64 = cm.counts.iter().map(|r| r[i]).sum();
+            let (fp, fn_) = (predicted - tp, support - tp);
+            if predicted > 0 {
+                let p = tp as f64 / predicted as f64;
+                prec.push((p, p * (1.0 - p) / predicted as f64, support));
+            }
+            if support > 0 {
+                let r = tp as f64 / support as f64;
+                rec.push((r, r * (1.0 - r) / support as f64, support));
+            }
+            if tp + fp + fn_ > 0 {
+                let f = 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64;
+                f1s.push((f, f1_var(tp, fp, fn_), support));
+            }
+            let roc_auc = match self.ovr.get(&cm.labels[i]) {
+                Some(h) => rank::auc_metric(&h.groups(), config),
+                None => Metric::undefined("no scores for this class"),
+            };
+            per_class.insert(
+                cm.labels[i].clone(),
+                ClassMetrics {
+                    support,
+                    precision: config.proportion(tp, predicted, "class never predicted"),
+                    recall: config.proportion(tp, support, "class never labelled"),
+                    f1: f1_metric(tp, fp, fn_, config),
+                    roc_auc,
+                },
+            );
+        }
+        let micro = config.proportion(correct, n, "no labelled rows");
+        let avg = |v: &[(f64, f64, u64)], weighted: bool| -> Metric {
+            if n == 0 || v.is_empty() {
+                return Metric::undefined("no class has this metric defined");
+            }
+            if let Some(g) = config.gate(n) {
+                return g;
+            }
+            let total_w: f64 = if weighted {
+                v.iter().map(|x| x.2 as f64).sum()
+            } else {
+                v.len() as f64
+            };
+            if total_w == 0.0 {
+                return Metric::undefined("no labelled class has this metric defined");
+            }
+            let w = |x: &(f64, f64, u64)| {
+                if weighted {
+                    x.2 as f64 / total_w
+                } else {
+                    1.0 / total_w
+                }
+            };
+            let value = v.iter().map(|x| w(x) * x.0).sum();
+            let var = v.iter().map(|x| w(x) * w(x) * x.1).sum();
+            Metric::normal(value, var, n, (0.0, 1.0))
+        };
+        let roc_auc = match self.roc_auc_est() {
+            None if self.n_scored == 0 => Metric::undefined("no scored labelled rows"),
+            None => Metric::undefined("no class has both positive and negative rows"),
+            Some((v, var)) => config
+                .gate(self.n_scored)
+                .unwrap_or_else(|| Metric::normal(v, var, self.n_scored, (0.0, 1.0))),
+        };
+        let log_loss = match self.log_loss_est() {
+            None => Metric::undefined("no scored labelled rows"),
+            Some((v, var)) => config
+                .gate(self.n_scored)
+                .unwrap_or_else(|| Metric::normal(v, var, self.n_scored, (0.0, f64::MAX))),
+        };
+        MulticlassReport {
+            n,
+            n_scored: self.n_scored,
+            accuracy: micro.clone(),
+            precision_micro: micro.clone(),
+            recall_micro: micro.clone(),
+            f1_micro: micro,
+            precision_macro: avg(&prec, false),
+            recall_macro: avg(&rec, false),
+            f1_macro: avg(&f1s, false),
+            precision_weighted: avg(&prec, true),
+            recall_weighted: avg(&rec, true),
+            f1_weighted: avg(&f1s, true),
+            roc_auc,
+            log_loss,
+            per_class,
+            confusion_matrix: cm,
+        }
+    }
+}
+
+/// A confusion matrix: `counts[i][j]` rows of true class `labels[i]` predicted as
+/// `labels[j]`. Labels sorted by name (as scikit-learn sorts them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfusionMatrix {
+    /// Class names, sorted.
+    pub labels: Vec<String>,
+    /// Rows: true class; columns: predicted class.
+    pub counts: Vec<Vec<u64>>,
+}
+
+/// Metrics of one class (one-vs-rest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassMetrics {
+    /// Rows whose true class is this one.
+    pub support: u64,
+    /// TP / predicted as this class.
+    pub precision: Metric,
+    /// TP / support.
+    pub recall: Metric,
+    /// 2TP / (2TP + FP + FN).
+    pub f1: Metric,
+    /// One-vs-rest ROC-AUC of this class's score (binned, 1,000 bins).
+    pub roc_auc: Metric,
+}
+
+/// Multiclass metrics of one window; names follow scikit-learn (`average=` as a suffix).
+///
+/// Averages: `macro` is the unweighted mean over classes whose per-class value is defined
+/// (scikit-learn with `zero_division=np.nan`), `weighted` weights them by support, `micro`
+/// equals accuracy for single-label data. Their intervals are normal approximations with
+/// per-class binomial (F1: delta-method) variances, treating classes as independent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MulticlassReport {
+    /// Labelled rows.
+    pub n: u64,
+    /// Labelled rows with scores.
+    pub n_scored: u64,
+    /// Share of rows whose prediction equals the label.
+    pub accuracy: Metric,
+    /// Micro-averaged precision (= accuracy).
+    pub precision_micro: Metric,
+    /// Micro-averaged recall (= accuracy).
+    pub recall_micro: Metric,
+    /// Micro-averaged F1 (= accuracy).
+    pub f1_micro: Metric,
+    /// Macro-averaged precision.
+    pub precision_macro: Metric,
+    /// Macro-averaged recall.
+    pub recall_macro: Metric,
+    /// Macro-averaged F1.
+    pub f1_macro: Metric,
+    /// Support-weighted precision.
+    pub precision_weighted: Metric,
+    /// Support-weighted recall.
+    pub recall_weighted: Metric,
+    /// Support-weighted F1.
+    pub f1_weighted: Metric,
+    /// Macro one-vs-rest ROC-AUC from 1,000-bin histograms (exact on the binned scores).
+    pub roc_auc: Metric,
+    /// Mean −ln(probability of the true class), clipped to [eps, 1 − eps].
+    pub log_loss: Metric,
+    /// Per-class metrics by class name.
+    pub per_class: BTreeMap<String, ClassMetrics>,
+    /// Counts by true and predicted class.
+    pub confusion_matrix: ConfusionMatrix,
+}
