@@ -318,6 +318,9 @@ class Monitor:
                 if data and isinstance(data[0], Mapping) and all(r.get("request_id") is not None for r in data):
                     given = [str(r.get("request_id")) for r in data]
             ids: Sequence[str] = given if given is not None else self._new_ids(n)
+            if given is None and data and isinstance(data[0], Mapping):
+                ids = [str(r["request_id"]) if r.get("request_id") is not None else ids[i]
+                       for i, r in enumerate(data)]
             opts = dict(request_id_column=request_id_column, prediction_column=prediction_column,
                         score_column=score_column, scores_columns=scores_columns,
                         timestamp_column=timestamp_column, feature_columns=feature_columns,
@@ -480,7 +483,7 @@ class Monitor:
             return pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="start"))
         for c in ("start", "end"):
             if c in df.columns:
-                df[c] = pd.to_datetime(df[c], utc=True)
+                df[c] = _to_datetime(pd, df[c])
         if "start" in df.columns:
             df = df.set_index("start").sort_index()
         return df
@@ -743,6 +746,15 @@ class Monitor:
                     max_queue_rows=self.max_queue_rows, max_spool_bytes=self.max_spool_bytes,
                     timeout=self.timeout, retry_initial=self.retry_initial, retry_max=self.retry_max,
                     exit_timeout=self.exit_timeout, compress=self.compress)
+
+
+def _to_datetime(pd: Any, col: Any) -> Any:
+    """Window bounds: RFC 3339 strings, or integers since the epoch (unit guessed by magnitude)."""
+    if pd.api.types.is_numeric_dtype(col):
+        top = float(col.abs().max()) if len(col) else 0.0
+        unit = "ns" if top >= 1e17 else "us" if top >= 1e14 else "ms" if top >= 1e11 else "s"
+        return pd.to_datetime(col, unit=unit, utc=True)
+    return pd.to_datetime(col, utc=True, format="ISO8601")
 
 
 def _item_rows(item: tuple) -> int:

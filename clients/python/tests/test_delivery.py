@@ -1,0 +1,182 @@
+"""Delivery: server down then up, a hung server, a killed client process. Nothing is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import textwrap
+import time
+
+import modelwatch
+from conftest import python_subprocess, wait_for
+
+
+def _flush_until_delivered(mon, timeout=30.0):
+    wait_for(lambda: mon.flush(5), timeout=timeout, interval=0.1, what="flush() == True")
+
+
+def test_server_down_then_up_loses_nothing(make_server, model_name, spool_dir, monitors,
+                                          fitted_pipeline, breast_cancer):
+    X, _ = breast_cancer
+    srv = make_server()  # not started yet: nothing listens on srv.port
+    mon = modelwatch.Monitor(srv.url, model_name, "v1", spool_dir=str(spool_dir), flush_interval=0.05,
+                             retry_initial=0.05, retry_max=0.5)
+    monitors.append(mon)
+    wrapped = mon.wrap(fitted_pipeline)
+    ids = []
+    t0 = time.perf_counter()
+    for i in range(0, 300, 3):
+        wrapped.predict(X.iloc[i:i + 3])
+        ids.extend(wrapped.last_request_ids)
+    assert time.perf_counter() - t0 < 5  # predict does not wait for the network
+    assert mon.flush(5) is False  # nothing can be delivered
+    st = mon.stats()
+    assert st["server_up"] is False and st["sent_rows"] == 0 and st["spool_segments"] >= 1
+
+    srv.start()
+    # more traffic while it comes back
+    for i in range(300, 330):
+        wrapped.predict(X.iloc[i:i + 1])
+        ids.extend(wrapped.last_request_ids)
+    _flush_until_delivered(mon)
+
+    # the server goes away again mid-stream (graceful stop), comes back with the same data
+    srv.stop()
+    for i in range(330, 400):
+        wrapped.predict_proba(X.iloc[i:i + 1])
+        ids.extend(wrapped.last_request_ids)
+    assert mon.flush(2) is False
+    srv.start()
+    _flush_until_delivered(mon)
+
+    stored = [p["request_id"] for p in srv.predictions(model_name)]
+    assert len(stored) == len(set(stored)) == 400
+    assert set(stored) == set(ids)
+    st = mon.stats()
+    assert st["spool_segments"] == 0 and st["dropped_rows"] == 0 and st["rejected_rows"] == 0
+
+
+def test_hung_server_never_blocks_predict(make_server, model_name, spool_dir, monitors,
+                                          fitted_pipeline, breast_cancer):
+    """The real server, SIGSTOPped: connections hang. predict stays fast; the data arrives after SIGCONT."""
+    X, _ = breast_cancer
+    srv = make_server().start()
+    mon = modelwatch.Monitor(srv.url, model_name, spool_dir=str(spool_dir), flush_interval=0.05,
+                             timeout=1.0, retry_initial=0.05, retry_max=0.5)
+    monitors.append(mon)
+    wrapped = mon.wrap(fitted_pipeline)
+    os.kill(srv.proc.pid, signal.SIGSTOP)
+    try:
+        ids, worst = [], 0.0
+        for i in range(200):
+            t = time.perf_counter()
+            wrapped.predict(X.iloc[i:i + 1])
+            worst = max(worst, time.perf_counter() - t)
+            ids.extend(wrapped.last_request_ids)
+            if i % 50 == 0:
+                time.sleep(0.05)  # let the sender hit the hung socket
+        assert worst < 0.5, "a predict call took %.3fs while the server hung" % worst
+        assert mon.flush(timeout=0.5) is False
+    finally:
+        os.kill(srv.proc.pid, signal.SIGCONT)
+    _flush_until_delivered(mon)
+    stored = {p["request_id"] for p in srv.predictions(model_name)}
+    assert stored == set(ids)
+
+
+def test_queue_is_bounded_and_drops_instead_of_blocking(make_server, model_name, spool_dir, monitors):
+    srv = make_server()  # down
+    mon = modelwatch.Monitor(srv.url, model_name, spool_dir=str(spool_dir), max_queue_rows=50,
+                             flush_interval=60)
+    monitors.append(mon)
+    for i in range(80):
+        mon.log_prediction({"x": i}, 0)
+    st = mon.stats()
+    assert st["queued_rows"] == 50 and st["dropped_rows"] == 30
+
+
+_CHILD = textwrap.dedent("""
+    import json, sys, time
+    import numpy as np
+    import modelwatch
+    from sklearn.linear_model import LogisticRegression
+    X = np.random.default_rng(0).normal(size=(200, 4))
+    y = (X[:, 0] > 0).astype(int)
+    est = LogisticRegression().fit(X, y)
+    mon = modelwatch.Monitor(URL, "MODEL", "v1", spool_dir=SPOOL,
+                             flush_interval=0.05, retry_initial=30, retry_max=30)
+    wrapped = mon.wrap(est)
+    ids = []
+    for i in range(0, 150, 5):
+        wrapped.predict_proba(X[i:i + 5])
+        ids.extend(wrapped.last_request_ids)
+    # wait until the background thread has spooled everything, then report and hang
+    deadline = time.time() + 20
+    while mon._spool.pending_rows() < len(ids) and time.time() < deadline:
+        time.sleep(0.02)
+    print(json.dumps({"ids": ids, "spooled": mon._spool.pending_rows(), "pid": __import__("os").getpid()}),
+          flush=True)
+    time.sleep(600)
+""")
+
+
+def test_killed_process_events_are_delivered_after_restart(make_server, model_name, spool_dir, monitors):
+    srv = make_server()  # down while the first process runs
+    code = _CHILD.replace("URL", repr(srv.url)).replace("MODEL", model_name).replace("SPOOL", repr(str(spool_dir)))
+    child = python_subprocess(code)
+    try:
+        line = child.stdout.readline()
+        assert line, child.stderr.read()
+        report = json.loads(line)
+        assert report["spooled"] == 150
+        os.kill(child.pid, signal.SIGKILL)  # no atexit, no flush: only the spool survives
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
+        child.stdout.close()
+        child.stderr.close()
+    # what the killed process left: sealed segments and the open one it was appending to
+    left = [f for d in spool_dir.iterdir() for f in os.listdir(d)]
+    assert any(".ndjson.tmp." in f for f in left), left
+    srv.start()
+    assert srv.prediction_count(model_name) == 0
+    # "starting it again": a new process (here: this one) creates a Monitor for the same url+model
+    mon = modelwatch.Monitor(srv.url, model_name, "v1", spool_dir=str(spool_dir), flush_interval=0.05)
+    monitors.append(mon)
+    _flush_until_delivered(mon)
+    stored = {p["request_id"]: p for p in srv.predictions(model_name)}
+    assert set(stored) == set(report["ids"])
+    ev = stored[report["ids"][0]]
+    assert set(ev["features"]) == {"x0", "x1", "x2", "x3"} and "scores" in ev
+    assert mon.stats()["spool_segments"] == 0
+
+
+def test_interpreter_exit_flushes(make_server, model_name, spool_dir):
+    srv = make_server().start()
+    code = textwrap.dedent("""
+        import modelwatch
+        mon = modelwatch.Monitor(%r, %r, spool_dir=%r, flush_interval=3600)
+        print(",".join(mon.log_prediction({"x": i}, i %% 2) for i in range(25)), flush=True)
+    """ % (srv.url, model_name, str(spool_dir)))
+    child = python_subprocess(code)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    ids = out.strip().split(",")
+    assert {p["request_id"] for p in srv.predictions(model_name)} == set(ids)
+
+
+def test_resending_is_deduplicated_by_the_server(make_server, model_name, spool_dir, monitors):
+    """At-least-once: the same rows sent twice are stored once (server de-duplicates on request_id)."""
+    srv = make_server().start()
+    mon = modelwatch.Monitor(srv.url, model_name, spool_dir=str(spool_dir), flush_interval=0.05)
+    monitors.append(mon)
+    rows = [{"request_id": "dup-%d" % i, "prediction": i % 2, "f": float(i)} for i in range(10)]
+    mon.log_predictions(rows)
+    assert mon.flush(10)
+    mon.log_predictions(rows)  # e.g. a segment resent after a crash between ack and delete
+    assert mon.flush(10)
+    assert mon.stats()["duplicate_rows"] == 10 and mon.stats()["sent_rows"] == 10
+    assert srv.prediction_count(model_name) == 10
