@@ -111,6 +111,10 @@ _CHILD = textwrap.dedent("""
     for i in range(0, 150, 5):
         wrapped.predict_proba(X[i:i + 5])
         ids.extend(wrapped.last_request_ids)
+        if i == 50:  # after a failed send the rest goes to an open (unsealed) segment
+            deadline = time.time() + 20
+            while mon.stats()["failed_sends"] == 0 and time.time() < deadline:
+                time.sleep(0.02)
     # wait until the background thread has spooled everything, then report and hang
     deadline = time.time() + 20
     while mon._spool.pending_rows() < len(ids) and time.time() < deadline:
