@@ -2,10 +2,23 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// An instant in UTC, as microseconds since the Unix epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+/// An instant in UTC, as microseconds since the Unix epoch. In JSON it is an RFC 3339 string
+/// (`2026-01-02T03:04:05Z`), as in the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_timestamp(&s).map_err(serde::de::Error::custom)
+    }
+}
 
 /// Earliest event time modelwatch accepts: older timestamps are almost always a unit mistake
 /// (seconds read as milliseconds, or a zero date).

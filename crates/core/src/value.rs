@@ -1,8 +1,41 @@
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+
+/// Largest integer an f64 holds exactly (2^53).
+const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0;
+
+/// Integral numbers are written as integers (`1`, not `1.0`): a class sent as `1` comes back as
+/// `1`, and exports compare equal to what was sent.
+fn serialize_number<S: Serializer>(n: f64, s: S) -> Result<S::Ok, S::Error> {
+    if n.fract() == 0.0 && n.abs() < MAX_EXACT_INT {
+        s.serialize_i64(n as i64)
+    } else {
+        s.serialize_f64(n)
+    }
+}
+
+impl Serialize for FeatureValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FeatureValue::Null => s.serialize_unit(),
+            FeatureValue::Bool(b) => s.serialize_bool(*b),
+            FeatureValue::Number(n) => serialize_number(*n, s),
+            FeatureValue::Text(t) => s.serialize_str(t),
+        }
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Outcome::Bool(b) => s.serialize_bool(*b),
+            Outcome::Number(n) => serialize_number(*n, s),
+            Outcome::Text(t) => s.serialize_str(t),
+        }
+    }
+}
 
 /// One feature value of one event. JSON `null` is [`FeatureValue::Null`] (a missing value).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum FeatureValue {
     Null,
     Bool(bool),
@@ -30,8 +63,7 @@ impl FeatureValue {
 ///
 /// Stored as it was sent; whether `1` is class "1" or the number 1.0 is decided by the model's
 /// task when metrics are computed, never at ingest.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Bool(bool),
     Number(f64),

@@ -1,1 +1,221 @@
-//! The HTTP service: ingest, queries, health. The only crate that speaks HTTP.
+//! The HTTP service: the only crate that speaks HTTP.
+//!
+//! Handlers do three things: check the request (model name, size, auth), turn the body into
+//! validated events with `modelwatch-core` (on the blocking pool, so that parsing large batches
+//! runs in parallel and never stalls the async workers), and hand them to the [`Store`]. They
+//! hold no state of their own: a restart loses nothing but in-flight requests, which were not
+//! acknowledged.
+
+pub mod config;
+mod error;
+mod ingest;
+mod query;
+
+pub use config::Config;
+pub use error::ApiError;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use modelwatch_core::{ModelName, Timestamp};
+use modelwatch_store::Store;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tower_http::decompression::RequestDecompressionLayer;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+}
+
+/// Builds the router over a store.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.limits.max_body_bytes;
+    let api = Router::new()
+        .route("/v1/models", get(query::list_models))
+        .route(
+            "/v1/models/{model}",
+            get(query::get_model).patch(query::patch_model),
+        )
+        .route(
+            "/v1/models/{model}/predictions",
+            post(ingest::predictions).get(query::predictions),
+        )
+        .route(
+            "/v1/models/{model}/labels",
+            post(ingest::labels).get(query::labels),
+        )
+        .route("/v1/models/{model}/schema", put(query::put_schema))
+        .route("/v1/models/{model}/metrics", get(query::metrics))
+        .route("/v1/models/{model}/rejected", get(query::rejected))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(api)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        // Decompression runs before the body limit is applied, so the limit bounds the
+        // decompressed size and a small gzip bomb gets a 413, not an out-of-memory.
+        .layer(RequestDecompressionLayer::new())
+        .with_state(state)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {method} {}", uri.path()))
+}
+
+/// What a request may do, by route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Ingest,
+    Read,
+    Admin,
+}
+
+fn scope_of(method: &Method, path: &str) -> Scope {
+    let ingest = path.ends_with("/predictions") || path.ends_with("/labels");
+    match *method {
+        Method::GET | Method::HEAD => Scope::Read,
+        Method::POST if ingest => Scope::Ingest,
+        _ => Scope::Admin,
+    }
+}
+
+/// Keys are compared in constant time, and every configured key is compared, so the response
+/// time does not tell an attacker which prefix of which key was right.
+fn key_matches(keys: &[String], given: &[u8]) -> bool {
+    keys.iter().fold(false, |found, k| {
+        found | bool::from(k.as_bytes().ct_eq(given))
+    })
+}
+
+async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let auth = &state.config.auth;
+    if auth.ingest_keys.is_empty() && auth.read_keys.is_empty() && auth.admin_keys.is_empty() {
+        return next.run(req).await;
+    }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|v| v.trim().as_bytes().to_vec());
+    let Some(given) = given else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing API key: send the header `Authorization: Bearer <key>`",
+        )
+        .into_response();
+    };
+    let scope = scope_of(req.method(), req.uri().path());
+    let admin = key_matches(&auth.admin_keys, &given);
+    let ingest = key_matches(&auth.ingest_keys, &given);
+    let read = key_matches(&auth.read_keys, &given);
+    let allowed = admin || (scope == Scope::Ingest && ingest) || (scope == Scope::Read && read);
+    if allowed {
+        next.run(req).await
+    } else if ingest || read {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "this API key may not {}",
+                match scope {
+                    Scope::Ingest => "ingest",
+                    Scope::Read => "read",
+                    Scope::Admin => "change settings or upload references (an admin key is needed)",
+                }
+            ),
+        )
+        .into_response()
+    } else {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "invalid API key").into_response()
+    }
+}
+
+pub(crate) fn model_name(raw: &str) -> Result<ModelName, ApiError> {
+    ModelName::new(raw).map_err(|e| ApiError::bad_request("invalid_model_name", e.to_string()))
+}
+
+/// Runs blocking work (parsing, storage) off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("worker failed: {e}"),
+        )
+    })?
+}
+
+/// Applies retention settings from the config and deletes expired data, every
+/// `retention.interval_seconds`, starting now.
+pub async fn retention_loop(state: AppState) {
+    let mut tick =
+        tokio::time::interval(Duration::from_secs(state.config.retention.interval_seconds));
+    loop {
+        tick.tick().await;
+        let st = state.clone();
+        let result = blocking(move || {
+            let models = st.store.list_models()?;
+            for m in models {
+                let name = model_name(&m.name)?;
+                let wanted = st
+                    .config
+                    .models
+                    .get(&m.name)
+                    .and_then(|c| c.retention_days)
+                    .or(m.retention_days)
+                    .or(st.config.retention.default_days);
+                if wanted != m.retention_days {
+                    st.store.set_retention(&name, wanted)?;
+                }
+            }
+            Ok(st.store.apply_retention(Timestamp::now())?)
+        })
+        .await;
+        match result {
+            Ok(r) if r.predictions_deleted + r.labels_deleted + r.rejected_deleted > 0 => {
+                tracing::info!(
+                    predictions = r.predictions_deleted,
+                    labels = r.labels_deleted,
+                    rejected = r.rejected_deleted,
+                    "retention deleted expired data"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e.message, "retention failed"),
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves. Requests in flight are finished first; the store is
+/// flushed when the last reference to it is dropped.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let retention = tokio::spawn(retention_loop(state.clone()));
+    let app = router(state);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    retention.abort();
+    result
+}

@@ -162,7 +162,9 @@ fn serializes_back_to_the_contract_shape() {
     let e = pred(r#"{"request_id": "r", "prediction": 1, "features": {"b": 2, "a": "x"}, "tags": {"t": "v"}}"#).unwrap();
     let v = serde_json::to_value(&e).unwrap();
     assert_eq!(v["features"]["a"], "x");
-    assert_eq!(v["features"]["b"], 2.0);
+    assert_eq!(v["features"]["b"], 2);
+    assert_eq!(v["prediction"], 1);
+    assert!(v["timestamp"].is_string());
     assert_eq!(v["tags"]["t"], "v");
     assert!(v.get("score").is_none());
 }

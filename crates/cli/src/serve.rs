@@ -1,0 +1,73 @@
+use anyhow::Context;
+use modelwatch_server::{AppState, Config};
+use modelwatch_store::SqliteStore;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Data directory of the embedded store [config: data_dir; env: MODELWATCH_DATA; default: ./modelwatch-data]
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port [config: addr; env: MODELWATCH_ADDR; default: 127.0.0.1:8080]
+    #[arg(long)]
+    addr: Option<std::net::SocketAddr>,
+    /// TOML configuration file (see docs/configuration.md)
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = Config::load(args.config.as_deref(), |k| std::env::var(k).ok())?;
+    if let Some(d) = args.data {
+        config.data_dir = d;
+    }
+    if let Some(a) = args.addr {
+        config.addr = a;
+    }
+    let store = SqliteStore::open(&config.data_dir)
+        .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let state = AppState {
+        store: Arc::new(store),
+        config: Arc::new(config.clone()),
+    };
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("binding {}", config.addr))?;
+        let addr = listener.local_addr()?;
+        // The first line on stdout is the address: scripts and tests read it when using port 0.
+        println!("modelwatch listening on http://{addr}");
+        std::io::stdout().flush()?;
+        tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
+        modelwatch_server::serve(listener, state, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,243 @@
+//! The service's configuration: one typed struct, read from a TOML file, then overridden by
+//! environment variables. Unknown keys are errors, so a typo never silently does nothing.
+//! Every key is documented in docs/configuration.md; keep the two in step.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on. Port 0 picks a free port (printed at start).
+    pub addr: SocketAddr,
+    /// The data directory of the embedded store.
+    pub data_dir: PathBuf,
+    pub limits: Limits,
+    pub auth: Auth,
+    pub retention: Retention,
+    /// Per-model settings, by model name.
+    pub models: BTreeMap<String, ModelConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body accepted, after gzip decompression (413 above it).
+    pub max_body_bytes: usize,
+    /// Most rows in one ingest batch (413 above it).
+    pub max_batch_rows: usize,
+}
+
+/// API keys. All lists empty (the default) means no authentication. An admin key may do
+/// everything; an ingest key may only send predictions, labels and KPIs; a read key may only read.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    pub ingest_keys: Vec<String>,
+    pub read_keys: Vec<String>,
+    pub admin_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Days of predictions kept for models with no setting of their own; none keeps all.
+    pub default_days: Option<u32>,
+    /// How often old data is deleted.
+    pub interval_seconds: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub retention_days: Option<u32>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: "127.0.0.1:8080".parse().expect("valid address"),
+            data_dir: PathBuf::from("modelwatch-data"),
+            limits: Limits::default(),
+            auth: Auth::default(),
+            retention: Retention::default(),
+            models: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 64 * 1024 * 1024,
+            max_batch_rows: 100_000,
+        }
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            default_days: None,
+            interval_seconds: 3600,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("environment variable {name}={value:?}: {reason}")]
+    Env {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads the file (if any), then applies `MODELWATCH_*` variables from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                Config::from_toml(&text).map_err(|source| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    source: Box::new(source),
+                })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parsed<T: std::str::FromStr>(name: &'static str, value: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse().map_err(|e: T::Err| ConfigError::Env {
+                name,
+                reason: e.to_string(),
+                value,
+            })
+        }
+        let keys = |v: String| -> Vec<String> {
+            v.split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        if let Some(v) = env("MODELWATCH_ADDR") {
+            self.addr = parsed("MODELWATCH_ADDR", v)?;
+        }
+        if let Some(v) = env("MODELWATCH_DATA") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("MODELWATCH_MAX_BODY_BYTES") {
+            self.limits.max_body_bytes = parsed("MODELWATCH_MAX_BODY_BYTES", v)?;
+        }
+        if let Some(v) = env("MODELWATCH_MAX_BATCH_ROWS") {
+            self.limits.max_batch_rows = parsed("MODELWATCH_MAX_BATCH_ROWS", v)?;
+        }
+        if let Some(v) = env("MODELWATCH_INGEST_KEYS") {
+            self.auth.ingest_keys = keys(v);
+        }
+        if let Some(v) = env("MODELWATCH_READ_KEYS") {
+            self.auth.read_keys = keys(v);
+        }
+        if let Some(v) = env("MODELWATCH_ADMIN_KEYS") {
+            self.auth.admin_keys = keys(v);
+        }
+        if let Some(v) = env("MODELWATCH_RETENTION_DAYS") {
+            self.retention.default_days = Some(parsed("MODELWATCH_RETENTION_DAYS", v)?);
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.limits.max_body_bytes == 0 || self.limits.max_batch_rows == 0 {
+            return Err(ConfigError::Invalid("limits must be greater than 0".into()));
+        }
+        if self.retention.interval_seconds == 0 {
+            return Err(ConfigError::Invalid(
+                "retention.interval_seconds must be greater than 0".into(),
+            ));
+        }
+        for name in self.models.keys() {
+            modelwatch_core::ModelName::new(name)
+                .map_err(|e| ConfigError::Invalid(format!("[models.{name}]: {e}")))?;
+        }
+        let all = [
+            &self.auth.ingest_keys,
+            &self.auth.read_keys,
+            &self.auth.admin_keys,
+        ];
+        if all.iter().any(|keys| keys.iter().any(|k| k.len() < 16)) {
+            return Err(ConfigError::Invalid(
+                "API keys must be at least 16 characters".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = Config::from_toml("adr = \"127.0.0.1:1\"").unwrap_err();
+        assert!(err.to_string().contains("unknown field `adr`"), "{err}");
+        let err = Config::from_toml("[limits]\nmax_rows = 3").unwrap_err();
+        assert!(err.to_string().contains("max_rows"), "{err}");
+    }
+
+    #[test]
+    fn file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "addr = \"127.0.0.1:9000\"\n[retention]\ndefault_days = 90\n[models.fraud]\nretention_days = 7\n",
+        )
+        .unwrap();
+        let env = |k: &str| (k == "MODELWATCH_ADDR").then(|| "127.0.0.1:9100".to_string());
+        let c = Config::load(Some(&path), env).unwrap();
+        assert_eq!(c.addr.port(), 9100);
+        assert_eq!(c.retention.default_days, Some(90));
+        assert_eq!(c.models["fraud"].retention_days, Some(7));
+        let bad = |k: &str| (k == "MODELWATCH_MAX_BATCH_ROWS").then(|| "lots".to_string());
+        assert!(Config::load(None, bad)
+            .unwrap_err()
+            .to_string()
+            .contains("MODELWATCH_MAX_BATCH_ROWS"));
+    }
+}

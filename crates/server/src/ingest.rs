@@ -1,0 +1,206 @@
+//! Ingest of predictions and labels: a JSON array or NDJSON body, gzip accepted.
+//!
+//! A batch is split into rows first and each row parsed on its own, so one bad row is a
+//! per-row rejection and its neighbours are kept. Only a body that cannot be split into rows
+//! at all (malformed JSON array, not JSON) is refused whole.
+
+use crate::{blocking, model_name, ApiError, AppState};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use modelwatch_core::{parse_label_row, parse_prediction_row, IngestLimits, Rejection, Timestamp};
+use modelwatch_store::{IngestOutcome, LabelBatch, PredictionBatch, Quarantined};
+use serde_json::value::RawValue;
+
+/// One row of a batch: its index, and its text or why it could not be read.
+type RawRow<'a> = (usize, Result<&'a str, String>);
+
+pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(format!(
+                "request body is larger than the limit (limits.max_body_bytes, after gzip decompression): split the batch; {}",
+                e.body_text()
+            ))
+        } else {
+            ApiError::new(status, "unreadable_body", format!("cannot read the request body: {}", e.body_text()))
+        }
+    })
+}
+
+/// Splits a body into rows: a JSON array of objects, or NDJSON (one object per line).
+fn split_rows<'a>(
+    body: &'a [u8],
+    headers: &HeaderMap,
+    max_rows: usize,
+) -> Result<Vec<RawRow<'a>>, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    // Only types that are clearly another format are refused: curl's default
+    // (application/x-www-form-urlencoded) and a missing type are read as JSON.
+    let other_format = ["csv", "parquet", "multipart/", "octet-stream", "xml"]
+        .iter()
+        .any(|t| content_type.contains(t));
+    if other_format {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("content type {content_type:?} is not accepted here: send a JSON array or NDJSON (application/x-ndjson)"),
+        ));
+    }
+    let first = body.iter().position(|b| !b.is_ascii_whitespace());
+    let rows = match first.map(|i| body[i]) {
+        None => {
+            return Err(ApiError::bad_request(
+                "empty_body",
+                "the body is empty: send a JSON array of events or NDJSON",
+            ))
+        }
+        Some(b'[') => {
+            let rows: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| {
+                ApiError::bad_request(
+                    "malformed_json",
+                    format!("the body is not a valid JSON array: {e} (no row was stored; NaN and Infinity are not JSON: send null)"),
+                )
+            })?;
+            rows.into_iter()
+                .enumerate()
+                .map(|(i, r)| (i, Ok(r.get())))
+                .collect::<Vec<_>>()
+        }
+        Some(b'{') => body
+            .split(|b| *b == b'\n')
+            .filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
+            .enumerate()
+            .map(|(i, line)| {
+                (
+                    i,
+                    std::str::from_utf8(line).map_err(|e| format!("row is not valid UTF-8: {e}")),
+                )
+            })
+            .collect(),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "not_a_batch",
+                "the body must be a JSON array of events or NDJSON (one JSON object per line)",
+            ))
+        }
+    };
+    if rows.len() > max_rows {
+        return Err(ApiError::too_large(format!(
+            "the batch has {} rows, more than the limit of {max_rows} (limits.max_batch_rows): split it",
+            rows.len()
+        )));
+    }
+    Ok(rows)
+}
+
+/// 200 with the outcome; 422 when no row of the batch could be stored, so that a client that
+/// only checks the status still notices.
+fn reply(outcome: IngestOutcome) -> Response {
+    let mut body = serde_json::to_value(&outcome).expect("outcome serializes");
+    if outcome.accepted == 0 && outcome.duplicates == 0 && !outcome.rejected.is_empty() {
+        let first = &outcome.rejected[0];
+        let field = if first.field.is_empty() {
+            String::new()
+        } else {
+            format!(", field `{}`", first.field)
+        };
+        body["error"] = serde_json::json!({
+            "code": "all_rows_rejected",
+            "message": format!(
+                "all {} rows were rejected; first: row {}{field}: {}",
+                outcome.rejected.len(), first.index, first.reason
+            ),
+        });
+        return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
+    }
+    Json(body).into_response()
+}
+
+fn quarantined(index: usize, reason: String, row: &str) -> Quarantined {
+    Quarantined {
+        rejection: Rejection::new(index, "", reason),
+        row: row.to_string(),
+    }
+}
+
+pub(crate) async fn predictions(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let model = model_name(&model)?;
+    let body = body_bytes(body)?;
+    let max_rows = state.config.limits.max_batch_rows;
+    let store = state.store.clone();
+    let m = model.clone();
+    let outcome = blocking(move || {
+        let rows = split_rows(&body, &headers, max_rows)?;
+        let now = Timestamp::now();
+        let limits = IngestLimits::default();
+        let mut batch = PredictionBatch::default();
+        batch.rows.reserve(rows.len());
+        for (i, row) in rows {
+            match row {
+                Ok(text) => match parse_prediction_row(text, i, now, &limits) {
+                    Ok(e) => batch.rows.push((i, e)),
+                    Err(r) => batch.rejected.push(Quarantined {
+                        rejection: r,
+                        row: text.to_string(),
+                    }),
+                },
+                Err(reason) => batch.rejected.push(quarantined(i, reason, "")),
+            }
+        }
+        Ok(store.ingest_predictions(&m, batch)?)
+    })
+    .await?;
+    tracing::info!(model = %model, accepted = outcome.accepted, duplicates = outcome.duplicates,
+        rejected = outcome.rejected.len(), "ingested predictions");
+    Ok(reply(outcome))
+}
+
+pub(crate) async fn labels(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let model = model_name(&model)?;
+    let body = body_bytes(body)?;
+    let max_rows = state.config.limits.max_batch_rows;
+    let store = state.store.clone();
+    let m = model.clone();
+    let outcome = blocking(move || {
+        let rows = split_rows(&body, &headers, max_rows)?;
+        let now = Timestamp::now();
+        let limits = IngestLimits::default();
+        let mut batch = LabelBatch::default();
+        for (i, row) in rows {
+            match row {
+                Ok(text) => match parse_label_row(text, i, now, &limits) {
+                    Ok(e) => batch.rows.push((i, e)),
+                    Err(r) => batch.rejected.push(Quarantined {
+                        rejection: r,
+                        row: text.to_string(),
+                    }),
+                },
+                Err(reason) => batch.rejected.push(quarantined(i, reason, "")),
+            }
+        }
+        Ok(store.ingest_labels(&m, batch)?)
+    })
+    .await?;
+    tracing::info!(model = %model, accepted = outcome.accepted, replaced = outcome.replaced,
+        rejected = outcome.rejected.len(), "ingested labels");
+    Ok(reply(outcome))
+}

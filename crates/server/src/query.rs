@@ -1,0 +1,218 @@
+//! Read endpoints and model settings.
+
+use crate::{blocking, model_name, ApiError, AppState};
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use modelwatch_core::{parse_timestamp, Schema, Timestamp, Window};
+use modelwatch_store::WindowQuery;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+const DEFAULT_PAGE: usize = 1_000;
+const MAX_PAGE: usize = 10_000;
+
+pub(crate) async fn list_models(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let store = state.store.clone();
+    let models = blocking(move || Ok(store.list_models()?)).await?;
+    Ok(Json(json!({ "models": models })))
+}
+
+pub(crate) async fn get_model(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let model = model_name(&model)?;
+    let store = state.store.clone();
+    let m = model.clone();
+    let summary = blocking(move || Ok(store.model(&m)?)).await?;
+    match summary {
+        Some(s) => Ok(Json(serde_json::to_value(s).expect("summary serializes"))),
+        None => Err(ApiError::not_found(format!(
+            "model `{model}` does not exist"
+        ))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ModelPatch {
+    /// Days of predictions to keep; `null` keeps everything.
+    retention_days: Option<u32>,
+}
+
+pub(crate) async fn patch_model(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    body: Result<Json<ModelPatch>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let model = model_name(&model)?;
+    let Json(patch) = body.map_err(|e| ApiError::bad_request("invalid_body", e.body_text()))?;
+    let store = state.store.clone();
+    let m = model.clone();
+    blocking(move || Ok(store.set_retention(&m, patch.retention_days)?)).await?;
+    Ok(Json(
+        json!({"name": model.as_str(), "retention_days": patch.retention_days}),
+    ))
+}
+
+pub(crate) async fn put_schema(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    body: Result<Json<Schema>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let model = model_name(&model)?;
+    let Json(schema) = body.map_err(|e| ApiError::bad_request("invalid_schema", e.body_text()))?;
+    let mut names = std::collections::HashSet::new();
+    if let Some(dup) = schema
+        .features
+        .iter()
+        .find(|f| !names.insert(f.name.as_str()))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_schema",
+            format!("feature `{}` is declared twice", dup.name),
+        ));
+    }
+    let store = state.store.clone();
+    let m = model.clone();
+    let s = schema.clone();
+    blocking(move || Ok(store.declare_schema(&m, s)?)).await?;
+    Ok(Json(
+        json!({"name": model.as_str(), "schema": {"features": schema.features, "declared": true}}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PageParams {
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
+fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit.unwrap_or(DEFAULT_PAGE) {
+        0 => Err(ApiError::bad_request(
+            "invalid_query",
+            "limit must be at least 1",
+        )),
+        n if n > MAX_PAGE => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit {n} is above the maximum of {MAX_PAGE}: page with `after`"),
+        )),
+        n => Ok(n),
+    }
+}
+
+pub(crate) async fn predictions(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let model = model_name(&model)?;
+    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let limit = page_limit(p.limit)?;
+    let store = state.store.clone();
+    let page = blocking(move || Ok(store.predictions(&model, p.after, limit)?)).await?;
+    Ok(Json(json!({"predictions": page.items, "next": page.next})))
+}
+
+pub(crate) async fn labels(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let model = model_name(&model)?;
+    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let limit = page_limit(p.limit)?;
+    let store = state.store.clone();
+    let page = blocking(move || Ok(store.labels(&model, p.after, limit)?)).await?;
+    Ok(Json(json!({"labels": page.items, "next": page.next})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RejectedParams {
+    limit: Option<usize>,
+}
+
+pub(crate) async fn rejected(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    params: Result<Query<RejectedParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let model = model_name(&model)?;
+    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let limit = page_limit(p.limit)?;
+    let store = state.store.clone();
+    let rows = blocking(move || Ok(store.rejected(&model, limit)?)).await?;
+    Ok(Json(json!({ "rejected": rows })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MetricsParams {
+    window: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    version: Option<String>,
+}
+
+fn time_param(name: &str, v: Option<String>) -> Result<Option<Timestamp>, ApiError> {
+    v.map(|s| {
+        parse_timestamp(&s)
+            .map_err(|e| ApiError::bad_request("invalid_query", format!("`{name}`: {e}")))
+    })
+    .transpose()
+}
+
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    params: Result<Query<MetricsParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let model = model_name(&model)?;
+    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let window = Window::parse(p.window.as_deref().unwrap_or("1d"))
+        .map_err(|e| ApiError::bad_request("invalid_query", format!("`window`: {e}")))?;
+    let query = WindowQuery {
+        window,
+        from: time_param("from", p.from)?,
+        to: time_param("to", p.to)?,
+        version: p.version,
+    };
+    if let (Some(f), Some(t)) = (query.from, query.to) {
+        if f >= t {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "`from` must be before `to`",
+            ));
+        }
+    }
+    let store = state.store.clone();
+    let m = model.clone();
+    let windows = blocking(move || Ok(store.window_counts(&m, &query)?)).await?;
+    let windows: Vec<Value> = windows
+        .into_iter()
+        .map(|w| {
+            let coverage = if w.predictions > 0 {
+                w.labelled as f64 / w.predictions as f64
+            } else {
+                0.0
+            };
+            let error_rate = if w.predictions > 0 {
+                w.errors as f64 / w.predictions as f64
+            } else {
+                0.0
+            };
+            json!({
+                "start": w.start, "end": w.end,
+                "predictions": w.predictions, "labelled": w.labelled,
+                "label_coverage": coverage, "errors": w.errors, "error_rate": error_rate,
+                "label_delay_seconds": w.label_delay_seconds,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({"model": model.as_str(), "window": window.label(), "windows": windows}),
+    ))
+}
