@@ -1,0 +1,413 @@
+//! Two-sample Kolmogorov-Smirnov test and the 1-Wasserstein distance, on raw samples.
+//!
+//! `ks_2samp` follows `scipy.stats.ks_2samp(method="auto", alternative="two-sided")`: the
+//! statistic is sup |F_ref - F_cur|; the p-value is exact when both samples have at most
+//! 10 000 values and Smirnov's asymptotic `kstwo.sf(D, round(n*m/(n+m)))` otherwise (also when
+//! the exact computation fails, as SciPy does).
+//!
+//! [`SortedReference`] makes the large case fast: the reference is sorted once (kept in the
+//! profile) and the current sample is never sorted. See [`SortedReference::gaps`].
+
+use super::special::{kolmogn_sf, ks_outer_prob_inside, ks_prob_outside_square};
+use serde::{Deserialize, Serialize};
+
+/// SciPy's `MAX_AUTO_N`: above this sample size, `method="auto"` uses the asymptotic p-value.
+pub const KS_MAX_EXACT_N: u64 = 10_000;
+
+/// How a KS p-value was computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KsPValueMethod {
+    /// Exact distribution of D under H0 (Hodges' lattice path counting).
+    Exact,
+    /// Smirnov's limiting distribution with n = round(n1*n2/(n1+n2)).
+    Asymptotic,
+}
+
+/// Result of a two-sample KS test.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct KsResult {
+    /// sup_x |F_ref(x) - F_cur(x)|, in [0, 1].
+    pub statistic: f64,
+    /// Two-sided p-value in [0, 1].
+    pub p_value: f64,
+    /// Which p-value computation SciPy's `method="auto"` picks for these sizes.
+    pub method: KsPValueMethod,
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Two-sided p-value of a KS statistic `d` for sample sizes `n1`, `n2` (both > 0), with
+/// SciPy's `method="auto"` rule. `d` is rounded to the lattice h / lcm(n1, n2) in the exact
+/// case, as SciPy does.
+pub fn ks_p_value(d: f64, n1: u64, n2: u64) -> (f64, KsPValueMethod) {
+    if n1 == 0 || n2 == 0 {
+        return (1.0, KsPValueMethod::Asymptotic);
+    }
+    if n1.max(n2) <= KS_MAX_EXACT_N {
+        let g = gcd(n1, n2);
+        let lcm = (n1 / g) as f64 * n2 as f64;
+        let h = (d * lcm).round_ties_even();
+        if h == 0.0 {
+            return (1.0, KsPValueMethod::Exact);
+        }
+        let h = h as u64;
+        let p = if n1 == n2 {
+            ks_prob_outside_square(n1, h)
+        } else {
+            ks_outer_prob_inside(n1, n2, g, h)
+        };
+        if p.is_finite() && (0.0..=1.0).contains(&p) {
+            return (p, KsPValueMethod::Exact);
+        }
+    }
+    let (m, n) = if n1 >= n2 {
+        (n1 as f64, n2 as f64)
+    } else {
+        (n2 as f64, n1 as f64)
+    };
+    let en = m * n / (m + n);
+    (
+        kolmogn_sf(en.round_ties_even() as u64, d).clamp(0.0, 1.0),
+        KsPValueMethod::Asymptotic,
+    )
+}
+
+fn sorted_finite(values: &[f64]) -> Vec<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_unstable_by(f64::total_cmp);
+    v
+}
+
+/// KS statistic of two ascending, finite samples (merge walk; both non-empty).
+fn ks_statistic_sorted(a: &[f64], b: &[f64]) -> f64 {
+    let (n, m) = (a.len() as f64, b.len() as f64);
+    let (mut i, mut j) = (0usize, 0usize);
+    let mut d = 0.0f64;
+    while i < a.len() && j < b.len() {
+        let x = a[i].min(b[j]);
+        while i < a.len() && a[i] <= x {
+            i += 1;
+        }
+        while j < b.len() && b[j] <= x {
+            j += 1;
+        }
+        d = d.max((i as f64 / n - j as f64 / m).abs());
+    }
+    // After one sample is exhausted the other CDF only moves toward 1, so the gap shrinks.
+    d
+}
+
+/// `scipy.stats.ks_2samp(reference, current)` on raw samples; non-finite values are skipped.
+/// `None` if either sample has no finite value.
+pub fn ks_2samp(reference: &[f64], current: &[f64]) -> Option<KsResult> {
+    let a = sorted_finite(reference);
+    let b = sorted_finite(current);
+    if a.is_empty() || b.is_empty() {
+        return None;
+    }
+    let d = ks_statistic_sorted(&a, &b);
+    let (p, method) = ks_p_value(d, a.len() as u64, b.len() as u64);
+    Some(KsResult {
+        statistic: d,
+        p_value: p,
+        method,
+    })
+}
+
+/// `scipy.stats.wasserstein_distance(reference, current)`: the integral of |F_ref - F_cur|.
+/// Non-finite values are skipped; `None` if either sample has no finite value.
+pub fn wasserstein_distance(reference: &[f64], current: &[f64]) -> Option<f64> {
+    let a = sorted_finite(reference);
+    let b = sorted_finite(current);
+    if a.is_empty() || b.is_empty() {
+        return None;
+    }
+    let (n, m) = (a.len() as f64, b.len() as f64);
+    let (mut i, mut j) = (0usize, 0usize);
+    let mut prev = a[0].min(b[0]);
+    let mut total = 0.0;
+    while i < a.len() || j < b.len() {
+        let x = match (a.get(i), b.get(j)) {
+            (Some(&p), Some(&q)) => p.min(q),
+            (Some(&p), None) => p,
+            (None, Some(&q)) => q,
+            (None, None) => break,
+        };
+        total += (i as f64 / n - j as f64 / m).abs() * (x - prev);
+        while i < a.len() && a[i] <= x {
+            i += 1;
+        }
+        while j < b.len() && b[j] <= x {
+            j += 1;
+        }
+        prev = x;
+    }
+    Some(total)
+}
+
+/// The reference sample of one numeric feature, sorted once, as the distinct values and their
+/// cumulative counts, with a lookup table that finds a value's gap in O(1) expected time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SortedReference {
+    /// Distinct finite values, ascending.
+    distinct: Vec<f64>,
+    /// `cum[k]` = number of reference values <= `distinct[k]`.
+    cum: Vec<u64>,
+    /// `slots[s]` = first index k with `distinct[k] >= lo + s * width`.
+    #[serde(skip)]
+    slots: Vec<u32>,
+}
+
+/// Per-gap counts of a current sample against a [`SortedReference`]; mergeable by adding.
+///
+/// Gap `b` holds current values x with exactly `b` distinct reference values <= x: gap 0 is
+/// below the smallest reference value, gap K (K distinct values) is at or above the largest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GapCounts {
+    /// Current values per gap.
+    pub count: Vec<u64>,
+    /// Current values exactly equal to the gap's left end (reference value `b - 1`).
+    pub at_left: Vec<u64>,
+    /// Sum over the gap's values of (x - left end), or (right end - x) in gap 0: the area
+    /// terms the Wasserstein distance needs.
+    pub offset_sum: Vec<f64>,
+    /// Finite current values counted.
+    pub n: u64,
+}
+
+impl SortedReference {
+    /// From raw reference values; non-finite values are skipped.
+    pub fn new(values: &[f64]) -> Self {
+        Self::from_sorted(&sorted_finite(values))
+    }
+
+    /// From an ascending, finite slice.
+    pub fn from_sorted(sorted: &[f64]) -> Self {
+        let mut distinct = Vec::new();
+        let mut cum = Vec::new();
+        for (i, &x) in sorted.iter().enumerate() {
+            if distinct.last() == Some(&x) {
+                *cum.last_mut().expect("pushed with distinct") = (i + 1) as u64;
+            } else {
+                distinct.push(x);
+                cum.push((i + 1) as u64);
+            }
+        }
+        let mut r = Self {
+            distinct,
+            cum,
+            slots: Vec::new(),
+        };
+        r.build_slots();
+        r
+    }
+
+    /// Rebuilds the lookup table (after deserialising).
+    pub fn build_slots(&mut self) {
+        let k = self.distinct.len();
+        if k < 2 {
+            self.slots = Vec::new();
+            return;
+        }
+        let (lo, hi) = (self.distinct[0], self.distinct[k - 1]);
+        let nslots = 2 * k;
+        let width = (hi - lo) / nslots as f64;
+        if !(width > 0.0 && width.is_finite()) {
+            self.slots = Vec::new();
+            return;
+        }
+        let mut slots = Vec::with_capacity(nslots + 2);
+        let mut idx = 0usize;
+        for s in 0..=nslots + 1 {
+            let start = lo + s as f64 * width;
+            while idx < k && self.distinct[idx] < start {
+                idx += 1;
+            }
+            slots.push(idx as u32);
+        }
+        self.slots = slots;
+    }
+
+    /// Number of reference values (finite).
+    pub fn n(&self) -> u64 {
+        self.cum.last().copied().unwrap_or(0)
+    }
+
+    /// Distinct reference values, ascending.
+    pub fn distinct(&self) -> &[f64] {
+        &self.distinct
+    }
+
+    /// Number of reference values <= each distinct value.
+    pub fn cumulative_counts(&self) -> &[u64] {
+        &self.cum
+    }
+
+    /// Gap of a finite value: the number of distinct reference values <= x.
+    #[inline]
+    pub fn gap_of(&self, x: f64) -> usize {
+        let k = self.distinct.len();
+        if self.slots.is_empty() {
+            return self.distinct.partition_point(|&u| u <= x);
+        }
+        let lo = self.distinct[0];
+        if x < lo {
+            return 0;
+        }
+        if x >= self.distinct[k - 1] {
+            return k;
+        }
+        let nslots = self.slots.len() - 2;
+        let width = (self.distinct[k - 1] - lo) / nslots as f64;
+        let s = (((x - lo) / width) as usize).min(nslots);
+        // The slot's range may be off by one slot at slot boundaries (rounding of x - lo),
+        // so widen by one on each side; correctness does not depend on the table.
+        let a = self.slots[s.saturating_sub(1)] as usize;
+        let b = (self.slots[(s + 2).min(nslots + 1)] as usize).min(k);
+        let a = a.min(b);
+        a + self.distinct[a..b].partition_point(|&u| u <= x)
+    }
+
+    /// Counts a current sample per gap; non-finite values are skipped.
+    ///
+    /// Why this is enough for an exact KS statistic without sorting the current sample:
+    /// inside gap b (between distinct reference values u_{b-1} and u_b) F_ref is constant,
+    /// and F_cur is non-decreasing, so sup |F_ref - F_cur| over the gap is reached at one of
+    /// its ends: at u_{b-1} (F_cur counts the gaps below plus the values equal to u_{b-1})
+    /// or at the gap's largest current value (F_cur counts everything up to the gap's end).
+    /// Both need only per-gap counts, found by one lookup per current value: O(m) after the
+    /// reference was sorted once, instead of O((n + m) log(n + m)).
+    pub fn gaps(&self, current: &[f64]) -> GapCounts {
+        let k = self.distinct.len();
+        let mut g = GapCounts {
+            count: vec![0; k + 1],
+            at_left: vec![0; k + 1],
+            offset_sum: vec![0.0; k + 1],
+            n: 0,
+        };
+        if k == 0 {
+            return g;
+        }
+        for &x in current {
+            if !x.is_finite() {
+                continue;
+            }
+            let b = self.gap_of(x);
+            g.count[b] += 1;
+            g.n += 1;
+            if b == 0 {
+                g.offset_sum[0] += self.distinct[0] - x;
+            } else {
+                let left = self.distinct[b - 1];
+                if x == left {
+                    g.at_left[b] += 1;
+                } else {
+                    g.offset_sum[b] += x - left;
+                }
+            }
+        }
+        g
+    }
+
+    /// Exact two-sample KS test of a current sample against this reference; equals
+    /// [`ks_2samp`] on the raw samples. `None` if either side has no finite value.
+    pub fn ks(&self, gaps: &GapCounts) -> Option<KsResult> {
+        let (n, m) = (self.n(), gaps.n);
+        if n == 0 || m == 0 {
+            return None;
+        }
+        let (nf, mf) = (n as f64, m as f64);
+        let mut d = 0.0f64;
+        let mut below = 0u64; // current values in gaps before b
+        for b in 0..gaps.count.len() {
+            let r = if b == 0 { 0 } else { self.cum[b - 1] };
+            let a = r as f64 / nf;
+            if b > 0 {
+                d = d.max((a - (below + gaps.at_left[b]) as f64 / mf).abs());
+            }
+            below += gaps.count[b];
+            d = d.max((a - below as f64 / mf).abs());
+        }
+        let (p, method) = ks_p_value(d, n, m);
+        Some(KsResult {
+            statistic: d,
+            p_value: p,
+            method,
+        })
+    }
+
+    /// 1-Wasserstein distance of a current sample against this reference; equals
+    /// [`wasserstein_distance`] up to rounding. Needs the current values again for the few
+    /// gaps where F_cur crosses F_ref (only those values are sorted).
+    pub fn wasserstein(&self, gaps: &GapCounts, current: &[f64]) -> Option<f64> {
+        let (n, m) = (self.n(), gaps.n);
+        let k = self.distinct.len();
+        if n == 0 || m == 0 {
+            return None;
+        }
+        let (nf, mf) = (n as f64, m as f64);
+        // Gap 0: F_ref = 0; gap K: F_ref = 1. Both reduce to the offset sums.
+        let mut total = gaps.offset_sum[0] / mf + gaps.offset_sum[k] / mf;
+        let mut crossing = vec![false; k + 1];
+        let mut any_crossing = false;
+        let mut below = gaps.count[0];
+        for b in 1..k {
+            let r = self.cum[b - 1];
+            let len = self.distinct[b] - self.distinct[b - 1];
+            let c = gaps.count[b];
+            // Compare F_cur with F_ref = r/n exactly, in integers: cur/m vs r/n.
+            let lo_cmp = (below as u128 * n as u128).cmp(&(r as u128 * m as u128));
+            let hi_cmp = ((below + c) as u128 * n as u128).cmp(&(r as u128 * m as u128));
+            // Integral of F_cur over the gap times m: below*len + sum (hi - x).
+            let int_fcur_m = (below + c) as f64 * len - gaps.offset_sum[b];
+            let a_len_m = r as f64 * mf / nf * len;
+            if hi_cmp != std::cmp::Ordering::Greater {
+                total += (a_len_m - int_fcur_m) / mf;
+            } else if lo_cmp != std::cmp::Ordering::Less {
+                total += (int_fcur_m - a_len_m) / mf;
+            } else {
+                crossing[b] = true;
+                any_crossing = true;
+            }
+            below += c;
+        }
+        if any_crossing {
+            let mut vals: Vec<(u32, f64)> = Vec::new();
+            for &x in current {
+                if !x.is_finite() {
+                    continue;
+                }
+                let b = self.gap_of(x);
+                if crossing[b] {
+                    vals.push((b as u32, x));
+                }
+            }
+            vals.sort_unstable_by(|p, q| p.0.cmp(&q.0).then(p.1.total_cmp(&q.1)));
+            let mut below = gaps.count[0];
+            let mut idx = 0usize;
+            for b in 1..k {
+                if crossing[b] {
+                    let a = self.cum[b - 1] as f64 / nf;
+                    let mut prev = self.distinct[b - 1];
+                    let mut cnt = below;
+                    while idx < vals.len() && vals[idx].0 as usize == b {
+                        let x = vals[idx].1;
+                        total += (a - cnt as f64 / mf).abs() * (x - prev);
+                        cnt += 1;
+                        prev = x;
+                        idx += 1;
+                    }
+                    total += (a - cnt as f64 / mf).abs() * (self.distinct[b] - prev);
+                }
+                below += gaps.count[b];
+            }
+        }
+        Some(total)
+    }
+}
