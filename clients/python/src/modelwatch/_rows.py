@@ -21,10 +21,19 @@ _UTC = _dt.timezone.utc
 _SCALARS = (str, bool, int)
 
 
+_ts_cache = (-1, "")  # (second, formatted prefix); replaced whole, so safe across threads
+
+
 def iso_timestamp(t: float) -> str:
     """Format a POSIX timestamp as RFC 3339 UTC with millisecond precision."""
-    d = _dt.datetime.fromtimestamp(t, _UTC)
-    return d.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (d.microsecond // 1000)
+    global _ts_cache
+    sec = int(t // 1)
+    ms = int((t - sec) * 1000)
+    cache = _ts_cache
+    if cache[0] != sec:
+        cache = (sec, _dt.datetime.fromtimestamp(sec, _UTC).strftime("%Y-%m-%dT%H:%M:%S."))
+        _ts_cache = cache
+    return cache[1] + "%03dZ" % ms
 
 
 def clean_value(v: Any) -> Any:
@@ -102,8 +111,17 @@ def _tolist(x: Any) -> List[Any]:
     return list(x)
 
 
+_DEFAULT_NAMES: Dict[int, List[str]] = {}
+
+
 def default_feature_names(n: int) -> List[str]:
-    return ["x%d" % i for i in range(n)]
+    """``x0 .. x{n-1}`` (as scikit-learn names array columns); cached, do not mutate."""
+    names = _DEFAULT_NAMES.get(n)
+    if names is None:
+        names = ["x%d" % i for i in range(n)]
+        if n <= 100_000:
+            _DEFAULT_NAMES[n] = names
+    return names
 
 
 def feature_rows(X: Any, names: Optional[Sequence[str]], n: int) -> List[Dict[str, Any]]:
@@ -404,3 +422,166 @@ def _deep_clean(v: Any) -> Any:
     if isinstance(v, (list, tuple)):
         return [_deep_clean(x) for x in v]
     return clean_value(v)
+
+
+# -- fast path ------------------------------------------------------------------------------------
+# For the common case (numeric features, numeric/str predictions, well-formed probabilities) the
+# NDJSON lines are formatted directly, skipping per-row dicts and the generic JSON encoder: a
+# cached ``%r`` template per feature schema turns a row of ``tolist()`` floats into its JSON object
+# in one C-level formatting call.  ``repr`` of a finite Python float/int is valid JSON and is
+# exactly what ``json.dumps`` writes.  Anything else (strings, bools, NaN/inf, odd shapes) returns
+# None and the generic path is used; tests check both paths produce the same events.
+
+_TEMPLATES: Dict[tuple, str] = {}
+
+
+def _template(names: Sequence[str]) -> str:
+    key = tuple(names)
+    t = _TEMPLATES.get(key)
+    if t is None:
+        t = "{" + ",".join("%s:%%r" % json.dumps(str(n)).replace("%", "%%") for n in names) + "}"
+        if len(_TEMPLATES) > 1000:
+            _TEMPLATES.clear()
+        _TEMPLATES[key] = t
+    return t
+
+
+def _numeric_finite_json(values: List[Any]) -> Optional[List[str]]:
+    for v in values:
+        t = type(v)
+        if t is int or (t is float and (v - v) == 0.0):
+            continue
+        return None
+    return list(map(repr, values))
+
+
+def _all_finite(rows: List[List[Any]]) -> bool:
+    """True when every number in the rows is finite (a row's sum is NaN/inf otherwise; an overflow
+    to inf only sends the rows down the generic path, which is also correct)."""
+    for r in rows:
+        t = sum(r)
+        if t - t != 0.0:
+            return False
+    return True
+
+
+def fast_feature_json(X: Any, names: Optional[Sequence[str]], n: int) -> Optional[List[str]]:
+    """Per-row JSON feature objects for numeric, finite 2-D inputs; None when not applicable."""
+    if _is_ndarray(X):
+        if X.ndim != 2 or X.dtype.kind not in "fiu" or X.shape[0] != n:
+            return None
+        rows = X.tolist()
+        if X.dtype.kind == "f" and not _all_finite(rows):
+            return None
+        d = X.shape[1]
+        cols = names if names is not None and len(names) == d else default_feature_names(d)
+    elif is_dataframe(X):
+        kinds = {getattr(dt, "kind", "O") for dt in X.dtypes}
+        if not kinds or not kinds <= {"f", "i", "u"} or len(X) != n:
+            return None
+        cols = [str(c) for c in X.columns]
+        if len(set(cols)) != len(cols):
+            return None
+        rows = (X.to_numpy() if len(kinds) == 1 else X.to_numpy(dtype=object)).tolist()
+        if "f" in kinds and not _all_finite(rows):
+            return None
+    else:
+        return None
+    tmpl = _template(cols)
+    return [tmpl % tuple(r) for r in rows]
+
+
+_CLASS_JSON: Dict[tuple, "tuple[List[str], str]"] = {}
+
+
+def _class_json(cls: List[Any]) -> Optional["tuple[List[str], str]"]:
+    key = tuple((type(c), c) for c in cls)
+    got = _CLASS_JSON.get(key)
+    if got is None:
+        keys = [str(c) for c in cls]
+        if len(set(keys)) != len(keys):
+            return None
+        got = ([json.dumps(c) for c in cls], _template(keys))
+        if len(_CLASS_JSON) > 1000:
+            _CLASS_JSON.clear()
+        _CLASS_JSON[key] = got
+    return got
+
+
+def fast_prediction_json(method: str, result: Any, classes: Any, n: int
+                         ) -> Optional["tuple[List[str], Optional[List[str]], Optional[List[str]]]"]:
+    """(prediction, score, scores) JSON per row, or None when the generic path must be used."""
+    if not _is_ndarray(result) or result.shape[0] != n:
+        return None
+    if method == "predict":
+        if result.ndim == 2 and result.shape[1] == 1:
+            result = result.ravel()
+        if result.ndim != 1:
+            return None
+        kind = result.dtype.kind
+        vals = result.tolist()
+        if kind in "fiu":
+            pj = _numeric_finite_json(vals)
+        elif kind in "UO":
+            if not all(type(v) is str for v in vals):
+                return None
+            pj = [json.dumps(v) for v in vals]
+        else:
+            return None
+        return (pj, None, None) if pj is not None else None
+    if method == "predict_proba":
+        if result.ndim != 2 or result.dtype.kind != "f" or result.shape[1] < 1:
+            return None
+        k = result.shape[1]
+        rows = result.tolist()
+        for r in rows:
+            t = sum(r)
+            if not (abs(t - 1.0) <= 0.01 and min(r) >= 0.0 and max(r) <= 1.0):
+                return None  # also catches NaN (comparisons are False)
+        cj = _class_json(_classes_list(classes, k))
+        if cj is None:
+            return None
+        cls_json, tmpl = cj
+        pj = [cls_json[r.index(max(r))] for r in rows]
+        scores = [tmpl % tuple(r) for r in rows]
+        score = [repr(r[1]) for r in rows] if k == 2 else None
+        return pj, score, scores
+    return None
+
+
+def encode_call_fast(
+    ids: Sequence[str],
+    feats: List[str],
+    preds: "tuple[List[str], Optional[List[str]], Optional[List[str]]]",
+    timestamp: str,
+    version: Optional[str],
+    latency_ms: Optional[float],
+    tags: Optional[Dict[str, Any]],
+) -> List[bytes]:
+    """NDJSON lines with the same keys, order and values as ``build_prediction_rows`` + encoding."""
+    head = ',"timestamp":' + json.dumps(timestamp)
+    if version is not None:
+        head += ',"model_version":' + json.dumps(version)
+    head += ',"features":'
+    tail = ""
+    if latency_ms is not None and math.isfinite(latency_ms):
+        tail += ',"latency_ms":' + repr(float(latency_ms))
+    if tags:
+        tail += ',"tags":' + _dumps(_deep_clean(tags))
+    tail += "}\n"
+    pj, sj, ssj = preds
+    prefix = getattr(ids, "prefix", None)
+    if prefix is not None:
+        p = '{"request_id":' + json.dumps(prefix + "-")[:-1]
+        rid = [p + '%d"' % i for i in range(len(ids))]
+    else:
+        rid = ['{"request_id":' + json.dumps(r) for r in ids]
+    if sj is None and ssj is None:
+        out = [(rid[i] + head + feats[i] + ',"prediction":' + pj[i] + tail).encode() for i in range(len(rid))]
+    elif sj is None:
+        out = [(rid[i] + head + feats[i] + ',"prediction":' + pj[i] + ',"scores":' + ssj[i] + tail).encode()
+               for i in range(len(rid))]
+    else:
+        out = [(rid[i] + head + feats[i] + ',"prediction":' + pj[i] + ',"score":' + sj[i]
+                + ',"scores":' + ssj[i] + tail).encode() for i in range(len(rid))]
+    return out

@@ -94,7 +94,7 @@ class RequestIds(Sequence[str]):
 class _Ctx:
     """What the background thread needs to turn a wrapped call into rows."""
 
-    __slots__ = ("estimator", "feature_names", "tags", "version", "log_features")
+    __slots__ = ("estimator", "feature_names", "tags", "version", "log_features", "_names_in")
 
     def __init__(self, estimator: Any, feature_names: Optional[Sequence[str]],
                  tags: Optional[Dict[str, Any]], version: Optional[str], log_features: bool):
@@ -103,6 +103,20 @@ class _Ctx:
         self.tags = dict(tags) if tags else None
         self.version = version
         self.log_features = log_features
+        self._names_in: Tuple[Any, Optional[List[str]]] = (None, None)
+
+    def names_for(self, X: Any) -> Optional[List[str]]:
+        """Feature names for array inputs: given to wrap(), else the estimator's feature_names_in_."""
+        if self.feature_names is not None or _rows.is_dataframe(X):
+            return self.feature_names
+        fn = getattr(self.estimator, "feature_names_in_", None)
+        if fn is None:
+            return None
+        cached = self._names_in
+        if cached[0] is not fn:
+            cached = (fn, [str(x) for x in fn])
+            self._names_in = cached
+        return cached[1]
 
 
 class _RateLimitedLog:
@@ -177,6 +191,7 @@ class Monitor:
         self.exit_timeout = float(exit_timeout)
         self.compress = bool(compress)
         self._spool_dir_arg = spool_dir
+        self.fast_encoding = True  # see _rows.encode_call_fast; False forces the generic encoder
         self._sync = Transport(self.url, self.api_key, self.timeout)  # for synchronous calls
         self._sync_lock = threading.Lock()
         self._closed = False
@@ -548,13 +563,13 @@ class Monitor:
             by_kind: Dict[str, List[bytes]] = {"predictions": [], "labels": []}
             for item in items:
                 try:
-                    kind, rows = self._convert(item)
+                    kind, lines = self._convert(item)
                 except Exception as e:
                     self._rl(logging.WARNING, "convert", "modelwatch: could not convert logged events "
                              "(%r); they are dropped", e)
                     self._stats["rejected_rows"] += _item_rows(item)
                     continue
-                by_kind[kind].extend(_rows.encode_lines(rows))
+                by_kind[kind].extend(lines)
             for kind in ("predictions", "labels"):  # predictions first: labels join on them
                 lines = by_kind[kind]
                 if lines:
@@ -676,28 +691,41 @@ class Monitor:
                  "%d %s (%s); dropped", self.url, rows, kind, status, code, message)
         return _DROP
 
-    def _convert(self, item: tuple) -> Tuple[str, List[Dict[str, Any]]]:
+    def _convert(self, item: tuple) -> Tuple[str, List[bytes]]:
+        """One queue item -> (endpoint kind, NDJSON lines)."""
+        kind, rows = self._convert_rows(item)
+        if rows and isinstance(rows[0], bytes):
+            return kind, rows  # type: ignore[return-value]
+        return kind, list(_rows.encode_lines(rows))
+
+    def _convert_rows(self, item: tuple) -> Tuple[str, List[Any]]:
         tag = item[0]
         if tag == _CALL:
             _, ctx, method, X, result, ts, latency_ms, ids = item
             n = len(ids)
             est = ctx.estimator
             classes = getattr(est, "classes_", None) if method != "predict" else None
+            tags = {**self.tags, **ctx.tags} if ctx.tags else self.tags
+            version = ctx.version if ctx.version is not None else self.version
+            if self.fast_encoding and method in ("predict", "predict_proba"):
+                fp = _rows.fast_prediction_json(method, result, classes, n)
+                if fp is not None:
+                    if ctx.log_features:
+                        fj = _rows.fast_feature_json(X, ctx.names_for(X), n)
+                    else:
+                        fj = ["{}"] * n
+                    if fj is not None:
+                        return "predictions", _rows.encode_call_fast(
+                            ids, fj, fp, _rows.iso_timestamp(ts), version, round(latency_ms, 4), tags)
             preds = _rows.predictions_from_result(method, result, classes)
             if preds is None or len(preds["prediction"]) != n:
                 self._rl(logging.WARNING, "unsupported", "modelwatch: cannot log %s output of %s "
                          "(multi-output or unexpected shape); not logged", method, type(est).__name__)
                 return "predictions", []
             if ctx.log_features:
-                names = ctx.feature_names
-                if names is None and not _rows.is_dataframe(X):
-                    fn = getattr(est, "feature_names_in_", None)
-                    names = [str(x) for x in fn] if fn is not None else None
-                feats = _rows.feature_rows(X, names, n)
+                feats = _rows.feature_rows(X, ctx.names_for(X), n)
             else:
                 feats = [{} for _ in range(n)]
-            tags = {**self.tags, **ctx.tags} if ctx.tags else self.tags
-            version = ctx.version if ctx.version is not None else self.version
             return "predictions", _rows.build_prediction_rows(
                 ids, feats, preds, _rows.iso_timestamp(ts), version, round(latency_ms, 4), tags)
         if tag == _ONE:

@@ -263,7 +263,9 @@ class MonitoredEstimator:
         new = MonitoredEstimator.__new__(MonitoredEstimator)
         new.__setstate__(self.__getstate__())
         new.__dict__["_mw_estimator"] = clone(d["_mw_estimator"])
-        new.__dict__["_mw_ctx"].estimator = new.__dict__["_mw_estimator"]
+        ctx = new.__dict__["_mw_ctx"]
+        new.__dict__["_mw_ctx"] = _Ctx(new.__dict__["_mw_estimator"], ctx.feature_names, ctx.tags,
+                                       ctx.version, ctx.log_features)
         new.__dict__["_mw_monitor"] = d["_mw_monitor"]
         return new
 
