@@ -1,0 +1,132 @@
+//! A real `modelwatch serve` process on 127.0.0.1, port 0, stopped by its pid.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub url: String,
+    pub child: Child,
+    pub data: PathBuf,
+}
+
+impl Server {
+    pub fn start(data: &Path) -> Server {
+        Self::start_with(data, &[], &[])
+    }
+
+    pub fn start_with(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelwatch"));
+        cmd.args(["serve", "--addr", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start modelwatch serve");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the address line");
+        let url = line
+            .trim()
+            .strip_prefix("modelwatch listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        let server = Server {
+            url,
+            child,
+            data: data.to_path_buf(),
+        };
+        server.wait_healthy();
+        server
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(r) = client().get(format!("{}/healthz", self.url)).send() {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("server at {} never became healthy", self.url);
+    }
+
+    pub fn kill9(&mut self) {
+        // SIGKILL: no chance to flush anything.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn stop(&mut self) {
+        let pid = self.child.id() as i32;
+        // SAFETY-free: libc::kill on our own child's pid.
+        unsafe_kill(pid, 15);
+        let _ = self.child.wait();
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
+        let r = client()
+            .post(format!("{}{}", self.url, path))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .expect("request");
+        decode(r)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        decode(
+            client()
+                .get(format!("{}{}", self.url, path))
+                .send()
+                .expect("request"),
+        )
+    }
+}
+
+#[allow(unsafe_code)]
+fn unsafe_kill(pid: i32, sig: i32) {
+    // SAFETY: sending a signal to a child process we own has no memory-safety implications.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+pub fn decode(r: reqwest::blocking::Response) -> (u16, serde_json::Value) {
+    let status = r.status().as_u16();
+    let text = r.text().expect("body");
+    let v = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, v)
+}
+
+/// A prediction row in the contract's format.
+pub fn prediction(id: &str, ts: &str, age: f64, country: &str) -> serde_json::Value {
+    serde_json::json!({
+        "request_id": id, "timestamp": ts, "model_version": "v1",
+        "features": {"age": age, "country": country},
+        "prediction": 1, "score": 0.8, "latency_ms": 3.5
+    })
+}
