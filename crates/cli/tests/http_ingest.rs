@@ -344,7 +344,7 @@ fn bad_bodies_and_names_get_a_clear_4xx() {
             "/v1/models/m/predictions",
             &format!(
                 "[{}]",
-                vec![r#"{"request_id":"x","prediction":1}"#; 11].join(",")
+                [r#"{"request_id":"x","prediction":1}"#; 11].join(",")
             ),
             413,
             "payload_too_large",
@@ -359,7 +359,7 @@ fn bad_bodies_and_names_get_a_clear_4xx() {
     // Oversized body, also when it arrives gzip-compressed (limit applies after decompression).
     let big = format!(
         "[{}]",
-        vec![r#"{"request_id":"x","prediction":1}"#; 200].join(",")
+        [r#"{"request_id":"x","prediction":1}"#; 200].join(",")
     );
     let (status, out) = s.post("/v1/models/m/predictions", &big);
     assert_eq!(status, 413, "{out}");
