@@ -1,0 +1,394 @@
+//! Streaming readers that turn CSV and Parquet into Arrow record batches.
+
+use crate::source::{CountingRead, Progress, Source};
+use crate::{FormatError, TableFormat};
+use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef};
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Rows per record batch unless [`ReadOptions::batch_size`] says otherwise.
+pub const DEFAULT_BATCH_SIZE: usize = 65_536;
+
+/// How to read a table.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// Rows per record batch (and per converted chunk). At least 1.
+    pub batch_size: usize,
+    /// CSV columns kept as text whatever they look like, so that an id such as `00123` keeps
+    /// its leading zeros. [`crate::ColumnMapping::text_columns`] lists the ones a mapping needs.
+    pub text_columns: Vec<String>,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            batch_size: DEFAULT_BATCH_SIZE,
+            text_columns: Vec::new(),
+        }
+    }
+}
+
+/// One record batch and where its rows are in the file.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub batch: RecordBatch,
+    /// Position in the file (0-based, header excluded) of the batch's first row.
+    pub first_row: usize,
+    /// CSV cells that did not parse as their column's inferred type; they are null in `batch`.
+    /// Always empty for Parquet. The `to_*` methods of [`Chunk`] reject the rows they are in.
+    pub bad_cells: Vec<BadCell>,
+}
+
+/// A CSV cell whose text does not fit the type inferred for its column from the first batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadCell {
+    /// Row within the batch (0-based).
+    pub row: usize,
+    pub column: String,
+    pub value: String,
+    /// What the column holds, e.g. `a number`.
+    pub expected: &'static str,
+}
+
+/// A CSV or Parquet table read as a stream of [`Chunk`]s of at most `batch_size` rows.
+///
+/// CSV: the first row is the header; empty cells are null; each column's type is inferred from
+/// the first batch: `Boolean` when every value is true/false, `Float64` when every value is a
+/// number (integers included), `Utf8` otherwise (also when all null). Later cells that do not fit
+/// become [`BadCell`]s rather than failing the read.
+///
+/// Parquet: column types are the file's own; the row count is known before reading.
+pub struct TableReader {
+    name: String,
+    schema: SchemaRef,
+    inner: Inner,
+    rows_read: u64,
+    rows_total: Option<u64>,
+    bytes_total: Option<u64>,
+    bytes_read: Arc<AtomicU64>,
+}
+
+enum Inner {
+    Csv(CsvState),
+    Parquet(ParquetRecordBatchReader),
+}
+
+struct CsvState {
+    reader: arrow::csv::reader::BufReader<std::io::BufReader<CountingRead>>,
+    types: Vec<DataType>,
+    /// The first batch, read at open to infer the types, handed out first.
+    pending: Option<RecordBatch>,
+}
+
+impl TableReader {
+    /// Opens a CSV or Parquet source. For [`TableFormat::Ndjson`] use [`crate::NdjsonReader`].
+    pub fn open(
+        source: &Source,
+        format: TableFormat,
+        options: &ReadOptions,
+    ) -> Result<TableReader, FormatError> {
+        let batch_size = options.batch_size.max(1);
+        let bytes_read = Arc::new(AtomicU64::new(0));
+        let name = source.name();
+        let bytes_total = source.len();
+        let (schema, inner, rows_total) = match format {
+            TableFormat::Parquet => {
+                let perr = |e: parquet::errors::ParquetError| FormatError::Parquet {
+                    name: name.clone(),
+                    message: e.to_string(),
+                };
+                let (builder, rows) = match source {
+                    Source::Path(p) => {
+                        let f = std::fs::File::open(p).map_err(|e| source.io_err(e))?;
+                        let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(perr)?;
+                        let rows = b.metadata().file_metadata().num_rows();
+                        (b.with_batch_size(batch_size).build().map_err(perr)?, rows)
+                    }
+                    Source::Bytes { data, .. } => {
+                        let b =
+                            ParquetRecordBatchReaderBuilder::try_new(data.clone()).map_err(perr)?;
+                        let rows = b.metadata().file_metadata().num_rows();
+                        (b.with_batch_size(batch_size).build().map_err(perr)?, rows)
+                    }
+                };
+                let schema = arrow::record_batch::RecordBatchReader::schema(&builder);
+                check_unique(&schema)?;
+                (schema, Inner::Parquet(builder), Some(rows.max(0) as u64))
+            }
+            TableFormat::Csv | TableFormat::Ndjson => {
+                let (schema, state) =
+                    open_csv(source, &name, batch_size, options, bytes_read.clone())?;
+                (schema, Inner::Csv(state), None)
+            }
+        };
+        Ok(TableReader {
+            name,
+            schema,
+            inner,
+            rows_read: 0,
+            rows_total,
+            bytes_total,
+            bytes_read,
+        })
+    }
+
+    /// The schema every chunk has. For CSV, the types inferred from the first batch.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    pub fn progress(&self) -> Progress {
+        Progress {
+            rows_total: self.rows_total,
+            rows_read: self.rows_read,
+            bytes_total: self.bytes_total,
+            bytes_read: self.bytes_read.load(Ordering::Relaxed),
+        }
+    }
+
+    fn next_chunk(&mut self) -> Option<Result<Chunk, FormatError>> {
+        let first_row = self.rows_read as usize;
+        let result = match &mut self.inner {
+            Inner::Parquet(r) => r.next().map(|b| {
+                b.map(|batch| Chunk {
+                    batch,
+                    first_row,
+                    bad_cells: Vec::new(),
+                })
+                .map_err(|e| FormatError::Parquet {
+                    name: self.name.clone(),
+                    message: e.to_string(),
+                })
+            }),
+            Inner::Csv(state) => {
+                let raw = match state.pending.take() {
+                    Some(b) => Some(Ok(b)),
+                    None => state.reader.next(),
+                };
+                raw.map(|r| {
+                    let raw = r.map_err(|e| FormatError::Csv {
+                        name: self.name.clone(),
+                        message: csv_message(&e, first_row),
+                    })?;
+                    let (batch, bad_cells) = type_csv_batch(&raw, &self.schema, &state.types);
+                    Ok(Chunk {
+                        batch,
+                        first_row,
+                        bad_cells,
+                    })
+                })
+            }
+        };
+        if let Some(Ok(c)) = &result {
+            self.rows_read += c.batch.num_rows() as u64;
+        }
+        result
+    }
+}
+
+impl Iterator for TableReader {
+    type Item = Result<Chunk, FormatError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_chunk()
+    }
+}
+
+fn check_unique(schema: &ArrowSchema) -> Result<(), FormatError> {
+    let mut seen = HashSet::new();
+    for f in schema.fields() {
+        if !seen.insert(f.name().as_str()) {
+            return Err(FormatError::DuplicateColumn(f.name().clone()));
+        }
+    }
+    Ok(())
+}
+
+fn csv_message(e: &arrow::error::ArrowError, first_row: usize) -> String {
+    // Arrow's own text starts with "Csv error: "; the row it gives is relative to the batch.
+    let s = e.to_string();
+    let s = s.strip_prefix("Csv error: ").unwrap_or(&s).to_string();
+    format!("{s} (in the batch starting at data row {first_row})")
+}
+
+fn open_csv(
+    source: &Source,
+    name: &str,
+    batch_size: usize,
+    options: &ReadOptions,
+    counter: Arc<AtomicU64>,
+) -> Result<(SchemaRef, CsvState), FormatError> {
+    let csv_err = |e: arrow::error::ArrowError| FormatError::Csv {
+        name: name.to_string(),
+        message: e.to_string(),
+    };
+    // The header is read from a separate handle, so that the counted stream starts at byte 0.
+    let header_read = source.open_read(Arc::new(AtomicU64::new(0)))?;
+    let (header, _) = arrow::csv::reader::Format::default()
+        .with_header(true)
+        .infer_schema(header_read, Some(0))
+        .map_err(csv_err)?;
+    let names: Vec<String> = header
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let n = f.name().as_str();
+            // Spreadsheet exports often start with a UTF-8 byte-order mark.
+            let n = if i == 0 {
+                n.trim_start_matches('\u{feff}')
+            } else {
+                n
+            };
+            n.trim().to_string()
+        })
+        .collect();
+    let text_schema = Arc::new(ArrowSchema::new(
+        names
+            .iter()
+            .map(|n| Field::new(n, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ));
+    check_unique(&text_schema)?;
+    let read = std::io::BufReader::with_capacity(1 << 20, source.open_read(counter)?);
+    let mut reader = arrow::csv::ReaderBuilder::new(text_schema)
+        .with_header(true)
+        .with_batch_size(batch_size)
+        .build_buffered(read)
+        .map_err(csv_err)?;
+    let first = reader.next().transpose().map_err(|e| FormatError::Csv {
+        name: name.to_string(),
+        message: csv_message(&e, 0),
+    })?;
+    let types: Vec<DataType> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            if options.text_columns.iter().any(|t| t == n) {
+                return DataType::Utf8;
+            }
+            match &first {
+                Some(b) => infer_type(as_strings(b.column(i))),
+                None => DataType::Utf8,
+            }
+        })
+        .collect();
+    let schema = Arc::new(ArrowSchema::new(
+        names
+            .iter()
+            .zip(&types)
+            .map(|(n, t)| Field::new(n, t.clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    Ok((
+        schema,
+        CsvState {
+            reader,
+            types,
+            pending: first,
+        },
+    ))
+}
+
+fn as_strings(a: &ArrayRef) -> &StringArray {
+    // The CSV reader is built with an all-Utf8 schema.
+    a.as_any()
+        .downcast_ref::<StringArray>()
+        .expect("csv columns are read as utf8")
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if s.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+fn infer_type(col: &StringArray) -> DataType {
+    let mut any = false;
+    let mut all_bool = true;
+    let mut all_num = true;
+    for s in col.iter().flatten() {
+        any = true;
+        all_bool &= parse_bool(s).is_some();
+        all_num &= s.trim().parse::<f64>().is_ok();
+        if !all_bool && !all_num {
+            return DataType::Utf8;
+        }
+    }
+    match (any, all_bool, all_num) {
+        (false, _, _) => DataType::Utf8,
+        (true, true, _) => DataType::Boolean,
+        (true, _, true) => DataType::Float64,
+        _ => DataType::Utf8,
+    }
+}
+
+fn type_csv_batch(
+    raw: &RecordBatch,
+    schema: &SchemaRef,
+    types: &[DataType],
+) -> (RecordBatch, Vec<BadCell>) {
+    let mut bad = Vec::new();
+    let columns: Vec<ArrayRef> = types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let strings = as_strings(raw.column(i));
+            let name = schema.field(i).name();
+            match t {
+                DataType::Float64 => {
+                    let a: Float64Array = strings
+                        .iter()
+                        .enumerate()
+                        .map(|(row, s)| {
+                            let s = s?;
+                            let v = s.trim().parse::<f64>().ok();
+                            if v.is_none() {
+                                bad.push(BadCell {
+                                    row,
+                                    column: name.clone(),
+                                    value: s.to_string(),
+                                    expected: "a number",
+                                });
+                            }
+                            v
+                        })
+                        .collect();
+                    Arc::new(a) as ArrayRef
+                }
+                DataType::Boolean => {
+                    let a: BooleanArray = strings
+                        .iter()
+                        .enumerate()
+                        .map(|(row, s)| {
+                            let s = s?;
+                            let v = parse_bool(s);
+                            if v.is_none() {
+                                bad.push(BadCell {
+                                    row,
+                                    column: name.clone(),
+                                    value: s.to_string(),
+                                    expected: "true or false",
+                                });
+                            }
+                            v
+                        })
+                        .collect();
+                    Arc::new(a) as ArrayRef
+                }
+                _ => raw.column(i).clone(),
+            }
+        })
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), columns)
+        .expect("typed columns match the inferred schema");
+    bad.sort_by_key(|c| c.row);
+    (batch, bad)
+}
