@@ -99,7 +99,7 @@ fn binary_rows(max: usize) -> impl Strategy<Value = Vec<BinRow>> {
 }
 
 fn binary_state(rows: &[BinRow]) -> BinaryState {
-    let mut st = BinaryState::with_threshold(0.4);
+    let mut st = BinaryState::with_threshold(0.4).unwrap();
     for &(y, s, p) in rows {
         st.observe(y, s, Some(p)).unwrap();
     }
@@ -122,7 +122,7 @@ proptest! {
         cuts in prop::collection::vec(any::<usize>(), 0..5),
     ) {
         let whole = binary_state(&rows).metrics(&cfg());
-        let mut merged = BinaryState::with_threshold(0.4);
+        let mut merged = BinaryState::with_threshold(0.4).unwrap();
         // Merge the parts in reverse order too: merge order must not matter either.
         for part in chunks(&shuffled, &cuts).iter().rev() {
             merged.merge(&binary_state(part)).unwrap();
@@ -319,8 +319,20 @@ fn bad_rows_are_rejected_and_change_nothing() {
     assert!(m.observe("a", "b", Some(&[("a", -0.1)][..])).is_err());
     assert_eq!(m, MulticlassState::new());
     assert!(BinaryState::new()
-        .merge(&BinaryState::with_threshold(0.3))
+        .merge(&BinaryState::with_threshold(0.3).unwrap())
         .is_err());
+}
+
+#[test]
+fn invalid_settings_and_corrupt_stored_states_are_errors() {
+    assert!(BinaryState::with_threshold(1.5).is_err());
+    assert!(BinaryState::with_threshold(f64::NAN).is_err());
+    let mut v = json(&BinaryState::new());
+    v["hist_pos"] = serde_json::json!([1, 2, 3]);
+    assert!(serde_json::from_value::<BinaryState>(v).is_err());
+    let mut v = json(&QuantileSketch::new());
+    v["relative_accuracy"] = serde_json::json!(0.0);
+    assert!(serde_json::from_value::<QuantileSketch>(v).is_err());
 }
 
 #[test]

@@ -65,7 +65,7 @@ fn binary_rows(fx: &Value) -> Vec<(f64, bool)> {
 
 fn binary_state(fx: &Value) -> (BinaryState, Vec<(f64, bool)>) {
     let rows = binary_rows(fx);
-    let mut st = BinaryState::with_threshold(f(&fx["threshold"]));
+    let mut st = BinaryState::with_threshold(f(&fx["threshold"])).unwrap();
     for &(s, y) in &rows {
         st.observe(y, Some(s), None).unwrap();
     }

@@ -38,15 +38,19 @@ pub struct BinaryState {
     /// Rows that had a score.
     n_scored: u64,
     /// Score histograms (bin = `min(floor(score·1000), 999)`) of positive / negative rows.
+    #[serde(deserialize_with = "super::exact_len::<_, _, SCORE_BINS>")]
     hist_pos: Vec<u64>,
+    #[serde(deserialize_with = "super::exact_len::<_, _, SCORE_BINS>")]
     hist_neg: Vec<u64>,
     /// Sum and sum of squares of per-row log loss and of per-row Brier loss.
     log_loss_sum: f64,
     log_loss_sum2: f64,
     brier_sum: f64,
     brier_sum2: f64,
+    #[serde(deserialize_with = "super::exact_len::<_, _, CALIBRATION_BINS>")]
     calibration: Vec<CalibrationBin>,
     /// The scored rows themselves while there are at most [`EXACT_SAMPLE_CAP`]; `None` after.
+    #[serde(deserialize_with = "capped_sample")]
     exact: Option<Vec<(f64, bool)>>,
 }
 
@@ -58,6 +62,21 @@ struct CalibrationBin {
     sum_score: f64,
     /// Σ (label − score)², for the ECE interval.
     sum_sq_gap: f64,
+}
+
+/// A stored exact sample longer than the cap (or with scores outside [0, 1]) is refused on
+/// reading: the state would otherwise break the memory bound and the exactness claim.
+fn capped_sample<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<(f64, bool)>>, D::Error> {
+    use serde::de::Error;
+    let v = Option::<Vec<(f64, bool)>>::deserialize(d)?;
+    if let Some(v) = &v {
+        if v.len() > EXACT_SAMPLE_CAP || v.iter().any(|(s, _)| !(0.0..=1.0).contains(s)) {
+            return Err(D::Error::custom("invalid exact sample"));
+        }
+    }
+    Ok(v)
 }
 
 impl Default for BinaryState {
@@ -83,17 +102,19 @@ fn score_bin(p: f64) -> usize {
 impl BinaryState {
     /// An empty state with decision threshold 0.5.
     pub fn new() -> Self {
-        Self::with_threshold(DEFAULT_THRESHOLD)
+        Self::empty(DEFAULT_THRESHOLD)
     }
 
-    /// An empty state predicting positive when `score >= threshold`. A threshold that is not
-    /// a finite number in [0, 1] falls back to 0.5.
-    pub fn with_threshold(threshold: f64) -> Self {
-        let threshold = if (0.0..=1.0).contains(&threshold) {
-            threshold
-        } else {
-            DEFAULT_THRESHOLD
-        };
+    /// An empty state predicting positive when `score >= threshold`. Rejects a threshold
+    /// that is not a number in [0, 1].
+    pub fn with_threshold(threshold: f64) -> Result<Self, PerfError> {
+        if !(0.0..=1.0).contains(&threshold) {
+            return Err(PerfError::InvalidThreshold(threshold));
+        }
+        Ok(Self::empty(threshold))
+    }
+
+    fn empty(threshold: f64) -> Self {
         BinaryState {
             threshold,
             tp: 0,

@@ -42,6 +42,24 @@ mod rank;
 mod regression;
 mod sketch;
 
+/// Deserializes a vector that must have exactly `N` entries, so that a stored state read back
+/// can be indexed without checks (a truncated or foreign state is an error, not a panic later).
+fn exact_len<'de, D, T, const N: usize>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    use serde::de::Error;
+    let v = <Vec<T> as serde::Deserialize>::deserialize(d)?;
+    if v.len() != N {
+        return Err(D::Error::custom(format!(
+            "expected {N} bins, got {}",
+            v.len()
+        )));
+    }
+    Ok(v)
+}
+
 use thiserror::Error;
 
 pub use binary::{
@@ -76,6 +94,9 @@ pub enum PerfError {
         /// What it was.
         value: f64,
     },
+    /// A decision threshold that is not a number in [0, 1].
+    #[error("decision threshold must be in [0, 1], got {0}")]
+    InvalidThreshold(f64),
     /// Two states built with different settings (threshold, bins, sketch accuracy).
     #[error("cannot merge states with a different {0}")]
     Incompatible(String),

@@ -32,7 +32,9 @@ pub struct MulticlassState {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct OvrHistogram {
+    #[serde(deserialize_with = "super::exact_len::<_, _, SCORE_BINS>")]
     pos: Vec<u64>,
+    #[serde(deserialize_with = "super::exact_len::<_, _, SCORE_BINS>")]
     neg: Vec<u64>,
 }
 
@@ -81,12 +83,17 @@ impl MulticlassState {
                 return Err(PerfError::InvalidScore(*s));
             }
         }
-        *self
-            .confusion
-            .entry(label.to_owned())
-            .or_default()
-            .entry(prediction.to_owned())
-            .or_insert(0) += 1;
+        // Look up before inserting: `entry` would allocate the key strings on every row.
+        if !self.confusion.contains_key(label) {
+            self.confusion.insert(label.to_owned(), BTreeMap::new());
+        }
+        let row = self.confusion.get_mut(label).expect("inserted above");
+        match row.get_mut(prediction) {
+            Some(c) => *c += 1,
+            None => {
+                row.insert(prediction.to_owned(), 1);
+            }
+        }
         for c in [label, prediction] {
             if !self.classes.contains(c) {
                 self.classes.insert(c.to_owned());
@@ -106,10 +113,10 @@ impl MulticlassState {
             if !self.classes.contains(c) {
                 self.classes.insert(c.to_owned());
             }
-            let h = self
-                .ovr
-                .entry(c.to_owned())
-                .or_insert_with(OvrHistogram::new);
+            if !self.ovr.contains_key(c) {
+                self.ovr.insert(c.to_owned(), OvrHistogram::new());
+            }
+            let h = self.ovr.get_mut(c).expect("inserted above");
             let b = ((s * SCORE_BINS as f64).floor() as usize).min(SCORE_BINS - 1);
             if c == label {
                 h.pos[b] += 1;

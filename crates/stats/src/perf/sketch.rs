@@ -27,6 +27,7 @@ pub const DEFAULT_RELATIVE_ACCURACY: f64 = 0.01;
 /// between 1 ms and 1 hour need at most 760 buckets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuantileSketch {
+    #[serde(deserialize_with = "valid_accuracy")]
     relative_accuracy: f64,
     count: u64,
     zero: u64,
@@ -34,6 +35,19 @@ pub struct QuantileSketch {
     negative: BTreeMap<i32, u64>,
     min: Option<f64>,
     max: Option<f64>,
+}
+
+/// A stored sketch whose accuracy is outside the range `with_relative_accuracy` allows is
+/// refused on reading, so bucket keys are always well defined.
+fn valid_accuracy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    use serde::de::Error;
+    let a = f64::deserialize(d)?;
+    if !(1e-4..=0.5).contains(&a) {
+        return Err(D::Error::custom(format!(
+            "relative accuracy must be in [1e-4, 0.5], got {a}"
+        )));
+    }
+    Ok(a)
 }
 
 impl Default for QuantileSketch {
