@@ -207,7 +207,8 @@ impl QuantileSketch {
 
     /// The `q`-quantile as a metric, with the distribution-free order-statistic interval: the
     /// values at ranks `n·q ± 1.96·sqrt(n·q·(1−q))` (normal approximation to the binomial count
-    /// of values below the true quantile), read from the sketch.
+    /// of values below the true quantile), read from the sketch. Distribution-free: it needs
+    /// only independent rows.
     pub fn quantile_metric(&self, q: f64, config: &MetricConfig) -> Metric {
         if self.count == 0 {
             return Metric::undefined("no values");
@@ -221,8 +222,10 @@ impl QuantileSketch {
         let n = self.count as f64;
         let half = Z95 * (n * q * (1.0 - q)).sqrt();
         let last = (self.count - 1) as f64;
-        let lo_rank = (n * q - half).floor().clamp(0.0, last) as u64;
-        let hi_rank = (n * q + half).ceil().clamp(0.0, last) as u64;
+        // 1-based ranks j = ⌊nq − half⌋, k = ⌈nq + half⌉ (Conover's interval X₍ⱼ₎..X₍ₖ₎);
+        // 0-based here.
+        let lo_rank = ((n * q - half).floor() - 1.0).clamp(0.0, last) as u64;
+        let hi_rank = ((n * q + half).ceil() - 1.0).clamp(0.0, last) as u64;
         let lo = self.value_at_rank(lo_rank);
         let hi = self.value_at_rank(hi_rank);
         Metric::defined(value, self.count, lo, hi, (f64::MIN, f64::MAX))
