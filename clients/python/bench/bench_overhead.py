@@ -116,6 +116,39 @@ def measure(bare, wrapped, X, calls: int, block: int = 500):
     return b, w
 
 
+def measure_throughput(est, Xall, port: int, spool: str, server_up: bool, rows: int = 60_000) -> dict:
+    """Background capacity, 100-row calls logged as fast as possible.
+
+    server up: until the server acknowledged every row (conversion, spool, gzip, HTTP and the
+    server's durable ingest); server down: until every row is in the spool (the client's own work).
+    """
+    out = {}
+    for method in ("predict", "predict_proba"):
+        mon = modelwatch.Monitor("http://127.0.0.1:%d" % port, "bench-throughput-%s-%s" % (server_up, method),
+                                 "v1", spool_dir=spool, max_queue_rows=rows + 1000,
+                                 retry_initial=3600, retry_max=3600)
+        wrapped = mon.wrap(est)
+        X = Xall[:100]
+        fn = getattr(wrapped, method)
+        t0 = time.perf_counter()
+        for _ in range(rows // 100):
+            fn(X)
+        t_hot = time.perf_counter() - t0
+        if server_up:
+            ok = mon.flush(300)
+            done = mon.stats()["sent_rows"]
+        else:
+            end = time.monotonic() + 300
+            while mon.stats()["spooled_rows"] < rows and time.monotonic() < end:
+                time.sleep(0.005)
+            done = mon.stats()["spooled_rows"]
+            ok = done == rows
+        t_all = time.perf_counter() - t0
+        mon.close(timeout=0.1)
+        out[method] = dict(rows=done, ok=ok, hot_s=t_hot, total_s=t_all, rows_per_s=done / t_all)
+    return out
+
+
 def us(ns: float) -> float:
     return ns / 1000.0
 
@@ -139,6 +172,7 @@ def main() -> None:
     binary = find_bin(args.bin)
     tmp = tempfile.mkdtemp(prefix="mw-bench-")
     rows = []
+    throughput: dict = {}
     try:
         for scenario in ("up", "down"):
             port = free_port()
@@ -163,6 +197,8 @@ def main() -> None:
                             bare_p99=us(float(np.percentile(b, 99))), wrap_p99=us(float(np.percentile(w, 99))),
                             sent=st["sent_rows"], dropped=st["dropped_rows"] + st["spool_dropped_rows"],
                             logged=st["enqueued_rows"]))
+                throughput[scenario] = measure_throughput(pipe, Xall, port, os.path.join(tmp, "spool-tp"),
+                                                          scenario == "up")
             finally:
                 if proc is not None:
                     proc.send_signal(signal.SIGTERM)
@@ -181,6 +217,19 @@ def main() -> None:
             r["scenario"], r["est"], r["n"], r["calls"], r["bare_med"], r["wrap_med"],
             r["wrap_med"] - r["bare_med"], r["wrap_mean"] - r["bare_mean"], r["bare_p99"], r["wrap_p99"],
             r["logged"], r["sent"], r["dropped"]))
+
+
+    print()
+    print("Background throughput: 100-row calls of the 30-feature pipeline logged as fast as possible; "
+          "server up = until the server acknowledged every row, server down = until every row is spooled "
+          "(the client's own capacity):")
+    print()
+    print("| server | method | rows | time in the predict loop s | time until done s | rows/s |")
+    print("|---|---|---:|---:|---:|---:|")
+    for scenario, per in throughput.items():
+        for method, t in per.items():
+            print("| %s | %s | %d | %.2f | %.2f | %.0f |" % (scenario, method, t["rows"], t["hot_s"],
+                                                        t["total_s"], t["rows_per_s"]))
 
 
 if __name__ == "__main__":

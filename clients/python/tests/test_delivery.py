@@ -117,7 +117,7 @@ _CHILD = textwrap.dedent("""
                 time.sleep(0.02)
     # wait until the background thread has spooled everything, then report and hang
     deadline = time.time() + 20
-    while mon._spool.pending_rows() < len(ids) and time.time() < deadline:
+    while mon.stats()["spooled_rows"] < len(ids) and time.time() < deadline:
         time.sleep(0.02)
     print(json.dumps({"ids": ids, "spooled": mon._spool.pending_rows(), "pid": __import__("os").getpid()}),
           flush=True)

@@ -85,7 +85,7 @@ class Transport:
             headers["Authorization"] = "Bearer %s" % self.api_key
         if body is not None:
             if compress:
-                body = gzip.compress(body, compresslevel=5)
+                body = gzip.compress(body, compresslevel=1)  # releases the GIL; level 1 is ~3x faster than 6
                 headers["Content-Encoding"] = "gzip"
             headers["Content-Type"] = content_type or "application/json"
         for attempt in (0, 1):
