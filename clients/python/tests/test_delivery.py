@@ -184,3 +184,31 @@ def test_resending_is_deduplicated_by_the_server(make_server, model_name, spool_
     assert mon.flush(10)
     assert mon.stats()["duplicate_rows"] == 10 and mon.stats()["sent_rows"] == 10
     assert srv.prediction_count(model_name) == 10
+
+
+def test_monitor_survives_fork(make_server, model_name, spool_dir, monitors):
+    """gunicorn --preload: the monitor is created in the parent, used in forked workers."""
+    srv = make_server().start()
+    mon = modelwatch.Monitor(srv.url, model_name, spool_dir=str(spool_dir), flush_interval=0.05)
+    monitors.append(mon)
+    parent_id = mon.log_prediction({"x": 1}, 1)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.close(r)
+            ids = [mon.log_prediction({"x": i}, 0) for i in range(5)]
+            ok = mon.flush(10)
+            os.write(w, (",".join(ids) + ("|ok" if ok else "|fail")).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        child_ids, status = f.read().split("|")
+    os.waitpid(pid, 0)
+    assert status == "ok"
+    assert mon.flush(10)
+    child_ids = child_ids.split(",")
+    assert parent_id not in child_ids and len(set(child_ids)) == 5
+    stored = {p["request_id"] for p in srv.predictions(model_name)}
+    assert stored == set(child_ids) | {parent_id}

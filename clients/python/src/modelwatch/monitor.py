@@ -676,9 +676,10 @@ class Monitor:
                                    for x in rejected[:3] if isinstance(x, dict))
                 self._rl(logging.WARNING, "rejected", "modelwatch: server rejected %d of %d %s rows "
                          "(e.g. %s)", n_rej, rows, kind, sample)
-            if b.get("schema_changes"):
-                self._rl(logging.INFO, "schema", "modelwatch: schema changes reported for %s: %s",
-                         self.model, b.get("schema_changes"))
+            changes = b.get("schema_changes")
+            if changes:
+                self._stats["schema_changes"] += len(changes)
+                log.debug("modelwatch: %d schema change(s) reported for %s: %s", len(changes), self.model, changes)
             return _OK
         code, message = error_of(r)
         self._stats["last_error"] = "%d %s: %s" % (status, code, message)
