@@ -387,3 +387,49 @@ fn prediction_distribution_entropy_and_top_share() {
     assert_eq!(r.entropy_bits.value(), Some(0.0));
     assert_eq!(r.top_class_share.value(), Some(1.0));
 }
+
+#[test]
+fn json_shape_of_metrics_and_changes_is_the_documented_one() {
+    let m = Metric::Defined {
+        value: 0.5,
+        n: 40,
+        ci_low: 0.4,
+        ci_high: 0.6,
+    };
+    assert_eq!(
+        json(&m),
+        serde_json::json!({"status": "defined", "value": 0.5, "n": 40, "ci_low": 0.4, "ci_high": 0.6})
+    );
+    assert_eq!(
+        json(&Metric::InsufficientSample { n: 3, min: 30 }),
+        serde_json::json!({"status": "insufficient_sample", "n": 3, "min": 30})
+    );
+    assert_eq!(
+        json(
+            &BinaryState::new()
+                .metrics(&MetricConfig::default())
+                .precision
+        ),
+        serde_json::json!({"status": "undefined", "reason": "no predicted positives"})
+    );
+    let c = Change::Compared {
+        baseline: 0.8,
+        window: 0.6,
+        delta: -0.2,
+        relative_delta: Some(-0.25),
+        p_value: 0.01,
+        significant: true,
+        test: modelwatch_stats::perf::Test::TwoProportionZ,
+    };
+    assert_eq!(
+        json(&c),
+        serde_json::json!({"status": "compared", "baseline": 0.8, "window": 0.6, "delta": -0.2,
+            "relative_delta": -0.25, "p_value": 0.01, "significant": true,
+            "test": "two_proportion_z"})
+    );
+    let report = json(&BinaryState::new().metrics(&MetricConfig::default()));
+    assert_eq!(
+        report["confusion_matrix"],
+        serde_json::json!({"tp": 0, "fp": 0, "tn": 0, "fn": 0})
+    );
+}

@@ -32,6 +32,30 @@
 //!  "confusion_matrix": {"tp": 1, "fp": 2, "tn": 3, "fn": 4}}
 //! ```
 //! Baseline comparisons ([`compare_binary`], ...) give a [`Change`] per metric.
+//!
+//! # Example
+//! ```
+//! use modelwatch_stats::perf::{compare_binary, BinaryState, Metric, MetricConfig};
+//!
+//! // One state per window; rows arrive in any order, labels late.
+//! let (mut monday, mut tuesday) = (BinaryState::new(), BinaryState::new());
+//! for i in 0..200 {
+//!     let score = (i % 100) as f64 / 100.0;
+//!     monday.observe(i % 3 != 0 && score > 0.3, Some(score), None)?;
+//!     tuesday.observe(i % 2 == 0, Some(score), None)?;
+//! }
+//! // A query over both days merges them: no rows are re-read.
+//! let mut week = monday.clone();
+//! week.merge(&tuesday)?;
+//! let config = MetricConfig::default();
+//! let report = week.metrics(&config);
+//! assert!(matches!(report.accuracy, Metric::Defined { n: 400, .. }));
+//! // Did Tuesday's F1 drop against Monday's, significantly?
+//! let change = compare_binary(&monday, &tuesday, &config);
+//! let dropped = change.f1.relative_delta().is_some_and(|d| d < -0.05) && change.f1.is_significant();
+//! assert!(dropped);
+//! # Ok::<(), modelwatch_stats::perf::PerfError>(())
+//! ```
 
 mod binary;
 mod compare;
