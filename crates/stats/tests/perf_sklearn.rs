@@ -390,6 +390,39 @@ fn multiclass_5_matches_sklearn() {
 }
 
 #[test]
+fn multiclass_averages_skip_undefined_classes_like_sklearn_zero_division_nan() {
+    let fx = fixture("multiclass_zero_division");
+    let e = &fx["expected"];
+    let mut st = MulticlassState::new();
+    let labels = fx["label"].as_array().unwrap();
+    let preds = fx["prediction"].as_array().unwrap();
+    for (y, p) in labels.iter().zip(preds) {
+        st.observe::<&str>(y.as_str().unwrap(), p.as_str().unwrap(), None)
+            .unwrap();
+    }
+    let r = st.metrics(&loose());
+    let want_cm: Vec<Vec<u64>> = serde_json::from_value(e["confusion_matrix"].clone()).unwrap();
+    assert_eq!(r.confusion_matrix.counts, want_cm);
+    assert!(matches!(
+        r.per_class["c"].precision,
+        Metric::Undefined { .. }
+    ));
+    assert!(matches!(r.per_class["x"].recall, Metric::Undefined { .. }));
+    for (key, m) in [
+        ("precision_macro", &r.precision_macro),
+        ("recall_macro", &r.recall_macro),
+        ("f1_macro", &r.f1_macro),
+        ("precision_weighted", &r.precision_weighted),
+        ("recall_weighted", &r.recall_weighted),
+        ("f1_weighted", &r.f1_weighted),
+    ] {
+        close(key, value(m), f(&e[key]), EXACT);
+    }
+    assert!(matches!(r.roc_auc, Metric::Undefined { .. }));
+    assert!(matches!(r.log_loss, Metric::Undefined { .. }));
+}
+
+#[test]
 fn regression_with_zero_targets_matches_sklearn() {
     let fx = fixture("regression_zero_targets");
     let e = &fx["expected"];
