@@ -162,23 +162,35 @@ pub struct SortedReference {
     /// `slots[s]` = first index k with `distinct[k] >= lo + s * width`.
     #[serde(skip)]
     slots: Vec<u32>,
+    /// Slots per unit of value (1 / slot width).
+    #[serde(skip)]
+    inv_width: f64,
 }
 
-/// Per-gap counts of a current sample against a [`SortedReference`]; mergeable by adding.
+/// Per-gap counts of a current sample against a [`SortedReference`]; mergeable by adding
+/// cell by cell.
 ///
 /// Gap `b` holds current values x with exactly `b` distinct reference values <= x: gap 0 is
 /// below the smallest reference value, gap K (K distinct values) is at or above the largest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GapCounts {
-    /// Current values per gap.
-    pub count: Vec<u64>,
-    /// Current values exactly equal to the gap's left end (reference value `b - 1`).
-    pub at_left: Vec<u64>,
-    /// Sum over the gap's values of (x - left end), or (right end - x) in gap 0: the area
-    /// terms the Wasserstein distance needs.
-    pub offset_sum: Vec<f64>,
+    /// One cell per gap (K + 1 cells). One array of cells rather than three arrays, so a
+    /// value's update touches one cache line.
+    pub cells: Vec<GapCell>,
     /// Finite current values counted.
     pub n: u64,
+}
+
+/// Counts of one gap of [`GapCounts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GapCell {
+    /// Current values in the gap.
+    pub count: u64,
+    /// Current values exactly equal to the gap's left end (reference value `b - 1`).
+    pub at_left: u64,
+    /// Sum over the gap's values of (x - left end), or (right end - x) in gap 0: the area
+    /// terms the Wasserstein distance needs.
+    pub offset_sum: f64,
 }
 
 impl SortedReference {
@@ -203,6 +215,7 @@ impl SortedReference {
             distinct,
             cum,
             slots: Vec::new(),
+            inv_width: 0.0,
         };
         r.build_slots();
         r
@@ -216,7 +229,9 @@ impl SortedReference {
             return;
         }
         let (lo, hi) = (self.distinct[0], self.distinct[k - 1]);
-        let nslots = 2 * k;
+        // About one distinct value per slot: small enough to stay in cache, fine enough
+        // that the final search is over a handful of values.
+        let nslots = k;
         let width = (hi - lo) / nslots as f64;
         if !(width > 0.0 && width.is_finite()) {
             self.slots = Vec::new();
@@ -232,6 +247,7 @@ impl SortedReference {
             slots.push(idx as u32);
         }
         self.slots = slots;
+        self.inv_width = nslots as f64 / (hi - lo);
     }
 
     /// Number of reference values (finite).
@@ -264,14 +280,14 @@ impl SortedReference {
             return k;
         }
         let nslots = self.slots.len() - 2;
-        let width = (self.distinct[k - 1] - lo) / nslots as f64;
-        let s = (((x - lo) / width) as usize).min(nslots);
-        // The slot's range may be off by one slot at slot boundaries (rounding of x - lo),
-        // so widen by one on each side; correctness does not depend on the table.
-        let a = self.slots[s.saturating_sub(1)] as usize;
-        let b = (self.slots[(s + 2).min(nslots + 1)] as usize).min(k);
-        let a = a.min(b);
-        a + self.distinct[a..b].partition_point(|&u| u <= x)
+        let s = (((x - lo) * self.inv_width) as usize).min(nslots);
+        // Every distinct value below slots[s - 1] is below x, even if rounding put x one
+        // slot too high; scan forward from there (about two values on average).
+        let mut i = self.slots[s.saturating_sub(1)] as usize;
+        while i < k && self.distinct[i] <= x {
+            i += 1;
+        }
+        i
     }
 
     /// Counts a current sample per gap; non-finite values are skipped.
@@ -286,29 +302,29 @@ impl SortedReference {
     pub fn gaps(&self, current: &[f64]) -> GapCounts {
         let k = self.distinct.len();
         let mut g = GapCounts {
-            count: vec![0; k + 1],
-            at_left: vec![0; k + 1],
-            offset_sum: vec![0.0; k + 1],
+            cells: vec![GapCell::default(); k + 1],
             n: 0,
         };
         if k == 0 {
             return g;
         }
+        let first = self.distinct[0];
         for &x in current {
             if !x.is_finite() {
                 continue;
             }
             let b = self.gap_of(x);
-            g.count[b] += 1;
             g.n += 1;
+            let cell = &mut g.cells[b];
+            cell.count += 1;
             if b == 0 {
-                g.offset_sum[0] += self.distinct[0] - x;
+                cell.offset_sum += first - x;
             } else {
                 let left = self.distinct[b - 1];
                 if x == left {
-                    g.at_left[b] += 1;
+                    cell.at_left += 1;
                 } else {
-                    g.offset_sum[b] += x - left;
+                    cell.offset_sum += x - left;
                 }
             }
         }
@@ -325,13 +341,13 @@ impl SortedReference {
         let (nf, mf) = (n as f64, m as f64);
         let mut d = 0.0f64;
         let mut below = 0u64; // current values in gaps before b
-        for b in 0..gaps.count.len() {
+        for (b, cell) in gaps.cells.iter().enumerate() {
             let r = if b == 0 { 0 } else { self.cum[b - 1] };
             let a = r as f64 / nf;
             if b > 0 {
-                d = d.max((a - (below + gaps.at_left[b]) as f64 / mf).abs());
+                d = d.max((a - (below + cell.at_left) as f64 / mf).abs());
             }
-            below += gaps.count[b];
+            below += cell.count;
             d = d.max((a - below as f64 / mf).abs());
         }
         let (p, method) = ks_p_value(d, n, m);
@@ -353,19 +369,19 @@ impl SortedReference {
         }
         let (nf, mf) = (n as f64, m as f64);
         // Gap 0: F_ref = 0; gap K: F_ref = 1. Both reduce to the offset sums.
-        let mut total = gaps.offset_sum[0] / mf + gaps.offset_sum[k] / mf;
+        let mut total = gaps.cells[0].offset_sum / mf + gaps.cells[k].offset_sum / mf;
         let mut crossing = vec![false; k + 1];
         let mut any_crossing = false;
-        let mut below = gaps.count[0];
+        let mut below = gaps.cells[0].count;
         for b in 1..k {
             let r = self.cum[b - 1];
             let len = self.distinct[b] - self.distinct[b - 1];
-            let c = gaps.count[b];
+            let c = gaps.cells[b].count;
             // Compare F_cur with F_ref = r/n exactly, in integers: cur/m vs r/n.
             let lo_cmp = (below as u128 * n as u128).cmp(&(r as u128 * m as u128));
             let hi_cmp = ((below + c) as u128 * n as u128).cmp(&(r as u128 * m as u128));
             // Integral of F_cur over the gap times m: below*len + sum (hi - x).
-            let int_fcur_m = (below + c) as f64 * len - gaps.offset_sum[b];
+            let int_fcur_m = (below + c) as f64 * len - gaps.cells[b].offset_sum;
             let a_len_m = r as f64 * mf / nf * len;
             if hi_cmp != std::cmp::Ordering::Greater {
                 total += (a_len_m - int_fcur_m) / mf;
@@ -378,9 +394,27 @@ impl SortedReference {
             below += c;
         }
         if any_crossing {
+            // Only values in crossing gaps are needed: mark the lookup slots those gaps
+            // overlap and look up only values whose slot is marked (few, in practice).
+            let nslots = self.slots.len().saturating_sub(2);
+            let lo = self.distinct[0];
+            let slot = |x: f64| (((x - lo) * self.inv_width).max(0.0) as usize).min(nslots);
+            let mut marked = vec![nslots == 0; nslots + 1];
+            if nslots > 0 {
+                for b in (1..k).filter(|&b| crossing[b]) {
+                    let (s0, s1) = (slot(self.distinct[b - 1]), slot(self.distinct[b]));
+                    for m in marked
+                        .iter_mut()
+                        .take((s1 + 1).min(nslots) + 1)
+                        .skip(s0.saturating_sub(1))
+                    {
+                        *m = true;
+                    }
+                }
+            }
             let mut vals: Vec<(u32, f64)> = Vec::new();
             for &x in current {
-                if !x.is_finite() {
+                if !x.is_finite() || x < lo || !marked[slot(x)] {
                     continue;
                 }
                 let b = self.gap_of(x);
@@ -389,7 +423,7 @@ impl SortedReference {
                 }
             }
             vals.sort_unstable_by(|p, q| p.0.cmp(&q.0).then(p.1.total_cmp(&q.1)));
-            let mut below = gaps.count[0];
+            let mut below = gaps.cells[0].count;
             let mut idx = 0usize;
             for b in 1..k {
                 if crossing[b] {
@@ -405,7 +439,7 @@ impl SortedReference {
                     }
                     total += (a - cnt as f64 / mf).abs() * (self.distinct[b] - prev);
                 }
-                below += gaps.count[b];
+                below += gaps.cells[b].count;
             }
         }
         Some(total)

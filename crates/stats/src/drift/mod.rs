@@ -28,7 +28,7 @@ pub use distance::{
     PROPORTION_FLOOR,
 };
 pub use ks::{
-    ks_2samp, ks_p_value, wasserstein_distance, GapCounts, KsPValueMethod, KsResult,
+    ks_2samp, ks_p_value, wasserstein_distance, GapCell, GapCounts, KsPValueMethod, KsResult,
     SortedReference, KS_MAX_EXACT_N,
 };
 pub use profile::{
