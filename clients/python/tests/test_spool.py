@@ -37,6 +37,7 @@ def test_torn_segment_of_a_dead_writer_is_recovered(tmp_path):
     got = sp.claim_next(set())
     assert got is not None and got[0].kind == "predictions" and got[1] == _line(1) + _line(2)
     sp.done(got[0])
+    sp.begin_pass()
     seg, body = sp.claim_next(set())
     assert seg.kind == "labels"
     sp.release(seg)  # back to unowned
@@ -56,6 +57,7 @@ def test_live_owners_are_left_alone_and_claims_are_exclusive(tmp_path):
     assert first and second and first[0].name != second[0].name
     assert a.claim_next(set()) is None  # the open segment is not claimable until sealed
     a.seal(force=True)
+    b.begin_pass()  # a sending pass lists the directory once
     third = b.claim_next(set())
     assert third and third[1] == _line(4)
     for sp, got in ((b, first), (a, second), (b, third)):

@@ -107,6 +107,12 @@ class Spool:
     def seal(self, force: bool) -> None:
         raise NotImplementedError
 
+    def begin_pass(self) -> None:
+        pass
+
+    def recover(self) -> int:
+        return 0
+
     def claim_next(self, skip: set) -> Optional[Tuple[Segment, bytes]]:
         raise NotImplementedError
 
@@ -146,6 +152,7 @@ class DirSpool(Spool):
             _LIVE_TOKENS.add(self.token)
         self._open: Dict[str, _OpenSegment] = {}
         self._seq = itertools.count()
+        self._candidates: List[str] = []
         self._approx_bytes = self._scan_bytes()
 
     # -- writing -------------------------------------------------------------------------------
@@ -267,9 +274,17 @@ class DirSpool(Spool):
             os.replace(tmp, os.path.join(self.dir, base))
         os.unlink(mine)
 
+    def begin_pass(self) -> None:
+        """Start a sending pass: the next claim lists the directory afresh."""
+        self._candidates = []
+
     def claim_next(self, skip: set) -> Optional[Tuple[Segment, bytes]]:
-        for fn in self._list():
-            if not fn.endswith(_SUFFIX) or fn in skip:
+        # One directory listing per pass (not per claim): a long backlog stays O(n).
+        if not self._candidates:
+            self._candidates = [fn for fn in reversed(self._list()) if fn.endswith(_SUFFIX)]
+        while self._candidates:
+            fn = self._candidates.pop()
+            if fn in skip:
                 continue
             kind = fn[: -len(_SUFFIX)].rsplit("-", 1)[-1]
             if kind not in KINDS:
@@ -301,6 +316,7 @@ class DirSpool(Spool):
             os.rename(seg.path, os.path.join(self.dir, seg.name))
         except FileNotFoundError:
             pass
+        self._candidates = []
 
     def _scan_bytes(self) -> int:
         total = 0

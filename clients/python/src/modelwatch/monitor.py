@@ -219,6 +219,7 @@ class Monitor:
         self._backoff = self.retry_initial
         self._next_attempt = 0.0
         self._defer_until: Dict[str, float] = {}
+        self._last_recover = time.monotonic()
         self._transport = Transport(self.url, self.api_key, self.timeout)
         self._spool = self._make_spool()
         self._thread = threading.Thread(target=self._run, name="modelwatch-%s" % self.model, daemon=True)
@@ -611,6 +612,13 @@ class Monitor:
             pass
 
     def _send_all(self, now: float) -> bool:
+        if now - self._last_recover >= 60.0:  # segments of processes that died since we started
+            self._last_recover = now
+            try:
+                self._spool.recover()
+            except OSError as e:
+                self._rl(logging.WARNING, "recover", "modelwatch: spool recovery failed: %s", e)
+        self._spool.begin_pass()
         skip = {name for name, t in self._defer_until.items() if t > now}
         all_ok = not skip
         while True:
@@ -625,7 +633,7 @@ class Monitor:
             elif outcome == _SPLIT:
                 lines = body.splitlines(keepends=True)
                 half = max(1, len(lines) // 2)
-                self.batch_size = max(1, half)
+                self.batch_size = self._spool.batch_size = max(1, half)
                 for part in (lines[:half], lines[half:]):
                     if part:
                         self._spool.append(seg.kind, part)
