@@ -26,8 +26,8 @@ pub struct ImportReader {
 }
 
 enum Inner {
-    Table(TableReader),
-    Ndjson(NdjsonReader),
+    Table(Box<TableReader>),
+    Ndjson(Box<NdjsonReader>),
 }
 
 impl ImportReader {
@@ -41,11 +41,11 @@ impl ImportReader {
         options: &ReadOptions,
     ) -> Result<ImportReader, FormatError> {
         let inner = match format {
-            TableFormat::Ndjson => Inner::Ndjson(NdjsonReader::open(source, options)?),
+            TableFormat::Ndjson => Inner::Ndjson(Box::new(NdjsonReader::open(source, options)?)),
             TableFormat::Csv | TableFormat::Parquet => {
                 let mut options = options.clone();
                 options.text_columns.extend(mapping.text_columns());
-                Inner::Table(TableReader::open(source, format, &options)?)
+                Inner::Table(Box::new(TableReader::open(source, format, &options)?))
             }
         };
         Ok(ImportReader {

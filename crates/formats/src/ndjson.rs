@@ -81,7 +81,7 @@ impl NdjsonReader {
             name: source.name(),
             lines,
             batch_size: options.batch_size.max(1),
-            bytes_total: source.len(),
+            bytes_total: source.size(),
             bytes_read,
             rows_read: 0,
             resolved: None,

@@ -40,7 +40,7 @@ impl Source {
     }
 
     /// Total size in bytes, when it can be known without reading.
-    pub fn len(&self) -> Option<u64> {
+    pub fn size(&self) -> Option<u64> {
         match self {
             Source::Path(p) => std::fs::metadata(p).ok().map(|m| m.len()),
             Source::Bytes { data, .. } => Some(data.len() as u64),

@@ -72,7 +72,7 @@ pub struct TableReader {
 }
 
 enum Inner {
-    Csv(CsvState),
+    Csv(Box<CsvState>),
     Parquet(ParquetRecordBatchReader),
 }
 
@@ -93,7 +93,7 @@ impl TableReader {
         let batch_size = options.batch_size.max(1);
         let bytes_read = Arc::new(AtomicU64::new(0));
         let name = source.name();
-        let bytes_total = source.len();
+        let bytes_total = source.size();
         let (schema, inner, rows_total) = match format {
             TableFormat::Parquet => {
                 let perr = |e: parquet::errors::ParquetError| FormatError::Parquet {
@@ -121,7 +121,7 @@ impl TableReader {
             TableFormat::Csv | TableFormat::Ndjson => {
                 let (schema, state) =
                     open_csv(source, &name, batch_size, options, bytes_read.clone())?;
-                (schema, Inner::Csv(state), None)
+                (schema, Inner::Csv(Box::new(state)), None)
             }
         };
         Ok(TableReader {

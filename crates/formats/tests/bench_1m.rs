@@ -8,6 +8,14 @@ use modelwatch_formats::{ColumnMapping, ImportReader, ReadOptions, RowKind, Sour
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// CPU time of this thread in seconds: the machine is shared, so wall time alone misleads.
+fn cpu_secs() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns / 1e9)
+}
+
 fn data_file(name: &str) -> Option<PathBuf> {
     let home = std::env::var_os("HOME")?;
     let p = PathBuf::from(home)
@@ -23,6 +31,7 @@ fn time_import(name: &str, format: TableFormat) {
     };
     let now = Timestamp::now();
     let start = Instant::now();
+    let cpu0 = cpu_secs();
     let mut reader = ImportReader::open(
         &Source::path(&path),
         format,
@@ -45,9 +54,58 @@ fn time_import(name: &str, format: TableFormat) {
     let elapsed = start.elapsed();
     println!(
         "{name}: read + convert {predictions} predictions ({features} features), {labels} labels, \
-         {rejected} rejected in {:.3} s",
-        elapsed.as_secs_f64()
+         {rejected} rejected in {:.3} s wall, {:.3} s cpu",
+        elapsed.as_secs_f64(),
+        cpu_secs() - cpu0
     );
+}
+
+/// Read, convert and drop timed apart, to see where the time goes.
+fn phases(name: &str, format: TableFormat) {
+    use modelwatch_formats::TableReader;
+    let Some(path) = data_file(name) else { return };
+    let now = Timestamp::now();
+    let mut options = ReadOptions::default();
+    if let Some(b) = std::env::var("BATCH").ok().and_then(|b| b.parse().ok()) {
+        options.batch_size = b;
+    }
+    options.text_columns = ColumnMapping::default().text_columns();
+    let mut reader = TableReader::open(&Source::path(&path), format, &options).unwrap();
+    println!(
+        "{name}: schema {:?}",
+        reader
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| format!("{}:{}", f.name(), f.data_type()))
+            .collect::<Vec<_>>()
+    );
+    let (mut read, mut convert, mut drop) = (0.0, 0.0, 0.0);
+    let wall = Instant::now();
+    loop {
+        let t = cpu_secs();
+        let Some(chunk) = reader.next() else { break };
+        let chunk = chunk.unwrap();
+        read += cpu_secs() - t;
+        let t = cpu_secs();
+        let c = chunk
+            .to_predictions(&ColumnMapping::default(), now, None)
+            .unwrap();
+        convert += cpu_secs() - t;
+        let t = cpu_secs();
+        std::mem::drop(c);
+        drop += cpu_secs() - t;
+    }
+    println!(
+        "{name}: cpu read {read:.3} s, convert {convert:.3} s, drop {drop:.3} s; wall {:.3} s",
+        wall.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+#[ignore = "needs the peer benchmark data; prints a time"]
+fn phases_1m_parquet() {
+    phases("current_1m.parquet", TableFormat::Parquet);
 }
 
 #[test]
