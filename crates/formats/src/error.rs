@@ -24,6 +24,8 @@ pub enum FormatError {
     Parquet { name: String, message: String },
     #[error("cannot write parquet {name}: {message}")]
     ParquetWrite { name: String, message: String },
+    #[error("{0} is ndjson, not a table: read it with NdjsonReader or ImportReader")]
+    NotATable(String),
     #[error("content type {0:?} is not a table format: use text/csv, application/vnd.apache.parquet or application/x-ndjson")]
     UnknownContentType(String),
     #[error("column `{column}` (given for {role}) is not in the file; the file has: {}", Columns(.available))]

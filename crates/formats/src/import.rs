@@ -19,6 +19,9 @@ pub enum RowKind {
 ///
 /// Each chunk covers at most `batch_size` rows of the file, in order; together the chunks cover
 /// every row exactly once, each row either converted or rejected. A `FormatError` ends the read.
+///
+/// The mapping applies to CSV and Parquet, and to flat NDJSON reference rows; NDJSON predictions
+/// and labels are in the contract's event format and need none.
 pub struct ImportReader {
     kind: RowKind,
     mapping: ColumnMapping,

@@ -118,7 +118,8 @@ impl TableReader {
                 check_unique(&schema)?;
                 (schema, Inner::Parquet(builder), Some(rows.max(0) as u64))
             }
-            TableFormat::Csv | TableFormat::Ndjson => {
+            TableFormat::Ndjson => return Err(FormatError::NotATable(name)),
+            TableFormat::Csv => {
                 let (schema, state) =
                     open_csv(source, &name, batch_size, options, bytes_read.clone())?;
                 (schema, Inner::Csv(Box::new(state)), None)

@@ -8,7 +8,8 @@ use modelwatch_formats::{ColumnMapping, ImportReader, ReadOptions, RowKind, Sour
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// CPU time of this thread in seconds: the machine is shared, so wall time alone misleads.
+/// CPU time of this thread in seconds (conversion threads excluded): the machine is shared, so
+/// wall time alone misleads.
 fn cpu_secs() -> f64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
         .ok()

@@ -687,3 +687,53 @@ fn direct_batch_conversion_offsets_row_indices() {
         (1001, "request_id")
     );
 }
+
+#[test]
+fn large_batches_split_across_threads_keep_row_order_and_indices() {
+    let mut csv = String::from("request_id,prediction,score,x\n");
+    for i in 0..40_000 {
+        let x = if i == 30_001 {
+            "oops".to_string()
+        } else {
+            i.to_string()
+        };
+        let score = if i == 25_000 { "2" } else { "0.5" };
+        csv.push_str(&format!("r{i},1,{score},{x}\n"));
+    }
+    let out = import_with(
+        &Source::bytes(csv.into_bytes()),
+        TableFormat::Csv,
+        RowKind::Predictions,
+        ColumnMapping::default(),
+        // Types come from the first 20,000 rows, so `oops` in the second batch is a bad cell.
+        opts(20_000),
+        None,
+    )
+    .unwrap();
+    let rej: Vec<(usize, &str)> = out
+        .rejected
+        .iter()
+        .map(|r| (r.index, r.field.as_str()))
+        .collect();
+    assert_eq!(rej, [(25_000, "score"), (30_001, "features.x")]);
+    assert_eq!(out.predictions.len(), 39_998);
+    assert!(out.predictions.windows(2).all(|w| {
+        w[0].request_id[1..].parse::<u32>().unwrap() < w[1].request_id[1..].parse::<u32>().unwrap()
+    }));
+    assert_eq!(
+        out.predictions[30_000].features[0].1,
+        FeatureValue::Number(30_002.0)
+    );
+}
+
+#[test]
+fn ndjson_is_not_a_table() {
+    let err = TableReader::open(
+        &Source::bytes(b"{}".to_vec()),
+        TableFormat::Ndjson,
+        &ReadOptions::default(),
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("ndjson"), "{err}");
+}
