@@ -171,6 +171,33 @@ fn run(current_file: &str, values_file: &str) {
         .map(|f| f.feature.as_str())
         .collect();
     println!("p < 0.05 alone: {p_only:?}");
+    // Other rules on the same numbers, for docs/adr/002-drift-test-choice.md.
+    let rule = |name: &str, pred: &dyn Fn(&FeatureDrift) -> bool| {
+        let hit: Vec<&str> = report
+            .features
+            .iter()
+            .filter(|f| pred(f))
+            .map(|f| f.feature.as_str())
+            .collect();
+        println!("{name}: {} {hit:?}", hit.len());
+    };
+    let s = |f: &FeatureDrift| f.secondary.clone();
+    rule("bh-adjusted p < 0.05 alone", &|f| {
+        f.p_value_adjusted.is_some_and(|p| p < 0.05)
+    });
+    rule(
+        "evidently large-n rule (w_norm >= 0.1 numeric, js >= 0.1 categorical)",
+        &|f| {
+            s(f).wasserstein_normed.map_or_else(
+                || s(f).jensen_shannon.is_some_and(|j| j >= 0.1),
+                |w| w >= 0.1,
+            )
+        },
+    );
+    rule("psi >= 0.1", &|f| s(f).psi.is_some_and(|v| v >= 0.1));
+    rule("chi2 on bins p < 0.05", &|f| {
+        s(f).chi2_p_value.is_some_and(|p| p < 0.05)
+    });
     let expected: Vec<String> = (0..10)
         .map(|i| format!("f{i:02}"))
         .chain(["c1", "c3", "c4"].map(String::from))

@@ -281,13 +281,12 @@ impl SortedReference {
         }
         let nslots = self.slots.len() - 2;
         let s = (((x - lo) * self.inv_width) as usize).min(nslots);
-        // Every distinct value below slots[s - 1] is below x, even if rounding put x one
-        // slot too high; scan forward from there (about two values on average).
-        let mut i = self.slots[s.saturating_sub(1)] as usize;
-        while i < k && self.distinct[i] <= x {
-            i += 1;
-        }
-        i
+        // Every distinct value below slots[s - 1] is below x and every one from slots[s + 2]
+        // on is above it, even if rounding put x one slot off; search between them. A binary
+        // search, not a scan: skewed data (lognormal tails) packs many values into a slot.
+        let a = self.slots[s.saturating_sub(1)] as usize;
+        let b = (self.slots[(s + 2).min(nslots + 1)] as usize).clamp(a, k);
+        a + self.distinct[a..b].partition_point(|&u| u <= x)
     }
 
     /// Counts a current sample per gap; non-finite values are skipped.
