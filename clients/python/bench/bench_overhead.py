@@ -176,7 +176,9 @@ def main() -> None:
     rows = []
     throughput: dict = {}
     try:
-        for scenario in ("up", "down"):
+        for scenario in ("up", "down", "idle"):
+            # idle: nothing listening and the background thread held asleep during the loop, so the
+            # figures are the hot path alone (no GIL contention from conversion)
             port = free_port()
             proc = start_server(binary, os.path.join(tmp, "data"), port) if scenario == "up" else None
             try:
@@ -186,11 +188,13 @@ def main() -> None:
                         model = "bench-%s-%s-%d" % (scenario, est_name, n)
                         spool = os.path.join(tmp, "spool-" + model)
                         # queue large enough that nothing is dropped: every call pays the full hot path
+                        idle = dict(flush_interval=3600, batch_size=10**9) if scenario == "idle" else {}
                         mon = modelwatch.Monitor("http://127.0.0.1:%d" % port, model, "v1", spool_dir=spool,
-                                                 max_queue_rows=(calls + 100) * n, retry_max=2.0)
+                                                 max_queue_rows=(calls + 100) * n, retry_max=2.0, **idle)
                         wrapped = mon.wrap(est)
                         b, w = measure(est, wrapped, X, calls)
-                        mon.flush(30 if scenario == "up" else 1)
+                        if scenario != "idle":
+                            mon.flush(30 if scenario == "up" else 1)
                         st = mon.stats()
                         mon.close(timeout=1)
                         shutil.rmtree(spool, ignore_errors=True)
@@ -201,8 +205,9 @@ def main() -> None:
                             bare_p99=us(float(np.percentile(b, 99))), wrap_p99=us(float(np.percentile(w, 99))),
                             sent=st["sent_rows"], dropped=st["dropped_rows"] + st["spool_dropped_rows"],
                             logged=st["enqueued_rows"]))
-                throughput[scenario] = measure_throughput(pipe, Xall, port, os.path.join(tmp, "spool-tp"),
-                                                          scenario == "up")
+                if scenario != "idle":
+                    throughput[scenario] = measure_throughput(pipe, Xall, port, os.path.join(tmp, "spool-tp"),
+                                                              scenario == "up")
             finally:
                 if proc is not None:
                     proc.send_signal(signal.SIGTERM)
