@@ -71,7 +71,9 @@ def wait_for(pred: Callable[[], Any], timeout: float = 15.0, interval: float = 0
 class Server:
     """One ``modelwatch serve`` process bound to 127.0.0.1:port, stopped by pid."""
 
-    def __init__(self, binary: str, data_dir: Path, port: int, log_path: Path):
+    def __init__(self, binary: str, data_dir: Path, port: int, log_path: Path,
+                 env: Optional[Dict[str, str]] = None):
+        self.env = dict(os.environ, **(env or {}))
         self.binary = binary
         self.data_dir = data_dir
         self.port = port
@@ -85,7 +87,7 @@ class Server:
         logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [self.binary, "serve", "--data", str(self.data_dir), "--addr", "127.0.0.1:%d" % self.port],
-            stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env)
         logf.close()
         end = time.monotonic() + timeout
         while True:
@@ -200,10 +202,11 @@ def make_server(modelwatch_bin: str, tmp_path: Path):
     """Factory for servers a test starts, stops and kills itself; all are stopped at teardown."""
     started: List[Server] = []
 
-    def make(port: Optional[int] = None, data_dir: Optional[Path] = None) -> Server:
+    def make(port: Optional[int] = None, data_dir: Optional[Path] = None,
+             env: Optional[Dict[str, str]] = None) -> Server:
         n = len(started)
         s = Server(modelwatch_bin, data_dir or tmp_path / ("data%d" % n), port or free_port(),
-                   tmp_path / ("server%d.log" % n))
+                   tmp_path / ("server%d.log" % n), env)
         started.append(s)
         return s
 

@@ -212,3 +212,14 @@ def test_monitor_survives_fork(make_server, model_name, spool_dir, monitors):
     assert parent_id not in child_ids and len(set(child_ids)) == 5
     stored = {p["request_id"] for p in srv.predictions(model_name)}
     assert stored == set(child_ids) | {parent_id}
+
+
+def test_batches_too_large_for_the_server_are_split(make_server, model_name, spool_dir, monitors):
+    """The server answers 413 above MODELWATCH_MAX_BATCH_ROWS: the client halves the batch until it fits."""
+    srv = make_server(env={"MODELWATCH_MAX_BATCH_ROWS": "10"}).start()
+    mon = modelwatch.Monitor(srv.url, model_name, spool_dir=str(spool_dir), batch_size=64, flush_interval=3600)
+    monitors.append(mon)
+    ids = mon.log_predictions([{"prediction": i % 2, "f": float(i)} for i in range(64)])
+    assert mon.flush(20), mon.stats()
+    assert {p["request_id"] for p in srv.predictions(model_name)} == set(ids)
+    assert mon.stats()["rejected_rows"] == 0 and mon.batch_size <= 10

@@ -165,7 +165,7 @@ class Monitor:
         tags: Optional[Mapping[str, Any]] = None,
         spool_dir: Union[str, "os.PathLike[str]", bool, None] = None,
         flush_interval: float = 0.5,
-        batch_size: int = 1000,
+        batch_size: int = 5000,
         max_queue_rows: int = 100_000,
         max_spool_bytes: int = 1 << 30,
         timeout: float = 10.0,
