@@ -72,3 +72,19 @@ def test_fast_and_generic_encoders_agree(mon, name, X, method, result, classes, 
     assert took_fast == (not name.endswith("falls back"))
     assert [e["request_id"] for e in fast] == list(ids)
     assert fast[0]["tags"] == {"region": "eu", "batch": "b1"} and fast[0]["model_version"] == "v7"
+
+
+def test_clean_value():
+    import datetime as dt
+    from decimal import Decimal
+
+    from modelwatch._rows import clean_value as c
+
+    assert c(np.float32(1.5)) == 1.5 and type(c(np.int64(3))) is int and c(np.bool_(True)) is True
+    assert c(np.nan) is None and c(float("inf")) is None and c(pd.NA) is None and c(pd.NaT) is None
+    assert c(np.datetime64("2026-01-02T03:04:05")) == "2026-01-02T03:04:05Z"
+    assert c(pd.Timestamp("2026-01-02 03:04:05", tz="Europe/Berlin")) == "2026-01-02T02:04:05Z"
+    assert c(dt.date(2026, 1, 2)) == "2026-01-02"
+    assert c(pd.Timedelta("1s")) == 1.0 and c(np.timedelta64(5, "s")) == 5.0
+    assert c(Decimal("1.5")) == 1.5 and c(Decimal("NaN")) is None
+    assert c(b"x") == "x" and c([1, 2]) == "[1, 2]"

@@ -218,3 +218,49 @@ def test_predict_never_raises_on_bad_values(server, model_name, spool_dir, monit
     stored = {e["request_id"] for e in server.predictions(model_name)}
     assert ok_id in stored and rid not in stored
     assert mon.stats()["rejected_rows"] == 1
+
+
+def test_mixed_type_dataframe_pipeline(server, model_name, spool_dir, monitors):
+    """Strings, categories, bools, missing values and dates, through a ColumnTransformer pipeline."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(3)
+    n = 40
+    df = pd.DataFrame({
+        "age": rng.integers(18, 80, n),
+        "amount": rng.normal(50, 10, n),
+        "country": pd.Categorical(rng.choice(["DE", "FR", "ES"], n)),
+        "device": rng.choice(["ios", "android", None], n).astype(object),
+        "new_customer": rng.choice([True, False], n),
+        "signup": pd.date_range("2026-01-01", periods=n, freq="D", tz="UTC"),
+    })
+    df.loc[3, "amount"] = np.nan
+    y = (df["amount"].fillna(50) > 50).astype(int)
+    pre = ColumnTransformer([
+        ("num", SimpleImputer(), ["age", "amount"]),
+        ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
+                              OneHotEncoder(handle_unknown="ignore")), ["country", "device"]),
+        ("flag", "passthrough", ["new_customer"]),
+    ])
+    pipe = make_pipeline(pre, LogisticRegression(max_iter=1000)).fit(df, y)
+    mon = _monitor(server, model_name, spool_dir, monitors)
+    wrapped = mon.wrap(pipe)
+    got = wrapped.predict_proba(df)
+    assert np.array_equal(got, pipe.predict_proba(df))
+    ids = list(wrapped.last_request_ids)
+    assert mon.flush(10), mon.stats()
+    ev = {e["request_id"]: e for e in server.predictions(model_name)}
+    assert set(ev) == set(ids)
+    for i in (0, 3, 7):
+        f = ev[ids[i]]["features"]
+        assert f["age"] == int(df["age"][i])
+        assert f["amount"] == (None if i == 3 else float(df["amount"][i]))
+        assert f["country"] == df["country"][i]
+        assert f["device"] == (None if pd.isna(df["device"][i]) else df["device"][i])
+        assert f["new_customer"] is bool(df["new_customer"][i])
+        assert f["signup"] == df["signup"][i].strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -54,7 +54,15 @@ def clean_value(v: Any) -> Any:
                 # datetime64 with ns resolution -> int; convert to a timestamp string
                 return iso_timestamp(py / 1e9)
             return clean_value(py)
+    if isinstance(v, _dt.timedelta):  # incl. pandas Timedelta: seconds, a number
+        try:
+            f = v.total_seconds()
+        except (ValueError, OverflowError):
+            return None
+        return f if f == f else None  # NaT-like timedeltas are NaN
     if isinstance(v, _dt.datetime):
+        if v != v:  # pandas NaT is a datetime subclass
+            return None
         if v.tzinfo is None:
             return v.isoformat() + "Z"
         return v.astimezone(_UTC).isoformat().replace("+00:00", "Z")
