@@ -7,23 +7,30 @@ CREATE TABLE models (
     retention_days  INTEGER,
     labels          INTEGER NOT NULL DEFAULT 0
 );
--- Raw predictions: the source of truth. Rowid order is arrival order (export, pagination).
-CREATE TABLE predictions (
+-- Raw predictions, the source of truth: each ingest job's accepted events are one segment, a
+-- zstd-compressed NDJSON blob of events in the contract's format. Every event is in exactly one
+-- segment (duplicates are never written). Segment id order is arrival order.
+CREATE TABLE segments (
+    id          INTEGER PRIMARY KEY,
+    model_id    INTEGER NOT NULL,
+    rows        INTEGER NOT NULL,
+    min_ts      INTEGER NOT NULL,
+    max_ts      INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    data        BLOB NOT NULL
+);
+CREATE INDEX segments_model ON segments(model_id, id);
+-- One small row per prediction: de-duplication on request id, the label join and window counts
+-- without decoding segments. Clustered by request id, like labels, so the join walks both in order.
+CREATE TABLE request_index (
     model_id    INTEGER NOT NULL,
     request_id  TEXT NOT NULL,
     ts          INTEGER NOT NULL,            -- event time
     version     TEXT NOT NULL,               -- '' when the client sent none
-    prediction  TEXT,                        -- JSON scalar as sent
-    score       REAL,
-    scores      TEXT,                        -- JSON object
-    latency_ms  REAL,
-    error       TEXT,
-    features    TEXT NOT NULL,               -- JSON object, in the order sent
-    tags        TEXT,                        -- JSON object
-    received_at INTEGER NOT NULL
-);
-CREATE UNIQUE INDEX predictions_request ON predictions(model_id, request_id);
-CREATE INDEX predictions_time ON predictions(model_id, ts);
+    error       INTEGER NOT NULL,            -- 1 when the prediction is a failed request
+    segment_id  INTEGER NOT NULL,
+    PRIMARY KEY (model_id, request_id)
+) WITHOUT ROWID;
 -- One label per request id (a later one replaces it); kept even before its prediction arrives.
 CREATE TABLE labels (
     model_id    INTEGER NOT NULL,

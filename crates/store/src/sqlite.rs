@@ -15,8 +15,8 @@ use crate::{
 };
 use crossbeam_channel::{bounded, Receiver, Sender};
 use modelwatch_core::{
-    FeatureSpec, FeatureValue, LabelEvent, ModelName, Outcome, Pairs, PredictionEvent,
-    ReferenceRow, Rejection, Schema, SchemaChange, Timestamp,
+    parse_prediction_row, FeatureSpec, FeatureValue, IngestLimits, LabelEvent, ModelName, Outcome,
+    Pairs, PredictionEvent, ReferenceRow, Rejection, Schema, SchemaChange, Timestamp,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +36,12 @@ const MAX_QUARANTINE_ROW_BYTES: usize = 16 * 1024;
 /// Quarantined rows older than this are deleted by retention, whatever the model's setting.
 const QUARANTINE_RETENTION_DAYS: i64 = 30;
 const READ_POOL_SIZE: usize = 4;
+/// zstd level for segments: level 1 compresses event JSON about 4x at several hundred MB/s, so
+/// the disk writes (WAL, then checkpoint) stay well under the disk's bandwidth.
+const SEGMENT_ZSTD_LEVEL: i32 = 1;
+/// Most events in one segment: bounds the memory a reader needs to decode one, and keeps row
+/// offsets within the pagination cursor's 20 bits.
+const SEGMENT_MAX_ROWS: usize = 65_536;
 
 /// The embedded store. Cheap to share behind an `Arc`; dropping it stops the writer after it
 /// has committed every queued job.
@@ -101,8 +107,9 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
-        // Bigger page cache for the writer: the unique request-id index is hit randomly.
-        conn.pragma_update(None, "cache_size", -256_000)?;
+        // A 64 MiB page cache for the writer: the request index is hit at random positions, and
+        // a bounded cache keeps the service's memory flat however much it stores.
+        conn.pragma_update(None, "cache_size", -65_536)?;
         migrate(&conn)?;
 
         let (tx, rx) = bounded::<Job>(256);
@@ -493,39 +500,64 @@ fn ingest_predictions(
     }
 
     let mut versions: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO predictions(model_id, request_id, ts, version, prediction, score, scores,
-                                     latency_ms, error, features, tags, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-             ON CONFLICT(model_id, request_id) DO NOTHING",
+    for admitted in admitted.chunks(SEGMENT_MAX_ROWS) {
+        // The segment row is created first so that index rows can name it; its data is written
+        // once all events of the job are known (a duplicate is never written).
+        tx.execute(
+            "INSERT INTO segments(model_id, rows, min_ts, max_ts, received_at, data)
+             VALUES (?1, 0, 0, 0, ?2, x'')",
+            params![entry.id, now.micros()],
         )?;
-        for e in admitted {
-            let version = e.model_version.as_deref().unwrap_or("");
-            let changed = insert.execute(params![
-                entry.id,
-                e.request_id,
-                e.timestamp.micros(),
-                version,
-                e.prediction.as_ref().map(to_json),
-                e.score,
-                e.scores.as_ref().map(|s| to_json(&Pairs(s.clone()))),
-                e.latency_ms,
-                e.error,
-                features_json(&e.features),
-                (!e.tags.is_empty()).then(|| to_json(&Pairs(e.tags.clone()))),
-                now.micros(),
-            ])?;
-            if changed == 0 {
-                out.duplicates += 1;
-                continue;
+        let segment_id = tx.last_insert_rowid();
+        let mut ndjson = Vec::with_capacity(admitted.len() * 512);
+        let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
+        let mut rows = 0i64;
+        {
+            let mut index = tx.prepare_cached(
+                "INSERT INTO request_index(model_id, request_id, ts, version, error, segment_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(model_id, request_id) DO NOTHING",
+            )?;
+            for e in admitted {
+                let version = e.model_version.as_deref().unwrap_or("");
+                let ts = e.timestamp.micros();
+                let changed = index.execute(params![
+                    entry.id,
+                    e.request_id,
+                    ts,
+                    version,
+                    e.error.is_some(),
+                    segment_id
+                ])?;
+                if changed == 0 {
+                    out.duplicates += 1;
+                    continue;
+                }
+                out.accepted += 1;
+                rows += 1;
+                serde_json::to_writer(&mut ndjson, e).expect("validated events serialize");
+                ndjson.push(b'\n');
+                min_ts = min_ts.min(ts);
+                max_ts = max_ts.max(ts);
+                let v = versions.entry(version).or_insert((0, ts, ts));
+                v.0 += 1;
+                v.1 = v.1.min(ts);
+                v.2 = v.2.max(ts);
             }
-            out.accepted += 1;
-            let ts = e.timestamp.micros();
-            let v = versions.entry(version).or_insert((0, ts, ts));
-            v.0 += 1;
-            v.1 = v.1.min(ts);
-            v.2 = v.2.max(ts);
+        }
+        if rows == 0 {
+            tx.execute("DELETE FROM segments WHERE id = ?1", [segment_id])?;
+        } else {
+            let data = zstd::bulk::compress(&ndjson, SEGMENT_ZSTD_LEVEL).map_err(|source| {
+                StoreError::Io {
+                    path: "segment compression".into(),
+                    source,
+                }
+            })?;
+            tx.execute(
+                "UPDATE segments SET rows = ?1, min_ts = ?2, max_ts = ?3, data = ?4 WHERE id = ?5",
+                params![rows, min_ts, max_ts, data, segment_id],
+            )?;
         }
     }
     {
@@ -737,7 +769,7 @@ fn set_retention(
 
 fn apply_retention(tx: &Transaction<'_>, now: Timestamp) -> Result<RetentionReport, StoreError> {
     let mut report = RetentionReport::default();
-    let day = 86_400_000_000i64;
+    let day = DAY_MICROS;
     let models: Vec<(i64, i64)> = tx
         .prepare("SELECT id, retention_days FROM models WHERE retention_days IS NOT NULL")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -745,14 +777,20 @@ fn apply_retention(tx: &Transaction<'_>, now: Timestamp) -> Result<RetentionRepo
     for (id, days) in models {
         let cutoff = now.micros() - days * day;
         report.predictions_deleted += tx.execute(
-            "DELETE FROM predictions WHERE model_id = ?1 AND ts < ?2",
+            "DELETE FROM request_index WHERE model_id = ?1 AND ts < ?2",
             params![id, cutoff],
         )? as u64;
+        // A segment goes once all its events are past the cutoff; the events of a segment that
+        // straddles it are filtered out when read (see `predictions`).
+        tx.execute(
+            "DELETE FROM segments WHERE model_id = ?1 AND max_ts < ?2",
+            params![id, cutoff],
+        )?;
         // A label is kept while its prediction is, and an orphan label (prediction not yet
         // arrived) is kept until it is itself older than the retention.
         let labels = tx.execute(
             "DELETE FROM labels WHERE model_id = ?1 AND ts < ?2 AND NOT EXISTS (
-                 SELECT 1 FROM predictions p WHERE p.model_id = labels.model_id
+                 SELECT 1 FROM request_index p WHERE p.model_id = labels.model_id
                                                AND p.request_id = labels.request_id)",
             params![id, cutoff],
         )? as u64;
@@ -761,7 +799,7 @@ fn apply_retention(tx: &Transaction<'_>, now: Timestamp) -> Result<RetentionRepo
         tx.execute("DELETE FROM versions WHERE model_id = ?1", [id])?;
         tx.execute(
             "INSERT INTO versions(model_id, version, predictions, first_ts, last_ts)
-             SELECT model_id, version, count(*), min(ts), max(ts) FROM predictions
+             SELECT model_id, version, count(*), min(ts), max(ts) FROM request_index
              WHERE model_id = ?1 GROUP BY version",
             [id],
         )?;
@@ -859,7 +897,7 @@ fn summary(conn: &Connection, id: i64) -> Result<ModelSummary, StoreError> {
         })?
         .collect::<Result<_, _>>()?;
     let labelled: i64 = conn.query_row(
-        "SELECT count(*) FROM labels l JOIN predictions p
+        "SELECT count(*) FROM labels l JOIN request_index p
            ON p.model_id = l.model_id AND p.request_id = l.request_id
          WHERE l.model_id = ?1",
         [id],
@@ -896,6 +934,23 @@ fn summary(conn: &Connection, id: i64) -> Result<ModelSummary, StoreError> {
         schema: parse_json("model schema", &schema)?,
         reference,
     })
+}
+
+/// A pagination cursor is `segment id << 20 | row offset`: a segment holds at most
+/// SEGMENT_MAX_ROWS (< 2^20) events.
+const CURSOR_OFFSET_BITS: i64 = 20;
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// Decodes one stored event. Stored events were validated at ingest; they are read back with the
+/// same parser, with an arrival time far enough ahead that no stored timestamp looks "future".
+fn decode_stored(line: &str) -> Result<PredictionEvent, String> {
+    let limits = IngestLimits {
+        max_features: usize::MAX,
+        max_tags: usize::MAX,
+        max_request_id_len: usize::MAX,
+    };
+    parse_prediction_row(line, 0, Timestamp(i64::MAX / 2), &limits)
+        .map_err(|r| format!("{}: {}", r.field, r.reason))
 }
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
@@ -980,7 +1035,7 @@ impl Store for SqliteStore {
         self.read(|conn| {
             let id = model_id(conn, model)?.ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
             let mut stmt = conn.prepare_cached(
-                "SELECT p.ts, l.ts, p.error IS NOT NULL FROM predictions p
+                "SELECT p.ts, l.ts, p.error FROM request_index p
                  LEFT JOIN labels l ON l.model_id = p.model_id AND l.request_id = p.request_id
                  WHERE p.model_id = ?1 AND p.ts >= ?2 AND p.ts < ?3 AND (?4 IS NULL OR p.version = ?4)",
             )?;
@@ -1037,32 +1092,56 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Page<PredictionEvent>, StoreError> {
         self.read(|conn| {
-            let id = model_id(conn, model)?.ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
-            let mut stmt = conn.prepare_cached(
-                "SELECT rowid, request_id, ts, version, prediction, score, scores, latency_ms, error, features, tags
-                 FROM predictions WHERE model_id = ?1 AND rowid > ?2 ORDER BY rowid LIMIT ?3",
+            let id = model_id(conn, model)?
+                .ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
+            let retention: Option<i64> = conn.query_row(
+                "SELECT retention_days FROM models WHERE id = ?1",
+                [id],
+                |r| r.get(0),
             )?;
-            let mut rows = stmt.query(params![id, after.unwrap_or(0), limit as i64])?;
+            let cutoff = retention.map_or(i64::MIN, |d| Timestamp::now().micros() - d * DAY_MICROS);
+            let (after_segment, after_offset) = after.map_or((0, -1), |c| {
+                (c >> CURSOR_OFFSET_BITS, c & ((1 << CURSOR_OFFSET_BITS) - 1))
+            });
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, data FROM segments WHERE model_id = ?1 AND id >= ?2 ORDER BY id",
+            )?;
+            let mut rows = stmt.query(params![id, after_segment])?;
             let mut items = Vec::new();
-            let mut last = None;
             while let Some(r) = rows.next()? {
-                last = Some(r.get::<_, i64>(0)?);
-                let version: String = r.get(3)?;
-                items.push(PredictionEvent {
-                    request_id: r.get(1)?,
-                    timestamp: Timestamp(r.get(2)?),
-                    model_version: (!version.is_empty()).then_some(version),
-                    prediction: outcome_from("prediction", r.get(4)?)?,
-                    score: r.get(5)?,
-                    scores: pairs_from("scores", r.get(6)?)?,
-                    latency_ms: r.get(7)?,
-                    error: r.get(8)?,
-                    features: features_from(&r.get::<_, String>(9)?)?,
-                    tags: pairs_from("tags", r.get(10)?)?.unwrap_or_default(),
-                });
+                let segment: i64 = r.get(0)?;
+                let data = r.get_ref(1)?.as_blob().map_err(|e| StoreError::Corrupt {
+                    what: "segment",
+                    detail: format!("segment {segment}: {e}"),
+                })?;
+                let text = zstd::stream::decode_all(data).map_err(|e| StoreError::Corrupt {
+                    what: "segment",
+                    detail: format!("segment {segment}: {e}"),
+                })?;
+                let text = std::str::from_utf8(&text).map_err(|e| StoreError::Corrupt {
+                    what: "segment",
+                    detail: format!("segment {segment}: {e}"),
+                })?;
+                for (offset, line) in text.lines().enumerate() {
+                    let offset = offset as i64;
+                    if segment == after_segment && offset <= after_offset {
+                        continue;
+                    }
+                    let event = decode_stored(line).map_err(|detail| StoreError::Corrupt {
+                        what: "segment",
+                        detail: format!("segment {segment} row {offset}: {detail}"),
+                    })?;
+                    if event.timestamp.micros() < cutoff {
+                        continue;
+                    }
+                    items.push(event);
+                    if items.len() == limit {
+                        let next = Some((segment << CURSOR_OFFSET_BITS) | offset);
+                        return Ok(Page { items, next });
+                    }
+                }
             }
-            let next = if items.len() == limit { last } else { None };
-            Ok(Page { items, next })
+            Ok(Page { items, next: None })
         })
     }
 
