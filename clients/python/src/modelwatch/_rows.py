@@ -285,7 +285,7 @@ def table_columns(data: Any) -> "tuple[List[str], Dict[str, List[Any]], int]":
         cols = {names[j]: data.iloc[:, j].tolist() for j in range(len(names))}
         return names, cols, len(data)
     records = list(data)
-    names: List[str] = []
+    names = []
     seen = set()
     for r in records:
         for k in r:
@@ -317,7 +317,7 @@ def prediction_rows_from_table(
         if records and isinstance(records[0], Mapping) and "features" in records[0]:
             out = []
             for i, r in enumerate(records):
-                row = dict(r)
+                row: Dict[str, Any] = dict(r)
                 row["request_id"] = str(row.get("request_id") or (ids[i] if ids is not None else ""))
                 row.setdefault("timestamp", default_timestamp)
                 if version is not None:
@@ -351,7 +351,7 @@ def prediction_rows_from_table(
     out = []
     for i in range(n):
         rid = rid_col[i] if rid_col is not None and rid_col[i] is not None else (ids[i] if ids is not None else None)
-        row: Dict[str, Any] = {"request_id": str(clean_value(rid))}
+        row = {"request_id": str(clean_value(rid))}
         ts = clean_value(ts_col[i]) if ts_col is not None else None
         row["timestamp"] = ts if ts is not None else default_timestamp
         ver = clean_value(ver_col[i]) if ver_col is not None else None
@@ -584,7 +584,7 @@ def encode_call_fast(
         rid = [p + '%d"' % i for i in range(len(ids))]
     else:
         rid = ['{"request_id":' + json.dumps(r) for r in ids]
-    if sj is None and ssj is None:
+    if ssj is None:
         out = [(rid[i] + head + feats[i] + ',"prediction":' + pj[i] + tail).encode() for i in range(len(rid))]
     elif sj is None:
         out = [(rid[i] + head + feats[i] + ',"prediction":' + pj[i] + ',"scores":' + ssj[i] + tail).encode()

@@ -101,6 +101,8 @@ class _OpenSegment:
 class Spool:
     """Interface shared by the directory spool and the in-memory fallback."""
 
+    batch_size: int
+
     def append(self, kind: str, lines: List[bytes]) -> int:  # returns rows accepted
         raise NotImplementedError
 

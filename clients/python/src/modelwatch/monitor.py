@@ -30,11 +30,14 @@ import re
 import threading
 import time
 import weakref
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _rows
 from ._spool import DirSpool, MemorySpool, Spool, default_spool_root
 from ._transport import ModelwatchError, Transport, error_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .wrap import MonitoredEstimator
 
 log = logging.getLogger("modelwatch")
 
