@@ -308,13 +308,32 @@ impl SortedReference {
             return g;
         }
         let first = self.distinct[0];
-        for &x in current {
-            if !x.is_finite() {
-                continue;
+        // Two phases per chunk: the lookups of a chunk are independent of each other, so the
+        // CPU overlaps their cache misses; the cell updates follow.
+        let mut idx = [0u32; 512];
+        for chunk in current.chunks(512) {
+            for (slot, &x) in idx.iter_mut().zip(chunk) {
+                *slot = if x.is_finite() {
+                    self.gap_of(x) as u32
+                } else {
+                    u32::MAX
+                };
             }
-            let b = self.gap_of(x);
-            g.n += 1;
-            let cell = &mut g.cells[b];
+            for (&b, &x) in idx.iter().zip(chunk) {
+                if b == u32::MAX {
+                    continue;
+                }
+                g.n += 1;
+                self.add_to_cell(&mut g.cells, b as usize, x, first);
+            }
+        }
+        g
+    }
+
+    #[inline]
+    fn add_to_cell(&self, cells: &mut [GapCell], b: usize, x: f64, first: f64) {
+        {
+            let cell = &mut cells[b];
             cell.count += 1;
             if b == 0 {
                 cell.offset_sum += first - x;
@@ -327,7 +346,6 @@ impl SortedReference {
                 }
             }
         }
-        g
     }
 
     /// Exact two-sample KS test of a current sample against this reference; equals
