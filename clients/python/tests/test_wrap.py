@@ -264,3 +264,17 @@ def test_mixed_type_dataframe_pipeline(server, model_name, spool_dir, monitors):
         assert f["device"] == (None if pd.isna(df["device"][i]) else df["device"][i])
         assert f["new_customer"] is bool(df["new_customer"][i])
         assert f["signup"] == df["signup"][i].strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_labels_before_any_prediction_are_retried(server, model_name, spool_dir, monitors):
+    """Labels for a model the server does not know yet (404) wait, without blocking predictions."""
+    mon = _monitor(server, model_name, spool_dir, monitors)
+    mon.log_labels(["early-1", "early-2"], [1, 0])
+    assert mon.flush(10) is False  # the model has no predictions yet: labels stay spooled
+    assert mon.stats()["spool_segments"] == 1
+    mon.log_prediction({"a": 1.0}, 1, request_id="early-1")
+    mon.log_prediction({"a": 2.0}, 1, request_id="early-2")
+    assert mon.flush(10), mon.stats()
+    info = wait_for(lambda: (lambda i: i if i and i["labelled"] == 2 else None)(server.model(model_name)),
+                    what="2 labelled")
+    assert info["labels"] == 2

@@ -600,7 +600,7 @@ class Monitor:
                 self._spool.seal(force=True)
             except OSError as e:
                 self._fallback_to_memory(e)
-            delivered = self._send_all(now)
+            delivered = self._send_all(now, force)
             return delivered and not self._queue and self._spool.pending()[0] == 0
         self._spool.seal(force=False)
         return False
@@ -614,45 +614,58 @@ class Monitor:
         except Exception:
             pass
 
-    def _send_all(self, now: float) -> bool:
+    def _send_all(self, now: float, force: bool = False) -> bool:
         if now - self._last_recover >= 60.0:  # segments of processes that died since we started
             self._last_recover = now
             try:
                 self._spool.recover()
             except OSError as e:
                 self._rl(logging.WARNING, "recover", "modelwatch: spool recovery failed: %s", e)
-        self._spool.begin_pass()
-        skip = {name for name, t in self._defer_until.items() if t > now}
+        # Deferred segments (labels answered 404: no predictions for the model yet) wait for their
+        # own retry time, unless flush() forces an attempt.
+        skip = set() if force else {name for name, t in self._defer_until.items() if t > now}
         all_ok = not skip
+        retried_deferred = False
         while True:
-            got = self._spool.claim_next(skip)
-            if got is None:
-                return all_ok
-            seg, body = got
-            outcome = self._post(seg.kind, body, seg.rows)
-            if outcome == _OK or outcome == _DROP:
-                self._spool.done(seg)
-                self._defer_until.pop(seg.name, None)
-            elif outcome == _SPLIT:
-                lines = body.splitlines(keepends=True)
-                half = max(1, len(lines) // 2)
-                self.batch_size = self._spool.batch_size = max(1, half)
-                for part in (lines[:half], lines[half:]):
-                    if part:
-                        self._spool.append(seg.kind, part)
-                self._spool.done(seg)
-                self._spool.seal(force=True)
-            elif outcome == _DEFER:
-                self._spool.release(seg)
-                prev = self._defer_until.get(seg.name)
-                self._defer_until[seg.name] = now + (60.0 if prev else 5.0)
-                skip.add(seg.name)
-                all_ok = False
-            else:  # _RETRY
-                self._spool.release(seg)
-                self._next_attempt = time.monotonic() + self._backoff * random.uniform(0.8, 1.2)
-                self._backoff = min(self.retry_max, self._backoff * 2)
-                return False
+            self._spool.begin_pass()
+            deferred_now: List[str] = []
+            progress_after_defer = False
+            while True:
+                got = self._spool.claim_next(skip)
+                if got is None:
+                    break
+                seg, body = got
+                outcome = self._post(seg.kind, body, seg.rows)
+                if outcome == _OK or outcome == _DROP:
+                    self._spool.done(seg)
+                    self._defer_until.pop(seg.name, None)
+                    progress_after_defer = progress_after_defer or bool(deferred_now)
+                elif outcome == _SPLIT:
+                    lines = body.splitlines(keepends=True)
+                    half = max(1, len(lines) // 2)
+                    self.batch_size = self._spool.batch_size = max(1, half)
+                    for part in (lines[:half], lines[half:]):
+                        if part:
+                            self._spool.append(seg.kind, part)
+                    self._spool.done(seg)
+                    self._spool.seal(force=True)
+                elif outcome == _DEFER:
+                    self._spool.release(seg)
+                    prev = self._defer_until.get(seg.name)
+                    self._defer_until[seg.name] = now + (60.0 if prev else 5.0)
+                    skip.add(seg.name)
+                    deferred_now.append(seg.name)
+                else:  # _RETRY
+                    self._spool.release(seg)
+                    self._next_attempt = time.monotonic() + self._backoff * random.uniform(0.8, 1.2)
+                    self._backoff = min(self.retry_max, self._backoff * 2)
+                    return False
+            if deferred_now and progress_after_defer and not retried_deferred:
+                # e.g. labels queued before the predictions they join: those just went through
+                retried_deferred = True
+                skip.difference_update(deferred_now)
+                continue
+            return all_ok and not deferred_now
 
     def _post(self, kind: str, body: bytes, rows: int) -> int:
         path = self._transport.model_path(self.model, "/" + kind)
