@@ -339,3 +339,52 @@ fn probit(p: f64) -> f64 {
         -probit(1.0 - p)
     }
 }
+
+#[test]
+fn profile_and_report_round_trip_through_json() {
+    let num: Vec<f64> = (0..500).map(|i| f64::from(i % 97) * 0.37).collect();
+    let cur: Vec<f64> = (0..400).map(|i| f64::from(i % 89) * 0.41).collect();
+    let cats: Vec<Option<&str>> = (0..500).map(|i| Some(["a", "b", "c"][i % 3])).collect();
+    let cur_cats: Vec<Option<&str>> = (0..400).map(|i| Some(["a", "b", "z"][i % 3])).collect();
+    let profile = ReferenceProfile::build(
+        &[
+            ("n", Column::Numeric(&num)),
+            ("c", Column::Categorical(&cats)),
+        ],
+        ProfileOptions::default(),
+    );
+    let current = [
+        ("n", Column::Numeric(&cur)),
+        ("c", Column::Categorical(&cur_cats)),
+    ];
+    let cfg = DriftConfig::default();
+    let before = drift_report(&profile, &current, &cfg);
+    let json = serde_json::to_string(&profile).unwrap();
+    // Read back without prepare(): lookups fall back to slower paths, results are the same.
+    let raw: ReferenceProfile = serde_json::from_str(&json).unwrap();
+    let mut prepared = raw.clone();
+    prepared.prepare();
+    for p in [&raw, &prepared] {
+        let after = drift_report(p, &current, &cfg);
+        for (a, b) in before.features.iter().zip(&after.features) {
+            assert_eq!(a.drifted, b.drifted, "{}", a.feature);
+            assert_eq!(a.unseen_rows, b.unseen_rows);
+            let (x, y) = (a.statistic.unwrap(), b.statistic.unwrap());
+            assert!(
+                (x - y).abs() <= 1e-12 * x.abs().max(1.0),
+                "{}: {x} vs {y}",
+                a.feature
+            );
+        }
+    }
+    let report_json = serde_json::to_string(&before).unwrap();
+    let back: DriftReport = serde_json::from_str(&report_json).unwrap();
+    assert_eq!(back.features.len(), 2);
+    let config: DriftConfig =
+        serde_json::from_str(r#"{"alpha": 0.01, "overrides": {"n": "psi"}}"#).unwrap();
+    assert_eq!(config.overrides["n"], Method::Psi);
+    assert!(
+        serde_json::from_str::<DriftConfig>(r#"{"alpah": 0.01}"#).is_err(),
+        "unknown keys are errors"
+    );
+}

@@ -175,6 +175,16 @@ impl CategoryIndex {
         }
     }
 
+    /// Number of categories indexed.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when no category is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
     /// Position of a category, if the reference has it.
     #[inline]
     pub fn get(&self, category: &str) -> Option<usize> {

@@ -7,7 +7,7 @@
 //! matter (at a million rows every p-value is ~0). Distance-only methods (PSI, JS, ...) flag
 //! on the distance alone.
 
-use super::binning::CategoryCounts;
+use super::binning::{CategoryCounts, CategoryIndex};
 use super::distance::{chi2_contingency, hellinger, jensen_shannon, kl_divergence, psi};
 use super::ks::KsPValueMethod;
 use super::profile::{
@@ -42,6 +42,20 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method's name as serialised (snake_case).
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Ks => "ks",
+            Method::ChiSquared => "chi_squared",
+            Method::CramerVonMises => "cramer_von_mises",
+            Method::Psi => "psi",
+            Method::JensenShannon => "jensen_shannon",
+            Method::Hellinger => "hellinger",
+            Method::KlDivergence => "kl_divergence",
+            Method::WassersteinNormed => "wasserstein_normed",
+        }
+    }
+
     /// True for methods with a p-value.
     pub fn is_test(self) -> bool {
         matches!(
@@ -502,7 +516,16 @@ pub fn evaluate_feature(
                 };
                 return out;
             }
-            let (table, nulls): (CategoryCounts, u64) = cp.index.count(categorical_values(col));
+            // The index is not serialised: a profile read back without `prepare()` still
+            // gives correct results, at the cost of rebuilding the index here.
+            let rebuilt;
+            let index = if cp.index.len() != cp.categories.len() {
+                rebuilt = CategoryIndex::new(&cp.categories);
+                &rebuilt
+            } else {
+                &cp.index
+            };
+            let (table, nulls): (CategoryCounts, u64) = index.count(categorical_values(col));
             out.current_missing = MissingCounts {
                 rows: col.len() as u64,
                 nulls,
@@ -545,7 +568,9 @@ pub fn evaluate_feature(
     if statistic.is_none() || effect.is_none() || (method.is_test() && p_value.is_none()) {
         out.status = FeatureStatus::Undefined {
             reason: format!(
-                "{method:?} is undefined for this feature (constant reference or wrong kind)"
+                "method `{}` is undefined for feature `{}` (constant reference or wrong kind)",
+                method.name(),
+                fp.name
             ),
         };
     }
