@@ -223,3 +223,33 @@ def test_batches_too_large_for_the_server_are_split(make_server, model_name, spo
     assert mon.flush(20), mon.stats()
     assert {p["request_id"] for p in srv.predictions(model_name)} == set(ids)
     assert mon.stats()["rejected_rows"] == 0 and mon.batch_size <= 10
+
+
+def test_exit_with_a_hung_server_is_bounded_and_loses_nothing(make_server, model_name, spool_dir, monitors):
+    srv = make_server().start()
+    os.kill(srv.proc.pid, signal.SIGSTOP)
+    try:
+        code = textwrap.dedent("""
+            import time, modelwatch
+            mon = modelwatch.Monitor(%r, %r, spool_dir=%r, flush_interval=0.05, timeout=30, exit_timeout=1)
+            ids = [mon.log_prediction({"x": i}, 1) for i in range(10)]
+            deadline = time.time() + 10
+            while mon.stats()["spooled_rows"] < 10 and time.time() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.2)  # the background thread is now stuck in a POST to the hung server
+            ids += [mon.log_prediction({"x": i}, 0) for i in range(10, 20)]  # still queued in memory
+            print(",".join(ids), flush=True)
+        """ % (srv.url, model_name, str(spool_dir)))
+        t0 = time.monotonic()
+        child = python_subprocess(code)
+        out, err = child.communicate(timeout=60)
+        took = time.monotonic() - t0
+        assert child.returncode == 0, err
+        assert took < 8, "exit took %.1fs with exit_timeout=1" % took
+    finally:
+        os.kill(srv.proc.pid, signal.SIGCONT)
+    ids = out.strip().split(",")
+    mon = modelwatch.Monitor(srv.url, model_name, spool_dir=str(spool_dir), flush_interval=0.05)
+    monitors.append(mon)
+    _flush_until_delivered(mon)
+    assert {p["request_id"] for p in srv.predictions(model_name)} == set(ids)

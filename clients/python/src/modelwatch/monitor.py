@@ -434,19 +434,47 @@ class Monitor:
             return self._flush_ok
 
     def close(self, timeout: Optional[float] = 10.0) -> bool:
-        """Flush (up to ``timeout``), then stop the background thread.  Undelivered events stay in
-        the spool (sent by the next ``Monitor`` for the same url and model).  Idempotent."""
+        """Flush, then stop the background thread, within ``timeout`` seconds in all.  Undelivered
+        events stay in the spool (sent by the next ``Monitor`` for the same url and model).
+        Idempotent."""
         if self._closed:
             return False
+        end = None if timeout is None else time.monotonic() + timeout
         ok = self.flush(timeout)
         with self._qlock:
             self._closed = True  # later log calls are dropped (counted), never raised
         with self._cv:
             self._stopping = True
         self._wake.set()
-        self._thread.join(timeout=max(0.1, min(timeout or 5.0, 5.0)))
+        # The thread's last cycle seals the open segments; a daemon thread stuck on a hung server
+        # is abandoned at the deadline (its segment is recovered by the next process).
+        left = 5.0 if end is None else end - time.monotonic()
+        self._thread.join(timeout=max(0.05, left))
+        if self._thread.is_alive():
+            self._spool_leftovers()
         _LIVE.discard(self)
         return ok
+
+    def _spool_leftovers(self) -> None:
+        """The thread is stuck (a hung server): write what is still queued in memory to the spool
+        through a separate writer (its own segment files), so that it is not lost at exit."""
+        items = self._drain()
+        if not items or not isinstance(self._spool, DirSpool):
+            return
+        try:
+            sp = DirSpool(os.path.dirname(self._spool.dir), self.url, self.model, self.batch_size,
+                          self.max_spool_bytes)
+        except OSError as e:
+            log.error("modelwatch: %d queued events lost at close: %s", len(items), e)
+            return
+        try:
+            for item in items:
+                kind, lines = self._convert(item)
+                sp.append(kind, lines)
+        except Exception as e:
+            log.error("modelwatch: could not spool queued events at close: %r", e)
+        finally:
+            sp.close()
 
     def __enter__(self) -> "Monitor":
         return self
