@@ -253,3 +253,36 @@ def test_exit_with_a_hung_server_is_bounded_and_loses_nothing(make_server, model
     monitors.append(mon)
     _flush_until_delivered(mon)
     assert {p["request_id"] for p in srv.predictions(model_name)} == set(ids)
+
+
+def test_server_killed_mid_stream_loses_nothing(make_server, model_name, spool_dir, monitors):
+    """SIGKILL the server while the client is sending; restart it on the same data directory."""
+    import threading
+
+    srv = make_server().start()
+    mon = modelwatch.Monitor(srv.url, model_name, spool_dir=str(spool_dir), flush_interval=0.02,
+                             batch_size=50, retry_initial=0.05, retry_max=0.3, timeout=2)
+    monitors.append(mon)
+    ids = []
+    done = threading.Event()
+
+    def produce():
+        for i in range(3000):
+            ids.append(mon.log_prediction({"x": float(i)}, i % 2))
+            if i % 10 == 0:
+                time.sleep(0.002)
+        done.set()
+
+    t = threading.Thread(target=produce)
+    t.start()
+    wait_for(lambda: mon.stats()["sent_rows"] >= 300, what="some rows sent before the crash")
+    failed = mon.stats()["failed_sends"]
+    srv.kill()
+    wait_for(lambda: mon.stats()["failed_sends"] > failed, what="a send failing while the server is dead")
+    srv.start()
+    t.join(60)
+    assert done.is_set()
+    _flush_until_delivered(mon)
+    stored = [p["request_id"] for p in srv.predictions(model_name)]
+    assert len(stored) == len(set(stored))
+    assert set(stored) == set(ids) and len(ids) == 3000
