@@ -234,9 +234,8 @@ def test_exit_with_a_hung_server_is_bounded_and_loses_nothing(make_server, model
             mon = modelwatch.Monitor(%r, %r, spool_dir=%r, flush_interval=0.05, timeout=30, exit_timeout=1)
             ids = [mon.log_prediction({"x": i}, 1) for i in range(10)]
             deadline = time.time() + 10
-            while mon.stats()["spooled_rows"] < 10 and time.time() < deadline:
-                time.sleep(0.01)
-            time.sleep(0.2)  # the background thread is now stuck in a POST to the hung server
+            while mon.stats()["in_flight_rows"] < 10 and time.time() < deadline:
+                time.sleep(0.01)  # until the background thread is stuck in a POST to the hung server
             ids += [mon.log_prediction({"x": i}, 0) for i in range(10, 20)]  # still queued in memory
             print(",".join(ids), flush=True)
         """ % (srv.url, model_name, str(spool_dir)))

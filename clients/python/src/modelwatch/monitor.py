@@ -491,7 +491,7 @@ class Monitor:
             s["spool_segments"], s["spool_bytes"] = self._spool.pending()
         except OSError:
             pass
-        for k in ("enqueued_rows", "spooled_rows", "sent_rows", "duplicate_rows", "rejected_rows", "dropped_rows",
+        for k in ("in_flight_rows", "enqueued_rows", "spooled_rows", "sent_rows", "duplicate_rows", "rejected_rows", "dropped_rows",
                   "spool_dropped_rows", "failed_sends"):
             s.setdefault(k, 0)
         s["spool_dir"] = getattr(self._spool, "dir", None)
@@ -697,9 +697,11 @@ class Monitor:
 
     def _post(self, kind: str, body: bytes, rows: int) -> int:
         path = self._transport.model_path(self.model, "/" + kind)
+        self._stats["in_flight_rows"] = rows
         try:
             r = self._transport.request("POST", path, body, "application/x-ndjson", compress=self.compress)
         except Exception as e:
+            self._stats["in_flight_rows"] = 0
             self._stats["failed_sends"] += 1
             self._stats["last_error"] = "%s: %s" % (type(e).__name__, e)
             if self._stats["server_up"] is not False:
@@ -707,6 +709,7 @@ class Monitor:
                             self.url, e)
             self._stats["server_up"] = False
             return _RETRY
+        self._stats["in_flight_rows"] = 0
         status = r.status
         if status < 500 and self._stats["server_up"] is False:
             log.info("modelwatch: server %s reachable again; sending spooled events", self.url)
