@@ -285,3 +285,19 @@ def test_server_killed_mid_stream_loses_nothing(make_server, model_name, spool_d
     stored = [p["request_id"] for p in srv.predictions(model_name)]
     assert len(stored) == len(set(stored))
     assert set(stored) == set(ids) and len(ids) == 3000
+
+
+def test_backlog_is_sent_in_slices_while_new_events_keep_flowing(make_server, model_name, spool_dir, monitors):
+    """After an outage the spool is replayed in time-bounded passes, draining the queue in between."""
+    srv = make_server()  # down
+    mon = modelwatch.Monitor(srv.url, model_name, spool_dir=str(spool_dir), batch_size=10,
+                             flush_interval=0.05, retry_initial=0.05, retry_max=0.2)
+    monitors.append(mon)
+    mon._send_budget = 0.0  # one segment per pass
+    ids = [mon.log_prediction({"x": i}, 1) for i in range(200)]
+    wait_for(lambda: mon.stats()["spooled_rows"] == 200, what="200 rows spooled")
+    srv.start()
+    ids += [mon.log_prediction({"x": i}, 0) for i in range(200, 230)]
+    assert mon.flush(30), mon.stats()
+    assert {p["request_id"] for p in srv.predictions(model_name)} == set(ids)
+    assert mon.stats()["dropped_rows"] == 0

@@ -223,6 +223,7 @@ class Monitor:
         self._next_attempt = 0.0
         self._defer_until: Dict[str, float] = {}
         self._last_recover = time.monotonic()
+        self._send_budget = max(0.5, 2 * self.flush_interval)
         self._transport = Transport(self.url, self.api_key, self.timeout)
         self._spool = self._make_spool()
         self._thread = threading.Thread(target=self._run, name="modelwatch-%s" % self.model, daemon=True)
@@ -556,19 +557,23 @@ class Monitor:
 
     # -- background thread -------------------------------------------------------------------
     def _run(self) -> None:
+        more = False
         while True:
-            timeout = self.flush_interval
-            self._wake.wait(timeout)
+            if not more:
+                self._wake.wait(self.flush_interval)
             self._wake.clear()
             with self._cv:
                 req = self._flush_req
                 stopping = self._stopping
             ok = False
+            more = False
             try:
-                ok = self._cycle(force=req > self._flush_done or stopping)
+                ok, more = self._cycle(force=req > self._flush_done or stopping)
             except Exception as e:  # keep the thread alive whatever happens
                 self._stats["last_error"] = repr(e)
                 log.exception("modelwatch: background cycle failed")
+            if more:
+                continue  # a backlog is being sent: drain the queue, then go on sending at once
             with self._cv:
                 self._flush_done = req
                 self._flush_ok = ok
@@ -589,7 +594,9 @@ class Monitor:
             self._queued_rows = 0
         return items
 
-    def _cycle(self, force: bool) -> bool:
+    def _cycle(self, force: bool) -> Tuple[bool, bool]:
+        """Drain the queue into the spool, then send. Returns (everything delivered, more to send
+        right away: the pass stopped at its time budget)."""
         items = self._drain()
         if items:
             by_kind: Dict[str, List[bytes]] = {"predictions": [], "labels": []}
@@ -628,10 +635,10 @@ class Monitor:
                 self._spool.seal(force=True)
             except OSError as e:
                 self._fallback_to_memory(e)
-            delivered = self._send_all(now, force)
-            return delivered and not self._queue and self._spool.pending()[0] == 0
+            delivered, more = self._send_all(now, force)
+            return delivered and not self._queue and self._spool.pending()[0] == 0, more
         self._spool.seal(force=False)
-        return False
+        return False, False
 
     def _fallback_to_memory(self, e: Exception) -> None:
         log.error("modelwatch: spool write failed (%s); keeping pending events in memory", e)
@@ -642,7 +649,10 @@ class Monitor:
         except Exception:
             pass
 
-    def _send_all(self, now: float, force: bool = False) -> bool:
+    def _send_all(self, now: float, force: bool = False) -> Tuple[bool, bool]:
+        """Send claimable segments, oldest first, for at most ``_send_budget`` seconds (so that a
+        long backlog after an outage does not keep the queue from being drained).
+        Returns (all sent, stopped at the budget with more to send)."""
         if now - self._last_recover >= 60.0:  # segments of processes that died since we started
             self._last_recover = now
             try:
@@ -654,6 +664,7 @@ class Monitor:
         skip = set() if force else {name for name, t in self._defer_until.items() if t > now}
         all_ok = not skip
         retried_deferred = False
+        started = time.monotonic()
         while True:
             self._spool.begin_pass()
             deferred_now: List[str] = []
@@ -668,6 +679,8 @@ class Monitor:
                     self._spool.done(seg)
                     self._defer_until.pop(seg.name, None)
                     progress_after_defer = progress_after_defer or bool(deferred_now)
+                    if time.monotonic() - started >= self._send_budget:
+                        return False, True
                 elif outcome == _SPLIT:
                     lines = body.splitlines(keepends=True)
                     half = max(1, len(lines) // 2)
@@ -687,13 +700,13 @@ class Monitor:
                     self._spool.release(seg)
                     self._next_attempt = time.monotonic() + self._backoff * random.uniform(0.8, 1.2)
                     self._backoff = min(self.retry_max, self._backoff * 2)
-                    return False
+                    return False, False
             if deferred_now and progress_after_defer and not retried_deferred:
                 # e.g. labels queued before the predictions they join: those just went through
                 retried_deferred = True
                 skip.difference_update(deferred_now)
                 continue
-            return all_ok and not deferred_now
+            return all_ok and not deferred_now, False
 
     def _post(self, kind: str, body: bytes, rows: int) -> int:
         path = self._transport.model_path(self.model, "/" + kind)
