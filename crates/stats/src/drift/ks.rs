@@ -181,6 +181,23 @@ pub struct GapCounts {
     pub n: u64,
 }
 
+impl GapCounts {
+    /// Adds another chunk's counts (same reference). KS on the merged counts equals KS on the
+    /// concatenated chunks, so a file can be read one row group at a time.
+    pub fn merge(&mut self, other: &GapCounts) {
+        if self.cells.is_empty() {
+            self.cells = other.cells.clone();
+        } else {
+            for (a, b) in self.cells.iter_mut().zip(&other.cells) {
+                a.count += b.count;
+                a.at_left += b.at_left;
+                a.offset_sum += b.offset_sum;
+            }
+        }
+        self.n += other.n;
+    }
+}
+
 /// Counts of one gap of [`GapCounts`].
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct GapCell {
