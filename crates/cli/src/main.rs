@@ -1,5 +1,7 @@
 //! The `modelwatch` command. anyhow and clap live only here.
 
+mod export;
+mod import;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +22,10 @@ struct Cli {
 enum Command {
     /// Run the service on the embedded store.
     Serve(serve::ServeArgs),
+    /// Import predictions, labels or a reference dataset from CSV, Parquet or NDJSON.
+    Import(Box<import::ImportArgs>),
+    /// Export stored predictions or labels to Parquet.
+    Export(export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +38,8 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Import(args) => import::run(*args),
+        Command::Export(args) => export::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,6 +20,10 @@ pub struct ReadOptions {
     /// CSV columns kept as text whatever they look like, so that an id such as `00123` keeps
     /// its leading zeros. [`crate::ColumnMapping::text_columns`] lists the ones a mapping needs.
     pub text_columns: Vec<String>,
+    /// Only these columns, by name (`None`: all). Parquet decodes only these (a projection);
+    /// CSV parses every column and hands out only these. Chunks keep the file's column order.
+    /// A name the file lacks is [`FormatError::MissingColumn`].
+    pub columns: Option<Vec<String>>,
 }
 
 impl Default for ReadOptions {
@@ -27,6 +31,7 @@ impl Default for ReadOptions {
         ReadOptions {
             batch_size: DEFAULT_BATCH_SIZE,
             text_columns: Vec::new(),
+            columns: None,
         }
     }
 }
@@ -56,9 +61,10 @@ pub struct BadCell {
 /// A CSV or Parquet table read as a stream of [`Chunk`]s of at most `batch_size` rows.
 ///
 /// CSV: the first row is the header; empty cells are null; each column's type is inferred from
-/// the first batch: `Boolean` when every value is true/false, `Float64` when every value is a
-/// number (integers included), `Utf8` otherwise (also when all null). Later cells that do not fit
-/// become [`BadCell`]s rather than failing the read.
+/// the first batch: `Boolean` when every value is true/false, `Float64` when every value but at
+/// most 1% (or one cell) is a number (integers included), `Utf8` otherwise (also when all null).
+/// Cells that do not fit, in the first batch or later, become [`BadCell`]s (rejected rows) rather
+/// than failing the read.
 ///
 /// Parquet: column types are the file's own; the row count is known before reading.
 pub struct TableReader {
@@ -81,6 +87,10 @@ struct CsvState {
     types: Vec<DataType>,
     /// The first batch, read at open to infer the types, handed out first.
     pending: Option<RecordBatch>,
+    /// Every column of the file, typed; [`TableReader::schema`] is its projection on `keep`.
+    full_schema: SchemaRef,
+    /// Indices of [`ReadOptions::columns`] in the file, when given.
+    keep: Option<Vec<usize>>,
 }
 
 impl TableReader {
@@ -105,12 +115,14 @@ impl TableReader {
                         let f = std::fs::File::open(p).map_err(|e| source.io_err(e))?;
                         let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(perr)?;
                         let rows = b.metadata().file_metadata().num_rows();
+                        let b = project_parquet(b, options.columns.as_deref())?;
                         (b.with_batch_size(batch_size).build().map_err(perr)?, rows)
                     }
                     Source::Bytes { data, .. } => {
                         let b =
                             ParquetRecordBatchReaderBuilder::try_new(data.clone()).map_err(perr)?;
                         let rows = b.metadata().file_metadata().num_rows();
+                        let b = project_parquet(b, options.columns.as_deref())?;
                         (b.with_batch_size(batch_size).build().map_err(perr)?, rows)
                     }
                 };
@@ -174,7 +186,17 @@ impl TableReader {
                         name: self.name.clone(),
                         message: csv_message(&e, first_row),
                     })?;
-                    let (batch, bad_cells) = type_csv_batch(&raw, &self.schema, &state.types);
+                    let (batch, mut bad_cells) =
+                        type_csv_batch(&raw, &state.full_schema, &state.types);
+                    let batch = match &state.keep {
+                        Some(keep) => {
+                            bad_cells.retain(|c| self.schema.field_with_name(&c.column).is_ok());
+                            batch
+                                .project(keep)
+                                .expect("kept indices are columns of the file")
+                        }
+                        None => batch,
+                    };
                     Ok(Chunk {
                         batch,
                         first_row,
@@ -195,6 +217,35 @@ impl Iterator for TableReader {
     fn next(&mut self) -> Option<Self::Item> {
         self.next_chunk()
     }
+}
+
+/// Indices of `columns` in `schema`, in file order; a name the file lacks is an error.
+fn column_indices(schema: &ArrowSchema, columns: &[String]) -> Result<Vec<usize>, FormatError> {
+    for c in columns {
+        if schema.index_of(c).is_err() {
+            return Err(FormatError::MissingColumn {
+                column: c.clone(),
+                role: "reading",
+                available: schema.fields().iter().map(|f| f.name().clone()).collect(),
+            });
+        }
+    }
+    Ok((0..schema.fields().len())
+        .filter(|&i| columns.iter().any(|c| c == schema.field(i).name()))
+        .collect())
+}
+
+/// Restricts a Parquet reader to the root columns named in `columns` (all when `None`).
+fn project_parquet<T: parquet::file::reader::ChunkReader + 'static>(
+    builder: ParquetRecordBatchReaderBuilder<T>,
+    columns: Option<&[String]>,
+) -> Result<ParquetRecordBatchReaderBuilder<T>, FormatError> {
+    let Some(columns) = columns else {
+        return Ok(builder);
+    };
+    let indices = column_indices(builder.schema(), columns)?;
+    let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), indices);
+    Ok(builder.with_projection(mask))
 }
 
 fn check_unique(schema: &ArrowSchema) -> Result<(), FormatError> {
@@ -276,19 +327,34 @@ fn open_csv(
             }
         })
         .collect();
-    let schema = Arc::new(ArrowSchema::new(
+    let full_schema = Arc::new(ArrowSchema::new(
         names
             .iter()
             .zip(&types)
             .map(|(n, t)| Field::new(n, t.clone(), true))
             .collect::<Vec<_>>(),
     ));
+    let keep = options
+        .columns
+        .as_deref()
+        .map(|c| column_indices(&full_schema, c))
+        .transpose()?;
+    let schema = match &keep {
+        Some(k) => Arc::new(
+            full_schema
+                .project(k)
+                .expect("kept indices are columns of the file"),
+        ),
+        None => full_schema.clone(),
+    };
     Ok((
         schema,
         CsvState {
             reader,
             types,
             pending: first,
+            full_schema,
+            keep,
         },
     ))
 }
@@ -311,23 +377,30 @@ fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+/// A numeric column may hold a few stray cells (a typo, `n/a`): at most this share of its
+/// non-null cells, or one cell, whichever is more, and never more than a quarter of them (so a
+/// tiny sample like `1, x` stays text). Those cells become [`BadCell`]s, i.e. per-row rejections
+/// naming the field, instead of silently turning the feature categorical.
+const STRAY_CELL_SHARE: f64 = 0.01;
+
 fn infer_type(col: &StringArray) -> DataType {
-    let mut any = false;
+    let mut cells = 0usize;
     let mut all_bool = true;
-    let mut all_num = true;
+    let mut not_numbers = 0usize;
     for s in col.iter().flatten() {
-        any = true;
+        cells += 1;
         all_bool &= parse_bool(s).is_some();
-        all_num &= s.trim().parse::<f64>().is_ok();
-        if !all_bool && !all_num {
-            return DataType::Utf8;
-        }
+        not_numbers += usize::from(s.trim().parse::<f64>().is_err());
     }
-    match (any, all_bool, all_num) {
-        (false, _, _) => DataType::Utf8,
-        (true, true, _) => DataType::Boolean,
-        (true, _, true) => DataType::Float64,
-        _ => DataType::Utf8,
+    let stray_allowed = ((cells as f64 * STRAY_CELL_SHARE) as usize).max(1);
+    if cells == 0 {
+        DataType::Utf8
+    } else if all_bool {
+        DataType::Boolean
+    } else if not_numbers <= stray_allowed && not_numbers * 4 <= cells {
+        DataType::Float64
+    } else {
+        DataType::Utf8
     }
 }
 

@@ -204,3 +204,107 @@ pub(crate) async fn labels(
         rejected = outcome.rejected.len(), "ingested labels");
     Ok(reply(outcome))
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReferenceParams {
+    /// The version this reference is the baseline of; none = every version.
+    version: Option<String>,
+    prediction_col: Option<String>,
+    score_col: Option<String>,
+    label_col: Option<String>,
+    scores_prefix: Option<String>,
+    /// Columns to ignore, comma-separated.
+    exclude: Option<String>,
+}
+
+/// `PUT /v1/models/{model}/reference`: a CSV, Parquet or NDJSON body replaces the model's
+/// reference dataset (of one version, or of all). Rows that do not convert are rejected one by
+/// one, like ingest rows.
+pub(crate) async fn reference(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    params: Result<axum::extract::Query<ReferenceParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    use modelwatch_formats::{
+        ColumnMapping, ImportReader, ReadOptions, RowKind, Source, TableFormat,
+    };
+    let model = model_name(&model)?;
+    let axum::extract::Query(p) =
+        params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    if let Some(v) = &p.version {
+        modelwatch_core::validate_version(v)
+            .map_err(|e| ApiError::bad_request("invalid_query", e))?;
+    }
+    let body = body_bytes(body)?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_body",
+            "the body is empty: send the reference dataset as CSV, Parquet or NDJSON",
+        ));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let store = state.store.clone();
+    let outcome = blocking(move || {
+        let format =
+            TableFormat::from_content_type(content_type.as_deref(), &body).map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    e.to_string(),
+                )
+            })?;
+        let mapping = ColumnMapping {
+            prediction: p.prediction_col,
+            score: p.score_col,
+            label: p.label_col,
+            scores_prefix: p.scores_prefix,
+            exclude: p
+                .exclude
+                .map(|e| {
+                    e.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            ..ColumnMapping::default()
+        };
+        let invalid = |e: modelwatch_formats::FormatError| {
+            ApiError::bad_request("invalid_reference", e.to_string())
+        };
+        let mut reader = ImportReader::open(
+            &Source::bytes(body),
+            format,
+            RowKind::Reference,
+            mapping,
+            &ReadOptions::default(),
+        )
+        .map_err(invalid)?;
+        let mut rows = Vec::new();
+        let mut rejected = Vec::new();
+        while let Some(chunk) = reader.next_chunk(Timestamp::now(), None) {
+            let chunk = chunk.map_err(invalid)?;
+            let base = rows.len() + rejected.len();
+            rows.extend(
+                chunk
+                    .reference
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| (base + i, r)),
+            );
+            rejected.extend(chunk.rejected.into_iter().map(|r| Quarantined {
+                row: format!("row {} of the reference", r.index),
+                rejection: r,
+            }));
+        }
+        Ok(store.put_reference(&model, p.version.as_deref(), rows, rejected)?)
+    })
+    .await?;
+    Ok(Json(outcome).into_response())
+}

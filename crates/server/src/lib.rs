@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/models/{model}/labels",
             post(ingest::labels).get(query::labels),
         )
+        .route("/v1/models/{model}/reference", put(ingest::reference))
         .route("/v1/models/{model}/schema", put(query::put_schema))
         .route("/v1/models/{model}/metrics", get(query::metrics))
         .route("/v1/models/{model}/rejected", get(query::rejected))

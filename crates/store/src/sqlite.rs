@@ -512,38 +512,47 @@ fn ingest_predictions(
         let mut ndjson = Vec::with_capacity(admitted.len() * 512);
         let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
         let mut rows = 0i64;
+        // Index rows go in in key order: B-tree inserts in order touch each page once and are
+        // several times cheaper than in arrival order. Events go into the segment in arrival order.
+        let mut order: Vec<usize> = (0..admitted.len()).collect();
+        order.sort_unstable_by(|a, b| admitted[*a].request_id.cmp(&admitted[*b].request_id));
+        let mut is_new = vec![false; admitted.len()];
         {
             let mut index = tx.prepare_cached(
                 "INSERT INTO request_index(model_id, request_id, ts, version, error, segment_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT(model_id, request_id) DO NOTHING",
             )?;
-            for e in admitted {
-                let version = e.model_version.as_deref().unwrap_or("");
-                let ts = e.timestamp.micros();
+            for &i in &order {
+                let e = admitted[i];
                 let changed = index.execute(params![
                     entry.id,
                     e.request_id,
-                    ts,
-                    version,
+                    e.timestamp.micros(),
+                    e.model_version.as_deref().unwrap_or(""),
                     e.error.is_some(),
                     segment_id
                 ])?;
-                if changed == 0 {
-                    out.duplicates += 1;
-                    continue;
-                }
-                out.accepted += 1;
-                rows += 1;
-                serde_json::to_writer(&mut ndjson, e).expect("validated events serialize");
-                ndjson.push(b'\n');
-                min_ts = min_ts.min(ts);
-                max_ts = max_ts.max(ts);
-                let v = versions.entry(version).or_insert((0, ts, ts));
-                v.0 += 1;
-                v.1 = v.1.min(ts);
-                v.2 = v.2.max(ts);
+                is_new[i] = changed == 1;
             }
+        }
+        for (e, new) in admitted.iter().zip(is_new) {
+            if !new {
+                out.duplicates += 1;
+                continue;
+            }
+            let version = e.model_version.as_deref().unwrap_or("");
+            let ts = e.timestamp.micros();
+            out.accepted += 1;
+            rows += 1;
+            serde_json::to_writer(&mut ndjson, e).expect("validated events serialize");
+            ndjson.push(b'\n');
+            min_ts = min_ts.min(ts);
+            max_ts = max_ts.max(ts);
+            let v = versions.entry(version).or_insert((0, ts, ts));
+            v.0 += 1;
+            v.1 = v.1.min(ts);
+            v.2 = v.2.max(ts);
         }
         if rows == 0 {
             tx.execute("DELETE FROM segments WHERE id = ?1", [segment_id])?;
@@ -620,39 +629,47 @@ fn ingest_labels(
     let mut out = IngestOutcome::default();
     let mut quarantined = batch.rejected;
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(batch.rows.len());
+    let mut fresh = Vec::with_capacity(batch.rows.len());
+    for (index, l) in &batch.rows {
+        if let Some(first) = seen.get(l.request_id.as_str()) {
+            quarantined.push(Quarantined {
+                rejection: Rejection::new(
+                    *index,
+                    "request_id",
+                    format!("appears twice in this batch (first at row {first})"),
+                )
+                .with_request_id(Some(&l.request_id)),
+                row: to_json(l),
+            });
+            continue;
+        }
+        seen.insert(&l.request_id, *index);
+        fresh.push(l);
+    }
+    // In key order, like the request index; a new label is one insert, a replacement an update.
+    fresh.sort_unstable_by(|a, b| a.request_id.cmp(&b.request_id));
     {
-        let mut exists =
-            tx.prepare_cached("SELECT 1 FROM labels WHERE model_id = ?1 AND request_id = ?2")?;
-        let mut upsert = tx.prepare_cached(
+        let mut insert = tx.prepare_cached(
             "INSERT INTO labels(model_id, request_id, label, ts, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(model_id, request_id) DO UPDATE SET
-                label = excluded.label, ts = excluded.ts, received_at = excluded.received_at",
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(model_id, request_id) DO NOTHING",
         )?;
-        for (index, l) in &batch.rows {
-            if let Some(first) = seen.get(l.request_id.as_str()) {
-                quarantined.push(Quarantined {
-                    rejection: Rejection::new(
-                        *index,
-                        "request_id",
-                        format!("appears twice in this batch (first at row {first})"),
-                    )
-                    .with_request_id(Some(&l.request_id)),
-                    row: to_json(l),
-                });
-                continue;
-            }
-            seen.insert(&l.request_id, *index);
-            if exists.exists(params![model_id, l.request_id])? {
-                out.replaced += 1;
-            }
-            upsert.execute(params![
+        let mut replace = tx.prepare_cached(
+            "UPDATE labels SET label = ?3, ts = ?4, received_at = ?5
+             WHERE model_id = ?1 AND request_id = ?2",
+        )?;
+        for l in fresh {
+            let label = to_json(&l.label);
+            let args = params![
                 model_id,
                 l.request_id,
-                to_json(&l.label),
+                label,
                 l.timestamp.micros(),
                 now.micros()
-            ])?;
+            ];
+            if insert.execute(args)? == 0 {
+                replace.execute(args)?;
+                out.replaced += 1;
+            }
             out.accepted += 1;
         }
     }

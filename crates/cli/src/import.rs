@@ -1,0 +1,519 @@
+//! `modelwatch import`: a CSV, Parquet or NDJSON file into the data directory, or into a running
+//! server with `--server URL`, with a progress bar.
+//!
+//! Reading and converting runs on its own thread, one chunk ahead of storing, so that decoding
+//! the file and committing to the store overlap.
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use modelwatch_core::{ModelName, Rejection, Timestamp};
+use modelwatch_formats::{
+    ColumnMapping, Converted, ImportReader, ReadOptions, RowKind, Source, TableFormat,
+};
+use modelwatch_store::{LabelBatch, PredictionBatch, Quarantined, SqliteStore, Store};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum What {
+    Predictions,
+    Labels,
+    Reference,
+}
+
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    /// What the file holds
+    what: What,
+    /// CSV, Parquet or NDJSON file (format from the extension, else from the content)
+    file: PathBuf,
+    /// Model the rows belong to
+    #[arg(long)]
+    model: String,
+    /// Model version for rows without a version column (for a reference: the version it is the baseline of)
+    #[arg(long)]
+    version: Option<String>,
+    /// Data directory of the embedded store (default ./modelwatch-data); not with --server
+    #[arg(long, conflicts_with = "server")]
+    data: Option<PathBuf>,
+    /// Send to a running server instead, e.g. http://127.0.0.1:8080
+    #[arg(long)]
+    server: Option<String>,
+    /// API key for --server (or MODELWATCH_API_KEY)
+    #[arg(long, env = "MODELWATCH_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    #[command(flatten)]
+    columns: ColumnArgs,
+}
+
+/// Which column holds what. Every column not named here (and not excluded) is a feature.
+#[derive(clap::Args, Debug, Default)]
+pub struct ColumnArgs {
+    /// Request id column [default: request_id]
+    #[arg(long)]
+    request_id_col: Option<String>,
+    /// Event time column [default: timestamp]
+    #[arg(long)]
+    timestamp_col: Option<String>,
+    /// Model version column [default: model_version]
+    #[arg(long)]
+    version_col: Option<String>,
+    /// Prediction column [default: prediction, else y_pred]
+    #[arg(long)]
+    prediction_col: Option<String>,
+    /// Positive-class probability column [default: score, else y_pred_proba, proba, probability]
+    #[arg(long)]
+    score_col: Option<String>,
+    /// Prefix of per-class probability columns, e.g. `score_` for score_cat, score_dog
+    #[arg(long)]
+    scores_prefix: Option<String>,
+    /// Label column [default: label, else y_true, target]; in a predictions file it also imports the labels
+    #[arg(long)]
+    label_col: Option<String>,
+    /// Latency column in milliseconds [default: latency_ms]
+    #[arg(long)]
+    latency_col: Option<String>,
+    /// Error column [default: error]
+    #[arg(long)]
+    error_col: Option<String>,
+    /// A column to keep as a tag rather than a feature (repeatable)
+    #[arg(long = "tag-col")]
+    tag_cols: Vec<String>,
+    /// A column to ignore (repeatable)
+    #[arg(long = "exclude")]
+    exclude: Vec<String>,
+}
+
+impl ColumnArgs {
+    fn mapping(&self) -> ColumnMapping {
+        ColumnMapping {
+            request_id: self.request_id_col.clone(),
+            timestamp: self.timestamp_col.clone(),
+            model_version: self.version_col.clone(),
+            prediction: self.prediction_col.clone(),
+            score: self.score_col.clone(),
+            scores_prefix: self.scores_prefix.clone(),
+            label: self.label_col.clone(),
+            latency_ms: self.latency_col.clone(),
+            error: self.error_col.clone(),
+            tags: self.tag_cols.clone(),
+            exclude: self.exclude.clone(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    rows: u64,
+    accepted: u64,
+    duplicates: u64,
+    labels: u64,
+    rejected: Vec<Rejection>,
+    rejected_count: u64,
+}
+
+impl Totals {
+    fn reject(&mut self, r: Vec<Rejection>) {
+        self.rejected_count += r.len() as u64;
+        // Keep the first few for the summary; all of them are in the quarantine.
+        let room = 10usize.saturating_sub(self.rejected.len());
+        self.rejected.extend(r.into_iter().take(room));
+    }
+}
+
+fn progress_bar(reader: &ImportReader) -> ProgressBar {
+    let p = reader.progress();
+    let (total, unit) = match (p.rows_total, p.bytes_total) {
+        (Some(rows), _) => (rows, "rows"),
+        (None, Some(bytes)) => (bytes, "bytes"),
+        (None, None) => (0, "rows"),
+    };
+    let bar = ProgressBar::new(total);
+    let template = if unit == "bytes" {
+        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({eta})"
+    } else {
+        "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows ({per_sec}, {eta})"
+    };
+    bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
+    bar
+}
+
+fn update(bar: &ProgressBar, p: &modelwatch_formats::Progress) {
+    if p.rows_total.is_some() {
+        bar.set_position(p.rows_read);
+    } else if p.bytes_total.is_some() {
+        bar.set_position(p.bytes_read);
+    }
+}
+
+fn quarantined(file: &str, rejected: &[Rejection]) -> Vec<Quarantined> {
+    rejected
+        .iter()
+        .map(|r| Quarantined {
+            rejection: r.clone(),
+            row: format!("row {} of {file}", r.index),
+        })
+        .collect()
+}
+
+pub fn run(args: ImportArgs) -> anyhow::Result<()> {
+    let model = ModelName::new(&args.model)?;
+    let format = TableFormat::detect(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let kind = match args.what {
+        What::Predictions => RowKind::Predictions,
+        What::Labels => RowKind::Labels,
+        What::Reference => RowKind::Reference,
+    };
+    let source = Source::path(&args.file);
+    // 16k-row chunks: two in flight between decoder and store keep memory low, and are large
+    // enough that each store commit amortises its fsync.
+    let options = ReadOptions {
+        batch_size: IMPORT_CHUNK_ROWS,
+        ..ReadOptions::default()
+    };
+    let mut reader = ImportReader::open(&source, format, kind, args.columns.mapping(), &options)
+        .with_context(|| format!("opening {}", args.file.display()))?;
+    let bar = progress_bar(&reader);
+    let started = Instant::now();
+    let file = args.file.display().to_string();
+    let version = args.version.clone();
+
+    // Decode on a thread of its own, one chunk ahead of storage.
+    let (tx, rx) =
+        crossbeam_channel::bounded::<anyhow::Result<(Converted, modelwatch_formats::Progress)>>(2);
+    let decoder = std::thread::spawn(move || {
+        let now = Timestamp::now();
+        while let Some(chunk) = reader.next_chunk(now, version.as_deref()) {
+            let item = chunk
+                .map(|c| (c, reader.progress()))
+                .map_err(anyhow::Error::from);
+            let failed = item.is_err();
+            if tx.send(item).is_err() || failed {
+                return;
+            }
+        }
+    });
+
+    let mut totals = Totals::default();
+    let result = match &args.server {
+        Some(url) => send_to_server(
+            url,
+            args.api_key.as_deref(),
+            &model,
+            args.what,
+            &args,
+            &rx,
+            &bar,
+            &mut totals,
+        ),
+        None => {
+            let dir = args
+                .data
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("modelwatch-data"));
+            let store = SqliteStore::open(&dir)
+                .with_context(|| format!("opening the data directory {}", dir.display()))?;
+            store_locally(
+                &store,
+                &model,
+                args.what,
+                args.version.as_deref(),
+                &file,
+                &rx,
+                &bar,
+                &mut totals,
+            )
+        }
+    };
+    drop(rx);
+    let _ = decoder.join();
+    bar.finish_and_clear();
+    result?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "imported {1} {0} rows from {file} into model `{model}` in {secs:.2} s ({2:.0} rows/s): {3} accepted, {4} duplicates, {5} rejected{6}",
+        what_name(args.what),
+        totals.rows,
+        totals.rows as f64 / secs.max(1e-9),
+        totals.accepted,
+        totals.duplicates,
+        totals.rejected_count,
+        if totals.labels > 0 { format!(", {} labels", totals.labels) } else { String::new() },
+    );
+    for r in &totals.rejected {
+        let field = if r.field.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", r.field)
+        };
+        println!("  rejected row {}{field}: {}", r.index, r.reason);
+    }
+    if totals.rejected_count > totals.rejected.len() as u64 {
+        println!("  … all rejected rows are listed by GET /v1/models/{model}/rejected");
+    }
+    if totals.accepted == 0 && totals.rows > 0 {
+        bail!("no row of {file} was accepted");
+    }
+    Ok(())
+}
+
+fn what_name(w: What) -> &'static str {
+    match w {
+        What::Predictions => "predictions",
+        What::Labels => "labels",
+        What::Reference => "reference",
+    }
+}
+
+type Chunks =
+    crossbeam_channel::Receiver<anyhow::Result<(Converted, modelwatch_formats::Progress)>>;
+
+#[allow(clippy::too_many_arguments)]
+fn store_locally(
+    store: &SqliteStore,
+    model: &ModelName,
+    what: What,
+    version: Option<&str>,
+    file: &str,
+    rx: &Chunks,
+    bar: &ProgressBar,
+    totals: &mut Totals,
+) -> anyhow::Result<()> {
+    let mut reference = Vec::new();
+    let mut reference_rejected = Vec::new();
+    // Chunks are gathered into commits of about STORE_COMMIT_ROWS rows: each commit rewrites
+    // every index page it touches (ADR 001), so fewer, larger commits write far less.
+    let mut predictions = PredictionBatch::default();
+    let mut labels = LabelBatch::default();
+    let flush = |predictions: &mut PredictionBatch,
+                 labels: &mut LabelBatch,
+                 totals: &mut Totals|
+     -> anyhow::Result<()> {
+        if !predictions.rows.is_empty() || !predictions.rejected.is_empty() {
+            let out = store.ingest_predictions(model, std::mem::take(predictions))?;
+            totals.accepted += out.accepted as u64;
+            totals.duplicates += out.duplicates as u64;
+            totals.reject(out.rejected);
+        }
+        if !labels.rows.is_empty() || !labels.rejected.is_empty() {
+            let out = store.ingest_labels(model, std::mem::take(labels))?;
+            match what {
+                What::Labels => {
+                    totals.accepted += out.accepted as u64;
+                    totals.reject(out.rejected);
+                }
+                _ => totals.labels += out.accepted as u64,
+            }
+        }
+        Ok(())
+    };
+    for item in rx.iter() {
+        let (chunk, progress) = item?;
+        let rejected = quarantined(file, &chunk.rejected);
+        let first = totals.rows as usize;
+        totals.rows +=
+            (chunk.predictions.len() + chunk.reference.len() + chunk.rejected.len()) as u64;
+        match what {
+            What::Predictions => {
+                // Indexes in a batch are only used to report rejections: keep them file-wide.
+                predictions.rows.extend(
+                    chunk
+                        .predictions
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, e)| (first + i, e)),
+                );
+                predictions.rejected.extend(rejected);
+                labels.rows.extend(
+                    chunk
+                        .labels
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, l)| (first + i, l)),
+                );
+            }
+            What::Labels => {
+                totals.rows += chunk.labels.len() as u64;
+                labels.rows.extend(
+                    chunk
+                        .labels
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, l)| (first + i, l)),
+                );
+                labels.rejected.extend(rejected);
+            }
+            What::Reference => {
+                // A reference replaces the previous one whole, so it is stored in one job.
+                let base = reference.len();
+                reference.extend(
+                    chunk
+                        .reference
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, r)| (base + i, r)),
+                );
+                reference_rejected.extend(rejected);
+            }
+        }
+        if predictions.rows.len() + labels.rows.len() >= STORE_COMMIT_ROWS {
+            flush(&mut predictions, &mut labels, totals)?;
+        }
+        update(bar, &progress);
+    }
+    flush(&mut predictions, &mut labels, totals)?;
+    if what == What::Reference {
+        let out = store.put_reference(model, version, reference, reference_rejected)?;
+        totals.accepted += out.rows as u64;
+        totals.reject(out.rejected);
+    }
+    Ok(())
+}
+
+const IMPORT_CHUNK_ROWS: usize = 16_384;
+/// Rows (predictions plus labels) per store commit during an import.
+const STORE_COMMIT_ROWS: usize = 131_072;
+
+/// Rows per request to a server: well under the server's default batch limit (100,000).
+const SERVER_BATCH_ROWS: usize = 20_000;
+
+#[allow(clippy::too_many_arguments)]
+fn send_to_server(
+    url: &str,
+    api_key: Option<&str>,
+    model: &ModelName,
+    what: What,
+    args: &ImportArgs,
+    rx: &Chunks,
+    bar: &ProgressBar,
+    totals: &mut Totals,
+) -> anyhow::Result<()> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(300))
+        .build()?;
+    let base = url.trim_end_matches('/');
+    if what == What::Reference {
+        // The server converts the file itself: send it as it is, with the column mapping.
+        let body = std::fs::read(&args.file)
+            .with_context(|| format!("reading {}", args.file.display()))?;
+        let mut req = client
+            .put(format!("{base}/v1/models/{model}/reference"))
+            .query(&reference_query(args))
+            .header("content-type", content_type(&args.file))
+            .body(body);
+        if let Some(k) = api_key {
+            req = req.bearer_auth(k);
+        }
+        let out = check(req.send().with_context(|| format!("sending to {base}"))?)?;
+        totals.rows += out["rows"].as_u64().unwrap_or(0)
+            + out["rejected"].as_array().map_or(0, |r| r.len() as u64);
+        totals.accepted += out["rows"].as_u64().unwrap_or(0);
+        return Ok(());
+    }
+    let post = |path: &str, lines: &[String]| -> anyhow::Result<serde_json::Value> {
+        let mut req = client
+            .post(format!("{base}/v1/models/{model}/{path}"))
+            .header("content-type", "application/x-ndjson")
+            .body(lines.join("\n"));
+        if let Some(k) = api_key {
+            req = req.bearer_auth(k);
+        }
+        check(req.send().with_context(|| format!("sending to {base}"))?)
+    };
+    for item in rx.iter() {
+        let (chunk, progress) = item?;
+        totals.rows += (chunk.predictions.len() + chunk.rejected.len()) as u64;
+        totals.reject(chunk.rejected);
+        let (path, lines): (&str, Vec<String>) = match what {
+            What::Predictions => (
+                "predictions",
+                chunk
+                    .predictions
+                    .iter()
+                    .map(|e| serde_json::to_string(e).expect("serializes"))
+                    .collect(),
+            ),
+            _ => {
+                totals.rows += chunk.labels.len() as u64;
+                (
+                    "labels",
+                    chunk
+                        .labels
+                        .iter()
+                        .map(|e| serde_json::to_string(e).expect("serializes"))
+                        .collect(),
+                )
+            }
+        };
+        for part in lines.chunks(SERVER_BATCH_ROWS) {
+            let out = post(path, part)?;
+            totals.accepted += out["accepted"].as_u64().unwrap_or(0);
+            totals.duplicates += out["duplicates"].as_u64().unwrap_or(0);
+            let rejected: Vec<Rejection> = out["rejected"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|r| {
+                            Rejection::new(
+                                r["index"].as_u64().unwrap_or(0) as usize,
+                                r["field"].as_str().unwrap_or(""),
+                                r["reason"].as_str().unwrap_or(""),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            totals.reject(rejected);
+        }
+        if what == What::Predictions && !chunk.labels.is_empty() {
+            let lines: Vec<String> = chunk
+                .labels
+                .iter()
+                .map(|e| serde_json::to_string(e).expect("serializes"))
+                .collect();
+            for part in lines.chunks(SERVER_BATCH_ROWS) {
+                totals.labels += post("labels", part)?["accepted"].as_u64().unwrap_or(0);
+            }
+        }
+        update(bar, &progress);
+    }
+    Ok(())
+}
+
+fn reference_query(args: &ImportArgs) -> Vec<(&'static str, String)> {
+    let c = &args.columns;
+    let mut q = Vec::new();
+    let mut add = |k: &'static str, v: &Option<String>| {
+        if let Some(v) = v {
+            q.push((k, v.clone()));
+        }
+    };
+    add("version", &args.version);
+    add("prediction_col", &c.prediction_col);
+    add("score_col", &c.score_col);
+    add("label_col", &c.label_col);
+    add("scores_prefix", &c.scores_prefix);
+    if !c.exclude.is_empty() {
+        q.push(("exclude", c.exclude.join(",")));
+    }
+    q
+}
+
+fn content_type(path: &std::path::Path) -> &'static str {
+    match TableFormat::detect(path) {
+        Ok(TableFormat::Parquet) => "application/vnd.apache.parquet",
+        Ok(TableFormat::Ndjson) => "application/x-ndjson",
+        _ => "text/csv",
+    }
+}
+
+fn check(r: reqwest::blocking::Response) -> anyhow::Result<serde_json::Value> {
+    let status = r.status();
+    let body: serde_json::Value = r.json().unwrap_or(serde_json::Value::Null);
+    if status.is_success() || status.as_u16() == 422 {
+        return Ok(body);
+    }
+    let msg = body["error"]["message"].as_str().unwrap_or("no message");
+    bail!("server answered {status}: {msg}")
+}
