@@ -6,6 +6,7 @@
 //! value that finds the field to blame, since serde's own message gives a line and column but
 //! not a field name.
 
+use crate::checks;
 use crate::model::validate_version;
 use crate::time::{parse_timestamp, Timestamp};
 use crate::value::{FeatureValue, Outcome};
@@ -96,9 +97,6 @@ impl Default for IngestLimits {
     }
 }
 
-/// Tolerance on the sum of class probabilities: clients round scores.
-const SCORES_SUM_TOLERANCE: f64 = 0.01;
-
 const PREDICTION_FIELDS: &[&str] = &[
     "request_id",
     "timestamp",
@@ -166,76 +164,25 @@ pub fn parse_prediction_row(
         validate_version(v).map_err(|r| reject("model_version", r))?;
     }
     if raw.prediction.is_none() && raw.error.is_none() {
-        return Err(reject(
-            "prediction",
-            "missing: a row needs `prediction` (or `error` for a failed request)".into(),
-        ));
+        return Err(reject("prediction", checks::MISSING_PREDICTION.into()));
     }
     if let Some(Outcome::Number(n)) = &raw.prediction {
         if !n.is_finite() {
-            return Err(reject("prediction", "must be a finite number".into()));
+            return Err(reject("prediction", checks::NOT_FINITE_OUTCOME.into()));
         }
     }
     if let Some(s) = raw.score {
-        if !(0.0..=1.0).contains(&s) {
-            return Err(reject(
-                "score",
-                format!("{s} is outside [0, 1]: `score` is the probability of the positive class"),
-            ));
-        }
+        checks::score(s).map_err(|r| reject("score", r))?;
     }
     let scores = raw.scores.map(|p| p.0);
     if let Some(scores) = &scores {
-        if scores.is_empty() {
-            return Err(reject(
-                "scores",
-                "is empty: give one probability per class".into(),
-            ));
-        }
-        let mut seen = HashSet::new();
-        for (class, p) in scores {
-            if !seen.insert(class.as_str()) {
-                return Err(reject(
-                    &format!("scores.{class}"),
-                    "class appears twice".into(),
-                ));
-            }
-            if !(0.0..=1.0).contains(p) {
-                return Err(reject(
-                    &format!("scores.{class}"),
-                    format!("{p} is outside [0, 1]"),
-                ));
-            }
-        }
-        let sum: f64 = scores.iter().map(|(_, p)| p).sum();
-        if (sum - 1.0).abs() > SCORES_SUM_TOLERANCE {
-            return Err(reject(
-                "scores",
-                format!(
-                    "class probabilities sum to {sum:.4}, not 1 (tolerance {SCORES_SUM_TOLERANCE})"
-                ),
-            ));
-        }
+        checks::scores(scores).map_err(|(field, r)| reject(&field, r))?;
     }
     if let Some(l) = raw.latency_ms {
-        if !(l.is_finite() && l >= 0.0) {
-            return Err(reject(
-                "latency_ms",
-                format!("{l} is not a non-negative duration"),
-            ));
-        }
+        checks::latency(l).map_err(|r| reject("latency_ms", r))?;
     }
     let features = raw.features.map(|f| f.0).unwrap_or_default();
-    if features.len() > limits.max_features {
-        return Err(reject(
-            "features",
-            format!(
-                "{} features, more than the limit of {}",
-                features.len(),
-                limits.max_features
-            ),
-        ));
-    }
+    checks::feature_count(features.len(), limits).map_err(|r| reject("features", r))?;
     for (name, value) in &features {
         if name.is_empty() {
             return Err(reject("features", "a feature has an empty name".into()));
@@ -244,22 +191,13 @@ pub fn parse_prediction_row(
             if !n.is_finite() {
                 return Err(reject(
                     &format!("features.{name}"),
-                    "must be a finite number; send null for a missing value".into(),
+                    checks::NOT_FINITE_FEATURE.into(),
                 ));
             }
         }
     }
     let tags = raw.tags.map(|p| p.0).unwrap_or_default();
-    if tags.len() > limits.max_tags {
-        return Err(reject(
-            "tags",
-            format!(
-                "{} tags, more than the limit of {}",
-                tags.len(),
-                limits.max_tags
-            ),
-        ));
-    }
+    checks::tag_count(tags.len(), limits).map_err(|r| reject("tags", r))?;
     Ok(PredictionEvent {
         request_id,
         timestamp,
@@ -292,10 +230,10 @@ pub fn parse_label_row(
         check_request_id(raw.request_id.as_deref(), limits).map_err(|r| reject("request_id", r))?;
     let label = raw
         .label
-        .ok_or_else(|| reject("label", "missing: a label row needs `label`".into()))?;
+        .ok_or_else(|| reject("label", checks::MISSING_LABEL.into()))?;
     if let Outcome::Number(n) = &label {
         if !n.is_finite() {
-            return Err(reject("label", "must be a finite number".into()));
+            return Err(reject("label", checks::NOT_FINITE_OUTCOME.into()));
         }
     }
     let timestamp = match raw.timestamp.as_deref() {
@@ -314,17 +252,9 @@ pub fn parse_label_row(
 }
 
 fn check_request_id(id: Option<&str>, limits: &IngestLimits) -> Result<String, String> {
-    match id {
-        None => Err("missing: every row needs a request_id".into()),
-        Some(s) if s.trim().is_empty() => Err("is empty".into()),
-        Some(s) if s.len() > limits.max_request_id_len => Err(format!(
-            "is {} bytes, longer than the limit of {}",
-            s.len(),
-            limits.max_request_id_len
-        )),
-        Some(s) if s.chars().any(char::is_control) => Err("contains a control character".into()),
-        Some(s) => Ok(s.to_string()),
-    }
+    let id = id.ok_or_else(|| checks::MISSING_REQUEST_ID.to_string())?;
+    checks::request_id(id, limits)?;
+    Ok(id.to_string())
 }
 
 /// Finds the field to blame for a row that failed the typed parse.

@@ -4,6 +4,7 @@
 //! validate them. It does no IO, no async, and knows nothing of HTTP or storage: a row that does
 //! not validate is returned as a [`Rejection`] value, never as a panic.
 
+pub mod checks;
 mod event;
 mod model;
 mod schema;

@@ -4,7 +4,6 @@
 //! shapes ([`Col`]), then a tight loop over its rows fills the events. A row that fails a check
 //! keeps its first rejection, checked in the same order as core's `parse_prediction_row`.
 
-use crate::check;
 use crate::json::{object_in_cell, short};
 use crate::mapping::{ColumnMapping, Resolved};
 use crate::table::{BadCell, Chunk};
@@ -17,6 +16,7 @@ use arrow::datatypes::{
     DataType, Date32Type, Date64Type, Int64Type, TimeUnit, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
+use modelwatch_core::checks as check;
 use modelwatch_core::{
     parse_timestamp, validate_version, FeatureValue, IngestLimits, LabelEvent, Outcome,
     PredictionEvent, ReferenceRow, Rejection, Timestamp,

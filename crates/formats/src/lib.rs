@@ -20,7 +20,6 @@
 //! `modelwatch_core::parse_prediction_row`, so a row is accepted or rejected alike whether it
 //! came as JSON or as a table row.
 
-mod check;
 mod convert;
 mod error;
 mod format;

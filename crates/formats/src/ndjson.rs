@@ -1,10 +1,10 @@
 //! NDJSON (one JSON object per line) and JSON-array tables, read in chunks of lines.
 
-use crate::check;
 use crate::json::{short, Ordered};
 use crate::mapping::{ColumnMapping, Resolved};
 use crate::source::{CountingRead, Progress, Source};
 use crate::{Converted, FormatError, ReadOptions};
+use modelwatch_core::checks as check;
 use modelwatch_core::{
     parse_label_row, parse_prediction_row, validate_version, FeatureValue, IngestLimits, Outcome,
     ReferenceRow, Rejection, Timestamp,

@@ -11,8 +11,11 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use modelwatch_core::ModelName;
 use modelwatch_core::{parse_label_row, parse_prediction_row, IngestLimits, Rejection, Timestamp};
-use modelwatch_store::{IngestOutcome, LabelBatch, PredictionBatch, Quarantined};
+use modelwatch_store::{
+    IngestOutcome, LabelBatch, PredictionBatch, Quarantined, Store, StoreError,
+};
 use serde_json::value::RawValue;
 
 /// One row of a batch: its index, and its text or why it could not be read.
@@ -132,13 +135,27 @@ fn quarantined(index: usize, reason: String, row: &str) -> Quarantined {
     }
 }
 
-pub(crate) async fn predictions(
-    State(state): State<AppState>,
-    Path(model): Path<String>,
+/// Parses one row of a batch.
+type ParseRow<T> = fn(&str, usize, Timestamp, &IngestLimits) -> Result<T, Rejection>;
+/// Stores the parsed rows and the rows already rejected.
+type StoreRows<T> = fn(
+    &dyn Store,
+    &ModelName,
+    Vec<(usize, T)>,
+    Vec<Quarantined>,
+) -> Result<IngestOutcome, StoreError>;
+
+/// The ingest path shared by predictions and labels: split the body into rows, parse each on the
+/// blocking pool, and store the good ones with the rejected ones.
+async fn ingest<T: Send + 'static>(
+    state: AppState,
+    model: &str,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let model = model_name(&model)?;
+    parse: ParseRow<T>,
+    store_rows: StoreRows<T>,
+) -> Result<(ModelName, IngestOutcome), ApiError> {
+    let model = model_name(model)?;
     let body = body_bytes(body)?;
     let max_rows = state.config.limits.max_batch_rows;
     let store = state.store.clone();
@@ -147,22 +164,40 @@ pub(crate) async fn predictions(
         let rows = split_rows(&body, &headers, max_rows)?;
         let now = Timestamp::now();
         let limits = IngestLimits::default();
-        let mut batch = PredictionBatch::default();
-        batch.rows.reserve(rows.len());
+        let mut good = Vec::with_capacity(rows.len());
+        let mut rejected = Vec::new();
         for (i, row) in rows {
             match row {
-                Ok(text) => match parse_prediction_row(text, i, now, &limits) {
-                    Ok(e) => batch.rows.push((i, e)),
-                    Err(r) => batch.rejected.push(Quarantined {
-                        rejection: r,
+                Ok(text) => match parse(text, i, now, &limits) {
+                    Ok(e) => good.push((i, e)),
+                    Err(rejection) => rejected.push(Quarantined {
+                        rejection,
                         row: text.to_string(),
                     }),
                 },
-                Err(reason) => batch.rejected.push(quarantined(i, reason, "")),
+                Err(reason) => rejected.push(quarantined(i, reason, "")),
             }
         }
-        Ok(store.ingest_predictions(&m, batch)?)
+        Ok(store_rows(store.as_ref(), &m, good, rejected)?)
     })
+    .await?;
+    Ok((model, outcome))
+}
+
+pub(crate) async fn predictions(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (model, outcome) = ingest(
+        state,
+        &model,
+        headers,
+        body,
+        parse_prediction_row,
+        |s, m, rows, rejected| s.ingest_predictions(m, PredictionBatch { rows, rejected }),
+    )
     .await?;
     tracing::info!(model = %model, accepted = outcome.accepted, duplicates = outcome.duplicates,
         rejected = outcome.rejected.len(), "ingested predictions");
@@ -175,30 +210,14 @@ pub(crate) async fn labels(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let model = model_name(&model)?;
-    let body = body_bytes(body)?;
-    let max_rows = state.config.limits.max_batch_rows;
-    let store = state.store.clone();
-    let m = model.clone();
-    let outcome = blocking(move || {
-        let rows = split_rows(&body, &headers, max_rows)?;
-        let now = Timestamp::now();
-        let limits = IngestLimits::default();
-        let mut batch = LabelBatch::default();
-        for (i, row) in rows {
-            match row {
-                Ok(text) => match parse_label_row(text, i, now, &limits) {
-                    Ok(e) => batch.rows.push((i, e)),
-                    Err(r) => batch.rejected.push(Quarantined {
-                        rejection: r,
-                        row: text.to_string(),
-                    }),
-                },
-                Err(reason) => batch.rejected.push(quarantined(i, reason, "")),
-            }
-        }
-        Ok(store.ingest_labels(&m, batch)?)
-    })
+    let (model, outcome) = ingest(
+        state,
+        &model,
+        headers,
+        body,
+        parse_label_row,
+        |s, m, rows, rejected| s.ingest_labels(m, LabelBatch { rows, rejected }),
+    )
     .await?;
     tracing::info!(model = %model, accepted = outcome.accepted, replaced = outcome.replaced,
         rejected = outcome.rejected.len(), "ingested labels");

@@ -1,14 +1,13 @@
-//! Row checks that core applies inside `parse_prediction_row` but does not export on their own.
-//!
-//! The wording is core's, character for character, so a rejection reads the same whether the row
-//! came as JSON or as a table row. When core exports these checks, call them instead.
+//! The checks every ingest path applies to a row's fields, whether the row came as JSON
+//! ([`crate::parse_prediction_row`]) or as a table row (modelwatch-formats), so that a rejection
+//! reads the same either way. Each returns the reason; the caller names the row and the field.
 
-use modelwatch_core::IngestLimits;
+use crate::IngestLimits;
 
-/// Tolerance on the sum of class probabilities (core: `SCORES_SUM_TOLERANCE`).
-const SCORES_SUM_TOLERANCE: f64 = 0.01;
+/// Tolerance on the sum of class probabilities: clients round scores.
+pub const SCORES_SUM_TOLERANCE: f64 = 0.01;
 
-pub(crate) fn request_id(s: &str, limits: &IngestLimits) -> Result<(), String> {
+pub fn request_id(s: &str, limits: &IngestLimits) -> Result<(), String> {
     if s.trim().is_empty() {
         Err("is empty".into())
     } else if s.len() > limits.max_request_id_len {
@@ -24,15 +23,14 @@ pub(crate) fn request_id(s: &str, limits: &IngestLimits) -> Result<(), String> {
     }
 }
 
-pub(crate) const MISSING_REQUEST_ID: &str = "missing: every row needs a request_id";
-pub(crate) const MISSING_PREDICTION: &str =
+pub const MISSING_REQUEST_ID: &str = "missing: every row needs a request_id";
+pub const MISSING_PREDICTION: &str =
     "missing: a row needs `prediction` (or `error` for a failed request)";
-pub(crate) const MISSING_LABEL: &str = "missing: a label row needs `label`";
-pub(crate) const NOT_FINITE_OUTCOME: &str = "must be a finite number";
-pub(crate) const NOT_FINITE_FEATURE: &str =
-    "must be a finite number; send null for a missing value";
+pub const MISSING_LABEL: &str = "missing: a label row needs `label`";
+pub const NOT_FINITE_OUTCOME: &str = "must be a finite number";
+pub const NOT_FINITE_FEATURE: &str = "must be a finite number; send null for a missing value";
 
-pub(crate) fn score(s: f64) -> Result<(), String> {
+pub fn score(s: f64) -> Result<(), String> {
     if (0.0..=1.0).contains(&s) {
         Ok(())
     } else {
@@ -43,7 +41,7 @@ pub(crate) fn score(s: f64) -> Result<(), String> {
 }
 
 /// Checks multiclass scores; the error names the field (`scores` or `scores.<class>`).
-pub(crate) fn scores(scores: &[(String, f64)]) -> Result<(), (String, String)> {
+pub fn scores(scores: &[(String, f64)]) -> Result<(), (String, String)> {
     if scores.is_empty() {
         return Err((
             "scores".into(),
@@ -70,7 +68,7 @@ pub(crate) fn scores(scores: &[(String, f64)]) -> Result<(), (String, String)> {
     Ok(())
 }
 
-pub(crate) fn latency(l: f64) -> Result<(), String> {
+pub fn latency(l: f64) -> Result<(), String> {
     if l.is_finite() && l >= 0.0 {
         Ok(())
     } else {
@@ -78,7 +76,7 @@ pub(crate) fn latency(l: f64) -> Result<(), String> {
     }
 }
 
-pub(crate) fn feature_count(n: usize, limits: &IngestLimits) -> Result<(), String> {
+pub fn feature_count(n: usize, limits: &IngestLimits) -> Result<(), String> {
     if n > limits.max_features {
         Err(format!(
             "{n} features, more than the limit of {}",
@@ -89,7 +87,7 @@ pub(crate) fn feature_count(n: usize, limits: &IngestLimits) -> Result<(), Strin
     }
 }
 
-pub(crate) fn tag_count(n: usize, limits: &IngestLimits) -> Result<(), String> {
+pub fn tag_count(n: usize, limits: &IngestLimits) -> Result<(), String> {
     if n > limits.max_tags {
         Err(format!(
             "{n} tags, more than the limit of {}",
