@@ -353,54 +353,63 @@ pub fn drift_report(
     current: &[(&str, Column<'_>)],
     config: &DriftConfig,
 ) -> DriftReport {
-    let mut features = super::parallel_map(&profile.features, |fp| {
+    let features = super::parallel_map(&profile.features, |fp| {
         let col = current.iter().find(|(n, _)| *n == fp.name).map(|(_, c)| *c);
         evaluate_feature(fp, col, config)
     });
-    let tested: Vec<usize> = features
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.status == FeatureStatus::Evaluated && f.p_value.is_some())
-        .map(|(i, _)| i)
-        .collect();
-    let ps: Vec<f64> = tested
-        .iter()
-        .map(|&i| features[i].p_value.unwrap_or(1.0))
-        .collect();
-    let adj = adjust_p_values(&ps, config.correction);
-    for (&i, a) in tested.iter().zip(adj) {
-        features[i].p_value_adjusted = Some(a);
-    }
-    for f in &mut features {
-        if f.status != FeatureStatus::Evaluated {
-            f.drifted = false;
-            continue;
+    DriftReport::from_features(features, config)
+}
+
+impl DriftReport {
+    /// The report of features evaluated one by one with [`evaluate_feature`] (e.g. each as
+    /// soon as its column is read): corrects their p-values together and applies the verdict
+    /// rule, exactly as [`drift_report`] does. Keeps the order of `features`.
+    pub fn from_features(mut features: Vec<FeatureDrift>, config: &DriftConfig) -> DriftReport {
+        let tested: Vec<usize> = features
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.status == FeatureStatus::Evaluated && f.p_value.is_some())
+            .map(|(i, _)| i)
+            .collect();
+        let ps: Vec<f64> = tested
+            .iter()
+            .map(|&i| features[i].p_value.unwrap_or(1.0))
+            .collect();
+        let adj = adjust_p_values(&ps, config.correction);
+        for (&i, a) in tested.iter().zip(adj) {
+            features[i].p_value_adjusted = Some(a);
         }
-        let effect_ok = f.effect_size.is_some_and(|e| e >= f.threshold);
-        f.drifted = if f.method.is_test() {
-            effect_ok && f.p_value_adjusted.is_some_and(|p| p < config.alpha)
+        for f in &mut features {
+            if f.status != FeatureStatus::Evaluated {
+                f.drifted = false;
+                continue;
+            }
+            let effect_ok = f.effect_size.is_some_and(|e| e >= f.threshold);
+            f.drifted = if f.method.is_test() {
+                effect_ok && f.p_value_adjusted.is_some_and(|p| p < config.alpha)
+            } else {
+                effect_ok
+            };
+        }
+        let evaluated = features
+            .iter()
+            .filter(|f| f.status == FeatureStatus::Evaluated)
+            .count();
+        let drifted = features.iter().filter(|f| f.drifted).count();
+        let share = if evaluated == 0 {
+            0.0
         } else {
-            effect_ok
+            drifted as f64 / evaluated as f64
         };
-    }
-    let evaluated = features
-        .iter()
-        .filter(|f| f.status == FeatureStatus::Evaluated)
-        .count();
-    let drifted = features.iter().filter(|f| f.drifted).count();
-    let share = if evaluated == 0 {
-        0.0
-    } else {
-        drifted as f64 / evaluated as f64
-    };
-    DriftReport {
-        features,
-        evaluated_features: evaluated,
-        drifted_features: drifted,
-        share_drifted: share,
-        drift_share_threshold: config.drift_share,
-        dataset_drift: evaluated > 0 && share >= config.drift_share,
-        correction: config.correction,
+        DriftReport {
+            features,
+            evaluated_features: evaluated,
+            drifted_features: drifted,
+            share_drifted: share,
+            drift_share_threshold: config.drift_share,
+            dataset_drift: evaluated > 0 && share >= config.drift_share,
+            correction: config.correction,
+        }
     }
 }
 
