@@ -1,5 +1,6 @@
 //! The `modelwatch` command. anyhow and clap live only here.
 
+mod drift;
 mod export;
 mod import;
 mod serve;
@@ -26,6 +27,8 @@ enum Command {
     Import(Box<import::ImportArgs>),
     /// Export stored predictions or labels to Parquet.
     Export(export::ExportArgs),
+    /// Per-feature drift of a current dataset against a reference, from two CSV or Parquet files.
+    Drift(drift::DriftArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Import(args) => import::run(*args),
         Command::Export(args) => export::run(args),
+        Command::Drift(args) => drift::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
