@@ -104,9 +104,13 @@ const NOT_FEATURES: &[&str] = &[
     "tags",
 ];
 
-/// Rows per record batch: large enough that per-batch overhead is noise, small enough that a
-/// batch of one column is a few MB.
-const BATCH_ROWS: usize = 131_072;
+/// Rows per Parquet record batch (one column): large enough that per-batch overhead is noise,
+/// small enough that a batch is about 1 MB.
+const PARQUET_BATCH_ROWS: usize = 131_072;
+
+/// Rows per CSV record batch: a CSV batch holds every column of the file as text first, so it
+/// is kept smaller.
+const CSV_BATCH_ROWS: usize = 32_768;
 
 /// Null marker among category codes.
 const NULL_CODE: u32 = u32::MAX;
@@ -233,7 +237,7 @@ fn select_features(
         }
         if v.is_empty() {
             bail!(
-                "the reference {} has no feature columns; it has: {}",
+                "the {} has no feature columns; it has: {}",
                 reference.name,
                 names(&reference.schema)
             );
@@ -244,7 +248,7 @@ fn select_features(
         for a in asked.iter().map(|a| a.trim()).filter(|a| !a.is_empty()) {
             let Ok(field) = reference.schema.field_with_name(a) else {
                 bail!(
-                    "feature `{a}` is not in the reference {}; it has: {}",
+                    "feature `{a}` is not in the {}; it has: {}",
                     reference.name,
                     names(&reference.schema)
                 );
@@ -279,7 +283,7 @@ fn select_features(
     }
     if let Some(m) = missing.first() {
         bail!(
-            "feature `{m}` is in the reference but not in the current {}{}",
+            "feature `{m}` is in the reference but not in the {}{}",
             current.name,
             if missing.len() > 1 {
                 format!(" (nor are {} others)", missing.len() - 1)
@@ -311,7 +315,7 @@ impl Table {
             bail!("{name} is NDJSON; drift reads CSV or Parquet");
         }
         let source = Source::path(path);
-        let schema = TableReader::open(&source, format, &read_options(None))
+        let schema = TableReader::open(&source, format, &read_options(format, None))
             .with_context(|| format!("cannot read {name}"))?
             .schema();
         Ok(Table {
@@ -346,7 +350,7 @@ impl Table {
         let reader = TableReader::open(
             &self.source,
             self.format,
-            &read_options(Some(features.to_vec())),
+            &read_options(self.format, Some(features.to_vec())),
         )
         .with_context(ctx)?;
         let schema = reader.schema();
@@ -401,9 +405,12 @@ impl Table {
     }
 }
 
-fn read_options(columns: Option<Vec<String>>) -> ReadOptions {
+fn read_options(format: TableFormat, columns: Option<Vec<String>>) -> ReadOptions {
     ReadOptions {
-        batch_size: BATCH_ROWS,
+        batch_size: match format {
+            TableFormat::Parquet => PARQUET_BATCH_ROWS,
+            _ => CSV_BATCH_ROWS,
+        },
         columns,
         ..ReadOptions::default()
     }
