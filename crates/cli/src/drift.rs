@@ -81,29 +81,6 @@ pub struct DriftArgs {
     methods: Vec<String>,
 }
 
-/// Columns that are parts of an event, not features: the contract's names and the aliases
-/// `modelwatch_formats::ColumnMapping` resolves by default (its resolver is crate-private).
-const NOT_FEATURES: &[&str] = &[
-    "request_id",
-    "timestamp",
-    "model_version",
-    "prediction",
-    "y_pred",
-    "prediction_value",
-    "score",
-    "y_pred_proba",
-    "proba",
-    "probability",
-    "scores",
-    "label",
-    "y_true",
-    "target",
-    "label_value",
-    "latency_ms",
-    "error",
-    "tags",
-];
-
 /// Rows per Parquet record batch (one column): large enough that per-batch overhead is noise,
 /// small enough that a batch is about 1 MB.
 const PARQUET_BATCH_ROWS: usize = 131_072;
@@ -219,9 +196,17 @@ fn select_features(
             .join(", ")
     };
     let features: Vec<String> = if asked.is_empty() {
+        // The same rule as `modelwatch import`: every column that is not part of the event.
+        let all: Vec<&str> = reference
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        let features = modelwatch_formats::ColumnMapping::default().feature_columns(&all)?;
         let mut v = Vec::new();
         for f in reference.schema.fields() {
-            if NOT_FEATURES.contains(&f.name().as_str()) || f.name().is_empty() {
+            if !features.contains(f.name()) {
                 continue;
             }
             if kind_of(f.data_type()).is_none() {

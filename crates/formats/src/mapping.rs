@@ -77,6 +77,14 @@ impl ColumnMapping {
         v
     }
 
+    /// The columns, among a file's `names`, that this mapping reads as features: every column
+    /// that is not the request id, time, version, prediction, score(s), label, latency, error, a
+    /// tag, or excluded (with the same aliases `import` uses).
+    pub fn feature_columns(&self, names: &[&str]) -> Result<Vec<String>, FormatError> {
+        let r = self.resolve(names)?;
+        Ok(r.features.iter().map(|&i| names[i].to_string()).collect())
+    }
+
     /// Resolves the mapping against a file's column names (in file order).
     pub(crate) fn resolve(&self, names: &[&str]) -> Result<Resolved, FormatError> {
         let available = || names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
