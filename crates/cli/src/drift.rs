@@ -22,7 +22,6 @@ use modelwatch_stats::drift::{
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,7 +111,7 @@ pub fn run(args: DriftArgs) -> anyhow::Result<()> {
         )
         .expect("valid template"),
     );
-    let results = parallel(&features, |name| {
+    let results = modelwatch_stats::drift::parallel_map(&features, |name| {
         let profile = reference.with_column(name, |col| {
             FeatureProfile::build(name, col, &ProfileOptions::default())
         })?;
@@ -560,36 +559,6 @@ impl Data {
             }
         }
     }
-}
-
-/// Maps `f` over `items` on one scoped thread per core, keeping order. Features differ in
-/// cost (categorical vs numeric), so workers take the next item from a shared counter.
-fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(items.len())
-        .max(1);
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= items.len() {
-                    break;
-                }
-                let r = f(&items[i]);
-                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .map(|r| r.expect("every item is processed"))
-        .collect()
 }
 
 fn fmt_num(x: Option<f64>) -> String {

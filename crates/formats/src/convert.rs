@@ -494,6 +494,67 @@ fn scores_at(
 }
 
 /// The features of every row, column by column.
+/// The score and per-class scores of each row of a batch.
+struct RowScores {
+    score: Vec<Option<f64>>,
+    /// `(class, probability)` pairs.
+    class_scores: Vec<Option<Vec<(String, f64)>>>,
+}
+
+/// Reads and checks the score column and the per-class score columns (JSON `scores` or a
+/// prefix), for predictions and reference rows alike; a bad value is a rejection of its row.
+fn read_scores(
+    batch: &RecordBatch,
+    r: &Resolved,
+    n: usize,
+    rej: &mut Rejections,
+) -> Result<RowScores, FormatError> {
+    let mut scores = vec![None; n];
+    if let Some(ci) = r.score {
+        let col = value_col(batch, ci, "a score")?;
+        if !matches!(col, Col::Num(_) | Col::Null) {
+            return Err(unsupported(batch, ci, "a score"));
+        }
+        for (i, slot) in scores.iter_mut().enumerate() {
+            if let Some(s) = opt_num(&col, i) {
+                *slot = Some(s);
+                if let Err(reason) = check::score(s) {
+                    rej.reject(i, "score", reason);
+                }
+            }
+        }
+    }
+    let mut class_scores = vec![None; n];
+    let scores_json = match r.scores_json {
+        Some(ci) => Some(text_col(batch, ci, "scores")?),
+        None => None,
+    };
+    let scores_cols = r
+        .scores_cols
+        .iter()
+        .map(|(c, ci)| Ok((c.clone(), value_col(batch, *ci, "a class probability")?)))
+        .collect::<Result<Vec<_>, FormatError>>()?;
+    if scores_json.is_some() || !scores_cols.is_empty() {
+        for (i, slot) in class_scores.iter_mut().enumerate() {
+            match scores_at(scores_json.as_ref(), &scores_cols, i) {
+                Ok(s) => {
+                    if let Some(s) = &s {
+                        if let Err((field, reason)) = check::scores(s) {
+                            rej.reject(i, &field, reason);
+                        }
+                    }
+                    *slot = s;
+                }
+                Err((field, reason)) => rej.reject(i, &field, reason),
+            }
+        }
+    }
+    Ok(RowScores {
+        score: scores,
+        class_scores,
+    })
+}
+
 fn fill_features(
     batch: &RecordBatch,
     r: &Resolved,
@@ -633,44 +694,10 @@ fn convert_predictions(
         }
     }
 
-    if let Some(ci) = r.score {
-        let col = value_col(batch, ci, "a score")?;
-        if !matches!(col, Col::Num(_) | Col::Null) {
-            return Err(unsupported(batch, ci, "a score"));
-        }
-        for (i, e) in events.iter_mut().enumerate() {
-            if let Some(s) = opt_num(&col, i) {
-                e.score = Some(s);
-                if let Err(reason) = check::score(s) {
-                    rej.reject(i, "score", reason);
-                }
-            }
-        }
-    }
-
-    let scores_json = match r.scores_json {
-        Some(ci) => Some(text_col(batch, ci, "scores")?),
-        None => None,
-    };
-    let scores_cols = r
-        .scores_cols
-        .iter()
-        .map(|(c, ci)| Ok((c.clone(), value_col(batch, *ci, "a class probability")?)))
-        .collect::<Result<Vec<_>, FormatError>>()?;
-    if scores_json.is_some() || !scores_cols.is_empty() {
-        for (i, e) in events.iter_mut().enumerate() {
-            match scores_at(scores_json.as_ref(), &scores_cols, i) {
-                Ok(s) => {
-                    if let Some(s) = &s {
-                        if let Err((field, reason)) = check::scores(s) {
-                            rej.reject(i, &field, reason);
-                        }
-                    }
-                    e.scores = s;
-                }
-                Err((field, reason)) => rej.reject(i, &field, reason),
-            }
-        }
+    let scores = read_scores(batch, &r, events.len(), &mut rej)?;
+    for ((e, s), cs) in events.iter_mut().zip(scores.score).zip(scores.class_scores) {
+        e.score = s;
+        e.scores = cs;
     }
 
     if let Some(ci) = r.latency_ms {
@@ -891,43 +918,10 @@ fn convert_reference(
             }
         }
     }
-    if let Some(ci) = r.score {
-        let col = value_col(batch, ci, "a score")?;
-        if !matches!(col, Col::Num(_) | Col::Null) {
-            return Err(unsupported(batch, ci, "a score"));
-        }
-        for (i, row) in rows.iter_mut().enumerate() {
-            if let Some(s) = opt_num(&col, i) {
-                row.score = Some(s);
-                if let Err(reason) = check::score(s) {
-                    rej.reject(i, "score", reason);
-                }
-            }
-        }
-    }
-    let scores_json = match r.scores_json {
-        Some(ci) => Some(text_col(batch, ci, "scores")?),
-        None => None,
-    };
-    let scores_cols = r
-        .scores_cols
-        .iter()
-        .map(|(c, ci)| Ok((c.clone(), value_col(batch, *ci, "a class probability")?)))
-        .collect::<Result<Vec<_>, FormatError>>()?;
-    if scores_json.is_some() || !scores_cols.is_empty() {
-        for (i, row) in rows.iter_mut().enumerate() {
-            match scores_at(scores_json.as_ref(), &scores_cols, i) {
-                Ok(s) => {
-                    if let Some(s) = &s {
-                        if let Err((field, reason)) = check::scores(s) {
-                            rej.reject(i, &field, reason);
-                        }
-                    }
-                    row.scores = s;
-                }
-                Err((field, reason)) => rej.reject(i, &field, reason),
-            }
-        }
+    let scores = read_scores(batch, &r, rows.len(), &mut rej)?;
+    for ((row, s), cs) in rows.iter_mut().zip(scores.score).zip(scores.class_scores) {
+        row.score = s;
+        row.scores = cs;
     }
     if let Some((c, v)) = outcome_cols(r.label, r.label_value, "a label")? {
         for (i, row) in rows.iter_mut().enumerate() {

@@ -42,9 +42,9 @@ pub use report::{
 };
 
 /// Maps `f` over `items` on up to `available_parallelism` scoped threads, keeping order.
-/// Features are independent and similar in cost, so a shared counter balances them well
-/// enough; no thread pool dependency is needed.
-pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+/// Features are independent; workers take the next item from a shared counter, which balances
+/// features of different cost (numeric vs categorical) without a thread pool dependency.
+pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
     let threads = std::thread::available_parallelism()
