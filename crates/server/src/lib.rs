@@ -36,6 +36,17 @@ pub struct AppState {
     pub config: Arc<Config>,
 }
 
+impl AppState {
+    /// Runs a store call on the blocking pool (store calls block on SQLite and the writer).
+    pub(crate) async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T, modelwatch_store::StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.store.clone();
+        blocking(move || Ok(f(store.as_ref())?)).await
+    }
+}
+
 /// Builds the router over a store.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.limits.max_body_bytes;

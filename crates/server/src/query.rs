@@ -1,6 +1,6 @@
 //! Read endpoints and model settings.
 
-use crate::{blocking, model_name, ApiError, AppState};
+use crate::{model_name, ApiError, AppState};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use modelwatch_core::{parse_timestamp, Schema, Timestamp, Window};
@@ -12,8 +12,7 @@ const DEFAULT_PAGE: usize = 1_000;
 const MAX_PAGE: usize = 10_000;
 
 pub(crate) async fn list_models(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let store = state.store.clone();
-    let models = blocking(move || Ok(store.list_models()?)).await?;
+    let models = state.with_store(move |store| store.list_models()).await?;
     Ok(Json(json!({ "models": models })))
 }
 
@@ -22,9 +21,8 @@ pub(crate) async fn get_model(
     Path(model): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let model = model_name(&model)?;
-    let store = state.store.clone();
     let m = model.clone();
-    let summary = blocking(move || Ok(store.model(&m)?)).await?;
+    let summary = state.with_store(move |store| store.model(&m)).await?;
     match summary {
         Some(s) => Ok(Json(serde_json::to_value(s).expect("summary serializes"))),
         None => Err(ApiError::not_found(format!(
@@ -46,10 +44,11 @@ pub(crate) async fn patch_model(
     body: Result<Json<ModelPatch>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let model = model_name(&model)?;
-    let Json(patch) = body.map_err(|e| ApiError::bad_request("invalid_body", e.body_text()))?;
-    let store = state.store.clone();
+    let Json(patch) = body?;
     let m = model.clone();
-    blocking(move || Ok(store.set_retention(&m, patch.retention_days)?)).await?;
+    state
+        .with_store(move |store| store.set_retention(&m, patch.retention_days))
+        .await?;
     Ok(Json(
         json!({"name": model.as_str(), "retention_days": patch.retention_days}),
     ))
@@ -73,10 +72,11 @@ pub(crate) async fn put_schema(
             format!("feature `{}` is declared twice", dup.name),
         ));
     }
-    let store = state.store.clone();
     let m = model.clone();
     let s = schema.clone();
-    blocking(move || Ok(store.declare_schema(&m, s)?)).await?;
+    state
+        .with_store(move |store| store.declare_schema(&m, s))
+        .await?;
     Ok(Json(
         json!({"name": model.as_str(), "schema": {"features": schema.features, "declared": true}}),
     ))
@@ -109,10 +109,11 @@ pub(crate) async fn predictions(
     params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let model = model_name(&model)?;
-    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(p) = params?;
     let limit = page_limit(p.limit)?;
-    let store = state.store.clone();
-    let page = blocking(move || Ok(store.predictions(&model, p.after, limit)?)).await?;
+    let page = state
+        .with_store(move |store| store.predictions(&model, p.after, limit))
+        .await?;
     Ok(Json(json!({"predictions": page.items, "next": page.next})))
 }
 
@@ -122,10 +123,11 @@ pub(crate) async fn labels(
     params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let model = model_name(&model)?;
-    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(p) = params?;
     let limit = page_limit(p.limit)?;
-    let store = state.store.clone();
-    let page = blocking(move || Ok(store.labels(&model, p.after, limit)?)).await?;
+    let page = state
+        .with_store(move |store| store.labels(&model, p.after, limit))
+        .await?;
     Ok(Json(json!({"labels": page.items, "next": page.next})))
 }
 
@@ -141,10 +143,11 @@ pub(crate) async fn rejected(
     params: Result<Query<RejectedParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let model = model_name(&model)?;
-    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(p) = params?;
     let limit = page_limit(p.limit)?;
-    let store = state.store.clone();
-    let rows = blocking(move || Ok(store.rejected(&model, limit)?)).await?;
+    let rows = state
+        .with_store(move |store| store.rejected(&model, limit))
+        .await?;
     Ok(Json(json!({ "rejected": rows })))
 }
 
@@ -171,7 +174,7 @@ pub(crate) async fn metrics(
     params: Result<Query<MetricsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let model = model_name(&model)?;
-    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(p) = params?;
     let window = Window::parse(p.window.as_deref().unwrap_or("1d"))
         .map_err(|e| ApiError::bad_request("invalid_query", format!("`window`: {e}")))?;
     let query = WindowQuery {
@@ -188,9 +191,10 @@ pub(crate) async fn metrics(
             ));
         }
     }
-    let store = state.store.clone();
     let m = model.clone();
-    let windows = blocking(move || Ok(store.window_counts(&m, &query)?)).await?;
+    let windows = state
+        .with_store(move |store| store.window_counts(&m, &query))
+        .await?;
     let windows: Vec<Value> = windows
         .into_iter()
         .map(|w| {
