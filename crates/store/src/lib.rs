@@ -10,6 +10,7 @@
 //! - schemas change only through the store's single writer, so two batches racing to introduce
 //!   a feature cannot disagree about its kind.
 
+pub mod conformance;
 mod sqlite;
 
 pub use sqlite::SqliteStore;

@@ -1,8 +1,25 @@
 use super::*;
-use modelwatch_core::{parse_label_row, parse_prediction_row, FeatureKind, IngestLimits, Window};
+use crate::conformance;
+use modelwatch_core::{parse_prediction_row, IngestLimits};
 
 fn model() -> ModelName {
     ModelName::new("fraud").unwrap()
+}
+
+#[test]
+fn passes_the_store_conformance_suite() {
+    for (name, check) in conformance::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        eprintln!("conformance: {name}");
+        check(&store);
+    }
+}
+
+fn p(id: &str, ts: &str, age: f64) -> String {
+    format!(
+        r#"{{"request_id":"{id}","timestamp":"{ts}","model_version":"v1","features":{{"age":{age},"country":"DE"}},"prediction":1,"score":0.8}}"#
+    )
 }
 
 fn preds(rows: &[&str]) -> PredictionBatch {
@@ -20,139 +37,6 @@ fn preds(rows: &[&str]) -> PredictionBatch {
             .collect(),
         rejected: vec![],
     }
-}
-
-fn labels(rows: &[&str]) -> LabelBatch {
-    let now = Timestamp::now();
-    LabelBatch {
-        rows: rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                (
-                    i,
-                    parse_label_row(r, i, now, &IngestLimits::default()).unwrap(),
-                )
-            })
-            .collect(),
-        rejected: vec![],
-    }
-}
-
-fn p(id: &str, ts: &str, age: f64) -> String {
-    format!(
-        r#"{{"request_id":"{id}","timestamp":"{ts}","model_version":"v1","features":{{"age":{age},"country":"DE"}},"prediction":1,"score":0.8}}"#
-    )
-}
-
-#[test]
-fn retried_batch_is_not_double_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
-    let rows = [
-        p("a", "2026-01-01T00:00:00Z", 1.0),
-        p("b", "2026-01-01T01:00:00Z", 2.0),
-    ];
-    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
-    let first = store.ingest_predictions(&model(), preds(&rows)).unwrap();
-    assert_eq!((first.accepted, first.duplicates), (2, 0));
-    let again = store.ingest_predictions(&model(), preds(&rows)).unwrap();
-    assert_eq!((again.accepted, again.duplicates), (0, 2));
-    assert_eq!(store.model(&model()).unwrap().unwrap().predictions, 2);
-}
-
-#[test]
-fn same_request_id_twice_in_a_batch_rejects_the_second() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
-    let a = p("a", "2026-01-01T00:00:00Z", 1.0);
-    let out = store
-        .ingest_predictions(&model(), preds(&[&a, &a]))
-        .unwrap();
-    assert_eq!(out.accepted, 1);
-    assert_eq!(out.rejected.len(), 1);
-    assert_eq!(out.rejected[0].index, 1);
-    assert!(out.rejected[0].reason.contains("first at row 0"));
-}
-
-#[test]
-fn wrong_kind_is_rejected_and_quarantined_while_good_rows_are_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
-    let good = p("a", "2026-01-01T00:00:00Z", 1.0);
-    let bad = r#"{"request_id":"b","prediction":1,"features":{"age":"old"}}"#;
-    let out = store
-        .ingest_predictions(&model(), preds(&[&good, bad]))
-        .unwrap();
-    assert_eq!(out.accepted, 1);
-    assert_eq!(out.rejected[0].field, "features.age");
-    assert_eq!(out.schema_changes.len(), 2);
-    let q = store.rejected(&model(), 10).unwrap();
-    assert_eq!(q.len(), 1);
-    assert!(q[0].row.contains("\"old\""));
-    let schema = store.model(&model()).unwrap().unwrap().schema;
-    assert_eq!(schema.kind_of("age"), Some(FeatureKind::Numeric));
-    assert_eq!(schema.kind_of("country"), Some(FeatureKind::Categorical));
-}
-
-#[test]
-fn labels_join_to_the_prediction_window_whenever_they_arrive() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
-    // Label for "early" arrives before its prediction.
-    store
-        .ingest_predictions(&model(), preds(&[&p("x", "2026-01-01T00:00:00Z", 1.0)]))
-        .unwrap();
-    store
-        .ingest_labels(
-            &model(),
-            labels(&[r#"{"request_id":"early","label":0,"timestamp":"2026-01-05T00:00:00Z"}"#]),
-        )
-        .unwrap();
-    store
-        .ingest_predictions(&model(), preds(&[&p("early", "2026-01-02T10:00:00Z", 1.0)]))
-        .unwrap();
-    // Label for "x" arrives late (three days after its prediction), then is replaced.
-    store
-        .ingest_labels(
-            &model(),
-            labels(&[r#"{"request_id":"x","label":1,"timestamp":"2026-01-04T00:00:00Z"}"#]),
-        )
-        .unwrap();
-    let replaced = store
-        .ingest_labels(
-            &model(),
-            labels(&[r#"{"request_id":"x","label":0,"timestamp":"2026-01-04T00:00:00Z"}"#]),
-        )
-        .unwrap();
-    assert_eq!(replaced.replaced, 1);
-    let q = WindowQuery {
-        window: Window::DAY,
-        from: None,
-        to: None,
-        version: None,
-    };
-    let w = store.window_counts(&model(), &q).unwrap();
-    assert_eq!(w.len(), 2);
-    assert_eq!(w[0].start.to_rfc3339(), "2026-01-01T00:00:00Z");
-    assert_eq!((w[0].predictions, w[0].labelled), (1, 1));
-    assert_eq!(
-        w[0].label_delay_seconds.as_ref().unwrap().p50,
-        3.0 * 86_400.0
-    );
-    assert_eq!((w[1].predictions, w[1].labelled), (1, 1));
-    let m = store.model(&model()).unwrap().unwrap();
-    assert_eq!((m.labels, m.labelled), (2, 2));
-}
-
-#[test]
-fn labels_for_an_unknown_model_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
-    let err = store
-        .ingest_labels(&model(), labels(&[r#"{"request_id":"x","label":1}"#]))
-        .unwrap_err();
-    assert!(matches!(err, StoreError::ModelNotFound(_)));
 }
 
 #[test]
@@ -179,50 +63,4 @@ fn data_survives_reopen_and_a_second_process_is_locked_out() {
     );
     assert_eq!(e.model_version.as_deref(), Some("v1"));
     assert_eq!(e.score, Some(0.8));
-}
-
-#[test]
-fn retention_deletes_old_predictions_and_keeps_recent_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
-    let now = Timestamp::now();
-    let old = Timestamp(now.micros() - 40 * 86_400_000_000).to_rfc3339();
-    let recent = Timestamp(now.micros() - 86_400_000_000).to_rfc3339();
-    store
-        .ingest_predictions(
-            &model(),
-            preds(&[&p("old", &old, 1.0), &p("new", &recent, 1.0)]),
-        )
-        .unwrap();
-    store.set_retention(&model(), Some(30)).unwrap();
-    let report = store.apply_retention(now).unwrap();
-    assert_eq!(report.predictions_deleted, 1);
-    let m = store.model(&model()).unwrap().unwrap();
-    assert_eq!(m.predictions, 1);
-    assert_eq!(m.retention_days, Some(30));
-}
-
-#[test]
-fn reference_rows_round_trip_and_set_the_schema() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
-    let row = ReferenceRow {
-        features: vec![
-            ("age".into(), FeatureValue::Number(3.0)),
-            ("c".into(), FeatureValue::Text("x".into())),
-        ],
-        label: Some(Outcome::Number(1.0)),
-        ..Default::default()
-    };
-    let out = store
-        .put_reference(&model(), Some("v1"), vec![(0, row.clone())], vec![])
-        .unwrap();
-    assert_eq!(out.rows, 1);
-    assert_eq!(
-        store.reference_rows(&model(), Some("v1")).unwrap(),
-        vec![row]
-    );
-    let m = store.model(&model()).unwrap().unwrap();
-    assert_eq!(m.schema.features.len(), 2);
-    assert_eq!(m.reference[0].rows, 1);
 }
