@@ -2,7 +2,7 @@
 //! tests call every function in [`ALL`] on a fresh, empty store; a new backend (ClickHouse) passes
 //! the same suite. Panics on a failed check, like a test.
 
-use crate::{LabelBatch, PredictionBatch, Store, StoreError, WindowQuery};
+use crate::{LabelBatch, PredictionBatch, ScanRange, Store, StoreError, WindowQuery};
 use modelwatch_core::{
     parse_label_row, parse_prediction_row, FeatureKind, FeatureValue, IngestLimits, ModelName,
     Outcome, ReferenceRow, Timestamp, Window,
@@ -13,6 +13,10 @@ pub type Check = fn(&dyn Store);
 
 /// Every check, by name, each to be run on a fresh empty store.
 pub const ALL: &[(&str, Check)] = &[
+    (
+        "scan_visits_the_range_with_labels",
+        scan_visits_the_range_with_labels,
+    ),
     (
         "retried_batch_is_not_double_counted",
         retried_batch_is_not_double_counted,
@@ -227,4 +231,46 @@ pub fn reference_rows_round_trip_and_set_the_schema(store: &dyn Store) {
     let m = store.model(&model()).unwrap().unwrap();
     assert_eq!(m.schema.features.len(), 2);
     assert_eq!(m.reference[0].rows, 1);
+}
+
+/// scan visits the range with labels.
+pub fn scan_visits_the_range_with_labels(store: &dyn Store) {
+    let rows = [
+        p("a", "2026-01-01T00:00:00Z", 1.0),
+        p("b", "2026-01-02T00:00:00Z", 2.0),
+        p("c", "2026-01-03T00:00:00Z", 3.0),
+    ];
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    store.ingest_predictions(&model(), preds(&rows)).unwrap();
+    store
+        .ingest_labels(&model(), labels(&[r#"{"request_id":"b","label":0}"#]))
+        .unwrap();
+    let range = ScanRange {
+        from: Some(modelwatch_core::parse_timestamp("2026-01-02T00:00:00Z").unwrap()),
+        to: None,
+        version: Some("v1".into()),
+    };
+    let mut seen = Vec::new();
+    store
+        .scan_predictions(&model(), &range, &mut |e, l| {
+            seen.push((e.request_id.clone(), l.map(|l| l.label.clone())));
+        })
+        .unwrap();
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        seen,
+        vec![
+            ("b".to_string(), Some(Outcome::Number(0.0))),
+            ("c".to_string(), None)
+        ]
+    );
+    let other = ScanRange {
+        version: Some("v2".into()),
+        ..ScanRange::default()
+    };
+    let mut n = 0;
+    store
+        .scan_predictions(&model(), &other, &mut |_, _| n += 1)
+        .unwrap();
+    assert_eq!(n, 0);
 }

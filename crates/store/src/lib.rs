@@ -229,4 +229,21 @@ pub trait Store: Send + Sync + 'static {
         version: Option<&str>,
     ) -> Result<Vec<ReferenceRow>, StoreError>;
     fn rejected(&self, model: &ModelName, limit: usize) -> Result<Vec<RejectedRow>, StoreError>;
+    /// Calls `f` for every stored prediction whose event time is in `[from, to)` (and of
+    /// `version`, when given), with its label when one has arrived. Order is unspecified. Work
+    /// grows with the number of predictions in the range.
+    fn scan_predictions(
+        &self,
+        model: &ModelName,
+        range: &ScanRange,
+        f: &mut dyn FnMut(&PredictionEvent, Option<&LabelEvent>),
+    ) -> Result<(), StoreError>;
+}
+
+/// Which predictions [`Store::scan_predictions`] visits.
+#[derive(Debug, Clone, Default)]
+pub struct ScanRange {
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub version: Option<String>,
 }

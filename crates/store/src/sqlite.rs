@@ -10,7 +10,7 @@
 
 use crate::{
     DelayQuantiles, IngestOutcome, LabelBatch, ModelSummary, Page, PredictionBatch, Quarantined,
-    ReferenceOutcome, ReferenceSummary, RejectedRow, RetentionReport, Store, StoreError,
+    ReferenceOutcome, ReferenceSummary, RejectedRow, RetentionReport, ScanRange, Store, StoreError,
     VersionSummary, WindowCounts, WindowQuery,
 };
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -1215,6 +1215,80 @@ impl Store for SqliteStore {
                 });
             }
             Ok(out)
+        })
+    }
+
+    fn scan_predictions(
+        &self,
+        model: &ModelName,
+        range: &ScanRange,
+        f: &mut dyn FnMut(&PredictionEvent, Option<&LabelEvent>),
+    ) -> Result<(), StoreError> {
+        self.read(|conn| {
+            let id = model_id(conn, model)?
+                .ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
+            let retention: Option<i64> = conn.query_row(
+                "SELECT retention_days FROM models WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )?;
+            let cutoff = retention.map_or(i64::MIN, |d| Timestamp::now().micros() - d * DAY_MICROS);
+            let from = range.from.map_or(i64::MIN, |t| t.micros()).max(cutoff);
+            let to = range.to.map_or(i64::MAX, |t| t.micros());
+            // Segments whose event-time span overlaps the range; events are filtered one by one.
+            let mut segments = conn.prepare_cached(
+                "SELECT id, data FROM segments
+                 WHERE model_id = ?1 AND max_ts >= ?2 AND min_ts < ?3 ORDER BY id",
+            )?;
+            // The labels of one segment's events, through the request index (both keyed by
+            // request id), so no label is looked up one query at a time.
+            let mut labels = conn.prepare_cached(
+                "SELECT l.request_id, l.label, l.ts FROM request_index r
+                 JOIN labels l ON l.model_id = r.model_id AND l.request_id = r.request_id
+                 WHERE r.model_id = ?1 AND r.segment_id = ?2",
+            )?;
+            let mut rows = segments.query(params![id, from, to])?;
+            while let Some(r) = rows.next()? {
+                let segment: i64 = r.get(0)?;
+                let corrupt = |detail: String| StoreError::Corrupt {
+                    what: "segment",
+                    detail: format!("segment {segment}: {detail}"),
+                };
+                let data = r
+                    .get_ref(1)?
+                    .as_blob()
+                    .map_err(|e| corrupt(e.to_string()))?;
+                let text = zstd::stream::decode_all(data).map_err(|e| corrupt(e.to_string()))?;
+                let text = std::str::from_utf8(&text).map_err(|e| corrupt(e.to_string()))?;
+                let mut by_id: HashMap<String, LabelEvent> = HashMap::new();
+                let mut found = labels.query(params![id, segment])?;
+                while let Some(l) = found.next()? {
+                    let request_id: String = l.get(0)?;
+                    let label = outcome_from("label", Some(l.get(1)?))?.expect("some");
+                    by_id.insert(
+                        request_id.clone(),
+                        LabelEvent {
+                            request_id,
+                            label,
+                            timestamp: Timestamp(l.get(2)?),
+                        },
+                    );
+                }
+                for line in text.lines() {
+                    let event = decode_stored(line).map_err(corrupt)?;
+                    let ts = event.timestamp.micros();
+                    if ts < from || ts >= to {
+                        continue;
+                    }
+                    if let Some(v) = &range.version {
+                        if event.model_version.as_deref().unwrap_or("") != v {
+                            continue;
+                        }
+                    }
+                    f(&event, by_id.get(&event.request_id));
+                }
+            }
+            Ok(())
         })
     }
 
