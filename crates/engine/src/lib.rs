@@ -1,0 +1,6 @@
+//! Windowing and per-window computation: groups stored predictions and their labels by
+//! event-time window (and version, segment), and feeds them to `modelwatch-stats`.
+//!
+//! Invariant: no IO of its own and no HTTP; it reads through the `Store` trait.
+
+pub mod performance;
