@@ -3,4 +3,5 @@
 //!
 //! Invariant: no IO of its own and no HTTP; it reads through the `Store` trait.
 
+pub mod drift;
 pub mod performance;

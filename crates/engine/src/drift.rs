@@ -1,0 +1,1 @@
+//! Per-window drift and data quality against the reference.
