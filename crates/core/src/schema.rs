@@ -100,16 +100,22 @@ impl Schema {
         pending: &[FeatureSpec],
     ) -> Result<Vec<FeatureSpec>, FieldError> {
         let mut added = Vec::new();
-        for (name, value) in features {
-            let field = format!("features.{name}");
+        for (i, (name, value)) in features.iter().enumerate() {
+            // Clients send features in a stable order, usually the schema's: try the same
+            // position first, so the common case needs no search.
             let known = self
-                .kind_of(name)
+                .features
+                .get(i)
+                .filter(|f| &f.name == name)
+                .map(|f| f.kind)
+                .or_else(|| self.kind_of(name))
                 .or_else(|| pending.iter().find(|f| &f.name == name).map(|f| f.kind));
+            let field = || format!("features.{name}");
             match known {
                 Some(kind) if kind.accepts(value) => {}
                 Some(kind) => {
                     return Err((
-                        field,
+                        field(),
                         format!(
                             "expected {} ({} feature), got {} {}",
                             kind.expected(),
@@ -121,7 +127,7 @@ impl Schema {
                 }
                 None if self.declared => {
                     return Err((
-                        field,
+                        field(),
                         format!("feature `{name}` is not in the model's declared schema"),
                     ))
                 }

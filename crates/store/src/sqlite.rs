@@ -57,7 +57,13 @@ pub struct SqliteStore {
 type Reply<T> = Sender<Result<T, StoreError>>;
 
 enum Job {
-    Predictions(ModelName, PredictionBatch, Reply<IngestOutcome>),
+    /// The batch comes back with the answer, so that freeing its events (tens of thousands of
+    /// small strings) happens on the caller's thread, not on the single writer's.
+    Predictions(
+        ModelName,
+        PredictionBatch,
+        Reply<(IngestOutcome, PredictionBatch)>,
+    ),
     Labels(ModelName, LabelBatch, Reply<IngestOutcome>),
     Reference {
         model: ModelName,
@@ -289,9 +295,9 @@ fn run_job(tx: &Transaction<'_>, models: &mut HashMap<String, CachedModel>, job:
         }};
     }
     match job {
-        Job::Predictions(model, batch, reply) => in_savepoint!(
+        Job::Predictions(model, mut batch, reply) => in_savepoint!(
             Some(model.as_str().to_string()),
-            ingest_predictions(tx, models, &model, batch),
+            ingest_predictions(tx, models, &model, &mut batch).map(|out| (out, batch)),
             reply
         ),
         Job::Labels(model, batch, reply) => in_savepoint!(
@@ -331,7 +337,8 @@ fn fail(job: Job, msg: &str) {
         detail: msg.to_string(),
     };
     match job {
-        Job::Predictions(_, _, r) | Job::Labels(_, _, r) => drop(r.send(Err(err()))),
+        Job::Predictions(_, _, r) => drop(r.send(Err(err()))),
+        Job::Labels(_, _, r) => drop(r.send(Err(err()))),
         Job::Reference { reply, .. } => drop(reply.send(Err(err()))),
         Job::DeclareSchema(_, _, r) | Job::SetRetention(_, _, r) => drop(r.send(Err(err()))),
         Job::ApplyRetention(_, r) => drop(r.send(Err(err()))),
@@ -454,11 +461,11 @@ fn ingest_predictions(
     tx: &Transaction<'_>,
     models: &mut HashMap<String, CachedModel>,
     model: &ModelName,
-    batch: PredictionBatch,
+    batch: &mut PredictionBatch,
 ) -> Result<IngestOutcome, StoreError> {
     let now = Timestamp::now();
     let mut out = IngestOutcome::default();
-    let mut quarantined = batch.rejected;
+    let mut quarantined = std::mem::take(&mut batch.rejected);
     if batch.rows.is_empty() {
         // A batch of only bad rows still creates nothing, but its rows are kept for the user.
         quarantine(tx, model.as_str(), "predictions", &quarantined, now)?;
@@ -983,7 +990,8 @@ impl Store for SqliteStore {
         batch: PredictionBatch,
     ) -> Result<IngestOutcome, StoreError> {
         let model = model.clone();
-        self.submit(|r| Job::Predictions(model, batch, r))
+        let (outcome, _batch_freed_here) = self.submit(|r| Job::Predictions(model, batch, r))?;
+        Ok(outcome)
     }
 
     fn ingest_labels(
