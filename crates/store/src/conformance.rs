@@ -14,6 +14,10 @@ pub type Check = fn(&dyn Store);
 /// Every check, by name, each to be run on a fresh empty store.
 pub const ALL: &[(&str, Check)] = &[
     (
+        "a_mixed_batch_stores_exactly_its_new_valid_events",
+        a_mixed_batch_stores_exactly_its_new_valid_events,
+    ),
+    (
         "scan_visits_the_range_with_labels",
         scan_visits_the_range_with_labels,
     ),
@@ -273,4 +277,34 @@ pub fn scan_visits_the_range_with_labels(store: &dyn Store) {
         .scan_predictions(&model(), &other, &mut |_, _| n += 1)
         .unwrap();
     assert_eq!(n, 0);
+}
+
+/// a mixed batch (a duplicate of a stored event, a rejected row, new rows) stores exactly its
+/// new valid events, readable back whole and in order.
+pub fn a_mixed_batch_stores_exactly_its_new_valid_events(store: &dyn Store) {
+    let first = p("a", "2026-01-01T00:00:00Z", 1.0);
+    store
+        .ingest_predictions(&model(), preds(&[&first]))
+        .unwrap();
+    let b = p("b", "2026-01-02T00:00:00Z", 2.5);
+    let bad = r#"{"request_id":"x","prediction":1,"features":{"age":"old"}}"#;
+    let c = p("c", "2026-01-03T00:00:00Z", 3.5);
+    let out = store
+        .ingest_predictions(&model(), preds(&[&first, &b, bad, &c]))
+        .unwrap();
+    assert_eq!(
+        (out.accepted, out.duplicates, out.rejected.len()),
+        (2, 1, 1)
+    );
+    let page = store.predictions(&model(), None, 100).unwrap();
+    let ids: Vec<&str> = page.items.iter().map(|e| e.request_id.as_str()).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    assert_eq!(
+        page.items[2].features[0],
+        ("age".to_string(), FeatureValue::Number(3.5))
+    );
+    assert_eq!(
+        page.items[1].timestamp,
+        modelwatch_core::parse_timestamp("2026-01-02T00:00:00Z").unwrap()
+    );
 }

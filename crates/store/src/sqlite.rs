@@ -62,6 +62,7 @@ enum Job {
     Predictions(
         ModelName,
         PredictionBatch,
+        Encoded,
         Reply<(IngestOutcome, PredictionBatch)>,
     ),
     Labels(ModelName, LabelBatch, Reply<IngestOutcome>),
@@ -80,7 +81,7 @@ enum Job {
 impl Job {
     fn rows(&self) -> usize {
         match self {
-            Job::Predictions(_, b, _) => b.rows.len() + b.rejected.len(),
+            Job::Predictions(_, b, _, _) => b.rows.len() + b.rejected.len(),
             Job::Labels(_, b, _) => b.rows.len() + b.rejected.len(),
             Job::Reference { rows, .. } => rows.len(),
             _ => 1,
@@ -295,9 +296,10 @@ fn run_job(tx: &Transaction<'_>, models: &mut HashMap<String, CachedModel>, job:
         }};
     }
     match job {
-        Job::Predictions(model, mut batch, reply) => in_savepoint!(
+        Job::Predictions(model, mut batch, mut encoded, reply) => in_savepoint!(
             Some(model.as_str().to_string()),
-            ingest_predictions(tx, models, &model, &mut batch).map(|out| (out, batch)),
+            ingest_predictions(tx, models, &model, &mut batch, &mut encoded)
+                .map(|out| (out, batch)),
             reply
         ),
         Job::Labels(model, batch, reply) => in_savepoint!(
@@ -337,7 +339,7 @@ fn fail(job: Job, msg: &str) {
         detail: msg.to_string(),
     };
     match job {
-        Job::Predictions(_, _, r) => drop(r.send(Err(err()))),
+        Job::Predictions(_, _, _, r) => drop(r.send(Err(err()))),
         Job::Labels(_, _, r) => drop(r.send(Err(err()))),
         Job::Reference { reply, .. } => drop(reply.send(Err(err()))),
         Job::DeclareSchema(_, _, r) | Job::SetRetention(_, _, r) => drop(r.send(Err(err()))),
@@ -457,11 +459,66 @@ fn admit(
     }
 }
 
+/// A batch's events encoded for a segment before they reach the writer: their NDJSON lines, and
+/// each SEGMENT_MAX_ROWS-row chunk of them already compressed. Encoding and compressing run on the
+/// caller's thread, in parallel across requests; the single writer only copies the result.
+#[derive(Debug, Default)]
+struct Encoded {
+    lines: Vec<u8>,
+    /// End offset in `lines` of each row's line (newline included), in batch order.
+    ends: Vec<usize>,
+    /// Compressed chunks of all rows, valid for a segment when every row of the chunk is stored.
+    chunks: Vec<Vec<u8>>,
+}
+
+impl Encoded {
+    fn new(rows: &[(usize, PredictionEvent)]) -> Result<Encoded, StoreError> {
+        let mut lines = Vec::with_capacity(rows.len() * 512);
+        let mut ends = Vec::with_capacity(rows.len());
+        for (_, e) in rows {
+            serde_json::to_writer(&mut lines, e).expect("validated events serialize");
+            lines.push(b'\n');
+            ends.push(lines.len());
+        }
+        let mut encoded = Encoded {
+            lines,
+            ends,
+            chunks: Vec::new(),
+        };
+        for first in (0..rows.len()).step_by(SEGMENT_MAX_ROWS) {
+            let last = (first + SEGMENT_MAX_ROWS).min(rows.len()) - 1;
+            let bytes = &encoded.lines[encoded.start(first)..encoded.ends[last]];
+            encoded.chunks.push(compress_segment(bytes)?);
+        }
+        Ok(encoded)
+    }
+
+    fn start(&self, row: usize) -> usize {
+        if row == 0 {
+            0
+        } else {
+            self.ends[row - 1]
+        }
+    }
+
+    fn line(&self, row: usize) -> &[u8] {
+        &self.lines[self.start(row)..self.ends[row]]
+    }
+}
+
+fn compress_segment(ndjson: &[u8]) -> Result<Vec<u8>, StoreError> {
+    zstd::bulk::compress(ndjson, SEGMENT_ZSTD_LEVEL).map_err(|source| StoreError::Io {
+        path: "segment compression".into(),
+        source,
+    })
+}
+
 fn ingest_predictions(
     tx: &Transaction<'_>,
     models: &mut HashMap<String, CachedModel>,
     model: &ModelName,
     batch: &mut PredictionBatch,
+    encoded: &mut Encoded,
 ) -> Result<IngestOutcome, StoreError> {
     let now = Timestamp::now();
     let mut out = IngestOutcome::default();
@@ -476,8 +533,9 @@ fn ingest_predictions(
     let entry = model_entry(tx, models, model, true)?.expect("created");
     let mut pending = Vec::new();
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(batch.rows.len());
-    let mut admitted = Vec::with_capacity(batch.rows.len());
-    for (index, event) in &batch.rows {
+    // Positions in `batch.rows` of the rows that pass the checks, in order.
+    let mut admitted: Vec<usize> = Vec::with_capacity(batch.rows.len());
+    for (position, (index, event)) in batch.rows.iter().enumerate() {
         if let Some(first) = seen.get(event.request_id.as_str()) {
             quarantined.push(Quarantined {
                 rejection: Rejection::new(
@@ -498,7 +556,7 @@ fn ingest_predictions(
             Some(&event.request_id),
             &event.features,
         ) {
-            Ok(()) => admitted.push(event),
+            Ok(()) => admitted.push(position),
             Err(rejection) => quarantined.push(Quarantined {
                 rejection,
                 row: to_json(event),
@@ -507,7 +565,9 @@ fn ingest_predictions(
     }
 
     let mut versions: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
-    for admitted in admitted.chunks(SEGMENT_MAX_ROWS) {
+    // When every row passed the checks, chunks of `admitted` are the chunks `encoded` compressed.
+    let all_admitted = admitted.len() == batch.rows.len();
+    for (chunk_no, admitted) in admitted.chunks(SEGMENT_MAX_ROWS).enumerate() {
         // The segment row is created first so that index rows can name it; its data is written
         // once all events of the job are known (a duplicate is never written).
         tx.execute(
@@ -516,13 +576,14 @@ fn ingest_predictions(
             params![entry.id, now.micros()],
         )?;
         let segment_id = tx.last_insert_rowid();
-        let mut ndjson = Vec::with_capacity(admitted.len() * 512);
+        let mut ndjson = Vec::new();
         let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
         let mut rows = 0i64;
         // Index rows go in in key order: B-tree inserts in order touch each page once and are
         // several times cheaper than in arrival order. Events go into the segment in arrival order.
         let mut order: Vec<usize> = (0..admitted.len()).collect();
-        order.sort_unstable_by(|a, b| admitted[*a].request_id.cmp(&admitted[*b].request_id));
+        let event = |i: usize| &batch.rows[admitted[i]].1;
+        order.sort_unstable_by(|a, b| event(*a).request_id.cmp(&event(*b).request_id));
         let mut is_new = vec![false; admitted.len()];
         {
             let mut index = tx.prepare_cached(
@@ -531,7 +592,7 @@ fn ingest_predictions(
                  ON CONFLICT(model_id, request_id) DO NOTHING",
             )?;
             for &i in &order {
-                let e = admitted[i];
+                let e = event(i);
                 let changed = index.execute(params![
                     entry.id,
                     e.request_id,
@@ -543,7 +604,9 @@ fn ingest_predictions(
                 is_new[i] = changed == 1;
             }
         }
-        for (e, new) in admitted.iter().zip(is_new) {
+        let all_new = is_new.iter().all(|n| *n);
+        for (&position, new) in admitted.iter().zip(is_new) {
+            let e = &batch.rows[position].1;
             if !new {
                 out.duplicates += 1;
                 continue;
@@ -552,8 +615,9 @@ fn ingest_predictions(
             let ts = e.timestamp.micros();
             out.accepted += 1;
             rows += 1;
-            serde_json::to_writer(&mut ndjson, e).expect("validated events serialize");
-            ndjson.push(b'\n');
+            if !(all_admitted && all_new) {
+                ndjson.extend_from_slice(encoded.line(position));
+            }
             min_ts = min_ts.min(ts);
             max_ts = max_ts.max(ts);
             let v = versions.entry(version).or_insert((0, ts, ts));
@@ -564,12 +628,11 @@ fn ingest_predictions(
         if rows == 0 {
             tx.execute("DELETE FROM segments WHERE id = ?1", [segment_id])?;
         } else {
-            let data = zstd::bulk::compress(&ndjson, SEGMENT_ZSTD_LEVEL).map_err(|source| {
-                StoreError::Io {
-                    path: "segment compression".into(),
-                    source,
-                }
-            })?;
+            let data = if all_admitted && all_new {
+                std::mem::take(&mut encoded.chunks[chunk_no])
+            } else {
+                compress_segment(&ndjson)?
+            };
             tx.execute(
                 "UPDATE segments SET rows = ?1, min_ts = ?2, max_ts = ?3, data = ?4 WHERE id = ?5",
                 params![rows, min_ts, max_ts, data, segment_id],
@@ -990,7 +1053,9 @@ impl Store for SqliteStore {
         batch: PredictionBatch,
     ) -> Result<IngestOutcome, StoreError> {
         let model = model.clone();
-        let (outcome, _batch_freed_here) = self.submit(|r| Job::Predictions(model, batch, r))?;
+        let encoded = Encoded::new(&batch.rows)?;
+        let (outcome, _batch_freed_here) =
+            self.submit(|r| Job::Predictions(model, batch, encoded, r))?;
         Ok(outcome)
     }
 
