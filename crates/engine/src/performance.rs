@@ -1,1 +1,873 @@
-//! Per-window model performance.
+//! Per-window model performance: folds stored predictions and their labels into the mergeable
+//! states of `modelwatch_stats::perf`, one [`WindowAccumulator`] per event-time window (and per
+//! segment value), and turns them into a [`PerformanceReport`].
+//!
+//! # How a query runs
+//! 1. The task is fixed first ([`TaskSpec`]): given (`task=`), or detected by one scan of the
+//!    range ([`TaskDetector`]): classification when predictions carry `score`/`scores` or any
+//!    outcome is a string, a boolean or an integral number; regression when the outcomes are
+//!    non-integral numbers and there is no score. Classification with at most two classes seen
+//!    (and no `scores` map naming more) is binary, otherwise multiclass.
+//!    Binary positive class: `1` if seen, else `true`, else the larger of the two class names
+//!    in byte order. The binary score is `score`, or `scores[positive]`.
+//! 2. A second scan observes each (prediction, label) into the accumulator of its window —
+//!    event time of the prediction, never label time. A label sent before or after its
+//!    prediction gives the same result; so does any batching (states merge exactly).
+//! 3. Baseline: the reference of the version (or the all-versions reference when that one is
+//!    empty), if its rows carry labels, folded into one state; each window gets `changes`
+//!    from `compare_binary` / `compare_multiclass` / `compare_regression`.
+//!
+//! The accumulator is the unit a later incremental store can persist: it is serde, `observe`
+//! takes one row, `merge` adds another accumulator of the same [`TaskSpec`].
+//!
+//! # JSON shape ([`PerformanceReport`])
+//! ```json
+//! {"model": "fraud", "window": "1d", "task": "binary", "positive_class": "1", "threshold": 0.5,
+//!  "min_sample": 30,
+//!  "baseline": {"n": 5000, "accuracy": {...}, ...} | null,
+//!  "windows": [{"start": "...", "end": "...",
+//!               "predictions": 812, "labelled": 640, "label_coverage": 0.79, "errors": 3,
+//!               "error_rate": 0.004, "label_delay_seconds": {...} | null,
+//!               "insufficient_sample": false,
+//!               // the task's report, flattened (scikit-learn names):
+//!               "n": 640, "accuracy": {"status": "defined", "value": 0.9, "n": 640,
+//!               "ci_low": 0.87, "ci_high": 0.92}, "f1": {...}, "roc_auc": {...}, ...,
+//!               "confusion_matrix": {...},
+//!               "changes": {"accuracy": {...Change...}, ...} | null,
+//!               // operational, over all predictions of the window:
+//!               "latency_ms": {"n", "p50", "p95", "p99", "min", "max"},
+//!               "average_confidence": {...Metric...},
+//!               "prediction_distribution": {"n", "classes", "entropy_bits", "top_class",
+//!                                           "top_class_share", "counts"} | null,
+//!               "score_quantiles": {"n", "p50", "p95", "p99", "min", "max"}}],
+//!  // only with segment=:
+//!  "segment": "country",
+//!  "segments": [{"value": "DE", "predictions": 120, "labelled": 100,
+//!                <report over the whole range, flattened>,
+//!                "windows": [{"start", "end", "predictions", "labelled", <report>}]}]}
+//! ```
+//! Segments are the 10 values with most predictions plus `other`, worst first by the main
+//! metric (f1 for binary, accuracy for multiclass, mae for regression; undefined last). A
+//! segment is a feature (`segment=country`) or a tag (`segment=tag:region`); a missing value is
+//! `(missing)`, a null one `(null)`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use modelwatch_core::{
+    FeatureValue, LabelEvent, ModelName, Outcome, PredictionEvent, ReferenceRow, Timestamp, Window,
+};
+use modelwatch_stats::perf::{
+    compare_binary, compare_multiclass, compare_regression, BinaryComparison, BinaryReport,
+    BinaryState, ConfidenceState, DistributionReport, Metric, MetricConfig, MulticlassComparison,
+    MulticlassReport, MulticlassState, PerfError, PredictionDistribution, QuantileReport,
+    QuantileSketch, RegressionComparison, RegressionReport, RegressionState,
+};
+use modelwatch_store::{DelayQuantiles, ScanRange, Store, StoreError, WindowQuery};
+use serde::{Deserialize, Serialize};
+
+/// Most segment values reported by name; the rest are merged into `other`.
+pub const MAX_SEGMENTS: usize = 10;
+/// Distinct segment values tracked during a scan; rows of later new values go to `other`.
+const MAX_TRACKED_SEGMENTS: usize = 1_000;
+/// Distinct classes the detector keeps (a regression target seen as classes stops here).
+const MAX_DETECTED_CLASSES: usize = 1_000;
+
+/// Why a performance query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PerformanceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("decision threshold must be in [0, 1], got {0}")]
+    InvalidThreshold(f64),
+    #[error("task {0:?} is not valid: use binary, multiclass or regression")]
+    InvalidTask(String),
+}
+
+/// What kind of model this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    Binary,
+    Multiclass,
+    Regression,
+}
+
+impl Task {
+    /// Parses `binary`, `multiclass` or `regression`.
+    pub fn parse(s: &str) -> Result<Task, PerformanceError> {
+        match s {
+            "binary" => Ok(Task::Binary),
+            "multiclass" => Ok(Task::Multiclass),
+            "regression" => Ok(Task::Regression),
+            _ => Err(PerformanceError::InvalidTask(s.to_owned())),
+        }
+    }
+}
+
+/// The task of a model with what its states need: positive class and threshold (binary).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    pub task: Task,
+    /// Binary only: the class counted as positive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub positive_class: Option<String>,
+    /// Binary only: the other class, when seen (names predictions made from a score).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub negative_class: Option<String>,
+    /// Binary only: predicted positive when `score >= threshold`.
+    pub threshold: f64,
+}
+
+/// Looks at predictions (and labels) to decide the task; see the module doc for the rules.
+#[derive(Debug, Clone, Default)]
+pub struct TaskDetector {
+    has_score: bool,
+    has_scores: bool,
+    non_numeric: bool,
+    non_integral: bool,
+    classes: BTreeSet<String>,
+}
+
+impl TaskDetector {
+    fn outcome(&mut self, o: &Outcome) {
+        match o {
+            Outcome::Number(n) if n.fract() != 0.0 => self.non_integral = true,
+            Outcome::Number(_) => {}
+            _ => self.non_numeric = true,
+        }
+        if self.classes.len() < MAX_DETECTED_CLASSES {
+            self.classes.insert(o.class_key());
+        }
+    }
+
+    fn row(
+        &mut self,
+        prediction: Option<&Outcome>,
+        score: Option<f64>,
+        scores: Option<&[(String, f64)]>,
+        label: Option<&Outcome>,
+    ) {
+        self.has_score |= score.is_some();
+        if let Some(s) = scores {
+            self.has_scores = true;
+            for (c, _) in s {
+                if self.classes.len() < MAX_DETECTED_CLASSES {
+                    self.classes.insert(c.clone());
+                }
+            }
+        }
+        if let Some(p) = prediction {
+            self.outcome(p);
+        }
+        if let Some(l) = label {
+            self.outcome(l);
+        }
+    }
+
+    /// Adds one stored prediction and its label.
+    pub fn observe(&mut self, p: &PredictionEvent, l: Option<&LabelEvent>) {
+        self.row(
+            p.prediction.as_ref(),
+            p.score,
+            p.scores.as_deref(),
+            l.map(|l| &l.label),
+        );
+    }
+
+    /// Adds one reference row.
+    pub fn observe_reference(&mut self, r: &ReferenceRow) {
+        self.row(
+            r.prediction.as_ref(),
+            r.score,
+            r.scores.as_deref(),
+            r.label.as_ref(),
+        );
+    }
+
+    /// The task (or the given one) with its positive class.
+    pub fn finish(self, task: Option<Task>, threshold: f64) -> TaskSpec {
+        let classification = self.has_score || self.has_scores || self.non_numeric;
+        let task = task.unwrap_or(if !classification && self.non_integral {
+            Task::Regression
+        } else if self.classes.len() <= 2 {
+            Task::Binary
+        } else {
+            Task::Multiclass
+        });
+        let (positive_class, negative_class) = if task == Task::Binary {
+            let pos = if self.classes.contains("1") {
+                "1".to_owned()
+            } else if self.classes.contains("true") {
+                "true".to_owned()
+            } else {
+                self.classes
+                    .iter()
+                    .next_back()
+                    .cloned()
+                    .unwrap_or_else(|| "1".to_owned())
+            };
+            let neg = self.classes.iter().find(|c| **c != pos).cloned();
+            (Some(pos), neg)
+        } else {
+            (None, None)
+        };
+        TaskSpec {
+            task,
+            positive_class,
+            negative_class,
+            threshold,
+        }
+    }
+}
+
+/// The labelled-row state of one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "task", rename_all = "snake_case")]
+pub enum TaskState {
+    Binary(BinaryState),
+    Multiclass(MulticlassState),
+    Regression(RegressionState),
+}
+
+impl TaskState {
+    fn new(spec: &TaskSpec) -> TaskState {
+        match spec.task {
+            Task::Binary => TaskState::Binary(
+                BinaryState::with_threshold(spec.threshold).unwrap_or_else(|_| BinaryState::new()),
+            ),
+            Task::Multiclass => TaskState::Multiclass(MulticlassState::new()),
+            Task::Regression => TaskState::Regression(RegressionState::new()),
+        }
+    }
+
+    fn count(&self) -> u64 {
+        match self {
+            TaskState::Binary(s) => s.count(),
+            TaskState::Multiclass(s) => s.count(),
+            TaskState::Regression(s) => s.count(),
+        }
+    }
+
+    /// Adds one labelled row. `Ok(false)`: the row cannot be used for this task (no
+    /// prediction, a text target for regression).
+    fn observe(
+        &mut self,
+        spec: &TaskSpec,
+        prediction: Option<&Outcome>,
+        score: Option<f64>,
+        scores: Option<&[(String, f64)]>,
+        label: &Outcome,
+    ) -> Result<bool, PerfError> {
+        match self {
+            TaskState::Binary(s) => {
+                let pos = spec.positive_class.as_deref().unwrap_or("1");
+                let score = score.or_else(|| {
+                    scores.and_then(|v| v.iter().find(|(c, _)| c == pos).map(|(_, s)| *s))
+                });
+                let predicted = prediction.map(|p| p.class_key() == pos);
+                if score.is_none() && predicted.is_none() {
+                    return Ok(false);
+                }
+                s.observe(label.class_key() == pos, score, predicted)?;
+            }
+            TaskState::Multiclass(s) => {
+                let predicted = match prediction {
+                    Some(p) => p.class_key(),
+                    None => match scores.and_then(argmax) {
+                        Some(c) => c.to_owned(),
+                        None => return Ok(false),
+                    },
+                };
+                s.observe(&label.class_key(), &predicted, scores)?;
+            }
+            TaskState::Regression(s) => {
+                let (Some(t), Some(p)) = (label.as_f64(), prediction.and_then(Outcome::as_f64))
+                else {
+                    return Ok(false);
+                };
+                s.observe(t, p)?;
+            }
+        }
+        Ok(true)
+    }
+
+    fn merge(&mut self, other: &TaskState) -> Result<(), PerfError> {
+        match (self, other) {
+            (TaskState::Binary(a), TaskState::Binary(b)) => a.merge(b),
+            (TaskState::Multiclass(a), TaskState::Multiclass(b)) => a.merge(b),
+            (TaskState::Regression(a), TaskState::Regression(b)) => a.merge(b),
+            _ => Err(PerfError::Incompatible("task".into())),
+        }
+    }
+
+    /// The task's metrics.
+    pub fn report(&self, config: &MetricConfig) -> TaskReport {
+        match self {
+            TaskState::Binary(s) => TaskReport::Binary(Box::new(s.metrics(config))),
+            TaskState::Multiclass(s) => TaskReport::Multiclass(Box::new(s.metrics(config))),
+            TaskState::Regression(s) => TaskReport::Regression(Box::new(s.metrics(config))),
+        }
+    }
+
+    /// Changes of every metric of `self` against `baseline` (same task).
+    pub fn compare(&self, baseline: &TaskState, config: &MetricConfig) -> Option<TaskChanges> {
+        Some(match (baseline, self) {
+            (TaskState::Binary(b), TaskState::Binary(w)) => {
+                TaskChanges::Binary(Box::new(compare_binary(b, w, config)))
+            }
+            (TaskState::Multiclass(b), TaskState::Multiclass(w)) => {
+                TaskChanges::Multiclass(Box::new(compare_multiclass(b, w, config)))
+            }
+            (TaskState::Regression(b), TaskState::Regression(w)) => {
+                TaskChanges::Regression(Box::new(compare_regression(b, w, config)))
+            }
+            _ => return None,
+        })
+    }
+}
+
+fn argmax(scores: &[(String, f64)]) -> Option<&str> {
+    scores
+        .iter()
+        .fold(None::<&(String, f64)>, |best, x| match best {
+            Some(b) if b.1 >= x.1 => Some(b),
+            _ => Some(x),
+        })
+        .map(|(c, _)| c.as_str())
+}
+
+/// A task's report; serializes as the report itself (no tag).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum TaskReport {
+    Binary(Box<BinaryReport>),
+    Multiclass(Box<MulticlassReport>),
+    Regression(Box<RegressionReport>),
+}
+
+impl TaskReport {
+    /// The metric segments are ranked by: f1 (binary), accuracy (multiclass), mae
+    /// (regression), oriented so that a larger value is better.
+    pub fn main_metric(&self) -> Option<f64> {
+        match self {
+            TaskReport::Binary(r) => r.f1.value(),
+            TaskReport::Multiclass(r) => r.accuracy.value(),
+            TaskReport::Regression(r) => r.mae.value().map(|v| -v),
+        }
+    }
+}
+
+/// A task's comparison with the baseline; serializes untagged.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum TaskChanges {
+    Binary(Box<BinaryComparison>),
+    Multiclass(Box<MulticlassComparison>),
+    Regression(Box<RegressionComparison>),
+}
+
+/// Everything one window (or one segment of a window) accumulates: labelled-row metric state
+/// and label-free operational states. Mergeable; serde so that it can be persisted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowAccumulator {
+    /// Predictions seen (with or without error).
+    pub predictions: u64,
+    /// Predictions that carry an error.
+    pub errors: u64,
+    /// Predictions with a label.
+    pub labelled: u64,
+    /// Labelled rows the metric state refused or could not use (no prediction, invalid
+    /// score, text target for regression).
+    pub unusable: u64,
+    pub state: TaskState,
+    pub latency_ms: QuantileSketch,
+    pub confidence: ConfidenceState,
+    pub predicted: PredictionDistribution,
+    /// Binary: positive-class scores; regression: predicted values; multiclass: top score.
+    pub scores: QuantileSketch,
+}
+
+impl WindowAccumulator {
+    /// An empty accumulator for `spec`.
+    pub fn new(spec: &TaskSpec) -> WindowAccumulator {
+        WindowAccumulator {
+            predictions: 0,
+            errors: 0,
+            labelled: 0,
+            unusable: 0,
+            state: TaskState::new(spec),
+            latency_ms: QuantileSketch::new(),
+            confidence: ConfidenceState::new(),
+            predicted: PredictionDistribution::new(),
+            scores: QuantileSketch::new(),
+        }
+    }
+
+    /// Adds one prediction and its label, if any.
+    pub fn observe(&mut self, spec: &TaskSpec, p: &PredictionEvent, l: Option<&LabelEvent>) {
+        self.predictions += 1;
+        if p.error.is_some() {
+            self.errors += 1;
+        }
+        if let Some(ms) = p.latency_ms {
+            // Ingest validates latency; a value the sketch refuses is simply not counted.
+            let _ = self.latency_ms.observe(ms);
+        }
+        let scores = p.scores.as_deref();
+        match spec.task {
+            Task::Binary => {
+                let pos = spec.positive_class.as_deref().unwrap_or("1");
+                let score = p.score.or_else(|| {
+                    scores.and_then(|v| v.iter().find(|(c, _)| c == pos).map(|(_, s)| *s))
+                });
+                if let Some(s) = score {
+                    let _ = self.confidence.observe_binary(s);
+                    let _ = self.scores.observe(s);
+                }
+                let class = match (&p.prediction, score) {
+                    (Some(o), _) => Some(o.class_key()),
+                    (None, Some(s)) if s >= spec.threshold => Some(pos.to_owned()),
+                    (None, Some(_)) => Some(
+                        spec.negative_class
+                            .clone()
+                            .unwrap_or_else(|| format!("not {pos}")),
+                    ),
+                    (None, None) => None,
+                };
+                if let Some(c) = class {
+                    self.predicted.observe(&c);
+                }
+            }
+            Task::Multiclass => {
+                if let Some(s) = scores {
+                    let _ = self.confidence.observe_scores(s);
+                    if let Some(max) = s.iter().map(|x| x.1).reduce(f64::max) {
+                        let _ = self.scores.observe(max);
+                    }
+                }
+                let class = match &p.prediction {
+                    Some(o) => Some(o.class_key()),
+                    None => scores.and_then(argmax).map(str::to_owned),
+                };
+                if let Some(c) = class {
+                    self.predicted.observe(&c);
+                }
+            }
+            Task::Regression => {
+                if let Some(v) = p.prediction.as_ref().and_then(Outcome::as_f64) {
+                    let _ = self.scores.observe(v);
+                }
+            }
+        }
+        if let Some(l) = l {
+            self.labelled += 1;
+            match self
+                .state
+                .observe(spec, p.prediction.as_ref(), p.score, scores, &l.label)
+            {
+                Ok(true) => {}
+                Ok(false) | Err(_) => self.unusable += 1,
+            }
+        }
+    }
+
+    /// Adds all rows of `other` (built for the same [`TaskSpec`]).
+    pub fn merge(&mut self, other: &WindowAccumulator) -> Result<(), PerfError> {
+        self.state.merge(&other.state)?;
+        self.latency_ms.merge(&other.latency_ms)?;
+        self.scores.merge(&other.scores)?;
+        self.confidence.merge(&other.confidence);
+        self.predicted.merge(&other.predicted);
+        self.predictions += other.predictions;
+        self.errors += other.errors;
+        self.labelled += other.labelled;
+        self.unusable += other.unusable;
+        Ok(())
+    }
+
+    fn operational(&self, spec: &TaskSpec, config: &MetricConfig) -> Operational {
+        Operational {
+            latency_ms: self.latency_ms.report(config),
+            average_confidence: self.confidence.mean_confidence(config),
+            prediction_distribution: (spec.task != Task::Regression)
+                .then(|| self.predicted.report(config)),
+            score_quantiles: self.scores.report(config),
+        }
+    }
+}
+
+/// Label-free metrics of a window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Operational {
+    pub latency_ms: QuantileReport,
+    pub average_confidence: Metric,
+    pub prediction_distribution: Option<DistributionReport>,
+    pub score_quantiles: QuantileReport,
+}
+
+/// What to compute.
+#[derive(Debug, Clone, Default)]
+pub struct PerformanceQuery {
+    pub window: Option<Window>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub version: Option<String>,
+    /// A feature name, or `tag:<name>`.
+    pub segment: Option<String>,
+    /// Overrides detection.
+    pub task: Option<Task>,
+    /// Binary decision threshold (default 0.5).
+    pub threshold: Option<f64>,
+    pub config: MetricConfig,
+}
+
+/// One window of the response.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowReport {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub predictions: u64,
+    pub labelled: u64,
+    pub label_coverage: f64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub label_delay_seconds: Option<DelayQuantiles>,
+    /// Fewer labelled rows than `min_sample`: metrics are `insufficient_sample`.
+    pub insufficient_sample: bool,
+    #[serde(flatten)]
+    pub metrics: TaskReport,
+    pub changes: Option<TaskChanges>,
+    #[serde(flatten)]
+    pub operational: Operational,
+}
+
+/// One window of one segment value.
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentWindow {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub predictions: u64,
+    pub labelled: u64,
+    #[serde(flatten)]
+    pub metrics: TaskReport,
+}
+
+/// One segment value over the whole range, and per window.
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentReport {
+    pub value: String,
+    pub predictions: u64,
+    pub labelled: u64,
+    #[serde(flatten)]
+    pub metrics: TaskReport,
+    pub windows: Vec<SegmentWindow>,
+}
+
+/// The answer to `GET /v1/models/{model}/metrics`; see the module doc for the JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct PerformanceReport {
+    pub model: String,
+    pub window: String,
+    #[serde(flatten)]
+    pub spec: TaskSpec,
+    pub min_sample: u64,
+    pub baseline: Option<TaskReport>,
+    pub windows: Vec<WindowReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<Vec<SegmentReport>>,
+}
+
+/// The segment value of a prediction for `segment` (a feature or `tag:<name>`).
+pub fn segment_value(segment: &str, p: &PredictionEvent) -> String {
+    if let Some(tag) = segment.strip_prefix("tag:") {
+        return p
+            .tags
+            .iter()
+            .find(|(k, _)| k == tag)
+            .map_or_else(|| "(missing)".to_owned(), |(_, v)| v.clone());
+    }
+    match p.features.iter().find(|(k, _)| k == segment) {
+        None => "(missing)".to_owned(),
+        Some((_, FeatureValue::Null)) => "(null)".to_owned(),
+        Some((_, FeatureValue::Bool(b))) => b.to_string(),
+        Some((_, FeatureValue::Number(n))) => Outcome::Number(*n).class_key(),
+        Some((_, FeatureValue::Text(s))) => s.clone(),
+    }
+}
+
+/// Per-window accumulators of a scan, optionally split by segment value.
+#[derive(Debug, Clone)]
+pub struct WindowFold {
+    pub spec: TaskSpec,
+    pub window: Window,
+    pub segment: Option<String>,
+    pub windows: BTreeMap<Timestamp, WindowAccumulator>,
+    /// segment value -> window start -> accumulator.
+    pub segments: HashMap<String, BTreeMap<Timestamp, WindowAccumulator>>,
+}
+
+const OTHER: &str = "other";
+
+impl WindowFold {
+    pub fn new(spec: TaskSpec, window: Window, segment: Option<String>) -> WindowFold {
+        WindowFold {
+            spec,
+            window,
+            segment,
+            windows: BTreeMap::new(),
+            segments: HashMap::new(),
+        }
+    }
+
+    /// Adds one prediction (with its label) to its event-time window.
+    pub fn observe(&mut self, p: &PredictionEvent, l: Option<&LabelEvent>) {
+        let start = self.window.start_of(p.timestamp);
+        let spec = &self.spec;
+        self.windows
+            .entry(start)
+            .or_insert_with(|| WindowAccumulator::new(spec))
+            .observe(spec, p, l);
+        if let Some(seg) = &self.segment {
+            let mut v = segment_value(seg, p);
+            if !self.segments.contains_key(&v) && self.segments.len() >= MAX_TRACKED_SEGMENTS {
+                v = OTHER.to_owned();
+            }
+            self.segments
+                .entry(v)
+                .or_default()
+                .entry(start)
+                .or_insert_with(|| WindowAccumulator::new(spec))
+                .observe(spec, p, l);
+        }
+    }
+
+    /// Adds another fold of the same spec, window and segment.
+    pub fn merge(&mut self, other: &WindowFold) -> Result<(), PerfError> {
+        merge_windows(&mut self.windows, &other.windows, &self.spec)?;
+        for (v, ws) in &other.segments {
+            merge_windows(self.segments.entry(v.clone()).or_default(), ws, &self.spec)?;
+        }
+        Ok(())
+    }
+}
+
+fn merge_windows(
+    into: &mut BTreeMap<Timestamp, WindowAccumulator>,
+    from: &BTreeMap<Timestamp, WindowAccumulator>,
+    spec: &TaskSpec,
+) -> Result<(), PerfError> {
+    for (start, acc) in from {
+        into.entry(*start)
+            .or_insert_with(|| WindowAccumulator::new(spec))
+            .merge(acc)?;
+    }
+    Ok(())
+}
+
+fn ratio(k: u64, n: u64) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        k as f64 / n as f64
+    }
+}
+
+/// Decides the task of `model` from the predictions in `range` and the reference rows (one
+/// scan, skipped when `task` makes it unnecessary).
+pub fn detect_task(
+    store: &dyn Store,
+    model: &ModelName,
+    range: &ScanRange,
+    reference: &[ReferenceRow],
+    task: Option<Task>,
+    threshold: f64,
+) -> Result<TaskSpec, PerformanceError> {
+    let mut d = TaskDetector::default();
+    for r in reference {
+        d.observe_reference(r);
+    }
+    if matches!(task, None | Some(Task::Binary)) {
+        store.scan_predictions(model, range, &mut |p, l| d.observe(p, l))?;
+    }
+    Ok(d.finish(task, threshold))
+}
+
+/// The reference rows that serve as the baseline: the version's, else the all-versions ones.
+fn reference(
+    store: &dyn Store,
+    model: &ModelName,
+    version: Option<&str>,
+) -> Result<Vec<ReferenceRow>, StoreError> {
+    let mut rows = store.reference_rows(model, version)?;
+    if rows.is_empty() && version.is_some() {
+        rows = store.reference_rows(model, None)?;
+    }
+    Ok(rows)
+}
+
+/// Folds labelled reference rows into one baseline state; `None` when no row has a label.
+pub fn baseline_state(spec: &TaskSpec, rows: &[ReferenceRow]) -> Option<TaskState> {
+    let mut state = TaskState::new(spec);
+    let mut any = false;
+    for r in rows {
+        if let Some(label) = &r.label {
+            any |= matches!(
+                state.observe(
+                    spec,
+                    r.prediction.as_ref(),
+                    r.score,
+                    r.scores.as_deref(),
+                    label
+                ),
+                Ok(true)
+            );
+        }
+    }
+    any.then_some(state)
+}
+
+/// Computes per-window performance and operational metrics of `model` from the raw events.
+pub fn window_performance(
+    store: &dyn Store,
+    model: &ModelName,
+    q: &PerformanceQuery,
+) -> Result<PerformanceReport, PerformanceError> {
+    let threshold = q.threshold.unwrap_or(0.5);
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(PerformanceError::InvalidThreshold(threshold));
+    }
+    let window = q.window.unwrap_or(Window::DAY);
+    let range = ScanRange {
+        from: q.from,
+        to: q.to,
+        version: q.version.clone(),
+    };
+    let counts = store.window_counts(
+        model,
+        &WindowQuery {
+            window,
+            from: q.from,
+            to: q.to,
+            version: q.version.clone(),
+        },
+    )?;
+    let refs = reference(store, model, q.version.as_deref())?;
+    let spec = detect_task(store, model, &range, &refs, q.task, threshold)?;
+    let mut fold = WindowFold::new(spec.clone(), window, q.segment.clone());
+    store.scan_predictions(model, &range, &mut |p, l| fold.observe(p, l))?;
+    let config = &q.config;
+    let baseline = baseline_state(&spec, &refs);
+
+    let mut starts: BTreeSet<Timestamp> = fold.windows.keys().copied().collect();
+    starts.extend(counts.iter().map(|c| c.start));
+    let counts: HashMap<Timestamp, _> = counts.into_iter().map(|c| (c.start, c)).collect();
+    let empty = WindowAccumulator::new(&spec);
+    let windows = starts
+        .into_iter()
+        .map(|start| {
+            let acc = fold.windows.get(&start).unwrap_or(&empty);
+            let c = counts.get(&start);
+            let predictions = c.map_or(acc.predictions, |c| c.predictions);
+            let labelled = c.map_or(acc.labelled, |c| c.labelled);
+            let errors = c.map_or(acc.errors, |c| c.errors);
+            WindowReport {
+                start,
+                end: c.map_or(Timestamp(start.0 + window.micros()), |c| c.end),
+                predictions,
+                labelled,
+                label_coverage: ratio(labelled, predictions),
+                errors,
+                error_rate: ratio(errors, predictions),
+                label_delay_seconds: c.and_then(|c| c.label_delay_seconds.clone()),
+                insufficient_sample: acc.state.count() < config.min_sample,
+                metrics: acc.state.report(config),
+                changes: baseline.as_ref().and_then(|b| acc.state.compare(b, config)),
+                operational: acc.operational(&spec, config),
+            }
+        })
+        .collect();
+
+    let segments = q
+        .segment
+        .as_ref()
+        .map(|_| segment_reports(&fold, window, config));
+    Ok(PerformanceReport {
+        model: model.to_string(),
+        window: window.label(),
+        min_sample: config.min_sample,
+        baseline: baseline.map(|b| b.report(config)),
+        windows,
+        segment: q.segment.clone(),
+        segments,
+        spec,
+    })
+}
+
+fn segment_reports(fold: &WindowFold, window: Window, config: &MetricConfig) -> Vec<SegmentReport> {
+    let spec = &fold.spec;
+    let volume = |ws: &BTreeMap<Timestamp, WindowAccumulator>| -> u64 {
+        ws.values().map(|a| a.predictions).sum()
+    };
+    let mut values: Vec<(&String, u64)> = fold
+        .segments
+        .iter()
+        .filter(|(v, _)| v.as_str() != OTHER)
+        .map(|(v, ws)| (v, volume(ws)))
+        .collect();
+    // Most predictions first; ties by name so the choice is stable.
+    values.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut named: BTreeMap<String, BTreeMap<Timestamp, WindowAccumulator>> = BTreeMap::new();
+    let mut other: BTreeMap<Timestamp, WindowAccumulator> = BTreeMap::new();
+    for (i, (v, _)) in values.iter().enumerate() {
+        let ws = &fold.segments[*v];
+        if i < MAX_SEGMENTS {
+            named.insert((*v).clone(), ws.clone());
+        } else {
+            // Same spec on both sides: merge cannot fail.
+            let _ = merge_windows(&mut other, ws, spec);
+        }
+    }
+    if let Some(ws) = fold.segments.get(OTHER) {
+        let _ = merge_windows(&mut other, ws, spec);
+    }
+    if !other.is_empty() {
+        named.insert(OTHER.to_owned(), other);
+    }
+    let mut out: Vec<SegmentReport> = named
+        .into_iter()
+        .map(|(value, ws)| {
+            let mut total = WindowAccumulator::new(spec);
+            for a in ws.values() {
+                let _ = total.merge(a);
+            }
+            SegmentReport {
+                value,
+                predictions: total.predictions,
+                labelled: total.labelled,
+                metrics: total.state.report(config),
+                windows: ws
+                    .iter()
+                    .map(|(start, a)| SegmentWindow {
+                        start: *start,
+                        end: Timestamp(start.0 + window.micros()),
+                        predictions: a.predictions,
+                        labelled: a.labelled,
+                        metrics: a.state.report(config),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    // Worst first; a segment without a value of the main metric goes last.
+    out.sort_by(
+        |a, b| match (a.metrics.main_metric(), b.metrics.main_metric()) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.value.cmp(&b.value),
+        },
+    );
+    out
+}

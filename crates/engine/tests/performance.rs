@@ -1,0 +1,354 @@
+//! Per-window performance over a real `SqliteStore`, checked against scikit-learn values
+//! computed on the same rows (`scripts/fixtures/gen_window_fixtures.py`), and invariance to
+//! label order and batching.
+
+use modelwatch_core::{
+    parse_label_row, parse_prediction_row, FeatureValue, IngestLimits, ModelName, Outcome,
+    ReferenceRow, Timestamp, Window,
+};
+use modelwatch_engine::performance::{
+    window_performance, PerformanceQuery, TaskSpec, WindowAccumulator, WindowFold,
+};
+use modelwatch_store::{LabelBatch, PredictionBatch, ScanRange, SqliteStore, Store};
+use serde_json::Value;
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn model() -> ModelName {
+    ModelName::new("m").unwrap()
+}
+
+fn ingest_predictions(store: &dyn Store, rows: &[Value]) {
+    let now = Timestamp::now();
+    let batch = PredictionBatch {
+        rows: rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let row =
+                    parse_prediction_row(&r.to_string(), i, now, &IngestLimits::default()).unwrap();
+                (i, row)
+            })
+            .collect(),
+        rejected: vec![],
+    };
+    let out = store.ingest_predictions(&model(), batch).unwrap();
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+}
+
+fn ingest_labels(store: &dyn Store, rows: &[Value]) {
+    let now = Timestamp::now();
+    let batch = LabelBatch {
+        rows: rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let row =
+                    parse_label_row(&r.to_string(), i, now, &IngestLimits::default()).unwrap();
+                (i, row)
+            })
+            .collect(),
+        rejected: vec![],
+    };
+    store.ingest_labels(&model(), batch).unwrap();
+}
+
+fn outcome(v: &Value) -> Outcome {
+    match v {
+        Value::Bool(b) => Outcome::Bool(*b),
+        Value::Number(n) => Outcome::Number(n.as_f64().unwrap()),
+        Value::String(s) => Outcome::Text(s.clone()),
+        other => panic!("not an outcome: {other}"),
+    }
+}
+
+fn put_reference(store: &dyn Store, rows: &[Value]) {
+    if rows.is_empty() {
+        return;
+    }
+    let rows = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let features = r["features"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), FeatureValue::Text(v.as_str().unwrap().into())))
+                .collect();
+            let row = ReferenceRow {
+                features,
+                prediction: r.get("prediction").map(outcome),
+                score: r.get("score").and_then(Value::as_f64),
+                scores: None,
+                label: r.get("label").map(outcome),
+            };
+            (i, row)
+        })
+        .collect();
+    store.put_reference(&model(), None, rows, vec![]).unwrap();
+}
+
+/// A store in a tempdir holding the fixture's events, labels and reference.
+fn load(name: &str) -> (tempfile::TempDir, SqliteStore, Value) {
+    let data = fixture(name);
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let preds = data["predictions"].as_array().unwrap();
+    for chunk in preds.chunks(500) {
+        ingest_predictions(&store, chunk);
+    }
+    ingest_labels(&store, data["labels"].as_array().unwrap());
+    put_reference(&store, data["reference"].as_array().unwrap());
+    (dir, store, data)
+}
+
+fn query() -> PerformanceQuery {
+    PerformanceQuery {
+        window: Some(Window::DAY),
+        ..PerformanceQuery::default()
+    }
+}
+
+/// Checks every expected key of `want` (sklearn) against the report object `got`.
+fn check(ctx: &str, got: &Value, want: &Value) {
+    for (key, w) in want.as_object().unwrap() {
+        let g = &got[key.as_str()];
+        match key.as_str() {
+            "n" | "predictions" | "labelled" | "errors" | "confusion_matrix" => {
+                assert_eq!(g, w, "{ctx}: {key}")
+            }
+            _ if g["status"] == "insufficient_sample" => {
+                // A small segment: the metric's own denominator is under the minimum.
+                assert!(g["n"].as_u64().unwrap() < 30, "{ctx}: {key}: {g}");
+            }
+            _ => {
+                assert_eq!(g["status"], "defined", "{ctx}: {key}: {g}");
+                let (g, w) = (g["value"].as_f64().unwrap(), w.as_f64().unwrap());
+                let binned = got["ranking_method"] == "binned";
+                let tol = match key.as_str() {
+                    "roc_auc" if binned => 0.002,
+                    "average_precision" if binned => 0.005,
+                    _ => 1e-9,
+                };
+                assert!((g - w).abs() <= tol, "{ctx}: {key}: got {g}, sklearn {w}");
+            }
+        }
+    }
+}
+
+fn window<'a>(report: &'a Value, start: &str) -> &'a Value {
+    report["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["start"] == start)
+        .unwrap_or_else(|| panic!("no window {start}"))
+}
+
+fn check_fixture(name: &str, task: &str) {
+    let (_dir, store, data) = load(name);
+    let exp = &data["expected"];
+
+    let report =
+        serde_json::to_value(window_performance(&store, &model(), &query()).unwrap()).unwrap();
+    assert_eq!(report["task"], task);
+    let want = exp["windows"].as_object().unwrap();
+    assert_eq!(report["windows"].as_array().unwrap().len(), want.len());
+    for (start, w) in want {
+        check(&format!("{name} {start}"), window(&report, start), w);
+    }
+    match exp.get("baseline") {
+        Some(b) => {
+            check(&format!("{name} baseline"), &report["baseline"], b);
+            assert!(window(&report, want.keys().next().unwrap())["changes"].is_object());
+        }
+        None => assert!(report["baseline"].is_null()),
+    }
+
+    let v1 = PerformanceQuery {
+        version: Some("v1".into()),
+        ..query()
+    };
+    let report = serde_json::to_value(window_performance(&store, &model(), &v1).unwrap()).unwrap();
+    for (start, w) in exp["windows_v1"].as_object().unwrap() {
+        check(&format!("{name} v1 {start}"), window(&report, start), w);
+    }
+
+    let seg = PerformanceQuery {
+        segment: Some("country".into()),
+        ..query()
+    };
+    let report = serde_json::to_value(window_performance(&store, &model(), &seg).unwrap()).unwrap();
+    assert_eq!(report["segment"], "country");
+    let segments = report["segments"].as_array().unwrap();
+    let want = exp["segments"].as_object().unwrap();
+    assert_eq!(segments.len(), want.len());
+    for (value, w) in want {
+        let got = segments.iter().find(|s| s["value"] == *value).unwrap();
+        check(&format!("{name} segment {value}"), got, w);
+    }
+    // Worst first by the main metric.
+    let main = match task {
+        "binary" => "f1",
+        "multiclass" => "accuracy",
+        _ => "mae",
+    };
+    let values: Vec<f64> = segments
+        .iter()
+        .map(|s| s[main]["value"].as_f64().unwrap())
+        .collect();
+    let sorted = values.windows(2).all(|p| {
+        if task == "regression" {
+            p[0] >= p[1]
+        } else {
+            p[0] <= p[1]
+        }
+    });
+    assert!(sorted, "{main}: {values:?}");
+}
+
+#[test]
+fn binary_windows_versions_segments_and_baseline_match_sklearn() {
+    check_fixture("binary", "binary");
+}
+
+#[test]
+fn regression_windows_versions_segments_match_sklearn() {
+    check_fixture("regression", "regression");
+}
+
+#[test]
+fn multiclass_windows_versions_segments_match_sklearn() {
+    check_fixture("multiclass", "multiclass");
+}
+
+#[test]
+fn operational_metrics_are_reported_per_window() {
+    let (_dir, store, _) = load("binary");
+    let report =
+        serde_json::to_value(window_performance(&store, &model(), &query()).unwrap()).unwrap();
+    let w = &report["windows"][0];
+    for key in [
+        "label_coverage",
+        "error_rate",
+        "latency_ms",
+        "average_confidence",
+        "prediction_distribution",
+        "score_quantiles",
+        "insufficient_sample",
+    ] {
+        assert!(!w[key].is_null(), "{key} missing in {w}");
+    }
+    assert_eq!(w["latency_ms"]["p95"]["status"], "defined");
+    assert_eq!(w["insufficient_sample"], false);
+    assert_eq!(report["positive_class"], "1");
+}
+
+/// Recursively equal, numbers to a relative 1e-12 (sums may be added in another order).
+fn assert_close(ctx: &str, a: &Value, b: &Value) {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-12 * x.abs().max(1.0),
+                "{ctx}: {x} vs {y}"
+            );
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{ctx}");
+            for (i, (x, y)) in x.iter().zip(y).enumerate() {
+                assert_close(&format!("{ctx}[{i}]"), x, y);
+            }
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            assert_eq!(
+                x.keys().collect::<Vec<_>>(),
+                y.keys().collect::<Vec<_>>(),
+                "{ctx}"
+            );
+            for (k, v) in x {
+                assert_close(&format!("{ctx}.{k}"), v, &y[k]);
+            }
+        }
+        _ => assert_eq!(a, b, "{ctx}"),
+    }
+}
+
+#[test]
+fn labels_before_or_after_predictions_and_any_batching_give_the_same_metrics() {
+    for name in ["binary", "regression", "multiclass"] {
+        let (_dir, store, data) = load(name);
+        let preds = data["predictions"].as_array().unwrap();
+        let labels = data["labels"].as_array().unwrap();
+
+        // Labels first (one prediction creates the model), in small batches; then the
+        // predictions in reverse order, in other batches.
+        let dir = tempfile::tempdir().unwrap();
+        let other = SqliteStore::open(dir.path()).unwrap();
+        ingest_predictions(&other, &preds[..1]);
+        for chunk in labels.chunks(37) {
+            ingest_labels(&other, chunk);
+        }
+        let mut rest: Vec<Value> = preds[1..].to_vec();
+        rest.reverse();
+        for chunk in rest.chunks(113) {
+            ingest_predictions(&other, chunk);
+        }
+        put_reference(&other, data["reference"].as_array().unwrap());
+
+        let q = PerformanceQuery {
+            segment: Some("country".into()),
+            ..query()
+        };
+        let a = serde_json::to_value(window_performance(&store, &model(), &q).unwrap()).unwrap();
+        let b = serde_json::to_value(window_performance(&other, &model(), &q).unwrap()).unwrap();
+        assert_close(name, &a, &b);
+    }
+}
+
+#[test]
+fn merged_partial_folds_equal_one_fold() {
+    let (_dir, store, _) = load("binary");
+    let spec = {
+        let r = window_performance(&store, &model(), &query()).unwrap();
+        TaskSpec { ..r.spec }
+    };
+    let mut whole = WindowFold::new(spec.clone(), Window::DAY, Some("country".into()));
+    let mut parts = [
+        WindowFold::new(spec.clone(), Window::DAY, Some("country".into())),
+        WindowFold::new(spec.clone(), Window::DAY, Some("country".into())),
+        WindowFold::new(spec.clone(), Window::DAY, Some("country".into())),
+    ];
+    let mut i = 0;
+    store
+        .scan_predictions(&model(), &ScanRange::default(), &mut |p, l| {
+            whole.observe(p, l);
+            parts[i % 3].observe(p, l);
+            i += 1;
+        })
+        .unwrap();
+    let [mut a, b, c] = parts;
+    a.merge(&c).unwrap();
+    a.merge(&b).unwrap();
+    assert_eq!(a.windows.len(), whole.windows.len());
+    for (start, w) in &whole.windows {
+        let config = Default::default();
+        let x = serde_json::to_value(w.state.report(&config)).unwrap();
+        let y = serde_json::to_value(a.windows[start].state.report(&config)).unwrap();
+        assert_close(&start.to_string(), &x, &y);
+        assert_eq!(w.predictions, a.windows[start].predictions);
+    }
+    // An accumulator survives a serde round trip (what a persisted state will need).
+    let acc: &WindowAccumulator = whole.windows.values().next().unwrap();
+    let back: WindowAccumulator =
+        serde_json::from_str(&serde_json::to_string(acc).unwrap()).unwrap();
+    assert_close(
+        "round trip",
+        &serde_json::to_value(&back).unwrap(),
+        &serde_json::to_value(acc).unwrap(),
+    );
+}
