@@ -168,3 +168,22 @@ fn serializes_back_to_the_contract_shape() {
     assert_eq!(v["tags"]["t"], "v");
     assert!(v.get("score").is_none());
 }
+
+#[test]
+fn duplicate_feature_names_are_found_wherever_they_are() {
+    use proptest::prelude::*;
+    let naive = |names: &[String]| {
+        names
+            .iter()
+            .enumerate()
+            .any(|(i, a)| names[..i].iter().any(|b| a == b))
+    };
+    proptest!(|(names in proptest::collection::vec("[a-c]{1,2}", 0..40))| {
+        let pairs: Vec<(String, ())> = names.iter().map(|n| (n.clone(), ())).collect();
+        let found = duplicate_name(&pairs);
+        prop_assert_eq!(found.is_some(), naive(&names));
+        if let Some(name) = found {
+            prop_assert!(names.iter().filter(|n| n.as_str() == name).count() >= 2);
+        }
+    });
+}
