@@ -3,6 +3,7 @@
 mod drift;
 mod export;
 mod import;
+mod metrics;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Per-feature drift of a current dataset against a reference, from two CSV or Parquet files.
     Drift(drift::DriftArgs),
+    /// Per-window performance and operational metrics of a model.
+    Metrics(metrics::MetricsArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Import(args) => import::run(*args),
         Command::Export(args) => export::run(args),
         Command::Drift(args) => drift::run(args),
+        Command::Metrics(args) => metrics::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

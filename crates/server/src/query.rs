@@ -4,6 +4,7 @@ use crate::{model_name, ApiError, AppState};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use modelwatch_core::{parse_timestamp, Schema, Timestamp, Window};
+use modelwatch_engine::performance;
 use modelwatch_store::WindowQuery;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -158,6 +159,12 @@ pub(crate) struct MetricsParams {
     from: Option<String>,
     to: Option<String>,
     version: Option<String>,
+    /// A feature name or `tag:<name>`: metrics per value of it.
+    segment: Option<String>,
+    /// `binary`, `multiclass` or `regression`: overrides detection.
+    task: Option<String>,
+    /// Binary decision threshold (default 0.5).
+    threshold: Option<f64>,
 }
 
 fn time_param(name: &str, v: Option<String>) -> Result<Option<Timestamp>, ApiError> {
@@ -191,32 +198,32 @@ pub(crate) async fn metrics(
             ));
         }
     }
-    let m = model.clone();
-    let windows = state
-        .with_store(move |store| store.window_counts(&m, &query))
-        .await?;
-    let windows: Vec<Value> = windows
-        .into_iter()
-        .map(|w| {
-            let coverage = if w.predictions > 0 {
-                w.labelled as f64 / w.predictions as f64
-            } else {
-                0.0
-            };
-            let error_rate = if w.predictions > 0 {
-                w.errors as f64 / w.predictions as f64
-            } else {
-                0.0
-            };
-            json!({
-                "start": w.start, "end": w.end,
-                "predictions": w.predictions, "labelled": w.labelled,
-                "label_coverage": coverage, "errors": w.errors, "error_rate": error_rate,
-                "label_delay_seconds": w.label_delay_seconds,
-            })
-        })
-        .collect();
+    let task = p
+        .task
+        .as_deref()
+        .map(performance::Task::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_query", format!("`task`: {e}")))?;
+    let q = performance::PerformanceQuery {
+        window: Some(query.window),
+        from: query.from,
+        to: query.to,
+        version: query.version,
+        segment: p.segment,
+        task,
+        threshold: p.threshold,
+        config: Default::default(),
+    };
+    // One object per window: the existing count keys, then the metrics flattened under their
+    // scikit-learn names (shape in `modelwatch_engine::performance`).
+    let report = state
+        .with_store(move |store| Ok(performance::window_performance(store, &model, &q)))
+        .await?
+        .map_err(|e| match e {
+            performance::PerformanceError::Store(e) => ApiError::from(e),
+            e => ApiError::bad_request("invalid_query", e.to_string()),
+        })?;
     Ok(Json(
-        json!({"model": model.as_str(), "window": window.label(), "windows": windows}),
+        serde_json::to_value(report).expect("report serializes"),
     ))
 }

@@ -1,0 +1,279 @@
+//! `modelwatch metrics`: per-window performance and operational metrics of a model, from the
+//! data directory or from a running server, as a table, CSV or the server's JSON.
+
+use anyhow::{bail, Context};
+use modelwatch_core::{parse_timestamp, ModelName, Window};
+use modelwatch_engine::performance::{window_performance, PerformanceQuery, Task};
+use modelwatch_store::SqliteStore;
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(clap::Args)]
+pub struct MetricsArgs {
+    /// Model to report on
+    #[arg(long)]
+    model: String,
+    /// Window width: 1h, 1d, 7d, ...
+    #[arg(long, default_value = "1d")]
+    window: String,
+    /// Start of the range (RFC 3339), inclusive
+    #[arg(long)]
+    from: Option<String>,
+    /// End of the range (RFC 3339), exclusive
+    #[arg(long)]
+    to: Option<String>,
+    /// Only this model version
+    #[arg(long)]
+    version: Option<String>,
+    /// Also per value of this feature (or tag:<name>)
+    #[arg(long)]
+    segment: Option<String>,
+    /// binary, multiclass or regression (default: detected from the data)
+    #[arg(long)]
+    task: Option<String>,
+    /// Binary decision threshold (default 0.5)
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Data directory of the embedded store (default ./modelwatch-data); not with --server
+    #[arg(long, conflicts_with = "server")]
+    data: Option<PathBuf>,
+    /// Ask a running server instead, e.g. http://127.0.0.1:8080
+    #[arg(long)]
+    server: Option<String>,
+    /// API key for --server (or MODELWATCH_API_KEY)
+    #[arg(long, env = "MODELWATCH_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+}
+
+pub fn run(args: MetricsArgs) -> anyhow::Result<()> {
+    let model = ModelName::new(&args.model)?;
+    let report = match &args.server {
+        Some(url) => from_server(url, &model, &args)?,
+        None => from_data(&model, &args)?,
+    };
+    let out = match args.format {
+        Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+        Format::Csv => csv(&report),
+        Format::Table => table(&report),
+    };
+    print!("{out}");
+    Ok(())
+}
+
+fn from_data(model: &ModelName, args: &MetricsArgs) -> anyhow::Result<Value> {
+    let dir = args
+        .data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("modelwatch-data"));
+    if !dir.is_dir() {
+        bail!(
+            "data directory {} does not exist: pass --data DIR, or --server URL",
+            dir.display()
+        );
+    }
+    let time = |name: &str, v: &Option<String>| -> anyhow::Result<_> {
+        v.as_deref()
+            .map(|s| parse_timestamp(s).map_err(|e| anyhow::anyhow!("--{name}: {e}")))
+            .transpose()
+    };
+    let query = PerformanceQuery {
+        window: Some(Window::parse(&args.window).map_err(|e| anyhow::anyhow!("--window: {e}"))?),
+        from: time("from", &args.from)?,
+        to: time("to", &args.to)?,
+        version: args.version.clone(),
+        segment: args.segment.clone(),
+        task: args
+            .task
+            .as_deref()
+            .map(Task::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--task: {e}"))?,
+        threshold: args.threshold,
+        config: Default::default(),
+    };
+    // The lock error already tells the user to use --server when a server holds the directory.
+    let store = SqliteStore::open(&dir)
+        .with_context(|| format!("opening the data directory {}", dir.display()))?;
+    let report = window_performance(&store, model, &query)?;
+    Ok(serde_json::to_value(report)?)
+}
+
+fn from_server(url: &str, model: &ModelName, args: &MetricsArgs) -> anyhow::Result<Value> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(300))
+        .build()?;
+    let mut params = vec![("window", args.window.clone())];
+    for (k, v) in [
+        ("from", &args.from),
+        ("to", &args.to),
+        ("version", &args.version),
+        ("segment", &args.segment),
+        ("task", &args.task),
+    ] {
+        if let Some(v) = v {
+            params.push((k, v.clone()));
+        }
+    }
+    if let Some(t) = args.threshold {
+        params.push(("threshold", t.to_string()));
+    }
+    let mut req = client
+        .get(format!(
+            "{}/v1/models/{model}/metrics",
+            url.trim_end_matches('/')
+        ))
+        .query(&params);
+    if let Some(k) = &args.api_key {
+        req = req.bearer_auth(k);
+    }
+    let r = req.send().with_context(|| format!("asking {url}"))?;
+    let status = r.status();
+    let body: Value = r.json().unwrap_or(Value::Null);
+    if !status.is_success() {
+        let msg = body["error"]["message"].as_str().unwrap_or("no message");
+        bail!("server answered {status}: {msg}");
+    }
+    Ok(body)
+}
+
+/// The headline metrics of a task, in table and CSV order.
+fn headline(task: &str) -> &'static [&'static str] {
+    match task {
+        "regression" => &["mae", "rmse", "r2"],
+        "multiclass" => &["accuracy", "f1_macro", "roc_auc"],
+        _ => &["accuracy", "f1", "roc_auc"],
+    }
+}
+
+/// `0.812 [0.790, 0.833]`, `n=12 < 30`, or `-` (undefined).
+fn cell(m: &Value) -> String {
+    match m["status"].as_str() {
+        Some("defined") => format!(
+            "{:.3} [{:.3}, {:.3}]",
+            m["value"].as_f64().unwrap_or(f64::NAN),
+            m["ci_low"].as_f64().unwrap_or(f64::NAN),
+            m["ci_high"].as_f64().unwrap_or(f64::NAN)
+        ),
+        Some("insufficient_sample") => format!("n={} < {}", m["n"], m["min"]),
+        _ => "-".into(),
+    }
+}
+
+fn table(report: &Value) -> String {
+    let task = report["task"].as_str().unwrap_or("binary");
+    let names = headline(task);
+    let mut rows = vec![{
+        let mut h = vec!["start".to_owned(), "n".into(), "labelled".into()];
+        h.extend(names.iter().map(|n| n.to_string()));
+        h
+    }];
+    for w in report["windows"].as_array().into_iter().flatten() {
+        let mut r = vec![
+            w["start"].as_str().unwrap_or("").to_owned(),
+            w["predictions"].to_string(),
+            w["labelled"].to_string(),
+        ];
+        r.extend(names.iter().map(|n| cell(&w[*n])));
+        rows.push(r);
+    }
+    let mut out = format!(
+        "model {}  task {}  window {}\n",
+        report["model"].as_str().unwrap_or(""),
+        task,
+        report["window"].as_str().unwrap_or("")
+    );
+    out += &align(&rows);
+    if let Some(segments) = report["segments"].as_array() {
+        let mut rows = vec![{
+            let mut h = vec![
+                report["segment"].as_str().unwrap_or("segment").to_owned(),
+                "n".into(),
+                "labelled".into(),
+            ];
+            h.extend(names.iter().map(|n| n.to_string()));
+            h
+        }];
+        for s in segments {
+            let mut r = vec![
+                s["value"].as_str().unwrap_or("").to_owned(),
+                s["predictions"].to_string(),
+                s["labelled"].to_string(),
+            ];
+            r.extend(names.iter().map(|n| cell(&s[*n])));
+            rows.push(r);
+        }
+        out += "\nsegments (worst first)\n";
+        out += &align(&rows);
+    }
+    out
+}
+
+fn align(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("{s:<w$}", w = widths[i]))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    out
+}
+
+fn csv(report: &Value) -> String {
+    let task = report["task"].as_str().unwrap_or("binary");
+    let names = headline(task);
+    let mut header = vec![
+        "start",
+        "end",
+        "predictions",
+        "labelled",
+        "label_coverage",
+        "error_rate",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect::<Vec<_>>();
+    for n in names {
+        header.extend([n.to_string(), format!("{n}_ci_low"), format!("{n}_ci_high")]);
+    }
+    let mut out = header.join(",") + "\n";
+    let num = |v: &Value| v.as_f64().map(|x| x.to_string()).unwrap_or_default();
+    for w in report["windows"].as_array().into_iter().flatten() {
+        let mut r = vec![
+            w["start"].as_str().unwrap_or("").to_owned(),
+            w["end"].as_str().unwrap_or("").to_owned(),
+            w["predictions"].to_string(),
+            w["labelled"].to_string(),
+            num(&w["label_coverage"]),
+            num(&w["error_rate"]),
+        ];
+        for n in names {
+            let m = &w[*n];
+            r.extend([num(&m["value"]), num(&m["ci_low"]), num(&m["ci_high"])]);
+        }
+        out += &(r.join(",") + "\n");
+    }
+    out
+}

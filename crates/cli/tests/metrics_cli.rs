@@ -1,0 +1,153 @@
+//! Per-window metrics over a real server and from a data directory: `GET /v1/models/{m}/metrics`
+//! and `modelwatch metrics --server` / `--data`.
+
+mod common;
+
+use common::Server;
+use serde_json::{json, Value};
+use std::process::Command;
+
+fn modelwatch(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+        .args(args)
+        .output()
+        .expect("run modelwatch");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// 100 predictions on each of two days; every fifth one scores the wrong side of 0.5, so
+/// accuracy is exactly 0.8 per day. Country DE for even rows, FR for odd ones.
+fn load(server: &Server) {
+    let mut preds = Vec::new();
+    let mut labels = Vec::new();
+    for (d, day) in ["2026-01-05", "2026-01-06"].iter().enumerate() {
+        for i in 0..100 {
+            let y = i % 2;
+            let right = if y == 1 { 0.9 } else { 0.1 };
+            let score = if i % 5 == 0 { 1.0 - right } else { right };
+            let id = format!("r-{d}-{i}");
+            preds.push(json!({
+                "request_id": id, "timestamp": format!("{day}T10:00:00Z"),
+                "model_version": "v1",
+                "features": {"country": if i % 2 == 0 { "DE" } else { "FR" }},
+                "prediction": i32::from(score >= 0.5), "score": score, "latency_ms": 5.0
+            }));
+            labels.push(json!({"request_id": id, "label": y, "timestamp": "2026-01-07T00:00:00Z"}));
+        }
+    }
+    let (s, _) = server.post("/v1/models/m/predictions", &Value::Array(preds).to_string());
+    assert_eq!(s, 200);
+    let (s, _) = server.post("/v1/models/m/labels", &Value::Array(labels).to_string());
+    assert_eq!(s, 200);
+}
+
+#[test]
+fn metrics_endpoint_and_command_report_per_window_performance() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    load(&server);
+
+    let (s, body) = server.get("/v1/models/m/metrics?window=1d");
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["task"], "binary");
+    let windows = body["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 2);
+    let w = &windows[0];
+    for key in [
+        "start",
+        "end",
+        "predictions",
+        "labelled",
+        "label_coverage",
+        "errors",
+        "error_rate",
+        "label_delay_seconds",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "log_loss",
+        "brier_score",
+        "ece",
+        "confusion_matrix",
+        "latency_ms",
+        "average_confidence",
+        "prediction_distribution",
+    ] {
+        assert!(w.get(key).is_some(), "{key} missing in {w}");
+    }
+    assert_eq!(w["start"], "2026-01-05T00:00:00Z");
+    assert_eq!(w["predictions"], 100);
+    assert_eq!(w["labelled"], 100);
+    assert_eq!(w["accuracy"]["status"], "defined");
+    assert!((w["accuracy"]["value"].as_f64().unwrap() - 0.8).abs() < 1e-12);
+    assert!(body["baseline"].is_null());
+
+    let (s, body) = server.get("/v1/models/m/metrics?window=1d&segment=country");
+    assert_eq!(s, 200, "{body}");
+    let segments = body["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 2);
+    assert_eq!(segments[0]["predictions"], 100);
+
+    let (s, body) = server.get("/v1/models/m/metrics?task=ranking");
+    assert_eq!(s, 400, "{body}");
+
+    // The command, through the server.
+    let (ok, out, err) = modelwatch(&[
+        "metrics",
+        "--model",
+        "m",
+        "--server",
+        &server.url,
+        "--format",
+        "json",
+    ]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!((v["windows"][1]["accuracy"]["value"].as_f64().unwrap() - 0.8).abs() < 1e-12);
+    let (ok, out, err) = modelwatch(&["metrics", "--model", "m", "--server", &server.url]);
+    assert!(ok, "{err}");
+    assert!(out.contains("accuracy") && out.contains("roc_auc"), "{out}");
+    assert!(out.contains("2026-01-06T00:00:00Z"), "{out}");
+    assert!(out.contains("0.800 ["), "{out}");
+
+    // The data directory is the server's while it runs.
+    let data = dir.path().to_str().unwrap();
+    let (ok, _, err) = modelwatch(&["metrics", "--model", "m", "--data", data]);
+    assert!(!ok);
+    assert!(err.contains("--server"), "{err}");
+
+    server.stop();
+    let (ok, out, err) =
+        modelwatch(&["metrics", "--model", "m", "--data", data, "--format", "csv"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with("start,end,predictions,labelled,label_coverage,error_rate,accuracy,")
+    );
+    let row: Vec<&str> = lines[1].split(',').collect();
+    assert_eq!(row[0], "2026-01-05T00:00:00Z");
+    assert_eq!(row[2], "100");
+    assert_eq!(row[6], "0.8");
+
+    let (ok, out, err) = modelwatch(&[
+        "metrics",
+        "--model",
+        "m",
+        "--data",
+        data,
+        "--segment",
+        "country",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("segments (worst first)") && out.contains("DE"),
+        "{out}"
+    );
+}

@@ -1,0 +1,334 @@
+//! Per-window drift and quality on a real SQLite store: three days of predictions against an
+//! uploaded reference, the third day shifted.
+
+use modelwatch_core::{
+    FeatureValue, ModelName, Outcome, PredictionEvent, ReferenceRow, Timestamp, Window,
+};
+use modelwatch_engine::drift::{
+    self, DriftError, DriftQuery, QualityThresholds, Segment, SCORE_COLUMN,
+};
+use modelwatch_stats::drift::{
+    adjust_p_values, drift_report, Column, Correction, DriftConfig, FeatureStatus, ProfileOptions,
+    ReferenceProfile,
+};
+use modelwatch_store::{PredictionBatch, SqliteStore, Store};
+
+const DAY: i64 = 86_400;
+/// 2026-11-02T00:00:00Z, a Monday.
+const START: i64 = 1_793_577_600;
+const COUNTRIES: [&str; 3] = ["DE", "FR", "IT"];
+
+fn model() -> ModelName {
+    ModelName::new("fraud").unwrap()
+}
+
+/// Row `i` of `n` of the reference distribution: age and income evenly spread (a grid, so two
+/// samples of it never differ by chance), countries in turn.
+fn features(i: usize, n: usize, age_shift: f64) -> Vec<(String, FeatureValue)> {
+    let u = (i as f64 + 0.5) / n as f64;
+    // Spread the grid over the rows so that countries and ages are independent.
+    let v = ((i * 7919) % n) as f64 / n as f64;
+    vec![
+        (
+            "age".into(),
+            FeatureValue::Number(20.0 + 60.0 * u + age_shift),
+        ),
+        (
+            "country".into(),
+            FeatureValue::Text(COUNTRIES[i % 3].into()),
+        ),
+        ("income".into(), FeatureValue::Number(1000.0 + 4000.0 * v)),
+    ]
+}
+
+fn reference_rows() -> Vec<ReferenceRow> {
+    (0..600)
+        .map(|i| ReferenceRow {
+            features: features(i, 600, 0.0),
+            prediction: Some(Outcome::Number((i % 2) as f64)),
+            score: Some((i as f64 + 0.5) / 600.0),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// 300 predictions per day for three days; day 3: age +15, 10% unseen country `XX`, 30% null
+/// income, scores pushed up, and a feature the reference does not have.
+fn events() -> Vec<PredictionEvent> {
+    let mut out = Vec::new();
+    for day in 0..3 {
+        for i in 0..300 {
+            let shifted = day == 2;
+            let mut f = features(i, 300, if shifted { 15.0 } else { 0.0 });
+            let mut score = (i as f64 + 0.5) / 300.0;
+            if shifted {
+                if i % 10 == 0 {
+                    f[1].1 = FeatureValue::Text("XX".into());
+                }
+                if i % 10 < 3 {
+                    f[2].1 = FeatureValue::Null;
+                }
+                f.push(("device".into(), FeatureValue::Text("ios".into())));
+                score = score.sqrt();
+            }
+            out.push(PredictionEvent {
+                request_id: format!("d{day}-{i}"),
+                timestamp: Timestamp::from_secs(START + day * DAY + (i as i64) * 60),
+                model_version: Some("v1".into()),
+                features: f,
+                prediction: Some(Outcome::Number((i % 2) as f64)),
+                score: Some(score),
+                scores: None,
+                latency_ms: None,
+                error: None,
+                tags: vec![],
+            });
+        }
+    }
+    out
+}
+
+fn store_with_data(dir: &std::path::Path, reference: bool) -> SqliteStore {
+    let store = SqliteStore::open(dir).unwrap();
+    if reference {
+        let rows = reference_rows().into_iter().enumerate().collect();
+        store.put_reference(&model(), None, rows, vec![]).unwrap();
+    }
+    let batch = PredictionBatch {
+        rows: events().into_iter().enumerate().collect(),
+        rejected: vec![],
+    };
+    let out = store.ingest_predictions(&model(), batch).unwrap();
+    assert_eq!(out.accepted, 900, "{:?}", out.rejected);
+    store
+}
+
+fn query() -> DriftQuery {
+    DriftQuery {
+        window: Window::DAY,
+        from: None,
+        to: None,
+        version: None,
+        segment: None,
+    }
+}
+
+fn drifted(w: &drift::WindowDrift) -> Vec<&str> {
+    w.features
+        .iter()
+        .filter(|f| f.drifted)
+        .map(|f| f.feature.as_str())
+        .collect()
+}
+
+#[test]
+fn the_shifted_day_drifts_and_the_others_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path(), true);
+    let r = drift::drift(&store, &model(), &query(), &DriftConfig::default()).unwrap();
+    assert_eq!(r.reference.rows, 600);
+    assert_eq!(r.reference.version, None);
+    assert_eq!(r.window, "1d");
+    assert_eq!(r.windows.len(), 3);
+    assert_eq!(r.windows[0].start, Timestamp::from_secs(START));
+    assert_eq!(r.windows[2].end, Timestamp::from_secs(START + 3 * DAY));
+    for w in &r.windows[..2] {
+        assert_eq!(w.rows, 300);
+        assert!(drifted(w).is_empty(), "{:?}", drifted(w));
+        assert!(!w.dataset_drift);
+        assert_eq!(w.evaluated_features, 3);
+    }
+    let day3 = &r.windows[2];
+    assert_eq!(drifted(day3), ["age", "country"]);
+    assert!(day3.dataset_drift, "2 of 3 features drifted");
+    // Prediction drift: the score moved, the prediction did not.
+    assert_eq!(r.prediction.columns, ["prediction", "score"]);
+    let score_drift = |i: usize| {
+        r.prediction.windows[i]
+            .features
+            .iter()
+            .find(|f| f.feature == SCORE_COLUMN)
+            .unwrap()
+            .drifted
+    };
+    assert!(!score_drift(0) && !score_drift(1) && score_drift(2));
+    assert!(r.prediction.windows[2]
+        .features
+        .iter()
+        .all(|f| f.feature == SCORE_COLUMN || !f.drifted));
+}
+
+#[test]
+fn statistics_equal_the_drift_library_on_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path(), true);
+    let r = drift::drift(&store, &model(), &query(), &DriftConfig::default()).unwrap();
+
+    // The same rows, columns built by hand.
+    let column_of = |rows: &[Vec<(String, FeatureValue)>], name: &str| -> Vec<FeatureValue> {
+        rows.iter()
+            .map(|f| f.iter().find(|(n, _)| n == name).unwrap().1.clone())
+            .collect()
+    };
+    let ref_rows: Vec<_> = reference_rows().into_iter().map(|r| r.features).collect();
+    let all = events();
+    let config = DriftConfig {
+        correction: Correction::None,
+        ..DriftConfig::default()
+    };
+    let mut raw_p = Vec::new();
+    for (day, w) in r.windows.iter().enumerate() {
+        let cur_rows: Vec<_> = all[day * 300..(day + 1) * 300]
+            .iter()
+            .map(|e| e.features.clone())
+            .collect();
+        let num = |v: Vec<FeatureValue>| -> Vec<Option<f64>> {
+            v.into_iter()
+                .map(|x| match x {
+                    FeatureValue::Number(x) => Some(x),
+                    _ => None,
+                })
+                .collect()
+        };
+        let cat = |v: Vec<FeatureValue>| -> Vec<Option<String>> {
+            v.into_iter()
+                .map(|x| match x {
+                    FeatureValue::Text(s) => Some(s),
+                    _ => None,
+                })
+                .collect()
+        };
+        let (ra, ri) = (
+            num(column_of(&ref_rows, "age")),
+            num(column_of(&ref_rows, "income")),
+        );
+        let rc = cat(column_of(&ref_rows, "country"));
+        let (ca, ci) = (
+            num(column_of(&cur_rows, "age")),
+            num(column_of(&cur_rows, "income")),
+        );
+        let cc = cat(column_of(&cur_rows, "country"));
+        let rc: Vec<Option<&str>> = rc.iter().map(|s| s.as_deref()).collect();
+        let cc: Vec<Option<&str>> = cc.iter().map(|s| s.as_deref()).collect();
+        let profile = ReferenceProfile::build(
+            &[
+                ("age", Column::NumericOpt(&ra)),
+                ("country", Column::Categorical(&rc)),
+                ("income", Column::NumericOpt(&ri)),
+            ],
+            ProfileOptions::default(),
+        );
+        let direct = drift_report(
+            &profile,
+            &[
+                ("age", Column::NumericOpt(&ca)),
+                ("country", Column::Categorical(&cc)),
+                ("income", Column::NumericOpt(&ci)),
+            ],
+            &config,
+        );
+        assert_eq!(w.features.len(), 3);
+        for (got, want) in w.features.iter().zip(&direct.features) {
+            assert_eq!(got.feature, want.feature);
+            assert_eq!(got.method, want.method);
+            assert_eq!(got.status, FeatureStatus::Evaluated);
+            assert_eq!(got.statistic, want.statistic, "{}", got.feature);
+            assert_eq!(got.p_value, want.p_value, "{}", got.feature);
+            assert_eq!(got.effect_size, want.effect_size, "{}", got.feature);
+            assert_eq!(got.current_missing, want.current_missing);
+            raw_p.push(got.p_value.unwrap());
+        }
+    }
+    // Benjamini-Hochberg over every p-value of the response: features, then outputs.
+    for w in &r.prediction.windows {
+        raw_p.extend(w.features.iter().filter_map(|f| f.p_value));
+    }
+    let adjusted = adjust_p_values(&raw_p, Correction::BenjaminiHochberg);
+    let got: Vec<f64> = r
+        .windows
+        .iter()
+        .flat_map(|w| &w.features)
+        .chain(r.prediction.windows.iter().flat_map(|w| &w.features))
+        .filter_map(|f| f.p_value_adjusted)
+        .collect();
+    assert_eq!(got, adjusted);
+}
+
+#[test]
+fn quality_flags_the_shifted_day_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path(), true);
+    let t = QualityThresholds::default();
+    let q = drift::quality(&store, &model(), &query(), &t).unwrap();
+    assert_eq!(q.windows.len(), 3);
+    for w in &q.windows[..2] {
+        assert!(w.flags.is_empty(), "{:?}", w.flags);
+        assert!(w.unexpected_features.is_empty());
+        let age = &w.features[0];
+        assert_eq!(age.out_of_range.as_ref().unwrap().count, 0);
+        assert_eq!(age.null_rate, 0.0);
+    }
+    let day3 = &q.windows[2];
+    assert_eq!(
+        day3.flags,
+        [
+            "unexpected_features",
+            "age:out_of_range",
+            "country:unseen_categories",
+            "income:null_rate"
+        ]
+    );
+    assert_eq!(day3.unexpected_features[0].feature, "device");
+    assert_eq!(day3.unexpected_features[0].rows, 300);
+    let age = &day3.features[0];
+    // Ages above 80 (the reference max, 79.95) after a +15 shift: the top quarter.
+    let oor = age.out_of_range.as_ref().unwrap();
+    assert_eq!(oor.count, 75);
+    assert_eq!(oor.share, 0.25);
+    let country = &day3.features[1];
+    let unseen = country.unseen_categories.as_ref().unwrap();
+    assert_eq!((unseen.count, unseen.rows), (1, 30));
+    assert_eq!(unseen.top, [("XX".to_string(), 30)]);
+    assert_eq!(country.distinct, 4);
+    assert_eq!(country.reference_distinct, 3);
+    let income = &day3.features[2];
+    assert_eq!(income.nulls, 90);
+    assert!((income.null_rate - 0.3).abs() < 1e-12);
+    assert_eq!(income.reference_null_rate, 0.0);
+    assert!(!income.constant);
+}
+
+#[test]
+fn a_segment_keeps_only_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path(), true);
+    let q = DriftQuery {
+        segment: Some(Segment::parse("country:DE").unwrap()),
+        ..query()
+    };
+    let r = drift::quality(&store, &model(), &q, &QualityThresholds::default()).unwrap();
+    // Days 1-2: every third row; day 3: the same minus the 10 rows turned into `XX`.
+    let rows: Vec<u64> = r.windows.iter().map(|w| w.rows).collect();
+    assert_eq!(rows, [100, 100, 90]);
+    assert!(matches!(
+        Segment::parse("country"),
+        Err(DriftError::InvalidSegment(_))
+    ));
+}
+
+#[test]
+fn no_reference_is_a_typed_error_naming_the_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path(), false);
+    let e = drift::drift(&store, &model(), &query(), &DriftConfig::default()).unwrap_err();
+    assert!(matches!(e, DriftError::NoReference { .. }));
+    assert!(
+        e.to_string().contains("PUT /v1/models/fraud/reference"),
+        "{e}"
+    );
+    let unknown = ModelName::new("nobody").unwrap();
+    assert!(matches!(
+        drift::quality(&store, &unknown, &query(), &QualityThresholds::default()),
+        Err(DriftError::Store(_))
+    ));
+}
