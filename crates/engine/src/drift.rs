@@ -5,8 +5,8 @@
 //! one [`WindowColumns`] per event-time window; each window is compared with the profile.
 //!
 //! - Drift ([`drift`]): one `modelwatch_stats::drift` verdict per feature and window, plus the
-//!   prediction and score columns ([`PREDICTION_COLUMN`], [`SCORE_COLUMN`]) when the reference
-//!   has them. The p-values of every (column, window) pair of one response are corrected
+//!   prediction, score and label columns ([`PREDICTION_COLUMN`], [`SCORE_COLUMN`],
+//!   [`LABEL_COLUMN`]) when the reference has them. The p-values of every (column, window) pair of one response are corrected
 //!   together with Benjamini-Hochberg: a response of 20 features x 30 windows is one family of
 //!   600 tests, so a longer time range does not make false alarms more likely.
 //! - Quality ([`quality`]): counts per feature and window, each flagged against the reference
@@ -32,6 +32,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 pub const PREDICTION_COLUMN: &str = "prediction";
 /// Name under which the score column is reported.
 pub const SCORE_COLUMN: &str = "score";
+/// Name under which the label column is reported: the labels that have arrived for the
+/// window's predictions (unlabelled predictions are `missing`, not null).
+pub const LABEL_COLUMN: &str = "label";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DriftError {
@@ -180,6 +183,7 @@ pub struct Layout {
     pub features: Vec<(String, FeatureKind)>,
     pub prediction: Option<FeatureKind>,
     pub score: bool,
+    pub label: Option<FeatureKind>,
 }
 
 /// The rows of one window (or of the reference), column by column. Additive: a later store of
@@ -188,7 +192,7 @@ pub struct Layout {
 pub struct WindowColumns {
     pub rows: u64,
     pub features: Vec<FeatureColumn>,
-    /// Prediction and score, when the reference has them.
+    /// Prediction, score and label, when the reference has them.
     pub outputs: Vec<FeatureColumn>,
     /// Features of the events that the reference does not have, with their event counts.
     pub unexpected: BTreeMap<String, u64>,
@@ -203,6 +207,9 @@ impl WindowColumns {
         }
         if layout.score {
             outputs.push(FeatureColumn::new(SCORE_COLUMN, FeatureKind::Numeric));
+        }
+        if let Some(k) = layout.label {
+            outputs.push(FeatureColumn::new(LABEL_COLUMN, k));
         }
         WindowColumns {
             rows: 0,
@@ -222,12 +229,13 @@ impl WindowColumns {
         }
     }
 
-    /// Adds one row: its features, prediction and score.
+    /// Adds one row: its features, prediction, score and label (`None`: not labelled yet).
     pub fn push(
         &mut self,
         features: &[(String, FeatureValue)],
         prediction: Option<&Outcome>,
         score: Option<f64>,
+        label: Option<&Outcome>,
     ) {
         self.rows += 1;
         let mut seen = vec![false; self.features.len()];
@@ -247,14 +255,18 @@ impl WindowColumns {
             }
         }
         for col in &mut self.outputs {
-            let v = if col.name == PREDICTION_COLUMN {
-                prediction.map(outcome_value).unwrap_or(FeatureValue::Null)
-            } else {
-                score
-                    .map(FeatureValue::Number)
-                    .unwrap_or(FeatureValue::Null)
+            let v = match col.name.as_str() {
+                PREDICTION_COLUMN => {
+                    Some(prediction.map(outcome_value).unwrap_or(FeatureValue::Null))
+                }
+                SCORE_COLUMN => Some(
+                    score
+                        .map(FeatureValue::Number)
+                        .unwrap_or(FeatureValue::Null),
+                ),
+                _ => label.map(outcome_value),
             };
-            col.push(Some(&v));
+            col.push(v.as_ref());
         }
     }
 
@@ -294,6 +306,14 @@ fn outcome_value(o: &Outcome) -> FeatureValue {
     }
 }
 
+fn outcome_kind(o: &Outcome) -> FeatureKind {
+    match o {
+        Outcome::Bool(_) => FeatureKind::Boolean,
+        Outcome::Number(_) => FeatureKind::Numeric,
+        Outcome::Text(_) => FeatureKind::Categorical,
+    }
+}
+
 fn stats_kind(k: CoreKind) -> Option<FeatureKind> {
     match k {
         CoreKind::Numeric => Some(FeatureKind::Numeric),
@@ -311,7 +331,7 @@ pub struct Reference {
     pub layout: Layout,
     pub columns: WindowColumns,
     pub features: ReferenceProfile,
-    /// Profile of the prediction and score columns.
+    /// Profile of the prediction, score and label columns.
     pub outputs: ReferenceProfile,
 }
 
@@ -345,17 +365,21 @@ impl Reference {
                 }
             }
             if layout.prediction.is_none() {
-                layout.prediction = r.prediction.as_ref().map(|o| match o {
-                    Outcome::Bool(_) => FeatureKind::Boolean,
-                    Outcome::Number(_) => FeatureKind::Numeric,
-                    Outcome::Text(_) => FeatureKind::Categorical,
-                });
+                layout.prediction = r.prediction.as_ref().map(outcome_kind);
+            }
+            if layout.label.is_none() {
+                layout.label = r.label.as_ref().map(outcome_kind);
             }
             layout.score |= r.score.is_some();
         }
         let mut columns = WindowColumns::new(&layout);
         for r in rows {
-            columns.push(&r.features, r.prediction.as_ref(), r.score);
+            columns.push(
+                &r.features,
+                r.prediction.as_ref(),
+                r.score,
+                r.label.as_ref(),
+            );
         }
         let options = ProfileOptions::default();
         let features =
@@ -431,7 +455,7 @@ pub fn fold_windows(
         version: query.version.clone(),
     };
     let mut windows: BTreeMap<i64, WindowColumns> = BTreeMap::new();
-    store.scan_predictions(model, &range, &mut |ev: &PredictionEvent, _| {
+    store.scan_predictions(model, &range, &mut |ev: &PredictionEvent, label| {
         if let Some(s) = &query.segment {
             if !s.matches(&ev.features) {
                 return;
@@ -441,7 +465,12 @@ pub fn fold_windows(
         windows
             .entry(start)
             .or_insert_with(|| WindowColumns::new(layout))
-            .push(&ev.features, ev.prediction.as_ref(), ev.score);
+            .push(
+                &ev.features,
+                ev.prediction.as_ref(),
+                ev.score,
+                label.map(|l| &l.label),
+            );
     })?;
     Ok(windows
         .into_iter()
@@ -470,7 +499,7 @@ pub struct WindowDrift {
     pub features: Vec<FeatureDrift>,
 }
 
-/// The drift of the prediction and score columns in one window.
+/// The drift of the prediction, score and label columns in one window.
 #[derive(Debug, Clone, Serialize)]
 pub struct OutputWindowDrift {
     pub start: Timestamp,
@@ -481,7 +510,7 @@ pub struct OutputWindowDrift {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PredictionDrift {
-    /// Which of `prediction` and `score` the reference has (only those are compared).
+    /// Which of `prediction`, `score` and `label` the reference has (only those are compared).
     pub columns: Vec<String>,
     pub windows: Vec<OutputWindowDrift>,
 }

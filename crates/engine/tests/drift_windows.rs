@@ -2,16 +2,16 @@
 //! uploaded reference, the third day shifted.
 
 use modelwatch_core::{
-    FeatureValue, ModelName, Outcome, PredictionEvent, ReferenceRow, Timestamp, Window,
+    FeatureValue, LabelEvent, ModelName, Outcome, PredictionEvent, ReferenceRow, Timestamp, Window,
 };
 use modelwatch_engine::drift::{
-    self, DriftError, DriftQuery, QualityThresholds, Segment, SCORE_COLUMN,
+    self, DriftError, DriftQuery, QualityThresholds, Segment, LABEL_COLUMN, SCORE_COLUMN,
 };
 use modelwatch_stats::drift::{
     adjust_p_values, drift_report, Column, Correction, DriftConfig, FeatureStatus, ProfileOptions,
     ReferenceProfile,
 };
-use modelwatch_store::{PredictionBatch, SqliteStore, Store};
+use modelwatch_store::{LabelBatch, PredictionBatch, SqliteStore, Store};
 
 const DAY: i64 = 86_400;
 /// 2026-11-02T00:00:00Z, a Monday.
@@ -47,6 +47,7 @@ fn reference_rows() -> Vec<ReferenceRow> {
             features: features(i, 600, 0.0),
             prediction: Some(Outcome::Number((i % 2) as f64)),
             score: Some((i as f64 + 0.5) / 600.0),
+            label: Some(Outcome::Number((i % 2) as f64)),
             ..Default::default()
         })
         .collect()
@@ -100,6 +101,25 @@ fn store_with_data(dir: &std::path::Path, reference: bool) -> SqliteStore {
     };
     let out = store.ingest_predictions(&model(), batch).unwrap();
     assert_eq!(out.accepted, 900, "{:?}", out.rejected);
+    // Labels for day 1 (as in the reference) and day 3 (80 % positive); day 2 has none yet.
+    let labels = (0..300)
+        .map(|i| (0, format!("d0-{i}"), (i % 2) as f64))
+        .chain((0..300).map(|i| (2, format!("d2-{i}"), f64::from(i % 5 != 0))))
+        .enumerate()
+        .map(|(k, (day, id, y))| {
+            let event = LabelEvent {
+                request_id: id,
+                label: Outcome::Number(y),
+                timestamp: Timestamp::from_secs(START + (day + 4) * DAY),
+            };
+            (k, event)
+        })
+        .collect();
+    let batch = LabelBatch {
+        rows: labels,
+        rejected: vec![],
+    };
+    store.ingest_labels(&model(), batch).unwrap();
     store
 }
 
@@ -141,21 +161,30 @@ fn the_shifted_day_drifts_and_the_others_do_not() {
     let day3 = &r.windows[2];
     assert_eq!(drifted(day3), ["age", "country"]);
     assert!(day3.dataset_drift, "2 of 3 features drifted");
-    // Prediction drift: the score moved, the prediction did not.
-    assert_eq!(r.prediction.columns, ["prediction", "score"]);
-    let score_drift = |i: usize| {
+    // Prediction drift: the score moved, the prediction did not; labels moved on day 3 and
+    // have not arrived for day 2.
+    assert_eq!(r.prediction.columns, ["prediction", "score", "label"]);
+    let output = |i: usize, name: &str| {
         r.prediction.windows[i]
             .features
             .iter()
-            .find(|f| f.feature == SCORE_COLUMN)
+            .find(|f| f.feature == name)
             .unwrap()
-            .drifted
+            .clone()
     };
-    assert!(!score_drift(0) && !score_drift(1) && score_drift(2));
-    assert!(r.prediction.windows[2]
-        .features
-        .iter()
-        .all(|f| f.feature == SCORE_COLUMN || !f.drifted));
+    let drifted_outputs = |i: usize| -> Vec<String> {
+        r.prediction.windows[i]
+            .features
+            .iter()
+            .filter(|f| f.drifted)
+            .map(|f| f.feature.clone())
+            .collect()
+    };
+    assert!(drifted_outputs(0).is_empty() && drifted_outputs(1).is_empty());
+    assert_eq!(drifted_outputs(2), [SCORE_COLUMN, LABEL_COLUMN]);
+    let unlabelled = output(1, LABEL_COLUMN);
+    assert_eq!(unlabelled.status, FeatureStatus::NoCurrentData);
+    assert_eq!(output(0, LABEL_COLUMN).current_missing.rows, 300);
 }
 
 #[test]
