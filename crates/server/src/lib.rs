@@ -7,6 +7,7 @@
 //! acknowledged.
 
 pub mod config;
+mod drift;
 mod error;
 mod ingest;
 mod query;
@@ -68,6 +69,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{model}/schema", put(query::put_schema))
         .route("/v1/models/{model}/metrics", get(query::metrics))
         .route("/v1/models/{model}/rejected", get(query::rejected))
+        .route("/v1/models/{model}/drift", get(drift::drift))
+        .route("/v1/models/{model}/quality", get(drift::quality))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/healthz", get(healthz))

@@ -1,0 +1,164 @@
+//! `GET /v1/models/{model}/drift` and `/quality` against the real binary: a CSV reference sent
+//! over HTTP, three days of predictions, the third shifted.
+
+mod common;
+
+use common::{client, decode, Server};
+use serde_json::{json, Value};
+
+const COUNTRIES: [&str; 3] = ["DE", "FR", "IT"];
+const DAYS: [&str; 3] = ["2026-11-20", "2026-11-21", "2026-11-22"];
+
+/// Row `i` of `n`: age and income spread evenly (two samples never differ by chance).
+fn age_income(i: usize, n: usize) -> (f64, f64) {
+    let u = (i as f64 + 0.5) / n as f64;
+    let v = ((i * 7919) % n) as f64 / n as f64;
+    (20.0 + 60.0 * u, 1000.0 + 4000.0 * v)
+}
+
+fn reference_csv() -> String {
+    let mut s = String::from("age,country,income,prediction,score\n");
+    for i in 0..600 {
+        let (age, income) = age_income(i, 600);
+        let score = (i as f64 + 0.5) / 600.0;
+        s.push_str(&format!(
+            "{age},{},{income},{},{score}\n",
+            COUNTRIES[i % 3],
+            i % 2
+        ));
+    }
+    s
+}
+
+/// Day 3: age +15, 10% unseen country `XX`, 30% null income.
+fn predictions(day: usize) -> String {
+    let rows: Vec<Value> = (0..300)
+        .map(|i| {
+            let (mut age, income) = age_income(i, 300);
+            let mut country = COUNTRIES[i % 3];
+            let mut income = json!(income);
+            if day == 2 {
+                age += 15.0;
+                if i % 10 == 0 {
+                    country = "XX";
+                }
+                if i % 10 < 3 {
+                    income = Value::Null;
+                }
+            }
+            json!({
+                "request_id": format!("d{day}-{i}"),
+                "timestamp": format!("{}T{:02}:{:02}:00Z", DAYS[day], i / 60, i % 60),
+                "model_version": "v1",
+                "features": {"age": age, "country": country, "income": income},
+                "prediction": i % 2,
+                "score": (i as f64 + 0.5) / 300.0,
+            })
+        })
+        .collect();
+    serde_json::to_string(&rows).unwrap()
+}
+
+fn put_reference(s: &Server, model: &str) {
+    let r = client()
+        .put(format!("{}/v1/models/{model}/reference", s.url))
+        .header("content-type", "text/csv")
+        .body(reference_csv())
+        .send()
+        .expect("request");
+    let (status, out) = decode(r);
+    assert_eq!(status, 200, "{out}");
+}
+
+fn drifted(w: &Value) -> Vec<&str> {
+    w["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["drifted"] == true)
+        .map(|f| f["feature"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn drift_and_quality_flag_the_shifted_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    put_reference(&s, "fraud");
+    for day in 0..3 {
+        let (status, out) = s.post("/v1/models/fraud/predictions", &predictions(day));
+        assert_eq!(status, 200, "{out}");
+        assert_eq!(out["accepted"], 300, "{out}");
+    }
+
+    let (status, d) = s.get("/v1/models/fraud/drift?window=1d");
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["model"], "fraud");
+    assert_eq!(d["window"], "1d");
+    assert_eq!(d["reference"]["rows"], 600);
+    assert_eq!(d["correction"], "benjamini_hochberg");
+    let windows = d["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 3);
+    assert_eq!(windows[0]["start"], "2026-11-20T00:00:00Z");
+    assert_eq!(windows[0]["end"], "2026-11-21T00:00:00Z");
+    assert_eq!(windows[0]["rows"], 300);
+    assert!(drifted(&windows[0]).is_empty(), "{}", windows[0]);
+    assert!(drifted(&windows[1]).is_empty(), "{}", windows[1]);
+    assert_eq!(drifted(&windows[2]), ["age", "country"]);
+    assert_eq!(windows[2]["dataset_drift"], true);
+    let age = &windows[2]["features"][0];
+    assert_eq!(age["method"], "ks");
+    assert!(age["p_value_adjusted"].as_f64().unwrap() < 0.05, "{age}");
+    assert_eq!(d["prediction"]["columns"], json!(["prediction", "score"]));
+    assert_eq!(d["prediction"]["windows"].as_array().unwrap().len(), 3);
+
+    let (status, q) = s.get("/v1/models/fraud/quality");
+    assert_eq!(status, 200, "{q}");
+    let windows = q["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 3, "window defaults to 1d");
+    assert_eq!(windows[0]["flags"], json!([]));
+    assert_eq!(windows[1]["flags"], json!([]));
+    assert_eq!(
+        windows[2]["flags"],
+        json!([
+            "age:out_of_range",
+            "country:unseen_categories",
+            "income:null_rate"
+        ])
+    );
+    let country = &windows[2]["features"][1];
+    assert_eq!(country["unseen_categories"]["top"], json!([["XX", 30]]));
+    assert_eq!(q["thresholds"]["null_rate_margin"], 0.1);
+
+    // A segment and a range narrow the events.
+    let (status, q) = s.get(
+        "/v1/models/fraud/quality?segment=country:DE&from=2026-11-21T00:00:00Z&to=2026-11-22T00:00:00Z",
+    );
+    assert_eq!(status, 200, "{q}");
+    assert_eq!(q["windows"].as_array().unwrap().len(), 1);
+    assert_eq!(q["windows"][0]["rows"], 100);
+}
+
+#[test]
+fn a_model_without_reference_gets_409_and_bad_params_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let (status, out) = s.post("/v1/models/noref/predictions", &predictions(0));
+    assert_eq!(status, 200, "{out}");
+    for path in ["drift", "quality"] {
+        let (status, out) = s.get(&format!("/v1/models/noref/{path}"));
+        assert_eq!(status, 409, "{out}");
+        assert_eq!(out["error"]["code"], "no_reference");
+        let msg = out["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("PUT /v1/models/noref/reference"), "{msg}");
+    }
+    let (status, out) = s.get("/v1/models/noref/drift?window=fortnight");
+    assert_eq!(status, 400, "{out}");
+    assert_eq!(out["error"]["code"], "invalid_query");
+    let (status, _) = s.get("/v1/models/noref/quality?segment=country");
+    assert_eq!(status, 400);
+    let (status, _) = s.get("/v1/models/noref/drift?bogus=1");
+    assert_eq!(status, 400);
+    let (status, _) = s.get("/v1/models/nobody/drift");
+    assert_eq!(status, 404);
+}
