@@ -361,3 +361,50 @@ fn no_reference_is_a_typed_error_naming_the_upload() {
         Err(DriftError::Store(_))
     ));
 }
+
+#[test]
+fn a_versions_own_reference_wins_over_the_all_versions_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path(), true);
+    // v1's own reference: 90 rows, every age 50 and every country `DE`.
+    let rows = (0..90)
+        .map(|i| {
+            let row = ReferenceRow {
+                features: vec![
+                    ("age".into(), FeatureValue::Number(50.0)),
+                    ("country".into(), FeatureValue::Text("DE".into())),
+                ],
+                ..Default::default()
+            };
+            (i, row)
+        })
+        .collect();
+    store
+        .put_reference(&model(), Some("v1"), rows, vec![])
+        .unwrap();
+    let q = DriftQuery {
+        version: Some("v1".into()),
+        ..query()
+    };
+    let t = QualityThresholds::default();
+    let r = drift::quality(&store, &model(), &q, &t).unwrap();
+    assert_eq!(r.reference.version.as_deref(), Some("v1"));
+    assert_eq!(r.reference.rows, 90);
+    // Against one age and one country, every day grows both and has income unexpected.
+    let day1 = &r.windows[0];
+    assert_eq!(day1.unexpected_features[0].feature, "income");
+    assert!(day1
+        .flags
+        .contains(&"country:cardinality_growth".to_string()));
+    assert!(day1.flags.contains(&"age:cardinality_growth".to_string()));
+    // A version without predictions nor reference of its own: the all-versions reference,
+    // no windows.
+    let q = DriftQuery {
+        version: Some("v2".into()),
+        ..query()
+    };
+    let r = drift::drift(&store, &model(), &q, &DriftConfig::default()).unwrap();
+    assert_eq!(r.reference.version, None);
+    assert_eq!(r.reference.rows, 600);
+    assert!(r.windows.is_empty());
+}
