@@ -169,6 +169,20 @@ fn check_fixture(name: &str, task: &str) {
         None => assert!(report["baseline"].is_null()),
     }
 
+    let week = PerformanceQuery {
+        window: Some(Window::WEEK),
+        ..query()
+    };
+    let report =
+        serde_json::to_value(window_performance(&store, &model(), &week).unwrap()).unwrap();
+    for (start, w) in exp["week"].as_object().unwrap() {
+        let got = window(&report, start);
+        if task == "binary" {
+            assert_eq!(got["ranking_method"], "binned");
+        }
+        check(&format!("{name} week {start}"), got, w);
+    }
+
     let v1 = PerformanceQuery {
         version: Some("v1".into()),
         ..query()
