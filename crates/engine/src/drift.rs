@@ -585,15 +585,15 @@ pub fn drift_of_windows(
         let features: Vec<FeatureDrift> = it.by_ref().take(n).collect();
         // Shares from the verdicts corrected over the whole response; `from_features` on
         // this window alone would correct again, over this window only.
-        let summary = window_summary(&features, config);
+        let summary = modelwatch_stats::drift::DriftSummary::of(&features, config);
         out.push(WindowDrift {
             start: w.start,
             end: w.end,
             rows: w.columns.rows,
-            evaluated_features: summary.0,
-            drifted_features: summary.1,
-            share_drifted: summary.2,
-            dataset_drift: summary.3,
+            evaluated_features: summary.evaluated,
+            drifted_features: summary.drifted,
+            share_drifted: summary.share,
+            dataset_drift: summary.dataset_drift,
             features,
         });
     }
@@ -624,27 +624,6 @@ pub fn drift_of_windows(
             windows: outputs,
         },
     }
-}
-
-/// (evaluated, drifted, share, dataset drift) of verdicts already made.
-fn window_summary(features: &[FeatureDrift], config: &DriftConfig) -> (usize, usize, f64, bool) {
-    use modelwatch_stats::drift::FeatureStatus;
-    let evaluated = features
-        .iter()
-        .filter(|f| f.status == FeatureStatus::Evaluated)
-        .count();
-    let drifted = features.iter().filter(|f| f.drifted).count();
-    let share = if evaluated == 0 {
-        0.0
-    } else {
-        drifted as f64 / evaluated as f64
-    };
-    (
-        evaluated,
-        drifted,
-        share,
-        evaluated > 0 && share >= config.drift_share,
-    )
 }
 
 // ---------------------------------------------------------------------------------------------

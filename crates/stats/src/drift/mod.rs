@@ -37,8 +37,8 @@ pub use profile::{
 };
 pub use report::{
     adjust_p_values, auto_method, drift_report, evaluate_feature, Correction, DriftConfig,
-    DriftReport, EffectMeasure, EffectThresholds, FeatureDrift, FeatureStatus, Method,
-    SecondaryStats,
+    DriftReport, DriftSummary, EffectMeasure, EffectThresholds, FeatureDrift, FeatureStatus,
+    Method, SecondaryStats,
 };
 
 /// Maps `f` over `items` on up to `available_parallelism` scoped threads, keeping order.

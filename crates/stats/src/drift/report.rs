@@ -391,23 +391,14 @@ impl DriftReport {
                 effect_ok
             };
         }
-        let evaluated = features
-            .iter()
-            .filter(|f| f.status == FeatureStatus::Evaluated)
-            .count();
-        let drifted = features.iter().filter(|f| f.drifted).count();
-        let share = if evaluated == 0 {
-            0.0
-        } else {
-            drifted as f64 / evaluated as f64
-        };
+        let summary = DriftSummary::of(&features, config);
         DriftReport {
             features,
-            evaluated_features: evaluated,
-            drifted_features: drifted,
-            share_drifted: share,
+            evaluated_features: summary.evaluated,
+            drifted_features: summary.drifted,
+            share_drifted: summary.share,
             drift_share_threshold: config.drift_share,
-            dataset_drift: evaluated > 0 && share >= config.drift_share,
+            dataset_drift: summary.dataset_drift,
             correction: config.correction,
         }
     }
@@ -601,4 +592,36 @@ fn gate(
         return Some(FeatureStatus::InsufficientData { min_rows });
     }
     None
+}
+
+/// How many features were evaluated and how many drifted, out of verdicts already made, and
+/// whether that makes the dataset drift (share of drifted features >= `config.drift_share`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DriftSummary {
+    pub evaluated: usize,
+    pub drifted: usize,
+    /// Drifted / evaluated; 0 when nothing was evaluated.
+    pub share: f64,
+    pub dataset_drift: bool,
+}
+
+impl DriftSummary {
+    pub fn of(features: &[FeatureDrift], config: &DriftConfig) -> DriftSummary {
+        let evaluated = features
+            .iter()
+            .filter(|f| f.status == FeatureStatus::Evaluated)
+            .count();
+        let drifted = features.iter().filter(|f| f.drifted).count();
+        let share = if evaluated == 0 {
+            0.0
+        } else {
+            drifted as f64 / evaluated as f64
+        };
+        DriftSummary {
+            evaluated,
+            drifted,
+            share,
+            dataset_drift: evaluated > 0 && share >= config.drift_share,
+        }
+    }
 }
