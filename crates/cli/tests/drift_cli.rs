@@ -1,21 +1,12 @@
 //! `modelwatch drift` on real files, through the real binary: verdicts in JSON and in the
 //! table, CSV and Parquet inputs, bad input named in the error, and the peer benchmark data.
 
+mod common;
+
+use common::modelwatch;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn modelwatch(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
-        .args(args)
-        .output()
-        .expect("run modelwatch");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// Deterministic pseudo-random numbers (xorshift64*), so the files are the same every run.
 struct Rng(u64);

@@ -3,20 +3,7 @@
 
 mod common;
 
-use common::{client, Server};
-use std::process::Command;
-
-fn modelwatch(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
-        .args(args)
-        .output()
-        .expect("run modelwatch");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::{client, modelwatch, Server};
 
 const CSV: &str = "request_id,timestamp,model_version,age,country,y_pred_proba,y_pred,y_true
 r1,2026-01-01 10:00:00,v1,41,DE,0.9,1,1

@@ -3,21 +3,8 @@
 
 mod common;
 
-use common::Server;
+use common::{modelwatch, Server};
 use serde_json::{json, Value};
-use std::process::Command;
-
-fn modelwatch(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
-        .args(args)
-        .output()
-        .expect("run modelwatch");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// 100 predictions on each of two days; every fifth one scores the wrong side of 0.5, so
 /// accuracy is exactly 0.8 per day. Country DE for even rows, FR for odd ones.

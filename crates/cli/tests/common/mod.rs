@@ -108,6 +108,19 @@ impl Drop for Server {
     }
 }
 
+/// Runs the real `modelwatch` binary: (succeeded, stdout, stderr).
+pub fn modelwatch(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+        .args(args)
+        .output()
+        .expect("run modelwatch");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 pub fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
