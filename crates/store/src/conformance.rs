@@ -51,11 +51,11 @@ pub const ALL: &[(&str, Check)] = &[
     ),
 ];
 
-fn model() -> ModelName {
+pub(crate) fn model() -> ModelName {
     ModelName::new("fraud").unwrap()
 }
 
-fn preds(rows: &[&str]) -> PredictionBatch {
+pub(crate) fn preds(rows: &[&str]) -> PredictionBatch {
     let now = Timestamp::now();
     PredictionBatch {
         rows: rows
@@ -89,7 +89,7 @@ fn labels(rows: &[&str]) -> LabelBatch {
     }
 }
 
-fn p(id: &str, ts: &str, age: f64) -> String {
+pub(crate) fn p(id: &str, ts: &str, age: f64) -> String {
     format!(
         r#"{{"request_id":"{id}","timestamp":"{ts}","model_version":"v1","features":{{"age":{age},"country":"DE"}},"prediction":1,"score":0.8}}"#
     )

@@ -440,6 +440,29 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("values of validated events serialize")
 }
 
+/// The rejection of a row whose request id already appeared earlier in the same batch; otherwise
+/// records the id as seen at `index`. Predictions and labels use the same rule.
+fn repeated_in_batch<'a>(
+    seen: &mut HashMap<&'a str, usize>,
+    index: usize,
+    request_id: &'a str,
+) -> Option<Rejection> {
+    match seen.get(request_id) {
+        Some(first) => Some(
+            Rejection::new(
+                index,
+                "request_id",
+                format!("appears twice in this batch (first at row {first})"),
+            )
+            .with_request_id(Some(request_id)),
+        ),
+        None => {
+            seen.insert(request_id, index);
+            None
+        }
+    }
+}
+
 /// Checks a row's features against the schema and, if they fit, records the features it adds.
 fn admit(
     schema: &Schema,
@@ -536,19 +559,13 @@ fn ingest_predictions(
     // Positions in `batch.rows` of the rows that pass the checks, in order.
     let mut admitted: Vec<usize> = Vec::with_capacity(batch.rows.len());
     for (position, (index, event)) in batch.rows.iter().enumerate() {
-        if let Some(first) = seen.get(event.request_id.as_str()) {
+        if let Some(rejection) = repeated_in_batch(&mut seen, *index, &event.request_id) {
             quarantined.push(Quarantined {
-                rejection: Rejection::new(
-                    *index,
-                    "request_id",
-                    format!("appears twice in this batch (first at row {first})"),
-                )
-                .with_request_id(Some(&event.request_id)),
+                rejection,
                 row: to_json(event),
             });
             continue;
         }
-        seen.insert(&event.request_id, *index);
         match admit(
             &entry.schema,
             &mut pending,
@@ -701,19 +718,13 @@ fn ingest_labels(
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(batch.rows.len());
     let mut fresh = Vec::with_capacity(batch.rows.len());
     for (index, l) in &batch.rows {
-        if let Some(first) = seen.get(l.request_id.as_str()) {
+        if let Some(rejection) = repeated_in_batch(&mut seen, *index, &l.request_id) {
             quarantined.push(Quarantined {
-                rejection: Rejection::new(
-                    *index,
-                    "request_id",
-                    format!("appears twice in this batch (first at row {first})"),
-                )
-                .with_request_id(Some(&l.request_id)),
+                rejection,
                 row: to_json(l),
             });
             continue;
         }
-        seen.insert(&l.request_id, *index);
         fresh.push(l);
     }
     // In key order, like the request index; a new label is one insert, a replacement an update.

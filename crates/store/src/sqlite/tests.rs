@@ -1,10 +1,5 @@
 use super::*;
-use crate::conformance;
-use modelwatch_core::{parse_prediction_row, IngestLimits};
-
-fn model() -> ModelName {
-    ModelName::new("fraud").unwrap()
-}
+use crate::conformance::{self, model, p, preds};
 
 #[test]
 fn passes_the_store_conformance_suite() {
@@ -13,29 +8,6 @@ fn passes_the_store_conformance_suite() {
         let store = SqliteStore::open(dir.path()).unwrap();
         eprintln!("conformance: {name}");
         check(&store);
-    }
-}
-
-fn p(id: &str, ts: &str, age: f64) -> String {
-    format!(
-        r#"{{"request_id":"{id}","timestamp":"{ts}","model_version":"v1","features":{{"age":{age},"country":"DE"}},"prediction":1,"score":0.8}}"#
-    )
-}
-
-fn preds(rows: &[&str]) -> PredictionBatch {
-    let now = Timestamp::now();
-    PredictionBatch {
-        rows: rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                (
-                    i,
-                    parse_prediction_row(r, i, now, &IngestLimits::default()).unwrap(),
-                )
-            })
-            .collect(),
-        rejected: vec![],
     }
 }
 
