@@ -12,7 +12,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use modelwatch_core::ModelName;
-use modelwatch_core::{parse_label_row, parse_prediction_row, IngestLimits, Rejection, Timestamp};
+use modelwatch_core::{
+    parse_kpi_row, parse_label_row, parse_prediction_row, IngestLimits, Rejection, Timestamp,
+};
 use modelwatch_store::{
     IngestOutcome, LabelBatch, PredictionBatch, Quarantined, Store, StoreError,
 };
@@ -221,6 +223,28 @@ pub(crate) async fn labels(
     .await?;
     tracing::info!(model = %model, accepted = outcome.accepted, replaced = outcome.replaced,
         rejected = outcome.rejected.len(), "ingested labels");
+    Ok(reply(outcome))
+}
+
+/// `POST /v1/models/{model}/kpis`: business KPI points, `{"name", "value", "timestamp"}` rows
+/// as a JSON array or NDJSON, for a model that exists.
+pub(crate) async fn kpis(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (model, outcome) = ingest(
+        state,
+        &model,
+        headers,
+        body,
+        |text, i, now, _| parse_kpi_row(text, i, now),
+        |s, m, rows, rejected| s.ingest_kpis(m, rows, rejected),
+    )
+    .await?;
+    tracing::info!(model = %model, accepted = outcome.accepted, replaced = outcome.replaced,
+        rejected = outcome.rejected.len(), "ingested kpis");
     Ok(reply(outcome))
 }
 

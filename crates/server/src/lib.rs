@@ -65,6 +65,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/models/{model}/labels",
             post(ingest::labels).get(query::labels),
         )
+        .route(
+            "/v1/models/{model}/kpis",
+            post(ingest::kpis).get(query::kpis),
+        )
         .route("/v1/models/{model}/reference", put(ingest::reference))
         .route("/v1/models/{model}/schema", put(query::put_schema))
         .route("/v1/models/{model}/metrics", get(query::metrics))
@@ -100,7 +104,8 @@ enum Scope {
 }
 
 fn scope_of(method: &Method, path: &str) -> Scope {
-    let ingest = path.ends_with("/predictions") || path.ends_with("/labels");
+    let ingest =
+        path.ends_with("/predictions") || path.ends_with("/labels") || path.ends_with("/kpis");
     match *method {
         Method::GET | Method::HEAD => Scope::Read,
         Method::POST if ingest => Scope::Ingest,
@@ -219,6 +224,35 @@ pub async fn retention_loop(state: AppState) {
     }
 }
 
+/// How often the aggregates of models with new events or labels are brought up to date in the
+/// background (a query also refreshes first, so this only keeps queries fast, never right).
+const AGGREGATE_REFRESH: Duration = Duration::from_secs(2);
+
+/// Keeps every model's per-hour aggregates up to date with what was ingested.
+pub async fn aggregates_loop(state: AppState) {
+    let mut tick = tokio::time::interval(AGGREGATE_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let st = state.clone();
+        let result = blocking(move || {
+            for name in st.store.models_with_dirty_hours()? {
+                let r = modelwatch_engine::aggregates::refresh(st.store.as_ref(), &name)
+                    .map_err(ApiError::from)?;
+                if r.hours > 0 {
+                    tracing::debug!(model = %name, hours = r.hours, predictions = r.predictions,
+                        seconds = r.seconds, "aggregates refreshed");
+                }
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e.message, "aggregate refresh failed");
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves. Requests in flight are finished first; the store is
 /// flushed when the last reference to it is dropped.
 pub async fn serve(
@@ -227,10 +261,12 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let retention = tokio::spawn(retention_loop(state.clone()));
+    let aggregates = tokio::spawn(aggregates_loop(state.clone()));
     let app = router(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     retention.abort();
+    aggregates.abort();
     result
 }
