@@ -315,21 +315,20 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
-/// Sends notifications; one HTTP client for all receivers.
+/// Sends notifications; one HTTP agent (connection pool) for all receivers.
 pub struct Sender {
-    http: reqwest::Client,
+    http: ureq::Agent,
     notifiers: BTreeMap<String, NotifierConfig>,
 }
 
 impl Sender {
     pub fn new(notifiers: BTreeMap<String, NotifierConfig>) -> Result<Sender, String> {
-        // reqwest and lettre are built on rustls without a default provider: pick ring once.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
+        let http: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
             .user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .into();
         Ok(Sender { http, notifiers })
     }
 
@@ -339,6 +338,35 @@ impl Sender {
 
     pub fn notifiers(&self) -> &BTreeMap<String, NotifierConfig> {
         &self.notifiers
+    }
+
+    /// POSTs a JSON body on the blocking pool; `Err` says what the receiver answered.
+    async fn post(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        headers: Vec<(&'static str, String)>,
+    ) -> Result<(), String> {
+        let agent = self.http.clone();
+        let url = url.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut req = agent.post(&url).header("content-type", "application/json");
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            let mut resp = req
+                .send(&body[..])
+                .map_err(|e| format!("POST {url}: {e}"))?;
+            let status = resp.status();
+            if status.is_success() {
+                return Ok(());
+            }
+            let text = resp.body_mut().read_to_string().unwrap_or_default();
+            let text: String = text.chars().take(200).collect();
+            Err(format!("POST {url}: HTTP {status}: {text}"))
+        })
+        .await
+        .map_err(|e| format!("sender task failed: {e}"))?
     }
 
     /// Delivers one notification to the named notifier. `Err` carries what a person needs to
@@ -352,43 +380,30 @@ impl Sender {
         let Some(cfg) = self.notifiers.get(notifier) else {
             return Err(format!("notifier `{notifier}` is not configured"));
         };
+        let json = |v: Value| serde_json::to_vec(&v).map_err(|e| e.to_string());
         match cfg {
             NotifierConfig::Webhook { url, secret } => {
-                let body = serde_json::to_vec(&n.webhook_body()).map_err(|e| e.to_string())?;
-                let mut req = self
-                    .http
-                    .post(url)
-                    .header("content-type", "application/json");
-                if let Some(s) = secret {
-                    req = req
-                        .header(TIMESTAMP_HEADER, now_secs.to_string())
-                        .header(SIGNATURE_HEADER, sign(s, now_secs, &body));
-                }
-                check(req.body(body).send().await).await
+                let body = json(n.webhook_body())?;
+                let headers = match secret {
+                    Some(s) => vec![
+                        (TIMESTAMP_HEADER, now_secs.to_string()),
+                        (SIGNATURE_HEADER, sign(s, now_secs, &body)),
+                    ],
+                    None => Vec::new(),
+                };
+                self.post(url, body, headers).await
             }
             NotifierConfig::Slack { url } => {
-                check(self.http.post(url).json(&n.slack_body()).send().await).await
+                self.post(url, json(n.slack_body())?, Vec::new()).await
             }
             NotifierConfig::Pagerduty { url, routing_key } => {
-                check(
-                    self.http
-                        .post(url)
-                        .json(&n.pagerduty_body(routing_key))
-                        .send()
-                        .await,
-                )
-                .await
+                self.post(url, json(n.pagerduty_body(routing_key))?, Vec::new())
+                    .await
             }
             NotifierConfig::Alertmanager { url } => {
                 let url = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
-                check(
-                    self.http
-                        .post(url)
-                        .json(&n.alertmanager_body())
-                        .send()
-                        .await,
-                )
-                .await
+                self.post(&url, json(n.alertmanager_body())?, Vec::new())
+                    .await
             }
             NotifierConfig::Email {
                 smtp_host,
@@ -436,25 +451,6 @@ impl Sender {
             }
         }
     }
-}
-
-async fn check(r: Result<reqwest::Response, reqwest::Error>) -> Result<(), String> {
-    let r = r.map_err(|e| {
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg.push_str(&format!(": {s}"));
-            src = s.source();
-        }
-        msg
-    })?;
-    let status = r.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let body = r.text().await.unwrap_or_default();
-    let body: String = body.chars().take(200).collect();
-    Err(format!("HTTP {status}: {body}"))
 }
 
 #[cfg(test)]

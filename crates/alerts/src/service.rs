@@ -489,7 +489,7 @@ impl AlertService {
         let silences = self.db.silences()?;
         let mut report = PassReport::default();
         for (model, model_rules) in &by_model {
-            let evals = self.evaluate_model(model, summaries.get(model), &model_rules, now);
+            let evals = self.evaluate_model(model, summaries.get(model), model_rules, now);
             for (rule, eval) in model_rules.iter().zip(evals) {
                 report.rules += 1;
                 let fp = fingerprint(model, &rule.spec.name);

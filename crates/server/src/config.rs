@@ -2,6 +2,7 @@
 //! environment variables. Unknown keys are errors, so a typo never silently does nothing.
 //! Every key is documented in docs/configuration.md; keep the two in step.
 
+use modelwatch_alerts::{AlertsConfig, RuleSpec};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,6 +18,8 @@ pub struct Config {
     pub limits: Limits,
     pub auth: Auth,
     pub retention: Retention,
+    /// Evaluation schedule, retries and notifiers (`[alerts]`, `[alerts.notifiers.<name>]`).
+    pub alerts: AlertsConfig,
     /// Per-model settings, by model name.
     pub models: BTreeMap<String, ModelConfig>,
 }
@@ -53,6 +56,9 @@ pub struct Retention {
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     pub retention_days: Option<u32>,
+    /// Alert rules of the model (`[[models.<name>.rules]]`), read-only over the API.
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
 }
 
 impl Default for Config {
@@ -63,6 +69,7 @@ impl Default for Config {
             limits: Limits::default(),
             auth: Auth::default(),
             retention: Retention::default(),
+            alerts: AlertsConfig::default(),
             models: BTreeMap::new(),
         }
     }
@@ -190,6 +197,7 @@ impl Config {
                 "retention.interval_seconds must be greater than 0".into(),
             ));
         }
+        self.alerts.validate().map_err(ConfigError::Invalid)?;
         for name in self.models.keys() {
             modelwatch_core::ModelName::new(name)
                 .map_err(|e| ConfigError::Invalid(format!("[models.{name}]: {e}")))?;

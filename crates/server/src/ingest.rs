@@ -190,6 +190,7 @@ pub(crate) async fn predictions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let st = state.clone();
     let (model, outcome) = ingest(
         state,
         &model,
@@ -201,6 +202,7 @@ pub(crate) async fn predictions(
     .await?;
     tracing::info!(model = %model, accepted = outcome.accepted, duplicates = outcome.duplicates,
         rejected = outcome.rejected.len(), "ingested predictions");
+    count(&st, model.as_str(), "predictions", &outcome);
     Ok(reply(outcome))
 }
 
@@ -210,6 +212,7 @@ pub(crate) async fn labels(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let st = state.clone();
     let (model, outcome) = ingest(
         state,
         &model,
@@ -221,7 +224,19 @@ pub(crate) async fn labels(
     .await?;
     tracing::info!(model = %model, accepted = outcome.accepted, replaced = outcome.replaced,
         rejected = outcome.rejected.len(), "ingested labels");
+    count(&st, model.as_str(), "labels", &outcome);
     Ok(reply(outcome))
+}
+
+/// Counts the rows for `/metrics` and, when some were stored, asks for an alert evaluation.
+fn count(state: &AppState, model: &str, kind: &'static str, o: &IngestOutcome) {
+    let c = &state.ingest_counters;
+    c.add(model, kind, "accepted", o.accepted);
+    c.add(model, kind, "duplicate", o.duplicates);
+    c.add(model, kind, "rejected", o.rejected.len());
+    if o.accepted > 0 {
+        state.alerts.on_ingest(model, kind);
+    }
 }
 
 #[derive(serde::Deserialize)]
