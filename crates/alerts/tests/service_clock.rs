@@ -1,0 +1,210 @@
+//! The alert service over a real SQLite event store and its real alerts file, with time moved
+//! by a `ManualClock`: `for`, `keep_firing_for`, freshness, silence expiry and retry backoff
+//! without a single sleep.
+
+use modelwatch_alerts::service::SilenceRequest;
+use modelwatch_alerts::{AlertService, AlertsConfig, Clock, ManualClock, RuleSpec, State};
+use modelwatch_core::{
+    parse_label_row, parse_prediction_row, parse_timestamp, IngestLimits, ModelName, Timestamp,
+};
+use modelwatch_store::{LabelBatch, PredictionBatch, SqliteStore, Store};
+use serde_json::json;
+use std::sync::Arc;
+
+fn t(s: &str) -> Timestamp {
+    parse_timestamp(s).unwrap()
+}
+
+/// `n` labelled predictions in the hour starting at `hour`, every `flip`-th one wrong.
+fn ingest(store: &dyn Store, model: &ModelName, hour: &str, n: usize, flip: usize, tag: &str) {
+    let now = t("2026-03-11T00:00:00Z");
+    let limits = IngestLimits::default();
+    let mut preds = Vec::new();
+    let mut labels = Vec::new();
+    for i in 0..n {
+        let label = i % 2;
+        let pred = if i % flip == 0 { 1 - label } else { label };
+        let id = format!("{tag}-{i}");
+        let p = json!({"request_id": id, "timestamp": format!("{hour}:{:02}:00Z", i % 60),
+                       "features": {"x": i % 5}, "prediction": pred})
+        .to_string();
+        preds.push((i, parse_prediction_row(&p, i, now, &limits).unwrap()));
+        let l = json!({"request_id": id, "label": label}).to_string();
+        labels.push((i, parse_label_row(&l, i, now, &limits).unwrap()));
+    }
+    store
+        .ingest_predictions(
+            model,
+            PredictionBatch {
+                rows: preds,
+                rejected: vec![],
+            },
+        )
+        .unwrap();
+    store
+        .ingest_labels(
+            model,
+            LabelBatch {
+                rows: labels,
+                rejected: vec![],
+            },
+        )
+        .unwrap();
+}
+
+fn rule(v: serde_json::Value) -> (String, RuleSpec) {
+    ("m".to_owned(), RuleSpec::from_json(v).unwrap())
+}
+
+#[tokio::test]
+async fn lifecycle_freshness_silences_and_backoff_on_a_manual_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("store")).unwrap());
+    let clock = Arc::new(ManualClock::new(t("2026-03-10T12:00:00Z")));
+    let mut config = AlertsConfig::default();
+    // Nothing listens on port 1: every delivery fails with "connection refused".
+    config.notifiers.insert(
+        "hook".into(),
+        toml::from_str("kind = \"webhook\"\nurl = \"http://127.0.0.1:1/\"").unwrap(),
+    );
+    let rules = vec![
+        rule(
+            json!({"name": "acc-low", "signal": "accuracy", "window": "1h",
+            "condition": {"kind": "threshold", "op": "<", "value": 0.9},
+            "for": "10m", "keep_firing_for": "5m", "decision": "rollback", "severity": "critical"}),
+        ),
+        rule(
+            json!({"name": "fresh", "signal": "events", "condition": {"kind": "freshness", "max_age": "30m"},
+            "decision": "data-incident", "severity": "warning"}),
+        ),
+    ];
+    let svc = AlertService::open(dir.path(), config, rules, store.clone(), clock.clone()).unwrap();
+    let m = ModelName::new("m").unwrap();
+    let state = |rule: &str| {
+        svc.alerts(&Default::default())
+            .unwrap()
+            .into_iter()
+            .find(|a| a.rule == rule)
+            .map(|a| a.state)
+    };
+    let queued = || svc.notifications(None, 100).unwrap();
+
+    // Accuracy 0.75 in the 10:00 window, predictions just arrived.
+    ingest(store.as_ref(), &m, "2026-03-10T10", 120, 4, "a");
+    svc.on_ingest("m", "predictions");
+    let silence = svc
+        .create_silence(SilenceRequest {
+            model: "m".into(),
+            rule: Some("fresh".into()),
+            ends_at: None,
+            duration: Some("1h".into()),
+            comment: "pipeline maintenance".into(),
+        })
+        .unwrap();
+    svc.evaluate(clock.now(), None).unwrap();
+    assert_eq!(state("acc-low"), Some(State::Pending));
+    assert_eq!(state("fresh"), None, "predictions arrived just now");
+
+    clock.advance_secs(9 * 60);
+    svc.evaluate(clock.now(), None).unwrap();
+    assert_eq!(state("acc-low"), Some(State::Pending), "`for` is 10m");
+    assert!(queued().is_empty(), "nothing is sent while pending");
+
+    clock.advance_secs(60);
+    let r = svc.evaluate(clock.now(), None).unwrap();
+    assert_eq!(state("acc-low"), Some(State::Firing));
+    assert_eq!(r.notifications, 1);
+
+    // Delivery fails; the notification is kept, retried after 1 s, then 2 s, then 4 s.
+    let start = clock.now();
+    assert_eq!(svc.deliver_due(clock.now()).await.unwrap(), (0, 1));
+    assert_eq!(
+        svc.deliver_due(clock.now()).await.unwrap(),
+        (0, 0),
+        "not due yet"
+    );
+    let n = &queued()[0];
+    assert_eq!(n.attempts, 1);
+    assert!(
+        n.last_error.as_deref().unwrap().contains("127.0.0.1:1"),
+        "{n:?}"
+    );
+    assert_eq!(n.next_attempt_at.unwrap().0 - start.0, 1_000_000);
+    clock.advance_secs(1);
+    assert_eq!(svc.deliver_due(clock.now()).await.unwrap(), (0, 1));
+    assert_eq!(
+        queued()[0].next_attempt_at.unwrap().0 - clock.now().0,
+        2_000_000
+    );
+    assert_eq!(svc.notifications(Some("failed"), 10).unwrap().len(), 1);
+
+    // No predictions for 40 minutes: the freshness alert fires, silenced.
+    clock.advance_secs(40 * 60);
+    svc.evaluate(clock.now(), None).unwrap();
+    let fresh = svc
+        .alerts(&Default::default())
+        .unwrap()
+        .into_iter()
+        .find(|a| a.rule == "fresh")
+        .unwrap();
+    assert_eq!(fresh.state, State::Firing);
+    assert!(fresh.silenced && !fresh.notified);
+    assert_eq!(queued().len(), 1, "a silenced alert queues nothing");
+    // The silence ends while it still fires: the trigger goes out then.
+    clock.set(Timestamp(silence.ends_at.0 + 1));
+    svc.evaluate(clock.now(), None).unwrap();
+    let q = queued();
+    assert_eq!(q.len(), 2);
+    assert_eq!(q[0].fingerprint, fresh.fingerprint);
+
+    // A good 11:00 window: acc-low keeps firing for 5m, then resolves and queues a resolve.
+    ingest(store.as_ref(), &m, "2026-03-10T11", 120, 20, "b");
+    svc.on_ingest("m", "predictions");
+    svc.evaluate(clock.now(), None).unwrap();
+    assert_eq!(state("acc-low"), Some(State::Firing), "keep_firing_for");
+    assert_eq!(state("fresh"), Some(State::Resolved));
+    clock.advance_secs(5 * 60);
+    svc.evaluate(clock.now(), None).unwrap();
+    assert_eq!(state("acc-low"), Some(State::Resolved));
+    let statuses: Vec<(String, String)> = queued()
+        .iter()
+        .map(|n| (n.status.clone(), n.fingerprint.clone()))
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|(s, _)| s == "resolved").count(),
+        2,
+        "{statuses:?}"
+    );
+
+    // History: every transition, newest first.
+    let h: Vec<(String, String)> = svc
+        .history(None, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.alert.rule, e.transition))
+        .collect();
+    let expect = [
+        ("acc-low", "resolved"),
+        ("fresh", "resolved"),
+        ("fresh", "firing"),
+        ("acc-low", "firing"),
+        ("acc-low", "pending"),
+    ];
+    let expect: Vec<(String, String)> = expect
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(h, expect);
+
+    // State survives a restart: a new service on the same files sees the same alerts.
+    drop(svc);
+    let again = AlertService::open(
+        dir.path(),
+        AlertsConfig::default(),
+        vec![],
+        store,
+        clock.clone(),
+    )
+    .unwrap();
+    assert_eq!(again.alerts(&Default::default()).unwrap().len(), 2);
+}
