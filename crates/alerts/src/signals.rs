@@ -36,6 +36,14 @@ fn change(c: &Value) -> Option<BaselineChange> {
     })
 }
 
+/// The array at `path` (`/windows`), or nothing.
+fn array<'a>(report: &'a Value, path: &str) -> &'a [Value] {
+    report
+        .pointer(path)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
 fn point(w: &Value, value: Option<f64>, n: u64) -> Option<Point> {
     Some(Point {
         start: ts(w.get("start")?)?,
@@ -49,12 +57,7 @@ fn point(w: &Value, value: Option<f64>, n: u64) -> Option<Point> {
 /// The series of a performance or operational signal from a `window_performance` report.
 /// Windows not yet over at `now` are left out for `predictions` (a volume still growing).
 pub fn performance_series(report: &Value, signal: &Signal, now: Timestamp) -> Vec<Point> {
-    let windows = report
-        .get("windows")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
-    windows
+    array(report, "/windows")
         .iter()
         .filter_map(|w| {
             let predictions = w.get("predictions").and_then(Value::as_u64).unwrap_or(0);
@@ -125,17 +128,8 @@ fn column_drift(features: Option<&Value>, column: &str) -> Option<Option<f64>> {
 
 /// The series of a drift signal from a `drift` response.
 pub fn drift_series(report: &Value, signal: &Signal) -> Vec<Point> {
-    let empty = Vec::new();
-    let windows = report
-        .get("windows")
-        .and_then(Value::as_array)
-        .unwrap_or(&empty);
-    let outputs = report
-        .get("prediction")
-        .and_then(|p| p.get("windows"))
-        .and_then(Value::as_array)
-        .unwrap_or(&empty);
-    windows
+    let outputs = array(report, "/prediction/windows");
+    array(report, "/windows")
         .iter()
         .filter_map(|w| {
             let rows = w.get("rows").and_then(Value::as_u64).unwrap_or(0);
@@ -156,12 +150,7 @@ pub fn drift_series(report: &Value, signal: &Signal) -> Vec<Point> {
 
 /// The series of a data-quality signal from a `quality` response.
 pub fn quality_series(report: &Value, signal: &Signal) -> Vec<Point> {
-    let empty = Vec::new();
-    let windows = report
-        .get("windows")
-        .and_then(Value::as_array)
-        .unwrap_or(&empty);
-    windows
+    array(report, "/windows")
         .iter()
         .filter_map(|w| {
             let rows = w.get("rows").and_then(Value::as_u64).unwrap_or(0);

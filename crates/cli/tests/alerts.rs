@@ -323,6 +323,20 @@ to = ["oncall@example.com"]
     path
 }
 
+/// A receiver, an SMTP sink and a server whose config points at both, plus `extra` TOML.
+fn start_all(extra: &str) -> (Receiver, Arc<Mutex<Vec<String>>>, tempfile::TempDir, Server) {
+    let recv = start_receiver();
+    let (smtp_port, mails) = start_smtp();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &recv.url, smtp_port, extra);
+    let s = Server::start_with(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+        &[],
+    );
+    (recv, mails, dir, s)
+}
+
 const F1_RULE: &str = r#"
 name = "f1-vs-test"
 signal = "f1"
@@ -333,16 +347,8 @@ severity = "critical"
 
 #[test]
 fn f1_drop_beyond_the_interval_notifies_every_receiver_once_then_resolves() {
-    let recv = start_receiver();
-    let (smtp_port, mails) = start_smtp();
-    let dir = tempfile::tempdir().unwrap();
     let extra = format!("[[models.fraud.rules]]\n{F1_RULE}\n[[models.steady.rules]]\n{F1_RULE}");
-    let cfg = config(dir.path(), &recv.url, smtp_port, &extra);
-    let s = Server::start_with(
-        &dir.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-        &[],
-    );
+    let (recv, mails, _dir, s) = start_all(&extra);
 
     // Reference F1 ≈ 0.91; production day with every 4th row wrong: F1 = 0.80 (-12 %).
     put_reference(&s, "fraud");
@@ -480,15 +486,7 @@ fn f1_drop_beyond_the_interval_notifies_every_receiver_once_then_resolves() {
 
 #[test]
 fn pending_and_silenced_send_nothing_and_held_notifications_arrive_after_an_outage() {
-    let recv = start_receiver();
-    let (smtp_port, _mails) = start_smtp();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &recv.url, smtp_port, "");
-    let s = Server::start_with(
-        &dir.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-        &[],
-    );
+    let (recv, _mails, _dir, s) = start_all("");
     let rule = |name: &str, for_: &str| {
         json!({"name": name, "signal": "accuracy",
                "condition": {"kind": "threshold", "op": "<", "value": 0.9},
@@ -659,16 +657,8 @@ fn pending_and_silenced_send_nothing_and_held_notifications_arrive_after_an_outa
 
 #[test]
 fn metrics_endpoint_is_valid_prometheus_text_with_bounded_labels() {
-    let recv = start_receiver();
-    let (smtp_port, _m) = start_smtp();
-    let dir = tempfile::tempdir().unwrap();
     let extra = format!("[[models.fraud.rules]]\n{F1_RULE}\nnotify = [\"hook\"]\n");
-    let cfg = config(dir.path(), &recv.url, smtp_port, &extra);
-    let s = Server::start_with(
-        &dir.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-        &[],
-    );
+    let (_recv, _mails, _dir, s) = start_all(&extra);
     put_reference(&s, "fraud");
     send_day(&s, "fraud", "2026-01-05", 1000, 4);
     wait_alerts(&s, "model=fraud&state=firing", 1);
