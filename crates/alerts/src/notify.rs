@@ -279,7 +279,9 @@ impl Notification {
         body
     }
 
-    pub fn alertmanager_body(&self) -> Value {
+    /// Alertmanager's body. `ends_at` on a firing alert is when Alertmanager may consider it
+    /// resolved if it hears nothing more (Prometheus sends now + 4 resend intervals).
+    pub fn alertmanager_body(&self, ends_at: Option<modelwatch_core::Timestamp>) -> Value {
         let a = &self.alert;
         let mut alert = json!({
             "labels": {"alertname": a.rule, "model": a.model, "severity": a.severity,
@@ -289,7 +291,7 @@ impl Notification {
                             "baseline": a.baseline.map(crate::condition::fmt_value)},
             "startsAt": a.fired_at.unwrap_or(a.active_at),
         });
-        if let Some(r) = a.resolved_at {
+        if let Some(r) = a.resolved_at.or(ends_at) {
             alert["endsAt"] = json!(r);
         }
         if let Some(u) = &self.dashboard_url {
@@ -369,6 +371,32 @@ impl Sender {
         .map_err(|e| format!("sender task failed: {e}"))?
     }
 
+    /// Re-sends a firing alert to every Alertmanager notifier among `routes` (all when empty),
+    /// valid until `ends_at`; best effort: the outbox already delivered the trigger once.
+    pub async fn resend_to_alertmanagers(
+        &self,
+        n: &Notification,
+        routes: &[String],
+        ends_at: modelwatch_core::Timestamp,
+    ) {
+        for (name, cfg) in &self.notifiers {
+            let NotifierConfig::Alertmanager { url } = cfg else {
+                continue;
+            };
+            if !routes.is_empty() && !routes.contains(name) {
+                continue;
+            }
+            let url = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
+            let body = match serde_json::to_vec(&n.alertmanager_body(Some(ends_at))) {
+                Ok(b) => b,
+                Err(_) => continue,
+            };
+            if let Err(e) = self.post(&url, body, Vec::new()).await {
+                tracing::warn!(notifier = %name, error = %e, "alertmanager re-send failed");
+            }
+        }
+    }
+
     /// Delivers one notification to the named notifier. `Err` carries what a person needs to
     /// fix it (status and body start, or the connection error).
     pub async fn send(
@@ -402,7 +430,7 @@ impl Sender {
             }
             NotifierConfig::Alertmanager { url } => {
                 let url = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
-                self.post(&url, json(n.alertmanager_body())?, Vec::new())
+                self.post(&url, json(n.alertmanager_body(None))?, Vec::new())
                     .await
             }
             NotifierConfig::Email {
@@ -465,6 +493,51 @@ mod tests {
             sign("key", 1_700_000_000, b"{}"),
             "sha256=9d713ed406bb7076d4123f0dc2c39d2df5c654ed4b0cd56b52c8b4c940bd63ae"
         );
+    }
+
+    fn alert(state: State) -> Notification {
+        let t = modelwatch_core::Timestamp::from_secs(1_800_000_000);
+        Notification {
+            alert: Alert {
+                fingerprint: "0123456789abcdef".into(),
+                model: "fraud".into(),
+                rule: "f1-vs-test".into(),
+                signal: "f1".into(),
+                severity: "critical".into(),
+                decision: "retrain".into(),
+                state,
+                active_at: t,
+                fired_at: Some(t),
+                resolved_at: (state == State::Resolved).then_some(t),
+                last_active_at: t,
+                evaluated_at: t,
+                value: Some(0.71),
+                baseline: Some(0.82),
+                window_start: Some(t),
+                window_end: Some(t),
+                n: Some(640),
+                summary: "0.71 vs baseline 0.82".into(),
+                notified: true,
+                silenced: false,
+            },
+            dashboard_url: Some("http://dash/models/fraud".into()),
+        }
+    }
+
+    #[test]
+    fn alertmanager_re_sends_carry_an_expiry_and_resolves_their_end() {
+        let until = modelwatch_core::Timestamp::from_secs(1_800_000_240);
+        let firing = alert(State::Firing).alertmanager_body(Some(until));
+        assert_eq!(firing[0]["endsAt"], "2027-01-15T08:04:00Z");
+        assert!(alert(State::Firing).alertmanager_body(None)[0]
+            .get("endsAt")
+            .is_none());
+        let resolved = alert(State::Resolved).alertmanager_body(Some(until));
+        assert_eq!(resolved[0]["endsAt"], "2027-01-15T08:00:00Z");
+        assert_eq!(resolved[0]["labels"]["alertname"], "f1-vs-test");
+        let pd = alert(State::Resolved).pagerduty_body("k");
+        assert_eq!(pd["event_action"], "resolve");
+        assert_eq!(pd["dedup_key"], "0123456789abcdef");
     }
 
     #[test]

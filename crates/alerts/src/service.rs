@@ -868,11 +868,43 @@ impl AlertService {
             };
             let me = self.clone();
             let now = self.now();
+            let scheduled = models.is_none();
             match tokio::task::spawn_blocking(move || me.evaluate(now, models.as_ref())).await {
+                Ok(Ok(_)) if scheduled => self.resend_firing().await,
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "alert evaluation failed"),
                 Err(e) => tracing::error!(error = %e, "alert evaluation panicked"),
             }
+        }
+    }
+
+    /// Re-sends every notified, unsilenced firing alert to the Alertmanagers on each scheduled
+    /// evaluation, as Prometheus does: Alertmanager resolves an alert it stops hearing about.
+    pub async fn resend_firing(&self) {
+        let (alerts, rules) = match (self.db.alerts(), self.all_rules()) {
+            (Ok(a), Ok(r)) => (a, r),
+            _ => return,
+        };
+        let now = self.now();
+        let valid = StdDuration::from_secs(4 * self.config.evaluation_interval_seconds);
+        let ends_at = Timestamp(now.0 + valid.as_micros() as i64);
+        for a in alerts
+            .into_iter()
+            .filter(|a| a.state == State::Firing && a.notified && !a.silenced)
+        {
+            let Some(rule) = rules
+                .iter()
+                .find(|r| r.model == a.model && r.spec.name == a.rule)
+            else {
+                continue;
+            };
+            let n = Notification {
+                dashboard_url: self.dashboard_link(&a.model),
+                alert: a,
+            };
+            self.sender
+                .resend_to_alertmanagers(&n, &rule.spec.notify, ends_at)
+                .await;
         }
     }
 
