@@ -449,6 +449,11 @@ impl AlertService {
         self.mark_dirty(model);
     }
 
+    /// Something the model's rules read changed (a new reference): evaluate it soon.
+    pub fn reevaluate(&self, model: &str) {
+        self.mark_dirty(model);
+    }
+
     fn mark_dirty(&self, model: &str) {
         self.dirty
             .lock()

@@ -284,6 +284,7 @@ pub(crate) async fn reference(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let store = state.store.clone();
+    let evaluate = model.to_string();
     let outcome = blocking(move || {
         let format =
             TableFormat::from_content_type(content_type.as_deref(), &body).map_err(|e| {
@@ -340,5 +341,7 @@ pub(crate) async fn reference(
         Ok(store.put_reference(&model, p.version.as_deref(), rows, rejected)?)
     })
     .await?;
+    // A new reference is a new baseline: the model's rules are evaluated again.
+    state.alerts.reevaluate(&evaluate);
     Ok(Json(outcome).into_response())
 }

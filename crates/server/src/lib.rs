@@ -263,3 +263,24 @@ pub async fn serve(
     alerts.abort();
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_are_ingest_rules_and_silences_admin_metrics_read() {
+        assert_eq!(
+            scope_of(&Method::POST, "/v1/models/m/heartbeats"),
+            Scope::Ingest
+        );
+        assert_eq!(scope_of(&Method::POST, "/v1/models/m/rules"), Scope::Admin);
+        assert_eq!(
+            scope_of(&Method::DELETE, "/v1/models/m/rules/r"),
+            Scope::Admin
+        );
+        assert_eq!(scope_of(&Method::POST, "/v1/silences"), Scope::Admin);
+        assert_eq!(scope_of(&Method::GET, "/v1/alerts"), Scope::Read);
+        assert_eq!(scope_of(&Method::GET, "/metrics"), Scope::Read);
+    }
+}
