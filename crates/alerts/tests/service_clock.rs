@@ -52,6 +52,29 @@ fn ingest(store: &dyn Store, model: &ModelName, hour: &str, n: usize, flip: usiz
         .unwrap();
 }
 
+/// Answers one HTTP request with 200 and returns its body.
+fn one_http_request(l: std::net::TcpListener) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let (s, _) = l.accept().unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut len = 0;
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap();
+        }
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).unwrap();
+    (&s).write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    String::from_utf8(body).unwrap()
+}
+
 fn rule(v: serde_json::Value) -> (String, RuleSpec) {
     ("m".to_owned(), RuleSpec::from_json(v).unwrap())
 }
@@ -62,10 +85,18 @@ async fn lifecycle_freshness_silences_and_backoff_on_a_manual_clock() {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("store")).unwrap());
     let clock = Arc::new(ManualClock::new(t("2026-03-10T12:00:00Z")));
     let mut config = AlertsConfig::default();
-    // Nothing listens on port 1: every delivery fails with "connection refused".
+    // A port nobody listens on for now: deliveries fail with "connection refused".
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     config.notifiers.insert(
         "hook".into(),
-        toml::from_str("kind = \"webhook\"\nurl = \"http://127.0.0.1:1/\"").unwrap(),
+        toml::from_str(&format!(
+            "kind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/\""
+        ))
+        .unwrap(),
     );
     let rules = vec![
         rule(
@@ -126,7 +157,10 @@ async fn lifecycle_freshness_silences_and_backoff_on_a_manual_clock() {
     let n = &queued()[0];
     assert_eq!(n.attempts, 1);
     assert!(
-        n.last_error.as_deref().unwrap().contains("127.0.0.1:1"),
+        n.last_error
+            .as_deref()
+            .unwrap()
+            .contains(&format!("127.0.0.1:{port}")),
         "{n:?}"
     );
     assert_eq!(n.next_attempt_at.unwrap().0 - start.0, 1_000_000);
@@ -137,6 +171,20 @@ async fn lifecycle_freshness_silences_and_backoff_on_a_manual_clock() {
         2_000_000
     );
     assert_eq!(svc.notifications(Some("failed"), 10).unwrap().len(), 1);
+
+    // The receiver comes up: the held notification is delivered at its next attempt.
+    let receiver = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let got = std::thread::spawn(move || one_http_request(receiver));
+    clock.advance_secs(2);
+    assert_eq!(svc.deliver_due(clock.now()).await.unwrap(), (1, 0));
+    let body = got.join().unwrap();
+    assert!(
+        body.contains("\"rule\":\"acc-low\"") && body.contains("\"status\":\"firing\""),
+        "{body}"
+    );
+    let n = &queued()[0];
+    assert_eq!((n.attempts, n.delivered_at), (3, Some(clock.now())));
+    assert!(n.last_error.is_none());
 
     // No predictions for 40 minutes: the freshness alert fires, silenced.
     clock.advance_secs(40 * 60);
