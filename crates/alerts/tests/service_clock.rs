@@ -256,3 +256,80 @@ async fn lifecycle_freshness_silences_and_backoff_on_a_manual_clock() {
     .unwrap();
     assert_eq!(again.alerts(&Default::default()).unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn volume_anomaly_and_missing_heartbeats_over_the_real_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("store")).unwrap());
+    let clock = Arc::new(ManualClock::new(t("2026-03-10T09:00:00Z")));
+    let rules = vec![
+        rule(
+            json!({"name": "volume", "signal": "predictions", "window": "1h", "min_sample": 0,
+            "condition": {"kind": "anomaly", "windows": 5, "z": 3.0},
+            "decision": "data-incident", "severity": "critical"}),
+        ),
+        rule(json!({"name": "train", "signal": "heartbeat:train",
+            "condition": {"kind": "heartbeat", "max_age": "1h"},
+            "decision": "retrain", "severity": "warning"})),
+    ];
+    let svc = AlertService::open(
+        dir.path(),
+        AlertsConfig::default(),
+        rules,
+        store.clone(),
+        clock.clone(),
+    )
+    .unwrap();
+    let m = ModelName::new("m").unwrap();
+    let alert = |rule: &str| {
+        svc.alerts(&Default::default())
+            .unwrap()
+            .into_iter()
+            .find(|a| a.rule == rule)
+    };
+    for h in 0..6 {
+        ingest(
+            store.as_ref(),
+            &m,
+            &format!("2026-03-10T0{h}"),
+            100 + h * 3,
+            1000,
+            &format!("h{h}"),
+        );
+    }
+    svc.evaluate(clock.now(), None).unwrap();
+    assert!(
+        alert("volume").is_none(),
+        "steady volume: {:?}",
+        alert("volume")
+    );
+    // No run of the job was ever reported: that is a missing run.
+    let train = alert("train").unwrap();
+    assert_eq!(train.state, State::Firing);
+    assert!(train.summary.contains("no run"), "{}", train.summary);
+
+    // 07:00 gets a fifth of the usual volume.
+    ingest(store.as_ref(), &m, "2026-03-10T07", 20, 1000, "h7");
+    svc.heartbeat(
+        "m",
+        serde_json::from_value(json!({"job": "train", "status": "success"})).unwrap(),
+    )
+    .unwrap();
+    svc.evaluate(clock.now(), None).unwrap();
+    let v = alert("volume").unwrap();
+    assert_eq!(v.state, State::Firing);
+    assert_eq!(v.value, Some(20.0));
+    assert!(
+        (v.baseline.unwrap() - 109.0).abs() < 1e-9,
+        "mean of the 5 windows before (01:00-05:00): {v:?}"
+    );
+    assert_eq!(v.window_start, Some(t("2026-03-10T07:00:00Z")));
+    assert_eq!(alert("train").unwrap().state, State::Resolved);
+
+    // Two hours without a run: missing again.
+    clock.advance_secs(2 * 3600);
+    svc.evaluate(clock.now(), None).unwrap();
+    let train = alert("train").unwrap();
+    assert_eq!(train.state, State::Firing);
+    assert!(train.summary.contains("2h 0m ago"), "{}", train.summary);
+}

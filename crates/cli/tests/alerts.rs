@@ -613,8 +613,11 @@ fn pending_and_silenced_send_nothing_and_held_notifications_arrive_after_an_outa
     );
     assert!(recv.rec.refused.load(Ordering::SeqCst) >= 2);
 
-    // Nothing was ever sent for the pending or the silenced alert.
-    std::thread::sleep(Duration::from_millis(300)); // two more delivery polls
+    // Nothing was ever queued, let alone sent, for the pending or the silenced alert (both
+    // were evaluated: their states are above).
+    let (_, all) = s.get("/v1/notifications");
+    let queued: Vec<&Value> = all["notifications"].as_array().unwrap().iter().collect();
+    assert_eq!(queued.len(), 1, "{all}");
     let models: Vec<String> = recv
         .calls("/hook")
         .iter()
