@@ -10,7 +10,7 @@ use crate::notify::{Notification, NotifierConfig, Sender};
 use crate::rule::{
     Condition, Origin, Rule, RuleError, RuleSpec, Signal, Source, PERFORMANCE_METRICS,
 };
-use crate::signals::{drift_series, performance_series, quality_series};
+use crate::signals::{drift_series, metric as metric_value, performance_series, quality_series};
 use modelwatch_core::{parse_timestamp, ModelName, Timestamp, Window};
 use modelwatch_engine::drift::{self as engine_drift, DriftError, DriftQuery, QualityThresholds};
 use modelwatch_engine::performance::{window_performance, PerformanceQuery};
@@ -39,6 +39,9 @@ pub struct AlertsConfig {
     pub dashboard_url: Option<String>,
     /// Window of the per-model values on `GET /metrics`.
     pub metrics_window: String,
+    /// Per model, a feature (or `tag:<name>`) whose values get their own performance series on
+    /// `GET /metrics` (the 10 largest values plus `other`): `{ fraud = "country" }`.
+    pub metrics_segments: BTreeMap<String, String>,
     pub notifiers: BTreeMap<String, NotifierConfig>,
 }
 
@@ -51,6 +54,7 @@ impl Default for AlertsConfig {
             retry_max_ms: 300_000,
             dashboard_url: None,
             metrics_window: "1h".to_owned(),
+            metrics_segments: BTreeMap::new(),
             notifiers: BTreeMap::new(),
         }
     }
@@ -68,6 +72,14 @@ impl AlertsConfig {
             );
         }
         Window::parse(&self.metrics_window).map_err(|e| format!("alerts.metrics_window: {e}"))?;
+        for (model, segment) in &self.metrics_segments {
+            ModelName::new(model).map_err(|e| format!("alerts.metrics_segments.{model}: {e}"))?;
+            if segment.trim().is_empty() {
+                return Err(format!(
+                    "alerts.metrics_segments.{model}: name a feature or tag:<name>"
+                ));
+            }
+        }
         for (name, n) in &self.notifiers {
             n.validate(name)
                 .map_err(|e| format!("alerts.notifiers.{name}: {e}"))?;
@@ -154,6 +166,8 @@ struct ModelMetrics {
     values: Vec<(String, &'static str, f64)>,
     /// (version, metric, value)
     performance: Vec<(String, String, f64)>,
+    /// (segment value, metric, value) of the model's configured segment, all versions
+    segments: Vec<(String, &'static str, f64)>,
     /// (version, quantile, value)
     latency: Vec<(String, &'static str, f64)>,
     /// (feature, drifted, statistic)
@@ -1005,6 +1019,27 @@ impl AlertService {
                 }
             }
         }
+        if let Some(seg) = self.config.metrics_segments.get(model) {
+            let q = PerformanceQuery {
+                window: Some(window),
+                from: Some(from),
+                segment: Some(seg.clone()),
+                ..Default::default()
+            };
+            if let Ok(r) = window_performance(self.store.as_ref(), &name, &q) {
+                // The range is the latest window: each segment's totals are that window's.
+                for s in r.segments.iter().flatten() {
+                    let Ok(v) = serde_json::to_value(s) else {
+                        continue;
+                    };
+                    for metric in PERFORMANCE_METRICS {
+                        if let (Some(x), _) = metric_value(v.get(*metric).unwrap_or(&Value::Null)) {
+                            m.segments.push((s.value.clone(), metric, x));
+                        }
+                    }
+                }
+            }
+        }
         let dq = DriftQuery {
             window,
             from: Some(from),
@@ -1059,6 +1094,21 @@ impl AlertService {
                     "modelwatch_model_performance",
                     "Performance metric of the latest window with labels (scikit-learn names), by model and version.",
                     &[("model", model), ("version", version), ("metric", metric), ("window", &window)],
+                    *v,
+                );
+            }
+            let segment = self.config.metrics_segments.get(model);
+            for (value, metric, v) in &m.segments {
+                e.gauge(
+                    "modelwatch_segment_performance",
+                    "Performance metric per value of the model's configured segment (the 10 largest values plus other) in the latest window, all versions.",
+                    &[
+                        ("model", model),
+                        ("segment", segment.map_or("", String::as_str)),
+                        ("segment_value", value),
+                        ("metric", metric),
+                        ("window", &window),
+                    ],
                     *v,
                 );
             }

@@ -15,8 +15,9 @@ fn num(v: &Value) -> Option<f64> {
     v.as_f64()
 }
 
-/// A metric object: `(value if defined, rows behind it)`.
-fn metric(m: &Value) -> (Option<f64>, u64) {
+/// A metric object (`{"status": "defined", "value", "n", ...}`): `(value if defined, rows
+/// behind it)`.
+pub fn metric(m: &Value) -> (Option<f64>, u64) {
     let n = m.get("n").and_then(Value::as_u64).unwrap_or(0);
     match m.get("status").and_then(Value::as_str) {
         Some("defined") => (m.get("value").and_then(num), n),

@@ -660,7 +660,9 @@ fn pending_and_silenced_send_nothing_and_held_notifications_arrive_after_an_outa
 
 #[test]
 fn metrics_endpoint_is_valid_prometheus_text_with_bounded_labels() {
-    let extra = format!("[[models.fraud.rules]]\n{F1_RULE}\nnotify = [\"hook\"]\n");
+    let extra = format!(
+        "[alerts.metrics_segments]\nfraud = \"x\"\n[[models.fraud.rules]]\n{F1_RULE}\nnotify = [\"hook\"]\n"
+    );
     let (_recv, _mails, _dir, s) = start_all(&extra);
     put_reference(&s, "fraud");
     send_day(&s, "fraud", "2026-01-05", 1000, 4);
@@ -733,10 +735,36 @@ fn metrics_endpoint_is_valid_prometheus_text_with_bounded_labels() {
         }
         other => panic!("latency is a summary, got {other:?}"),
     }
+    // Per value of the configured segment (feature x: 0..6), bounded to 10 values plus other.
+    let seg = |v: &str| {
+        gauge(find(
+            "modelwatch_segment_performance",
+            &[
+                ("model", "fraud"),
+                ("segment", "x"),
+                ("segment_value", v),
+                ("metric", "accuracy"),
+            ],
+        ))
+    };
+    assert!((0..7).all(|v| seg(&v.to_string()) > 0.7));
     // Bounded labels only: never a request id.
     let allowed = [
-        "model", "version", "metric", "window", "feature", "quantile", "rule", "severity",
-        "decision", "state", "notifier", "kind", "outcome", "segment",
+        "model",
+        "version",
+        "metric",
+        "window",
+        "feature",
+        "quantile",
+        "rule",
+        "severity",
+        "decision",
+        "state",
+        "notifier",
+        "kind",
+        "outcome",
+        "segment",
+        "segment_value",
     ];
     for sample in &scrape.samples {
         for (k, _) in sample.labels.iter() {
