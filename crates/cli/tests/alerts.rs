@@ -473,6 +473,22 @@ fn f1_drop_beyond_the_interval_notifies_every_receiver_once_then_resolves() {
         1
     );
 
+    // A rule from the config file cannot be deleted over the API.
+    let (st, out) = decode(
+        client()
+            .delete(format!("{}/v1/models/fraud/rules/f1-vs-test", s.url))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 409, "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("config file"),
+        "{out}"
+    );
+
     // The history has the episode: firing then resolved.
     let (_, h) = s.get("/v1/alerts/history?model=fraud");
     let t: Vec<&str> = h["history"]
@@ -626,6 +642,23 @@ fn pending_and_silenced_send_nothing_and_held_notifications_arrive_after_an_outa
     assert_eq!(models, ["outage"]);
     let (_, p) = s.get("/v1/alerts?model=slow");
     assert_eq!(p["alerts"][0]["state"], "pending");
+
+    // Deleting a firing alert's rule resolves the alert, and the receiver is told.
+    let del = client()
+        .delete(format!("{}/v1/models/outage/rules/acc", s.url))
+        .send()
+        .unwrap();
+    assert_eq!(del.status().as_u16(), 204);
+    wait_alerts(&s, "model=outage&state=resolved", 1);
+    let got = recv.wait_for("/hook", 1, |c| c.body["status"] == "resolved");
+    assert_eq!(got[0].body["model"], "outage");
+    let (st, _) = decode(
+        client()
+            .delete(format!("{}/v1/models/outage/rules/acc", s.url))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 404);
 
     // Heartbeats: a failed run alerts; unknown status is a 400 naming the field.
     let (st, out) = s.post(
