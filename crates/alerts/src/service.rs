@@ -602,12 +602,8 @@ impl AlertService {
         if next.as_ref() == prev && transition.is_none() {
             return Ok(0);
         }
-        let history = transition.map(|t| {
-            (
-                t,
-                next.as_ref().or(prev).expect("a transition has an alert"),
-            )
-        });
+        // Every transition has an alert on one side (step and resolve_orphan guarantee it).
+        let history = transition.zip(next.as_ref().or(prev));
         self.db.apply(fp, next.as_ref(), history, &notify, now)?;
         Ok(notify.len())
     }
