@@ -272,14 +272,18 @@ async fn volume_anomaly_and_missing_heartbeats_over_the_real_store() {
             "condition": {"kind": "heartbeat", "max_age": "1h"},
             "decision": "retrain", "severity": "warning"})),
     ];
-    let svc = AlertService::open(
-        dir.path(),
-        AlertsConfig::default(),
-        rules,
-        store.clone(),
-        clock.clone(),
-    )
-    .unwrap();
+    // An Alertmanager, to see the re-send of firing alerts.
+    let am = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = AlertsConfig::default();
+    config.notifiers.insert(
+        "am".into(),
+        toml::from_str(&format!(
+            "kind = \"alertmanager\"\nurl = \"http://{}\"",
+            am.local_addr().unwrap()
+        ))
+        .unwrap(),
+    );
+    let svc = AlertService::open(dir.path(), config, rules, store.clone(), clock.clone()).unwrap();
     let m = ModelName::new("m").unwrap();
     let alert = |rule: &str| {
         svc.alerts(&Default::default())
@@ -307,6 +311,13 @@ async fn volume_anomaly_and_missing_heartbeats_over_the_real_store() {
     let train = alert("train").unwrap();
     assert_eq!(train.state, State::Firing);
     assert!(train.summary.contains("no run"), "{}", train.summary);
+
+    // Each scheduled pass re-sends firing alerts to Alertmanager, valid for 4 intervals.
+    let got = std::thread::spawn(move || one_http_request(am));
+    svc.resend_firing().await;
+    let body: serde_json::Value = serde_json::from_str(&got.join().unwrap()).unwrap();
+    assert_eq!(body[0]["labels"]["alertname"], "train");
+    assert_eq!(body[0]["endsAt"], "2026-03-10T09:04:00Z");
 
     // 07:00 gets a fifth of the usual volume.
     ingest(store.as_ref(), &m, "2026-03-10T07", 20, 1000, "h7");
