@@ -444,10 +444,25 @@ fn f1_drop_beyond_the_interval_notifies_every_receiver_once_then_resolves() {
         "a change inside the interval raises nothing"
     );
 
-    // Re-evaluations do not duplicate: still one alert and one trigger per receiver.
-    send_day(&s, "fraud", "2026-01-05", 0, 4);
-    let (_, all) = s.get("/v1/alerts?model=fraud");
-    assert_eq!(all["alerts"].as_array().unwrap().len(), 1);
+    // Re-evaluation does not duplicate: more (older) events make the model be evaluated
+    // again; still one alert, one firing transition.
+    let before = a["evaluated_at"].clone();
+    send_day(&s, "fraud", "2026-01-04", 100, 4);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let again = loop {
+        let (_, all) = s.get("/v1/alerts?model=fraud");
+        if all["alerts"][0]["evaluated_at"] != before {
+            break all;
+        }
+        assert!(Instant::now() < deadline, "never re-evaluated: {all}");
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    assert_eq!(again["alerts"].as_array().unwrap().len(), 1, "{again}");
+    assert_eq!(again["alerts"][0]["state"], "firing");
+    assert_eq!(
+        again["alerts"][0]["fired_at"], a["fired_at"],
+        "the same episode"
+    );
 
     // Recovery: a newer day as good as the reference resolves it, everywhere.
     send_day(&s, "fraud", "2026-01-06", 1000, 10);
