@@ -87,25 +87,31 @@ impl Receiver {
 
     /// Waits (polling, bounded) until `path` got `n` calls matching `pred`.
     fn wait_for(&self, path: &str, n: usize, pred: impl Fn(&Call) -> bool) -> Vec<Call> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        poll(|| {
             let got: Vec<Call> = self.calls(path).into_iter().filter(|c| pred(c)).collect();
             if got.len() >= n {
-                return got;
+                return Ok(got);
             }
-            assert!(
-                Instant::now() < deadline,
+            let calls = self.rec.calls.lock().unwrap();
+            Err(format!(
                 "{path}: {} matching calls of {n}; all calls: {:?}",
                 got.len(),
-                self.rec
-                    .calls
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .map(|c| (&c.path, &c.body))
-                    .collect::<Vec<_>>()
-            );
-            std::thread::sleep(Duration::from_millis(25));
+                calls.iter().map(|c| (&c.path, &c.body)).collect::<Vec<_>>()
+            ))
+        })
+    }
+}
+
+/// Calls `probe` every 25 ms until it answers `Ok`, for at most 30 s; then fails with its
+/// last `Err`. The binary works asynchronously (debounced evaluation, delivery loop): tests
+/// wait for what a user would see, never for a fixed time.
+fn poll<T>(mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match probe() {
+            Ok(v) => return v,
+            Err(e) if Instant::now() >= deadline => panic!("gave up after 30 s: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(25)),
         }
     }
 }
@@ -166,18 +172,13 @@ fn smtp_session(s: TcpStream, mails: &Mutex<Vec<String>>) -> std::io::Result<()>
 }
 
 fn wait_mail(mails: &Mutex<Vec<String>>, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(m) = mails.lock().unwrap().iter().find(|m| m.contains(needle)) {
-            return m.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no mail containing {needle:?}: {:?}",
-            mails.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    poll(|| {
+        let m = mails.lock().unwrap();
+        m.iter()
+            .find(|m| m.contains(needle))
+            .cloned()
+            .ok_or_else(|| format!("no mail containing {needle:?}: {m:?}"))
+    })
 }
 
 // ---- data: a binary classifier; every `flip`-th row is predicted wrong
@@ -241,24 +242,22 @@ fn send_day(s: &Server, model: &str, day: &str, n: usize, flip: usize) {
 }
 
 fn wait_alerts(s: &Server, query: &str, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    poll(|| {
         let (st, out) = s.get(&format!("/v1/alerts?{query}"));
         assert_eq!(st, 200, "{out}");
         let a = out["alerts"].as_array().unwrap().clone();
         if a.len() >= n {
-            return a;
+            Ok(a)
+        } else {
+            Err(format!("alerts?{query}: {out}"))
         }
-        assert!(Instant::now() < deadline, "alerts?{query}: {out}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    })
 }
 
 /// Waits until `/metrics` shows that `model` was evaluated; returns the text.
 fn wait_evaluated(s: &Server, model: &str) -> String {
     let needle = format!("modelwatch_model_performance{{model=\"{model}\"");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    poll(|| {
         let text = client()
             .get(format!("{}/metrics", s.url))
             .send()
@@ -266,14 +265,11 @@ fn wait_evaluated(s: &Server, model: &str) -> String {
             .text()
             .unwrap();
         if text.contains(&needle) {
-            return text;
+            Ok(text)
+        } else {
+            Err(format!("{model} never evaluated:\n{text}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "{model} never evaluated:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    })
 }
 
 fn config(dir: &std::path::Path, hook: &str, smtp_port: u16, extra: &str) -> std::path::PathBuf {
@@ -448,15 +444,14 @@ fn f1_drop_beyond_the_interval_notifies_every_receiver_once_then_resolves() {
     // again; still one alert, one firing transition.
     let before = a["evaluated_at"].clone();
     send_day(&s, "fraud", "2026-01-04", 100, 4);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let again = loop {
+    let again = poll(|| {
         let (_, all) = s.get("/v1/alerts?model=fraud");
         if all["alerts"][0]["evaluated_at"] != before {
-            break all;
+            Ok(all)
+        } else {
+            Err(format!("never re-evaluated: {all}"))
         }
-        assert!(Instant::now() < deadline, "never re-evaluated: {all}");
-        std::thread::sleep(Duration::from_millis(25));
-    };
+    });
     assert_eq!(again["alerts"].as_array().unwrap().len(), 1, "{again}");
     assert_eq!(again["alerts"][0]["state"], "firing");
     assert_eq!(
@@ -599,19 +594,18 @@ fn pending_and_silenced_send_nothing_and_held_notifications_arrive_after_an_outa
     wait_alerts(&s, "model=outage&state=firing", 1);
 
     // The failure is visible and the notification kept.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let failed = loop {
+    let failed = poll(|| {
         let (_, n) = s.get("/v1/notifications?status=failed");
         let list = n["notifications"].as_array().unwrap().clone();
         if list
             .iter()
             .any(|x| x["attempts"].as_u64().unwrap_or(0) >= 2)
         {
-            break list;
+            Ok(list)
+        } else {
+            Err(n.to_string())
         }
-        assert!(Instant::now() < deadline, "{n}");
-        std::thread::sleep(Duration::from_millis(25));
-    };
+    });
     assert_eq!(
         failed.len(),
         1,
