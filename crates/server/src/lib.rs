@@ -6,12 +6,14 @@
 //! hold no state of their own: a restart loses nothing but in-flight requests, which were not
 //! acknowledged.
 
+mod alerts;
 pub mod config;
 mod drift;
 mod error;
 mod ingest;
 mod query;
 
+pub use alerts::IngestCounters;
 pub use config::Config;
 pub use error::ApiError;
 
@@ -19,8 +21,9 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
+use modelwatch_alerts::AlertService;
 use modelwatch_core::{ModelName, Timestamp};
 use modelwatch_store::Store;
 use serde_json::json;
@@ -35,6 +38,9 @@ use tower_http::decompression::RequestDecompressionLayer;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
+    /// Rules, alerts, silences, notifications; evaluated after ingest and on a schedule.
+    pub alerts: Arc<AlertService>,
+    pub ingest_counters: Arc<IngestCounters>,
 }
 
 impl AppState {
@@ -75,6 +81,24 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{model}/rejected", get(query::rejected))
         .route("/v1/models/{model}/drift", get(drift::drift))
         .route("/v1/models/{model}/quality", get(drift::quality))
+        .route(
+            "/v1/models/{model}/rules",
+            get(alerts::list_rules).post(alerts::create_rule),
+        )
+        .route(
+            "/v1/models/{model}/rules/{name}",
+            delete(alerts::delete_rule),
+        )
+        .route("/v1/models/{model}/heartbeats", post(alerts::heartbeat))
+        .route("/v1/alerts", get(alerts::list_alerts))
+        .route("/v1/alerts/history", get(alerts::history))
+        .route(
+            "/v1/silences",
+            get(alerts::list_silences).post(alerts::create_silence),
+        )
+        .route("/v1/silences/{id}", delete(alerts::delete_silence))
+        .route("/v1/notifications", get(alerts::notifications))
+        .route("/metrics", get(alerts::metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/healthz", get(healthz))
@@ -104,8 +128,11 @@ enum Scope {
 }
 
 fn scope_of(method: &Method, path: &str) -> Scope {
-    let ingest =
-        path.ends_with("/predictions") || path.ends_with("/labels") || path.ends_with("/kpis");
+    // Heartbeats come from the same pipelines that send events: an ingest key may send them.
+    let ingest = path.ends_with("/predictions")
+        || path.ends_with("/labels")
+        || path.ends_with("/kpis")
+        || path.ends_with("/heartbeats");
     match *method {
         Method::GET | Method::HEAD => Scope::Read,
         Method::POST if ingest => Scope::Ingest,
@@ -262,11 +289,34 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let retention = tokio::spawn(retention_loop(state.clone()));
     let aggregates = tokio::spawn(aggregates_loop(state.clone()));
+    let alerts = tokio::spawn(state.alerts.clone().run());
     let app = router(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     retention.abort();
     aggregates.abort();
+    alerts.abort();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_are_ingest_rules_and_silences_admin_metrics_read() {
+        assert_eq!(
+            scope_of(&Method::POST, "/v1/models/m/heartbeats"),
+            Scope::Ingest
+        );
+        assert_eq!(scope_of(&Method::POST, "/v1/models/m/rules"), Scope::Admin);
+        assert_eq!(
+            scope_of(&Method::DELETE, "/v1/models/m/rules/r"),
+            Scope::Admin
+        );
+        assert_eq!(scope_of(&Method::POST, "/v1/silences"), Scope::Admin);
+        assert_eq!(scope_of(&Method::GET, "/v1/alerts"), Scope::Read);
+        assert_eq!(scope_of(&Method::GET, "/metrics"), Scope::Read);
+    }
 }
