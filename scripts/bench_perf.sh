@@ -56,7 +56,7 @@ run_metrics cold
 for i in $(seq "$REPEAT"); do run_metrics "warm_$i"; done
 
 say "peers: nannyml_performance, sklearn_daily at 1m"
-"$VENV/bin/python" "$WORK/bench_peers.py" --sizes 1m --tasks nannyml_performance sklearn_daily \
+"$VENV/bin/python" "$WORK/bench_peers.py" --sizes 1m --tasks nannyml_performance sklearn_perf_daily \
     --out "$WORK/results/peers.json" >&2
 echo "uptime after: $(uptime)" | tee -a "$WORK/uptime" >&2
 
@@ -93,7 +93,7 @@ print(f"| modelwatch import (Parquet → store, predictions + labels) | {imp[0]:
 print(f"| modelwatch metrics, first query (builds the per-hour aggregates) | {cold[0]:.2f} | {cold[0]:.2f} | {cold[1]:.0f} |")
 print(f"| modelwatch metrics, next queries (median of {repeat}) | {warm_med[0]:.2f} | {warm_med[0]:.2f} | {warm_med[1]:.0f} |")
 for name, task in (("NannyML PerformanceCalculator (fit + calculate)", "nannyml_performance"),
-                   ("scikit-learn per day", "sklearn_daily")):
+                   ("scikit-learn per day", "sklearn_perf_daily")):
     r = peers.get(task, {})
     if r.get("status") != "ok":
         print(f"| {name} | {r.get('status', 'missing')} | | |")
