@@ -3,6 +3,7 @@
 //! font compiled into the binary, so nothing is loaded at run time; plotters escapes the text it
 //! writes into SVG (`<` becomes `&lt;`), and a test checks it.
 
+use plotters::coord::combinators::BindKeyPoints;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::sync::Once;
@@ -23,14 +24,14 @@ pub fn register_font() {
 
 /// The series colours, in order.
 pub const PALETTE: [RGBColor; 8] = [
-    RGBColor(37, 99, 235),   // blue
-    RGBColor(234, 88, 12),   // orange
-    RGBColor(22, 163, 74),   // green
-    RGBColor(147, 51, 234),  // purple
-    RGBColor(220, 38, 38),   // red
-    RGBColor(8, 145, 178),   // cyan
-    RGBColor(202, 138, 4),   // amber
-    RGBColor(71, 85, 105),   // slate
+    RGBColor(37, 99, 235),  // blue
+    RGBColor(234, 88, 12),  // orange
+    RGBColor(22, 163, 74),  // green
+    RGBColor(147, 51, 234), // purple
+    RGBColor(220, 38, 38),  // red
+    RGBColor(8, 145, 178),  // cyan
+    RGBColor(202, 138, 4),  // amber
+    RGBColor(71, 85, 105),  // slate
 ];
 
 const GRID: RGBColor = RGBColor(229, 231, 235);
@@ -71,6 +72,8 @@ pub struct TimeChart {
     pub bars: Option<Line>,
     /// A horizontal reference line: the baseline from the reference dataset.
     pub baseline: Option<f64>,
+    /// The legend of the baseline line.
+    pub baseline_label: String,
 }
 
 impl TimeChart {
@@ -88,7 +91,7 @@ impl TimeChart {
             out.push(b.name.clone());
         }
         if self.baseline.is_some() {
-            out.push("baseline".into());
+            out.push(self.baseline_label.clone());
         }
         out
     }
@@ -151,6 +154,31 @@ pub fn short_time(micros: i64, window_micros: i64) -> String {
     }
 }
 
+/// Tick positions on round times (hours, midnights, Mondays), at most about seven, and the
+/// step between them.
+pub fn time_ticks(from: i64, to: i64) -> (Vec<i64>, i64) {
+    const H: i64 = 3_600_000_000;
+    let steps = [1, 2, 3, 6, 12, 24, 48, 96, 168, 336, 672, 1344, 2688, 5376];
+    let len = (to - from).max(1);
+    let step_h = steps
+        .iter()
+        .copied()
+        .find(|s| len / (s * H) <= 7)
+        .unwrap_or(8760);
+    let window = modelwatch_core::Window::parse(&format!("{step_h}h"))
+        .unwrap_or(modelwatch_core::Window::WEEK);
+    let step = window.micros();
+    let mut t = window.start_of(modelwatch_core::Timestamp(from)).0;
+    let mut out = Vec::new();
+    while t <= to {
+        if t >= from {
+            out.push(t);
+        }
+        t += step;
+    }
+    (out, step)
+}
+
 fn runs<T: Copy>(points: &[(i64, Option<T>)]) -> Vec<Vec<(i64, T)>> {
     let mut out: Vec<Vec<(i64, T)>> = Vec::new();
     let mut cur = Vec::new();
@@ -178,20 +206,20 @@ fn draw_time<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &TimeChart) -
     let (y0, y1) = c.y_range();
     let half = c.window_micros / 2;
     let to = c.to.max(c.from + 1);
+    let (ticks, step) = time_ticks(c.from, to);
     let mut chart = ChartBuilder::on(root)
         .margin(8)
         .margin_right(16)
         .caption(&c.title, (FONT, 15).into_font().style(FontStyle::Bold))
         .x_label_area_size(24)
         .y_label_area_size(48)
-        .build_cartesian_2d(c.from..to, y0..y1)
+        .build_cartesian_2d((c.from..to).with_key_points(ticks), y0..y1)
         .map_err(err)?;
     let w = c.window_micros;
     chart
         .configure_mesh()
-        .x_labels(6)
         .y_labels(5)
-        .x_label_formatter(&|x| short_time(*x, w))
+        .x_label_formatter(&|x| short_time(*x, step))
         .y_label_formatter(&|y| crate::data::short(*y))
         .label_style((FONT, 11).into_font().color(&AXIS))
         .axis_style(AXIS)
@@ -204,7 +232,10 @@ fn draw_time<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &TimeChart) -
         chart
             .draw_series(b.points.iter().filter_map(|&(x, v)| {
                 v.map(|v| {
-                    Rectangle::new([(x + pad, 0.0), (x + w - pad, v)], b.color.mix(0.8).filled())
+                    Rectangle::new(
+                        [(x + pad, 0.0), (x + w - pad, v)],
+                        b.color.mix(0.8).filled(),
+                    )
                 })
             }))
             .map_err(err)?
@@ -215,7 +246,8 @@ fn draw_time<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &TimeChart) -
         let color = l.color;
         let mut labelled_band = false;
         for run in runs(&l.band) {
-            let mut poly: Vec<(i64, f64)> = run.iter().map(|&(x, (_, hi))| (x + half, hi)).collect();
+            let mut poly: Vec<(i64, f64)> =
+                run.iter().map(|&(x, (_, hi))| (x + half, hi)).collect();
             if run.len() == 1 {
                 // One window: a band as wide as the window.
                 let (x, (lo, hi)) = run[0];
@@ -224,7 +256,10 @@ fn draw_time<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &TimeChart) -
                 poly.extend(run.iter().rev().map(|&(x, (lo, _))| (x + half, lo)));
             }
             let s = chart
-                .draw_series(std::iter::once(Polygon::new(poly, color.mix(0.15).filled())))
+                .draw_series(std::iter::once(Polygon::new(
+                    poly,
+                    color.mix(0.15).filled(),
+                )))
                 .map_err(err)?;
             if !labelled_band {
                 labelled_band = true;
@@ -262,7 +297,7 @@ fn draw_time<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &TimeChart) -
                 BASELINE.stroke_width(1),
             ))
             .map_err(err)?
-            .label("baseline")
+            .label(c.baseline_label.clone())
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 12, y)], BASELINE.stroke_width(1)));
     }
     chart
@@ -285,7 +320,7 @@ fn draw_overlay<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, o: &Overlay) 
         .chain(&o.current)
         .fold(0.0f64, |a, &b| a.max(b))
         .max(0.01)
-        * 1.1;
+        * 1.4; // room on the right for the legend
     let longest = o.bins.iter().map(|b| b.chars().count()).max().unwrap_or(4) as u32;
     let mut chart = ChartBuilder::on(root)
         .margin(8)
@@ -326,7 +361,9 @@ fn draw_overlay<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, o: &Overlay) 
         )
         .map_err(err)?
         .label("reference")
-        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], reference.mix(0.35).filled()));
+        .legend(move |(x, y)| {
+            Rectangle::new([(x, y - 5), (x + 12, y + 5)], reference.mix(0.35).filled())
+        });
     chart
         .draw_series(
             Histogram::horizontal(&chart)
@@ -336,10 +373,12 @@ fn draw_overlay<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, o: &Overlay) 
         )
         .map_err(err)?
         .label("current")
-        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], current.mix(0.55).filled()));
+        .legend(move |(x, y)| {
+            Rectangle::new([(x, y - 5), (x + 12, y + 5)], current.mix(0.55).filled())
+        });
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperRight)
         .label_font((FONT, 11))
         .background_style(WHITE.mix(0.85))
         .border_style(GRID)
@@ -416,7 +455,12 @@ mod tests {
             lines: vec![Line {
                 name: name.into(),
                 color: PALETTE[0],
-                points: vec![(0, Some(0.9)), (H, Some(0.8)), (2 * H, None), (3 * H, Some(0.7))],
+                points: vec![
+                    (0, Some(0.9)),
+                    (H, Some(0.8)),
+                    (2 * H, None),
+                    (3 * H, Some(0.7)),
+                ],
                 band: vec![
                     (0, Some((0.85, 0.95))),
                     (H, Some((0.75, 0.85))),
@@ -426,6 +470,7 @@ mod tests {
             }],
             bars: None,
             baseline: Some(0.92),
+            baseline_label: "baseline".into(),
         }
     }
 

@@ -184,11 +184,7 @@ pub fn summary(store: &dyn Store, model: &ModelName) -> Result<ModelSummary, Das
         .ok_or_else(|| DashError::NotFound(format!("model `{model}` does not exist")))
 }
 
-fn perf(
-    store: &dyn Store,
-    model: &ModelName,
-    q: &PerformanceQuery,
-) -> Result<Value, DashError> {
+fn perf(store: &dyn Store, model: &ModelName, q: &PerformanceQuery) -> Result<Value, DashError> {
     let report = window_performance(store, model, q).map_err(|e| match e {
         PerformanceError::Store(e) => DashError::Store(e),
         e => DashError::BadRequest(e.to_string()),
@@ -222,7 +218,11 @@ pub fn gather(
         ..Default::default()
     };
     if parts.metrics {
-        data.metrics = Some(perf(store, model, &span.performance(span.version.clone(), None))?);
+        data.metrics = Some(perf(
+            store,
+            model,
+            &span.performance(span.version.clone(), None),
+        )?);
     }
     if parts.segments {
         let segment = params.segment.clone().or_else(|| default_segment(&summary));
@@ -235,8 +235,10 @@ pub fn gather(
                 )?)
             }
             None => {
-                data.unavailable
-                    .insert("segments".into(), "the model has no features to segment by".into());
+                data.unavailable.insert(
+                    "segments".into(),
+                    "the model has no features to segment by".into(),
+                );
             }
         }
     }
@@ -246,7 +248,11 @@ pub fn gather(
         versions.truncate(MAX_VERSIONS);
         versions.sort_by(|a, b| a.version.cmp(&b.version));
         for v in versions {
-            let metrics = perf(store, model, &span.performance(Some(v.version.clone()), None))?;
+            let metrics = perf(
+                store,
+                model,
+                &span.performance(Some(v.version.clone()), None),
+            )?;
             data.versions.push(VersionMetrics {
                 version: v.version,
                 metrics,
@@ -304,17 +310,22 @@ fn distributions(
 ) -> Result<Vec<Distribution>, DriftError> {
     let reference = Reference::load(store, model, span.version.as_deref())?;
     let w = span.window();
-    // The last window of the span, else the span: a quiet last hour still shows something.
+    // The latest window with enough events (the current hour may have just begun), else the
+    // latest with any.
     let mut windows = fold_windows(
         store,
         model,
-        &span.drift(Timestamp(span.to.0 - w.micros())),
+        &span.drift(Timestamp(span.to.0 - 2 * w.micros()).max(span.from)),
         &reference.layout,
     )?;
     if windows.is_empty() {
         windows = fold_windows(store, model, &span.drift(span.from), &reference.layout)?;
     }
-    let Some(current) = windows.pop() else {
+    let pick = windows
+        .iter()
+        .rposition(|w| w.columns.rows >= 30)
+        .unwrap_or(windows.len().saturating_sub(1));
+    let Some(current) = windows.into_iter().nth(pick) else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
@@ -359,7 +370,13 @@ fn shares(counts: &[u64]) -> Vec<f64> {
     let total: u64 = counts.iter().sum();
     counts
         .iter()
-        .map(|&c| if total == 0 { 0.0 } else { c as f64 / total as f64 })
+        .map(|&c| {
+            if total == 0 {
+                0.0
+            } else {
+                c as f64 / total as f64
+            }
+        })
         .collect()
 }
 
@@ -480,7 +497,12 @@ mod tests {
         assert_eq!(numeric_bins(&[1.0, 2.0]), vec!["< 1", "[1, 2)", "≥ 2"]);
         let cats: Vec<String> = (0..15).map(|i| format!("c{i}")).collect();
         let counts: Vec<u64> = (0..15).map(|i| 100 - i).collect();
-        let current = vec![Some("c0".to_string()), Some("c14".into()), Some("new".into()), None];
+        let current = vec![
+            Some("c0".to_string()),
+            Some("c14".into()),
+            Some("new".into()),
+            None,
+        ];
         let (labels, r, c) = categorical_bins(&cats, &counts, &current);
         assert_eq!(labels.len(), MAX_CATEGORIES + 2);
         assert_eq!(labels[MAX_CATEGORIES], "(other)");

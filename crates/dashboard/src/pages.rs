@@ -108,10 +108,19 @@ pub fn inline_svg(svg: Result<String, String>) -> Markup {
 
 /// A chart in a figure that names what it draws (`data-series`), for people and tests.
 pub fn figure(id: &str, chart: &TimeChart, caption: &str) -> Markup {
+    sized_figure(id, chart, caption, 620)
+}
+
+/// A chart as wide as the page.
+pub fn wide_figure(id: &str, chart: &TimeChart, caption: &str) -> Markup {
+    sized_figure(id, chart, caption, 1240)
+}
+
+fn sized_figure(id: &str, chart: &TimeChart, caption: &str, width: u32) -> Markup {
     html! {
         figure.chart data-chart=(id) data-series=(chart.series_names().join("|"))
             data-windows=(chart.lines.first().or(chart.bars.as_ref()).map(|l| l.points.len()).unwrap_or(0)) {
-            (inline_svg(charts::time_svg(chart, 620, 250)))
+            (inline_svg(charts::time_svg(chart, width, 250)))
             @if !caption.is_empty() { figcaption { (caption) } }
         }
     }
@@ -143,6 +152,11 @@ fn ts(v: &Value, key: &str) -> String {
     } else {
         t.replace('T', " ").replace('Z', " UTC")
     }
+}
+
+/// A latency quantile of a window (`latency_ms.p95` is a metric with its interval).
+fn latency(w: &Value, q: &str) -> Option<f64> {
+    w.get("latency_ms").and_then(|l| metric(l, q)).map(|x| x.0)
 }
 
 fn pct(x: f64) -> String {
@@ -186,6 +200,7 @@ fn span_chart(span: &Span, title: &str, y: YScale) -> TimeChart {
         lines: Vec::new(),
         bars: None,
         baseline: None,
+        baseline_label: "baseline".into(),
     }
 }
 
@@ -235,15 +250,23 @@ pub fn operational_charts(m: &Value, span: &Span) -> Vec<(&'static str, TimeChar
         })
         .collect();
     c.lines.push(l);
-    out.push(("average_confidence", c, "mean top-class probability per window"));
+    out.push((
+        "average_confidence",
+        c,
+        "mean top-class probability per window",
+    ));
 
     let mut c = span_chart(span, "prediction volume", YScale::FromZero);
-    c.bars = Some(line("predictions", 0, series(m, |w| f(w, &["predictions"]))));
+    c.bars = Some(line(
+        "predictions",
+        0,
+        series(m, |w| f(w, &["predictions"])),
+    ));
     out.push(("volume", c, "predictions per window, by event time"));
 
     let mut c = span_chart(span, "latency (ms)", YScale::FromZero);
     for (i, q) in ["p50", "p95", "p99"].iter().enumerate() {
-        c.lines.push(line(q, i + 1, series(m, |w| f(w, &["latency_ms", q]))));
+        c.lines.push(line(q, i + 1, series(m, |w| latency(w, q))));
     }
     out.push(("latency", c, "latency percentiles per window"));
 
@@ -308,8 +331,8 @@ fn count_cards(m: &Value) -> Markup {
             div.s { "latest window " (last.and_then(|w| f(w, &["label_coverage"])).map(pct).unwrap_or("—".into())) } }
         div.card { div.k { "error rate" } div.v { (if preds > 0.0 { pct(errors / preds) } else { "—".into() }) }
             div.s { (errors as u64) " errors" } }
-        div.card { div.k { "latency p95 (latest)" } div.v { (last.and_then(|w| f(w, &["latency_ms", "p95"])).map(|x| format!("{} ms", short(x))).unwrap_or("—".into())) }
-            div.s { "p50 " (last.and_then(|w| f(w, &["latency_ms", "p50"])).map(short).unwrap_or("—".into())) " ms" } }
+        div.card { div.k { "latency p95 (latest)" } div.v { (last.and_then(|w| latency(w, "p95")).map(|x| format!("{} ms", short(x))).unwrap_or("—".into())) }
+            div.s { "p50 " (last.and_then(|w| latency(w, "p50")).map(short).unwrap_or("—".into())) " ms" } }
     }
 }
 
@@ -335,7 +358,10 @@ pub fn performance_section(m: &Value, span: &Span) -> Markup {
 /// Colour of a heatmap cell: grey when not evaluated, else white to red by effect size over
 /// its threshold, dark red when drifted.
 fn heat_color(feature: &Value) -> String {
-    if s(feature, "status") != "evaluated" {
+    let status = feature
+        .get("status")
+        .map(|st| st.get("status").unwrap_or(st));
+    if status.and_then(Value::as_str) != Some("evaluated") {
         return "#e5e7eb".into();
     }
     if feature.get("drifted").and_then(Value::as_bool) == Some(true) {
@@ -357,7 +383,12 @@ fn heat_rows<'a>(ws: &'a [Value], prefix: &str) -> Vec<(String, Vec<Option<&'a V
     let mut rows: Vec<(String, Vec<Option<&Value>>)> = Vec::new();
     let mut index = std::collections::HashMap::new();
     for (i, w) in ws.iter().enumerate() {
-        for fv in w.get("features").and_then(Value::as_array).into_iter().flatten() {
+        for fv in w
+            .get("features")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let name = format!("{prefix}{}", s(fv, "feature"));
             let row = *index.entry(name.clone()).or_insert_with(|| {
                 rows.push((name, vec![None; ws.len()]));
@@ -376,7 +407,10 @@ pub fn heatmap(drift: &Value, base: Option<&str>) -> Markup {
     let ws = &ws[skip..];
     let rows = heat_rows(ws, "");
     let outputs = drift.get("prediction").map(|p| windows(p)).unwrap_or(&[]);
-    let out_rows = heat_rows(&outputs[outputs.len().saturating_sub(HEATMAP_COLUMNS)..], "output: ");
+    let out_rows = heat_rows(
+        &outputs[outputs.len().saturating_sub(HEATMAP_COLUMNS)..],
+        "output: ",
+    );
     let starts: Vec<String> = ws.iter().map(|w| ts(w, "start")).collect();
     let first = ws.first().map(|w| ts(w, "start")).unwrap_or_default();
     let last = ws.last().map(|w| ts(w, "start")).unwrap_or_default();
@@ -431,6 +465,7 @@ pub fn drift_section(data: &ModelData, base: Option<&str>, selected: Option<&str
         series(drift, |w| f(w, &["share_drifted"])),
     ));
     share.baseline = f(drift, &["drift_share"]);
+    share.baseline_label = "dataset drift threshold".into();
     let mut dists: Vec<&data::Distribution> = data.distributions.iter().collect();
     if let Some(sel) = selected {
         dists.sort_by_key(|d| d.feature != sel);
@@ -439,7 +474,7 @@ pub fn drift_section(data: &ModelData, base: Option<&str>, selected: Option<&str
         h2 { "Drift: features × windows" }
         p.meta { "Against the reference (" (drift.get("reference").and_then(|r| r.get("rows")).and_then(Value::as_u64).unwrap_or(0)) " rows); p-values adjusted together (Benjamini-Hochberg), a feature drifts when significant and its effect reaches the threshold." }
         (heatmap(drift, base))
-        div.grid { (figure("drift_share", &share, "dashed: the share at which the whole dataset counts as drifted")) }
+        (wide_figure("drift_share", &share, "dashed: the share of drifted features at which the whole dataset counts as drifted"))
         h2 { "Distributions: reference and latest window" }
         @if dists.is_empty() { (unavailable(data, "distributions")) }
         div.grid {
@@ -528,7 +563,10 @@ pub fn segments_section(data: &ModelData) -> Markup {
     let task = s(m, "task");
     let names = chart_metrics(task);
     let empty = Vec::new();
-    let segs = m.get("segments").and_then(Value::as_array).unwrap_or(&empty);
+    let segs = m
+        .get("segments")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
     html! {
         h2 { "Segments by " (s(m, "segment")) ", worst first" }
         table.segments {
@@ -574,7 +612,7 @@ pub fn versions_section(data: &ModelData) -> Markup {
     }
     html! {
         h2 { "Model versions side by side" }
-        div.grid { (figure("versions", &c, "one line per version")) }
+        (wide_figure("versions", &c, "one line per version"))
         table.versions {
             tr { th { "version" } th.num { "predictions" } th.num { "labelled" }
                 @for n in names { th.num { (n) " (latest)" } } th.num { "latency p95 (latest)" } }
@@ -586,7 +624,7 @@ pub fn versions_section(data: &ModelData) -> Markup {
                     td.num { (ws.iter().filter_map(|w| f(w, &["predictions"])).sum::<f64>() as u64) }
                     td.num { (ws.iter().filter_map(|w| f(w, &["labelled"])).sum::<f64>() as u64) }
                     @for n in names { td.num { @match latest { Some(w) => (metric_text(w, n)), None => span.muted { "—" } } } }
-                    td.num { (ws.last().and_then(|w| f(w, &["latency_ms", "p95"])).map(short).unwrap_or("—".into())) }
+                    td.num { (ws.last().and_then(|w| latency(w, "p95")).map(short).unwrap_or("—".into())) }
                 }
             }
         }

@@ -39,11 +39,13 @@ impl Range {
         if s == "all" {
             return Ok(Range::All);
         }
-        Window::parse(s).map(|w| Range::Last(w.seconds())).map_err(|_| {
-            DashError::BadRequest(format!(
-                "`range`: {s:?} is not a range: use 24h, 7d, 30d, 90d or all"
-            ))
-        })
+        Window::parse(s)
+            .map(|w| Range::Last(w.seconds()))
+            .map_err(|_| {
+                DashError::BadRequest(format!(
+                    "`range`: {s:?} is not a range: use 24h, 7d, 30d, 90d or all"
+                ))
+            })
     }
 }
 
@@ -218,7 +220,10 @@ mod tests {
     #[test]
     fn links_keep_the_view_and_encode_values() {
         let p = ViewParams::parse(&pairs(&[("version", "v 1&x"), ("window", "1d")])).unwrap();
-        assert_eq!(p.query_with("range", "30d"), "?window=1d&version=v%201%26x&range=30d");
+        assert_eq!(
+            p.query_with("range", "30d"),
+            "?window=1d&version=v%201%26x&range=30d"
+        );
         assert_eq!(url_encode("<script>"), "%3Cscript%3E");
     }
 }

@@ -7,6 +7,7 @@
 //! acknowledged.
 
 pub mod config;
+mod dashboard;
 mod drift;
 mod error;
 mod ingest;
@@ -71,6 +72,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{model}/rejected", get(query::rejected))
         .route("/v1/models/{model}/drift", get(drift::drift))
         .route("/v1/models/{model}/quality", get(drift::quality))
+        // The dashboard: HTML pages (JSON stays under /v1).
+        .route("/", get(dashboard::overview))
+        .route("/models/{model}", get(dashboard::model))
+        .route("/models/{model}/{view}", get(dashboard::model_view))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/healthz", get(healthz))
