@@ -77,12 +77,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         let url = format!("http://{addr}");
         // Same first line as `serve`: scripts and tests read the address from it.
-        println!("modelwatch listening on {url}");
-        println!(
-            "demo: open {url}/models/{MODEL} (data in {})",
+        // One write, so that a reader that stops after the first line cannot make a second
+        // one fail.
+        let mut out = std::io::stdout();
+        let _ = write!(
+            out,
+            "modelwatch listening on {url}\ndemo: open {url}/models/{MODEL} (data in {})\n",
             dir.display()
         );
-        std::io::stdout().flush()?;
+        let _ = out.flush();
         let sim = Simulation::new(args.seed, args.days, args.per_hour);
         let gen_url = url.clone();
         std::thread::spawn(move || {
