@@ -142,7 +142,8 @@ def demo():
         while True:
             try:
                 m = d.request("GET", "/v1/models/fraud-demo/metrics?window=1h")
-                if len(m["windows"]) >= 150:
+                c = d.request("GET", "/v1/models/churn-demo/metrics?window=1h")
+                if len(m["windows"]) >= 150 and len(c["windows"]) >= 150:
                     break
             except OSError:
                 pass

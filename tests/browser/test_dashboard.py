@@ -89,8 +89,11 @@ def test_a_script_as_feature_name_is_shown_as_text(server, page):
 
 
 def test_screenshots_of_the_demo(demo, page, screenshots):
+    page.page.set_viewport_size({"width": 1360, "height": 300})
     page.goto(demo.url + "/")
-    page.page.screenshot(path=os.path.join(screenshots, "overview.png"))
+    assert page.page.locator("tr[data-model]").count() == 2
+    page.page.screenshot(path=os.path.join(screenshots, "overview.png"), full_page=True)
+    page.page.set_viewport_size({"width": 1360, "height": 900})
     page.goto(demo.url + "/models/fraud-demo")
     page.page.screenshot(path=os.path.join(screenshots, "model.png"), full_page=True)
     page.goto(demo.url + "/models/fraud-demo/drift")

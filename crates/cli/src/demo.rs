@@ -21,8 +21,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The demo model's name.
+/// The demo model whose inputs drift and whose accuracy decays.
 pub const MODEL: &str = "fraud-demo";
+/// A second model that stays healthy, for contrast on the overview.
+pub const STABLE_MODEL: &str = "churn-demo";
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -86,13 +88,20 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             dir.display()
         );
         let _ = out.flush();
-        let sim = Simulation::new(args.seed, args.days, args.per_hour);
-        let gen_url = url.clone();
-        std::thread::spawn(move || {
-            if let Err(e) = sim.run(&gen_url) {
-                tracing::error!(error = %format!("{e:#}"), "demo generator stopped");
-            }
-        });
+        for (model, drifting, seed) in [
+            (MODEL, true, args.seed),
+            (STABLE_MODEL, false, args.seed + 1),
+        ] {
+            let mut sim = Simulation::new(seed, args.days, args.per_hour);
+            sim.model = model;
+            sim.drifting = drifting;
+            let gen_url = url.clone();
+            std::thread::spawn(move || {
+                if let Err(e) = sim.run(&gen_url) {
+                    tracing::error!(error = %format!("{e:#}"), model, "demo generator stopped");
+                }
+            });
+        }
         modelwatch_server::serve(listener, state, crate::serve::shutdown_signal()).await?;
         anyhow::Ok(())
     })
@@ -102,6 +111,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 const LABEL_DELAY_HOURS: i64 = 6;
 
 struct Simulation {
+    model: &'static str,
+    /// False: the data stays like the reference (no drift, no decay).
+    drifting: bool,
     rng: StdRng,
     days: u32,
     per_hour: u32,
@@ -133,6 +145,8 @@ struct Row {
 impl Simulation {
     fn new(seed: u64, days: u32, per_hour: u32) -> Self {
         Simulation {
+            model: MODEL,
+            drifting: true,
             rng: StdRng::seed_from_u64(seed),
             days: days.max(1),
             per_hour: per_hour.max(1),
@@ -206,7 +220,11 @@ impl Simulation {
     fn hour(&mut self, now: i64, hours_ago: i64, total_hours: i64) -> Vec<Value> {
         let progress = 1.0 - hours_ago as f64 / total_hours as f64;
         // Calm for the first half, then drifting faster and faster.
-        let d = ((progress - 0.45) / 0.55).clamp(0.0, 1.0).powf(1.3);
+        let d = if self.drifting {
+            ((progress - 0.45) / 0.55).clamp(0.0, 1.0).powf(1.3)
+        } else {
+            0.0
+        };
         let start = now - hours_ago * 3600;
         // Daily traffic cycle.
         let hour_of_day = (start.rem_euclid(86_400)) as f64 / 3600.0;
@@ -262,7 +280,7 @@ impl Simulation {
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()?;
-        let base = format!("{url}/v1/models/{MODEL}");
+        let base = format!("{url}/v1/models/{}", self.model);
         let send = |method: reqwest::Method, path: &str, ct: &str, body: String| {
             let r = client
                 .request(method, format!("{base}{path}"))
@@ -322,7 +340,8 @@ impl Simulation {
         loop {
             std::thread::sleep(Duration::from_secs(3));
             let t = modelwatch_core::Timestamp::now().micros() / 1_000_000;
-            let live: Vec<Value> = (0..5).map(|_| self.event(t, 1.0, 1.0)).collect();
+            let d = if self.drifting { 1.0 } else { 0.0 };
+            let live: Vec<Value> = (0..5).map(|_| self.event(t, d, 1.0)).collect();
             post("/predictions", &live)?;
             label_cutoff = (label_cutoff + 1800).min(t - 30);
             let labels = self.due_labels(label_cutoff);

@@ -397,6 +397,59 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+/// A small line without axes (the overview's trend of a model's headline metric), with the
+/// baseline dashed.
+pub fn sparkline_svg(
+    points: &[(i64, Option<f64>)],
+    baseline: Option<f64>,
+    w: u32,
+    h: u32,
+) -> Result<String, String> {
+    register_font();
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (w, h)).into_drawing_area();
+        let c = TimeChart {
+            title: String::new(),
+            from: points.first().map(|p| p.0).unwrap_or(0),
+            to: points.last().map(|p| p.0 + 1).unwrap_or(1),
+            window_micros: 1,
+            y: YScale::Unit,
+            lines: vec![Line {
+                name: String::new(),
+                color: PALETTE[0],
+                points: points.to_vec(),
+                band: Vec::new(),
+            }],
+            bars: None,
+            baseline,
+            baseline_label: String::new(),
+        };
+        let (y0, y1) = c.y_range();
+        let mut chart = ChartBuilder::on(&root)
+            .margin(3)
+            .build_cartesian_2d(c.from..c.to.max(c.from + 1), y0..y1)
+            .map_err(err)?;
+        if let Some(b) = baseline {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(c.from, b), (c.to, b)],
+                    3,
+                    3,
+                    AXIS.stroke_width(1),
+                ))
+                .map_err(err)?;
+        }
+        for run in runs(points) {
+            chart
+                .draw_series(LineSeries::new(run, PALETTE[0].stroke_width(2)))
+                .map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(buf)
+}
+
 /// A chart as an SVG document (a string to inline into HTML).
 pub fn time_svg(c: &TimeChart, w: u32, h: u32) -> Result<String, String> {
     register_font();

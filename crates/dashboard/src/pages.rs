@@ -55,6 +55,8 @@ a{color:#1d4ed8}
 .legend{font-size:12px;color:#6b7280;margin:6px 0}
 .legend i{display:inline-block;width:12px;height:12px;vertical-align:middle;margin:0 3px 0 10px;border-radius:2px}
 .error{background:#fff;border:1px solid #fecaca;border-radius:8px;padding:16px 20px}
+table.models td,table.models th{white-space:nowrap}
+td.spark{padding:2px 10px}td.spark svg{width:160px;height:36px;display:block}
 code{background:#e5e7eb;border-radius:3px;padding:0 4px}
 "#;
 
@@ -309,8 +311,10 @@ fn headline_card(m: &Value) -> Markup {
                     div.s { "95% CI " (short(lo)) "–" (short(hi)) }
                     @if let Some(b) = base {
                         @let worse = if higher_is_better { v < b } else { v > b };
+                        @let significant = current.and_then(|w| w.get("changes")?.get(name)?.get("significant")?.as_bool()).unwrap_or(false);
                         div.s { "baseline " (format!("{b:.4}")) " · "
-                            span class=(if worse { "bad" } else { "good" }) { (format!("{:+.4}", v - b)) } }
+                            span class=(match (significant, worse) { (true, true) => "bad", (true, false) => "good", _ => "muted" }) { (format!("{:+.4}", v - b)) }
+                            @if significant { " (significant)" } }
                     } @else { div.s { "no labelled reference: no baseline" } }
                 }
                 None => { div.v.muted { "—" } div.s { "no window with enough labels yet" } }
@@ -761,9 +765,12 @@ struct Row {
     metric: &'static str,
     current: Option<f64>,
     baseline: Option<f64>,
+    /// The latest window differs from the baseline significantly (the API's `changes`).
+    significant: bool,
     drift: Result<Option<f64>, String>,
     predictions: u64,
     last_event: Option<Timestamp>,
+    trend: Vec<(i64, Option<f64>)>,
 }
 
 /// The models overview at `/`: each model's headline metric against its baseline, drift
@@ -817,6 +824,15 @@ pub fn overview(store: &dyn Store, params: &ViewParams) -> Result<String, DashEr
                 .iter()
                 .filter_map(|w| f(w, &["predictions"]))
                 .sum::<f64>() as u64,
+            trend: series(&metrics, |w| metric(w, metric_name).map(|x| x.0)),
+            significant: latest_defined(&metrics, metric_name)
+                .and_then(|w| {
+                    w.get("changes")?
+                        .get(metric_name)?
+                        .get("significant")?
+                        .as_bool()
+                })
+                .unwrap_or(false),
             name: m.name.clone(),
             task,
             metric: metric_name,
@@ -835,7 +851,7 @@ pub fn overview(store: &dyn Store, params: &ViewParams) -> Result<String, DashEr
             }
         } @else {
             table.models {
-                tr { th { "model" } th { "task" } th.num { "headline metric (latest)" } th.num { "baseline" } th.num { "drift share (latest window)" } th.num { "open alerts" } th.num { "predictions in range" } th { "last event" } }
+                tr { th { "model" } th { "task" } th.num { "headline metric (latest)" } th.num { "baseline" } th { "trend" } th.num { "drift share (latest window)" } th.num { "open alerts" } th.num { "predictions in range" } th { "last event" } }
                 @for r in &rows {
                     tr data-model=(r.name) {
                         td { a href=(format!("/models/{}{query}", url_encode(&r.name))) { (r.name) } }
@@ -846,13 +862,15 @@ pub fn overview(store: &dyn Store, params: &ViewParams) -> Result<String, DashEr
                                     (r.metric) " " (format!("{v:.3}"))
                                     @if let Some(b) = r.baseline {
                                         @let worse = if matches!(r.metric, "mae" | "rmse" | "mape") { v > b } else { v < b };
-                                        " " span class=(if worse { "bad" } else { "good" }) { (format!("{:+.3}", v - b)) }
+                                        @let class = match (r.significant, worse) { (true, true) => "bad", (true, false) => "good", _ => "muted" };
+                                        " " span class=(class) title=(if r.significant { "significant change from the baseline" } else { "within noise of the baseline" }) { (format!("{:+.3}", v - b)) }
                                     }
                                 }
                                 None => span.muted { (r.metric) " —" },
                             }
                         }
                         td.num { (r.baseline.map(|b| format!("{b:.3}")).unwrap_or("—".into())) }
+                        td.spark { (inline_svg(charts::sparkline_svg(&r.trend, r.baseline, 160, 36))) }
                         td.num {
                             @match &r.drift {
                                 Ok(Some(v)) => span class=(if *v > 0.0 { "bad" } else { "good" }) { (pct(*v)) },
