@@ -2,7 +2,10 @@
 //! tests call every function in [`ALL`] on a fresh, empty store; a new backend (ClickHouse) passes
 //! the same suite. Panics on a failed check, like a test.
 
-use crate::{LabelBatch, PredictionBatch, ScanRange, Store, StoreError, WindowQuery};
+use crate::{
+    AggregateWrite, DirtyHour, LabelBatch, PredictionBatch, ScanRange, Store, StoreError,
+    StoredAggregate, WindowQuery,
+};
 use modelwatch_core::{
     parse_label_row, parse_prediction_row, FeatureKind, FeatureValue, IngestLimits, ModelName,
     Outcome, ReferenceRow, Timestamp, Window,
@@ -48,6 +51,10 @@ pub const ALL: &[(&str, Check)] = &[
     (
         "reference_rows_round_trip_and_set_the_schema",
         reference_rows_round_trip_and_set_the_schema,
+    ),
+    (
+        "changes_mark_their_hours_dirty_until_a_refresh_answers_them",
+        changes_mark_their_hours_dirty_until_a_refresh_answers_them,
     ),
 ];
 
@@ -307,4 +314,121 @@ pub fn a_mixed_batch_stores_exactly_its_new_valid_events(store: &dyn Store) {
         page.items[1].timestamp,
         modelwatch_core::parse_timestamp("2026-01-02T00:00:00Z").unwrap()
     );
+}
+
+/// Predictions and labels mark the hours (of the predictions' event time) they change; writing
+/// aggregates clears exactly the marks that were read, so a change racing with a refresh stays
+/// marked; aggregates read back by hour range and version.
+pub fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn Store) {
+    let ts = |s: &str| modelwatch_core::parse_timestamp(s).unwrap();
+    let no_version = r#"{"request_id":"n","timestamp":"2026-01-01T05:59:59Z","features":{"age":1,"country":"DE"},"prediction":0}"#;
+    store
+        .ingest_predictions(
+            &model(),
+            preds(&[
+                &p("a", "2026-01-01T03:10:00Z", 1.0),
+                &p("b", "2026-01-01T03:50:00Z", 1.0),
+                no_version,
+            ]),
+        )
+        .unwrap();
+    let dirty = store.dirty_hours(&model()).unwrap();
+    let marks: Vec<(String, String)> = dirty
+        .iter()
+        .map(|d| (d.version.clone(), d.hour.to_rfc3339()))
+        .collect();
+    assert_eq!(
+        marks,
+        vec![
+            ("v1".to_owned(), "2026-01-01T03:00:00Z".to_owned()),
+            (String::new(), "2026-01-01T05:00:00Z".to_owned()),
+        ]
+    );
+    let blob = |v: &str, h: &str, d: &[u8]| StoredAggregate {
+        version: v.to_owned(),
+        hour: ts(h),
+        data: d.to_vec(),
+    };
+    store
+        .put_aggregates(
+            &model(),
+            AggregateWrite {
+                kind: "perf".into(),
+                put: vec![
+                    blob("v1", "2026-01-01T03:00:00Z", b"three"),
+                    blob("", "2026-01-01T05:00:00Z", b"five"),
+                ],
+                delete: vec![],
+                clear: dirty.clone(),
+            },
+        )
+        .unwrap();
+    assert!(store.dirty_hours(&model()).unwrap().is_empty());
+    let all = store
+        .aggregates(&model(), "perf", &ScanRange::default())
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].data, b"three");
+    let v1 = ScanRange {
+        version: Some("v1".into()),
+        ..ScanRange::default()
+    };
+    assert_eq!(store.aggregates(&model(), "perf", &v1).unwrap().len(), 1);
+    let late = ScanRange {
+        from: Some(ts("2026-01-01T04:00:00Z")),
+        ..ScanRange::default()
+    };
+    assert_eq!(
+        store.aggregates(&model(), "perf", &late).unwrap()[0].data,
+        b"five"
+    );
+    assert!(store
+        .aggregates(&model(), "drift", &late)
+        .unwrap()
+        .is_empty());
+
+    // A label marks its prediction's hour; one for an unknown request id marks nothing.
+    store
+        .ingest_labels(
+            &model(),
+            labels(&[
+                r#"{"request_id":"a","label":1,"timestamp":"2026-02-01T00:00:00Z"}"#,
+                r#"{"request_id":"zz","label":1}"#,
+            ]),
+        )
+        .unwrap();
+    let dirty = store.dirty_hours(&model()).unwrap();
+    assert_eq!(dirty.len(), 1);
+    assert_eq!(dirty[0].hour.to_rfc3339(), "2026-01-01T03:00:00Z");
+    // A refresh that read an older generation does not clear the newer mark.
+    let stale = DirtyHour {
+        generation: dirty[0].generation - 1,
+        ..dirty[0].clone()
+    };
+    store
+        .put_aggregates(
+            &model(),
+            AggregateWrite {
+                kind: "perf".into(),
+                clear: vec![stale],
+                delete: vec![("".into(), ts("2026-01-01T05:00:00Z"))],
+                ..AggregateWrite::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(store.dirty_hours(&model()).unwrap(), dirty);
+    assert_eq!(
+        store
+            .aggregates(&model(), "perf", &ScanRange::default())
+            .unwrap()
+            .len(),
+        1
+    );
+    // The prediction of the orphan label arrives: its hour is marked.
+    store
+        .ingest_predictions(&model(), preds(&[&p("zz", "2026-01-03T00:00:00Z", 1.0)]))
+        .unwrap();
+    assert_eq!(store.dirty_hours(&model()).unwrap().len(), 2);
+    store.invalidate_aggregates(&model()).unwrap();
+    assert_eq!(store.dirty_hours(&model()).unwrap().len(), 3);
 }

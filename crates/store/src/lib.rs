@@ -177,6 +177,37 @@ pub struct Page<T> {
     pub next: Option<i64>,
 }
 
+/// One event-time hour of one version whose predictions or labels changed since its aggregates
+/// were last written. `generation` grows with every change, so that a refresh clears only the
+/// marks it has seen (a change racing with the refresh leaves the hour dirty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirtyHour {
+    /// Empty when the predictions carry no version.
+    pub version: String,
+    /// Start of the hour (UTC-aligned).
+    pub hour: Timestamp,
+    pub generation: i64,
+}
+
+/// An opaque per-hour aggregate, written and read back by the engine. The store only keys it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAggregate {
+    pub version: String,
+    pub hour: Timestamp,
+    pub data: Vec<u8>,
+}
+
+/// One refresh's result: aggregates to write, hours now empty whose aggregates go, and the
+/// dirty marks this answers.
+#[derive(Debug, Clone, Default)]
+pub struct AggregateWrite {
+    pub kind: String,
+    pub put: Vec<StoredAggregate>,
+    /// (version, hour) whose aggregate is deleted (the hour has no predictions left).
+    pub delete: Vec<(String, Timestamp)>,
+    pub clear: Vec<DirtyHour>,
+}
+
 /// The storage interface. Calls block; async callers run them on a blocking thread.
 pub trait Store: Send + Sync + 'static {
     fn ingest_predictions(
@@ -238,6 +269,34 @@ pub trait Store: Send + Sync + 'static {
         range: &ScanRange,
         f: &mut dyn FnMut(&PredictionEvent, Option<&LabelEvent>),
     ) -> Result<(), StoreError>;
+
+    // Per-hour aggregates. The store keeps them opaque and marks an hour dirty in the same
+    // transaction that changes its predictions or labels, so a crash can never leave an
+    // aggregate stale without its mark: aggregates are a cache of the raw log, always rebuildable.
+
+    /// Hours whose aggregates are out of date, oldest first.
+    fn dirty_hours(&self, model: &ModelName) -> Result<Vec<DirtyHour>, StoreError>;
+    /// The aggregates of `kind` for hours in `[from, to)`, of `version` (all when `None`),
+    /// ordered by hour.
+    fn aggregates(
+        &self,
+        model: &ModelName,
+        kind: &str,
+        range: &ScanRange,
+    ) -> Result<Vec<StoredAggregate>, StoreError>;
+    /// Writes a refresh's aggregates and clears the marks it answers, atomically. A mark whose
+    /// generation changed since it was read is kept.
+    fn put_aggregates(&self, model: &ModelName, write: AggregateWrite) -> Result<(), StoreError>;
+    /// Marks every hour that holds predictions dirty, so that all aggregates are rebuilt.
+    fn invalidate_aggregates(&self, model: &ModelName) -> Result<(), StoreError>;
+}
+
+/// Length of the hours that aggregates are kept for, in microseconds.
+pub const HOUR_MICROS: i64 = 3_600_000_000;
+
+/// Start of the UTC hour holding `ts` (microseconds).
+pub fn hour_of(ts: i64) -> i64 {
+    ts - ts.rem_euclid(HOUR_MICROS)
 }
 
 /// Which predictions [`Store::scan_predictions`] visits.

@@ -1,4 +1,4 @@
--- modelwatch embedded store, schema version 1. Timestamps are microseconds since the Unix epoch.
+-- modelwatch embedded store, schema version 1 (version 2 adds schema_v2.sql). Timestamps are microseconds since the Unix epoch.
 CREATE TABLE models (
     id              INTEGER PRIMARY KEY,
     name            TEXT NOT NULL UNIQUE,

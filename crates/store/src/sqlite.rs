@@ -9,9 +9,10 @@
 //! See docs/adr/001-embedded-storage.md for the measurements behind this design.
 
 use crate::{
-    DelayQuantiles, IngestOutcome, LabelBatch, ModelSummary, Page, PredictionBatch, Quarantined,
-    ReferenceOutcome, ReferenceSummary, RejectedRow, RetentionReport, ScanRange, Store, StoreError,
-    VersionSummary, WindowCounts, WindowQuery,
+    hour_of, AggregateWrite, DelayQuantiles, DirtyHour, IngestOutcome, LabelBatch, ModelSummary,
+    Page, PredictionBatch, Quarantined, ReferenceOutcome, ReferenceSummary, RejectedRow,
+    RetentionReport, ScanRange, Store, StoreError, StoredAggregate, VersionSummary, WindowCounts,
+    WindowQuery, HOUR_MICROS,
 };
 use crossbeam_channel::{bounded, Receiver, Sender};
 use modelwatch_core::{
@@ -19,7 +20,7 @@ use modelwatch_core::{
     Pairs, PredictionEvent, ReferenceRow, Rejection, Schema, SchemaChange, Timestamp,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -27,7 +28,7 @@ use std::thread::JoinHandle;
 
 const DB_FILE: &str = "modelwatch.db";
 const LOCK_FILE: &str = "LOCK";
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// Upper bound on rows in one group commit: bounds the latency a large import adds to a small
 /// concurrent request, and the WAL growth between checkpoints.
 const MAX_ROWS_PER_COMMIT: usize = 200_000;
@@ -76,6 +77,8 @@ enum Job {
     DeclareSchema(ModelName, Schema, Reply<()>),
     SetRetention(ModelName, Option<u32>, Reply<()>),
     ApplyRetention(Timestamp, Reply<RetentionReport>),
+    PutAggregates(ModelName, AggregateWrite, Reply<()>),
+    InvalidateAggregates(ModelName, Reply<()>),
 }
 
 impl Job {
@@ -84,6 +87,7 @@ impl Job {
             Job::Predictions(_, b, _, _) => b.rows.len() + b.rejected.len(),
             Job::Labels(_, b, _) => b.rows.len() + b.rejected.len(),
             Job::Reference { rows, .. } => rows.len(),
+            Job::PutAggregates(_, w, _) => w.put.len() + w.clear.len(),
             _ => 1,
         }
     }
@@ -183,8 +187,24 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     match version {
         0 => {
-            conn.execute_batch(include_str!("schema.sql"))?;
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            conn.execute_batch(&format!(
+                "BEGIN; {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                include_str!("schema.sql"),
+                include_str!("schema_v2.sql")
+            ))?;
+            Ok(())
+        }
+        1 => {
+            // Every hour that holds predictions starts dirty: its aggregates are built on the
+            // first refresh.
+            conn.execute_batch(&format!(
+                "BEGIN; {}
+                 INSERT INTO dirty_hours(model_id, version, hour, generation)
+                 SELECT model_id, version, ts - (((ts % {HOUR_MICROS}) + {HOUR_MICROS}) % {HOUR_MICROS}), 1
+                 FROM request_index GROUP BY 1, 2, 3;
+                 PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                include_str!("schema_v2.sql")
+            ))?;
             Ok(())
         }
         SCHEMA_VERSION => Ok(()),
@@ -330,6 +350,12 @@ fn run_job(tx: &Transaction<'_>, models: &mut HashMap<String, CachedModel>, job:
             models.clear();
             in_savepoint!(None, apply_retention(tx, now), reply)
         }
+        Job::PutAggregates(model, write, reply) => {
+            in_savepoint!(None, put_aggregates(tx, &model, write), reply)
+        }
+        Job::InvalidateAggregates(model, reply) => {
+            in_savepoint!(None, invalidate_aggregates(tx, &model), reply)
+        }
     }
 }
 
@@ -342,7 +368,10 @@ fn fail(job: Job, msg: &str) {
         Job::Predictions(_, _, _, r) => drop(r.send(Err(err()))),
         Job::Labels(_, _, r) => drop(r.send(Err(err()))),
         Job::Reference { reply, .. } => drop(reply.send(Err(err()))),
-        Job::DeclareSchema(_, _, r) | Job::SetRetention(_, _, r) => drop(r.send(Err(err()))),
+        Job::DeclareSchema(_, _, r)
+        | Job::SetRetention(_, _, r)
+        | Job::PutAggregates(_, _, r)
+        | Job::InvalidateAggregates(_, r) => drop(r.send(Err(err()))),
         Job::ApplyRetention(_, r) => drop(r.send(Err(err()))),
     }
 }
@@ -582,6 +611,7 @@ fn ingest_predictions(
     }
 
     let mut versions: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
+    let mut hours: BTreeSet<(&str, i64)> = BTreeSet::new();
     // When every row passed the checks, chunks of `admitted` are the chunks `encoded` compressed.
     let all_admitted = admitted.len() == batch.rows.len();
     for (chunk_no, admitted) in admitted.chunks(SEGMENT_MAX_ROWS).enumerate() {
@@ -637,6 +667,7 @@ fn ingest_predictions(
             }
             min_ts = min_ts.min(ts);
             max_ts = max_ts.max(ts);
+            hours.insert((version, hour_of(ts)));
             let v = versions.entry(version).or_insert((0, ts, ts));
             v.0 += 1;
             v.1 = v.1.min(ts);
@@ -669,6 +700,7 @@ fn ingest_predictions(
             upsert.execute(params![entry.id, version, n, first, last])?;
         }
     }
+    mark_dirty(tx, entry.id, hours)?;
     if !pending.is_empty() {
         out.schema_changes = pending
             .iter()
@@ -717,6 +749,7 @@ fn ingest_labels(
     let mut quarantined = batch.rejected;
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(batch.rows.len());
     let mut fresh = Vec::with_capacity(batch.rows.len());
+    let mut hours: BTreeSet<(String, i64)> = BTreeSet::new();
     for (index, l) in &batch.rows {
         if let Some(rejection) = repeated_in_batch(&mut seen, *index, &l.request_id) {
             quarantined.push(Quarantined {
@@ -738,6 +771,20 @@ fn ingest_labels(
             "UPDATE labels SET label = ?3, ts = ?4, received_at = ?5
              WHERE model_id = ?1 AND request_id = ?2",
         )?;
+        // The hour of the prediction each label joins (when it has arrived) changes.
+        let mut prediction = tx.prepare_cached(
+            "SELECT ts, version FROM request_index WHERE model_id = ?1 AND request_id = ?2",
+        )?;
+        for l in &fresh {
+            let found: Option<(i64, String)> = prediction
+                .query_row(params![model_id, l.request_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            if let Some((ts, version)) = found {
+                hours.insert((version, hour_of(ts)));
+            }
+        }
         for l in fresh {
             let label = to_json(&l.label);
             let args = params![
@@ -754,6 +801,7 @@ fn ingest_labels(
             out.accepted += 1;
         }
     }
+    mark_dirty(tx, model_id, hours.iter().map(|(v, h)| (v.as_str(), *h)))?;
     let new_labels = (out.accepted - out.replaced) as i64;
     if new_labels > 0 {
         tx.execute(
@@ -765,6 +813,65 @@ fn ingest_labels(
     out.rejected = quarantined.into_iter().map(|q| q.rejection).collect();
     out.rejected.sort_by_key(|r| r.index);
     Ok(out)
+}
+
+/// Marks hours dirty, each with a new generation.
+fn mark_dirty<'a>(
+    tx: &Transaction<'_>,
+    model_id: i64,
+    hours: impl IntoIterator<Item = (&'a str, i64)>,
+) -> Result<(), StoreError> {
+    let mut mark = tx.prepare_cached(
+        "INSERT INTO dirty_hours(model_id, version, hour, generation) VALUES (?1, ?2, ?3, 1)
+         ON CONFLICT(model_id, version, hour) DO UPDATE SET generation = generation + 1",
+    )?;
+    for (version, hour) in hours {
+        mark.execute(params![model_id, version, hour])?;
+    }
+    Ok(())
+}
+
+fn put_aggregates(
+    tx: &Transaction<'_>,
+    model: &ModelName,
+    write: AggregateWrite,
+) -> Result<(), StoreError> {
+    let id = model_id(tx, model)?.ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
+    let mut put = tx.prepare_cached(
+        "INSERT INTO aggregates(model_id, kind, hour, version, data) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(model_id, kind, hour, version) DO UPDATE SET data = excluded.data",
+    )?;
+    for a in &write.put {
+        put.execute(params![id, write.kind, a.hour.micros(), a.version, a.data])?;
+    }
+    let mut delete = tx.prepare_cached(
+        "DELETE FROM aggregates WHERE model_id = ?1 AND kind = ?2 AND hour = ?3 AND version = ?4",
+    )?;
+    for (version, hour) in &write.delete {
+        delete.execute(params![id, write.kind, hour.micros(), version])?;
+    }
+    let mut clear = tx.prepare_cached(
+        "DELETE FROM dirty_hours
+         WHERE model_id = ?1 AND version = ?2 AND hour = ?3 AND generation = ?4",
+    )?;
+    for d in &write.clear {
+        clear.execute(params![id, d.version, d.hour.micros(), d.generation])?;
+    }
+    Ok(())
+}
+
+fn invalidate_aggregates(tx: &Transaction<'_>, model: &ModelName) -> Result<(), StoreError> {
+    let id = model_id(tx, model)?.ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
+    tx.execute(
+        &format!(
+            "INSERT INTO dirty_hours(model_id, version, hour, generation)
+             SELECT model_id, version, ts - (((ts % {HOUR_MICROS}) + {HOUR_MICROS}) % {HOUR_MICROS}), 1
+             FROM request_index WHERE model_id = ?1 GROUP BY 1, 2, 3
+             ON CONFLICT(model_id, version, hour) DO UPDATE SET generation = generation + 1"
+        ),
+        [id],
+    )?;
+    Ok(())
 }
 
 fn put_reference(
@@ -893,6 +1000,26 @@ fn apply_retention(tx: &Transaction<'_>, now: Timestamp) -> Result<RetentionRepo
             params![id, cutoff],
         )? as u64;
         report.labels_deleted += labels;
+        // Aggregates of hours wholly past the cutoff go; the hour that straddles it is rebuilt.
+        tx.execute(
+            "DELETE FROM aggregates WHERE model_id = ?1 AND hour + ?3 <= ?2",
+            params![id, cutoff, HOUR_MICROS],
+        )?;
+        tx.execute(
+            "DELETE FROM dirty_hours WHERE model_id = ?1 AND hour + ?3 <= ?2",
+            params![id, cutoff, HOUR_MICROS],
+        )?;
+        mark_dirty(
+            tx,
+            id,
+            tx.prepare(
+                "SELECT DISTINCT version FROM aggregates WHERE model_id = ?1 AND hour = ?2",
+            )?
+            .query_map(params![id, hour_of(cutoff)], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?
+            .iter()
+            .map(|v| (v.as_str(), hour_of(cutoff))),
+        )?;
         // The counters are rebuilt from what is left: deletions are rare, scans are fine here.
         tx.execute("DELETE FROM versions WHERE model_id = ?1", [id])?;
         tx.execute(
@@ -1374,6 +1501,63 @@ impl Store for SqliteStore {
             }
             Ok(())
         })
+    }
+
+    fn dirty_hours(&self, model: &ModelName) -> Result<Vec<DirtyHour>, StoreError> {
+        self.read(|conn| {
+            let Some(id) = model_id(conn, model)? else {
+                return Ok(Vec::new());
+            };
+            let mut stmt = conn.prepare_cached(
+                "SELECT version, hour, generation FROM dirty_hours WHERE model_id = ?1
+                 ORDER BY hour, version",
+            )?;
+            let rows = stmt.query_map([id], |r| {
+                Ok(DirtyHour {
+                    version: r.get(0)?,
+                    hour: Timestamp(r.get(1)?),
+                    generation: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn aggregates(
+        &self,
+        model: &ModelName,
+        kind: &str,
+        range: &ScanRange,
+    ) -> Result<Vec<StoredAggregate>, StoreError> {
+        self.read(|conn| {
+            let Some(id) = model_id(conn, model)? else {
+                return Ok(Vec::new());
+            };
+            let mut stmt = conn.prepare_cached(
+                "SELECT version, hour, data FROM aggregates
+                 WHERE model_id = ?1 AND kind = ?2 AND hour >= ?3 AND hour < ?4
+                   AND (?5 IS NULL OR version = ?5)
+                 ORDER BY hour, version",
+            )?;
+            let from = range.from.map_or(i64::MIN, |t| t.micros());
+            let to = range.to.map_or(i64::MAX, |t| t.micros());
+            let rows = stmt.query_map(params![id, kind, from, to, range.version], |r| {
+                Ok(StoredAggregate {
+                    version: r.get(0)?,
+                    hour: Timestamp(r.get(1)?),
+                    data: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn put_aggregates(&self, model: &ModelName, write: AggregateWrite) -> Result<(), StoreError> {
+        self.submit(|reply| Job::PutAggregates(model.clone(), write, reply))
+    }
+
+    fn invalidate_aggregates(&self, model: &ModelName) -> Result<(), StoreError> {
+        self.submit(|reply| Job::InvalidateAggregates(model.clone(), reply))
     }
 
     fn rejected(&self, model: &ModelName, limit: usize) -> Result<Vec<RejectedRow>, StoreError> {

@@ -36,3 +36,38 @@ fn data_survives_reopen_and_a_second_process_is_locked_out() {
     assert_eq!(e.model_version.as_deref(), Some("v1"));
     assert_eq!(e.score, Some(0.8));
 }
+
+#[test]
+fn a_version_1_database_is_migrated_with_every_hour_dirty() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store
+            .ingest_predictions(
+                &model(),
+                preds(&[
+                    &p("a", "2026-01-01T00:10:00Z", 1.5),
+                    &p("b", "2026-01-01T02:10:00Z", 1.5),
+                ]),
+            )
+            .unwrap();
+    }
+    // Turn it back into what version 1 wrote: no aggregates tables, no marks.
+    {
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.execute_batch(
+            "DROP TABLE dirty_hours; DROP TABLE aggregates; DROP INDEX request_index_segment;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let dirty: Vec<String> = store
+        .dirty_hours(&model())
+        .unwrap()
+        .iter()
+        .map(|d| d.hour.to_rfc3339())
+        .collect();
+    assert_eq!(dirty, ["2026-01-01T00:00:00Z", "2026-01-01T02:00:00Z"]);
+    assert_eq!(store.predictions(&model(), None, 10).unwrap().items.len(), 2);
+}
