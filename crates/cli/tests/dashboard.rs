@@ -6,6 +6,8 @@
 mod common;
 
 use common::{client, modelwatch, Server};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,31 +15,19 @@ use std::time::{Duration, Instant};
 const XSS: &str = "<script>alert(1)</script>";
 const MODEL: &str = "credit";
 
-/// A deterministic stream of numbers in [0, 1).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-fn features(r: &mut Lcg, shift: f64) -> Value {
-    let country = ["DE", "FR", "US"][(r.next() * 3.0) as usize];
-    json!({"age": 30.0 + 20.0 * r.next() + shift, "country": country, XSS: if r.next() < 0.5 { "a" } else { "b" }})
+fn features(r: &mut StdRng, shift: f64) -> Value {
+    let country = ["DE", "FR", "US"][(r.random::<f64>() * 3.0) as usize];
+    json!({"age": 30.0 + 20.0 * r.random::<f64>() + shift, "country": country, XSS: if r.random::<f64>() < 0.5 { "a" } else { "b" }})
 }
 
 /// A model with a labelled reference and 48 hours of labelled predictions whose `age` drifts
 /// in the second day.
 fn seed(server: &Server) {
-    let mut r = Lcg(42);
+    let mut r = StdRng::seed_from_u64(42);
     let mut reference = String::new();
     for _ in 0..600 {
-        let score = r.next();
-        let label = u8::from(r.next() < score);
+        let score = r.random::<f64>();
+        let label = u8::from(r.random::<f64>() < score);
         let row = json!({"features": features(&mut r, 0.0), "prediction": u8::from(score >= 0.5), "score": score, "label": label});
         reference.push_str(&row.to_string());
         reference.push('\n');
@@ -48,14 +38,14 @@ fn seed(server: &Server) {
     for h in 0..48 {
         for i in 0..60 {
             let id = format!("r-{h}-{i}");
-            let score = r.next();
-            let label = u8::from(r.next() < if h >= 24 { 0.5 } else { score });
+            let score = r.random::<f64>();
+            let label = u8::from(r.random::<f64>() < if h >= 24 { 0.5 } else { score });
             let ts = modelwatch_core::Timestamp::from_secs(start + h * 3600 + i * 50);
             preds.push(json!({
                 "request_id": id, "timestamp": ts.to_rfc3339(),
                 "model_version": if h >= 36 { "v2" } else { "v1" },
                 "features": features(&mut r, if h >= 24 { 25.0 } else { 0.0 }),
-                "prediction": u8::from(score >= 0.5), "score": score, "latency_ms": 5.0 + 10.0 * r.next(),
+                "prediction": u8::from(score >= 0.5), "score": score, "latency_ms": 5.0 + 10.0 * r.random::<f64>(),
             }));
             labels.push(json!({"request_id": id, "label": label}));
         }

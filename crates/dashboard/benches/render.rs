@@ -7,58 +7,50 @@ use modelwatch_core::{
 };
 use modelwatch_dashboard::{data, pages, Tab, ViewParams};
 use modelwatch_store::{LabelBatch, PredictionBatch, SqliteStore, Store};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::time::{Duration, Instant};
 
 const DAYS: i64 = 30;
 const PER_HOUR: usize = 100;
 
-/// A deterministic stream of numbers in [0, 1).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-fn features(r: &mut Lcg, shift: f64) -> Vec<(String, FeatureValue)> {
+fn features(r: &mut StdRng, shift: f64) -> Vec<(String, FeatureValue)> {
     vec![
         (
             "age".into(),
-            FeatureValue::Number(20.0 + 50.0 * r.next() + shift),
+            FeatureValue::Number(20.0 + 50.0 * r.random::<f64>() + shift),
         ),
         (
             "amount".into(),
-            FeatureValue::Number((3.0 + 2.0 * r.next() + shift / 10.0).exp()),
+            FeatureValue::Number((3.0 + 2.0 * r.random::<f64>() + shift / 10.0).exp()),
         ),
         (
             "income".into(),
-            FeatureValue::Number(1000.0 + 4000.0 * r.next()),
+            FeatureValue::Number(1000.0 + 4000.0 * r.random::<f64>()),
         ),
         (
             "country".into(),
-            FeatureValue::Text(["DE", "FR", "US", "GB"][(r.next() * 4.0) as usize].into()),
+            FeatureValue::Text(["DE", "FR", "US", "GB"][(r.random::<f64>() * 4.0) as usize].into()),
         ),
         (
             "device".into(),
-            FeatureValue::Text(["ios", "android", "web"][(r.next() * 3.0) as usize].into()),
+            FeatureValue::Text(
+                ["ios", "android", "web"][(r.random::<f64>() * 3.0) as usize].into(),
+            ),
         ),
     ]
 }
 
 fn seed(store: &SqliteStore, model: &ModelName) -> usize {
-    let mut r = Lcg(9);
+    let mut r = StdRng::seed_from_u64(9);
     let reference = (0..5_000)
         .map(|i| {
-            let score = r.next();
+            let score = r.random::<f64>();
             let row = ReferenceRow {
                 features: features(&mut r, 0.0),
                 prediction: Some(Outcome::Number(f64::from(score >= 0.5))),
                 score: Some(score),
-                label: Some(Outcome::Number(f64::from(r.next() < score))),
+                label: Some(Outcome::Number(f64::from(r.random::<f64>() < score))),
                 ..Default::default()
             };
             (i, row)
@@ -75,7 +67,7 @@ fn seed(store: &SqliteStore, model: &ModelName) -> usize {
         for h in 0..24 {
             for i in 0..PER_HOUR {
                 let t = start + (day * 24 + h) * hour + i as i64 * (hour / PER_HOUR as i64);
-                let score = r.next();
+                let score = r.random::<f64>();
                 let id = format!("r{day}-{h}-{i}");
                 preds.push((
                     n,
@@ -87,7 +79,7 @@ fn seed(store: &SqliteStore, model: &ModelName) -> usize {
                         prediction: Some(Outcome::Number(f64::from(score >= 0.5))),
                         score: Some(score),
                         scores: None,
-                        latency_ms: Some(5.0 + 20.0 * r.next()),
+                        latency_ms: Some(5.0 + 20.0 * r.random::<f64>()),
                         error: None,
                         tags: vec![],
                     },
@@ -96,7 +88,7 @@ fn seed(store: &SqliteStore, model: &ModelName) -> usize {
                     n,
                     LabelEvent {
                         request_id: id,
-                        label: Outcome::Number(f64::from(r.next() < score)),
+                        label: Outcome::Number(f64::from(r.random::<f64>() < score)),
                         timestamp: Timestamp(t + 3600 * 1_000_000),
                     },
                 ));

@@ -300,14 +300,7 @@ fn draw_time<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &TimeChart) -
             .label(c.baseline_label.clone())
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 12, y)], BASELINE.stroke_width(1)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .label_font((FONT, 11))
-        .background_style(WHITE.mix(0.85))
-        .border_style(GRID)
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
     root.present().map_err(err)
 }
 
@@ -350,41 +343,39 @@ fn draw_overlay<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, o: &Overlay) 
         .light_line_style(WHITE)
         .draw()
         .map_err(err)?;
-    let reference = PALETTE[7];
-    let current = PALETTE[0];
-    chart
-        .draw_series(
-            Histogram::horizontal(&chart)
-                .style(reference.mix(0.35).filled())
-                .margin(2)
-                .data(o.reference.iter().enumerate().map(|(i, &v)| (i as i32, v))),
-        )
-        .map_err(err)?
-        .label("reference")
-        .legend(move |(x, y)| {
-            Rectangle::new([(x, y - 5), (x + 12, y + 5)], reference.mix(0.35).filled())
-        });
-    chart
-        .draw_series(
-            Histogram::horizontal(&chart)
-                .style(current.mix(0.55).filled())
-                .margin(6)
-                .data(o.current.iter().enumerate().map(|(i, &v)| (i as i32, v))),
-        )
-        .map_err(err)?
-        .label("current")
-        .legend(move |(x, y)| {
-            Rectangle::new([(x, y - 5), (x + 12, y + 5)], current.mix(0.55).filled())
-        });
+    // The reference wide and pale, the current window narrower on top of it.
+    for (name, values, color, margin) in [
+        ("reference", &o.reference, PALETTE[7].mix(0.35), 2),
+        ("current", &o.current, PALETTE[0].mix(0.55), 6),
+    ] {
+        chart
+            .draw_series(
+                Histogram::horizontal(&chart)
+                    .style(color.filled())
+                    .margin(margin)
+                    .data(values.iter().enumerate().map(|(i, &v)| (i as i32, v))),
+            )
+            .map_err(err)?
+            .label(name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    root.present().map_err(err)
+}
+
+/// The legend box of a chart, at `position`.
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .label_font((FONT, 11))
         .background_style(WHITE.mix(0.85))
         .border_style(GRID)
         .draw()
-        .map_err(err)?;
-    root.present().map_err(err)
+        .map_err(err)
 }
 
 fn truncate(s: &str, max: usize) -> String {
