@@ -244,7 +244,7 @@ pub fn gather(
     }
     if parts.versions {
         let mut versions = summary.versions.clone();
-        versions.sort_by(|a, b| b.predictions.cmp(&a.predictions));
+        versions.sort_by_key(|v| std::cmp::Reverse(v.predictions));
         versions.truncate(MAX_VERSIONS);
         versions.sort_by(|a, b| a.version.cmp(&b.version));
         for v in versions {

@@ -410,7 +410,7 @@ pub fn heatmap(drift: &Value, base: Option<&str>) -> Markup {
     let skip = ws.len().saturating_sub(HEATMAP_COLUMNS);
     let ws = &ws[skip..];
     let rows = heat_rows(ws, "");
-    let outputs = drift.get("prediction").map(|p| windows(p)).unwrap_or(&[]);
+    let outputs = drift.get("prediction").map(windows).unwrap_or(&[]);
     let out_rows = heat_rows(
         &outputs[outputs.len().saturating_sub(HEATMAP_COLUMNS)..],
         "output: ",
