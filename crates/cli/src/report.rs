@@ -70,9 +70,15 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     let pairs = params(&args);
     // Checked here, with the dashboard's own rules, before any work.
     let view = ViewParams::parse(&pairs).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let data = match &args.server {
-        Some(url) => from_server(url, &model, &pairs, args.api_key.as_deref())?,
-        None => from_data(&model, &view, args.data.clone())?,
+    // From a server, report.json is the server's text as it came: parsing and printing the
+    // numbers again could move a float by one unit in the last place.
+    let (data, raw) = match &args.server {
+        Some(url) => {
+            let raw = from_server(url, &model, &pairs, args.api_key.as_deref())?;
+            let data = serde_json::from_str(&raw).context("reading the server's report data")?;
+            (data, Some(raw + "\n"))
+        }
+        None => (from_data(&model, &view, args.data.clone())?, None),
     };
     for out in outs {
         let (path, text) = match out {
@@ -81,7 +87,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
                 (p, t)
             }
             Out::Json(p) => {
-                let t = report::json(&data);
+                let t = raw.clone().unwrap_or_else(|| report::json(&data));
                 (p, t)
             }
         };
@@ -136,7 +142,7 @@ fn from_server(
     model: &ModelName,
     pairs: &[(String, String)],
     key: Option<&str>,
-) -> anyhow::Result<ModelData> {
+) -> anyhow::Result<String> {
     let client = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(300))
         .build()?;
@@ -156,5 +162,5 @@ fn from_server(
     if !status.is_success() {
         bail!("{url} answered {status}: {text}");
     }
-    serde_json::from_str(&text).context("reading the server's report data")
+    Ok(text)
 }
