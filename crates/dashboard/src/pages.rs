@@ -359,8 +359,9 @@ pub fn performance_section(m: &Value, span: &Span) -> Markup {
     }
 }
 
-/// Colour of a heatmap cell: grey when not evaluated, else white to red by effect size over
-/// its threshold, dark red when drifted.
+/// Colour of a heatmap cell: grey when not evaluated; dark red when drifted; pink when the
+/// change is significant but its effect under the threshold; else white to a faint rose by
+/// effect size over its threshold (noise in small windows stays pale).
 fn heat_color(feature: &Value) -> String {
     let status = feature
         .get("status")
@@ -371,11 +372,16 @@ fn heat_color(feature: &Value) -> String {
     if feature.get("drifted").and_then(Value::as_bool) == Some(true) {
         return "#b91c1c".into();
     }
+    if let (Some(p), Some(a)) = (f(feature, &["p_value_adjusted"]), f(feature, &["alpha"])) {
+        if p < a {
+            return "#f87171".into();
+        }
+    }
     let ratio = match (f(feature, &["effect_size"]), f(feature, &["threshold"])) {
         (Some(e), Some(t)) if t > 0.0 => (e / t).clamp(0.0, 1.0),
         _ => 0.0,
     };
-    let g = (250.0 - ratio * 130.0) as u8;
+    let g = (252.0 - ratio * 40.0) as u8;
     format!("rgb(254,{g},{g})")
 }
 
@@ -447,8 +453,8 @@ pub fn heatmap(drift: &Value, base: Option<&str>) -> Markup {
                 }
             }
             div.legend {
-                i style="background:rgb(254,250,250);border:1px solid #e5e7eb" {} "no change"
-                i style="background:rgb(254,120,120)" {} "effect at its threshold"
+                i style="background:rgb(254,252,252);border:1px solid #e5e7eb" {} "no significant change (paler: smaller effect)"
+                i style="background:#f87171" {} "significant, effect under its threshold"
                 i style="background:#b91c1c" {} "drifted (significant and large enough)"
                 i style="background:#e5e7eb" {} "not evaluated"
             }
