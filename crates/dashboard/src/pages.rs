@@ -55,7 +55,7 @@ a{color:#1d4ed8}
 .legend{font-size:12px;color:#6b7280;margin:6px 0}
 .legend i{display:inline-block;width:12px;height:12px;vertical-align:middle;margin:0 3px 0 10px;border-radius:2px}
 .error{background:#fff;border:1px solid #fecaca;border-radius:8px;padding:16px 20px}
-table.models td,table.models th{white-space:nowrap}
+table.models td{white-space:nowrap}
 td.spark{padding:2px 10px}td.spark svg{width:160px;height:36px;display:block}
 code{background:#e5e7eb;border-radius:3px;padding:0 4px}
 "#;
