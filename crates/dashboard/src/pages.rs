@@ -751,7 +751,7 @@ pub fn render_model(data: &ModelData, tab: Tab, params: &ViewParams) -> String {
             Tab::Performance => {
                 @if let Some(m) = &data.metrics { (performance_section(m, span)) }
                 h2 { "Custom KPIs" }
-                div.empty data-panel="kpis" { "custom KPIs: none logged for this model" }
+                div.empty data-panel="kpis" { "custom KPIs: not configured" }
                 (alerts_section())
             }
             Tab::Drift => (drift_section(data, Some(&format!("{base}/drift{}", params.query_with("feature", ""))), params.feature.as_deref())),
