@@ -182,6 +182,12 @@ fn bad_parameters_get_a_clear_error_page() {
         );
         assert!(html.contains(words), "{path}: {html}");
     }
+    // The report's data is JSON, with the API's error shape.
+    let (status, body) = server.get(&format!("/models/{MODEL}/report.json?window=soon"));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_query", "{body}");
+    let (status, body) = server.get("/models/nosuch/report.json");
+    assert_eq!(status, 404, "{body}");
 }
 
 /// The first place where two JSON values differ, as `path: a != b`.
