@@ -69,5 +69,8 @@ fn a_version_1_database_is_migrated_with_every_hour_dirty() {
         .map(|d| d.hour.to_rfc3339())
         .collect();
     assert_eq!(dirty, ["2026-01-01T00:00:00Z", "2026-01-01T02:00:00Z"]);
-    assert_eq!(store.predictions(&model(), None, 10).unwrap().items.len(), 2);
+    assert_eq!(
+        store.predictions(&model(), None, 10).unwrap().items.len(),
+        2
+    );
 }
