@@ -172,7 +172,7 @@ class Watched:
         self.page = page
         self.problems = []
         self.dialogs = []
-        page.on("console", lambda m: m.type in ("error", "warning") and self.problems.append(f"console {m.type}: {m.text}"))
+        page.on("console", lambda m: m.type == "error" and self.problems.append(f"console error: {m.text}"))
         page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
         page.on("requestfailed", lambda r: self.problems.append(f"request failed: {r.url}"))
         page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
