@@ -1,4 +1,5 @@
 use anyhow::Context;
+use modelwatch_alerts::{AlertService, SystemClock};
 use modelwatch_server::{AppState, Config};
 use modelwatch_store::SqliteStore;
 use std::io::Write;
@@ -32,9 +33,25 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let store: Arc<dyn modelwatch_store::Store> = Arc::new(store);
+    let rules = config
+        .models
+        .iter()
+        .flat_map(|(m, c)| c.rules.iter().map(move |r| (m.clone(), r.clone())))
+        .collect();
+    let alerts = AlertService::open(
+        &config.data_dir,
+        config.alerts.clone(),
+        rules,
+        store.clone(),
+        Arc::new(SystemClock),
+    )
+    .context("starting alerts")?;
     let state = AppState {
-        store: Arc::new(store),
+        store,
         config: Arc::new(config.clone()),
+        alerts: Arc::new(alerts),
+        ingest_counters: Arc::default(),
     };
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.addr)

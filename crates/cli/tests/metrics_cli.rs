@@ -138,3 +138,95 @@ fn metrics_endpoint_and_command_report_per_window_performance() {
         "{out}"
     );
 }
+
+#[test]
+fn versions_side_by_side_and_kpis_come_with_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    load(&server);
+    // Version v2 on the second day: right every time.
+    let preds: Vec<Value> = (0..50)
+        .map(|i| {
+            json!({"request_id": format!("v2-{i}"), "timestamp": "2026-01-06T12:00:00Z",
+                   "model_version": "v2", "features": {"country": "DE"},
+                   "prediction": i % 2, "score": if i % 2 == 1 { 0.8 } else { 0.2 }})
+        })
+        .collect();
+    let labels: Vec<Value> = (0..50)
+        .map(|i| json!({"request_id": format!("v2-{i}"), "label": i % 2}))
+        .collect();
+    assert_eq!(
+        server
+            .post("/v1/models/m/predictions", &Value::Array(preds).to_string())
+            .0,
+        200
+    );
+    assert_eq!(
+        server
+            .post("/v1/models/m/labels", &Value::Array(labels).to_string())
+            .0,
+        200
+    );
+
+    let kpis = r#"[{"name": "fraud_loss_eur", "value": 120.5, "timestamp": "2026-01-05T08:00:00Z"},
+                   {"name": "fraud_loss_eur", "value": "a lot"},
+                   {"name": "fraud_loss_eur", "value": 79.5, "timestamp": "2026-01-05T20:00:00Z"},
+                   {"name": "fraud_loss_eur", "value": 300, "timestamp": "2026-01-06T08:00:00Z"},
+                   {"name": "review_minutes", "value": 12, "timestamp": "2026-01-06T09:00:00Z"}]"#;
+    let (s, body) = server.post("/v1/models/m/kpis", kpis);
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["accepted"], 4);
+    assert_eq!(body["rejected"][0]["index"], 1);
+    assert_eq!(body["rejected"][0]["field"], "value");
+    let (s, body) = server.post("/v1/models/nobody/kpis", kpis);
+    assert_eq!(s, 404, "{body}");
+
+    let (s, body) = server.get("/v1/models/m/kpis?window=1d&name=fraud_loss_eur");
+    assert_eq!(s, 200, "{body}");
+    let loss = body["kpis"]["fraud_loss_eur"].as_array().unwrap();
+    assert_eq!(loss.len(), 2);
+    assert_eq!(
+        (loss[0]["n"].clone(), loss[0]["sum"].clone()),
+        (json!(2), json!(200.0))
+    );
+    assert_eq!(loss[0]["last"], 79.5);
+    assert!(body["kpis"].get("review_minutes").is_none());
+    let (s, _) = server.get("/v1/models/m/kpis?window=fortnight");
+    assert_eq!(s, 400);
+
+    let (s, body) = server.get("/v1/models/m/metrics?window=1d");
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["kpis"]["fraud_loss_eur"][1]["sum"], 300.0);
+    assert_eq!(body["kpis"]["review_minutes"][0]["n"], 1);
+    let versions = body["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(
+        (
+            versions[0]["version"].clone(),
+            versions[0]["predictions"].clone()
+        ),
+        (json!("v1"), json!(200))
+    );
+    assert!((versions[0]["accuracy"]["value"].as_f64().unwrap() - 0.8).abs() < 1e-12);
+    assert_eq!(versions[1]["version"], "v2");
+    assert_eq!(versions[1]["accuracy"]["value"], 1.0);
+    // Day two holds both versions: 80 + 50 right of 150.
+    let day2 = &body["windows"][1];
+    assert_eq!(day2["predictions"], 150);
+    assert!((day2["accuracy"]["value"].as_f64().unwrap() - 130.0 / 150.0).abs() < 1e-12);
+
+    // A late correction of ten v2 labels reaches the (persisted) per-window metrics at once.
+    let flipped: Vec<Value> = (0..10)
+        .map(|i| json!({"request_id": format!("v2-{i}"), "label": 1 - i % 2}))
+        .collect();
+    let (s, body) = server.post("/v1/models/m/labels", &Value::Array(flipped).to_string());
+    assert_eq!((s, body["replaced"].clone()), (200, json!(10)));
+    let (_, body) = server.get("/v1/models/m/metrics?window=1d&version=v2");
+    assert_eq!(body["windows"][0]["accuracy"]["value"], 0.8);
+    // The same from the raw events (a threshold other than the default is not aggregated).
+    let (_, raw) = server.get("/v1/models/m/metrics?window=1d&version=v2&threshold=0.50001");
+    assert_eq!(
+        raw["windows"][0]["accuracy"],
+        body["windows"][0]["accuracy"]
+    );
+}

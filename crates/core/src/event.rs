@@ -109,6 +109,9 @@ const PREDICTION_FIELDS: &[&str] = &[
     "tags",
 ];
 const LABEL_FIELDS: &[&str] = &["request_id", "label", "timestamp"];
+const KPI_FIELDS: &[&str] = &["name", "value", "timestamp"];
+/// Longest KPI name.
+pub const MAX_KPI_NAME: usize = 128;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,6 +126,14 @@ struct RawPrediction {
     latency_ms: Option<f64>,
     error: Option<String>,
     tags: Option<Pairs<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKpi {
+    name: Option<String>,
+    value: Option<f64>,
+    timestamp: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -250,6 +261,49 @@ pub fn parse_label_row(
     })
 }
 
+/// One point of a business KPI series logged beside a model (fraud loss, conversion rate...):
+/// `{"name": "fraud_loss_eur", "value": 1520.5, "timestamp": "2026-01-02T00:00:00Z"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KpiEvent {
+    pub name: String,
+    pub value: f64,
+    pub timestamp: Timestamp,
+}
+
+/// Parses and validates one KPI row; `timestamp` defaults to `now`.
+pub fn parse_kpi_row(json: &str, index: usize, now: Timestamp) -> Result<KpiEvent, Rejection> {
+    let raw: RawKpi = match serde_json::from_str(json) {
+        Ok(r) => r,
+        Err(e) => return Err(diagnose(json, index, KPI_FIELDS, &e)),
+    };
+    let reject = |field: &str, reason: &str| Rejection::new(index, field, reason.to_owned());
+    let name = raw.name.ok_or_else(|| reject("name", "missing KPI name"))?;
+    if name.is_empty() || name.len() > MAX_KPI_NAME || name.chars().any(char::is_control) {
+        return Err(reject(
+            "name",
+            "KPI name must be 1 to 128 characters without control characters",
+        ));
+    }
+    let value = raw.value.ok_or_else(|| reject("value", "missing value"))?;
+    if !value.is_finite() {
+        return Err(reject("value", "value must be a finite number"));
+    }
+    let timestamp = match raw.timestamp.as_deref() {
+        None => now,
+        Some(s) => {
+            let t = parse_timestamp(s).map_err(|r| reject("timestamp", &r))?;
+            t.check_plausible(now)
+                .map_err(|r| reject("timestamp", &r))?;
+            t
+        }
+    };
+    Ok(KpiEvent {
+        name,
+        value,
+        timestamp,
+    })
+}
+
 fn check_request_id(id: Option<&str>, limits: &IngestLimits) -> Result<String, String> {
     let id = id.ok_or_else(|| checks::MISSING_REQUEST_ID.to_string())?;
     checks::request_id(id, limits)?;
@@ -291,10 +345,10 @@ fn diagnose(json: &str, index: usize, fields: &[&str], err: &serde_json::Error) 
             )
         };
         match key.as_str() {
-            "request_id" | "timestamp" | "model_version" | "error" if !v.is_string() => {
+            "request_id" | "timestamp" | "model_version" | "error" | "name" if !v.is_string() => {
                 return expect_string("a string")
             }
-            "score" | "latency_ms" if !v.is_number() => return expect_string("a number"),
+            "score" | "latency_ms" | "value" if !v.is_number() => return expect_string("a number"),
             "prediction" | "label" if v.is_object() || v.is_array() => {
                 return expect_string("a class (string, integer or boolean) or a number")
             }

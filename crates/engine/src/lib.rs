@@ -3,5 +3,7 @@
 //!
 //! Invariant: no IO of its own and no HTTP; it reads through the `Store` trait.
 
+pub mod aggregates;
 pub mod drift;
+pub mod kpis;
 pub mod performance;

@@ -62,9 +62,11 @@ use modelwatch_stats::perf::{
     MulticlassReport, MulticlassState, PerfError, PredictionDistribution, QuantileReport,
     QuantileSketch, RegressionComparison, RegressionReport, RegressionState,
 };
-use modelwatch_store::{DelayQuantiles, ScanRange, Store, StoreError, WindowQuery};
+use modelwatch_store::{DelayQuantiles, ScanRange, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
+/// The binary decision threshold when the query names none.
+pub const DEFAULT_THRESHOLD: f64 = 0.5;
 /// Most segment values reported by name; the rest are merged into `other`.
 pub const MAX_SEGMENTS: usize = 10;
 /// Distinct segment values tracked during a scan; rows of later new values go to `other`.
@@ -119,7 +121,8 @@ pub struct TaskSpec {
 }
 
 /// Looks at predictions (and labels) to decide the task; see the module doc for the rules.
-#[derive(Debug, Clone, Default)]
+/// Persisted with a model's aggregates, so the task is decided from every row seen so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaskDetector {
     has_score: bool,
     has_scores: bool,
@@ -221,8 +224,10 @@ impl TaskDetector {
 }
 
 /// The labelled-row state of one task.
+/// Externally tagged, so that binary formats without self-description (the persisted per-hour
+/// aggregates) can read it back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "task", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum TaskState {
     Binary(BinaryState),
     Multiclass(MulticlassState),
@@ -385,6 +390,8 @@ pub struct WindowAccumulator {
     pub predicted: PredictionDistribution,
     /// Binary: positive-class scores; regression: predicted values; multiclass: top score.
     pub scores: QuantileSketch,
+    /// Label time minus prediction time, seconds, of the labelled predictions.
+    pub label_delay_seconds: QuantileSketch,
 }
 
 impl WindowAccumulator {
@@ -400,6 +407,7 @@ impl WindowAccumulator {
             confidence: ConfidenceState::new(),
             predicted: PredictionDistribution::new(),
             scores: QuantileSketch::new(),
+            label_delay_seconds: QuantileSketch::new(),
         }
     }
 
@@ -461,6 +469,8 @@ impl WindowAccumulator {
         }
         if let Some(l) = l {
             self.labelled += 1;
+            let delay = (l.timestamp.micros() - p.timestamp.micros()) as f64 / 1e6;
+            let _ = self.label_delay_seconds.observe(delay);
             match self
                 .state
                 .observe(spec, p.prediction.as_ref(), p.score, scores, &l.label)
@@ -476,6 +486,7 @@ impl WindowAccumulator {
         self.state.merge(&other.state)?;
         self.latency_ms.merge(&other.latency_ms)?;
         self.scores.merge(&other.scores)?;
+        self.label_delay_seconds.merge(&other.label_delay_seconds)?;
         self.confidence.merge(&other.confidence);
         self.predicted.merge(&other.predicted);
         self.predictions += other.predictions;
@@ -563,6 +574,19 @@ pub struct SegmentReport {
     pub windows: Vec<SegmentWindow>,
 }
 
+/// One model version over the whole range, beside the others.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionReport {
+    /// Empty for predictions sent without a version.
+    pub version: String,
+    pub predictions: u64,
+    pub labelled: u64,
+    pub insufficient_sample: bool,
+    #[serde(flatten)]
+    pub metrics: TaskReport,
+    pub changes: Option<TaskChanges>,
+}
+
 /// The answer to `GET /v1/models/{model}/metrics`; see the module doc for the JSON.
 #[derive(Debug, Clone, Serialize)]
 pub struct PerformanceReport {
@@ -573,6 +597,10 @@ pub struct PerformanceReport {
     pub min_sample: u64,
     pub baseline: Option<TaskReport>,
     pub windows: Vec<WindowReport>,
+    /// Each version over the whole range (one entry per version seen), by version name.
+    pub versions: Vec<VersionReport>,
+    /// Business KPIs logged beside the model, per window, by name (see [`crate::kpis`]).
+    pub kpis: BTreeMap<String, Vec<crate::kpis::KpiWindow>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segment: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -695,7 +723,7 @@ pub fn detect_task(
 }
 
 /// The reference rows that serve as the baseline: the version's, else the all-versions ones.
-fn reference(
+pub(crate) fn reference(
     store: &dyn Store,
     model: &ModelName,
     version: Option<&str>,
@@ -728,13 +756,46 @@ pub fn baseline_state(spec: &TaskSpec, rows: &[ReferenceRow]) -> Option<TaskStat
     any.then_some(state)
 }
 
-/// Computes per-window performance and operational metrics of `model` from the raw events.
+/// Computes per-window performance and operational metrics of `model`.
+///
+/// From the persisted per-hour aggregates (see [`crate::aggregates`]) when the query can be
+/// answered from them: no segment, the model's own task and threshold, and `from`/`to` on whole
+/// hours. Otherwise, or when the aggregates were built for another task, from the raw events.
+/// Both give the same numbers (the states merge exactly); only the cost differs.
 pub fn window_performance(
     store: &dyn Store,
     model: &ModelName,
     q: &PerformanceQuery,
 ) -> Result<PerformanceReport, PerformanceError> {
-    let threshold = q.threshold.unwrap_or(0.5);
+    let threshold = q.threshold.unwrap_or(DEFAULT_THRESHOLD);
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(PerformanceError::InvalidThreshold(threshold));
+    }
+    let fast = match crate::aggregates::answers(q) {
+        true => crate::aggregates::window_performance(store, model, q)?,
+        false => None,
+    };
+    let mut report = match fast {
+        Some(r) => r,
+        None => scan_performance(store, model, q)?,
+    };
+    let range = ScanRange {
+        from: q.from,
+        to: q.to,
+        version: None,
+    };
+    report.kpis =
+        crate::kpis::kpi_series(store, model, q.window.unwrap_or(Window::DAY), &range, None)?;
+    Ok(report)
+}
+
+/// [`window_performance`] from the raw events: two scans of the range (task, then states).
+pub fn scan_performance(
+    store: &dyn Store,
+    model: &ModelName,
+    q: &PerformanceQuery,
+) -> Result<PerformanceReport, PerformanceError> {
+    let threshold = q.threshold.unwrap_or(DEFAULT_THRESHOLD);
     if !(0.0..=1.0).contains(&threshold) {
         return Err(PerformanceError::InvalidThreshold(threshold));
     }
@@ -744,64 +805,95 @@ pub fn window_performance(
         to: q.to,
         version: q.version.clone(),
     };
-    let counts = store.window_counts(
-        model,
-        &WindowQuery {
-            window,
-            from: q.from,
-            to: q.to,
-            version: q.version.clone(),
-        },
-    )?;
+    if store.model(model)?.is_none() {
+        return Err(StoreError::ModelNotFound(model.to_string()).into());
+    }
     let refs = reference(store, model, q.version.as_deref())?;
     let spec = detect_task(store, model, &range, &refs, q.task, threshold)?;
     let mut fold = WindowFold::new(spec.clone(), window, q.segment.clone());
-    store.scan_predictions(model, &range, &mut |p, l| fold.observe(p, l))?;
-    let config = &q.config;
+    let mut versions: BTreeMap<String, WindowAccumulator> = BTreeMap::new();
+    store.scan_predictions(model, &range, &mut |p, l| {
+        fold.observe(p, l);
+        versions
+            .entry(p.model_version.clone().unwrap_or_default())
+            .or_insert_with(|| WindowAccumulator::new(&fold.spec))
+            .observe(&fold.spec, p, l);
+    })?;
     let baseline = baseline_state(&spec, &refs);
-
-    let mut starts: BTreeSet<Timestamp> = fold.windows.keys().copied().collect();
-    starts.extend(counts.iter().map(|c| c.start));
-    let counts: HashMap<Timestamp, _> = counts.into_iter().map(|c| (c.start, c)).collect();
-    let empty = WindowAccumulator::new(&spec);
-    let windows = starts
-        .into_iter()
-        .map(|start| {
-            let acc = fold.windows.get(&start).unwrap_or(&empty);
-            let c = counts.get(&start);
-            let predictions = c.map_or(acc.predictions, |c| c.predictions);
-            let labelled = c.map_or(acc.labelled, |c| c.labelled);
-            let errors = c.map_or(acc.errors, |c| c.errors);
-            WindowReport {
-                start,
-                end: c.map_or(Timestamp(start.0 + window.micros()), |c| c.end),
-                predictions,
-                labelled,
-                label_coverage: ratio(labelled, predictions),
-                errors,
-                error_rate: ratio(errors, predictions),
-                label_delay_seconds: c.and_then(|c| c.label_delay_seconds.clone()),
-                insufficient_sample: acc.state.count() < config.min_sample,
-                metrics: acc.state.report(config),
-                changes: baseline.as_ref().and_then(|b| acc.state.compare(b, config)),
-                operational: acc.operational(&spec, config),
-            }
-        })
-        .collect();
-
     let segments = q
         .segment
         .as_ref()
-        .map(|_| segment_reports(&fold, window, config));
-    Ok(PerformanceReport {
+        .map(|_| segment_reports(&fold, window, &q.config));
+    Ok(assemble(
+        model,
+        q,
+        spec,
+        baseline,
+        fold.windows,
+        versions,
+        segments,
+    ))
+}
+
+/// The report of merged per-window and per-version accumulators.
+pub(crate) fn assemble(
+    model: &ModelName,
+    q: &PerformanceQuery,
+    spec: TaskSpec,
+    baseline: Option<TaskState>,
+    windows: BTreeMap<Timestamp, WindowAccumulator>,
+    versions: BTreeMap<String, WindowAccumulator>,
+    segments: Option<Vec<SegmentReport>>,
+) -> PerformanceReport {
+    let window = q.window.unwrap_or(Window::DAY);
+    let config = &q.config;
+    let windows = windows
+        .into_iter()
+        .map(|(start, acc)| WindowReport {
+            start,
+            end: Timestamp(start.0 + window.micros()),
+            predictions: acc.predictions,
+            labelled: acc.labelled,
+            label_coverage: ratio(acc.labelled, acc.predictions),
+            errors: acc.errors,
+            error_rate: ratio(acc.errors, acc.predictions),
+            label_delay_seconds: delay_quantiles(&acc.label_delay_seconds),
+            insufficient_sample: acc.state.count() < config.min_sample,
+            metrics: acc.state.report(config),
+            changes: baseline.as_ref().and_then(|b| acc.state.compare(b, config)),
+            operational: acc.operational(&spec, config),
+        })
+        .collect();
+    let versions = versions
+        .into_iter()
+        .map(|(version, acc)| VersionReport {
+            version,
+            predictions: acc.predictions,
+            labelled: acc.labelled,
+            insufficient_sample: acc.state.count() < config.min_sample,
+            metrics: acc.state.report(config),
+            changes: baseline.as_ref().and_then(|b| acc.state.compare(b, config)),
+        })
+        .collect();
+    PerformanceReport {
         model: model.to_string(),
         window: window.label(),
         min_sample: config.min_sample,
         baseline: baseline.map(|b| b.report(config)),
         windows,
+        versions,
+        kpis: BTreeMap::new(),
         segment: q.segment.clone(),
         segments,
         spec,
+    }
+}
+
+fn delay_quantiles(sketch: &QuantileSketch) -> Option<DelayQuantiles> {
+    Some(DelayQuantiles {
+        p50: sketch.quantile(0.5)?,
+        p90: sketch.quantile(0.9)?,
+        max: sketch.max()?,
     })
 }
 

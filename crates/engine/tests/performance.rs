@@ -6,8 +6,9 @@ use modelwatch_core::{
     parse_label_row, parse_prediction_row, FeatureValue, IngestLimits, ModelName, Outcome,
     ReferenceRow, Timestamp, Window,
 };
+use modelwatch_engine::aggregates;
 use modelwatch_engine::performance::{
-    window_performance, PerformanceQuery, TaskSpec, WindowAccumulator, WindowFold,
+    scan_performance, window_performance, PerformanceQuery, TaskSpec, WindowAccumulator, WindowFold,
 };
 use modelwatch_store::{LabelBatch, PredictionBatch, ScanRange, SqliteStore, Store};
 use serde_json::Value;
@@ -314,13 +315,16 @@ fn labels_before_or_after_predictions_and_any_batching_give_the_same_metrics() {
         }
         put_reference(&other, data["reference"].as_array().unwrap());
 
-        let q = PerformanceQuery {
-            segment: Some("country".into()),
-            ..query()
-        };
-        let a = serde_json::to_value(window_performance(&store, &model(), &q).unwrap()).unwrap();
-        let b = serde_json::to_value(window_performance(&other, &model(), &q).unwrap()).unwrap();
-        assert_close(name, &a, &b);
+        // With a segment the answer comes from the raw events, without one from the
+        // aggregates: both must not depend on order or batching.
+        for segment in [Some("country".to_owned()), None] {
+            let q = PerformanceQuery { segment, ..query() };
+            let a =
+                serde_json::to_value(window_performance(&store, &model(), &q).unwrap()).unwrap();
+            let b =
+                serde_json::to_value(window_performance(&other, &model(), &q).unwrap()).unwrap();
+            assert_close(name, &a, &b);
+        }
     }
 }
 
@@ -365,4 +369,103 @@ fn merged_partial_folds_equal_one_fold() {
         &serde_json::to_value(&back).unwrap(),
         &serde_json::to_value(acc).unwrap(),
     );
+}
+
+fn both_paths(store: &dyn Store, q: &PerformanceQuery) -> (Value, Value) {
+    let fast = serde_json::to_value(window_performance(store, &model(), q).unwrap()).unwrap();
+    let slow = serde_json::to_value(scan_performance(store, &model(), q).unwrap()).unwrap();
+    (fast, slow)
+}
+
+#[test]
+fn aggregates_refreshed_between_batches_answer_as_the_raw_events_do() {
+    for name in ["binary", "regression", "multiclass"] {
+        let data = fixture(name);
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let preds = data["predictions"].as_array().unwrap();
+        let labels = data["labels"].as_array().unwrap();
+        put_reference(&store, data["reference"].as_array().unwrap());
+        // Queries between batches refresh the aggregates part-way: later predictions and
+        // labels must land in hours that were already aggregated.
+        let (half_p, half_l) = (preds.len() / 2, labels.len() / 2);
+        ingest_predictions(&store, &preds[..half_p]);
+        ingest_labels(&store, &labels[..half_l]);
+        let first = aggregates::refresh(&store, &model()).unwrap();
+        assert!(
+            first.hours > 0 && first.predictions == half_p as u64,
+            "{first:?}"
+        );
+        assert_eq!(aggregates::refresh(&store, &model()).unwrap().hours, 0);
+        ingest_predictions(&store, &preds[half_p..]);
+        ingest_labels(&store, &labels[half_l..]);
+        for (window, version) in [
+            (Window::DAY, None),
+            (Window::WEEK, None),
+            (Window::HOUR, None),
+            (Window::DAY, Some("v1".to_owned())),
+        ] {
+            let q = PerformanceQuery {
+                window: Some(window),
+                version,
+                ..query()
+            };
+            assert!(aggregates::answers(&q));
+            let (fast, slow) = both_paths(&store, &q);
+            assert!(!fast["windows"].as_array().unwrap().is_empty());
+            assert_close(&format!("{name} {}", window.label()), &fast, &slow);
+        }
+        assert!(store.dirty_hours(&model()).unwrap().is_empty());
+        // A rebuild from the raw log alone gives the same answer.
+        aggregates::rebuild(&store, &model()).unwrap();
+        let (fast, slow) = both_paths(&store, &query());
+        assert_close(&format!("{name} rebuilt"), &fast, &slow);
+    }
+}
+
+#[test]
+fn a_third_class_turns_the_aggregates_multiclass() {
+    let (_dir, store, _) = load("binary");
+    let (fast, _) = both_paths(&store, &query());
+    assert_eq!(fast["task"], "binary");
+    ingest_predictions(
+        &store,
+        &[
+            serde_json::json!({"request_id": "third", "timestamp": "2026-03-01T00:00:00Z",
+            "features": {"country": "DE"}, "prediction": 2}),
+        ],
+    );
+    ingest_labels(
+        &store,
+        &[serde_json::json!({"request_id": "third", "label": 2})],
+    );
+    let report = aggregates::refresh(&store, &model()).unwrap();
+    assert!(report.rebuilt, "{report:?}");
+    let (fast, slow) = both_paths(&store, &query());
+    assert_eq!(fast["task"], "multiclass");
+    assert_close("multiclass", &fast, &slow);
+}
+
+#[test]
+fn a_new_reference_replaces_the_kept_baseline() {
+    let (_dir, store, data) = load("binary");
+    let (fast, _) = both_paths(&store, &query());
+    let before = fast["baseline"]["accuracy"]["value"].as_f64().unwrap();
+    // The same reference with every label flipped.
+    let flipped: Vec<Value> = data["reference"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let l = r["label"].as_i64().unwrap();
+            r["label"] = Value::from(1 - l);
+            r
+        })
+        .collect();
+    put_reference(&store, &flipped);
+    let (fast, slow) = both_paths(&store, &query());
+    let after = fast["baseline"]["accuracy"]["value"].as_f64().unwrap();
+    assert!((before + after - 1.0).abs() < 1e-9, "{before} {after}");
+    assert_close("flipped", &fast, &slow);
 }

@@ -2,6 +2,8 @@
 //! environment variables. Unknown keys are errors, so a typo never silently does nothing.
 //! Every key is documented in docs/configuration.md; keep the two in step.
 
+use modelwatch_alerts::rule::Origin;
+use modelwatch_alerts::{AlertsConfig, RuleSpec};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,6 +19,8 @@ pub struct Config {
     pub limits: Limits,
     pub auth: Auth,
     pub retention: Retention,
+    /// Evaluation schedule, retries and notifiers (`[alerts]`, `[alerts.notifiers.<name>]`).
+    pub alerts: AlertsConfig,
     /// Per-model settings, by model name.
     pub models: BTreeMap<String, ModelConfig>,
 }
@@ -53,6 +57,9 @@ pub struct Retention {
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     pub retention_days: Option<u32>,
+    /// Alert rules of the model (`[[models.<name>.rules]]`), read-only over the API.
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
 }
 
 impl Default for Config {
@@ -63,6 +70,7 @@ impl Default for Config {
             limits: Limits::default(),
             auth: Auth::default(),
             retention: Retention::default(),
+            alerts: AlertsConfig::default(),
             models: BTreeMap::new(),
         }
     }
@@ -190,9 +198,21 @@ impl Config {
                 "retention.interval_seconds must be greater than 0".into(),
             ));
         }
-        for name in self.models.keys() {
+        self.alerts.validate().map_err(ConfigError::Invalid)?;
+        let notifiers: Vec<String> = self.alerts.notifiers.keys().cloned().collect();
+        for (name, model) in &self.models {
             modelwatch_core::ModelName::new(name)
                 .map_err(|e| ConfigError::Invalid(format!("[models.{name}]: {e}")))?;
+            for rule in &model.rules {
+                rule.clone()
+                    .validate(name, Origin::Config, &notifiers)
+                    .map_err(|e| {
+                        ConfigError::Invalid(format!(
+                            "[[models.{name}.rules]] `{}`: {e}",
+                            rule.name
+                        ))
+                    })?;
+            }
         }
         let all = [
             &self.auth.ingest_keys,
@@ -218,6 +238,32 @@ mod tests {
         assert!(err.to_string().contains("unknown field `adr`"), "{err}");
         let err = Config::from_toml("[limits]\nmax_rows = 3").unwrap_err();
         assert!(err.to_string().contains("max_rows"), "{err}");
+    }
+
+    #[test]
+    fn alert_rules_and_notifiers_are_checked_at_load() {
+        let ok = "[alerts.notifiers.pd]\nkind = \"pagerduty\"\nrouting_key = \"k\"\n\
+                  [[models.fraud.rules]]\nname = \"f1\"\nsignal = \"f1\"\n\
+                  condition = { kind = \"threshold\", op = \"<\", value = 0.8 }\n\
+                  decision = \"retrain\"\nseverity = \"critical\"\nnotify = [\"pd\"]\n";
+        let c = Config::from_toml(ok).unwrap();
+        assert_eq!(c.models["fraud"].rules[0].name, "f1");
+        assert!(c.validate().is_ok());
+        let typo = ok.replace("severity", "severty");
+        let e = Config::from_toml(&typo).unwrap_err().to_string();
+        assert!(e.contains("severty"), "{e}");
+        let bad_route = Config::from_toml(&ok.replace("[\"pd\"]", "[\"slack\"]")).unwrap();
+        let e = bad_route.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("models.fraud.rules") && e.contains("`notify`"),
+            "{e}"
+        );
+        let e = Config::from_toml("[alerts.notifiers.w]\nkind = \"webhook\"\nurl = \"x\"")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("alerts.notifiers.w") && e.contains("url"), "{e}");
     }
 
     #[test]

@@ -53,6 +53,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<modelwatch_engine::performance::PerformanceError> for ApiError {
+    fn from(e: modelwatch_engine::performance::PerformanceError) -> Self {
+        match e {
+            modelwatch_engine::performance::PerformanceError::Store(e) => ApiError::from(e),
+            e => ApiError::bad_request("invalid_query", e.to_string()),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message}});

@@ -12,7 +12,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use modelwatch_core::ModelName;
-use modelwatch_core::{parse_label_row, parse_prediction_row, IngestLimits, Rejection, Timestamp};
+use modelwatch_core::{
+    parse_kpi_row, parse_label_row, parse_prediction_row, IngestLimits, Rejection, Timestamp,
+};
 use modelwatch_store::{
     IngestOutcome, LabelBatch, PredictionBatch, Quarantined, Store, StoreError,
 };
@@ -190,6 +192,7 @@ pub(crate) async fn predictions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let st = state.clone();
     let (model, outcome) = ingest(
         state,
         &model,
@@ -201,6 +204,7 @@ pub(crate) async fn predictions(
     .await?;
     tracing::info!(model = %model, accepted = outcome.accepted, duplicates = outcome.duplicates,
         rejected = outcome.rejected.len(), "ingested predictions");
+    count(&st, model.as_str(), "predictions", &outcome);
     Ok(reply(outcome))
 }
 
@@ -210,6 +214,7 @@ pub(crate) async fn labels(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let st = state.clone();
     let (model, outcome) = ingest(
         state,
         &model,
@@ -221,7 +226,41 @@ pub(crate) async fn labels(
     .await?;
     tracing::info!(model = %model, accepted = outcome.accepted, replaced = outcome.replaced,
         rejected = outcome.rejected.len(), "ingested labels");
+    count(&st, model.as_str(), "labels", &outcome);
     Ok(reply(outcome))
+}
+
+/// `POST /v1/models/{model}/kpis`: business KPI points, `{"name", "value", "timestamp"}` rows
+/// as a JSON array or NDJSON, for a model that exists.
+pub(crate) async fn kpis(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (model, outcome) = ingest(
+        state,
+        &model,
+        headers,
+        body,
+        |text, i, now, _| parse_kpi_row(text, i, now),
+        |s, m, rows, rejected| s.ingest_kpis(m, rows, rejected),
+    )
+    .await?;
+    tracing::info!(model = %model, accepted = outcome.accepted, replaced = outcome.replaced,
+        rejected = outcome.rejected.len(), "ingested kpis");
+    Ok(reply(outcome))
+}
+
+/// Counts the rows for `/metrics` and, when some were stored, asks for an alert evaluation.
+fn count(state: &AppState, model: &str, kind: &'static str, o: &IngestOutcome) {
+    let c = &state.ingest_counters;
+    c.add(model, kind, "accepted", o.accepted);
+    c.add(model, kind, "duplicate", o.duplicates);
+    c.add(model, kind, "rejected", o.rejected.len());
+    if o.accepted > 0 {
+        state.alerts.on_ingest(model, kind);
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -269,6 +308,7 @@ pub(crate) async fn reference(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let store = state.store.clone();
+    let evaluate = model.to_string();
     let outcome = blocking(move || {
         let format =
             TableFormat::from_content_type(content_type.as_deref(), &body).map_err(|e| {
@@ -325,5 +365,7 @@ pub(crate) async fn reference(
         Ok(store.put_reference(&model, p.version.as_deref(), rows, rejected)?)
     })
     .await?;
+    // A new reference is a new baseline: the model's rules are evaluated again.
+    state.alerts.reevaluate(&evaluate);
     Ok(Json(outcome).into_response())
 }

@@ -6,6 +6,7 @@
 //! hold no state of their own: a restart loses nothing but in-flight requests, which were not
 //! acknowledged.
 
+mod alerts;
 pub mod config;
 mod dashboard;
 mod drift;
@@ -13,6 +14,7 @@ mod error;
 mod ingest;
 mod query;
 
+pub use alerts::IngestCounters;
 pub use config::Config;
 pub use error::ApiError;
 
@@ -20,8 +22,9 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
+use modelwatch_alerts::AlertService;
 use modelwatch_core::{ModelName, Timestamp};
 use modelwatch_store::Store;
 use serde_json::json;
@@ -36,6 +39,9 @@ use tower_http::decompression::RequestDecompressionLayer;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
+    /// Rules, alerts, silences, notifications; evaluated after ingest and on a schedule.
+    pub alerts: Arc<AlertService>,
+    pub ingest_counters: Arc<IngestCounters>,
 }
 
 impl AppState {
@@ -66,12 +72,34 @@ pub fn router(state: AppState) -> Router {
             "/v1/models/{model}/labels",
             post(ingest::labels).get(query::labels),
         )
+        .route(
+            "/v1/models/{model}/kpis",
+            post(ingest::kpis).get(query::kpis),
+        )
         .route("/v1/models/{model}/reference", put(ingest::reference))
         .route("/v1/models/{model}/schema", put(query::put_schema))
         .route("/v1/models/{model}/metrics", get(query::metrics))
         .route("/v1/models/{model}/rejected", get(query::rejected))
         .route("/v1/models/{model}/drift", get(drift::drift))
         .route("/v1/models/{model}/quality", get(drift::quality))
+        .route(
+            "/v1/models/{model}/rules",
+            get(alerts::list_rules).post(alerts::create_rule),
+        )
+        .route(
+            "/v1/models/{model}/rules/{name}",
+            delete(alerts::delete_rule),
+        )
+        .route("/v1/models/{model}/heartbeats", post(alerts::heartbeat))
+        .route("/v1/alerts", get(alerts::list_alerts))
+        .route("/v1/alerts/history", get(alerts::history))
+        .route(
+            "/v1/silences",
+            get(alerts::list_silences).post(alerts::create_silence),
+        )
+        .route("/v1/silences/{id}", delete(alerts::delete_silence))
+        .route("/v1/notifications", get(alerts::notifications))
+        .route("/metrics", get(alerts::metrics))
         // The dashboard: HTML pages (JSON stays under /v1).
         .route("/", get(dashboard::overview))
         .route("/models/{model}", get(dashboard::model))
@@ -105,7 +133,11 @@ enum Scope {
 }
 
 fn scope_of(method: &Method, path: &str) -> Scope {
-    let ingest = path.ends_with("/predictions") || path.ends_with("/labels");
+    // Heartbeats come from the same pipelines that send events: an ingest key may send them.
+    let ingest = path.ends_with("/predictions")
+        || path.ends_with("/labels")
+        || path.ends_with("/kpis")
+        || path.ends_with("/heartbeats");
     match *method {
         Method::GET | Method::HEAD => Scope::Read,
         Method::POST if ingest => Scope::Ingest,
@@ -224,6 +256,35 @@ pub async fn retention_loop(state: AppState) {
     }
 }
 
+/// How often the aggregates of models with new events or labels are brought up to date in the
+/// background (a query also refreshes first, so this only keeps queries fast, never right).
+const AGGREGATE_REFRESH: Duration = Duration::from_secs(2);
+
+/// Keeps every model's per-hour aggregates up to date with what was ingested.
+pub async fn aggregates_loop(state: AppState) {
+    let mut tick = tokio::time::interval(AGGREGATE_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let st = state.clone();
+        let result = blocking(move || {
+            for name in st.store.models_with_dirty_hours()? {
+                let r = modelwatch_engine::aggregates::refresh(st.store.as_ref(), &name)
+                    .map_err(ApiError::from)?;
+                if r.hours > 0 {
+                    tracing::debug!(model = %name, hours = r.hours, predictions = r.predictions,
+                        seconds = r.seconds, "aggregates refreshed");
+                }
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e.message, "aggregate refresh failed");
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves. Requests in flight are finished first; the store is
 /// flushed when the last reference to it is dropped.
 pub async fn serve(
@@ -232,10 +293,35 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let retention = tokio::spawn(retention_loop(state.clone()));
+    let aggregates = tokio::spawn(aggregates_loop(state.clone()));
+    let alerts = tokio::spawn(state.alerts.clone().run());
     let app = router(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     retention.abort();
+    aggregates.abort();
+    alerts.abort();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_are_ingest_rules_and_silences_admin_metrics_read() {
+        assert_eq!(
+            scope_of(&Method::POST, "/v1/models/m/heartbeats"),
+            Scope::Ingest
+        );
+        assert_eq!(scope_of(&Method::POST, "/v1/models/m/rules"), Scope::Admin);
+        assert_eq!(
+            scope_of(&Method::DELETE, "/v1/models/m/rules/r"),
+            Scope::Admin
+        );
+        assert_eq!(scope_of(&Method::POST, "/v1/silences"), Scope::Admin);
+        assert_eq!(scope_of(&Method::GET, "/v1/alerts"), Scope::Read);
+        assert_eq!(scope_of(&Method::GET, "/metrics"), Scope::Read);
+    }
 }

@@ -218,12 +218,46 @@ pub(crate) async fn metrics(
     // scikit-learn names (shape in `modelwatch_engine::performance`).
     let report = state
         .with_store(move |store| Ok(performance::window_performance(store, &model, &q)))
-        .await?
-        .map_err(|e| match e {
-            performance::PerformanceError::Store(e) => ApiError::from(e),
-            e => ApiError::bad_request("invalid_query", e.to_string()),
-        })?;
+        .await??;
     Ok(Json(
         serde_json::to_value(report).expect("report serializes"),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KpiParams {
+    window: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    name: Option<String>,
+}
+
+/// `GET /v1/models/{model}/kpis`: each KPI series per window (n, sum, mean, min, max, last).
+pub(crate) async fn kpis(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    params: Result<Query<KpiParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let model = model_name(&model)?;
+    let Query(p) = params?;
+    let window = Window::parse(p.window.as_deref().unwrap_or("1d"))
+        .map_err(|e| ApiError::bad_request("invalid_query", format!("`window`: {e}")))?;
+    let range = modelwatch_store::ScanRange {
+        from: time_param("from", p.from)?,
+        to: time_param("to", p.to)?,
+        version: None,
+    };
+    let m = model.clone();
+    let series = state
+        .with_store(move |store| {
+            if store.model(&m)?.is_none() {
+                return Err(modelwatch_store::StoreError::ModelNotFound(m.to_string()));
+            }
+            modelwatch_engine::kpis::kpi_series(store, &m, window, &range, p.name.as_deref())
+        })
+        .await?;
+    Ok(Json(
+        json!({"model": model.as_str(), "window": window.label(), "kpis": series}),
     ))
 }

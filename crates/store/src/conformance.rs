@@ -56,6 +56,10 @@ pub const ALL: &[(&str, Check)] = &[
         "changes_mark_their_hours_dirty_until_a_refresh_answers_them",
         changes_mark_their_hours_dirty_until_a_refresh_answers_them,
     ),
+    (
+        "kpis_are_kept_per_name_and_a_retry_replaces",
+        kpis_are_kept_per_name_and_a_retry_replaces,
+    ),
 ];
 
 pub(crate) fn model() -> ModelName {
@@ -332,6 +336,7 @@ pub fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn S
             ]),
         )
         .unwrap();
+    assert_eq!(store.models_with_dirty_hours().unwrap(), vec![model()]);
     let dirty = store.dirty_hours(&model()).unwrap();
     let marks: Vec<(String, String)> = dirty
         .iter()
@@ -364,6 +369,7 @@ pub fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn S
         )
         .unwrap();
     assert!(store.dirty_hours(&model()).unwrap().is_empty());
+    assert!(store.models_with_dirty_hours().unwrap().is_empty());
     let all = store
         .aggregates(&model(), "perf", &ScanRange::default())
         .unwrap();
@@ -431,4 +437,50 @@ pub fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn S
     assert_eq!(store.dirty_hours(&model()).unwrap().len(), 2);
     store.invalidate_aggregates(&model()).unwrap();
     assert_eq!(store.dirty_hours(&model()).unwrap().len(), 3);
+}
+
+/// KPI points are stored per name, read back by name and time range, and a point sent again
+/// (same name and time) replaces the first; a model that does not exist is refused.
+pub fn kpis_are_kept_per_name_and_a_retry_replaces(store: &dyn Store) {
+    let kpi = |name: &str, ts: &str, value: f64| modelwatch_core::KpiEvent {
+        name: name.into(),
+        value,
+        timestamp: modelwatch_core::parse_timestamp(ts).unwrap(),
+    };
+    let err = store
+        .ingest_kpis(
+            &model(),
+            vec![(0, kpi("loss", "2026-01-01T00:00:00Z", 1.0))],
+            vec![],
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ModelNotFound(_)));
+    store
+        .ingest_predictions(&model(), preds(&[&p("a", "2026-01-01T00:00:00Z", 1.0)]))
+        .unwrap();
+    let rows = vec![
+        (0, kpi("loss", "2026-01-01T00:00:00Z", 10.0)),
+        (1, kpi("loss", "2026-01-02T00:00:00Z", 20.0)),
+        (2, kpi("conversion", "2026-01-01T12:00:00Z", 0.3)),
+    ];
+    let out = store.ingest_kpis(&model(), rows, vec![]).unwrap();
+    assert_eq!((out.accepted, out.replaced), (3, 0));
+    let again = store
+        .ingest_kpis(
+            &model(),
+            vec![(0, kpi("loss", "2026-01-02T00:00:00Z", 25.0))],
+            vec![],
+        )
+        .unwrap();
+    assert_eq!((again.accepted, again.replaced), (1, 1));
+    let all = store.kpis(&model(), None, &ScanRange::default()).unwrap();
+    let got: Vec<(&str, f64)> = all.iter().map(|k| (k.name.as_str(), k.value)).collect();
+    assert_eq!(got, [("conversion", 0.3), ("loss", 10.0), ("loss", 25.0)]);
+    let day2 = ScanRange {
+        from: Some(modelwatch_core::parse_timestamp("2026-01-01T06:00:00Z").unwrap()),
+        ..ScanRange::default()
+    };
+    let loss = store.kpis(&model(), Some("loss"), &day2).unwrap();
+    assert_eq!(loss.len(), 1);
+    assert_eq!(loss[0].value, 25.0);
 }

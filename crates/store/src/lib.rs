@@ -16,8 +16,8 @@ mod sqlite;
 pub use sqlite::SqliteStore;
 
 use modelwatch_core::{
-    LabelEvent, ModelName, PredictionEvent, ReferenceRow, Rejection, Schema, SchemaChange,
-    Timestamp, Window,
+    KpiEvent, LabelEvent, ModelName, PredictionEvent, ReferenceRow, Rejection, Schema,
+    SchemaChange, Timestamp, Window,
 };
 use serde::Serialize;
 
@@ -221,6 +221,21 @@ pub trait Store: Send + Sync + 'static {
         model: &ModelName,
         batch: LabelBatch,
     ) -> Result<IngestOutcome, StoreError>;
+    /// Stores KPI points of an existing model ([`StoreError::ModelNotFound`] otherwise); a
+    /// point with the name and timestamp of a stored one replaces it (counted in `replaced`).
+    fn ingest_kpis(
+        &self,
+        model: &ModelName,
+        rows: Vec<(usize, KpiEvent)>,
+        rejected: Vec<Quarantined>,
+    ) -> Result<IngestOutcome, StoreError>;
+    /// KPI points with a timestamp in `[from, to)` (of one name, or all), by name then time.
+    fn kpis(
+        &self,
+        model: &ModelName,
+        name: Option<&str>,
+        range: &ScanRange,
+    ) -> Result<Vec<KpiEvent>, StoreError>;
     /// Replaces the reference dataset of `version` (all versions when `None`).
     fn put_reference(
         &self,
@@ -274,6 +289,8 @@ pub trait Store: Send + Sync + 'static {
     // transaction that changes its predictions or labels, so a crash can never leave an
     // aggregate stale without its mark: aggregates are a cache of the raw log, always rebuildable.
 
+    /// Models that have dirty hours.
+    fn models_with_dirty_hours(&self) -> Result<Vec<ModelName>, StoreError>;
     /// Hours whose aggregates are out of date, oldest first.
     fn dirty_hours(&self, model: &ModelName) -> Result<Vec<DirtyHour>, StoreError>;
     /// The aggregates of `kind` for hours in `[from, to)`, of `version` (all when `None`),
@@ -284,12 +301,19 @@ pub trait Store: Send + Sync + 'static {
         kind: &str,
         range: &ScanRange,
     ) -> Result<Vec<StoredAggregate>, StoreError>;
+    /// Aggregates whose kind starts with `reference` are derived from the reference dataset:
+    /// [`Store::put_reference`] deletes them.
+    ///
     /// Writes a refresh's aggregates and clears the marks it answers, atomically. A mark whose
     /// generation changed since it was read is kept.
     fn put_aggregates(&self, model: &ModelName, write: AggregateWrite) -> Result<(), StoreError>;
     /// Marks every hour that holds predictions dirty, so that all aggregates are rebuilt.
     fn invalidate_aggregates(&self, model: &ModelName) -> Result<(), StoreError>;
 }
+
+/// The "hour" of an aggregate that is model-wide rather than per hour (a task decision, a
+/// reference's baseline): retention never deletes it.
+pub const MODEL_WIDE: Timestamp = Timestamp(i64::MIN);
 
 /// Length of the hours that aggregates are kept for, in microseconds.
 pub const HOUR_MICROS: i64 = 3_600_000_000;

@@ -21,3 +21,17 @@ CREATE TABLE aggregates (
     data        BLOB NOT NULL,
     UNIQUE (model_id, kind, hour, version)
 );
+-- Business KPI series logged beside a model; a second value for the same name and time
+-- replaces the first (a retried request does not double count).
+CREATE TABLE kpis (
+    model_id    INTEGER NOT NULL,
+    name        TEXT NOT NULL,
+    ts          INTEGER NOT NULL,
+    value       REAL NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (model_id, name, ts)
+) WITHOUT ROWID;
+-- Counters kept by the writer so that a model summary never joins labels to predictions:
+-- labels joined to a stored prediction, and labels still waiting for theirs.
+ALTER TABLE models ADD COLUMN labelled INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE models ADD COLUMN orphan_labels INTEGER NOT NULL DEFAULT 0;

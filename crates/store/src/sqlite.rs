@@ -12,12 +12,12 @@ use crate::{
     hour_of, AggregateWrite, DelayQuantiles, DirtyHour, IngestOutcome, LabelBatch, ModelSummary,
     Page, PredictionBatch, Quarantined, ReferenceOutcome, ReferenceSummary, RejectedRow,
     RetentionReport, ScanRange, Store, StoreError, StoredAggregate, VersionSummary, WindowCounts,
-    WindowQuery, HOUR_MICROS,
+    WindowQuery, HOUR_MICROS, MODEL_WIDE,
 };
 use crossbeam_channel::{bounded, Receiver, Sender};
 use modelwatch_core::{
-    parse_prediction_row, FeatureSpec, FeatureValue, IngestLimits, LabelEvent, ModelName, Outcome,
-    Pairs, PredictionEvent, ReferenceRow, Rejection, Schema, SchemaChange, Timestamp,
+    parse_prediction_row, FeatureSpec, FeatureValue, IngestLimits, KpiEvent, LabelEvent, ModelName,
+    Outcome, Pairs, PredictionEvent, ReferenceRow, Rejection, Schema, SchemaChange, Timestamp,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -67,6 +67,12 @@ enum Job {
         Reply<(IngestOutcome, PredictionBatch)>,
     ),
     Labels(ModelName, LabelBatch, Reply<IngestOutcome>),
+    Kpis(
+        ModelName,
+        Vec<(usize, KpiEvent)>,
+        Vec<Quarantined>,
+        Reply<IngestOutcome>,
+    ),
     Reference {
         model: ModelName,
         version: String,
@@ -86,6 +92,7 @@ impl Job {
         match self {
             Job::Predictions(_, b, _, _) => b.rows.len() + b.rejected.len(),
             Job::Labels(_, b, _) => b.rows.len() + b.rejected.len(),
+            Job::Kpis(_, rows, rejected, _) => rows.len() + rejected.len(),
             Job::Reference { rows, .. } => rows.len(),
             Job::PutAggregates(_, w, _) => w.put.len() + w.clear.len(),
             _ => 1,
@@ -202,6 +209,11 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
                  INSERT INTO dirty_hours(model_id, version, hour, generation)
                  SELECT model_id, version, ts - (((ts % {HOUR_MICROS}) + {HOUR_MICROS}) % {HOUR_MICROS}), 1
                  FROM request_index GROUP BY 1, 2, 3;
+                 UPDATE models SET
+                   labelled = (SELECT count(*) FROM labels l JOIN request_index p
+                               ON p.model_id = l.model_id AND p.request_id = l.request_id
+                               WHERE l.model_id = models.id);
+                 UPDATE models SET orphan_labels = labels - labelled;
                  PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
                 include_str!("schema_v2.sql")
             ))?;
@@ -327,6 +339,9 @@ fn run_job(tx: &Transaction<'_>, models: &mut HashMap<String, CachedModel>, job:
             ingest_labels(tx, models, &model, batch),
             reply
         ),
+        Job::Kpis(model, rows, rejected, reply) => {
+            in_savepoint!(None, ingest_kpis(tx, &model, rows, rejected), reply)
+        }
         Job::Reference {
             model,
             version,
@@ -366,7 +381,7 @@ fn fail(job: Job, msg: &str) {
     };
     match job {
         Job::Predictions(_, _, _, r) => drop(r.send(Err(err()))),
-        Job::Labels(_, _, r) => drop(r.send(Err(err()))),
+        Job::Labels(_, _, r) | Job::Kpis(_, _, _, r) => drop(r.send(Err(err()))),
         Job::Reference { reply, .. } => drop(reply.send(Err(err()))),
         Job::DeclareSchema(_, _, r)
         | Job::SetRetention(_, _, r)
@@ -612,6 +627,14 @@ fn ingest_predictions(
 
     let mut versions: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
     let mut hours: BTreeSet<(&str, i64)> = BTreeSet::new();
+    // Labels that arrived before their prediction: only while some exist is each new
+    // prediction looked up in `labels` (the common order, label after prediction, costs nothing).
+    let orphan_labels: i64 = tx.query_row(
+        "SELECT orphan_labels FROM models WHERE id = ?1",
+        [entry.id],
+        |r| r.get(0),
+    )?;
+    let mut adopted = 0i64;
     // When every row passed the checks, chunks of `admitted` are the chunks `encoded` compressed.
     let all_admitted = admitted.len() == batch.rows.len();
     for (chunk_no, admitted) in admitted.chunks(SEGMENT_MAX_ROWS).enumerate() {
@@ -649,6 +672,15 @@ fn ingest_predictions(
                     segment_id
                 ])?;
                 is_new[i] = changed == 1;
+            }
+        }
+        if orphan_labels > adopted {
+            let mut label =
+                tx.prepare_cached("SELECT 1 FROM labels WHERE model_id = ?1 AND request_id = ?2")?;
+            for (i, new) in is_new.iter().enumerate() {
+                if *new && label.exists(params![entry.id, event(i).request_id])? {
+                    adopted += 1;
+                }
             }
         }
         let all_new = is_new.iter().all(|n| *n);
@@ -701,6 +733,13 @@ fn ingest_predictions(
         }
     }
     mark_dirty(tx, entry.id, hours)?;
+    if adopted > 0 {
+        tx.execute(
+            "UPDATE models SET labelled = labelled + ?1, orphan_labels = orphan_labels - ?1
+             WHERE id = ?2",
+            params![adopted, entry.id],
+        )?;
+    }
     if !pending.is_empty() {
         out.schema_changes = pending
             .iter()
@@ -775,17 +814,13 @@ fn ingest_labels(
         let mut prediction = tx.prepare_cached(
             "SELECT ts, version FROM request_index WHERE model_id = ?1 AND request_id = ?2",
         )?;
-        for l in &fresh {
+        let (mut joined, mut orphans) = (0i64, 0i64);
+        for l in fresh {
             let found: Option<(i64, String)> = prediction
                 .query_row(params![model_id, l.request_id], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .optional()?;
-            if let Some((ts, version)) = found {
-                hours.insert((version, hour_of(ts)));
-            }
-        }
-        for l in fresh {
             let label = to_json(&l.label);
             let args = params![
                 model_id,
@@ -794,11 +829,26 @@ fn ingest_labels(
                 l.timestamp.micros(),
                 now.micros()
             ];
-            if insert.execute(args)? == 0 {
+            let inserted = insert.execute(args)? == 1;
+            if !inserted {
                 replace.execute(args)?;
                 out.replaced += 1;
             }
             out.accepted += 1;
+            match found {
+                Some((ts, version)) => {
+                    hours.insert((version, hour_of(ts)));
+                    joined += i64::from(inserted);
+                }
+                None => orphans += i64::from(inserted),
+            }
+        }
+        if joined + orphans > 0 {
+            tx.execute(
+                "UPDATE models SET labelled = labelled + ?1, orphan_labels = orphan_labels + ?2
+                 WHERE id = ?3",
+                params![joined, orphans, model_id],
+            )?;
         }
     }
     mark_dirty(tx, model_id, hours.iter().map(|(v, h)| (v.as_str(), *h)))?;
@@ -813,6 +863,58 @@ fn ingest_labels(
     out.rejected = quarantined.into_iter().map(|q| q.rejection).collect();
     out.rejected.sort_by_key(|r| r.index);
     Ok(out)
+}
+
+fn ingest_kpis(
+    tx: &Transaction<'_>,
+    model: &ModelName,
+    rows: Vec<(usize, KpiEvent)>,
+    rejected: Vec<Quarantined>,
+) -> Result<IngestOutcome, StoreError> {
+    let now = Timestamp::now();
+    let id = model_id(tx, model)?.ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
+    let mut out = IngestOutcome::default();
+    {
+        let mut exists =
+            tx.prepare_cached("SELECT 1 FROM kpis WHERE model_id = ?1 AND name = ?2 AND ts = ?3")?;
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO kpis(model_id, name, ts, value, received_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(model_id, name, ts) DO UPDATE SET
+                value = excluded.value, received_at = excluded.received_at",
+        )?;
+        for (_, k) in &rows {
+            let existed = exists.exists(params![id, k.name, k.timestamp.micros()])?;
+            upsert.execute(params![
+                id,
+                k.name,
+                k.timestamp.micros(),
+                k.value,
+                now.micros()
+            ])?;
+            out.accepted += 1;
+            out.replaced += usize::from(existed);
+        }
+    }
+    quarantine(tx, model.as_str(), "kpis", &rejected, now)?;
+    out.rejected = rejected.into_iter().map(|q| q.rejection).collect();
+    out.rejected.sort_by_key(|r| r.index);
+    Ok(out)
+}
+
+/// Recomputes a model's joined and orphan label counters with one join (after deletions).
+fn recount_labelled(conn: &Connection, id: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE models SET
+            labelled = (SELECT count(*) FROM labels l JOIN request_index p
+                        ON p.model_id = l.model_id AND p.request_id = l.request_id
+                        WHERE l.model_id = ?1),
+            orphan_labels = labels - (SELECT count(*) FROM labels l JOIN request_index p
+                        ON p.model_id = l.model_id AND p.request_id = l.request_id
+                        WHERE l.model_id = ?1)
+         WHERE id = ?1",
+        [id],
+    )?;
+    Ok(())
 }
 
 /// Marks hours dirty, each with a new generation.
@@ -886,6 +988,11 @@ fn put_reference(
     let entry = model_entry(tx, models, model, true)?.expect("created");
     let mut quarantined = rejected;
     let mut pending = Vec::new();
+    // What was derived from the reference (baselines, profiles) is out of date.
+    tx.execute(
+        "DELETE FROM aggregates WHERE model_id = ?1 AND kind LIKE 'reference%'",
+        [entry.id],
+    )?;
     tx.execute(
         "DELETE FROM reference_rows WHERE model_id = ?1 AND version = ?2",
         params![entry.id, version],
@@ -1000,10 +1107,14 @@ fn apply_retention(tx: &Transaction<'_>, now: Timestamp) -> Result<RetentionRepo
             params![id, cutoff],
         )? as u64;
         report.labels_deleted += labels;
+        tx.execute(
+            "DELETE FROM kpis WHERE model_id = ?1 AND ts < ?2",
+            params![id, cutoff],
+        )?;
         // Aggregates of hours wholly past the cutoff go; the hour that straddles it is rebuilt.
         tx.execute(
-            "DELETE FROM aggregates WHERE model_id = ?1 AND hour + ?3 <= ?2",
-            params![id, cutoff, HOUR_MICROS],
+            "DELETE FROM aggregates WHERE model_id = ?1 AND hour + ?3 <= ?2 AND hour <> ?4",
+            params![id, cutoff, HOUR_MICROS, MODEL_WIDE.micros()],
         )?;
         tx.execute(
             "DELETE FROM dirty_hours WHERE model_id = ?1 AND hour + ?3 <= ?2",
@@ -1032,6 +1143,7 @@ fn apply_retention(tx: &Transaction<'_>, now: Timestamp) -> Result<RetentionRepo
             "UPDATE models SET labels = (SELECT count(*) FROM labels WHERE model_id = ?1) WHERE id = ?1",
             [id],
         )?;
+        recount_labelled(tx, id)?;
     }
     report.rejected_deleted = tx.execute(
         "DELETE FROM rejected WHERE received_at < ?1",
@@ -1102,12 +1214,18 @@ fn model_id(conn: &Connection, model: &ModelName) -> Result<Option<i64>, StoreEr
 }
 
 fn summary(conn: &Connection, id: i64) -> Result<ModelSummary, StoreError> {
-    let (name, schema, created_at, retention, labels): (String, String, i64, Option<u32>, i64) =
-        conn.query_row(
-            "SELECT name, schema, created_at, retention_days, labels FROM models WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )?;
+    let (name, schema, created_at, retention, labels, labelled): (
+        String,
+        String,
+        i64,
+        Option<u32>,
+        i64,
+        i64,
+    ) = conn.query_row(
+        "SELECT name, schema, created_at, retention_days, labels, labelled FROM models WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+    )?;
     let versions: Vec<VersionSummary> = conn
         .prepare_cached(
             "SELECT version, predictions, first_ts, last_ts FROM versions WHERE model_id = ?1 ORDER BY first_ts",
@@ -1121,13 +1239,6 @@ fn summary(conn: &Connection, id: i64) -> Result<ModelSummary, StoreError> {
             })
         })?
         .collect::<Result<_, _>>()?;
-    let labelled: i64 = conn.query_row(
-        "SELECT count(*) FROM labels l JOIN request_index p
-           ON p.model_id = l.model_id AND p.request_id = l.request_id
-         WHERE l.model_id = ?1",
-        [id],
-        |r| r.get(0),
-    )?;
     let rejected: i64 = conn.query_row(
         "SELECT count(*) FROM rejected WHERE model = ?1",
         [&name],
@@ -1500,6 +1611,62 @@ impl Store for SqliteStore {
                 }
             }
             Ok(())
+        })
+    }
+
+    fn ingest_kpis(
+        &self,
+        model: &ModelName,
+        rows: Vec<(usize, KpiEvent)>,
+        rejected: Vec<Quarantined>,
+    ) -> Result<IngestOutcome, StoreError> {
+        self.submit(|reply| Job::Kpis(model.clone(), rows, rejected, reply))
+    }
+
+    fn kpis(
+        &self,
+        model: &ModelName,
+        name: Option<&str>,
+        range: &ScanRange,
+    ) -> Result<Vec<KpiEvent>, StoreError> {
+        self.read(|conn| {
+            let id = model_id(conn, model)?
+                .ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT name, ts, value FROM kpis
+                 WHERE model_id = ?1 AND (?2 IS NULL OR name = ?2) AND ts >= ?3 AND ts < ?4
+                 ORDER BY name, ts",
+            )?;
+            let from = range.from.map_or(i64::MIN, |t| t.micros());
+            let to = range.to.map_or(i64::MAX, |t| t.micros());
+            let rows = stmt.query_map(params![id, name, from, to], |r| {
+                Ok(KpiEvent {
+                    name: r.get(0)?,
+                    timestamp: Timestamp(r.get(1)?),
+                    value: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn models_with_dirty_hours(&self) -> Result<Vec<ModelName>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT name FROM models m
+                 WHERE EXISTS (SELECT 1 FROM dirty_hours d WHERE d.model_id = m.id)
+                 ORDER BY name",
+            )?;
+            let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            names
+                .map(|n| {
+                    let n = n?;
+                    ModelName::new(&n).map_err(|e| StoreError::Corrupt {
+                        what: "model name",
+                        detail: format!("{n}: {e}"),
+                    })
+                })
+                .collect()
         })
     }
 

@@ -187,3 +187,39 @@ fn duplicate_feature_names_are_found_wherever_they_are() {
         }
     });
 }
+
+#[test]
+fn kpis_parse_and_name_the_bad_field() {
+    let k = parse_kpi_row(
+        r#"{"name": "fraud_loss", "value": 1520.5, "timestamp": "2026-01-09T00:00:00Z"}"#,
+        0,
+        now(),
+    )
+    .unwrap();
+    assert_eq!((k.name.as_str(), k.value), ("fraud_loss", 1520.5));
+    assert_eq!(
+        parse_kpi_row(r#"{"name": "x", "value": 1}"#, 0, now())
+            .unwrap()
+            .timestamp,
+        now()
+    );
+    for (row, field) in [
+        (r#"{"value": 1}"#, "name"),
+        (r#"{"name": "", "value": 1}"#, "name"),
+        (r#"{"name": "x"}"#, "value"),
+        (r#"{"name": "x", "value": "high"}"#, "value"),
+        (
+            r#"{"name": "x", "value": 1, "timestamp": "yesterday"}"#,
+            "timestamp",
+        ),
+        (r#"{"name": "x", "value": 1, "unit": "eur"}"#, "unit"),
+    ] {
+        let r = parse_kpi_row(row, 4, now()).unwrap_err();
+        assert_eq!(
+            (r.index, r.field.as_str()),
+            (4, field),
+            "{row}: {}",
+            r.reason
+        );
+    }
+}

@@ -51,12 +51,19 @@ fn a_version_1_database_is_migrated_with_every_hour_dirty() {
                 ]),
             )
             .unwrap();
+        let labels = crate::LabelBatch {
+            rows: vec![(0, label_event("a")), (1, label_event("not-yet"))],
+            rejected: vec![],
+        };
+        store.ingest_labels(&model(), labels).unwrap();
     }
     // Turn it back into what version 1 wrote: no aggregates tables, no marks.
     {
         let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
         conn.execute_batch(
-            "DROP TABLE dirty_hours; DROP TABLE aggregates; DROP INDEX request_index_segment;
+            "DROP TABLE dirty_hours; DROP TABLE aggregates; DROP TABLE kpis;
+             DROP INDEX request_index_segment;
+             ALTER TABLE models DROP COLUMN labelled; ALTER TABLE models DROP COLUMN orphan_labels;
              PRAGMA user_version = 1;",
         )
         .unwrap();
@@ -69,8 +76,26 @@ fn a_version_1_database_is_migrated_with_every_hour_dirty() {
         .map(|d| d.hour.to_rfc3339())
         .collect();
     assert_eq!(dirty, ["2026-01-01T00:00:00Z", "2026-01-01T02:00:00Z"]);
+    // The label counters are computed once by the migration, then kept by the writer.
+    let m = store.model(&model()).unwrap().unwrap();
+    assert_eq!((m.labels, m.labelled), (2, 1));
+    store
+        .ingest_predictions(
+            &model(),
+            preds(&[&p("not-yet", "2026-01-01T03:00:00Z", 1.5)]),
+        )
+        .unwrap();
+    assert_eq!(store.model(&model()).unwrap().unwrap().labelled, 2);
     assert_eq!(
         store.predictions(&model(), None, 10).unwrap().items.len(),
-        2
+        3
     );
+}
+
+fn label_event(id: &str) -> LabelEvent {
+    LabelEvent {
+        request_id: id.into(),
+        label: Outcome::Number(1.0),
+        timestamp: Timestamp::now(),
+    }
 }

@@ -1,0 +1,691 @@
+//! Alert rules: what a user writes (JSON over the API, TOML in the config file), and the checks
+//! that turn it into a [`Rule`] or a [`RuleError`] naming the field and the problem.
+
+use modelwatch_core::Window;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What the rule asks people to do when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    Retrain,
+    Rollback,
+    Review,
+    DataIncident,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Retrain => "retrain",
+            Decision::Rollback => "rollback",
+            Decision::Review => "review",
+            Decision::DataIncident => "data-incident",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// A comparison of a value with a bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = ">=")]
+    Ge,
+}
+
+impl Op {
+    pub fn holds(self, value: f64, bound: f64) -> bool {
+        match self {
+            Op::Lt => value < bound,
+            Op::Le => value <= bound,
+            Op::Gt => value > bound,
+            Op::Ge => value >= bound,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+        }
+    }
+}
+
+/// Which way a change must go to count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Below,
+    Above,
+    #[default]
+    Any,
+}
+
+impl Direction {
+    /// Whether a signed change goes this way.
+    pub fn matches(self, delta: f64) -> bool {
+        match self {
+            Direction::Below => delta < 0.0,
+            Direction::Above => delta > 0.0,
+            Direction::Any => delta != 0.0,
+        }
+    }
+}
+
+/// A span of time written `0`, `30s`, `10m`, `2h` or `7d`. JSON and TOML: that string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Duration {
+    pub seconds: i64,
+}
+
+impl Duration {
+    pub fn parse(s: &str) -> Result<Duration, String> {
+        let t = s.trim();
+        if t == "0" {
+            return Ok(Duration { seconds: 0 });
+        }
+        let bad =
+            || format!("{s:?} is not a duration: use a number and a unit s, m, h or d, e.g. 10m");
+        if t.len() < 2 {
+            return Err(bad());
+        }
+        let (num, unit) = t.split_at(t.len() - 1);
+        let n: i64 = num.parse().map_err(|_| bad())?;
+        let unit = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(bad()),
+        };
+        if !(0..=3650 * 86_400 / unit).contains(&n) {
+            return Err(bad());
+        }
+        Ok(Duration { seconds: n * unit })
+    }
+
+    pub fn micros(self) -> i64 {
+        self.seconds * 1_000_000
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.seconds;
+        match s {
+            0 => f.write_str("0"),
+            s if s % 86_400 == 0 => write!(f, "{}d", s / 86_400),
+            s if s % 3600 == 0 => write!(f, "{}h", s / 3600),
+            s if s % 60 == 0 => write!(f, "{}m", s / 60),
+            s => write!(f, "{s}s"),
+        }
+    }
+}
+
+impl Serialize for Duration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Duration::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// When the rule's signal is a problem. JSON: `{"kind": "threshold", "op": "<", "value": 0.9}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Condition {
+    /// The latest window's value compared with a bound.
+    Threshold { op: Op, value: f64 },
+    /// The latest window's value moved more than `relative` (0.05 = 5 %) against the reference
+    /// baseline, in `direction`; with `require_significant` (the default) only when the
+    /// engine's test says the change is significant, so a move inside the noise raises nothing.
+    Baseline {
+        direction: Direction,
+        relative: f64,
+        #[serde(default = "yes")]
+        require_significant: bool,
+    },
+    /// The mean of the last `windows` windows compared with a bound.
+    RollingMean { windows: u32, op: Op, value: f64 },
+    /// The least-squares slope over the last `windows` windows (change per window) compared
+    /// with a bound: `{"op": "<", "value": -0.01}` is "falling by more than 0.01 a window".
+    Trend { windows: u32, op: Op, value: f64 },
+    /// The engine's significance test against the baseline says the latest window changed.
+    SignificantChange {
+        #[serde(default)]
+        direction: Direction,
+    },
+    /// The latest window is more than `z` standard deviations from the mean of the `windows`
+    /// windows before it (for `predictions`: a volume anomaly).
+    Anomaly {
+        windows: u32,
+        z: f64,
+        #[serde(default)]
+        direction: Direction,
+    },
+    /// Nothing arrived for longer than `max_age` (signals `events` and `labels`).
+    Freshness { max_age: Duration },
+    /// The job's latest run failed, or no run was reported for longer than `max_age`
+    /// (signal `heartbeat:<job>`).
+    Heartbeat { max_age: Duration },
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Condition {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Condition::Threshold { .. } => "threshold",
+            Condition::Baseline { .. } => "baseline",
+            Condition::RollingMean { .. } => "rolling_mean",
+            Condition::Trend { .. } => "trend",
+            Condition::SignificantChange { .. } => "significant_change",
+            Condition::Anomaly { .. } => "anomaly",
+            Condition::Freshness { .. } => "freshness",
+            Condition::Heartbeat { .. } => "heartbeat",
+        }
+    }
+
+    /// Windows the condition looks at (the latest one included).
+    pub fn windows_needed(&self) -> usize {
+        match self {
+            Condition::RollingMean { windows, .. } | Condition::Trend { windows, .. } => {
+                *windows as usize
+            }
+            Condition::Anomaly { windows, .. } => *windows as usize + 1,
+            _ => 1,
+        }
+    }
+}
+
+/// Performance metric names of the engine's per-window report (scikit-learn's names).
+pub const PERFORMANCE_METRICS: &[&str] = &[
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "specificity",
+    "fpr",
+    "fnr",
+    "balanced_accuracy",
+    "mcc",
+    "roc_auc",
+    "average_precision",
+    "log_loss",
+    "brier_score",
+    "ece",
+    "precision_micro",
+    "precision_macro",
+    "precision_weighted",
+    "recall_micro",
+    "recall_macro",
+    "recall_weighted",
+    "f1_micro",
+    "f1_macro",
+    "f1_weighted",
+    "mae",
+    "mse",
+    "rmse",
+    "mape",
+    "r2",
+    "mean_error",
+];
+
+/// Label-free per-window values of the performance report.
+pub const OPERATIONAL_SIGNALS: &[&str] = &[
+    "predictions",
+    "error_rate",
+    "label_coverage",
+    "latency_p50",
+    "latency_p95",
+    "latency_p99",
+    "average_confidence",
+    "prediction_entropy",
+    "top_class_share",
+];
+
+/// What a rule watches. Written as a string: a metric name (`f1`), an operational value
+/// (`error_rate`), `drift_share`, `drift:<column>`, `quality_flags`, `null_rate:<feature>`,
+/// `out_of_range:<feature>`, `unseen:<feature>`, `events`, `labels` or `heartbeat:<job>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// A performance metric, with its interval and baseline comparison.
+    Metric(String),
+    /// A label-free value of the window (volume, errors, latency, feedback-loop signals).
+    Operational(String),
+    /// Share of evaluated features that drifted in the window.
+    DriftShare,
+    /// 1 when the column (a feature, `prediction`, `score` or `label`) drifted, else 0.
+    Drift(String),
+    /// Number of data-quality flags in the window.
+    QualityFlags,
+    NullRate(String),
+    OutOfRange(String),
+    Unseen(String),
+    /// Time since the last prediction arrived.
+    Events,
+    /// Time since the last label arrived.
+    Labels,
+    Heartbeat(String),
+}
+
+impl Signal {
+    pub fn parse(s: &str) -> Result<Signal, String> {
+        let named = |prefix: &str, make: fn(String) -> Signal| -> Option<Result<Signal, String>> {
+            s.strip_prefix(prefix).map(|rest| {
+                let rest = rest.trim();
+                if rest.is_empty() {
+                    Err(format!("`{prefix}` needs a name after the colon"))
+                } else {
+                    Ok(make(rest.to_owned()))
+                }
+            })
+        };
+        if let Some(r) = named("drift:", Signal::Drift)
+            .or_else(|| named("null_rate:", Signal::NullRate))
+            .or_else(|| named("out_of_range:", Signal::OutOfRange))
+            .or_else(|| named("unseen:", Signal::Unseen))
+            .or_else(|| named("heartbeat:", Signal::Heartbeat))
+        {
+            return r;
+        }
+        match s {
+            "drift_share" => Ok(Signal::DriftShare),
+            "quality_flags" => Ok(Signal::QualityFlags),
+            "events" => Ok(Signal::Events),
+            "labels" => Ok(Signal::Labels),
+            m if PERFORMANCE_METRICS.contains(&m) => Ok(Signal::Metric(m.to_owned())),
+            o if OPERATIONAL_SIGNALS.contains(&o) => Ok(Signal::Operational(o.to_owned())),
+            other => Err(format!(
+                "unknown signal {other:?}: use a metric ({}), an operational value ({}), \
+                 drift_share, drift:<column>, quality_flags, null_rate:<feature>, \
+                 out_of_range:<feature>, unseen:<feature>, events, labels or heartbeat:<job>",
+                PERFORMANCE_METRICS.join(", "),
+                OPERATIONAL_SIGNALS.join(", ")
+            )),
+        }
+    }
+
+    /// Which engine report the signal is read from.
+    pub fn source(&self) -> Source {
+        match self {
+            Signal::Metric(_) | Signal::Operational(_) => Source::Performance,
+            Signal::DriftShare | Signal::Drift(_) => Source::Drift,
+            Signal::QualityFlags
+            | Signal::NullRate(_)
+            | Signal::OutOfRange(_)
+            | Signal::Unseen(_) => Source::Quality,
+            Signal::Events | Signal::Labels => Source::Freshness,
+            Signal::Heartbeat(_) => Source::Heartbeat,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    Performance,
+    Drift,
+    Quality,
+    Freshness,
+    Heartbeat,
+}
+
+/// A rule as written. JSON (API) and TOML (`[[models.<name>.rules]]`) share this shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Unique within the model: `[A-Za-z0-9._-]`, 1-64 characters.
+    pub name: String,
+    pub signal: String,
+    pub condition: Condition,
+    pub decision: Decision,
+    pub severity: Severity,
+    /// Event-time window of the signal: `1h`, `1d` (default), `7d`...
+    #[serde(default = "default_window")]
+    pub window: String,
+    /// Only this model version's events (and its reference when it has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// A window counts only with at least this many rows behind the value (labelled rows for
+    /// a metric, predictions otherwise). Default 30.
+    #[serde(default = "default_min_sample")]
+    pub min_sample: u64,
+    /// How long the condition must hold before the alert fires (pending until then).
+    #[serde(default, rename = "for")]
+    pub for_: Duration,
+    /// How long a firing alert stays firing after the condition stops holding.
+    #[serde(default)]
+    pub keep_firing_for: Duration,
+    /// Notifier names to send to; empty sends to every configured notifier.
+    #[serde(default)]
+    pub notify: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+fn default_window() -> String {
+    "1d".to_owned()
+}
+
+fn default_min_sample() -> u64 {
+    30
+}
+
+/// A rule that passed validation, with what evaluation needs parsed out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub model: String,
+    pub spec: RuleSpec,
+    pub signal: Signal,
+    pub window: Window,
+    /// `config` or `api`.
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Config,
+    Api,
+}
+
+/// A rule that is not valid: which field, and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("rule field `{field}`: {message}")]
+pub struct RuleError {
+    pub field: String,
+    pub message: String,
+}
+
+fn err(field: &str, message: impl Into<String>) -> RuleError {
+    RuleError {
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+impl RuleSpec {
+    /// Parses a JSON rule; the error names the unknown, missing or mistyped field by its path
+    /// (`condition.windows`).
+    pub fn from_json(v: serde_json::Value) -> Result<RuleSpec, RuleError> {
+        serde_path_to_error::deserialize(v).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.inner().to_string();
+            // A missing key is reported at its parent: name the key itself.
+            let missing = message
+                .strip_prefix("missing field `")
+                .and_then(|m| m.split('`').next());
+            let field = match (path.as_str(), missing) {
+                (".", Some(k)) => k.to_owned(),
+                (p, Some(k)) => format!("{p}.{k}"),
+                (p, None) => p.to_owned(),
+            };
+            RuleError { field, message }
+        })
+    }
+
+    /// Checks the rule and parses its signal and window. `notifiers` are the configured
+    /// notifier names a rule may route to.
+    pub fn validate(
+        self,
+        model: &str,
+        origin: Origin,
+        notifiers: &[String],
+    ) -> Result<Rule, RuleError> {
+        let s = &self;
+        if s.name.is_empty()
+            || s.name.len() > 64
+            || !s
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(err(
+                "name",
+                format!(
+                    "{:?} is not valid: use 1-64 characters of A-Z a-z 0-9 . _ -",
+                    s.name
+                ),
+            ));
+        }
+        let signal = Signal::parse(&s.signal).map_err(|m| err("signal", m))?;
+        let window = Window::parse(&s.window).map_err(|e| err("window", e.to_string()))?;
+        let source = signal.source();
+        let c = &s.condition;
+        let finite = |field: &str, v: f64| {
+            if v.is_finite() {
+                Ok(())
+            } else {
+                Err(err(field, "must be a finite number"))
+            }
+        };
+        match c {
+            Condition::Threshold { value, .. } => finite("condition.value", *value)?,
+            Condition::RollingMean { windows, value, .. } => {
+                finite("condition.value", *value)?;
+                if !(1..=100).contains(windows) {
+                    return Err(err("condition.windows", "must be between 1 and 100"));
+                }
+            }
+            Condition::Trend { windows, value, .. } => {
+                finite("condition.value", *value)?;
+                if !(3..=100).contains(windows) {
+                    return Err(err(
+                        "condition.windows",
+                        "must be between 3 and 100 (a trend needs at least 3 points)",
+                    ));
+                }
+            }
+            Condition::Anomaly { windows, z, .. } => {
+                if !(3..=100).contains(windows) {
+                    return Err(err(
+                        "condition.windows",
+                        "must be between 3 and 100 trailing windows",
+                    ));
+                }
+                if !(z.is_finite() && *z > 0.0) {
+                    return Err(err("condition.z", "must be a number above 0"));
+                }
+            }
+            Condition::Baseline {
+                relative,
+                direction,
+                ..
+            } => {
+                if !(relative.is_finite() && *relative >= 0.0) {
+                    return Err(err(
+                        "condition.relative",
+                        "must be a number of at least 0 (0.05 = 5 %)",
+                    ));
+                }
+                if *direction == Direction::Any {
+                    return Err(err(
+                        "condition.direction",
+                        "must be `below` or `above` for a baseline condition",
+                    ));
+                }
+            }
+            Condition::SignificantChange { .. } => {}
+            Condition::Freshness { max_age } | Condition::Heartbeat { max_age } => {
+                if max_age.seconds <= 0 {
+                    return Err(err("condition.max_age", "must be longer than 0"));
+                }
+            }
+        }
+        let fits = match c {
+            Condition::Baseline { .. } | Condition::SignificantChange { .. } => {
+                matches!(signal, Signal::Metric(_))
+            }
+            Condition::Freshness { .. } => source == Source::Freshness,
+            Condition::Heartbeat { .. } => source == Source::Heartbeat,
+            _ => !matches!(source, Source::Freshness | Source::Heartbeat),
+        };
+        if !fits {
+            let hint = match c {
+                Condition::Baseline { .. } | Condition::SignificantChange { .. } => {
+                    "needs a performance metric signal (the reference gives its baseline)"
+                }
+                Condition::Freshness { .. } => "needs the signal `events` or `labels`",
+                Condition::Heartbeat { .. } => "needs the signal `heartbeat:<job>`",
+                _ => "does not apply to events, labels or heartbeats: use freshness or heartbeat",
+            };
+            return Err(err(
+                "condition.kind",
+                format!("`{}` on signal {:?} {hint}", c.kind(), s.signal),
+            ));
+        }
+        if let Some(v) = &s.version {
+            if v.is_empty() {
+                return Err(err(
+                    "version",
+                    "must not be empty (leave it out for all versions)",
+                ));
+            }
+        }
+        for n in &s.notify {
+            if !notifiers.contains(n) {
+                return Err(err(
+                    "notify",
+                    format!(
+                        "no notifier named {n:?} is configured (configured: {})",
+                        if notifiers.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            notifiers.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+        Ok(Rule {
+            model: model.to_owned(),
+            signal,
+            window,
+            origin,
+            spec: self,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn f1_rule() -> serde_json::Value {
+        json!({"name": "f1-vs-test", "signal": "f1",
+               "condition": {"kind": "baseline", "direction": "below", "relative": 0.05},
+               "decision": "retrain", "severity": "critical"})
+    }
+
+    #[test]
+    fn a_valid_rule_gets_defaults() {
+        let r = RuleSpec::from_json(f1_rule())
+            .unwrap()
+            .validate("fraud", Origin::Api, &[])
+            .unwrap();
+        assert_eq!(r.signal, Signal::Metric("f1".into()));
+        assert_eq!(r.window, Window::DAY);
+        assert_eq!(r.spec.min_sample, 30);
+        assert_eq!(r.spec.for_, Duration::default());
+        assert!(matches!(
+            r.spec.condition,
+            Condition::Baseline {
+                require_significant: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let mut v = f1_rule();
+        v["decison"] = json!("retrain");
+        let e = RuleSpec::from_json(v).unwrap_err();
+        assert_eq!(e.field, "decison", "{e}");
+
+        let mut v = f1_rule();
+        v.as_object_mut().unwrap().remove("severity");
+        assert_eq!(RuleSpec::from_json(v).unwrap_err().field, "severity");
+
+        let mut v = f1_rule();
+        v["decision"] = json!("retrian");
+        let e = RuleSpec::from_json(v).unwrap_err();
+        assert!(e.message.contains("retrain"), "{e}");
+
+        let check = |patch: serde_json::Value, field: &str| {
+            let mut v = f1_rule();
+            for (k, x) in patch.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            let e = RuleSpec::from_json(v)
+                .and_then(|s| s.validate("m", Origin::Api, &["slack".into()]))
+                .unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+        };
+        check(json!({"signal": "f2"}), "signal");
+        check(json!({"window": "1y"}), "window");
+        check(json!({"name": "has space"}), "name");
+        check(json!({"notify": ["pagerduty"]}), "notify");
+        check(json!({"for": "ten minutes"}), "for");
+        check(
+            json!({"condition": {"kind": "trend", "windows": 2, "op": "<", "value": 0}}),
+            "condition.windows",
+        );
+        check(
+            json!({"signal": "events", "condition": {"kind": "threshold", "op": "<", "value": 1}}),
+            "condition.kind",
+        );
+        check(
+            json!({"signal": "error_rate", "condition": {"kind": "baseline", "direction": "above", "relative": 0.1}}),
+            "condition.kind",
+        );
+        check(
+            json!({"condition": {"kind": "baseline", "direction": "below", "relative": -1}}),
+            "condition.relative",
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(Duration::parse("10m").unwrap().seconds, 600);
+        assert_eq!(Duration::parse("0").unwrap().seconds, 0);
+        assert_eq!(Duration::parse("2d").unwrap().to_string(), "2d");
+        assert_eq!(Duration::parse("90s").unwrap().to_string(), "90s");
+        assert!(Duration::parse("-1m").is_err());
+        assert!(Duration::parse("m").is_err());
+    }
+}

@@ -1,0 +1,274 @@
+//! `modelwatch-perfbench`: the metrics benchmark of docs/benchmarks.md. Loads D days x N
+//! predictions a day of a binary classifier (70 % labelled) into an embedded store, builds the
+//! per-hour aggregates, times metrics queries, then times the join of the last M labels
+//! arriving late (ingest until durable, then the aggregates brought up to date).
+//!
+//! The store is kept in `--dir`; a second run with the same settings reuses it (`--reuse`) and
+//! only repeats the timings.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use modelwatch_core::{
+    FeatureValue, LabelEvent, ModelName, Outcome, PredictionEvent, Timestamp, Window,
+};
+use modelwatch_engine::aggregates;
+use modelwatch_engine::performance::{scan_performance, window_performance, PerformanceQuery};
+use modelwatch_store::{LabelBatch, PredictionBatch, SqliteStore, Store};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+#[derive(Parser)]
+#[command(about = "Metrics benchmark: D days x N predictions/day, query and late-label timings")]
+struct Args {
+    /// Data directory (created; reused with --reuse).
+    #[arg(long)]
+    dir: PathBuf,
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    #[arg(long, default_value_t = 1_000_000)]
+    per_day: u64,
+    /// Labels held back and sent late, after everything else is loaded.
+    #[arg(long, default_value_t = 1_000_000)]
+    late_labels: u64,
+    /// Share of predictions that get a label.
+    #[arg(long, default_value_t = 0.7)]
+    labelled: f64,
+    /// Runs of each query timed.
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    /// Reuse the store in --dir as loaded by an earlier run (skips loading and late labels).
+    #[arg(long)]
+    reuse: bool,
+    /// With --reuse: first rebuild every aggregate from the raw events, and time it.
+    #[arg(long)]
+    rebuild: bool,
+}
+
+const BATCH: u64 = 20_000;
+const START: i64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
+
+fn model() -> ModelName {
+    ModelName::new("perfbench").expect("valid name")
+}
+
+/// The i-th prediction of day d: a binary classifier whose score is informative, accuracy
+/// decaying a little over the days; label drawn from the score.
+fn prediction(rng: &mut SmallRng, day: u32, i: u64, per_day: u64) -> (PredictionEvent, bool) {
+    let ts = START + day as i64 * 86_400_000_000 + (i as i64 * 86_400_000_000 / per_day as i64);
+    let truth = rng.random_bool(0.3);
+    let noise = 0.15 + 0.01 * day as f64;
+    let score: f64 = if truth {
+        (0.7 + rng.random_range(-0.5..0.3) * (1.0 + noise)).clamp(0.0, 1.0)
+    } else {
+        (0.3 + rng.random_range(-0.3..0.5) * (1.0 + noise)).clamp(0.0, 1.0)
+    };
+    let countries = ["DE", "FR", "US", "GB", "IN"];
+    let event = PredictionEvent {
+        request_id: format!("r{day:02}-{i:08}"),
+        timestamp: Timestamp(ts),
+        model_version: Some(if day < 15 { "v1" } else { "v2" }.to_owned()),
+        features: vec![
+            (
+                "amount".into(),
+                FeatureValue::Number(rng.random_range(1.0..500.0)),
+            ),
+            (
+                "age".into(),
+                FeatureValue::Number(rng.random_range(18..90) as f64),
+            ),
+            (
+                "country".into(),
+                FeatureValue::Text(countries[rng.random_range(0..5)].into()),
+            ),
+            ("returning".into(), FeatureValue::Bool(rng.random_bool(0.5))),
+        ],
+        prediction: Some(Outcome::Number(if score >= 0.5 { 1.0 } else { 0.0 })),
+        score: Some(score),
+        scores: None,
+        latency_ms: Some(rng.random_range(2.0..40.0)),
+        error: None,
+        tags: vec![],
+    };
+    (event, truth)
+}
+
+fn label(p: &PredictionEvent, truth: bool, delay_days: i64) -> LabelEvent {
+    LabelEvent {
+        request_id: p.request_id.clone(),
+        label: Outcome::Number(if truth { 1.0 } else { 0.0 }),
+        timestamp: Timestamp(p.timestamp.micros() + delay_days * 86_400_000_000),
+    }
+}
+
+fn load(store: &SqliteStore, args: &Args) -> Result<Vec<LabelEvent>> {
+    let mut rng = SmallRng::seed_from_u64(7);
+    let total = args.days as u64 * args.per_day;
+    let bar = indicatif::ProgressBar::new(total);
+    let started = Instant::now();
+    let mut labels: Vec<LabelEvent> = Vec::new();
+    for day in 0..args.days {
+        let mut i = 0;
+        while i < args.per_day {
+            let n = BATCH.min(args.per_day - i);
+            let mut rows = Vec::with_capacity(n as usize);
+            for k in 0..n {
+                let (p, truth) = prediction(&mut rng, day, i + k, args.per_day);
+                if rng.random_bool(args.labelled) {
+                    labels.push(label(&p, truth, rng.random_range(1..5)));
+                }
+                rows.push(((k) as usize, p));
+            }
+            let out = store.ingest_predictions(
+                &model(),
+                PredictionBatch {
+                    rows,
+                    rejected: vec![],
+                },
+            )?;
+            if !out.rejected.is_empty() {
+                bail!("rejected: {:?}", &out.rejected[..1]);
+            }
+            i += n;
+            bar.inc(n);
+        }
+    }
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "loaded {total} predictions in {secs:.1} s ({:.0}/s)",
+        total as f64 / secs
+    );
+    // Every label but the last `late_labels` (by prediction time) arrives as the days go by.
+    let late = labels.split_off(labels.len().saturating_sub(args.late_labels as usize));
+    let started = Instant::now();
+    for chunk in labels.chunks(BATCH as usize * 5) {
+        ingest_labels(store, chunk)?;
+    }
+    println!(
+        "loaded {} labels in {:.1} s",
+        labels.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(late)
+}
+
+fn ingest_labels(store: &SqliteStore, chunk: &[LabelEvent]) -> Result<()> {
+    let out = store.ingest_labels(
+        &model(),
+        LabelBatch {
+            rows: chunk.iter().cloned().enumerate().collect(),
+            rejected: vec![],
+        },
+    )?;
+    if !out.rejected.is_empty() {
+        bail!("rejected labels: {:?}", &out.rejected[..1]);
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn time_query(store: &SqliteStore, name: &str, q: &PerformanceQuery, runs: usize) -> Result<()> {
+    let mut ms = Vec::with_capacity(runs);
+    let mut windows = 0;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let r = window_performance(store, &model(), q)?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+        windows = r.windows.len();
+    }
+    ms.sort_by(f64::total_cmp);
+    println!(
+        "| {name} | {windows} | {:.1} | {:.1} | {:.1} |",
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.95),
+        ms[ms.len() - 1]
+    );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if !args.reuse && args.dir.exists() {
+        std::fs::remove_dir_all(&args.dir).with_context(|| format!("clearing {:?}", args.dir))?;
+    }
+    let store = SqliteStore::open(&args.dir)?;
+    if !args.reuse {
+        let late = load(&store, &args)?;
+        let t = Instant::now();
+        let r = aggregates::refresh(&store, &model())?;
+        println!(
+            "aggregates built: {} hours from {} predictions in {:.1} s",
+            r.hours,
+            r.predictions,
+            t.elapsed().as_secs_f64()
+        );
+
+        // The late labels: one request's worth at a time, as a client would send them.
+        let t = Instant::now();
+        for chunk in late.chunks(100_000) {
+            ingest_labels(&store, chunk)?;
+        }
+        let durable = t.elapsed().as_secs_f64();
+        let r = aggregates::refresh(&store, &model())?;
+        let total = t.elapsed().as_secs_f64();
+        println!(
+            "| {} late labels | durable {durable:.2} s | aggregates of {} hours ({} predictions) rescanned in {:.2} s | joined and queryable {total:.2} s |",
+            late.len(),
+            r.hours,
+            r.predictions,
+            r.seconds
+        );
+    }
+    if args.rebuild {
+        let r = aggregates::rebuild(&store, &model())?;
+        println!(
+            "rebuilt {} hours from {} predictions in {:.1} s ({:.0} predictions/s)",
+            r.hours,
+            r.predictions,
+            r.seconds,
+            r.predictions as f64 / r.seconds
+        );
+    }
+    println!("| query | windows | p50 ms | p95 ms | max ms |");
+    println!("|---|---|---|---|---|");
+    let day = PerformanceQuery {
+        window: Some(Window::DAY),
+        ..PerformanceQuery::default()
+    };
+    time_query(&store, "1d windows, all days", &day, args.runs)?;
+    let hour = PerformanceQuery {
+        window: Some(Window::HOUR),
+        ..PerformanceQuery::default()
+    };
+    time_query(&store, "1h windows, all days", &hour, args.runs)?;
+    let week = PerformanceQuery {
+        window: Some(Window::WEEK),
+        ..PerformanceQuery::default()
+    };
+    time_query(&store, "7d windows, all days", &week, args.runs)?;
+    let v2 = PerformanceQuery {
+        version: Some("v2".into()),
+        ..day.clone()
+    };
+    time_query(&store, "1d windows, version v2", &v2, args.runs)?;
+    // The same answer from the raw events, once, for scale (one day only: it grows with rows).
+    let one_day = PerformanceQuery {
+        from: Some(Timestamp(START)),
+        to: Some(Timestamp(START + 86_400_000_000)),
+        ..day
+    };
+    let t = Instant::now();
+    scan_performance(&store, &model(), &one_day)?;
+    println!(
+        "raw-event scan of one day ({} predictions): {:.0} ms",
+        args.per_day,
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(())
+}

@@ -1,0 +1,824 @@
+//! Alerts end to end against the real binary: rules from the config file and the API, real
+//! receivers on 127.0.0.1 (an HTTP server recording webhook, Slack, PagerDuty and Alertmanager
+//! calls, and an SMTP sink that lettre really talks to), silences, pending alerts, an outage of
+//! the receiver, and `/metrics` read by a Prometheus text-format parser.
+
+mod common;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use common::{client, decode, Server};
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+// ---- an HTTP receiver that records every call, and can be made to answer 500
+
+#[derive(Clone, Debug)]
+struct Call {
+    path: String,
+    headers: HeaderMap,
+    raw: Vec<u8>,
+    body: Value,
+}
+
+#[derive(Clone, Default)]
+struct Recorder {
+    calls: Arc<Mutex<Vec<Call>>>,
+    failing: Arc<AtomicBool>,
+    refused: Arc<AtomicUsize>,
+}
+
+struct Receiver {
+    url: String,
+    rec: Recorder,
+}
+
+async fn record(
+    State(rec): State<Recorder>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    if rec.failing.load(Ordering::SeqCst) {
+        rec.refused.fetch_add(1, Ordering::SeqCst);
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    rec.calls.lock().unwrap().push(Call {
+        path: uri.path().to_owned(),
+        headers,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        raw: body.to_vec(),
+    });
+    StatusCode::OK
+}
+
+fn start_receiver() -> Receiver {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let rec = Recorder::default();
+    let state = rec.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::from_std(listener).unwrap();
+            let app = axum::Router::new().fallback(record).with_state(state);
+            axum::serve(l, app).await.unwrap();
+        });
+    });
+    Receiver { url, rec }
+}
+
+impl Receiver {
+    fn calls(&self, path: &str) -> Vec<Call> {
+        let c = self.rec.calls.lock().unwrap();
+        c.iter().filter(|c| c.path == path).cloned().collect()
+    }
+
+    /// Waits (polling, bounded) until `path` got `n` calls matching `pred`.
+    fn wait_for(&self, path: &str, n: usize, pred: impl Fn(&Call) -> bool) -> Vec<Call> {
+        poll(|| {
+            let got: Vec<Call> = self.calls(path).into_iter().filter(|c| pred(c)).collect();
+            if got.len() >= n {
+                return Ok(got);
+            }
+            let calls = self.rec.calls.lock().unwrap();
+            Err(format!(
+                "{path}: {} matching calls of {n}; all calls: {:?}",
+                got.len(),
+                calls.iter().map(|c| (&c.path, &c.body)).collect::<Vec<_>>()
+            ))
+        })
+    }
+}
+
+/// Calls `probe` every 25 ms until it answers `Ok`, for at most 30 s; then fails with its
+/// last `Err`. The binary works asynchronously (debounced evaluation, delivery loop): tests
+/// wait for what a user would see, never for a fixed time.
+fn poll<T>(mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match probe() {
+            Ok(v) => return v,
+            Err(e) if Instant::now() >= deadline => panic!("gave up after 30 s: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(25)),
+        }
+    }
+}
+
+// ---- an SMTP sink: just enough of RFC 5321 for a client to hand over a message
+
+fn start_smtp() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let mails = Arc::new(Mutex::new(Vec::new()));
+    let m = mails.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                let _ = smtp_session(conn, &m);
+            });
+        }
+    });
+    (port, mails)
+}
+
+fn smtp_session(s: TcpStream, mails: &Mutex<Vec<String>>) -> std::io::Result<()> {
+    let mut w = s.try_clone()?;
+    let mut r = BufReader::new(s);
+    w.write_all(b"220 sink ESMTP\r\n")?;
+    let mut data: Option<String> = None;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        if let Some(d) = data.as_mut() {
+            if line == ".\r\n" {
+                mails.lock().unwrap().push(std::mem::take(d));
+                data = None;
+                w.write_all(b"250 queued\r\n")?;
+            } else {
+                d.push_str(&line);
+            }
+            continue;
+        }
+        let cmd = line.to_ascii_uppercase();
+        let reply: &[u8] = if cmd.starts_with("EHLO") {
+            b"250-sink\r\n250 8BITMIME\r\n"
+        } else if cmd.starts_with("DATA") {
+            data = Some(String::new());
+            b"354 go ahead\r\n"
+        } else if cmd.starts_with("QUIT") {
+            w.write_all(b"221 bye\r\n")?;
+            return Ok(());
+        } else {
+            b"250 ok\r\n"
+        };
+        w.write_all(reply)?;
+    }
+}
+
+fn wait_mail(mails: &Mutex<Vec<String>>, needle: &str) -> String {
+    poll(|| {
+        let m = mails.lock().unwrap();
+        m.iter()
+            .find(|m| m.contains(needle))
+            .cloned()
+            .ok_or_else(|| format!("no mail containing {needle:?}: {m:?}"))
+    })
+}
+
+// ---- data: a binary classifier; every `flip`-th row is predicted wrong
+
+fn reference_csv() -> String {
+    let mut s = String::from("x,prediction,score,label\n");
+    for i in 0..2000usize {
+        let label = i % 2;
+        let pred = if i % 10 == 0 { 1 - label } else { label };
+        s.push_str(&format!(
+            "{},{pred},{},{label}\n",
+            i % 7,
+            if pred == 1 { 0.8 } else { 0.2 }
+        ));
+    }
+    s
+}
+
+fn put_reference(s: &Server, model: &str) {
+    let r = client()
+        .put(format!("{}/v1/models/{model}/reference", s.url))
+        .header("content-type", "text/csv")
+        .body(reference_csv())
+        .send()
+        .unwrap();
+    let (status, out) = decode(r);
+    assert_eq!(status, 200, "{out}");
+}
+
+/// Sends `n` predictions on `day` (each `flip`-th wrong) and then their labels.
+fn send_day(s: &Server, model: &str, day: &str, n: usize, flip: usize) {
+    let mut preds = Vec::new();
+    let mut labels = Vec::new();
+    for i in 0..n {
+        let label = i % 2;
+        let pred = if i % flip == 0 { 1 - label } else { label };
+        let id = format!("{model}-{day}-{i}");
+        let ts = format!(
+            "{day}T{:02}:{:02}:{:02}Z",
+            (i / 3600) % 24,
+            (i / 60) % 60,
+            i % 60
+        );
+        preds.push(
+            json!({"request_id": id, "timestamp": ts, "model_version": "v1",
+            "features": {"x": i % 7}, "prediction": pred,
+            "score": if pred == 1 { 0.8 } else { 0.2 }, "latency_ms": 5.0 + (i % 10) as f64}),
+        );
+        labels.push(json!({"request_id": id, "label": label}));
+    }
+    let (st, out) = s.post(
+        &format!("/v1/models/{model}/predictions"),
+        &Value::from(preds).to_string(),
+    );
+    assert_eq!(st, 200, "{out}");
+    let (st, out) = s.post(
+        &format!("/v1/models/{model}/labels"),
+        &Value::from(labels).to_string(),
+    );
+    assert_eq!(st, 200, "{out}");
+}
+
+fn wait_alerts(s: &Server, query: &str, n: usize) -> Vec<Value> {
+    poll(|| {
+        let (st, out) = s.get(&format!("/v1/alerts?{query}"));
+        assert_eq!(st, 200, "{out}");
+        let a = out["alerts"].as_array().unwrap().clone();
+        if a.len() >= n {
+            Ok(a)
+        } else {
+            Err(format!("alerts?{query}: {out}"))
+        }
+    })
+}
+
+/// Waits until `/metrics` shows that `model` was evaluated; returns the text.
+fn wait_evaluated(s: &Server, model: &str) -> String {
+    let needle = format!("modelwatch_model_performance{{model=\"{model}\"");
+    poll(|| {
+        let text = client()
+            .get(format!("{}/metrics", s.url))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        if text.contains(&needle) {
+            Ok(text)
+        } else {
+            Err(format!("{model} never evaluated:\n{text}"))
+        }
+    })
+}
+
+fn config(dir: &std::path::Path, hook: &str, smtp_port: u16, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("modelwatch.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[alerts]
+debounce_ms = 50
+retry_min_ms = 100
+retry_max_ms = 400
+evaluation_interval_seconds = 3600
+metrics_window = "1d"
+dashboard_url = "http://dash.example:8080"
+
+[alerts.notifiers.hook]
+kind = "webhook"
+url = "{hook}/hook"
+secret = "s3cret-s3cret"
+
+[alerts.notifiers.slack]
+kind = "slack"
+url = "{hook}/slack"
+
+[alerts.notifiers.pd]
+kind = "pagerduty"
+routing_key = "rk-123"
+url = "{hook}/pd"
+
+[alerts.notifiers.am]
+kind = "alertmanager"
+url = "{hook}/am/"
+
+[alerts.notifiers.mail]
+kind = "email"
+smtp_host = "127.0.0.1"
+smtp_port = {smtp_port}
+tls = "none"
+from = "modelwatch <modelwatch@example.com>"
+to = ["oncall@example.com"]
+{extra}
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A receiver, an SMTP sink and a server whose config points at both, plus `extra` TOML.
+fn start_all(extra: &str) -> (Receiver, Arc<Mutex<Vec<String>>>, tempfile::TempDir, Server) {
+    let recv = start_receiver();
+    let (smtp_port, mails) = start_smtp();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &recv.url, smtp_port, extra);
+    let s = Server::start_with(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+        &[],
+    );
+    (recv, mails, dir, s)
+}
+
+const F1_RULE: &str = r#"
+name = "f1-vs-test"
+signal = "f1"
+condition = { kind = "baseline", direction = "below", relative = 0.05 }
+decision = "retrain"
+severity = "critical"
+"#;
+
+#[test]
+fn f1_drop_beyond_the_interval_notifies_every_receiver_once_then_resolves() {
+    let extra = format!("[[models.fraud.rules]]\n{F1_RULE}\n[[models.steady.rules]]\n{F1_RULE}");
+    let (recv, mails, _dir, s) = start_all(&extra);
+
+    // Reference F1 ≈ 0.91; production day with every 4th row wrong: F1 = 0.80 (-12 %).
+    put_reference(&s, "fraud");
+    send_day(&s, "fraud", "2026-01-05", 1000, 4);
+    let firing = wait_alerts(&s, "model=fraud&state=firing", 1);
+    assert_eq!(firing.len(), 1, "{firing:?}");
+    let a = &firing[0];
+    assert_eq!(
+        (a["rule"].as_str(), a["decision"].as_str()),
+        (Some("f1-vs-test"), Some("retrain"))
+    );
+    assert_eq!(a["severity"], "critical");
+    assert!(
+        a["value"].as_f64().unwrap() < 0.81 && a["baseline"].as_f64().unwrap() > 0.9,
+        "{a}"
+    );
+    let fp = a["fingerprint"].as_str().unwrap().to_owned();
+
+    // Webhook: JSON body, HMAC-SHA256 over "<timestamp>.<body>".
+    let hook = recv.wait_for("/hook", 1, |c| c.body["status"] == "firing");
+    let h = &hook[0];
+    assert_eq!(h.body["decision"], "retrain");
+    assert_eq!(h.body["model"], "fraud");
+    assert_eq!(h.body["window"]["start"], "2026-01-05T00:00:00Z");
+    let ts = h.headers["x-modelwatch-timestamp"].to_str().unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"s3cret-s3cret").unwrap();
+    mac.update(format!("{ts}.").as_bytes());
+    mac.update(&h.raw);
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        h.headers["x-modelwatch-signature"].to_str().unwrap(),
+        format!("sha256={expected}")
+    );
+
+    // Slack: a readable message with metric, value, baseline, window and the dashboard link.
+    let slack = recv.wait_for("/slack", 1, |c| {
+        c.body["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("FIRING"))
+    });
+    let text = slack[0].body["text"].as_str().unwrap();
+    for needle in [
+        "f1 = 0.8",
+        "baseline 0.9",
+        "2026-01-05T00:00:00Z",
+        "retrain",
+        "http://dash.example:8080/models/fraud",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in {text}");
+    }
+
+    // PagerDuty: trigger with the fingerprint as dedup key.
+    let pd = recv.wait_for("/pd", 1, |c| c.body["event_action"] == "trigger");
+    assert_eq!(pd[0].body["routing_key"], "rk-123");
+    assert_eq!(pd[0].body["dedup_key"], fp.as_str());
+    assert_eq!(pd[0].body["payload"]["severity"], "critical");
+
+    // Alertmanager: POST /api/v2/alerts with labels, annotations, startsAt and no endsAt.
+    let am = recv.wait_for("/am/api/v2/alerts", 1, |_| true);
+    let al = &am[0].body[0];
+    assert_eq!(al["labels"]["alertname"], "f1-vs-test");
+    assert_eq!(al["labels"]["decision"], "retrain");
+    assert!(
+        al["startsAt"].is_string() && al.get("endsAt").is_none(),
+        "{al}"
+    );
+
+    // Email through the SMTP sink.
+    let mail = wait_mail(&mails, "FIRING");
+    assert!(mail.contains("To: oncall@example.com"), "{mail}");
+    assert!(mail.contains("retrain"), "{mail}");
+
+    // The other model drops by more than 5 % too, but on 60 rows: inside the interval.
+    put_reference(&s, "steady");
+    send_day(&s, "steady", "2026-01-05", 60, 6);
+    let (_, m) = s.get("/v1/models/steady/metrics?window=1d");
+    let change = &m["windows"][0]["changes"]["f1"];
+    assert!(
+        change["relative_delta"].as_f64().unwrap() < -0.05,
+        "{change}"
+    );
+    assert_eq!(change["significant"], false, "{change}");
+    wait_evaluated(&s, "steady");
+    let (_, all) = s.get("/v1/alerts?model=steady");
+    assert_eq!(
+        all["alerts"],
+        json!([]),
+        "a change inside the interval raises nothing"
+    );
+
+    // Re-evaluation does not duplicate: more (older) events make the model be evaluated
+    // again; still one alert, one firing transition.
+    let before = a["evaluated_at"].clone();
+    send_day(&s, "fraud", "2026-01-04", 100, 4);
+    let again = poll(|| {
+        let (_, all) = s.get("/v1/alerts?model=fraud");
+        if all["alerts"][0]["evaluated_at"] != before {
+            Ok(all)
+        } else {
+            Err(format!("never re-evaluated: {all}"))
+        }
+    });
+    assert_eq!(again["alerts"].as_array().unwrap().len(), 1, "{again}");
+    assert_eq!(again["alerts"][0]["state"], "firing");
+    assert_eq!(
+        again["alerts"][0]["fired_at"], a["fired_at"],
+        "the same episode"
+    );
+
+    // Recovery: a newer day as good as the reference resolves it, everywhere.
+    send_day(&s, "fraud", "2026-01-06", 1000, 10);
+    wait_alerts(&s, "model=fraud&state=resolved", 1);
+    recv.wait_for("/hook", 1, |c| c.body["status"] == "resolved");
+    recv.wait_for("/slack", 1, |c| {
+        c.body["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("RESOLVED"))
+    });
+    let pd = recv.wait_for("/pd", 1, |c| c.body["event_action"] == "resolve");
+    assert_eq!(pd[0].body["dedup_key"], fp.as_str());
+    let am = recv.wait_for("/am/api/v2/alerts", 1, |c| {
+        c.body[0].get("endsAt").is_some()
+    });
+    assert_eq!(am[0].body[0]["labels"]["alertname"], "f1-vs-test");
+    wait_mail(&mails, "RESOLVED");
+    assert_eq!(
+        recv.calls("/pd")
+            .iter()
+            .filter(|c| c.body["event_action"] == "trigger")
+            .count(),
+        1
+    );
+
+    // A rule from the config file cannot be deleted over the API.
+    let (st, out) = decode(
+        client()
+            .delete(format!("{}/v1/models/fraud/rules/f1-vs-test", s.url))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 409, "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("config file"),
+        "{out}"
+    );
+
+    // The history has the episode: firing then resolved.
+    let (_, h) = s.get("/v1/alerts/history?model=fraud");
+    let t: Vec<&str> = h["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["transition"].as_str().unwrap())
+        .collect();
+    assert_eq!(t, ["resolved", "firing"]);
+}
+
+#[test]
+fn pending_and_silenced_send_nothing_and_held_notifications_arrive_after_an_outage() {
+    let (recv, _mails, _dir, s) = start_all("");
+    let rule = |name: &str, for_: &str| {
+        json!({"name": name, "signal": "accuracy",
+               "condition": {"kind": "threshold", "op": "<", "value": 0.9},
+               "decision": "review", "severity": "warning", "for": for_, "notify": ["hook"]})
+        .to_string()
+    };
+    // Bad rules get a 400 naming the field.
+    let (st, out) = s.post(
+        "/v1/models/slow/rules",
+        &json!({"name": "x", "signal": "acuracy",
+        "condition": {"kind": "threshold", "op": "<", "value": 0.9},
+        "decision": "review", "severity": "warning"})
+        .to_string(),
+    );
+    assert_eq!(st, 400, "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`signal`"),
+        "{out}"
+    );
+    let (st, out) = s.post(
+        "/v1/models/slow/rules",
+        &json!({"name": "x", "signal": "accuracy",
+        "condition": {"kind": "trend", "windows": 1, "op": "<", "value": 0},
+        "decision": "review", "severity": "warning"})
+        .to_string(),
+    );
+    assert_eq!(st, 400, "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("condition.windows"),
+        "{out}"
+    );
+    let (st, out) = s.post(
+        "/v1/models/slow/rules",
+        &json!({"name": "x", "signal": "accuracy",
+        "condition": {"kind": "threshold", "op": "<", "value": 0.9},
+        "decision": "retrain", "severity": "urgent"})
+        .to_string(),
+    );
+    assert_eq!(st, 400, "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("severity"),
+        "{out}"
+    );
+
+    for (model, r) in [
+        ("slow", rule("acc", "1h")),
+        ("quiet", rule("acc", "0")),
+        ("outage", rule("acc", "0")),
+    ] {
+        let (st, out) = s.post(&format!("/v1/models/{model}/rules"), &r);
+        assert_eq!(st, 201, "{out}");
+    }
+    let (st, out) = s.post("/v1/models/outage/rules", &rule("acc", "0"));
+    assert_eq!(st, 409, "{out}");
+    let (st, out) = s.post(
+        "/v1/silences",
+        &json!({"model": "quiet", "duration": "2h", "comment": "known"}).to_string(),
+    );
+    assert_eq!(st, 201, "{out}");
+
+    // The receiver is down (answers 500) while the alerts fire.
+    recv.rec.failing.store(true, Ordering::SeqCst);
+    for model in ["slow", "quiet", "outage"] {
+        send_day(&s, model, "2026-02-02", 200, 4); // accuracy 0.75
+    }
+    let pending = wait_alerts(&s, "model=slow", 1);
+    assert_eq!(pending[0]["state"], "pending");
+    let quiet = wait_alerts(&s, "model=quiet&state=firing", 1);
+    assert_eq!(quiet[0]["silenced"], true);
+    wait_alerts(&s, "model=outage&state=firing", 1);
+
+    // The failure is visible and the notification kept.
+    let failed = poll(|| {
+        let (_, n) = s.get("/v1/notifications?status=failed");
+        let list = n["notifications"].as_array().unwrap().clone();
+        if list
+            .iter()
+            .any(|x| x["attempts"].as_u64().unwrap_or(0) >= 2)
+        {
+            Ok(list)
+        } else {
+            Err(n.to_string())
+        }
+    });
+    assert_eq!(
+        failed.len(),
+        1,
+        "only the outage alert is queued: {failed:?}"
+    );
+    assert!(
+        failed[0]["last_error"].as_str().unwrap().contains("500"),
+        "{failed:?}"
+    );
+    assert!(failed[0]["delivered_at"].is_null());
+    let text = client()
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        text.contains("modelwatch_notifications_failing{notifier=\"hook\"} 1"),
+        "{text}"
+    );
+
+    // The receiver comes back: the held notification arrives.
+    recv.rec.failing.store(false, Ordering::SeqCst);
+    let got = recv.wait_for("/hook", 1, |c| c.body["model"] == "outage");
+    assert_eq!(got[0].body["status"], "firing");
+    let (_, n) = s.get("/v1/notifications?status=delivered");
+    assert!(
+        n["notifications"][0]["attempts"].as_u64().unwrap() >= 3,
+        "two failed attempts, then the delivery: {n}"
+    );
+    assert!(recv.rec.refused.load(Ordering::SeqCst) >= 2);
+
+    // Nothing was ever queued, let alone sent, for the pending or the silenced alert (both
+    // were evaluated: their states are above).
+    let (_, all) = s.get("/v1/notifications");
+    let queued: Vec<&Value> = all["notifications"].as_array().unwrap().iter().collect();
+    assert_eq!(queued.len(), 1, "{all}");
+    let models: Vec<String> = recv
+        .calls("/hook")
+        .iter()
+        .map(|c| c.body["model"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(models, ["outage"]);
+    let (_, p) = s.get("/v1/alerts?model=slow");
+    assert_eq!(p["alerts"][0]["state"], "pending");
+
+    // Deleting a firing alert's rule resolves the alert, and the receiver is told.
+    let del = client()
+        .delete(format!("{}/v1/models/outage/rules/acc", s.url))
+        .send()
+        .unwrap();
+    assert_eq!(del.status().as_u16(), 204);
+    wait_alerts(&s, "model=outage&state=resolved", 1);
+    let got = recv.wait_for("/hook", 1, |c| c.body["status"] == "resolved");
+    assert_eq!(got[0].body["model"], "outage");
+    let (st, _) = decode(
+        client()
+            .delete(format!("{}/v1/models/outage/rules/acc", s.url))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 404);
+
+    // Heartbeats: a failed run alerts; unknown status is a 400 naming the field.
+    let (st, out) = s.post(
+        "/v1/models/outage/heartbeats",
+        r#"{"job": "train", "status": "maybe"}"#,
+    );
+    assert_eq!(st, 400, "{out}");
+    assert!(
+        out["error"]["message"].as_str().unwrap().contains("status"),
+        "{out}"
+    );
+    let (st, out) = s.post(
+        "/v1/models/outage/rules",
+        &json!({"name": "train-job", "signal": "heartbeat:train",
+        "condition": {"kind": "heartbeat", "max_age": "1d"}, "decision": "data-incident",
+        "severity": "critical", "notify": ["hook"]})
+        .to_string(),
+    );
+    assert_eq!(st, 201, "{out}");
+    let (st, out) = s.post(
+        "/v1/models/outage/heartbeats",
+        r#"{"job": "train", "status": "failed", "message": "OOM"}"#,
+    );
+    assert_eq!(st, 200, "{out}");
+    let got = recv.wait_for("/hook", 1, |c| c.body["rule"] == "train-job");
+    assert!(
+        got[0].body["summary"].as_str().unwrap().contains("OOM"),
+        "{:?}",
+        got[0].body
+    );
+}
+
+#[test]
+fn metrics_endpoint_is_valid_prometheus_text_with_bounded_labels() {
+    let extra = format!(
+        "[alerts.metrics_segments]\nfraud = \"x\"\n[[models.fraud.rules]]\n{F1_RULE}\nnotify = [\"hook\"]\n"
+    );
+    let (_recv, _mails, _dir, s) = start_all(&extra);
+    put_reference(&s, "fraud");
+    send_day(&s, "fraud", "2026-01-05", 1000, 4);
+    wait_alerts(&s, "model=fraud&state=firing", 1);
+    let text = wait_evaluated(&s, "fraud");
+
+    let r = client().get(format!("{}/metrics", s.url)).send().unwrap();
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let find = |name: &str, labels: &[(&str, &str)]| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in\n{text}"))
+            .value
+            .clone()
+    };
+    let gauge = |v: prometheus_parse::Value| match v {
+        prometheus_parse::Value::Gauge(x)
+        | prometheus_parse::Value::Counter(x)
+        | prometheus_parse::Value::Untyped(x) => x,
+        other => panic!("{other:?}"),
+    };
+    let f1 = gauge(find(
+        "modelwatch_model_performance",
+        &[("model", "fraud"), ("version", "v1"), ("metric", "f1")],
+    ));
+    assert!((f1 - 0.8).abs() < 1e-9, "{f1}");
+    assert_eq!(
+        gauge(find("modelwatch_model_predictions", &[("model", "fraud")])),
+        1000.0
+    );
+    assert_eq!(
+        gauge(find(
+            "modelwatch_alert",
+            &[
+                ("model", "fraud"),
+                ("rule", "f1-vs-test"),
+                ("state", "firing"),
+                ("decision", "retrain")
+            ]
+        )),
+        1.0
+    );
+    assert_eq!(
+        gauge(find(
+            "modelwatch_ingest_rows_total",
+            &[
+                ("model", "fraud"),
+                ("kind", "predictions"),
+                ("outcome", "accepted")
+            ]
+        )),
+        1000.0
+    );
+    assert_eq!(
+        gauge(find(
+            "modelwatch_feature_drifted",
+            &[("model", "fraud"), ("feature", "x")]
+        )),
+        0.0
+    );
+    match find("modelwatch_model_latency_ms", &[("model", "fraud")]) {
+        prometheus_parse::Value::Summary(q) => {
+            assert!(q.iter().any(|q| q.quantile == 0.5 && q.count >= 5.0))
+        }
+        other => panic!("latency is a summary, got {other:?}"),
+    }
+    // Per value of the configured segment (feature x: 0..6), bounded to 10 values plus other.
+    let seg = |v: &str| {
+        gauge(find(
+            "modelwatch_segment_performance",
+            &[
+                ("model", "fraud"),
+                ("segment", "x"),
+                ("segment_value", v),
+                ("metric", "accuracy"),
+            ],
+        ))
+    };
+    assert!((0..7).all(|v| seg(&v.to_string()) > 0.7));
+    // Bounded labels only: never a request id.
+    let allowed = [
+        "model",
+        "version",
+        "metric",
+        "window",
+        "feature",
+        "quantile",
+        "rule",
+        "severity",
+        "decision",
+        "state",
+        "notifier",
+        "kind",
+        "outcome",
+        "segment",
+        "segment_value",
+    ];
+    for sample in &scrape.samples {
+        for (k, _) in sample.labels.iter() {
+            assert!(
+                allowed.contains(&k.as_str()),
+                "label {k} on {}",
+                sample.metric
+            );
+        }
+    }
+    assert!(
+        !text.contains("fraud-2026"),
+        "a request id leaked into /metrics"
+    );
+}

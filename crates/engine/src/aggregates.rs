@@ -1,0 +1,358 @@
+//! Persisted per-hour aggregates: the [`WindowAccumulator`] of every (version, event-time hour),
+//! so that a metrics query merges at most a few hundred small states whatever the traffic.
+//!
+//! # How they stay right
+//! - The store marks a (version, hour) dirty in the same transaction as the predictions or
+//!   labels that change it (a label marks the hour of its prediction's event time). A
+//!   [`refresh`] rescans exactly the dirty hours from the raw log and writes their accumulators
+//!   while clearing the marks it read; a mark set meanwhile survives. So an aggregate is never
+//!   stale without a mark, even across a crash, and [`rebuild`] can always start over.
+//! - The accumulators are built for one [`TaskSpec`] per model, decided by a [`TaskDetector`]
+//!   persisted beside them and fed every row a refresh scans (and the reference). When new rows
+//!   change the decision (a third class appears), every hour is marked and rebuilt. Each hour
+//!   blob carries the spec it was built for; a query finding another one answers from the raw
+//!   events instead.
+//! - Hours are UTC-aligned, as are 1h, 1d and 7d windows, so windows are unions of hours.
+//!
+//! Encoding: postcard (compact, exact floats); an hour of a binary model is a few KiB.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Instant;
+
+use modelwatch_core::{ModelName, Timestamp, Window};
+use modelwatch_store::{
+    hour_of, AggregateWrite, DirtyHour, ScanRange, Store, StoreError, StoredAggregate, HOUR_MICROS,
+    MODEL_WIDE,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::performance::{
+    assemble, baseline_state, reference, PerformanceError, PerformanceQuery, PerformanceReport,
+    TaskDetector, TaskSpec, TaskState, WindowAccumulator, DEFAULT_THRESHOLD,
+};
+
+/// Kind of the per-hour performance aggregates.
+pub const PERFORMANCE: &str = "performance";
+/// Kind of the model's persisted task decision (one model-wide row).
+const TASK: &str = "task";
+/// Kind of the baseline state of a reference dataset; the store deletes every kind starting
+/// with `reference` when a reference is uploaded.
+const BASELINE: &str = "reference-baseline";
+
+/// Hours scanned in one pass of a refresh at most: bounds the memory of the accumulators held.
+const HOURS_PER_PASS: usize = 24 * 7;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct HourBlob {
+    /// JSON of the [`TaskSpec`] the accumulator was built for.
+    spec: String,
+    acc: WindowAccumulator,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TaskDecision {
+    detector: TaskDetector,
+    spec: TaskSpec,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct BaselineBlob {
+    spec: String,
+    state: Option<TaskState>,
+}
+
+fn corrupt(what: &'static str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: e.to_string(),
+    }
+}
+
+fn spec_key(spec: &TaskSpec) -> String {
+    serde_json::to_string(spec).expect("a spec serializes")
+}
+
+/// What one [`refresh`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RefreshReport {
+    /// (version, hour) aggregates written or deleted.
+    pub hours: usize,
+    /// Predictions rescanned.
+    pub predictions: u64,
+    /// The task decision changed, so every hour was rebuilt.
+    pub rebuilt: bool,
+    pub seconds: f64,
+}
+
+fn load_decision(store: &dyn Store, model: &ModelName) -> Result<Option<TaskDecision>, StoreError> {
+    let rows = store.aggregates(model, TASK, &ScanRange::default())?;
+    rows.first()
+        .map(|r| serde_json::from_slice(&r.data).map_err(|e| corrupt("task decision", e)))
+        .transpose()
+}
+
+fn save_decision(store: &dyn Store, model: &ModelName, d: &TaskDecision) -> Result<(), StoreError> {
+    store.put_aggregates(
+        model,
+        AggregateWrite {
+            kind: TASK.into(),
+            put: vec![StoredAggregate {
+                version: String::new(),
+                hour: MODEL_WIDE,
+                data: serde_json::to_vec(d).expect("a decision serializes"),
+            }],
+            ..AggregateWrite::default()
+        },
+    )
+}
+
+/// Brings the aggregates of `model` up to date with its raw events: rescans the dirty hours.
+/// Cheap when nothing changed (one indexed read).
+pub fn refresh(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, PerformanceError> {
+    let started = Instant::now();
+    let mut report = RefreshReport::default();
+    let dirty = store.dirty_hours(model)?;
+    if dirty.is_empty() {
+        return Ok(report);
+    }
+    let stored = load_decision(store, model)?;
+    let first = stored.is_none();
+    let mut decision = match stored {
+        Some(d) => d,
+        None => first_decision(store, model, &dirty)?,
+    };
+    let mut detector = decision.detector.clone();
+    let spec_json = spec_key(&decision.spec);
+    // Consecutive dirty hours are scanned together, in passes of bounded length.
+    let mut hours: Vec<i64> = dirty.iter().map(|d| d.hour.micros()).collect();
+    hours.sort_unstable();
+    hours.dedup();
+    let marked: HashSet<(&str, i64)> = dirty
+        .iter()
+        .map(|d| (d.version.as_str(), d.hour.micros()))
+        .collect();
+    for run in runs(&hours) {
+        let range = ScanRange {
+            from: Some(Timestamp(run[0])),
+            to: Some(Timestamp(run[run.len() - 1] + HOUR_MICROS)),
+            version: None,
+        };
+        let mut accs: HashMap<(String, i64), WindowAccumulator> = HashMap::new();
+        let spec = &decision.spec;
+        store.scan_predictions(model, &range, &mut |p, l| {
+            let version = p.model_version.as_deref().unwrap_or("");
+            let hour = hour_of(p.timestamp.micros());
+            if !marked.contains(&(version, hour)) {
+                return;
+            }
+            detector.observe(p, l);
+            report.predictions += 1;
+            accs.entry((version.to_owned(), hour))
+                .or_insert_with(|| WindowAccumulator::new(spec))
+                .observe(spec, p, l);
+        })?;
+        let in_run: BTreeSet<i64> = run.iter().copied().collect();
+        let mut write = AggregateWrite {
+            kind: PERFORMANCE.into(),
+            ..AggregateWrite::default()
+        };
+        for d in dirty.iter().filter(|d| in_run.contains(&d.hour.micros())) {
+            match accs.remove(&(d.version.clone(), d.hour.micros())) {
+                Some(acc) => write.put.push(StoredAggregate {
+                    version: d.version.clone(),
+                    hour: d.hour,
+                    data: postcard::to_stdvec(&HourBlob {
+                        spec: spec_json.clone(),
+                        acc,
+                    })
+                    .map_err(|e| corrupt("aggregate", e))?,
+                }),
+                // Retention deleted its predictions.
+                None => write.delete.push((d.version.clone(), d.hour)),
+            }
+            write.clear.push(d.clone());
+        }
+        report.hours += write.put.len() + write.delete.len();
+        store.put_aggregates(model, write)?;
+    }
+    let decided = detector.clone().finish(None, DEFAULT_THRESHOLD);
+    if first || decided != decision.spec || detector != decision.detector {
+        let changed = decided != decision.spec;
+        decision = TaskDecision {
+            detector,
+            spec: decided,
+        };
+        save_decision(store, model, &decision)?;
+        if changed {
+            tracing::info!(model = %model, task = ?decision.spec.task, "task decision changed: rebuilding aggregates");
+            store.invalidate_aggregates(model)?;
+            let again = refresh(store, model)?;
+            report.predictions += again.predictions;
+            report.hours = again.hours;
+            report.rebuilt = true;
+        }
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Marks every hour dirty and refreshes: the aggregates rebuilt from the raw log alone.
+pub fn rebuild(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, PerformanceError> {
+    store.invalidate_aggregates(model)?;
+    refresh(store, model)
+}
+
+/// The first task decision of a model: from its reference and the rows of its first dirty hour
+/// (later rows refine it; a change rebuilds).
+fn first_decision(
+    store: &dyn Store,
+    model: &ModelName,
+    dirty: &[DirtyHour],
+) -> Result<TaskDecision, StoreError> {
+    let mut detector = TaskDetector::default();
+    for r in store.reference_rows(model, None)? {
+        detector.observe_reference(&r);
+    }
+    if let Some(first) = dirty.first() {
+        let range = ScanRange {
+            from: Some(first.hour),
+            to: Some(Timestamp(first.hour.micros() + HOUR_MICROS)),
+            version: None,
+        };
+        store.scan_predictions(model, &range, &mut |p, l| detector.observe(p, l))?;
+    }
+    let spec = detector.clone().finish(None, DEFAULT_THRESHOLD);
+    Ok(TaskDecision { detector, spec })
+}
+
+/// Splits sorted hours into runs of consecutive hours, each at most [`HOURS_PER_PASS`] long.
+fn runs(hours: &[i64]) -> Vec<&[i64]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=hours.len() {
+        let split = i == hours.len()
+            || hours[i] - hours[i - 1] > HOUR_MICROS
+            || i - start >= HOURS_PER_PASS;
+        if split {
+            out.push(&hours[start..i]);
+            start = i;
+        }
+    }
+    out
+}
+
+fn whole_hour(t: Option<Timestamp>) -> bool {
+    t.is_none_or(|t| t.micros().rem_euclid(HOUR_MICROS) == 0)
+}
+
+/// Whether a query can be answered from the aggregates: they hold no segment split, are built
+/// at the model's task and default threshold, and cover whole hours.
+pub fn answers(q: &PerformanceQuery) -> bool {
+    q.segment.is_none()
+        && q.task.is_none()
+        && q.threshold.is_none_or(|t| t == DEFAULT_THRESHOLD)
+        && whole_hour(q.from)
+        && whole_hour(q.to)
+        && q.window.unwrap_or(Window::DAY).micros() % HOUR_MICROS == 0
+}
+
+/// [`crate::performance::window_performance`] from the aggregates, after a [`refresh`]. `None`
+/// when they cannot answer (no task decided yet, or an hour built for another task).
+pub fn window_performance(
+    store: &dyn Store,
+    model: &ModelName,
+    q: &PerformanceQuery,
+) -> Result<Option<PerformanceReport>, PerformanceError> {
+    if store.model(model)?.is_none() {
+        return Err(StoreError::ModelNotFound(model.to_string()).into());
+    }
+    refresh(store, model)?;
+    let Some(decision) = load_decision(store, model)? else {
+        return Ok(None);
+    };
+    let spec = decision.spec;
+    let spec_json = spec_key(&spec);
+    let window = q.window.unwrap_or(Window::DAY);
+    let range = ScanRange {
+        from: q.from,
+        to: q.to,
+        version: q.version.clone(),
+    };
+    let mut windows: BTreeMap<Timestamp, WindowAccumulator> = BTreeMap::new();
+    let mut versions: BTreeMap<String, WindowAccumulator> = BTreeMap::new();
+    for row in store.aggregates(model, PERFORMANCE, &range)? {
+        let blob: HourBlob =
+            postcard::from_bytes(&row.data).map_err(|e| corrupt("aggregate", e))?;
+        if blob.spec != spec_json {
+            tracing::warn!(model = %model, hour = %row.hour, "aggregate built for another task: answering from the raw events");
+            return Ok(None);
+        }
+        let start = window.start_of(row.hour);
+        merge_into(windows.entry(start), &blob.acc, &spec)?;
+        merge_into(versions.entry(row.version), &blob.acc, &spec)?;
+    }
+    let baseline = baseline(store, model, q.version.as_deref(), &spec)?;
+    Ok(Some(assemble(
+        model, q, spec, baseline, windows, versions, None,
+    )))
+}
+
+fn merge_into<K: Ord>(
+    entry: std::collections::btree_map::Entry<'_, K, WindowAccumulator>,
+    acc: &WindowAccumulator,
+    spec: &TaskSpec,
+) -> Result<(), PerformanceError> {
+    match entry {
+        std::collections::btree_map::Entry::Vacant(v) => {
+            v.insert(acc.clone());
+        }
+        std::collections::btree_map::Entry::Occupied(mut o) => {
+            o.get_mut()
+                .merge(acc)
+                .map_err(|e| corrupt("aggregate", format!("{e} (task {:?})", spec.task)))?;
+        }
+    }
+    Ok(())
+}
+
+/// The baseline state of the reference that applies to `version`, folded once per reference
+/// upload and task and kept with the aggregates (the store drops it when a reference changes).
+fn baseline(
+    store: &dyn Store,
+    model: &ModelName,
+    version: Option<&str>,
+    spec: &TaskSpec,
+) -> Result<Option<TaskState>, PerformanceError> {
+    let key = version.unwrap_or("").to_owned();
+    let spec_json = spec_key(spec);
+    let range = ScanRange {
+        version: Some(key.clone()),
+        ..ScanRange::default()
+    };
+    if let Some(row) = store.aggregates(model, BASELINE, &range)?.first() {
+        let blob: BaselineBlob =
+            postcard::from_bytes(&row.data).map_err(|e| corrupt("baseline", e))?;
+        if blob.spec == spec_json {
+            return Ok(blob.state);
+        }
+    }
+    let refs = reference(store, model, version)?;
+    let state = baseline_state(spec, &refs);
+    let blob = BaselineBlob {
+        spec: spec_json,
+        state,
+    };
+    store.put_aggregates(
+        model,
+        AggregateWrite {
+            kind: BASELINE.into(),
+            put: vec![StoredAggregate {
+                version: key,
+                hour: MODEL_WIDE,
+                data: postcard::to_stdvec(&blob).map_err(|e| corrupt("baseline", e))?,
+            }],
+            ..AggregateWrite::default()
+        },
+    )?;
+    Ok(blob.state)
+}
