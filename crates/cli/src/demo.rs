@@ -11,14 +11,13 @@
 //!    in while the demo runs, with new predictions every few seconds.
 
 use anyhow::Context;
-use modelwatch_server::{AppState, Config};
+use modelwatch_server::Config;
 use modelwatch_store::SqliteStore;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The demo model whose inputs drift and whose accuracy decays.
@@ -64,10 +63,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         data_dir: dir.clone(),
         ..Config::default()
     };
-    let state = AppState {
-        store: Arc::new(store),
-        config: Arc::new(config),
-    };
+    let state = crate::serve::app_state(&config, store)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

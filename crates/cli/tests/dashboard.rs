@@ -60,6 +60,17 @@ fn seed(server: &Server) {
         &Value::Array(labels).to_string(),
     );
     assert_eq!(status, 200, "{body}");
+    let kpis: Vec<Value> = (0..48)
+        .map(|h| {
+            let ts = modelwatch_core::Timestamp::from_secs(start + h * 3600 + 60);
+            json!({"name": "fraud_loss_eur", "value": 100.0 + h as f64, "timestamp": ts.to_rfc3339()})
+        })
+        .collect();
+    let (status, body) = server.post(
+        &format!("/v1/models/{MODEL}/kpis"),
+        &Value::Array(kpis).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
     let r = client()
         .put(format!("{}/v1/models/{MODEL}/reference", server.url))
         .header("content-type", "application/x-ndjson")
@@ -104,14 +115,22 @@ fn pages_render_real_data_and_escape_user_strings() {
 
     let (status, html, _) = page(&server, &format!("/models/{MODEL}?range=all&window=1h"));
     assert_eq!(status, 200);
-    for chart in ["accuracy", "precision", "recall", "f1", "volume", "latency"] {
+    for chart in [
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "volume",
+        "latency",
+        "kpi:fraud_loss_eur",
+    ] {
         assert!(html.contains(&format!("data-chart=\"{chart}\"")), "{chart}");
     }
     assert!(html.contains("data-series=\"accuracy|accuracy 95% CI|baseline\""));
     // 48 hourly windows with events, one point each.
     assert!(html.contains("data-windows=\"48\""), "48 windows");
     assert!(html.contains("<polyline"));
-    assert!(html.contains("alerts: not configured"));
+    assert!(html.contains("data-panel=\"alerts\""));
 
     for view in ["drift", "quality", "segments", "versions"] {
         let (status, html, _) = page(

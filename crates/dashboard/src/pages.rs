@@ -356,7 +356,36 @@ pub fn performance_section(m: &Value, span: &Span) -> Markup {
         div.grid {
             @for (id, c, caption) in operational_charts(m, span) { (figure(id, &c, caption)) }
         }
+        h2 { "Custom KPIs" }
+        @let kpis = kpi_charts(m, span);
+        @if kpis.is_empty() {
+            div.empty data-panel="kpis" { "custom KPIs: none logged (POST /v1/models/{model}/kpis)" }
+        }
+        div.grid {
+            @for (name, c) in &kpis { (figure(&format!("kpi:{name}"), c, "mean per window of the logged points")) }
+        }
     }
+}
+
+/// One chart per business KPI of the metrics response (`kpis`: name -> windows).
+pub fn kpi_charts(m: &Value, span: &Span) -> Vec<(String, TimeChart)> {
+    let Some(kpis) = m.get("kpis").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    kpis.iter()
+        .enumerate()
+        .map(|(i, (name, windows))| {
+            let mut c = span_chart(span, name, YScale::Auto);
+            let points = windows
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|w| start_of(w).map(|t| (t.0, f(w, &["mean"]))))
+                .collect();
+            c.lines.push(line(name, i + 2, points));
+            (name.clone(), c)
+        })
+        .collect()
 }
 
 /// Colour of a heatmap cell: grey when not evaluated; dark red when drifted; pink when the
@@ -645,7 +674,7 @@ pub fn versions_section(data: &ModelData) -> Markup {
 pub fn alerts_section() -> Markup {
     html! {
         h2 { "Alerts" }
-        div.empty data-panel="alerts" { "alerts: not configured" }
+        div.empty data-panel="alerts" { "alerts: not shown in the dashboard yet; GET /v1/alerts and /v1/alerts/history have them" }
     }
 }
 
@@ -750,8 +779,6 @@ pub fn render_model(data: &ModelData, tab: Tab, params: &ViewParams) -> String {
         @match tab {
             Tab::Performance => {
                 @if let Some(m) = &data.metrics { (performance_section(m, span)) }
-                h2 { "Custom KPIs" }
-                div.empty data-panel="kpis" { "custom KPIs: not configured" }
                 (alerts_section())
             }
             Tab::Drift => (drift_section(data, Some(&format!("{base}/drift{}", params.query_with("feature", ""))), params.feature.as_deref())),
@@ -884,7 +911,7 @@ pub fn overview(store: &dyn Store, params: &ViewParams) -> Result<String, DashEr
                                 Err(why) => span.muted title=(why) { "no reference" },
                             }
                         }
-                        td.num { span.muted title="alerts: not configured" { "—" } }
+                        td.num { span.muted title="alerts: see GET /v1/alerts" { "—" } }
                         td.num { (r.predictions) }
                         td { (r.last_event.map(|t| t.to_rfc3339()).unwrap_or("—".into())) }
                     }
