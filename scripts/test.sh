@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of modelwatch: the Rust workspace (unit tests, SciPy/scikit-learn fixtures,
 # integration tests over real sockets, the kill -9 crash test) and the Python SDK's pytest suite
-# against the real binary. Installs what it needs (a venv for the Python side) on a fresh machine.
+# against the real binary, and the dashboard's browser tests in headless Chromium. Installs what it
+# needs on a fresh machine: a venv for the Python side, Debian's chromium for the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/modelwatch-target}"
@@ -11,7 +12,15 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet ./clients/python -r clients/python/requirements-test.txt
+"$VENV/bin/python" -m pip install --quiet ./clients/python -r clients/python/requirements-test.txt \
+  -r tests/browser/requirements.txt
+# The browser tests drive Debian's Chromium (Playwright's own browser download is never used).
+if ! command -v chromium >/dev/null; then
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver
+fi
 
 echo "== Rust: cargo test --workspace"
 cargo test --workspace
@@ -19,3 +28,7 @@ cargo test --workspace
 echo "== Python SDK: pytest against the real modelwatch binary"
 cargo build -p modelwatch-cli
 MODELWATCH_BIN="$CARGO_TARGET_DIR/debug/modelwatch" "$VENV/bin/python" -m pytest -q clients/python/tests
+
+echo "== Dashboard: browser tests in headless Chromium against the real binary"
+MODELWATCH_BIN="$CARGO_TARGET_DIR/debug/modelwatch" CHROMIUM="$(command -v chromium)" \
+  "$VENV/bin/python" -m pytest -q tests/browser

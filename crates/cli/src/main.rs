@@ -1,9 +1,11 @@
 //! The `modelwatch` command. anyhow and clap live only here.
 
+mod demo;
 mod drift;
 mod export;
 mod import;
 mod metrics;
+mod report;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +34,10 @@ enum Command {
     Drift(drift::DriftArgs),
     /// Per-window performance and operational metrics of a model.
     Metrics(metrics::MetricsArgs),
+    /// A model's dashboard as one standalone HTML file (opens offline), its numbers as JSON, its charts as PNG.
+    Report(Box<report::ReportArgs>),
+    /// The service with a simulated classifier whose inputs drift and whose accuracy decays.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +54,8 @@ fn main() -> ExitCode {
         Command::Export(args) => export::run(args),
         Command::Drift(args) => drift::run(args),
         Command::Metrics(args) => metrics::run(args),
+        Command::Report(args) => report::run(*args),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -33,6 +33,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let state = app_state(&config, store)?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("binding {}", config.addr))?;
+        let addr = listener.local_addr()?;
+        // The first line on stdout is the address: scripts and tests read it when using port 0.
+        println!("modelwatch listening on http://{addr}");
+        std::io::stdout().flush()?;
+        tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
+        modelwatch_server::serve(listener, state, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+/// The service's state over an opened store: the store, the config and the alert service.
+pub(crate) fn app_state(config: &Config, store: SqliteStore) -> anyhow::Result<AppState> {
     let store: Arc<dyn modelwatch_store::Store> = Arc::new(store);
     let rules = config
         .models
@@ -53,22 +71,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         alerts: Arc::new(alerts),
         ingest_counters: Arc::default(),
     };
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.addr)
-            .await
-            .with_context(|| format!("binding {}", config.addr))?;
-        let addr = listener.local_addr()?;
-        // The first line on stdout is the address: scripts and tests read it when using port 0.
-        println!("modelwatch listening on http://{addr}");
-        std::io::stdout().flush()?;
-        tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
-        modelwatch_server::serve(listener, state, shutdown_signal()).await?;
-        tracing::info!("stopped");
-        anyhow::Ok(())
-    })
+    Ok(state)
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -8,6 +8,7 @@
 
 mod alerts;
 pub mod config;
+mod dashboard;
 mod drift;
 mod error;
 mod ingest;
@@ -99,6 +100,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/silences/{id}", delete(alerts::delete_silence))
         .route("/v1/notifications", get(alerts::notifications))
         .route("/metrics", get(alerts::metrics))
+        // The dashboard: HTML pages (JSON stays under /v1).
+        .route("/", get(dashboard::overview))
+        .route("/models/{model}", get(dashboard::model))
+        .route("/models/{model}/{view}", get(dashboard::model_view))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/healthz", get(healthz))

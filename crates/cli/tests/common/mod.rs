@@ -28,7 +28,11 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("start modelwatch serve");
+        Self::attach(cmd.spawn().expect("start modelwatch serve"), data)
+    }
+
+    /// Waits for a started `modelwatch serve` (or `demo`) to print its address and answer.
+    pub fn attach(mut child: Child, data: &Path) -> Server {
         let stdout = child.stdout.take().expect("stdout piped");
         let mut line = String::new();
         BufReader::new(stdout)

@@ -1,0 +1,375 @@
+//! `modelwatch demo`: the service with a simulated fraud classifier, so that a newcomer sees
+//! the dashboard light up within a minute.
+//!
+//! A generator posts, over HTTP to the demo's own server, like a real client:
+//! 1. a labelled reference (the training data);
+//! 2. `--days` of history (event times spread over the past days, so there are many windows at
+//!    once) in which `amount` and `country` drift, a new country appears, latency creeps up and
+//!    the relation between inputs and outcome changes, so accuracy decays; version `v2` takes a
+//!    share of the traffic for the last third;
+//! 3. labels, late: only for predictions older than the label delay, then the rest trickling
+//!    in while the demo runs, with new predictions every few seconds.
+
+use anyhow::Context;
+use modelwatch_server::Config;
+use modelwatch_store::SqliteStore;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The demo model whose inputs drift and whose accuracy decays.
+pub const MODEL: &str = "fraud-demo";
+/// A second model that stays healthy, for contrast on the overview.
+pub const STABLE_MODEL: &str = "churn-demo";
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Address to listen on; port 0 picks a free port
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// Data directory (default: a temporary directory, deleted when the demo stops)
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Days of history to simulate
+    #[arg(long, default_value_t = 7)]
+    days: u32,
+    /// Predictions per simulated hour of history
+    #[arg(long, default_value_t = 150)]
+    per_hour: u32,
+    /// Random seed (the same seed gives the same data)
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let temp;
+    let dir = match &args.data {
+        Some(d) => d.clone(),
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("modelwatch-demo-")
+                .tempdir()
+                .context("creating a temporary data directory")?;
+            temp.path().to_path_buf()
+        }
+    };
+    let store = SqliteStore::open(&dir)
+        .with_context(|| format!("opening the data directory {}", dir.display()))?;
+    let config = Config {
+        addr: args.addr,
+        data_dir: dir.clone(),
+        ..Config::default()
+    };
+    let state = crate::serve::app_state(&config, store)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .with_context(|| format!("binding {}", args.addr))?;
+        let addr = listener.local_addr()?;
+        let url = format!("http://{addr}");
+        // Same first line as `serve`: scripts and tests read the address from it.
+        // One write, so that a reader that stops after the first line cannot make a second
+        // one fail.
+        let mut out = std::io::stdout();
+        let _ = write!(
+            out,
+            "modelwatch listening on {url}\ndemo: open {url}/models/{MODEL} (data in {})\n",
+            dir.display()
+        );
+        let _ = out.flush();
+        for (model, drifting, seed) in [
+            (MODEL, true, args.seed),
+            (STABLE_MODEL, false, args.seed + 1),
+        ] {
+            let mut sim = Simulation::new(seed, args.days, args.per_hour);
+            sim.model = model;
+            sim.drifting = drifting;
+            let gen_url = url.clone();
+            std::thread::spawn(move || {
+                if let Err(e) = sim.run(&gen_url) {
+                    tracing::error!(error = %format!("{e:#}"), model, "demo generator stopped");
+                }
+            });
+        }
+        modelwatch_server::serve(listener, state, crate::serve::shutdown_signal()).await?;
+        anyhow::Ok(())
+    })
+}
+
+/// Hours of label delay: predictions younger than this have no label at first.
+const LABEL_DELAY_HOURS: i64 = 6;
+
+struct Simulation {
+    model: &'static str,
+    /// False: the data stays like the reference (no drift, no decay).
+    drifting: bool,
+    rng: StdRng,
+    days: u32,
+    per_hour: u32,
+    next_id: u64,
+    /// Labels not sent yet: (event time in seconds, request id, label).
+    pending: Vec<(i64, String, u8)>,
+}
+
+fn normal(rng: &mut StdRng) -> f64 {
+    // Box-Muller: two uniforms, one standard normal.
+    let u1: f64 = rng.random::<f64>().max(1e-12);
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// One simulated request at drift level `d` (0: like the training data, 1: fully drifted).
+struct Row {
+    features: Value,
+    score: f64,
+    label: u8,
+    latency_ms: f64,
+    error: bool,
+}
+
+impl Simulation {
+    fn new(seed: u64, days: u32, per_hour: u32) -> Self {
+        Simulation {
+            model: MODEL,
+            drifting: true,
+            rng: StdRng::seed_from_u64(seed),
+            days: days.max(1),
+            per_hour: per_hour.max(1),
+            next_id: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    fn row(&mut self, d: f64) -> Row {
+        let r = &mut self.rng;
+        // amount: log-normal, drifting upward.
+        let log_amount = 3.5 + 0.9 * normal(r) + 0.9 * d;
+        let amount = (log_amount.exp() * 100.0).round() / 100.0;
+        let age = (40.0 + 12.0 * normal(r)).clamp(18.0, 90.0).round();
+        let countries = ["DE", "FR", "US", "GB", "ES"];
+        let country = if r.random::<f64>() < 0.25 * d {
+            "BR" // unseen in training
+        } else if r.random::<f64>() < 0.3 * d {
+            "US"
+        } else {
+            countries[r.random_range(0..countries.len())]
+        };
+        let device = if r.random::<f64>() < 0.6 {
+            "mobile"
+        } else {
+            "desktop"
+        };
+        let z_amount = log_amount - 3.5;
+        let z_age = (age - 40.0) / 12.0;
+        let country_effect = match country {
+            "US" => 0.4,
+            "BR" => 0.8,
+            _ => 0.0,
+        };
+        let model_logit = -0.6 + 1.8 * z_amount - 0.7 * z_age + country_effect;
+        // What the model does not know: a hidden cause that matters more as time goes on.
+        let hidden = normal(r);
+        let true_logit = model_logit * (1.0 - 0.75 * d) + 2.2 * d * hidden;
+        let label = u8::from(r.random::<f64>() < sigmoid(true_logit * 1.6));
+        let score = sigmoid(model_logit * 1.6).clamp(0.0, 1.0);
+        let latency_ms = ((2.8 + 0.35 * normal(r)).exp() * (1.0 + 0.8 * d) * 10.0).round() / 10.0;
+        let error = r.random::<f64>() < 0.004 + 0.02 * d;
+        Row {
+            features: json!({
+                "amount": amount, "age": age, "country": country, "device": device,
+            }),
+            score: (score * 10_000.0).round() / 10_000.0,
+            label,
+            latency_ms,
+            error,
+        }
+    }
+
+    fn reference(&mut self) -> String {
+        let mut out = String::new();
+        for _ in 0..3_000 {
+            let r = self.row(0.0);
+            let line = json!({
+                "features": r.features,
+                "prediction": u8::from(r.score >= 0.5),
+                "score": r.score,
+                "label": r.label,
+            });
+            out.push_str(&line.to_string());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The predictions of one hour of history, `hours_ago` before `now`.
+    fn hour(&mut self, now: i64, hours_ago: i64, total_hours: i64) -> Vec<Value> {
+        let progress = 1.0 - hours_ago as f64 / total_hours as f64;
+        // Calm for the first half, then drifting faster and faster.
+        let d = if self.drifting {
+            ((progress - 0.45) / 0.55).clamp(0.0, 1.0).powf(1.3)
+        } else {
+            0.0
+        };
+        let start = now - hours_ago * 3600;
+        // Daily traffic cycle.
+        let hour_of_day = (start.rem_euclid(86_400)) as f64 / 3600.0;
+        let volume = f64::from(self.per_hour)
+            * (1.0 + 0.35 * ((hour_of_day - 15.0) / 24.0 * std::f64::consts::TAU).cos());
+        let n = volume.round().max(1.0) as usize;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let ts = start + self.rng.random_range(0..3600);
+            out.push(self.event(ts, d, progress));
+        }
+        out
+    }
+
+    fn event(&mut self, ts: i64, d: f64, progress: f64) -> Value {
+        let r = self.row(d);
+        self.next_id += 1;
+        let id = format!("demo-{}", self.next_id);
+        let v2 = progress > 0.66 && self.rng.random::<f64>() < 0.3;
+        let version = if v2 { "v2" } else { "v1" };
+        let mut score = r.score;
+        if v2 {
+            // v2 was retrained on recent data: it knows a little of the hidden cause.
+            let y = f64::from(r.label);
+            score = (0.8 * score + 0.2 * y).clamp(0.0, 1.0);
+        }
+        let time = modelwatch_core::Timestamp::from_secs(ts).to_rfc3339();
+        let mut ev = json!({
+            "request_id": id, "timestamp": time, "model_version": version,
+            "features": r.features, "latency_ms": r.latency_ms,
+            "tags": {"channel": if ts % 3 == 0 { "api" } else { "web" }},
+        });
+        if r.error {
+            ev["error"] = json!("upstream timeout");
+        } else {
+            ev["prediction"] = json!(u8::from(score >= 0.5));
+            ev["score"] = json!((score * 10_000.0).round() / 10_000.0);
+            self.pending.push((ts, id, r.label));
+        }
+        ev
+    }
+
+    /// Labels of every pending prediction older than `cutoff` (seconds).
+    fn due_labels(&mut self, cutoff: i64) -> Vec<Value> {
+        let (due, keep): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|p| p.0 <= cutoff);
+        self.pending = keep;
+        due.into_iter()
+            .map(|(_, id, label)| json!({"request_id": id, "label": label}))
+            .collect()
+    }
+
+    fn run(mut self, url: &str) -> anyhow::Result<()> {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        let base = format!("{url}/v1/models/{}", self.model);
+        let send = |method: reqwest::Method, path: &str, ct: &str, body: String| {
+            let r = client
+                .request(method, format!("{base}{path}"))
+                .header("content-type", ct)
+                .body(body)
+                .send()
+                .with_context(|| format!("posting to {base}{path}"))?;
+            if !r.status().is_success() {
+                anyhow::bail!("{path}: {} {}", r.status(), r.text().unwrap_or_default());
+            }
+            anyhow::Ok(())
+        };
+        let post = |path: &str, rows: &[Value]| -> anyhow::Result<()> {
+            if rows.is_empty() {
+                return Ok(());
+            }
+            for chunk in rows.chunks(5_000) {
+                send(
+                    reqwest::Method::POST,
+                    path,
+                    "application/json",
+                    Value::Array(chunk.to_vec()).to_string(),
+                )?;
+            }
+            Ok(())
+        };
+        // The reference first: drift needs it, and its labels give the baseline.
+        let reference = self.reference();
+        send(
+            reqwest::Method::PUT,
+            "/reference",
+            "application/x-ndjson",
+            reference,
+        )?;
+        let now = modelwatch_core::Timestamp::now().micros() / 1_000_000;
+        // History, oldest first, half a day per request.
+        let total = i64::from(self.days) * 24;
+        let mut batch = Vec::new();
+        for hours_ago in (1..=total).rev() {
+            batch.extend(self.hour(now, hours_ago, total));
+            if hours_ago % 12 == 1 {
+                post("/predictions", &batch)?;
+                batch.clear();
+            }
+        }
+        post("/predictions", &batch)?;
+        let labels = self.due_labels(now - LABEL_DELAY_HOURS * 3600);
+        post("/labels", &labels)?;
+        tracing::info!(
+            predictions = self.next_id,
+            labels = labels.len(),
+            "demo history loaded"
+        );
+        // Live: new predictions every few seconds; the late labels catch up, half an hour of
+        // event time per tick.
+        let mut label_cutoff = now - LABEL_DELAY_HOURS * 3600;
+        loop {
+            std::thread::sleep(Duration::from_secs(3));
+            let t = modelwatch_core::Timestamp::now().micros() / 1_000_000;
+            let d = if self.drifting { 1.0 } else { 0.0 };
+            let live: Vec<Value> = (0..5).map(|_| self.event(t, d, 1.0)).collect();
+            post("/predictions", &live)?;
+            label_cutoff = (label_cutoff + 1800).min(t - 30);
+            let labels = self.due_labels(label_cutoff);
+            post("/labels", &labels)?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_raises_amounts_and_lowers_agreement() {
+        let mut sim = Simulation::new(1, 7, 100);
+        let stats = |sim: &mut Simulation, d: f64| {
+            let rows: Vec<Row> = (0..4_000).map(|_| sim.row(d)).collect();
+            let amount = rows
+                .iter()
+                .map(|r| r.features["amount"].as_f64().unwrap().ln())
+                .sum::<f64>()
+                / rows.len() as f64;
+            let accuracy = rows
+                .iter()
+                .filter(|r| u8::from(r.score >= 0.5) == r.label)
+                .count() as f64
+                / rows.len() as f64;
+            (amount, accuracy)
+        };
+        let (a0, acc0) = stats(&mut sim, 0.0);
+        let (a1, acc1) = stats(&mut sim, 1.0);
+        assert!(a1 > a0 + 0.5, "amount drifts up: {a0} -> {a1}");
+        assert!(acc1 < acc0 - 0.1, "accuracy decays: {acc0} -> {acc1}");
+    }
+}

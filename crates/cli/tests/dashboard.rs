@@ -1,0 +1,381 @@
+//! The dashboard, the report and the demo, through the real binary on a real socket: pages
+//! render from real data, user strings are escaped, bad parameters get a 400 page, the report
+//! holds no URL and its numbers are the API's, the demo drifts and decays within a minute.
+//! (The browser tests, in headless Chromium, are in tests/browser.)
+
+mod common;
+
+use common::{client, modelwatch, Server};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const XSS: &str = "<script>alert(1)</script>";
+const MODEL: &str = "credit";
+
+fn features(r: &mut StdRng, shift: f64) -> Value {
+    let country = ["DE", "FR", "US"][(r.random::<f64>() * 3.0) as usize];
+    json!({"age": 30.0 + 20.0 * r.random::<f64>() + shift, "country": country, XSS: if r.random::<f64>() < 0.5 { "a" } else { "b" }})
+}
+
+/// A model with a labelled reference and 48 hours of labelled predictions whose `age` drifts
+/// in the second day.
+fn seed(server: &Server) {
+    let mut r = StdRng::seed_from_u64(42);
+    let mut reference = String::new();
+    for _ in 0..600 {
+        let score = r.random::<f64>();
+        let label = u8::from(r.random::<f64>() < score);
+        let row = json!({"features": features(&mut r, 0.0), "prediction": u8::from(score >= 0.5), "score": score, "label": label});
+        reference.push_str(&row.to_string());
+        reference.push('\n');
+    }
+    let start = 1_767_225_600; // 2026-01-01T00:00:00Z
+    let mut preds = Vec::new();
+    let mut labels = Vec::new();
+    for h in 0..48 {
+        for i in 0..60 {
+            let id = format!("r-{h}-{i}");
+            let score = r.random::<f64>();
+            let label = u8::from(r.random::<f64>() < if h >= 24 { 0.5 } else { score });
+            let ts = modelwatch_core::Timestamp::from_secs(start + h * 3600 + i * 50);
+            preds.push(json!({
+                "request_id": id, "timestamp": ts.to_rfc3339(),
+                "model_version": if h >= 36 { "v2" } else { "v1" },
+                "features": features(&mut r, if h >= 24 { 25.0 } else { 0.0 }),
+                "prediction": u8::from(score >= 0.5), "score": score, "latency_ms": 5.0 + 10.0 * r.random::<f64>(),
+            }));
+            labels.push(json!({"request_id": id, "label": label}));
+        }
+    }
+    let (status, body) = server.post(
+        &format!("/v1/models/{MODEL}/predictions"),
+        &Value::Array(preds).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.post(
+        &format!("/v1/models/{MODEL}/labels"),
+        &Value::Array(labels).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let kpis: Vec<Value> = (0..48)
+        .map(|h| {
+            let ts = modelwatch_core::Timestamp::from_secs(start + h * 3600 + 60);
+            json!({"name": "fraud_loss_eur", "value": 100.0 + h as f64, "timestamp": ts.to_rfc3339()})
+        })
+        .collect();
+    let (status, body) = server.post(
+        &format!("/v1/models/{MODEL}/kpis"),
+        &Value::Array(kpis).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let r = client()
+        .put(format!("{}/v1/models/{MODEL}/reference", server.url))
+        .header("content-type", "application/x-ndjson")
+        .body(reference)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().unwrap());
+}
+
+fn page(server: &Server, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
+    let r = client()
+        .get(format!("{}{}", server.url, path))
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (status, r.text().unwrap(), headers)
+}
+
+#[test]
+fn pages_render_real_data_and_escape_user_strings() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    // Before any model: the overview says how to start.
+    let (status, html, _) = page(&server, "/");
+    assert_eq!(status, 200);
+    assert!(html.contains("modelwatch demo"), "{html}");
+    seed(&server);
+
+    let (status, html, headers) = page(&server, "/?range=all&window=1d");
+    assert_eq!(status, 200);
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'none'"));
+    assert!(html.contains(&format!("data-model=\"{MODEL}\"")), "{html}");
+    assert!(html.contains("accuracy"));
+
+    let (status, html, _) = page(&server, &format!("/models/{MODEL}?range=all&window=1h"));
+    assert_eq!(status, 200);
+    for chart in [
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "volume",
+        "latency",
+        "kpi:fraud_loss_eur",
+    ] {
+        assert!(html.contains(&format!("data-chart=\"{chart}\"")), "{chart}");
+    }
+    assert!(html.contains("data-series=\"accuracy|accuracy 95% CI|baseline\""));
+    // 48 hourly windows with events, one point each.
+    assert!(html.contains("data-windows=\"48\""), "48 windows");
+    assert!(html.contains("<polyline"));
+    assert!(html.contains("data-panel=\"alerts\""));
+
+    for view in ["drift", "quality", "segments", "versions"] {
+        let (status, html, _) = page(
+            &server,
+            &format!("/models/{MODEL}/{view}?range=all&window=1h&segment=country"),
+        );
+        assert_eq!(status, 200, "{view}: {html}");
+        assert!(!html.contains(XSS), "{view}: the feature name is markup");
+        assert!(!html.contains("<script"), "{view}: a script element");
+        if view == "drift" || view == "quality" {
+            assert!(
+                html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+                "{view}: the feature name is shown as text"
+            );
+        }
+    }
+    let (_, html, _) = page(
+        &server,
+        &format!("/models/{MODEL}/drift?range=all&window=1d"),
+    );
+    // age drifts on the second day: a dark cell in the heatmap.
+    assert!(html.contains("DRIFTED"), "no drifted cell");
+    let (_, html, _) = page(&server, &format!("/models/{MODEL}/versions?range=all"));
+    assert!(html.contains("data-version=\"v1\"") && html.contains("data-version=\"v2\""));
+    let (_, html, _) = page(
+        &server,
+        &format!("/models/{MODEL}/segments?range=all&segment=country"),
+    );
+    for c in ["DE", "FR", "US"] {
+        assert!(html.contains(&format!("data-segment=\"{c}\"")), "{c}");
+    }
+}
+
+#[test]
+fn bad_parameters_get_a_clear_error_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    seed(&server);
+    for (path, status, words) in [
+        (format!("/models/{MODEL}?window=forever"), 400, "window"),
+        (format!("/models/{MODEL}?range=yesterday"), 400, "range"),
+        (format!("/models/{MODEL}?from=soon"), 400, "from"),
+        (
+            format!("/models/{MODEL}?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"),
+            400,
+            "before",
+        ),
+        (
+            format!("/models/{MODEL}?window=1m&range=90d"),
+            400,
+            "windows",
+        ),
+        (format!("/models/{MODEL}/drift?colour=red"), 400, "colour"),
+        ("/?window=%ZZ".to_string(), 400, ""),
+        ("/models/bad%20name!".to_string(), 400, "model"),
+        ("/models/nosuch".to_string(), 404, "nosuch"),
+        (format!("/models/{MODEL}/nosuchview"), 404, "nosuchview"),
+    ] {
+        let (got, html, headers) = page(&server, &path);
+        assert_eq!(got, status, "{path}: {html}");
+        assert!(headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        assert!(
+            html.contains(&format!("data-status=\"{status}\"")),
+            "{path}"
+        );
+        assert!(html.contains(words), "{path}: {html}");
+    }
+    // The report's data is JSON, with the API's error shape.
+    let (status, body) = server.get(&format!("/models/{MODEL}/report.json?window=soon"));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_query", "{body}");
+    let (status, body) = server.get("/models/nosuch/report.json");
+    assert_eq!(status, 404, "{body}");
+}
+
+/// The first place where two JSON values differ, as `path: a != b`.
+fn difference(a: &Value, b: &Value, path: &str) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for k in x.keys().chain(y.keys()) {
+                let (u, v) = (
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                );
+                if let Some(d) = difference(u, v, &format!("{path}.{k}")) {
+                    return Some(d);
+                }
+            }
+            None
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (u, v))| difference(u, v, &format!("{path}[{i}]"))),
+        _ if a == b => None,
+        _ => Some(format!("{path}: {a} != {b}")),
+    }
+}
+
+#[test]
+fn report_is_standalone_and_its_numbers_are_the_apis() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    seed(&server);
+    let html = out.path().join("report.html");
+    let json = out.path().join("report.json");
+    let png = out.path().join("png");
+    let (ok, _, err) = modelwatch(&[
+        "report",
+        "--model",
+        MODEL,
+        "--server",
+        &server.url,
+        "--window",
+        "1d",
+        "--range",
+        "all",
+        "--out",
+        html.to_str().unwrap(),
+        "--out",
+        json.to_str().unwrap(),
+        "--png",
+        png.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let data: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let span = &data["span"];
+    let q = format!(
+        "window=1d&from={}&to={}",
+        span["from"].as_str().unwrap(),
+        span["to"].as_str().unwrap()
+    );
+    for section in ["metrics", "drift", "quality"] {
+        let (status, api) = server.get(&format!("/v1/models/{MODEL}/{section}?{q}"));
+        assert_eq!(status, 200, "{api}");
+        if let Some(d) = difference(&data[section], &api, section) {
+            panic!("the report's {d}");
+        }
+    }
+    assert_eq!(data["metrics"]["windows"].as_array().unwrap().len(), 2);
+
+    let text = std::fs::read_to_string(&html).unwrap();
+    for needle in [
+        "http:", "https:", "//", "src=", "<link", "<script", "@import", "url(",
+    ] {
+        // `//` may not appear at all: no protocol-relative URL either.
+        assert!(!text.contains(needle), "the report contains {needle:?}");
+    }
+    // The numbers shown are the API's: each day's accuracy, as printed in the table cards.
+    let last = data["metrics"]["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|w| w["accuracy"]["status"] == "defined")
+        .unwrap();
+    let acc = last["accuracy"]["value"].as_f64().unwrap();
+    assert!(
+        text.contains(&format!("{acc:.4}")),
+        "accuracy {acc:.4} not shown"
+    );
+    assert!(text.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    let pngs: Vec<_> = std::fs::read_dir(&png).unwrap().collect();
+    assert!(pngs.len() >= 8, "{} charts", pngs.len());
+    let bytes = std::fs::read(png.join("accuracy.png")).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+
+    // From the data directory, once the server is gone: the same numbers.
+    drop(server);
+    let json2 = out.path().join("offline.json");
+    let (ok, _, err) = modelwatch(&[
+        "report",
+        "--model",
+        MODEL,
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--window",
+        "1d",
+        "--range",
+        "all",
+        "--out",
+        json2.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let offline: Value = serde_json::from_str(&std::fs::read_to_string(&json2).unwrap()).unwrap();
+    for section in ["metrics", "drift"] {
+        if let Some(d) = difference(&offline[section], &data[section], section) {
+            panic!("offline: {d}");
+        }
+    }
+
+    let (ok, _, err) = modelwatch(&["report", "--model", MODEL, "--out", "x.txt"]);
+    assert!(!ok && err.contains(".html or a .json"), "{err}");
+}
+
+#[test]
+fn demo_drifts_and_decays_within_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+        .args(["demo", "--addr", "127.0.0.1:0", "--days", "4", "--data"])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let server = Server::attach(child, dir.path());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, m) = server.get("/v1/models/fraud-demo/metrics?window=1d");
+        let (_, d) = server.get("/v1/models/fraud-demo/drift?window=1d");
+        let accuracies: Vec<f64> = m["windows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w["accuracy"]["value"].as_f64())
+            .collect();
+        let drifted = d["windows"]
+            .as_array()
+            .and_then(|w| w.last())
+            .and_then(|w| w["drifted_features"].as_u64())
+            .unwrap_or(0);
+        let decayed = accuracies.len() >= 3
+            && accuracies.last().unwrap() + 0.1 < *accuracies.first().unwrap();
+        if decayed && drifted >= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after a minute: accuracy {accuracies:?}, drifted features {drifted}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Labels come late: the newest window has fewer than the oldest.
+    let (_, m) = server.get("/v1/models/fraud-demo/metrics?window=1h");
+    let w = m["windows"].as_array().unwrap();
+    let first = w[0]["label_coverage"].as_f64().unwrap();
+    let last = w.last().unwrap()["label_coverage"].as_f64().unwrap();
+    assert!(last < first, "coverage {first} then {last}");
+    let (status, html, _) = page(&server, "/models/fraud-demo");
+    assert_eq!(status, 200);
+    assert!(html.contains("data-chart=\"accuracy\""));
+}

@@ -1,0 +1,519 @@
+//! What a view shows, gathered from the engine: the same JSON objects the HTTP API answers
+//! (`/v1/models/{model}`, `/metrics`, `/drift`, `/quality`), so that a page, a report and the API
+//! can never disagree, plus the reference and current distributions the drift view overlays.
+//!
+//! [`ModelData`] is also the `report.json` of `modelwatch report`.
+
+use crate::params::{Range, ViewParams, MAX_WINDOWS};
+use crate::DashError;
+use modelwatch_core::{ModelName, Timestamp};
+use modelwatch_engine::drift::{
+    self, fold_windows, DriftError, DriftQuery, QualityThresholds, Reference, Values,
+};
+use modelwatch_engine::performance::{window_performance, PerformanceError, PerformanceQuery};
+use modelwatch_stats::drift::{DriftConfig, ProfileDetail};
+use modelwatch_store::{ModelSummary, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The event-time span of a view: whole windows, ending with the model's last event unless
+/// `to` is given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Span {
+    pub window: String,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub version: Option<String>,
+}
+
+impl Span {
+    /// The span of `params` for a model with this summary.
+    pub fn of(params: &ViewParams, summary: &ModelSummary) -> Result<Span, DashError> {
+        let w = params.window;
+        let last = summary.last_event.unwrap_or_else(Timestamp::now);
+        let to = params
+            .to
+            .unwrap_or(Timestamp(w.start_of(last).0 + w.micros()));
+        let from = match (params.from, params.range) {
+            (Some(f), _) => f,
+            (None, Range::Last(secs)) => Timestamp(to.0 - secs * 1_000_000),
+            (None, Range::All) => summary.first_event.unwrap_or(Timestamp(to.0 - w.micros())),
+        };
+        let from = w.start_of(from);
+        if from >= to {
+            return Err(DashError::BadRequest(
+                "the time range is empty: `from` must be before `to`".into(),
+            ));
+        }
+        let windows = (to.0 - from.0 + w.micros() - 1) / w.micros();
+        if windows > MAX_WINDOWS {
+            return Err(DashError::BadRequest(format!(
+                "{windows} windows of {} in this range (at most {MAX_WINDOWS}): pick a wider window or a shorter range",
+                w.label()
+            )));
+        }
+        Ok(Span {
+            window: w.label(),
+            from,
+            to,
+            version: params.version.clone(),
+        })
+    }
+
+    fn window(&self) -> modelwatch_core::Window {
+        modelwatch_core::Window::parse(&self.window).expect("span windows are canonical labels")
+    }
+
+    fn performance(&self, version: Option<String>, segment: Option<String>) -> PerformanceQuery {
+        PerformanceQuery {
+            window: Some(self.window()),
+            from: Some(self.from),
+            to: Some(self.to),
+            version,
+            segment,
+            task: None,
+            threshold: None,
+            config: Default::default(),
+        }
+    }
+
+    fn drift(&self, from: Timestamp) -> DriftQuery {
+        DriftQuery {
+            window: self.window(),
+            from: Some(from),
+            to: Some(self.to),
+            version: self.version.clone(),
+            segment: None,
+        }
+    }
+
+    /// The query string that asks the HTTP API for the same numbers.
+    pub fn api_query(&self) -> String {
+        let mut q = format!(
+            "window={}&from={}&to={}",
+            self.window,
+            crate::params::url_encode(&self.from.to_rfc3339()),
+            crate::params::url_encode(&self.to.to_rfc3339())
+        );
+        if let Some(v) = &self.version {
+            q.push_str(&format!("&version={}", crate::params::url_encode(v)));
+        }
+        q
+    }
+}
+
+/// The reference and current shares of one feature, bin by bin (numeric: the reference's
+/// quantile bins; categorical: its categories, then unseen ones together).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Distribution {
+    pub feature: String,
+    pub kind: String,
+    /// Start of the current window the shares are of.
+    pub window_start: Timestamp,
+    pub bins: Vec<String>,
+    pub reference: Vec<f64>,
+    pub current: Vec<f64>,
+    pub reference_rows: u64,
+    pub current_rows: u64,
+}
+
+/// The metrics of one model version over the span (the API's `/metrics?version=`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionMetrics {
+    pub version: String,
+    pub metrics: Value,
+}
+
+/// Everything a model view or report shows. Sections that were not asked for are `null`;
+/// sections that cannot be computed say why in `unavailable`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ModelData {
+    pub model: String,
+    pub generated_at: Option<Timestamp>,
+    pub span: Option<Span>,
+    /// `GET /v1/models/{model}`.
+    pub summary: Value,
+    /// `GET /v1/models/{model}/metrics` over the span.
+    pub metrics: Option<Value>,
+    /// `GET /v1/models/{model}/drift` over the span.
+    pub drift: Option<Value>,
+    /// `GET /v1/models/{model}/quality` over the span.
+    pub quality: Option<Value>,
+    /// Reference against the last window of the span, per feature.
+    pub distributions: Vec<Distribution>,
+    /// `GET /v1/models/{model}/metrics?segment=` over the span.
+    pub segments: Option<Value>,
+    pub versions: Vec<VersionMetrics>,
+    /// Why a section is missing (`drift`: "no reference dataset ..."), by section.
+    pub unavailable: std::collections::BTreeMap<String, String>,
+}
+
+/// Which sections to compute.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Parts {
+    pub metrics: bool,
+    pub drift: bool,
+    pub quality: bool,
+    pub distributions: bool,
+    pub segments: bool,
+    pub versions: bool,
+}
+
+impl Parts {
+    pub const ALL: Parts = Parts {
+        metrics: true,
+        drift: true,
+        quality: true,
+        distributions: true,
+        segments: true,
+        versions: true,
+    };
+}
+
+/// Most versions compared side by side (the ones with most predictions).
+pub const MAX_VERSIONS: usize = 6;
+/// Most features whose distributions are drawn.
+pub const MAX_DISTRIBUTIONS: usize = 40;
+/// Most categories drawn per categorical feature (by reference count); the rest are `(other)`.
+const MAX_CATEGORIES: usize = 12;
+
+/// The summary of a model, or a 404.
+pub fn summary(store: &dyn Store, model: &ModelName) -> Result<ModelSummary, DashError> {
+    store
+        .model(model)?
+        .ok_or_else(|| DashError::NotFound(format!("model `{model}` does not exist")))
+}
+
+fn perf(store: &dyn Store, model: &ModelName, q: &PerformanceQuery) -> Result<Value, DashError> {
+    let report = window_performance(store, model, q).map_err(|e| match e {
+        PerformanceError::Store(e) => DashError::Store(e),
+        e => DashError::BadRequest(e.to_string()),
+    })?;
+    Ok(serde_json::to_value(report).expect("report serializes"))
+}
+
+/// `Ok(None)` with the reason when the model has no reference.
+fn no_reference<T>(r: Result<T, DriftError>) -> Result<Result<T, String>, DashError> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(e @ DriftError::NoReference { .. }) => Ok(Err(e.to_string())),
+        Err(DriftError::Store(e)) => Err(DashError::Store(e)),
+        Err(e) => Err(DashError::BadRequest(e.to_string())),
+    }
+}
+
+/// Gathers the asked sections of one model's view.
+pub fn gather(
+    store: &dyn Store,
+    model: &ModelName,
+    params: &ViewParams,
+    parts: Parts,
+) -> Result<ModelData, DashError> {
+    let summary = summary(store, model)?;
+    let span = Span::of(params, &summary)?;
+    let mut data = ModelData {
+        model: model.as_str().to_string(),
+        generated_at: Some(Timestamp::now()),
+        summary: serde_json::to_value(&summary).expect("summary serializes"),
+        ..Default::default()
+    };
+    if parts.metrics {
+        data.metrics = Some(perf(
+            store,
+            model,
+            &span.performance(span.version.clone(), None),
+        )?);
+    }
+    if parts.segments {
+        let segment = params.segment.clone().or_else(|| default_segment(&summary));
+        match segment {
+            Some(s) => {
+                data.segments = Some(perf(
+                    store,
+                    model,
+                    &span.performance(span.version.clone(), Some(s)),
+                )?)
+            }
+            None => {
+                data.unavailable.insert(
+                    "segments".into(),
+                    "the model has no features to segment by".into(),
+                );
+            }
+        }
+    }
+    if parts.versions {
+        let mut versions = summary.versions.clone();
+        versions.sort_by_key(|v| std::cmp::Reverse(v.predictions));
+        versions.truncate(MAX_VERSIONS);
+        versions.sort_by(|a, b| a.version.cmp(&b.version));
+        for v in versions {
+            let metrics = perf(
+                store,
+                model,
+                &span.performance(Some(v.version.clone()), None),
+            )?;
+            data.versions.push(VersionMetrics {
+                version: v.version,
+                metrics,
+            });
+        }
+    }
+    let query = span.drift(span.from);
+    if parts.drift {
+        match no_reference(drift::drift(store, model, &query, &DriftConfig::default()))? {
+            Ok(d) => data.drift = Some(serde_json::to_value(d).expect("drift serializes")),
+            Err(why) => {
+                data.unavailable.insert("drift".into(), why);
+            }
+        }
+    }
+    if parts.quality {
+        match no_reference(drift::quality(
+            store,
+            model,
+            &query,
+            &QualityThresholds::default(),
+        ))? {
+            Ok(q) => data.quality = Some(serde_json::to_value(q).expect("quality serializes")),
+            Err(why) => {
+                data.unavailable.insert("quality".into(), why);
+            }
+        }
+    }
+    if parts.distributions {
+        match no_reference(distributions(store, model, &span))? {
+            Ok(d) => data.distributions = d,
+            Err(why) => {
+                data.unavailable.insert("distributions".into(), why);
+            }
+        }
+    }
+    data.span = Some(span);
+    Ok(data)
+}
+
+/// The first categorical feature of the schema, else the first feature.
+pub fn default_segment(summary: &ModelSummary) -> Option<String> {
+    let f = &summary.schema.features;
+    f.iter()
+        .find(|f| matches!(f.kind, modelwatch_core::FeatureKind::Categorical))
+        .or_else(|| f.first())
+        .map(|f| f.name.clone())
+}
+
+/// Reference shares against the shares of the last window with events in the span.
+fn distributions(
+    store: &dyn Store,
+    model: &ModelName,
+    span: &Span,
+) -> Result<Vec<Distribution>, DriftError> {
+    let reference = Reference::load(store, model, span.version.as_deref())?;
+    let w = span.window();
+    // The latest window with enough events (the current hour may have just begun), else the
+    // latest with any.
+    let mut windows = fold_windows(
+        store,
+        model,
+        &span.drift(Timestamp(span.to.0 - 2 * w.micros()).max(span.from)),
+        &reference.layout,
+    )?;
+    if windows.is_empty() {
+        windows = fold_windows(store, model, &span.drift(span.from), &reference.layout)?;
+    }
+    let pick = windows
+        .iter()
+        .rposition(|w| w.columns.rows >= 30)
+        .unwrap_or(windows.len().saturating_sub(1));
+    let Some(current) = windows.into_iter().nth(pick) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (profile, col) in reference
+        .features
+        .features
+        .iter()
+        .zip(&current.columns.features)
+        .take(MAX_DISTRIBUTIONS)
+    {
+        let (bins, ref_counts, cur_counts) = match (&profile.detail, &col.values) {
+            (ProfileDetail::Numeric(n), Values::Numeric(v)) => {
+                let finite: Vec<f64> = v.iter().flatten().copied().collect();
+                let labels = numeric_bins(n.edges.edges());
+                (labels, n.bin_counts.clone(), n.edges.counts(&finite))
+            }
+            (ProfileDetail::Categorical(c), values) => {
+                let strings: Vec<Option<String>> = match values {
+                    Values::Categorical(v) => v.clone(),
+                    Values::Boolean(v) => v.iter().map(|b| b.map(|b| b.to_string())).collect(),
+                    Values::Numeric(v) => v.iter().map(|x| x.map(|x| x.to_string())).collect(),
+                };
+                categorical_bins(&c.categories, &c.counts, &strings)
+            }
+            _ => continue,
+        };
+        out.push(Distribution {
+            feature: profile.name.clone(),
+            kind: format!("{:?}", profile.kind).to_lowercase(),
+            window_start: current.start,
+            reference: shares(&ref_counts),
+            current: shares(&cur_counts),
+            reference_rows: ref_counts.iter().sum(),
+            current_rows: cur_counts.iter().sum(),
+            bins,
+        });
+    }
+    Ok(out)
+}
+
+fn shares(counts: &[u64]) -> Vec<f64> {
+    let total: u64 = counts.iter().sum();
+    counts
+        .iter()
+        .map(|&c| {
+            if total == 0 {
+                0.0
+            } else {
+                c as f64 / total as f64
+            }
+        })
+        .collect()
+}
+
+/// `< e1`, `[e1, e2)`, ..., `≥ ek` (`BinEdges::bin_of` counts the edges at or below a value).
+fn numeric_bins(edges: &[f64]) -> Vec<String> {
+    if edges.is_empty() {
+        return vec!["all".into()];
+    }
+    let mut out = vec![format!("< {}", short(edges[0]))];
+    for pair in edges.windows(2) {
+        out.push(format!("[{}, {})", short(pair[0]), short(pair[1])));
+    }
+    out.push(format!("≥ {}", short(edges[edges.len() - 1])));
+    out
+}
+
+/// The most frequent reference categories, `(other)` for the rest of the reference's, and
+/// `(unseen)` for values the reference never had.
+fn categorical_bins(
+    categories: &[String],
+    counts: &[u64],
+    current: &[Option<String>],
+) -> (Vec<String>, Vec<u64>, Vec<u64>) {
+    let mut order: Vec<usize> = (0..categories.len()).collect();
+    order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
+    let shown = order.len().min(MAX_CATEGORIES);
+    let mut labels: Vec<String> = order[..shown]
+        .iter()
+        .map(|&i| categories[i].clone())
+        .collect();
+    let mut ref_counts: Vec<u64> = order[..shown].iter().map(|&i| counts[i]).collect();
+    let other = order.len() > shown;
+    if other {
+        labels.push("(other)".into());
+        ref_counts.push(order[shown..].iter().map(|&i| counts[i]).sum());
+    }
+    labels.push("(unseen)".into());
+    ref_counts.push(0);
+    let slot: std::collections::HashMap<&str, usize> = order[..shown]
+        .iter()
+        .enumerate()
+        .map(|(pos, &i)| (categories[i].as_str(), pos))
+        .collect();
+    let known: std::collections::HashSet<&str> = categories.iter().map(String::as_str).collect();
+    let mut cur = vec![0u64; labels.len()];
+    let unseen = labels.len() - 1;
+    for v in current.iter().flatten() {
+        let i = match slot.get(v.as_str()) {
+            Some(&i) => i,
+            None if known.contains(v.as_str()) => shown, // (other)
+            None => unseen,
+        };
+        cur[i] += 1;
+    }
+    (labels, ref_counts, cur)
+}
+
+/// A number in few characters: 3 significant digits, no trailing zeros.
+pub fn short(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let a = x.abs();
+    if !(1e-3..1e6).contains(&a) {
+        return format!("{x:.2e}");
+    }
+    let decimals = (2 - a.log10().floor() as i32).max(0) as usize;
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// A metric of a window of the API's JSON, when defined: (value, ci_low, ci_high).
+pub fn metric(w: &Value, name: &str) -> Option<(f64, f64, f64)> {
+    let m = w.get(name)?;
+    if m.get("status")?.as_str()? != "defined" {
+        return None;
+    }
+    let v = m.get("value")?.as_f64()?;
+    let lo = m.get("ci_low").and_then(Value::as_f64).unwrap_or(v);
+    let hi = m.get("ci_high").and_then(Value::as_f64).unwrap_or(v);
+    Some((v, lo, hi))
+}
+
+/// The four metrics charted for a task, the first being the headline one.
+pub fn chart_metrics(task: &str) -> [&'static str; 4] {
+    match task {
+        "multiclass" => ["accuracy", "f1_macro", "precision_macro", "recall_macro"],
+        "regression" => ["mae", "rmse", "r2", "mape"],
+        _ => ["accuracy", "precision", "recall", "f1"],
+    }
+}
+
+/// A window's start from the API's JSON.
+pub fn start_of(w: &Value) -> Option<Timestamp> {
+    w.get("start")
+        .and_then(Value::as_str)
+        .and_then(|s| modelwatch_core::parse_timestamp(s).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_numbers() {
+        assert_eq!(short(0.123456), "0.123");
+        assert_eq!(short(12.5), "12.5");
+        assert_eq!(short(1234.0), "1234");
+        assert_eq!(short(0.0), "0");
+    }
+
+    #[test]
+    fn bins_cover_every_value() {
+        assert_eq!(numeric_bins(&[1.0, 2.0]), vec!["< 1", "[1, 2)", "≥ 2"]);
+        let cats: Vec<String> = (0..15).map(|i| format!("c{i}")).collect();
+        let counts: Vec<u64> = (0..15).map(|i| 100 - i).collect();
+        let current = vec![
+            Some("c0".to_string()),
+            Some("c14".into()),
+            Some("new".into()),
+            None,
+        ];
+        let (labels, r, c) = categorical_bins(&cats, &counts, &current);
+        assert_eq!(labels.len(), MAX_CATEGORIES + 2);
+        assert_eq!(labels[MAX_CATEGORIES], "(other)");
+        assert_eq!(labels[MAX_CATEGORIES + 1], "(unseen)");
+        assert_eq!(r.iter().sum::<u64>(), counts.iter().sum::<u64>());
+        assert_eq!(c, {
+            let mut v = vec![0; MAX_CATEGORIES + 2];
+            v[0] = 1;
+            v[MAX_CATEGORIES] = 1;
+            v[MAX_CATEGORIES + 1] = 1;
+            v
+        });
+    }
+}

@@ -1,0 +1,108 @@
+//! The web dashboard and the standalone report: HTML pages rendered on the server with maud
+//! (every interpolated string is escaped), charts drawn with plotters as inline SVG (PNG for
+//! `modelwatch report --png`). No JavaScript, no stylesheet or font fetched: a page is one
+//! HTML document, so the dashboard works on a closed network and a report opens offline.
+//!
+//! Views are addressable by URL ([`params::ViewParams`]); the numbers come from the engine as
+//! the same JSON the HTTP API answers ([`data::ModelData`]).
+//!
+//! This crate knows neither HTTP nor the command line: the server maps [`DashError`] to a
+//! status, the CLI writes files.
+
+pub mod charts;
+pub mod data;
+pub mod pages;
+pub mod params;
+pub mod report;
+
+pub use data::{gather, ModelData, Parts};
+pub use params::ViewParams;
+
+use modelwatch_store::StoreError;
+
+/// Why a page could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum DashError {
+    /// A bad query parameter or model name: the page says which and why (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such model (404).
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl DashError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            DashError::BadRequest(_) => 400,
+            DashError::NotFound(_) => 404,
+            DashError::Store(StoreError::ModelNotFound(_)) => 404,
+            DashError::Store(_) => 500,
+        }
+    }
+}
+
+/// The dashboard's views of one model, one URL each (`/models/{model}/{tab}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Performance,
+    Drift,
+    Quality,
+    Segments,
+    Versions,
+    Alerts,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 6] = [
+        Tab::Performance,
+        Tab::Drift,
+        Tab::Quality,
+        Tab::Segments,
+        Tab::Versions,
+        Tab::Alerts,
+    ];
+
+    /// The path segment after `/models/{model}` (empty for the performance view).
+    pub fn path(self) -> &'static str {
+        match self {
+            Tab::Performance => "",
+            Tab::Drift => "/drift",
+            Tab::Quality => "/quality",
+            Tab::Segments => "/segments",
+            Tab::Versions => "/versions",
+            Tab::Alerts => "/alerts",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Performance => "Performance",
+            Tab::Drift => "Drift",
+            Tab::Quality => "Data quality",
+            Tab::Segments => "Segments",
+            Tab::Versions => "Versions",
+            Tab::Alerts => "Alerts",
+        }
+    }
+
+    /// The sections this view needs.
+    pub fn parts(self) -> Parts {
+        let mut p = Parts::default();
+        match self {
+            Tab::Performance => p.metrics = true,
+            Tab::Drift => {
+                p.drift = true;
+                p.distributions = true;
+            }
+            Tab::Quality => p.quality = true,
+            Tab::Segments => p.segments = true,
+            Tab::Versions => p.versions = true,
+            Tab::Alerts => {}
+        }
+        p
+    }
+}

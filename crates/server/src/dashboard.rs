@@ -1,0 +1,135 @@
+//! The dashboard's pages (`/`, `/models/{model}`, `/models/{model}/{view}`) and the data of a
+//! report (`/models/{model}/report.json`), rendered by `modelwatch_dashboard` on the blocking
+//! pool. Errors are HTML pages with the right status; bad query parameters are a 400 page.
+
+use crate::{blocking, ApiError, AppState};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use modelwatch_dashboard::{pages, DashError, Parts, Tab, ViewParams};
+use std::time::Instant;
+
+type Params = Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
+
+/// Pages hold only inline styles and SVG: the policy forbids every script and every fetch, so
+/// even a missed escape could not run or load anything.
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+fn html(status: StatusCode, body: String, started: Instant) -> Response {
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&format!("render;dur={ms:.1}")) {
+        h.insert("server-timing", v);
+    }
+    r
+}
+
+fn error(e: DashError, started: Instant) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    html(
+        status,
+        pages::error_page(e.status(), &e.to_string()),
+        started,
+    )
+}
+
+fn params(p: Params) -> Result<ViewParams, DashError> {
+    let Query(pairs) = p.map_err(|e| DashError::BadRequest(e.body_text()))?;
+    ViewParams::parse(&pairs)
+}
+
+async fn render(
+    state: AppState,
+    p: Params,
+    f: impl FnOnce(&dyn modelwatch_store::Store, ViewParams) -> Result<String, DashError>
+        + Send
+        + 'static,
+) -> Response {
+    let started = Instant::now();
+    let params = match params(p) {
+        Ok(p) => p,
+        Err(e) => return error(e, started),
+    };
+    let store = state.store.clone();
+    let out = blocking(move || Ok(f(store.as_ref(), params))).await;
+    match out {
+        Ok(Ok(body)) => html(StatusCode::OK, body, started),
+        Ok(Err(e)) => error(e, started),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(crate) async fn overview(State(state): State<AppState>, p: Params) -> Response {
+    render(state, p, |store, params| pages::overview(store, &params)).await
+}
+
+pub(crate) async fn model(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    p: Params,
+) -> Response {
+    render(state, p, move |store, params| {
+        pages::model_page(store, &model, Tab::Performance, &params)
+    })
+    .await
+}
+
+pub(crate) async fn model_view(
+    State(state): State<AppState>,
+    Path((model, view)): Path<(String, String)>,
+    p: Params,
+) -> Response {
+    if view == "report.json" {
+        return report_json(state, model, p).await;
+    }
+    let Some(tab) = Tab::ALL
+        .into_iter()
+        .find(|t| t.path().strip_prefix('/') == Some(view.as_str()))
+    else {
+        let msg = format!(
+            "no view `{view}`: use drift, quality, segments, versions, alerts or report.json"
+        );
+        return error(DashError::NotFound(msg), Instant::now());
+    };
+    render(state, p, move |store, params| {
+        pages::model_page(store, &model, tab, &params)
+    })
+    .await
+}
+
+/// Every section of a model's views as JSON: what `modelwatch report --server` renders.
+async fn report_json(state: AppState, model: String, p: Params) -> Response {
+    let params = match params(p) {
+        Ok(p) => p,
+        Err(e) => return ApiError::bad_request("invalid_query", e.to_string()).into_response(),
+    };
+    let store = state.store.clone();
+    let out = blocking(move || {
+        let name = crate::model_name(&model)?;
+        modelwatch_dashboard::gather(store.as_ref(), &name, &params, Parts::ALL).map_err(|e| {
+            let status =
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let code = match e.status() {
+                400 => "invalid_query",
+                404 => "not_found",
+                _ => "internal",
+            };
+            ApiError::new(status, code, e.to_string())
+        })
+    })
+    .await;
+    match out {
+        Ok(data) => axum::Json(data).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
