@@ -39,8 +39,9 @@ const TASK: &str = "task";
 /// with `reference` when a reference is uploaded.
 const BASELINE: &str = "reference-baseline";
 
-/// Hours scanned in one pass of a refresh at most: bounds the memory of the accumulators held.
-const HOURS_PER_PASS: usize = 24 * 7;
+/// Hours scanned in one pass of a refresh at most: bounds the memory of the accumulators held,
+/// and splits a day of late labels into passes for every core.
+const HOURS_PER_PASS: usize = 12;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct HourBlob {
@@ -131,47 +132,17 @@ pub fn refresh(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, Pe
         .iter()
         .map(|d| (d.version.as_str(), d.hour.micros()))
         .collect();
-    for run in runs(&hours) {
-        let range = ScanRange {
-            from: Some(Timestamp(run[0])),
-            to: Some(Timestamp(run[run.len() - 1] + HOUR_MICROS)),
-            version: None,
-        };
-        let mut accs: HashMap<(String, i64), WindowAccumulator> = HashMap::new();
-        let spec = &decision.spec;
-        store.scan_predictions(model, &range, &mut |p, l| {
-            let version = p.model_version.as_deref().unwrap_or("");
-            let hour = hour_of(p.timestamp.micros());
-            if !marked.contains(&(version, hour)) {
-                return;
-            }
-            detector.observe(p, l);
-            report.predictions += 1;
-            accs.entry((version.to_owned(), hour))
-                .or_insert_with(|| WindowAccumulator::new(spec))
-                .observe(spec, p, l);
-        })?;
-        let in_run: BTreeSet<i64> = run.iter().copied().collect();
-        let mut write = AggregateWrite {
-            kind: PERFORMANCE.into(),
-            ..AggregateWrite::default()
-        };
-        for d in dirty.iter().filter(|d| in_run.contains(&d.hour.micros())) {
-            match accs.remove(&(d.version.clone(), d.hour.micros())) {
-                Some(acc) => write.put.push(StoredAggregate {
-                    version: d.version.clone(),
-                    hour: d.hour,
-                    data: postcard::to_stdvec(&HourBlob {
-                        spec: spec_json.clone(),
-                        acc,
-                    })
-                    .map_err(|e| corrupt("aggregate", e))?,
-                }),
-                // Retention deleted its predictions.
-                None => write.delete.push((d.version.clone(), d.hour)),
-            }
-            write.clear.push(d.clone());
-        }
+    // Passes run on every core: each reads its own segments through its own read connection;
+    // the writes then go through the store's single writer, one pass at a time.
+    let spec = &decision.spec;
+    let passes = runs(&hours);
+    let results = modelwatch_stats::drift::parallel_map(&passes, |run| {
+        rescan(store, model, spec, &spec_json, run, &dirty, &marked)
+    });
+    for result in results {
+        let (write, seen, predictions) = result?;
+        detector.merge(&seen);
+        report.predictions += predictions;
         report.hours += write.put.len() + write.delete.len();
         store.put_aggregates(model, write)?;
     }
@@ -194,6 +165,61 @@ pub fn refresh(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, Pe
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Rescans one run of consecutive dirty hours: their new aggregates and cleared marks, what
+/// the rows told about the task, and how many rows were read.
+fn rescan(
+    store: &dyn Store,
+    model: &ModelName,
+    spec: &TaskSpec,
+    spec_json: &str,
+    run: &[i64],
+    dirty: &[DirtyHour],
+    marked: &HashSet<(&str, i64)>,
+) -> Result<(AggregateWrite, TaskDetector, u64), PerformanceError> {
+    let range = ScanRange {
+        from: Some(Timestamp(run[0])),
+        to: Some(Timestamp(run[run.len() - 1] + HOUR_MICROS)),
+        version: None,
+    };
+    let mut accs: HashMap<(String, i64), WindowAccumulator> = HashMap::new();
+    let mut detector = TaskDetector::default();
+    let mut predictions = 0u64;
+    store.scan_predictions(model, &range, &mut |p, l| {
+        let version = p.model_version.as_deref().unwrap_or("");
+        let hour = hour_of(p.timestamp.micros());
+        if !marked.contains(&(version, hour)) {
+            return;
+        }
+        detector.observe(p, l);
+        predictions += 1;
+        accs.entry((version.to_owned(), hour))
+            .or_insert_with(|| WindowAccumulator::new(spec))
+            .observe(spec, p, l);
+    })?;
+    let in_run: BTreeSet<i64> = run.iter().copied().collect();
+    let mut write = AggregateWrite {
+        kind: PERFORMANCE.into(),
+        ..AggregateWrite::default()
+    };
+    for d in dirty.iter().filter(|d| in_run.contains(&d.hour.micros())) {
+        match accs.remove(&(d.version.clone(), d.hour.micros())) {
+            Some(acc) => write.put.push(StoredAggregate {
+                version: d.version.clone(),
+                hour: d.hour,
+                data: postcard::to_stdvec(&HourBlob {
+                    spec: spec_json.to_owned(),
+                    acc,
+                })
+                .map_err(|e| corrupt("aggregate", e))?,
+            }),
+            // Retention deleted its predictions.
+            None => write.delete.push((d.version.clone(), d.hour)),
+        }
+        write.clear.push(d.clone());
+    }
+    Ok((write, detector, predictions))
 }
 
 /// Marks every hour dirty and refreshes: the aggregates rebuilt from the raw log alone.

@@ -167,6 +167,20 @@ impl TaskDetector {
         }
     }
 
+    /// Adds what another detector saw.
+    pub fn merge(&mut self, other: &TaskDetector) {
+        self.has_score |= other.has_score;
+        self.has_scores |= other.has_scores;
+        self.non_numeric |= other.non_numeric;
+        self.non_integral |= other.non_integral;
+        for c in &other.classes {
+            if self.classes.len() >= MAX_DETECTED_CLASSES {
+                break;
+            }
+            self.classes.insert(c.clone());
+        }
+    }
+
     /// Adds one stored prediction and its label.
     pub fn observe(&mut self, p: &PredictionEvent, l: Option<&LabelEvent>) {
         self.row(
