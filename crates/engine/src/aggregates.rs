@@ -39,9 +39,8 @@ const TASK: &str = "task";
 /// with `reference` when a reference is uploaded.
 const BASELINE: &str = "reference-baseline";
 
-/// Hours scanned in one pass of a refresh at most: bounds the memory of the accumulators held,
-/// and splits a day of late labels into passes for every core.
-const HOURS_PER_PASS: usize = 12;
+/// Hours scanned in one pass of a refresh at most: bounds the memory of the accumulators held.
+const MAX_HOURS_PER_PASS: usize = 24 * 31;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct HourBlob {
@@ -251,16 +250,19 @@ fn first_decision(
     Ok(TaskDecision { detector, spec })
 }
 
-/// Splits sorted hours into runs of consecutive hours, each at most [`HOURS_PER_PASS`] long.
+/// Splits sorted hours into passes: runs of consecutive hours (a gap ends a run, so sparse
+/// hours never scan what lies between them), long runs cut so that every core gets a share and
+/// no pass holds more than [`MAX_HOURS_PER_PASS`] hours of accumulators. Passes are few on
+/// purpose: events are stored in arrival order, so a bulk import of unordered rows has segments
+/// spanning the whole range, and every pass decodes each segment it overlaps.
 fn runs(hours: &[i64]) -> Vec<&[i64]> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = hours.len().div_ceil(threads).clamp(1, MAX_HOURS_PER_PASS);
     let mut out = Vec::new();
     let mut start = 0;
     for i in 1..=hours.len() {
-        let split = i == hours.len()
-            || hours[i] - hours[i - 1] > HOUR_MICROS
-            || i - start >= HOURS_PER_PASS;
-        if split {
-            out.push(&hours[start..i]);
+        if i == hours.len() || hours[i] - hours[i - 1] > HOUR_MICROS {
+            out.extend(hours[start..i].chunks(per));
             start = i;
         }
     }
@@ -381,4 +383,28 @@ fn baseline(
         },
     )?;
     Ok(blob.state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_split_at_gaps_and_share_long_runs_between_cores() {
+        let h = |i: i64| i * HOUR_MICROS;
+        let hours: Vec<i64> = (0..10).map(h).chain([h(100), h(101), h(500)]).collect();
+        let passes = runs(&hours);
+        // Never a pass across a gap.
+        for p in &passes {
+            assert!(p.windows(2).all(|w| w[1] - w[0] == HOUR_MICROS), "{p:?}");
+        }
+        let flat: Vec<i64> = passes.iter().flat_map(|p| p.iter().copied()).collect();
+        assert_eq!(flat, hours);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per = hours.len().div_ceil(cores);
+        assert!(passes.iter().all(|p| p.len() <= per));
+        // A year of hours is cut into passes of at most a month.
+        let year: Vec<i64> = (0..24 * 365).map(h).collect();
+        assert!(runs(&year).iter().all(|p| p.len() <= MAX_HOURS_PER_PASS));
+    }
 }
