@@ -13,45 +13,10 @@
 #   CARGO_TARGET_DIR  as for cargo (default ~/.cache/modelwatch-target)
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PEERS=${PEERS:-/work/shared/bench/peers}
-CACHE=${BENCH_CACHE:-$HOME/.cache/modelwatch-bench}
-DATA=$CACHE/data
-VENV=$CACHE/venv
 REPEAT=${REPEAT:-3}
 PEER_REPEAT=${PEER_REPEAT:-1}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/modelwatch-target}
-BIN=$CARGO_TARGET_DIR/release/modelwatch
-
-say() { echo "== $*" >&2; }
-
-say "build (release)"
-(cd "$ROOT" && cargo build --release -p modelwatch-cli --quiet)
-
-if [ ! -x "$VENV/bin/python" ]; then
-    say "peer venv: $VENV from $PEERS/requirements.txt"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q -r "$PEERS/requirements.txt"
-fi
-
-if [ ! -f "$DATA/reference_100k.parquet" ] || [ ! -f "$DATA/current_100k.parquet" ]; then
-    say "generate data (100k)"
-    "$VENV/bin/python" "$PEERS/gen_data.py" --out "$DATA" --current-rows 100000
-fi
-if [ ! -f "$DATA/current_1m.parquet" ]; then
-    say "generate data (1m)"
-    "$VENV/bin/python" "$PEERS/gen_data.py" --out "$DATA" --current-rows 1000000 --skip-existing
-fi
-
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-
-# The peers' harness writes results/ next to itself and reads data/ there: run a copy.
-cp "$PEERS"/*.py "$PEERS"/requirements*.txt "$WORK/"
-ln -s "$DATA" "$WORK/data"
-mkdir -p "$WORK/results"
-
-echo "uptime before: $(uptime)" | tee "$WORK/uptime" >&2
+# shellcheck source=scripts/bench_common.sh
+source "$(dirname "$0")/bench_common.sh"
 
 # modelwatch: whole process (read Parquet + profile + tests + JSON out), wall and peak RSS
 # from /usr/bin/time.

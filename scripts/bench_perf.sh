@@ -10,37 +10,9 @@
 # REPEAT (default 3) runs of the warm metrics query, median kept.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PEERS=${PEERS:-/work/shared/bench/peers}
-CACHE=${BENCH_CACHE:-$HOME/.cache/modelwatch-bench}
-DATA=$CACHE/data
-VENV=$CACHE/venv
 REPEAT=${REPEAT:-3}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/modelwatch-target}
-BIN=$CARGO_TARGET_DIR/release/modelwatch
-
-say() { echo "== $*" >&2; }
-
-say "build (release)"
-(cd "$ROOT" && cargo build --release -p modelwatch-cli --quiet)
-
-if [ ! -x "$VENV/bin/python" ]; then
-    say "peer venv: $VENV from $PEERS/requirements.txt"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q -r "$PEERS/requirements.txt"
-fi
-if [ ! -f "$DATA/current_1m.parquet" ]; then
-    say "generate data"
-    "$VENV/bin/python" "$PEERS/gen_data.py" --out "$DATA" --current-rows 100000
-    "$VENV/bin/python" "$PEERS/gen_data.py" --out "$DATA" --current-rows 1000000 --skip-existing
-fi
-
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-cp "$PEERS"/*.py "$PEERS"/requirements*.txt "$WORK/"
-ln -s "$DATA" "$WORK/data"
-mkdir -p "$WORK/results"
-echo "uptime before: $(uptime)" | tee "$WORK/uptime" >&2
+# shellcheck source=scripts/bench_common.sh
+source "$(dirname "$0")/bench_common.sh"
 
 # modelwatch: import the file (predictions and their labels), then the metrics query: the first
 # builds the per-hour aggregates from the raw events, the next ones read them.
@@ -55,7 +27,7 @@ run_metrics() {
 run_metrics cold
 for i in $(seq "$REPEAT"); do run_metrics "warm_$i"; done
 
-say "peers: nannyml_performance, sklearn_daily at 1m"
+say "peers: nannyml_performance, sklearn_perf_daily at 1m"
 "$VENV/bin/python" "$WORK/bench_peers.py" --sizes 1m --tasks nannyml_performance sklearn_perf_daily \
     --out "$WORK/results/peers.json" >&2
 echo "uptime after: $(uptime)" | tee -a "$WORK/uptime" >&2
