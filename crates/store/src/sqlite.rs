@@ -627,6 +627,7 @@ fn ingest_predictions(
 
     let mut versions: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
     let mut hours: BTreeSet<(&str, i64)> = BTreeSet::new();
+    let mut last_hour: Option<(&str, i64)> = None;
     // Labels that arrived before their prediction: only while some exist is each new
     // prediction looked up in `labels` (the common order, label after prediction, costs nothing).
     let orphan_labels: i64 = tx.query_row(
@@ -699,7 +700,12 @@ fn ingest_predictions(
             }
             min_ts = min_ts.min(ts);
             max_ts = max_ts.max(ts);
-            hours.insert((version, hour_of(ts)));
+            // Neighbouring events mostly share their hour: skip the set when it repeats.
+            let hour = (version, hour_of(ts));
+            if last_hour != Some(hour) {
+                hours.insert(hour);
+                last_hour = Some(hour);
+            }
             let v = versions.entry(version).or_insert((0, ts, ts));
             v.0 += 1;
             v.1 = v.1.min(ts);
