@@ -180,6 +180,8 @@ fn versions_side_by_side_and_kpis_come_with_the_metrics() {
     assert_eq!(body["rejected"][0]["field"], "value");
     let (s, body) = server.post("/v1/models/nobody/kpis", kpis);
     assert_eq!(s, 404, "{body}");
+    let (s, body) = server.get("/v1/models/nobody/metrics");
+    assert_eq!(s, 404, "{body}");
 
     let (s, body) = server.get("/v1/models/m/kpis?window=1d&name=fraud_loss_eur");
     assert_eq!(s, 200, "{body}");

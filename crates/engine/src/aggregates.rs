@@ -158,7 +158,7 @@ pub fn refresh(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, Pe
             store.invalidate_aggregates(model)?;
             let again = refresh(store, model)?;
             report.predictions += again.predictions;
-            report.hours = again.hours;
+            report.hours += again.hours;
             report.rebuilt = true;
         }
     }
@@ -285,15 +285,14 @@ pub fn answers(q: &PerformanceQuery) -> bool {
 }
 
 /// [`crate::performance::window_performance`] from the aggregates, after a [`refresh`]. `None`
-/// when they cannot answer (no task decided yet, or an hour built for another task).
+/// when they cannot answer (no task decided yet, an unknown model, or an hour built for
+/// another task).
 pub fn window_performance(
     store: &dyn Store,
     model: &ModelName,
     q: &PerformanceQuery,
 ) -> Result<Option<PerformanceReport>, PerformanceError> {
-    if store.model(model)?.is_none() {
-        return Err(StoreError::ModelNotFound(model.to_string()).into());
-    }
+    // An unknown model has no task decision: the raw-event path answers, and names the error.
     refresh(store, model)?;
     let Some(decision) = load_decision(store, model)? else {
         return Ok(None);

@@ -770,6 +770,15 @@ pub fn baseline_state(spec: &TaskSpec, rows: &[ReferenceRow]) -> Option<TaskStat
     any.then_some(state)
 }
 
+/// The query's binary decision threshold (default 0.5), refused outside [0, 1].
+fn checked_threshold(q: &PerformanceQuery) -> Result<f64, PerformanceError> {
+    let threshold = q.threshold.unwrap_or(DEFAULT_THRESHOLD);
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(PerformanceError::InvalidThreshold(threshold));
+    }
+    Ok(threshold)
+}
+
 /// Computes per-window performance and operational metrics of `model`.
 ///
 /// From the persisted per-hour aggregates (see [`crate::aggregates`]) when the query can be
@@ -781,10 +790,7 @@ pub fn window_performance(
     model: &ModelName,
     q: &PerformanceQuery,
 ) -> Result<PerformanceReport, PerformanceError> {
-    let threshold = q.threshold.unwrap_or(DEFAULT_THRESHOLD);
-    if !(0.0..=1.0).contains(&threshold) {
-        return Err(PerformanceError::InvalidThreshold(threshold));
-    }
+    checked_threshold(q)?;
     let fast = match crate::aggregates::answers(q) {
         true => crate::aggregates::window_performance(store, model, q)?,
         false => None,
@@ -809,10 +815,7 @@ pub fn scan_performance(
     model: &ModelName,
     q: &PerformanceQuery,
 ) -> Result<PerformanceReport, PerformanceError> {
-    let threshold = q.threshold.unwrap_or(DEFAULT_THRESHOLD);
-    if !(0.0..=1.0).contains(&threshold) {
-        return Err(PerformanceError::InvalidThreshold(threshold));
-    }
+    let threshold = checked_threshold(q)?;
     let window = q.window.unwrap_or(Window::DAY);
     let range = ScanRange {
         from: q.from,

@@ -202,20 +202,13 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
             Ok(())
         }
         1 => {
-            // Every hour that holds predictions starts dirty: its aggregates are built on the
-            // first refresh.
+            // Every hour that holds predictions starts dirty (its aggregates are built on the
+            // first refresh), and the label counters are counted once.
             conn.execute_batch(&format!(
-                "BEGIN; {}
-                 INSERT INTO dirty_hours(model_id, version, hour, generation)
-                 SELECT model_id, version, ts - (((ts % {HOUR_MICROS}) + {HOUR_MICROS}) % {HOUR_MICROS}), 1
-                 FROM request_index GROUP BY 1, 2, 3;
-                 UPDATE models SET
-                   labelled = (SELECT count(*) FROM labels l JOIN request_index p
-                               ON p.model_id = l.model_id AND p.request_id = l.request_id
-                               WHERE l.model_id = models.id);
-                 UPDATE models SET orphan_labels = labels - labelled;
-                 PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
-                include_str!("schema_v2.sql")
+                "BEGIN; {} {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                include_str!("schema_v2.sql"),
+                mark_every_hour_sql("1"),
+                recount_labelled_sql("1"),
             ))?;
             Ok(())
         }
@@ -907,20 +900,39 @@ fn ingest_kpis(
     Ok(out)
 }
 
-/// Recomputes a model's joined and orphan label counters with one join (after deletions).
-fn recount_labelled(conn: &Connection, id: i64) -> Result<(), StoreError> {
-    conn.execute(
+/// The event time before which a model's predictions are past its retention (and are hidden
+/// from reads until the retention loop deletes them).
+fn retention_cutoff(conn: &Connection, id: i64) -> Result<i64, StoreError> {
+    let retention: Option<i64> = conn.query_row(
+        "SELECT retention_days FROM models WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
+    Ok(retention.map_or(i64::MIN, |d| Timestamp::now().micros() - d * DAY_MICROS))
+}
+
+/// SQL that recomputes the joined and orphan label counters of the models matching `filter`
+/// (a condition on `models`) with one join: after deletions, and when migrating.
+fn recount_labelled_sql(filter: &str) -> String {
+    format!(
         "UPDATE models SET
             labelled = (SELECT count(*) FROM labels l JOIN request_index p
                         ON p.model_id = l.model_id AND p.request_id = l.request_id
-                        WHERE l.model_id = ?1),
-            orphan_labels = labels - (SELECT count(*) FROM labels l JOIN request_index p
-                        ON p.model_id = l.model_id AND p.request_id = l.request_id
-                        WHERE l.model_id = ?1)
-         WHERE id = ?1",
-        [id],
-    )?;
-    Ok(())
+                        WHERE l.model_id = models.id)
+         WHERE {filter};
+         UPDATE models SET orphan_labels = labels - labelled WHERE {filter};"
+    )
+}
+
+/// SQL that marks dirty every hour holding predictions of the rows of `request_index` matching
+/// `filter`: what a rebuild, and a migration, start from.
+fn mark_every_hour_sql(filter: &str) -> String {
+    format!(
+        "INSERT INTO dirty_hours(model_id, version, hour, generation)
+         SELECT model_id, version, ts - (((ts % {HOUR_MICROS}) + {HOUR_MICROS}) % {HOUR_MICROS}), 1
+         FROM request_index WHERE {filter} GROUP BY 1, 2, 3
+         ON CONFLICT(model_id, version, hour) DO UPDATE SET generation = generation + 1;"
+    )
 }
 
 /// Marks hours dirty, each with a new generation.
@@ -970,15 +982,7 @@ fn put_aggregates(
 
 fn invalidate_aggregates(tx: &Transaction<'_>, model: &ModelName) -> Result<(), StoreError> {
     let id = model_id(tx, model)?.ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
-    tx.execute(
-        &format!(
-            "INSERT INTO dirty_hours(model_id, version, hour, generation)
-             SELECT model_id, version, ts - (((ts % {HOUR_MICROS}) + {HOUR_MICROS}) % {HOUR_MICROS}), 1
-             FROM request_index WHERE model_id = ?1 GROUP BY 1, 2, 3
-             ON CONFLICT(model_id, version, hour) DO UPDATE SET generation = generation + 1"
-        ),
-        [id],
-    )?;
+    tx.execute_batch(&mark_every_hour_sql(&format!("model_id = {id}")))?;
     Ok(())
 }
 
@@ -1149,7 +1153,7 @@ fn apply_retention(tx: &Transaction<'_>, now: Timestamp) -> Result<RetentionRepo
             "UPDATE models SET labels = (SELECT count(*) FROM labels WHERE model_id = ?1) WHERE id = ?1",
             [id],
         )?;
-        recount_labelled(tx, id)?;
+        tx.execute_batch(&recount_labelled_sql(&format!("id = {id}")))?;
     }
     report.rejected_deleted = tx.execute(
         "DELETE FROM rejected WHERE received_at < ?1",
@@ -1439,12 +1443,7 @@ impl Store for SqliteStore {
         self.read(|conn| {
             let id = model_id(conn, model)?
                 .ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
-            let retention: Option<i64> = conn.query_row(
-                "SELECT retention_days FROM models WHERE id = ?1",
-                [id],
-                |r| r.get(0),
-            )?;
-            let cutoff = retention.map_or(i64::MIN, |d| Timestamp::now().micros() - d * DAY_MICROS);
+            let cutoff = retention_cutoff(conn, id)?;
             let (after_segment, after_offset) = after.map_or((0, -1), |c| {
                 (c >> CURSOR_OFFSET_BITS, c & ((1 << CURSOR_OFFSET_BITS) - 1))
             });
@@ -1555,12 +1554,7 @@ impl Store for SqliteStore {
         self.read(|conn| {
             let id = model_id(conn, model)?
                 .ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
-            let retention: Option<i64> = conn.query_row(
-                "SELECT retention_days FROM models WHERE id = ?1",
-                [id],
-                |r| r.get(0),
-            )?;
-            let cutoff = retention.map_or(i64::MIN, |d| Timestamp::now().micros() - d * DAY_MICROS);
+            let cutoff = retention_cutoff(conn, id)?;
             let from = range.from.map_or(i64::MIN, |t| t.micros()).max(cutoff);
             let to = range.to.map_or(i64::MAX, |t| t.micros());
             // Segments whose event-time span overlaps the range; events are filtered one by one.

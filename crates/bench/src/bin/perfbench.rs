@@ -119,7 +119,7 @@ fn load(store: &SqliteStore, args: &Args) -> Result<Vec<LabelEvent>> {
                 if rng.random_bool(args.labelled) {
                     labels.push(label(&p, truth, rng.random_range(1..5)));
                 }
-                rows.push(((k) as usize, p));
+                rows.push((k as usize, p));
             }
             let out = store.ingest_predictions(
                 &model(),
