@@ -15,6 +15,7 @@ use modelwatch_core::{parse_timestamp, ModelName, Timestamp, Window};
 use modelwatch_engine::drift::{self as engine_drift, DriftError, DriftQuery, QualityThresholds};
 use modelwatch_engine::performance::{window_performance, PerformanceQuery};
 use modelwatch_stats::drift::DriftConfig;
+use modelwatch_stats::perf::Histogram;
 use modelwatch_store::{ModelSummary, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -168,8 +169,10 @@ struct ModelMetrics {
     performance: Vec<(String, String, f64)>,
     /// (segment value, metric, value) of the model's configured segment, all versions
     segments: Vec<(String, &'static str, f64)>,
-    /// (version, quantile, value)
+    /// (version, quantile, value) of the latest window
     latency: Vec<(String, &'static str, f64)>,
+    /// (version, latency histogram since the first kept event)
+    latency_histogram: Vec<(String, Histogram)>,
     /// (feature, drifted, statistic)
     drift: Vec<(String, f64, Option<f64>)>,
     share_drifted: Option<f64>,
@@ -1006,6 +1009,20 @@ impl AlertService {
                     m.values.push((ver.clone(), label, v));
                 }
             }
+            // The histogram is cumulative since the first kept event (a counter for
+            // Prometheus's rate() and histogram_quantile()), so it needs the whole history:
+            // merged from the per-hour aggregates, one daily window each.
+            let all = PerformanceQuery {
+                window: Some(Window::DAY),
+                version: q.version.clone(),
+                ..Default::default()
+            };
+            if let Ok(r) = window_performance(self.store.as_ref(), &name, &all) {
+                if let Some(vr) = r.versions.into_iter().find(|x| x.version == v.version) {
+                    m.latency_histogram
+                        .push((ver.clone(), vr.latency_histogram_ms));
+                }
+            }
             for (q, key) in [("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99")] {
                 if let Some(v) = w
                     .pointer(&format!("/latency_ms/{key}/value"))
@@ -1117,15 +1134,46 @@ impl AlertService {
                     *v,
                 );
             }
+            for (version, h) in &m.latency_histogram {
+                const F: &str = "modelwatch_model_latency_ms";
+                e.family(
+                    F,
+                    "histogram",
+                    "Prediction latency since the first kept event, in milliseconds (from the quantile sketch: a value within 2% of a bound may be counted on either side; _sum within 1%).",
+                );
+                for b in &h.buckets {
+                    let le = b.le.to_string();
+                    e.sample(
+                        F,
+                        "modelwatch_model_latency_ms_bucket",
+                        &[("model", model), ("version", version), ("le", &le)],
+                        b.count as f64,
+                    );
+                }
+                let labels: [(&str, &str); 2] = [("model", model), ("version", version)];
+                e.sample(
+                    F,
+                    "modelwatch_model_latency_ms_bucket",
+                    &[labels[0], labels[1], ("le", "+Inf")],
+                    h.count as f64,
+                );
+                e.sample(F, "modelwatch_model_latency_ms_sum", &labels, h.sum);
+                e.sample(
+                    F,
+                    "modelwatch_model_latency_ms_count",
+                    &labels,
+                    h.count as f64,
+                );
+            }
             for (version, q, v) in &m.latency {
                 e.family(
-                    "modelwatch_model_latency_ms",
+                    "modelwatch_model_latency_window_ms",
                     "summary",
                     "Prediction latency quantiles of the latest window, in milliseconds.",
                 );
                 e.sample(
-                    "modelwatch_model_latency_ms",
-                    "modelwatch_model_latency_ms",
+                    "modelwatch_model_latency_window_ms",
+                    "modelwatch_model_latency_window_ms",
                     &[("model", model), ("version", version), ("quantile", q)],
                     *v,
                 );

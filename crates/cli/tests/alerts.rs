@@ -771,12 +771,46 @@ fn metrics_endpoint_is_valid_prometheus_text_with_bounded_labels() {
         )),
         0.0
     );
-    match find("modelwatch_model_latency_ms", &[("model", "fraud")]) {
+    match find("modelwatch_model_latency_window_ms", &[("model", "fraud")]) {
         prometheus_parse::Value::Summary(q) => {
             assert!(q.iter().any(|q| q.quantile == 0.5 && q.count >= 5.0))
         }
-        other => panic!("latency is a summary, got {other:?}"),
+        other => panic!("window latency is a summary, got {other:?}"),
     }
+    // The histogram: latencies 5.0 + (i % 10) ms for 1000 rows, so 100 of each of 5..=14.
+    // Bounds 5 and 10 sit on sampled values (either side allowed); 25 and above hold all.
+    match find(
+        "modelwatch_model_latency_ms",
+        &[("model", "fraud"), ("version", "v1")],
+    ) {
+        prometheus_parse::Value::Histogram(buckets) => {
+            let at = |le: f64| {
+                buckets
+                    .iter()
+                    .find(|b| b.less_than == le)
+                    .unwrap_or_else(|| panic!("no le={le} in {buckets:?}"))
+                    .count
+            };
+            assert!(at(5.0) == 0.0 || at(5.0) == 100.0, "{buckets:?}");
+            assert!((500.0..=600.0).contains(&at(10.0)), "{buckets:?}");
+            assert_eq!(at(25.0), 1000.0);
+            assert_eq!(at(f64::INFINITY), 1000.0);
+            assert!(buckets.windows(2).all(|w| w[0].count <= w[1].count));
+        }
+        other => panic!("latency is a histogram, got {other:?}"),
+    }
+    assert_eq!(
+        gauge(find(
+            "modelwatch_model_latency_ms_count",
+            &[("model", "fraud"), ("version", "v1")]
+        )),
+        1000.0
+    );
+    let sum = gauge(find(
+        "modelwatch_model_latency_ms_sum",
+        &[("model", "fraud"), ("version", "v1")],
+    ));
+    assert!((sum - 9500.0).abs() <= 95.0, "sum {sum}");
     // Per value of the configured segment (feature x: 0..6), bounded to 10 values plus other.
     let seg = |v: &str| {
         gauge(find(

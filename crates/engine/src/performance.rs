@@ -58,9 +58,9 @@ use modelwatch_core::{
 };
 use modelwatch_stats::perf::{
     compare_binary, compare_multiclass, compare_regression, BinaryComparison, BinaryReport,
-    BinaryState, ConfidenceState, DistributionReport, Metric, MetricConfig, MulticlassComparison,
-    MulticlassReport, MulticlassState, PerfError, PredictionDistribution, QuantileReport,
-    QuantileSketch, RegressionComparison, RegressionReport, RegressionState,
+    BinaryState, ConfidenceState, DistributionReport, Histogram, Metric, MetricConfig,
+    MulticlassComparison, MulticlassReport, MulticlassState, PerfError, PredictionDistribution,
+    QuantileReport, QuantileSketch, RegressionComparison, RegressionReport, RegressionState,
 };
 use modelwatch_store::{DelayQuantiles, ScanRange, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -599,7 +599,16 @@ pub struct VersionReport {
     #[serde(flatten)]
     pub metrics: TaskReport,
     pub changes: Option<TaskChanges>,
+    /// Latency over the whole range at [`LATENCY_BUCKETS_MS`]: cumulative counts, as
+    /// `GET /metrics` exports them for Prometheus's `histogram_quantile`.
+    pub latency_histogram_ms: Histogram,
 }
+
+/// The `le` bounds, in milliseconds, of the latency histogram of each version (Prometheus's
+/// default buckets scaled to milliseconds).
+pub const LATENCY_BUCKETS_MS: [f64; 11] = [
+    5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+];
 
 /// The answer to `GET /v1/models/{model}/metrics`; see the module doc for the JSON.
 #[derive(Debug, Clone, Serialize)]
@@ -890,6 +899,7 @@ pub(crate) fn assemble(
             insufficient_sample: acc.state.count() < config.min_sample,
             metrics: acc.state.report(config),
             changes: baseline.as_ref().and_then(|b| acc.state.compare(b, config)),
+            latency_histogram_ms: acc.latency_ms.histogram(&LATENCY_BUCKETS_MS),
         })
         .collect();
     PerformanceReport {

@@ -235,6 +235,36 @@ proptest! {
     }
 
     #[test]
+    fn sketch_histogram_counts_values_away_from_bounds_exactly(
+        xs in prop::collection::vec(prop_oneof![0.0f64..0.001, 0.001f64..20_000.0], 0..500),
+        cuts in prop::collection::vec(any::<usize>(), 0..5),
+    ) {
+        let bounds = [-1.0, 0.0, 1.0, 2.5, 5.0, 10.0, 25.0, 100.0, 1000.0, 10_000.0];
+        let mut whole = QuantileSketch::new();
+        for &x in &xs { whole.observe(x).unwrap(); }
+        let h = whole.histogram(&bounds);
+        prop_assert_eq!(h.count, xs.len() as u64);
+        // Cumulative: never decreasing, never above the count; merged parts give the same.
+        prop_assert!(h.buckets.windows(2).all(|w| w[0].count <= w[1].count));
+        prop_assert!(h.buckets.iter().all(|b| b.count <= h.count));
+        let mut merged = QuantileSketch::new();
+        for part in chunks(&xs, &cuts) {
+            let mut s = QuantileSketch::new();
+            for &x in &part { s.observe(x).unwrap(); }
+            merged.merge(&s).unwrap();
+        }
+        prop_assert_eq!(&merged.histogram(&bounds), &h);
+        // Exact for every value further than 2 % from the bound; the rest may go either way.
+        for b in &h.buckets {
+            let sure = xs.iter().filter(|&&x| x <= b.le && (x - b.le).abs() > 0.02 * b.le.abs() + 1e-9).count() as u64;
+            let maybe = xs.iter().filter(|&&x| (x - b.le).abs() <= 0.02 * b.le.abs() + 1e-9).count() as u64;
+            prop_assert!(b.count >= sure && b.count <= sure + maybe, "le {}: {} not in [{}, {}]", b.le, b.count, sure, sure + maybe);
+        }
+        let exact: f64 = xs.iter().sum();
+        prop_assert!((h.sum - exact).abs() <= 0.01 * exact + 1e-6, "sum {} vs {}", h.sum, exact);
+    }
+
+    #[test]
     fn comparing_a_window_with_itself_finds_no_change(rows in binary_rows(600)) {
         let st = binary_state(&rows);
         let c = compare_binary(&st, &st, &cfg());

@@ -99,7 +99,9 @@ pub use ops::{ConfidenceState, DistributionReport, PredictionDistribution, Quant
 pub use outcome::{Metric, MetricConfig, Z95};
 pub use rank::{average_precision_exact, roc_auc_exact, roc_auc_exact_variance};
 pub use regression::{RegressionReport, RegressionState};
-pub use sketch::{QuantileSketch, DEFAULT_RELATIVE_ACCURACY, SKETCH_ZERO};
+pub use sketch::{
+    Histogram, HistogramBucket, QuantileSketch, DEFAULT_RELATIVE_ACCURACY, SKETCH_ZERO,
+};
 
 /// A row or a merge that a performance state refuses. The state is left unchanged.
 #[derive(Debug, Clone, PartialEq, Error)]

@@ -13,6 +13,23 @@ pub const SKETCH_ZERO: f64 = 1e-9;
 /// Default relative accuracy of [`QuantileSketch`]: 1 %.
 pub const DEFAULT_RELATIVE_ACCURACY: f64 = 0.01;
 
+/// Cumulative counts at fixed bounds, from [`QuantileSketch::histogram`]; the shape of a
+/// Prometheus histogram (`_bucket{le}`, `_count`, `_sum`; `+Inf` is `count`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    pub buckets: Vec<HistogramBucket>,
+    pub count: u64,
+    /// Approximate: see [`QuantileSketch::histogram`].
+    pub sum: f64,
+}
+
+/// Values at or below `le`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HistogramBucket {
+    pub le: f64,
+    pub count: u64,
+}
+
 /// Quantiles of a stream of finite reals (errors, latencies, scores) in bounded memory.
 ///
 /// Every value `x` with `|x| > 1e-9` falls into the bucket `k = ceil(ln|x| / ln γ)` of its
@@ -190,6 +207,58 @@ impl QuantileSketch {
             }
         }
         hi
+    }
+
+    /// Cumulative counts of the values at or below each bound (sorted ascending), as a
+    /// Prometheus histogram's `le` buckets, and the approximate sum of all values.
+    ///
+    /// A bucket of the sketch counts as at or below `b` when its representative is: a value
+    /// further than 2α (relative) from every bound is counted exactly; one closer may land on
+    /// either side of that bound. The sum adds each bucket's representative times its count,
+    /// so it is within α (relative) of the exact sum of values of one sign.
+    pub fn histogram(&self, bounds: &[f64]) -> Histogram {
+        let mut below_zero_and_zero = self.zero;
+        let mut sum = 0.0;
+        let negative: Vec<(f64, u64)> = self
+            .negative
+            .iter()
+            .rev()
+            .map(|(k, c)| (-self.representative(*k), *c))
+            .collect();
+        let positive: Vec<(f64, u64)> = self
+            .positive
+            .iter()
+            .map(|(k, c)| (self.representative(*k), *c))
+            .collect();
+        for (v, c) in negative.iter().chain(&positive) {
+            sum += v * *c as f64;
+        }
+        below_zero_and_zero += negative.iter().map(|(_, c)| c).sum::<u64>();
+        let buckets = bounds
+            .iter()
+            .map(|&le| {
+                let count = if le < 0.0 {
+                    negative
+                        .iter()
+                        .filter(|(v, _)| *v <= le)
+                        .map(|(_, c)| c)
+                        .sum()
+                } else {
+                    below_zero_and_zero
+                        + positive
+                            .iter()
+                            .take_while(|(v, _)| *v <= le)
+                            .map(|(_, c)| c)
+                            .sum::<u64>()
+                };
+                HistogramBucket { le, count }
+            })
+            .collect();
+        Histogram {
+            buckets,
+            count: self.count,
+            sum,
+        }
     }
 
     /// The `q`-quantile (numpy's `linear` definition on the sketched values); `None` when
