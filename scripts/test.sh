@@ -2,7 +2,8 @@
 # Runs every test of modelwatch: the Rust workspace (unit tests, SciPy/scikit-learn fixtures,
 # integration tests over real sockets, the kill -9 crash test) and the Python SDK's pytest suite
 # against the real binary, and the dashboard's browser tests in headless Chromium. Installs what it
-# needs on a fresh machine: a venv for the Python side, Debian's chromium for the browser tests.
+# needs on a fresh machine: a venv for the Python side, Debian's chromium for the browser tests,
+# Debian's prometheus package for promtool (it checks /metrics and the example alerting rules).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/modelwatch-target}"
@@ -15,11 +16,17 @@ fi
 "$VENV/bin/python" -m pip install --quiet ./clients/python -r clients/python/requirements-test.txt \
   -r tests/browser/requirements.txt
 # The browser tests drive Debian's Chromium (Playwright's own browser download is never used).
-if ! command -v chromium >/dev/null; then
-  SUDO=""
-  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+if ! command -v chromium >/dev/null || ! command -v promtool >/dev/null; then
   $SUDO apt-get update -qq
+fi
+if ! command -v chromium >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver
+fi
+# promtool is all the tests need of the prometheus package (hence no recommends).
+if ! command -v promtool >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus
 fi
 
 echo "== Rust: cargo test --workspace"

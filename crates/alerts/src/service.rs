@@ -990,7 +990,7 @@ impl AlertService {
                 ("error_rate", "error_rate"),
                 ("label_coverage", "label_coverage"),
                 ("average_confidence", "average_confidence"),
-                ("prediction_entropy", "prediction_entropy_bits"),
+                ("prediction_entropy", "prediction_entropy"),
                 ("top_class_share", "top_class_share"),
             ] {
                 // The window in progress counts too here: this is a gauge of "now".
@@ -1135,17 +1135,18 @@ impl AlertService {
                 );
             }
             for (version, h) in &m.latency_histogram {
-                const F: &str = "modelwatch_model_latency_ms";
+                // Seconds, Prometheus's base unit (promtool's lint): the engine's ms / 1000.
+                const F: &str = "modelwatch_model_latency_seconds";
                 e.family(
                     F,
                     "histogram",
-                    "Prediction latency since the first kept event, in milliseconds (from the quantile sketch: a value within 2% of a bound may be counted on either side; _sum within 1%).",
+                    "Prediction latency since the first kept event (from the quantile sketch: a value within 2% of a bound may be counted on either side; _sum within 1%).",
                 );
                 for b in &h.buckets {
-                    let le = b.le.to_string();
+                    let le = (b.le / 1000.0).to_string();
                     e.sample(
                         F,
-                        "modelwatch_model_latency_ms_bucket",
+                        "modelwatch_model_latency_seconds_bucket",
                         &[("model", model), ("version", version), ("le", &le)],
                         b.count as f64,
                     );
@@ -1153,29 +1154,34 @@ impl AlertService {
                 let labels: [(&str, &str); 2] = [("model", model), ("version", version)];
                 e.sample(
                     F,
-                    "modelwatch_model_latency_ms_bucket",
+                    "modelwatch_model_latency_seconds_bucket",
                     &[labels[0], labels[1], ("le", "+Inf")],
                     h.count as f64,
                 );
-                e.sample(F, "modelwatch_model_latency_ms_sum", &labels, h.sum);
                 e.sample(
                     F,
-                    "modelwatch_model_latency_ms_count",
+                    "modelwatch_model_latency_seconds_sum",
+                    &labels,
+                    h.sum / 1000.0,
+                );
+                e.sample(
+                    F,
+                    "modelwatch_model_latency_seconds_count",
                     &labels,
                     h.count as f64,
                 );
             }
             for (version, q, v) in &m.latency {
                 e.family(
-                    "modelwatch_model_latency_window_ms",
+                    "modelwatch_model_window_latency_seconds",
                     "summary",
-                    "Prediction latency quantiles of the latest window, in milliseconds.",
+                    "Prediction latency quantiles of the latest window.",
                 );
                 e.sample(
-                    "modelwatch_model_latency_window_ms",
-                    "modelwatch_model_latency_window_ms",
+                    "modelwatch_model_window_latency_seconds",
+                    "modelwatch_model_window_latency_seconds",
                     &[("model", model), ("version", version), ("quantile", q)],
-                    *v,
+                    *v / 1000.0,
                 );
             }
             for (feature, drifted, stat) in &m.drift {

@@ -716,6 +716,7 @@ fn metrics_endpoint_is_valid_prometheus_text_with_bounded_labels() {
         .to_str()
         .unwrap()
         .starts_with("text/plain; version=0.0.4"));
+    promtool_accepts(&text);
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
     let find = |name: &str, labels: &[(&str, &str)]| {
         scrape
@@ -771,16 +772,19 @@ fn metrics_endpoint_is_valid_prometheus_text_with_bounded_labels() {
         )),
         0.0
     );
-    match find("modelwatch_model_latency_window_ms", &[("model", "fraud")]) {
+    match find(
+        "modelwatch_model_window_latency_seconds",
+        &[("model", "fraud")],
+    ) {
         prometheus_parse::Value::Summary(q) => {
-            assert!(q.iter().any(|q| q.quantile == 0.5 && q.count >= 5.0))
+            assert!(q.iter().any(|q| q.quantile == 0.5 && q.count >= 0.005))
         }
         other => panic!("window latency is a summary, got {other:?}"),
     }
     // The histogram: latencies 5.0 + (i % 10) ms for 1000 rows, so 100 of each of 5..=14.
     // Bounds 5 and 10 sit on sampled values (either side allowed); 25 and above hold all.
     match find(
-        "modelwatch_model_latency_ms",
+        "modelwatch_model_latency_seconds",
         &[("model", "fraud"), ("version", "v1")],
     ) {
         prometheus_parse::Value::Histogram(buckets) => {
@@ -791,9 +795,9 @@ fn metrics_endpoint_is_valid_prometheus_text_with_bounded_labels() {
                     .unwrap_or_else(|| panic!("no le={le} in {buckets:?}"))
                     .count
             };
-            assert!(at(5.0) == 0.0 || at(5.0) == 100.0, "{buckets:?}");
-            assert!((500.0..=600.0).contains(&at(10.0)), "{buckets:?}");
-            assert_eq!(at(25.0), 1000.0);
+            assert!(at(0.005) == 0.0 || at(0.005) == 100.0, "{buckets:?}");
+            assert!((500.0..=600.0).contains(&at(0.01)), "{buckets:?}");
+            assert_eq!(at(0.025), 1000.0);
             assert_eq!(at(f64::INFINITY), 1000.0);
             assert!(buckets.windows(2).all(|w| w[0].count <= w[1].count));
         }
@@ -801,16 +805,16 @@ fn metrics_endpoint_is_valid_prometheus_text_with_bounded_labels() {
     }
     assert_eq!(
         gauge(find(
-            "modelwatch_model_latency_ms_count",
+            "modelwatch_model_latency_seconds_count",
             &[("model", "fraud"), ("version", "v1")]
         )),
         1000.0
     );
     let sum = gauge(find(
-        "modelwatch_model_latency_ms_sum",
+        "modelwatch_model_latency_seconds_sum",
         &[("model", "fraud"), ("version", "v1")],
     ));
-    assert!((sum - 9500.0).abs() <= 95.0, "sum {sum}");
+    assert!((sum - 9.5).abs() <= 0.095, "sum {sum}");
     // Per value of the configured segment (feature x: 0..6), bounded to 10 values plus other.
     let seg = |v: &str| {
         gauge(find(
@@ -854,5 +858,49 @@ fn metrics_endpoint_is_valid_prometheus_text_with_bounded_labels() {
     assert!(
         !text.contains("fraud-2026"),
         "a request id leaked into /metrics"
+    );
+}
+
+/// Prometheus's own checker (Debian's `prometheus` package, which `scripts/test.sh` installs)
+/// reads the exposition and lints it.
+fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; scripts/test.sh installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn example_prometheus_rules_are_valid() {
+    let rules = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/prometheus/alerts.yml"
+    );
+    let out = std::process::Command::new("promtool")
+        .args(["check", "rules", rules])
+        .output()
+        .expect("promtool (Debian package prometheus; scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }
