@@ -16,6 +16,7 @@
 mod binning;
 mod cvm;
 mod distance;
+mod grid;
 mod ks;
 mod profile;
 mod report;
@@ -27,6 +28,7 @@ pub use distance::{
     chi2_contingency, hellinger, jensen_shannon, kl_divergence, ks_binned, psi, Chi2Result,
     PROPORTION_FLOOR,
 };
+pub use grid::{Grid, GridCounts, GRID_POINTS};
 pub use ks::{
     ks_2samp, ks_p_value, wasserstein_distance, GapCell, GapCounts, KsPValueMethod, KsResult,
     SortedReference, KS_MAX_EXACT_N,
@@ -36,9 +38,9 @@ pub use profile::{
     ProfileDetail, ProfileOptions, ReferenceProfile,
 };
 pub use report::{
-    adjust_p_values, auto_method, drift_report, evaluate_feature, Correction, DriftConfig,
-    DriftReport, DriftSummary, EffectMeasure, EffectThresholds, FeatureDrift, FeatureStatus,
-    Method, SecondaryStats,
+    adjust_p_values, auto_method, drift_report, evaluate_feature, evaluate_feature_counts,
+    Correction, DriftConfig, DriftReport, DriftSummary, EffectMeasure, EffectThresholds,
+    FeatureDrift, FeatureStatus, Method, SecondaryStats, WindowCounts,
 };
 
 /// Maps `f` over `items` on up to `available_parallelism` scoped threads, keeping order.

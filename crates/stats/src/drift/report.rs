@@ -9,6 +9,7 @@
 
 use super::binning::{CategoryCounts, CategoryIndex};
 use super::distance::{chi2_contingency, hellinger, jensen_shannon, kl_divergence, psi};
+use super::grid::{Grid, GridCounts};
 use super::ks::KsPValueMethod;
 use super::profile::{
     categorical_values, numeric_values, Column, FeatureKind, FeatureProfile, MissingCounts,
@@ -428,31 +429,7 @@ pub fn evaluate_feature(
     column: Option<Column<'_>>,
     config: &DriftConfig,
 ) -> FeatureDrift {
-    let method = config
-        .overrides
-        .get(&fp.name)
-        .copied()
-        .unwrap_or_else(|| auto_method(fp));
-    let measure = method.effect_measure();
-    let mut out = FeatureDrift {
-        feature: fp.name.clone(),
-        kind: fp.kind,
-        method,
-        status: FeatureStatus::Evaluated,
-        statistic: None,
-        p_value: None,
-        p_value_adjusted: None,
-        alpha: method.is_test().then_some(config.alpha),
-        effect_measure: measure,
-        effect_size: None,
-        threshold: config.thresholds.get(measure),
-        drifted: false,
-        reference_missing: fp.missing,
-        current_missing: MissingCounts::default(),
-        unseen_rows: None,
-        unseen_categories: Vec::new(),
-        secondary: SecondaryStats::default(),
-    };
+    let (mut out, method) = start_feature(fp, config);
     let Some(col) = column else {
         out.status = FeatureStatus::MissingColumn;
         return out;
@@ -544,6 +521,140 @@ pub fn evaluate_feature(
             fill_binned(s, &r, &c);
         }
     }
+    finish_feature(out, method, &fp.name)
+}
+
+/// A feature's result before any statistic: the method (override or automatic), its effect
+/// measure and threshold.
+fn start_feature(fp: &FeatureProfile, config: &DriftConfig) -> (FeatureDrift, Method) {
+    let method = config
+        .overrides
+        .get(&fp.name)
+        .copied()
+        .unwrap_or_else(|| auto_method(fp));
+    let measure = method.effect_measure();
+    let out = FeatureDrift {
+        feature: fp.name.clone(),
+        kind: fp.kind,
+        method,
+        status: FeatureStatus::Evaluated,
+        statistic: None,
+        p_value: None,
+        p_value_adjusted: None,
+        alpha: method.is_test().then_some(config.alpha),
+        effect_measure: measure,
+        effect_size: None,
+        threshold: config.thresholds.get(measure),
+        drifted: false,
+        reference_missing: fp.missing,
+        current_missing: MissingCounts::default(),
+        unseen_rows: None,
+        unseen_categories: Vec::new(),
+        secondary: SecondaryStats::default(),
+    };
+    (out, method)
+}
+
+/// One window's counts of a feature, as kept per hour by the server (see [`Grid`]).
+#[derive(Debug, Clone, Copy)]
+pub enum WindowCounts<'a> {
+    /// A numeric feature's values on its grid.
+    Numeric {
+        grid: &'a Grid,
+        counts: &'a GridCounts,
+        missing: MissingCounts,
+    },
+    /// A categorical or boolean feature's counts against the reference categories.
+    Categorical {
+        table: &'a CategoryCounts,
+        missing: MissingCounts,
+    },
+}
+
+/// [`evaluate_feature`] on a window's counts instead of its values. Bin-based statistics
+/// and chi-squared equal the value-based ones; KS and Wasserstein are as exact as the grid
+/// allows (see [`Grid`]); Cramér-von Mises needs the values and is undefined here.
+pub fn evaluate_feature_counts(
+    fp: &FeatureProfile,
+    current: Option<WindowCounts<'_>>,
+    config: &DriftConfig,
+) -> FeatureDrift {
+    let (mut out, method) = start_feature(fp, config);
+    let Some(current) = current else {
+        out.status = FeatureStatus::MissingColumn;
+        return out;
+    };
+    match (&fp.detail, current) {
+        (
+            ProfileDetail::Numeric(np),
+            WindowCounts::Numeric {
+                grid,
+                counts,
+                missing,
+            },
+        ) => {
+            out.current_missing = missing;
+            if let Some(st) = gate(&fp.missing, &missing, config.min_rows) {
+                out.status = st;
+                return out;
+            }
+            let s = &mut out.secondary;
+            if let Some(ks) = grid.ks(counts) {
+                s.ks_statistic = Some(ks.statistic);
+                s.ks_p_value = Some(ks.p_value);
+                s.ks_p_value_method = Some(ks.method);
+            }
+            s.wasserstein = grid.wasserstein(counts);
+            s.wasserstein_normed = match (s.wasserstein, np.std) {
+                (Some(w), Some(sd)) if sd > 0.0 => Some(w / sd),
+                _ => None,
+            };
+            let cur_bins = grid.bin_counts(counts, np.edges.len());
+            fill_binned(s, &to_f64(&np.bin_counts), &to_f64(&cur_bins));
+            if method == Method::CramerVonMises {
+                out.status = FeatureStatus::Undefined {
+                    reason: format!(
+                        "cramer_von_mises needs every value of `{}`: the server keeps counts per hour; use `modelwatch drift` on files",
+                        fp.name
+                    ),
+                };
+                return out;
+            }
+        }
+        (ProfileDetail::Categorical(cp), WindowCounts::Categorical { table, missing }) => {
+            out.current_missing = missing;
+            out.unseen_rows = Some(table.unseen_total());
+            let mut top = table.unseen.clone();
+            top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            top.truncate(20);
+            out.unseen_categories = top;
+            if let Some(st) = gate(&fp.missing, &missing, config.min_rows) {
+                out.status = st;
+                return out;
+            }
+            let (r, c) = table.aligned(&cp.counts);
+            fill_binned(&mut out.secondary, &r, &c);
+        }
+        (_, WindowCounts::Numeric { .. }) => {
+            out.status = FeatureStatus::KindMismatch {
+                current: FeatureKind::Numeric,
+            };
+            return out;
+        }
+        (_, WindowCounts::Categorical { .. }) => {
+            out.status = FeatureStatus::KindMismatch {
+                current: FeatureKind::Categorical,
+            };
+            return out;
+        }
+    }
+    finish_feature(out, method, &fp.name)
+}
+
+/// Picks the method's statistic, p-value and effect size out of the secondary statistics.
+fn finish_feature(mut out: FeatureDrift, method: Method, name: &str) -> FeatureDrift {
+    let measure = method.effect_measure();
+    let s = &out.secondary;
     let (statistic, p_value) = match method {
         Method::Ks => (s.ks_statistic, s.ks_p_value),
         Method::ChiSquared => (s.chi2_statistic, s.chi2_p_value),
@@ -570,7 +681,7 @@ pub fn evaluate_feature(
             reason: format!(
                 "method `{}` is undefined for feature `{}` (constant reference or wrong kind)",
                 method.name(),
-                fp.name
+                name
             ),
         };
     }
