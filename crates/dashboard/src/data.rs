@@ -8,7 +8,7 @@ use crate::params::{Range, ViewParams, MAX_WINDOWS};
 use crate::DashError;
 use modelwatch_core::{ModelName, Timestamp};
 use modelwatch_engine::drift::{
-    self, fold_windows, DriftError, DriftQuery, QualityThresholds, Reference, Values,
+    self, ColumnCounts, DriftError, DriftQuery, QualityThresholds, Reference,
 };
 use modelwatch_engine::performance::{window_performance, PerformanceError, PerformanceQuery};
 use modelwatch_stats::drift::{DriftConfig, ProfileDetail};
@@ -312,44 +312,44 @@ fn distributions(
     let w = span.window();
     // The latest window with enough events (the current hour may have just begun), else the
     // latest with any.
-    let mut windows = fold_windows(
+    let mut windows = drift::windows(
         store,
         model,
         &span.drift(Timestamp(span.to.0 - 2 * w.micros()).max(span.from)),
-        &reference.layout,
+        &reference,
     )?;
     if windows.is_empty() {
-        windows = fold_windows(store, model, &span.drift(span.from), &reference.layout)?;
+        windows = drift::windows(store, model, &span.drift(span.from), &reference)?;
     }
     let pick = windows
         .iter()
-        .rposition(|w| w.columns.rows >= 30)
+        .rposition(|w| w.sketch.rows >= 30)
         .unwrap_or(windows.len().saturating_sub(1));
     let Some(current) = windows.into_iter().nth(pick) else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    for (profile, col) in reference
+    for (i, (profile, col)) in reference
         .features
         .features
         .iter()
-        .zip(&current.columns.features)
+        .zip(&current.sketch.features)
+        .enumerate()
         .take(MAX_DISTRIBUTIONS)
     {
-        let (bins, ref_counts, cur_counts) = match (&profile.detail, &col.values) {
-            (ProfileDetail::Numeric(n), Values::Numeric(v)) => {
-                let finite: Vec<f64> = v.iter().flatten().copied().collect();
-                let labels = numeric_bins(n.edges.edges());
-                (labels, n.bin_counts.clone(), n.edges.counts(&finite))
-            }
-            (ProfileDetail::Categorical(c), values) => {
-                let strings: Vec<Option<String>> = match values {
-                    Values::Categorical(v) => v.clone(),
-                    Values::Boolean(v) => v.iter().map(|b| b.map(|b| b.to_string())).collect(),
-                    Values::Numeric(v) => v.iter().map(|x| x.map(|x| x.to_string())).collect(),
+        let (bins, ref_counts, cur_counts) = match (&profile.detail, &col.numeric) {
+            (ProfileDetail::Numeric(n), Some(counts)) => {
+                let Some(grid) = reference.feature_grid(i) else {
+                    continue;
                 };
-                categorical_bins(&c.categories, &c.counts, &strings)
+                let labels = numeric_bins(n.edges.edges());
+                (
+                    labels,
+                    n.bin_counts.clone(),
+                    grid.bin_counts(counts, n.edges.len()),
+                )
             }
+            (ProfileDetail::Categorical(c), _) => categorical_bins(&c.categories, &c.counts, col),
             _ => continue,
         };
         out.push(Distribution {
@@ -398,7 +398,7 @@ fn numeric_bins(edges: &[f64]) -> Vec<String> {
 fn categorical_bins(
     categories: &[String],
     counts: &[u64],
-    current: &[Option<String>],
+    current: &ColumnCounts,
 ) -> (Vec<String>, Vec<u64>, Vec<u64>) {
     let mut order: Vec<usize> = (0..categories.len()).collect();
     order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
@@ -415,22 +415,14 @@ fn categorical_bins(
     }
     labels.push("(unseen)".into());
     ref_counts.push(0);
-    let slot: std::collections::HashMap<&str, usize> = order[..shown]
-        .iter()
-        .enumerate()
-        .map(|(pos, &i)| (categories[i].as_str(), pos))
-        .collect();
-    let known: std::collections::HashSet<&str> = categories.iter().map(String::as_str).collect();
+    // The window's counts are in the reference's category order.
     let mut cur = vec![0u64; labels.len()];
-    let unseen = labels.len() - 1;
-    for v in current.iter().flatten() {
-        let i = match slot.get(v.as_str()) {
-            Some(&i) => i,
-            None if known.contains(v.as_str()) => shown, // (other)
-            None => unseen,
-        };
-        cur[i] += 1;
+    for (pos, &i) in order.iter().enumerate() {
+        let slot = if pos < shown { pos } else { shown }; // else: (other)
+        cur[slot] += current.categories.get(i).copied().unwrap_or(0);
     }
+    let unseen = labels.len() - 1;
+    cur[unseen] = current.unseen.values().sum::<u64>() + current.unseen_overflow;
     (labels, ref_counts, cur)
 }
 
@@ -497,12 +489,16 @@ mod tests {
         assert_eq!(numeric_bins(&[1.0, 2.0]), vec!["< 1", "[1, 2)", "≥ 2"]);
         let cats: Vec<String> = (0..15).map(|i| format!("c{i}")).collect();
         let counts: Vec<u64> = (0..15).map(|i| 100 - i).collect();
-        let current = vec![
-            Some("c0".to_string()),
-            Some("c14".into()),
-            Some("new".into()),
-            None,
-        ];
+        // One c0, one c14 (in "(other)"), one unseen "new".
+        let mut categories = vec![0u64; 15];
+        categories[0] = 1;
+        categories[14] = 1;
+        let current = ColumnCounts {
+            categories,
+            unseen: [("new".to_string(), 1)].into(),
+            nulls: 1,
+            ..ColumnCounts::default()
+        };
         let (labels, r, c) = categorical_bins(&cats, &counts, &current);
         assert_eq!(labels.len(), MAX_CATEGORIES + 2);
         assert_eq!(labels[MAX_CATEGORIES], "(other)");

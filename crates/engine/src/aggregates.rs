@@ -26,6 +26,7 @@ use modelwatch_store::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::drift::{DriftError, DriftQuery, Reference, WindowSketch, Windowed};
 use crate::performance::{
     assemble, baseline_state, reference, PerformanceError, PerformanceQuery, PerformanceReport,
     TaskDetector, TaskSpec, TaskState, WindowAccumulator, DEFAULT_THRESHOLD,
@@ -38,6 +39,13 @@ const TASK: &str = "task";
 /// Kind of the baseline state of a reference dataset; the store deletes every kind starting
 /// with `reference` when a reference is uploaded.
 const BASELINE: &str = "reference-baseline";
+
+/// Kind of the per-hour drift sketches ([`WindowSketch`] against the all-versions reference).
+/// It starts with `reference`, so a reference upload deletes them with the profile.
+pub const DRIFT: &str = "reference-drift";
+/// Kind of the model-wide stamp of the reference the drift sketches are built against: when it
+/// is missing or differs from the stored profile's, every hour is marked and rebuilt.
+const DRIFT_STAMP: &str = "reference-drift-stamp";
 
 /// Hours scanned in one pass of a refresh at most: bounds the memory of the accumulators held.
 const MAX_HOURS_PER_PASS: usize = 24 * 31;
@@ -115,6 +123,16 @@ pub fn refresh(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, Pe
     if dirty.is_empty() {
         return Ok(report);
     }
+    let reference = drift_reference(store, model)?;
+    let dirty = if let Some(r) = &reference {
+        if ensure_drift_stamp(store, model, r)? {
+            store.dirty_hours(model)?
+        } else {
+            dirty
+        }
+    } else {
+        dirty
+    };
     let stored = load_decision(store, model)?;
     let first = stored.is_none();
     let mut decision = match stored {
@@ -136,13 +154,27 @@ pub fn refresh(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, Pe
     let spec = &decision.spec;
     let passes = runs(&hours);
     let results = modelwatch_stats::drift::parallel_map(&passes, |run| {
-        rescan(store, model, spec, &spec_json, run, &dirty, &marked)
+        rescan(
+            store,
+            model,
+            spec,
+            &spec_json,
+            reference.as_ref(),
+            run,
+            &dirty,
+            &marked,
+        )
     });
     for result in results {
-        let (write, seen, predictions) = result?;
+        let (write, drift, seen, predictions) = result?;
         detector.merge(&seen);
         report.predictions += predictions;
         report.hours += write.put.len() + write.delete.len();
+        // Drift first: the performance write clears the marks, so a crash between the two
+        // leaves the hours marked.
+        if let Some(d) = drift {
+            store.put_aggregates(model, d)?;
+        }
         store.put_aggregates(model, write)?;
     }
     let decided = detector.clone().finish(None, DEFAULT_THRESHOLD);
@@ -166,23 +198,30 @@ pub fn refresh(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, Pe
     Ok(report)
 }
 
-/// Rescans one run of consecutive dirty hours: their new aggregates and cleared marks, what
-/// the rows told about the task, and how many rows were read.
+/// What one pass of a refresh produced: the performance aggregates (with the marks they
+/// clear), the drift sketches (when the model has a reference), what the rows told about the
+/// task, and how many rows were read.
+type Rescanned = (AggregateWrite, Option<AggregateWrite>, TaskDetector, u64);
+
+/// Rescans one run of consecutive dirty hours.
+#[allow(clippy::too_many_arguments)]
 fn rescan(
     store: &dyn Store,
     model: &ModelName,
     spec: &TaskSpec,
     spec_json: &str,
+    reference: Option<&Reference>,
     run: &[i64],
     dirty: &[DirtyHour],
     marked: &HashSet<(&str, i64)>,
-) -> Result<(AggregateWrite, TaskDetector, u64), PerformanceError> {
+) -> Result<Rescanned, PerformanceError> {
     let range = ScanRange {
         from: Some(Timestamp(run[0])),
         to: Some(Timestamp(run[run.len() - 1] + HOUR_MICROS)),
         version: None,
     };
     let mut accs: HashMap<(String, i64), WindowAccumulator> = HashMap::new();
+    let mut sketches: HashMap<(String, i64), WindowSketch> = HashMap::new();
     let mut detector = TaskDetector::default();
     let mut predictions = 0u64;
     store.scan_predictions(model, &range, &mut |p, l| {
@@ -196,6 +235,18 @@ fn rescan(
         accs.entry((version.to_owned(), hour))
             .or_insert_with(|| WindowAccumulator::new(spec))
             .observe(spec, p, l);
+        if let Some(r) = reference {
+            sketches
+                .entry((version.to_owned(), hour))
+                .or_insert_with(|| WindowSketch::new(r))
+                .push(
+                    r,
+                    &p.features,
+                    p.prediction.as_ref(),
+                    p.score,
+                    l.map(|l| &l.label),
+                );
+        }
     })?;
     let in_run: BTreeSet<i64> = run.iter().copied().collect();
     let mut write = AggregateWrite {
@@ -218,7 +269,123 @@ fn rescan(
         }
         write.clear.push(d.clone());
     }
-    Ok((write, detector, predictions))
+    let drift = match reference {
+        None => None,
+        Some(_) => {
+            let mut w = AggregateWrite {
+                kind: DRIFT.into(),
+                ..AggregateWrite::default()
+            };
+            for d in dirty.iter().filter(|d| in_run.contains(&d.hour.micros())) {
+                match sketches.remove(&(d.version.clone(), d.hour.micros())) {
+                    Some(sk) => w.put.push(StoredAggregate {
+                        version: d.version.clone(),
+                        hour: d.hour,
+                        data: postcard::to_stdvec(&sk).map_err(|e| corrupt("drift sketch", e))?,
+                    }),
+                    None => w.delete.push((d.version.clone(), d.hour)),
+                }
+            }
+            Some(w)
+        }
+    };
+    Ok((write, drift, detector, predictions))
+}
+
+/// The all-versions reference the drift sketches are built against, if the model has one.
+fn drift_reference(store: &dyn Store, model: &ModelName) -> Result<Option<Reference>, StoreError> {
+    match Reference::load_default(store, model) {
+        Ok(r) => Ok(r),
+        Err(DriftError::Store(e)) => Err(e),
+        Err(e) => Err(corrupt("reference profile", e)),
+    }
+}
+
+/// Makes sure the drift sketches are (being) built against `reference`: when the stored stamp
+/// is missing or another one, marks every hour for a rebuild and stores the new stamp. True
+/// when it did.
+fn ensure_drift_stamp(
+    store: &dyn Store,
+    model: &ModelName,
+    reference: &Reference,
+) -> Result<bool, StoreError> {
+    let rows = store.aggregates(model, DRIFT_STAMP, &ScanRange::default())?;
+    let current = rows
+        .first()
+        .and_then(|r| <[u8; 8]>::try_from(r.data.as_slice()).ok())
+        .map(u64::from_le_bytes);
+    if current == Some(reference.stamp) {
+        return Ok(false);
+    }
+    tracing::info!(model = %model, "new reference: rebuilding the hourly drift sketches");
+    store.invalidate_aggregates(model)?;
+    store.put_aggregates(
+        model,
+        AggregateWrite {
+            kind: DRIFT_STAMP.into(),
+            put: vec![StoredAggregate {
+                version: String::new(),
+                hour: MODEL_WIDE,
+                data: reference.stamp.to_le_bytes().to_vec(),
+            }],
+            ..AggregateWrite::default()
+        },
+    )?;
+    Ok(true)
+}
+
+/// Drift windows merged from the hourly sketches, after a [`refresh`]. `None` when they cannot
+/// answer: a segment, a window or range not made of whole hours, or a version with its own
+/// reference (sketches are built against the all-versions one).
+pub fn drift_windows(
+    store: &dyn Store,
+    model: &ModelName,
+    q: &DriftQuery,
+    reference: &Reference,
+) -> Result<Option<Vec<Windowed>>, DriftError> {
+    if q.segment.is_some()
+        || reference.version.is_some()
+        || !whole_hour(q.from)
+        || !whole_hour(q.to)
+        || q.window.micros() % HOUR_MICROS != 0
+    {
+        return Ok(None);
+    }
+    ensure_drift_stamp(store, model, reference)?;
+    refresh(store, model).map_err(|e| match e {
+        PerformanceError::Store(e) => DriftError::Store(e),
+        other => DriftError::Store(corrupt("aggregates", other)),
+    })?;
+    let range = ScanRange {
+        from: q.from,
+        to: q.to,
+        version: q.version.clone(),
+    };
+    let mut windows: BTreeMap<Timestamp, WindowSketch> = BTreeMap::new();
+    for row in store.aggregates(model, DRIFT, &range)? {
+        let sk: WindowSketch =
+            postcard::from_bytes(&row.data).map_err(|e| corrupt("drift sketch", e))?;
+        if sk.stamp != reference.stamp {
+            tracing::warn!(model = %model, hour = %row.hour, "drift sketch of another reference: answering from the raw events");
+            return Ok(None);
+        }
+        match windows.entry(q.window.start_of(row.hour)) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(sk);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().merge(&sk),
+        }
+    }
+    Ok(Some(
+        windows
+            .into_iter()
+            .map(|(start, sketch)| Windowed {
+                start,
+                end: Timestamp(start.micros() + q.window.micros()),
+                sketch,
+            })
+            .collect(),
+    ))
 }
 
 /// Marks every hour dirty and refreshes: the aggregates rebuilt from the raw log alone.

@@ -21,11 +21,12 @@ use modelwatch_core::{
     Timestamp, Window,
 };
 use modelwatch_stats::drift::{
-    evaluate_feature, parallel_map, Column, Correction, DriftConfig, DriftReport, FeatureDrift,
-    FeatureKind, ProfileDetail, ProfileOptions, ReferenceProfile,
+    evaluate_feature_counts, parallel_map, CategoryCounts, CategoryIndex, Column, Correction,
+    DriftConfig, DriftReport, FeatureDrift, FeatureKind, FeatureProfile, Grid, GridCounts,
+    MissingCounts, ProfileDetail, ProfileOptions, ReferenceProfile, SortedReference, WindowCounts,
 };
-use modelwatch_store::{ScanRange, Store, StoreError};
-use serde::Serialize;
+use modelwatch_store::{AggregateWrite, ScanRange, Store, StoreError, StoredAggregate, MODEL_WIDE};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Name under which the prediction column is reported.
@@ -120,14 +121,6 @@ impl Values {
         }
         true
     }
-
-    fn len(&self) -> usize {
-        match self {
-            Values::Numeric(v) => v.len(),
-            Values::Categorical(v) => v.len(),
-            Values::Boolean(v) => v.len(),
-        }
-    }
 }
 
 /// One feature (or the prediction, or the score) of a window: its values and what did not fit.
@@ -178,7 +171,7 @@ impl FeatureColumn {
 }
 
 /// The columns a reference has, by kind: the layout every window is folded into.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Layout {
     pub features: Vec<(String, FeatureKind)>,
     pub prediction: Option<FeatureKind>,
@@ -323,22 +316,78 @@ fn stats_kind(k: CoreKind) -> Option<FeatureKind> {
     }
 }
 
-/// The reference of a query, profiled.
-#[derive(Debug, Clone)]
+/// Kind of the persisted reference profiles (one model-wide row per version with a reference;
+/// version `""` for the all-versions one). The store deletes every kind starting with
+/// `reference` when a reference is uploaded, so a profile never outlives its rows.
+pub const PROFILE: &str = "reference-profile";
+
+/// The reference of a query, profiled once and stored: drift never rescans the raw reference.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Reference {
     /// The version whose reference this is; `None` for the all-versions reference.
     pub version: Option<String>,
+    pub rows: u64,
     pub layout: Layout,
-    pub columns: WindowColumns,
     pub features: ReferenceProfile,
     /// Profile of the prediction, score and label columns.
     pub outputs: ReferenceProfile,
+    /// Per feature (then per output) column: its grid when numeric.
+    feature_grids: Vec<Option<Grid>>,
+    output_grids: Vec<Option<Grid>>,
+    /// Identifies this profile: hour sketches built against another one are not used.
+    pub stamp: u64,
+    #[serde(skip)]
+    index: HashMap<String, usize>,
+    #[serde(skip)]
+    feature_categories: Vec<Option<CategoryIndex>>,
+    #[serde(skip)]
+    output_categories: Vec<Option<CategoryIndex>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ReferenceInfo {
     pub version: Option<String>,
     pub rows: u64,
+}
+
+fn grids(profile: &ReferenceProfile) -> Vec<Option<Grid>> {
+    profile
+        .features
+        .iter()
+        .map(|f| match &f.detail {
+            ProfileDetail::Numeric(np) => Some(Grid::of_profile(np)),
+            ProfileDetail::Categorical(_) => None,
+        })
+        .collect()
+}
+
+fn category_indexes(profile: &ReferenceProfile) -> Vec<Option<CategoryIndex>> {
+    profile
+        .features
+        .iter()
+        .map(|f| match &f.detail {
+            ProfileDetail::Categorical(c) => Some(CategoryIndex::new(&c.categories)),
+            ProfileDetail::Numeric(_) => None,
+        })
+        .collect()
+}
+
+/// The profile without its sorted reference values: the grids hold what drift on counts
+/// needs, and the stored profile stays small (a few KiB per feature, not 16 bytes per value).
+fn without_values(mut profile: ReferenceProfile) -> ReferenceProfile {
+    for f in &mut profile.features {
+        if let ProfileDetail::Numeric(np) = &mut f.detail {
+            np.sorted = SortedReference::from_sorted(&[]);
+        }
+    }
+    profile
+}
+
+/// FNV-1a: a stable fingerprint of the encoded profile.
+fn fingerprint(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
 }
 
 impl Reference {
@@ -386,13 +435,75 @@ impl Reference {
             WindowColumns::with_columns(&columns.features, |c| ReferenceProfile::build(c, options));
         let outputs =
             WindowColumns::with_columns(&columns.outputs, |c| ReferenceProfile::build(c, options));
-        Reference {
+        let (feature_grids, output_grids) = (grids(&features), grids(&outputs));
+        let mut r = Reference {
             version,
+            rows: columns.rows,
             layout,
-            columns,
-            features,
-            outputs,
+            feature_grids,
+            output_grids,
+            features: without_values(features),
+            outputs: without_values(outputs),
+            stamp: 0,
+            index: HashMap::new(),
+            feature_categories: Vec::new(),
+            output_categories: Vec::new(),
+        };
+        r.stamp = fingerprint(&postcard::to_stdvec(&r).expect("a reference encodes"));
+        r.prepare();
+        r
+    }
+
+    /// Rebuilds the lookup structures serialisation skips.
+    fn prepare(&mut self) {
+        self.features.prepare();
+        self.outputs.prepare();
+        self.index = self
+            .layout
+            .features
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (n.clone(), i))
+            .collect();
+        self.feature_categories = category_indexes(&self.features);
+        self.output_categories = category_indexes(&self.outputs);
+    }
+
+    /// The stored profile of `version`'s own reference (`None`: the all-versions one), built
+    /// from the reference rows and stored on first use.
+    fn load_one(
+        store: &dyn Store,
+        model: &ModelName,
+        version: Option<&str>,
+        kind_of: &dyn Fn(&str) -> Option<CoreKind>,
+    ) -> Result<Option<Reference>, DriftError> {
+        let key = version.unwrap_or("");
+        let stored = store.aggregates(model, PROFILE, &ScanRange::default())?;
+        if let Some(row) = stored.iter().find(|r| r.version == key) {
+            if let Ok(mut r) = postcard::from_bytes::<Reference>(&row.data) {
+                r.prepare();
+                return Ok(Some(r));
+            }
+            tracing::warn!(model = %model, "stored reference profile unreadable: rebuilding it");
         }
+        let rows = store.reference_rows(model, version)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let r = Reference::from_rows(&rows, version.map(str::to_owned), kind_of);
+        store.put_aggregates(
+            model,
+            AggregateWrite {
+                kind: PROFILE.into(),
+                put: vec![StoredAggregate {
+                    version: key.to_owned(),
+                    hour: MODEL_WIDE,
+                    data: postcard::to_stdvec(&r).expect("a reference encodes"),
+                }],
+                ..AggregateWrite::default()
+            },
+        )?;
+        Ok(Some(r))
     }
 
     /// The stored reference: the version's when `version` has one, else the all-versions one.
@@ -404,33 +515,348 @@ impl Reference {
         let summary = store
             .model(model)?
             .ok_or_else(|| StoreError::ModelNotFound(model.as_str().to_string()))?;
-        let mut rows = Vec::new();
-        let mut found = None;
+        let kind_of = |n: &str| summary.schema.kind_of(n);
         if let Some(v) = version.filter(|v| !v.is_empty()) {
-            rows = store.reference_rows(model, Some(v))?;
-            if !rows.is_empty() {
-                found = Some(v.to_string());
+            if let Some(r) = Reference::load_one(store, model, Some(v), &kind_of)? {
+                return Ok(r);
             }
         }
-        if rows.is_empty() {
-            rows = store.reference_rows(model, None)?;
+        Reference::load_one(store, model, None, &kind_of)?.ok_or_else(|| DriftError::NoReference {
+            model: model.as_str().to_string(),
+        })
+    }
+
+    /// The all-versions reference, if the model has one (what hour sketches are built against).
+    pub fn load_default(
+        store: &dyn Store,
+        model: &ModelName,
+    ) -> Result<Option<Reference>, DriftError> {
+        match Reference::load(store, model, None) {
+            Ok(r) => Ok(Some(r)),
+            Err(DriftError::NoReference { .. }) => Ok(None),
+            Err(e) => Err(e),
         }
-        if rows.is_empty() {
-            return Err(DriftError::NoReference {
-                model: model.as_str().to_string(),
-            });
-        }
-        Ok(Reference::from_rows(&rows, found, |n| {
-            summary.schema.kind_of(n)
-        }))
     }
 
     pub fn info(&self) -> ReferenceInfo {
         ReferenceInfo {
             version: self.version.clone(),
-            rows: self.columns.rows,
+            rows: self.rows,
         }
     }
+
+    /// The numeric grid of feature `i`.
+    pub fn feature_grid(&self, i: usize) -> Option<&Grid> {
+        self.feature_grids.get(i).and_then(Option::as_ref)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Window sketches
+
+/// Most distinct unseen categories a column's sketch names; further ones are counted together
+/// (a category explosion must not grow the state without bound).
+pub const MAX_UNSEEN: usize = 1000;
+
+/// One column of a [`WindowSketch`]: counts, never values.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ColumnCounts {
+    /// Events without this column.
+    pub missing: u64,
+    /// Values of another kind than the reference's.
+    pub type_mismatches: u64,
+    pub nulls: u64,
+    pub nan: u64,
+    pub inf: u64,
+    /// Numeric columns: the finite values on the reference's grid.
+    pub numeric: Option<GridCounts>,
+    /// Discrete numeric columns: the distinct values that are not grid points (bit patterns,
+    /// at most [`MAX_UNSEEN`]), so that new values are counted one by one, as categories are.
+    pub off_grid: Option<std::collections::BTreeSet<u64>>,
+    /// Distinct off-grid values beyond [`MAX_UNSEEN`] were seen.
+    pub off_grid_overflow: bool,
+    /// Categorical and boolean columns: count per reference category, in its order.
+    pub categories: Vec<u64>,
+    /// Categories the reference never had, by name (at most [`MAX_UNSEEN`]).
+    pub unseen: BTreeMap<String, u64>,
+    /// Rows of unseen categories beyond [`MAX_UNSEEN`].
+    pub unseen_overflow: u64,
+}
+
+impl ColumnCounts {
+    fn new(fp: &FeatureProfile, grid: Option<&Grid>) -> ColumnCounts {
+        let discrete = matches!(&fp.detail, ProfileDetail::Numeric(np) if np.discrete);
+        ColumnCounts {
+            numeric: grid.map(Grid::counts),
+            off_grid: discrete.then(std::collections::BTreeSet::new),
+            categories: match &fp.detail {
+                ProfileDetail::Categorical(c) => vec![0; c.categories.len()],
+                ProfileDetail::Numeric(_) => Vec::new(),
+            },
+            ..ColumnCounts::default()
+        }
+    }
+
+    fn observe(
+        &mut self,
+        v: Option<&FeatureValue>,
+        grid: Option<&Grid>,
+        cats: Option<&CategoryIndex>,
+    ) {
+        let Some(v) = v else {
+            self.missing += 1;
+            return;
+        };
+        match (v, grid, cats) {
+            (FeatureValue::Null, _, _) => self.nulls += 1,
+            (FeatureValue::Number(x), Some(g), _) => {
+                if x.is_nan() {
+                    self.nan += 1;
+                } else if x.is_infinite() {
+                    self.inf += 1;
+                } else if let Some(c) = self.numeric.as_mut() {
+                    g.observe(c, *x);
+                    if let Some(set) = self.off_grid.as_mut() {
+                        if g.points().binary_search_by(|p| p.total_cmp(x)).is_err() {
+                            if set.len() < MAX_UNSEEN {
+                                set.insert(x.to_bits());
+                            } else if !set.contains(&x.to_bits()) {
+                                self.off_grid_overflow = true;
+                            }
+                        }
+                    }
+                }
+            }
+            (FeatureValue::Text(t), None, Some(ix)) => self.category(t, ix),
+            (FeatureValue::Bool(b), None, Some(ix)) => {
+                self.category(if *b { "true" } else { "false" }, ix)
+            }
+            _ => self.type_mismatches += 1,
+        }
+    }
+
+    fn category(&mut self, value: &str, ix: &CategoryIndex) {
+        match ix.get(value) {
+            Some(i) => self.categories[i] += 1,
+            None => {
+                if let Some(c) = self.unseen.get_mut(value) {
+                    *c += 1;
+                } else if self.unseen.len() < MAX_UNSEEN {
+                    self.unseen.insert(value.to_owned(), 1);
+                } else {
+                    self.unseen_overflow += 1;
+                }
+            }
+        }
+    }
+
+    fn merge(&mut self, o: &ColumnCounts) {
+        self.missing += o.missing;
+        self.type_mismatches += o.type_mismatches;
+        self.nulls += o.nulls;
+        self.nan += o.nan;
+        self.inf += o.inf;
+        if let (Some(a), Some(b)) = (self.numeric.as_mut(), o.numeric.as_ref()) {
+            a.merge(b);
+        }
+        for (a, b) in self.categories.iter_mut().zip(&o.categories) {
+            *a += b;
+        }
+        for (k, v) in &o.unseen {
+            if let Some(c) = self.unseen.get_mut(k) {
+                *c += v;
+            } else if self.unseen.len() < MAX_UNSEEN {
+                self.unseen.insert(k.clone(), *v);
+            } else {
+                self.unseen_overflow += v;
+            }
+        }
+        self.unseen_overflow += o.unseen_overflow;
+        if let (Some(a), Some(b)) = (self.off_grid.as_mut(), o.off_grid.as_ref()) {
+            for v in b {
+                if a.len() < MAX_UNSEEN {
+                    a.insert(*v);
+                } else if !a.contains(v) {
+                    self.off_grid_overflow = true;
+                }
+            }
+        }
+        self.off_grid_overflow |= o.off_grid_overflow;
+    }
+
+    /// Rows, nulls and non-finite values as the drift tests count them.
+    pub fn missing_counts(&self) -> MissingCounts {
+        let finite = self.numeric.as_ref().map_or(0, |c| c.n);
+        let categorised: u64 = self.categories.iter().sum::<u64>()
+            + self.unseen.values().sum::<u64>()
+            + self.unseen_overflow;
+        MissingCounts {
+            rows: self.nulls + self.nan + self.inf + finite + categorised,
+            nulls: self.nulls + self.nan,
+            non_finite: self.inf,
+        }
+    }
+
+    /// The categorical counts as the drift tests take them (overflowing unseen categories as
+    /// one more category).
+    pub fn category_counts(&self) -> CategoryCounts {
+        let mut unseen: Vec<(String, u64)> =
+            self.unseen.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        if self.unseen_overflow > 0 {
+            unseen.push(("(other unseen)".to_owned(), self.unseen_overflow));
+        }
+        CategoryCounts {
+            counts: self.categories.clone(),
+            unseen,
+        }
+    }
+
+    /// Valid (non-null, finite) values.
+    pub fn valid(&self) -> u64 {
+        let m = self.missing_counts();
+        m.rows - m.nulls - m.non_finite
+    }
+}
+
+/// A window's counts of the reference's columns: what drift and quality need, kept per
+/// (version, hour) and merged into any whole-hour window. Its size depends on the reference,
+/// not on the number of events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WindowSketch {
+    /// The [`Reference::stamp`] it was built against.
+    pub stamp: u64,
+    pub rows: u64,
+    pub features: Vec<ColumnCounts>,
+    /// Prediction, score and label, when the reference has them.
+    pub outputs: Vec<ColumnCounts>,
+    /// Features of the events that the reference does not have, with their event counts.
+    pub unexpected: BTreeMap<String, u64>,
+}
+
+impl WindowSketch {
+    pub fn new(reference: &Reference) -> WindowSketch {
+        let cols = |p: &ReferenceProfile, g: &[Option<Grid>]| -> Vec<ColumnCounts> {
+            p.features
+                .iter()
+                .zip(g)
+                .map(|(fp, g)| ColumnCounts::new(fp, g.as_ref()))
+                .collect()
+        };
+        WindowSketch {
+            stamp: reference.stamp,
+            rows: 0,
+            features: cols(&reference.features, &reference.feature_grids),
+            outputs: cols(&reference.outputs, &reference.output_grids),
+            unexpected: BTreeMap::new(),
+        }
+    }
+
+    /// Adds one event: its features, prediction, score and label (`None`: not labelled yet).
+    pub fn push(
+        &mut self,
+        reference: &Reference,
+        features: &[(String, FeatureValue)],
+        prediction: Option<&Outcome>,
+        score: Option<f64>,
+        label: Option<&Outcome>,
+    ) {
+        self.rows += 1;
+        let mut seen = vec![false; self.features.len()];
+        for (name, v) in features {
+            match reference.index.get(name) {
+                Some(&i) if !seen[i] => {
+                    seen[i] = true;
+                    self.features[i].observe(
+                        Some(v),
+                        reference.feature_grids[i].as_ref(),
+                        reference.feature_categories[i].as_ref(),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(c) = self.unexpected.get_mut(name) {
+                        *c += 1;
+                    } else if self.unexpected.len() < MAX_UNSEEN {
+                        self.unexpected.insert(name.clone(), 1);
+                    }
+                }
+            }
+        }
+        for (i, seen) in seen.into_iter().enumerate() {
+            if !seen {
+                self.features[i].missing += 1;
+            }
+        }
+        for (i, fp) in reference.outputs.features.iter().enumerate() {
+            let v = match fp.name.as_str() {
+                PREDICTION_COLUMN => {
+                    Some(prediction.map(outcome_value).unwrap_or(FeatureValue::Null))
+                }
+                SCORE_COLUMN => Some(
+                    score
+                        .map(FeatureValue::Number)
+                        .unwrap_or(FeatureValue::Null),
+                ),
+                _ => label.map(outcome_value),
+            };
+            self.outputs[i].observe(
+                v.as_ref(),
+                reference.output_grids[i].as_ref(),
+                reference.output_categories[i].as_ref(),
+            );
+        }
+    }
+
+    /// Adds another window's counts (same reference).
+    pub fn merge(&mut self, o: &WindowSketch) {
+        self.rows += o.rows;
+        for (a, b) in self.features.iter_mut().zip(&o.features) {
+            a.merge(b);
+        }
+        for (a, b) in self.outputs.iter_mut().zip(&o.outputs) {
+            a.merge(b);
+        }
+        for (k, v) in &o.unexpected {
+            *self.unexpected.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
+/// Evaluates every column of `profile` against a window's counts.
+fn evaluate_columns(
+    profile: &ReferenceProfile,
+    grids: &[Option<Grid>],
+    cols: &[ColumnCounts],
+    config: &DriftConfig,
+) -> Vec<FeatureDrift> {
+    let idx: Vec<usize> = (0..profile.features.len()).collect();
+    parallel_map(&idx, |&i| {
+        let fp = &profile.features[i];
+        let col = &cols[i];
+        let missing = col.missing_counts();
+        match (&grids[i], &col.numeric) {
+            (Some(grid), Some(counts)) => evaluate_feature_counts(
+                fp,
+                Some(WindowCounts::Numeric {
+                    grid,
+                    counts,
+                    missing,
+                }),
+                config,
+            ),
+            _ => {
+                let table = col.category_counts();
+                evaluate_feature_counts(
+                    fp,
+                    Some(WindowCounts::Categorical {
+                        table: &table,
+                        missing,
+                    }),
+                    config,
+                )
+            }
+        }
+    })
 }
 
 /// One window of folded predictions.
@@ -438,23 +864,23 @@ impl Reference {
 pub struct Windowed {
     pub start: Timestamp,
     pub end: Timestamp,
-    pub columns: WindowColumns,
+    pub sketch: WindowSketch,
 }
 
-/// Folds the predictions of the query into windows shaped like the reference, in time order.
-/// Only windows with at least one prediction are returned.
+/// Folds the predictions of the query into window sketches against `reference`, in time order,
+/// from the raw events. Only windows with at least one prediction are returned.
 pub fn fold_windows(
     store: &dyn Store,
     model: &ModelName,
     query: &DriftQuery,
-    layout: &Layout,
+    reference: &Reference,
 ) -> Result<Vec<Windowed>, DriftError> {
     let range = ScanRange {
         from: query.from,
         to: query.to,
         version: query.version.clone(),
     };
-    let mut windows: BTreeMap<i64, WindowColumns> = BTreeMap::new();
+    let mut windows: BTreeMap<i64, WindowSketch> = BTreeMap::new();
     store.scan_predictions(model, &range, &mut |ev: &PredictionEvent, label| {
         if let Some(s) = &query.segment {
             if !s.matches(&ev.features) {
@@ -464,8 +890,9 @@ pub fn fold_windows(
         let start = query.window.start_of(ev.timestamp).0;
         windows
             .entry(start)
-            .or_insert_with(|| WindowColumns::new(layout))
+            .or_insert_with(|| WindowSketch::new(reference))
             .push(
+                reference,
                 &ev.features,
                 ev.prediction.as_ref(),
                 ev.score,
@@ -474,12 +901,26 @@ pub fn fold_windows(
     })?;
     Ok(windows
         .into_iter()
-        .map(|(start, columns)| Windowed {
+        .map(|(start, sketch)| Windowed {
             start: Timestamp(start),
             end: Timestamp(start + query.window.micros()),
-            columns,
+            sketch,
         })
         .collect())
+}
+
+/// The windows of the query: merged from the per-hour sketches when they answer it (see
+/// [`crate::aggregates::drift_windows`]), else folded from the raw events.
+pub fn windows(
+    store: &dyn Store,
+    model: &ModelName,
+    query: &DriftQuery,
+    reference: &Reference,
+) -> Result<Vec<Windowed>, DriftError> {
+    if let Some(w) = crate::aggregates::drift_windows(store, model, query, reference)? {
+        return Ok(w);
+    }
+    fold_windows(store, model, query, reference)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -537,7 +978,7 @@ pub fn drift(
     config: &DriftConfig,
 ) -> Result<DriftResponse, DriftError> {
     let reference = Reference::load(store, model, query.version.as_deref())?;
-    let windows = fold_windows(store, model, query, &reference.layout)?;
+    let windows = windows(store, model, query, &reference)?;
     Ok(drift_of_windows(
         model,
         query.window,
@@ -556,24 +997,26 @@ pub fn drift_of_windows(
     windows: &[Windowed],
     config: &DriftConfig,
 ) -> DriftResponse {
-    let evaluate = |profile: &ReferenceProfile, cols: &[FeatureColumn]| -> Vec<FeatureDrift> {
-        WindowColumns::with_columns(cols, |current| {
-            parallel_map(&profile.features, |fp| {
-                let col = current.iter().find(|(n, _)| *n == fp.name).map(|(_, c)| *c);
-                evaluate_feature(fp, col, config)
-            })
-        })
-    };
     let mut all = Vec::new();
     let mut feature_counts = Vec::new();
     let mut output_counts = Vec::new();
     for w in windows {
-        let f = evaluate(&reference.features, &w.columns.features);
+        let f = evaluate_columns(
+            &reference.features,
+            &reference.feature_grids,
+            &w.sketch.features,
+            config,
+        );
         feature_counts.push(f.len());
         all.extend(f);
     }
     for w in windows {
-        let f = evaluate(&reference.outputs, &w.columns.outputs);
+        let f = evaluate_columns(
+            &reference.outputs,
+            &reference.output_grids,
+            &w.sketch.outputs,
+            config,
+        );
         output_counts.push(f.len());
         all.extend(f);
     }
@@ -589,7 +1032,7 @@ pub fn drift_of_windows(
         out.push(WindowDrift {
             start: w.start,
             end: w.end,
-            rows: w.columns.rows,
+            rows: w.sketch.rows,
             evaluated_features: summary.evaluated,
             drifted_features: summary.drifted,
             share_drifted: summary.share,
@@ -602,7 +1045,7 @@ pub fn drift_of_windows(
         outputs.push(OutputWindowDrift {
             start: w.start,
             end: w.end,
-            rows: w.columns.rows,
+            rows: w.sketch.rows,
             features: it.by_ref().take(n).collect(),
         });
     }
@@ -753,7 +1196,7 @@ pub fn quality(
     thresholds: &QualityThresholds,
 ) -> Result<QualityResponse, DriftError> {
     let reference = Reference::load(store, model, query.version.as_deref())?;
-    let windows = fold_windows(store, model, query, &reference.layout)?;
+    let windows = windows(store, model, query, &reference)?;
     Ok(QualityResponse {
         model: model.as_str().to_string(),
         window: query.window.label(),
@@ -769,14 +1212,22 @@ pub fn quality(
 /// Quality of one folded window.
 pub fn window_quality(reference: &Reference, w: &Windowed, t: &QualityThresholds) -> WindowQuality {
     let features: Vec<FeatureQuality> = w
-        .columns
+        .sketch
         .features
         .iter()
-        .zip(&reference.features.features)
-        .map(|(col, fp)| feature_quality(col, fp, w.columns.rows, t))
+        .enumerate()
+        .map(|(i, col)| {
+            feature_quality(
+                col,
+                &reference.features.features[i],
+                reference.feature_grid(i),
+                w.sketch.rows,
+                t,
+            )
+        })
         .collect();
     let unexpected_features: Vec<UnexpectedFeature> = w
-        .columns
+        .sketch
         .unexpected
         .iter()
         .map(|(f, n)| UnexpectedFeature {
@@ -794,7 +1245,7 @@ pub fn window_quality(reference: &Reference, w: &Windowed, t: &QualityThresholds
     WindowQuality {
         start: w.start,
         end: w.end,
-        rows: w.columns.rows,
+        rows: w.sketch.rows,
         unexpected_features,
         flags,
         features,
@@ -810,52 +1261,50 @@ fn share(n: u64, of: u64) -> f64 {
 }
 
 fn feature_quality(
-    col: &FeatureColumn,
-    fp: &modelwatch_stats::drift::FeatureProfile,
+    col: &ColumnCounts,
+    fp: &FeatureProfile,
+    grid: Option<&Grid>,
     rows: u64,
     t: &QualityThresholds,
 ) -> FeatureQuality {
     let mut flags = Vec::new();
     let reference_null_rate = fp.missing.null_rate();
-    let mut nulls = 0u64;
+    let nulls = col.nulls;
     let (mut nan, mut inf) = (None, None);
     let mut out_of_range = None;
     let mut unseen_categories = None;
     let distinct: u64;
     let reference_distinct: u64;
     let mut discrete = true;
-    match (&col.values, &fp.detail) {
-        (Values::Numeric(v), ProfileDetail::Numeric(np)) => {
-            let (mut n_nan, mut n_inf, mut out) = (0u64, 0u64, 0u64);
-            let mut seen = HashSet::new();
-            for x in v {
-                match x {
-                    None => nulls += 1,
-                    Some(x) if x.is_nan() => n_nan += 1,
-                    Some(x) if x.is_infinite() => n_inf += 1,
-                    Some(x) => {
-                        seen.insert(x.to_bits());
-                        let below = np.min.is_some_and(|m| *x < m);
-                        let above = np.max.is_some_and(|m| *x > m);
-                        if below || above {
-                            out += 1;
-                        }
-                    }
-                }
-            }
-            distinct = seen.len() as u64;
+    match (&fp.detail, &col.numeric, grid) {
+        (ProfileDetail::Numeric(np), Some(counts), Some(grid)) => {
+            // Distinct values: each grid point hit, plus, for a discrete feature, every
+            // off-grid value (up to MAX_UNSEEN, a lower bound beyond); for a continuous one,
+            // one per gap with values between its points (a lower bound, reported only).
+            let on_grid: u64 = counts.at_left.iter().filter(|&&at| at > 0).count() as u64;
+            distinct = match (counts.min, counts.max, &col.off_grid) {
+                (Some(a), Some(b), _) if a == b => 1,
+                (_, _, Some(off)) => on_grid + off.len() as u64 + u64::from(col.off_grid_overflow),
+                _ => counts
+                    .count
+                    .iter()
+                    .zip(&counts.at_left)
+                    .map(|(&c, &at)| u64::from(at > 0) + u64::from(c > at))
+                    .sum(),
+            };
             reference_distinct = np.distinct;
             discrete = np.discrete;
-            if n_nan > 0 {
-                nan = Some(n_nan);
+            if col.nan > 0 {
+                nan = Some(col.nan);
             }
-            if n_inf > 0 {
-                inf = Some(n_inf);
+            if col.inf > 0 {
+                inf = Some(col.inf);
             }
             let reference_non_finite = share(fp.missing.non_finite, fp.missing.rows);
-            if share(n_nan + n_inf, rows) > reference_non_finite + t.non_finite_margin {
+            if share(col.nan + col.inf, rows) > reference_non_finite + t.non_finite_margin {
                 flags.push("non_finite");
             }
+            let out = grid.out_of_range(counts);
             let s = share(out, rows);
             if s > t.out_of_range_share {
                 flags.push("out_of_range");
@@ -867,29 +1316,13 @@ fn feature_quality(
                 reference_max: np.max,
             });
         }
-        (values, ProfileDetail::Categorical(cp)) => {
-            let known: HashSet<&str> = cp.categories.iter().map(String::as_str).collect();
-            let mut counts: HashMap<String, u64> = HashMap::new();
-            let mut seen: HashSet<String> = HashSet::new();
-            let mut note = |s: Option<String>| match s {
-                None => nulls += 1,
-                Some(s) => {
-                    if !known.contains(s.as_str()) {
-                        *counts.entry(s.clone()).or_default() += 1;
-                    }
-                    seen.insert(s);
-                }
-            };
-            match values {
-                Values::Categorical(v) => v.iter().for_each(|s| note(s.clone())),
-                Values::Boolean(v) => v.iter().for_each(|b| note(b.map(|b| b.to_string()))),
-                Values::Numeric(_) => {}
-            }
-            distinct = seen.len() as u64;
+        (ProfileDetail::Categorical(cp), _, _) => {
+            let unseen_rows: u64 = col.unseen.values().sum::<u64>() + col.unseen_overflow;
+            let count = col.unseen.len() as u64 + u64::from(col.unseen_overflow > 0);
+            distinct = col.categories.iter().filter(|&&c| c > 0).count() as u64 + count;
             reference_distinct = cp.categories.len() as u64;
-            let unseen_rows: u64 = counts.values().sum();
-            let mut top: Vec<(String, u64)> = counts.into_iter().collect();
-            let count = top.len() as u64;
+            let mut top: Vec<(String, u64)> =
+                col.unseen.iter().map(|(k, v)| (k.clone(), *v)).collect();
             top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             top.truncate(5);
             let s = share(unseen_rows, rows);
@@ -903,8 +1336,8 @@ fn feature_quality(
                 top,
             });
         }
-        (_, ProfileDetail::Numeric(np)) => {
-            // Not reachable: columns take the reference's kind.
+        (ProfileDetail::Numeric(np), _, _) => {
+            // Not reachable: numeric columns always have a grid.
             distinct = 0;
             reference_distinct = np.distinct;
         }
@@ -924,14 +1357,14 @@ fn feature_quality(
     if discrete && cardinality_ratio.is_some_and(|r| r > t.cardinality_ratio) {
         flags.push("cardinality_growth");
     }
-    let valid = col.values.len() as u64 - nulls - nan.unwrap_or(0) - inf.unwrap_or(0);
+    let valid = col.valid();
     let constant = valid > 0 && distinct == 1;
     if constant && reference_distinct > 1 && valid >= t.constant_min_rows {
         flags.push("constant");
     }
     FeatureQuality {
-        feature: col.name.clone(),
-        kind: col.kind,
+        feature: fp.name.clone(),
+        kind: fp.kind,
         rows,
         nulls,
         null_rate,
