@@ -822,41 +822,36 @@ impl WindowSketch {
     }
 }
 
-/// Evaluates every column of `profile` against a window's counts.
-fn evaluate_columns(
-    profile: &ReferenceProfile,
-    grids: &[Option<Grid>],
-    cols: &[ColumnCounts],
+/// Evaluates one column of a window against its profile.
+fn evaluate_column(
+    fp: &FeatureProfile,
+    grid: Option<&Grid>,
+    col: &ColumnCounts,
     config: &DriftConfig,
-) -> Vec<FeatureDrift> {
-    let idx: Vec<usize> = (0..profile.features.len()).collect();
-    parallel_map(&idx, |&i| {
-        let fp = &profile.features[i];
-        let col = &cols[i];
-        let missing = col.missing_counts();
-        match (&grids[i], &col.numeric) {
-            (Some(grid), Some(counts)) => evaluate_feature_counts(
+) -> FeatureDrift {
+    let missing = col.missing_counts();
+    match (grid, &col.numeric) {
+        (Some(grid), Some(counts)) => evaluate_feature_counts(
+            fp,
+            Some(WindowCounts::Numeric {
+                grid,
+                counts,
+                missing,
+            }),
+            config,
+        ),
+        _ => {
+            let table = col.category_counts();
+            evaluate_feature_counts(
                 fp,
-                Some(WindowCounts::Numeric {
-                    grid,
-                    counts,
+                Some(WindowCounts::Categorical {
+                    table: &table,
                     missing,
                 }),
                 config,
-            ),
-            _ => {
-                let table = col.category_counts();
-                evaluate_feature_counts(
-                    fp,
-                    Some(WindowCounts::Categorical {
-                        table: &table,
-                        missing,
-                    }),
-                    config,
-                )
-            }
+            )
         }
-    })
+    }
 }
 
 /// One window of folded predictions.
@@ -997,29 +992,35 @@ pub fn drift_of_windows(
     windows: &[Windowed],
     config: &DriftConfig,
 ) -> DriftResponse {
-    let mut all = Vec::new();
-    let mut feature_counts = Vec::new();
-    let mut output_counts = Vec::new();
-    for w in windows {
-        let f = evaluate_columns(
-            &reference.features,
-            &reference.feature_grids,
-            &w.sketch.features,
-            config,
-        );
-        feature_counts.push(f.len());
-        all.extend(f);
+    // Every (window, column) pair in one parallel pass: features of every window, then
+    // outputs of every window, the order the correction and the response use.
+    let mut pairs: Vec<(usize, bool, usize)> = Vec::new();
+    for (wi, w) in windows.iter().enumerate() {
+        pairs.extend((0..w.sketch.features.len()).map(|c| (wi, false, c)));
     }
-    for w in windows {
-        let f = evaluate_columns(
-            &reference.outputs,
-            &reference.output_grids,
-            &w.sketch.outputs,
-            config,
-        );
-        output_counts.push(f.len());
-        all.extend(f);
+    for (wi, w) in windows.iter().enumerate() {
+        pairs.extend((0..w.sketch.outputs.len()).map(|c| (wi, true, c)));
     }
+    let all = parallel_map(&pairs, |&(wi, output, c)| {
+        let sketch = &windows[wi].sketch;
+        if output {
+            evaluate_column(
+                &reference.outputs.features[c],
+                reference.output_grids[c].as_ref(),
+                &sketch.outputs[c],
+                config,
+            )
+        } else {
+            evaluate_column(
+                &reference.features.features[c],
+                reference.feature_grids[c].as_ref(),
+                &sketch.features[c],
+                config,
+            )
+        }
+    });
+    let feature_counts: Vec<usize> = windows.iter().map(|w| w.sketch.features.len()).collect();
+    let output_counts: Vec<usize> = windows.iter().map(|w| w.sketch.outputs.len()).collect();
     // One family: adjusted p-values and verdicts over the whole response.
     let corrected = DriftReport::from_features(all, config);
     let mut it = corrected.features.into_iter();

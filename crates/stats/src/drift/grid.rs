@@ -16,15 +16,21 @@
 //!   |F_ref - F_cur| is then reached at a grid point or just below one, see
 //!   [`SortedReference::gaps`](super::SortedReference::gaps)); otherwise a lower bound that
 //!   misses at most the larger of the two samples' mass in one gap (1/256 of the reference).
-//!   The p-value uses the true sample sizes, so it is conservative;
+//!   The p-value uses the true sample sizes, so it is conservative; it is exact up to
+//!   [`GRID_EXACT_KS_CELLS`] and asymptotic above;
 //! - the Wasserstein distance: the tails beyond the reference range are exact (their offset
 //!   sums are kept); inside a gap the window's values are taken as spread evenly, so the
 //!   error is at most the gap's width times its mass.
 
 use serde::{Deserialize, Serialize};
 
-use super::ks::{ks_p_value, KsResult};
+use super::ks::{ks_p_value_within, KsResult};
 use super::profile::NumericProfile;
+
+/// Exact KS p-values on a grid only up to this many cells (`n_reference · n_window`, about
+/// 0.1 ms each); larger windows take the asymptotic distribution (`ks_p_value_method` says
+/// which), as SciPy does above 10 000 rows.
+pub const GRID_EXACT_KS_CELLS: u64 = 200_000;
 
 /// Largest number of reference quantiles in a grid (more grid points when bin edges add some).
 pub const GRID_POINTS: usize = 256;
@@ -230,7 +236,7 @@ impl Grid {
             let le = below + c.at_left[i + 1];
             d = d.max((self.ref_le[i] as f64 / nf - le as f64 / mf).abs());
         }
-        let (p, method) = ks_p_value(d, n, m);
+        let (p, method) = ks_p_value_within(d, n, m, GRID_EXACT_KS_CELLS);
         Some(KsResult {
             statistic: d,
             p_value: p,

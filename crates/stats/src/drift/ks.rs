@@ -46,10 +46,16 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 /// SciPy's `method="auto"` rule. `d` is rounded to the lattice h / lcm(n1, n2) in the exact
 /// case, as SciPy does.
 pub fn ks_p_value(d: f64, n1: u64, n2: u64) -> (f64, KsPValueMethod) {
+    ks_p_value_within(d, n1, n2, u64::MAX)
+}
+
+/// [`ks_p_value`], exact only when `n1 · n2 <= max_exact_cells` as well: the exact
+/// distribution costs O(n1 · n2), which a response of hundreds of windows cannot pay each time.
+pub fn ks_p_value_within(d: f64, n1: u64, n2: u64, max_exact_cells: u64) -> (f64, KsPValueMethod) {
     if n1 == 0 || n2 == 0 {
         return (1.0, KsPValueMethod::Asymptotic);
     }
-    if n1.max(n2) <= KS_MAX_EXACT_N {
+    if n1.max(n2) <= KS_MAX_EXACT_N && n1.saturating_mul(n2) <= max_exact_cells {
         let g = gcd(n1, n2);
         let lcm = (n1 / g) as f64 * n2 as f64;
         let h = (d * lcm).round_ties_even();

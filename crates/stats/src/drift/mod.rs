@@ -28,10 +28,10 @@ pub use distance::{
     chi2_contingency, hellinger, jensen_shannon, kl_divergence, ks_binned, psi, Chi2Result,
     PROPORTION_FLOOR,
 };
-pub use grid::{Grid, GridCounts, GRID_POINTS};
+pub use grid::{Grid, GridCounts, GRID_EXACT_KS_CELLS, GRID_POINTS};
 pub use ks::{
-    ks_2samp, ks_p_value, wasserstein_distance, GapCell, GapCounts, KsPValueMethod, KsResult,
-    SortedReference, KS_MAX_EXACT_N,
+    ks_2samp, ks_p_value, ks_p_value_within, wasserstein_distance, GapCell, GapCounts,
+    KsPValueMethod, KsResult, SortedReference, KS_MAX_EXACT_N,
 };
 pub use profile::{
     CategoricalProfile, Column, FeatureKind, FeatureProfile, MissingCounts, NumericProfile,
