@@ -164,6 +164,203 @@ fn pages_render_real_data_and_escape_user_strings() {
     }
 }
 
+/// Polls `probe` every 100 ms until it answers `Ok`, for at most `secs`; then fails with its
+/// last `Err`. Alerts are evaluated asynchronously (debounced after a change): tests wait for
+/// what a user would see, never for a fixed time.
+fn poll<T>(secs: u64, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match probe() {
+            Ok(v) => return v,
+            Err(e) if Instant::now() >= deadline => panic!("gave up after {secs} s: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// The model's alerts of `GET /v1/alerts?model=` by rule name.
+fn alerts_by_rule(server: &Server, model: &str) -> std::collections::BTreeMap<String, Value> {
+    let (status, body) = server.get(&format!("/v1/alerts?model={model}"));
+    assert_eq!(status, 200, "{body}");
+    body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["rule"].as_str().unwrap().to_string(), a.clone()))
+        .collect()
+}
+
+#[test]
+fn alerts_panel_shows_the_apis_alerts_and_history_and_the_overview_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    seed(&server);
+
+    // No rule yet: the panel says so and how to add one; the overview counts 0.
+    let (status, html, _) = page(&server, &format!("/models/{MODEL}/alerts?range=all"));
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("data-panel=\"alerts\" data-open-alerts=\"0\" data-rules=\"0\""));
+    assert!(html.contains("No alerts."), "{html}");
+    assert!(html.contains(&format!("POST /v1/models/{MODEL}/rules")));
+    let (_, html, _) = page(&server, "/?range=all");
+    assert!(html.contains("data-open-alerts=\"0\""), "{html}");
+
+    // Day 1's accuracy is about 0.75, day 2's about 0.5 (labels are coin flips).
+    let floor = |name: &str, for_: &str| {
+        json!({"name": name, "signal": "accuracy",
+               "condition": {"kind": "threshold", "op": "<", "value": 0.65},
+               "decision": "retrain", "severity": "critical", "window": "1d", "for": for_,
+               "description": format!("accuracy under 0.65 {XSS}")})
+    };
+    for rule in [
+        floor("accuracy-floor", "0"),
+        // Holds too, but must hold for an hour first: pending for the whole test.
+        floor("accuracy-floor-slow", "1h"),
+        // Latencies are 5 to 15 ms: never holds.
+        json!({"name": "latency-ceiling", "signal": "latency_p95",
+               "condition": {"kind": "threshold", "op": ">", "value": 1000},
+               "decision": "review", "severity": "warning", "window": "1h"}),
+        // A feature named like a script, in a rule's signal: shown as text.
+        json!({"name": "script-nulls", "signal": format!("null_rate:{XSS}"),
+               "condition": {"kind": "threshold", "op": ">", "value": 0.5},
+               "decision": "data-incident", "severity": "info", "window": "1d"}),
+    ] {
+        let (status, body) = server.post(&format!("/v1/models/{MODEL}/rules"), &rule.to_string());
+        assert_eq!(status, 201, "{body}");
+    }
+    let alerts = poll(30, || {
+        let a = alerts_by_rule(&server, MODEL);
+        let state = |r: &str| a.get(r).map(|x| x["state"].as_str().unwrap().to_string());
+        if state("accuracy-floor").as_deref() == Some("firing")
+            && state("accuracy-floor-slow").as_deref() == Some("pending")
+        {
+            Ok(a)
+        } else {
+            Err(format!("alerts: {a:?}"))
+        }
+    });
+    assert!(!alerts.contains_key("latency-ceiling"), "{alerts:?}");
+    let firing = &alerts["accuracy-floor"];
+    let value = firing["value"].as_f64().unwrap();
+    assert!((0.4..0.6).contains(&value), "{firing}");
+
+    let (status, html, _) = page(&server, &format!("/models/{MODEL}/alerts?range=all"));
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("data-panel=\"alerts\" data-open-alerts=\"2\" data-rules=\"4\""),
+        "{html}"
+    );
+    // The firing alert's row: its state, rule, the API's value, the rule's threshold,
+    // severity and decision, its window.
+    let row = html
+        .split("<tr ")
+        .find(|r| r.starts_with("data-alert-state=\"firing\" data-rule=\"accuracy-floor\""))
+        .unwrap_or_else(|| panic!("no firing row: {html}"));
+    assert!(
+        row.contains(&format!("data-value=\"{}\"", firing["value"])),
+        "{row}"
+    );
+    assert!(
+        row.contains(&modelwatch_dashboard::data::short(value)),
+        "{row}"
+    );
+    assert!(row.contains("&lt; 0.65"), "{row}");
+    assert!(row.contains("critical") && row.contains("retrain"), "{row}");
+    assert!(
+        row.contains("1d") && row.contains("2026-01-02 00:00:00 UTC"),
+        "{row}"
+    );
+    assert!(row.contains(
+        firing["summary"]
+            .as_str()
+            .unwrap()
+            .replace('<', "&lt;")
+            .as_str()
+    ));
+    assert!(html.contains("data-alert-state=\"pending\" data-rule=\"accuracy-floor-slow\""));
+    assert!(html.contains("fires once it has held for 1h"));
+    // The history, newest first, as GET /v1/alerts/history has it.
+    let (_, hist) = server.get(&format!("/v1/alerts/history?model={MODEL}"));
+    let transitions: Vec<(String, String)> = hist["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["transition"].as_str().unwrap().to_string(),
+                h["alert"]["rule"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let shown: Vec<(String, String)> = html
+        .split("<tr data-transition=\"")
+        .skip(1)
+        .map(|r| {
+            let (t, rest) = r.split_once('"').unwrap();
+            let rule = rest
+                .split("data-rule=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            (t.to_string(), rule.to_string())
+        })
+        .collect();
+    assert_eq!(shown, transitions);
+    assert!(shown.contains(&("firing".into(), "accuracy-floor".into())));
+    // Every rule is listed; the user's strings are text.
+    for r in [
+        "accuracy-floor",
+        "accuracy-floor-slow",
+        "latency-ceiling",
+        "script-nulls",
+    ] {
+        assert!(html.contains(&format!("<tr data-rule=\"{r}\"")), "{r}");
+    }
+    assert!(!html.contains(XSS) && !html.contains("<script"));
+    assert!(html.contains("null_rate:&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(html.contains("accuracy under 0.65 &lt;script&gt;"));
+
+    // The model page says what fires at the top, and the Alerts tab counts them.
+    let (_, html, _) = page(&server, &format!("/models/{MODEL}?range=all"));
+    assert!(html.contains("data-panel=\"alert-banner\" data-open-alerts=\"2\""));
+    assert!(html.contains("class=\"count firing\" data-open-alerts=\"2\""));
+    assert!(html.contains("data-alert-state=\"firing\" data-rule=\"accuracy-floor\""));
+    // The overview counts pending and firing alerts.
+    let (_, html, _) = page(&server, "/?range=all");
+    assert!(
+        html.contains("data-open-alerts=\"2\"") && html.contains("1 firing, 1 pending"),
+        "{html}"
+    );
+
+    // The rule goes: its alert is resolved, the counts follow, the history says so.
+    let r = client()
+        .delete(format!(
+            "{}/v1/models/{MODEL}/rules/accuracy-floor",
+            server.url
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    poll(30, || {
+        let a = alerts_by_rule(&server, MODEL);
+        match a["accuracy-floor"]["state"].as_str() {
+            Some("resolved") => Ok(()),
+            s => Err(format!("state {s:?}")),
+        }
+    });
+    let (_, html, _) = page(&server, "/?range=all");
+    assert!(
+        html.contains("data-open-alerts=\"1\"") && html.contains("0 firing, 1 pending"),
+        "{html}"
+    );
+    let (_, html, _) = page(&server, &format!("/models/{MODEL}/alerts?range=all"));
+    assert!(html.contains("data-open-alerts=\"1\" data-rules=\"3\""));
+    assert!(html.contains("<tr data-transition=\"resolved\" data-rule=\"accuracy-floor\""));
+    assert!(!html.contains("data-alert-state=\"firing\""));
+}
+
 #[test]
 fn bad_parameters_get_a_clear_error_page() {
     let dir = tempfile::tempdir().unwrap();
