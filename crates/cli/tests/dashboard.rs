@@ -529,8 +529,9 @@ fn report_is_standalone_and_its_numbers_are_the_apis() {
 }
 
 #[test]
-fn demo_drifts_and_decays_within_a_minute() {
+fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
     let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
         .args(["demo", "--addr", "127.0.0.1:0", "--days", "4", "--data"])
         .arg(dir.path())
@@ -575,4 +576,100 @@ fn demo_drifts_and_decays_within_a_minute() {
     let (status, html, _) = page(&server, "/models/fraud-demo");
     assert_eq!(status, 200);
     assert!(html.contains("data-chart=\"accuracy\""));
+
+    // The demo made its rules over the API, on both models.
+    for model in ["fraud-demo", "churn-demo"] {
+        let (status, body) = server.get(&format!("/v1/models/{model}/rules"));
+        assert_eq!(status, 200, "{body}");
+        let names: Vec<&str> = body["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["accuracy-below-reference", "inputs-drifted"],
+            "{model}"
+        );
+    }
+    // Both of fraud-demo's rules fire: the drift one at once, the accuracy one after its
+    // `for` of 20 s. Bounded at 90 s from the start of the demo.
+    let mut seen = std::collections::BTreeMap::new();
+    let firing = poll(90u64.saturating_sub(started.elapsed().as_secs()), || {
+        let a = alerts_by_rule(&server, "fraud-demo");
+        for (rule, x) in &a {
+            let state = x["state"].as_str().unwrap().to_string();
+            seen.entry((rule.clone(), state))
+                .or_insert_with(|| started.elapsed().as_secs_f64());
+        }
+        let fires = |r: &str| a.get(r).is_some_and(|x| x["state"] == "firing");
+        if fires("inputs-drifted") && fires("accuracy-below-reference") {
+            Ok(a)
+        } else {
+            Err(format!("fraud-demo's alerts: {a:?}"))
+        }
+    });
+    eprintln!("demo alert states first seen, seconds after the demo started: {seen:?}");
+    let acc = &firing["accuracy-below-reference"];
+    let (value, baseline) = (
+        acc["value"].as_f64().unwrap(),
+        acc["baseline"].as_f64().unwrap(),
+    );
+    assert!(value < 0.9 * baseline, "{acc}");
+    assert!(firing["inputs-drifted"]["value"].as_f64().unwrap() > 0.25);
+    // The accuracy alert was pending before it fired: its history says so, newest first.
+    let (_, hist) = server.get("/v1/alerts/history?model=fraud-demo");
+    let steps: Vec<(&str, &str)> = hist["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["alert"]["rule"].as_str().unwrap(),
+                h["transition"].as_str().unwrap(),
+            )
+        })
+        .filter(|(r, _)| *r == "accuracy-below-reference")
+        .collect();
+    assert_eq!(
+        steps.last().copied(),
+        Some(("accuracy-below-reference", "pending")),
+        "{steps:?}"
+    );
+    assert!(
+        steps.contains(&("accuracy-below-reference", "firing")),
+        "{steps:?}"
+    );
+    // The healthy model trips neither.
+    let churn = alerts_by_rule(&server, "churn-demo");
+    assert!(
+        churn
+            .values()
+            .all(|x| x["state"] != "firing" && x["state"] != "pending"),
+        "{churn:?}"
+    );
+    // The dashboard shows them: the alerts panel, and the overview's counts.
+    let (_, html, _) = page(&server, "/models/fraud-demo/alerts");
+    for rule in ["inputs-drifted", "accuracy-below-reference"] {
+        assert!(
+            html.contains(&format!("data-alert-state=\"firing\" data-rule=\"{rule}\"")),
+            "{rule}: {html}"
+        );
+    }
+    let (_, html, _) = page(&server, "/");
+    let row = |model: &str| {
+        html.split("<tr data-model=")
+            .find(|r| r.starts_with(&format!("\"{model}\"")))
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        row("fraud-demo").contains("data-open-alerts=\"2\""),
+        "{html}"
+    );
+    assert!(
+        row("churn-demo").contains("data-open-alerts=\"0\""),
+        "{html}"
+    );
 }
