@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{client, modelwatch, Server};
+use common::{client, decode, modelwatch, Server};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -672,4 +672,242 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
         row("churn-demo").contains("data-open-alerts=\"0\""),
         "{html}"
     );
+}
+
+const READ_KEY: &str = "read-key-0123456789abcdef";
+const ADMIN_KEY: &str = "admin-key-0123456789abcdef";
+const INGEST_KEY: &str = "ingest-key-0123456789abcdef";
+
+/// A session cookie's value as the server makes it, for forging ones it must refuse.
+fn session_token(key: &str, expires: i64) -> String {
+    use hmac::{Hmac, Mac};
+    let mut m = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    m.update(format!("modelwatch dashboard session v1 {expires}").as_bytes());
+    let hex: String = m
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("v1.{expires}.{hex}")
+}
+
+#[test]
+fn with_api_keys_the_dashboard_needs_a_login_and_the_api_its_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        &[],
+        &[
+            ("MODELWATCH_READ_KEYS", READ_KEY),
+            ("MODELWATCH_ADMIN_KEYS", ADMIN_KEY),
+            ("MODELWATCH_INGEST_KEYS", INGEST_KEY),
+        ],
+    );
+    // A browser that follows no redirect and keeps no cookie: each step is seen.
+    let browser = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let url = |p: &str| format!("{}{p}", server.url);
+    let rows: Vec<Value> = (0..40)
+        .map(|i| {
+            common::prediction(
+                &format!("k-{i}"),
+                "2026-11-01T10:00:00Z",
+                30.0 + i as f64,
+                "DE",
+            )
+        })
+        .collect();
+    let r = browser
+        .post(url(&format!("/v1/models/{MODEL}/predictions")))
+        .bearer_auth(INGEST_KEY)
+        .header("content-type", "application/json")
+        .body(Value::Array(rows).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    // Without a key, every page sends the browser to the login form, which will come back.
+    for (path, next) in [
+        ("/", "%2F"),
+        (
+            "/models/credit/drift?range=all",
+            "%2Fmodels%2Fcredit%2Fdrift%3Frange%3Dall",
+        ),
+        ("/models/credit", "%2Fmodels%2Fcredit"),
+    ] {
+        let r = browser.get(url(path)).send().unwrap();
+        assert_eq!(r.status().as_u16(), 303, "{path}");
+        assert_eq!(r.headers()["location"], format!("/login?next={next}"));
+    }
+    // The report's JSON is read by programs: the API's 401.
+    let (status, body) = decode(
+        browser
+            .get(url(&format!("/models/{MODEL}/report.json")))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "unauthorized");
+
+    let r = browser
+        .get(url("/login?next=%2Fmodels%2Fcredit%3Frange%3Dall"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("form-action 'self'"));
+    let html = r.text().unwrap();
+    assert!(
+        html.contains("<form class=\"login\" method=\"post\" action=\"/login\">"),
+        "{html}"
+    );
+    assert!(html.contains("name=\"next\" value=\"/models/credit?range=all\""));
+    assert!(html.contains("type=\"password\" name=\"key\""));
+
+    let login = |key: &str, next: &str| {
+        browser
+            .post(url("/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("key={}&next={}", key, next))
+            .send()
+            .unwrap()
+    };
+    // A wrong key, an ingest key, no key: refused, no cookie.
+    for key in ["not-a-key-0123456789abcdef", INGEST_KEY, ""] {
+        let r = login(key, "%2F");
+        assert_eq!(r.status().as_u16(), 401, "{key}");
+        assert!(r.headers().get("set-cookie").is_none(), "{key}");
+        let html = r.text().unwrap();
+        assert!(html.contains("data-login-error"), "{key}: {html}");
+        assert!(html.contains("not a read or admin key"), "{key}");
+    }
+    // The read key: a cookie for the dashboard, and back where the browser was going.
+    let r = login(READ_KEY, "%2Fmodels%2Fcredit%3Frange%3Dall");
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"], "/models/credit?range=all");
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(set.contains(attr), "{attr}: {set}");
+    }
+    assert!(!set.contains(READ_KEY), "the cookie holds the key: {set}");
+    let cookie = set.split(';').next().unwrap().to_string();
+    assert!(cookie.starts_with("modelwatch_session=v1."), "{cookie}");
+
+    let get = |path: &str, cookie: &str| {
+        let r = browser
+            .get(url(path))
+            .header("cookie", cookie)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().unwrap())
+    };
+    // The cookie opens every page.
+    let (status, html) = get("/?range=all", &cookie);
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains(&format!("data-model=\"{MODEL}\"")));
+    for path in [
+        format!("/models/{MODEL}?range=all"),
+        format!("/models/{MODEL}/alerts"),
+        format!("/models/{MODEL}/quality?range=all"),
+        format!("/models/{MODEL}/report.json?range=all"),
+    ] {
+        let (status, body) = get(&path, &cookie);
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    // ... and no API route: those still need their header.
+    for path in [
+        "/v1/models",
+        "/v1/alerts",
+        "/metrics",
+        "/v1/models/credit/metrics",
+    ] {
+        let (status, body) = get(path, &cookie);
+        assert_eq!(status, 401, "{path}: {body}");
+        let r = browser.get(url(path)).bearer_auth(READ_KEY).send().unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+    }
+    let r = browser
+        .post(url(&format!("/v1/models/{MODEL}/rules")))
+        .header("cookie", &cookie)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+
+    // Cookies the server did not make, or made for another key or time, open nothing.
+    let now = modelwatch_core::Timestamp::now().0 / 1_000_000;
+    let mut tampered = cookie.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == '0' { '1' } else { '0' });
+    for (what, c) in [
+        ("tampered", tampered),
+        (
+            "expired",
+            format!("modelwatch_session={}", session_token(READ_KEY, now - 5)),
+        ),
+        (
+            "made with the ingest key",
+            format!(
+                "modelwatch_session={}",
+                session_token(INGEST_KEY, now + 3600)
+            ),
+        ),
+        ("garbage", "modelwatch_session=v1.x.y".to_string()),
+    ] {
+        let r = browser.get(url("/")).header("cookie", c).send().unwrap();
+        assert_eq!(r.status().as_u16(), 303, "{what}");
+    }
+    // One made with a read key the server has, as it would: accepted (the check is the
+    // key's MAC, not a list of sessions, so it survives a restart).
+    let (status, _) = get(
+        "/",
+        &format!("modelwatch_session={}", session_token(READ_KEY, now + 3600)),
+    );
+    assert_eq!(status, 200);
+
+    // The admin key logs in too; `next` never leaves the server.
+    let r = login(ADMIN_KEY, "%2F%2Fevil.example%2F");
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"], "/");
+    assert!(r.headers().get("set-cookie").is_some());
+    // The usual header still opens pages, with the API's rules for it.
+    let r = browser.get(url("/")).bearer_auth(READ_KEY).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = browser
+        .get(url("/"))
+        .bearer_auth(INGEST_KEY)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    // Logging out forgets the cookie.
+    let r = browser.post(url("/logout")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"], "/login");
+    assert!(r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+}
+
+#[test]
+fn without_api_keys_there_is_nothing_to_log_in_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let browser = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = browser.get(format!("{}/login", server.url)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"], "/");
+    let r = browser.get(format!("{}/", server.url)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
 }

@@ -69,6 +69,11 @@ td .s{font-size:12px;color:#6b7280}
 .alertbar.firing{background:#fef2f2;border:1px solid #fecaca}.alertbar.pending{background:#fffbeb;border:1px solid #fde68a}
 .count{display:inline-block;min-width:20px;text-align:center;border-radius:10px;padding:0 6px;font-size:12px;font-weight:600;color:#fff;text-decoration:none}
 .count.firing{background:#dc2626}.count.pending{background:#d97706}
+div.login{max-width:420px;margin:40px auto;background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:16px 24px}
+form.login{display:flex;flex-direction:column;gap:10px}
+form.login label{display:flex;flex-direction:column;font-size:12px;color:#6b7280;gap:4px}
+form.login input{font:inherit;padding:5px 8px;border:1px solid #d1d5db;border-radius:4px}
+form.login button{font:inherit;padding:6px 14px;border:0;border-radius:4px;background:#2563eb;color:#fff;cursor:pointer;align-self:flex-start}
 "#;
 
 /// A whole page.
@@ -1203,4 +1208,24 @@ pub fn overview(
         }
     };
     Ok(layout("Models", body))
+}
+
+/// The login page of a server with API keys: a form that posts a read or admin key to
+/// `/login`, which sets the session cookie and goes back to `next`.
+pub fn login_page(next: &str, error: Option<&str>) -> String {
+    layout(
+        "Log in",
+        html! {
+            div.login {
+                h1 { "Log in" }
+                p.meta { "This modelwatch needs an API key. Enter a read or an admin key: the server checks it and keeps a session cookie (HttpOnly, SameSite=Strict) for 12 hours." }
+                @if let Some(e) = error { p.bad data-login-error { (e) } }
+                form.login method="post" action="/login" {
+                    input type="hidden" name="next" value=(next);
+                    label { "API key" input type="password" name="key" autocomplete="current-password" required autofocus; }
+                    button type="submit" { "Log in" }
+                }
+            }
+        },
+    )
 }
