@@ -267,7 +267,7 @@ fn alerts_panel_shows_the_apis_alerts_and_history_and_the_overview_counts_them()
     assert!(row.contains("&lt; 0.65"), "{row}");
     assert!(row.contains("critical") && row.contains("retrain"), "{row}");
     assert!(
-        row.contains("1d") && row.contains("2026-01-02 00:00:00 UTC"),
+        row.contains("1d") && row.contains("2026-01-02 00:00 → 2026-01-03 00:00 UTC"),
         "{row}"
     );
     assert!(row.contains(

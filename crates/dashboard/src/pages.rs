@@ -696,6 +696,22 @@ fn when(t: &str) -> String {
     format!("{} UTC", t.replace('T', " "))
 }
 
+/// An evaluated window for people: `2026-11-25 15:00 → 16:00 UTC`, the end's date only when it
+/// differs, seconds only when not zero.
+fn window_text(start: &str, end: &str) -> String {
+    let short = |t: &str| {
+        let w = when(t);
+        let w = w.trim_end_matches(" UTC").to_string();
+        w.strip_suffix(":00").map(str::to_string).unwrap_or(w)
+    };
+    let (a, b) = (short(start), short(end));
+    let b = match (a.split_once(' '), b.split_once(' ')) {
+        (Some((da, _)), Some((db, tb))) if da == db => tb.to_string(),
+        _ => b,
+    };
+    format!("{a} → {b} UTC")
+}
+
 /// How long before `now` the timestamp `t` was: `3m`, `2h 5m`, `4d 1h`.
 fn ago(t: &str, now: Timestamp) -> Option<String> {
     let t = modelwatch_core::parse_timestamp(t).ok()?;
@@ -807,7 +823,7 @@ pub fn alerts_section(data: &ModelData, history_rows: usize, show_rules: bool) -
     let open: Vec<&Value> = a.open().collect();
     let history = &a.history[..a.history.len().min(history_rows)];
     let example = format!(
-        "curl -X POST http://HOST/v1/models/{model}/rules -H 'Authorization: Bearer ADMIN_KEY' -d '{{\"name\": \"accuracy-floor\", \"signal\": \"accuracy\", \"condition\": {{\"kind\": \"threshold\", \"op\": \"<\", \"value\": 0.8}}, \"decision\": \"retrain\", \"severity\": \"critical\", \"window\": \"1d\", \"for\": \"10m\"}}'"
+        "curl -X POST http://HOST/v1/models/{model}/rules -H 'Authorization: Bearer ADMIN_KEY' -H 'Content-Type: application/json' -d '{{\"name\": \"accuracy-floor\", \"signal\": \"accuracy\", \"condition\": {{\"kind\": \"threshold\", \"op\": \"<\", \"value\": 0.8}}, \"decision\": \"retrain\", \"severity\": \"critical\", \"window\": \"1d\", \"for\": \"10m\"}}'"
     );
     html! {
         h2 { "Alerts" }
@@ -845,7 +861,7 @@ pub fn alerts_section(data: &ModelData, history_rows: usize, show_rules: bool) -
                             }
                             td { @match rule { Some(r) => (condition_text(r.get("condition").unwrap_or(&Value::Null))), None => span.muted { "rule removed" } } }
                             td { @if let Some(r) = rule { (s(r, "window")) " " }
-                                @if !s(x, "window_start").is_empty() { div.s { (when(s(x, "window_start"))) " → " (when(s(x, "window_end"))) } }
+                                @if !s(x, "window_start").is_empty() { div.s { (window_text(s(x, "window_start"), s(x, "window_end"))) } }
                                 @if let Some(n) = f(x, &["n"]) { div.s { (n as u64) " rows" } } }
                             td { (when(since)) @if let Some(d) = ago(since, now) { div.s { (d) " ago" } }
                                 @if state == "pending" { @if let Some(r) = rule { div.s { "fires once it has held for " (s(r, "for")) } } } }
@@ -1228,4 +1244,42 @@ pub fn login_page(next: &str, error: Option<&str>) -> String {
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_read_short() {
+        assert_eq!(
+            window_text("2026-11-25T15:00:00Z", "2026-11-25T16:00:00Z"),
+            "2026-11-25 15:00 → 16:00 UTC"
+        );
+        assert_eq!(
+            window_text("2026-11-25T00:00:00Z", "2026-11-26T00:00:00Z"),
+            "2026-11-25 00:00 → 2026-11-26 00:00 UTC"
+        );
+        assert_eq!(
+            when("2026-11-25T15:29:40.123456Z"),
+            "2026-11-25 15:29:40 UTC"
+        );
+    }
+
+    #[test]
+    fn conditions_read_as_words() {
+        let c = |v: Value| condition_text(&v);
+        assert_eq!(
+            c(serde_json::json!({"kind": "threshold", "op": "<", "value": 0.8})),
+            "< 0.8"
+        );
+        assert_eq!(
+            c(serde_json::json!({"kind": "baseline", "direction": "below", "relative": 0.1})),
+            "more than 10 % below the baseline, significant"
+        );
+        assert_eq!(
+            c(serde_json::json!({"kind": "freshness", "max_age": "10m"})),
+            "nothing arrived for 10m"
+        );
+    }
 }
