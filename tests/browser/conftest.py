@@ -43,12 +43,13 @@ def _binary():
 class Process:
     """A `modelwatch serve` or `modelwatch demo` process and its base URL."""
 
-    def __init__(self, args):
+    def __init__(self, args, env=None):
+        self.started = time.time()
         self.data = tempfile.TemporaryDirectory(prefix="mw-browser-")
         self.proc = subprocess.Popen(
             [_binary(), *args, "--addr", "127.0.0.1:0", "--data", self.data.name],
             stdout=subprocess.PIPE,
-            env={**os.environ, "RUST_LOG": "warn"},
+            env={**os.environ, "RUST_LOG": "warn", **(env or {})},
             text=True,
         )
         line = self.proc.stdout.readline().strip()
@@ -64,11 +65,13 @@ class Process:
                 assert time.time() < deadline, "the server never answered"
                 time.sleep(0.05)
 
-    def request(self, method, path, body=None, content_type="application/json"):
+    def request(self, method, path, body=None, content_type="application/json", key=None):
         data = body.encode() if isinstance(body, str) else body
         req = urllib.request.Request(self.url + path, data=data, method=method)
         if data is not None:
             req.add_header("content-type", content_type)
+        if key is not None:
+            req.add_header("authorization", f"Bearer {key}")
         with urllib.request.urlopen(req, timeout=60) as r:
             return json.loads(r.read() or b"null")
 
@@ -152,6 +155,19 @@ def demo():
         yield d
     finally:
         d.stop()
+
+
+def wait_for_firing(process, model, rules, seconds=90):
+    """Polls GET /v1/alerts until every one of `rules` of `model` is firing, at most `seconds`
+    after the process started; returns the alerts by rule."""
+    while True:
+        alerts = process.request("GET", f"/v1/alerts?model={model}")["alerts"]
+        by_rule = {a["rule"]: a for a in alerts}
+        if all(by_rule.get(r, {}).get("state") == "firing" for r in rules):
+            return by_rule
+        waited = time.time() - process.started
+        assert waited < seconds, f"after {waited:.0f} s: {by_rule}"
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")

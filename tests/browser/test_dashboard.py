@@ -1,9 +1,13 @@
 """The dashboard in headless Chromium: pages load cleanly, charts draw the expected series, the
-time-range picker changes the data, user strings are text, and screenshots of the demo."""
+time-range picker changes the data, user strings are text, the demo's alerts show in the alerts
+panel, a login with API keys, and screenshots of the demo."""
 
+import json
 import os
 
-from conftest import HOURS, MODEL, XSS
+from conftest import HOURS, MODEL, XSS, Process, wait_for_firing
+
+DEMO_RULES = ["inputs-drifted", "accuracy-below-reference"]
 
 def svg_texts(locator):
     """The text of every <text> of a chart (SVG elements have no innerText)."""
@@ -88,7 +92,82 @@ def test_a_script_as_feature_name_is_shown_as_text(server, page):
     assert page.problems == [], page.problems
 
 
+def test_the_demo_shows_its_firing_alerts(demo, page):
+    alerts = wait_for_firing(demo, "fraud-demo", DEMO_RULES)
+    page.goto(demo.url + "/models/fraud-demo/alerts")
+    panel = page.page.locator('div[data-panel="alerts"]')
+    assert panel.get_attribute("data-open-alerts") == "2"
+    for rule in DEMO_RULES:
+        row = page.page.locator(f'tr[data-alert-state="firing"][data-rule="{rule}"]')
+        assert row.is_visible(), rule
+        cells = row.locator("td").all_inner_texts()
+        assert cells[0].startswith("firing"), cells
+        assert cells[1].startswith(rule), cells
+        assert cells[2] == alerts[rule]["severity"] and cells[3] == alerts[rule]["decision"], cells
+        assert cells[4] == alerts[rule]["signal"], cells
+    # The values move as the demo's data arrives: each against its own rule.
+    value = lambda rule: float(page.page.locator(
+        f'tr[data-alert-state="firing"][data-rule="{rule}"] td[data-value]').get_attribute("data-value"))
+    assert value("inputs-drifted") > 0.25
+    row = page.page.locator('tr[data-alert-state="firing"][data-rule="accuracy-below-reference"]')
+    assert "more than 10 % below the baseline, significant" in row.inner_text()
+    baseline = float(row.locator("td[data-value] div.s").inner_text().removeprefix("baseline "))
+    assert value("accuracy-below-reference") < 0.9 * baseline
+    # Its history: pending, then firing, newest first.
+    history = page.page.locator('table.alert-history tr[data-rule="accuracy-below-reference"]')
+    transitions = [history.nth(i).get_attribute("data-transition") for i in range(history.count())]
+    assert transitions[-2:] == ["firing", "pending"], transitions
+    # The tab counts them; the overview too, and links to the panel.
+    assert page.page.locator('nav.tabs a.active span.count').inner_text() == "2"
+    page.goto(demo.url + "/")
+    fraud = page.page.locator('tr[data-model="fraud-demo"] a[data-open-alerts]')
+    assert fraud.inner_text() == "2"
+    assert page.page.locator('tr[data-model="churn-demo"] [data-open-alerts]').inner_text() == "0"
+    fraud.click()
+    page.page.wait_for_url("**/models/fraud-demo/alerts**")
+    assert page.page.locator('tr[data-alert-state="firing"]').count() == 2
+    # The model page says it at the top.
+    page.goto(demo.url + "/models/fraud-demo")
+    banner = page.page.locator('div[data-panel="alert-banner"]')
+    assert banner.is_visible() and "2 firing" in banner.inner_text()
+    assert page.problems == [], page.problems
+
+
+def test_with_api_keys_a_browser_logs_in(browser):
+    keys = {"MODELWATCH_READ_KEYS": "read-key-0123456789abcdef",
+            "MODELWATCH_INGEST_KEYS": "ingest-key-0123456789abcdef"}
+    s = Process(["serve"], env=keys)
+    try:
+        s.request("POST", f"/v1/models/{MODEL}/predictions",
+                  json.dumps([{"request_id": "a", "prediction": 1, "features": {"x": 1}}]),
+                  key=keys["MODELWATCH_INGEST_KEYS"])
+        ctx = browser.new_context()
+        page = ctx.new_page()
+        page.goto(f"{s.url}/models/{MODEL}/alerts")
+        assert page.url.startswith(f"{s.url}/login?next="), page.url
+        page.fill('input[name="key"]', "not-a-key-0123456789abcdef")
+        page.click('form.login button[type="submit"]')
+        assert page.locator("[data-login-error]").is_visible()
+        assert ctx.cookies() == []
+        page.fill('input[name="key"]', keys["MODELWATCH_READ_KEYS"])
+        page.click('form.login button[type="submit"]')
+        page.wait_for_url(f"{s.url}/models/{MODEL}/alerts")
+        assert page.locator("h1").first.inner_text() == MODEL
+        assert page.locator('div[data-panel="alerts"]').is_visible()
+        [cookie] = ctx.cookies()
+        assert cookie["name"] == "modelwatch_session" and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        page.goto(s.url + "/")
+        assert page.locator(f'tr[data-model="{MODEL}"]').is_visible()
+        # The cookie opens the pages, not the API.
+        assert ctx.request.get(s.url + "/v1/models").status == 401
+        ctx.close()
+    finally:
+        s.stop()
+
+
 def test_screenshots_of_the_demo(demo, page, screenshots):
+    # After the demo's alerts fired, so that the pictures show them.
+    wait_for_firing(demo, "fraud-demo", DEMO_RULES)
     page.page.set_viewport_size({"width": 1360, "height": 300})
     page.goto(demo.url + "/")
     assert page.page.locator("tr[data-model]").count() == 2
@@ -98,7 +177,9 @@ def test_screenshots_of_the_demo(demo, page, screenshots):
     page.page.screenshot(path=os.path.join(screenshots, "model.png"), full_page=True)
     page.goto(demo.url + "/models/fraud-demo/drift")
     page.page.screenshot(path=os.path.join(screenshots, "drift.png"), full_page=True)
-    for name in ["overview.png", "model.png", "drift.png"]:
+    page.goto(demo.url + "/models/fraud-demo/alerts")
+    page.page.screenshot(path=os.path.join(screenshots, "alerts.png"), full_page=True)
+    for name in ["overview.png", "model.png", "drift.png", "alerts.png"]:
         with open(os.path.join(screenshots, name), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert page.problems == [], page.problems

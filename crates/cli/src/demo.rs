@@ -9,6 +9,10 @@
 //!    share of the traffic for the last third;
 //! 3. labels, late: only for predictions older than the label delay, then the rest trickling
 //!    in while the demo runs, with new predictions every few seconds.
+//!
+//! Before the data, it creates two alert rules on each model over the API, as a user would
+//! ([`rules`]): on `fraud-demo` the drift rule fires within seconds and the accuracy rule is
+//! pending, then firing 20 seconds later; on `churn-demo`, which stays healthy, neither does.
 
 use anyhow::Context;
 use modelwatch_server::Config;
@@ -80,7 +84,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let mut out = std::io::stdout();
         let _ = write!(
             out,
-            "modelwatch listening on {url}\ndemo: open {url}/models/{MODEL} (data in {})\n",
+            "modelwatch listening on {url}\ndemo: open {url}/models/{MODEL} (data in {}); its alerts: {url}/models/{MODEL}/alerts\n",
             dir.display()
         );
         let _ = out.flush();
@@ -101,6 +105,38 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         modelwatch_server::serve(listener, state, crate::serve::shutdown_signal()).await?;
         anyhow::Ok(())
     })
+}
+
+/// The alert rules the demo creates on each model with `POST /v1/models/{model}/rules`, the
+/// way a user would: examples of rules that name the decision they call for.
+///
+/// They are honest about the simulation: `fraud-demo`'s accuracy falls about 20 % under the
+/// reference's in the last days (significantly, on thousands of labels), and two of its four
+/// features (`amount`, `country`) drift in every recent hour; `churn-demo`'s accuracy stays
+/// within a few percent of its reference and none of its features drift.
+pub fn rules() -> Vec<Value> {
+    vec![
+        json!({
+            "name": "accuracy-below-reference",
+            "description": "accuracy of the day more than 10 % under the reference's, significantly",
+            "signal": "accuracy",
+            "condition": {"kind": "baseline", "direction": "below", "relative": 0.1},
+            "window": "1d",
+            "for": "20s",
+            "decision": "retrain",
+            "severity": "critical",
+        }),
+        json!({
+            "name": "inputs-drifted",
+            "description": "more than a quarter of the features drifted from the reference in the hour",
+            "signal": "drift_share",
+            "condition": {"kind": "threshold", "op": ">", "value": 0.25},
+            "window": "1h",
+            "keep_firing_for": "30m",
+            "decision": "review",
+            "severity": "warning",
+        }),
+    ]
 }
 
 /// Hours of label delay: predictions younger than this have no label at first.
@@ -303,6 +339,19 @@ impl Simulation {
             }
             Ok(())
         };
+        // The alert rules, through the API like a user's (already there when the demo is
+        // started again on the same data directory).
+        for rule in rules() {
+            let r = client
+                .post(format!("{base}/rules"))
+                .header("content-type", "application/json")
+                .body(rule.to_string())
+                .send()
+                .with_context(|| format!("posting to {base}/rules"))?;
+            if !r.status().is_success() && r.status() != reqwest::StatusCode::CONFLICT {
+                anyhow::bail!("/rules: {} {}", r.status(), r.text().unwrap_or_default());
+            }
+        }
         // The reference first: drift needs it, and its labels give the baseline.
         let reference = self.reference();
         send(
@@ -349,6 +398,16 @@ impl Simulation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_demo_rules_are_valid_rules() {
+        for r in rules() {
+            modelwatch_alerts::RuleSpec::from_json(r)
+                .unwrap()
+                .validate(MODEL, modelwatch_alerts::rule::Origin::Api, &[])
+                .unwrap();
+        }
+    }
 
     #[test]
     fn drift_raises_amounts_and_lowers_agreement() {

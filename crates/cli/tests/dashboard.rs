@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{client, modelwatch, Server};
+use common::{client, decode, modelwatch, Server};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -162,6 +162,203 @@ fn pages_render_real_data_and_escape_user_strings() {
     for c in ["DE", "FR", "US"] {
         assert!(html.contains(&format!("data-segment=\"{c}\"")), "{c}");
     }
+}
+
+/// Polls `probe` every 100 ms until it answers `Ok`, for at most `secs`; then fails with its
+/// last `Err`. Alerts are evaluated asynchronously (debounced after a change): tests wait for
+/// what a user would see, never for a fixed time.
+fn poll<T>(secs: u64, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match probe() {
+            Ok(v) => return v,
+            Err(e) if Instant::now() >= deadline => panic!("gave up after {secs} s: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// The model's alerts of `GET /v1/alerts?model=` by rule name.
+fn alerts_by_rule(server: &Server, model: &str) -> std::collections::BTreeMap<String, Value> {
+    let (status, body) = server.get(&format!("/v1/alerts?model={model}"));
+    assert_eq!(status, 200, "{body}");
+    body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["rule"].as_str().unwrap().to_string(), a.clone()))
+        .collect()
+}
+
+#[test]
+fn alerts_panel_shows_the_apis_alerts_and_history_and_the_overview_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    seed(&server);
+
+    // No rule yet: the panel says so and how to add one; the overview counts 0.
+    let (status, html, _) = page(&server, &format!("/models/{MODEL}/alerts?range=all"));
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("data-panel=\"alerts\" data-open-alerts=\"0\" data-rules=\"0\""));
+    assert!(html.contains("No alerts."), "{html}");
+    assert!(html.contains(&format!("POST /v1/models/{MODEL}/rules")));
+    let (_, html, _) = page(&server, "/?range=all");
+    assert!(html.contains("data-open-alerts=\"0\""), "{html}");
+
+    // Day 1's accuracy is about 0.75, day 2's about 0.5 (labels are coin flips).
+    let floor = |name: &str, for_: &str| {
+        json!({"name": name, "signal": "accuracy",
+               "condition": {"kind": "threshold", "op": "<", "value": 0.65},
+               "decision": "retrain", "severity": "critical", "window": "1d", "for": for_,
+               "description": format!("accuracy under 0.65 {XSS}")})
+    };
+    for rule in [
+        floor("accuracy-floor", "0"),
+        // Holds too, but must hold for an hour first: pending for the whole test.
+        floor("accuracy-floor-slow", "1h"),
+        // Latencies are 5 to 15 ms: never holds.
+        json!({"name": "latency-ceiling", "signal": "latency_p95",
+               "condition": {"kind": "threshold", "op": ">", "value": 1000},
+               "decision": "review", "severity": "warning", "window": "1h"}),
+        // A feature named like a script, in a rule's signal: shown as text.
+        json!({"name": "script-nulls", "signal": format!("null_rate:{XSS}"),
+               "condition": {"kind": "threshold", "op": ">", "value": 0.5},
+               "decision": "data-incident", "severity": "info", "window": "1d"}),
+    ] {
+        let (status, body) = server.post(&format!("/v1/models/{MODEL}/rules"), &rule.to_string());
+        assert_eq!(status, 201, "{body}");
+    }
+    let alerts = poll(30, || {
+        let a = alerts_by_rule(&server, MODEL);
+        let state = |r: &str| a.get(r).map(|x| x["state"].as_str().unwrap().to_string());
+        if state("accuracy-floor").as_deref() == Some("firing")
+            && state("accuracy-floor-slow").as_deref() == Some("pending")
+        {
+            Ok(a)
+        } else {
+            Err(format!("alerts: {a:?}"))
+        }
+    });
+    assert!(!alerts.contains_key("latency-ceiling"), "{alerts:?}");
+    let firing = &alerts["accuracy-floor"];
+    let value = firing["value"].as_f64().unwrap();
+    assert!((0.4..0.6).contains(&value), "{firing}");
+
+    let (status, html, _) = page(&server, &format!("/models/{MODEL}/alerts?range=all"));
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("data-panel=\"alerts\" data-open-alerts=\"2\" data-rules=\"4\""),
+        "{html}"
+    );
+    // The firing alert's row: its state, rule, the API's value, the rule's threshold,
+    // severity and decision, its window.
+    let row = html
+        .split("<tr ")
+        .find(|r| r.starts_with("data-alert-state=\"firing\" data-rule=\"accuracy-floor\""))
+        .unwrap_or_else(|| panic!("no firing row: {html}"));
+    assert!(
+        row.contains(&format!("data-value=\"{}\"", firing["value"])),
+        "{row}"
+    );
+    assert!(
+        row.contains(&modelwatch_dashboard::data::short(value)),
+        "{row}"
+    );
+    assert!(row.contains("&lt; 0.65"), "{row}");
+    assert!(row.contains("critical") && row.contains("retrain"), "{row}");
+    assert!(
+        row.contains("1d") && row.contains("2026-01-02 00:00 → 2026-01-03 00:00 UTC"),
+        "{row}"
+    );
+    assert!(row.contains(
+        firing["summary"]
+            .as_str()
+            .unwrap()
+            .replace('<', "&lt;")
+            .as_str()
+    ));
+    assert!(html.contains("data-alert-state=\"pending\" data-rule=\"accuracy-floor-slow\""));
+    assert!(html.contains("fires once it has held for 1h"));
+    // The history, newest first, as GET /v1/alerts/history has it.
+    let (_, hist) = server.get(&format!("/v1/alerts/history?model={MODEL}"));
+    let transitions: Vec<(String, String)> = hist["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["transition"].as_str().unwrap().to_string(),
+                h["alert"]["rule"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let shown: Vec<(String, String)> = html
+        .split("<tr data-transition=\"")
+        .skip(1)
+        .map(|r| {
+            let (t, rest) = r.split_once('"').unwrap();
+            let rule = rest
+                .split("data-rule=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            (t.to_string(), rule.to_string())
+        })
+        .collect();
+    assert_eq!(shown, transitions);
+    assert!(shown.contains(&("firing".into(), "accuracy-floor".into())));
+    // Every rule is listed; the user's strings are text.
+    for r in [
+        "accuracy-floor",
+        "accuracy-floor-slow",
+        "latency-ceiling",
+        "script-nulls",
+    ] {
+        assert!(html.contains(&format!("<tr data-rule=\"{r}\"")), "{r}");
+    }
+    assert!(!html.contains(XSS) && !html.contains("<script"));
+    assert!(html.contains("null_rate:&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(html.contains("accuracy under 0.65 &lt;script&gt;"));
+
+    // The model page says what fires at the top, and the Alerts tab counts them.
+    let (_, html, _) = page(&server, &format!("/models/{MODEL}?range=all"));
+    assert!(html.contains("data-panel=\"alert-banner\" data-open-alerts=\"2\""));
+    assert!(html.contains("class=\"count firing\" data-open-alerts=\"2\""));
+    assert!(html.contains("data-alert-state=\"firing\" data-rule=\"accuracy-floor\""));
+    // The overview counts pending and firing alerts.
+    let (_, html, _) = page(&server, "/?range=all");
+    assert!(
+        html.contains("data-open-alerts=\"2\"") && html.contains("1 firing, 1 pending"),
+        "{html}"
+    );
+
+    // The rule goes: its alert is resolved, the counts follow, the history says so.
+    let r = client()
+        .delete(format!(
+            "{}/v1/models/{MODEL}/rules/accuracy-floor",
+            server.url
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    poll(30, || {
+        let a = alerts_by_rule(&server, MODEL);
+        match a["accuracy-floor"]["state"].as_str() {
+            Some("resolved") => Ok(()),
+            s => Err(format!("state {s:?}")),
+        }
+    });
+    let (_, html, _) = page(&server, "/?range=all");
+    assert!(
+        html.contains("data-open-alerts=\"1\"") && html.contains("0 firing, 1 pending"),
+        "{html}"
+    );
+    let (_, html, _) = page(&server, &format!("/models/{MODEL}/alerts?range=all"));
+    assert!(html.contains("data-open-alerts=\"1\" data-rules=\"3\""));
+    assert!(html.contains("<tr data-transition=\"resolved\" data-rule=\"accuracy-floor\""));
+    assert!(!html.contains("data-alert-state=\"firing\""));
 }
 
 #[test]
@@ -332,8 +529,9 @@ fn report_is_standalone_and_its_numbers_are_the_apis() {
 }
 
 #[test]
-fn demo_drifts_and_decays_within_a_minute() {
+fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
     let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
         .args(["demo", "--addr", "127.0.0.1:0", "--days", "4", "--data"])
         .arg(dir.path())
@@ -378,4 +576,338 @@ fn demo_drifts_and_decays_within_a_minute() {
     let (status, html, _) = page(&server, "/models/fraud-demo");
     assert_eq!(status, 200);
     assert!(html.contains("data-chart=\"accuracy\""));
+
+    // The demo made its rules over the API, on both models.
+    for model in ["fraud-demo", "churn-demo"] {
+        let (status, body) = server.get(&format!("/v1/models/{model}/rules"));
+        assert_eq!(status, 200, "{body}");
+        let names: Vec<&str> = body["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["accuracy-below-reference", "inputs-drifted"],
+            "{model}"
+        );
+    }
+    // Both of fraud-demo's rules fire: the drift one at once, the accuracy one after its
+    // `for` of 20 s. Bounded at 90 s from the start of the demo.
+    let mut seen = std::collections::BTreeMap::new();
+    let firing = poll(90u64.saturating_sub(started.elapsed().as_secs()), || {
+        let a = alerts_by_rule(&server, "fraud-demo");
+        for (rule, x) in &a {
+            let state = x["state"].as_str().unwrap().to_string();
+            seen.entry((rule.clone(), state))
+                .or_insert_with(|| started.elapsed().as_secs_f64());
+        }
+        let fires = |r: &str| a.get(r).is_some_and(|x| x["state"] == "firing");
+        if fires("inputs-drifted") && fires("accuracy-below-reference") {
+            Ok(a)
+        } else {
+            Err(format!("fraud-demo's alerts: {a:?}"))
+        }
+    });
+    eprintln!("demo alert states first seen, seconds after the demo started: {seen:?}");
+    let acc = &firing["accuracy-below-reference"];
+    let (value, baseline) = (
+        acc["value"].as_f64().unwrap(),
+        acc["baseline"].as_f64().unwrap(),
+    );
+    assert!(value < 0.9 * baseline, "{acc}");
+    assert!(firing["inputs-drifted"]["value"].as_f64().unwrap() > 0.25);
+    // The accuracy alert was pending before it fired: its history says so, newest first.
+    let (_, hist) = server.get("/v1/alerts/history?model=fraud-demo");
+    let steps: Vec<(&str, &str)> = hist["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["alert"]["rule"].as_str().unwrap(),
+                h["transition"].as_str().unwrap(),
+            )
+        })
+        .filter(|(r, _)| *r == "accuracy-below-reference")
+        .collect();
+    assert_eq!(
+        steps.last().copied(),
+        Some(("accuracy-below-reference", "pending")),
+        "{steps:?}"
+    );
+    assert!(
+        steps.contains(&("accuracy-below-reference", "firing")),
+        "{steps:?}"
+    );
+    // The healthy model trips neither.
+    let churn = alerts_by_rule(&server, "churn-demo");
+    assert!(
+        churn
+            .values()
+            .all(|x| x["state"] != "firing" && x["state"] != "pending"),
+        "{churn:?}"
+    );
+    // The dashboard shows them: the alerts panel, and the overview's counts.
+    let (_, html, _) = page(&server, "/models/fraud-demo/alerts");
+    for rule in ["inputs-drifted", "accuracy-below-reference"] {
+        assert!(
+            html.contains(&format!("data-alert-state=\"firing\" data-rule=\"{rule}\"")),
+            "{rule}: {html}"
+        );
+    }
+    let (_, html, _) = page(&server, "/");
+    let row = |model: &str| {
+        html.split("<tr data-model=")
+            .find(|r| r.starts_with(&format!("\"{model}\"")))
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        row("fraud-demo").contains("data-open-alerts=\"2\""),
+        "{html}"
+    );
+    assert!(
+        row("churn-demo").contains("data-open-alerts=\"0\""),
+        "{html}"
+    );
+}
+
+const READ_KEY: &str = "read-key-0123456789abcdef";
+const ADMIN_KEY: &str = "admin-key-0123456789abcdef";
+const INGEST_KEY: &str = "ingest-key-0123456789abcdef";
+
+/// A session cookie's value as the server makes it, for forging ones it must refuse.
+fn session_token(key: &str, expires: i64) -> String {
+    use hmac::{Hmac, Mac};
+    let mut m = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    m.update(format!("modelwatch dashboard session v1 {expires}").as_bytes());
+    let hex: String = m
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("v1.{expires}.{hex}")
+}
+
+#[test]
+fn with_api_keys_the_dashboard_needs_a_login_and_the_api_its_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        &[],
+        &[
+            ("MODELWATCH_READ_KEYS", READ_KEY),
+            ("MODELWATCH_ADMIN_KEYS", ADMIN_KEY),
+            ("MODELWATCH_INGEST_KEYS", INGEST_KEY),
+        ],
+    );
+    // A browser that follows no redirect and keeps no cookie: each step is seen.
+    let browser = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let url = |p: &str| format!("{}{p}", server.url);
+    let rows: Vec<Value> = (0..40)
+        .map(|i| {
+            common::prediction(
+                &format!("k-{i}"),
+                "2026-11-01T10:00:00Z",
+                30.0 + i as f64,
+                "DE",
+            )
+        })
+        .collect();
+    let r = browser
+        .post(url(&format!("/v1/models/{MODEL}/predictions")))
+        .bearer_auth(INGEST_KEY)
+        .header("content-type", "application/json")
+        .body(Value::Array(rows).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    // Without a key, every page sends the browser to the login form, which will come back.
+    for (path, next) in [
+        ("/", "%2F"),
+        (
+            "/models/credit/drift?range=all",
+            "%2Fmodels%2Fcredit%2Fdrift%3Frange%3Dall",
+        ),
+        ("/models/credit", "%2Fmodels%2Fcredit"),
+    ] {
+        let r = browser.get(url(path)).send().unwrap();
+        assert_eq!(r.status().as_u16(), 303, "{path}");
+        assert_eq!(r.headers()["location"], format!("/login?next={next}"));
+    }
+    // The report's JSON is read by programs: the API's 401.
+    let (status, body) = decode(
+        browser
+            .get(url(&format!("/models/{MODEL}/report.json")))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "unauthorized");
+
+    let r = browser
+        .get(url("/login?next=%2Fmodels%2Fcredit%3Frange%3Dall"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("form-action 'self'"));
+    let html = r.text().unwrap();
+    assert!(
+        html.contains("<form class=\"login\" method=\"post\" action=\"/login\">"),
+        "{html}"
+    );
+    assert!(html.contains("name=\"next\" value=\"/models/credit?range=all\""));
+    assert!(html.contains("type=\"password\" name=\"key\""));
+
+    let login = |key: &str, next: &str| {
+        browser
+            .post(url("/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("key={}&next={}", key, next))
+            .send()
+            .unwrap()
+    };
+    // A wrong key, an ingest key, no key: refused, no cookie.
+    for key in ["not-a-key-0123456789abcdef", INGEST_KEY, ""] {
+        let r = login(key, "%2F");
+        assert_eq!(r.status().as_u16(), 401, "{key}");
+        assert!(r.headers().get("set-cookie").is_none(), "{key}");
+        let html = r.text().unwrap();
+        assert!(html.contains("data-login-error"), "{key}: {html}");
+        assert!(html.contains("not a read or admin key"), "{key}");
+    }
+    // The read key: a cookie for the dashboard, and back where the browser was going.
+    let r = login(READ_KEY, "%2Fmodels%2Fcredit%3Frange%3Dall");
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"], "/models/credit?range=all");
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(set.contains(attr), "{attr}: {set}");
+    }
+    assert!(!set.contains(READ_KEY), "the cookie holds the key: {set}");
+    let cookie = set.split(';').next().unwrap().to_string();
+    assert!(cookie.starts_with("modelwatch_session=v1."), "{cookie}");
+
+    let get = |path: &str, cookie: &str| {
+        let r = browser
+            .get(url(path))
+            .header("cookie", cookie)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().unwrap())
+    };
+    // The cookie opens every page.
+    let (status, html) = get("/?range=all", &cookie);
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains(&format!("data-model=\"{MODEL}\"")));
+    for path in [
+        format!("/models/{MODEL}?range=all"),
+        format!("/models/{MODEL}/alerts"),
+        format!("/models/{MODEL}/quality?range=all"),
+        format!("/models/{MODEL}/report.json?range=all"),
+    ] {
+        let (status, body) = get(&path, &cookie);
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    // ... and no API route: those still need their header.
+    for path in [
+        "/v1/models",
+        "/v1/alerts",
+        "/metrics",
+        "/v1/models/credit/metrics",
+    ] {
+        let (status, body) = get(path, &cookie);
+        assert_eq!(status, 401, "{path}: {body}");
+        let r = browser.get(url(path)).bearer_auth(READ_KEY).send().unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+    }
+    let r = browser
+        .post(url(&format!("/v1/models/{MODEL}/rules")))
+        .header("cookie", &cookie)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+
+    // Cookies the server did not make, or made for another key or time, open nothing.
+    let now = modelwatch_core::Timestamp::now().0 / 1_000_000;
+    let mut tampered = cookie.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == '0' { '1' } else { '0' });
+    for (what, c) in [
+        ("tampered", tampered),
+        (
+            "expired",
+            format!("modelwatch_session={}", session_token(READ_KEY, now - 5)),
+        ),
+        (
+            "made with the ingest key",
+            format!(
+                "modelwatch_session={}",
+                session_token(INGEST_KEY, now + 3600)
+            ),
+        ),
+        ("garbage", "modelwatch_session=v1.x.y".to_string()),
+    ] {
+        let r = browser.get(url("/")).header("cookie", c).send().unwrap();
+        assert_eq!(r.status().as_u16(), 303, "{what}");
+    }
+    // One made with a read key the server has, as it would: accepted (the check is the
+    // key's MAC, not a list of sessions, so it survives a restart).
+    let (status, _) = get(
+        "/",
+        &format!("modelwatch_session={}", session_token(READ_KEY, now + 3600)),
+    );
+    assert_eq!(status, 200);
+
+    // The admin key logs in too; `next` never leaves the server.
+    let r = login(ADMIN_KEY, "%2F%2Fevil.example%2F");
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"], "/");
+    assert!(r.headers().get("set-cookie").is_some());
+    // The usual header still opens pages, with the API's rules for it.
+    let r = browser.get(url("/")).bearer_auth(READ_KEY).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = browser
+        .get(url("/"))
+        .bearer_auth(INGEST_KEY)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    // Logging out forgets the cookie.
+    let r = browser.post(url("/logout")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"], "/login");
+    assert!(r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+}
+
+#[test]
+fn without_api_keys_there_is_nothing_to_log_in_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let browser = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = browser.get(format!("{}/login", server.url)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"], "/");
+    let r = browser.get(format!("{}/", server.url)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
 }

@@ -157,7 +157,7 @@ fn main() {
             std::hint::black_box(pages::render_model(&gathered, tab, &params));
         });
         let total = median(|| {
-            std::hint::black_box(pages::model_page(&store, "bench", tab, &params).unwrap());
+            std::hint::black_box(pages::model_page(&store, "bench", tab, &params, None).unwrap());
         });
         println!(
             "{:<44} {:>9.1} ms",
@@ -171,7 +171,7 @@ fn main() {
         );
     }
     let overview = median(|| {
-        std::hint::black_box(pages::overview(&store, &params).unwrap());
+        std::hint::black_box(pages::overview(&store, &params, None).unwrap());
     });
     println!(
         "{:<44} {:>9.1} ms",

@@ -144,8 +144,53 @@ pub struct ModelData {
     /// `GET /v1/models/{model}/metrics?segment=` over the span.
     pub segments: Option<Value>,
     pub versions: Vec<VersionMetrics>,
+    /// The model's alerts, rules and recent transitions, when an alert service was asked
+    /// (the server's pages); absent from a report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertsData>,
     /// Why a section is missing (`drift`: "no reference dataset ..."), by section.
     pub unavailable: std::collections::BTreeMap<String, String>,
+}
+
+/// One model's alerts as the alert endpoints answer them, so that the panel shows what the API
+/// says.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertsData {
+    /// `GET /v1/alerts?model=`: the current alert of each rule (pending, firing, or resolved
+    /// until the rule's next episode).
+    pub alerts: Vec<Value>,
+    /// `GET /v1/alerts/history?model=&limit=`: transitions, newest first.
+    pub history: Vec<Value>,
+    /// `GET /v1/models/{model}/rules`.
+    pub rules: Vec<Value>,
+}
+
+impl AlertsData {
+    /// The alerts that are pending or firing.
+    pub fn open(&self) -> impl Iterator<Item = &Value> {
+        self.alerts.iter().filter(|a| is_open(a))
+    }
+}
+
+/// Whether an alert of the API's JSON is pending or firing.
+pub fn is_open(alert: &Value) -> bool {
+    matches!(
+        alert.get("state").and_then(Value::as_str),
+        Some("pending" | "firing")
+    )
+}
+
+/// Transitions the alerts panel shows (`GET /v1/alerts/history?limit=`).
+pub const ALERT_HISTORY: usize = 50;
+
+/// Where the pages read alerts from. The server implements it over its alert service with the
+/// JSON of `GET /v1/alerts`, `GET /v1/alerts/history` and `GET /v1/models/{model}/rules`; this
+/// crate does not depend on the alerts crate, only on those documented shapes.
+pub trait AlertSource {
+    /// A model's alerts, its rules and its latest `history` transitions (newest first).
+    fn model_alerts(&self, model: &str, history: usize) -> Result<AlertsData, String>;
+    /// Every model's current alerts (`GET /v1/alerts`), for the overview's counts.
+    fn all_alerts(&self) -> Result<Vec<Value>, String>;
 }
 
 /// Which sections to compute.

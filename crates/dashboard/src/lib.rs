@@ -15,7 +15,7 @@ pub mod pages;
 pub mod params;
 pub mod report;
 
-pub use data::{gather, ModelData, Parts};
+pub use data::{gather, AlertSource, AlertsData, ModelData, Parts};
 pub use params::ViewParams;
 
 use modelwatch_store::StoreError;

@@ -2,7 +2,7 @@
 //! interpolated string; only chart SVG (escaped by plotters) is inserted as markup.
 
 use crate::charts::{self, Line, Overlay, TimeChart, YScale, PALETTE};
-use crate::data::{self, chart_metrics, metric, short, start_of, ModelData, Span};
+use crate::data::{self, chart_metrics, metric, short, start_of, AlertSource, ModelData, Span};
 use crate::params::{url_encode, ViewParams, RANGES, WINDOWS};
 use crate::{DashError, Tab};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
@@ -58,6 +58,22 @@ a{color:#1d4ed8}
 table.models td{white-space:nowrap}
 td.spark{padding:2px 10px}td.spark svg{width:160px;height:36px;display:block}
 code{background:#e5e7eb;border-radius:3px;padding:0 4px}
+pre{white-space:pre-wrap;word-break:break-word;background:#f3f4f6;border:1px solid #e5e7eb;border-radius:6px;padding:8px 10px;font-size:12px}
+pre code{background:none;padding:0}
+td .s{font-size:12px;color:#6b7280}
+.badge{display:inline-block;border-radius:4px;padding:0 7px;font-size:12px;font-weight:600}
+.badge.firing{background:#fee2e2;color:#991b1b}.badge.pending{background:#fef3c7;color:#92400e}
+.badge.resolved{background:#dcfce7;color:#166534}.badge.other{background:#e5e7eb;color:#374151}
+.sev{font-size:12px;font-weight:600}.sev-critical{color:#b91c1c}.sev-warning{color:#b45309}.sev-info{color:#1d4ed8}.sev-other{color:#374151}
+.alertbar{margin:8px 0;padding:8px 14px;border-radius:8px;font-size:13px}
+.alertbar.firing{background:#fef2f2;border:1px solid #fecaca}.alertbar.pending{background:#fffbeb;border:1px solid #fde68a}
+.count{display:inline-block;min-width:20px;text-align:center;border-radius:10px;padding:0 6px;font-size:12px;font-weight:600;color:#fff;text-decoration:none}
+.count.firing{background:#dc2626}.count.pending{background:#d97706}
+div.login{max-width:420px;margin:40px auto;background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:16px 24px}
+form.login{display:flex;flex-direction:column;gap:10px}
+form.login label{display:flex;flex-direction:column;font-size:12px;color:#6b7280;gap:4px}
+form.login input{font:inherit;padding:5px 8px;border:1px solid #d1d5db;border-radius:4px}
+form.login button{font:inherit;padding:6px 14px;border:0;border-radius:4px;background:#2563eb;color:#fff;cursor:pointer;align-self:flex-start}
 "#;
 
 /// A whole page.
@@ -670,11 +686,229 @@ pub fn versions_section(data: &ModelData) -> Markup {
     }
 }
 
-/// Alerts: empty until the alerting engine exists.
-pub fn alerts_section() -> Markup {
+/// A timestamp of the API's JSON for people: `2026-11-25 15:13:52 UTC`, without fractions.
+fn when(t: &str) -> String {
+    if t.is_empty() {
+        return "—".into();
+    }
+    let t = t.trim_end_matches('Z');
+    let t = t.split('.').next().unwrap_or(t);
+    format!("{} UTC", t.replace('T', " "))
+}
+
+/// An evaluated window for people: `2026-11-25 15:00 → 16:00 UTC`, the end's date only when it
+/// differs, seconds only when not zero.
+fn window_text(start: &str, end: &str) -> String {
+    let short = |t: &str| {
+        let w = when(t);
+        let w = w.trim_end_matches(" UTC").to_string();
+        w.strip_suffix(":00").map(str::to_string).unwrap_or(w)
+    };
+    let (a, b) = (short(start), short(end));
+    let b = match (a.split_once(' '), b.split_once(' ')) {
+        (Some((da, _)), Some((db, tb))) if da == db => tb.to_string(),
+        _ => b,
+    };
+    format!("{a} → {b} UTC")
+}
+
+/// How long before `now` the timestamp `t` was: `3m`, `2h 5m`, `4d 1h`.
+fn ago(t: &str, now: Timestamp) -> Option<String> {
+    let t = modelwatch_core::parse_timestamp(t).ok()?;
+    let secs = ((now.0 - t.0) / 1_000_000).max(0);
+    Some(if secs >= 86_400 {
+        format!("{}d {}h", secs / 86_400, secs % 86_400 / 3600)
+    } else if secs >= 3600 {
+        format!("{}h {}m", secs / 3600, secs % 3600 / 60)
+    } else if secs >= 60 {
+        format!("{}m {}s", secs / 60, secs % 60)
+    } else {
+        format!("{secs}s")
+    })
+}
+
+/// A rule's condition in a few words: `< 0.8`, `> 10 % below the baseline, significant`.
+pub fn condition_text(c: &Value) -> String {
+    let op = s(c, "op");
+    let value = f(c, &["value"]).map(short).unwrap_or_default();
+    let windows = f(c, &["windows"]).unwrap_or(0.0) as u64;
+    let direction = s(c, "direction");
+    match s(c, "kind") {
+        "threshold" => format!("{op} {value}"),
+        "rolling_mean" => format!("mean of {windows} windows {op} {value}"),
+        "trend" => format!("slope over {windows} windows {op} {value} per window"),
+        "baseline" => format!(
+            "more than {} % {} the baseline{}",
+            short(f(c, &["relative"]).unwrap_or(0.0) * 100.0),
+            direction,
+            if c.get("require_significant").and_then(Value::as_bool) == Some(false) {
+                ""
+            } else {
+                ", significant"
+            }
+        ),
+        "significant_change" => format!("significant change ({direction})"),
+        "anomaly" => format!(
+            "more than {} sd from the mean of {windows} windows{}",
+            f(c, &["z"]).map(short).unwrap_or_default(),
+            if direction.is_empty() || direction == "any" {
+                String::new()
+            } else {
+                format!(" ({direction})")
+            }
+        ),
+        "freshness" => format!("nothing arrived for {}", s(c, "max_age")),
+        "heartbeat" => format!("no successful run for {}", s(c, "max_age")),
+        other => other.to_string(),
+    }
+}
+
+fn state_badge(state: &str) -> Markup {
+    let class = match state {
+        "firing" => "badge firing",
+        "pending" => "badge pending",
+        "resolved" => "badge resolved",
+        _ => "badge other",
+    };
+    html! { span class=(class) { (state) } }
+}
+
+fn severity_badge(severity: &str) -> Markup {
+    html! { span class=(format!("sev sev-{}", match severity { "critical" | "warning" | "info" => severity, _ => "other" })) { (severity) } }
+}
+
+/// The model's rules by name.
+fn rules_by_name(a: &data::AlertsData) -> std::collections::HashMap<&str, &Value> {
+    a.rules.iter().map(|r| (s(r, "name"), r)).collect()
+}
+
+/// Open alerts at the top of a model's page: what fires, and a link to the panel.
+pub fn alerts_banner(data: &ModelData, alerts_href: &str) -> Markup {
+    let Some(a) = &data.alerts else {
+        return html! {};
+    };
+    let open: Vec<&Value> = a.open().collect();
+    if open.is_empty() {
+        return html! {};
+    }
+    let firing = open.iter().filter(|x| s(x, "state") == "firing").count();
+    html! {
+        div class=(if firing > 0 { "alertbar firing" } else { "alertbar pending" }) data-panel="alert-banner" data-open-alerts=(open.len()) {
+            b { (firing) " firing, " (open.len() - firing) " pending" }
+            @for x in &open {
+                " · " (state_badge(s(x, "state"))) " " (s(x, "rule")) " → " (s(x, "decision"))
+            }
+            " · " a href=(alerts_href) { "alerts and their history" }
+        }
+    }
+}
+
+/// The alerts panel: the model's pending and firing alerts (rule, severity, decision, signal,
+/// value against the rule's condition, window, since when), its latest transitions newest
+/// first, and, with `show_rules`, the rules that watch it. Every string comes from the alert
+/// endpoints' JSON and is escaped.
+pub fn alerts_section(data: &ModelData, history_rows: usize, show_rules: bool) -> Markup {
+    let model = data.model.as_str();
+    let Some(a) = &data.alerts else {
+        let why = data.unavailable.get("alerts").cloned().unwrap_or_else(|| {
+            "alerts are not part of this page: GET /v1/alerts has them".to_string()
+        });
+        return html! {
+            h2 { "Alerts" }
+            div.empty data-panel="alerts" data-unavailable="alerts" { (why) }
+        };
+    };
+    let now = data.generated_at.unwrap_or_else(Timestamp::now);
+    let rules = rules_by_name(a);
+    let open: Vec<&Value> = a.open().collect();
+    let history = &a.history[..a.history.len().min(history_rows)];
+    let example = format!(
+        "curl -X POST http://HOST/v1/models/{model}/rules -H 'Authorization: Bearer ADMIN_KEY' -H 'Content-Type: application/json' -d '{{\"name\": \"accuracy-floor\", \"signal\": \"accuracy\", \"condition\": {{\"kind\": \"threshold\", \"op\": \"<\", \"value\": 0.8}}, \"decision\": \"retrain\", \"severity\": \"critical\", \"window\": \"1d\", \"for\": \"10m\"}}'"
+    );
     html! {
         h2 { "Alerts" }
-        div.empty data-panel="alerts" { "alerts: not shown in the dashboard yet; GET /v1/alerts and /v1/alerts/history have them" }
+        div data-panel="alerts" data-open-alerts=(open.len()) data-rules=(a.rules.len()) {
+            @if open.is_empty() {
+                div.empty data-empty="alerts" {
+                    @if a.rules.is_empty() {
+                        p { b { "No alerts." } " No alert rule watches this model yet." }
+                        p { "Add one with " code { "POST /v1/models/" (model) "/rules" } " (an admin key when keys are set), or as "
+                            code { "[[models." (model) ".rules]]" } " in the config file (docs/api.md, docs/configuration.md):" }
+                        pre { code { (example) } }
+                    } @else {
+                        p { b { "No alerts." } " " (a.rules.len()) " rule(s) watch this model; none is pending or firing. "
+                            "More rules: " code { "POST /v1/models/" (model) "/rules" } "." }
+                    }
+                }
+            } @else {
+                table.alerts {
+                    tr { th { "state" } th { "rule" } th { "severity" } th { "decision" } th { "signal" } th.num { "value" } th { "condition" } th { "window" } th { "since" } }
+                    @for x in &open {
+                        @let state = s(x, "state");
+                        @let rule = rules.get(s(x, "rule")).copied();
+                        @let since = if state == "firing" { s(x, "fired_at") } else { s(x, "active_at") };
+                        tr data-alert-state=(state) data-rule=(s(x, "rule")) data-fingerprint=(s(x, "fingerprint")) {
+                            td { (state_badge(state)) @if x.get("silenced").and_then(Value::as_bool) == Some(true) { " " span.badge.other title="an active silence matches: nothing is sent" { "silenced" } } }
+                            td { b { (s(x, "rule")) }
+                                @if let Some(d) = rule.map(|r| s(r, "description")).filter(|d| !d.is_empty()) { div.s { (d) } }
+                                div.s { (s(x, "summary")) } }
+                            td { (severity_badge(s(x, "severity"))) }
+                            td { (s(x, "decision")) }
+                            td { code { (s(x, "signal")) } }
+                            td.num data-value=(x.get("value").map(|v| v.to_string()).unwrap_or_default()) {
+                                (f(x, &["value"]).map(short).unwrap_or("—".into()))
+                                @if let Some(b) = f(x, &["baseline"]) { div.s { "baseline " (short(b)) } }
+                            }
+                            td { @match rule { Some(r) => (condition_text(r.get("condition").unwrap_or(&Value::Null))), None => span.muted { "rule removed" } } }
+                            td { @if let Some(r) = rule { (s(r, "window")) " " }
+                                @if !s(x, "window_start").is_empty() { div.s { (window_text(s(x, "window_start"), s(x, "window_end"))) } }
+                                @if let Some(n) = f(x, &["n"]) { div.s { (n as u64) " rows" } } }
+                            td { (when(since)) @if let Some(d) = ago(since, now) { div.s { (d) " ago" } }
+                                @if state == "pending" { @if let Some(r) = rule { div.s { "fires once it has held for " (s(r, "for")) } } } }
+                        }
+                    }
+                }
+            }
+            h2 { "Alert history" }
+            @if history.is_empty() {
+                div.empty data-empty="alert-history" { "No transitions yet." }
+            } @else {
+                table.alert-history data-history=(history.len()) {
+                    tr { th { "when" } th { "transition" } th { "rule" } th { "severity" } th { "decision" } th.num { "value" } th { "what was seen" } }
+                    @for h in history {
+                        @let x = h.get("alert").unwrap_or(&Value::Null);
+                        tr data-transition=(s(h, "transition")) data-rule=(s(x, "rule")) {
+                            td { (when(s(h, "at"))) }
+                            td { (state_badge(s(h, "transition"))) }
+                            td { (s(x, "rule")) }
+                            td { (severity_badge(s(x, "severity"))) }
+                            td { (s(x, "decision")) }
+                            td.num { (f(x, &["value"]).map(short).unwrap_or("—".into())) }
+                            td { (s(x, "summary")) }
+                        }
+                    }
+                }
+                @if a.history.len() > history.len() { p.meta { "The latest " (history.len()) " transitions: the Alerts tab shows up to " (data::ALERT_HISTORY) ", " code { "GET /v1/alerts/history?model=" (model) } " all of them." } }
+            }
+            @if show_rules && !a.rules.is_empty() {
+                h2 { "Rules" }
+                table.rules {
+                    tr { th { "rule" } th { "signal" } th { "condition" } th { "window" } th { "for" } th { "severity" } th { "decision" } th { "from" } }
+                    @for r in &a.rules {
+                        tr data-rule=(s(r, "name")) {
+                            td { b { (s(r, "name")) } @if !s(r, "description").is_empty() { div.s { (s(r, "description")) } } }
+                            td { code { (s(r, "signal")) } }
+                            td { (condition_text(r.get("condition").unwrap_or(&Value::Null))) }
+                            td { (s(r, "window")) @if !s(r, "version").is_empty() { ", version " (s(r, "version")) } }
+                            td { (s(r, "for")) }
+                            td { (severity_badge(s(r, "severity"))) }
+                            td { (s(r, "decision")) }
+                            td { (s(r, "origin")) }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -715,17 +949,31 @@ fn span_line(span: &Span) -> Markup {
     }
 }
 
-/// A model's view at `/models/{model}{tab.path()}`.
+/// A model's view at `/models/{model}{tab.path()}`. With an alert source, every view shows
+/// the open alerts and the performance and alerts views the alerts panel.
 pub fn model_page(
     store: &dyn Store,
     model: &str,
     tab: Tab,
     params: &ViewParams,
+    alerts: Option<&dyn AlertSource>,
 ) -> Result<String, DashError> {
     let name = ModelName::new(model).map_err(|e| DashError::BadRequest(e.to_string()))?;
-    let data = data::gather(store, &name, params, tab.parts())?;
+    let mut data = data::gather(store, &name, params, tab.parts())?;
+    if let Some(source) = alerts {
+        match source.model_alerts(name.as_str(), data::ALERT_HISTORY) {
+            Ok(a) => data.alerts = Some(a),
+            Err(why) => {
+                data.unavailable
+                    .insert("alerts".into(), format!("alerts unavailable: {why}"));
+            }
+        }
+    }
     Ok(render_model(&data, tab, params))
 }
+
+/// Transitions shown under the performance view (the alerts view shows `ALERT_HISTORY`).
+const PERFORMANCE_HISTORY: usize = 10;
 
 /// The HTML of a model's view from gathered data.
 pub fn render_model(data: &ModelData, tab: Tab, params: &ViewParams) -> String {
@@ -761,6 +1009,12 @@ pub fn render_model(data: &ModelData, tab: Tab, params: &ViewParams) -> String {
         },
         _ => html! {},
     };
+    let (open, firing) = data.alerts.as_ref().map_or((0, 0), |a| {
+        (
+            a.open().count(),
+            a.open().filter(|x| s(x, "state") == "firing").count(),
+        )
+    });
     let body = html! {
         h1 data-model=(model) { (model) }
         p.meta {
@@ -773,19 +1027,23 @@ pub fn render_model(data: &ModelData, tab: Tab, params: &ViewParams) -> String {
         (span_line(span))
         nav.tabs {
             @for t in Tab::ALL {
-                a class=(if t == tab { "active" } else { "" }) href=(format!("{base}{}{query}", t.path())) { (t.title()) }
+                a class=(if t == tab { "active" } else { "" }) href=(format!("{base}{}{query}", t.path())) {
+                    (t.title())
+                    @if t == Tab::Alerts && open > 0 { " " span class=(if firing > 0 { "count firing" } else { "count pending" }) data-open-alerts=(open) { (open) } }
+                }
             }
         }
+        @if tab != Tab::Alerts { (alerts_banner(data, &format!("{base}/alerts{query}"))) }
         @match tab {
             Tab::Performance => {
                 @if let Some(m) = &data.metrics { (performance_section(m, span)) }
-                (alerts_section())
+                (alerts_section(data, PERFORMANCE_HISTORY, false))
             }
             Tab::Drift => (drift_section(data, Some(&format!("{base}/drift{}", params.query_with("feature", ""))), params.feature.as_deref())),
             Tab::Quality => (quality_section(data)),
             Tab::Segments => (segments_section(data)),
             Tab::Versions => (versions_section(data)),
-            Tab::Alerts => (alerts_section()),
+            Tab::Alerts => (alerts_section(data, data::ALERT_HISTORY, true)),
         }
     };
     layout(&format!("{model} · {}", tab.title()), body)
@@ -806,9 +1064,39 @@ struct Row {
     trend: Vec<(i64, Option<f64>)>,
 }
 
+/// Pending and firing alerts of one model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenAlerts {
+    pub firing: usize,
+    pub pending: usize,
+}
+
+/// Open alerts per model from `GET /v1/alerts`'s list.
+pub fn open_alerts(alerts: &[Value]) -> std::collections::HashMap<String, OpenAlerts> {
+    let mut out: std::collections::HashMap<String, OpenAlerts> = Default::default();
+    for a in alerts {
+        let e = out.entry(s(a, "model").to_string()).or_default();
+        match s(a, "state") {
+            "firing" => e.firing += 1,
+            "pending" => e.pending += 1,
+            _ => {}
+        }
+    }
+    out
+}
+
 /// The models overview at `/`: each model's headline metric against its baseline, drift
-/// share of the latest window, open alerts, volume and last event.
-pub fn overview(store: &dyn Store, params: &ViewParams) -> Result<String, DashError> {
+/// share of the latest window, open alerts (pending and firing, from the alert source),
+/// volume and last event.
+pub fn overview(
+    store: &dyn Store,
+    params: &ViewParams,
+    alerts: Option<&dyn AlertSource>,
+) -> Result<String, DashError> {
+    let open: Result<std::collections::HashMap<String, OpenAlerts>, String> = match alerts {
+        Some(source) => source.all_alerts().map(|a| open_alerts(&a)),
+        None => Err("no alert service here: GET /v1/alerts".into()),
+    };
     let models = store.list_models()?;
     let mut rows = Vec::new();
     for m in &models {
@@ -911,7 +1199,23 @@ pub fn overview(store: &dyn Store, params: &ViewParams) -> Result<String, DashEr
                                 Err(why) => span.muted title=(why) { "no reference" },
                             }
                         }
-                        td.num { span.muted title="alerts: see GET /v1/alerts" { "—" } }
+                        td.num {
+                            @match &open {
+                                Ok(counts) => {
+                                    @let c = counts.get(&r.name).copied().unwrap_or_default();
+                                    @let n = c.firing + c.pending;
+                                    @if n == 0 {
+                                        span.muted data-open-alerts="0" title="no pending or firing alert" { "0" }
+                                    } @else {
+                                        a class=(if c.firing > 0 { "count firing" } else { "count pending" }) data-open-alerts=(n)
+                                            href=(format!("/models/{}/alerts{query}", url_encode(&r.name)))
+                                            title=(format!("{} firing, {} pending", c.firing, c.pending)) { (n) }
+                                        div.s { (c.firing) " firing" @if c.pending > 0 { ", " (c.pending) " pending" } }
+                                    }
+                                }
+                                Err(why) => span.muted title=(why) { "—" },
+                            }
+                        }
                         td.num { (r.predictions) }
                         td { (r.last_event.map(|t| t.to_rfc3339()).unwrap_or("—".into())) }
                     }
@@ -920,4 +1224,62 @@ pub fn overview(store: &dyn Store, params: &ViewParams) -> Result<String, DashEr
         }
     };
     Ok(layout("Models", body))
+}
+
+/// The login page of a server with API keys: a form that posts a read or admin key to
+/// `/login`, which sets the session cookie and goes back to `next`.
+pub fn login_page(next: &str, error: Option<&str>) -> String {
+    layout(
+        "Log in",
+        html! {
+            div.login {
+                h1 { "Log in" }
+                p.meta { "This modelwatch needs an API key. Enter a read or an admin key: the server checks it and keeps a session cookie (HttpOnly, SameSite=Strict) for 12 hours." }
+                @if let Some(e) = error { p.bad data-login-error { (e) } }
+                form.login method="post" action="/login" {
+                    input type="hidden" name="next" value=(next);
+                    label { "API key" input type="password" name="key" autocomplete="current-password" required autofocus; }
+                    button type="submit" { "Log in" }
+                }
+            }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_read_short() {
+        assert_eq!(
+            window_text("2026-11-25T15:00:00Z", "2026-11-25T16:00:00Z"),
+            "2026-11-25 15:00 → 16:00 UTC"
+        );
+        assert_eq!(
+            window_text("2026-11-25T00:00:00Z", "2026-11-26T00:00:00Z"),
+            "2026-11-25 00:00 → 2026-11-26 00:00 UTC"
+        );
+        assert_eq!(
+            when("2026-11-25T15:29:40.123456Z"),
+            "2026-11-25 15:29:40 UTC"
+        );
+    }
+
+    #[test]
+    fn conditions_read_as_words() {
+        let c = |v: Value| condition_text(&v);
+        assert_eq!(
+            c(serde_json::json!({"kind": "threshold", "op": "<", "value": 0.8})),
+            "< 0.8"
+        );
+        assert_eq!(
+            c(serde_json::json!({"kind": "baseline", "direction": "below", "relative": 0.1})),
+            "more than 10 % below the baseline, significant"
+        );
+        assert_eq!(
+            c(serde_json::json!({"kind": "freshness", "max_age": "10m"})),
+            "nothing arrived for 10m"
+        );
+    }
 }

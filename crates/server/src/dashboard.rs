@@ -1,13 +1,54 @@
 //! The dashboard's pages (`/`, `/models/{model}`, `/models/{model}/{view}`) and the data of a
 //! report (`/models/{model}/report.json`), rendered by `modelwatch_dashboard` on the blocking
 //! pool. Errors are HTML pages with the right status; bad query parameters are a 400 page.
+//! The alerts panel and the overview's counts read the alert service through the same JSON
+//! its endpoints answer.
 
 use crate::{blocking, ApiError, AppState};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use modelwatch_dashboard::{pages, DashError, Parts, Tab, ViewParams};
+use modelwatch_alerts::service::AlertFilter;
+use modelwatch_alerts::AlertService;
+use modelwatch_dashboard::{pages, AlertSource, AlertsData, DashError, Parts, Tab, ViewParams};
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
 use std::time::Instant;
+
+/// The alert service as the pages' alert source: `GET /v1/alerts?model=`,
+/// `GET /v1/alerts/history?model=&limit=` and `GET /v1/models/{model}/rules`, as JSON.
+struct Alerts(Arc<AlertService>);
+
+fn json_list<T: Serialize>(items: Vec<T>) -> Result<Vec<Value>, String> {
+    items
+        .into_iter()
+        .map(|x| serde_json::to_value(x).map_err(|e| e.to_string()))
+        .collect()
+}
+
+impl AlertSource for Alerts {
+    fn model_alerts(&self, model: &str, history: usize) -> Result<AlertsData, String> {
+        let filter = AlertFilter {
+            model: Some(model.to_owned()),
+            ..Default::default()
+        };
+        let err = |e: modelwatch_alerts::AlertsError| e.to_string();
+        Ok(AlertsData {
+            alerts: json_list(self.0.alerts(&filter).map_err(err)?)?,
+            history: json_list(self.0.history(Some(model), history).map_err(err)?)?,
+            rules: json_list(self.0.rules(model).map_err(err)?)?,
+        })
+    }
+
+    fn all_alerts(&self) -> Result<Vec<Value>, String> {
+        json_list(
+            self.0
+                .alerts(&AlertFilter::default())
+                .map_err(|e| e.to_string())?,
+        )
+    }
+}
 
 type Params = Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
 
@@ -15,7 +56,7 @@ type Params = Result<Query<Vec<(String, String)>>, axum::extract::rejection::Que
 /// even a missed escape could not run or load anything.
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-fn html(status: StatusCode, body: String, started: Instant) -> Response {
+pub(crate) fn html(status: StatusCode, body: String, started: Instant) -> Response {
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
@@ -51,7 +92,11 @@ fn params(p: Params) -> Result<ViewParams, DashError> {
 async fn render(
     state: AppState,
     p: Params,
-    f: impl FnOnce(&dyn modelwatch_store::Store, ViewParams) -> Result<String, DashError>
+    f: impl FnOnce(
+            &dyn modelwatch_store::Store,
+            &dyn AlertSource,
+            ViewParams,
+        ) -> Result<String, DashError>
         + Send
         + 'static,
 ) -> Response {
@@ -61,7 +106,8 @@ async fn render(
         Err(e) => return error(e, started),
     };
     let store = state.store.clone();
-    let out = blocking(move || Ok(f(store.as_ref(), params))).await;
+    let alerts = Alerts(state.alerts.clone());
+    let out = blocking(move || Ok(f(store.as_ref(), &alerts, params))).await;
     match out {
         Ok(Ok(body)) => html(StatusCode::OK, body, started),
         Ok(Err(e)) => error(e, started),
@@ -70,7 +116,10 @@ async fn render(
 }
 
 pub(crate) async fn overview(State(state): State<AppState>, p: Params) -> Response {
-    render(state, p, |store, params| pages::overview(store, &params)).await
+    render(state, p, |store, alerts, params| {
+        pages::overview(store, &params, Some(alerts))
+    })
+    .await
 }
 
 pub(crate) async fn model(
@@ -78,8 +127,8 @@ pub(crate) async fn model(
     Path(model): Path<String>,
     p: Params,
 ) -> Response {
-    render(state, p, move |store, params| {
-        pages::model_page(store, &model, Tab::Performance, &params)
+    render(state, p, move |store, alerts, params| {
+        pages::model_page(store, &model, Tab::Performance, &params, Some(alerts))
     })
     .await
 }
@@ -101,8 +150,8 @@ pub(crate) async fn model_view(
         );
         return error(DashError::NotFound(msg), Instant::now());
     };
-    render(state, p, move |store, params| {
-        pages::model_page(store, &model, tab, &params)
+    render(state, p, move |store, alerts, params| {
+        pages::model_page(store, &model, tab, &params, Some(alerts))
     })
     .await
 }

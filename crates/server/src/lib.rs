@@ -12,6 +12,7 @@ mod dashboard;
 mod drift;
 mod error;
 mod ingest;
+mod login;
 mod query;
 
 pub use alerts::IngestCounters;
@@ -100,14 +101,23 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/silences/{id}", delete(alerts::delete_silence))
         .route("/v1/notifications", get(alerts::notifications))
         .route("/metrics", get(alerts::metrics))
-        // The dashboard: HTML pages (JSON stays under /v1).
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    // The dashboard: HTML pages (JSON stays under /v1). With API keys, a browser logs in at
+    // /login and gets a session cookie these pages (and only they) accept.
+    let pages = Router::new()
         .route("/", get(dashboard::overview))
         .route("/models/{model}", get(dashboard::model))
         .route("/models/{model}/{view}", get(dashboard::model_view))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            login::authorize_page,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/login", get(login::form).post(login::login))
+        .route("/logout", post(login::logout))
         .merge(api)
+        .merge(pages)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
         // Decompression runs before the body limit is applied, so the limit bounds the

@@ -1,0 +1,274 @@
+//! The dashboard with API keys: a browser cannot send `Authorization: Bearer`, so `/login`
+//! takes a read or admin key in a form, checks it in constant time like the API's middleware,
+//! and sets a session cookie that the dashboard's pages (and only they) accept.
+//!
+//! The cookie holds no key: it is `v1.<expires>.<mac>`, the HMAC-SHA256 of the expiry under
+//! the key that logged in. A page checks it against every read and admin key (all of them,
+//! in constant time), so it needs no server-side state, survives a restart, expires after
+//! [`SESSION_SECONDS`], and stops working when its key is removed from the configuration.
+
+use crate::dashboard::html;
+use crate::{authorize, key_matches, ApiError, AppState};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use modelwatch_dashboard::pages;
+use modelwatch_dashboard::params::url_encode;
+use serde::Deserialize;
+use sha2::Sha256;
+use std::time::Instant;
+use subtle::ConstantTimeEq;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "modelwatch_session";
+/// How long a login lasts.
+pub const SESSION_SECONDS: i64 = 12 * 3600;
+
+fn now_secs() -> i64 {
+    modelwatch_core::Timestamp::now().0.div_euclid(1_000_000)
+}
+
+fn mac(key: &str, expires: i64) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes any key");
+    m.update(format!("modelwatch dashboard session v1 {expires}").as_bytes());
+    m.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A session token for `key`, valid until `expires` (unix seconds).
+fn token(key: &str, expires: i64) -> String {
+    format!("v1.{expires}.{}", mac(key, expires))
+}
+
+/// Whether `token` was made by one of the read or admin keys and has not expired. Every key is
+/// compared, in constant time.
+fn token_valid(state: &AppState, token: &str, now: i64) -> bool {
+    let mut parts = token.splitn(3, '.');
+    let (Some("v1"), Some(expires), Some(given)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Ok(expires) = expires.parse::<i64>() else {
+        return false;
+    };
+    if expires <= now || expires > now + SESSION_SECONDS + 60 {
+        return false;
+    }
+    let auth = &state.config.auth;
+    auth.read_keys
+        .iter()
+        .chain(&auth.admin_keys)
+        .fold(false, |found, k| {
+            found | bool::from(mac(k, expires).as_bytes().ct_eq(given.as_bytes()))
+        })
+}
+
+/// The session cookie's value, if the request has one.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+}
+
+fn keys_configured(state: &AppState) -> bool {
+    let a = &state.config.auth;
+    !(a.ingest_keys.is_empty() && a.read_keys.is_empty() && a.admin_keys.is_empty())
+}
+
+/// Where to go after logging in: a path on this server, else `/`.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.starts_with("/\\")
+                && !n.starts_with("/login")
+                && n.len() <= 2048
+                && !n.chars().any(|c| c.is_control() || c == '\\') =>
+        {
+            n.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+fn see_other(location: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// In front of the dashboard's pages. Without keys configured: open. A request with an
+/// `Authorization` header is checked exactly as the API checks it; otherwise a valid session
+/// cookie opens the page, and a browser without one is sent to `/login` (the report's JSON,
+/// which a program reads, gets the API's 401 instead).
+pub(crate) async fn authorize_page(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !keys_configured(&state) || req.headers().contains_key(header::AUTHORIZATION) {
+        return authorize(State(state), req, next).await;
+    }
+    if session_cookie(req.headers()).is_some_and(|t| token_valid(&state, t, now_secs())) {
+        return next.run(req).await;
+    }
+    if req.uri().path().ends_with("/report.json") {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing API key: send the header `Authorization: Bearer <key>`",
+        )
+        .into_response();
+    }
+    let here = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    see_other(&format!("/login?next={}", url_encode(here)))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginQuery {
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    key: String,
+    next: Option<String>,
+}
+
+/// `GET /login`: the form (without keys configured there is nothing to log in to: `/`).
+pub(crate) async fn form(
+    State(state): State<AppState>,
+    q: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if !keys_configured(&state) {
+        return see_other("/");
+    }
+    let next = safe_next(q.ok().and_then(|Query(q)| q.next).as_deref());
+    html(
+        StatusCode::OK,
+        pages::login_page(&next, None),
+        Instant::now(),
+    )
+}
+
+/// `POST /login` (form `key`, `next`): a read or admin key sets the session cookie and goes
+/// to `next`; anything else is the form again with a 401.
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    let started = Instant::now();
+    if !keys_configured(&state) {
+        return see_other("/");
+    }
+    let Ok(Form(f)) = form else {
+        return html(
+            StatusCode::BAD_REQUEST,
+            pages::login_page("/", Some("send the form's `key` field")),
+            started,
+        );
+    };
+    let next = safe_next(f.next.as_deref());
+    let given = f.key.trim().as_bytes();
+    let auth = &state.config.auth;
+    // Both lists are compared whole, in constant time, whatever the first one says.
+    let read = key_matches(&auth.read_keys, given);
+    let admin = key_matches(&auth.admin_keys, given);
+    if !(read | admin) {
+        tracing::warn!("dashboard login refused: not a read or admin key");
+        return html(
+            StatusCode::UNAUTHORIZED,
+            pages::login_page(
+                &next,
+                Some("That is not a read or admin key of this server."),
+            ),
+            started,
+        );
+    }
+    let expires = now_secs() + SESSION_SECONDS;
+    // Behind a TLS proxy the cookie is only ever sent back over HTTPS.
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    let cookie = format!(
+        "{COOKIE}={}; Path=/; Max-Age={SESSION_SECONDS}; HttpOnly; SameSite=Strict{}",
+        token(f.key.trim(), expires),
+        if secure { "; Secure" } else { "" }
+    );
+    let mut r = see_other(&next);
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// `POST /logout`: forgets the cookie in this browser and shows the form.
+pub(crate) async fn logout() -> Response {
+    let mut r = see_other("/login");
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "modelwatch_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict",
+        ),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_on_this_server() {
+        assert_eq!(
+            safe_next(Some("/models/a?range=all")),
+            "/models/a?range=all"
+        );
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "evil",
+            "/login?next=/",
+            "/a\nb",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; modelwatch_session=v1.9.ab; b=2"),
+        );
+        assert_eq!(session_cookie(&h), Some("v1.9.ab"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("modelwatch_sessionx=1"),
+        );
+        assert_eq!(session_cookie(&h), None);
+    }
+}
