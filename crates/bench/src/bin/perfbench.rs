@@ -12,10 +12,12 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use modelwatch_core::{
-    FeatureValue, LabelEvent, ModelName, Outcome, PredictionEvent, Timestamp, Window,
+    FeatureValue, LabelEvent, ModelName, Outcome, PredictionEvent, ReferenceRow, Timestamp, Window,
 };
 use modelwatch_engine::aggregates;
+use modelwatch_engine::drift::{self, DriftQuery};
 use modelwatch_engine::performance::{scan_performance, window_performance, PerformanceQuery};
+use modelwatch_stats::drift::DriftConfig;
 use modelwatch_store::{LabelBatch, PredictionBatch, SqliteStore, Store};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -45,6 +47,10 @@ struct Args {
     /// With --reuse: first rebuild every aggregate from the raw events, and time it.
     #[arg(long)]
     rebuild: bool,
+    /// Also time drift: upload a reference of this many rows (drawn like day 0), time the
+    /// rebuild of every hour's drift sketch it causes, then drift queries.
+    #[arg(long)]
+    drift_reference: Option<u64>,
 }
 
 const BATCH: u64 = 20_000;
@@ -270,5 +276,77 @@ fn main() -> Result<()> {
         args.per_day,
         t.elapsed().as_secs_f64() * 1e3
     );
+    if let Some(n) = args.drift_reference {
+        drift_timings(&store, n, args.runs, args.per_day)?;
+    }
+    Ok(())
+}
+
+/// Uploads a reference, times the sketch rebuild it causes and drift queries over all days.
+fn drift_timings(store: &SqliteStore, rows: u64, runs: usize, per_day: u64) -> Result<()> {
+    let mut rng = SmallRng::seed_from_u64(11);
+    let reference: Vec<(usize, ReferenceRow)> = (0..rows)
+        .map(|i| {
+            let (p, truth) = prediction(&mut rng, 0, i, rows.max(1));
+            let row = ReferenceRow {
+                features: p.features,
+                prediction: p.prediction,
+                score: p.score,
+                label: Some(Outcome::Number(if truth { 1.0 } else { 0.0 })),
+                ..Default::default()
+            };
+            (i as usize, row)
+        })
+        .collect();
+    store.put_reference(&model(), None, reference, vec![])?;
+    let config = DriftConfig::default();
+    let query = |window: Window| DriftQuery {
+        window,
+        from: None,
+        to: None,
+        version: None,
+        segment: None,
+    };
+    let t = Instant::now();
+    let first = drift::drift(store, &model(), &query(Window::DAY), &config)?;
+    println!(
+        "first drift query after a {rows}-row reference upload (every hour's sketch rebuilt): {:.1} s, {} windows",
+        t.elapsed().as_secs_f64(),
+        first.windows.len()
+    );
+    let t = Instant::now();
+    let one_day = DriftQuery {
+        from: Some(Timestamp(START)),
+        to: Some(Timestamp(START + 86_400_000_000)),
+        ..query(Window::DAY)
+    };
+    let reference = drift::Reference::load(store, &model(), None)?;
+    drift::fold_windows(store, &model(), &one_day, &reference)?;
+    println!(
+        "raw-event fold of one day ({per_day} predictions) into drift sketches: {:.0} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    println!("| drift query | windows | p50 ms | p95 ms | max ms |");
+    println!("|---|---|---|---|---|");
+    for (name, w) in [
+        ("1d windows, all days", Window::DAY),
+        ("1h windows, all days", Window::HOUR),
+    ] {
+        let mut ms = Vec::new();
+        let mut n = 0;
+        for _ in 0..runs {
+            let t = Instant::now();
+            let r = drift::drift(store, &model(), &query(w), &config)?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            n = r.windows.len();
+        }
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "| {name} | {n} | {:.0} | {:.0} | {:.0} |",
+            ms[ms.len() / 2],
+            ms[(ms.len() * 95 / 100).min(ms.len() - 1)],
+            ms[ms.len() - 1]
+        );
+    }
     Ok(())
 }
