@@ -6,7 +6,7 @@
 
 use crate::params::{Range, ViewParams, MAX_WINDOWS};
 use crate::DashError;
-use modelwatch_core::{ModelName, Timestamp};
+use modelwatch_core::{ModelName, Timestamp, Window};
 use modelwatch_engine::drift::{
     self, ColumnCounts, DriftError, DriftQuery, QualityThresholds, Reference,
 };
@@ -273,11 +273,14 @@ pub fn gather(
         let segment = params.segment.clone().or_else(|| default_segment(&summary));
         match segment {
             Some(s) => {
-                data.segments = Some(perf(
-                    store,
-                    model,
-                    &span.performance(span.version.clone(), Some(s)),
-                )?)
+                // The view shows each value's totals over the span, not its windows: one
+                // window as wide as the span (two when it straddles an aligned boundary)
+                // instead of hundreds of per-window states per value.
+                let hours =
+                    ((span.to.0 - span.from.0 + 3_599_999_999) / 3_600_000_000).clamp(1, 366 * 24);
+                let mut q = span.performance(span.version.clone(), Some(s));
+                q.window = Window::parse(&format!("{hours}h")).ok().or(q.window);
+                data.segments = Some(perf(store, model, &q)?)
             }
             None => {
                 data.unavailable.insert(

@@ -388,6 +388,19 @@ pub fn drift_windows(
     ))
 }
 
+/// The model's task at `task` / `threshold` from the persisted decision, after a [`refresh`]:
+/// what the raw-event path uses instead of scanning its range once more to detect the task,
+/// so both paths decide alike. `None` before the first refresh with events.
+pub(crate) fn decided_spec(
+    store: &dyn Store,
+    model: &ModelName,
+    task: Option<crate::performance::Task>,
+    threshold: f64,
+) -> Result<Option<TaskSpec>, PerformanceError> {
+    refresh(store, model)?;
+    Ok(load_decision(store, model)?.map(|d| d.detector.finish(task, threshold)))
+}
+
 /// Marks every hour dirty and refreshes: the aggregates rebuilt from the raw log alone.
 pub fn rebuild(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, PerformanceError> {
     store.invalidate_aggregates(model)?;
@@ -511,7 +524,7 @@ fn merge_into<K: Ord>(
 
 /// The baseline state of the reference that applies to `version`, folded once per reference
 /// upload and task and kept with the aggregates (the store drops it when a reference changes).
-fn baseline(
+pub(crate) fn baseline(
     store: &dyn Store,
     model: &ModelName,
     version: Option<&str>,

@@ -449,7 +449,7 @@ impl Reference {
             feature_categories: Vec::new(),
             output_categories: Vec::new(),
         };
-        r.stamp = fingerprint(&postcard::to_stdvec(&r).expect("a reference encodes"));
+        r.stamp = fingerprint(&serde_json::to_vec(&r).expect("a reference encodes"));
         r.prepare();
         r
     }
@@ -469,23 +469,42 @@ impl Reference {
         self.output_categories = category_indexes(&self.outputs);
     }
 
-    /// The stored profile of `version`'s own reference (`None`: the all-versions one), built
-    /// from the reference rows and stored on first use.
-    fn load_one(
+    /// The stored profile of `version`'s own reference (`None`: the all-versions one).
+    fn stored(
+        store: &dyn Store,
+        model: &ModelName,
+        version: Option<&str>,
+    ) -> Result<Option<Reference>, DriftError> {
+        let key = version.unwrap_or("");
+        let range = ScanRange {
+            version: Some(key.to_owned()),
+            ..ScanRange::default()
+        };
+        let Some(row) = store.aggregates(model, PROFILE, &range)?.into_iter().next() else {
+            return Ok(None);
+        };
+        // JSON, not postcard: the profile's enums are internally tagged, which postcard cannot
+        // read back.
+        match serde_json::from_slice::<Reference>(&row.data) {
+            Ok(mut r) => {
+                r.prepare();
+                Ok(Some(r))
+            }
+            Err(e) => {
+                tracing::warn!(model = %model, error = %e, "stored reference profile unreadable: rebuilding it");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Profiles `version`'s own reference rows (`None`: the all-versions ones) and stores the
+    /// profile; `None` when there are no such rows.
+    fn build(
         store: &dyn Store,
         model: &ModelName,
         version: Option<&str>,
         kind_of: &dyn Fn(&str) -> Option<CoreKind>,
     ) -> Result<Option<Reference>, DriftError> {
-        let key = version.unwrap_or("");
-        let stored = store.aggregates(model, PROFILE, &ScanRange::default())?;
-        if let Some(row) = stored.iter().find(|r| r.version == key) {
-            if let Ok(mut r) = postcard::from_bytes::<Reference>(&row.data) {
-                r.prepare();
-                return Ok(Some(r));
-            }
-            tracing::warn!(model = %model, "stored reference profile unreadable: rebuilding it");
-        }
         let rows = store.reference_rows(model, version)?;
         if rows.is_empty() {
             return Ok(None);
@@ -496,9 +515,9 @@ impl Reference {
             AggregateWrite {
                 kind: PROFILE.into(),
                 put: vec![StoredAggregate {
-                    version: key.to_owned(),
+                    version: version.unwrap_or("").to_owned(),
                     hour: MODEL_WIDE,
-                    data: postcard::to_stdvec(&r).expect("a reference encodes"),
+                    data: serde_json::to_vec(&r).expect("a reference encodes"),
                 }],
                 ..AggregateWrite::default()
             },
@@ -507,21 +526,34 @@ impl Reference {
     }
 
     /// The stored reference: the version's when `version` has one, else the all-versions one.
+    /// Profiles the rows (once per upload) when no profile is stored yet.
     pub fn load(
         store: &dyn Store,
         model: &ModelName,
         version: Option<&str>,
     ) -> Result<Reference, DriftError> {
+        let version = version.filter(|v| !v.is_empty());
+        // The common case reads one small row: no model summary, no reference rows.
+        if let Some(v) = version {
+            if let Some(r) = Reference::stored(store, model, Some(v))? {
+                return Ok(r);
+            }
+        } else if let Some(r) = Reference::stored(store, model, None)? {
+            return Ok(r);
+        }
         let summary = store
             .model(model)?
             .ok_or_else(|| StoreError::ModelNotFound(model.as_str().to_string()))?;
         let kind_of = |n: &str| summary.schema.kind_of(n);
-        if let Some(v) = version.filter(|v| !v.is_empty()) {
-            if let Some(r) = Reference::load_one(store, model, Some(v), &kind_of)? {
+        if let Some(v) = version {
+            if let Some(r) = Reference::build(store, model, Some(v), &kind_of)? {
+                return Ok(r);
+            }
+            if let Some(r) = Reference::stored(store, model, None)? {
                 return Ok(r);
             }
         }
-        Reference::load_one(store, model, None, &kind_of)?.ok_or_else(|| DriftError::NoReference {
+        Reference::build(store, model, None, &kind_of)?.ok_or_else(|| DriftError::NoReference {
             model: model.as_str().to_string(),
         })
     }
@@ -1381,5 +1413,39 @@ fn feature_quality(
         cardinality_ratio,
         constant,
         flags,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stored profile is read back as it was written (an unreadable one would be rebuilt
+    /// from the reference rows on every request).
+    #[test]
+    fn a_stored_reference_reads_back() {
+        let rows: Vec<ReferenceRow> = (0..500)
+            .map(|i| ReferenceRow {
+                features: vec![
+                    ("amount".into(), FeatureValue::Number(i as f64 * 1.5)),
+                    (
+                        "country".into(),
+                        FeatureValue::Text(["DE", "FR"][i % 2].into()),
+                    ),
+                    ("returning".into(), FeatureValue::Bool(i % 3 == 0)),
+                ],
+                prediction: Some(Outcome::Number((i % 2) as f64)),
+                score: Some(i as f64 / 500.0),
+                label: Some(Outcome::Number((i % 2) as f64)),
+                ..Default::default()
+            })
+            .collect();
+        let r = Reference::from_rows(&rows, None, |_| None);
+        let bytes = serde_json::to_vec(&r).unwrap();
+        let mut back: Reference = serde_json::from_slice(&bytes).unwrap();
+        back.prepare();
+        assert_eq!(back.stamp, r.stamp);
+        assert_eq!(back.rows, 500);
+        assert_eq!(back.index.len(), 3);
     }
 }

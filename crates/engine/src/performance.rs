@@ -834,18 +834,47 @@ pub fn scan_performance(
     if store.model(model)?.is_none() {
         return Err(StoreError::ModelNotFound(model.to_string()).into());
     }
-    let refs = reference(store, model, q.version.as_deref())?;
-    let spec = detect_task(store, model, &range, &refs, q.task, threshold)?;
+    // The persisted decision (all rows and the reference) saves a second scan of the range.
+    let spec = match crate::aggregates::decided_spec(store, model, q.task, threshold)? {
+        Some(spec) => spec,
+        None => {
+            let refs = reference(store, model, q.version.as_deref())?;
+            detect_task(store, model, &range, &refs, q.task, threshold)?
+        }
+    };
+    // One scan per core over consecutive slices of the range, merged: states merge exactly.
+    let parts = split_range(&range);
+    let folded = modelwatch_stats::drift::parallel_map(&parts, |part| {
+        let mut fold = WindowFold::new(spec.clone(), window, q.segment.clone());
+        let mut versions: BTreeMap<String, WindowAccumulator> = BTreeMap::new();
+        store.scan_predictions(model, part, &mut |p, l| {
+            fold.observe(p, l);
+            versions
+                .entry(p.model_version.clone().unwrap_or_default())
+                .or_insert_with(|| WindowAccumulator::new(&fold.spec))
+                .observe(&fold.spec, p, l);
+        })?;
+        Ok::<_, PerformanceError>((fold, versions))
+    });
     let mut fold = WindowFold::new(spec.clone(), window, q.segment.clone());
     let mut versions: BTreeMap<String, WindowAccumulator> = BTreeMap::new();
-    store.scan_predictions(model, &range, &mut |p, l| {
-        fold.observe(p, l);
-        versions
-            .entry(p.model_version.clone().unwrap_or_default())
-            .or_insert_with(|| WindowAccumulator::new(&fold.spec))
-            .observe(&fold.spec, p, l);
-    })?;
-    let baseline = baseline_state(&spec, &refs);
+    for part in folded {
+        let (f, v) = part?;
+        fold.merge(&f).map_err(|e| corrupt_state(e, &spec))?;
+        for (name, acc) in v {
+            match versions.entry(name) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(acc);
+                }
+                std::collections::btree_map::Entry::Occupied(mut e) => e
+                    .get_mut()
+                    .merge(&acc)
+                    .map_err(|e| corrupt_state(e, &spec))?,
+            }
+        }
+    }
+    // Kept with the aggregates per reference upload and task, folded once.
+    let baseline = crate::aggregates::baseline(store, model, q.version.as_deref(), &spec)?;
     let segments = q
         .segment
         .as_ref()
@@ -859,6 +888,44 @@ pub fn scan_performance(
         versions,
         segments,
     ))
+}
+
+/// A bounded range cut into one slice per core (whole hours, so no window is split in a way
+/// that matters: states merge exactly anyway); an open range stays whole.
+fn split_range(range: &ScanRange) -> Vec<ScanRange> {
+    let (Some(from), Some(to)) = (range.from, range.to) else {
+        return vec![range.clone()];
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+    let hour = 3_600_000_000i64;
+    let span = to.micros() - from.micros();
+    if threads < 2 || span < 2 * hour {
+        return vec![range.clone()];
+    }
+    let step = (span / threads).div_euclid(hour).max(1) * hour;
+    let mut out = Vec::new();
+    let mut start = from.micros();
+    while start < to.micros() {
+        let end = if out.len() as i64 == threads - 1 {
+            to.micros()
+        } else {
+            (start + step).min(to.micros())
+        };
+        out.push(ScanRange {
+            from: Some(Timestamp(start)),
+            to: Some(Timestamp(end)),
+            version: range.version.clone(),
+        });
+        start = end;
+    }
+    out
+}
+
+fn corrupt_state(e: PerfError, spec: &TaskSpec) -> PerformanceError {
+    PerformanceError::Store(StoreError::Corrupt {
+        what: "window state",
+        detail: format!("{e} (task {:?})", spec.task),
+    })
 }
 
 /// The report of merged per-window and per-version accumulators.

@@ -48,7 +48,8 @@ struct Args {
     #[arg(long)]
     rebuild: bool,
     /// Also time drift: upload a reference of this many rows (drawn like day 0), time the
-    /// rebuild of every hour's drift sketch it causes, then drift queries.
+    /// rebuild of every hour's drift sketch it causes, then drift queries (0: keep the stored
+    /// reference and time the queries only).
     #[arg(long)]
     drift_reference: Option<u64>,
 }
@@ -298,7 +299,9 @@ fn drift_timings(store: &SqliteStore, rows: u64, runs: usize, per_day: u64) -> R
             (i as usize, row)
         })
         .collect();
-    store.put_reference(&model(), None, reference, vec![])?;
+    if rows > 0 {
+        store.put_reference(&model(), None, reference, vec![])?;
+    }
     let config = DriftConfig::default();
     let query = |window: Window| DriftQuery {
         window,

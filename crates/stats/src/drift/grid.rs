@@ -17,14 +17,15 @@
 //!   [`SortedReference::gaps`](super::SortedReference::gaps)); otherwise a lower bound that
 //!   misses at most the larger of the two samples' mass in one gap (1/256 of the reference).
 //!   The p-value uses the true sample sizes, so it is conservative; it is exact up to
-//!   [`GRID_EXACT_KS_CELLS`] and asymptotic above;
+//!   [`GRID_EXACT_KS_CELLS`] and asymptotic above (the limiting distribution once the
+//!   effective size passes [`KS_LIMIT_EN`](super::KS_LIMIT_EN));
 //! - the Wasserstein distance: the tails beyond the reference range are exact (their offset
 //!   sums are kept); inside a gap the window's values are taken as spread evenly, so the
 //!   error is at most the gap's width times its mass.
 
 use serde::{Deserialize, Serialize};
 
-use super::ks::{ks_p_value_within, KsResult};
+use super::ks::{ks_p_value_fast, KsResult};
 use super::profile::NumericProfile;
 
 /// Exact KS p-values on a grid only up to this many cells (`n_reference · n_window`, about
@@ -236,7 +237,7 @@ impl Grid {
             let le = below + c.at_left[i + 1];
             d = d.max((self.ref_le[i] as f64 / nf - le as f64 / mf).abs());
         }
-        let (p, method) = ks_p_value_within(d, n, m, GRID_EXACT_KS_CELLS);
+        let (p, method) = ks_p_value_fast(d, n, m, GRID_EXACT_KS_CELLS);
         Some(KsResult {
             statistic: d,
             p_value: p,

@@ -30,8 +30,8 @@ pub use distance::{
 };
 pub use grid::{Grid, GridCounts, GRID_EXACT_KS_CELLS, GRID_POINTS};
 pub use ks::{
-    ks_2samp, ks_p_value, ks_p_value_within, wasserstein_distance, GapCell, GapCounts,
-    KsPValueMethod, KsResult, SortedReference, KS_MAX_EXACT_N,
+    ks_2samp, ks_p_value, ks_p_value_fast, ks_p_value_within, wasserstein_distance, GapCell,
+    GapCounts, KsPValueMethod, KsResult, SortedReference, KS_LIMIT_EN, KS_MAX_EXACT_N,
 };
 pub use profile::{
     CategoricalProfile, Column, FeatureKind, FeatureProfile, MissingCounts, NumericProfile,
