@@ -248,18 +248,7 @@ impl WindowColumns {
             }
         }
         for col in &mut self.outputs {
-            let v = match col.name.as_str() {
-                PREDICTION_COLUMN => {
-                    Some(prediction.map(outcome_value).unwrap_or(FeatureValue::Null))
-                }
-                SCORE_COLUMN => Some(
-                    score
-                        .map(FeatureValue::Number)
-                        .unwrap_or(FeatureValue::Null),
-                ),
-                _ => label.map(outcome_value),
-            };
-            col.push(v.as_ref());
+            col.push(output_value(&col.name, prediction, score, label).as_ref());
         }
     }
 
@@ -288,6 +277,25 @@ impl WindowColumns {
             })
             .collect();
         f(&columns)
+    }
+}
+
+/// The value an event gives an output column: its prediction or score (null when absent), or
+/// its label (`None` while unlabelled: not counted as null).
+fn output_value(
+    column: &str,
+    prediction: Option<&Outcome>,
+    score: Option<f64>,
+    label: Option<&Outcome>,
+) -> Option<FeatureValue> {
+    match column {
+        PREDICTION_COLUMN => Some(prediction.map(outcome_value).unwrap_or(FeatureValue::Null)),
+        SCORE_COLUMN => Some(
+            score
+                .map(FeatureValue::Number)
+                .unwrap_or(FeatureValue::Null),
+        ),
+        _ => label.map(outcome_value),
     }
 }
 
@@ -820,17 +828,7 @@ impl WindowSketch {
             }
         }
         for (i, fp) in reference.outputs.features.iter().enumerate() {
-            let v = match fp.name.as_str() {
-                PREDICTION_COLUMN => {
-                    Some(prediction.map(outcome_value).unwrap_or(FeatureValue::Null))
-                }
-                SCORE_COLUMN => Some(
-                    score
-                        .map(FeatureValue::Number)
-                        .unwrap_or(FeatureValue::Null),
-                ),
-                _ => label.map(outcome_value),
-            };
+            let v = output_value(&fp.name, prediction, score, label);
             self.outputs[i].observe(
                 v.as_ref(),
                 reference.output_grids[i].as_ref(),
