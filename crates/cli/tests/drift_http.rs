@@ -130,6 +130,45 @@ fn drift_and_quality_flag_the_shifted_day() {
     assert_eq!(country["unseen_categories"]["top"], json!([["XX", 30]]));
     assert_eq!(q["thresholds"]["null_rate_margin"], 0.1);
 
+    // Settings of one request: no correction, PSI for age, a stricter alpha.
+    let (status, d) = s.get("/v1/models/fraud/drift?window=1d&correction=none&alpha=0.01&method=age:psi,country:jensen_shannon&drift_share=0.9");
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["correction"], "none");
+    assert_eq!(d["alpha"], 0.01);
+    assert_eq!(d["drift_share"], 0.9);
+    let day3 = &d["windows"][2];
+    assert_eq!(day3["features"][0]["method"], "psi");
+    assert_eq!(day3["features"][1]["method"], "jensen_shannon");
+    assert_eq!(
+        day3["features"][2]["method"], "ks",
+        "income keeps the automatic choice"
+    );
+    let income = &day3["features"][2];
+    assert_eq!(
+        income["p_value_adjusted"], income["p_value"],
+        "no correction"
+    );
+    // Two of three drifted is under the 0.9 share asked for.
+    assert_eq!(day3["dataset_drift"], false, "{day3}");
+    for (query, names) in [
+        ("correction=holm", "correction"),
+        ("alpha=2", "alpha"),
+        ("drift_share=0", "drift_share"),
+        ("method=age", "method"),
+        ("method=age:t_test", "t_test"),
+    ] {
+        let (status, out) = s.get(&format!("/v1/models/fraud/drift?{query}"));
+        assert_eq!(status, 400, "{query}: {out}");
+        let msg = out["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(names), "{query}: {msg}");
+    }
+    let (status, out) = s.get("/v1/models/fraud/quality?alpha=0.1");
+    assert_eq!(status, 400, "{out}");
+    assert!(out["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("drift settings"));
+
     // A segment and a range narrow the events.
     let (status, q) = s.get(
         "/v1/models/fraud/quality?segment=country:DE&from=2026-11-21T00:00:00Z&to=2026-11-22T00:00:00Z",

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use modelwatch_core::{parse_timestamp, Timestamp, Window};
 use modelwatch_engine::drift::{self, DriftError, DriftQuery, QualityThresholds, Segment};
-use modelwatch_stats::drift::DriftConfig;
+use modelwatch_stats::drift::{DriftConfig, Method};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -19,6 +19,76 @@ pub(crate) struct DriftParams {
     version: Option<String>,
     /// `feature:value`.
     segment: Option<String>,
+    // Drift settings of this request (GET .../drift only; defaults as in `DriftConfig`).
+    /// `benjamini_hochberg` (default), `bonferroni` or `none`.
+    correction: Option<String>,
+    /// Significance level after correction (0.05).
+    alpha: Option<f64>,
+    /// Share of drifted features that makes the dataset drift (0.5).
+    drift_share: Option<f64>,
+    /// Fewer valid rows than this on either side: not evaluated (30).
+    min_rows: Option<u64>,
+    /// Per-feature method overrides, `feature:method,...` (e.g. `amount:psi,country:jensen_shannon`).
+    method: Option<String>,
+}
+
+impl DriftParams {
+    fn has_drift_settings(&self) -> bool {
+        self.correction.is_some()
+            || self.alpha.is_some()
+            || self.drift_share.is_some()
+            || self.min_rows.is_some()
+            || self.method.is_some()
+    }
+
+    /// The request's drift settings over the defaults, each checked with a message naming it.
+    fn drift_config(&self) -> Result<DriftConfig, ApiError> {
+        let bad = |m: String| ApiError::bad_request("invalid_query", m);
+        let mut c = DriftConfig::default();
+        if let Some(name) = &self.correction {
+            c.correction = serde_json::from_value(serde_json::Value::String(name.clone()))
+                .map_err(|_| {
+                    bad(format!(
+                        "`correction`: {name:?} is not one of benjamini_hochberg, bonferroni, none"
+                    ))
+                })?;
+        }
+        if let Some(a) = self.alpha {
+            if !(a > 0.0 && a < 1.0) {
+                return Err(bad(format!("`alpha`: must be in (0, 1), got {a}")));
+            }
+            c.alpha = a;
+        }
+        if let Some(d) = self.drift_share {
+            if !(d > 0.0 && d <= 1.0) {
+                return Err(bad(format!("`drift_share`: must be in (0, 1], got {d}")));
+            }
+            c.drift_share = d;
+        }
+        if let Some(n) = self.min_rows {
+            c.min_rows = n;
+        }
+        for pair in self
+            .method
+            .iter()
+            .flat_map(|m| m.split(','))
+            .filter(|p| !p.is_empty())
+        {
+            let Some((feature, method)) = pair.rsplit_once(':') else {
+                return Err(bad(format!(
+                    "`method`: {pair:?} is not feature:method (e.g. amount:psi)"
+                )));
+            };
+            let m: Method = serde_json::from_value(serde_json::Value::String(method.trim().to_owned()))
+                .map_err(|_| {
+                    bad(format!(
+                        "`method`: {method:?} for feature {feature:?} is not one of ks, chi_squared, cramer_von_mises, psi, jensen_shannon, hellinger, kl_divergence, wasserstein_normed"
+                    ))
+                })?;
+            c.overrides.insert(feature.trim().to_owned(), m);
+        }
+        Ok(c)
+    }
 }
 
 fn time_param(name: &str, v: Option<String>) -> Result<Option<Timestamp>, ApiError> {
@@ -79,17 +149,10 @@ pub(crate) async fn drift(
 ) -> Result<Json<drift::DriftResponse>, ApiError> {
     let model = model_name(&model)?;
     let Query(p) = params?;
+    let config = p.drift_config()?;
     let query = drift_query(p)?;
     let store = state.store.clone();
-    let out = blocking(move || {
-        Ok(drift::drift(
-            store.as_ref(),
-            &model,
-            &query,
-            &DriftConfig::default(),
-        )?)
-    })
-    .await?;
+    let out = blocking(move || Ok(drift::drift(store.as_ref(), &model, &query, &config)?)).await?;
     Ok(Json(out))
 }
 
@@ -100,6 +163,12 @@ pub(crate) async fn quality(
 ) -> Result<Json<drift::QualityResponse>, ApiError> {
     let model = model_name(&model)?;
     let Query(p) = params?;
+    if p.has_drift_settings() {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "`correction`, `alpha`, `drift_share`, `min_rows` and `method` are drift settings: use them with GET .../drift",
+        ));
+    }
     let query = drift_query(p)?;
     let store = state.store.clone();
     let out = blocking(move || {
