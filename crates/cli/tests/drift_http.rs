@@ -201,3 +201,82 @@ fn a_model_without_reference_gets_409_and_bad_params_400() {
     let (status, _) = s.get("/v1/models/nobody/drift");
     assert_eq!(status, 404);
 }
+
+/// Day 1 predicts like the reference (half 0, half 1); on day 2 the model's outputs have
+/// taken over (19 in 20 predictions are 1). Every tenth event is exploration traffic (tagged
+/// `exploration=true`), labelled like the others; its accuracy is measured on its own.
+#[test]
+fn feedback_flags_a_collapse_of_prediction_diversity_and_measures_exploration() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    put_reference(&s, "loop");
+    for day in 0..2 {
+        let rows: Vec<Value> = (0..300)
+            .map(|i| {
+                let explore = i % 10 == 0;
+                let pred = if day == 0 || explore {
+                    i % 2
+                } else {
+                    usize::from(i % 20 != 0)
+                };
+                json!({
+                    "request_id": format!("d{day}-{i}"),
+                    "timestamp": format!("{}T{:02}:{:02}:00Z", DAYS[day], i / 60, i % 60),
+                    "features": {"age": 30.0, "country": "DE", "income": 2000.0},
+                    "prediction": pred,
+                    "tags": {"exploration": if explore { "true" } else { "false" }},
+                })
+            })
+            .collect();
+        let (status, out) = s.post(
+            "/v1/models/loop/predictions",
+            &serde_json::to_string(&rows).unwrap(),
+        );
+        assert_eq!(status, 200, "{out}");
+        // Truth: i % 2, so exploration (predicting i % 2) is always right.
+        let labels: Vec<Value> = (0..300)
+            .map(|i| json!({"request_id": format!("d{day}-{i}"), "label": i % 2, "timestamp": format!("{}T23:00:00Z", DAYS[day])}))
+            .collect();
+        let (status, out) = s.post(
+            "/v1/models/loop/labels",
+            &serde_json::to_string(&labels).unwrap(),
+        );
+        assert_eq!(status, 200, "{out}");
+    }
+    let (status, f) = s.get("/v1/models/loop/feedback?window=1d");
+    assert_eq!(status, 200, "{f}");
+    assert_eq!(f["exploration_tag"], "exploration=true");
+    assert!(
+        (f["reference"]["entropy_bits"].as_f64().unwrap() - 1.0).abs() < 1e-9,
+        "{f}"
+    );
+    let w = f["windows"].as_array().unwrap();
+    assert_eq!(w.len(), 2);
+    assert_eq!(w[0]["collapsed"], false, "{}", w[0]);
+    assert_eq!(w[1]["collapsed"], true, "{}", w[1]);
+    assert_eq!(w[1]["top_class"], "1");
+    assert!(w[1]["entropy_change"].as_f64().unwrap() < -0.25, "{}", w[1]);
+    assert!(
+        w[1]["top_class_share_change"].as_f64().unwrap() >= 0.1,
+        "{}",
+        w[1]
+    );
+    for day in w {
+        let e = &day["exploration"];
+        assert_eq!(e["predictions"], 30, "{day}");
+        assert!((e["share"].as_f64().unwrap() - 0.1).abs() < 1e-12);
+        assert_eq!(e["labelled"], 30);
+        assert_eq!(e["metrics"]["accuracy"]["value"], 1.0, "{e}");
+    }
+    // On day 2 the others always predict 1: right for the 150 odd i of their 270.
+    let others = w[1]["exploration"]["others"]["accuracy"]["value"]
+        .as_f64()
+        .unwrap();
+    assert!((others - 150.0 / 270.0).abs() < 1e-12, "{others}");
+    let (status, out) = s.get("/v1/models/loop/feedback?exploration=nonsense");
+    assert_eq!(status, 400, "{out}");
+    assert!(out["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("name=value"));
+}

@@ -5,5 +5,6 @@
 
 pub mod aggregates;
 pub mod drift;
+pub mod feedback;
 pub mod kpis;
 pub mod performance;

@@ -1,5 +1,6 @@
-//! `GET /v1/models/{model}/drift` and `/quality`: per-window drift and data quality against the
-//! stored reference, computed at query time by `modelwatch_engine::drift`.
+//! `GET /v1/models/{model}/drift`, `/quality` and `/feedback`: per-window drift, data quality
+//! and feedback-loop signals against the stored reference (`modelwatch_engine::drift` and
+//! `::feedback`).
 
 use crate::{blocking, model_name, ApiError, AppState};
 use axum::extract::{Path, Query, State};
@@ -7,6 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use modelwatch_core::{parse_timestamp, Timestamp, Window};
 use modelwatch_engine::drift::{self, DriftError, DriftQuery, QualityThresholds, Segment};
+use modelwatch_engine::feedback::{self, FeedbackQuery, FeedbackResponse, FeedbackThresholds};
 use modelwatch_stats::drift::{DriftConfig, Method};
 use serde::Deserialize;
 
@@ -177,6 +179,74 @@ pub(crate) async fn quality(
             &model,
             &query,
             &QualityThresholds::default(),
+        )?)
+    })
+    .await?;
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FeedbackParams {
+    window: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    version: Option<String>,
+    /// `name=value` of the tag on exploration traffic (default `exploration=true`).
+    exploration: Option<String>,
+}
+
+/// `GET /v1/models/{model}/feedback`: prediction diversity against the reference and
+/// exploration traffic, per window.
+pub(crate) async fn feedback(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    params: Result<Query<FeedbackParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<FeedbackResponse>, ApiError> {
+    let model = model_name(&model)?;
+    let Query(p) = params?;
+    let base = drift_query(DriftParams {
+        window: p.window,
+        from: p.from,
+        to: p.to,
+        version: p.version,
+        segment: None,
+        correction: None,
+        alpha: None,
+        drift_share: None,
+        min_rows: None,
+        method: None,
+    })?;
+    let exploration = match p
+        .exploration
+        .as_deref()
+        .unwrap_or("exploration=true")
+        .split_once('=')
+    {
+        Some((name, value)) if !name.trim().is_empty() => {
+            (name.trim().to_owned(), value.trim().to_owned())
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "`exploration`: use the tag as name=value, e.g. exploration=true",
+            ))
+        }
+    };
+    let query = FeedbackQuery {
+        window: base.window,
+        from: base.from,
+        to: base.to,
+        version: base.version,
+        exploration,
+    };
+    let store = state.store.clone();
+    let out = blocking(move || {
+        Ok(feedback::feedback(
+            store.as_ref(),
+            &model,
+            &query,
+            &FeedbackThresholds::default(),
         )?)
     })
     .await?;
