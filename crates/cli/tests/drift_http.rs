@@ -210,7 +210,7 @@ fn feedback_flags_a_collapse_of_prediction_diversity_and_measures_exploration() 
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
     put_reference(&s, "loop");
-    for day in 0..2 {
+    for (day, date) in DAYS.iter().enumerate().take(2) {
         let rows: Vec<Value> = (0..300)
             .map(|i| {
                 let explore = i % 10 == 0;
@@ -221,7 +221,7 @@ fn feedback_flags_a_collapse_of_prediction_diversity_and_measures_exploration() 
                 };
                 json!({
                     "request_id": format!("d{day}-{i}"),
-                    "timestamp": format!("{}T{:02}:{:02}:00Z", DAYS[day], i / 60, i % 60),
+                    "timestamp": format!("{date}T{:02}:{:02}:00Z", i / 60, i % 60),
                     "features": {"age": 30.0, "country": "DE", "income": 2000.0},
                     "prediction": pred,
                     "tags": {"exploration": if explore { "true" } else { "false" }},
@@ -235,7 +235,7 @@ fn feedback_flags_a_collapse_of_prediction_diversity_and_measures_exploration() 
         assert_eq!(status, 200, "{out}");
         // Truth: i % 2, so exploration (predicting i % 2) is always right.
         let labels: Vec<Value> = (0..300)
-            .map(|i| json!({"request_id": format!("d{day}-{i}"), "label": i % 2, "timestamp": format!("{}T23:00:00Z", DAYS[day])}))
+            .map(|i| json!({"request_id": format!("d{day}-{i}"), "label": i % 2, "timestamp": format!("{date}T23:00:00Z")}))
             .collect();
         let (status, out) = s.post(
             "/v1/models/loop/labels",
