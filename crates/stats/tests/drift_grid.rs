@@ -160,3 +160,43 @@ fn a_shifted_million_rows_against_a_large_reference() {
         "{got} vs {exact}"
     );
 }
+
+/// Cramér-von Mises on the grid against the value-based test: close on a large reference
+/// (values inside gaps taken at the middle), the same verdict on a shift and on no shift.
+#[test]
+fn cramer_von_mises_on_the_grid_is_close_to_the_values() {
+    let gen = |seed: u64, n: usize, mu: f64| -> Vec<f64> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                let mut acc = 0.0;
+                for _ in 0..4 {
+                    s = s
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    acc += (s >> 11) as f64 / (1u64 << 53) as f64;
+                }
+                mu + (acc - 2.0)
+            })
+            .collect()
+    };
+    let r = gen(1, 20_000, 0.0);
+    let np = profile_of(&r);
+    let grid = Grid::of_profile(&np);
+    for (seed, mu) in [(2, 0.0), (3, 0.02), (4, 0.1), (5, 0.5)] {
+        let c = gen(seed, 5_000, mu);
+        let exact = cramer_von_mises(&r, &c).unwrap();
+        let got = grid.cvm(&counted(&grid, &c)).unwrap();
+        eprintln!(
+            "mu {mu}: grid T {} p {} | exact T {} p {}",
+            got.statistic, got.p_value, exact.statistic, exact.p_value
+        );
+        assert!(
+            (got.statistic - exact.statistic).abs() <= 0.02 * exact.statistic + 0.01,
+            "mu {mu}: {} vs {}",
+            got.statistic,
+            exact.statistic
+        );
+        assert_eq!(got.p_value < 0.05, exact.p_value < 0.05, "mu {mu}");
+    }
+}

@@ -70,20 +70,29 @@ pub fn cramer_von_mises(reference: &[f64], current: &[f64]) -> Option<CvmResult>
     let p = if nx.max(ny) <= CVM_MAX_EXACT_N {
         pval_exact(u, nx as u64, ny as u64)
     } else {
-        let et = (1.0 + 1.0 / n) / 6.0;
-        let vt = (n + 1.0) * (4.0 * k * n - 3.0 * (nxf * nxf + nyf * nyf) - 2.0 * k)
-            / (45.0 * n * n * 4.0 * k);
-        let tn = 1.0 / 6.0 + (t - et) / (45.0 * vt).sqrt();
-        if tn >= 0.003 {
-            (1.0 - cdf_cvm_inf(tn)).max(0.0)
-        } else {
-            1.0
-        }
+        cvm_p_asymptotic(t, nx as u64, ny as u64)
     };
     Some(CvmResult {
         statistic: t,
         p_value: p.clamp(0.0, 1.0),
     })
+}
+
+/// p-value of SciPy's statistic T for samples of `nx` and `ny` values: Anderson's normalised
+/// statistic against the limiting distribution (SciPy's `method="asymptotic"`).
+pub(crate) fn cvm_p_asymptotic(t: f64, nx: u64, ny: u64) -> f64 {
+    let (nxf, nyf) = (nx as f64, ny as f64);
+    let k = nxf * nyf;
+    let n = nxf + nyf;
+    let et = (1.0 + 1.0 / n) / 6.0;
+    let vt = (n + 1.0) * (4.0 * k * n - 3.0 * (nxf * nxf + nyf * nyf) - 2.0 * k)
+        / (45.0 * n * n * 4.0 * k);
+    let tn = 1.0 / 6.0 + (t - et) / (45.0 * vt).sqrt();
+    if tn >= 0.003 {
+        (1.0 - cdf_cvm_inf(tn)).max(0.0)
+    } else {
+        1.0
+    }
 }
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {

@@ -572,8 +572,8 @@ pub enum WindowCounts<'a> {
 }
 
 /// [`evaluate_feature`] on a window's counts instead of its values. Bin-based statistics
-/// and chi-squared equal the value-based ones; KS and Wasserstein are as exact as the grid
-/// allows (see [`Grid`]); Cramér-von Mises needs the values and is undefined here.
+/// and chi-squared equal the value-based ones; KS, Wasserstein and Cramér-von Mises are as
+/// exact as the grid allows (see [`Grid`]).
 pub fn evaluate_feature_counts(
     fp: &FeatureProfile,
     current: Option<WindowCounts<'_>>,
@@ -612,13 +612,10 @@ pub fn evaluate_feature_counts(
             let cur_bins = grid.bin_counts(counts, np.edges.len());
             fill_binned(s, &to_f64(&np.bin_counts), &to_f64(&cur_bins));
             if method == Method::CramerVonMises {
-                out.status = FeatureStatus::Undefined {
-                    reason: format!(
-                        "cramer_von_mises needs every value of `{}`: the server keeps counts per hour; use `modelwatch drift` on files",
-                        fp.name
-                    ),
-                };
-                return out;
+                if let Some(cvm) = grid.cvm(counts) {
+                    s.cvm_statistic = Some(cvm.statistic);
+                    s.cvm_p_value = Some(cvm.p_value);
+                }
             }
         }
         (ProfileDetail::Categorical(cp), WindowCounts::Categorical { table, missing }) => {
