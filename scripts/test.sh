@@ -29,6 +29,19 @@ if ! command -v promtool >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus
 fi
 
+# The peers' benchmark data (../shared/bench/peers/gen_data.py, seeded): the drift verdict test
+# checks that exactly the injected drifts are flagged on it, and must not skip where it can run.
+PEERS_GEN="../shared/bench/peers/gen_data.py"
+PEER_DATA="$HOME/.cache/modelwatch-bench/data"
+if [ -f "$PEERS_GEN" ]; then
+  if [ ! -f "$PEER_DATA/reference_100k.parquet" ] || [ ! -f "$PEER_DATA/current_100k.parquet" ]; then
+    "$VENV/bin/python" -m pip install --quiet -r tests/requirements-peer-data.txt
+    "$VENV/bin/python" "$PEERS_GEN" --reference-rows 100000 --current-rows 100000 --no-csv \
+      --skip-existing --out "$PEER_DATA"
+  fi
+  export MODELWATCH_REQUIRE_PEER_DATA=1
+fi
+
 echo "== Rust: cargo test --workspace"
 cargo test --workspace
 

@@ -350,6 +350,13 @@ fn peer_bench_data_flags_exactly_the_injected_drifts() {
         dir.join("current_100k.parquet"),
     );
     if !reference.exists() || !current.exists() {
+        // scripts/test.sh generates the files where the generator is, and then requires them.
+        assert!(
+            std::env::var_os("MODELWATCH_REQUIRE_PEER_DATA").is_none(),
+            "no {} / {}",
+            reference.display(),
+            current.display()
+        );
         println!(
             "skipped: no {} / {}",
             reference.display(),
