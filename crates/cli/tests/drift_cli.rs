@@ -337,10 +337,14 @@ fn bad_input_is_named_in_the_error() {
     assert!(stderr.contains("feature `agee`"), "{stderr}");
 }
 
-/// The peers' benchmark data (`../shared/bench/peers/gen_data.py`), when it has been
-/// generated: with default settings exactly the injected drifts are flagged (ADR 002).
-#[test]
-fn peer_bench_data_flags_exactly_the_injected_drifts() {
+/// The drifts `../shared/bench/peers/gen_data.py` injects (README of the peers' benchmark).
+const INJECTED: [&str; 13] = [
+    "c1", "c3", "c4", "f00", "f01", "f02", "f03", "f04", "f05", "f06", "f07", "f08", "f09",
+];
+
+/// The peers' 100k reference and current Parquet files, when generated (scripts/test.sh
+/// generates them where the generator is, and then requires them).
+fn peer_files() -> Option<(PathBuf, PathBuf)> {
     let dir = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_default()
@@ -350,7 +354,6 @@ fn peer_bench_data_flags_exactly_the_injected_drifts() {
         dir.join("current_100k.parquet"),
     );
     if !reference.exists() || !current.exists() {
-        // scripts/test.sh generates the files where the generator is, and then requires them.
         assert!(
             std::env::var_os("MODELWATCH_REQUIRE_PEER_DATA").is_none(),
             "no {} / {}",
@@ -362,8 +365,68 @@ fn peer_bench_data_flags_exactly_the_injected_drifts() {
             reference.display(),
             current.display()
         );
-        return;
+        return None;
     }
+    Some((reference, current))
+}
+
+/// The server's path on the same files: imported into a store, drift from the hourly sketches
+/// over one 60-day window (2024-02-01 .. 03-01 falls in one), default settings: the same
+/// verdicts as the offline command.
+#[test]
+fn peer_bench_data_in_the_server_flags_exactly_the_injected_drifts() {
+    let Some((reference, current)) = peer_files() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let data_arg = data.to_str().unwrap();
+    for (kind, file) in [("reference", &reference), ("predictions", &current)] {
+        let (ok, _, stderr) = modelwatch(&[
+            "import",
+            kind,
+            file.to_str().unwrap(),
+            "--model",
+            "peers",
+            "--data",
+            data_arg,
+        ]);
+        assert!(ok, "{stderr}");
+    }
+    let s = common::Server::start(&data);
+    // The first query builds every hour's aggregates and sketches (about 25 s in a debug
+    // build): a longer timeout than the shared client's.
+    let r = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(600))
+        .build()
+        .unwrap()
+        .get(format!("{}/v1/models/peers/drift?window=60d", s.url))
+        .send()
+        .unwrap();
+    let (status, d) = common::decode(r);
+    assert_eq!(status, 200, "{d}");
+    let w = d["windows"].as_array().unwrap();
+    assert_eq!(w.len(), 1, "one window");
+    assert_eq!(w[0]["rows"], 100_000);
+    let mut drifted: Vec<&str> = w[0]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["drifted"] == true)
+        .map(|f| f["feature"].as_str().unwrap())
+        .collect();
+    drifted.sort();
+    assert_eq!(drifted, INJECTED);
+    assert_eq!(w[0]["evaluated_features"], 25);
+}
+
+/// The peers' benchmark data (`../shared/bench/peers/gen_data.py`), when it has been
+/// generated: with default settings exactly the injected drifts are flagged (ADR 002).
+#[test]
+fn peer_bench_data_flags_exactly_the_injected_drifts() {
+    let Some((reference, current)) = peer_files() else {
+        return;
+    };
     let r = json_report(&reference, &current, &[]);
     let mut drifted: Vec<&str> = r["features"]
         .as_array()
@@ -373,10 +436,7 @@ fn peer_bench_data_flags_exactly_the_injected_drifts() {
         .map(|f| f["feature"].as_str().unwrap())
         .collect();
     drifted.sort();
-    let expected = [
-        "c1", "c3", "c4", "f00", "f01", "f02", "f03", "f04", "f05", "f06", "f07", "f08", "f09",
-    ];
-    assert_eq!(drifted, expected);
+    assert_eq!(drifted, INJECTED);
     assert_eq!(r["evaluated_features"], 25, "20 numeric + 5 categorical");
     let c4 = feature(&r, "c4");
     let unseen: Vec<&str> = c4["unseen_categories"]
