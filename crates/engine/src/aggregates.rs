@@ -334,6 +334,25 @@ fn ensure_drift_stamp(
     Ok(true)
 }
 
+/// Decodes a stored hour. One that does not decode (written by another version of modelwatch,
+/// whose state had another shape) is not an error for the query: every hour is marked for a
+/// rebuild and `None` sends the query to the raw events meanwhile.
+fn readable<T: serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    model: &ModelName,
+    row: &StoredAggregate,
+    what: &'static str,
+) -> Result<Option<T>, StoreError> {
+    match postcard::from_bytes(&row.data) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) => {
+            tracing::warn!(model = %model, hour = %row.hour, error = %e, "unreadable {what}: rebuilding every hour; answering from the raw events");
+            store.invalidate_aggregates(model)?;
+            Ok(None)
+        }
+    }
+}
+
 /// Drift windows merged from the hourly sketches, after a [`refresh`]. `None` when they cannot
 /// answer: a segment, a window or range not made of whole hours, or a version with its own
 /// reference (sketches are built against the all-versions one).
@@ -363,8 +382,9 @@ pub fn drift_windows(
     };
     let mut windows: BTreeMap<Timestamp, WindowSketch> = BTreeMap::new();
     for row in store.aggregates(model, DRIFT, &range)? {
-        let sk: WindowSketch =
-            postcard::from_bytes(&row.data).map_err(|e| corrupt("drift sketch", e))?;
+        let Some(sk) = readable::<WindowSketch>(store, model, &row, "drift sketch")? else {
+            return Ok(None);
+        };
         if sk.stamp != reference.stamp {
             tracing::warn!(model = %model, hour = %row.hour, "drift sketch of another reference: answering from the raw events");
             return Ok(None);
@@ -488,8 +508,9 @@ pub fn window_performance(
     let mut windows: BTreeMap<Timestamp, WindowAccumulator> = BTreeMap::new();
     let mut versions: BTreeMap<String, WindowAccumulator> = BTreeMap::new();
     for row in store.aggregates(model, PERFORMANCE, &range)? {
-        let blob: HourBlob =
-            postcard::from_bytes(&row.data).map_err(|e| corrupt("aggregate", e))?;
+        let Some(blob) = readable::<HourBlob>(store, model, &row, "aggregate")? else {
+            return Ok(None);
+        };
         if blob.spec != spec_json {
             tracing::warn!(model = %model, hour = %row.hour, "aggregate built for another task: answering from the raw events");
             return Ok(None);
@@ -537,10 +558,11 @@ pub(crate) fn baseline(
         ..ScanRange::default()
     };
     if let Some(row) = store.aggregates(model, BASELINE, &range)?.first() {
-        let blob: BaselineBlob =
-            postcard::from_bytes(&row.data).map_err(|e| corrupt("baseline", e))?;
-        if blob.spec == spec_json {
-            return Ok(blob.state);
+        // Unreadable (written by another version of modelwatch): folded again below.
+        if let Ok(blob) = postcard::from_bytes::<BaselineBlob>(&row.data) {
+            if blob.spec == spec_json {
+                return Ok(blob.state);
+            }
         }
     }
     let refs = reference(store, model, version)?;

@@ -469,3 +469,44 @@ fn a_new_reference_replaces_the_kept_baseline() {
     assert!((before + after - 1.0).abs() < 1e-9, "{before} {after}");
     assert_close("flipped", &fast, &slow);
 }
+
+/// A stored hour that no longer decodes (written by another version of modelwatch) is not an
+/// error: the query answers from the raw events, every hour is marked, and the next refresh
+/// rebuilds them so the aggregates answer again.
+#[test]
+fn an_unreadable_hour_is_rebuilt_not_an_error() {
+    let (_dir, store, _) = load("binary");
+    let q = query();
+    let (fast, slow) = both_paths(&store, &q);
+    assert_close("before", &fast, &slow);
+    let rows = store
+        .aggregates(&model(), aggregates::PERFORMANCE, &ScanRange::default())
+        .unwrap();
+    let first = rows.first().expect("hours were aggregated");
+    store
+        .put_aggregates(
+            &model(),
+            modelwatch_store::AggregateWrite {
+                kind: aggregates::PERFORMANCE.into(),
+                put: vec![modelwatch_store::StoredAggregate {
+                    version: first.version.clone(),
+                    hour: first.hour,
+                    data: vec![0xff; 7],
+                }],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert!(aggregates::window_performance(&store, &model(), &q)
+        .unwrap()
+        .is_none());
+    assert!(
+        !store.dirty_hours(&model()).unwrap().is_empty(),
+        "every hour marked"
+    );
+    let (fast, slow) = both_paths(&store, &q);
+    assert_close("after", &fast, &slow);
+    assert!(aggregates::window_performance(&store, &model(), &q)
+        .unwrap()
+        .is_some());
+}
