@@ -342,6 +342,19 @@ const INJECTED: [&str; 13] = [
     "c1", "c3", "c4", "f00", "f01", "f02", "f03", "f04", "f05", "f06", "f07", "f08", "f09",
 ];
 
+/// Names of the drifted features of a JSON feature list, sorted.
+fn drifted_names(features: &Value) -> Vec<&str> {
+    let mut names: Vec<&str> = features
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["drifted"] == true)
+        .map(|f| f["feature"].as_str().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
 /// The peers' 100k reference and current Parquet files, when generated (scripts/test.sh
 /// generates them where the generator is, and then requires them).
 fn peer_files() -> Option<(PathBuf, PathBuf)> {
@@ -408,15 +421,7 @@ fn peer_bench_data_in_the_server_flags_exactly_the_injected_drifts() {
     let w = d["windows"].as_array().unwrap();
     assert_eq!(w.len(), 1, "one window");
     assert_eq!(w[0]["rows"], 100_000);
-    let mut drifted: Vec<&str> = w[0]["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["drifted"] == true)
-        .map(|f| f["feature"].as_str().unwrap())
-        .collect();
-    drifted.sort();
-    assert_eq!(drifted, INJECTED);
+    assert_eq!(drifted_names(&w[0]["features"]), INJECTED);
     assert_eq!(w[0]["evaluated_features"], 25);
 }
 
@@ -428,15 +433,7 @@ fn peer_bench_data_flags_exactly_the_injected_drifts() {
         return;
     };
     let r = json_report(&reference, &current, &[]);
-    let mut drifted: Vec<&str> = r["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["drifted"] == true)
-        .map(|f| f["feature"].as_str().unwrap())
-        .collect();
-    drifted.sort();
-    assert_eq!(drifted, INJECTED);
+    assert_eq!(drifted_names(&r["features"]), INJECTED);
     assert_eq!(r["evaluated_features"], 25, "20 numeric + 5 categorical");
     let c4 = feature(&r, "c4");
     let unseen: Vec<&str> = c4["unseen_categories"]

@@ -97,6 +97,23 @@ fn check(reference: &[f64], current: &[f64], cut: usize) -> Result<(), TestCaseE
     Ok(())
 }
 
+/// Deterministic bell-shaped values around `mu` (sum of four uniforms, an LCG).
+fn bell(seed: u64, n: usize, mu: f64) -> Vec<f64> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            let mut acc = 0.0;
+            for _ in 0..4 {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                acc += (s >> 11) as f64 / (1u64 << 53) as f64;
+            }
+            mu + (acc - 2.0)
+        })
+        .collect()
+}
+
 fn continuous(max: usize) -> impl Strategy<Value = Vec<f64>> {
     prop::collection::vec(-1000.0f64..1000.0, 2..max)
 }
@@ -133,23 +150,8 @@ proptest! {
 #[test]
 fn a_shifted_million_rows_against_a_large_reference() {
     // Deterministic normal-ish data: KS on the grid within 1/256 of the exact statistic.
-    let gen = |seed: u64, n: usize, mu: f64| -> Vec<f64> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                let mut acc = 0.0;
-                for _ in 0..4 {
-                    s = s
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    acc += (s >> 11) as f64 / (1u64 << 53) as f64;
-                }
-                mu + (acc - 2.0)
-            })
-            .collect()
-    };
-    let r = gen(1, 100_000, 0.0);
-    let c = gen(2, 1_000_000, 0.05);
+    let r = bell(1, 100_000, 0.0);
+    let c = bell(2, 1_000_000, 0.05);
     let np = profile_of(&r);
     let grid = Grid::of_profile(&np);
     assert!(!grid.is_complete());
@@ -165,26 +167,11 @@ fn a_shifted_million_rows_against_a_large_reference() {
 /// (values inside gaps taken at the middle), the same verdict on a shift and on no shift.
 #[test]
 fn cramer_von_mises_on_the_grid_is_close_to_the_values() {
-    let gen = |seed: u64, n: usize, mu: f64| -> Vec<f64> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                let mut acc = 0.0;
-                for _ in 0..4 {
-                    s = s
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    acc += (s >> 11) as f64 / (1u64 << 53) as f64;
-                }
-                mu + (acc - 2.0)
-            })
-            .collect()
-    };
-    let r = gen(1, 20_000, 0.0);
+    let r = bell(1, 20_000, 0.0);
     let np = profile_of(&r);
     let grid = Grid::of_profile(&np);
     for (seed, mu) in [(2, 0.0), (3, 0.02), (4, 0.1), (5, 0.5)] {
-        let c = gen(seed, 5_000, mu);
+        let c = bell(seed, 5_000, mu);
         let exact = cramer_von_mises(&r, &c).unwrap();
         let got = grid.cvm(&counted(&grid, &c)).unwrap();
         eprintln!(
