@@ -187,3 +187,23 @@ fn cramer_von_mises_on_the_grid_is_close_to_the_values() {
         assert_eq!(got.p_value < 0.05, exact.p_value < 0.05, "mu {mu}");
     }
 }
+
+/// A numeric reference column without one finite value (all null) has an empty grid: windows
+/// are still counted and every statistic is undefined, nothing panics.
+#[test]
+fn an_empty_reference_grid_counts_and_answers_nothing() {
+    let r: Vec<Option<f64>> = vec![None; 50];
+    let p = ReferenceProfile::build(&[("x", Column::NumericOpt(&r))], ProfileOptions::default());
+    let ProfileDetail::Numeric(np) = &p.features[0].detail else {
+        panic!("numeric")
+    };
+    let grid = Grid::of_profile(np);
+    assert!(grid.points().is_empty());
+    let c = counted(&grid, &[1.0, 2.0, -3.0]);
+    assert_eq!(c.n, 3);
+    assert_eq!(grid.bin_counts(&c, np.edges.len()).iter().sum::<u64>(), 3);
+    assert_eq!(grid.out_of_range(&c), 0);
+    assert!(grid.ks(&c).is_none());
+    assert!(grid.wasserstein(&c).is_none());
+    assert!(grid.cvm(&c).is_none());
+}

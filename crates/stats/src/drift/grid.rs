@@ -192,7 +192,9 @@ impl Grid {
         if b > 0 && self.points[b - 1] == x {
             c.at_left[b] += 1;
         }
-        if b == 0 {
+        if self.points.is_empty() {
+            // A reference without one finite value: counted, nothing to compare against.
+        } else if b == 0 {
             c.below_area += self.points[0] - x;
         } else if b > self.max_index + 1 || (b == self.max_index + 1 && x > self.points[b - 1]) {
             c.above_area += x - self.points[self.max_index];
