@@ -155,7 +155,7 @@ def test_with_api_keys_a_browser_logs_in(browser):
         assert page.locator("h1").first.inner_text() == MODEL
         assert page.locator('div[data-panel="alerts"]').is_visible()
         [cookie] = ctx.cookies()
-        assert cookie["name"] == "modelwatch_session" and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert cookie["name"] == "modelwatch_session" and cookie["httpOnly"] and cookie["sameSite"] == "Lax"
         page.goto(s.url + "/")
         assert page.locator(f'tr[data-model="{MODEL}"]').is_visible()
         # The cookie opens the pages, not the API.

@@ -1234,7 +1234,7 @@ pub fn login_page(next: &str, error: Option<&str>) -> String {
         html! {
             div.login {
                 h1 { "Log in" }
-                p.meta { "This modelwatch needs an API key. Enter a read or an admin key: the server checks it and keeps a session cookie (HttpOnly, SameSite=Strict) for 12 hours." }
+                p.meta { "This modelwatch needs an API key. Enter a read or an admin key: the server checks it and keeps a session cookie (HttpOnly, SameSite=Lax) for 12 hours." }
                 @if let Some(e) = error { p.bad data-login-error { (e) } }
                 form.login method="post" action="/login" {
                     input type="hidden" name="next" value=(next);

@@ -210,8 +210,11 @@ pub(crate) async fn login(
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    // Lax, not Strict: a dashboard link in a Slack or e-mail alert is a cross-site navigation,
+    // and Strict would send the reader back to /login each time. Pages are read-only GETs, and
+    // Lax still withholds the cookie from cross-site POSTs (the only ones: /login, /logout).
     let cookie = format!(
-        "{COOKIE}={}; Path=/; Max-Age={SESSION_SECONDS}; HttpOnly; SameSite=Strict{}",
+        "{COOKIE}={}; Path=/; Max-Age={SESSION_SECONDS}; HttpOnly; SameSite=Lax{}",
         token(f.key.trim(), expires),
         if secure { "; Secure" } else { "" }
     );
@@ -227,9 +230,7 @@ pub(crate) async fn logout() -> Response {
     let mut r = see_other("/login");
     r.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static(
-            "modelwatch_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict",
-        ),
+        HeaderValue::from_static("modelwatch_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"),
     );
     r
 }
