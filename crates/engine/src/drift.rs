@@ -598,6 +598,19 @@ impl Reference {
 /// (a category explosion must not grow the state without bound).
 pub const MAX_UNSEEN: usize = 1000;
 
+/// Adds `n` to `key`'s count; a new key only while the map has fewer than [`MAX_UNSEEN`].
+/// False when the key was left out.
+fn add_capped(map: &mut BTreeMap<String, u64>, key: &str, n: u64) -> bool {
+    if let Some(c) = map.get_mut(key) {
+        *c += n;
+    } else if map.len() < MAX_UNSEEN {
+        map.insert(key.to_owned(), n);
+    } else {
+        return false;
+    }
+    true
+}
+
 /// One column of a [`WindowSketch`]: counts, never values.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ColumnCounts {
@@ -656,14 +669,10 @@ impl ColumnCounts {
                     self.inf += 1;
                 } else if let Some(c) = self.numeric.as_mut() {
                     g.observe(c, *x);
-                    if let Some(set) = self.off_grid.as_mut() {
-                        if g.points().binary_search_by(|p| p.total_cmp(x)).is_err() {
-                            if set.len() < MAX_UNSEEN {
-                                set.insert(x.to_bits());
-                            } else if !set.contains(&x.to_bits()) {
-                                self.off_grid_overflow = true;
-                            }
-                        }
+                    if self.off_grid.is_some()
+                        && g.points().binary_search_by(|p| p.total_cmp(x)).is_err()
+                    {
+                        self.add_off_grid(x.to_bits());
                     }
                 }
             }
@@ -678,15 +687,26 @@ impl ColumnCounts {
     fn category(&mut self, value: &str, ix: &CategoryIndex) {
         match ix.get(value) {
             Some(i) => self.categories[i] += 1,
-            None => {
-                if let Some(c) = self.unseen.get_mut(value) {
-                    *c += 1;
-                } else if self.unseen.len() < MAX_UNSEEN {
-                    self.unseen.insert(value.to_owned(), 1);
-                } else {
-                    self.unseen_overflow += 1;
-                }
-            }
+            None => self.add_unseen(value, 1),
+        }
+    }
+
+    /// `n` rows of the unseen category `value`; beyond [`MAX_UNSEEN`] names, counted together.
+    fn add_unseen(&mut self, value: &str, n: u64) {
+        if !add_capped(&mut self.unseen, value, n) {
+            self.unseen_overflow += n;
+        }
+    }
+
+    /// One distinct off-grid value (its bit pattern), up to [`MAX_UNSEEN`] of them.
+    fn add_off_grid(&mut self, bits: u64) {
+        let Some(set) = self.off_grid.as_mut() else {
+            return;
+        };
+        if set.len() < MAX_UNSEEN {
+            set.insert(bits);
+        } else if !set.contains(&bits) {
+            self.off_grid_overflow = true;
         }
     }
 
@@ -703,23 +723,11 @@ impl ColumnCounts {
             *a += b;
         }
         for (k, v) in &o.unseen {
-            if let Some(c) = self.unseen.get_mut(k) {
-                *c += v;
-            } else if self.unseen.len() < MAX_UNSEEN {
-                self.unseen.insert(k.clone(), *v);
-            } else {
-                self.unseen_overflow += v;
-            }
+            self.add_unseen(k, *v);
         }
         self.unseen_overflow += o.unseen_overflow;
-        if let (Some(a), Some(b)) = (self.off_grid.as_mut(), o.off_grid.as_ref()) {
-            for v in b {
-                if a.len() < MAX_UNSEEN {
-                    a.insert(*v);
-                } else if !a.contains(v) {
-                    self.off_grid_overflow = true;
-                }
-            }
+        for v in o.off_grid.iter().flatten() {
+            self.add_off_grid(*v);
         }
         self.off_grid_overflow |= o.off_grid_overflow;
     }
@@ -814,11 +822,7 @@ impl WindowSketch {
                 }
                 Some(_) => {}
                 None => {
-                    if let Some(c) = self.unexpected.get_mut(name) {
-                        *c += 1;
-                    } else if self.unexpected.len() < MAX_UNSEEN {
-                        self.unexpected.insert(name.clone(), 1);
-                    }
+                    add_capped(&mut self.unexpected, name, 1);
                 }
             }
         }
@@ -847,7 +851,7 @@ impl WindowSketch {
             a.merge(b);
         }
         for (k, v) in &o.unexpected {
-            *self.unexpected.entry(k.clone()).or_default() += v;
+            add_capped(&mut self.unexpected, k, *v);
         }
     }
 }
