@@ -69,7 +69,7 @@ struct BaselineBlob {
     state: Option<TaskState>,
 }
 
-fn corrupt(what: &'static str, e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(what: &'static str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
         what,
         detail: e.to_string(),

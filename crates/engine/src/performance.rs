@@ -704,13 +704,13 @@ impl WindowFold {
     }
 }
 
-fn merge_windows(
-    into: &mut BTreeMap<Timestamp, WindowAccumulator>,
-    from: &BTreeMap<Timestamp, WindowAccumulator>,
+fn merge_windows<K: Ord + Clone>(
+    into: &mut BTreeMap<K, WindowAccumulator>,
+    from: &BTreeMap<K, WindowAccumulator>,
     spec: &TaskSpec,
 ) -> Result<(), PerfError> {
-    for (start, acc) in from {
-        into.entry(*start)
+    for (key, acc) in from {
+        into.entry(key.clone())
             .or_insert_with(|| WindowAccumulator::new(spec))
             .merge(acc)?;
     }
@@ -860,18 +860,11 @@ pub fn scan_performance(
     let mut versions: BTreeMap<String, WindowAccumulator> = BTreeMap::new();
     for part in folded {
         let (f, v) = part?;
-        fold.merge(&f).map_err(|e| corrupt_state(e, &spec))?;
-        for (name, acc) in v {
-            match versions.entry(name) {
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(acc);
-                }
-                std::collections::btree_map::Entry::Occupied(mut e) => e
-                    .get_mut()
-                    .merge(&acc)
-                    .map_err(|e| corrupt_state(e, &spec))?,
-            }
-        }
+        fold.merge(&f)
+            .and_then(|()| merge_windows(&mut versions, &v, &spec))
+            .map_err(|e| {
+                crate::aggregates::corrupt("window state", format!("{e} (task {:?})", spec.task))
+            })?;
     }
     // Kept with the aggregates per reference upload and task, folded once.
     let baseline = crate::aggregates::baseline(store, model, q.version.as_deref(), &spec)?;
@@ -919,13 +912,6 @@ fn split_range(range: &ScanRange) -> Vec<ScanRange> {
         start = end;
     }
     out
-}
-
-fn corrupt_state(e: PerfError, spec: &TaskSpec) -> PerformanceError {
-    PerformanceError::Store(StoreError::Corrupt {
-        what: "window state",
-        detail: format!("{e} (task {:?})", spec.task),
-    })
 }
 
 /// The report of merged per-window and per-version accumulators.
