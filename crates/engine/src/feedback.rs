@@ -10,8 +10,8 @@
 //! - for events tagged as exploration traffic (a tag `name=value`, `exploration=true` by
 //!   default), their share of the window and their own metrics, beside the others'.
 //!
-//! The distributions come from the per-hour aggregates (cheap); the exploration split reads the
-//! range's raw events (a split by tag has no per-hour state).
+//! Both come from one query split by the tag, which reads the range's raw events (a split by
+//! tag has no per-hour state).
 
 use modelwatch_core::{ModelName, Outcome, Timestamp, Window};
 use modelwatch_stats::perf::{DistributionReport, MetricConfig, PredictionDistribution};
@@ -165,14 +165,15 @@ pub fn feedback(
         version: q.version.clone(),
         ..PerformanceQuery::default()
     };
-    let report = window_performance(store, model, &base)?;
     let (reference, reference_shares) =
         match reference_diversity(store, model, q.version.as_deref())? {
             Some((d, shares)) => (Some(d), shares),
             None => (None, BTreeMap::new()),
         };
+    // One query split by the tag: its `windows` hold every event, its segments the tag's
+    // values (the plain windows would be the same numbers from the aggregates).
     let (tag, value) = &q.exploration;
-    let split = window_performance(
+    let mut report = window_performance(
         store,
         model,
         &PerformanceQuery {
@@ -180,7 +181,7 @@ pub fn feedback(
             ..base
         },
     )?;
-    let segments = split.segments.unwrap_or_default();
+    let segments = report.segments.take().unwrap_or_default();
     let explore = segments.iter().find(|s| s.value == *value);
     // "Others": every other value of the tag; with one other value its windows are exact,
     // with several they are not merged here (only the exploration side is reported).
