@@ -954,6 +954,22 @@ impl AlertService {
         let mut m = ModelMetrics::default();
         let mut versions: Vec<_> = summary.versions.iter().collect();
         versions.sort_by_key(|v| std::cmp::Reverse(v.last_event));
+        // The latency histogram is cumulative since the first kept event (a counter for
+        // Prometheus's rate() and histogram_quantile()), so it needs the whole history: one
+        // query over every version, merged from the per-hour aggregates.
+        let all = PerformanceQuery {
+            window: Some(Window::WEEK),
+            ..Default::default()
+        };
+        let mut histograms: std::collections::HashMap<String, Histogram> =
+            window_performance(self.store.as_ref(), &name, &all)
+                .map(|r| {
+                    r.versions
+                        .into_iter()
+                        .map(|v| (v.version, v.latency_histogram_ms))
+                        .collect()
+                })
+                .unwrap_or_default();
         for v in versions.into_iter().take(MAX_METRIC_VERSIONS) {
             let q = PerformanceQuery {
                 window: Some(window),
@@ -1009,19 +1025,8 @@ impl AlertService {
                     m.values.push((ver.clone(), label, v));
                 }
             }
-            // The histogram is cumulative since the first kept event (a counter for
-            // Prometheus's rate() and histogram_quantile()), so it needs the whole history:
-            // merged from the per-hour aggregates, one daily window each.
-            let all = PerformanceQuery {
-                window: Some(Window::DAY),
-                version: q.version.clone(),
-                ..Default::default()
-            };
-            if let Ok(r) = window_performance(self.store.as_ref(), &name, &all) {
-                if let Some(vr) = r.versions.into_iter().find(|x| x.version == v.version) {
-                    m.latency_histogram
-                        .push((ver.clone(), vr.latency_histogram_ms));
-                }
+            if let Some(h) = histograms.remove(&v.version) {
+                m.latency_histogram.push((ver.clone(), h));
             }
             for (q, key) in [("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99")] {
                 if let Some(v) = w
