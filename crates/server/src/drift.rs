@@ -12,7 +12,7 @@ use modelwatch_engine::feedback::{self, FeedbackQuery, FeedbackResponse, Feedbac
 use modelwatch_stats::drift::{DriftConfig, Method};
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DriftParams {
     window: Option<String>,
@@ -210,12 +210,7 @@ pub(crate) async fn feedback(
         from: p.from,
         to: p.to,
         version: p.version,
-        segment: None,
-        correction: None,
-        alpha: None,
-        drift_share: None,
-        min_rows: None,
-        method: None,
+        ..DriftParams::default()
     })?;
     let exploration = match p
         .exploration
