@@ -117,14 +117,31 @@ fn save_decision(store: &dyn Store, model: &ModelName, d: &TaskDecision) -> Resu
 /// Brings the aggregates of `model` up to date with its raw events: rescans the dirty hours.
 /// Cheap when nothing changed (one indexed read).
 pub fn refresh(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, PerformanceError> {
+    refresh_against(store, model, None)
+}
+
+/// [`refresh`] with the all-versions reference already loaded by the caller (a drift query),
+/// so it is not read and parsed a second time.
+fn refresh_against(
+    store: &dyn Store,
+    model: &ModelName,
+    known: Option<&Reference>,
+) -> Result<RefreshReport, PerformanceError> {
     let started = Instant::now();
     let mut report = RefreshReport::default();
     let dirty = store.dirty_hours(model)?;
     if dirty.is_empty() {
         return Ok(report);
     }
-    let reference = drift_reference(store, model)?;
-    let dirty = if let Some(r) = &reference {
+    let loaded;
+    let reference = match known {
+        Some(r) => Some(r),
+        None => {
+            loaded = drift_reference(store, model)?;
+            loaded.as_ref()
+        }
+    };
+    let dirty = if let Some(r) = reference {
         if ensure_drift_stamp(store, model, r)? {
             store.dirty_hours(model)?
         } else {
@@ -155,14 +172,7 @@ pub fn refresh(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, Pe
     let passes = runs(&hours);
     let results = modelwatch_stats::drift::parallel_map(&passes, |run| {
         rescan(
-            store,
-            model,
-            spec,
-            &spec_json,
-            reference.as_ref(),
-            run,
-            &dirty,
-            &marked,
+            store, model, spec, &spec_json, reference, run, &dirty, &marked,
         )
     });
     for result in results {
@@ -371,7 +381,7 @@ pub fn drift_windows(
         return Ok(None);
     }
     ensure_drift_stamp(store, model, reference)?;
-    refresh(store, model).map_err(|e| match e {
+    refresh_against(store, model, Some(reference)).map_err(|e| match e {
         PerformanceError::Store(e) => DriftError::Store(e),
         other => DriftError::Store(corrupt("aggregates", other)),
     })?;
