@@ -47,6 +47,14 @@ struct Args {
     /// With --reuse: first rebuild every aggregate from the raw events, and time it.
     #[arg(long)]
     rebuild: bool,
+    /// Load and build the aggregates, but keep the late labels back and stop: copy the
+    /// directory, then time the late labels on each copy with `--reuse --send-late`.
+    #[arg(long)]
+    hold_late: bool,
+    /// With --reuse: send the late labels a `--hold-late` run kept back (regenerated from the
+    /// same seed and settings) and time them, before the queries.
+    #[arg(long)]
+    send_late: bool,
     /// Also time drift: upload a reference of this many rows (drawn like day 0), time the
     /// rebuild of every hour's drift sketch it causes, then drift queries (0: keep the stored
     /// reference and time the queries only).
@@ -110,11 +118,13 @@ fn label(p: &PredictionEvent, truth: bool, delay_days: i64) -> LabelEvent {
     }
 }
 
-fn load(store: &SqliteStore, args: &Args) -> Result<Vec<LabelEvent>> {
+/// Generates the workload in batches of predictions, handed to `sink`, and returns every label
+/// (in prediction order). Deterministic: the same settings give the same events.
+fn workload(
+    args: &Args,
+    mut sink: impl FnMut(Vec<(usize, PredictionEvent)>) -> Result<()>,
+) -> Result<Vec<LabelEvent>> {
     let mut rng = SmallRng::seed_from_u64(7);
-    let total = args.days as u64 * args.per_day;
-    let bar = indicatif::ProgressBar::new(total);
-    let started = Instant::now();
     let mut labels: Vec<LabelEvent> = Vec::new();
     for day in 0..args.days {
         let mut i = 0;
@@ -128,28 +138,45 @@ fn load(store: &SqliteStore, args: &Args) -> Result<Vec<LabelEvent>> {
                 }
                 rows.push((k as usize, p));
             }
-            let out = store.ingest_predictions(
-                &model(),
-                PredictionBatch {
-                    rows,
-                    rejected: vec![],
-                },
-            )?;
-            if !out.rejected.is_empty() {
-                bail!("rejected: {:?}", &out.rejected[..1]);
-            }
+            sink(rows)?;
             i += n;
-            bar.inc(n);
         }
     }
+    Ok(labels)
+}
+
+/// The last `late_labels` labels (by prediction time): the ones that arrive late.
+fn split_late(labels: &mut Vec<LabelEvent>, args: &Args) -> Vec<LabelEvent> {
+    labels.split_off(labels.len().saturating_sub(args.late_labels as usize))
+}
+
+fn load(store: &SqliteStore, args: &Args) -> Result<Vec<LabelEvent>> {
+    let total = args.days as u64 * args.per_day;
+    let bar = indicatif::ProgressBar::new(total);
+    let started = Instant::now();
+    let mut labels = workload(args, |rows| {
+        let n = rows.len() as u64;
+        let out = store.ingest_predictions(
+            &model(),
+            PredictionBatch {
+                rows,
+                rejected: vec![],
+            },
+        )?;
+        if !out.rejected.is_empty() {
+            bail!("rejected: {:?}", &out.rejected[..1]);
+        }
+        bar.inc(n);
+        Ok(())
+    })?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     println!(
         "loaded {total} predictions in {secs:.1} s ({:.0}/s)",
         total as f64 / secs
     );
-    // Every label but the last `late_labels` (by prediction time) arrives as the days go by.
-    let late = labels.split_off(labels.len().saturating_sub(args.late_labels as usize));
+    // Every label but the late ones arrives as the days go by.
+    let late = split_late(&mut labels, args);
     let started = Instant::now();
     for chunk in labels.chunks(BATCH as usize * 5) {
         ingest_labels(store, chunk)?;
@@ -173,6 +200,26 @@ fn ingest_labels(store: &SqliteStore, chunk: &[LabelEvent]) -> Result<()> {
     if !out.rejected.is_empty() {
         bail!("rejected labels: {:?}", &out.rejected[..1]);
     }
+    Ok(())
+}
+
+/// Times the late labels: sent one request's worth at a time, as a client would, until durable;
+/// then the aggregates brought up to date.
+fn send_late(store: &SqliteStore, late: &[LabelEvent]) -> Result<()> {
+    let t = Instant::now();
+    for chunk in late.chunks(100_000) {
+        ingest_labels(store, chunk)?;
+    }
+    let durable = t.elapsed().as_secs_f64();
+    let r = aggregates::refresh(store, &model())?;
+    let total = t.elapsed().as_secs_f64();
+    println!(
+        "| {} late labels | durable {durable:.2} s | aggregates of {} hours ({} predictions rescanned) brought up to date in {:.2} s | joined and queryable {total:.2} s |",
+        late.len(),
+        r.hours,
+        r.predictions,
+        r.seconds
+    );
     Ok(())
 }
 
@@ -216,21 +263,18 @@ fn main() -> Result<()> {
             t.elapsed().as_secs_f64()
         );
 
-        // The late labels: one request's worth at a time, as a client would send them.
-        let t = Instant::now();
-        for chunk in late.chunks(100_000) {
-            ingest_labels(&store, chunk)?;
+        if args.hold_late {
+            println!(
+                "{} late labels held back: copy {:?}, then run with --reuse --send-late",
+                late.len(),
+                args.dir
+            );
+            return Ok(());
         }
-        let durable = t.elapsed().as_secs_f64();
-        let r = aggregates::refresh(&store, &model())?;
-        let total = t.elapsed().as_secs_f64();
-        println!(
-            "| {} late labels | durable {durable:.2} s | aggregates of {} hours ({} predictions) rescanned in {:.2} s | joined and queryable {total:.2} s |",
-            late.len(),
-            r.hours,
-            r.predictions,
-            r.seconds
-        );
+        send_late(&store, &late)?;
+    } else if args.send_late {
+        let mut labels = workload(&args, |_| Ok(()))?;
+        send_late(&store, &split_late(&mut labels, &args))?;
     }
     if args.rebuild {
         let r = aggregates::rebuild(&store, &model())?;
