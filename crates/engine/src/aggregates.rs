@@ -17,12 +17,13 @@
 //! Encoding: postcard (compact, exact floats); an hour of a binary model is a few KiB.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Instant;
 
 use modelwatch_core::{ModelName, Timestamp, Window};
 use modelwatch_store::{
-    hour_of, AggregateWrite, DirtyHour, ScanRange, Store, StoreError, StoredAggregate, HOUR_MICROS,
-    MODEL_WIDE,
+    hour_of, AggregateWrite, DirtyHour, LabelDelta, ScanRange, Store, StoreError, StoredAggregate,
+    HOUR_MICROS, MODEL_WIDE,
 };
 use serde::{Deserialize, Serialize};
 
@@ -87,6 +88,8 @@ pub struct RefreshReport {
     pub hours: usize,
     /// Predictions rescanned.
     pub predictions: u64,
+    /// Labels added to stored aggregates from label deltas, without a rescan.
+    pub labels_added: u64,
     /// The task decision changed, so every hour was rebuilt.
     pub rebuilt: bool,
     pub seconds: f64,
@@ -114,15 +117,38 @@ fn save_decision(store: &dyn Store, model: &ModelName, d: &TaskDecision) -> Resu
     )
 }
 
-/// Brings the aggregates of `model` up to date with its raw events: rescans the dirty hours.
+/// Brings the aggregates of `model` up to date with its raw events: adds the label deltas of
+/// hours whose only change is first labels, rescans the other dirty hours.
 /// Cheap when nothing changed (one indexed read).
 pub fn refresh(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, PerformanceError> {
     refresh_against(store, model, None)
 }
 
+/// One refresh at a time per model in this process. Two racing refreshes could each write an
+/// hour from a different moment of the log, and a label delta must be added exactly once.
+fn refresh_lock(model: &ModelName) -> Arc<Mutex<()>> {
+    static LOCKS: LazyLock<Mutex<HashMap<String, Arc<Mutex<()>>>>> = LazyLock::new(Mutex::default);
+    LOCKS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(model.to_string())
+        .or_default()
+        .clone()
+}
+
 /// [`refresh`] with the all-versions reference already loaded by the caller (a drift query),
 /// so it is not read and parsed a second time.
 fn refresh_against(
+    store: &dyn Store,
+    model: &ModelName,
+    known: Option<&Reference>,
+) -> Result<RefreshReport, PerformanceError> {
+    let lock = refresh_lock(model);
+    let _one_at_a_time = lock.lock().unwrap_or_else(PoisonError::into_inner);
+    refresh_locked(store, model, known)
+}
+
+fn refresh_locked(
     store: &dyn Store,
     model: &ModelName,
     known: Option<&Reference>,
@@ -158,6 +184,37 @@ fn refresh_against(
     };
     let mut detector = decision.detector.clone();
     let spec_json = spec_key(&decision.spec);
+    let spec = &decision.spec;
+    // Hours whose only change is first labels get them added to their stored aggregates.
+    // (Before the first decision nothing is stored to add them to.)
+    let (labels_only, mut dirty): (Vec<DirtyHour>, Vec<DirtyHour>) =
+        dirty.into_iter().partition(|d| d.labels_only);
+    let unapplied = if first {
+        labels_only
+    } else {
+        add_label_deltas(
+            store,
+            model,
+            spec,
+            &spec_json,
+            reference,
+            &labels_only,
+            &mut detector,
+            &mut report,
+        )?
+    };
+    if !unapplied.is_empty() {
+        // Their marks become full ones first, so that no delta can be counted twice.
+        store.mark_for_rescan(model, &unapplied)?;
+        let again: HashSet<(String, Timestamp)> =
+            unapplied.into_iter().map(|d| (d.version, d.hour)).collect();
+        dirty.extend(
+            store
+                .dirty_hours(model)?
+                .into_iter()
+                .filter(|d| again.contains(&(d.version.clone(), d.hour))),
+        );
+    }
     // Consecutive dirty hours are scanned together, in passes of bounded length.
     let mut hours: Vec<i64> = dirty.iter().map(|d| d.hour.micros()).collect();
     hours.sort_unstable();
@@ -168,7 +225,6 @@ fn refresh_against(
         .collect();
     // Passes run on every core: each reads its own segments through its own read connection;
     // the writes then go through the store's single writer, one pass at a time.
-    let spec = &decision.spec;
     let passes = runs(&hours);
     let results = modelwatch_stats::drift::parallel_map(&passes, |run| {
         rescan(
@@ -176,16 +232,11 @@ fn refresh_against(
         )
     });
     for result in results {
-        let (write, drift, seen, predictions) = result?;
+        let (writes, seen, predictions) = result?;
         detector.merge(&seen);
         report.predictions += predictions;
-        report.hours += write.put.len() + write.delete.len();
-        // Drift first: the performance write clears the marks, so a crash between the two
-        // leaves the hours marked.
-        if let Some(d) = drift {
-            store.put_aggregates(model, d)?;
-        }
-        store.put_aggregates(model, write)?;
+        report.hours += writes[0].put.len() + writes[0].delete.len();
+        store.put_aggregate_group(model, writes)?;
     }
     let decided = detector.clone().finish(None, DEFAULT_THRESHOLD);
     if first || decided != decision.spec || detector != decision.detector {
@@ -198,7 +249,7 @@ fn refresh_against(
         if changed {
             tracing::info!(model = %model, task = ?decision.spec.task, "task decision changed: rebuilding aggregates");
             store.invalidate_aggregates(model)?;
-            let again = refresh(store, model)?;
+            let again = refresh_locked(store, model, known)?;
             report.predictions += again.predictions;
             report.hours += again.hours;
             report.rebuilt = true;
@@ -208,10 +259,113 @@ fn refresh_against(
     Ok(report)
 }
 
-/// What one pass of a refresh produced: the performance aggregates (with the marks they
-/// clear), the drift sketches (when the model has a reference), what the rows told about the
-/// task, and how many rows were read.
-type Rescanned = (AggregateWrite, Option<AggregateWrite>, TaskDetector, u64);
+/// Adds the label deltas of `hours` (labels-only marks) to their stored performance
+/// aggregates and drift sketches, and writes them with the marks cleared and the deltas
+/// deleted, in one transaction. Returns the hours it could not update (no stored aggregate of
+/// the current task and reference), which need a rescan.
+#[allow(clippy::too_many_arguments)]
+fn add_label_deltas(
+    store: &dyn Store,
+    model: &ModelName,
+    spec: &TaskSpec,
+    spec_json: &str,
+    reference: Option<&Reference>,
+    hours: &[DirtyHour],
+    detector: &mut TaskDetector,
+    report: &mut RefreshReport,
+) -> Result<Vec<DirtyHour>, PerformanceError> {
+    let (Some(first), Some(last)) = (hours.first(), hours.last()) else {
+        return Ok(Vec::new());
+    };
+    let deltas = store.label_deltas(model)?;
+    let mut by_hour: HashMap<(&str, Timestamp), Vec<&LabelDelta>> = HashMap::new();
+    for d in &deltas {
+        by_hour.entry((&d.version, d.hour)).or_default().push(d);
+    }
+    // Dirty hours come oldest first.
+    let range = ScanRange {
+        from: Some(first.hour),
+        to: Some(Timestamp(last.hour.micros() + HOUR_MICROS)),
+        version: None,
+    };
+    let stored = |kind: &str| -> Result<HashMap<(String, Timestamp), Vec<u8>>, StoreError> {
+        Ok(store
+            .aggregates(model, kind, &range)?
+            .into_iter()
+            .map(|a| ((a.version, a.hour), a.data))
+            .collect())
+    };
+    let mut perf = stored(PERFORMANCE)?;
+    let mut sketches = match reference {
+        Some(_) => stored(DRIFT)?,
+        None => HashMap::new(),
+    };
+    let mut perf_write = AggregateWrite {
+        kind: PERFORMANCE.into(),
+        ..AggregateWrite::default()
+    };
+    let mut drift_write = AggregateWrite {
+        kind: DRIFT.into(),
+        ..AggregateWrite::default()
+    };
+    let mut unapplied = Vec::new();
+    for d in hours {
+        let key = (d.version.clone(), d.hour);
+        let blob = perf
+            .remove(&key)
+            .and_then(|data| postcard::from_bytes::<HourBlob>(&data).ok())
+            .filter(|b| b.spec == spec_json);
+        let sketch = match reference {
+            None => Some(None),
+            Some(r) => sketches
+                .remove(&key)
+                .and_then(|data| postcard::from_bytes::<WindowSketch>(&data).ok())
+                .filter(|s| s.stamp == r.stamp)
+                .map(Some),
+        };
+        let (Some(mut blob), Some(mut sketch)) = (blob, sketch) else {
+            unapplied.push(d.clone());
+            continue;
+        };
+        for delta in by_hour
+            .remove(&(d.version.as_str(), d.hour))
+            .unwrap_or_default()
+        {
+            for l in &delta.labels {
+                detector.observe_late_label(&l.label);
+                blob.acc.add_late_label(spec, l);
+                if let (Some(r), Some(sk)) = (reference, sketch.as_mut()) {
+                    sk.add_late_label(r, &l.label);
+                }
+            }
+            report.labels_added += delta.labels.len() as u64;
+            perf_write.applied.push(delta.id);
+        }
+        perf_write.put.push(StoredAggregate {
+            version: d.version.clone(),
+            hour: d.hour,
+            data: postcard::to_stdvec(&blob).map_err(|e| corrupt("aggregate", e))?,
+        });
+        perf_write.clear.push(d.clone());
+        if let Some(sk) = sketch {
+            drift_write.put.push(StoredAggregate {
+                version: d.version.clone(),
+                hour: d.hour,
+                data: postcard::to_stdvec(&sk).map_err(|e| corrupt("drift sketch", e))?,
+            });
+        }
+    }
+    report.hours += perf_write.put.len();
+    if !perf_write.put.is_empty() {
+        store.put_aggregate_group(model, vec![drift_write, perf_write])?;
+    }
+    Ok(unapplied)
+}
+
+/// What one pass of a refresh produced: the writes (the performance aggregates with the marks
+/// they clear first, then the drift sketches when the model has a reference), what the rows
+/// told about the task, and how many rows were read.
+type Rescanned = (Vec<AggregateWrite>, TaskDetector, u64);
 
 /// Rescans one run of consecutive dirty hours.
 #[allow(clippy::too_many_arguments)]
@@ -279,27 +433,25 @@ fn rescan(
         }
         write.clear.push(d.clone());
     }
-    let drift = match reference {
-        None => None,
-        Some(_) => {
-            let mut w = AggregateWrite {
-                kind: DRIFT.into(),
-                ..AggregateWrite::default()
-            };
-            for d in dirty.iter().filter(|d| in_run.contains(&d.hour.micros())) {
-                match sketches.remove(&(d.version.clone(), d.hour.micros())) {
-                    Some(sk) => w.put.push(StoredAggregate {
-                        version: d.version.clone(),
-                        hour: d.hour,
-                        data: postcard::to_stdvec(&sk).map_err(|e| corrupt("drift sketch", e))?,
-                    }),
-                    None => w.delete.push((d.version.clone(), d.hour)),
-                }
+    let mut writes = vec![write];
+    if reference.is_some() {
+        let mut w = AggregateWrite {
+            kind: DRIFT.into(),
+            ..AggregateWrite::default()
+        };
+        for d in dirty.iter().filter(|d| in_run.contains(&d.hour.micros())) {
+            match sketches.remove(&(d.version.clone(), d.hour.micros())) {
+                Some(sk) => w.put.push(StoredAggregate {
+                    version: d.version.clone(),
+                    hour: d.hour,
+                    data: postcard::to_stdvec(&sk).map_err(|e| corrupt("drift sketch", e))?,
+                }),
+                None => w.delete.push((d.version.clone(), d.hour)),
             }
-            Some(w)
         }
-    };
-    Ok((write, drift, detector, predictions))
+        writes.push(w);
+    }
+    Ok((writes, detector, predictions))
 }
 
 /// The all-versions reference the drift sketches are built against, if the model has one.

@@ -841,6 +841,28 @@ impl WindowSketch {
         }
     }
 
+    /// Adds the first label of an event already pushed without one (a label delta): the label
+    /// columns move it from "missing" to its value, the other columns are unchanged.
+    pub fn add_late_label(&mut self, reference: &Reference, label: &Outcome) {
+        for (i, fp) in reference.outputs.features.iter().enumerate() {
+            // Prediction and score columns have a value (or null) whatever the label.
+            if output_value(&fp.name, None, None, None).is_some() {
+                continue;
+            }
+            let col = &mut self.outputs[i];
+            debug_assert!(
+                col.missing > 0,
+                "a late label for an event counted labelled"
+            );
+            col.missing = col.missing.saturating_sub(1);
+            col.observe(
+                output_value(&fp.name, None, None, Some(label)).as_ref(),
+                reference.output_grids[i].as_ref(),
+                reference.output_categories[i].as_ref(),
+            );
+        }
+    }
+
     /// Adds another window's counts (same reference).
     pub fn merge(&mut self, o: &WindowSketch) {
         self.rows += o.rows;

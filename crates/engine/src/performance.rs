@@ -62,8 +62,15 @@ use modelwatch_stats::perf::{
     MulticlassComparison, MulticlassReport, MulticlassState, PerfError, PredictionDistribution,
     QuantileReport, QuantileSketch, RegressionComparison, RegressionReport, RegressionState,
 };
-use modelwatch_store::{DelayQuantiles, ScanRange, Store, StoreError};
+use modelwatch_store::{DelayQuantiles, NewLabel, ScanRange, Store, StoreError};
 use serde::{Deserialize, Serialize};
+
+/// What a prediction said: its prediction, score and class scores.
+type PredictionOutput<'a> = (
+    Option<&'a Outcome>,
+    Option<f64>,
+    Option<&'a [(String, f64)]>,
+);
 
 /// The binary decision threshold when the query names none.
 pub const DEFAULT_THRESHOLD: f64 = 0.5;
@@ -165,6 +172,11 @@ impl TaskDetector {
         if let Some(l) = label {
             self.outcome(l);
         }
+    }
+
+    /// Adds a label that arrived after its prediction was observed (a label delta).
+    pub fn observe_late_label(&mut self, label: &Outcome) {
+        self.outcome(label);
     }
 
     /// Adds what another detector saw.
@@ -482,16 +494,40 @@ impl WindowAccumulator {
             }
         }
         if let Some(l) = l {
-            self.labelled += 1;
-            let delay = (l.timestamp.micros() - p.timestamp.micros()) as f64 / 1e6;
-            let _ = self.label_delay_seconds.observe(delay);
-            match self
-                .state
-                .observe(spec, p.prediction.as_ref(), p.score, scores, &l.label)
-            {
-                Ok(true) => {}
-                Ok(false) | Err(_) => self.unusable += 1,
-            }
+            self.observe_label(
+                spec,
+                (p.prediction.as_ref(), p.score, scores),
+                l.timestamp.micros() - p.timestamp.micros(),
+                &l.label,
+            );
+        }
+    }
+
+    /// Adds the first label of a prediction already counted without one (a label delta):
+    /// afterwards the accumulator equals one that saw the prediction with its label.
+    pub fn add_late_label(&mut self, spec: &TaskSpec, l: &NewLabel) {
+        self.observe_label(
+            spec,
+            (l.prediction.as_ref(), l.score, l.scores.as_deref()),
+            l.labelled_at.micros() - l.prediction_time.micros(),
+            &l.label,
+        );
+    }
+
+    /// The labelled-row part of [`Self::observe`]: `delay_micros` is label time minus
+    /// prediction time.
+    fn observe_label(
+        &mut self,
+        spec: &TaskSpec,
+        (prediction, score, scores): PredictionOutput<'_>,
+        delay_micros: i64,
+        label: &Outcome,
+    ) {
+        self.labelled += 1;
+        let _ = self.label_delay_seconds.observe(delay_micros as f64 / 1e6);
+        match self.state.observe(spec, prediction, score, scores, label) {
+            Ok(true) => {}
+            Ok(false) | Err(_) => self.unusable += 1,
         }
     }
 

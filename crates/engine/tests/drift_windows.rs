@@ -530,6 +530,9 @@ fn hourly_sketches_equal_the_raw_event_fold() {
             },
         )
         .unwrap();
+    // The labels are added to the stored sketches from their deltas, without a rescan.
+    let late = modelwatch_engine::aggregates::refresh(&store, &model()).unwrap();
+    assert_eq!((late.predictions, late.labels_added), (0, 300));
     compare(&store);
     // A new reference (ages shifted): the sketches are rebuilt against it.
     let rows = reference_rows()

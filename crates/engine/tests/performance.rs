@@ -424,6 +424,77 @@ fn aggregates_refreshed_between_batches_answer_as_the_raw_events_do() {
 }
 
 #[test]
+fn late_labels_are_added_from_deltas_and_equal_the_raw_events_and_a_rebuild() {
+    for name in ["binary", "regression", "multiclass"] {
+        let data = fixture(name);
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        put_reference(&store, data["reference"].as_array().unwrap());
+        let preds = data["predictions"].as_array().unwrap();
+        let labels = data["labels"].as_array().unwrap();
+        ingest_predictions(&store, preds);
+        let built = aggregates::refresh(&store, &model()).unwrap();
+        assert_eq!(built.predictions, preds.len() as u64);
+        // Every label arrives after its hour was aggregated, in three requests.
+        let third = labels.len() / 3;
+        for part in [
+            &labels[..third],
+            &labels[third..2 * third],
+            &labels[2 * third..],
+        ] {
+            ingest_labels(&store, part);
+        }
+        assert!(store
+            .dirty_hours(&model())
+            .unwrap()
+            .iter()
+            .all(|d| d.labels_only));
+        let late = aggregates::refresh(&store, &model()).unwrap();
+        assert_eq!(
+            (late.predictions, late.labels_added),
+            (0, labels.len() as u64),
+            "{name}: every label added from its delta, no hour rescanned"
+        );
+        assert!(store.label_deltas(&model()).unwrap().is_empty());
+        let mut answers = Vec::new();
+        for (window, version) in [
+            (Window::DAY, None),
+            (Window::HOUR, None),
+            (Window::DAY, Some("v1".to_owned())),
+        ] {
+            let q = PerformanceQuery {
+                window: Some(window),
+                version,
+                ..query()
+            };
+            let (fast, slow) = both_paths(&store, &q);
+            assert_close(
+                &format!("{name} {} from deltas", window.label()),
+                &fast,
+                &slow,
+            );
+            answers.push(fast);
+        }
+        // A replaced label cannot be added: its hour is rescanned, and the answer is the same.
+        let mut replaced = labels[0].clone();
+        replaced["label"] = labels[1]["label"].clone();
+        ingest_labels(&store, &[replaced]);
+        let again = aggregates::refresh(&store, &model()).unwrap();
+        assert!(
+            again.predictions > 0 && again.labels_added == 0,
+            "{again:?}"
+        );
+        let (fast, slow) = both_paths(&store, &query());
+        assert_close(&format!("{name} after a replacement"), &fast, &slow);
+        // The rebuilt aggregates equal the ones the deltas were added to.
+        aggregates::rebuild(&store, &model()).unwrap();
+        ingest_labels(&store, &[labels[0].clone()]);
+        let (fast, _) = both_paths(&store, &query());
+        assert_close(&format!("{name} rebuilt"), &answers[0], &fast);
+    }
+}
+
+#[test]
 fn a_third_class_turns_the_aggregates_multiclass() {
     let (_dir, store, _) = load("binary");
     let (fast, _) = both_paths(&store, &query());

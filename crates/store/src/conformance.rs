@@ -363,8 +363,8 @@ pub fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn S
                     blob("v1", "2026-01-01T03:00:00Z", b"three"),
                     blob("", "2026-01-01T05:00:00Z", b"five"),
                 ],
-                delete: vec![],
                 clear: dirty.clone(),
+                ..AggregateWrite::default()
             },
         )
         .unwrap();
@@ -406,6 +406,25 @@ pub fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn S
     let dirty = store.dirty_hours(&model()).unwrap();
     assert_eq!(dirty.len(), 1);
     assert_eq!(dirty[0].hour.to_rfc3339(), "2026-01-01T03:00:00Z");
+    // A first label is recorded as a delta carrying what its prediction said.
+    assert!(dirty[0].labels_only);
+    let deltas = store.label_deltas(&model()).unwrap();
+    assert_eq!(deltas.len(), 1);
+    assert_eq!(
+        (deltas[0].version.as_str(), deltas[0].hour),
+        ("v1", dirty[0].hour)
+    );
+    assert_eq!(
+        deltas[0].labels,
+        vec![crate::NewLabel {
+            prediction_time: ts("2026-01-01T03:10:00Z"),
+            prediction: Some(Outcome::Number(1.0)),
+            score: Some(0.8),
+            scores: None,
+            label: Outcome::Number(1.0),
+            labelled_at: ts("2026-02-01T00:00:00Z"),
+        }]
+    );
     // A refresh that read an older generation does not clear the newer mark.
     let stale = DirtyHour {
         generation: dirty[0].generation - 1,
@@ -430,6 +449,36 @@ pub fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn S
             .len(),
         1
     );
+    // Applying the delta deletes it with the write; a second write naming it (a refresh that
+    // lost the race) changes nothing.
+    let applied = |data: &[u8]| AggregateWrite {
+        kind: "perf".into(),
+        put: vec![blob("v1", "2026-01-01T03:00:00Z", data)],
+        clear: dirty.clone(),
+        applied: vec![deltas[0].id],
+        ..AggregateWrite::default()
+    };
+    store
+        .put_aggregates(&model(), applied(b"labelled"))
+        .unwrap();
+    store.put_aggregates(&model(), applied(b"twice")).unwrap();
+    assert!(store.label_deltas(&model()).unwrap().is_empty());
+    assert!(store.dirty_hours(&model()).unwrap().is_empty());
+    assert_eq!(
+        store.aggregates(&model(), "perf", &v1).unwrap()[0].data,
+        b"labelled"
+    );
+    // A replaced label needs a rescan: the mark is a full one, with no delta.
+    store
+        .ingest_labels(
+            &model(),
+            labels(&[r#"{"request_id":"a","label":0,"timestamp":"2026-02-02T00:00:00Z"}"#]),
+        )
+        .unwrap();
+    let dirty = store.dirty_hours(&model()).unwrap();
+    assert_eq!(dirty.len(), 1);
+    assert!(!dirty[0].labels_only);
+    assert!(store.label_deltas(&model()).unwrap().is_empty());
     // The prediction of the orphan label arrives: its hour is marked.
     store
         .ingest_predictions(&model(), preds(&[&p("zz", "2026-01-03T00:00:00Z", 1.0)]))

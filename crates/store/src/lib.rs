@@ -10,13 +10,14 @@
 //! - schemas change only through the store's single writer, so two batches racing to introduce
 //!   a feature cannot disagree about its kind.
 
+mod compact;
 pub mod conformance;
 mod sqlite;
 
 pub use sqlite::SqliteStore;
 
 use modelwatch_core::{
-    KpiEvent, LabelEvent, ModelName, PredictionEvent, ReferenceRow, Rejection, Schema,
+    KpiEvent, LabelEvent, ModelName, Outcome, PredictionEvent, ReferenceRow, Rejection, Schema,
     SchemaChange, Timestamp, Window,
 };
 use serde::Serialize;
@@ -187,6 +188,35 @@ pub struct DirtyHour {
     /// Start of the hour (UTC-aligned).
     pub hour: Timestamp,
     pub generation: i64,
+    /// Every change since the hour's aggregates were written is a first label for one of its
+    /// predictions, each recorded in a [`LabelDelta`]: the aggregates can be brought up to date
+    /// by adding those labels, without a rescan. False once anything else changed the hour
+    /// (new predictions, a replaced label, retention); its deltas are then dropped.
+    pub labels_only: bool,
+}
+
+/// First labels of one hour's predictions, written by one ingest in the same transaction as
+/// the labels and the hour's mark. Applied to the stored aggregates by a refresh, which deletes
+/// the delta (`AggregateWrite::applied`) in the transaction that writes the result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelDelta {
+    pub id: i64,
+    pub version: String,
+    pub hour: Timestamp,
+    pub labels: Vec<NewLabel>,
+}
+
+/// A first label joined to what its prediction said, read from the prediction's index row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewLabel {
+    /// The prediction's event time.
+    pub prediction_time: Timestamp,
+    pub prediction: Option<Outcome>,
+    pub score: Option<f64>,
+    pub scores: Option<Vec<(String, f64)>>,
+    pub label: Outcome,
+    /// The label's timestamp (when it became known).
+    pub labelled_at: Timestamp,
 }
 
 /// An opaque per-hour aggregate, written and read back by the engine. The store only keys it.
@@ -206,6 +236,10 @@ pub struct AggregateWrite {
     /// (version, hour) whose aggregate is deleted (the hour has no predictions left).
     pub delete: Vec<(String, Timestamp)>,
     pub clear: Vec<DirtyHour>,
+    /// Ids of the [`LabelDelta`]s folded into `put`: deleted with the write. A write that
+    /// names a delta no longer stored (another refresh applied it first) is skipped whole, so
+    /// a delta is never added twice.
+    pub applied: Vec<i64>,
 }
 
 /// The storage interface. Calls block; async callers run them on a blocking thread.
@@ -306,7 +340,22 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// Writes a refresh's aggregates and clears the marks it answers, atomically. A mark whose
     /// generation changed since it was read is kept.
-    fn put_aggregates(&self, model: &ModelName, write: AggregateWrite) -> Result<(), StoreError>;
+    fn put_aggregates(&self, model: &ModelName, write: AggregateWrite) -> Result<(), StoreError> {
+        self.put_aggregate_group(model, vec![write])
+    }
+    /// [`Store::put_aggregates`] of several kinds in one transaction (an hour's performance
+    /// aggregate and drift sketch, which a label delta changes together).
+    fn put_aggregate_group(
+        &self,
+        model: &ModelName,
+        writes: Vec<AggregateWrite>,
+    ) -> Result<(), StoreError>;
+    /// The label deltas of `model` not yet applied, oldest first.
+    fn label_deltas(&self, model: &ModelName) -> Result<Vec<LabelDelta>, StoreError>;
+    /// Turns labels-only marks into full ones (a new generation, their deltas dropped), for
+    /// hours a refresh must rescan rather than update: a label arriving during the rescan then
+    /// only marks the hour again, it never leaves a delta the rescan has already counted.
+    fn mark_for_rescan(&self, model: &ModelName, hours: &[DirtyHour]) -> Result<(), StoreError>;
     /// Marks every hour that holds predictions dirty, so that all aggregates are rebuilt.
     fn invalidate_aggregates(&self, model: &ModelName) -> Result<(), StoreError>;
 }

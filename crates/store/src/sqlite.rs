@@ -8,11 +8,12 @@
 //! a power cut. Reads use a small pool of read-only connections and never block the writer.
 //! See docs/adr/001-embedded-storage.md for the measurements behind this design.
 
+use crate::compact;
 use crate::{
-    hour_of, AggregateWrite, DelayQuantiles, DirtyHour, IngestOutcome, LabelBatch, ModelSummary,
-    Page, PredictionBatch, Quarantined, ReferenceOutcome, ReferenceSummary, RejectedRow,
-    RetentionReport, ScanRange, Store, StoreError, StoredAggregate, VersionSummary, WindowCounts,
-    WindowQuery, HOUR_MICROS, MODEL_WIDE,
+    hour_of, AggregateWrite, DelayQuantiles, DirtyHour, IngestOutcome, LabelBatch, LabelDelta,
+    ModelSummary, Page, PredictionBatch, Quarantined, ReferenceOutcome, ReferenceSummary,
+    RejectedRow, RetentionReport, ScanRange, Store, StoreError, StoredAggregate, VersionSummary,
+    WindowCounts, WindowQuery, HOUR_MICROS, MODEL_WIDE,
 };
 use crossbeam_channel::{bounded, Receiver, Sender};
 use modelwatch_core::{
@@ -28,7 +29,7 @@ use std::thread::JoinHandle;
 
 const DB_FILE: &str = "modelwatch.db";
 const LOCK_FILE: &str = "LOCK";
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 /// Upper bound on rows in one group commit: bounds the latency a large import adds to a small
 /// concurrent request, and the WAL growth between checkpoints.
 const MAX_ROWS_PER_COMMIT: usize = 200_000;
@@ -37,6 +38,9 @@ const MAX_QUARANTINE_ROW_BYTES: usize = 16 * 1024;
 /// Quarantined rows older than this are deleted by retention, whatever the model's setting.
 const QUARANTINE_RETENTION_DAYS: i64 = 30;
 const READ_POOL_SIZE: usize = 4;
+/// WAL size (pages of 4 KiB) at which the writer checkpoints by itself: 64 MiB, a safety net
+/// for when the background checkpointer cannot keep up.
+const WRITER_CHECKPOINT_PAGES: i64 = 16_384;
 /// zstd level for segments: level 1 compresses event JSON about 4x at several hundred MB/s, so
 /// the disk writes (WAL, then checkpoint) stay well under the disk's bandwidth.
 const SEGMENT_ZSTD_LEVEL: i32 = 1;
@@ -50,6 +54,7 @@ pub struct SqliteStore {
     dir: PathBuf,
     jobs: Option<Sender<Job>>,
     writer: Option<JoinHandle<()>>,
+    checkpointer: Option<JoinHandle<()>>,
     readers: Mutex<Vec<Connection>>,
     // Held for the store's lifetime: the OS releases the lock if the process dies.
     _lock: File,
@@ -83,7 +88,8 @@ enum Job {
     DeclareSchema(ModelName, Schema, Reply<()>),
     SetRetention(ModelName, Option<u32>, Reply<()>),
     ApplyRetention(Timestamp, Reply<RetentionReport>),
-    PutAggregates(ModelName, AggregateWrite, Reply<()>),
+    PutAggregates(ModelName, Vec<AggregateWrite>, Reply<()>),
+    MarkForRescan(ModelName, Vec<(String, i64)>, Reply<()>),
     InvalidateAggregates(ModelName, Reply<()>),
 }
 
@@ -94,7 +100,8 @@ impl Job {
             Job::Labels(_, b, _) => b.rows.len() + b.rejected.len(),
             Job::Kpis(_, rows, rejected, _) => rows.len() + rejected.len(),
             Job::Reference { rows, .. } => rows.len(),
-            Job::PutAggregates(_, w, _) => w.put.len() + w.clear.len(),
+            Job::PutAggregates(_, w, _) => w.iter().map(|w| w.put.len() + w.clear.len()).sum(),
+            Job::MarkForRescan(_, hours, _) => hours.len(),
             _ => 1,
         }
     }
@@ -128,17 +135,29 @@ impl SqliteStore {
         // A 64 MiB page cache for the writer: the request index is hit at random positions, and
         // a bounded cache keeps the service's memory flat however much it stores.
         conn.pragma_update(None, "cache_size", -65_536)?;
+        // Checkpoints (copying committed WAL pages into the database file, then an fsync) run
+        // on a thread of their own, off the writer's path: the writer checkpoints itself only
+        // when the WAL passes 64 MiB, i.e. when the checkpointer falls behind.
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
         migrate(&conn)?;
+        let checkpoints = Connection::open(&db)?;
+        checkpoints.pragma_update(None, "synchronous", "FULL")?;
 
         let (tx, rx) = bounded::<Job>(256);
+        let (committed, commits) = bounded::<()>(1);
         let writer = std::thread::Builder::new()
             .name("modelwatch-writer".into())
-            .spawn(move || Writer::new(conn).run(rx))
+            .spawn(move || Writer::new(conn, committed).run(rx))
+            .map_err(io)?;
+        let checkpointer = std::thread::Builder::new()
+            .name("modelwatch-checkpoint".into())
+            .spawn(move || checkpoint_after_commits(checkpoints, commits))
             .map_err(io)?;
         Ok(SqliteStore {
             dir,
             jobs: Some(tx),
             writer: Some(writer),
+            checkpointer: Some(checkpointer),
             readers: Mutex::new(Vec::new()),
             _lock: lock,
         })
@@ -187,39 +206,61 @@ impl Drop for SqliteStore {
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
+        // The writer held the checkpointer's channel: it is closed now.
+        if let Some(c) = self.checkpointer.take() {
+            let _ = c.join();
+        }
+    }
+}
+
+/// The checkpointer's loop: after each commit (or group of commits arriving while it works),
+/// copies what the WAL holds into the database file. PASSIVE: it never blocks the writer or a
+/// reader; pages it cannot copy yet stay for the next round. Durability does not depend on it:
+/// a commit is durable once its WAL frames are fsynced.
+fn checkpoint_after_commits(conn: Connection, commits: Receiver<()>) {
+    while commits.recv().is_ok() {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "background checkpoint failed; the writer checkpoints when the WAL grows");
+        }
     }
 }
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    match version {
-        0 => {
-            conn.execute_batch(&format!(
-                "BEGIN; {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
-                include_str!("schema.sql"),
-                include_str!("schema_v2.sql")
-            ))?;
-            Ok(())
-        }
+    // Each step brings a store of the version before it to its own; all run in one transaction.
+    let steps = match version {
+        0 => format!(
+            "{} {} {}",
+            include_str!("schema.sql"),
+            include_str!("schema_v2.sql"),
+            include_str!("schema_v3.sql")
+        ),
         1 => {
             // Every hour that holds predictions starts dirty (its aggregates are built on the
             // first refresh), and the label counters are counted once.
-            conn.execute_batch(&format!(
-                "BEGIN; {} {} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+            format!(
+                "{} {} {} {}",
                 include_str!("schema_v2.sql"),
+                include_str!("schema_v3.sql"),
                 mark_every_hour_sql("1"),
                 recount_labelled_sql("1"),
-            ))?;
-            Ok(())
+            )
         }
-        SCHEMA_VERSION => Ok(()),
-        v => Err(StoreError::Corrupt {
-            what: "database",
-            detail: format!(
+        2 => include_str!("schema_v3.sql").to_owned(),
+        SCHEMA_VERSION => return Ok(()),
+        v => {
+            return Err(StoreError::Corrupt {
+                what: "database",
+                detail: format!(
                 "schema version {v} is newer than this modelwatch understands ({SCHEMA_VERSION})"
             ),
-        }),
-    }
+            })
+        }
+    };
+    conn.execute_batch(&format!(
+        "BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+    ))?;
+    Ok(())
 }
 
 struct CachedModel {
@@ -232,13 +273,16 @@ struct CachedModel {
 struct Writer {
     conn: Connection,
     models: HashMap<String, CachedModel>,
+    /// Tells the checkpointer that a commit added pages to the WAL.
+    committed: Sender<()>,
 }
 
 impl Writer {
-    fn new(conn: Connection) -> Self {
+    fn new(conn: Connection, committed: Sender<()>) -> Self {
         Writer {
             conn,
             models: HashMap::new(),
+            committed,
         }
     }
 
@@ -279,6 +323,8 @@ impl Writer {
             // Whatever schema changes the jobs made were rolled back with them.
             self.models.clear();
         }
+        // Full means a checkpoint is already due; it will include these pages.
+        let _ = self.committed.try_send(());
         for reply in done {
             reply(committed.clone());
         }
@@ -358,8 +404,15 @@ fn run_job(tx: &Transaction<'_>, models: &mut HashMap<String, CachedModel>, job:
             models.clear();
             in_savepoint!(None, apply_retention(tx, now), reply)
         }
-        Job::PutAggregates(model, write, reply) => {
-            in_savepoint!(None, put_aggregates(tx, &model, write), reply)
+        Job::PutAggregates(model, writes, reply) => {
+            in_savepoint!(None, put_aggregates(tx, &model, writes), reply)
+        }
+        Job::MarkForRescan(model, hours, reply) => {
+            let marked = model_id(tx, &model).and_then(|id| match id {
+                Some(id) => mark_dirty(tx, id, hours.iter().map(|(v, h)| (v.as_str(), *h))),
+                None => Ok(()),
+            });
+            in_savepoint!(None, marked, reply)
         }
         Job::InvalidateAggregates(model, reply) => {
             in_savepoint!(None, invalidate_aggregates(tx, &model), reply)
@@ -379,6 +432,7 @@ fn fail(job: Job, msg: &str) {
         Job::DeclareSchema(_, _, r)
         | Job::SetRetention(_, _, r)
         | Job::PutAggregates(_, _, r)
+        | Job::MarkForRescan(_, _, r)
         | Job::InvalidateAggregates(_, r) => drop(r.send(Err(err()))),
         Job::ApplyRetention(_, r) => drop(r.send(Err(err()))),
     }
@@ -651,19 +705,29 @@ fn ingest_predictions(
         let mut is_new = vec![false; admitted.len()];
         {
             let mut index = tx.prepare_cached(
-                "INSERT INTO request_index(model_id, request_id, ts, version, error, segment_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO request_index(model_id, request_id, ts, version, error, segment_id,
+                                           outcome)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT(model_id, request_id) DO NOTHING",
             )?;
+            let mut outcome = Vec::with_capacity(32);
             for &i in &order {
                 let e = event(i);
+                outcome.clear();
+                compact::put_prediction(
+                    &mut outcome,
+                    e.prediction.as_ref(),
+                    e.score,
+                    e.scores.as_deref(),
+                );
                 let changed = index.execute(params![
                     entry.id,
                     e.request_id,
                     e.timestamp.micros(),
                     e.model_version.as_deref().unwrap_or(""),
                     e.error.is_some(),
-                    segment_id
+                    segment_id,
+                    outcome
                 ])?;
                 is_new[i] = changed == 1;
             }
@@ -785,21 +849,37 @@ fn ingest_labels(
     let model_id = entry.id;
     let mut out = IngestOutcome::default();
     let mut quarantined = batch.rejected;
-    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(batch.rows.len());
-    let mut fresh = Vec::with_capacity(batch.rows.len());
-    let mut hours: BTreeSet<(String, i64)> = BTreeSet::new();
-    for (index, l) in &batch.rows {
-        if let Some(rejection) = repeated_in_batch(&mut seen, *index, &l.request_id) {
-            quarantined.push(Quarantined {
-                rejection,
-                row: to_json(l),
-            });
-            continue;
+    // In key order, like the request index and the labels: B-tree writes in order touch each
+    // page once. Sorted by (request id, row), a repeated id follows its first row.
+    let rows = &batch.rows;
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_unstable_by(|&a, &b| {
+        (rows[a].1.request_id.as_str(), rows[a].0).cmp(&(rows[b].1.request_id.as_str(), rows[b].0))
+    });
+    let mut fresh: Vec<&LabelEvent> = Vec::with_capacity(rows.len());
+    let mut first: Option<&(usize, LabelEvent)> = None;
+    for &i in &order {
+        let row = &rows[i];
+        match first {
+            Some(f) if f.1.request_id == row.1.request_id => quarantined.push(Quarantined {
+                rejection: Rejection::new(
+                    row.0,
+                    "request_id",
+                    format!("appears twice in this batch (first at row {})", f.0),
+                )
+                .with_request_id(Some(&row.1.request_id)),
+                row: to_json(&row.1),
+            }),
+            _ => {
+                first = Some(row);
+                fresh.push(&row.1);
+            }
         }
-        fresh.push(l);
     }
-    // In key order, like the request index; a new label is one insert, a replacement an update.
-    fresh.sort_unstable_by(|a, b| a.request_id.cmp(&b.request_id));
+    // What the batch changes in each (version, hour) of the predictions it joins: a delta of
+    // first labels, or `None` once a replaced label (or an index row stored before outcomes
+    // were kept) needs the hour rescanned.
+    let mut hours: HashMap<String, HashMap<i64, Option<Vec<u8>>>> = HashMap::new();
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO labels(model_id, request_id, label, ts, received_at)
@@ -809,39 +889,48 @@ fn ingest_labels(
             "UPDATE labels SET label = ?3, ts = ?4, received_at = ?5
              WHERE model_id = ?1 AND request_id = ?2",
         )?;
-        // The hour of the prediction each label joins (when it has arrived) changes.
-        let mut prediction = tx.prepare_cached(
-            "SELECT ts, version FROM request_index WHERE model_id = ?1 AND request_id = ?2",
-        )?;
-        let (mut joined, mut orphans) = (0i64, 0i64);
-        for l in fresh {
-            let found: Option<(i64, String)> = prediction
-                .query_row(params![model_id, l.request_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()?;
-            let label = to_json(&l.label);
+        let mut label = Vec::with_capacity(32);
+        let mut inserted = Vec::with_capacity(fresh.len());
+        for l in &fresh {
+            label.clear();
+            serde_json::to_writer(&mut label, &l.label).expect("an outcome serializes");
+            let label_text = std::str::from_utf8(&label).expect("JSON is UTF-8");
             let args = params![
                 model_id,
                 l.request_id,
-                label,
+                label_text,
                 l.timestamp.micros(),
                 now.micros()
             ];
-            let inserted = insert.execute(args)? == 1;
-            if !inserted {
+            let new = insert.execute(args)? == 1;
+            if !new {
                 replace.execute(args)?;
                 out.replaced += 1;
             }
-            out.accepted += 1;
-            match found {
-                Some((ts, version)) => {
-                    hours.insert((version, hour_of(ts)));
-                    joined += i64::from(inserted);
-                }
-                None => orphans += i64::from(inserted),
-            }
+            inserted.push(new);
         }
+        out.accepted = fresh.len();
+        let ids: Vec<&str> = fresh.iter().map(|l| l.request_id.as_str()).collect();
+        let mut joined = 0i64;
+        find_predictions(tx, model_id, &ids, |i, ts, version, outcome| {
+            let l = fresh[i];
+            joined += i64::from(inserted[i]);
+            if !hours.contains_key(version) {
+                hours.insert(version.to_owned(), HashMap::new());
+            }
+            let change = hours
+                .get_mut(version)
+                .expect("inserted")
+                .entry(hour_of(ts))
+                .or_insert_with(|| Some(Vec::new()));
+            match (change.as_mut(), outcome) {
+                (Some(delta), Some(outcome)) if inserted[i] => {
+                    compact::put_delta_entry(delta, ts, outcome, &l.label, l.timestamp.micros());
+                }
+                _ => *change = None,
+            }
+        })?;
+        let orphans = inserted.iter().filter(|n| **n).count() as i64 - joined;
         if joined + orphans > 0 {
             tx.execute(
                 "UPDATE models SET labelled = labelled + ?1, orphan_labels = orphan_labels + ?2
@@ -850,7 +939,16 @@ fn ingest_labels(
             )?;
         }
     }
-    mark_dirty(tx, model_id, hours.iter().map(|(v, h)| (v.as_str(), *h)))?;
+    let mut rescan = Vec::new();
+    for (version, by_hour) in &hours {
+        for (&hour, change) in by_hour {
+            match change {
+                Some(delta) => mark_new_labels(tx, model_id, version, hour, delta)?,
+                None => rescan.push((version.as_str(), hour)),
+            }
+        }
+    }
+    mark_dirty(tx, model_id, rescan)?;
     let new_labels = (out.accepted - out.replaced) as i64;
     if new_labels > 0 {
         tx.execute(
@@ -862,6 +960,61 @@ fn ingest_labels(
     out.rejected = quarantined.into_iter().map(|q| q.rejection).collect();
     out.rejected.sort_by_key(|r| r.index);
     Ok(out)
+}
+
+/// Finds the index rows of the predictions of `ids` (sorted, distinct) and calls `found` with
+/// each id's position, event time, version and stored outcome; an id without a call has no
+/// prediction yet.
+///
+/// It walks the index in key order from an id not yet found rather than seeking every id:
+/// request ids that sit close together in the index (time-ordered ids such as UUIDv7 or
+/// sequence numbers, whose late labels come for neighbouring predictions) then cost one step
+/// each instead of one B-tree descent each. A walk that meets more than a few rows of other
+/// requests in a row stops, and the next id is sought afresh, so scattered (random) ids cost
+/// at most that many extra steps each.
+fn find_predictions(
+    tx: &Transaction<'_>,
+    model_id: i64,
+    ids: &[&str],
+    mut found: impl FnMut(usize, i64, &str, Option<&[u8]>),
+) -> Result<(), StoreError> {
+    const MAX_STRAY_ROWS: usize = 8;
+    let mut walk = tx.prepare_cached(
+        "SELECT request_id, ts, version, outcome FROM request_index
+         WHERE model_id = ?1 AND request_id >= ?2 ORDER BY request_id",
+    )?;
+    let mut i = 0;
+    while i < ids.len() {
+        let mut rows = walk.query(params![model_id, ids[i]])?;
+        let mut stray = 0;
+        while i < ids.len() {
+            // Past the model's last row: no other id has a prediction.
+            let Some(r) = rows.next()? else {
+                return Ok(());
+            };
+            let id = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+            // Ids before this row have no prediction: the walk has passed their place.
+            while i < ids.len() && ids[i] < id {
+                i += 1;
+            }
+            if i < ids.len() && ids[i] == id {
+                let version = r.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?;
+                let outcome = r
+                    .get_ref(3)?
+                    .as_blob_or_null()
+                    .map_err(rusqlite::Error::from)?;
+                found(i, r.get(1)?, version, outcome);
+                i += 1;
+                stray = 0;
+            } else {
+                stray += 1;
+                if stray > MAX_STRAY_ROWS {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn ingest_kpis(
@@ -925,57 +1078,117 @@ fn recount_labelled_sql(filter: &str) -> String {
 }
 
 /// SQL that marks dirty every hour holding predictions of the rows of `request_index` matching
-/// `filter`: what a rebuild, and a migration, start from.
+/// `filter` (`1` or a condition on `model_id`): what a rebuild, and a migration, start from.
+/// The marks are full ones, so the label deltas of those models are dropped.
 fn mark_every_hour_sql(filter: &str) -> String {
     format!(
-        "INSERT INTO dirty_hours(model_id, version, hour, generation)
-         SELECT model_id, version, ts - (((ts % {HOUR_MICROS}) + {HOUR_MICROS}) % {HOUR_MICROS}), 1
+        "INSERT INTO dirty_hours(model_id, version, hour, generation, labels_only)
+         SELECT model_id, version, ts - (((ts % {HOUR_MICROS}) + {HOUR_MICROS}) % {HOUR_MICROS}), 1, 0
          FROM request_index WHERE {filter} GROUP BY 1, 2, 3
-         ON CONFLICT(model_id, version, hour) DO UPDATE SET generation = generation + 1;"
+         ON CONFLICT(model_id, version, hour) DO UPDATE SET
+            generation = generation + 1, labels_only = 0;
+         DELETE FROM label_deltas WHERE {filter};"
     )
 }
 
-/// Marks hours dirty, each with a new generation.
+/// Marks hours dirty, each with a new generation, for a rescan: what changed is more than new
+/// labels, so the hours' label deltas are dropped (the rescan reads those labels too).
 fn mark_dirty<'a>(
     tx: &Transaction<'_>,
     model_id: i64,
     hours: impl IntoIterator<Item = (&'a str, i64)>,
 ) -> Result<(), StoreError> {
     let mut mark = tx.prepare_cached(
-        "INSERT INTO dirty_hours(model_id, version, hour, generation) VALUES (?1, ?2, ?3, 1)
-         ON CONFLICT(model_id, version, hour) DO UPDATE SET generation = generation + 1",
+        "INSERT INTO dirty_hours(model_id, version, hour, generation, labels_only)
+         VALUES (?1, ?2, ?3, 1, 0)
+         ON CONFLICT(model_id, version, hour) DO UPDATE SET
+            generation = generation + 1, labels_only = 0
+         RETURNING generation",
+    )?;
+    let mut drop_deltas = tx.prepare_cached(
+        "DELETE FROM label_deltas WHERE model_id = ?1 AND version = ?2 AND hour = ?3",
     )?;
     for (version, hour) in hours {
-        mark.execute(params![model_id, version, hour])?;
+        let generation: i64 = mark.query_row(params![model_id, version, hour], |r| r.get(0))?;
+        // A new mark has no deltas to drop.
+        if generation > 1 {
+            drop_deltas.execute(params![model_id, version, hour])?;
+        }
     }
+    Ok(())
+}
+
+/// Records first labels of one hour's predictions as a label delta, unless the hour already
+/// waits for a rescan (which will read them anyway); marks the hour either way.
+fn mark_new_labels(
+    tx: &Transaction<'_>,
+    model_id: i64,
+    version: &str,
+    hour: i64,
+    delta: &[u8],
+) -> Result<(), StoreError> {
+    let rescan: Option<bool> = tx
+        .prepare_cached(
+            "SELECT labels_only = 0 FROM dirty_hours
+             WHERE model_id = ?1 AND version = ?2 AND hour = ?3",
+        )?
+        .query_row(params![model_id, version, hour], |r| r.get(0))
+        .optional()?;
+    if rescan != Some(true) {
+        tx.prepare_cached(
+            "INSERT INTO label_deltas(model_id, version, hour, data) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![model_id, version, hour, delta])?;
+    }
+    tx.prepare_cached(
+        "INSERT INTO dirty_hours(model_id, version, hour, generation, labels_only)
+         VALUES (?1, ?2, ?3, 1, 1)
+         ON CONFLICT(model_id, version, hour) DO UPDATE SET generation = generation + 1",
+    )?
+    .execute(params![model_id, version, hour])?;
     Ok(())
 }
 
 fn put_aggregates(
     tx: &Transaction<'_>,
     model: &ModelName,
-    write: AggregateWrite,
+    writes: Vec<AggregateWrite>,
 ) -> Result<(), StoreError> {
     let id = model_id(tx, model)?.ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
+    // A delta that is gone was applied by another refresh, whose result is newer than this
+    // one's: writing would add it twice (or lose a later one), so nothing is written.
+    {
+        let mut applied = tx.prepare_cached("DELETE FROM label_deltas WHERE id = ?1")?;
+        for write in &writes {
+            for delta in &write.applied {
+                if applied.execute([delta])? == 0 {
+                    tracing::debug!(model = %model, delta, "label delta already applied: write skipped");
+                    return Ok(());
+                }
+            }
+        }
+    }
     let mut put = tx.prepare_cached(
         "INSERT INTO aggregates(model_id, kind, hour, version, data) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(model_id, kind, hour, version) DO UPDATE SET data = excluded.data",
     )?;
-    for a in &write.put {
-        put.execute(params![id, write.kind, a.hour.micros(), a.version, a.data])?;
-    }
     let mut delete = tx.prepare_cached(
         "DELETE FROM aggregates WHERE model_id = ?1 AND kind = ?2 AND hour = ?3 AND version = ?4",
     )?;
-    for (version, hour) in &write.delete {
-        delete.execute(params![id, write.kind, hour.micros(), version])?;
-    }
     let mut clear = tx.prepare_cached(
         "DELETE FROM dirty_hours
          WHERE model_id = ?1 AND version = ?2 AND hour = ?3 AND generation = ?4",
     )?;
-    for d in &write.clear {
-        clear.execute(params![id, d.version, d.hour.micros(), d.generation])?;
+    for write in &writes {
+        for a in &write.put {
+            put.execute(params![id, write.kind, a.hour.micros(), a.version, a.data])?;
+        }
+        for (version, hour) in &write.delete {
+            delete.execute(params![id, write.kind, hour.micros(), version])?;
+        }
+        for d in &write.clear {
+            clear.execute(params![id, d.version, d.hour.micros(), d.generation])?;
+        }
     }
     Ok(())
 }
@@ -1126,10 +1339,12 @@ fn apply_retention(tx: &Transaction<'_>, now: Timestamp) -> Result<RetentionRepo
             "DELETE FROM aggregates WHERE model_id = ?1 AND hour + ?3 <= ?2 AND hour <> ?4",
             params![id, cutoff, HOUR_MICROS, MODEL_WIDE.micros()],
         )?;
-        tx.execute(
-            "DELETE FROM dirty_hours WHERE model_id = ?1 AND hour + ?3 <= ?2",
-            params![id, cutoff, HOUR_MICROS],
-        )?;
+        for table in ["dirty_hours", "label_deltas"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE model_id = ?1 AND hour + ?3 <= ?2"),
+                params![id, cutoff, HOUR_MICROS],
+            )?;
+        }
         mark_dirty(
             tx,
             id,
@@ -1676,17 +1891,49 @@ impl Store for SqliteStore {
                 return Ok(Vec::new());
             };
             let mut stmt = conn.prepare_cached(
-                "SELECT version, hour, generation FROM dirty_hours WHERE model_id = ?1
-                 ORDER BY hour, version",
+                "SELECT version, hour, generation, labels_only FROM dirty_hours
+                 WHERE model_id = ?1 ORDER BY hour, version",
             )?;
             let rows = stmt.query_map([id], |r| {
                 Ok(DirtyHour {
                     version: r.get(0)?,
                     hour: Timestamp(r.get(1)?),
                     generation: r.get(2)?,
+                    labels_only: r.get(3)?,
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn mark_for_rescan(&self, model: &ModelName, hours: &[DirtyHour]) -> Result<(), StoreError> {
+        let hours = hours
+            .iter()
+            .map(|d| (d.version.clone(), d.hour.micros()))
+            .collect();
+        self.submit(|reply| Job::MarkForRescan(model.clone(), hours, reply))
+    }
+
+    fn label_deltas(&self, model: &ModelName) -> Result<Vec<LabelDelta>, StoreError> {
+        self.read(|conn| {
+            let Some(id) = model_id(conn, model)? else {
+                return Ok(Vec::new());
+            };
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, version, hour, data FROM label_deltas WHERE model_id = ?1 ORDER BY id",
+            )?;
+            let mut rows = stmt.query([id])?;
+            let mut deltas = Vec::new();
+            while let Some(r) = rows.next()? {
+                let data = r.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
+                deltas.push(LabelDelta {
+                    id: r.get(0)?,
+                    version: r.get(1)?,
+                    hour: Timestamp(r.get(2)?),
+                    labels: compact::delta_entries(data)?,
+                });
+            }
+            Ok(deltas)
         })
     }
 
@@ -1719,8 +1966,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn put_aggregates(&self, model: &ModelName, write: AggregateWrite) -> Result<(), StoreError> {
-        self.submit(|reply| Job::PutAggregates(model.clone(), write, reply))
+    fn put_aggregate_group(
+        &self,
+        model: &ModelName,
+        writes: Vec<AggregateWrite>,
+    ) -> Result<(), StoreError> {
+        self.submit(|reply| Job::PutAggregates(model.clone(), writes, reply))
     }
 
     fn invalidate_aggregates(&self, model: &ModelName) -> Result<(), StoreError> {
