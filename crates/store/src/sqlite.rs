@@ -850,12 +850,13 @@ fn ingest_labels(
     let mut out = IngestOutcome::default();
     let mut quarantined = batch.rejected;
     // In key order, like the request index and the labels: B-tree writes in order touch each
-    // page once. Sorted by (request id, row), a repeated id follows its first row.
+    // page once. Sorted by (request id, row), a repeated id follows its first row. The caller
+    // sorts on its own thread (`sort_labels`), so here it is usually one checking pass.
     let rows = &batch.rows;
     let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_unstable_by(|&a, &b| {
-        (rows[a].1.request_id.as_str(), rows[a].0).cmp(&(rows[b].1.request_id.as_str(), rows[b].0))
-    });
+    if !rows.is_sorted_by_key(label_order) {
+        order.sort_unstable_by_key(|&i| label_order(&rows[i]));
+    }
     let mut fresh: Vec<&LabelEvent> = Vec::with_capacity(rows.len());
     let mut first: Option<&(usize, LabelEvent)> = None;
     for &i in &order {
@@ -960,6 +961,18 @@ fn ingest_labels(
     out.rejected = quarantined.into_iter().map(|q| q.rejection).collect();
     out.rejected.sort_by_key(|r| r.index);
     Ok(out)
+}
+
+/// The order the writer stores a label batch in: by request id, then row.
+fn label_order(row: &(usize, LabelEvent)) -> (&str, usize) {
+    (row.1.request_id.as_str(), row.0)
+}
+
+/// Sorts a label batch into the writer's order, on the caller's thread.
+fn sort_labels(batch: &mut LabelBatch) {
+    batch
+        .rows
+        .sort_unstable_by(|a, b| label_order(a).cmp(&label_order(b)));
 }
 
 /// Finds the index rows of the predictions of `ids` (sorted, distinct) and calls `found` with
@@ -1536,9 +1549,10 @@ impl Store for SqliteStore {
     fn ingest_labels(
         &self,
         model: &ModelName,
-        batch: LabelBatch,
+        mut batch: LabelBatch,
     ) -> Result<IngestOutcome, StoreError> {
         let model = model.clone();
+        sort_labels(&mut batch);
         self.submit(|r| Job::Labels(model, batch, r))
     }
 
