@@ -10,7 +10,9 @@ use modelwatch_core::{ModelName, Rejection, Timestamp};
 use modelwatch_formats::{
     ColumnMapping, Converted, ImportReader, ReadOptions, RowKind, Source, TableFormat,
 };
-use modelwatch_store::{LabelBatch, PredictionBatch, Quarantined, SqliteStore, Store};
+use modelwatch_store::{
+    LabelBatch, PendingLabels, PendingPredictions, PredictionBatch, Quarantined, SqliteStore, Store,
+};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -286,18 +288,19 @@ fn store_locally(
     // every index page it touches (ADR 001), so fewer, larger commits write far less.
     let mut predictions = PredictionBatch::default();
     let mut labels = LabelBatch::default();
-    let flush = |predictions: &mut PredictionBatch,
-                 labels: &mut LabelBatch,
-                 totals: &mut Totals|
-     -> anyhow::Result<()> {
-        if !predictions.rows.is_empty() || !predictions.rejected.is_empty() {
-            let out = store.ingest_predictions(model, std::mem::take(predictions))?;
+    // The commit before the one being gathered: it is queued (encoded on this thread) before its
+    // predecessor is waited for, so the writer stores one commit while this thread encodes the
+    // next. Two commits in flight at most bound the memory.
+    let mut in_flight: Option<InFlight> = None;
+    let settle = |done: InFlight, totals: &mut Totals| -> anyhow::Result<()> {
+        if let Some(p) = done.predictions {
+            let out = p.wait()?;
             totals.accepted += out.accepted as u64;
             totals.duplicates += out.duplicates as u64;
             totals.reject(out.rejected);
         }
-        if !labels.rows.is_empty() || !labels.rejected.is_empty() {
-            let out = store.ingest_labels(model, std::mem::take(labels))?;
+        if let Some(l) = done.labels {
+            let out = l.wait()?;
             match what {
                 What::Labels => {
                     totals.accepted += out.accepted as u64;
@@ -307,6 +310,24 @@ fn store_locally(
             }
         }
         Ok(())
+    };
+    let mut flush = |predictions: &mut PredictionBatch,
+                     labels: &mut LabelBatch,
+                     totals: &mut Totals|
+     -> anyhow::Result<()> {
+        // Labels are queued after the predictions of the same rows, so they find them stored.
+        let queued = InFlight {
+            predictions: (!predictions.rows.is_empty() || !predictions.rejected.is_empty())
+                .then(|| store.submit_predictions(model, std::mem::take(predictions)))
+                .transpose()?,
+            labels: (!labels.rows.is_empty() || !labels.rejected.is_empty())
+                .then(|| store.submit_labels(model, std::mem::take(labels)))
+                .transpose()?,
+        };
+        match in_flight.replace(queued) {
+            Some(previous) => settle(previous, totals),
+            None => Ok(()),
+        }
     };
     for item in rx.iter() {
         let (chunk, progress) = item?;
@@ -363,12 +384,22 @@ fn store_locally(
         update(bar, &progress);
     }
     flush(&mut predictions, &mut labels, totals)?;
+    drop(flush);
+    if let Some(last) = in_flight.take() {
+        settle(last, totals)?;
+    }
     if what == What::Reference {
         let out = store.put_reference(model, version, reference, reference_rejected)?;
         totals.accepted += out.rows as u64;
         totals.reject(out.rejected);
     }
     Ok(())
+}
+
+/// One commit's jobs, queued and not yet answered.
+struct InFlight {
+    predictions: Option<PendingPredictions>,
+    labels: Option<PendingLabels>,
 }
 
 const IMPORT_CHUNK_ROWS: usize = 16_384;

@@ -13,7 +13,7 @@
 pub mod conformance;
 mod sqlite;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{PendingLabels, PendingPredictions, SqliteStore};
 
 use modelwatch_core::{
     KpiEvent, LabelEvent, ModelName, PredictionEvent, ReferenceRow, Rejection, Schema,

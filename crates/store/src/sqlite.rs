@@ -57,6 +57,36 @@ pub struct SqliteStore {
 
 type Reply<T> = Sender<Result<T, StoreError>>;
 
+/// A queued job's answer, sent once the transaction holding it has committed (or failed).
+struct Pending<T>(Receiver<Result<T, StoreError>>);
+
+impl<T> Pending<T> {
+    fn wait(self) -> Result<T, StoreError> {
+        self.0.recv().map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+/// A prediction batch handed to the writer by [`SqliteStore::submit_predictions`].
+pub struct PendingPredictions(Pending<(IngestOutcome, PredictionBatch)>);
+
+impl PendingPredictions {
+    /// Blocks until the batch is committed (durable) or has failed. The batch's events are freed
+    /// on the calling thread.
+    pub fn wait(self) -> Result<IngestOutcome, StoreError> {
+        self.0.wait().map(|(outcome, _batch_freed_here)| outcome)
+    }
+}
+
+/// A label batch handed to the writer by [`SqliteStore::submit_labels`].
+pub struct PendingLabels(Pending<IngestOutcome>);
+
+impl PendingLabels {
+    /// Blocks until the batch is committed (durable) or has failed.
+    pub fn wait(self) -> Result<IngestOutcome, StoreError> {
+        self.0.wait()
+    }
+}
+
 enum Job {
     /// The batch comes back with the answer, so that freeing its events (tens of thousands of
     /// small strings) happens on the caller's thread, not on the single writer's.
@@ -149,10 +179,40 @@ impl SqliteStore {
     }
 
     fn submit<T>(&self, make: impl FnOnce(Reply<T>) -> Job) -> Result<T, StoreError> {
+        self.enqueue(make)?.wait()
+    }
+
+    fn enqueue<T>(&self, make: impl FnOnce(Reply<T>) -> Job) -> Result<Pending<T>, StoreError> {
         let (tx, rx) = bounded(1);
         let jobs = self.jobs.as_ref().ok_or(StoreError::WriterGone)?;
         jobs.send(make(tx)).map_err(|_| StoreError::WriterGone)?;
-        rx.recv().map_err(|_| StoreError::WriterGone)?
+        Ok(Pending(rx))
+    }
+
+    /// [`Store::ingest_predictions`] without waiting: the batch is encoded on this thread and
+    /// queued for the writer, and the returned handle answers once its commit is done. A bulk
+    /// loader keeps one batch queued while the writer stores the previous one, so that encoding
+    /// and writing overlap; jobs are committed in the order they were queued.
+    pub fn submit_predictions(
+        &self,
+        model: &ModelName,
+        batch: PredictionBatch,
+    ) -> Result<PendingPredictions, StoreError> {
+        let model = model.clone();
+        let encoded = Encoded::new(&batch.rows)?;
+        self.enqueue(|r| Job::Predictions(model, batch, encoded, r))
+            .map(PendingPredictions)
+    }
+
+    /// [`Store::ingest_labels`] without waiting; see [`SqliteStore::submit_predictions`].
+    pub fn submit_labels(
+        &self,
+        model: &ModelName,
+        batch: LabelBatch,
+    ) -> Result<PendingLabels, StoreError> {
+        let model = model.clone();
+        self.enqueue(|r| Job::Labels(model, batch, r))
+            .map(PendingLabels)
     }
 
     fn read<T>(
@@ -1311,11 +1371,7 @@ impl Store for SqliteStore {
         model: &ModelName,
         batch: PredictionBatch,
     ) -> Result<IngestOutcome, StoreError> {
-        let model = model.clone();
-        let encoded = Encoded::new(&batch.rows)?;
-        let (outcome, _batch_freed_here) =
-            self.submit(|r| Job::Predictions(model, batch, encoded, r))?;
-        Ok(outcome)
+        self.submit_predictions(model, batch)?.wait()
     }
 
     fn ingest_labels(
@@ -1323,8 +1379,7 @@ impl Store for SqliteStore {
         model: &ModelName,
         batch: LabelBatch,
     ) -> Result<IngestOutcome, StoreError> {
-        let model = model.clone();
-        self.submit(|r| Job::Labels(model, batch, r))
+        self.submit_labels(model, batch)?.wait()
     }
 
     fn put_reference(
