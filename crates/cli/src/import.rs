@@ -384,7 +384,6 @@ fn store_locally(
         update(bar, &progress);
     }
     flush(&mut predictions, &mut labels, totals)?;
-    drop(flush);
     if let Some(last) = in_flight.take() {
         settle(last, totals)?;
     }
