@@ -16,8 +16,9 @@ use crate::{
 };
 use crossbeam_channel::{bounded, Receiver, Sender};
 use modelwatch_core::{
-    parse_prediction_row, FeatureSpec, FeatureValue, IngestLimits, KpiEvent, LabelEvent, ModelName,
-    Outcome, Pairs, PredictionEvent, ReferenceRow, Rejection, Schema, SchemaChange, Timestamp,
+    parse_prediction_row, FeatureName, FeatureSpec, FeatureValue, IngestLimits, KpiEvent,
+    LabelEvent, ModelName, Outcome, Pairs, PredictionEvent, ReferenceRow, Rejection, Schema,
+    SchemaChange, Timestamp,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -597,7 +598,7 @@ fn admit(
     pending: &mut Vec<FeatureSpec>,
     index: usize,
     request_id: Option<&str>,
-    features: &[(String, FeatureValue)],
+    features: &[(FeatureName, FeatureValue)],
 ) -> Result<(), Rejection> {
     match schema.check(features, pending) {
         Ok(added) => {
@@ -933,9 +934,9 @@ fn ingest_predictions(
     Ok(out)
 }
 
-fn features_json(features: &[(String, FeatureValue)]) -> String {
+fn features_json(features: &[(FeatureName, FeatureValue)]) -> String {
     // Serializing the borrowed slice directly avoids cloning every feature name.
-    struct AsMap<'a>(&'a [(String, FeatureValue)]);
+    struct AsMap<'a>(&'a [(FeatureName, FeatureValue)]);
     impl serde::Serialize for AsMap<'_> {
         fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
             use serde::ser::SerializeMap;
@@ -1366,7 +1367,7 @@ fn json_outcome(what: &'static str, v: serde_json::Value) -> Result<Outcome, Sto
     }
 }
 
-fn features_from(s: &str) -> Result<Vec<(String, FeatureValue)>, StoreError> {
+fn features_from(s: &str) -> Result<Vec<(FeatureName, FeatureValue)>, StoreError> {
     Ok(parse_json::<Pairs<serde_json::Value>>("features", s)?
         .0
         .into_iter()
@@ -1377,7 +1378,7 @@ fn features_from(s: &str) -> Result<Vec<(String, FeatureValue)>, StoreError> {
                 serde_json::Value::String(s) => FeatureValue::Text(s),
                 _ => FeatureValue::Null,
             };
-            (k, v)
+            (k.into(), v)
         })
         .collect())
 }

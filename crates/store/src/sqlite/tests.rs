@@ -29,10 +29,7 @@ fn data_survives_reopen_and_a_second_process_is_locked_out() {
     assert_eq!(page.items.len(), 1);
     let e = &page.items[0];
     assert_eq!(e.request_id, "a");
-    assert_eq!(
-        e.features[0],
-        ("age".to_string(), FeatureValue::Number(1.5))
-    );
+    assert_eq!(e.features[0], ("age".into(), FeatureValue::Number(1.5)));
     assert_eq!(e.model_version.as_deref(), Some("v1"));
     assert_eq!(e.score, Some(0.8));
 }
@@ -154,7 +151,7 @@ fn a_segment_of_several_frames_reads_back_whole() {
     assert_eq!(ids, expected);
     assert_eq!(
         page.items[23_999].features[0],
-        ("age".to_string(), FeatureValue::Number(23_999.0))
+        ("age".into(), FeatureValue::Number(23_999.0))
     );
     let mut scanned = 0;
     store
