@@ -292,6 +292,9 @@ fn store_locally(
     // predecessor is waited for, so the writer stores one commit while this thread encodes the
     // next. Two commits in flight at most bound the memory.
     let mut in_flight: Option<InFlight> = None;
+    // The writer idles until the first commit is encoded: the first commits are small, so that
+    // it starts early, and grow to STORE_COMMIT_ROWS.
+    let mut commit_rows = IMPORT_CHUNK_ROWS;
     let settle = |done: InFlight, totals: &mut Totals| -> anyhow::Result<()> {
         if let Some(p) = done.predictions {
             let out = p.wait()?;
@@ -378,8 +381,9 @@ fn store_locally(
                 reference_rejected.extend(rejected);
             }
         }
-        if predictions.rows.len() + labels.rows.len() >= STORE_COMMIT_ROWS {
+        if predictions.rows.len() + labels.rows.len() >= commit_rows {
             flush(&mut predictions, &mut labels, totals)?;
+            commit_rows = (commit_rows * 2).min(STORE_COMMIT_ROWS);
         }
         update(bar, &progress);
     }
