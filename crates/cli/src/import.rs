@@ -10,7 +10,9 @@ use modelwatch_core::{ModelName, Rejection, Timestamp};
 use modelwatch_formats::{
     ColumnMapping, Converted, ImportReader, ReadOptions, RowKind, Source, TableFormat,
 };
-use modelwatch_store::{LabelBatch, PredictionBatch, Quarantined, SqliteStore, Store};
+use modelwatch_store::{
+    LabelBatch, PendingLabels, PendingPredictions, PredictionBatch, Quarantined, SqliteStore, Store,
+};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -286,18 +288,22 @@ fn store_locally(
     // every index page it touches (ADR 001), so fewer, larger commits write far less.
     let mut predictions = PredictionBatch::default();
     let mut labels = LabelBatch::default();
-    let flush = |predictions: &mut PredictionBatch,
-                 labels: &mut LabelBatch,
-                 totals: &mut Totals|
-     -> anyhow::Result<()> {
-        if !predictions.rows.is_empty() || !predictions.rejected.is_empty() {
-            let out = store.ingest_predictions(model, std::mem::take(predictions))?;
+    // The commit before the one being gathered: it is queued (encoded on this thread) before its
+    // predecessor is waited for, so the writer stores one commit while this thread encodes the
+    // next. Two commits in flight at most bound the memory.
+    let mut in_flight: Option<InFlight> = None;
+    // The writer idles until the first commit is encoded: the first commits are small, so that
+    // it starts early, and grow to STORE_COMMIT_ROWS.
+    let mut commit_rows = IMPORT_CHUNK_ROWS;
+    let settle = |done: InFlight, totals: &mut Totals| -> anyhow::Result<()> {
+        if let Some(p) = done.predictions {
+            let out = p.wait()?;
             totals.accepted += out.accepted as u64;
             totals.duplicates += out.duplicates as u64;
             totals.reject(out.rejected);
         }
-        if !labels.rows.is_empty() || !labels.rejected.is_empty() {
-            let out = store.ingest_labels(model, std::mem::take(labels))?;
+        if let Some(l) = done.labels {
+            let out = l.wait()?;
             match what {
                 What::Labels => {
                     totals.accepted += out.accepted as u64;
@@ -307,6 +313,24 @@ fn store_locally(
             }
         }
         Ok(())
+    };
+    let mut flush = |predictions: &mut PredictionBatch,
+                     labels: &mut LabelBatch,
+                     totals: &mut Totals|
+     -> anyhow::Result<()> {
+        // Labels are queued after the predictions of the same rows, so they find them stored.
+        let queued = InFlight {
+            predictions: (!predictions.rows.is_empty() || !predictions.rejected.is_empty())
+                .then(|| store.submit_predictions(model, std::mem::take(predictions)))
+                .transpose()?,
+            labels: (!labels.rows.is_empty() || !labels.rejected.is_empty())
+                .then(|| store.submit_labels(model, std::mem::take(labels)))
+                .transpose()?,
+        };
+        match in_flight.replace(queued) {
+            Some(previous) => settle(previous, totals),
+            None => Ok(()),
+        }
     };
     for item in rx.iter() {
         let (chunk, progress) = item?;
@@ -357,18 +381,28 @@ fn store_locally(
                 reference_rejected.extend(rejected);
             }
         }
-        if predictions.rows.len() + labels.rows.len() >= STORE_COMMIT_ROWS {
+        if predictions.rows.len() + labels.rows.len() >= commit_rows {
             flush(&mut predictions, &mut labels, totals)?;
+            commit_rows = (commit_rows * 2).min(STORE_COMMIT_ROWS);
         }
         update(bar, &progress);
     }
     flush(&mut predictions, &mut labels, totals)?;
+    if let Some(last) = in_flight.take() {
+        settle(last, totals)?;
+    }
     if what == What::Reference {
         let out = store.put_reference(model, version, reference, reference_rejected)?;
         totals.accepted += out.rows as u64;
         totals.reject(out.rejected);
     }
     Ok(())
+}
+
+/// One commit's jobs, queued and not yet answered.
+struct InFlight {
+    predictions: Option<PendingPredictions>,
+    labels: Option<PendingLabels>,
 }
 
 const IMPORT_CHUNK_ROWS: usize = 16_384;

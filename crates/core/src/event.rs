@@ -9,7 +9,7 @@
 use crate::checks;
 use crate::model::validate_version;
 use crate::time::{parse_timestamp, Timestamp};
-use crate::value::{FeatureValue, Outcome};
+use crate::value::{FeatureName, FeatureValue, Outcome};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
@@ -24,7 +24,7 @@ pub struct PredictionEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_version: Option<String>,
     #[serde(serialize_with = "pairs_as_map")]
-    pub features: Vec<(String, FeatureValue)>,
+    pub features: Vec<(FeatureName, FeatureValue)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prediction: Option<Outcome>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,7 +119,7 @@ struct RawPrediction {
     request_id: Option<String>,
     timestamp: Option<String>,
     model_version: Option<String>,
-    features: Option<Pairs<FeatureValue>>,
+    features: Option<FeaturePairs>,
     prediction: Option<Outcome>,
     score: Option<f64>,
     scores: Option<Pairs<f64>>,
@@ -448,14 +448,88 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Pairs<V> {
     }
 }
 
-fn duplicate_name<T>(pairs: &[(String, T)]) -> Option<&str> {
+/// Features as parsed from JSON. Names go through a per-thread cache of the previous row's names
+/// by position: the rows of a batch mostly carry the same names in the same order, so they share
+/// one [`FeatureName`] each instead of allocating it again for every row.
+struct FeaturePairs(Vec<(FeatureName, FeatureValue)>);
+
+/// Positions remembered by the name cache: far above real feature counts, a bound on memory.
+const RECENT_NAMES_MAX: usize = 4096;
+
+thread_local! {
+    static RECENT_NAMES: std::cell::RefCell<Vec<FeatureName>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl<'de> Deserialize<'de> for FeaturePairs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct PairsVisitor;
+        impl<'de> Visitor<'de> for PairsVisitor {
+            type Value = FeaturePairs;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<FeaturePairs, A::Error> {
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(16));
+                RECENT_NAMES.with(|recent| {
+                    let mut recent = recent.borrow_mut();
+                    while let Some(name) = m.next_key_seed(NameSeed {
+                        recent: &mut recent,
+                        position: out.len(),
+                    })? {
+                        out.push((name, m.next_value::<FeatureValue>()?));
+                    }
+                    Ok::<(), A::Error>(())
+                })?;
+                if let Some(dup) = duplicate_name(&out) {
+                    return Err(de::Error::custom(format_args!("duplicate key `{dup}`")));
+                }
+                Ok(FeaturePairs(out))
+            }
+        }
+        d.deserialize_map(PairsVisitor)
+    }
+}
+
+/// Reads one feature name, reusing the name the previous row had at the same position.
+struct NameSeed<'a> {
+    recent: &'a mut Vec<FeatureName>,
+    position: usize,
+}
+
+impl<'de> de::DeserializeSeed<'de> for NameSeed<'_> {
+    type Value = FeatureName;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<FeatureName, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for NameSeed<'_> {
+    type Value = FeatureName;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a feature name")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<FeatureName, E> {
+        if let Some(known) = self.recent.get(self.position).filter(|n| n.as_str() == v) {
+            return Ok(known.clone());
+        }
+        let name = FeatureName::from(v);
+        if self.position < self.recent.len() {
+            self.recent[self.position] = name.clone();
+        } else if self.position == self.recent.len() && self.position < RECENT_NAMES_MAX {
+            self.recent.push(name.clone());
+        }
+        Ok(name)
+    }
+}
+
+fn duplicate_name<K: AsRef<str>, T>(pairs: &[(K, T)]) -> Option<&str> {
     // Every row's features pass here, so this is on the ingest hot path. Comparing all pairs of
     // names costs n^2/2 string compares (300 for 25 features); instead hash each name, sort the
     // hashes, and compare names only within runs of equal hashes.
     let mut hashed: Vec<(u64, usize)> = pairs
         .iter()
         .enumerate()
-        .map(|(i, (name, _))| (fnv1a(name.as_bytes()), i))
+        .map(|(i, (name, _))| (fnv1a(name.as_ref().as_bytes()), i))
         .collect();
     hashed.sort_unstable();
     let mut start = 0;
@@ -468,9 +542,9 @@ fn duplicate_name<T>(pairs: &[(String, T)]) -> Option<&str> {
         for (k, (_, i)) in run.iter().enumerate() {
             if let Some((_, j)) = run[k + 1..]
                 .iter()
-                .find(|(_, j)| pairs[*j].0 == pairs[*i].0)
+                .find(|(_, j)| pairs[*j].0.as_ref() == pairs[*i].0.as_ref())
             {
-                return Some(pairs[(*i).max(*j)].0.as_str());
+                return Some(pairs[(*i).max(*j)].0.as_ref());
             }
         }
         start = end;
@@ -548,8 +622,8 @@ impl<'de> Deserialize<'de> for Outcome {
     }
 }
 
-fn pairs_as_map<S: Serializer, V: Serialize>(
-    pairs: &[(String, V)],
+fn pairs_as_map<S: Serializer, K: Serialize, V: Serialize>(
+    pairs: &[(K, V)],
     s: S,
 ) -> Result<S::Ok, S::Error> {
     let mut m = s.serialize_map(Some(pairs.len()))?;
@@ -577,7 +651,7 @@ mod tests;
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ReferenceRow {
     #[serde(serialize_with = "pairs_as_map")]
-    pub features: Vec<(String, FeatureValue)>,
+    pub features: Vec<(FeatureName, FeatureValue)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prediction: Option<Outcome>,
     #[serde(skip_serializing_if = "Option::is_none")]

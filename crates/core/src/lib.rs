@@ -18,4 +18,4 @@ pub use event::{
 pub use model::{validate_version, ModelName, ModelNameError};
 pub use schema::{FeatureKind, FeatureSpec, Schema, SchemaChange};
 pub use time::{parse_timestamp, Timestamp, Window, WindowError};
-pub use value::{FeatureValue, Outcome};
+pub use value::{FeatureName, FeatureValue, Outcome};

@@ -1,4 +1,4 @@
-use crate::value::FeatureValue;
+use crate::value::{FeatureName, FeatureValue};
 use serde::{Deserialize, Serialize};
 
 /// What kind of values a feature holds. Decides which drift tests and quality checks apply.
@@ -96,7 +96,7 @@ impl Schema {
     /// its rows arrived one by one.
     pub fn check(
         &self,
-        features: &[(String, FeatureValue)],
+        features: &[(FeatureName, FeatureValue)],
         pending: &[FeatureSpec],
     ) -> Result<Vec<FeatureSpec>, FieldError> {
         let mut added = Vec::new();
@@ -106,10 +106,15 @@ impl Schema {
             let known = self
                 .features
                 .get(i)
-                .filter(|f| &f.name == name)
+                .filter(|f| f.name == name.as_str())
                 .map(|f| f.kind)
                 .or_else(|| self.kind_of(name))
-                .or_else(|| pending.iter().find(|f| &f.name == name).map(|f| f.kind));
+                .or_else(|| {
+                    pending
+                        .iter()
+                        .find(|f| f.name == name.as_str())
+                        .map(|f| f.kind)
+                });
             let field = || format!("features.{name}");
             match known {
                 Some(kind) if kind.accepts(value) => {}
@@ -134,7 +139,7 @@ impl Schema {
                 None => {
                     if let Some(kind) = FeatureKind::infer(value) {
                         added.push(FeatureSpec {
-                            name: name.clone(),
+                            name: name.to_string(),
                             kind,
                         });
                     }

@@ -1,4 +1,5 @@
 use serde::{Serialize, Serializer};
+use std::sync::Arc;
 
 /// Largest integer an f64 holds exactly (2^53).
 const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0;
@@ -101,5 +102,110 @@ mod tests {
         assert_eq!(Outcome::Text("1".into()).class_key(), "1");
         assert_eq!(Outcome::Bool(true).class_key(), "true");
         assert_eq!(Outcome::Number(2.5).class_key(), "2.5");
+    }
+}
+
+/// A feature's name, shared rather than copied. A table holds one name per column and a batch of
+/// JSON rows mostly repeats the previous row's names: every event of an import or a request
+/// holds a reference to the same few names instead of a `String` of its own each. For 1M events
+/// of 25 features that is 25M fewer allocations, which were about half of converting a Parquet
+/// file and most of the time spent freeing the events.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FeatureName(Arc<str>);
+
+impl FeatureName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for FeatureName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for FeatureName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for FeatureName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for FeatureName {
+    fn from(s: &str) -> Self {
+        FeatureName(s.into())
+    }
+}
+
+impl From<String> for FeatureName {
+    fn from(s: String) -> Self {
+        FeatureName(s.into())
+    }
+}
+
+impl From<&String> for FeatureName {
+    fn from(s: &String) -> Self {
+        FeatureName(s.as_str().into())
+    }
+}
+
+impl From<FeatureName> for String {
+    fn from(n: FeatureName) -> Self {
+        n.0.to_string()
+    }
+}
+
+impl PartialEq<str> for FeatureName {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for FeatureName {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for FeatureName {
+    fn eq(&self, other: &String) -> bool {
+        &*self.0 == other.as_str()
+    }
+}
+
+impl PartialEq<FeatureName> for String {
+    fn eq(&self, other: &FeatureName) -> bool {
+        self.as_str() == &*other.0
+    }
+}
+
+impl PartialEq<FeatureName> for &str {
+    fn eq(&self, other: &FeatureName) -> bool {
+        *self == &*other.0
+    }
+}
+
+impl std::fmt::Debug for FeatureName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for FeatureName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for FeatureName {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }

@@ -3,7 +3,8 @@
 //! `cargo bench -p modelwatch-dashboard --bench render` (figures in docs/benchmarks.md).
 
 use modelwatch_core::{
-    FeatureValue, LabelEvent, ModelName, Outcome, PredictionEvent, ReferenceRow, Timestamp,
+    FeatureName, FeatureValue, LabelEvent, ModelName, Outcome, PredictionEvent, ReferenceRow,
+    Timestamp,
 };
 use modelwatch_dashboard::{data, pages, Tab, ViewParams};
 use modelwatch_store::{LabelBatch, PredictionBatch, SqliteStore, Store};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 const DAYS: i64 = 30;
 const PER_HOUR: usize = 100;
 
-fn features(r: &mut StdRng, shift: f64) -> Vec<(String, FeatureValue)> {
+fn features(r: &mut StdRng, shift: f64) -> Vec<(FeatureName, FeatureValue)> {
     vec![
         (
             "age".into(),

@@ -17,8 +17,8 @@
 //! used whole.
 
 use modelwatch_core::{
-    FeatureKind as CoreKind, FeatureValue, ModelName, Outcome, PredictionEvent, ReferenceRow,
-    Timestamp, Window,
+    FeatureKind as CoreKind, FeatureName, FeatureValue, ModelName, Outcome, PredictionEvent,
+    ReferenceRow, Timestamp, Window,
 };
 use modelwatch_stats::drift::{
     evaluate_feature_counts, parallel_map, CategoryCounts, CategoryIndex, Column, Correction,
@@ -67,7 +67,7 @@ impl Segment {
 
     /// True when the event's feature equals the value: text exactly, numbers numerically
     /// (`age:30` matches 30.0), booleans as `true` / `false`.
-    pub fn matches(&self, features: &[(String, FeatureValue)]) -> bool {
+    pub fn matches(&self, features: &[(FeatureName, FeatureValue)]) -> bool {
         let Some((_, v)) = features.iter().find(|(n, _)| *n == self.feature) else {
             return false;
         };
@@ -225,7 +225,7 @@ impl WindowColumns {
     /// Adds one row: its features, prediction, score and label (`None`: not labelled yet).
     pub fn push(
         &mut self,
-        features: &[(String, FeatureValue)],
+        features: &[(FeatureName, FeatureValue)],
         prediction: Option<&Outcome>,
         score: Option<f64>,
         label: Option<&Outcome>,
@@ -233,13 +233,13 @@ impl WindowColumns {
         self.rows += 1;
         let mut seen = vec![false; self.features.len()];
         for (name, v) in features {
-            match self.index.get(name) {
+            match self.index.get(name.as_str()) {
                 Some(&i) if !seen[i] => {
                     seen[i] = true;
                     self.features[i].push(Some(v));
                 }
                 Some(_) => {}
-                None => *self.unexpected.entry(name.clone()).or_default() += 1,
+                None => *self.unexpected.entry(name.to_string()).or_default() += 1,
             }
         }
         for (col, seen) in self.features.iter_mut().zip(seen) {
@@ -410,14 +410,14 @@ impl Reference {
         let mut decided: HashSet<String> = HashSet::new();
         for r in rows {
             for (name, v) in &r.features {
-                if decided.contains(name) {
+                if decided.contains(name.as_str()) {
                     continue;
                 }
                 let kind = kind_of(name).or_else(|| CoreKind::infer(v));
                 if let Some(k) = kind {
-                    decided.insert(name.clone());
+                    decided.insert(name.to_string());
                     if let Some(k) = stats_kind(k) {
-                        layout.features.push((name.clone(), k));
+                        layout.features.push((name.to_string(), k));
                     }
                 }
             }
@@ -803,7 +803,7 @@ impl WindowSketch {
     pub fn push(
         &mut self,
         reference: &Reference,
-        features: &[(String, FeatureValue)],
+        features: &[(FeatureName, FeatureValue)],
         prediction: Option<&Outcome>,
         score: Option<f64>,
         label: Option<&Outcome>,
@@ -811,7 +811,7 @@ impl WindowSketch {
         self.rows += 1;
         let mut seen = vec![false; self.features.len()];
         for (name, v) in features {
-            match reference.index.get(name) {
+            match reference.index.get(name.as_str()) {
                 Some(&i) if !seen[i] => {
                     seen[i] = true;
                     self.features[i].observe(

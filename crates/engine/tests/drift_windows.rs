@@ -2,7 +2,8 @@
 //! uploaded reference, the third day shifted.
 
 use modelwatch_core::{
-    FeatureValue, LabelEvent, ModelName, Outcome, PredictionEvent, ReferenceRow, Timestamp, Window,
+    FeatureName, FeatureValue, LabelEvent, ModelName, Outcome, PredictionEvent, ReferenceRow,
+    Timestamp, Window,
 };
 use modelwatch_engine::drift::{
     self, DriftError, DriftQuery, QualityThresholds, Segment, LABEL_COLUMN, SCORE_COLUMN,
@@ -24,7 +25,7 @@ fn model() -> ModelName {
 
 /// Row `i` of `n` of the reference distribution: age and income evenly spread (a grid, so two
 /// samples of it never differ by chance), countries in turn.
-fn features(i: usize, n: usize, age_shift: f64) -> Vec<(String, FeatureValue)> {
+fn features(i: usize, n: usize, age_shift: f64) -> Vec<(FeatureName, FeatureValue)> {
     let u = (i as f64 + 0.5) / n as f64;
     // Spread the grid over the rows so that countries and ages are independent.
     let v = ((i * 7919) % n) as f64 / n as f64;
@@ -194,7 +195,7 @@ fn statistics_equal_the_drift_library_on_the_same_rows() {
     let r = drift::drift(&store, &model(), &query(), &DriftConfig::default()).unwrap();
 
     // The same rows, columns built by hand.
-    let column_of = |rows: &[Vec<(String, FeatureValue)>], name: &str| -> Vec<FeatureValue> {
+    let column_of = |rows: &[Vec<(FeatureName, FeatureValue)>], name: &str| -> Vec<FeatureValue> {
         rows.iter()
             .map(|f| f.iter().find(|(n, _)| n == name).unwrap().1.clone())
             .collect()

@@ -78,7 +78,7 @@ fn put_reference(store: &dyn Store, rows: &[Value]) {
                 .as_object()
                 .unwrap()
                 .iter()
-                .map(|(k, v)| (k.clone(), FeatureValue::Text(v.as_str().unwrap().into())))
+                .map(|(k, v)| (k.into(), FeatureValue::Text(v.as_str().unwrap().into())))
                 .collect();
             let row = ReferenceRow {
                 features,

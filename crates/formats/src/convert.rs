@@ -18,8 +18,8 @@ use arrow::datatypes::{
 };
 use modelwatch_core::checks as check;
 use modelwatch_core::{
-    parse_timestamp, validate_version, FeatureValue, IngestLimits, LabelEvent, Outcome,
-    PredictionEvent, ReferenceRow, Rejection, Timestamp,
+    parse_timestamp, validate_version, FeatureName, FeatureValue, IngestLimits, LabelEvent,
+    Outcome, PredictionEvent, ReferenceRow, Rejection, Timestamp,
 };
 
 /// What one batch (or one NDJSON chunk) converted into. Rows appear in file order within each
@@ -560,7 +560,7 @@ fn fill_features(
     r: &Resolved,
     rej: &mut Rejections,
     limits: &IngestLimits,
-    mut push: impl FnMut(usize, String, FeatureValue),
+    mut push: impl FnMut(usize, FeatureName, FeatureValue),
 ) -> Result<(), FormatError> {
     let n = rej.rows.len();
     if let Err(reason) = check::feature_count(r.features.len(), limits) {
@@ -573,7 +573,11 @@ fn fill_features(
     let cols = r
         .features
         .iter()
-        .map(|&ci| Ok((schema.field(ci).name(), value_col(batch, ci, "a feature")?)))
+        .map(|&ci| {
+            // One name per column, shared by the events of every row.
+            let name = FeatureName::from(schema.field(ci).name().as_str());
+            Ok((name, value_col(batch, ci, "a feature")?))
+        })
         .collect::<Result<Vec<_>, FormatError>>()?;
     // Column by column within blocks of rows: the inner loop stays on one array of one type,
     // while the block's events (and their feature vectors) stay in cache. Whole columns at a
@@ -597,12 +601,12 @@ fn fill_features(
                         } else {
                             FeatureValue::Null
                         };
-                        push(i, (*name).clone(), v);
+                        push(i, name.clone(), v);
                     }
                 }
                 _ => {
                     for i in start..end {
-                        push(i, (*name).clone(), feature_at(col, i));
+                        push(i, name.clone(), feature_at(col, i));
                     }
                 }
             }

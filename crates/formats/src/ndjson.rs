@@ -266,7 +266,7 @@ impl NdjsonReader {
             let mut row = ReferenceRow::default();
             for (name, v) in features.0 {
                 let value = feature_value(&name, &v)?;
-                row.features.push((name, value));
+                row.features.push((name.into(), value));
             }
             row.prediction = outcome(get("prediction"), "prediction")?;
             row.label = outcome(get("label"), "label")?;
@@ -332,7 +332,7 @@ impl NdjsonReader {
         row.features.reserve(r.features.len());
         for &i in &r.features {
             let (name, v) = &obj[i];
-            row.features.push((name.clone(), feature_value(name, v)?));
+            row.features.push((name.into(), feature_value(name, v)?));
         }
         Ok(row)
     }

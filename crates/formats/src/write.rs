@@ -232,7 +232,7 @@ impl PredictionWriter {
 
             row.iter_mut().for_each(|s| *s = None);
             for (name, v) in &e.features {
-                if let Some(&i) = self.feature_index.get(name) {
+                if let Some(&i) = self.feature_index.get(name.as_str()) {
                     row[i] = Some(v);
                 }
             }

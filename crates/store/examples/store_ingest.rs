@@ -25,13 +25,13 @@ fn main() {
         features: (0..20)
             .map(|f| {
                 (
-                    format!("f{f:02}"),
+                    format!("f{f:02}").into(),
                     FeatureValue::Number(i as f64 * 0.37 + f as f64),
                 )
             })
             .chain((0..5).map(|c| {
                 (
-                    format!("c{c}"),
+                    format!("c{c}").into(),
                     FeatureValue::Text(format!("c{c}_{}", i % 7)),
                 )
             }))

@@ -312,7 +312,7 @@ pub fn a_mixed_batch_stores_exactly_its_new_valid_events(store: &dyn Store) {
     assert_eq!(ids, ["a", "b", "c"]);
     assert_eq!(
         page.items[2].features[0],
-        ("age".to_string(), FeatureValue::Number(3.5))
+        ("age".into(), FeatureValue::Number(3.5))
     );
     assert_eq!(
         page.items[1].timestamp,

@@ -17,8 +17,9 @@ use crate::{
 };
 use crossbeam_channel::{bounded, Receiver, Sender};
 use modelwatch_core::{
-    parse_prediction_row, FeatureSpec, FeatureValue, IngestLimits, KpiEvent, LabelEvent, ModelName,
-    Outcome, Pairs, PredictionEvent, ReferenceRow, Rejection, Schema, SchemaChange, Timestamp,
+    parse_prediction_row, FeatureName, FeatureSpec, FeatureValue, IngestLimits, KpiEvent,
+    LabelEvent, ModelName, Outcome, Pairs, PredictionEvent, ReferenceRow, Rejection, Schema,
+    SchemaChange, Timestamp,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -61,6 +62,36 @@ pub struct SqliteStore {
 }
 
 type Reply<T> = Sender<Result<T, StoreError>>;
+
+/// A queued job's answer, sent once the transaction holding it has committed (or failed).
+struct Pending<T>(Receiver<Result<T, StoreError>>);
+
+impl<T> Pending<T> {
+    fn wait(self) -> Result<T, StoreError> {
+        self.0.recv().map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+/// A prediction batch handed to the writer by [`SqliteStore::submit_predictions`].
+pub struct PendingPredictions(Pending<(IngestOutcome, PredictionBatch)>);
+
+impl PendingPredictions {
+    /// Blocks until the batch is committed (durable) or has failed. The batch's events are freed
+    /// on the calling thread.
+    pub fn wait(self) -> Result<IngestOutcome, StoreError> {
+        self.0.wait().map(|(outcome, _batch_freed_here)| outcome)
+    }
+}
+
+/// A label batch handed to the writer by [`SqliteStore::submit_labels`].
+pub struct PendingLabels(Pending<IngestOutcome>);
+
+impl PendingLabels {
+    /// Blocks until the batch is committed (durable) or has failed.
+    pub fn wait(self) -> Result<IngestOutcome, StoreError> {
+        self.0.wait()
+    }
+}
 
 enum Job {
     /// The batch comes back with the answer, so that freeing its events (tens of thousands of
@@ -168,10 +199,41 @@ impl SqliteStore {
     }
 
     fn submit<T>(&self, make: impl FnOnce(Reply<T>) -> Job) -> Result<T, StoreError> {
+        self.enqueue(make)?.wait()
+    }
+
+    fn enqueue<T>(&self, make: impl FnOnce(Reply<T>) -> Job) -> Result<Pending<T>, StoreError> {
         let (tx, rx) = bounded(1);
         let jobs = self.jobs.as_ref().ok_or(StoreError::WriterGone)?;
         jobs.send(make(tx)).map_err(|_| StoreError::WriterGone)?;
-        rx.recv().map_err(|_| StoreError::WriterGone)?
+        Ok(Pending(rx))
+    }
+
+    /// [`Store::ingest_predictions`] without waiting: the batch is encoded on this thread and
+    /// queued for the writer, and the returned handle answers once its commit is done. A bulk
+    /// loader keeps one batch queued while the writer stores the previous one, so that encoding
+    /// and writing overlap; jobs are committed in the order they were queued.
+    pub fn submit_predictions(
+        &self,
+        model: &ModelName,
+        batch: PredictionBatch,
+    ) -> Result<PendingPredictions, StoreError> {
+        let model = model.clone();
+        let encoded = Encoded::new(&batch.rows)?;
+        self.enqueue(|r| Job::Predictions(model, batch, encoded, r))
+            .map(PendingPredictions)
+    }
+
+    /// [`Store::ingest_labels`] without waiting; see [`SqliteStore::submit_predictions`].
+    pub fn submit_labels(
+        &self,
+        model: &ModelName,
+        mut batch: LabelBatch,
+    ) -> Result<PendingLabels, StoreError> {
+        let model = model.clone();
+        sort_labels(&mut batch);
+        self.enqueue(|r| Job::Labels(model, batch, r))
+            .map(PendingLabels)
     }
 
     fn read<T>(
@@ -314,11 +376,26 @@ impl Writer {
                 return;
             }
         };
+        // A job alone in its transaction needs no savepoint of its own: when it fails, the whole
+        // transaction is rolled back instead. A savepoint copies every existing page it changes
+        // to a sub-journal first, which for a large import (most of the request index rewritten
+        // per commit) was 7 % of the writer's time.
+        let alone = jobs.len() == 1;
+        let mut failed = false;
         let done: Vec<Answer> = jobs
             .into_iter()
-            .map(|job| run_job(&tx, &mut self.models, job))
+            .map(|job| {
+                let (answer, ok) = run_job(&tx, &mut self.models, job, !alone);
+                failed |= !ok;
+                answer
+            })
             .collect();
-        let committed = tx.commit().map_err(|e| e.to_string());
+        let committed = if alone && failed {
+            // The job's own error is its answer; nothing it wrote may stay.
+            tx.rollback().map_err(|e| e.to_string())
+        } else {
+            tx.commit().map_err(|e| e.to_string())
+        };
         if committed.is_err() {
             // Whatever schema changes the jobs made were rolled back with them.
             self.models.clear();
@@ -334,9 +411,15 @@ impl Writer {
 /// Answers a job's caller once the group's commit has succeeded or failed.
 type Answer = Box<dyn FnOnce(Result<(), String>)>;
 
-/// Runs one job in a savepoint. Returns the function that answers its caller once the
-/// transaction's fate is known: a job is acknowledged only if the whole group commits.
-fn run_job(tx: &Transaction<'_>, models: &mut HashMap<String, CachedModel>, job: Job) -> Answer {
+/// Runs one job, in a savepoint when `savepoint` is set (it shares the transaction with other
+/// jobs). Returns the function that answers its caller once the transaction's fate is known (a
+/// job is acknowledged only if the whole group commits), and whether the job succeeded.
+fn run_job(
+    tx: &Transaction<'_>,
+    models: &mut HashMap<String, CachedModel>,
+    job: Job,
+    savepoint: bool,
+) -> (Answer, bool) {
     fn answer<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> Answer {
         Box::new(move |committed: Result<(), String>| {
             let out = match (committed, result) {
@@ -352,18 +435,25 @@ fn run_job(tx: &Transaction<'_>, models: &mut HashMap<String, CachedModel>, job:
     macro_rules! in_savepoint {
         ($model:expr, $body:expr, $reply:expr) => {{
             let model_name: Option<String> = $model;
-            if let Err(e) = tx.execute_batch("SAVEPOINT job") {
-                return answer($reply, Err(e.into()));
+            if savepoint {
+                if let Err(e) = tx.execute_batch("SAVEPOINT job") {
+                    return (answer($reply, Err(e.into())), false);
+                }
             }
             let result = $body;
-            if result.is_err() {
-                let _ = tx.execute_batch("ROLLBACK TO job");
+            let ok = result.is_ok();
+            if !ok {
+                if savepoint {
+                    let _ = tx.execute_batch("ROLLBACK TO job");
+                }
                 if let Some(m) = &model_name {
                     models.remove(m);
                 }
             }
-            let _ = tx.execute_batch("RELEASE job");
-            answer($reply, result)
+            if savepoint {
+                let _ = tx.execute_batch("RELEASE job");
+            }
+            (answer($reply, result), ok)
         }};
     }
     match job {
@@ -531,27 +621,14 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("values of validated events serialize")
 }
 
-/// The rejection of a row whose request id already appeared earlier in the same batch; otherwise
-/// records the id as seen at `index`. Predictions and labels use the same rule.
-fn repeated_in_batch<'a>(
-    seen: &mut HashMap<&'a str, usize>,
-    index: usize,
-    request_id: &'a str,
-) -> Option<Rejection> {
-    match seen.get(request_id) {
-        Some(first) => Some(
-            Rejection::new(
-                index,
-                "request_id",
-                format!("appears twice in this batch (first at row {first})"),
-            )
-            .with_request_id(Some(request_id)),
-        ),
-        None => {
-            seen.insert(request_id, index);
-            None
-        }
-    }
+/// The rejection of the row at `index` whose request id the row at `first` already had.
+fn repeated_rejection(index: usize, request_id: &str, first: usize) -> Rejection {
+    Rejection::new(
+        index,
+        "request_id",
+        format!("appears twice in this batch (first at row {first})"),
+    )
+    .with_request_id(Some(request_id))
 }
 
 /// Checks a row's features against the schema and, if they fit, records the features it adds.
@@ -560,7 +637,7 @@ fn admit(
     pending: &mut Vec<FeatureSpec>,
     index: usize,
     request_id: Option<&str>,
-    features: &[(String, FeatureValue)],
+    features: &[(FeatureName, FeatureValue)],
 ) -> Result<(), Rejection> {
     match schema.check(features, pending) {
         Ok(added) => {
@@ -573,58 +650,204 @@ fn admit(
     }
 }
 
-/// A batch's events encoded for a segment before they reach the writer: their NDJSON lines, and
-/// each SEGMENT_MAX_ROWS-row chunk of them already compressed. Encoding and compressing run on the
-/// caller's thread, in parallel across requests; the single writer only copies the result.
+/// A batch's events encoded for segments before they reach the writer: each SEGMENT_MAX_ROWS-row
+/// chunk as NDJSON, compressed. Encoding and compressing run on the caller's thread, in parallel
+/// across requests; the single writer only stores the result.
+///
+/// Lines are compressed as they are written, about 1 MiB at a time, rather than gathered for the
+/// whole batch first: a 131k-row import commit made 70 MB of fresh memory per commit whose page
+/// faults were a fifth of the encoding thread's time. The writer needs single lines only when
+/// some rows of a chunk are not stored (repeated ids, rejections), and encodes those rows again
+/// then.
+///
+/// What does not depend on the stored state is worked out here too, off the writer's thread: the
+/// rows' request-index columns in request-id order (index rows go in in key order) and the rows
+/// whose request id repeats an earlier row of the batch.
 #[derive(Debug, Default)]
 struct Encoded {
-    lines: Vec<u8>,
-    /// End offset in `lines` of each row's line (newline included), in batch order.
-    ends: Vec<usize>,
     /// Compressed chunks of all rows, valid for a segment when every row of the chunk is stored.
     chunks: Vec<Vec<u8>>,
+    /// Every row's request-index columns, sorted by request id (rows with the same id in batch
+    /// order), copied side by side: the writer reads them in this order, and reading them from
+    /// the events, scattered across the heap in that order, missed the cache on every row (the
+    /// costliest line of the writer's own code).
+    keys: Vec<IndexKey>,
+    /// The request ids of `keys`, one after the other.
+    ids: String,
+    /// The outcomes of `keys` in `compact.rs` form, one after the other.
+    outcomes: Vec<u8>,
+    /// The distinct versions of the batch ('' for none), which `IndexKey::version` points into.
+    versions: Vec<String>,
+    /// For a row whose request id appeared earlier in the batch, the position of that first row.
+    repeat_of: Vec<Option<usize>>,
+}
+
+/// One row's columns of `request_index`, as [`Encoded::keys`] holds them.
+#[derive(Debug)]
+struct IndexKey {
+    /// Position of the row in the batch.
+    position: usize,
+    /// Where its request id is in `Encoded::ids`.
+    id: std::ops::Range<usize>,
+    /// Where its outcome is in `Encoded::outcomes`.
+    outcome: std::ops::Range<usize>,
+    ts: i64,
+    version: usize,
+    error: bool,
 }
 
 impl Encoded {
     fn new(rows: &[(usize, PredictionEvent)]) -> Result<Encoded, StoreError> {
-        let mut lines = Vec::with_capacity(rows.len() * 512);
-        let mut ends = Vec::with_capacity(rows.len());
-        for (_, e) in rows {
-            serde_json::to_writer(&mut lines, e).expect("validated events serialize");
-            lines.push(b'\n');
-            ends.push(lines.len());
+        let mut z = SegmentCompressor::new()?;
+        let mut chunks = Vec::new();
+        let mut stage = Vec::with_capacity(SEGMENT_FRAME_BYTES + 64 * 1024);
+        for chunk in rows.chunks(SEGMENT_MAX_ROWS) {
+            // Compressed events take 150-250 bytes each (25 features): start near that.
+            let mut data = Vec::with_capacity(chunk.len() * 192);
+            for (_, e) in chunk {
+                encode_line(&mut stage, e);
+                if stage.len() >= SEGMENT_FRAME_BYTES {
+                    z.append(&mut data, &stage)?;
+                    stage.clear();
+                }
+            }
+            z.append(&mut data, &stage)?;
+            stage.clear();
+            chunks.push(data);
         }
-        let mut encoded = Encoded {
-            lines,
-            ends,
-            chunks: Vec::new(),
-        };
-        for first in (0..rows.len()).step_by(SEGMENT_MAX_ROWS) {
-            let last = (first + SEGMENT_MAX_ROWS).min(rows.len()) - 1;
-            let bytes = &encoded.lines[encoded.start(first)..encoded.ends[last]];
-            encoded.chunks.push(compress_segment(bytes)?);
+        let id = |p: usize| rows[p].1.request_id.as_str();
+        // Sorted on the ids' first 16 bytes first, held in the array itself: comparing strings
+        // behind pointers missed the cache on nearly every comparison. Ties (equal prefixes)
+        // compare the whole ids, then positions, so the first of equal ids is the earliest row.
+        let mut by_id: Vec<(u128, usize)> =
+            (0..rows.len()).map(|p| (id_prefix(id(p)), p)).collect();
+        by_id.sort_unstable_by(|a, b| {
+            (a.0.cmp(&b.0))
+                .then_with(|| id(a.1).cmp(id(b.1)))
+                .then(a.1.cmp(&b.1))
+        });
+        let by_id: Vec<usize> = by_id.into_iter().map(|(_, p)| p).collect();
+        let mut repeat_of = vec![None; rows.len()];
+        for run in by_id.chunk_by(|a, b| id(*a) == id(*b)) {
+            for &later in &run[1..] {
+                repeat_of[later] = Some(run[0]);
+            }
         }
-        Ok(encoded)
-    }
-
-    fn start(&self, row: usize) -> usize {
-        if row == 0 {
-            0
-        } else {
-            self.ends[row - 1]
-        }
-    }
-
-    fn line(&self, row: usize) -> &[u8] {
-        &self.lines[self.start(row)..self.ends[row]]
+        let mut ids = String::with_capacity(by_id.iter().map(|&p| id(p).len()).sum());
+        let mut outcomes = Vec::with_capacity(rows.len() * 20);
+        let mut versions: Vec<String> = Vec::new();
+        let mut version_no: HashMap<&str, usize> = HashMap::new();
+        let keys = by_id
+            .iter()
+            .map(|&position| {
+                let e = &rows[position].1;
+                let start = ids.len();
+                ids.push_str(&e.request_id);
+                let outcome_start = outcomes.len();
+                compact::put_prediction(
+                    &mut outcomes,
+                    e.prediction.as_ref(),
+                    e.score,
+                    e.scores.as_deref(),
+                );
+                let v = e.model_version.as_deref().unwrap_or("");
+                let version = *version_no.entry(v).or_insert_with(|| {
+                    versions.push(v.to_string());
+                    versions.len() - 1
+                });
+                IndexKey {
+                    position,
+                    id: start..ids.len(),
+                    outcome: outcome_start..outcomes.len(),
+                    ts: e.timestamp.micros(),
+                    version,
+                    error: e.error.is_some(),
+                }
+            })
+            .collect();
+        Ok(Encoded {
+            chunks,
+            keys,
+            ids,
+            outcomes,
+            versions,
+            repeat_of,
+        })
     }
 }
 
-fn compress_segment(ndjson: &[u8]) -> Result<Vec<u8>, StoreError> {
-    zstd::bulk::compress(ndjson, SEGMENT_ZSTD_LEVEL).map_err(|source| StoreError::Io {
+/// The first 16 bytes of a request id as a number that sorts like the bytes (zero-padded: a
+/// shorter id sorts first, or ties and is compared whole).
+fn id_prefix(id: &str) -> u128 {
+    let mut b = [0u8; 16];
+    let n = id.len().min(16);
+    b[..n].copy_from_slice(&id.as_bytes()[..n]);
+    u128::from_be_bytes(b)
+}
+
+/// One event as a segment line: its JSON in the contract's format and a newline.
+fn encode_line(out: &mut Vec<u8>, e: &PredictionEvent) {
+    serde_json::to_writer(&mut *out, e).expect("validated events serialize");
+    out.push(b'\n');
+}
+
+/// NDJSON bytes per zstd frame. A segment is a sequence of whole frames, which readers decode as
+/// one stream (segments written before were a single frame; they read the same). Compressing
+/// 1 MiB pieces in one call each takes zstd's fast path, while feeding a streaming compressor
+/// the same pieces was 2.5 times slower (its window wraps around an internal buffer); and
+/// segments come out within 0.1 % of one frame's size (measured on the peers' data).
+const SEGMENT_FRAME_BYTES: usize = 1 << 20;
+
+/// A zstd context kept for all the frames of one batch.
+struct SegmentCompressor(zstd::bulk::Compressor<'static>);
+
+impl SegmentCompressor {
+    fn new() -> Result<Self, StoreError> {
+        zstd::bulk::Compressor::new(SEGMENT_ZSTD_LEVEL)
+            .map(SegmentCompressor)
+            .map_err(compression_error)
+    }
+
+    /// Appends `ndjson` (whole lines) to a segment's data as one frame.
+    fn append(&mut self, data: &mut Vec<u8>, ndjson: &[u8]) -> Result<(), StoreError> {
+        if ndjson.is_empty() {
+            return Ok(());
+        }
+        data.reserve(zstd::zstd_safe::compress_bound(ndjson.len()));
+        let mut out = std::io::Cursor::new(data);
+        out.set_position(out.get_ref().len() as u64);
+        self.0
+            .compress_to_buffer(ndjson, &mut out)
+            .map(drop)
+            .map_err(compression_error)
+    }
+}
+
+/// NDJSON cut into pieces of about SEGMENT_FRAME_BYTES, at line ends.
+fn frames(ndjson: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = ndjson;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = match rest.get(SEGMENT_FRAME_BYTES..) {
+            None => rest.len(),
+            Some(after) => after
+                .iter()
+                .position(|b| *b == b'\n')
+                .map_or(rest.len(), |i| SEGMENT_FRAME_BYTES + i + 1),
+        };
+        let (frame, tail) = rest.split_at(end);
+        rest = tail;
+        Some(frame)
+    })
+}
+
+fn compression_error(source: std::io::Error) -> StoreError {
+    StoreError::Io {
         path: "segment compression".into(),
         source,
-    })
+    }
 }
 
 fn ingest_predictions(
@@ -646,13 +869,12 @@ fn ingest_predictions(
     }
     let entry = model_entry(tx, models, model, true)?.expect("created");
     let mut pending = Vec::new();
-    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(batch.rows.len());
     // Positions in `batch.rows` of the rows that pass the checks, in order.
     let mut admitted: Vec<usize> = Vec::with_capacity(batch.rows.len());
     for (position, (index, event)) in batch.rows.iter().enumerate() {
-        if let Some(rejection) = repeated_in_batch(&mut seen, *index, &event.request_id) {
+        if let Some(first) = encoded.repeat_of[position] {
             quarantined.push(Quarantined {
-                rejection,
+                rejection: repeated_rejection(*index, &event.request_id, batch.rows[first].0),
                 row: to_json(event),
             });
             continue;
@@ -685,6 +907,11 @@ fn ingest_predictions(
     let mut adopted = 0i64;
     // When every row passed the checks, chunks of `admitted` are the chunks `encoded` compressed.
     let all_admitted = admitted.len() == batch.rows.len();
+    // Each admitted row's place among the admitted rows, by position in the batch.
+    let mut slot_of = vec![usize::MAX; batch.rows.len()];
+    for (slot, &position) in admitted.iter().enumerate() {
+        slot_of[position] = slot;
+    }
     for (chunk_no, admitted) in admitted.chunks(SEGMENT_MAX_ROWS).enumerate() {
         // The segment row is created first so that index rows can name it; its data is written
         // once all events of the job are known (a duplicate is never written).
@@ -699,9 +926,8 @@ fn ingest_predictions(
         let mut rows = 0i64;
         // Index rows go in in key order: B-tree inserts in order touch each page once and are
         // several times cheaper than in arrival order. Events go into the segment in arrival order.
-        let mut order: Vec<usize> = (0..admitted.len()).collect();
         let event = |i: usize| &batch.rows[admitted[i]].1;
-        order.sort_unstable_by(|a, b| event(*a).request_id.cmp(&event(*b).request_id));
+        let chunk_slots = chunk_no * SEGMENT_MAX_ROWS..chunk_no * SEGMENT_MAX_ROWS + admitted.len();
         let mut is_new = vec![false; admitted.len()];
         {
             let mut index = tx.prepare_cached(
@@ -710,26 +936,21 @@ fn ingest_predictions(
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT(model_id, request_id) DO NOTHING",
             )?;
-            let mut outcome = Vec::with_capacity(32);
-            for &i in &order {
-                let e = event(i);
-                outcome.clear();
-                compact::put_prediction(
-                    &mut outcome,
-                    e.prediction.as_ref(),
-                    e.score,
-                    e.scores.as_deref(),
-                );
+            for key in &encoded.keys {
+                let slot = slot_of[key.position];
+                if !chunk_slots.contains(&slot) {
+                    continue;
+                }
                 let changed = index.execute(params![
                     entry.id,
-                    e.request_id,
-                    e.timestamp.micros(),
-                    e.model_version.as_deref().unwrap_or(""),
-                    e.error.is_some(),
+                    &encoded.ids[key.id.clone()],
+                    key.ts,
+                    encoded.versions[key.version],
+                    key.error,
                     segment_id,
-                    outcome
+                    &encoded.outcomes[key.outcome.clone()]
                 ])?;
-                is_new[i] = changed == 1;
+                is_new[slot - chunk_slots.start] = changed == 1;
             }
         }
         if orphan_labels > adopted {
@@ -753,7 +974,7 @@ fn ingest_predictions(
             out.accepted += 1;
             rows += 1;
             if !(all_admitted && all_new) {
-                ndjson.extend_from_slice(encoded.line(position));
+                encode_line(&mut ndjson, e);
             }
             min_ts = min_ts.min(ts);
             max_ts = max_ts.max(ts);
@@ -774,7 +995,12 @@ fn ingest_predictions(
             let data = if all_admitted && all_new {
                 std::mem::take(&mut encoded.chunks[chunk_no])
             } else {
-                compress_segment(&ndjson)?
+                let mut data = Vec::new();
+                let mut z = SegmentCompressor::new()?;
+                for frame in frames(&ndjson) {
+                    z.append(&mut data, frame)?;
+                }
+                data
             };
             tx.execute(
                 "UPDATE segments SET rows = ?1, min_ts = ?2, max_ts = ?3, data = ?4 WHERE id = ?5",
@@ -820,9 +1046,9 @@ fn ingest_predictions(
     Ok(out)
 }
 
-fn features_json(features: &[(String, FeatureValue)]) -> String {
+fn features_json(features: &[(FeatureName, FeatureValue)]) -> String {
     // Serializing the borrowed slice directly avoids cloning every feature name.
-    struct AsMap<'a>(&'a [(String, FeatureValue)]);
+    struct AsMap<'a>(&'a [(FeatureName, FeatureValue)]);
     impl serde::Serialize for AsMap<'_> {
         fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
             use serde::ser::SerializeMap;
@@ -863,12 +1089,7 @@ fn ingest_labels(
         let row = &rows[i];
         match first {
             Some(f) if f.1.request_id == row.1.request_id => quarantined.push(Quarantined {
-                rejection: Rejection::new(
-                    row.0,
-                    "request_id",
-                    format!("appears twice in this batch (first at row {})", f.0),
-                )
-                .with_request_id(Some(&row.1.request_id)),
+                rejection: repeated_rejection(row.0, &row.1.request_id, f.0),
                 row: to_json(&row.1),
             }),
             _ => {
@@ -1417,7 +1638,7 @@ fn json_outcome(what: &'static str, v: serde_json::Value) -> Result<Outcome, Sto
     }
 }
 
-fn features_from(s: &str) -> Result<Vec<(String, FeatureValue)>, StoreError> {
+fn features_from(s: &str) -> Result<Vec<(FeatureName, FeatureValue)>, StoreError> {
     Ok(parse_json::<Pairs<serde_json::Value>>("features", s)?
         .0
         .into_iter()
@@ -1428,7 +1649,7 @@ fn features_from(s: &str) -> Result<Vec<(String, FeatureValue)>, StoreError> {
                 serde_json::Value::String(s) => FeatureValue::Text(s),
                 _ => FeatureValue::Null,
             };
-            (k, v)
+            (k.into(), v)
         })
         .collect())
 }
@@ -1539,21 +1760,15 @@ impl Store for SqliteStore {
         model: &ModelName,
         batch: PredictionBatch,
     ) -> Result<IngestOutcome, StoreError> {
-        let model = model.clone();
-        let encoded = Encoded::new(&batch.rows)?;
-        let (outcome, _batch_freed_here) =
-            self.submit(|r| Job::Predictions(model, batch, encoded, r))?;
-        Ok(outcome)
+        self.submit_predictions(model, batch)?.wait()
     }
 
     fn ingest_labels(
         &self,
         model: &ModelName,
-        mut batch: LabelBatch,
+        batch: LabelBatch,
     ) -> Result<IngestOutcome, StoreError> {
-        let model = model.clone();
-        sort_labels(&mut batch);
-        self.submit(|r| Job::Labels(model, batch, r))
+        self.submit_labels(model, batch)?.wait()
     }
 
     fn put_reference(

@@ -223,3 +223,31 @@ fn kpis_parse_and_name_the_bad_field() {
         );
     }
 }
+
+#[test]
+fn rows_with_the_same_feature_names_share_them_and_other_names_still_parse() {
+    let names = |json: &str| -> Vec<FeatureName> {
+        pred(json)
+            .unwrap()
+            .features
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
+    };
+    let first =
+        names(r#"{"request_id": "a", "prediction": 1, "features": {"age": 1, "city": "x"}}"#);
+    let second =
+        names(r#"{"request_id": "b", "prediction": 1, "features": {"age": 2, "city": "y"}}"#);
+    assert_eq!(first, second);
+    // Shared, not copied: the same text in memory.
+    assert!(std::ptr::eq(first[0].as_str(), second[0].as_str()));
+    // Other names, other order, an escaped name: read as sent, whatever the previous row had.
+    let third = names(
+        r#"{"request_id": "c", "prediction": 1, "features": {"city": "z", "a\u0067e": 3, "new": 4}}"#,
+    );
+    assert_eq!(third, ["city", "age", "new"]);
+    // A name repeated within a row is still refused.
+    let (field, _) =
+        field_of(r#"{"request_id": "d", "prediction": 1, "features": {"city": 1, "city": 2}}"#);
+    assert_eq!(field, "features.city");
+}

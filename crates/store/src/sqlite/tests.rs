@@ -29,10 +29,7 @@ fn data_survives_reopen_and_a_second_process_is_locked_out() {
     assert_eq!(page.items.len(), 1);
     let e = &page.items[0];
     assert_eq!(e.request_id, "a");
-    assert_eq!(
-        e.features[0],
-        ("age".to_string(), FeatureValue::Number(1.5))
-    );
+    assert_eq!(e.features[0], ("age".into(), FeatureValue::Number(1.5)));
     assert_eq!(e.model_version.as_deref(), Some("v1"));
     assert_eq!(e.score, Some(0.8));
 }
@@ -177,4 +174,105 @@ fn label_event(id: &str) -> LabelEvent {
         label: Outcome::Number(1.0),
         timestamp: Timestamp::now(),
     }
+}
+
+/// How many zstd frames a segment's data holds.
+fn frame_count(mut data: &[u8]) -> usize {
+    let mut n = 0;
+    while !data.is_empty() {
+        let len = zstd::zstd_safe::find_frame_compressed_size(data).unwrap();
+        data = &data[len..];
+        n += 1;
+    }
+    n
+}
+
+fn segments(dir: &Path) -> Vec<(i64, Vec<u8>)> {
+    let conn = Connection::open(dir.join(DB_FILE)).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT id, data FROM segments ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Rows enough for several 1 MiB frames: segments are written as a sequence of frames, and read
+/// back whole, in order, through both read paths; the writer's own re-encoding (a batch with a
+/// repeated id) makes frames too.
+#[test]
+fn a_segment_of_several_frames_reads_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let rows: Vec<String> = (0..24_000)
+        .map(|i| p(&format!("r{i:05}"), "2026-01-01T00:00:00Z", i as f64))
+        .collect();
+    let mut rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let out = store
+        .ingest_predictions(&model(), preds(&rows[..12_000]))
+        .unwrap();
+    assert_eq!(out.accepted, 12_000);
+    // The second batch repeats a row of its own: its segment is re-encoded by the writer.
+    rows.push(rows[14_000]);
+    let out = store
+        .ingest_predictions(&model(), preds(&rows[12_000..]))
+        .unwrap();
+    assert_eq!((out.accepted, out.rejected.len()), (12_000, 1));
+    let stored = segments(dir.path());
+    assert_eq!(stored.len(), 2);
+    for (_, data) in &stored {
+        assert!(frame_count(data) > 1, "a segment of one frame");
+    }
+    let page = store.predictions(&model(), None, 30_000).unwrap();
+    let ids: Vec<String> = page.items.iter().map(|e| e.request_id.clone()).collect();
+    let expected: Vec<String> = (0..24_000).map(|i| format!("r{i:05}")).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(
+        page.items[23_999].features[0],
+        ("age".into(), FeatureValue::Number(23_999.0))
+    );
+    let mut scanned = 0;
+    store
+        .scan_predictions(&model(), &ScanRange::default(), &mut |_, _| scanned += 1)
+        .unwrap();
+    assert_eq!(scanned, 24_000);
+}
+
+/// A data directory written before segments were cut into frames (each segment one zstd frame
+/// of the whole NDJSON) still reads.
+#[test]
+fn a_segment_written_as_one_frame_still_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows: Vec<String> = (0..8_000)
+        .map(|i| p(&format!("r{i:05}"), "2026-01-01T00:00:00Z", i as f64))
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let before = {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.ingest_predictions(&model(), preds(&rows)).unwrap();
+        store.predictions(&model(), None, 10_000).unwrap().items
+    };
+    // Rewrite every segment the way earlier versions did: one frame of the whole text.
+    {
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        for (id, data) in segments(dir.path()) {
+            let text = zstd::stream::decode_all(&data[..]).unwrap();
+            let old = zstd::bulk::compress(&text, 1).unwrap();
+            assert_eq!(frame_count(&old), 1);
+            conn.execute(
+                "UPDATE segments SET data = ?1 WHERE id = ?2",
+                params![old, id],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let after = store.predictions(&model(), None, 10_000).unwrap().items;
+    assert_eq!(after, before);
+    let mut scanned = 0;
+    store
+        .scan_predictions(&model(), &ScanRange::default(), &mut |_, _| scanned += 1)
+        .unwrap();
+    assert_eq!(scanned, 8_000);
 }
