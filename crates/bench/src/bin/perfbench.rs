@@ -18,7 +18,9 @@ use modelwatch_engine::aggregates;
 use modelwatch_engine::drift::{self, DriftQuery};
 use modelwatch_engine::performance::{scan_performance, window_performance, PerformanceQuery};
 use modelwatch_stats::drift::DriftConfig;
-use modelwatch_store::{LabelBatch, PredictionBatch, SqliteStore, Store};
+use modelwatch_store::{
+    IngestOutcome, LabelBatch, PendingLabels, PredictionBatch, SqliteStore, Store, StoreError,
+};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -55,6 +57,10 @@ struct Args {
     /// same seed and settings) and time them, before the queries.
     #[arg(long)]
     send_late: bool,
+    /// Late-label requests in flight at once (a client's concurrency; 1: each waits for the
+    /// previous one's answer).
+    #[arg(long, default_value_t = 1)]
+    in_flight: usize,
     /// Also time drift: upload a reference of this many rows (drawn like day 0), time the
     /// rebuild of every hour's drift sketch it causes, then drift queries (0: keep the stored
     /// reference and time the queries only).
@@ -196,19 +202,39 @@ fn ingest_labels(store: &SqliteStore, chunk: &[LabelEvent]) -> Result<()> {
             rows: chunk.iter().cloned().enumerate().collect(),
             rejected: vec![],
         },
-    )?;
+    );
+    check_labels(Some(out))
+}
+
+fn check_labels(out: Option<Result<IngestOutcome, StoreError>>) -> Result<()> {
+    let Some(out) = out else { return Ok(()) };
+    let out = out?;
     if !out.rejected.is_empty() {
         bail!("rejected labels: {:?}", &out.rejected[..1]);
     }
     Ok(())
 }
 
-/// Times the late labels: sent one request's worth at a time, as a client would, until durable;
-/// then the aggregates brought up to date.
-fn send_late(store: &SqliteStore, late: &[LabelEvent]) -> Result<()> {
+/// Times the late labels: sent in requests of 100,000, `in_flight` at a time as a client with
+/// that concurrency would (the store commits them in order), until all are durable; then the
+/// aggregates brought up to date.
+fn send_late(store: &SqliteStore, late: &[LabelEvent], in_flight: usize) -> Result<()> {
     let t = Instant::now();
+    let mut pending = std::collections::VecDeque::new();
     for chunk in late.chunks(100_000) {
-        ingest_labels(store, chunk)?;
+        if pending.len() >= in_flight.max(1) {
+            check_labels(pending.pop_front().map(PendingLabels::wait))?;
+        }
+        pending.push_back(store.submit_labels(
+            &model(),
+            LabelBatch {
+                rows: chunk.iter().cloned().enumerate().collect(),
+                rejected: vec![],
+            },
+        )?);
+    }
+    while let Some(p) = pending.pop_front() {
+        check_labels(Some(p.wait()))?;
     }
     let durable = t.elapsed().as_secs_f64();
     let r = aggregates::refresh(store, &model())?;
@@ -271,10 +297,10 @@ fn main() -> Result<()> {
             );
             return Ok(());
         }
-        send_late(&store, &late)?;
+        send_late(&store, &late, args.in_flight)?;
     } else if args.send_late {
         let mut labels = workload(&args, |_| Ok(()))?;
-        send_late(&store, &split_late(&mut labels, &args))?;
+        send_late(&store, &split_late(&mut labels, &args), args.in_flight)?;
     }
     if args.rebuild {
         let r = aggregates::rebuild(&store, &model())?;
