@@ -1068,7 +1068,7 @@ fn ingest_labels(
     model: &ModelName,
     batch: LabelBatch,
 ) -> Result<IngestOutcome, StoreError> {
-    let now = Timestamp::now();
+    let now = arrival_time();
     let Some(entry) = model_entry(tx, models, model, false)? else {
         return Err(StoreError::ModelNotFound(model.to_string()));
     };
@@ -1103,34 +1103,9 @@ fn ingest_labels(
     // were kept) needs the hour rescanned.
     let mut hours: HashMap<String, HashMap<i64, Option<Vec<u8>>>> = HashMap::new();
     {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO labels(model_id, request_id, label, ts, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(model_id, request_id) DO NOTHING",
-        )?;
-        let mut replace = tx.prepare_cached(
-            "UPDATE labels SET label = ?3, ts = ?4, received_at = ?5
-             WHERE model_id = ?1 AND request_id = ?2",
-        )?;
-        let mut label = Vec::with_capacity(32);
-        let mut inserted = Vec::with_capacity(fresh.len());
-        for l in &fresh {
-            label.clear();
-            serde_json::to_writer(&mut label, &l.label).expect("an outcome serializes");
-            let label_text = std::str::from_utf8(&label).expect("JSON is UTF-8");
-            let args = params![
-                model_id,
-                l.request_id,
-                label_text,
-                l.timestamp.micros(),
-                now.micros()
-            ];
-            let new = insert.execute(args)? == 1;
-            if !new {
-                replace.execute(args)?;
-                out.replaced += 1;
-            }
-            inserted.push(new);
-        }
+        let stored = store_labels(tx, model_id, &fresh, now.micros())?;
+        out.replaced = stored.iter().filter(|s| **s == Stored::Replaced).count();
+        let inserted: Vec<bool> = stored.iter().map(|s| *s != Stored::Replaced).collect();
         out.accepted = fresh.len();
         let ids: Vec<&str> = fresh.iter().map(|l| l.request_id.as_str()).collect();
         let mut joined = 0i64;
@@ -1146,7 +1121,7 @@ fn ingest_labels(
                 .entry(hour_of(ts))
                 .or_insert_with(|| Some(Vec::new()));
             match (change.as_mut(), outcome) {
-                (Some(delta), Some(outcome)) if inserted[i] => {
+                (Some(delta), Some(outcome)) if stored[i] == Stored::New => {
                     compact::put_delta_entry(delta, ts, outcome, &l.label, l.timestamp.micros());
                 }
                 _ => *change = None,
@@ -1182,6 +1157,111 @@ fn ingest_labels(
     out.rejected = quarantined.into_iter().map(|q| q.rejection).collect();
     out.rejected.sort_by_key(|r| r.index);
     Ok(out)
+}
+
+/// The writer's clock for arrival times: the wall clock, but never the same microsecond twice
+/// in a process, so that the rows one job stores can be told from earlier ones by it.
+fn arrival_time() -> Timestamp {
+    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN);
+    let now = Timestamp::now().micros();
+    let last = LAST.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+    if now > last {
+        return Timestamp(now);
+    }
+    Timestamp(LAST.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1)
+}
+
+/// Labels stored per INSERT statement: a multi-row statement costs about half as much per row
+/// as one statement per row (binding, stepping and resetting are paid per statement).
+const LABELS_PER_INSERT: usize = 64;
+
+/// What storing one label did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    /// The request id had no label.
+    New,
+    /// It replaced an earlier label.
+    Replaced,
+    /// New as far as the counters go, but it could not be told apart from an identical earlier
+    /// row (same `received_at`, only after a clock step back): its hour is rescanned, so the
+    /// metrics are right whichever it was.
+    Unsure,
+}
+
+/// Stores the labels of `fresh` (sorted, distinct ids), `LABELS_PER_INSERT` per statement,
+/// with `received_at` as their arrival time, which must be unique to this call
+/// ([`arrival_time`]).
+fn store_labels(
+    tx: &Transaction<'_>,
+    model_id: i64,
+    fresh: &[&LabelEvent],
+    received_at: i64,
+) -> Result<Vec<Stored>, StoreError> {
+    let mut texts = Vec::with_capacity(fresh.len() * 4);
+    let mut ends = Vec::with_capacity(fresh.len());
+    for l in fresh {
+        serde_json::to_writer(&mut texts, &l.label).expect("an outcome serializes");
+        ends.push(texts.len());
+    }
+    let texts = String::from_utf8(texts).expect("JSON is UTF-8");
+    let text = |i: usize| &texts[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+    let times: Vec<i64> = fresh.iter().map(|l| l.timestamp.micros()).collect();
+    let mut stored = vec![Stored::New; fresh.len()];
+    let mut arrived = tx
+        .prepare_cached("SELECT received_at FROM labels WHERE model_id = ?1 AND request_id = ?2")?;
+    let mut replace = tx.prepare_cached(
+        "UPDATE labels SET label = ?3, ts = ?4, received_at = ?5
+         WHERE model_id = ?1 AND request_id = ?2",
+    )?;
+    for (g, group) in fresh.chunks(LABELS_PER_INSERT).enumerate() {
+        let first = g * LABELS_PER_INSERT;
+        // ?1 and ?2 (model and arrival time) are shared; each row binds id, label, time.
+        let rows: Vec<String> = (0..group.len())
+            .map(|k| format!("(?1, ?{}, ?{}, ?{}, ?2)", 3 * k + 3, 3 * k + 4, 3 * k + 5))
+            .collect();
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT INTO labels(model_id, request_id, label, ts, received_at) VALUES {}
+             ON CONFLICT(model_id, request_id) DO NOTHING",
+            rows.join(", ")
+        ))?;
+        let labels: Vec<&str> = (first..first + group.len()).map(text).collect();
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(2 + 3 * group.len());
+        values.push(&model_id);
+        values.push(&received_at);
+        for (k, l) in group.iter().enumerate() {
+            values.push(&l.request_id);
+            values.push(&labels[k]);
+            values.push(&times[first + k]);
+        }
+        let added = insert.execute(&values[..])?;
+        if added == group.len() {
+            continue;
+        }
+        // Some ids had a label: theirs carries an earlier arrival time.
+        let mut replaced = 0;
+        for (k, l) in group.iter().enumerate() {
+            let at: i64 = arrived.query_row(params![model_id, l.request_id], |r| r.get(0))?;
+            if at != received_at {
+                stored[first + k] = Stored::Replaced;
+                replaced += 1;
+                replace.execute(params![
+                    model_id,
+                    l.request_id,
+                    text(first + k),
+                    times[first + k],
+                    received_at
+                ])?;
+            }
+        }
+        if replaced != group.len() - added {
+            for s in &mut stored[first..first + group.len()] {
+                if *s == Stored::New {
+                    *s = Stored::Unsure;
+                }
+            }
+        }
+    }
+    Ok(stored)
 }
 
 /// The order the writer stores a label batch in: by request id, then row.

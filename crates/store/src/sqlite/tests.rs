@@ -276,3 +276,97 @@ fn a_segment_written_as_one_frame_still_reads() {
         .unwrap();
     assert_eq!(scanned, 8_000);
 }
+
+#[test]
+fn labels_stored_many_per_statement_tell_new_from_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    // 200 predictions, hour 0 for the first 100 and hour 5 for the others.
+    let rows: Vec<String> = (0..200)
+        .map(|i| {
+            let hour = if i < 100 { 0 } else { 5 };
+            p(
+                &format!("r{i:03}"),
+                &format!("2026-01-01T0{hour}:10:00Z"),
+                1.0,
+            )
+        })
+        .collect();
+    let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+    store.ingest_predictions(&model(), preds(&refs)).unwrap();
+    let labels = |ids: &mut dyn Iterator<Item = usize>, value: f64| crate::LabelBatch {
+        rows: ids
+            .enumerate()
+            .map(|(k, i)| {
+                (
+                    k,
+                    LabelEvent {
+                        request_id: format!("r{i:03}"),
+                        label: Outcome::Number(value),
+                        timestamp: Timestamp::now(),
+                    },
+                )
+            })
+            .collect(),
+        rejected: vec![],
+    };
+    // Labels for the first hour's predictions only (more than one statement's worth).
+    let first = store
+        .ingest_labels(&model(), labels(&mut (0..100), 1.0))
+        .unwrap();
+    assert_eq!((first.accepted, first.replaced), (100, 0));
+    store
+        .put_aggregates(
+            &model(),
+            crate::AggregateWrite {
+                kind: "perf".into(),
+                clear: store.dirty_hours(&model()).unwrap(),
+                applied: store
+                    .label_deltas(&model())
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.id)
+                    .collect(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    // Every third id of the first hour again (replaced), and all of the second hour (new).
+    let out = store
+        .ingest_labels(
+            &model(),
+            labels(&mut (0..100).step_by(3).chain(100..200), 0.0),
+        )
+        .unwrap();
+    assert_eq!((out.accepted, out.replaced), (134, 34));
+    let m = store.model(&model()).unwrap().unwrap();
+    assert_eq!((m.labels, m.labelled), (200, 200));
+    // The replaced ids carry their new label.
+    let stored = store.labels(&model(), None, 1000).unwrap().items;
+    let zero = stored
+        .iter()
+        .filter(|l| l.label == Outcome::Number(0.0))
+        .count();
+    assert_eq!(zero, 134);
+    // The first hour is rescanned (replacements); the second gets a delta of its 100 labels.
+    let dirty = store.dirty_hours(&model()).unwrap();
+    assert_eq!(
+        dirty
+            .iter()
+            .map(|d| (d.hour.to_rfc3339(), d.labels_only))
+            .collect::<Vec<_>>(),
+        [
+            ("2026-01-01T00:00:00Z".to_owned(), false),
+            ("2026-01-01T05:00:00Z".to_owned(), true)
+        ]
+    );
+    let deltas = store.label_deltas(&model()).unwrap();
+    assert_eq!(deltas.len(), 1);
+    assert_eq!(deltas[0].labels.len(), 100);
+}
+
+#[test]
+fn arrival_times_never_repeat() {
+    let times: Vec<i64> = (0..10_000).map(|_| arrival_time().micros()).collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]));
+}
