@@ -16,25 +16,39 @@ const FALSE: u8 = 1;
 const TRUE: u8 = 2;
 const NUMBER: u8 = 3;
 const TEXT: u8 = 4;
+/// The numbers 0 and 1, the predictions of most binary classifiers, in the tag alone.
+const ZERO: u8 = 5;
+const ONE: u8 = 6;
+/// Flags of a prediction's first byte, beside the outcome tag in the low bits.
+const HAS_SCORE: u8 = 0x10;
+const HAS_SCORES: u8 = 0x20;
+const TAG: u8 = 0x0f;
 
-/// Appends the outcome of one prediction to `out`.
+/// Appends the outcome of one prediction to `out`: one byte (prediction tag, score and class
+/// scores present), the prediction's value when the tag does not say it, the score, the class
+/// scores. A binary classifier's row (prediction 0 or 1, score) takes 9 bytes.
 pub(crate) fn put_prediction(
     out: &mut Vec<u8>,
     prediction: Option<&Outcome>,
     score: Option<f64>,
     scores: Option<&[(String, f64)]>,
 ) {
+    let at = out.len();
     put_outcome(out, prediction);
-    put_f64(out, score);
-    match scores {
-        None => out.push(NONE),
-        Some(s) => {
-            out.push(1);
-            put_len(out, s.len());
-            for (class, p) in s {
-                put_str(out, class);
-                out.extend_from_slice(&p.to_le_bytes());
-            }
+    if score.is_some() {
+        out[at] |= HAS_SCORE;
+    }
+    if scores.is_some() {
+        out[at] |= HAS_SCORES;
+    }
+    if let Some(x) = score {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    if let Some(s) = scores {
+        put_len(out, s.len());
+        for (class, p) in s {
+            put_str(out, class);
+            out.extend_from_slice(&p.to_le_bytes());
         }
     }
 }
@@ -44,6 +58,9 @@ fn put_outcome(out: &mut Vec<u8>, o: Option<&Outcome>) {
         None => out.push(NONE),
         Some(Outcome::Bool(false)) => out.push(FALSE),
         Some(Outcome::Bool(true)) => out.push(TRUE),
+        // Bit patterns, not values: -0.0 keeps its own form.
+        Some(Outcome::Number(x)) if x.to_bits() == 0f64.to_bits() => out.push(ZERO),
+        Some(Outcome::Number(x)) if x.to_bits() == 1f64.to_bits() => out.push(ONE),
         Some(Outcome::Number(x)) => {
             out.push(NUMBER);
             out.extend_from_slice(&x.to_le_bytes());
@@ -51,16 +68,6 @@ fn put_outcome(out: &mut Vec<u8>, o: Option<&Outcome>) {
         Some(Outcome::Text(s)) => {
             out.push(TEXT);
             put_str(out, s);
-        }
-    }
-}
-
-fn put_f64(out: &mut Vec<u8>, x: Option<f64>) {
-    match x {
-        None => out.push(NONE),
-        Some(x) => {
-            out.push(1);
-            out.extend_from_slice(&x.to_le_bytes());
         }
     }
 }
@@ -95,10 +102,14 @@ pub(crate) fn delta_entries(mut data: &[u8]) -> Result<Vec<NewLabel>, StoreError
     while !data.is_empty() {
         let mut r = Reader(data);
         let prediction_time = Timestamp(r.i64()?);
-        let prediction = r.outcome()?;
-        let score = r.f64_opt()?;
-        let scores = match r.u8()? {
-            NONE => None,
+        let first = r.u8()?;
+        let prediction = r.outcome_tagged(first & TAG)?;
+        let score = match first & HAS_SCORE {
+            0 => None,
+            _ => Some(f64::from_le_bytes(r.array()?)),
+        };
+        let scores = match first & HAS_SCORES {
+            0 => None,
             _ => {
                 let n = r.len()?;
                 let mut v = Vec::with_capacity(n.min(1024));
@@ -166,18 +177,18 @@ impl Reader<'_> {
         String::from_utf8(self.take(n)?.to_vec()).map_err(|_| bad("text that is not UTF-8"))
     }
 
-    fn f64_opt(&mut self) -> Result<Option<f64>, StoreError> {
-        Ok(match self.u8()? {
-            NONE => None,
-            _ => Some(f64::from_le_bytes(self.array()?)),
-        })
+    fn outcome(&mut self) -> Result<Option<Outcome>, StoreError> {
+        let tag = self.u8()?;
+        self.outcome_tagged(tag)
     }
 
-    fn outcome(&mut self) -> Result<Option<Outcome>, StoreError> {
-        Ok(match self.u8()? {
+    fn outcome_tagged(&mut self, tag: u8) -> Result<Option<Outcome>, StoreError> {
+        Ok(match tag {
             NONE => None,
             FALSE => Some(Outcome::Bool(false)),
             TRUE => Some(Outcome::Bool(true)),
+            ZERO => Some(Outcome::Number(0.0)),
+            ONE => Some(Outcome::Number(1.0)),
             NUMBER => Some(Outcome::Number(f64::from_le_bytes(self.array()?))),
             TEXT => Some(Outcome::Text(self.string()?)),
             t => return Err(bad(&format!("unknown outcome tag {t}"))),
@@ -226,12 +237,30 @@ mod tests {
         assert_eq!(back.len(), cases.len());
         for (i, ((p, s, ss, l), b)) in cases.iter().zip(&back).enumerate() {
             assert_eq!(b.prediction_time, Timestamp(i as i64 * 7));
-            assert_eq!(&b.prediction, p);
+            assert_eq!(
+                b.prediction.as_ref().map(outcome_bits),
+                p.as_ref().map(outcome_bits)
+            );
             assert_eq!(b.score.map(f64::to_bits), s.map(f64::to_bits));
             assert_eq!(b.scores.as_deref(), *ss);
             assert_eq!(&b.label, l);
             assert_eq!(b.labelled_at, Timestamp(-(i as i64)));
         }
+    }
+
+    /// An outcome with its floats as bits, so that -0.0 and 0.0 differ.
+    fn outcome_bits(o: &Outcome) -> String {
+        match o {
+            Outcome::Number(x) => format!("number {:x}", x.to_bits()),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_binary_classifiers_outcome_takes_nine_bytes() {
+        let mut out = Vec::new();
+        put_prediction(&mut out, Some(&Outcome::Number(1.0)), Some(0.75), None);
+        assert_eq!(out.len(), 9);
     }
 
     #[test]
