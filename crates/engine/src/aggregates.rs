@@ -308,58 +308,117 @@ fn add_label_deltas(
         kind: DRIFT.into(),
         ..AggregateWrite::default()
     };
+    // Hours are independent: each is decoded, updated and encoded on its own core.
+    let work: Vec<HourWork> = hours
+        .iter()
+        .map(|d| {
+            let key = (d.version.clone(), d.hour);
+            HourWork {
+                mark: d,
+                perf: perf.remove(&key),
+                sketch: sketches.remove(&key),
+                deltas: by_hour
+                    .remove(&(d.version.as_str(), d.hour))
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    let results = modelwatch_stats::drift::parallel_map(&work, |w| {
+        add_to_hour(w, spec, spec_json, reference)
+    });
     let mut unapplied = Vec::new();
-    for d in hours {
-        let key = (d.version.clone(), d.hour);
-        let blob = perf
-            .remove(&key)
-            .and_then(|data| postcard::from_bytes::<HourBlob>(&data).ok())
-            .filter(|b| b.spec == spec_json);
-        let sketch = match reference {
-            None => Some(None),
-            Some(r) => sketches
-                .remove(&key)
-                .and_then(|data| postcard::from_bytes::<WindowSketch>(&data).ok())
-                .filter(|s| s.stamp == r.stamp)
-                .map(Some),
-        };
-        let (Some(mut blob), Some(mut sketch)) = (blob, sketch) else {
-            unapplied.push(d.clone());
+    for (w, result) in work.iter().zip(results) {
+        let Some(added) = result? else {
+            unapplied.push(w.mark.clone());
             continue;
         };
-        for delta in by_hour
-            .remove(&(d.version.as_str(), d.hour))
-            .unwrap_or_default()
-        {
-            for l in &delta.labels {
-                detector.observe_late_label(&l.label);
-                blob.acc.add_late_label(spec, l);
-                if let (Some(r), Some(sk)) = (reference, sketch.as_mut()) {
-                    sk.add_late_label(r, &l.label);
-                }
-            }
-            report.labels_added += delta.labels.len() as u64;
-            perf_write.applied.push(delta.id);
-        }
-        perf_write.put.push(StoredAggregate {
-            version: d.version.clone(),
-            hour: d.hour,
-            data: postcard::to_stdvec(&blob).map_err(|e| corrupt("aggregate", e))?,
-        });
-        perf_write.clear.push(d.clone());
-        if let Some(sk) = sketch {
-            drift_write.put.push(StoredAggregate {
-                version: d.version.clone(),
-                hour: d.hour,
-                data: postcard::to_stdvec(&sk).map_err(|e| corrupt("drift sketch", e))?,
-            });
-        }
+        detector.merge(&added.detector);
+        report.labels_added += added.labels;
+        perf_write.applied.extend(w.deltas.iter().map(|d| d.id));
+        perf_write.put.push(added.perf);
+        perf_write.clear.push(w.mark.clone());
+        drift_write.put.extend(added.sketch);
     }
     report.hours += perf_write.put.len();
     if !perf_write.put.is_empty() {
         store.put_aggregate_group(model, vec![drift_write, perf_write])?;
     }
     Ok(unapplied)
+}
+
+/// One labels-only hour to update: its mark, stored aggregate and sketch, and deltas.
+struct HourWork<'a> {
+    mark: &'a DirtyHour,
+    perf: Option<Vec<u8>>,
+    sketch: Option<Vec<u8>>,
+    deltas: Vec<&'a LabelDelta>,
+}
+
+/// An hour with its deltas added.
+struct AddedHour {
+    perf: StoredAggregate,
+    sketch: Option<StoredAggregate>,
+    detector: TaskDetector,
+    labels: u64,
+}
+
+/// Adds an hour's deltas to its stored aggregate and sketch. `None` when they are missing or
+/// were built for another task or reference (the hour is rescanned instead).
+fn add_to_hour(
+    w: &HourWork<'_>,
+    spec: &TaskSpec,
+    spec_json: &str,
+    reference: Option<&Reference>,
+) -> Result<Option<AddedHour>, PerformanceError> {
+    let blob = w
+        .perf
+        .as_deref()
+        .and_then(|data| postcard::from_bytes::<HourBlob>(data).ok())
+        .filter(|b| b.spec == spec_json);
+    let sketch = match reference {
+        None => Some(None),
+        Some(r) => w
+            .sketch
+            .as_deref()
+            .and_then(|data| postcard::from_bytes::<WindowSketch>(data).ok())
+            .filter(|s| s.stamp == r.stamp)
+            .map(Some),
+    };
+    let (Some(mut blob), Some(mut sketch)) = (blob, sketch) else {
+        return Ok(None);
+    };
+    let mut detector = TaskDetector::default();
+    let mut labels = 0;
+    for delta in &w.deltas {
+        for l in &delta.labels()? {
+            detector.observe_late_label(&l.label);
+            blob.acc.add_late_label(spec, l);
+            if let (Some(r), Some(sk)) = (reference, sketch.as_mut()) {
+                sk.add_late_label(r, &l.label);
+            }
+            labels += 1;
+        }
+    }
+    let d = w.mark;
+    Ok(Some(AddedHour {
+        perf: StoredAggregate {
+            version: d.version.clone(),
+            hour: d.hour,
+            data: postcard::to_stdvec(&blob).map_err(|e| corrupt("aggregate", e))?,
+        },
+        sketch: sketch
+            .map(|sk| {
+                postcard::to_stdvec(&sk).map(|data| StoredAggregate {
+                    version: d.version.clone(),
+                    hour: d.hour,
+                    data,
+                })
+            })
+            .transpose()
+            .map_err(|e| corrupt("drift sketch", e))?,
+        detector,
+        labels,
+    }))
 }
 
 /// What one pass of a refresh produced: the writes (the performance aggregates with the marks

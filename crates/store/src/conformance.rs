@@ -415,7 +415,7 @@ pub fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn S
         ("v1", dirty[0].hour)
     );
     assert_eq!(
-        deltas[0].labels,
+        deltas[0].labels().unwrap(),
         vec![crate::NewLabel {
             prediction_time: ts("2026-01-01T03:10:00Z"),
             prediction: Some(Outcome::Number(1.0)),

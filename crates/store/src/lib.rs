@@ -203,7 +203,15 @@ pub struct LabelDelta {
     pub id: i64,
     pub version: String,
     pub hour: Timestamp,
-    pub labels: Vec<NewLabel>,
+    /// The labels in their stored form, decoded by [`LabelDelta::labels`] (a refresh decodes
+    /// each hour's on the core that updates it).
+    pub(crate) data: Vec<u8>,
+}
+
+impl LabelDelta {
+    pub fn labels(&self) -> Result<Vec<NewLabel>, StoreError> {
+        compact::delta_entries(&self.data)
+    }
 }
 
 /// A first label joined to what its prediction said, read from the prediction's index row.

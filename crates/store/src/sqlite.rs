@@ -25,7 +25,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 const DB_FILE: &str = "modelwatch.db";
@@ -56,6 +57,8 @@ pub struct SqliteStore {
     jobs: Option<Sender<Job>>,
     writer: Option<JoinHandle<()>>,
     checkpointer: Option<JoinHandle<()>>,
+    /// Counts commits that deleted request-index rows (retention), shared with the writer.
+    deletions: Arc<AtomicU64>,
     readers: Mutex<Vec<Connection>>,
     // Held for the store's lifetime: the OS releases the lock if the process dies.
     _lock: File,
@@ -102,7 +105,7 @@ enum Job {
         Encoded,
         Reply<(IngestOutcome, PredictionBatch)>,
     ),
-    Labels(ModelName, LabelBatch, Reply<IngestOutcome>),
+    Labels(ModelName, LabelBatch, Option<Found>, Reply<IngestOutcome>),
     Kpis(
         ModelName,
         Vec<(usize, KpiEvent)>,
@@ -128,7 +131,7 @@ impl Job {
     fn rows(&self) -> usize {
         match self {
             Job::Predictions(_, b, _, _) => b.rows.len() + b.rejected.len(),
-            Job::Labels(_, b, _) => b.rows.len() + b.rejected.len(),
+            Job::Labels(_, b, _, _) => b.rows.len() + b.rejected.len(),
             Job::Kpis(_, rows, rejected, _) => rows.len() + rejected.len(),
             Job::Reference { rows, .. } => rows.len(),
             Job::PutAggregates(_, w, _) => w.iter().map(|w| w.put.len() + w.clear.len()).sum(),
@@ -176,10 +179,14 @@ impl SqliteStore {
 
         let (tx, rx) = bounded::<Job>(256);
         let (committed, commits) = bounded::<()>(1);
-        let writer = std::thread::Builder::new()
-            .name("modelwatch-writer".into())
-            .spawn(move || Writer::new(conn, committed).run(rx))
-            .map_err(io)?;
+        let deletions = Arc::new(AtomicU64::new(0));
+        let writer = {
+            let deletions = Arc::clone(&deletions);
+            std::thread::Builder::new()
+                .name("modelwatch-writer".into())
+                .spawn(move || Writer::new(conn, committed, deletions).run(rx))
+                .map_err(io)?
+        };
         let checkpointer = std::thread::Builder::new()
             .name("modelwatch-checkpoint".into())
             .spawn(move || checkpoint_after_commits(checkpoints, commits))
@@ -189,6 +196,7 @@ impl SqliteStore {
             jobs: Some(tx),
             writer: Some(writer),
             checkpointer: Some(checkpointer),
+            deletions,
             readers: Mutex::new(Vec::new()),
             _lock: lock,
         })
@@ -232,7 +240,8 @@ impl SqliteStore {
     ) -> Result<PendingLabels, StoreError> {
         let model = model.clone();
         sort_labels(&mut batch);
-        self.enqueue(|r| Job::Labels(model, batch, r))
+        let found = self.find_label_predictions(&model, &batch)?;
+        self.enqueue(|r| Job::Labels(model, batch, found, r))
             .map(PendingLabels)
     }
 
@@ -337,14 +346,17 @@ struct Writer {
     models: HashMap<String, CachedModel>,
     /// Tells the checkpointer that a commit added pages to the WAL.
     committed: Sender<()>,
+    /// Bumped after every commit that deleted request-index rows: see [`Found`].
+    deletions: Arc<AtomicU64>,
 }
 
 impl Writer {
-    fn new(conn: Connection, committed: Sender<()>) -> Self {
+    fn new(conn: Connection, committed: Sender<()>, deletions: Arc<AtomicU64>) -> Self {
         Writer {
             conn,
             models: HashMap::new(),
             committed,
+            deletions,
         }
     }
 
@@ -381,11 +393,12 @@ impl Writer {
         // to a sub-journal first, which for a large import (most of the request index rewritten
         // per commit) was 7 % of the writer's time.
         let alone = jobs.len() == 1;
+        let deletes = jobs.iter().any(|j| matches!(j, Job::ApplyRetention(..)));
         let mut failed = false;
         let done: Vec<Answer> = jobs
             .into_iter()
             .map(|job| {
-                let (answer, ok) = run_job(&tx, &mut self.models, job, !alone);
+                let (answer, ok) = run_job(&tx, &mut self.models, &self.deletions, job, !alone);
                 failed |= !ok;
                 answer
             })
@@ -399,6 +412,11 @@ impl Writer {
         if committed.is_err() {
             // Whatever schema changes the jobs made were rolled back with them.
             self.models.clear();
+        }
+        if deletes {
+            // After the commit: a reader that sees the old count began before the deletion
+            // was visible, or sees it and is told so.
+            self.deletions.fetch_add(1, Ordering::SeqCst);
         }
         // Full means a checkpoint is already due; it will include these pages.
         let _ = self.committed.try_send(());
@@ -417,6 +435,7 @@ type Answer = Box<dyn FnOnce(Result<(), String>)>;
 fn run_job(
     tx: &Transaction<'_>,
     models: &mut HashMap<String, CachedModel>,
+    deletions: &AtomicU64,
     job: Job,
     savepoint: bool,
 ) -> (Answer, bool) {
@@ -463,9 +482,9 @@ fn run_job(
                 .map(|out| (out, batch)),
             reply
         ),
-        Job::Labels(model, batch, reply) => in_savepoint!(
+        Job::Labels(model, batch, found, reply) => in_savepoint!(
             Some(model.as_str().to_string()),
-            ingest_labels(tx, models, &model, batch),
+            ingest_labels(tx, models, deletions, &model, batch, found),
             reply
         ),
         Job::Kpis(model, rows, rejected, reply) => {
@@ -517,7 +536,7 @@ fn fail(job: Job, msg: &str) {
     };
     match job {
         Job::Predictions(_, _, _, r) => drop(r.send(Err(err()))),
-        Job::Labels(_, _, r) | Job::Kpis(_, _, _, r) => drop(r.send(Err(err()))),
+        Job::Labels(_, _, _, r) | Job::Kpis(_, _, _, r) => drop(r.send(Err(err()))),
         Job::Reference { reply, .. } => drop(reply.send(Err(err()))),
         Job::DeclareSchema(_, _, r)
         | Job::SetRetention(_, _, r)
@@ -1065,8 +1084,10 @@ fn features_json(features: &[(FeatureName, FeatureValue)]) -> String {
 fn ingest_labels(
     tx: &Transaction<'_>,
     models: &mut HashMap<String, CachedModel>,
+    deletions: &AtomicU64,
     model: &ModelName,
     batch: LabelBatch,
+    found: Option<Found>,
 ) -> Result<IngestOutcome, StoreError> {
     let now = arrival_time();
     let Some(entry) = model_entry(tx, models, model, false)? else {
@@ -1084,6 +1105,8 @@ fn ingest_labels(
         order.sort_unstable_by_key(|&i| label_order(&rows[i]));
     }
     let mut fresh: Vec<&LabelEvent> = Vec::with_capacity(rows.len());
+    // Each fresh label's row in the batch (where the caller's lookups are).
+    let mut fresh_rows: Vec<usize> = Vec::with_capacity(rows.len());
     let mut first: Option<&(usize, LabelEvent)> = None;
     for &i in &order {
         let row = &rows[i];
@@ -1095,9 +1118,12 @@ fn ingest_labels(
             _ => {
                 first = Some(row);
                 fresh.push(&row.1);
+                fresh_rows.push(i);
             }
         }
     }
+    // The caller's lookups hold when no index row was deleted since they were made.
+    let found = found.filter(|f| f.deletions == deletions.load(Ordering::SeqCst));
     // What the batch changes in each (version, hour) of the predictions it joins: a delta of
     // first labels, or `None` once a replaced label (or an index row stored before outcomes
     // were kept) needs the hour rescanned.
@@ -1107,9 +1133,8 @@ fn ingest_labels(
         out.replaced = stored.iter().filter(|s| **s == Stored::Replaced).count();
         let inserted: Vec<bool> = stored.iter().map(|s| *s != Stored::Replaced).collect();
         out.accepted = fresh.len();
-        let ids: Vec<&str> = fresh.iter().map(|l| l.request_id.as_str()).collect();
         let mut joined = 0i64;
-        find_predictions(tx, model_id, &ids, |i, ts, version, outcome| {
+        let mut on_found = |i: usize, ts: i64, version: &str, outcome: Option<&[u8]>| {
             let l = fresh[i];
             joined += i64::from(inserted[i]);
             if !hours.contains_key(version) {
@@ -1126,6 +1151,32 @@ fn ingest_labels(
                 }
                 _ => *change = None,
             }
+        };
+        // Ids to look up here: all of them, or those the caller did not find (their
+        // predictions may have arrived since).
+        let mut missing: Vec<usize> = Vec::new();
+        match &found {
+            Some(f) => {
+                for (i, &row) in fresh_rows.iter().enumerate() {
+                    match &f.rows[row] {
+                        Some(p) => on_found(
+                            i,
+                            p.ts,
+                            &f.versions[p.version],
+                            p.outcome.clone().map(|o| &f.outcomes[o]),
+                        ),
+                        None => missing.push(i),
+                    }
+                }
+            }
+            None => missing = (0..fresh.len()).collect(),
+        }
+        let ids: Vec<&str> = missing
+            .iter()
+            .map(|&i| fresh[i].request_id.as_str())
+            .collect();
+        find_predictions(tx, model_id, &ids, |k, ts, version, outcome| {
+            on_found(missing[k], ts, version, outcome)
         })?;
         let orphans = inserted.iter().filter(|n| **n).count() as i64 - joined;
         if joined + orphans > 0 {
@@ -1264,6 +1315,88 @@ fn store_labels(
     Ok(stored)
 }
 
+/// The predictions of a label batch's request ids, found by the caller on a read connection
+/// before the batch reaches the writer, so that the lookups run beside the writer's work on
+/// other batches instead of inside it.
+///
+/// Valid for the writer as long as no request-index row was deleted since the caller's read
+/// began (`deletions` unchanged): rows are never changed once written, only added (which can
+/// only turn a missing prediction into a found one, so the writer looks up the missing ones
+/// again) or deleted by retention (then the writer looks up everything itself).
+#[derive(Debug)]
+struct Found {
+    /// The writer's deletion count when the read began.
+    deletions: u64,
+    /// Per row of the (sorted) batch: its prediction, when found.
+    rows: Vec<Option<FoundRow>>,
+    versions: Vec<String>,
+    outcomes: Vec<u8>,
+}
+
+/// One prediction [`Found`] by the caller.
+#[derive(Debug, Clone)]
+struct FoundRow {
+    /// Event time.
+    ts: i64,
+    /// Index into `Found::versions`.
+    version: usize,
+    /// Range of `Found::outcomes`; `None` for a row stored without its outcome.
+    outcome: Option<std::ops::Range<usize>>,
+}
+
+impl SqliteStore {
+    /// Finds the predictions of a sorted label batch on a read connection, in one read
+    /// transaction. `None` when the model does not exist (the writer answers that).
+    fn find_label_predictions(
+        &self,
+        model: &ModelName,
+        batch: &LabelBatch,
+    ) -> Result<Option<Found>, StoreError> {
+        let deletions = self.deletions.load(Ordering::SeqCst);
+        self.read(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            let Some(id) = model_id(&tx, model)? else {
+                return Ok(None);
+            };
+            let mut found = Found {
+                deletions,
+                rows: vec![None; batch.rows.len()],
+                versions: Vec::new(),
+                outcomes: Vec::new(),
+            };
+            // Distinct ids only; a repeated id (rejected by the writer) needs no row.
+            let mut ids: Vec<&str> = Vec::with_capacity(batch.rows.len());
+            let mut rows: Vec<usize> = Vec::with_capacity(batch.rows.len());
+            for (r, (_, l)) in batch.rows.iter().enumerate() {
+                if ids.last() != Some(&l.request_id.as_str()) {
+                    ids.push(&l.request_id);
+                    rows.push(r);
+                }
+            }
+            find_predictions(&tx, id, &ids, |i, ts, version, outcome| {
+                let v = match found.versions.iter().position(|v| v == version) {
+                    Some(v) => v,
+                    None => {
+                        found.versions.push(version.to_owned());
+                        found.versions.len() - 1
+                    }
+                };
+                let outcome = outcome.map(|o| {
+                    let start = found.outcomes.len();
+                    found.outcomes.extend_from_slice(o);
+                    start..found.outcomes.len()
+                });
+                found.rows[rows[i]] = Some(FoundRow {
+                    ts,
+                    version: v,
+                    outcome,
+                });
+            })?;
+            Ok(Some(found))
+        })
+    }
+}
+
 /// The order the writer stores a label batch in: by request id, then row.
 fn label_order(row: &(usize, LabelEvent)) -> (&str, usize) {
     (row.1.request_id.as_str(), row.0)
@@ -1287,7 +1420,7 @@ fn sort_labels(batch: &mut LabelBatch) {
 /// requests in a row stops, and the next id is sought afresh, so scattered (random) ids cost
 /// at most that many extra steps each.
 fn find_predictions(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     model_id: i64,
     ids: &[&str],
     mut found: impl FnMut(usize, i64, &str, Option<&[u8]>),
@@ -2234,12 +2367,11 @@ impl Store for SqliteStore {
             let mut rows = stmt.query([id])?;
             let mut deltas = Vec::new();
             while let Some(r) = rows.next()? {
-                let data = r.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
                 deltas.push(LabelDelta {
                     id: r.get(0)?,
                     version: r.get(1)?,
                     hour: Timestamp(r.get(2)?),
-                    labels: compact::delta_entries(data)?,
+                    data: r.get(3)?,
                 });
             }
             Ok(deltas)
