@@ -371,6 +371,24 @@ fn merged_partial_folds_equal_one_fold() {
     );
 }
 
+/// Day, week and hour windows over all versions, and day windows of v1: the queries the
+/// aggregates must answer as the raw events do.
+fn window_queries() -> Vec<PerformanceQuery> {
+    [
+        (Window::DAY, None),
+        (Window::WEEK, None),
+        (Window::HOUR, None),
+        (Window::DAY, Some("v1".to_owned())),
+    ]
+    .into_iter()
+    .map(|(window, version)| PerformanceQuery {
+        window: Some(window),
+        version,
+        ..query()
+    })
+    .collect()
+}
+
 fn both_paths(store: &dyn Store, q: &PerformanceQuery) -> (Value, Value) {
     let fast = serde_json::to_value(window_performance(store, &model(), q).unwrap()).unwrap();
     let slow = serde_json::to_value(scan_performance(store, &model(), q).unwrap()).unwrap();
@@ -399,17 +417,8 @@ fn aggregates_refreshed_between_batches_answer_as_the_raw_events_do() {
         assert_eq!(aggregates::refresh(&store, &model()).unwrap().hours, 0);
         ingest_predictions(&store, &preds[half_p..]);
         ingest_labels(&store, &labels[half_l..]);
-        for (window, version) in [
-            (Window::DAY, None),
-            (Window::WEEK, None),
-            (Window::HOUR, None),
-            (Window::DAY, Some("v1".to_owned())),
-        ] {
-            let q = PerformanceQuery {
-                window: Some(window),
-                version,
-                ..query()
-            };
+        for q in window_queries() {
+            let window = q.window.unwrap();
             assert!(aggregates::answers(&q));
             let (fast, slow) = both_paths(&store, &q);
             assert!(!fast["windows"].as_array().unwrap().is_empty());
@@ -457,16 +466,8 @@ fn late_labels_are_added_from_deltas_and_equal_the_raw_events_and_a_rebuild() {
         );
         assert!(store.label_deltas(&model()).unwrap().is_empty());
         let mut answers = Vec::new();
-        for (window, version) in [
-            (Window::DAY, None),
-            (Window::HOUR, None),
-            (Window::DAY, Some("v1".to_owned())),
-        ] {
-            let q = PerformanceQuery {
-                window: Some(window),
-                version,
-                ..query()
-            };
+        for q in window_queries() {
+            let window = q.window.unwrap();
             let (fast, slow) = both_paths(&store, &q);
             assert_close(
                 &format!("{name} {} from deltas", window.label()),

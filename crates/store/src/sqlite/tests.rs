@@ -34,26 +34,32 @@ fn data_survives_reopen_and_a_second_process_is_locked_out() {
     assert_eq!(e.score, Some(0.8));
 }
 
+/// A closed data directory with predictions "a" (00:10) and "b" (02:10), a label for "a" and
+/// one for "not-yet", whose prediction is missing: what the migration tests turn back into an
+/// older schema.
+fn two_predictions_and_labels() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    store
+        .ingest_predictions(
+            &model(),
+            preds(&[
+                &p("a", "2026-01-01T00:10:00Z", 1.5),
+                &p("b", "2026-01-01T02:10:00Z", 1.5),
+            ]),
+        )
+        .unwrap();
+    let labels = crate::LabelBatch {
+        rows: vec![(0, label_event("a")), (1, label_event("not-yet"))],
+        rejected: vec![],
+    };
+    store.ingest_labels(&model(), labels).unwrap();
+    dir
+}
+
 #[test]
 fn a_version_1_database_is_migrated_with_every_hour_dirty() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let store = SqliteStore::open(dir.path()).unwrap();
-        store
-            .ingest_predictions(
-                &model(),
-                preds(&[
-                    &p("a", "2026-01-01T00:10:00Z", 1.5),
-                    &p("b", "2026-01-01T02:10:00Z", 1.5),
-                ]),
-            )
-            .unwrap();
-        let labels = crate::LabelBatch {
-            rows: vec![(0, label_event("a")), (1, label_event("not-yet"))],
-            rejected: vec![],
-        };
-        store.ingest_labels(&model(), labels).unwrap();
-    }
+    let dir = two_predictions_and_labels();
     // Turn it back into what version 1 wrote: no aggregates tables, no marks.
     {
         let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
@@ -92,24 +98,7 @@ fn a_version_1_database_is_migrated_with_every_hour_dirty() {
 
 #[test]
 fn a_version_2_database_rescans_the_hours_of_its_old_predictions_for_new_labels() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let store = SqliteStore::open(dir.path()).unwrap();
-        store
-            .ingest_predictions(
-                &model(),
-                preds(&[
-                    &p("a", "2026-01-01T00:10:00Z", 1.5),
-                    &p("b", "2026-01-01T02:10:00Z", 1.5),
-                ]),
-            )
-            .unwrap();
-        let labels = crate::LabelBatch {
-            rows: vec![(0, label_event("a")), (1, label_event("not-yet"))],
-            rejected: vec![],
-        };
-        store.ingest_labels(&model(), labels).unwrap();
-    }
+    let dir = two_predictions_and_labels();
     // Turn it back into what version 2 wrote: no outcomes in the index, no label deltas,
     // every mark a full one.
     {
