@@ -231,22 +231,15 @@ impl WindowColumns {
         label: Option<&Outcome>,
     ) {
         self.rows += 1;
-        let mut seen = vec![false; self.features.len()];
-        for (name, v) in features {
-            match self.index.get(name.as_str()) {
-                Some(&i) if !seen[i] => {
-                    seen[i] = true;
-                    self.features[i].push(Some(v));
-                }
-                Some(_) => {}
-                None => *self.unexpected.entry(name.to_string()).or_default() += 1,
-            }
-        }
-        for (col, seen) in self.features.iter_mut().zip(seen) {
-            if !seen {
-                col.push(None);
-            }
-        }
+        let columns = &mut self.features;
+        let unexpected = &mut self.unexpected;
+        match_features(
+            features,
+            &self.index,
+            columns.len(),
+            |i, v| columns[i].push(v),
+            |name| *unexpected.entry(name.to_string()).or_default() += 1,
+        );
         for col in &mut self.outputs {
             col.push(output_value(&col.name, prediction, score, label).as_ref());
         }
@@ -282,6 +275,35 @@ impl WindowColumns {
 
 /// The value an event gives an output column: its prediction or score (null when absent), or
 /// its label (`None` while unlabelled: not counted as null).
+/// Hands each of `columns` its value in an event's features: `value(i, Some(v))` for the
+/// first feature named like column `i` (a repeated name is ignored), `value(i, None)` for a
+/// column the event lacks, and `unexpected(name)` for a feature no column has. Reference
+/// columns and window sketches both count events this way.
+fn match_features<'a>(
+    features: &'a [(FeatureName, FeatureValue)],
+    index: &HashMap<String, usize>,
+    columns: usize,
+    mut value: impl FnMut(usize, Option<&'a FeatureValue>),
+    mut unexpected: impl FnMut(&'a str),
+) {
+    let mut seen = vec![false; columns];
+    for (name, v) in features {
+        match index.get(name.as_str()) {
+            Some(&i) if !seen[i] => {
+                seen[i] = true;
+                value(i, Some(v));
+            }
+            Some(_) => {}
+            None => unexpected(name.as_str()),
+        }
+    }
+    for (i, seen) in seen.into_iter().enumerate() {
+        if !seen {
+            value(i, None);
+        }
+    }
+}
+
 fn output_value(
     column: &str,
     prediction: Option<&Outcome>,
@@ -809,28 +831,23 @@ impl WindowSketch {
         label: Option<&Outcome>,
     ) {
         self.rows += 1;
-        let mut seen = vec![false; self.features.len()];
-        for (name, v) in features {
-            match reference.index.get(name.as_str()) {
-                Some(&i) if !seen[i] => {
-                    seen[i] = true;
-                    self.features[i].observe(
-                        Some(v),
-                        reference.feature_grids[i].as_ref(),
-                        reference.feature_categories[i].as_ref(),
-                    );
-                }
-                Some(_) => {}
-                None => {
-                    add_capped(&mut self.unexpected, name, 1);
-                }
-            }
-        }
-        for (i, seen) in seen.into_iter().enumerate() {
-            if !seen {
-                self.features[i].missing += 1;
-            }
-        }
+        let columns = &mut self.features;
+        let unexpected = &mut self.unexpected;
+        match_features(
+            features,
+            &reference.index,
+            columns.len(),
+            |i, v| {
+                columns[i].observe(
+                    v,
+                    reference.feature_grids[i].as_ref(),
+                    reference.feature_categories[i].as_ref(),
+                )
+            },
+            |name| {
+                add_capped(unexpected, name, 1);
+            },
+        );
         for (i, fp) in reference.outputs.features.iter().enumerate() {
             let v = output_value(&fp.name, prediction, score, label);
             self.outputs[i].observe(
