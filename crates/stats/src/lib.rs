@@ -7,3 +7,19 @@
 
 pub mod drift;
 pub mod perf;
+
+/// Widens an observed `[min, max]` range by another one; `None` is an empty range. Mergeable
+/// states (quantile sketches, drift grid counts) keep their exact extremes this way.
+pub(crate) fn merge_extremes(
+    (min, max): (&mut Option<f64>, &mut Option<f64>),
+    (other_min, other_max): (Option<f64>, Option<f64>),
+) {
+    *min = match (*min, other_min) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    *max = match (*max, other_max) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+}

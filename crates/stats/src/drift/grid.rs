@@ -336,13 +336,6 @@ impl GridCounts {
         self.below_area += other.below_area;
         self.above_area += other.above_area;
         self.n += other.n;
-        self.min = match (self.min, other.min) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        self.max = match (self.max, other.max) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
+        crate::merge_extremes((&mut self.min, &mut self.max), (other.min, other.max));
     }
 }

@@ -174,14 +174,7 @@ impl QuantileSketch {
         for (k, c) in &other.negative {
             *self.negative.entry(*k).or_insert(0) += c;
         }
-        self.min = match (self.min, other.min) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        self.max = match (self.max, other.max) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
+        crate::merge_extremes((&mut self.min, &mut self.max), (other.min, other.max));
         Ok(())
     }
 
