@@ -399,26 +399,27 @@ fn add_to_hour(
             labels += 1;
         }
     }
-    let d = w.mark;
     Ok(Some(AddedHour {
-        perf: StoredAggregate {
-            version: d.version.clone(),
-            hour: d.hour,
-            data: postcard::to_stdvec(&blob).map_err(|e| corrupt("aggregate", e))?,
-        },
+        perf: hour_row(w.mark, "aggregate", &blob)?,
         sketch: sketch
-            .map(|sk| {
-                postcard::to_stdvec(&sk).map(|data| StoredAggregate {
-                    version: d.version.clone(),
-                    hour: d.hour,
-                    data,
-                })
-            })
-            .transpose()
-            .map_err(|e| corrupt("drift sketch", e))?,
+            .map(|sk| hour_row(w.mark, "drift sketch", &sk))
+            .transpose()?,
         detector,
         labels,
     }))
+}
+
+/// The stored row of one hour's aggregate (`what` names it in an encoding error).
+fn hour_row<T: Serialize>(
+    d: &DirtyHour,
+    what: &'static str,
+    value: &T,
+) -> Result<StoredAggregate, StoreError> {
+    Ok(StoredAggregate {
+        version: d.version.clone(),
+        hour: d.hour,
+        data: postcard::to_stdvec(value).map_err(|e| corrupt(what, e))?,
+    })
 }
 
 /// What one pass of a refresh produced: the writes (the performance aggregates with the marks
@@ -478,15 +479,14 @@ fn rescan(
     };
     for d in dirty.iter().filter(|d| in_run.contains(&d.hour.micros())) {
         match accs.remove(&(d.version.clone(), d.hour.micros())) {
-            Some(acc) => write.put.push(StoredAggregate {
-                version: d.version.clone(),
-                hour: d.hour,
-                data: postcard::to_stdvec(&HourBlob {
+            Some(acc) => write.put.push(hour_row(
+                d,
+                "aggregate",
+                &HourBlob {
                     spec: spec_json.to_owned(),
                     acc,
-                })
-                .map_err(|e| corrupt("aggregate", e))?,
-            }),
+                },
+            )?),
             // Retention deleted its predictions.
             None => write.delete.push((d.version.clone(), d.hour)),
         }
@@ -500,11 +500,7 @@ fn rescan(
         };
         for d in dirty.iter().filter(|d| in_run.contains(&d.hour.micros())) {
             match sketches.remove(&(d.version.clone(), d.hour.micros())) {
-                Some(sk) => w.put.push(StoredAggregate {
-                    version: d.version.clone(),
-                    hour: d.hour,
-                    data: postcard::to_stdvec(&sk).map_err(|e| corrupt("drift sketch", e))?,
-                }),
+                Some(sk) => w.put.push(hour_row(d, "drift sketch", &sk)?),
                 None => w.delete.push((d.version.clone(), d.hour)),
             }
         }
