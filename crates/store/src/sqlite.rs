@@ -1131,12 +1131,11 @@ fn ingest_labels(
     {
         let stored = store_labels(tx, model_id, &fresh, now.micros())?;
         out.replaced = stored.iter().filter(|s| **s == Stored::Replaced).count();
-        let inserted: Vec<bool> = stored.iter().map(|s| *s != Stored::Replaced).collect();
         out.accepted = fresh.len();
         let mut joined = 0i64;
         let mut on_found = |i: usize, ts: i64, version: &str, outcome: Option<&[u8]>| {
             let l = fresh[i];
-            joined += i64::from(inserted[i]);
+            joined += i64::from(stored[i] != Stored::Replaced);
             if !hours.contains_key(version) {
                 hours.insert(version.to_owned(), HashMap::new());
             }
@@ -1178,7 +1177,7 @@ fn ingest_labels(
         find_predictions(tx, model_id, &ids, |k, ts, version, outcome| {
             on_found(missing[k], ts, version, outcome)
         })?;
-        let orphans = inserted.iter().filter(|n| **n).count() as i64 - joined;
+        let orphans = (fresh.len() - out.replaced) as i64 - joined;
         if joined + orphans > 0 {
             tx.execute(
                 "UPDATE models SET labelled = labelled + ?1, orphan_labels = orphan_labels + ?2
