@@ -203,11 +203,10 @@ fn ingest_labels(store: &SqliteStore, chunk: &[LabelEvent]) -> Result<()> {
             rejected: vec![],
         },
     );
-    check_labels(Some(out))
+    check_labels(out)
 }
 
-fn check_labels(out: Option<Result<IngestOutcome, StoreError>>) -> Result<()> {
-    let Some(out) = out else { return Ok(()) };
+fn check_labels(out: Result<IngestOutcome, StoreError>) -> Result<()> {
     let out = out?;
     if !out.rejected.is_empty() {
         bail!("rejected labels: {:?}", &out.rejected[..1]);
@@ -220,10 +219,11 @@ fn check_labels(out: Option<Result<IngestOutcome, StoreError>>) -> Result<()> {
 /// aggregates brought up to date.
 fn send_late(store: &SqliteStore, late: &[LabelEvent], in_flight: usize) -> Result<()> {
     let t = Instant::now();
-    let mut pending = std::collections::VecDeque::new();
+    let mut pending: std::collections::VecDeque<PendingLabels> = std::collections::VecDeque::new();
     for chunk in late.chunks(100_000) {
         if pending.len() >= in_flight.max(1) {
-            check_labels(pending.pop_front().map(PendingLabels::wait))?;
+            let oldest = pending.pop_front().expect("in_flight >= 1 requests queued");
+            check_labels(oldest.wait())?;
         }
         pending.push_back(store.submit_labels(
             &model(),
@@ -234,7 +234,7 @@ fn send_late(store: &SqliteStore, late: &[LabelEvent], in_flight: usize) -> Resu
         )?);
     }
     while let Some(p) = pending.pop_front() {
-        check_labels(Some(p.wait()))?;
+        check_labels(p.wait())?;
     }
     let durable = t.elapsed().as_secs_f64();
     let r = aggregates::refresh(store, &model())?;
