@@ -20,9 +20,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Instant;
 
-use modelwatch_core::{ModelName, Timestamp, Window};
+use modelwatch_core::{ModelName, PredictionEvent, Timestamp, Window};
 use modelwatch_store::{
-    hour_of, AggregateWrite, DirtyHour, LabelDelta, ScanRange, Store, StoreError, StoredAggregate,
+    hour_of, AggregateWrite, DirtyHour, HourDelta, ScanRange, Store, StoreError, StoredAggregate,
     HOUR_MICROS, MODEL_WIDE,
 };
 use serde::{Deserialize, Serialize};
@@ -90,6 +90,9 @@ pub struct RefreshReport {
     pub predictions: u64,
     /// Labels added to stored aggregates from label deltas, without a rescan.
     pub labels_added: u64,
+    /// New predictions added to stored aggregates from their segments, without a rescan of
+    /// their hours.
+    pub predictions_added: u64,
     /// The task decision changed, so every hour was rebuilt.
     pub rebuilt: bool,
     pub seconds: f64,
@@ -185,20 +188,20 @@ fn refresh_locked(
     let mut detector = decision.detector.clone();
     let spec_json = spec_key(&decision.spec);
     let spec = &decision.spec;
-    // Hours whose only change is first labels get them added to their stored aggregates.
-    // (Before the first decision nothing is stored to add them to.)
-    let (labels_only, mut dirty): (Vec<DirtyHour>, Vec<DirtyHour>) =
-        dirty.into_iter().partition(|d| d.labels_only);
+    // Hours whose only changes are new predictions and first labels get them added to their
+    // stored aggregates. (Before the first decision nothing is stored to add them to.)
+    let (deltas_only, mut dirty): (Vec<DirtyHour>, Vec<DirtyHour>) =
+        dirty.into_iter().partition(|d| d.deltas_only);
     let unapplied = if first {
-        labels_only
+        deltas_only
     } else {
-        add_label_deltas(
+        add_deltas(
             store,
             model,
             spec,
             &spec_json,
             reference,
-            &labels_only,
+            &deltas_only,
             &mut detector,
             &mut report,
         )?
@@ -259,12 +262,13 @@ fn refresh_locked(
     Ok(report)
 }
 
-/// Adds the label deltas of `hours` (labels-only marks) to their stored performance
-/// aggregates and drift sketches, and writes them with the marks cleared and the deltas
-/// deleted, in one transaction. Returns the hours it could not update (no stored aggregate of
-/// the current task and reference), which need a rescan.
+/// Adds the deltas of `hours` (deltas-only marks) to their stored performance aggregates and
+/// drift sketches: new predictions, read from the segments their deltas name, and first labels.
+/// Writes them with the marks cleared and the deltas deleted, in one transaction. Returns the
+/// hours it could not update (a stored aggregate of another task or reference, or none where
+/// one should be), which need a rescan.
 #[allow(clippy::too_many_arguments)]
-fn add_label_deltas(
+fn add_deltas(
     store: &dyn Store,
     model: &ModelName,
     spec: &TaskSpec,
@@ -277,11 +281,12 @@ fn add_label_deltas(
     let (Some(first), Some(last)) = (hours.first(), hours.last()) else {
         return Ok(Vec::new());
     };
-    let deltas = store.label_deltas(model)?;
-    let mut by_hour: HashMap<(&str, Timestamp), Vec<&LabelDelta>> = HashMap::new();
+    let deltas = store.hour_deltas(model)?;
+    let mut by_hour: HashMap<(&str, Timestamp), Vec<&HourDelta>> = HashMap::new();
     for d in &deltas {
         by_hour.entry((&d.version, d.hour)).or_default().push(d);
     }
+    let mut fresh = new_predictions(store, model, spec, reference, hours, &by_hour)?;
     // Dirty hours come oldest first.
     let range = ScanRange {
         from: Some(first.hour),
@@ -313,13 +318,16 @@ fn add_label_deltas(
         .iter()
         .map(|d| {
             let key = (d.version.clone(), d.hour);
+            let deltas = by_hour
+                .remove(&(d.version.as_str(), d.hour))
+                .unwrap_or_default();
             HourWork {
                 mark: d,
                 perf: perf.remove(&key),
                 sketch: sketches.remove(&key),
-                deltas: by_hour
-                    .remove(&(d.version.as_str(), d.hour))
-                    .unwrap_or_default(),
+                has_predictions: deltas.iter().any(|d| d.segment.is_some()),
+                fresh: fresh.remove(&(d.version.clone(), d.hour.micros())),
+                deltas,
             }
         })
         .collect();
@@ -334,6 +342,7 @@ fn add_label_deltas(
         };
         detector.merge(&added.detector);
         report.labels_added += added.labels;
+        report.predictions_added += added.predictions;
         perf_write.applied.extend(w.deltas.iter().map(|d| d.id));
         perf_write.put.push(added.perf);
         perf_write.clear.push(w.mark.clone());
@@ -346,12 +355,108 @@ fn add_label_deltas(
     Ok(unapplied)
 }
 
-/// One labels-only hour to update: its mark, stored aggregate and sketch, and deltas.
+/// New predictions of some hours, folded without their labels (which come as label deltas).
+struct NewPredictions {
+    acc: WindowAccumulator,
+    sketch: Option<WindowSketch>,
+    detector: TaskDetector,
+    count: u64,
+}
+
+impl NewPredictions {
+    fn new(spec: &TaskSpec, reference: Option<&Reference>) -> Self {
+        NewPredictions {
+            acc: WindowAccumulator::new(spec),
+            sketch: reference.map(WindowSketch::new),
+            detector: TaskDetector::default(),
+            count: 0,
+        }
+    }
+
+    fn observe(&mut self, spec: &TaskSpec, reference: Option<&Reference>, p: &PredictionEvent) {
+        self.detector.observe(p, None);
+        self.acc.observe(spec, p, None);
+        if let (Some(r), Some(sk)) = (reference, self.sketch.as_mut()) {
+            sk.push(r, &p.features, p.prediction.as_ref(), p.score, None);
+        }
+        self.count += 1;
+    }
+
+    /// Adds `other`; `None` when the accumulators cannot be merged (the hour is rescanned).
+    fn merge(mut self, other: &NewPredictions) -> Option<Self> {
+        self.acc.merge(&other.acc).ok()?;
+        if let (Some(a), Some(b)) = (self.sketch.as_mut(), other.sketch.as_ref()) {
+            a.merge(b);
+        }
+        self.detector.merge(&other.detector);
+        self.count += other.count;
+        Some(self)
+    }
+}
+
+/// The new predictions of `hours`, read from the segments their deltas name: each segment is
+/// decoded once, on one core, and its events go to the hours whose delta names it (the others
+/// are already counted, or wait for a rescan). The folds of each hour are merged in segment
+/// order. `None` for an hour whose folds could not be merged.
+fn new_predictions(
+    store: &dyn Store,
+    model: &ModelName,
+    spec: &TaskSpec,
+    reference: Option<&Reference>,
+    hours: &[DirtyHour],
+    by_hour: &HashMap<(&str, Timestamp), Vec<&HourDelta>>,
+) -> Result<HashMap<(String, i64), Option<NewPredictions>>, PerformanceError> {
+    let mut wanted: BTreeMap<i64, HashSet<(&str, i64)>> = BTreeMap::new();
+    for d in hours {
+        for delta in by_hour
+            .get(&(d.version.as_str(), d.hour))
+            .into_iter()
+            .flatten()
+        {
+            if let Some(segment) = delta.segment {
+                wanted
+                    .entry(segment)
+                    .or_default()
+                    .insert((d.version.as_str(), d.hour.micros()));
+            }
+        }
+    }
+    let segments: Vec<(i64, HashSet<(&str, i64)>)> = wanted.into_iter().collect();
+    let folds = modelwatch_stats::drift::parallel_map(&segments, |(segment, hours)| {
+        let mut folds: HashMap<(String, i64), NewPredictions> = HashMap::new();
+        store.scan_segments(model, &[*segment], &mut |_, p| {
+            let version = p.model_version.as_deref().unwrap_or("");
+            let hour = hour_of(p.timestamp.micros());
+            if hours.contains(&(version, hour)) {
+                folds
+                    .entry((version.to_owned(), hour))
+                    .or_insert_with(|| NewPredictions::new(spec, reference))
+                    .observe(spec, reference, p);
+            }
+        })?;
+        Ok::<_, StoreError>(folds)
+    });
+    let mut merged: HashMap<(String, i64), Option<NewPredictions>> = HashMap::new();
+    for folds in folds {
+        for (key, fold) in folds? {
+            match merged.remove(&key) {
+                None => merged.insert(key, Some(fold)),
+                Some(before) => merged.insert(key, before.and_then(|b| b.merge(&fold))),
+            };
+        }
+    }
+    Ok(merged)
+}
+
+/// One deltas-only hour to update: its mark, stored aggregate and sketch, deltas, and the
+/// fold of its new predictions (`Some(None)` when that fold failed).
 struct HourWork<'a> {
     mark: &'a DirtyHour,
     perf: Option<Vec<u8>>,
     sketch: Option<Vec<u8>>,
-    deltas: Vec<&'a LabelDelta>,
+    deltas: Vec<&'a HourDelta>,
+    has_predictions: bool,
+    fresh: Option<Option<NewPredictions>>,
 }
 
 /// An hour with its deltas added.
@@ -360,23 +465,32 @@ struct AddedHour {
     sketch: Option<StoredAggregate>,
     detector: TaskDetector,
     labels: u64,
+    predictions: u64,
 }
 
-/// Adds an hour's deltas to its stored aggregate and sketch. `None` when they are missing or
-/// were built for another task or reference (the hour is rescanned instead).
+/// Adds an hour's deltas to its stored aggregate and sketch. `None` when it cannot (the hour is
+/// rescanned instead): they were built for another task or reference, or they are missing
+/// while the hour has no new predictions (only an hour whose every prediction came as a delta
+/// starts from nothing), or its new predictions could not be folded.
 fn add_to_hour(
     w: &HourWork<'_>,
     spec: &TaskSpec,
     spec_json: &str,
     reference: Option<&Reference>,
 ) -> Result<Option<AddedHour>, PerformanceError> {
-    let blob = w
-        .perf
-        .as_deref()
-        .and_then(|data| postcard::from_bytes::<HourBlob>(data).ok())
-        .filter(|b| b.spec == spec_json);
+    let never_written = w.perf.is_none() && w.sketch.is_none() && w.has_predictions;
+    let blob = match w.perf.as_deref() {
+        None if never_written => Some(HourBlob {
+            spec: spec_json.to_owned(),
+            acc: WindowAccumulator::new(spec),
+        }),
+        data => data
+            .and_then(|data| postcard::from_bytes::<HourBlob>(data).ok())
+            .filter(|b| b.spec == spec_json),
+    };
     let sketch = match reference {
         None => Some(None),
+        Some(r) if never_written => Some(Some(WindowSketch::new(r))),
         Some(r) => w
             .sketch
             .as_deref()
@@ -388,6 +502,21 @@ fn add_to_hour(
         return Ok(None);
     };
     let mut detector = TaskDetector::default();
+    let mut predictions = 0;
+    match &w.fresh {
+        Some(None) => return Ok(None),
+        Some(Some(fresh)) => {
+            if blob.acc.merge(&fresh.acc).is_err() {
+                return Ok(None);
+            }
+            if let (Some(sk), Some(new)) = (sketch.as_mut(), fresh.sketch.as_ref()) {
+                sk.merge(new);
+            }
+            detector.merge(&fresh.detector);
+            predictions = fresh.count;
+        }
+        None => {}
+    }
     let mut labels = 0;
     for delta in &w.deltas {
         for l in &delta.labels()? {
@@ -406,6 +535,7 @@ fn add_to_hour(
             .transpose()?,
         detector,
         labels,
+        predictions,
     }))
 }
 

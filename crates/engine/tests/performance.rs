@@ -457,14 +457,14 @@ fn late_labels_are_added_from_deltas_and_equal_the_raw_events_and_a_rebuild() {
             .dirty_hours(&model())
             .unwrap()
             .iter()
-            .all(|d| d.labels_only));
+            .all(|d| d.deltas_only));
         let late = aggregates::refresh(&store, &model()).unwrap();
         assert_eq!(
             (late.predictions, late.labels_added),
             (0, labels.len() as u64),
             "{name}: every label added from its delta, no hour rescanned"
         );
-        assert!(store.label_deltas(&model()).unwrap().is_empty());
+        assert!(store.hour_deltas(&model()).unwrap().is_empty());
         let mut answers = Vec::new();
         for q in window_queries() {
             let window = q.window.unwrap();
@@ -493,6 +493,103 @@ fn late_labels_are_added_from_deltas_and_equal_the_raw_events_and_a_rebuild() {
         let (fast, _) = both_paths(&store, &query());
         assert_close(&format!("{name} rebuilt"), &answers[0], &fast);
     }
+}
+
+#[test]
+fn new_predictions_are_added_from_their_segments_and_equal_the_raw_events_and_a_rebuild() {
+    for name in ["binary", "regression", "multiclass"] {
+        let data = fixture(name);
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        put_reference(&store, data["reference"].as_array().unwrap());
+        let preds = data["predictions"].as_array().unwrap();
+        let labels = data["labels"].as_array().unwrap();
+        // The first half decides the task and is aggregated by a rescan.
+        let half = preds.len() / 2;
+        ingest_predictions(&store, &preds[..half]);
+        let built = aggregates::refresh(&store, &model()).unwrap();
+        assert_eq!(built.predictions, half as u64, "{name}");
+        // The rest lands in hours already aggregated and in new ones, in three requests with
+        // a refresh after the first, so deltas are added both to stored aggregates and to ones
+        // written from deltas alone.
+        let third = (preds.len() - half) / 3;
+        let parts = [
+            &preds[half..half + third],
+            &preds[half + third..half + 2 * third],
+            &preds[half + 2 * third..],
+        ];
+        let mut added = 0;
+        for (i, part) in parts.iter().enumerate() {
+            ingest_predictions(&store, part);
+            if i == 0 {
+                let r = aggregates::refresh(&store, &model()).unwrap();
+                assert_eq!(r.predictions, 0, "{name}: {r:?}");
+                added += r.predictions_added;
+            }
+        }
+        assert!(store
+            .dirty_hours(&model())
+            .unwrap()
+            .iter()
+            .all(|d| d.deltas_only));
+        let r = aggregates::refresh(&store, &model()).unwrap();
+        assert_eq!(
+            (r.predictions, added + r.predictions_added),
+            (0, (preds.len() - half) as u64),
+            "{name}: every new prediction added from its segment, no hour rescanned"
+        );
+        assert!(store.hour_deltas(&model()).unwrap().is_empty());
+        // Then every label, as deltas of predictions that all came one way or the other.
+        ingest_labels(&store, labels);
+        let r = aggregates::refresh(&store, &model()).unwrap();
+        assert_eq!(
+            (r.predictions, r.labels_added),
+            (0, labels.len() as u64),
+            "{name}"
+        );
+        let mut answers = Vec::new();
+        for q in window_queries() {
+            let window = q.window.unwrap();
+            let (fast, slow) = both_paths(&store, &q);
+            assert_close(
+                &format!("{name} {} from prediction deltas", window.label()),
+                &fast,
+                &slow,
+            );
+            answers.push(fast);
+        }
+        // The rebuilt aggregates equal the ones the deltas were added to.
+        let rebuilt = aggregates::rebuild(&store, &model()).unwrap();
+        assert_eq!(rebuilt.predictions, preds.len() as u64, "{name}");
+        let (fast, _) = both_paths(&store, &query());
+        assert_close(&format!("{name} rebuilt"), &answers[0], &fast);
+    }
+}
+
+#[test]
+fn a_label_sent_before_its_prediction_rescans_the_hour_it_lands_in() {
+    let data = fixture("binary");
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let preds = data["predictions"].as_array().unwrap();
+    let labels = data["labels"].as_array().unwrap();
+    ingest_predictions(&store, &preds[..preds.len() - 1]);
+    aggregates::refresh(&store, &model()).unwrap();
+    let last = preds.last().unwrap();
+    let label: Vec<_> = labels
+        .iter()
+        .filter(|l| l["request_id"] == last["request_id"])
+        .cloned()
+        .collect();
+    assert_eq!(label.len(), 1, "the fixture labels its last prediction");
+    ingest_labels(&store, &label);
+    ingest_predictions(&store, std::slice::from_ref(last));
+    let dirty = store.dirty_hours(&model()).unwrap();
+    assert!(dirty.len() == 1 && !dirty[0].deltas_only, "{dirty:?}");
+    let r = aggregates::refresh(&store, &model()).unwrap();
+    assert!(r.predictions > 0 && r.predictions_added == 0, "{r:?}");
+    let (fast, slow) = both_paths(&store, &query());
+    assert_close("adopted label", &fast, &slow);
 }
 
 #[test]

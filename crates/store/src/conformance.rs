@@ -349,6 +349,24 @@ pub fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn S
             (String::new(), "2026-01-01T05:00:00Z".to_owned()),
         ]
     );
+    // New predictions are deltas of their hours, naming the segment that holds them, which
+    // reads back without labels.
+    assert!(dirty.iter().all(|d| d.deltas_only));
+    let deltas = store.hour_deltas(&model()).unwrap();
+    assert_eq!(deltas.len(), 2);
+    let segment = deltas[0].segment.expect("a delta of predictions");
+    assert!(deltas.iter().all(|d| d.segment == Some(segment)));
+    assert!(deltas[0].labels().unwrap().is_empty());
+    let mut read = Vec::new();
+    store
+        .scan_segments(&model(), &[segment, segment + 1000], &mut |s, e| {
+            read.push((s, e.request_id.clone()))
+        })
+        .unwrap();
+    assert_eq!(
+        read,
+        ["a", "b", "n"].map(|id| (segment, id.to_owned())).to_vec()
+    );
     let blob = |v: &str, h: &str, d: &[u8]| StoredAggregate {
         version: v.to_owned(),
         hour: ts(h),
@@ -364,6 +382,7 @@ pub fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn S
                     blob("", "2026-01-01T05:00:00Z", b"five"),
                 ],
                 clear: dirty.clone(),
+                applied: deltas.iter().map(|d| d.id).collect(),
                 ..AggregateWrite::default()
             },
         )
@@ -407,8 +426,8 @@ pub fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn S
     assert_eq!(dirty.len(), 1);
     assert_eq!(dirty[0].hour.to_rfc3339(), "2026-01-01T03:00:00Z");
     // A first label is recorded as a delta carrying what its prediction said.
-    assert!(dirty[0].labels_only);
-    let deltas = store.label_deltas(&model()).unwrap();
+    assert!(dirty[0].deltas_only);
+    let deltas = store.hour_deltas(&model()).unwrap();
     assert_eq!(deltas.len(), 1);
     assert_eq!(
         (deltas[0].version.as_str(), deltas[0].hour),
@@ -462,7 +481,7 @@ pub fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn S
         .put_aggregates(&model(), applied(b"labelled"))
         .unwrap();
     store.put_aggregates(&model(), applied(b"twice")).unwrap();
-    assert!(store.label_deltas(&model()).unwrap().is_empty());
+    assert!(store.hour_deltas(&model()).unwrap().is_empty());
     assert!(store.dirty_hours(&model()).unwrap().is_empty());
     assert_eq!(
         store.aggregates(&model(), "perf", &v1).unwrap()[0].data,
@@ -477,13 +496,17 @@ pub fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn S
         .unwrap();
     let dirty = store.dirty_hours(&model()).unwrap();
     assert_eq!(dirty.len(), 1);
-    assert!(!dirty[0].labels_only);
-    assert!(store.label_deltas(&model()).unwrap().is_empty());
-    // The prediction of the orphan label arrives: its hour is marked.
+    assert!(!dirty[0].deltas_only);
+    assert!(store.hour_deltas(&model()).unwrap().is_empty());
+    // The prediction of the orphan label arrives: its hour is marked for a rescan (a delta of
+    // predictions carries no labels).
     store
         .ingest_predictions(&model(), preds(&[&p("zz", "2026-01-03T00:00:00Z", 1.0)]))
         .unwrap();
-    assert_eq!(store.dirty_hours(&model()).unwrap().len(), 2);
+    let dirty = store.dirty_hours(&model()).unwrap();
+    assert_eq!(dirty.len(), 2);
+    assert!(dirty.iter().all(|d| !d.deltas_only));
+    assert!(store.hour_deltas(&model()).unwrap().is_empty());
     store.invalidate_aggregates(&model()).unwrap();
     assert_eq!(store.dirty_hours(&model()).unwrap().len(), 3);
 }

@@ -188,28 +188,37 @@ pub struct DirtyHour {
     /// Start of the hour (UTC-aligned).
     pub hour: Timestamp,
     pub generation: i64,
-    /// Every change since the hour's aggregates were written is a first label for one of its
-    /// predictions, each recorded in a [`LabelDelta`]: the aggregates can be brought up to date
-    /// by adding those labels, without a rescan. False once anything else changed the hour
-    /// (new predictions, a replaced label, retention); its deltas are then dropped.
-    pub labels_only: bool,
+    /// Every change since the hour's aggregates were written (or since it had none) is new
+    /// predictions or first labels for its predictions, each recorded in an [`HourDelta`]: the
+    /// aggregates can be brought up to date by adding those, without a rescan. False once
+    /// anything else changed the hour (a replaced label, a label that arrived before its
+    /// prediction, retention); its deltas are then dropped.
+    pub deltas_only: bool,
 }
 
-/// First labels of one hour's predictions, written by one ingest in the same transaction as
-/// the labels and the hour's mark. Applied to the stored aggregates by a refresh, which deletes
-/// the delta (`AggregateWrite::applied`) in the transaction that writes the result.
+/// What one ingest added to one hour, written in the same transaction as the rows and the
+/// hour's mark: either the hour's new predictions in one segment ([`HourDelta::segment`]; read
+/// with [`Store::scan_segments`], their labels come as label deltas) or first labels of its
+/// predictions ([`HourDelta::labels`]). Applied to the stored aggregates by a refresh, which
+/// deletes the delta (`AggregateWrite::applied`) in the transaction that writes the result.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LabelDelta {
+pub struct HourDelta {
     pub id: i64,
     pub version: String,
     pub hour: Timestamp,
-    /// The labels in their stored form, decoded by [`LabelDelta::labels`] (a refresh decodes
-    /// each hour's on the core that updates it).
+    /// The segment holding the hour's new predictions, for a delta of predictions.
+    pub segment: Option<i64>,
+    /// The labels in their stored form, decoded by [`HourDelta::labels`] (a refresh decodes
+    /// each hour's on the core that updates it). Empty for a delta of predictions.
     pub(crate) data: Vec<u8>,
 }
 
-impl LabelDelta {
+impl HourDelta {
+    /// The first labels of a label delta (none for a delta of predictions).
     pub fn labels(&self) -> Result<Vec<NewLabel>, StoreError> {
+        if self.segment.is_some() {
+            return Ok(Vec::new());
+        }
         compact::delta_entries(&self.data)
     }
 }
@@ -244,7 +253,7 @@ pub struct AggregateWrite {
     /// (version, hour) whose aggregate is deleted (the hour has no predictions left).
     pub delete: Vec<(String, Timestamp)>,
     pub clear: Vec<DirtyHour>,
-    /// Ids of the [`LabelDelta`]s folded into `put`: deleted with the write. A write that
+    /// Ids of the [`HourDelta`]s folded into `put`: deleted with the write. A write that
     /// names a delta no longer stored (another refresh applied it first) is skipped whole, so
     /// a delta is never added twice.
     pub applied: Vec<i64>,
@@ -358,9 +367,17 @@ pub trait Store: Send + Sync + 'static {
         model: &ModelName,
         writes: Vec<AggregateWrite>,
     ) -> Result<(), StoreError>;
-    /// The label deltas of `model` not yet applied, oldest first.
-    fn label_deltas(&self, model: &ModelName) -> Result<Vec<LabelDelta>, StoreError>;
-    /// Turns labels-only marks into full ones (a new generation, their deltas dropped), for
+    /// The hour deltas of `model` not yet applied, oldest first.
+    fn hour_deltas(&self, model: &ModelName) -> Result<Vec<HourDelta>, StoreError>;
+    /// Visits the predictions stored in `segments` (ids of [`HourDelta::segment`]), without
+    /// their labels, each with its segment's id. A segment deleted since (retention) is skipped.
+    fn scan_segments(
+        &self,
+        model: &ModelName,
+        segments: &[i64],
+        f: &mut dyn FnMut(i64, &PredictionEvent),
+    ) -> Result<(), StoreError>;
+    /// Turns deltas-only marks into full ones (a new generation, their deltas dropped), for
     /// hours a refresh must rescan rather than update: a label arriving during the rescan then
     /// only marks the hour again, it never leaves a delta the rescan has already counted.
     fn mark_for_rescan(&self, model: &ModelName, hours: &[DirtyHour]) -> Result<(), StoreError>;

@@ -10,7 +10,7 @@
 
 use crate::compact;
 use crate::{
-    hour_of, AggregateWrite, DelayQuantiles, DirtyHour, IngestOutcome, LabelBatch, LabelDelta,
+    hour_of, AggregateWrite, DelayQuantiles, DirtyHour, HourDelta, IngestOutcome, LabelBatch,
     ModelSummary, Page, PredictionBatch, Quarantined, ReferenceOutcome, ReferenceSummary,
     RejectedRow, RetentionReport, ScanRange, Store, StoreError, StoredAggregate, VersionSummary,
     WindowCounts, WindowQuery, HOUR_MICROS, MODEL_WIDE,
@@ -31,7 +31,7 @@ use std::thread::JoinHandle;
 
 const DB_FILE: &str = "modelwatch.db";
 const LOCK_FILE: &str = "LOCK";
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 /// Upper bound on rows in one group commit: bounds the latency a large import adds to a small
 /// concurrent request, and the WAL growth between checkpoints.
 const MAX_ROWS_PER_COMMIT: usize = 200_000;
@@ -301,23 +301,30 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     // Each step brings a store of the version before it to its own; all run in one transaction.
     let steps = match version {
         0 => format!(
-            "{} {} {}",
+            "{} {} {} {}",
             include_str!("schema.sql"),
             include_str!("schema_v2.sql"),
-            include_str!("schema_v3.sql")
+            include_str!("schema_v3.sql"),
+            include_str!("schema_v4.sql")
         ),
         1 => {
             // Every hour that holds predictions starts dirty (its aggregates are built on the
             // first refresh), and the label counters are counted once.
             format!(
-                "{} {} {} {}",
+                "{} {} {} {} {}",
                 include_str!("schema_v2.sql"),
                 include_str!("schema_v3.sql"),
+                include_str!("schema_v4.sql"),
                 mark_every_hour_sql("1"),
                 recount_labelled_sql("1"),
             )
         }
-        2 => include_str!("schema_v3.sql").to_owned(),
+        2 => format!(
+            "{} {}",
+            include_str!("schema_v3.sql"),
+            include_str!("schema_v4.sql")
+        ),
+        3 => include_str!("schema_v4.sql").to_owned(),
         SCHEMA_VERSION => return Ok(()),
         v => {
             return Err(StoreError::Corrupt {
@@ -914,8 +921,13 @@ fn ingest_predictions(
     }
 
     let mut versions: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
-    let mut hours: BTreeSet<(&str, i64)> = BTreeSet::new();
-    let mut last_hour: Option<(&str, i64)> = None;
+    // (version, hour, segment) of the new predictions: each is a delta of its hour, which a
+    // refresh adds to the stored aggregates by reading that segment (no rescan of the hour).
+    let mut deltas: BTreeSet<(&str, i64, i64)> = BTreeSet::new();
+    // Hours of predictions that adopted a label sent before them: rescanned, since a delta of
+    // new predictions carries no labels.
+    let mut adopting: BTreeSet<(&str, i64)> = BTreeSet::new();
+    let mut last_delta: Option<(&str, i64, i64)> = None;
     // Labels that arrived before their prediction: only while some exist is each new
     // prediction looked up in `labels` (the common order, label after prediction, costs nothing).
     let orphan_labels: i64 = tx.query_row(
@@ -976,8 +988,11 @@ fn ingest_predictions(
             let mut label =
                 tx.prepare_cached("SELECT 1 FROM labels WHERE model_id = ?1 AND request_id = ?2")?;
             for (i, new) in is_new.iter().enumerate() {
-                if *new && label.exists(params![entry.id, event(i).request_id])? {
+                let e = event(i);
+                if *new && label.exists(params![entry.id, e.request_id])? {
                     adopted += 1;
+                    let version = e.model_version.as_deref().unwrap_or("");
+                    adopting.insert((version, hour_of(e.timestamp.micros())));
                 }
             }
         }
@@ -998,10 +1013,10 @@ fn ingest_predictions(
             min_ts = min_ts.min(ts);
             max_ts = max_ts.max(ts);
             // Neighbouring events mostly share their hour: skip the set when it repeats.
-            let hour = (version, hour_of(ts));
-            if last_hour != Some(hour) {
-                hours.insert(hour);
-                last_hour = Some(hour);
+            let delta = (version, hour_of(ts), segment_id);
+            if last_delta != Some(delta) {
+                deltas.insert(delta);
+                last_delta = Some(delta);
             }
             let v = versions.entry(version).or_insert((0, ts, ts));
             v.0 += 1;
@@ -1040,7 +1055,12 @@ fn ingest_predictions(
             upsert.execute(params![entry.id, version, n, first, last])?;
         }
     }
-    mark_dirty(tx, entry.id, hours)?;
+    for (version, hour, segment) in deltas {
+        if !adopting.contains(&(version, hour)) {
+            record_delta(tx, entry.id, version, hour, Delta::Predictions { segment })?;
+        }
+    }
+    mark_dirty(tx, entry.id, adopting)?;
     if adopted > 0 {
         tx.execute(
             "UPDATE models SET labelled = labelled + ?1, orphan_labels = orphan_labels - ?1
@@ -1190,7 +1210,7 @@ fn ingest_labels(
     for (version, by_hour) in &hours {
         for (&hour, change) in by_hour {
             match change {
-                Some(delta) => mark_new_labels(tx, model_id, version, hour, delta)?,
+                Some(delta) => record_delta(tx, model_id, version, hour, Delta::Labels(delta))?,
                 None => rescan.push((version.as_str(), hour)),
             }
         }
@@ -1528,12 +1548,12 @@ fn recount_labelled_sql(filter: &str) -> String {
 /// The marks are full ones, so the label deltas of those models are dropped.
 fn mark_every_hour_sql(filter: &str) -> String {
     format!(
-        "INSERT INTO dirty_hours(model_id, version, hour, generation, labels_only)
+        "INSERT INTO dirty_hours(model_id, version, hour, generation, deltas_only)
          SELECT model_id, version, ts - (((ts % {HOUR_MICROS}) + {HOUR_MICROS}) % {HOUR_MICROS}), 1, 0
          FROM request_index WHERE {filter} GROUP BY 1, 2, 3
          ON CONFLICT(model_id, version, hour) DO UPDATE SET
-            generation = generation + 1, labels_only = 0;
-         DELETE FROM label_deltas WHERE {filter};"
+            generation = generation + 1, deltas_only = 0;
+         DELETE FROM hour_deltas WHERE {filter};"
     )
 }
 
@@ -1545,14 +1565,14 @@ fn mark_dirty<'a>(
     hours: impl IntoIterator<Item = (&'a str, i64)>,
 ) -> Result<(), StoreError> {
     let mut mark = tx.prepare_cached(
-        "INSERT INTO dirty_hours(model_id, version, hour, generation, labels_only)
+        "INSERT INTO dirty_hours(model_id, version, hour, generation, deltas_only)
          VALUES (?1, ?2, ?3, 1, 0)
          ON CONFLICT(model_id, version, hour) DO UPDATE SET
-            generation = generation + 1, labels_only = 0
+            generation = generation + 1, deltas_only = 0
          RETURNING generation",
     )?;
     let mut drop_deltas = tx.prepare_cached(
-        "DELETE FROM label_deltas WHERE model_id = ?1 AND version = ?2 AND hour = ?3",
+        "DELETE FROM hour_deltas WHERE model_id = ?1 AND version = ?2 AND hour = ?3",
     )?;
     for (version, hour) in hours {
         let generation: i64 = mark.query_row(params![model_id, version, hour], |r| r.get(0))?;
@@ -1564,30 +1584,44 @@ fn mark_dirty<'a>(
     Ok(())
 }
 
-/// Records first labels of one hour's predictions as a label delta, unless the hour already
-/// waits for a rescan (which will read them anyway); marks the hour either way.
-fn mark_new_labels(
+/// What one delta adds to its hour.
+#[derive(Clone, Copy)]
+enum Delta<'a> {
+    /// First labels of the hour's stored predictions, in `compact.rs` form.
+    Labels(&'a [u8]),
+    /// The hour's new predictions stored in this segment.
+    Predictions { segment: i64 },
+}
+
+/// Records a delta of one hour, unless the hour already waits for a rescan (which will read
+/// what the delta says anyway); marks the hour either way.
+fn record_delta(
     tx: &Transaction<'_>,
     model_id: i64,
     version: &str,
     hour: i64,
-    delta: &[u8],
+    delta: Delta<'_>,
 ) -> Result<(), StoreError> {
     let rescan: Option<bool> = tx
         .prepare_cached(
-            "SELECT labels_only = 0 FROM dirty_hours
+            "SELECT deltas_only = 0 FROM dirty_hours
              WHERE model_id = ?1 AND version = ?2 AND hour = ?3",
         )?
         .query_row(params![model_id, version, hour], |r| r.get(0))
         .optional()?;
     if rescan != Some(true) {
+        let (data, segment) = match delta {
+            Delta::Labels(data) => (data, None),
+            Delta::Predictions { segment } => (&[][..], Some(segment)),
+        };
         tx.prepare_cached(
-            "INSERT INTO label_deltas(model_id, version, hour, data) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO hour_deltas(model_id, version, hour, data, segment_id)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .execute(params![model_id, version, hour, delta])?;
+        .execute(params![model_id, version, hour, data, segment])?;
     }
     tx.prepare_cached(
-        "INSERT INTO dirty_hours(model_id, version, hour, generation, labels_only)
+        "INSERT INTO dirty_hours(model_id, version, hour, generation, deltas_only)
          VALUES (?1, ?2, ?3, 1, 1)
          ON CONFLICT(model_id, version, hour) DO UPDATE SET generation = generation + 1",
     )?
@@ -1604,7 +1638,7 @@ fn put_aggregates(
     // A delta that is gone was applied by another refresh, whose result is newer than this
     // one's: writing would add it twice (or lose a later one), so nothing is written.
     {
-        let mut applied = tx.prepare_cached("DELETE FROM label_deltas WHERE id = ?1")?;
+        let mut applied = tx.prepare_cached("DELETE FROM hour_deltas WHERE id = ?1")?;
         for write in &writes {
             for delta in &write.applied {
                 if applied.execute([delta])? == 0 {
@@ -1785,7 +1819,7 @@ fn apply_retention(tx: &Transaction<'_>, now: Timestamp) -> Result<RetentionRepo
             "DELETE FROM aggregates WHERE model_id = ?1 AND hour + ?3 <= ?2 AND hour <> ?4",
             params![id, cutoff, HOUR_MICROS, MODEL_WIDE.micros()],
         )?;
-        for table in ["dirty_hours", "label_deltas"] {
+        for table in ["dirty_hours", "hour_deltas"] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE model_id = ?1 AND hour + ?3 <= ?2"),
                 params![id, cutoff, HOUR_MICROS],
@@ -1950,6 +1984,20 @@ const DAY_MICROS: i64 = 86_400_000_000;
 
 /// Decodes one stored event. Stored events were validated at ingest; they are read back with the
 /// same parser, with an arrival time far enough ahead that no stored timestamp looks "future".
+fn corrupt_segment(segment: i64, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what: "segment",
+        detail: format!("segment {segment}: {detail}"),
+    }
+}
+
+/// The NDJSON of a stored segment.
+fn segment_text(segment: i64, data: rusqlite::types::ValueRef<'_>) -> Result<String, StoreError> {
+    let data = data.as_blob().map_err(|e| corrupt_segment(segment, e))?;
+    let text = zstd::stream::decode_all(data).map_err(|e| corrupt_segment(segment, e))?;
+    String::from_utf8(text).map_err(|e| corrupt_segment(segment, e))
+}
+
 fn decode_stored(line: &str) -> Result<PredictionEvent, String> {
     let limits = IngestLimits {
         max_features: usize::MAX,
@@ -2110,27 +2158,14 @@ impl Store for SqliteStore {
             let mut items = Vec::new();
             while let Some(r) = rows.next()? {
                 let segment: i64 = r.get(0)?;
-                let data = r.get_ref(1)?.as_blob().map_err(|e| StoreError::Corrupt {
-                    what: "segment",
-                    detail: format!("segment {segment}: {e}"),
-                })?;
-                let text = zstd::stream::decode_all(data).map_err(|e| StoreError::Corrupt {
-                    what: "segment",
-                    detail: format!("segment {segment}: {e}"),
-                })?;
-                let text = std::str::from_utf8(&text).map_err(|e| StoreError::Corrupt {
-                    what: "segment",
-                    detail: format!("segment {segment}: {e}"),
-                })?;
+                let text = segment_text(segment, r.get_ref(1)?)?;
                 for (offset, line) in text.lines().enumerate() {
                     let offset = offset as i64;
                     if segment == after_segment && offset <= after_offset {
                         continue;
                     }
-                    let event = decode_stored(line).map_err(|detail| StoreError::Corrupt {
-                        what: "segment",
-                        detail: format!("segment {segment} row {offset}: {detail}"),
-                    })?;
+                    let event = decode_stored(line)
+                        .map_err(|e| corrupt_segment(segment, format!("row {offset}: {e}")))?;
                     if event.timestamp.micros() < cutoff {
                         continue;
                     }
@@ -2228,16 +2263,7 @@ impl Store for SqliteStore {
             let mut rows = segments.query(params![id, from, to])?;
             while let Some(r) = rows.next()? {
                 let segment: i64 = r.get(0)?;
-                let corrupt = |detail: String| StoreError::Corrupt {
-                    what: "segment",
-                    detail: format!("segment {segment}: {detail}"),
-                };
-                let data = r
-                    .get_ref(1)?
-                    .as_blob()
-                    .map_err(|e| corrupt(e.to_string()))?;
-                let text = zstd::stream::decode_all(data).map_err(|e| corrupt(e.to_string()))?;
-                let text = std::str::from_utf8(&text).map_err(|e| corrupt(e.to_string()))?;
+                let text = segment_text(segment, r.get_ref(1)?)?;
                 let mut by_id: HashMap<String, LabelEvent> = HashMap::new();
                 let mut found = labels.query(params![id, segment])?;
                 while let Some(l) = found.next()? {
@@ -2253,7 +2279,7 @@ impl Store for SqliteStore {
                     );
                 }
                 for line in text.lines() {
-                    let event = decode_stored(line).map_err(corrupt)?;
+                    let event = decode_stored(line).map_err(|e| corrupt_segment(segment, e))?;
                     let ts = event.timestamp.micros();
                     if ts < from || ts >= to {
                         continue;
@@ -2264,6 +2290,36 @@ impl Store for SqliteStore {
                         }
                     }
                     f(&event, by_id.get(&event.request_id));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn scan_segments(
+        &self,
+        model: &ModelName,
+        segments: &[i64],
+        f: &mut dyn FnMut(i64, &PredictionEvent),
+    ) -> Result<(), StoreError> {
+        self.read(|conn| {
+            let id = model_id(conn, model)?
+                .ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
+            let cutoff = retention_cutoff(conn, id)?;
+            let mut read =
+                conn.prepare_cached("SELECT data FROM segments WHERE model_id = ?1 AND id = ?2")?;
+            for &segment in segments {
+                let mut rows = read.query(params![id, segment])?;
+                let Some(r) = rows.next()? else {
+                    continue;
+                };
+                let text = segment_text(segment, r.get_ref(0)?)?;
+                for line in text.lines() {
+                    let event = decode_stored(line).map_err(|e| corrupt_segment(segment, e))?;
+                    // A segment straddling the retention cutoff keeps its expired events.
+                    if event.timestamp.micros() >= cutoff {
+                        f(segment, &event);
+                    }
                 }
             }
             Ok(())
@@ -2332,7 +2388,7 @@ impl Store for SqliteStore {
                 return Ok(Vec::new());
             };
             let mut stmt = conn.prepare_cached(
-                "SELECT version, hour, generation, labels_only FROM dirty_hours
+                "SELECT version, hour, generation, deltas_only FROM dirty_hours
                  WHERE model_id = ?1 ORDER BY hour, version",
             )?;
             let rows = stmt.query_map([id], |r| {
@@ -2340,7 +2396,7 @@ impl Store for SqliteStore {
                     version: r.get(0)?,
                     hour: Timestamp(r.get(1)?),
                     generation: r.get(2)?,
-                    labels_only: r.get(3)?,
+                    deltas_only: r.get(3)?,
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
@@ -2355,22 +2411,24 @@ impl Store for SqliteStore {
         self.submit(|reply| Job::MarkForRescan(model.clone(), hours, reply))
     }
 
-    fn label_deltas(&self, model: &ModelName) -> Result<Vec<LabelDelta>, StoreError> {
+    fn hour_deltas(&self, model: &ModelName) -> Result<Vec<HourDelta>, StoreError> {
         self.read(|conn| {
             let Some(id) = model_id(conn, model)? else {
                 return Ok(Vec::new());
             };
             let mut stmt = conn.prepare_cached(
-                "SELECT id, version, hour, data FROM label_deltas WHERE model_id = ?1 ORDER BY id",
+                "SELECT id, version, hour, data, segment_id FROM hour_deltas
+                 WHERE model_id = ?1 ORDER BY id",
             )?;
             let mut rows = stmt.query([id])?;
             let mut deltas = Vec::new();
             while let Some(r) = rows.next()? {
-                deltas.push(LabelDelta {
+                deltas.push(HourDelta {
                     id: r.get(0)?,
                     version: r.get(1)?,
                     hour: Timestamp(r.get(2)?),
                     data: r.get(3)?,
+                    segment: r.get(4)?,
                 });
             }
             Ok(deltas)

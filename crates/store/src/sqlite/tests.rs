@@ -64,7 +64,7 @@ fn a_version_1_database_is_migrated_with_every_hour_dirty() {
     {
         let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
         conn.execute_batch(
-            "DROP TABLE label_deltas; ALTER TABLE request_index DROP COLUMN outcome;
+            "DROP TABLE hour_deltas; ALTER TABLE request_index DROP COLUMN outcome;
              DROP TABLE dirty_hours; DROP TABLE aggregates; DROP TABLE kpis;
              DROP INDEX request_index_segment;
              ALTER TABLE models DROP COLUMN labelled; ALTER TABLE models DROP COLUMN orphan_labels;
@@ -104,8 +104,8 @@ fn a_version_2_database_rescans_the_hours_of_its_old_predictions_for_new_labels(
     {
         let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
         conn.execute_batch(
-            "DROP TABLE label_deltas; ALTER TABLE request_index DROP COLUMN outcome;
-             ALTER TABLE dirty_hours DROP COLUMN labels_only; DELETE FROM dirty_hours;
+            "DROP TABLE hour_deltas; ALTER TABLE request_index DROP COLUMN outcome;
+             ALTER TABLE dirty_hours DROP COLUMN deltas_only; DELETE FROM dirty_hours;
              PRAGMA user_version = 2;",
         )
         .unwrap();
@@ -127,8 +127,8 @@ fn a_version_2_database_rescans_the_hours_of_its_old_predictions_for_new_labels(
         .unwrap();
     let dirty = store.dirty_hours(&model()).unwrap();
     assert_eq!(dirty.len(), 1);
-    assert!(!dirty[0].labels_only);
-    assert!(store.label_deltas(&model()).unwrap().is_empty());
+    assert!(!dirty[0].deltas_only);
+    assert!(store.hour_deltas(&model()).unwrap().is_empty());
     // A prediction stored now carries its outcome: its first label is a delta.
     store
         .ingest_predictions(&model(), preds(&[&p("c", "2026-01-01T05:00:00Z", 1.5)]))
@@ -139,6 +139,12 @@ fn a_version_2_database_rescans_the_hours_of_its_old_predictions_for_new_labels(
         crate::AggregateWrite {
             kind: "perf".into(),
             clear: store.dirty_hours(&model()).unwrap(),
+            applied: store
+                .hour_deltas(&model())
+                .unwrap()
+                .iter()
+                .map(|d| d.id)
+                .collect(),
             ..Default::default()
         },
     );
@@ -152,7 +158,7 @@ fn a_version_2_database_rescans_the_hours_of_its_old_predictions_for_new_labels(
             },
         )
         .unwrap();
-    let deltas = store.label_deltas(&model()).unwrap();
+    let deltas = store.hour_deltas(&model()).unwrap();
     assert_eq!(deltas.len(), 1);
     assert_eq!(deltas[0].labels().unwrap()[0].score, Some(0.8));
 }
@@ -311,7 +317,7 @@ fn labels_stored_many_per_statement_tell_new_from_replaced() {
                 kind: "perf".into(),
                 clear: store.dirty_hours(&model()).unwrap(),
                 applied: store
-                    .label_deltas(&model())
+                    .hour_deltas(&model())
                     .unwrap()
                     .iter()
                     .map(|d| d.id)
@@ -342,14 +348,14 @@ fn labels_stored_many_per_statement_tell_new_from_replaced() {
     assert_eq!(
         dirty
             .iter()
-            .map(|d| (d.hour.to_rfc3339(), d.labels_only))
+            .map(|d| (d.hour.to_rfc3339(), d.deltas_only))
             .collect::<Vec<_>>(),
         [
             ("2026-01-01T00:00:00Z".to_owned(), false),
             ("2026-01-01T05:00:00Z".to_owned(), true)
         ]
     );
-    let deltas = store.label_deltas(&model()).unwrap();
+    let deltas = store.hour_deltas(&model()).unwrap();
     assert_eq!(deltas.len(), 1);
     assert_eq!(deltas[0].labels().unwrap().len(), 100);
 }
