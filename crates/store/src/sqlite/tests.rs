@@ -163,6 +163,41 @@ fn a_version_2_database_rescans_the_hours_of_its_old_predictions_for_new_labels(
     assert_eq!(deltas[0].labels().unwrap()[0].score, Some(0.8));
 }
 
+#[test]
+fn a_version_3_database_keeps_its_label_deltas_and_marks() {
+    let dir = two_predictions_and_labels();
+    // Turn it back into what version 3 wrote: label deltas only, `labels_only` marks.
+    {
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.execute_batch(
+            "DELETE FROM hour_deltas WHERE segment_id IS NOT NULL;
+             DROP INDEX hour_deltas_hour; ALTER TABLE hour_deltas DROP COLUMN segment_id;
+             ALTER TABLE hour_deltas RENAME TO label_deltas;
+             CREATE INDEX label_deltas_hour ON label_deltas(model_id, version, hour);
+             ALTER TABLE dirty_hours RENAME COLUMN deltas_only TO labels_only;
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    // The label of "a" is still a delta of its hour, and new predictions now make deltas too.
+    let deltas = store.hour_deltas(&model()).unwrap();
+    assert_eq!(deltas.len(), 1);
+    assert_eq!(deltas[0].segment, None);
+    assert_eq!(deltas[0].labels().unwrap().len(), 1);
+    store
+        .ingest_predictions(&model(), preds(&[&p("c", "2026-01-01T05:00:00Z", 1.5)]))
+        .unwrap();
+    let deltas = store.hour_deltas(&model()).unwrap();
+    assert_eq!(deltas.len(), 2);
+    assert!(deltas[1].segment.is_some());
+    assert!(store
+        .dirty_hours(&model())
+        .unwrap()
+        .iter()
+        .all(|d| d.deltas_only));
+}
+
 fn label_event(id: &str) -> LabelEvent {
     LabelEvent {
         request_id: id.into(),
