@@ -166,6 +166,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         // A 64 MiB page cache for the writer: the request index is hit at random positions, and
         // a bounded cache keeps the service's memory flat however much it stores.
         conn.pragma_update(None, "cache_size", -65_536)?;
