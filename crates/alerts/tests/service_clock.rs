@@ -38,6 +38,7 @@ fn ingest(store: &dyn Store, model: &ModelName, hour: &str, n: usize, flip: usiz
             PredictionBatch {
                 rows: preds,
                 rejected: vec![],
+                verbatim: None,
             },
         )
         .unwrap();

@@ -152,6 +152,19 @@ pub fn parse_prediction_row(
     now: Timestamp,
     limits: &IngestLimits,
 ) -> Result<PredictionEvent, Rejection> {
+    parse_prediction_row_verbatim(json, index, now, limits).map(|(event, _)| event)
+}
+
+/// [`parse_prediction_row`], also telling whether the row as sent parses back to the same
+/// event: true unless a default filled a field in (the timestamp, when the row names none). A
+/// store may then keep the row's own text rather than encoding the event again, since this
+/// function is also how stored rows are read back.
+pub fn parse_prediction_row_verbatim(
+    json: &str,
+    index: usize,
+    now: Timestamp,
+    limits: &IngestLimits,
+) -> Result<(PredictionEvent, bool), Rejection> {
     let raw: RawPrediction = match serde_json::from_str(json) {
         Ok(r) => r,
         Err(e) => return Err(diagnose(json, index, PREDICTION_FIELDS, &e)),
@@ -208,7 +221,8 @@ pub fn parse_prediction_row(
     }
     let tags = raw.tags.map(|p| p.0).unwrap_or_default();
     checks::tag_count(tags.len(), limits).map_err(|r| reject("tags", r))?;
-    Ok(PredictionEvent {
+    let verbatim = raw.timestamp.is_some();
+    let event = PredictionEvent {
         request_id,
         timestamp,
         model_version: raw.model_version,
@@ -219,7 +233,8 @@ pub fn parse_prediction_row(
         latency_ms: raw.latency_ms,
         error: raw.error,
         tags,
-    })
+    };
+    Ok((event, verbatim))
 }
 
 /// Parses and validates one label row.

@@ -12,8 +12,9 @@ mod time;
 mod value;
 
 pub use event::{
-    parse_kpi_row, parse_label_row, parse_prediction_row, IngestLimits, KpiEvent, LabelEvent,
-    Pairs, PredictionEvent, ReferenceRow, Rejection, MAX_KPI_NAME,
+    parse_kpi_row, parse_label_row, parse_prediction_row, parse_prediction_row_verbatim,
+    IngestLimits, KpiEvent, LabelEvent, Pairs, PredictionEvent, ReferenceRow, Rejection,
+    MAX_KPI_NAME,
 };
 pub use model::{validate_version, ModelName, ModelNameError};
 pub use schema::{FeatureKind, FeatureSpec, Schema, SchemaChange};

@@ -102,6 +102,7 @@ fn seed(store: &SqliteStore, model: &ModelName) -> usize {
                 PredictionBatch {
                     rows: preds,
                     rejected: vec![],
+                    verbatim: None,
                 },
             )
             .unwrap();

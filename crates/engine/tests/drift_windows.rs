@@ -99,6 +99,7 @@ fn store_with_data(dir: &std::path::Path, reference: bool) -> SqliteStore {
     let batch = PredictionBatch {
         rows: events().into_iter().enumerate().collect(),
         rejected: vec![],
+        verbatim: None,
     };
     let out = store.ingest_predictions(&model(), batch).unwrap();
     assert_eq!(out.accepted, 900, "{:?}", out.rejected);
@@ -509,6 +510,7 @@ fn hourly_sketches_equal_the_raw_event_fold() {
                 PredictionBatch {
                     rows,
                     rejected: vec![],
+                    verbatim: None,
                 },
             )
             .unwrap();

@@ -35,6 +35,7 @@ fn ingest_predictions(store: &dyn Store, rows: &[Value]) {
             })
             .collect(),
         rejected: vec![],
+        verbatim: None,
     };
     let out = store.ingest_predictions(&model(), batch).unwrap();
     assert!(out.rejected.is_empty(), "{:?}", out.rejected);

@@ -13,10 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use modelwatch_core::ModelName;
 use modelwatch_core::{
-    parse_kpi_row, parse_label_row, parse_prediction_row, IngestLimits, Rejection, Timestamp,
+    parse_kpi_row, parse_label_row, parse_prediction_row_verbatim, IngestLimits, Rejection,
+    Timestamp,
 };
 use modelwatch_store::{
-    IngestOutcome, LabelBatch, PredictionBatch, Quarantined, Store, StoreError,
+    IngestOutcome, LabelBatch, PredictionBatch, Quarantined, Store, StoreError, VerbatimRows,
 };
 use serde_json::value::RawValue;
 
@@ -139,13 +140,29 @@ fn quarantined(index: usize, reason: String, row: &str) -> Quarantined {
 
 /// Parses one row of a batch.
 type ParseRow<T> = fn(&str, usize, Timestamp, &IngestLimits) -> Result<T, Rejection>;
-/// Stores the parsed rows and the rows already rejected.
+/// Stores the parsed rows and the rows already rejected. The parsed rows' text is in the body,
+/// at the spans given (in the order of the rows).
 type StoreRows<T> = fn(
     &dyn Store,
     &ModelName,
     Vec<(usize, T)>,
     Vec<Quarantined>,
+    Sent,
 ) -> Result<IngestOutcome, StoreError>;
+
+/// The body of an ingest request and where each parsed row's text is in it.
+struct Sent {
+    body: Bytes,
+    spans: Vec<Option<std::ops::Range<usize>>>,
+}
+
+/// Where `row` is in `body`: rows are slices of the body (NDJSON lines, or array elements
+/// borrowed by the JSON parser); checked rather than assumed.
+fn span_in(body: &[u8], row: &str) -> Option<std::ops::Range<usize>> {
+    let start = (row.as_ptr() as usize).checked_sub(body.as_ptr() as usize)?;
+    let span = start..start.checked_add(row.len())?;
+    (body.get(span.clone())? == row.as_bytes()).then_some(span)
+}
 
 /// The ingest path shared by predictions and labels: split the body into rows, parse each on the
 /// blocking pool, and store the good ones with the rejected ones.
@@ -167,11 +184,15 @@ async fn ingest<T: Send + 'static>(
         let now = Timestamp::now();
         let limits = IngestLimits::default();
         let mut good = Vec::with_capacity(rows.len());
+        let mut spans = Vec::with_capacity(rows.len());
         let mut rejected = Vec::new();
         for (i, row) in rows {
             match row {
                 Ok(text) => match parse(text, i, now, &limits) {
-                    Ok(e) => good.push((i, e)),
+                    Ok(e) => {
+                        spans.push(span_in(&body, text));
+                        good.push((i, e));
+                    }
                     Err(rejection) => rejected.push(Quarantined {
                         rejection,
                         row: text.to_string(),
@@ -180,7 +201,11 @@ async fn ingest<T: Send + 'static>(
                 Err(reason) => rejected.push(quarantined(i, reason, "")),
             }
         }
-        Ok(store_rows(store.as_ref(), &m, good, rejected)?)
+        let sent = Sent {
+            body: body.clone(),
+            spans,
+        };
+        Ok(store_rows(store.as_ref(), &m, good, rejected, sent)?)
     })
     .await?;
     Ok((model, outcome))
@@ -198,8 +223,26 @@ pub(crate) async fn predictions(
         &model,
         headers,
         body,
-        parse_prediction_row,
-        |s, m, rows, rejected| s.ingest_predictions(m, PredictionBatch { rows, rejected }),
+        parse_prediction_row_verbatim,
+        |s, m, rows, rejected, sent| {
+            // Rows that parse back as sent are stored as sent (no second encoding).
+            let (rows, verbatim): (Vec<_>, Vec<_>) = rows
+                .into_iter()
+                .zip(sent.spans)
+                .map(|((i, (event, same)), span)| ((i, event), span.filter(|_| same)))
+                .unzip();
+            s.ingest_predictions(
+                m,
+                PredictionBatch {
+                    rows,
+                    rejected,
+                    verbatim: Some(VerbatimRows {
+                        text: sent.body,
+                        spans: verbatim,
+                    }),
+                },
+            )
+        },
     )
     .await?;
     tracing::info!(model = %model, accepted = outcome.accepted, duplicates = outcome.duplicates,
@@ -221,7 +264,7 @@ pub(crate) async fn labels(
         headers,
         body,
         parse_label_row,
-        |s, m, rows, rejected| s.ingest_labels(m, LabelBatch { rows, rejected }),
+        |s, m, rows, rejected, _| s.ingest_labels(m, LabelBatch { rows, rejected }),
     )
     .await?;
     tracing::info!(model = %model, accepted = outcome.accepted, replaced = outcome.replaced,
@@ -244,7 +287,7 @@ pub(crate) async fn kpis(
         headers,
         body,
         |text, i, now, _| parse_kpi_row(text, i, now),
-        |s, m, rows, rejected| s.ingest_kpis(m, rows, rejected),
+        |s, m, rows, rejected, _| s.ingest_kpis(m, rows, rejected),
     )
     .await?;
     tracing::info!(model = %model, accepted = outcome.accepted, replaced = outcome.replaced,

@@ -49,6 +49,7 @@ fn main() {
                 .map(|i| (i - b * batch, make(i)))
                 .collect(),
             rejected: vec![],
+            verbatim: None,
         })
         .collect();
     let start = Instant::now();

@@ -80,6 +80,7 @@ pub(crate) fn preds(rows: &[&str]) -> PredictionBatch {
             })
             .collect(),
         rejected: vec![],
+        verbatim: None,
     }
 }
 

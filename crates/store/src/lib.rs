@@ -55,6 +55,27 @@ pub struct Quarantined {
 pub struct PredictionBatch {
     pub rows: Vec<(usize, PredictionEvent)>,
     pub rejected: Vec<Quarantined>,
+    /// The rows' own text, when the caller has it (an HTTP body): a row that reads back as its
+    /// event is stored as sent, not encoded again.
+    pub verbatim: Option<VerbatimRows>,
+}
+
+/// The text of a batch's rows as the client sent them.
+#[derive(Debug, Clone)]
+pub struct VerbatimRows {
+    pub text: bytes::Bytes,
+    /// For each row of [`PredictionBatch::rows`], in order, where its JSON is in `text`, if it
+    /// parses back to the same event (see `modelwatch_core::parse_prediction_row_verbatim`).
+    pub spans: Vec<Option<std::ops::Range<usize>>>,
+}
+
+impl VerbatimRows {
+    /// The text of row `position`, if it can be stored as sent: one line of JSON.
+    pub fn row(&self, position: usize) -> Option<&[u8]> {
+        let span = self.spans.get(position)?.clone()?;
+        let row = self.text.get(span)?;
+        (!row.contains(&b'\n')).then_some(row)
+    }
 }
 
 #[derive(Debug, Default)]

@@ -167,6 +167,7 @@ fn load(store: &SqliteStore, args: &Args) -> Result<Vec<LabelEvent>> {
             PredictionBatch {
                 rows,
                 rejected: vec![],
+                verbatim: None,
             },
         )?;
         if !out.rejected.is_empty() {

@@ -206,6 +206,54 @@ fn label_event(id: &str) -> LabelEvent {
     }
 }
 
+#[test]
+fn rows_that_read_back_as_sent_are_stored_as_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    // Fields in another order, spaces, a number written 2.50 and a timestamp with an offset:
+    // stored as sent. A row without a timestamp gets the arrival time, so it is encoded.
+    let sent = [
+        r#"{ "features": {"age": 2.50, "country": "DE"}, "request_id": "as-sent", "prediction": 1, "timestamp": "2026-01-01T01:10:00+01:00" }"#,
+        r#"{"request_id":"no-time","features":{"age":1},"prediction":0}"#,
+    ];
+    let text = format!("{}\n{}\n", sent[0], sent[1]);
+    let now = Timestamp::now();
+    let mut rows = Vec::new();
+    let mut spans = Vec::new();
+    let mut at = 0;
+    for (i, row) in sent.iter().enumerate() {
+        let (event, same) =
+            modelwatch_core::parse_prediction_row_verbatim(row, i, now, &Default::default())
+                .unwrap();
+        assert_eq!(same, i == 0);
+        spans.push(same.then_some(at..at + row.len()));
+        at += row.len() + 1;
+        rows.push((i, event));
+    }
+    let events: Vec<PredictionEvent> = rows.iter().map(|(_, e)| e.clone()).collect();
+    let batch = crate::PredictionBatch {
+        rows,
+        rejected: vec![],
+        verbatim: Some(crate::VerbatimRows {
+            text: text.into(),
+            spans,
+        }),
+    };
+    assert_eq!(store.ingest_predictions(&model(), batch).unwrap().accepted, 2);
+    let stored = segments(dir.path());
+    let lines = String::from_utf8(zstd::stream::decode_all(&stored[0].1[..]).unwrap()).unwrap();
+    let lines: Vec<&str> = lines.lines().collect();
+    assert_eq!(lines[0], sent[0]);
+    assert_ne!(lines[1], sent[1]);
+    // Both read back as the events parsed on arrival.
+    let mut read = store.predictions(&model(), None, 10).unwrap().items;
+    read.sort_by(|a, b| a.request_id.cmp(&b.request_id));
+    let mut expected = events;
+    expected.sort_by(|a, b| a.request_id.cmp(&b.request_id));
+    assert_eq!(read, expected);
+    assert_eq!((read[1].request_id.as_str(), read[1].timestamp), ("no-time", now));
+}
+
 /// How many zstd frames a segment's data holds.
 fn frame_count(mut data: &[u8]) -> usize {
     let mut n = 0;
