@@ -37,9 +37,13 @@ struct Args {
     /// Compress bodies with gzip
     #[arg(long)]
     gzip: bool,
+    /// Stamp every event with the time the bodies are generated (live traffic: all events in
+    /// the current hour) instead of spreading them over 28 days of January 2026
+    #[arg(long)]
+    now: bool,
 }
 
-fn body(batch_no: usize, rows: usize, rng: &mut impl Rng) -> String {
+fn body(batch_no: usize, rows: usize, now: Option<&str>, rng: &mut impl Rng) -> String {
     let cats = ["a", "b", "c", "d", "e", "f", "g"];
     let mut out = String::with_capacity(rows * 700);
     for i in 0..rows {
@@ -59,7 +63,10 @@ fn body(batch_no: usize, rows: usize, rng: &mut impl Rng) -> String {
         let score: f64 = (rng.random::<f64>() * 1e6).round() / 1e6;
         let row = serde_json::json!({
             "request_id": format!("{:016x}{:08x}{:08x}", rng.random::<u64>(), batch_no, i),
-            "timestamp": format!("2026-01-{:02}T{:02}:{:02}:00Z", 1 + (batch_no % 28), i % 24, i % 60),
+            "timestamp": now.map_or_else(
+                || format!("2026-01-{:02}T{:02}:{:02}:00Z", 1 + (batch_no % 28), i % 24, i % 60),
+                str::to_owned,
+            ),
             "model_version": "v1",
             "features": features,
             "prediction": i32::from(score >= 0.5),
@@ -70,6 +77,22 @@ fn body(batch_no: usize, rows: usize, rng: &mut impl Rng) -> String {
         out.push('\n');
     }
     out
+}
+
+/// CPU seconds (user + system) used so far by this process, or by `pid`: the load generator
+/// shares the machine with the server, so both are reported.
+fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; the kernel
+    // counts them in USER_HZ, which is 100 on Linux.
+    Some((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 fn rss_mb(pid: u32) -> Option<f64> {
@@ -94,10 +117,16 @@ fn main() -> anyhow::Result<()> {
     let batches = args.events.div_ceil(args.batch);
     eprintln!("generating {batches} bodies of {} events…", args.batch);
     let mut rng = rand::rng();
+    let now = args.now.then(|| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        modelwatch_core::Timestamp::from_secs(secs as i64).to_rfc3339()
+    });
     let bodies: Vec<Vec<u8>> = (0..batches)
         .map(|b| {
             let rows = args.batch.min(args.events - b * args.batch);
-            let text = body(b, rows, &mut rng);
+            let text = body(b, rows, now.as_deref(), &mut rng);
             if args.gzip {
                 gzip(text.as_bytes())
             } else {
@@ -132,6 +161,8 @@ fn main() -> anyhow::Result<()> {
     });
 
     let start = Instant::now();
+    let cpu_before = cpu_seconds(None);
+    let server_before = args.pid.and_then(|pid| cpu_seconds(Some(pid)));
     let workers: Vec<_> = (0..args.concurrency)
         .map(|_| {
             let (bodies, next, latencies, url) =
@@ -175,6 +206,12 @@ fn main() -> anyhow::Result<()> {
         accepted += w.join().expect("worker panicked")?;
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(None).zip(cpu_before).map(|(a, b)| a - b);
+    let server_cpu = args
+        .pid
+        .and_then(|pid| cpu_seconds(Some(pid)))
+        .zip(server_before)
+        .map(|(a, b)| a - b);
     done.store(1, Ordering::Relaxed);
     let mut lat = latencies.lock().expect("latencies").clone();
     lat.sort_by(f64::total_cmp);
@@ -203,5 +240,13 @@ fn main() -> anyhow::Result<()> {
             .collect();
         println!("\nserver RSS MiB over time: {}", line.join(", "));
     }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let show = |c: Option<f64>| c.map_or("?".to_owned(), |c| format!("{c:.2} s"));
+    println!(
+        "CPU while sending: server {}, load generator {} (of {:.2} s x {cores} cores)",
+        show(server_cpu),
+        show(cpu),
+        elapsed
+    );
     Ok(())
 }

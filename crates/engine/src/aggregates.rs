@@ -578,7 +578,7 @@ fn rescan(
     let mut sketches: HashMap<(String, i64), WindowSketch> = HashMap::new();
     let mut detector = TaskDetector::default();
     let mut predictions = 0u64;
-    store.scan_predictions(model, &range, &mut |p, l| {
+    let through = store.scan_predictions(model, &range, &mut |p, l| {
         let version = p.model_version.as_deref().unwrap_or("");
         let hour = hour_of(p.timestamp.micros());
         if !marked.contains(&(version, hour)) {
@@ -605,6 +605,7 @@ fn rescan(
     let in_run: BTreeSet<i64> = run.iter().copied().collect();
     let mut write = AggregateWrite {
         kind: PERFORMANCE.into(),
+        rescanned_through: Some(through),
         ..AggregateWrite::default()
     };
     for d in dirty.iter().filter(|d| in_run.contains(&d.hour.micros())) {

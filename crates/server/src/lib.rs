@@ -283,7 +283,8 @@ pub async fn aggregates_loop(state: AppState) {
                 let r = modelwatch_engine::aggregates::refresh(st.store.as_ref(), &name)
                     .map_err(ApiError::from)?;
                 if r.hours > 0 {
-                    tracing::debug!(model = %name, hours = r.hours, predictions = r.predictions,
+                    tracing::debug!(model = %name, hours = r.hours, rescanned = r.predictions,
+                        predictions_added = r.predictions_added, labels_added = r.labels_added,
                         seconds = r.seconds, "aggregates refreshed");
                 }
             }

@@ -60,6 +60,10 @@ pub const ALL: &[(&str, Check)] = &[
         "kpis_are_kept_per_name_and_a_retry_replaces",
         kpis_are_kept_per_name_and_a_retry_replaces,
     ),
+    (
+        "changes_racing_with_a_rescan_are_left_as_deltas",
+        changes_racing_with_a_rescan_are_left_as_deltas,
+    ),
 ];
 
 pub(crate) fn model() -> ModelName {
@@ -510,6 +514,82 @@ pub fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn S
     assert!(store.hour_deltas(&model()).unwrap().is_empty());
     store.invalidate_aggregates(&model()).unwrap();
     assert_eq!(store.dirty_hours(&model()).unwrap().len(), 3);
+}
+
+/// A rescan deletes the deltas its snapshot held; a new prediction or first label that
+/// raced with it stays a delta and the hour becomes deltas-only (under steady traffic the
+/// current hour is not rescanned on every refresh), unless a raced change needs a rescan.
+pub fn changes_racing_with_a_rescan_are_left_as_deltas(store: &dyn Store) {
+    let hour = ScanRange {
+        from: Some(modelwatch_core::parse_timestamp("2026-01-01T03:00:00Z").unwrap()),
+        to: Some(modelwatch_core::parse_timestamp("2026-01-01T04:00:00Z").unwrap()),
+        version: None,
+    };
+    store
+        .ingest_predictions(&model(), preds(&[&p("a", "2026-01-01T03:10:00Z", 1.0)]))
+        .unwrap();
+    store.invalidate_aggregates(&model()).unwrap();
+    // A rescan: the marks, then one snapshot of the events.
+    let rescan = |store: &dyn Store, race: &mut dyn FnMut()| {
+        let marks = store.dirty_hours(&model()).unwrap();
+        let mut seen = 0;
+        let through = store
+            .scan_predictions(&model(), &hour, &mut |_, _| seen += 1)
+            .unwrap();
+        race();
+        store
+            .put_aggregates(
+                &model(),
+                AggregateWrite {
+                    kind: "perf".into(),
+                    put: vec![StoredAggregate {
+                        version: "v1".into(),
+                        hour: hour.from.unwrap(),
+                        data: format!("{seen}").into_bytes(),
+                    }],
+                    clear: marks,
+                    rescanned_through: Some(through),
+                    ..AggregateWrite::default()
+                },
+            )
+            .unwrap();
+    };
+    // A prediction arrives during the rescan: it is the hour's only delta afterwards.
+    rescan(store, &mut || {
+        store
+            .ingest_predictions(&model(), preds(&[&p("b", "2026-01-01T03:20:00Z", 1.0)]))
+            .unwrap();
+    });
+    let dirty = store.dirty_hours(&model()).unwrap();
+    assert_eq!(dirty.len(), 1);
+    assert!(dirty[0].deltas_only, "{dirty:?}");
+    let deltas = store.hour_deltas(&model()).unwrap();
+    assert_eq!(deltas.len(), 1);
+    let mut read = Vec::new();
+    store
+        .scan_segments(&model(), &[deltas[0].segment.unwrap()], &mut |_, e| {
+            read.push(e.request_id.clone())
+        })
+        .unwrap();
+    assert_eq!(read, ["b"]);
+    // A rescan reads both; a label replaced meanwhile needs another rescan.
+    store
+        .ingest_labels(&model(), labels(&[r#"{"request_id":"a","label":1}"#]))
+        .unwrap();
+    store.invalidate_aggregates(&model()).unwrap();
+    rescan(store, &mut || {
+        store
+            .ingest_labels(&model(), labels(&[r#"{"request_id":"a","label":0}"#]))
+            .unwrap();
+    });
+    let dirty = store.dirty_hours(&model()).unwrap();
+    assert!(dirty.len() == 1 && !dirty[0].deltas_only, "{dirty:?}");
+    // Nothing raced: the mark goes, with every delta the snapshot held.
+    rescan(store, &mut || {});
+    assert!(store.dirty_hours(&model()).unwrap().is_empty());
+    assert!(store.hour_deltas(&model()).unwrap().is_empty());
+    let stored = store.aggregates(&model(), "perf", &hour).unwrap();
+    assert_eq!(stored[0].data, b"2");
 }
 
 /// KPI points are stored per name, read back by name and time range, and a point sent again

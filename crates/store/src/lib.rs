@@ -274,6 +274,10 @@ pub struct AggregateWrite {
     /// (version, hour) whose aggregate is deleted (the hour has no predictions left).
     pub delete: Vec<(String, Timestamp)>,
     pub clear: Vec<DirtyHour>,
+    /// For a rescan: the last delta id of the scan's snapshot (see
+    /// [`Store::scan_predictions`]). The cleared hours' deltas up to it are deleted, and a mark
+    /// changed since it was read becomes deltas-only, unless a change needing a rescan came.
+    pub rescanned_through: Option<i64>,
     /// Ids of the [`HourDelta`]s folded into `put`: deleted with the write. A write that
     /// names a delta no longer stored (another refresh applied it first) is skipped whole, so
     /// a delta is never added twice.
@@ -350,12 +354,16 @@ pub trait Store: Send + Sync + 'static {
     /// Calls `f` for every stored prediction whose event time is in `[from, to)` (and of
     /// `version`, when given), with its label when one has arrived. Order is unspecified. Work
     /// grows with the number of predictions in the range.
+    ///
+    /// Reads one snapshot of the store, and returns the id of the last [`HourDelta`] in it: a
+    /// rescan's write names it (`AggregateWrite::rescanned_through`) so that exactly the
+    /// deltas the scan already saw are deleted.
     fn scan_predictions(
         &self,
         model: &ModelName,
         range: &ScanRange,
         f: &mut dyn FnMut(&PredictionEvent, Option<&LabelEvent>),
-    ) -> Result<(), StoreError>;
+    ) -> Result<i64, StoreError>;
 
     // Per-hour aggregates. The store keeps them opaque and marks an hour dirty in the same
     // transaction that changes its predictions or labels, so a crash can never leave an

@@ -1559,11 +1559,11 @@ fn recount_labelled_sql(filter: &str) -> String {
 /// The marks are full ones, so the label deltas of those models are dropped.
 fn mark_every_hour_sql(filter: &str) -> String {
     format!(
-        "INSERT INTO dirty_hours(model_id, version, hour, generation, deltas_only)
-         SELECT model_id, version, ts - (((ts % {HOUR_MICROS}) + {HOUR_MICROS}) % {HOUR_MICROS}), 1, 0
+        "INSERT INTO dirty_hours(model_id, version, hour, generation, deltas_only, full_at)
+         SELECT model_id, version, ts - (((ts % {HOUR_MICROS}) + {HOUR_MICROS}) % {HOUR_MICROS}), 1, 0, 1
          FROM request_index WHERE {filter} GROUP BY 1, 2, 3
          ON CONFLICT(model_id, version, hour) DO UPDATE SET
-            generation = generation + 1, deltas_only = 0;
+            generation = generation + 1, deltas_only = 0, full_at = generation + 1;
          DELETE FROM hour_deltas WHERE {filter};"
     )
 }
@@ -1576,10 +1576,10 @@ fn mark_dirty<'a>(
     hours: impl IntoIterator<Item = (&'a str, i64)>,
 ) -> Result<(), StoreError> {
     let mut mark = tx.prepare_cached(
-        "INSERT INTO dirty_hours(model_id, version, hour, generation, deltas_only)
-         VALUES (?1, ?2, ?3, 1, 0)
+        "INSERT INTO dirty_hours(model_id, version, hour, generation, deltas_only, full_at)
+         VALUES (?1, ?2, ?3, 1, 0, 1)
          ON CONFLICT(model_id, version, hour) DO UPDATE SET
-            generation = generation + 1, deltas_only = 0
+            generation = generation + 1, deltas_only = 0, full_at = generation + 1
          RETURNING generation",
     )?;
     let mut drop_deltas = tx.prepare_cached(
@@ -1604,8 +1604,7 @@ enum Delta<'a> {
     Predictions { segment: i64 },
 }
 
-/// Records a delta of one hour, unless the hour already waits for a rescan (which will read
-/// what the delta says anyway); marks the hour either way.
+/// Records a delta of one hour and marks the hour.
 fn record_delta(
     tx: &Transaction<'_>,
     model_id: i64,
@@ -1613,24 +1612,17 @@ fn record_delta(
     hour: i64,
     delta: Delta<'_>,
 ) -> Result<(), StoreError> {
-    let rescan: Option<bool> = tx
-        .prepare_cached(
-            "SELECT deltas_only = 0 FROM dirty_hours
-             WHERE model_id = ?1 AND version = ?2 AND hour = ?3",
-        )?
-        .query_row(params![model_id, version, hour], |r| r.get(0))
-        .optional()?;
-    if rescan != Some(true) {
-        let (data, segment) = match delta {
-            Delta::Labels(data) => (data, None),
-            Delta::Predictions { segment } => (&[][..], Some(segment)),
-        };
-        tx.prepare_cached(
-            "INSERT INTO hour_deltas(model_id, version, hour, data, segment_id)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![model_id, version, hour, data, segment])?;
-    }
+    // Recorded even while the hour waits for a rescan: if the change races with that rescan,
+    // the rescan leaves it to be added afterwards (see `put_aggregates`).
+    let (data, segment) = match delta {
+        Delta::Labels(data) => (data, None),
+        Delta::Predictions { segment } => (&[][..], Some(segment)),
+    };
+    tx.prepare_cached(
+        "INSERT INTO hour_deltas(model_id, version, hour, data, segment_id)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![model_id, version, hour, data, segment])?;
     tx.prepare_cached(
         "INSERT INTO dirty_hours(model_id, version, hour, generation, deltas_only)
          VALUES (?1, ?2, ?3, 1, 1)
@@ -1670,6 +1662,13 @@ fn put_aggregates(
         "DELETE FROM dirty_hours
          WHERE model_id = ?1 AND version = ?2 AND hour = ?3 AND generation = ?4",
     )?;
+    let mut seen = tx.prepare_cached(
+        "DELETE FROM hour_deltas WHERE model_id = ?1 AND version = ?2 AND hour = ?3 AND id <= ?4",
+    )?;
+    let mut raced = tx.prepare_cached(
+        "UPDATE dirty_hours SET deltas_only = 1
+         WHERE model_id = ?1 AND version = ?2 AND hour = ?3 AND full_at <= ?4",
+    )?;
     for write in &writes {
         for a in &write.put {
             put.execute(params![id, write.kind, a.hour.micros(), a.version, a.data])?;
@@ -1678,7 +1677,16 @@ fn put_aggregates(
             delete.execute(params![id, write.kind, hour.micros(), version])?;
         }
         for d in &write.clear {
-            clear.execute(params![id, d.version, d.hour.micros(), d.generation])?;
+            let hour = d.hour.micros();
+            if let Some(through) = write.rescanned_through {
+                seen.execute(params![id, d.version, hour, through])?;
+            }
+            let cleared = clear.execute(params![id, d.version, hour, d.generation])?;
+            // Changes raced with the rescan. Each left a delta the rescan did not read, unless
+            // it needed a rescan itself (full_at moved past the generation the rescan read).
+            if cleared == 0 && write.rescanned_through.is_some() {
+                raced.execute(params![id, d.version, hour, d.generation])?;
+            }
         }
     }
     Ok(())
@@ -2252,8 +2260,14 @@ impl Store for SqliteStore {
         model: &ModelName,
         range: &ScanRange,
         f: &mut dyn FnMut(&PredictionEvent, Option<&LabelEvent>),
-    ) -> Result<(), StoreError> {
+    ) -> Result<i64, StoreError> {
         self.read(|conn| {
+            // One snapshot for the deltas' watermark and every segment and label read.
+            let snapshot = conn.unchecked_transaction()?;
+            let last_delta: i64 =
+                conn.query_row("SELECT coalesce(max(id), 0) FROM hour_deltas", [], |r| {
+                    r.get(0)
+                })?;
             let id = model_id(conn, model)?
                 .ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
             let cutoff = retention_cutoff(conn, id)?;
@@ -2303,7 +2317,12 @@ impl Store for SqliteStore {
                     f(&event, by_id.get(&event.request_id));
                 }
             }
-            Ok(())
+            // The statements finish before the snapshot ends (a pooled connection must not
+            // stay inside a read transaction).
+            drop(rows);
+            drop((segments, labels));
+            snapshot.commit()?;
+            Ok(last_delta)
         })
     }
 

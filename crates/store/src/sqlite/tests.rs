@@ -105,7 +105,8 @@ fn a_version_2_database_rescans_the_hours_of_its_old_predictions_for_new_labels(
         let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
         conn.execute_batch(
             "DROP TABLE hour_deltas; ALTER TABLE request_index DROP COLUMN outcome;
-             ALTER TABLE dirty_hours DROP COLUMN deltas_only; DELETE FROM dirty_hours;
+             ALTER TABLE dirty_hours DROP COLUMN deltas_only; ALTER TABLE dirty_hours DROP COLUMN full_at;
+             DELETE FROM dirty_hours;
              PRAGMA user_version = 2;",
         )
         .unwrap();
@@ -175,6 +176,7 @@ fn a_version_3_database_keeps_its_label_deltas_and_marks() {
              ALTER TABLE hour_deltas RENAME TO label_deltas;
              CREATE INDEX label_deltas_hour ON label_deltas(model_id, version, hour);
              ALTER TABLE dirty_hours RENAME COLUMN deltas_only TO labels_only;
+             ALTER TABLE dirty_hours DROP COLUMN full_at;
              PRAGMA user_version = 3;",
         )
         .unwrap();
@@ -239,7 +241,10 @@ fn rows_that_read_back_as_sent_are_stored_as_sent() {
             spans,
         }),
     };
-    assert_eq!(store.ingest_predictions(&model(), batch).unwrap().accepted, 2);
+    assert_eq!(
+        store.ingest_predictions(&model(), batch).unwrap().accepted,
+        2
+    );
     let stored = segments(dir.path());
     let lines = String::from_utf8(zstd::stream::decode_all(&stored[0].1[..]).unwrap()).unwrap();
     let lines: Vec<&str> = lines.lines().collect();
@@ -251,7 +256,10 @@ fn rows_that_read_back_as_sent_are_stored_as_sent() {
     let mut expected = events;
     expected.sort_by(|a, b| a.request_id.cmp(&b.request_id));
     assert_eq!(read, expected);
-    assert_eq!((read[1].request_id.as_str(), read[1].timestamp), ("no-time", now));
+    assert_eq!(
+        (read[1].request_id.as_str(), read[1].timestamp),
+        ("no-time", now)
+    );
 }
 
 /// How many zstd frames a segment's data holds.
