@@ -436,10 +436,7 @@ fn aggregates_refreshed_between_batches_answer_as_the_raw_events_do() {
 #[test]
 fn late_labels_are_added_from_deltas_and_equal_the_raw_events_and_a_rebuild() {
     for name in ["binary", "regression", "multiclass"] {
-        let data = fixture(name);
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        put_reference(&store, data["reference"].as_array().unwrap());
+        let (_dir, store, data) = with_reference(name);
         let preds = data["predictions"].as_array().unwrap();
         let labels = data["labels"].as_array().unwrap();
         ingest_predictions(&store, preds);
@@ -466,17 +463,7 @@ fn late_labels_are_added_from_deltas_and_equal_the_raw_events_and_a_rebuild() {
             "{name}: every label added from its delta, no hour rescanned"
         );
         assert!(store.hour_deltas(&model()).unwrap().is_empty());
-        let mut answers = Vec::new();
-        for q in window_queries() {
-            let window = q.window.unwrap();
-            let (fast, slow) = both_paths(&store, &q);
-            assert_close(
-                &format!("{name} {} from deltas", window.label()),
-                &fast,
-                &slow,
-            );
-            answers.push(fast);
-        }
+        let answers = windows_match_the_raw_events(&store, &format!("{name} from deltas"));
         // A replaced label cannot be added: its hour is rescanned, and the answer is the same.
         let mut replaced = labels[0].clone();
         replaced["label"] = labels[1]["label"].clone();
@@ -496,13 +483,31 @@ fn late_labels_are_added_from_deltas_and_equal_the_raw_events_and_a_rebuild() {
     }
 }
 
+/// A fresh store holding only the fixture's reference; the fixture.
+fn with_reference(name: &str) -> (tempfile::TempDir, SqliteStore, serde_json::Value) {
+    let data = fixture(name);
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    put_reference(&store, data["reference"].as_array().unwrap());
+    (dir, store, data)
+}
+
+/// Every window query answered from the aggregates equals the raw-event fold; the answers.
+fn windows_match_the_raw_events(store: &SqliteStore, what: &str) -> Vec<serde_json::Value> {
+    let mut answers = Vec::new();
+    for q in window_queries() {
+        let window = q.window.unwrap();
+        let (fast, slow) = both_paths(store, &q);
+        assert_close(&format!("{what} {}", window.label()), &fast, &slow);
+        answers.push(fast);
+    }
+    answers
+}
+
 #[test]
 fn new_predictions_are_added_from_their_segments_and_equal_the_raw_events_and_a_rebuild() {
     for name in ["binary", "regression", "multiclass"] {
-        let data = fixture(name);
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        put_reference(&store, data["reference"].as_array().unwrap());
+        let (_dir, store, data) = with_reference(name);
         let preds = data["predictions"].as_array().unwrap();
         let labels = data["labels"].as_array().unwrap();
         // The first half decides the task and is aggregated by a rescan.
@@ -548,17 +553,8 @@ fn new_predictions_are_added_from_their_segments_and_equal_the_raw_events_and_a_
             (0, labels.len() as u64),
             "{name}"
         );
-        let mut answers = Vec::new();
-        for q in window_queries() {
-            let window = q.window.unwrap();
-            let (fast, slow) = both_paths(&store, &q);
-            assert_close(
-                &format!("{name} {} from prediction deltas", window.label()),
-                &fast,
-                &slow,
-            );
-            answers.push(fast);
-        }
+        let answers =
+            windows_match_the_raw_events(&store, &format!("{name} from prediction deltas"));
         // The rebuilt aggregates equal the ones the deltas were added to.
         let rebuilt = aggregates::rebuild(&store, &model()).unwrap();
         assert_eq!(rebuilt.predictions, preds.len() as u64, "{name}");

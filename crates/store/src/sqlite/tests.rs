@@ -134,22 +134,7 @@ fn a_version_2_database_rescans_the_hours_of_its_old_predictions_for_new_labels(
     store
         .ingest_predictions(&model(), preds(&[&p("c", "2026-01-01T05:00:00Z", 1.5)]))
         .unwrap();
-    let c = crate::Store::put_aggregates(
-        &store,
-        &model(),
-        crate::AggregateWrite {
-            kind: "perf".into(),
-            clear: store.dirty_hours(&model()).unwrap(),
-            applied: store
-                .hour_deltas(&model())
-                .unwrap()
-                .iter()
-                .map(|d| d.id)
-                .collect(),
-            ..Default::default()
-        },
-    );
-    c.unwrap();
+    answer_every_mark(&store);
     store
         .ingest_labels(
             &model(),
@@ -198,6 +183,23 @@ fn a_version_3_database_keeps_its_label_deltas_and_marks() {
         .unwrap()
         .iter()
         .all(|d| d.deltas_only));
+}
+
+/// What a refresh does to every dirty hour, without the aggregates: clears its mark and
+/// deletes its deltas as applied.
+fn answer_every_mark(store: &SqliteStore) {
+    let write = crate::AggregateWrite {
+        kind: "perf".into(),
+        clear: store.dirty_hours(&model()).unwrap(),
+        applied: store
+            .hour_deltas(&model())
+            .unwrap()
+            .iter()
+            .map(|d| d.id)
+            .collect(),
+        ..Default::default()
+    };
+    store.put_aggregates(&model(), write).unwrap();
 }
 
 fn label_event(id: &str) -> LabelEvent {
@@ -401,22 +403,7 @@ fn labels_stored_many_per_statement_tell_new_from_replaced() {
         .ingest_labels(&model(), labels(&mut (0..100), 1.0))
         .unwrap();
     assert_eq!((first.accepted, first.replaced), (100, 0));
-    store
-        .put_aggregates(
-            &model(),
-            crate::AggregateWrite {
-                kind: "perf".into(),
-                clear: store.dirty_hours(&model()).unwrap(),
-                applied: store
-                    .hour_deltas(&model())
-                    .unwrap()
-                    .iter()
-                    .map(|d| d.id)
-                    .collect(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    answer_every_mark(&store);
     // Every third id of the first hour again (replaced), and all of the second hour (new).
     let out = store
         .ingest_labels(
