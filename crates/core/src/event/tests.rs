@@ -251,3 +251,31 @@ fn rows_with_the_same_feature_names_share_them_and_other_names_still_parse() {
         field_of(r#"{"request_id": "d", "prediction": 1, "features": {"city": 1, "city": 2}}"#);
     assert_eq!(field, "features.city");
 }
+
+#[test]
+fn a_stream_of_rows_finds_every_duplicate_feature_name_whatever_came_before() {
+    use proptest::prelude::*;
+    // Rows parsed one after the other on one thread share the name cache, which lets a row
+    // whose names are all known to be distinct skip the duplicate check: every row must still
+    // be refused exactly when it repeats a name.
+    proptest!(|(rows in proptest::collection::vec(
+        proptest::collection::vec("[a-d]", 0..6), 1..30))| {
+        // Each row twice: the second time its names all come from the cache.
+        for names in rows.iter().flat_map(|r| [r, r]) {
+            let features: Vec<String> = names.iter().map(|n| format!("\"{n}\": 1")).collect();
+            let json = format!(
+                r#"{{"request_id": "r", "prediction": 1, "features": {{{}}}}}"#,
+                features.join(", ")
+            );
+            let repeated = names.iter().enumerate().any(|(i, a)| names[..i].contains(a));
+            match pred(&json) {
+                Ok(e) => {
+                    prop_assert!(!repeated, "{json} accepted");
+                    let parsed: Vec<&str> = e.features.iter().map(|(n, _)| n.as_str()).collect();
+                    prop_assert_eq!(parsed, names.iter().map(String::as_str).collect::<Vec<_>>());
+                }
+                Err(r) => prop_assert!(repeated, "{json} refused: {}", r.reason),
+            }
+        }
+    });
+}
