@@ -39,6 +39,7 @@ fn ingest(store: &dyn Store, model: &ModelName, hour: &str, n: usize, flip: usiz
                 rows: preds,
                 rejected: vec![],
                 verbatim: None,
+                folds: Vec::new(),
             },
         )
         .unwrap();

@@ -103,6 +103,7 @@ fn seed(store: &SqliteStore, model: &ModelName) -> usize {
                     rows: preds,
                     rejected: vec![],
                     verbatim: None,
+                    folds: Vec::new(),
                 },
             )
             .unwrap();

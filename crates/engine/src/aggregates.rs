@@ -22,8 +22,8 @@ use std::time::Instant;
 
 use modelwatch_core::{ModelName, PredictionEvent, Timestamp, Window};
 use modelwatch_store::{
-    hour_of, AggregateWrite, DirtyHour, HourDelta, ScanRange, Store, StoreError, StoredAggregate,
-    HOUR_MICROS, MODEL_WIDE,
+    hour_of, AggregateWrite, DirtyHour, HourDelta, HourFold, ScanRange, Store, StoreError,
+    StoredAggregate, HOUR_MICROS, MODEL_WIDE,
 };
 use serde::{Deserialize, Serialize};
 
@@ -90,9 +90,11 @@ pub struct RefreshReport {
     pub predictions: u64,
     /// Labels added to stored aggregates from label deltas, without a rescan.
     pub labels_added: u64,
-    /// New predictions added to stored aggregates from their segments, without a rescan of
+    /// New predictions added to stored aggregates from their deltas, without a rescan of
     /// their hours.
     pub predictions_added: u64,
+    /// Of those, the ones whose segment was decoded (the others came folded on arrival).
+    pub predictions_decoded: u64,
     /// The task decision changed, so every hour was rebuilt.
     pub rebuilt: bool,
     pub seconds: f64,
@@ -286,7 +288,15 @@ fn add_deltas(
     for d in &deltas {
         by_hour.entry((&d.version, d.hour)).or_default().push(d);
     }
-    let mut fresh = new_predictions(store, model, spec, reference, hours, &by_hour)?;
+    let mut fresh = new_predictions(
+        store,
+        model,
+        spec,
+        reference,
+        hours,
+        &by_hour,
+        &mut report.predictions_decoded,
+    )?;
     // Dirty hours come oldest first.
     let range = ScanRange {
         from: Some(first.hour),
@@ -355,7 +365,126 @@ fn add_deltas(
     Ok(unapplied)
 }
 
+/// New predictions of one hour of one batch, folded on the request's thread where the events
+/// are already parsed ([`fold_on_arrival`]), with the task and reference they were folded for.
+/// The store keeps it in the hour's delta; a refresh uses it instead of decoding and parsing
+/// the segment again while the task and reference are still those, and reads the segment
+/// otherwise.
+#[derive(Serialize, Deserialize)]
+struct ArrivalFold {
+    spec: String,
+    stamp: Option<u64>,
+    fold: NewPredictions,
+}
+
+impl ArrivalFold {
+    fn usable(
+        data: Option<&[u8]>,
+        spec_json: &str,
+        reference: Option<&Reference>,
+    ) -> Option<NewPredictions> {
+        let f: ArrivalFold = postcard::from_bytes(data?).ok()?;
+        (f.spec == spec_json && f.stamp == reference.map(|r| r.stamp)).then_some(f.fold)
+    }
+}
+
+/// The task and reference a model's new predictions are folded for on arrival. Kept per model
+/// and used while the stored task decision and drift stamp are the ones it was built from (two
+/// small indexed reads per batch); the reference profile is loaded again only when they
+/// change. A fold made for another task or reference is not used anyway (the refresh reads the
+/// segment instead), so a context that is a moment late costs time, never correctness.
+struct ArrivalContext {
+    decision: Vec<u8>,
+    stamp: Option<Vec<u8>>,
+    spec: TaskSpec,
+    spec_json: String,
+    reference: Option<Reference>,
+}
+
+fn arrival_context(
+    store: &dyn Store,
+    model: &ModelName,
+) -> Result<Option<Arc<ArrivalContext>>, PerformanceError> {
+    static CONTEXTS: LazyLock<Mutex<HashMap<String, Arc<ArrivalContext>>>> =
+        LazyLock::new(Mutex::default);
+    let model_wide = |kind: &str| -> Result<Option<Vec<u8>>, StoreError> {
+        let rows = store.aggregates(model, kind, &ScanRange::default())?;
+        Ok(rows.into_iter().next().map(|a| a.data))
+    };
+    // Before the first refresh has decided the task there is nothing to fold for.
+    let Some(decision) = model_wide(TASK)? else {
+        return Ok(None);
+    };
+    let stamp = model_wide(DRIFT_STAMP)?;
+    let cached = CONTEXTS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(model.as_str())
+        .filter(|c| c.decision == decision && c.stamp == stamp)
+        .cloned();
+    if cached.is_some() {
+        return Ok(cached);
+    }
+    let decided: TaskDecision =
+        serde_json::from_slice(&decision).map_err(|e| corrupt("task decision", e))?;
+    let context = Arc::new(ArrivalContext {
+        decision,
+        stamp,
+        spec_json: spec_key(&decided.spec),
+        spec: decided.spec,
+        reference: drift_reference(store, model)?,
+    });
+    CONTEXTS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(model.to_string(), context.clone());
+    Ok(Some(context))
+}
+
+/// Folds a batch of new predictions per (version, hour) where they were parsed, for the store
+/// to keep in the hours' deltas (`PredictionBatch::folds`). Empty before the model's task is
+/// decided.
+pub fn fold_on_arrival(
+    store: &dyn Store,
+    model: &ModelName,
+    rows: &[(usize, PredictionEvent)],
+) -> Result<Vec<HourFold>, PerformanceError> {
+    let Some(c) = arrival_context(store, model)? else {
+        return Ok(Vec::new());
+    };
+    let reference = c.reference.as_ref();
+    let mut folds: BTreeMap<(&str, i64), NewPredictions> = BTreeMap::new();
+    for (_, p) in rows {
+        let version = p.model_version.as_deref().unwrap_or("");
+        folds
+            .entry((version, hour_of(p.timestamp.micros())))
+            .or_insert_with(|| NewPredictions::new(&c.spec, reference))
+            .observe(&c.spec, reference, p);
+    }
+    folds
+        .into_iter()
+        .map(|((version, hour), fold)| {
+            let rows = fold.count;
+            let blob = ArrivalFold {
+                spec: c.spec_json.clone(),
+                stamp: reference.map(|r| r.stamp),
+                fold,
+            };
+            Ok(HourFold {
+                version: version.to_owned(),
+                hour,
+                rows,
+                data: postcard::to_stdvec(&blob).map_err(|e| corrupt("arrival fold", e))?,
+            })
+        })
+        .collect()
+}
+
+/// (version, start of the hour in microseconds).
+type HourKey = (String, i64);
+
 /// New predictions of some hours, folded without their labels (which come as label deltas).
+#[derive(Serialize, Deserialize)]
 struct NewPredictions {
     acc: WindowAccumulator,
     sketch: Option<WindowSketch>,
@@ -394,8 +523,9 @@ impl NewPredictions {
     }
 }
 
-/// The new predictions of `hours`, read from the segments their deltas name: each segment is
-/// decoded once, on one core, and its events go to the hours whose delta names it (the others
+/// The new predictions of `hours`: folded on arrival when the delta carries a fold of the
+/// current task and reference, else read from the segment the delta names (each segment
+/// decoded once, on one core, its events going to the hours whose delta names it: the others
 /// are already counted, or wait for a rescan). The folds of each hour are merged in segment
 /// order. `None` for an hour whose folds could not be merged.
 fn new_predictions(
@@ -405,24 +535,35 @@ fn new_predictions(
     reference: Option<&Reference>,
     hours: &[DirtyHour],
     by_hour: &HashMap<(&str, Timestamp), Vec<&HourDelta>>,
+    decoded_count: &mut u64,
 ) -> Result<HashMap<(String, i64), Option<NewPredictions>>, PerformanceError> {
     let mut wanted: BTreeMap<i64, HashSet<(&str, i64)>> = BTreeMap::new();
+    // Folds made on arrival, by segment, for the hours whose delta carries a usable one.
+    let mut by_segment: BTreeMap<i64, Vec<(HourKey, NewPredictions)>> = BTreeMap::new();
+    let spec_json = spec_key(spec);
     for d in hours {
         for delta in by_hour
             .get(&(d.version.as_str(), d.hour))
             .into_iter()
             .flatten()
         {
-            if let Some(segment) = delta.segment {
-                wanted
-                    .entry(segment)
-                    .or_default()
-                    .insert((d.version.as_str(), d.hour.micros()));
+            let Some(segment) = delta.segment else {
+                continue;
+            };
+            let key = (d.version.clone(), d.hour.micros());
+            match ArrivalFold::usable(delta.fold(), &spec_json, reference) {
+                Some(fold) => by_segment.entry(segment).or_default().push((key, fold)),
+                None => {
+                    wanted
+                        .entry(segment)
+                        .or_default()
+                        .insert((d.version.as_str(), d.hour.micros()));
+                }
             }
         }
     }
     let segments: Vec<(i64, HashSet<(&str, i64)>)> = wanted.into_iter().collect();
-    let folds = modelwatch_stats::drift::parallel_map(&segments, |(segment, hours)| {
+    let decoded = modelwatch_stats::drift::parallel_map(&segments, |(segment, hours)| {
         let mut folds: HashMap<(String, i64), NewPredictions> = HashMap::new();
         store.scan_segments(model, &[*segment], &mut |_, p| {
             let version = p.model_version.as_deref().unwrap_or("");
@@ -436,14 +577,18 @@ fn new_predictions(
         })?;
         Ok::<_, StoreError>(folds)
     });
+    for ((segment, _), folds) in segments.iter().zip(decoded) {
+        let folds = folds?;
+        *decoded_count += folds.values().map(|f| f.count).sum::<u64>();
+        by_segment.entry(*segment).or_default().extend(folds);
+    }
+    // Merged in segment order, whichever way each fold was made.
     let mut merged: HashMap<(String, i64), Option<NewPredictions>> = HashMap::new();
-    for folds in folds {
-        for (key, fold) in folds? {
-            match merged.remove(&key) {
-                None => merged.insert(key, Some(fold)),
-                Some(before) => merged.insert(key, before.and_then(|b| b.merge(&fold))),
-            };
-        }
+    for (key, fold) in by_segment.into_values().flatten() {
+        match merged.remove(&key) {
+            None => merged.insert(key, Some(fold)),
+            Some(before) => merged.insert(key, before.and_then(|b| b.merge(&fold))),
+        };
     }
     Ok(merged)
 }

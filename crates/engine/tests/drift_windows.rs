@@ -100,6 +100,7 @@ fn store_with_data(dir: &std::path::Path, reference: bool) -> SqliteStore {
         rows: events().into_iter().enumerate().collect(),
         rejected: vec![],
         verbatim: None,
+        folds: Vec::new(),
     };
     let out = store.ingest_predictions(&model(), batch).unwrap();
     assert_eq!(out.accepted, 900, "{:?}", out.rejected);
@@ -511,6 +512,7 @@ fn hourly_sketches_equal_the_raw_event_fold() {
                     rows,
                     rejected: vec![],
                     verbatim: None,
+                    folds: Vec::new(),
                 },
             )
             .unwrap();

@@ -10,7 +10,7 @@ use modelwatch_engine::aggregates;
 use modelwatch_engine::performance::{
     scan_performance, window_performance, PerformanceQuery, TaskSpec, WindowAccumulator, WindowFold,
 };
-use modelwatch_store::{LabelBatch, PredictionBatch, ScanRange, SqliteStore, Store};
+use modelwatch_store::{IngestOutcome, LabelBatch, PredictionBatch, ScanRange, SqliteStore, Store};
 use serde_json::Value;
 
 fn fixture(name: &str) -> Value {
@@ -23,22 +23,34 @@ fn model() -> ModelName {
 }
 
 fn ingest_predictions(store: &dyn Store, rows: &[Value]) {
+    ingest_predictions_folded(store, rows, false);
+}
+
+/// Ingests `rows`, with the folds the server makes on arrival when `fold` is set.
+fn ingest_predictions_folded(store: &dyn Store, rows: &[Value], fold: bool) -> IngestOutcome {
     let now = Timestamp::now();
+    let rows: Vec<_> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let row =
+                parse_prediction_row(&r.to_string(), i, now, &IngestLimits::default()).unwrap();
+            (i, row)
+        })
+        .collect();
+    let folds = match fold {
+        true => aggregates::fold_on_arrival(store, &model(), &rows).unwrap(),
+        false => Vec::new(),
+    };
     let batch = PredictionBatch {
-        rows: rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let row =
-                    parse_prediction_row(&r.to_string(), i, now, &IngestLimits::default()).unwrap();
-                (i, row)
-            })
-            .collect(),
+        rows,
         rejected: vec![],
         verbatim: None,
+        folds,
     };
     let out = store.ingest_predictions(&model(), batch).unwrap();
     assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    out
 }
 
 fn ingest_labels(store: &dyn Store, rows: &[Value]) {
@@ -558,6 +570,57 @@ fn new_predictions_are_added_from_their_segments_and_equal_the_raw_events_and_a_
         // The rebuilt aggregates equal the ones the deltas were added to.
         let rebuilt = aggregates::rebuild(&store, &model()).unwrap();
         assert_eq!(rebuilt.predictions, preds.len() as u64, "{name}");
+        let (fast, _) = both_paths(&store, &query());
+        assert_close(&format!("{name} rebuilt"), &answers[0], &fast);
+    }
+}
+
+#[test]
+fn predictions_folded_on_arrival_are_added_without_decoding_and_equal_the_raw_events() {
+    for name in ["binary", "regression", "multiclass"] {
+        let (_dir, store, data) = with_reference(name);
+        let preds = data["predictions"].as_array().unwrap();
+        let labels = data["labels"].as_array().unwrap();
+        // Before the task is decided there is nothing to fold for.
+        let half = preds.len() / 2;
+        assert!(aggregates::fold_on_arrival(&store, &model(), &[]).is_ok_and(|f| f.is_empty()));
+        ingest_predictions_folded(&store, &preds[..half], true);
+        aggregates::refresh(&store, &model()).unwrap();
+        // The rest arrives folded, in two requests (alternate rows, so both cover the same
+        // hours); the second repeats a row of the first, so its fold of that row's hour does
+        // not match what was stored and that hour's segment is read instead.
+        let first: Vec<Value> = preds[half..].iter().step_by(2).cloned().collect();
+        let mut second: Vec<Value> = preds[half + 1..].iter().step_by(2).cloned().collect();
+        ingest_predictions_folded(&store, &first, true);
+        let hour = |r: &Value| {
+            format!(
+                "{} {}",
+                r["model_version"],
+                &r["timestamp"].to_string()[..14]
+            )
+        };
+        let hours: std::collections::HashSet<String> = second.iter().map(hour).collect();
+        let again = first
+            .iter()
+            .find(|r| hours.contains(&hour(r)))
+            .unwrap()
+            .clone();
+        second.push(again);
+        let out = ingest_predictions_folded(&store, &second, true);
+        assert_eq!(out.duplicates, 1, "{name}");
+        let r = aggregates::refresh(&store, &model()).unwrap();
+        assert_eq!(
+            (r.predictions, r.predictions_added),
+            (0, (preds.len() - half) as u64),
+            "{name}: {r:?}"
+        );
+        assert!(
+            r.predictions_decoded > 0 && r.predictions_decoded < r.predictions_added,
+            "{name}: only the hour with the repeated row decoded: {r:?}"
+        );
+        ingest_labels(&store, labels);
+        let answers = windows_match_the_raw_events(&store, &format!("{name} folded on arrival"));
+        aggregates::rebuild(&store, &model()).unwrap();
         let (fast, _) = both_paths(&store, &query());
         assert_close(&format!("{name} rebuilt"), &answers[0], &fast);
     }

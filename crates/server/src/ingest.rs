@@ -231,6 +231,14 @@ pub(crate) async fn predictions(
                 .zip(sent.spans)
                 .map(|((i, (event, same)), span)| ((i, event), span.filter(|_| same)))
                 .unzip();
+            // Folded here, where the events are parsed, so that the refresh need not decode
+            // and parse them again. Without a fold the refresh reads the segment: no error
+            // here can lose anything.
+            let folds =
+                modelwatch_engine::aggregates::fold_on_arrival(s, m, &rows).unwrap_or_else(|e| {
+                    tracing::debug!(model = %m, error = %e, "predictions not folded on arrival");
+                    Vec::new()
+                });
             s.ingest_predictions(
                 m,
                 PredictionBatch {
@@ -240,6 +248,7 @@ pub(crate) async fn predictions(
                         text: sent.body,
                         spans: verbatim,
                     }),
+                    folds,
                 },
             )
         },

@@ -284,7 +284,8 @@ pub async fn aggregates_loop(state: AppState) {
                     .map_err(ApiError::from)?;
                 if r.hours > 0 {
                     tracing::debug!(model = %name, hours = r.hours, rescanned = r.predictions,
-                        predictions_added = r.predictions_added, labels_added = r.labels_added,
+                        predictions_added = r.predictions_added, decoded = r.predictions_decoded,
+                        labels_added = r.labels_added,
                         seconds = r.seconds, "aggregates refreshed");
                 }
             }

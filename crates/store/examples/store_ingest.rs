@@ -50,6 +50,7 @@ fn main() {
                 .collect(),
             rejected: vec![],
             verbatim: None,
+            folds: Vec::new(),
         })
         .collect();
     let start = Instant::now();

@@ -85,6 +85,7 @@ pub(crate) fn preds(rows: &[&str]) -> PredictionBatch {
             .collect(),
         rejected: vec![],
         verbatim: None,
+        folds: Vec::new(),
     }
 }
 

@@ -58,6 +58,21 @@ pub struct PredictionBatch {
     /// The rows' own text, when the caller has it (an HTTP body): a row that reads back as its
     /// event is stored as sent, not encoded again.
     pub verbatim: Option<VerbatimRows>,
+    /// What the rows add to each of their hours' aggregates, folded by the caller where they
+    /// were parsed (opaque to the store). Kept in the hour's delta when every row of that hour
+    /// was stored as new, so that a refresh need not decode the segment.
+    pub folds: Vec<HourFold>,
+}
+
+/// One hour's fold of a batch's rows (see [`PredictionBatch::folds`]).
+#[derive(Debug, Clone)]
+pub struct HourFold {
+    pub version: String,
+    /// Start of the hour, microseconds.
+    pub hour: i64,
+    /// How many of the batch's rows it folds: all of the hour's, or it is not used.
+    pub rows: u64,
+    pub data: Vec<u8>,
 }
 
 /// The text of a batch's rows as the client sent them.
@@ -230,7 +245,8 @@ pub struct HourDelta {
     /// The segment holding the hour's new predictions, for a delta of predictions.
     pub segment: Option<i64>,
     /// The labels in their stored form, decoded by [`HourDelta::labels`] (a refresh decodes
-    /// each hour's on the core that updates it). Empty for a delta of predictions.
+    /// each hour's on the core that updates it); for a delta of predictions, the caller's fold
+    /// of them, or empty.
     pub(crate) data: Vec<u8>,
 }
 
@@ -241,6 +257,12 @@ impl HourDelta {
             return Ok(Vec::new());
         }
         compact::delta_entries(&self.data)
+    }
+
+    /// For a delta of predictions, the caller's fold of them ([`PredictionBatch::folds`]),
+    /// when the ingest kept one.
+    pub fn fold(&self) -> Option<&[u8]> {
+        (self.segment.is_some() && !self.data.is_empty()).then_some(&self.data[..])
     }
 }
 

@@ -10,10 +10,10 @@
 
 use crate::compact;
 use crate::{
-    hour_of, AggregateWrite, DelayQuantiles, DirtyHour, HourDelta, IngestOutcome, LabelBatch,
-    ModelSummary, Page, PredictionBatch, Quarantined, ReferenceOutcome, ReferenceSummary,
-    RejectedRow, RetentionReport, ScanRange, Store, StoreError, StoredAggregate, VersionSummary,
-    WindowCounts, WindowQuery, HOUR_MICROS, MODEL_WIDE,
+    hour_of, AggregateWrite, DelayQuantiles, DirtyHour, HourDelta, HourFold, IngestOutcome,
+    LabelBatch, ModelSummary, Page, PredictionBatch, Quarantined, ReferenceOutcome,
+    ReferenceSummary, RejectedRow, RetentionReport, ScanRange, Store, StoreError, StoredAggregate,
+    VersionSummary, WindowCounts, WindowQuery, HOUR_MICROS, MODEL_WIDE,
 };
 use crossbeam_channel::{bounded, Receiver, Sender};
 use modelwatch_core::{
@@ -939,6 +939,9 @@ fn ingest_predictions(
     // new predictions carries no labels.
     let mut adopting: BTreeSet<(&str, i64)> = BTreeSet::new();
     let mut last_delta: Option<(&str, i64, i64)> = None;
+    // New rows stored per (version, hour), to tell whether the caller's fold of an hour folded
+    // exactly them.
+    let mut stored_in_hour: HashMap<(&str, i64), u64> = HashMap::new();
     // Labels that arrived before their prediction: only while some exist is each new
     // prediction looked up in `labels` (the common order, label after prediction, costs nothing).
     let orphan_labels: i64 = tx.query_row(
@@ -1018,6 +1021,7 @@ fn ingest_predictions(
             let ts = e.timestamp.micros();
             out.accepted += 1;
             rows += 1;
+            *stored_in_hour.entry((version, hour_of(ts))).or_default() += 1;
             if !(all_admitted && all_new) {
                 encode_line(&mut ndjson, e);
             }
@@ -1066,9 +1070,27 @@ fn ingest_predictions(
             upsert.execute(params![entry.id, version, n, first, last])?;
         }
     }
+    // A fold of the caller's is kept when it folded exactly the rows stored: all of its
+    // hour's rows were new and valid, and they went into one segment.
+    let one_segment = admitted.len() <= SEGMENT_MAX_ROWS;
+    let folds: HashMap<(&str, i64), &HourFold> = batch
+        .folds
+        .iter()
+        .filter(|f| {
+            one_segment && stored_in_hour.get(&(f.version.as_str(), f.hour)) == Some(&f.rows)
+        })
+        .map(|f| ((f.version.as_str(), f.hour), f))
+        .collect();
     for (version, hour, segment) in deltas {
         if !adopting.contains(&(version, hour)) {
-            record_delta(tx, entry.id, version, hour, Delta::Predictions { segment })?;
+            let fold = folds.get(&(version, hour)).map_or(&[][..], |f| &f.data[..]);
+            record_delta(
+                tx,
+                entry.id,
+                version,
+                hour,
+                Delta::Predictions { segment, fold },
+            )?;
         }
     }
     mark_dirty(tx, entry.id, adopting)?;
@@ -1600,8 +1622,9 @@ fn mark_dirty<'a>(
 enum Delta<'a> {
     /// First labels of the hour's stored predictions, in `compact.rs` form.
     Labels(&'a [u8]),
-    /// The hour's new predictions stored in this segment.
-    Predictions { segment: i64 },
+    /// The hour's new predictions stored in this segment, with the caller's fold of them when
+    /// it folded exactly those.
+    Predictions { segment: i64, fold: &'a [u8] },
 }
 
 /// Records a delta of one hour and marks the hour.
@@ -1616,7 +1639,7 @@ fn record_delta(
     // the rescan leaves it to be added afterwards (see `put_aggregates`).
     let (data, segment) = match delta {
         Delta::Labels(data) => (data, None),
-        Delta::Predictions { segment } => (&[][..], Some(segment)),
+        Delta::Predictions { segment, fold } => (fold, Some(segment)),
     };
     tx.prepare_cached(
         "INSERT INTO hour_deltas(model_id, version, hour, data, segment_id)

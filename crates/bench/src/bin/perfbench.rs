@@ -168,6 +168,7 @@ fn load(store: &SqliteStore, args: &Args) -> Result<Vec<LabelEvent>> {
                 rows,
                 rejected: vec![],
                 verbatim: None,
+                folds: Vec::new(),
             },
         )?;
         if !out.rejected.is_empty() {

@@ -242,6 +242,7 @@ fn rows_that_read_back_as_sent_are_stored_as_sent() {
             text: text.into(),
             spans,
         }),
+        folds: Vec::new(),
     };
     assert_eq!(
         store.ingest_predictions(&model(), batch).unwrap().accepted,
