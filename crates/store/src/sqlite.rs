@@ -949,28 +949,15 @@ fn ingest_predictions(
         let chunk_slots = chunk_no * SEGMENT_MAX_ROWS..chunk_no * SEGMENT_MAX_ROWS + admitted.len();
         let mut is_new = vec![false; admitted.len()];
         {
-            let mut index = tx.prepare_cached(
-                "INSERT INTO request_index(model_id, request_id, ts, version, error, segment_id,
-                                           outcome)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT(model_id, request_id) DO NOTHING",
-            )?;
-            for key in &encoded.keys {
-                let slot = slot_of[key.position];
-                if !chunk_slots.contains(&slot) {
-                    continue;
-                }
-                let changed = index.execute(params![
-                    entry.id,
-                    &encoded.ids[key.id.clone()],
-                    key.ts,
-                    encoded.versions[key.version],
-                    key.error,
-                    segment_id,
-                    &encoded.outcomes[key.outcome.clone()]
-                ])?;
-                is_new[slot - chunk_slots.start] = changed == 1;
-            }
+            // This chunk's rows, in key order.
+            let keys: Vec<&IndexKey> = encoded
+                .keys
+                .iter()
+                .filter(|k| chunk_slots.contains(&slot_of[k.position]))
+                .collect();
+            insert_index_rows(tx, entry.id, segment_id, encoded, &keys, |key, new| {
+                is_new[slot_of[key.position] - chunk_slots.start] = new;
+            })?;
         }
         if orphan_labels > adopted {
             let mut label =
@@ -1063,6 +1050,90 @@ fn ingest_predictions(
     out.rejected = quarantined.into_iter().map(|q| q.rejection).collect();
     out.rejected.sort_by_key(|r| r.index);
     Ok(out)
+}
+
+/// Request-index rows stored per INSERT statement: binding, stepping and resetting a statement
+/// are paid per statement, and one statement per row was about a third of the writer's CPU time
+/// on the 1M-row import (docs/benchmarks.md).
+const INDEX_ROWS_PER_INSERT: usize = 64;
+
+/// Stores the request-index rows of `keys` (in key order), all pointing at `segment_id`, and
+/// tells `stored` for each whether it is new; a request id already stored keeps its row (the
+/// event is a duplicate).
+///
+/// `INSERT OR IGNORE` rather than `ON CONFLICT DO NOTHING`: when a multi-row statement could
+/// still fail on another constraint after some of its rows went in, SQLite keeps a statement
+/// journal (a copy of every page the statement changes, made first), which cost as much as the
+/// per-statement work saved. With OR IGNORE no row can fail the statement, and no journal is
+/// kept. No column is ever NULL, so the only rows it ignores are stored request ids.
+fn insert_index_rows<'k>(
+    tx: &Transaction<'_>,
+    model_id: i64,
+    segment_id: i64,
+    encoded: &Encoded,
+    keys: &[&'k IndexKey],
+    mut stored: impl FnMut(&'k IndexKey, bool),
+) -> Result<(), StoreError> {
+    let mut full = tx.prepare_cached(&index_insert_sql(INDEX_ROWS_PER_INSERT))?;
+    let mut segment_of = tx.prepare_cached(
+        "SELECT segment_id FROM request_index WHERE model_id = ?1 AND request_id = ?2",
+    )?;
+    for group in keys.chunks(INDEX_ROWS_PER_INSERT) {
+        let mut last;
+        let insert = if group.len() == INDEX_ROWS_PER_INSERT {
+            &mut full
+        } else {
+            last = tx.prepare_cached(&index_insert_sql(group.len()))?;
+            &mut last
+        };
+        insert.raw_bind_parameter(1, model_id)?;
+        insert.raw_bind_parameter(2, segment_id)?;
+        for (k, key) in group.iter().enumerate() {
+            let p = 3 + 5 * k;
+            insert.raw_bind_parameter(p, &encoded.ids[key.id.clone()])?;
+            insert.raw_bind_parameter(p + 1, key.ts)?;
+            insert.raw_bind_parameter(p + 2, &encoded.versions[key.version])?;
+            insert.raw_bind_parameter(p + 3, key.error)?;
+            insert.raw_bind_parameter(p + 4, &encoded.outcomes[key.outcome.clone()])?;
+        }
+        if insert.raw_execute()? == group.len() {
+            group.iter().for_each(|key| stored(key, true));
+            continue;
+        }
+        // Some ids were stored before: the new rows are those pointing at this segment (its id
+        // is new, and an id repeated within the batch never gets this far).
+        for key in group {
+            let segment: i64 = segment_of
+                .query_row(params![model_id, &encoded.ids[key.id.clone()]], |r| {
+                    r.get(0)
+                })?;
+            stored(key, segment == segment_id);
+        }
+    }
+    Ok(())
+}
+
+/// `INSERT OR IGNORE` of `rows` request-index rows: ?1 is the model, ?2 the segment, and each
+/// row binds its request id, event time, version, error flag and outcome, in that order.
+fn index_insert_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|k| {
+            let p = 3 + 5 * k;
+            format!(
+                "(?1, ?{p}, ?{}, ?{}, ?{}, ?2, ?{})",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4
+            )
+        })
+        .collect();
+    format!(
+        "INSERT OR IGNORE INTO request_index(model_id, request_id, ts, version, error, segment_id,
+                                            outcome)
+         VALUES {}",
+        values.join(", ")
+    )
 }
 
 fn features_json(features: &[(FeatureName, FeatureValue)]) -> String {

@@ -453,3 +453,33 @@ fn predictions_found_before_the_writer_are_checked_by_it() {
         .all(|d| d.hour.micros() >= recent - 3_600_000_000));
     assert!(dirty.len() <= dirty_before.max(1) + 1);
 }
+
+#[test]
+fn index_rows_stored_many_per_statement_tell_new_from_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let batch = |ids: &mut dyn Iterator<Item = usize>| {
+        let rows: Vec<String> = ids
+            .map(|i| p(&format!("r{i:04}"), "2026-01-01T00:10:00Z", i as f64))
+            .collect();
+        preds(&rows.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    // Every third id of 300 first; then all 300: full 64-row statements (and a short last one)
+    // where some rows are stored ids and some are not, and a group with none stored.
+    let first = store
+        .ingest_predictions(&model(), batch(&mut (0..300).step_by(3)))
+        .unwrap();
+    assert_eq!((first.accepted, first.duplicates), (100, 0));
+    let second = store
+        .ingest_predictions(&model(), batch(&mut (0..300).chain(1000..1070)))
+        .unwrap();
+    assert_eq!((second.accepted, second.duplicates), (270, 100));
+    assert!(second.rejected.is_empty());
+    // Each id once, a duplicate keeping the event stored first.
+    let page = store.predictions(&model(), None, 1000).unwrap();
+    let mut ids: Vec<&str> = page.items.iter().map(|e| e.request_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((ids.len(), page.items.len()), (370, 370));
+    assert_eq!(store.model(&model()).unwrap().unwrap().predictions, 370);
+}
