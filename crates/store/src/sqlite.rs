@@ -2,8 +2,9 @@
 //!
 //! Writes go through one writer thread that owns the only write connection. It takes every job
 //! queued at that moment into one transaction (group commit), so one fsync serves many
-//! concurrent ingest requests; each job runs inside its own savepoint, so a job that fails is
-//! rolled back alone. A job's caller gets its answer only after the commit has returned with
+//! concurrent ingest requests; a job that fails after writing rolls its group back, and the
+//! group's jobs run again one per transaction, so that it is rolled back alone
+//! (`Writer::commit_group`). A job's caller gets its answer only after the commit has returned with
 //! `synchronous=FULL`, i.e. after the WAL is fsynced: what is acknowledged survives a kill -9 or
 //! a power cut. Reads use a small pool of read-only connections and never block the writer.
 //! See docs/adr/001-embedded-storage.md for the measurements behind this design.
@@ -64,7 +65,37 @@ pub struct SqliteStore {
     _lock: File,
 }
 
-type Reply<T> = Sender<Result<T, StoreError>>;
+/// Where a job's answer goes, and the answer itself while the fate of the job's transaction is
+/// not known. `Sent` is what the caller gets on success: the job's result (`T`), or for
+/// predictions the result and the batch, to be freed on the caller's thread.
+struct Reply<T, Sent = T> {
+    to: Sender<Result<Sent, StoreError>>,
+    result: Option<Result<T, StoreError>>,
+}
+
+impl<T, Sent> Reply<T, Sent> {
+    /// Keeps the result of running the job (replacing that of a run rolled back with its
+    /// group). Returns whether the job succeeded.
+    fn keep(&mut self, result: Result<T, StoreError>) -> bool {
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    /// Answers the caller once the transaction has committed or failed: the kept result, or the
+    /// commit's failure. `with` makes what is sent from a successful result.
+    fn send(self, committed: &Result<(), String>, with: impl FnOnce(T) -> Sent) {
+        let out = match committed {
+            // Every job of a transaction that committed has run.
+            Ok(()) => self.result.unwrap_or(Err(StoreError::WriterGone)).map(with),
+            Err(e) => Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+                Some(format!("commit failed: {e}")),
+            ))),
+        };
+        let _ = self.to.send(out);
+    }
+}
 
 /// A queued job's answer, sent once the transaction holding it has committed (or failed).
 struct Pending<T>(Receiver<Result<T, StoreError>>);
@@ -103,7 +134,7 @@ enum Job {
         ModelName,
         PredictionBatch,
         Encoded,
-        Reply<(IngestOutcome, PredictionBatch)>,
+        Reply<IngestOutcome, (IngestOutcome, PredictionBatch)>,
     ),
     Labels(ModelName, LabelBatch, Option<Found>, Reply<IngestOutcome>),
     Kpis(
@@ -128,6 +159,21 @@ enum Job {
 }
 
 impl Job {
+    /// Answers the caller once the job's transaction has committed or failed.
+    fn answer(self, committed: &Result<(), String>) {
+        match self {
+            Job::Predictions(_, batch, _, reply) => reply.send(committed, |out| (out, batch)),
+            Job::Labels(.., reply) | Job::Kpis(.., reply) => reply.send(committed, |out| out),
+            Job::Reference { reply, .. } => reply.send(committed, |out| out),
+            Job::ApplyRetention(_, reply) => reply.send(committed, |out| out),
+            Job::DeclareSchema(.., reply)
+            | Job::SetRetention(.., reply)
+            | Job::PutAggregates(.., reply)
+            | Job::MarkForRescan(.., reply)
+            | Job::InvalidateAggregates(_, reply) => reply.send(committed, |()| ()),
+        }
+    }
+
     fn rows(&self) -> usize {
         match self {
             Job::Predictions(_, b, _, _) => b.rows.len() + b.rejected.len(),
@@ -210,10 +256,17 @@ impl SqliteStore {
         self.enqueue(make)?.wait()
     }
 
-    fn enqueue<T>(&self, make: impl FnOnce(Reply<T>) -> Job) -> Result<Pending<T>, StoreError> {
+    fn enqueue<T, Sent>(
+        &self,
+        make: impl FnOnce(Reply<T, Sent>) -> Job,
+    ) -> Result<Pending<Sent>, StoreError> {
         let (tx, rx) = bounded(1);
         let jobs = self.jobs.as_ref().ok_or(StoreError::WriterGone)?;
-        jobs.send(make(tx)).map_err(|_| StoreError::WriterGone)?;
+        let reply = Reply {
+            to: tx,
+            result: None,
+        };
+        jobs.send(make(reply)).map_err(|_| StoreError::WriterGone)?;
         Ok(Pending(rx))
     }
 
@@ -377,32 +430,45 @@ impl Writer {
         }
     }
 
-    fn commit_group(&mut self, jobs: Vec<Job>) {
+    /// Runs `jobs` in one transaction and answers each once it has committed (or failed).
+    ///
+    /// Jobs share the transaction without savepoints: a savepoint copies every page it changes
+    /// to a sub-journal first, and for the request index, which a large commit rewrites most
+    /// of, that was 7 % of the server's CPU under HTTP ingest. A job that fails after writing
+    /// something instead rolls back its whole group, whose jobs then run again one at a time,
+    /// each alone in its transaction: the failing one leaves nothing behind and the others are
+    /// stored and answered as usual. Failures are rare and mostly happen before any write (an
+    /// unknown model, a schema that does not fit), and those need no rollback at all.
+    fn commit_group(&mut self, mut jobs: Vec<Job>) {
+        let alone = jobs.len() == 1;
         let tx = match self.conn.transaction() {
             Ok(tx) => tx,
             Err(e) => {
-                let msg = e.to_string();
-                for job in jobs {
-                    fail(job, &msg);
-                }
+                let failed = Err(e.to_string());
+                jobs.into_iter().for_each(|job| job.answer(&failed));
                 return;
             }
         };
-        // A job alone in its transaction needs no savepoint of its own: when it fails, the whole
-        // transaction is rolled back instead. A savepoint copies every existing page it changes
-        // to a sub-journal first, which for a large import (most of the request index rewritten
-        // per commit) was 7 % of the writer's time.
-        let alone = jobs.len() == 1;
         let deletes = jobs.iter().any(|j| matches!(j, Job::ApplyRetention(..)));
         let mut failed = false;
-        let done: Vec<Answer> = jobs
-            .into_iter()
-            .map(|job| {
-                let (answer, ok) = run_job(&tx, &mut self.models, &self.deletions, job, !alone);
-                failed |= !ok;
-                answer
-            })
-            .collect();
+        for job in &mut jobs {
+            let changes = tx.total_changes();
+            if run_job(&tx, &mut self.models, &self.deletions, job) {
+                continue;
+            }
+            failed = true;
+            // SQLite ends the transaction itself after some errors (a full disk, an I/O error).
+            let wrote = tx.total_changes() != changes || tx.is_autocommit();
+            if !alone && wrote {
+                let _ = tx.rollback();
+                // Whatever schema changes the jobs made were rolled back with them.
+                self.models.clear();
+                for job in jobs {
+                    self.commit_group(vec![job]);
+                }
+                return;
+            }
+        }
         let committed = if alone && failed {
             // The job's own error is its answer; nothing it wrote may stay.
             tx.rollback().map_err(|e| e.to_string())
@@ -420,75 +486,31 @@ impl Writer {
         }
         // Full means a checkpoint is already due; it will include these pages.
         let _ = self.committed.try_send(());
-        for reply in done {
-            reply(committed.clone());
-        }
+        jobs.into_iter().for_each(|job| job.answer(&committed));
     }
 }
 
-/// Answers a job's caller once the group's commit has succeeded or failed.
-type Answer = Box<dyn FnOnce(Result<(), String>)>;
-
-/// Runs one job, in a savepoint when `savepoint` is set (it shares the transaction with other
-/// jobs). Returns the function that answers its caller once the transaction's fate is known (a
-/// job is acknowledged only if the whole group commits), and whether the job succeeded.
+/// Runs one job in the writer's transaction and keeps its result in its reply, for when the
+/// transaction's fate is known (a job is acknowledged only if its whole group commits). Returns
+/// whether the job succeeded. A job's inputs are only read, so that it can run again after its
+/// group was rolled back.
 fn run_job(
     tx: &Transaction<'_>,
     models: &mut HashMap<String, CachedModel>,
     deletions: &AtomicU64,
-    job: Job,
-    savepoint: bool,
-) -> (Answer, bool) {
-    fn answer<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> Answer {
-        Box::new(move |committed: Result<(), String>| {
-            let out = match (committed, result) {
-                (Ok(()), r) => r,
-                (Err(e), _) => Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
-                    Some(format!("commit failed: {e}")),
-                ))),
-            };
-            let _ = reply.send(out);
-        })
-    }
-    macro_rules! in_savepoint {
-        ($model:expr, $body:expr, $reply:expr) => {{
-            let model_name: Option<String> = $model;
-            if savepoint {
-                if let Err(e) = tx.execute_batch("SAVEPOINT job") {
-                    return (answer($reply, Err(e.into())), false);
-                }
-            }
-            let result = $body;
-            let ok = result.is_ok();
-            if !ok {
-                if savepoint {
-                    let _ = tx.execute_batch("ROLLBACK TO job");
-                }
-                if let Some(m) = &model_name {
-                    models.remove(m);
-                }
-            }
-            if savepoint {
-                let _ = tx.execute_batch("RELEASE job");
-            }
-            (answer($reply, result), ok)
-        }};
-    }
-    match job {
-        Job::Predictions(model, mut batch, mut encoded, reply) => in_savepoint!(
-            Some(model.as_str().to_string()),
-            ingest_predictions(tx, models, &model, &mut batch, &mut encoded)
-                .map(|out| (out, batch)),
-            reply
-        ),
-        Job::Labels(model, batch, found, reply) => in_savepoint!(
-            Some(model.as_str().to_string()),
-            ingest_labels(tx, models, deletions, &model, batch, found),
-            reply
-        ),
+    job: &mut Job,
+) -> bool {
+    let (model, ok) = match job {
+        Job::Predictions(model, batch, encoded, reply) => {
+            let result = ingest_predictions(tx, models, model, batch, encoded);
+            (Some(&*model), reply.keep(result))
+        }
+        Job::Labels(model, batch, found, reply) => {
+            let result = ingest_labels(tx, models, deletions, model, batch, found.as_ref());
+            (Some(&*model), reply.keep(result))
+        }
         Job::Kpis(model, rows, rejected, reply) => {
-            in_savepoint!(None, ingest_kpis(tx, &model, rows, rejected), reply)
+            (None, reply.keep(ingest_kpis(tx, model, rows, rejected)))
         }
         Job::Reference {
             model,
@@ -496,55 +518,40 @@ fn run_job(
             rows,
             rejected,
             reply,
-        } => in_savepoint!(
-            Some(model.as_str().to_string()),
-            put_reference(tx, models, &model, &version, rows, rejected),
-            reply
-        ),
-        Job::DeclareSchema(model, schema, reply) => in_savepoint!(
-            Some(model.as_str().to_string()),
-            declare_schema(tx, models, &model, schema),
-            reply
-        ),
+        } => {
+            let result = put_reference(tx, models, model, version, rows, rejected);
+            (Some(&*model), reply.keep(result))
+        }
+        Job::DeclareSchema(model, schema, reply) => {
+            let result = declare_schema(tx, models, model, schema.clone());
+            (Some(&*model), reply.keep(result))
+        }
         Job::SetRetention(model, days, reply) => {
-            in_savepoint!(None, set_retention(tx, &model, days), reply)
+            (None, reply.keep(set_retention(tx, model, *days)))
         }
         Job::ApplyRetention(now, reply) => {
             models.clear();
-            in_savepoint!(None, apply_retention(tx, now), reply)
+            (None, reply.keep(apply_retention(tx, *now)))
         }
         Job::PutAggregates(model, writes, reply) => {
-            in_savepoint!(None, put_aggregates(tx, &model, writes), reply)
+            (None, reply.keep(put_aggregates(tx, model, writes)))
         }
         Job::MarkForRescan(model, hours, reply) => {
-            let marked = model_id(tx, &model).and_then(|id| match id {
+            let marked = model_id(tx, model).and_then(|id| match id {
                 Some(id) => mark_dirty(tx, id, hours.iter().map(|(v, h)| (v.as_str(), *h))),
                 None => Ok(()),
             });
-            in_savepoint!(None, marked, reply)
+            (None, reply.keep(marked))
         }
         Job::InvalidateAggregates(model, reply) => {
-            in_savepoint!(None, invalidate_aggregates(tx, &model), reply)
+            (None, reply.keep(invalidate_aggregates(tx, model)))
         }
-    }
-}
-
-fn fail(job: Job, msg: &str) {
-    let err = || StoreError::Corrupt {
-        what: "transaction",
-        detail: msg.to_string(),
     };
-    match job {
-        Job::Predictions(_, _, _, r) => drop(r.send(Err(err()))),
-        Job::Labels(_, _, _, r) | Job::Kpis(_, _, _, r) => drop(r.send(Err(err()))),
-        Job::Reference { reply, .. } => drop(reply.send(Err(err()))),
-        Job::DeclareSchema(_, _, r)
-        | Job::SetRetention(_, _, r)
-        | Job::PutAggregates(_, _, r)
-        | Job::MarkForRescan(_, _, r)
-        | Job::InvalidateAggregates(_, r) => drop(r.send(Err(err()))),
-        Job::ApplyRetention(_, r) => drop(r.send(Err(err()))),
+    if let (false, Some(model)) = (ok, model) {
+        // Its cached schema may hold changes that were not stored.
+        models.remove(model.as_str());
     }
+    ok
 }
 
 /// Loads a model into the cache, creating it when `create` is set.
@@ -623,6 +630,26 @@ fn quarantine(
         ])?;
     }
     Ok(())
+}
+
+/// Quarantines a job's rejected rows, those rejected before the job reached the writer
+/// (`earlier`, left to the job so that it can run again) and the writer's own, and returns the
+/// rejections of both, in row order, for the job's answer.
+fn quarantine_all(
+    tx: &Transaction<'_>,
+    model: &ModelName,
+    kind: &str,
+    earlier: &[Quarantined],
+    own: Vec<Quarantined>,
+    now: Timestamp,
+) -> Result<Vec<Rejection>, StoreError> {
+    quarantine(tx, model.as_str(), kind, earlier, now)?;
+    quarantine(tx, model.as_str(), kind, &own, now)?;
+    let mut rejected: Vec<Rejection> = (earlier.iter().map(|q| q.rejection.clone()))
+        .chain(own.into_iter().map(|q| q.rejection))
+        .collect();
+    rejected.sort_by_key(|r| r.index);
+    Ok(rejected)
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -873,17 +900,16 @@ fn ingest_predictions(
     tx: &Transaction<'_>,
     models: &mut HashMap<String, CachedModel>,
     model: &ModelName,
-    batch: &mut PredictionBatch,
-    encoded: &mut Encoded,
+    batch: &PredictionBatch,
+    encoded: &Encoded,
 ) -> Result<IngestOutcome, StoreError> {
     let now = Timestamp::now();
     let mut out = IngestOutcome::default();
-    let mut quarantined = std::mem::take(&mut batch.rejected);
+    // Rows rejected here; those rejected before are in the batch.
+    let mut quarantined = Vec::new();
     if batch.rows.is_empty() {
         // A batch of only bad rows still creates nothing, but its rows are kept for the user.
-        quarantine(tx, model.as_str(), "predictions", &quarantined, now)?;
-        out.rejected = quarantined.into_iter().map(|q| q.rejection).collect();
-        out.rejected.sort_by_key(|r| r.index);
+        out.rejected = quarantine_all(tx, model, "predictions", &batch.rejected, vec![], now)?;
         return Ok(out);
     }
     let entry = model_entry(tx, models, model, true)?.expect("created");
@@ -998,15 +1024,17 @@ fn ingest_predictions(
         if rows == 0 {
             tx.execute("DELETE FROM segments WHERE id = ?1", [segment_id])?;
         } else {
+            let recompressed;
             let data = if all_admitted && all_new {
-                std::mem::take(&mut encoded.chunks[chunk_no])
+                &encoded.chunks[chunk_no]
             } else {
                 let mut data = Vec::new();
                 let mut z = SegmentCompressor::new()?;
                 for frame in frames(&ndjson) {
                     z.append(&mut data, frame)?;
                 }
-                data
+                recompressed = data;
+                &recompressed
             };
             tx.execute(
                 "UPDATE segments SET rows = ?1, min_ts = ?2, max_ts = ?3, data = ?4 WHERE id = ?5",
@@ -1046,9 +1074,7 @@ fn ingest_predictions(
         entry.schema.features.extend(pending);
         save_schema(tx, entry)?;
     }
-    quarantine(tx, model.as_str(), "predictions", &quarantined, now)?;
-    out.rejected = quarantined.into_iter().map(|q| q.rejection).collect();
-    out.rejected.sort_by_key(|r| r.index);
+    out.rejected = quarantine_all(tx, model, "predictions", &batch.rejected, quarantined, now)?;
     Ok(out)
 }
 
@@ -1157,8 +1183,8 @@ fn ingest_labels(
     models: &mut HashMap<String, CachedModel>,
     deletions: &AtomicU64,
     model: &ModelName,
-    batch: LabelBatch,
-    found: Option<Found>,
+    batch: &LabelBatch,
+    found: Option<&Found>,
 ) -> Result<IngestOutcome, StoreError> {
     let now = arrival_time();
     let Some(entry) = model_entry(tx, models, model, false)? else {
@@ -1166,7 +1192,8 @@ fn ingest_labels(
     };
     let model_id = entry.id;
     let mut out = IngestOutcome::default();
-    let mut quarantined = batch.rejected;
+    // Rows rejected here; those rejected before are in the batch.
+    let mut quarantined = Vec::new();
     // In key order, like the request index and the labels: B-tree writes in order touch each
     // page once. Sorted by (request id, row), a repeated id follows its first row. The caller
     // sorts on its own thread (`sort_labels`), so here it is usually one checking pass.
@@ -1274,9 +1301,7 @@ fn ingest_labels(
             params![new_labels, model_id],
         )?;
     }
-    quarantine(tx, model.as_str(), "labels", &quarantined, now)?;
-    out.rejected = quarantined.into_iter().map(|q| q.rejection).collect();
-    out.rejected.sort_by_key(|r| r.index);
+    out.rejected = quarantine_all(tx, model, "labels", &batch.rejected, quarantined, now)?;
     Ok(out)
 }
 
@@ -1537,8 +1562,8 @@ fn find_predictions(
 fn ingest_kpis(
     tx: &Transaction<'_>,
     model: &ModelName,
-    rows: Vec<(usize, KpiEvent)>,
-    rejected: Vec<Quarantined>,
+    rows: &[(usize, KpiEvent)],
+    rejected: &[Quarantined],
 ) -> Result<IngestOutcome, StoreError> {
     let now = Timestamp::now();
     let id = model_id(tx, model)?.ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
@@ -1551,7 +1576,7 @@ fn ingest_kpis(
              ON CONFLICT(model_id, name, ts) DO UPDATE SET
                 value = excluded.value, received_at = excluded.received_at",
         )?;
-        for (_, k) in &rows {
+        for (_, k) in rows {
             let existed = exists.exists(params![id, k.name, k.timestamp.micros()])?;
             upsert.execute(params![
                 id,
@@ -1564,9 +1589,7 @@ fn ingest_kpis(
             out.replaced += usize::from(existed);
         }
     }
-    quarantine(tx, model.as_str(), "kpis", &rejected, now)?;
-    out.rejected = rejected.into_iter().map(|q| q.rejection).collect();
-    out.rejected.sort_by_key(|r| r.index);
+    out.rejected = quarantine_all(tx, model, "kpis", rejected, vec![], now)?;
     Ok(out)
 }
 
@@ -1669,14 +1692,14 @@ fn mark_new_labels(
 fn put_aggregates(
     tx: &Transaction<'_>,
     model: &ModelName,
-    writes: Vec<AggregateWrite>,
+    writes: &[AggregateWrite],
 ) -> Result<(), StoreError> {
     let id = model_id(tx, model)?.ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
     // A delta that is gone was applied by another refresh, whose result is newer than this
     // one's: writing would add it twice (or lose a later one), so nothing is written.
     {
         let mut applied = tx.prepare_cached("DELETE FROM label_deltas WHERE id = ?1")?;
-        for write in &writes {
+        for write in writes {
             for delta in &write.applied {
                 if applied.execute([delta])? == 0 {
                     tracing::debug!(model = %model, delta, "label delta already applied: write skipped");
@@ -1696,7 +1719,7 @@ fn put_aggregates(
         "DELETE FROM dirty_hours
          WHERE model_id = ?1 AND version = ?2 AND hour = ?3 AND generation = ?4",
     )?;
-    for write in &writes {
+    for write in writes {
         for a in &write.put {
             put.execute(params![id, write.kind, a.hour.micros(), a.version, a.data])?;
         }
@@ -1721,12 +1744,13 @@ fn put_reference(
     models: &mut HashMap<String, CachedModel>,
     model: &ModelName,
     version: &str,
-    rows: Vec<(usize, ReferenceRow)>,
-    rejected: Vec<Quarantined>,
+    rows: &[(usize, ReferenceRow)],
+    rejected: &[Quarantined],
 ) -> Result<ReferenceOutcome, StoreError> {
     let now = Timestamp::now();
     let entry = model_entry(tx, models, model, true)?.expect("created");
-    let mut quarantined = rejected;
+    // Rows rejected here; those rejected before are in `rejected`.
+    let mut quarantined = Vec::new();
     let mut pending = Vec::new();
     // What was derived from the reference (baselines, profiles) is out of date.
     tx.execute(
@@ -1743,7 +1767,7 @@ fn put_reference(
             "INSERT INTO reference_rows(model_id, version, idx, features, prediction, score, scores, label)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
-        for (index, row) in &rows {
+        for (index, row) in rows {
             if let Err(rejection) = admit(&entry.schema, &mut pending, *index, None, &row.features)
             {
                 quarantined.push(Quarantined {
@@ -1781,9 +1805,7 @@ fn put_reference(
         entry.schema.features.extend(pending);
         save_schema(tx, entry)?;
     }
-    quarantine(tx, model.as_str(), "reference", &quarantined, now)?;
-    let mut rejected: Vec<Rejection> = quarantined.into_iter().map(|q| q.rejection).collect();
-    rejected.sort_by_key(|r| r.index);
+    let rejected = quarantine_all(tx, model, "reference", rejected, quarantined, now)?;
     Ok(ReferenceOutcome {
         version: version.to_string(),
         rows: stored,
