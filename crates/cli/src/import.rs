@@ -214,7 +214,8 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
                 .data
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("modelwatch-data"));
-            let store = SqliteStore::open(&dir)
+            // The process ends with the import: its writer may take more memory than a server's.
+            let store = SqliteStore::open_for_import(&dir)
                 .with_context(|| format!("opening the data directory {}", dir.display()))?;
             store_locally(
                 &store,
