@@ -228,6 +228,49 @@ fn a_segment_of_several_frames_reads_back_whole() {
     assert_eq!(scanned, 24_000);
 }
 
+/// A batch gathered piece by piece (an import's chunks), its segments encoded as the pieces
+/// arrive, is cut into segments at the same rows as a batch handed over whole, and reads back in
+/// order.
+#[test]
+fn a_batch_gathered_in_pieces_is_cut_into_segments_like_a_whole_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let rows: Vec<String> = (0..70_000)
+        .map(|i| p(&format!("r{i:05}"), "2026-01-01T00:00:00Z", i as f64))
+        .collect();
+    let mut rows = preds(&rows.iter().map(String::as_str).collect::<Vec<_>>())
+        .rows
+        .into_iter();
+    // Sized for fewer rows than it gets: the segments' buffers grow.
+    let mut gathered = GatheredPredictions::with_capacity(16_384);
+    loop {
+        let piece: Vec<_> = rows.by_ref().take(16_384).collect();
+        if piece.is_empty() {
+            break;
+        }
+        gathered.push_rows(piece).unwrap();
+    }
+    assert_eq!(gathered.len(), 70_000);
+    let out = store
+        .submit_gathered(&model(), gathered)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!((out.accepted, out.duplicates), (70_000, 0));
+    let lines: Vec<usize> = segments(dir.path())
+        .iter()
+        .map(|(_, data)| {
+            let text = zstd::stream::decode_all(&data[..]).unwrap();
+            text.iter().filter(|b| **b == b'\n').count()
+        })
+        .collect();
+    assert_eq!(lines, [SEGMENT_MAX_ROWS, 70_000 - SEGMENT_MAX_ROWS]);
+    let page = store.predictions(&model(), None, 70_000).unwrap();
+    let ids: Vec<String> = page.items.into_iter().map(|e| e.request_id).collect();
+    let expected: Vec<String> = (0..70_000).map(|i| format!("r{i:05}")).collect();
+    assert_eq!(ids, expected);
+}
+
 /// A data directory written before segments were cut into frames (each segment one zstd frame
 /// of the whole NDJSON) still reads.
 #[test]
@@ -521,7 +564,11 @@ fn predictions_job(
         })
         .collect();
     let batch = preds(&rows.iter().map(String::as_str).collect::<Vec<_>>());
-    let encoded = Encoded::new(&batch.rows).unwrap();
+    let mut segments = SegmentEncoder::default();
+    for (_, e) in &batch.rows {
+        segments.push(e).unwrap();
+    }
+    let encoded = Encoded::new(&batch.rows, segments.finish().unwrap());
     let (to, answer) = bounded(1);
     let reply = Reply { to, result: None };
     (Job::Predictions(model(), batch, encoded, reply), answer)
