@@ -668,3 +668,35 @@ fn a_job_failing_before_it_writes_leaves_its_group_whole() {
     assert_eq!(ids.len(), 60);
     assert_eq!(versions, [("v1".to_string(), 60)]);
 }
+
+#[test]
+fn a_new_database_gets_16_kib_pages_and_an_older_one_keeps_its_own() {
+    let page_size = |dir: &Path| -> i64 {
+        let conn = Connection::open(dir.join(DB_FILE)).unwrap();
+        conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap()
+    };
+    let new = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(new.path()).unwrap());
+    assert_eq!(page_size(new.path()), PAGE_SIZE);
+
+    // A database created before the setting: 4 KiB pages, in WAL mode.
+    let old = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(old.path().join(DB_FILE)).unwrap();
+        conn.pragma_update(None, "page_size", 4096).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        migrate(&conn).unwrap();
+    }
+    let store = SqliteStore::open(old.path()).unwrap();
+    store
+        .ingest_predictions(&model(), preds(&[&p("a", "2026-01-01T00:00:00Z", 1.0)]))
+        .unwrap();
+    drop(store);
+    assert_eq!(page_size(old.path()), 4096);
+    let store = SqliteStore::open(old.path()).unwrap();
+    assert_eq!(
+        store.predictions(&model(), None, 10).unwrap().items.len(),
+        1
+    );
+}
