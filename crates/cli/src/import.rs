@@ -11,7 +11,8 @@ use modelwatch_formats::{
     ColumnMapping, Converted, ImportReader, ReadOptions, RowKind, Source, TableFormat,
 };
 use modelwatch_store::{
-    LabelBatch, PendingLabels, PendingPredictions, PredictionBatch, Quarantined, SqliteStore, Store,
+    GatheredPredictions, LabelBatch, PendingLabels, PendingPredictions, Quarantined, SqliteStore,
+    Store,
 };
 use std::path::PathBuf;
 use std::time::Instant;
@@ -214,7 +215,8 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
                 .data
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("modelwatch-data"));
-            let store = SqliteStore::open(&dir)
+            // The process ends with the import: its writer may take more memory than a server's.
+            let store = SqliteStore::open_for_import(&dir)
                 .with_context(|| format!("opening the data directory {}", dir.display()))?;
             store_locally(
                 &store,
@@ -285,8 +287,10 @@ fn store_locally(
     let mut reference = Vec::new();
     let mut reference_rejected = Vec::new();
     // Chunks are gathered into commits of about STORE_COMMIT_ROWS rows: each commit rewrites
-    // every index page it touches (ADR 001), so fewer, larger commits write far less.
-    let mut predictions = PredictionBatch::default();
+    // every index page it touches (ADR 001), so fewer, larger commits write far less. Each
+    // chunk's predictions are encoded for their segments as they arrive, while the decoder
+    // reads the next chunk.
+    let mut predictions = GatheredPredictions::with_capacity(IMPORT_CHUNK_ROWS);
     let mut labels = LabelBatch::default();
     // The commit before the one being gathered: it is queued (encoded on this thread) before its
     // predecessor is waited for, so the writer stores one commit while this thread encodes the
@@ -314,14 +318,17 @@ fn store_locally(
         }
         Ok(())
     };
-    let mut flush = |predictions: &mut PredictionBatch,
+    let mut flush = |predictions: &mut GatheredPredictions,
+                     next_rows: usize,
                      labels: &mut LabelBatch,
                      totals: &mut Totals|
      -> anyhow::Result<()> {
+        let gathered =
+            std::mem::replace(predictions, GatheredPredictions::with_capacity(next_rows));
         // Labels are queued after the predictions of the same rows, so they find them stored.
         let queued = InFlight {
-            predictions: (!predictions.rows.is_empty() || !predictions.rejected.is_empty())
-                .then(|| store.submit_predictions(model, std::mem::take(predictions)))
+            predictions: (!gathered.is_empty())
+                .then(|| store.submit_gathered(model, gathered))
                 .transpose()?,
             labels: (!labels.rows.is_empty() || !labels.rejected.is_empty())
                 .then(|| store.submit_labels(model, std::mem::take(labels)))
@@ -341,14 +348,14 @@ fn store_locally(
         match what {
             What::Predictions => {
                 // Indexes in a batch are only used to report rejections: keep them file-wide.
-                predictions.rows.extend(
+                predictions.push_rows(
                     chunk
                         .predictions
                         .into_iter()
                         .enumerate()
                         .map(|(i, e)| (first + i, e)),
-                );
-                predictions.rejected.extend(rejected);
+                )?;
+                predictions.push_rejected(rejected);
                 labels.rows.extend(
                     chunk
                         .labels
@@ -381,13 +388,13 @@ fn store_locally(
                 reference_rejected.extend(rejected);
             }
         }
-        if predictions.rows.len() + labels.rows.len() >= commit_rows {
-            flush(&mut predictions, &mut labels, totals)?;
+        if predictions.len() + labels.rows.len() >= commit_rows {
             commit_rows = (commit_rows * 2).min(STORE_COMMIT_ROWS);
+            flush(&mut predictions, commit_rows, &mut labels, totals)?;
         }
         update(bar, &progress);
     }
-    flush(&mut predictions, &mut labels, totals)?;
+    flush(&mut predictions, 0, &mut labels, totals)?;
     if let Some(last) = in_flight.take() {
         settle(last, totals)?;
     }

@@ -14,7 +14,7 @@ mod compact;
 pub mod conformance;
 mod sqlite;
 
-pub use sqlite::{PendingLabels, PendingPredictions, SqliteStore};
+pub use sqlite::{GatheredPredictions, PendingLabels, PendingPredictions, SqliteStore};
 
 use modelwatch_core::{
     KpiEvent, LabelEvent, ModelName, Outcome, PredictionEvent, ReferenceRow, Rejection, Schema,

@@ -2,8 +2,9 @@
 //!
 //! Writes go through one writer thread that owns the only write connection. It takes every job
 //! queued at that moment into one transaction (group commit), so one fsync serves many
-//! concurrent ingest requests; each job runs inside its own savepoint, so a job that fails is
-//! rolled back alone. A job's caller gets its answer only after the commit has returned with
+//! concurrent ingest requests; a job that fails after writing rolls its group back, and the
+//! group's jobs run again one per transaction, so that it is rolled back alone
+//! (`Writer::commit_group`). A job's caller gets its answer only after the commit has returned with
 //! `synchronous=FULL`, i.e. after the WAL is fsynced: what is acknowledged survives a kill -9 or
 //! a power cut. Reads use a small pool of read-only connections and never block the writer.
 //! See docs/adr/001-embedded-storage.md for the measurements behind this design.
@@ -40,9 +41,42 @@ const MAX_QUARANTINE_ROW_BYTES: usize = 16 * 1024;
 /// Quarantined rows older than this are deleted by retention, whatever the model's setting.
 const QUARANTINE_RETENTION_DAYS: i64 = 30;
 const READ_POOL_SIZE: usize = 4;
-/// WAL size (pages of 4 KiB) at which the writer checkpoints by itself: 64 MiB, a safety net
-/// for when the background checkpointer cannot keep up.
-const WRITER_CHECKPOINT_PAGES: i64 = 16_384;
+/// Page size of a new database. Every commit of many events rewrites most pages of the
+/// random-keyed request index however small they are (ADR 001), and the WAL writes a page as a
+/// frame of two system calls: 16 KiB pages write the same bytes in a quarter of the frames. On
+/// the 1M-row import the writer and the checkpointer used 1.1 s less CPU than with 4 KiB, and
+/// ingest over HTTP went from 107-111k to 132-135k events/s; 32 and 64 KiB did little better.
+const PAGE_SIZE: i64 = 16_384;
+/// How the writer's connection uses memory and when it checkpoints by itself.
+struct WriterSettings {
+    /// Page cache, in KiB.
+    cache_kib: i64,
+    /// WAL size in MiB at which the writer checkpoints by itself; 0 for never.
+    checkpoint_mib: i64,
+}
+
+impl WriterSettings {
+    /// A service's: a 64 MiB page cache, so that its memory stays flat however much it stores
+    /// (the request index is hit at random positions and would fill any cache); the writer
+    /// checkpoints itself past 64 MiB of WAL, a safety net for when the checkpointer cannot
+    /// keep up.
+    const SERVICE: WriterSettings = WriterSettings {
+        cache_kib: 65_536,
+        checkpoint_mib: 64,
+    };
+    /// A bulk import's (`SqliteStore::open_for_import`), a process that ends with the import:
+    /// the request index of a 1M-row import (73 MB, most of it rewritten by every 131k-row
+    /// commit) stays in the cache (with 64 MiB the writer spent 0.3 s more in the kernel
+    /// reading pages back, with 256 MiB no less than with 128 MiB), and checkpoints are left to
+    /// the checkpointer thread: each late commit of such an import writes about 100 MB of WAL,
+    /// so the service's threshold made the writer checkpoint after every commit, on the
+    /// import's critical path.
+    const IMPORT: WriterSettings = WriterSettings {
+        cache_kib: 131_072,
+        checkpoint_mib: 0,
+    };
+}
+
 /// zstd level for segments: level 1 compresses event JSON about 4x at several hundred MB/s, so
 /// the disk writes (WAL, then checkpoint) stay well under the disk's bandwidth.
 const SEGMENT_ZSTD_LEVEL: i32 = 1;
@@ -70,7 +104,37 @@ pub struct SqliteStore {
     _lock: File,
 }
 
-type Reply<T> = Sender<Result<T, StoreError>>;
+/// Where a job's answer goes, and the answer itself while the fate of the job's transaction is
+/// not known. `Sent` is what the caller gets on success: the job's result (`T`), or for
+/// predictions the result and the batch, to be freed on the caller's thread.
+struct Reply<T, Sent = T> {
+    to: Sender<Result<Sent, StoreError>>,
+    result: Option<Result<T, StoreError>>,
+}
+
+impl<T, Sent> Reply<T, Sent> {
+    /// Keeps the result of running the job (replacing that of a run rolled back with its
+    /// group). Returns whether the job succeeded.
+    fn keep(&mut self, result: Result<T, StoreError>) -> bool {
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    /// Answers the caller once the transaction has committed or failed: the kept result, or the
+    /// commit's failure. `with` makes what is sent from a successful result.
+    fn send(self, committed: &Result<(), String>, with: impl FnOnce(T) -> Sent) {
+        let out = match committed {
+            // Every job of a transaction that committed has run.
+            Ok(()) => self.result.unwrap_or(Err(StoreError::WriterGone)).map(with),
+            Err(e) => Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+                Some(format!("commit failed: {e}")),
+            ))),
+        };
+        let _ = self.to.send(out);
+    }
+}
 
 /// A queued job's answer, sent once the transaction holding it has committed (or failed).
 struct Pending<T>(Receiver<Result<T, StoreError>>);
@@ -109,7 +173,7 @@ enum Job {
         ModelName,
         PredictionBatch,
         Encoded,
-        Reply<(IngestOutcome, PredictionBatch)>,
+        Reply<IngestOutcome, (IngestOutcome, PredictionBatch)>,
     ),
     Labels(ModelName, LabelBatch, Option<Found>, Reply<IngestOutcome>),
     Kpis(
@@ -134,6 +198,21 @@ enum Job {
 }
 
 impl Job {
+    /// Answers the caller once the job's transaction has committed or failed.
+    fn answer(self, committed: &Result<(), String>) {
+        match self {
+            Job::Predictions(_, batch, _, reply) => reply.send(committed, |out| (out, batch)),
+            Job::Labels(.., reply) | Job::Kpis(.., reply) => reply.send(committed, |out| out),
+            Job::Reference { reply, .. } => reply.send(committed, |out| out),
+            Job::ApplyRetention(_, reply) => reply.send(committed, |out| out),
+            Job::DeclareSchema(.., reply)
+            | Job::SetRetention(.., reply)
+            | Job::PutAggregates(.., reply)
+            | Job::MarkForRescan(.., reply)
+            | Job::InvalidateAggregates(_, reply) => reply.send(committed, |()| ()),
+        }
+    }
+
     fn rows(&self) -> usize {
         match self {
             Job::Predictions(_, b, _, _) => b.rows.len() + b.rejected.len(),
@@ -151,6 +230,17 @@ impl SqliteStore {
     /// Opens (creating if needed) the store in `dir`. Fails with [`StoreError::Locked`] when
     /// another process has it open.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(dir, WriterSettings::SERVICE)
+    }
+
+    /// [`SqliteStore::open`] for a process that bulk-loads the store and ends: the writer takes
+    /// more memory (a 128 MiB page cache instead of 64 MiB) and leaves every checkpoint to the
+    /// checkpointer thread. What is stored and when it is durable do not change.
+    pub fn open_for_import(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(dir, WriterSettings::IMPORT)
+    }
+
+    fn open_with(dir: impl AsRef<Path>, settings: WriterSettings) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         let io = |source| StoreError::Io {
             path: dir.display().to_string(),
@@ -169,17 +259,22 @@ impl SqliteStore {
         }
         let db = dir.join(DB_FILE);
         let conn = Connection::open(&db)?;
+        // Only a new database takes it: an existing one keeps the page size it was created with
+        // (4 KiB before this setting), which the WAL does not let change.
+        conn.pragma_update(None, "page_size", PAGE_SIZE)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
+        // Temporary b-trees and statement journals in memory, not in temporary files.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
-        // A 64 MiB page cache for the writer: the request index is hit at random positions, and
-        // a bounded cache keeps the service's memory flat however much it stores.
-        conn.pragma_update(None, "cache_size", -65_536)?;
+        // A negative size is in KiB.
+        conn.pragma_update(None, "cache_size", -settings.cache_kib)?;
         // Checkpoints (copying committed WAL pages into the database file, then an fsync) run
         // on a thread of their own, off the writer's path: the writer checkpoints itself only
-        // when the WAL passes 64 MiB, i.e. when the checkpointer falls behind.
-        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
+        // when the WAL passes `checkpoint_mib`, i.e. when the checkpointer falls behind.
+        let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let checkpoint_pages = settings.checkpoint_mib * 1024 * 1024 / page_size;
+        conn.pragma_update(None, "wal_autocheckpoint", checkpoint_pages)?;
         migrate(&conn)?;
         let checkpoints = Connection::open(&db)?;
         checkpoints.pragma_update(None, "synchronous", "FULL")?;
@@ -217,10 +312,17 @@ impl SqliteStore {
         self.enqueue(make)?.wait()
     }
 
-    fn enqueue<T>(&self, make: impl FnOnce(Reply<T>) -> Job) -> Result<Pending<T>, StoreError> {
+    fn enqueue<T, Sent>(
+        &self,
+        make: impl FnOnce(Reply<T, Sent>) -> Job,
+    ) -> Result<Pending<Sent>, StoreError> {
         let (tx, rx) = bounded(1);
         let jobs = self.jobs.as_ref().ok_or(StoreError::WriterGone)?;
-        jobs.send(make(tx)).map_err(|_| StoreError::WriterGone)?;
+        let reply = Reply {
+            to: tx,
+            result: None,
+        };
+        jobs.send(make(reply)).map_err(|_| StoreError::WriterGone)?;
         Ok(Pending(rx))
     }
 
@@ -233,8 +335,24 @@ impl SqliteStore {
         model: &ModelName,
         batch: PredictionBatch,
     ) -> Result<PendingPredictions, StoreError> {
+        let mut segments = SegmentEncoder::with_capacity(batch.rows.len());
+        for (position, (_, e)) in batch.rows.iter().enumerate() {
+            let sent = batch.verbatim.as_ref().and_then(|v| v.row(position));
+            segments.push(e, sent)?;
+        }
+        self.submit_gathered(model, GatheredPredictions { batch, segments })
+    }
+
+    /// [`SqliteStore::submit_predictions`] of a batch gathered piece by piece, whose segments
+    /// were encoded as the pieces arrived.
+    pub fn submit_gathered(
+        &self,
+        model: &ModelName,
+        gathered: GatheredPredictions,
+    ) -> Result<PendingPredictions, StoreError> {
         let model = model.clone();
-        let encoded = Encoded::new(&batch)?;
+        let GatheredPredictions { batch, segments } = gathered;
+        let encoded = Encoded::new(&batch.rows, segments.finish()?);
         self.enqueue(|r| Job::Predictions(model, batch, encoded, r))
             .map(PendingPredictions)
     }
@@ -391,32 +509,45 @@ impl Writer {
         }
     }
 
-    fn commit_group(&mut self, jobs: Vec<Job>) {
+    /// Runs `jobs` in one transaction and answers each once it has committed (or failed).
+    ///
+    /// Jobs share the transaction without savepoints: a savepoint copies every page it changes
+    /// to a sub-journal first, and for the request index, which a large commit rewrites most
+    /// of, that was 7 % of the server's CPU under HTTP ingest. A job that fails after writing
+    /// something instead rolls back its whole group, whose jobs then run again one at a time,
+    /// each alone in its transaction: the failing one leaves nothing behind and the others are
+    /// stored and answered as usual. Failures are rare and mostly happen before any write (an
+    /// unknown model, a schema that does not fit), and those need no rollback at all.
+    fn commit_group(&mut self, mut jobs: Vec<Job>) {
+        let alone = jobs.len() == 1;
         let tx = match self.conn.transaction() {
             Ok(tx) => tx,
             Err(e) => {
-                let msg = e.to_string();
-                for job in jobs {
-                    fail(job, &msg);
-                }
+                let failed = Err(e.to_string());
+                jobs.into_iter().for_each(|job| job.answer(&failed));
                 return;
             }
         };
-        // A job alone in its transaction needs no savepoint of its own: when it fails, the whole
-        // transaction is rolled back instead. A savepoint copies every existing page it changes
-        // to a sub-journal first, which for a large import (most of the request index rewritten
-        // per commit) was 7 % of the writer's time.
-        let alone = jobs.len() == 1;
         let deletes = jobs.iter().any(|j| matches!(j, Job::ApplyRetention(..)));
         let mut failed = false;
-        let done: Vec<Answer> = jobs
-            .into_iter()
-            .map(|job| {
-                let (answer, ok) = run_job(&tx, &mut self.models, &self.deletions, job, !alone);
-                failed |= !ok;
-                answer
-            })
-            .collect();
+        for job in &mut jobs {
+            let changes = tx.total_changes();
+            if run_job(&tx, &mut self.models, &self.deletions, job) {
+                continue;
+            }
+            failed = true;
+            // SQLite ends the transaction itself after some errors (a full disk, an I/O error).
+            let wrote = tx.total_changes() != changes || tx.is_autocommit();
+            if !alone && wrote {
+                let _ = tx.rollback();
+                // Whatever schema changes the jobs made were rolled back with them.
+                self.models.clear();
+                for job in jobs {
+                    self.commit_group(vec![job]);
+                }
+                return;
+            }
+        }
         let committed = if alone && failed {
             // The job's own error is its answer; nothing it wrote may stay.
             tx.rollback().map_err(|e| e.to_string())
@@ -434,75 +565,31 @@ impl Writer {
         }
         // Full means a checkpoint is already due; it will include these pages.
         let _ = self.committed.try_send(());
-        for reply in done {
-            reply(committed.clone());
-        }
+        jobs.into_iter().for_each(|job| job.answer(&committed));
     }
 }
 
-/// Answers a job's caller once the group's commit has succeeded or failed.
-type Answer = Box<dyn FnOnce(Result<(), String>)>;
-
-/// Runs one job, in a savepoint when `savepoint` is set (it shares the transaction with other
-/// jobs). Returns the function that answers its caller once the transaction's fate is known (a
-/// job is acknowledged only if the whole group commits), and whether the job succeeded.
+/// Runs one job in the writer's transaction and keeps its result in its reply, for when the
+/// transaction's fate is known (a job is acknowledged only if its whole group commits). Returns
+/// whether the job succeeded. A job's inputs are only read, so that it can run again after its
+/// group was rolled back.
 fn run_job(
     tx: &Transaction<'_>,
     models: &mut HashMap<String, CachedModel>,
     deletions: &AtomicU64,
-    job: Job,
-    savepoint: bool,
-) -> (Answer, bool) {
-    fn answer<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> Answer {
-        Box::new(move |committed: Result<(), String>| {
-            let out = match (committed, result) {
-                (Ok(()), r) => r,
-                (Err(e), _) => Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
-                    Some(format!("commit failed: {e}")),
-                ))),
-            };
-            let _ = reply.send(out);
-        })
-    }
-    macro_rules! in_savepoint {
-        ($model:expr, $body:expr, $reply:expr) => {{
-            let model_name: Option<String> = $model;
-            if savepoint {
-                if let Err(e) = tx.execute_batch("SAVEPOINT job") {
-                    return (answer($reply, Err(e.into())), false);
-                }
-            }
-            let result = $body;
-            let ok = result.is_ok();
-            if !ok {
-                if savepoint {
-                    let _ = tx.execute_batch("ROLLBACK TO job");
-                }
-                if let Some(m) = &model_name {
-                    models.remove(m);
-                }
-            }
-            if savepoint {
-                let _ = tx.execute_batch("RELEASE job");
-            }
-            (answer($reply, result), ok)
-        }};
-    }
-    match job {
-        Job::Predictions(model, mut batch, mut encoded, reply) => in_savepoint!(
-            Some(model.as_str().to_string()),
-            ingest_predictions(tx, models, &model, &mut batch, &mut encoded)
-                .map(|out| (out, batch)),
-            reply
-        ),
-        Job::Labels(model, batch, found, reply) => in_savepoint!(
-            Some(model.as_str().to_string()),
-            ingest_labels(tx, models, deletions, &model, batch, found),
-            reply
-        ),
+    job: &mut Job,
+) -> bool {
+    let (model, ok) = match job {
+        Job::Predictions(model, batch, encoded, reply) => {
+            let result = ingest_predictions(tx, models, model, batch, encoded);
+            (Some(&*model), reply.keep(result))
+        }
+        Job::Labels(model, batch, found, reply) => {
+            let result = ingest_labels(tx, models, deletions, model, batch, found.as_ref());
+            (Some(&*model), reply.keep(result))
+        }
         Job::Kpis(model, rows, rejected, reply) => {
-            in_savepoint!(None, ingest_kpis(tx, &model, rows, rejected), reply)
+            (None, reply.keep(ingest_kpis(tx, model, rows, rejected)))
         }
         Job::Reference {
             model,
@@ -510,55 +597,40 @@ fn run_job(
             rows,
             rejected,
             reply,
-        } => in_savepoint!(
-            Some(model.as_str().to_string()),
-            put_reference(tx, models, &model, &version, rows, rejected),
-            reply
-        ),
-        Job::DeclareSchema(model, schema, reply) => in_savepoint!(
-            Some(model.as_str().to_string()),
-            declare_schema(tx, models, &model, schema),
-            reply
-        ),
+        } => {
+            let result = put_reference(tx, models, model, version, rows, rejected);
+            (Some(&*model), reply.keep(result))
+        }
+        Job::DeclareSchema(model, schema, reply) => {
+            let result = declare_schema(tx, models, model, schema.clone());
+            (Some(&*model), reply.keep(result))
+        }
         Job::SetRetention(model, days, reply) => {
-            in_savepoint!(None, set_retention(tx, &model, days), reply)
+            (None, reply.keep(set_retention(tx, model, *days)))
         }
         Job::ApplyRetention(now, reply) => {
             models.clear();
-            in_savepoint!(None, apply_retention(tx, now), reply)
+            (None, reply.keep(apply_retention(tx, *now)))
         }
         Job::PutAggregates(model, writes, reply) => {
-            in_savepoint!(None, put_aggregates(tx, &model, writes), reply)
+            (None, reply.keep(put_aggregates(tx, model, writes)))
         }
         Job::MarkForRescan(model, hours, reply) => {
-            let marked = model_id(tx, &model).and_then(|id| match id {
+            let marked = model_id(tx, model).and_then(|id| match id {
                 Some(id) => mark_dirty(tx, id, hours.iter().map(|(v, h)| (v.as_str(), *h))),
                 None => Ok(()),
             });
-            in_savepoint!(None, marked, reply)
+            (None, reply.keep(marked))
         }
         Job::InvalidateAggregates(model, reply) => {
-            in_savepoint!(None, invalidate_aggregates(tx, &model), reply)
+            (None, reply.keep(invalidate_aggregates(tx, model)))
         }
-    }
-}
-
-fn fail(job: Job, msg: &str) {
-    let err = || StoreError::Corrupt {
-        what: "transaction",
-        detail: msg.to_string(),
     };
-    match job {
-        Job::Predictions(_, _, _, r) => drop(r.send(Err(err()))),
-        Job::Labels(_, _, _, r) | Job::Kpis(_, _, _, r) => drop(r.send(Err(err()))),
-        Job::Reference { reply, .. } => drop(reply.send(Err(err()))),
-        Job::DeclareSchema(_, _, r)
-        | Job::SetRetention(_, _, r)
-        | Job::PutAggregates(_, _, r)
-        | Job::MarkForRescan(_, _, r)
-        | Job::InvalidateAggregates(_, r) => drop(r.send(Err(err()))),
-        Job::ApplyRetention(_, r) => drop(r.send(Err(err()))),
+    if let (false, Some(model)) = (ok, model) {
+        // Its cached schema may hold changes that were not stored.
+        models.remove(model.as_str());
     }
+    ok
 }
 
 /// Loads a model into the cache, creating it when `create` is set.
@@ -637,6 +709,26 @@ fn quarantine(
         ])?;
     }
     Ok(())
+}
+
+/// Quarantines a job's rejected rows, those rejected before the job reached the writer
+/// (`earlier`, left to the job so that it can run again) and the writer's own, and returns the
+/// rejections of both, in row order, for the job's answer.
+fn quarantine_all(
+    tx: &Transaction<'_>,
+    model: &ModelName,
+    kind: &str,
+    earlier: &[Quarantined],
+    own: Vec<Quarantined>,
+    now: Timestamp,
+) -> Result<Vec<Rejection>, StoreError> {
+    quarantine(tx, model.as_str(), kind, earlier, now)?;
+    quarantine(tx, model.as_str(), kind, &own, now)?;
+    let mut rejected: Vec<Rejection> = (earlier.iter().map(|q| q.rejection.clone()))
+        .chain(own.into_iter().map(|q| q.rejection))
+        .collect();
+    rejected.sort_by_key(|r| r.index);
+    Ok(rejected)
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -730,34 +822,8 @@ struct IndexKey {
 }
 
 impl Encoded {
-    fn new(batch: &PredictionBatch) -> Result<Encoded, StoreError> {
-        let rows = &batch.rows;
-        let mut z = SegmentCompressor::new()?;
-        let mut chunks = Vec::new();
-        let mut stage = Vec::with_capacity(SEGMENT_FRAME_BYTES + 64 * 1024);
-        for (chunk_no, chunk) in rows.chunks(SEGMENT_MAX_ROWS).enumerate() {
-            // Compressed events take 150-250 bytes each (25 features): start near that.
-            let mut data = Vec::with_capacity(chunk.len() * 192);
-            for (i, (_, e)) in chunk.iter().enumerate() {
-                // A row that reads back as its event goes in as the client sent it: encoding
-                // the event again was a third of this function's time.
-                let position = chunk_no * SEGMENT_MAX_ROWS + i;
-                match batch.verbatim.as_ref().and_then(|v| v.row(position)) {
-                    Some(row) => {
-                        stage.extend_from_slice(row);
-                        stage.push(b'\n');
-                    }
-                    None => encode_line(&mut stage, e),
-                }
-                if stage.len() >= SEGMENT_FRAME_BYTES {
-                    z.append(&mut data, &stage)?;
-                    stage.clear();
-                }
-            }
-            z.append(&mut data, &stage)?;
-            stage.clear();
-            chunks.push(data);
-        }
+    /// The index columns of `rows`, whose segments (`chunks`) are already compressed.
+    fn new(rows: &[(usize, PredictionEvent)], chunks: Vec<Vec<u8>>) -> Encoded {
         let id = |p: usize| rows[p].1.request_id.as_str();
         // Sorted on the ids' first 16 bytes first, held in the array itself: comparing strings
         // behind pointers missed the cache on nearly every comparison. Ties (equal prefixes)
@@ -808,14 +874,136 @@ impl Encoded {
                 }
             })
             .collect();
-        Ok(Encoded {
+        Encoded {
             chunks,
             keys,
             ids,
             outcomes,
             versions,
             repeat_of,
-        })
+        }
+    }
+}
+
+/// A prediction batch gathered piece by piece for [`SqliteStore::submit_gathered`] (a bulk
+/// import gathers a commit from the file's chunks), its segments encoded and compressed as the
+/// rows arrive. Encoding each piece while the next one is read keeps the reader busy: when a
+/// whole commit was encoded at once, the import's reader, two chunks ahead at most, waited for
+/// it, and the import then waited for the reader (0.5 s of a 5 s import).
+#[derive(Debug, Default)]
+pub struct GatheredPredictions {
+    batch: PredictionBatch,
+    segments: SegmentEncoder,
+}
+
+impl GatheredPredictions {
+    /// An empty batch for about `rows` rows.
+    pub fn with_capacity(rows: usize) -> Self {
+        GatheredPredictions {
+            batch: PredictionBatch {
+                rows: Vec::with_capacity(rows),
+                rejected: Vec::new(),
+                verbatim: None,
+                folds: Vec::new(),
+            },
+            segments: SegmentEncoder::with_capacity(rows),
+        }
+    }
+
+    /// Adds rows (each with its index in the client's batch), encoding them for their segments.
+    pub fn push_rows(
+        &mut self,
+        rows: impl IntoIterator<Item = (usize, PredictionEvent)>,
+    ) -> Result<(), StoreError> {
+        for row in rows {
+            self.segments.push(&row.1, None)?;
+            self.batch.rows.push(row);
+        }
+        Ok(())
+    }
+
+    /// Adds rows rejected before they reached the store.
+    pub fn push_rejected(&mut self, rows: impl IntoIterator<Item = Quarantined>) {
+        self.batch.rejected.extend(rows);
+    }
+
+    /// Rows gathered, accepted or rejected.
+    pub fn len(&self) -> usize {
+        self.batch.rows.len() + self.batch.rejected.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Segments being encoded: each event's NDJSON line is staged and compressed about 1 MiB at a
+/// time (`SEGMENT_FRAME_BYTES`), and a new segment starts every `SEGMENT_MAX_ROWS` rows.
+#[derive(Debug, Default)]
+struct SegmentEncoder {
+    /// Made with the first row.
+    z: Option<SegmentCompressor>,
+    stage: Vec<u8>,
+    /// Compressed segments, the last one still growing.
+    chunks: Vec<Vec<u8>>,
+    rows_in_last: usize,
+    /// Rows expected, to size the segments' buffers.
+    capacity: usize,
+}
+
+impl SegmentEncoder {
+    fn with_capacity(rows: usize) -> Self {
+        SegmentEncoder {
+            capacity: rows,
+            ..SegmentEncoder::default()
+        }
+    }
+
+    /// Adds one event's line: `sent`, the row as the client sent it, when it reads back as
+    /// the event (encoding the event again was a third of the encoding time), else the event
+    /// encoded.
+    fn push(&mut self, e: &PredictionEvent, sent: Option<&[u8]>) -> Result<(), StoreError> {
+        if self.z.is_none() {
+            self.z = Some(SegmentCompressor::new()?);
+            self.stage = Vec::with_capacity(SEGMENT_FRAME_BYTES + 64 * 1024);
+        }
+        if self.chunks.is_empty() || self.rows_in_last == SEGMENT_MAX_ROWS {
+            self.compress_stage()?;
+            let rows = (self
+                .capacity
+                .saturating_sub(self.chunks.len() * SEGMENT_MAX_ROWS))
+            .clamp(1, SEGMENT_MAX_ROWS);
+            // Compressed events take 150-250 bytes each (25 features): start near that.
+            self.chunks.push(Vec::with_capacity(rows * 192));
+            self.rows_in_last = 0;
+        }
+        match sent {
+            Some(row) => {
+                self.stage.extend_from_slice(row);
+                self.stage.push(b'\n');
+            }
+            None => encode_line(&mut self.stage, e),
+        }
+        self.rows_in_last += 1;
+        if self.stage.len() >= SEGMENT_FRAME_BYTES {
+            self.compress_stage()?;
+        }
+        Ok(())
+    }
+
+    /// Compresses the staged lines onto the last segment as one frame.
+    fn compress_stage(&mut self) -> Result<(), StoreError> {
+        if let (Some(z), Some(data)) = (&mut self.z, self.chunks.last_mut()) {
+            z.append(data, &self.stage)?;
+        }
+        self.stage.clear();
+        Ok(())
+    }
+
+    /// The compressed segments, one per `SEGMENT_MAX_ROWS` rows.
+    fn finish(mut self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.compress_stage()?;
+        Ok(self.chunks)
     }
 }
 
@@ -843,6 +1031,12 @@ const SEGMENT_FRAME_BYTES: usize = 1 << 20;
 
 /// A zstd context kept for all the frames of one batch.
 struct SegmentCompressor(zstd::bulk::Compressor<'static>);
+
+impl std::fmt::Debug for SegmentCompressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SegmentCompressor")
+    }
+}
 
 impl SegmentCompressor {
     fn new() -> Result<Self, StoreError> {
@@ -900,17 +1094,16 @@ fn ingest_predictions(
     tx: &Transaction<'_>,
     models: &mut HashMap<String, CachedModel>,
     model: &ModelName,
-    batch: &mut PredictionBatch,
-    encoded: &mut Encoded,
+    batch: &PredictionBatch,
+    encoded: &Encoded,
 ) -> Result<IngestOutcome, StoreError> {
     let now = Timestamp::now();
     let mut out = IngestOutcome::default();
-    let mut quarantined = std::mem::take(&mut batch.rejected);
+    // Rows rejected here; those rejected before are in the batch.
+    let mut quarantined = Vec::new();
     if batch.rows.is_empty() {
         // A batch of only bad rows still creates nothing, but its rows are kept for the user.
-        quarantine(tx, model.as_str(), "predictions", &quarantined, now)?;
-        out.rejected = quarantined.into_iter().map(|q| q.rejection).collect();
-        out.rejected.sort_by_key(|r| r.index);
+        out.rejected = quarantine_all(tx, model, "predictions", &batch.rejected, vec![], now)?;
         return Ok(out);
     }
     let entry = model_entry(tx, models, model, true)?.expect("created");
@@ -984,28 +1177,15 @@ fn ingest_predictions(
         let chunk_slots = chunk_no * SEGMENT_MAX_ROWS..chunk_no * SEGMENT_MAX_ROWS + admitted.len();
         let mut is_new = vec![false; admitted.len()];
         {
-            let mut index = tx.prepare_cached(
-                "INSERT INTO request_index(model_id, request_id, ts, version, error, segment_id,
-                                           outcome)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT(model_id, request_id) DO NOTHING",
-            )?;
-            for key in &encoded.keys {
-                let slot = slot_of[key.position];
-                if !chunk_slots.contains(&slot) {
-                    continue;
-                }
-                let changed = index.execute(params![
-                    entry.id,
-                    &encoded.ids[key.id.clone()],
-                    key.ts,
-                    encoded.versions[key.version],
-                    key.error,
-                    segment_id,
-                    &encoded.outcomes[key.outcome.clone()]
-                ])?;
-                is_new[slot - chunk_slots.start] = changed == 1;
-            }
+            // This chunk's rows, in key order.
+            let keys: Vec<&IndexKey> = encoded
+                .keys
+                .iter()
+                .filter(|k| chunk_slots.contains(&slot_of[k.position]))
+                .collect();
+            insert_index_rows(tx, entry.id, segment_id, encoded, &keys, |key, new| {
+                is_new[slot_of[key.position] - chunk_slots.start] = new;
+            })?;
         }
         if orphan_labels > adopted {
             let mut label =
@@ -1050,15 +1230,17 @@ fn ingest_predictions(
         if rows == 0 {
             tx.execute("DELETE FROM segments WHERE id = ?1", [segment_id])?;
         } else {
+            let recompressed;
             let data = if all_admitted && all_new {
-                std::mem::take(&mut encoded.chunks[chunk_no])
+                &encoded.chunks[chunk_no]
             } else {
                 let mut data = Vec::new();
                 let mut z = SegmentCompressor::new()?;
                 for frame in frames(&ndjson) {
                     z.append(&mut data, frame)?;
                 }
-                data
+                recompressed = data;
+                &recompressed
             };
             tx.execute(
                 "UPDATE segments SET rows = ?1, min_ts = ?2, max_ts = ?3, data = ?4 WHERE id = ?5",
@@ -1121,10 +1303,92 @@ fn ingest_predictions(
         entry.schema.features.extend(pending);
         save_schema(tx, entry)?;
     }
-    quarantine(tx, model.as_str(), "predictions", &quarantined, now)?;
-    out.rejected = quarantined.into_iter().map(|q| q.rejection).collect();
-    out.rejected.sort_by_key(|r| r.index);
+    out.rejected = quarantine_all(tx, model, "predictions", &batch.rejected, quarantined, now)?;
     Ok(out)
+}
+
+/// Request-index rows stored per INSERT statement: binding, stepping and resetting a statement
+/// are paid per statement, and one statement per row was about a third of the writer's CPU time
+/// on the 1M-row import (docs/benchmarks.md).
+const INDEX_ROWS_PER_INSERT: usize = 64;
+
+/// Stores the request-index rows of `keys` (in key order), all pointing at `segment_id`, and
+/// tells `stored` for each whether it is new; a request id already stored keeps its row (the
+/// event is a duplicate).
+///
+/// `INSERT OR IGNORE` rather than `ON CONFLICT DO NOTHING`: when a multi-row statement could
+/// still fail on another constraint after some of its rows went in, SQLite keeps a statement
+/// journal (a copy of every page the statement changes, made first), which cost as much as the
+/// per-statement work saved. With OR IGNORE no row can fail the statement, and no journal is
+/// kept. No column is ever NULL, so the only rows it ignores are stored request ids.
+fn insert_index_rows<'k>(
+    tx: &Transaction<'_>,
+    model_id: i64,
+    segment_id: i64,
+    encoded: &Encoded,
+    keys: &[&'k IndexKey],
+    mut stored: impl FnMut(&'k IndexKey, bool),
+) -> Result<(), StoreError> {
+    let mut full = tx.prepare_cached(&index_insert_sql(INDEX_ROWS_PER_INSERT))?;
+    let mut segment_of = tx.prepare_cached(
+        "SELECT segment_id FROM request_index WHERE model_id = ?1 AND request_id = ?2",
+    )?;
+    for group in keys.chunks(INDEX_ROWS_PER_INSERT) {
+        let mut last;
+        let insert = if group.len() == INDEX_ROWS_PER_INSERT {
+            &mut full
+        } else {
+            last = tx.prepare_cached(&index_insert_sql(group.len()))?;
+            &mut last
+        };
+        insert.raw_bind_parameter(1, model_id)?;
+        insert.raw_bind_parameter(2, segment_id)?;
+        for (k, key) in group.iter().enumerate() {
+            let p = 3 + 5 * k;
+            insert.raw_bind_parameter(p, &encoded.ids[key.id.clone()])?;
+            insert.raw_bind_parameter(p + 1, key.ts)?;
+            insert.raw_bind_parameter(p + 2, &encoded.versions[key.version])?;
+            insert.raw_bind_parameter(p + 3, key.error)?;
+            insert.raw_bind_parameter(p + 4, &encoded.outcomes[key.outcome.clone()])?;
+        }
+        if insert.raw_execute()? == group.len() {
+            group.iter().for_each(|key| stored(key, true));
+            continue;
+        }
+        // Some ids were stored before: the new rows are those pointing at this segment (its id
+        // is new, and an id repeated within the batch never gets this far).
+        for key in group {
+            let segment: i64 = segment_of
+                .query_row(params![model_id, &encoded.ids[key.id.clone()]], |r| {
+                    r.get(0)
+                })?;
+            stored(key, segment == segment_id);
+        }
+    }
+    Ok(())
+}
+
+/// `INSERT OR IGNORE` of `rows` request-index rows: ?1 is the model, ?2 the segment, and each
+/// row binds its request id, event time, version, error flag and outcome, in that order.
+fn index_insert_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|k| {
+            let p = 3 + 5 * k;
+            format!(
+                "(?1, ?{p}, ?{}, ?{}, ?{}, ?2, ?{})",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4
+            )
+        })
+        .collect();
+    format!(
+        "INSERT OR IGNORE INTO request_index(model_id, request_id, ts, version, error, segment_id,
+                                            outcome)
+         VALUES {}",
+        values.join(", ")
+    )
 }
 
 fn features_json(features: &[(FeatureName, FeatureValue)]) -> String {
@@ -1148,8 +1412,8 @@ fn ingest_labels(
     models: &mut HashMap<String, CachedModel>,
     deletions: &AtomicU64,
     model: &ModelName,
-    batch: LabelBatch,
-    found: Option<Found>,
+    batch: &LabelBatch,
+    found: Option<&Found>,
 ) -> Result<IngestOutcome, StoreError> {
     let now = arrival_time();
     let Some(entry) = model_entry(tx, models, model, false)? else {
@@ -1157,7 +1421,8 @@ fn ingest_labels(
     };
     let model_id = entry.id;
     let mut out = IngestOutcome::default();
-    let mut quarantined = batch.rejected;
+    // Rows rejected here; those rejected before are in the batch.
+    let mut quarantined = Vec::new();
     // In key order, like the request index and the labels: B-tree writes in order touch each
     // page once. Sorted by (request id, row), a repeated id follows its first row. The caller
     // sorts on its own thread (`sort_labels`), so here it is usually one checking pass.
@@ -1265,9 +1530,7 @@ fn ingest_labels(
             params![new_labels, model_id],
         )?;
     }
-    quarantine(tx, model.as_str(), "labels", &quarantined, now)?;
-    out.rejected = quarantined.into_iter().map(|q| q.rejection).collect();
-    out.rejected.sort_by_key(|r| r.index);
+    out.rejected = quarantine_all(tx, model, "labels", &batch.rejected, quarantined, now)?;
     Ok(out)
 }
 
@@ -1528,8 +1791,8 @@ fn find_predictions(
 fn ingest_kpis(
     tx: &Transaction<'_>,
     model: &ModelName,
-    rows: Vec<(usize, KpiEvent)>,
-    rejected: Vec<Quarantined>,
+    rows: &[(usize, KpiEvent)],
+    rejected: &[Quarantined],
 ) -> Result<IngestOutcome, StoreError> {
     let now = Timestamp::now();
     let id = model_id(tx, model)?.ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
@@ -1542,7 +1805,7 @@ fn ingest_kpis(
              ON CONFLICT(model_id, name, ts) DO UPDATE SET
                 value = excluded.value, received_at = excluded.received_at",
         )?;
-        for (_, k) in &rows {
+        for (_, k) in rows {
             let existed = exists.exists(params![id, k.name, k.timestamp.micros()])?;
             upsert.execute(params![
                 id,
@@ -1555,9 +1818,7 @@ fn ingest_kpis(
             out.replaced += usize::from(existed);
         }
     }
-    quarantine(tx, model.as_str(), "kpis", &rejected, now)?;
-    out.rejected = rejected.into_iter().map(|q| q.rejection).collect();
-    out.rejected.sort_by_key(|r| r.index);
+    out.rejected = quarantine_all(tx, model, "kpis", rejected, vec![], now)?;
     Ok(out)
 }
 
@@ -1667,14 +1928,14 @@ fn record_delta(
 fn put_aggregates(
     tx: &Transaction<'_>,
     model: &ModelName,
-    writes: Vec<AggregateWrite>,
+    writes: &[AggregateWrite],
 ) -> Result<(), StoreError> {
     let id = model_id(tx, model)?.ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
     // A delta that is gone was applied by another refresh, whose result is newer than this
     // one's: writing would add it twice (or lose a later one), so nothing is written.
     {
         let mut applied = tx.prepare_cached("DELETE FROM hour_deltas WHERE id = ?1")?;
-        for write in &writes {
+        for write in writes {
             for delta in &write.applied {
                 if applied.execute([delta])? == 0 {
                     tracing::debug!(model = %model, delta, "label delta already applied: write skipped");
@@ -1701,7 +1962,7 @@ fn put_aggregates(
         "UPDATE dirty_hours SET deltas_only = 1
          WHERE model_id = ?1 AND version = ?2 AND hour = ?3 AND full_at <= ?4",
     )?;
-    for write in &writes {
+    for write in writes {
         for a in &write.put {
             put.execute(params![id, write.kind, a.hour.micros(), a.version, a.data])?;
         }
@@ -1735,12 +1996,13 @@ fn put_reference(
     models: &mut HashMap<String, CachedModel>,
     model: &ModelName,
     version: &str,
-    rows: Vec<(usize, ReferenceRow)>,
-    rejected: Vec<Quarantined>,
+    rows: &[(usize, ReferenceRow)],
+    rejected: &[Quarantined],
 ) -> Result<ReferenceOutcome, StoreError> {
     let now = Timestamp::now();
     let entry = model_entry(tx, models, model, true)?.expect("created");
-    let mut quarantined = rejected;
+    // Rows rejected here; those rejected before are in `rejected`.
+    let mut quarantined = Vec::new();
     let mut pending = Vec::new();
     // What was derived from the reference (baselines, profiles) is out of date.
     tx.execute(
@@ -1757,7 +2019,7 @@ fn put_reference(
             "INSERT INTO reference_rows(model_id, version, idx, features, prediction, score, scores, label)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
-        for (index, row) in &rows {
+        for (index, row) in rows {
             if let Err(rejection) = admit(&entry.schema, &mut pending, *index, None, &row.features)
             {
                 quarantined.push(Quarantined {
@@ -1795,9 +2057,7 @@ fn put_reference(
         entry.schema.features.extend(pending);
         save_schema(tx, entry)?;
     }
-    quarantine(tx, model.as_str(), "reference", &quarantined, now)?;
-    let mut rejected: Vec<Rejection> = quarantined.into_iter().map(|q| q.rejection).collect();
-    rejected.sort_by_key(|r| r.index);
+    let rejected = quarantine_all(tx, model, "reference", rejected, quarantined, now)?;
     Ok(ReferenceOutcome {
         version: version.to_string(),
         rows: stored,

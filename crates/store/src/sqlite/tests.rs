@@ -328,6 +328,49 @@ fn a_segment_of_several_frames_reads_back_whole() {
     assert_eq!(scanned, 24_000);
 }
 
+/// A batch gathered piece by piece (an import's chunks), its segments encoded as the pieces
+/// arrive, is cut into segments at the same rows as a batch handed over whole, and reads back in
+/// order.
+#[test]
+fn a_batch_gathered_in_pieces_is_cut_into_segments_like_a_whole_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let rows: Vec<String> = (0..70_000)
+        .map(|i| p(&format!("r{i:05}"), "2026-01-01T00:00:00Z", i as f64))
+        .collect();
+    let mut rows = preds(&rows.iter().map(String::as_str).collect::<Vec<_>>())
+        .rows
+        .into_iter();
+    // Sized for fewer rows than it gets: the segments' buffers grow.
+    let mut gathered = GatheredPredictions::with_capacity(16_384);
+    loop {
+        let piece: Vec<_> = rows.by_ref().take(16_384).collect();
+        if piece.is_empty() {
+            break;
+        }
+        gathered.push_rows(piece).unwrap();
+    }
+    assert_eq!(gathered.len(), 70_000);
+    let out = store
+        .submit_gathered(&model(), gathered)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!((out.accepted, out.duplicates), (70_000, 0));
+    let lines: Vec<usize> = segments(dir.path())
+        .iter()
+        .map(|(_, data)| {
+            let text = zstd::stream::decode_all(&data[..]).unwrap();
+            text.iter().filter(|b| **b == b'\n').count()
+        })
+        .collect();
+    assert_eq!(lines, [SEGMENT_MAX_ROWS, 70_000 - SEGMENT_MAX_ROWS]);
+    let page = store.predictions(&model(), None, 70_000).unwrap();
+    let ids: Vec<String> = page.items.into_iter().map(|e| e.request_id).collect();
+    let expected: Vec<String> = (0..70_000).map(|i| format!("r{i:05}")).collect();
+    assert_eq!(ids, expected);
+}
+
 /// A data directory written before segments were cut into frames (each segment one zstd frame
 /// of the whole NDJSON) still reads.
 #[test]
@@ -537,4 +580,208 @@ fn predictions_found_before_the_writer_are_checked_by_it() {
         .iter()
         .all(|d| d.hour.micros() >= recent - 3_600_000_000));
     assert!(dirty.len() <= dirty_before.max(1) + 1);
+}
+
+#[test]
+fn index_rows_stored_many_per_statement_tell_new_from_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let batch = |ids: &mut dyn Iterator<Item = usize>| {
+        let rows: Vec<String> = ids
+            .map(|i| p(&format!("r{i:04}"), "2026-01-01T00:10:00Z", i as f64))
+            .collect();
+        preds(&rows.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    // Every third id of 300 first; then all 300: full 64-row statements (and a short last one)
+    // where some rows are stored ids and some are not, and a group with none stored.
+    let first = store
+        .ingest_predictions(&model(), batch(&mut (0..300).step_by(3)))
+        .unwrap();
+    assert_eq!((first.accepted, first.duplicates), (100, 0));
+    let second = store
+        .ingest_predictions(&model(), batch(&mut (0..300).chain(1000..1070)))
+        .unwrap();
+    assert_eq!((second.accepted, second.duplicates), (270, 100));
+    assert!(second.rejected.is_empty());
+    // Each id once, a duplicate keeping the event stored first.
+    let page = store.predictions(&model(), None, 1000).unwrap();
+    let mut ids: Vec<&str> = page.items.iter().map(|e| e.request_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((ids.len(), page.items.len()), (370, 370));
+    assert_eq!(store.model(&model()).unwrap().unwrap().predictions, 370);
+}
+
+/// A writer on a fresh database in `dir`, driven directly so that a test decides which jobs
+/// share a transaction. Jobs whose events carry the version `fails` fail in SQLite itself, after
+/// their index rows and segment are written: a trigger refuses their `versions` row.
+fn writer_with_a_failing_version(dir: &Path) -> Writer {
+    let conn = Connection::open(dir.join(DB_FILE)).unwrap();
+    migrate(&conn).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER fails BEFORE INSERT ON versions WHEN NEW.version = 'fails'
+         BEGIN SELECT RAISE(ABORT, 'this job fails'); END;",
+    )
+    .unwrap();
+    // Nobody listens for commits: the writer's notice to the checkpointer is dropped.
+    let (committed, _) = bounded(1);
+    Writer::new(conn, committed, Arc::new(AtomicU64::new(0)))
+}
+
+type Answer<T> = Receiver<Result<T, StoreError>>;
+
+/// A predictions job for the rows `ids` with `version`, and where its answer comes.
+fn predictions_job(
+    ids: std::ops::Range<usize>,
+    version: &str,
+) -> (Job, Answer<(IngestOutcome, PredictionBatch)>) {
+    let rows: Vec<String> = ids
+        .map(|i| {
+            p(
+                &format!("{version}-{i:03}"),
+                "2026-01-01T00:10:00Z",
+                i as f64,
+            )
+            .replace(
+                r#""model_version":"v1""#,
+                &format!(r#""model_version":"{version}""#),
+            )
+        })
+        .collect();
+    let batch = preds(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut segments = SegmentEncoder::default();
+    for (_, e) in &batch.rows {
+        segments.push(e, None).unwrap();
+    }
+    let encoded = Encoded::new(&batch.rows, segments.finish().unwrap());
+    let (to, answer) = bounded(1);
+    let reply = Reply { to, result: None };
+    (Job::Predictions(model(), batch, encoded, reply), answer)
+}
+
+fn accepted(answer: Answer<(IngestOutcome, PredictionBatch)>) -> (usize, usize) {
+    let (out, _) = answer.recv().unwrap().unwrap();
+    (out.accepted, out.duplicates)
+}
+
+/// What the store holds after the writer is gone: each stored event's request id, and the
+/// versions' counters.
+fn stored(dir: &Path) -> (Vec<String>, Vec<(String, u64)>) {
+    let store = SqliteStore::open(dir).unwrap();
+    let mut ids: Vec<String> = (store.predictions(&model(), None, 10_000).unwrap().items)
+        .into_iter()
+        .map(|e| e.request_id)
+        .collect();
+    ids.sort();
+    let summary = store.model(&model()).unwrap().unwrap();
+    let versions = (summary.versions.into_iter())
+        .map(|v| (v.version, v.predictions))
+        .collect();
+    (ids, versions)
+}
+
+/// Jobs share their group's transaction without savepoints: one that fails after writing rolls
+/// the group back, and the others are stored all the same (run again, each alone), exactly once.
+#[test]
+fn a_job_failing_in_a_group_leaves_nothing_and_the_others_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = writer_with_a_failing_version(dir.path());
+    // The model exists before the group, so that the failing job's own writes are index rows,
+    // a segment and its hours.
+    let (first, answer) = predictions_job(0..10, "v1");
+    writer.commit_group(vec![first]);
+    assert_eq!(accepted(answer), (10, 0));
+
+    let (before, before_answer) = predictions_job(10..90, "v1");
+    let (failing, failing_answer) = predictions_job(0..50, "fails");
+    let (after, after_answer) = predictions_job(90..200, "v2");
+    writer.commit_group(vec![before, failing, after]);
+    assert_eq!(accepted(before_answer), (80, 0));
+    assert_eq!(accepted(after_answer), (110, 0));
+    let failure = failing_answer.recv().unwrap().unwrap_err();
+    assert!(failure.to_string().contains("this job fails"), "{failure}");
+    drop(writer);
+
+    let (ids, versions) = stored(dir.path());
+    let expected: Vec<String> = (0..90)
+        .map(|i| format!("v1-{i:03}"))
+        .chain((90..200).map(|i| format!("v2-{i:03}")))
+        .collect();
+    assert_eq!(ids, expected);
+    assert_eq!(versions, [("v1".to_string(), 90), ("v2".to_string(), 110)]);
+    let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let index_rows: i64 = conn
+        .query_row("SELECT count(*) FROM request_index", [], |r| r.get(0))
+        .unwrap();
+    let failed_rows: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM request_index WHERE request_id LIKE 'fails-%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!((index_rows, failed_rows), (200, 0));
+}
+
+/// A job that fails before writing anything (labels of an unknown model) needs no rollback: the
+/// rest of its group commits together, and the failing job is answered with its error.
+#[test]
+fn a_job_failing_before_it_writes_leaves_its_group_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = writer_with_a_failing_version(dir.path());
+    let (before, before_answer) = predictions_job(0..30, "v1");
+    let (to, labels_answer) = bounded(1);
+    let labels = Job::Labels(
+        ModelName::new("no-such-model").unwrap(),
+        crate::LabelBatch {
+            rows: vec![(0, label_event("v1-001"))],
+            rejected: vec![],
+        },
+        None,
+        Reply { to, result: None },
+    );
+    let (after, after_answer) = predictions_job(30..60, "v1");
+    writer.commit_group(vec![before, labels, after]);
+    assert_eq!(accepted(before_answer), (30, 0));
+    assert_eq!(accepted(after_answer), (30, 0));
+    assert!(matches!(
+        labels_answer.recv().unwrap(),
+        Err(StoreError::ModelNotFound(_))
+    ));
+    drop(writer);
+    let (ids, versions) = stored(dir.path());
+    assert_eq!(ids.len(), 60);
+    assert_eq!(versions, [("v1".to_string(), 60)]);
+}
+
+#[test]
+fn a_new_database_gets_16_kib_pages_and_an_older_one_keeps_its_own() {
+    let page_size = |dir: &Path| -> i64 {
+        let conn = Connection::open(dir.join(DB_FILE)).unwrap();
+        conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap()
+    };
+    let new = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(new.path()).unwrap());
+    assert_eq!(page_size(new.path()), PAGE_SIZE);
+
+    // A database created before the setting: 4 KiB pages, in WAL mode.
+    let old = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(old.path().join(DB_FILE)).unwrap();
+        conn.pragma_update(None, "page_size", 4096).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        migrate(&conn).unwrap();
+    }
+    let store = SqliteStore::open(old.path()).unwrap();
+    store
+        .ingest_predictions(&model(), preds(&[&p("a", "2026-01-01T00:00:00Z", 1.0)]))
+        .unwrap();
+    drop(store);
+    assert_eq!(page_size(old.path()), 4096);
+    let store = SqliteStore::open(old.path()).unwrap();
+    assert_eq!(
+        store.predictions(&model(), None, 10).unwrap().items.len(),
+        1
+    );
 }
