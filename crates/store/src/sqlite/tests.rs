@@ -276,6 +276,15 @@ fn frame_count(mut data: &[u8]) -> usize {
     n
 }
 
+/// One prediction per request id, all at 00:10.
+fn preds_for(ids: impl Iterator<Item = String>) -> PredictionBatch {
+    let rows: Vec<String> = ids
+        .enumerate()
+        .map(|(i, id)| p(&id, "2026-01-01T00:10:00Z", i as f64))
+        .collect();
+    preds(&rows.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 fn segments(dir: &Path) -> Vec<(i64, Vec<u8>)> {
     let conn = Connection::open(dir.join(DB_FILE)).unwrap();
     let mut stmt = conn
@@ -335,10 +344,7 @@ fn a_segment_of_several_frames_reads_back_whole() {
 fn a_batch_gathered_in_pieces_is_cut_into_segments_like_a_whole_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
-    let rows: Vec<String> = (0..70_000)
-        .map(|i| p(&format!("r{i:05}"), "2026-01-01T00:00:00Z", i as f64))
-        .collect();
-    let mut rows = preds(&rows.iter().map(String::as_str).collect::<Vec<_>>())
+    let mut rows = preds_for((0..70_000).map(|i| format!("r{i:05}")))
         .rows
         .into_iter();
     // Sized for fewer rows than it gets: the segments' buffers grow.
@@ -586,12 +592,7 @@ fn predictions_found_before_the_writer_are_checked_by_it() {
 fn index_rows_stored_many_per_statement_tell_new_from_duplicate() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
-    let batch = |ids: &mut dyn Iterator<Item = usize>| {
-        let rows: Vec<String> = ids
-            .map(|i| p(&format!("r{i:04}"), "2026-01-01T00:10:00Z", i as f64))
-            .collect();
-        preds(&rows.iter().map(String::as_str).collect::<Vec<_>>())
-    };
+    let batch = |ids: &mut dyn Iterator<Item = usize>| preds_for(ids.map(|i| format!("r{i:04}")));
     // Every third id of 300 first; then all 300: full 64-row statements (and a short last one)
     // where some rows are stored ids and some are not, and a group with none stored.
     let first = store
@@ -635,20 +636,10 @@ fn predictions_job(
     ids: std::ops::Range<usize>,
     version: &str,
 ) -> (Job, Answer<(IngestOutcome, PredictionBatch)>) {
-    let rows: Vec<String> = ids
-        .map(|i| {
-            p(
-                &format!("{version}-{i:03}"),
-                "2026-01-01T00:10:00Z",
-                i as f64,
-            )
-            .replace(
-                r#""model_version":"v1""#,
-                &format!(r#""model_version":"{version}""#),
-            )
-        })
-        .collect();
-    let batch = preds(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut batch = preds_for(ids.map(|i| format!("{version}-{i:03}")));
+    for (_, e) in &mut batch.rows {
+        e.model_version = Some(version.to_string());
+    }
     let mut segments = SegmentEncoder::default();
     for (_, e) in &batch.rows {
         segments.push(e, None).unwrap();
