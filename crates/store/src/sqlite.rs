@@ -1308,8 +1308,8 @@ fn ingest_predictions(
 }
 
 /// Request-index rows stored per INSERT statement: binding, stepping and resetting a statement
-/// are paid per statement, and one statement per row was about a third of the writer's CPU time
-/// on the 1M-row import (docs/benchmarks.md).
+/// are paid per statement, and one statement per row was about a third of the writer's user
+/// time on the 1M-row import (docs/benchmarks.md).
 const INDEX_ROWS_PER_INSERT: usize = 64;
 
 /// Stores the request-index rows of `keys` (in key order), all pointing at `segment_id`, and
