@@ -1134,16 +1134,13 @@ fn ingest_predictions(
     }
 
     let mut versions: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
-    // (version, hour, segment) of the new predictions: each is a delta of its hour, which a
-    // refresh adds to the stored aggregates by reading that segment (no rescan of the hour).
-    let mut deltas: BTreeSet<(&str, i64, i64)> = BTreeSet::new();
+    // New rows stored per (version, hour, segment): each key is a delta of its hour, which a
+    // refresh adds to the stored aggregates (no rescan of the hour); the count tells whether
+    // the caller's fold of the hour folded exactly those rows.
+    let mut new_rows: BTreeMap<(&str, i64, i64), u64> = BTreeMap::new();
     // Hours of predictions that adopted a label sent before them: rescanned, since a delta of
     // new predictions carries no labels.
     let mut adopting: BTreeSet<(&str, i64)> = BTreeSet::new();
-    let mut last_delta: Option<(&str, i64, i64)> = None;
-    // New rows stored per (version, hour), to tell whether the caller's fold of an hour folded
-    // exactly them.
-    let mut stored_in_hour: HashMap<(&str, i64), u64> = HashMap::new();
     // Labels that arrived before their prediction: only while some exist is each new
     // prediction looked up in `labels` (the common order, label after prediction, costs nothing).
     let orphan_labels: i64 = tx.query_row(
@@ -1210,18 +1207,14 @@ fn ingest_predictions(
             let ts = e.timestamp.micros();
             out.accepted += 1;
             rows += 1;
-            *stored_in_hour.entry((version, hour_of(ts))).or_default() += 1;
+            *new_rows
+                .entry((version, hour_of(ts), segment_id))
+                .or_default() += 1;
             if !(all_admitted && all_new) {
                 encode_line(&mut ndjson, e);
             }
             min_ts = min_ts.min(ts);
             max_ts = max_ts.max(ts);
-            // Neighbouring events mostly share their hour: skip the set when it repeats.
-            let delta = (version, hour_of(ts), segment_id);
-            if last_delta != Some(delta) {
-                deltas.insert(delta);
-                last_delta = Some(delta);
-            }
             let v = versions.entry(version).or_insert((0, ts, ts));
             v.0 += 1;
             v.1 = v.1.min(ts);
@@ -1267,14 +1260,14 @@ fn ingest_predictions(
     let folds: HashMap<(&str, i64), &HourFold> = batch
         .folds
         .iter()
-        .filter(|f| {
-            one_segment && stored_in_hour.get(&(f.version.as_str(), f.hour)) == Some(&f.rows)
-        })
         .map(|f| ((f.version.as_str(), f.hour), f))
         .collect();
-    for (version, hour, segment) in deltas {
+    for ((version, hour, segment), stored) in new_rows {
         if !adopting.contains(&(version, hour)) {
-            let fold = folds.get(&(version, hour)).map_or(&[][..], |f| &f.data[..]);
+            let fold = folds
+                .get(&(version, hour))
+                .filter(|f| one_segment && f.rows == stored)
+                .map_or(&[][..], |f| &f.data[..]);
             record_delta(
                 tx,
                 entry.id,
