@@ -100,11 +100,24 @@ pub struct RefreshReport {
     pub seconds: f64,
 }
 
+/// The data of `model`'s model-wide aggregate of `kind` (a task decision, a drift stamp).
+fn model_wide(
+    store: &dyn Store,
+    model: &ModelName,
+    kind: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let rows = store.aggregates(model, kind, &ScanRange::default())?;
+    Ok(rows.into_iter().next().map(|a| a.data))
+}
+
 fn load_decision(store: &dyn Store, model: &ModelName) -> Result<Option<TaskDecision>, StoreError> {
-    let rows = store.aggregates(model, TASK, &ScanRange::default())?;
-    rows.first()
-        .map(|r| serde_json::from_slice(&r.data).map_err(|e| corrupt("task decision", e)))
+    model_wide(store, model, TASK)?
+        .map(|data| parse_decision(&data))
         .transpose()
+}
+
+fn parse_decision(data: &[u8]) -> Result<TaskDecision, StoreError> {
+    serde_json::from_slice(data).map_err(|e| corrupt("task decision", e))
 }
 
 fn save_decision(store: &dyn Store, model: &ModelName, d: &TaskDecision) -> Result<(), StoreError> {
@@ -292,6 +305,7 @@ fn add_deltas(
         store,
         model,
         spec,
+        spec_json,
         reference,
         hours,
         &by_hour,
@@ -335,7 +349,6 @@ fn add_deltas(
                 mark: d,
                 perf: perf.remove(&key),
                 sketch: sketches.remove(&key),
-                has_predictions: deltas.iter().any(|d| d.segment.is_some()),
                 fresh: fresh.remove(&(d.version.clone(), d.hour.micros())),
                 deltas,
             }
@@ -407,15 +420,11 @@ fn arrival_context(
 ) -> Result<Option<Arc<ArrivalContext>>, PerformanceError> {
     static CONTEXTS: LazyLock<Mutex<HashMap<String, Arc<ArrivalContext>>>> =
         LazyLock::new(Mutex::default);
-    let model_wide = |kind: &str| -> Result<Option<Vec<u8>>, StoreError> {
-        let rows = store.aggregates(model, kind, &ScanRange::default())?;
-        Ok(rows.into_iter().next().map(|a| a.data))
-    };
     // Before the first refresh has decided the task there is nothing to fold for.
-    let Some(decision) = model_wide(TASK)? else {
+    let Some(decision) = model_wide(store, model, TASK)? else {
         return Ok(None);
     };
-    let stamp = model_wide(DRIFT_STAMP)?;
+    let stamp = model_wide(store, model, DRIFT_STAMP)?;
     let cached = CONTEXTS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -425,8 +434,7 @@ fn arrival_context(
     if cached.is_some() {
         return Ok(cached);
     }
-    let decided: TaskDecision =
-        serde_json::from_slice(&decision).map_err(|e| corrupt("task decision", e))?;
+    let decided = parse_decision(&decision)?;
     let context = Arc::new(ArrivalContext {
         decision,
         stamp,
@@ -528,10 +536,12 @@ impl NewPredictions {
 /// decoded once, on one core, its events going to the hours whose delta names it: the others
 /// are already counted, or wait for a rescan). The folds of each hour are merged in segment
 /// order. `None` for an hour whose folds could not be merged.
+#[allow(clippy::too_many_arguments)]
 fn new_predictions(
     store: &dyn Store,
     model: &ModelName,
     spec: &TaskSpec,
+    spec_json: &str,
     reference: Option<&Reference>,
     hours: &[DirtyHour],
     by_hour: &HashMap<(&str, Timestamp), Vec<&HourDelta>>,
@@ -540,7 +550,6 @@ fn new_predictions(
     let mut wanted: BTreeMap<i64, HashSet<(&str, i64)>> = BTreeMap::new();
     // Folds made on arrival, by segment, for the hours whose delta carries a usable one.
     let mut by_segment: BTreeMap<i64, Vec<(HourKey, NewPredictions)>> = BTreeMap::new();
-    let spec_json = spec_key(spec);
     for d in hours {
         for delta in by_hour
             .get(&(d.version.as_str(), d.hour))
@@ -551,7 +560,7 @@ fn new_predictions(
                 continue;
             };
             let key = (d.version.clone(), d.hour.micros());
-            match ArrivalFold::usable(delta.fold(), &spec_json, reference) {
+            match ArrivalFold::usable(delta.fold(), spec_json, reference) {
                 Some(fold) => by_segment.entry(segment).or_default().push((key, fold)),
                 None => {
                     wanted
@@ -600,7 +609,6 @@ struct HourWork<'a> {
     perf: Option<Vec<u8>>,
     sketch: Option<Vec<u8>>,
     deltas: Vec<&'a HourDelta>,
-    has_predictions: bool,
     fresh: Option<Option<NewPredictions>>,
 }
 
@@ -623,7 +631,8 @@ fn add_to_hour(
     spec_json: &str,
     reference: Option<&Reference>,
 ) -> Result<Option<AddedHour>, PerformanceError> {
-    let never_written = w.perf.is_none() && w.sketch.is_none() && w.has_predictions;
+    let has_predictions = w.deltas.iter().any(|d| d.segment.is_some());
+    let never_written = w.perf.is_none() && w.sketch.is_none() && has_predictions;
     let blob = match w.perf.as_deref() {
         None if never_written => Some(HourBlob {
             spec: spec_json.to_owned(),
@@ -802,10 +811,8 @@ fn ensure_drift_stamp(
     model: &ModelName,
     reference: &Reference,
 ) -> Result<bool, StoreError> {
-    let rows = store.aggregates(model, DRIFT_STAMP, &ScanRange::default())?;
-    let current = rows
-        .first()
-        .and_then(|r| <[u8; 8]>::try_from(r.data.as_slice()).ok())
+    let current = model_wide(store, model, DRIFT_STAMP)?
+        .and_then(|data| <[u8; 8]>::try_from(data.as_slice()).ok())
         .map(u64::from_le_bytes);
     if current == Some(reference.stamp) {
         return Ok(false);
