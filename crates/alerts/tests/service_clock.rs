@@ -33,15 +33,7 @@ fn ingest(store: &dyn Store, model: &ModelName, hour: &str, n: usize, flip: usiz
         labels.push((i, parse_label_row(&l, i, now, &limits).unwrap()));
     }
     store
-        .ingest_predictions(
-            model,
-            PredictionBatch {
-                rows: preds,
-                rejected: vec![],
-                verbatim: None,
-                folds: Vec::new(),
-            },
-        )
+        .ingest_predictions(model, PredictionBatch::new(preds))
         .unwrap();
     store
         .ingest_labels(

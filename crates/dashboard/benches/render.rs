@@ -97,15 +97,7 @@ fn seed(store: &SqliteStore, model: &ModelName) -> usize {
             }
         }
         store
-            .ingest_predictions(
-                model,
-                PredictionBatch {
-                    rows: preds,
-                    rejected: vec![],
-                    verbatim: None,
-                    folds: Vec::new(),
-                },
-            )
+            .ingest_predictions(model, PredictionBatch::new(preds))
             .unwrap();
         store
             .ingest_labels(

@@ -96,12 +96,7 @@ fn store_with_data(dir: &std::path::Path, reference: bool) -> SqliteStore {
         let rows = reference_rows().into_iter().enumerate().collect();
         store.put_reference(&model(), None, rows, vec![]).unwrap();
     }
-    let batch = PredictionBatch {
-        rows: events().into_iter().enumerate().collect(),
-        rejected: vec![],
-        verbatim: None,
-        folds: Vec::new(),
-    };
+    let batch = PredictionBatch::new(events().into_iter().enumerate().collect());
     let out = store.ingest_predictions(&model(), batch).unwrap();
     assert_eq!(out.accepted, 900, "{:?}", out.rejected);
     // Labels for day 1 (as in the reference) and day 3 (80 % positive); day 2 has none yet.
@@ -506,15 +501,7 @@ fn hourly_sketches_equal_the_raw_event_fold() {
             .enumerate()
             .collect();
         store
-            .ingest_predictions(
-                &model(),
-                PredictionBatch {
-                    rows,
-                    rejected: vec![],
-                    verbatim: None,
-                    folds: Vec::new(),
-                },
-            )
+            .ingest_predictions(&model(), PredictionBatch::new(rows))
             .unwrap();
         if day > 0 {
             // Once the first refresh has decided the task, new predictions are added to the

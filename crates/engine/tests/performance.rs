@@ -43,10 +43,8 @@ fn ingest_predictions_folded(store: &dyn Store, rows: &[Value], fold: bool) -> I
         false => Vec::new(),
     };
     let batch = PredictionBatch {
-        rows,
-        rejected: vec![],
-        verbatim: None,
         folds,
+        ..PredictionBatch::new(rows)
     };
     let out = store.ingest_predictions(&model(), batch).unwrap();
     assert!(out.rejected.is_empty(), "{:?}", out.rejected);

@@ -44,13 +44,12 @@ fn main() {
         tags: vec![],
     };
     let batches: Vec<PredictionBatch> = (0..rows.div_ceil(batch))
-        .map(|b| PredictionBatch {
-            rows: (b * batch..((b + 1) * batch).min(rows))
-                .map(|i| (i - b * batch, make(i)))
-                .collect(),
-            rejected: vec![],
-            verbatim: None,
-            folds: Vec::new(),
+        .map(|b| {
+            PredictionBatch::new(
+                (b * batch..((b + 1) * batch).min(rows))
+                    .map(|i| (i - b * batch, make(i)))
+                    .collect(),
+            )
         })
         .collect();
     let start = Instant::now();

@@ -72,9 +72,8 @@ pub(crate) fn model() -> ModelName {
 
 pub(crate) fn preds(rows: &[&str]) -> PredictionBatch {
     let now = Timestamp::now();
-    PredictionBatch {
-        rows: rows
-            .iter()
+    PredictionBatch::new(
+        rows.iter()
             .enumerate()
             .map(|(i, r)| {
                 (
@@ -83,10 +82,7 @@ pub(crate) fn preds(rows: &[&str]) -> PredictionBatch {
                 )
             })
             .collect(),
-        rejected: vec![],
-        verbatim: None,
-        folds: Vec::new(),
-    }
+    )
 }
 
 fn labels(rows: &[&str]) -> LabelBatch {

@@ -64,6 +64,16 @@ pub struct PredictionBatch {
     pub folds: Vec<HourFold>,
 }
 
+impl PredictionBatch {
+    /// A batch of parsed rows only: none rejected beforehand, no text or folds of them.
+    pub fn new(rows: Vec<(usize, PredictionEvent)>) -> Self {
+        PredictionBatch {
+            rows,
+            ..PredictionBatch::default()
+        }
+    }
+}
+
 /// One hour's fold of a batch's rows (see [`PredictionBatch::folds`]).
 #[derive(Debug, Clone)]
 pub struct HourFold {

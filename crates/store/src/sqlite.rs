@@ -900,12 +900,7 @@ impl GatheredPredictions {
     /// An empty batch for about `rows` rows.
     pub fn with_capacity(rows: usize) -> Self {
         GatheredPredictions {
-            batch: PredictionBatch {
-                rows: Vec::with_capacity(rows),
-                rejected: Vec::new(),
-                verbatim: None,
-                folds: Vec::new(),
-            },
+            batch: PredictionBatch::new(Vec::with_capacity(rows)),
             segments: SegmentEncoder::with_capacity(rows),
         }
     }

@@ -162,15 +162,7 @@ fn load(store: &SqliteStore, args: &Args) -> Result<Vec<LabelEvent>> {
     let started = Instant::now();
     let mut labels = workload(args, |rows| {
         let n = rows.len() as u64;
-        let out = store.ingest_predictions(
-            &model(),
-            PredictionBatch {
-                rows,
-                rejected: vec![],
-                verbatim: None,
-                folds: Vec::new(),
-            },
-        )?;
+        let out = store.ingest_predictions(&model(), PredictionBatch::new(rows))?;
         if !out.rejected.is_empty() {
             bail!("rejected: {:?}", &out.rejected[..1]);
         }
