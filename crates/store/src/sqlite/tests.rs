@@ -61,17 +61,14 @@ fn two_predictions_and_labels() -> tempfile::TempDir {
 fn a_version_1_database_is_migrated_with_every_hour_dirty() {
     let dir = two_predictions_and_labels();
     // Turn it back into what version 1 wrote: no aggregates tables, no marks.
-    {
-        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
-        conn.execute_batch(
-            "DROP TABLE hour_deltas; ALTER TABLE request_index DROP COLUMN outcome;
-             DROP TABLE dirty_hours; DROP TABLE aggregates; DROP TABLE kpis;
-             DROP INDEX request_index_segment;
-             ALTER TABLE models DROP COLUMN labelled; ALTER TABLE models DROP COLUMN orphan_labels;
-             PRAGMA user_version = 1;",
-        )
-        .unwrap();
-    }
+    downgrade(
+        &dir,
+        "DROP TABLE hour_deltas; ALTER TABLE request_index DROP COLUMN outcome;
+         DROP TABLE dirty_hours; DROP TABLE aggregates; DROP TABLE kpis;
+         DROP INDEX request_index_segment;
+         ALTER TABLE models DROP COLUMN labelled; ALTER TABLE models DROP COLUMN orphan_labels;
+         PRAGMA user_version = 1;",
+    );
     let store = SqliteStore::open(dir.path()).unwrap();
     let dirty: Vec<String> = store
         .dirty_hours(&model())
@@ -101,16 +98,13 @@ fn a_version_2_database_rescans_the_hours_of_its_old_predictions_for_new_labels(
     let dir = two_predictions_and_labels();
     // Turn it back into what version 2 wrote: no outcomes in the index, no label deltas,
     // every mark a full one.
-    {
-        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
-        conn.execute_batch(
-            "DROP TABLE hour_deltas; ALTER TABLE request_index DROP COLUMN outcome;
-             ALTER TABLE dirty_hours DROP COLUMN deltas_only; ALTER TABLE dirty_hours DROP COLUMN full_at;
-             DELETE FROM dirty_hours;
-             PRAGMA user_version = 2;",
-        )
-        .unwrap();
-    }
+    downgrade(
+        &dir,
+        "DROP TABLE hour_deltas; ALTER TABLE request_index DROP COLUMN outcome;
+         ALTER TABLE dirty_hours DROP COLUMN deltas_only; ALTER TABLE dirty_hours DROP COLUMN full_at;
+         DELETE FROM dirty_hours;
+         PRAGMA user_version = 2;",
+    );
     let store = SqliteStore::open(dir.path()).unwrap();
     let m = store.model(&model()).unwrap().unwrap();
     assert_eq!((m.labels, m.labelled), (2, 1));
@@ -153,19 +147,16 @@ fn a_version_2_database_rescans_the_hours_of_its_old_predictions_for_new_labels(
 fn a_version_3_database_keeps_its_label_deltas_and_marks() {
     let dir = two_predictions_and_labels();
     // Turn it back into what version 3 wrote: label deltas only, `labels_only` marks.
-    {
-        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
-        conn.execute_batch(
-            "DELETE FROM hour_deltas WHERE segment_id IS NOT NULL;
-             DROP INDEX hour_deltas_hour; ALTER TABLE hour_deltas DROP COLUMN segment_id;
-             ALTER TABLE hour_deltas RENAME TO label_deltas;
-             CREATE INDEX label_deltas_hour ON label_deltas(model_id, version, hour);
-             ALTER TABLE dirty_hours RENAME COLUMN deltas_only TO labels_only;
-             ALTER TABLE dirty_hours DROP COLUMN full_at;
-             PRAGMA user_version = 3;",
-        )
-        .unwrap();
-    }
+    downgrade(
+        &dir,
+        "DELETE FROM hour_deltas WHERE segment_id IS NOT NULL;
+         DROP INDEX hour_deltas_hour; ALTER TABLE hour_deltas DROP COLUMN segment_id;
+         ALTER TABLE hour_deltas RENAME TO label_deltas;
+         CREATE INDEX label_deltas_hour ON label_deltas(model_id, version, hour);
+         ALTER TABLE dirty_hours RENAME COLUMN deltas_only TO labels_only;
+         ALTER TABLE dirty_hours DROP COLUMN full_at;
+         PRAGMA user_version = 3;",
+    );
     let store = SqliteStore::open(dir.path()).unwrap();
     // The label of "a" is still a delta of its hour, and new predictions now make deltas too.
     let deltas = store.hour_deltas(&model()).unwrap();
@@ -200,6 +191,13 @@ fn answer_every_mark(store: &SqliteStore) {
         ..Default::default()
     };
     store.put_aggregates(&model(), write).unwrap();
+}
+
+/// Turns a closed data directory back into what an older version wrote, by running `sql` on
+/// its database (which ends by setting that version's `user_version`).
+fn downgrade(dir: &tempfile::TempDir, sql: &str) {
+    let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.execute_batch(sql).unwrap();
 }
 
 fn label_event(id: &str) -> LabelEvent {
