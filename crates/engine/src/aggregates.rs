@@ -652,44 +652,49 @@ fn add_to_hour(
             .filter(|s| s.stamp == r.stamp)
             .map(Some),
     };
-    let (Some(mut blob), Some(mut sketch)) = (blob, sketch) else {
+    let (Some(blob), Some(sketch)) = (blob, sketch) else {
         return Ok(None);
     };
-    let mut detector = TaskDetector::default();
-    let mut predictions = 0;
+    // The stored states, with what this refresh adds to them (the detector and count only
+    // what is added).
+    let mut hour = NewPredictions {
+        acc: blob.acc,
+        sketch,
+        detector: TaskDetector::default(),
+        count: 0,
+    };
     match &w.fresh {
         Some(None) => return Ok(None),
-        Some(Some(fresh)) => {
-            if blob.acc.merge(&fresh.acc).is_err() {
-                return Ok(None);
-            }
-            if let (Some(sk), Some(new)) = (sketch.as_mut(), fresh.sketch.as_ref()) {
-                sk.merge(new);
-            }
-            detector.merge(&fresh.detector);
-            predictions = fresh.count;
-        }
+        Some(Some(fresh)) => match hour.merge(fresh) {
+            Some(merged) => hour = merged,
+            None => return Ok(None),
+        },
         None => {}
     }
     let mut labels = 0;
     for delta in &w.deltas {
         for l in &delta.labels()? {
-            detector.observe_late_label(&l.label);
-            blob.acc.add_late_label(spec, l);
-            if let (Some(r), Some(sk)) = (reference, sketch.as_mut()) {
+            hour.detector.observe_late_label(&l.label);
+            hour.acc.add_late_label(spec, l);
+            if let (Some(r), Some(sk)) = (reference, hour.sketch.as_mut()) {
                 sk.add_late_label(r, &l.label);
             }
             labels += 1;
         }
     }
+    let blob = HourBlob {
+        spec: blob.spec,
+        acc: hour.acc,
+    };
     Ok(Some(AddedHour {
         perf: hour_row(w.mark, "aggregate", &blob)?,
-        sketch: sketch
+        sketch: hour
+            .sketch
             .map(|sk| hour_row(w.mark, "drift sketch", &sk))
             .transpose()?,
-        detector,
+        detector: hour.detector,
         labels,
-        predictions,
+        predictions: hour.count,
     }))
 }
 
