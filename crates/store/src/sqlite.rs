@@ -30,9 +30,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+mod buckets;
+use buckets::{id_hash, Buckets, Filters, StoredFilter, BUCKET_ROWS};
+
 const DB_FILE: &str = "modelwatch.db";
 const LOCK_FILE: &str = "LOCK";
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 /// Upper bound on rows in one group commit: bounds the latency a large import adds to a small
 /// concurrent request, and the WAL growth between checkpoints.
 const MAX_ROWS_PER_COMMIT: usize = 200_000;
@@ -53,6 +56,8 @@ struct WriterSettings {
     cache_kib: i64,
     /// WAL size in MiB at which the writer checkpoints by itself; 0 for never.
     checkpoint_mib: i64,
+    /// Rows of a request bucket before it is closed ([`BUCKET_ROWS`]; tests use tiny buckets).
+    bucket_rows: i64,
 }
 
 impl WriterSettings {
@@ -63,6 +68,7 @@ impl WriterSettings {
     const SERVICE: WriterSettings = WriterSettings {
         cache_kib: 65_536,
         checkpoint_mib: 64,
+        bucket_rows: BUCKET_ROWS,
     };
     /// A bulk import's (`SqliteStore::open_for_import`), a process that ends with the import:
     /// the request index of a 1M-row import (73 MB, most of it rewritten by every 131k-row
@@ -74,6 +80,7 @@ impl WriterSettings {
     const IMPORT: WriterSettings = WriterSettings {
         cache_kib: 131_072,
         checkpoint_mib: 0,
+        bucket_rows: BUCKET_ROWS,
     };
 }
 
@@ -99,6 +106,8 @@ pub struct SqliteStore {
     checkpointer: Option<JoinHandle<()>>,
     /// Counts commits that deleted request-index rows (retention), shared with the writer.
     deletions: Arc<AtomicU64>,
+    /// The closed request buckets' filters, shared with the writer.
+    filters: Arc<Filters>,
     readers: Mutex<Vec<Connection>>,
     // Held for the store's lifetime: the OS releases the lock if the process dies.
     _lock: File,
@@ -240,6 +249,19 @@ impl SqliteStore {
         Self::open_with(dir, WriterSettings::IMPORT)
     }
 
+    /// [`SqliteStore::open`] with request buckets of `rows` rows instead of [`BUCKET_ROWS`]:
+    /// for tests, which need many buckets from few events.
+    #[doc(hidden)]
+    pub fn open_with_bucket_rows(dir: impl AsRef<Path>, rows: i64) -> Result<Self, StoreError> {
+        Self::open_with(
+            dir,
+            WriterSettings {
+                bucket_rows: rows,
+                ..WriterSettings::SERVICE
+            },
+        )
+    }
+
     fn open_with(dir: impl AsRef<Path>, settings: WriterSettings) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         let io = |source| StoreError::Io {
@@ -282,11 +304,21 @@ impl SqliteStore {
         let (tx, rx) = bounded::<Job>(256);
         let (committed, commits) = bounded::<()>(1);
         let deletions = Arc::new(AtomicU64::new(0));
+        let filters = Arc::new(Filters::default());
         let writer = {
-            let deletions = Arc::clone(&deletions);
+            let writer = Writer {
+                conn,
+                models: HashMap::new(),
+                committed,
+                shared: WriterShared {
+                    deletions: Arc::clone(&deletions),
+                    filters: Arc::clone(&filters),
+                    bucket_rows: settings.bucket_rows,
+                },
+            };
             std::thread::Builder::new()
                 .name("modelwatch-writer".into())
-                .spawn(move || Writer::new(conn, committed, deletions).run(rx))
+                .spawn(move || writer.run(rx))
                 .map_err(io)?
         };
         let checkpointer = std::thread::Builder::new()
@@ -299,6 +331,7 @@ impl SqliteStore {
             writer: Some(writer),
             checkpointer: Some(checkpointer),
             deletions,
+            filters,
             readers: Mutex::new(Vec::new()),
             _lock: lock,
         })
@@ -426,30 +459,38 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     // Each step brings a store of the version before it to its own; all run in one transaction.
     let steps = match version {
         0 => format!(
-            "{} {} {} {}",
+            "{} {} {} {} {}",
             include_str!("schema.sql"),
             include_str!("schema_v2.sql"),
             include_str!("schema_v3.sql"),
-            include_str!("schema_v4.sql")
+            include_str!("schema_v4.sql"),
+            include_str!("schema_v5.sql")
         ),
         1 => {
             // Every hour that holds predictions starts dirty (its aggregates are built on the
             // first refresh), and the label counters are counted once.
             format!(
-                "{} {} {} {} {}",
+                "{} {} {} {} {} {}",
                 include_str!("schema_v2.sql"),
                 include_str!("schema_v3.sql"),
                 include_str!("schema_v4.sql"),
+                include_str!("schema_v5.sql"),
                 mark_every_hour_sql("1"),
                 recount_labelled_sql("1"),
             )
         }
         2 => format!(
-            "{} {}",
+            "{} {} {}",
             include_str!("schema_v3.sql"),
-            include_str!("schema_v4.sql")
+            include_str!("schema_v4.sql"),
+            include_str!("schema_v5.sql")
         ),
-        3 => include_str!("schema_v4.sql").to_owned(),
+        3 => format!(
+            "{} {}",
+            include_str!("schema_v4.sql"),
+            include_str!("schema_v5.sql")
+        ),
+        4 => include_str!("schema_v5.sql").to_owned(),
         SCHEMA_VERSION => return Ok(()),
         v => {
             return Err(StoreError::Corrupt {
@@ -469,6 +510,8 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 struct CachedModel {
     id: i64,
     schema: Schema,
+    /// The model's request buckets, loaded by its first prediction batch.
+    buckets: Option<Buckets>,
 }
 
 /// The writer thread's state. Only this thread writes; the schema cache is therefore exact
@@ -478,20 +521,18 @@ struct Writer {
     models: HashMap<String, CachedModel>,
     /// Tells the checkpointer that a commit added pages to the WAL.
     committed: Sender<()>,
+    shared: WriterShared,
+}
+
+/// What the writer's jobs share with the store's readers, and its settings.
+struct WriterShared {
     /// Bumped after every commit that deleted request-index rows: see [`Found`].
     deletions: Arc<AtomicU64>,
+    filters: Arc<Filters>,
+    bucket_rows: i64,
 }
 
 impl Writer {
-    fn new(conn: Connection, committed: Sender<()>, deletions: Arc<AtomicU64>) -> Self {
-        Writer {
-            conn,
-            models: HashMap::new(),
-            committed,
-            deletions,
-        }
-    }
-
     fn run(mut self, jobs: Receiver<Job>) {
         while let Ok(first) = jobs.recv() {
             let mut batch = vec![first];
@@ -532,7 +573,7 @@ impl Writer {
         let mut failed = false;
         for job in &mut jobs {
             let changes = tx.total_changes();
-            if run_job(&tx, &mut self.models, &self.deletions, job) {
+            if run_job(&tx, &mut self.models, &self.shared, job) {
                 continue;
             }
             failed = true;
@@ -561,7 +602,7 @@ impl Writer {
         if deletes {
             // After the commit: a reader that sees the old count began before the deletion
             // was visible, or sees it and is told so.
-            self.deletions.fetch_add(1, Ordering::SeqCst);
+            self.shared.deletions.fetch_add(1, Ordering::SeqCst);
         }
         // Full means a checkpoint is already due; it will include these pages.
         let _ = self.committed.try_send(());
@@ -576,16 +617,16 @@ impl Writer {
 fn run_job(
     tx: &Transaction<'_>,
     models: &mut HashMap<String, CachedModel>,
-    deletions: &AtomicU64,
+    shared: &WriterShared,
     job: &mut Job,
 ) -> bool {
     let (model, ok) = match job {
         Job::Predictions(model, batch, encoded, reply) => {
-            let result = ingest_predictions(tx, models, model, batch, encoded);
+            let result = ingest_predictions(tx, models, shared, model, batch, encoded);
             (Some(&*model), reply.keep(result))
         }
         Job::Labels(model, batch, found, reply) => {
-            let result = ingest_labels(tx, models, deletions, model, batch, found.as_ref());
+            let result = ingest_labels(tx, models, shared, model, batch, found.as_ref());
             (Some(&*model), reply.keep(result))
         }
         Job::Kpis(model, rows, rejected, reply) => {
@@ -656,6 +697,7 @@ fn model_entry<'a>(
                     what: "model schema",
                     detail: e.to_string(),
                 })?,
+                buckets: None,
             },
             None if create => {
                 tx.execute(
@@ -665,6 +707,7 @@ fn model_entry<'a>(
                 CachedModel {
                     id: tx.last_insert_rowid(),
                     schema: Schema::default(),
+                    buckets: None,
                 }
             }
             None => return Ok(None),
@@ -819,6 +862,8 @@ struct IndexKey {
     ts: i64,
     version: usize,
     error: bool,
+    /// [`id_hash`] of its request id, for the closed buckets' filters.
+    hash: u64,
 }
 
 impl Encoded {
@@ -871,6 +916,7 @@ impl Encoded {
                     ts: e.timestamp.micros(),
                     version,
                     error: e.error.is_some(),
+                    hash: id_hash(&e.request_id),
                 }
             })
             .collect();
@@ -1088,6 +1134,7 @@ fn compression_error(source: std::io::Error) -> StoreError {
 fn ingest_predictions(
     tx: &Transaction<'_>,
     models: &mut HashMap<String, CachedModel>,
+    shared: &WriterShared,
     model: &ModelName,
     batch: &PredictionBatch,
     encoded: &Encoded,
@@ -1102,6 +1149,18 @@ fn ingest_predictions(
         return Ok(out);
     }
     let entry = model_entry(tx, models, model, true)?.expect("created");
+    // The model's request buckets: new rows go into the open one, and each id is first looked
+    // for in the closed ones that may hold it.
+    let mut buckets = match entry.buckets.take() {
+        Some(b) => b,
+        None => Buckets::load(tx, entry.id)?,
+    };
+    let open = buckets.open_for_writes(tx, &shared.filters, entry.id, shared.bucket_rows)?;
+    let closed = buckets
+        .closed
+        .iter()
+        .map(|&b| Ok((b, shared.filters.get(tx, entry.id, b)?)))
+        .collect::<Result<Vec<(i64, Arc<StoredFilter>)>, StoreError>>()?;
     let mut pending = Vec::new();
     // Positions in `batch.rows` of the rows that pass the checks, in order.
     let mut admitted: Vec<usize> = Vec::with_capacity(batch.rows.len());
@@ -1175,7 +1234,13 @@ fn ingest_predictions(
                 .iter()
                 .filter(|k| chunk_slots.contains(&slot_of[k.position]))
                 .collect();
-            insert_index_rows(tx, entry.id, segment_id, encoded, &keys, |key, new| {
+            let into = IndexTarget {
+                model_id: entry.id,
+                open,
+                closed: &closed,
+                segment_id,
+            };
+            insert_index_rows(tx, &into, encoded, &keys, |key, new| {
                 is_new[slot_of[key.position] - chunk_slots.start] = new;
             })?;
         }
@@ -1236,6 +1301,8 @@ fn ingest_predictions(
             )?;
         }
     }
+    buckets.add_rows(tx, entry.id, out.accepted as i64)?;
+    entry.buckets = Some(buckets);
     {
         let mut upsert = tx.prepare_cached(
             "INSERT INTO versions(model_id, version, predictions, first_ts, last_ts)
@@ -1300,9 +1367,20 @@ fn ingest_predictions(
 /// time on the 1M-row import (docs/benchmarks.md).
 const INDEX_ROWS_PER_INSERT: usize = 64;
 
-/// Stores the request-index rows of `keys` (in key order), all pointing at `segment_id`, and
-/// tells `stored` for each whether it is new; a request id already stored keeps its row (the
-/// event is a duplicate).
+/// Where a batch's request-index rows go: the model's open bucket, after the closed buckets that
+/// may hold their ids were looked in.
+struct IndexTarget<'a> {
+    model_id: i64,
+    open: i64,
+    /// The model's closed buckets and their filters.
+    closed: &'a [(i64, Arc<StoredFilter>)],
+    /// The segment every row points at.
+    segment_id: i64,
+}
+
+/// Stores the request-index rows of `keys` (in key order) into the open bucket, and tells
+/// `stored` for each whether it is new; a request id already stored, in any bucket, keeps its
+/// row (the event is a duplicate).
 ///
 /// `INSERT OR IGNORE` rather than `ON CONFLICT DO NOTHING`: when a multi-row statement could
 /// still fail on another constraint after some of its rows went in, SQLite keeps a statement
@@ -1311,17 +1389,46 @@ const INDEX_ROWS_PER_INSERT: usize = 64;
 /// kept. No column is ever NULL, so the only rows it ignores are stored request ids.
 fn insert_index_rows<'k>(
     tx: &Transaction<'_>,
-    model_id: i64,
-    segment_id: i64,
+    into: &IndexTarget<'_>,
     encoded: &Encoded,
     keys: &[&'k IndexKey],
     mut stored: impl FnMut(&'k IndexKey, bool),
 ) -> Result<(), StoreError> {
+    let id = |key: &IndexKey| &encoded.ids[key.id.clone()];
+    // Ids stored in a closed bucket are duplicates; a filter rules out all but about 1 in 256
+    // of the others without reading the bucket.
+    let mut fresh: Vec<&'k IndexKey> = Vec::with_capacity(keys.len());
+    if into.closed.is_empty() {
+        fresh.extend_from_slice(keys);
+    } else {
+        let probes: Vec<(i64, buckets::Probe<'_>)> =
+            into.closed.iter().map(|(b, f)| (*b, f.probe())).collect();
+        let mut in_bucket = tx.prepare_cached(
+            "SELECT 1 FROM request_index WHERE model_id = ?1 AND bucket = ?2 AND request_id = ?3",
+        )?;
+        for &key in keys {
+            let mut stored_before = false;
+            for (bucket, probe) in &probes {
+                if probe.may_hold(key.hash)
+                    && in_bucket.exists(params![into.model_id, bucket, id(key)])?
+                {
+                    stored_before = true;
+                    break;
+                }
+            }
+            if stored_before {
+                stored(key, false);
+            } else {
+                fresh.push(key);
+            }
+        }
+    }
     let mut full = tx.prepare_cached(&index_insert_sql(INDEX_ROWS_PER_INSERT))?;
     let mut segment_of = tx.prepare_cached(
-        "SELECT segment_id FROM request_index WHERE model_id = ?1 AND request_id = ?2",
+        "SELECT segment_id FROM request_index WHERE model_id = ?1 AND bucket = ?2
+                                                AND request_id = ?3",
     )?;
-    for group in keys.chunks(INDEX_ROWS_PER_INSERT) {
+    for group in fresh.chunks(INDEX_ROWS_PER_INSERT) {
         let mut last;
         let insert = if group.len() == INDEX_ROWS_PER_INSERT {
             &mut full
@@ -1329,11 +1436,12 @@ fn insert_index_rows<'k>(
             last = tx.prepare_cached(&index_insert_sql(group.len()))?;
             &mut last
         };
-        insert.raw_bind_parameter(1, model_id)?;
-        insert.raw_bind_parameter(2, segment_id)?;
+        insert.raw_bind_parameter(1, into.model_id)?;
+        insert.raw_bind_parameter(2, into.segment_id)?;
+        insert.raw_bind_parameter(3, into.open)?;
         for (k, key) in group.iter().enumerate() {
-            let p = 3 + 5 * k;
-            insert.raw_bind_parameter(p, &encoded.ids[key.id.clone()])?;
+            let p = 4 + 5 * k;
+            insert.raw_bind_parameter(p, id(key))?;
             insert.raw_bind_parameter(p + 1, key.ts)?;
             insert.raw_bind_parameter(p + 2, &encoded.versions[key.version])?;
             insert.raw_bind_parameter(p + 3, key.error)?;
@@ -1346,24 +1454,23 @@ fn insert_index_rows<'k>(
         // Some ids were stored before: the new rows are those pointing at this segment (its id
         // is new, and an id repeated within the batch never gets this far).
         for key in group {
-            let segment: i64 = segment_of
-                .query_row(params![model_id, &encoded.ids[key.id.clone()]], |r| {
-                    r.get(0)
-                })?;
-            stored(key, segment == segment_id);
+            let segment: i64 =
+                segment_of.query_row(params![into.model_id, into.open, id(key)], |r| r.get(0))?;
+            stored(key, segment == into.segment_id);
         }
     }
     Ok(())
 }
 
-/// `INSERT OR IGNORE` of `rows` request-index rows: ?1 is the model, ?2 the segment, and each
-/// row binds its request id, event time, version, error flag and outcome, in that order.
+/// `INSERT OR IGNORE` of `rows` request-index rows: ?1 is the model, ?2 the segment, ?3 the
+/// bucket, and each row binds its request id, event time, version, error flag and outcome, in
+/// that order.
 fn index_insert_sql(rows: usize) -> String {
     let values: Vec<String> = (0..rows)
         .map(|k| {
-            let p = 3 + 5 * k;
+            let p = 4 + 5 * k;
             format!(
-                "(?1, ?{p}, ?{}, ?{}, ?{}, ?2, ?{})",
+                "(?1, ?3, ?{p}, ?{}, ?{}, ?{}, ?2, ?{})",
                 p + 1,
                 p + 2,
                 p + 3,
@@ -1372,8 +1479,8 @@ fn index_insert_sql(rows: usize) -> String {
         })
         .collect();
     format!(
-        "INSERT OR IGNORE INTO request_index(model_id, request_id, ts, version, error, segment_id,
-                                            outcome)
+        "INSERT OR IGNORE INTO request_index(model_id, bucket, request_id, ts, version, error,
+                                            segment_id, outcome)
          VALUES {}",
         values.join(", ")
     )
@@ -1398,7 +1505,7 @@ fn features_json(features: &[(FeatureName, FeatureValue)]) -> String {
 fn ingest_labels(
     tx: &Transaction<'_>,
     models: &mut HashMap<String, CachedModel>,
-    deletions: &AtomicU64,
+    shared: &WriterShared,
     model: &ModelName,
     batch: &LabelBatch,
     found: Option<&Found>,
@@ -1438,7 +1545,7 @@ fn ingest_labels(
         }
     }
     // The caller's lookups hold when no index row was deleted since they were made.
-    let found = found.filter(|f| f.deletions == deletions.load(Ordering::SeqCst));
+    let found = found.filter(|f| f.deletions == shared.deletions.load(Ordering::SeqCst));
     // What the batch changes in each (version, hour) of the predictions it joins: a delta of
     // first labels, or `None` once a replaced label (or an index row stored before outcomes
     // were kept) needs the hour rescanned.
@@ -1489,9 +1596,13 @@ fn ingest_labels(
             .iter()
             .map(|&i| fresh[i].request_id.as_str())
             .collect();
-        find_predictions(tx, model_id, &ids, |k, ts, version, outcome| {
-            on_found(missing[k], ts, version, outcome)
-        })?;
+        find_predictions(
+            tx,
+            &shared.filters,
+            model_id,
+            &ids,
+            |k, ts, version, outcome| on_found(missing[k], ts, version, outcome),
+        )?;
         let orphans = (fresh.len() - out.replaced) as i64 - joined;
         if joined + orphans > 0 {
             tx.execute(
@@ -1685,7 +1796,7 @@ impl SqliteStore {
                     rows.push(r);
                 }
             }
-            find_predictions(&tx, id, &ids, |i, ts, version, outcome| {
+            find_predictions(&tx, &self.filters, id, &ids, |i, ts, version, outcome| {
                 let v = match found.versions.iter().position(|v| v == version) {
                     Some(v) => v,
                     None => {
@@ -1725,45 +1836,91 @@ fn sort_labels(batch: &mut LabelBatch) {
 /// each id's position, event time, version and stored outcome; an id without a call has no
 /// prediction yet.
 ///
-/// It walks the index in key order from an id not yet found rather than seeking every id:
+/// Each bucket of the model is searched for the ids not found yet that it may hold: all of them
+/// in the open bucket, those its filter lets through in a closed one.
+fn find_predictions(
+    conn: &Connection,
+    filters: &Filters,
+    model_id: i64,
+    ids: &[&str],
+    mut found: impl FnMut(usize, i64, &str, Option<&[u8]>),
+) -> Result<(), StoreError> {
+    let buckets = Buckets::load(conn, model_id)?;
+    let hashes: Vec<u64> = if buckets.closed.is_empty() {
+        Vec::new()
+    } else {
+        ids.iter().map(|id| id_hash(id)).collect()
+    };
+    let mut missing: Vec<usize> = (0..ids.len()).collect();
+    for (bucket, open) in buckets.all() {
+        if missing.is_empty() {
+            break;
+        }
+        let filter;
+        let candidates: Vec<usize> = if open {
+            missing.clone()
+        } else {
+            filter = filters.get(conn, model_id, bucket)?;
+            let probe = filter.probe();
+            missing
+                .iter()
+                .copied()
+                .filter(|&i| probe.may_hold(hashes[i]))
+                .collect()
+        };
+        let mut hit = vec![false; ids.len()];
+        walk_bucket(conn, model_id, bucket, ids, &candidates, |i, ts, v, o| {
+            hit[i] = true;
+            found(i, ts, v, o);
+        })?;
+        missing.retain(|&i| !hit[i]);
+    }
+    Ok(())
+}
+
+/// Finds the rows of `ids[i]` for each `i` of `which` (ascending) in one bucket.
+///
+/// It walks the bucket in key order from an id not yet found rather than seeking every id:
 /// request ids that sit close together in the index (time-ordered ids such as UUIDv7 or
 /// sequence numbers, whose late labels come for neighbouring predictions) then cost one step
 /// each instead of one B-tree descent each. A walk that meets more than a few rows of other
 /// requests in a row stops, and the next id is sought afresh, so scattered (random) ids cost
 /// at most that many extra steps each.
-fn find_predictions(
-    tx: &Connection,
+fn walk_bucket(
+    conn: &Connection,
     model_id: i64,
+    bucket: i64,
     ids: &[&str],
+    which: &[usize],
     mut found: impl FnMut(usize, i64, &str, Option<&[u8]>),
 ) -> Result<(), StoreError> {
     const MAX_STRAY_ROWS: usize = 8;
-    let mut walk = tx.prepare_cached(
+    let mut walk = conn.prepare_cached(
         "SELECT request_id, ts, version, outcome FROM request_index
-         WHERE model_id = ?1 AND request_id >= ?2 ORDER BY request_id",
+         WHERE model_id = ?1 AND bucket = ?2 AND request_id >= ?3 ORDER BY request_id",
     )?;
-    let mut i = 0;
-    while i < ids.len() {
-        let mut rows = walk.query(params![model_id, ids[i]])?;
+    let mut w = 0;
+    while w < which.len() {
+        let mut rows = walk.query(params![model_id, bucket, ids[which[w]]])?;
         let mut stray = 0;
-        while i < ids.len() {
-            // Past the model's last row: no other id has a prediction.
+        while w < which.len() {
+            // Past the bucket's last row: no other id is in it.
             let Some(r) = rows.next()? else {
                 return Ok(());
             };
             let id = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
-            // Ids before this row have no prediction: the walk has passed their place.
-            while i < ids.len() && ids[i] < id {
-                i += 1;
+            // Ids before this row are not in the bucket: the walk has passed their place.
+            while w < which.len() && ids[which[w]] < id {
+                w += 1;
             }
-            if i < ids.len() && ids[i] == id {
+            if w < which.len() && ids[which[w]] == id {
                 let version = r.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?;
                 let outcome = r
                     .get_ref(3)?
                     .as_blob_or_null()
                     .map_err(rusqlite::Error::from)?;
-                found(i, r.get(1)?, version, outcome);
-                i += 1;
+                found(which[w], r.get(1)?, version, outcome);
+                w += 1;
                 stray = 0;
             } else {
                 stray += 1;
@@ -1826,9 +1983,11 @@ fn retention_cutoff(conn: &Connection, id: i64) -> Result<i64, StoreError> {
 fn recount_labelled_sql(filter: &str) -> String {
     format!(
         "UPDATE models SET
-            labelled = (SELECT count(*) FROM labels l JOIN request_index p
-                        ON p.model_id = l.model_id AND p.request_id = l.request_id
-                        WHERE l.model_id = models.id)
+            labelled = (SELECT count(*) FROM labels l WHERE l.model_id = models.id AND EXISTS (
+                            SELECT 1 FROM request_index p WHERE p.model_id = l.model_id
+                            AND p.bucket IN (SELECT bucket FROM request_buckets b
+                                             WHERE b.model_id = l.model_id)
+                            AND p.request_id = l.request_id))
          WHERE {filter};
          UPDATE models SET orphan_labels = labels - labelled WHERE {filter};"
     )
@@ -2094,6 +2253,13 @@ fn apply_retention(tx: &Transaction<'_>, now: Timestamp) -> Result<RetentionRepo
             "DELETE FROM request_index WHERE model_id = ?1 AND ts < ?2",
             params![id, cutoff],
         )? as u64;
+        // Closed buckets left empty go, and with them a filter check per lookup.
+        tx.execute(
+            "DELETE FROM request_buckets WHERE model_id = ?1 AND filter IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM request_index r
+                             WHERE r.model_id = ?1 AND r.bucket = request_buckets.bucket)",
+            [id],
+        )?;
         // A segment goes once all its events are past the cutoff; the events of a segment that
         // straddles it are filtered out when read (see `predictions`).
         tx.execute(
@@ -2105,7 +2271,8 @@ fn apply_retention(tx: &Transaction<'_>, now: Timestamp) -> Result<RetentionRepo
         let labels = tx.execute(
             "DELETE FROM labels WHERE model_id = ?1 AND ts < ?2 AND NOT EXISTS (
                  SELECT 1 FROM request_index p WHERE p.model_id = labels.model_id
-                                               AND p.request_id = labels.request_id)",
+                 AND p.bucket IN (SELECT bucket FROM request_buckets b WHERE b.model_id = ?1)
+                 AND p.request_id = labels.request_id)",
             params![id, cutoff],
         )? as u64;
         report.labels_deleted += labels;

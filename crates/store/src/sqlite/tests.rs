@@ -11,6 +11,115 @@ fn passes_the_store_conformance_suite() {
     }
 }
 
+/// The suite again with request buckets of 2 rows: nearly every batch closes the bucket before
+/// it, so de-duplication, the label join, retention and scans all cross closed buckets and
+/// their filters.
+#[test]
+fn passes_the_store_conformance_suite_with_tiny_request_buckets() {
+    for (name, check) in conformance::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_with_bucket_rows(dir.path(), 2).unwrap();
+        eprintln!("conformance, buckets of 2: {name}");
+        check(&store);
+    }
+}
+
+/// Ids `from..to` as predictions in one batch, an hour apart from 2026-01-01.
+fn numbered(from: usize, to: usize) -> PredictionBatch {
+    let rows: Vec<String> = (from..to)
+        .map(|i| {
+            let ts = format!("2026-01-01T{:02}:00:00Z", i % 24);
+            p(&format!("req-{i:05}"), &ts, i as f64)
+        })
+        .collect();
+    preds(&rows.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+#[test]
+fn ids_in_closed_buckets_are_duplicates_and_their_labels_join() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_with_bucket_rows(dir.path(), 100).unwrap();
+    // Ten batches of 100: each closes the bucket the previous one filled.
+    for b in 0..10 {
+        let out = store
+            .ingest_predictions(&model(), numbered(b * 100, b * 100 + 100))
+            .unwrap();
+        assert_eq!(out.accepted, 100);
+    }
+    let buckets = {
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        let id = model_id(&conn, &model()).unwrap().unwrap();
+        Buckets::load(&conn, id).unwrap()
+    };
+    assert_eq!((buckets.closed.len(), buckets.open_rows), (9, 100));
+    // A retry of every batch at once, with 50 new ids: only those are stored.
+    let out = store
+        .ingest_predictions(&model(), numbered(0, 1050))
+        .unwrap();
+    assert_eq!((out.accepted, out.duplicates), (50, 1000));
+    assert_eq!(store.model(&model()).unwrap().unwrap().predictions, 1050);
+    // Labels for ids of every bucket, and one without a prediction, join where they belong,
+    // whether the caller or the writer looks them up.
+    let ids: Vec<String> = (0..1051)
+        .step_by(7)
+        .map(|i| format!("req-{i:05}"))
+        .collect();
+    let labels = LabelBatch {
+        rows: ids.iter().map(|id| label_event(id)).enumerate().collect(),
+        rejected: vec![],
+    };
+    store.ingest_labels(&model(), labels).unwrap();
+    let m = store.model(&model()).unwrap().unwrap();
+    assert_eq!(
+        (m.labels, m.labelled),
+        (ids.len() as u64, ids.len() as u64 - 1)
+    );
+    // The orphan label joins its prediction when it comes, in the open bucket.
+    store
+        .ingest_predictions(&model(), numbered(1050, 1051))
+        .unwrap();
+    assert_eq!(
+        store.model(&model()).unwrap().unwrap().labelled,
+        ids.len() as u64
+    );
+    // And everything reads back after a restart, with the filters loaded from the database.
+    drop(store);
+    let store = SqliteStore::open_with_bucket_rows(dir.path(), 100).unwrap();
+    let out = store
+        .ingest_predictions(&model(), numbered(0, 1051))
+        .unwrap();
+    assert_eq!((out.accepted, out.duplicates), (0, 1051));
+    let mut scanned = 0;
+    let mut labelled = 0;
+    store
+        .scan_predictions(&model(), &ScanRange::default(), &mut |_, l| {
+            scanned += 1;
+            labelled += usize::from(l.is_some());
+        })
+        .unwrap();
+    assert_eq!((scanned, labelled), (1051, ids.len()));
+}
+
+#[test]
+fn a_version_4_index_becomes_the_first_bucket() {
+    let dir = two_predictions_and_labels();
+    downgrade(&dir, "");
+    let store = SqliteStore::open_with_bucket_rows(dir.path(), 1).unwrap();
+    let m = store.model(&model()).unwrap().unwrap();
+    assert_eq!((m.predictions, m.labels, m.labelled), (2, 2, 1));
+    // The old rows are a full bucket: the next batch closes it and still sees them.
+    let out = store
+        .ingest_predictions(
+            &model(),
+            preds(&[
+                &p("a", "2026-01-01T00:00:00Z", 1.5),
+                &p("c", "2026-01-01T00:00:00Z", 1.5),
+            ]),
+        )
+        .unwrap();
+    assert_eq!((out.accepted, out.duplicates), (1, 1));
+}
+
 #[test]
 fn data_survives_reopen_and_a_second_process_is_locked_out() {
     let dir = tempfile::tempdir().unwrap();
@@ -195,8 +304,25 @@ fn answer_every_mark(store: &SqliteStore) {
 
 /// Turns a closed data directory back into what an older version wrote, by running `sql` on
 /// its database (which ends by setting that version's `user_version`).
+/// Turns a data directory back into what an older version wrote: first version 4 (the request
+/// index without buckets), then whatever `sql` undoes.
 fn downgrade(dir: &tempfile::TempDir, sql: &str) {
     let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE request_index_v4 (
+             model_id INTEGER NOT NULL, request_id TEXT NOT NULL, ts INTEGER NOT NULL,
+             version TEXT NOT NULL, error INTEGER NOT NULL, segment_id INTEGER NOT NULL,
+             outcome BLOB, PRIMARY KEY (model_id, request_id)) WITHOUT ROWID;
+         INSERT INTO request_index_v4
+             SELECT model_id, request_id, ts, version, error, segment_id, outcome
+             FROM request_index;
+         DROP TABLE request_index;
+         ALTER TABLE request_index_v4 RENAME TO request_index;
+         CREATE INDEX request_index_segment ON request_index(model_id, segment_id);
+         DROP TABLE request_buckets;
+         PRAGMA user_version = 4;",
+    )
+    .unwrap();
     conn.execute_batch(sql).unwrap();
 }
 
@@ -624,7 +750,16 @@ fn writer_with_a_failing_version(dir: &Path) -> Writer {
     .unwrap();
     // Nobody listens for commits: the writer's notice to the checkpointer is dropped.
     let (committed, _) = bounded(1);
-    Writer::new(conn, committed, Arc::new(AtomicU64::new(0)))
+    Writer {
+        conn,
+        models: HashMap::new(),
+        committed,
+        shared: WriterShared {
+            deletions: Arc::new(AtomicU64::new(0)),
+            filters: Arc::new(Filters::default()),
+            bucket_rows: BUCKET_ROWS,
+        },
+    }
 }
 
 type Answer<T> = Receiver<Result<T, StoreError>>;
