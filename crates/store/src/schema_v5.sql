@@ -32,3 +32,13 @@ CREATE TABLE request_buckets (
 ) WITHOUT ROWID;
 INSERT INTO request_buckets(model_id, bucket, rows, filter)
     SELECT model_id, 0, count(*), NULL FROM request_index GROUP BY model_id;
+-- Groups of consecutive closed buckets with one filter over all their ids: a lookup checks a
+-- group's filter first and its buckets' filters only when it may hold the id, so the filters
+-- checked per id grow with the number of groups (one per 16 buckets), not of buckets.
+CREATE TABLE request_bucket_groups (
+    model_id     INTEGER NOT NULL,
+    first_bucket INTEGER NOT NULL,
+    last_bucket  INTEGER NOT NULL,
+    filter       BLOB NOT NULL,
+    PRIMARY KEY (model_id, first_bucket)
+) WITHOUT ROWID;

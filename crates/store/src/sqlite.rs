@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 mod buckets;
-use buckets::{id_hash, Buckets, Filters, StoredFilter, BUCKET_ROWS};
+use buckets::{id_hash, Buckets, ClosedFilters, Filters, BUCKET_ROWS, GROUP_BUCKETS};
 
 const DB_FILE: &str = "modelwatch.db";
 const LOCK_FILE: &str = "LOCK";
@@ -58,6 +58,8 @@ struct WriterSettings {
     checkpoint_mib: i64,
     /// Rows of a request bucket before it is closed ([`BUCKET_ROWS`]; tests use tiny buckets).
     bucket_rows: i64,
+    /// Closed buckets per group filter ([`GROUP_BUCKETS`]).
+    group_buckets: i64,
 }
 
 impl WriterSettings {
@@ -69,6 +71,7 @@ impl WriterSettings {
         cache_kib: 65_536,
         checkpoint_mib: 64,
         bucket_rows: BUCKET_ROWS,
+        group_buckets: GROUP_BUCKETS,
     };
     /// A bulk import's (`SqliteStore::open_for_import`), a process that ends with the import:
     /// the request index of a 1M-row import (73 MB, most of it rewritten by every 131k-row
@@ -81,6 +84,7 @@ impl WriterSettings {
         cache_kib: 131_072,
         checkpoint_mib: 0,
         bucket_rows: BUCKET_ROWS,
+        group_buckets: GROUP_BUCKETS,
     };
 }
 
@@ -249,14 +253,16 @@ impl SqliteStore {
         Self::open_with(dir, WriterSettings::IMPORT)
     }
 
-    /// [`SqliteStore::open`] with request buckets of `rows` rows instead of [`BUCKET_ROWS`]:
-    /// for tests, which need many buckets from few events.
+    /// [`SqliteStore::open`] with request buckets of `rows` rows instead of [`BUCKET_ROWS`],
+    /// grouped by 4 instead of [`GROUP_BUCKETS`]: for tests, which need many buckets and
+    /// groups from few events.
     #[doc(hidden)]
     pub fn open_with_bucket_rows(dir: impl AsRef<Path>, rows: i64) -> Result<Self, StoreError> {
         Self::open_with(
             dir,
             WriterSettings {
                 bucket_rows: rows,
+                group_buckets: 4,
                 ..WriterSettings::SERVICE
             },
         )
@@ -314,6 +320,7 @@ impl SqliteStore {
                     deletions: Arc::clone(&deletions),
                     filters: Arc::clone(&filters),
                     bucket_rows: settings.bucket_rows,
+                    group_buckets: settings.group_buckets,
                 },
             };
             std::thread::Builder::new()
@@ -530,6 +537,7 @@ struct WriterShared {
     deletions: Arc<AtomicU64>,
     filters: Arc<Filters>,
     bucket_rows: i64,
+    group_buckets: i64,
 }
 
 impl Writer {
@@ -890,7 +898,6 @@ impl Encoded {
         let mut ids = String::with_capacity(by_id.iter().map(|&p| id(p).len()).sum());
         let mut outcomes = Vec::with_capacity(rows.len() * 20);
         let mut versions: Vec<String> = Vec::new();
-        let mut version_no: HashMap<&str, usize> = HashMap::new();
         let keys = by_id
             .iter()
             .map(|&position| {
@@ -905,10 +912,14 @@ impl Encoded {
                     e.scores.as_deref(),
                 );
                 let v = e.model_version.as_deref().unwrap_or("");
-                let version = *version_no.entry(v).or_insert_with(|| {
-                    versions.push(v.to_string());
-                    versions.len() - 1
-                });
+                // A batch has one version or a few: a search beats hashing every row's.
+                let version = match versions.iter().position(|known| known == v) {
+                    Some(n) => n,
+                    None => {
+                        versions.push(v.to_string());
+                        versions.len() - 1
+                    }
+                };
                 IndexKey {
                     position,
                     id: start..ids.len(),
@@ -1155,12 +1166,14 @@ fn ingest_predictions(
         Some(b) => b,
         None => Buckets::load(tx, entry.id)?,
     };
-    let open = buckets.open_for_writes(tx, &shared.filters, entry.id, shared.bucket_rows)?;
-    let closed = buckets
-        .closed
-        .iter()
-        .map(|&b| Ok((b, shared.filters.get(tx, entry.id, b)?)))
-        .collect::<Result<Vec<(i64, Arc<StoredFilter>)>, StoreError>>()?;
+    let open = buckets.open_for_writes(
+        tx,
+        &shared.filters,
+        entry.id,
+        shared.bucket_rows,
+        shared.group_buckets,
+    )?;
+    let closed = buckets.closed_filters(tx, &shared.filters, entry.id)?;
     let mut pending = Vec::new();
     // Positions in `batch.rows` of the rows that pass the checks, in order.
     let mut admitted: Vec<usize> = Vec::with_capacity(batch.rows.len());
@@ -1372,8 +1385,8 @@ const INDEX_ROWS_PER_INSERT: usize = 64;
 struct IndexTarget<'a> {
     model_id: i64,
     open: i64,
-    /// The model's closed buckets and their filters.
-    closed: &'a [(i64, Arc<StoredFilter>)],
+    /// The filters of the model's closed buckets.
+    closed: &'a ClosedFilters,
     /// The segment every row points at.
     segment_id: i64,
 }
@@ -1401,21 +1414,13 @@ fn insert_index_rows<'k>(
     if into.closed.is_empty() {
         fresh.extend_from_slice(keys);
     } else {
-        let probes: Vec<(i64, buckets::Probe<'_>)> =
-            into.closed.iter().map(|(b, f)| (*b, f.probe())).collect();
         let mut in_bucket = tx.prepare_cached(
             "SELECT 1 FROM request_index WHERE model_id = ?1 AND bucket = ?2 AND request_id = ?3",
         )?;
         for &key in keys {
-            let mut stored_before = false;
-            for (bucket, probe) in &probes {
-                if probe.may_hold(key.hash)
-                    && in_bucket.exists(params![into.model_id, bucket, id(key)])?
-                {
-                    stored_before = true;
-                    break;
-                }
-            }
+            let stored_before = into.closed.find(key.hash, |bucket| {
+                Ok(in_bucket.exists(params![into.model_id, bucket, id(key)])?)
+            })?;
             if stored_before {
                 stored(key, false);
             } else {
@@ -1836,8 +1841,8 @@ fn sort_labels(batch: &mut LabelBatch) {
 /// each id's position, event time, version and stored outcome; an id without a call has no
 /// prediction yet.
 ///
-/// Each bucket of the model is searched for the ids not found yet that it may hold: all of them
-/// in the open bucket, those its filter lets through in a closed one.
+/// The open bucket is searched for every id, then each closed bucket for the ids not found yet
+/// that its filters let through.
 fn find_predictions(
     conn: &Connection,
     filters: &Filters,
@@ -1846,34 +1851,31 @@ fn find_predictions(
     mut found: impl FnMut(usize, i64, &str, Option<&[u8]>),
 ) -> Result<(), StoreError> {
     let buckets = Buckets::load(conn, model_id)?;
-    let hashes: Vec<u64> = if buckets.closed.is_empty() {
-        Vec::new()
-    } else {
-        ids.iter().map(|id| id_hash(id)).collect()
+    let Some(open) = buckets.open else {
+        // No prediction was ever stored.
+        return Ok(());
     };
-    let mut missing: Vec<usize> = (0..ids.len()).collect();
-    for (bucket, open) in buckets.all() {
-        if missing.is_empty() {
-            break;
-        }
-        let filter;
-        let candidates: Vec<usize> = if open {
-            missing.clone()
-        } else {
-            filter = filters.get(conn, model_id, bucket)?;
-            let probe = filter.probe();
-            missing
-                .iter()
-                .copied()
-                .filter(|&i| probe.may_hold(hashes[i]))
-                .collect()
-        };
-        let mut hit = vec![false; ids.len()];
-        walk_bucket(conn, model_id, bucket, ids, &candidates, |i, ts, v, o| {
+    let mut hit = vec![false; ids.len()];
+    let all: Vec<usize> = (0..ids.len()).collect();
+    walk_bucket(conn, model_id, open, ids, &all, |i, ts, v, o| {
+        hit[i] = true;
+        found(i, ts, v, o);
+    })?;
+    // The others, in the closed buckets whose filters may hold them (ascending per bucket).
+    let closed = buckets.closed_filters(conn, filters, model_id)?;
+    let mut by_bucket: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for i in (0..ids.len()).filter(|&i| !hit[i]) {
+        closed.find(id_hash(ids[i]), |bucket| {
+            by_bucket.entry(bucket).or_default().push(i);
+            Ok(false)
+        })?;
+    }
+    for (bucket, which) in by_bucket {
+        let which: Vec<usize> = which.into_iter().filter(|&i| !hit[i]).collect();
+        walk_bucket(conn, model_id, bucket, ids, &which, |i, ts, v, o| {
             hit[i] = true;
             found(i, ts, v, o);
         })?;
-        missing.retain(|&i| !hit[i]);
     }
     Ok(())
 }
@@ -2258,6 +2260,12 @@ fn apply_retention(tx: &Transaction<'_>, now: Timestamp) -> Result<RetentionRepo
             "DELETE FROM request_buckets WHERE model_id = ?1 AND filter IS NOT NULL
              AND NOT EXISTS (SELECT 1 FROM request_index r
                              WHERE r.model_id = ?1 AND r.bucket = request_buckets.bucket)",
+            [id],
+        )?;
+        tx.execute(
+            "DELETE FROM request_bucket_groups WHERE model_id = ?1 AND NOT EXISTS (
+                 SELECT 1 FROM request_buckets b WHERE b.model_id = ?1
+                 AND b.bucket BETWEEN first_bucket AND last_bucket)",
             [id],
         )?;
         // A segment goes once all its events are past the cutoff; the events of a segment that

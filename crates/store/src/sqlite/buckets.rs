@@ -11,7 +11,10 @@
 //! A closed bucket keeps an xor filter (binary fuse, 8-bit fingerprints: 9 bits per id, under
 //! 0.4 % false positives) of its ids' hashes, so that a lookup by request id (the writer's
 //! de-duplication, the label join) probes only the buckets that may hold the id: the open one
-//! and, per closed bucket, one filter check, then a B-tree probe for about 1 id in 256.
+//! and the closed ones whose filter lets it through (a B-tree probe for about 1 id in 256 of
+//! the others). Every [`GROUP_BUCKETS`] closed buckets also get one filter over all their ids,
+//! checked first: an id costs one filter check per group plus the checks inside the groups
+//! that may hold it, instead of one per bucket.
 //!
 //! Invariants:
 //! - A request id is in at most one bucket of its model (the writer looks in every bucket
@@ -29,7 +32,10 @@ use xorf::{BinaryFuse8, BinaryFuse8Ref, DmaSerializable, Filter, FilterRef};
 /// Rows a model's open bucket takes before it is closed (it is closed before the first batch
 /// that finds it this full, so a bucket can end a batch larger). A commit rewrites up to this
 /// bucket's pages; a lookup checks one filter per closed bucket. Measured in ADR 004.
-pub(crate) const BUCKET_ROWS: i64 = 1 << 18;
+pub(crate) const BUCKET_ROWS: i64 = 1 << 16;
+
+/// Closed buckets per group filter.
+pub(crate) const GROUP_BUCKETS: i64 = 16;
 
 /// The hash of a request id that the filters hold: XXH3-64, a fixed function, since filters
 /// are stored and read back.
@@ -42,7 +48,8 @@ pub(crate) fn id_hash(request_id: &str) -> u64 {
 /// every snapshot that sees the bucket closed.
 #[derive(Debug, Default)]
 pub(crate) struct Filters {
-    by_bucket: RwLock<HashMap<(i64, i64), Arc<StoredFilter>>>,
+    /// By (model, bucket, whether it is the filter of the group starting at that bucket).
+    by_bucket: RwLock<HashMap<(i64, i64, bool), Arc<StoredFilter>>>,
 }
 
 /// A filter as stored: the xor filter's descriptor, then its fingerprints. Empty when no
@@ -95,41 +102,110 @@ impl Probe<'_> {
 }
 
 impl Filters {
-    /// The filter of a closed bucket, read from `conn` the first time.
-    pub(crate) fn get(
+    /// The filter of a closed bucket (or of the group starting at `bucket`), read from `conn`
+    /// the first time.
+    fn get(
         &self,
         conn: &Connection,
         model_id: i64,
         bucket: i64,
+        group: bool,
     ) -> Result<Arc<StoredFilter>, StoreError> {
         let cached = self
             .by_bucket
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&(model_id, bucket))
+            .get(&(model_id, bucket, group))
             .cloned();
         if let Some(f) = cached {
             return Ok(f);
         }
+        let sql = if group {
+            "SELECT filter FROM request_bucket_groups WHERE model_id = ?1 AND first_bucket = ?2"
+        } else {
+            "SELECT filter FROM request_buckets WHERE model_id = ?1 AND bucket = ?2"
+        };
         let blob: Option<Vec<u8>> = conn
-            .query_row(
-                "SELECT filter FROM request_buckets WHERE model_id = ?1 AND bucket = ?2",
-                params![model_id, bucket],
-                |r| r.get(0),
-            )
+            .query_row(sql, params![model_id, bucket], |r| r.get(0))
             .optional()?
             .flatten();
         let filter = Arc::new(StoredFilter(blob.unwrap_or_default().into_boxed_slice()));
-        self.put(model_id, bucket, Arc::clone(&filter));
+        self.put(model_id, bucket, group, Arc::clone(&filter));
         Ok(filter)
     }
 
-    fn put(&self, model_id: i64, bucket: i64, filter: Arc<StoredFilter>) {
+    fn put(&self, model_id: i64, bucket: i64, group: bool, filter: Arc<StoredFilter>) {
         self.by_bucket
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert((model_id, bucket), filter);
+            .insert((model_id, bucket, group), filter);
     }
+}
+
+/// The filters of a model's closed buckets, ready for lookups.
+#[derive(Debug, Default)]
+pub(crate) struct ClosedFilters {
+    /// Groups (their filter and their buckets') and buckets in no group.
+    parts: Vec<Part>,
+}
+
+#[derive(Debug)]
+enum Part {
+    Bucket(i64, Arc<StoredFilter>),
+    Group(Arc<StoredFilter>, Vec<(i64, Arc<StoredFilter>)>),
+}
+
+impl ClosedFilters {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// Calls `holds` on each closed bucket that may hold the id of `hash`, until it answers
+    /// true; returns whether one did.
+    pub(crate) fn find(
+        &self,
+        hash: u64,
+        mut holds: impl FnMut(i64) -> Result<bool, StoreError>,
+    ) -> Result<bool, StoreError> {
+        let mut check = |b: i64, f: &StoredFilter| -> Result<bool, StoreError> {
+            Ok(f.probe().may_hold(hash) && holds(b)?)
+        };
+        for part in &self.parts {
+            match part {
+                Part::Bucket(b, f) => {
+                    if check(*b, f)? {
+                        return Ok(true);
+                    }
+                }
+                Part::Group(g, _) if !g.probe().may_hold(hash) => {}
+                Part::Group(_, buckets) => {
+                    for (b, f) in buckets {
+                        if check(*b, f)? {
+                            return Ok(true);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// The hashes of the ids stored in buckets `first..=last` of a model.
+fn bucket_hashes(
+    conn: &Connection,
+    model_id: i64,
+    first: i64,
+    last: i64,
+) -> Result<Vec<u64>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT request_id FROM request_index WHERE model_id = ?1 AND bucket BETWEEN ?2 AND ?3",
+        )?
+        .query_map(params![model_id, first, last], |r| {
+            Ok(id_hash(r.get_ref(0)?.as_str()?))
+        })?
+        .collect::<Result<Vec<u64>, _>>()?)
 }
 
 /// A model's buckets as one connection's snapshot sees them.
@@ -141,6 +217,8 @@ pub(crate) struct Buckets {
     pub open_rows: i64,
     /// The closed buckets, oldest first.
     pub closed: Vec<i64>,
+    /// The groups of closed buckets with a filter of their own: (first, last) bucket.
+    pub groups: Vec<(i64, i64)>,
 }
 
 impl Buckets {
@@ -161,13 +239,49 @@ impl Buckets {
                 out.closed.push(bucket);
             }
         }
+        out.groups = conn
+            .prepare_cached(
+                "SELECT first_bucket, last_bucket FROM request_bucket_groups WHERE model_id = ?1
+                 ORDER BY first_bucket",
+            )?
+            .query_map([model_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
         Ok(out)
     }
 
-    /// Every bucket, closed ones first, the open one last.
-    pub(crate) fn all(&self) -> impl Iterator<Item = (i64, bool)> + '_ {
-        let closed = self.closed.iter().map(|&b| (b, false));
-        closed.chain(self.open.map(|b| (b, true)))
+    /// The filters of the closed buckets, loaded through `filters`.
+    pub(crate) fn closed_filters(
+        &self,
+        conn: &Connection,
+        filters: &Filters,
+        model_id: i64,
+    ) -> Result<ClosedFilters, StoreError> {
+        let mut parts = Vec::new();
+        let (closed, groups) = (&self.closed, &self.groups);
+        let (mut i, mut g) = (0, 0);
+        while i < closed.len() {
+            let b = closed[i];
+            while g < groups.len() && groups[g].1 < b {
+                g += 1;
+            }
+            match groups.get(g) {
+                Some(&(first, last)) if first <= b => {
+                    let mut members = Vec::new();
+                    while i < closed.len() && closed[i] <= last {
+                        members.push((closed[i], filters.get(conn, model_id, closed[i], false)?));
+                        i += 1;
+                    }
+                    let filter = filters.get(conn, model_id, first, true)?;
+                    parts.push(Part::Group(filter, members));
+                    g += 1;
+                }
+                _ => {
+                    parts.push(Part::Bucket(b, filters.get(conn, model_id, b, false)?));
+                    i += 1;
+                }
+            }
+        }
+        Ok(ClosedFilters { parts })
     }
 
     /// The bucket for a batch of new predictions, in the writer's transaction: creates the
@@ -179,6 +293,7 @@ impl Buckets {
         filters: &Filters,
         model_id: i64,
         bucket_rows: i64,
+        group_buckets: i64,
     ) -> Result<i64, StoreError> {
         let Some(open) = self.open else {
             conn.execute(
@@ -192,15 +307,9 @@ impl Buckets {
         if self.open_rows < bucket_rows {
             return Ok(open);
         }
-        let hashes = conn
-            .prepare_cached(
-                "SELECT request_id FROM request_index WHERE model_id = ?1 AND bucket = ?2",
-            )?
-            .query_map(params![model_id, open], |r| {
-                Ok(id_hash(r.get_ref(0)?.as_str()?))
-            })?
-            .collect::<Result<Vec<u64>, _>>()?;
-        let filter = Arc::new(StoredFilter::build(hashes));
+        let filter = Arc::new(StoredFilter::build(bucket_hashes(
+            conn, model_id, open, open,
+        )?));
         conn.execute(
             "UPDATE request_buckets SET filter = ?3 WHERE model_id = ?1 AND bucket = ?2",
             params![model_id, open, &filter.0[..]],
@@ -211,10 +320,25 @@ impl Buckets {
         )?;
         // Before the commit: a reader that sees the bucket closed finds its filter here; one
         // that does not, or a rolled-back close, probes the bucket as the open one.
-        filters.put(model_id, open, filter);
+        filters.put(model_id, open, false, filter);
         self.closed.push(open);
         self.open = Some(open + 1);
         self.open_rows = 0;
+        // The closed buckets after the last group make a group once there are enough of them.
+        let grouped_through = self.groups.last().map_or(-1, |&(_, last)| last);
+        let first = grouped_through + 1;
+        if open - first + 1 >= group_buckets {
+            let filter = Arc::new(StoredFilter::build(bucket_hashes(
+                conn, model_id, first, open,
+            )?));
+            conn.execute(
+                "INSERT INTO request_bucket_groups(model_id, first_bucket, last_bucket, filter)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![model_id, first, open, &filter.0[..]],
+            )?;
+            filters.put(model_id, first, true, filter);
+            self.groups.push((first, open));
+        }
         Ok(open + 1)
     }
 

@@ -51,7 +51,9 @@ fn ids_in_closed_buckets_are_duplicates_and_their_labels_join() {
         let id = model_id(&conn, &model()).unwrap().unwrap();
         Buckets::load(&conn, id).unwrap()
     };
+    // Groups of 4 (the tests' size): buckets 0-3 and 4-7; bucket 8 is in none yet.
     assert_eq!((buckets.closed.len(), buckets.open_rows), (9, 100));
+    assert_eq!(buckets.groups, [(0, 3), (4, 7)]);
     // A retry of every batch at once, with 50 new ids: only those are stored.
     let out = store
         .ingest_predictions(&model(), numbered(0, 1050))
@@ -319,7 +321,7 @@ fn downgrade(dir: &tempfile::TempDir, sql: &str) {
          DROP TABLE request_index;
          ALTER TABLE request_index_v4 RENAME TO request_index;
          CREATE INDEX request_index_segment ON request_index(model_id, segment_id);
-         DROP TABLE request_buckets;
+         DROP TABLE request_buckets; DROP TABLE request_bucket_groups;
          PRAGMA user_version = 4;",
     )
     .unwrap();
@@ -758,6 +760,7 @@ fn writer_with_a_failing_version(dir: &Path) -> Writer {
             deletions: Arc::new(AtomicU64::new(0)),
             filters: Arc::new(Filters::default()),
             bucket_rows: BUCKET_ROWS,
+            group_buckets: GROUP_BUCKETS,
         },
     }
 }
