@@ -1,4 +1,4 @@
--- modelwatch embedded store: what schema version 5 adds to version 4 (ADR 004, request
+-- modelwatch embedded store: what schema version 5 adds to version 4 (ADR 005, request
 -- buckets).
 -- The request index is keyed by (model, bucket, request id): a model's new predictions go into
 -- its open bucket, which is closed once full and never written again, so that a commit
@@ -27,11 +27,14 @@ CREATE TABLE request_buckets (
     model_id    INTEGER NOT NULL,
     bucket      INTEGER NOT NULL,
     rows        INTEGER NOT NULL,            -- rows stored in it
+    -- 1 once closed. A column of its own, before the filter: listing a model's buckets then
+    -- reads no filter (tens of KB each, in overflow pages).
+    closed      INTEGER NOT NULL,
     filter      BLOB,                        -- NULL while open
     PRIMARY KEY (model_id, bucket)
 ) WITHOUT ROWID;
-INSERT INTO request_buckets(model_id, bucket, rows, filter)
-    SELECT model_id, 0, count(*), NULL FROM request_index GROUP BY model_id;
+INSERT INTO request_buckets(model_id, bucket, rows, closed, filter)
+    SELECT model_id, 0, count(*), 0, NULL FROM request_index GROUP BY model_id;
 -- Groups of consecutive closed buckets with one filter over all their ids: a lookup checks a
 -- group's filter first and its buckets' filters only when it may hold the id, so the filters
 -- checked per id grow with the number of groups (one per 16 buckets), not of buckets.

@@ -1417,11 +1417,18 @@ fn insert_index_rows<'k>(
         let mut in_bucket = tx.prepare_cached(
             "SELECT 1 FROM request_index WHERE model_id = ?1 AND bucket = ?2 AND request_id = ?3",
         )?;
-        for &key in keys {
-            let stored_before = into.closed.find(key.hash, |bucket| {
-                Ok(in_bucket.exists(params![into.model_id, bucket, id(key)])?)
-            })?;
-            if stored_before {
+        let hashes: Vec<u64> = keys.iter().map(|k| k.hash).collect();
+        let all: Vec<usize> = (0..keys.len()).collect();
+        let mut duplicate = vec![false; keys.len()];
+        for (bucket, which) in into.closed.candidates(&hashes, &all) {
+            for k in which {
+                if !duplicate[k] && in_bucket.exists(params![into.model_id, bucket, id(keys[k])])? {
+                    duplicate[k] = true;
+                }
+            }
+        }
+        for (&key, dup) in keys.iter().zip(duplicate) {
+            if dup {
                 stored(key, false);
             } else {
                 fresh.push(key);
@@ -1861,21 +1868,25 @@ fn find_predictions(
         hit[i] = true;
         found(i, ts, v, o);
     })?;
-    // The others, in the closed buckets whose filters may hold them (ascending per bucket).
-    let closed = buckets.closed_filters(conn, filters, model_id)?;
-    let mut by_bucket: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
-    for i in (0..ids.len()).filter(|&i| !hit[i]) {
-        closed.find(id_hash(ids[i]), |bucket| {
-            by_bucket.entry(bucket).or_default().push(i);
-            Ok(false)
-        })?;
+    // The others, in the closed buckets whose filters may hold them, newest first, until
+    // every id is found.
+    let mut missing: Vec<usize> = (0..ids.len()).filter(|&i| !hit[i]).collect();
+    if missing.is_empty() || buckets.closed.is_empty() {
+        return Ok(());
     }
-    for (bucket, which) in by_bucket {
-        let which: Vec<usize> = which.into_iter().filter(|&i| !hit[i]).collect();
-        walk_bucket(conn, model_id, bucket, ids, &which, |i, ts, v, o| {
-            hit[i] = true;
-            found(i, ts, v, o);
-        })?;
+    let hashes: Vec<u64> = ids.iter().map(|id| id_hash(id)).collect();
+    for part in buckets.closed_newest_first(conn, filters, model_id) {
+        if missing.is_empty() {
+            break;
+        }
+        for (bucket, which) in part?.candidates(&hashes, &missing) {
+            let which: Vec<usize> = which.into_iter().filter(|&i| !hit[i]).collect();
+            walk_bucket(conn, model_id, bucket, ids, &which, |i, ts, v, o| {
+                hit[i] = true;
+                found(i, ts, v, o);
+            })?;
+        }
+        missing.retain(|&i| !hit[i]);
     }
     Ok(())
 }
@@ -2257,7 +2268,7 @@ fn apply_retention(tx: &Transaction<'_>, now: Timestamp) -> Result<RetentionRepo
         )? as u64;
         // Closed buckets left empty go, and with them a filter check per lookup.
         tx.execute(
-            "DELETE FROM request_buckets WHERE model_id = ?1 AND filter IS NOT NULL
+            "DELETE FROM request_buckets WHERE model_id = ?1 AND closed = 1
              AND NOT EXISTS (SELECT 1 FROM request_index r
                              WHERE r.model_id = ?1 AND r.bucket = request_buckets.bucket)",
             [id],
