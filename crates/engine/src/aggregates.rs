@@ -450,16 +450,15 @@ fn arrival_context(
 }
 
 /// Folds a batch of new predictions per (version, hour) where they were parsed, for the store
-/// to keep in the hours' deltas (`PredictionBatch::folds`). `None` before the model's task is
-/// decided: nothing can be folded until a refresh decides it, and every batch stored until
-/// then is read back from its segments, so the caller should have the refresh run soon.
+/// to keep in the hours' deltas (`PredictionBatch::folds`). Empty before the model's task is
+/// decided.
 pub fn fold_on_arrival(
     store: &dyn Store,
     model: &ModelName,
     rows: &[(usize, PredictionEvent)],
-) -> Result<Option<Vec<HourFold>>, PerformanceError> {
+) -> Result<Vec<HourFold>, PerformanceError> {
     let Some(c) = arrival_context(store, model)? else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let reference = c.reference.as_ref();
     let mut folds: BTreeMap<(&str, i64), NewPredictions> = BTreeMap::new();
@@ -470,7 +469,7 @@ pub fn fold_on_arrival(
             .or_insert_with(|| NewPredictions::new(&c.spec, reference))
             .observe(&c.spec, reference, p);
     }
-    let folds = folds
+    folds
         .into_iter()
         .map(|((version, hour), fold)| {
             let rows = fold.count;
@@ -486,8 +485,7 @@ pub fn fold_on_arrival(
                 data: postcard::to_stdvec(&blob).map_err(|e| corrupt("arrival fold", e))?,
             })
         })
-        .collect::<Result<Vec<_>, PerformanceError>>()?;
-    Ok(Some(folds))
+        .collect()
 }
 
 /// (version, start of the hour in microseconds).

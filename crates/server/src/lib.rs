@@ -43,9 +43,6 @@ pub struct AppState {
     /// Rules, alerts, silences, notifications; evaluated after ingest and on a schedule.
     pub alerts: Arc<AlertService>,
     pub ingest_counters: Arc<IngestCounters>,
-    /// Wakes the background refresh of aggregates before its next tick (a new model's first
-    /// predictions: see `ingest::predictions`).
-    pub refresh_soon: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -279,10 +276,7 @@ pub async fn aggregates_loop(state: AppState) {
     let mut tick = tokio::time::interval(AGGREGATE_REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = state.refresh_soon.notified() => {}
-        }
+        tick.tick().await;
         let st = state.clone();
         let result = blocking(move || {
             for name in st.store.models_with_dirty_hours()? {
