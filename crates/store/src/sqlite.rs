@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 mod buckets;
-use buckets::{id_hash, Buckets, ClosedFilters, Filters, BUCKET_ROWS, GROUP_BUCKETS};
+use buckets::{id_hash, Buckets, Filters, BUCKET_ROWS, GROUP_BUCKETS};
 
 const DB_FILE: &str = "modelwatch.db";
 const LOCK_FILE: &str = "LOCK";
@@ -1173,7 +1173,6 @@ fn ingest_predictions(
         shared.bucket_rows,
         shared.group_buckets,
     )?;
-    let closed = buckets.closed_filters(tx, &shared.filters, entry.id)?;
     let mut pending = Vec::new();
     // Positions in `batch.rows` of the rows that pass the checks, in order.
     let mut admitted: Vec<usize> = Vec::with_capacity(batch.rows.len());
@@ -1250,7 +1249,8 @@ fn ingest_predictions(
             let into = IndexTarget {
                 model_id: entry.id,
                 open,
-                closed: &closed,
+                buckets: &buckets,
+                filters: &shared.filters,
                 segment_id,
             };
             insert_index_rows(tx, &into, encoded, &keys, |key, new| {
@@ -1385,8 +1385,9 @@ const INDEX_ROWS_PER_INSERT: usize = 64;
 struct IndexTarget<'a> {
     model_id: i64,
     open: i64,
-    /// The filters of the model's closed buckets.
-    closed: &'a ClosedFilters,
+    /// The model's buckets, whose closed ones are searched through `filters`.
+    buckets: &'a Buckets,
+    filters: &'a Filters,
     /// The segment every row points at.
     segment_id: i64,
 }
@@ -1411,22 +1412,27 @@ fn insert_index_rows<'k>(
     // Ids stored in a closed bucket are duplicates; a filter rules out all but about 1 in 256
     // of the others without reading the bucket.
     let mut fresh: Vec<&'k IndexKey> = Vec::with_capacity(keys.len());
-    if into.closed.is_empty() {
+    if into.buckets.closed.is_empty() {
         fresh.extend_from_slice(keys);
     } else {
         let mut in_bucket = tx.prepare_cached(
             "SELECT 1 FROM request_index WHERE model_id = ?1 AND bucket = ?2 AND request_id = ?3",
         )?;
         let hashes: Vec<u64> = keys.iter().map(|k| k.hash).collect();
-        let all: Vec<usize> = (0..keys.len()).collect();
         let mut duplicate = vec![false; keys.len()];
-        for (bucket, which) in into.closed.candidates(&hashes, &all) {
-            for k in which {
-                if !duplicate[k] && in_bucket.exists(params![into.model_id, bucket, id(keys[k])])? {
-                    duplicate[k] = true;
+        into.buckets.search_closed(
+            tx,
+            into.filters,
+            into.model_id,
+            &hashes,
+            &mut duplicate,
+            |bucket, which, duplicate| {
+                for &k in which {
+                    duplicate[k] = in_bucket.exists(params![into.model_id, bucket, id(keys[k])])?;
                 }
-            }
-        }
+                Ok(())
+            },
+        )?;
         for (&key, dup) in keys.iter().zip(duplicate) {
             if dup {
                 stored(key, false);
@@ -1857,6 +1863,9 @@ fn find_predictions(
     ids: &[&str],
     mut found: impl FnMut(usize, i64, &str, Option<&[u8]>),
 ) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     let buckets = Buckets::load(conn, model_id)?;
     let Some(open) = buckets.open else {
         // No prediction was ever stored.
@@ -1868,27 +1877,24 @@ fn find_predictions(
         hit[i] = true;
         found(i, ts, v, o);
     })?;
-    // The others, in the closed buckets whose filters may hold them, newest first, until
-    // every id is found.
-    let mut missing: Vec<usize> = (0..ids.len()).filter(|&i| !hit[i]).collect();
-    if missing.is_empty() || buckets.closed.is_empty() {
+    // The others, in the closed buckets whose filters may hold them.
+    if hit.iter().all(|h| *h) || buckets.closed.is_empty() {
         return Ok(());
     }
     let hashes: Vec<u64> = ids.iter().map(|id| id_hash(id)).collect();
-    for part in buckets.closed_newest_first(conn, filters, model_id) {
-        if missing.is_empty() {
-            break;
-        }
-        for (bucket, which) in part?.candidates(&hashes, &missing) {
-            let which: Vec<usize> = which.into_iter().filter(|&i| !hit[i]).collect();
-            walk_bucket(conn, model_id, bucket, ids, &which, |i, ts, v, o| {
+    buckets.search_closed(
+        conn,
+        filters,
+        model_id,
+        &hashes,
+        &mut hit,
+        |bucket, which, hit| {
+            walk_bucket(conn, model_id, bucket, ids, which, |i, ts, v, o| {
                 hit[i] = true;
                 found(i, ts, v, o);
-            })?;
-        }
-        missing.retain(|&i| !hit[i]);
-    }
-    Ok(())
+            })
+        },
+    )
 }
 
 /// Finds the rows of `ids[i]` for each `i` of `which` (ascending) in one bucket.

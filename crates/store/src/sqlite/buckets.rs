@@ -31,7 +31,8 @@ use xorf::{BinaryFuse8, BinaryFuse8Ref, DmaSerializable, Filter, FilterRef};
 
 /// Rows a model's open bucket takes before it is closed (it is closed before the first batch
 /// that finds it this full, so a bucket can end a batch larger). A commit rewrites up to this
-/// bucket's pages; a lookup checks one filter per closed bucket. Measured in ADR 005.
+/// bucket's pages; a lookup checks one filter per group of closed buckets, and the filters of
+/// the buckets in no group yet. Measured in ADR 005.
 pub(crate) const BUCKET_ROWS: i64 = 1 << 16;
 
 /// Closed buckets per group filter.
@@ -142,50 +143,23 @@ impl Filters {
     }
 }
 
-/// The filters of a model's closed buckets, ready for lookups.
-#[derive(Debug, Default)]
-pub(crate) struct ClosedFilters {
-    /// Groups (their filter and their buckets') and buckets in no group.
-    parts: Vec<Part>,
-}
-
+/// A group of closed buckets (its filter and its buckets') or a bucket in no group.
 #[derive(Debug)]
-pub(crate) enum Part {
+enum Part {
     Bucket(i64, Arc<StoredFilter>),
     Group(Arc<StoredFilter>, Vec<(i64, Arc<StoredFilter>)>),
 }
 
-impl ClosedFilters {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.parts.is_empty()
-    }
-
-    /// The closed buckets that may hold the ids of `ids` (positions into `hashes`): per such
-    /// bucket, the positions of the ids it may hold, in the order given. Newest buckets first.
-    pub(crate) fn candidates(&self, hashes: &[u64], ids: &[usize]) -> Vec<(i64, Vec<usize>)> {
-        let mut out = Vec::new();
-        for part in self.parts_newest_first() {
-            out.extend(part.candidates(hashes, ids));
-        }
-        out
-    }
-
-    /// The groups and lone buckets, newest first: a lookup that can stop at the first bucket
-    /// holding an id (the label join: late labels are mostly for recent predictions) checks
-    /// the older filters only for the ids not found yet.
-    pub(crate) fn parts_newest_first(&self) -> impl Iterator<Item = &Part> {
-        self.parts.iter().rev()
-    }
-}
-
 impl Part {
-    /// [`ClosedFilters::candidates`] within this group or bucket.
+    /// The buckets of this group (newest first), or this bucket, that may hold the ids of
+    /// `ids` (positions into `hashes`): per such bucket, the positions of the ids it may hold,
+    /// in the order given.
     ///
     /// Filter by filter, each checked against all the ids, rather than id by id: a filter is
     /// then read from memory once per batch instead of once per id. Id by id, a batch of 1M
     /// late labels on 30M stored predictions (458 buckets) missed the cache on nearly every
     /// check and took twice as long to join.
-    pub(crate) fn candidates(&self, hashes: &[u64], ids: &[usize]) -> Vec<(i64, Vec<usize>)> {
+    fn candidates(&self, hashes: &[u64], ids: &[usize]) -> Vec<(i64, Vec<usize>)> {
         let through = |f: &StoredFilter, ids: &[usize]| -> Vec<usize> {
             let probe = f.probe();
             ids.iter()
@@ -228,7 +202,7 @@ fn bucket_hashes(
 }
 
 /// A model's buckets as one connection's snapshot sees them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Buckets {
     /// The bucket new predictions go into; `None` before the model's first prediction.
     pub open: Option<i64>,
@@ -317,34 +291,34 @@ impl Buckets {
         })
     }
 
-    /// The filters of the closed buckets, loaded through `filters`.
-    pub(crate) fn closed_filters(
+    /// Looks for ids in the closed buckets, newest first. `look(bucket, which, found)` is
+    /// called with the positions (ascending) of the ids, among those not found yet, that the
+    /// bucket's filters let through, and marks in `found` the ones the bucket holds. Stops once
+    /// every id is found. A group's filters are read (through `filters`) only when the search
+    /// gets to it: late labels are mostly for recent predictions, so their lookups seldom
+    /// need the older ones; new predictions, found nowhere, are checked against all of them.
+    pub(crate) fn search_closed(
         &self,
         conn: &Connection,
         filters: &Filters,
         model_id: i64,
-    ) -> Result<ClosedFilters, StoreError> {
-        let parts = self
-            .plan()
-            .iter()
-            .map(|p| Self::load_part(conn, filters, model_id, p))
-            .collect::<Result<_, _>>()?;
-        Ok(ClosedFilters { parts })
-    }
-
-    /// The groups and lone buckets of the closed buckets, newest first, each loaded with its
-    /// filters only when the caller asks for it: a lookup that stops once it found every id
-    /// (late labels are mostly for recent predictions) never reads the older filters.
-    pub(crate) fn closed_newest_first<'a>(
-        &self,
-        conn: &'a Connection,
-        filters: &'a Filters,
-        model_id: i64,
-    ) -> impl Iterator<Item = Result<Part, StoreError>> + 'a {
-        self.plan()
-            .into_iter()
-            .rev()
-            .map(move |p| Self::load_part(conn, filters, model_id, &p))
+        hashes: &[u64],
+        found: &mut [bool],
+        mut look: impl FnMut(i64, &[usize], &mut [bool]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut missing: Vec<usize> = (0..found.len()).filter(|&i| !found[i]).collect();
+        for plan in self.plan().iter().rev() {
+            if missing.is_empty() {
+                break;
+            }
+            let part = Self::load_part(conn, filters, model_id, plan)?;
+            for (bucket, which) in part.candidates(hashes, &missing) {
+                let which: Vec<usize> = which.into_iter().filter(|&i| !found[i]).collect();
+                look(bucket, &which, found)?;
+            }
+            missing.retain(|&i| !found[i]);
+        }
+        Ok(())
     }
 
     /// The bucket for a batch of new predictions, in the writer's transaction: creates the
