@@ -548,3 +548,37 @@ fn hourly_sketches_equal_the_raw_event_fold() {
     let r = drift::drift(&store, &model(), &query(), &DriftConfig::default()).unwrap();
     assert_eq!(r.windows.len(), 3);
 }
+
+/// The first query after an upload profiles the reference and stores the profile (JSON); the
+/// next ones read it back. Both must be the same numbers to the last bit, or a drift figure
+/// changes in its last digit between two identical queries: serde_json's default float parser
+/// misreads some 17-digit numbers by one unit in the last place (hence `float_roundtrip`).
+#[test]
+fn a_stored_reference_profile_reads_back_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    // Full-precision values: most print with 16 or 17 significant digits.
+    let rows: Vec<(usize, ReferenceRow)> = (0..600)
+        .map(|i| {
+            let x = ((i as f64) * 0.618_033_988_749_894_9).fract();
+            let mut row = reference_rows()[i].clone();
+            row.features[0].1 = FeatureValue::Number(20.0 + 60.0 * x);
+            row.score = Some(x);
+            (i, row)
+        })
+        .collect();
+    store.put_reference(&model(), None, rows, vec![]).unwrap();
+    let built = drift::Reference::load(&store, &model(), None).unwrap();
+    let stored = drift::Reference::load(&store, &model(), None).unwrap();
+    assert_eq!(
+        serde_json::to_string(&built).unwrap(),
+        serde_json::to_string(&stored).unwrap()
+    );
+    // The profile has the kind of numbers the default parser misreads.
+    let misread = serde_json::to_string(&built)
+        .unwrap()
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter(|s| s.contains('.') && s.len() >= 18)
+        .count();
+    assert!(misread > 0, "no 17-digit number in the profile");
+}

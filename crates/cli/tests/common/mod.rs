@@ -22,7 +22,11 @@ impl Server {
         cmd.args(["serve", "--addr", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(args)
-            .env("RUST_LOG", "warn")
+            // MW_TEST_LOG sets the servers' log filter when a test needs its story told.
+            .env(
+                "RUST_LOG",
+                std::env::var("MW_TEST_LOG").unwrap_or("warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in env {
