@@ -70,6 +70,7 @@ pub(crate) fn app_state(config: &Config, store: SqliteStore) -> anyhow::Result<A
         config: Arc::new(config.clone()),
         alerts: Arc::new(alerts),
         ingest_counters: Arc::default(),
+        refresh_soon: Arc::default(),
     };
     Ok(state)
 }

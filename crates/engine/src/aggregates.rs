@@ -450,15 +450,16 @@ fn arrival_context(
 }
 
 /// Folds a batch of new predictions per (version, hour) where they were parsed, for the store
-/// to keep in the hours' deltas (`PredictionBatch::folds`). Empty before the model's task is
-/// decided.
+/// to keep in the hours' deltas (`PredictionBatch::folds`). `None` before the model's task is
+/// decided: nothing can be folded until a refresh decides it, and every batch stored until
+/// then is read back from its segments, so the caller should have the refresh run soon.
 pub fn fold_on_arrival(
     store: &dyn Store,
     model: &ModelName,
     rows: &[(usize, PredictionEvent)],
-) -> Result<Vec<HourFold>, PerformanceError> {
+) -> Result<Option<Vec<HourFold>>, PerformanceError> {
     let Some(c) = arrival_context(store, model)? else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     let reference = c.reference.as_ref();
     let mut folds: BTreeMap<(&str, i64), NewPredictions> = BTreeMap::new();
@@ -469,7 +470,7 @@ pub fn fold_on_arrival(
             .or_insert_with(|| NewPredictions::new(&c.spec, reference))
             .observe(&c.spec, reference, p);
     }
-    folds
+    let folds = folds
         .into_iter()
         .map(|((version, hour), fold)| {
             let rows = fold.count;
@@ -485,7 +486,8 @@ pub fn fold_on_arrival(
                 data: postcard::to_stdvec(&blob).map_err(|e| corrupt("arrival fold", e))?,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, PerformanceError>>()?;
+    Ok(Some(folds))
 }
 
 /// (version, start of the hour in microseconds).

@@ -39,7 +39,9 @@ fn ingest_predictions_folded(store: &dyn Store, rows: &[Value], fold: bool) -> I
         })
         .collect();
     let folds = match fold {
-        true => aggregates::fold_on_arrival(store, &model(), &rows).unwrap(),
+        true => aggregates::fold_on_arrival(store, &model(), &rows)
+            .unwrap()
+            .unwrap_or_default(),
         false => Vec::new(),
     };
     let batch = PredictionBatch {
@@ -581,7 +583,7 @@ fn predictions_folded_on_arrival_are_added_without_decoding_and_equal_the_raw_ev
         let labels = data["labels"].as_array().unwrap();
         // Before the task is decided there is nothing to fold for.
         let half = preds.len() / 2;
-        assert!(aggregates::fold_on_arrival(&store, &model(), &[]).is_ok_and(|f| f.is_empty()));
+        assert!(aggregates::fold_on_arrival(&store, &model(), &[]).is_ok_and(|f| f.is_none()));
         ingest_predictions_folded(&store, &preds[..half], true);
         aggregates::refresh(&store, &model()).unwrap();
         // The rest arrives folded, in two requests (alternate rows, so both cover the same

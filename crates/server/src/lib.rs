@@ -43,6 +43,9 @@ pub struct AppState {
     /// Rules, alerts, silences, notifications; evaluated after ingest and on a schedule.
     pub alerts: Arc<AlertService>,
     pub ingest_counters: Arc<IngestCounters>,
+    /// Wakes the background refresh of aggregates before its next tick (a new model's first
+    /// predictions: see `ingest::predictions`).
+    pub refresh_soon: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -276,7 +279,10 @@ pub async fn aggregates_loop(state: AppState) {
     let mut tick = tokio::time::interval(AGGREGATE_REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = state.refresh_soon.notified() => {}
+        }
         let st = state.clone();
         let result = blocking(move || {
             for name in st.store.models_with_dirty_hours()? {
