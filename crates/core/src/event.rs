@@ -496,9 +496,13 @@ impl<'de> Deserialize<'de> for FeaturePairs {
                 f.write_str("an object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<FeaturePairs, A::Error> {
-                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(16));
+                let mut out = Vec::new();
                 RECENT_NAMES.with(|recent| {
                     let mut recent = recent.borrow_mut();
+                    // serde_json gives no size hint: the previous rows' feature count is the
+                    // best guess (growing the vector from 16 to 32 for 25 features, then
+                    // freeing the 16, cost about 1 % of the server's CPU).
+                    out.reserve_exact(m.size_hint().unwrap_or(recent.names.len().clamp(4, 256)));
                     while let Some(name) = m.next_key_seed(NameSeed {
                         recent: &mut recent,
                         position: out.len(),

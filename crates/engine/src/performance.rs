@@ -146,7 +146,12 @@ impl TaskDetector {
             _ => self.non_numeric = true,
         }
         if self.classes.len() < MAX_DETECTED_CLASSES {
-            self.classes.insert(o.class_key());
+            let classes = &mut self.classes;
+            o.with_class_key(|k| {
+                if !classes.contains(k) {
+                    classes.insert(k.to_owned());
+                }
+            });
         }
     }
 
@@ -458,18 +463,15 @@ impl WindowAccumulator {
                     let _ = self.confidence.observe_binary(s);
                     let _ = self.scores.observe(s);
                 }
-                let class = match (&p.prediction, score) {
-                    (Some(o), _) => Some(o.class_key()),
-                    (None, Some(s)) if s >= spec.threshold => Some(pos.to_owned()),
-                    (None, Some(_)) => Some(
-                        spec.negative_class
-                            .clone()
-                            .unwrap_or_else(|| format!("not {pos}")),
-                    ),
-                    (None, None) => None,
-                };
-                if let Some(c) = class {
-                    self.predicted.observe(&c);
+                let predicted = &mut self.predicted;
+                match (&p.prediction, score) {
+                    (Some(o), _) => o.with_class_key(|c| predicted.observe(c)),
+                    (None, Some(s)) if s >= spec.threshold => predicted.observe(pos),
+                    (None, Some(_)) => match &spec.negative_class {
+                        Some(negative) => predicted.observe(negative),
+                        None => predicted.observe(&format!("not {pos}")),
+                    },
+                    (None, None) => {}
                 }
             }
             Task::Multiclass => {
@@ -479,12 +481,14 @@ impl WindowAccumulator {
                         let _ = self.scores.observe(max);
                     }
                 }
-                let class = match &p.prediction {
-                    Some(o) => Some(o.class_key()),
-                    None => scores.and_then(argmax).map(str::to_owned),
-                };
-                if let Some(c) = class {
-                    self.predicted.observe(&c);
+                let predicted = &mut self.predicted;
+                match &p.prediction {
+                    Some(o) => o.with_class_key(|c| predicted.observe(c)),
+                    None => {
+                        if let Some(c) = scores.and_then(argmax) {
+                            predicted.observe(c);
+                        }
+                    }
                 }
             }
             Task::Regression => {
