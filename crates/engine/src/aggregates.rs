@@ -202,7 +202,13 @@ fn refresh_locked(
     };
     let mut detector = decision.detector.clone();
     let spec_json = spec_key(&decision.spec);
-    let spec = &decision.spec;
+    let basis = Basis {
+        store,
+        model,
+        spec: &decision.spec,
+        spec_json: &spec_json,
+        reference,
+    };
     // Hours whose only changes are new predictions and first labels get them added to their
     // stored aggregates. (Before the first decision nothing is stored to add them to.)
     let (deltas_only, mut dirty): (Vec<DirtyHour>, Vec<DirtyHour>) =
@@ -210,16 +216,7 @@ fn refresh_locked(
     let unapplied = if first {
         deltas_only
     } else {
-        add_deltas(
-            store,
-            model,
-            spec,
-            &spec_json,
-            reference,
-            &deltas_only,
-            &mut detector,
-            &mut report,
-        )?
+        add_deltas(&basis, &deltas_only, &mut detector, &mut report)?
     };
     if !unapplied.is_empty() {
         // Their marks become full ones first, so that no delta can be counted twice.
@@ -244,11 +241,8 @@ fn refresh_locked(
     // Passes run on every core: each reads its own segments through its own read connection;
     // the writes then go through the store's single writer, one pass at a time.
     let passes = runs(&hours);
-    let results = modelwatch_stats::drift::parallel_map(&passes, |run| {
-        rescan(
-            store, model, spec, &spec_json, reference, run, &dirty, &marked,
-        )
-    });
+    let results =
+        modelwatch_stats::drift::parallel_map(&passes, |run| rescan(&basis, run, &dirty, &marked));
     for result in results {
         let (writes, seen, predictions) = result?;
         detector.merge(&seen);
@@ -277,22 +271,35 @@ fn refresh_locked(
     Ok(report)
 }
 
+/// What a refresh adds to and rescans against: the model in its store, the task decided for it
+/// (with its JSON, which stored states name), and the all-versions reference the drift
+/// sketches are built against, if the model has one.
+#[derive(Clone, Copy)]
+struct Basis<'a> {
+    store: &'a dyn Store,
+    model: &'a ModelName,
+    spec: &'a TaskSpec,
+    spec_json: &'a str,
+    reference: Option<&'a Reference>,
+}
+
 /// Adds the deltas of `hours` (deltas-only marks) to their stored performance aggregates and
 /// drift sketches: new predictions, read from the segments their deltas name, and first labels.
 /// Writes them with the marks cleared and the deltas deleted, in one transaction. Returns the
 /// hours it could not update (a stored aggregate of another task or reference, or none where
 /// one should be), which need a rescan.
-#[allow(clippy::too_many_arguments)]
 fn add_deltas(
-    store: &dyn Store,
-    model: &ModelName,
-    spec: &TaskSpec,
-    spec_json: &str,
-    reference: Option<&Reference>,
+    basis: &Basis<'_>,
     hours: &[DirtyHour],
     detector: &mut TaskDetector,
     report: &mut RefreshReport,
 ) -> Result<Vec<DirtyHour>, PerformanceError> {
+    let Basis {
+        store,
+        model,
+        reference,
+        ..
+    } = *basis;
     let (Some(first), Some(last)) = (hours.first(), hours.last()) else {
         return Ok(Vec::new());
     };
@@ -301,16 +308,7 @@ fn add_deltas(
     for d in &deltas {
         by_hour.entry((&d.version, d.hour)).or_default().push(d);
     }
-    let mut fresh = new_predictions(
-        store,
-        model,
-        spec,
-        spec_json,
-        reference,
-        hours,
-        &by_hour,
-        &mut report.predictions_decoded,
-    )?;
+    let mut fresh = new_predictions(basis, hours, &by_hour, &mut report.predictions_decoded)?;
     // Dirty hours come oldest first.
     let range = ScanRange {
         from: Some(first.hour),
@@ -354,9 +352,7 @@ fn add_deltas(
             }
         })
         .collect();
-    let results = modelwatch_stats::drift::parallel_map(&work, |w| {
-        add_to_hour(w, spec, spec_json, reference)
-    });
+    let results = modelwatch_stats::drift::parallel_map(&work, |w| add_to_hour(w, basis));
     let mut unapplied = Vec::new();
     for (w, result) in work.iter().zip(results) {
         let Some(added) = result? else {
@@ -480,14 +476,9 @@ pub fn fold_on_arrival(
             .or_insert_with(|| NewPredictions::new(&c.spec, reference))
             .observe(&c.spec, reference, p);
     }
-    let mut folds: Vec<((&str, i64), NewPredictions)> = folds
-        .into_iter()
-        .map(|((v, hour), fold)| ((versions[v], hour), fold))
-        .collect();
-    folds.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let folds = folds
         .into_iter()
-        .map(|((version, hour), fold)| {
+        .map(|((v, hour), fold)| {
             let rows = fold.count;
             let blob = ArrivalFold {
                 spec: c.spec_json.clone(),
@@ -495,7 +486,7 @@ pub fn fold_on_arrival(
                 fold,
             };
             Ok(HourFold {
-                version: version.to_owned(),
+                version: versions[v].to_owned(),
                 hour,
                 rows,
                 data: postcard::to_stdvec(&blob).map_err(|e| corrupt("arrival fold", e))?,
@@ -553,17 +544,19 @@ impl NewPredictions {
 /// decoded once, on one core, its events going to the hours whose delta names it: the others
 /// are already counted, or wait for a rescan). The folds of each hour are merged in segment
 /// order. `None` for an hour whose folds could not be merged.
-#[allow(clippy::too_many_arguments)]
 fn new_predictions(
-    store: &dyn Store,
-    model: &ModelName,
-    spec: &TaskSpec,
-    spec_json: &str,
-    reference: Option<&Reference>,
+    basis: &Basis<'_>,
     hours: &[DirtyHour],
     by_hour: &HashMap<(&str, Timestamp), Vec<&HourDelta>>,
     decoded_count: &mut u64,
 ) -> Result<HashMap<(String, i64), Option<NewPredictions>>, PerformanceError> {
+    let Basis {
+        store,
+        model,
+        spec,
+        spec_json,
+        reference,
+    } = *basis;
     let mut wanted: BTreeMap<i64, HashSet<(&str, i64)>> = BTreeMap::new();
     // Folds made on arrival, by segment, for the hours whose delta carries a usable one.
     let mut by_segment: BTreeMap<i64, Vec<(HourKey, NewPredictions)>> = BTreeMap::new();
@@ -642,12 +635,13 @@ struct AddedHour {
 /// rescanned instead): they were built for another task or reference, or they are missing
 /// while the hour has no new predictions (only an hour whose every prediction came as a delta
 /// starts from nothing), or its new predictions could not be folded.
-fn add_to_hour(
-    w: &HourWork<'_>,
-    spec: &TaskSpec,
-    spec_json: &str,
-    reference: Option<&Reference>,
-) -> Result<Option<AddedHour>, PerformanceError> {
+fn add_to_hour(w: &HourWork<'_>, basis: &Basis<'_>) -> Result<Option<AddedHour>, PerformanceError> {
+    let Basis {
+        spec,
+        spec_json,
+        reference,
+        ..
+    } = *basis;
     let has_predictions = w.deltas.iter().any(|d| d.segment.is_some());
     let never_written = w.perf.is_none() && w.sketch.is_none() && has_predictions;
     let blob = match w.perf.as_deref() {
@@ -734,17 +728,19 @@ fn hour_row<T: Serialize>(
 type Rescanned = (Vec<AggregateWrite>, TaskDetector, u64);
 
 /// Rescans one run of consecutive dirty hours.
-#[allow(clippy::too_many_arguments)]
 fn rescan(
-    store: &dyn Store,
-    model: &ModelName,
-    spec: &TaskSpec,
-    spec_json: &str,
-    reference: Option<&Reference>,
+    basis: &Basis<'_>,
     run: &[i64],
     dirty: &[DirtyHour],
     marked: &HashSet<(&str, i64)>,
 ) -> Result<Rescanned, PerformanceError> {
+    let Basis {
+        store,
+        model,
+        spec,
+        spec_json,
+        reference,
+    } = *basis;
     let range = ScanRange {
         from: Some(Timestamp(run[0])),
         to: Some(Timestamp(run[run.len() - 1] + HOUR_MICROS)),
