@@ -38,7 +38,6 @@ pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, A
     })
 }
 
-/// Splits a body into rows: a JSON array of objects, or NDJSON (one object per line).
 /// The lines of an NDJSON body, without their `\n`.
 fn ndjson_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut start = 0;
@@ -51,6 +50,7 @@ fn ndjson_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
         })
 }
 
+/// Splits a body into rows: a JSON array of objects, or NDJSON (one object per line).
 fn split_rows<'a>(
     body: &'a [u8],
     headers: &HeaderMap,
