@@ -15,6 +15,8 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+mod fast;
+
 /// A validated prediction event, as the contract in PRODUCT.md defines it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PredictionEvent {
@@ -113,7 +115,7 @@ const KPI_FIELDS: &[&str] = &["name", "value", "timestamp"];
 /// Longest KPI name.
 pub const MAX_KPI_NAME: usize = 128;
 
-#[derive(Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPrediction {
     request_id: Option<String>,
@@ -165,9 +167,14 @@ pub fn parse_prediction_row_verbatim(
     now: Timestamp,
     limits: &IngestLimits,
 ) -> Result<(PredictionEvent, bool), Rejection> {
-    let raw: RawPrediction = match serde_json::from_str(json) {
-        Ok(r) => r,
-        Err(e) => return Err(diagnose(json, index, PREDICTION_FIELDS, &e)),
+    // The common shape is read by the fast path; serde_json reads the rest and names what is
+    // wrong with a bad row.
+    let raw: RawPrediction = match fast::prediction(json) {
+        Some(r) => r,
+        None => match serde_json::from_str(json) {
+            Ok(r) => r,
+            Err(e) => return Err(diagnose(json, index, PREDICTION_FIELDS, &e)),
+        },
     };
     let id = raw.request_id.as_deref();
     let reject =
@@ -466,6 +473,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Pairs<V> {
 /// Features as parsed from JSON. Names go through a per-thread cache of the previous row's names
 /// by position: the rows of a batch mostly carry the same names in the same order, so they share
 /// one [`FeatureName`] each instead of allocating it again for every row.
+#[derive(Debug, PartialEq)]
 struct FeaturePairs(Vec<(FeatureName, FeatureValue)>);
 
 /// Positions remembered by the name cache: far above real feature counts, a bound on memory.
@@ -496,34 +504,20 @@ impl<'de> Deserialize<'de> for FeaturePairs {
                 f.write_str("an object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<FeaturePairs, A::Error> {
-                let mut out = Vec::new();
                 RECENT_NAMES.with(|recent| {
                     let mut recent = recent.borrow_mut();
-                    // serde_json gives no size hint: the previous rows' feature count is the
-                    // best guess (growing the vector from 16 to 32 for 25 features, then
-                    // freeing the 16, cost about 1 % of the server's CPU).
-                    out.reserve_exact(m.size_hint().unwrap_or(recent.names.len().clamp(4, 256)));
+                    let mut out = recent.new_row(m.size_hint());
                     while let Some(name) = m.next_key_seed(NameSeed {
                         recent: &mut recent,
                         position: out.len(),
                     })? {
                         out.push((name, m.next_value::<FeatureValue>()?));
                     }
-                    // Every name is the cached one at its position (a miss replaces the cache
-                    // entry and shortens the distinct prefix to it).
-                    if out.len() <= recent.distinct {
-                        return Ok(());
-                    }
-                    if let Some(dup) = duplicate_name(&out) {
-                        return Err(de::Error::custom(format_args!("duplicate key `{dup}`")));
-                    }
-                    // The row's names are the cache's first ones (unless it outgrew the cache).
-                    if out.len() <= recent.names.len() {
-                        recent.distinct = out.len();
-                    }
-                    Ok::<(), A::Error>(())
-                })?;
-                Ok(FeaturePairs(out))
+                    recent
+                        .end_row(&out)
+                        .map_err(|dup| de::Error::custom(format_args!("duplicate key `{dup}`")))?;
+                    Ok(FeaturePairs(out))
+                })
             }
         }
         d.deserialize_map(PairsVisitor)
@@ -549,21 +543,51 @@ impl Visitor<'_> for NameSeed<'_> {
         f.write_str("a feature name")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<FeatureName, E> {
-        let recent = self.recent;
-        let p = self.position;
-        if let Some(known) = recent.names.get(p).filter(|n| n.as_str() == v) {
-            return Ok(known.clone());
+        Ok(self.recent.name(self.position, v))
+    }
+}
+
+impl RecentNames {
+    /// An empty feature vector for the next row. serde_json gives no size hint: the previous
+    /// rows' feature count is the best guess (growing the vector from 16 to 32 for 25
+    /// features, then freeing the 16, cost about 1 % of the server's CPU).
+    fn new_row(&self, size_hint: Option<usize>) -> Vec<(FeatureName, FeatureValue)> {
+        Vec::with_capacity(size_hint.unwrap_or(self.names.len().clamp(4, 256)))
+    }
+
+    /// The name at `position` of a row: the previous row's when it is the same.
+    fn name(&mut self, position: usize, v: &str) -> FeatureName {
+        let p = position;
+        if let Some(known) = self.names.get(p).filter(|n| n.as_str() == v) {
+            return known.clone();
         }
         let name = FeatureName::from(v);
         // A name that is not the cached one: the prefix known distinct ends before it (also
         // when it cannot be cached, so the check runs for this row).
-        recent.distinct = recent.distinct.min(p);
-        if p < recent.names.len() {
-            recent.names[p] = name.clone();
-        } else if p == recent.names.len() && p < RECENT_NAMES_MAX {
-            recent.names.push(name.clone());
+        self.distinct = self.distinct.min(p);
+        if p < self.names.len() {
+            self.names[p] = name.clone();
+        } else if p == self.names.len() && p < RECENT_NAMES_MAX {
+            self.names.push(name.clone());
         }
-        Ok(name)
+        name
+    }
+
+    /// Checks a row's names once they are all read: the repeated one, if any.
+    fn end_row<'r>(&mut self, row: &'r [(FeatureName, FeatureValue)]) -> Result<(), &'r str> {
+        // Every name is the cached one at its position (a miss replaces the cache entry and
+        // shortens the distinct prefix to it).
+        if row.len() <= self.distinct {
+            return Ok(());
+        }
+        if let Some(dup) = duplicate_name(row) {
+            return Err(dup);
+        }
+        // The row's names are the cache's first ones (unless it outgrew the cache).
+        if row.len() <= self.names.len() {
+            self.distinct = row.len();
+        }
+        Ok(())
     }
 }
 
