@@ -1215,6 +1215,8 @@ fn ingest_predictions(
         |r| r.get(0),
     )?;
     let mut adopted = 0i64;
+    // The hashes of the ids stored, for the open bucket's filter.
+    let mut new_hashes = Vec::with_capacity(batch.rows.len());
     // When every row passed the checks, chunks of `admitted` are the chunks `encoded` compressed.
     let all_admitted = admitted.len() == batch.rows.len();
     // Each admitted row's place among the admitted rows, by position in the batch.
@@ -1255,6 +1257,9 @@ fn ingest_predictions(
             };
             insert_index_rows(tx, &into, encoded, &keys, |key, new| {
                 is_new[slot_of[key.position] - chunk_slots.start] = new;
+                if new {
+                    new_hashes.push(key.hash);
+                }
             })?;
         }
         if orphan_labels > adopted {
@@ -1314,7 +1319,7 @@ fn ingest_predictions(
             )?;
         }
     }
-    buckets.add_rows(tx, entry.id, out.accepted as i64)?;
+    buckets.add_rows(tx, entry.id, &new_hashes)?;
     entry.buckets = Some(buckets);
     {
         let mut upsert = tx.prepare_cached(

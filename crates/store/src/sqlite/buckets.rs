@@ -212,6 +212,11 @@ pub(crate) struct Buckets {
     pub closed: Vec<i64>,
     /// The groups of closed buckets with a filter of their own: (first, last) bucket.
     pub groups: Vec<(i64, i64)>,
+    /// The hashes of the ids the writer stored in the open bucket since it loaded the buckets.
+    /// When they are all of its ids (`open_rows` of them), the bucket's filter is built from
+    /// them when it closes; otherwise (the writer restarted or reloaded the model mid-bucket)
+    /// its ids are read back. Reading them back was a tenth of the writer's time.
+    open_hashes: Vec<u64>,
 }
 
 impl Buckets {
@@ -345,9 +350,12 @@ impl Buckets {
         if self.open_rows < bucket_rows {
             return Ok(open);
         }
-        let filter = Arc::new(StoredFilter::build(bucket_hashes(
-            conn, model_id, open, open,
-        )?));
+        let hashes = if self.open_hashes.len() as i64 == self.open_rows {
+            std::mem::take(&mut self.open_hashes)
+        } else {
+            bucket_hashes(conn, model_id, open, open)?
+        };
+        let filter = Arc::new(StoredFilter::build(hashes));
         conn.execute(
             "UPDATE request_buckets SET closed = 1, filter = ?3 WHERE model_id = ?1 AND bucket = ?2",
             params![model_id, open, &filter.0[..]],
@@ -363,6 +371,7 @@ impl Buckets {
         self.closed.push(open);
         self.open = Some(open + 1);
         self.open_rows = 0;
+        self.open_hashes.clear();
         // The closed buckets after the last group make a group once there are enough of them.
         let grouped_through = self.groups.last().map_or(-1, |&(_, last)| last);
         let first = grouped_through + 1;
@@ -381,25 +390,38 @@ impl Buckets {
         Ok(open + 1)
     }
 
-    /// Counts `rows` new rows into the open bucket.
+    /// Counts new rows into the open bucket, given the hashes of their ids.
     pub(crate) fn add_rows(
         &mut self,
         conn: &Connection,
         model_id: i64,
-        rows: i64,
+        hashes: &[u64],
     ) -> Result<(), StoreError> {
         let Some(open) = self.open else {
             return Ok(());
         };
-        if rows > 0 {
+        if !hashes.is_empty() {
+            let rows = hashes.len() as i64;
             conn.prepare_cached(
                 "UPDATE request_buckets SET rows = rows + ?3 WHERE model_id = ?1 AND bucket = ?2",
             )?
             .execute(params![model_id, open, rows])?;
+            // Hashes are kept only while they are all of the bucket's.
+            if self.open_hashes.len() as i64 == self.open_rows {
+                self.open_hashes.extend_from_slice(hashes);
+            }
             self.open_rows += rows;
         }
         Ok(())
     }
+}
+
+/// The filter a closed bucket would get from the ids stored in it, as stored.
+#[cfg(test)]
+pub(crate) fn filter_from_rows(conn: &Connection, model_id: i64, bucket: i64) -> Vec<u8> {
+    StoredFilter::build(bucket_hashes(conn, model_id, bucket, bucket).unwrap())
+        .0
+        .into_vec()
 }
 
 #[cfg(test)]

@@ -103,6 +103,53 @@ fn ids_in_closed_buckets_are_duplicates_and_their_labels_join() {
 }
 
 #[test]
+fn a_bucket_filled_across_a_restart_or_not_gets_the_filter_of_its_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_with_bucket_rows(dir.path(), 100).unwrap();
+    // Bucket 0 fills in one process: its filter is built from the hashes the writer kept.
+    store
+        .ingest_predictions(&model(), numbered(0, 100))
+        .unwrap();
+    // Half of this batch is already stored: only the new half goes into bucket 1 (and only its
+    // hashes are kept).
+    let out = store
+        .ingest_predictions(&model(), numbered(50, 150))
+        .unwrap();
+    assert_eq!((out.accepted, out.duplicates), (50, 50));
+    // Bucket 1 fills after a restart: its filter is built from its rows, read back.
+    drop(store);
+    let store = SqliteStore::open_with_bucket_rows(dir.path(), 100).unwrap();
+    for (from, to) in [(150, 200), (200, 300), (300, 301)] {
+        store
+            .ingest_predictions(&model(), numbered(from, to))
+            .unwrap();
+    }
+    let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let id = model_id(&conn, &model()).unwrap().unwrap();
+    let filters: Vec<(i64, Vec<u8>)> = conn
+        .prepare("SELECT bucket, filter FROM request_buckets WHERE model_id = ?1 AND closed = 1")
+        .unwrap()
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(filters.len(), 3);
+    for (bucket, filter) in filters {
+        assert!(filter.len() > 100, "bucket {bucket} has no filter");
+        assert_eq!(
+            filter,
+            buckets::filter_from_rows(&conn, id, bucket),
+            "bucket {bucket}"
+        );
+    }
+    // Every id is found again, whichever bucket holds it.
+    let out = store
+        .ingest_predictions(&model(), numbered(0, 301))
+        .unwrap();
+    assert_eq!((out.accepted, out.duplicates), (0, 301));
+}
+
+#[test]
 fn a_version_4_index_becomes_the_first_bucket() {
     let dir = two_predictions_and_labels();
     downgrade(&dir, "");
