@@ -117,9 +117,11 @@ pub const MAX_KPI_NAME: usize = 128;
 
 #[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawPrediction {
+struct RawPrediction<'a> {
     request_id: Option<String>,
-    timestamp: Option<String>,
+    /// Borrowed from the row when it has no escapes: it is parsed, not kept.
+    #[serde(borrow)]
+    timestamp: Option<std::borrow::Cow<'a, str>>,
     model_version: Option<String>,
     features: Option<FeaturePairs>,
     prediction: Option<Outcome>,
@@ -180,8 +182,7 @@ pub fn parse_prediction_row_verbatim(
     let reject =
         |field: &str, reason: String| Rejection::new(index, field, reason).with_request_id(id);
 
-    let request_id =
-        check_request_id(raw.request_id.as_deref(), limits).map_err(|r| reject("request_id", r))?;
+    check_request_id(id, limits).map_err(|r| reject("request_id", r))?;
     let timestamp = match raw.timestamp.as_deref() {
         None => now,
         Some(s) => {
@@ -230,7 +231,7 @@ pub fn parse_prediction_row_verbatim(
     checks::tag_count(tags.len(), limits).map_err(|r| reject("tags", r))?;
     let verbatim = raw.timestamp.is_some();
     let event = PredictionEvent {
-        request_id,
+        request_id: raw.request_id.expect("checked"),
         timestamp,
         model_version: raw.model_version,
         features,
@@ -258,8 +259,7 @@ pub fn parse_label_row(
     let id = raw.request_id.as_deref();
     let reject =
         |field: &str, reason: String| Rejection::new(index, field, reason).with_request_id(id);
-    let request_id =
-        check_request_id(raw.request_id.as_deref(), limits).map_err(|r| reject("request_id", r))?;
+    check_request_id(id, limits).map_err(|r| reject("request_id", r))?;
     let label = raw
         .label
         .ok_or_else(|| reject("label", checks::MISSING_LABEL.into()))?;
@@ -277,7 +277,7 @@ pub fn parse_label_row(
         }
     };
     Ok(LabelEvent {
-        request_id,
+        request_id: raw.request_id.expect("checked"),
         label,
         timestamp,
     })
@@ -326,10 +326,10 @@ pub fn parse_kpi_row(json: &str, index: usize, now: Timestamp) -> Result<KpiEven
     })
 }
 
-fn check_request_id(id: Option<&str>, limits: &IngestLimits) -> Result<String, String> {
+/// Checks the row's request id; the caller then moves it into the event (no copy).
+fn check_request_id(id: Option<&str>, limits: &IngestLimits) -> Result<(), String> {
     let id = id.ok_or_else(|| checks::MISSING_REQUEST_ID.to_string())?;
-    checks::request_id(id, limits)?;
-    Ok(id.to_string())
+    checks::request_id(id, limits)
 }
 
 /// Finds the field to blame for a row that failed the typed parse.

@@ -17,7 +17,7 @@ use super::{FeaturePairs, Pairs, RawPrediction, RECENT_NAMES};
 use crate::value::{FeatureValue, Outcome};
 
 /// Reads `json` as a prediction row, or `None` when the row is not of the common shape.
-pub(super) fn prediction(json: &str) -> Option<RawPrediction> {
+pub(super) fn prediction(json: &str) -> Option<RawPrediction<'_>> {
     let mut r = Reader { text: json, pos: 0 };
     let mut raw = RawPrediction {
         request_id: None,
@@ -46,7 +46,7 @@ pub(super) fn prediction(json: &str) -> Option<RawPrediction> {
                     1
                 }
                 "timestamp" => {
-                    raw.timestamp = r.optional(Reader::owned_string)?;
+                    raw.timestamp = r.optional(|r| r.string().map(std::borrow::Cow::Borrowed))?;
                     2
                 }
                 "model_version" => {

@@ -5,7 +5,7 @@ use super::super::RawPrediction;
 use super::prediction;
 use proptest::prelude::*;
 
-fn serde(json: &str) -> Result<RawPrediction, serde_json::Error> {
+fn serde(json: &str) -> Result<RawPrediction<'_>, serde_json::Error> {
     serde_json::from_str(json)
 }
 
