@@ -455,11 +455,18 @@ impl Drop for SqliteStore {
 /// a commit is durable once its WAL frames are fsynced.
 fn checkpoint_after_commits(conn: Connection, commits: Receiver<()>) {
     while commits.recv().is_ok() {
+        let started = std::time::Instant::now();
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "background checkpoint failed; the writer checkpoints when the WAL grows");
         }
+        // At most one checkpoint per interval: the pages a stream of commits rewrites (the
+        // open request bucket's) are copied once per interval rather than once per commit.
+        std::thread::sleep(CHECKPOINT_INTERVAL.saturating_sub(started.elapsed()));
     }
 }
+
+/// The least time between two background checkpoints.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
