@@ -14,7 +14,10 @@ use modelwatch_store::{IngestOutcome, LabelBatch, PredictionBatch, ScanRange, Sq
 use serde_json::Value;
 
 fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    // Read when the test runs, not when it was built: a test binary reused from another
+    // checkout (a shared target directory) would otherwise look in that checkout.
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo");
+    let path = format!("{dir}/tests/fixtures/{name}.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 

@@ -19,7 +19,9 @@ const BINNED_AUC_TOL: f64 = 0.002;
 const BINNED_AP_TOL: f64 = 0.005;
 
 fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // Read when the test runs, not when it was built: a test binary reused from another
+    // checkout (a shared target directory) would otherwise look in that checkout.
+    let path = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
         .join("tests/fixtures/perf")
         .join(format!("{name}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
