@@ -220,10 +220,9 @@ impl<'a> Reader<'a> {
             }
         }
         let significand_end = i;
-        let mut exponent_text = None;
-        if let Some(b'e' | b'E') = bytes.get(i) {
+        let exponent = matches!(bytes.get(i), Some(b'e' | b'E'));
+        if exponent {
             i += 1;
-            let from = i;
             if let Some(b'+' | b'-') = bytes.get(i) {
                 i += 1;
             }
@@ -234,13 +233,12 @@ impl<'a> Reader<'a> {
             if i == digits_from {
                 return None;
             }
-            exponent_text = Some(from..i);
         }
         self.pos = i;
         // Clinger's fast path: a significand below 2^53 and a power of ten up to 10^22 are
         // both exact in an f64, so one multiplication or division rounds correctly. Most
         // numbers clients send (a few decimals, no exponent) take it.
-        if exponent_text.is_none() && significant_digits <= 15 && fraction_digits <= 22 {
+        if !exponent && significant_digits <= 15 && fraction_digits <= 22 {
             let magnitude = significand as f64 / POWERS_OF_TEN[fraction_digits as usize];
             return Some(if negative { -magnitude } else { magnitude });
         }
