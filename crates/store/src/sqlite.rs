@@ -16,7 +16,7 @@ use crate::{
     ReferenceSummary, RejectedRow, RetentionReport, ScanRange, Store, StoreError, StoredAggregate,
     VersionSummary, WindowCounts, WindowQuery, HOUR_MICROS, MODEL_WIDE,
 };
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use modelwatch_core::{
     parse_prediction_row, FeatureName, FeatureSpec, FeatureValue, IngestLimits, KpiEvent,
     LabelEvent, ModelName, Outcome, Pairs, PredictionEvent, ReferenceRow, Rejection, Schema,
@@ -454,14 +454,23 @@ impl Drop for SqliteStore {
 /// reader; pages it cannot copy yet stay for the next round. Durability does not depend on it:
 /// a commit is durable once its WAL frames are fsynced.
 fn checkpoint_after_commits(conn: Connection, commits: Receiver<()>) {
+    let mut next = std::time::Instant::now();
     while commits.recv().is_ok() {
-        let started = std::time::Instant::now();
+        // At most one checkpoint per interval: the pages a stream of commits rewrites (the
+        // open request bucket's) are copied once per interval rather than once per commit.
+        // Commits told meanwhile are covered by the coming checkpoint; the store closing ends
+        // the wait at once (a sleep here held up every close by up to an interval).
+        while let Some(left) = next.checked_duration_since(std::time::Instant::now()) {
+            match commits.recv_timeout(left) {
+                Ok(()) => {}
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        next = std::time::Instant::now() + CHECKPOINT_INTERVAL;
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "background checkpoint failed; the writer checkpoints when the WAL grows");
         }
-        // At most one checkpoint per interval: the pages a stream of commits rewrites (the
-        // open request bucket's) are copied once per interval rather than once per commit.
-        std::thread::sleep(CHECKPOINT_INTERVAL.saturating_sub(started.elapsed()));
     }
 }
 
