@@ -115,7 +115,7 @@ const KPI_FIELDS: &[&str] = &["name", "value", "timestamp"];
 /// Longest KPI name.
 pub const MAX_KPI_NAME: usize = 128;
 
-#[derive(Debug, PartialEq, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPrediction<'a> {
     request_id: Option<String>,

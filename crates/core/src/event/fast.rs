@@ -19,18 +19,7 @@ use crate::value::{FeatureValue, Outcome};
 /// Reads `json` as a prediction row, or `None` when the row is not of the common shape.
 pub(super) fn prediction(json: &str) -> Option<RawPrediction<'_>> {
     let mut r = Reader { text: json, pos: 0 };
-    let mut raw = RawPrediction {
-        request_id: None,
-        timestamp: None,
-        model_version: None,
-        features: None,
-        prediction: None,
-        score: None,
-        scores: None,
-        latency_ms: None,
-        error: None,
-        tags: None,
-    };
+    let mut raw = RawPrediction::default();
     // Fields already read, one bit each: serde refuses a repeated field.
     let mut seen = 0u16;
     r.expect(b'{')?;
