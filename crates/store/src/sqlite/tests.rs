@@ -103,6 +103,90 @@ fn ids_in_closed_buckets_are_duplicates_and_their_labels_join() {
 }
 
 #[test]
+fn a_scan_hands_every_event_its_own_label_across_chunks_and_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    // Three segments, the largest holding more events than a scan looks up labels for at once.
+    let n = 2 * SCAN_LABEL_CHUNK + 1000;
+    for (from, to) in [
+        (0, 1000),
+        (1000, SCAN_LABEL_CHUNK + 5000),
+        (SCAN_LABEL_CHUNK + 5000, n),
+    ] {
+        store
+            .ingest_predictions(&model(), numbered(from, to))
+            .unwrap();
+    }
+    // Every third event is labelled, each with a label of its own, in an order of their own.
+    let label_of = |i: usize| Outcome::Number((i % 97) as f64);
+    let mut labelled: Vec<usize> = (0..n).step_by(3).collect();
+    labelled.reverse();
+    let labels = LabelBatch {
+        rows: labelled
+            .iter()
+            .map(|&i| LabelEvent {
+                request_id: format!("req-{i:05}"),
+                label: label_of(i),
+                timestamp: Timestamp::now(),
+            })
+            .enumerate()
+            .collect(),
+        rejected: vec![],
+    };
+    store.ingest_labels(&model(), labels).unwrap();
+    let mut seen = Vec::new();
+    store
+        .scan_predictions(&model(), &ScanRange::default(), &mut |e, l| {
+            if let Some(l) = l {
+                assert_eq!(l.request_id, e.request_id);
+            }
+            seen.push((e.request_id.clone(), l.map(|l| l.label.clone())));
+        })
+        .unwrap();
+    // Stored order, and the label of each event's own id.
+    let want: Vec<(String, Option<Outcome>)> = (0..n)
+        .map(|i| (format!("req-{i:05}"), (i % 3 == 0).then(|| label_of(i))))
+        .collect();
+    assert_eq!(seen.len(), want.len());
+    assert!(
+        seen == want,
+        "first difference at {:?}",
+        seen.iter().zip(&want).position(|(a, b)| a != b)
+    );
+}
+
+#[test]
+fn a_version_5_database_loses_its_index_by_segment_and_scans_the_same() {
+    let dir = two_predictions_and_labels();
+    let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.execute_batch(
+        "CREATE INDEX request_index_segment ON request_index(model_id, segment_id);
+         PRAGMA user_version = 5;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let mut seen = Vec::new();
+    store
+        .scan_predictions(&model(), &ScanRange::default(), &mut |e, l| {
+            seen.push((e.request_id.clone(), l.is_some()));
+        })
+        .unwrap();
+    assert_eq!(seen, [("a".to_string(), true), ("b".to_string(), false)]);
+    drop(store);
+    let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let (version, indexes): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version),
+                    (SELECT count(*) FROM sqlite_schema WHERE name = 'request_index_segment')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((version, indexes), (SCHEMA_VERSION, 0));
+}
+
+#[test]
 fn a_bucket_filled_across_a_restart_or_not_gets_the_filter_of_its_ids() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_with_bucket_rows(dir.path(), 100).unwrap();
