@@ -46,7 +46,9 @@ echo "== Rust: cargo test --workspace"
 cargo test --workspace
 
 echo "== Python SDK: pytest against the real modelwatch binary"
-cargo build -p modelwatch-cli
+# `cargo test` above built the binary for the CLI's integration tests; a separate
+# `cargo build -p modelwatch-cli` resolved other dependency features and rebuilt 20 crates.
+test -x "$CARGO_TARGET_DIR/debug/modelwatch"
 MODELWATCH_BIN="$CARGO_TARGET_DIR/debug/modelwatch" "$VENV/bin/python" -m pytest -q clients/python/tests
 
 echo "== Dashboard: browser tests in headless Chromium against the real binary"
