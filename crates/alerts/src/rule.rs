@@ -112,16 +112,12 @@ impl Duration {
         }
         let bad =
             || format!("{s:?} is not a duration: use a number and a unit s, m, h or d, e.g. 10m");
-        if t.len() < 2 {
-            return Err(bad());
-        }
-        let (num, unit) = t.split_at(t.len() - 1);
-        let n: i64 = num.parse().map_err(|_| bad())?;
+        let (n, unit) = modelwatch_core::split_span(t).ok_or_else(bad)?;
         let unit = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
             _ => return Err(bad()),
         };
         if !(0..=3650 * 86_400 / unit).contains(&n) {
@@ -687,5 +683,8 @@ mod tests {
         assert_eq!(Duration::parse("90s").unwrap().to_string(), "90s");
         assert!(Duration::parse("-1m").is_err());
         assert!(Duration::parse("m").is_err());
+        for bad in ["1ü", "2€", "ü", "\u{ff}"] {
+            assert!(Duration::parse(bad).is_err(), "{bad:?}");
+        }
     }
 }
