@@ -3,8 +3,12 @@
 
 mod common;
 
-use common::{client, decode, prediction, Server};
+use common::{client, decode, modelwatch, prediction, Server};
 use serde_json::json;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration as StdDuration, Instant};
 
 /// Non-ASCII in a span (`1ü`, `%ff`) once panicked in `split_at` and dropped the connection
 /// (query parameters, dashboard pages) or answered 500 (rule windows, `for`, silences).
@@ -67,4 +71,137 @@ fn a_non_ascii_span_is_a_400_naming_the_parameter_never_a_panic() {
             .unwrap(),
     );
     assert_eq!(status, 200);
+}
+
+/// `modelwatch serve` on `dir`, expected to refuse to start: its stderr. Fails the test if it
+/// starts serving instead (it would print its address) or does not exit within a minute.
+fn refused_start(dir: &Path) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + StdDuration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            assert!(!status.success(), "serve exited 0: {err}");
+            return err;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("serve started over a damaged data directory");
+        }
+        std::thread::sleep(StdDuration::from_millis(50));
+    }
+}
+
+/// A data directory holding `n` acknowledged predictions, the server stopped by `stop`.
+fn store_with_rows(n: usize, stop: impl FnOnce(&mut Server)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start(dir.path());
+    let rows: Vec<_> = (0..n)
+        .map(|i| prediction(&format!("r-{i}"), "2026-01-02T03:04:05Z", i as f64, "DE"))
+        .collect();
+    for chunk in rows.chunks(2_000) {
+        let (status, body) = s.post(
+            "/v1/models/fraud/predictions",
+            &serde_json::to_string(chunk).unwrap(),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    stop(&mut s);
+    dir
+}
+
+fn check(dir: &Path) -> (bool, String) {
+    let (ok, out, err) = modelwatch(&["check", "--data", dir.to_str().unwrap()]);
+    (ok, format!("{out}{err}"))
+}
+
+#[test]
+fn damaged_store_files_refuse_to_start_and_nothing_is_created_over_them() {
+    let db = |d: &tempfile::TempDir| d.path().join("modelwatch.db");
+    let wal = |d: &tempfile::TempDir| d.path().join("modelwatch.db-wal");
+
+    // A clean stop, then the database emptied.
+    let d = store_with_rows(3_000, Server::stop);
+    assert!(check(d.path()).0, "{}", check(d.path()).1);
+    std::fs::write(db(&d), b"").unwrap();
+    let err = refused_start(d.path());
+    assert!(err.contains("damaged") && err.contains("empty"), "{err}");
+    assert!(err.contains("modelwatch check --data"), "{err}");
+    assert_eq!(
+        std::fs::metadata(db(&d)).unwrap().len(),
+        0,
+        "no store created over it"
+    );
+    let (ok, out) = check(d.path());
+    assert!(!ok && out.contains("empty"), "{out}");
+
+    // A crash, then the database deleted with its write-ahead log kept.
+    let d = store_with_rows(3_000, Server::kill9);
+    assert!(wal(&d).exists());
+    std::fs::remove_file(db(&d)).unwrap();
+    let err = refused_start(d.path());
+    assert!(err.contains("modelwatch.db is missing"), "{err}");
+    assert!(!db(&d).exists(), "no store created over it");
+
+    // A crash, then the write-ahead log deleted: the commits since the last checkpoint.
+    let d = store_with_rows(3_000, Server::kill9);
+    std::fs::remove_file(wal(&d)).unwrap();
+    let err = refused_start(d.path());
+    assert!(err.contains("write-ahead log"), "{err}");
+    let (ok, out) = check(d.path());
+    assert!(!ok && out.contains("write-ahead log"), "{out}");
+
+    // Garbage pages in the middle of the file.
+    let d = store_with_rows(20_000, Server::stop);
+    let mut bytes = std::fs::read(db(&d)).unwrap();
+    let page = 16_384;
+    assert!(bytes.len() > 8 * page, "{} bytes", bytes.len());
+    let end = bytes.len() - page;
+    for (i, b) in bytes[2 * page..end].iter_mut().enumerate() {
+        *b = (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1];
+    }
+    std::fs::write(db(&d), &bytes).unwrap();
+    let err = refused_start(d.path());
+    assert!(err.contains("damaged"), "{err}");
+    let (ok, out) = check(d.path());
+    assert!(!ok && out.contains("damaged"), "{out}");
+}
+
+#[test]
+fn a_sound_store_restarts_after_a_crash_and_after_a_clean_stop() {
+    let d = store_with_rows(2_000, Server::kill9);
+    let (ok, out) = check(d.path());
+    assert!(ok, "{out}");
+    let mut s = Server::start(d.path());
+    let (_, model) = s.get("/v1/models/fraud");
+    assert_eq!(model["predictions"], 2_000, "{model}");
+    s.stop();
+    let (ok, out) = check(d.path());
+    assert!(ok && out.contains("closed cleanly"), "{out}");
+    let s = Server::start(d.path());
+    assert_eq!(s.get("/v1/models/fraud").1["predictions"], 2_000);
+}
+
+#[test]
+fn deleting_lock_does_not_let_a_second_process_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let _s = Server::start(dir.path());
+    std::fs::remove_file(dir.path().join("LOCK")).unwrap();
+    let err = refused_start(dir.path());
+    assert!(
+        err.contains("in use by another modelwatch process"),
+        "{err}"
+    );
 }

@@ -14,7 +14,10 @@ mod compact;
 pub mod conformance;
 mod sqlite;
 
-pub use sqlite::{GatheredPredictions, PendingLabels, PendingPredictions, SqliteStore};
+pub use sqlite::{
+    check_data_dir, CheckReport, GatheredPredictions, PendingLabels, PendingPredictions,
+    SqliteStore,
+};
 
 use modelwatch_core::{
     KpiEvent, LabelEvent, ModelName, Outcome, PredictionEvent, ReferenceRow, Rejection, Schema,
@@ -39,6 +42,9 @@ pub enum StoreError {
     Corrupt { what: &'static str, detail: String },
     #[error("the storage writer has stopped")]
     WriterGone,
+    /// The data directory's files are not a sound store; nothing was opened or created.
+    #[error("the data directory {dir} is damaged: {found}. modelwatch will not start over it, so that nothing more is lost: run `modelwatch check --data {dir}` for details, and restore the directory from a backup (docs/operations.md)")]
+    Damaged { dir: String, found: String },
 }
 
 /// A row rejected before it reached the store (unparseable, invalid), kept in quarantine with
