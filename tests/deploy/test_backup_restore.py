@@ -5,6 +5,7 @@ the copy). The restored directory must answer what the original did.
 """
 
 import json
+import math
 import shutil
 import signal
 import subprocess
@@ -88,6 +89,24 @@ def state(server):
     }
 
 
+def same(a, b, path="state"):
+    """a == b, but for floats, equal to 1e-12 relative: the engine's sums can differ in the
+    last bit with the order in which an hour's aggregate was built (folded on arrival before
+    the stop, rescanned after), which is not what a backup is tested for."""
+    if isinstance(a, float) and isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-300), (path, a, b)
+    elif isinstance(a, dict) and isinstance(b, dict):
+        assert sorted(a) == sorted(b), (path, sorted(a), sorted(b))
+        for k in a:
+            same(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), (path, len(a), len(b))
+        for i, (x, y) in enumerate(zip(a, b)):
+            same(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, (path, a, b)
+
+
 def stored_ids(server, model):
     ids, after = [], None
     while True:
@@ -156,7 +175,7 @@ def test_online_backup_of_a_server_under_ingest_restores_a_consistent_state(tmp_
         shutil.copy2(backup / name, restored / name)
     server = start(restored)
     try:
-        assert state(server) == before
+        same(state(server), before)
         # The live model's batches: every batch acknowledged before the backup started, then
         # whole batches in the order they were sent, none cut in two.
         ids = stored_ids(server, "churn")
@@ -212,7 +231,7 @@ def test_a_copy_of_a_stopped_server_directory_restores_it(tmp_path):
         subprocess.run(["cp", "-a", str(data), str(copy)], check=True)
         server = start(copy)
         try:
-            assert state(server) == before, sig
+            same(state(server), before, f"state after {sig.name}")
         finally:
             server.stop()
 
