@@ -40,7 +40,8 @@ enum Command {
     Metrics(metrics::MetricsArgs),
     /// A model's dashboard as one standalone HTML file (opens offline), its numbers as JSON, its charts as PNG.
     Report(Box<report::ReportArgs>),
-    /// The service with a simulated classifier whose inputs drift and whose accuracy decays.
+    /// The service with two simulated classifiers: one whose inputs drift and whose accuracy
+    /// decays, one that stays healthy.
     Demo(demo::DemoArgs),
     /// Whether a data directory is a sound store (read only; safe beside a running service).
     Check(check::CheckArgs),

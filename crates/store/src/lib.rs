@@ -47,8 +47,9 @@ pub enum StoreError {
     Damaged { dir: String, found: String },
 }
 
-/// A row rejected before it reached the store (unparseable, invalid), kept in quarantine with
-/// its raw text so the user can read back what was refused.
+/// A rejected row, kept in quarantine with its text so that the user can read back what was
+/// refused: as sent when the caller has it, else the parsed row written out again (a row the
+/// writer refuses) or where the row is (a file import).
 #[derive(Debug, Clone)]
 pub struct Quarantined {
     pub rejection: Rejection,

@@ -41,7 +41,7 @@ const SCHEMA_VERSION: i64 = 6;
 /// Upper bound on rows in one group commit: bounds the latency a large import adds to a small
 /// concurrent request, and the WAL growth between checkpoints.
 const MAX_ROWS_PER_COMMIT: usize = 200_000;
-/// Longest raw row kept in quarantine; longer rows are cut (the reason is kept whole).
+/// Longest row text kept in quarantine; longer rows are cut (the reason is kept whole).
 const MAX_QUARANTINE_ROW_BYTES: usize = 16 * 1024;
 /// Quarantined rows older than this are deleted by retention, whatever the model's setting.
 const QUARANTINE_RETENTION_DAYS: i64 = 30;

@@ -2,7 +2,7 @@
 
 Nothing here is called from ``predict``: the wrapper only enqueues references to the input, the
 result, a wall-clock timestamp, the latency and the request ids.  This module builds the per-row
-``dict``s the server expects (see PRODUCT.md, "Contract") and encodes them as NDJSON lines.
+``dict``s the server expects (see docs/api.md, "Ingest") and encodes them as NDJSON lines.
 
 Value rules (what the server accepts as a feature value): numbers, strings, bools and null.
 NaN and +-inf become null; numpy scalars become Python scalars; dates become RFC 3339 strings;
