@@ -5,7 +5,7 @@ mod common;
 
 use common::{client, decode, modelwatch, prediction, Server};
 use serde_json::json;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration as StdDuration, Instant};
@@ -204,4 +204,56 @@ fn deleting_lock_does_not_let_a_second_process_in() {
         err.contains("in use by another modelwatch process"),
         "{err}"
     );
+}
+
+/// Waits for `child` to exit; fails the test if it is still running after a minute (a hang,
+/// not a slow machine: the grace period is 10 s).
+fn exits(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + StdDuration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running a minute after SIGTERM"
+        );
+        std::thread::sleep(StdDuration::from_millis(50));
+    }
+}
+
+/// A client holding a half-sent request (headers cut off, or a body shorter than its
+/// Content-Length) once kept `serve` from stopping on SIGTERM for as long as it liked.
+#[test]
+fn sigterm_stops_the_server_while_clients_hold_half_sent_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start(dir.path());
+    let rows = json!([prediction("r-1", "2026-01-02T03:04:05Z", 41.0, "DE")]).to_string();
+    assert_eq!(s.post("/v1/models/fraud/predictions", &rows).0, 200);
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let mut half_header = std::net::TcpStream::connect(&addr).unwrap();
+    half_header
+        .write_all(b"POST /v1/models/fraud/predictions HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut half_body = std::net::TcpStream::connect(&addr).unwrap();
+    half_body
+        .write_all(
+            b"POST /v1/models/fraud/predictions HTTP/1.1\r\nHost: x\r\n\
+              Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{\"request_id\"",
+        )
+        .unwrap();
+    std::thread::sleep(StdDuration::from_millis(300));
+    let pid = s.child.id() as i32;
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = exits(&mut s.child);
+    assert!(status.success(), "{status:?}");
+    drop((half_header, half_body));
+    // What was acknowledged is there, and the store was closed cleanly.
+    let (ok, out) = check(dir.path());
+    assert!(ok && out.contains("closed cleanly"), "{out}");
+    let s = Server::start(dir.path());
+    assert_eq!(s.get("/v1/models/fraud").1["predictions"], 1);
 }
