@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context};
 use modelwatch_core::{parse_timestamp, ModelName, Window};
-use modelwatch_engine::metrics_csv::metrics_csv;
+use modelwatch_engine::metrics_csv::{column_names, metrics_csv};
 use modelwatch_engine::performance::{
     window_performance, PerformanceQuery, PerformanceReport, Task,
 };
@@ -275,9 +275,12 @@ fn align(rows: &[Vec<String>]) -> String {
 fn change_cell(c: &Value) -> String {
     match c["status"].as_str() {
         Some("compared") => format!(
-            "{:+.3} (p {:.3}{})",
+            "{:+.3} (p {}{})",
             c["delta"].as_f64().unwrap_or(f64::NAN),
-            c["p_value"].as_f64().unwrap_or(f64::NAN),
+            match c["p_value"].as_f64().unwrap_or(f64::NAN) {
+                p if p < 0.001 => format!("{p:.1e}"),
+                p => format!("{p:.3}"),
+            },
             if c["significant"] == true {
                 ", significant"
             } else {
@@ -304,17 +307,14 @@ fn summary_table(report: &Value) -> String {
         s["basis"].as_str().unwrap_or("labelled"),
     );
     let num = |v: &Value| v.as_f64().map_or("-".into(), |x| format!("{x:.3}"));
-    let task = report["task"].as_str().unwrap_or("binary");
-    // The task's headline metrics first, then the rest by name.
-    let mut names: Vec<&String> = headline(task)
-        .iter()
-        .filter_map(|h| metrics.keys().find(|k| k.as_str() == *h))
-        .collect();
-    names.extend(
-        metrics
-            .keys()
-            .filter(|k| !headline(task).contains(&k.as_str())),
-    );
+    // In the order of the CSV table's columns (headline metrics first), the rest by name.
+    let order = report["task"]
+        .as_str()
+        .and_then(|t| Task::parse(t).ok())
+        .map(column_names)
+        .unwrap_or_default();
+    let mut names: Vec<&String> = metrics.keys().collect();
+    names.sort_by_key(|n| order.iter().position(|o| o == *n).unwrap_or(usize::MAX));
     let mut rows = vec![[
         "metric",
         "first",

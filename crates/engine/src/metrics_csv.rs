@@ -93,6 +93,12 @@ fn columns(task: Task) -> Vec<(String, Column)> {
     out
 }
 
+/// The table's column names for `task` without the interval columns, in table order (the
+/// order the command line lists a summary's metrics in).
+pub fn column_names(task: Task) -> Vec<String> {
+    columns(task).into_iter().map(|(name, _)| name).collect()
+}
+
 /// A JSON scalar as a CSV cell: numbers in shortest round-trip form, null as empty.
 fn cell(v: &Value) -> String {
     match v {
