@@ -6,11 +6,13 @@ mod common;
 
 use common::{client, decode, Server};
 use serde_json::json;
+use std::path::Path;
 use std::process::Command;
 
-/// The `curl` commands of the README's fenced `sh` blocks, in order. A command may span lines
-/// (a quoted body); a `#` outside quotes after a space starts a comment.
-fn readme_curl_commands(readme: &str) -> Vec<String> {
+/// The commands starting with `program ` in the README's fenced `sh` blocks, in order. A
+/// command may span lines (a quoted body); a `#` outside quotes after a space starts a comment.
+fn readme_commands(readme: &str, program: &str) -> Vec<String> {
+    let start = format!("{program} ");
     let mut commands = Vec::new();
     let mut in_sh = false;
     let mut current: Option<String> = None;
@@ -25,7 +27,7 @@ fn readme_curl_commands(readme: &str) -> Vec<String> {
             continue;
         }
         if current.is_none() {
-            if !line.trim_start().starts_with("curl ") {
+            if !line.trim_start().starts_with(&start) {
                 continue;
             }
             current = Some(String::new());
@@ -62,7 +64,12 @@ fn readme_curl_commands(readme: &str) -> Vec<String> {
 fn every_readme_curl_example_succeeds_as_written() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
         .expect("README.md");
-    let commands = readme_curl_commands(&readme);
+    // The examples addressed to a local server (an example of a proxy or a remote host is
+    // not something this test can answer).
+    let commands: Vec<String> = readme_commands(&readme, "curl")
+        .into_iter()
+        .filter(|c| c.contains("localhost:8080"))
+        .collect();
     assert!(commands.len() >= 14, "{commands:#?}");
     // The examples the README is for: ingest, labels, every read, the reference, a rule, a
     // silence, the CSV table.
@@ -95,6 +102,133 @@ fn every_readme_curl_example_succeeds_as_written() {
         assert!(
             status.starts_with('2'),
             "README example answered {status}:\n{cmd}\n{body}"
+        );
+    }
+
+    // Then the command line's examples, in a directory holding the files they name (made
+    // here), against the same server where they say `--server`.
+    let work = tempfile::tempdir().unwrap();
+    write_example_files(work.path());
+    let cli: Vec<String> = readme_commands(&readme, "modelwatch")
+        .into_iter()
+        .filter(|c| !c.starts_with("modelwatch demo") && !c.starts_with("modelwatch serve"))
+        .collect();
+    for wanted in ["import", "export", "drift", "report"] {
+        assert!(
+            cli.iter()
+                .any(|c| c.starts_with(&format!("modelwatch {wanted} "))),
+            "no README example of modelwatch {wanted}: {cli:#?}"
+        );
+    }
+    for cmd in &cli {
+        let run = cmd
+            .replacen("modelwatch", env!("CARGO_BIN_EXE_modelwatch"), 1)
+            .replace("127.0.0.1:8080", &address);
+        let out = Command::new("bash")
+            .args(["-c", &run])
+            .current_dir(work.path())
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "README example failed:\n{cmd}\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for made in [
+        "credit.parquet",
+        "labels.parquet",
+        "report.html",
+        "report.json",
+    ] {
+        assert!(work.path().join(made).is_file(), "{made} was not written");
+    }
+}
+
+/// The files the README's command line examples name: predictions, labels, a reference, and
+/// the two sides of an offline drift check, as CSV and Parquet.
+fn write_example_files(dir: &Path) {
+    use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+    use std::sync::Arc;
+    let n = 200;
+    let country = |i: usize| ["DE", "FR", "IT"][i % 3];
+    let age = |i: usize, shift: f64| 20.0 + (i % 50) as f64 + shift;
+    let parquet = |name: &str, columns: Vec<(&str, ArrayRef)>| {
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let file = std::fs::File::create(dir.join(name)).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    };
+    let strings = |f: &dyn Fn(usize) -> String| -> ArrayRef {
+        Arc::new(StringArray::from((0..n).map(f).collect::<Vec<_>>()))
+    };
+    let floats = |f: &dyn Fn(usize) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from((0..n).map(f).collect::<Vec<_>>()))
+    };
+    parquet(
+        "preds.parquet",
+        vec![
+            ("request_id", strings(&|i| format!("p-{i}"))),
+            (
+                "timestamp",
+                strings(&|i| format!("2026-01-0{}T10:00:00Z", 1 + i % 5)),
+            ),
+            ("age", floats(&|i| age(i, 0.0))),
+            ("country", strings(&|i| country(i).to_owned())),
+            (
+                "y_pred",
+                Arc::new(Int64Array::from(
+                    (0..n as i64).map(|i| i % 2).collect::<Vec<_>>(),
+                )),
+            ),
+            (
+                "y_pred_proba",
+                floats(&|i| if i % 2 == 1 { 0.8 } else { 0.3 }),
+            ),
+        ],
+    );
+    let csv = |name: &str, header: &str, row: &dyn Fn(usize) -> String| {
+        let body: String = (0..n).map(|i| row(i) + "\n").collect();
+        std::fs::write(dir.join(name), format!("{header}\n{body}")).unwrap();
+    };
+    csv("labels.csv", "request_id,label", &|i| {
+        format!("p-{i},{}", (i + usize::from(i % 10 == 0)) % 2)
+    });
+    csv("train.csv", "age,country,prediction,score,label", &|i| {
+        format!(
+            "{},{},{},{},{}",
+            age(i, 0.0),
+            country(i),
+            i % 2,
+            0.3 + 0.5 * (i % 2) as f64,
+            i % 2
+        )
+    });
+    csv(
+        "preds.csv",
+        "request_id,timestamp,age,country,prediction,score",
+        &|i| {
+            format!(
+                "c-{i},2026-01-06T10:00:00Z,{},{},{},{}",
+                age(i, 0.0),
+                country(i),
+                i % 2,
+                0.3 + 0.5 * (i % 2) as f64
+            )
+        },
+    );
+    csv("today.csv", "age,country", &|i| {
+        format!("{},{}", age(i, 15.0), country(i))
+    });
+    for (name, shift) in [("train.parquet", 0.0), ("last_week.parquet", 15.0)] {
+        parquet(
+            name,
+            vec![
+                ("age", floats(&|i| age(i, shift))),
+                ("country", strings(&|i| country(i).to_owned())),
+            ],
         );
     }
 }
@@ -202,7 +336,7 @@ fn json_endpoints_read_json_without_a_json_content_type_and_refuse_other_formats
 fn the_readme_parser_keeps_multi_line_bodies_and_drops_comments() {
     let text = "```sh\n# a comment\ncurl -s a -d '[\n  {\"x\": \"# not a comment\"}]'  # note\ncurl -s b   # b\nmodelwatch import x\n```\n```python\ncurl -s c\n```\n";
     assert_eq!(
-        readme_curl_commands(text),
+        readme_commands(text, "curl"),
         vec![
             "curl -s a -d '[\n  {\"x\": \"# not a comment\"}]'".to_owned(),
             "curl -s b".to_owned()
