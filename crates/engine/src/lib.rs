@@ -7,4 +7,6 @@ pub mod aggregates;
 pub mod drift;
 pub mod feedback;
 pub mod kpis;
+pub mod metrics_csv;
 pub mod performance;
+pub mod summary;

@@ -664,6 +664,8 @@ pub struct PerformanceReport {
     pub versions: Vec<VersionReport>,
     /// Business KPIs logged beside the model, per window, by name (see [`crate::kpis`]).
     pub kpis: BTreeMap<String, Vec<crate::kpis::KpiWindow>>,
+    /// First window → last window and baseline → last window per metric (see [`crate::summary`]).
+    pub summary: crate::summary::ChangeSummary,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segment: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -966,6 +968,14 @@ pub(crate) fn assemble(
 ) -> PerformanceReport {
     let window = q.window.unwrap_or(Window::DAY);
     let config = &q.config;
+    let summary = crate::summary::summarize(
+        &spec,
+        window,
+        &windows,
+        baseline.as_ref(),
+        config,
+        Timestamp::now(),
+    );
     let windows = windows
         .into_iter()
         .map(|(start, acc)| WindowReport {
@@ -1003,6 +1013,7 @@ pub(crate) fn assemble(
         windows,
         versions,
         kpis: BTreeMap::new(),
+        summary,
         segment: q.segment.clone(),
         segments,
         spec,

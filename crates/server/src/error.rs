@@ -74,9 +74,3 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
         ApiError::bad_request("invalid_query", e.body_text())
     }
 }
-
-impl From<axum::extract::rejection::JsonRejection> for ApiError {
-    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
-        ApiError::bad_request("invalid_body", e.body_text())
-    }
-}

@@ -12,6 +12,7 @@ mod dashboard;
 mod drift;
 mod error;
 mod ingest;
+mod json_body;
 mod login;
 mod query;
 
