@@ -8,3 +8,4 @@ pub mod drift;
 pub mod feedback;
 pub mod kpis;
 pub mod performance;
+pub mod reference;
