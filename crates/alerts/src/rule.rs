@@ -824,7 +824,7 @@ mod tests {
             let example = match *kind {
                 "<metric>" => "f1".to_owned(),
                 "<operational>" => "error_rate".to_owned(),
-                k => k.replace('<', "").replace('>', ""),
+                k => k.replace(['<', '>'], ""),
             };
             let signal = Signal::parse(&example).unwrap_or_else(|e| panic!("{example}: {e}"));
             assert_eq!(signal.kind(), *kind, "{example}");
