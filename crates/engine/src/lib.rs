@@ -9,4 +9,5 @@ pub mod feedback;
 pub mod kpis;
 pub mod metrics_csv;
 pub mod performance;
+pub mod reference;
 pub mod summary;

@@ -658,6 +658,9 @@ pub struct PerformanceReport {
     #[serde(flatten)]
     pub spec: TaskSpec,
     pub min_sample: u64,
+    /// The reference dataset the baseline comes from (`version` null: the all-versions one);
+    /// null without a reference. See [`crate::reference`].
+    pub reference: Option<crate::reference::ReferenceInfo>,
     pub baseline: Option<TaskReport>,
     pub windows: Vec<WindowReport>,
     /// Each version over the whole range (one entry per version seen), by version name.
@@ -787,17 +790,15 @@ pub fn detect_task(
     Ok(d.finish(task, threshold))
 }
 
-/// The reference rows that serve as the baseline: the version's, else the all-versions ones.
+/// The reference rows that serve as the baseline: the version's, else the all-versions ones;
+/// for all versions without an all-versions reference, the one uploaded last
+/// ([`crate::reference`]).
 pub(crate) fn reference(
     store: &dyn Store,
     model: &ModelName,
     version: Option<&str>,
 ) -> Result<Vec<ReferenceRow>, StoreError> {
-    let mut rows = store.reference_rows(model, version)?;
-    if rows.is_empty() && version.is_some() {
-        rows = store.reference_rows(model, None)?;
-    }
-    Ok(rows)
+    Ok(crate::reference::rows(store, model, version)?.0)
 }
 
 /// Folds labelled reference rows into one baseline state; `None` when no row has a label.
@@ -909,20 +910,15 @@ pub fn scan_performance(
             })?;
     }
     // Kept with the aggregates per reference upload and task, folded once.
-    let baseline = crate::aggregates::baseline(store, model, q.version.as_deref(), &spec)?;
+    let (baseline, reference) =
+        crate::aggregates::baseline(store, model, q.version.as_deref(), &spec)?;
     let segments = q
         .segment
         .as_ref()
         .map(|_| segment_reports(&fold, window, &q.config));
-    Ok(assemble(
-        model,
-        q,
-        spec,
-        baseline,
-        fold.windows,
-        versions,
-        segments,
-    ))
+    let mut report = assemble(model, q, spec, baseline, fold.windows, versions, segments);
+    report.reference = reference;
+    Ok(report)
 }
 
 /// A bounded range cut into one slice per core (whole hours, so no window is split in a way
@@ -1009,6 +1005,7 @@ pub(crate) fn assemble(
         model: model.to_string(),
         window: window.label(),
         min_sample: config.min_sample,
+        reference: None,
         baseline: baseline.map(|b| b.report(config)),
         windows,
         versions,

@@ -9,7 +9,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use modelwatch_alerts::exposition::{Exposition, CONTENT_TYPE};
-use modelwatch_alerts::service::{AlertFilter, HeartbeatRequest, SilenceRequest};
+use modelwatch_alerts::service::{AckRequest, AlertFilter, HeartbeatRequest, SilenceRequest};
 use modelwatch_alerts::AlertsError;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -117,6 +117,17 @@ pub(crate) async fn history(
     let n = limit(p.limit)?;
     let h = with_alerts(&state, move |a| a.history(p.model.as_deref(), n)).await?;
     Ok(Json(json!({ "history": h })))
+}
+
+/// `POST /v1/alerts/{fingerprint}/ack` (admin): `{"owner", "comment"}`.
+pub(crate) async fn acknowledge(
+    State(state): State<AppState>,
+    Path(fingerprint): Path<String>,
+    body: Result<Json<AckRequest>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(req) = body?;
+    let alert = with_alerts(&state, move |a| a.acknowledge(&fingerprint, req)).await?;
+    Ok(Json(json!({ "alert": alert })))
 }
 
 pub(crate) async fn list_silences(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -99,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{model}/heartbeats", post(alerts::heartbeat))
         .route("/v1/alerts", get(alerts::list_alerts))
         .route("/v1/alerts/history", get(alerts::history))
+        .route("/v1/alerts/{fingerprint}/ack", post(alerts::acknowledge))
         .route(
             "/v1/silences",
             get(alerts::list_silences).post(alerts::create_silence),

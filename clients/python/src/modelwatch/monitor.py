@@ -583,7 +583,9 @@ class Monitor:
         Columns ``prediction``, ``score`` and ``label`` (or ``y_pred``, ``y_pred_proba``,
         ``y_true``) are mapped by the server; every other column is a feature.  Sent as gzipped
         NDJSON with ``PUT /v1/models/{model}/reference?version=...`` (default: this monitor's
-        version).  Synchronous; returns the server's reply; raises ``ModelwatchError``.
+        version; while the model has no all-versions reference, the server also uses the
+        reference uploaded last for queries and rules without a version).  Synchronous; returns
+        the server's reply; raises ``ModelwatchError``.
         """
         if _rows.is_dataframe(data):
             names, cols, n = _rows.table_columns(data)
