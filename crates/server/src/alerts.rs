@@ -123,9 +123,8 @@ pub(crate) async fn history(
 pub(crate) async fn acknowledge(
     State(state): State<AppState>,
     Path(fingerprint): Path<String>,
-    body: Result<Json<AckRequest>, JsonRejection>,
+    JsonBody(req): JsonBody<AckRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(req) = body?;
     let alert = with_alerts(&state, move |a| a.acknowledge(&fingerprint, req)).await?;
     Ok(Json(json!({ "alert": alert })))
 }
