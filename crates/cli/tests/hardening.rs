@@ -257,3 +257,54 @@ fn sigterm_stops_the_server_while_clients_hold_half_sent_requests() {
     let s = Server::start(dir.path());
     assert_eq!(s.get("/v1/models/fraud").1["predictions"], 1);
 }
+
+/// A reference upload with no valid row once answered 200 `{"rows": 0}` and replaced the
+/// stored reference with nothing (drift then answered 409).
+#[test]
+fn a_reference_with_no_valid_row_is_refused_and_the_stored_one_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let rows: Vec<_> = (0..50)
+        .map(|i| prediction(&format!("r-{i}"), "2026-01-02T03:04:05Z", i as f64, "DE"))
+        .collect();
+    assert_eq!(
+        s.post("/v1/models/fraud/predictions", &json!(rows).to_string())
+            .0,
+        200
+    );
+    let put = |body: Vec<u8>, ct: &str| {
+        decode(
+            client()
+                .put(format!("{}/v1/models/fraud/reference", s.url))
+                .header("content-type", ct)
+                .body(body)
+                .send()
+                .unwrap(),
+        )
+    };
+    let good: String = std::iter::once("age,country\n".to_owned())
+        .chain((0..50).map(|i| format!("{i},DE\n")))
+        .collect();
+    let (status, body) = put(good.into_bytes(), "text/csv");
+    assert_eq!(status, 200, "{body}");
+    let (status, before) = s.get("/v1/models/fraud/drift?window=1d");
+    assert_eq!(status, 200, "{before}");
+
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    for (body, ct) in [
+        (b"a,c\n".to_vec(), "text/csv"),
+        (garbage, "application/octet-stream"),
+        (b"{\"features\": 3}\n".to_vec(), "application/x-ndjson"),
+    ] {
+        let (status, reply) = put(body, ct);
+        assert!((400..500).contains(&status), "{status}: {reply}");
+        let (status, after) = s.get("/v1/models/fraud/drift?window=1d");
+        assert_eq!(status, 200, "the stored reference is kept: {after}");
+        assert_eq!(after, before);
+    }
+    let (status, reply) = put(b"{\"features\": 3}\n".to_vec(), "application/x-ndjson");
+    assert_eq!(status, 422, "{reply}");
+    assert!(reply.to_string().contains("row 0"), "{reply}");
+}

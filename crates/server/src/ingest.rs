@@ -428,6 +428,36 @@ pub(crate) async fn reference(
                 rejection: r,
             }));
         }
+        if rows.is_empty() {
+            // Storing it would replace the model's reference with nothing (drift then has no
+            // baseline): refuse it and keep what is stored.
+            let why: Vec<String> = rejected
+                .iter()
+                .take(5)
+                .map(|q| {
+                    let r = &q.rejection;
+                    if r.field.is_empty() {
+                        format!("row {}: {}", r.index, r.reason)
+                    } else {
+                        format!("row {}, field `{}`: {}", r.index, r.field, r.reason)
+                    }
+                })
+                .collect();
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "no_valid_rows",
+                if why.is_empty() {
+                    "the reference has no rows (a header alone, or nothing readable as a table);                      the stored reference is unchanged"
+                        .to_owned()
+                } else {
+                    format!(
+                        "none of the reference's {} rows is valid, so the stored reference is                          unchanged: {}",
+                        rejected.len(),
+                        why.join("; ")
+                    )
+                },
+            ));
+        }
         Ok(store.put_reference(&model, p.version.as_deref(), rows, rejected)?)
     })
     .await?;
