@@ -308,3 +308,101 @@ fn a_reference_with_no_valid_row_is_refused_and_the_stored_one_kept() {
     assert_eq!(status, 422, "{reply}");
     assert!(reply.to_string().contains("row 0"), "{reply}");
 }
+
+/// A small tmpfs mounted for a test (needs root, as CI has); unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` where mounting is not allowed (a developer's machine without root); CI must
+    /// be able to, so there it fails instead.
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must be able to mount a tmpfs for the disk-full test (run as root)"
+            );
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return None;
+        }
+        Some(SmallDisk { dir })
+    }
+
+    fn resize(&self, size: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(self.dir.path())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A full disk once answered 500 "storage failure". It is 507 `disk_full` now, with a message
+/// a client can act on, and what was acknowledged before it survives; once space is freed the
+/// same service takes writes again.
+#[test]
+fn a_full_disk_answers_507_and_keeps_what_was_acknowledged() {
+    let Some(disk) = SmallDisk::mount("6m") else {
+        return;
+    };
+    let data = disk.dir.path().join("data");
+    let mut s = Server::start(&data);
+    let batch = |n: usize| {
+        let rows: Vec<_> = (0..200)
+            .map(|i| {
+                let mut p =
+                    prediction(&format!("b{n}-{i}"), "2026-01-02T03:04:05Z", i as f64, "DE");
+                p["features"]["note"] = json!(format!("{n:08}-{i:04}-{}", "x".repeat(200)));
+                p
+            })
+            .collect();
+        serde_json::to_string(&rows).unwrap()
+    };
+    let mut acknowledged = 0;
+    let mut full = None;
+    for n in 0..2_000 {
+        let (status, body) = s.post("/v1/models/fraud/predictions", &batch(n));
+        match status {
+            200 => acknowledged += body["accepted"].as_u64().unwrap(),
+            _ => {
+                full = Some((status, body));
+                break;
+            }
+        }
+    }
+    let (status, body) = full.expect("the 6 MiB disk filled up");
+    assert_eq!(status, 507, "{body}");
+    assert_eq!(body["error"]["code"], "disk_full", "{body}");
+    assert!(
+        body.to_string()
+            .contains("nothing of this request was stored"),
+        "{body}"
+    );
+    assert!(acknowledged > 0);
+
+    disk.resize("64m");
+    let (status, body) = s.post("/v1/models/fraud/predictions", &batch(9_999));
+    assert_eq!(status, 200, "writes resume once space is freed: {body}");
+    acknowledged += 200;
+    s.kill9();
+    let s = Server::start(&data);
+    let (_, model) = s.get("/v1/models/fraud");
+    assert_eq!(model["predictions"], acknowledged, "{model}");
+}

@@ -47,6 +47,18 @@ pub enum StoreError {
     Damaged { dir: String, found: String },
 }
 
+impl StoreError {
+    /// The disk holding the store is full: nothing of the failed write was stored, and the
+    /// same write can succeed once space is freed.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Sqlite(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+            StoreError::Io { source, .. } => source.kind() == std::io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
+}
+
 /// A rejected row, kept in quarantine with its text so that the user can read back what was
 /// refused: as sent when the caller has it, else the parsed row written out again (a row the
 /// writer refuses) or where the row is (a file import).

@@ -141,16 +141,34 @@ impl<T, Sent> Reply<T, Sent> {
 
     /// Answers the caller once the transaction has committed or failed: the kept result, or the
     /// commit's failure. `with` makes what is sent from a successful result.
-    fn send(self, committed: &Result<(), String>, with: impl FnOnce(T) -> Sent) {
+    fn send(self, committed: &Result<(), CommitFailure>, with: impl FnOnce(T) -> Sent) {
         let out = match committed {
             // Every job of a transaction that committed has run.
             Ok(()) => self.result.unwrap_or(Err(StoreError::WriterGone)).map(with),
             Err(e) => Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
-                Some(format!("commit failed: {e}")),
+                rusqlite::ffi::Error::new(e.code),
+                Some(format!("commit failed: {}", e.message)),
             ))),
         };
         let _ = self.to.send(out);
+    }
+}
+
+/// Why a group's transaction did not commit, told to each of its jobs: SQLite's (extended)
+/// result code, so that a full disk stays a full disk for the caller, and its message.
+struct CommitFailure {
+    code: std::ffi::c_int,
+    message: String,
+}
+
+impl From<rusqlite::Error> for CommitFailure {
+    fn from(e: rusqlite::Error) -> Self {
+        CommitFailure {
+            code: e
+                .sqlite_error()
+                .map_or(rusqlite::ffi::SQLITE_IOERR, |f| f.extended_code),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -217,7 +235,7 @@ enum Job {
 
 impl Job {
     /// Answers the caller once the job's transaction has committed or failed.
-    fn answer(self, committed: &Result<(), String>) {
+    fn answer(self, committed: &Result<(), CommitFailure>) {
         match self {
             Job::Predictions(_, batch, _, reply) => reply.send(committed, |out| (out, batch)),
             Job::Labels(.., reply) | Job::Kpis(.., reply) => reply.send(committed, |out| out),
@@ -639,7 +657,7 @@ impl Writer {
         let tx = match self.conn.transaction() {
             Ok(tx) => tx,
             Err(e) => {
-                let failed = Err(e.to_string());
+                let failed = Err(CommitFailure::from(e));
                 jobs.into_iter().for_each(|job| job.answer(&failed));
                 return;
             }
@@ -666,9 +684,9 @@ impl Writer {
         }
         let committed = if alone && failed {
             // The job's own error is its answer; nothing it wrote may stay.
-            tx.rollback().map_err(|e| e.to_string())
+            tx.rollback().map_err(CommitFailure::from)
         } else {
-            tx.commit().map_err(|e| e.to_string())
+            tx.commit().map_err(CommitFailure::from)
         };
         if committed.is_err() {
             // Whatever schema changes the jobs made were rolled back with them.
