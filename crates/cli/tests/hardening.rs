@@ -406,3 +406,28 @@ fn a_full_disk_answers_507_and_keeps_what_was_acknowledged() {
     let (_, model) = s.get("/v1/models/fraud");
     assert_eq!(model["predictions"], acknowledged, "{model}");
 }
+
+/// Errors axum answered itself (a wrong method) once had an empty body.
+#[test]
+fn every_error_has_a_json_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let (status, body) = decode(
+        client()
+            .delete(format!("{}/v1/models/fraud/predictions", s.url))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 405);
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not take DELETE"),
+        "{body}"
+    );
+    let (status, body) = s.get("/v1/nothing-here");
+    assert_eq!(status, 404);
+    assert!(body["error"]["message"].is_string(), "{body}");
+}

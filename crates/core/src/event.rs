@@ -336,7 +336,7 @@ fn check_request_id(id: Option<&str>, limits: &IngestLimits) -> Result<(), Strin
 fn diagnose(json: &str, index: usize, fields: &[&str], err: &serde_json::Error) -> Rejection {
     let value: serde_json::Value = match serde_json::from_str(json) {
         Ok(v) => v,
-        Err(e) => return Rejection::new(index, "", format!("malformed JSON: {e}")),
+        Err(e) => return malformed(json, index, &e),
     };
     let Some(obj) = value.as_object() else {
         return Rejection::new(
@@ -403,7 +403,10 @@ fn diagnose(json: &str, index: usize, fields: &[&str], err: &serde_json::Error) 
     }
     // The generic value keeps only the last of two equal keys; the typed parse names it.
     let msg = err.to_string();
-    if let Some(rest) = msg.strip_prefix("duplicate key `") {
+    if let Some(rest) = msg
+        .strip_prefix("duplicate key `")
+        .or_else(|| msg.strip_prefix("duplicate field `"))
+    {
         if let Some(name) = rest.split('`').next() {
             let parent = ["features", "scores", "tags"]
                 .into_iter()
@@ -413,6 +416,103 @@ fn diagnose(json: &str, index: usize, fields: &[&str], err: &serde_json::Error) 
         }
     }
     reject("", msg)
+}
+
+/// A row that is not JSON at all: the field being read where the parse stopped, and what is
+/// wrong there in the user's words (serde_json says "expected value at line 1 column 50").
+fn malformed(json: &str, index: usize, e: &serde_json::Error) -> Rejection {
+    let offset = byte_offset(json, e.line(), e.column());
+    let at = |s: &str| {
+        let from = offset.saturating_sub(1);
+        json.get(from..).is_some_and(|t| t.starts_with(s))
+            || json.get(offset..).is_some_and(|t| t.starts_with(s))
+    };
+    let msg = e.to_string();
+    let reason = if at("NaN") || at("Infinity") || at("-Infinity") {
+        "NaN and Infinity are not JSON numbers: send null for a missing value".to_string()
+    } else if msg.starts_with("number out of range") {
+        "number out of range: beyond what a 64-bit float holds (about ±1.8e308)".to_string()
+    } else if msg.starts_with("recursion limit exceeded") {
+        "nested too deep: a row is an object of fields, and feature values are not nested"
+            .to_string()
+    } else if msg.contains("surrogate") || msg.contains("hex escape") {
+        "invalid \\u escape: it takes four hex digits, and a lone UTF-16 surrogate \
+         (\\ud800-\\udfff) is not a character"
+            .to_string()
+    } else {
+        format!("malformed JSON: {msg}")
+    };
+    Rejection::new(index, path_at(json, offset), reason)
+}
+
+/// Byte offset of serde_json's 1-based line and column in `json`.
+fn byte_offset(json: &str, line: usize, column: usize) -> usize {
+    let line_start: usize = json
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    (line_start + column).min(json.len())
+}
+
+/// The dotted path (`features.age`, `scores.1`) of the value being read at byte `offset` of
+/// `json`, as far as a scan of the text up to there tells; empty at the top level.
+fn path_at(json: &str, offset: usize) -> String {
+    enum Frame {
+        Object { key: Option<String>, want_key: bool },
+        Array(usize),
+    }
+    let bytes = json.as_bytes();
+    let end = offset.min(bytes.len());
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut i = 0;
+    while i < end {
+        match bytes[i] {
+            b'{' => stack.push(Frame::Object {
+                key: None,
+                want_key: true,
+            }),
+            b'[' => stack.push(Frame::Array(0)),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Object { want_key, .. }) => *want_key = true,
+                Some(Frame::Array(n)) => *n += 1,
+                None => {}
+            },
+            b':' => {
+                if let Some(Frame::Object { want_key, .. }) = stack.last_mut() {
+                    *want_key = false;
+                }
+            }
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                if let Some(Frame::Object {
+                    key,
+                    want_key: true,
+                }) = stack.last_mut()
+                {
+                    let stop = i.min(bytes.len());
+                    *key = Some(String::from_utf8_lossy(&bytes[start..stop]).into_owned());
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    stack
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Object { key, .. } => key.clone(),
+            Frame::Array(n) => Some(n.to_string()),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 fn json_type(v: &serde_json::Value) -> &'static str {

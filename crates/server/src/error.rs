@@ -84,3 +84,45 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
         ApiError::bad_request("invalid_query", e.body_text())
     }
 }
+
+/// Gives an error that axum answered with an empty body (405 for a wrong method, the body
+/// limit's 413, a timeout's 408) the JSON error body every other error has, so that a client
+/// always has a message to show.
+pub(crate) async fn json_error_body(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    if status.as_u16() < 400
+        || response
+            .headers()
+            .contains_key(axum::http::header::CONTENT_TYPE)
+    {
+        return response;
+    }
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::NOT_FOUND => "not_found",
+        s if s.is_server_error() => "internal_error",
+        _ => "bad_request",
+    };
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            format!("{path} does not take {method}: docs/api.md lists each path's methods")
+        }
+        s => format!(
+            "{method} {path}: {}",
+            s.canonical_reason().unwrap_or("error")
+        ),
+    };
+    let (mut parts, _) = response.into_parts();
+    let fresh = ApiError::new(status, code, message).into_response();
+    parts.headers.extend(fresh.headers().clone());
+    Response::from_parts(parts, fresh.into_body())
+}

@@ -125,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(pages)
         .fallback(not_found)
+        .layer(middleware::from_fn(error::json_error_body))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             BODY_READ_TIMEOUT,

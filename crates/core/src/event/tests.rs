@@ -279,3 +279,57 @@ fn a_stream_of_rows_finds_every_duplicate_feature_name_whatever_came_before() {
         }
     });
 }
+
+/// Rows that are not JSON once came back with `field: ""` and "expected value at line 1 column
+/// 50": each now names the field being read and says what is wrong in plain words.
+#[test]
+fn rows_that_are_not_json_name_the_field_and_the_problem() {
+    let deep = format!(
+        r#"{{"request_id":"a","prediction":1,"features":{{"x":{}{}}}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let cases: [(&str, &str, &str); 8] = [
+        (
+            r#"{"request_id":"a","prediction":1,"score":NaN}"#,
+            "score",
+            "NaN",
+        ),
+        (
+            r#"{"request_id":"a","prediction":1,"score":-Infinity}"#,
+            "score",
+            "NaN and Infinity",
+        ),
+        (
+            r#"{"request_id":"a","prediction":1,"features":{"age":1e400}}"#,
+            "features.age",
+            "out of range",
+        ),
+        (&deep, "features.x", "nested too deep"),
+        (
+            r#"{"request_id":"a\ud800","prediction":1}"#,
+            "request_id",
+            "surrogate",
+        ),
+        (
+            r#"{"request_id":"a\ud800\u0041","prediction":1}"#,
+            "request_id",
+            "surrogate",
+        ),
+        (
+            r#"{"request_id":"a","request_id":"b","prediction":1}"#,
+            "request_id",
+            "appears twice",
+        ),
+        (
+            r#"{"request_id":"a","prediction":1,"tags":{"k":"v",}}"#,
+            "tags",
+            "malformed JSON",
+        ),
+    ];
+    for (row, field, reason) in cases {
+        let (f, r) = field_of(row);
+        assert!(f.starts_with(field), "{row}: field {f:?}, reason {r:?}");
+        assert!(r.contains(reason), "{row}: field {f:?}, reason {r:?}");
+    }
+}
