@@ -203,13 +203,13 @@ fn each_bad_row_is_rejected_with_its_index_field_and_reason_and_its_neighbours_k
         ),
         (
             r#"{"request_id": "n1", "prediction": NaN}"#,
-            "",
-            "malformed JSON",
+            "prediction",
+            "NaN and Infinity are not JSON numbers",
         ),
         (
             r#"{"request_id": "n2", "prediction": 1, "score": Infinity}"#,
-            "",
-            "malformed JSON",
+            "score",
+            "NaN and Infinity are not JSON numbers",
         ),
         (
             r#"{"request_id": "f1", "prediction": 1, "features": {"age": "forty"}}"#,

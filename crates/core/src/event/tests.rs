@@ -120,12 +120,16 @@ fn each_bad_field_is_named() {
 #[test]
 fn malformed_and_non_object_rows_are_rejected_whole() {
     let (f, reason) = field_of(r#"{"request_id": "r", "prediction": NaN}"#);
-    assert_eq!(f, "");
-    assert!(reason.starts_with("malformed JSON"), "{reason}");
+    assert_eq!(f, "prediction");
+    assert!(reason.contains("not JSON numbers"), "{reason}");
     let (f, reason) = field_of("[1, 2]");
     assert_eq!(f, "");
     assert!(reason.contains("JSON object"), "{reason}");
-    let (_, reason) = field_of(r#"{"request_id": "r", "prediction": 1e999}"#);
+    let (f, reason) = field_of(r#"{"request_id": "r", "prediction": 1e999}"#);
+    assert_eq!(f, "prediction");
+    assert!(reason.contains("out of range"), "{reason}");
+    let (f, reason) = field_of(r#"{"request_id": "r", "prediction": 1"#);
+    assert_eq!(f, "prediction");
     assert!(reason.starts_with("malformed JSON"), "{reason}");
 }
 
