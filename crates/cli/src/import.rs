@@ -234,6 +234,10 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     let _ = decoder.join();
     bar.finish_and_clear();
     result?;
+    if totals.rows == 0 {
+        // An empty export or a wrong path pattern upstream: a silent 0 would hide it.
+        bail!("{file} holds no rows (an empty file, or a header alone): nothing was imported");
+    }
     let secs = started.elapsed().as_secs_f64();
     println!(
         "imported {1} {0} rows from {file} into model `{model}` in {secs:.2} s ({2:.0} rows/s): {3} accepted, {4} duplicates, {5} rejected{6}",

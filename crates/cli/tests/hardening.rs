@@ -431,3 +431,37 @@ fn every_error_has_a_json_body() {
     assert_eq!(status, 404);
     assert!(body["error"]["message"].is_string(), "{body}");
 }
+
+/// Importing an empty file exited 0 without a word; a schema could declare a feature named ""
+/// that ingest then refused on every row.
+#[test]
+fn an_empty_import_fails_and_a_schema_cannot_name_a_feature_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (name, text) in [("empty.csv", ""), ("header.csv", "request_id,prediction\n")] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let (ok, out, err) = modelwatch(&[
+            "import",
+            "predictions",
+            file.to_str().unwrap(),
+            "--model",
+            "m",
+            "--data",
+            data.to_str().unwrap(),
+        ]);
+        assert!(!ok, "{name}: {out}");
+        assert!(err.contains("holds no rows"), "{name}: {err}");
+    }
+    let s = Server::start(&data);
+    let (status, body) = decode(
+        client()
+            .put(format!("{}/v1/models/m/schema", s.url))
+            .json(&json!({"features": [{"name": "age", "kind": "numeric"},
+                                       {"name": "", "kind": "numeric"}]}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("features[1]"), "{body}");
+}

@@ -68,6 +68,13 @@ pub(crate) async fn put_schema(
         "invalid_body" => ApiError::bad_request("invalid_schema", e.message),
         _ => e,
     })?;
+    // Ingest refuses a row with a feature named "" ; a schema must not declare one either.
+    if let Some(i) = schema.features.iter().position(|f| f.name.is_empty()) {
+        return Err(ApiError::bad_request(
+            "invalid_schema",
+            format!("features[{i}]: a feature name cannot be empty"),
+        ));
+    }
     let mut names = std::collections::HashSet::new();
     if let Some(dup) = schema
         .features
