@@ -101,9 +101,9 @@ fn a_model_deciding_at_its_own_threshold_gets_the_confusion_matrix_it_logged() {
         let (s, body) = server.get(path);
         assert_eq!(s, 200, "{body}");
         assert_eq!(body["task"], "binary");
-        assert_eq!(body["decision"], "prediction", "{path}");
         let w = &body["windows"][0];
         assert_eq!(confusion(w), want, "{path}");
+        assert_eq!(body["decision"], "prediction", "{path}");
         assert_eq!(w["decision"], "prediction");
         let tp_fp = (want[0] + want[1]) as f64;
         let precision = w["precision"]["value"].as_f64().unwrap();
