@@ -241,7 +241,7 @@ fn a_task_declared_in_the_config_file_wins_and_the_api_cannot_contradict_it() {
     let cfg = dir.path().join("modelwatch.toml");
     std::fs::write(&cfg, "[models.stars]\ntask = \"regression\"\n").unwrap();
     let data = dir.path().join("data");
-    let server = Server::start_with(&data, &["--config", cfg.to_str().unwrap()], &[]);
+    let mut server = Server::start_with(&data, &["--config", cfg.to_str().unwrap()], &[]);
     let (mut preds, mut labels) = (Vec::new(), Vec::new());
     for i in 0..100u64 {
         let id = format!("s{i}");
@@ -271,6 +271,19 @@ fn a_task_declared_in_the_config_file_wins_and_the_api_cannot_contradict_it() {
             .contains("config"),
         "{body}"
     );
+
+    // Kept with the model: without the config file the task stays until it is undeclared.
+    server.stop();
+    let server = Server::start(&data);
+    let (_, body) = server.get("/v1/models/stars/task");
+    assert_eq!(body["task"], "regression", "{body}");
+    assert_eq!(body["declared_in"], "api");
+    let (_, body) = server.get("/v1/models/stars/metrics?window=1d");
+    assert_eq!(body["task"], "regression", "{}", body["task_reason"]);
+    let (s, _) = put(&server, "/v1/models/stars/task", &json!({"task": null}));
+    assert_eq!(s, 200);
+    let (_, body) = server.get("/v1/models/stars/metrics?window=1d");
+    assert_eq!(body["task"], "multiclass", "{}", body["task_reason"]);
 }
 
 #[test]

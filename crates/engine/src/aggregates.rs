@@ -182,6 +182,11 @@ pub fn declare_task(
     model: &ModelName,
     task: Option<Task>,
 ) -> Result<(), StoreError> {
+    store.put_aggregates(model, declared_task_write(task))?;
+    store.invalidate_aggregates(model)
+}
+
+fn declared_task_write(task: Option<Task>) -> AggregateWrite {
     let mut write = AggregateWrite {
         kind: DECLARED_TASK.into(),
         ..AggregateWrite::default()
@@ -194,8 +199,7 @@ pub fn declare_task(
         }),
         None => write.delete.push((String::new(), MODEL_WIDE)),
     }
-    store.put_aggregates(model, write)?;
-    store.invalidate_aggregates(model)
+    write
 }
 
 fn parse_decision(data: &[u8]) -> Result<TaskDecision, StoreError> {
@@ -271,6 +275,13 @@ fn refresh_locked(
     let dirty = store.dirty_hours(model)?;
     if dirty.is_empty() {
         return Ok(report);
+    }
+    // The config file's task is kept with the model too, so that commands reading the data
+    // directory without the server's config (`modelwatch metrics --data`) decide alike.
+    if let Some(t) = configured_task(model) {
+        if api_declared_task(store, model)? != Some(t) {
+            store.put_aggregates(model, declared_task_write(Some(t)))?;
+        }
     }
     let loaded;
     let reference = match known {
