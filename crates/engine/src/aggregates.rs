@@ -261,14 +261,16 @@ fn refresh_locked(
     let mut report = RefreshReport::default();
     let declared = declared_task(store, model)?;
     let mut stored = load_decision(store, model)?;
-    // A task declared (or undeclared) since the decision was made: every hour is rebuilt.
+    // A task declared (or undeclared) since the decision was made, or rules of detection that
+    // changed with an upgrade: every hour is rebuilt. Marked before the new decision is saved,
+    // so that a crash in between leaves the marks, never hours of the old task unmarked.
     if let Some(d) = stored.as_mut() {
         let wanted = d.detector.clone().finish(declared, None);
         if wanted != d.spec {
-            tracing::info!(model = %model, task = ?wanted.task, "declared task changed: rebuilding aggregates");
+            tracing::info!(model = %model, task = ?wanted.task, "task decision out of date: rebuilding aggregates");
+            store.invalidate_aggregates(model)?;
             d.spec = wanted;
             save_decision(store, model, d)?;
-            store.invalidate_aggregates(model)?;
             report.rebuilt = true;
         }
     }
