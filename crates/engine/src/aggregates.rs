@@ -1166,7 +1166,15 @@ pub fn window_performance(
         merge_into(versions.entry(row.version), &blob.acc, &spec)?;
     }
     let (baseline, reference) = baseline(store, model, q.version.as_deref(), &spec)?;
-    let mut report = assemble(model, q, (spec, task_reason), baseline, windows, versions, None);
+    let mut report = assemble(
+        model,
+        q,
+        (spec, task_reason),
+        baseline,
+        windows,
+        versions,
+        None,
+    );
     report.reference = reference;
     Ok(Some(report))
 }

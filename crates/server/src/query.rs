@@ -130,10 +130,14 @@ pub(crate) async fn get_task(
 pub(crate) async fn put_task(
     State(state): State<AppState>,
     Path(model): Path<String>,
-    body: Result<Json<TaskBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<JsonBody<TaskBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     let model = model_name(&model)?;
-    let Json(body) = body.map_err(|e| ApiError::bad_request("invalid_task", e.body_text()))?;
+    // A body that is not a task is an `invalid_task` (415 and 413 keep their codes).
+    let JsonBody(body) = body.map_err(|e| match e.code {
+        "invalid_body" => ApiError::bad_request("invalid_task", e.message),
+        _ => e,
+    })?;
     let task = body
         .task
         .as_deref()

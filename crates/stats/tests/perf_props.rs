@@ -516,4 +516,16 @@ fn many_classes_give_a_bounded_report_with_metrics_over_every_class() {
     }
     let macro_f1 = f1s.iter().sum::<f64>() / f1s.len() as f64;
     assert!((r.f1_macro.value().unwrap() - macro_f1).abs() < 1e-12);
+    // A class asked for by name (an alert rule's) is named too, however few its rows.
+    let small = "c299";
+    assert!(!r.per_class.contains_key(small));
+    let named = MetricConfig {
+        named_classes: vec![small.to_owned(), "no-such-class".to_owned()],
+        ..MetricConfig::default()
+    };
+    let r = st.metrics(&named);
+    assert!(r.per_class.contains_key(small));
+    assert_eq!(r.per_class.len(), MAX_REPORTED_CLASSES + 1);
+    assert_eq!(r.classes_omitted, 249);
+    assert!(r.confusion_matrix.labels.iter().any(|l| l == small));
 }

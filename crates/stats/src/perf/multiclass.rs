@@ -300,7 +300,8 @@ impl MulticlassState {
 
     /// All metrics of this window. Averages are over every class; per-class metrics and the
     /// confusion matrix name at most [`MAX_REPORTED_CLASSES`] classes (most labelled rows
-    /// first, then by name), so that a report stays small whatever the number of classes.
+    /// first, then by name) and those of `config.named_classes`, so that a report stays small
+    /// whatever the number of classes.
     pub fn metrics(&self, config: &MetricConfig) -> MulticlassReport {
         let counts = self.class_counts();
         let n = self.count();
@@ -308,11 +309,16 @@ impl MulticlassState {
         let mut by_support: Vec<(&str, u64)> =
             counts.iter().map(|(c, k)| (*c, k.support)).collect();
         by_support.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        let reported: BTreeSet<&str> = by_support
+        let mut reported: BTreeSet<&str> = by_support
             .iter()
             .take(MAX_REPORTED_CLASSES)
             .map(|(c, _)| *c)
             .collect();
+        for c in &config.named_classes {
+            if let Some((known, _)) = counts.get_key_value(c.as_str()) {
+                reported.insert(known);
+            }
+        }
         let mut per_class = BTreeMap::new();
         // (value, variance, support) per class and metric, for the averages.
         let mut prec = Vec::new();
