@@ -683,7 +683,8 @@ impl AlertService {
                     .collect()
             }
         };
-        type Key = (Source, i64, Option<String>, Option<String>);
+        // Source, window, version, segment, and the class a class rule watches.
+        type Key = (Source, i64, Option<String>, Option<String>, Option<String>);
         let mut reports: HashMap<Key, Result<Value, String>> = HashMap::new();
         let lookback = rules
             .iter()
@@ -704,11 +705,17 @@ impl AlertService {
                     return Evaluation::unknown(format!("model `{model}` has no events yet"));
                 };
                 let segment = rule.spec.segment.as_ref().map(|s| s.split());
+                // A class rule's report names its class (see `report`): one report per class.
+                let class = match &rule.signal {
+                    crate::rule::Signal::ClassMetric(_, c) => Some(c.clone()),
+                    _ => None,
+                };
                 let key = (
                     source,
                     rule.window.seconds(),
                     rule.spec.version.clone(),
                     segment,
+                    class,
                 );
                 let from = Timestamp(
                     rule.window.start_of(last).0 - (lookback as i64 - 1) * rule.window.micros(),
@@ -757,13 +764,18 @@ impl AlertService {
         };
         match source {
             Source::Performance => {
-                let q = PerformanceQuery {
+                let mut q = PerformanceQuery {
                     window: Some(rule.window),
                     from: Some(from),
                     version,
                     segment: rule.spec.segment.as_ref().map(|s| s.split()),
                     ..Default::default()
                 };
+                // A multiclass report names the 50 classes with most rows: the rule's class is
+                // named whatever its rows.
+                if let crate::rule::Signal::ClassMetric(_, class) = &rule.signal {
+                    q.config.named_classes = vec![class.clone()];
+                }
                 window_performance(store, model, &q)
                     .map_err(|e| format!("performance: {e}"))
                     .and_then(|r| serde_json::to_value(r).map_err(|e| e.to_string()))

@@ -42,7 +42,8 @@ pub struct MetricsArgs {
     /// binary, multiclass or regression (default: detected from the data)
     #[arg(long)]
     task: Option<String>,
-    /// Binary decision threshold (default 0.5)
+    /// What-if binary decision threshold: the score decides at it (default: the logged
+    /// prediction decides)
     #[arg(long)]
     threshold: Option<f64>,
     /// Output format (csv: one row per window, one column per value and interval bound)

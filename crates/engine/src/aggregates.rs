@@ -12,6 +12,11 @@
 //!   change the decision (a third class appears), every hour is marked and rebuilt. Each hour
 //!   blob carries the spec it was built for; a query finding another one answers from the raw
 //!   events instead.
+//! - The decision rule is part of the spec (`decision`): aggregates written before it was
+//!   (when the score decided the class) carry another spec, and their task decision no longer
+//!   parses; such a decision is dropped and every hour rebuilt.
+//! - A task declared for the model (API or config file, [`declare_task`]) overrides detection;
+//!   a change of it rebuilds every hour.
 //! - Hours are UTC-aligned, as are 1h, 1d and 7d windows, so windows are unions of hours.
 //!
 //! Encoding: postcard (compact, exact floats); an hour of a binary model is a few KiB.
@@ -29,14 +34,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::drift::{DriftError, DriftQuery, Reference, ReferenceInfo, WindowSketch, Windowed};
 use crate::performance::{
-    assemble, baseline_state, reference, PerformanceError, PerformanceQuery, PerformanceReport,
-    TaskDetector, TaskSpec, TaskState, WindowAccumulator, DEFAULT_THRESHOLD,
+    assemble, baseline_state, choose_task, reference, PerformanceError, PerformanceQuery,
+    PerformanceReport, Task, TaskDetector, TaskSpec, TaskState, WindowAccumulator,
 };
 
 /// Kind of the per-hour performance aggregates.
 pub const PERFORMANCE: &str = "performance";
 /// Kind of the model's persisted task decision (one model-wide row).
 const TASK: &str = "task";
+/// Kind of the task declared for the model over the API (one model-wide row, JSON of a
+/// [`Task`]). A setting, not a cache: nothing but [`declare_task`] writes or deletes it.
+const DECLARED_TASK: &str = "declared-task";
 /// Kind of the baseline state of a reference dataset; the store deletes every kind starting
 /// with `reference` when a reference is uploaded.
 const BASELINE: &str = "reference-baseline";
@@ -113,10 +121,85 @@ fn model_wide(
     Ok(rows.into_iter().next().map(|a| a.data))
 }
 
+/// The model's task decision. One that does not parse was written by an older modelwatch
+/// (before the decision rule was part of the spec, when the score decided the class): every
+/// hour is marked for a rebuild and the model has no decision until the next refresh makes one.
 fn load_decision(store: &dyn Store, model: &ModelName) -> Result<Option<TaskDecision>, StoreError> {
-    model_wide(store, model, TASK)?
-        .map(|data| parse_decision(&data))
+    let Some(data) = model_wide(store, model, TASK)? else {
+        return Ok(None);
+    };
+    match parse_decision(&data) {
+        Ok(d) => Ok(Some(d)),
+        Err(e) => {
+            tracing::warn!(model = %model, error = %e, "task decision of an older modelwatch: rebuilding every hour");
+            store.invalidate_aggregates(model)?;
+            Ok(None)
+        }
+    }
+}
+
+/// Tasks declared in the config file (`[models.<name>] task`), by model name: they win over
+/// one declared over the API. Set once when the server starts.
+static CONFIGURED_TASKS: LazyLock<Mutex<HashMap<String, Task>>> = LazyLock::new(Mutex::default);
+
+/// Sets the tasks the config file declares (replacing any set before).
+pub fn configure_tasks(tasks: impl IntoIterator<Item = (String, Task)>) {
+    *CONFIGURED_TASKS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = tasks.into_iter().collect();
+}
+
+/// The task the config file declares for `model`, if any.
+pub fn configured_task(model: &ModelName) -> Option<Task> {
+    CONFIGURED_TASKS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(model.as_str())
+        .copied()
+}
+
+/// The task declared over the API for `model`, if any (the config file's is
+/// [`configured_task`]).
+pub fn api_declared_task(store: &dyn Store, model: &ModelName) -> Result<Option<Task>, StoreError> {
+    model_wide(store, model, DECLARED_TASK)?
+        .map(|data| serde_json::from_slice(&data).map_err(|e| corrupt("declared task", e)))
         .transpose()
+}
+
+/// The task declared for `model`: the config file's, else the one declared over the API.
+pub fn declared_task(store: &dyn Store, model: &ModelName) -> Result<Option<Task>, StoreError> {
+    match configured_task(model) {
+        Some(t) => Ok(Some(t)),
+        None => api_declared_task(store, model),
+    }
+}
+
+/// Declares the task of `model` (`None`: back to detection), persisted with the model. Every
+/// hour is marked, so that the next refresh rebuilds the aggregates for the new task. The
+/// model must exist ([`StoreError::ModelNotFound`] otherwise).
+pub fn declare_task(
+    store: &dyn Store,
+    model: &ModelName,
+    task: Option<Task>,
+) -> Result<(), StoreError> {
+    store.put_aggregates(model, declared_task_write(task))?;
+    store.invalidate_aggregates(model)
+}
+
+fn declared_task_write(task: Option<Task>) -> AggregateWrite {
+    let mut write = AggregateWrite {
+        kind: DECLARED_TASK.into(),
+        ..AggregateWrite::default()
+    };
+    match task {
+        Some(t) => write.put.push(StoredAggregate {
+            version: String::new(),
+            hour: MODEL_WIDE,
+            data: serde_json::to_vec(&t).expect("a task serializes"),
+        }),
+        None => write.delete.push((String::new(), MODEL_WIDE)),
+    }
+    write
 }
 
 fn parse_decision(data: &[u8]) -> Result<TaskDecision, StoreError> {
@@ -176,9 +259,31 @@ fn refresh_locked(
 ) -> Result<RefreshReport, PerformanceError> {
     let started = Instant::now();
     let mut report = RefreshReport::default();
+    let declared = declared_task(store, model)?;
+    let mut stored = load_decision(store, model)?;
+    // A task declared (or undeclared) since the decision was made, or rules of detection that
+    // changed with an upgrade: every hour is rebuilt. Marked before the new decision is saved,
+    // so that a crash in between leaves the marks, never hours of the old task unmarked.
+    if let Some(d) = stored.as_mut() {
+        let wanted = d.detector.clone().finish(declared, None);
+        if wanted != d.spec {
+            tracing::info!(model = %model, task = ?wanted.task, "task decision out of date: rebuilding aggregates");
+            store.invalidate_aggregates(model)?;
+            d.spec = wanted;
+            save_decision(store, model, d)?;
+            report.rebuilt = true;
+        }
+    }
     let dirty = store.dirty_hours(model)?;
     if dirty.is_empty() {
         return Ok(report);
+    }
+    // The config file's task is kept with the model too, so that commands reading the data
+    // directory without the server's config (`modelwatch metrics --data`) decide alike.
+    if let Some(t) = configured_task(model) {
+        if api_declared_task(store, model)? != Some(t) {
+            store.put_aggregates(model, declared_task_write(Some(t)))?;
+        }
     }
     let loaded;
     let reference = match known {
@@ -197,11 +302,10 @@ fn refresh_locked(
     } else {
         dirty
     };
-    let stored = load_decision(store, model)?;
     let first = stored.is_none();
     let mut decision = match stored {
         Some(d) => d,
-        None => first_decision(store, model, &dirty)?,
+        None => first_decision(store, model, &dirty, declared)?,
     };
     let mut detector = decision.detector.clone();
     let spec_json = spec_key(&decision.spec);
@@ -253,7 +357,7 @@ fn refresh_locked(
         report.hours += writes[0].put.len() + writes[0].delete.len();
         store.put_aggregate_group(model, writes)?;
     }
-    let decided = detector.clone().finish(None, DEFAULT_THRESHOLD);
+    let decided = detector.clone().finish(declared, None);
     if first || decided != decision.spec || detector != decision.detector {
         let changed = decided != decision.spec;
         decision = TaskDecision {
@@ -433,7 +537,10 @@ fn arrival_context(
     if cached.is_some() {
         return Ok(cached);
     }
-    let decided = parse_decision(&decision)?;
+    // A decision of an older modelwatch: the next refresh makes a new one.
+    let Ok(decided) = parse_decision(&decision) else {
+        return Ok(None);
+    };
     let context = Arc::new(ArrivalContext {
         decision,
         stamp,
@@ -938,17 +1045,19 @@ pub fn drift_windows(
     ))
 }
 
-/// The model's task at `task` / `threshold` from the persisted decision, after a [`refresh`]:
-/// what the raw-event path uses instead of scanning its range once more to detect the task,
-/// so both paths decide alike. `None` before the first refresh with events.
+/// The model's task at `task` / `threshold` from the persisted decision, after a [`refresh`],
+/// with the reason for the reply: what the raw-event path uses instead of scanning its range
+/// once more to detect the task, so both paths decide alike. `None` before the first refresh
+/// with events.
 pub(crate) fn decided_spec(
     store: &dyn Store,
     model: &ModelName,
-    task: Option<crate::performance::Task>,
-    threshold: f64,
-) -> Result<Option<TaskSpec>, PerformanceError> {
+    task: Option<Task>,
+    threshold: Option<f64>,
+) -> Result<Option<(TaskSpec, String)>, PerformanceError> {
     refresh(store, model)?;
-    Ok(load_decision(store, model)?.map(|d| d.detector.finish(task, threshold)))
+    let declared = declared_task(store, model)?;
+    Ok(load_decision(store, model)?.map(|d| choose_task(d.detector, task, declared, threshold)))
 }
 
 /// Marks every hour dirty and refreshes: the aggregates rebuilt from the raw log alone.
@@ -963,6 +1072,7 @@ fn first_decision(
     store: &dyn Store,
     model: &ModelName,
     dirty: &[DirtyHour],
+    declared: Option<Task>,
 ) -> Result<TaskDecision, StoreError> {
     let mut detector = TaskDetector::default();
     for r in reference(store, model, None)? {
@@ -976,7 +1086,7 @@ fn first_decision(
         };
         store.scan_predictions(model, &range, &mut |p, l| detector.observe(p, l))?;
     }
-    let spec = detector.clone().finish(None, DEFAULT_THRESHOLD);
+    let spec = detector.clone().finish(declared, None);
     Ok(TaskDecision { detector, spec })
 }
 
@@ -1004,11 +1114,12 @@ fn whole_hour(t: Option<Timestamp>) -> bool {
 }
 
 /// Whether a query can be answered from the aggregates: they hold no segment split, are built
-/// at the model's task and default threshold, and cover whole hours.
+/// at the model's task with the logged prediction deciding (so any what-if `threshold=`, even
+/// 0.5, goes to the raw events), and cover whole hours.
 pub fn answers(q: &PerformanceQuery) -> bool {
     q.segment.is_none()
         && q.task.is_none()
-        && q.threshold.is_none_or(|t| t == DEFAULT_THRESHOLD)
+        && q.threshold.is_none()
         && whole_hour(q.from)
         && whole_hour(q.to)
         && q.window.unwrap_or(Window::DAY).micros() % HOUR_MICROS == 0
@@ -1027,7 +1138,12 @@ pub fn window_performance(
     let Some(decision) = load_decision(store, model)? else {
         return Ok(None);
     };
-    let spec = decision.spec;
+    let declared = declared_task(store, model)?;
+    let (spec, task_reason) = choose_task(decision.detector, None, declared, None);
+    if spec != decision.spec {
+        // Declared since the last refresh: the raw events answer while the hours are rebuilt.
+        return Ok(None);
+    }
     let spec_json = spec_key(&spec);
     let window = q.window.unwrap_or(Window::DAY);
     let range = ScanRange {
@@ -1050,7 +1166,15 @@ pub fn window_performance(
         merge_into(versions.entry(row.version), &blob.acc, &spec)?;
     }
     let (baseline, reference) = baseline(store, model, q.version.as_deref(), &spec)?;
-    let mut report = assemble(model, q, spec, baseline, windows, versions, None);
+    let mut report = assemble(
+        model,
+        q,
+        (spec, task_reason),
+        baseline,
+        windows,
+        versions,
+        None,
+    );
     report.reference = reference;
     Ok(Some(report))
 }

@@ -3,13 +3,26 @@
 //! segment value), and turns them into a [`PerformanceReport`].
 //!
 //! # How a query runs
-//! 1. The task is fixed first ([`TaskSpec`]): given (`task=`), or detected by one scan of the
-//!    range ([`TaskDetector`]): classification when predictions carry `score`/`scores` or any
-//!    outcome is a string, a boolean or an integral number; regression when the outcomes are
-//!    non-integral numbers and there is no score. Classification with at most two classes seen
-//!    (and no `scores` map naming more) is binary, otherwise multiclass.
+//! 1. The task is fixed first ([`TaskSpec`]): given (`task=`), declared for the model
+//!    (`PUT /v1/models/{model}/task` or `[models.<name>] task` in the config file, see
+//!    [`crate::aggregates::declare_task`]), or detected from every row seen ([`TaskDetector`]):
+//!    classification when predictions carry `score`/`scores` or any outcome is a string or a
+//!    boolean, or when the outcomes are whole numbers with at most
+//!    [`MAX_INTEGER_CLASSES`] distinct values; regression when there is no score and the
+//!    outcomes are numbers with a fraction, or whole numbers with more distinct values (prices,
+//!    counts). Classification with at most two classes seen (and no `scores` map naming more)
+//!    is binary, otherwise multiclass. The reply says why (`task_reason`).
 //!    Binary positive class: `1` if seen, else `true`, else the larger of the two class names
 //!    in byte order. The binary score is `score`, or `scores[positive]`.
+//!
+//!    The predicted class is what the model logged (`prediction`): the model's own threshold,
+//!    whatever it was, decides the label-dependent metrics (accuracy, precision, recall, F1,
+//!    confusion matrix...); the score feeds the threshold-free ones (ROC-AUC, average
+//!    precision, log loss, Brier, ECE, reliability). A binary row with a score and no
+//!    prediction is decided by `score >= 0.5`. `threshold=` is a what-if: the score decides at
+//!    that threshold (the prediction only for rows without a score); such a query is answered
+//!    from the raw events. The report says which rule applied (`decision`: `prediction` or
+//!    `threshold`).
 //! 2. A second scan observes each (prediction, label) into the accumulator of its window —
 //!    event time of the prediction, never label time. A label sent before or after its
 //!    prediction gives the same result; so does any batching (states merge exactly).
@@ -23,6 +36,7 @@
 //! # JSON shape ([`PerformanceReport`])
 //! ```json
 //! {"model": "fraud", "window": "1d", "task": "binary", "positive_class": "1", "threshold": 0.5,
+//!  "decision": "prediction", "task_reason": "predictions carry scores: classification; ...",
 //!  "min_sample": 30,
 //!  "baseline": {"n": 5000, "accuracy": {...}, ...} | null,
 //!  "windows": [{"start": "...", "end": "...",
@@ -46,6 +60,10 @@
 //!                <report over the whole range, flattened>,
 //!                "windows": [{"start", "end", "predictions", "labelled", <report>}]}]}
 //! ```
+//! A multiclass report names at most 50 classes (most labelled rows first) in `per_class` and
+//! in its confusion matrix, whose last row and column `(other classes)` sum the others
+//! (`classes`, `classes_omitted`): the reply's size never grows with the number of classes.
+//!
 //! Segments are the 10 values with most predictions plus `other`, worst first by the main
 //! metric (f1 for binary, accuracy for multiclass, mae for regression; undefined last). A
 //! segment is a feature (`segment=country`) or a tag (`segment=tag:region`); a missing value is
@@ -58,7 +76,7 @@ use modelwatch_core::{
 };
 use modelwatch_stats::perf::{
     compare_binary, compare_multiclass, compare_regression, BinaryComparison, BinaryReport,
-    BinaryState, ConfidenceState, DistributionReport, Histogram, Metric, MetricConfig,
+    BinaryState, ConfidenceState, Decision, DistributionReport, Histogram, Metric, MetricConfig,
     MulticlassComparison, MulticlassReport, MulticlassState, PerfError, PredictionDistribution,
     QuantileReport, QuantileSketch, RegressionComparison, RegressionReport, RegressionState,
 };
@@ -72,7 +90,8 @@ type PredictionOutput<'a> = (
     Option<&'a [(String, f64)]>,
 );
 
-/// The binary decision threshold when the query names none.
+/// The binary decision threshold of rows logged with a score and no prediction, when the
+/// query names no what-if threshold.
 pub const DEFAULT_THRESHOLD: f64 = 0.5;
 /// Most segment values reported by name; the rest are merged into `other`.
 pub const MAX_SEGMENTS: usize = 10;
@@ -80,6 +99,9 @@ pub const MAX_SEGMENTS: usize = 10;
 const MAX_TRACKED_SEGMENTS: usize = 1_000;
 /// Distinct classes the detector keeps (a regression target seen as classes stops here).
 const MAX_DETECTED_CLASSES: usize = 1_000;
+/// Most distinct whole-number outcomes (without scores) that are still taken for classes:
+/// beyond it they are values of a regression target (prices, counts).
+pub const MAX_INTEGER_CLASSES: usize = 50;
 
 /// Why a performance query failed.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +133,15 @@ impl Task {
             _ => Err(PerformanceError::InvalidTask(s.to_owned())),
         }
     }
+
+    /// `binary`, `multiclass` or `regression`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::Binary => "binary",
+            Task::Multiclass => "multiclass",
+            Task::Regression => "regression",
+        }
+    }
 }
 
 /// The task of a model with what its states need: positive class and threshold (binary).
@@ -123,8 +154,25 @@ pub struct TaskSpec {
     /// Binary only: the other class, when seen (names predictions made from a score).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub negative_class: Option<String>,
-    /// Binary only: predicted positive when `score >= threshold`.
+    /// Binary: rows without a logged prediction (or every scored row when `decision` is
+    /// `threshold`) are predicted positive when `score >= threshold`.
     pub threshold: f64,
+    /// What decides the predicted class: the logged prediction (default) or the score at
+    /// `threshold` (a query's `threshold=`). No serde default on purpose: a decision persisted
+    /// before this field existed (when the score decided) does not parse, and the aggregates
+    /// built with it are rebuilt.
+    pub decision: Decision,
+}
+
+/// Where a model's task came from, for the reply's `task_reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskSource {
+    /// `task=` in the query.
+    Query,
+    /// Declared for the model (API or config file).
+    Declared,
+    /// Detected from the rows.
+    Detected,
 }
 
 /// Looks at predictions (and labels) to decide the task; see the module doc for the rules.
@@ -218,16 +266,69 @@ impl TaskDetector {
         );
     }
 
-    /// The task (or the given one) with its positive class.
-    pub fn finish(self, task: Option<Task>, threshold: f64) -> TaskSpec {
+    /// The detected task: see the module doc.
+    fn detected(&self) -> Task {
         let classification = self.has_score || self.has_scores || self.non_numeric;
-        let task = task.unwrap_or(if !classification && self.non_integral {
+        if !classification && (self.non_integral || self.classes.len() > MAX_INTEGER_CLASSES) {
             Task::Regression
         } else if self.classes.len() <= 2 {
             Task::Binary
         } else {
             Task::Multiclass
-        });
+        }
+    }
+
+    /// Why the task is `task`, in the user's words (the reply's `task_reason`).
+    pub fn reason(&self, task: Task, source: TaskSource) -> String {
+        match source {
+            TaskSource::Query => return format!("{}: given in the query (task=)", task.as_str()),
+            TaskSource::Declared => {
+                return format!(
+                    "{}: declared for the model (PUT /v1/models/{{model}}/task or the config file)",
+                    task.as_str()
+                )
+            }
+            TaskSource::Detected => {}
+        }
+        let n = self.classes.len();
+        let distinct = if n >= MAX_DETECTED_CLASSES {
+            format!("at least {n}")
+        } else {
+            n.to_string()
+        };
+        let why = if self.has_score || self.has_scores {
+            "predictions carry scores".to_owned()
+        } else if self.non_numeric {
+            "predictions or labels are text or booleans".to_owned()
+        } else if self.non_integral {
+            "predictions and labels are numbers with fractions, without scores".to_owned()
+        } else if n > MAX_INTEGER_CLASSES {
+            format!(
+                "predictions and labels are whole numbers with {distinct} distinct values \
+                 (more than {MAX_INTEGER_CLASSES}), without scores"
+            )
+        } else {
+            format!(
+                "predictions and labels are whole numbers with {distinct} distinct values \
+                 (at most {MAX_INTEGER_CLASSES}), without scores"
+            )
+        };
+        match task {
+            Task::Regression => format!("regression: {why}; declare the task to override"),
+            Task::Binary => {
+                format!("binary: {why}, and at most two classes; declare the task to override")
+            }
+            Task::Multiclass => {
+                format!("multiclass: {why}, and {distinct} classes; declare the task to override")
+            }
+        }
+    }
+
+    /// The task (the given one, else the detected one) with its positive class. `threshold`:
+    /// a what-if threshold at which the score decides; `None` lets the logged prediction
+    /// decide (and 0.5 decide rows without one).
+    pub fn finish(self, task: Option<Task>, threshold: Option<f64>) -> TaskSpec {
+        let task = task.unwrap_or_else(|| self.detected());
         let (positive_class, negative_class) = if task == Task::Binary {
             let pos = if self.classes.contains("1") {
                 "1".to_owned()
@@ -249,7 +350,11 @@ impl TaskDetector {
             task,
             positive_class,
             negative_class,
-            threshold,
+            threshold: threshold.unwrap_or(DEFAULT_THRESHOLD),
+            decision: match threshold {
+                Some(_) => Decision::Threshold,
+                None => Decision::Prediction,
+            },
         }
     }
 }
@@ -269,7 +374,8 @@ impl TaskState {
     fn new(spec: &TaskSpec) -> TaskState {
         match spec.task {
             Task::Binary => TaskState::Binary(
-                BinaryState::with_threshold(spec.threshold).unwrap_or_else(|_| BinaryState::new()),
+                BinaryState::with_decision(spec.decision, spec.threshold)
+                    .unwrap_or_else(|_| BinaryState::new()),
             ),
             Task::Multiclass => TaskState::Multiclass(MulticlassState::new()),
             Task::Regression => TaskState::Regression(RegressionState::new()),
@@ -463,15 +569,20 @@ impl WindowAccumulator {
                     let _ = self.confidence.observe_binary(s);
                     let _ = self.scores.observe(s);
                 }
+                // The class decided as the metrics decide it: the logged prediction by
+                // default, the score at the what-if threshold.
                 let predicted = &mut self.predicted;
-                match (&p.prediction, score) {
-                    (Some(o), _) => o.with_class_key(|c| predicted.observe(c)),
-                    (None, Some(s)) if s >= spec.threshold => predicted.observe(pos),
-                    (None, Some(_)) => match &spec.negative_class {
+                let by_score = score.map(|s| s >= spec.threshold);
+                match (&p.prediction, by_score, spec.decision) {
+                    (Some(o), _, Decision::Prediction) | (Some(o), None, Decision::Threshold) => {
+                        o.with_class_key(|c| predicted.observe(c))
+                    }
+                    (_, Some(true), _) => predicted.observe(pos),
+                    (_, Some(false), _) => match &spec.negative_class {
                         Some(negative) => predicted.observe(negative),
                         None => predicted.observe(&format!("not {pos}")),
                     },
-                    (None, None) => {}
+                    (None, None, _) => {}
                 }
             }
             Task::Multiclass => {
@@ -581,7 +692,8 @@ pub struct PerformanceQuery {
     pub segment: Option<String>,
     /// Overrides detection.
     pub task: Option<Task>,
-    /// Binary decision threshold (default 0.5).
+    /// What-if binary decision threshold: when given, the score decides at it instead of
+    /// the logged prediction.
     pub threshold: Option<f64>,
     pub config: MetricConfig,
 }
@@ -657,6 +769,8 @@ pub struct PerformanceReport {
     pub window: String,
     #[serde(flatten)]
     pub spec: TaskSpec,
+    /// Why the task is `task`: given, declared, or what detection saw.
+    pub task_reason: String,
     pub min_sample: u64,
     /// The reference dataset the baseline comes from (`version` null: the all-versions one);
     /// null without a reference. See [`crate::reference`].
@@ -770,24 +884,43 @@ fn ratio(k: u64, n: u64) -> f64 {
     }
 }
 
+/// The task of a query: `task=`, else the model's declared task, else the detected one, with
+/// the reason for the reply.
+pub(crate) fn choose_task(
+    detector: TaskDetector,
+    query: Option<Task>,
+    declared: Option<Task>,
+    threshold: Option<f64>,
+) -> (TaskSpec, String) {
+    let (task, source) = match (query, declared) {
+        (Some(t), _) => (Some(t), TaskSource::Query),
+        (None, Some(t)) => (Some(t), TaskSource::Declared),
+        (None, None) => (None, TaskSource::Detected),
+    };
+    let spec = detector.clone().finish(task, threshold);
+    let reason = detector.reason(spec.task, source);
+    (spec, reason)
+}
+
 /// Decides the task of `model` from the predictions in `range` and the reference rows (one
-/// scan, skipped when `task` makes it unnecessary).
+/// scan, skipped when `task` makes it unnecessary), with the reason for the reply.
 pub fn detect_task(
     store: &dyn Store,
     model: &ModelName,
     range: &ScanRange,
     reference: &[ReferenceRow],
     task: Option<Task>,
-    threshold: f64,
-) -> Result<TaskSpec, PerformanceError> {
+    threshold: Option<f64>,
+) -> Result<(TaskSpec, String), PerformanceError> {
+    let declared = crate::aggregates::declared_task(store, model)?;
     let mut d = TaskDetector::default();
     for r in reference {
         d.observe_reference(r);
     }
-    if matches!(task, None | Some(Task::Binary)) {
+    if matches!(task.or(declared), None | Some(Task::Binary)) {
         store.scan_predictions(model, range, &mut |p, l| d.observe(p, l))?;
     }
-    Ok(d.finish(task, threshold))
+    Ok(choose_task(d, task, declared, threshold))
 }
 
 /// The reference rows that serve as the baseline: the version's, else the all-versions ones;
@@ -822,20 +955,19 @@ pub fn baseline_state(spec: &TaskSpec, rows: &[ReferenceRow]) -> Option<TaskStat
     any.then_some(state)
 }
 
-/// The query's binary decision threshold (default 0.5), refused outside [0, 1].
-fn checked_threshold(q: &PerformanceQuery) -> Result<f64, PerformanceError> {
-    let threshold = q.threshold.unwrap_or(DEFAULT_THRESHOLD);
-    if !(0.0..=1.0).contains(&threshold) {
-        return Err(PerformanceError::InvalidThreshold(threshold));
+/// The query's what-if decision threshold, if any, refused outside [0, 1].
+fn checked_threshold(q: &PerformanceQuery) -> Result<Option<f64>, PerformanceError> {
+    match q.threshold {
+        Some(t) if !(0.0..=1.0).contains(&t) => Err(PerformanceError::InvalidThreshold(t)),
+        t => Ok(t),
     }
-    Ok(threshold)
 }
 
 /// Computes per-window performance and operational metrics of `model`.
 ///
 /// From the persisted per-hour aggregates (see [`crate::aggregates`]) when the query can be
-/// answered from them: no segment, the model's own task and threshold, and `from`/`to` on whole
-/// hours. Otherwise, or when the aggregates were built for another task, from the raw events.
+/// answered from them: no segment, the model's own task, no what-if threshold, and
+/// `from`/`to` on whole hours. Otherwise, or when the aggregates were built for another task, from the raw events.
 /// Both give the same numbers (the states merge exactly); only the cost differs.
 pub fn window_performance(
     store: &dyn Store,
@@ -878,13 +1010,14 @@ pub fn scan_performance(
         return Err(StoreError::ModelNotFound(model.to_string()).into());
     }
     // The persisted decision (all rows and the reference) saves a second scan of the range.
-    let spec = match crate::aggregates::decided_spec(store, model, q.task, threshold)? {
-        Some(spec) => spec,
-        None => {
-            let refs = reference(store, model, q.version.as_deref())?;
-            detect_task(store, model, &range, &refs, q.task, threshold)?
-        }
-    };
+    let (spec, task_reason) =
+        match crate::aggregates::decided_spec(store, model, q.task, threshold)? {
+            Some(decided) => decided,
+            None => {
+                let refs = reference(store, model, q.version.as_deref())?;
+                detect_task(store, model, &range, &refs, q.task, threshold)?
+            }
+        };
     // One scan per core over consecutive slices of the range, merged: states merge exactly.
     let parts = split_range(&range);
     let folded = modelwatch_stats::drift::parallel_map(&parts, |part| {
@@ -916,7 +1049,15 @@ pub fn scan_performance(
         .segment
         .as_ref()
         .map(|_| segment_reports(&fold, window, &q.config));
-    let mut report = assemble(model, q, spec, baseline, fold.windows, versions, segments);
+    let mut report = assemble(
+        model,
+        q,
+        (spec, task_reason),
+        baseline,
+        fold.windows,
+        versions,
+        segments,
+    );
     report.reference = reference;
     Ok(report)
 }
@@ -956,7 +1097,7 @@ fn split_range(range: &ScanRange) -> Vec<ScanRange> {
 pub(crate) fn assemble(
     model: &ModelName,
     q: &PerformanceQuery,
-    spec: TaskSpec,
+    (spec, task_reason): (TaskSpec, String),
     baseline: Option<TaskState>,
     windows: BTreeMap<Timestamp, WindowAccumulator>,
     versions: BTreeMap<String, WindowAccumulator>,
@@ -1014,6 +1155,7 @@ pub(crate) fn assemble(
         segment: q.segment.clone(),
         segments,
         spec,
+        task_reason,
     }
 }
 

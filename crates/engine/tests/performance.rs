@@ -742,3 +742,124 @@ fn an_unreadable_hour_is_rebuilt_not_an_error() {
         .unwrap()
         .is_some());
 }
+
+/// Reads one postcard varint at `*at`, moving past it.
+fn varint(data: &[u8], at: &mut usize) -> u64 {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = data[*at];
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            break;
+        }
+    }
+    v
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// A binary hour blob as a modelwatch from before the decision rule would have written it
+/// (when the score decided the class): the spec JSON without `decision`, and the binary state
+/// without its `decision` field.
+fn before_the_decision_rule(blob: &[u8]) -> Vec<u8> {
+    let mut at = 0;
+    let len = varint(blob, &mut at) as usize;
+    let spec = std::str::from_utf8(&blob[at..at + len]).unwrap();
+    let old_spec = spec.replace(",\"decision\":\"prediction\"", "");
+    assert_ne!(old_spec, spec, "{spec}");
+    at += len;
+    let acc_start = at;
+    // predictions, errors, labelled, unusable; the task state's variant (0: binary); the
+    // threshold; then the decision (0: prediction), which the old state did not have.
+    for _ in 0..4 {
+        varint(blob, &mut at);
+    }
+    assert_eq!(varint(blob, &mut at), 0, "a binary state");
+    at += 8;
+    assert_eq!(blob[at], 0, "decided by the prediction");
+    let mut old = Vec::new();
+    put_varint(&mut old, old_spec.len() as u64);
+    old.extend_from_slice(old_spec.as_bytes());
+    old.extend_from_slice(&blob[acc_start..at]);
+    old.extend_from_slice(&blob[at + 1..]);
+    old
+}
+
+/// Aggregates written when the score decided the class are never read with today's meaning:
+/// hours of the old shape are not used (the raw events answer), a task decision of the old
+/// shape has every hour rebuilt, and the rebuilt aggregates answer as the raw events do.
+#[test]
+fn aggregates_from_before_the_decision_rule_are_rebuilt_not_read() {
+    let (_dir, store, _) = load("binary");
+    let q = query();
+    let (fast, slow) = both_paths(&store, &q);
+    assert_close("before", &fast, &slow);
+    assert_eq!(fast["decision"], "prediction");
+    let rewrite = |kind: &str, f: &dyn Fn(&[u8]) -> Vec<u8>| {
+        let rows = store
+            .aggregates(&model(), kind, &ScanRange::default())
+            .unwrap();
+        assert!(!rows.is_empty(), "{kind}");
+        let put = rows
+            .iter()
+            .map(|r| modelwatch_store::StoredAggregate {
+                version: r.version.clone(),
+                hour: r.hour,
+                data: f(&r.data),
+            })
+            .collect();
+        store
+            .put_aggregates(
+                &model(),
+                modelwatch_store::AggregateWrite {
+                    kind: kind.into(),
+                    put,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    };
+    // Old hours under a current decision: not used.
+    rewrite(aggregates::PERFORMANCE, &before_the_decision_rule);
+    assert!(aggregates::window_performance(&store, &model(), &q)
+        .unwrap()
+        .is_none());
+    let (fast, slow) = both_paths(&store, &q);
+    assert_close("old hours", &fast, &slow);
+
+    // An old task decision too: every hour is rebuilt.
+    aggregates::rebuild(&store, &model()).unwrap();
+    rewrite(aggregates::PERFORMANCE, &before_the_decision_rule);
+    rewrite("task", &|data| {
+        let mut d: Value = serde_json::from_slice(data).unwrap();
+        d["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("decision")
+            .unwrap();
+        serde_json::to_vec(&d).unwrap()
+    });
+    let hours = store
+        .aggregates(&model(), aggregates::PERFORMANCE, &ScanRange::default())
+        .unwrap()
+        .len();
+    let r = aggregates::refresh(&store, &model()).unwrap();
+    assert_eq!(r.hours, hours, "every hour rebuilt");
+    let fast = aggregates::window_performance(&store, &model(), &q)
+        .unwrap()
+        .expect("rebuilt aggregates answer");
+    let fast = serde_json::to_value(fast).unwrap();
+    let slow = serde_json::to_value(scan_performance(&store, &model(), &q).unwrap()).unwrap();
+    assert_close("old decision", &fast, &slow);
+}

@@ -57,6 +57,9 @@ pub struct Retention {
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     pub retention_days: Option<u32>,
+    /// The model's task (`binary`, `multiclass` or `regression`): overrides detection, and
+    /// any task declared over the API.
+    pub task: Option<modelwatch_engine::performance::Task>,
     /// Alert rules of the model (`[[models.<name>.rules]]`), read-only over the API.
     #[serde(default)]
     pub rules: Vec<RuleSpec>,

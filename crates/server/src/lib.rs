@@ -83,6 +83,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/models/{model}/reference", put(ingest::reference))
         .route("/v1/models/{model}/schema", put(query::put_schema))
+        .route(
+            "/v1/models/{model}/task",
+            get(query::get_task).put(query::put_task),
+        )
         .route("/v1/models/{model}/metrics", get(query::metrics))
         .route("/v1/models/{model}/rejected", get(query::rejected))
         .route("/v1/models/{model}/drift", get(drift::drift))
@@ -317,6 +321,14 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Tasks the config file declares apply to every query, whether the model exists yet or not.
+    modelwatch_engine::aggregates::configure_tasks(
+        state
+            .config
+            .models
+            .iter()
+            .filter_map(|(name, m)| m.task.map(|t| (name.clone(), t))),
+    );
     let retention = tokio::spawn(retention_loop(state.clone()));
     let aggregates = tokio::spawn(aggregates_loop(state.clone()));
     let alerts = tokio::spawn(state.alerts.clone().run());

@@ -98,6 +98,86 @@ pub(crate) async fn put_schema(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(crate) struct TaskBody {
+    /// `binary`, `multiclass`, `regression`, or `null` to go back to detection.
+    task: Option<String>,
+}
+
+/// The task declared for a model and where: `{"name", "task", "declared_in"}` (`config`,
+/// `api`, or `null` with `task: null` when detection decides).
+fn task_reply(model: &modelwatch_core::ModelName, api: Option<performance::Task>) -> Value {
+    let (task, declared_in) = match (modelwatch_engine::aggregates::configured_task(model), api) {
+        (Some(t), _) => (Some(t), Some("config")),
+        (None, Some(t)) => (Some(t), Some("api")),
+        (None, None) => (None, None),
+    };
+    json!({"name": model.as_str(), "task": task, "declared_in": declared_in})
+}
+
+/// `GET /v1/models/{model}/task`: the declared task, if any.
+pub(crate) async fn get_task(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let model = model_name(&model)?;
+    let m = model.clone();
+    let api = state
+        .with_store(move |store| {
+            if store.model(&m)?.is_none() {
+                return Err(modelwatch_store::StoreError::ModelNotFound(m.to_string()));
+            }
+            modelwatch_engine::aggregates::api_declared_task(store, &m)
+        })
+        .await?;
+    Ok(Json(task_reply(&model, api)))
+}
+
+/// `PUT /v1/models/{model}/task`: declares the model's task (`{"task": "regression"}`), kept
+/// across restarts; `{"task": null}` goes back to detection. The aggregates are rebuilt for it.
+pub(crate) async fn put_task(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    body: Result<JsonBody<TaskBody>, ApiError>,
+) -> Result<Json<Value>, ApiError> {
+    let model = model_name(&model)?;
+    // A body that is not a task is an `invalid_task` (415 and 413 keep their codes).
+    let JsonBody(body) = body.map_err(|e| match e.code {
+        "invalid_body" => ApiError::bad_request("invalid_task", e.message),
+        _ => e,
+    })?;
+    let task = body
+        .task
+        .as_deref()
+        .map(performance::Task::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_task", format!("`task`: {e}")))?;
+    if let Some(configured) = modelwatch_engine::aggregates::configured_task(&model) {
+        if task != Some(configured) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "conflict",
+                format!(
+                    "the config file declares task `{}` for model `{model}` \
+                     ([models.{model}] task): change it there",
+                    configured.as_str()
+                ),
+            ));
+        }
+    }
+    let m = model.clone();
+    state
+        .with_store(move |store| {
+            if store.model(&m)?.is_none() {
+                return Err(modelwatch_store::StoreError::ModelNotFound(m.to_string()));
+            }
+            modelwatch_engine::aggregates::declare_task(store, &m, task)
+        })
+        .await?;
+    Ok(Json(task_reply(&model, task)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct PageParams {
     after: Option<i64>,
     limit: Option<usize>,
@@ -176,7 +256,8 @@ pub(crate) struct MetricsParams {
     segment: Option<String>,
     /// `binary`, `multiclass` or `regression`: overrides detection.
     task: Option<String>,
-    /// Binary decision threshold (default 0.5).
+    /// What-if binary decision threshold: the score decides at it instead of the logged
+    /// prediction.
     threshold: Option<f64>,
     /// `json` (default) or `csv`: the windows as one flat table (`engine::metrics_csv`).
     format: Option<String>,

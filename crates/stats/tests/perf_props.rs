@@ -463,3 +463,69 @@ fn json_shape_of_metrics_and_changes_is_the_documented_one() {
         serde_json::json!({"tp": 0, "fp": 0, "tn": 0, "fn": 0})
     );
 }
+
+/// A report over hundreds of classes names the 50 with most labelled rows and sums the rest in
+/// one `(other classes)` row and column; accuracy and the macro averages still cover every
+/// class (checked against a direct count).
+#[test]
+fn many_classes_give_a_bounded_report_with_metrics_over_every_class() {
+    use modelwatch_stats::perf::{MAX_REPORTED_CLASSES, OTHER_CLASSES};
+    use std::collections::BTreeMap;
+    let mut st = MulticlassState::new();
+    let mut rows = Vec::new();
+    for i in 0..6000u64 {
+        // Every class labelled; the first 60 with more rows.
+        let label = if i < 3000 { i % 300 } else { (i * 7) % 60 };
+        let predicted = if i % 3 == 0 { (label + i) % 300 } else { label };
+        let (l, p) = (format!("c{label}"), format!("c{predicted}"));
+        st.observe::<&str>(&l, &p, None).unwrap();
+        rows.push((l, p));
+    }
+    let c = MetricConfig::default();
+    let r = st.metrics(&c);
+    assert_eq!(r.per_class.len(), MAX_REPORTED_CLASSES);
+    assert_eq!(r.classes, 300);
+    assert_eq!(r.classes_omitted, 250);
+    let cm = &r.confusion_matrix;
+    assert_eq!(cm.labels.len(), MAX_REPORTED_CLASSES + 1);
+    assert_eq!(cm.labels.last().unwrap(), OTHER_CLASSES);
+    assert_eq!(cm.counts.iter().flatten().sum::<u64>(), 6000);
+    // The named classes are those with most labelled rows.
+    let mut support: BTreeMap<&str, u64> = BTreeMap::new();
+    for (l, _) in &rows {
+        *support.entry(l).or_default() += 1;
+    }
+    let least_named = r.per_class.values().map(|m| m.support).min().unwrap();
+    let named: Vec<&String> = r.per_class.keys().collect();
+    assert!(support
+        .iter()
+        .filter(|(k, _)| !named.iter().any(|n| n.as_str() == **k))
+        .all(|(_, s)| *s <= least_named));
+    // Accuracy and macro F1 over all 300 classes, counted directly.
+    let correct = rows.iter().filter(|(l, p)| l == p).count() as f64;
+    assert!((r.accuracy.value().unwrap() - correct / 6000.0).abs() < 1e-12);
+    let mut f1s = Vec::new();
+    for k in 0..300 {
+        let c = format!("c{k}");
+        let tp = rows.iter().filter(|(l, p)| *l == c && *p == c).count() as f64;
+        let fp = rows.iter().filter(|(l, p)| *l != c && *p == c).count() as f64;
+        let fn_ = rows.iter().filter(|(l, p)| *l == c && *p != c).count() as f64;
+        if tp + fp + fn_ > 0.0 {
+            f1s.push(2.0 * tp / (2.0 * tp + fp + fn_));
+        }
+    }
+    let macro_f1 = f1s.iter().sum::<f64>() / f1s.len() as f64;
+    assert!((r.f1_macro.value().unwrap() - macro_f1).abs() < 1e-12);
+    // A class asked for by name (an alert rule's) is named too, however few its rows.
+    let small = "c299";
+    assert!(!r.per_class.contains_key(small));
+    let named = MetricConfig {
+        named_classes: vec![small.to_owned(), "no-such-class".to_owned()],
+        ..MetricConfig::default()
+    };
+    let r = st.metrics(&named);
+    assert!(r.per_class.contains_key(small));
+    assert_eq!(r.per_class.len(), MAX_REPORTED_CLASSES + 1);
+    assert_eq!(r.classes_omitted, 249);
+    assert!(r.confusion_matrix.labels.iter().any(|l| l == small));
+}

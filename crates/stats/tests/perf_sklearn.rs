@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use modelwatch_stats::perf::{
     average_precision_exact, compare_binary, compare_counts, compare_proportion, roc_auc_exact,
-    roc_auc_exact_variance, BinaryState, Change, Metric, MetricConfig, MulticlassState,
+    roc_auc_exact_variance, BinaryState, Change, Decision, Metric, MetricConfig, MulticlassState,
     QuantileSketch, RankingMethod, RegressionState,
 };
 use serde_json::Value;
@@ -77,8 +77,12 @@ fn binary_state(fx: &Value) -> (BinaryState, Vec<(f64, bool)>) {
 
 fn check_binary(name: &str) {
     let fx = fixture(name);
-    let e = &fx["expected"];
     let (st, rows) = binary_state(&fx);
+    check_binary_state(name, &st, &rows, &fx["expected"]);
+}
+
+/// `st` (fed `rows`) against scikit-learn's values `e`.
+fn check_binary_state(name: &str, st: &BinaryState, rows: &[(f64, bool)], e: &Value) {
     let cfg = loose();
     let r = st.metrics(&cfg);
 
@@ -155,7 +159,7 @@ fn check_binary(name: &str) {
     }
 
     // Exact mode on raw pairs equals scikit-learn.
-    let auc = roc_auc_exact(&rows, &cfg);
+    let auc = roc_auc_exact(rows, &cfg);
     close(
         &format!("{name} roc_auc exact"),
         value(&auc),
@@ -164,14 +168,14 @@ fn check_binary(name: &str) {
     );
     close(
         &format!("{name} average_precision exact"),
-        value(&average_precision_exact(&rows, &cfg)),
+        value(&average_precision_exact(rows, &cfg)),
         f(&e["average_precision"]),
         EXACT,
     );
     if let Some(v) = e["roc_auc_delong_variance"].as_f64() {
         close(
             &format!("{name} DeLong variance"),
-            roc_auc_exact_variance(&rows).unwrap(),
+            roc_auc_exact_variance(rows).unwrap(),
             v,
             1e-12,
         );
@@ -232,6 +236,42 @@ fn check_binary(name: &str) {
             );
         }
     }
+}
+
+/// A model deciding at its own threshold, 0.65, logs its class and its score: the
+/// label-dependent metrics are scikit-learn's on the logged `y_pred`, the threshold-free ones
+/// on the score. A `threshold=` what-if (the score decides at 0.5) is scikit-learn at 0.5.
+#[test]
+fn binary_logged_prediction_decides_not_the_score_at_one_half() {
+    let name = "binary_model_threshold_065";
+    let fx = fixture(name);
+    let rows = binary_rows(&fx);
+    let predicted: Vec<bool> = fx["prediction"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_i64().unwrap() == 1)
+        .collect();
+    let mut st = BinaryState::new();
+    let mut what_if = BinaryState::with_decision(Decision::Threshold, 0.5).unwrap();
+    for (&(s, y), &p) in rows.iter().zip(&predicted) {
+        st.observe(y, Some(s), Some(p)).unwrap();
+        what_if.observe(y, Some(s), Some(p)).unwrap();
+    }
+    assert_eq!(st.decision(), Decision::Prediction);
+    check_binary_state(name, &st, &rows, &fx["expected"]);
+    check_binary_state(
+        &format!("{name} what-if 0.5"),
+        &what_if,
+        &rows,
+        &fx["what_if_0_5"],
+    );
+    // The two rules disagree on these rows, so the check above tells them apart.
+    assert_ne!(
+        st.confusion_matrix(),
+        what_if.confusion_matrix(),
+        "the model's threshold must matter in this fixture"
+    );
 }
 
 #[test]
@@ -531,10 +571,8 @@ fn daily_metrics_match_peer_benchmark_sklearn_values() {
         let entry = days
             .entry(day)
             .or_insert_with(|| (BinaryState::new(), Vec::new()));
-        // The benchmark's confusion metrics use `y_pred`; the state derives the predicted
-        // class from the score at 0.5. They agree only because y_pred is score >= 0.5 in
-        // that data set: assert it rather than assume it.
-        assert_eq!(p, s >= 0.5, "y_pred is score >= 0.5");
+        // The benchmark's confusion metrics use `y_pred`, and so does the state: the logged
+        // prediction is the decision, the score feeds ROC-AUC.
         entry.0.observe(y, Some(s), Some(p)).unwrap();
         entry.1.push((s, y));
     }

@@ -16,8 +16,24 @@ pub const CALIBRATION_BINS: usize = 10;
 /// precision are exact (equal to scikit-learn); above it they come from the score histogram.
 pub const EXACT_SAMPLE_CAP: usize = 1000;
 
-/// Default decision threshold: a row is predicted positive when `score >= 0.5`.
+/// Default decision threshold: a row logged with a score and no prediction is predicted
+/// positive when `score >= 0.5`.
 pub const DEFAULT_THRESHOLD: f64 = 0.5;
+
+/// What decides the predicted class of a row, for the label-dependent metrics (accuracy,
+/// precision, recall, F1, confusion matrix...). The score feeds the threshold-free metrics
+/// (ROC-AUC, average precision, log loss, Brier, ECE) either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// The class the model logged (its own threshold, whatever it was); a row with a score
+    /// and no prediction is decided by `score >= threshold`.
+    #[default]
+    Prediction,
+    /// What-if: `score >= threshold` decides; the logged prediction only for rows without a
+    /// score.
+    Threshold,
+}
 
 /// The clipping scikit-learn applies before taking logs: `numpy.finfo(float64).eps`.
 const LOG_EPS: f64 = f64::EPSILON;
@@ -30,7 +46,10 @@ const LOG_EPS: f64 = f64::EPSILON;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BinaryState {
     threshold: f64,
-    /// Confusion counts at `threshold`.
+    /// What decides the predicted class. Part of the stored form: a state persisted before the
+    /// decision was recorded (when the score always decided) no longer decodes.
+    decision: Decision,
+    /// Confusion counts of the decided classes.
     tp: u64,
     fp: u64,
     tn: u64,
@@ -100,23 +119,30 @@ fn score_bin(p: f64) -> usize {
 }
 
 impl BinaryState {
-    /// An empty state with decision threshold 0.5.
+    /// An empty state: the logged prediction decides, `score >= 0.5` where there is none.
     pub fn new() -> Self {
-        Self::empty(DEFAULT_THRESHOLD)
+        Self::empty(Decision::Prediction, DEFAULT_THRESHOLD)
     }
 
-    /// An empty state predicting positive when `score >= threshold`. Rejects a threshold
-    /// that is not a number in [0, 1].
+    /// An empty state where the logged prediction decides and `score >= threshold` decides
+    /// rows without one. Rejects a threshold that is not a number in [0, 1].
     pub fn with_threshold(threshold: f64) -> Result<Self, PerfError> {
+        Self::with_decision(Decision::Prediction, threshold)
+    }
+
+    /// An empty state deciding the class by `decision` at `threshold`. Rejects a threshold
+    /// that is not a number in [0, 1].
+    pub fn with_decision(decision: Decision, threshold: f64) -> Result<Self, PerfError> {
         if !(0.0..=1.0).contains(&threshold) {
             return Err(PerfError::InvalidThreshold(threshold));
         }
-        Ok(Self::empty(threshold))
+        Ok(Self::empty(decision, threshold))
     }
 
-    fn empty(threshold: f64) -> Self {
+    fn empty(decision: Decision, threshold: f64) -> Self {
         BinaryState {
             threshold,
+            decision,
             tp: 0,
             fp: 0,
             tn: 0,
@@ -138,31 +164,35 @@ impl BinaryState {
         self.threshold
     }
 
+    /// What decides the predicted class.
+    pub fn decision(&self) -> Decision {
+        self.decision
+    }
+
     /// Labelled rows observed.
     pub fn count(&self) -> u64 {
         self.tp + self.fp + self.tn + self.fn_
     }
 
     /// Adds one labelled prediction. `label`: the true class is the positive one. `score`: the
-    /// model's probability of the positive class; when present it decides the predicted class
-    /// (`score >= threshold`) and feeds the score-based metrics. `prediction`: the predicted
-    /// class, used only when there is no score. Rejects (changing nothing) a score that is not
-    /// a finite number in [0, 1], and a row with neither score nor prediction.
+    /// model's probability of the positive class; it feeds the score-based metrics.
+    /// `prediction`: the class the model logged (true: positive). The predicted class is
+    /// decided as [`Decision`] says: by default the logged prediction, `score >= threshold`
+    /// for a row without one. Rejects (changing nothing) a score that is not a finite number
+    /// in [0, 1], and a row with neither score nor prediction.
     pub fn observe(
         &mut self,
         label: bool,
         score: Option<f64>,
         prediction: Option<bool>,
     ) -> Result<(), PerfError> {
-        let predicted = match (score, prediction) {
-            (Some(s), _) => {
-                if !(0.0..=1.0).contains(&s) {
-                    return Err(PerfError::InvalidScore(s));
-                }
-                s >= self.threshold
+        if let Some(s) = score {
+            if !(0.0..=1.0).contains(&s) {
+                return Err(PerfError::InvalidScore(s));
             }
-            (None, Some(p)) => p,
-            (None, None) => return Err(PerfError::MissingPrediction),
+        }
+        let Some(predicted) = decide(self.decision, self.threshold, score, prediction) else {
+            return Err(PerfError::MissingPrediction);
         };
         match (label, predicted) {
             (true, true) => self.tp += 1,
@@ -205,9 +235,15 @@ impl BinaryState {
         Ok(())
     }
 
-    /// Adds all rows of `other`. Fails (changing nothing) when the thresholds or the bin
-    /// layouts differ.
+    /// Adds all rows of `other`. Fails (changing nothing) when the decision rules, the
+    /// thresholds or the bin layouts differ.
     pub fn merge(&mut self, other: &BinaryState) -> Result<(), PerfError> {
+        if self.decision != other.decision {
+            return Err(PerfError::Incompatible(format!(
+                "decision {:?} vs {:?}",
+                self.decision, other.decision
+            )));
+        }
         if self.threshold != other.threshold {
             return Err(PerfError::Incompatible(format!(
                 "decision threshold {} vs {}",
@@ -253,7 +289,7 @@ impl BinaryState {
         Ok(())
     }
 
-    /// Confusion counts at the decision threshold.
+    /// Confusion counts of the decided classes.
     pub fn confusion_matrix(&self) -> BinaryConfusion {
         BinaryConfusion {
             tp: self.tp,
@@ -357,6 +393,7 @@ impl BinaryState {
             n,
             n_scored: self.n_scored,
             threshold: self.threshold,
+            decision: self.decision,
             accuracy: config.proportion(c.tp + c.tn, n, "no labelled rows"),
             precision: config.proportion(c.tp, c.tp + c.fp, "no predicted positives"),
             recall: config.proportion(c.tp, c.tp + c.fn_, "no positive labels"),
@@ -391,6 +428,21 @@ impl BinaryState {
                 .collect(),
             confusion_matrix: c,
         }
+    }
+}
+
+/// The predicted class (true: positive) of a row under `decision` at `threshold`; `None`
+/// when the row has neither score nor prediction.
+pub fn decide(
+    decision: Decision,
+    threshold: f64,
+    score: Option<f64>,
+    prediction: Option<bool>,
+) -> Option<bool> {
+    let by_score = score.map(|s| s >= threshold);
+    match decision {
+        Decision::Prediction => prediction.or(by_score),
+        Decision::Threshold => by_score.or(prediction),
     }
 }
 
@@ -534,8 +586,12 @@ pub struct BinaryReport {
     pub n: u64,
     /// Labelled rows with a score (the `n` of score-based metrics).
     pub n_scored: u64,
-    /// Decision threshold of the confusion counts.
+    /// Decision threshold: decides rows without a logged prediction, or every scored row
+    /// when `decision` is `threshold`.
     pub threshold: f64,
+    /// What decided the predicted class of the confusion counts: `prediction` (the logged
+    /// one) or `threshold` (the score, a what-if).
+    pub decision: Decision,
     /// (TP + TN) / n.
     pub accuracy: Metric,
     /// TP / (TP + FP).
@@ -571,6 +627,6 @@ pub struct BinaryReport {
     pub ece: Metric,
     /// The non-empty calibration bins behind `ece`, in score order.
     pub reliability: Vec<ReliabilityBin>,
-    /// Counts at the decision threshold.
+    /// Counts of the decided classes.
     pub confusion_matrix: BinaryConfusion,
 }

@@ -301,17 +301,13 @@ pub fn compare_multiclass(
     config: &MetricConfig,
 ) -> MulticlassComparison {
     let (rb, rw) = (baseline.metrics(config), window.metrics(config));
-    let correct = |r: &super::multiclass::MulticlassReport| -> u64 {
-        let cm = &r.confusion_matrix;
-        (0..cm.labels.len()).map(|i| cm.counts[i][i]).sum()
-    };
     MulticlassComparison {
         accuracy: change(
             &rb.accuracy,
             &rw.accuracy,
             Test::TwoProportionZ,
             config,
-            || two_proportion_p(correct(&rb), rb.n, correct(&rw), rw.n),
+            || two_proportion_p(baseline.correct(), rb.n, window.correct(), rw.n),
         ),
         f1_macro: change(
             &rb.f1_macro,

@@ -24,7 +24,7 @@
 //!
 //! # JSON of a report
 //! ```json
-//! {"n": 3341, "n_scored": 3341, "threshold": 0.5,
+//! {"n": 3341, "n_scored": 3341, "threshold": 0.5, "decision": "prediction",
 //!  "accuracy": {"status": "defined", "value": 0.802, "n": 3341, "ci_low": 0.788, "ci_high": 0.815},
 //!  "precision": {"status": "undefined", "reason": "no predicted positives"},
 //!  "recall": {"status": "insufficient_sample", "n": 12, "min": 30},
@@ -87,14 +87,17 @@ where
 use thiserror::Error;
 
 pub use binary::{
-    BinaryConfusion, BinaryReport, BinaryState, RankingMethod, ReliabilityBin, CALIBRATION_BINS,
-    DEFAULT_THRESHOLD, EXACT_SAMPLE_CAP, SCORE_BINS,
+    decide, BinaryConfusion, BinaryReport, BinaryState, Decision, RankingMethod, ReliabilityBin,
+    CALIBRATION_BINS, DEFAULT_THRESHOLD, EXACT_SAMPLE_CAP, SCORE_BINS,
 };
 pub use compare::{
     compare_binary, compare_by_interval, compare_counts, compare_multiclass, compare_proportion,
     compare_regression, BinaryComparison, Change, MulticlassComparison, RegressionComparison, Test,
 };
-pub use multiclass::{ClassMetrics, ConfusionMatrix, MulticlassReport, MulticlassState};
+pub use multiclass::{
+    ClassMetrics, ConfusionMatrix, MulticlassReport, MulticlassState, MAX_REPORTED_CLASSES,
+    OTHER_CLASSES,
+};
 pub use ops::{ConfidenceState, DistributionReport, PredictionDistribution, QuantileReport};
 pub use outcome::{Metric, MetricConfig, Z95};
 pub use rank::{average_precision_exact, roc_auc_exact, roc_auc_exact_variance};

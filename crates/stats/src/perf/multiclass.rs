@@ -11,6 +11,21 @@ use super::PerfError;
 
 const SCORE_BINS: usize = super::binary::SCORE_BINS;
 
+/// Most classes a report names in `per_class` and in its confusion matrix: a model with
+/// thousands of classes (or a regression target taken for classes) still gets a small reply.
+pub const MAX_REPORTED_CLASSES: usize = 50;
+
+/// The last row and column of a report's confusion matrix when classes were left out: the
+/// rows of every class not named.
+pub const OTHER_CLASSES: &str = "(other classes)";
+
+#[derive(Debug, Default, Clone, Copy)]
+struct ClassCounts {
+    tp: u64,
+    support: u64,
+    predicted: u64,
+}
+
 /// Everything needed for multiclass metrics of one window. Classes are strings; the set of
 /// classes is every class seen as a label, a prediction or a score key.
 ///
@@ -184,16 +199,43 @@ impl MulticlassState {
         mean_est(self.n_scored, self.log_loss_sum, self.log_loss_sum2)
     }
 
+    /// Per class (every class seen): true positives, support (rows labelled with it) and rows
+    /// predicted as it. One pass over the non-zero cells: time and memory grow with the cells
+    /// that hold rows, never with classes squared.
+    fn class_counts(&self) -> BTreeMap<&str, ClassCounts> {
+        let mut out: BTreeMap<&str, ClassCounts> = self
+            .classes
+            .iter()
+            .map(|c| (c.as_str(), ClassCounts::default()))
+            .collect();
+        for (t, row) in &self.confusion {
+            for (p, &c) in row {
+                out.entry(t.as_str()).or_default().support += c;
+                out.entry(p.as_str()).or_default().predicted += c;
+                if t == p {
+                    out.entry(t.as_str()).or_default().tp += c;
+                }
+            }
+        }
+        out
+    }
+
+    /// Rows whose prediction equals their label.
+    pub fn correct(&self) -> u64 {
+        self.confusion
+            .iter()
+            .filter_map(|(t, row)| row.get(t))
+            .sum()
+    }
+
     /// Macro F1 over classes where it is defined, and its variance Σ Var_c / K² (per-class
     /// delta-method variances, classes treated as independent).
     pub(crate) fn f1_macro_est(&self) -> Option<(f64, f64)> {
-        let cm = self.confusion_matrix();
-        let k = cm.labels.len();
-        let per: Vec<(f64, f64)> = (0..k)
-            .filter_map(|i| {
-                let tp = cm.counts[i][i];
-                let fn_ = cm.counts[i].iter().sum::<u64>() - tp;
-                let fp = cm.counts.iter().map(|r| r[i]).sum::<u64>() - tp;
+        let per: Vec<(f64, f64)> = self
+            .class_counts()
+            .values()
+            .filter_map(|c| {
+                let (tp, fp, fn_) = (c.tp, c.predicted - c.tp, c.support - c.tp);
                 (tp + fp + fn_ > 0).then(|| {
                     (
                         2.0 * tp as f64 / (2 * tp + fp + fn_) as f64,
@@ -210,6 +252,32 @@ impl MulticlassState {
             per.iter().map(|x| x.0).sum::<f64>() / k,
             per.iter().map(|x| x.1).sum::<f64>() / (k * k),
         ))
+    }
+
+    /// The confusion matrix a report shows: every class when there are at most
+    /// [`MAX_REPORTED_CLASSES`], else the `reported` classes (sorted by name) and one last row
+    /// and column, [`OTHER_CLASSES`], summing the rest.
+    fn reported_confusion(&self, reported: &BTreeSet<&str>) -> ConfusionMatrix {
+        if reported.len() == self.classes.len() {
+            return self.confusion_matrix();
+        }
+        let mut labels: Vec<String> = reported.iter().map(|c| (*c).to_owned()).collect();
+        let index = |c: &str| {
+            reported
+                .iter()
+                .position(|r| *r == c)
+                .unwrap_or(reported.len())
+        };
+        labels.push(OTHER_CLASSES.to_owned());
+        let k = labels.len();
+        let mut counts = vec![vec![0u64; k]; k];
+        for (t, row) in &self.confusion {
+            let i = index(t);
+            for (p, c) in row {
+                counts[i][index(p)] += c;
+            }
+        }
+        ConfusionMatrix { labels, counts }
     }
 
     /// Macro one-vs-rest ROC-AUC over classes whose AUC is defined, and its variance
@@ -230,22 +298,34 @@ impl MulticlassState {
         Some((auc, var))
     }
 
-    /// All metrics of this window.
+    /// All metrics of this window. Averages are over every class; per-class metrics and the
+    /// confusion matrix name at most [`MAX_REPORTED_CLASSES`] classes (most labelled rows
+    /// first, then by name) and those of `config.named_classes`, so that a report stays small
+    /// whatever the number of classes.
     pub fn metrics(&self, config: &MetricConfig) -> MulticlassReport {
-        let cm = self.confusion_matrix();
+        let counts = self.class_counts();
         let n = self.count();
-        let k = cm.labels.len();
+        let correct = self.correct();
+        let mut by_support: Vec<(&str, u64)> =
+            counts.iter().map(|(c, k)| (*c, k.support)).collect();
+        by_support.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let mut reported: BTreeSet<&str> = by_support
+            .iter()
+            .take(MAX_REPORTED_CLASSES)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in &config.named_classes {
+            if let Some((known, _)) = counts.get_key_value(c.as_str()) {
+                reported.insert(known);
+            }
+        }
         let mut per_class = BTreeMap::new();
         // (value, variance, support) per class and metric, for the averages.
         let mut prec = Vec::new();
         let mut rec = Vec::new();
         let mut f1s = Vec::new();
-        let mut correct = 0;
-        for i in 0..k {
-            let tp = cm.counts[i][i];
-            correct += tp;
-            let support: u64 = cm.counts[i].iter().sum();
-            let predicted: u64 = cm.counts.iter().map(|r| r[i]).sum();
+        for (class, c) in &counts {
+            let (tp, support, predicted) = (c.tp, c.support, c.predicted);
             let (fp, fn_) = (predicted - tp, support - tp);
             if predicted > 0 {
                 let p = tp as f64 / predicted as f64;
@@ -259,12 +339,15 @@ impl MulticlassState {
                 let f = 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64;
                 f1s.push((f, f1_var(tp, fp, fn_), support));
             }
-            let roc_auc = match self.ovr.get(&cm.labels[i]) {
+            if !reported.contains(class) {
+                continue;
+            }
+            let roc_auc = match self.ovr.get(*class) {
                 Some(h) => rank::auc_metric(&h.groups(), config),
                 None => Metric::undefined("no scores for this class"),
             };
             per_class.insert(
-                cm.labels[i].clone(),
+                (*class).to_owned(),
                 ClassMetrics {
                     support,
                     precision: config.proportion(tp, predicted, "class never predicted"),
@@ -329,8 +412,10 @@ impl MulticlassState {
             f1_weighted: avg(&f1s, true),
             roc_auc,
             log_loss,
+            classes: counts.len() as u64,
+            classes_omitted: (counts.len() - reported.len()) as u64,
+            confusion_matrix: self.reported_confusion(&reported),
             per_class,
-            confusion_matrix: cm,
         }
     }
 }
@@ -396,8 +481,17 @@ pub struct MulticlassReport {
     pub roc_auc: Metric,
     /// Mean −ln(probability of the true class), clipped to [eps, 1 − eps].
     pub log_loss: Metric,
-    /// Per-class metrics by class name.
+    /// Classes seen (as a label, a prediction or a score key).
+    #[serde(default)]
+    pub classes: u64,
+    /// Classes left out of `per_class` and folded into the confusion matrix's
+    /// [`OTHER_CLASSES`] row and column: all but the [`MAX_REPORTED_CLASSES`] with most
+    /// labelled rows. 0 when every class is named.
+    #[serde(default)]
+    pub classes_omitted: u64,
+    /// Per-class metrics by class name (at most [`MAX_REPORTED_CLASSES`] classes).
     pub per_class: BTreeMap<String, ClassMetrics>,
-    /// Counts by true and predicted class.
+    /// Counts by true and predicted class (at most [`MAX_REPORTED_CLASSES`] classes and
+    /// [`OTHER_CLASSES`]).
     pub confusion_matrix: ConfusionMatrix,
 }

@@ -120,6 +120,10 @@ pub struct MetricConfig {
     pub min_sample: u64,
     /// Significance level of baseline comparisons. Default 0.05.
     pub alpha: f64,
+    /// Classes a multiclass report names whatever their number of rows, beside the
+    /// [`super::MAX_REPORTED_CLASSES`] with most rows (an alert rule on one class's recall).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub named_classes: Vec<String>,
 }
 
 impl Default for MetricConfig {
@@ -127,6 +131,7 @@ impl Default for MetricConfig {
         MetricConfig {
             min_sample: 30,
             alpha: 0.05,
+            named_classes: Vec::new(),
         }
     }
 }
