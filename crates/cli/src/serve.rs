@@ -86,6 +86,7 @@ pub(crate) fn app_state(config: &Config, store: SqliteStore) -> anyhow::Result<A
         alerts: Arc::new(alerts),
         ingest_counters: Arc::default(),
         refresh_soon: Arc::default(),
+        login_throttle: Arc::default(),
     };
     Ok(state)
 }

@@ -465,3 +465,100 @@ fn an_empty_import_fails_and_a_schema_cannot_name_a_feature_empty() {
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("features[1]"), "{body}");
 }
+
+/// With no API keys (the default), a page on another site could make a visitor's browser store
+/// predictions (a cross-site `text/plain` POST) and, through DNS rebinding, read the service.
+#[test]
+fn pages_from_other_sites_cannot_change_or_read_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        dir.path(),
+        &[],
+        &[("MODELWATCH_ALLOWED_HOSTS", "mw.internal.example")],
+    );
+    let host = s.url.trim_start_matches("http://").to_owned();
+    let row = json!([prediction("r-1", "2026-01-02T03:04:05Z", 41.0, "DE")]).to_string();
+    let post = |headers: &[(&str, &str)]| {
+        let mut r = client()
+            .post(format!("{}/v1/models/fraud/predictions", s.url))
+            .header("content-type", "text/plain")
+            .body(row.clone());
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        decode(r.send().unwrap())
+    };
+    for headers in [
+        vec![("origin", "https://evil.example")],
+        vec![("origin", "null")],
+        vec![("sec-fetch-site", "cross-site")],
+    ] {
+        let (status, body) = post(&headers);
+        assert_eq!(status, 403, "{headers:?}: {body}");
+        assert_eq!(body["error"]["code"], "cross_site_refused", "{body}");
+    }
+    assert_eq!(s.get("/v1/models/fraud").0, 404, "nothing was stored");
+    // The dashboard's own origin, and clients that send no Origin (curl, the SDK).
+    let own = format!("http://{host}");
+    assert_eq!(post(&[("origin", own.as_str())]).0, 200);
+    assert_eq!(post(&[("sec-fetch-site", "same-origin")]).0, 200);
+
+    // DNS rebinding: a name the attacker points at 127.0.0.1.
+    let get_as = |name: &str| {
+        decode(
+            client()
+                .get(format!("{}/v1/models/fraud", s.url))
+                .header("host", name)
+                .send()
+                .unwrap(),
+        )
+    };
+    let (status, body) = get_as("rebind.evil.example");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.to_string().contains("allowed_hosts"), "{body}");
+    for ok in [
+        "localhost:1234",
+        "127.0.0.1",
+        "[::1]:80",
+        "mw.internal.example",
+    ] {
+        assert_eq!(get_as(ok).0, 200, "{ok}");
+    }
+}
+
+/// A script could try thousands of keys a second at the dashboard's login form.
+#[test]
+fn wrong_login_keys_are_slowed_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let read = "read-key-0123456789ab";
+    let s = Server::start_with(dir.path(), &[], &[("MODELWATCH_READ_KEYS", read)]);
+    let no_redirects = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = |key: &str| {
+        no_redirects
+            .post(format!("{}/login", s.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("key={key}&next=%2F"))
+            .send()
+            .unwrap()
+    };
+    let statuses: Vec<u16> = (0..8)
+        .map(|i| login(&format!("guess-{i}")).status().as_u16())
+        .collect();
+    assert_eq!(&statuses[..5], &[401; 5], "{statuses:?}");
+    assert!(statuses[5..].contains(&429), "{statuses:?}");
+    // While the wait lasts, even the right key is not read.
+    let r = login(read);
+    assert_eq!(r.status().as_u16(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=300).contains(&retry), "{retry}");
+    std::thread::sleep(StdDuration::from_secs(retry + 1));
+    let r = login(read);
+    assert_eq!(r.status().as_u16(), 303, "the right key after the wait");
+}

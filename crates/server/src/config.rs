@@ -42,6 +42,10 @@ pub struct Auth {
     pub ingest_keys: Vec<String>,
     pub read_keys: Vec<String>,
     pub admin_keys: Vec<String>,
+    /// Host names (as in the `Host` header, without the port) that may reach the service while
+    /// no API key is set, besides `localhost` and IP addresses: a guard against DNS rebinding
+    /// (server/src/browser.rs).
+    pub allowed_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -185,6 +189,9 @@ impl Config {
         }
         if let Some(v) = env("MODELWATCH_ADMIN_KEYS") {
             self.auth.admin_keys = keys(v);
+        }
+        if let Some(v) = env("MODELWATCH_ALLOWED_HOSTS") {
+            self.auth.allowed_hosts = keys(v);
         }
         if let Some(v) = env("MODELWATCH_RETENTION_DAYS") {
             self.retention.default_days = Some(parsed("MODELWATCH_RETENTION_DAYS", v)?);

@@ -7,6 +7,7 @@
 //! acknowledged.
 
 mod alerts;
+mod browser;
 pub mod config;
 mod dashboard;
 mod drift;
@@ -47,6 +48,8 @@ pub struct AppState {
     /// Wakes the background refresh of aggregates before its next tick (a new model's first
     /// predictions: see `ingest::predictions`).
     pub refresh_soon: Arc<tokio::sync::Notify>,
+    /// Failed dashboard logins per client address (login.rs).
+    pub login_throttle: Arc<login::LoginThrottle>,
 }
 
 impl AppState {
@@ -129,6 +132,10 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(pages)
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            browser::guard,
+        ))
         .layer(middleware::from_fn(error::json_error_body))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
@@ -379,10 +386,18 @@ async fn serve_http(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(
-            app.clone()
-                .map_request(|r: Request<hyper::body::Incoming>| r.map(axum::body::Body::new)),
+        let peer = login::Peer(
+            stream
+                .peer_addr()
+                .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip()),
         );
+        let service = hyper_util::service::TowerToHyperService::new(app.clone().map_request(
+            move |r: Request<hyper::body::Incoming>| {
+                let mut r = r.map(axum::body::Body::new);
+                r.extensions_mut().insert(peer);
+                r
+            },
+        ));
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {

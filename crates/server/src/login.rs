@@ -169,16 +169,84 @@ pub(crate) async fn form(
     )
 }
 
+/// Failed logins per client address: the first [`FREE_FAILURES`] cost nothing, each one after
+/// doubles the wait before the next attempt from that address is read (1 s, 2 s, 4 s ... up to
+/// [`MAX_WAIT`]). A success clears the address. Without it a script tried thousands of keys a
+/// second. Behind a proxy every client has the proxy's address, and the wait is shared.
+#[derive(Debug, Default)]
+pub struct LoginThrottle {
+    failures: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, Instant)>>,
+}
+
+const FREE_FAILURES: u32 = 5;
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+/// Addresses remembered at most; past it, those whose wait is over are forgotten.
+const MAX_TRACKED: usize = 10_000;
+
+impl LoginThrottle {
+    /// How long `ip` must still wait before its next attempt is read, if at all.
+    fn wait(&self, ip: std::net::IpAddr) -> Option<std::time::Duration> {
+        let map = self.failures.lock().ok()?;
+        let (_, until) = map.get(&ip)?;
+        until.checked_duration_since(Instant::now())
+    }
+
+    fn failed(&self, ip: std::net::IpAddr) {
+        let Ok(mut map) = self.failures.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if map.len() >= MAX_TRACKED {
+            map.retain(|_, (_, until)| *until > now);
+        }
+        let entry = map.entry(ip).or_insert((0, now));
+        entry.0 += 1;
+        if entry.0 > FREE_FAILURES {
+            let doublings = (entry.0 - FREE_FAILURES - 1).min(16);
+            entry.1 = now + std::time::Duration::from_secs(1 << doublings).min(MAX_WAIT);
+        }
+    }
+
+    fn succeeded(&self, ip: std::net::IpAddr) {
+        if let Ok(mut map) = self.failures.lock() {
+            map.remove(&ip);
+        }
+    }
+}
+
+/// The client's address, put on each request by the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::IpAddr);
+
 /// `POST /login` (form `key`, `next`): a read or admin key sets the session cookie and goes
 /// to `next`; anything else is the form again with a 401.
 pub(crate) async fn login(
     State(state): State<AppState>,
+    peer: Option<axum::Extension<Peer>>,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
     let started = Instant::now();
     if !keys_configured(&state) {
         return see_other("/");
+    }
+    let ip = peer.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |p| p.0 .0);
+    if let Some(wait) = state.login_throttle.wait(ip) {
+        let secs = wait.as_secs() + 1;
+        let mut r = html(
+            StatusCode::TOO_MANY_REQUESTS,
+            pages::login_page(
+                "/",
+                Some(&format!(
+                    "Too many wrong keys from this address: try again in {secs} s."
+                )),
+            ),
+            started,
+        );
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
     }
     let Ok(Form(f)) = form else {
         return html(
@@ -194,7 +262,8 @@ pub(crate) async fn login(
     let read = key_matches(&auth.read_keys, given);
     let admin = key_matches(&auth.admin_keys, given);
     if !(read | admin) {
-        tracing::warn!("dashboard login refused: not a read or admin key");
+        state.login_throttle.failed(ip);
+        tracing::warn!(%ip, "dashboard login refused: not a read or admin key");
         return html(
             StatusCode::UNAUTHORIZED,
             pages::login_page(
@@ -204,6 +273,7 @@ pub(crate) async fn login(
             started,
         );
     }
+    state.login_throttle.succeeded(ip);
     let expires = now_secs() + SESSION_SECONDS;
     // Behind a TLS proxy the cookie is only ever sent back over HTTPS.
     let secure = headers
