@@ -338,6 +338,25 @@ impl Db {
             .optional()?)
     }
 
+    /// The jobs that reported heartbeats for a model, by name: (job, runs, failed runs,
+    /// timestamp of the latest success).
+    pub fn jobs(&self, model: &str) -> Result<Vec<(String, u64, u64, Option<Timestamp>)>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT job, COUNT(*), SUM(status = 'failed'), MAX(CASE WHEN status = 'success' THEN ts END)
+             FROM heartbeats WHERE model = ?1 GROUP BY job ORDER BY job",
+        )?;
+        let rows = stmt.query_map(params![model], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+                r.get::<_, Option<i64>>(3)?.map(Timestamp),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn record_arrival(&self, model: &str, kind: &str, at: Timestamp) -> Result<(), DbError> {
         self.conn().execute(
             "INSERT INTO arrivals (model, kind, at) VALUES (?1, ?2, ?3)

@@ -7,4 +7,5 @@ pub mod aggregates;
 pub mod drift;
 pub mod feedback;
 pub mod kpis;
+pub mod partial;
 pub mod performance;

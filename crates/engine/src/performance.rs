@@ -591,6 +591,8 @@ pub struct PerformanceQuery {
 pub struct WindowReport {
     pub start: Timestamp,
     pub end: Timestamp,
+    /// The window is still filling (see [`crate::partial`]).
+    pub partial: bool,
     pub predictions: u64,
     pub labelled: u64,
     pub label_coverage: f64,
@@ -855,6 +857,10 @@ pub fn window_performance(
     };
     report.kpis =
         crate::kpis::kpi_series(store, model, q.window.unwrap_or(Window::DAY), &range, None)?;
+    let cutoff = crate::partial::cutoff(store, model, Timestamp::now())?;
+    for w in &mut report.windows {
+        w.partial = crate::partial::is_partial(w.end, cutoff);
+    }
     Ok(report)
 }
 
@@ -971,6 +977,7 @@ pub(crate) fn assemble(
         .map(|(start, acc)| WindowReport {
             start,
             end: Timestamp(start.0 + window.micros()),
+            partial: false,
             predictions: acc.predictions,
             labelled: acc.labelled,
             label_coverage: ratio(acc.labelled, acc.predictions),
