@@ -132,7 +132,9 @@ fn pages_render_real_data_and_escape_user_strings() {
     assert!(html.contains("<polyline"));
     assert!(html.contains("data-panel=\"alerts\""));
 
-    for view in ["drift", "quality", "segments", "versions"] {
+    for view in [
+        "drift", "quality", "segments", "versions", "feedback", "alerts", "jobs",
+    ] {
         let (status, html, _) = page(
             &server,
             &format!("/models/{MODEL}/{view}?range=all&window=1h&segment=country"),
@@ -465,7 +467,7 @@ fn report_is_standalone_and_its_numbers_are_the_apis() {
         span["from"].as_str().unwrap(),
         span["to"].as_str().unwrap()
     );
-    for section in ["metrics", "drift", "quality"] {
+    for section in ["metrics", "drift", "quality", "feedback"] {
         let (status, api) = server.get(&format!("/v1/models/{MODEL}/{section}?{q}"));
         assert_eq!(status, 200, "{api}");
         if let Some(d) = difference(&data[section], &api, section) {
