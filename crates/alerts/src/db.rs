@@ -75,6 +75,9 @@ pub struct Heartbeat {
     pub message: Option<String>,
 }
 
+/// A job's heartbeats: (job, runs, failed runs, timestamp of the latest success).
+pub type JobRuns = (String, u64, u64, Option<Timestamp>);
+
 /// One history row of `GET /v1/alerts/history`.
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryEntry {
@@ -338,9 +341,8 @@ impl Db {
             .optional()?)
     }
 
-    /// The jobs that reported heartbeats for a model, by name: (job, runs, failed runs,
-    /// timestamp of the latest success).
-    pub fn jobs(&self, model: &str) -> Result<Vec<(String, u64, u64, Option<Timestamp>)>, DbError> {
+    /// The jobs that reported heartbeats for a model, by name.
+    pub fn jobs(&self, model: &str) -> Result<Vec<JobRuns>, DbError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT job, COUNT(*), SUM(status = 'failed'), MAX(CASE WHEN status = 'success' THEN ts END)

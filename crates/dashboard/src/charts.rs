@@ -125,13 +125,13 @@ fn legend_rows<DB: DrawingBackend>(
     draw: bool,
 ) -> Result<u32, String> {
     let (w, _) = area.dim_in_pixel();
-    let font = (FONT, 11).into_font().color(&AXIS);
+    let font = (FONT, 13).into_font().color(&AXIS);
     let mut y = 6i32;
     if !title.is_empty() {
         if draw {
             area.draw_text(
                 title,
-                &(FONT, 15).into_font().style(FontStyle::Bold).color(&BLACK),
+                &(FONT, 17).into_font().style(FontStyle::Bold).color(&BLACK),
                 (10, y),
             )
             .map_err(err)?;
@@ -139,7 +139,7 @@ fn legend_rows<DB: DrawingBackend>(
         y += 20;
     }
     let mut x = 10i32;
-    let row_h = 15;
+    let row_h = 16;
     let mut used = false;
     for (name, mark) in entries {
         let (tw, _) = area.estimate_text_size(name, &font).map_err(err)?;
@@ -150,7 +150,7 @@ fn legend_rows<DB: DrawingBackend>(
         }
         used = true;
         if draw {
-            let my = y + 6;
+            let my = y + 5;
             match *mark {
                 Mark::Line(c) => area
                     .draw(&PathElement::new(
@@ -319,7 +319,7 @@ impl TimeChart {
                     value_text(hi)
                 )),
                 (Some(v), None) => t.push_str(&value_text(v)),
-                (None, _) => t.push_str("—"),
+                (None, _) => t.push('—'),
             }
         }
         if let Some(b) = &self.bars {

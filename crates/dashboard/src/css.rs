@@ -70,6 +70,7 @@ p.few{display:block;padding:6px 10px}
 .heat tr.axis th{font-size:10px;color:#6b7280;border-left:1px solid #d1d5db;padding:0 0 2px 2px;white-space:nowrap;text-align:left;font-weight:400}
 .legend i.partial{opacity:.45}
 svg rect.hover:hover{fill-opacity:.06}
+.grid.top{align-items:start}
 .panel{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:10px}
 table.confusion{width:auto;border:0}
 table.confusion td{min-width:64px;font-size:15px}

@@ -5,13 +5,13 @@
 use super::{f, is_partial, line, partial_note, partial_starts, rule_thresholds, s, windows};
 use crate::charts::YScale;
 use crate::data::{metric, short, start_of, ModelData, MIN_ROWS};
-use crate::layout::{figure, unavailable};
+use crate::layout::{figure, unavailable, wide_figure};
 use crate::views::span_chart;
 use maud::{html, Markup};
 use serde_json::Value;
 
 /// Windows listed in the table, newest first.
-const TABLE_ROWS: usize = 48;
+const TABLE_ROWS: usize = 24;
 
 /// The headline metric of an exploration entry's `metrics` (the task's first chart metric).
 fn explore_metric(m: Option<&Value>, task: &str) -> Option<f64> {
@@ -98,7 +98,7 @@ pub fn feedback_section(data: &ModelData) -> Markup {
             (figure("top_class_share", &top, "share of the most predicted class per window; dashed: the reference's"))
         }
         @if any_exploration {
-            div.grid { (figure("exploration", &explore, "share of each window's predictions tagged as exploration")) }
+            (wide_figure("exploration", &explore, "share of each window's predictions tagged as exploration"))
         } @else {
             div.empty data-panel="no-exploration" { "No prediction carries the tag " code { (s(fb, "exploration_tag")) } ": log exploration traffic with that tag to compare it with the rest." }
         }

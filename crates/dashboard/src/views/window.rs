@@ -13,7 +13,7 @@ use serde_json::Value;
 
 /// The selected window: the one holding `at`, else the last complete one with labels, else
 /// the last with labels.
-pub fn selected<'a>(m: &'a Value, at: Option<Timestamp>) -> Option<&'a Value> {
+pub fn selected(m: &Value, at: Option<Timestamp>) -> Option<&Value> {
     let ws = windows(m);
     if let Some(at) = at {
         let holds = |w: &&Value| {
@@ -47,6 +47,7 @@ pub fn window_section(m: &Value, params: &ViewParams, base: Option<&str>) -> Mar
         .filter(|w| f(w, &["labelled"]).unwrap_or(0.0) > 0.0)
         .collect();
     html! {
+        section.window-detail {
         h2 { "One window: confusion matrix and calibration" }
         @if let Some(base) = base {
             form.pickers.window-picker method="get" action=(base) {
@@ -73,11 +74,12 @@ pub fn window_section(m: &Value, params: &ViewParams, base: Option<&str>) -> Mar
                     ": " (f(w, &["predictions"]).unwrap_or(0.0) as u64) " predictions, "
                     (f(w, &["labelled"]).unwrap_or(0.0) as u64) " labelled."
                 }
-                div.grid {
+                div.grid.top {
                     div.panel { (confusion(m, w, task)) }
                     div.panel { (reliability(w, task)) }
                 }
             }
+        }
         }
     }
 }
@@ -204,8 +206,8 @@ fn confusion(m: &Value, w: &Value, task: &str) -> Markup {
             }
         }
         p.legend {
-            "Rows: the label; columns: the logged prediction. Green: right, red: wrong, darker: a larger share of the row."
-            @if task == "binary" { @if let Some(t) = threshold { " Rows without a prediction are decided by score ≥ " (value_text(t)) "." } }
+            "Rows: the label; columns: the predicted class, as the metrics count it. Green: right, red: wrong, darker: a larger share of the row."
+            @if task == "binary" { @if let Some(t) = threshold { " Decision threshold on scores: " (value_text(t)) "." } }
         }
     }
 }
