@@ -847,7 +847,10 @@ pub fn window_performance(
         false => None,
     };
     let mut report = match fast {
-        Some(r) => r,
+        Some(mut r) => {
+            mark_partial(store, model, &mut r)?;
+            r
+        }
         None => scan_performance(store, model, q)?,
     };
     let range = ScanRange {
@@ -857,11 +860,20 @@ pub fn window_performance(
     };
     report.kpis =
         crate::kpis::kpi_series(store, model, q.window.unwrap_or(Window::DAY), &range, None)?;
+    Ok(report)
+}
+
+/// Flags the report's windows that are still filling (see [`crate::partial`]).
+fn mark_partial(
+    store: &dyn Store,
+    model: &ModelName,
+    report: &mut PerformanceReport,
+) -> Result<(), PerformanceError> {
     let cutoff = crate::partial::cutoff(store, model, Timestamp::now())?;
     for w in &mut report.windows {
         w.partial = crate::partial::is_partial(w.end, cutoff);
     }
-    Ok(report)
+    Ok(())
 }
 
 /// [`window_performance`] from the raw events: two scans of the range (task, then states).
@@ -918,15 +930,9 @@ pub fn scan_performance(
         .segment
         .as_ref()
         .map(|_| segment_reports(&fold, window, &q.config));
-    Ok(assemble(
-        model,
-        q,
-        spec,
-        baseline,
-        fold.windows,
-        versions,
-        segments,
-    ))
+    let mut report = assemble(model, q, spec, baseline, fold.windows, versions, segments);
+    mark_partial(store, model, &mut report)?;
+    Ok(report)
 }
 
 /// A bounded range cut into one slice per core (whole hours, so no window is split in a way
