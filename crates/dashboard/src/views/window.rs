@@ -76,7 +76,7 @@ pub fn window_section(m: &Value, params: &ViewParams, base: Option<&str>) -> Mar
                 }
                 div.grid.top {
                     div.panel { (confusion(m, w, task)) }
-                    div.panel { (reliability(w, task)) }
+                    (reliability(w, task))
                 }
             }
         }
