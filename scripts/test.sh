@@ -3,7 +3,9 @@
 # integration tests over real sockets, the kill -9 crash test) and the Python SDK's pytest suite
 # against the real binary, and the dashboard's browser tests in headless Chromium. Installs what it
 # needs on a fresh machine: a venv for the Python side, Debian's chromium for the browser tests,
-# Debian's prometheus package for promtool (it checks /metrics and the example alerting rules).
+# Debian's prometheus package for promtool (it checks /metrics and the example alerting rules),
+# and for the deployment tests (tests/deploy) a venv of their own plus Debian's nginx, caddy,
+# sqlite3, openssl, curl and systemd (systemd-analyze).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/modelwatch-target}"
@@ -18,7 +20,14 @@ fi
 # The browser tests drive Debian's Chromium (Playwright's own browser download is never used).
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-if ! command -v chromium >/dev/null || ! command -v promtool >/dev/null; then
+# The Debian packages of the deployment tests, by the command each provides.
+DEPLOY_PACKAGES=""
+for tool in nginx:nginx caddy:caddy sqlite3:sqlite3 openssl:openssl curl:curl \
+  systemd-analyze:systemd; do
+  if ! command -v "${tool%%:*}" >/dev/null; then DEPLOY_PACKAGES="$DEPLOY_PACKAGES ${tool#*:}"; fi
+done
+if ! command -v chromium >/dev/null || ! command -v promtool >/dev/null \
+  || [ -n "$DEPLOY_PACKAGES" ]; then
   $SUDO apt-get update -qq
 fi
 if ! command -v chromium >/dev/null; then
@@ -28,6 +37,16 @@ fi
 if ! command -v promtool >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus
 fi
+if [ -n "$DEPLOY_PACKAGES" ]; then
+  # shellcheck disable=SC2086 # a list of package names
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $DEPLOY_PACKAGES
+fi
+DEPLOY_VENV="${MODELWATCH_DEPLOY_VENV:-$HOME/.cache/modelwatch-deploy-venv}"
+if [ ! -x "$DEPLOY_VENV/bin/python" ]; then
+  python3 -m venv "$DEPLOY_VENV"
+fi
+"$DEPLOY_VENV/bin/python" -m pip install --quiet --upgrade pip
+"$DEPLOY_VENV/bin/python" -m pip install --quiet -r tests/deploy/requirements.txt
 
 # The peers' benchmark data (../shared/bench/peers/gen_data.py, seeded): the drift verdict test
 # checks that exactly the injected drifts are flagged on it, and must not skip where it can run.
@@ -46,9 +65,14 @@ echo "== Rust: cargo test --workspace"
 cargo test --workspace
 
 echo "== Python SDK: pytest against the real modelwatch binary"
-cargo build -p modelwatch-cli
+# `cargo test` above built the binary for the CLI's integration tests; a separate
+# `cargo build -p modelwatch-cli` resolved other dependency features and rebuilt 20 crates.
+test -x "$CARGO_TARGET_DIR/debug/modelwatch"
 MODELWATCH_BIN="$CARGO_TARGET_DIR/debug/modelwatch" "$VENV/bin/python" -m pytest -q clients/python/tests
 
 echo "== Dashboard: browser tests in headless Chromium against the real binary"
 MODELWATCH_BIN="$CARGO_TARGET_DIR/debug/modelwatch" CHROMIUM="$(command -v chromium)" \
   "$VENV/bin/python" -m pytest -q tests/browser
+
+echo "== Deployment: manifests, unit, Dockerfile lint, TLS proxies, backup and restore"
+MODELWATCH_BIN="$CARGO_TARGET_DIR/debug/modelwatch" "$DEPLOY_VENV/bin/python" -m pytest -q tests/deploy

@@ -43,8 +43,8 @@ def test_dataframe_round_trip(server, model_name, spool_dir, monitors, fitted_pi
     df = mon.metrics(window="1d")
     assert isinstance(df, pd.DataFrame)
     assert isinstance(df.index, pd.DatetimeIndex) and str(df.index.tz) == "UTC"
-    assert df.index.name == "start"
-    assert int(df["predictions"].sum()) == 100
+    assert df.index.name == "window_start"
+    assert int(df["prediction_volume"].sum()) == 100
     assert int(df["labelled"].sum()) == 80
 
 

@@ -231,6 +231,36 @@ impl Db {
         Ok(())
     }
 
+    pub fn alert(&self, fingerprint: &str) -> Result<Option<Alert>, DbError> {
+        let body: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT body FROM alerts WHERE fingerprint = ?1",
+                [fingerprint],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+    }
+
+    /// Writes an acknowledged alert and its `acknowledged` history row in one transaction.
+    pub fn acknowledge(&self, a: &Alert, now: Timestamp) -> Result<(), DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let body = serde_json::to_string(a)?;
+        tx.execute(
+            "UPDATE alerts SET body = ?2 WHERE fingerprint = ?1",
+            params![a.fingerprint, body],
+        )?;
+        tx.execute(
+            "INSERT INTO alert_history (fingerprint, model, rule, transition, at, body)
+             VALUES (?1, ?2, ?3, 'acknowledged', ?4, ?5)",
+            params![a.fingerprint, a.model, a.rule, now.0, body],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn history(&self, model: Option<&str>, limit: usize) -> Result<Vec<HistoryEntry>, DbError> {
         let conn = self.conn();
         let mut st = conn.prepare(

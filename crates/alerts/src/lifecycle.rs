@@ -106,6 +106,18 @@ pub struct Alert {
     /// Matched by an active silence at the last evaluation.
     #[serde(default)]
     pub silenced: bool,
+    /// Someone took it (`POST /v1/alerts/{fingerprint}/ack`): kept for the episode and sent
+    /// with its later notifications; a new episode starts unacknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<Ack>,
+}
+
+/// Who acknowledged an alert, when, and what they said.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    pub owner: String,
+    pub comment: String,
+    pub at: Timestamp,
 }
 
 /// The stable identity of (model, rule): 16 hex digits of a SHA-256.
@@ -178,6 +190,7 @@ pub fn step(
                 summary: String::new(),
                 notified: false,
                 silenced: false,
+                acknowledged: None,
             };
             observe(&mut a);
             if for_ == 0 {

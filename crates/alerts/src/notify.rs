@@ -170,6 +170,17 @@ impl Notification {
         s
     }
 
+    /// `Acknowledged by alice at ...: comment`, when someone took the alert.
+    fn ack_line(&self) -> Option<String> {
+        self.alert.acknowledged.as_ref().map(|a| {
+            let mut s = format!("Acknowledged by {} at {}", a.owner, a.at);
+            if !a.comment.is_empty() {
+                s.push_str(&format!(": {}", a.comment));
+            }
+            s
+        })
+    }
+
     /// The title line: `[FIRING critical] fraud: f1-vs-test → retrain`.
     pub fn title(&self) -> String {
         let a = &self.alert;
@@ -191,6 +202,9 @@ impl Notification {
             self.value_line(),
             self.alert.summary
         );
+        if let Some(a) = self.ack_line() {
+            t.push_str(&format!("\n{a}"));
+        }
         if let Some(u) = &self.dashboard_url {
             t.push_str(&format!("\nDashboard: {u}"));
         }
@@ -216,6 +230,7 @@ impl Notification {
             "summary": a.summary,
             "started_at": a.fired_at.unwrap_or(a.active_at),
             "resolved_at": a.resolved_at,
+            "acknowledged": a.acknowledged,
             "dashboard_url": self.dashboard_url,
         })
     }
@@ -239,6 +254,7 @@ impl Notification {
             self.value_line(),
             a.summary.clone(),
         ];
+        lines.extend(self.ack_line());
         if let Some(u) = &self.dashboard_url {
             lines.push(format!("<{u}|Open the dashboard>"));
         }
@@ -291,6 +307,9 @@ impl Notification {
                             "baseline": a.baseline.map(crate::condition::fmt_value)},
             "startsAt": a.fired_at.unwrap_or(a.active_at),
         });
+        if let Some(ack) = self.ack_line() {
+            alert["annotations"]["acknowledged"] = json!(ack);
+        }
         if let Some(r) = a.resolved_at.or(ends_at) {
             alert["endsAt"] = json!(r);
         }
@@ -519,6 +538,7 @@ mod tests {
                 summary: "0.71 vs baseline 0.82".into(),
                 notified: true,
                 silenced: false,
+                acknowledged: None,
             },
             dashboard_url: Some("http://dash/models/fraud".into()),
         }

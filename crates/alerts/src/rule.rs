@@ -112,16 +112,12 @@ impl Duration {
         }
         let bad =
             || format!("{s:?} is not a duration: use a number and a unit s, m, h or d, e.g. 10m");
-        if t.len() < 2 {
-            return Err(bad());
-        }
-        let (num, unit) = t.split_at(t.len() - 1);
-        let n: i64 = num.parse().map_err(|_| bad())?;
+        let (n, unit) = modelwatch_core::split_span(t).ok_or_else(bad)?;
         let unit = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
             _ => return Err(bad()),
         };
         if !(0..=3650 * 86_400 / unit).contains(&n) {
@@ -277,15 +273,46 @@ pub const OPERATIONAL_SIGNALS: &[&str] = &[
     "top_class_share",
 ];
 
+/// Every kind of signal a rule accepts, as written (`<...>` stands for a name). The one list:
+/// the validator's message names them, and the alerts test of the real binary
+/// (`crates/cli/tests/alerts.rs`) shows a rule of each kind fire, so a kind added here
+/// without a firing test fails there.
+pub const SIGNAL_KINDS: &[&str] = &[
+    "<metric>",
+    "<operational>",
+    "precision:<class>",
+    "recall:<class>",
+    "f1:<class>",
+    "kpi:<name>",
+    "drift_share",
+    "drift:<column>",
+    "quality_flags",
+    "null_rate:<feature>",
+    "out_of_range:<feature>",
+    "unseen:<feature>",
+    "events",
+    "labels",
+    "heartbeat:<job>",
+];
+
+/// The per-class metrics a rule can watch (`recall:<class>`...).
+pub const CLASS_METRICS: &[&str] = &["precision", "recall", "f1"];
+
 /// What a rule watches. Written as a string: a metric name (`f1`), an operational value
-/// (`error_rate`), `drift_share`, `drift:<column>`, `quality_flags`, `null_rate:<feature>`,
-/// `out_of_range:<feature>`, `unseen:<feature>`, `events`, `labels` or `heartbeat:<job>`.
+/// (`error_rate`), a class's metric (`recall:fraud`), a KPI (`kpi:fraud_loss_eur`),
+/// `drift_share`, `drift:<column>`, `quality_flags`, `null_rate:<feature>`,
+/// `out_of_range:<feature>`, `unseen:<feature>`, `events`, `labels` or `heartbeat:<job>`
+/// ([`SIGNAL_KINDS`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {
     /// A performance metric, with its interval and baseline comparison.
     Metric(String),
     /// A label-free value of the window (volume, errors, latency, feedback-loop signals).
     Operational(String),
+    /// One class's precision, recall or F1 (one-vs-rest): `(metric, class)`.
+    ClassMetric(String, String),
+    /// The mean of a business KPI's points in the window.
+    Kpi(String),
     /// Share of evaluated features that drifted in the window.
     DriftShare,
     /// 1 when the column (a feature, `prediction`, `score` or `label`) drifted, else 0.
@@ -304,21 +331,27 @@ pub enum Signal {
 
 impl Signal {
     pub fn parse(s: &str) -> Result<Signal, String> {
-        let named = |prefix: &str, make: fn(String) -> Signal| -> Option<Result<Signal, String>> {
-            s.strip_prefix(prefix).map(|rest| {
-                let rest = rest.trim();
-                if rest.is_empty() {
-                    Err(format!("`{prefix}` needs a name after the colon"))
-                } else {
-                    Ok(make(rest.to_owned()))
-                }
-            })
-        };
-        if let Some(r) = named("drift:", Signal::Drift)
-            .or_else(|| named("null_rate:", Signal::NullRate))
-            .or_else(|| named("out_of_range:", Signal::OutOfRange))
-            .or_else(|| named("unseen:", Signal::Unseen))
-            .or_else(|| named("heartbeat:", Signal::Heartbeat))
+        let named =
+            |prefix: &str, make: &dyn Fn(String) -> Signal| -> Option<Result<Signal, String>> {
+                s.strip_prefix(prefix).map(|rest| {
+                    let rest = rest.trim();
+                    if rest.is_empty() {
+                        Err(format!("`{prefix}` needs a name after the colon"))
+                    } else {
+                        Ok(make(rest.to_owned()))
+                    }
+                })
+            };
+        let class = |m: &'static str| move |c: String| Signal::ClassMetric(m.to_owned(), c);
+        if let Some(r) = named("drift:", &Signal::Drift)
+            .or_else(|| named("null_rate:", &Signal::NullRate))
+            .or_else(|| named("out_of_range:", &Signal::OutOfRange))
+            .or_else(|| named("unseen:", &Signal::Unseen))
+            .or_else(|| named("heartbeat:", &Signal::Heartbeat))
+            .or_else(|| named("kpi:", &Signal::Kpi))
+            .or_else(|| named("precision:", &class("precision")))
+            .or_else(|| named("recall:", &class("recall")))
+            .or_else(|| named("f1:", &class("f1")))
         {
             return r;
         }
@@ -330,19 +363,45 @@ impl Signal {
             m if PERFORMANCE_METRICS.contains(&m) => Ok(Signal::Metric(m.to_owned())),
             o if OPERATIONAL_SIGNALS.contains(&o) => Ok(Signal::Operational(o.to_owned())),
             other => Err(format!(
-                "unknown signal {other:?}: use a metric ({}), an operational value ({}), \
-                 drift_share, drift:<column>, quality_flags, null_rate:<feature>, \
-                 out_of_range:<feature>, unseen:<feature>, events, labels or heartbeat:<job>",
+                "unknown signal {other:?}: use one of {} where <metric> is one of {} and \
+                 <operational> one of {}",
+                SIGNAL_KINDS.join(", "),
                 PERFORMANCE_METRICS.join(", "),
                 OPERATIONAL_SIGNALS.join(", ")
             )),
         }
     }
 
+    /// The entry of [`SIGNAL_KINDS`] this signal is of.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Signal::Metric(_) => "<metric>",
+            Signal::Operational(_) => "<operational>",
+            Signal::ClassMetric(m, _) => match m.as_str() {
+                "precision" => "precision:<class>",
+                "recall" => "recall:<class>",
+                _ => "f1:<class>",
+            },
+            Signal::Kpi(_) => "kpi:<name>",
+            Signal::DriftShare => "drift_share",
+            Signal::Drift(_) => "drift:<column>",
+            Signal::QualityFlags => "quality_flags",
+            Signal::NullRate(_) => "null_rate:<feature>",
+            Signal::OutOfRange(_) => "out_of_range:<feature>",
+            Signal::Unseen(_) => "unseen:<feature>",
+            Signal::Events => "events",
+            Signal::Labels => "labels",
+            Signal::Heartbeat(_) => "heartbeat:<job>",
+        }
+    }
+
     /// Which engine report the signal is read from.
     pub fn source(&self) -> Source {
         match self {
-            Signal::Metric(_) | Signal::Operational(_) => Source::Performance,
+            Signal::Metric(_)
+            | Signal::Operational(_)
+            | Signal::ClassMetric(..)
+            | Signal::Kpi(_) => Source::Performance,
             Signal::DriftShare | Signal::Drift(_) => Source::Drift,
             Signal::QualityFlags
             | Signal::NullRate(_)
@@ -350,6 +409,40 @@ impl Signal {
             | Signal::Unseen(_) => Source::Quality,
             Signal::Events | Signal::Labels => Source::Freshness,
             Signal::Heartbeat(_) => Source::Heartbeat,
+        }
+    }
+
+    /// Rows a window needs behind its value when the rule does not say (`min_sample`): 30,
+    /// but 1 for a KPI, whose points are often one a window.
+    pub fn default_min_sample(&self) -> u64 {
+        match self {
+            Signal::Kpi(_) => 1,
+            _ => 30,
+        }
+    }
+}
+
+/// The segment a rule watches: `{"feature": "country", "value": "DE"}` or
+/// `{"tag": "region", "value": "eu"}`. Only performance and per-class metrics are kept per
+/// segment; the value must be among the 10 values of the feature with most predictions in the
+/// range evaluated (the others are reported together as `other`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSegment {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    pub value: String,
+}
+
+impl RuleSegment {
+    /// The metrics query's `segment` parameter: the feature, or `tag:<name>`.
+    pub fn split(&self) -> String {
+        match (&self.feature, &self.tag) {
+            (Some(f), _) => f.clone(),
+            (None, Some(t)) => format!("tag:{t}"),
+            (None, None) => String::new(),
         }
     }
 }
@@ -379,10 +472,13 @@ pub struct RuleSpec {
     /// Only this model version's events (and its reference when it has one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Only the events of this segment (performance and per-class metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<RuleSegment>,
     /// A window counts only with at least this many rows behind the value (labelled rows for
-    /// a metric, predictions otherwise). Default 30.
-    #[serde(default = "default_min_sample")]
-    pub min_sample: u64,
+    /// a metric, points for a KPI, predictions otherwise). Default 30 (1 for a KPI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_sample: Option<u64>,
     /// How long the condition must hold before the alert fires (pending until then).
     #[serde(default, rename = "for")]
     pub for_: Duration,
@@ -400,10 +496,6 @@ fn default_window() -> String {
     "1d".to_owned()
 }
 
-fn default_min_sample() -> u64 {
-    30
-}
-
 /// A rule that passed validation, with what evaluation needs parsed out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
@@ -413,6 +505,15 @@ pub struct Rule {
     pub window: Window,
     /// `config` or `api`.
     pub origin: Origin,
+}
+
+impl Rule {
+    /// Rows a window needs behind its value: the rule's `min_sample`, else the signal's default.
+    pub fn min_sample(&self) -> u64 {
+        self.spec
+            .min_sample
+            .unwrap_or_else(|| self.signal.default_min_sample())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -567,6 +668,40 @@ impl RuleSpec {
                 format!("`{}` on signal {:?} {hint}", c.kind(), s.signal),
             ));
         }
+        if let Some(seg) = &s.segment {
+            let named = |n: &Option<String>| n.as_ref().is_some_and(|n| !n.trim().is_empty());
+            if named(&seg.feature) == named(&seg.tag) {
+                return Err(err(
+                    "segment",
+                    "name exactly one of `feature` and `tag`, with a `value`: \
+                     {\"feature\": \"country\", \"value\": \"DE\"}",
+                ));
+            }
+            if !matches!(signal, Signal::Metric(_) | Signal::ClassMetric(..)) {
+                return Err(err(
+                    "segment",
+                    format!(
+                        "signal {:?} is not kept per segment: a segment applies to a \
+                         performance metric (<metric>) or a class's metric \
+                         (precision:<class>, recall:<class>, f1:<class>)",
+                        s.signal
+                    ),
+                ));
+            }
+            if matches!(
+                c,
+                Condition::Baseline { .. } | Condition::SignificantChange { .. }
+            ) {
+                return Err(err(
+                    "condition.kind",
+                    format!(
+                        "`{}` compares with the reference, which has no segments: use \
+                         threshold, rolling_mean, trend or anomaly on a segment",
+                        c.kind()
+                    ),
+                ));
+            }
+        }
         if let Some(v) = &s.version {
             if v.is_empty() {
                 return Err(err(
@@ -619,7 +754,7 @@ mod tests {
             .unwrap();
         assert_eq!(r.signal, Signal::Metric("f1".into()));
         assert_eq!(r.window, Window::DAY);
-        assert_eq!(r.spec.min_sample, 30);
+        assert_eq!(r.min_sample(), 30);
         assert_eq!(r.spec.for_, Duration::default());
         assert!(matches!(
             r.spec.condition,
@@ -680,6 +815,84 @@ mod tests {
     }
 
     #[test]
+    fn every_signal_kind_parses_and_the_error_names_them_all() {
+        for kind in SIGNAL_KINDS {
+            let example = match *kind {
+                "<metric>" => "f1".to_owned(),
+                "<operational>" => "error_rate".to_owned(),
+                k => k.replace(['<', '>'], ""),
+            };
+            let signal = Signal::parse(&example).unwrap_or_else(|e| panic!("{example}: {e}"));
+            assert_eq!(signal.kind(), *kind, "{example}");
+        }
+        let e = Signal::parse("f2").unwrap_err();
+        for kind in SIGNAL_KINDS {
+            assert!(e.contains(kind), "{kind} not in {e}");
+        }
+        assert_eq!(
+            Signal::parse("recall:fraud").unwrap(),
+            Signal::ClassMetric("recall".into(), "fraud".into())
+        );
+        assert_eq!(
+            Signal::parse("kpi:loss:eur").unwrap(),
+            Signal::Kpi("loss:eur".into())
+        );
+    }
+
+    #[test]
+    fn segments_apply_to_metrics_with_window_conditions() {
+        let rule = |signal: &str, condition: serde_json::Value, segment: serde_json::Value| {
+            RuleSpec::from_json(
+                json!({"name": "seg", "signal": signal, "condition": condition,
+                "decision": "review", "severity": "warning", "segment": segment}),
+            )
+            .and_then(|s| s.validate("m", Origin::Api, &[]))
+        };
+        let below = json!({"kind": "threshold", "op": "<", "value": 0.8});
+        let de = json!({"feature": "country", "value": "DE"});
+        let r = rule("recall:1", below.clone(), de.clone()).unwrap();
+        assert_eq!(r.spec.segment.as_ref().unwrap().split(), "country");
+        let r = rule("f1", below.clone(), json!({"tag": "region", "value": "eu"})).unwrap();
+        assert_eq!(r.spec.segment.as_ref().unwrap().split(), "tag:region");
+        for (signal, condition, segment, field) in [
+            ("f1", below.clone(), json!({"value": "DE"}), "segment"),
+            (
+                "f1",
+                below.clone(),
+                json!({"feature": "a", "tag": "b", "value": "DE"}),
+                "segment",
+            ),
+            ("error_rate", below.clone(), de.clone(), "segment"),
+            (
+                "f1",
+                json!({"kind": "baseline", "direction": "below", "relative": 0.05}),
+                de.clone(),
+                "condition.kind",
+            ),
+        ] {
+            let e = rule(signal, condition, segment).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+        }
+        let e = RuleSpec::from_json(json!({"name": "seg", "signal": "f1", "condition": below,
+            "decision": "review", "severity": "warning",
+            "segment": {"feature": "country", "valeu": "DE"}}))
+        .unwrap_err();
+        assert!(e.field.starts_with("segment"), "{e}");
+    }
+
+    #[test]
+    fn kpis_need_one_point_a_window_unless_told() {
+        let r = RuleSpec::from_json(json!({"name": "loss", "signal": "kpi:fraud_loss_eur",
+            "condition": {"kind": "threshold", "op": ">", "value": 1000},
+            "decision": "review", "severity": "warning"}))
+        .unwrap()
+        .validate("m", Origin::Api, &[])
+        .unwrap();
+        assert_eq!(r.min_sample(), 1);
+        assert_eq!(r.signal, Signal::Kpi("fraud_loss_eur".into()));
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(Duration::parse("10m").unwrap().seconds, 600);
         assert_eq!(Duration::parse("0").unwrap().seconds, 0);
@@ -687,5 +900,8 @@ mod tests {
         assert_eq!(Duration::parse("90s").unwrap().to_string(), "90s");
         assert!(Duration::parse("-1m").is_err());
         assert!(Duration::parse("m").is_err());
+        for bad in ["1ü", "2€", "ü", "\u{ff}"] {
+            assert!(Duration::parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

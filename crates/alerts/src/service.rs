@@ -5,7 +5,7 @@
 use crate::condition::{evaluate as evaluate_condition, fmt_value, Evaluation, Outcome};
 use crate::db::{Db, DbError, Heartbeat, HistoryEntry, OutboxEntry, Silence};
 use crate::exposition::Exposition;
-use crate::lifecycle::{fingerprint, resolve_orphan, step, Alert, Clock, State, Transition};
+use crate::lifecycle::{fingerprint, resolve_orphan, step, Ack, Alert, Clock, State, Transition};
 use crate::notify::{Notification, NotifierConfig, Sender};
 use crate::rule::{
     Condition, Origin, Rule, RuleError, RuleSpec, Signal, Source, PERFORMANCE_METRICS,
@@ -134,6 +134,16 @@ pub struct SilenceRequest {
     pub ends_at: Option<String>,
     #[serde(default)]
     pub duration: Option<String>,
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// `POST /v1/alerts/{fingerprint}/ack`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    /// Who takes the alert.
+    pub owner: String,
     #[serde(default)]
     pub comment: String,
 }
@@ -477,6 +487,43 @@ impl AlertService {
             .collect())
     }
 
+    /// Acknowledges a pending or firing alert: who took it and what they said, kept on the
+    /// alert for the rest of its episode, in its history and in its later notifications.
+    pub fn acknowledge(&self, fingerprint: &str, req: AckRequest) -> Result<Alert, AlertsError> {
+        let owner = req.owner.trim();
+        if owner.is_empty() || owner.chars().count() > 128 {
+            return Err(AlertsError::Invalid(
+                "`owner`: must be 1-128 characters: who takes the alert".to_owned(),
+            ));
+        }
+        if req.comment.chars().count() > 4000 {
+            return Err(AlertsError::Invalid(
+                "`comment`: must be at most 4000 characters".to_owned(),
+            ));
+        }
+        // Not during an evaluation pass, which would write back the alert it read before.
+        let _one = self.evaluating.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(mut alert) = self.db.alert(fingerprint)? else {
+            return Err(AlertsError::NotFound(format!(
+                "no alert with fingerprint {fingerprint:?} (GET /v1/alerts lists them)"
+            )));
+        };
+        if alert.state == State::Resolved {
+            return Err(AlertsError::Conflict(format!(
+                "alert {fingerprint} ({}: {}) is resolved: there is nothing to acknowledge",
+                alert.model, alert.rule
+            )));
+        }
+        let now = self.now();
+        alert.acknowledged = Some(Ack {
+            owner: owner.to_owned(),
+            comment: req.comment.trim().to_owned(),
+            at: now,
+        });
+        self.db.acknowledge(&alert, now)?;
+        Ok(alert)
+    }
+
     pub fn history(
         &self,
         model: Option<&str>,
@@ -737,8 +784,8 @@ impl AlertService {
                     .collect()
             }
         };
-        let mut reports: HashMap<(Source, i64, Option<String>), Result<Value, String>> =
-            HashMap::new();
+        type Key = (Source, i64, Option<String>, Option<String>);
+        let mut reports: HashMap<Key, Result<Value, String>> = HashMap::new();
         let lookback = rules
             .iter()
             .map(|r| r.spec.condition.windows_needed())
@@ -757,7 +804,13 @@ impl AlertService {
                 let Some(last) = summary.and_then(|s| s.last_event) else {
                     return Evaluation::unknown(format!("model `{model}` has no events yet"));
                 };
-                let key = (source, rule.window.seconds(), rule.spec.version.clone());
+                let segment = rule.spec.segment.as_ref().map(|s| s.split());
+                let key = (
+                    source,
+                    rule.window.seconds(),
+                    rule.spec.version.clone(),
+                    segment,
+                );
                 let from = Timestamp(
                     rule.window.start_of(last).0 - (lookback as i64 - 1) * rule.window.micros(),
                 );
@@ -766,13 +819,19 @@ impl AlertService {
                     .or_insert_with(|| self.report(&name, source, rule, from));
                 let series = match report {
                     Ok(v) => match source {
-                        Source::Performance => performance_series(v, &rule.signal, now),
+                        Source::Performance => match &rule.spec.segment {
+                            Some(seg) => match segment_report(v, &seg.value) {
+                                Ok(r) => performance_series(&r, &rule.signal, now),
+                                Err(e) => return Evaluation::unknown(e),
+                            },
+                            None => performance_series(v, &rule.signal, now),
+                        },
                         Source::Drift => drift_series(v, &rule.signal),
                         _ => quality_series(v, &rule.signal),
                     },
                     Err(e) => return Evaluation::unknown(e.clone()),
                 };
-                evaluate_condition(&rule.spec.condition, &series, rule.spec.min_sample)
+                evaluate_condition(&rule.spec.condition, &series, rule.min_sample())
             })
             .collect()
     }
@@ -803,6 +862,7 @@ impl AlertService {
                     window: Some(rule.window),
                     from: Some(from),
                     version,
+                    segment: rule.spec.segment.as_ref().map(|s| s.split()),
                     ..Default::default()
                 };
                 window_performance(store, model, &q)
@@ -1386,6 +1446,40 @@ impl AlertService {
             }
         }
     }
+}
+
+/// The windows of one segment value of a metrics report split by segment, as a report of its
+/// own (with the task's class names, which per-class signals need).
+fn segment_report(report: &Value, value: &str) -> Result<Value, String> {
+    let segments = report
+        .get("segments")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    let Some(seg) = segments
+        .iter()
+        .find(|s| s.get("value").and_then(Value::as_str) == Some(value))
+    else {
+        let names: Vec<&str> = segments
+            .iter()
+            .filter_map(|s| s.get("value").and_then(Value::as_str))
+            .collect();
+        return Err(format!(
+            "segment value {value:?} has no predictions among the 10 values with most \
+             predictions in the windows evaluated (found: {})",
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        ));
+    };
+    let mut r = serde_json::json!({"windows": seg.get("windows").cloned().unwrap_or(Value::Null)});
+    for k in ["positive_class", "negative_class"] {
+        if let Some(v) = report.get(k) {
+            r[k] = v.clone();
+        }
+    }
+    Ok(r)
 }
 
 fn human(secs: f64) -> String {

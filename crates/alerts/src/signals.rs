@@ -55,14 +55,73 @@ fn point(w: &Value, value: Option<f64>, n: u64) -> Option<Point> {
     })
 }
 
-/// The series of a performance or operational signal from a `window_performance` report.
-/// Windows not yet over at `now` are left out for `predictions` (a volume still growing).
+/// One class's precision, recall or F1 in a window of a metrics report: a multiclass
+/// window's `per_class`; for a binary model the positive class's flat metric, and the
+/// negative class's from the confusion counts (one-vs-rest: the roles swapped).
+fn class_metric(report: &Value, w: &Value, name: &str, class: &str) -> (Option<f64>, u64) {
+    if let Some(m) = w.pointer(&format!("/per_class/{}/{name}", escape(class))) {
+        return metric(m);
+    }
+    let n = w.get("n").and_then(Value::as_u64).unwrap_or(0);
+    let key = |k: &str| report.get(k).and_then(Value::as_str);
+    if key("positive_class") == Some(class) {
+        return metric(w.get(name).unwrap_or(&Value::Null));
+    }
+    if key("negative_class") != Some(class) {
+        return (None, n);
+    }
+    let Some(cm) = w.get("confusion_matrix") else {
+        return (None, n);
+    };
+    let count = |k: &str| cm.get(k).and_then(Value::as_u64).unwrap_or(0) as f64;
+    // The negative class's true positives are the true negatives, and so on.
+    let (tp, fp, fn_) = (count("tn"), count("fn"), count("fp"));
+    let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b);
+    let value = match name {
+        "precision" => ratio(tp, tp + fp),
+        "recall" => ratio(tp, tp + fn_),
+        _ => ratio(2.0 * tp, 2.0 * tp + fp + fn_),
+    };
+    (value, n)
+}
+
+/// A JSON pointer token (RFC 6901).
+fn escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// A KPI's mean per window, from the metrics report's `kpis` (its windows are the report's):
+/// the rows behind it are the KPI's points.
+fn kpi_series(report: &Value, name: &str) -> Vec<Point> {
+    report
+        .get("kpis")
+        .and_then(|k| k.get(name))
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .filter_map(|w| {
+            let n = w.get("n").and_then(Value::as_u64).unwrap_or(0);
+            point(w, w.get("mean").and_then(num), n)
+        })
+        .collect()
+}
+
+/// The series of a performance, operational, per-class or KPI signal from a
+/// `window_performance` report. Windows not yet over at `now` are left out for `predictions`
+/// (a volume still growing).
 pub fn performance_series(report: &Value, signal: &Signal, now: Timestamp) -> Vec<Point> {
+    if let Signal::Kpi(name) = signal {
+        return kpi_series(report, name);
+    }
     array(report, "/windows")
         .iter()
         .filter_map(|w| {
             let predictions = w.get("predictions").and_then(Value::as_u64).unwrap_or(0);
             let (value, n, change) = match signal {
+                Signal::ClassMetric(name, class) => {
+                    let (v, n) = class_metric(report, w, name, class);
+                    (v, n, None)
+                }
                 Signal::Metric(name) => {
                     let (v, n) = metric(w.get(name).unwrap_or(&Value::Null));
                     let c = w.get("changes").and_then(|c| c.get(name)).and_then(change);
@@ -112,12 +171,19 @@ pub fn performance_series(report: &Value, signal: &Signal, now: Timestamp) -> Ve
         .collect()
 }
 
+/// A drift verdict's status: the report writes it as an object (`{"status": "evaluated"}`,
+/// `{"status": "insufficient_data", "min_rows": 30}`); a bare string is read too.
+fn drift_status(f: &Value) -> Option<&str> {
+    let s = f.get("status")?;
+    s.as_str().or_else(|| s.get("status")?.as_str())
+}
+
 fn column_drift(features: Option<&Value>, column: &str) -> Option<Option<f64>> {
     let f = features?
         .as_array()?
         .iter()
         .find(|f| f.get("feature").and_then(Value::as_str) == Some(column))?;
-    let evaluated = f.get("status").and_then(Value::as_str) == Some("evaluated");
+    let evaluated = drift_status(f) == Some("evaluated");
     Some(evaluated.then(|| {
         if f.get("drifted").and_then(Value::as_bool).unwrap_or(false) {
             1.0
@@ -200,6 +266,57 @@ pub fn quality_series(report: &Value, signal: &Signal) -> Vec<Point> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The drift report writes a verdict's status as an object; `drift:<column>` rules read
+    /// nothing (and never fired) while the reader compared it with a string.
+    #[test]
+    fn reads_column_drift_whose_status_is_an_object() {
+        let evaluated =
+            serde_json::to_value(modelwatch_stats::drift::FeatureStatus::Evaluated).unwrap();
+        assert!(evaluated.is_object(), "{evaluated}");
+        let short =
+            serde_json::to_value(modelwatch_stats::drift::FeatureStatus::InsufficientData {
+                min_rows: 30,
+            })
+            .unwrap();
+        let (start, end) = ("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z");
+        let report = json!({
+            "windows": [{"start": start, "end": end, "rows": 500, "share_drifted": 0.5,
+                "features": [{"feature": "age", "status": evaluated, "drifted": true},
+                             {"feature": "city", "status": short, "drifted": false}]}],
+            "prediction": {"columns": ["prediction", "score"], "windows": [{
+                "start": start, "end": end, "rows": 500,
+                "features": [{"feature": "prediction", "status": evaluated, "drifted": false},
+                             {"feature": "score", "status": evaluated, "drifted": true}]}]}});
+        let value = |col: &str| drift_series(&report, &Signal::Drift(col.into()))[0].value;
+        assert_eq!(value("age"), Some(1.0));
+        assert_eq!(value("city"), None, "no verdict on too few rows");
+        assert_eq!(value("prediction"), Some(0.0));
+        assert_eq!(value("score"), Some(1.0));
+    }
+
+    #[test]
+    fn reads_class_metrics_of_binary_and_multiclass_reports() {
+        let m = |v: f64| json!({"status": "defined", "value": v, "n": 100, "ci_low": 0.0, "ci_high": 1.0});
+        let (start, end) = ("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z");
+        let binary = json!({"positive_class": "1", "negative_class": "0", "windows": [{
+            "start": start, "end": end, "predictions": 100, "n": 100, "recall": m(0.9),
+            "confusion_matrix": {"tp": 45, "fp": 20, "tn": 30, "fn": 5}}]});
+        let now = Timestamp::from_secs(1_900_000_000);
+        let class = |r: &Value, metric: &str, class: &str| {
+            performance_series(r, &Signal::ClassMetric(metric.into(), class.into()), now)[0].value
+        };
+        assert_eq!(class(&binary, "recall", "1"), Some(0.9));
+        // The negative class: recall = tn / (tn + fp), precision = tn / (tn + fn).
+        assert_eq!(class(&binary, "recall", "0"), Some(30.0 / 50.0));
+        assert_eq!(class(&binary, "precision", "0"), Some(30.0 / 35.0));
+        assert_eq!(class(&binary, "f1", "0"), Some(60.0 / 85.0));
+        assert_eq!(class(&binary, "recall", "2"), None);
+        let multi = json!({"windows": [{"start": start, "end": end, "predictions": 100,
+            "n": 100, "per_class": {"a/b": {"support": 40, "precision": m(0.5),
+            "recall": m(0.25), "f1": m(0.33)}}}]});
+        assert_eq!(class(&multi, "recall", "a/b"), Some(0.25));
+    }
 
     #[test]
     fn reads_metrics_changes_and_operational_values() {

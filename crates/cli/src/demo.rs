@@ -1,5 +1,6 @@
-//! `modelwatch demo`: the service with a simulated fraud classifier, so that a newcomer sees
-//! the dashboard light up within a minute.
+//! `modelwatch demo`: the service with two simulated classifiers, `fraud-demo` (its inputs drift,
+//! its accuracy decays) and `churn-demo` (healthy), so that a newcomer sees the dashboard light
+//! up within a minute, and what a model that needs nothing looks like beside it.
 //!
 //! A generator posts, over HTTP to the demo's own server, like a real client:
 //! 1. a labelled reference (the training data);

@@ -1,10 +1,16 @@
-//! `modelwatch export`: stored predictions or labels to a Parquet file anyone can read.
+//! `modelwatch export`: stored predictions or labels to a Parquet file anyone can read, from
+//! the data directory or, with `--server`, from a running server (which holds the directory's
+//! lock) by paging through its read endpoints.
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use modelwatch_core::ModelName;
+use modelwatch_core::{
+    parse_label_row, parse_prediction_row, IngestLimits, LabelEvent, ModelName, PredictionEvent,
+    Rejection, Schema, Timestamp,
+};
 use modelwatch_formats::{LabelWriter, PredictionWriter};
-use modelwatch_store::{SqliteStore, Store};
+use modelwatch_store::{Page, SqliteStore, Store};
+use serde_json::Value;
 use std::path::PathBuf;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -22,12 +28,116 @@ pub struct ExportArgs {
     /// Output file (.parquet)
     #[arg(long)]
     out: PathBuf,
-    /// Data directory of the embedded store (default ./modelwatch-data)
-    #[arg(long, default_value = "modelwatch-data")]
+    /// Data directory of the embedded store (default ./modelwatch-data); not with --server
+    #[arg(long, default_value = "modelwatch-data", conflicts_with = "server")]
     data: PathBuf,
+    /// Read from a running server instead, e.g. http://127.0.0.1:8080 (pages through
+    /// GET /v1/models/{model}/predictions or /labels)
+    #[arg(long)]
+    server: Option<String>,
+    /// API key for --server (or MODELWATCH_API_KEY)
+    #[arg(long, env = "MODELWATCH_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+}
+
+/// Where the rows come from: the data directory, or a server's paged read endpoints.
+enum Source {
+    Data(SqliteStore),
+    Server(RemoteStore),
+}
+
+impl Source {
+    fn predictions(
+        &self,
+        model: &ModelName,
+        after: Option<i64>,
+    ) -> anyhow::Result<Page<PredictionEvent>> {
+        match self {
+            Source::Data(s) => Ok(s.predictions(model, after, PAGE)?),
+            Source::Server(r) => r.page(model, "predictions", after, |row, i| {
+                parse_prediction_row(row, i, Timestamp::now(), &READ_BACK)
+            }),
+        }
+    }
+
+    fn labels(&self, model: &ModelName, after: Option<i64>) -> anyhow::Result<Page<LabelEvent>> {
+        match self {
+            Source::Data(s) => Ok(s.labels(model, after, PAGE)?),
+            Source::Server(r) => r.page(model, "labels", after, |row, i| {
+                parse_label_row(row, i, Timestamp::now(), &READ_BACK)
+            }),
+        }
+    }
+}
+
+/// Stored rows were checked when they arrived; reading them back must not refuse any.
+const READ_BACK: IngestLimits = IngestLimits {
+    max_features: usize::MAX,
+    max_tags: usize::MAX,
+    max_request_id_len: usize::MAX,
+};
+
+/// A running server's read endpoints.
+struct RemoteStore {
+    url: String,
+    client: reqwest::blocking::Client,
+    api_key: Option<String>,
+}
+
+impl RemoteStore {
+    fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
+        let mut req = self.client.get(format!("{}{path}", self.url)).query(query);
+        if let Some(k) = &self.api_key {
+            req = req.bearer_auth(k);
+        }
+        let r = req.send().with_context(|| format!("asking {}", self.url))?;
+        let status = r.status();
+        let body: Value = r.json().unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = body["error"]["message"].as_str().unwrap_or("no message");
+            bail!("server answered {status} for {path}: {msg}");
+        }
+        Ok(body)
+    }
+
+    /// One page of `GET /v1/models/{model}/{kind}`: each row read back by the ingest parser
+    /// (the rows are the contract's events, as the server stored them).
+    fn page<T>(
+        &self,
+        model: &ModelName,
+        kind: &str,
+        after: Option<i64>,
+        parse: impl Fn(&str, usize) -> Result<T, Rejection>,
+    ) -> anyhow::Result<Page<T>> {
+        let mut query = vec![("limit", SERVER_PAGE.to_string())];
+        if let Some(a) = after {
+            query.push(("after", a.to_string()));
+        }
+        let body = self.get(&format!("/v1/models/{model}/{kind}"), &query)?;
+        let rows = body[kind].as_array().cloned().unwrap_or_default();
+        let items = rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                parse(&row.to_string(), i).map_err(|r| {
+                    anyhow::anyhow!(
+                        "row {i} of a page of {kind}: field `{}`: {}",
+                        r.field,
+                        r.reason
+                    )
+                })
+            })
+            .collect::<anyhow::Result<Vec<T>>>()?;
+        Ok(Page {
+            items,
+            next: body["next"].as_i64(),
+        })
+    }
 }
 
 const PAGE: usize = 65_536;
+/// The server's largest page (`GET .../predictions?limit=` is at most 10,000).
+const SERVER_PAGE: usize = 10_000;
 
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     let model = ModelName::new(&args.model)?;
@@ -37,14 +147,36 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
             args.out.display()
         );
     }
-    let store = SqliteStore::open(&args.data)
-        .with_context(|| format!("opening the data directory {}", args.data.display()))?;
-    let Some(summary) = store.model(&model)? else {
-        bail!("model `{model}` does not exist in {}", args.data.display());
-    };
-    let total = match args.what {
-        What::Predictions => summary.predictions,
-        What::Labels => summary.labels,
+    let (source, schema, total) = match &args.server {
+        None => {
+            let store = SqliteStore::open(&args.data)
+                .with_context(|| format!("opening the data directory {}", args.data.display()))?;
+            let Some(summary) = store.model(&model)? else {
+                bail!("model `{model}` does not exist in {}", args.data.display());
+            };
+            let total = match args.what {
+                What::Predictions => summary.predictions,
+                What::Labels => summary.labels,
+            };
+            (Source::Data(store), summary.schema, total)
+        }
+        Some(url) => {
+            let remote = RemoteStore {
+                url: url.trim_end_matches('/').to_owned(),
+                client: reqwest::blocking::Client::builder()
+                    .timeout(std::time::Duration::from_secs(300))
+                    .build()?,
+                api_key: args.api_key.clone(),
+            };
+            let summary = remote.get(&format!("/v1/models/{model}"), &[])?;
+            let schema: Schema = serde_json::from_value(summary["schema"].clone())
+                .context("reading the model's schema from the server")?;
+            let total = match args.what {
+                What::Predictions => summary["predictions"].as_u64(),
+                What::Labels => summary["labels"].as_u64(),
+            };
+            (Source::Server(remote), schema, total.unwrap_or(0))
+        }
     };
     let bar = ProgressBar::new(total);
     bar.set_style(
@@ -56,9 +188,9 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     let mut after = None;
     let written = match args.what {
         What::Predictions => {
-            let mut w = PredictionWriter::create(&args.out, &summary.schema)?;
+            let mut w = PredictionWriter::create(&args.out, &schema)?;
             loop {
-                let page = store.predictions(&model, after, PAGE)?;
+                let page = source.predictions(&model, after)?;
                 w.write(&page.items)?;
                 bar.inc(page.items.len() as u64);
                 match page.next {
@@ -71,7 +203,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         What::Labels => {
             let mut w = LabelWriter::create(&args.out)?;
             loop {
-                let page = store.labels(&model, after, PAGE)?;
+                let page = source.labels(&model, after)?;
                 w.write(&page.items)?;
                 bar.inc(page.items.len() as u64);
                 match page.next {

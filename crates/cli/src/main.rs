@@ -1,5 +1,6 @@
 //! The `modelwatch` command. anyhow and clap live only here.
 
+mod check;
 mod demo;
 mod drift;
 mod export;
@@ -39,8 +40,11 @@ enum Command {
     Metrics(metrics::MetricsArgs),
     /// A model's dashboard as one standalone HTML file (opens offline), its numbers as JSON, its charts as PNG.
     Report(Box<report::ReportArgs>),
-    /// The service with a simulated classifier whose inputs drift and whose accuracy decays.
+    /// The service with two simulated classifiers: one whose inputs drift and whose accuracy
+    /// decays, one that stays healthy.
     Demo(demo::DemoArgs),
+    /// Whether a data directory is a sound store (read only; safe beside a running service).
+    Check(check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Command::Metrics(args) => metrics::run(args),
         Command::Report(args) => report::run(*args),
         Command::Demo(args) => demo::run(args),
+        Command::Check(args) => check::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,7 +3,10 @@
 
 use anyhow::{bail, Context};
 use modelwatch_core::{parse_timestamp, ModelName, Window};
-use modelwatch_engine::performance::{window_performance, PerformanceQuery, Task};
+use modelwatch_engine::metrics_csv::{column_names, metrics_csv};
+use modelwatch_engine::performance::{
+    window_performance, PerformanceQuery, PerformanceReport, Task,
+};
 use modelwatch_store::SqliteStore;
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -42,9 +45,13 @@ pub struct MetricsArgs {
     /// Binary decision threshold (default 0.5)
     #[arg(long)]
     threshold: Option<f64>,
-    /// Output format
+    /// Output format (csv: one row per window, one column per value and interval bound)
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
+    /// Only the change summary: first window -> last window and baseline -> last window per
+    /// metric, with the significance of each change (table or json)
+    #[arg(long)]
+    summary: bool,
     /// Data directory of the embedded store (default ./modelwatch-data); not with --server
     #[arg(long, conflicts_with = "server")]
     data: Option<PathBuf>,
@@ -58,20 +65,33 @@ pub struct MetricsArgs {
 
 pub fn run(args: MetricsArgs) -> anyhow::Result<()> {
     let model = ModelName::new(&args.model)?;
+    if args.format == Format::Csv {
+        if args.summary {
+            bail!("--summary is a table or JSON: drop --format csv (or --summary)");
+        }
+        // The same table as `GET .../metrics?format=csv`, built by the same function.
+        let text = match &args.server {
+            Some(url) => ask_server(url, &model, &args, "csv")?.text()?,
+            None => metrics_csv(&from_data(&model, &args)?),
+        };
+        print!("{text}");
+        return Ok(());
+    }
     let report = match &args.server {
         Some(url) => from_server(url, &model, &args)?,
-        None => from_data(&model, &args)?,
+        None => serde_json::to_value(from_data(&model, &args)?)?,
     };
-    let out = match args.format {
-        Format::Json => serde_json::to_string_pretty(&report)? + "\n",
-        Format::Csv => csv(&report),
-        Format::Table => table(&report),
+    let out = match (args.format, args.summary) {
+        (Format::Json, false) => serde_json::to_string_pretty(&report)? + "\n",
+        (Format::Json, true) => serde_json::to_string_pretty(&report["summary"])? + "\n",
+        (_, false) => table(&report) + "\n" + &summary_table(&report),
+        (_, true) => summary_table(&report),
     };
     print!("{out}");
     Ok(())
 }
 
-fn from_data(model: &ModelName, args: &MetricsArgs) -> anyhow::Result<Value> {
+fn from_data(model: &ModelName, args: &MetricsArgs) -> anyhow::Result<PerformanceReport> {
     let dir = args
         .data
         .clone()
@@ -105,15 +125,21 @@ fn from_data(model: &ModelName, args: &MetricsArgs) -> anyhow::Result<Value> {
     // The lock error already tells the user to use --server when a server holds the directory.
     let store = SqliteStore::open(&dir)
         .with_context(|| format!("opening the data directory {}", dir.display()))?;
-    let report = window_performance(&store, model, &query)?;
-    Ok(serde_json::to_value(report)?)
+    Ok(window_performance(&store, model, &query)?)
 }
 
-fn from_server(url: &str, model: &ModelName, args: &MetricsArgs) -> anyhow::Result<Value> {
+/// `GET /v1/models/{model}/metrics` with the command's parameters and `format`; an error
+/// status becomes the server's message.
+fn ask_server(
+    url: &str,
+    model: &ModelName,
+    args: &MetricsArgs,
+    format: &str,
+) -> anyhow::Result<reqwest::blocking::Response> {
     let client = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(300))
         .build()?;
-    let mut params = vec![("window", args.window.clone())];
+    let mut params = vec![("window", args.window.clone()), ("format", format.into())];
     for (k, v) in [
         ("from", &args.from),
         ("to", &args.to),
@@ -139,12 +165,16 @@ fn from_server(url: &str, model: &ModelName, args: &MetricsArgs) -> anyhow::Resu
     }
     let r = req.send().with_context(|| format!("asking {url}"))?;
     let status = r.status();
-    let body: Value = r.json().unwrap_or(Value::Null);
     if !status.is_success() {
+        let body: Value = r.json().unwrap_or(Value::Null);
         let msg = body["error"]["message"].as_str().unwrap_or("no message");
         bail!("server answered {status}: {msg}");
     }
-    Ok(body)
+    Ok(r)
+}
+
+fn from_server(url: &str, model: &ModelName, args: &MetricsArgs) -> anyhow::Result<Value> {
+    Ok(ask_server(url, model, args, "json")?.json()?)
 }
 
 /// The headline metrics of a task, in table and CSV order.
@@ -241,39 +271,71 @@ fn align(rows: &[Vec<String>]) -> String {
     out
 }
 
-fn csv(report: &Value) -> String {
-    let task = report["task"].as_str().unwrap_or("binary");
-    let names = headline(task);
-    let mut header = vec![
-        "start",
-        "end",
-        "predictions",
-        "labelled",
-        "label_coverage",
-        "error_rate",
+/// `-0.100 (p 0.012, significant)`, or why it could not be compared.
+fn change_cell(c: &Value) -> String {
+    match c["status"].as_str() {
+        Some("compared") => format!(
+            "{:+.3} (p {}{})",
+            c["delta"].as_f64().unwrap_or(f64::NAN),
+            match c["p_value"].as_f64().unwrap_or(f64::NAN) {
+                p if p < 0.001 => format!("{p:.1e}"),
+                p => format!("{p:.3}"),
+            },
+            if c["significant"] == true {
+                ", significant"
+            } else {
+                ""
+            }
+        ),
+        Some(_) => "not comparable".into(),
+        None => "-".into(),
+    }
+}
+
+/// The report's `summary` as a table: per metric, first and last window values and the change
+/// between them, then the baseline and the change from it to the last window.
+fn summary_table(report: &Value) -> String {
+    let s = &report["summary"];
+    let Some(metrics) = s["metrics"].as_object().filter(|m| !m.is_empty()) else {
+        return "changes: no complete window with enough rows to compare\n".into();
+    };
+    let when = |w: &Value| w["start"].as_str().unwrap_or("-").to_owned();
+    let mut out = format!(
+        "changes: first window {} -> last window {} (windows chosen by {} rows)\n",
+        when(&s["first_window"]),
+        when(&s["last_window"]),
+        s["basis"].as_str().unwrap_or("labelled"),
+    );
+    let num = |v: &Value| v.as_f64().map_or("-".into(), |x| format!("{x:.3}"));
+    // In the order of the CSV table's columns (headline metrics first), the rest by name.
+    let order = report["task"]
+        .as_str()
+        .and_then(|t| Task::parse(t).ok())
+        .map(column_names)
+        .unwrap_or_default();
+    let mut names: Vec<&String> = metrics.keys().collect();
+    names.sort_by_key(|n| order.iter().position(|o| o == *n).unwrap_or(usize::MAX));
+    let mut rows = vec![[
+        "metric",
+        "first",
+        "last",
+        "first -> last",
+        "baseline",
+        "baseline -> last",
     ]
-    .into_iter()
     .map(str::to_owned)
-    .collect::<Vec<_>>();
-    for n in names {
-        header.extend([n.to_string(), format!("{n}_ci_low"), format!("{n}_ci_high")]);
+    .to_vec()];
+    for name in names {
+        let m = &metrics[name.as_str()];
+        rows.push(vec![
+            name.clone(),
+            num(&m["first"]),
+            num(&m["last"]),
+            change_cell(&m["first_to_last"]),
+            num(&m["baseline"]),
+            change_cell(&m["baseline_to_last"]),
+        ]);
     }
-    let mut out = header.join(",") + "\n";
-    let num = |v: &Value| v.as_f64().map(|x| x.to_string()).unwrap_or_default();
-    for w in report["windows"].as_array().into_iter().flatten() {
-        let mut r = vec![
-            w["start"].as_str().unwrap_or("").to_owned(),
-            w["end"].as_str().unwrap_or("").to_owned(),
-            w["predictions"].to_string(),
-            w["labelled"].to_string(),
-            num(&w["label_coverage"]),
-            num(&w["error_rate"]),
-        ];
-        for n in names {
-            let m = &w[*n];
-            r.extend([num(&m["value"]), num(&m["ci_low"]), num(&m["ci_high"])]);
-        }
-        out += &(r.join(",") + "\n");
-    }
+    out += &align(&rows);
     out
 }

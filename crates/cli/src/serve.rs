@@ -39,6 +39,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {}", config.addr))?;
         let addr = listener.local_addr()?;
+        let auth = &config.auth;
+        if !addr.ip().is_loopback()
+            && auth.ingest_keys.is_empty()
+            && auth.read_keys.is_empty()
+            && auth.admin_keys.is_empty()
+        {
+            // Logged before the address line, so that whoever reads that line has seen it.
+            tracing::warn!(
+                %addr,
+                "listening beyond loopback with no API keys: anyone who reaches this port can \
+                 read every model's events and change its reference, rules and notifiers; set \
+                 MODELWATCH_ADMIN_KEYS, MODELWATCH_INGEST_KEYS and MODELWATCH_READ_KEYS (or \
+                 [auth] in the config file), see docs/deployment.md"
+            );
+        }
         // The first line on stdout is the address: scripts and tests read it when using port 0.
         println!("modelwatch listening on http://{addr}");
         std::io::stdout().flush()?;

@@ -904,3 +904,431 @@ fn example_prometheus_rules_are_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// ---- every signal a rule accepts fires on data built to trip it
+
+/// One rule of the signal test: it must fire (`fires`) or, as a control that the right value
+/// is read, stay quiet.
+struct Case {
+    model: &'static str,
+    signal: String,
+    condition: Value,
+    segment: Option<Value>,
+    fires: bool,
+}
+
+fn case(model: &'static str, signal: &str, op: &str, value: f64) -> Case {
+    Case {
+        model,
+        signal: signal.to_owned(),
+        condition: json!({"kind": "threshold", "op": op, "value": value}),
+        segment: None,
+        fires: true,
+    }
+}
+
+impl Case {
+    fn quiet(mut self) -> Case {
+        self.fires = false;
+        self
+    }
+
+    fn on(mut self, segment: Value) -> Case {
+        self.segment = Some(segment);
+        self
+    }
+
+    /// Rule names are unique per model: the signal, with what the name charset lacks replaced,
+    /// and whether it is a control.
+    fn name(&self) -> String {
+        let mut n: String = self
+            .signal
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '.' })
+            .collect();
+        if let Some(seg) = &self.segment {
+            n.push_str(&format!(".{}", seg["value"].as_str().unwrap()));
+        }
+        if !self.fires {
+            n.push_str(".quiet");
+        }
+        n
+    }
+
+    fn rule(&self) -> Value {
+        let mut r = json!({"name": self.name(), "signal": self.signal,
+            "condition": self.condition, "decision": "review", "severity": "warning"});
+        if let Some(s) = &self.segment {
+            r["segment"] = s.clone();
+        }
+        r
+    }
+}
+
+/// The rules of the test, and the data each model gets (see `send_signal_data`):
+/// - `bin`: binary, 3 rows in 8 wrong (half of class 0, a quarter of class 1; all of them, and
+///   only they, in country FR), 10 % unlabelled, 20 errors, latency 5-14 ms, scores 0.8 / 0.2,
+///   a KPI at 500 a point;
+/// - `multi`: classes a, b, c, every 4th row wrong;
+/// - `reg`: regression, every prediction 5 too high;
+/// - `drift`: against its reference, x shifted out of range, half the countries unseen,
+///   half the amounts null, 95 % predicted 1 with score 0.95, every label 1.
+fn signal_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for m in modelwatch_alerts::rule::PERFORMANCE_METRICS {
+        cases.push(match *m {
+            "fpr" | "fnr" => case("bin", m, ">", 0.1),
+            "log_loss" => case("bin", m, ">", 0.3),
+            "brier_score" => case("bin", m, ">", 0.1),
+            "ece" => case("bin", m, ">", 0.01),
+            m if m.ends_with("_micro") || m.ends_with("_macro") || m.ends_with("_weighted") => {
+                case("multi", m, "<", 0.9)
+            }
+            "mae" | "rmse" | "mean_error" => case("reg", m, ">", 4.0),
+            "mse" => case("reg", m, ">", 20.0),
+            "mape" => case("reg", m, ">", 0.01),
+            "r2" => case("reg", m, "<", 0.99),
+            m => case("bin", m, "<", 0.9),
+        });
+    }
+    for o in modelwatch_alerts::rule::OPERATIONAL_SIGNALS {
+        cases.push(match *o {
+            "predictions" => case("bin", o, ">", 900.0),
+            "error_rate" => case("bin", o, ">", 0.01),
+            "label_coverage" => case("bin", o, "<", 0.95),
+            "latency_p50" | "latency_p95" | "latency_p99" => case("bin", o, ">", 4.0),
+            "average_confidence" => case("bin", o, "<", 0.85),
+            "prediction_entropy" => case("drift", o, "<", 0.5),
+            "top_class_share" => case("drift", o, ">", 0.9),
+            other => panic!("operational signal {other} has no case here: add one"),
+        });
+    }
+    cases.extend([
+        // The binary model's class 0 has recall 0.5 (its own, from the confusion counts),
+        // class 1 has 0.75.
+        case("bin", "recall:0", "<", 0.6),
+        case("bin", "recall:1", "<", 0.6).quiet(),
+        case("bin", "precision:1", "<", 0.9),
+        case("bin", "f1:0", "<", 0.9),
+        case("multi", "precision:b", "<", 0.9),
+        case("multi", "recall:a", "<", 0.9),
+        case("multi", "f1:c", "<", 0.9),
+        case("bin", "kpi:fraud_loss_eur", ">", 100.0),
+        case("bin", "kpi:fraud_loss_eur", ">", 1000.0).quiet(),
+        // FR holds every wrong row: accuracy 0 there, 1 in DE.
+        case("bin", "accuracy", "<", 0.7).on(json!({"feature": "country", "value": "FR"})),
+        case("bin", "accuracy", "<", 0.7)
+            .on(json!({"feature": "country", "value": "DE"}))
+            .quiet(),
+        case("drift", "drift_share", ">", 0.5),
+        case("drift", "drift:x", ">", 0.5),
+        case("drift", "drift:country", ">", 0.5),
+        case("drift", "drift:amount", ">", 0.5).quiet(),
+        case("drift", "drift:prediction", ">", 0.5),
+        case("drift", "drift:score", ">", 0.5),
+        case("drift", "drift:label", ">", 0.5),
+        case("drift", "quality_flags", ">", 0.0),
+        case("drift", "null_rate:amount", ">", 0.2),
+        case("drift", "out_of_range:x", ">", 0.5),
+        case("drift", "unseen:country", ">", 0.2),
+        Case {
+            condition: json!({"kind": "freshness", "max_age": "1s"}),
+            ..case("bin", "events", ">", 0.0)
+        },
+        Case {
+            condition: json!({"kind": "freshness", "max_age": "1s"}),
+            ..case("multi", "labels", ">", 0.0)
+        },
+        Case {
+            condition: json!({"kind": "heartbeat", "max_age": "1d"}),
+            ..case("bin", "heartbeat:train", ">", 0.0)
+        },
+    ]);
+    cases
+}
+
+fn post_ok(s: &Server, path: &str, rows: Vec<Value>) {
+    let (st, out) = s.post(path, &Value::from(rows).to_string());
+    assert_eq!(st, 200, "{path}: {out}");
+}
+
+fn ts(day: &str, i: usize) -> String {
+    format!("{day}T{:02}:{:02}:{:02}Z", (i / 60) % 24, i % 60, i % 37)
+}
+
+fn send_signal_data(s: &Server) {
+    let day = "2026-01-05";
+    // bin
+    let (mut preds, mut labels) = (Vec::new(), Vec::new());
+    for i in 0..1000usize {
+        let label = i % 2;
+        // Wrong: i % 8 in {0, 2} (class 0, predicted 1) and 1 (class 1, predicted 0).
+        let pred = if i % 8 < 3 { 1 - label } else { label };
+        let id = format!("bin-{i}");
+        preds.push(json!({"request_id": id, "timestamp": ts(day, i),
+            "features": {"x": i % 7, "country": if i % 8 < 3 { "FR" } else { "DE" }},
+            "prediction": pred, "score": if pred == 1 { 0.8 } else { 0.2 },
+            "latency_ms": 5.0 + (i % 10) as f64}));
+        if i % 10 != 9 {
+            labels.push(json!({"request_id": id, "label": label}));
+        }
+    }
+    for i in 0..20usize {
+        preds.push(
+            json!({"request_id": format!("bin-err-{i}"), "timestamp": ts(day, i),
+            "features": {"x": 1, "country": "DE"}, "error": "timeout"}),
+        );
+    }
+    post_ok(s, "/v1/models/bin/predictions", preds);
+    post_ok(s, "/v1/models/bin/labels", labels);
+    let kpis: Vec<Value> = (0..3)
+        .map(|h| {
+            json!({"name": "fraud_loss_eur", "value": 500.0,
+                        "timestamp": format!("{day}T{:02}:00:00Z", 8 + h)})
+        })
+        .collect();
+    post_ok(s, "/v1/models/bin/kpis", kpis);
+    let (st, out) = s.post(
+        "/v1/models/bin/heartbeats",
+        r#"{"job": "train", "status": "failed", "message": "OOM"}"#,
+    );
+    assert_eq!(st, 200, "{out}");
+
+    // multi
+    let classes = ["a", "b", "c"];
+    let (mut preds, mut labels) = (Vec::new(), Vec::new());
+    for i in 0..600usize {
+        let label = classes[i % 3];
+        let pred = if i % 4 == 0 {
+            classes[(i + 1) % 3]
+        } else {
+            label
+        };
+        let id = format!("multi-{i}");
+        preds.push(json!({"request_id": id, "timestamp": ts(day, i),
+            "features": {"x": i % 5}, "prediction": pred}));
+        labels.push(json!({"request_id": id, "label": label}));
+    }
+    post_ok(s, "/v1/models/multi/predictions", preds);
+    post_ok(s, "/v1/models/multi/labels", labels);
+
+    // reg
+    let (mut preds, mut labels) = (Vec::new(), Vec::new());
+    for i in 0..500usize {
+        let y = 50.5 + (i % 100) as f64;
+        let id = format!("reg-{i}");
+        preds.push(json!({"request_id": id, "timestamp": ts(day, i),
+            "features": {"x": i % 5}, "prediction": y + 5.0}));
+        labels.push(json!({"request_id": id, "label": y}));
+    }
+    post_ok(s, "/v1/models/reg/predictions", preds);
+    post_ok(s, "/v1/models/reg/labels", labels);
+
+    // drift: the reference first, over HTTP like the rest.
+    let mut csv = String::from("x,amount,country,prediction,score,label\n");
+    for i in 0..1000usize {
+        let c = i % 2;
+        csv.push_str(&format!(
+            "{},{},{},{c},{},{c}\n",
+            i % 100,
+            (i % 50) as f64 + 0.5,
+            if i % 3 == 0 { "DE" } else { "FR" },
+            if c == 1 { 0.7 } else { 0.3 }
+        ));
+    }
+    let r = client()
+        .put(format!("{}/v1/models/drift/reference", s.url))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .unwrap();
+    let (st, out) = decode(r);
+    assert_eq!(st, 200, "{out}");
+    let (mut preds, mut labels) = (Vec::new(), Vec::new());
+    for i in 0..600usize {
+        let pred = usize::from(i % 20 != 0);
+        let id = format!("drift-{i}");
+        let amount = if i % 2 == 0 {
+            Value::Null
+        } else {
+            // Every reference value still appears: the amounts did not drift, they went null.
+            json!(((i / 2) % 50) as f64 + 0.5)
+        };
+        preds.push(json!({"request_id": id, "timestamp": ts(day, i),
+            "features": {"x": 500 + i % 100, "amount": amount,
+                         "country": if i % 2 == 0 { "XX" } else { "DE" }},
+            "prediction": pred, "score": if pred == 1 { 0.95 } else { 0.05 }}));
+        labels.push(json!({"request_id": id, "label": 1}));
+    }
+    post_ok(s, "/v1/models/drift/predictions", preds);
+    post_ok(s, "/v1/models/drift/labels", labels);
+}
+
+#[test]
+fn every_signal_kind_a_rule_accepts_fires_on_data_built_to_trip_it() {
+    use modelwatch_alerts::rule::{Signal, OPERATIONAL_SIGNALS, PERFORMANCE_METRICS, SIGNAL_KINDS};
+    let cases = signal_cases();
+    // The coverage first: every kind of the validator's one list, every metric and
+    // operational name, and every kind of drift column has a rule that must fire.
+    let firing: Vec<&Case> = cases.iter().filter(|c| c.fires).collect();
+    let signal = |c: &Case| Signal::parse(&c.signal).unwrap();
+    for kind in SIGNAL_KINDS {
+        assert!(
+            firing.iter().any(|c| signal(c).kind() == *kind),
+            "signal kind {kind} has no rule shown to fire: add a case to signal_cases()"
+        );
+    }
+    for name in PERFORMANCE_METRICS.iter().chain(OPERATIONAL_SIGNALS) {
+        assert!(firing.iter().any(|c| c.signal == *name), "{name}");
+    }
+    for col in [
+        "drift:x",
+        "drift:country",
+        "drift:prediction",
+        "drift:score",
+        "drift:label",
+    ] {
+        assert!(firing.iter().any(|c| c.signal == col), "{col}");
+    }
+    assert!(firing.iter().any(|c| c.segment.is_some()), "a segment rule");
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("modelwatch.toml");
+    // Every second: the freshness rules fire once their second has passed.
+    std::fs::write(
+        &cfg,
+        "[alerts]\ndebounce_ms = 50\nevaluation_interval_seconds = 1\n",
+    )
+    .unwrap();
+    let s = Server::start_with(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+        &[],
+    );
+    for c in &cases {
+        let (st, out) = s.post(
+            &format!("/v1/models/{}/rules", c.model),
+            &c.rule().to_string(),
+        );
+        assert_eq!(st, 201, "{}: {out}", c.signal);
+    }
+    send_signal_data(&s);
+
+    let want: Vec<(String, String)> = firing
+        .iter()
+        .map(|c| (c.model.to_owned(), c.name()))
+        .collect();
+    let firing_now = poll(|| {
+        let (_, out) = s.get("/v1/alerts?state=firing");
+        let got: Vec<(String, String)> = out["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["model"].as_str().unwrap().to_owned(),
+                    a["rule"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let missing: Vec<&(String, String)> = want.iter().filter(|w| !got.contains(w)).collect();
+        if missing.is_empty() {
+            Ok(out)
+        } else {
+            let (_, all) = s.get("/v1/alerts");
+            Err(format!("not firing: {missing:?}\nall alerts: {all}"))
+        }
+    });
+    // The controls read the same reports in the same passes, and hold on their value.
+    for c in cases.iter().filter(|c| !c.fires) {
+        let (_, all) = s.get(&format!("/v1/alerts?model={}", c.model));
+        assert!(
+            !all["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["rule"] == c.name().as_str()),
+            "{} should not fire: {all}",
+            c.name()
+        );
+    }
+    // A firing class metric carries its own value: class 0's recall is 0.5.
+    let recall0 = firing_now["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule"] == "recall.0")
+        .unwrap();
+    assert!(
+        (recall0["value"].as_f64().unwrap() - 0.5).abs() < 1e-9,
+        "{recall0}"
+    );
+}
+
+#[test]
+fn an_acknowledged_alert_keeps_its_owner_in_history_and_later_notifications() {
+    let extra = format!("[[models.fraud.rules]]\n{F1_RULE}\nnotify = [\"hook\", \"slack\"]\n");
+    let (recv, _mails, _dir, s) = start_all(&extra);
+    put_reference(&s, "fraud");
+    send_day(&s, "fraud", "2026-01-05", 1000, 4);
+    let a = wait_alerts(&s, "model=fraud&state=firing", 1)[0].clone();
+    let fp = a["fingerprint"].as_str().unwrap().to_owned();
+    let trigger = recv.wait_for("/hook", 1, |c| c.body["status"] == "firing");
+    assert!(
+        trigger[0].body["acknowledged"].is_null(),
+        "{:?}",
+        trigger[0].body
+    );
+
+    // Bad requests name what is wrong.
+    let (st, out) = s.post("/v1/alerts/0000000000000000/ack", r#"{"owner": "alice"}"#);
+    assert_eq!(st, 404, "{out}");
+    let (st, out) = s.post(&format!("/v1/alerts/{fp}/ack"), r#"{"owner": " "}"#);
+    assert_eq!(st, 400, "{out}");
+    assert!(
+        out["error"]["message"].as_str().unwrap().contains("owner"),
+        "{out}"
+    );
+    let (st, out) = s.post(
+        &format!("/v1/alerts/{fp}/ack"),
+        r#"{"owner": "a", "note": "x"}"#,
+    );
+    assert_eq!(st, 400, "{out}");
+    assert!(
+        out["error"]["message"].as_str().unwrap().contains("note"),
+        "{out}"
+    );
+
+    let (st, out) = s.post(
+        &format!("/v1/alerts/{fp}/ack"),
+        r#"{"owner": "alice", "comment": "retraining on last week's data"}"#,
+    );
+    assert_eq!(st, 200, "{out}");
+    assert_eq!(out["alert"]["acknowledged"]["owner"], "alice");
+    let (_, listed) = s.get("/v1/alerts?model=fraud");
+    let ack = &listed["alerts"][0]["acknowledged"];
+    assert_eq!(ack["comment"], "retraining on last week's data", "{listed}");
+    assert!(ack["at"].is_string(), "{listed}");
+    let (_, h) = s.get("/v1/alerts/history?model=fraud");
+    assert_eq!(h["history"][0]["transition"], "acknowledged", "{h}");
+    assert_eq!(h["history"][0]["alert"]["acknowledged"]["owner"], "alice");
+
+    // Re-evaluations keep it for the episode; the resolve carries it to every receiver.
+    send_day(&s, "fraud", "2026-01-06", 1000, 10);
+    wait_alerts(&s, "model=fraud&state=resolved", 1);
+    let resolved = recv.wait_for("/hook", 1, |c| c.body["status"] == "resolved");
+    assert_eq!(resolved[0].body["acknowledged"]["owner"], "alice");
+    let slack = recv.wait_for("/slack", 1, |c| {
+        c.body["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("RESOLVED"))
+    });
+    let text = slack[0].body["text"].as_str().unwrap();
+    assert!(
+        text.contains("Acknowledged by alice") && text.contains("retraining on last week's data"),
+        "{text}"
+    );
+    // A resolved alert has nothing left to take.
+    let (st, out) = s.post(&format!("/v1/alerts/{fp}/ack"), r#"{"owner": "bob"}"#);
+    assert_eq!(st, 409, "{out}");
+}

@@ -17,7 +17,7 @@ use std::fmt;
 
 mod fast;
 
-/// A validated prediction event, as the contract in PRODUCT.md defines it.
+/// A validated prediction event, as the event format in docs/api.md ("Ingest") defines it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PredictionEvent {
     pub request_id: String,

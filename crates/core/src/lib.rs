@@ -18,5 +18,5 @@ pub use event::{
 };
 pub use model::{validate_version, ModelName, ModelNameError};
 pub use schema::{FeatureKind, FeatureSpec, Schema, SchemaChange};
-pub use time::{parse_timestamp, Timestamp, Window, WindowError};
+pub use time::{parse_timestamp, split_span, Timestamp, Window, WindowError};
 pub use value::{FeatureName, FeatureValue, Outcome};

@@ -93,6 +93,24 @@ pub fn parse_timestamp(s: &str) -> Result<Timestamp, String> {
     ))
 }
 
+/// Splits a span written as a whole number and a one-letter unit (`15m`, `2h`, `7d`) into the
+/// two, or `None`. The one reader of spans for windows, ranges and durations: it looks at the
+/// last *character*, so any input, non-ASCII included (`1ü`, `%ff` decoded), is an error and
+/// never a panic; the caller names the parameter and the units it accepts.
+pub fn split_span(s: &str) -> Option<(i64, char)> {
+    let s = s.trim();
+    let unit = s.chars().next_back()?;
+    let num = &s[..s.len() - unit.len_utf8()];
+    if num.is_empty()
+        || !num
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'-' || b == b'+')
+    {
+        return None;
+    }
+    Some((num.parse().ok()?, unit))
+}
+
 /// The width of an event-time window. Windows are aligned to UTC: hours on the hour, days at
 /// midnight, 7-day windows on Mondays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -116,17 +134,12 @@ impl Window {
 
     pub fn parse(s: &str) -> Result<Window, WindowError> {
         let err = || WindowError(s.to_string());
-        let s = s.trim();
-        if s.len() < 2 {
-            return Err(err());
-        }
-        let (num, unit) = s.split_at(s.len() - 1);
-        let n: i64 = num.parse().map_err(|_| err())?;
+        let (n, unit) = split_span(s).ok_or_else(err)?;
         let unit_secs = match unit {
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            "w" => 7 * 86_400,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
             _ => return Err(err()),
         };
         if n <= 0 || n > 366 * 86_400 / unit_secs {
@@ -176,6 +189,39 @@ impl Window {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_never_panic_on_any_text() {
+        for bad in [
+            "1ü",
+            "ü",
+            "1€",
+            "€1",
+            "\u{ff}",
+            "1\u{10ffff}",
+            "",
+            " ",
+            "h",
+            "1",
+            "1.5h",
+            "1 h",
+            "0x1h",
+        ] {
+            assert!(Window::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(split_span("15m"), Some((15, 'm')));
+        assert_eq!(split_span(" 2h "), Some((2, 'h')));
+        assert_eq!(split_span("1ü"), Some((1, 'ü')));
+        assert_eq!(Window::parse("7d").unwrap(), Window::WEEK);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn window_parse_is_total(s in "\\PC{0,8}") {
+            let _ = Window::parse(&s);
+            let _ = split_span(&s);
+        }
+    }
 
     #[test]
     fn parses_rfc3339_and_zoneless() {

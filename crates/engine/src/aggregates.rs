@@ -27,7 +27,7 @@ use modelwatch_store::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::drift::{DriftError, DriftQuery, Reference, WindowSketch, Windowed};
+use crate::drift::{DriftError, DriftQuery, Reference, ReferenceInfo, WindowSketch, Windowed};
 use crate::performance::{
     assemble, baseline_state, reference, PerformanceError, PerformanceQuery, PerformanceReport,
     TaskDetector, TaskSpec, TaskState, WindowAccumulator, DEFAULT_THRESHOLD,
@@ -41,7 +41,8 @@ const TASK: &str = "task";
 /// with `reference` when a reference is uploaded.
 const BASELINE: &str = "reference-baseline";
 
-/// Kind of the per-hour drift sketches ([`WindowSketch`] against the all-versions reference).
+/// Kind of the per-hour drift sketches ([`WindowSketch`] against the reference of
+/// version-less queries, see [`crate::reference`]).
 /// It starts with `reference`, so a reference upload deletes them with the profile.
 pub const DRIFT: &str = "reference-drift";
 /// Kind of the model-wide stamp of the reference the drift sketches are built against: when it
@@ -68,6 +69,8 @@ struct TaskDecision {
 struct BaselineBlob {
     spec: String,
     state: Option<TaskState>,
+    /// Which reference the state was folded from (replies name it).
+    reference: Option<ReferenceInfo>,
 }
 
 pub(crate) fn corrupt(what: &'static str, e: impl std::fmt::Display) -> StoreError {
@@ -812,7 +815,8 @@ fn rescan(
     Ok((writes, detector, predictions))
 }
 
-/// The all-versions reference the drift sketches are built against, if the model has one.
+/// The reference the drift sketches are built against, if the model has one: the one
+/// version-less queries use ([`crate::reference`]).
 fn drift_reference(store: &dyn Store, model: &ModelName) -> Result<Option<Reference>, StoreError> {
     match Reference::load_default(store, model) {
         Ok(r) => Ok(r),
@@ -873,7 +877,7 @@ fn readable<T: serde::de::DeserializeOwned>(
 
 /// Drift windows merged from the hourly sketches, after a [`refresh`]. `None` when they cannot
 /// answer: a segment, a window or range not made of whole hours, or a version with its own
-/// reference (sketches are built against the all-versions one).
+/// reference (sketches are built against the reference of version-less queries).
 pub fn drift_windows(
     store: &dyn Store,
     model: &ModelName,
@@ -881,12 +885,20 @@ pub fn drift_windows(
     reference: &Reference,
 ) -> Result<Option<Vec<Windowed>>, DriftError> {
     if q.segment.is_some()
-        || reference.version.is_some()
         || !whole_hour(q.from)
         || !whole_hour(q.to)
         || q.window.micros() % HOUR_MICROS != 0
     {
         return Ok(None);
+    }
+    // The sketches are built against the reference of version-less queries. A version's
+    // query uses it too unless the version has its own reference (then only if it is that
+    // very reference: a model whose one reference was uploaded for this version).
+    if q.version.is_some() && reference.version.is_some() {
+        match Reference::load_default(store, model)? {
+            Some(d) if d.stamp == reference.stamp => {}
+            _ => return Ok(None),
+        }
     }
     ensure_drift_stamp(store, model, reference)?;
     refresh_against(store, model, Some(reference)).map_err(|e| match e {
@@ -953,7 +965,7 @@ fn first_decision(
     dirty: &[DirtyHour],
 ) -> Result<TaskDecision, StoreError> {
     let mut detector = TaskDetector::default();
-    for r in store.reference_rows(model, None)? {
+    for r in reference(store, model, None)? {
         detector.observe_reference(&r);
     }
     if let Some(first) = dirty.first() {
@@ -1037,10 +1049,10 @@ pub fn window_performance(
         merge_into(windows.entry(start), &blob.acc, &spec)?;
         merge_into(versions.entry(row.version), &blob.acc, &spec)?;
     }
-    let baseline = baseline(store, model, q.version.as_deref(), &spec)?;
-    Ok(Some(assemble(
-        model, q, spec, baseline, windows, versions, None,
-    )))
+    let (baseline, reference) = baseline(store, model, q.version.as_deref(), &spec)?;
+    let mut report = assemble(model, q, spec, baseline, windows, versions, None);
+    report.reference = reference;
+    Ok(Some(report))
 }
 
 fn merge_into<K: Ord>(
@@ -1062,13 +1074,14 @@ fn merge_into<K: Ord>(
 }
 
 /// The baseline state of the reference that applies to `version`, folded once per reference
-/// upload and task and kept with the aggregates (the store drops it when a reference changes).
+/// upload and task and kept with the aggregates (the store drops it when a reference changes),
+/// and which reference that is.
 pub(crate) fn baseline(
     store: &dyn Store,
     model: &ModelName,
     version: Option<&str>,
     spec: &TaskSpec,
-) -> Result<Option<TaskState>, PerformanceError> {
+) -> Result<(Option<TaskState>, Option<ReferenceInfo>), PerformanceError> {
     let key = version.unwrap_or("").to_owned();
     let spec_json = spec_key(spec);
     let range = ScanRange {
@@ -1079,15 +1092,16 @@ pub(crate) fn baseline(
         // Unreadable (written by another version of modelwatch): folded again below.
         if let Ok(blob) = postcard::from_bytes::<BaselineBlob>(&row.data) {
             if blob.spec == spec_json {
-                return Ok(blob.state);
+                return Ok((blob.state, blob.reference));
             }
         }
     }
-    let refs = reference(store, model, version)?;
+    let (refs, reference) = crate::reference::rows(store, model, version)?;
     let state = baseline_state(spec, &refs);
     let blob = BaselineBlob {
         spec: spec_json,
         state,
+        reference,
     };
     store.put_aggregates(
         model,
@@ -1101,7 +1115,7 @@ pub(crate) fn baseline(
             ..AggregateWrite::default()
         },
     )?;
-    Ok(blob.state)
+    Ok((blob.state, blob.reference))
 }
 
 #[cfg(test)]

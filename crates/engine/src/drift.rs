@@ -374,11 +374,7 @@ pub struct Reference {
     output_categories: Vec<Option<CategoryIndex>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ReferenceInfo {
-    pub version: Option<String>,
-    pub rows: u64,
-}
+pub use crate::reference::ReferenceInfo;
 
 fn grids(profile: &ReferenceProfile) -> Vec<Option<Grid>> {
     profile
@@ -555,8 +551,9 @@ impl Reference {
         Ok(Some(r))
     }
 
-    /// The stored reference: the version's when `version` has one, else the all-versions one.
-    /// Profiles the rows (once per upload) when no profile is stored yet.
+    /// The stored reference: the version's when `version` has one, else the all-versions one;
+    /// for all versions without an all-versions reference, the one uploaded last (see
+    /// [`crate::reference`]). Profiles the rows (once per upload) when no profile is stored yet.
     pub fn load(
         store: &dyn Store,
         model: &ModelName,
@@ -570,6 +567,32 @@ impl Reference {
             }
         } else if let Some(r) = Reference::stored(store, model, None)? {
             return Ok(r);
+        }
+        if version.is_none() {
+            // No all-versions profile stored: the reference version-less queries use, which
+            // may be one version's (two small reads once it was chosen).
+            match crate::reference::for_all_versions(store, model)? {
+                Some(ReferenceInfo {
+                    version: Some(v), ..
+                }) => {
+                    if let Some(r) = Reference::stored(store, model, Some(&v))? {
+                        return Ok(r);
+                    }
+                    let summary = store
+                        .model(model)?
+                        .ok_or_else(|| StoreError::ModelNotFound(model.as_str().to_string()))?;
+                    let kind_of = |n: &str| summary.schema.kind_of(n);
+                    if let Some(r) = Reference::build(store, model, Some(&v), &kind_of)? {
+                        return Ok(r);
+                    }
+                }
+                Some(ReferenceInfo { version: None, .. }) => {}
+                None => {
+                    return Err(DriftError::NoReference {
+                        model: model.as_str().to_string(),
+                    })
+                }
+            }
         }
         let summary = store
             .model(model)?
@@ -588,7 +611,8 @@ impl Reference {
         })
     }
 
-    /// The all-versions reference, if the model has one (what hour sketches are built against).
+    /// The reference of version-less queries, if the model has one (what hour sketches are
+    /// built against): the all-versions one, else the one uploaded last for a version.
     pub fn load_default(
         store: &dyn Store,
         model: &ModelName,

@@ -19,9 +19,7 @@ use modelwatch_store::Store;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use crate::performance::{
-    reference, window_performance, PerformanceError, PerformanceQuery, TaskReport,
-};
+use crate::performance::{window_performance, PerformanceError, PerformanceQuery, TaskReport};
 
 /// When a window's prediction diversity counts as collapsed.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -77,6 +75,16 @@ impl Diversity {
     }
 }
 
+/// The reference's predicted-class diversity, and which reference it is (`version` null for
+/// the all-versions one; see [`crate::reference`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReferenceDiversity {
+    pub version: Option<String>,
+    pub rows: u64,
+    #[serde(flatten)]
+    pub diversity: Diversity,
+}
+
 /// Exploration traffic of one window.
 #[derive(Debug, Clone, Serialize)]
 pub struct Exploration {
@@ -113,7 +121,7 @@ pub struct FeedbackResponse {
     pub model: String,
     pub window: String,
     /// The reference's predictions (none when it has no prediction column).
-    pub reference: Option<Diversity>,
+    pub reference: Option<ReferenceDiversity>,
     pub thresholds: FeedbackThresholds,
     /// `name=value` of the exploration tag.
     pub exploration_tag: String,
@@ -129,8 +137,11 @@ fn reference_diversity(
     store: &dyn Store,
     model: &ModelName,
     version: Option<&str>,
-) -> Result<Option<(Diversity, ClassShares)>, PerformanceError> {
-    let rows = reference(store, model, version)?;
+) -> Result<Option<(ReferenceDiversity, ClassShares)>, PerformanceError> {
+    let (rows, info) = crate::reference::rows(store, model, version)?;
+    let Some(info) = info else {
+        return Ok(None);
+    };
     let mut d = PredictionDistribution::new();
     for r in &rows {
         match (&r.prediction, r.score) {
@@ -150,7 +161,12 @@ fn reference_diversity(
         .iter()
         .map(|(c, n)| (c.clone(), *n as f64 / report.n as f64))
         .collect();
-    Ok(Some((Diversity::of(&report), shares)))
+    let d = ReferenceDiversity {
+        version: info.version,
+        rows: info.rows,
+        diversity: Diversity::of(&report),
+    };
+    Ok(Some((d, shares)))
 }
 
 /// Feedback-loop signals per window.
@@ -206,6 +222,7 @@ pub fn feedback(
                 });
             let entropy_change = match (&reference, diversity.entropy_bits) {
                 (Some(r), Some(e)) => r
+                    .diversity
                     .entropy_bits
                     .filter(|&re| re > 0.0)
                     .map(|re| (e - re) / re),

@@ -660,12 +660,17 @@ pub struct PerformanceReport {
     #[serde(flatten)]
     pub spec: TaskSpec,
     pub min_sample: u64,
+    /// The reference dataset the baseline comes from (`version` null: the all-versions one);
+    /// null without a reference. See [`crate::reference`].
+    pub reference: Option<crate::reference::ReferenceInfo>,
     pub baseline: Option<TaskReport>,
     pub windows: Vec<WindowReport>,
     /// Each version over the whole range (one entry per version seen), by version name.
     pub versions: Vec<VersionReport>,
     /// Business KPIs logged beside the model, per window, by name (see [`crate::kpis`]).
     pub kpis: BTreeMap<String, Vec<crate::kpis::KpiWindow>>,
+    /// First window → last window and baseline → last window per metric (see [`crate::summary`]).
+    pub summary: crate::summary::ChangeSummary,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segment: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -787,17 +792,15 @@ pub fn detect_task(
     Ok(d.finish(task, threshold))
 }
 
-/// The reference rows that serve as the baseline: the version's, else the all-versions ones.
+/// The reference rows that serve as the baseline: the version's, else the all-versions ones;
+/// for all versions without an all-versions reference, the one uploaded last
+/// ([`crate::reference`]).
 pub(crate) fn reference(
     store: &dyn Store,
     model: &ModelName,
     version: Option<&str>,
 ) -> Result<Vec<ReferenceRow>, StoreError> {
-    let mut rows = store.reference_rows(model, version)?;
-    if rows.is_empty() && version.is_some() {
-        rows = store.reference_rows(model, None)?;
-    }
-    Ok(rows)
+    Ok(crate::reference::rows(store, model, version)?.0)
 }
 
 /// Folds labelled reference rows into one baseline state; `None` when no row has a label.
@@ -925,12 +928,14 @@ pub fn scan_performance(
             })?;
     }
     // Kept with the aggregates per reference upload and task, folded once.
-    let baseline = crate::aggregates::baseline(store, model, q.version.as_deref(), &spec)?;
+    let (baseline, reference) =
+        crate::aggregates::baseline(store, model, q.version.as_deref(), &spec)?;
     let segments = q
         .segment
         .as_ref()
         .map(|_| segment_reports(&fold, window, &q.config));
     let mut report = assemble(model, q, spec, baseline, fold.windows, versions, segments);
+    report.reference = reference;
     mark_partial(store, model, &mut report)?;
     Ok(report)
 }
@@ -978,6 +983,14 @@ pub(crate) fn assemble(
 ) -> PerformanceReport {
     let window = q.window.unwrap_or(Window::DAY);
     let config = &q.config;
+    let summary = crate::summary::summarize(
+        &spec,
+        window,
+        &windows,
+        baseline.as_ref(),
+        config,
+        Timestamp::now(),
+    );
     let windows = windows
         .into_iter()
         .map(|(start, acc)| WindowReport {
@@ -1012,10 +1025,12 @@ pub(crate) fn assemble(
         model: model.to_string(),
         window: window.label(),
         min_sample: config.min_sample,
+        reference: None,
         baseline: baseline.map(|b| b.report(config)),
         windows,
         versions,
         kpis: BTreeMap::new(),
+        summary,
         segment: q.segment.clone(),
         segments,
         spec,

@@ -1,14 +1,15 @@
 //! Alert rules, heartbeats, alerts, silences, notifications and `GET /metrics`: thin handlers
 //! over `modelwatch_alerts::AlertService`.
 
+use crate::json_body::JsonBody;
 use crate::{blocking, model_name, ApiError, AppState};
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use modelwatch_alerts::exposition::{Exposition, CONTENT_TYPE};
-use modelwatch_alerts::service::{AlertFilter, HeartbeatRequest, SilenceRequest};
+use modelwatch_alerts::service::{AckRequest, AlertFilter, HeartbeatRequest, SilenceRequest};
 use modelwatch_alerts::AlertsError;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -56,10 +57,9 @@ pub(crate) async fn list_rules(
 pub(crate) async fn create_rule(
     State(state): State<AppState>,
     Path(model): Path<String>,
-    body: Result<Json<Value>, JsonRejection>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     let model = model_name(&model)?;
-    let Json(body) = body?;
     let rule = with_alerts(&state, move |a| a.create_rule(model.as_str(), body)).await?;
     Ok((StatusCode::CREATED, Json(rule)).into_response())
 }
@@ -76,10 +76,9 @@ pub(crate) async fn delete_rule(
 pub(crate) async fn heartbeat(
     State(state): State<AppState>,
     Path(model): Path<String>,
-    body: Result<Json<HeartbeatRequest>, JsonRejection>,
+    JsonBody(req): JsonBody<HeartbeatRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let model = model_name(&model)?;
-    let Json(req) = body?;
     let h = with_alerts(&state, move |a| a.heartbeat(model.as_str(), req)).await?;
     Ok(Json(json!({ "heartbeat": h })))
 }
@@ -130,6 +129,16 @@ pub(crate) async fn history(
     Ok(Json(json!({ "history": h })))
 }
 
+/// `POST /v1/alerts/{fingerprint}/ack` (admin): `{"owner", "comment"}`.
+pub(crate) async fn acknowledge(
+    State(state): State<AppState>,
+    Path(fingerprint): Path<String>,
+    JsonBody(req): JsonBody<AckRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let alert = with_alerts(&state, move |a| a.acknowledge(&fingerprint, req)).await?;
+    Ok(Json(json!({ "alert": alert })))
+}
+
 pub(crate) async fn list_silences(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let s = with_alerts(&state, |a| a.silences()).await?;
     let s: Vec<Value> = s
@@ -145,9 +154,8 @@ pub(crate) async fn list_silences(State(state): State<AppState>) -> Result<Json<
 
 pub(crate) async fn create_silence(
     State(state): State<AppState>,
-    body: Result<Json<SilenceRequest>, JsonRejection>,
+    JsonBody(req): JsonBody<SilenceRequest>,
 ) -> Result<Response, ApiError> {
-    let Json(req) = body?;
     let s = with_alerts(&state, move |a| a.create_silence(req)).await?;
     Ok((StatusCode::CREATED, Json(s)).into_response())
 }

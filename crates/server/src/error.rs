@@ -41,6 +41,16 @@ impl From<StoreError> for ApiError {
             StoreError::ModelNotFound(m) => ApiError::not_found(format!(
                 "model `{m}` does not exist: send its predictions first"
             )),
+            e if e.is_disk_full() => {
+                tracing::error!(error = %e, "the data directory's disk is full");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "disk_full",
+                    "the disk holding the data directory is full: nothing of this request was \
+                     stored. Send it again once space is freed (a shorter retention, a larger \
+                     volume); what was acknowledged before is kept",
+                )
+            }
             other => {
                 tracing::error!(error = %other, "storage failure");
                 ApiError::new(
@@ -72,11 +82,5 @@ impl IntoResponse for ApiError {
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
     fn from(e: axum::extract::rejection::QueryRejection) -> Self {
         ApiError::bad_request("invalid_query", e.body_text())
-    }
-}
-
-impl From<axum::extract::rejection::JsonRejection> for ApiError {
-    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
-        ApiError::bad_request("invalid_body", e.body_text())
     }
 }

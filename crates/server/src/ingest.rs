@@ -56,23 +56,12 @@ fn split_rows<'a>(
     headers: &HeaderMap,
     max_rows: usize,
 ) -> Result<Vec<RawRow<'a>>, ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    // Only types that are clearly another format are refused: curl's default
-    // (application/x-www-form-urlencoded) and a missing type are read as JSON.
-    let other_format = ["csv", "parquet", "multipart/", "octet-stream", "xml"]
-        .iter()
-        .any(|t| content_type.contains(t));
-    if other_format {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!("content type {content_type:?} is not accepted here: send a JSON array or NDJSON (application/x-ndjson)"),
-        ));
-    }
+    // The JSON endpoints' rule (json_body.rs): curl's default type and a missing one are read
+    // as JSON; a declared other format is refused.
+    crate::json_body::refuse_other_format(
+        headers,
+        "a JSON array or NDJSON (application/x-ndjson)",
+    )?;
     let first = body.iter().position(|b| !b.is_ascii_whitespace());
     let rows = match first.map(|i| body[i]) {
         None => {
@@ -377,9 +366,12 @@ pub(crate) async fn reference(
             "the body is empty: send the reference dataset as CSV, Parquet or NDJSON",
         ));
     }
+    // curl's default type for `--data-binary` says nothing about the body: the body is sniffed
+    // as when no type is given.
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
+        .filter(|ct| !ct.starts_with("application/x-www-form-urlencoded"))
         .map(str::to_string);
     let store = state.store.clone();
     let evaluate = model.to_string();
@@ -435,6 +427,36 @@ pub(crate) async fn reference(
                 row: format!("row {} of the reference", r.index),
                 rejection: r,
             }));
+        }
+        if rows.is_empty() {
+            // Storing it would replace the model's reference with nothing (drift then has no
+            // baseline): refuse it and keep what is stored.
+            let why: Vec<String> = rejected
+                .iter()
+                .take(5)
+                .map(|q| {
+                    let r = &q.rejection;
+                    if r.field.is_empty() {
+                        format!("row {}: {}", r.index, r.reason)
+                    } else {
+                        format!("row {}, field `{}`: {}", r.index, r.field, r.reason)
+                    }
+                })
+                .collect();
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "no_valid_rows",
+                if why.is_empty() {
+                    "the reference has no rows (a header alone, or nothing readable as a table);                      the stored reference is unchanged"
+                        .to_owned()
+                } else {
+                    format!(
+                        "none of the reference's {} rows is valid, so the stored reference is                          unchanged: {}",
+                        rejected.len(),
+                        why.join("; ")
+                    )
+                },
+            ));
         }
         Ok(store.put_reference(&model, p.version.as_deref(), rows, rejected)?)
     })

@@ -12,6 +12,7 @@ mod dashboard;
 mod drift;
 mod error;
 mod ingest;
+mod json_body;
 mod login;
 mod query;
 
@@ -101,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/alerts", get(alerts::list_alerts))
         .route("/v1/alerts/history", get(alerts::history))
+        .route("/v1/alerts/{fingerprint}/ack", post(alerts::acknowledge))
         .route(
             "/v1/silences",
             get(alerts::list_silences).post(alerts::create_silence),
@@ -127,6 +129,9 @@ pub fn router(state: AppState) -> Router {
         .merge(pages)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            BODY_READ_TIMEOUT,
+        ))
         // Decompression runs before the body limit is applied, so the limit bounds the
         // decompressed size and a small gzip bomb gets a 413, not an out-of-memory.
         .layer(RequestDecompressionLayer::new())
@@ -318,13 +323,74 @@ pub async fn serve(
     let aggregates = tokio::spawn(aggregates_loop(state.clone()));
     let alerts = tokio::spawn(state.alerts.clone().run());
     let app = router(state);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = serve_http(listener, app, shutdown).await;
     retention.abort();
     aggregates.abort();
     alerts.abort();
     result
+}
+
+/// How long a client may take to send a request's headers before its connection is closed
+/// (hyper's own default, which only applies with a timer: axum's `serve` sets none).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request body may pause between chunks before the request fails (408).
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// After a shutdown signal, how long requests in flight get to finish. Past it the connections
+/// are dropped: a client holding a half-sent request cannot keep the process alive. What was
+/// acknowledged is on disk already, and what was not is for the client to send again.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The accept loop: HTTP/1 on each connection, with hyper's header read timeout,
+/// until `shutdown`; then at most [`SHUTDOWN_GRACE`] for the requests in flight.
+async fn serve_http(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(
+            app.clone()
+                .map_request(|r: Request<hyper::body::Incoming>| r.map(axum::body::Body::new)),
+        );
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!(
+                seconds = SHUTDOWN_GRACE.as_secs(),
+                "requests still open after the shutdown grace period: closing their connections"
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

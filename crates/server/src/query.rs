@@ -1,7 +1,10 @@
 //! Read endpoints and model settings.
 
+use crate::json_body::JsonBody;
 use crate::{model_name, ApiError, AppState};
 use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use modelwatch_core::{parse_timestamp, Schema, Timestamp, Window};
 use modelwatch_engine::performance;
@@ -42,10 +45,9 @@ pub(crate) struct ModelPatch {
 pub(crate) async fn patch_model(
     State(state): State<AppState>,
     Path(model): Path<String>,
-    body: Result<Json<ModelPatch>, axum::extract::rejection::JsonRejection>,
+    JsonBody(patch): JsonBody<ModelPatch>,
 ) -> Result<Json<Value>, ApiError> {
     let model = model_name(&model)?;
-    let Json(patch) = body?;
     let m = model.clone();
     state
         .with_store(move |store| store.set_retention(&m, patch.retention_days))
@@ -58,10 +60,14 @@ pub(crate) async fn patch_model(
 pub(crate) async fn put_schema(
     State(state): State<AppState>,
     Path(model): Path<String>,
-    body: Result<Json<Schema>, axum::extract::rejection::JsonRejection>,
+    body: Result<JsonBody<Schema>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     let model = model_name(&model)?;
-    let Json(schema) = body.map_err(|e| ApiError::bad_request("invalid_schema", e.body_text()))?;
+    // A body that is not a schema is an `invalid_schema` (415 and 413 keep their codes).
+    let JsonBody(schema) = body.map_err(|e| match e.code {
+        "invalid_body" => ApiError::bad_request("invalid_schema", e.message),
+        _ => e,
+    })?;
     let mut names = std::collections::HashSet::new();
     if let Some(dup) = schema
         .features
@@ -165,6 +171,8 @@ pub(crate) struct MetricsParams {
     task: Option<String>,
     /// Binary decision threshold (default 0.5).
     threshold: Option<f64>,
+    /// `json` (default) or `csv`: the windows as one flat table (`engine::metrics_csv`).
+    format: Option<String>,
 }
 
 fn time_param(name: &str, v: Option<String>) -> Result<Option<Timestamp>, ApiError> {
@@ -179,9 +187,25 @@ pub(crate) async fn metrics(
     State(state): State<AppState>,
     Path(model): Path<String>,
     params: Result<Query<MetricsParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let model = model_name(&model)?;
     let Query(p) = params?;
+    let csv = match p.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("`format`: {other:?} is not json or csv"),
+            ))
+        }
+    };
+    if csv && p.segment.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "`format=csv` is the table of windows and has no segments: drop `segment`, or ask for JSON",
+        ));
+    }
     let window = Window::parse(p.window.as_deref().unwrap_or("1d"))
         .map_err(|e| ApiError::bad_request("invalid_query", format!("`window`: {e}")))?;
     let query = WindowQuery {
@@ -219,9 +243,11 @@ pub(crate) async fn metrics(
     let report = state
         .with_store(move |store| Ok(performance::window_performance(store, &model, &q)))
         .await??;
-    Ok(Json(
-        serde_json::to_value(report).expect("report serializes"),
-    ))
+    if csv {
+        let text = modelwatch_engine::metrics_csv::metrics_csv(&report);
+        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response());
+    }
+    Ok(Json(serde_json::to_value(report).expect("report serializes")).into_response())
 }
 
 #[derive(Deserialize)]

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use modelwatch_stats::perf::{
-    average_precision_exact, compare_binary, roc_auc_exact, roc_auc_exact_variance, BinaryState,
-    Change, Metric, MetricConfig, MulticlassState, QuantileSketch, RankingMethod, RegressionState,
+    average_precision_exact, compare_binary, compare_counts, compare_proportion, roc_auc_exact,
+    roc_auc_exact_variance, BinaryState, Change, Metric, MetricConfig, MulticlassState,
+    QuantileSketch, RankingMethod, RegressionState,
 };
 use serde_json::Value;
 
@@ -275,6 +276,33 @@ fn baseline_comparison_p_values_match_scipy_chi_squared() {
             Change::Compared { p_value, .. } => close(key, *p_value, f(&e["expected"][key]), 1e-9),
             other => panic!("{key}: {other:?}"),
         }
+    }
+}
+
+#[test]
+fn operational_change_p_values_match_scipy_chi_squared() {
+    let e = fixture("comparison_operational");
+    let config = MetricConfig::default();
+    let p_of = |c: Change| match c {
+        Change::Compared { p_value, .. } => p_value,
+        other => panic!("{other:?}"),
+    };
+    let pair = |v: &Value| (v[0].as_u64().unwrap(), v[1].as_u64().unwrap());
+    for case in e["proportions"].as_array().unwrap() {
+        let c = compare_proportion(pair(&case["base"]), pair(&case["window"]), &config);
+        close("proportion p", p_of(c), f(&case["p_value"]), 1e-9);
+    }
+    for case in e["counts"].as_array().unwrap() {
+        let (b, w) = (
+            case["base"].as_u64().unwrap(),
+            case["window"].as_u64().unwrap(),
+        );
+        close(
+            "count p",
+            p_of(compare_counts(b, w, &config)),
+            f(&case["p_value"]),
+            1e-9,
+        );
     }
 }
 

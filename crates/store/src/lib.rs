@@ -14,7 +14,10 @@ mod compact;
 pub mod conformance;
 mod sqlite;
 
-pub use sqlite::{GatheredPredictions, PendingLabels, PendingPredictions, SqliteStore};
+pub use sqlite::{
+    check_data_dir, CheckReport, GatheredPredictions, PendingLabels, PendingPredictions,
+    SqliteStore,
+};
 
 use modelwatch_core::{
     KpiEvent, LabelEvent, ModelName, Outcome, PredictionEvent, ReferenceRow, Rejection, Schema,
@@ -39,10 +42,26 @@ pub enum StoreError {
     Corrupt { what: &'static str, detail: String },
     #[error("the storage writer has stopped")]
     WriterGone,
+    /// The data directory's files are not a sound store; nothing was opened or created.
+    #[error("the data directory {dir} is damaged: {found}. modelwatch will not start over it, so that nothing more is lost: run `modelwatch check --data {dir}` for details, and restore the directory from a backup (docs/operations.md)")]
+    Damaged { dir: String, found: String },
 }
 
-/// A row rejected before it reached the store (unparseable, invalid), kept in quarantine with
-/// its raw text so the user can read back what was refused.
+impl StoreError {
+    /// The disk holding the store is full: nothing of the failed write was stored, and the
+    /// same write can succeed once space is freed.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Sqlite(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+            StoreError::Io { source, .. } => source.kind() == std::io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
+}
+
+/// A rejected row, kept in quarantine with its text so that the user can read back what was
+/// refused: as sent when the caller has it, else the parsed row written out again (a row the
+/// writer refuses) or where the row is (a file import).
 #[derive(Debug, Clone)]
 pub struct Quarantined {
     pub rejection: Rejection,

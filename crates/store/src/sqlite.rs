@@ -32,6 +32,8 @@ use std::thread::JoinHandle;
 
 mod buckets;
 use buckets::{id_hash, Buckets, Filters, BUCKET_ROWS, GROUP_BUCKETS};
+mod guard;
+pub use guard::{check as check_data_dir, CheckReport};
 
 const DB_FILE: &str = "modelwatch.db";
 const LOCK_FILE: &str = "LOCK";
@@ -39,7 +41,7 @@ const SCHEMA_VERSION: i64 = 6;
 /// Upper bound on rows in one group commit: bounds the latency a large import adds to a small
 /// concurrent request, and the WAL growth between checkpoints.
 const MAX_ROWS_PER_COMMIT: usize = 200_000;
-/// Longest raw row kept in quarantine; longer rows are cut (the reason is kept whole).
+/// Longest row text kept in quarantine; longer rows are cut (the reason is kept whole).
 const MAX_QUARANTINE_ROW_BYTES: usize = 16 * 1024;
 /// Quarantined rows older than this are deleted by retention, whatever the model's setting.
 const QUARANTINE_RETENTION_DAYS: i64 = 30;
@@ -113,8 +115,11 @@ pub struct SqliteStore {
     /// The closed request buckets' filters, shared with the writer.
     filters: Arc<Filters>,
     readers: Mutex<Vec<Connection>>,
-    // Held for the store's lifetime: the OS releases the lock if the process dies.
+    // Held for the store's lifetime: the OS releases the locks if the process dies. The data
+    // directory itself is locked (a file in it can be deleted, letting a second process in);
+    // `LOCK` too, for the versions that locked only it.
     _lock: File,
+    _dir_lock: File,
 }
 
 /// Where a job's answer goes, and the answer itself while the fate of the job's transaction is
@@ -136,16 +141,34 @@ impl<T, Sent> Reply<T, Sent> {
 
     /// Answers the caller once the transaction has committed or failed: the kept result, or the
     /// commit's failure. `with` makes what is sent from a successful result.
-    fn send(self, committed: &Result<(), String>, with: impl FnOnce(T) -> Sent) {
+    fn send(self, committed: &Result<(), CommitFailure>, with: impl FnOnce(T) -> Sent) {
         let out = match committed {
             // Every job of a transaction that committed has run.
             Ok(()) => self.result.unwrap_or(Err(StoreError::WriterGone)).map(with),
             Err(e) => Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
-                Some(format!("commit failed: {e}")),
+                rusqlite::ffi::Error::new(e.code),
+                Some(format!("commit failed: {}", e.message)),
             ))),
         };
         let _ = self.to.send(out);
+    }
+}
+
+/// Why a group's transaction did not commit, told to each of its jobs: SQLite's (extended)
+/// result code, so that a full disk stays a full disk for the caller, and its message.
+struct CommitFailure {
+    code: std::ffi::c_int,
+    message: String,
+}
+
+impl From<rusqlite::Error> for CommitFailure {
+    fn from(e: rusqlite::Error) -> Self {
+        CommitFailure {
+            code: e
+                .sqlite_error()
+                .map_or(rusqlite::ffi::SQLITE_IOERR, |f| f.extended_code),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -212,7 +235,7 @@ enum Job {
 
 impl Job {
     /// Answers the caller once the job's transaction has committed or failed.
-    fn answer(self, committed: &Result<(), String>) {
+    fn answer(self, committed: &Result<(), CommitFailure>) {
         match self {
             Job::Predictions(_, batch, _, reply) => reply.send(committed, |out| (out, batch)),
             Job::Labels(.., reply) | Job::Kpis(.., reply) => reply.send(committed, |out| out),
@@ -275,35 +298,26 @@ impl SqliteStore {
             source,
         };
         std::fs::create_dir_all(&dir).map_err(io)?;
+        let dir_lock = File::open(&dir).map_err(io)?;
         let lock = File::create(dir.join(LOCK_FILE)).map_err(io)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked {
-                    dir: dir.display().to_string(),
-                })
+        for l in [&dir_lock, &lock] {
+            match l.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    return Err(StoreError::Locked {
+                        dir: dir.display().to_string(),
+                    })
+                }
+                Err(TryLockError::Error(e)) => return Err(io(e)),
             }
-            Err(TryLockError::Error(e)) => return Err(io(e)),
         }
+        // Before SQLite is asked to open anything: it would create an empty database over a
+        // deleted or emptied one.
+        let inspection = guard::inspect(&dir)?;
         let db = dir.join(DB_FILE);
-        let conn = Connection::open(&db)?;
-        // Only a new database takes it: an existing one keeps the page size it was created with
-        // (4 KiB before this setting), which the WAL does not let change.
-        conn.pragma_update(None, "page_size", PAGE_SIZE)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "OFF")?;
-        // Temporary b-trees and statement journals in memory, not in temporary files.
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
-        // A negative size is in KiB.
-        conn.pragma_update(None, "cache_size", -settings.cache_kib)?;
-        // Checkpoints (copying committed WAL pages into the database file, then an fsync) run
-        // on a thread of their own, off the writer's path: the writer checkpoints itself only
-        // when the WAL passes `checkpoint_mib`, i.e. when the checkpointer falls behind.
-        let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-        let checkpoint_pages = settings.checkpoint_mib * 1024 * 1024 / page_size;
-        conn.pragma_update(None, "wal_autocheckpoint", checkpoint_pages)?;
-        migrate(&conn)?;
+        let conn = guard::corrupt_is_damage(&dir, configure(&db, &settings, inspection.existing))?;
+        let created_at = inspection.marker.map(|m| m.created_at);
+        guard::write_marker(&dir, &guard::new_marker(guard::State::Open, created_at))?;
         let checkpoints = Connection::open(&db)?;
         checkpoints.pragma_update(None, "synchronous", "FULL")?;
 
@@ -341,6 +355,7 @@ impl SqliteStore {
             filters,
             readers: Mutex::new(Vec::new()),
             _lock: lock,
+            _dir_lock: dir_lock,
         })
     }
 
@@ -446,7 +461,45 @@ impl Drop for SqliteStore {
         if let Some(c) = self.checkpointer.take() {
             let _ = c.join();
         }
+        // The last connection to close checkpoints the WAL into the database; only then may the
+        // marker say `closed` (a missing WAL is damage while it says `open`).
+        self.readers.lock().map(|mut r| r.clear()).ok();
+        if let Err(e) = guard::mark_closed(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not mark the store closed");
+        }
     }
+}
+
+/// Opens the writer's connection to `db` with the store's settings, checks an existing
+/// database (`PRAGMA quick_check`: garbage pages refuse the open instead of failing reads
+/// later) and brings its schema up to date.
+fn configure(
+    db: &Path,
+    settings: &WriterSettings,
+    existing: bool,
+) -> Result<Connection, StoreError> {
+    let conn = Connection::open(db)?;
+    // Only a new database takes it: an existing one keeps the page size it was created with
+    // (4 KiB before this setting), which the WAL does not let change.
+    conn.pragma_update(None, "page_size", PAGE_SIZE)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    // Temporary b-trees and statement journals in memory, not in temporary files.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // A negative size is in KiB.
+    conn.pragma_update(None, "cache_size", -settings.cache_kib)?;
+    // Checkpoints (copying committed WAL pages into the database file, then an fsync) run
+    // on a thread of their own, off the writer's path: the writer checkpoints itself only
+    // when the WAL passes `checkpoint_mib`, i.e. when the checkpointer falls behind.
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let checkpoint_pages = settings.checkpoint_mib * 1024 * 1024 / page_size;
+    conn.pragma_update(None, "wal_autocheckpoint", checkpoint_pages)?;
+    if existing {
+        guard::quick_check(&conn)?;
+    }
+    migrate(&conn)?;
+    Ok(conn)
 }
 
 /// The checkpointer's loop: after each commit (or group of commits arriving while it works),
@@ -604,7 +657,7 @@ impl Writer {
         let tx = match self.conn.transaction() {
             Ok(tx) => tx,
             Err(e) => {
-                let failed = Err(e.to_string());
+                let failed = Err(CommitFailure::from(e));
                 jobs.into_iter().for_each(|job| job.answer(&failed));
                 return;
             }
@@ -631,9 +684,9 @@ impl Writer {
         }
         let committed = if alone && failed {
             // The job's own error is its answer; nothing it wrote may stay.
-            tx.rollback().map_err(|e| e.to_string())
+            tx.rollback().map_err(CommitFailure::from)
         } else {
-            tx.commit().map_err(|e| e.to_string())
+            tx.commit().map_err(CommitFailure::from)
         };
         if committed.is_err() {
             // Whatever schema changes the jobs made were rolled back with them.

@@ -2,7 +2,7 @@
 
 Nothing here is called from ``predict``: the wrapper only enqueues references to the input, the
 result, a wall-clock timestamp, the latency and the request ids.  This module builds the per-row
-``dict``s the server expects (see PRODUCT.md, "Contract") and encodes them as NDJSON lines.
+``dict``s the server expects (see docs/api.md, "Ingest") and encodes them as NDJSON lines.
 
 Value rules (what the server accepts as a feature value): numbers, strings, bools and null.
 NaN and +-inf become null; numpy scalars become Python scalars; dates become RFC 3339 strings;
@@ -15,7 +15,7 @@ import datetime as _dt
 import json
 import math
 from decimal import Decimal
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
 _UTC = _dt.timezone.utc
 _SCALARS = (str, bool, int)
@@ -34,6 +34,38 @@ def iso_timestamp(t: float) -> str:
         cache = (sec, _dt.datetime.fromtimestamp(sec, _UTC).strftime("%Y-%m-%dT%H:%M:%S."))
         _ts_cache = cache
     return cache[1] + "%03dZ" % ms
+
+
+def is_scalar_time(t: Any) -> bool:
+    """One time for every row of a call (not a sequence of per-row times)."""
+    return isinstance(t, (str, bytes, int, float)) or hasattr(t, "timestamp") or not hasattr(t, "__len__")
+
+
+def time_text(t: Any) -> str:
+    """A call's timestamp as RFC 3339: POSIX seconds, a datetime (naive = UTC), or a string."""
+    if isinstance(t, str):
+        return t
+    if isinstance(t, bytes):
+        return t.decode()
+    if isinstance(t, (int, float)) and not isinstance(t, bool):
+        return iso_timestamp(float(t))
+    if hasattr(t, "timestamp"):
+        if getattr(t, "tzinfo", None) is None and isinstance(t, _dt.datetime):
+            t = t.replace(tzinfo=_UTC)
+        return iso_timestamp(t.timestamp())
+    if type(t).__name__ == "datetime64":  # numpy, without importing it
+        return iso_timestamp(int(t.astype("datetime64[us]").astype("int64")) / 1e6)
+    raise ValueError("timestamp %r is not a datetime, a POSIX time or an RFC 3339 string" % (t,))
+
+
+def call_times(t: Any, n: int) -> Union[str, List[str]]:
+    """The timestamp(s) of a logged call: one string for all rows, or one per row."""
+    if is_scalar_time(t):
+        return time_text(t)
+    if _is_ndarray(t) and t.dtype.kind == "M":  # numpy datetimes: tolist() gives datetimes at us
+        t = t.astype("datetime64[us]")
+    values = t.tolist() if hasattr(t, "tolist") else list(t)
+    return [time_text(v) for v in values]
 
 
 def clean_value(v: Any) -> Any:

@@ -44,7 +44,7 @@ log = logging.getLogger("modelwatch")
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 _OK, _RETRY, _DEFER, _SPLIT, _DROP = range(5)
-_CALL, _ONE, _TABLE, _LABELS, _LABEL_LISTS = range(5)
+_CALL, _ONE, _TABLE, _LABELS, _LABEL_LISTS, _FAILED = range(6)
 
 _LIVE: "weakref.WeakSet[Monitor]" = weakref.WeakSet()
 
@@ -510,30 +510,71 @@ class Monitor:
 
     def metrics(self, window: str = "1d", *, start: Any = None, end: Any = None,
                 version: Optional[str] = None, segment: Optional[str] = None, as_frame: bool = True) -> Any:
-        """Metrics per event-time window as a pandas DataFrame indexed by window start (UTC).
+        """Metrics over time: one row per event-time window, one column per value.
 
-        ``window`` is ``1h``, ``1d`` or ``7d``; ``start``/``end`` (``from``/``to``) accept datetimes
-        or RFC 3339 strings; ``segment`` is ``"feature:value"``.  Without pandas (or with
-        ``as_frame=False``) returns the server's JSON.  Raises ``ModelwatchError`` on failure.
+        The server's CSV table (``GET /v1/models/{model}/metrics?format=csv``): ``window_start``,
+        ``window_end``, the task's metrics (``accuracy, precision, recall, f1`` ..., each with
+        ``<metric>_ci_low`` / ``<metric>_ci_high``), ``average_confidence``,
+        ``prediction_volume``, ``labelled``, ``latency_p50``/``p95``/``p99``, ``error_rate``,
+        ``label_coverage`` ...; a metric not defined in a window (too few labels) is NaN (None).
+        A pandas DataFrame indexed by ``window_start`` (UTC) when pandas is installed and
+        ``as_frame`` is true, else a list of dicts.  ``window`` is ``1h``, ``1d`` or ``7d``;
+        ``start``/``end`` (``from``/``to``) accept datetimes or RFC 3339 strings.  With
+        ``segment`` (a feature or ``tag:<name>``) the server's JSON report, whose ``segments``
+        hold the metrics per value.  Raises ``ModelwatchError`` on failure.
         """
-        q = {"window": window, "from": _fmt_time(start), "to": _fmt_time(end), "version": version,
-             "segment": segment}
-        body = self._call("GET", self._sync.model_path(self.model, "/metrics", q))
-        if not as_frame:
-            return body
-        try:
-            import pandas as pd
-        except ImportError:
-            return body
-        windows = body.get("windows", []) if isinstance(body, dict) else []
-        df = pd.DataFrame(windows)
-        if df.empty:
-            return pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="start"))
-        for c in ("start", "end"):
-            if c in df.columns:
-                df[c] = _to_datetime(pd, df[c])
-        if "start" in df.columns:
-            df = df.set_index("start").sort_index()
+        q = {"window": window, "from": _fmt_time(start), "to": _fmt_time(end), "version": version}
+        if segment is not None:
+            q["segment"] = segment
+            return self._call("GET", self._sync.model_path(self.model, "/metrics", q))
+        q["format"] = "csv"
+        text = self._call("GET", self._sync.model_path(self.model, "/metrics", q))
+        if not isinstance(text, str):
+            raise ModelwatchError(200, "unexpected_reply", ("expected CSV, got %r" % (text,))[:200])
+        pd = _pandas() if as_frame else None
+        if pd is None:
+            return _csv_records(text)
+        import io
+
+        df = pd.read_csv(io.StringIO(text))
+        for c in ("window_start", "window_end"):
+            df[c] = pd.to_datetime(df[c], utc=True, format="ISO8601")
+        return df.set_index("window_start").sort_index()
+
+    def metrics_summary(self, window: str = "1d", *, start: Any = None, end: Any = None,
+                        version: Optional[str] = None) -> Dict[str, Any]:
+        """The change summary of the metrics report: per metric, the first window against the last
+        and the baseline (the reference) against the last, each with its significance test
+        (``first_to_last`` / ``baseline_to_last``: ``delta``, ``p_value``, ``significant``)."""
+        q = {"window": window, "from": _fmt_time(start), "to": _fmt_time(end), "version": version}
+        return self._call("GET", self._sync.model_path(self.model, "/metrics", q))["summary"]
+
+    def export(self, kind: str = "predictions", *, as_frame: bool = True, page_size: int = 10_000) -> Any:
+        """Every stored prediction (or label, ``kind="labels"``) of the model, in arrival order,
+        paged through ``GET /v1/models/{model}/predictions`` (``/labels``).
+
+        A pandas DataFrame when pandas is installed and ``as_frame`` is true (nested values
+        flattened: ``features.age``, ``scores.fraud``, ``tags.region``; ``timestamp`` as UTC
+        datetimes), else the events as the server returns them (list of dicts).  For a whole
+        history, ``modelwatch export --server URL`` writes Parquet.  Raises ``ModelwatchError``.
+        """
+        if kind not in ("predictions", "labels"):
+            raise ValueError("kind must be 'predictions' or 'labels', got %r" % (kind,))
+        rows: List[Dict[str, Any]] = []
+        after: Optional[int] = None
+        while True:
+            q = {"limit": int(page_size), "after": after}
+            page = self._call("GET", self._sync.model_path(self.model, "/" + kind, q))
+            rows.extend(page.get(kind) or [])
+            after = page.get("next")
+            if after is None:
+                break
+        pd = _pandas() if as_frame else None
+        if pd is None:
+            return rows
+        df = pd.json_normalize(rows, sep=".") if rows else pd.DataFrame(columns=["request_id", "timestamp"])
+        if "timestamp" in df.columns and len(df):
+            df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True, format="ISO8601")
         return df
 
     def upload_reference(self, data: Any, version: Optional[str] = None) -> Dict[str, Any]:
@@ -542,7 +583,9 @@ class Monitor:
         Columns ``prediction``, ``score`` and ``label`` (or ``y_pred``, ``y_pred_proba``,
         ``y_true``) are mapped by the server; every other column is a feature.  Sent as gzipped
         NDJSON with ``PUT /v1/models/{model}/reference?version=...`` (default: this monitor's
-        version).  Synchronous; returns the server's reply; raises ``ModelwatchError``.
+        version; while the model has no all-versions reference, the server also uses the
+        reference uploaded last for queries and rules without a version).  Synchronous; returns
+        the server's reply; raises ``ModelwatchError``.
         """
         if _rows.is_dataframe(data):
             names, cols, n = _rows.table_columns(data)
@@ -777,6 +820,29 @@ class Monitor:
 
     def _convert_rows(self, item: tuple) -> Tuple[str, List[Any]]:
         tag = item[0]
+        if tag == _FAILED:
+            _, ctx, method, X, error, ts, latency_ms, ids = item
+            n = len(ids)
+            times = _rows.call_times(ts, n)
+            tags = {**self.tags, **ctx.tags} if ctx.tags else self.tags
+            version = ctx.version if ctx.version is not None else self.version
+            try:
+                feats = _rows.feature_rows(X, ctx.names_for(X), n) if ctx.log_features else None
+            except Exception:  # the input the estimator refused may not be a table at all
+                feats = None
+            failed = []
+            for i, rid in enumerate(ids):
+                row: Dict[str, Any] = {"request_id": rid,
+                                       "timestamp": times if isinstance(times, str) else times[i]}
+                if version is not None:
+                    row["model_version"] = version
+                row["features"] = feats[i] if feats is not None else {}
+                row["error"] = error
+                row["latency_ms"] = round(latency_ms, 4)
+                if tags:
+                    row["tags"] = tags
+                failed.append(row)
+            return "predictions", failed
         if tag == _CALL:
             _, ctx, method, X, result, ts, latency_ms, ids = item
             n = len(ids)
@@ -784,7 +850,8 @@ class Monitor:
             classes = getattr(est, "classes_", None) if method != "predict" else None
             tags = {**self.tags, **ctx.tags} if ctx.tags else self.tags
             version = ctx.version if ctx.version is not None else self.version
-            if self.fast_encoding and method in ("predict", "predict_proba"):
+            times = _rows.call_times(ts, n)
+            if self.fast_encoding and method in ("predict", "predict_proba") and isinstance(times, str):
                 fp = _rows.fast_prediction_json(method, result, classes, n)
                 if fp is not None:
                     if ctx.log_features:
@@ -793,7 +860,7 @@ class Monitor:
                         fj = ["{}"] * n
                     if fj is not None:
                         return "predictions", _rows.encode_call_fast(
-                            ids, fj, fp, _rows.iso_timestamp(ts), version, round(latency_ms, 4), tags)
+                            ids, fj, fp, times, version, round(latency_ms, 4), tags)
             preds = _rows.predictions_from_result(method, result, classes)
             if preds is None or len(preds["prediction"]) != n:
                 self._rl(logging.WARNING, "unsupported", "modelwatch: cannot log %s output of %s "
@@ -803,8 +870,13 @@ class Monitor:
                 feats = _rows.feature_rows(X, ctx.names_for(X), n)
             else:
                 feats = [{} for _ in range(n)]
-            return "predictions", _rows.build_prediction_rows(
-                ids, feats, preds, _rows.iso_timestamp(ts), version, round(latency_ms, 4), tags)
+            rows = _rows.build_prediction_rows(
+                ids, feats, preds, times if isinstance(times, str) else "", version,
+                round(latency_ms, 4), tags)
+            if not isinstance(times, str):  # one time per row (replayed history)
+                for row, t in zip(rows, times):
+                    row["timestamp"] = t
+            return "predictions", rows
         if tag == _ONE:
             _, rid, features, prediction, score, scores, ts, latency_ms, tags, version = item
             row: Dict[str, Any] = {"request_id": rid, "timestamp": _ts(ts)}
@@ -853,18 +925,40 @@ class Monitor:
                     exit_timeout=self.exit_timeout, compress=self.compress)
 
 
-def _to_datetime(pd: Any, col: Any) -> Any:
-    """Window bounds: RFC 3339 strings, or integers since the epoch (unit guessed by magnitude)."""
-    if pd.api.types.is_numeric_dtype(col):
-        top = float(col.abs().max()) if len(col) else 0.0
-        unit = "ns" if top >= 1e17 else "us" if top >= 1e14 else "ms" if top >= 1e11 else "s"
-        return pd.to_datetime(col, unit=unit, utc=True)
-    return pd.to_datetime(col, utc=True, format="ISO8601")
+def _pandas() -> Any:
+    try:
+        import pandas as pd
+    except ImportError:
+        return None
+    return pd
+
+
+def _csv_cell(v: str) -> Any:
+    """A cell of the server's CSV: empty is None, numbers are numbers, true/false are bools."""
+    if v == "":
+        return None
+    if v in ("true", "false"):
+        return v == "true"
+    try:
+        return int(v)
+    except ValueError:
+        pass
+    try:
+        return float(v)
+    except ValueError:
+        return v
+
+
+def _csv_records(text: str) -> List[Dict[str, Any]]:
+    import csv
+    import io
+
+    return [{k: _csv_cell(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text))]
 
 
 def _item_rows(item: tuple) -> int:
     try:
-        if item[0] == _CALL:
+        if item[0] in (_CALL, _FAILED):
             return len(item[7])
         if item[0] == _ONE:
             return 1

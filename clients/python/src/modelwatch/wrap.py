@@ -5,6 +5,7 @@
     ids = wrapped.last_request_ids         # request id per row of that call (this thread)
     y, ids = wrapped.predict(X, return_request_ids=True)
     y = wrapped.predict(X, request_ids=df["order_id"])   # use your own ids
+    y = wrapped.predict(X, timestamp=df["event_time"])   # replaying history: when each row happened
 
 Request ids
 -----------
@@ -31,6 +32,15 @@ DataFrames are referenced (pandas >= 3 copy-on-write makes that safe; with older
 mutate a frame in place after predicting on it).  Logging never raises into the call: the
 estimator's own exceptions propagate unchanged, and a logging problem is logged and ignored.
 
+Timestamps: each row is logged at the call's wall-clock time, or at ``timestamp=`` given to the
+call: one time for every row, or one per row (a list, array or Series as long as ``X``), each a
+``datetime`` (naive ones are UTC), a POSIX time in seconds or an RFC 3339 string.  This is how
+history is replayed: events land in the windows of when they happened, not of when they were sent.
+
+A call that raises is logged too: one event per input row with the features, no prediction and
+``error`` = ``"<ExceptionType>: <message>"``, so the error rate counts it; then the exception is
+re-raised unchanged.
+
 Behaves like the wrapped object: any attribute (``classes_``, ``named_steps``, ``coef_`` ...) is
 read from and written to it, ``hasattr(wrapped, "predict_proba")`` answers as the estimator does,
 ``get_params``/``set_params``/``fit`` work (``fit`` returns the wrapper), ``len()`` and indexing work
@@ -49,12 +59,14 @@ import time
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
 
 from . import _rows
-from .monitor import _CALL, Monitor, RequestIds, _Ctx, _RateLimitedLog, shared_monitor
+from .monitor import _CALL, _FAILED, Monitor, RequestIds, _Ctx, _RateLimitedLog, shared_monitor
 
 log = logging.getLogger("modelwatch")
 _time = time.time
 _perf = time.perf_counter
 _rl = _RateLimitedLog()
+# An exception's text is logged up to this length (a traceback-sized message is not a label).
+_MAX_ERROR_CHARS = 2000
 
 try:  # numpy is optional for the package, always there with scikit-learn
     import numpy as _np
@@ -140,9 +152,22 @@ class MonitoredEstimator:
     def _mw_call(self, method: str, fn: Any, X: Any, *args: Any, **kwargs: Any) -> Any:
         request_ids = kwargs.pop("request_ids", None)
         want_ids = kwargs.pop("return_request_ids", False)
-        ts = _time()
+        timestamp = kwargs.pop("timestamp", None)
+        ts = _time() if timestamp is None else timestamp
         t0 = _perf()
-        result = fn(X, *args, **kwargs)
+        try:
+            result = fn(X, *args, **kwargs)
+        except Exception as exc:
+            # The failure is an event too (an `error` row per input row, no prediction); the
+            # caller gets the estimator's exception unchanged.
+            latency_ms = (_perf() - t0) * 1000.0
+            ids = None
+            try:
+                ids = self._mw_record(method, X, exc, ts, latency_ms, request_ids, failed=True)
+            except Exception as e:
+                _rl(logging.WARNING, "record", "modelwatch: could not log a failed %s call: %r", method, e)
+            self.__dict__["_mw_local"].ids = ids
+            raise
         latency_ms = (_perf() - t0) * 1000.0
         ids = None
         try:
@@ -152,8 +177,8 @@ class MonitoredEstimator:
         self.__dict__["_mw_local"].ids = ids
         return (result, ids) if want_ids else result
 
-    def _mw_record(self, method: str, X: Any, result: Any, ts: float, latency_ms: float,
-                   request_ids: Any) -> Optional[Sequence[str]]:
+    def _mw_record(self, method: str, X: Any, result: Any, ts: Any, latency_ms: float,
+                   request_ids: Any, failed: bool = False) -> Optional[Sequence[str]]:
         d = self.__dict__
         mon = d["_mw_monitor"]
         if mon is None:
@@ -163,7 +188,16 @@ class MonitoredEstimator:
         try:
             n = X.shape[0]
         except AttributeError:
-            n = len(X)
+            try:
+                n = len(X)
+            except TypeError:
+                if not failed:
+                    raise
+                n = 1  # an input without rows (the likely cause of the failure): one event
+        if not _rows.is_scalar_time(ts) and len(ts) != n:
+            _rl(logging.WARNING, "timestamps", "modelwatch: %d timestamps for %d rows; logging "
+                "the call's time instead", len(ts), n)
+            ts = _time()
         ids: Sequence[str]
         if request_ids is not None:
             ids = [str(r) for r in request_ids]
@@ -175,11 +209,14 @@ class MonitoredEstimator:
             ids = [str(i) for i in X.index]
         else:
             ids = mon._new_ids(n)
-        if d["_mw_copy"]:
-            if type(X) is _ndarray:
-                X = X.copy()
-            if type(result) is _ndarray:
-                result = result.copy()
+        if d["_mw_copy"] and type(X) is _ndarray:
+            X = X.copy()
+        if failed:
+            error = ("%s: %s" % (type(result).__name__, result))[:_MAX_ERROR_CHARS]
+            mon._enqueue((_FAILED, d["_mw_ctx"], method, X, error, ts, latency_ms, ids), n)
+            return ids
+        if d["_mw_copy"] and type(result) is _ndarray:
+            result = result.copy()
         mon._enqueue((_CALL, d["_mw_ctx"], method, X, result, ts, latency_ms, ids), n)
         return ids
 

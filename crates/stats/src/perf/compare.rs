@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::binary::{balanced_accuracy_est, mcc_value, BinaryState};
 use super::multiclass::MulticlassState;
-use super::outcome::{two_sided_p, Metric, MetricConfig};
+use super::outcome::{two_sided_p, Metric, MetricConfig, Z95};
 use super::rank;
 use super::regression::RegressionState;
 
@@ -381,4 +381,66 @@ pub fn compare_regression(
             window.mean_error_est(),
         ),
     }
+}
+
+/// A proportion `k / n` of one window against another (error rate, label coverage): the
+/// pooled two-proportion z-test, as for accuracy. Not comparable when a side has no rows.
+pub fn compare_proportion(base: (u64, u64), window: (u64, u64), config: &MetricConfig) -> Change {
+    let ((kb, nb), (kw, nw)) = (base, window);
+    if nb == 0 || nw == 0 {
+        let side = if nb == 0 { "baseline" } else { "window" };
+        return Change::NotComparable {
+            reason: format!("{side}: no rows"),
+        };
+    }
+    let (b, w) = (kb as f64 / nb as f64, kw as f64 / nw as f64);
+    let p_value = two_proportion_p(kb, nb, kw, nw);
+    Change::Compared {
+        baseline: b,
+        window: w,
+        delta: w - b,
+        relative_delta: (b != 0.0).then(|| (w - b) / b.abs()),
+        p_value,
+        significant: p_value < config.alpha,
+        test: Test::TwoProportionZ,
+    }
+}
+
+/// Event counts of two windows of the same length (prediction volume). With no change of rate
+/// each count is Poisson with the same mean, so `(k₂ − k₁) / √(k₁ + k₂)` is standard normal
+/// (a normal approximation whose square is the chi-squared goodness-of-fit statistic of
+/// `[k₁, k₂]` against equal expected counts).
+pub fn compare_counts(base: u64, window: u64, config: &MetricConfig) -> Change {
+    let (b, w) = (base as f64, window as f64);
+    let p_value = normal_p((w, w), (b, b));
+    Change::Compared {
+        baseline: b,
+        window: w,
+        delta: w - b,
+        relative_delta: (b != 0.0).then(|| (w - b) / b),
+        p_value,
+        significant: p_value < config.alpha,
+        test: Test::NormalApprox,
+    }
+}
+
+/// Two values known only by their 95 % intervals (average confidence, latency quantiles):
+/// the standard error of each is taken as its interval's width over `2 · Z95`, and the
+/// difference over the square root of the summed variances is standard normal.
+pub fn compare_by_interval(base: &Metric, window: &Metric, config: &MetricConfig) -> Change {
+    let var = |m: &Metric| match m {
+        Metric::Defined {
+            value,
+            ci_low,
+            ci_high,
+            ..
+        } => Some((*value, ((ci_high - ci_low) / (2.0 * Z95)).powi(2))),
+        _ => None,
+    };
+    change(base, window, Test::NormalApprox, config, || {
+        match (var(window), var(base)) {
+            (Some(w), Some(b)) => normal_p(w, b),
+            _ => 1.0,
+        }
+    })
 }

@@ -91,8 +91,8 @@ pub use binary::{
     DEFAULT_THRESHOLD, EXACT_SAMPLE_CAP, SCORE_BINS,
 };
 pub use compare::{
-    compare_binary, compare_multiclass, compare_regression, BinaryComparison, Change,
-    MulticlassComparison, RegressionComparison, Test,
+    compare_binary, compare_by_interval, compare_counts, compare_multiclass, compare_proportion,
+    compare_regression, BinaryComparison, Change, MulticlassComparison, RegressionComparison, Test,
 };
 pub use multiclass::{ClassMetrics, ConfusionMatrix, MulticlassReport, MulticlassState};
 pub use ops::{ConfidenceState, DistributionReport, PredictionDistribution, QuantileReport};

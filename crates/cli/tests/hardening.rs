@@ -1,0 +1,408 @@
+//! Bad input found by the adversarial review (issue 19), each through the real binary: the
+//! service answers a clear 4xx and keeps serving.
+
+mod common;
+
+use common::{client, decode, modelwatch, prediction, Server};
+use serde_json::json;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration as StdDuration, Instant};
+
+/// Non-ASCII in a span (`1ü`, `%ff`) once panicked in `split_at` and dropped the connection
+/// (query parameters, dashboard pages) or answered 500 (rule windows, `for`, silences).
+#[test]
+fn a_non_ascii_span_is_a_400_naming_the_parameter_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let rows = json!([prediction("r-1", "2026-01-02T03:04:05Z", 41.0, "DE")]).to_string();
+    assert_eq!(s.post("/v1/models/fraud/predictions", &rows).0, 200);
+
+    for path in [
+        "/v1/models/fraud/metrics?window=1%C3%BC",
+        "/v1/models/fraud/metrics?window=%ff",
+        "/v1/models/fraud/drift?window=1%E2%82%AC",
+        "/v1/models/fraud/quality?window=%C3%BC",
+    ] {
+        let (status, body) = s.get(path);
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.to_string().contains("window"), "{path}: {body}");
+    }
+    for path in [
+        "/models/fraud?range=1%C3%BC",
+        "/models/fraud?window=1%C3%BC",
+        "/models/fraud/drift?range=%ff",
+    ] {
+        let r = client().get(format!("{}{}", s.url, path)).send().unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().unwrap();
+        assert_eq!(status, 400, "{path}: {text}");
+    }
+
+    for (rule, field) in [
+        (
+            json!({"name": "w", "signal": "accuracy", "window": "1ü", "decision": "retrain", "severity": "warning",
+                   "condition": {"kind": "threshold", "op": "<", "value": 0.9}}),
+            "window",
+        ),
+        (
+            json!({"name": "f", "signal": "accuracy", "for": "1€", "decision": "retrain", "severity": "warning",
+                   "condition": {"kind": "threshold", "op": "<", "value": 0.9}}),
+            "for",
+        ),
+    ] {
+        let (status, body) = s.post("/v1/models/fraud/rules", &rule.to_string());
+        assert_eq!(status, 400, "{rule}: {body}");
+        assert!(body.to_string().contains(field), "{rule}: {body}");
+    }
+    let (status, body) = s.post(
+        "/v1/silences",
+        &json!({"model": "fraud", "duration": "2ü"}).to_string(),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("duration"), "{body}");
+
+    // Still serving.
+    let (status, _) = decode(
+        client()
+            .get(format!("{}/v1/models/fraud", s.url))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200);
+}
+
+/// `modelwatch serve` on `dir`, expected to refuse to start: its stderr. Fails the test if it
+/// starts serving instead (it would print its address) or does not exit within a minute.
+fn refused_start(dir: &Path) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + StdDuration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            assert!(!status.success(), "serve exited 0: {err}");
+            return err;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("serve started over a damaged data directory");
+        }
+        std::thread::sleep(StdDuration::from_millis(50));
+    }
+}
+
+/// A data directory holding `n` acknowledged predictions, the server stopped by `stop`.
+fn store_with_rows(n: usize, stop: impl FnOnce(&mut Server)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start(dir.path());
+    let rows: Vec<_> = (0..n)
+        .map(|i| prediction(&format!("r-{i}"), "2026-01-02T03:04:05Z", i as f64, "DE"))
+        .collect();
+    for chunk in rows.chunks(2_000) {
+        let (status, body) = s.post(
+            "/v1/models/fraud/predictions",
+            &serde_json::to_string(chunk).unwrap(),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    stop(&mut s);
+    dir
+}
+
+fn check(dir: &Path) -> (bool, String) {
+    let (ok, out, err) = modelwatch(&["check", "--data", dir.to_str().unwrap()]);
+    (ok, format!("{out}{err}"))
+}
+
+#[test]
+fn damaged_store_files_refuse_to_start_and_nothing_is_created_over_them() {
+    let db = |d: &tempfile::TempDir| d.path().join("modelwatch.db");
+    let wal = |d: &tempfile::TempDir| d.path().join("modelwatch.db-wal");
+
+    // A clean stop, then the database emptied.
+    let d = store_with_rows(3_000, Server::stop);
+    assert!(check(d.path()).0, "{}", check(d.path()).1);
+    std::fs::write(db(&d), b"").unwrap();
+    let err = refused_start(d.path());
+    assert!(err.contains("damaged") && err.contains("empty"), "{err}");
+    assert!(err.contains("modelwatch check --data"), "{err}");
+    assert_eq!(
+        std::fs::metadata(db(&d)).unwrap().len(),
+        0,
+        "no store created over it"
+    );
+    let (ok, out) = check(d.path());
+    assert!(!ok && out.contains("empty"), "{out}");
+
+    // A crash, then the database deleted with its write-ahead log kept.
+    let d = store_with_rows(3_000, Server::kill9);
+    assert!(wal(&d).exists());
+    std::fs::remove_file(db(&d)).unwrap();
+    let err = refused_start(d.path());
+    assert!(err.contains("modelwatch.db is missing"), "{err}");
+    assert!(!db(&d).exists(), "no store created over it");
+
+    // A crash, then the write-ahead log deleted: the commits since the last checkpoint.
+    let d = store_with_rows(3_000, Server::kill9);
+    std::fs::remove_file(wal(&d)).unwrap();
+    let err = refused_start(d.path());
+    assert!(err.contains("write-ahead log"), "{err}");
+    let (ok, out) = check(d.path());
+    assert!(!ok && out.contains("write-ahead log"), "{out}");
+
+    // Garbage pages in the middle of the file.
+    let d = store_with_rows(20_000, Server::stop);
+    let mut bytes = std::fs::read(db(&d)).unwrap();
+    let page = 16_384;
+    assert!(bytes.len() > 8 * page, "{} bytes", bytes.len());
+    let end = bytes.len() - page;
+    for (i, b) in bytes[2 * page..end].iter_mut().enumerate() {
+        *b = (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1];
+    }
+    std::fs::write(db(&d), &bytes).unwrap();
+    let err = refused_start(d.path());
+    assert!(err.contains("damaged"), "{err}");
+    let (ok, out) = check(d.path());
+    assert!(!ok && out.contains("damaged"), "{out}");
+}
+
+#[test]
+fn a_sound_store_restarts_after_a_crash_and_after_a_clean_stop() {
+    let d = store_with_rows(2_000, Server::kill9);
+    let (ok, out) = check(d.path());
+    assert!(ok, "{out}");
+    let mut s = Server::start(d.path());
+    let (_, model) = s.get("/v1/models/fraud");
+    assert_eq!(model["predictions"], 2_000, "{model}");
+    s.stop();
+    let (ok, out) = check(d.path());
+    assert!(ok && out.contains("closed cleanly"), "{out}");
+    let s = Server::start(d.path());
+    assert_eq!(s.get("/v1/models/fraud").1["predictions"], 2_000);
+}
+
+#[test]
+fn deleting_lock_does_not_let_a_second_process_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let _s = Server::start(dir.path());
+    std::fs::remove_file(dir.path().join("LOCK")).unwrap();
+    let err = refused_start(dir.path());
+    assert!(
+        err.contains("in use by another modelwatch process"),
+        "{err}"
+    );
+}
+
+/// Waits for `child` to exit; fails the test if it is still running after a minute (a hang,
+/// not a slow machine: the grace period is 10 s).
+fn exits(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + StdDuration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running a minute after SIGTERM"
+        );
+        std::thread::sleep(StdDuration::from_millis(50));
+    }
+}
+
+/// A client holding a half-sent request (headers cut off, or a body shorter than its
+/// Content-Length) once kept `serve` from stopping on SIGTERM for as long as it liked.
+#[test]
+fn sigterm_stops_the_server_while_clients_hold_half_sent_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start(dir.path());
+    let rows = json!([prediction("r-1", "2026-01-02T03:04:05Z", 41.0, "DE")]).to_string();
+    assert_eq!(s.post("/v1/models/fraud/predictions", &rows).0, 200);
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let mut half_header = std::net::TcpStream::connect(&addr).unwrap();
+    half_header
+        .write_all(b"POST /v1/models/fraud/predictions HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut half_body = std::net::TcpStream::connect(&addr).unwrap();
+    half_body
+        .write_all(
+            b"POST /v1/models/fraud/predictions HTTP/1.1\r\nHost: x\r\n\
+              Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{\"request_id\"",
+        )
+        .unwrap();
+    std::thread::sleep(StdDuration::from_millis(300));
+    let pid = s.child.id() as i32;
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = exits(&mut s.child);
+    assert!(status.success(), "{status:?}");
+    drop((half_header, half_body));
+    // What was acknowledged is there, and the store was closed cleanly.
+    let (ok, out) = check(dir.path());
+    assert!(ok && out.contains("closed cleanly"), "{out}");
+    let s = Server::start(dir.path());
+    assert_eq!(s.get("/v1/models/fraud").1["predictions"], 1);
+}
+
+/// A reference upload with no valid row once answered 200 `{"rows": 0}` and replaced the
+/// stored reference with nothing (drift then answered 409).
+#[test]
+fn a_reference_with_no_valid_row_is_refused_and_the_stored_one_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let rows: Vec<_> = (0..50)
+        .map(|i| prediction(&format!("r-{i}"), "2026-01-02T03:04:05Z", i as f64, "DE"))
+        .collect();
+    assert_eq!(
+        s.post("/v1/models/fraud/predictions", &json!(rows).to_string())
+            .0,
+        200
+    );
+    let put = |body: Vec<u8>, ct: &str| {
+        decode(
+            client()
+                .put(format!("{}/v1/models/fraud/reference", s.url))
+                .header("content-type", ct)
+                .body(body)
+                .send()
+                .unwrap(),
+        )
+    };
+    let good: String = std::iter::once("age,country\n".to_owned())
+        .chain((0..50).map(|i| format!("{i},DE\n")))
+        .collect();
+    let (status, body) = put(good.into_bytes(), "text/csv");
+    assert_eq!(status, 200, "{body}");
+    let (status, before) = s.get("/v1/models/fraud/drift?window=1d");
+    assert_eq!(status, 200, "{before}");
+
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    for (body, ct) in [
+        (b"a,c\n".to_vec(), "text/csv"),
+        (garbage, "application/octet-stream"),
+        (b"{\"features\": 3}\n".to_vec(), "application/x-ndjson"),
+    ] {
+        let (status, reply) = put(body, ct);
+        assert!((400..500).contains(&status), "{status}: {reply}");
+        let (status, after) = s.get("/v1/models/fraud/drift?window=1d");
+        assert_eq!(status, 200, "the stored reference is kept: {after}");
+        assert_eq!(after, before);
+    }
+    let (status, reply) = put(b"{\"features\": 3}\n".to_vec(), "application/x-ndjson");
+    assert_eq!(status, 422, "{reply}");
+    assert!(reply.to_string().contains("row 0"), "{reply}");
+}
+
+/// A small tmpfs mounted for a test (needs root, as CI has); unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` where mounting is not allowed (a developer's machine without root); CI must
+    /// be able to, so there it fails instead.
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must be able to mount a tmpfs for the disk-full test (run as root)"
+            );
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return None;
+        }
+        Some(SmallDisk { dir })
+    }
+
+    fn resize(&self, size: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(self.dir.path())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A full disk once answered 500 "storage failure". It is 507 `disk_full` now, with a message
+/// a client can act on, and what was acknowledged before it survives; once space is freed the
+/// same service takes writes again.
+#[test]
+fn a_full_disk_answers_507_and_keeps_what_was_acknowledged() {
+    let Some(disk) = SmallDisk::mount("6m") else {
+        return;
+    };
+    let data = disk.dir.path().join("data");
+    let mut s = Server::start(&data);
+    let batch = |n: usize| {
+        let rows: Vec<_> = (0..200)
+            .map(|i| {
+                let mut p =
+                    prediction(&format!("b{n}-{i}"), "2026-01-02T03:04:05Z", i as f64, "DE");
+                p["features"]["note"] = json!(format!("{n:08}-{i:04}-{}", "x".repeat(200)));
+                p
+            })
+            .collect();
+        serde_json::to_string(&rows).unwrap()
+    };
+    let mut acknowledged = 0;
+    let mut full = None;
+    for n in 0..2_000 {
+        let (status, body) = s.post("/v1/models/fraud/predictions", &batch(n));
+        match status {
+            200 => acknowledged += body["accepted"].as_u64().unwrap(),
+            _ => {
+                full = Some((status, body));
+                break;
+            }
+        }
+    }
+    let (status, body) = full.expect("the 6 MiB disk filled up");
+    assert_eq!(status, 507, "{body}");
+    assert_eq!(body["error"]["code"], "disk_full", "{body}");
+    assert!(
+        body.to_string()
+            .contains("nothing of this request was stored"),
+        "{body}"
+    );
+    assert!(acknowledged > 0);
+
+    disk.resize("64m");
+    let (status, body) = s.post("/v1/models/fraud/predictions", &batch(9_999));
+    assert_eq!(status, 200, "writes resume once space is freed: {body}");
+    acknowledged += 200;
+    s.kill9();
+    let s = Server::start(&data);
+    let (_, model) = s.get("/v1/models/fraud");
+    assert_eq!(model["predictions"], acknowledged, "{model}");
+}
