@@ -4,6 +4,7 @@ panel, a login with API keys, and screenshots of the demo."""
 
 import json
 import os
+from datetime import datetime, timedelta, timezone
 
 from conftest import HOURS, MODEL, XSS, Process, wait_for_firing
 
@@ -14,7 +15,7 @@ def svg_texts(locator):
     return locator.locator("svg text").evaluate_all("els => els.map(e => e.textContent.trim())")
 
 
-VIEWS = ["", "/drift", "/quality", "/segments", "/versions", "/alerts"]
+VIEWS = ["", "/drift", "/quality", "/segments", "/versions", "/feedback", "/alerts", "/jobs"]
 
 
 def test_overview_and_model_pages_load_without_console_errors(server, page):
@@ -165,6 +166,163 @@ def test_with_api_keys_a_browser_logs_in(browser):
         s.stop()
 
 
+def hover_titles(locator):
+    """The hover texts of a chart: the <title> of each transparent rectangle."""
+    return locator.locator("svg rect.hover title").evaluate_all("els => els.map(e => e.textContent)")
+
+
+def test_every_chart_shows_its_values_on_hover_and_legends_stay_off_the_data(server, page):
+    page.goto(f"{server.url}/models/{MODEL}?range=all&window=1h")
+    metrics = server.request("GET", f"/v1/models/{MODEL}/metrics?window=1h")
+    windows = {w["start"]: w for w in metrics["windows"]}
+    figs = page.page.locator("figure.chart")
+    assert figs.count() >= 9
+    for i in range(figs.count()):
+        fig = figs.nth(i)
+        assert len(hover_titles(fig)) > 0, fig.get_attribute("data-chart")
+    titles = hover_titles(page.page.locator('figure[data-chart="accuracy"]'))
+    assert len(titles) == HOURS
+    # The hover text is the API's value of that window.
+    first = titles[0].split("\n")
+    assert first[0] == "2026-01-01 00:00 → 01:00 UTC", first
+    value = float(first[1].split(": ")[1].split(" ")[0])
+    assert abs(value - windows["2026-01-01T00:00:00Z"]["accuracy"]["value"]) < 1e-4
+    # Chromium shows the title of the rectangle under the pointer: it is the top element there.
+    rect = page.page.locator('figure[data-chart="accuracy"] svg rect.hover').nth(10)
+    box = rect.bounding_box()
+    top = page.page.evaluate(
+        "([x, y]) => { const e = document.elementFromPoint(x, y); return e && e.querySelector('title') && e.querySelector('title').textContent }",
+        [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
+    assert top == titles[10]
+    # Legends sit above the plot: every legend text ends above the first hover column's top.
+    for chart in ["accuracy", "latency", "volume"]:
+        fig = page.page.locator(f'figure[data-chart="{chart}"]')
+        plot_top = fig.locator("svg rect.hover").first.bounding_box()["y"]
+        names = fig.get_attribute("data-series").split("|")
+        texts = fig.locator("svg text")
+        seen = set()
+        for j in range(texts.count()):
+            t = texts.nth(j)
+            if t.text_content().strip() in names:  # the title and the legend entries
+                b = t.bounding_box()
+                assert b["y"] + b["height"] <= plot_top + 1, (chart, t.text_content(), b, plot_top)
+                seen.add(t.text_content().strip())
+        assert seen == set(names), (chart, seen, names)
+    # The drift heatmap: dates on its axis, p-values in its cells.
+    page.goto(f"{server.url}/models/{MODEL}/drift?range=all&window=1h")
+    axis = page.page.locator("div.heat tr.axis th.axis").all_inner_texts()
+    assert axis == ["01-01", "01-02", "01-03"], axis
+    cell = page.page.locator("div.heat td[data-p]").first.get_attribute("title")
+    assert "p = " in cell and "adjusted p = " in cell and "2026-01-01 00:00 → 01:00 UTC" in cell, cell
+    dist = page.page.locator('figure[data-chart="distribution"][data-feature="age"]')
+    assert any(t.startswith("age: ") and "reference: " in t for t in hover_titles(dist))
+    assert page.problems == [], page.problems
+
+
+def test_rule_thresholds_are_drawn_on_the_charts_they_watch(server, page):
+    server.request("POST", f"/v1/models/{MODEL}/rules", json.dumps({
+        "name": "accuracy-floor", "signal": "accuracy", "window": "1d",
+        "condition": {"kind": "threshold", "op": "<", "value": 0.4}, "decision": "retrain", "severity": "warning"}))
+    try:
+        page.goto(f"{server.url}/models/{MODEL}?range=all&window=1h")
+        fig = page.page.locator('figure[data-chart="accuracy"]')
+        assert fig.get_attribute("data-series").endswith("|rule accuracy-floor: < 0.4")
+        assert "rule accuracy-floor: < 0.4" in svg_texts(fig)
+        assert "rule accuracy-floor: < 0.4" in hover_titles(fig)[0]
+        # Only there: the F1 chart has no rule.
+        assert "rule" not in page.page.locator('figure[data-chart="f1"]').get_attribute("data-series")
+    finally:
+        req = __import__("urllib.request").request.Request(
+            f"{server.url}/v1/models/{MODEL}/rules/accuracy-floor", method="DELETE")
+        __import__("urllib.request").request.urlopen(req)
+    assert page.problems == [], page.problems
+
+
+def test_a_window_in_detail_confusion_matrix_and_calibration(server, page):
+    page.goto(f"{server.url}/models/{MODEL}?range=all&window=1h")
+    metrics = server.request("GET", f"/v1/models/{MODEL}/metrics?window=1h")
+    by_start = {w["start"]: w for w in metrics["windows"]}
+    detail = page.page.locator('[data-panel="window-detail"]')
+    # The latest window is partial (it holds the last event): the detail is the one before.
+    last_complete = [w for w in metrics["windows"] if not w["partial"]][-1]
+    assert metrics["windows"][-1]["partial"] is True
+    assert detail.get_attribute("data-window") == last_complete["start"]
+
+    def matrix():
+        table = page.page.locator('table.confusion[data-confusion="binary"]')
+        cells = {}
+        for true in ["0", "1"]:
+            for pred in ["0", "1"]:
+                cells[(true, pred)] = int(table.locator(
+                    f'tr[data-true="{true}"] td[data-predicted="{pred}"]').inner_text())
+        return cells
+
+    def expected(w):
+        c = w["confusion_matrix"]
+        return {("0", "0"): c["tn"], ("0", "1"): c["fp"], ("1", "0"): c["fn"], ("1", "1"): c["tp"]}
+
+    assert matrix() == expected(last_complete)
+    # Pick another window: the page's `at` selects it, the matrix is that window's.
+    page.page.select_option('form.window-picker select[name="at"]', "2026-01-02T05:00:00Z")
+    page.page.click('form.window-picker button[type="submit"]')
+    page.page.wait_for_url("**at=2026-01-02T05%3A00%3A00Z**")
+    assert page.page.locator('[data-panel="window-detail"]').get_attribute("data-window") == "2026-01-02T05:00:00Z"
+    assert matrix() == expected(by_start["2026-01-02T05:00:00Z"])
+    assert page.page.locator('select[name="range"]').input_value() == "all"
+    rel = page.page.locator('figure[data-chart="reliability"]')
+    bins = by_start["2026-01-02T05:00:00Z"]["reliability"]
+    assert rel.get_attribute("data-bins") == str(len(bins))
+    titles = hover_titles(rel)
+    assert len(titles) == len(bins)
+    assert f"{bins[0]['count']} rows" in titles[0]
+    assert page.problems == [], page.problems
+
+
+def test_feedback_and_jobs_views(server, page):
+    page.goto(f"{server.url}/models/{MODEL}/feedback?range=all&window=1d")
+    panel = page.page.locator('[data-panel="feedback"]')
+    api = server.request("GET", f"/v1/models/{MODEL}/feedback?window=1d")
+    assert panel.get_attribute("data-windows") == str(len(api["windows"]))
+    assert panel.get_attribute("data-collapsed") == str(sum(w["collapsed"] for w in api["windows"]))
+    for chart in ["entropy", "top_class_share"]:
+        fig = page.page.locator(f'figure[data-chart="{chart}"]')
+        assert "reference" in fig.get_attribute("data-series").split("|")
+        assert len(hover_titles(fig)) == len(api["windows"])
+    assert page.page.locator("table.feedback tr[data-window]").count() == len(api["windows"])
+    # Jobs: nothing reported yet, then a failed run and a watched, successful one.
+    page.goto(f"{server.url}/models/{MODEL}/jobs")
+    assert page.page.locator('[data-empty="jobs"]').is_visible()
+    server.request("POST", f"/v1/models/{MODEL}/heartbeats",
+                   json.dumps({"job": "nightly-scoring", "status": "failed", "message": "disk full"}))
+    server.request("POST", f"/v1/models/{MODEL}/heartbeats", json.dumps({"job": "retrain", "status": "success"}))
+    server.request("POST", f"/v1/models/{MODEL}/rules", json.dumps({
+        "name": "retrain-ran", "signal": "heartbeat:retrain", "decision": "retrain", "severity": "warning",
+        "condition": {"kind": "heartbeat", "max_age": "7d"}}))
+    try:
+        page.goto(f"{server.url}/models/{MODEL}/jobs")
+        failed = page.page.locator('tr[data-job="nightly-scoring"]')
+        assert failed.locator("[data-job-status]").get_attribute("data-job-status") == "failed"
+        assert "disk full" in failed.inner_text()
+        ok = page.page.locator('tr[data-job="retrain"]')
+        assert ok.locator("[data-job-status]").get_attribute("data-job-status") == "ok"
+        assert "retrain-ran (7d)" in ok.inner_text()
+    finally:
+        req = __import__("urllib.request").request.Request(
+            f"{server.url}/v1/models/{MODEL}/rules/retrain-ran", method="DELETE")
+        __import__("urllib.request").request.urlopen(req)
+    assert page.problems == [], page.problems
+
+
+def test_the_default_view_fits_the_data(server, page):
+    # No parameters: the last week, but never before the first event, in windows that fit.
+    page.goto(f"{server.url}/models/{MODEL}")
+    span = page.page.locator("p[data-span-from]")
+    assert span.get_attribute("data-span-from") == "2026-01-01T00:00:00Z"
+    assert page.page.locator('figure[data-chart="volume"]').get_attribute("data-windows") == str(HOURS)
+    assert page.page.locator('select[name="window"]').input_value() == ""
+    assert page.problems == [], page.problems
+
+
 def test_screenshots_of_the_demo(demo, page, screenshots):
     # After the demo's alerts fired, so that the pictures show them.
     wait_for_firing(demo, "fraud-demo", DEMO_RULES)
@@ -179,7 +337,23 @@ def test_screenshots_of_the_demo(demo, page, screenshots):
     page.page.screenshot(path=os.path.join(screenshots, "drift.png"), full_page=True)
     page.goto(demo.url + "/models/fraud-demo/alerts")
     page.page.screenshot(path=os.path.join(screenshots, "alerts.png"), full_page=True)
-    for name in ["overview.png", "model.png", "drift.png", "alerts.png"]:
+    page.goto(demo.url + "/models/fraud-demo/feedback")
+    page.page.screenshot(path=os.path.join(screenshots, "feedback.png"), full_page=True)
+    page.goto(demo.url + "/models/churn-demo")
+    page.page.locator("section.window-detail").screenshot(path=os.path.join(screenshots, "window.png"))
+    # Jobs: a watched job that ran, and one whose last run failed.
+    ago = lambda hours: (datetime.now(timezone.utc) - timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
+    for job, status, hours, message in [("retrain", "success", 30, None), ("retrain", "success", 6, None),
+                                        ("nightly-scoring", "success", 26, None),
+                                        ("nightly-scoring", "failed", 2, "input table missing")]:
+        demo.request("POST", "/v1/models/fraud-demo/heartbeats", json.dumps(
+            {"job": job, "status": status, "timestamp": ago(hours), **({"message": message} if message else {})}))
+    demo.request("POST", "/v1/models/fraud-demo/rules", json.dumps({
+        "name": "retrain-ran", "signal": "heartbeat:retrain", "decision": "retrain", "severity": "warning",
+        "condition": {"kind": "heartbeat", "max_age": "7d"}}))
+    page.goto(demo.url + "/models/fraud-demo/jobs")
+    page.page.screenshot(path=os.path.join(screenshots, "jobs.png"), full_page=True)
+    for name in ["overview.png", "model.png", "drift.png", "alerts.png", "feedback.png", "window.png", "jobs.png"]:
         with open(os.path.join(screenshots, name), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert page.problems == [], page.problems

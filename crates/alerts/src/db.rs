@@ -75,6 +75,9 @@ pub struct Heartbeat {
     pub message: Option<String>,
 }
 
+/// A job's heartbeats: (job, runs, failed runs, timestamp of the latest success).
+pub type JobRuns = (String, u64, u64, Option<Timestamp>);
+
 /// One history row of `GET /v1/alerts/history`.
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryEntry {
@@ -366,6 +369,24 @@ impl Db {
                 },
             )
             .optional()?)
+    }
+
+    /// The jobs that reported heartbeats for a model, by name.
+    pub fn jobs(&self, model: &str) -> Result<Vec<JobRuns>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT job, COUNT(*), SUM(status = 'failed'), MAX(CASE WHEN status = 'success' THEN ts END)
+             FROM heartbeats WHERE model = ?1 GROUP BY job ORDER BY job",
+        )?;
+        let rows = stmt.query_map(params![model], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+                r.get::<_, Option<i64>>(3)?.map(Timestamp),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn record_arrival(&self, model: &str, kind: &str, at: Timestamp) -> Result<(), DbError> {

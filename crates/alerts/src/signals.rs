@@ -201,7 +201,17 @@ pub fn drift_series(report: &Value, signal: &Signal) -> Vec<Point> {
         .filter_map(|w| {
             let rows = w.get("rows").and_then(Value::as_u64).unwrap_or(0);
             let value = match signal {
-                Signal::DriftShare => w.get("share_drifted").and_then(num),
+                // A share of no evaluated feature (every column under the drift test's
+                // minimum rows, as in a window just begun) is no value: 0 % would resolve a
+                // firing drift alert on a window that tested nothing.
+                Signal::DriftShare => {
+                    let evaluated = w.get("evaluated_features").and_then(Value::as_u64);
+                    if evaluated == Some(0) {
+                        None
+                    } else {
+                        w.get("share_drifted").and_then(num)
+                    }
+                }
                 Signal::Drift(col) => column_drift(w.get("features"), col)
                     .or_else(|| {
                         let out = outputs.iter().find(|o| o.get("start") == w.get("start"))?;
@@ -339,5 +349,25 @@ mod tests {
             performance_series(&report, &Signal::Operational("predictions".into()), early)
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_drift_share_of_no_evaluated_feature_is_no_value() {
+        let report = json!({"windows": [
+            {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z", "rows": 400,
+             "evaluated_features": 3, "drifted_features": 3, "share_drifted": 1.0},
+            {"start": "2026-01-01T01:00:00Z", "end": "2026-01-01T02:00:00Z", "rows": 40,
+             "partial": true, "evaluated_features": 0, "drifted_features": 0, "share_drifted": 0.0}]});
+        let s = drift_series(&report, &Signal::DriftShare);
+        assert_eq!(s[0].value, Some(1.0));
+        assert_eq!(s[1].value, None);
+        // So a threshold rule keeps the last window that tested something: still active.
+        let c = crate::rule::Condition::Threshold {
+            op: crate::rule::Op::Gt,
+            value: 0.25,
+        };
+        let e = crate::condition::evaluate(&c, &s, 30);
+        assert_eq!(e.outcome, crate::condition::Outcome::Active);
+        assert_eq!(e.value, Some(1.0));
     }
 }

@@ -290,6 +290,11 @@ impl Simulation {
             "features": r.features, "latency_ms": r.latency_ms,
             "tags": {"channel": if ts % 3 == 0 { "api" } else { "web" }},
         });
+        // One event in 25 is exploration traffic (the feedback view compares it with the
+        // rest); chosen by time, not by the generator, so the simulated data is unchanged.
+        if ts % 25 == 0 {
+            ev["tags"]["exploration"] = json!("true");
+        }
         if r.error {
             ev["error"] = json!("upstream timeout");
         } else {

@@ -132,7 +132,9 @@ fn pages_render_real_data_and_escape_user_strings() {
     assert!(html.contains("<polyline"));
     assert!(html.contains("data-panel=\"alerts\""));
 
-    for view in ["drift", "quality", "segments", "versions"] {
+    for view in [
+        "drift", "quality", "segments", "versions", "feedback", "alerts", "jobs",
+    ] {
         let (status, html, _) = page(
             &server,
             &format!("/models/{MODEL}/{view}?range=all&window=1h&segment=country"),
@@ -465,7 +467,7 @@ fn report_is_standalone_and_its_numbers_are_the_apis() {
         span["from"].as_str().unwrap(),
         span["to"].as_str().unwrap()
     );
-    for section in ["metrics", "drift", "quality"] {
+    for section in ["metrics", "drift", "quality", "feedback"] {
         let (status, api) = server.get(&format!("/v1/models/{MODEL}/{section}?{q}"));
         assert_eq!(status, 200, "{api}");
         if let Some(d) = difference(&data[section], &api, section) {
@@ -910,4 +912,79 @@ fn without_api_keys_there_is_nothing_to_log_in_to() {
     assert_eq!(r.headers()["location"], "/");
     let r = browser.get(format!("{}/", server.url)).send().unwrap();
     assert_eq!(r.status().as_u16(), 200);
+}
+
+#[test]
+fn a_window_in_detail_shows_its_confusion_matrix_binary_and_multiclass() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    // A three-class model over two days: each day's matrix is its own.
+    let classes = ["bird", "cat", "dog"];
+    let start = 1_767_225_600; // 2026-01-01T00:00:00Z
+    let mut preds = Vec::new();
+    let mut labels = Vec::new();
+    for day in 0..2i64 {
+        for i in 0..90i64 {
+            let id = format!("m-{day}-{i}");
+            let truth = classes[(i % 3) as usize];
+            // Day 0 gets every fifth row wrong, day 1 every second.
+            let wrong = i % if day == 0 { 5 } else { 2 } == 0;
+            let predicted = if wrong {
+                classes[((i + 1) % 3) as usize]
+            } else {
+                truth
+            };
+            let ts = modelwatch_core::Timestamp::from_secs(start + day * 86_400 + i * 600);
+            preds.push(json!({"request_id": id, "timestamp": ts.to_rfc3339(),
+                "features": {"x": i % 7}, "prediction": predicted}));
+            labels.push(json!({"request_id": id, "label": truth}));
+        }
+    }
+    let (status, body) = server.post(
+        "/v1/models/animals/predictions",
+        &Value::Array(preds).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.post(
+        "/v1/models/animals/labels",
+        &Value::Array(labels).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, metrics) = server.get("/v1/models/animals/metrics?window=1d");
+    assert_eq!(metrics["task"], "multiclass", "{metrics}");
+    for (day, at) in [(0, "2026-01-01T12:00:00Z"), (1, "2026-01-02T12:00:00Z")] {
+        let (status, html, _) = page(
+            &server,
+            &format!("/models/animals?range=all&window=1d&at={at}"),
+        );
+        assert_eq!(status, 200);
+        let w = &metrics["windows"][day];
+        assert!(
+            html.contains(&format!(
+                "data-panel=\"window-detail\" data-window=\"{}\"",
+                w["start"].as_str().unwrap()
+            )),
+            "{html}"
+        );
+        assert!(html.contains("data-confusion=\"multiclass\" data-classes=\"3\""));
+        let cm = &w["confusion_matrix"];
+        let labels = cm["labels"].as_array().unwrap();
+        for (i, row) in cm["counts"].as_array().unwrap().iter().enumerate() {
+            for (j, count) in row.as_array().unwrap().iter().enumerate() {
+                let needle = format!(
+                    "title=\"true {} predicted {}: {} of ",
+                    labels[i].as_str().unwrap(),
+                    labels[j].as_str().unwrap(),
+                    count
+                );
+                assert!(html.contains(&needle), "{needle}");
+            }
+        }
+        // A model without scores has no calibration to draw, and says so.
+        assert!(html.contains("data-reliability=\"none\""));
+    }
+    let (_, html, _) = page(&server, "/models/animals?range=all&window=1d");
+    // Without `at`: the last complete window with labels; the second day holds the last
+    // event, so it is partial, and the first day is shown.
+    assert!(html.contains("data-panel=\"window-detail\" data-window=\"2026-01-01T00:00:00Z\""));
 }

@@ -4,12 +4,13 @@
 //!
 //! [`ModelData`] is also the `report.json` of `modelwatch report`.
 
-use crate::params::{Range, ViewParams, MAX_WINDOWS};
+use crate::params::{Range, ViewParams, AUTO_WINDOWS, MAX_WINDOWS};
 use crate::DashError;
 use modelwatch_core::{ModelName, Timestamp, Window};
 use modelwatch_engine::drift::{
     self, ColumnCounts, DriftError, DriftQuery, QualityThresholds, Reference,
 };
+use modelwatch_engine::feedback::{self, FeedbackQuery, FeedbackThresholds};
 use modelwatch_engine::performance::{window_performance, PerformanceError, PerformanceQuery};
 use modelwatch_stats::drift::{DriftConfig, ProfileDetail};
 use modelwatch_store::{ModelSummary, Store};
@@ -17,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The event-time span of a view: whole windows, ending with the model's last event unless
-/// `to` is given.
+/// `to` is given, and starting no earlier than the window of its first event (a range longer
+/// than the data would draw mostly empty charts).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Span {
     pub window: String,
@@ -29,17 +31,30 @@ pub struct Span {
 impl Span {
     /// The span of `params` for a model with this summary.
     pub fn of(params: &ViewParams, summary: &ModelSummary) -> Result<Span, DashError> {
-        let w = params.window;
         let last = summary.last_event.unwrap_or_else(Timestamp::now);
-        let to = params
-            .to
-            .unwrap_or(Timestamp(w.start_of(last).0 + w.micros()));
-        let from = match (params.from, params.range) {
-            (Some(f), _) => f,
-            (None, Range::Last(secs)) => Timestamp(to.0 - secs * 1_000_000),
-            (None, Range::All) => summary.first_event.unwrap_or(Timestamp(to.0 - w.micros())),
+        let first = summary.first_event.unwrap_or(last);
+        let bounds = |w: Window| {
+            let to = params
+                .to
+                .unwrap_or(Timestamp(w.start_of(last).0 + w.micros()));
+            let from = match (params.from, params.range) {
+                (Some(f), _) => f,
+                (None, Range::Last(secs)) => Timestamp((to.0 - secs * 1_000_000).max(first.0)),
+                (None, Range::All) => first,
+            };
+            (w.start_of(from), to)
         };
-        let from = w.start_of(from);
+        // Without a window: the narrowest that gives at most AUTO_WINDOWS over the range.
+        let w = params.window.unwrap_or_else(|| {
+            [Window::HOUR, Window::DAY]
+                .into_iter()
+                .find(|&w| {
+                    let (from, to) = bounds(w);
+                    (to.0 - from.0) / w.micros() <= AUTO_WINDOWS
+                })
+                .unwrap_or(Window::WEEK)
+        });
+        let (from, to) = bounds(w);
         if from >= to {
             return Err(DashError::BadRequest(
                 "the time range is empty: `from` must be before `to`".into(),
@@ -110,6 +125,9 @@ pub struct Distribution {
     pub kind: String,
     /// Start of the current window the shares are of.
     pub window_start: Timestamp,
+    /// That window is still filling (no complete window had enough rows).
+    #[serde(default)]
+    pub partial: bool,
     pub bins: Vec<String>,
     pub reference: Vec<f64>,
     pub current: Vec<f64>,
@@ -143,6 +161,9 @@ pub struct ModelData {
     pub distributions: Vec<Distribution>,
     /// `GET /v1/models/{model}/metrics?segment=` over the span.
     pub segments: Option<Value>,
+    /// `GET /v1/models/{model}/feedback` over the span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<Value>,
     pub versions: Vec<VersionMetrics>,
     /// The model's alerts, rules and recent transitions, when an alert service was asked
     /// (the server's pages); absent from a report.
@@ -163,6 +184,9 @@ pub struct AlertsData {
     pub history: Vec<Value>,
     /// `GET /v1/models/{model}/rules`.
     pub rules: Vec<Value>,
+    /// `GET /v1/models/{model}/heartbeats`: each job's latest run and latest success.
+    #[serde(default)]
+    pub jobs: Vec<Value>,
 }
 
 impl AlertsData {
@@ -202,6 +226,7 @@ pub struct Parts {
     pub distributions: bool,
     pub segments: bool,
     pub versions: bool,
+    pub feedback: bool,
 }
 
 impl Parts {
@@ -212,8 +237,14 @@ impl Parts {
         distributions: true,
         segments: true,
         versions: true,
+        feedback: true,
     };
 }
+
+/// Fewer rows than this in a window: too few to call it healthy (the metrics' default
+/// `min_sample` and the drift tests' `min_rows`). Views show such a window grey, "too few
+/// rows", never green.
+pub const MIN_ROWS: u64 = 30;
 
 /// Most versions compared side by side (the ones with most predictions).
 pub const MAX_VERSIONS: usize = 6;
@@ -329,6 +360,22 @@ pub fn gather(
             }
         }
     }
+    if parts.feedback {
+        let q = FeedbackQuery {
+            window: span.window(),
+            from: Some(span.from),
+            to: Some(span.to),
+            version: span.version.clone(),
+            exploration: ("exploration".into(), "true".into()),
+        };
+        match feedback::feedback(store, model, &q, &FeedbackThresholds::default()) {
+            Ok(r) => data.feedback = Some(serde_json::to_value(r).expect("feedback serializes")),
+            Err(PerformanceError::Store(e)) => return Err(DashError::Store(e)),
+            Err(e) => {
+                data.unavailable.insert("feedback".into(), e.to_string());
+            }
+        }
+    }
     if parts.distributions {
         match no_reference(distributions(store, model, &span))? {
             Ok(d) => data.distributions = d,
@@ -358,8 +405,8 @@ fn distributions(
 ) -> Result<Vec<Distribution>, DriftError> {
     let reference = Reference::load(store, model, span.version.as_deref())?;
     let w = span.window();
-    // The latest window with enough events (the current hour may have just begun), else the
-    // latest with any.
+    // The latest complete window with enough events (the current hour may have just begun),
+    // else the latest with enough, else the latest with any.
     let mut windows = drift::windows(
         store,
         model,
@@ -369,10 +416,14 @@ fn distributions(
     if windows.is_empty() {
         windows = drift::windows(store, model, &span.drift(span.from), &reference)?;
     }
+    let cutoff = modelwatch_engine::partial::cutoff(store, model, Timestamp::now())?;
+    let partial = |w: &drift::Windowed| modelwatch_engine::partial::is_partial(w.end, cutoff);
     let pick = windows
         .iter()
-        .rposition(|w| w.sketch.rows >= 30)
+        .rposition(|w| !partial(w) && w.sketch.rows >= MIN_ROWS)
+        .or_else(|| windows.iter().rposition(|w| w.sketch.rows >= MIN_ROWS))
         .unwrap_or(windows.len().saturating_sub(1));
+    let current_partial = windows.get(pick).is_some_and(partial);
     let Some(current) = windows.into_iter().nth(pick) else {
         return Ok(Vec::new());
     };
@@ -404,6 +455,7 @@ fn distributions(
             feature: profile.name.clone(),
             kind: format!("{:?}", profile.kind).to_lowercase(),
             window_start: current.start,
+            partial: current_partial,
             reference: shares(&ref_counts),
             current: shares(&cur_counts),
             reference_rows: ref_counts.iter().sum(),

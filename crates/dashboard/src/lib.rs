@@ -10,10 +10,13 @@
 //! status, the CLI writes files.
 
 pub mod charts;
+pub mod css;
 pub mod data;
+pub mod layout;
 pub mod pages;
 pub mod params;
 pub mod report;
+pub mod views;
 
 pub use data::{gather, AlertSource, AlertsData, ModelData, Parts};
 pub use params::ViewParams;
@@ -53,17 +56,21 @@ pub enum Tab {
     Quality,
     Segments,
     Versions,
+    Feedback,
     Alerts,
+    Jobs,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 6] = [
+    pub const ALL: [Tab; 8] = [
         Tab::Performance,
         Tab::Drift,
         Tab::Quality,
         Tab::Segments,
         Tab::Versions,
+        Tab::Feedback,
         Tab::Alerts,
+        Tab::Jobs,
     ];
 
     /// The path segment after `/models/{model}` (empty for the performance view).
@@ -74,7 +81,9 @@ impl Tab {
             Tab::Quality => "/quality",
             Tab::Segments => "/segments",
             Tab::Versions => "/versions",
+            Tab::Feedback => "/feedback",
             Tab::Alerts => "/alerts",
+            Tab::Jobs => "/jobs",
         }
     }
 
@@ -85,7 +94,9 @@ impl Tab {
             Tab::Quality => "Data quality",
             Tab::Segments => "Segments",
             Tab::Versions => "Versions",
+            Tab::Feedback => "Feedback",
             Tab::Alerts => "Alerts",
+            Tab::Jobs => "Jobs",
         }
     }
 
@@ -101,7 +112,8 @@ impl Tab {
             Tab::Quality => p.quality = true,
             Tab::Segments => p.segments = true,
             Tab::Versions => p.versions = true,
-            Tab::Alerts => {}
+            Tab::Feedback => p.feedback = true,
+            Tab::Alerts | Tab::Jobs => {}
         }
         p
     }

@@ -1,6 +1,11 @@
 //! The query parameters every dashboard view takes, so that each view is addressable by URL:
-//! `?range=7d&window=1h&version=v2&segment=country&feature=age`, or `from=`/`to=` instead of
-//! `range=`. Parsing never panics; a bad value is a [`DashError::BadRequest`] naming it.
+//! `?range=7d&window=1h&version=v2&segment=country&feature=age&at=2026-01-02T10:00:00Z`, or
+//! `from=`/`to=` instead of `range=`. Parsing never panics; a bad value is a
+//! [`DashError::BadRequest`] naming it.
+//!
+//! Defaults fit the data: the range never starts before the model's first event, and without
+//! `window` the window is the narrowest of 1h, 1d, 7d that gives at most [`AUTO_WINDOWS`]
+//! windows over the range (see `data::Span::of`).
 
 use crate::DashError;
 use modelwatch_core::{parse_timestamp, Timestamp, Window};
@@ -26,9 +31,11 @@ pub const RANGES: [(&str, &str); 5] = [
 /// The windows the picker offers.
 pub const WINDOWS: [&str; 3] = ["1h", "1d", "7d"];
 
-/// Default picker values: a week of hourly windows.
+/// Default range: the last week (from the model's first event when it is younger).
 pub const DEFAULT_RANGE: &str = "7d";
-pub const DEFAULT_WINDOW: &str = "1h";
+
+/// Most windows an automatic window gives over the range.
+pub const AUTO_WINDOWS: i64 = 200;
 
 /// Most windows one view computes: a window narrower than the range allows is refused with
 /// a 400 that says which window to pick instead.
@@ -55,8 +62,10 @@ pub struct ViewParams {
     /// As given (`7d`), for links and the picker.
     pub range_label: String,
     pub range: Range,
+    /// As given; empty when the window is chosen to fit the range.
     pub window_label: String,
-    pub window: Window,
+    /// `None`: chosen to fit the range (`AUTO_WINDOWS`).
+    pub window: Option<Window>,
     pub from: Option<Timestamp>,
     pub to: Option<Timestamp>,
     pub version: Option<String>,
@@ -64,6 +73,9 @@ pub struct ViewParams {
     pub segment: Option<String>,
     /// Drift view: the feature whose distributions are shown first.
     pub feature: Option<String>,
+    /// The window the window-detail sections show (confusion matrix, calibration): the one
+    /// holding this time. Default: the last complete window with labels.
+    pub at: Option<Timestamp>,
 }
 
 impl Default for ViewParams {
@@ -79,13 +91,14 @@ impl ViewParams {
         let mut p = ViewParams {
             range_label: DEFAULT_RANGE.into(),
             range: Range::parse(DEFAULT_RANGE)?,
-            window_label: DEFAULT_WINDOW.into(),
-            window: Window::HOUR,
+            window_label: String::new(),
+            window: None,
             from: None,
             to: None,
             version: None,
             segment: None,
             feature: None,
+            at: None,
         };
         let time = |k: &str, v: &str| {
             parse_timestamp(v).map_err(|e| DashError::BadRequest(format!("`{k}`: {e}")))
@@ -98,19 +111,21 @@ impl ViewParams {
                     p.range_label = v.to_string();
                 }
                 "window" if !v.is_empty() => {
-                    p.window = Window::parse(v)
+                    let w = Window::parse(v)
                         .map_err(|e| DashError::BadRequest(format!("`window`: {e}")))?;
-                    p.window_label = p.window.label();
+                    p.window_label = w.label();
+                    p.window = Some(w);
                 }
                 "from" if !v.is_empty() => p.from = Some(time("from", v)?),
                 "to" if !v.is_empty() => p.to = Some(time("to", v)?),
                 "version" if !v.is_empty() => p.version = Some(v.to_string()),
                 "segment" if !v.is_empty() => p.segment = Some(v.to_string()),
                 "feature" if !v.is_empty() => p.feature = Some(v.to_string()),
-                "range" | "window" | "from" | "to" | "version" | "segment" | "feature" => {}
+                "at" if !v.is_empty() => p.at = Some(time("at", v)?),
+                "range" | "window" | "from" | "to" | "version" | "segment" | "feature" | "at" => {}
                 other => {
                     return Err(DashError::BadRequest(format!(
-                        "unknown parameter `{other}`: use range, window, from, to, version, segment or feature"
+                        "unknown parameter `{other}`: use range, window, from, to, version, segment, feature or at"
                     )))
                 }
             }
@@ -126,15 +141,18 @@ impl ViewParams {
     /// The query string of these parameters with `key` set to `value` (or removed when
     /// `value` is empty): the links of pickers and tabs keep the rest of the view.
     pub fn query_with(&self, key: &str, value: &str) -> String {
-        let mut pairs: Vec<(&str, String)> = vec![
-            ("range", self.range_label.clone()),
-            ("window", self.window_label.clone()),
-        ];
+        let mut pairs: Vec<(&str, String)> = vec![("range", self.range_label.clone())];
+        if !self.window_label.is_empty() {
+            pairs.push(("window", self.window_label.clone()));
+        }
         if let Some(f) = self.from {
             pairs.push(("from", f.to_rfc3339()));
         }
         if let Some(t) = self.to {
             pairs.push(("to", t.to_rfc3339()));
+        }
+        if let Some(t) = self.at {
+            pairs.push(("at", t.to_rfc3339()));
         }
         for (k, v) in [
             ("version", &self.version),
@@ -190,10 +208,11 @@ mod tests {
     fn defaults_and_overrides() {
         let p = ViewParams::parse(&[]).unwrap();
         assert_eq!(p.range, Range::Last(7 * 86_400));
-        assert_eq!(p.window, Window::HOUR);
+        assert_eq!(p.window, None, "chosen to fit the range");
+        assert_eq!(p.query(), "?range=7d");
         let p = ViewParams::parse(&pairs(&[("range", "all"), ("window", "1d")])).unwrap();
         assert_eq!(p.range, Range::All);
-        assert_eq!(p.window, Window::DAY);
+        assert_eq!(p.window, Some(Window::DAY));
     }
 
     #[test]
@@ -204,6 +223,7 @@ mod tests {
             [("from", "yesterday")],
             [("bogus", "1")],
             [("window", "99999999999999999999h")],
+            [("at", "noon")],
         ] {
             match ViewParams::parse(&pairs(&q)) {
                 Err(DashError::BadRequest(m)) => assert!(!m.is_empty()),

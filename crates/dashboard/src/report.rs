@@ -20,11 +20,12 @@ pub fn html(data: &ModelData) -> String {
         p.meta { "Generated " (generated) " by modelwatch. Event time from " b { (span.from.to_rfc3339()) }
             " to " b { (span.to.to_rfc3339()) } " in windows of " b { (span.window) }
             @if let Some(v) = &span.version { ", version " b { (v) } } "." }
-        @if let Some(m) = &data.metrics { (pages::performance_section(m, span)) }
+        (pages::performance_section(data, &crate::ViewParams::default(), None))
         (pages::drift_section(data, None, None))
         (pages::quality_section(data))
         (pages::segments_section(data))
         (pages::versions_section(data))
+        @if data.feedback.is_some() { (pages::feedback_section(data)) }
     };
     layout(&format!("Report {}", data.model), body)
 }

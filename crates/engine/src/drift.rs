@@ -1023,6 +1023,8 @@ pub fn windows(
 pub struct WindowDrift {
     pub start: Timestamp,
     pub end: Timestamp,
+    /// The window is still filling (see [`crate::partial`]).
+    pub partial: bool,
     pub rows: u64,
     pub evaluated_features: usize,
     pub drifted_features: usize,
@@ -1071,13 +1073,12 @@ pub fn drift(
 ) -> Result<DriftResponse, DriftError> {
     let reference = Reference::load(store, model, query.version.as_deref())?;
     let windows = windows(store, model, query, &reference)?;
-    Ok(drift_of_windows(
-        model,
-        query.window,
-        &reference,
-        &windows,
-        config,
-    ))
+    let mut response = drift_of_windows(model, query.window, &reference, &windows, config);
+    let cutoff = crate::partial::cutoff(store, model, Timestamp::now())?;
+    for w in &mut response.windows {
+        w.partial = crate::partial::is_partial(w.end, cutoff);
+    }
+    Ok(response)
 }
 
 /// Drift of folded windows: every window's features and outputs evaluated, then corrected
@@ -1130,6 +1131,7 @@ pub fn drift_of_windows(
         out.push(WindowDrift {
             start: w.start,
             end: w.end,
+            partial: false,
             rows: w.sketch.rows,
             evaluated_features: summary.evaluated,
             drifted_features: summary.drifted,
@@ -1267,6 +1269,8 @@ pub struct UnexpectedFeature {
 pub struct WindowQuality {
     pub start: Timestamp,
     pub end: Timestamp,
+    /// The window is still filling (see [`crate::partial`]).
+    pub partial: bool,
     pub rows: u64,
     /// Features in the events that the reference does not have (schema drift).
     pub unexpected_features: Vec<UnexpectedFeature>,
@@ -1295,6 +1299,7 @@ pub fn quality(
 ) -> Result<QualityResponse, DriftError> {
     let reference = Reference::load(store, model, query.version.as_deref())?;
     let windows = windows(store, model, query, &reference)?;
+    let cutoff = crate::partial::cutoff(store, model, Timestamp::now())?;
     Ok(QualityResponse {
         model: model.as_str().to_string(),
         window: query.window.label(),
@@ -1302,7 +1307,11 @@ pub fn quality(
         thresholds: *thresholds,
         windows: windows
             .iter()
-            .map(|w| window_quality(&reference, w, thresholds))
+            .map(|w| {
+                let mut q = window_quality(&reference, w, thresholds);
+                q.partial = crate::partial::is_partial(q.end, cutoff);
+                q
+            })
             .collect(),
     })
 }
@@ -1343,6 +1352,7 @@ pub fn window_quality(reference: &Reference, w: &Windowed, t: &QualityThresholds
     WindowQuality {
         start: w.start,
         end: w.end,
+        partial: false,
         rows: w.sketch.rows,
         unexpected_features,
         flags,

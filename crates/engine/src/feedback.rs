@@ -102,6 +102,8 @@ pub struct Exploration {
 pub struct FeedbackWindow {
     pub start: Timestamp,
     pub end: Timestamp,
+    /// The window is still filling (see [`crate::partial`]).
+    pub partial: bool,
     #[serde(flatten)]
     pub diversity: Diversity,
     /// (window − reference) / reference entropy.
@@ -263,6 +265,7 @@ pub fn feedback(
             FeedbackWindow {
                 start: w.start,
                 end: w.end,
+                partial: w.partial,
                 diversity,
                 entropy_change,
                 top_class_share_change,

@@ -8,6 +8,7 @@ pub mod drift;
 pub mod feedback;
 pub mod kpis;
 pub mod metrics_csv;
+pub mod partial;
 pub mod performance;
 pub mod reference;
 pub mod summary;

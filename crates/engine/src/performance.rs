@@ -703,6 +703,8 @@ pub struct PerformanceQuery {
 pub struct WindowReport {
     pub start: Timestamp,
     pub end: Timestamp,
+    /// The window is still filling (see [`crate::partial`]).
+    pub partial: bool,
     pub predictions: u64,
     pub labelled: u64,
     pub label_coverage: f64,
@@ -980,7 +982,10 @@ pub fn window_performance(
         false => None,
     };
     let mut report = match fast {
-        Some(r) => r,
+        Some(mut r) => {
+            mark_partial(store, model, &mut r)?;
+            r
+        }
         None => scan_performance(store, model, q)?,
     };
     let range = ScanRange {
@@ -991,6 +996,19 @@ pub fn window_performance(
     report.kpis =
         crate::kpis::kpi_series(store, model, q.window.unwrap_or(Window::DAY), &range, None)?;
     Ok(report)
+}
+
+/// Flags the report's windows that are still filling (see [`crate::partial`]).
+fn mark_partial(
+    store: &dyn Store,
+    model: &ModelName,
+    report: &mut PerformanceReport,
+) -> Result<(), PerformanceError> {
+    let cutoff = crate::partial::cutoff(store, model, Timestamp::now())?;
+    for w in &mut report.windows {
+        w.partial = crate::partial::is_partial(w.end, cutoff);
+    }
+    Ok(())
 }
 
 /// [`window_performance`] from the raw events: two scans of the range (task, then states).
@@ -1059,6 +1077,7 @@ pub fn scan_performance(
         segments,
     );
     report.reference = reference;
+    mark_partial(store, model, &mut report)?;
     Ok(report)
 }
 
@@ -1118,6 +1137,7 @@ pub(crate) fn assemble(
         .map(|(start, acc)| WindowReport {
             start,
             end: Timestamp(start.0 + window.micros()),
+            partial: false,
             predictions: acc.predictions,
             labelled: acc.labelled,
             label_coverage: ratio(acc.labelled, acc.predictions),

@@ -83,6 +83,16 @@ pub(crate) async fn heartbeat(
     Ok(Json(json!({ "heartbeat": h })))
 }
 
+/// `GET /v1/models/{model}/heartbeats`: each job's runs and state.
+pub(crate) async fn jobs(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let model = model_name(&model)?;
+    let jobs = with_alerts(&state, move |a| a.jobs(model.as_str())).await?;
+    Ok(Json(json!({ "jobs": jobs })))
+}
+
 pub(crate) async fn list_alerts(
     State(state): State<AppState>,
     params: Result<Query<AlertFilter>, QueryRejection>,

@@ -38,6 +38,7 @@ impl AlertSource for Alerts {
             alerts: json_list(self.0.alerts(&filter).map_err(err)?)?,
             history: json_list(self.0.history(Some(model), history).map_err(err)?)?,
             rules: json_list(self.0.rules(model).map_err(err)?)?,
+            jobs: json_list(self.0.jobs(model).map_err(err)?)?,
         })
     }
 
@@ -146,7 +147,7 @@ pub(crate) async fn model_view(
         .find(|t| t.path().strip_prefix('/') == Some(view.as_str()))
     else {
         let msg = format!(
-            "no view `{view}`: use drift, quality, segments, versions, alerts or report.json"
+            "no view `{view}`: use drift, quality, segments, versions, feedback, alerts, jobs or report.json"
         );
         return error(DashError::NotFound(msg), Instant::now());
     };

@@ -103,7 +103,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/models/{model}/rules/{name}",
             delete(alerts::delete_rule),
         )
-        .route("/v1/models/{model}/heartbeats", post(alerts::heartbeat))
+        .route(
+            "/v1/models/{model}/heartbeats",
+            post(alerts::heartbeat).get(alerts::jobs),
+        )
         .route("/v1/alerts", get(alerts::list_alerts))
         .route("/v1/alerts/history", get(alerts::history))
         .route("/v1/alerts/{fingerprint}/ack", post(alerts::acknowledge))

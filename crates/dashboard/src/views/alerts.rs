@@ -1,0 +1,192 @@
+//! The alerts panel and banner.
+
+use super::{ago, f, s, when, window_text};
+use crate::data::{self, short, ModelData};
+use maud::{html, Markup};
+use modelwatch_core::Timestamp;
+use serde_json::Value;
+
+/// A rule's condition in a few words: `< 0.8`, `> 10 % below the baseline, significant`.
+pub fn condition_text(c: &Value) -> String {
+    let op = s(c, "op");
+    let value = f(c, &["value"]).map(short).unwrap_or_default();
+    let windows = f(c, &["windows"]).unwrap_or(0.0) as u64;
+    let direction = s(c, "direction");
+    match s(c, "kind") {
+        "threshold" => format!("{op} {value}"),
+        "rolling_mean" => format!("mean of {windows} windows {op} {value}"),
+        "trend" => format!("slope over {windows} windows {op} {value} per window"),
+        "baseline" => format!(
+            "more than {} % {} the baseline{}",
+            short(f(c, &["relative"]).unwrap_or(0.0) * 100.0),
+            direction,
+            if c.get("require_significant").and_then(Value::as_bool) == Some(false) {
+                ""
+            } else {
+                ", significant"
+            }
+        ),
+        "significant_change" => format!("significant change ({direction})"),
+        "anomaly" => format!(
+            "more than {} sd from the mean of {windows} windows{}",
+            f(c, &["z"]).map(short).unwrap_or_default(),
+            if direction.is_empty() || direction == "any" {
+                String::new()
+            } else {
+                format!(" ({direction})")
+            }
+        ),
+        "freshness" => format!("nothing arrived for {}", s(c, "max_age")),
+        "heartbeat" => format!("no successful run for {}", s(c, "max_age")),
+        other => other.to_string(),
+    }
+}
+
+fn state_badge(state: &str) -> Markup {
+    let class = match state {
+        "firing" => "badge firing",
+        "pending" => "badge pending",
+        "resolved" => "badge resolved",
+        _ => "badge other",
+    };
+    html! { span class=(class) { (state) } }
+}
+
+fn severity_badge(severity: &str) -> Markup {
+    html! { span class=(format!("sev sev-{}", match severity { "critical" | "warning" | "info" => severity, _ => "other" })) { (severity) } }
+}
+
+/// The model's rules by name.
+fn rules_by_name(a: &data::AlertsData) -> std::collections::HashMap<&str, &Value> {
+    a.rules.iter().map(|r| (s(r, "name"), r)).collect()
+}
+
+/// Open alerts at the top of a model's page: what fires, and a link to the panel.
+pub fn alerts_banner(data: &ModelData, alerts_href: &str) -> Markup {
+    let Some(a) = &data.alerts else {
+        return html! {};
+    };
+    let open: Vec<&Value> = a.open().collect();
+    if open.is_empty() {
+        return html! {};
+    }
+    let firing = open.iter().filter(|x| s(x, "state") == "firing").count();
+    html! {
+        div class=(if firing > 0 { "alertbar firing" } else { "alertbar pending" }) data-panel="alert-banner" data-open-alerts=(open.len()) {
+            b { (firing) " firing, " (open.len() - firing) " pending" }
+            @for x in &open {
+                " · " (state_badge(s(x, "state"))) " " (s(x, "rule")) " → " (s(x, "decision"))
+            }
+            " · " a href=(alerts_href) { "alerts and their history" }
+        }
+    }
+}
+
+/// The alerts panel: the model's pending and firing alerts (rule, severity, decision, signal,
+/// value against the rule's condition, window, since when), its latest transitions newest
+/// first, and, with `show_rules`, the rules that watch it. Every string comes from the alert
+/// endpoints' JSON and is escaped.
+pub fn alerts_section(data: &ModelData, history_rows: usize, show_rules: bool) -> Markup {
+    let model = data.model.as_str();
+    let Some(a) = &data.alerts else {
+        let why = data.unavailable.get("alerts").cloned().unwrap_or_else(|| {
+            "alerts are not part of this page: GET /v1/alerts has them".to_string()
+        });
+        return html! {
+            h2 { "Alerts" }
+            div.empty data-panel="alerts" data-unavailable="alerts" { (why) }
+        };
+    };
+    let now = data.generated_at.unwrap_or_else(Timestamp::now);
+    let rules = rules_by_name(a);
+    let open: Vec<&Value> = a.open().collect();
+    let history = &a.history[..a.history.len().min(history_rows)];
+    let example = format!(
+        "curl -X POST http://HOST/v1/models/{model}/rules -H 'Authorization: Bearer ADMIN_KEY' -H 'Content-Type: application/json' -d '{{\"name\": \"accuracy-floor\", \"signal\": \"accuracy\", \"condition\": {{\"kind\": \"threshold\", \"op\": \"<\", \"value\": 0.8}}, \"decision\": \"retrain\", \"severity\": \"critical\", \"window\": \"1d\", \"for\": \"10m\"}}'"
+    );
+    html! {
+        h2 { "Alerts" }
+        div data-panel="alerts" data-open-alerts=(open.len()) data-rules=(a.rules.len()) {
+            @if open.is_empty() {
+                div.empty data-empty="alerts" {
+                    @if a.rules.is_empty() {
+                        p { b { "No alerts." } " No alert rule watches this model yet." }
+                        p { "Add one with " code { "POST /v1/models/" (model) "/rules" } " (an admin key when keys are set), or as "
+                            code { "[[models." (model) ".rules]]" } " in the config file (docs/api.md, docs/configuration.md):" }
+                        pre { code { (example) } }
+                    } @else {
+                        p { b { "No alerts." } " " (a.rules.len()) " rule(s) watch this model; none is pending or firing. "
+                            "More rules: " code { "POST /v1/models/" (model) "/rules" } "." }
+                    }
+                }
+            } @else {
+                table.alerts {
+                    tr { th { "state" } th { "rule" } th { "severity" } th { "decision" } th { "signal" } th.num { "value" } th { "condition" } th { "window" } th { "since" } }
+                    @for x in &open {
+                        @let state = s(x, "state");
+                        @let rule = rules.get(s(x, "rule")).copied();
+                        @let since = if state == "firing" { s(x, "fired_at") } else { s(x, "active_at") };
+                        tr data-alert-state=(state) data-rule=(s(x, "rule")) data-fingerprint=(s(x, "fingerprint")) {
+                            td { (state_badge(state)) @if x.get("silenced").and_then(Value::as_bool) == Some(true) { " " span.badge.other title="an active silence matches: nothing is sent" { "silenced" } } }
+                            td { b { (s(x, "rule")) }
+                                @if let Some(d) = rule.map(|r| s(r, "description")).filter(|d| !d.is_empty()) { div.s { (d) } }
+                                div.s { (s(x, "summary")) } }
+                            td { (severity_badge(s(x, "severity"))) }
+                            td { (s(x, "decision")) }
+                            td { code { (s(x, "signal")) } }
+                            td.num data-value=(x.get("value").map(|v| v.to_string()).unwrap_or_default()) {
+                                (f(x, &["value"]).map(short).unwrap_or("—".into()))
+                                @if let Some(b) = f(x, &["baseline"]) { div.s { "baseline " (short(b)) } }
+                            }
+                            td { @match rule { Some(r) => (condition_text(r.get("condition").unwrap_or(&Value::Null))), None => span.muted { "rule removed" } } }
+                            td { @if let Some(r) = rule { (s(r, "window")) " " }
+                                @if !s(x, "window_start").is_empty() { div.s { (window_text(s(x, "window_start"), s(x, "window_end"))) } }
+                                @if let Some(n) = f(x, &["n"]) { div.s { (n as u64) " rows" } } }
+                            td { (when(since)) @if let Some(d) = ago(since, now) { div.s { (d) " ago" } }
+                                @if state == "pending" { @if let Some(r) = rule { div.s { "fires once it has held for " (s(r, "for")) } } } }
+                        }
+                    }
+                }
+            }
+            h2 { "Alert history" }
+            @if history.is_empty() {
+                div.empty data-empty="alert-history" { "No transitions yet." }
+            } @else {
+                table.alert-history data-history=(history.len()) {
+                    tr { th { "when" } th { "transition" } th { "rule" } th { "severity" } th { "decision" } th.num { "value" } th { "what was seen" } }
+                    @for h in history {
+                        @let x = h.get("alert").unwrap_or(&Value::Null);
+                        tr data-transition=(s(h, "transition")) data-rule=(s(x, "rule")) {
+                            td { (when(s(h, "at"))) }
+                            td { (state_badge(s(h, "transition"))) }
+                            td { (s(x, "rule")) }
+                            td { (severity_badge(s(x, "severity"))) }
+                            td { (s(x, "decision")) }
+                            td.num { (f(x, &["value"]).map(short).unwrap_or("—".into())) }
+                            td { (s(x, "summary")) }
+                        }
+                    }
+                }
+                @if a.history.len() > history.len() { p.meta { "The latest " (history.len()) " transitions: the Alerts tab shows up to " (data::ALERT_HISTORY) ", " code { "GET /v1/alerts/history?model=" (model) } " all of them." } }
+            }
+            @if show_rules && !a.rules.is_empty() {
+                h2 { "Rules" }
+                table.rules {
+                    tr { th { "rule" } th { "signal" } th { "condition" } th { "window" } th { "for" } th { "severity" } th { "decision" } th { "from" } }
+                    @for r in &a.rules {
+                        tr data-rule=(s(r, "name")) {
+                            td { b { (s(r, "name")) } @if !s(r, "description").is_empty() { div.s { (s(r, "description")) } } }
+                            td { code { (s(r, "signal")) } }
+                            td { (condition_text(r.get("condition").unwrap_or(&Value::Null))) }
+                            td { (s(r, "window")) @if !s(r, "version").is_empty() { ", version " (s(r, "version")) } }
+                            td { (s(r, "for")) }
+                            td { (severity_badge(s(r, "severity"))) }
+                            td { (s(r, "decision")) }
+                            td { (s(r, "origin")) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The sections of a model's views, one module each, and the helpers that read the API's JSON
+//! for them.
+
+pub mod alerts;
+pub mod drift;
+pub mod feedback;
+pub mod jobs;
+pub mod overview;
+pub mod performance;
+pub mod quality;
+pub mod segments;
+pub mod versions;
+pub mod window;
+
+use crate::charts::{Line, Threshold, TimeChart, YScale, PALETTE};
+use crate::data::{metric, short, start_of, ModelData, Span};
+use maud::{html, Markup};
+use modelwatch_core::Timestamp;
+use serde_json::Value;
+
+/// Whether a window of the API's JSON is still filling (`"partial": true`).
+pub(crate) fn is_partial(w: &Value) -> bool {
+    w.get("partial").and_then(Value::as_bool) == Some(true)
+}
+
+/// The window "latest" values are read from: the last complete one; the last one (partial)
+/// when none is complete.
+pub(crate) fn latest_window(ws: &[Value]) -> Option<&Value> {
+    ws.iter().rev().find(|w| !is_partial(w)).or(ws.last())
+}
+
+/// The starts of a report's partial windows, for the charts' grey ground.
+pub(crate) fn partial_starts(ws: &[Value]) -> Vec<i64> {
+    ws.iter()
+        .filter(|w| is_partial(w))
+        .filter_map(|w| start_of(w).map(|t| t.0))
+        .collect()
+}
+
+/// ` (partial)` after a window's time when it is still filling.
+pub(crate) fn partial_note(w: &Value) -> Markup {
+    html! {
+        @if is_partial(w) {
+            " " span.badge.partial title="this window is still filling: its end is after the latest event or after now" { "partial" }
+        }
+    }
+}
+
+/// The thresholds of the model's rules on `signals` (threshold and rolling-mean rules), as
+/// dashed lines for the chart that draws them.
+pub(crate) fn rule_thresholds(data: &ModelData, signals: &[&str]) -> Vec<Threshold> {
+    let Some(a) = &data.alerts else {
+        return Vec::new();
+    };
+    a.rules
+        .iter()
+        .filter(|r| signals.contains(&s(r, "signal")))
+        .filter_map(|r| {
+            let c = r.get("condition")?;
+            if !matches!(s(c, "kind"), "threshold" | "rolling_mean") {
+                return None;
+            }
+            let value = f(c, &["value"])?;
+            let signal = s(r, "signal");
+            let on = if signals.len() > 1 {
+                format!(" on {signal}")
+            } else {
+                String::new()
+            };
+            Some(Threshold {
+                label: format!("rule {}{on}: {}", s(r, "name"), alerts::condition_text(c)),
+                value,
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn windows(v: &Value) -> &[Value] {
+    v.get("windows")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+pub(crate) fn f(v: &Value, path: &[&str]) -> Option<f64> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_f64()
+}
+
+pub(crate) fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+pub(crate) fn ts(v: &Value, key: &str) -> String {
+    let t = s(v, key);
+    if t.is_empty() {
+        "—".into()
+    } else {
+        t.replace('T', " ").replace('Z', " UTC")
+    }
+}
+
+/// A latency quantile of a window (`latency_ms.p95` is a metric with its interval).
+pub(crate) fn latency(w: &Value, q: &str) -> Option<f64> {
+    w.get("latency_ms").and_then(|l| metric(l, q)).map(|x| x.0)
+}
+
+pub(crate) fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+/// The value of a metric with its interval, `—` when not defined.
+pub(crate) fn metric_text(w: &Value, name: &str) -> Markup {
+    match metric(w, name) {
+        Some((v, lo, hi)) => html! {
+            span title=(format!("95% CI [{}, {}]", short(lo), short(hi))) { (format!("{v:.4}")) }
+        },
+        None => {
+            let why = w
+                .get(name)
+                .and_then(|m| m.get("status"))
+                .and_then(Value::as_str)
+                .unwrap_or("undefined")
+                .replace('_', " ");
+            html! { span.muted title=(why) { "—" } }
+        }
+    }
+}
+
+/// Values of a series per window of a metrics report.
+pub(crate) fn series(m: &Value, get: impl Fn(&Value) -> Option<f64>) -> Vec<(i64, Option<f64>)> {
+    windows(m)
+        .iter()
+        .filter_map(|w| start_of(w).map(|t| (t.0, get(w))))
+        .collect()
+}
+
+pub(crate) fn span_chart(span: &Span, title: &str, y: YScale) -> TimeChart {
+    let w = modelwatch_core::Window::parse(&span.window).expect("canonical window");
+    TimeChart {
+        title: title.to_string(),
+        from: span.from.0,
+        to: span.to.0,
+        window_micros: w.micros(),
+        y,
+        lines: Vec::new(),
+        bars: None,
+        baseline: None,
+        baseline_label: "baseline".into(),
+        thresholds: Vec::new(),
+        partial: Vec::new(),
+    }
+}
+
+pub(crate) fn line(name: &str, color: usize, points: Vec<(i64, Option<f64>)>) -> Line {
+    Line {
+        name: name.to_string(),
+        color: PALETTE[color % PALETTE.len()],
+        points,
+        band: Vec::new(),
+    }
+}
+
+/// The last complete window where the metric is defined, else the last (partial) one where
+/// it is.
+pub(crate) fn latest_defined<'a>(m: &'a Value, name: &str) -> Option<&'a Value> {
+    let ws = windows(m);
+    ws.iter()
+        .rev()
+        .find(|w| !is_partial(w) && metric(w, name).is_some())
+        .or_else(|| ws.iter().rev().find(|w| metric(w, name).is_some()))
+}
+
+/// A timestamp of the API's JSON for people: `2026-11-25 15:13:52 UTC`, without fractions.
+pub(crate) fn when(t: &str) -> String {
+    if t.is_empty() {
+        return "—".into();
+    }
+    let t = t.trim_end_matches('Z');
+    let t = t.split('.').next().unwrap_or(t);
+    format!("{} UTC", t.replace('T', " "))
+}
+
+/// An evaluated window for people: `2026-11-25 15:00 → 16:00 UTC`, the end's date only when it
+/// differs, seconds only when not zero.
+pub(crate) fn window_text(start: &str, end: &str) -> String {
+    let short = |t: &str| {
+        let w = when(t);
+        let w = w.trim_end_matches(" UTC").to_string();
+        w.strip_suffix(":00").map(str::to_string).unwrap_or(w)
+    };
+    let (a, b) = (short(start), short(end));
+    let b = match (a.split_once(' '), b.split_once(' ')) {
+        (Some((da, _)), Some((db, tb))) if da == db => tb.to_string(),
+        _ => b,
+    };
+    format!("{a} → {b} UTC")
+}
+
+/// How long before `now` the timestamp `t` was: `3m`, `2h 5m`, `4d 1h`.
+pub(crate) fn ago(t: &str, now: Timestamp) -> Option<String> {
+    let t = modelwatch_core::parse_timestamp(t).ok()?;
+    let secs = ((now.0 - t.0) / 1_000_000).max(0);
+    Some(if secs >= 86_400 {
+        format!("{}d {}h", secs / 86_400, secs % 86_400 / 3600)
+    } else if secs >= 3600 {
+        format!("{}h {}m", secs / 3600, secs % 3600 / 60)
+    } else if secs >= 60 {
+        format!("{}m {}s", secs / 60, secs % 60)
+    } else {
+        format!("{secs}s")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::views::alerts::condition_text;
+
+    #[test]
+    fn windows_read_short() {
+        assert_eq!(
+            window_text("2026-11-25T15:00:00Z", "2026-11-25T16:00:00Z"),
+            "2026-11-25 15:00 → 16:00 UTC"
+        );
+        assert_eq!(
+            window_text("2026-11-25T00:00:00Z", "2026-11-26T00:00:00Z"),
+            "2026-11-25 00:00 → 2026-11-26 00:00 UTC"
+        );
+        assert_eq!(
+            when("2026-11-25T15:29:40.123456Z"),
+            "2026-11-25 15:29:40 UTC"
+        );
+    }
+
+    #[test]
+    fn conditions_read_as_words() {
+        let c = |v: Value| condition_text(&v);
+        assert_eq!(
+            c(serde_json::json!({"kind": "threshold", "op": "<", "value": 0.8})),
+            "< 0.8"
+        );
+        assert_eq!(
+            c(serde_json::json!({"kind": "baseline", "direction": "below", "relative": 0.1})),
+            "more than 10 % below the baseline, significant"
+        );
+        assert_eq!(
+            c(serde_json::json!({"kind": "freshness", "max_age": "10m"})),
+            "nothing arrived for 10m"
+        );
+    }
+}
