@@ -186,6 +186,8 @@ fn confusion(m: &Value, w: &Value, task: &str) -> Markup {
         return html! { div.empty data-confusion="none" { "No labelled prediction in this window." } };
     }
     let threshold = f(w, &["threshold"]).or(f(m, &["threshold"]));
+    // The logged prediction decides unless the view asked for a what-if threshold.
+    let by_threshold = [s(w, "decision"), s(m, "decision")].contains(&"threshold");
     html! {
         table.confusion data-confusion=(task) data-classes=(labels.len()) {
             tr { th { "true ↓ / predicted →" } @for l in &labels { th.num { (l) } } th.num { "total" } }
@@ -207,7 +209,10 @@ fn confusion(m: &Value, w: &Value, task: &str) -> Markup {
         }
         p.legend {
             "Rows: the label; columns: the predicted class, as the metrics count it. Green: right, red: wrong, darker: a larger share of the row."
-            @if task == "binary" { @if let Some(t) = threshold { " Decision threshold on scores: " (value_text(t)) "." } }
+            @if task == "binary" { @if let Some(t) = threshold {
+                @if by_threshold { " Decided by the score at the what-if threshold " (value_text(t)) ", not by the logged predictions." }
+                @else { " The class each model logged; a row with a score and no prediction is decided by score ≥ " (value_text(t)) "." }
+            } }
         }
     }
 }
