@@ -64,6 +64,10 @@ pub const ALL: &[(&str, Check)] = &[
         "changes_racing_with_a_rescan_are_left_as_deltas",
         changes_racing_with_a_rescan_are_left_as_deltas,
     ),
+    (
+        "a_change_racing_with_a_rescan_survives_deltas_applied_meanwhile",
+        a_change_racing_with_a_rescan_survives_deltas_applied_meanwhile,
+    ),
 ];
 
 pub(crate) fn model() -> ModelName {
@@ -587,6 +591,93 @@ pub fn changes_racing_with_a_rescan_are_left_as_deltas(store: &dyn Store) {
     assert!(store.hour_deltas(&model()).unwrap().is_empty());
     let stored = store.aggregates(&model(), "perf", &hour).unwrap();
     assert_eq!(stored[0].data, b"2");
+}
+
+/// A rescan deletes the deltas up to the last id its snapshot held, so a delta recorded after
+/// the snapshot must never get an id at or under it, whatever was deleted meanwhile. Ids used
+/// to be handed out again once the newest deltas were applied (here another model's refresh;
+/// a refresh's other pass does the same): the rescan then deleted unread the prediction that
+/// raced with it, and the prediction's label, added later as a delta, took a "missing" from a
+/// drift sketch that had never counted it (the demo's refresh panicked on it in debug builds).
+pub fn a_change_racing_with_a_rescan_survives_deltas_applied_meanwhile(store: &dyn Store) {
+    let other = ModelName::new("churn").unwrap();
+    let hour = ScanRange {
+        from: Some(modelwatch_core::parse_timestamp("2026-01-01T03:00:00Z").unwrap()),
+        to: Some(modelwatch_core::parse_timestamp("2026-01-01T04:00:00Z").unwrap()),
+        version: None,
+    };
+    store
+        .ingest_predictions(&model(), preds(&[&p("a", "2026-01-01T03:10:00Z", 1.0)]))
+        .unwrap();
+    store.invalidate_aggregates(&model()).unwrap();
+    // The other model's live traffic holds the newest deltas.
+    for id in ["x", "y"] {
+        store
+            .ingest_predictions(&other, preds(&[&p(id, "2026-01-01T05:10:00Z", 1.0)]))
+            .unwrap();
+    }
+    // A rescan of the hour: the marks, then one snapshot of the events...
+    let marks = store.dirty_hours(&model()).unwrap();
+    let mut seen = Vec::new();
+    let through = store
+        .scan_predictions(&model(), &hour, &mut |e, _| seen.push(e.request_id.clone()))
+        .unwrap();
+    assert_eq!(seen, ["a"]);
+    // ...meanwhile the other model's refresh adds (and deletes) its deltas, and a prediction
+    // arrives in the hour being rescanned...
+    store
+        .put_aggregates(
+            &other,
+            AggregateWrite {
+                kind: "perf".into(),
+                clear: store.dirty_hours(&other).unwrap(),
+                applied: store
+                    .hour_deltas(&other)
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.id)
+                    .collect(),
+                ..AggregateWrite::default()
+            },
+        )
+        .unwrap();
+    assert!(store.hour_deltas(&other).unwrap().is_empty());
+    store
+        .ingest_predictions(&model(), preds(&[&p("b", "2026-01-01T03:20:00Z", 1.0)]))
+        .unwrap();
+    // ...then the rescan writes what it read.
+    store
+        .put_aggregates(
+            &model(),
+            AggregateWrite {
+                kind: "perf".into(),
+                put: vec![StoredAggregate {
+                    version: "v1".into(),
+                    hour: hour.from.unwrap(),
+                    data: b"a".to_vec(),
+                }],
+                clear: marks,
+                rescanned_through: Some(through),
+                ..AggregateWrite::default()
+            },
+        )
+        .unwrap();
+    // "b", which the rescan did not read, is still the hour's delta, to be added next.
+    let deltas = store.hour_deltas(&model()).unwrap();
+    assert_eq!(
+        deltas.len(),
+        1,
+        "the prediction that raced was lost: {deltas:?}"
+    );
+    let mut read = Vec::new();
+    store
+        .scan_segments(&model(), &[deltas[0].segment.unwrap()], &mut |_, e| {
+            read.push(e.request_id.clone())
+        })
+        .unwrap();
+    assert_eq!(read, ["b"]);
+    let dirty = store.dirty_hours(&model()).unwrap();
+    assert!(dirty.len() == 1 && dirty[0].deltas_only, "{dirty:?}");
 }
 
 /// KPI points are stored per name, read back by name and time range, and a point sent again

@@ -408,7 +408,9 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// Reads one snapshot of the store, and returns the id of the last [`HourDelta`] in it: a
     /// rescan's write names it (`AggregateWrite::rescanned_through`) so that exactly the
-    /// deltas the scan already saw are deleted.
+    /// deltas the scan already saw are deleted. Delta ids therefore only grow and are never
+    /// handed out again, even once the newest deltas are deleted: a delta recorded after the
+    /// snapshot always has a larger id.
     fn scan_predictions(
         &self,
         model: &ModelName,

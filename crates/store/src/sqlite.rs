@@ -37,7 +37,7 @@ pub use guard::{check as check_data_dir, CheckReport};
 
 const DB_FILE: &str = "modelwatch.db";
 const LOCK_FILE: &str = "LOCK";
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 /// Upper bound on rows in one group commit: bounds the latency a large import adds to a small
 /// concurrent request, and the WAL growth between checkpoints.
 const MAX_ROWS_PER_COMMIT: usize = 200_000;
@@ -542,47 +542,57 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     // Each step brings a store of the version before it to its own; all run in one transaction.
     let steps = match version {
         0 => format!(
-            "{} {} {} {} {} {}",
+            "{} {} {} {} {} {} {}",
             include_str!("schema.sql"),
             include_str!("schema_v2.sql"),
             include_str!("schema_v3.sql"),
             include_str!("schema_v4.sql"),
             include_str!("schema_v5.sql"),
-            include_str!("schema_v6.sql")
+            include_str!("schema_v6.sql"),
+            include_str!("schema_v7.sql")
         ),
         1 => {
             // Every hour that holds predictions starts dirty (its aggregates are built on the
             // first refresh), and the label counters are counted once.
             format!(
-                "{} {} {} {} {} {} {}",
+                "{} {} {} {} {} {} {} {}",
                 include_str!("schema_v2.sql"),
                 include_str!("schema_v3.sql"),
                 include_str!("schema_v4.sql"),
                 include_str!("schema_v5.sql"),
                 include_str!("schema_v6.sql"),
+                include_str!("schema_v7.sql"),
                 mark_every_hour_sql("1"),
                 recount_labelled_sql("1"),
             )
         }
         2 => format!(
-            "{} {} {} {}",
+            "{} {} {} {} {}",
             include_str!("schema_v3.sql"),
             include_str!("schema_v4.sql"),
             include_str!("schema_v5.sql"),
-            include_str!("schema_v6.sql")
+            include_str!("schema_v6.sql"),
+            include_str!("schema_v7.sql")
         ),
         3 => format!(
-            "{} {} {}",
+            "{} {} {} {}",
             include_str!("schema_v4.sql"),
             include_str!("schema_v5.sql"),
-            include_str!("schema_v6.sql")
+            include_str!("schema_v6.sql"),
+            include_str!("schema_v7.sql")
         ),
         4 => format!(
-            "{} {}",
+            "{} {} {}",
             include_str!("schema_v5.sql"),
-            include_str!("schema_v6.sql")
+            include_str!("schema_v6.sql"),
+            include_str!("schema_v7.sql")
         ),
-        5 => include_str!("schema_v6.sql").to_owned(),
+        5 => format!(
+            "{} {}",
+            include_str!("schema_v6.sql"),
+            include_str!("schema_v7.sql")
+        ),
+        6 => include_str!("schema_v7.sql").to_owned(),
         SCHEMA_VERSION => return Ok(()),
         v => {
             return Err(StoreError::Corrupt {
@@ -2824,7 +2834,8 @@ impl Store for SqliteStore {
         f: &mut dyn FnMut(&PredictionEvent, Option<&LabelEvent>),
     ) -> Result<i64, StoreError> {
         self.read(|conn| {
-            // One snapshot for the deltas' watermark and every segment and label read.
+            // One snapshot for the deltas' watermark and every segment and label read. Delta
+            // ids are AUTOINCREMENT (schema 7): every delta up to the watermark is in it.
             let snapshot = conn.unchecked_transaction()?;
             let last_delta: i64 =
                 conn.query_row("SELECT coalesce(max(id), 0) FROM hour_deltas", [], |r| {

@@ -418,6 +418,45 @@ fn a_version_3_database_keeps_its_label_deltas_and_marks() {
         .all(|d| d.deltas_only));
 }
 
+#[test]
+fn a_version_6_database_keeps_its_deltas_and_never_hands_their_ids_out_again() {
+    let dir = two_predictions_and_labels();
+    // Turn it back into what version 6 wrote: delta ids that are plain rowids.
+    let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE hour_deltas_v6 (id INTEGER PRIMARY KEY, model_id INTEGER NOT NULL,
+             version TEXT NOT NULL, hour INTEGER NOT NULL, data BLOB NOT NULL,
+             segment_id INTEGER);
+         INSERT INTO hour_deltas_v6 SELECT * FROM hour_deltas;
+         DROP TABLE hour_deltas; ALTER TABLE hour_deltas_v6 RENAME TO hour_deltas;
+         CREATE INDEX hour_deltas_hour ON hour_deltas(model_id, version, hour);
+         PRAGMA user_version = 6;",
+    )
+    .unwrap();
+    let before: Vec<(i64, Vec<u8>)> = conn
+        .prepare("SELECT id, data FROM hour_deltas ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let deltas = store.hour_deltas(&model()).unwrap();
+    let after: Vec<(i64, Vec<u8>)> = deltas.iter().map(|d| (d.id, d.data.clone())).collect();
+    assert!(!before.is_empty());
+    assert_eq!(after, before);
+    // Once they are applied (and deleted), a new delta still gets a new id.
+    let last = deltas.iter().map(|d| d.id).max().unwrap();
+    answer_every_mark(&store);
+    store
+        .ingest_predictions(&model(), preds(&[&p("c", "2026-01-01T05:00:00Z", 1.5)]))
+        .unwrap();
+    let deltas = store.hour_deltas(&model()).unwrap();
+    assert_eq!(deltas.len(), 1);
+    assert!(deltas[0].id > last, "{} after {last}", deltas[0].id);
+}
+
 /// What a refresh does to every dirty hour, without the aggregates: clears its mark and
 /// deletes its deltas as applied.
 fn answer_every_mark(store: &SqliteStore) {
