@@ -866,3 +866,265 @@ fn aggregates_from_before_the_decision_rule_are_rebuilt_not_read() {
     let (fast, slow) = both_paths(&store, &q);
     assert_close("old decision", &fast, &slow);
 }
+
+/// The real store, with something done by another request at one chosen moment of a refresh:
+/// right after the snapshot of a rescan whose range holds `at`, before the rescan writes.
+/// (Only that moment is chosen; every call goes to the store as it is.)
+struct RaceAfterScan {
+    inner: std::sync::Arc<SqliteStore>,
+    at: Timestamp,
+    meanwhile: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Store for RaceAfterScan {
+    fn scan_predictions(
+        &self,
+        model: &ModelName,
+        range: &ScanRange,
+        f: &mut dyn FnMut(&modelwatch_core::PredictionEvent, Option<&modelwatch_core::LabelEvent>),
+    ) -> Result<i64, modelwatch_store::StoreError> {
+        let through = self.inner.scan_predictions(model, range, f)?;
+        let holds = range.from.is_none_or(|t| t <= self.at) && range.to.is_none_or(|t| self.at < t);
+        if holds {
+            let meanwhile = self.meanwhile.lock().unwrap().take();
+            if let Some(meanwhile) = meanwhile {
+                meanwhile();
+            }
+        }
+        Ok(through)
+    }
+    fn ingest_predictions(
+        &self,
+        model: &ModelName,
+        batch: PredictionBatch,
+    ) -> Result<IngestOutcome, modelwatch_store::StoreError> {
+        self.inner.ingest_predictions(model, batch)
+    }
+    fn ingest_labels(
+        &self,
+        model: &ModelName,
+        batch: LabelBatch,
+    ) -> Result<IngestOutcome, modelwatch_store::StoreError> {
+        self.inner.ingest_labels(model, batch)
+    }
+    fn ingest_kpis(
+        &self,
+        model: &ModelName,
+        rows: Vec<(usize, modelwatch_core::KpiEvent)>,
+        rejected: Vec<modelwatch_store::Quarantined>,
+    ) -> Result<IngestOutcome, modelwatch_store::StoreError> {
+        self.inner.ingest_kpis(model, rows, rejected)
+    }
+    fn kpis(
+        &self,
+        model: &ModelName,
+        name: Option<&str>,
+        range: &ScanRange,
+    ) -> Result<Vec<modelwatch_core::KpiEvent>, modelwatch_store::StoreError> {
+        self.inner.kpis(model, name, range)
+    }
+    fn put_reference(
+        &self,
+        model: &ModelName,
+        version: Option<&str>,
+        rows: Vec<(usize, ReferenceRow)>,
+        rejected: Vec<modelwatch_store::Quarantined>,
+    ) -> Result<modelwatch_store::ReferenceOutcome, modelwatch_store::StoreError> {
+        self.inner.put_reference(model, version, rows, rejected)
+    }
+    fn declare_schema(
+        &self,
+        model: &ModelName,
+        schema: modelwatch_core::Schema,
+    ) -> Result<(), modelwatch_store::StoreError> {
+        self.inner.declare_schema(model, schema)
+    }
+    fn set_retention(
+        &self,
+        model: &ModelName,
+        days: Option<u32>,
+    ) -> Result<(), modelwatch_store::StoreError> {
+        self.inner.set_retention(model, days)
+    }
+    fn apply_retention(
+        &self,
+        now: Timestamp,
+    ) -> Result<modelwatch_store::RetentionReport, modelwatch_store::StoreError> {
+        self.inner.apply_retention(now)
+    }
+    fn list_models(
+        &self,
+    ) -> Result<Vec<modelwatch_store::ModelSummary>, modelwatch_store::StoreError> {
+        self.inner.list_models()
+    }
+    fn model(
+        &self,
+        model: &ModelName,
+    ) -> Result<Option<modelwatch_store::ModelSummary>, modelwatch_store::StoreError> {
+        self.inner.model(model)
+    }
+    fn window_counts(
+        &self,
+        model: &ModelName,
+        query: &modelwatch_store::WindowQuery,
+    ) -> Result<Vec<modelwatch_store::WindowCounts>, modelwatch_store::StoreError> {
+        self.inner.window_counts(model, query)
+    }
+    fn predictions(
+        &self,
+        model: &ModelName,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<
+        modelwatch_store::Page<modelwatch_core::PredictionEvent>,
+        modelwatch_store::StoreError,
+    > {
+        self.inner.predictions(model, after, limit)
+    }
+    fn labels(
+        &self,
+        model: &ModelName,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<modelwatch_store::Page<modelwatch_core::LabelEvent>, modelwatch_store::StoreError>
+    {
+        self.inner.labels(model, after, limit)
+    }
+    fn reference_rows(
+        &self,
+        model: &ModelName,
+        version: Option<&str>,
+    ) -> Result<Vec<ReferenceRow>, modelwatch_store::StoreError> {
+        self.inner.reference_rows(model, version)
+    }
+    fn rejected(
+        &self,
+        model: &ModelName,
+        limit: usize,
+    ) -> Result<Vec<modelwatch_store::RejectedRow>, modelwatch_store::StoreError> {
+        self.inner.rejected(model, limit)
+    }
+    fn models_with_dirty_hours(&self) -> Result<Vec<ModelName>, modelwatch_store::StoreError> {
+        self.inner.models_with_dirty_hours()
+    }
+    fn dirty_hours(
+        &self,
+        model: &ModelName,
+    ) -> Result<Vec<modelwatch_store::DirtyHour>, modelwatch_store::StoreError> {
+        self.inner.dirty_hours(model)
+    }
+    fn aggregates(
+        &self,
+        model: &ModelName,
+        kind: &str,
+        range: &ScanRange,
+    ) -> Result<Vec<modelwatch_store::StoredAggregate>, modelwatch_store::StoreError> {
+        self.inner.aggregates(model, kind, range)
+    }
+    fn put_aggregate_group(
+        &self,
+        model: &ModelName,
+        writes: Vec<modelwatch_store::AggregateWrite>,
+    ) -> Result<(), modelwatch_store::StoreError> {
+        self.inner.put_aggregate_group(model, writes)
+    }
+    fn hour_deltas(
+        &self,
+        model: &ModelName,
+    ) -> Result<Vec<modelwatch_store::HourDelta>, modelwatch_store::StoreError> {
+        self.inner.hour_deltas(model)
+    }
+    fn scan_segments(
+        &self,
+        model: &ModelName,
+        segments: &[i64],
+        f: &mut dyn FnMut(i64, &modelwatch_core::PredictionEvent),
+    ) -> Result<(), modelwatch_store::StoreError> {
+        self.inner.scan_segments(model, segments, f)
+    }
+    fn mark_for_rescan(
+        &self,
+        model: &ModelName,
+        hours: &[modelwatch_store::DirtyHour],
+    ) -> Result<(), modelwatch_store::StoreError> {
+        self.inner.mark_for_rescan(model, hours)
+    }
+    fn invalidate_aggregates(&self, model: &ModelName) -> Result<(), modelwatch_store::StoreError> {
+        self.inner.invalidate_aggregates(model)
+    }
+}
+
+/// What the demo hit under load (its refresh kept panicking on "a late label for an event
+/// counted labelled"): while a rescan of an hour is between its snapshot and its write, another
+/// model's refresh applies (and deletes) the newest deltas and a prediction arrives in that
+/// hour. The rescan must leave the prediction a delta; when delta ids were handed out again it
+/// got one under the rescan's watermark, was deleted unread and never counted, and its label,
+/// added later, took a "missing" from a drift sketch (and a labelled row from an accumulator)
+/// that had never counted it.
+#[test]
+fn a_prediction_racing_with_a_rescan_is_counted_once_its_label_comes() {
+    let (_dir, store, data) = with_reference("binary");
+    let store = std::sync::Arc::new(store);
+    // Only labelled predictions: every hour's label column has nothing missing, so a label
+    // taken from one that never counted its prediction shows (it panics in a debug build).
+    let labels = data["labels"].as_array().unwrap();
+    let labelled: std::collections::HashSet<&str> = labels
+        .iter()
+        .map(|l| l["request_id"].as_str().unwrap())
+        .collect();
+    let preds: Vec<Value> = data["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| labelled.contains(p["request_id"].as_str().unwrap()))
+        .cloned()
+        .collect();
+    ingest_predictions(&*store, &preds);
+    ingest_labels(&*store, labels);
+    aggregates::refresh(&*store, &model()).unwrap();
+    // Another model's live traffic holds the newest deltas.
+    let other = ModelName::new("other").unwrap();
+    let now = Timestamp::now();
+    let other_rows = preds[..20]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let row =
+                parse_prediction_row(&r.to_string(), i, now, &IngestLimits::default()).unwrap();
+            (i, row)
+        })
+        .collect();
+    store
+        .ingest_predictions(&other, PredictionBatch::new(other_rows))
+        .unwrap();
+    // Every hour is rebuilt (as after a new reference or task decision), and while the rescan
+    // of the first prediction's hour is between its snapshot and its write...
+    let mut raced = preds[0].clone();
+    raced["request_id"] = "raced".into();
+    let at = modelwatch_core::parse_timestamp(raced["timestamp"].as_str().unwrap()).unwrap();
+    store.invalidate_aggregates(&model()).unwrap();
+    let racing = RaceAfterScan {
+        inner: store.clone(),
+        at,
+        meanwhile: std::sync::Mutex::new(Some(Box::new({
+            let store = store.clone();
+            let raced = raced.clone();
+            move || {
+                // ...the other model's refresh applies its deltas and the prediction arrives.
+                aggregates::refresh(&*store, &other).unwrap();
+                assert!(store.hour_deltas(&other).unwrap().is_empty());
+                ingest_predictions(&*store, &[raced]);
+            }
+        }))),
+    };
+    aggregates::refresh(&racing, &model()).unwrap();
+    assert!(racing.meanwhile.lock().unwrap().is_none(), "the race ran");
+    // Its label comes; the refresh adds it to an hour that counted the prediction.
+    ingest_labels(
+        &*store,
+        &[serde_json::json!({"request_id": "raced", "label": 1})],
+    );
+    aggregates::refresh(&*store, &model()).unwrap();
+    let (fast, slow) = both_paths(&*store, &query());
+    assert_close("after the race", &fast, &slow);
+}
