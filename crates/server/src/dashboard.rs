@@ -183,3 +183,74 @@ async fn report_json(state: AppState, model: String, p: Params) -> Response {
         Err(e) => e.into_response(),
     }
 }
+
+/// The alerts view's acknowledge form: `owner`, `comment`.
+#[derive(serde::Deserialize)]
+pub(crate) struct AckForm {
+    #[serde(default)]
+    owner: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST /models/{model}/alerts/{fingerprint}/ack` (form `owner`, `comment`): the dashboard's
+/// way to `POST /v1/alerts/{fingerprint}/ack`, through the same service method, then back to
+/// the alerts view (303). With API keys it needs an admin key's authority, as the API route
+/// does: an `Authorization: Bearer` admin key, or a session an admin key logged in
+/// (`login::authorize_page`); a read key's session gets 403. A refusal is an HTML page with the
+/// API's status and message.
+pub(crate) async fn acknowledge(
+    State(state): State<AppState>,
+    Path((model, fingerprint)): Path<(String, String)>,
+    form: Result<axum::extract::Form<AckForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let started = Instant::now();
+    let f = match form {
+        Ok(axum::extract::Form(f)) => f,
+        Err(e) => {
+            return error(
+                DashError::BadRequest(format!(
+                    "send the form's `owner` and `comment` fields: {}",
+                    e.body_text()
+                )),
+                started,
+            )
+        }
+    };
+    let alerts = state.alerts.clone();
+    let out = blocking(move || {
+        let name = crate::model_name(&model)?;
+        // The page acts on the model in its URL: the fingerprint must be one of its alerts.
+        let filter = AlertFilter {
+            model: Some(name.as_str().to_owned()),
+            ..Default::default()
+        };
+        if !alerts
+            .alerts(&filter)?
+            .iter()
+            .any(|a| a.fingerprint == fingerprint)
+        {
+            return Err(ApiError::not_found(format!(
+                "model `{name}` has no alert with fingerprint {fingerprint:?}"
+            )));
+        }
+        let req = modelwatch_alerts::service::AckRequest {
+            owner: f.owner,
+            comment: f.comment,
+        };
+        alerts.acknowledge(&fingerprint, req)?;
+        Ok(format!(
+            "/models/{}/alerts",
+            modelwatch_dashboard::params::url_encode(name.as_str())
+        ))
+    })
+    .await;
+    match out {
+        Ok(back) => crate::login::see_other(&back),
+        Err(e) => html(
+            e.status,
+            pages::error_page(e.status.as_u16(), &e.message),
+            started,
+        ),
+    }
+}
