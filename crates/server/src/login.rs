@@ -6,6 +6,10 @@
 //! the key that logged in. A page checks it against every read and admin key (all of them,
 //! in constant time), so it needs no server-side state, survives a restart, expires after
 //! [`SESSION_SECONDS`], and stops working when its key is removed from the configuration.
+//!
+//! A session is as strong as the key that opened it: a page's form that changes something (the
+//! alerts view's acknowledge form) needs a session an admin key opened, as its API route needs
+//! an admin key; a read key's session gets 403.
 
 use crate::dashboard::html;
 use crate::{authorize, key_matches, ApiError, AppState};

@@ -36,7 +36,8 @@ fn change_cells(c: &Value) -> Markup {
             let test = s(c, "test").replace('_', " ");
             html! {
                 td.num data-delta=(raw(&c["delta"])) {
-                    span class=(if significant { "bad" } else { "" }) { (if delta > 0.0 { "+" } else { "" }) (short(delta)) }
+                    // Bold, not red: whether a rise is bad depends on the metric (recall, latency).
+                    @if significant { b { (signed(delta)) } } @else { (signed(delta)) }
                     @if let Some(r) = c.get("relative_delta").and_then(Value::as_f64) { div.s { (if r > 0.0 { "+" } else { "" }) (format!("{:.1} %", r * 100.0)) } }
                 }
                 td.num data-p-value=(raw(&c["p_value"])) title=(test) {
@@ -50,6 +51,10 @@ fn change_cells(c: &Value) -> Markup {
             td.num colspan="2" { span.muted title=(s(c, "reason")) { "not comparable" } div.s { (s(c, "reason")) } }
         },
     }
+}
+
+fn signed(x: f64) -> String {
+    format!("{}{}", if x > 0.0 { "+" } else { "" }, short(x))
 }
 
 fn value(v: &Value) -> Markup {
