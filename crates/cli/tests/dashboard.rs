@@ -1259,6 +1259,32 @@ fn with_api_keys_only_an_admin_session_acknowledges() {
         let (_, body) = decode(r);
         body["alerts"][0]["acknowledged"].clone()
     };
+    // The form is on the alerts view only for those it would work for.
+    let view = |cookie: Option<&str>, key: Option<&str>| {
+        let mut r = no_redirects().get(format!("{}/models/{MODEL}/alerts", server.url));
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        let r = r.send().unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        r.text().unwrap()
+    };
+    for (who, html, form) in [
+        ("read session", view(Some(&read), None), false),
+        ("read key", view(None, Some(READ_KEY)), false),
+        ("admin session", view(Some(&admin), None), true),
+        ("admin key", view(None, Some(ADMIN_KEY)), true),
+    ] {
+        assert!(
+            html.contains("data-alert-state=\"firing\""),
+            "{who}: {html}"
+        );
+        assert_eq!(html.contains("<form class=\"ack\""), form, "{who}");
+        assert_eq!(html.contains("data-ack-needs=\"admin\""), !form, "{who}");
+    }
     // No session: to the login, which comes back to the alerts view.
     let r = post_ack(&server, &fp, "owner=ana", &server.url, None);
     assert_eq!(r.status().as_u16(), 303);

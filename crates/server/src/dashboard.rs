@@ -18,7 +18,8 @@ use std::time::Instant;
 
 /// The alert service as the pages' alert source: `GET /v1/alerts?model=`,
 /// `GET /v1/alerts/history?model=&limit=` and `GET /v1/models/{model}/rules`, as JSON.
-struct Alerts(Arc<AlertService>);
+/// The flag: whoever asked may acknowledge alerts ([`crate::login::MayChange`]).
+struct Alerts(Arc<AlertService>, bool);
 
 fn json_list<T: Serialize>(items: Vec<T>) -> Result<Vec<Value>, String> {
     items
@@ -39,6 +40,7 @@ impl AlertSource for Alerts {
             history: json_list(self.0.history(Some(model), history).map_err(err)?)?,
             rules: json_list(self.0.rules(model).map_err(err)?)?,
             jobs: json_list(self.0.jobs(model).map_err(err)?)?,
+            can_acknowledge: self.1,
         })
     }
 
@@ -92,6 +94,7 @@ fn params(p: Params) -> Result<ViewParams, DashError> {
 
 async fn render(
     state: AppState,
+    may: Option<axum::Extension<crate::login::MayChange>>,
     p: Params,
     f: impl FnOnce(
             &dyn modelwatch_store::Store,
@@ -107,7 +110,7 @@ async fn render(
         Err(e) => return error(e, started),
     };
     let store = state.store.clone();
-    let alerts = Alerts(state.alerts.clone());
+    let alerts = Alerts(state.alerts.clone(), may.is_some_and(|m| m.0 .0));
     let out = blocking(move || Ok(f(store.as_ref(), &alerts, params))).await;
     match out {
         Ok(Ok(body)) => html(StatusCode::OK, body, started),
@@ -116,8 +119,12 @@ async fn render(
     }
 }
 
-pub(crate) async fn overview(State(state): State<AppState>, p: Params) -> Response {
-    render(state, p, |store, alerts, params| {
+pub(crate) async fn overview(
+    State(state): State<AppState>,
+    may: Option<axum::Extension<crate::login::MayChange>>,
+    p: Params,
+) -> Response {
+    render(state, may, p, |store, alerts, params| {
         pages::overview(store, &params, Some(alerts))
     })
     .await
@@ -126,9 +133,10 @@ pub(crate) async fn overview(State(state): State<AppState>, p: Params) -> Respon
 pub(crate) async fn model(
     State(state): State<AppState>,
     Path(model): Path<String>,
+    may: Option<axum::Extension<crate::login::MayChange>>,
     p: Params,
 ) -> Response {
-    render(state, p, move |store, alerts, params| {
+    render(state, may, p, move |store, alerts, params| {
         pages::model_page(store, &model, Tab::Performance, &params, Some(alerts))
     })
     .await
@@ -137,6 +145,7 @@ pub(crate) async fn model(
 pub(crate) async fn model_view(
     State(state): State<AppState>,
     Path((model, view)): Path<(String, String)>,
+    may: Option<axum::Extension<crate::login::MayChange>>,
     p: Params,
 ) -> Response {
     if view == "report.json" {
@@ -151,7 +160,7 @@ pub(crate) async fn model_view(
         );
         return error(DashError::NotFound(msg), Instant::now());
     };
-    render(state, p, move |store, alerts, params| {
+    render(state, may, p, move |store, alerts, params| {
         pages::model_page(store, &model, tab, &params, Some(alerts))
     })
     .await

@@ -127,16 +127,31 @@ pub(crate) fn see_other(location: &str) -> Response {
     r
 }
 
+/// Put on each page request by [`authorize_page`]: whether its sender may change things
+/// (acknowledge alerts): no keys configured, an admin key in the header, or an admin key's
+/// session. The alerts view shows its form only then.
+#[derive(Debug, Clone, Copy)]
+pub struct MayChange(pub bool);
+
 /// In front of the dashboard's pages. Without keys configured: open. A request with an
 /// `Authorization` header is checked exactly as the API checks it; otherwise a valid session
 /// cookie opens the page, and a browser without one is sent to `/login` (the report's JSON,
 /// which a program reads, gets the API's 401 instead).
 pub(crate) async fn authorize_page(
     State(state): State<AppState>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
-    if !keys_configured(&state) || req.headers().contains_key(header::AUTHORIZATION) {
+    if !keys_configured(&state) {
+        req.extensions_mut().insert(MayChange(true));
+        return authorize(State(state), req, next).await;
+    }
+    if let Some(h) = req.headers().get(header::AUTHORIZATION) {
+        // `authorize` decides what the request may do; this only tells the page.
+        let given = h.to_str().ok().and_then(|v| v.strip_prefix("Bearer "));
+        let admin =
+            given.is_some_and(|k| key_matches(&state.config.auth.admin_keys, k.trim().as_bytes()));
+        req.extensions_mut().insert(MayChange(admin));
         return authorize(State(state), req, next).await;
     }
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD);
@@ -154,7 +169,11 @@ pub(crate) async fn authorize_page(
                 Instant::now(),
             );
         }
-        Some(_) => return next.run(req).await,
+        Some(session) => {
+            req.extensions_mut()
+                .insert(MayChange(session == Session::Admin));
+            return next.run(req).await;
+        }
         None => {}
     }
     if req.uri().path().ends_with("/report.json") {

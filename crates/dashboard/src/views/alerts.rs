@@ -174,9 +174,12 @@ pub fn alerts_section(data: &ModelData, history_rows: usize, show_rules: bool) -
                                 @if let Some(n) = f(x, &["n"]) { div.s { (n as u64) " rows" } } }
                             td { (when(since)) @if let Some(d) = ago(since, now) { div.s { (d) " ago" } }
                                 @if state == "pending" { @if let Some(r) = rule { div.s { "fires once it has held for " (s(r, "for")) } } } }
-                            td.ack { (ack_cell(model, x, show_rules)) }
+                            td.ack { (ack_cell(model, x, show_rules && a.can_acknowledge)) }
                         }
                     }
+                }
+                @if show_rules && !a.can_acknowledge {
+                    p.meta data-ack-needs="admin" { "Acknowledging an alert needs an admin key: log out and log in with one." }
                 }
             }
             h2 { "Alert history" }
