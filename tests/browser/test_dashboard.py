@@ -1,6 +1,7 @@
 """The dashboard in headless Chromium: pages load cleanly, charts draw the expected series, the
 time-range picker changes the data, user strings are text, the demo's alerts show in the alerts
-panel, a login with API keys, and screenshots of the demo."""
+panel, a login with API keys, the change summary and acknowledging an alert, and screenshots of
+the demo."""
 
 import json
 import os
@@ -354,6 +355,50 @@ def test_screenshots_of_the_demo(demo, page, screenshots):
     page.goto(demo.url + "/models/fraud-demo/jobs")
     page.page.screenshot(path=os.path.join(screenshots, "jobs.png"), full_page=True)
     for name in ["overview.png", "model.png", "drift.png", "alerts.png", "feedback.png", "window.png", "jobs.png"]:
+        with open(os.path.join(screenshots, name), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert page.problems == [], page.problems
+
+
+def test_the_change_summary_and_acknowledging_an_alert(demo, page, screenshots):
+    alerts = wait_for_firing(demo, "fraud-demo", DEMO_RULES)
+    # The model page's change summary holds the API's numbers for the same span.
+    page.goto(demo.url + "/models/fraud-demo?window=1d")
+    span = page.page.locator("p[data-span-from]")
+    frm, to = span.get_attribute("data-span-from"), span.get_attribute("data-span-to")
+    api = demo.request("GET", f"/v1/models/fraud-demo/metrics?window=1d&from={frm}&to={to}")["summary"]
+    table = page.page.locator("table.changes")
+    assert table.is_visible()
+    for name, m in api["metrics"].items():
+        row = table.locator(f'tr[data-metric="{name}"]')
+        first, last = row.get_attribute("data-first"), row.get_attribute("data-last")
+        assert (float(first) if first else None) == m["first"], name
+        assert (float(last) if last else None) == m["last"], name
+        c = m["first_to_last"]
+        if c and c["status"] == "compared":
+            assert (row.locator("[data-significant]").count() > 0) == c["significant"], name
+    table.screenshot(path=os.path.join(screenshots, "changes.png"))
+
+    # Acknowledge the firing accuracy alert with the alerts view's form: no script, a POST and
+    # a redirect back.
+    page.goto(demo.url + "/models/fraud-demo/alerts")
+    row = page.page.locator('tr[data-alert-state="firing"][data-rule="accuracy-below-reference"]')
+    row.locator('input[name="owner"]').fill("ana@example.com")
+    row.locator('input[name="comment"]').fill("retraining on last week's labels tonight")
+    row.locator('form.ack button[type="submit"]').click()
+    page.page.wait_for_url(demo.url + "/models/fraud-demo/alerts")
+    ack = demo.request("GET", "/v1/alerts?model=fraud-demo")["alerts"]
+    ack = {a["rule"]: a for a in ack}["accuracy-below-reference"]["acknowledged"]
+    assert ack["owner"] == "ana@example.com" and ack["comment"].startswith("retraining"), ack
+    row = page.page.locator('tr[data-alert-state="firing"][data-rule="accuracy-below-reference"]')
+    fingerprint = alerts["accuracy-below-reference"]["fingerprint"]
+    assert row.locator("form.ack").get_attribute("action") == f"/models/fraud-demo/alerts/{fingerprint}/ack"
+    assert row.locator('[data-ack-owner="ana@example.com"]').is_visible()
+    assert "retraining on last week's labels tonight" in row.inner_text()
+    history = page.page.locator('table.alert-history tr[data-transition="acknowledged"]')
+    assert history.count() == 1
+    page.page.locator('div[data-panel="alerts"] table.alerts').screenshot(path=os.path.join(screenshots, "ack.png"))
+    for name in ["changes.png", "ack.png"]:
         with open(os.path.join(screenshots, name), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert page.problems == [], page.problems

@@ -988,3 +988,334 @@ fn a_window_in_detail_shows_its_confusion_matrix_binary_and_multiclass() {
     // event, so it is partial, and the first day is shown.
     assert!(html.contains("data-panel=\"window-detail\" data-window=\"2026-01-01T00:00:00Z\""));
 }
+
+/// The rows of the model page's change summary by metric: the row's HTML, up to its end.
+fn change_rows(html: &str) -> std::collections::BTreeMap<String, String> {
+    html.split("<tr data-metric=\"")
+        .skip(1)
+        .map(|r| {
+            let (name, rest) = r.split_once('"').unwrap();
+            (
+                name.to_string(),
+                rest.split("</tr>").next().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A number of the API's JSON as the page's `data-` attributes write it (empty for null).
+fn attr(v: &Value) -> String {
+    if v.is_null() {
+        String::new()
+    } else {
+        v.to_string()
+    }
+}
+
+#[test]
+fn model_page_and_report_show_the_apis_change_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    seed(&server);
+    // Day 1 against day 2 (labels turn to coin flips): the page's span and the same query
+    // to the API.
+    let (status, html, _) = page(&server, &format!("/models/{MODEL}?range=all&window=1d"));
+    assert_eq!(status, 200, "{html}");
+    let (status, api) = server.get(&format!(
+        "/v1/models/{MODEL}/metrics?window=1d&from=2026-01-01T00:00:00Z&to=2026-01-03T00:00:00Z"
+    ));
+    assert_eq!(status, 200, "{api}");
+    let summary = &api["summary"];
+    assert_eq!(summary["first_window"]["start"], "2026-01-01T00:00:00Z");
+    assert_eq!(summary["last_window"]["start"], "2026-01-02T00:00:00Z");
+    let metrics = summary["metrics"].as_object().unwrap();
+    let rows = change_rows(&html);
+    assert_eq!(
+        rows.keys().collect::<Vec<_>>(),
+        metrics.keys().collect::<Vec<_>>(),
+        "one row per metric of the API's summary"
+    );
+    assert!(html.contains(&format!(
+        "<table class=\"changes\" data-panel=\"changes\" data-metrics=\"{}\">",
+        metrics.len()
+    )));
+    let mut significant = 0;
+    for (name, m) in metrics {
+        let row = &rows[name];
+        for key in ["first", "last", "baseline"] {
+            assert!(
+                row.starts_with(&format!(" data-first=\"{}\"", attr(&m["first"])))
+                    && row.contains(&format!("data-{key}=\"{}\"", attr(&m[key]))),
+                "{name} {key}: {row}"
+            );
+        }
+        for change in ["first_to_last", "baseline_to_last"] {
+            let c = &m[change];
+            if c["status"] == "compared" {
+                assert!(
+                    row.contains(&format!("data-delta=\"{}\"", c["delta"]))
+                        && row.contains(&format!("data-p-value=\"{}\"", c["p_value"])),
+                    "{name} {change}: {row}"
+                );
+            }
+        }
+        let c = &m["first_to_last"];
+        if c["status"] != "compared" {
+            continue;
+        }
+        // The first → last change is marked significant exactly when the API says so.
+        let marked = row.split("data-p-value=").nth(1).is_some_and(|cell| {
+            cell.split("</td>")
+                .next()
+                .unwrap()
+                .contains("data-significant")
+        });
+        assert_eq!(marked, c["significant"] == true, "{name}: {row}");
+        significant += usize::from(marked);
+    }
+    // Accuracy fell from about 0.75 to 0.5 on 1440 rows a day: significant, and shown.
+    let acc = &metrics["accuracy"]["first_to_last"];
+    assert_eq!(acc["significant"], true, "{acc}");
+    assert!(acc["delta"].as_f64().unwrap() < -0.15, "{acc}");
+    assert!(significant >= 1);
+    let row = &rows["accuracy"];
+    assert!(
+        row.contains(&modelwatch_dashboard::data::short(
+            metrics["accuracy"]["first"].as_f64().unwrap()
+        )),
+        "{row}"
+    );
+
+    // The report renders the same table from the same numbers.
+    let out = tempfile::tempdir().unwrap();
+    let report = out.path().join("report.html");
+    let (ok, _, err) = modelwatch(&[
+        "report",
+        "--model",
+        MODEL,
+        "--server",
+        &server.url,
+        "--window",
+        "1d",
+        "--range",
+        "all",
+        "--out",
+        report.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let report = std::fs::read_to_string(&report).unwrap();
+    let rows = change_rows(&report);
+    assert_eq!(rows.len(), metrics.len());
+    assert!(rows["accuracy"].contains(&format!("data-delta=\"{}\"", acc["delta"])));
+    assert!(rows["accuracy"].contains("data-significant=\"true\""));
+}
+
+/// A browser that follows no redirect: each answer is seen.
+fn no_redirects() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Posts the alerts view's acknowledge form as a browser on `origin` does.
+fn post_ack(
+    server: &Server,
+    fingerprint: &str,
+    form: &str,
+    origin: &str,
+    cookie: Option<&str>,
+) -> reqwest::blocking::Response {
+    let mut r = no_redirects()
+        .post(format!(
+            "{}/models/{MODEL}/alerts/{fingerprint}/ack",
+            server.url
+        ))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", origin)
+        .body(form.to_string());
+    if let Some(c) = cookie {
+        r = r.header("cookie", c);
+    }
+    r.send().unwrap()
+}
+
+/// Seeds the model and a rule that fires on its second day; returns the alert's fingerprint.
+fn firing_alert(server: &Server) -> String {
+    seed(server);
+    let rule = json!({"name": "accuracy-floor", "signal": "accuracy",
+        "condition": {"kind": "threshold", "op": "<", "value": 0.65},
+        "decision": "retrain", "severity": "critical", "window": "1d"});
+    let (status, body) = server.post(&format!("/v1/models/{MODEL}/rules"), &rule.to_string());
+    assert_eq!(status, 201, "{body}");
+    poll(30, || {
+        let a = alerts_by_rule(server, MODEL);
+        match a.get("accuracy-floor") {
+            Some(x) if x["state"] == "firing" => Ok(x["fingerprint"].as_str().unwrap().to_string()),
+            x => Err(format!("{x:?}")),
+        }
+    })
+}
+
+#[test]
+fn an_alert_is_acknowledged_from_the_alerts_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let fp = firing_alert(&server);
+    let (_, html, _) = page(&server, &format!("/models/{MODEL}/alerts?range=all"));
+    let action = format!("/models/{MODEL}/alerts/{fp}/ack");
+    assert!(
+        html.contains(&format!(
+            "<form class=\"ack\" method=\"post\" action=\"{action}\">"
+        )),
+        "{html}"
+    );
+    assert!(html.contains("name=\"owner\"") && html.contains("name=\"comment\""));
+
+    // From another site: refused by the cross-site guard, nothing changes.
+    let r = post_ack(
+        &server,
+        &fp,
+        "owner=mallory&comment=x",
+        "http://evil.example",
+        None,
+    );
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(alerts_by_rule(&server, MODEL)["accuracy-floor"]["acknowledged"].is_null());
+    // No owner: the API's message on a 400 page.
+    let r = post_ack(&server, &fp, "owner=+&comment=x", &server.url, None);
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r
+        .text()
+        .unwrap()
+        .contains("`owner`: must be 1-128 characters"));
+    // An alert of no such model, or no such alert: 404.
+    let r = post_ack(&server, "0000000000000000", "owner=ana", &server.url, None);
+    assert_eq!(r.status().as_u16(), 404);
+
+    // From the page itself: acknowledged, and back to the alerts view.
+    let comment = format!("retraining tonight {XSS}");
+    let form = format!(
+        "owner=ana%40example.com&comment={}",
+        modelwatch_dashboard::params::url_encode(&comment)
+    );
+    let r = post_ack(&server, &fp, &form, &server.url, None);
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"], format!("/models/{MODEL}/alerts"));
+    // The API has it, as if POST /v1/alerts/{fp}/ack had been called.
+    let alert = &alerts_by_rule(&server, MODEL)["accuracy-floor"];
+    assert_eq!(alert["acknowledged"]["owner"], "ana@example.com", "{alert}");
+    assert_eq!(alert["acknowledged"]["comment"], comment.as_str());
+    let (_, hist) = server.get(&format!("/v1/alerts/history?model={MODEL}"));
+    assert_eq!(hist["history"][0]["transition"], "acknowledged", "{hist}");
+    // The page shows who and what, escaped, and the history row.
+    let (_, html, _) = page(&server, &format!("/models/{MODEL}/alerts?range=all"));
+    let row = html
+        .split("<tr ")
+        .find(|r| r.starts_with("data-alert-state=\"firing\" data-rule=\"accuracy-floor\""))
+        .unwrap();
+    assert!(row.contains("data-ack-owner=\"ana@example.com\""), "{row}");
+    assert!(
+        row.contains("retraining tonight &lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{row}"
+    );
+    assert!(row.contains("Re-acknowledge"));
+    assert!(html.contains("<tr data-transition=\"acknowledged\" data-rule=\"accuracy-floor\""));
+    assert!(!html.contains(XSS));
+    // The performance view shows the acknowledgement without the form.
+    let (_, html, _) = page(&server, &format!("/models/{MODEL}?range=all"));
+    assert!(html.contains("data-ack-owner=\"ana@example.com\""));
+    assert!(!html.contains("<form class=\"ack\""));
+}
+
+#[test]
+fn with_api_keys_only_an_admin_session_acknowledges() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    let fp = firing_alert(&server);
+    server.stop();
+    // The same data with keys: the alert is still firing.
+    let server = Server::start_with(
+        dir.path(),
+        &[],
+        &[
+            ("MODELWATCH_READ_KEYS", READ_KEY),
+            ("MODELWATCH_ADMIN_KEYS", ADMIN_KEY),
+        ],
+    );
+    let now = modelwatch_core::Timestamp::now().0 / 1_000_000;
+    let read = format!("modelwatch_session={}", session_token(READ_KEY, now + 3600));
+    let admin = format!(
+        "modelwatch_session={}",
+        session_token(ADMIN_KEY, now + 3600)
+    );
+    let acknowledged = || {
+        let r = client()
+            .get(format!("{}/v1/alerts?model={MODEL}", server.url))
+            .bearer_auth(READ_KEY)
+            .send()
+            .unwrap();
+        let (_, body) = decode(r);
+        body["alerts"][0]["acknowledged"].clone()
+    };
+    // The form is on the alerts view only for those it would work for.
+    let view = |cookie: Option<&str>, key: Option<&str>| {
+        let mut r = no_redirects().get(format!("{}/models/{MODEL}/alerts", server.url));
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        let r = r.send().unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        r.text().unwrap()
+    };
+    for (who, html, form) in [
+        ("read session", view(Some(&read), None), false),
+        ("read key", view(None, Some(READ_KEY)), false),
+        ("admin session", view(Some(&admin), None), true),
+        ("admin key", view(None, Some(ADMIN_KEY)), true),
+    ] {
+        assert!(
+            html.contains("data-alert-state=\"firing\""),
+            "{who}: {html}"
+        );
+        assert_eq!(html.contains("<form class=\"ack\""), form, "{who}");
+        assert_eq!(html.contains("data-ack-needs=\"admin\""), !form, "{who}");
+    }
+    // No session: to the login, which comes back to the alerts view.
+    let r = post_ack(&server, &fp, "owner=ana", &server.url, None);
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        format!("/login?next=%2Fmodels%2F{MODEL}%2Falerts")
+    );
+    // A read key's session reads the page but may not acknowledge.
+    let r = post_ack(&server, &fp, "owner=ana", &server.url, Some(&read));
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(r.text().unwrap().contains("log in with an admin key"));
+    assert!(acknowledged().is_null());
+    // A read key in the header: the API's 403.
+    let r = no_redirects()
+        .post(format!("{}/models/{MODEL}/alerts/{fp}/ack", server.url))
+        .bearer_auth(READ_KEY)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("owner=ana")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(acknowledged().is_null());
+    // An admin key's session does.
+    let r = post_ack(
+        &server,
+        &fp,
+        "owner=ana&comment=on+it",
+        &server.url,
+        Some(&admin),
+    );
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(acknowledged()["owner"], "ana");
+    assert_eq!(acknowledged()["comment"], "on it");
+}

@@ -77,4 +77,9 @@ table.confusion td{min-width:64px;font-size:15px}
 table.confusion th{white-space:nowrap}
 form.window-picker{margin:4px 0 10px}
 form.login button{font:inherit;padding:6px 14px;border:0;border-radius:4px;background:#2563eb;color:#fff;cursor:pointer;align-self:flex-start}
+table.changes td{white-space:nowrap}
+td.ack{min-width:190px}
+form.ack{display:flex;flex-direction:column;gap:3px;margin-top:4px}
+form.ack input{font:inherit;font-size:12px;padding:2px 6px;border:1px solid #d1d5db;border-radius:4px}
+form.ack button{font:inherit;font-size:12px;padding:2px 10px;border:0;border-radius:4px;background:#2563eb;color:#fff;cursor:pointer;align-self:flex-start}
 "#;

@@ -187,6 +187,10 @@ pub struct AlertsData {
     /// `GET /v1/models/{model}/heartbeats`: each job's latest run and latest success.
     #[serde(default)]
     pub jobs: Vec<Value>,
+    /// Whoever views the page may acknowledge alerts (no keys configured, or an admin key's
+    /// session or header): the alerts view shows the acknowledge form.
+    #[serde(default)]
+    pub can_acknowledge: bool,
 }
 
 impl AlertsData {

@@ -6,6 +6,7 @@
 pub use crate::css::CSS;
 pub use crate::layout::{error_page, figure, inline_svg, layout, login_page, wide_figure};
 pub use crate::views::alerts::{alerts_banner, alerts_section, condition_text};
+pub use crate::views::changes::changes_section;
 pub use crate::views::drift::{drift_section, heatmap, HEATMAP_COLUMNS};
 pub use crate::views::feedback::feedback_section;
 pub use crate::views::jobs::jobs_section;
@@ -115,6 +116,7 @@ pub fn render_model(data: &ModelData, tab: Tab, params: &ViewParams) -> String {
         @match tab {
             Tab::Performance => {
                 (performance_section(data, params, Some(&base)))
+                @if let Some(m) = &data.metrics { (changes_section(m)) }
                 (alerts_section(data, PERFORMANCE_HISTORY, false))
             }
             Tab::Drift => (drift_section(data, Some(&format!("{base}/drift{}", params.query_with("feature", ""))), params.feature.as_deref())),

@@ -21,6 +21,7 @@ pub fn html(data: &ModelData) -> String {
             " to " b { (span.to.to_rfc3339()) } " in windows of " b { (span.window) }
             @if let Some(v) = &span.version { ", version " b { (v) } } "." }
         (pages::performance_section(data, &crate::ViewParams::default(), None))
+        @if let Some(m) = &data.metrics { (pages::changes_section(m)) }
         (pages::drift_section(data, None, None))
         (pages::quality_section(data))
         (pages::segments_section(data))

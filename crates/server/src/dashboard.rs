@@ -18,7 +18,8 @@ use std::time::Instant;
 
 /// The alert service as the pages' alert source: `GET /v1/alerts?model=`,
 /// `GET /v1/alerts/history?model=&limit=` and `GET /v1/models/{model}/rules`, as JSON.
-struct Alerts(Arc<AlertService>);
+/// The flag: whoever asked may acknowledge alerts ([`crate::login::MayChange`]).
+struct Alerts(Arc<AlertService>, bool);
 
 fn json_list<T: Serialize>(items: Vec<T>) -> Result<Vec<Value>, String> {
     items
@@ -39,6 +40,7 @@ impl AlertSource for Alerts {
             history: json_list(self.0.history(Some(model), history).map_err(err)?)?,
             rules: json_list(self.0.rules(model).map_err(err)?)?,
             jobs: json_list(self.0.jobs(model).map_err(err)?)?,
+            can_acknowledge: self.1,
         })
     }
 
@@ -92,6 +94,7 @@ fn params(p: Params) -> Result<ViewParams, DashError> {
 
 async fn render(
     state: AppState,
+    may: Option<axum::Extension<crate::login::MayChange>>,
     p: Params,
     f: impl FnOnce(
             &dyn modelwatch_store::Store,
@@ -107,7 +110,7 @@ async fn render(
         Err(e) => return error(e, started),
     };
     let store = state.store.clone();
-    let alerts = Alerts(state.alerts.clone());
+    let alerts = Alerts(state.alerts.clone(), may.is_some_and(|m| m.0 .0));
     let out = blocking(move || Ok(f(store.as_ref(), &alerts, params))).await;
     match out {
         Ok(Ok(body)) => html(StatusCode::OK, body, started),
@@ -116,8 +119,12 @@ async fn render(
     }
 }
 
-pub(crate) async fn overview(State(state): State<AppState>, p: Params) -> Response {
-    render(state, p, |store, alerts, params| {
+pub(crate) async fn overview(
+    State(state): State<AppState>,
+    may: Option<axum::Extension<crate::login::MayChange>>,
+    p: Params,
+) -> Response {
+    render(state, may, p, |store, alerts, params| {
         pages::overview(store, &params, Some(alerts))
     })
     .await
@@ -126,9 +133,10 @@ pub(crate) async fn overview(State(state): State<AppState>, p: Params) -> Respon
 pub(crate) async fn model(
     State(state): State<AppState>,
     Path(model): Path<String>,
+    may: Option<axum::Extension<crate::login::MayChange>>,
     p: Params,
 ) -> Response {
-    render(state, p, move |store, alerts, params| {
+    render(state, may, p, move |store, alerts, params| {
         pages::model_page(store, &model, Tab::Performance, &params, Some(alerts))
     })
     .await
@@ -137,6 +145,7 @@ pub(crate) async fn model(
 pub(crate) async fn model_view(
     State(state): State<AppState>,
     Path((model, view)): Path<(String, String)>,
+    may: Option<axum::Extension<crate::login::MayChange>>,
     p: Params,
 ) -> Response {
     if view == "report.json" {
@@ -151,7 +160,7 @@ pub(crate) async fn model_view(
         );
         return error(DashError::NotFound(msg), Instant::now());
     };
-    render(state, p, move |store, alerts, params| {
+    render(state, may, p, move |store, alerts, params| {
         pages::model_page(store, &model, tab, &params, Some(alerts))
     })
     .await
@@ -181,5 +190,76 @@ async fn report_json(state: AppState, model: String, p: Params) -> Response {
     match out {
         Ok(data) => axum::Json(data).into_response(),
         Err(e) => e.into_response(),
+    }
+}
+
+/// The alerts view's acknowledge form: `owner`, `comment`.
+#[derive(serde::Deserialize)]
+pub(crate) struct AckForm {
+    #[serde(default)]
+    owner: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST /models/{model}/alerts/{fingerprint}/ack` (form `owner`, `comment`): the dashboard's
+/// way to `POST /v1/alerts/{fingerprint}/ack`, through the same service method, then back to
+/// the alerts view (303). With API keys it needs an admin key's authority, as the API route
+/// does: an `Authorization: Bearer` admin key, or a session an admin key logged in
+/// (`login::authorize_page`); a read key's session gets 403. A refusal is an HTML page with the
+/// API's status and message.
+pub(crate) async fn acknowledge(
+    State(state): State<AppState>,
+    Path((model, fingerprint)): Path<(String, String)>,
+    form: Result<axum::extract::Form<AckForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let started = Instant::now();
+    let f = match form {
+        Ok(axum::extract::Form(f)) => f,
+        Err(e) => {
+            return error(
+                DashError::BadRequest(format!(
+                    "send the form's `owner` and `comment` fields: {}",
+                    e.body_text()
+                )),
+                started,
+            )
+        }
+    };
+    let alerts = state.alerts.clone();
+    let out = blocking(move || {
+        let name = crate::model_name(&model)?;
+        // The page acts on the model in its URL: the fingerprint must be one of its alerts.
+        let filter = AlertFilter {
+            model: Some(name.as_str().to_owned()),
+            ..Default::default()
+        };
+        if !alerts
+            .alerts(&filter)?
+            .iter()
+            .any(|a| a.fingerprint == fingerprint)
+        {
+            return Err(ApiError::not_found(format!(
+                "model `{name}` has no alert with fingerprint {fingerprint:?}"
+            )));
+        }
+        let req = modelwatch_alerts::service::AckRequest {
+            owner: f.owner,
+            comment: f.comment,
+        };
+        alerts.acknowledge(&fingerprint, req)?;
+        Ok(format!(
+            "/models/{}/alerts",
+            modelwatch_dashboard::params::url_encode(name.as_str())
+        ))
+    })
+    .await;
+    match out {
+        Ok(back) => crate::login::see_other(&back),
+        Err(e) => html(
+            e.status,
+            pages::error_page(e.status.as_u16(), &e.message),
+            started,
+        ),
     }
 }

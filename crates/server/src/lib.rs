@@ -124,6 +124,10 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(dashboard::overview))
         .route("/models/{model}", get(dashboard::model))
         .route("/models/{model}/{view}", get(dashboard::model_view))
+        .route(
+            "/models/{model}/alerts/{fingerprint}/ack",
+            post(dashboard::acknowledge),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             login::authorize_page,

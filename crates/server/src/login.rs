@@ -6,12 +6,16 @@
 //! the key that logged in. A page checks it against every read and admin key (all of them,
 //! in constant time), so it needs no server-side state, survives a restart, expires after
 //! [`SESSION_SECONDS`], and stops working when its key is removed from the configuration.
+//!
+//! A session is as strong as the key that opened it: a page's form that changes something (the
+//! alerts view's acknowledge form) needs a session an admin key opened, as its API route needs
+//! an admin key; a read key's session gets 403.
 
 use crate::dashboard::html;
 use crate::{authorize, key_matches, ApiError, AppState};
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
@@ -46,27 +50,39 @@ fn token(key: &str, expires: i64) -> String {
     format!("v1.{expires}.{}", mac(key, expires))
 }
 
-/// Whether `token` was made by one of the read or admin keys and has not expired. Every key is
-/// compared, in constant time.
-fn token_valid(state: &AppState, token: &str, now: i64) -> bool {
+/// Who a session is: which kind of key logged in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Session {
+    Read,
+    Admin,
+}
+
+/// The session `token` opens, if one of the read or admin keys made it and it has not
+/// expired. Every key is compared, in constant time, whichever matches.
+fn session_of(state: &AppState, token: &str, now: i64) -> Option<Session> {
     let mut parts = token.splitn(3, '.');
     let (Some("v1"), Some(expires), Some(given)) = (parts.next(), parts.next(), parts.next())
     else {
-        return false;
+        return None;
     };
-    let Ok(expires) = expires.parse::<i64>() else {
-        return false;
-    };
+    let expires = expires.parse::<i64>().ok()?;
     if expires <= now || expires > now + SESSION_SECONDS + 60 {
-        return false;
+        return None;
     }
     let auth = &state.config.auth;
-    auth.read_keys
-        .iter()
-        .chain(&auth.admin_keys)
-        .fold(false, |found, k| {
+    let matches = |keys: &[String]| {
+        keys.iter().fold(false, |found, k| {
             found | bool::from(mac(k, expires).as_bytes().ct_eq(given.as_bytes()))
         })
+    };
+    let (read, admin) = (matches(&auth.read_keys), matches(&auth.admin_keys));
+    if admin {
+        Some(Session::Admin)
+    } else if read {
+        Some(Session::Read)
+    } else {
+        None
+    }
 }
 
 /// The session cookie's value, if the request has one.
@@ -101,7 +117,7 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-fn see_other(location: &str) -> Response {
+pub(crate) fn see_other(location: &str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(location) {
         r.headers_mut().insert(header::LOCATION, v);
@@ -111,20 +127,54 @@ fn see_other(location: &str) -> Response {
     r
 }
 
+/// Put on each page request by [`authorize_page`]: whether its sender may change things
+/// (acknowledge alerts): no keys configured, an admin key in the header, or an admin key's
+/// session. The alerts view shows its form only then.
+#[derive(Debug, Clone, Copy)]
+pub struct MayChange(pub bool);
+
 /// In front of the dashboard's pages. Without keys configured: open. A request with an
 /// `Authorization` header is checked exactly as the API checks it; otherwise a valid session
 /// cookie opens the page, and a browser without one is sent to `/login` (the report's JSON,
 /// which a program reads, gets the API's 401 instead).
 pub(crate) async fn authorize_page(
     State(state): State<AppState>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
-    if !keys_configured(&state) || req.headers().contains_key(header::AUTHORIZATION) {
+    if !keys_configured(&state) {
+        req.extensions_mut().insert(MayChange(true));
         return authorize(State(state), req, next).await;
     }
-    if session_cookie(req.headers()).is_some_and(|t| token_valid(&state, t, now_secs())) {
-        return next.run(req).await;
+    if let Some(h) = req.headers().get(header::AUTHORIZATION) {
+        // `authorize` decides what the request may do; this only tells the page.
+        let given = h.to_str().ok().and_then(|v| v.strip_prefix("Bearer "));
+        let admin =
+            given.is_some_and(|k| key_matches(&state.config.auth.admin_keys, k.trim().as_bytes()));
+        req.extensions_mut().insert(MayChange(admin));
+        return authorize(State(state), req, next).await;
+    }
+    let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD);
+    match session_cookie(req.headers()).and_then(|t| session_of(&state, t, now_secs())) {
+        // A page's form that changes something (acknowledging an alert) needs what the API
+        // route it mirrors needs: an admin key. A read key's session only reads.
+        Some(Session::Read) if changes_state => {
+            return html(
+                StatusCode::FORBIDDEN,
+                pages::error_page(
+                    403,
+                    "this session was opened with a read key, which may not change anything: \
+                     log out and log in with an admin key to acknowledge alerts",
+                ),
+                Instant::now(),
+            );
+        }
+        Some(session) => {
+            req.extensions_mut()
+                .insert(MayChange(session == Session::Admin));
+            return next.run(req).await;
+        }
+        None => {}
     }
     if req.uri().path().ends_with("/report.json") {
         return ApiError::new(
@@ -134,11 +184,19 @@ pub(crate) async fn authorize_page(
         )
         .into_response();
     }
-    let here = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
+    // After the login, back to the page: a form's POST route is not one (the alerts view
+    // holds the acknowledge form).
+    let here = if changes_state {
+        req.uri()
+            .path()
+            .split_once("/alerts/")
+            .map_or("/".to_owned(), |(model, _)| format!("{model}/alerts"))
+    } else {
+        req.uri()
+            .path_and_query()
+            .map_or("/".to_owned(), |p| p.as_str().to_owned())
+    };
+    let here = here.as_str();
     see_other(&format!("/login?next={}", url_encode(here)))
 }
 
@@ -282,7 +340,8 @@ pub(crate) async fn login(
         .is_some_and(|p| p.eq_ignore_ascii_case("https"));
     // Lax, not Strict: a dashboard link in a Slack or e-mail alert is a cross-site navigation,
     // and Strict would send the reader back to /login each time. Pages are read-only GETs, and
-    // Lax still withholds the cookie from cross-site POSTs (the only ones: /login, /logout).
+    // Lax still withholds the cookie from cross-site POSTs (/login, /logout and the alerts
+    // view's acknowledge form, which `browser::guard` also refuses from another origin).
     let cookie = format!(
         "{COOKIE}={}; Path=/; Max-Age={SESSION_SECONDS}; HttpOnly; SameSite=Lax{}",
         token(f.key.trim(), expires),

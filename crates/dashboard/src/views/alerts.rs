@@ -2,6 +2,7 @@
 
 use super::{ago, f, s, when, window_text};
 use crate::data::{self, short, ModelData};
+use crate::params::url_encode;
 use maud::{html, Markup};
 use modelwatch_core::Timestamp;
 use serde_json::Value;
@@ -54,6 +55,35 @@ fn state_badge(state: &str) -> Markup {
 
 fn severity_badge(severity: &str) -> Markup {
     html! { span class=(format!("sev sev-{}", match severity { "critical" | "warning" | "info" => severity, _ => "other" })) { (severity) } }
+}
+
+/// Who acknowledged an open alert and what they said; on the alerts view (`with_form`), the
+/// form that acknowledges it (or re-acknowledges it: a new owner takes over). The form posts
+/// to `/models/{model}/alerts/{fingerprint}/ack`, a page route that calls the same service
+/// method as `POST /v1/alerts/{fingerprint}/ack`, with an admin key's authority.
+fn ack_cell(model: &str, x: &Value, with_form: bool) -> Markup {
+    let ack = x.get("acknowledged").filter(|a| a.is_object());
+    let action = format!(
+        "/models/{}/alerts/{}/ack",
+        url_encode(model),
+        url_encode(s(x, "fingerprint"))
+    );
+    html! {
+        @if let Some(a) = ack {
+            div data-ack-owner=(s(a, "owner")) { span.badge.other { "acknowledged" } " by " b { (s(a, "owner")) } }
+            @if !s(a, "comment").is_empty() { div.s data-ack-comment=(s(a, "comment")) { (s(a, "comment")) } }
+            div.s { (when(s(a, "at"))) }
+        }
+        @if with_form {
+            form.ack method="post" action=(action) {
+                input type="text" name="owner" required maxlength="128" placeholder="owner" aria-label="owner";
+                input type="text" name="comment" maxlength="4000" placeholder="comment" aria-label="comment";
+                button type="submit" { @if ack.is_some() { "Re-acknowledge" } @else { "Acknowledge" } }
+            }
+        } @else if ack.is_none() {
+            span.muted { "—" }
+        }
+    }
 }
 
 /// The model's rules by name.
@@ -121,7 +151,7 @@ pub fn alerts_section(data: &ModelData, history_rows: usize, show_rules: bool) -
                 }
             } @else {
                 table.alerts {
-                    tr { th { "state" } th { "rule" } th { "severity" } th { "decision" } th { "signal" } th.num { "value" } th { "condition" } th { "window" } th { "since" } }
+                    tr { th { "state" } th { "rule" } th { "severity" } th { "decision" } th { "signal" } th.num { "value" } th { "condition" } th { "window" } th { "since" } th { "acknowledged" } }
                     @for x in &open {
                         @let state = s(x, "state");
                         @let rule = rules.get(s(x, "rule")).copied();
@@ -144,8 +174,12 @@ pub fn alerts_section(data: &ModelData, history_rows: usize, show_rules: bool) -
                                 @if let Some(n) = f(x, &["n"]) { div.s { (n as u64) " rows" } } }
                             td { (when(since)) @if let Some(d) = ago(since, now) { div.s { (d) " ago" } }
                                 @if state == "pending" { @if let Some(r) = rule { div.s { "fires once it has held for " (s(r, "for")) } } } }
+                            td.ack { (ack_cell(model, x, show_rules && a.can_acknowledge)) }
                         }
                     }
+                }
+                @if show_rules && !a.can_acknowledge {
+                    p.meta data-ack-needs="admin" { "Acknowledging an alert needs an admin key: log out and log in with one." }
                 }
             }
             h2 { "Alert history" }
@@ -163,7 +197,10 @@ pub fn alerts_section(data: &ModelData, history_rows: usize, show_rules: bool) -
                             td { (severity_badge(s(x, "severity"))) }
                             td { (s(x, "decision")) }
                             td.num { (f(x, &["value"]).map(short).unwrap_or("—".into())) }
-                            td { (s(x, "summary")) }
+                            td { (s(x, "summary"))
+                                @if s(h, "transition") == "acknowledged" { @if let Some(a) = x.get("acknowledged").filter(|a| a.is_object()) {
+                                    div.s data-ack-owner=(s(a, "owner")) { "by " b { (s(a, "owner")) } @if !s(a, "comment").is_empty() { ": " (s(a, "comment")) } }
+                                } } }
                         }
                     }
                 }

@@ -2,6 +2,7 @@
 //! for them.
 
 pub mod alerts;
+pub mod changes;
 pub mod drift;
 pub mod feedback;
 pub mod jobs;
