@@ -39,12 +39,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {}", config.addr))?;
         let addr = listener.local_addr()?;
-        let auth = &config.auth;
-        if !addr.ip().is_loopback()
-            && auth.ingest_keys.is_empty()
-            && auth.read_keys.is_empty()
-            && auth.admin_keys.is_empty()
-        {
+        if !addr.ip().is_loopback() && config.auth.is_open() {
             // Logged before the address line, so that whoever reads that line has seen it.
             tracing::warn!(
                 %addr,

@@ -48,9 +48,7 @@ pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Nex
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let auth = &state.config.auth;
-    let open =
-        auth.ingest_keys.is_empty() && auth.read_keys.is_empty() && auth.admin_keys.is_empty();
-    if open && !host.is_empty() {
+    if auth.is_open() && !host.is_empty() {
         let name = host_part(host);
         if !is_local_or_literal(name)
             && !auth

@@ -48,6 +48,13 @@ pub struct Auth {
     pub allowed_hosts: Vec<String>,
 }
 
+impl Auth {
+    /// No key of any kind is set: every request is allowed (the default).
+    pub fn is_open(&self) -> bool {
+        self.ingest_keys.is_empty() && self.read_keys.is_empty() && self.admin_keys.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Retention {

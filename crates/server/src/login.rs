@@ -96,8 +96,7 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn keys_configured(state: &AppState) -> bool {
-    let a = &state.config.auth;
-    !(a.ingest_keys.is_empty() && a.read_keys.is_empty() && a.admin_keys.is_empty())
+    !state.config.auth.is_open()
 }
 
 /// Where to go after logging in: a path on this server, else `/`.
