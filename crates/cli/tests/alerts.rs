@@ -198,13 +198,11 @@ fn reference_csv() -> String {
 }
 
 fn put_reference(s: &Server, model: &str) {
-    let r = client()
-        .put(format!("{}/v1/models/{model}/reference", s.url))
-        .header("content-type", "text/csv")
-        .body(reference_csv())
-        .send()
-        .unwrap();
-    let (status, out) = decode(r);
+    let (status, out) = s.put(
+        &format!("/v1/models/{model}/reference"),
+        "text/csv",
+        reference_csv(),
+    );
     assert_eq!(status, 200, "{out}");
 }
 
@@ -1155,13 +1153,7 @@ fn send_signal_data(s: &Server) {
             if c == 1 { 0.7 } else { 0.3 }
         ));
     }
-    let r = client()
-        .put(format!("{}/v1/models/drift/reference", s.url))
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .unwrap();
-    let (st, out) = decode(r);
+    let (st, out) = s.put("/v1/models/drift/reference", "text/csv", csv);
     assert_eq!(st, 200, "{out}");
     let (mut preds, mut labels) = (Vec::new(), Vec::new());
     for i in 0..600usize {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{client, decode, Server};
+use common::Server;
 use serde_json::{json, Value};
 
 const COUNTRIES: [&str; 3] = ["DE", "FR", "IT"];
@@ -60,13 +60,11 @@ fn predictions(day: usize) -> String {
 }
 
 fn put_reference(s: &Server, model: &str) {
-    let r = client()
-        .put(format!("{}/v1/models/{model}/reference", s.url))
-        .header("content-type", "text/csv")
-        .body(reference_csv())
-        .send()
-        .expect("request");
-    let (status, out) = decode(r);
+    let (status, out) = s.put(
+        &format!("/v1/models/{model}/reference"),
+        "text/csv",
+        reference_csv(),
+    );
     assert_eq!(status, 200, "{out}");
 }
 

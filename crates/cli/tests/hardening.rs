@@ -272,16 +272,7 @@ fn a_reference_with_no_valid_row_is_refused_and_the_stored_one_kept() {
             .0,
         200
     );
-    let put = |body: Vec<u8>, ct: &str| {
-        decode(
-            client()
-                .put(format!("{}/v1/models/fraud/reference", s.url))
-                .header("content-type", ct)
-                .body(body)
-                .send()
-                .unwrap(),
-        )
-    };
+    let put = |body: Vec<u8>, ct: &str| s.put("/v1/models/fraud/reference", ct, body);
     let good: String = std::iter::once("age,country\n".to_owned())
         .chain((0..50).map(|i| format!("{i},DE\n")))
         .collect();

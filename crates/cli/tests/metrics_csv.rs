@@ -249,13 +249,8 @@ fn summary_compares_first_and_last_window_and_the_baseline_with_significance() {
         let p = if i % 20 == 0 { 1 - y } else { y };
         reference += &format!("{i},{p},{},{y}\n", if p == 1 { 0.8 } else { 0.2 });
     }
-    let r = client()
-        .put(format!("{}/v1/models/m/reference", server.url))
-        .header("content-type", "text/csv")
-        .body(reference)
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    let (status, out) = server.put("/v1/models/m/reference", "text/csv", reference);
+    assert_eq!(status, 200, "{out}");
     // Today's window is still in progress: never the "last" window of the summary.
     let now: Vec<Value> = (0..40)
         .map(|i| {

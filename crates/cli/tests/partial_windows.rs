@@ -35,13 +35,12 @@ fn put_reference(server: &Server, model: &str, r: &mut StdRng) {
         body.push_str(&row.to_string());
         body.push('\n');
     }
-    let resp = client()
-        .put(format!("{}/v1/models/{model}/reference", server.url))
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().unwrap());
+    let (status, out) = server.put(
+        &format!("/v1/models/{model}/reference"),
+        "application/x-ndjson",
+        body,
+    );
+    assert_eq!(status, 200, "{out}");
 }
 
 /// `n` labelled predictions in the hour starting `hour` hours after START, `age` shifted by

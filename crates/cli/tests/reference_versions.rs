@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{client, decode, Server};
+use common::Server;
 use serde_json::{json, Value};
 
 /// `n` rows: x evenly over [offset, offset + 100), country DE / FR, prediction and label with
@@ -26,13 +26,11 @@ fn reference_csv(offset: usize, wrong: usize) -> String {
 }
 
 fn put_reference(s: &Server, query: &str, csv: String) -> Value {
-    let r = client()
-        .put(format!("{}/v1/models/credit/reference{query}", s.url))
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .unwrap();
-    let (st, out) = decode(r);
+    let (st, out) = s.put(
+        &format!("/v1/models/credit/reference{query}"),
+        "text/csv",
+        csv,
+    );
     assert_eq!(st, 200, "{out}");
     out
 }

@@ -92,6 +92,23 @@ impl Server {
         decode(r)
     }
 
+    /// A PUT of `body` declared as `content_type` (a reference upload: `text/csv`,
+    /// `application/x-ndjson` ...).
+    pub fn put(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::blocking::Body>,
+    ) -> (u16, serde_json::Value) {
+        let r = client()
+            .put(format!("{}{}", self.url, path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .expect("request");
+        decode(r)
+    }
+
     pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
         decode(
             client()
