@@ -73,6 +73,23 @@ fn a_non_ascii_span_is_a_400_naming_the_parameter_never_a_panic() {
     assert_eq!(status, 200);
 }
 
+/// Waits for `child` to exit. Still running after a minute is a hang, not a slow machine
+/// (the shutdown grace is 10 s, a refused start takes well under one): the child is killed
+/// and the test fails with `hang`.
+fn exits(child: &mut std::process::Child, hang: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + StdDuration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{hang}");
+        }
+        std::thread::sleep(StdDuration::from_millis(50));
+    }
+}
+
 /// `modelwatch serve` on `dir`, expected to refuse to start: its stderr. Fails the test if it
 /// starts serving instead (it would print its address) or does not exit within a minute.
 fn refused_start(dir: &Path) -> String {
@@ -83,25 +100,16 @@ fn refused_start(dir: &Path) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + StdDuration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            assert!(!status.success(), "serve exited 0: {err}");
-            return err;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("serve started over a damaged data directory");
-        }
-        std::thread::sleep(StdDuration::from_millis(50));
-    }
+    let status = exits(&mut child, "serve started over a damaged data directory");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.success(), "serve exited 0: {err}");
+    err
 }
 
 /// A data directory holding `n` acknowledged predictions, the server stopped by `stop`.
@@ -206,22 +214,6 @@ fn deleting_lock_does_not_let_a_second_process_in() {
     );
 }
 
-/// Waits for `child` to exit; fails the test if it is still running after a minute (a hang,
-/// not a slow machine: the grace period is 10 s).
-fn exits(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + StdDuration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still running a minute after SIGTERM"
-        );
-        std::thread::sleep(StdDuration::from_millis(50));
-    }
-}
-
 /// A client holding a half-sent request (headers cut off, or a body shorter than its
 /// Content-Length) once kept `serve` from stopping on SIGTERM for as long as it liked.
 #[test]
@@ -248,7 +240,7 @@ fn sigterm_stops_the_server_while_clients_hold_half_sent_requests() {
         .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
-    let status = exits(&mut s.child);
+    let status = exits(&mut s.child, "still running a minute after SIGTERM");
     assert!(status.success(), "{status:?}");
     drop((half_header, half_body));
     // What was acknowledged is there, and the store was closed cleanly.
