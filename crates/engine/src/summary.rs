@@ -209,30 +209,26 @@ fn operational(
         Some(last.predictions as f64),
         first.map(|f| compare_counts(f.predictions, last.predictions, config)),
     );
-    put(
-        "error_rate",
-        first.and_then(|f| ratio(f.errors, f.predictions)),
-        ratio(last.errors, last.predictions),
-        first.map(|f| {
-            compare_proportion(
-                (f.errors, f.predictions),
-                (last.errors, last.predictions),
-                config,
-            )
-        }),
-    );
-    put(
-        "label_coverage",
-        first.and_then(|f| ratio(f.labelled, f.predictions)),
-        ratio(last.labelled, last.predictions),
-        first.map(|f| {
-            compare_proportion(
-                (f.labelled, f.predictions),
-                (last.labelled, last.predictions),
-                config,
-            )
-        }),
-    );
+    // Shares of the window's predictions: those with an error, those with a label.
+    type Part = fn(&WindowAccumulator) -> u64;
+    let shares: [(&str, Part); 2] = [
+        ("error_rate", |a| a.errors),
+        ("label_coverage", |a| a.labelled),
+    ];
+    for (name, part) in shares {
+        put(
+            name,
+            first.and_then(|f| ratio(part(f), f.predictions)),
+            ratio(part(last), last.predictions),
+            first.map(|f| {
+                compare_proportion(
+                    (part(f), f.predictions),
+                    (part(last), last.predictions),
+                    config,
+                )
+            }),
+        );
+    }
     let by_interval = |name: &str, pick: &dyn Fn(&WindowAccumulator) -> Metric| {
         let l = pick(last);
         let f = first.map(pick);
