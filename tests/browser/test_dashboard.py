@@ -374,9 +374,14 @@ def test_the_change_summary_and_acknowledging_an_alert(demo, page, screenshots):
         first, last = row.get_attribute("data-first"), row.get_attribute("data-last")
         assert (float(first) if first else None) == m["first"], name
         assert (float(last) if last else None) == m["last"], name
-        c = m["first_to_last"]
-        if c and c["status"] == "compared":
-            assert (row.locator("[data-significant]").count() > 0) == c["significant"], name
+        # Each comparison's cells are named: a significant baseline change must not pass for a
+        # significant first-to-last one.
+        for comparison in ["first_to_last", "baseline_to_last"]:
+            assert row.locator(f'td[data-comparison="{comparison}"]').count() >= 1, (name, comparison)
+            c = m[comparison]
+            if c and c["status"] == "compared":
+                flag = row.locator(f'td[data-comparison="{comparison}"] [data-significant]')
+                assert (flag.count() > 0) == c["significant"], (name, comparison)
     table.screenshot(path=os.path.join(screenshots, "changes.png"))
 
     # Acknowledge the firing accuracy alert with the alerts view's form: no script, a POST and

@@ -26,8 +26,11 @@ fn raw(v: &Value) -> String {
     }
 }
 
-/// The change cells of one comparison: the change, its p-value, whether it is significant.
-fn change_cells(c: &Value) -> Markup {
+/// The change cells of one comparison (`first_to_last` or `baseline_to_last`, named on each
+/// cell so that a reader of the page can tell the two apart): the change, its p-value,
+/// whether it is significant.
+fn change_cells(m: &Value, comparison: &str) -> Markup {
+    let c = &m[comparison];
     match s(c, "status") {
         "compared" => {
             let delta = c.get("delta").and_then(Value::as_f64).unwrap_or(f64::NAN);
@@ -35,20 +38,23 @@ fn change_cells(c: &Value) -> Markup {
             let significant = c.get("significant").and_then(Value::as_bool) == Some(true);
             let test = s(c, "test").replace('_', " ");
             html! {
-                td.num data-delta=(raw(&c["delta"])) {
+                td.num data-comparison=(comparison) data-delta=(raw(&c["delta"])) {
                     // Bold, not red: whether a rise is bad depends on the metric (recall, latency).
                     @if significant { b { (signed(delta)) } } @else { (signed(delta)) }
                     @if let Some(r) = c.get("relative_delta").and_then(Value::as_f64) { div.s { (if r > 0.0 { "+" } else { "" }) (format!("{:.1} %", r * 100.0)) } }
                 }
-                td.num data-p-value=(raw(&c["p_value"])) title=(test) {
+                td.num data-comparison=(comparison) data-p-value=(raw(&c["p_value"])) title=(test) {
                     (p_text(p))
                     @if significant { " " span.flag data-significant="true" title="p below the significance level: the change is unlikely to be chance" { "significant" } }
                 }
             }
         }
-        "" => html! { td.num { span.muted { "—" } } td.num { span.muted { "—" } } },
+        "" => html! {
+            td.num data-comparison=(comparison) { span.muted { "—" } }
+            td.num data-comparison=(comparison) { span.muted { "—" } }
+        },
         _ => html! {
-            td.num colspan="2" { span.muted title=(s(c, "reason")) { "not comparable" } div.s { (s(c, "reason")) } }
+            td.num colspan="2" data-comparison=(comparison) { span.muted title=(s(c, "reason")) { "not comparable" } div.s { (s(c, "reason")) } }
         },
     }
 }
@@ -114,9 +120,9 @@ pub fn changes_section(metrics: &Value) -> Markup {
                     td { code { (name) } }
                     td.num { (value(&m["first"])) }
                     td.num { (value(&m["last"])) }
-                    (change_cells(&m["first_to_last"]))
+                    (change_cells(m, "first_to_last"))
                     td.num { (value(&m["baseline"])) }
-                    (change_cells(&m["baseline_to_last"]))
+                    (change_cells(m, "baseline_to_last"))
                 }
             }
         }
