@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use rand::Rng;
+use modelwatch_bench::{body, cpu_seconds, gzip, now_rfc3339, rss_mb};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -43,72 +43,6 @@ struct Args {
     now: bool,
 }
 
-fn body(batch_no: usize, rows: usize, now: Option<&str>, rng: &mut impl Rng) -> String {
-    let cats = ["a", "b", "c", "d", "e", "f", "g"];
-    let mut out = String::with_capacity(rows * 700);
-    for i in 0..rows {
-        let mut features = serde_json::Map::new();
-        for f in 0..20 {
-            features.insert(
-                format!("f{f:02}"),
-                serde_json::json!((rng.random::<f64>() * 100.0 * 1e4).round() / 1e4),
-            );
-        }
-        for c in 0..5 {
-            features.insert(
-                format!("c{c}"),
-                serde_json::json!(format!("c{c}_{}", cats[rng.random_range(0..cats.len())])),
-            );
-        }
-        let score: f64 = (rng.random::<f64>() * 1e6).round() / 1e6;
-        let row = serde_json::json!({
-            "request_id": format!("{:016x}{:08x}{:08x}", rng.random::<u64>(), batch_no, i),
-            "timestamp": now.map_or_else(
-                || format!("2026-01-{:02}T{:02}:{:02}:00Z", 1 + (batch_no % 28), i % 24, i % 60),
-                str::to_owned,
-            ),
-            "model_version": "v1",
-            "features": features,
-            "prediction": i32::from(score >= 0.5),
-            "score": score,
-            "latency_ms": (rng.random::<f64>() * 2000.0).round() / 100.0,
-        });
-        out.push_str(&row.to_string());
-        out.push('\n');
-    }
-    out
-}
-
-/// CPU seconds (user + system) used so far by this process, or by `pid`: the load generator
-/// shares the machine with the server, so both are reported.
-fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
-    let path = match pid {
-        Some(pid) => format!("/proc/{pid}/stat"),
-        None => "/proc/self/stat".to_owned(),
-    };
-    let stat = std::fs::read_to_string(path).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; the kernel
-    // counts them in USER_HZ, which is 100 on Linux.
-    Some((ticks(11)? + ticks(12)?) / 100.0)
-}
-
-fn rss_mb(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).expect("in-memory write");
-    e.finish().expect("in-memory write")
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.batch == 0 || args.events == 0 || args.concurrency == 0 {
@@ -117,12 +51,7 @@ fn main() -> anyhow::Result<()> {
     let batches = args.events.div_ceil(args.batch);
     eprintln!("generating {batches} bodies of {} events…", args.batch);
     let mut rng = rand::rng();
-    let now = args.now.then(|| {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        modelwatch_core::Timestamp::from_secs(secs as i64).to_rfc3339()
-    });
+    let now = args.now.then(now_rfc3339);
     let bodies: Vec<Vec<u8>> = (0..batches)
         .map(|b| {
             let rows = args.batch.min(args.events - b * args.batch);
