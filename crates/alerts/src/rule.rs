@@ -227,38 +227,9 @@ impl Condition {
     }
 }
 
-/// Performance metric names of the engine's per-window report (scikit-learn's names).
-pub const PERFORMANCE_METRICS: &[&str] = &[
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "specificity",
-    "fpr",
-    "fnr",
-    "balanced_accuracy",
-    "mcc",
-    "roc_auc",
-    "average_precision",
-    "log_loss",
-    "brier_score",
-    "ece",
-    "precision_micro",
-    "precision_macro",
-    "precision_weighted",
-    "recall_micro",
-    "recall_macro",
-    "recall_weighted",
-    "f1_micro",
-    "f1_macro",
-    "f1_weighted",
-    "mae",
-    "mse",
-    "rmse",
-    "mape",
-    "r2",
-    "mean_error",
-];
+/// Performance metric names of the engine's per-window report (scikit-learn's names), from
+/// the one vocabulary (`modelwatch_stats::perf::MetricName`).
+pub const PERFORMANCE_METRICS: &[&str] = &modelwatch_stats::perf::MetricName::NAMES;
 
 /// Label-free per-window values of the performance report.
 pub const OPERATIONAL_SIGNALS: &[&str] = &[
@@ -739,6 +710,36 @@ impl RuleSpec {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// docs/api.md's list of the metrics a rule takes is the validator's list: a metric added
+    /// to the vocabulary fails here until the docs name it, and a name the docs give that the
+    /// validator refuses fails too.
+    #[test]
+    fn the_docs_list_exactly_the_metrics_a_rule_accepts() {
+        let api = include_str!("../../../docs/api.md");
+        let start = api
+            .find("- `<metric>`: a performance metric")
+            .expect("the docs' signal list");
+        let end = start
+            + api[start..]
+                .find("- `<operational>`")
+                .expect("the next item");
+        let documented: std::collections::BTreeSet<&str> = api[start..end]
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|name| !name.contains(['<', ' ', '.']))
+            .collect();
+        let accepted: std::collections::BTreeSet<&str> =
+            PERFORMANCE_METRICS.iter().copied().collect();
+        assert_eq!(documented, accepted);
+        for name in documented {
+            assert!(
+                matches!(Signal::parse(name), Ok(Signal::Metric(_))),
+                "{name}"
+            );
+        }
+    }
 
     fn f1_rule() -> serde_json::Value {
         json!({"name": "f1-vs-test", "signal": "f1",

@@ -178,13 +178,15 @@ fn from_server(url: &str, model: &ModelName, args: &MetricsArgs) -> anyhow::Resu
     Ok(ask_server(url, model, args, "json")?.json()?)
 }
 
-/// The headline metrics of a task, in table and CSV order.
-fn headline(task: &str) -> &'static [&'static str] {
+/// The metrics of a task the table shows (three, to fit a terminal), in table and CSV order.
+fn headline(task: &str) -> [&'static str; 3] {
+    use modelwatch_stats::perf::MetricName::*;
     match task {
-        "regression" => &["mae", "rmse", "r2"],
-        "multiclass" => &["accuracy", "f1_macro", "roc_auc"],
-        _ => &["accuracy", "f1", "roc_auc"],
+        "regression" => [Mae, Rmse, R2],
+        "multiclass" => [Accuracy, F1Macro, RocAuc],
+        _ => [Accuracy, F1, RocAuc],
     }
+    .map(|m| m.as_str())
 }
 
 /// `0.812 [0.790, 0.833]`, `n=12 < 30`, or `-` (undefined).

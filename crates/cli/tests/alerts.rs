@@ -982,7 +982,9 @@ fn signal_cases() -> Vec<Case> {
             m if m.ends_with("_micro") || m.ends_with("_macro") || m.ends_with("_weighted") => {
                 case("multi", m, "<", 0.9)
             }
-            "mae" | "rmse" | "mean_error" => case("reg", m, ">", 4.0),
+            "mae" | "rmse" | "mean_error" | "error_p05" | "error_p50" | "error_p95" => {
+                case("reg", m, ">", 4.0)
+            }
             "mse" => case("reg", m, ">", 20.0),
             "mape" => case("reg", m, ">", 0.01),
             "r2" => case("reg", m, "<", 0.99),

@@ -560,13 +560,16 @@ pub fn metric(w: &Value, name: &str) -> Option<(f64, f64, f64)> {
     Some((v, lo, hi))
 }
 
-/// The four metrics charted for a task, the first being the headline one.
+/// The four metrics charted for a task (the vocabulary's headline ones), the first being the
+/// headline one.
 pub fn chart_metrics(task: &str) -> [&'static str; 4] {
-    match task {
-        "multiclass" => ["accuracy", "f1_macro", "precision_macro", "recall_macro"],
-        "regression" => ["mae", "rmse", "r2", "mape"],
-        _ => ["accuracy", "precision", "recall", "f1"],
-    }
+    use modelwatch_stats::perf::{BINARY_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS};
+    let metrics = match task {
+        "multiclass" => MULTICLASS_METRICS,
+        "regression" => REGRESSION_METRICS,
+        _ => BINARY_METRICS,
+    };
+    metrics.headline.map(|m| m.as_str())
 }
 
 /// A window's start from the API's JSON.

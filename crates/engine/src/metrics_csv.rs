@@ -10,9 +10,11 @@
 //! (NaN in pandas). Numbers are written in Rust's shortest round-trip form, so a value read
 //! back is the JSON report's number, bit for bit.
 //!
+//! The metrics and their order come from the vocabulary (`modelwatch_stats::perf::MetricName`).
 //! Headline metrics: binary `accuracy, precision, recall, f1`; multiclass `accuracy,
 //! precision_macro, recall_macro, f1_macro`; regression `mae, rmse, r2, mape`.
 
+use modelwatch_stats::perf::{BINARY_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS};
 use serde_json::Value;
 
 use crate::performance::{PerformanceReport, Task};
@@ -22,55 +24,24 @@ enum Column {
     /// A plain value under this key (a timestamp, a count, a ratio).
     Plain(&'static str),
     /// The `Metric` object at this path: its value, then `_ci_low` and `_ci_high` columns.
-    Metric(&'static [&'static str]),
+    Metric(Vec<&'static str>),
 }
 
-const BINARY_HEADLINE: &[&str] = &["accuracy", "precision", "recall", "f1"];
-const BINARY_REST: &[&str] = &[
-    "roc_auc",
-    "average_precision",
-    "log_loss",
-    "brier_score",
-    "ece",
-    "specificity",
-    "balanced_accuracy",
-    "mcc",
-    "fpr",
-    "fnr",
-];
-const MULTICLASS_HEADLINE: &[&str] = &["accuracy", "precision_macro", "recall_macro", "f1_macro"];
-const MULTICLASS_REST: &[&str] = &[
-    "precision_micro",
-    "recall_micro",
-    "f1_micro",
-    "precision_weighted",
-    "recall_weighted",
-    "f1_weighted",
-    "roc_auc",
-    "log_loss",
-];
-const REGRESSION_HEADLINE: &[&str] = &["mae", "rmse", "r2", "mape"];
-const REGRESSION_REST: &[&str] = &["mse", "mean_error", "error_p05", "error_p50", "error_p95"];
-
 fn columns(task: Task) -> Vec<(String, Column)> {
-    let (headline, rest) = match task {
-        Task::Binary => (BINARY_HEADLINE, BINARY_REST),
-        Task::Multiclass => (MULTICLASS_HEADLINE, MULTICLASS_REST),
-        Task::Regression => (REGRESSION_HEADLINE, REGRESSION_REST),
+    // The task's metrics from the one vocabulary: its headline four first, the rest last.
+    let metrics = match task {
+        Task::Binary => BINARY_METRICS,
+        Task::Multiclass => MULTICLASS_METRICS,
+        Task::Regression => REGRESSION_METRICS,
     };
     let mut out: Vec<(String, Column)> = vec![
         ("window_start".into(), Column::Plain("start")),
         ("window_end".into(), Column::Plain("end")),
     ];
-    let metric = |name: &'static &'static str| {
-        (
-            (*name).to_owned(),
-            Column::Metric(std::slice::from_ref(name)),
-        )
-    };
-    out.extend(headline.iter().map(metric));
+    let metric = |name: &'static str| (name.to_owned(), Column::Metric(vec![name]));
+    out.extend(metrics.headline.iter().map(|m| metric(m.as_str())));
     if task != Task::Regression {
-        out.push(metric(&"average_confidence"));
+        out.push(metric("average_confidence"));
     }
     out.push(("prediction_volume".into(), Column::Plain("predictions")));
     out.push(("labelled".into(), Column::Plain("labelled")));
@@ -81,11 +52,11 @@ fn columns(task: Task) -> Vec<(String, Column)> {
         ("latency_p99", &["latency_ms", "p99"]),
     ];
     for (name, path) in LATENCY {
-        out.push((name.into(), Column::Metric(path)));
+        out.push((name.into(), Column::Metric(path.to_vec())));
     }
     out.push(("error_rate".into(), Column::Plain("error_rate")));
     out.push(("label_coverage".into(), Column::Plain("label_coverage")));
-    out.extend(rest.iter().map(metric));
+    out.extend(metrics.rest.iter().map(|m| metric(m.as_str())));
     out.push((
         "insufficient_sample".into(),
         Column::Plain("insufficient_sample"),

@@ -65,6 +65,7 @@ mod outcome;
 mod rank;
 mod regression;
 mod sketch;
+mod vocabulary;
 
 /// Deserializes a vector that must have exactly `N` entries, so that a stored state read back
 /// can be indexed without checks (a truncated or foreign state is an error, not a panic later).
@@ -104,6 +105,9 @@ pub use rank::{average_precision_exact, roc_auc_exact, roc_auc_exact_variance};
 pub use regression::{RegressionReport, RegressionState};
 pub use sketch::{
     Histogram, HistogramBucket, QuantileSketch, DEFAULT_RELATIVE_ACCURACY, SKETCH_ZERO,
+};
+pub use vocabulary::{
+    MetricName, TaskMetrics, BINARY_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS,
 };
 
 /// A row or a merge that a performance state refuses. The state is left unchanged.

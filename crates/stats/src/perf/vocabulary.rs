@@ -1,0 +1,377 @@
+//! The performance metrics by name: the one list the rule validator, the Prometheus exporter,
+//! the CSV export, the dashboard's charts and the docs take their names from.
+//!
+//! Adding a metric is one variant here (its name, and the report field it reads: the `match`es
+//! below do not compile until it has one) plus its computation in the report. The tests check
+//! both directions against the reports' JSON, which is what the server answers and the alerts
+//! read: every name listed for a task is a metric of that task's report, and every metric of a
+//! report is listed.
+
+use super::{BinaryReport, Metric, MulticlassReport, RegressionReport};
+
+/// A performance metric, by its scikit-learn name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MetricName {
+    Accuracy,
+    Precision,
+    Recall,
+    F1,
+    Specificity,
+    Fpr,
+    Fnr,
+    BalancedAccuracy,
+    Mcc,
+    RocAuc,
+    AveragePrecision,
+    LogLoss,
+    BrierScore,
+    Ece,
+    PrecisionMicro,
+    PrecisionMacro,
+    PrecisionWeighted,
+    RecallMicro,
+    RecallMacro,
+    RecallWeighted,
+    F1Micro,
+    F1Macro,
+    F1Weighted,
+    Mae,
+    Mse,
+    Rmse,
+    Mape,
+    R2,
+    MeanError,
+    ErrorP05,
+    ErrorP50,
+    ErrorP95,
+}
+
+use MetricName::*;
+
+/// The metrics of one task: the four headline ones (charted, first in tables and exports, the
+/// first of them the task's headline number), then the rest.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskMetrics {
+    pub headline: [MetricName; 4],
+    pub rest: &'static [MetricName],
+}
+
+impl TaskMetrics {
+    /// Headline first, then the rest.
+    pub fn all(&self) -> impl Iterator<Item = MetricName> + '_ {
+        self.headline.iter().chain(self.rest).copied()
+    }
+}
+
+pub const BINARY_METRICS: TaskMetrics = TaskMetrics {
+    headline: [Accuracy, Precision, Recall, F1],
+    rest: &[
+        RocAuc,
+        AveragePrecision,
+        LogLoss,
+        BrierScore,
+        Ece,
+        Specificity,
+        BalancedAccuracy,
+        Mcc,
+        Fpr,
+        Fnr,
+    ],
+};
+
+pub const MULTICLASS_METRICS: TaskMetrics = TaskMetrics {
+    headline: [Accuracy, PrecisionMacro, RecallMacro, F1Macro],
+    rest: &[
+        PrecisionMicro,
+        RecallMicro,
+        F1Micro,
+        PrecisionWeighted,
+        RecallWeighted,
+        F1Weighted,
+        RocAuc,
+        LogLoss,
+    ],
+};
+
+pub const REGRESSION_METRICS: TaskMetrics = TaskMetrics {
+    headline: [Mae, Rmse, R2, Mape],
+    rest: &[Mse, MeanError, ErrorP05, ErrorP50, ErrorP95],
+};
+
+impl MetricName {
+    /// Every metric, in the order rules, exports and docs list them.
+    pub const ALL: [MetricName; 32] = [
+        Accuracy,
+        Precision,
+        Recall,
+        F1,
+        Specificity,
+        Fpr,
+        Fnr,
+        BalancedAccuracy,
+        Mcc,
+        RocAuc,
+        AveragePrecision,
+        LogLoss,
+        BrierScore,
+        Ece,
+        PrecisionMicro,
+        PrecisionMacro,
+        PrecisionWeighted,
+        RecallMicro,
+        RecallMacro,
+        RecallWeighted,
+        F1Micro,
+        F1Macro,
+        F1Weighted,
+        Mae,
+        Mse,
+        Rmse,
+        Mape,
+        R2,
+        MeanError,
+        ErrorP05,
+        ErrorP50,
+        ErrorP95,
+    ];
+
+    /// Every metric's name, in the order of [`MetricName::ALL`].
+    pub const NAMES: [&'static str; 32] = {
+        let mut out = [""; 32];
+        let mut i = 0;
+        while i < out.len() {
+            out[i] = Self::ALL[i].as_str();
+            i += 1;
+        }
+        out
+    };
+
+    /// The name in reports, rules and exports (scikit-learn's).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Accuracy => "accuracy",
+            Precision => "precision",
+            Recall => "recall",
+            F1 => "f1",
+            Specificity => "specificity",
+            Fpr => "fpr",
+            Fnr => "fnr",
+            BalancedAccuracy => "balanced_accuracy",
+            Mcc => "mcc",
+            RocAuc => "roc_auc",
+            AveragePrecision => "average_precision",
+            LogLoss => "log_loss",
+            BrierScore => "brier_score",
+            Ece => "ece",
+            PrecisionMicro => "precision_micro",
+            PrecisionMacro => "precision_macro",
+            PrecisionWeighted => "precision_weighted",
+            RecallMicro => "recall_micro",
+            RecallMacro => "recall_macro",
+            RecallWeighted => "recall_weighted",
+            F1Micro => "f1_micro",
+            F1Macro => "f1_macro",
+            F1Weighted => "f1_weighted",
+            Mae => "mae",
+            Mse => "mse",
+            Rmse => "rmse",
+            Mape => "mape",
+            R2 => "r2",
+            MeanError => "mean_error",
+            ErrorP05 => "error_p05",
+            ErrorP50 => "error_p50",
+            ErrorP95 => "error_p95",
+        }
+    }
+
+    /// The metric of this name, if there is one.
+    pub fn parse(name: &str) -> Option<MetricName> {
+        Self::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+
+    /// This metric in a binary report, if binary models have it.
+    pub fn of_binary(self, r: &BinaryReport) -> Option<&Metric> {
+        Some(match self {
+            Accuracy => &r.accuracy,
+            Precision => &r.precision,
+            Recall => &r.recall,
+            F1 => &r.f1,
+            Specificity => &r.specificity,
+            Fpr => &r.fpr,
+            Fnr => &r.fnr,
+            BalancedAccuracy => &r.balanced_accuracy,
+            Mcc => &r.mcc,
+            RocAuc => &r.roc_auc,
+            AveragePrecision => &r.average_precision,
+            LogLoss => &r.log_loss,
+            BrierScore => &r.brier_score,
+            Ece => &r.ece,
+            PrecisionMicro | PrecisionMacro | PrecisionWeighted | RecallMicro | RecallMacro
+            | RecallWeighted | F1Micro | F1Macro | F1Weighted | Mae | Mse | Rmse | Mape | R2
+            | MeanError | ErrorP05 | ErrorP50 | ErrorP95 => return None,
+        })
+    }
+
+    /// This metric in a multiclass report, if multiclass models have it.
+    pub fn of_multiclass(self, r: &MulticlassReport) -> Option<&Metric> {
+        Some(match self {
+            Accuracy => &r.accuracy,
+            PrecisionMicro => &r.precision_micro,
+            PrecisionMacro => &r.precision_macro,
+            PrecisionWeighted => &r.precision_weighted,
+            RecallMicro => &r.recall_micro,
+            RecallMacro => &r.recall_macro,
+            RecallWeighted => &r.recall_weighted,
+            F1Micro => &r.f1_micro,
+            F1Macro => &r.f1_macro,
+            F1Weighted => &r.f1_weighted,
+            RocAuc => &r.roc_auc,
+            LogLoss => &r.log_loss,
+            Precision | Recall | F1 | Specificity | Fpr | Fnr | BalancedAccuracy | Mcc
+            | AveragePrecision | BrierScore | Ece | Mae | Mse | Rmse | Mape | R2 | MeanError
+            | ErrorP05 | ErrorP50 | ErrorP95 => return None,
+        })
+    }
+
+    /// This metric in a regression report, if regression models have it.
+    pub fn of_regression(self, r: &RegressionReport) -> Option<&Metric> {
+        Some(match self {
+            Mae => &r.mae,
+            Mse => &r.mse,
+            Rmse => &r.rmse,
+            Mape => &r.mape,
+            R2 => &r.r2,
+            MeanError => &r.mean_error,
+            ErrorP05 => &r.error_p05,
+            ErrorP50 => &r.error_p50,
+            ErrorP95 => &r.error_p95,
+            Accuracy | Precision | Recall | F1 | Specificity | Fpr | Fnr | BalancedAccuracy
+            | Mcc | RocAuc | AveragePrecision | LogLoss | BrierScore | Ece | PrecisionMicro
+            | PrecisionMacro | PrecisionWeighted | RecallMicro | RecallMacro | RecallWeighted
+            | F1Micro | F1Macro | F1Weighted => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for MetricName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::perf::{BinaryState, MetricConfig, MulticlassState, RegressionState};
+    use serde_json::Value;
+    use std::collections::BTreeSet;
+
+    /// The keys of a report's JSON whose values are metrics (an object with a `status`).
+    fn metric_keys(report: &Value) -> BTreeSet<String> {
+        report
+            .as_object()
+            .expect("a report is an object")
+            .iter()
+            .filter(|(_, v)| v.get("status").is_some_and(Value::is_string))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Both directions for one task: the listed names are exactly the report's metrics, each
+    /// read from the typed report equals what its JSON holds under that name.
+    fn check(
+        task: &str,
+        listed: TaskMetrics,
+        json: Value,
+        read: impl Fn(MetricName) -> Option<Value>,
+    ) {
+        let listed_names: BTreeSet<String> = listed.all().map(|m| m.as_str().to_owned()).collect();
+        assert_eq!(
+            listed.all().count(),
+            listed_names.len(),
+            "{task}: a metric listed twice"
+        );
+        assert_eq!(
+            listed_names,
+            metric_keys(&json),
+            "{task}: the vocabulary and the report's metrics differ"
+        );
+        for m in MetricName::ALL {
+            let typed = read(m);
+            assert_eq!(
+                typed.is_some(),
+                listed_names.contains(m.as_str()),
+                "{task}: {m} is readable from the typed report but not listed, or the reverse"
+            );
+            if let Some(value) = typed {
+                assert_eq!(value, json[m.as_str()], "{task}: {m}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_listed_metric_is_in_its_report_and_every_reported_metric_is_listed() {
+        let config = MetricConfig::default();
+        let mut binary = BinaryState::new();
+        let mut multiclass = MulticlassState::new();
+        let mut regression = RegressionState::new();
+        for i in 0..200 {
+            let score = f64::from(i % 100) / 100.0;
+            binary
+                .observe(i % 3 != 0 && score > 0.3, Some(score), None)
+                .unwrap();
+            multiclass
+                .observe(
+                    &format!("c{}", i % 3),
+                    &format!("c{}", i % 4 % 3),
+                    None::<&[(&str, f64)]>,
+                )
+                .unwrap();
+            regression
+                .observe(f64::from(i), f64::from(i) + score)
+                .unwrap();
+        }
+        let b = binary.metrics(&config);
+        check(
+            "binary",
+            BINARY_METRICS,
+            serde_json::to_value(&b).unwrap(),
+            |m| m.of_binary(&b).map(|x| serde_json::to_value(x).unwrap()),
+        );
+        let mc = multiclass.metrics(&config);
+        check(
+            "multiclass",
+            MULTICLASS_METRICS,
+            serde_json::to_value(&mc).unwrap(),
+            |m| {
+                m.of_multiclass(&mc)
+                    .map(|x| serde_json::to_value(x).unwrap())
+            },
+        );
+        let r = regression.metrics(&config);
+        check(
+            "regression",
+            REGRESSION_METRICS,
+            serde_json::to_value(&r).unwrap(),
+            |m| {
+                m.of_regression(&r)
+                    .map(|x| serde_json::to_value(x).unwrap())
+            },
+        );
+    }
+
+    #[test]
+    fn names_parse_back_and_every_metric_belongs_to_a_task() {
+        for m in MetricName::ALL {
+            assert_eq!(MetricName::parse(m.as_str()), Some(m));
+            assert!(
+                [BINARY_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS]
+                    .iter()
+                    .any(|t| t.all().any(|x| x == m)),
+                "{m} belongs to no task"
+            );
+        }
+        assert_eq!(MetricName::NAMES.len(), MetricName::ALL.len());
+        assert_eq!(MetricName::parse("accuracy "), None);
+    }
+}
