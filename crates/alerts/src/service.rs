@@ -1,6 +1,13 @@
 //! The alert service: evaluates every rule on a schedule and after ingest (debounced), moves
 //! alerts through their lifecycle, queues notifications in the outbox and delivers them with
 //! retries; also keeps the latest per-model values for `GET /metrics`.
+//!
+//! This module holds the config, the error and the service's state; each responsibility is a
+//! module of its own: `rules` (rules over the API), `alerts` (listing, acknowledgements,
+//! history), `silences`, `heartbeats` (job runs and their state), `evaluation` (one pass: the
+//! conditions, the lifecycle step, the write of state, history and outbox), `delivery` (the
+//! outbox sent with retries, Alertmanager re-sends), `schedule` (the loops `run` starts) and
+//! `metrics` (the values of `GET /metrics` and their exposition).
 
 mod alerts;
 mod delivery;
