@@ -193,7 +193,7 @@ impl AlertService {
             .insert(model.to_owned(), m);
     }
 
-    /// Writes the model, drift, quality, freshness, alert and notification families.
+    /// Writes every model's families (`export_model`), then the alert and notification ones.
     pub fn export(&self, e: &mut Exposition) {
         let now = self.now();
         let window = self.config.metrics_window.clone();
@@ -203,144 +203,7 @@ impl AlertService {
             .unwrap_or_else(|e| e.into_inner())
             .iter()
         {
-            for (version, metric, v) in &m.performance {
-                e.gauge(
-                    "modelwatch_model_performance",
-                    "Performance metric of the latest window with labels (scikit-learn names), by model and version.",
-                    &[("model", model), ("version", version), ("metric", metric), ("window", &window)],
-                    *v,
-                );
-            }
-            let segment = self.config.metrics_segments.get(model);
-            for (value, metric, v) in &m.segments {
-                e.gauge(
-                    "modelwatch_segment_performance",
-                    "Performance metric per value of the model's configured segment (the 10 largest values plus other) in the latest window, all versions.",
-                    &[
-                        ("model", model),
-                        ("segment", segment.map_or("", String::as_str)),
-                        ("segment_value", value),
-                        ("metric", metric),
-                        ("window", &window),
-                    ],
-                    *v,
-                );
-            }
-            for (version, name, v) in &m.values {
-                let family = format!("modelwatch_model_{name}");
-                e.gauge(
-                    &family,
-                    "Label-free value of the latest window, by model and version.",
-                    &[("model", model), ("version", version), ("window", &window)],
-                    *v,
-                );
-            }
-            for (version, h) in &m.latency_histogram {
-                // Seconds, Prometheus's base unit (promtool's lint): the engine's ms / 1000.
-                const F: &str = "modelwatch_model_latency_seconds";
-                e.family(
-                    F,
-                    "histogram",
-                    "Prediction latency since the first kept event (from the quantile sketch: a value within 2% of a bound may be counted on either side; _sum within 1%).",
-                );
-                for b in &h.buckets {
-                    let le = (b.le / 1000.0).to_string();
-                    e.sample(
-                        F,
-                        "modelwatch_model_latency_seconds_bucket",
-                        &[("model", model), ("version", version), ("le", &le)],
-                        b.count as f64,
-                    );
-                }
-                let labels: [(&str, &str); 2] = [("model", model), ("version", version)];
-                e.sample(
-                    F,
-                    "modelwatch_model_latency_seconds_bucket",
-                    &[labels[0], labels[1], ("le", "+Inf")],
-                    h.count as f64,
-                );
-                e.sample(
-                    F,
-                    "modelwatch_model_latency_seconds_sum",
-                    &labels,
-                    h.sum / 1000.0,
-                );
-                e.sample(
-                    F,
-                    "modelwatch_model_latency_seconds_count",
-                    &labels,
-                    h.count as f64,
-                );
-            }
-            for (version, q, v) in &m.latency {
-                e.family(
-                    "modelwatch_model_window_latency_seconds",
-                    "summary",
-                    "Prediction latency quantiles of the latest window.",
-                );
-                e.sample(
-                    "modelwatch_model_window_latency_seconds",
-                    "modelwatch_model_window_latency_seconds",
-                    &[("model", model), ("version", version), ("quantile", q)],
-                    *v / 1000.0,
-                );
-            }
-            for (feature, drifted, stat) in &m.drift {
-                e.gauge(
-                    "modelwatch_feature_drifted",
-                    "1 when the feature drifted from the reference in the latest window.",
-                    &[("model", model), ("feature", feature)],
-                    *drifted,
-                );
-                if let Some(s) = stat {
-                    e.gauge(
-                        "modelwatch_feature_drift_statistic",
-                        "The drift method's statistic of the feature in the latest window.",
-                        &[("model", model), ("feature", feature)],
-                        *s,
-                    );
-                }
-            }
-            if let Some(s) = m.share_drifted {
-                e.gauge(
-                    "modelwatch_model_drift_share",
-                    "Share of evaluated features that drifted in the latest window.",
-                    &[("model", model)],
-                    s,
-                );
-            }
-            for (feature, v) in &m.null_rate {
-                e.gauge(
-                    "modelwatch_feature_null_rate",
-                    "Share of null values of the feature in the latest window.",
-                    &[("model", model), ("feature", feature)],
-                    *v,
-                );
-            }
-            if let Some(f) = m.quality_flags {
-                e.gauge(
-                    "modelwatch_model_quality_flags",
-                    "Data-quality flags raised in the latest window.",
-                    &[("model", model)],
-                    f,
-                );
-            }
-            if let Ok(Some(t)) = self.db.last_arrival(model, "predictions") {
-                e.gauge(
-                    "modelwatch_model_seconds_since_last_prediction",
-                    "Seconds since predictions last arrived.",
-                    &[("model", model)],
-                    (now.0 - t.0) as f64 / 1e6,
-                );
-            }
-            if let Ok(Some(t)) = self.db.last_arrival(model, "labels") {
-                e.gauge(
-                    "modelwatch_model_seconds_since_last_label",
-                    "Seconds since labels last arrived.",
-                    &[("model", model)],
-                    (now.0 - t.0) as f64 / 1e6,
-                );
-            }
+            self.export_model(e, model, m, &window, now);
         }
         if let Ok(alerts) = self.db.alerts() {
             for a in alerts.iter().filter(|a| a.state != State::Resolved) {
@@ -379,6 +242,156 @@ impl AlertService {
                     failing as f64,
                 );
             }
+        }
+    }
+
+    /// The families of one model: performance, label-free values, latency, drift, quality,
+    /// freshness.
+    fn export_model(
+        &self,
+        e: &mut Exposition,
+        model: &str,
+        m: &ModelMetrics,
+        window: &str,
+        now: Timestamp,
+    ) {
+        for (version, metric, v) in &m.performance {
+            e.gauge(
+                "modelwatch_model_performance",
+                "Performance metric of the latest window with labels (scikit-learn names), by model and version.",
+                &[("model", model), ("version", version), ("metric", metric), ("window", &window)],
+                *v,
+            );
+        }
+        let segment = self.config.metrics_segments.get(model);
+        for (value, metric, v) in &m.segments {
+            e.gauge(
+                "modelwatch_segment_performance",
+                "Performance metric per value of the model's configured segment (the 10 largest values plus other) in the latest window, all versions.",
+                &[
+                    ("model", model),
+                    ("segment", segment.map_or("", String::as_str)),
+                    ("segment_value", value),
+                    ("metric", metric),
+                    ("window", &window),
+                ],
+                *v,
+            );
+        }
+        for (version, name, v) in &m.values {
+            let family = format!("modelwatch_model_{name}");
+            e.gauge(
+                &family,
+                "Label-free value of the latest window, by model and version.",
+                &[("model", model), ("version", version), ("window", &window)],
+                *v,
+            );
+        }
+        for (version, h) in &m.latency_histogram {
+            // Seconds, Prometheus's base unit (promtool's lint): the engine's ms / 1000.
+            const F: &str = "modelwatch_model_latency_seconds";
+            e.family(
+                F,
+                "histogram",
+                "Prediction latency since the first kept event (from the quantile sketch: a value within 2% of a bound may be counted on either side; _sum within 1%).",
+            );
+            for b in &h.buckets {
+                let le = (b.le / 1000.0).to_string();
+                e.sample(
+                    F,
+                    "modelwatch_model_latency_seconds_bucket",
+                    &[("model", model), ("version", version), ("le", &le)],
+                    b.count as f64,
+                );
+            }
+            let labels: [(&str, &str); 2] = [("model", model), ("version", version)];
+            e.sample(
+                F,
+                "modelwatch_model_latency_seconds_bucket",
+                &[labels[0], labels[1], ("le", "+Inf")],
+                h.count as f64,
+            );
+            e.sample(
+                F,
+                "modelwatch_model_latency_seconds_sum",
+                &labels,
+                h.sum / 1000.0,
+            );
+            e.sample(
+                F,
+                "modelwatch_model_latency_seconds_count",
+                &labels,
+                h.count as f64,
+            );
+        }
+        for (version, q, v) in &m.latency {
+            e.family(
+                "modelwatch_model_window_latency_seconds",
+                "summary",
+                "Prediction latency quantiles of the latest window.",
+            );
+            e.sample(
+                "modelwatch_model_window_latency_seconds",
+                "modelwatch_model_window_latency_seconds",
+                &[("model", model), ("version", version), ("quantile", q)],
+                *v / 1000.0,
+            );
+        }
+        for (feature, drifted, stat) in &m.drift {
+            e.gauge(
+                "modelwatch_feature_drifted",
+                "1 when the feature drifted from the reference in the latest window.",
+                &[("model", model), ("feature", feature)],
+                *drifted,
+            );
+            if let Some(s) = stat {
+                e.gauge(
+                    "modelwatch_feature_drift_statistic",
+                    "The drift method's statistic of the feature in the latest window.",
+                    &[("model", model), ("feature", feature)],
+                    *s,
+                );
+            }
+        }
+        if let Some(s) = m.share_drifted {
+            e.gauge(
+                "modelwatch_model_drift_share",
+                "Share of evaluated features that drifted in the latest window.",
+                &[("model", model)],
+                s,
+            );
+        }
+        for (feature, v) in &m.null_rate {
+            e.gauge(
+                "modelwatch_feature_null_rate",
+                "Share of null values of the feature in the latest window.",
+                &[("model", model), ("feature", feature)],
+                *v,
+            );
+        }
+        if let Some(f) = m.quality_flags {
+            e.gauge(
+                "modelwatch_model_quality_flags",
+                "Data-quality flags raised in the latest window.",
+                &[("model", model)],
+                f,
+            );
+        }
+        if let Ok(Some(t)) = self.db.last_arrival(model, "predictions") {
+            e.gauge(
+                "modelwatch_model_seconds_since_last_prediction",
+                "Seconds since predictions last arrived.",
+                &[("model", model)],
+                (now.0 - t.0) as f64 / 1e6,
+            );
+        }
+        if let Ok(Some(t)) = self.db.last_arrival(model, "labels") {
+            e.gauge(
+                "modelwatch_model_seconds_since_last_label",
+                "Seconds since labels last arrived.",
+                &[("model", model)],
+                (now.0 - t.0) as f64 / 1e6,
+            );
         }
     }
 }
