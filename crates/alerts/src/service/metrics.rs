@@ -259,7 +259,7 @@ impl AlertService {
             e.gauge(
                 "modelwatch_model_performance",
                 "Performance metric of the latest window with labels (scikit-learn names), by model and version.",
-                &[("model", model), ("version", version), ("metric", metric), ("window", &window)],
+                &[("model", model), ("version", version), ("metric", metric), ("window", window)],
                 *v,
             );
         }
@@ -273,7 +273,7 @@ impl AlertService {
                     ("segment", segment.map_or("", String::as_str)),
                     ("segment_value", value),
                     ("metric", metric),
-                    ("window", &window),
+                    ("window", window),
                 ],
                 *v,
             );
@@ -283,7 +283,7 @@ impl AlertService {
             e.gauge(
                 &family,
                 "Label-free value of the latest window, by model and version.",
-                &[("model", model), ("version", version), ("window", &window)],
+                &[("model", model), ("version", version), ("window", window)],
                 *v,
             );
         }
