@@ -8,13 +8,17 @@ MODELWATCH_SCREENSHOTS a directory for the screenshots (default: a temporary one
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
-import urllib.request
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from mwprocess import binary, poll, read_address, request, wait_until_answers  # noqa: E402
 
 XSS = "<script>alert(1)</script>"
 MODEL = "credit"
@@ -33,13 +37,6 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def _binary():
-    path = os.environ.get("MODELWATCH_BIN")
-    if not path or not os.path.exists(path):
-        pytest.fail("set MODELWATCH_BIN to the modelwatch binary (cargo build -p modelwatch-cli)")
-    return path
-
-
 class Process:
     """A `modelwatch serve` or `modelwatch demo` process and its base URL."""
 
@@ -47,33 +44,16 @@ class Process:
         self.started = time.time()
         self.data = tempfile.TemporaryDirectory(prefix="mw-browser-")
         self.proc = subprocess.Popen(
-            [_binary(), *args, "--addr", "127.0.0.1:0", "--data", self.data.name],
+            [binary(), *args, "--addr", "127.0.0.1:0", "--data", self.data.name],
             stdout=subprocess.PIPE,
             env={**os.environ, "RUST_LOG": "warn", **(env or {})},
             text=True,
         )
-        line = self.proc.stdout.readline().strip()
-        prefix = "modelwatch listening on "
-        assert line.startswith(prefix), f"unexpected first line {line!r}"
-        self.url = line[len(prefix):]
-        deadline = time.time() + 10
-        while True:
-            try:
-                urllib.request.urlopen(self.url + "/healthz", timeout=2)
-                break
-            except OSError:
-                assert time.time() < deadline, "the server never answered"
-                time.sleep(0.05)
+        self.url = read_address(self.proc)
+        wait_until_answers(self.url + "/healthz", timeout=10)
 
     def request(self, method, path, body=None, content_type="application/json", key=None):
-        data = body.encode() if isinstance(body, str) else body
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        if data is not None:
-            req.add_header("content-type", content_type)
-        if key is not None:
-            req.add_header("authorization", f"Bearer {key}")
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return json.loads(r.read() or b"null")
+        return request(self.url, method, path, body, content_type, key)
 
     def stop(self):
         self.proc.terminate()
@@ -141,17 +121,15 @@ def server():
 def demo():
     d = Process(["demo", "--days", "7"])
     try:
-        deadline = time.time() + 60
-        while True:
+        def history():
             try:
                 m = d.request("GET", "/v1/models/fraud-demo/metrics?window=1h")
                 c = d.request("GET", "/v1/models/churn-demo/metrics?window=1h")
-                if len(m["windows"]) >= 150 and len(c["windows"]) >= 150:
-                    break
             except OSError:
-                pass
-            assert time.time() < deadline, "the demo's history never arrived"
-            time.sleep(0.5)
+                return None
+            return len(m["windows"]) >= 150 and len(c["windows"]) >= 150 or None
+
+        poll(history, 60, "the demo's history never arrived", interval=0.5)
         yield d
     finally:
         d.stop()
@@ -160,14 +138,16 @@ def demo():
 def wait_for_firing(process, model, rules, seconds=90):
     """Polls GET /v1/alerts until every one of `rules` of `model` is firing, at most `seconds`
     after the process started; returns the alerts by rule."""
-    while True:
+    seen = {}
+
+    def firing():
         alerts = process.request("GET", f"/v1/alerts?model={model}")["alerts"]
-        by_rule = {a["rule"]: a for a in alerts}
-        if all(by_rule.get(r, {}).get("state") == "firing" for r in rules):
-            return by_rule
-        waited = time.time() - process.started
-        assert waited < seconds, f"after {waited:.0f} s: {by_rule}"
-        time.sleep(0.5)
+        seen["by_rule"] = {a["rule"]: a for a in alerts}
+        ok = all(seen["by_rule"].get(r, {}).get("state") == "firing" for r in rules)
+        return seen["by_rule"] if ok else None
+
+    left = max(0.0, seconds - (time.time() - process.started))
+    return poll(firing, left, lambda: f"not all of {rules} firing: {seen.get('by_rule')}", 0.5)
 
 
 @pytest.fixture(scope="session")

@@ -233,9 +233,7 @@ def test_rule_thresholds_are_drawn_on_the_charts_they_watch(server, page):
         # Only there: the F1 chart has no rule.
         assert "rule" not in page.page.locator('figure[data-chart="f1"]').get_attribute("data-series")
     finally:
-        req = __import__("urllib.request").request.Request(
-            f"{server.url}/v1/models/{MODEL}/rules/accuracy-floor", method="DELETE")
-        __import__("urllib.request").request.urlopen(req)
+        server.request("DELETE", f"/v1/models/{MODEL}/rules/accuracy-floor")
     assert page.problems == [], page.problems
 
 
@@ -308,9 +306,7 @@ def test_feedback_and_jobs_views(server, page):
         assert ok.locator("[data-job-status]").get_attribute("data-job-status") == "ok"
         assert "retrain-ran (7d)" in ok.inner_text()
     finally:
-        req = __import__("urllib.request").request.Request(
-            f"{server.url}/v1/models/{MODEL}/rules/retrain-ran", method="DELETE")
-        __import__("urllib.request").request.urlopen(req)
+        server.request("DELETE", f"/v1/models/{MODEL}/rules/retrain-ran")
     assert page.problems == [], page.problems
 
 

@@ -11,13 +11,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from mwprocess import binary, poll, read_address, request, wait_until_answers  # noqa: E402,F401
 
 REPO = Path(__file__).resolve().parents[1].parent
 DEPLOY = REPO / "deploy"
@@ -44,32 +45,11 @@ def require_tool(name):
     return path
 
 
-def binary():
-    path = os.environ.get("MODELWATCH_BIN")
-    if not path or not os.path.exists(path):
-        pytest.fail("set MODELWATCH_BIN to the modelwatch binary (cargo build -p modelwatch-cli)")
-    return path
-
-
 def free_port():
     """A port free on 127.0.0.1 now (for a proxy, which cannot report the port it picked)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_until_answers(url, timeout=20, context=None):
-    deadline = time.time() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2, context=context) as r:
-                return r.status
-        except urllib.error.HTTPError as e:
-            return e.code
-        except OSError:
-            if time.time() > deadline:
-                raise AssertionError(f"{url} never answered")
-            time.sleep(0.05)
 
 
 class Server:
@@ -85,31 +65,13 @@ class Server:
             env={**os.environ, "RUST_LOG": "warn", **(env or {})},
             text=True,
         )
-        line = self.proc.stdout.readline().strip()
-        prefix = "modelwatch listening on "
-        if not line.startswith(prefix):
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"unexpected first line {line!r}: {self.stderr()}")
-        self.url = line[len(prefix):]
+        self.url = read_address(self.proc, lambda: f": {self.stderr()}")
         self.port = int(self.url.rsplit(":", 1)[1])
         wait_until_answers(self.url + "/healthz")
 
     def request(self, method, path, body=None, key=ADMIN_KEY, content_type="application/json"):
-        """The JSON reply; raises urllib.error.HTTPError on a 4xx/5xx."""
-        data = body.encode() if isinstance(body, str) else body
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        if data is not None:
-            req.add_header("content-type", content_type)
-        if key is not None:
-            req.add_header("authorization", f"Bearer {key}")
-        try:
-            with urllib.request.urlopen(req, timeout=120) as r:
-                return json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            # The reply's JSON message in the error, for the failure report.
-            e.msg = f"{e.msg}: {method} {path}: {e.read().decode(errors='replace')}"
-            raise
+        """The JSON reply; raises urllib.error.HTTPError on a 4xx/5xx, with the reply's message."""
+        return request(self.url, method, path, body, content_type, key, timeout=120)
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc.poll() is None:

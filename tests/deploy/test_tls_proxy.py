@@ -11,12 +11,11 @@ test fails when the example changes shape rather than testing something else.
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
 from conftest import (
-    DEPLOY, INGEST_KEY, KEYS_ENV, READ_KEY, Server, free_port, gzipped, ndjson, require_tool,
+    DEPLOY, INGEST_KEY, KEYS_ENV, READ_KEY, Server, free_port, gzipped, ndjson, poll, require_tool,
 )
 
 
@@ -184,13 +183,13 @@ def test_caddy_example_serves_modelwatch_over_https(tmp_path, certificate, model
 def wait_for_port(port, proc, timeout=30):
     import socket
 
-    deadline = time.time() + timeout
-    while True:
+    def listening():
         if proc.poll() is not None:
             raise AssertionError(f"the proxy exited: {proc.stderr.read().decode()}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
+            return True
         except OSError:
-            assert time.time() < deadline, "the proxy never listened"
-            time.sleep(0.05)
+            return None
+
+    poll(listening, timeout, "the proxy never listened")

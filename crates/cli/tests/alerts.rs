@@ -8,7 +8,7 @@ mod common;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
-use common::{client, decode, Server};
+use common::{client, decode, poll, Server};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -16,7 +16,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 // ---- an HTTP receiver that records every call, and can be made to answer 500
 
@@ -87,7 +86,7 @@ impl Receiver {
 
     /// Waits (polling, bounded) until `path` got `n` calls matching `pred`.
     fn wait_for(&self, path: &str, n: usize, pred: impl Fn(&Call) -> bool) -> Vec<Call> {
-        poll(|| {
+        poll(30, || {
             let got: Vec<Call> = self.calls(path).into_iter().filter(|c| pred(c)).collect();
             if got.len() >= n {
                 return Ok(got);
@@ -99,20 +98,6 @@ impl Receiver {
                 calls.iter().map(|c| (&c.path, &c.body)).collect::<Vec<_>>()
             ))
         })
-    }
-}
-
-/// Calls `probe` every 25 ms until it answers `Ok`, for at most 30 s; then fails with its
-/// last `Err`. The binary works asynchronously (debounced evaluation, delivery loop): tests
-/// wait for what a user would see, never for a fixed time.
-fn poll<T>(mut probe: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match probe() {
-            Ok(v) => return v,
-            Err(e) if Instant::now() >= deadline => panic!("gave up after 30 s: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(25)),
-        }
     }
 }
 
@@ -172,7 +157,7 @@ fn smtp_session(s: TcpStream, mails: &Mutex<Vec<String>>) -> std::io::Result<()>
 }
 
 fn wait_mail(mails: &Mutex<Vec<String>>, needle: &str) -> String {
-    poll(|| {
+    poll(30, || {
         let m = mails.lock().unwrap();
         m.iter()
             .find(|m| m.contains(needle))
@@ -198,12 +183,7 @@ fn reference_csv() -> String {
 }
 
 fn put_reference(s: &Server, model: &str) {
-    let (status, out) = s.put(
-        &format!("/v1/models/{model}/reference"),
-        "text/csv",
-        reference_csv(),
-    );
-    assert_eq!(status, 200, "{out}");
+    s.put_reference(model, "", "text/csv", reference_csv());
 }
 
 /// Sends `n` predictions on `day` (each `flip`-th wrong) and then their labels.
@@ -240,7 +220,7 @@ fn send_day(s: &Server, model: &str, day: &str, n: usize, flip: usize) {
 }
 
 fn wait_alerts(s: &Server, query: &str, n: usize) -> Vec<Value> {
-    poll(|| {
+    poll(30, || {
         let (st, out) = s.get(&format!("/v1/alerts?{query}"));
         assert_eq!(st, 200, "{out}");
         let a = out["alerts"].as_array().unwrap().clone();
@@ -255,7 +235,7 @@ fn wait_alerts(s: &Server, query: &str, n: usize) -> Vec<Value> {
 /// Waits until `/metrics` shows that `model` was evaluated; returns the text.
 fn wait_evaluated(s: &Server, model: &str) -> String {
     let needle = format!("modelwatch_model_performance{{model=\"{model}\"");
-    poll(|| {
+    poll(30, || {
         let text = client()
             .get(format!("{}/metrics", s.url))
             .send()
@@ -442,7 +422,7 @@ fn f1_drop_beyond_the_interval_notifies_every_receiver_once_then_resolves() {
     // again; still one alert, one firing transition.
     let before = a["evaluated_at"].clone();
     send_day(&s, "fraud", "2026-01-04", 100, 4);
-    let again = poll(|| {
+    let again = poll(30, || {
         let (_, all) = s.get("/v1/alerts?model=fraud");
         if all["alerts"][0]["evaluated_at"] != before {
             Ok(all)
@@ -592,7 +572,7 @@ fn pending_and_silenced_send_nothing_and_held_notifications_arrive_after_an_outa
     wait_alerts(&s, "model=outage&state=firing", 1);
 
     // The failure is visible and the notification kept.
-    let failed = poll(|| {
+    let failed = poll(30, || {
         let (_, n) = s.get("/v1/notifications?status=failed");
         let list = n["notifications"].as_array().unwrap().clone();
         if list
@@ -1051,11 +1031,6 @@ fn signal_cases() -> Vec<Case> {
     cases
 }
 
-fn post_ok(s: &Server, path: &str, rows: Vec<Value>) {
-    let (st, out) = s.post(path, &Value::from(rows).to_string());
-    assert_eq!(st, 200, "{path}: {out}");
-}
-
 fn ts(day: &str, i: usize) -> String {
     format!("{day}T{:02}:{:02}:{:02}Z", (i / 60) % 24, i % 60, i % 37)
 }
@@ -1083,15 +1058,15 @@ fn send_signal_data(s: &Server) {
             "features": {"x": 1, "country": "DE"}, "error": "timeout"}),
         );
     }
-    post_ok(s, "/v1/models/bin/predictions", preds);
-    post_ok(s, "/v1/models/bin/labels", labels);
+    s.post_ok("/v1/models/bin/predictions", preds);
+    s.post_ok("/v1/models/bin/labels", labels);
     let kpis: Vec<Value> = (0..3)
         .map(|h| {
             json!({"name": "fraud_loss_eur", "value": 500.0,
                         "timestamp": format!("{day}T{:02}:00:00Z", 8 + h)})
         })
         .collect();
-    post_ok(s, "/v1/models/bin/kpis", kpis);
+    s.post_ok("/v1/models/bin/kpis", kpis);
     let (st, out) = s.post(
         "/v1/models/bin/heartbeats",
         r#"{"job": "train", "status": "failed", "message": "OOM"}"#,
@@ -1113,8 +1088,8 @@ fn send_signal_data(s: &Server) {
             "features": {"x": i % 5}, "prediction": pred}));
         labels.push(json!({"request_id": id, "label": label}));
     }
-    post_ok(s, "/v1/models/multi/predictions", preds);
-    post_ok(s, "/v1/models/multi/labels", labels);
+    s.post_ok("/v1/models/multi/predictions", preds);
+    s.post_ok("/v1/models/multi/labels", labels);
 
     // many
     let (mut preds, mut labels) = (Vec::new(), Vec::new());
@@ -1128,8 +1103,8 @@ fn send_signal_data(s: &Server) {
             "features": {"x": i % 5}, "prediction": pred}));
         labels.push(json!({"request_id": id, "label": label}));
     }
-    post_ok(s, "/v1/models/many/predictions", preds);
-    post_ok(s, "/v1/models/many/labels", labels);
+    s.post_ok("/v1/models/many/predictions", preds);
+    s.post_ok("/v1/models/many/labels", labels);
 
     // reg
     let (mut preds, mut labels) = (Vec::new(), Vec::new());
@@ -1140,8 +1115,8 @@ fn send_signal_data(s: &Server) {
             "features": {"x": i % 5}, "prediction": y + 5.0}));
         labels.push(json!({"request_id": id, "label": y}));
     }
-    post_ok(s, "/v1/models/reg/predictions", preds);
-    post_ok(s, "/v1/models/reg/labels", labels);
+    s.post_ok("/v1/models/reg/predictions", preds);
+    s.post_ok("/v1/models/reg/labels", labels);
 
     // drift: the reference first, over HTTP like the rest.
     let mut csv = String::from("x,amount,country,prediction,score,label\n");
@@ -1173,8 +1148,8 @@ fn send_signal_data(s: &Server) {
             "prediction": pred, "score": if pred == 1 { 0.95 } else { 0.05 }}));
         labels.push(json!({"request_id": id, "label": 1}));
     }
-    post_ok(s, "/v1/models/drift/predictions", preds);
-    post_ok(s, "/v1/models/drift/labels", labels);
+    s.post_ok("/v1/models/drift/predictions", preds);
+    s.post_ok("/v1/models/drift/labels", labels);
 }
 
 #[test]
@@ -1231,7 +1206,7 @@ fn every_signal_kind_a_rule_accepts_fires_on_data_built_to_trip_it() {
         .iter()
         .map(|c| (c.model.to_owned(), c.name()))
         .collect();
-    let firing_now = poll(|| {
+    let firing_now = poll(30, || {
         let (_, out) = s.get("/v1/alerts?state=firing");
         let got: Vec<(String, String)> = out["alerts"]
             .as_array()

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{client, decode, modelwatch, Server};
+use common::{client, decode, modelwatch, poll, Server};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -50,44 +50,16 @@ fn seed(server: &Server) {
             labels.push(json!({"request_id": id, "label": label}));
         }
     }
-    let (status, body) = server.post(
-        &format!("/v1/models/{MODEL}/predictions"),
-        &Value::Array(preds).to_string(),
-    );
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = server.post(
-        &format!("/v1/models/{MODEL}/labels"),
-        &Value::Array(labels).to_string(),
-    );
-    assert_eq!(status, 200, "{body}");
+    server.post_ok(&format!("/v1/models/{MODEL}/predictions"), preds);
+    server.post_ok(&format!("/v1/models/{MODEL}/labels"), labels);
     let kpis: Vec<Value> = (0..48)
         .map(|h| {
             let ts = modelwatch_core::Timestamp::from_secs(start + h * 3600 + 60);
             json!({"name": "fraud_loss_eur", "value": 100.0 + h as f64, "timestamp": ts.to_rfc3339()})
         })
         .collect();
-    let (status, body) = server.post(
-        &format!("/v1/models/{MODEL}/kpis"),
-        &Value::Array(kpis).to_string(),
-    );
-    assert_eq!(status, 200, "{body}");
-    let r = client()
-        .put(format!("{}/v1/models/{MODEL}/reference", server.url))
-        .header("content-type", "application/x-ndjson")
-        .body(reference)
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{}", r.text().unwrap());
-}
-
-fn page(server: &Server, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
-    let r = client()
-        .get(format!("{}{}", server.url, path))
-        .send()
-        .unwrap();
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    (status, r.text().unwrap(), headers)
+    server.post_ok(&format!("/v1/models/{MODEL}/kpis"), kpis);
+    server.put_reference(MODEL, "", "application/x-ndjson", reference);
 }
 
 #[test]
@@ -95,12 +67,12 @@ fn pages_render_real_data_and_escape_user_strings() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     // Before any model: the overview says how to start.
-    let (status, html, _) = page(&server, "/");
+    let (status, html, _) = server.get_text("/");
     assert_eq!(status, 200);
     assert!(html.contains("modelwatch demo"), "{html}");
     seed(&server);
 
-    let (status, html, headers) = page(&server, "/?range=all&window=1d");
+    let (status, html, headers) = server.get_text("/?range=all&window=1d");
     assert_eq!(status, 200);
     assert!(headers["content-type"]
         .to_str()
@@ -113,7 +85,7 @@ fn pages_render_real_data_and_escape_user_strings() {
     assert!(html.contains(&format!("data-model=\"{MODEL}\"")), "{html}");
     assert!(html.contains("accuracy"));
 
-    let (status, html, _) = page(&server, &format!("/models/{MODEL}?range=all&window=1h"));
+    let (status, html, _) = server.get_text(&format!("/models/{MODEL}?range=all&window=1h"));
     assert_eq!(status, 200);
     for chart in [
         "accuracy",
@@ -135,10 +107,9 @@ fn pages_render_real_data_and_escape_user_strings() {
     for view in [
         "drift", "quality", "segments", "versions", "feedback", "alerts", "jobs",
     ] {
-        let (status, html, _) = page(
-            &server,
-            &format!("/models/{MODEL}/{view}?range=all&window=1h&segment=country"),
-        );
+        let (status, html, _) = server.get_text(&format!(
+            "/models/{MODEL}/{view}?range=all&window=1h&segment=country"
+        ));
         assert_eq!(status, 200, "{view}: {html}");
         assert!(!html.contains(XSS), "{view}: the feature name is markup");
         assert!(!html.contains("<script"), "{view}: a script element");
@@ -149,34 +120,16 @@ fn pages_render_real_data_and_escape_user_strings() {
             );
         }
     }
-    let (_, html, _) = page(
-        &server,
-        &format!("/models/{MODEL}/drift?range=all&window=1d"),
-    );
+    let (_, html, _) = server.get_text(&format!("/models/{MODEL}/drift?range=all&window=1d"));
     // age drifts on the second day: a dark cell in the heatmap.
     assert!(html.contains("DRIFTED"), "no drifted cell");
-    let (_, html, _) = page(&server, &format!("/models/{MODEL}/versions?range=all"));
+    let (_, html, _) = server.get_text(&format!("/models/{MODEL}/versions?range=all"));
     assert!(html.contains("data-version=\"v1\"") && html.contains("data-version=\"v2\""));
-    let (_, html, _) = page(
-        &server,
-        &format!("/models/{MODEL}/segments?range=all&segment=country"),
-    );
+    let (_, html, _) = server.get_text(&format!(
+        "/models/{MODEL}/segments?range=all&segment=country"
+    ));
     for c in ["DE", "FR", "US"] {
         assert!(html.contains(&format!("data-segment=\"{c}\"")), "{c}");
-    }
-}
-
-/// Polls `probe` every 100 ms until it answers `Ok`, for at most `secs`; then fails with its
-/// last `Err`. Alerts are evaluated asynchronously (debounced after a change): tests wait for
-/// what a user would see, never for a fixed time.
-fn poll<T>(secs: u64, mut probe: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        match probe() {
-            Ok(v) => return v,
-            Err(e) if Instant::now() >= deadline => panic!("gave up after {secs} s: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
     }
 }
 
@@ -199,12 +152,12 @@ fn alerts_panel_shows_the_apis_alerts_and_history_and_the_overview_counts_them()
     seed(&server);
 
     // No rule yet: the panel says so and how to add one; the overview counts 0.
-    let (status, html, _) = page(&server, &format!("/models/{MODEL}/alerts?range=all"));
+    let (status, html, _) = server.get_text(&format!("/models/{MODEL}/alerts?range=all"));
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("data-panel=\"alerts\" data-open-alerts=\"0\" data-rules=\"0\""));
     assert!(html.contains("No alerts."), "{html}");
     assert!(html.contains(&format!("POST /v1/models/{MODEL}/rules")));
-    let (_, html, _) = page(&server, "/?range=all");
+    let (_, html, _) = server.get_text("/?range=all");
     assert!(html.contains("data-open-alerts=\"0\""), "{html}");
 
     // Day 1's accuracy is about 0.75, day 2's about 0.5 (labels are coin flips).
@@ -246,7 +199,7 @@ fn alerts_panel_shows_the_apis_alerts_and_history_and_the_overview_counts_them()
     let value = firing["value"].as_f64().unwrap();
     assert!((0.4..0.6).contains(&value), "{firing}");
 
-    let (status, html, _) = page(&server, &format!("/models/{MODEL}/alerts?range=all"));
+    let (status, html, _) = server.get_text(&format!("/models/{MODEL}/alerts?range=all"));
     assert_eq!(status, 200);
     assert!(
         html.contains("data-panel=\"alerts\" data-open-alerts=\"2\" data-rules=\"4\""),
@@ -325,12 +278,12 @@ fn alerts_panel_shows_the_apis_alerts_and_history_and_the_overview_counts_them()
     assert!(html.contains("accuracy under 0.65 &lt;script&gt;"));
 
     // The model page says what fires at the top, and the Alerts tab counts them.
-    let (_, html, _) = page(&server, &format!("/models/{MODEL}?range=all"));
+    let (_, html, _) = server.get_text(&format!("/models/{MODEL}?range=all"));
     assert!(html.contains("data-panel=\"alert-banner\" data-open-alerts=\"2\""));
     assert!(html.contains("class=\"count firing\" data-open-alerts=\"2\""));
     assert!(html.contains("data-alert-state=\"firing\" data-rule=\"accuracy-floor\""));
     // The overview counts pending and firing alerts.
-    let (_, html, _) = page(&server, "/?range=all");
+    let (_, html, _) = server.get_text("/?range=all");
     assert!(
         html.contains("data-open-alerts=\"2\"") && html.contains("1 firing, 1 pending"),
         "{html}"
@@ -352,12 +305,12 @@ fn alerts_panel_shows_the_apis_alerts_and_history_and_the_overview_counts_them()
             s => Err(format!("state {s:?}")),
         }
     });
-    let (_, html, _) = page(&server, "/?range=all");
+    let (_, html, _) = server.get_text("/?range=all");
     assert!(
         html.contains("data-open-alerts=\"1\"") && html.contains("0 firing, 1 pending"),
         "{html}"
     );
-    let (_, html, _) = page(&server, &format!("/models/{MODEL}/alerts?range=all"));
+    let (_, html, _) = server.get_text(&format!("/models/{MODEL}/alerts?range=all"));
     assert!(html.contains("data-open-alerts=\"1\" data-rules=\"3\""));
     assert!(html.contains("<tr data-transition=\"resolved\" data-rule=\"accuracy-floor\""));
     assert!(!html.contains("data-alert-state=\"firing\""));
@@ -388,7 +341,7 @@ fn bad_parameters_get_a_clear_error_page() {
         ("/models/nosuch".to_string(), 404, "nosuch"),
         (format!("/models/{MODEL}/nosuchview"), 404, "nosuchview"),
     ] {
-        let (got, html, headers) = page(&server, &path);
+        let (got, html, headers) = server.get_text(&path);
         assert_eq!(got, status, "{path}: {html}");
         assert!(headers["content-type"]
             .to_str()
@@ -575,7 +528,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
     let first = w[0]["label_coverage"].as_f64().unwrap();
     let last = w.last().unwrap()["label_coverage"].as_f64().unwrap();
     assert!(last < first, "coverage {first} then {last}");
-    let (status, html, _) = page(&server, "/models/fraud-demo");
+    let (status, html, _) = server.get_text("/models/fraud-demo");
     assert_eq!(status, 200);
     assert!(html.contains("data-chart=\"accuracy\""));
 
@@ -652,14 +605,14 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
         "{churn:?}"
     );
     // The dashboard shows them: the alerts panel, and the overview's counts.
-    let (_, html, _) = page(&server, "/models/fraud-demo/alerts");
+    let (_, html, _) = server.get_text("/models/fraud-demo/alerts");
     for rule in ["inputs-drifted", "accuracy-below-reference"] {
         assert!(
             html.contains(&format!("data-alert-state=\"firing\" data-rule=\"{rule}\"")),
             "{rule}: {html}"
         );
     }
-    let (_, html, _) = page(&server, "/");
+    let (_, html, _) = server.get_text("/");
     let row = |model: &str| {
         html.split("<tr data-model=")
             .find(|r| r.starts_with(&format!("\"{model}\"")))
@@ -953,10 +906,8 @@ fn a_window_in_detail_shows_its_confusion_matrix_binary_and_multiclass() {
     let (_, metrics) = server.get("/v1/models/animals/metrics?window=1d");
     assert_eq!(metrics["task"], "multiclass", "{metrics}");
     for (day, at) in [(0, "2026-01-01T12:00:00Z"), (1, "2026-01-02T12:00:00Z")] {
-        let (status, html, _) = page(
-            &server,
-            &format!("/models/animals?range=all&window=1d&at={at}"),
-        );
+        let (status, html, _) =
+            server.get_text(&format!("/models/animals?range=all&window=1d&at={at}"));
         assert_eq!(status, 200);
         let w = &metrics["windows"][day];
         assert!(
@@ -983,7 +934,7 @@ fn a_window_in_detail_shows_its_confusion_matrix_binary_and_multiclass() {
         // A model without scores has no calibration to draw, and says so.
         assert!(html.contains("data-reliability=\"none\""));
     }
-    let (_, html, _) = page(&server, "/models/animals?range=all&window=1d");
+    let (_, html, _) = server.get_text("/models/animals?range=all&window=1d");
     // Without `at`: the last complete window with labels; the second day holds the last
     // event, so it is partial, and the first day is shown.
     assert!(html.contains("data-panel=\"window-detail\" data-window=\"2026-01-01T00:00:00Z\""));
@@ -1019,7 +970,7 @@ fn model_page_and_report_show_the_apis_change_summary() {
     seed(&server);
     // Day 1 against day 2 (labels turn to coin flips): the page's span and the same query
     // to the API.
-    let (status, html, _) = page(&server, &format!("/models/{MODEL}?range=all&window=1d"));
+    let (status, html, _) = server.get_text(&format!("/models/{MODEL}?range=all&window=1d"));
     assert_eq!(status, 200, "{html}");
     let (status, api) = server.get(&format!(
         "/v1/models/{MODEL}/metrics?window=1d&from=2026-01-01T00:00:00Z&to=2026-01-03T00:00:00Z"
@@ -1163,7 +1114,7 @@ fn an_alert_is_acknowledged_from_the_alerts_view() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let fp = firing_alert(&server);
-    let (_, html, _) = page(&server, &format!("/models/{MODEL}/alerts?range=all"));
+    let (_, html, _) = server.get_text(&format!("/models/{MODEL}/alerts?range=all"));
     let action = format!("/models/{MODEL}/alerts/{fp}/ack");
     assert!(
         html.contains(&format!(
@@ -1210,7 +1161,7 @@ fn an_alert_is_acknowledged_from_the_alerts_view() {
     let (_, hist) = server.get(&format!("/v1/alerts/history?model={MODEL}"));
     assert_eq!(hist["history"][0]["transition"], "acknowledged", "{hist}");
     // The page shows who and what, escaped, and the history row.
-    let (_, html, _) = page(&server, &format!("/models/{MODEL}/alerts?range=all"));
+    let (_, html, _) = server.get_text(&format!("/models/{MODEL}/alerts?range=all"));
     let row = html
         .split("<tr ")
         .find(|r| r.starts_with("data-alert-state=\"firing\" data-rule=\"accuracy-floor\""))
@@ -1224,7 +1175,7 @@ fn an_alert_is_acknowledged_from_the_alerts_view() {
     assert!(html.contains("<tr data-transition=\"acknowledged\" data-rule=\"accuracy-floor\""));
     assert!(!html.contains(XSS));
     // The performance view shows the acknowledgement without the form.
-    let (_, html, _) = page(&server, &format!("/models/{MODEL}?range=all"));
+    let (_, html, _) = server.get_text(&format!("/models/{MODEL}?range=all"));
     assert!(html.contains("data-ack-owner=\"ana@example.com\""));
     assert!(!html.contains("<form class=\"ack\""));
 }

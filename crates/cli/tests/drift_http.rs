@@ -60,12 +60,7 @@ fn predictions(day: usize) -> String {
 }
 
 fn put_reference(s: &Server, model: &str) {
-    let (status, out) = s.put(
-        &format!("/v1/models/{model}/reference"),
-        "text/csv",
-        reference_csv(),
-    );
-    assert_eq!(status, 200, "{out}");
+    s.put_reference(model, "", "text/csv", reference_csv());
 }
 
 fn drifted(w: &Value) -> Vec<&str> {

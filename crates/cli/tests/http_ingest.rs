@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{client, decode, prediction, Server};
+use common::{client, decode, poll, prediction, Server};
 use serde_json::{json, Value};
 use std::io::Write;
 
@@ -495,19 +495,15 @@ fn retention_deletes_old_predictions() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
+    let m = poll(15, || {
         let (_, m) = s.get("/v1/models/m");
         if m["predictions"] == 1 {
-            assert_eq!(m["retention_days"], 30);
-            break;
+            Ok(m)
+        } else {
+            Err(format!("retention never ran: {m}"))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "retention never ran: {m}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    });
+    assert_eq!(m["retention_days"], 30);
 }
 
 fn chrono_days_ago(days: i64) -> String {

@@ -26,10 +26,8 @@ fn load(server: &Server) {
             labels.push(json!({"request_id": id, "label": y, "timestamp": "2026-01-07T00:00:00Z"}));
         }
     }
-    let (s, _) = server.post("/v1/models/m/predictions", &Value::Array(preds).to_string());
-    assert_eq!(s, 200);
-    let (s, _) = server.post("/v1/models/m/labels", &Value::Array(labels).to_string());
-    assert_eq!(s, 200);
+    server.post_ok("/v1/models/m/predictions", preds);
+    server.post_ok("/v1/models/m/labels", labels);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{client, modelwatch, Server};
+use common::{modelwatch, Server};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -37,26 +37,15 @@ fn load(server: &Server, model: &str) {
             labels.push(json!({"request_id": id, "label": y}));
         }
     }
-    let (s, out) = server.post(
-        &format!("/v1/models/{model}/predictions"),
-        &Value::Array(preds).to_string(),
-    );
-    assert_eq!(s, 200, "{out}");
-    let (s, out) = server.post(
-        &format!("/v1/models/{model}/labels"),
-        &Value::Array(labels).to_string(),
-    );
-    assert_eq!(s, 200, "{out}");
+    server.post_ok(&format!("/v1/models/{model}/predictions"), preds);
+    server.post_ok(&format!("/v1/models/{model}/labels"), labels);
 }
 
+/// (status, content type, body).
 fn get_text(server: &Server, path: &str) -> (u16, String, String) {
-    let r = client()
-        .get(format!("{}{path}", server.url))
-        .send()
-        .unwrap();
-    let status = r.status().as_u16();
-    let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
-    (status, ct, r.text().unwrap())
+    let (status, text, headers) = server.get_text(path);
+    let ct = headers["content-type"].to_str().unwrap().to_owned();
+    (status, ct, text)
 }
 
 /// The CSV's rows as maps column → cell.

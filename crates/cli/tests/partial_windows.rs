@@ -5,11 +5,10 @@
 
 mod common;
 
-use common::{client, Server};
+use common::{poll, Server};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
 
 const START: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 const HOUR_2: &str = "2026-01-01T02:00:00Z";
@@ -17,11 +16,6 @@ const COUNTRIES: [&str; 3] = ["DE", "FR", "US"];
 
 fn ts(secs: i64) -> String {
     modelwatch_core::Timestamp::from_secs(secs).to_rfc3339()
-}
-
-fn post(server: &Server, path: &str, rows: Vec<Value>) {
-    let (status, body) = server.post(path, &Value::Array(rows).to_string());
-    assert_eq!(status, 200, "{path}: {body}");
 }
 
 /// A reference of 400 labelled rows: `age` in [30, 50), three countries.
@@ -35,12 +29,7 @@ fn put_reference(server: &Server, model: &str, r: &mut StdRng) {
         body.push_str(&row.to_string());
         body.push('\n');
     }
-    let (status, out) = server.put(
-        &format!("/v1/models/{model}/reference"),
-        "application/x-ndjson",
-        body,
-    );
-    assert_eq!(status, 200, "{out}");
+    server.put_reference(model, "", "application/x-ndjson", body);
 }
 
 /// `n` labelled predictions in the hour starting `hour` hours after START, `age` shifted by
@@ -59,14 +48,13 @@ fn send_hour(server: &Server, model: &str, r: &mut StdRng, hour: i64, n: i64, sh
         );
         labels.push(json!({"request_id": id, "label": u8::from(r.random::<f64>() < score)}));
     }
-    post(server, &format!("/v1/models/{model}/predictions"), preds);
-    post(server, &format!("/v1/models/{model}/labels"), labels);
+    server.post_ok(&format!("/v1/models/{model}/predictions"), preds);
+    server.post_ok(&format!("/v1/models/{model}/labels"), labels);
 }
 
 /// One prediction at 10 minutes past the hour `hour`: the window it opens is partial.
 fn one_event(server: &Server, model: &str, hour: i64) {
-    post(
-        server,
+    server.post_ok(
         &format!("/v1/models/{model}/predictions"),
         vec![json!({"request_id": format!("{model}-late-{hour}"),
             "timestamp": ts(START + hour * 3600 + 600),
@@ -75,12 +63,9 @@ fn one_event(server: &Server, model: &str, hour: i64) {
 }
 
 fn page(server: &Server, path: &str) -> String {
-    let r = client()
-        .get(format!("{}{}", server.url, path))
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{path}");
-    r.text().unwrap()
+    let (status, html, _) = server.get_text(path);
+    assert_eq!(status, 200, "{path}");
+    html
 }
 
 /// The `partial` flags of a response's windows, by start.
@@ -186,19 +171,18 @@ fn the_window_still_filling_is_marked_and_the_views_use_the_last_complete_one() 
 
 /// Waits until the rule's alert was evaluated by a pass that began after `since`.
 fn evaluated_after(server: &Server, since: modelwatch_core::Timestamp) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    poll(60, || {
         let (_, v) = server.get("/v1/alerts?model=inputs");
         let a = v["alerts"][0].clone();
         let at = a["evaluated_at"]
             .as_str()
             .and_then(|t| modelwatch_core::parse_timestamp(t).ok());
         if at.is_some_and(|t| t > since) {
-            return a;
+            Ok(a)
+        } else {
+            Err(format!("never re-evaluated: {v}"))
         }
-        assert!(Instant::now() < deadline, "never re-evaluated: {v}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    })
 }
 
 #[test]
@@ -229,16 +213,15 @@ fn a_window_that_tested_no_feature_neither_resolves_nor_fires_a_drift_alert() {
     for h in 0..3 {
         send_hour(&server, "inputs", &mut r, h, 80, 25.0);
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let firing = loop {
+    let firing = poll(60, || {
         let (_, v) = server.get("/v1/alerts?model=inputs");
         // Firing, on the last of the three hours (passes run as the hours arrive).
         if v["alerts"][0]["state"] == "firing" && v["alerts"][0]["window_start"] == HOUR_2 {
-            break v["alerts"][0].clone();
+            Ok(v["alerts"][0].clone())
+        } else {
+            Err(format!("never fired: {v}"))
         }
-        assert!(Instant::now() < deadline, "never fired: {v}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    });
     assert_eq!(firing["n"], 80);
     // A new hour begins with 40 events whose features are all null: enough rows for the
     // rule's min_sample, but no feature has the drift test's 30 valid values, so the share of
@@ -249,7 +232,7 @@ fn a_window_that_tested_no_feature_neither_resolves_nor_fires_a_drift_alert() {
                 "features": {"age": null, "country": null}, "prediction": 1, "score": 0.7})
         })
         .collect();
-    post(&server, "/v1/models/inputs/predictions", preds);
+    server.post_ok("/v1/models/inputs/predictions", preds);
     let sent = modelwatch_core::Timestamp::now();
     let (_, drift) = server.get("/v1/models/inputs/drift?window=1h&from=2026-01-01T03:00:00Z");
     assert_eq!(drift["windows"][0]["rows"], 40, "{drift}");

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::Server;
+use common::{poll, Server};
 use serde_json::{json, Value};
 
 /// `n` rows: x evenly over [offset, offset + 100), country DE / FR, prediction and label with
@@ -26,13 +26,7 @@ fn reference_csv(offset: usize, wrong: usize) -> String {
 }
 
 fn put_reference(s: &Server, query: &str, csv: String) -> Value {
-    let (st, out) = s.put(
-        &format!("/v1/models/credit/reference{query}"),
-        "text/csv",
-        csv,
-    );
-    assert_eq!(st, 200, "{out}");
-    out
+    s.put_reference("credit", query, "text/csv", csv)
 }
 
 /// Version v1's day: x shifted by 50, every 4th prediction wrong and predicted 1, so the
@@ -58,12 +52,6 @@ fn send_day(s: &Server) {
     }
 }
 
-fn get_ok(s: &Server, path: &str) -> Value {
-    let (st, out) = s.get(path);
-    assert_eq!(st, 200, "{path}: {out}");
-    out
-}
-
 fn feature<'a>(drift: &'a Value, name: &str) -> &'a Value {
     drift["windows"][0]["features"]
         .as_array()
@@ -76,11 +64,10 @@ fn feature<'a>(drift: &'a Value, name: &str) -> &'a Value {
 /// The per-hour sketches (whole hours) and the raw events (a range starting mid-hour) give
 /// the same verdicts and statistics against the same reference.
 fn fast_and_raw_agree(s: &Server, query: &str) -> Value {
-    let fast = get_ok(s, &format!("/v1/models/credit/drift?window=1d{query}"));
-    let raw = get_ok(
-        s,
-        &format!("/v1/models/credit/drift?window=1d&from=2026-01-04T23:30:00Z{query}"),
-    );
+    let fast = s.get_ok(&format!("/v1/models/credit/drift?window=1d{query}"));
+    let raw = s.get_ok(&format!(
+        "/v1/models/credit/drift?window=1d&from=2026-01-04T23:30:00Z{query}"
+    ));
     assert_eq!(fast["reference"], raw["reference"]);
     for col in ["x", "country"] {
         let (f, r) = (feature(&fast, col), feature(&raw, col));
@@ -112,12 +99,12 @@ fn a_version_reference_serves_queries_without_a_version() {
     assert_eq!(drift["reference"], json!({"version": "v1", "rows": 1000}));
     assert_eq!(feature(&drift, "x")["drifted"], true);
     assert_eq!(feature(&drift, "country")["drifted"], false);
-    let quality = get_ok(&s, "/v1/models/credit/quality?window=1d");
+    let quality = s.get_ok("/v1/models/credit/quality?window=1d");
     assert_eq!(quality["reference"]["version"], "v1");
 
     // The baseline is v1's test-set F1 (500 true positives, 100 false: 1000 / 1100), and the
     // window's change is measured against it.
-    let m = get_ok(&s, "/v1/models/credit/metrics?window=1d");
+    let m = s.get_ok("/v1/models/credit/metrics?window=1d");
     assert_eq!(
         m["reference"],
         json!({"version": "v1", "rows": 1000}),
@@ -127,7 +114,7 @@ fn a_version_reference_serves_queries_without_a_version() {
     assert_eq!(m["windows"][0]["changes"]["f1"]["status"], "compared");
 
     // Feedback compares with v1's predictions.
-    let fb = get_ok(&s, "/v1/models/credit/feedback?window=1d");
+    let fb = s.get_ok("/v1/models/credit/feedback?window=1d");
     assert_eq!(fb["reference"]["version"], "v1", "{fb}");
     assert_eq!(fb["reference"]["rows"], 1000);
     // Class 1: 75 % of the window's predictions, 60 % of v1's reference.
@@ -143,15 +130,14 @@ fn a_version_reference_serves_queries_without_a_version() {
         .to_string(),
     );
     assert_eq!(st, 201, "{out}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
+    poll(30, || {
         let (_, a) = s.get("/v1/alerts?model=credit&state=firing");
         if a["alerts"].as_array().is_some_and(|a| !a.is_empty()) {
-            break;
+            Ok(())
+        } else {
+            Err(format!("never fired: {a}"))
         }
-        assert!(std::time::Instant::now() < deadline, "never fired: {a}");
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
+    });
 
     // A reference uploaded later for v2 (x where v1's predictions now are) takes over for the
     // queries without a version; the sketches are rebuilt against it.
@@ -168,9 +154,9 @@ fn a_version_reference_serves_queries_without_a_version() {
     put_reference(&s, "", reference_csv(0, 10));
     let drift = fast_and_raw_agree(&s, "");
     assert_eq!(drift["reference"], json!({"version": null, "rows": 1000}));
-    let m = get_ok(&s, "/v1/models/credit/metrics?window=1d");
+    let m = s.get_ok("/v1/models/credit/metrics?window=1d");
     assert_eq!(m["reference"]["version"], Value::Null);
     // A version without its own reference falls back to it.
-    let v3 = get_ok(&s, "/v1/models/credit/drift?window=1d&version=v3");
+    let v3 = s.get_ok("/v1/models/credit/drift?window=1d&version=v3");
     assert_eq!(v3["reference"]["version"], Value::Null);
 }

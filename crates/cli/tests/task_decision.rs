@@ -35,12 +35,6 @@ fn get_sized(server: &Server, path: &str) -> (u16, Value, usize) {
     (status, serde_json::from_str(&text).expect("JSON"), size)
 }
 
-fn post_ok(server: &Server, path: &str, rows: Vec<Value>) {
-    let (s, body) = server.post(path, &Value::Array(rows).to_string());
-    assert_eq!(s, 200, "{path}: {body}");
-    assert_eq!(body["rejected"].as_array().map_or(0, Vec::len), 0, "{body}");
-}
-
 fn confusion(w: &Value) -> [u64; 4] {
     let cm = &w["confusion_matrix"];
     ["tp", "fp", "tn", "fn"].map(|k| cm[k].as_u64().unwrap_or_else(|| panic!("{cm}")))
@@ -83,8 +77,8 @@ fn a_model_deciding_at_its_own_threshold_gets_the_confusion_matrix_it_logged() {
         logged.push((label, predicted));
         at_half.push((label, score >= 0.5));
     }
-    post_ok(&server, "/v1/models/fraud/predictions", preds);
-    post_ok(&server, "/v1/models/fraud/labels", labels);
+    server.post_ok("/v1/models/fraud/predictions", preds);
+    server.post_ok("/v1/models/fraud/labels", labels);
     let want = count(&logged);
     assert_ne!(
         want,
@@ -136,8 +130,8 @@ fn whole_number_prices_are_regression_with_a_small_reply() {
         }));
         labels.push(json!({"request_id": id, "label": price}));
     }
-    post_ok(&server, "/v1/models/prices/predictions", preds);
-    post_ok(&server, "/v1/models/prices/labels", labels);
+    server.post_ok("/v1/models/prices/predictions", preds);
+    server.post_ok("/v1/models/prices/labels", labels);
 
     let (s, body, size) = get_sized(&server, "/v1/models/prices/metrics?window=1d");
     assert_eq!(s, 200, "{body}");
@@ -169,8 +163,8 @@ fn a_declared_task_overrides_detection_and_survives_a_restart() {
         }));
         labels.push(json!({"request_id": id, "label": 1 + (i + i / 3) % 5}));
     }
-    post_ok(&server, "/v1/models/stars/predictions", preds);
-    post_ok(&server, "/v1/models/stars/labels", labels);
+    server.post_ok("/v1/models/stars/predictions", preds);
+    server.post_ok("/v1/models/stars/labels", labels);
     let (s, body) = server.get("/v1/models/stars/metrics?window=1d");
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["task"], "multiclass", "{}", body["task_reason"]);
@@ -251,8 +245,8 @@ fn a_task_declared_in_the_config_file_wins_and_the_api_cannot_contradict_it() {
         }));
         labels.push(json!({"request_id": id, "label": 1 + (i / 2) % 5}));
     }
-    post_ok(&server, "/v1/models/stars/predictions", preds);
-    post_ok(&server, "/v1/models/stars/labels", labels);
+    server.post_ok("/v1/models/stars/predictions", preds);
+    server.post_ok("/v1/models/stars/labels", labels);
     let (s, body) = server.get("/v1/models/stars/metrics?window=1d");
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["task"], "regression", "{}", body["task_reason"]);
@@ -303,8 +297,8 @@ fn a_query_over_many_classes_names_fifty_and_sums_the_others() {
         }));
         labels.push(json!({"request_id": id, "label": format!("c{k}")}));
     }
-    post_ok(&server, "/v1/models/products/predictions", preds);
-    post_ok(&server, "/v1/models/products/labels", labels);
+    server.post_ok("/v1/models/products/predictions", preds);
+    server.post_ok("/v1/models/products/labels", labels);
 
     let (s, body, size) = get_sized(&server, "/v1/models/products/metrics?window=1d");
     assert_eq!(s, 200, "{body}");

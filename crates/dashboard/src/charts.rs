@@ -682,6 +682,22 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+/// An SVG document of `w` x `h` drawn by `draw`, with the hovers `draw` reports (the one
+/// frame of every SVG chart: the font, the backend, the hover rectangles).
+fn svg_document(
+    w: u32,
+    h: u32,
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<Vec<Hover>, String>,
+) -> Result<String, String> {
+    register_font();
+    let mut buf = String::new();
+    let hovers = {
+        let root = SVGBackend::with_string(&mut buf, (w, h)).into_drawing_area();
+        draw(&root)?
+    };
+    Ok(with_hovers(buf, &hovers))
+}
+
 /// A small line without axes (the overview's trend of a model's headline metric), with the
 /// baseline dashed; each point's value shows on hover.
 pub fn sparkline_svg(
@@ -691,11 +707,8 @@ pub fn sparkline_svg(
     w: u32,
     h: u32,
 ) -> Result<String, String> {
-    register_font();
-    let mut buf = String::new();
-    let mut hovers = Vec::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, (w, h)).into_drawing_area();
+    svg_document(w, h, |root| {
+        let mut hovers = Vec::new();
         let c = TimeChart {
             title: String::new(),
             from: points.first().map(|p| p.0).unwrap_or(0),
@@ -718,7 +731,7 @@ pub fn sparkline_svg(
             partial: Vec::new(),
         };
         let (y0, y1) = c.y_range();
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .margin(3)
             .build_cartesian_2d(c.from..c.to.max(c.from + 1), y0..y1)
             .map_err(err)?;
@@ -756,19 +769,13 @@ pub fn sparkline_svg(
             });
         }
         root.present().map_err(err)?;
-    }
-    Ok(with_hovers(buf, &hovers))
+        Ok(hovers)
+    })
 }
 
 /// A chart as an SVG document (a string to inline into HTML), values on hover.
 pub fn time_svg(c: &TimeChart, w: u32, h: u32) -> Result<String, String> {
-    register_font();
-    let mut buf = String::new();
-    let hovers = {
-        let root = SVGBackend::with_string(&mut buf, (w, h)).into_drawing_area();
-        draw_time(&root, c)?
-    };
-    Ok(with_hovers(buf, &hovers))
+    svg_document(w, h, |root| draw_time(root, c))
 }
 
 /// The height an overlay of `bins` bins needs.
@@ -778,14 +785,9 @@ pub fn overlay_height(bins: usize) -> u32 {
 
 /// A distribution overlay as an SVG document, shares on hover.
 pub fn overlay_svg(o: &Overlay, w: u32) -> Result<String, String> {
-    register_font();
-    let mut buf = String::new();
-    let hovers = {
-        let root = SVGBackend::with_string(&mut buf, (w, overlay_height(o.bins.len())))
-            .into_drawing_area();
-        draw_overlay(&root, o)?
-    };
-    Ok(with_hovers(buf, &hovers))
+    svg_document(w, overlay_height(o.bins.len()), |root| {
+        draw_overlay(root, o)
+    })
 }
 
 /// A chart as a PNG file.
@@ -820,17 +822,14 @@ pub fn reliability_svg(
     w: u32,
     h: u32,
 ) -> Result<String, String> {
-    register_font();
-    let mut buf = String::new();
-    let mut hovers = Vec::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, (w, h)).into_drawing_area();
+    svg_document(w, h, |root| {
+        let mut hovers = Vec::new();
         root.fill(&WHITE).map_err(err)?;
         let entries = [
             ("share of positives".to_string(), Mark::Line(PALETTE[0])),
             ("perfectly calibrated".to_string(), Mark::Dashed(BASELINE)),
         ];
-        let top = legend_rows(&root, title, &entries, false)?;
+        let top = legend_rows(root, title, &entries, false)?;
         let (head, body) = root.split_vertically(top);
         legend_rows(&head, title, &entries, true)?;
         let mut chart = ChartBuilder::on(&body)
@@ -900,8 +899,8 @@ pub fn reliability_svg(
             });
         }
         root.present().map_err(err)?;
-    }
-    Ok(with_hovers(buf, &hovers))
+        Ok(hovers)
+    })
 }
 
 #[cfg(test)]

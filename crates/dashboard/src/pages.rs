@@ -1,15 +1,17 @@
 //! The HTML of the dashboard: the models overview and a model's views. maud escapes every
 //! interpolated string; only chart SVG (escaped by plotters) is inserted as markup.
 //!
-//! The stylesheet is in `css`, the page frame in `layout`, each view's section in `views`.
+//! The stylesheet is in `css`, the page frame in `layout`, each view's section in `views` (and
+//! the models overview and the login page there too).
 
 pub use crate::css::CSS;
-pub use crate::layout::{error_page, figure, inline_svg, layout, login_page, wide_figure};
+pub use crate::layout::{error_page, figure, inline_svg, layout, wide_figure};
 pub use crate::views::alerts::{alerts_banner, alerts_section, condition_text};
 pub use crate::views::changes::changes_section;
 pub use crate::views::drift::{drift_section, heatmap, HEATMAP_COLUMNS};
 pub use crate::views::feedback::feedback_section;
 pub use crate::views::jobs::jobs_section;
+pub use crate::views::login::login_page;
 pub use crate::views::overview::{open_alerts, overview, OpenAlerts};
 pub use crate::views::performance::{
     kpi_charts, metric_chart, operational_charts, performance_section,

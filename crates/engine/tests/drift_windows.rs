@@ -13,6 +13,7 @@ use modelwatch_stats::drift::{
     ReferenceProfile,
 };
 use modelwatch_store::{LabelBatch, PredictionBatch, SqliteStore, Store};
+use modelwatch_testkit::assert_json_close;
 
 const DAY: i64 = 86_400;
 /// 2026-11-02T00:00:00Z, a Monday.
@@ -407,37 +408,6 @@ fn a_versions_own_reference_wins_over_the_all_versions_one() {
     assert!(r.windows.is_empty());
 }
 
-/// JSON equality with a relative tolerance on numbers (sums of floats merged in another order).
-fn assert_close(a: &serde_json::Value, b: &serde_json::Value, path: &str) {
-    use serde_json::Value;
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-            assert!(
-                (x - y).abs() <= 1e-9 * (1.0 + x.abs().max(y.abs())),
-                "{path}: {x} vs {y}"
-            );
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            assert_eq!(x.len(), y.len(), "{path}");
-            for (i, (x, y)) in x.iter().zip(y).enumerate() {
-                assert_close(x, y, &format!("{path}[{i}]"));
-            }
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            assert_eq!(
-                x.keys().collect::<Vec<_>>(),
-                y.keys().collect::<Vec<_>>(),
-                "{path}"
-            );
-            for (k, v) in x {
-                assert_close(v, &y[k], &format!("{path}.{k}"));
-            }
-        }
-        _ => assert_eq!(a, b, "{path}"),
-    }
-}
-
 /// The hourly sketches merged into windows equal the windows folded from the raw events, for
 /// 1h, 1d and 7d windows, per version, after refreshes between batches and after a new
 /// reference; and drift and quality computed from them are the same.
@@ -465,9 +435,10 @@ fn hourly_sketches_equal_the_raw_event_fold() {
                 assert_eq!(merged.len(), folded.len());
                 for (m, f) in merged.iter().zip(&folded) {
                     assert_eq!((m.start, m.end), (f.start, f.end));
-                    assert_close(
+                    assert_json_close(
                         &serde_json::to_value(&m.sketch).unwrap(),
                         &serde_json::to_value(&f.sketch).unwrap(),
+                        1e-9,
                         &format!("{window:?} {}", m.start),
                     );
                 }
@@ -485,9 +456,10 @@ fn hourly_sketches_equal_the_raw_event_fold() {
                     &folded,
                     &DriftConfig::default(),
                 );
-                assert_close(
+                assert_json_close(
                     &serde_json::to_value(&d).unwrap(),
                     &serde_json::to_value(&e).unwrap(),
+                    1e-9,
                     "drift",
                 );
             }

@@ -11,6 +11,7 @@ use modelwatch_engine::performance::{
     scan_performance, window_performance, PerformanceQuery, TaskSpec, WindowAccumulator, WindowFold,
 };
 use modelwatch_store::{IngestOutcome, LabelBatch, PredictionBatch, ScanRange, SqliteStore, Store};
+use modelwatch_testkit::assert_json_close;
 use serde_json::Value;
 
 fn fixture(name: &str) -> Value {
@@ -279,34 +280,9 @@ fn operational_metrics_are_reported_per_window() {
     assert_eq!(report["positive_class"], "1");
 }
 
-/// Recursively equal, numbers to a relative 1e-12 (sums may be added in another order).
+/// Equal, numbers to a relative 1e-12 (sums may be added in another order).
 fn assert_close(ctx: &str, a: &Value, b: &Value) {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-            assert!(
-                (x - y).abs() <= 1e-12 * x.abs().max(1.0),
-                "{ctx}: {x} vs {y}"
-            );
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            assert_eq!(x.len(), y.len(), "{ctx}");
-            for (i, (x, y)) in x.iter().zip(y).enumerate() {
-                assert_close(&format!("{ctx}[{i}]"), x, y);
-            }
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            assert_eq!(
-                x.keys().collect::<Vec<_>>(),
-                y.keys().collect::<Vec<_>>(),
-                "{ctx}"
-            );
-            for (k, v) in x {
-                assert_close(&format!("{ctx}.{k}"), v, &y[k]);
-            }
-        }
-        _ => assert_eq!(a, b, "{ctx}"),
-    }
+    assert_json_close(a, b, 1e-12, ctx);
 }
 
 #[test]

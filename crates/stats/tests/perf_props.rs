@@ -6,39 +6,10 @@ use modelwatch_stats::perf::{
     average_precision_exact, compare_binary, roc_auc_exact, BinaryState, Change, Metric,
     MetricConfig, MulticlassState, PredictionDistribution, QuantileSketch, RegressionState,
 };
+use modelwatch_testkit::assert_json_close;
 use proptest::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
-
-/// Reports as JSON values, equal up to floating-point rounding of sums in another order.
-fn assert_json_close(a: &Value, b: &Value, path: &str) {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-            assert!(
-                (x - y).abs() <= 1e-9 * (1.0 + x.abs().max(y.abs())),
-                "{path}: {x} vs {y}"
-            );
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            assert_eq!(
-                x.keys().collect::<Vec<_>>(),
-                y.keys().collect::<Vec<_>>(),
-                "{path}"
-            );
-            for (k, v) in x {
-                assert_json_close(v, &y[k], &format!("{path}.{k}"));
-            }
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            assert_eq!(x.len(), y.len(), "{path}");
-            for (i, (v, w)) in x.iter().zip(y).enumerate() {
-                assert_json_close(v, w, &format!("{path}[{i}]"));
-            }
-        }
-        _ => assert_eq!(a, b, "{path}"),
-    }
-}
 
 fn json<T: Serialize>(t: &T) -> Value {
     serde_json::to_value(t).unwrap()
@@ -128,7 +99,7 @@ proptest! {
             merged.merge(&binary_state(part)).unwrap();
         }
         let m = merged.metrics(&cfg());
-        assert_json_close(&json(&whole), &json(&m), "binary");
+        assert_json_close(&json(&whole), &json(&m), 1e-9, "binary");
         assert_metrics_sane(&json(&m), "binary");
     }
 
@@ -138,7 +109,7 @@ proptest! {
         let back: BinaryState = serde_json::from_str(&serde_json::to_string(&st).unwrap()).unwrap();
         // Close, not equal: serde_json without its `float_roundtrip` feature may parse a
         // 17-digit float 1 ulp off.
-        assert_json_close(&json(&back.metrics(&cfg())), &json(&st.metrics(&cfg())), "round trip");
+        assert_json_close(&json(&back.metrics(&cfg())), &json(&st.metrics(&cfg())), 1e-9, "round trip");
     }
 
     #[test]
@@ -179,7 +150,7 @@ proptest! {
             merged.merge(&state(&part)).unwrap();
         }
         let m = merged.metrics(&cfg());
-        assert_json_close(&json(&whole), &json(&m), "multiclass");
+        assert_json_close(&json(&whole), &json(&m), 1e-9, "multiclass");
         assert_metrics_sane(&json(&m), "multiclass");
     }
 
@@ -202,7 +173,7 @@ proptest! {
             merged.merge(&state(&part)).unwrap();
         }
         let m = merged.metrics(&cfg());
-        assert_json_close(&json(&whole), &json(&m), "regression");
+        assert_json_close(&json(&whole), &json(&m), 1e-9, "regression");
         assert_metrics_sane(&json(&m), "regression");
         // Quantiles come from counts only: bit-identical whatever the split.
         prop_assert_eq!(json(&whole.error_p50), json(&m.error_p50));

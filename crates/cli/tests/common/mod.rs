@@ -117,6 +117,56 @@ impl Server {
                 .expect("request"),
         )
     }
+
+    /// A GET that must answer 200: its JSON body.
+    pub fn get_ok(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.get(path);
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+
+    /// A GET of a page or a text format: status, body as text, headers.
+    pub fn get_text(&self, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
+        let r = client()
+            .get(format!("{}{}", self.url, path))
+            .send()
+            .expect("request");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        (status, r.text().expect("body"), headers)
+    }
+
+    /// POSTs `rows` (predictions, labels, KPIs) as a JSON array; fails the test unless the
+    /// server answers 200 and accepts every row. Returns the reply.
+    pub fn post_ok(&self, path: &str, rows: Vec<serde_json::Value>) -> serde_json::Value {
+        let (status, body) = self.post(path, &serde_json::Value::Array(rows).to_string());
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(
+            body["rejected"].as_array().map_or(0, Vec::len),
+            0,
+            "{path}: {body}"
+        );
+        body
+    }
+
+    /// Uploads `body` as `model`'s reference (`query`: "" or `?version=v2`) declared as
+    /// `content_type` (`text/csv`, `application/x-ndjson` ...); fails the test unless the
+    /// server answers 200. Returns the reply.
+    pub fn put_reference(
+        &self,
+        model: &str,
+        query: &str,
+        content_type: &str,
+        body: impl Into<reqwest::blocking::Body>,
+    ) -> serde_json::Value {
+        let (status, out) = self.put(
+            &format!("/v1/models/{model}/reference{query}"),
+            content_type,
+            body,
+        );
+        assert_eq!(status, 200, "{model} reference: {out}");
+        out
+    }
 }
 
 #[allow(unsafe_code)]
@@ -130,6 +180,20 @@ fn unsafe_kill(pid: i32, sig: i32) {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// Calls `probe` every 25 ms until it answers `Ok`, for at most `secs`; then fails with its
+/// last `Err`. The binary works asynchronously (debounced evaluation, delivery loop, retention,
+/// background refresh): tests wait for what a user would see, never for a fixed time.
+pub fn poll<T>(secs: u64, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match probe() {
+            Ok(v) => return v,
+            Err(e) if Instant::now() >= deadline => panic!("gave up after {secs} s: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(25)),
+        }
     }
 }
 

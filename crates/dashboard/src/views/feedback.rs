@@ -32,24 +32,33 @@ pub fn feedback_section(data: &ModelData) -> Markup {
             .collect()
     };
     let partial = partial_starts(ws);
-    let mut entropy = span_chart(span, "prediction entropy (bits)", YScale::FromZero);
-    entropy
-        .lines
-        .push(line("entropy", 3, series(&|w| f(w, &["entropy_bits"]))));
-    entropy.baseline = reference.and_then(|r| f(r, &["entropy_bits"]));
-    entropy.baseline_label = "reference".into();
-    entropy.partial = partial.clone();
-    entropy.thresholds = rule_thresholds(data, &["prediction_entropy"]);
-    let mut top = span_chart(span, "top class share", YScale::Unit);
-    top.lines.push(line(
+    // A diversity measure per window against the reference's, with the rules watching it.
+    let against_reference =
+        |title: &str, y: YScale, name: &str, color: usize, key: &str, signal: &str| {
+            let mut c = span_chart(span, title, y);
+            c.lines.push(line(name, color, series(&|w| f(w, &[key]))));
+            c.baseline = reference.and_then(|r| f(r, &[key]));
+            c.baseline_label = "reference".into();
+            c.partial = partial.clone();
+            c.thresholds = rule_thresholds(data, &[signal]);
+            c
+        };
+    let entropy = against_reference(
+        "prediction entropy (bits)",
+        YScale::FromZero,
+        "entropy",
+        3,
+        "entropy_bits",
+        "prediction_entropy",
+    );
+    let top = against_reference(
+        "top class share",
+        YScale::Unit,
         "top class share",
         1,
-        series(&|w| f(w, &["top_class_share"])),
-    ));
-    top.baseline = reference.and_then(|r| f(r, &["top_class_share"]));
-    top.baseline_label = "reference".into();
-    top.partial = partial.clone();
-    top.thresholds = rule_thresholds(data, &["top_class_share"]);
+        "top_class_share",
+        "top_class_share",
+    );
     let mut explore = span_chart(span, "exploration traffic", YScale::Unit);
     explore.lines.push(line(
         "share of predictions",

@@ -6,6 +6,7 @@ pub mod changes;
 pub mod drift;
 pub mod feedback;
 pub mod jobs;
+pub mod login;
 pub mod overview;
 pub mod performance;
 pub mod quality;

@@ -108,6 +108,11 @@ fn change(
     );
     let p_value = p();
     let p_value = if p_value.is_finite() { p_value } else { 1.0 };
+    compared(b, w, p_value, test, config)
+}
+
+/// Two defined values and the p-value of their difference under `test`.
+fn compared(b: f64, w: f64, p_value: f64, test: Test, config: &MetricConfig) -> Change {
     Change::Compared {
         baseline: b,
         window: w,
@@ -142,6 +147,15 @@ fn normal_p(a: (f64, f64), b: (f64, f64)) -> f64 {
         return if d == 0.0 { 1.0 } else { 0.0 };
     }
     two_sided_p(d / var.sqrt())
+}
+
+/// [`normal_p`] of two estimates (value, variance); 1 (no evidence of a change) when either
+/// side has none.
+fn normal_p_of(a: Option<(f64, f64)>, b: Option<(f64, f64)>) -> f64 {
+    match (a, b) {
+        (Some(a), Some(b)) => normal_p(a, b),
+        _ => 1.0,
+    }
 }
 
 /// Binary metrics of a window against a baseline.
@@ -181,10 +195,7 @@ pub fn compare_binary(
         })
     };
     let est = |bm: &Metric, wm: &Metric, b: Option<(f64, f64)>, w: Option<(f64, f64)>| {
-        change(bm, wm, Test::NormalApprox, config, || match (b, w) {
-            (Some(b), Some(w)) => normal_p(b, w),
-            _ => 1.0,
-        })
+        change(bm, wm, Test::NormalApprox, config, || normal_p_of(b, w))
     };
     BinaryComparison {
         accuracy: prop(
@@ -252,9 +263,9 @@ pub fn compare_binary(
             &rw.roc_auc,
             Test::DelongUnpaired,
             config,
-            || match (baseline.auc_stats(), window.auc_stats()) {
-                (Some(a), Some(b)) => normal_p((a.auc, a.var), (b.auc, b.var)),
-                _ => 1.0,
+            || {
+                let estimate = |s: &BinaryState| s.auc_stats().map(|a| (a.auc, a.var));
+                normal_p_of(estimate(baseline), estimate(window))
             },
         ),
         average_precision: est(
@@ -314,30 +325,17 @@ pub fn compare_multiclass(
             &rw.f1_macro,
             Test::NormalApprox,
             config,
-            || match (baseline.f1_macro_est(), window.f1_macro_est()) {
-                (Some(a), Some(b)) => normal_p(a, b),
-                _ => 1.0,
-            },
+            || normal_p_of(baseline.f1_macro_est(), window.f1_macro_est()),
         ),
-        roc_auc: change(
-            &rb.roc_auc,
-            &rw.roc_auc,
-            Test::NormalApprox,
-            config,
-            || match (baseline.roc_auc_est(), window.roc_auc_est()) {
-                (Some(a), Some(b)) => normal_p(a, b),
-                _ => 1.0,
-            },
-        ),
+        roc_auc: change(&rb.roc_auc, &rw.roc_auc, Test::NormalApprox, config, || {
+            normal_p_of(baseline.roc_auc_est(), window.roc_auc_est())
+        }),
         log_loss: change(
             &rb.log_loss,
             &rw.log_loss,
             Test::NormalApprox,
             config,
-            || match (baseline.log_loss_est(), window.log_loss_est()) {
-                (Some(a), Some(b)) => normal_p(a, b),
-                _ => 1.0,
-            },
+            || normal_p_of(baseline.log_loss_est(), window.log_loss_est()),
         ),
     }
 }
@@ -361,10 +359,7 @@ pub fn compare_regression(
 ) -> RegressionComparison {
     let (rb, rw) = (baseline.metrics(config), window.metrics(config));
     let est = |bm: &Metric, wm: &Metric, b: Option<(f64, f64)>, w: Option<(f64, f64)>| {
-        change(bm, wm, Test::NormalApprox, config, || match (b, w) {
-            (Some(b), Some(w)) => normal_p(b, w),
-            _ => 1.0,
-        })
+        change(bm, wm, Test::NormalApprox, config, || normal_p_of(b, w))
     };
     RegressionComparison {
         mae: est(&rb.mae, &rw.mae, baseline.mae_est(), window.mae_est()),
@@ -391,15 +386,7 @@ pub fn compare_proportion(base: (u64, u64), window: (u64, u64), config: &MetricC
     }
     let (b, w) = (kb as f64 / nb as f64, kw as f64 / nw as f64);
     let p_value = two_proportion_p(kb, nb, kw, nw);
-    Change::Compared {
-        baseline: b,
-        window: w,
-        delta: w - b,
-        relative_delta: (b != 0.0).then(|| (w - b) / b.abs()),
-        p_value,
-        significant: p_value < config.alpha,
-        test: Test::TwoProportionZ,
-    }
+    compared(b, w, p_value, Test::TwoProportionZ, config)
 }
 
 /// Event counts of two windows of the same length (prediction volume). With no change of rate
@@ -409,15 +396,8 @@ pub fn compare_proportion(base: (u64, u64), window: (u64, u64), config: &MetricC
 pub fn compare_counts(base: u64, window: u64, config: &MetricConfig) -> Change {
     let (b, w) = (base as f64, window as f64);
     let p_value = normal_p((w, w), (b, b));
-    Change::Compared {
-        baseline: b,
-        window: w,
-        delta: w - b,
-        relative_delta: (b != 0.0).then(|| (w - b) / b),
-        p_value,
-        significant: p_value < config.alpha,
-        test: Test::NormalApprox,
-    }
+    // Counts are never negative: |b| is b.
+    compared(b, w, p_value, Test::NormalApprox, config)
 }
 
 /// Two values known only by their 95 % intervals (average confidence, latency quantiles):
@@ -434,9 +414,6 @@ pub fn compare_by_interval(base: &Metric, window: &Metric, config: &MetricConfig
         _ => None,
     };
     change(base, window, Test::NormalApprox, config, || {
-        match (var(window), var(base)) {
-            (Some(w), Some(b)) => normal_p(w, b),
-            _ => 1.0,
-        }
+        normal_p_of(var(window), var(base))
     })
 }

@@ -1,0 +1,431 @@
+//! One evaluation pass: every rule's condition over the engine's reports (or freshness and
+//! heartbeats), the lifecycle step of its alert, and the write of state, history and outbox.
+
+use super::{AlertService, AlertsError};
+use crate::condition::{evaluate as evaluate_condition, fmt_value, Evaluation, Outcome};
+use crate::lifecycle::{fingerprint, resolve_orphan, step, Alert, State, Transition};
+use crate::notify::Notification;
+use crate::rule::{Condition, Rule, Signal, Source};
+use crate::signals::{drift_series, performance_series, quality_series};
+use modelwatch_core::{ModelName, Timestamp};
+use modelwatch_engine::drift::{self as engine_drift, DriftError, DriftQuery, QualityThresholds};
+use modelwatch_engine::performance::{window_performance, PerformanceQuery};
+use modelwatch_stats::drift::DriftConfig;
+use modelwatch_store::ModelSummary;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// What one evaluation pass did (for logs and tests).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PassReport {
+    pub rules: usize,
+    pub transitions: Vec<(String, String, Transition)>,
+    pub notifications: usize,
+}
+
+impl AlertService {
+    /// Evaluates the rules of `models` (all models when None) at `now`: lifecycle steps,
+    /// history, queued notifications, and the `/metrics` values of those models. Blocking.
+    pub fn evaluate(
+        &self,
+        now: Timestamp,
+        models: Option<&BTreeSet<String>>,
+    ) -> Result<PassReport, AlertsError> {
+        let _one = self.evaluating.lock().unwrap_or_else(|e| e.into_inner());
+        let rules = self.all_rules()?;
+        let summaries = self
+            .store
+            .list_models()
+            .map_err(|e| AlertsError::Invalid(e.to_string()))?;
+        let summaries: HashMap<String, ModelSummary> =
+            summaries.into_iter().map(|m| (m.name.clone(), m)).collect();
+        let wanted = |m: &str| models.is_none_or(|set| set.contains(m));
+        let mut by_model: BTreeMap<String, Vec<&Rule>> = BTreeMap::new();
+        for r in rules.iter().filter(|r| wanted(&r.model)) {
+            by_model.entry(r.model.clone()).or_default().push(r);
+        }
+        let alerts: HashMap<String, Alert> = self
+            .db
+            .alerts()?
+            .into_iter()
+            .map(|a| (a.fingerprint.clone(), a))
+            .collect();
+        let silences = self.db.silences()?;
+        let mut report = PassReport::default();
+        for (model, model_rules) in &by_model {
+            let evals = self.evaluate_model(model, summaries.get(model), model_rules, now);
+            for (rule, eval) in model_rules.iter().zip(evals) {
+                report.rules += 1;
+                let fp = fingerprint(model, &rule.spec.name);
+                let prev = alerts.get(&fp);
+                let (next, transition) = step(prev, rule, &eval, now);
+                let silenced = silences
+                    .iter()
+                    .any(|s| s.matches(model, &rule.spec.name, now));
+                let queued = self.commit(
+                    &fp,
+                    prev,
+                    next,
+                    transition,
+                    silenced,
+                    &rule.spec.notify,
+                    now,
+                )?;
+                report.notifications += queued;
+                if let Some(t) = transition {
+                    report
+                        .transitions
+                        .push((model.clone(), rule.spec.name.clone(), t));
+                }
+            }
+        }
+        // Alerts whose rule is gone are resolved (and a resolve sent if a trigger was).
+        let live: BTreeSet<String> = rules
+            .iter()
+            .map(|r| fingerprint(&r.model, &r.spec.name))
+            .collect();
+        for a in alerts
+            .values()
+            .filter(|a| wanted(&a.model) && !live.contains(&a.fingerprint))
+        {
+            if let Some((next, t)) = resolve_orphan(a, now) {
+                let next = (t == Transition::Resolved).then_some(next);
+                report.notifications +=
+                    self.commit(&a.fingerprint, Some(a), next, Some(t), false, &[], now)?;
+                report
+                    .transitions
+                    .push((a.model.clone(), a.rule.clone(), t));
+            }
+        }
+        for name in summaries.keys().filter(|m| wanted(m)) {
+            self.refresh_metrics(name, &summaries[name], now);
+        }
+        if report.notifications > 0 {
+            self.wake_delivery.notify_one();
+        }
+        for (m, r, t) in &report.transitions {
+            tracing::info!(model = %m, rule = %r, transition = ?t, "alert");
+        }
+        Ok(report)
+    }
+
+    /// Writes one alert's step: state, history, and the notifications it calls for.
+    #[allow(clippy::too_many_arguments)]
+    fn commit(
+        &self,
+        fp: &str,
+        prev: Option<&Alert>,
+        next: Option<Alert>,
+        transition: Option<Transition>,
+        silenced: bool,
+        routes: &[String],
+        now: Timestamp,
+    ) -> Result<usize, AlertsError> {
+        let mut next = next;
+        let mut notify = Vec::new();
+        let targets: Vec<String> = if routes.is_empty() {
+            self.sender.names()
+        } else {
+            routes.to_vec()
+        };
+        if let Some(a) = next.as_mut() {
+            a.silenced = silenced;
+            let fire = a.state == State::Firing && !a.notified && !silenced;
+            let resolve = transition == Some(Transition::Resolved) && a.notified;
+            if fire {
+                // Marked before queueing: the queued copy says it was notified, like the row.
+                a.notified = true;
+            }
+            if fire || resolve {
+                let n = Notification {
+                    alert: a.clone(),
+                    dashboard_url: self.dashboard_link(&a.model),
+                };
+                notify = targets.iter().map(|t| (t.clone(), n.clone())).collect();
+            }
+        }
+        if next.as_ref() == prev && transition.is_none() {
+            return Ok(0);
+        }
+        // Every transition has an alert on one side (step and resolve_orphan guarantee it).
+        let history = transition.zip(next.as_ref().or(prev));
+        self.db.apply(fp, next.as_ref(), history, &notify, now)?;
+        Ok(notify.len())
+    }
+
+    /// One evaluation per rule of a model; engine reports are computed once per (source,
+    /// window, version) and shared by the rules that read them.
+    fn evaluate_model(
+        &self,
+        model: &str,
+        summary: Option<&ModelSummary>,
+        rules: &[&Rule],
+        now: Timestamp,
+    ) -> Vec<Evaluation> {
+        let name = match ModelName::new(model) {
+            Ok(n) => n,
+            Err(e) => {
+                return rules
+                    .iter()
+                    .map(|_| Evaluation::unknown(e.to_string()))
+                    .collect()
+            }
+        };
+        // Source, window, version, segment, and the class a class rule watches.
+        type Key = (Source, i64, Option<String>, Option<String>, Option<String>);
+        let mut reports: HashMap<Key, Result<Value, String>> = HashMap::new();
+        let lookback = rules
+            .iter()
+            .map(|r| r.spec.condition.windows_needed())
+            .max()
+            .unwrap_or(1)
+            + 8;
+        rules
+            .iter()
+            .map(|rule| {
+                let source = rule.signal.source();
+                match source {
+                    Source::Freshness => return self.freshness(model, summary, rule, now),
+                    Source::Heartbeat => return self.heartbeat_eval(model, rule, now),
+                    _ => {}
+                }
+                let Some(last) = summary.and_then(|s| s.last_event) else {
+                    return Evaluation::unknown(format!("model `{model}` has no events yet"));
+                };
+                let segment = rule.spec.segment.as_ref().map(|s| s.split());
+                // A class rule's report names its class (see `report`): one report per class.
+                let class = match &rule.signal {
+                    crate::rule::Signal::ClassMetric(_, c) => Some(c.clone()),
+                    _ => None,
+                };
+                let key = (
+                    source,
+                    rule.window.seconds(),
+                    rule.spec.version.clone(),
+                    segment,
+                    class,
+                );
+                let from = Timestamp(
+                    rule.window.start_of(last).0 - (lookback as i64 - 1) * rule.window.micros(),
+                );
+                let report = reports
+                    .entry(key)
+                    .or_insert_with(|| self.report(&name, source, rule, from));
+                let series = match report {
+                    Ok(v) => match source {
+                        Source::Performance => match &rule.spec.segment {
+                            Some(seg) => match segment_report(v, &seg.value) {
+                                Ok(r) => performance_series(&r, &rule.signal, now),
+                                Err(e) => return Evaluation::unknown(e),
+                            },
+                            None => performance_series(v, &rule.signal, now),
+                        },
+                        Source::Drift => drift_series(v, &rule.signal),
+                        _ => quality_series(v, &rule.signal),
+                    },
+                    Err(e) => return Evaluation::unknown(e.clone()),
+                };
+                evaluate_condition(&rule.spec.condition, &series, rule.min_sample())
+            })
+            .collect()
+    }
+
+    fn report(
+        &self,
+        model: &ModelName,
+        source: Source,
+        rule: &Rule,
+        from: Timestamp,
+    ) -> Result<Value, String> {
+        let store = self.store.as_ref();
+        let version = rule.spec.version.clone();
+        let drift_query = || DriftQuery {
+            window: rule.window,
+            from: Some(from),
+            to: None,
+            version: version.clone(),
+            segment: None,
+        };
+        let no_reference = |e: DriftError| match e {
+            e @ DriftError::NoReference { .. } => e.to_string(),
+            e => format!("drift: {e}"),
+        };
+        match source {
+            Source::Performance => {
+                let mut q = PerformanceQuery {
+                    window: Some(rule.window),
+                    from: Some(from),
+                    version,
+                    segment: rule.spec.segment.as_ref().map(|s| s.split()),
+                    ..Default::default()
+                };
+                // A multiclass report names the 50 classes with most rows: the rule's class is
+                // named whatever its rows.
+                if let crate::rule::Signal::ClassMetric(_, class) = &rule.signal {
+                    q.config.named_classes = vec![class.clone()];
+                }
+                window_performance(store, model, &q)
+                    .map_err(|e| format!("performance: {e}"))
+                    .and_then(|r| serde_json::to_value(r).map_err(|e| e.to_string()))
+            }
+            Source::Drift => {
+                engine_drift::drift(store, model, &drift_query(), &DriftConfig::default())
+                    .map_err(no_reference)
+                    .and_then(|r| serde_json::to_value(r).map_err(|e| e.to_string()))
+            }
+            _ => engine_drift::quality(store, model, &drift_query(), &QualityThresholds::default())
+                .map_err(no_reference)
+                .and_then(|r| serde_json::to_value(r).map_err(|e| e.to_string())),
+        }
+    }
+
+    fn freshness(
+        &self,
+        model: &str,
+        summary: Option<&ModelSummary>,
+        rule: &Rule,
+        now: Timestamp,
+    ) -> Evaluation {
+        let Condition::Freshness { max_age } = &rule.spec.condition else {
+            return Evaluation::unknown("not a freshness condition");
+        };
+        let (kind, what) = match rule.signal {
+            Signal::Labels => ("labels", "labels"),
+            _ => ("predictions", "predictions"),
+        };
+        let arrival = match self.db.last_arrival(model, kind) {
+            Ok(a) => a,
+            Err(e) => return Evaluation::unknown(e.to_string()),
+        };
+        // Before this server saw any: the store's own record (event time, or creation when
+        // nothing of the kind was ever stored).
+        let last = arrival.or_else(|| {
+            let s = summary?;
+            match kind {
+                "predictions" => s.last_event.or(Some(s.created_at)),
+                _ => (s.labels == 0).then_some(s.created_at),
+            }
+        });
+        let Some(last) = last else {
+            return Evaluation::unknown(format!("no record of when {what} last arrived"));
+        };
+        let age = (now.0 - last.0).max(0) as f64 / 1e6;
+        let active = age > max_age.seconds as f64;
+        Evaluation {
+            outcome: if active {
+                Outcome::Active
+            } else {
+                Outcome::Inactive
+            },
+            value: Some(age),
+            baseline: None,
+            window_start: None,
+            window_end: None,
+            n: None,
+            summary: format!("last {what} {} ago at {last} (limit {max_age})", human(age)),
+        }
+    }
+
+    fn heartbeat_eval(&self, model: &str, rule: &Rule, now: Timestamp) -> Evaluation {
+        let (Signal::Heartbeat(job), Condition::Heartbeat { max_age }) =
+            (&rule.signal, &rule.spec.condition)
+        else {
+            return Evaluation::unknown("not a heartbeat condition");
+        };
+        let last = match self.db.last_heartbeat(model, job) {
+            Ok(h) => h,
+            Err(e) => return Evaluation::unknown(e.to_string()),
+        };
+        let (active, value, summary) = match last {
+            None => (
+                true,
+                None,
+                format!("no run of job `{job}` was ever reported"),
+            ),
+            Some(h) => {
+                let age = (now.0 - h.timestamp.0).max(0) as f64 / 1e6;
+                if h.status == "failed" {
+                    (
+                        true,
+                        Some(age),
+                        format!(
+                            "the last run of job `{job}` failed at {}{}",
+                            h.timestamp,
+                            h.message.map(|m| format!(": {m}")).unwrap_or_default()
+                        ),
+                    )
+                } else {
+                    (
+                        age > max_age.seconds as f64,
+                        Some(age),
+                        format!(
+                            "last successful run of job `{job}` {} ago (limit {max_age})",
+                            human(age)
+                        ),
+                    )
+                }
+            }
+        };
+        Evaluation {
+            outcome: if active {
+                Outcome::Active
+            } else {
+                Outcome::Inactive
+            },
+            value,
+            baseline: None,
+            window_start: None,
+            window_end: None,
+            n: None,
+            summary,
+        }
+    }
+}
+
+/// The windows of one segment value of a metrics report split by segment, as a report of its
+/// own (with the task's class names, which per-class signals need).
+fn segment_report(report: &Value, value: &str) -> Result<Value, String> {
+    let segments = report
+        .get("segments")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    let Some(seg) = segments
+        .iter()
+        .find(|s| s.get("value").and_then(Value::as_str) == Some(value))
+    else {
+        let names: Vec<&str> = segments
+            .iter()
+            .filter_map(|s| s.get("value").and_then(Value::as_str))
+            .collect();
+        return Err(format!(
+            "segment value {value:?} has no predictions among the 10 values with most \
+             predictions in the windows evaluated (found: {})",
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        ));
+    };
+    let mut r = serde_json::json!({"windows": seg.get("windows").cloned().unwrap_or(Value::Null)});
+    for k in ["positive_class", "negative_class"] {
+        if let Some(v) = report.get(k) {
+            r[k] = v.clone();
+        }
+    }
+    Ok(r)
+}
+
+fn human(secs: f64) -> String {
+    let s = secs.round() as i64;
+    if s >= 86_400 {
+        format!("{}d {}h", s / 86_400, (s % 86_400) / 3600)
+    } else if s >= 3600 {
+        format!("{}h {}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m {}s", s / 60, s % 60)
+    } else {
+        format!("{}s", fmt_value(secs.max(0.0).round()))
+    }
+}

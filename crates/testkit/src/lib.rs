@@ -1,0 +1,63 @@
+//! Helpers shared by the tests of several crates; a dev-dependency only, never in the binary.
+//! (The HTTP harness around the real binary is `crates/cli/tests/common`: it needs the
+//! binary that only the cli crate's tests are given.)
+
+use serde_json::Value;
+
+/// Asserts that two JSON values are equal, numbers to a relative `rel`
+/// (`|a - b| <= rel * max(1, |a|, |b|)`): reports computed from the same rows merged in
+/// another order differ in the last bits of their sums. Objects must have the same keys in
+/// the same order, arrays the same length; `path` names the place that differs.
+pub fn assert_json_close(a: &Value, b: &Value, rel: f64, path: &str) {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= rel * x.abs().max(y.abs()).max(1.0),
+                "{path}: {x} vs {y}"
+            );
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{path}");
+            for (i, (x, y)) in x.iter().zip(y).enumerate() {
+                assert_json_close(x, y, rel, &format!("{path}[{i}]"));
+            }
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            assert_eq!(
+                x.keys().collect::<Vec<_>>(),
+                y.keys().collect::<Vec<_>>(),
+                "{path}"
+            );
+            for (k, v) in x {
+                assert_json_close(v, &y[k], rel, &format!("{path}.{k}"));
+            }
+        }
+        _ => assert_eq!(a, b, "{path}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::assert_json_close;
+    use serde_json::json;
+
+    #[test]
+    fn sums_in_another_order_are_close() {
+        let a = json!({"x": [0.1 + 0.2 + 0.3, "s"], "n": 3});
+        let b = json!({"x": [0.3 + 0.2 + 0.1, "s"], "n": 3});
+        assert_json_close(&a, &b, 1e-12, "");
+    }
+
+    #[test]
+    #[should_panic(expected = ".x[0]: 1 vs 1.001")]
+    fn a_real_difference_names_its_place() {
+        assert_json_close(&json!({"x": [1.0]}), &json!({"x": [1.001]}), 1e-9, "");
+    }
+
+    #[test]
+    #[should_panic]
+    fn other_keys_differ() {
+        assert_json_close(&json!({"x": 1}), &json!({"y": 1}), 1e-9, "");
+    }
+}
