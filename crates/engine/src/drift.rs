@@ -47,6 +47,17 @@ pub enum DriftError {
     InvalidSegment(String),
 }
 
+impl modelwatch_core::ServiceError for DriftError {
+    fn code(&self) -> modelwatch_core::ErrorCode {
+        use modelwatch_core::ErrorCode;
+        match self {
+            DriftError::Store(e) => modelwatch_core::ServiceError::code(e),
+            DriftError::NoReference { .. } => ErrorCode::Conflict,
+            DriftError::InvalidSegment(_) => ErrorCode::InvalidInput,
+        }
+    }
+}
+
 /// `feature:value`: only events whose feature has this value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Segment {
