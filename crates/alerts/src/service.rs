@@ -11,12 +11,12 @@ use crate::rule::{
     Condition, Origin, Rule, RuleError, RuleSpec, Signal, Source, PERFORMANCE_METRICS,
 };
 use crate::signals::{drift_series, metric as metric_value, performance_series, quality_series};
-use modelwatch_core::{parse_timestamp, ModelName, Timestamp, Window};
+use modelwatch_core::{parse_timestamp, ErrorCode, ModelName, ServiceError, Timestamp, Window};
 use modelwatch_engine::drift::{self as engine_drift, DriftError, DriftQuery, QualityThresholds};
 use modelwatch_engine::performance::{window_performance, PerformanceQuery};
 use modelwatch_stats::drift::DriftConfig;
 use modelwatch_stats::perf::Histogram;
-use modelwatch_store::{ModelSummary, Store};
+use modelwatch_store::{ModelSummary, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -101,6 +101,22 @@ pub enum AlertsError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The model store (or the data directory) failed: never the caller's mistake.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ServiceError for AlertsError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            AlertsError::Db(e) => e.code(),
+            AlertsError::Invalid(_) => ErrorCode::InvalidInput,
+            AlertsError::Rule(e) => e.code(),
+            AlertsError::NotFound(_) => ErrorCode::NotFound,
+            AlertsError::Conflict(_) => ErrorCode::Conflict,
+            AlertsError::Store(e) => e.code(),
+        }
+    }
 }
 
 /// A rule as `GET /v1/models/{model}/rules` shows it.
@@ -294,8 +310,10 @@ impl AlertService {
                 .map_err(|e| AlertsError::Invalid(format!("{label}: {e}")))?;
             rules.push(rule);
         }
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| AlertsError::Invalid(format!("{}: {e}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
         let db = Db::open(&data_dir.join("alerts.sqlite"))?;
         Ok(AlertService {
             db,
@@ -505,7 +523,7 @@ impl AlertService {
         let _one = self.evaluating.lock().unwrap_or_else(|e| e.into_inner());
         let Some(mut alert) = self.db.alert(fingerprint)? else {
             return Err(AlertsError::NotFound(format!(
-                "no alert with fingerprint {fingerprint:?} (GET /v1/alerts lists them)"
+                "no alert with fingerprint {fingerprint:?} (the list of alerts shows them)"
             )));
         };
         if alert.state == State::Resolved {
@@ -639,10 +657,7 @@ impl AlertService {
     ) -> Result<PassReport, AlertsError> {
         let _one = self.evaluating.lock().unwrap_or_else(|e| e.into_inner());
         let rules = self.all_rules()?;
-        let summaries = self
-            .store
-            .list_models()
-            .map_err(|e| AlertsError::Invalid(e.to_string()))?;
+        let summaries = self.store.list_models()?;
         let summaries: HashMap<String, ModelSummary> =
             summaries.into_iter().map(|m| (m.name.clone(), m)).collect();
         let wanted = |m: &str| models.is_none_or(|set| set.contains(m));
