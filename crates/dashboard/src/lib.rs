@@ -21,19 +21,30 @@ pub mod views;
 pub use data::{gather, AlertSource, AlertsData, ModelData, Parts};
 pub use params::ViewParams;
 
+use modelwatch_core::{ErrorCode, ServiceError};
 use modelwatch_store::StoreError;
 
 /// Why a page could not be rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum DashError {
-    /// A bad query parameter or model name: the page says which and why (400).
+    /// A bad query parameter or model name: the page says which and why.
     #[error("{0}")]
     BadRequest(String),
-    /// No such model (404).
+    /// No such model, or no such view.
     #[error("{0}")]
     NotFound(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl ServiceError for DashError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            DashError::BadRequest(_) => ErrorCode::InvalidInput,
+            DashError::NotFound(_) => ErrorCode::NotFound,
+            DashError::Store(e) => e.code(),
+        }
+    }
 }
 
 impl DashError {
