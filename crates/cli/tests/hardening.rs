@@ -415,6 +415,37 @@ fn every_error_has_a_json_body() {
     assert!(body["error"]["message"].is_string(), "{body}");
 }
 
+/// A write to the alerts database on a full disk answered 500 `storage_error`; like every
+/// other write it is 507 `disk_full` now (docs/api.md), and the same request succeeds once
+/// space is freed.
+#[test]
+fn alert_writes_on_a_full_disk_answer_507() {
+    let Some(disk) = SmallDisk::mount("6m") else {
+        return;
+    };
+    let data = disk.dir.path().join("data");
+    let s = Server::start(&data);
+    let rows = json!([prediction("r-1", "2026-01-02T03:04:05Z", 41.0, "DE")]).to_string();
+    assert_eq!(s.post("/v1/models/fraud/predictions", &rows).0, 200);
+    // Everything the disk has left goes to one file.
+    let filler_path = disk.dir.path().join("filler");
+    let mut filler = std::fs::File::create(&filler_path).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while filler.write_all(&chunk).is_ok() {}
+    while filler.write_all(&chunk[..512]).is_ok() {}
+    let rule = json!({"name": "accuracy-low", "signal": "accuracy", "decision": "retrain",
+        "severity": "warning", "condition": {"kind": "threshold", "op": "<", "value": 0.9}})
+    .to_string();
+    let (status, body) = s.post("/v1/models/fraud/rules", &rule);
+    assert_eq!(status, 507, "{body}");
+    assert_eq!(body["error"]["code"], "disk_full", "{body}");
+
+    drop(filler);
+    std::fs::remove_file(&filler_path).unwrap();
+    let (status, body) = s.post("/v1/models/fraud/rules", &rule);
+    assert_eq!(status, 201, "once space is freed: {body}");
+}
+
 /// Importing an empty file exited 0 without a word; a schema could declare a feature named ""
 /// that ingest then refused on every row.
 #[test]

@@ -6,8 +6,8 @@
 //! Views are addressable by URL ([`params::ViewParams`]); the numbers come from the engine as
 //! the same JSON the HTTP API answers ([`data::ModelData`]).
 //!
-//! This crate knows neither HTTP nor the command line: the server maps [`DashError`] to a
-//! status, the CLI writes files.
+//! This crate knows neither HTTP nor the command line: a [`DashError`] says its kind
+//! ([`ServiceError::code`]) and the server turns that into a status; the CLI writes files.
 
 pub mod charts;
 pub mod css;
@@ -43,18 +43,6 @@ impl ServiceError for DashError {
             DashError::BadRequest(_) => ErrorCode::InvalidInput,
             DashError::NotFound(_) => ErrorCode::NotFound,
             DashError::Store(e) => e.code(),
-        }
-    }
-}
-
-impl DashError {
-    /// The HTTP status of this error.
-    pub fn status(&self) -> u16 {
-        match self {
-            DashError::BadRequest(_) => 400,
-            DashError::NotFound(_) => 404,
-            DashError::Store(StoreError::ModelNotFound(_)) => 404,
-            DashError::Store(_) => 500,
         }
     }
 }

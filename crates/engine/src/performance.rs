@@ -295,7 +295,7 @@ impl TaskDetector {
             TaskSource::Query => return format!("{}: given in the query (task=)", task.as_str()),
             TaskSource::Declared => {
                 return format!(
-                    "{}: declared for the model (PUT /v1/models/{{model}}/task or the config file)",
+                    "{}: declared for the model (over the API or in the config file)",
                     task.as_str()
                 )
             }

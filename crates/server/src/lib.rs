@@ -22,13 +22,13 @@ pub use config::Config;
 pub use error::ApiError;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use modelwatch_alerts::AlertService;
-use modelwatch_core::{ModelName, Timestamp};
+use modelwatch_core::{ErrorCode, ModelName, Timestamp};
 use modelwatch_store::Store;
 use serde_json::json;
 use std::sync::Arc;
@@ -204,7 +204,7 @@ async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> R
         .map(|v| v.trim().as_bytes().to_vec());
     let Some(given) = given else {
         return ApiError::new(
-            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthenticated,
             "unauthorized",
             "missing API key: send the header `Authorization: Bearer <key>`",
         )
@@ -219,7 +219,7 @@ async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> R
         next.run(req).await
     } else if ingest || read {
         ApiError::new(
-            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
             "forbidden",
             format!(
                 "this API key may not {}",
@@ -232,12 +232,17 @@ async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> R
         )
         .into_response()
     } else {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "invalid API key").into_response()
+        ApiError::new(
+            ErrorCode::Unauthenticated,
+            "unauthorized",
+            "invalid API key",
+        )
+        .into_response()
     }
 }
 
 pub(crate) fn model_name(raw: &str) -> Result<ModelName, ApiError> {
-    ModelName::new(raw).map_err(|e| ApiError::bad_request("invalid_model_name", e.to_string()))
+    ModelName::new(raw).map_err(|e| ApiError::of(&e, "invalid_model_name"))
 }
 
 /// Runs blocking work (parsing, storage) off the async workers.
@@ -246,7 +251,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
         ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
             "internal",
             format!("worker failed: {e}"),
         )
