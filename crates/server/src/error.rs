@@ -212,35 +212,58 @@ fn code_of(status: StatusCode) -> &'static str {
     }
 }
 
-/// Gives an error that axum answered with an empty body (405 for a wrong method, the body
-/// limit's 413, a timeout's 408) the JSON error body every other error has, so that a client
-/// always has a message to show. It keeps axum's status (405 has no [`ErrorCode`]: only the
-/// router knows which methods a path takes).
+/// Gives an error that axum or a layer answered with an empty body (405 for a wrong method,
+/// the body limit's 413, a timeout's 408, the decompression layer's 415 for an unknown
+/// `Content-Encoding`) or with axum's plain text (a path segment that is not UTF-8) the JSON
+/// error body every other error has, so that a client always has a message to show. It keeps
+/// their status (405 has no [`ErrorCode`]: only the router knows which methods a path takes).
 pub(crate) async fn json_error_body(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    use axum::http::header::CONTENT_TYPE;
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let encoded = request
+        .headers()
+        .contains_key(axum::http::header::CONTENT_ENCODING);
     let response = next.run(request).await;
     let status = response.status();
-    if status.as_u16() < 400
-        || response
-            .headers()
-            .contains_key(axum::http::header::CONTENT_TYPE)
-    {
+    if status.as_u16() < 400 {
         return response;
     }
-    let message = match status {
-        StatusCode::METHOD_NOT_ALLOWED => {
+    // Every error of ours is JSON or an HTML page; plain text is axum's own rejection.
+    let plain = match response.headers().get(CONTENT_TYPE).map(|v| v.as_bytes()) {
+        None => false,
+        Some(t) if t.starts_with(b"text/plain") => true,
+        Some(_) => return response,
+    };
+    let (mut parts, body) = response.into_parts();
+    let text = if plain {
+        axum::body::to_bytes(body, 64 * 1024)
+            .await
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+            .filter(|t| !t.is_empty())
+    } else {
+        None
+    };
+    let message = match (status, text) {
+        (_, Some(text)) => format!("{method} {path}: {text}"),
+        (StatusCode::METHOD_NOT_ALLOWED, None) => {
             format!("{path} does not take {method}: docs/api.md lists each path's methods")
         }
-        s => format!(
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, None) if encoded => format!(
+            "{method} {path}: the body's Content-Encoding is not one this service reads: \
+             send it uncompressed or with gzip"
+        ),
+        (s, None) => format!(
             "{method} {path}: {}",
             s.canonical_reason().unwrap_or("error")
         ),
     };
-    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(CONTENT_TYPE);
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     let fresh = ApiError::reply(status, code_of(status), &message);
     parts.headers.extend(fresh.headers().clone());
     Response::from_parts(parts, fresh.into_body())

@@ -143,7 +143,6 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             browser::guard,
         ))
-        .layer(middleware::from_fn(error::json_error_body))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             BODY_READ_TIMEOUT,
@@ -151,6 +150,8 @@ pub fn router(state: AppState) -> Router {
         // Decompression runs before the body limit is applied, so the limit bounds the
         // decompressed size and a small gzip bomb gets a 413, not an out-of-memory.
         .layer(RequestDecompressionLayer::new())
+        // Outermost, so that the layers' own answers (the decompression's 415) get it too.
+        .layer(middleware::from_fn(error::json_error_body))
         .with_state(state)
 }
 
