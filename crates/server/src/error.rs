@@ -186,11 +186,12 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
     }
 }
 
-/// The kind of an error axum answered with `status` on its own (a body that could not be
-/// read): the inverse of [`status`], for the statuses it produces.
+/// The kind of an error axum or hyper answered with `status` on its own (a body that could
+/// not be read, a wrong method): the inverse of [`status`], for the statuses they produce.
 pub(crate) fn kind_of(status: StatusCode) -> ErrorCode {
     match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::TooLarge,
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::URI_TOO_LONG => ErrorCode::TooLarge,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ErrorCode::TooLarge,
         StatusCode::REQUEST_TIMEOUT => ErrorCode::Timeout,
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedFormat,
         StatusCode::NOT_FOUND => ErrorCode::NotFound,
@@ -199,7 +200,7 @@ pub(crate) fn kind_of(status: StatusCode) -> ErrorCode {
     }
 }
 
-/// The body's `code` of an error axum answered on its own.
+/// The body's `code` of an error axum or hyper answered on its own.
 fn code_of(status: StatusCode) -> &'static str {
     match status {
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
@@ -207,6 +208,8 @@ fn code_of(status: StatusCode) -> &'static str {
         StatusCode::REQUEST_TIMEOUT => "request_timeout",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         StatusCode::NOT_FOUND => "not_found",
+        StatusCode::URI_TOO_LONG => "uri_too_long",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
         s if s.is_server_error() => "internal_error",
         _ => "bad_request",
     }
@@ -267,6 +270,32 @@ pub(crate) async fn json_error_body(
     let fresh = ApiError::reply(status, code_of(status), &message);
     parts.headers.extend(fresh.headers().clone());
     Response::from_parts(parts, fresh.into_body())
+}
+
+/// The JSON error body of a request hyper refused before any handler saw it (see
+/// `lib::json_for_refused_heads`): the whole HTTP/1.1 response, status line to body, with
+/// `Connection: close` (hyper closes the connection after such an error).
+pub(crate) fn refused_head_reply(status: StatusCode) -> Vec<u8> {
+    let message = match status {
+        StatusCode::URI_TOO_LONG => {
+            "the request's URI is too long: send the data in the body, not in the query"
+        }
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+            "the request's headers are too large: send fewer or shorter headers"
+        }
+        _ => "the request is not valid HTTP/1.1: its request line or a header cannot be read",
+    };
+    let body = json!({"error": {"code": code_of(status), "message": message}}).to_string();
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error"),
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
 }
 
 #[cfg(test)]

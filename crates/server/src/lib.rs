@@ -16,6 +16,7 @@ mod ingest;
 mod json_body;
 mod login;
 mod query;
+mod refused;
 
 pub use alerts::IngestCounters;
 pub use config::Config;
@@ -411,7 +412,9 @@ async fn serve_http(
                 r
             },
         ));
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        // hyper's own refusals (a request head it cannot parse) get the JSON error body too.
+        let io = TokioIo::new(refused::JsonRefusals::new(stream));
+        let conn = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
