@@ -19,6 +19,19 @@ pub enum DbError {
     Json(#[from] serde_json::Error),
 }
 
+impl modelwatch_core::ServiceError for DbError {
+    /// A full disk is told apart (the same request can succeed once space is freed); every
+    /// other failure of the alerts database is the service's.
+    fn code(&self) -> modelwatch_core::ErrorCode {
+        match self {
+            DbError::Sqlite(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
+                modelwatch_core::ErrorCode::StorageFull
+            }
+            _ => modelwatch_core::ErrorCode::Internal,
+        }
+    }
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS rules (
     model TEXT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL, created_at INTEGER NOT NULL,

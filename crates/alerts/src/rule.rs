@@ -502,6 +502,12 @@ pub struct RuleError {
     pub message: String,
 }
 
+impl modelwatch_core::ServiceError for RuleError {
+    fn code(&self) -> modelwatch_core::ErrorCode {
+        modelwatch_core::ErrorCode::InvalidInput
+    }
+}
+
 fn err(field: &str, message: impl Into<String>) -> RuleError {
     RuleError {
         field: field.to_owned(),

@@ -29,8 +29,8 @@ use crate::lifecycle::Clock;
 use crate::notify::{NotifierConfig, Sender};
 use crate::rule::{Origin, Rule, RuleError, RuleSpec};
 use metrics::ModelMetrics;
-use modelwatch_core::{ModelName, Timestamp, Window};
-use modelwatch_store::Store;
+use modelwatch_core::{ErrorCode, ModelName, ServiceError, Timestamp, Window};
+use modelwatch_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -113,6 +113,22 @@ pub enum AlertsError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The model store (or the data directory) failed: never the caller's mistake.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ServiceError for AlertsError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            AlertsError::Db(e) => e.code(),
+            AlertsError::Invalid(_) => ErrorCode::InvalidInput,
+            AlertsError::Rule(e) => e.code(),
+            AlertsError::NotFound(_) => ErrorCode::NotFound,
+            AlertsError::Conflict(_) => ErrorCode::Conflict,
+            AlertsError::Store(e) => e.code(),
+        }
+    }
 }
 
 pub struct AlertService {
@@ -156,8 +172,10 @@ impl AlertService {
                 .map_err(|e| AlertsError::Invalid(format!("{label}: {e}")))?;
             rules.push(rule);
         }
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| AlertsError::Invalid(format!("{}: {e}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
         let db = Db::open(&data_dir.join("alerts.sqlite"))?;
         Ok(AlertService {
             db,

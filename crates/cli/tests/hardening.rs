@@ -415,6 +415,108 @@ fn every_error_has_a_json_body() {
     assert!(body["error"]["message"].is_string(), "{body}");
 }
 
+/// Sends `request` on a fresh connection and reads until the server closes it: the status and
+/// the JSON body of the last response (earlier ones, pipelined, come first).
+fn raw(url: &str, request: &[u8]) -> (u16, serde_json::Value) {
+    let mut conn = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    // A server that keeps the connection open fails the test instead of hanging it.
+    conn.set_read_timeout(Some(StdDuration::from_secs(30)))
+        .unwrap();
+    // The server may answer and close before taking all of an oversized request.
+    let _ = conn.write_all(request);
+    let mut reply = Vec::new();
+    let _ = conn.read_to_end(&mut reply);
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    let last = text
+        .rfind("HTTP/1.1 ")
+        .unwrap_or_else(|| panic!("no reply: {text:?}"));
+    let (head, body) = text[last..]
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of head: {text:?}"));
+    let status = head[9..12].parse().unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{text:?}"
+    );
+    let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text:?}"));
+    (status, body)
+}
+
+/// Requests hyper refuses before any handler sees them (a request head it cannot read), the
+/// decompression layer's refusal of an unknown encoding and axum's refusal of a path that is
+/// not UTF-8 answered with an empty or a plain-text body; each has the JSON error body now,
+/// with the status it had.
+#[test]
+fn refusals_before_the_handlers_have_the_json_error_body_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let long_uri = format!(
+        "GET /v1/models?x={} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    let many_headers = format!(
+        "GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n{}\r\n",
+        (0..200)
+            .map(|i| format!("X-{i}: a\r\n"))
+            .collect::<String>()
+    );
+    let cases: [(&str, &[u8], u16, &str); 8] = [
+        ("a garbage request line", b"GARBAGE\r\n\r\n", 400, "bad_request"),
+        ("an unknown HTTP version", b"GET /v1/models HTTP/1.2\r\nHost: 127.0.0.1\r\n\r\n", 400, "bad_request"),
+        ("a header without a colon", b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nNo colon\r\n\r\n", 400, "bad_request"),
+        ("a garbage request after a good one",
+         b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGARBAGE\r\n\r\n", 400, "bad_request"),
+        ("a URI over 64 KiB", long_uri.as_bytes(), 414, "uri_too_long"),
+        ("200 headers", many_headers.as_bytes(), 431, "headers_too_large"),
+        ("an unknown Content-Encoding",
+         b"POST /v1/models/fraud/predictions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+           Content-Encoding: br\r\nContent-Length: 2\r\n\r\n[]", 415, "unsupported_media_type"),
+        ("a path that is not UTF-8",
+         b"GET /v1/models/%ff HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", 400, "bad_request"),
+    ];
+    for (what, request, status, code) in cases {
+        let (got, body) = raw(&s.url, request);
+        assert_eq!(got, status, "{what}: {body}");
+        assert_eq!(body["error"]["code"], code, "{what}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.len() > 20, "{what}: {body}");
+    }
+    // Still serving.
+    assert_eq!(s.get("/v1/models").0, 200);
+}
+
+/// A write to the alerts database on a full disk answered 500 `storage_error`; like every
+/// other write it is 507 `disk_full` now (docs/api.md), and the same request succeeds once
+/// space is freed.
+#[test]
+fn alert_writes_on_a_full_disk_answer_507() {
+    let Some(disk) = SmallDisk::mount("6m") else {
+        return;
+    };
+    let data = disk.dir.path().join("data");
+    let s = Server::start(&data);
+    let rows = json!([prediction("r-1", "2026-01-02T03:04:05Z", 41.0, "DE")]).to_string();
+    assert_eq!(s.post("/v1/models/fraud/predictions", &rows).0, 200);
+    // Everything the disk has left goes to one file.
+    let filler_path = disk.dir.path().join("filler");
+    let mut filler = std::fs::File::create(&filler_path).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while filler.write_all(&chunk).is_ok() {}
+    while filler.write_all(&chunk[..512]).is_ok() {}
+    let rule = json!({"name": "accuracy-low", "signal": "accuracy", "decision": "retrain",
+        "severity": "warning", "condition": {"kind": "threshold", "op": "<", "value": 0.9}})
+    .to_string();
+    let (status, body) = s.post("/v1/models/fraud/rules", &rule);
+    assert_eq!(status, 507, "{body}");
+    assert_eq!(body["error"]["code"], "disk_full", "{body}");
+
+    drop(filler);
+    std::fs::remove_file(&filler_path).unwrap();
+    let (status, body) = s.post("/v1/models/fraud/rules", &rule);
+    assert_eq!(status, 201, "once space is freed: {body}");
+}
+
 /// Importing an empty file exited 0 without a word; a schema could declare a feature named ""
 /// that ingest then refused on every row.
 #[test]

@@ -5,12 +5,14 @@
 //! not validate is returned as a [`Rejection`] value, never as a panic.
 
 pub mod checks;
+mod error;
 mod event;
 mod model;
 mod schema;
 mod time;
 mod value;
 
+pub use error::{ErrorCode, ServiceError};
 pub use event::{
     parse_kpi_row, parse_label_row, parse_prediction_row, parse_prediction_row_verbatim,
     IngestLimits, KpiEvent, LabelEvent, Pairs, PredictionEvent, ReferenceRow, Rejection,

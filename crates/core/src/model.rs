@@ -21,6 +21,12 @@ pub enum ModelNameError {
     BadChar { name: String, ch: char },
 }
 
+impl crate::ServiceError for ModelNameError {
+    fn code(&self) -> crate::ErrorCode {
+        crate::ErrorCode::InvalidInput
+    }
+}
+
 impl ModelName {
     pub fn new(name: &str) -> Result<Self, ModelNameError> {
         if name.is_empty() {

@@ -122,6 +122,12 @@ pub struct Window {
 #[error("window {0:?} is not valid: use a number and a unit, e.g. 15m, 1h, 1d, 7d")]
 pub struct WindowError(pub String);
 
+impl crate::ServiceError for WindowError {
+    fn code(&self) -> crate::ErrorCode {
+        crate::ErrorCode::InvalidInput
+    }
+}
+
 /// 1970-01-01 was a Thursday; shifting by four days puts week boundaries on Mondays.
 const WEEK_ALIGN_OFFSET_SECS: i64 = 4 * 86_400;
 

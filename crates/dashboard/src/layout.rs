@@ -27,13 +27,9 @@ pub fn layout(title: &str, body: Markup) -> String {
     .into_string()
 }
 
-/// The page of an error: what was wrong, and where to go.
-pub fn error_page(status: u16, message: &str) -> String {
-    let title = match status {
-        400 => "Bad request",
-        404 => "Not found",
-        _ => "Error",
-    };
+/// The page of an error: what was wrong, and where to go. `status` and `title` are the
+/// server's (its status and that status's name): this crate does not know statuses.
+pub fn error_page(status: u16, title: &str, message: &str) -> String {
     layout(
         title,
         html! {

@@ -6,8 +6,8 @@
 //! Views are addressable by URL ([`params::ViewParams`]); the numbers come from the engine as
 //! the same JSON the HTTP API answers ([`data::ModelData`]).
 //!
-//! This crate knows neither HTTP nor the command line: the server maps [`DashError`] to a
-//! status, the CLI writes files.
+//! This crate knows neither HTTP nor the command line: a [`DashError`] says its kind
+//! ([`ServiceError::code`]) and the server turns that into a status; the CLI writes files.
 
 pub mod charts;
 pub mod css;
@@ -21,29 +21,28 @@ pub mod views;
 pub use data::{gather, AlertSource, AlertsData, ModelData, Parts};
 pub use params::ViewParams;
 
+use modelwatch_core::{ErrorCode, ServiceError};
 use modelwatch_store::StoreError;
 
 /// Why a page could not be rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum DashError {
-    /// A bad query parameter or model name: the page says which and why (400).
+    /// A bad query parameter or model name: the page says which and why.
     #[error("{0}")]
     BadRequest(String),
-    /// No such model (404).
+    /// No such model, or no such view.
     #[error("{0}")]
     NotFound(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-impl DashError {
-    /// The HTTP status of this error.
-    pub fn status(&self) -> u16 {
+impl ServiceError for DashError {
+    fn code(&self) -> ErrorCode {
         match self {
-            DashError::BadRequest(_) => 400,
-            DashError::NotFound(_) => 404,
-            DashError::Store(StoreError::ModelNotFound(_)) => 404,
-            DashError::Store(_) => 500,
+            DashError::BadRequest(_) => ErrorCode::InvalidInput,
+            DashError::NotFound(_) => ErrorCode::NotFound,
+            DashError::Store(e) => e.code(),
         }
     }
 }

@@ -41,10 +41,22 @@ pub const LABEL_COLUMN: &str = "label";
 pub enum DriftError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("model `{model}` has no reference dataset: upload one with PUT /v1/models/{model}/reference")]
+    /// The server's reply adds where to upload one.
+    #[error("model `{model}` has no reference dataset: upload the data it was trained on as its reference")]
     NoReference { model: String },
     #[error("segment {0:?} is not valid: use feature:value, e.g. country:DE")]
     InvalidSegment(String),
+}
+
+impl modelwatch_core::ServiceError for DriftError {
+    fn code(&self) -> modelwatch_core::ErrorCode {
+        use modelwatch_core::ErrorCode;
+        match self {
+            DriftError::Store(e) => modelwatch_core::ServiceError::code(e),
+            DriftError::NoReference { .. } => ErrorCode::Conflict,
+            DriftError::InvalidSegment(_) => ErrorCode::InvalidInput,
+        }
+    }
 }
 
 /// `feature:value`: only events whose feature has this value.

@@ -114,6 +114,17 @@ pub enum PerformanceError {
     InvalidTask(String),
 }
 
+impl modelwatch_core::ServiceError for PerformanceError {
+    fn code(&self) -> modelwatch_core::ErrorCode {
+        match self {
+            PerformanceError::Store(e) => modelwatch_core::ServiceError::code(e),
+            PerformanceError::InvalidThreshold(_) | PerformanceError::InvalidTask(_) => {
+                modelwatch_core::ErrorCode::InvalidInput
+            }
+        }
+    }
+}
+
 /// What kind of model this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -284,7 +295,7 @@ impl TaskDetector {
             TaskSource::Query => return format!("{}: given in the query (task=)", task.as_str()),
             TaskSource::Declared => {
                 return format!(
-                    "{}: declared for the model (PUT /v1/models/{{model}}/task or the config file)",
+                    "{}: declared for the model (over the API or in the config file)",
                     task.as_str()
                 )
             }

@@ -59,6 +59,19 @@ pub enum FormatError {
     },
 }
 
+impl modelwatch_core::ServiceError for FormatError {
+    /// Reading is about the table that was given (`Io` also carries "not a JSON array"):
+    /// the caller's input. Writing an export is the service's own failure.
+    fn code(&self) -> modelwatch_core::ErrorCode {
+        use modelwatch_core::ErrorCode;
+        match self {
+            FormatError::Write { .. } | FormatError::ParquetWrite { .. } => ErrorCode::Internal,
+            FormatError::UnknownContentType(_) => ErrorCode::UnsupportedFormat,
+            _ => ErrorCode::InvalidInput,
+        }
+    }
+}
+
 /// Formats a column list as `a, b, c` (or `(none)`).
 struct Columns<'a>(&'a [String]);
 

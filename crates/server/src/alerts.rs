@@ -17,25 +17,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-impl From<AlertsError> for ApiError {
-    fn from(e: AlertsError) -> Self {
-        match e {
-            AlertsError::Rule(e) => ApiError::bad_request("invalid_rule", e.to_string()),
-            AlertsError::Invalid(m) => ApiError::bad_request("invalid_request", m),
-            AlertsError::NotFound(m) => ApiError::not_found(m),
-            AlertsError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-            AlertsError::Db(e) => {
-                tracing::error!(error = %e, "alerts storage failure");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "storage_error",
-                    e.to_string(),
-                )
-            }
-        }
-    }
-}
-
 /// Runs an alert-service call on the blocking pool (SQLite).
 async fn with_alerts<T: Send + 'static>(
     state: &AppState,

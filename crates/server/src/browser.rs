@@ -18,9 +18,10 @@
 
 use crate::{ApiError, AppState};
 use axum::extract::{Request, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use modelwatch_core::ErrorCode;
 
 /// The host part of a `Host` header or an origin's authority: `[::1]:8080` → `::1`,
 /// `example.com:80` → `example.com`.
@@ -38,7 +39,7 @@ fn is_local_or_literal(host: &str) -> bool {
 }
 
 fn forbidden(message: String) -> Response {
-    ApiError::new(StatusCode::FORBIDDEN, "cross_site_refused", message).into_response()
+    ApiError::new(ErrorCode::Forbidden, "cross_site_refused", message).into_response()
 }
 
 pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {

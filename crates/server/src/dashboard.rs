@@ -79,10 +79,16 @@ pub(crate) fn html(status: StatusCode, body: String, started: Instant) -> Respon
 }
 
 fn error(e: DashError, started: Instant) -> Response {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    error_page(&ApiError::from(e), started)
+}
+
+/// An error as an HTML page, with the status and the message the API would answer.
+pub(crate) fn error_page(e: &ApiError, started: Instant) -> Response {
+    let status = e.status();
+    let title = status.canonical_reason().unwrap_or("Error");
     html(
         status,
-        pages::error_page(e.status(), &e.to_string()),
+        pages::error_page(status.as_u16(), title, &e.message),
         started,
     )
 }
@@ -170,21 +176,17 @@ pub(crate) async fn model_view(
 async fn report_json(state: AppState, model: String, p: Params) -> Response {
     let params = match params(p) {
         Ok(p) => p,
-        Err(e) => return ApiError::bad_request("invalid_query", e.to_string()).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let store = state.store.clone();
     let out = blocking(move || {
         let name = crate::model_name(&model)?;
-        modelwatch_dashboard::gather(store.as_ref(), &name, &params, Parts::ALL).map_err(|e| {
-            let status =
-                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let code = match e.status() {
-                400 => "invalid_query",
-                404 => "not_found",
-                _ => "internal",
-            };
-            ApiError::new(status, code, e.to_string())
-        })
+        Ok(modelwatch_dashboard::gather(
+            store.as_ref(),
+            &name,
+            &params,
+            Parts::ALL,
+        )?)
     })
     .await;
     match out {
@@ -256,10 +258,6 @@ pub(crate) async fn acknowledge(
     .await;
     match out {
         Ok(back) => crate::login::see_other(&back),
-        Err(e) => html(
-            e.status,
-            pages::error_page(e.status.as_u16(), &e.message),
-            started,
-        ),
+        Err(e) => error_page(&e, started),
     }
 }

@@ -4,10 +4,9 @@
 
 use crate::{blocking, model_name, ApiError, AppState};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::Json;
 use modelwatch_core::{parse_timestamp, Timestamp, Window};
-use modelwatch_engine::drift::{self, DriftError, DriftQuery, QualityThresholds, Segment};
+use modelwatch_engine::drift::{self, DriftQuery, QualityThresholds, Segment};
 use modelwatch_engine::feedback::{self, FeedbackQuery, FeedbackResponse, FeedbackThresholds};
 use modelwatch_stats::drift::{DriftConfig, Method};
 use serde::Deserialize;
@@ -126,20 +125,6 @@ fn drift_query(p: DriftParams) -> Result<DriftQuery, ApiError> {
         version: p.version.filter(|v| !v.is_empty()),
         segment,
     })
-}
-
-impl From<DriftError> for ApiError {
-    fn from(e: DriftError) -> Self {
-        match e {
-            DriftError::Store(e) => e.into(),
-            e @ DriftError::NoReference { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "no_reference", e.to_string())
-            }
-            e @ DriftError::InvalidSegment(_) => {
-                ApiError::bad_request("invalid_query", e.to_string())
-            }
-        }
-    }
 }
 
 type Params = Result<Query<DriftParams>, axum::extract::rejection::QueryRejection>;

@@ -8,14 +8,14 @@ use crate::{blocking, model_name, ApiError, AppState};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use modelwatch_core::ModelName;
 use modelwatch_core::{
     parse_kpi_row, parse_label_row, parse_prediction_row_verbatim, IngestLimits, Rejection,
     Timestamp,
 };
+use modelwatch_core::{ErrorCode, ModelName};
 use modelwatch_store::{
     IngestOutcome, LabelBatch, PredictionBatch, Quarantined, StoreError, VerbatimRows,
 };
@@ -26,14 +26,14 @@ type RawRow<'a> = (usize, Result<&'a str, String>);
 
 pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|e| {
-        let status = e.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
+        let kind = crate::error::kind_of(e.status());
+        if kind == ErrorCode::TooLarge {
             ApiError::too_large(format!(
                 "request body is larger than the limit (limits.max_body_bytes, after gzip decompression): split the batch; {}",
                 e.body_text()
             ))
         } else {
-            ApiError::new(status, "unreadable_body", format!("cannot read the request body: {}", e.body_text()))
+            ApiError::new(kind, "unreadable_body", format!("cannot read the request body: {}", e.body_text()))
         }
     })
 }
@@ -127,7 +127,7 @@ fn reply(outcome: IngestOutcome) -> Response {
                 outcome.rejected.len(), first.index, first.reason
             ),
         });
-        return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
+        return (crate::error::status(ErrorCode::NothingValid), Json(body)).into_response();
     }
     Json(body).into_response()
 }
@@ -377,13 +377,7 @@ pub(crate) async fn reference(
     let evaluate = model.to_string();
     let outcome = blocking(move || {
         let format =
-            TableFormat::from_content_type(content_type.as_deref(), &body).map_err(|e| {
-                ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    e.to_string(),
-                )
-            })?;
+            TableFormat::from_content_type(content_type.as_deref(), &body).map_err(ApiError::from)?;
         let mapping = ColumnMapping {
             prediction: p.prediction_col,
             score: p.score_col,
@@ -400,9 +394,7 @@ pub(crate) async fn reference(
                 .unwrap_or_default(),
             ..ColumnMapping::default()
         };
-        let invalid = |e: modelwatch_formats::FormatError| {
-            ApiError::bad_request("invalid_reference", e.to_string())
-        };
+        let invalid = ApiError::from;
         let mut reader = ImportReader::open(
             &Source::bytes(body),
             format,
@@ -444,7 +436,7 @@ pub(crate) async fn reference(
                 })
                 .collect();
             return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::NothingValid,
                 "no_valid_rows",
                 if why.is_empty() {
                     "the reference has no rows (a header alone, or nothing readable as a table);                      the stored reference is unchanged"

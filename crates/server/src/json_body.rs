@@ -11,7 +11,8 @@ use crate::ingest::body_bytes;
 use crate::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
+use modelwatch_core::ErrorCode;
 use serde::de::DeserializeOwned;
 
 /// Content types read as JSON: no type, JSON and its relatives, plain text, and curl's default
@@ -43,7 +44,7 @@ pub(crate) fn refuse_other_format(headers: &HeaderMap, expected: &str) -> Result
         return Ok(());
     }
     Err(ApiError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::UnsupportedFormat,
         "unsupported_media_type",
         format!(
             "content type {content_type:?} is not accepted here: send {expected} \

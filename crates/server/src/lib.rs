@@ -16,19 +16,20 @@ mod ingest;
 mod json_body;
 mod login;
 mod query;
+mod refused;
 
 pub use alerts::IngestCounters;
 pub use config::Config;
 pub use error::ApiError;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use modelwatch_alerts::AlertService;
-use modelwatch_core::{ModelName, Timestamp};
+use modelwatch_core::{ErrorCode, ModelName, Timestamp};
 use modelwatch_store::Store;
 use serde_json::json;
 use std::sync::Arc;
@@ -143,7 +144,6 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             browser::guard,
         ))
-        .layer(middleware::from_fn(error::json_error_body))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             BODY_READ_TIMEOUT,
@@ -151,6 +151,8 @@ pub fn router(state: AppState) -> Router {
         // Decompression runs before the body limit is applied, so the limit bounds the
         // decompressed size and a small gzip bomb gets a 413, not an out-of-memory.
         .layer(RequestDecompressionLayer::new())
+        // Outermost, so that the layers' own answers (the decompression's 415) get it too.
+        .layer(middleware::from_fn(error::json_error_body))
         .with_state(state)
 }
 
@@ -204,7 +206,7 @@ async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> R
         .map(|v| v.trim().as_bytes().to_vec());
     let Some(given) = given else {
         return ApiError::new(
-            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthenticated,
             "unauthorized",
             "missing API key: send the header `Authorization: Bearer <key>`",
         )
@@ -219,7 +221,7 @@ async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> R
         next.run(req).await
     } else if ingest || read {
         ApiError::new(
-            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
             "forbidden",
             format!(
                 "this API key may not {}",
@@ -232,12 +234,17 @@ async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> R
         )
         .into_response()
     } else {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "invalid API key").into_response()
+        ApiError::new(
+            ErrorCode::Unauthenticated,
+            "unauthorized",
+            "invalid API key",
+        )
+        .into_response()
     }
 }
 
 pub(crate) fn model_name(raw: &str) -> Result<ModelName, ApiError> {
-    ModelName::new(raw).map_err(|e| ApiError::bad_request("invalid_model_name", e.to_string()))
+    ModelName::new(raw).map_err(|e| ApiError::of(&e, "invalid_model_name"))
 }
 
 /// Runs blocking work (parsing, storage) off the async workers.
@@ -246,7 +253,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
         ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
             "internal",
             format!("worker failed: {e}"),
         )
@@ -405,7 +412,9 @@ async fn serve_http(
                 r
             },
         ));
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        // hyper's own refusals (a request head it cannot parse) get the JSON error body too.
+        let io = TokioIo::new(refused::JsonRefusals::new(stream));
+        let conn = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");

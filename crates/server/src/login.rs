@@ -12,6 +12,7 @@
 //! an admin key; a read key's session gets 403.
 
 use crate::dashboard::html;
+use crate::error::status;
 use crate::{authorize, key_matches, ApiError, AppState};
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Query, Request, State};
@@ -19,6 +20,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
+use modelwatch_core::ErrorCode;
 use modelwatch_dashboard::pages;
 use modelwatch_dashboard::params::url_encode;
 use serde::Deserialize;
@@ -158,15 +160,13 @@ pub(crate) async fn authorize_page(
         // A page's form that changes something (acknowledging an alert) needs what the API
         // route it mirrors needs: an admin key. A read key's session only reads.
         Some(Session::Read) if changes_state => {
-            return html(
-                StatusCode::FORBIDDEN,
-                pages::error_page(
-                    403,
-                    "this session was opened with a read key, which may not change anything: \
-                     log out and log in with an admin key to acknowledge alerts",
-                ),
-                Instant::now(),
+            let refused = ApiError::new(
+                ErrorCode::Forbidden,
+                "forbidden",
+                "this session was opened with a read key, which may not change anything: \
+                 log out and log in with an admin key to acknowledge alerts",
             );
+            return crate::dashboard::error_page(&refused, Instant::now());
         }
         Some(session) => {
             req.extensions_mut()
@@ -177,7 +177,7 @@ pub(crate) async fn authorize_page(
     }
     if req.uri().path().ends_with("/report.json") {
         return ApiError::new(
-            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthenticated,
             "unauthorized",
             "missing API key: send the header `Authorization: Bearer <key>`",
         )
@@ -291,7 +291,7 @@ pub(crate) async fn login(
     if let Some(wait) = state.login_throttle.wait(ip) {
         let secs = wait.as_secs() + 1;
         let mut r = html(
-            StatusCode::TOO_MANY_REQUESTS,
+            status(ErrorCode::TooManyRequests),
             pages::login_page(
                 "/",
                 Some(&format!(
@@ -307,7 +307,7 @@ pub(crate) async fn login(
     }
     let Ok(Form(f)) = form else {
         return html(
-            StatusCode::BAD_REQUEST,
+            status(ErrorCode::InvalidInput),
             pages::login_page("/", Some("send the form's `key` field")),
             started,
         );
@@ -322,7 +322,7 @@ pub(crate) async fn login(
         state.login_throttle.failed(ip);
         tracing::warn!(%ip, "dashboard login refused: not a read or admin key");
         return html(
-            StatusCode::UNAUTHORIZED,
+            status(ErrorCode::Unauthenticated),
             pages::login_page(
                 &next,
                 Some("That is not a read or admin key of this server."),

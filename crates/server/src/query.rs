@@ -154,7 +154,7 @@ pub(crate) async fn put_task(
     if let Some(configured) = modelwatch_engine::aggregates::configured_task(&model) {
         if task != Some(configured) {
             return Err(ApiError::new(
-                axum::http::StatusCode::CONFLICT,
+                modelwatch_core::ErrorCode::Conflict,
                 "conflict",
                 format!(
                     "the config file declares task `{}` for model `{model}` \

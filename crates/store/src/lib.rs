@@ -20,8 +20,8 @@ pub use sqlite::{
 };
 
 use modelwatch_core::{
-    KpiEvent, LabelEvent, ModelName, Outcome, PredictionEvent, ReferenceRow, Rejection, Schema,
-    SchemaChange, Timestamp, Window,
+    ErrorCode, KpiEvent, LabelEvent, ModelName, Outcome, PredictionEvent, ReferenceRow, Rejection,
+    Schema, SchemaChange, Timestamp, Window,
 };
 use serde::Serialize;
 
@@ -45,6 +45,18 @@ pub enum StoreError {
     /// The data directory's files are not a sound store; nothing was opened or created.
     #[error("the data directory {dir} is damaged: {found}. modelwatch will not start over it, so that nothing more is lost: run `modelwatch check --data {dir}` for details, and restore the directory from a backup (docs/operations.md)")]
     Damaged { dir: String, found: String },
+}
+
+impl modelwatch_core::ServiceError for StoreError {
+    /// Every store error is a failure of the service but one: a model that does not exist.
+    /// None is the caller's mistake, so none is ever answered as a bad request.
+    fn code(&self) -> ErrorCode {
+        match self {
+            StoreError::ModelNotFound(_) => ErrorCode::NotFound,
+            e if e.is_disk_full() => ErrorCode::StorageFull,
+            _ => ErrorCode::Internal,
+        }
+    }
 }
 
 impl StoreError {

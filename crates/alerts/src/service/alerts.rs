@@ -63,7 +63,7 @@ impl AlertService {
         let _one = self.evaluating.lock().unwrap_or_else(|e| e.into_inner());
         let Some(mut alert) = self.db.alert(fingerprint)? else {
             return Err(AlertsError::NotFound(format!(
-                "no alert with fingerprint {fingerprint:?} (GET /v1/alerts lists them)"
+                "no alert with fingerprint {fingerprint:?} (the list of alerts shows them)"
             )));
         };
         if alert.state == State::Resolved {

@@ -34,10 +34,7 @@ impl AlertService {
     ) -> Result<PassReport, AlertsError> {
         let _one = self.evaluating.lock().unwrap_or_else(|e| e.into_inner());
         let rules = self.all_rules()?;
-        let summaries = self
-            .store
-            .list_models()
-            .map_err(|e| AlertsError::Invalid(e.to_string()))?;
+        let summaries = self.store.list_models()?;
         let summaries: HashMap<String, ModelSummary> =
             summaries.into_iter().map(|m| (m.name.clone(), m)).collect();
         let wanted = |m: &str| models.is_none_or(|set| set.contains(m));
