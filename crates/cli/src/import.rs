@@ -380,15 +380,10 @@ fn store_locally(
                 labels.rejected.extend(rejected);
             }
             What::Reference => {
-                // A reference replaces the previous one whole, so it is stored in one job.
-                let base = reference.len();
-                reference.extend(
-                    chunk
-                        .reference
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, r)| (base + i, r)),
-                );
+                // A reference replaces the previous one whole, so it is stored in one job. Each
+                // row keeps its place in the file: a row the store refuses is named as the
+                // reader names the rows it refuses.
+                reference.extend(chunk.reference_index.into_iter().zip(chunk.reference));
                 reference_rejected.extend(rejected);
             }
         }

@@ -224,7 +224,10 @@ impl NdjsonReader {
                 Err(r) => Err(RowError::Row(String::new(), r)),
             };
             match result {
-                Ok(row) => out.reference.push(row),
+                Ok(row) => {
+                    out.reference.push(row);
+                    out.reference_index.push(index);
+                }
                 Err(RowError::File(e)) if first => return Some(Err(e)),
                 Err(RowError::File(e)) => {
                     out.rejected.push(Rejection::new(index, "", e.to_string()))
