@@ -628,13 +628,12 @@ fn the_default_feature_limit_is_two_thousand_per_model() {
         wide_row("r-2", &["f1999"]),
     ]);
     let (status, reply) = s.post("/v1/models/m/predictions", &batch.to_string());
-    assert_eq!(status, 200, "{reply}");
-    assert_eq!(reply["accepted"], 2, "{reply}");
-    assert_eq!(reply["rejected"][0]["index"], 1, "{reply}");
-    assert_eq!(
-        reply["rejected"][0]["field"], "features.one_more",
-        "{reply}"
-    );
+    // Not the whole reply in messages: it lists 2,000 schema changes.
+    let rejected = &reply["rejected"];
+    assert_eq!(status, 200, "{rejected}");
+    assert_eq!(reply["accepted"], 2, "{rejected}");
+    assert_eq!(rejected[0]["index"], 1, "{rejected}");
+    assert_eq!(rejected[0]["field"], "features.one_more", "{rejected}");
     let reason = reply["rejected"][0]["reason"].as_str().unwrap();
     assert!(
         reason.contains("number 2001") && reason.contains("limit of 2000"),
