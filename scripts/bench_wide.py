@@ -87,7 +87,7 @@ def schema(url, args):
         print("  first refusal:", json.dumps(reply["rejected"][0])[:300])
     print(f"1-row batch to another model sent {args.delay} s later: {other[1]:.2f} s, "
           f"status {other[0]}")
-    known = rows(next_id + args.rows, 1, lambda i: ["g0", "g1", f"g{grown - 1}"])
+    known = rows(next_id + args.rows, 1, lambda i: ["g0", "g1", f"g{PER_ROW - 1}"])
     status, secs, _ = request(model, known)
     print(f"1-row batch of known features into the wide model: {secs:.3f} s, status {status}")
 
