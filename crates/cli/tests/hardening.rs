@@ -753,3 +753,45 @@ fn refused_reference_rows_are_named_by_their_place_in_the_file() {
     let (_, rejected) = s.get("/v1/models/m/rejected");
     assert_eq!(indices(&rejected["rejected"]), expected, "{rejected}");
 }
+
+/// The same for imported predictions, into a data directory and through a server: a row the
+/// store refused was named by its place among the converted rows (or, through a server, in
+/// the batch the import posted), not in the file.
+#[test]
+fn refused_prediction_rows_of_an_import_are_named_by_their_place_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let row = |id: &str, age: serde_json::Value| {
+        json!({"request_id": id, "timestamp": "2026-01-02T03:04:05Z",
+               "features": {"age": age}, "prediction": 1})
+        .to_string()
+    };
+    let file = dir.path().join("predictions.ndjson");
+    std::fs::write(
+        &file,
+        format!(
+            "not json\n{}\n{}\n",
+            row("r-1", json!(30)),
+            row("r-2", json!("old"))
+        ),
+    )
+    .unwrap();
+    let import = |target: &[&str]| {
+        let mut args = vec![
+            "import",
+            "predictions",
+            file.to_str().unwrap(),
+            "--model",
+            "m",
+        ];
+        args.extend_from_slice(target);
+        let (ok, out, err) = modelwatch(&args);
+        assert!(ok, "{out}{err}");
+        assert!(out.contains("1 accepted"), "{out}");
+        assert!(out.contains("rejected row 0:"), "{out}");
+        assert!(out.contains("rejected row 2 features.age"), "{out}");
+    };
+    let data = dir.path().join("imported");
+    import(&["--data", data.to_str().unwrap()]);
+    let s = Server::start(&dir.path().join("served"));
+    import(&["--server", &s.url]);
+}

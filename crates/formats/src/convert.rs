@@ -32,9 +32,11 @@ pub struct Converted {
     /// whose label is not null, with the prediction's timestamp.
     pub labels: Vec<LabelEvent>,
     pub reference: Vec<ReferenceRow>,
-    /// Where each of `reference` is in the file, numbered as `rejected` numbers rows: a row's
-    /// place among the converted ones is not its place in the file once a row before it was
-    /// rejected.
+    /// Where each of `predictions`, `labels` and `reference` is in the file, numbered as
+    /// `rejected` numbers rows: a row's place among the converted ones is not its place in the
+    /// file once a row before it was rejected.
+    pub prediction_index: Vec<usize>,
+    pub label_index: Vec<usize>,
     pub reference_index: Vec<usize>,
     /// Rows not converted. `index` is the row's position in the file (0-based, header excluded;
     /// the line number for NDJSON).
@@ -244,6 +246,8 @@ where
         out.predictions.extend(r.predictions);
         out.labels.extend(r.labels);
         out.reference.extend(r.reference);
+        out.prediction_index.extend(r.prediction_index);
+        out.label_index.extend(r.label_index);
         out.reference_index.extend(r.reference_index);
         out.rejected.extend(r.rejected);
     }
@@ -816,7 +820,7 @@ fn convert_predictions(
 
     let mut out = Converted::default();
     out.predictions.reserve(n);
-    for ((e, bad), label) in events.into_iter().zip(rej.rows).zip(row_labels) {
+    for (i, ((e, bad), label)) in events.into_iter().zip(rej.rows).zip(row_labels).enumerate() {
         match bad {
             Some(mut r) => {
                 if !e.request_id.is_empty() && r.request_id.is_none() {
@@ -831,8 +835,10 @@ fn convert_predictions(
                         label,
                         timestamp: e.timestamp,
                     });
+                    out.label_index.push(first_row + i);
                 }
                 out.predictions.push(e);
+                out.prediction_index.push(first_row + i);
             }
         }
     }
@@ -925,13 +931,17 @@ fn convert_labels(
         fill_timestamps(&col, now, &mut rej, |i, t| times[i] = t);
     }
     let mut out = Converted::default();
-    for (((id, label), timestamp), bad) in ids.into_iter().zip(labels).zip(times).zip(rej.rows) {
+    let rows = ids.into_iter().zip(labels).zip(times).zip(rej.rows);
+    for (i, (((id, label), timestamp), bad)) in rows.enumerate() {
         match (bad, label) {
-            (None, Some(label)) => out.labels.push(LabelEvent {
-                request_id: id,
-                label,
-                timestamp,
-            }),
+            (None, Some(label)) => {
+                out.labels.push(LabelEvent {
+                    request_id: id,
+                    label,
+                    timestamp,
+                });
+                out.label_index.push(first_row + i);
+            }
             (bad, _) => {
                 let mut r = bad.expect("a row without a label is rejected");
                 if !id.is_empty() && r.request_id.is_none() {

@@ -176,6 +176,7 @@ impl NdjsonReader {
                         }
                     }
                     out.predictions.push(e);
+                    out.prediction_index.push(index);
                 }
                 Err(r) => out.rejected.push(r),
             }
@@ -196,7 +197,10 @@ impl NdjsonReader {
                 .map_err(|r| Rejection::new(index, "", r))
                 .and_then(|t| parse_label_row(&t, index, now, &limits));
             match parsed {
-                Ok(l) => out.labels.push(l),
+                Ok(l) => {
+                    out.labels.push(l);
+                    out.label_index.push(index);
+                }
                 Err(r) => out.rejected.push(r),
             }
         }
