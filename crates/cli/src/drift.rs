@@ -362,9 +362,11 @@ impl Table {
             .map(|&i| Data::new(schema.field(i).data_type(), expected))
             .collect();
         let mut bad_cells = vec![0u64; features.len()];
+        let mut bad_rows = 0usize;
         let mut reader = reader;
         while let Some(chunk) = reader.next() {
             let chunk = chunk.with_context(ctx)?;
+            bad_rows += chunk.bad_rows.len();
             for (k, &i) in order.iter().enumerate() {
                 data[k].push(chunk.batch.column(i), &features[k], &self.name)?;
             }
@@ -376,6 +378,13 @@ impl Table {
             bar.set_position(reader.progress().bytes_read);
         }
         bar.finish_and_clear();
+        if bad_rows > 0 {
+            eprintln!(
+                "note: {bad_rows} rows of the {} are not rows of the table (another number of \
+                 fields than the header, or not UTF-8); their values are counted as missing",
+                self.name
+            );
+        }
         for (k, n) in bad_cells.iter().enumerate() {
             if *n > 0 {
                 eprintln!(

@@ -346,49 +346,31 @@ fn store_locally(
     for item in rx.iter() {
         let (chunk, progress) = item?;
         let rejected = quarantined(file, &chunk.rejected);
-        let first = totals.rows as usize;
         totals.rows +=
             (chunk.predictions.len() + chunk.reference.len() + chunk.rejected.len()) as u64;
+        // Each row keeps its place in the file (as the reader numbers the rows it refuses), so
+        // that a row the store refuses is named by it: counting only the converted rows named
+        // every row after a refused one a row early.
         match what {
             What::Predictions => {
-                // Indexes in a batch are only used to report rejections: keep them file-wide.
-                predictions.push_rows(
-                    chunk
-                        .predictions
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, e)| (first + i, e)),
-                )?;
+                predictions.push_rows(chunk.prediction_index.into_iter().zip(chunk.predictions))?;
                 predictions.push_rejected(rejected);
-                labels.rows.extend(
-                    chunk
-                        .labels
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, l)| (first + i, l)),
-                );
+                labels
+                    .rows
+                    .extend(chunk.label_index.into_iter().zip(chunk.labels));
             }
             What::Labels => {
                 totals.rows += chunk.labels.len() as u64;
-                labels.rows.extend(
-                    chunk
-                        .labels
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, l)| (first + i, l)),
-                );
+                labels
+                    .rows
+                    .extend(chunk.label_index.into_iter().zip(chunk.labels));
                 labels.rejected.extend(rejected);
             }
             What::Reference => {
-                // A reference replaces the previous one whole, so it is stored in one job.
-                let base = reference.len();
-                reference.extend(
-                    chunk
-                        .reference
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, r)| (base + i, r)),
-                );
+                // A reference replaces the previous one whole, so it is stored in one job. Each
+                // row keeps its place in the file: a row the store refuses is named as the
+                // reader names the rows it refuses.
+                reference.extend(chunk.reference_index.into_iter().zip(chunk.reference));
                 reference_rejected.extend(rejected);
             }
         }
@@ -470,7 +452,8 @@ fn send_to_server(
         let (chunk, progress) = item?;
         totals.rows += (chunk.predictions.len() + chunk.rejected.len()) as u64;
         totals.reject(chunk.rejected);
-        let (path, lines): (&str, Vec<String>) = match what {
+        // The server numbers a batch's rows from 0; `places` gives each its place in the file.
+        let (path, lines, places): (&str, Vec<String>, &[usize]) = match what {
             What::Predictions => (
                 "predictions",
                 chunk
@@ -478,6 +461,7 @@ fn send_to_server(
                     .iter()
                     .map(|e| serde_json::to_string(e).expect("serializes"))
                     .collect(),
+                &chunk.prediction_index,
             ),
             _ => {
                 totals.rows += chunk.labels.len() as u64;
@@ -488,10 +472,14 @@ fn send_to_server(
                         .iter()
                         .map(|e| serde_json::to_string(e).expect("serializes"))
                         .collect(),
+                    &chunk.label_index,
                 )
             }
         };
-        for part in lines.chunks(SERVER_BATCH_ROWS) {
+        for (part, places) in lines
+            .chunks(SERVER_BATCH_ROWS)
+            .zip(places.chunks(SERVER_BATCH_ROWS))
+        {
             let out = post(path, part)?;
             totals.accepted += out["accepted"].as_u64().unwrap_or(0);
             totals.duplicates += out["duplicates"].as_u64().unwrap_or(0);
@@ -500,8 +488,9 @@ fn send_to_server(
                 .map(|a| {
                     a.iter()
                         .map(|r| {
+                            let index = r["index"].as_u64().unwrap_or(0) as usize;
                             Rejection::new(
-                                r["index"].as_u64().unwrap_or(0) as usize,
+                                places.get(index).copied().unwrap_or(index),
                                 r["field"].as_str().unwrap_or(""),
                                 r["reason"].as_str().unwrap_or(""),
                             )

@@ -29,6 +29,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let store = SqliteStore::open(&config.data_dir)
         .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+    store.set_max_features_per_model(config.limits.max_features_per_model);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

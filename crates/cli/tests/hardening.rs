@@ -647,3 +647,253 @@ fn wrong_login_keys_are_slowed_down() {
     let r = login(read);
     assert_eq!(r.status().as_u16(), 303, "the right key after the wait");
 }
+
+/// A prediction row with the given numeric features.
+fn wide_row(id: &str, features: &[&str]) -> serde_json::Value {
+    let features: serde_json::Map<String, serde_json::Value> = features
+        .iter()
+        .map(|f| (f.to_string(), json!(1.5)))
+        .collect();
+    json!({"request_id": id, "timestamp": "2026-01-02T03:04:05Z", "features": features,
+           "prediction": 1, "score": 0.8})
+}
+
+/// A client sending values as feature names once grew a schema to 220k features and stalled
+/// the writer for every model. A model has at most `limits.max_features_per_model` features:
+/// the row that would add one more is refused alone, naming the row, the feature and the limit,
+/// and rows with the model's known features keep being stored.
+#[test]
+fn a_row_that_would_pass_the_configured_feature_limit_is_refused_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        dir.path(),
+        &[],
+        &[("MODELWATCH_MAX_FEATURES_PER_MODEL", "5")],
+    );
+    let batch = json!([
+        wide_row("r-0", &["a", "b", "c"]),
+        wide_row("r-1", &["a", "d", "e"]),
+        wide_row("r-2", &["a", "f"]),
+        wide_row("r-3", &["e", "a"]),
+    ]);
+    let (status, reply) = s.post("/v1/models/m/predictions", &batch.to_string());
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["accepted"], 3, "{reply}");
+    let rejected = reply["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{reply}");
+    assert_eq!(rejected[0]["index"], 2, "{reply}");
+    assert_eq!(rejected[0]["field"], "features.f", "{reply}");
+    let reason = rejected[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("limit of 5") && reason.contains("limits.max_features_per_model"),
+        "{reason}"
+    );
+
+    // At its limit the model still takes rows of known features.
+    let known = json!([wide_row("r-4", &["b", "c", "d"])]).to_string();
+    let (status, reply) = s.post("/v1/models/m/predictions", &known);
+    assert_eq!((status, &reply["accepted"]), (200, &json!(1)), "{reply}");
+    // A batch of only such rows is refused whole, naming its first row.
+    let over = json!([wide_row("r-5", &["g"])]).to_string();
+    let (status, reply) = s.post("/v1/models/m/predictions", &over);
+    assert_eq!(status, 422, "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.contains("row 0, field `features.g`"), "{message}");
+    // A reference whose rows would all pass the limit changes nothing.
+    let (status, reply) = s.put(
+        "/v1/models/m/reference",
+        "text/csv",
+        "a,b,h\n1,2,3\n4,5,6\n",
+    );
+    assert_eq!(status, 422, "{reply}");
+    assert_eq!(reply["error"]["code"], "no_valid_rows", "{reply}");
+    assert!(reply.to_string().contains("limit of 5"), "{reply}");
+    let (_, model) = s.get("/v1/models/m");
+    let schema = model.to_string();
+    assert!(!schema.contains("\"h\""), "{schema}");
+    // Other models have a limit of their own.
+    let other = json!([wide_row("o-0", &["v", "w", "x", "y", "z"])]).to_string();
+    let (status, reply) = s.post("/v1/models/other/predictions", &other);
+    assert_eq!((status, &reply["accepted"]), (200, &json!(1)), "{reply}");
+}
+
+/// Without a setting, the row that would add a model's 2,001st feature is refused.
+#[test]
+fn the_default_feature_limit_is_two_thousand_per_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let names: Vec<String> = (0..2_000).map(|i| format!("f{i}")).collect();
+    let all: Vec<&str> = names.iter().map(String::as_str).collect();
+    let batch = json!([
+        wide_row("r-0", &all),
+        wide_row("r-1", &["f1", "one_more"]),
+        wide_row("r-2", &["f1999"]),
+    ]);
+    let (status, reply) = s.post("/v1/models/m/predictions", &batch.to_string());
+    // Not the whole reply in messages: it lists 2,000 schema changes.
+    let rejected = &reply["rejected"];
+    assert_eq!(status, 200, "{rejected}");
+    assert_eq!(reply["accepted"], 2, "{rejected}");
+    assert_eq!(rejected[0]["index"], 1, "{rejected}");
+    assert_eq!(rejected[0]["field"], "features.one_more", "{rejected}");
+    let reason = reply["rejected"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("number 2001") && reason.contains("limit of 2000"),
+        "{reason}"
+    );
+}
+
+/// One CSV row with another number of fields than the header refused a whole reference upload
+/// or import. It is refused alone now, named by its place in the file, as JSON rows are.
+#[test]
+fn a_ragged_csv_row_is_refused_alone_in_a_reference_upload_and_an_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = "age,country\n40,DE\n41,FR,extra\n42\n43,IT\n";
+    let check = |rejected: &serde_json::Value| {
+        let rows: Vec<(u64, String)> = rejected
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["index"].as_u64().unwrap(),
+                    r["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(rows.len(), 2, "{rejected}");
+        assert_eq!(rows[0].0, 1, "{rejected}");
+        assert!(
+            rows[0].1.contains("3 fields where the header has 2"),
+            "{rejected}"
+        );
+        assert_eq!(rows[1].0, 2, "{rejected}");
+        assert!(
+            rows[1].1.contains("1 field where the header has 2"),
+            "{rejected}"
+        );
+    };
+    {
+        let s = Server::start(&dir.path().join("served"));
+        let (status, reply) = s.put("/v1/models/m/reference", "text/csv", csv);
+        assert_eq!(status, 200, "{reply}");
+        assert_eq!(reply["rows"], 2, "{reply}");
+        check(&reply["rejected"]);
+        // Only ragged rows: nothing to store, the upload is refused.
+        let (status, reply) = s.put("/v1/models/m/reference", "text/csv", "age,country\n1\n");
+        assert_eq!(status, 422, "{reply}");
+        assert!(reply.to_string().contains("row 0: has 1 field"), "{reply}");
+    }
+
+    let file = dir.path().join("reference.csv");
+    std::fs::write(&file, csv).unwrap();
+    let data = dir.path().join("imported");
+    let (ok, out, err) = modelwatch(&[
+        "import",
+        "reference",
+        file.to_str().unwrap(),
+        "--model",
+        "m",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("2 accepted"), "{out}");
+    assert!(out.contains("rejected row 1: has 3 fields"), "{out}");
+    assert!(out.contains("rejected row 2: has 1 field "), "{out}");
+    let s = Server::start(&data);
+    let (_, rejected) = s.get("/v1/models/m/rejected");
+    let mut rows: Vec<serde_json::Value> = rejected["rejected"].as_array().unwrap().clone();
+    rows.sort_by_key(|r| r["index"].as_u64());
+    check(&json!(rows));
+}
+
+/// A row the store refused in a reference upload or import was named by its place among the
+/// valid rows, not in the file: after a bad first line, the third line was called row 1.
+#[test]
+fn refused_reference_rows_are_named_by_their_place_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ndjson = "not json\n{\"features\": {\"age\": 30}}\n{\"features\": {\"age\": \"old\"}}\n";
+    let indices = |rejected: &serde_json::Value| -> Vec<(u64, String)> {
+        let mut v: Vec<(u64, String)> = rejected
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["index"].as_u64().unwrap(),
+                    r["field"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let expected = vec![(0, String::new()), (2, "features.age".to_string())];
+    {
+        let s = Server::start(&dir.path().join("served"));
+        let (status, reply) = s.put("/v1/models/m/reference", "application/x-ndjson", ndjson);
+        assert_eq!(status, 200, "{reply}");
+        assert_eq!(reply["rows"], 1, "{reply}");
+        assert_eq!(indices(&reply["rejected"]), expected, "{reply}");
+    }
+    let file = dir.path().join("reference.ndjson");
+    std::fs::write(&file, ndjson).unwrap();
+    let data = dir.path().join("imported");
+    let (ok, out, err) = modelwatch(&[
+        "import",
+        "reference",
+        file.to_str().unwrap(),
+        "--model",
+        "m",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("rejected row 2 features.age"), "{out}");
+    let s = Server::start(&data);
+    let (_, rejected) = s.get("/v1/models/m/rejected");
+    assert_eq!(indices(&rejected["rejected"]), expected, "{rejected}");
+}
+
+/// The same for imported predictions, into a data directory and through a server: a row the
+/// store refused was named by its place among the converted rows (or, through a server, in
+/// the batch the import posted), not in the file.
+#[test]
+fn refused_prediction_rows_of_an_import_are_named_by_their_place_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let row = |id: &str, age: serde_json::Value| {
+        json!({"request_id": id, "timestamp": "2026-01-02T03:04:05Z",
+               "features": {"age": age}, "prediction": 1})
+        .to_string()
+    };
+    let file = dir.path().join("predictions.ndjson");
+    std::fs::write(
+        &file,
+        format!(
+            "not json\n{}\n{}\n",
+            row("r-1", json!(30)),
+            row("r-2", json!("old"))
+        ),
+    )
+    .unwrap();
+    let import = |target: &[&str]| {
+        let mut args = vec![
+            "import",
+            "predictions",
+            file.to_str().unwrap(),
+            "--model",
+            "m",
+        ];
+        args.extend_from_slice(target);
+        let (ok, out, err) = modelwatch(&args);
+        assert!(ok, "{out}{err}");
+        assert!(out.contains("1 accepted"), "{out}");
+        assert!(out.contains("rejected row 0:"), "{out}");
+        assert!(out.contains("rejected row 2 features.age"), "{out}");
+    };
+    let data = dir.path().join("imported");
+    import(&["--data", data.to_str().unwrap()]);
+    let s = Server::start(&dir.path().join("served"));
+    import(&["--server", &s.url]);
+}

@@ -19,6 +19,8 @@ pub use event::{
     MAX_KPI_NAME,
 };
 pub use model::{validate_version, ModelName, ModelNameError};
-pub use schema::{FeatureKind, FeatureSpec, Schema, SchemaChange};
+pub use schema::{
+    FeatureIndex, FeatureKind, FeatureSpec, Schema, SchemaChange, DEFAULT_MAX_FEATURES_PER_MODEL,
+};
 pub use time::{parse_timestamp, split_span, Timestamp, Window, WindowError};
 pub use value::{FeatureName, FeatureValue, Outcome};

@@ -1,5 +1,13 @@
 use crate::value::{FeatureName, FeatureValue};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Features a model may have unless configured otherwise (`limits.max_features_per_model`).
+/// The same as the most features one row may carry ([`crate::IngestLimits`]), so that any row
+/// accepted alone also fits a new model; wide tabular models have hundreds of features, and a
+/// schema grown past a few thousand names is nearly always a client sending values (ids,
+/// timestamps) as feature names.
+pub const DEFAULT_MAX_FEATURES_PER_MODEL: usize = 2_000;
 
 /// What kind of values a feature holds. Decides which drift tests and quality checks apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -83,7 +91,43 @@ pub struct SchemaChange {
 /// Why a feature value does not fit the schema: the field and the reason.
 pub type FieldError = (String, String);
 
+/// A model's features by name: the kind of each, found by hash. Checking a row against a schema
+/// searched linearly cost a comparison per known feature for every feature of the row, and at
+/// 220k feature names a 10-row batch held the single writer for 14.5 s (issue 19).
+#[derive(Debug, Clone, Default)]
+pub struct FeatureIndex(HashMap<String, FeatureKind>);
+
+impl FeatureIndex {
+    pub fn of(schema: &Schema) -> Self {
+        FeatureIndex(
+            schema
+                .features
+                .iter()
+                .map(|f| (f.name.clone(), f.kind))
+                .collect(),
+        )
+    }
+
+    pub fn kind_of(&self, name: &str) -> Option<FeatureKind> {
+        self.0.get(name).copied()
+    }
+
+    pub fn insert(&mut self, feature: &FeatureSpec) {
+        self.0.insert(feature.name.clone(), feature.kind);
+    }
+
+    /// Features known: the schema's and those inserted since.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 impl Schema {
+    /// A linear search: for one look-up. Rows are checked with a [`FeatureIndex`].
     pub fn kind_of(&self, name: &str) -> Option<FeatureKind> {
         self.features
             .iter()
@@ -92,31 +136,28 @@ impl Schema {
     }
 
     /// Checks one event's features; returns the features it would add to an inferred schema.
-    /// `pending` holds features added earlier in the same batch, so that a batch is checked as if
-    /// its rows arrived one by one.
+    /// `known` indexes the schema's features and those added earlier in the same batch, so that
+    /// a batch is checked as if its rows arrived one by one. A row whose new features would take
+    /// the model past `max_features` is refused, naming the first feature over the limit: the
+    /// model's known features keep being accepted.
     pub fn check(
         &self,
         features: &[(FeatureName, FeatureValue)],
-        pending: &[FeatureSpec],
+        known: &FeatureIndex,
+        max_features: usize,
     ) -> Result<Vec<FeatureSpec>, FieldError> {
-        let mut added = Vec::new();
+        let mut added: Vec<FeatureSpec> = Vec::new();
         for (i, (name, value)) in features.iter().enumerate() {
             // Clients send features in a stable order, usually the schema's: try the same
-            // position first, so the common case needs no search.
-            let known = self
+            // position first, so the common case needs no hashing.
+            let kind = self
                 .features
                 .get(i)
                 .filter(|f| f.name == name.as_str())
                 .map(|f| f.kind)
-                .or_else(|| self.kind_of(name))
-                .or_else(|| {
-                    pending
-                        .iter()
-                        .find(|f| f.name == name.as_str())
-                        .map(|f| f.kind)
-                });
+                .or_else(|| known.kind_of(name));
             let field = || format!("features.{name}");
-            match known {
+            match kind {
                 Some(kind) if kind.accepts(value) => {}
                 Some(kind) => {
                     return Err((
@@ -138,6 +179,18 @@ impl Schema {
                 }
                 None => {
                     if let Some(kind) = FeatureKind::infer(value) {
+                        let count = known.len() + added.len() + 1;
+                        if count > max_features {
+                            return Err((
+                                field(),
+                                format!(
+                                    "new feature `{name}` would be the model's feature number \
+                                     {count}, over the limit of {max_features} features per \
+                                     model (limits.max_features_per_model); rows with the \
+                                     model's known features are still accepted"
+                                ),
+                            ));
+                        }
                         added.push(FeatureSpec {
                             name: name.to_string(),
                             kind,
@@ -181,8 +234,13 @@ mod tests {
 
     #[test]
     fn wrong_kind_is_rejected_with_field_and_reason() {
-        let err = schema()
-            .check(&[("age".into(), FeatureValue::Text("41".into()))], &[])
+        let s = schema();
+        let err = s
+            .check(
+                &[("age".into(), FeatureValue::Text("41".into()))],
+                &FeatureIndex::of(&s),
+                100,
+            )
             .unwrap_err();
         assert_eq!(err.0, "features.age");
         assert!(err.1.contains("expected a number"), "{}", err.1);
@@ -191,14 +249,16 @@ mod tests {
 
     #[test]
     fn nulls_fit_every_kind_and_new_features_are_reported() {
-        let added = schema()
+        let s = schema();
+        let added = s
             .check(
                 &[
                     ("age".into(), FeatureValue::Null),
                     ("device".into(), FeatureValue::Text("ios".into())),
                     ("unknown_yet".into(), FeatureValue::Null),
                 ],
-                &[],
+                &FeatureIndex::of(&s),
+                100,
             )
             .unwrap();
         assert_eq!(
@@ -215,8 +275,41 @@ mod tests {
         let mut s = schema();
         s.declared = true;
         let err = s
-            .check(&[("extra".into(), FeatureValue::Number(1.0))], &[])
+            .check(
+                &[("extra".into(), FeatureValue::Number(1.0))],
+                &FeatureIndex::of(&s),
+                100,
+            )
             .unwrap_err();
         assert_eq!(err.0, "features.extra");
+    }
+
+    #[test]
+    fn a_row_that_would_pass_the_feature_limit_is_refused_naming_the_feature() {
+        let s = schema();
+        let mut known = FeatureIndex::of(&s);
+        let row = |names: &[&str]| -> Vec<(FeatureName, FeatureValue)> {
+            names
+                .iter()
+                .map(|n| ((*n).into(), FeatureValue::Number(1.0)))
+                .collect()
+        };
+        // Two known, one new: exactly at a limit of 3.
+        let added = s.check(&row(&["age", "height"]), &known, 3).unwrap();
+        known.insert(&added[0]);
+        let err = s.check(&row(&["age", "weight"]), &known, 3).unwrap_err();
+        assert_eq!(err.0, "features.weight");
+        assert!(
+            err.1.contains("number 4") && err.1.contains("limit of 3"),
+            "{}",
+            err.1
+        );
+        assert!(err.1.contains("limits.max_features_per_model"), "{}", err.1);
+        // Known features still pass at the limit; a new one given as null adds nothing.
+        s.check(&row(&["height", "age"]), &known, 3).unwrap();
+        let nothing = s
+            .check(&[("weight".into(), FeatureValue::Null)], &known, 3)
+            .unwrap();
+        assert!(nothing.is_empty());
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::json::{object_in_cell, short};
 use crate::mapping::{ColumnMapping, Resolved};
-use crate::table::{BadCell, Chunk};
+use crate::table::{BadCell, BadRow, Chunk};
 use crate::FormatError;
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
@@ -32,6 +32,12 @@ pub struct Converted {
     /// whose label is not null, with the prediction's timestamp.
     pub labels: Vec<LabelEvent>,
     pub reference: Vec<ReferenceRow>,
+    /// Where each of `predictions`, `labels` and `reference` is in the file, numbered as
+    /// `rejected` numbers rows: a row's place among the converted ones is not its place in the
+    /// file once a row before it was rejected.
+    pub prediction_index: Vec<usize>,
+    pub label_index: Vec<usize>,
+    pub reference_index: Vec<usize>,
     /// Rows not converted. `index` is the row's position in the file (0-based, header excluded;
     /// the line number for NDJSON).
     pub rejected: Vec<Rejection>,
@@ -57,7 +63,7 @@ pub fn to_predictions(
     now: Timestamp,
     default_version: Option<&str>,
 ) -> Result<Converted, FormatError> {
-    split_convert(batch, first_row, &[], |b, f, c| {
+    split_convert(batch, first_row, &[], &[], |b, f, c| {
         convert_predictions(b, mapping, f, now, default_version, c)
     })
 }
@@ -70,7 +76,7 @@ pub fn to_labels(
     first_row: usize,
     now: Timestamp,
 ) -> Result<Converted, FormatError> {
-    split_convert(batch, first_row, &[], |b, f, c| {
+    split_convert(batch, first_row, &[], &[], |b, f, c| {
         convert_labels(b, mapping, f, now, c)
     })
 }
@@ -82,22 +88,27 @@ pub fn to_reference_rows(
     mapping: &ColumnMapping,
     first_row: usize,
 ) -> Result<Converted, FormatError> {
-    split_convert(batch, first_row, &[], |b, f, c| {
+    split_convert(batch, first_row, &[], &[], |b, f, c| {
         convert_reference(b, mapping, f, c)
     })
 }
 
 impl Chunk {
-    /// [`to_predictions`] on this chunk, also rejecting the rows of its [`BadCell`]s.
+    /// [`to_predictions`] on this chunk, also rejecting its [`BadRow`]s and the rows of its
+    /// [`BadCell`]s.
     pub fn to_predictions(
         &self,
         mapping: &ColumnMapping,
         now: Timestamp,
         default_version: Option<&str>,
     ) -> Result<Converted, FormatError> {
-        split_convert(&self.batch, self.first_row, &self.bad_cells, |b, f, c| {
-            convert_predictions(b, mapping, f, now, default_version, c)
-        })
+        split_convert(
+            &self.batch,
+            self.first_row,
+            &self.bad_cells,
+            &self.bad_rows,
+            |b, f, c| convert_predictions(b, mapping, f, now, default_version, c),
+        )
     }
 
     /// [`to_labels`] on this chunk, also rejecting the rows of its [`BadCell`]s.
@@ -106,16 +117,24 @@ impl Chunk {
         mapping: &ColumnMapping,
         now: Timestamp,
     ) -> Result<Converted, FormatError> {
-        split_convert(&self.batch, self.first_row, &self.bad_cells, |b, f, c| {
-            convert_labels(b, mapping, f, now, c)
-        })
+        split_convert(
+            &self.batch,
+            self.first_row,
+            &self.bad_cells,
+            &self.bad_rows,
+            |b, f, c| convert_labels(b, mapping, f, now, c),
+        )
     }
 
     /// [`to_reference_rows`] on this chunk, also rejecting the rows of its [`BadCell`]s.
     pub fn to_reference_rows(&self, mapping: &ColumnMapping) -> Result<Converted, FormatError> {
-        split_convert(&self.batch, self.first_row, &self.bad_cells, |b, f, c| {
-            convert_reference(b, mapping, f, c)
-        })
+        split_convert(
+            &self.batch,
+            self.first_row,
+            &self.bad_cells,
+            &self.bad_rows,
+            |b, f, c| convert_reference(b, mapping, f, c),
+        )
     }
 }
 
@@ -127,7 +146,56 @@ const MAX_THREADS: usize = 4;
 /// Converts a large batch as slices on scoped threads (one per core, at most [`MAX_THREADS`])
 /// and joins the results in row order. Building events is bound by allocation and memory
 /// writes (every feature name is an owned `String`), so this is where a second core pays.
+///
+/// `bad_rows` are rejected here, after the conversion, whatever it made of their (null) cells.
 fn split_convert<F>(
+    batch: &RecordBatch,
+    first_row: usize,
+    bad_cells: &[BadCell],
+    bad_rows: &[BadRow],
+    convert: F,
+) -> Result<Converted, FormatError>
+where
+    F: Fn(&RecordBatch, usize, &[BadCell]) -> Result<Converted, FormatError> + Sync,
+{
+    let out = split_convert_cells(batch, first_row, bad_cells, convert)?;
+    Ok(reject_bad_rows(out, first_row, bad_rows))
+}
+
+/// Moves the rows of `bad` (numbered within the batch at `first_row`) from wherever the
+/// conversion put them into `rejected`, with their reason. Their cells are null: a prediction
+/// or a label needs a request id, so the conversion rejected them already (for another
+/// reason, replaced here); a reference row of nulls is converted, and is taken out.
+fn reject_bad_rows(mut out: Converted, first_row: usize, bad: &[BadRow]) -> Converted {
+    if bad.is_empty() {
+        return out;
+    }
+    let bad: std::collections::HashMap<usize, &str> = bad
+        .iter()
+        .map(|b| (first_row + b.row, b.reason.as_str()))
+        .collect();
+    out.rejected.retain(|r| !bad.contains_key(&r.index));
+    if !out.reference.is_empty() {
+        let (mut rows, mut index) = (Vec::new(), Vec::new());
+        for (r, i) in out.reference.into_iter().zip(out.reference_index) {
+            if !bad.contains_key(&i) {
+                rows.push(r);
+                index.push(i);
+            }
+        }
+        (out.reference, out.reference_index) = (rows, index);
+    }
+    let mut rows: Vec<(&usize, &&str)> = bad.iter().collect();
+    rows.sort();
+    out.rejected.extend(
+        rows.into_iter()
+            .map(|(i, why)| Rejection::new(*i, "", *why)),
+    );
+    out.rejected.sort_by_key(|r| r.index);
+    out
+}
+
+fn split_convert_cells<F>(
     batch: &RecordBatch,
     first_row: usize,
     bad_cells: &[BadCell],
@@ -178,6 +246,9 @@ where
         out.predictions.extend(r.predictions);
         out.labels.extend(r.labels);
         out.reference.extend(r.reference);
+        out.prediction_index.extend(r.prediction_index);
+        out.label_index.extend(r.label_index);
+        out.reference_index.extend(r.reference_index);
         out.rejected.extend(r.rejected);
     }
     Ok(out)
@@ -749,7 +820,7 @@ fn convert_predictions(
 
     let mut out = Converted::default();
     out.predictions.reserve(n);
-    for ((e, bad), label) in events.into_iter().zip(rej.rows).zip(row_labels) {
+    for (i, ((e, bad), label)) in events.into_iter().zip(rej.rows).zip(row_labels).enumerate() {
         match bad {
             Some(mut r) => {
                 if !e.request_id.is_empty() && r.request_id.is_none() {
@@ -764,8 +835,10 @@ fn convert_predictions(
                         label,
                         timestamp: e.timestamp,
                     });
+                    out.label_index.push(first_row + i);
                 }
                 out.predictions.push(e);
+                out.prediction_index.push(first_row + i);
             }
         }
     }
@@ -858,13 +931,17 @@ fn convert_labels(
         fill_timestamps(&col, now, &mut rej, |i, t| times[i] = t);
     }
     let mut out = Converted::default();
-    for (((id, label), timestamp), bad) in ids.into_iter().zip(labels).zip(times).zip(rej.rows) {
+    let rows = ids.into_iter().zip(labels).zip(times).zip(rej.rows);
+    for (i, (((id, label), timestamp), bad)) in rows.enumerate() {
         match (bad, label) {
-            (None, Some(label)) => out.labels.push(LabelEvent {
-                request_id: id,
-                label,
-                timestamp,
-            }),
+            (None, Some(label)) => {
+                out.labels.push(LabelEvent {
+                    request_id: id,
+                    label,
+                    timestamp,
+                });
+                out.label_index.push(first_row + i);
+            }
             (bad, _) => {
                 let mut r = bad.expect("a row without a label is rejected");
                 if !id.is_empty() && r.request_id.is_none() {
@@ -941,10 +1018,13 @@ fn convert_reference(
 
     let mut out = Converted::default();
     out.reference.reserve(n);
-    for (row, bad) in rows.into_iter().zip(rej.rows) {
+    for (i, (row, bad)) in rows.into_iter().zip(rej.rows).enumerate() {
         match bad {
             Some(r) => out.rejected.push(r),
-            None => out.reference.push(row),
+            None => {
+                out.reference.push(row);
+                out.reference_index.push(first_row + i);
+            }
         }
     }
     Ok(out)

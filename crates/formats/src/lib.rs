@@ -38,5 +38,5 @@ pub use import::{ImportReader, RowKind};
 pub use mapping::ColumnMapping;
 pub use ndjson::NdjsonReader;
 pub use source::{Progress, Source};
-pub use table::{BadCell, Chunk, ReadOptions, TableReader, DEFAULT_BATCH_SIZE};
+pub use table::{BadCell, BadRow, Chunk, ReadOptions, TableReader, DEFAULT_BATCH_SIZE};
 pub use write::{LabelWriter, PredictionWriter, ROW_GROUP_ROWS};

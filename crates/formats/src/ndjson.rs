@@ -176,6 +176,7 @@ impl NdjsonReader {
                         }
                     }
                     out.predictions.push(e);
+                    out.prediction_index.push(index);
                 }
                 Err(r) => out.rejected.push(r),
             }
@@ -196,7 +197,10 @@ impl NdjsonReader {
                 .map_err(|r| Rejection::new(index, "", r))
                 .and_then(|t| parse_label_row(&t, index, now, &limits));
             match parsed {
-                Ok(l) => out.labels.push(l),
+                Ok(l) => {
+                    out.labels.push(l);
+                    out.label_index.push(index);
+                }
                 Err(r) => out.rejected.push(r),
             }
         }
@@ -224,7 +228,10 @@ impl NdjsonReader {
                 Err(r) => Err(RowError::Row(String::new(), r)),
             };
             match result {
-                Ok(row) => out.reference.push(row),
+                Ok(row) => {
+                    out.reference.push(row);
+                    out.reference_index.push(index);
+                }
                 Err(RowError::File(e)) if first => return Some(Err(e)),
                 Err(RowError::File(e)) => {
                     out.rejected.push(Rejection::new(index, "", e.to_string()))

@@ -2,7 +2,9 @@
 
 use crate::source::{CountingRead, Progress, Source};
 use crate::{FormatError, TableFormat};
-use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray};
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, StringBuilder,
+};
 use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use std::collections::HashSet;
@@ -11,6 +13,10 @@ use std::sync::Arc;
 
 /// Rows per record batch unless [`ReadOptions::batch_size`] says otherwise.
 pub const DEFAULT_BATCH_SIZE: usize = 65_536;
+/// Most cells in one CSV batch: a wide file is read in fewer rows at a time (a 5,000-column
+/// file in batches of 838 rows), so that a batch's memory does not grow with the width. Files
+/// of up to 64 columns keep the full batch size.
+const CSV_BATCH_CELLS: usize = 1 << 22;
 
 /// How to read a table.
 #[derive(Debug, Clone)]
@@ -45,6 +51,17 @@ pub struct Chunk {
     /// CSV cells that did not parse as their column's inferred type; they are null in `batch`.
     /// Always empty for Parquet. The `to_*` methods of [`Chunk`] reject the rows they are in.
     pub bad_cells: Vec<BadCell>,
+    /// CSV rows that could not be read as the header's columns (another number of fields,
+    /// text that is not UTF-8): all null in `batch`, rejected whole by the `to_*` methods.
+    pub bad_rows: Vec<BadRow>,
+}
+
+/// A CSV row that is not a row of the table: its place and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRow {
+    /// Row within the batch (0-based).
+    pub row: usize,
+    pub reason: String,
 }
 
 /// A CSV cell whose text does not fit the type inferred for its column from the first batch.
@@ -83,10 +100,10 @@ enum Inner {
 }
 
 struct CsvState {
-    reader: arrow::csv::reader::BufReader<std::io::BufReader<CountingRead>>,
+    reader: CsvRecords,
     types: Vec<DataType>,
     /// The first batch, read at open to infer the types, handed out first.
-    pending: Option<RecordBatch>,
+    pending: Option<(RecordBatch, Vec<BadRow>)>,
     /// Every column of the file, typed; [`TableReader::schema`] is its projection on `keep`.
     full_schema: SchemaRef,
     /// Indices of [`ReadOptions::columns`] in the file, when given.
@@ -170,6 +187,7 @@ impl TableReader {
                     batch,
                     first_row,
                     bad_cells: Vec::new(),
+                    bad_rows: Vec::new(),
                 })
                 .map_err(|e| FormatError::Parquet {
                     name: self.name.clone(),
@@ -179,10 +197,10 @@ impl TableReader {
             Inner::Csv(state) => {
                 let raw = match state.pending.take() {
                     Some(b) => Some(Ok(b)),
-                    None => state.reader.next(),
+                    None => state.reader.next_batch().transpose(),
                 };
                 raw.map(|r| {
-                    let raw = r.map_err(|e| FormatError::Csv {
+                    let (raw, bad_rows) = r.map_err(|e| FormatError::Csv {
                         name: self.name.clone(),
                         message: csv_message(&e, first_row),
                     })?;
@@ -201,6 +219,7 @@ impl TableReader {
                         batch,
                         first_row,
                         bad_cells,
+                        bad_rows,
                     })
                 })
             }
@@ -258,11 +277,74 @@ fn check_unique(schema: &ArrowSchema) -> Result<(), FormatError> {
     Ok(())
 }
 
-fn csv_message(e: &arrow::error::ArrowError, first_row: usize) -> String {
-    // Arrow's own text starts with "Csv error: "; the row it gives is relative to the batch.
-    let s = e.to_string();
-    let s = s.strip_prefix("Csv error: ").unwrap_or(&s).to_string();
-    format!("{s} (in the batch starting at data row {first_row})")
+fn csv_message(e: &csv::Error, first_row: usize) -> String {
+    format!("{e} (in the batch starting at data row {first_row})")
+}
+
+/// The records of a CSV file, read as text columns a batch at a time.
+///
+/// Records are split with the `csv` crate rather than Arrow's reader, which fails the whole
+/// read at the first row with another number of fields: here such a row is a [`BadRow`] of its
+/// batch, and the rows around it are read as usual. Empty cells are null.
+struct CsvRecords {
+    records: csv::Reader<CountingRead>,
+    schema: SchemaRef,
+    batch_size: usize,
+    record: csv::ByteRecord,
+}
+
+impl CsvRecords {
+    fn next_batch(&mut self) -> Result<Option<(RecordBatch, Vec<BadRow>)>, csv::Error> {
+        let columns = self.schema.fields().len();
+        let mut builders: Vec<StringBuilder> = (0..columns).map(|_| StringBuilder::new()).collect();
+        let mut bad = Vec::new();
+        let mut rows = 0;
+        while rows < self.batch_size && self.records.read_byte_record(&mut self.record)? {
+            let record = std::mem::take(&mut self.record);
+            let fields = record.len();
+            let reason = if fields != columns {
+                self.record = record;
+                let plural = if fields == 1 { "" } else { "s" };
+                Some(format!(
+                    "has {fields} field{plural} where the header has {columns}: the row is not read"
+                ))
+            } else {
+                match csv::StringRecord::from_byte_record(record) {
+                    Ok(text) => {
+                        for (b, cell) in builders.iter_mut().zip(text.iter()) {
+                            if cell.is_empty() {
+                                b.append_null();
+                            } else {
+                                b.append_value(cell);
+                            }
+                        }
+                        self.record = text.into_byte_record();
+                        None
+                    }
+                    Err(e) => {
+                        let reason = format!("is not valid UTF-8: {}", e.utf8_error());
+                        self.record = e.into_byte_record();
+                        Some(reason)
+                    }
+                }
+            };
+            if let Some(reason) = reason {
+                builders.iter_mut().for_each(|b| b.append_null());
+                bad.push(BadRow { row: rows, reason });
+            }
+            rows += 1;
+        }
+        if rows == 0 {
+            return Ok(None);
+        }
+        let columns: Vec<ArrayRef> = builders
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)
+            .expect("text columns match the text schema");
+        Ok(Some((batch, bad)))
+    }
 }
 
 fn open_csv(
@@ -272,22 +354,23 @@ fn open_csv(
     options: &ReadOptions,
     counter: Arc<AtomicU64>,
 ) -> Result<(SchemaRef, CsvState), FormatError> {
-    let csv_err = |e: arrow::error::ArrowError| FormatError::Csv {
+    let csv_err = |e: csv::Error| FormatError::Csv {
         name: name.to_string(),
         message: e.to_string(),
     };
-    // The header is read from a separate handle, so that the counted stream starts at byte 0.
-    let header_read = source.open_read(Arc::new(AtomicU64::new(0)))?;
-    let (header, _) = arrow::csv::reader::Format::default()
-        .with_header(true)
-        .infer_schema(header_read, Some(0))
-        .map_err(csv_err)?;
-    let names: Vec<String> = header
-        .fields()
+    let mut records = csv::ReaderBuilder::new()
+        .has_headers(true)
+        // Rows with another number of fields are rejected one by one (CsvRecords), not
+        // refused with the file.
+        .flexible(true)
+        .buffer_capacity(1 << 20)
+        .from_reader(source.open_read(counter)?);
+    let names: Vec<String> = records
+        .headers()
+        .map_err(csv_err)?
         .iter()
         .enumerate()
-        .map(|(i, f)| {
-            let n = f.name().as_str();
+        .map(|(i, n)| {
             // Spreadsheet exports often start with a UTF-8 byte-order mark.
             let n = if i == 0 {
                 n.trim_start_matches('\u{feff}')
@@ -304,13 +387,13 @@ fn open_csv(
             .collect::<Vec<_>>(),
     ));
     check_unique(&text_schema)?;
-    let read = std::io::BufReader::with_capacity(1 << 20, source.open_read(counter)?);
-    let mut reader = arrow::csv::ReaderBuilder::new(text_schema)
-        .with_header(true)
-        .with_batch_size(batch_size)
-        .build_buffered(read)
-        .map_err(csv_err)?;
-    let first = reader.next().transpose().map_err(|e| FormatError::Csv {
+    let mut reader = CsvRecords {
+        records,
+        schema: text_schema,
+        batch_size: batch_size.min((CSV_BATCH_CELLS / names.len().max(1)).max(1)),
+        record: csv::ByteRecord::new(),
+    };
+    let first = reader.next_batch().map_err(|e| FormatError::Csv {
         name: name.to_string(),
         message: csv_message(&e, 0),
     })?;
@@ -322,7 +405,7 @@ fn open_csv(
                 return DataType::Utf8;
             }
             match &first {
-                Some(b) => infer_type(as_strings(b.column(i))),
+                Some((b, _)) => infer_type(as_strings(b.column(i))),
                 None => DataType::Utf8,
             }
         })

@@ -32,6 +32,10 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most rows in one ingest batch (413 above it).
     pub max_batch_rows: usize,
+    /// Most features one model may have: a row (prediction or reference) that would add one
+    /// more is refused on its own, naming the feature and the limit, and the batch's other rows
+    /// are kept. Bounds what one client sending values as feature names can cost everyone.
+    pub max_features_per_model: usize,
 }
 
 /// API keys. All lists empty (the default) means no authentication. An admin key may do
@@ -95,6 +99,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 64 * 1024 * 1024,
             max_batch_rows: 100_000,
+            max_features_per_model: modelwatch_core::DEFAULT_MAX_FEATURES_PER_MODEL,
         }
     }
 }
@@ -188,6 +193,9 @@ impl Config {
         if let Some(v) = env("MODELWATCH_MAX_BATCH_ROWS") {
             self.limits.max_batch_rows = parsed("MODELWATCH_MAX_BATCH_ROWS", v)?;
         }
+        if let Some(v) = env("MODELWATCH_MAX_FEATURES_PER_MODEL") {
+            self.limits.max_features_per_model = parsed("MODELWATCH_MAX_FEATURES_PER_MODEL", v)?;
+        }
         if let Some(v) = env("MODELWATCH_INGEST_KEYS") {
             self.auth.ingest_keys = keys(v);
         }
@@ -207,7 +215,10 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.limits.max_body_bytes == 0 || self.limits.max_batch_rows == 0 {
+        if self.limits.max_body_bytes == 0
+            || self.limits.max_batch_rows == 0
+            || self.limits.max_features_per_model == 0
+        {
             return Err(ConfigError::Invalid("limits must be greater than 0".into()));
         }
         if self.retention.interval_seconds == 0 {
@@ -297,6 +308,12 @@ mod tests {
         assert_eq!(c.addr.port(), 9100);
         assert_eq!(c.retention.default_days, Some(90));
         assert_eq!(c.models["fraud"].retention_days, Some(7));
+        assert_eq!(c.limits.max_features_per_model, 2_000);
+        let features = |k: &str| (k == "MODELWATCH_MAX_FEATURES_PER_MODEL").then(|| "50".into());
+        let c = Config::load(Some(&path), features).unwrap();
+        assert_eq!(c.limits.max_features_per_model, 50);
+        let c = Config::from_toml("[limits]\nmax_features_per_model = 9000").unwrap();
+        assert_eq!(c.limits.max_features_per_model, 9_000);
         let bad = |k: &str| (k == "MODELWATCH_MAX_BATCH_ROWS").then(|| "lots".to_string());
         assert!(Config::load(None, bad)
             .unwrap_err()

@@ -326,6 +326,38 @@ fn count(state: &AppState, model: &str, kind: &'static str, o: &IngestOutcome) {
     }
 }
 
+/// 422 `no_valid_rows`: a reference upload none of whose rows can be stored, naming the first
+/// refused rows; the stored reference is unchanged.
+fn no_valid_rows(refused: &[Rejection]) -> ApiError {
+    let why: Vec<String> = refused
+        .iter()
+        .take(5)
+        .map(|r| {
+            if r.field.is_empty() {
+                format!("row {}: {}", r.index, r.reason)
+            } else {
+                format!("row {}, field `{}`: {}", r.index, r.field, r.reason)
+            }
+        })
+        .collect();
+    ApiError::new(
+        ErrorCode::NothingValid,
+        "no_valid_rows",
+        if why.is_empty() {
+            "the reference has no rows (a header alone, or nothing readable as a table); the \
+             stored reference is unchanged"
+                .to_owned()
+        } else {
+            format!(
+                "none of the reference's {} rows is valid, so the stored reference is \
+                 unchanged: {}",
+                refused.len(),
+                why.join("; ")
+            )
+        },
+    )
+}
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReferenceParams {
@@ -407,14 +439,9 @@ pub(crate) async fn reference(
         let mut rejected = Vec::new();
         while let Some(chunk) = reader.next_chunk(Timestamp::now(), None) {
             let chunk = chunk.map_err(invalid)?;
-            let base = rows.len() + rejected.len();
-            rows.extend(
-                chunk
-                    .reference
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, r)| (base + i, r)),
-            );
+            // Each row keeps its place in the file, so that a row the store refuses later is
+            // named as the reader names the rows it refuses.
+            rows.extend(chunk.reference_index.into_iter().zip(chunk.reference));
             rejected.extend(chunk.rejected.into_iter().map(|r| Quarantined {
                 row: format!("row {} of the reference", r.index),
                 rejection: r,
@@ -423,34 +450,16 @@ pub(crate) async fn reference(
         if rows.is_empty() {
             // Storing it would replace the model's reference with nothing (drift then has no
             // baseline): refuse it and keep what is stored.
-            let why: Vec<String> = rejected
-                .iter()
-                .take(5)
-                .map(|q| {
-                    let r = &q.rejection;
-                    if r.field.is_empty() {
-                        format!("row {}: {}", r.index, r.reason)
-                    } else {
-                        format!("row {}, field `{}`: {}", r.index, r.field, r.reason)
-                    }
-                })
-                .collect();
-            return Err(ApiError::new(
-                ErrorCode::NothingValid,
-                "no_valid_rows",
-                if why.is_empty() {
-                    "the reference has no rows (a header alone, or nothing readable as a table);                      the stored reference is unchanged"
-                        .to_owned()
-                } else {
-                    format!(
-                        "none of the reference's {} rows is valid, so the stored reference is                          unchanged: {}",
-                        rejected.len(),
-                        why.join("; ")
-                    )
-                },
-            ));
+            let refused: Vec<Rejection> = rejected.into_iter().map(|q| q.rejection).collect();
+            return Err(no_valid_rows(&refused));
         }
-        Ok(store.put_reference(&model, p.version.as_deref(), rows, rejected)?)
+        let outcome = store.put_reference(&model, p.version.as_deref(), rows, rejected)?;
+        if outcome.rows == 0 {
+            // The store refused every row (the schema, the feature limit) and kept its
+            // reference.
+            return Err(no_valid_rows(&outcome.rejected));
+        }
+        Ok(outcome)
     })
     .await?;
     // A new reference is a new baseline: the model's rules are evaluated again.

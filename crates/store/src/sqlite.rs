@@ -18,15 +18,15 @@ use crate::{
 };
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use modelwatch_core::{
-    parse_prediction_row, FeatureName, FeatureSpec, FeatureValue, IngestLimits, KpiEvent,
-    LabelEvent, ModelName, Outcome, Pairs, PredictionEvent, ReferenceRow, Rejection, Schema,
-    SchemaChange, Timestamp,
+    parse_prediction_row, FeatureIndex, FeatureName, FeatureSpec, FeatureValue, IngestLimits,
+    KpiEvent, LabelEvent, ModelName, Outcome, Pairs, PredictionEvent, ReferenceRow, Rejection,
+    Schema, SchemaChange, Timestamp, DEFAULT_MAX_FEATURES_PER_MODEL,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -112,6 +112,8 @@ pub struct SqliteStore {
     checkpointer: Option<JoinHandle<()>>,
     /// Counts commits that deleted request-index rows (retention), shared with the writer.
     deletions: Arc<AtomicU64>,
+    /// Most features a model's rows may give it, shared with the writer.
+    max_features: Arc<AtomicUsize>,
     /// The closed request buckets' filters, shared with the writer.
     filters: Arc<Filters>,
     readers: Mutex<Vec<Connection>>,
@@ -324,6 +326,7 @@ impl SqliteStore {
         let (tx, rx) = bounded::<Job>(256);
         let (committed, commits) = bounded::<()>(1);
         let deletions = Arc::new(AtomicU64::new(0));
+        let max_features = Arc::new(AtomicUsize::new(DEFAULT_MAX_FEATURES_PER_MODEL));
         let filters = Arc::new(Filters::default());
         let writer = {
             let writer = Writer {
@@ -335,6 +338,7 @@ impl SqliteStore {
                     filters: Arc::clone(&filters),
                     bucket_rows: settings.bucket_rows,
                     group_buckets: settings.group_buckets,
+                    max_features: Arc::clone(&max_features),
                 },
             };
             std::thread::Builder::new()
@@ -352,6 +356,7 @@ impl SqliteStore {
             writer: Some(writer),
             checkpointer: Some(checkpointer),
             deletions,
+            max_features,
             filters,
             readers: Mutex::new(Vec::new()),
             _lock: lock,
@@ -361,6 +366,15 @@ impl SqliteStore {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Most features a model's rows may give it (default
+    /// [`DEFAULT_MAX_FEATURES_PER_MODEL`]): a row that would add one more is refused, naming
+    /// the feature and the limit, and the model's known features keep being accepted. Applies
+    /// to the jobs the writer starts after the call; a schema that is already wider keeps its
+    /// features.
+    pub fn set_max_features_per_model(&self, max: usize) {
+        self.max_features.store(max, Ordering::Relaxed);
     }
 
     fn submit<T>(&self, make: impl FnOnce(Reply<T>) -> Job) -> Result<T, StoreError> {
@@ -612,6 +626,9 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 struct CachedModel {
     id: i64,
     schema: Schema,
+    /// The schema's features by name, and those added by the job being run (they are stored
+    /// with it, or the entry is dropped with the job's failure).
+    known: FeatureIndex,
     /// The model's request buckets, loaded by its first prediction batch.
     buckets: Option<Buckets>,
 }
@@ -633,6 +650,14 @@ struct WriterShared {
     filters: Arc<Filters>,
     bucket_rows: i64,
     group_buckets: i64,
+    /// Most features a model's rows may give it (`SqliteStore::set_max_features_per_model`).
+    max_features: Arc<AtomicUsize>,
+}
+
+impl WriterShared {
+    fn max_features(&self) -> usize {
+        self.max_features.load(Ordering::Relaxed)
+    }
 }
 
 impl Writer {
@@ -742,7 +767,8 @@ fn run_job(
             rejected,
             reply,
         } => {
-            let result = put_reference(tx, models, model, version, rows, rejected);
+            let limit = shared.max_features();
+            let result = put_reference(tx, models, limit, model, version, rows, rejected);
             (Some(&*model), reply.keep(result))
         }
         Job::DeclareSchema(model, schema, reply) => {
@@ -794,14 +820,19 @@ fn model_entry<'a>(
             )
             .optional()?;
         let entry = match row {
-            Some((id, schema)) => CachedModel {
-                id,
-                schema: serde_json::from_str(&schema).map_err(|e| StoreError::Corrupt {
-                    what: "model schema",
-                    detail: e.to_string(),
-                })?,
-                buckets: None,
-            },
+            Some((id, schema)) => {
+                let schema: Schema =
+                    serde_json::from_str(&schema).map_err(|e| StoreError::Corrupt {
+                        what: "model schema",
+                        detail: e.to_string(),
+                    })?;
+                CachedModel {
+                    id,
+                    known: FeatureIndex::of(&schema),
+                    schema,
+                    buckets: None,
+                }
+            }
             None if create => {
                 tx.execute(
                     "INSERT INTO models(name, schema, created_at) VALUES (?1, ?2, ?3)",
@@ -810,6 +841,7 @@ fn model_entry<'a>(
                 CachedModel {
                     id: tx.last_insert_rowid(),
                     schema: Schema::default(),
+                    known: FeatureIndex::default(),
                     buckets: None,
                 }
             }
@@ -902,16 +934,21 @@ fn repeated_rejection(index: usize, request_id: &str, first: usize) -> Rejection
     .with_request_id(Some(request_id))
 }
 
-/// Checks a row's features against the schema and, if they fit, records the features it adds.
+/// Checks a row's features against the model's schema and, if they fit, records the features
+/// it adds in `pending` and in the model's index.
 fn admit(
-    schema: &Schema,
+    entry: &mut CachedModel,
     pending: &mut Vec<FeatureSpec>,
+    max_features: usize,
     index: usize,
     request_id: Option<&str>,
     features: &[(FeatureName, FeatureValue)],
 ) -> Result<(), Rejection> {
-    match schema.check(features, pending) {
+    match entry.schema.check(features, &entry.known, max_features) {
         Ok(added) => {
+            for f in &added {
+                entry.known.insert(f);
+            }
             pending.extend(added);
             Ok(())
         }
@@ -1280,8 +1317,9 @@ fn ingest_predictions(
             continue;
         }
         match admit(
-            &entry.schema,
+            entry,
             &mut pending,
+            shared.max_features(),
             *index,
             Some(&event.request_id),
             &event.features,
@@ -2260,6 +2298,7 @@ fn invalidate_aggregates(tx: &Transaction<'_>, model: &ModelName) -> Result<(), 
 fn put_reference(
     tx: &Transaction<'_>,
     models: &mut HashMap<String, CachedModel>,
+    max_features: usize,
     model: &ModelName,
     version: &str,
     rows: &[(usize, ReferenceRow)],
@@ -2270,6 +2309,37 @@ fn put_reference(
     // Rows rejected here; those rejected before are in `rejected`.
     let mut quarantined = Vec::new();
     let mut pending = Vec::new();
+    let mut admitted = Vec::with_capacity(rows.len());
+    for (index, row) in rows {
+        match admit(
+            entry,
+            &mut pending,
+            max_features,
+            *index,
+            None,
+            &row.features,
+        ) {
+            Ok(()) => admitted.push((*index, row)),
+            Err(rejection) => quarantined.push(Quarantined {
+                rejection,
+                row: to_json(row),
+            }),
+        }
+    }
+    if admitted.is_empty() {
+        // Every row refused (by the schema, by the feature limit): storing none would replace
+        // the model's reference with nothing. Nothing is changed; the caller says why.
+        let mut rejected: Vec<Rejection> = (rejected.iter().map(|q| q.rejection.clone()))
+            .chain(quarantined.into_iter().map(|q| q.rejection))
+            .collect();
+        rejected.sort_by_key(|r| r.index);
+        return Ok(ReferenceOutcome {
+            version: version.to_string(),
+            rows: 0,
+            rejected,
+            schema_changes: Vec::new(),
+        });
+    }
     // What was derived from the reference (baselines, profiles) is out of date.
     tx.execute(
         "DELETE FROM aggregates WHERE model_id = ?1 AND kind LIKE 'reference%'",
@@ -2279,21 +2349,12 @@ fn put_reference(
         "DELETE FROM reference_rows WHERE model_id = ?1 AND version = ?2",
         params![entry.id, version],
     )?;
-    let mut stored = 0usize;
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO reference_rows(model_id, version, idx, features, prediction, score, scores, label)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
-        for (index, row) in rows {
-            if let Err(rejection) = admit(&entry.schema, &mut pending, *index, None, &row.features)
-            {
-                quarantined.push(Quarantined {
-                    rejection,
-                    row: to_json(row),
-                });
-                continue;
-            }
+        for (index, row) in &admitted {
             insert.execute(params![
                 entry.id,
                 version,
@@ -2304,9 +2365,9 @@ fn put_reference(
                 row.scores.as_ref().map(|s| to_json(&Pairs(s.clone()))),
                 row.label.as_ref().map(to_json),
             ])?;
-            stored += 1;
         }
     }
+    let stored = admitted.len();
     tx.execute(
         "INSERT INTO reference_sets(model_id, version, rows, uploaded_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(model_id, version) DO UPDATE SET rows = excluded.rows, uploaded_at = excluded.uploaded_at",
@@ -2340,6 +2401,7 @@ fn declare_schema(
 ) -> Result<(), StoreError> {
     let entry = model_entry(tx, models, model, true)?.expect("created");
     schema.declared = true;
+    entry.known = FeatureIndex::of(&schema);
     entry.schema = schema;
     save_schema(tx, entry)
 }

@@ -931,6 +931,7 @@ fn writer_with_a_failing_version(dir: &Path) -> Writer {
             filters: Arc::new(Filters::default()),
             bucket_rows: BUCKET_ROWS,
             group_buckets: GROUP_BUCKETS,
+            max_features: Arc::new(AtomicUsize::new(DEFAULT_MAX_FEATURES_PER_MODEL)),
         },
     }
 }
