@@ -897,3 +897,51 @@ fn refused_prediction_rows_of_an_import_are_named_by_their_place_in_the_file() {
     let s = Server::start(&dir.path().join("served"));
     import(&["--server", &s.url]);
 }
+
+/// A query that scans the raw events (here the feedback report, split by the exploration
+/// tag) stops when its client goes away, instead of running to the end for nobody: a client
+/// that times out and asks again must not leave one more scan running each time (the soak
+/// test saw CPU and memory grow that way). The server says so in its log.
+#[test]
+fn a_scan_whose_client_went_away_stops_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("server.log");
+    let data = dir.path().join("data");
+    let child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .env("RUST_LOG", "warn,modelwatch_server=info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let s = Server::attach(child, &data);
+    // Enough events that one scan of them takes seconds in a debug build; each posted batch
+    // is a stored segment, between which the scan looks at its flag.
+    for b in 0..60 {
+        let rows: Vec<_> = (0..5_000)
+            .map(|i| prediction(&format!("b{b}-{i}"), "2026-01-02T03:04:05Z", i as f64, "DE"))
+            .collect();
+        s.post_ok("/v1/models/fraud/predictions", rows);
+    }
+    let addr = s.url.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "GET /v1/models/fraud/feedback?window=1h HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+    )
+    .unwrap();
+    std::thread::sleep(StdDuration::from_millis(200));
+    drop(conn);
+    common::poll(120, || {
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        if log.contains("store work stopped early") {
+            Ok(())
+        } else {
+            Err(format!("no cancellation in the log yet:\n{log}"))
+        }
+    });
+    // The server is well and answers the same query for a client that waits.
+    let (status, body) = s.get("/v1/models/fraud/feedback?window=1h");
+    assert_eq!(status, 200, "{body}");
+}

@@ -31,7 +31,7 @@ pub enum ErrorCode {
     UnsupportedFormat,
     /// Too many attempts from one client: wait before trying again.
     TooManyRequests,
-    /// The client took too long to send its request.
+    /// The client took too long to send its request, or stopped waiting for the answer.
     Timeout,
     /// The disk holding the data is full: nothing of the request was stored, and the same
     /// request can succeed once space is freed.

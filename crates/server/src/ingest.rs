@@ -408,8 +408,8 @@ pub(crate) async fn reference(
     let store = state.store.clone();
     let evaluate = model.to_string();
     let outcome = blocking(move || {
-        let format =
-            TableFormat::from_content_type(content_type.as_deref(), &body).map_err(ApiError::from)?;
+        let format = TableFormat::from_content_type(content_type.as_deref(), &body)
+            .map_err(ApiError::from)?;
         let mapping = ColumnMapping {
             prediction: p.prediction_col,
             score: p.score_col,

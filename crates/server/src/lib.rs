@@ -32,6 +32,7 @@ use modelwatch_alerts::AlertService;
 use modelwatch_core::{ErrorCode, ModelName, Timestamp};
 use modelwatch_store::Store;
 use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
@@ -251,7 +252,30 @@ pub(crate) fn model_name(raw: &str) -> Result<ModelName, ApiError> {
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
+    // hyper drops a request's future when its client goes away; the guard then tells the
+    // store's scans on the blocking thread to stop (`modelwatch_store::run_cancellable`).
+    struct AbandonOnDrop(Option<Arc<AtomicBool>>);
+    impl Drop for AbandonOnDrop {
+        fn drop(&mut self) {
+            if let Some(flag) = &self.0 {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let mut guard = AbandonOnDrop(Some(abandoned.clone()));
+    let work = tokio::task::spawn_blocking(move || {
+        let flag = abandoned.clone();
+        let out = modelwatch_store::run_cancellable(abandoned, f);
+        if flag.load(Ordering::Relaxed) {
+            tracing::info!("a request's client went away: its store work stopped early");
+        }
+        out
+    });
+    let out = work.await;
+    // Answered: nothing to stop any more.
+    guard.0 = None;
+    out.map_err(|e| {
         ApiError::new(
             ErrorCode::Internal,
             "internal",

@@ -10,10 +10,12 @@
 //! - schemas change only through the store's single writer, so two batches racing to introduce
 //!   a feature cannot disagree about its kind.
 
+mod cancel;
 mod compact;
 pub mod conformance;
 mod sqlite;
 
+pub use cancel::run_cancellable;
 pub use sqlite::{
     check_data_dir, CheckReport, GatheredPredictions, PendingLabels, PendingPredictions,
     SqliteStore,
@@ -42,17 +44,23 @@ pub enum StoreError {
     Corrupt { what: &'static str, detail: String },
     #[error("the storage writer has stopped")]
     WriterGone,
+    /// The request this read answered was abandoned by its client; the read stopped early.
+    #[error("the request was abandoned by its client; its read stopped")]
+    Cancelled,
     /// The data directory's files are not a sound store; nothing was opened or created.
     #[error("the data directory {dir} is damaged: {found}. modelwatch will not start over it, so that nothing more is lost: run `modelwatch check --data {dir}` for details, and restore the directory from a backup (docs/operations.md)")]
     Damaged { dir: String, found: String },
 }
 
 impl modelwatch_core::ServiceError for StoreError {
-    /// Every store error is a failure of the service but one: a model that does not exist.
-    /// None is the caller's mistake, so none is ever answered as a bad request.
+    /// Every store error is a failure of the service but two: a model that does not exist, and
+    /// a read its client abandoned. None is the caller's mistake, so none is ever answered as a
+    /// bad request.
     fn code(&self) -> ErrorCode {
         match self {
             StoreError::ModelNotFound(_) => ErrorCode::NotFound,
+            // Nobody reads the answer: not a failure to log as one.
+            StoreError::Cancelled => ErrorCode::Timeout,
             e if e.is_disk_full() => ErrorCode::StorageFull,
             _ => ErrorCode::Internal,
         }

@@ -2954,6 +2954,7 @@ impl Store for SqliteStore {
             };
             let mut rows = segments.query(params![id, from, to])?;
             while let Some(r) = rows.next()? {
+                crate::cancel::check()?;
                 let segment: i64 = r.get(0)?;
                 let text = segment_text(segment, r.get_ref(1)?)?;
                 for line in text.lines() {
@@ -2996,6 +2997,7 @@ impl Store for SqliteStore {
             let mut read =
                 conn.prepare_cached("SELECT data FROM segments WHERE model_id = ?1 AND id = ?2")?;
             for &segment in segments {
+                crate::cancel::check()?;
                 let mut rows = read.query(params![id, segment])?;
                 let Some(r) = rows.next()? else {
                     continue;
