@@ -32,10 +32,11 @@ use modelwatch_store::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::drift::{DriftError, DriftQuery, Reference, ReferenceInfo, WindowSketch, Windowed};
+use crate::drift::{DriftQuery, Reference, ReferenceInfo, WindowSketch, Windowed};
+use crate::error::EngineError;
 use crate::performance::{
-    assemble, baseline_state, choose_task, reference, PerformanceError, PerformanceQuery,
-    PerformanceReport, Task, TaskDetector, TaskSpec, TaskState, WindowAccumulator,
+    assemble, baseline_state, choose_task, reference, PerformanceQuery, PerformanceReport, Task,
+    TaskDetector, TaskSpec, TaskState, WindowAccumulator,
 };
 
 /// Kind of the per-hour performance aggregates.
@@ -224,7 +225,7 @@ fn save_decision(store: &dyn Store, model: &ModelName, d: &TaskDecision) -> Resu
 /// Brings the aggregates of `model` up to date with its raw events: adds the label deltas of
 /// hours whose only change is first labels, rescans the other dirty hours.
 /// Cheap when nothing changed (one indexed read).
-pub fn refresh(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, PerformanceError> {
+pub fn refresh(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, EngineError> {
     refresh_against(store, model, None)
 }
 
@@ -246,7 +247,7 @@ fn refresh_against(
     store: &dyn Store,
     model: &ModelName,
     known: Option<&Reference>,
-) -> Result<RefreshReport, PerformanceError> {
+) -> Result<RefreshReport, EngineError> {
     let lock = refresh_lock(model);
     let _one_at_a_time = lock.lock().unwrap_or_else(PoisonError::into_inner);
     refresh_locked(store, model, known)
@@ -256,7 +257,7 @@ fn refresh_locked(
     store: &dyn Store,
     model: &ModelName,
     known: Option<&Reference>,
-) -> Result<RefreshReport, PerformanceError> {
+) -> Result<RefreshReport, EngineError> {
     let started = Instant::now();
     let mut report = RefreshReport::default();
     let declared = declared_task(store, model)?;
@@ -400,7 +401,7 @@ fn add_deltas(
     hours: &[DirtyHour],
     detector: &mut TaskDetector,
     report: &mut RefreshReport,
-) -> Result<Vec<DirtyHour>, PerformanceError> {
+) -> Result<Vec<DirtyHour>, EngineError> {
     let Basis {
         store,
         model,
@@ -520,7 +521,7 @@ struct ArrivalContext {
 fn arrival_context(
     store: &dyn Store,
     model: &ModelName,
-) -> Result<Option<Arc<ArrivalContext>>, PerformanceError> {
+) -> Result<Option<Arc<ArrivalContext>>, EngineError> {
     static CONTEXTS: LazyLock<Mutex<HashMap<String, Arc<ArrivalContext>>>> =
         LazyLock::new(Mutex::default);
     // Before the first refresh has decided the task there is nothing to fold for.
@@ -563,7 +564,7 @@ pub fn fold_on_arrival(
     store: &dyn Store,
     model: &ModelName,
     rows: &[(usize, PredictionEvent)],
-) -> Result<Option<Vec<HourFold>>, PerformanceError> {
+) -> Result<Option<Vec<HourFold>>, EngineError> {
     let Some(c) = arrival_context(store, model)? else {
         return Ok(None);
     };
@@ -602,7 +603,7 @@ pub fn fold_on_arrival(
                 data: postcard::to_stdvec(&blob).map_err(|e| corrupt("arrival fold", e))?,
             })
         })
-        .collect::<Result<Vec<_>, PerformanceError>>()?;
+        .collect::<Result<Vec<_>, EngineError>>()?;
     Ok(Some(folds))
 }
 
@@ -659,7 +660,7 @@ fn new_predictions(
     hours: &[DirtyHour],
     by_hour: &HashMap<(&str, Timestamp), Vec<&HourDelta>>,
     decoded_count: &mut u64,
-) -> Result<HashMap<(String, i64), Option<NewPredictions>>, PerformanceError> {
+) -> Result<HashMap<(String, i64), Option<NewPredictions>>, EngineError> {
     let Basis {
         store,
         model,
@@ -745,7 +746,7 @@ struct AddedHour {
 /// rescanned instead): they were built for another task or reference, or they are missing
 /// while the hour has no new predictions (only an hour whose every prediction came as a delta
 /// starts from nothing), or its new predictions could not be folded.
-fn add_to_hour(w: &HourWork<'_>, basis: &Basis<'_>) -> Result<Option<AddedHour>, PerformanceError> {
+fn add_to_hour(w: &HourWork<'_>, basis: &Basis<'_>) -> Result<Option<AddedHour>, EngineError> {
     let Basis {
         spec,
         spec_json,
@@ -843,7 +844,7 @@ fn rescan(
     run: &[i64],
     dirty: &[DirtyHour],
     marked: &HashSet<(&str, i64)>,
-) -> Result<Rescanned, PerformanceError> {
+) -> Result<Rescanned, EngineError> {
     let Basis {
         store,
         model,
@@ -924,12 +925,8 @@ fn rescan(
 
 /// The reference the drift sketches are built against, if the model has one: the one
 /// version-less queries use ([`crate::reference`]).
-fn drift_reference(store: &dyn Store, model: &ModelName) -> Result<Option<Reference>, StoreError> {
-    match Reference::load_default(store, model) {
-        Ok(r) => Ok(r),
-        Err(DriftError::Store(e)) => Err(e),
-        Err(e) => Err(corrupt("reference profile", e)),
-    }
+fn drift_reference(store: &dyn Store, model: &ModelName) -> Result<Option<Reference>, EngineError> {
+    Reference::load_default(store, model)
 }
 
 /// Makes sure the drift sketches are (being) built against `reference`: when the stored stamp
@@ -990,7 +987,7 @@ pub fn drift_windows(
     model: &ModelName,
     q: &DriftQuery,
     reference: &Reference,
-) -> Result<Option<Vec<Windowed>>, DriftError> {
+) -> Result<Option<Vec<Windowed>>, EngineError> {
     if q.segment.is_some()
         || !whole_hour(q.from)
         || !whole_hour(q.to)
@@ -1008,10 +1005,7 @@ pub fn drift_windows(
         }
     }
     ensure_drift_stamp(store, model, reference)?;
-    refresh_against(store, model, Some(reference)).map_err(|e| match e {
-        PerformanceError::Store(e) => DriftError::Store(e),
-        other => DriftError::Store(corrupt("aggregates", other)),
-    })?;
+    refresh_against(store, model, Some(reference))?;
     let range = ScanRange {
         from: q.from,
         to: q.to,
@@ -1054,14 +1048,14 @@ pub(crate) fn decided_spec(
     model: &ModelName,
     task: Option<Task>,
     threshold: Option<f64>,
-) -> Result<Option<(TaskSpec, String)>, PerformanceError> {
+) -> Result<Option<(TaskSpec, String)>, EngineError> {
     refresh(store, model)?;
     let declared = declared_task(store, model)?;
     Ok(load_decision(store, model)?.map(|d| choose_task(d.detector, task, declared, threshold)))
 }
 
 /// Marks every hour dirty and refreshes: the aggregates rebuilt from the raw log alone.
-pub fn rebuild(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, PerformanceError> {
+pub fn rebuild(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, EngineError> {
     store.invalidate_aggregates(model)?;
     refresh(store, model)
 }
@@ -1132,7 +1126,7 @@ pub fn window_performance(
     store: &dyn Store,
     model: &ModelName,
     q: &PerformanceQuery,
-) -> Result<Option<PerformanceReport>, PerformanceError> {
+) -> Result<Option<PerformanceReport>, EngineError> {
     // An unknown model has no task decision: the raw-event path answers, and names the error.
     refresh(store, model)?;
     let Some(decision) = load_decision(store, model)? else {
@@ -1183,7 +1177,7 @@ fn merge_into<K: Ord>(
     entry: std::collections::btree_map::Entry<'_, K, WindowAccumulator>,
     acc: &WindowAccumulator,
     spec: &TaskSpec,
-) -> Result<(), PerformanceError> {
+) -> Result<(), EngineError> {
     match entry {
         std::collections::btree_map::Entry::Vacant(v) => {
             v.insert(acc.clone());
@@ -1205,7 +1199,7 @@ pub(crate) fn baseline(
     model: &ModelName,
     version: Option<&str>,
     spec: &TaskSpec,
-) -> Result<(Option<TaskState>, Option<ReferenceInfo>), PerformanceError> {
+) -> Result<(Option<TaskState>, Option<ReferenceInfo>), EngineError> {
     let key = version.unwrap_or("").to_owned();
     let spec_json = spec_key(spec);
     let range = ScanRange {

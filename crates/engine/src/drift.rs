@@ -27,6 +27,8 @@ use modelwatch_stats::drift::{
 };
 use modelwatch_store::{AggregateWrite, ScanRange, Store, StoreError, StoredAggregate, MODEL_WIDE};
 use serde::{Deserialize, Serialize};
+
+use crate::error::EngineError;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Name under which the prediction column is reported.
@@ -37,27 +39,8 @@ pub const SCORE_COLUMN: &str = "score";
 /// window's predictions (unlabelled predictions are `missing`, not null).
 pub const LABEL_COLUMN: &str = "label";
 
-#[derive(Debug, thiserror::Error)]
-pub enum DriftError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The server's reply adds where to upload one.
-    #[error("model `{model}` has no reference dataset: upload the data it was trained on as its reference")]
-    NoReference { model: String },
-    #[error("segment {0:?} is not valid: use feature:value, e.g. country:DE")]
-    InvalidSegment(String),
-}
-
-impl modelwatch_core::ServiceError for DriftError {
-    fn code(&self) -> modelwatch_core::ErrorCode {
-        use modelwatch_core::ErrorCode;
-        match self {
-            DriftError::Store(e) => modelwatch_core::ServiceError::code(e),
-            DriftError::NoReference { .. } => ErrorCode::Conflict,
-            DriftError::InvalidSegment(_) => ErrorCode::InvalidInput,
-        }
-    }
-}
+/// The engine's error under the name drift callers know it by.
+pub use crate::error::EngineError as DriftError;
 
 /// `feature:value`: only events whose feature has this value.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,13 +50,13 @@ pub struct Segment {
 }
 
 impl Segment {
-    pub fn parse(s: &str) -> Result<Segment, DriftError> {
+    pub fn parse(s: &str) -> Result<Segment, EngineError> {
         match s.split_once(':') {
             Some((f, v)) if !f.trim().is_empty() => Ok(Segment {
                 feature: f.trim().to_string(),
                 value: v.to_string(),
             }),
-            _ => Err(DriftError::InvalidSegment(s.to_string())),
+            _ => Err(EngineError::InvalidSegment(s.to_string())),
         }
     }
 
@@ -512,7 +495,7 @@ impl Reference {
         store: &dyn Store,
         model: &ModelName,
         version: Option<&str>,
-    ) -> Result<Option<Reference>, DriftError> {
+    ) -> Result<Option<Reference>, EngineError> {
         let key = version.unwrap_or("");
         let range = ScanRange {
             version: Some(key.to_owned()),
@@ -542,7 +525,7 @@ impl Reference {
         model: &ModelName,
         version: Option<&str>,
         kind_of: &dyn Fn(&str) -> Option<CoreKind>,
-    ) -> Result<Option<Reference>, DriftError> {
+    ) -> Result<Option<Reference>, EngineError> {
         let rows = store.reference_rows(model, version)?;
         if rows.is_empty() {
             return Ok(None);
@@ -570,7 +553,7 @@ impl Reference {
         store: &dyn Store,
         model: &ModelName,
         version: Option<&str>,
-    ) -> Result<Reference, DriftError> {
+    ) -> Result<Reference, EngineError> {
         let version = version.filter(|v| !v.is_empty());
         // The common case reads one small row: no model summary, no reference rows.
         if let Some(v) = version {
@@ -600,7 +583,7 @@ impl Reference {
                 }
                 Some(ReferenceInfo { version: None, .. }) => {}
                 None => {
-                    return Err(DriftError::NoReference {
+                    return Err(EngineError::NoReference {
                         model: model.as_str().to_string(),
                     })
                 }
@@ -618,7 +601,7 @@ impl Reference {
                 return Ok(r);
             }
         }
-        Reference::build(store, model, None, &kind_of)?.ok_or_else(|| DriftError::NoReference {
+        Reference::build(store, model, None, &kind_of)?.ok_or_else(|| EngineError::NoReference {
             model: model.as_str().to_string(),
         })
     }
@@ -628,10 +611,10 @@ impl Reference {
     pub fn load_default(
         store: &dyn Store,
         model: &ModelName,
-    ) -> Result<Option<Reference>, DriftError> {
+    ) -> Result<Option<Reference>, EngineError> {
         match Reference::load(store, model, None) {
             Ok(r) => Ok(Some(r)),
-            Err(DriftError::NoReference { .. }) => Ok(None),
+            Err(EngineError::NoReference { .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -978,7 +961,7 @@ pub fn fold_windows(
     model: &ModelName,
     query: &DriftQuery,
     reference: &Reference,
-) -> Result<Vec<Windowed>, DriftError> {
+) -> Result<Vec<Windowed>, EngineError> {
     let range = ScanRange {
         from: query.from,
         to: query.to,
@@ -1020,7 +1003,7 @@ pub fn windows(
     model: &ModelName,
     query: &DriftQuery,
     reference: &Reference,
-) -> Result<Vec<Windowed>, DriftError> {
+) -> Result<Vec<Windowed>, EngineError> {
     if let Some(w) = crate::aggregates::drift_windows(store, model, query, reference)? {
         return Ok(w);
     }
@@ -1082,7 +1065,7 @@ pub fn drift(
     model: &ModelName,
     query: &DriftQuery,
     config: &DriftConfig,
-) -> Result<DriftResponse, DriftError> {
+) -> Result<DriftResponse, EngineError> {
     let reference = Reference::load(store, model, query.version.as_deref())?;
     let windows = windows(store, model, query, &reference)?;
     let mut response = drift_of_windows(model, query.window, &reference, &windows, config);
@@ -1308,7 +1291,7 @@ pub fn quality(
     model: &ModelName,
     query: &DriftQuery,
     thresholds: &QualityThresholds,
-) -> Result<QualityResponse, DriftError> {
+) -> Result<QualityResponse, EngineError> {
     let reference = Reference::load(store, model, query.version.as_deref())?;
     let windows = windows(store, model, query, &reference)?;
     let cutoff = crate::partial::cutoff(store, model, Timestamp::now())?;

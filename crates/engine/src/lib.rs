@@ -5,6 +5,7 @@
 
 pub mod aggregates;
 pub mod drift;
+pub mod error;
 pub mod feedback;
 pub mod kpis;
 pub mod metrics_csv;
@@ -12,3 +13,5 @@ pub mod partial;
 pub mod performance;
 pub mod reference;
 pub mod summary;
+
+pub use error::EngineError;

@@ -83,6 +83,8 @@ use modelwatch_stats::perf::{
 use modelwatch_store::{DelayQuantiles, NewLabel, ScanRange, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
+use crate::error::EngineError;
+
 /// What a prediction said: its prediction, score and class scores.
 type PredictionOutput<'a> = (
     Option<&'a Outcome>,
@@ -103,27 +105,8 @@ const MAX_DETECTED_CLASSES: usize = 1_000;
 /// beyond it they are values of a regression target (prices, counts).
 pub const MAX_INTEGER_CLASSES: usize = 50;
 
-/// Why a performance query failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PerformanceError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("decision threshold must be in [0, 1], got {0}")]
-    InvalidThreshold(f64),
-    #[error("task {0:?} is not valid: use binary, multiclass or regression")]
-    InvalidTask(String),
-}
-
-impl modelwatch_core::ServiceError for PerformanceError {
-    fn code(&self) -> modelwatch_core::ErrorCode {
-        match self {
-            PerformanceError::Store(e) => modelwatch_core::ServiceError::code(e),
-            PerformanceError::InvalidThreshold(_) | PerformanceError::InvalidTask(_) => {
-                modelwatch_core::ErrorCode::InvalidInput
-            }
-        }
-    }
-}
+/// The engine's error under the name performance callers know it by.
+pub use crate::error::EngineError as PerformanceError;
 
 /// What kind of model this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,12 +119,12 @@ pub enum Task {
 
 impl Task {
     /// Parses `binary`, `multiclass` or `regression`.
-    pub fn parse(s: &str) -> Result<Task, PerformanceError> {
+    pub fn parse(s: &str) -> Result<Task, EngineError> {
         match s {
             "binary" => Ok(Task::Binary),
             "multiclass" => Ok(Task::Multiclass),
             "regression" => Ok(Task::Regression),
-            _ => Err(PerformanceError::InvalidTask(s.to_owned())),
+            _ => Err(EngineError::InvalidTask(s.to_owned())),
         }
     }
 
@@ -924,7 +907,7 @@ pub fn detect_task(
     reference: &[ReferenceRow],
     task: Option<Task>,
     threshold: Option<f64>,
-) -> Result<(TaskSpec, String), PerformanceError> {
+) -> Result<(TaskSpec, String), EngineError> {
     let declared = crate::aggregates::declared_task(store, model)?;
     let mut d = TaskDetector::default();
     for r in reference {
@@ -969,9 +952,9 @@ pub fn baseline_state(spec: &TaskSpec, rows: &[ReferenceRow]) -> Option<TaskStat
 }
 
 /// The query's what-if decision threshold, if any, refused outside [0, 1].
-fn checked_threshold(q: &PerformanceQuery) -> Result<Option<f64>, PerformanceError> {
+fn checked_threshold(q: &PerformanceQuery) -> Result<Option<f64>, EngineError> {
     match q.threshold {
-        Some(t) if !(0.0..=1.0).contains(&t) => Err(PerformanceError::InvalidThreshold(t)),
+        Some(t) if !(0.0..=1.0).contains(&t) => Err(EngineError::InvalidThreshold(t)),
         t => Ok(t),
     }
 }
@@ -986,7 +969,7 @@ pub fn window_performance(
     store: &dyn Store,
     model: &ModelName,
     q: &PerformanceQuery,
-) -> Result<PerformanceReport, PerformanceError> {
+) -> Result<PerformanceReport, EngineError> {
     checked_threshold(q)?;
     let fast = match crate::aggregates::answers(q) {
         true => crate::aggregates::window_performance(store, model, q)?,
@@ -1014,7 +997,7 @@ fn mark_partial(
     store: &dyn Store,
     model: &ModelName,
     report: &mut PerformanceReport,
-) -> Result<(), PerformanceError> {
+) -> Result<(), EngineError> {
     let cutoff = crate::partial::cutoff(store, model, Timestamp::now())?;
     for w in &mut report.windows {
         w.partial = crate::partial::is_partial(w.end, cutoff);
@@ -1027,7 +1010,7 @@ pub fn scan_performance(
     store: &dyn Store,
     model: &ModelName,
     q: &PerformanceQuery,
-) -> Result<PerformanceReport, PerformanceError> {
+) -> Result<PerformanceReport, EngineError> {
     let threshold = checked_threshold(q)?;
     let window = q.window.unwrap_or(Window::DAY);
     let range = ScanRange {
@@ -1059,7 +1042,7 @@ pub fn scan_performance(
                 .or_insert_with(|| WindowAccumulator::new(&fold.spec))
                 .observe(&fold.spec, p, l);
         })?;
-        Ok::<_, PerformanceError>((fold, versions))
+        Ok::<_, EngineError>((fold, versions))
     });
     let mut fold = WindowFold::new(spec.clone(), window, q.segment.clone());
     let mut versions: BTreeMap<String, WindowAccumulator> = BTreeMap::new();
