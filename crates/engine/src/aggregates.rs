@@ -349,8 +349,9 @@ fn refresh_locked(
     // Passes run on every core: each reads its own segments through its own read connection;
     // the writes then go through the store's single writer, one pass at a time.
     let passes = runs(&hours);
-    let results =
-        modelwatch_stats::drift::parallel_map(&passes, |run| rescan(&basis, run, &dirty, &marked));
+    let results = modelwatch_stats::parallel::parallel_map(&passes, |run| {
+        rescan(&basis, run, &dirty, &marked)
+    });
     for result in results {
         let (writes, seen, predictions) = result?;
         detector.merge(&seen);
@@ -460,7 +461,7 @@ fn add_deltas(
             }
         })
         .collect();
-    let results = modelwatch_stats::drift::parallel_map(&work, |w| add_to_hour(w, basis));
+    let results = modelwatch_stats::parallel::parallel_map(&work, |w| add_to_hour(w, basis));
     let mut unapplied = Vec::new();
     for (w, result) in work.iter().zip(results) {
         let Some(added) = result? else {
@@ -693,7 +694,7 @@ fn new_predictions(
         }
     }
     let segments: Vec<(i64, HashSet<(&str, i64)>)> = wanted.into_iter().collect();
-    let decoded = modelwatch_stats::drift::parallel_map(&segments, |(segment, hours)| {
+    let decoded = modelwatch_stats::parallel::parallel_map(&segments, |(segment, hours)| {
         let mut folds: HashMap<(String, i64), NewPredictions> = HashMap::new();
         store.scan_segments(model, &[*segment], &mut |_, p| {
             let version = p.model_version.as_deref().unwrap_or("");

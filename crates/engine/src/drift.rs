@@ -21,9 +21,9 @@ use modelwatch_core::{
     ReferenceRow, Timestamp, Window,
 };
 use modelwatch_stats::drift::{
-    evaluate_feature_counts, parallel_map, CategoryCounts, CategoryIndex, Column, Correction,
-    DriftConfig, DriftReport, FeatureDrift, FeatureKind, FeatureProfile, Grid, GridCounts,
-    MissingCounts, ProfileDetail, ProfileOptions, ReferenceProfile, SortedReference, WindowCounts,
+    evaluate_feature_counts, CategoryCounts, CategoryIndex, Column, Correction, DriftConfig,
+    DriftReport, FeatureDrift, FeatureKind, FeatureProfile, Grid, GridCounts, MissingCounts,
+    ProfileDetail, ProfileOptions, ReferenceProfile, SortedReference, WindowCounts,
 };
 use modelwatch_store::{AggregateWrite, ScanRange, Store, StoreError, StoredAggregate, MODEL_WIDE};
 use serde::{Deserialize, Serialize};
@@ -1094,7 +1094,7 @@ pub fn drift_of_windows(
     for (wi, w) in windows.iter().enumerate() {
         pairs.extend((0..w.sketch.outputs.len()).map(|c| (wi, true, c)));
     }
-    let all = parallel_map(&pairs, |&(wi, output, c)| {
+    let all = modelwatch_stats::parallel::parallel_map(&pairs, |&(wi, output, c)| {
         let sketch = &windows[wi].sketch;
         if output {
             evaluate_column(

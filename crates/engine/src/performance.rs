@@ -1032,7 +1032,7 @@ pub fn scan_performance(
         };
     // One scan per core over consecutive slices of the range, merged: states merge exactly.
     let parts = split_range(&range);
-    let folded = modelwatch_stats::drift::parallel_map(&parts, |part| {
+    let folded = modelwatch_stats::parallel::parallel_map(&parts, |part| {
         let mut fold = WindowFold::new(spec.clone(), window, q.segment.clone());
         let mut versions: BTreeMap<String, WindowAccumulator> = BTreeMap::new();
         store.scan_predictions(model, part, &mut |p, l| {
