@@ -1,5 +1,10 @@
-//! Persisted per-hour aggregates: the [`WindowAccumulator`] of every (version, event-time hour),
-//! so that a metrics query merges at most a few hundred small states whatever the traffic.
+//! The per-hour cache: the persisted [`WindowAccumulator`] and [`WindowSketch`] of every
+//! (version, event-time hour), so that a query merges at most a few hundred small states
+//! whatever the traffic, and the refresh of the dirty hours. It knows the state types
+//! ([`crate::state`], [`crate::sketch`]) and the store, not the reports: whether the hours
+//! answer a query is [`crate::planner`]'s call, and the reports are built by
+//! [`crate::performance`] and [`crate::drift`] from what [`hour_states`] and [`drift_hours`]
+//! return.
 //!
 //! # How they stay right
 //! - The store marks a (version, hour) dirty in the same transaction as the predictions or
@@ -32,11 +37,12 @@ use modelwatch_store::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::drift::{DriftQuery, Reference, ReferenceInfo, WindowSketch, Windowed};
 use crate::error::EngineError;
-use crate::performance::{
-    assemble, baseline_state, choose_task, reference, PerformanceQuery, PerformanceReport, Task,
-    TaskDetector, TaskSpec, TaskState, WindowAccumulator,
+use crate::query::{DriftQuery, PerformanceQuery};
+use crate::reference::ReferenceInfo;
+use crate::sketch::{Reference, WindowSketch, Windowed};
+use crate::state::{
+    baseline_state, choose_task, Task, TaskDetector, TaskSpec, TaskState, WindowAccumulator,
 };
 
 /// Kind of the per-hour performance aggregates.
@@ -980,40 +986,21 @@ fn readable<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Drift windows merged from the hourly sketches, after a [`refresh`]. `None` when they cannot
-/// answer: a segment, a window or range not made of whole hours, or a version with its own
-/// reference (sketches are built against the reference of version-less queries).
-pub fn drift_windows(
+/// Drift windows of `window` over `range` merged from the hourly sketches, after a
+/// [`refresh`]. Asked only when [`crate::planner::drift`] says the hours answer the query.
+/// `None` when they cannot after all (an hour unreadable or built against another reference):
+/// the raw events answer meanwhile.
+pub fn drift_hours(
     store: &dyn Store,
     model: &ModelName,
-    q: &DriftQuery,
+    range: &ScanRange,
+    window: Window,
     reference: &Reference,
 ) -> Result<Option<Vec<Windowed>>, EngineError> {
-    if q.segment.is_some()
-        || !whole_hour(q.from)
-        || !whole_hour(q.to)
-        || q.window.micros() % HOUR_MICROS != 0
-    {
-        return Ok(None);
-    }
-    // The sketches are built against the reference of version-less queries. A version's
-    // query uses it too unless the version has its own reference (then only if it is that
-    // very reference: a model whose one reference was uploaded for this version).
-    if q.version.is_some() && reference.version.is_some() {
-        match Reference::load_default(store, model)? {
-            Some(d) if d.stamp == reference.stamp => {}
-            _ => return Ok(None),
-        }
-    }
     ensure_drift_stamp(store, model, reference)?;
     refresh_against(store, model, Some(reference))?;
-    let range = ScanRange {
-        from: q.from,
-        to: q.to,
-        version: q.version.clone(),
-    };
     let mut windows: BTreeMap<Timestamp, WindowSketch> = BTreeMap::new();
-    for row in store.aggregates(model, DRIFT, &range)? {
+    for row in store.aggregates(model, DRIFT, range)? {
         let Some(sk) = readable::<WindowSketch>(store, model, &row, "drift sketch")? else {
             return Ok(None);
         };
@@ -1021,7 +1008,7 @@ pub fn drift_windows(
             tracing::warn!(model = %model, hour = %row.hour, "drift sketch of another reference: answering from the raw events");
             return Ok(None);
         }
-        match windows.entry(q.window.start_of(row.hour)) {
+        match windows.entry(window.start_of(row.hour)) {
             std::collections::btree_map::Entry::Vacant(v) => {
                 v.insert(sk);
             }
@@ -1033,7 +1020,7 @@ pub fn drift_windows(
             .into_iter()
             .map(|(start, sketch)| Windowed {
                 start,
-                end: Timestamp(start.micros() + q.window.micros()),
+                end: Timestamp(start.micros() + window.micros()),
                 sketch,
             })
             .collect(),
@@ -1070,7 +1057,7 @@ fn first_decision(
     declared: Option<Task>,
 ) -> Result<TaskDecision, StoreError> {
     let mut detector = TaskDetector::default();
-    for r in reference(store, model, None)? {
+    for r in crate::reference::rows(store, model, None)?.0 {
         detector.observe_reference(&r);
     }
     if let Some(first) = dirty.first() {
@@ -1104,30 +1091,25 @@ fn runs(hours: &[i64]) -> Vec<&[i64]> {
     out
 }
 
-fn whole_hour(t: Option<Timestamp>) -> bool {
-    t.is_none_or(|t| t.micros().rem_euclid(HOUR_MICROS) == 0)
+/// The model's task with its reason, and the per-hour accumulators merged per window and per
+/// version: the answer of the hours to a performance query.
+pub struct HourStates {
+    pub spec: TaskSpec,
+    pub task_reason: String,
+    pub windows: BTreeMap<Timestamp, WindowAccumulator>,
+    pub versions: BTreeMap<String, WindowAccumulator>,
 }
 
-/// Whether a query can be answered from the aggregates: they hold no segment split, are built
-/// at the model's task with the logged prediction deciding (so any what-if `threshold=`, even
-/// 0.5, goes to the raw events), and cover whole hours.
-pub fn answers(q: &PerformanceQuery) -> bool {
-    q.segment.is_none()
-        && q.task.is_none()
-        && q.threshold.is_none()
-        && whole_hour(q.from)
-        && whole_hour(q.to)
-        && q.window.unwrap_or(Window::DAY).micros() % HOUR_MICROS == 0
-}
-
-/// [`crate::performance::window_performance`] from the aggregates, after a [`refresh`]. `None`
-/// when they cannot answer (no task decided yet, an unknown model, or an hour built for
-/// another task).
-pub fn window_performance(
+/// The accumulators of the hours of `range` merged into windows of `window` and per version,
+/// after a [`refresh`]. Asked only when [`crate::planner::performance`] says the hours answer
+/// the query. `None` when they cannot after all (no task decided yet, an unknown model, or an
+/// hour built for another task): the raw events answer.
+pub fn hour_states(
     store: &dyn Store,
     model: &ModelName,
-    q: &PerformanceQuery,
-) -> Result<Option<PerformanceReport>, EngineError> {
+    range: &ScanRange,
+    window: Window,
+) -> Result<Option<HourStates>, EngineError> {
     // An unknown model has no task decision: the raw-event path answers, and names the error.
     refresh(store, model)?;
     let Some(decision) = load_decision(store, model)? else {
@@ -1140,15 +1122,9 @@ pub fn window_performance(
         return Ok(None);
     }
     let spec_json = spec_key(&spec);
-    let window = q.window.unwrap_or(Window::DAY);
-    let range = ScanRange {
-        from: q.from,
-        to: q.to,
-        version: q.version.clone(),
-    };
     let mut windows: BTreeMap<Timestamp, WindowAccumulator> = BTreeMap::new();
     let mut versions: BTreeMap<String, WindowAccumulator> = BTreeMap::new();
-    for row in store.aggregates(model, PERFORMANCE, &range)? {
+    for row in store.aggregates(model, PERFORMANCE, range)? {
         let Some(blob) = readable::<HourBlob>(store, model, &row, "aggregate")? else {
             return Ok(None);
         };
@@ -1160,18 +1136,53 @@ pub fn window_performance(
         merge_into(windows.entry(start), &blob.acc, &spec)?;
         merge_into(versions.entry(row.version), &blob.acc, &spec)?;
     }
-    let (baseline, reference) = baseline(store, model, q.version.as_deref(), &spec)?;
-    let mut report = assemble(
-        model,
-        q,
-        (spec, task_reason),
-        baseline,
+    Ok(Some(HourStates {
+        spec,
+        task_reason,
         windows,
         versions,
-        None,
-    );
-    report.reference = reference;
-    Ok(Some(report))
+    }))
+}
+
+/// Whether the hours answer `q`: [`crate::planner::performance`], under the name the engine's
+/// tests and tools ask it by.
+pub fn answers(q: &PerformanceQuery) -> bool {
+    crate::planner::performance(q) == crate::planner::Source::Hours
+}
+
+/// [`hour_states`] over the range and windows of `q` (tests and tools ask whether the hours
+/// answer a query this way; the performance report asks [`hour_states`] itself).
+pub fn window_performance(
+    store: &dyn Store,
+    model: &ModelName,
+    q: &PerformanceQuery,
+) -> Result<Option<HourStates>, EngineError> {
+    let range = ScanRange {
+        from: q.from,
+        to: q.to,
+        version: q.version.clone(),
+    };
+    hour_states(store, model, &range, q.window.unwrap_or(Window::DAY))
+}
+
+/// [`drift_hours`] for `q` when [`crate::planner::drift`] sends it to the hours, else `None`
+/// (tests and tools compare the hours with a scan this way; the drift report asks the planner
+/// and [`drift_hours`] itself).
+pub fn drift_windows(
+    store: &dyn Store,
+    model: &ModelName,
+    q: &DriftQuery,
+    reference: &Reference,
+) -> Result<Option<Vec<Windowed>>, EngineError> {
+    if crate::planner::drift(store, model, q, reference)? == crate::planner::Source::Events {
+        return Ok(None);
+    }
+    let range = ScanRange {
+        from: q.from,
+        to: q.to,
+        version: q.version.clone(),
+    };
+    drift_hours(store, model, &range, q.window, reference)
 }
 
 fn merge_into<K: Ord>(
