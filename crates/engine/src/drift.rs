@@ -3,6 +3,10 @@
 //! At query time: the reference rows of the model (the version's reference, else the one for
 //! all versions) become a [`ReferenceProfile`]; the predictions of `[from, to)` are folded into
 //! one [`WindowColumns`] per event-time window; each window is compared with the profile.
+//! Whether the windows come from the per-hour sketches or a scan is [`crate::planner::drift`]'s
+//! call.
+//!
+//! [`ReferenceProfile`]: modelwatch_stats::drift::ReferenceProfile
 //!
 //! - Drift ([`drift`]): one `modelwatch_stats::drift` verdict per feature and window, plus the
 //!   prediction, score and label columns ([`PREDICTION_COLUMN`], [`SCORE_COLUMN`],
