@@ -111,7 +111,7 @@ pub fn run(args: DriftArgs) -> anyhow::Result<()> {
         )
         .expect("valid template"),
     );
-    let results = modelwatch_stats::drift::parallel_map(&features, |name| {
+    let results = modelwatch_stats::parallel::parallel_map(&features, |name| {
         let profile = reference.with_column(name, |col| {
             FeatureProfile::build(name, col, &ProfileOptions::default())
         })?;

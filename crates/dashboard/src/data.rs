@@ -7,11 +7,10 @@
 use crate::params::{Range, ViewParams, AUTO_WINDOWS, MAX_WINDOWS};
 use crate::DashError;
 use modelwatch_core::{ModelName, Timestamp, Window};
-use modelwatch_engine::drift::{
-    self, ColumnCounts, DriftError, DriftQuery, QualityThresholds, Reference,
-};
+use modelwatch_engine::drift::{self, ColumnCounts, DriftQuery, QualityThresholds, Reference};
 use modelwatch_engine::feedback::{self, FeedbackQuery, FeedbackThresholds};
-use modelwatch_engine::performance::{window_performance, PerformanceError, PerformanceQuery};
+use modelwatch_engine::performance::{window_performance, PerformanceQuery};
+use modelwatch_engine::EngineError;
 use modelwatch_stats::drift::{DriftConfig, ProfileDetail};
 use modelwatch_store::{ModelSummary, Store};
 use serde::{Deserialize, Serialize};
@@ -266,18 +265,18 @@ pub fn summary(store: &dyn Store, model: &ModelName) -> Result<ModelSummary, Das
 
 fn perf(store: &dyn Store, model: &ModelName, q: &PerformanceQuery) -> Result<Value, DashError> {
     let report = window_performance(store, model, q).map_err(|e| match e {
-        PerformanceError::Store(e) => DashError::Store(e),
+        EngineError::Store(e) => DashError::Store(e),
         e => DashError::BadRequest(e.to_string()),
     })?;
     Ok(serde_json::to_value(report).expect("report serializes"))
 }
 
 /// `Ok(None)` with the reason when the model has no reference.
-fn no_reference<T>(r: Result<T, DriftError>) -> Result<Result<T, String>, DashError> {
+fn no_reference<T>(r: Result<T, EngineError>) -> Result<Result<T, String>, DashError> {
     match r {
         Ok(v) => Ok(Ok(v)),
-        Err(e @ DriftError::NoReference { .. }) => Ok(Err(e.to_string())),
-        Err(DriftError::Store(e)) => Err(DashError::Store(e)),
+        Err(e @ EngineError::NoReference { .. }) => Ok(Err(e.to_string())),
+        Err(EngineError::Store(e)) => Err(DashError::Store(e)),
         Err(e) => Err(DashError::BadRequest(e.to_string())),
     }
 }
@@ -374,7 +373,7 @@ pub fn gather(
         };
         match feedback::feedback(store, model, &q, &FeedbackThresholds::default()) {
             Ok(r) => data.feedback = Some(serde_json::to_value(r).expect("feedback serializes")),
-            Err(PerformanceError::Store(e)) => return Err(DashError::Store(e)),
+            Err(EngineError::Store(e)) => return Err(DashError::Store(e)),
             Err(e) => {
                 data.unavailable.insert("feedback".into(), e.to_string());
             }
@@ -406,7 +405,7 @@ fn distributions(
     store: &dyn Store,
     model: &ModelName,
     span: &Span,
-) -> Result<Vec<Distribution>, DriftError> {
+) -> Result<Vec<Distribution>, EngineError> {
     let reference = Reference::load(store, model, span.version.as_deref())?;
     let w = span.window();
     // The latest complete window with enough events (the current hour may have just begun),

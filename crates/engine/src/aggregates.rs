@@ -1,5 +1,10 @@
-//! Persisted per-hour aggregates: the [`WindowAccumulator`] of every (version, event-time hour),
-//! so that a metrics query merges at most a few hundred small states whatever the traffic.
+//! The per-hour cache: the persisted [`WindowAccumulator`] and [`WindowSketch`] of every
+//! (version, event-time hour), so that a query merges at most a few hundred small states
+//! whatever the traffic, and the refresh of the dirty hours. It knows the state types
+//! ([`crate::state`], [`crate::sketch`]) and the store, not the reports: whether the hours
+//! answer a query is [`crate::planner`]'s call, and the reports are built by
+//! [`crate::performance`] and [`crate::drift`] from what [`hour_states`] and [`drift_hours`]
+//! return.
 //!
 //! # How they stay right
 //! - The store marks a (version, hour) dirty in the same transaction as the predictions or
@@ -32,10 +37,12 @@ use modelwatch_store::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::drift::{DriftError, DriftQuery, Reference, ReferenceInfo, WindowSketch, Windowed};
-use crate::performance::{
-    assemble, baseline_state, choose_task, reference, PerformanceError, PerformanceQuery,
-    PerformanceReport, Task, TaskDetector, TaskSpec, TaskState, WindowAccumulator,
+use crate::error::EngineError;
+use crate::query::{DriftQuery, PerformanceQuery};
+use crate::reference::ReferenceInfo;
+use crate::sketch::{Reference, WindowSketch, Windowed};
+use crate::state::{
+    baseline_state, choose_task, Task, TaskDetector, TaskSpec, TaskState, WindowAccumulator,
 };
 
 /// Kind of the per-hour performance aggregates.
@@ -224,7 +231,7 @@ fn save_decision(store: &dyn Store, model: &ModelName, d: &TaskDecision) -> Resu
 /// Brings the aggregates of `model` up to date with its raw events: adds the label deltas of
 /// hours whose only change is first labels, rescans the other dirty hours.
 /// Cheap when nothing changed (one indexed read).
-pub fn refresh(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, PerformanceError> {
+pub fn refresh(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, EngineError> {
     refresh_against(store, model, None)
 }
 
@@ -246,7 +253,7 @@ fn refresh_against(
     store: &dyn Store,
     model: &ModelName,
     known: Option<&Reference>,
-) -> Result<RefreshReport, PerformanceError> {
+) -> Result<RefreshReport, EngineError> {
     let lock = refresh_lock(model);
     let _one_at_a_time = lock.lock().unwrap_or_else(PoisonError::into_inner);
     refresh_locked(store, model, known)
@@ -256,7 +263,7 @@ fn refresh_locked(
     store: &dyn Store,
     model: &ModelName,
     known: Option<&Reference>,
-) -> Result<RefreshReport, PerformanceError> {
+) -> Result<RefreshReport, EngineError> {
     let started = Instant::now();
     let mut report = RefreshReport::default();
     let declared = declared_task(store, model)?;
@@ -348,8 +355,9 @@ fn refresh_locked(
     // Passes run on every core: each reads its own segments through its own read connection;
     // the writes then go through the store's single writer, one pass at a time.
     let passes = runs(&hours);
-    let results =
-        modelwatch_stats::drift::parallel_map(&passes, |run| rescan(&basis, run, &dirty, &marked));
+    let results = modelwatch_stats::parallel::parallel_map(&passes, |run| {
+        rescan(&basis, run, &dirty, &marked)
+    });
     for result in results {
         let (writes, seen, predictions) = result?;
         detector.merge(&seen);
@@ -400,7 +408,7 @@ fn add_deltas(
     hours: &[DirtyHour],
     detector: &mut TaskDetector,
     report: &mut RefreshReport,
-) -> Result<Vec<DirtyHour>, PerformanceError> {
+) -> Result<Vec<DirtyHour>, EngineError> {
     let Basis {
         store,
         model,
@@ -459,7 +467,7 @@ fn add_deltas(
             }
         })
         .collect();
-    let results = modelwatch_stats::drift::parallel_map(&work, |w| add_to_hour(w, basis));
+    let results = modelwatch_stats::parallel::parallel_map(&work, |w| add_to_hour(w, basis));
     let mut unapplied = Vec::new();
     for (w, result) in work.iter().zip(results) {
         let Some(added) = result? else {
@@ -520,7 +528,7 @@ struct ArrivalContext {
 fn arrival_context(
     store: &dyn Store,
     model: &ModelName,
-) -> Result<Option<Arc<ArrivalContext>>, PerformanceError> {
+) -> Result<Option<Arc<ArrivalContext>>, EngineError> {
     static CONTEXTS: LazyLock<Mutex<HashMap<String, Arc<ArrivalContext>>>> =
         LazyLock::new(Mutex::default);
     // Before the first refresh has decided the task there is nothing to fold for.
@@ -563,7 +571,7 @@ pub fn fold_on_arrival(
     store: &dyn Store,
     model: &ModelName,
     rows: &[(usize, PredictionEvent)],
-) -> Result<Option<Vec<HourFold>>, PerformanceError> {
+) -> Result<Option<Vec<HourFold>>, EngineError> {
     let Some(c) = arrival_context(store, model)? else {
         return Ok(None);
     };
@@ -602,7 +610,7 @@ pub fn fold_on_arrival(
                 data: postcard::to_stdvec(&blob).map_err(|e| corrupt("arrival fold", e))?,
             })
         })
-        .collect::<Result<Vec<_>, PerformanceError>>()?;
+        .collect::<Result<Vec<_>, EngineError>>()?;
     Ok(Some(folds))
 }
 
@@ -659,7 +667,7 @@ fn new_predictions(
     hours: &[DirtyHour],
     by_hour: &HashMap<(&str, Timestamp), Vec<&HourDelta>>,
     decoded_count: &mut u64,
-) -> Result<HashMap<(String, i64), Option<NewPredictions>>, PerformanceError> {
+) -> Result<HashMap<(String, i64), Option<NewPredictions>>, EngineError> {
     let Basis {
         store,
         model,
@@ -692,7 +700,7 @@ fn new_predictions(
         }
     }
     let segments: Vec<(i64, HashSet<(&str, i64)>)> = wanted.into_iter().collect();
-    let decoded = modelwatch_stats::drift::parallel_map(&segments, |(segment, hours)| {
+    let decoded = modelwatch_stats::parallel::parallel_map(&segments, |(segment, hours)| {
         let mut folds: HashMap<(String, i64), NewPredictions> = HashMap::new();
         store.scan_segments(model, &[*segment], &mut |_, p| {
             let version = p.model_version.as_deref().unwrap_or("");
@@ -745,7 +753,7 @@ struct AddedHour {
 /// rescanned instead): they were built for another task or reference, or they are missing
 /// while the hour has no new predictions (only an hour whose every prediction came as a delta
 /// starts from nothing), or its new predictions could not be folded.
-fn add_to_hour(w: &HourWork<'_>, basis: &Basis<'_>) -> Result<Option<AddedHour>, PerformanceError> {
+fn add_to_hour(w: &HourWork<'_>, basis: &Basis<'_>) -> Result<Option<AddedHour>, EngineError> {
     let Basis {
         spec,
         spec_json,
@@ -843,7 +851,7 @@ fn rescan(
     run: &[i64],
     dirty: &[DirtyHour],
     marked: &HashSet<(&str, i64)>,
-) -> Result<Rescanned, PerformanceError> {
+) -> Result<Rescanned, EngineError> {
     let Basis {
         store,
         model,
@@ -924,12 +932,8 @@ fn rescan(
 
 /// The reference the drift sketches are built against, if the model has one: the one
 /// version-less queries use ([`crate::reference`]).
-fn drift_reference(store: &dyn Store, model: &ModelName) -> Result<Option<Reference>, StoreError> {
-    match Reference::load_default(store, model) {
-        Ok(r) => Ok(r),
-        Err(DriftError::Store(e)) => Err(e),
-        Err(e) => Err(corrupt("reference profile", e)),
-    }
+fn drift_reference(store: &dyn Store, model: &ModelName) -> Result<Option<Reference>, EngineError> {
+    Reference::load_default(store, model)
 }
 
 /// Makes sure the drift sketches are (being) built against `reference`: when the stored stamp
@@ -982,43 +986,21 @@ fn readable<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Drift windows merged from the hourly sketches, after a [`refresh`]. `None` when they cannot
-/// answer: a segment, a window or range not made of whole hours, or a version with its own
-/// reference (sketches are built against the reference of version-less queries).
-pub fn drift_windows(
+/// Drift windows of `window` over `range` merged from the hourly sketches, after a
+/// [`refresh`]. Asked only when [`crate::planner::drift`] says the hours answer the query.
+/// `None` when they cannot after all (an hour unreadable or built against another reference):
+/// the raw events answer meanwhile.
+pub fn drift_hours(
     store: &dyn Store,
     model: &ModelName,
-    q: &DriftQuery,
+    range: &ScanRange,
+    window: Window,
     reference: &Reference,
-) -> Result<Option<Vec<Windowed>>, DriftError> {
-    if q.segment.is_some()
-        || !whole_hour(q.from)
-        || !whole_hour(q.to)
-        || q.window.micros() % HOUR_MICROS != 0
-    {
-        return Ok(None);
-    }
-    // The sketches are built against the reference of version-less queries. A version's
-    // query uses it too unless the version has its own reference (then only if it is that
-    // very reference: a model whose one reference was uploaded for this version).
-    if q.version.is_some() && reference.version.is_some() {
-        match Reference::load_default(store, model)? {
-            Some(d) if d.stamp == reference.stamp => {}
-            _ => return Ok(None),
-        }
-    }
+) -> Result<Option<Vec<Windowed>>, EngineError> {
     ensure_drift_stamp(store, model, reference)?;
-    refresh_against(store, model, Some(reference)).map_err(|e| match e {
-        PerformanceError::Store(e) => DriftError::Store(e),
-        other => DriftError::Store(corrupt("aggregates", other)),
-    })?;
-    let range = ScanRange {
-        from: q.from,
-        to: q.to,
-        version: q.version.clone(),
-    };
+    refresh_against(store, model, Some(reference))?;
     let mut windows: BTreeMap<Timestamp, WindowSketch> = BTreeMap::new();
-    for row in store.aggregates(model, DRIFT, &range)? {
+    for row in store.aggregates(model, DRIFT, range)? {
         let Some(sk) = readable::<WindowSketch>(store, model, &row, "drift sketch")? else {
             return Ok(None);
         };
@@ -1026,7 +1008,7 @@ pub fn drift_windows(
             tracing::warn!(model = %model, hour = %row.hour, "drift sketch of another reference: answering from the raw events");
             return Ok(None);
         }
-        match windows.entry(q.window.start_of(row.hour)) {
+        match windows.entry(window.start_of(row.hour)) {
             std::collections::btree_map::Entry::Vacant(v) => {
                 v.insert(sk);
             }
@@ -1038,7 +1020,7 @@ pub fn drift_windows(
             .into_iter()
             .map(|(start, sketch)| Windowed {
                 start,
-                end: Timestamp(start.micros() + q.window.micros()),
+                end: Timestamp(start.micros() + window.micros()),
                 sketch,
             })
             .collect(),
@@ -1054,14 +1036,14 @@ pub(crate) fn decided_spec(
     model: &ModelName,
     task: Option<Task>,
     threshold: Option<f64>,
-) -> Result<Option<(TaskSpec, String)>, PerformanceError> {
+) -> Result<Option<(TaskSpec, String)>, EngineError> {
     refresh(store, model)?;
     let declared = declared_task(store, model)?;
     Ok(load_decision(store, model)?.map(|d| choose_task(d.detector, task, declared, threshold)))
 }
 
 /// Marks every hour dirty and refreshes: the aggregates rebuilt from the raw log alone.
-pub fn rebuild(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, PerformanceError> {
+pub fn rebuild(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, EngineError> {
     store.invalidate_aggregates(model)?;
     refresh(store, model)
 }
@@ -1075,7 +1057,7 @@ fn first_decision(
     declared: Option<Task>,
 ) -> Result<TaskDecision, StoreError> {
     let mut detector = TaskDetector::default();
-    for r in reference(store, model, None)? {
+    for r in crate::reference::rows(store, model, None)?.0 {
         detector.observe_reference(&r);
     }
     if let Some(first) = dirty.first() {
@@ -1109,30 +1091,25 @@ fn runs(hours: &[i64]) -> Vec<&[i64]> {
     out
 }
 
-fn whole_hour(t: Option<Timestamp>) -> bool {
-    t.is_none_or(|t| t.micros().rem_euclid(HOUR_MICROS) == 0)
+/// The model's task with its reason, and the per-hour accumulators merged per window and per
+/// version: the answer of the hours to a performance query.
+pub struct HourStates {
+    pub spec: TaskSpec,
+    pub task_reason: String,
+    pub windows: BTreeMap<Timestamp, WindowAccumulator>,
+    pub versions: BTreeMap<String, WindowAccumulator>,
 }
 
-/// Whether a query can be answered from the aggregates: they hold no segment split, are built
-/// at the model's task with the logged prediction deciding (so any what-if `threshold=`, even
-/// 0.5, goes to the raw events), and cover whole hours.
-pub fn answers(q: &PerformanceQuery) -> bool {
-    q.segment.is_none()
-        && q.task.is_none()
-        && q.threshold.is_none()
-        && whole_hour(q.from)
-        && whole_hour(q.to)
-        && q.window.unwrap_or(Window::DAY).micros() % HOUR_MICROS == 0
-}
-
-/// [`crate::performance::window_performance`] from the aggregates, after a [`refresh`]. `None`
-/// when they cannot answer (no task decided yet, an unknown model, or an hour built for
-/// another task).
-pub fn window_performance(
+/// The accumulators of the hours of `range` merged into windows of `window` and per version,
+/// after a [`refresh`]. Asked only when [`crate::planner::performance`] says the hours answer
+/// the query. `None` when they cannot after all (no task decided yet, an unknown model, or an
+/// hour built for another task): the raw events answer.
+pub fn hour_states(
     store: &dyn Store,
     model: &ModelName,
-    q: &PerformanceQuery,
-) -> Result<Option<PerformanceReport>, PerformanceError> {
+    range: &ScanRange,
+    window: Window,
+) -> Result<Option<HourStates>, EngineError> {
     // An unknown model has no task decision: the raw-event path answers, and names the error.
     refresh(store, model)?;
     let Some(decision) = load_decision(store, model)? else {
@@ -1145,15 +1122,9 @@ pub fn window_performance(
         return Ok(None);
     }
     let spec_json = spec_key(&spec);
-    let window = q.window.unwrap_or(Window::DAY);
-    let range = ScanRange {
-        from: q.from,
-        to: q.to,
-        version: q.version.clone(),
-    };
     let mut windows: BTreeMap<Timestamp, WindowAccumulator> = BTreeMap::new();
     let mut versions: BTreeMap<String, WindowAccumulator> = BTreeMap::new();
-    for row in store.aggregates(model, PERFORMANCE, &range)? {
+    for row in store.aggregates(model, PERFORMANCE, range)? {
         let Some(blob) = readable::<HourBlob>(store, model, &row, "aggregate")? else {
             return Ok(None);
         };
@@ -1165,25 +1136,60 @@ pub fn window_performance(
         merge_into(windows.entry(start), &blob.acc, &spec)?;
         merge_into(versions.entry(row.version), &blob.acc, &spec)?;
     }
-    let (baseline, reference) = baseline(store, model, q.version.as_deref(), &spec)?;
-    let mut report = assemble(
-        model,
-        q,
-        (spec, task_reason),
-        baseline,
+    Ok(Some(HourStates {
+        spec,
+        task_reason,
         windows,
         versions,
-        None,
-    );
-    report.reference = reference;
-    Ok(Some(report))
+    }))
+}
+
+/// Whether the hours answer `q`: [`crate::planner::performance`], under the name the engine's
+/// tests and tools ask it by.
+pub fn answers(q: &PerformanceQuery) -> bool {
+    crate::planner::performance(q) == crate::planner::Source::Hours
+}
+
+/// [`hour_states`] over the range and windows of `q` (tests and tools ask whether the hours
+/// answer a query this way; the performance report asks [`hour_states`] itself).
+pub fn window_performance(
+    store: &dyn Store,
+    model: &ModelName,
+    q: &PerformanceQuery,
+) -> Result<Option<HourStates>, EngineError> {
+    let range = ScanRange {
+        from: q.from,
+        to: q.to,
+        version: q.version.clone(),
+    };
+    hour_states(store, model, &range, q.window.unwrap_or(Window::DAY))
+}
+
+/// [`drift_hours`] for `q` when [`crate::planner::drift`] sends it to the hours, else `None`
+/// (tests and tools compare the hours with a scan this way; the drift report asks the planner
+/// and [`drift_hours`] itself).
+pub fn drift_windows(
+    store: &dyn Store,
+    model: &ModelName,
+    q: &DriftQuery,
+    reference: &Reference,
+) -> Result<Option<Vec<Windowed>>, EngineError> {
+    if crate::planner::drift(store, model, q, reference)? == crate::planner::Source::Events {
+        return Ok(None);
+    }
+    let range = ScanRange {
+        from: q.from,
+        to: q.to,
+        version: q.version.clone(),
+    };
+    drift_hours(store, model, &range, q.window, reference)
 }
 
 fn merge_into<K: Ord>(
     entry: std::collections::btree_map::Entry<'_, K, WindowAccumulator>,
     acc: &WindowAccumulator,
     spec: &TaskSpec,
-) -> Result<(), PerformanceError> {
+) -> Result<(), EngineError> {
     match entry {
         std::collections::btree_map::Entry::Vacant(v) => {
             v.insert(acc.clone());
@@ -1205,7 +1211,7 @@ pub(crate) fn baseline(
     model: &ModelName,
     version: Option<&str>,
     spec: &TaskSpec,
-) -> Result<(Option<TaskState>, Option<ReferenceInfo>), PerformanceError> {
+) -> Result<(Option<TaskState>, Option<ReferenceInfo>), EngineError> {
     let key = version.unwrap_or("").to_owned();
     let spec_json = spec_key(spec);
     let range = ScanRange {

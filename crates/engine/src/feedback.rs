@@ -19,7 +19,8 @@ use modelwatch_store::Store;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use crate::performance::{window_performance, PerformanceError, PerformanceQuery, TaskReport};
+use crate::error::EngineError;
+use crate::performance::{window_performance, PerformanceQuery, TaskReport};
 
 /// When a window's prediction diversity counts as collapsed.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -137,7 +138,7 @@ fn reference_diversity(
     store: &dyn Store,
     model: &ModelName,
     version: Option<&str>,
-) -> Result<Option<(ReferenceDiversity, ClassShares)>, PerformanceError> {
+) -> Result<Option<(ReferenceDiversity, ClassShares)>, EngineError> {
     let (rows, info) = crate::reference::rows(store, model, version)?;
     let Some(info) = info else {
         return Ok(None);
@@ -175,7 +176,7 @@ pub fn feedback(
     model: &ModelName,
     q: &FeedbackQuery,
     t: &FeedbackThresholds,
-) -> Result<FeedbackResponse, PerformanceError> {
+) -> Result<FeedbackResponse, EngineError> {
     let base = PerformanceQuery {
         window: Some(q.window),
         from: q.from,

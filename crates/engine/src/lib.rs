@@ -5,10 +5,17 @@
 
 pub mod aggregates;
 pub mod drift;
+pub mod error;
 pub mod feedback;
 pub mod kpis;
 pub mod metrics_csv;
 pub mod partial;
 pub mod performance;
+pub mod planner;
+pub mod query;
 pub mod reference;
+pub mod sketch;
+pub mod state;
 pub mod summary;
+
+pub use error::EngineError;

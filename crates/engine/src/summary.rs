@@ -35,7 +35,7 @@ use modelwatch_stats::perf::{
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::performance::{TaskSpec, TaskState, WindowAccumulator};
+use crate::state::{Task, TaskSpec, TaskState, WindowAccumulator};
 
 /// One of the two windows compared.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -250,7 +250,7 @@ fn operational(
     ];
     out.extend(interval_metrics);
     // Regression has no confidence.
-    if spec.task != crate::performance::Task::Regression {
+    if spec.task != Task::Regression {
         let (name, c) = by_interval("average_confidence", &|a| {
             a.confidence.mean_confidence(config)
         });

@@ -351,7 +351,8 @@ fn no_reference_is_a_typed_error_naming_the_upload() {
     let e = drift::drift(&store, &model(), &query(), &DriftConfig::default()).unwrap_err();
     assert!(matches!(e, DriftError::NoReference { .. }));
     assert!(
-        e.to_string().contains("PUT /v1/models/fraud/reference"),
+        e.to_string()
+            .contains("upload the data it was trained on as its reference"),
         "{e}"
     );
     let unknown = ModelName::new("nobody").unwrap();

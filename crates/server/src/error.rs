@@ -11,8 +11,7 @@ use axum::Json;
 use modelwatch_alerts::AlertsError;
 use modelwatch_core::{ErrorCode, ServiceError};
 use modelwatch_dashboard::DashError;
-use modelwatch_engine::drift::DriftError;
-use modelwatch_engine::performance::PerformanceError;
+use modelwatch_engine::EngineError;
 use modelwatch_formats::FormatError;
 use modelwatch_store::StoreError;
 use serde_json::json;
@@ -111,21 +110,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<PerformanceError> for ApiError {
-    fn from(e: PerformanceError) -> Self {
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
         match e {
-            PerformanceError::Store(e) => e.into(),
-            e => ApiError::of(&e, "invalid_query"),
-        }
-    }
-}
-
-impl From<DriftError> for ApiError {
-    fn from(e: DriftError) -> Self {
-        match e {
-            DriftError::Store(e) => e.into(),
+            EngineError::Store(e) => e.into(),
             // The engine names the concept; the reply says where to upload one.
-            DriftError::NoReference { ref model } => ApiError::new(
+            EngineError::NoReference { ref model } => ApiError::new(
                 e.code(),
                 "no_reference",
                 format!(
@@ -133,7 +123,9 @@ impl From<DriftError> for ApiError {
                      PUT /v1/models/{model}/reference"
                 ),
             ),
-            e @ DriftError::InvalidSegment(_) => ApiError::of(&e, "invalid_query"),
+            e @ (EngineError::InvalidThreshold(_)
+            | EngineError::InvalidTask(_)
+            | EngineError::InvalidSegment(_)) => ApiError::of(&e, "invalid_query"),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! against SciPy and scikit-learn by fixtures that `scripts/fixtures/` generates.
 
 pub mod drift;
+pub mod parallel;
 pub mod perf;
 
 /// Widens an observed `[min, max]` range by another one; `None` is an empty range. Mergeable

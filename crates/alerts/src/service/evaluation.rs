@@ -8,8 +8,9 @@ use crate::notify::Notification;
 use crate::rule::{Condition, Rule, Signal, Source};
 use crate::signals::{drift_series, performance_series, quality_series};
 use modelwatch_core::{ModelName, Timestamp};
-use modelwatch_engine::drift::{self as engine_drift, DriftError, DriftQuery, QualityThresholds};
+use modelwatch_engine::drift::{self as engine_drift, DriftQuery, QualityThresholds};
 use modelwatch_engine::performance::{window_performance, PerformanceQuery};
+use modelwatch_engine::EngineError;
 use modelwatch_stats::drift::DriftConfig;
 use modelwatch_store::ModelSummary;
 use serde::Serialize;
@@ -244,8 +245,8 @@ impl AlertService {
             version: version.clone(),
             segment: None,
         };
-        let no_reference = |e: DriftError| match e {
-            e @ DriftError::NoReference { .. } => e.to_string(),
+        let no_reference = |e: EngineError| match e {
+            e @ EngineError::NoReference { .. } => e.to_string(),
             e => format!("drift: {e}"),
         };
         match source {

@@ -187,7 +187,7 @@ impl PartialEq for CategoryIndex {
 impl ReferenceProfile {
     /// Profiles every `(name, column)` of the reference.
     pub fn build(columns: &[(&str, Column<'_>)], options: ProfileOptions) -> Self {
-        let features = super::parallel_map(columns, |(name, col)| {
+        let features = crate::parallel::parallel_map(columns, |(name, col)| {
             FeatureProfile::build(name, *col, &options)
         });
         Self { options, features }

@@ -354,7 +354,7 @@ pub fn drift_report(
     current: &[(&str, Column<'_>)],
     config: &DriftConfig,
 ) -> DriftReport {
-    let features = super::parallel_map(&profile.features, |fp| {
+    let features = crate::parallel::parallel_map(&profile.features, |fp| {
         let col = current.iter().find(|(n, _)| *n == fp.name).map(|(_, c)| *c);
         evaluate_feature(fp, col, config)
     });

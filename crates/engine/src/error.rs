@@ -1,0 +1,34 @@
+//! The engine's one error: what a query over the stored events can fail with. A store failure
+//! stays a [`StoreError`] (its own code, its source kept), never re-worded as "corrupt" data.
+
+use modelwatch_core::{ErrorCode, ServiceError};
+use modelwatch_store::StoreError;
+
+/// Why a performance, drift, quality or feedback query (or a refresh of the per-hour state)
+/// failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("decision threshold must be in [0, 1], got {0}")]
+    InvalidThreshold(f64),
+    #[error("task {0:?} is not valid: use binary, multiclass or regression")]
+    InvalidTask(String),
+    /// The server's reply adds where to upload one.
+    #[error("model `{model}` has no reference dataset: upload the data it was trained on as its reference")]
+    NoReference { model: String },
+    #[error("segment {0:?} is not valid: use feature:value, e.g. country:DE")]
+    InvalidSegment(String),
+}
+
+impl ServiceError for EngineError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            EngineError::Store(e) => e.code(),
+            EngineError::NoReference { .. } => ErrorCode::Conflict,
+            EngineError::InvalidThreshold(_)
+            | EngineError::InvalidTask(_)
+            | EngineError::InvalidSegment(_) => ErrorCode::InvalidInput,
+        }
+    }
+}
