@@ -66,7 +66,7 @@ pub struct GridCounts {
     pub count: Vec<u64>,
     /// Per gap b >= 1: values equal to `points[b-1]`.
     pub at_left: Vec<u64>,
-    /// Sum of (points[0] - x) over the values below the grid.
+    /// Sum of `(points[0] - x)` over the values below the grid.
     pub below_area: f64,
     /// Sum of (x - points[K-1]) over the values above the grid.
     pub above_area: f64,

@@ -9,41 +9,62 @@
 
 use super::{BinaryReport, Metric, MulticlassReport, RegressionReport};
 
-/// A performance metric, by its scikit-learn name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum MetricName {
-    Accuracy,
-    Precision,
-    Recall,
-    F1,
-    Specificity,
-    Fpr,
-    Fnr,
-    BalancedAccuracy,
-    Mcc,
-    RocAuc,
-    AveragePrecision,
-    LogLoss,
-    BrierScore,
-    Ece,
-    PrecisionMicro,
-    PrecisionMacro,
-    PrecisionWeighted,
-    RecallMicro,
-    RecallMacro,
-    RecallWeighted,
-    F1Micro,
-    F1Macro,
-    F1Weighted,
-    Mae,
-    Mse,
-    Rmse,
-    Mape,
-    R2,
-    MeanError,
-    ErrorP05,
-    ErrorP50,
-    ErrorP95,
+/// Declares [`MetricName`] with its variants, [`MetricName::ALL`] and their names from one list.
+macro_rules! metric_names {
+    ($($variant:ident => $name:literal),+ $(,)?) => {
+        /// A performance metric, by its scikit-learn name.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum MetricName {
+            $($variant),+
+        }
+
+        impl MetricName {
+            /// Every metric, in the order rules, exports and docs list them.
+            pub const ALL: [MetricName; [$($name),+].len()] = [$(MetricName::$variant),+];
+
+            /// The name in reports, rules and exports (scikit-learn's).
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(MetricName::$variant => $name),+
+                }
+            }
+        }
+    };
+}
+
+metric_names! {
+    Accuracy => "accuracy",
+    Precision => "precision",
+    Recall => "recall",
+    F1 => "f1",
+    Specificity => "specificity",
+    Fpr => "fpr",
+    Fnr => "fnr",
+    BalancedAccuracy => "balanced_accuracy",
+    Mcc => "mcc",
+    RocAuc => "roc_auc",
+    AveragePrecision => "average_precision",
+    LogLoss => "log_loss",
+    BrierScore => "brier_score",
+    Ece => "ece",
+    PrecisionMicro => "precision_micro",
+    PrecisionMacro => "precision_macro",
+    PrecisionWeighted => "precision_weighted",
+    RecallMicro => "recall_micro",
+    RecallMacro => "recall_macro",
+    RecallWeighted => "recall_weighted",
+    F1Micro => "f1_micro",
+    F1Macro => "f1_macro",
+    F1Weighted => "f1_weighted",
+    Mae => "mae",
+    Mse => "mse",
+    Rmse => "rmse",
+    Mape => "mape",
+    R2 => "r2",
+    MeanError => "mean_error",
+    ErrorP05 => "error_p05",
+    ErrorP50 => "error_p50",
+    ErrorP95 => "error_p95",
 }
 
 use MetricName::*;
@@ -99,45 +120,9 @@ pub const REGRESSION_METRICS: TaskMetrics = TaskMetrics {
 };
 
 impl MetricName {
-    /// Every metric, in the order rules, exports and docs list them.
-    pub const ALL: [MetricName; 32] = [
-        Accuracy,
-        Precision,
-        Recall,
-        F1,
-        Specificity,
-        Fpr,
-        Fnr,
-        BalancedAccuracy,
-        Mcc,
-        RocAuc,
-        AveragePrecision,
-        LogLoss,
-        BrierScore,
-        Ece,
-        PrecisionMicro,
-        PrecisionMacro,
-        PrecisionWeighted,
-        RecallMicro,
-        RecallMacro,
-        RecallWeighted,
-        F1Micro,
-        F1Macro,
-        F1Weighted,
-        Mae,
-        Mse,
-        Rmse,
-        Mape,
-        R2,
-        MeanError,
-        ErrorP05,
-        ErrorP50,
-        ErrorP95,
-    ];
-
     /// Every metric's name, in the order of [`MetricName::ALL`].
-    pub const NAMES: [&'static str; 32] = {
-        let mut out = [""; 32];
+    pub const NAMES: [&'static str; Self::ALL.len()] = {
+        let mut out = [""; Self::ALL.len()];
         let mut i = 0;
         while i < out.len() {
             out[i] = Self::ALL[i].as_str();
@@ -145,44 +130,6 @@ impl MetricName {
         }
         out
     };
-
-    /// The name in reports, rules and exports (scikit-learn's).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Accuracy => "accuracy",
-            Precision => "precision",
-            Recall => "recall",
-            F1 => "f1",
-            Specificity => "specificity",
-            Fpr => "fpr",
-            Fnr => "fnr",
-            BalancedAccuracy => "balanced_accuracy",
-            Mcc => "mcc",
-            RocAuc => "roc_auc",
-            AveragePrecision => "average_precision",
-            LogLoss => "log_loss",
-            BrierScore => "brier_score",
-            Ece => "ece",
-            PrecisionMicro => "precision_micro",
-            PrecisionMacro => "precision_macro",
-            PrecisionWeighted => "precision_weighted",
-            RecallMicro => "recall_micro",
-            RecallMacro => "recall_macro",
-            RecallWeighted => "recall_weighted",
-            F1Micro => "f1_micro",
-            F1Macro => "f1_macro",
-            F1Weighted => "f1_weighted",
-            Mae => "mae",
-            Mse => "mse",
-            Rmse => "rmse",
-            Mape => "mape",
-            R2 => "r2",
-            MeanError => "mean_error",
-            ErrorP05 => "error_p05",
-            ErrorP50 => "error_p50",
-            ErrorP95 => "error_p95",
-        }
-    }
 
     /// The metric of this name, if there is one.
     pub fn parse(name: &str) -> Option<MetricName> {
