@@ -6,7 +6,9 @@
 #
 #   scripts/soak.sh                      # 10 minutes
 #   SOAK_SECONDS=60 scripts/soak.sh      # a shorter run
+#   scripts/soak.sh --query /v1/models/soak/metrics?window=1h ...   # other readers' paths
 #
+# Arguments are passed to modelwatch-soak (see its --help).
 # Release build; a fresh data directory under $TMPDIR, removed at the end (it grows by about
 # 270 bytes per event: 10 minutes at 50k events/s is about 8 GB).
 set -euo pipefail
@@ -72,7 +74,7 @@ start_server
 curl -sf -X PUT -H 'content-type: text/csv' --data-binary @"$WORK/reference.csv" \
     "$URL/v1/models/soak/reference" >/dev/null
 "$BIN/modelwatch-soak" --server "$URL" --pid "$SERVER_PID" --model soak --rate "$RATE" \
-    --duration "$SECONDS_TO_RUN" --batch 10000 --concurrency 4 --readers 2
+    --duration "$SECONDS_TO_RUN" --batch 10000 --concurrency 4 --readers 2 "$@"
 echo "data directory after the soak: $(du -sh "$WORK/data" | cut -f1)"
 uptime
 stop_server
