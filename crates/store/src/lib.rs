@@ -15,8 +15,8 @@ pub mod conformance;
 mod sqlite;
 
 pub use sqlite::{
-    check_data_dir, CheckReport, GatheredPredictions, PendingLabels, PendingPredictions,
-    SqliteStore,
+    check_data_dir, decode_stored, encode_line, CheckReport, GatheredPredictions, PendingLabels,
+    PendingPredictions, SqliteStore,
 };
 
 use modelwatch_core::{
