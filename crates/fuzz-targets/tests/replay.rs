@@ -10,7 +10,15 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
 /// Mutated inputs per target: a few seconds for all targets in a debug build.
+/// `FUZZ_REPLAY_MUTATIONS=N` runs more (a longer search on stable, e.g. in a release build).
 const MUTATIONS: usize = 3_000;
+
+fn mutations() -> usize {
+    std::env::var("FUZZ_REPLAY_MUTATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(MUTATIONS)
+}
 
 /// Tokens worth inserting: structure of JSON, CSV, TOML and query strings, and values that
 /// parsers get wrong (non-ASCII at the end of a span, huge numbers, lone surrogates).
@@ -164,7 +172,7 @@ fn run(target: &str) {
     let mut rng = Rng(target.bytes().fold(0x6d77_u64, |h, b| {
         h.wrapping_mul(31).wrapping_add(u64::from(b))
     }));
-    for i in 0..MUTATIONS {
+    for i in 0..mutations() {
         let input = mutate(&mut rng, &corpus);
         check(&format!("mutation {i}"), &input);
     }
