@@ -1,4 +1,4 @@
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -78,19 +78,33 @@ pub fn parse_timestamp(s: &str) -> Result<Timestamp, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(Timestamp(t.timestamp_micros()));
     }
+    // chrono's `%Y` also reads signed and 5-digit years (`+10000-01-02`, `-0001-01-01`), which
+    // RFC 3339 cannot write: such an instant would be shown (replies, the dashboard's links) as
+    // text that no longer parses. Found by the time_params fuzz target (docs/fuzzing.md).
+    let in_rfc3339_years = |t: &NaiveDateTime| (0..=9999).contains(&t.year());
     for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            if !in_rfc3339_years(&t) {
+                return Err(beyond_rfc3339_years(s));
+            }
             return Ok(Timestamp(t.and_utc().timestamp_micros()));
         }
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         if let Some(t) = d.and_hms_opt(0, 0, 0) {
+            if !in_rfc3339_years(&t) {
+                return Err(beyond_rfc3339_years(s));
+            }
             return Ok(Timestamp(t.and_utc().timestamp_micros()));
         }
     }
     Err(format!(
         "{s:?} is not a timestamp: expected RFC 3339, e.g. 2026-01-02T03:04:05Z"
     ))
+}
+
+fn beyond_rfc3339_years(s: &str) -> String {
+    format!("{s:?} is not a timestamp: the year must be 0000 to 9999 (RFC 3339)")
 }
 
 /// Splits a span written as a whole number and a one-letter unit (`15m`, `2h`, `7d`) into the
@@ -239,6 +253,30 @@ mod tests {
         assert_eq!(a.to_rfc3339(), "2026-01-02T03:04:05Z");
         assert!(parse_timestamp("yesterday").is_err());
         assert!(parse_timestamp("2026-13-02T03:04:05Z").is_err());
+    }
+
+    #[test]
+    fn timestamps_read_back_from_their_rendering_and_years_beyond_9999_are_refused() {
+        // `%Y` accepted these, and their RFC 3339 rendering (`+10000-01-02T03:04:05Z`) did not
+        // parse again.
+        for bad in [
+            "+10000-01-02 03:04:05",
+            "+10000-01-02T03:04:05",
+            "-0001-01-01 00:00:00",
+            "+12345-06-07",
+        ] {
+            let e = parse_timestamp(bad).unwrap_err();
+            assert!(e.contains("0000 to 9999"), "{bad}: {e}");
+        }
+        for good in [
+            "0000-01-01 00:00:00",
+            "9999-12-31T23:59:59.999999",
+            "0999-03-04",
+            "2026-01-02 03:04:05.1234567",
+        ] {
+            let t = parse_timestamp(good).unwrap();
+            assert_eq!(parse_timestamp(&t.to_rfc3339()), Ok(t), "{good}");
+        }
     }
 
     #[test]

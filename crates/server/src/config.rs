@@ -214,7 +214,9 @@ impl Config {
         Ok(())
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// The checks [`Config::load`] runs once the file and the environment are read (public for
+    /// the config file's fuzz target, crates/fuzz-targets).
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.limits.max_body_bytes == 0
             || self.limits.max_batch_rows == 0
             || self.limits.max_features_per_model == 0

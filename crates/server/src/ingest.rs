@@ -140,7 +140,7 @@ fn quarantined(index: usize, reason: String, row: &str) -> Quarantined {
 }
 
 /// Parses one row of a batch.
-type ParseRow<T> = fn(&str, usize, Timestamp, &IngestLimits) -> Result<T, Rejection>;
+pub type ParseRow<T> = fn(&str, usize, Timestamp, &IngestLimits) -> Result<T, Rejection>;
 /// Stores the parsed rows and the rows already rejected. The parsed rows' text is in the body,
 /// at the spans given (in the order of the rows).
 type StoreRows<T> = fn(
@@ -165,6 +165,56 @@ fn span_in(body: &[u8], row: &str) -> Option<std::ops::Range<usize>> {
     (body.get(span.clone())? == row.as_bytes()).then_some(span)
 }
 
+/// An ingest body split into rows and each row parsed, before anything is stored.
+#[derive(Debug)]
+pub struct ParsedBatch<T> {
+    /// How many rows the body holds (blank NDJSON lines are not rows).
+    pub rows: usize,
+    /// The rows that parsed, with their index in the batch, in order.
+    pub good: Vec<(usize, T)>,
+    /// For each of `good`, where its text is in the body (see [`span_in`]).
+    pub spans: Vec<Option<std::ops::Range<usize>>>,
+    /// The rows that did not, with the reason.
+    pub rejected: Vec<Quarantined>,
+}
+
+/// Splits an ingest body into rows and parses each with `parse` (`parse_prediction_row_verbatim`,
+/// `parse_label_row`...), as `POST .../predictions` and `.../labels` do: every row ends up in
+/// `good` or in `rejected`. `Err` only for a body that is not a batch at all. Public for the
+/// fuzz targets (crates/fuzz-targets), which must run exactly the handlers' path.
+pub fn parse_batch<T>(
+    body: &[u8],
+    headers: &HeaderMap,
+    max_rows: usize,
+    parse: ParseRow<T>,
+    now: Timestamp,
+) -> Result<ParsedBatch<T>, ApiError> {
+    let rows = split_rows(body, headers, max_rows)?;
+    let limits = IngestLimits::default();
+    let mut batch = ParsedBatch {
+        rows: rows.len(),
+        good: Vec::with_capacity(rows.len()),
+        spans: Vec::with_capacity(rows.len()),
+        rejected: Vec::new(),
+    };
+    for (i, row) in rows {
+        match row {
+            Ok(text) => match parse(text, i, now, &limits) {
+                Ok(e) => {
+                    batch.spans.push(span_in(body, text));
+                    batch.good.push((i, e));
+                }
+                Err(rejection) => batch.rejected.push(Quarantined {
+                    rejection,
+                    row: text.to_string(),
+                }),
+            },
+            Err(reason) => batch.rejected.push(quarantined(i, reason, "")),
+        }
+    }
+    Ok(batch)
+}
+
 /// The ingest path shared by predictions and labels: split the body into rows, parse each on the
 /// blocking pool, and store the good ones with the rejected ones.
 async fn ingest<T: Send + 'static>(
@@ -180,27 +230,12 @@ async fn ingest<T: Send + 'static>(
     let max_rows = state.config.limits.max_batch_rows;
     let m = model.clone();
     let outcome = blocking(move || {
-        let rows = split_rows(&body, &headers, max_rows)?;
-        let now = Timestamp::now();
-        let limits = IngestLimits::default();
-        let mut good = Vec::with_capacity(rows.len());
-        let mut spans = Vec::with_capacity(rows.len());
-        let mut rejected = Vec::new();
-        for (i, row) in rows {
-            match row {
-                Ok(text) => match parse(text, i, now, &limits) {
-                    Ok(e) => {
-                        spans.push(span_in(&body, text));
-                        good.push((i, e));
-                    }
-                    Err(rejection) => rejected.push(Quarantined {
-                        rejection,
-                        row: text.to_string(),
-                    }),
-                },
-                Err(reason) => rejected.push(quarantined(i, reason, "")),
-            }
-        }
+        let ParsedBatch {
+            good,
+            spans,
+            rejected,
+            ..
+        } = parse_batch(&body, &headers, max_rows, parse, Timestamp::now())?;
         let sent = Sent {
             body: body.clone(),
             spans,

@@ -21,6 +21,7 @@ mod refused;
 pub use alerts::IngestCounters;
 pub use config::Config;
 pub use error::ApiError;
+pub use ingest::{parse_batch, ParseRow, ParsedBatch};
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, Method};

@@ -17,8 +17,8 @@ mod sqlite;
 
 pub use cancel::run_cancellable;
 pub use sqlite::{
-    check_data_dir, CheckReport, GatheredPredictions, PendingLabels, PendingPredictions,
-    SqliteStore,
+    check_data_dir, decode_stored, encode_line, CheckReport, GatheredPredictions, PendingLabels,
+    PendingPredictions, SqliteStore,
 };
 
 use modelwatch_core::{

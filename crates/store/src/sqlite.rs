@@ -1200,8 +1200,9 @@ fn id_prefix(id: &str) -> u128 {
     u128::from_be_bytes(b)
 }
 
-/// One event as a segment line: its JSON in the contract's format and a newline.
-fn encode_line(out: &mut Vec<u8>, e: &PredictionEvent) {
+/// One event as a segment line: its JSON in the contract's format and a newline. Public, with
+/// [`decode_stored`], for the fuzz targets' check that every accepted event reads back.
+pub fn encode_line(out: &mut Vec<u8>, e: &PredictionEvent) {
     serde_json::to_writer(&mut *out, e).expect("validated events serialize");
     out.push(b'\n');
 }
@@ -2651,7 +2652,9 @@ fn segment_text(segment: i64, data: rusqlite::types::ValueRef<'_>) -> Result<Str
     String::from_utf8(text).map_err(|e| corrupt_segment(segment, e))
 }
 
-fn decode_stored(line: &str) -> Result<PredictionEvent, String> {
+/// A segment line read back as its event (the reverse of [`encode_line`], and of a row stored
+/// as sent).
+pub fn decode_stored(line: &str) -> Result<PredictionEvent, String> {
     let limits = IngestLimits {
         max_features: usize::MAX,
         max_tags: usize::MAX,

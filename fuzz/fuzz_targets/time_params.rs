@@ -1,0 +1,3 @@
+#![no_main]
+// Body and what it checks: modelwatch_fuzz_targets::time_params (crates/fuzz-targets).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| modelwatch_fuzz_targets::time_params(data));
