@@ -22,9 +22,11 @@ def test_the_quarantine_keeps_what_api_md_says(tmp_path):
         good = '{"request_id": "ok-2", "prediction": 0, "features": {"age": 3}}'
         reply = post("\n".join([on_arrival, by_writer, good]))
         assert [r["request_id"] for r in reply["rejected"]] == ["a", "w"]
-        # A reference row refused while reading the file (a score outside [0, 1]), and one
-        # refused by the writer (the schema).
-        reference = "age,score\n5,7\nforty-one,0.5\n"
+        # A reference row refused while reading the file (a score outside [0, 1]), one refused
+        # by the writer (the schema), and a valid one: a reference with no valid row is refused
+        # whole and changes nothing. Its age is missing, because a CSV column holding text reads
+        # every cell as text, and the schema wants a number.
+        reference = "age,score\n5,7\nforty-one,0.5\n,0.4\n"
         server.request("PUT", "/v1/models/m/reference", reference, content_type="text/csv")
         rows = server.request("GET", "/v1/models/m/rejected", key=READ_KEY)["rejected"]
     finally:
