@@ -395,15 +395,7 @@ fn peer_bench_data_in_the_server_flags_exactly_the_injected_drifts() {
     let data = dir.path().join("store");
     let data_arg = data.to_str().unwrap();
     for (kind, file) in [("reference", &reference), ("predictions", &current)] {
-        let (ok, _, stderr) = modelwatch(&[
-            "import",
-            kind,
-            file.to_str().unwrap(),
-            "--model",
-            "peers",
-            "--data",
-            data_arg,
-        ]);
+        let (ok, _, stderr) = common::import(kind, file, "peers", &["--data", data_arg]);
         assert!(ok, "{stderr}");
     }
     let s = common::Server::start(&data);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{client, decode, modelwatch, prediction, Server};
+use common::{client, decode, import, modelwatch, prediction, Server};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -526,15 +526,12 @@ fn an_empty_import_fails_and_a_schema_cannot_name_a_feature_empty() {
     for (name, text) in [("empty.csv", ""), ("header.csv", "request_id,prediction\n")] {
         let file = dir.path().join(name);
         std::fs::write(&file, text).unwrap();
-        let (ok, out, err) = modelwatch(&[
-            "import",
+        let (ok, out, err) = import(
             "predictions",
-            file.to_str().unwrap(),
-            "--model",
+            &file,
             "m",
-            "--data",
-            data.to_str().unwrap(),
-        ]);
+            &["--data", data.to_str().unwrap()],
+        );
         assert!(!ok, "{name}: {out}");
         assert!(err.contains("holds no rows"), "{name}: {err}");
     }
@@ -788,15 +785,7 @@ fn a_ragged_csv_row_is_refused_alone_in_a_reference_upload_and_an_import() {
     let file = dir.path().join("reference.csv");
     std::fs::write(&file, csv).unwrap();
     let data = dir.path().join("imported");
-    let (ok, out, err) = modelwatch(&[
-        "import",
-        "reference",
-        file.to_str().unwrap(),
-        "--model",
-        "m",
-        "--data",
-        data.to_str().unwrap(),
-    ]);
+    let (ok, out, err) = import("reference", &file, "m", &["--data", data.to_str().unwrap()]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("2 accepted"), "{out}");
     assert!(out.contains("rejected row 1: has 3 fields"), "{out}");
@@ -840,15 +829,7 @@ fn refused_reference_rows_are_named_by_their_place_in_the_file() {
     let file = dir.path().join("reference.ndjson");
     std::fs::write(&file, ndjson).unwrap();
     let data = dir.path().join("imported");
-    let (ok, out, err) = modelwatch(&[
-        "import",
-        "reference",
-        file.to_str().unwrap(),
-        "--model",
-        "m",
-        "--data",
-        data.to_str().unwrap(),
-    ]);
+    let (ok, out, err) = import("reference", &file, "m", &["--data", data.to_str().unwrap()]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("rejected row 2 features.age"), "{out}");
     let s = Server::start(&data);
@@ -877,25 +858,17 @@ fn refused_prediction_rows_of_an_import_are_named_by_their_place_in_the_file() {
         ),
     )
     .unwrap();
-    let import = |target: &[&str]| {
-        let mut args = vec![
-            "import",
-            "predictions",
-            file.to_str().unwrap(),
-            "--model",
-            "m",
-        ];
-        args.extend_from_slice(target);
-        let (ok, out, err) = modelwatch(&args);
+    let import_to = |target: &[&str]| {
+        let (ok, out, err) = import("predictions", &file, "m", target);
         assert!(ok, "{out}{err}");
         assert!(out.contains("1 accepted"), "{out}");
         assert!(out.contains("rejected row 0:"), "{out}");
         assert!(out.contains("rejected row 2 features.age"), "{out}");
     };
     let data = dir.path().join("imported");
-    import(&["--data", data.to_str().unwrap()]);
+    import_to(&["--data", data.to_str().unwrap()]);
     let s = Server::start(&dir.path().join("served"));
-    import(&["--server", &s.url]);
+    import_to(&["--server", &s.url]);
 }
 
 /// A query that scans the raw events (here the feedback report, split by the exploration

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{client, modelwatch, Server};
+use common::{client, import, modelwatch, Server};
 
 const CSV: &str = "request_id,timestamp,model_version,age,country,y_pred_proba,y_pred,y_true
 r1,2026-01-01 10:00:00,v1,41,DE,0.9,1,1
@@ -20,15 +20,12 @@ fn import_a_csv_into_a_data_directory_then_serve_it_and_export_it() {
     let csv = dir.path().join("preds.csv");
     std::fs::write(&csv, CSV).unwrap();
     let data = dir.path().join("data");
-    let (ok, stdout, stderr) = modelwatch(&[
-        "import",
+    let (ok, stdout, stderr) = import(
         "predictions",
-        csv.to_str().unwrap(),
-        "--model",
+        &csv,
         "credit",
-        "--data",
-        data.to_str().unwrap(),
-    ]);
+        &["--data", data.to_str().unwrap()],
+    );
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("3 accepted"), "{stdout}");
     assert!(stdout.contains("3 rejected"), "{stdout}");
@@ -39,15 +36,12 @@ fn import_a_csv_into_a_data_directory_then_serve_it_and_export_it() {
     assert!(stdout.contains("score"), "{stdout}");
     assert!(stdout.contains("request_id"), "{stdout}");
     // Importing again counts duplicates, not new rows.
-    let (_, again, _) = modelwatch(&[
-        "import",
+    let (_, again, _) = import(
         "predictions",
-        csv.to_str().unwrap(),
-        "--model",
+        &csv,
         "credit",
-        "--data",
-        data.to_str().unwrap(),
-    ]);
+        &["--data", data.to_str().unwrap()],
+    );
     assert!(again.contains("0 accepted, 3 duplicates"), "{again}");
 
     let out = dir.path().join("out.parquet");
@@ -89,15 +83,12 @@ fn import_is_refused_while_a_server_holds_the_data_directory() {
     std::fs::write(&csv, CSV).unwrap();
     let data = dir.path().join("data");
     let _s = Server::start(&data);
-    let (ok, _, stderr) = modelwatch(&[
-        "import",
+    let (ok, _, stderr) = import(
         "predictions",
-        csv.to_str().unwrap(),
-        "--model",
+        &csv,
         "credit",
-        "--data",
-        data.to_str().unwrap(),
-    ]);
+        &["--data", data.to_str().unwrap()],
+    );
     assert!(!ok);
     assert!(
         stderr.contains("--server"),
@@ -111,15 +102,7 @@ fn import_into_a_running_server_and_upload_a_reference_over_http() {
     let csv = dir.path().join("preds.csv");
     std::fs::write(&csv, CSV).unwrap();
     let s = Server::start(&dir.path().join("data"));
-    let (ok, stdout, stderr) = modelwatch(&[
-        "import",
-        "predictions",
-        csv.to_str().unwrap(),
-        "--model",
-        "credit",
-        "--server",
-        &s.url,
-    ]);
+    let (ok, stdout, stderr) = import("predictions", &csv, "credit", &["--server", &s.url]);
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("3 accepted"), "{stdout}");
     let (_, m) = s.get("/v1/models/credit");
@@ -148,17 +131,12 @@ fn import_into_a_running_server_and_upload_a_reference_over_http() {
     // And through the CLI with --server.
     let refcsv = dir.path().join("ref.csv");
     std::fs::write(&refcsv, reference).unwrap();
-    let (ok, stdout, stderr) = modelwatch(&[
-        "import",
+    let (ok, stdout, stderr) = import(
         "reference",
-        refcsv.to_str().unwrap(),
-        "--model",
+        &refcsv,
         "credit",
-        "--version",
-        "v2",
-        "--server",
-        &s.url,
-    ]);
+        &["--version", "v2", "--server", &s.url],
+    );
     assert!(ok, "{stdout}{stderr}");
     let (_, m) = s.get("/v1/models/credit");
     assert_eq!(m["reference"].as_array().unwrap().len(), 2);

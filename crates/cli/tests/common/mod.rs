@@ -210,6 +210,15 @@ pub fn modelwatch(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `modelwatch import <kind> <file> --model <model>` followed by `target` (`--data DIR` or
+/// `--server URL`, and any other flags): (succeeded, stdout, stderr).
+pub fn import(kind: &str, file: &Path, model: &str, target: &[&str]) -> (bool, String, String) {
+    let file = file.to_str().expect("a UTF-8 path");
+    let mut args = vec!["import", kind, file, "--model", model];
+    args.extend_from_slice(target);
+    modelwatch(&args)
+}
+
 pub fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
