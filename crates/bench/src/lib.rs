@@ -82,3 +82,13 @@ pub fn now_rfc3339() -> String {
         .map_or(0, |d| d.as_secs());
     modelwatch_core::Timestamp::from_secs(secs as i64).to_rfc3339()
 }
+
+/// The `q` quantile of `v` (nearest rank; NaN when empty): request latencies in the reports.
+/// Sorts `v`.
+pub fn percentile(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
+}

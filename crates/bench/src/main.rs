@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use modelwatch_bench::{body, cpu_seconds, gzip, now_rfc3339, rss_mb};
+use modelwatch_bench::{body, cpu_seconds, gzip, now_rfc3339, percentile, rss_mb};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -143,8 +143,7 @@ fn main() -> anyhow::Result<()> {
         .map(|(a, b)| a - b);
     done.store(1, Ordering::Relaxed);
     let mut lat = latencies.lock().expect("latencies").clone();
-    lat.sort_by(f64::total_cmp);
-    let pct = |q: f64| lat[((q * lat.len() as f64).ceil() as usize).clamp(1, lat.len()) - 1];
+    let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
     println!("| events | batch | concurrency | gzip | seconds | events/s | MB/s sent | p50 ms | p99 ms | accepted |");
     println!("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|");
     println!(
@@ -156,8 +155,8 @@ fn main() -> anyhow::Result<()> {
         elapsed,
         args.events as f64 / elapsed,
         bytes as f64 / elapsed / 1e6,
-        pct(0.5),
-        pct(0.99),
+        p50,
+        p99,
         accepted
     );
     if let Some(s) = sampler {

@@ -12,7 +12,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use modelwatch_bench::{body, cpu_seconds, now_rfc3339, rss_mb};
+use modelwatch_bench::{body, cpu_seconds, now_rfc3339, percentile, rss_mb};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -80,14 +80,6 @@ impl Tally {
             m.push(what);
         }
     }
-}
-
-fn percentile(v: &mut [f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
 }
 
 fn default_queries(model: &str) -> Vec<String> {
@@ -283,7 +275,8 @@ fn main() -> Result<()> {
         );
         (last_t, last_events, last_queries, last_cpu) = (t, events, queries_done, cpu);
     }
-    let elapsed = start.elapsed().as_secs_f64();
+    // The run lasts its duration even when the last batch was due a little before the end.
+    let elapsed = start.elapsed().as_secs_f64().max(args.duration as f64);
     stop.store(true, Ordering::Relaxed);
     for s in senders {
         s.join().expect("sender panicked")?;
