@@ -387,7 +387,7 @@ impl TaskState {
     }
 }
 
-fn argmax(scores: &[(String, f64)]) -> Option<&str> {
+pub(crate) fn argmax(scores: &[(String, f64)]) -> Option<&str> {
     scores
         .iter()
         .fold(None::<&(String, f64)>, |best, x| match best {
