@@ -9,7 +9,7 @@
 //! in the stream, its prediction's time and request id, and the window it falls in.
 //!
 //! A late label lands somewhere in the past of the stream, so the detectors run again from the
-//! start of the range at each query (docs/adr/008-concept-drift-stream.md says why, and
+//! start of the range at each query (docs/adr/009-concept-drift-stream.md says why, and
 //! what an incremental version must keep).
 
 use modelwatch_core::{LabelEvent, ModelName, Outcome, PredictionEvent, Timestamp, Window};
