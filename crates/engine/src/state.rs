@@ -409,7 +409,7 @@ fn argmax(scores: &[(String, f64)]) -> Option<&str> {
 }
 
 /// A task's report; serializes as the report itself (no tag).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum TaskReport {
     Binary(Box<BinaryReport>),
@@ -464,7 +464,7 @@ impl TaskReport {
 }
 
 /// A task's comparison with the baseline; serializes untagged.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum TaskChanges {
     Binary(Box<BinaryComparison>),
@@ -648,7 +648,7 @@ impl WindowAccumulator {
 }
 
 /// Label-free metrics of a window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Operational {
     pub latency_ms: QuantileReport,
     pub average_confidence: Metric,

@@ -32,13 +32,13 @@ use modelwatch_core::{Timestamp, Window};
 use modelwatch_stats::perf::{
     compare_by_interval, compare_counts, compare_proportion, Change, Metric, MetricConfig,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::state::{Task, TaskSpec, TaskState, WindowAccumulator};
 
 /// One of the two windows compared.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowRef {
     pub start: Timestamp,
     pub end: Timestamp,
@@ -47,7 +47,7 @@ pub struct WindowRef {
 }
 
 /// How one metric moved.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricChange {
     /// Value in the first window (null: undefined there, or no first window).
     pub first: Option<f64>,
@@ -62,11 +62,11 @@ pub struct MetricChange {
 }
 
 /// The change summary of a report (see the module doc).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChangeSummary {
     /// `labelled`: the windows were chosen by labelled rows; `predictions`: no window had
     /// `min_sample` labelled rows, so they were chosen by predictions.
-    pub basis: &'static str,
+    pub basis: std::borrow::Cow<'static, str>,
     pub first_window: Option<WindowRef>,
     pub last_window: Option<WindowRef>,
     /// By metric name: the task's metrics (scikit-learn names, as in the windows), then
@@ -124,7 +124,7 @@ pub fn summarize(
         operational(&mut metrics, spec, first.map(|(_, f)| f), l, config);
     }
     ChangeSummary {
-        basis,
+        basis: basis.into(),
         first_window: first.map(reference),
         last_window: last.map(reference),
         metrics,

@@ -378,6 +378,12 @@ mod tests {
                 .filter_map(|m| {
                     let change = read(m)?;
                     assert_eq!(change, json[m.as_str()], "{task}: {m}");
+                    if let Some(test) = change.get("test") {
+                        let name = serde_json::from_value::<crate::perf::Test>(test.clone())
+                            .unwrap()
+                            .name();
+                        assert_eq!(test, name, "{task}: {m}'s test");
+                    }
                     Some(m.as_str().to_owned())
                 })
                 .collect();
