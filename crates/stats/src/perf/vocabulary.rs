@@ -2,10 +2,11 @@
 //! the CSV export, the dashboard's charts and the docs take their names from.
 //!
 //! Adding a metric is one variant here (its name, and the report field it reads: the `match`es
-//! below do not compile until it has one) plus its computation in the report. The tests check
-//! both directions against the reports' JSON, which is what the server answers and the alerts
-//! read: every name listed for a task is a metric of that task's report, and every metric of a
-//! report is listed.
+//! below do not compile until it has one; its change against the baseline, where the task
+//! compares it) plus its computation in the report. The tests check both directions against
+//! the reports' JSON, which is what the server answers: every name listed for a task is a
+//! metric of that task's report, and every metric of a report is listed; the alerts, the
+//! dashboard and the exports read the typed reports through these names.
 
 use super::{
     BinaryComparison, BinaryReport, Change, Metric, MulticlassComparison, MulticlassReport,
