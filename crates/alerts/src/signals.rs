@@ -297,13 +297,13 @@ mod tests {
         match task {
             "b" => {
                 let pred = usize::from(score >= 0.5);
-                let label = if i % 5 == 0 { 1 - pred } else { pred };
+                let label = if i.is_multiple_of(5) { 1 - pred } else { pred };
                 (json!(pred), json!(score), Value::Null, json!(label))
             }
             "mc" => {
                 let classes = ["a", "b", "c"];
                 let pred = classes[i % 3];
-                let label = if i % 4 == 0 {
+                let label = if i.is_multiple_of(4) {
                     classes[(i + 1) % 3]
                 } else {
                     pred
@@ -347,7 +347,7 @@ mod tests {
                         Value::String(s) => Some(Outcome::Text(s.clone())),
                         v => v.as_f64().map(Outcome::Number),
                     };
-                    let city = if i % 2 == 0 { "a" } else { "b" };
+                    let city = if i.is_multiple_of(2) { "a" } else { "b" };
                     let r = ReferenceRow {
                         features: vec![
                             ("x".into(), FeatureValue::Number((i % 40) as f64)),
@@ -361,7 +361,6 @@ mod tests {
                                 .collect()
                         }),
                         label: outcome(&l),
-                        ..Default::default()
                     };
                     (i, r)
                 })
@@ -378,7 +377,7 @@ mod tests {
                     .into_iter()
                     .map(|(k, v)| (k, serde_json::to_value(v).unwrap()))
                     .collect();
-                if i % 10 == 0 {
+                if i.is_multiple_of(10) {
                     features.insert("x".into(), Value::Null);
                 }
                 let mut pred = json!({"request_id": id, "timestamp": ts, "features": features,
