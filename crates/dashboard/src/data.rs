@@ -565,9 +565,9 @@ pub fn short(x: f64) -> String {
     }
 }
 
-/// A metric of a task report, when defined: (value, ci_low, ci_high).
-pub fn metric(report: &TaskReport, name: MetricName) -> Option<(f64, f64, f64)> {
-    match report.metric(name)? {
+/// A metric's value with its interval, when defined: (value, ci_low, ci_high).
+pub fn estimate(m: &Metric) -> Option<(f64, f64, f64)> {
+    match m {
         Metric::Defined {
             value,
             ci_low,
@@ -576,6 +576,11 @@ pub fn metric(report: &TaskReport, name: MetricName) -> Option<(f64, f64, f64)> 
         } => Some((*value, *ci_low, *ci_high)),
         _ => None,
     }
+}
+
+/// A metric of a task report, when defined: (value, ci_low, ci_high).
+pub fn metric(report: &TaskReport, name: MetricName) -> Option<(f64, f64, f64)> {
+    estimate(report.metric(name)?)
 }
 
 /// The four metrics charted for a task (the vocabulary's headline ones), the first being the

@@ -5,12 +5,15 @@ use super::{
     rule_thresholds, series, span_chart,
 };
 use crate::charts::{TimeChart, YScale};
-use crate::data::{chart_metrics, metric, short, ModelData, Span};
+use crate::data::{chart_metrics, estimate, metric, short, ModelData, Span};
 use crate::layout::figure;
 use crate::params::ViewParams;
 use maud::{html, Markup};
-use modelwatch_engine::performance::{PerformanceReport, Task};
-use modelwatch_stats::perf::{Metric, MetricName};
+use modelwatch_engine::performance::{PerformanceReport, Task, WindowReport};
+use modelwatch_stats::perf::{Metric, MetricName, QuantileReport};
+
+/// One latency quantile of a window's latency report.
+type Quantile = fn(&QuantileReport) -> &Metric;
 
 /// A metric over time with its 95 % band and the baseline line.
 pub fn metric_chart(
@@ -49,16 +52,7 @@ pub fn operational_charts(
     let ws = &m.windows;
     let mut out = Vec::new();
     let mut c = span_chart(span, "average confidence", YScale::Unit);
-    let confidence =
-        |w: &modelwatch_engine::performance::WindowReport| match w.operational.average_confidence {
-            Metric::Defined {
-                value,
-                ci_low,
-                ci_high,
-                ..
-            } => Some((value, ci_low, ci_high)),
-            _ => None,
-        };
+    let confidence = |w: &WindowReport| estimate(&w.operational.average_confidence);
     let mut l = line(
         "average confidence",
         5,
@@ -84,18 +78,16 @@ pub fn operational_charts(
     out.push(("volume", c, "predictions per window, by event time"));
 
     let mut c = span_chart(span, "latency (ms)", YScale::FromZero);
-    for (i, q) in ["p50", "p95", "p99"].iter().enumerate() {
+    let quantiles: [(&str, Quantile); 3] = [
+        ("p50", |l| &l.p50),
+        ("p95", |l| &l.p95),
+        ("p99", |l| &l.p99),
+    ];
+    for (i, (name, read)) in quantiles.into_iter().enumerate() {
         c.lines.push(line(
-            q,
+            name,
             i + 1,
-            series(ws, |w| {
-                let l = &w.operational.latency_ms;
-                match *q {
-                    "p50" => l.p50.value(),
-                    "p95" => l.p95.value(),
-                    _ => l.p99.value(),
-                }
-            }),
+            series(ws, |w| read(&w.operational.latency_ms).value()),
         ));
     }
     out.push(("latency", c, "latency percentiles per window"));
@@ -170,9 +162,7 @@ fn count_cards(m: &PerformanceReport) -> Markup {
     let labelled: f64 = ws.iter().map(|w| w.labelled as f64).sum();
     let errors: f64 = ws.iter().map(|w| w.errors as f64).sum();
     let last = latest_window(ws);
-    let latency = |read: fn(&modelwatch_stats::perf::QuantileReport) -> &Metric| {
-        last.and_then(|w| read(&w.operational.latency_ms).value())
-    };
+    let latency = |read: Quantile| last.and_then(|w| read(&w.operational.latency_ms).value());
     html! {
         div.card { div.k { "predictions in range" } div.v { (preds as u64) } div.s { (ws.len()) " windows with events" } }
         div.card { div.k { "label coverage" } div.v { (if preds > 0.0 { pct(labelled / preds) } else { "—".into() }) }
