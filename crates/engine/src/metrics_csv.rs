@@ -26,8 +26,11 @@ enum Column {
     /// A task metric by its name: its value, then `_ci_low` and `_ci_high` columns.
     Metric(MetricName),
     /// A label-free metric of the window, with its interval columns too.
-    Operational(fn(&Operational) -> &Metric),
+    Operational(OperationalMetric),
 }
+
+/// Reads one label-free metric of a window.
+type OperationalMetric = fn(&Operational) -> &Metric;
 
 /// A number in shortest round-trip form; a non-finite one (null in the JSON) as empty.
 fn number(x: f64) -> String {
@@ -58,7 +61,7 @@ fn columns(task: Task) -> Vec<(String, Column)> {
     out.push(plain("prediction_volume", |w| w.predictions.to_string()));
     out.push(plain("labelled", |w| w.labelled.to_string()));
     out.push(plain("errors", |w| w.errors.to_string()));
-    let latency: [(&str, fn(&Operational) -> &Metric); 3] = [
+    let latency: [(&str, OperationalMetric); 3] = [
         ("latency_p50", |o| &o.latency_ms.p50),
         ("latency_p95", |o| &o.latency_ms.p95),
         ("latency_p99", |o| &o.latency_ms.p99),
