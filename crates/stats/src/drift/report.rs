@@ -770,7 +770,7 @@ mod names {
     /// The names the views print are the ones the JSON carries.
     #[test]
     fn names_are_the_serialised_ones() {
-        let json = |v: serde_json::Value| v.as_str().map(str::to_owned);
+        let named = |v: serde_json::Value, name: &str| assert_eq!(v.as_str(), Some(name), "{v}");
         for m in [
             EffectMeasure::KsStatistic,
             EffectMeasure::JensenShannon,
@@ -779,20 +779,14 @@ mod names {
             EffectMeasure::KlDivergence,
             EffectMeasure::WassersteinNormed,
         ] {
-            assert_eq!(
-                json(serde_json::to_value(m).unwrap()).as_deref(),
-                Some(m.name())
-            );
+            named(serde_json::to_value(m).unwrap(), m.name());
         }
         for k in [
             FeatureKind::Numeric,
             FeatureKind::Categorical,
             FeatureKind::Boolean,
         ] {
-            assert_eq!(
-                json(serde_json::to_value(k).unwrap()).as_deref(),
-                Some(k.name())
-            );
+            named(serde_json::to_value(k).unwrap(), k.name());
         }
         for s in [
             FeatureStatus::Evaluated,
