@@ -478,7 +478,7 @@ fn hourly_sketches_equal_the_raw_event_fold() {
             .unwrap();
         if day > 0 {
             // Once the first refresh has decided the task, new predictions are added to the
-            // sketches from their segments, without a rescan.
+            // sketches from their chunks, without a rescan.
             let r = modelwatch_engine::aggregates::refresh(&store, &model()).unwrap();
             assert_eq!((r.predictions, r.predictions_added), (0, 300), "{r:?}");
         }

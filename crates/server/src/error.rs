@@ -298,7 +298,7 @@ mod tests {
     #[test]
     fn store_failures_are_never_the_callers_mistake() {
         let corrupt = StoreError::Corrupt {
-            what: "segment",
+            what: "chunk",
             detail: "x".into(),
         };
         let full = StoreError::Io {
