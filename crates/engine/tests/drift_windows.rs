@@ -338,9 +338,18 @@ fn a_segment_keeps_only_its_events() {
     // Days 1-2: every third row; day 3: the same minus the 10 rows turned into `XX`.
     let rows: Vec<u64> = r.windows.iter().map(|w| w.rows).collect();
     assert_eq!(rows, [100, 100, 90]);
+    // A breakdown by every value is not one slice to compare with the reference.
+    let q = DriftQuery {
+        segment: Some(Segment::parse("country").unwrap()),
+        ..query()
+    };
     assert!(matches!(
-        Segment::parse("country"),
-        Err(DriftError::InvalidSegment(_))
+        drift::quality(&store, &model(), &q, &QualityThresholds::default()),
+        Err(DriftError::SegmentNeedsValue { .. })
+    ));
+    assert!(matches!(
+        Segment::parse(":DE"),
+        Err(DriftError::InvalidSegment { .. })
     ));
 }
 

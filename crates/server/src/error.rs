@@ -123,9 +123,13 @@ impl From<EngineError> for ApiError {
                      PUT /v1/models/{model}/reference"
                 ),
             ),
-            e @ (EngineError::InvalidThreshold(_)
-            | EngineError::InvalidTask(_)
-            | EngineError::InvalidSegment(_)) => ApiError::of(&e, "invalid_query"),
+            e @ (EngineError::InvalidThreshold(_) | EngineError::InvalidTask(_)) => {
+                ApiError::of(&e, "invalid_query")
+            }
+            // The same words on /metrics and /drift, naming the query parameter.
+            e @ (EngineError::InvalidSegment { .. } | EngineError::SegmentNeedsValue { .. }) => {
+                ApiError::new(e.code(), "invalid_query", format!("`segment`: {e}"))
+            }
         }
     }
 }
