@@ -115,6 +115,9 @@ pub struct RefreshReport {
     pub predictions_decoded: u64,
     /// The task decision changed, so every hour was rebuilt.
     pub rebuilt: bool,
+    /// A drift query's refresh found no task decision yet and left the hours as they were (the
+    /// drift query then reads the raw events).
+    pub undecided: bool,
     pub seconds: f64,
 }
 
@@ -232,7 +235,20 @@ fn save_decision(store: &dyn Store, model: &ModelName, d: &TaskDecision) -> Resu
 /// hours whose only change is first labels, rescans the other dirty hours.
 /// Cheap when nothing changed (one indexed read).
 pub fn refresh(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, EngineError> {
-    refresh_against(store, model, None)
+    refresh_against(store, model, None, Decide::Yes)
+}
+
+/// Whether a refresh may make or change the model's task decision. A drift query's refresh
+/// may not: drift does not depend on the task, so it neither runs the first detection (the
+/// reference read again, an hour scanned) nor rebuilds every hour when the decision changes.
+/// Its rows still go to the persisted detector (a refreshed hour is never read again for the
+/// task), and the next deciding refresh (the background one, a performance query) acts on it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Decide {
+    Yes,
+    /// Refresh with the decision as stored (even one out of date), or not at all when there
+    /// is none yet ([`RefreshReport::undecided`]).
+    No,
 }
 
 /// One refresh at a time per model in this process. Two racing refreshes could each write an
@@ -253,25 +269,33 @@ fn refresh_against(
     store: &dyn Store,
     model: &ModelName,
     known: Option<&Reference>,
+    decide: Decide,
 ) -> Result<RefreshReport, EngineError> {
     let lock = refresh_lock(model);
     let _one_at_a_time = lock.lock().unwrap_or_else(PoisonError::into_inner);
-    refresh_locked(store, model, known)
+    refresh_locked(store, model, known, decide)
 }
 
 fn refresh_locked(
     store: &dyn Store,
     model: &ModelName,
     known: Option<&Reference>,
+    decide: Decide,
 ) -> Result<RefreshReport, EngineError> {
     let started = Instant::now();
     let mut report = RefreshReport::default();
     let declared = declared_task(store, model)?;
     let mut stored = load_decision(store, model)?;
+    if stored.is_none() && decide == Decide::No {
+        report.undecided = true;
+        return Ok(report);
+    }
     // A task declared (or undeclared) since the decision was made, or rules of detection that
     // changed with an upgrade: every hour is rebuilt. Marked before the new decision is saved,
     // so that a crash in between leaves the marks, never hours of the old task unmarked.
-    if let Some(d) = stored.as_mut() {
+    // (Not for a drift query: it goes on with the stored decision, which its sketches do not
+    // depend on, and leaves the rebuild to the next deciding refresh.)
+    if let Some(d) = stored.as_mut().filter(|_| decide == Decide::Yes) {
         let wanted = d.detector.clone().finish(declared, None);
         if wanted != d.spec {
             tracing::info!(model = %model, task = ?wanted.task, "task decision out of date: rebuilding aggregates");
@@ -366,7 +390,14 @@ fn refresh_locked(
         store.put_aggregate_group(model, writes)?;
     }
     let decided = detector.clone().finish(declared, None);
-    if first || decided != decision.spec || detector != decision.detector {
+    if decide == Decide::No {
+        // The rows seen are kept for the task; the decision itself waits for a deciding
+        // refresh, which finds the detector's answer differing from the spec and rebuilds.
+        if detector != decision.detector {
+            decision.detector = detector;
+            save_decision(store, model, &decision)?;
+        }
+    } else if first || decided != decision.spec || detector != decision.detector {
         let changed = decided != decision.spec;
         decision = TaskDecision {
             detector,
@@ -376,7 +407,7 @@ fn refresh_locked(
         if changed {
             tracing::info!(model = %model, task = ?decision.spec.task, "task decision changed: rebuilding aggregates");
             store.invalidate_aggregates(model)?;
-            let again = refresh_locked(store, model, known)?;
+            let again = refresh_locked(store, model, known, decide)?;
             report.predictions += again.predictions;
             report.hours += again.hours;
             report.rebuilt = true;
@@ -986,10 +1017,11 @@ fn readable<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Drift windows of `window` over `range` merged from the hourly sketches, after a
-/// [`refresh`]. Asked only when [`crate::planner::drift`] says the hours answer the query.
-/// `None` when they cannot after all (an hour unreadable or built against another reference):
-/// the raw events answer meanwhile.
+/// Drift windows of `window` over `range` merged from the hourly sketches, after a refresh
+/// that leaves the task decision alone ([`Decide::No`]). Asked only when
+/// [`crate::planner::drift`] says the hours answer the query. `None` when they cannot after all
+/// (no task decided yet, so the hours were not refreshed; an hour
+/// unreadable or built against another reference): the raw events answer meanwhile.
 pub fn drift_hours(
     store: &dyn Store,
     model: &ModelName,
@@ -998,7 +1030,9 @@ pub fn drift_hours(
     reference: &Reference,
 ) -> Result<Option<Vec<Windowed>>, EngineError> {
     ensure_drift_stamp(store, model, reference)?;
-    refresh_against(store, model, Some(reference))?;
+    if refresh_against(store, model, Some(reference), Decide::No)?.undecided {
+        return Ok(None);
+    }
     let mut windows: BTreeMap<Timestamp, WindowSketch> = BTreeMap::new();
     for row in store.aggregates(model, DRIFT, range)? {
         let Some(sk) = readable::<WindowSketch>(store, model, &row, "drift sketch")? else {
