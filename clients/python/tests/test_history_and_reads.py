@@ -149,6 +149,46 @@ def test_metrics_is_the_servers_csv_table_with_the_json_numbers(server, model_na
     assert summary["metrics"]["prediction_volume"]["first_to_last"]["significant"] is False
 
 
+def test_metrics_segment_is_a_breakdown_or_one_slice_with_the_meaning_it_has_on_drift(
+        server, model_name, spool_dir, monitors):
+    mon = _monitor(server, model_name, spool_dir, monitors)
+    preds, labels = [], []
+    for i in range(100):
+        y = i % 2
+        # DE (rows 0-59) always right; FR (60-99) wrong on every fourth row.
+        p = 1 - y if i >= 60 and i % 4 == 0 else y
+        preds.append({"request_id": "s%d" % i, "timestamp": "2026-02-02T%02d:00:00Z" % (i % 24),
+                      "prediction": p, "score": 0.8 if p == 1 else 0.3,
+                      "country": "DE" if i < 60 else "FR", "region": "eu" if i % 2 == 0 else "us"})
+        labels.append({"request_id": "s%d" % i, "label": y})
+    mon.log_predictions(preds, tag_columns=["region"])
+    mon.log_labels(labels)
+    assert mon.flush(10), mon.stats()
+    wait_for(lambda: server.model(model_name)["labelled"] == 100, what="100 labels")
+
+    # A feature (or tag:<name>) alone: the metrics per value, as before.
+    by_country = mon.metrics(window="1d", segment="country")
+    values = {s["value"]: s for s in by_country["segments"]}
+    assert set(values) == {"DE", "FR"}
+    assert values["DE"]["accuracy"]["value"] == 1.0
+    assert values["FR"]["accuracy"]["value"] == 0.75
+    by_region = mon.metrics(window="1d", segment="tag:region")
+    assert {s["value"] for s in by_region["segments"]} == {"eu", "us"}
+
+    # feature:value or tag:<name>:<value>: the report of that slice only.
+    fr = mon.metrics(window="1d", segment="country:FR")
+    assert "segments" not in fr and fr["segment"] == "country:FR"
+    assert fr["windows"][0]["predictions"] == 40
+    assert fr["windows"][0]["accuracy"]["value"] == 0.75
+    eu = mon.metrics(window="1d", segment="tag:region:eu")
+    assert eu["windows"][0]["predictions"] == 50
+
+    # A bad one is the server's 400, naming the parameter.
+    with pytest.raises(modelwatch.ModelwatchError) as e:
+        mon.metrics(window="1d", segment="tag:")
+    assert e.value.status == 400 and "`segment`" in str(e.value)
+
+
 def test_export_pages_through_a_running_server(server, model_name, spool_dir, monitors):
     mon = _monitor(server, model_name, spool_dir, monitors)
     _load_two_days(mon)

@@ -292,8 +292,8 @@ fn store_locally(
     let mut reference_rejected = Vec::new();
     // Chunks are gathered into commits of about STORE_COMMIT_ROWS rows: each commit rewrites
     // every index page it touches (ADR 001), so fewer, larger commits write far less. Each
-    // chunk's predictions are encoded for their segments as they arrive, while the decoder
-    // reads the next chunk.
+    // chunk's predictions are encoded for the store's own chunks (its compressed blobs of
+    // events) as they arrive, while the decoder reads the next chunk.
     let mut predictions = GatheredPredictions::with_capacity(IMPORT_CHUNK_ROWS);
     let mut labels = LabelBatch::default();
     // The commit before the one being gathered: it is queued (encoded on this thread) before its

@@ -5,7 +5,7 @@ use anyhow::{bail, Context};
 use modelwatch_core::{parse_timestamp, ModelName, Window};
 use modelwatch_engine::metrics_csv::{column_names, metrics_csv};
 use modelwatch_engine::performance::{
-    window_performance, PerformanceQuery, PerformanceReport, Task, TaskReport,
+    window_performance, PerformanceQuery, PerformanceReport, Segment, Task, TaskReport,
 };
 use modelwatch_engine::summary::WindowRef;
 use modelwatch_stats::perf::{Change, Metric, MetricName};
@@ -38,7 +38,9 @@ pub struct MetricsArgs {
     /// Only this model version
     #[arg(long)]
     version: Option<String>,
-    /// Also per value of this feature (or tag:<name>)
+    /// A feature or tag:<name>: also the metrics per value of it (the 10 largest plus other).
+    /// feature:value or tag:<name>:<value> (e.g. country:DE, tag:region:eu): the metrics of
+    /// that value's events only. The same `segment` as the API's /metrics and /drift
     #[arg(long)]
     segment: Option<String>,
     /// binary, multiclass or regression (default: detected from the data)
@@ -71,6 +73,12 @@ pub fn run(args: MetricsArgs) -> anyhow::Result<()> {
     if args.format == Format::Csv {
         if args.summary {
             bail!("--summary is a table or JSON: drop --format csv (or --summary)");
+        }
+        // As the server: the CSV is the table of windows, which has no per-value breakdown.
+        if let Some(s) = args.segment.as_deref().filter(|s| !s.is_empty()) {
+            if Segment::parse(s).is_ok_and(|s| s.value.is_none()) {
+                bail!("--format csv is the table of windows and has no segments: drop --segment, name one value (e.g. --segment country:DE), or use --format json");
+            }
         }
         // The same table as `GET .../metrics?format=csv`, built by the same function.
         let text = match &args.server {
@@ -115,7 +123,14 @@ fn from_data(model: &ModelName, args: &MetricsArgs) -> anyhow::Result<Performanc
         from: time("from", &args.from)?,
         to: time("to", &args.to)?,
         version: args.version.clone(),
-        segment: args.segment.clone(),
+        // Read here for an error naming the flag; the engine reads it again.
+        segment: match args.segment.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => {
+                Segment::parse(s).map_err(|e| anyhow::anyhow!("--segment: {e}"))?;
+                Some(s.to_owned())
+            }
+            None => None,
+        },
         task: args
             .task
             .as_deref()

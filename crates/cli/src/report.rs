@@ -34,7 +34,8 @@ pub struct ReportArgs {
     /// Only this model version
     #[arg(long)]
     version: Option<String>,
-    /// Segment table by this feature (or tag:<name>); default: the first categorical feature
+    /// Segment table by the values of this feature (or tag:<name>); default: the first
+    /// categorical feature
     #[arg(long)]
     segment: Option<String>,
     /// Data directory of the embedded store (default ./modelwatch-data); not with --server

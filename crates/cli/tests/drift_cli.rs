@@ -399,8 +399,9 @@ fn peer_bench_data_in_the_server_flags_exactly_the_injected_drifts() {
         assert!(ok, "{stderr}");
     }
     let s = common::Server::start(&data);
-    // The first query builds every hour's aggregates and sketches (about 25 s in a debug
-    // build): a longer timeout than the shared client's.
+    // The server's first (background) refresh decides the task and builds every hour's
+    // aggregates and sketches (about 25 s in a debug build); a drift query before that
+    // decision reads the raw events, as long: a longer timeout than the shared client's.
     let r = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(600))
         .build()

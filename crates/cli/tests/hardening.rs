@@ -890,7 +890,7 @@ fn a_scan_whose_client_went_away_stops_early() {
         .unwrap();
     let s = Server::attach(child, &data);
     // Enough events that one scan of them takes seconds in a debug build; each posted batch
-    // is a stored segment, between which the scan looks at its flag.
+    // is a stored chunk, between which the scan looks at its flag.
     for b in 0..60 {
         let rows: Vec<_> = (0..5_000)
             .map(|i| prediction(&format!("b{b}-{i}"), "2026-01-02T03:04:05Z", i as f64, "DE"))

@@ -111,10 +111,13 @@ pub struct RefreshReport {
     /// New predictions added to stored aggregates from their deltas, without a rescan of
     /// their hours.
     pub predictions_added: u64,
-    /// Of those, the ones whose segment was decoded (the others came folded on arrival).
+    /// Of those, the ones whose chunk was decoded (the others came folded on arrival).
     pub predictions_decoded: u64,
     /// The task decision changed, so every hour was rebuilt.
     pub rebuilt: bool,
+    /// A drift query's refresh found no task decision yet and left the hours as they were (the
+    /// drift query then reads the raw events).
+    pub undecided: bool,
     pub seconds: f64,
 }
 
@@ -232,7 +235,20 @@ fn save_decision(store: &dyn Store, model: &ModelName, d: &TaskDecision) -> Resu
 /// hours whose only change is first labels, rescans the other dirty hours.
 /// Cheap when nothing changed (one indexed read).
 pub fn refresh(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, EngineError> {
-    refresh_against(store, model, None)
+    refresh_against(store, model, None, Decide::Yes)
+}
+
+/// Whether a refresh may make or change the model's task decision. A drift query's refresh
+/// may not: drift does not depend on the task, so it neither runs the first detection (the
+/// reference read again, an hour scanned) nor rebuilds every hour when the decision changes.
+/// Its rows still go to the persisted detector (a refreshed hour is never read again for the
+/// task), and the next deciding refresh (the background one, a performance query) acts on it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Decide {
+    Yes,
+    /// Refresh with the decision as stored (even one out of date), or not at all when there
+    /// is none yet ([`RefreshReport::undecided`]).
+    No,
 }
 
 /// One refresh at a time per model in this process. Two racing refreshes could each write an
@@ -253,25 +269,33 @@ fn refresh_against(
     store: &dyn Store,
     model: &ModelName,
     known: Option<&Reference>,
+    decide: Decide,
 ) -> Result<RefreshReport, EngineError> {
     let lock = refresh_lock(model);
     let _one_at_a_time = lock.lock().unwrap_or_else(PoisonError::into_inner);
-    refresh_locked(store, model, known)
+    refresh_locked(store, model, known, decide)
 }
 
 fn refresh_locked(
     store: &dyn Store,
     model: &ModelName,
     known: Option<&Reference>,
+    decide: Decide,
 ) -> Result<RefreshReport, EngineError> {
     let started = Instant::now();
     let mut report = RefreshReport::default();
     let declared = declared_task(store, model)?;
     let mut stored = load_decision(store, model)?;
+    if stored.is_none() && decide == Decide::No {
+        report.undecided = true;
+        return Ok(report);
+    }
     // A task declared (or undeclared) since the decision was made, or rules of detection that
     // changed with an upgrade: every hour is rebuilt. Marked before the new decision is saved,
     // so that a crash in between leaves the marks, never hours of the old task unmarked.
-    if let Some(d) = stored.as_mut() {
+    // (Not for a drift query: it goes on with the stored decision, which its sketches do not
+    // depend on, and leaves the rebuild to the next deciding refresh.)
+    if let Some(d) = stored.as_mut().filter(|_| decide == Decide::Yes) {
         let wanted = d.detector.clone().finish(declared, None);
         if wanted != d.spec {
             tracing::info!(model = %model, task = ?wanted.task, "task decision out of date: rebuilding aggregates");
@@ -352,7 +376,7 @@ fn refresh_locked(
         .iter()
         .map(|d| (d.version.as_str(), d.hour.micros()))
         .collect();
-    // Passes run on every core: each reads its own segments through its own read connection;
+    // Passes run on every core: each reads its own chunks through its own read connection;
     // the writes then go through the store's single writer, one pass at a time.
     let passes = runs(&hours);
     let results = modelwatch_stats::parallel::parallel_map(&passes, |run| {
@@ -366,7 +390,14 @@ fn refresh_locked(
         store.put_aggregate_group(model, writes)?;
     }
     let decided = detector.clone().finish(declared, None);
-    if first || decided != decision.spec || detector != decision.detector {
+    if decide == Decide::No {
+        // The rows seen are kept for the task; the decision itself waits for a deciding
+        // refresh, which finds the detector's answer differing from the spec and rebuilds.
+        if detector != decision.detector {
+            decision.detector = detector;
+            save_decision(store, model, &decision)?;
+        }
+    } else if first || decided != decision.spec || detector != decision.detector {
         let changed = decided != decision.spec;
         decision = TaskDecision {
             detector,
@@ -376,7 +407,7 @@ fn refresh_locked(
         if changed {
             tracing::info!(model = %model, task = ?decision.spec.task, "task decision changed: rebuilding aggregates");
             store.invalidate_aggregates(model)?;
-            let again = refresh_locked(store, model, known)?;
+            let again = refresh_locked(store, model, known, decide)?;
             report.predictions += again.predictions;
             report.hours += again.hours;
             report.rebuilt = true;
@@ -399,7 +430,7 @@ struct Basis<'a> {
 }
 
 /// Adds the deltas of `hours` (deltas-only marks) to their stored performance aggregates and
-/// drift sketches: new predictions, read from the segments their deltas name, and first labels.
+/// drift sketches: new predictions, read from the chunks their deltas name, and first labels.
 /// Writes them with the marks cleared and the deltas deleted, in one transaction. Returns the
 /// hours it could not update (a stored aggregate of another task or reference, or none where
 /// one should be), which need a rescan.
@@ -492,7 +523,7 @@ fn add_deltas(
 /// New predictions of one hour of one batch, folded on the request's thread where the events
 /// are already parsed ([`fold_on_arrival`]), with the task and reference they were folded for.
 /// The store keeps it in the hour's delta; a refresh uses it instead of decoding and parsing
-/// the segment again while the task and reference are still those, and reads the segment
+/// the chunk again while the task and reference are still those, and reads the chunk
 /// otherwise.
 #[derive(Serialize, Deserialize)]
 struct ArrivalFold {
@@ -516,7 +547,7 @@ impl ArrivalFold {
 /// and used while the stored task decision and drift stamp are the ones it was built from (two
 /// small indexed reads per batch); the reference profile is loaded again only when they
 /// change. A fold made for another task or reference is not used anyway (the refresh reads the
-/// segment instead), so a context that is a moment late costs time, never correctness.
+/// chunk instead), so a context that is a moment late costs time, never correctness.
 struct ArrivalContext {
     decision: Vec<u8>,
     stamp: Option<Vec<u8>>,
@@ -566,7 +597,7 @@ fn arrival_context(
 /// Folds a batch of new predictions per (version, hour) where they were parsed, for the store
 /// to keep in the hours' deltas (`PredictionBatch::folds`). `None` before the model's task is
 /// decided: nothing can be folded until a refresh decides it, and every batch stored until
-/// then is read back from its segments, so the caller should have the refresh run soon.
+/// then is read back from its chunks, so the caller should have the refresh run soon.
 pub fn fold_on_arrival(
     store: &dyn Store,
     model: &ModelName,
@@ -658,9 +689,9 @@ impl NewPredictions {
 }
 
 /// The new predictions of `hours`: folded on arrival when the delta carries a fold of the
-/// current task and reference, else read from the segment the delta names (each segment
+/// current task and reference, else read from the chunk the delta names (each chunk
 /// decoded once, on one core, its events going to the hours whose delta names it: the others
-/// are already counted, or wait for a rescan). The folds of each hour are merged in segment
+/// are already counted, or wait for a rescan). The folds of each hour are merged in chunk
 /// order. `None` for an hour whose folds could not be merged.
 fn new_predictions(
     basis: &Basis<'_>,
@@ -676,33 +707,33 @@ fn new_predictions(
         reference,
     } = *basis;
     let mut wanted: BTreeMap<i64, HashSet<(&str, i64)>> = BTreeMap::new();
-    // Folds made on arrival, by segment, for the hours whose delta carries a usable one.
-    let mut by_segment: BTreeMap<i64, Vec<(HourKey, NewPredictions)>> = BTreeMap::new();
+    // Folds made on arrival, by chunk, for the hours whose delta carries a usable one.
+    let mut by_chunk: BTreeMap<i64, Vec<(HourKey, NewPredictions)>> = BTreeMap::new();
     for d in hours {
         for delta in by_hour
             .get(&(d.version.as_str(), d.hour))
             .into_iter()
             .flatten()
         {
-            let Some(segment) = delta.segment else {
+            let Some(chunk) = delta.chunk else {
                 continue;
             };
             let key = (d.version.clone(), d.hour.micros());
             match ArrivalFold::usable(delta.fold(), spec_json, reference) {
-                Some(fold) => by_segment.entry(segment).or_default().push((key, fold)),
+                Some(fold) => by_chunk.entry(chunk).or_default().push((key, fold)),
                 None => {
                     wanted
-                        .entry(segment)
+                        .entry(chunk)
                         .or_default()
                         .insert((d.version.as_str(), d.hour.micros()));
                 }
             }
         }
     }
-    let segments: Vec<(i64, HashSet<(&str, i64)>)> = wanted.into_iter().collect();
-    let decoded = modelwatch_stats::parallel::parallel_map(&segments, |(segment, hours)| {
+    let chunks: Vec<(i64, HashSet<(&str, i64)>)> = wanted.into_iter().collect();
+    let decoded = modelwatch_stats::parallel::parallel_map(&chunks, |(chunk, hours)| {
         let mut folds: HashMap<(String, i64), NewPredictions> = HashMap::new();
-        store.scan_segments(model, &[*segment], &mut |_, p| {
+        store.scan_chunks(model, &[*chunk], &mut |_, p| {
             let version = p.model_version.as_deref().unwrap_or("");
             let hour = hour_of(p.timestamp.micros());
             if hours.contains(&(version, hour)) {
@@ -714,14 +745,14 @@ fn new_predictions(
         })?;
         Ok::<_, StoreError>(folds)
     });
-    for ((segment, _), folds) in segments.iter().zip(decoded) {
+    for ((chunk, _), folds) in chunks.iter().zip(decoded) {
         let folds = folds?;
         *decoded_count += folds.values().map(|f| f.count).sum::<u64>();
-        by_segment.entry(*segment).or_default().extend(folds);
+        by_chunk.entry(*chunk).or_default().extend(folds);
     }
-    // Merged in segment order, whichever way each fold was made.
+    // Merged in chunk order, whichever way each fold was made.
     let mut merged: HashMap<(String, i64), Option<NewPredictions>> = HashMap::new();
-    for (key, fold) in by_segment.into_values().flatten() {
+    for (key, fold) in by_chunk.into_values().flatten() {
         match merged.remove(&key) {
             None => merged.insert(key, Some(fold)),
             Some(before) => merged.insert(key, before.and_then(|b| b.merge(&fold))),
@@ -760,7 +791,7 @@ fn add_to_hour(w: &HourWork<'_>, basis: &Basis<'_>) -> Result<Option<AddedHour>,
         reference,
         ..
     } = *basis;
-    let has_predictions = w.deltas.iter().any(|d| d.segment.is_some());
+    let has_predictions = w.deltas.iter().any(|d| d.chunk.is_some());
     let never_written = w.perf.is_none() && w.sketch.is_none() && has_predictions;
     let blob = match w.perf.as_deref() {
         None if never_written => Some(HourBlob {
@@ -986,10 +1017,11 @@ fn readable<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Drift windows of `window` over `range` merged from the hourly sketches, after a
-/// [`refresh`]. Asked only when [`crate::planner::drift`] says the hours answer the query.
-/// `None` when they cannot after all (an hour unreadable or built against another reference):
-/// the raw events answer meanwhile.
+/// Drift windows of `window` over `range` merged from the hourly sketches, after a refresh
+/// that leaves the task decision alone ([`Decide::No`]). Asked only when
+/// [`crate::planner::drift`] says the hours answer the query. `None` when they cannot after all
+/// (no task decided yet, so the hours were not refreshed; an hour
+/// unreadable or built against another reference): the raw events answer meanwhile.
 pub fn drift_hours(
     store: &dyn Store,
     model: &ModelName,
@@ -998,7 +1030,9 @@ pub fn drift_hours(
     reference: &Reference,
 ) -> Result<Option<Vec<Windowed>>, EngineError> {
     ensure_drift_stamp(store, model, reference)?;
-    refresh_against(store, model, Some(reference))?;
+    if refresh_against(store, model, Some(reference), Decide::No)?.undecided {
+        return Ok(None);
+    }
     let mut windows: BTreeMap<Timestamp, WindowSketch> = BTreeMap::new();
     for row in store.aggregates(model, DRIFT, range)? {
         let Some(sk) = readable::<WindowSketch>(store, model, &row, "drift sketch")? else {
@@ -1075,8 +1109,8 @@ fn first_decision(
 /// Splits sorted hours into passes: runs of consecutive hours (a gap ends a run, so sparse
 /// hours never scan what lies between them), long runs cut so that every core gets a share and
 /// no pass holds more than [`MAX_HOURS_PER_PASS`] hours of accumulators. Passes are few on
-/// purpose: events are stored in arrival order, so a bulk import of unordered rows has segments
-/// spanning the whole range, and every pass decodes each segment it overlaps.
+/// purpose: events are stored in arrival order, so a bulk import of unordered rows has chunks
+/// spanning the whole range, and every pass decodes each chunk it overlaps.
 fn runs(hours: &[i64]) -> Vec<&[i64]> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per = hours.len().div_ceil(threads).clamp(1, MAX_HOURS_PER_PASS);

@@ -89,7 +89,7 @@ pub fn fold_windows(
     let mut windows: BTreeMap<i64, WindowSketch> = BTreeMap::new();
     store.scan_predictions(model, &range, &mut |ev: &PredictionEvent, label| {
         if let Some(s) = &query.segment {
-            if !s.matches(&ev.features) {
+            if !s.matches(ev) {
                 return;
             }
         }
@@ -188,6 +188,27 @@ pub struct DriftResponse {
     pub prediction: PredictionDrift,
 }
 
+/// The query with its segment read against the model's features ([`Segment::for_features`]);
+/// an error when the segment is a breakdown by value, which a comparison of one slice with the
+/// reference (`report`) cannot answer.
+fn one_slice(
+    store: &dyn Store,
+    model: &ModelName,
+    query: &DriftQuery,
+    report: &'static str,
+) -> Result<DriftQuery, EngineError> {
+    let mut query = query.clone();
+    if let Some(segment) = query.segment.take() {
+        let segment = match store.model(model)? {
+            Some(m) => segment.for_features(m.schema.features.iter().map(|f| f.name.as_str())),
+            None => segment,
+        };
+        segment.slice(report)?;
+        query.segment = Some(segment);
+    }
+    Ok(query)
+}
+
 /// Drift per window against the stored reference.
 pub fn drift(
     store: &dyn Store,
@@ -195,6 +216,7 @@ pub fn drift(
     query: &DriftQuery,
     config: &DriftConfig,
 ) -> Result<DriftResponse, EngineError> {
+    let query = &one_slice(store, model, query, "drift")?;
     let reference = Reference::load(store, model, query.version.as_deref())?;
     let windows = windows(store, model, query, &reference)?;
     let mut response = drift_of_windows(model, query.window, &reference, &windows, config);
@@ -421,6 +443,7 @@ pub fn quality(
     query: &DriftQuery,
     thresholds: &QualityThresholds,
 ) -> Result<QualityResponse, EngineError> {
+    let query = &one_slice(store, model, query, "quality")?;
     let reference = Reference::load(store, model, query.version.as_deref())?;
     let windows = windows(store, model, query, &reference)?;
     let cutoff = crate::partial::cutoff(store, model, Timestamp::now())?;

@@ -17,8 +17,15 @@ pub enum EngineError {
     /// The server's reply adds where to upload one.
     #[error("model `{model}` has no reference dataset: upload the data it was trained on as its reference")]
     NoReference { model: String },
-    #[error("segment {0:?} is not valid: use feature:value, e.g. country:DE")]
-    InvalidSegment(String),
+    #[error("segment {given:?} is not valid: {why}")]
+    InvalidSegment { given: String, why: &'static str },
+    /// A breakdown by value asked of a report of one slice (drift, quality).
+    #[error(
+        "segment {given:?} names no value: {report} compares one slice of the traffic with the \
+         reference, so name the value, e.g. {given}:<value> (a breakdown by every value is in \
+         the metrics)"
+    )]
+    SegmentNeedsValue { given: String, report: &'static str },
 }
 
 impl ServiceError for EngineError {
@@ -28,7 +35,8 @@ impl ServiceError for EngineError {
             EngineError::NoReference { .. } => ErrorCode::Conflict,
             EngineError::InvalidThreshold(_)
             | EngineError::InvalidTask(_)
-            | EngineError::InvalidSegment(_) => ErrorCode::InvalidInput,
+            | EngineError::InvalidSegment { .. }
+            | EngineError::SegmentNeedsValue { .. } => ErrorCode::InvalidInput,
         }
     }
 }

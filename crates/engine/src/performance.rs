@@ -54,7 +54,7 @@
 //!               "prediction_distribution": {"n", "classes", "entropy_bits", "top_class",
 //!                                           "top_class_share", "counts"} | null,
 //!               "score_quantiles": {"n", "p50", "p95", "p99", "min", "max"}}],
-//!  // only with segment=:
+//!  // only with segment= (the parameter as given); `segments` only for a breakdown:
 //!  "segment": "country",
 //!  "segments": [{"value": "DE", "predictions": 120, "labelled": 100,
 //!                <report over the whole range, flattened>,
@@ -64,16 +64,15 @@
 //! in its confusion matrix, whose last row and column `(other classes)` sum the others
 //! (`classes`, `classes_omitted`): the reply's size never grows with the number of classes.
 //!
-//! Segments are the 10 values with most predictions plus `other`, worst first by the main
-//! metric (f1 for binary, accuracy for multiclass, mae for regression; undefined last). A
-//! segment is a feature (`segment=country`) or a tag (`segment=tag:region`); a missing value is
-//! `(missing)`, a null one `(null)`.
+//! `segment` has one grammar ([`Segment`]). A breakdown (`segment=country`, `segment=tag:region`)
+//! reports the 10 values with most predictions plus `other`, worst first by the main metric (f1
+//! for binary, accuracy for multiclass, mae for regression; undefined last); a missing value is
+//! `(missing)`, a null one `(null)`. A slice (`segment=country:DE`, `segment=tag:region:eu`)
+//! reports only its events, as a report of its own (no `segments`).
 
 use std::collections::{BTreeMap, HashMap};
 
-use modelwatch_core::{
-    FeatureValue, LabelEvent, ModelName, Outcome, PredictionEvent, ReferenceRow, Timestamp, Window,
-};
+use modelwatch_core::{LabelEvent, ModelName, PredictionEvent, ReferenceRow, Timestamp, Window};
 use modelwatch_stats::perf::{Histogram, MetricConfig, PerfError, QuantileSketch};
 use modelwatch_store::{DelayQuantiles, ScanRange, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -87,7 +86,7 @@ pub const MAX_SEGMENTS: usize = 10;
 const MAX_TRACKED_SEGMENTS: usize = 1_000;
 /// The engine's error under the name performance callers know it by.
 pub use crate::error::EngineError as PerformanceError;
-pub use crate::query::PerformanceQuery;
+pub use crate::query::{PerformanceQuery, Segment, SegmentKey};
 use crate::state::choose_task;
 pub use crate::state::{
     baseline_state, Operational, Task, TaskChanges, TaskDetector, TaskReport, TaskSource, TaskSpec,
@@ -187,30 +186,13 @@ pub struct PerformanceReport {
     pub segments: Option<Vec<SegmentReport>>,
 }
 
-/// The segment value of a prediction for `segment` (a feature or `tag:<name>`).
-pub fn segment_value(segment: &str, p: &PredictionEvent) -> String {
-    if let Some(tag) = segment.strip_prefix("tag:") {
-        return p
-            .tags
-            .iter()
-            .find(|(k, _)| k == tag)
-            .map_or_else(|| "(missing)".to_owned(), |(_, v)| v.clone());
-    }
-    match p.features.iter().find(|(k, _)| k == segment) {
-        None => "(missing)".to_owned(),
-        Some((_, FeatureValue::Null)) => "(null)".to_owned(),
-        Some((_, FeatureValue::Bool(b))) => b.to_string(),
-        Some((_, FeatureValue::Number(n))) => Outcome::Number(*n).class_key(),
-        Some((_, FeatureValue::Text(s))) => s.clone(),
-    }
-}
-
 /// Per-window accumulators of a scan, optionally split by segment value.
 #[derive(Debug, Clone)]
 pub struct WindowFold {
     pub spec: TaskSpec,
     pub window: Window,
-    pub segment: Option<String>,
+    /// What the breakdown is by (a `segment` without a value).
+    pub segment: Option<SegmentKey>,
     pub windows: BTreeMap<Timestamp, WindowAccumulator>,
     /// segment value -> window start -> accumulator.
     pub segments: HashMap<String, BTreeMap<Timestamp, WindowAccumulator>>,
@@ -219,7 +201,7 @@ pub struct WindowFold {
 const OTHER: &str = "other";
 
 impl WindowFold {
-    pub fn new(spec: TaskSpec, window: Window, segment: Option<String>) -> WindowFold {
+    pub fn new(spec: TaskSpec, window: Window, segment: Option<SegmentKey>) -> WindowFold {
         WindowFold {
             spec,
             window,
@@ -238,7 +220,7 @@ impl WindowFold {
             .or_insert_with(|| WindowAccumulator::new(spec))
             .observe(spec, p, l);
         if let Some(seg) = &self.segment {
-            let mut v = segment_value(seg, p);
+            let mut v = seg.value_of(p);
             if !self.segments.contains_key(&v) && self.segments.len() >= MAX_TRACKED_SEGMENTS {
                 v = OTHER.to_owned();
             }
@@ -412,9 +394,21 @@ pub fn scan_performance(
         to: q.to,
         version: q.version.clone(),
     };
-    if store.model(model)?.is_none() {
+    let Some(summary) = store.model(model)? else {
         return Err(StoreError::ModelNotFound(model.to_string()).into());
-    }
+    };
+    let segment = q
+        .segment
+        .as_deref()
+        .map(Segment::parse)
+        .transpose()?
+        .map(|s| s.for_features(summary.schema.features.iter().map(|f| f.name.as_str())));
+    // A slice keeps only its events; a breakdown keeps every event and folds each value apart.
+    let slice = segment.as_ref().filter(|s| s.value.is_some());
+    let split = segment
+        .as_ref()
+        .filter(|s| s.value.is_none())
+        .map(|s| s.key.clone());
     // The persisted decision (all rows and the reference) saves a second scan of the range.
     let (spec, task_reason) =
         match crate::aggregates::decided_spec(store, model, q.task, threshold)? {
@@ -427,9 +421,12 @@ pub fn scan_performance(
     // One scan per core over consecutive slices of the range, merged: states merge exactly.
     let parts = split_range(&range);
     let folded = modelwatch_stats::parallel::parallel_map(&parts, |part| {
-        let mut fold = WindowFold::new(spec.clone(), window, q.segment.clone());
+        let mut fold = WindowFold::new(spec.clone(), window, split.clone());
         let mut versions: BTreeMap<String, WindowAccumulator> = BTreeMap::new();
         store.scan_predictions(model, part, &mut |p, l| {
+            if slice.is_some_and(|s| !s.matches(p)) {
+                return;
+            }
             fold.observe(p, l);
             versions
                 .entry(p.model_version.clone().unwrap_or_default())
@@ -438,7 +435,7 @@ pub fn scan_performance(
         })?;
         Ok::<_, EngineError>((fold, versions))
     });
-    let mut fold = WindowFold::new(spec.clone(), window, q.segment.clone());
+    let mut fold = WindowFold::new(spec.clone(), window, split.clone());
     let mut versions: BTreeMap<String, WindowAccumulator> = BTreeMap::new();
     for part in folded {
         let (f, v) = part?;
@@ -451,10 +448,7 @@ pub fn scan_performance(
     // Kept with the aggregates per reference upload and task, folded once.
     let (baseline, reference) =
         crate::aggregates::baseline(store, model, q.version.as_deref(), &spec)?;
-    let segments = q
-        .segment
-        .as_ref()
-        .map(|_| segment_reports(&fold, window, &q.config));
+    let segments = split.map(|_| segment_reports(&fold, window, &q.config));
     let mut report = assemble(
         model,
         q,

@@ -12,7 +12,7 @@ use modelwatch_stats::drift::{
     adjust_p_values, drift_report, Column, Correction, DriftConfig, FeatureStatus, ProfileOptions,
     ReferenceProfile,
 };
-use modelwatch_store::{LabelBatch, PredictionBatch, SqliteStore, Store};
+use modelwatch_store::{LabelBatch, PredictionBatch, ScanRange, SqliteStore, Store};
 use modelwatch_testkit::assert_json_close;
 
 const DAY: i64 = 86_400;
@@ -338,9 +338,18 @@ fn a_segment_keeps_only_its_events() {
     // Days 1-2: every third row; day 3: the same minus the 10 rows turned into `XX`.
     let rows: Vec<u64> = r.windows.iter().map(|w| w.rows).collect();
     assert_eq!(rows, [100, 100, 90]);
+    // A breakdown by every value is not one slice to compare with the reference.
+    let q = DriftQuery {
+        segment: Some(Segment::parse("country").unwrap()),
+        ..query()
+    };
     assert!(matches!(
-        Segment::parse("country"),
-        Err(DriftError::InvalidSegment(_))
+        drift::quality(&store, &model(), &q, &QualityThresholds::default()),
+        Err(DriftError::SegmentNeedsValue { .. })
+    ));
+    assert!(matches!(
+        Segment::parse(":DE"),
+        Err(DriftError::InvalidSegment { .. })
     ));
 }
 
@@ -476,10 +485,11 @@ fn hourly_sketches_equal_the_raw_event_fold() {
         store
             .ingest_predictions(&model(), PredictionBatch::new(rows))
             .unwrap();
+        // The first refresh decides the task (a drift query does not: see
+        // `a_drift_query_neither_decides_nor_changes_the_task`); after it new predictions are
+        // added to the sketches from their chunks, without a rescan.
+        let r = modelwatch_engine::aggregates::refresh(&store, &model()).unwrap();
         if day > 0 {
-            // Once the first refresh has decided the task, new predictions are added to the
-            // sketches from their segments, without a rescan.
-            let r = modelwatch_engine::aggregates::refresh(&store, &model()).unwrap();
             assert_eq!((r.predictions, r.predictions_added), (0, 300), "{r:?}");
         }
         compare(&store);
@@ -554,4 +564,89 @@ fn a_stored_reference_profile_reads_back_bit_for_bit() {
         .filter(|s| s.contains('.') && s.len() >= 18)
         .count();
     assert!(misread > 0, "no 17-digit number in the profile");
+}
+
+/// The task decision the refresh persisted for the model (`spec.task`), if any.
+fn decided_task(store: &SqliteStore) -> Option<String> {
+    let rows = store
+        .aggregates(&model(), "task", &ScanRange::default())
+        .unwrap();
+    let row = rows.first()?;
+    let decision: serde_json::Value = serde_json::from_slice(&row.data).unwrap();
+    Some(decision["spec"]["task"].as_str().unwrap().to_owned())
+}
+
+/// Drift does not depend on the task, so a drift query neither makes the model's first task
+/// decision (the reference read again and an hour scanned to detect it) nor acts on a changed
+/// one (every hour rebuilt): it answers all the same, and the next refresh that decides (the
+/// server's background one, a performance query) does both.
+#[test]
+fn a_drift_query_neither_decides_nor_changes_the_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_data(dir.path(), true);
+    let config = DriftConfig::default();
+    let raw = |store: &SqliteStore| {
+        let reference = drift::Reference::load(store, &model(), None).unwrap();
+        let windows = drift::fold_windows(store, &model(), &query(), &reference).unwrap();
+        drift::drift_of_windows(&model(), Window::DAY, &reference, &windows, &config)
+    };
+    // No decision yet: the drift query answers (from the raw events) and decides nothing.
+    let before = drift::drift(&store, &model(), &query(), &config).unwrap();
+    assert_eq!(before.windows.len(), 3);
+    assert_eq!(decided_task(&store), None);
+    let mut answered = serde_json::to_value(&before).unwrap();
+    let mut expected = serde_json::to_value(raw(&store)).unwrap();
+    for w in answered["windows"].as_array_mut().unwrap().iter_mut() {
+        w["partial"] = false.into();
+    }
+    for w in expected["windows"].as_array_mut().unwrap().iter_mut() {
+        w["partial"] = false.into();
+    }
+    assert_json_close(&answered, &expected, 1e-9, "drift before any decision");
+
+    // A deciding refresh: binary (predictions 0 and 1).
+    let r = modelwatch_engine::aggregates::refresh(&store, &model()).unwrap();
+    assert!(r.predictions > 0, "{r:?}");
+    assert_eq!(decided_task(&store).as_deref(), Some("binary"));
+
+    // A third class arrives: the detector would now say multiclass. The drift query counts the
+    // new rows (in the sketches and the detector) but leaves the binary decision, and rebuilds
+    // nothing; its answer is the raw events' all the same.
+    let more: Vec<PredictionEvent> = (0..60)
+        .map(|i| PredictionEvent {
+            request_id: format!("late-{i}"),
+            timestamp: Timestamp::from_secs(START + 2 * DAY + 3600 + i * 30),
+            model_version: Some("v1".into()),
+            features: features(i as usize, 60, 0.0),
+            prediction: Some(Outcome::Number((i % 3) as f64)),
+            score: None,
+            scores: None,
+            latency_ms: None,
+            error: None,
+            tags: vec![],
+        })
+        .collect();
+    let batch = PredictionBatch::new(more.into_iter().enumerate().collect());
+    store.ingest_predictions(&model(), batch).unwrap();
+    let after = drift::drift(&store, &model(), &query(), &config).unwrap();
+    assert_eq!(after.windows[2].rows, 360);
+    assert_eq!(decided_task(&store).as_deref(), Some("binary"));
+    assert!(
+        store.dirty_hours(&model()).unwrap().is_empty(),
+        "the drift query refreshed the hours"
+    );
+    let merged = modelwatch_engine::aggregates::drift_windows(
+        &store,
+        &model(),
+        &query(),
+        &drift::Reference::load(&store, &model(), None).unwrap(),
+    )
+    .unwrap()
+    .expect("the hours answer the drift query");
+    assert_eq!(merged[2].sketch.rows, 360);
+
+    // The next deciding refresh finds the decision out of date: multiclass, every hour rebuilt.
+    let r = modelwatch_engine::aggregates::refresh(&store, &model()).unwrap();
+    assert!(r.rebuilt, "{r:?}");
+    assert_eq!(decided_task(&store).as_deref(), Some("multiclass"));
 }

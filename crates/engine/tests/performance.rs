@@ -504,7 +504,7 @@ fn windows_match_the_raw_events(store: &SqliteStore, what: &str) -> Vec<serde_js
 }
 
 #[test]
-fn new_predictions_are_added_from_their_segments_and_equal_the_raw_events_and_a_rebuild() {
+fn new_predictions_are_added_from_their_chunks_and_equal_the_raw_events_and_a_rebuild() {
     for name in ["binary", "regression", "multiclass"] {
         let (_dir, store, data) = with_reference(name);
         let preds = data["predictions"].as_array().unwrap();
@@ -541,7 +541,7 @@ fn new_predictions_are_added_from_their_segments_and_equal_the_raw_events_and_a_
         assert_eq!(
             (r.predictions, added + r.predictions_added),
             (0, (preds.len() - half) as u64),
-            "{name}: every new prediction added from its segment, no hour rescanned"
+            "{name}: every new prediction added from its chunk, no hour rescanned"
         );
         assert!(store.hour_deltas(&model()).unwrap().is_empty());
         // Then every label, as deltas of predictions that all came one way or the other.
@@ -575,7 +575,7 @@ fn predictions_folded_on_arrival_are_added_without_decoding_and_equal_the_raw_ev
         aggregates::refresh(&store, &model()).unwrap();
         // The rest arrives folded, in two requests (alternate rows, so both cover the same
         // hours); the second repeats a row of the first, so its fold of that row's hour does
-        // not match what was stored and that hour's segment is read instead.
+        // not match what was stored and that hour's chunk is read instead.
         let first: Vec<Value> = preds[half..].iter().step_by(2).cloned().collect();
         let mut second: Vec<Value> = preds[half + 1..].iter().step_by(2).cloned().collect();
         ingest_predictions_folded(&store, &first, true);
@@ -1018,13 +1018,13 @@ impl Store for RaceAfterScan {
     ) -> Result<Vec<modelwatch_store::HourDelta>, modelwatch_store::StoreError> {
         self.inner.hour_deltas(model)
     }
-    fn scan_segments(
+    fn scan_chunks(
         &self,
         model: &ModelName,
-        segments: &[i64],
+        chunks: &[i64],
         f: &mut dyn FnMut(i64, &modelwatch_core::PredictionEvent),
     ) -> Result<(), modelwatch_store::StoreError> {
-        self.inner.scan_segments(model, segments, f)
+        self.inner.scan_chunks(model, chunks, f)
     }
     fn mark_for_rescan(
         &self,

@@ -45,7 +45,7 @@ pub const TARGETS: &[Target] = &[
 const MAX_BATCH_ROWS: usize = 100_000;
 
 /// `POST /v1/models/{model}/predictions`: the body split into rows and each row parsed, as the
-/// handler does; then what the store does with an accepted row (encode it as a segment line,
+/// handler does; then what the store does with an accepted row (encode it as a chunk line,
 /// or keep the row as sent) must read back as the same event.
 pub fn prediction_rows(data: &[u8]) {
     let Ok(batch) = parse_batch(
@@ -127,13 +127,13 @@ fn check_rejection(r: &Rejection) {
     assert!(!r.reason.is_empty(), "a refusal without a reason: {r:?}");
 }
 
-/// An accepted event, encoded as the store writes it to a segment, decodes to the same event.
+/// An accepted event, encoded as the store writes it to a chunk, decodes to the same event.
 fn check_reads_back(event: &PredictionEvent) {
     let mut line = Vec::new();
     encode_line(&mut line, event);
     assert_eq!(line.last(), Some(&b'\n'));
     let text = std::str::from_utf8(&line[..line.len() - 1]).expect("JSON is UTF-8");
-    assert!(!text.contains('\n'), "a segment line holds one event");
+    assert!(!text.contains('\n'), "a chunk line holds one event");
     assert_eq!(
         decode_stored(text).as_ref(),
         Ok(event),

@@ -18,7 +18,8 @@ pub(crate) struct DriftParams {
     from: Option<String>,
     to: Option<String>,
     version: Option<String>,
-    /// `feature:value`.
+    /// One value's slice, `feature:value` or `tag:<name>:<value>` (`engine::query::Segment`);
+    /// a breakdown by every value (`feature`, `tag:<name>`) is refused with what to write.
     segment: Option<String>,
     // Drift settings of this request (GET .../drift only; defaults as in `DriftConfig`).
     /// `benjamini_hochberg` (default), `bonferroni` or `none`.
@@ -113,11 +114,12 @@ fn drift_query(p: DriftParams) -> Result<DriftQuery, ApiError> {
             ));
         }
     }
+    // Empty is no segment, as on /metrics.
     let segment = p
         .segment
+        .filter(|s| !s.is_empty())
         .map(|s| Segment::parse(&s))
-        .transpose()
-        .map_err(|e| ApiError::bad_request("invalid_query", format!("`segment`: {e}")))?;
+        .transpose()?;
     Ok(DriftQuery {
         window,
         from,

@@ -123,9 +123,13 @@ impl From<EngineError> for ApiError {
                      PUT /v1/models/{model}/reference"
                 ),
             ),
-            e @ (EngineError::InvalidThreshold(_)
-            | EngineError::InvalidTask(_)
-            | EngineError::InvalidSegment(_)) => ApiError::of(&e, "invalid_query"),
+            e @ (EngineError::InvalidThreshold(_) | EngineError::InvalidTask(_)) => {
+                ApiError::of(&e, "invalid_query")
+            }
+            // The same words on /metrics and /drift, naming the query parameter.
+            e @ (EngineError::InvalidSegment { .. } | EngineError::SegmentNeedsValue { .. }) => {
+                ApiError::new(e.code(), "invalid_query", format!("`segment`: {e}"))
+            }
         }
     }
 }
@@ -298,7 +302,7 @@ mod tests {
     #[test]
     fn store_failures_are_never_the_callers_mistake() {
         let corrupt = StoreError::Corrupt {
-            what: "segment",
+            what: "chunk",
             detail: "x".into(),
         };
         let full = StoreError::Io {

@@ -268,7 +268,7 @@ pub(crate) async fn predictions(
                 .map(|((i, (event, same)), span)| ((i, event), span.filter(|_| same)))
                 .unzip();
             // Folded here, where the events are parsed, so that the refresh need not decode
-            // and parse them again. Without a fold the refresh reads the segment: no error
+            // and parse them again. Without a fold the refresh reads the chunk: no error
             // here can lose anything.
             let folds =
                 modelwatch_engine::aggregates::fold_on_arrival(s, m, &rows).unwrap_or_else(|e| {

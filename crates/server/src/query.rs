@@ -252,7 +252,8 @@ pub(crate) struct MetricsParams {
     from: Option<String>,
     to: Option<String>,
     version: Option<String>,
-    /// A feature name or `tag:<name>`: metrics per value of it.
+    /// `engine::query::Segment`: a feature or `tag:<name>` for metrics per value of it, or
+    /// `feature:value` / `tag:<name>:<value>` for the metrics of that slice only.
     segment: Option<String>,
     /// `binary`, `multiclass` or `regression`: overrides detection.
     task: Option<String>,
@@ -288,10 +289,17 @@ pub(crate) async fn metrics(
             ))
         }
     };
-    if csv && p.segment.is_some() {
+    // Checked here so that a bad one is refused before any work; the engine reads it again.
+    // Empty is no segment (as it was: an empty name split nothing useful).
+    let segment = p.segment.filter(|s| !s.is_empty());
+    let breakdown = match &segment {
+        Some(s) => performance::Segment::parse(s)?.value.is_none(),
+        None => false,
+    };
+    if csv && breakdown {
         return Err(ApiError::bad_request(
             "invalid_query",
-            "`format=csv` is the table of windows and has no segments: drop `segment`, or ask for JSON",
+            "`format=csv` is the table of windows and has no segments: drop `segment`, name one value (e.g. country:DE), or ask for JSON",
         ));
     }
     let window = Window::parse(p.window.as_deref().unwrap_or("1d"))
@@ -321,7 +329,7 @@ pub(crate) async fn metrics(
         from: query.from,
         to: query.to,
         version: query.version,
-        segment: p.segment,
+        segment,
         task,
         threshold: p.threshold,
         config: Default::default(),

@@ -1,4 +1,4 @@
-//! Reads nobody waits for any more: a long scan checks, between stored segments, whether the
+//! Reads nobody waits for any more: a long scan checks, between stored chunks, whether the
 //! request it answers was abandoned (its client closed the connection, or gave up waiting),
 //! and stops there instead of running to the end.
 //!
@@ -23,7 +23,7 @@ thread_local! {
 }
 
 /// Runs `f` on this thread with `abandoned` as its request's flag: once the flag is set, the
-/// store's scans stop with [`StoreError::Cancelled`] at the next segment.
+/// store's scans stop with [`StoreError::Cancelled`] at the next chunk.
 pub fn run_cancellable<T>(abandoned: Arc<AtomicBool>, f: impl FnOnce() -> T) -> T {
     /// Puts back what was there before, also when `f` unwinds.
     struct Restore(Option<Arc<AtomicBool>>);

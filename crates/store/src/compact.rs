@@ -3,7 +3,7 @@
 //!
 //! Why it exists: a late label is applied to its hour's stored aggregate from these bytes
 //! alone (ADR 003, "new labels without a rescan"), so the label writer, which reads the index
-//! row anyway to find the hour, hands the refresh everything it needs without a segment decode.
+//! row anyway to find the hour, hands the refresh everything it needs without a chunk decode.
 //! Floats are stored as their exact bits: a metric folded from a delta equals one folded from
 //! the raw event.
 

@@ -355,23 +355,23 @@ pub fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn S
             (String::new(), "2026-01-01T05:00:00Z".to_owned()),
         ]
     );
-    // New predictions are deltas of their hours, naming the segment that holds them, which
+    // New predictions are deltas of their hours, naming the chunk that holds them, which
     // reads back without labels.
     assert!(dirty.iter().all(|d| d.deltas_only));
     let deltas = store.hour_deltas(&model()).unwrap();
     assert_eq!(deltas.len(), 2);
-    let segment = deltas[0].segment.expect("a delta of predictions");
-    assert!(deltas.iter().all(|d| d.segment == Some(segment)));
+    let chunk = deltas[0].chunk.expect("a delta of predictions");
+    assert!(deltas.iter().all(|d| d.chunk == Some(chunk)));
     assert!(deltas[0].labels().unwrap().is_empty());
     let mut read = Vec::new();
     store
-        .scan_segments(&model(), &[segment, segment + 1000], &mut |s, e| {
+        .scan_chunks(&model(), &[chunk, chunk + 1000], &mut |s, e| {
             read.push((s, e.request_id.clone()))
         })
         .unwrap();
     assert_eq!(
         read,
-        ["a", "b", "n"].map(|id| (segment, id.to_owned())).to_vec()
+        ["a", "b", "n"].map(|id| (chunk, id.to_owned())).to_vec()
     );
     let blob = |v: &str, h: &str, d: &[u8]| StoredAggregate {
         version: v.to_owned(),
@@ -568,7 +568,7 @@ pub fn changes_racing_with_a_rescan_are_left_as_deltas(store: &dyn Store) {
     assert_eq!(deltas.len(), 1);
     let mut read = Vec::new();
     store
-        .scan_segments(&model(), &[deltas[0].segment.unwrap()], &mut |_, e| {
+        .scan_chunks(&model(), &[deltas[0].chunk.unwrap()], &mut |_, e| {
             read.push(e.request_id.clone())
         })
         .unwrap();
@@ -671,7 +671,7 @@ pub fn a_change_racing_with_a_rescan_survives_deltas_applied_meanwhile(store: &d
     );
     let mut read = Vec::new();
     store
-        .scan_segments(&model(), &[deltas[0].segment.unwrap()], &mut |_, e| {
+        .scan_chunks(&model(), &[deltas[0].chunk.unwrap()], &mut |_, e| {
             read.push(e.request_id.clone())
         })
         .unwrap();

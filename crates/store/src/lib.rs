@@ -99,7 +99,7 @@ pub struct PredictionBatch {
     pub verbatim: Option<VerbatimRows>,
     /// What the rows add to each of their hours' aggregates, folded by the caller where they
     /// were parsed (opaque to the store). Kept in the hour's delta when every row of that hour
-    /// was stored as new, so that a refresh need not decode the segment.
+    /// was stored as new, so that a refresh need not decode the chunk.
     pub folds: Vec<HourFold>,
 }
 
@@ -282,8 +282,8 @@ pub struct DirtyHour {
 }
 
 /// What one ingest added to one hour, written in the same transaction as the rows and the
-/// hour's mark: either the hour's new predictions in one segment ([`HourDelta::segment`]; read
-/// with [`Store::scan_segments`], their labels come as label deltas) or first labels of its
+/// hour's mark: either the hour's new predictions in one chunk ([`HourDelta::chunk`]; read
+/// with [`Store::scan_chunks`], their labels come as label deltas) or first labels of its
 /// predictions ([`HourDelta::labels`]). Applied to the stored aggregates by a refresh, which
 /// deletes the delta (`AggregateWrite::applied`) in the transaction that writes the result.
 #[derive(Debug, Clone, PartialEq)]
@@ -291,8 +291,8 @@ pub struct HourDelta {
     pub id: i64,
     pub version: String,
     pub hour: Timestamp,
-    /// The segment holding the hour's new predictions, for a delta of predictions.
-    pub segment: Option<i64>,
+    /// The chunk holding the hour's new predictions, for a delta of predictions.
+    pub chunk: Option<i64>,
     /// The labels in their stored form, decoded by [`HourDelta::labels`] (a refresh decodes
     /// each hour's on the core that updates it); for a delta of predictions, the caller's fold
     /// of them, or empty.
@@ -302,7 +302,7 @@ pub struct HourDelta {
 impl HourDelta {
     /// The first labels of a label delta (none for a delta of predictions).
     pub fn labels(&self) -> Result<Vec<NewLabel>, StoreError> {
-        if self.segment.is_some() {
+        if self.chunk.is_some() {
             return Ok(Vec::new());
         }
         compact::delta_entries(&self.data)
@@ -311,7 +311,7 @@ impl HourDelta {
     /// For a delta of predictions, the caller's fold of them ([`PredictionBatch::folds`]),
     /// when the ingest kept one.
     pub fn fold(&self) -> Option<&[u8]> {
-        (self.segment.is_some() && !self.data.is_empty()).then_some(&self.data[..])
+        (self.chunk.is_some() && !self.data.is_empty()).then_some(&self.data[..])
     }
 }
 
@@ -471,12 +471,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// The hour deltas of `model` not yet applied, oldest first.
     fn hour_deltas(&self, model: &ModelName) -> Result<Vec<HourDelta>, StoreError>;
-    /// Visits the predictions stored in `segments` (ids of [`HourDelta::segment`]), without
-    /// their labels, each with its segment's id. A segment deleted since (retention) is skipped.
-    fn scan_segments(
+    /// Visits the predictions stored in `chunks` (ids of [`HourDelta::chunk`]), without
+    /// their labels, each with its chunk's id. A chunk deleted since (retention) is skipped.
+    fn scan_chunks(
         &self,
         model: &ModelName,
-        segments: &[i64],
+        chunks: &[i64],
         f: &mut dyn FnMut(i64, &PredictionEvent),
     ) -> Result<(), StoreError>;
     /// Turns deltas-only marks into full ones (a new generation, their deltas dropped), for

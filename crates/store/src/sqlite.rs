@@ -38,6 +38,10 @@ pub use guard::{check as check_data_dir, CheckReport};
 const DB_FILE: &str = "modelwatch.db";
 const LOCK_FILE: &str = "LOCK";
 const SCHEMA_VERSION: i64 = 7;
+// Chunks (each job's compressed events) live in the table `segments`, and the columns that point
+// at one are `segment_id` (`request_index`, `hour_deltas`): the SQL names predate the word chunk
+// ("segment" now means a slice of traffic by feature or tag value) and are kept so that every
+// existing data directory opens as it is, with no migration to run and none to undo.
 /// Upper bound on rows in one group commit: bounds the latency a large import adds to a small
 /// concurrent request, and the WAL growth between checkpoints.
 const MAX_ROWS_PER_COMMIT: usize = 200_000;
@@ -90,18 +94,18 @@ impl WriterSettings {
     };
 }
 
-/// zstd level for segments: level 1 compresses event JSON about 4x at several hundred MB/s, so
+/// zstd level for chunks: level 1 compresses event JSON about 4x at several hundred MB/s, so
 /// the disk writes (WAL, then checkpoint) stay well under the disk's bandwidth.
-const SEGMENT_ZSTD_LEVEL: i32 = 1;
+const CHUNK_ZSTD_LEVEL: i32 = 1;
 /// Level 1's hash table for 1 MiB frames has 2^14 entries; 2^11 compresses event NDJSON both
-/// faster and smaller (`zstd -b1 --zstd=hlog=11` on 1 MiB of segment: 362 -> 427 MB/s and
+/// faster and smaller (`zstd -b1 --zstd=hlog=11` on 1 MiB of chunk: 362 -> 427 MB/s and
 /// 3.58 -> 3.95 times on the peers' rows, 370 -> 434 MB/s and 3.59 -> 4.07 times on the load
 /// generator's). A smaller table keeps the most recent occurrence of each short sequence, and
 /// in NDJSON the best match for a field name is the previous row's. Readers are unaffected.
-const SEGMENT_ZSTD_HASH_LOG: u32 = 11;
-/// Most events in one segment: bounds the memory a reader needs to decode one, and keeps row
+const CHUNK_ZSTD_HASH_LOG: u32 = 11;
+/// Most events in one chunk: bounds the memory a reader needs to decode one, and keeps row
 /// offsets within the pagination cursor's 20 bits.
-const SEGMENT_MAX_ROWS: usize = 65_536;
+const CHUNK_MAX_ROWS: usize = 65_536;
 
 /// The embedded store. Cheap to share behind an `Arc`; dropping it stops the writer after it
 /// has committed every queued job.
@@ -404,15 +408,15 @@ impl SqliteStore {
         model: &ModelName,
         batch: PredictionBatch,
     ) -> Result<PendingPredictions, StoreError> {
-        let mut segments = SegmentEncoder::with_capacity(batch.rows.len());
+        let mut chunks = ChunkEncoder::with_capacity(batch.rows.len());
         for (position, (_, e)) in batch.rows.iter().enumerate() {
             let sent = batch.verbatim.as_ref().and_then(|v| v.row(position));
-            segments.push(e, sent)?;
+            chunks.push(e, sent)?;
         }
-        self.submit_gathered(model, GatheredPredictions { batch, segments })
+        self.submit_gathered(model, GatheredPredictions { batch, chunks })
     }
 
-    /// [`SqliteStore::submit_predictions`] of a batch gathered piece by piece, whose segments
+    /// [`SqliteStore::submit_predictions`] of a batch gathered piece by piece, whose chunks
     /// were encoded as the pieces arrived.
     pub fn submit_gathered(
         &self,
@@ -420,8 +424,8 @@ impl SqliteStore {
         gathered: GatheredPredictions,
     ) -> Result<PendingPredictions, StoreError> {
         let model = model.clone();
-        let GatheredPredictions { batch, segments } = gathered;
-        let encoded = Encoded::new(&batch.rows, segments.finish()?);
+        let GatheredPredictions { batch, chunks } = gathered;
+        let encoded = Encoded::new(&batch.rows, chunks.finish()?);
         self.enqueue(|r| Job::Predictions(model, batch, encoded, r))
             .map(PendingPredictions)
     }
@@ -542,11 +546,11 @@ fn checkpoint_after_commits(conn: Connection, commits: Receiver<()>) {
 }
 
 /// Events a scan gathers before looking up their labels, in id order. The lookups' locality
-/// is what counts: on the first scan of 1M labelled predictions (segments of 65,536 events),
-/// chunks of 1,024 took 4.0 s and of 4,096 3.6-3.9 s, against 2.7-2.8 s for 16,384 and for
-/// whole segments, and 2.4-2.6 s for the join through the index by segment that this replaces
+/// is what counts: on the first scan of 1M labelled predictions (chunks of 65,536 events),
+/// batches of 1,024 took 4.0 s and of 4,096 3.6-3.9 s, against 2.7-2.8 s for 16,384 and for
+/// whole chunks, and 2.4-2.6 s for the join through the index by chunk that this replaces
 /// (ADR 007). 16,384 decoded events are about 26 MB.
-const SCAN_LABEL_CHUNK: usize = 16384;
+const SCAN_LABEL_BATCH: usize = 16384;
 
 /// The least time between two background checkpoints.
 const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
@@ -958,7 +962,7 @@ fn admit(
     }
 }
 
-/// A batch's events encoded for segments before they reach the writer: each SEGMENT_MAX_ROWS-row
+/// A batch's events encoded for chunks before they reach the writer: each CHUNK_MAX_ROWS-row
 /// chunk as NDJSON, compressed. Encoding and compressing run on the caller's thread, in parallel
 /// across requests; the single writer only stores the result.
 ///
@@ -973,7 +977,7 @@ fn admit(
 /// whose request id repeats an earlier row of the batch.
 #[derive(Debug, Default)]
 struct Encoded {
-    /// Compressed chunks of all rows, valid for a segment when every row of the chunk is stored.
+    /// Compressed chunks of all rows, valid for a chunk when every row of the chunk is stored.
     chunks: Vec<Vec<u8>>,
     /// Every row's request-index columns, sorted by request id (rows with the same id in batch
     /// order), copied side by side: the writer reads them in this order, and reading them from
@@ -1007,7 +1011,7 @@ struct IndexKey {
 }
 
 impl Encoded {
-    /// The index columns of `rows`, whose segments (`chunks`) are already compressed.
+    /// The index columns of `rows`, whose chunks are already compressed.
     fn new(rows: &[(usize, PredictionEvent)], chunks: Vec<Vec<u8>>) -> Encoded {
         let id = |p: usize| rows[p].1.request_id.as_str();
         // Sorted on the ids' first 16 bytes first, held in the array itself: comparing strings
@@ -1075,14 +1079,14 @@ impl Encoded {
 }
 
 /// A prediction batch gathered piece by piece for [`SqliteStore::submit_gathered`] (a bulk
-/// import gathers a commit from the file's chunks), its segments encoded and compressed as the
-/// rows arrive. Encoding each piece while the next one is read keeps the reader busy: when a
-/// whole commit was encoded at once, the import's reader, two chunks ahead at most, waited for
+/// import gathers a commit from the pieces it reads the file in), its chunks encoded and
+/// compressed as the rows arrive. Encoding each piece while the next one is read keeps the reader
+/// busy: when a whole commit was encoded at once, the import's reader, two pieces ahead at most, waited for
 /// it, and the import then waited for the reader (0.5 s of a 5 s import).
 #[derive(Debug, Default)]
 pub struct GatheredPredictions {
     batch: PredictionBatch,
-    segments: SegmentEncoder,
+    chunks: ChunkEncoder,
 }
 
 impl GatheredPredictions {
@@ -1090,17 +1094,17 @@ impl GatheredPredictions {
     pub fn with_capacity(rows: usize) -> Self {
         GatheredPredictions {
             batch: PredictionBatch::new(Vec::with_capacity(rows)),
-            segments: SegmentEncoder::with_capacity(rows),
+            chunks: ChunkEncoder::with_capacity(rows),
         }
     }
 
-    /// Adds rows (each with its index in the client's batch), encoding them for their segments.
+    /// Adds rows (each with its index in the client's batch), encoding them for their chunks.
     pub fn push_rows(
         &mut self,
         rows: impl IntoIterator<Item = (usize, PredictionEvent)>,
     ) -> Result<(), StoreError> {
         for row in rows {
-            self.segments.push(&row.1, None)?;
+            self.chunks.push(&row.1, None)?;
             self.batch.rows.push(row);
         }
         Ok(())
@@ -1121,25 +1125,25 @@ impl GatheredPredictions {
     }
 }
 
-/// Segments being encoded: each event's NDJSON line is staged and compressed about 1 MiB at a
-/// time (`SEGMENT_FRAME_BYTES`), and a new segment starts every `SEGMENT_MAX_ROWS` rows.
+/// Chunks being encoded: each event's NDJSON line is staged and compressed about 1 MiB at a
+/// time (`CHUNK_FRAME_BYTES`), and a new chunk starts every `CHUNK_MAX_ROWS` rows.
 #[derive(Debug, Default)]
-struct SegmentEncoder {
+struct ChunkEncoder {
     /// Made with the first row.
-    z: Option<SegmentCompressor>,
+    z: Option<ChunkCompressor>,
     stage: Vec<u8>,
-    /// Compressed segments, the last one still growing.
+    /// Compressed chunks, the last one still growing.
     chunks: Vec<Vec<u8>>,
     rows_in_last: usize,
-    /// Rows expected, to size the segments' buffers.
+    /// Rows expected, to size the chunks' buffers.
     capacity: usize,
 }
 
-impl SegmentEncoder {
+impl ChunkEncoder {
     fn with_capacity(rows: usize) -> Self {
-        SegmentEncoder {
+        ChunkEncoder {
             capacity: rows,
-            ..SegmentEncoder::default()
+            ..ChunkEncoder::default()
         }
     }
 
@@ -1148,15 +1152,15 @@ impl SegmentEncoder {
     /// encoded.
     fn push(&mut self, e: &PredictionEvent, sent: Option<&[u8]>) -> Result<(), StoreError> {
         if self.z.is_none() {
-            self.z = Some(SegmentCompressor::new()?);
-            self.stage = Vec::with_capacity(SEGMENT_FRAME_BYTES + 64 * 1024);
+            self.z = Some(ChunkCompressor::new()?);
+            self.stage = Vec::with_capacity(CHUNK_FRAME_BYTES + 64 * 1024);
         }
-        if self.chunks.is_empty() || self.rows_in_last == SEGMENT_MAX_ROWS {
+        if self.chunks.is_empty() || self.rows_in_last == CHUNK_MAX_ROWS {
             self.compress_stage()?;
             let rows = (self
                 .capacity
-                .saturating_sub(self.chunks.len() * SEGMENT_MAX_ROWS))
-            .clamp(1, SEGMENT_MAX_ROWS);
+                .saturating_sub(self.chunks.len() * CHUNK_MAX_ROWS))
+            .clamp(1, CHUNK_MAX_ROWS);
             // Compressed events take 150-250 bytes each (25 features): start near that.
             self.chunks.push(Vec::with_capacity(rows * 192));
             self.rows_in_last = 0;
@@ -1169,13 +1173,13 @@ impl SegmentEncoder {
             None => encode_line(&mut self.stage, e),
         }
         self.rows_in_last += 1;
-        if self.stage.len() >= SEGMENT_FRAME_BYTES {
+        if self.stage.len() >= CHUNK_FRAME_BYTES {
             self.compress_stage()?;
         }
         Ok(())
     }
 
-    /// Compresses the staged lines onto the last segment as one frame.
+    /// Compresses the staged lines onto the last chunk as one frame.
     fn compress_stage(&mut self) -> Result<(), StoreError> {
         if let (Some(z), Some(data)) = (&mut self.z, self.chunks.last_mut()) {
             z.append(data, &self.stage)?;
@@ -1184,7 +1188,7 @@ impl SegmentEncoder {
         Ok(())
     }
 
-    /// The compressed segments, one per `SEGMENT_MAX_ROWS` rows.
+    /// The compressed chunks, one per `CHUNK_MAX_ROWS` rows.
     fn finish(mut self) -> Result<Vec<Vec<u8>>, StoreError> {
         self.compress_stage()?;
         Ok(self.chunks)
@@ -1200,40 +1204,38 @@ fn id_prefix(id: &str) -> u128 {
     u128::from_be_bytes(b)
 }
 
-/// One event as a segment line: its JSON in the contract's format and a newline. Public, with
+/// One event as a chunk line: its JSON in the contract's format and a newline. Public, with
 /// [`decode_stored`], for the fuzz targets' check that every accepted event reads back.
 pub fn encode_line(out: &mut Vec<u8>, e: &PredictionEvent) {
     serde_json::to_writer(&mut *out, e).expect("validated events serialize");
     out.push(b'\n');
 }
 
-/// NDJSON bytes per zstd frame. A segment is a sequence of whole frames, which readers decode as
-/// one stream (segments written before were a single frame; they read the same). Compressing
+/// NDJSON bytes per zstd frame. A chunk is a sequence of whole frames, which readers decode as
+/// one stream (chunks written before were a single frame; they read the same). Compressing
 /// 1 MiB pieces in one call each takes zstd's fast path, while feeding a streaming compressor
 /// the same pieces was 2.5 times slower (its window wraps around an internal buffer); and
-/// segments come out within 0.1 % of one frame's size (measured on the peers' data).
-const SEGMENT_FRAME_BYTES: usize = 1 << 20;
+/// chunks come out within 0.1 % of one frame's size (measured on the peers' data).
+const CHUNK_FRAME_BYTES: usize = 1 << 20;
 
 /// A zstd context kept for all the frames of one batch.
-struct SegmentCompressor(zstd::bulk::Compressor<'static>);
+struct ChunkCompressor(zstd::bulk::Compressor<'static>);
 
-impl std::fmt::Debug for SegmentCompressor {
+impl std::fmt::Debug for ChunkCompressor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SegmentCompressor")
+        f.write_str("ChunkCompressor")
     }
 }
 
-impl SegmentCompressor {
+impl ChunkCompressor {
     fn new() -> Result<Self, StoreError> {
-        let mut z = zstd::bulk::Compressor::new(SEGMENT_ZSTD_LEVEL).map_err(compression_error)?;
-        z.set_parameter(zstd::stream::raw::CParameter::HashLog(
-            SEGMENT_ZSTD_HASH_LOG,
-        ))
-        .map_err(compression_error)?;
-        Ok(SegmentCompressor(z))
+        let mut z = zstd::bulk::Compressor::new(CHUNK_ZSTD_LEVEL).map_err(compression_error)?;
+        z.set_parameter(zstd::stream::raw::CParameter::HashLog(CHUNK_ZSTD_HASH_LOG))
+            .map_err(compression_error)?;
+        Ok(ChunkCompressor(z))
     }
 
-    /// Appends `ndjson` (whole lines) to a segment's data as one frame.
+    /// Appends `ndjson` (whole lines) to a chunk's data as one frame.
     fn append(&mut self, data: &mut Vec<u8>, ndjson: &[u8]) -> Result<(), StoreError> {
         if ndjson.is_empty() {
             return Ok(());
@@ -1248,19 +1250,19 @@ impl SegmentCompressor {
     }
 }
 
-/// NDJSON cut into pieces of about SEGMENT_FRAME_BYTES, at line ends.
+/// NDJSON cut into pieces of about CHUNK_FRAME_BYTES, at line ends.
 fn frames(ndjson: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = ndjson;
     std::iter::from_fn(move || {
         if rest.is_empty() {
             return None;
         }
-        let end = match rest.get(SEGMENT_FRAME_BYTES..) {
+        let end = match rest.get(CHUNK_FRAME_BYTES..) {
             None => rest.len(),
             Some(after) => after
                 .iter()
                 .position(|b| *b == b'\n')
-                .map_or(rest.len(), |i| SEGMENT_FRAME_BYTES + i + 1),
+                .map_or(rest.len(), |i| CHUNK_FRAME_BYTES + i + 1),
         };
         let (frame, tail) = rest.split_at(end);
         rest = tail;
@@ -1270,7 +1272,7 @@ fn frames(ndjson: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 fn compression_error(source: std::io::Error) -> StoreError {
     StoreError::Io {
-        path: "segment compression".into(),
+        path: "chunk compression".into(),
         source,
     }
 }
@@ -1334,7 +1336,7 @@ fn ingest_predictions(
     }
 
     let mut versions: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
-    // New rows stored per (version, hour, segment): each key is a delta of its hour, which a
+    // New rows stored per (version, hour, chunk): each key is a delta of its hour, which a
     // refresh adds to the stored aggregates (no rescan of the hour); the count tells whether
     // the caller's fold of the hour folded exactly those rows.
     let mut new_rows: BTreeMap<(&str, i64, i64), u64> = BTreeMap::new();
@@ -1358,22 +1360,22 @@ fn ingest_predictions(
     for (slot, &position) in admitted.iter().enumerate() {
         slot_of[position] = slot;
     }
-    for (chunk_no, admitted) in admitted.chunks(SEGMENT_MAX_ROWS).enumerate() {
-        // The segment row is created first so that index rows can name it; its data is written
+    for (chunk_no, admitted) in admitted.chunks(CHUNK_MAX_ROWS).enumerate() {
+        // The chunk row is created first so that index rows can name it; its data is written
         // once all events of the job are known (a duplicate is never written).
         tx.execute(
             "INSERT INTO segments(model_id, rows, min_ts, max_ts, received_at, data)
              VALUES (?1, 0, 0, 0, ?2, x'')",
             params![entry.id, now.micros()],
         )?;
-        let segment_id = tx.last_insert_rowid();
+        let chunk_id = tx.last_insert_rowid();
         let mut ndjson = Vec::new();
         let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
         let mut rows = 0i64;
         // Index rows go in in key order: B-tree inserts in order touch each page once and are
-        // several times cheaper than in arrival order. Events go into the segment in arrival order.
+        // several times cheaper than in arrival order. Events go into the chunk in arrival order.
         let event = |i: usize| &batch.rows[admitted[i]].1;
-        let chunk_slots = chunk_no * SEGMENT_MAX_ROWS..chunk_no * SEGMENT_MAX_ROWS + admitted.len();
+        let chunk_slots = chunk_no * CHUNK_MAX_ROWS..chunk_no * CHUNK_MAX_ROWS + admitted.len();
         let mut is_new = vec![false; admitted.len()];
         {
             // This chunk's rows, in key order.
@@ -1387,7 +1389,7 @@ fn ingest_predictions(
                 open,
                 buckets: &buckets,
                 filters: &shared.filters,
-                segment_id,
+                chunk_id,
             };
             insert_index_rows(tx, &into, encoded, &keys, |key, new| {
                 is_new[slot_of[key.position] - chunk_slots.start] = new;
@@ -1420,7 +1422,7 @@ fn ingest_predictions(
             out.accepted += 1;
             rows += 1;
             *new_rows
-                .entry((version, hour_of(ts), segment_id))
+                .entry((version, hour_of(ts), chunk_id))
                 .or_default() += 1;
             if !(all_admitted && all_new) {
                 encode_line(&mut ndjson, e);
@@ -1433,14 +1435,14 @@ fn ingest_predictions(
             v.2 = v.2.max(ts);
         }
         if rows == 0 {
-            tx.execute("DELETE FROM segments WHERE id = ?1", [segment_id])?;
+            tx.execute("DELETE FROM segments WHERE id = ?1", [chunk_id])?;
         } else {
             let recompressed;
             let data = if all_admitted && all_new {
                 &encoded.chunks[chunk_no]
             } else {
                 let mut data = Vec::new();
-                let mut z = SegmentCompressor::new()?;
+                let mut z = ChunkCompressor::new()?;
                 for frame in frames(&ndjson) {
                     z.append(&mut data, frame)?;
                 }
@@ -1449,7 +1451,7 @@ fn ingest_predictions(
             };
             tx.execute(
                 "UPDATE segments SET rows = ?1, min_ts = ?2, max_ts = ?3, data = ?4 WHERE id = ?5",
-                params![rows, min_ts, max_ts, data, segment_id],
+                params![rows, min_ts, max_ts, data, chunk_id],
             )?;
         }
     }
@@ -1469,25 +1471,25 @@ fn ingest_predictions(
         }
     }
     // A fold of the caller's is kept when it folded exactly the rows stored: all of its
-    // hour's rows were new and valid, and they went into one segment.
-    let one_segment = admitted.len() <= SEGMENT_MAX_ROWS;
+    // hour's rows were new and valid, and they went into one chunk.
+    let one_chunk = admitted.len() <= CHUNK_MAX_ROWS;
     let folds: HashMap<(&str, i64), &HourFold> = batch
         .folds
         .iter()
         .map(|f| ((f.version.as_str(), f.hour), f))
         .collect();
-    for ((version, hour, segment), stored) in new_rows {
+    for ((version, hour, chunk), stored) in new_rows {
         if !adopting.contains(&(version, hour)) {
             let fold = folds
                 .get(&(version, hour))
-                .filter(|f| one_segment && f.rows == stored)
+                .filter(|f| one_chunk && f.rows == stored)
                 .map_or(&[][..], |f| &f.data[..]);
             record_delta(
                 tx,
                 entry.id,
                 version,
                 hour,
-                Delta::Predictions { segment, fold },
+                Delta::Predictions { chunk, fold },
             )?;
         }
     }
@@ -1527,8 +1529,8 @@ struct IndexTarget<'a> {
     /// The model's buckets, whose closed ones are searched through `filters`.
     buckets: &'a Buckets,
     filters: &'a Filters,
-    /// The segment every row points at.
-    segment_id: i64,
+    /// The chunk every row points at.
+    chunk_id: i64,
 }
 
 /// Stores the request-index rows of `keys` (in key order) into the open bucket, and tells
@@ -1581,7 +1583,7 @@ fn insert_index_rows<'k>(
         }
     }
     let mut full = tx.prepare_cached(&index_insert_sql(INDEX_ROWS_PER_INSERT))?;
-    let mut segment_of = tx.prepare_cached(
+    let mut chunk_of = tx.prepare_cached(
         "SELECT segment_id FROM request_index WHERE model_id = ?1 AND bucket = ?2
                                                 AND request_id = ?3",
     )?;
@@ -1594,7 +1596,7 @@ fn insert_index_rows<'k>(
             &mut last
         };
         insert.raw_bind_parameter(1, into.model_id)?;
-        insert.raw_bind_parameter(2, into.segment_id)?;
+        insert.raw_bind_parameter(2, into.chunk_id)?;
         insert.raw_bind_parameter(3, into.open)?;
         for (k, key) in group.iter().enumerate() {
             let p = 4 + 5 * k;
@@ -1608,18 +1610,18 @@ fn insert_index_rows<'k>(
             group.iter().for_each(|key| stored(key, true));
             continue;
         }
-        // Some ids were stored before: the new rows are those pointing at this segment (its id
+        // Some ids were stored before: the new rows are those pointing at this chunk (its id
         // is new, and an id repeated within the batch never gets this far).
         for key in group {
-            let segment: i64 =
-                segment_of.query_row(params![into.model_id, into.open, id(key)], |r| r.get(0))?;
-            stored(key, segment == into.segment_id);
+            let chunk: i64 =
+                chunk_of.query_row(params![into.model_id, into.open, id(key)], |r| r.get(0))?;
+            stored(key, chunk == into.chunk_id);
         }
     }
     Ok(())
 }
 
-/// `INSERT OR IGNORE` of `rows` request-index rows: ?1 is the model, ?2 the segment, ?3 the
+/// `INSERT OR IGNORE` of `rows` request-index rows: ?1 is the model, ?2 the chunk, ?3 the
 /// bucket, and each row binds its request id, event time, version, error flag and outcome, in
 /// that order.
 fn index_insert_sql(rows: usize) -> String {
@@ -2197,9 +2199,9 @@ fn mark_dirty<'a>(
 enum Delta<'a> {
     /// First labels of the hour's stored predictions, in `compact.rs` form.
     Labels(&'a [u8]),
-    /// The hour's new predictions stored in this segment, with the caller's fold of them when
+    /// The hour's new predictions stored in this chunk, with the caller's fold of them when
     /// it folded exactly those.
-    Predictions { segment: i64, fold: &'a [u8] },
+    Predictions { chunk: i64, fold: &'a [u8] },
 }
 
 /// Records a delta of one hour and marks the hour.
@@ -2212,15 +2214,15 @@ fn record_delta(
 ) -> Result<(), StoreError> {
     // Recorded even while the hour waits for a rescan: if the change races with that rescan,
     // the rescan leaves it to be added afterwards (see `put_aggregates`).
-    let (data, segment) = match delta {
+    let (data, chunk) = match delta {
         Delta::Labels(data) => (data, None),
-        Delta::Predictions { segment, fold } => (fold, Some(segment)),
+        Delta::Predictions { chunk, fold } => (fold, Some(chunk)),
     };
     tx.prepare_cached(
         "INSERT INTO hour_deltas(model_id, version, hour, data, segment_id)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![model_id, version, hour, data, segment])?;
+    .execute(params![model_id, version, hour, data, chunk])?;
     tx.prepare_cached(
         "INSERT INTO dirty_hours(model_id, version, hour, generation, deltas_only)
          VALUES (?1, ?2, ?3, 1, 1)
@@ -2448,7 +2450,7 @@ fn apply_retention(tx: &Transaction<'_>, now: Timestamp) -> Result<RetentionRepo
                  AND b.bucket BETWEEN first_bucket AND last_bucket)",
             [id],
         )?;
-        // A segment goes once all its events are past the cutoff; the events of a segment that
+        // A chunk goes once all its events are past the cutoff; the events of a chunk that
         // straddles it are filtered out when read (see `predictions`).
         tx.execute(
             "DELETE FROM segments WHERE model_id = ?1 AND max_ts < ?2",
@@ -2631,28 +2633,28 @@ fn summary(conn: &Connection, id: i64) -> Result<ModelSummary, StoreError> {
     })
 }
 
-/// A pagination cursor is `segment id << 20 | row offset`: a segment holds at most
-/// SEGMENT_MAX_ROWS (< 2^20) events.
+/// A pagination cursor is `chunk id << 20 | row offset`: a chunk holds at most
+/// CHUNK_MAX_ROWS (< 2^20) events.
 const CURSOR_OFFSET_BITS: i64 = 20;
 const DAY_MICROS: i64 = 86_400_000_000;
 
 /// Decodes one stored event. Stored events were validated at ingest; they are read back with the
 /// same parser, with an arrival time far enough ahead that no stored timestamp looks "future".
-fn corrupt_segment(segment: i64, detail: impl std::fmt::Display) -> StoreError {
+fn corrupt_chunk(chunk: i64, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
-        what: "segment",
-        detail: format!("segment {segment}: {detail}"),
+        what: "chunk",
+        detail: format!("chunk {chunk}: {detail}"),
     }
 }
 
-/// The NDJSON of a stored segment.
-fn segment_text(segment: i64, data: rusqlite::types::ValueRef<'_>) -> Result<String, StoreError> {
-    let data = data.as_blob().map_err(|e| corrupt_segment(segment, e))?;
-    let text = zstd::stream::decode_all(data).map_err(|e| corrupt_segment(segment, e))?;
-    String::from_utf8(text).map_err(|e| corrupt_segment(segment, e))
+/// The NDJSON of a stored chunk.
+fn chunk_text(chunk: i64, data: rusqlite::types::ValueRef<'_>) -> Result<String, StoreError> {
+    let data = data.as_blob().map_err(|e| corrupt_chunk(chunk, e))?;
+    let text = zstd::stream::decode_all(data).map_err(|e| corrupt_chunk(chunk, e))?;
+    String::from_utf8(text).map_err(|e| corrupt_chunk(chunk, e))
 }
 
-/// A segment line read back as its event (the reverse of [`encode_line`], and of a row stored
+/// A chunk line read back as its event (the reverse of [`encode_line`], and of a row stored
 /// as sent).
 pub fn decode_stored(line: &str) -> Result<PredictionEvent, String> {
     let limits = IngestLimits {
@@ -2804,30 +2806,30 @@ impl Store for SqliteStore {
             let id = model_id(conn, model)?
                 .ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
             let cutoff = retention_cutoff(conn, id)?;
-            let (after_segment, after_offset) = after.map_or((0, -1), |c| {
+            let (after_chunk, after_offset) = after.map_or((0, -1), |c| {
                 (c >> CURSOR_OFFSET_BITS, c & ((1 << CURSOR_OFFSET_BITS) - 1))
             });
             let mut stmt = conn.prepare_cached(
                 "SELECT id, data FROM segments WHERE model_id = ?1 AND id >= ?2 ORDER BY id",
             )?;
-            let mut rows = stmt.query(params![id, after_segment])?;
+            let mut rows = stmt.query(params![id, after_chunk])?;
             let mut items = Vec::new();
             while let Some(r) = rows.next()? {
-                let segment: i64 = r.get(0)?;
-                let text = segment_text(segment, r.get_ref(1)?)?;
+                let chunk: i64 = r.get(0)?;
+                let text = chunk_text(chunk, r.get_ref(1)?)?;
                 for (offset, line) in text.lines().enumerate() {
                     let offset = offset as i64;
-                    if segment == after_segment && offset <= after_offset {
+                    if chunk == after_chunk && offset <= after_offset {
                         continue;
                     }
                     let event = decode_stored(line)
-                        .map_err(|e| corrupt_segment(segment, format!("row {offset}: {e}")))?;
+                        .map_err(|e| corrupt_chunk(chunk, format!("row {offset}: {e}")))?;
                     if event.timestamp.micros() < cutoff {
                         continue;
                     }
                     items.push(event);
                     if items.len() == limit {
-                        let next = Some((segment << CURSOR_OFFSET_BITS) | offset);
+                        let next = Some((chunk << CURSOR_OFFSET_BITS) | offset);
                         return Ok(Page { items, next });
                     }
                 }
@@ -2899,7 +2901,7 @@ impl Store for SqliteStore {
         f: &mut dyn FnMut(&PredictionEvent, Option<&LabelEvent>),
     ) -> Result<i64, StoreError> {
         self.read(|conn| {
-            // One snapshot for the deltas' watermark and every segment and label read. Delta
+            // One snapshot for the deltas' watermark and every chunk and label read. Delta
             // ids are AUTOINCREMENT (schema 7): every delta up to the watermark is in it.
             let snapshot = conn.unchecked_transaction()?;
             let last_delta: i64 =
@@ -2911,13 +2913,13 @@ impl Store for SqliteStore {
             let cutoff = retention_cutoff(conn, id)?;
             let from = range.from.map_or(i64::MIN, |t| t.micros()).max(cutoff);
             let to = range.to.map_or(i64::MAX, |t| t.micros());
-            // Segments whose event-time span overlaps the range; events are filtered one by one.
-            let mut segments = conn.prepare_cached(
+            // Chunks whose event-time span overlaps the range; events are filtered one by one.
+            let mut chunks = conn.prepare_cached(
                 "SELECT id, data FROM segments
                  WHERE model_id = ?1 AND max_ts >= ?2 AND min_ts < ?3 ORDER BY id",
             )?;
             // Labels are looked up by the events' request ids (each id's event is in one
-            // segment only), and not at all while the model has no label joined yet.
+            // chunk only), and not at all while the model has no label joined yet.
             let labelled: i64 =
                 conn.query_row("SELECT labelled FROM models WHERE id = ?1", [id], |r| {
                     r.get(0)
@@ -2925,8 +2927,8 @@ impl Store for SqliteStore {
             let mut label_of = conn.prepare_cached(
                 "SELECT label, ts FROM labels WHERE model_id = ?1 AND request_id = ?2",
             )?;
-            let mut events: Vec<PredictionEvent> = Vec::with_capacity(SCAN_LABEL_CHUNK);
-            let mut labels: Vec<Option<LabelEvent>> = Vec::with_capacity(SCAN_LABEL_CHUNK);
+            let mut events: Vec<PredictionEvent> = Vec::with_capacity(SCAN_LABEL_BATCH);
+            let mut labels: Vec<Option<LabelEvent>> = Vec::with_capacity(SCAN_LABEL_BATCH);
             // Hands `f` the events gathered, each with its label.
             let mut flush = |events: &mut Vec<PredictionEvent>| -> Result<(), StoreError> {
                 labels.clear();
@@ -2955,13 +2957,13 @@ impl Store for SqliteStore {
                 events.clear();
                 Ok(())
             };
-            let mut rows = segments.query(params![id, from, to])?;
+            let mut rows = chunks.query(params![id, from, to])?;
             while let Some(r) = rows.next()? {
                 crate::cancel::check()?;
-                let segment: i64 = r.get(0)?;
-                let text = segment_text(segment, r.get_ref(1)?)?;
+                let chunk: i64 = r.get(0)?;
+                let text = chunk_text(chunk, r.get_ref(1)?)?;
                 for line in text.lines() {
-                    let event = decode_stored(line).map_err(|e| corrupt_segment(segment, e))?;
+                    let event = decode_stored(line).map_err(|e| corrupt_chunk(chunk, e))?;
                     let ts = event.timestamp.micros();
                     if ts < from || ts >= to {
                         continue;
@@ -2972,7 +2974,7 @@ impl Store for SqliteStore {
                         }
                     }
                     events.push(event);
-                    if events.len() == SCAN_LABEL_CHUNK {
+                    if events.len() == SCAN_LABEL_BATCH {
                         flush(&mut events)?;
                     }
                 }
@@ -2981,16 +2983,16 @@ impl Store for SqliteStore {
             // The statements finish before the snapshot ends (a pooled connection must not
             // stay inside a read transaction).
             drop(rows);
-            drop((segments, label_of));
+            drop((chunks, label_of));
             snapshot.commit()?;
             Ok(last_delta)
         })
     }
 
-    fn scan_segments(
+    fn scan_chunks(
         &self,
         model: &ModelName,
-        segments: &[i64],
+        chunks: &[i64],
         f: &mut dyn FnMut(i64, &PredictionEvent),
     ) -> Result<(), StoreError> {
         self.read(|conn| {
@@ -2999,18 +3001,18 @@ impl Store for SqliteStore {
             let cutoff = retention_cutoff(conn, id)?;
             let mut read =
                 conn.prepare_cached("SELECT data FROM segments WHERE model_id = ?1 AND id = ?2")?;
-            for &segment in segments {
+            for &chunk in chunks {
                 crate::cancel::check()?;
-                let mut rows = read.query(params![id, segment])?;
+                let mut rows = read.query(params![id, chunk])?;
                 let Some(r) = rows.next()? else {
                     continue;
                 };
-                let text = segment_text(segment, r.get_ref(0)?)?;
+                let text = chunk_text(chunk, r.get_ref(0)?)?;
                 for line in text.lines() {
-                    let event = decode_stored(line).map_err(|e| corrupt_segment(segment, e))?;
-                    // A segment straddling the retention cutoff keeps its expired events.
+                    let event = decode_stored(line).map_err(|e| corrupt_chunk(chunk, e))?;
+                    // A chunk straddling the retention cutoff keeps its expired events.
                     if event.timestamp.micros() >= cutoff {
-                        f(segment, &event);
+                        f(chunk, &event);
                     }
                 }
             }
@@ -3120,7 +3122,7 @@ impl Store for SqliteStore {
                     version: r.get(1)?,
                     hour: Timestamp(r.get(2)?),
                     data: r.get(3)?,
-                    segment: r.get(4)?,
+                    chunk: r.get(4)?,
                 });
             }
             Ok(deltas)

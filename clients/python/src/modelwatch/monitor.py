@@ -520,8 +520,12 @@ class Monitor:
         A pandas DataFrame indexed by ``window_start`` (UTC) when pandas is installed and
         ``as_frame`` is true, else a list of dicts.  ``window`` is ``1h``, ``1d`` or ``7d``;
         ``start``/``end`` (``from``/``to``) accept datetimes or RFC 3339 strings.  With
-        ``segment`` (a feature or ``tag:<name>``) the server's JSON report, whose ``segments``
-        hold the metrics per value.  Raises ``ModelwatchError`` on failure.
+        ``segment`` the server's JSON report instead, with the server's one meaning of
+        ``segment`` (the same as for ``/drift``): a feature or ``tag:<name>`` (``"country"``,
+        ``"tag:region"``) adds ``segments``, the metrics per value (10 largest plus ``other``);
+        ``feature:value`` or ``tag:<name>:<value>`` (``"country:DE"``, ``"tag:region:eu"``)
+        makes the report's ``windows`` those of that slice of the traffic only.  Raises
+        ``ModelwatchError`` on failure (a bad ``segment`` is a 400 naming it).
         """
         q = {"window": window, "from": _fmt_time(start), "to": _fmt_time(end), "version": version}
         if segment is not None:

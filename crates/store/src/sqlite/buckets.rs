@@ -33,7 +33,7 @@ use xorf::{BinaryFuse8, BinaryFuse8Ref, DmaSerializable, Filter, FilterRef};
 /// that finds it this full, so a bucket can end a batch larger). A commit rewrites up to this
 /// bucket's pages; a lookup checks one filter per group of closed buckets, and the filters of
 /// the buckets in no group yet. Measured in ADR 005 (2^16 then) and again in ADR 007: once
-/// the index by segment was gone, 2^15 took 3-5 % more events/s over HTTP (each commit
+/// the index by chunk was gone, 2^15 took 3-5 % more events/s over HTTP (each commit
 /// rewrites half as many pages) with the late-label join unchanged, at the cost of 11 % on
 /// in-process loads of very large batches, whose few commits rewrite little anyway.
 pub(crate) const BUCKET_ROWS: i64 = 1 << 15;

@@ -103,15 +103,15 @@ fn ids_in_closed_buckets_are_duplicates_and_their_labels_join() {
 }
 
 #[test]
-fn a_scan_hands_every_event_its_own_label_across_chunks_and_segments() {
+fn a_scan_hands_every_event_its_own_label_across_lookup_batches_and_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
-    // Three segments, the largest holding more events than a scan looks up labels for at once.
-    let n = 2 * SCAN_LABEL_CHUNK + 1000;
+    // Three chunks, the largest holding more events than a scan looks up labels for at once.
+    let n = 2 * SCAN_LABEL_BATCH + 1000;
     for (from, to) in [
         (0, 1000),
-        (1000, SCAN_LABEL_CHUNK + 5000),
-        (SCAN_LABEL_CHUNK + 5000, n),
+        (1000, SCAN_LABEL_BATCH + 5000),
+        (SCAN_LABEL_BATCH + 5000, n),
     ] {
         store
             .ingest_predictions(&model(), numbered(from, to))
@@ -156,7 +156,7 @@ fn a_scan_hands_every_event_its_own_label_across_chunks_and_segments() {
 }
 
 #[test]
-fn a_version_5_database_loses_its_index_by_segment_and_scans_the_same() {
+fn a_version_5_database_loses_its_index_by_chunk_and_scans_the_same() {
     let dir = two_predictions_and_labels();
     let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
     conn.execute_batch(
@@ -403,14 +403,14 @@ fn a_version_3_database_keeps_its_label_deltas_and_marks() {
     // The label of "a" is still a delta of its hour, and new predictions now make deltas too.
     let deltas = store.hour_deltas(&model()).unwrap();
     assert_eq!(deltas.len(), 1);
-    assert_eq!(deltas[0].segment, None);
+    assert_eq!(deltas[0].chunk, None);
     assert_eq!(deltas[0].labels().unwrap().len(), 1);
     store
         .ingest_predictions(&model(), preds(&[&p("c", "2026-01-01T05:00:00Z", 1.5)]))
         .unwrap();
     let deltas = store.hour_deltas(&model()).unwrap();
     assert_eq!(deltas.len(), 2);
-    assert!(deltas[1].segment.is_some());
+    assert!(deltas[1].chunk.is_some());
     assert!(store
         .dirty_hours(&model())
         .unwrap()
@@ -544,7 +544,7 @@ fn rows_that_read_back_as_sent_are_stored_as_sent() {
         store.ingest_predictions(&model(), batch).unwrap().accepted,
         2
     );
-    let stored = segments(dir.path());
+    let stored = chunks(dir.path());
     let lines = String::from_utf8(zstd::stream::decode_all(&stored[0].1[..]).unwrap()).unwrap();
     let lines: Vec<&str> = lines.lines().collect();
     assert_eq!(lines[0], sent[0]);
@@ -561,7 +561,7 @@ fn rows_that_read_back_as_sent_are_stored_as_sent() {
     );
 }
 
-/// How many zstd frames a segment's data holds.
+/// How many zstd frames a chunk's data holds.
 fn frame_count(mut data: &[u8]) -> usize {
     let mut n = 0;
     while !data.is_empty() {
@@ -581,7 +581,7 @@ fn preds_for(ids: impl Iterator<Item = String>) -> PredictionBatch {
     preds(&rows.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
-fn segments(dir: &Path) -> Vec<(i64, Vec<u8>)> {
+fn chunks(dir: &Path) -> Vec<(i64, Vec<u8>)> {
     let conn = Connection::open(dir.join(DB_FILE)).unwrap();
     let mut stmt = conn
         .prepare("SELECT id, data FROM segments ORDER BY id")
@@ -592,11 +592,11 @@ fn segments(dir: &Path) -> Vec<(i64, Vec<u8>)> {
         .unwrap()
 }
 
-/// Rows enough for several 1 MiB frames: segments are written as a sequence of frames, and read
+/// Rows enough for several 1 MiB frames: chunks are written as a sequence of frames, and read
 /// back whole, in order, through both read paths; the writer's own re-encoding (a batch with a
 /// repeated id) makes frames too.
 #[test]
-fn a_segment_of_several_frames_reads_back_whole() {
+fn a_chunk_of_several_frames_reads_back_whole() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
     let rows: Vec<String> = (0..24_000)
@@ -607,16 +607,16 @@ fn a_segment_of_several_frames_reads_back_whole() {
         .ingest_predictions(&model(), preds(&rows[..12_000]))
         .unwrap();
     assert_eq!(out.accepted, 12_000);
-    // The second batch repeats a row of its own: its segment is re-encoded by the writer.
+    // The second batch repeats a row of its own: its chunk is re-encoded by the writer.
     rows.push(rows[14_000]);
     let out = store
         .ingest_predictions(&model(), preds(&rows[12_000..]))
         .unwrap();
     assert_eq!((out.accepted, out.rejected.len()), (12_000, 1));
-    let stored = segments(dir.path());
+    let stored = chunks(dir.path());
     assert_eq!(stored.len(), 2);
     for (_, data) in &stored {
-        assert!(frame_count(data) > 1, "a segment of one frame");
+        assert!(frame_count(data) > 1, "a chunk of one frame");
     }
     let page = store.predictions(&model(), None, 30_000).unwrap();
     let ids: Vec<String> = page.items.iter().map(|e| e.request_id.clone()).collect();
@@ -633,17 +633,17 @@ fn a_segment_of_several_frames_reads_back_whole() {
     assert_eq!(scanned, 24_000);
 }
 
-/// A batch gathered piece by piece (an import's chunks), its segments encoded as the pieces
-/// arrive, is cut into segments at the same rows as a batch handed over whole, and reads back in
+/// A batch gathered piece by piece (the pieces an import reads), its chunks encoded as the pieces
+/// arrive, is cut into chunks at the same rows as a batch handed over whole, and reads back in
 /// order.
 #[test]
-fn a_batch_gathered_in_pieces_is_cut_into_segments_like_a_whole_one() {
+fn a_batch_gathered_in_pieces_is_cut_into_chunks_like_a_whole_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
     let mut rows = preds_for((0..70_000).map(|i| format!("r{i:05}")))
         .rows
         .into_iter();
-    // Sized for fewer rows than it gets: the segments' buffers grow.
+    // Sized for fewer rows than it gets: the chunks' buffers grow.
     let mut gathered = GatheredPredictions::with_capacity(16_384);
     loop {
         let piece: Vec<_> = rows.by_ref().take(16_384).collect();
@@ -659,24 +659,24 @@ fn a_batch_gathered_in_pieces_is_cut_into_segments_like_a_whole_one() {
         .wait()
         .unwrap();
     assert_eq!((out.accepted, out.duplicates), (70_000, 0));
-    let lines: Vec<usize> = segments(dir.path())
+    let lines: Vec<usize> = chunks(dir.path())
         .iter()
         .map(|(_, data)| {
             let text = zstd::stream::decode_all(&data[..]).unwrap();
             text.iter().filter(|b| **b == b'\n').count()
         })
         .collect();
-    assert_eq!(lines, [SEGMENT_MAX_ROWS, 70_000 - SEGMENT_MAX_ROWS]);
+    assert_eq!(lines, [CHUNK_MAX_ROWS, 70_000 - CHUNK_MAX_ROWS]);
     let page = store.predictions(&model(), None, 70_000).unwrap();
     let ids: Vec<String> = page.items.into_iter().map(|e| e.request_id).collect();
     let expected: Vec<String> = (0..70_000).map(|i| format!("r{i:05}")).collect();
     assert_eq!(ids, expected);
 }
 
-/// A data directory written before segments were cut into frames (each segment one zstd frame
+/// A data directory written before chunks were cut into frames (each chunk one zstd frame
 /// of the whole NDJSON) still reads.
 #[test]
-fn a_segment_written_as_one_frame_still_reads() {
+fn a_chunk_written_as_one_frame_still_reads() {
     let dir = tempfile::tempdir().unwrap();
     let rows: Vec<String> = (0..8_000)
         .map(|i| p(&format!("r{i:05}"), "2026-01-01T00:00:00Z", i as f64))
@@ -687,10 +687,10 @@ fn a_segment_written_as_one_frame_still_reads() {
         store.ingest_predictions(&model(), preds(&rows)).unwrap();
         store.predictions(&model(), None, 10_000).unwrap().items
     };
-    // Rewrite every segment the way earlier versions did: one frame of the whole text.
+    // Rewrite every chunk the way earlier versions did: one frame of the whole text.
     {
         let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
-        for (id, data) in segments(dir.path()) {
+        for (id, data) in chunks(dir.path()) {
             let text = zstd::stream::decode_all(&data[..]).unwrap();
             let old = zstd::bulk::compress(&text, 1).unwrap();
             assert_eq!(frame_count(&old), 1);
@@ -911,7 +911,7 @@ fn index_rows_stored_many_per_statement_tell_new_from_duplicate() {
 
 /// A writer on a fresh database in `dir`, driven directly so that a test decides which jobs
 /// share a transaction. Jobs whose events carry the version `fails` fail in SQLite itself, after
-/// their index rows and segment are written: a trigger refuses their `versions` row.
+/// their index rows and chunk are written: a trigger refuses their `versions` row.
 fn writer_with_a_failing_version(dir: &Path) -> Writer {
     let conn = Connection::open(dir.join(DB_FILE)).unwrap();
     migrate(&conn).unwrap();
@@ -947,11 +947,11 @@ fn predictions_job(
     for (_, e) in &mut batch.rows {
         e.model_version = Some(version.to_string());
     }
-    let mut segments = SegmentEncoder::default();
+    let mut chunks = ChunkEncoder::default();
     for (_, e) in &batch.rows {
-        segments.push(e, None).unwrap();
+        chunks.push(e, None).unwrap();
     }
-    let encoded = Encoded::new(&batch.rows, segments.finish().unwrap());
+    let encoded = Encoded::new(&batch.rows, chunks.finish().unwrap());
     let (to, answer) = bounded(1);
     let reply = Reply { to, result: None };
     (Job::Predictions(model(), batch, encoded, reply), answer)
@@ -985,7 +985,7 @@ fn a_job_failing_in_a_group_leaves_nothing_and_the_others_are_stored() {
     let dir = tempfile::tempdir().unwrap();
     let mut writer = writer_with_a_failing_version(dir.path());
     // The model exists before the group, so that the failing job's own writes are index rows,
-    // a segment and its hours.
+    // a chunk and its hours.
     let (first, answer) = predictions_job(0..10, "v1");
     writer.commit_group(vec![first]);
     assert_eq!(accepted(answer), (10, 0));
@@ -1082,4 +1082,27 @@ fn a_new_database_gets_16_kib_pages_and_an_older_one_keeps_its_own() {
         store.predictions(&model(), None, 10).unwrap().items.len(),
         1
     );
+}
+
+/// `?after=` cursors already handed out keep reading on: a cursor is still `chunk id << 20 |
+/// row offset` (the ids of rows of the table `segments`), whatever the code calls the blob.
+#[test]
+fn a_page_cursor_is_still_the_chunk_id_and_row_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    for batch in [["a", "b", "c"], ["d", "e", "f"]] {
+        let rows: Vec<_> = batch
+            .iter()
+            .map(|id| p(id, "2026-01-01T00:10:00Z", 1.0))
+            .collect();
+        let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+        store.ingest_predictions(&model(), preds(&rows)).unwrap();
+    }
+    let page = store.predictions(&model(), None, 2).unwrap();
+    // Chunk 1 (the first job), offset 1 (its second row).
+    assert_eq!(page.next, Some((1 << 20) | 1));
+    // A cursor written by an earlier release: chunk 2, row 0, so the rest of chunk 2 follows.
+    let page = store.predictions(&model(), Some(2 << 20), 10).unwrap();
+    let ids: Vec<&str> = page.items.iter().map(|e| e.request_id.as_str()).collect();
+    assert_eq!(ids, ["e", "f"]);
 }
