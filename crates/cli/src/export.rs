@@ -185,32 +185,23 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         )
         .expect("valid template"),
     );
-    let mut after = None;
     let written = match args.what {
         What::Predictions => {
             let mut w = PredictionWriter::create(&args.out, &schema)?;
-            loop {
-                let page = source.predictions(&model, after)?;
-                w.write(&page.items)?;
-                bar.inc(page.items.len() as u64);
-                match page.next {
-                    Some(n) => after = Some(n),
-                    None => break,
-                }
-            }
+            copy_pages(
+                &bar,
+                |after| source.predictions(&model, after),
+                |rows| w.write(rows),
+            )?;
             w.finish()?
         }
         What::Labels => {
             let mut w = LabelWriter::create(&args.out)?;
-            loop {
-                let page = source.labels(&model, after)?;
-                w.write(&page.items)?;
-                bar.inc(page.items.len() as u64);
-                match page.next {
-                    Some(n) => after = Some(n),
-                    None => break,
-                }
-            }
+            copy_pages(
+                &bar,
+                |after| source.labels(&model, after),
+                |rows| w.write(rows),
+            )?;
             w.finish()?
         }
     };
@@ -220,4 +211,22 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// Reads every page from the first on and hands each page's rows to `write`.
+fn copy_pages<T, E: Into<anyhow::Error>>(
+    bar: &ProgressBar,
+    mut page: impl FnMut(Option<i64>) -> anyhow::Result<Page<T>>,
+    mut write: impl FnMut(&[T]) -> Result<(), E>,
+) -> anyhow::Result<()> {
+    let mut after = None;
+    loop {
+        let p = page(after)?;
+        write(&p.items).map_err(Into::into)?;
+        bar.inc(p.items.len() as u64);
+        match p.next {
+            Some(n) => after = Some(n),
+            None => return Ok(()),
+        }
+    }
 }
