@@ -6,6 +6,7 @@
 //! against SciPy and scikit-learn by fixtures that `scripts/fixtures/` generates.
 
 pub mod drift;
+pub mod estimate;
 pub mod parallel;
 pub mod perf;
 
