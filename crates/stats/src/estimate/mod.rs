@@ -10,6 +10,6 @@ pub mod isotonic;
 
 pub use cbpe::{
     BinaryCbpe, BinaryEstimates, CbpeError, Estimate, EstimatedMetric, ExpectedConfusion,
-    ReferenceRow,
+    RankedProbabilities, ReferenceRow,
 };
 pub use isotonic::Isotonic;
