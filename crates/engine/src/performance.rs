@@ -114,6 +114,10 @@ pub struct WindowReport {
     pub changes: Option<TaskChanges>,
     #[serde(flatten)]
     pub operational: Operational,
+    /// Label-free estimates of the window's metrics (see [`crate::estimate`]), labelled or not;
+    /// absent when the model's reference cannot be used for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated: Option<crate::estimate::WindowEstimates>,
 }
 
 /// One window of one segment value.
@@ -185,6 +189,9 @@ pub struct PerformanceReport {
     pub segment: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segments: Option<Vec<SegmentReport>>,
+    /// How the windows' `estimated` metrics are made; absent when they are not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimation: Option<crate::estimate::EstimationInfo>,
 }
 
 /// The segment value of a prediction for `segment` (a feature or `tag:<name>`).
@@ -352,7 +359,27 @@ pub fn window_performance(
     };
     report.kpis =
         crate::kpis::kpi_series(store, model, q.window.unwrap_or(Window::DAY), &range, None)?;
+    attach_estimates(store, model, q, &mut report)?;
     Ok(report)
+}
+
+/// Adds the label-free estimates ([`crate::estimate`]) to each window of the report.
+fn attach_estimates(
+    store: &dyn Store,
+    model: &ModelName,
+    q: &PerformanceQuery,
+    report: &mut PerformanceReport,
+) -> Result<(), EngineError> {
+    let Some((info, mut estimates)) =
+        crate::estimate::window_estimates(store, model, q, &report.spec)?
+    else {
+        return Ok(());
+    };
+    for w in &mut report.windows {
+        w.estimated = Some(estimates.remove(&w.start).unwrap_or_default());
+    }
+    report.estimation = Some(info);
+    Ok(())
 }
 
 /// [`window_performance`] from the per-hour state of the cache; `None` when the hours decline
@@ -471,7 +498,7 @@ pub fn scan_performance(
 
 /// A bounded range cut into one slice per core (whole hours, so no window is split in a way
 /// that matters: states merge exactly anyway); an open range stays whole.
-fn split_range(range: &ScanRange) -> Vec<ScanRange> {
+pub(crate) fn split_range(range: &ScanRange) -> Vec<ScanRange> {
     let (Some(from), Some(to)) = (range.from, range.to) else {
         return vec![range.clone()];
     };
@@ -536,6 +563,7 @@ fn assemble(
             metrics: acc.state.report(config),
             changes: baseline.as_ref().and_then(|b| acc.state.compare(b, config)),
             operational: acc.operational(&spec, config),
+            estimated: None,
         })
         .collect();
     let versions = versions
@@ -562,6 +590,7 @@ fn assemble(
         summary,
         segment: q.segment.clone(),
         segments,
+        estimation: None,
         spec,
         task_reason,
     }

@@ -1,0 +1,323 @@
+//! Label-free performance estimates per window (`estimated` in each window of a performance
+//! report): confidence-based performance estimation (CBPE, `modelwatch_stats::estimate::cbpe`)
+//! of a binary classifier, fitted on its labelled reference and applied to each window's
+//! scores and logged predictions, whether the window has labels or not.
+//!
+//! # When
+//! The report's task is binary and its reference (the one the baseline uses, see
+//! [`crate::reference`]) has rows with a score (`score`, or `scores[positive class]`), a
+//! predicted class (logged, else `score >= threshold`) and a label, of both classes. Otherwise
+//! the report has no `estimation` and its windows no `estimated`.
+//!
+//! # Where it comes from
+//! The fitted estimator (the isotonic calibration, if chosen, and the sampling-error
+//! components) is kept as a model-wide aggregate of kind `reference-cbpe` per (version,
+//! positive class, decision rule): a reference upload deletes it with the other `reference*`
+//! kinds, so it is refitted once per upload, never per query.
+//! The windows are a scan of the range's predictions ([`crate::planner::estimate`]): each row's
+//! calibrated probability goes into its window's expected confusion matrix (sums, mergeable)
+//! and its ranked probabilities for ROC AUC (exact up to a million rows a window, then binned).
+//! The per-hour aggregates do not hold the calibrated sums yet (ADR 008).
+
+use std::collections::BTreeMap;
+
+use modelwatch_core::{ModelName, Outcome, PredictionEvent, ReferenceRow, Timestamp, Window};
+use modelwatch_stats::estimate::{BinaryCbpe, CbpeError, ExpectedConfusion, RankedProbabilities};
+use modelwatch_stats::perf::Decision;
+use modelwatch_store::{AggregateWrite, ScanRange, Store, StoredAggregate, MODEL_WIDE};
+use serde::{Deserialize, Serialize};
+
+use crate::error::EngineError;
+use crate::query::PerformanceQuery;
+use crate::state::{Task, TaskSpec};
+
+/// Kind of the stored fitted estimator. It starts with `reference`, so a reference upload
+/// deletes it.
+pub const CBPE: &str = "reference-cbpe";
+
+/// One estimated metric of a window, as the API answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EstimatedValue {
+    pub value: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    /// The standard error NannyML calls the sampling error: the interval is ± 3 of it.
+    pub sampling_error: f64,
+}
+
+/// A window's estimates by metric name (`roc_auc`, `f1`, `precision`, `recall`,
+/// `specificity`, `accuracy`); a metric undefined in the window (no predicted positive for
+/// precision, say) is absent.
+pub type WindowEstimates = BTreeMap<String, EstimatedValue>;
+
+/// What the report's estimates are: the method and how it was fitted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EstimationInfo {
+    /// `cbpe`.
+    pub method: String,
+    /// Whether the scores are calibrated (isotonic regression on the reference) before
+    /// estimating: only when that lowers the reference's expected calibration error.
+    pub calibrated: bool,
+    /// Reference rows the estimator was fitted on.
+    pub reference_rows: u64,
+    /// `± 3 sampling errors`, NannyML's interval.
+    pub interval: String,
+}
+
+/// The stored estimator with what it was fitted for.
+#[derive(Serialize, Deserialize)]
+struct Blob {
+    key: String,
+    /// `None`: the reference cannot be fitted (the reason).
+    fitted: Result<BinaryCbpe, String>,
+}
+
+/// The decision rule and positive class of a binary spec, which the fit depends on.
+fn spec_key(spec: &TaskSpec) -> String {
+    format!(
+        "{}|{:?}|{}",
+        spec.positive_class.as_deref().unwrap_or("1"),
+        spec.decision,
+        spec.threshold
+    )
+}
+
+/// A binary row's (score, predicted positive) as the performance metrics read it: the score is
+/// `score` or `scores[positive]`; the predicted class the logged one, else the score at the
+/// threshold (with `Decision::Threshold`, the score first).
+fn binary_row(
+    spec: &TaskSpec,
+    prediction: Option<&Outcome>,
+    score: Option<f64>,
+    scores: Option<&[(String, f64)]>,
+) -> Option<(f64, bool)> {
+    let pos = spec.positive_class.as_deref().unwrap_or("1");
+    let score =
+        score.or_else(|| scores.and_then(|v| v.iter().find(|(c, _)| c == pos).map(|(_, s)| *s)))?;
+    if !(0.0..=1.0).contains(&score) {
+        return None;
+    }
+    let logged = prediction.map(|o| o.class_key() == pos);
+    let predicted = match (spec.decision, logged) {
+        (Decision::Prediction, Some(p)) => p,
+        _ => score >= spec.threshold,
+    };
+    Some((score, predicted))
+}
+
+/// Fits CBPE on the reference rows (labelled, scored, with a predicted class).
+pub fn fit(spec: &TaskSpec, rows: &[ReferenceRow]) -> Result<BinaryCbpe, CbpeError> {
+    let pos = spec.positive_class.as_deref().unwrap_or("1");
+    let rows: Vec<modelwatch_stats::estimate::ReferenceRow> = rows
+        .iter()
+        .filter_map(|r| {
+            let label = r.label.as_ref()?;
+            let (score, predicted) =
+                binary_row(spec, r.prediction.as_ref(), r.score, r.scores.as_deref())?;
+            Some(modelwatch_stats::estimate::ReferenceRow {
+                score,
+                predicted,
+                label: label.class_key() == pos,
+            })
+        })
+        .collect();
+    BinaryCbpe::fit(&rows)
+}
+
+/// The fitted estimator of the query's reference, from the store or fitted now and stored;
+/// `None` when the task is not binary or the reference cannot be fitted.
+pub fn estimator(
+    store: &dyn Store,
+    model: &ModelName,
+    version: Option<&str>,
+    spec: &TaskSpec,
+) -> Result<Option<BinaryCbpe>, EngineError> {
+    if spec.task != Task::Binary {
+        return Ok(None);
+    }
+    let version_key = version.unwrap_or("").to_owned();
+    let key = spec_key(spec);
+    let range = ScanRange {
+        version: Some(version_key.clone()),
+        ..ScanRange::default()
+    };
+    if let Some(row) = store.aggregates(model, CBPE, &range)?.first() {
+        // Unreadable (another version of modelwatch wrote it): fitted again below.
+        if let Ok(blob) = postcard::from_bytes::<Blob>(&row.data) {
+            if blob.key == key {
+                return Ok(blob.fitted.ok());
+            }
+        }
+    }
+    let (rows, _) = crate::reference::rows(store, model, version)?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let blob = Blob {
+        key,
+        fitted: fit(spec, &rows).map_err(|e| e.to_string()),
+    };
+    store.put_aggregates(
+        model,
+        AggregateWrite {
+            kind: CBPE.into(),
+            put: vec![StoredAggregate {
+                version: version_key,
+                hour: MODEL_WIDE,
+                data: postcard::to_stdvec(&blob)
+                    .map_err(|e| crate::aggregates::corrupt("cbpe estimator", e))?,
+            }],
+            ..AggregateWrite::default()
+        },
+    )?;
+    Ok(blob.fitted.ok())
+}
+
+/// One window's mergeable estimation state.
+#[derive(Debug, Clone, Default)]
+pub struct WindowEstimation {
+    pub confusion: ExpectedConfusion,
+    pub ranked: RankedProbabilities,
+}
+
+impl WindowEstimation {
+    pub fn observe(&mut self, cbpe: &BinaryCbpe, spec: &TaskSpec, p: &PredictionEvent) {
+        let Some((score, predicted)) =
+            binary_row(spec, p.prediction.as_ref(), p.score, p.scores.as_deref())
+        else {
+            return;
+        };
+        let prob = cbpe.calibrate(score);
+        self.confusion.observe(predicted, prob);
+        self.ranked.observe(score, prob);
+    }
+
+    pub fn merge(&mut self, o: &WindowEstimation) {
+        self.confusion.merge(&o.confusion);
+        self.ranked.merge(&o.ranked);
+    }
+
+    /// The window's estimates.
+    pub fn finish(mut self, cbpe: &BinaryCbpe) -> WindowEstimates {
+        let auc = self.ranked.roc_auc();
+        cbpe.from_parts(&self.confusion, auc)
+            .metrics
+            .into_iter()
+            .map(|(m, e)| {
+                (
+                    m.as_str().to_owned(),
+                    EstimatedValue {
+                        value: e.value,
+                        ci_low: e.ci_low,
+                        ci_high: e.ci_high,
+                        sampling_error: e.sampling_error,
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// The report's estimation: what was fitted, and the estimates of each window (by start) of
+/// the query's range. `None` when the model's task or reference does not allow it.
+pub fn window_estimates(
+    store: &dyn Store,
+    model: &ModelName,
+    q: &PerformanceQuery,
+    spec: &TaskSpec,
+) -> Result<Option<(EstimationInfo, BTreeMap<Timestamp, WindowEstimates>)>, EngineError> {
+    let Some(cbpe) = estimator(store, model, q.version.as_deref(), spec)? else {
+        return Ok(None);
+    };
+    let window = q.window.unwrap_or(Window::DAY);
+    let range = ScanRange {
+        from: q.from,
+        to: q.to,
+        version: q.version.clone(),
+    };
+    // The planner sends estimates to the events for now (no per-hour state of them yet).
+    debug_assert_eq!(crate::planner::estimate(q), crate::planner::Source::Events);
+    let windows = scan(store, model, &range, window, &cbpe, spec)?;
+    let info = EstimationInfo {
+        method: "cbpe".into(),
+        calibrated: cbpe.calibration.is_some(),
+        reference_rows: cbpe.rows,
+        interval: "± 3 sampling errors".into(),
+    };
+    let estimates = windows
+        .into_iter()
+        .map(|(start, w)| (start, w.finish(&cbpe)))
+        .collect();
+    Ok(Some((info, estimates)))
+}
+
+/// The windows' estimation states from a scan of the range (one scan per core over slices of
+/// it, merged: the states merge exactly but for the order of sums).
+fn scan(
+    store: &dyn Store,
+    model: &ModelName,
+    range: &ScanRange,
+    window: Window,
+    cbpe: &BinaryCbpe,
+    spec: &TaskSpec,
+) -> Result<BTreeMap<Timestamp, WindowEstimation>, EngineError> {
+    let parts = crate::performance::split_range(range);
+    let folded = modelwatch_stats::parallel::parallel_map(&parts, |part| {
+        let mut windows: BTreeMap<Timestamp, WindowEstimation> = BTreeMap::new();
+        store.scan_predictions(model, part, &mut |p, _| {
+            windows
+                .entry(window.start_of(p.timestamp))
+                .or_default()
+                .observe(cbpe, spec, p);
+        })?;
+        Ok::<_, EngineError>(windows)
+    });
+    let mut out: BTreeMap<Timestamp, WindowEstimation> = BTreeMap::new();
+    for part in folded {
+        for (start, w) in part? {
+            out.entry(start).or_default().merge(&w);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(decision: Decision) -> TaskSpec {
+        TaskSpec {
+            task: Task::Binary,
+            positive_class: Some("1".into()),
+            negative_class: Some("0".into()),
+            threshold: 0.5,
+            decision,
+        }
+    }
+
+    /// The predicted class is the logged one, else the score at the threshold; the score is
+    /// `score` or the positive class's entry of `scores`.
+    #[test]
+    fn rows_are_read_as_the_realized_metrics_read_them() {
+        let s = spec(Decision::Prediction);
+        let one = Outcome::Number(1.0);
+        let zero = Outcome::Number(0.0);
+        assert_eq!(
+            binary_row(&s, Some(&zero), Some(0.9), None),
+            Some((0.9, false))
+        );
+        assert_eq!(binary_row(&s, None, Some(0.9), None), Some((0.9, true)));
+        let scores = vec![("0".to_owned(), 0.3), ("1".to_owned(), 0.7)];
+        assert_eq!(
+            binary_row(&s, Some(&one), None, Some(&scores)),
+            Some((0.7, true))
+        );
+        assert_eq!(binary_row(&s, Some(&one), None, None), None);
+        assert_eq!(binary_row(&s, Some(&one), Some(1.5), None), None);
+        let what_if = spec(Decision::Threshold);
+        assert_eq!(
+            binary_row(&what_if, Some(&zero), Some(0.9), None),
+            Some((0.9, true))
+        );
+    }
+}
