@@ -17,7 +17,13 @@
 //! The windows are a scan of the range's predictions ([`crate::planner::estimate`]): each row's
 //! calibrated probability goes into its window's expected confusion matrix (sums, mergeable)
 //! and its ranked probabilities for ROC AUC (exact up to a million rows a window, then binned).
-//! The per-hour aggregates do not hold the calibrated sums yet (ADR 008).
+//! The per-hour aggregates do not hold the calibrated sums yet (ADR 008), so a range of more
+//! than [`SCAN_LIMIT`] predictions is not estimated per query: the report's `estimation` says
+//! so (`skipped`) and asks for a narrower `from`/`to`.
+//!
+//! Only the API's `GET /v1/models/{m}/metrics` and `modelwatch metrics` call [`attach`]: the
+//! alert evaluation, the Prometheus values and the dashboard read reports without estimates,
+//! so their cost is unchanged.
 
 use std::collections::BTreeMap;
 
@@ -28,12 +34,18 @@ use modelwatch_store::{AggregateWrite, ScanRange, Store, StoredAggregate, MODEL_
 use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
+use crate::performance::PerformanceReport;
 use crate::query::PerformanceQuery;
 use crate::state::{Task, TaskSpec};
 
 /// Kind of the stored fitted estimator. It starts with `reference`, so a reference upload
 /// deletes it.
 pub const CBPE: &str = "reference-cbpe";
+
+/// Most predictions a query's range may hold for its windows to be estimated by a scan: the
+/// raw-event scan reads about 1M predictions in 4.6 s on one core (ADR 003's measurement), so
+/// this bounds the estimate's part of a query to about 2 s.
+pub const SCAN_LIMIT: u64 = 500_000;
 
 /// One estimated metric of a window, as the API answers it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -62,6 +74,10 @@ pub struct EstimationInfo {
     pub reference_rows: u64,
     /// `± 3 sampling errors`, NannyML's interval.
     pub interval: String,
+    /// Why the windows carry no estimates although the reference allows them (a range of
+    /// more than [`SCAN_LIMIT`] predictions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// The stored estimator with what it was fitted for.
@@ -218,17 +234,50 @@ impl WindowEstimation {
     }
 }
 
-/// The report's estimation: what was fitted, and the estimates of each window (by start) of
-/// the query's range. `None` when the model's task or reference does not allow it.
+/// Adds the label-free estimates to every window of `report` (the answer to `q`) and says how
+/// they were made in `report.estimation`; leaves the report as it is when the model's task or
+/// reference does not allow them.
+pub fn attach(
+    store: &dyn Store,
+    model: &ModelName,
+    q: &PerformanceQuery,
+    report: &mut PerformanceReport,
+) -> Result<(), EngineError> {
+    let Some(cbpe) = estimator(store, model, q.version.as_deref(), &report.spec)? else {
+        return Ok(());
+    };
+    let mut info = EstimationInfo {
+        method: "cbpe".into(),
+        calibrated: cbpe.calibration.is_some(),
+        reference_rows: cbpe.rows,
+        interval: "± 3 sampling errors".into(),
+        skipped: None,
+    };
+    let predictions: u64 = report.windows.iter().map(|w| w.predictions).sum();
+    if predictions > SCAN_LIMIT {
+        info.skipped = Some(format!(
+            "the range holds {predictions} predictions, more than the {SCAN_LIMIT} estimated per \
+             query: narrow `from`/`to`"
+        ));
+        report.estimation = Some(info);
+        return Ok(());
+    }
+    let mut estimates = window_estimates(store, model, q, &report.spec, &cbpe)?;
+    for w in &mut report.windows {
+        w.estimated = Some(estimates.remove(&w.start).unwrap_or_default());
+    }
+    report.estimation = Some(info);
+    Ok(())
+}
+
+/// The estimates of each window (by start) of the query's range.
 pub fn window_estimates(
     store: &dyn Store,
     model: &ModelName,
     q: &PerformanceQuery,
     spec: &TaskSpec,
-) -> Result<Option<(EstimationInfo, BTreeMap<Timestamp, WindowEstimates>)>, EngineError> {
-    let Some(cbpe) = estimator(store, model, q.version.as_deref(), spec)? else {
-        return Ok(None);
-    };
+    cbpe: &BinaryCbpe,
+) -> Result<BTreeMap<Timestamp, WindowEstimates>, EngineError> {
     let window = q.window.unwrap_or(Window::DAY);
     let range = ScanRange {
         from: q.from,
@@ -237,18 +286,11 @@ pub fn window_estimates(
     };
     // The planner sends estimates to the events for now (no per-hour state of them yet).
     debug_assert_eq!(crate::planner::estimate(q), crate::planner::Source::Events);
-    let windows = scan(store, model, &range, window, &cbpe, spec)?;
-    let info = EstimationInfo {
-        method: "cbpe".into(),
-        calibrated: cbpe.calibration.is_some(),
-        reference_rows: cbpe.rows,
-        interval: "± 3 sampling errors".into(),
-    };
-    let estimates = windows
+    let windows = scan(store, model, &range, window, cbpe, spec)?;
+    Ok(windows
         .into_iter()
-        .map(|(start, w)| (start, w.finish(&cbpe)))
-        .collect();
-    Ok(Some((info, estimates)))
+        .map(|(start, w)| (start, w.finish(cbpe)))
+        .collect())
 }
 
 /// The windows' estimation states from a scan of the range (one scan per core over slices of

@@ -114,8 +114,9 @@ pub struct WindowReport {
     pub changes: Option<TaskChanges>,
     #[serde(flatten)]
     pub operational: Operational,
-    /// Label-free estimates of the window's metrics (see [`crate::estimate`]), labelled or not;
-    /// absent when the model's reference cannot be used for them.
+    /// Label-free estimates of the window's metrics, labelled or not, added by
+    /// [`crate::estimate::attach`] (the API's metrics and `modelwatch metrics`); absent when the
+    /// model's reference cannot be used for them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated: Option<crate::estimate::WindowEstimates>,
 }
@@ -359,27 +360,7 @@ pub fn window_performance(
     };
     report.kpis =
         crate::kpis::kpi_series(store, model, q.window.unwrap_or(Window::DAY), &range, None)?;
-    attach_estimates(store, model, q, &mut report)?;
     Ok(report)
-}
-
-/// Adds the label-free estimates ([`crate::estimate`]) to each window of the report.
-fn attach_estimates(
-    store: &dyn Store,
-    model: &ModelName,
-    q: &PerformanceQuery,
-    report: &mut PerformanceReport,
-) -> Result<(), EngineError> {
-    let Some((info, mut estimates)) =
-        crate::estimate::window_estimates(store, model, q, &report.spec)?
-    else {
-        return Ok(());
-    };
-    for w in &mut report.windows {
-        w.estimated = Some(estimates.remove(&w.start).unwrap_or_default());
-    }
-    report.estimation = Some(info);
-    Ok(())
 }
 
 /// [`window_performance`] from the per-hour state of the cache; `None` when the hours decline
