@@ -152,7 +152,7 @@ pub struct ReferenceRow {
     pub label: bool,
 }
 
-fn check_score(row: usize, value: f64) -> Result<(), CbpeError> {
+pub(super) fn check_score(row: usize, value: f64) -> Result<(), CbpeError> {
     if (0.0..=1.0).contains(&value) {
         Ok(())
     } else {
@@ -310,7 +310,7 @@ impl ExpectedConfusion {
 }
 
 /// NumPy's `round(x, 5)` (half to even), which NannyML applies to the cumulative counts.
-fn round5(x: f64) -> f64 {
+pub(super) fn round5(x: f64) -> f64 {
     (x * 1e5).round_ties_even() / 1e5
 }
 
@@ -425,7 +425,7 @@ impl RankedProbabilities {
 }
 
 /// Population standard deviation of a 0/1 variable with `ones` ones among `n`, times `scale`.
-fn bernoulli_std(ones: f64, n: f64, scale: f64) -> f64 {
+pub(super) fn bernoulli_std(ones: f64, n: f64, scale: f64) -> f64 {
     if n == 0.0 {
         return f64::NAN;
     }
@@ -474,7 +474,7 @@ fn sampling_components(rows: &[ReferenceRow]) -> SamplingComponents {
 /// and scores flipped when positives are the majority), the share of negatives ranked below
 /// each positive; its standard deviation and the positives' fraction. Like NannyML, a positive
 /// ranked lowest of all is left out (its rank, 0, is dropped with the negatives' zeros).
-fn auroc_component(rows: &[ReferenceRow]) -> Component {
+pub(super) fn auroc_component(rows: &[ReferenceRow]) -> Component {
     let n = rows.len();
     let positives = rows.iter().filter(|r| r.label).count();
     let flip = positives as f64 / n as f64 > 0.5;
