@@ -161,3 +161,89 @@ fn a_reference_without_scores_gives_no_estimates() {
     assert!(report.get("estimation").is_none(), "{report}");
     assert!(report["windows"][0].get("estimated").is_none(), "{report}");
 }
+
+/// A three-class model (the fixture `multiclass.json`): a reference whose rows carry a `scores`
+/// map, eight days of predictions, labels for none. Every day's one-vs-rest macro estimates
+/// equal NannyML's.
+#[test]
+fn a_multiclass_model_is_estimated_like_nannyml() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../stats/tests/fixtures/cbpe/multiclass.json");
+    let fx: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let classes: Vec<String> = fx["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    let rows = |v: &Value| -> Vec<(serde_json::Map<String, Value>, String, String)> {
+        let name = |b: u8| classes[(b - b'0') as usize].clone();
+        let (pred, label) = (v["pred"].as_str().unwrap(), v["label"].as_str().unwrap());
+        v["score_micro"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(pred.bytes().zip(label.bytes()))
+            .map(|(s, (p, l))| {
+                let scores = classes
+                    .iter()
+                    .zip(s.as_array().unwrap())
+                    .map(|(c, k)| (c.clone(), json!(k.as_i64().unwrap() as f64 / 1e6)))
+                    .collect();
+                (scores, name(p), name(l))
+            })
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let reference: String = rows(&fx["reference"])
+        .into_iter()
+        .enumerate()
+        .map(|(i, (scores, p, l))| {
+            json!({"x": i % 7, "prediction": p, "scores": scores, "label": l}).to_string() + "\n"
+        })
+        .collect();
+    s.put_reference("cards", "", "application/x-ndjson", reference);
+    let size = fx["chunk_size"].as_u64().unwrap() as usize;
+    for (c, chunk) in rows(&fx["analysis"]).chunks(size).enumerate() {
+        let preds = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (scores, p, _))| {
+                let secs = i * 40;
+                json!({"request_id": format!("d{c}-{i}"),
+                    "timestamp": format!("2026-01-{:02}T{:02}:{:02}:{:02}Z", c + 1, secs / 3600, secs / 60 % 60, secs % 60),
+                    "features": {"x": i % 7}, "prediction": p, "scores": scores})
+            })
+            .collect();
+        s.post_ok("/v1/models/cards/predictions", preds);
+    }
+    let report = s.get_ok("/v1/models/cards/metrics?window=1d");
+    assert_eq!(report["task"], "multiclass", "{}", report["task_reason"]);
+    assert_eq!(report["estimation"]["calibrated"], true);
+    let windows = report["windows"].as_array().unwrap();
+    let expected = fx["nannyml_estimates"].as_array().unwrap();
+    assert_eq!(windows.len(), expected.len());
+    for (c, (w, want)) in windows.iter().zip(expected).enumerate() {
+        assert_eq!(w["labelled"], 0);
+        for m in [
+            "roc_auc",
+            "f1",
+            "precision",
+            "recall",
+            "specificity",
+            "accuracy",
+        ] {
+            // Multiclass ROC AUC: tie order, up to about 1e-7 (crates/stats/tests/cbpe_nannyml.rs).
+            let tol = if m == "roc_auc" { 1e-6 } else { TOL };
+            for f in ["value", "sampling_error", "ci_low", "ci_high"] {
+                close(
+                    &format!("day {c} {m} {f}"),
+                    &w["estimated"][m][f],
+                    &want[m][f],
+                    tol,
+                );
+            }
+        }
+    }
+}

@@ -1,13 +1,15 @@
 //! Label-free performance estimates per window (`estimated` in each window of a performance
-//! report): confidence-based performance estimation (CBPE, `modelwatch_stats::estimate::cbpe`)
-//! of a binary classifier, fitted on its labelled reference and applied to each window's
-//! scores and logged predictions, whether the window has labels or not.
+//! report): confidence-based performance estimation (CBPE, `modelwatch_stats::estimate`) of a
+//! binary or multiclass classifier, fitted on its labelled reference and applied to each
+//! window's scores and logged predictions, whether the window has labels or not.
 //!
 //! # When
 //! The report's task is binary and its reference (the one the baseline uses, see
 //! [`crate::reference`]) has rows with a score (`score`, or `scores[positive class]`), a
-//! predicted class (logged, else `score >= threshold`) and a label, of both classes. Otherwise
-//! the report has no `estimation` and its windows no `estimated`.
+//! predicted class (logged, else `score >= threshold`) and a label, of both classes; or the
+//! task is multiclass and the reference's rows have a `scores` map naming every class (the
+//! classes are its names; predicted class logged, else the top score) and labels of every
+//! class. Otherwise the report has no `estimation` and its windows no `estimated`.
 //!
 //! # Where it comes from
 //! The fitted estimator (the isotonic calibration, if chosen, and the sampling-error
@@ -28,7 +30,10 @@
 use std::collections::BTreeMap;
 
 use modelwatch_core::{ModelName, Outcome, PredictionEvent, ReferenceRow, Timestamp, Window};
-use modelwatch_stats::estimate::{BinaryCbpe, CbpeError, ExpectedConfusion, RankedProbabilities};
+use modelwatch_stats::estimate::{
+    BinaryCbpe, BinaryEstimates, CbpeError, ExpectedConfusion, MulticlassCbpe, MulticlassRow,
+    MulticlassWindow, RankedProbabilities,
+};
 use modelwatch_stats::perf::Decision;
 use modelwatch_store::{AggregateWrite, ScanRange, Store, StoredAggregate, MODEL_WIDE};
 use serde::{Deserialize, Serialize};
@@ -85,7 +90,31 @@ pub struct EstimationInfo {
 struct Blob {
     key: String,
     /// `None`: the reference cannot be fitted (the reason).
-    fitted: Result<BinaryCbpe, String>,
+    fitted: Result<Estimator, String>,
+}
+
+/// A fitted estimator of the model's task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Estimator {
+    Binary(BinaryCbpe),
+    /// Classes sorted; a row's `scores` map is read in that order.
+    Multiclass(MulticlassCbpe),
+}
+
+impl Estimator {
+    fn calibrated(&self) -> bool {
+        match self {
+            Estimator::Binary(b) => b.calibration.is_some(),
+            Estimator::Multiclass(m) => m.calibrations.iter().any(Option::is_some),
+        }
+    }
+
+    fn rows(&self) -> u64 {
+        match self {
+            Estimator::Binary(b) => b.rows,
+            Estimator::Multiclass(m) => m.rows,
+        }
+    }
 }
 
 /// The decision rule and positive class of a binary spec, which the fit depends on.
@@ -121,8 +150,15 @@ fn binary_row(
     Some((score, predicted))
 }
 
-/// Fits CBPE on the reference rows (labelled, scored, with a predicted class).
-pub fn fit(spec: &TaskSpec, rows: &[ReferenceRow]) -> Result<BinaryCbpe, CbpeError> {
+/// Fits CBPE on the reference rows (labelled, scored, with a predicted class) for the task.
+pub fn fit(spec: &TaskSpec, rows: &[ReferenceRow]) -> Result<Estimator, CbpeError> {
+    match spec.task {
+        Task::Multiclass => fit_multiclass(rows).map(Estimator::Multiclass),
+        _ => fit_binary(spec, rows).map(Estimator::Binary),
+    }
+}
+
+fn fit_binary(spec: &TaskSpec, rows: &[ReferenceRow]) -> Result<BinaryCbpe, CbpeError> {
     let pos = spec.positive_class.as_deref().unwrap_or("1");
     let rows: Vec<modelwatch_stats::estimate::ReferenceRow> = rows
         .iter()
@@ -140,6 +176,54 @@ pub fn fit(spec: &TaskSpec, rows: &[ReferenceRow]) -> Result<BinaryCbpe, CbpeErr
     BinaryCbpe::fit(&rows)
 }
 
+/// A multiclass row's (class scores in `classes` order, predicted class index): every class
+/// must have a score in [0, 1]; the predicted class is the logged one, else the top score.
+fn multiclass_row(
+    classes: &[String],
+    prediction: Option<&Outcome>,
+    scores: Option<&[(String, f64)]>,
+) -> Option<(Vec<f64>, usize)> {
+    let scores = scores?;
+    let v: Vec<f64> = classes
+        .iter()
+        .map(|c| scores.iter().find(|(k, _)| k == c).map(|(_, s)| *s))
+        .collect::<Option<_>>()?;
+    if v.iter().any(|s| !(0.0..=1.0).contains(s)) {
+        return None;
+    }
+    let predicted = match prediction {
+        Some(o) => classes.iter().position(|c| *c == o.class_key())?,
+        None => (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b]))?,
+    };
+    Some((v, predicted))
+}
+
+/// The classes are the names of the reference's `scores` maps, sorted (NannyML's order).
+fn fit_multiclass(rows: &[ReferenceRow]) -> Result<MulticlassCbpe, CbpeError> {
+    let mut classes: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.scores.as_ref())
+        .flat_map(|s| s.iter().map(|(c, _)| c.clone()))
+        .collect();
+    classes.sort();
+    classes.dedup();
+    let rows: Vec<MulticlassRow> = rows
+        .iter()
+        .filter_map(|r| {
+            let label = r.label.as_ref()?.class_key();
+            let label = classes.iter().position(|c| *c == label)?;
+            let (scores, predicted) =
+                multiclass_row(&classes, r.prediction.as_ref(), r.scores.as_deref())?;
+            Some(MulticlassRow {
+                scores,
+                predicted,
+                label,
+            })
+        })
+        .collect();
+    MulticlassCbpe::fit(classes, &rows)
+}
+
 /// The fitted estimator of the query's reference, from the store or fitted now and stored;
 /// `None` when the task is not binary or the reference cannot be fitted.
 pub fn estimator(
@@ -147,8 +231,8 @@ pub fn estimator(
     model: &ModelName,
     version: Option<&str>,
     spec: &TaskSpec,
-) -> Result<Option<BinaryCbpe>, EngineError> {
-    if spec.task != Task::Binary {
+) -> Result<Option<Estimator>, EngineError> {
+    if !matches!(spec.task, Task::Binary | Task::Multiclass) {
         return Ok(None);
     }
     let version_key = version.unwrap_or("").to_owned();
@@ -190,33 +274,85 @@ pub fn estimator(
 }
 
 /// One window's mergeable estimation state.
-#[derive(Debug, Clone, Default)]
-pub struct WindowEstimation {
-    pub confusion: ExpectedConfusion,
-    pub ranked: RankedProbabilities,
+#[derive(Debug, Clone)]
+pub enum WindowEstimation {
+    Binary {
+        confusion: ExpectedConfusion,
+        ranked: RankedProbabilities,
+    },
+    Multiclass(MulticlassWindow),
 }
 
 impl WindowEstimation {
-    pub fn observe(&mut self, cbpe: &BinaryCbpe, spec: &TaskSpec, p: &PredictionEvent) {
-        let Some((score, predicted)) =
-            binary_row(spec, p.prediction.as_ref(), p.score, p.scores.as_deref())
-        else {
-            return;
-        };
-        let prob = cbpe.calibrate(score);
-        self.confusion.observe(predicted, prob);
-        self.ranked.observe(score, prob);
+    pub fn new(estimator: &Estimator) -> WindowEstimation {
+        match estimator {
+            Estimator::Binary(_) => WindowEstimation::Binary {
+                confusion: ExpectedConfusion::default(),
+                ranked: RankedProbabilities::default(),
+            },
+            Estimator::Multiclass(m) => {
+                WindowEstimation::Multiclass(MulticlassWindow::new(m.classes.len()))
+            }
+        }
+    }
+
+    pub fn observe(&mut self, estimator: &Estimator, spec: &TaskSpec, p: &PredictionEvent) {
+        match (self, estimator) {
+            (WindowEstimation::Binary { confusion, ranked }, Estimator::Binary(cbpe)) => {
+                let Some((score, predicted)) =
+                    binary_row(spec, p.prediction.as_ref(), p.score, p.scores.as_deref())
+                else {
+                    return;
+                };
+                let prob = cbpe.calibrate(score);
+                confusion.observe(predicted, prob);
+                ranked.observe(score, prob);
+            }
+            (WindowEstimation::Multiclass(w), Estimator::Multiclass(cbpe)) => {
+                if let Some((scores, predicted)) =
+                    multiclass_row(&cbpe.classes, p.prediction.as_ref(), p.scores.as_deref())
+                {
+                    w.observe(cbpe, &scores, predicted);
+                }
+            }
+            _ => {}
+        }
     }
 
     pub fn merge(&mut self, o: &WindowEstimation) {
-        self.confusion.merge(&o.confusion);
-        self.ranked.merge(&o.ranked);
+        match (self, o) {
+            (
+                WindowEstimation::Binary { confusion, ranked },
+                WindowEstimation::Binary {
+                    confusion: c,
+                    ranked: r,
+                },
+            ) => {
+                confusion.merge(c);
+                ranked.merge(r);
+            }
+            (WindowEstimation::Multiclass(a), WindowEstimation::Multiclass(b)) => a.merge(b),
+            _ => {}
+        }
     }
 
     /// The window's estimates.
-    pub fn finish(mut self, cbpe: &BinaryCbpe) -> WindowEstimates {
-        let auc = self.ranked.roc_auc();
-        cbpe.from_parts(&self.confusion, auc)
+    pub fn finish(self, estimator: &Estimator) -> WindowEstimates {
+        let estimates: BinaryEstimates = match (self, estimator) {
+            (
+                WindowEstimation::Binary {
+                    confusion,
+                    mut ranked,
+                },
+                Estimator::Binary(cbpe),
+            ) => {
+                let auc = ranked.roc_auc();
+                cbpe.from_parts(&confusion, auc)
+            }
+            (WindowEstimation::Multiclass(w), Estimator::Multiclass(cbpe)) => w.finish(cbpe),
+            _ => BinaryEstimates::default(),
+        };
+        estimates
             .metrics
             .into_iter()
             .map(|(m, e)| {
@@ -248,8 +384,8 @@ pub fn attach(
     };
     let mut info = EstimationInfo {
         method: "cbpe".into(),
-        calibrated: cbpe.calibration.is_some(),
-        reference_rows: cbpe.rows,
+        calibrated: cbpe.calibrated(),
+        reference_rows: cbpe.rows(),
         interval: "± 3 sampling errors".into(),
         skipped: None,
     };
@@ -276,7 +412,7 @@ pub fn window_estimates(
     model: &ModelName,
     q: &PerformanceQuery,
     spec: &TaskSpec,
-    cbpe: &BinaryCbpe,
+    cbpe: &Estimator,
 ) -> Result<BTreeMap<Timestamp, WindowEstimates>, EngineError> {
     let window = q.window.unwrap_or(Window::DAY);
     let range = ScanRange {
@@ -300,7 +436,7 @@ fn scan(
     model: &ModelName,
     range: &ScanRange,
     window: Window,
-    cbpe: &BinaryCbpe,
+    cbpe: &Estimator,
     spec: &TaskSpec,
 ) -> Result<BTreeMap<Timestamp, WindowEstimation>, EngineError> {
     let parts = crate::performance::split_range(range);
@@ -309,7 +445,7 @@ fn scan(
         store.scan_predictions(model, part, &mut |p, _| {
             windows
                 .entry(window.start_of(p.timestamp))
-                .or_default()
+                .or_insert_with(|| WindowEstimation::new(cbpe))
                 .observe(cbpe, spec, p);
         })?;
         Ok::<_, EngineError>(windows)
@@ -317,7 +453,9 @@ fn scan(
     let mut out: BTreeMap<Timestamp, WindowEstimation> = BTreeMap::new();
     for part in folded {
         for (start, w) in part? {
-            out.entry(start).or_default().merge(&w);
+            out.entry(start)
+                .or_insert_with(|| WindowEstimation::new(cbpe))
+                .merge(&w);
         }
     }
     Ok(out)
@@ -356,6 +494,27 @@ mod tests {
         );
         assert_eq!(binary_row(&s, Some(&one), None, None), None);
         assert_eq!(binary_row(&s, Some(&one), Some(1.5), None), None);
+        let classes = ["a".to_owned(), "b".to_owned(), "c".to_owned()];
+        let map = |v: [f64; 3]| -> Vec<(String, f64)> { classes.iter().cloned().zip(v).collect() };
+        let b = Outcome::Text("b".into());
+        assert_eq!(
+            multiclass_row(&classes, Some(&b), Some(&map([0.5, 0.2, 0.3]))),
+            Some((vec![0.5, 0.2, 0.3], 1))
+        );
+        assert_eq!(
+            multiclass_row(&classes, None, Some(&map([0.2, 0.1, 0.7]))),
+            Some((vec![0.2, 0.1, 0.7], 2))
+        );
+        // A class without a score, or a prediction of an unknown class: not estimable.
+        assert_eq!(
+            multiclass_row(&classes, Some(&b), Some(&map([0.5, 0.2, 0.3])[..2])),
+            None
+        );
+        let d = Outcome::Text("d".into());
+        assert_eq!(
+            multiclass_row(&classes, Some(&d), Some(&map([0.5, 0.2, 0.3]))),
+            None
+        );
         let what_if = spec(Decision::Threshold);
         assert_eq!(
             binary_row(&what_if, Some(&zero), Some(0.9), None),
