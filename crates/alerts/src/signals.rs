@@ -122,6 +122,15 @@ pub fn performance_series(report: &Value, signal: &Signal, now: Timestamp) -> Ve
                     let (v, n) = class_metric(report, w, name, class);
                     (v, n, None)
                 }
+                // The window's label-free estimate: over its predictions, labelled or not.
+                Signal::Estimated(name) => {
+                    let v = w
+                        .get("estimated")
+                        .and_then(|e| e.get(name))
+                        .and_then(|m| m.get("value"))
+                        .and_then(num);
+                    (v, predictions, None)
+                }
                 Signal::Metric(name) => {
                     let (v, n) = metric(w.get(name).unwrap_or(&Value::Null));
                     let c = w.get("changes").and_then(|c| c.get(name)).and_then(change);

@@ -65,6 +65,16 @@ impl EstimatedMetric {
         EstimatedMetric::Accuracy,
     ];
 
+    /// The API names, in [`EstimatedMetric::ALL`] order.
+    pub const NAMES: [&'static str; 6] = [
+        "roc_auc",
+        "f1",
+        "precision",
+        "recall",
+        "specificity",
+        "accuracy",
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EstimatedMetric::RocAuc => "roc_auc",
@@ -670,6 +680,14 @@ mod tests {
         small.observe(0.9, 0.8);
         binned.merge(&small);
         assert!((binned.bins.values().map(|v| v.0 + v.1).sum::<f64>() - 5001.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn names_follow_the_metrics() {
+        for (m, name) in EstimatedMetric::ALL.into_iter().zip(EstimatedMetric::NAMES) {
+            assert_eq!(m.as_str(), name);
+            assert_eq!(EstimatedMetric::parse(name), Some(m));
+        }
     }
 
     #[test]
