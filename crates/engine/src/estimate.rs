@@ -379,6 +379,17 @@ pub fn attach(
     q: &PerformanceQuery,
     report: &mut PerformanceReport,
 ) -> Result<(), EngineError> {
+    attach_within(store, model, q, report, SCAN_LIMIT)
+}
+
+/// [`attach`] with another limit on the predictions scanned (tests).
+pub fn attach_within(
+    store: &dyn Store,
+    model: &ModelName,
+    q: &PerformanceQuery,
+    report: &mut PerformanceReport,
+    limit: u64,
+) -> Result<(), EngineError> {
     let Some(cbpe) = estimator(store, model, q.version.as_deref(), &report.spec)? else {
         return Ok(());
     };
@@ -390,9 +401,9 @@ pub fn attach(
         skipped: None,
     };
     let predictions: u64 = report.windows.iter().map(|w| w.predictions).sum();
-    if predictions > SCAN_LIMIT {
+    if predictions > limit {
         info.skipped = Some(format!(
-            "the range holds {predictions} predictions, more than the {SCAN_LIMIT} estimated per \
+            "the range holds {predictions} predictions, more than the {limit} estimated per \
              query: narrow `from`/`to`"
         ));
         report.estimation = Some(info);
