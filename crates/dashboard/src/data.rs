@@ -264,10 +264,16 @@ pub fn summary(store: &dyn Store, model: &ModelName) -> Result<ModelSummary, Das
 }
 
 fn perf(store: &dyn Store, model: &ModelName, q: &PerformanceQuery) -> Result<Value, DashError> {
-    let report = window_performance(store, model, q).map_err(|e| match e {
-        EngineError::Store(e) => DashError::Store(e),
-        e => DashError::BadRequest(e.to_string()),
-    })?;
+    // With the windows' label-free estimates, as the API's metrics answer them.
+    let report = window_performance(store, model, q)
+        .and_then(|mut r| {
+            modelwatch_engine::estimate::attach(store, model, q, &mut r)?;
+            Ok(r)
+        })
+        .map_err(|e| match e {
+            EngineError::Store(e) => DashError::Store(e),
+            e => DashError::BadRequest(e.to_string()),
+        })?;
     Ok(serde_json::to_value(report).expect("report serializes"))
 }
 

@@ -23,9 +23,10 @@
 //! than [`SCAN_LIMIT`] predictions is not estimated per query: the report's `estimation` says
 //! so (`skipped`) and asks for a narrower `from`/`to`.
 //!
-//! Only the API's `GET /v1/models/{m}/metrics`, `modelwatch metrics` and the evaluation of an
-//! alert rule on `estimated:<metric>` call [`attach`]: other rules, the Prometheus values and
-//! the dashboard read reports without estimates, so their cost is unchanged.
+//! Only the API's `GET /v1/models/{m}/metrics`, `modelwatch metrics`, the dashboard (which
+//! shows the API's numbers) and the evaluation of an alert rule on `estimated:<metric>` call
+//! [`attach`]: other rules and the Prometheus values read reports without estimates, so their
+//! cost is unchanged.
 
 use std::collections::BTreeMap;
 
