@@ -48,9 +48,9 @@ use crate::state::{Task, TaskSpec};
 /// deletes it.
 pub const CBPE: &str = "reference-cbpe";
 
-/// Most predictions a query's range may hold for its windows to be estimated by a scan: the
-/// raw-event scan reads about 1M predictions in 4.6 s on one core (ADR 003's measurement), so
-/// this bounds the estimate's part of a query to about 2 s.
+/// Most predictions a query's range may hold for its windows to be estimated by a scan: 500k
+/// took 1.1 s on the 2-core machine (`scripts/bench_estimates.py`, ADR 008), against 9 ms for
+/// the same query without estimates.
 pub const SCAN_LIMIT: u64 = 500_000;
 
 /// One estimated metric of a window, as the API answers it.
@@ -118,10 +118,11 @@ impl Estimator {
     }
 }
 
-/// The decision rule and positive class of a binary spec, which the fit depends on.
+/// What the fit depends on: the task, and a binary spec's positive class and decision rule.
 fn spec_key(spec: &TaskSpec) -> String {
     format!(
-        "{}|{:?}|{}",
+        "{:?}|{}|{:?}|{}",
+        spec.task,
         spec.positive_class.as_deref().unwrap_or("1"),
         spec.decision,
         spec.threshold
@@ -527,6 +528,14 @@ mod tests {
             multiclass_row(&classes, Some(&d), Some(&map([0.5, 0.2, 0.3]))),
             None
         );
+        // A stored fit is reused only for the same task and rule: a model that turns
+        // multiclass (a third class appears) is refitted.
+        let multi = TaskSpec {
+            task: Task::Multiclass,
+            ..spec(Decision::Prediction)
+        };
+        assert_ne!(spec_key(&s), spec_key(&multi));
+        assert_ne!(spec_key(&s), spec_key(&spec(Decision::Threshold)));
         let what_if = spec(Decision::Threshold);
         assert_eq!(
             binary_row(&what_if, Some(&zero), Some(0.9), None),
