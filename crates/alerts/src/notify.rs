@@ -156,10 +156,10 @@ impl Notification {
 
     fn value_line(&self) -> String {
         let a = &self.alert;
-        let f = |v: Option<f64>| v.map_or("n/a".to_owned(), crate::condition::fmt_value);
-        let mut s = format!("{} = {}", a.signal, f(a.value));
+        let number = |v: Option<f64>| v.map_or("n/a".to_owned(), crate::condition::fmt_value);
+        let mut s = format!("{} = {}", a.signal, number(a.value));
         if a.baseline.is_some() {
-            s.push_str(&format!(" (baseline {})", f(a.baseline)));
+            s.push_str(&format!(" (baseline {})", number(a.baseline)));
         }
         if let (Some(st), Some(en)) = (a.window_start, a.window_end) {
             s.push_str(&format!(" in window {st} – {en}"));

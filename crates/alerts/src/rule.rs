@@ -2,6 +2,8 @@
 //! that turn it into a [`Rule`] or a [`RuleError`] naming the field and the problem.
 
 use modelwatch_core::Window;
+use modelwatch_stats::estimate::EstimatedMetric;
+use modelwatch_stats::perf::MetricName;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -231,18 +233,68 @@ impl Condition {
 /// the one vocabulary (`modelwatch_stats::perf::MetricName`).
 pub const PERFORMANCE_METRICS: &[&str] = &modelwatch_stats::perf::MetricName::NAMES;
 
+/// A label-free per-window value of the performance report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationalSignal {
+    Predictions,
+    ErrorRate,
+    LabelCoverage,
+    LatencyP50,
+    LatencyP95,
+    LatencyP99,
+    AverageConfidence,
+    PredictionEntropy,
+    TopClassShare,
+}
+
+impl OperationalSignal {
+    /// Every operational signal, in the order the docs list them.
+    pub const ALL: [OperationalSignal; 9] = [
+        OperationalSignal::Predictions,
+        OperationalSignal::ErrorRate,
+        OperationalSignal::LabelCoverage,
+        OperationalSignal::LatencyP50,
+        OperationalSignal::LatencyP95,
+        OperationalSignal::LatencyP99,
+        OperationalSignal::AverageConfidence,
+        OperationalSignal::PredictionEntropy,
+        OperationalSignal::TopClassShare,
+    ];
+
+    /// Their names, in the order of [`OperationalSignal::ALL`].
+    pub const NAMES: [&'static str; 9] = {
+        let mut out = [""; 9];
+        let mut i = 0;
+        while i < out.len() {
+            out[i] = Self::ALL[i].as_str();
+            i += 1;
+        }
+        out
+    };
+
+    /// The signal's name in rules and `GET /metrics`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OperationalSignal::Predictions => "predictions",
+            OperationalSignal::ErrorRate => "error_rate",
+            OperationalSignal::LabelCoverage => "label_coverage",
+            OperationalSignal::LatencyP50 => "latency_p50",
+            OperationalSignal::LatencyP95 => "latency_p95",
+            OperationalSignal::LatencyP99 => "latency_p99",
+            OperationalSignal::AverageConfidence => "average_confidence",
+            OperationalSignal::PredictionEntropy => "prediction_entropy",
+            OperationalSignal::TopClassShare => "top_class_share",
+        }
+    }
+
+    /// The signal of this name, if there is one.
+    pub fn parse(name: &str) -> Option<OperationalSignal> {
+        Self::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+}
+
 /// Label-free per-window values of the performance report.
-pub const OPERATIONAL_SIGNALS: &[&str] = &[
-    "predictions",
-    "error_rate",
-    "label_coverage",
-    "latency_p50",
-    "latency_p95",
-    "latency_p99",
-    "average_confidence",
-    "prediction_entropy",
-    "top_class_share",
-];
+pub const OPERATIONAL_SIGNALS: &[&str] = &OperationalSignal::NAMES;
 
 /// Every kind of signal a rule accepts, as written (`<...>` stands for a name). The one list:
 /// the validator's message names them, and the alerts test of the real binary
@@ -268,7 +320,8 @@ pub const SIGNAL_KINDS: &[&str] = &[
 ];
 
 /// The per-class metrics a rule can watch (`recall:<class>`...).
-pub const CLASS_METRICS: &[&str] = &["precision", "recall", "f1"];
+pub const CLASS_METRICS: [MetricName; 3] =
+    [MetricName::Precision, MetricName::Recall, MetricName::F1];
 
 /// What a rule watches. Written as a string: a metric name (`f1`), an operational value
 /// (`error_rate`), a class's metric (`recall:fraud`), a KPI (`kpi:fraud_loss_eur`),
@@ -278,16 +331,16 @@ pub const CLASS_METRICS: &[&str] = &["precision", "recall", "f1"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {
     /// A performance metric, with its interval and baseline comparison.
-    Metric(String),
+    Metric(MetricName),
     /// A label-free value of the window (volume, errors, latency, feedback-loop signals).
-    Operational(String),
-    /// One class's precision, recall or F1 (one-vs-rest): `(metric, class)`.
-    ClassMetric(String, String),
+    Operational(OperationalSignal),
+    /// One class's precision, recall or F1 (one-vs-rest): `(metric, class)`, the metric one
+    /// of [`CLASS_METRICS`].
+    ClassMetric(MetricName, String),
     /// The mean of a business KPI's points in the window.
     Kpi(String),
-    /// A label-free estimate of a metric (`estimated:<metric>`, CBPE; one of
-    /// `modelwatch_stats::estimate::EstimatedMetric::NAMES`), known before the labels.
-    Estimated(String),
+    /// A label-free estimate of a metric (`estimated:<metric>`, CBPE), known before the labels.
+    Estimated(EstimatedMetric),
     /// Share of evaluated features that drifted in the window.
     DriftShare,
     /// 1 when the column (a feature, `prediction`, `score` or `label`) drifted, else 0.
@@ -318,27 +371,27 @@ impl Signal {
                 })
             };
         if let Some(rest) = s.strip_prefix("estimated:") {
-            let names = modelwatch_stats::estimate::EstimatedMetric::NAMES;
             let m = rest.trim();
-            return if names.contains(&m) {
-                Ok(Signal::Estimated(m.to_owned()))
-            } else {
-                Err(format!(
-                    "`estimated:` takes a metric estimated before the labels, one of {}: got {m:?}",
-                    names.join(", ")
-                ))
-            };
+            return EstimatedMetric::parse(m)
+                .map(Signal::Estimated)
+                .ok_or_else(|| {
+                    format!(
+                        "`estimated:` takes a metric estimated before the labels, one of {}: \
+                         got {m:?}",
+                        EstimatedMetric::NAMES.join(", ")
+                    )
+                });
         }
-        let class = |m: &'static str| move |c: String| Signal::ClassMetric(m.to_owned(), c);
+        let class = |m: MetricName| move |c: String| Signal::ClassMetric(m, c);
         if let Some(r) = named("drift:", &Signal::Drift)
             .or_else(|| named("null_rate:", &Signal::NullRate))
             .or_else(|| named("out_of_range:", &Signal::OutOfRange))
             .or_else(|| named("unseen:", &Signal::Unseen))
             .or_else(|| named("heartbeat:", &Signal::Heartbeat))
             .or_else(|| named("kpi:", &Signal::Kpi))
-            .or_else(|| named("precision:", &class("precision")))
-            .or_else(|| named("recall:", &class("recall")))
-            .or_else(|| named("f1:", &class("f1")))
+            .or_else(|| named("precision:", &class(MetricName::Precision)))
+            .or_else(|| named("recall:", &class(MetricName::Recall)))
+            .or_else(|| named("f1:", &class(MetricName::F1)))
         {
             return r;
         }
@@ -347,15 +400,17 @@ impl Signal {
             "quality_flags" => Ok(Signal::QualityFlags),
             "events" => Ok(Signal::Events),
             "labels" => Ok(Signal::Labels),
-            m if PERFORMANCE_METRICS.contains(&m) => Ok(Signal::Metric(m.to_owned())),
-            o if OPERATIONAL_SIGNALS.contains(&o) => Ok(Signal::Operational(o.to_owned())),
-            other => Err(format!(
-                "unknown signal {other:?}: use one of {} where <metric> is one of {} and \
-                 <operational> one of {}",
-                SIGNAL_KINDS.join(", "),
-                PERFORMANCE_METRICS.join(", "),
-                OPERATIONAL_SIGNALS.join(", ")
-            )),
+            name => match (MetricName::parse(name), OperationalSignal::parse(name)) {
+                (Some(m), _) => Ok(Signal::Metric(m)),
+                (None, Some(o)) => Ok(Signal::Operational(o)),
+                (None, None) => Err(format!(
+                    "unknown signal {name:?}: use one of {} where <metric> is one of {} and \
+                     <operational> one of {}",
+                    SIGNAL_KINDS.join(", "),
+                    PERFORMANCE_METRICS.join(", "),
+                    OPERATIONAL_SIGNALS.join(", ")
+                )),
+            },
         }
     }
 
@@ -364,9 +419,9 @@ impl Signal {
         match self {
             Signal::Metric(_) => "<metric>",
             Signal::Operational(_) => "<operational>",
-            Signal::ClassMetric(m, _) => match m.as_str() {
-                "precision" => "precision:<class>",
-                "recall" => "recall:<class>",
+            Signal::ClassMetric(m, _) => match m {
+                MetricName::Precision => "precision:<class>",
+                MetricName::Recall => "recall:<class>",
                 _ => "f1:<class>",
             },
             Signal::Kpi(_) => "kpi:<name>",
@@ -769,7 +824,7 @@ mod tests {
     fn an_estimated_metric_is_a_signal_and_a_wrong_one_is_named() {
         assert_eq!(
             Signal::parse("estimated:accuracy"),
-            Ok(Signal::Estimated("accuracy".into()))
+            Ok(Signal::Estimated(EstimatedMetric::Accuracy))
         );
         assert_eq!(
             Signal::parse("estimated:roc_auc").unwrap().kind(),
@@ -791,7 +846,7 @@ mod tests {
             .unwrap()
             .validate("fraud", Origin::Api, &[])
             .unwrap();
-        assert_eq!(r.signal, Signal::Metric("f1".into()));
+        assert_eq!(r.signal, Signal::Metric(MetricName::F1));
         assert_eq!(r.window, Window::DAY);
         assert_eq!(r.min_sample(), 30);
         assert_eq!(r.spec.for_, Duration::default());
@@ -871,7 +926,7 @@ mod tests {
         }
         assert_eq!(
             Signal::parse("recall:fraud").unwrap(),
-            Signal::ClassMetric("recall".into(), "fraud".into())
+            Signal::ClassMetric(MetricName::Recall, "fraud".into())
         );
         assert_eq!(
             Signal::parse("kpi:loss:eur").unwrap(),

@@ -1,272 +1,275 @@
-//! Reads a signal's per-window series out of the engine's reports, through their documented
-//! JSON shapes (docs/api.md) rather than their Rust types: the engine's internals are changing,
-//! its JSON is the contract.
+//! Reads a signal's per-window series out of the engine's typed reports (the structs the
+//! server serialises as the API's JSON), metric names through the vocabulary
+//! (`modelwatch_stats::perf::MetricName`).
 
 use crate::condition::{BaselineChange, Point};
-use crate::rule::Signal;
+use crate::rule::{OperationalSignal, Signal};
 use modelwatch_core::Timestamp;
-use serde_json::Value;
+use modelwatch_engine::drift::{DriftResponse, QualityResponse};
+use modelwatch_engine::performance::{
+    PerformanceReport, TaskChanges, TaskReport, TaskSpec, WindowReport,
+};
+use modelwatch_stats::drift::{FeatureDrift, FeatureStatus};
+use modelwatch_stats::perf::{Change, Metric, MetricName};
 
-fn ts(v: &Value) -> Option<Timestamp> {
-    serde_json::from_value(v.clone()).ok()
+/// A number as the API's JSON has it: a non-finite one is written `null`, no value.
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
 }
 
-fn num(v: &Value) -> Option<f64> {
-    v.as_f64()
+/// A metric: `(value if defined, rows behind it)`.
+pub fn metric(m: &Metric) -> (Option<f64>, u64) {
+    (m.value(), m.n().unwrap_or(0))
 }
 
-/// A metric object (`{"status": "defined", "value", "n", ...}`): `(value if defined, rows
-/// behind it)`.
-pub fn metric(m: &Value) -> (Option<f64>, u64) {
-    let n = m.get("n").and_then(Value::as_u64).unwrap_or(0);
-    match m.get("status").and_then(Value::as_str) {
-        Some("defined") => (m.get("value").and_then(num), n),
-        _ => (None, n),
+fn change(c: &Change) -> Option<BaselineChange> {
+    match c {
+        Change::Compared {
+            baseline,
+            relative_delta,
+            significant,
+            p_value,
+            ..
+        } => Some(BaselineChange {
+            baseline: *baseline,
+            relative_delta: *relative_delta,
+            significant: *significant,
+            p_value: *p_value,
+        }),
+        Change::NotComparable { .. } => None,
     }
 }
 
-fn change(c: &Value) -> Option<BaselineChange> {
-    (c.get("status")?.as_str()? == "compared").then(|| BaselineChange {
-        baseline: c.get("baseline").and_then(num).unwrap_or(f64::NAN),
-        relative_delta: c.get("relative_delta").and_then(num),
-        significant: c
-            .get("significant")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        p_value: c.get("p_value").and_then(num).unwrap_or(1.0),
-    })
-}
-
-/// The array at `path` (`/windows`), or nothing.
-fn array<'a>(report: &'a Value, path: &str) -> &'a [Value] {
-    report
-        .pointer(path)
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
-}
-
-fn point(w: &Value, value: Option<f64>, n: u64) -> Option<Point> {
-    Some(Point {
-        start: ts(w.get("start")?)?,
-        end: ts(w.get("end")?)?,
+fn point(start: Timestamp, end: Timestamp, value: Option<f64>, n: u64) -> Point {
+    Point {
+        start,
+        end,
         value,
         n,
         change: None,
-    })
+    }
 }
 
-/// One class's precision, recall or F1 in a window of a metrics report: a multiclass
-/// window's `per_class`; for a binary model the positive class's flat metric, and the
-/// negative class's from the confusion counts (one-vs-rest: the roles swapped).
-fn class_metric(report: &Value, w: &Value, name: &str, class: &str) -> (Option<f64>, u64) {
-    if let Some(m) = w.pointer(&format!("/per_class/{}/{name}", escape(class))) {
-        return metric(m);
+/// One class's precision, recall or F1 (`name`) in a window's task report: a multiclass
+/// report's `per_class`; for a binary model the positive class's metric, and the negative
+/// class's from the confusion counts (one-vs-rest: the roles swapped).
+fn class_metric(
+    spec: &TaskSpec,
+    metrics: &TaskReport,
+    name: MetricName,
+    class: &str,
+) -> (Option<f64>, u64) {
+    if let Some(c) = metrics.multiclass().and_then(|m| m.per_class.get(class)) {
+        return metric(match name {
+            MetricName::Precision => &c.precision,
+            MetricName::Recall => &c.recall,
+            _ => &c.f1,
+        });
     }
-    let n = w.get("n").and_then(Value::as_u64).unwrap_or(0);
-    let key = |k: &str| report.get(k).and_then(Value::as_str);
-    if key("positive_class") == Some(class) {
-        return metric(w.get(name).unwrap_or(&Value::Null));
+    let n = metrics.n();
+    if spec.positive_class.as_deref() == Some(class) {
+        return metrics.metric(name).map_or((None, 0), metric);
     }
-    if key("negative_class") != Some(class) {
-        return (None, n);
-    }
-    let Some(cm) = w.get("confusion_matrix") else {
+    let (Some(b), true) = (
+        metrics.binary(),
+        spec.negative_class.as_deref() == Some(class),
+    ) else {
         return (None, n);
     };
-    let count = |k: &str| cm.get(k).and_then(Value::as_u64).unwrap_or(0) as f64;
+    let cm = &b.confusion_matrix;
     // The negative class's true positives are the true negatives, and so on.
-    let (tp, fp, fn_) = (count("tn"), count("fn"), count("fp"));
+    let (tp, fp, fn_) = (cm.tn as f64, cm.fn_ as f64, cm.fp as f64);
     let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b);
     let value = match name {
-        "precision" => ratio(tp, tp + fp),
-        "recall" => ratio(tp, tp + fn_),
+        MetricName::Precision => ratio(tp, tp + fp),
+        MetricName::Recall => ratio(tp, tp + fn_),
         _ => ratio(2.0 * tp, 2.0 * tp + fp + fn_),
     };
     (value, n)
 }
 
-/// A JSON pointer token (RFC 6901).
-fn escape(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
+/// A label-free value of a window: `(value, rows behind it)`. `predictions` counts the
+/// window in progress too (callers that want whole windows leave it out).
+pub fn operational(w: &WindowReport, signal: OperationalSignal) -> (Option<f64>, u64) {
+    let op = &w.operational;
+    let distribution = |read: fn(&modelwatch_stats::perf::DistributionReport) -> &Metric| {
+        op.prediction_distribution
+            .as_ref()
+            .map_or((None, 0), |d| (read(d).value(), d.n))
+    };
+    let latency = |m: &Metric| (m.value(), op.latency_ms.n);
+    match signal {
+        OperationalSignal::Predictions => (Some(w.predictions as f64), w.predictions),
+        OperationalSignal::ErrorRate => (finite(w.error_rate), w.predictions),
+        OperationalSignal::LabelCoverage => (finite(w.label_coverage), w.predictions),
+        OperationalSignal::LatencyP50 => latency(&op.latency_ms.p50),
+        OperationalSignal::LatencyP95 => latency(&op.latency_ms.p95),
+        OperationalSignal::LatencyP99 => latency(&op.latency_ms.p99),
+        OperationalSignal::AverageConfidence => metric(&op.average_confidence),
+        OperationalSignal::PredictionEntropy => distribution(|d| &d.entropy_bits),
+        OperationalSignal::TopClassShare => distribution(|d| &d.top_class_share),
+    }
 }
 
-/// A KPI's mean per window, from the metrics report's `kpis` (its windows are the report's):
-/// the rows behind it are the KPI's points.
-fn kpi_series(report: &Value, name: &str) -> Vec<Point> {
-    report
-        .get("kpis")
-        .and_then(|k| k.get(name))
-        .and_then(Value::as_array)
-        .map_or(&[][..], Vec::as_slice)
-        .iter()
-        .filter_map(|w| {
-            let n = w.get("n").and_then(Value::as_u64).unwrap_or(0);
-            point(w, w.get("mean").and_then(num), n)
-        })
-        .collect()
+/// A performance metric or a class's metric of one window's task report, with its change
+/// against the baseline for a metric; `None` for other signals.
+fn task_value(
+    spec: &TaskSpec,
+    metrics: &TaskReport,
+    changes: Option<&TaskChanges>,
+    signal: &Signal,
+) -> Option<(Option<f64>, u64, Option<BaselineChange>)> {
+    match signal {
+        Signal::ClassMetric(name, class) => {
+            let (v, n) = class_metric(spec, metrics, *name, class);
+            Some((v, n, None))
+        }
+        Signal::Metric(name) => {
+            let (v, n) = metrics.metric(*name).map_or((None, 0), metric);
+            let c = changes.and_then(|c| c.change(*name)).and_then(change);
+            Some((v, n, c))
+        }
+        _ => None,
+    }
 }
 
 /// The series of a performance, operational, per-class or KPI signal from a
 /// `window_performance` report. Windows not yet over at `now` are left out for `predictions`
 /// (a volume still growing).
-pub fn performance_series(report: &Value, signal: &Signal, now: Timestamp) -> Vec<Point> {
+pub fn performance_series(
+    report: &PerformanceReport,
+    signal: &Signal,
+    now: Timestamp,
+) -> Vec<Point> {
     if let Signal::Kpi(name) = signal {
-        return kpi_series(report, name);
+        // A KPI's mean per window (its windows are the report's): the rows behind it are
+        // the KPI's points.
+        return report
+            .kpis
+            .get(name)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .map(|w| point(w.start, w.end, finite(w.mean), w.n))
+            .collect();
     }
-    array(report, "/windows")
+    report
+        .windows
         .iter()
         .filter_map(|w| {
-            let predictions = w.get("predictions").and_then(Value::as_u64).unwrap_or(0);
             let (value, n, change) = match signal {
-                Signal::ClassMetric(name, class) => {
-                    let (v, n) = class_metric(report, w, name, class);
+                Signal::Operational(o) => {
+                    if *o == OperationalSignal::Predictions && w.end > now {
+                        return None;
+                    }
+                    let (v, n) = operational(w, *o);
                     (v, n, None)
                 }
                 // The window's label-free estimate: over its predictions, labelled or not.
-                Signal::Estimated(name) => {
+                Signal::Estimated(m) => {
                     let v = w
-                        .get("estimated")
-                        .and_then(|e| e.get(name))
-                        .and_then(|m| m.get("value"))
-                        .and_then(num);
-                    (v, predictions, None)
+                        .estimated
+                        .as_ref()
+                        .and_then(|e| e.get(m.as_str()))
+                        .and_then(|e| finite(e.value));
+                    (v, w.predictions, None)
                 }
-                Signal::Metric(name) => {
-                    let (v, n) = metric(w.get(name).unwrap_or(&Value::Null));
-                    let c = w.get("changes").and_then(|c| c.get(name)).and_then(change);
-                    (v, n, c)
-                }
-                Signal::Operational(name) => {
-                    let (v, n) = match name.as_str() {
-                        "predictions" => {
-                            let end = ts(w.get("end")?)?;
-                            if end > now {
-                                return None;
-                            }
-                            (Some(predictions as f64), predictions)
-                        }
-                        "error_rate" | "label_coverage" => {
-                            (w.get(name.as_str()).and_then(num), predictions)
-                        }
-                        "latency_p50" | "latency_p95" | "latency_p99" => {
-                            let l = w.get("latency_ms").unwrap_or(&Value::Null);
-                            let (v, _) =
-                                metric(l.get(&name["latency_".len()..]).unwrap_or(&Value::Null));
-                            (v, l.get("n").and_then(Value::as_u64).unwrap_or(0))
-                        }
-                        "average_confidence" => {
-                            metric(w.get(name.as_str()).unwrap_or(&Value::Null))
-                        }
-                        "prediction_entropy" | "top_class_share" => {
-                            let d = w.get("prediction_distribution").unwrap_or(&Value::Null);
-                            let key = if name == "prediction_entropy" {
-                                "entropy_bits"
-                            } else {
-                                "top_class_share"
-                            };
-                            let (v, _) = metric(d.get(key).unwrap_or(&Value::Null));
-                            (v, d.get("n").and_then(Value::as_u64).unwrap_or(0))
-                        }
-                        _ => (None, 0),
-                    };
-                    (v, n, None)
-                }
-                _ => return None,
+                _ => task_value(&report.spec, &w.metrics, w.changes.as_ref(), signal)?,
             };
-            let mut p = point(w, value, n)?;
+            let mut p = point(w.start, w.end, value, n);
             p.change = change;
             Some(p)
         })
         .collect()
 }
 
-/// A drift verdict's status: the report writes it as an object (`{"status": "evaluated"}`,
-/// `{"status": "insufficient_data", "min_rows": 30}`); a bare string is read too.
-fn drift_status(f: &Value) -> Option<&str> {
-    let s = f.get("status")?;
-    s.as_str().or_else(|| s.get("status")?.as_str())
+/// The series of a performance or per-class signal in one segment value of a report split
+/// by segment (`segment=`): segments carry their task metrics per window, no baseline change.
+pub fn segment_series(
+    report: &PerformanceReport,
+    value: &str,
+    signal: &Signal,
+) -> Result<Vec<Point>, String> {
+    let segments = report.segments.as_deref().unwrap_or_default();
+    let Some(seg) = segments.iter().find(|s| s.value == value) else {
+        let names: Vec<&str> = segments.iter().map(|s| s.value.as_str()).collect();
+        return Err(format!(
+            "segment value {value:?} has no predictions among the 10 values with most \
+             predictions in the windows evaluated (found: {})",
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        ));
+    };
+    Ok(seg
+        .windows
+        .iter()
+        .filter_map(|w| {
+            let (value, n, _) = task_value(&report.spec, &w.metrics, None, signal)?;
+            Some(point(w.start, w.end, value, n))
+        })
+        .collect())
 }
 
-fn column_drift(features: Option<&Value>, column: &str) -> Option<Option<f64>> {
-    let f = features?
-        .as_array()?
-        .iter()
-        .find(|f| f.get("feature").and_then(Value::as_str) == Some(column))?;
-    let evaluated = drift_status(f) == Some("evaluated");
-    Some(evaluated.then(|| {
-        if f.get("drifted").and_then(Value::as_bool).unwrap_or(false) {
-            1.0
-        } else {
-            0.0
-        }
-    }))
+/// 1 when the column drifted, 0 when it did not, `Some(None)` when it was not evaluated,
+/// `None` when the window has no such column.
+fn column_drift(features: &[FeatureDrift], column: &str) -> Option<Option<f64>> {
+    let f = features.iter().find(|f| f.feature == column)?;
+    Some((f.status == FeatureStatus::Evaluated).then_some(if f.drifted { 1.0 } else { 0.0 }))
 }
 
 /// The series of a drift signal from a `drift` response.
-pub fn drift_series(report: &Value, signal: &Signal) -> Vec<Point> {
-    let outputs = array(report, "/prediction/windows");
-    array(report, "/windows")
+pub fn drift_series(report: &DriftResponse, signal: &Signal) -> Vec<Point> {
+    let outputs = &report.prediction.windows;
+    report
+        .windows
         .iter()
         .filter_map(|w| {
-            let rows = w.get("rows").and_then(Value::as_u64).unwrap_or(0);
             let value = match signal {
                 // A share of no evaluated feature (every column under the drift test's
                 // minimum rows, as in a window just begun) is no value: 0 % would resolve a
                 // firing drift alert on a window that tested nothing.
                 Signal::DriftShare => {
-                    let evaluated = w.get("evaluated_features").and_then(Value::as_u64);
-                    if evaluated == Some(0) {
+                    if w.evaluated_features == 0 {
                         None
                     } else {
-                        w.get("share_drifted").and_then(num)
+                        finite(w.share_drifted)
                     }
                 }
-                Signal::Drift(col) => column_drift(w.get("features"), col)
+                Signal::Drift(col) => column_drift(&w.features, col)
                     .or_else(|| {
-                        let out = outputs.iter().find(|o| o.get("start") == w.get("start"))?;
-                        column_drift(out.get("features"), col)
+                        let out = outputs.iter().find(|o| o.start == w.start)?;
+                        column_drift(&out.features, col)
                     })
                     .flatten(),
                 _ => return None,
             };
-            point(w, value, rows)
+            Some(point(w.start, w.end, value, w.rows))
         })
         .collect()
 }
 
 /// The series of a data-quality signal from a `quality` response.
-pub fn quality_series(report: &Value, signal: &Signal) -> Vec<Point> {
-    array(report, "/windows")
+pub fn quality_series(report: &QualityResponse, signal: &Signal) -> Vec<Point> {
+    report
+        .windows
         .iter()
         .filter_map(|w| {
-            let rows = w.get("rows").and_then(Value::as_u64).unwrap_or(0);
-            let feature = |name: &str| {
-                w.get("features")?
-                    .as_array()?
-                    .iter()
-                    .find(|f| f.get("feature").and_then(Value::as_str) == Some(name))
-                    .cloned()
-            };
+            let feature = |name: &str| w.features.iter().find(|f| f.feature == name);
             let value = match signal {
-                Signal::QualityFlags => w
-                    .get("flags")
-                    .and_then(Value::as_array)
-                    .map(|f| f.len() as f64),
-                Signal::NullRate(f) => feature(f).and_then(|f| f.get("null_rate").and_then(num)),
+                Signal::QualityFlags => Some(w.flags.len() as f64),
+                Signal::NullRate(f) => feature(f).and_then(|f| finite(f.null_rate)),
                 // A feature without out-of-range (or unseen) counts has none: 0.
-                Signal::OutOfRange(f) => feature(f).map(|f| {
-                    f.pointer("/out_of_range/share")
-                        .and_then(num)
-                        .unwrap_or(0.0)
-                }),
-                Signal::Unseen(f) => feature(f).map(|f| {
-                    f.pointer("/unseen_categories/share")
-                        .and_then(num)
-                        .unwrap_or(0.0)
-                }),
+                Signal::OutOfRange(f) => {
+                    feature(f).map(|f| f.out_of_range.as_ref().map_or(0.0, |o| o.share))
+                }
+                Signal::Unseen(f) => {
+                    feature(f).map(|f| f.unseen_categories.as_ref().map_or(0.0, |u| u.share))
+                }
                 _ => return None,
             };
-            point(w, value, rows)
+            Some(point(w.start, w.end, value, w.rows))
         })
         .collect()
 }
@@ -274,99 +277,364 @@ pub fn quality_series(report: &Value, signal: &Signal) -> Vec<Point> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::rule::{Source, OPERATIONAL_SIGNALS, PERFORMANCE_METRICS, SIGNAL_KINDS};
+    use modelwatch_core::{
+        parse_kpi_row, parse_label_row, parse_prediction_row, FeatureValue, IngestLimits,
+        ModelName, Outcome, ReferenceRow,
+    };
+    use modelwatch_engine::drift::{drift, quality, DriftQuery, QualityThresholds};
+    use modelwatch_engine::performance::{window_performance, PerformanceQuery, Task};
+    use modelwatch_stats::drift::DriftConfig;
+    use modelwatch_store::{LabelBatch, PredictionBatch, SqliteStore, Store};
+    use serde_json::{json, Value};
 
-    /// The drift report writes a verdict's status as an object; `drift:<column>` rules read
-    /// nothing (and never fired) while the reader compared it with a string.
-    #[test]
-    fn reads_column_drift_whose_status_is_an_object() {
-        let evaluated =
-            serde_json::to_value(modelwatch_stats::drift::FeatureStatus::Evaluated).unwrap();
-        assert!(evaluated.is_object(), "{evaluated}");
-        let short =
-            serde_json::to_value(modelwatch_stats::drift::FeatureStatus::InsufficientData {
-                min_rows: 30,
-            })
-            .unwrap();
-        let (start, end) = ("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z");
-        let report = json!({
-            "windows": [{"start": start, "end": end, "rows": 500, "share_drifted": 0.5,
-                "features": [{"feature": "age", "status": evaluated, "drifted": true},
-                             {"feature": "city", "status": short, "drifted": false}]}],
-            "prediction": {"columns": ["prediction", "score"], "windows": [{
-                "start": start, "end": end, "rows": 500,
-                "features": [{"feature": "prediction", "status": evaluated, "drifted": false},
-                             {"feature": "score", "status": evaluated, "drifted": true}]}]}});
-        let value = |col: &str| drift_series(&report, &Signal::Drift(col.into()))[0].value;
-        assert_eq!(value("age"), Some(1.0));
-        assert_eq!(value("city"), None, "no verdict on too few rows");
-        assert_eq!(value("prediction"), Some(0.0));
-        assert_eq!(value("score"), Some(1.0));
+    fn t(s: &str) -> Timestamp {
+        modelwatch_core::parse_timestamp(s).unwrap()
     }
 
+    /// A little after the data: every window is over.
+    fn now() -> Timestamp {
+        t("2026-03-11T00:00:00Z")
+    }
+
+    /// What one row of a model says: (prediction, score, scores, label).
+    type Row = (Value, Value, Value, Value);
+
+    /// The row `i` of a binary (`b`), multiclass (`mc`) or regression (`r`) model.
+    fn row(task: &str, i: usize) -> Row {
+        let score = (i % 100) as f64 / 100.0;
+        match task {
+            "b" => {
+                let pred = usize::from(score >= 0.5);
+                let label = if i.is_multiple_of(5) { 1 - pred } else { pred };
+                (json!(pred), json!(score), Value::Null, json!(label))
+            }
+            "mc" => {
+                let classes = ["a", "b", "c"];
+                let pred = classes[i % 3];
+                let label = if i.is_multiple_of(4) {
+                    classes[(i + 1) % 3]
+                } else {
+                    pred
+                };
+                let scores = json!({"a": 0.2, "b": 0.2, "c": 0.2, pred: 0.6});
+                (json!(pred), Value::Null, scores, json!(label))
+            }
+            _ => {
+                let target = 10.0 + (i % 40) as f64;
+                (
+                    json!(target + score),
+                    Value::Null,
+                    Value::Null,
+                    json!(target),
+                )
+            }
+        }
+    }
+
+    fn features(i: usize) -> Vec<(String, FeatureValue)> {
+        vec![
+            ("x".into(), FeatureValue::Number((i % 50) as f64)),
+            (
+                "city".into(),
+                FeatureValue::Text(["a", "b", "c"][i % 3].into()),
+            ),
+        ]
+    }
+
+    /// A model of each task with two hours of labelled predictions, a labelled reference
+    /// (for baselines, drift and quality) and a KPI.
+    fn store_with_models(dir: &std::path::Path) -> SqliteStore {
+        let store = SqliteStore::open(dir.join("store")).unwrap();
+        let limits = IngestLimits::default();
+        for task in ["b", "mc", "r"] {
+            let model = ModelName::new(task).unwrap();
+            let reference = (0..300)
+                .map(|i| {
+                    let (p, s, sc, l) = row(task, i + 7);
+                    let outcome = |v: &Value| match v {
+                        Value::String(s) => Some(Outcome::Text(s.clone())),
+                        v => v.as_f64().map(Outcome::Number),
+                    };
+                    let city = if i.is_multiple_of(2) { "a" } else { "b" };
+                    let r = ReferenceRow {
+                        features: vec![
+                            ("x".into(), FeatureValue::Number((i % 40) as f64)),
+                            ("city".into(), FeatureValue::Text(city.into())),
+                        ],
+                        prediction: outcome(&p),
+                        score: s.as_f64(),
+                        scores: sc.as_object().map(|o| {
+                            o.iter()
+                                .map(|(k, v)| (k.clone(), v.as_f64().unwrap()))
+                                .collect()
+                        }),
+                        label: outcome(&l),
+                    };
+                    (i, r)
+                })
+                .collect();
+            store
+                .put_reference(&model, None, reference, vec![])
+                .unwrap();
+            let (mut preds, mut labels) = (Vec::new(), Vec::new());
+            for i in 0..400 {
+                let (p, s, sc, l) = row(task, i);
+                let id = format!("{task}-{i}");
+                let ts = format!("2026-03-10T{:02}:{:02}:00Z", 10 + i / 200, i % 60);
+                let mut features: serde_json::Map<String, Value> = features(i)
+                    .into_iter()
+                    .map(|(k, v)| (k, serde_json::to_value(v).unwrap()))
+                    .collect();
+                if i.is_multiple_of(10) {
+                    features.insert("x".into(), Value::Null);
+                }
+                let mut pred = json!({"request_id": id, "timestamp": ts, "features": features,
+                    "prediction": p, "latency_ms": 5 + i % 20});
+                for (k, v) in [("score", s), ("scores", sc)] {
+                    if !v.is_null() {
+                        pred[k] = v;
+                    }
+                }
+                preds.push((
+                    i,
+                    parse_prediction_row(&pred.to_string(), i, now(), &limits).unwrap(),
+                ));
+                let label = json!({"request_id": id, "label": l}).to_string();
+                labels.push((i, parse_label_row(&label, i, now(), &limits).unwrap()));
+            }
+            store
+                .ingest_predictions(&model, PredictionBatch::new(preds))
+                .unwrap();
+            store
+                .ingest_labels(
+                    &model,
+                    LabelBatch {
+                        rows: labels,
+                        rejected: vec![],
+                    },
+                )
+                .unwrap();
+            let kpis = (0..4)
+                .map(|i| {
+                    let k = json!({"name": "loss", "value": i as f64 * 1.5,
+                        "timestamp": format!("2026-03-10T{:02}:30:00Z", 10 + i / 2)});
+                    (i, parse_kpi_row(&k.to_string(), i, now()).unwrap())
+                })
+                .collect();
+            store.ingest_kpis(&model, kpis, vec![]).unwrap();
+        }
+        store
+    }
+
+    fn performance(store: &dyn Store, model: &str) -> PerformanceReport {
+        let q = PerformanceQuery {
+            window: Some(modelwatch_core::Window::HOUR),
+            ..Default::default()
+        };
+        window_performance(store, &ModelName::new(model).unwrap(), &q).unwrap()
+    }
+
+    fn drift_query() -> DriftQuery {
+        DriftQuery {
+            window: modelwatch_core::Window::HOUR,
+            from: None,
+            to: None,
+            version: None,
+            segment: None,
+        }
+    }
+
+    /// Every signal a rule accepts that is read from a report reads a value from a real one:
+    /// each metric of the vocabulary from a model of a task that has it (equal to what the
+    /// API's JSON holds under its name), each operational value, class metric, KPI, drift and
+    /// quality signal. A name the validator accepts that no report field answers fails here.
+    #[test]
+    fn every_accepted_signal_name_reads_a_value_from_a_real_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_models(dir.path());
+        let model_of = |task: Task| match task {
+            Task::Binary => "b",
+            Task::Multiclass => "mc",
+            Task::Regression => "r",
+        };
+        let reports: std::collections::HashMap<&str, PerformanceReport> = ["b", "mc", "r"]
+            .into_iter()
+            .map(|m| (m, performance(&store, m)))
+            .collect();
+        for (m, r) in &reports {
+            assert_eq!(
+                model_of(r.spec.task),
+                *m,
+                "{m} was detected as {:?}",
+                r.spec.task
+            );
+        }
+        let b = ModelName::new("b").unwrap();
+        let drift = drift(&store, &b, &drift_query(), &DriftConfig::default()).unwrap();
+        let quality = quality(&store, &b, &drift_query(), &QualityThresholds::default()).unwrap();
+
+        let mut names: Vec<String> = PERFORMANCE_METRICS.iter().map(|s| s.to_string()).collect();
+        names.extend(OPERATIONAL_SIGNALS.iter().map(|s| s.to_string()));
+        names.extend(
+            [
+                "precision:1",
+                "recall:0",
+                "f1:0",
+                "recall:a",
+                "kpi:loss",
+                "drift_share",
+                "drift:x",
+                "drift:city",
+                "drift:prediction",
+                "drift:score",
+                "quality_flags",
+                "null_rate:x",
+                "out_of_range:x",
+                "unseen:city",
+            ]
+            .map(String::from),
+        );
+        names.extend(
+            modelwatch_stats::estimate::EstimatedMetric::NAMES
+                .iter()
+                .map(|m| format!("estimated:{m}")),
+        );
+        // The estimates are attached where a rule on them is evaluated.
+        let mut estimated = performance(&store, "b");
+        let q = PerformanceQuery {
+            window: Some(modelwatch_core::Window::HOUR),
+            ..Default::default()
+        };
+        modelwatch_engine::estimate::attach(&store, &b, &q, &mut estimated).unwrap();
+        let mut kinds = std::collections::BTreeSet::new();
+        for name in &names {
+            let signal = Signal::parse(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            kinds.insert(signal.kind());
+            let series = match (&signal, signal.source()) {
+                (Signal::Metric(m), _) => {
+                    let task = [Task::Binary, Task::Multiclass, Task::Regression]
+                        .into_iter()
+                        .find(|t| t.metrics().all().any(|x| x == *m))
+                        .unwrap_or_else(|| panic!("{m} belongs to no task"));
+                    let report = &reports[model_of(task)];
+                    let series = performance_series(report, &signal, now());
+                    let json = serde_json::to_value(report).unwrap();
+                    for (p, w) in series.iter().zip(json["windows"].as_array().unwrap()) {
+                        assert_eq!(p.value, w[m.as_str()]["value"].as_f64(), "{m}");
+                    }
+                    series
+                }
+                (Signal::ClassMetric(_, class), _) if class == "a" => {
+                    performance_series(&reports["mc"], &signal, now())
+                }
+                (Signal::Estimated(m), _) => {
+                    let series = performance_series(&estimated, &signal, now());
+                    let json = serde_json::to_value(&estimated).unwrap();
+                    for (p, w) in series.iter().zip(json["windows"].as_array().unwrap()) {
+                        assert_eq!(
+                            p.value,
+                            w["estimated"][m.as_str()]["value"].as_f64(),
+                            "{m:?}"
+                        );
+                    }
+                    series
+                }
+                (_, Source::Performance) => performance_series(&reports["b"], &signal, now()),
+                (_, Source::Drift) => drift_series(&drift, &signal),
+                (_, Source::Quality) => quality_series(&quality, &signal),
+                (_, other) => panic!("{name} is read from {other:?}, not a report"),
+            };
+            assert_eq!(series.len(), 2, "{name}: one point per window");
+            assert!(
+                series.iter().all(|p| p.value.is_some_and(f64::is_finite)),
+                "{name} read no value: {series:?}"
+            );
+        }
+        // Every kind of signal read from a report is in the list above.
+        for kind in SIGNAL_KINDS {
+            let example = match *kind {
+                "estimated:<metric>" => "estimated:f1".to_owned(),
+                k => k.replace(['<', '>'], ""),
+            };
+            let source = Signal::parse(&example).map(|s| s.source());
+            if matches!(source, Ok(Source::Freshness | Source::Heartbeat)) {
+                continue;
+            }
+            assert!(kinds.contains(kind), "no signal of kind {kind} was read");
+        }
+    }
+
+    /// A class's metric of a binary model: the positive class's is the report's; the
+    /// negative class's comes from the confusion counts with the roles swapped.
     #[test]
     fn reads_class_metrics_of_binary_and_multiclass_reports() {
-        let m = |v: f64| json!({"status": "defined", "value": v, "n": 100, "ci_low": 0.0, "ci_high": 1.0});
-        let (start, end) = ("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z");
-        let binary = json!({"positive_class": "1", "negative_class": "0", "windows": [{
-            "start": start, "end": end, "predictions": 100, "n": 100, "recall": m(0.9),
-            "confusion_matrix": {"tp": 45, "fp": 20, "tn": 30, "fn": 5}}]});
-        let now = Timestamp::from_secs(1_900_000_000);
-        let class = |r: &Value, metric: &str, class: &str| {
-            performance_series(r, &Signal::ClassMetric(metric.into(), class.into()), now)[0].value
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_models(dir.path());
+        let b = performance(&store, "b");
+        let class = |r: &PerformanceReport, metric: MetricName, class: &str| {
+            performance_series(r, &Signal::ClassMetric(metric, class.into()), now())[0].value
         };
-        assert_eq!(class(&binary, "recall", "1"), Some(0.9));
-        // The negative class: recall = tn / (tn + fp), precision = tn / (tn + fn).
-        assert_eq!(class(&binary, "recall", "0"), Some(30.0 / 50.0));
-        assert_eq!(class(&binary, "precision", "0"), Some(30.0 / 35.0));
-        assert_eq!(class(&binary, "f1", "0"), Some(60.0 / 85.0));
-        assert_eq!(class(&binary, "recall", "2"), None);
-        let multi = json!({"windows": [{"start": start, "end": end, "predictions": 100,
-            "n": 100, "per_class": {"a/b": {"support": 40, "precision": m(0.5),
-            "recall": m(0.25), "f1": m(0.33)}}}]});
-        assert_eq!(class(&multi, "recall", "a/b"), Some(0.25));
-    }
-
-    #[test]
-    fn reads_metrics_changes_and_operational_values() {
-        let report = json!({"windows": [{
-            "start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z",
-            "predictions": 500, "error_rate": 0.01, "label_coverage": 0.8,
-            "f1": {"status": "defined", "value": 0.7, "n": 400, "ci_low": 0.65, "ci_high": 0.75},
-            "roc_auc": {"status": "insufficient_sample", "n": 12, "min": 30},
-            "changes": {"f1": {"status": "compared", "baseline": 0.8, "window": 0.7,
-                               "delta": -0.1, "relative_delta": -0.125, "p_value": 0.001,
-                               "significant": true, "test": "f1_via_two_proportion_z"}},
-            "latency_ms": {"n": 500, "p50": {"status": "defined", "value": 3.0, "n": 500,
-                                              "ci_low": 2.9, "ci_high": 3.1}}}]});
-        let now = Timestamp::from_secs(1_900_000_000);
-        let f1 = performance_series(&report, &Signal::Metric("f1".into()), now);
-        assert_eq!(f1[0].value, Some(0.7));
-        assert_eq!(f1[0].n, 400);
-        let c = f1[0].change.as_ref().unwrap();
-        assert_eq!(c.relative_delta, Some(-0.125));
-        assert!(c.significant);
-        let auc = performance_series(&report, &Signal::Metric("roc_auc".into()), now);
-        assert_eq!((auc[0].value, auc[0].n), (None, 12));
-        let p50 = performance_series(&report, &Signal::Operational("latency_p50".into()), now);
-        assert_eq!((p50[0].value, p50[0].n), (Some(3.0), 500));
-        let vol = performance_series(&report, &Signal::Operational("predictions".into()), now);
-        assert_eq!(vol[0].value, Some(500.0));
-        // The window is not over yet at an earlier "now": its volume is left out.
-        let early = Timestamp::from_secs(1_767_240_000);
-        assert!(
-            performance_series(&report, &Signal::Operational("predictions".into()), early)
-                .is_empty()
+        let w = &b.windows[0];
+        assert_eq!(
+            class(&b, MetricName::Recall, "1"),
+            w.metrics.metric(MetricName::Recall).unwrap().value()
+        );
+        let cm = &w.metrics.binary().unwrap().confusion_matrix;
+        let (tn, fp, fn_) = (cm.tn as f64, cm.fp as f64, cm.fn_ as f64);
+        assert_eq!(class(&b, MetricName::Recall, "0"), Some(tn / (tn + fp)));
+        assert_eq!(class(&b, MetricName::Precision, "0"), Some(tn / (tn + fn_)));
+        assert_eq!(
+            class(&b, MetricName::F1, "0"),
+            Some(2.0 * tn / (2.0 * tn + fn_ + fp))
+        );
+        assert_eq!(class(&b, MetricName::Recall, "2"), None);
+        let mc = performance(&store, "mc");
+        let per_class = &mc.windows[0].metrics.multiclass().unwrap().per_class["b"];
+        assert_eq!(
+            class(&mc, MetricName::Recall, "b"),
+            per_class.recall.value()
         );
     }
 
     #[test]
+    fn a_window_not_over_yet_has_no_volume_and_changes_come_with_metrics() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_models(dir.path());
+        let b = performance(&store, "b");
+        let f1 = performance_series(&b, &Signal::Metric(MetricName::F1), now());
+        let change = f1[0]
+            .change
+            .as_ref()
+            .expect("a labelled reference: a baseline");
+        assert_eq!(
+            Some(change.baseline),
+            b.baseline
+                .as_ref()
+                .unwrap()
+                .metric(MetricName::F1)
+                .unwrap()
+                .value()
+        );
+        let volume = Signal::Operational(OperationalSignal::Predictions);
+        assert_eq!(performance_series(&b, &volume, now())[0].value, Some(200.0));
+        // At 10:30 the second window (10:00-11:00 is the first) is not over: left out.
+        let early = t("2026-03-10T11:30:00Z");
+        assert_eq!(performance_series(&b, &volume, early).len(), 1);
+    }
+
+    #[test]
     fn a_drift_share_of_no_evaluated_feature_is_no_value() {
-        let report = json!({"windows": [
-            {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z", "rows": 400,
-             "evaluated_features": 3, "drifted_features": 3, "share_drifted": 1.0},
-            {"start": "2026-01-01T01:00:00Z", "end": "2026-01-01T02:00:00Z", "rows": 40,
-             "partial": true, "evaluated_features": 0, "drifted_features": 0, "share_drifted": 0.0}]});
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_models(dir.path());
+        let b = ModelName::new("b").unwrap();
+        let mut report = drift(&store, &b, &drift_query(), &DriftConfig::default()).unwrap();
+        // The second window as one just begun: every column under the test's minimum rows.
+        let last = report.windows.last_mut().unwrap();
+        last.evaluated_features = 0;
+        last.drifted_features = 0;
+        last.share_drifted = 0.0;
+        report.windows[0].share_drifted = 1.0;
         let s = drift_series(&report, &Signal::DriftShare);
         assert_eq!(s[0].value, Some(1.0));
         assert_eq!(s[1].value, None);

@@ -5,8 +5,10 @@ use anyhow::{bail, Context};
 use modelwatch_core::{parse_timestamp, ModelName, Window};
 use modelwatch_engine::metrics_csv::{column_names, metrics_csv};
 use modelwatch_engine::performance::{
-    window_performance, PerformanceQuery, PerformanceReport, Task,
+    window_performance, PerformanceQuery, PerformanceReport, Task, TaskReport,
 };
+use modelwatch_engine::summary::WindowRef;
+use modelwatch_stats::perf::{Change, Metric, MetricName};
 use modelwatch_store::SqliteStore;
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -80,11 +82,11 @@ pub fn run(args: MetricsArgs) -> anyhow::Result<()> {
     }
     let report = match &args.server {
         Some(url) => from_server(url, &model, &args)?,
-        None => serde_json::to_value(from_data(&model, &args)?)?,
+        None => from_data(&model, &args)?,
     };
     let out = match (args.format, args.summary) {
         (Format::Json, false) => serde_json::to_string_pretty(&report)? + "\n",
-        (Format::Json, true) => serde_json::to_string_pretty(&report["summary"])? + "\n",
+        (Format::Json, true) => serde_json::to_string_pretty(&report.summary)? + "\n",
         (_, false) => table(&report) + "\n" + &summary_table(&report),
         (_, true) => summary_table(&report),
     };
@@ -177,80 +179,78 @@ fn ask_server(
     Ok(r)
 }
 
-fn from_server(url: &str, model: &ModelName, args: &MetricsArgs) -> anyhow::Result<Value> {
-    Ok(ask_server(url, model, args, "json")?.json()?)
+/// The server's report, read into the type it was written from.
+fn from_server(
+    url: &str,
+    model: &ModelName,
+    args: &MetricsArgs,
+) -> anyhow::Result<PerformanceReport> {
+    let text = ask_server(url, model, args, "json")?.text()?;
+    serde_json::from_str(&text).context("reading the server's metrics")
 }
 
 /// The metrics of a task the table shows (three, to fit a terminal), in table and CSV order.
-fn headline(task: &str) -> [&'static str; 3] {
+fn headline(task: Task) -> [MetricName; 3] {
     use modelwatch_stats::perf::MetricName::*;
     match task {
-        "regression" => [Mae, Rmse, R2],
-        "multiclass" => [Accuracy, F1Macro, RocAuc],
-        _ => [Accuracy, F1, RocAuc],
+        Task::Regression => [Mae, Rmse, R2],
+        Task::Multiclass => [Accuracy, F1Macro, RocAuc],
+        Task::Binary => [Accuracy, F1, RocAuc],
     }
-    .map(|m| m.as_str())
 }
 
 /// `0.812 [0.790, 0.833]`, `n=12 < 30`, or `-` (undefined).
-fn cell(m: &Value) -> String {
-    match m["status"].as_str() {
-        Some("defined") => format!(
-            "{:.3} [{:.3}, {:.3}]",
-            m["value"].as_f64().unwrap_or(f64::NAN),
-            m["ci_low"].as_f64().unwrap_or(f64::NAN),
-            m["ci_high"].as_f64().unwrap_or(f64::NAN)
-        ),
-        Some("insufficient_sample") => format!("n={} < {}", m["n"], m["min"]),
+fn cell(m: Option<&Metric>) -> String {
+    match m {
+        Some(Metric::Defined {
+            value,
+            ci_low,
+            ci_high,
+            ..
+        }) => format!("{value:.3} [{ci_low:.3}, {ci_high:.3}]"),
+        Some(Metric::InsufficientSample { n, min }) => format!("n={n} < {min}"),
         _ => "-".into(),
     }
 }
 
-fn table(report: &Value) -> String {
-    let task = report["task"].as_str().unwrap_or("binary");
-    let names = headline(task);
-    let mut rows = vec![{
-        let mut h = vec!["start".to_owned(), "n".into(), "labelled".into()];
-        h.extend(names.iter().map(|n| n.to_string()));
-        h
-    }];
-    for w in report["windows"].as_array().into_iter().flatten() {
-        let mut r = vec![
-            w["start"].as_str().unwrap_or("").to_owned(),
-            w["predictions"].to_string(),
-            w["labelled"].to_string(),
-        ];
-        r.extend(names.iter().map(|n| cell(&w[*n])));
+/// A table's rows: the header, then one row per (name, predictions, labelled, metrics).
+fn rows<'a>(
+    first: &str,
+    names: [MetricName; 3],
+    items: impl Iterator<Item = (String, u64, u64, &'a TaskReport)>,
+) -> Vec<Vec<String>> {
+    let mut header = vec![first.to_owned(), "n".into(), "labelled".into()];
+    header.extend(names.iter().map(|n| n.to_string()));
+    let mut rows = vec![header];
+    for (name, predictions, labelled, metrics) in items {
+        let mut r = vec![name, predictions.to_string(), labelled.to_string()];
+        r.extend(names.iter().map(|n| cell(metrics.metric(*n))));
         rows.push(r);
     }
+    rows
+}
+
+fn table(report: &PerformanceReport) -> String {
+    let task = report.spec.task;
+    let names = headline(task);
+    let windows = report
+        .windows
+        .iter()
+        .map(|w| (w.start.to_rfc3339(), w.predictions, w.labelled, &w.metrics));
     let mut out = format!(
         "model {}  task {}  window {}\n",
-        report["model"].as_str().unwrap_or(""),
-        task,
-        report["window"].as_str().unwrap_or("")
+        report.model,
+        task.as_str(),
+        report.window
     );
-    out += &align(&rows);
-    if let Some(segments) = report["segments"].as_array() {
-        let mut rows = vec![{
-            let mut h = vec![
-                report["segment"].as_str().unwrap_or("segment").to_owned(),
-                "n".into(),
-                "labelled".into(),
-            ];
-            h.extend(names.iter().map(|n| n.to_string()));
-            h
-        }];
-        for s in segments {
-            let mut r = vec![
-                s["value"].as_str().unwrap_or("").to_owned(),
-                s["predictions"].to_string(),
-                s["labelled"].to_string(),
-            ];
-            r.extend(names.iter().map(|n| cell(&s[*n])));
-            rows.push(r);
-        }
+    out += &align(&rows("start", names, windows));
+    if let Some(segments) = &report.segments {
+        let segments = segments
+            .iter()
+            .map(|s| (s.value.clone(), s.predictions, s.labelled, &s.metrics));
+        let first = report.segment.as_deref().unwrap_or("segment");
         out += "\nsegments (worst first)\n";
-        out += &align(&rows);
+        out += &align(&rows(first, names, segments));
     }
     out
 }
@@ -278,48 +278,44 @@ fn align(rows: &[Vec<String>]) -> String {
 }
 
 /// `-0.100 (p 0.012, significant)`, or why it could not be compared.
-fn change_cell(c: &Value) -> String {
-    match c["status"].as_str() {
-        Some("compared") => format!(
-            "{:+.3} (p {}{})",
-            c["delta"].as_f64().unwrap_or(f64::NAN),
-            match c["p_value"].as_f64().unwrap_or(f64::NAN) {
+fn change_cell(c: Option<&Change>) -> String {
+    match c {
+        Some(Change::Compared {
+            delta,
+            p_value,
+            significant,
+            ..
+        }) => format!(
+            "{delta:+.3} (p {}{})",
+            match *p_value {
                 p if p < 0.001 => format!("{p:.1e}"),
                 p => format!("{p:.3}"),
             },
-            if c["significant"] == true {
-                ", significant"
-            } else {
-                ""
-            }
+            if *significant { ", significant" } else { "" }
         ),
-        Some(_) => "not comparable".into(),
+        Some(Change::NotComparable { .. }) => "not comparable".into(),
         None => "-".into(),
     }
 }
 
 /// The report's `summary` as a table: per metric, first and last window values and the change
 /// between them, then the baseline and the change from it to the last window.
-fn summary_table(report: &Value) -> String {
-    let s = &report["summary"];
-    let Some(metrics) = s["metrics"].as_object().filter(|m| !m.is_empty()) else {
+fn summary_table(report: &PerformanceReport) -> String {
+    let s = &report.summary;
+    if s.metrics.is_empty() {
         return "changes: no complete window with enough rows to compare\n".into();
-    };
-    let when = |w: &Value| w["start"].as_str().unwrap_or("-").to_owned();
+    }
+    let when = |w: Option<&WindowRef>| w.map_or("-".into(), |w| w.start.to_rfc3339());
     let mut out = format!(
         "changes: first window {} -> last window {} (windows chosen by {} rows)\n",
-        when(&s["first_window"]),
-        when(&s["last_window"]),
-        s["basis"].as_str().unwrap_or("labelled"),
+        when(s.first_window.as_ref()),
+        when(s.last_window.as_ref()),
+        s.basis,
     );
-    let num = |v: &Value| v.as_f64().map_or("-".into(), |x| format!("{x:.3}"));
+    let num = |v: Option<f64>| v.map_or("-".into(), |x| format!("{x:.3}"));
     // In the order of the CSV table's columns (headline metrics first), the rest by name.
-    let order = report["task"]
-        .as_str()
-        .and_then(|t| Task::parse(t).ok())
-        .map(column_names)
-        .unwrap_or_default();
-    let mut names: Vec<&String> = metrics.keys().collect();
+    let order = column_names(report.spec.task);
+    let mut names: Vec<&String> = s.metrics.keys().collect();
     names.sort_by_key(|n| order.iter().position(|o| o == *n).unwrap_or(usize::MAX));
     let mut rows = vec![[
         "metric",
@@ -332,14 +328,14 @@ fn summary_table(report: &Value) -> String {
     .map(str::to_owned)
     .to_vec()];
     for name in names {
-        let m = &metrics[name.as_str()];
+        let m = &s.metrics[name.as_str()];
         rows.push(vec![
             name.clone(),
-            num(&m["first"]),
-            num(&m["last"]),
-            change_cell(&m["first_to_last"]),
-            num(&m["baseline"]),
-            change_cell(&m["baseline_to_last"]),
+            num(m.first),
+            num(m.last),
+            change_cell(m.first_to_last.as_ref()),
+            num(m.baseline),
+            change_cell(m.baseline_to_last.as_ref()),
         ]);
     }
     out += &align(&rows);

@@ -1,17 +1,23 @@
-//! What a view shows, gathered from the engine: the same JSON objects the HTTP API answers
-//! (`/v1/models/{model}`, `/metrics`, `/drift`, `/quality`), so that a page, a report and the API
-//! can never disagree, plus the reference and current distributions the drift view overlays.
+//! What a view shows, gathered from the engine: the same typed reports the HTTP API serialises
+//! (`/v1/models/{model}`, `/metrics`, `/drift`, `/quality`, `/feedback`), so that a page, a
+//! report and the API can never disagree, plus the reference and current distributions the
+//! drift view overlays.
 //!
 //! [`ModelData`] is also the `report.json` of `modelwatch report`.
 
 use crate::params::{Range, ViewParams, AUTO_WINDOWS, MAX_WINDOWS};
 use crate::DashError;
 use modelwatch_core::{ModelName, Timestamp, Window};
-use modelwatch_engine::drift::{self, ColumnCounts, DriftQuery, QualityThresholds, Reference};
-use modelwatch_engine::feedback::{self, FeedbackQuery, FeedbackThresholds};
-use modelwatch_engine::performance::{window_performance, PerformanceQuery};
+use modelwatch_engine::drift::{
+    self, ColumnCounts, DriftQuery, DriftResponse, QualityResponse, QualityThresholds, Reference,
+};
+use modelwatch_engine::feedback::{self, FeedbackQuery, FeedbackResponse, FeedbackThresholds};
+use modelwatch_engine::performance::{
+    window_performance, PerformanceQuery, PerformanceReport, Task, TaskReport,
+};
 use modelwatch_engine::EngineError;
 use modelwatch_stats::drift::{DriftConfig, ProfileDetail};
+use modelwatch_stats::perf::{Metric, MetricName};
 use modelwatch_store::{ModelSummary, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -135,34 +141,34 @@ pub struct Distribution {
 }
 
 /// The metrics of one model version over the span (the API's `/metrics?version=`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionMetrics {
     pub version: String,
-    pub metrics: Value,
+    pub metrics: PerformanceReport,
 }
 
 /// Everything a model view or report shows. Sections that were not asked for are `null`;
 /// sections that cannot be computed say why in `unavailable`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelData {
     pub model: String,
     pub generated_at: Option<Timestamp>,
     pub span: Option<Span>,
     /// `GET /v1/models/{model}`.
-    pub summary: Value,
+    pub summary: ModelSummary,
     /// `GET /v1/models/{model}/metrics` over the span.
-    pub metrics: Option<Value>,
+    pub metrics: Option<PerformanceReport>,
     /// `GET /v1/models/{model}/drift` over the span.
-    pub drift: Option<Value>,
+    pub drift: Option<DriftResponse>,
     /// `GET /v1/models/{model}/quality` over the span.
-    pub quality: Option<Value>,
+    pub quality: Option<QualityResponse>,
     /// Reference against the last window of the span, per feature.
     pub distributions: Vec<Distribution>,
     /// `GET /v1/models/{model}/metrics?segment=` over the span.
-    pub segments: Option<Value>,
+    pub segments: Option<PerformanceReport>,
     /// `GET /v1/models/{model}/feedback` over the span.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub feedback: Option<Value>,
+    pub feedback: Option<FeedbackResponse>,
     pub versions: Vec<VersionMetrics>,
     /// The model's alerts, rules and recent transitions, when an alert service was asked
     /// (the server's pages); absent from a report.
@@ -263,9 +269,13 @@ pub fn summary(store: &dyn Store, model: &ModelName) -> Result<ModelSummary, Das
         .ok_or_else(|| DashError::NotFound(format!("model `{model}` does not exist")))
 }
 
-fn perf(store: &dyn Store, model: &ModelName, q: &PerformanceQuery) -> Result<Value, DashError> {
+fn perf(
+    store: &dyn Store,
+    model: &ModelName,
+    q: &PerformanceQuery,
+) -> Result<PerformanceReport, DashError> {
     // With the windows' label-free estimates, as the API's metrics answer them.
-    let report = window_performance(store, model, q)
+    window_performance(store, model, q)
         .and_then(|mut r| {
             modelwatch_engine::estimate::attach(store, model, q, &mut r)?;
             Ok(r)
@@ -273,8 +283,7 @@ fn perf(store: &dyn Store, model: &ModelName, q: &PerformanceQuery) -> Result<Va
         .map_err(|e| match e {
             EngineError::Store(e) => DashError::Store(e),
             e => DashError::BadRequest(e.to_string()),
-        })?;
-    Ok(serde_json::to_value(report).expect("report serializes"))
+        })
 }
 
 /// `Ok(None)` with the reason when the model has no reference.
@@ -299,8 +308,17 @@ pub fn gather(
     let mut data = ModelData {
         model: model.as_str().to_string(),
         generated_at: Some(Timestamp::now()),
-        summary: serde_json::to_value(&summary).expect("summary serializes"),
-        ..Default::default()
+        span: None,
+        summary: summary.clone(),
+        metrics: None,
+        drift: None,
+        quality: None,
+        distributions: Vec::new(),
+        segments: None,
+        feedback: None,
+        versions: Vec::new(),
+        alerts: None,
+        unavailable: Default::default(),
     };
     if parts.metrics {
         data.metrics = Some(perf(
@@ -350,7 +368,7 @@ pub fn gather(
     let query = span.drift(span.from);
     if parts.drift {
         match no_reference(drift::drift(store, model, &query, &DriftConfig::default()))? {
-            Ok(d) => data.drift = Some(serde_json::to_value(d).expect("drift serializes")),
+            Ok(d) => data.drift = Some(d),
             Err(why) => {
                 data.unavailable.insert("drift".into(), why);
             }
@@ -363,7 +381,7 @@ pub fn gather(
             &query,
             &QualityThresholds::default(),
         ))? {
-            Ok(q) => data.quality = Some(serde_json::to_value(q).expect("quality serializes")),
+            Ok(q) => data.quality = Some(q),
             Err(why) => {
                 data.unavailable.insert("quality".into(), why);
             }
@@ -378,7 +396,7 @@ pub fn gather(
             exploration: ("exploration".into(), "true".into()),
         };
         match feedback::feedback(store, model, &q, &FeedbackThresholds::default()) {
-            Ok(r) => data.feedback = Some(serde_json::to_value(r).expect("feedback serializes")),
+            Ok(r) => data.feedback = Some(r),
             Err(EngineError::Store(e)) => return Err(DashError::Store(e)),
             Err(e) => {
                 data.unavailable.insert("feedback".into(), e.to_string());
@@ -553,35 +571,28 @@ pub fn short(x: f64) -> String {
     }
 }
 
-/// A metric of a window of the API's JSON, when defined: (value, ci_low, ci_high).
-pub fn metric(w: &Value, name: &str) -> Option<(f64, f64, f64)> {
-    let m = w.get(name)?;
-    if m.get("status")?.as_str()? != "defined" {
-        return None;
+/// A metric's value with its interval, when defined: (value, ci_low, ci_high).
+pub fn estimate(m: &Metric) -> Option<(f64, f64, f64)> {
+    match m {
+        Metric::Defined {
+            value,
+            ci_low,
+            ci_high,
+            ..
+        } => Some((*value, *ci_low, *ci_high)),
+        _ => None,
     }
-    let v = m.get("value")?.as_f64()?;
-    let lo = m.get("ci_low").and_then(Value::as_f64).unwrap_or(v);
-    let hi = m.get("ci_high").and_then(Value::as_f64).unwrap_or(v);
-    Some((v, lo, hi))
+}
+
+/// A metric of a task report, when defined: (value, ci_low, ci_high).
+pub fn metric(report: &TaskReport, name: MetricName) -> Option<(f64, f64, f64)> {
+    estimate(report.metric(name)?)
 }
 
 /// The four metrics charted for a task (the vocabulary's headline ones), the first being the
 /// headline one.
-pub fn chart_metrics(task: &str) -> [&'static str; 4] {
-    use modelwatch_stats::perf::{BINARY_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS};
-    let metrics = match task {
-        "multiclass" => MULTICLASS_METRICS,
-        "regression" => REGRESSION_METRICS,
-        _ => BINARY_METRICS,
-    };
-    metrics.headline.map(|m| m.as_str())
-}
-
-/// A window's start from the API's JSON.
-pub fn start_of(w: &Value) -> Option<Timestamp> {
-    w.get("start")
-        .and_then(Value::as_str)
-        .and_then(|s| modelwatch_core::parse_timestamp(s).ok())
+pub fn chart_metrics(task: Task) -> [MetricName; 4] {
+    task.metrics().headline
 }
 
 #[cfg(test)]

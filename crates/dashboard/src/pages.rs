@@ -23,12 +23,11 @@ pub use crate::views::versions::versions_section;
 use crate::data::{self, AlertSource, ModelData};
 use crate::layout::{pickers, span_line};
 use crate::params::{url_encode, ViewParams};
-use crate::views::{s, ts};
+use crate::views::{json_text, utc};
 use crate::{DashError, Tab};
 use maud::html;
 use modelwatch_core::ModelName;
 use modelwatch_store::Store;
-use serde_json::Value;
 
 /// A model's view at `/models/{model}{tab.path()}`. With an alert source, every view shows
 /// the open alerts and the performance and alerts views the alerts panel.
@@ -60,26 +59,22 @@ const PERFORMANCE_HISTORY: usize = 10;
 pub fn render_model(data: &ModelData, tab: Tab, params: &ViewParams) -> String {
     let model = data.model.as_str();
     let sum = &data.summary;
-    let versions: Vec<String> = sum
-        .get("versions")
-        .and_then(Value::as_array)
-        .map(|v| v.iter().map(|x| s(x, "version").to_string()).collect())
-        .unwrap_or_default();
+    let versions: Vec<String> = sum.versions.iter().map(|v| v.version.clone()).collect();
     let base = format!("/models/{}", url_encode(model));
     let query = params.query();
     let span = data.span.as_ref().expect("gathered data has a span");
     let extra = match tab {
         Tab::Segments => {
-            let feats: Vec<String> = sum
-                .get("schema")
-                .and_then(|s| s.get("features"))
-                .and_then(Value::as_array)
-                .map(|v| v.iter().map(|x| s(x, "name").to_string()).collect())
-                .unwrap_or_default();
+            let feats: Vec<&str> = sum
+                .schema
+                .features
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect();
             let current = data
                 .segments
                 .as_ref()
-                .map(|m| s(m, "segment").to_string())
+                .and_then(|m| m.segment.as_deref())
                 .unwrap_or_default();
             html! { label { "segment by" select name="segment" {
                 @for fe in &feats { option value=(fe) selected[*fe == current] { (fe) } }
@@ -93,16 +88,18 @@ pub fn render_model(data: &ModelData, tab: Tab, params: &ViewParams) -> String {
     let (open, firing) = data.alerts.as_ref().map_or((0, 0), |a| {
         (
             a.open().count(),
-            a.open().filter(|x| s(x, "state") == "firing").count(),
+            a.open()
+                .filter(|x| json_text(x, "state") == "firing")
+                .count(),
         )
     });
     let body = html! {
         h1 data-model=(model) { (model) }
         p.meta {
-            (sum.get("predictions").and_then(Value::as_u64).unwrap_or(0)) " predictions, "
-            (sum.get("labelled").and_then(Value::as_u64).unwrap_or(0)) " labelled · versions: "
+            (sum.predictions) " predictions, "
+            (sum.labelled) " labelled · versions: "
             @if versions.is_empty() { "—" } @else { (versions.join(", ")) }
-            " · last event " (ts(sum, "last_event"))
+            " · last event " (sum.last_event.map(utc).unwrap_or_else(|| "—".into()))
         }
         (pickers(params, &versions, extra))
         (span_line(span))
@@ -118,7 +115,7 @@ pub fn render_model(data: &ModelData, tab: Tab, params: &ViewParams) -> String {
         @match tab {
             Tab::Performance => {
                 (performance_section(data, params, Some(&base)))
-                @if let Some(m) = &data.metrics { (changes_section(m)) }
+                @if let Some(m) = &data.metrics { (changes_section(&m.summary, m.spec.task)) }
                 (alerts_section(data, PERFORMANCE_HISTORY, false))
             }
             Tab::Drift => (drift_section(data, Some(&format!("{base}/drift{}", params.query_with("feature", ""))), params.feature.as_deref())),

@@ -21,7 +21,7 @@ pub fn html(data: &ModelData) -> String {
             " to " b { (span.to.to_rfc3339()) } " in windows of " b { (span.window) }
             @if let Some(v) = &span.version { ", version " b { (v) } } "." }
         (pages::performance_section(data, &crate::ViewParams::default(), None))
-        @if let Some(m) = &data.metrics { (pages::changes_section(m)) }
+        @if let Some(m) = &data.metrics { (pages::changes_section(&m.summary, m.spec.task)) }
         (pages::drift_section(data, None, None))
         (pages::quality_section(data))
         (pages::segments_section(data))
@@ -44,8 +44,7 @@ pub fn png(data: &ModelData, dir: &Path) -> Result<Vec<PathBuf>, String> {
     let span = data.span.as_ref().expect("gathered data has a span");
     let mut written = Vec::new();
     if let Some(m) = &data.metrics {
-        let task = m.get("task").and_then(|t| t.as_str()).unwrap_or("");
-        for (i, name) in chart_metrics(task).iter().enumerate() {
+        for (i, name) in chart_metrics(m.spec.task).into_iter().enumerate() {
             let path = dir.join(format!("{name}.png"));
             charts::time_png(&pages::metric_chart(m, span, name, i), 900, 360, &path)?;
             written.push(path);

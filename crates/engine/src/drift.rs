@@ -26,7 +26,7 @@ use modelwatch_stats::drift::{
     FeatureProfile, Grid, ProfileDetail, WindowCounts,
 };
 use modelwatch_store::{ScanRange, Store};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
 use crate::planner::Source;
@@ -143,7 +143,7 @@ pub fn windows(
 // Drift
 
 /// The drift of one window.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WindowDrift {
     pub start: Timestamp,
     pub end: Timestamp,
@@ -159,7 +159,7 @@ pub struct WindowDrift {
 }
 
 /// The drift of the prediction, score and label columns in one window.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutputWindowDrift {
     pub start: Timestamp,
     pub end: Timestamp,
@@ -167,7 +167,7 @@ pub struct OutputWindowDrift {
     pub features: Vec<FeatureDrift>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PredictionDrift {
     /// Which of `prediction`, `score` and `label` the reference has (only those are compared).
     pub columns: Vec<String>,
@@ -175,7 +175,7 @@ pub struct PredictionDrift {
 }
 
 /// `GET /v1/models/{model}/drift`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DriftResponse {
     pub model: String,
     pub window: String,
@@ -297,7 +297,7 @@ pub fn drift_of_windows(
 // Quality
 
 /// When a quality check flags a feature in a window. Shares are of the window's events.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct QualityThresholds {
     /// `null_rate`: null rate above the reference's plus this (0.1).
     pub null_rate_margin: f64,
@@ -334,7 +334,7 @@ impl Default for QualityThresholds {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutOfRange {
     pub count: u64,
     pub share: f64,
@@ -342,7 +342,7 @@ pub struct OutOfRange {
     pub reference_max: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UnseenCategories {
     /// Distinct unseen values.
     pub count: u64,
@@ -353,7 +353,7 @@ pub struct UnseenCategories {
     pub top: Vec<(String, u64)>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FeatureQuality {
     pub feature: String,
     pub kind: FeatureKind,
@@ -379,17 +379,17 @@ pub struct FeatureQuality {
     pub cardinality_ratio: Option<f64>,
     /// One distinct valid value in the window.
     pub constant: bool,
-    pub flags: Vec<&'static str>,
+    pub flags: Vec<std::borrow::Cow<'static, str>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UnexpectedFeature {
     pub feature: String,
     /// Events of the window that carry it.
     pub rows: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WindowQuality {
     pub start: Timestamp,
     pub end: Timestamp,
@@ -405,7 +405,7 @@ pub struct WindowQuality {
 
 /// `GET /v1/models/{model}/quality`. Rejected rows are not counted per window: the quarantine
 /// keeps no event time.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QualityResponse {
     pub model: String,
     pub window: String,
@@ -611,6 +611,6 @@ fn feature_quality(
         reference_distinct,
         cardinality_ratio,
         constant,
-        flags,
+        flags: flags.into_iter().map(std::borrow::Cow::Borrowed).collect(),
     }
 }

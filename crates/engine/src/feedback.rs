@@ -16,14 +16,14 @@
 use modelwatch_core::{ModelName, Outcome, Timestamp, Window};
 use modelwatch_stats::perf::{DistributionReport, MetricConfig, PredictionDistribution};
 use modelwatch_store::Store;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::error::EngineError;
 use crate::performance::{window_performance, PerformanceQuery, TaskReport};
 
 /// When a window's prediction diversity counts as collapsed.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FeedbackThresholds {
     /// Relative fall of the entropy against the reference's (0.25: a quarter lower).
     pub entropy_drop: f64,
@@ -55,7 +55,7 @@ pub struct FeedbackQuery {
 }
 
 /// Predicted-class diversity of the reference or of a window.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Diversity {
     pub predictions: u64,
     pub classes: u64,
@@ -78,7 +78,7 @@ impl Diversity {
 
 /// The reference's predicted-class diversity, and which reference it is (`version` null for
 /// the all-versions one; see [`crate::reference`]).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReferenceDiversity {
     pub version: Option<String>,
     pub rows: u64,
@@ -87,7 +87,7 @@ pub struct ReferenceDiversity {
 }
 
 /// Exploration traffic of one window.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Exploration {
     pub predictions: u64,
     /// Share of the window's predictions.
@@ -99,7 +99,7 @@ pub struct Exploration {
     pub others: Option<TaskReport>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FeedbackWindow {
     pub start: Timestamp,
     pub end: Timestamp,
@@ -117,7 +117,7 @@ pub struct FeedbackWindow {
 }
 
 /// `GET /v1/models/{model}/feedback`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FeedbackResponse {
     pub model: String,
     pub window: String,

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use modelwatch_core::{ModelName, Timestamp, Window};
 use modelwatch_store::{ScanRange, Store, StoreError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One window of one KPI series.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KpiWindow {
     pub start: Timestamp,
     pub end: Timestamp,

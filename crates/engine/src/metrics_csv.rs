@@ -14,53 +14,67 @@
 //! Headline metrics: binary `accuracy, precision, recall, f1`; multiclass `accuracy,
 //! precision_macro, recall_macro, f1_macro`; regression `mae, rmse, r2, mape`.
 
-use modelwatch_stats::perf::{BINARY_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS};
-use serde_json::Value;
+use modelwatch_stats::perf::{Metric, MetricName};
 
-use crate::performance::{PerformanceReport, Task};
+use crate::performance::{PerformanceReport, Task, WindowReport};
+use crate::state::Operational;
 
-/// How a column's cells are read from a window's JSON.
+/// How a column's cells are read from a window.
 enum Column {
-    /// A plain value under this key (a timestamp, a count, a ratio).
-    Plain(&'static str),
-    /// The `Metric` object at this path: its value, then `_ci_low` and `_ci_high` columns.
-    Metric(Vec<&'static str>),
+    /// A plain value (a timestamp, a count, a ratio).
+    Plain(fn(&WindowReport) -> String),
+    /// A task metric by its name: its value, then `_ci_low` and `_ci_high` columns.
+    Metric(MetricName),
+    /// A label-free metric of the window, with its interval columns too.
+    Operational(OperationalMetric),
+}
+
+/// Reads one label-free metric of a window.
+type OperationalMetric = fn(&Operational) -> &Metric;
+
+/// A number in shortest round-trip form; a non-finite one (null in the JSON) as empty.
+fn number(x: f64) -> String {
+    if x.is_finite() {
+        x.to_string()
+    } else {
+        String::new()
+    }
 }
 
 fn columns(task: Task) -> Vec<(String, Column)> {
     // The task's metrics from the one vocabulary: its headline four first, the rest last.
-    let metrics = match task {
-        Task::Binary => BINARY_METRICS,
-        Task::Multiclass => MULTICLASS_METRICS,
-        Task::Regression => REGRESSION_METRICS,
-    };
+    let metrics = task.metrics();
+    let plain =
+        |name: &str, read: fn(&WindowReport) -> String| (name.to_owned(), Column::Plain(read));
     let mut out: Vec<(String, Column)> = vec![
-        ("window_start".into(), Column::Plain("start")),
-        ("window_end".into(), Column::Plain("end")),
+        plain("window_start", |w| w.start.to_rfc3339()),
+        plain("window_end", |w| w.end.to_rfc3339()),
     ];
-    let metric = |name: &'static str| (name.to_owned(), Column::Metric(vec![name]));
-    out.extend(metrics.headline.iter().map(|m| metric(m.as_str())));
+    let metric = |m: MetricName| (m.as_str().to_owned(), Column::Metric(m));
+    out.extend(metrics.headline.iter().copied().map(metric));
     if task != Task::Regression {
-        out.push(metric("average_confidence"));
+        out.push((
+            "average_confidence".into(),
+            Column::Operational(|o| &o.average_confidence),
+        ));
     }
-    out.push(("prediction_volume".into(), Column::Plain("predictions")));
-    out.push(("labelled".into(), Column::Plain("labelled")));
-    out.push(("errors".into(), Column::Plain("errors")));
-    const LATENCY: [(&str, &[&str]); 3] = [
-        ("latency_p50", &["latency_ms", "p50"]),
-        ("latency_p95", &["latency_ms", "p95"]),
-        ("latency_p99", &["latency_ms", "p99"]),
+    out.push(plain("prediction_volume", |w| w.predictions.to_string()));
+    out.push(plain("labelled", |w| w.labelled.to_string()));
+    out.push(plain("errors", |w| w.errors.to_string()));
+    let latency: [(&str, OperationalMetric); 3] = [
+        ("latency_p50", |o| &o.latency_ms.p50),
+        ("latency_p95", |o| &o.latency_ms.p95),
+        ("latency_p99", |o| &o.latency_ms.p99),
     ];
-    for (name, path) in LATENCY {
-        out.push((name.into(), Column::Metric(path.to_vec())));
+    for (name, read) in latency {
+        out.push((name.into(), Column::Operational(read)));
     }
-    out.push(("error_rate".into(), Column::Plain("error_rate")));
-    out.push(("label_coverage".into(), Column::Plain("label_coverage")));
-    out.extend(metrics.rest.iter().map(|m| metric(m.as_str())));
-    out.push((
-        "insufficient_sample".into(),
-        Column::Plain("insufficient_sample"),
-    ));
+    out.push(plain("error_rate", |w| number(w.error_rate)));
+    out.push(plain("label_coverage", |w| number(w.label_coverage)));
+    out.extend(metrics.rest.iter().copied().map(metric));
+    out.push(plain("insufficient_sample", |w| {
+        w.insufficient_sample.to_string()
+    }));
     out
 }
 
@@ -70,21 +84,6 @@ pub fn column_names(task: Task) -> Vec<String> {
     columns(task).into_iter().map(|(name, _)| name).collect()
 }
 
-/// A JSON scalar as a CSV cell: numbers in shortest round-trip form, null as empty.
-fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
-            (Some(u), _) => u.to_string(),
-            (None, Some(i)) => i.to_string(),
-            _ => n.as_f64().map(|f| f.to_string()).unwrap_or_default(),
-        },
-        Value::Bool(b) => b.to_string(),
-        other => other.to_string(),
-    }
-}
-
 /// The report's windows as CSV text (see the module doc for the columns).
 pub fn metrics_csv(report: &PerformanceReport) -> String {
     let columns = columns(report.spec.task);
@@ -92,7 +91,7 @@ pub fn metrics_csv(report: &PerformanceReport) -> String {
     let mut header = Vec::new();
     for (name, c) in &columns {
         header.push(name.clone());
-        if let Column::Metric(..) = c {
+        if !matches!(c, Column::Plain(_)) {
             header.push(format!("{name}_ci_low"));
             header.push(format!("{name}_ci_high"));
         }
@@ -100,22 +99,24 @@ pub fn metrics_csv(report: &PerformanceReport) -> String {
     // Writing into a Vec cannot fail.
     let _ = w.write_record(&header);
     for window in &report.windows {
-        let v = serde_json::to_value(window).unwrap_or(Value::Null);
         let mut row = Vec::with_capacity(header.len());
         for (_, c) in &columns {
-            match c {
-                Column::Plain(key) => row.push(cell(&v[*key])),
-                Column::Metric(path) => {
-                    let m = path.iter().fold(&v, |at, k| &at[*k]);
-                    let defined = m["status"] == "defined";
-                    for field in ["value", "ci_low", "ci_high"] {
-                        row.push(if defined {
-                            cell(&m[field])
-                        } else {
-                            String::new()
-                        });
-                    }
+            let m = match c {
+                Column::Plain(read) => {
+                    row.push(read(window));
+                    continue;
                 }
+                Column::Metric(name) => window.metrics.metric(*name),
+                Column::Operational(read) => Some(read(&window.operational)),
+            };
+            match m {
+                Some(Metric::Defined {
+                    value,
+                    ci_low,
+                    ci_high,
+                    ..
+                }) => row.extend([*value, *ci_low, *ci_high].map(number)),
+                _ => row.extend([String::new(), String::new(), String::new()]),
             }
         }
         let _ = w.write_record(&row);
@@ -134,8 +135,8 @@ mod tests {
             let cols = columns(task);
             assert_eq!(cols[0].0, "window_start");
             for (name, c) in &cols {
-                if let Column::Metric(path) = c {
-                    assert!(!path.is_empty(), "{name}");
+                if let Column::Metric(m) = c {
+                    assert_eq!(m.as_str(), name);
                 }
             }
         }

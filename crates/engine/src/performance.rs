@@ -76,7 +76,7 @@ use modelwatch_core::{
 };
 use modelwatch_stats::perf::{Histogram, MetricConfig, PerfError, QuantileSketch};
 use modelwatch_store::{DelayQuantiles, ScanRange, Store, StoreError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
 use crate::planner::Source;
@@ -95,7 +95,7 @@ pub use crate::state::{
 };
 
 /// One window of the response.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WindowReport {
     pub start: Timestamp,
     pub end: Timestamp,
@@ -122,7 +122,7 @@ pub struct WindowReport {
 }
 
 /// One window of one segment value.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SegmentWindow {
     pub start: Timestamp,
     pub end: Timestamp,
@@ -133,7 +133,7 @@ pub struct SegmentWindow {
 }
 
 /// One segment value over the whole range, and per window.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SegmentReport {
     pub value: String,
     pub predictions: u64,
@@ -144,7 +144,7 @@ pub struct SegmentReport {
 }
 
 /// One model version over the whole range, beside the others.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionReport {
     /// Empty for predictions sent without a version.
     pub version: String,
@@ -166,7 +166,7 @@ pub const LATENCY_BUCKETS_MS: [f64; 11] = [
 ];
 
 /// The answer to `GET /v1/models/{model}/metrics`; see the module doc for the JSON.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PerformanceReport {
     pub model: String,
     pub window: String,

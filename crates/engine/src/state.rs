@@ -8,9 +8,10 @@ use std::collections::BTreeSet;
 use modelwatch_core::{LabelEvent, Outcome, PredictionEvent, ReferenceRow};
 use modelwatch_stats::perf::{
     compare_binary, compare_multiclass, compare_regression, BinaryComparison, BinaryReport,
-    BinaryState, ConfidenceState, Decision, DistributionReport, Metric, MetricConfig,
-    MulticlassComparison, MulticlassReport, MulticlassState, PerfError, PredictionDistribution,
-    QuantileReport, QuantileSketch, RegressionComparison, RegressionReport, RegressionState,
+    BinaryState, Change, ConfidenceState, Decision, DistributionReport, Metric, MetricConfig,
+    MetricName, MulticlassComparison, MulticlassReport, MulticlassState, PerfError,
+    PredictionDistribution, QuantileReport, QuantileSketch, RegressionComparison, RegressionReport,
+    RegressionState, TaskMetrics, BINARY_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS,
 };
 use modelwatch_store::NewLabel;
 use serde::{Deserialize, Serialize};
@@ -59,6 +60,16 @@ impl Task {
             Task::Binary => "binary",
             Task::Multiclass => "multiclass",
             Task::Regression => "regression",
+        }
+    }
+
+    /// The task's metrics in the vocabulary: its headline four (charted, the first its
+    /// headline number), then the rest.
+    pub fn metrics(self) -> TaskMetrics {
+        match self {
+            Task::Binary => BINARY_METRICS,
+            Task::Multiclass => MULTICLASS_METRICS,
+            Task::Regression => REGRESSION_METRICS,
         }
     }
 }
@@ -387,7 +398,7 @@ impl TaskState {
     }
 }
 
-fn argmax(scores: &[(String, f64)]) -> Option<&str> {
+pub(crate) fn argmax(scores: &[(String, f64)]) -> Option<&str> {
     scores
         .iter()
         .fold(None::<&(String, f64)>, |best, x| match best {
@@ -398,7 +409,7 @@ fn argmax(scores: &[(String, f64)]) -> Option<&str> {
 }
 
 /// A task's report; serializes as the report itself (no tag).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum TaskReport {
     Binary(Box<BinaryReport>),
@@ -416,15 +427,60 @@ impl TaskReport {
             TaskReport::Regression(r) => r.mae.value().map(|v| -v),
         }
     }
+
+    /// A metric by its name, when this task's report has it (the vocabulary decides).
+    pub fn metric(&self, name: MetricName) -> Option<&Metric> {
+        match self {
+            TaskReport::Binary(r) => name.of_binary(r),
+            TaskReport::Multiclass(r) => name.of_multiclass(r),
+            TaskReport::Regression(r) => name.of_regression(r),
+        }
+    }
+
+    /// The labelled rows the metrics are computed from.
+    pub fn n(&self) -> u64 {
+        match self {
+            TaskReport::Binary(r) => r.n,
+            TaskReport::Multiclass(r) => r.n,
+            TaskReport::Regression(r) => r.n,
+        }
+    }
+
+    /// The binary report, for a binary model.
+    pub fn binary(&self) -> Option<&BinaryReport> {
+        match self {
+            TaskReport::Binary(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The multiclass report, for a multiclass model.
+    pub fn multiclass(&self) -> Option<&MulticlassReport> {
+        match self {
+            TaskReport::Multiclass(r) => Some(r),
+            _ => None,
+        }
+    }
 }
 
 /// A task's comparison with the baseline; serializes untagged.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum TaskChanges {
     Binary(Box<BinaryComparison>),
     Multiclass(Box<MulticlassComparison>),
     Regression(Box<RegressionComparison>),
+}
+
+impl TaskChanges {
+    /// A metric's change against the baseline by its name, when the task compares it.
+    pub fn change(&self, name: MetricName) -> Option<&Change> {
+        match self {
+            TaskChanges::Binary(c) => name.change_of_binary(c),
+            TaskChanges::Multiclass(c) => name.change_of_multiclass(c),
+            TaskChanges::Regression(c) => name.change_of_regression(c),
+        }
+    }
 }
 
 /// Everything one window (or one segment of a window) accumulates: labelled-row metric state
@@ -592,7 +648,7 @@ impl WindowAccumulator {
 }
 
 /// Label-free metrics of a window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Operational {
     pub latency_ms: QuantileReport,
     pub average_confidence: Metric,

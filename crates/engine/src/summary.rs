@@ -31,14 +31,14 @@ use std::collections::BTreeMap;
 use modelwatch_core::{Timestamp, Window};
 use modelwatch_stats::perf::{
     compare_by_interval, compare_counts, compare_proportion, Change, Metric, MetricConfig,
+    MetricName,
 };
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
-use crate::state::{Task, TaskSpec, TaskState, WindowAccumulator};
+use crate::state::{Task, TaskChanges, TaskReport, TaskSpec, TaskState, WindowAccumulator};
 
 /// One of the two windows compared.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowRef {
     pub start: Timestamp,
     pub end: Timestamp,
@@ -47,7 +47,7 @@ pub struct WindowRef {
 }
 
 /// How one metric moved.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricChange {
     /// Value in the first window (null: undefined there, or no first window).
     pub first: Option<f64>,
@@ -62,11 +62,11 @@ pub struct MetricChange {
 }
 
 /// The change summary of a report (see the module doc).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChangeSummary {
     /// `labelled`: the windows were chosen by labelled rows; `predictions`: no window had
     /// `min_sample` labelled rows, so they were chosen by predictions.
-    pub basis: &'static str,
+    pub basis: std::borrow::Cow<'static, str>,
     pub first_window: Option<WindowRef>,
     pub last_window: Option<WindowRef>,
     /// By metric name: the task's metrics (scikit-learn names, as in the windows), then
@@ -124,7 +124,7 @@ pub fn summarize(
         operational(&mut metrics, spec, first.map(|(_, f)| f), l, config);
     }
     ChangeSummary {
-        basis,
+        basis: basis.into(),
         first_window: first.map(reference),
         last_window: last.map(reference),
         metrics,
@@ -132,12 +132,6 @@ pub fn summarize(
 }
 
 /// The value of a metric serialized as `{"status": "defined", "value", ...}`.
-fn value_of(v: &Value) -> Option<f64> {
-    (v["status"] == "defined")
-        .then(|| v["value"].as_f64())
-        .flatten()
-}
-
 /// Each scalar metric of the task: the names its comparison covers.
 fn task_metrics(
     out: &mut BTreeMap<String, MetricChange>,
@@ -146,37 +140,30 @@ fn task_metrics(
     baseline: Option<&TaskState>,
     config: &MetricConfig,
 ) {
-    let as_map = |v: Option<Value>| match v {
-        Some(Value::Object(m)) => m,
-        _ => serde_json::Map::new(),
-    };
-    let report = |s: &TaskState| serde_json::to_value(s.report(config)).ok();
-    let last_report = as_map(report(&last.state));
-    let first_report = as_map(first.and_then(|f| report(&f.state)));
-    let base_report = as_map(baseline.and_then(report));
-    let changes = |from: &TaskState| {
-        last.state
-            .compare(from, config)
-            .and_then(|c| serde_json::to_value(c).ok())
-    };
+    let last_report = last.state.report(config);
+    let first_report = first.map(|f| f.state.report(config));
+    let base_report = baseline.map(|b| b.report(config));
     // The comparison of the last window with itself names every comparable metric even when
     // there is no first window and no baseline.
-    let names = as_map(changes(&last.state));
-    let from_first = as_map(first.and_then(|f| changes(&f.state)));
-    let from_base = as_map(baseline.and_then(changes));
-    let change = |m: &serde_json::Map<String, Value>, name: &str| {
-        m.get(name)
-            .and_then(|c| serde_json::from_value::<Change>(c.clone()).ok())
+    let Some(names) = last.state.compare(&last.state, config) else {
+        return;
     };
-    for name in names.keys() {
+    let from_first = first.and_then(|f| last.state.compare(&f.state, config));
+    let from_base = baseline.and_then(|b| last.state.compare(b, config));
+    let value = |r: Option<&TaskReport>, name: MetricName| r?.metric(name)?.value();
+    let change = |c: Option<&TaskChanges>, name: MetricName| c?.change(name).cloned();
+    for name in MetricName::ALL {
+        if names.change(name).is_none() {
+            continue;
+        }
         out.insert(
-            name.clone(),
+            name.as_str().to_owned(),
             MetricChange {
-                first: first_report.get(name).and_then(value_of),
-                last: last_report.get(name).and_then(value_of),
-                baseline: base_report.get(name).and_then(value_of),
-                first_to_last: change(&from_first, name),
-                baseline_to_last: change(&from_base, name),
+                first: value(first_report.as_ref(), name),
+                last: value(Some(&last_report), name),
+                baseline: value(base_report.as_ref(), name),
+                first_to_last: change(from_first.as_ref(), name),
+                baseline_to_last: change(from_base.as_ref(), name),
             },
         );
     }

@@ -8,7 +8,8 @@ use modelwatch_core::{
 };
 use modelwatch_engine::aggregates;
 use modelwatch_engine::performance::{
-    scan_performance, window_performance, PerformanceQuery, TaskSpec, WindowAccumulator, WindowFold,
+    scan_performance, window_performance, PerformanceQuery, PerformanceReport, TaskSpec,
+    WindowAccumulator, WindowFold,
 };
 use modelwatch_store::{IngestOutcome, LabelBatch, PredictionBatch, ScanRange, SqliteStore, Store};
 use modelwatch_testkit::assert_json_close;
@@ -167,12 +168,20 @@ fn window<'a>(report: &'a Value, start: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no window {start}"))
 }
 
+/// The report as the API's JSON, checked to read back into the typed report unchanged (as
+/// `modelwatch report --server` reads the server's answer).
+fn as_json(report: PerformanceReport) -> Value {
+    let json = serde_json::to_value(&report).unwrap();
+    let back: PerformanceReport = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&back).unwrap(), json, "read back");
+    json
+}
+
 fn check_fixture(name: &str, task: &str) {
     let (_dir, store, data) = load(name);
     let exp = &data["expected"];
 
-    let report =
-        serde_json::to_value(window_performance(&store, &model(), &query()).unwrap()).unwrap();
+    let report = as_json(window_performance(&store, &model(), &query()).unwrap());
     assert_eq!(report["task"], task);
     let want = exp["windows"].as_object().unwrap();
     assert_eq!(report["windows"].as_array().unwrap().len(), want.len());
@@ -191,8 +200,7 @@ fn check_fixture(name: &str, task: &str) {
         window: Some(Window::WEEK),
         ..query()
     };
-    let report =
-        serde_json::to_value(window_performance(&store, &model(), &week).unwrap()).unwrap();
+    let report = as_json(window_performance(&store, &model(), &week).unwrap());
     for (start, w) in exp["week"].as_object().unwrap() {
         let got = window(&report, start);
         if task == "binary" {
@@ -205,7 +213,7 @@ fn check_fixture(name: &str, task: &str) {
         version: Some("v1".into()),
         ..query()
     };
-    let report = serde_json::to_value(window_performance(&store, &model(), &v1).unwrap()).unwrap();
+    let report = as_json(window_performance(&store, &model(), &v1).unwrap());
     for (start, w) in exp["windows_v1"].as_object().unwrap() {
         check(&format!("{name} v1 {start}"), window(&report, start), w);
     }
@@ -214,7 +222,7 @@ fn check_fixture(name: &str, task: &str) {
         segment: Some("country".into()),
         ..query()
     };
-    let report = serde_json::to_value(window_performance(&store, &model(), &seg).unwrap()).unwrap();
+    let report = as_json(window_performance(&store, &model(), &seg).unwrap());
     assert_eq!(report["segment"], "country");
     let segments = report["segments"].as_array().unwrap();
     let want = exp["segments"].as_object().unwrap();

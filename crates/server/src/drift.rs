@@ -232,3 +232,63 @@ pub(crate) async fn feedback(
     .await?;
     Ok(Json(out))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConceptParams {
+    window: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    version: Option<String>,
+    /// Comma-separated detector names (default: all that apply to the model's task).
+    detectors: Option<String>,
+}
+
+/// `GET /v1/models/{model}/concept`: change points in each version's error stream.
+pub(crate) async fn concept(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    params: Result<Query<ConceptParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<modelwatch_engine::concept::ConceptReport>, ApiError> {
+    use modelwatch_engine::concept::{self, ConceptQuery};
+    use modelwatch_stats::concept::DetectorKind;
+    let model = model_name(&model)?;
+    let Query(p) = params?;
+    let base = drift_query(DriftParams {
+        window: p.window,
+        from: p.from,
+        to: p.to,
+        version: p.version,
+        ..DriftParams::default()
+    })?;
+    let mut detectors = Vec::new();
+    for name in p.detectors.iter().flat_map(|d| d.split(',')) {
+        let name = name.trim();
+        if name.is_empty() {
+            continue;
+        }
+        let Some(kind) = DetectorKind::parse(name) else {
+            let known: Vec<&str> = DetectorKind::ALL.iter().map(|k| k.name()).collect();
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!(
+                    "`detectors`: unknown detector `{name}`; known: {}",
+                    known.join(", ")
+                ),
+            ));
+        };
+        if !detectors.contains(&kind) {
+            detectors.push(kind);
+        }
+    }
+    let query = ConceptQuery {
+        window: base.window,
+        from: base.from,
+        to: base.to,
+        version: base.version,
+        detectors,
+    };
+    let store = state.store.clone();
+    let out = blocking(move || Ok(concept::concept(store.as_ref(), &model, &query)?)).await?;
+    Ok(Json(out))
+}

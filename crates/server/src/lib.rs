@@ -98,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{model}/drift", get(drift::drift))
         .route("/v1/models/{model}/quality", get(drift::quality))
         .route("/v1/models/{model}/feedback", get(drift::feedback))
+        .route("/v1/models/{model}/concept", get(drift::concept))
         .route(
             "/v1/models/{model}/rules",
             get(alerts::list_rules).post(alerts::create_rule),

@@ -5,6 +5,7 @@
 //! a constant feature) give typed outcomes, never NaN and never a panic. Values are checked
 //! against SciPy and scikit-learn by fixtures that `scripts/fixtures/` generates.
 
+pub mod concept;
 pub mod drift;
 pub mod estimate;
 pub mod parallel;

@@ -25,7 +25,7 @@ use modelwatch_core::{
     ErrorCode, KpiEvent, LabelEvent, ModelName, Outcome, PredictionEvent, ReferenceRow, Rejection,
     Schema, SchemaChange, Timestamp, Window,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -167,7 +167,7 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionSummary {
     pub version: String,
     pub predictions: u64,
@@ -175,7 +175,7 @@ pub struct VersionSummary {
     pub last_event: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReferenceSummary {
     /// Empty when the reference applies to every version.
     pub version: String,
@@ -183,7 +183,7 @@ pub struct ReferenceSummary {
     pub uploaded_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelSummary {
     pub name: String,
     pub created_at: Timestamp,
@@ -221,7 +221,7 @@ pub struct WindowCounts {
     pub label_delay_seconds: Option<DelayQuantiles>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DelayQuantiles {
     pub p50: f64,
     pub p90: f64,

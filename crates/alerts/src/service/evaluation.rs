@@ -6,16 +6,24 @@ use crate::condition::{evaluate as evaluate_condition, fmt_value, Evaluation, Ou
 use crate::lifecycle::{fingerprint, resolve_orphan, step, Alert, State, Transition};
 use crate::notify::Notification;
 use crate::rule::{Condition, Rule, Signal, Source};
-use crate::signals::{drift_series, performance_series, quality_series};
+use crate::signals::{drift_series, performance_series, quality_series, segment_series};
 use modelwatch_core::{ModelName, Timestamp};
-use modelwatch_engine::drift::{self as engine_drift, DriftQuery, QualityThresholds};
-use modelwatch_engine::performance::{window_performance, PerformanceQuery};
+use modelwatch_engine::drift::{
+    self as engine_drift, DriftQuery, DriftResponse, QualityResponse, QualityThresholds,
+};
+use modelwatch_engine::performance::{window_performance, PerformanceQuery, PerformanceReport};
 use modelwatch_engine::EngineError;
 use modelwatch_stats::drift::DriftConfig;
 use modelwatch_store::ModelSummary;
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// An engine report a rule's signal is read from.
+enum Report {
+    Performance(Box<PerformanceReport>),
+    Drift(Box<DriftResponse>),
+    Quality(Box<QualityResponse>),
+}
 
 /// What one evaluation pass did (for logs and tests).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -97,7 +105,7 @@ impl AlertService {
             }
         }
         for name in summaries.keys().filter(|m| wanted(m)) {
-            self.refresh_metrics(name, &summaries[name], now);
+            self.refresh_metrics(name, &summaries[name]);
         }
         if report.notifications > 0 {
             self.wake_delivery.notify_one();
@@ -172,7 +180,7 @@ impl AlertService {
         };
         // Source, window, version, segment, and the class a class rule watches.
         type Key = (Source, i64, Option<String>, Option<String>, Option<String>);
-        let mut reports: HashMap<Key, Result<Value, String>> = HashMap::new();
+        let mut reports: HashMap<Key, Result<Report, String>> = HashMap::new();
         let lookback = rules
             .iter()
             .map(|r| r.spec.condition.windows_needed())
@@ -211,17 +219,15 @@ impl AlertService {
                     .entry(key)
                     .or_insert_with(|| self.report(&name, source, rule, from));
                 let series = match report {
-                    Ok(v) => match source {
-                        Source::Performance => match &rule.spec.segment {
-                            Some(seg) => match segment_report(v, &seg.value) {
-                                Ok(r) => performance_series(&r, &rule.signal, now),
-                                Err(e) => return Evaluation::unknown(e),
-                            },
-                            None => performance_series(v, &rule.signal, now),
+                    Ok(Report::Performance(r)) => match &rule.spec.segment {
+                        Some(seg) => match segment_series(r, &seg.value, &rule.signal) {
+                            Ok(s) => s,
+                            Err(e) => return Evaluation::unknown(e),
                         },
-                        Source::Drift => drift_series(v, &rule.signal),
-                        _ => quality_series(v, &rule.signal),
+                        None => performance_series(r, &rule.signal, now),
                     },
+                    Ok(Report::Drift(r)) => drift_series(r, &rule.signal),
+                    Ok(Report::Quality(r)) => quality_series(r, &rule.signal),
                     Err(e) => return Evaluation::unknown(e.clone()),
                 };
                 evaluate_condition(&rule.spec.condition, &series, rule.min_sample())
@@ -235,7 +241,7 @@ impl AlertService {
         source: Source,
         rule: &Rule,
         from: Timestamp,
-    ) -> Result<Value, String> {
+    ) -> Result<Report, String> {
         let store = self.store.as_ref();
         let version = rule.spec.version.clone();
         let drift_query = || DriftQuery {
@@ -271,17 +277,17 @@ impl AlertService {
                         }
                         Ok(r)
                     })
+                    .map(|r| Report::Performance(Box::new(r)))
                     .map_err(|e| format!("performance: {e}"))
-                    .and_then(|r| serde_json::to_value(r).map_err(|e| e.to_string()))
             }
             Source::Drift => {
                 engine_drift::drift(store, model, &drift_query(), &DriftConfig::default())
+                    .map(|r| Report::Drift(Box::new(r)))
                     .map_err(no_reference)
-                    .and_then(|r| serde_json::to_value(r).map_err(|e| e.to_string()))
             }
             _ => engine_drift::quality(store, model, &drift_query(), &QualityThresholds::default())
-                .map_err(no_reference)
-                .and_then(|r| serde_json::to_value(r).map_err(|e| e.to_string())),
+                .map(|r| Report::Quality(Box::new(r)))
+                .map_err(no_reference),
         }
     }
 
@@ -386,40 +392,6 @@ impl AlertService {
             summary,
         }
     }
-}
-
-/// The windows of one segment value of a metrics report split by segment, as a report of its
-/// own (with the task's class names, which per-class signals need).
-fn segment_report(report: &Value, value: &str) -> Result<Value, String> {
-    let segments = report
-        .get("segments")
-        .and_then(Value::as_array)
-        .map_or(&[][..], Vec::as_slice);
-    let Some(seg) = segments
-        .iter()
-        .find(|s| s.get("value").and_then(Value::as_str) == Some(value))
-    else {
-        let names: Vec<&str> = segments
-            .iter()
-            .filter_map(|s| s.get("value").and_then(Value::as_str))
-            .collect();
-        return Err(format!(
-            "segment value {value:?} has no predictions among the 10 values with most \
-             predictions in the windows evaluated (found: {})",
-            if names.is_empty() {
-                "none".to_owned()
-            } else {
-                names.join(", ")
-            }
-        ));
-    };
-    let mut r = serde_json::json!({"windows": seg.get("windows").cloned().unwrap_or(Value::Null)});
-    for k in ["positive_class", "negative_class"] {
-        if let Some(v) = report.get(k) {
-            r[k] = v.clone();
-        }
-    }
-    Ok(r)
 }
 
 fn human(secs: f64) -> String {

@@ -4,15 +4,14 @@
 use super::AlertService;
 use crate::exposition::Exposition;
 use crate::lifecycle::State;
-use crate::rule::{Signal, PERFORMANCE_METRICS};
-use crate::signals::{metric as metric_value, performance_series};
+use crate::rule::OperationalSignal;
+use crate::signals::operational;
 use modelwatch_core::{ModelName, Timestamp, Window};
 use modelwatch_engine::drift::{self as engine_drift, DriftQuery, QualityThresholds};
 use modelwatch_engine::performance::{window_performance, PerformanceQuery};
 use modelwatch_stats::drift::DriftConfig;
-use modelwatch_stats::perf::Histogram;
+use modelwatch_stats::perf::{Histogram, Metric, MetricName};
 use modelwatch_store::ModelSummary;
-use serde_json::Value;
 
 /// Latest per-model values for `/metrics`.
 #[derive(Debug, Clone, Default)]
@@ -38,7 +37,7 @@ pub(super) struct ModelMetrics {
 pub(super) const MAX_METRIC_VERSIONS: usize = 10;
 
 impl AlertService {
-    pub(super) fn refresh_metrics(&self, model: &str, summary: &ModelSummary, now: Timestamp) {
+    pub(super) fn refresh_metrics(&self, model: &str, summary: &ModelSummary) {
         let Ok(name) = ModelName::new(model) else {
             return;
         };
@@ -76,59 +75,39 @@ impl AlertService {
             let Ok(r) = window_performance(self.store.as_ref(), &name, &q) else {
                 continue;
             };
-            let Ok(r) = serde_json::to_value(r) else {
-                continue;
-            };
-            let Some(w) = r
-                .get("windows")
-                .and_then(Value::as_array)
-                .and_then(|w| w.last())
-            else {
+            let Some(w) = r.windows.last() else {
                 continue;
             };
             let ver = v.version.clone();
-            for metric in PERFORMANCE_METRICS {
-                let s = performance_series(
-                    &serde_json::json!({"windows": [w]}),
-                    &Signal::Metric((*metric).to_owned()),
-                    now,
-                );
-                if let Some(val) = s.first().and_then(|p| p.value) {
-                    m.performance.push((ver.clone(), (*metric).to_owned(), val));
+            for metric in MetricName::ALL {
+                if let Some(val) = w.metrics.metric(metric).and_then(Metric::value) {
+                    m.performance
+                        .push((ver.clone(), metric.as_str().to_owned(), val));
                 }
             }
-            for (key, label) in [
-                ("predictions", "predictions"),
-                ("error_rate", "error_rate"),
-                ("label_coverage", "label_coverage"),
-                ("average_confidence", "average_confidence"),
-                ("prediction_entropy", "prediction_entropy"),
-                ("top_class_share", "top_class_share"),
+            // The window in progress counts too here: this is a gauge of "now".
+            for signal in [
+                OperationalSignal::Predictions,
+                OperationalSignal::ErrorRate,
+                OperationalSignal::LabelCoverage,
+                OperationalSignal::AverageConfidence,
+                OperationalSignal::PredictionEntropy,
+                OperationalSignal::TopClassShare,
             ] {
-                // The window in progress counts too here: this is a gauge of "now".
-                let v = if key == "predictions" {
-                    w.get("predictions").and_then(Value::as_f64)
-                } else {
-                    performance_series(
-                        &serde_json::json!({"windows": [w]}),
-                        &Signal::Operational(key.to_owned()),
-                        now,
-                    )
-                    .first()
-                    .and_then(|p| p.value)
-                };
-                if let Some(v) = v {
-                    m.values.push((ver.clone(), label, v));
+                if let (Some(v), _) = operational(w, signal) {
+                    m.values.push((ver.clone(), signal.as_str(), v));
                 }
             }
             if let Some(h) = histograms.remove(&v.version) {
                 m.latency_histogram.push((ver.clone(), h));
             }
-            for (q, key) in [("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99")] {
-                if let Some(v) = w
-                    .pointer(&format!("/latency_ms/{key}/value"))
-                    .and_then(Value::as_f64)
-                {
+            let latency = &w.operational.latency_ms;
+            for (q, quantile) in [
+                ("0.5", &latency.p50),
+                ("0.95", &latency.p95),
+                ("0.99", &latency.p99),
+            ] {
+                if let Some(v) = quantile.value() {
                     m.latency.push((ver.clone(), q, v));
                 }
             }
@@ -143,12 +122,9 @@ impl AlertService {
             if let Ok(r) = window_performance(self.store.as_ref(), &name, &q) {
                 // The range is the latest window: each segment's totals are that window's.
                 for s in r.segments.iter().flatten() {
-                    let Ok(v) = serde_json::to_value(s) else {
-                        continue;
-                    };
-                    for metric in PERFORMANCE_METRICS {
-                        if let (Some(x), _) = metric_value(v.get(*metric).unwrap_or(&Value::Null)) {
-                            m.segments.push((s.value.clone(), metric, x));
+                    for metric in MetricName::ALL {
+                        if let Some(x) = s.metrics.metric(metric).and_then(Metric::value) {
+                            m.segments.push((s.value.clone(), metric.as_str(), x));
                         }
                     }
                 }

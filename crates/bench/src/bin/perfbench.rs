@@ -46,6 +46,9 @@ struct Args {
     /// Reuse the store in --dir as loaded by an earlier run (skips loading and late labels).
     #[arg(long)]
     reuse: bool,
+    /// Also time the concept-drift query (`GET .../concept`).
+    #[arg(long)]
+    concept: bool,
     /// With --reuse: first rebuild every aggregate from the raw events, and time it.
     #[arg(long)]
     rebuild: bool,
@@ -343,6 +346,48 @@ fn main() -> Result<()> {
     );
     if let Some(n) = args.drift_reference {
         drift_timings(&store, n, args.runs, args.per_day)?;
+    }
+    if args.concept {
+        concept_timings(&store, &args)?;
+    }
+    Ok(())
+}
+
+/// Times `GET .../concept` (every detector over the error stream), over one day and all days.
+fn concept_timings(store: &SqliteStore, args: &Args) -> Result<()> {
+    use modelwatch_engine::concept::{concept, ConceptQuery};
+    println!("| concept query | labelled predictions | p50 ms | max ms |");
+    println!("|---|---|---|---|");
+    let all = ConceptQuery {
+        window: Window::DAY,
+        from: None,
+        to: None,
+        version: None,
+        detectors: vec![],
+    };
+    let one_day = ConceptQuery {
+        from: Some(Timestamp(START)),
+        to: Some(Timestamp(START + 86_400_000_000)),
+        ..all.clone()
+    };
+    for (name, q) in [
+        ("one day, 6 detectors", &one_day),
+        ("all days, 6 detectors", &all),
+    ] {
+        let mut ms = Vec::new();
+        let mut labelled = 0;
+        for _ in 0..args.runs.clamp(1, 5) {
+            let t = Instant::now();
+            let r = concept(store, &model(), q)?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            labelled = r.versions.iter().map(|v| v.labelled).sum::<u64>();
+        }
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "| {name} | {labelled} | {:.0} | {:.0} |",
+            ms[ms.len() / 2],
+            ms[ms.len() - 1]
+        );
     }
     Ok(())
 }

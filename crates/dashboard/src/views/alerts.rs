@@ -1,6 +1,6 @@
 //! The alerts panel and banner.
 
-use super::{ago, f, s, when, window_text};
+use super::{ago, json_number, json_text, when, window_text};
 use crate::data::{self, short, ModelData};
 use crate::params::url_encode;
 use maud::{html, Markup};
@@ -9,17 +9,17 @@ use serde_json::Value;
 
 /// A rule's condition in a few words: `< 0.8`, `> 10 % below the baseline, significant`.
 pub fn condition_text(c: &Value) -> String {
-    let op = s(c, "op");
-    let value = f(c, &["value"]).map(short).unwrap_or_default();
-    let windows = f(c, &["windows"]).unwrap_or(0.0) as u64;
-    let direction = s(c, "direction");
-    match s(c, "kind") {
+    let op = json_text(c, "op");
+    let value = json_number(c, "value").map(short).unwrap_or_default();
+    let windows = json_number(c, "windows").unwrap_or(0.0) as u64;
+    let direction = json_text(c, "direction");
+    match json_text(c, "kind") {
         "threshold" => format!("{op} {value}"),
         "rolling_mean" => format!("mean of {windows} windows {op} {value}"),
         "trend" => format!("slope over {windows} windows {op} {value} per window"),
         "baseline" => format!(
             "more than {} % {} the baseline{}",
-            short(f(c, &["relative"]).unwrap_or(0.0) * 100.0),
+            short(json_number(c, "relative").unwrap_or(0.0) * 100.0),
             direction,
             if c.get("require_significant").and_then(Value::as_bool) == Some(false) {
                 ""
@@ -30,15 +30,15 @@ pub fn condition_text(c: &Value) -> String {
         "significant_change" => format!("significant change ({direction})"),
         "anomaly" => format!(
             "more than {} sd from the mean of {windows} windows{}",
-            f(c, &["z"]).map(short).unwrap_or_default(),
+            json_number(c, "z").map(short).unwrap_or_default(),
             if direction.is_empty() || direction == "any" {
                 String::new()
             } else {
                 format!(" ({direction})")
             }
         ),
-        "freshness" => format!("nothing arrived for {}", s(c, "max_age")),
-        "heartbeat" => format!("no successful run for {}", s(c, "max_age")),
+        "freshness" => format!("nothing arrived for {}", json_text(c, "max_age")),
+        "heartbeat" => format!("no successful run for {}", json_text(c, "max_age")),
         other => other.to_string(),
     }
 }
@@ -66,13 +66,13 @@ fn ack_cell(model: &str, x: &Value, with_form: bool) -> Markup {
     let action = format!(
         "/models/{}/alerts/{}/ack",
         url_encode(model),
-        url_encode(s(x, "fingerprint"))
+        url_encode(json_text(x, "fingerprint"))
     );
     html! {
         @if let Some(a) = ack {
-            div data-ack-owner=(s(a, "owner")) { span.badge.other { "acknowledged" } " by " b { (s(a, "owner")) } }
-            @if !s(a, "comment").is_empty() { div.s data-ack-comment=(s(a, "comment")) { (s(a, "comment")) } }
-            div.s { (when(s(a, "at"))) }
+            div data-ack-owner=(json_text(a, "owner")) { span.badge.other { "acknowledged" } " by " b { (json_text(a, "owner")) } }
+            @if !json_text(a, "comment").is_empty() { div.s data-ack-comment=(json_text(a, "comment")) { (json_text(a, "comment")) } }
+            div.s { (when(json_text(a, "at"))) }
         }
         @if with_form {
             form.ack method="post" action=(action) {
@@ -88,7 +88,7 @@ fn ack_cell(model: &str, x: &Value, with_form: bool) -> Markup {
 
 /// The model's rules by name.
 fn rules_by_name(a: &data::AlertsData) -> std::collections::HashMap<&str, &Value> {
-    a.rules.iter().map(|r| (s(r, "name"), r)).collect()
+    a.rules.iter().map(|r| (json_text(r, "name"), r)).collect()
 }
 
 /// Open alerts at the top of a model's page: what fires, and a link to the panel.
@@ -100,12 +100,15 @@ pub fn alerts_banner(data: &ModelData, alerts_href: &str) -> Markup {
     if open.is_empty() {
         return html! {};
     }
-    let firing = open.iter().filter(|x| s(x, "state") == "firing").count();
+    let firing = open
+        .iter()
+        .filter(|x| json_text(x, "state") == "firing")
+        .count();
     html! {
         div class=(if firing > 0 { "alertbar firing" } else { "alertbar pending" }) data-panel="alert-banner" data-open-alerts=(open.len()) {
             b { (firing) " firing, " (open.len() - firing) " pending" }
             @for x in &open {
-                " · " (state_badge(s(x, "state"))) " " (s(x, "rule")) " → " (s(x, "decision"))
+                " · " (state_badge(json_text(x, "state"))) " " (json_text(x, "rule")) " → " (json_text(x, "decision"))
             }
             " · " a href=(alerts_href) { "alerts and their history" }
         }
@@ -153,27 +156,27 @@ pub fn alerts_section(data: &ModelData, history_rows: usize, show_rules: bool) -
                 table.alerts {
                     tr { th { "state" } th { "rule" } th { "severity" } th { "decision" } th { "signal" } th.num { "value" } th { "condition" } th { "window" } th { "since" } th { "acknowledged" } }
                     @for x in &open {
-                        @let state = s(x, "state");
-                        @let rule = rules.get(s(x, "rule")).copied();
-                        @let since = if state == "firing" { s(x, "fired_at") } else { s(x, "active_at") };
-                        tr data-alert-state=(state) data-rule=(s(x, "rule")) data-fingerprint=(s(x, "fingerprint")) {
+                        @let state = json_text(x, "state");
+                        @let rule = rules.get(json_text(x, "rule")).copied();
+                        @let since = if state == "firing" { json_text(x, "fired_at") } else { json_text(x, "active_at") };
+                        tr data-alert-state=(state) data-rule=(json_text(x, "rule")) data-fingerprint=(json_text(x, "fingerprint")) {
                             td { (state_badge(state)) @if x.get("silenced").and_then(Value::as_bool) == Some(true) { " " span.badge.other title="an active silence matches: nothing is sent" { "silenced" } } }
-                            td { b { (s(x, "rule")) }
-                                @if let Some(d) = rule.map(|r| s(r, "description")).filter(|d| !d.is_empty()) { div.s { (d) } }
-                                div.s { (s(x, "summary")) } }
-                            td { (severity_badge(s(x, "severity"))) }
-                            td { (s(x, "decision")) }
-                            td { code { (s(x, "signal")) } }
+                            td { b { (json_text(x, "rule")) }
+                                @if let Some(d) = rule.map(|r| json_text(r, "description")).filter(|d| !d.is_empty()) { div.s { (d) } }
+                                div.s { (json_text(x, "summary")) } }
+                            td { (severity_badge(json_text(x, "severity"))) }
+                            td { (json_text(x, "decision")) }
+                            td { code { (json_text(x, "signal")) } }
                             td.num data-value=(x.get("value").map(|v| v.to_string()).unwrap_or_default()) {
-                                (f(x, &["value"]).map(short).unwrap_or("—".into()))
-                                @if let Some(b) = f(x, &["baseline"]) { div.s { "baseline " (short(b)) } }
+                                (json_number(x, "value").map(short).unwrap_or("—".into()))
+                                @if let Some(b) = json_number(x, "baseline") { div.s { "baseline " (short(b)) } }
                             }
                             td { @match rule { Some(r) => (condition_text(r.get("condition").unwrap_or(&Value::Null))), None => span.muted { "rule removed" } } }
-                            td { @if let Some(r) = rule { (s(r, "window")) " " }
-                                @if !s(x, "window_start").is_empty() { div.s { (window_text(s(x, "window_start"), s(x, "window_end"))) } }
-                                @if let Some(n) = f(x, &["n"]) { div.s { (n as u64) " rows" } } }
+                            td { @if let Some(r) = rule { (json_text(r, "window")) " " }
+                                @if !json_text(x, "window_start").is_empty() { div.s { (window_text(json_text(x, "window_start"), json_text(x, "window_end"))) } }
+                                @if let Some(n) = json_number(x, "n") { div.s { (n as u64) " rows" } } }
                             td { (when(since)) @if let Some(d) = ago(since, now) { div.s { (d) " ago" } }
-                                @if state == "pending" { @if let Some(r) = rule { div.s { "fires once it has held for " (s(r, "for")) } } } }
+                                @if state == "pending" { @if let Some(r) = rule { div.s { "fires once it has held for " (json_text(r, "for")) } } } }
                             td.ack { (ack_cell(model, x, show_rules && a.can_acknowledge)) }
                         }
                     }
@@ -190,16 +193,16 @@ pub fn alerts_section(data: &ModelData, history_rows: usize, show_rules: bool) -
                     tr { th { "when" } th { "transition" } th { "rule" } th { "severity" } th { "decision" } th.num { "value" } th { "what was seen" } }
                     @for h in history {
                         @let x = h.get("alert").unwrap_or(&Value::Null);
-                        tr data-transition=(s(h, "transition")) data-rule=(s(x, "rule")) {
-                            td { (when(s(h, "at"))) }
-                            td { (state_badge(s(h, "transition"))) }
-                            td { (s(x, "rule")) }
-                            td { (severity_badge(s(x, "severity"))) }
-                            td { (s(x, "decision")) }
-                            td.num { (f(x, &["value"]).map(short).unwrap_or("—".into())) }
-                            td { (s(x, "summary"))
-                                @if s(h, "transition") == "acknowledged" { @if let Some(a) = x.get("acknowledged").filter(|a| a.is_object()) {
-                                    div.s data-ack-owner=(s(a, "owner")) { "by " b { (s(a, "owner")) } @if !s(a, "comment").is_empty() { ": " (s(a, "comment")) } }
+                        tr data-transition=(json_text(h, "transition")) data-rule=(json_text(x, "rule")) {
+                            td { (when(json_text(h, "at"))) }
+                            td { (state_badge(json_text(h, "transition"))) }
+                            td { (json_text(x, "rule")) }
+                            td { (severity_badge(json_text(x, "severity"))) }
+                            td { (json_text(x, "decision")) }
+                            td.num { (json_number(x, "value").map(short).unwrap_or("—".into())) }
+                            td { (json_text(x, "summary"))
+                                @if json_text(h, "transition") == "acknowledged" { @if let Some(a) = x.get("acknowledged").filter(|a| a.is_object()) {
+                                    div.s data-ack-owner=(json_text(a, "owner")) { "by " b { (json_text(a, "owner")) } @if !json_text(a, "comment").is_empty() { ": " (json_text(a, "comment")) } }
                                 } } }
                         }
                     }
@@ -211,15 +214,15 @@ pub fn alerts_section(data: &ModelData, history_rows: usize, show_rules: bool) -
                 table.rules {
                     tr { th { "rule" } th { "signal" } th { "condition" } th { "window" } th { "for" } th { "severity" } th { "decision" } th { "from" } }
                     @for r in &a.rules {
-                        tr data-rule=(s(r, "name")) {
-                            td { b { (s(r, "name")) } @if !s(r, "description").is_empty() { div.s { (s(r, "description")) } } }
-                            td { code { (s(r, "signal")) } }
+                        tr data-rule=(json_text(r, "name")) {
+                            td { b { (json_text(r, "name")) } @if !json_text(r, "description").is_empty() { div.s { (json_text(r, "description")) } } }
+                            td { code { (json_text(r, "signal")) } }
                             td { (condition_text(r.get("condition").unwrap_or(&Value::Null))) }
-                            td { (s(r, "window")) @if !s(r, "version").is_empty() { ", version " (s(r, "version")) } }
-                            td { (s(r, "for")) }
-                            td { (severity_badge(s(r, "severity"))) }
-                            td { (s(r, "decision")) }
-                            td { (s(r, "origin")) }
+                            td { (json_text(r, "window")) @if !json_text(r, "version").is_empty() { ", version " (json_text(r, "version")) } }
+                            td { (json_text(r, "for")) }
+                            td { (severity_badge(json_text(r, "severity"))) }
+                            td { (json_text(r, "decision")) }
+                            td { (json_text(r, "origin")) }
                         }
                     }
                 }

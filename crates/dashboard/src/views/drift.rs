@@ -1,35 +1,32 @@
 //! The drift view: the features x windows heatmap, the share of drifted features, reference and current distributions.
 
-use super::{
-    f, is_partial, line, partial_starts, rule_thresholds, s, series, span_chart, ts, windows,
-};
+use super::{line, partial_starts, rule_thresholds, series, span_chart, utc};
 use crate::charts::{self, Overlay, YScale};
-use crate::data::{self, short, start_of, ModelData};
+use crate::data::{self, short, ModelData};
 use crate::layout::{inline_svg, unavailable, wide_figure};
 use crate::params::url_encode;
 use maud::{html, Markup};
-use serde_json::Value;
+use modelwatch_core::Timestamp;
+use modelwatch_engine::drift::{DriftResponse, WindowDrift};
+use modelwatch_stats::drift::{FeatureDrift, FeatureStatus};
 
 /// Colour of a heatmap cell: grey when not evaluated; dark red when drifted; pink when the
 /// change is significant but its effect under the threshold; else white to a faint rose by
 /// effect size over its threshold (noise in small windows stays pale).
-fn heat_color(feature: &Value) -> String {
-    let status = feature
-        .get("status")
-        .map(|st| st.get("status").unwrap_or(st));
-    if status.and_then(Value::as_str) != Some("evaluated") {
+fn heat_color(feature: &FeatureDrift) -> String {
+    if feature.status != FeatureStatus::Evaluated {
         return "#e5e7eb".into();
     }
-    if feature.get("drifted").and_then(Value::as_bool) == Some(true) {
+    if feature.drifted {
         return "#b91c1c".into();
     }
-    if let (Some(p), Some(a)) = (f(feature, &["p_value_adjusted"]), f(feature, &["alpha"])) {
+    if let (Some(p), Some(a)) = (feature.p_value_adjusted, feature.alpha) {
         if p < a {
             return "#f87171".into();
         }
     }
-    let ratio = match (f(feature, &["effect_size"]), f(feature, &["threshold"])) {
-        (Some(e), Some(t)) if t > 0.0 => (e / t).clamp(0.0, 1.0),
+    let ratio = match feature.effect_size {
+        Some(e) if feature.threshold > 0.0 => (e / feature.threshold).clamp(0.0, 1.0),
         _ => 0.0,
     };
     let g = (252.0 - ratio * 40.0) as u8;
@@ -39,18 +36,16 @@ fn heat_color(feature: &Value) -> String {
 /// Most heatmap columns: the latest windows of the range.
 pub const HEATMAP_COLUMNS: usize = 200;
 
-/// One row per feature (named `prefix` + feature), one cell per window.
-fn heat_rows<'a>(ws: &'a [Value], prefix: &str) -> Vec<(String, Vec<Option<&'a Value>>)> {
-    let mut rows: Vec<(String, Vec<Option<&Value>>)> = Vec::new();
+/// One row per feature (named `prefix` + feature), one cell per window (its features).
+fn heat_rows<'a>(
+    ws: &[&'a [FeatureDrift]],
+    prefix: &str,
+) -> Vec<(String, Vec<Option<&'a FeatureDrift>>)> {
+    let mut rows: Vec<(String, Vec<Option<&FeatureDrift>>)> = Vec::new();
     let mut index = std::collections::HashMap::new();
-    for (i, w) in ws.iter().enumerate() {
-        for fv in w
-            .get("features")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let name = format!("{prefix}{}", s(fv, "feature"));
+    for (i, features) in ws.iter().enumerate() {
+        for fv in *features {
+            let name = format!("{prefix}{}", fv.feature);
             let row = *index.entry(name.clone()).or_insert_with(|| {
                 rows.push((name, vec![None; ws.len()]));
                 rows.len() - 1
@@ -62,20 +57,22 @@ fn heat_rows<'a>(ws: &'a [Value], prefix: &str) -> Vec<(String, Vec<Option<&'a V
 }
 
 /// Features x windows, one cell per verdict, with the details in its tooltip.
-pub fn heatmap(drift: &Value, base: Option<&str>) -> Markup {
-    let ws = windows(drift);
+pub fn heatmap(drift: &DriftResponse, base: Option<&str>) -> Markup {
+    let ws = &drift.windows;
     let skip = ws.len().saturating_sub(HEATMAP_COLUMNS);
     let ws = &ws[skip..];
-    let rows = heat_rows(ws, "");
-    let outputs = drift.get("prediction").map(windows).unwrap_or(&[]);
-    let out_rows = heat_rows(
-        &outputs[outputs.len().saturating_sub(HEATMAP_COLUMNS)..],
-        "output: ",
-    );
-    let labels: Vec<String> = ws.iter().map(window_text).collect();
-    let partial: Vec<bool> = ws.iter().map(is_partial).collect();
-    let first = ws.first().map(|w| ts(w, "start")).unwrap_or_default();
-    let last = ws.last().map(|w| ts(w, "end")).unwrap_or_default();
+    let features: Vec<&[FeatureDrift]> = ws.iter().map(|w| w.features.as_slice()).collect();
+    let rows = heat_rows(&features, "");
+    let outputs = &drift.prediction.windows;
+    let outputs: Vec<&[FeatureDrift]> = outputs[outputs.len().saturating_sub(HEATMAP_COLUMNS)..]
+        .iter()
+        .map(|w| w.features.as_slice())
+        .collect();
+    let out_rows = heat_rows(&outputs, "output: ");
+    let labels: Vec<String> = ws.iter().map(|w| window_text(w.start, w.end)).collect();
+    let partial: Vec<bool> = ws.iter().map(|w| w.partial).collect();
+    let first = ws.first().map(|w| utc(w.start)).unwrap_or_default();
+    let last = ws.last().map(|w| utc(w.end)).unwrap_or_default();
     html! {
         div.heat data-heatmap-rows=(rows.len()) data-heatmap-columns=(ws.len()) {
             @if skip > 0 { p.muted { "latest " (HEATMAP_COLUMNS) " windows of " (skip + ws.len()) } }
@@ -100,7 +97,7 @@ pub fn heatmap(drift: &Value, base: Option<&str>) -> Markup {
                             @let part = partial.get(i).copied().unwrap_or(false);
                             @match c {
                                 Some(fv) => td class=(if part { "partial" } else { "" }) style=(format!("background:{}", heat_color(fv)))
-                                    data-p=(f(fv, &["p_value"]).map(|p| p.to_string()).unwrap_or_default())
+                                    data-p=(fv.p_value.map(|p| p.to_string()).unwrap_or_default())
                                     title=(cell_title(name, when, part, fv)) {}
                                 None => td style="background:#f9fafb" title=(format!("{name} · {when} · no rows")) {}
                             }
@@ -121,50 +118,41 @@ pub fn heatmap(drift: &Value, base: Option<&str>) -> Markup {
 }
 
 /// A drift window's time for people.
-fn window_text(w: &Value) -> String {
-    let start = start_of(w).map_or(0, |t| t.0);
-    let end = w
-        .get("end")
-        .and_then(Value::as_str)
-        .and_then(|e| modelwatch_core::parse_timestamp(e).ok())
-        .map_or(start, |t| t.0);
-    charts::window_label(start, end - start)
+fn window_text(start: Timestamp, end: Timestamp) -> String {
+    charts::window_label(start.0, end.0 - start.0)
 }
 
 /// The hover text of a heatmap cell: the feature, the window, the test's p-values and the
 /// effect against its threshold, or why it was not tested.
-fn cell_title(name: &str, when: &str, partial: bool, fv: &Value) -> String {
-    let status = fv
-        .get("status")
-        .map(|st| st.get("status").unwrap_or(st))
-        .and_then(Value::as_str)
-        .unwrap_or("");
+fn cell_title(name: &str, when: &str, partial: bool, fv: &FeatureDrift) -> String {
     let mut t = format!("{name}\n{when}");
     if partial {
         t.push_str(" (partial: still filling)");
     }
-    if status != "evaluated" {
-        let min = fv.pointer("/status/min_rows").and_then(Value::as_u64);
-        t.push_str(&format!("\nnot evaluated: {}", status.replace('_', " ")));
-        if let Some(m) = min {
-            t.push_str(&format!(" (fewer than {m} valid rows)"));
+    if fv.status != FeatureStatus::Evaluated {
+        t.push_str(&format!(
+            "\nnot evaluated: {}",
+            fv.status.name().replace('_', " ")
+        ));
+        if let FeatureStatus::InsufficientData { min_rows } = fv.status {
+            t.push_str(&format!(" (fewer than {min_rows} valid rows)"));
         }
         return t;
     }
-    let p = |k: &str| f(fv, &[k]).map(p_text).unwrap_or("—".into());
+    let p = |v: Option<f64>| v.map(p_text).unwrap_or("—".into());
     t.push_str(&format!(
         "\n{}: p = {}, adjusted p = {}",
-        s(fv, "method"),
-        p("p_value"),
-        p("p_value_adjusted")
+        fv.method.name(),
+        p(fv.p_value),
+        p(fv.p_value_adjusted)
     ));
     t.push_str(&format!(
         "\n{} {} (threshold {})",
-        s(fv, "effect_measure"),
-        f(fv, &["effect_size"]).map(short).unwrap_or("—".into()),
-        f(fv, &["threshold"]).map(short).unwrap_or("—".into())
+        fv.effect_measure.name(),
+        fv.effect_size.map(short).unwrap_or("—".into()),
+        short(fv.threshold)
     ));
-    if fv.get("drifted").and_then(Value::as_bool) == Some(true) {
+    if fv.drifted {
         t.push_str("\nDRIFTED");
     }
     t
@@ -183,18 +171,18 @@ fn p_text(p: f64) -> String {
 
 /// The date axis of the heatmap: one label per day of hourly windows, per month of daily or
 /// weekly ones, as (label, columns, title). Labels too wide for their columns stay in the title.
-fn date_axis(ws: &[Value]) -> Vec<(String, usize, String)> {
+fn date_axis(ws: &[WindowDrift]) -> Vec<(String, usize, String)> {
     let mut out: Vec<(String, usize, String)> = Vec::new();
     let daily = ws.first().is_some_and(|w| {
-        let t = window_text(w);
+        let t = window_text(w.start, w.end);
         !t.contains(':')
     });
     for w in ws {
-        let start = s(w, "start");
+        let start = w.start.to_rfc3339();
         let key = if daily {
-            start.get(..7).unwrap_or(start).to_string()
+            start.get(..7).unwrap_or(&start).to_string()
         } else {
-            start.get(..10).unwrap_or(start).to_string()
+            start.get(..10).unwrap_or(&start).to_string()
         };
         match out.last_mut() {
             Some((k, n, _)) if *k == key => *n += 1,
@@ -225,11 +213,13 @@ pub fn drift_section(data: &ModelData, base: Option<&str>, selected: Option<&str
     share.lines.push(line(
         "share drifted",
         4,
-        series(drift, |w| f(w, &["share_drifted"])),
+        series(&drift.windows, |w| {
+            Some(w.share_drifted).filter(|x| x.is_finite())
+        }),
     ));
-    share.baseline = f(drift, &["drift_share"]);
+    share.baseline = Some(drift.drift_share);
     share.baseline_label = "dataset drift threshold".into();
-    share.partial = partial_starts(windows(drift));
+    share.partial = partial_starts(&drift.windows);
     share.thresholds = rule_thresholds(data, &["drift_share"]);
     let mut dists: Vec<&data::Distribution> = data.distributions.iter().collect();
     if let Some(sel) = selected {
@@ -237,7 +227,7 @@ pub fn drift_section(data: &ModelData, base: Option<&str>, selected: Option<&str
     }
     html! {
         h2 { "Drift: features × windows" }
-        p.meta { "Against the reference (" (drift.get("reference").and_then(|r| r.get("rows")).and_then(Value::as_u64).unwrap_or(0)) " rows); p-values adjusted together (Benjamini-Hochberg), a feature drifts when significant and its effect reaches the threshold." }
+        p.meta { "Against the reference (" (drift.reference.rows) " rows); p-values adjusted together (Benjamini-Hochberg), a feature drifts when significant and its effect reaches the threshold." }
         (heatmap(drift, base))
         (wide_figure("drift_share", &share, "dashed: the share of drifted features at which the whole dataset counts as drifted"))
         h2 { "Distributions: reference and the latest complete window" }

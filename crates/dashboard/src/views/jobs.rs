@@ -2,7 +2,7 @@
 //! heartbeats, each with its latest run, latest success and what its heartbeat rules make of
 //! it, from `GET /v1/models/{model}/heartbeats`.
 
-use super::{ago, f, s, when};
+use super::{ago, json_number, json_text, when};
 use crate::data::ModelData;
 use maud::{html, Markup};
 use modelwatch_core::Timestamp;
@@ -49,24 +49,24 @@ pub fn jobs_section(data: &ModelData) -> Markup {
                     tr { th { "job" } th { "status" } th { "latest run" } th { "latest success" } th.num { "runs" } th.num { "failed" } th { "rules (max age)" } }
                     @for j in &a.jobs {
                         @let last = j.get("last_run").filter(|l| !l.is_null());
-                        @let success = s(j, "last_success");
-                        tr data-job=(s(j, "job")) {
-                            td { b { (s(j, "job")) } }
-                            td { (status_badge(s(j, "status"))) }
+                        @let success = json_text(j, "last_success");
+                        tr data-job=(json_text(j, "job")) {
+                            td { b { (json_text(j, "job")) } }
+                            td { (status_badge(json_text(j, "status"))) }
                             td {
                                 @match last {
                                     Some(l) => {
-                                        span class=(if s(l, "status") == "failed" { "bad" } else { "" }) { (s(l, "status")) }
-                                        " " (when(s(l, "timestamp")))
-                                        @if let Some(d) = ago(s(l, "timestamp"), now) { div.s { (d) " ago" } }
-                                        @if !s(l, "message").is_empty() { div.s { (s(l, "message")) } }
+                                        span class=(if json_text(l, "status") == "failed" { "bad" } else { "" }) { (json_text(l, "status")) }
+                                        " " (when(json_text(l, "timestamp")))
+                                        @if let Some(d) = ago(json_text(l, "timestamp"), now) { div.s { (d) " ago" } }
+                                        @if !json_text(l, "message").is_empty() { div.s { (json_text(l, "message")) } }
                                     }
                                     None => span.muted { "never reported" },
                                 }
                             }
                             td { @if success.is_empty() { span.muted { "—" } } @else { (when(success)) @if let Some(d) = ago(success, now) { div.s { (d) " ago" } } } }
-                            td.num { (f(j, &["runs"]).unwrap_or(0.0) as u64) }
-                            td.num { (f(j, &["failures"]).unwrap_or(0.0) as u64) }
+                            td.num { (json_number(j, "runs").unwrap_or(0.0) as u64) }
+                            td.num { (json_number(j, "failures").unwrap_or(0.0) as u64) }
                             td {
                                 @let rules = j.get("rules").and_then(Value::as_object);
                                 @match rules.filter(|r| !r.is_empty()) {

@@ -1,5 +1,5 @@
-//! The sections of a model's views, one module each, and the helpers that read the API's JSON
-//! for them.
+//! The sections of a model's views, one module each, and the helpers they share over the
+//! engine's reports (and the alert endpoints' JSON).
 
 pub mod alerts;
 pub mod changes;
@@ -15,37 +15,66 @@ pub mod versions;
 pub mod window;
 
 use crate::charts::{Line, Threshold, TimeChart, YScale, PALETTE};
-use crate::data::{metric, short, start_of, ModelData, Span};
+use crate::data::{metric, short, ModelData, Span};
 use maud::{html, Markup};
 use modelwatch_core::Timestamp;
+use modelwatch_engine::drift::{WindowDrift, WindowQuality};
+use modelwatch_engine::feedback::FeedbackWindow;
+use modelwatch_engine::performance::{PerformanceReport, TaskReport, WindowReport};
+use modelwatch_stats::perf::{Metric, MetricName};
 use serde_json::Value;
 
-/// Whether a window of the API's JSON is still filling (`"partial": true`).
-pub(crate) fn is_partial(w: &Value) -> bool {
-    w.get("partial").and_then(Value::as_bool) == Some(true)
+/// A window of one of the engine's reports: when it starts and whether it is still filling.
+pub(crate) trait ReportWindow {
+    fn start(&self) -> Timestamp;
+    fn partial(&self) -> bool;
 }
+
+macro_rules! report_window {
+    ($($t:ty),+) => {$(
+        impl ReportWindow for $t {
+            fn start(&self) -> Timestamp {
+                self.start
+            }
+            fn partial(&self) -> bool {
+                self.partial
+            }
+        }
+    )+};
+}
+report_window!(WindowReport, WindowDrift, WindowQuality, FeedbackWindow);
 
 /// The window "latest" values are read from: the last complete one; the last one (partial)
 /// when none is complete.
-pub(crate) fn latest_window(ws: &[Value]) -> Option<&Value> {
-    ws.iter().rev().find(|w| !is_partial(w)).or(ws.last())
+pub(crate) fn latest_window<W: ReportWindow>(ws: &[W]) -> Option<&W> {
+    ws.iter().rev().find(|w| !w.partial()).or(ws.last())
 }
 
 /// The starts of a report's partial windows, for the charts' grey ground.
-pub(crate) fn partial_starts(ws: &[Value]) -> Vec<i64> {
+pub(crate) fn partial_starts<W: ReportWindow>(ws: &[W]) -> Vec<i64> {
     ws.iter()
-        .filter(|w| is_partial(w))
-        .filter_map(|w| start_of(w).map(|t| t.0))
+        .filter(|w| w.partial())
+        .map(|w| w.start().0)
         .collect()
 }
 
 /// ` (partial)` after a window's time when it is still filling.
-pub(crate) fn partial_note(w: &Value) -> Markup {
+pub(crate) fn partial_note(w: &impl ReportWindow) -> Markup {
     html! {
-        @if is_partial(w) {
+        @if w.partial() {
             " " span.badge.partial title="this window is still filling: its end is after the latest event or after now" { "partial" }
         }
     }
+}
+
+/// A string field of the alert endpoints' JSON (alerts, rules, history, jobs), `""` when absent.
+pub(crate) fn json_text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// A number field of the alert endpoints' JSON.
+pub(crate) fn json_number(v: &Value, key: &str) -> Option<f64> {
+    v.get(key).and_then(Value::as_f64)
 }
 
 /// The thresholds of the model's rules on `signals` (threshold and rolling-mean rules), as
@@ -56,58 +85,34 @@ pub(crate) fn rule_thresholds(data: &ModelData, signals: &[&str]) -> Vec<Thresho
     };
     a.rules
         .iter()
-        .filter(|r| signals.contains(&s(r, "signal")))
+        .filter(|r| signals.contains(&json_text(r, "signal")))
         .filter_map(|r| {
             let c = r.get("condition")?;
-            if !matches!(s(c, "kind"), "threshold" | "rolling_mean") {
+            if !matches!(json_text(c, "kind"), "threshold" | "rolling_mean") {
                 return None;
             }
-            let value = f(c, &["value"])?;
-            let signal = s(r, "signal");
+            let value = json_number(c, "value")?;
+            let signal = json_text(r, "signal");
             let on = if signals.len() > 1 {
                 format!(" on {signal}")
             } else {
                 String::new()
             };
             Some(Threshold {
-                label: format!("rule {}{on}: {}", s(r, "name"), alerts::condition_text(c)),
+                label: format!(
+                    "rule {}{on}: {}",
+                    json_text(r, "name"),
+                    alerts::condition_text(c)
+                ),
                 value,
             })
         })
         .collect()
 }
 
-pub(crate) fn windows(v: &Value) -> &[Value] {
-    v.get("windows")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-}
-
-pub(crate) fn f(v: &Value, path: &[&str]) -> Option<f64> {
-    let mut cur = v;
-    for p in path {
-        cur = cur.get(p)?;
-    }
-    cur.as_f64()
-}
-
-pub(crate) fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-pub(crate) fn ts(v: &Value, key: &str) -> String {
-    let t = s(v, key);
-    if t.is_empty() {
-        "—".into()
-    } else {
-        t.replace('T', " ").replace('Z', " UTC")
-    }
-}
-
-/// A latency quantile of a window (`latency_ms.p95` is a metric with its interval).
-pub(crate) fn latency(w: &Value, q: &str) -> Option<f64> {
-    w.get("latency_ms").and_then(|l| metric(l, q)).map(|x| x.0)
+/// A timestamp for people, to the API's precision: `2026-11-25 15:13:52.5 UTC`.
+pub(crate) fn utc(t: Timestamp) -> String {
+    t.to_rfc3339().replace('T', " ").replace('Z', " UTC")
 }
 
 pub(crate) fn pct(x: f64) -> String {
@@ -115,29 +120,32 @@ pub(crate) fn pct(x: f64) -> String {
 }
 
 /// The value of a metric with its interval, `—` when not defined.
-pub(crate) fn metric_text(w: &Value, name: &str) -> Markup {
-    match metric(w, name) {
+pub(crate) fn metric_text(report: &TaskReport, name: MetricName) -> Markup {
+    match metric(report, name) {
         Some((v, lo, hi)) => html! {
             span title=(format!("95% CI [{}, {}]", short(lo), short(hi))) { (format!("{v:.4}")) }
         },
         None => {
-            let why = w
-                .get(name)
-                .and_then(|m| m.get("status"))
-                .and_then(Value::as_str)
-                .unwrap_or("undefined")
-                .replace('_', " ");
+            let why = match report.metric(name) {
+                Some(Metric::InsufficientSample { .. }) => "insufficient sample",
+                _ => "undefined",
+            };
             html! { span.muted title=(why) { "—" } }
         }
     }
 }
 
-/// Values of a series per window of a metrics report.
-pub(crate) fn series(m: &Value, get: impl Fn(&Value) -> Option<f64>) -> Vec<(i64, Option<f64>)> {
-    windows(m)
-        .iter()
-        .filter_map(|w| start_of(w).map(|t| (t.0, get(w))))
-        .collect()
+/// Values of a series per window of a report.
+pub(crate) fn series<W: ReportWindow>(
+    ws: &[W],
+    get: impl Fn(&W) -> Option<f64>,
+) -> Vec<(i64, Option<f64>)> {
+    ws.iter().map(|w| (w.start().0, get(w))).collect()
+}
+
+/// A metric per window of a performance report.
+pub(crate) fn metric_series(m: &PerformanceReport, name: MetricName) -> Vec<(i64, Option<f64>)> {
+    series(&m.windows, |w| metric(&w.metrics, name).map(|x| x.0))
 }
 
 pub(crate) fn span_chart(span: &Span, title: &str, y: YScale) -> TimeChart {
@@ -168,12 +176,14 @@ pub(crate) fn line(name: &str, color: usize, points: Vec<(i64, Option<f64>)>) ->
 
 /// The last complete window where the metric is defined, else the last (partial) one where
 /// it is.
-pub(crate) fn latest_defined<'a>(m: &'a Value, name: &str) -> Option<&'a Value> {
-    let ws = windows(m);
+pub(crate) fn latest_defined(m: &PerformanceReport, name: MetricName) -> Option<&WindowReport> {
+    let defined = |w: &&WindowReport| metric(&w.metrics, name).is_some();
+    let ws = &m.windows;
     ws.iter()
         .rev()
-        .find(|w| !is_partial(w) && metric(w, name).is_some())
-        .or_else(|| ws.iter().rev().find(|w| metric(w, name).is_some()))
+        .filter(defined)
+        .find(|w| !w.partial)
+        .or_else(|| ws.iter().rev().find(defined))
 }
 
 /// A timestamp of the API's JSON for people: `2026-11-25 15:13:52 UTC`, without fractions.

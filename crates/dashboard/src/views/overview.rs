@@ -1,6 +1,6 @@
 //! The models overview at `/`.
 
-use super::{f, is_partial, latest_defined, latest_window, pct, s, series, windows};
+use super::{json_text, latest_defined, latest_window, metric_series, pct};
 use crate::charts;
 use crate::data::{self, chart_metrics, metric, AlertSource, MIN_ROWS};
 use crate::layout::{inline_svg, layout, pickers};
@@ -8,14 +8,16 @@ use crate::params::{url_encode, ViewParams};
 use crate::DashError;
 use maud::html;
 use modelwatch_core::{ModelName, Timestamp};
+use modelwatch_engine::performance::Task;
+use modelwatch_stats::perf::MetricName;
 use modelwatch_store::Store;
 use serde_json::Value;
 
 /// One row of the overview.
 struct Row {
     name: String,
-    task: String,
-    metric: &'static str,
+    task: Option<Task>,
+    metric: MetricName,
     current: Option<f64>,
     baseline: Option<f64>,
     /// The latest window differs from the baseline significantly (the API's `changes`).
@@ -49,8 +51,8 @@ pub struct OpenAlerts {
 pub fn open_alerts(alerts: &[Value]) -> std::collections::HashMap<String, OpenAlerts> {
     let mut out: std::collections::HashMap<String, OpenAlerts> = Default::default();
     for a in alerts {
-        let e = out.entry(s(a, "model").to_string()).or_default();
-        match s(a, "state") {
+        let e = out.entry(json_text(a, "model").to_string()).or_default();
+        match json_text(a, "state") {
             "firing" => e.firing += 1,
             "pending" => e.pending += 1,
             _ => {}
@@ -82,9 +84,9 @@ pub fn overview(
             ..Default::default()
         };
         let data = data::gather(store, &name, params, parts)?;
-        let metrics = data.metrics.unwrap_or_default();
-        let task = s(&metrics, "task").to_string();
-        let metric_name = chart_metrics(&task)[0];
+        let metrics = data.metrics;
+        let task = metrics.as_ref().map(|m| m.spec.task);
+        let metric_name = chart_metrics(task.unwrap_or(Task::Binary))[0];
         let span = data.span.expect("gathered data has a span");
         // Drift of the latest two windows only: cheap, and what "now" means: the last
         // complete one (the last is usually still filling).
@@ -106,39 +108,39 @@ pub fn overview(
             },
         )?;
         let drift = match (&drift.drift, drift.unavailable.get("drift")) {
-            (Some(d), _) => Ok(latest_window(windows(d)).map(|w| DriftCell {
-                share: f(w, &["share_drifted"]),
-                rows: f(w, &["rows"]).unwrap_or(0.0) as u64,
-                evaluated: f(w, &["evaluated_features"]).unwrap_or(0.0) as u64,
-                partial: is_partial(w),
-                start: s(w, "start").to_string(),
+            (Some(d), _) => Ok(latest_window(&d.windows).map(|w| DriftCell {
+                share: Some(w.share_drifted).filter(|x| x.is_finite()),
+                rows: w.rows,
+                evaluated: w.evaluated_features as u64,
+                partial: w.partial,
+                start: w.start.to_rfc3339(),
             })),
             (None, Some(why)) => Err(why.clone()),
             (None, None) => Ok(None),
         };
+        let current = metrics
+            .as_ref()
+            .and_then(|m| latest_defined(m, metric_name));
         rows.push(Row {
             window_micros: w.micros(),
-            current_partial: latest_defined(&metrics, metric_name).is_some_and(is_partial),
-            current: latest_defined(&metrics, metric_name)
-                .and_then(|w| metric(w, metric_name))
+            current_partial: current.is_some_and(|w| w.partial),
+            current: current
+                .and_then(|w| metric(&w.metrics, metric_name))
                 .map(|x| x.0),
             baseline: metrics
-                .get("baseline")
-                .and_then(|b| metric(b, metric_name))
+                .as_ref()
+                .and_then(|m| metric(m.baseline.as_ref()?, metric_name))
                 .map(|x| x.0),
-            predictions: windows(&metrics)
-                .iter()
-                .filter_map(|w| f(w, &["predictions"]))
-                .sum::<f64>() as u64,
-            trend: series(&metrics, |w| metric(w, metric_name).map(|x| x.0)),
-            significant: latest_defined(&metrics, metric_name)
-                .and_then(|w| {
-                    w.get("changes")?
-                        .get(metric_name)?
-                        .get("significant")?
-                        .as_bool()
-                })
-                .unwrap_or(false),
+            predictions: metrics
+                .as_ref()
+                .map_or(0, |m| m.windows.iter().map(|w| w.predictions).sum()),
+            trend: metrics
+                .as_ref()
+                .map(|m| metric_series(m, metric_name))
+                .unwrap_or_default(),
+            significant: current
+                .and_then(|w| w.changes.as_ref()?.change(metric_name))
+                .is_some_and(|c| c.is_significant()),
             name: m.name.clone(),
             task,
             metric: metric_name,
@@ -161,13 +163,13 @@ pub fn overview(
                 @for r in &rows {
                     tr data-model=(r.name) {
                         td { a href=(format!("/models/{}{query}", url_encode(&r.name))) { (r.name) } }
-                        td { (r.task) }
+                        td { (r.task.map(Task::as_str).unwrap_or_default()) }
                         td.num {
                             @match r.current {
                                 Some(v) => {
                                     (r.metric) " " (format!("{v:.3}"))
                                     @if let Some(b) = r.baseline {
-                                        @let worse = if matches!(r.metric, "mae" | "rmse" | "mape") { v > b } else { v < b };
+                                        @let worse = if matches!(r.metric, MetricName::Mae | MetricName::Rmse | MetricName::Mape) { v > b } else { v < b };
                                         @let class = match (r.significant, worse) { (true, true) => "bad", (true, false) => "good", _ => "muted" };
                                         " " span class=(class) title=(if r.significant { "significant change from the baseline" } else { "within noise of the baseline" }) { (format!("{:+.3}", v - b)) }
                                     }

@@ -1,52 +1,66 @@
 //! The performance view: headline and count cards, metric charts with their bands and baseline, operational charts, custom KPIs.
 
 use super::{
-    f, latency, latest_defined, latest_window, line, partial_note, partial_starts, pct,
-    rule_thresholds, s, series, span_chart, windows,
+    latest_defined, latest_window, line, metric_series, partial_note, partial_starts, pct,
+    rule_thresholds, series, span_chart,
 };
 use crate::charts::{TimeChart, YScale};
-use crate::data::{chart_metrics, metric, short, start_of, ModelData, Span};
+use crate::data::{chart_metrics, estimate, metric, short, ModelData, Span};
 use crate::layout::figure;
 use crate::params::ViewParams;
 use maud::{html, Markup};
-use serde_json::Value;
+use modelwatch_engine::performance::{PerformanceReport, Task, WindowReport};
+use modelwatch_stats::perf::{Metric, MetricName, QuantileReport};
+
+/// One latency quantile of a window's latency report.
+type Quantile = fn(&QuantileReport) -> &Metric;
 
 /// A metric over time with its 95 % band and the baseline line.
-pub fn metric_chart(m: &Value, span: &Span, name: &str, color: usize) -> TimeChart {
-    let task = s(m, "task");
-    let y = if task == "regression" && name != "r2" {
-        YScale::FromZero
-    } else if task == "regression" {
-        YScale::Auto
-    } else {
-        YScale::Unit
+pub fn metric_chart(
+    m: &PerformanceReport,
+    span: &Span,
+    name: MetricName,
+    color: usize,
+) -> TimeChart {
+    let y = match m.spec.task {
+        Task::Regression if name != MetricName::R2 => YScale::FromZero,
+        Task::Regression => YScale::Auto,
+        _ => YScale::Unit,
     };
-    let mut c = span_chart(span, name, y);
-    let mut l = line(name, color, series(m, |w| metric(w, name).map(|x| x.0)));
-    l.band = windows(m)
+    let mut c = span_chart(span, name.as_str(), y);
+    let mut l = line(name.as_str(), color, metric_series(m, name));
+    l.band = m
+        .windows
         .iter()
-        .filter_map(|w| start_of(w).map(|t| (t.0, metric(w, name).map(|x| (x.1, x.2)))))
+        .map(|w| (w.start.0, metric(&w.metrics, name).map(|x| (x.1, x.2))))
         .collect();
     c.lines.push(l);
-    c.baseline = m.get("baseline").and_then(|b| metric(b, name)).map(|x| x.0);
-    c.partial = partial_starts(windows(m));
+    c.baseline = m
+        .baseline
+        .as_ref()
+        .and_then(|b| metric(b, name))
+        .map(|x| x.0);
+    c.partial = partial_starts(&m.windows);
     c
 }
 
 /// The operational charts: confidence, volume, latency, error rate, label coverage.
-pub fn operational_charts(m: &Value, span: &Span) -> Vec<(&'static str, TimeChart, &'static str)> {
+pub fn operational_charts(
+    m: &PerformanceReport,
+    span: &Span,
+) -> Vec<(&'static str, TimeChart, &'static str)> {
+    let ws = &m.windows;
     let mut out = Vec::new();
     let mut c = span_chart(span, "average confidence", YScale::Unit);
+    let confidence = |w: &WindowReport| estimate(&w.operational.average_confidence);
     let mut l = line(
         "average confidence",
         5,
-        series(m, |w| metric(w, "average_confidence").map(|x| x.0)),
+        series(ws, |w| confidence(w).map(|x| x.0)),
     );
-    l.band = windows(m)
+    l.band = ws
         .iter()
-        .filter_map(|w| {
-            start_of(w).map(|t| (t.0, metric(w, "average_confidence").map(|x| (x.1, x.2))))
-        })
+        .map(|w| (w.start.0, confidence(w).map(|x| (x.1, x.2))))
         .collect();
     c.lines.push(l);
     out.push((
@@ -59,26 +73,35 @@ pub fn operational_charts(m: &Value, span: &Span) -> Vec<(&'static str, TimeChar
     c.bars = Some(line(
         "predictions",
         0,
-        series(m, |w| f(w, &["predictions"])),
+        series(ws, |w| Some(w.predictions as f64)),
     ));
     out.push(("volume", c, "predictions per window, by event time"));
 
     let mut c = span_chart(span, "latency (ms)", YScale::FromZero);
-    for (i, q) in ["p50", "p95", "p99"].iter().enumerate() {
-        c.lines.push(line(q, i + 1, series(m, |w| latency(w, q))));
+    let quantiles: [(&str, Quantile); 3] = [
+        ("p50", |l| &l.p50),
+        ("p95", |l| &l.p95),
+        ("p99", |l| &l.p99),
+    ];
+    for (i, (name, read)) in quantiles.into_iter().enumerate() {
+        c.lines.push(line(
+            name,
+            i + 1,
+            series(ws, |w| read(&w.operational.latency_ms).value()),
+        ));
     }
     out.push(("latency", c, "latency percentiles per window"));
 
     let mut c = span_chart(span, "error rate", YScale::FromZero);
     c.lines
-        .push(line("error rate", 4, series(m, |w| f(w, &["error_rate"]))));
+        .push(line("error rate", 4, series(ws, |w| Some(w.error_rate))));
     out.push(("error_rate", c, "share of predictions that carry an error"));
 
     let mut c = span_chart(span, "label coverage", YScale::Unit);
     c.lines.push(line(
         "label coverage",
         2,
-        series(m, |w| f(w, &["label_coverage"])),
+        series(ws, |w| Some(w.label_coverage)),
     ));
     out.push((
         "label_coverage",
@@ -86,7 +109,7 @@ pub fn operational_charts(m: &Value, span: &Span) -> Vec<(&'static str, TimeChar
         "share of predictions whose label has arrived (labels come late)",
     ));
     for (_, c, _) in &mut out {
-        c.partial = partial_starts(windows(m));
+        c.partial = partial_starts(ws);
     }
     out
 }
@@ -103,22 +126,25 @@ fn operational_signals(id: &str) -> &'static [&'static str] {
     }
 }
 
-fn headline_card(m: &Value) -> Markup {
-    let task = s(m, "task");
-    let name = chart_metrics(task)[0];
+fn headline_card(m: &PerformanceReport) -> Markup {
+    let name = chart_metrics(m.spec.task)[0];
     let current = latest_defined(m, name);
-    let base = m.get("baseline").and_then(|b| metric(b, name)).map(|x| x.0);
-    let higher_is_better = !matches!(name, "mae" | "rmse" | "mape");
+    let base = m
+        .baseline
+        .as_ref()
+        .and_then(|b| metric(b, name))
+        .map(|x| x.0);
+    let higher_is_better = !matches!(name, MetricName::Mae | MetricName::Rmse | MetricName::Mape);
     html! {
-        div.card data-card="headline" data-window=(current.map(|w| s(w, "start")).unwrap_or("")) {
+        div.card data-card="headline" data-window=(current.map(|w| w.start.to_rfc3339()).unwrap_or_default()) {
             div.k { (name) " (latest complete window)" @if let Some(w) = current { (partial_note(w)) } }
-            @match current.and_then(|w| metric(w, name)) {
+            @match current.and_then(|w| metric(&w.metrics, name)) {
                 Some((v, lo, hi)) => {
                     div.v { (format!("{v:.4}")) }
                     div.s { "95% CI " (short(lo)) "–" (short(hi)) }
                     @if let Some(b) = base {
                         @let worse = if higher_is_better { v < b } else { v > b };
-                        @let significant = current.and_then(|w| w.get("changes")?.get(name)?.get("significant")?.as_bool()).unwrap_or(false);
+                        @let significant = current.and_then(|w| w.changes.as_ref()?.change(name)).is_some_and(|c| c.is_significant());
                         div.s { "baseline " (format!("{b:.4}")) " · "
                             span class=(match (significant, worse) { (true, true) => "bad", (true, false) => "good", _ => "muted" }) { (format!("{:+.4}", v - b)) }
                             @if significant { " (significant)" } }
@@ -130,20 +156,21 @@ fn headline_card(m: &Value) -> Markup {
     }
 }
 
-fn count_cards(m: &Value) -> Markup {
-    let ws = windows(m);
-    let preds: f64 = ws.iter().filter_map(|w| f(w, &["predictions"])).sum();
-    let labelled: f64 = ws.iter().filter_map(|w| f(w, &["labelled"])).sum();
-    let errors: f64 = ws.iter().filter_map(|w| f(w, &["errors"])).sum();
+fn count_cards(m: &PerformanceReport) -> Markup {
+    let ws = &m.windows;
+    let preds: f64 = ws.iter().map(|w| w.predictions as f64).sum();
+    let labelled: f64 = ws.iter().map(|w| w.labelled as f64).sum();
+    let errors: f64 = ws.iter().map(|w| w.errors as f64).sum();
     let last = latest_window(ws);
+    let latency = |read: Quantile| last.and_then(|w| read(&w.operational.latency_ms).value());
     html! {
         div.card { div.k { "predictions in range" } div.v { (preds as u64) } div.s { (ws.len()) " windows with events" } }
         div.card { div.k { "label coverage" } div.v { (if preds > 0.0 { pct(labelled / preds) } else { "—".into() }) }
-            div.s { "latest window " (last.and_then(|w| f(w, &["label_coverage"])).map(pct).unwrap_or("—".into())) } }
+            div.s { "latest window " (last.map(|w| pct(w.label_coverage)).unwrap_or("—".into())) } }
         div.card { div.k { "error rate" } div.v { (if preds > 0.0 { pct(errors / preds) } else { "—".into() }) }
             div.s { (errors as u64) " errors" } }
-        div.card { div.k { "latency p95 (latest)" } div.v { (last.and_then(|w| latency(w, "p95")).map(|x| format!("{} ms", short(x))).unwrap_or("—".into())) }
-            div.s { "p50 " (last.and_then(|w| latency(w, "p50")).map(short).unwrap_or("—".into())) " ms" } }
+        div.card { div.k { "latency p95 (latest)" } div.v { (latency(|l| &l.p95).map(|x| format!("{} ms", short(x))).unwrap_or("—".into())) }
+            div.s { "p50 " (latency(|l| &l.p50).map(short).unwrap_or("—".into())) " ms" } }
     }
 }
 
@@ -154,13 +181,13 @@ pub fn performance_section(data: &ModelData, params: &ViewParams, base: Option<&
     let (Some(m), Some(span)) = (&data.metrics, &data.span) else {
         return html! {};
     };
-    let task = s(m, "task");
-    let charts: Vec<(&str, TimeChart)> = chart_metrics(task)
+    let task = m.spec.task;
+    let charts: Vec<(MetricName, TimeChart)> = chart_metrics(task)
         .iter()
         .enumerate()
         .map(|(i, &name)| {
             let mut c = metric_chart(m, span, name, i);
-            c.thresholds = rule_thresholds(data, &[name]);
+            c.thresholds = rule_thresholds(data, &[name.as_str()]);
             (name, c)
         })
         .collect();
@@ -170,11 +197,11 @@ pub fn performance_section(data: &ModelData, params: &ViewParams, base: Option<&
     }
     html! {
         div.cards { (headline_card(m)) (count_cards(m)) }
-        h2 { "Performance (" (task) ")" }
-        @if windows(m).is_empty() { div.empty { "No predictions in this range." } }
+        h2 { "Performance (" (task.as_str()) ")" }
+        @if m.windows.is_empty() { div.empty { "No predictions in this range." } }
         div.grid {
             @for (name, c) in &charts {
-                (figure(name, c, "per window, shaded: 95% confidence interval; dashed: the reference's value, red dashed: alert rules; hover a window for its values"))
+                (figure(name.as_str(), c, "per window, shaded: 95% confidence interval; dashed: the reference's value, red dashed: alert rules; hover a window for its values"))
             }
         }
         (super::window::window_section(m, params, base))
@@ -194,19 +221,15 @@ pub fn performance_section(data: &ModelData, params: &ViewParams, base: Option<&
 }
 
 /// One chart per business KPI of the metrics response (`kpis`: name -> windows).
-pub fn kpi_charts(m: &Value, span: &Span) -> Vec<(String, TimeChart)> {
-    let Some(kpis) = m.get("kpis").and_then(Value::as_object) else {
-        return Vec::new();
-    };
-    kpis.iter()
+pub fn kpi_charts(m: &PerformanceReport, span: &Span) -> Vec<(String, TimeChart)> {
+    m.kpis
+        .iter()
         .enumerate()
         .map(|(i, (name, windows))| {
             let mut c = span_chart(span, name, YScale::Auto);
             let points = windows
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|w| start_of(w).map(|t| (t.0, f(w, &["mean"]))))
+                .iter()
+                .map(|w| (w.start.0, Some(w.mean).filter(|x| x.is_finite())))
                 .collect();
             c.lines.push(line(name, i + 2, points));
             (name.clone(), c)

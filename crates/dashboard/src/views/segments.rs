@@ -1,34 +1,28 @@
 //! The segments view.
 
-use super::{f, metric_text, s};
+use super::metric_text;
 use crate::data::{chart_metrics, ModelData};
 use crate::layout::unavailable;
 use maud::{html, Markup};
-use serde_json::Value;
 
 /// Segments sorted worst first (the engine's order), with the main metrics.
 pub fn segments_section(data: &ModelData) -> Markup {
     let Some(m) = &data.segments else {
         return unavailable(data, "segments");
     };
-    let task = s(m, "task");
-    let names = chart_metrics(task);
-    let empty = Vec::new();
-    let segs = m
-        .get("segments")
-        .and_then(Value::as_array)
-        .unwrap_or(&empty);
+    let names = chart_metrics(m.spec.task);
+    let segs = m.segments.as_deref().unwrap_or_default();
     html! {
-        h2 { "Segments by " (s(m, "segment")) ", worst first" }
+        h2 { "Segments by " (m.segment.as_deref().unwrap_or_default()) ", worst first" }
         table.segments {
             tr { th { "value" } th.num { "predictions" } th.num { "labelled" }
                 @for n in names { th.num { (n) } } }
             @for seg in segs {
-                tr data-segment=(s(seg, "value")) {
-                    td { (s(seg, "value")) }
-                    td.num { (f(seg, &["predictions"]).unwrap_or(0.0) as u64) }
-                    td.num { (f(seg, &["labelled"]).unwrap_or(0.0) as u64) }
-                    @for n in names { td.num { (metric_text(seg, n)) } }
+                tr data-segment=(seg.value) {
+                    td { (seg.value) }
+                    td.num { (seg.predictions) }
+                    td.num { (seg.labelled) }
+                    @for n in names { td.num { (metric_text(&seg.metrics, n)) } }
                 }
             }
         }

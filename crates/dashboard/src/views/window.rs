@@ -2,50 +2,39 @@
 //! and its reliability (calibration) diagram. The window is the page's selected one
 //! (`at=`), by default the last complete window with labels; a picker lists the others.
 
-use super::{f, is_partial, partial_note, s, windows};
+use super::partial_note;
 use crate::charts::{self, value_text, ReliabilityBin};
-use crate::data::start_of;
 use crate::layout::inline_svg;
 use crate::params::ViewParams;
 use maud::{html, Markup};
 use modelwatch_core::Timestamp;
-use serde_json::Value;
+use modelwatch_engine::performance::{PerformanceReport, Task, WindowReport};
+use modelwatch_stats::perf::Decision;
 
 /// The selected window: the one holding `at`, else the last complete one with labels, else
 /// the last with labels.
-pub fn selected(m: &Value, at: Option<Timestamp>) -> Option<&Value> {
-    let ws = windows(m);
+pub fn selected(m: &PerformanceReport, at: Option<Timestamp>) -> Option<&WindowReport> {
+    let ws = &m.windows;
     if let Some(at) = at {
-        let holds = |w: &&Value| {
-            let end = w
-                .get("end")
-                .and_then(Value::as_str)
-                .and_then(|e| modelwatch_core::parse_timestamp(e).ok());
-            matches!((start_of(w), end), (Some(a), Some(b)) if a <= at && at < b)
-        };
-        if let Some(w) = ws.iter().find(holds) {
+        if let Some(w) = ws.iter().find(|w| w.start <= at && at < w.end) {
             return Some(w);
         }
     }
-    let labelled = |w: &&Value| f(w, &["labelled"]).unwrap_or(0.0) > 0.0;
+    let labelled = |w: &&WindowReport| w.labelled > 0;
     ws.iter()
         .rev()
         .filter(labelled)
-        .find(|w| !is_partial(w))
+        .find(|w| !w.partial)
         .or_else(|| ws.iter().rev().find(labelled))
 }
 
 /// Window picker, confusion matrix and reliability diagram of the selected window.
-pub fn window_section(m: &Value, params: &ViewParams, base: Option<&str>) -> Markup {
-    let ws = windows(m);
-    let task = s(m, "task");
+pub fn window_section(m: &PerformanceReport, params: &ViewParams, base: Option<&str>) -> Markup {
+    let ws = &m.windows;
+    let task = m.spec.task;
     let chosen = selected(m, params.at);
-    let chosen_start = chosen.map(|w| s(w, "start")).unwrap_or("");
-    let with_labels: Vec<&Value> = ws
-        .iter()
-        .rev()
-        .filter(|w| f(w, &["labelled"]).unwrap_or(0.0) > 0.0)
-        .collect();
+    let chosen_start = chosen.map(|w| w.start.to_rfc3339()).unwrap_or_default();
+    let with_labels: Vec<&WindowReport> = ws.iter().rev().filter(|w| w.labelled > 0).collect();
     html! {
         section.window-detail {
         h2 { "One window: confusion matrix and calibration" }
@@ -55,10 +44,11 @@ pub fn window_section(m: &Value, params: &ViewParams, base: Option<&str>) -> Mar
                 label { "window"
                     select name="at" {
                         @for w in &with_labels {
-                            option value=(s(w, "start")) selected[s(w, "start") == chosen_start] {
-                                (charts::window_label(start_of(w).map_or(0, |t| t.0), window_micros(w)))
-                                @if is_partial(w) { " (partial)" }
-                                " · " (f(w, &["labelled"]).unwrap_or(0.0) as u64) " labelled"
+                            @let start = w.start.to_rfc3339();
+                            option value=(start) selected[start == chosen_start] {
+                                (charts::window_label(w.start.0, w.end.0 - w.start.0))
+                                @if w.partial { " (partial)" }
+                                " · " (w.labelled) " labelled"
                             }
                         }
                     }
@@ -70,9 +60,9 @@ pub fn window_section(m: &Value, params: &ViewParams, base: Option<&str>) -> Mar
             None => div.empty data-panel="window-detail" { "No window with labels in this range: the confusion matrix and the calibration need labelled predictions." },
             Some(w) => {
                 p.meta data-panel="window-detail" data-window=(chosen_start) {
-                    "Window " b { (charts::window_label(start_of(w).map_or(0, |t| t.0), window_micros(w))) } (partial_note(w))
-                    ": " (f(w, &["predictions"]).unwrap_or(0.0) as u64) " predictions, "
-                    (f(w, &["labelled"]).unwrap_or(0.0) as u64) " labelled."
+                    "Window " b { (charts::window_label(w.start.0, w.end.0 - w.start.0)) } (partial_note(w))
+                    ": " (w.predictions) " predictions, "
+                    (w.labelled) " labelled."
                 }
                 div.grid.top {
                     div.panel { (confusion(m, w, task)) }
@@ -81,18 +71,6 @@ pub fn window_section(m: &Value, params: &ViewParams, base: Option<&str>) -> Mar
             }
         }
         }
-    }
-}
-
-fn window_micros(w: &Value) -> i64 {
-    let t = |k: &str| {
-        w.get(k)
-            .and_then(Value::as_str)
-            .and_then(|e| modelwatch_core::parse_timestamp(e).ok())
-    };
-    match (t("start"), t("end")) {
-        (Some(a), Some(b)) => b.0 - a.0,
-        _ => 0,
     }
 }
 
@@ -132,64 +110,40 @@ fn shade(count: u64, row_total: u64, diagonal: bool) -> String {
 
 /// The confusion matrix of a window: rows the true class, columns the predicted class, each
 /// cell its count, its share of the row on hover.
-fn confusion(m: &Value, w: &Value, task: &str) -> Markup {
+fn confusion(m: &PerformanceReport, w: &WindowReport, task: Task) -> Markup {
+    let binary = w.metrics.binary();
     let (labels, counts): (Vec<String>, Vec<Vec<u64>>) = match task {
-        "binary" => {
-            let Some(c) = w.get("confusion_matrix") else {
+        Task::Binary => {
+            let Some(b) = binary else {
                 return html! { div.empty { "no confusion matrix in this window" } };
             };
-            let n = |k: &str| c.get(k).and_then(Value::as_u64).unwrap_or(0);
-            let pos = m
-                .get("positive_class")
-                .and_then(Value::as_str)
-                .unwrap_or("positive");
-            let neg = m
-                .get("negative_class")
-                .and_then(Value::as_str)
-                .unwrap_or("negative");
+            let c = &b.confusion_matrix;
+            let pos = m.spec.positive_class.as_deref().unwrap_or("positive");
+            let neg = m.spec.negative_class.as_deref().unwrap_or("negative");
             (
                 vec![neg.to_string(), pos.to_string()],
-                vec![vec![n("tn"), n("fp")], vec![n("fn"), n("tp")]],
+                vec![vec![c.tn, c.fp], vec![c.fn_, c.tp]],
             )
         }
-        "multiclass" => {
-            let c = w.get("confusion_matrix").unwrap_or(&Value::Null);
-            let labels = c
-                .get("labels")
-                .and_then(Value::as_array)
-                .map(|v| {
-                    v.iter()
-                        .map(|x| x.as_str().unwrap_or("").to_string())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let counts = c
-                .get("counts")
-                .and_then(Value::as_array)
-                .map(|rows| {
-                    rows.iter()
-                        .map(|r| {
-                            r.as_array()
-                                .map(|r| r.iter().map(|x| x.as_u64().unwrap_or(0)).collect())
-                                .unwrap_or_default()
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            (labels, counts)
-        }
-        _ => {
+        Task::Multiclass => w.metrics.multiclass().map_or_else(Default::default, |r| {
+            (
+                r.confusion_matrix.labels.clone(),
+                r.confusion_matrix.counts.clone(),
+            )
+        }),
+        Task::Regression => {
             return html! { div.empty data-confusion="none" { "A regression model has no confusion matrix." } }
         }
     };
     if labels.is_empty() {
         return html! { div.empty data-confusion="none" { "No labelled prediction in this window." } };
     }
-    let threshold = f(w, &["threshold"]).or(f(m, &["threshold"]));
+    let threshold = binary.map_or(m.spec.threshold, |b| b.threshold);
     // The logged prediction decides unless the view asked for a what-if threshold.
-    let by_threshold = [s(w, "decision"), s(m, "decision")].contains(&"threshold");
+    let by_threshold = binary.map(|b| b.decision) == Some(Decision::Threshold)
+        || m.spec.decision == Decision::Threshold;
     html! {
-        table.confusion data-confusion=(task) data-classes=(labels.len()) {
+        table.confusion data-confusion=(task.as_str()) data-classes=(labels.len()) {
             tr { th { "true ↓ / predicted →" } @for l in &labels { th.num { (l) } } th.num { "total" } }
             @for (i, row) in counts.iter().enumerate() {
                 @let total: u64 = row.iter().sum();
@@ -209,43 +163,34 @@ fn confusion(m: &Value, w: &Value, task: &str) -> Markup {
         }
         p.legend {
             "Rows: the label; columns: the predicted class, as the metrics count it. Green: right, red: wrong, darker: a larger share of the row."
-            @if task == "binary" { @if let Some(t) = threshold {
-                @if by_threshold { " Decided by the score at the what-if threshold " (value_text(t)) ", not by the logged predictions." }
-                @else { " The class each model logged; a row with a score and no prediction is decided by score ≥ " (value_text(t)) "." }
-            } }
+            @if task == Task::Binary {
+                @if by_threshold { " Decided by the score at the what-if threshold " (value_text(threshold)) ", not by the logged predictions." }
+                @else { " The class each model logged; a row with a score and no prediction is decided by score ≥ " (value_text(threshold)) "." }
+            }
         }
     }
 }
 
 /// The reliability diagram of a binary window (`reliability` bins), or why there is none.
-fn reliability(w: &Value, task: &str) -> Markup {
-    if task != "binary" {
+fn reliability(w: &WindowReport, task: Task) -> Markup {
+    let Some(b) = w.metrics.binary().filter(|_| task == Task::Binary) else {
         return html! { div.empty data-reliability="none" { "Calibration is drawn for binary models with scores." } };
-    }
-    let bins: Vec<ReliabilityBin> = w
-        .get("reliability")
-        .and_then(Value::as_array)
-        .map(|bins| {
-            bins.iter()
-                .filter_map(|b| {
-                    Some(ReliabilityBin {
-                        low: f(b, &["bin_low"])?,
-                        high: f(b, &["bin_high"])?,
-                        count: b.get("count")?.as_u64()?,
-                        mean_predicted: f(b, &["mean_predicted"])?,
-                        fraction_positive: f(b, &["fraction_positive"])?,
-                    })
-                })
-                .collect()
+    };
+    let bins: Vec<ReliabilityBin> = b
+        .reliability
+        .iter()
+        .map(|b| ReliabilityBin {
+            low: b.bin_low,
+            high: b.bin_high,
+            count: b.count,
+            mean_predicted: b.mean_predicted,
+            fraction_positive: b.fraction_positive,
         })
-        .unwrap_or_default();
+        .collect();
     if bins.is_empty() {
         return html! { div.empty data-reliability="none" { "No labelled prediction with a score in this window." } };
     }
-    let ece = w
-        .get("ece")
-        .filter(|e| s(e, "status") == "defined")
-        .and_then(|e| f(e, &["value"]));
+    let ece = b.ece.value();
     html! {
         figure.chart data-chart="reliability" data-bins=(bins.len()) {
             (inline_svg(charts::reliability_svg("calibration (reliability)", &bins, 560, 330)))

@@ -56,6 +56,17 @@ pub enum FeatureKind {
     Boolean,
 }
 
+impl FeatureKind {
+    /// The kind's name as serialised (snake_case).
+    pub fn name(self) -> &'static str {
+        match self {
+            FeatureKind::Numeric => "numeric",
+            FeatureKind::Categorical => "categorical",
+            FeatureKind::Boolean => "boolean",
+        }
+    }
+}
+
 /// How reference profiles are built.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

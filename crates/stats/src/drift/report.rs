@@ -96,6 +96,20 @@ pub enum EffectMeasure {
     WassersteinNormed,
 }
 
+impl EffectMeasure {
+    /// The measure's name as serialised (snake_case).
+    pub fn name(self) -> &'static str {
+        match self {
+            EffectMeasure::KsStatistic => "ks_statistic",
+            EffectMeasure::JensenShannon => "jensen_shannon",
+            EffectMeasure::Psi => "psi",
+            EffectMeasure::Hellinger => "hellinger",
+            EffectMeasure::KlDivergence => "kl_divergence",
+            EffectMeasure::WassersteinNormed => "wasserstein_normed",
+        }
+    }
+}
+
 /// Effect-size thresholds: a feature drifts only if its effect reaches its threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -251,6 +265,21 @@ pub enum FeatureStatus {
         /// Why.
         reason: String,
     },
+}
+
+impl FeatureStatus {
+    /// The status's name as serialised (its `status` tag).
+    pub fn name(&self) -> &'static str {
+        match self {
+            FeatureStatus::Evaluated => "evaluated",
+            FeatureStatus::NoCurrentData => "no_current_data",
+            FeatureStatus::NoReferenceData => "no_reference_data",
+            FeatureStatus::InsufficientData { .. } => "insufficient_data",
+            FeatureStatus::MissingColumn => "missing_column",
+            FeatureStatus::KindMismatch { .. } => "kind_mismatch",
+            FeatureStatus::Undefined { .. } => "undefined",
+        }
+    }
 }
 
 /// Secondary statistics, computed for every evaluated feature (None where undefined or
@@ -730,6 +759,50 @@ impl DriftSummary {
             drifted,
             share,
             dataset_drift: evaluated > 0 && share >= config.drift_share,
+        }
+    }
+}
+
+#[cfg(test)]
+mod names {
+    use super::*;
+
+    /// The names the views print are the ones the JSON carries.
+    #[test]
+    fn names_are_the_serialised_ones() {
+        let named = |v: serde_json::Value, name: &str| assert_eq!(v.as_str(), Some(name), "{v}");
+        for m in [
+            EffectMeasure::KsStatistic,
+            EffectMeasure::JensenShannon,
+            EffectMeasure::Psi,
+            EffectMeasure::Hellinger,
+            EffectMeasure::KlDivergence,
+            EffectMeasure::WassersteinNormed,
+        ] {
+            named(serde_json::to_value(m).unwrap(), m.name());
+        }
+        for k in [
+            FeatureKind::Numeric,
+            FeatureKind::Categorical,
+            FeatureKind::Boolean,
+        ] {
+            named(serde_json::to_value(k).unwrap(), k.name());
+        }
+        for s in [
+            FeatureStatus::Evaluated,
+            FeatureStatus::NoCurrentData,
+            FeatureStatus::NoReferenceData,
+            FeatureStatus::InsufficientData { min_rows: 30 },
+            FeatureStatus::MissingColumn,
+            FeatureStatus::KindMismatch {
+                current: FeatureKind::Numeric,
+            },
+            FeatureStatus::Undefined {
+                reason: "why".into(),
+            },
+        ] {
+            let v = serde_json::to_value(&s).unwrap();
+            assert_eq!(v["status"].as_str(), Some(s.name()));
         }
     }
 }

@@ -29,6 +29,19 @@ pub enum Test {
     NormalApprox,
 }
 
+impl Test {
+    /// The test's name as serialised (snake_case).
+    pub fn name(self) -> &'static str {
+        match self {
+            Test::TwoProportionZ => "two_proportion_z",
+            Test::F1ViaTwoProportionZ => "f1_via_two_proportion_z",
+            Test::DelongUnpaired => "delong_unpaired",
+            Test::FisherZ => "fisher_z",
+            Test::NormalApprox => "normal_approx",
+        }
+    }
+}
+
 /// How one metric moved against the baseline. JSON internally tagged by `status`:
 /// `{"status":"compared","baseline":0.81,"window":0.76,"delta":-0.05,
 ///   "relative_delta":-0.0617,"p_value":0.003,"significant":true,"test":"two_proportion_z"}`

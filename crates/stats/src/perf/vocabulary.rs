@@ -2,12 +2,16 @@
 //! the CSV export, the dashboard's charts and the docs take their names from.
 //!
 //! Adding a metric is one variant here (its name, and the report field it reads: the `match`es
-//! below do not compile until it has one) plus its computation in the report. The tests check
-//! both directions against the reports' JSON, which is what the server answers and the alerts
-//! read: every name listed for a task is a metric of that task's report, and every metric of a
-//! report is listed.
+//! below do not compile until it has one; its change against the baseline, where the task
+//! compares it) plus its computation in the report. The tests check both directions against
+//! the reports' JSON, which is what the server answers: every name listed for a task is a
+//! metric of that task's report, and every metric of a report is listed; the alerts, the
+//! dashboard and the exports read the typed reports through these names.
 
-use super::{BinaryReport, Metric, MulticlassReport, RegressionReport};
+use super::{
+    BinaryComparison, BinaryReport, Change, Metric, MulticlassComparison, MulticlassReport,
+    RegressionComparison, RegressionReport,
+};
 
 /// Declares [`MetricName`] with its variants, [`MetricName::ALL`] and their names from one list.
 macro_rules! metric_names {
@@ -198,6 +202,49 @@ impl MetricName {
             | F1Micro | F1Macro | F1Weighted => return None,
         })
     }
+
+    /// This metric's change against the baseline in a binary comparison, if it is compared.
+    pub fn change_of_binary(self, c: &BinaryComparison) -> Option<&Change> {
+        Some(match self {
+            Accuracy => &c.accuracy,
+            Precision => &c.precision,
+            Recall => &c.recall,
+            F1 => &c.f1,
+            Specificity => &c.specificity,
+            Fpr => &c.fpr,
+            Fnr => &c.fnr,
+            BalancedAccuracy => &c.balanced_accuracy,
+            Mcc => &c.mcc,
+            RocAuc => &c.roc_auc,
+            AveragePrecision => &c.average_precision,
+            LogLoss => &c.log_loss,
+            BrierScore => &c.brier_score,
+            Ece => &c.ece,
+            _ => return None,
+        })
+    }
+
+    /// This metric's change in a multiclass comparison (the headline ones are compared).
+    pub fn change_of_multiclass(self, c: &MulticlassComparison) -> Option<&Change> {
+        Some(match self {
+            Accuracy => &c.accuracy,
+            F1Macro => &c.f1_macro,
+            RocAuc => &c.roc_auc,
+            LogLoss => &c.log_loss,
+            _ => return None,
+        })
+    }
+
+    /// This metric's change in a regression comparison (the mean-type ones are compared).
+    pub fn change_of_regression(self, c: &RegressionComparison) -> Option<&Change> {
+        Some(match self {
+            Mae => &c.mae,
+            Mse => &c.mse,
+            Mape => &c.mape,
+            MeanError => &c.mean_error,
+            _ => return None,
+        })
+    }
 }
 
 impl std::fmt::Display for MetricName {
@@ -305,6 +352,59 @@ mod tests {
                     .map(|x| serde_json::to_value(x).unwrap())
             },
         );
+    }
+
+    /// The comparison of each task reads back through the vocabulary: every change its JSON
+    /// holds is reachable by its name, and no name reads a change the JSON does not hold.
+    #[test]
+    fn every_compared_metric_is_read_by_its_name() {
+        use crate::perf::{compare_binary, compare_multiclass, compare_regression};
+        let config = MetricConfig::default();
+        let (mut b, mut mc, mut r) = (
+            BinaryState::new(),
+            MulticlassState::new(),
+            RegressionState::new(),
+        );
+        for i in 0..100 {
+            let score = f64::from(i % 10) / 10.0;
+            b.observe(i % 3 == 0, Some(score), None).unwrap();
+            mc.observe(&format!("c{}", i % 3), "c0", None::<&[(&str, f64)]>)
+                .unwrap();
+            r.observe(f64::from(i), f64::from(i) + score).unwrap();
+        }
+        let check = |task: &str, json: Value, read: &dyn Fn(MetricName) -> Option<Value>| {
+            let keys: BTreeSet<String> = json.as_object().unwrap().keys().cloned().collect();
+            let named: BTreeSet<String> = MetricName::ALL
+                .into_iter()
+                .filter_map(|m| {
+                    let change = read(m)?;
+                    assert_eq!(change, json[m.as_str()], "{task}: {m}");
+                    if let Some(test) = change.get("test") {
+                        let name = serde_json::from_value::<crate::perf::Test>(test.clone())
+                            .unwrap()
+                            .name();
+                        assert_eq!(test, name, "{task}: {m}'s test");
+                    }
+                    Some(m.as_str().to_owned())
+                })
+                .collect();
+            assert_eq!(keys, named, "{task}");
+        };
+        let cb = compare_binary(&b, &b, &config);
+        check("binary", serde_json::to_value(&cb).unwrap(), &|m| {
+            m.change_of_binary(&cb)
+                .map(|c| serde_json::to_value(c).unwrap())
+        });
+        let cm = compare_multiclass(&mc, &mc, &config);
+        check("multiclass", serde_json::to_value(&cm).unwrap(), &|m| {
+            m.change_of_multiclass(&cm)
+                .map(|c| serde_json::to_value(c).unwrap())
+        });
+        let cr = compare_regression(&r, &r, &config);
+        check("regression", serde_json::to_value(&cr).unwrap(), &|m| {
+            m.change_of_regression(&cr)
+                .map(|c| serde_json::to_value(c).unwrap())
+        });
     }
 
     #[test]
