@@ -2,6 +2,7 @@
 //! that turn it into a [`Rule`] or a [`RuleError`] naming the field and the problem.
 
 use modelwatch_core::Window;
+use modelwatch_stats::estimate::EstimatedMetric;
 use modelwatch_stats::perf::MetricName;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -306,6 +307,7 @@ pub const SIGNAL_KINDS: &[&str] = &[
     "recall:<class>",
     "f1:<class>",
     "kpi:<name>",
+    "estimated:<metric>",
     "drift_share",
     "drift:<column>",
     "quality_flags",
@@ -337,6 +339,8 @@ pub enum Signal {
     ClassMetric(MetricName, String),
     /// The mean of a business KPI's points in the window.
     Kpi(String),
+    /// A label-free estimate of a metric (`estimated:<metric>`, CBPE), known before the labels.
+    Estimated(EstimatedMetric),
     /// Share of evaluated features that drifted in the window.
     DriftShare,
     /// 1 when the column (a feature, `prediction`, `score` or `label`) drifted, else 0.
@@ -366,6 +370,18 @@ impl Signal {
                     }
                 })
             };
+        if let Some(rest) = s.strip_prefix("estimated:") {
+            let m = rest.trim();
+            return EstimatedMetric::parse(m)
+                .map(Signal::Estimated)
+                .ok_or_else(|| {
+                    format!(
+                        "`estimated:` takes a metric estimated before the labels, one of {}: \
+                         got {m:?}",
+                        EstimatedMetric::NAMES.join(", ")
+                    )
+                });
+        }
         let class = |m: MetricName| move |c: String| Signal::ClassMetric(m, c);
         if let Some(r) = named("drift:", &Signal::Drift)
             .or_else(|| named("null_rate:", &Signal::NullRate))
@@ -409,6 +425,7 @@ impl Signal {
                 _ => "f1:<class>",
             },
             Signal::Kpi(_) => "kpi:<name>",
+            Signal::Estimated(_) => "estimated:<metric>",
             Signal::DriftShare => "drift_share",
             Signal::Drift(_) => "drift:<column>",
             Signal::QualityFlags => "quality_flags",
@@ -427,7 +444,8 @@ impl Signal {
             Signal::Metric(_)
             | Signal::Operational(_)
             | Signal::ClassMetric(..)
-            | Signal::Kpi(_) => Source::Performance,
+            | Signal::Kpi(_)
+            | Signal::Estimated(_) => Source::Performance,
             Signal::DriftShare | Signal::Drift(_) => Source::Drift,
             Signal::QualityFlags
             | Signal::NullRate(_)
@@ -802,6 +820,20 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_estimated_metric_is_a_signal_and_a_wrong_one_is_named() {
+        assert_eq!(
+            Signal::parse("estimated:accuracy"),
+            Ok(Signal::Estimated(EstimatedMetric::Accuracy))
+        );
+        assert_eq!(
+            Signal::parse("estimated:roc_auc").unwrap().kind(),
+            "estimated:<metric>"
+        );
+        let e = Signal::parse("estimated:log_loss").unwrap_err();
+        assert!(e.contains("log_loss") && e.contains("specificity"), "{e}");
+    }
+
     fn f1_rule() -> serde_json::Value {
         json!({"name": "f1-vs-test", "signal": "f1",
                "condition": {"kind": "baseline", "direction": "below", "relative": 0.05},
@@ -882,6 +914,7 @@ mod tests {
             let example = match *kind {
                 "<metric>" => "f1".to_owned(),
                 "<operational>" => "error_rate".to_owned(),
+                "estimated:<metric>" => "estimated:f1".to_owned(),
                 k => k.replace(['<', '>'], ""),
             };
             let signal = Signal::parse(&example).unwrap_or_else(|e| panic!("{example}: {e}"));

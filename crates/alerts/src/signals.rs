@@ -164,6 +164,15 @@ pub fn performance_series(
                     let (v, n) = operational(w, *o);
                     (v, n, None)
                 }
+                // The window's label-free estimate: over its predictions, labelled or not.
+                Signal::Estimated(m) => {
+                    let v = w
+                        .estimated
+                        .as_ref()
+                        .and_then(|e| e.get(m.as_str()))
+                        .and_then(|e| finite(e.value));
+                    (v, w.predictions, None)
+                }
                 _ => task_value(&report.spec, &w.metrics, w.changes.as_ref(), signal)?,
             };
             let mut p = point(w.start, w.end, value, n);
@@ -486,6 +495,18 @@ mod tests {
             ]
             .map(String::from),
         );
+        names.extend(
+            modelwatch_stats::estimate::EstimatedMetric::NAMES
+                .iter()
+                .map(|m| format!("estimated:{m}")),
+        );
+        // The estimates are attached where a rule on them is evaluated.
+        let mut estimated = performance(&store, "b");
+        let q = PerformanceQuery {
+            window: Some(modelwatch_core::Window::HOUR),
+            ..Default::default()
+        };
+        modelwatch_engine::estimate::attach(&store, &b, &q, &mut estimated).unwrap();
         let mut kinds = std::collections::BTreeSet::new();
         for name in &names {
             let signal = Signal::parse(name).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -507,6 +528,18 @@ mod tests {
                 (Signal::ClassMetric(_, class), _) if class == "a" => {
                     performance_series(&reports["mc"], &signal, now())
                 }
+                (Signal::Estimated(m), _) => {
+                    let series = performance_series(&estimated, &signal, now());
+                    let json = serde_json::to_value(&estimated).unwrap();
+                    for (p, w) in series.iter().zip(json["windows"].as_array().unwrap()) {
+                        assert_eq!(
+                            p.value,
+                            w["estimated"][m.as_str()]["value"].as_f64(),
+                            "{m:?}"
+                        );
+                    }
+                    series
+                }
                 (_, Source::Performance) => performance_series(&reports["b"], &signal, now()),
                 (_, Source::Drift) => drift_series(&drift, &signal),
                 (_, Source::Quality) => quality_series(&quality, &signal),
@@ -520,7 +553,10 @@ mod tests {
         }
         // Every kind of signal read from a report is in the list above.
         for kind in SIGNAL_KINDS {
-            let example = kind.replace(['<', '>'], "");
+            let example = match *kind {
+                "estimated:<metric>" => "estimated:f1".to_owned(),
+                k => k.replace(['<', '>'], ""),
+            };
             let source = Signal::parse(&example).map(|s| s.source());
             if matches!(source, Ok(Source::Freshness | Source::Heartbeat)) {
                 continue;

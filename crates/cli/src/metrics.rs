@@ -143,7 +143,10 @@ fn from_data(model: &ModelName, args: &MetricsArgs) -> anyhow::Result<Performanc
     // The lock error already tells the user to use --server when a server holds the directory.
     let store = SqliteStore::open(&dir)
         .with_context(|| format!("opening the data directory {}", dir.display()))?;
-    Ok(window_performance(&store, model, &query)?)
+    let mut report = window_performance(&store, model, &query)?;
+    // The label-free estimates, as the API's metrics carry them.
+    modelwatch_engine::estimate::attach(&store, model, &query, &mut report)?;
+    Ok(report)
 }
 
 /// `GET /v1/models/{model}/metrics` with the command's parameters and `format`; an error

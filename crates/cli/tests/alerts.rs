@@ -1004,6 +1004,10 @@ fn signal_cases() -> Vec<Case> {
         case("bin", "accuracy", "<", 0.7)
             .on(json!({"feature": "country", "value": "DE"}))
             .quiet(),
+        // The drift model's reference ranks perfectly (no calibration): the estimated accuracy
+        // of its day is the mean confidence of its predictions, 0.95.
+        case("drift", "estimated:accuracy", "<", 0.99),
+        case("drift", "estimated:accuracy", "<", 0.9).quiet(),
         case("drift", "drift_share", ">", 0.5),
         case("drift", "drift:x", ">", 0.5),
         case("drift", "drift:country", ">", 0.5),

@@ -274,10 +274,16 @@ fn perf(
     model: &ModelName,
     q: &PerformanceQuery,
 ) -> Result<PerformanceReport, DashError> {
-    window_performance(store, model, q).map_err(|e| match e {
-        EngineError::Store(e) => DashError::Store(e),
-        e => DashError::BadRequest(e.to_string()),
-    })
+    // With the windows' label-free estimates, as the API's metrics answer them.
+    window_performance(store, model, q)
+        .and_then(|mut r| {
+            modelwatch_engine::estimate::attach(store, model, q, &mut r)?;
+            Ok(r)
+        })
+        .map_err(|e| match e {
+            EngineError::Store(e) => DashError::Store(e),
+            e => DashError::BadRequest(e.to_string()),
+        })
 }
 
 /// `Ok(None)` with the reason when the model has no reference.

@@ -7,6 +7,7 @@ pub mod aggregates;
 pub mod concept;
 pub mod drift;
 pub mod error;
+pub mod estimate;
 pub mod feedback;
 pub mod kpis;
 pub mod metrics_csv;

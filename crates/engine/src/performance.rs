@@ -113,6 +113,11 @@ pub struct WindowReport {
     pub changes: Option<TaskChanges>,
     #[serde(flatten)]
     pub operational: Operational,
+    /// Label-free estimates of the window's metrics, labelled or not, added by
+    /// [`crate::estimate::attach`] (the API's metrics and `modelwatch metrics`); absent when the
+    /// model's reference cannot be used for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated: Option<crate::estimate::WindowEstimates>,
 }
 
 /// One window of one segment value.
@@ -184,6 +189,9 @@ pub struct PerformanceReport {
     pub segment: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segments: Option<Vec<SegmentReport>>,
+    /// How the windows' `estimated` metrics are made; absent when they are not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimation: Option<crate::estimate::EstimationInfo>,
 }
 
 /// Per-window accumulators of a scan, optionally split by segment value.
@@ -465,7 +473,7 @@ pub fn scan_performance(
 
 /// A bounded range cut into one slice per core (whole hours, so no window is split in a way
 /// that matters: states merge exactly anyway); an open range stays whole.
-fn split_range(range: &ScanRange) -> Vec<ScanRange> {
+pub(crate) fn split_range(range: &ScanRange) -> Vec<ScanRange> {
     let (Some(from), Some(to)) = (range.from, range.to) else {
         return vec![range.clone()];
     };
@@ -530,6 +538,7 @@ fn assemble(
             metrics: acc.state.report(config),
             changes: baseline.as_ref().and_then(|b| acc.state.compare(b, config)),
             operational: acc.operational(&spec, config),
+            estimated: None,
         })
         .collect();
     let versions = versions
@@ -556,6 +565,7 @@ fn assemble(
         summary,
         segment: q.segment.clone(),
         segments,
+        estimation: None,
         spec,
         task_reason,
     }

@@ -63,3 +63,11 @@ pub fn drift(
     }
     Ok(Source::Hours)
 }
+
+/// Label-free estimates ([`crate::estimate`]): always a scan of the range's predictions. Their
+/// per-window state (sums of calibrated probabilities by predicted class, ranked probabilities
+/// for ROC AUC) depends on the reference's calibration, which the per-hour aggregates are not
+/// built against yet (ADR 008 says what keeping it per hour needs).
+pub fn estimate(_q: &PerformanceQuery) -> Source {
+    Source::Events
+}

@@ -337,7 +337,15 @@ pub(crate) async fn metrics(
     // One object per window: the existing count keys, then the metrics flattened under their
     // scikit-learn names (shape in `modelwatch_engine::performance`).
     let report = state
-        .with_store(move |store| Ok(performance::window_performance(store, &model, &q)))
+        .with_store(move |store| {
+            // The label-free estimates of each window (CBPE), beside the realized metrics.
+            Ok(
+                performance::window_performance(store, &model, &q).and_then(|mut r| {
+                    modelwatch_engine::estimate::attach(store, &model, &q, &mut r)?;
+                    Ok(r)
+                }),
+            )
+        })
         .await??;
     if csv {
         let text = modelwatch_engine::metrics_csv::metrics_csv(&report);

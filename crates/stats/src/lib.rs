@@ -7,6 +7,7 @@
 
 pub mod concept;
 pub mod drift;
+pub mod estimate;
 pub mod parallel;
 pub mod perf;
 

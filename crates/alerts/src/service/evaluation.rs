@@ -270,6 +270,13 @@ impl AlertService {
                     q.config.named_classes = vec![class.clone()];
                 }
                 window_performance(store, model, &q)
+                    .and_then(|mut r| {
+                        // Only a rule on an estimate pays for the estimates' scan.
+                        if let crate::rule::Signal::Estimated(_) = &rule.signal {
+                            modelwatch_engine::estimate::attach(store, model, &q, &mut r)?;
+                        }
+                        Ok(r)
+                    })
                     .map(|r| Report::Performance(Box::new(r)))
                     .map_err(|e| format!("performance: {e}"))
             }

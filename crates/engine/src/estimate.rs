@@ -1,0 +1,545 @@
+//! Label-free performance estimates per window (`estimated` in each window of a performance
+//! report): confidence-based performance estimation (CBPE, `modelwatch_stats::estimate`) of a
+//! binary or multiclass classifier, fitted on its labelled reference and applied to each
+//! window's scores and logged predictions, whether the window has labels or not.
+//!
+//! # When
+//! The report's task is binary and its reference (the one the baseline uses, see
+//! [`crate::reference`]) has rows with a score (`score`, or `scores[positive class]`), a
+//! predicted class (logged, else `score >= threshold`) and a label, of both classes; or the
+//! task is multiclass and the reference's rows have a `scores` map naming every class (the
+//! classes are its names; predicted class logged, else the top score) and labels of every
+//! class. Otherwise the report has no `estimation` and its windows no `estimated`.
+//!
+//! # Where it comes from
+//! The fitted estimator (the isotonic calibration, if chosen, and the sampling-error
+//! components) is kept as a model-wide aggregate of kind `reference-cbpe` per (version,
+//! positive class, decision rule): a reference upload deletes it with the other `reference*`
+//! kinds, so it is refitted once per upload, never per query.
+//! The windows are a scan of the range's predictions ([`crate::planner::estimate`]): each row's
+//! calibrated probability goes into its window's expected confusion matrix (sums, mergeable)
+//! and its ranked probabilities for ROC AUC (exact up to a million rows a window, then binned).
+//! The per-hour aggregates do not hold the calibrated sums yet (ADR 008), so a range of more
+//! than [`SCAN_LIMIT`] predictions is not estimated per query: the report's `estimation` says
+//! so (`skipped`) and asks for a narrower `from`/`to`.
+//!
+//! Only the API's `GET /v1/models/{m}/metrics`, `modelwatch metrics`, the dashboard (which
+//! shows the API's numbers) and the evaluation of an alert rule on `estimated:<metric>` call
+//! [`attach`]: other rules and the Prometheus values read reports without estimates, so their
+//! cost is unchanged.
+
+use std::collections::BTreeMap;
+
+use modelwatch_core::{ModelName, Outcome, PredictionEvent, ReferenceRow, Timestamp, Window};
+use modelwatch_stats::estimate::{
+    BinaryCbpe, BinaryEstimates, CbpeError, ExpectedConfusion, MulticlassCbpe, MulticlassRow,
+    MulticlassWindow, RankedProbabilities,
+};
+use modelwatch_stats::perf::Decision;
+use modelwatch_store::{AggregateWrite, ScanRange, Store, StoredAggregate, MODEL_WIDE};
+use serde::{Deserialize, Serialize};
+
+use crate::error::EngineError;
+use crate::performance::PerformanceReport;
+use crate::query::PerformanceQuery;
+use crate::state::{Task, TaskSpec};
+
+/// Kind of the stored fitted estimator. It starts with `reference`, so a reference upload
+/// deletes it.
+pub const CBPE: &str = "reference-cbpe";
+
+/// Most predictions a query's range may hold for its windows to be estimated by a scan: 500k
+/// took 1.1 s on the 2-core machine (`scripts/bench_estimates.py`, ADR 008), against 9 ms for
+/// the same query without estimates.
+pub const SCAN_LIMIT: u64 = 500_000;
+
+/// One estimated metric of a window, as the API answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EstimatedValue {
+    pub value: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    /// The standard error NannyML calls the sampling error: the interval is ± 3 of it.
+    pub sampling_error: f64,
+}
+
+/// A window's estimates by metric name (`roc_auc`, `f1`, `precision`, `recall`,
+/// `specificity`, `accuracy`); a metric undefined in the window (no predicted positive for
+/// precision, say) is absent.
+pub type WindowEstimates = BTreeMap<String, EstimatedValue>;
+
+/// What the report's estimates are: the method and how it was fitted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EstimationInfo {
+    /// `cbpe`.
+    pub method: String,
+    /// Whether the scores are calibrated (isotonic regression on the reference) before
+    /// estimating: only when that lowers the reference's expected calibration error.
+    pub calibrated: bool,
+    /// Reference rows the estimator was fitted on.
+    pub reference_rows: u64,
+    /// `± 3 sampling errors`, NannyML's interval.
+    pub interval: String,
+    /// Why the windows carry no estimates although the reference allows them (a range of
+    /// more than [`SCAN_LIMIT`] predictions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// The stored estimator with what it was fitted for.
+#[derive(Serialize, Deserialize)]
+struct Blob {
+    key: String,
+    /// `None`: the reference cannot be fitted (the reason).
+    fitted: Result<Estimator, String>,
+}
+
+/// A fitted estimator of the model's task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Estimator {
+    Binary(BinaryCbpe),
+    /// Classes sorted; a row's `scores` map is read in that order.
+    Multiclass(MulticlassCbpe),
+}
+
+impl Estimator {
+    fn calibrated(&self) -> bool {
+        match self {
+            Estimator::Binary(b) => b.calibration.is_some(),
+            Estimator::Multiclass(m) => m.calibrations.iter().any(Option::is_some),
+        }
+    }
+
+    fn rows(&self) -> u64 {
+        match self {
+            Estimator::Binary(b) => b.rows,
+            Estimator::Multiclass(m) => m.rows,
+        }
+    }
+}
+
+/// What the fit depends on: the task, and a binary spec's positive class and decision rule.
+fn spec_key(spec: &TaskSpec) -> String {
+    format!(
+        "{:?}|{}|{:?}|{}",
+        spec.task,
+        spec.positive_class.as_deref().unwrap_or("1"),
+        spec.decision,
+        spec.threshold
+    )
+}
+
+/// A binary row's (score, predicted positive) as the performance metrics read it: the score is
+/// `score` or `scores[positive]`; the predicted class the logged one, else the score at the
+/// threshold (with `Decision::Threshold`, the score first).
+fn binary_row(
+    spec: &TaskSpec,
+    prediction: Option<&Outcome>,
+    score: Option<f64>,
+    scores: Option<&[(String, f64)]>,
+) -> Option<(f64, bool)> {
+    let pos = spec.positive_class.as_deref().unwrap_or("1");
+    let score =
+        score.or_else(|| scores.and_then(|v| v.iter().find(|(c, _)| c == pos).map(|(_, s)| *s)))?;
+    if !(0.0..=1.0).contains(&score) {
+        return None;
+    }
+    let logged = prediction.map(|o| o.class_key() == pos);
+    let predicted = match (spec.decision, logged) {
+        (Decision::Prediction, Some(p)) => p,
+        _ => score >= spec.threshold,
+    };
+    Some((score, predicted))
+}
+
+/// Fits CBPE on the reference rows (labelled, scored, with a predicted class) for the task.
+pub fn fit(spec: &TaskSpec, rows: &[ReferenceRow]) -> Result<Estimator, CbpeError> {
+    match spec.task {
+        Task::Multiclass => fit_multiclass(rows).map(Estimator::Multiclass),
+        _ => fit_binary(spec, rows).map(Estimator::Binary),
+    }
+}
+
+fn fit_binary(spec: &TaskSpec, rows: &[ReferenceRow]) -> Result<BinaryCbpe, CbpeError> {
+    let pos = spec.positive_class.as_deref().unwrap_or("1");
+    let rows: Vec<modelwatch_stats::estimate::ReferenceRow> = rows
+        .iter()
+        .filter_map(|r| {
+            let label = r.label.as_ref()?;
+            let (score, predicted) =
+                binary_row(spec, r.prediction.as_ref(), r.score, r.scores.as_deref())?;
+            Some(modelwatch_stats::estimate::ReferenceRow {
+                score,
+                predicted,
+                label: label.class_key() == pos,
+            })
+        })
+        .collect();
+    BinaryCbpe::fit(&rows)
+}
+
+/// A multiclass row's (class scores in `classes` order, predicted class index): every class
+/// must have a score in [0, 1]; the predicted class is the logged one, else the top score.
+fn multiclass_row(
+    classes: &[String],
+    prediction: Option<&Outcome>,
+    scores: Option<&[(String, f64)]>,
+) -> Option<(Vec<f64>, usize)> {
+    let scores = scores?;
+    let v: Vec<f64> = classes
+        .iter()
+        .map(|c| scores.iter().find(|(k, _)| k == c).map(|(_, s)| *s))
+        .collect::<Option<_>>()?;
+    if v.iter().any(|s| !(0.0..=1.0).contains(s)) {
+        return None;
+    }
+    let predicted = match prediction {
+        Some(o) => classes.iter().position(|c| *c == o.class_key())?,
+        None => (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b]))?,
+    };
+    Some((v, predicted))
+}
+
+/// The classes are the names of the reference's `scores` maps, sorted (NannyML's order).
+fn fit_multiclass(rows: &[ReferenceRow]) -> Result<MulticlassCbpe, CbpeError> {
+    let mut classes: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.scores.as_ref())
+        .flat_map(|s| s.iter().map(|(c, _)| c.clone()))
+        .collect();
+    classes.sort();
+    classes.dedup();
+    let rows: Vec<MulticlassRow> = rows
+        .iter()
+        .filter_map(|r| {
+            let label = r.label.as_ref()?.class_key();
+            let label = classes.iter().position(|c| *c == label)?;
+            let (scores, predicted) =
+                multiclass_row(&classes, r.prediction.as_ref(), r.scores.as_deref())?;
+            Some(MulticlassRow {
+                scores,
+                predicted,
+                label,
+            })
+        })
+        .collect();
+    MulticlassCbpe::fit(classes, &rows)
+}
+
+/// The fitted estimator of the query's reference, from the store or fitted now and stored;
+/// `None` when the task is not binary or the reference cannot be fitted.
+pub fn estimator(
+    store: &dyn Store,
+    model: &ModelName,
+    version: Option<&str>,
+    spec: &TaskSpec,
+) -> Result<Option<Estimator>, EngineError> {
+    if !matches!(spec.task, Task::Binary | Task::Multiclass) {
+        return Ok(None);
+    }
+    let version_key = version.unwrap_or("").to_owned();
+    let key = spec_key(spec);
+    let range = ScanRange {
+        version: Some(version_key.clone()),
+        ..ScanRange::default()
+    };
+    if let Some(row) = store.aggregates(model, CBPE, &range)?.first() {
+        // Unreadable (another version of modelwatch wrote it): fitted again below.
+        if let Ok(blob) = postcard::from_bytes::<Blob>(&row.data) {
+            if blob.key == key {
+                return Ok(blob.fitted.ok());
+            }
+        }
+    }
+    let (rows, _) = crate::reference::rows(store, model, version)?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let blob = Blob {
+        key,
+        fitted: fit(spec, &rows).map_err(|e| e.to_string()),
+    };
+    store.put_aggregates(
+        model,
+        AggregateWrite {
+            kind: CBPE.into(),
+            put: vec![StoredAggregate {
+                version: version_key,
+                hour: MODEL_WIDE,
+                data: postcard::to_stdvec(&blob)
+                    .map_err(|e| crate::aggregates::corrupt("cbpe estimator", e))?,
+            }],
+            ..AggregateWrite::default()
+        },
+    )?;
+    Ok(blob.fitted.ok())
+}
+
+/// One window's mergeable estimation state.
+#[derive(Debug, Clone)]
+pub enum WindowEstimation {
+    Binary {
+        confusion: ExpectedConfusion,
+        ranked: RankedProbabilities,
+    },
+    Multiclass(MulticlassWindow),
+}
+
+impl WindowEstimation {
+    pub fn new(estimator: &Estimator) -> WindowEstimation {
+        match estimator {
+            Estimator::Binary(_) => WindowEstimation::Binary {
+                confusion: ExpectedConfusion::default(),
+                ranked: RankedProbabilities::default(),
+            },
+            Estimator::Multiclass(m) => {
+                WindowEstimation::Multiclass(MulticlassWindow::new(m.classes.len()))
+            }
+        }
+    }
+
+    pub fn observe(&mut self, estimator: &Estimator, spec: &TaskSpec, p: &PredictionEvent) {
+        match (self, estimator) {
+            (WindowEstimation::Binary { confusion, ranked }, Estimator::Binary(cbpe)) => {
+                let Some((score, predicted)) =
+                    binary_row(spec, p.prediction.as_ref(), p.score, p.scores.as_deref())
+                else {
+                    return;
+                };
+                let prob = cbpe.calibrate(score);
+                confusion.observe(predicted, prob);
+                ranked.observe(score, prob);
+            }
+            (WindowEstimation::Multiclass(w), Estimator::Multiclass(cbpe)) => {
+                if let Some((scores, predicted)) =
+                    multiclass_row(&cbpe.classes, p.prediction.as_ref(), p.scores.as_deref())
+                {
+                    w.observe(cbpe, &scores, predicted);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn merge(&mut self, o: &WindowEstimation) {
+        match (self, o) {
+            (
+                WindowEstimation::Binary { confusion, ranked },
+                WindowEstimation::Binary {
+                    confusion: c,
+                    ranked: r,
+                },
+            ) => {
+                confusion.merge(c);
+                ranked.merge(r);
+            }
+            (WindowEstimation::Multiclass(a), WindowEstimation::Multiclass(b)) => a.merge(b),
+            _ => {}
+        }
+    }
+
+    /// The window's estimates.
+    pub fn finish(self, estimator: &Estimator) -> WindowEstimates {
+        let estimates: BinaryEstimates = match (self, estimator) {
+            (
+                WindowEstimation::Binary {
+                    confusion,
+                    mut ranked,
+                },
+                Estimator::Binary(cbpe),
+            ) => {
+                let auc = ranked.roc_auc();
+                cbpe.from_parts(&confusion, auc)
+            }
+            (WindowEstimation::Multiclass(w), Estimator::Multiclass(cbpe)) => w.finish(cbpe),
+            _ => BinaryEstimates::default(),
+        };
+        estimates
+            .metrics
+            .into_iter()
+            .map(|(m, e)| {
+                (
+                    m.as_str().to_owned(),
+                    EstimatedValue {
+                        value: e.value,
+                        ci_low: e.ci_low,
+                        ci_high: e.ci_high,
+                        sampling_error: e.sampling_error,
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// Adds the label-free estimates to every window of `report` (the answer to `q`) and says how
+/// they were made in `report.estimation`; leaves the report as it is when the model's task or
+/// reference does not allow them.
+pub fn attach(
+    store: &dyn Store,
+    model: &ModelName,
+    q: &PerformanceQuery,
+    report: &mut PerformanceReport,
+) -> Result<(), EngineError> {
+    attach_within(store, model, q, report, SCAN_LIMIT)
+}
+
+/// [`attach`] with another limit on the predictions scanned (tests).
+pub fn attach_within(
+    store: &dyn Store,
+    model: &ModelName,
+    q: &PerformanceQuery,
+    report: &mut PerformanceReport,
+    limit: u64,
+) -> Result<(), EngineError> {
+    let Some(cbpe) = estimator(store, model, q.version.as_deref(), &report.spec)? else {
+        return Ok(());
+    };
+    let mut info = EstimationInfo {
+        method: "cbpe".into(),
+        calibrated: cbpe.calibrated(),
+        reference_rows: cbpe.rows(),
+        interval: "± 3 sampling errors".into(),
+        skipped: None,
+    };
+    let predictions: u64 = report.windows.iter().map(|w| w.predictions).sum();
+    if predictions > limit {
+        info.skipped = Some(format!(
+            "the range holds {predictions} predictions, more than the {limit} estimated per \
+             query: narrow `from`/`to`"
+        ));
+        report.estimation = Some(info);
+        return Ok(());
+    }
+    let mut estimates = window_estimates(store, model, q, &report.spec, &cbpe)?;
+    for w in &mut report.windows {
+        w.estimated = Some(estimates.remove(&w.start).unwrap_or_default());
+    }
+    report.estimation = Some(info);
+    Ok(())
+}
+
+/// The estimates of each window (by start) of the query's range.
+pub fn window_estimates(
+    store: &dyn Store,
+    model: &ModelName,
+    q: &PerformanceQuery,
+    spec: &TaskSpec,
+    cbpe: &Estimator,
+) -> Result<BTreeMap<Timestamp, WindowEstimates>, EngineError> {
+    let window = q.window.unwrap_or(Window::DAY);
+    let range = ScanRange {
+        from: q.from,
+        to: q.to,
+        version: q.version.clone(),
+    };
+    // The planner sends estimates to the events for now (no per-hour state of them yet).
+    debug_assert_eq!(crate::planner::estimate(q), crate::planner::Source::Events);
+    let windows = scan(store, model, &range, window, cbpe, spec)?;
+    Ok(windows
+        .into_iter()
+        .map(|(start, w)| (start, w.finish(cbpe)))
+        .collect())
+}
+
+/// The windows' estimation states from a scan of the range (one scan per core over slices of
+/// it, merged: the states merge exactly but for the order of sums).
+fn scan(
+    store: &dyn Store,
+    model: &ModelName,
+    range: &ScanRange,
+    window: Window,
+    cbpe: &Estimator,
+    spec: &TaskSpec,
+) -> Result<BTreeMap<Timestamp, WindowEstimation>, EngineError> {
+    let parts = crate::performance::split_range(range);
+    let folded = modelwatch_stats::parallel::parallel_map(&parts, |part| {
+        let mut windows: BTreeMap<Timestamp, WindowEstimation> = BTreeMap::new();
+        store.scan_predictions(model, part, &mut |p, _| {
+            windows
+                .entry(window.start_of(p.timestamp))
+                .or_insert_with(|| WindowEstimation::new(cbpe))
+                .observe(cbpe, spec, p);
+        })?;
+        Ok::<_, EngineError>(windows)
+    });
+    let mut out: BTreeMap<Timestamp, WindowEstimation> = BTreeMap::new();
+    for part in folded {
+        for (start, w) in part? {
+            out.entry(start)
+                .or_insert_with(|| WindowEstimation::new(cbpe))
+                .merge(&w);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(decision: Decision) -> TaskSpec {
+        TaskSpec {
+            task: Task::Binary,
+            positive_class: Some("1".into()),
+            negative_class: Some("0".into()),
+            threshold: 0.5,
+            decision,
+        }
+    }
+
+    /// The predicted class is the logged one, else the score at the threshold; the score is
+    /// `score` or the positive class's entry of `scores`.
+    #[test]
+    fn rows_are_read_as_the_realized_metrics_read_them() {
+        let s = spec(Decision::Prediction);
+        let one = Outcome::Number(1.0);
+        let zero = Outcome::Number(0.0);
+        assert_eq!(
+            binary_row(&s, Some(&zero), Some(0.9), None),
+            Some((0.9, false))
+        );
+        assert_eq!(binary_row(&s, None, Some(0.9), None), Some((0.9, true)));
+        let scores = vec![("0".to_owned(), 0.3), ("1".to_owned(), 0.7)];
+        assert_eq!(
+            binary_row(&s, Some(&one), None, Some(&scores)),
+            Some((0.7, true))
+        );
+        assert_eq!(binary_row(&s, Some(&one), None, None), None);
+        assert_eq!(binary_row(&s, Some(&one), Some(1.5), None), None);
+        let classes = ["a".to_owned(), "b".to_owned(), "c".to_owned()];
+        let map = |v: [f64; 3]| -> Vec<(String, f64)> { classes.iter().cloned().zip(v).collect() };
+        let b = Outcome::Text("b".into());
+        assert_eq!(
+            multiclass_row(&classes, Some(&b), Some(&map([0.5, 0.2, 0.3]))),
+            Some((vec![0.5, 0.2, 0.3], 1))
+        );
+        assert_eq!(
+            multiclass_row(&classes, None, Some(&map([0.2, 0.1, 0.7]))),
+            Some((vec![0.2, 0.1, 0.7], 2))
+        );
+        // A class without a score, or a prediction of an unknown class: not estimable.
+        assert_eq!(
+            multiclass_row(&classes, Some(&b), Some(&map([0.5, 0.2, 0.3])[..2])),
+            None
+        );
+        let d = Outcome::Text("d".into());
+        assert_eq!(
+            multiclass_row(&classes, Some(&d), Some(&map([0.5, 0.2, 0.3]))),
+            None
+        );
+        // A stored fit is reused only for the same task and rule: a model that turns
+        // multiclass (a third class appears) is refitted.
+        let multi = TaskSpec {
+            task: Task::Multiclass,
+            ..spec(Decision::Prediction)
+        };
+        assert_ne!(spec_key(&s), spec_key(&multi));
+        assert_ne!(spec_key(&s), spec_key(&spec(Decision::Threshold)));
+        let what_if = spec(Decision::Threshold);
+        assert_eq!(
+            binary_row(&what_if, Some(&zero), Some(0.9), None),
+            Some((0.9, true))
+        );
+    }
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Cost of the label-free estimates (ADR 008) on `GET /v1/models/{m}/metrics`. Standard
+library only.
+
+Starts `modelwatch serve` on a fresh data directory, sends --days days of --per-day binary
+predictions (scores, logged predictions, no labels) to two models, uploads a labelled,
+scored reference to one of them (`est`: its windows carry `estimated`, computed by a scan of
+the range) and a reference without scores to the other (`plain`: no estimates, the per-hour
+aggregates only), then times the same daily metrics query on both, --repeat times each, and
+prints the medians.
+
+  python3 scripts/bench_estimates.py --bin target/release/modelwatch --days 5 --per-day 100000
+"""
+
+import argparse
+import json
+import math
+import os
+import random
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+
+def request(url, body=None, method="GET", ctype="application/x-ndjson"):
+    req = urllib.request.Request(url, data=body, method=method, headers={"content-type": ctype})
+    t = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=600) as r:
+        text = r.read()
+    return time.perf_counter() - t, text
+
+
+def score(rng):
+    return min(max(1 / (1 + math.exp(-rng.gauss(0, 2))), 0.0), 1.0)
+
+
+def send(url, model, days, per_day, rng):
+    batch = []
+    for d in range(days):
+        for i in range(per_day):
+            s = round(score(rng), 6)
+            secs = i * 86400 // per_day
+            batch.append(json.dumps({
+                "request_id": f"{d}-{i}",
+                "timestamp": f"2026-01-{d + 1:02}T{secs // 3600:02}:{secs // 60 % 60:02}:{secs % 60:02}Z",
+                "features": {"x": i % 7}, "prediction": int(s >= 0.5), "score": s}))
+            if len(batch) == 50_000:
+                request(f"{url}/v1/models/{model}/predictions", ("\n".join(batch) + "\n").encode(), "POST")
+                batch = []
+    if batch:
+        request(f"{url}/v1/models/{model}/predictions", ("\n".join(batch) + "\n").encode(), "POST")
+
+
+def reference(rng, scored):
+    lines = ["x,prediction,score,label" if scored else "x,prediction,label"]
+    for i in range(5000):
+        s = round(score(rng), 6)
+        label = int(rng.random() < s ** 1.3)
+        lines.append(f"{i % 7},{int(s >= 0.5)},{s},{label}" if scored else f"{i % 7},{int(s >= 0.5)},{label}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--bin", required=True)
+    p.add_argument("--days", type=int, default=5)
+    p.add_argument("--per-day", type=int, default=100_000)
+    p.add_argument("--repeat", type=int, default=5)
+    args = p.parse_args()
+    rng = random.Random(8)
+    with tempfile.TemporaryDirectory() as data:
+        server = subprocess.Popen(
+            [args.bin, "serve", "--addr", "127.0.0.1:0", "--data", data],
+            stdout=subprocess.PIPE, env=dict(os.environ, RUST_LOG="warn"))
+        try:
+            url = server.stdout.readline().decode().strip().removeprefix("modelwatch listening on ")
+            for model, scored in [("est", True), ("plain", False)]:
+                request(f"{url}/v1/models/{model}/reference", reference(rng, scored), "PUT", "text/csv")
+                send(url, model, args.days, args.per_day, rng)
+            q = "window=1d"
+            for model in ["est", "plain"]:
+                # The first query refreshes the hours and (est) fits and stores the estimator.
+                _, body = request(f"{url}/v1/models/{model}/metrics?{q}")
+                report = json.loads(body)
+                times = [request(f"{url}/v1/models/{model}/metrics?{q}")[0] for _ in range(args.repeat)]
+                est = report.get("estimation")
+                print(f"{model}: {args.days} days x {args.per_day} predictions, "
+                      f"median {statistics.median(times) * 1000:.0f} ms over {args.repeat} "
+                      f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}); "
+                      f"estimation: {json.dumps(est)}; first window estimated: "
+                      f"{json.dumps(report['windows'][0].get('estimated', {}).get('accuracy'))}")
+        finally:
+            server.terminate()
+            server.wait()
+
+
+if __name__ == "__main__":
+    main()
