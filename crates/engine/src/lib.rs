@@ -6,6 +6,7 @@
 pub mod aggregates;
 pub mod drift;
 pub mod error;
+pub mod exploration;
 pub mod feedback;
 pub mod kpis;
 pub mod metrics_csv;

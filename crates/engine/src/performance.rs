@@ -471,7 +471,7 @@ pub fn scan_performance(
 
 /// A bounded range cut into one slice per core (whole hours, so no window is split in a way
 /// that matters: states merge exactly anyway); an open range stays whole.
-fn split_range(range: &ScanRange) -> Vec<ScanRange> {
+pub(crate) fn split_range(range: &ScanRange) -> Vec<ScanRange> {
     let (Some(from), Some(to)) = (range.from, range.to) else {
         return vec![range.clone()];
     };
