@@ -10,11 +10,13 @@
 //!
 //! The per-hour aggregates ([`crate::aggregates`]) keep the split of the default tag in each
 //! (version, hour)'s blob, built in the same rescans and delta additions as the accumulator.
-//! One change cannot always be added: a first label arriving as a delta says what its
-//! prediction said (outcome, score, times) but not its tags. It goes to the side that can
-//! still take a first label when only one can (the other side has no prediction, or every one
-//! of them is labelled already); otherwise the hour's split becomes [`Split::Unknown`] until
-//! its next rescan, and a feedback query scans that hour's raw events instead.
+//! A first label arriving as a delta says what its prediction said, read from the prediction's
+//! index row, including whether it carries the default tag ([`NewLabel::exploration`]): it
+//! joins that side. Index rows written before the store noted the tag do not say; such a label
+//! goes to the side that can still take a first label when only one can (the other side has
+//! no prediction, or every one of them is labelled already); otherwise the hour's split becomes
+//! [`Split::Unknown`] until its next rescan, and a feedback query folds that hour from its raw
+//! events instead.
 
 use modelwatch_core::{LabelEvent, PredictionEvent};
 use modelwatch_stats::perf::PerfError;
@@ -24,16 +26,13 @@ use serde::{Deserialize, Serialize};
 use crate::state::{TaskSpec, WindowAccumulator};
 
 /// The tag that marks exploration traffic unless a query names another, and the one the
-/// per-hour split is kept for.
-pub const DEFAULT_TAG: (&str, &str) = ("exploration", "true");
+/// per-hour split is kept for (and the store notes per prediction).
+pub const DEFAULT_TAG: (&str, &str) = modelwatch_core::EXPLORATION_TAG;
 
 /// Whether `p` is exploration traffic for the tag `(name, value)`: its first tag of that name
 /// has that value (as a `segment=tag:<name>` split reads the tag).
-pub fn is_exploration((name, value): (&str, &str), p: &PredictionEvent) -> bool {
-    p.tags
-        .iter()
-        .find(|(k, _)| k == name)
-        .is_some_and(|(_, v)| v == value)
+pub fn is_exploration(tag: (&str, &str), p: &PredictionEvent) -> bool {
+    p.has_tag(tag)
 }
 
 /// The exploration split of the events of one accumulator (see the module doc).
@@ -140,8 +139,8 @@ pub fn merge(
 }
 
 /// Adds the first label of a prediction already counted without one (a label delta) to `all`,
-/// and to its side of `split` when the side is certain (see the module doc); otherwise the
-/// split becomes [`Split::Unknown`].
+/// and to its prediction's side of `split` for the default tag, when the side is known (see the
+/// module doc); otherwise the split becomes [`Split::Unknown`].
 pub fn add_late_label(
     spec: &TaskSpec,
     all: &mut WindowAccumulator,
@@ -149,16 +148,24 @@ pub fn add_late_label(
     l: &NewLabel,
 ) {
     all.add_late_label(spec, l);
-    let Split::Both { explore, others } = split else {
+    match (&mut *split, l.exploration) {
+        (Split::Unknown, _) => {}
         // No exploration event: the label is another one's, and the others are `all`.
-        return;
-    };
-    // A side whose every prediction is labelled cannot take a first label.
-    let open = |a: &WindowAccumulator| a.labelled < a.predictions;
-    match (open(explore), open(others)) {
-        (true, false) => explore.add_late_label(spec, l),
-        (false, true) => others.add_late_label(spec, l),
-        _ => *split = Split::Unknown,
+        (Split::NoExploration, Some(false) | None) => {}
+        // An exploration prediction in an hour that had none: the states disagree with the
+        // store, so the hour's events decide.
+        (Split::NoExploration, Some(true)) => *split = Split::Unknown,
+        (Split::Both { explore, .. }, Some(true)) => explore.add_late_label(spec, l),
+        (Split::Both { others, .. }, Some(false)) => others.add_late_label(spec, l),
+        (Split::Both { explore, others }, None) => {
+            // A side whose every prediction is labelled cannot take a first label.
+            let open = |a: &WindowAccumulator| a.labelled < a.predictions;
+            match (open(explore), open(others)) {
+                (true, false) => explore.add_late_label(spec, l),
+                (false, true) => others.add_late_label(spec, l),
+                _ => *split = Split::Unknown,
+            }
+        }
     }
 }
 
@@ -181,7 +188,16 @@ mod tests {
         parse_prediction_row(&row, i, Timestamp::now(), &IngestLimits::default()).unwrap()
     }
 
+    /// A label delta's entry for `p`, as the store reads it from `p`'s index row.
     fn label(p: &PredictionEvent, l: f64) -> NewLabel {
+        NewLabel {
+            exploration: Some(is_exploration(DEFAULT_TAG, p)),
+            ..old_label(p, l)
+        }
+    }
+
+    /// The same from an index row written before the store noted the tag.
+    fn old_label(p: &PredictionEvent, l: f64) -> NewLabel {
         NewLabel {
             prediction_time: p.timestamp,
             prediction: p.prediction.clone(),
@@ -189,6 +205,8 @@ mod tests {
             scores: None,
             label: Outcome::Number(l),
             labelled_at: Timestamp(p.timestamp.micros() + 1_000_000),
+            // As an index row written before the store noted the tag.
+            exploration: None,
         }
     }
 
@@ -250,20 +268,77 @@ mod tests {
         }
     }
 
-    /// A late label goes to the only side that can take it, and makes the split unknown when
-    /// both could.
+    /// A late label joins its prediction's side, as the store noted it, whichever sides could
+    /// take it.
     #[test]
-    fn a_late_label_goes_where_it_must_or_leaves_the_split_unknown() {
+    fn a_late_label_joins_the_side_its_index_row_names() {
+        let spec = spec();
+        let events: Vec<_> = (0..40)
+            .map(|i| event(i, [None, Some("true"), Some("false")][i % 3]))
+            .collect();
+        let (mut all, mut split) = (WindowAccumulator::new(&spec), Split::default());
+        for p in &events {
+            observe(&spec, DEFAULT_TAG, &mut all, &mut split, p, None);
+        }
+        // Labelled late, in an order that leaves both sides open all along.
+        for p in events.iter().rev() {
+            add_late_label(
+                &spec,
+                &mut all,
+                &mut split,
+                &label(p, (p.timestamp.micros() % 2) as f64),
+            );
+        }
+        let (mut want_all, mut want_split) = (WindowAccumulator::new(&spec), Split::default());
+        for p in &events {
+            let l = modelwatch_core::LabelEvent {
+                request_id: p.request_id.clone(),
+                label: Outcome::Number((p.timestamp.micros() % 2) as f64),
+                timestamp: Timestamp(p.timestamp.micros() + 1_000_000),
+            };
+            observe(
+                &spec,
+                DEFAULT_TAG,
+                &mut want_all,
+                &mut want_split,
+                p,
+                Some(&l),
+            );
+        }
+        let (got, want) = (
+            split.sides(&all).unwrap(),
+            want_split.sides(&want_all).unwrap(),
+        );
+        // Reports, not states: a state keeps its rows in the order they came.
+        let report = |a: &WindowAccumulator| {
+            serde_json::json!([
+                a.predictions,
+                a.labelled,
+                a.state.report(&Default::default())
+            ])
+        };
+        for (side, g, w) in [
+            ("explore", got.explore.unwrap(), want.explore.unwrap()),
+            ("others", got.others, want.others),
+        ] {
+            modelwatch_testkit::assert_json_close(&report(g), &report(w), 1e-12, side);
+        }
+    }
+
+    /// From an index row written before the store noted the tag, a late label goes to the only
+    /// side that can take it, and makes the split unknown when both could.
+    #[test]
+    fn a_late_label_of_an_old_index_row_goes_where_it_must_or_leaves_the_split_unknown() {
         let spec = spec();
         let (e, o1, o2) = (event(1, Some("true")), event(2, None), event(3, None));
         let (mut all, mut split) = (WindowAccumulator::new(&spec), Split::default());
         // Only others: a label is theirs.
         observe(&spec, DEFAULT_TAG, &mut all, &mut split, &o1, None);
-        add_late_label(&spec, &mut all, &mut split, &label(&o1, 1.0));
+        add_late_label(&spec, &mut all, &mut split, &old_label(&o1, 1.0));
         assert!(matches!(split, Split::NoExploration));
         // An exploration event: the others are all labelled, so the next label is its own.
         observe(&spec, DEFAULT_TAG, &mut all, &mut split, &e, None);
-        add_late_label(&spec, &mut all, &mut split, &label(&e, 0.0));
+        add_late_label(&spec, &mut all, &mut split, &old_label(&e, 0.0));
         let sides = split.sides(&all).unwrap();
         assert_eq!(
             (sides.explore.unwrap().labelled, sides.others.labelled),
@@ -279,7 +354,7 @@ mod tests {
             &event(4, Some("true")),
             None,
         );
-        add_late_label(&spec, &mut all, &mut split, &label(&o2, 1.0));
+        add_late_label(&spec, &mut all, &mut split, &old_label(&o2, 1.0));
         assert!(!split.is_known());
         assert_eq!(all.labelled, 3);
         // Unknown stays unknown through merges, either way round.

@@ -1181,9 +1181,8 @@ fn exploration_per_day(preds: &[Value], labels: &[Value]) -> BTreeMap<String, (u
 
 /// The feedback report's exploration split comes from the per-hour state, equal to a fold of
 /// the raw events however the hours were built: rescans, new predictions added from their
-/// segments and from folds made on arrival, first labels added as deltas (those that could
-/// be on either side leave the hour's split unknown, and that hour alone is folded from its
-/// events), and a rebuild.
+/// segments and from folds made on arrival, first labels added as deltas (each joins its
+/// prediction's side, which the store noted in the prediction's index row), and a rebuild.
 #[test]
 fn feedback_from_the_hours_equals_the_raw_events_however_the_hours_were_built() {
     for name in ["binary", "regression", "multiclass"] {
@@ -1226,10 +1225,7 @@ fn feedback_from_the_hours_equals_the_raw_events_however_the_hours_were_built() 
             "{name}"
         );
         let (day, scanned) = feedback_matches_the_raw_events(&store, &format!("{name} labelled"));
-        assert!(
-            scanned > 0,
-            "{name}: hours with labels on both sides are folded from events"
-        );
+        assert_eq!(scanned, 0, "{name}: every label joined its side");
         // The split is the fixture's own: per day, the exploration rows and their labels.
         let want = exploration_per_day(&preds, labels);
         let windows = day["windows"].as_array().unwrap();
@@ -1326,4 +1322,50 @@ fn hours_from_before_the_exploration_split_are_rebuilt_not_read() {
         .unwrap()
         .iter()
         .all(|w| w["exploration"].is_null()));
+}
+
+/// An hour whose split is unknown (first labels from index rows written before the store noted
+/// the exploration tag, which could have been on either side) is folded from its raw events
+/// for the answer, that hour only, and the answer is the same.
+#[test]
+fn an_hour_whose_exploration_split_is_unknown_is_folded_from_its_events() {
+    let (_dir, store, _) = load("binary");
+    let (before, _) = feedback_matches_the_raw_events(&store, "before");
+    let rows = store
+        .aggregates(&model(), aggregates::PERFORMANCE, &ScanRange::default())
+        .unwrap();
+    // Untagged: every hour's split is "no exploration", the last byte of its blob (variant
+    // 0); every other hour's becomes "unknown" (variant 2).
+    let put: Vec<_> = rows
+        .iter()
+        .step_by(2)
+        .map(|r| {
+            let mut data = r.data.clone();
+            assert_eq!(data.pop(), Some(0), "a split without exploration");
+            data.push(2);
+            modelwatch_store::StoredAggregate {
+                version: r.version.clone(),
+                hour: r.hour,
+                data,
+            }
+        })
+        .collect();
+    let unknown = put.len();
+    store
+        .put_aggregates(
+            &model(),
+            modelwatch_store::AggregateWrite {
+                kind: aggregates::PERFORMANCE.into(),
+                put,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let q = feedback_query(Window::DAY, None);
+    let hours = aggregates::feedback_windows(&store, &model(), &q)
+        .unwrap()
+        .unwrap();
+    assert_eq!(hours.scanned_hours, unknown);
+    let (after, _) = feedback_matches_the_raw_events(&store, "unknown splits");
+    assert_close("unknown splits", &after, &before);
 }
