@@ -32,6 +32,9 @@ trap cleanup EXIT
 
 start_server() {
     rm -rf "$WORK/data" && mkdir -p "$WORK/data"
+    # Created here: under load the background server may not have opened it yet when the
+    # loop below first reads it, and a failed read would end the script (set -e).
+    : >"$WORK/server.out"
     "$BIN/modelwatch" serve --data "$WORK/data" --addr 127.0.0.1:0 >"$WORK/server.out" 2>"$WORK/server.log" &
     SERVER_PID=$!
     for _ in $(seq 100); do
