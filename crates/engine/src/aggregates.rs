@@ -1176,11 +1176,14 @@ fn refreshed_spec(
     Ok(Some((spec, task_reason)))
 }
 
+/// Accumulators with their exploration split, by (version, hour) or by window start.
+pub type Splits<K> = BTreeMap<K, (WindowAccumulator, Split)>;
+
 /// The hours' answer to a feedback query: per window, every event and the exploration split
 /// of [`exploration::DEFAULT_TAG`].
 pub struct ExplorationHours {
     pub spec: TaskSpec,
-    pub windows: BTreeMap<Timestamp, (WindowAccumulator, Split)>,
+    pub windows: Splits<Timestamp>,
     /// (version, hour)s whose split was unknown (first labels that could have been on either
     /// side, see [`crate::exploration`]), folded from their raw events for this answer.
     pub scanned_hours: usize,
@@ -1200,7 +1203,7 @@ pub fn exploration_hours(
         return Ok(None);
     };
     let spec_json = spec_key(&spec);
-    let mut windows: BTreeMap<Timestamp, (WindowAccumulator, Split)> = BTreeMap::new();
+    let mut windows: Splits<Timestamp> = BTreeMap::new();
     let mut add = |hour: Timestamp, acc: &WindowAccumulator, split: &Split| {
         let (all, into) = windows
             .entry(window.start_of(hour))
@@ -1242,7 +1245,7 @@ fn fold_hours(
     model: &ModelName,
     spec: &TaskSpec,
     hours: &[(String, i64)],
-) -> Result<BTreeMap<(String, i64), (WindowAccumulator, Split)>, EngineError> {
+) -> Result<Splits<(String, i64)>, EngineError> {
     let wanted: HashSet<(&str, i64)> = hours.iter().map(|(v, h)| (v.as_str(), *h)).collect();
     let mut starts: Vec<i64> = hours.iter().map(|(_, h)| *h).collect();
     starts.sort_unstable();
@@ -1254,7 +1257,7 @@ fn fold_hours(
             to: Some(Timestamp(run[run.len() - 1] + HOUR_MICROS)),
             version: None,
         };
-        let mut out: BTreeMap<(String, i64), (WindowAccumulator, Split)> = BTreeMap::new();
+        let mut out: Splits<(String, i64)> = BTreeMap::new();
         store.scan_predictions(model, &range, &mut |p, l| {
             let version = p.model_version.as_deref().unwrap_or("");
             let hour = hour_of(p.timestamp.micros());

@@ -41,10 +41,10 @@ pub enum Split {
     /// No exploration event: the others are all the events.
     #[default]
     NoExploration,
-    /// The exploration events, and the others.
+    /// The exploration events, and the others (boxed: the other variants are empty).
     Both {
-        explore: WindowAccumulator,
-        others: WindowAccumulator,
+        explore: Box<WindowAccumulator>,
+        others: Box<WindowAccumulator>,
     },
     /// Not known: a first label came that could have been on either side.
     Unknown,
@@ -66,8 +66,8 @@ impl Split {
                 others: all,
             }),
             Split::Both { explore, others } => Some(Sides {
-                explore: Some(explore),
-                others,
+                explore: Some(explore.as_ref()),
+                others: others.as_ref(),
             }),
             Split::Unknown => None,
         }
@@ -91,8 +91,8 @@ pub fn observe(
         if let Split::NoExploration = split {
             // Every event so far was another one: the others are `all` before this one.
             *split = Split::Both {
-                explore: WindowAccumulator::new(spec),
-                others: all.clone(),
+                explore: Box::new(WindowAccumulator::new(spec)),
+                others: Box::new(all.clone()),
             };
         }
         if let Split::Both { explore, .. } = split {
@@ -120,7 +120,7 @@ pub fn merge(
             mine.merge(others)?;
             *split = Split::Both {
                 explore: explore.clone(),
-                others: mine,
+                others: Box::new(mine),
             };
         }
         (Split::Both { others, .. }, Split::NoExploration) => others.merge(other_all)?,

@@ -242,11 +242,11 @@ mod tests {
         ];
         // Exploration traffic or not, alternately; the last row as one written before the
         // flag existed.
-        let exploration = |i: usize| (i + 1 < cases.len()).then_some(i % 2 == 0);
+        let exploration = |i: usize| (i + 1 < cases.len()).then_some(i.is_multiple_of(2));
         let mut data = Vec::new();
         for (i, (p, s, ss, l)) in cases.iter().enumerate() {
             let mut outcome = Vec::new();
-            put_prediction(&mut outcome, p.as_ref(), *s, *ss, i % 2 == 0);
+            put_prediction(&mut outcome, p.as_ref(), *s, *ss, i.is_multiple_of(2));
             if exploration(i).is_none() {
                 outcome[0] &= !(EXPLORATION_KNOWN | EXPLORATION);
             }

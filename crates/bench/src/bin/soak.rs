@@ -337,7 +337,7 @@ fn tag_exploration(body: &str, every: usize) -> String {
     let mut out = String::with_capacity(body.len() + body.len() / every);
     for (i, line) in body.lines().enumerate() {
         match line.strip_prefix('{') {
-            Some(rest) if i % every == 0 => {
+            Some(rest) if i.is_multiple_of(every) => {
                 out.push_str("{\"tags\":{\"exploration\":\"true\"},");
                 out.push_str(rest);
             }
@@ -381,7 +381,7 @@ mod tests {
         for (i, (row, before)) in rows.iter().zip(&plain).enumerate() {
             assert_eq!(row["request_id"], before["request_id"]);
             let explore = row["tags"]["exploration"] == "true";
-            assert_eq!(explore, i % 20 == 0, "row {i}: {row}");
+            assert_eq!(explore, i.is_multiple_of(20), "row {i}: {row}");
         }
         assert_eq!(tag_exploration(&text, 0), text);
     }
