@@ -6,11 +6,13 @@
 #
 #   scripts/soak.sh                      # 10 minutes
 #   SOAK_SECONDS=60 scripts/soak.sh      # a shorter run
+#   SOAK_MAX_RATE=60000 scripts/soak.sh  # at most this rate (the data directory's room)
 #   scripts/soak.sh --query /v1/models/soak/metrics?window=1h ...   # other readers' paths
 #
 # Arguments are passed to modelwatch-soak (see its --help).
 # Release build; a fresh data directory under $TMPDIR, removed at the end (it grows by about
-# 270 bytes per event: 10 minutes at 50k events/s is about 8 GB).
+# 270 bytes per event: 10 minutes at 50k events/s is about 8 GB; SOAK_MAX_RATE caps the rate
+# when $TMPDIR has less room than half the maximum needs).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/modelwatch-target}
@@ -30,6 +32,9 @@ trap cleanup EXIT
 
 start_server() {
     rm -rf "$WORK/data" && mkdir -p "$WORK/data"
+    # Created here: under load the background server may not have opened it yet when the
+    # loop below first reads it, and a failed read would end the script (set -e).
+    : >"$WORK/server.out"
     "$BIN/modelwatch" serve --data "$WORK/data" --addr 127.0.0.1:0 >"$WORK/server.out" 2>"$WORK/server.log" &
     SERVER_PID=$!
     for _ in $(seq 100); do
@@ -69,7 +74,11 @@ start_server
 stop_server
 MAX=$(awk -F'|' '/^\| 1000000 /{ gsub(/ /, "", $7); print $7 }' "$WORK/max.txt")
 RATE=$((MAX / 2))
-echo "== soak: half of $MAX events/s = $RATE events/s for $SECONDS_TO_RUN s, with readers" >&2
+if [ -n "${SOAK_MAX_RATE:-}" ] && [ "$RATE" -gt "$SOAK_MAX_RATE" ]; then
+    echo "== half of $MAX events/s capped at SOAK_MAX_RATE=$SOAK_MAX_RATE" >&2
+    RATE=$SOAK_MAX_RATE
+fi
+echo "== soak: $RATE events/s (half of $MAX, or the cap) for $SECONDS_TO_RUN s, with readers" >&2
 start_server
 curl -sf -X PUT -H 'content-type: text/csv' --data-binary @"$WORK/reference.csv" \
     "$URL/v1/models/soak/reference" >/dev/null

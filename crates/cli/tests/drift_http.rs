@@ -273,3 +273,66 @@ fn feedback_flags_a_collapse_of_prediction_diversity_and_measures_exploration() 
         .unwrap()
         .contains("name=value"));
 }
+
+/// The feedback report of whole hours comes from the per-hour state (the exploration split is
+/// kept beside each hour's accumulator); a `to` off the hour sends the same question to the
+/// raw events. Both answer alike: predictions aggregated first, then labels added as deltas,
+/// in hours holding both sides (whose split the labels leave unknown) and in an hour without
+/// exploration traffic. Predictions carry no score, so every number is a count's and the
+/// answers are equal to the bit.
+#[test]
+fn feedback_from_the_hours_equals_the_raw_events_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    put_reference(&s, "loop");
+    let mut explore_per_day = [0u64; 2];
+    let mut labels = Vec::new();
+    let mut rows = Vec::new();
+    for (day, date) in DAYS.iter().enumerate().take(2) {
+        for hour in 0..3 {
+            for i in 0..200 {
+                // Day 2's last hour has no exploration traffic.
+                let tag = match i % 4 {
+                    0 if !(day == 1 && hour == 2) => Some("true"),
+                    1 => Some("false"),
+                    _ => None,
+                };
+                let id = format!("d{day}-h{hour}-{i}");
+                let mut row = json!({
+                    "request_id": id,
+                    "timestamp": format!("{date}T{hour:02}:{:02}:{:02}Z", i / 60, i % 60),
+                    "features": {"age": 30.0, "country": "DE", "income": 2000.0},
+                    "prediction": usize::from(i % 3 != 0),
+                });
+                if let Some(v) = tag {
+                    row["tags"] = json!({"exploration": v});
+                }
+                explore_per_day[day] += u64::from(tag == Some("true"));
+                if i % 4 != 3 {
+                    labels.push(json!({"request_id": id, "label": i % 2,
+                        "timestamp": format!("{date}T23:00:00Z")}));
+                }
+                rows.push(row);
+            }
+        }
+    }
+    s.post_ok("/v1/models/loop/predictions", rows);
+    // A metrics query refreshes the hours: the labels then come as deltas of aggregated hours.
+    s.get_ok("/v1/models/loop/metrics?window=1h");
+    s.post_ok("/v1/models/loop/labels", labels);
+    for window in ["1h", "1d"] {
+        let hours = s.get_ok(&format!("/v1/models/loop/feedback?window={window}"));
+        let events = s.get_ok(&format!(
+            "/v1/models/loop/feedback?window={window}&to=2026-11-23T00:00:00.5Z"
+        ));
+        assert_eq!(hours, events, "window {window}");
+    }
+    let f = s.get_ok("/v1/models/loop/feedback?window=1d");
+    let w = f["windows"].as_array().unwrap();
+    assert_eq!(w.len(), 2, "{f}");
+    for (day, n) in explore_per_day.iter().enumerate() {
+        let e = &w[day]["exploration"];
+        assert_eq!(e["predictions"], *n, "{e}");
+        assert!(e["others"]["accuracy"]["n"].as_u64().unwrap() > 0, "{e}");
+    }
+}

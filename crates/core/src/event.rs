@@ -44,6 +44,22 @@ pub struct PredictionEvent {
     pub tags: Vec<(String, String)>,
 }
 
+/// The tag (name, value) that marks a prediction as exploration traffic by default (docs/api.md,
+/// "Feedback loops"): the feedback report compares those predictions with the others, and the
+/// store notes in each prediction's index row whether it carries it, so that a late label can
+/// be told apart.
+pub const EXPLORATION_TAG: (&str, &str) = ("exploration", "true");
+
+impl PredictionEvent {
+    /// Whether the prediction's first tag named `name` has `value`.
+    pub fn has_tag(&self, (name, value): (&str, &str)) -> bool {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == name)
+            .is_some_and(|(_, v)| v == value)
+    }
+}
+
 /// A ground-truth label for one earlier (or later) prediction, joined by `request_id`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LabelEvent {

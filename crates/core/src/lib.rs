@@ -16,7 +16,7 @@ pub use error::{ErrorCode, ServiceError};
 pub use event::{
     parse_kpi_row, parse_label_row, parse_prediction_row, parse_prediction_row_verbatim,
     IngestLimits, KpiEvent, LabelEvent, Pairs, PredictionEvent, ReferenceRow, Rejection,
-    MAX_KPI_NAME,
+    EXPLORATION_TAG, MAX_KPI_NAME,
 };
 pub use model::{validate_version, ModelName, ModelNameError};
 pub use schema::{

@@ -38,7 +38,8 @@ use modelwatch_store::{
 use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
-use crate::query::{DriftQuery, PerformanceQuery};
+use crate::exploration::{self, Split};
+use crate::query::{DriftQuery, FeedbackQuery, PerformanceQuery};
 use crate::reference::ReferenceInfo;
 use crate::sketch::{Reference, WindowSketch, Windowed};
 use crate::state::{
@@ -72,6 +73,10 @@ struct HourBlob {
     /// JSON of the [`TaskSpec`] the accumulator was built for.
     spec: String,
     acc: WindowAccumulator,
+    /// The hour's exploration split for [`exploration::DEFAULT_TAG`], beside `acc`. A blob
+    /// written before the split was kept ends after `acc`, no longer decodes, and has every
+    /// hour rebuilt (see [`readable`]).
+    split: Split,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -652,6 +657,7 @@ type HourKey = (String, i64);
 #[derive(Serialize, Deserialize)]
 struct NewPredictions {
     acc: WindowAccumulator,
+    split: Split,
     sketch: Option<WindowSketch>,
     detector: TaskDetector,
     count: u64,
@@ -661,6 +667,7 @@ impl NewPredictions {
     fn new(spec: &TaskSpec, reference: Option<&Reference>) -> Self {
         NewPredictions {
             acc: WindowAccumulator::new(spec),
+            split: Split::default(),
             sketch: reference.map(WindowSketch::new),
             detector: TaskDetector::default(),
             count: 0,
@@ -669,7 +676,14 @@ impl NewPredictions {
 
     fn observe(&mut self, spec: &TaskSpec, reference: Option<&Reference>, p: &PredictionEvent) {
         self.detector.observe(p, None);
-        self.acc.observe(spec, p, None);
+        exploration::observe(
+            spec,
+            exploration::DEFAULT_TAG,
+            &mut self.acc,
+            &mut self.split,
+            p,
+            None,
+        );
         if let (Some(r), Some(sk)) = (reference, self.sketch.as_mut()) {
             sk.push(r, &p.features, p.prediction.as_ref(), p.score, None);
         }
@@ -678,7 +692,7 @@ impl NewPredictions {
 
     /// Adds `other`; `None` when the accumulators cannot be merged (the hour is rescanned).
     fn merge(mut self, other: &NewPredictions) -> Option<Self> {
-        self.acc.merge(&other.acc).ok()?;
+        exploration::merge(&mut self.acc, &mut self.split, &other.acc, &other.split).ok()?;
         if let (Some(a), Some(b)) = (self.sketch.as_mut(), other.sketch.as_ref()) {
             a.merge(b);
         }
@@ -797,6 +811,7 @@ fn add_to_hour(w: &HourWork<'_>, basis: &Basis<'_>) -> Result<Option<AddedHour>,
         None if never_written => Some(HourBlob {
             spec: spec_json.to_owned(),
             acc: WindowAccumulator::new(spec),
+            split: Split::default(),
         }),
         data => data
             .and_then(|data| postcard::from_bytes::<HourBlob>(data).ok())
@@ -819,6 +834,7 @@ fn add_to_hour(w: &HourWork<'_>, basis: &Basis<'_>) -> Result<Option<AddedHour>,
     // what is added).
     let mut hour = NewPredictions {
         acc: blob.acc,
+        split: blob.split,
         sketch,
         detector: TaskDetector::default(),
         count: 0,
@@ -835,7 +851,7 @@ fn add_to_hour(w: &HourWork<'_>, basis: &Basis<'_>) -> Result<Option<AddedHour>,
     for delta in &w.deltas {
         for l in &delta.labels()? {
             hour.detector.observe_late_label(&l.label);
-            hour.acc.add_late_label(spec, l);
+            exploration::add_late_label(spec, &mut hour.acc, &mut hour.split, l);
             if let (Some(r), Some(sk)) = (reference, hour.sketch.as_mut()) {
                 sk.add_late_label(r, &l.label);
             }
@@ -845,6 +861,7 @@ fn add_to_hour(w: &HourWork<'_>, basis: &Basis<'_>) -> Result<Option<AddedHour>,
     let blob = HourBlob {
         spec: blob.spec,
         acc: hour.acc,
+        split: hour.split,
     };
     Ok(Some(AddedHour {
         perf: hour_row(w.mark, "aggregate", &blob)?,
@@ -895,7 +912,7 @@ fn rescan(
         to: Some(Timestamp(run[run.len() - 1] + HOUR_MICROS)),
         version: None,
     };
-    let mut accs: HashMap<(String, i64), WindowAccumulator> = HashMap::new();
+    let mut accs: HashMap<(String, i64), (WindowAccumulator, Split)> = HashMap::new();
     let mut sketches: HashMap<(String, i64), WindowSketch> = HashMap::new();
     let mut detector = TaskDetector::default();
     let mut predictions = 0u64;
@@ -907,9 +924,10 @@ fn rescan(
         }
         detector.observe(p, l);
         predictions += 1;
-        accs.entry((version.to_owned(), hour))
-            .or_insert_with(|| WindowAccumulator::new(spec))
-            .observe(spec, p, l);
+        let (acc, split) = accs
+            .entry((version.to_owned(), hour))
+            .or_insert_with(|| (WindowAccumulator::new(spec), Split::default()));
+        exploration::observe(spec, exploration::DEFAULT_TAG, acc, split, p, l);
         if let Some(r) = reference {
             sketches
                 .entry((version.to_owned(), hour))
@@ -931,12 +949,13 @@ fn rescan(
     };
     for d in dirty.iter().filter(|d| in_run.contains(&d.hour.micros())) {
         match accs.remove(&(d.version.clone(), d.hour.micros())) {
-            Some(acc) => write.put.push(hour_row(
+            Some((acc, split)) => write.put.push(hour_row(
                 d,
                 "aggregate",
                 &HourBlob {
                     spec: spec_json.to_owned(),
                     acc,
+                    split,
                 },
             )?),
             // Retention deleted its predictions.
@@ -1144,17 +1163,9 @@ pub fn hour_states(
     range: &ScanRange,
     window: Window,
 ) -> Result<Option<HourStates>, EngineError> {
-    // An unknown model has no task decision: the raw-event path answers, and names the error.
-    refresh(store, model)?;
-    let Some(decision) = load_decision(store, model)? else {
+    let Some((spec, task_reason)) = refreshed_spec(store, model)? else {
         return Ok(None);
     };
-    let declared = declared_task(store, model)?;
-    let (spec, task_reason) = choose_task(decision.detector, None, declared, None);
-    if spec != decision.spec {
-        // Declared since the last refresh: the raw events answer while the hours are rebuilt.
-        return Ok(None);
-    }
     let spec_json = spec_key(&spec);
     let mut windows: BTreeMap<Timestamp, WindowAccumulator> = BTreeMap::new();
     let mut versions: BTreeMap<String, WindowAccumulator> = BTreeMap::new();
@@ -1176,6 +1187,129 @@ pub fn hour_states(
         windows,
         versions,
     }))
+}
+
+/// The model's task, with its reason, after a [`refresh`]: the one the hours are built for, or
+/// `None` when they cannot answer (no task decided yet, an unknown model, or a task declared
+/// since the last refresh).
+fn refreshed_spec(
+    store: &dyn Store,
+    model: &ModelName,
+) -> Result<Option<(TaskSpec, String)>, EngineError> {
+    // An unknown model has no task decision: the raw-event path answers, and names the error.
+    refresh(store, model)?;
+    let Some(decision) = load_decision(store, model)? else {
+        return Ok(None);
+    };
+    let declared = declared_task(store, model)?;
+    let (spec, task_reason) = choose_task(decision.detector, None, declared, None);
+    if spec != decision.spec {
+        // Declared since the last refresh: the raw events answer while the hours are rebuilt.
+        return Ok(None);
+    }
+    Ok(Some((spec, task_reason)))
+}
+
+/// Accumulators with their exploration split, by (version, hour) or by window start.
+pub type Splits<K> = BTreeMap<K, (WindowAccumulator, Split)>;
+
+/// The hours' answer to a feedback query: per window, every event and the exploration split
+/// of [`exploration::DEFAULT_TAG`].
+pub struct ExplorationHours {
+    pub spec: TaskSpec,
+    pub windows: Splits<Timestamp>,
+    /// (version, hour)s whose split was unknown (first labels that could have been on either
+    /// side, see [`crate::exploration`]), folded from their raw events for this answer.
+    pub scanned_hours: usize,
+}
+
+/// The per-hour accumulators and exploration splits of `range` merged into windows of
+/// `window`, after a [`refresh`]; hours whose split is unknown are folded from their raw
+/// events instead (only those hours). Asked only when [`crate::planner::feedback`] sends the
+/// query to the hours. `None` when they cannot answer after all (as [`hour_states`]).
+pub fn exploration_hours(
+    store: &dyn Store,
+    model: &ModelName,
+    range: &ScanRange,
+    window: Window,
+) -> Result<Option<ExplorationHours>, EngineError> {
+    let Some((spec, _)) = refreshed_spec(store, model)? else {
+        return Ok(None);
+    };
+    let spec_json = spec_key(&spec);
+    let mut windows: Splits<Timestamp> = BTreeMap::new();
+    let mut add = |hour: Timestamp, acc: &WindowAccumulator, split: &Split| {
+        let (all, into) = windows
+            .entry(window.start_of(hour))
+            .or_insert_with(|| (WindowAccumulator::new(&spec), Split::default()));
+        exploration::merge(all, into, acc, split)
+            .map_err(|e| corrupt("aggregate", format!("{e} (task {:?})", spec.task)))
+    };
+    let mut unknown: Vec<(String, i64)> = Vec::new();
+    for row in store.aggregates(model, PERFORMANCE, range)? {
+        let Some(blob) = readable::<HourBlob>(store, model, &row, "aggregate")? else {
+            return Ok(None);
+        };
+        if blob.spec != spec_json {
+            tracing::warn!(model = %model, hour = %row.hour, "aggregate built for another task: answering from the raw events");
+            return Ok(None);
+        }
+        if blob.split.is_known() {
+            add(row.hour, &blob.acc, &blob.split)?;
+        } else {
+            unknown.push((row.version, row.hour.micros()));
+        }
+    }
+    let scanned_hours = unknown.len();
+    for ((_, hour), (acc, split)) in fold_hours(store, model, &spec, &unknown)? {
+        add(Timestamp(hour), &acc, &split)?;
+    }
+    Ok(Some(ExplorationHours {
+        spec,
+        windows,
+        scanned_hours,
+    }))
+}
+
+/// The accumulators and exploration splits of `hours` (version, hour) folded from their raw
+/// events, consecutive hours in one scan, passes on every core. Writes nothing: the hours'
+/// marks and deltas are the refresh's business.
+fn fold_hours(
+    store: &dyn Store,
+    model: &ModelName,
+    spec: &TaskSpec,
+    hours: &[(String, i64)],
+) -> Result<Splits<(String, i64)>, EngineError> {
+    let wanted: HashSet<(&str, i64)> = hours.iter().map(|(v, h)| (v.as_str(), *h)).collect();
+    let mut starts: Vec<i64> = hours.iter().map(|(_, h)| *h).collect();
+    starts.sort_unstable();
+    starts.dedup();
+    let passes = runs(&starts);
+    let folded = modelwatch_stats::parallel::parallel_map(&passes, |run| {
+        let range = ScanRange {
+            from: Some(Timestamp(run[0])),
+            to: Some(Timestamp(run[run.len() - 1] + HOUR_MICROS)),
+            version: None,
+        };
+        let mut out: Splits<(String, i64)> = BTreeMap::new();
+        store.scan_predictions(model, &range, &mut |p, l| {
+            let version = p.model_version.as_deref().unwrap_or("");
+            let hour = hour_of(p.timestamp.micros());
+            if !wanted.contains(&(version, hour)) {
+                return;
+            }
+            let (acc, split) = out
+                .entry((version.to_owned(), hour))
+                .or_insert_with(|| (WindowAccumulator::new(spec), Split::default()));
+            exploration::observe(spec, exploration::DEFAULT_TAG, acc, split, p, l);
+        })?;
+        Ok::<_, StoreError>(out)
+    });
+    let mut out = BTreeMap::new();
+    for part in folded {
+        out.extend(part?);
+    }
+    Ok(out)
 }
 
 /// Whether the hours answer `q`: [`crate::planner::performance`], under the name the engine's
@@ -1217,6 +1351,25 @@ pub fn drift_windows(
         version: q.version.clone(),
     };
     drift_hours(store, model, &range, q.window, reference)
+}
+
+/// [`exploration_hours`] for `q` when [`crate::planner::feedback`] sends it to the hours, else
+/// `None` (tests and tools compare the hours with a scan this way; the feedback report asks
+/// the planner and [`exploration_hours`] itself).
+pub fn feedback_windows(
+    store: &dyn Store,
+    model: &ModelName,
+    q: &FeedbackQuery,
+) -> Result<Option<ExplorationHours>, EngineError> {
+    if crate::planner::feedback(q) == crate::planner::Source::Events {
+        return Ok(None);
+    }
+    let range = ScanRange {
+        from: q.from,
+        to: q.to,
+        version: q.version.clone(),
+    };
+    exploration_hours(store, model, &range, q.window)
 }
 
 fn merge_into<K: Ord>(

@@ -10,17 +10,23 @@
 //! - for events tagged as exploration traffic (a tag `name=value`, `exploration=true` by
 //!   default), their share of the window and their own metrics, beside the others'.
 //!
-//! Both come from one query split by the tag, which reads the range's raw events (a split by
-//! tag has no per-hour state).
+//! The exploration split of the default tag is kept per (version, hour) beside the hour's
+//! accumulator ([`crate::exploration`], [`crate::aggregates::exploration_hours`]), so that a
+//! query of whole hours merges per-hour states as `/metrics` does; a query naming another tag,
+//! or not on whole hours, folds the range's raw events into the same states
+//! ([`crate::planner::feedback`]). Both give the same numbers.
 
-use modelwatch_core::{ModelName, Outcome, Timestamp, Window};
+use modelwatch_core::{ModelName, Outcome, Timestamp};
 use modelwatch_stats::perf::{DistributionReport, MetricConfig, PredictionDistribution};
-use modelwatch_store::Store;
+use modelwatch_store::{ScanRange, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::error::EngineError;
-use crate::performance::{window_performance, PerformanceQuery, TaskReport};
+use crate::exploration::{self, Split};
+use crate::performance::TaskReport;
+pub use crate::query::FeedbackQuery;
+use crate::state::{Task, TaskSpec, WindowAccumulator};
 
 /// When a window's prediction diversity counts as collapsed.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -41,17 +47,6 @@ impl Default for FeedbackThresholds {
             min_predictions: 30,
         }
     }
-}
-
-/// What a feedback query covers.
-#[derive(Debug, Clone)]
-pub struct FeedbackQuery {
-    pub window: Window,
-    pub from: Option<Timestamp>,
-    pub to: Option<Timestamp>,
-    pub version: Option<String>,
-    /// The tag (name, value) that marks exploration traffic.
-    pub exploration: (String, String),
 }
 
 /// Predicted-class diversity of the reference or of a window.
@@ -95,7 +90,8 @@ pub struct Exploration {
     pub labelled: u64,
     /// The exploration events' own metrics (the task's, as in `/metrics`).
     pub metrics: TaskReport,
-    /// The other events' metrics over the same window.
+    /// The other events' metrics over the same window (every event without the tag's value;
+    /// none when every event of the window is exploration traffic).
     pub others: Option<TaskReport>,
 }
 
@@ -170,111 +166,117 @@ fn reference_diversity(
     Ok(Some((d, shares)))
 }
 
-/// Feedback-loop signals per window.
+/// Per window start: every event, and its exploration split (known).
+type SplitWindows = BTreeMap<Timestamp, (WindowAccumulator, Split)>;
+
+/// Feedback-loop signals per window: from the per-hour state when
+/// [`crate::planner::feedback`] says it answers the query, else from the raw events.
 pub fn feedback(
     store: &dyn Store,
     model: &ModelName,
     q: &FeedbackQuery,
     t: &FeedbackThresholds,
 ) -> Result<FeedbackResponse, EngineError> {
-    let base = PerformanceQuery {
-        window: Some(q.window),
-        from: q.from,
-        to: q.to,
-        version: q.version.clone(),
-        ..PerformanceQuery::default()
+    let hours = match crate::planner::feedback(q) {
+        crate::planner::Source::Hours => crate::aggregates::feedback_windows(store, model, q)?,
+        crate::planner::Source::Events => None,
     };
+    let (spec, windows) = match hours {
+        Some(h) => (h.spec, h.windows),
+        None => scan(store, model, q)?,
+    };
+    report(store, model, q, t, &spec, &windows)
+}
+
+/// [`feedback`] from the raw events of the range, whatever the planner says (tests compare
+/// both sources with it).
+pub fn scan_feedback(
+    store: &dyn Store,
+    model: &ModelName,
+    q: &FeedbackQuery,
+    t: &FeedbackThresholds,
+) -> Result<FeedbackResponse, EngineError> {
+    let (spec, windows) = scan(store, model, q)?;
+    report(store, model, q, t, &spec, &windows)
+}
+
+/// The response of the windows of `q`, each with every event and its (known) split.
+fn report(
+    store: &dyn Store,
+    model: &ModelName,
+    q: &FeedbackQuery,
+    t: &FeedbackThresholds,
+    spec: &TaskSpec,
+    split_windows: &SplitWindows,
+) -> Result<FeedbackResponse, EngineError> {
     let (reference, reference_shares) =
         match reference_diversity(store, model, q.version.as_deref())? {
             Some((d, shares)) => (Some(d), shares),
             None => (None, BTreeMap::new()),
         };
-    // One query split by the tag: its `windows` hold every event, its segments the tag's
-    // values (the plain windows would be the same numbers from the aggregates).
-    let (tag, value) = &q.exploration;
-    let mut report = window_performance(
-        store,
-        model,
-        &PerformanceQuery {
-            segment: Some(format!("tag:{tag}")),
-            ..base
-        },
-    )?;
-    let segments = report.segments.take().unwrap_or_default();
-    let explore = segments.iter().find(|s| s.value == *value);
-    // "Others": every other value of the tag; with one other value its windows are exact,
-    // with several they are not merged here (only the exploration side is reported).
-    let others: Vec<_> = segments.iter().filter(|s| s.value != *value).collect();
-    let windows = report
-        .windows
-        .iter()
-        .map(|w| {
-            let diversity = w
-                .operational
-                .prediction_distribution
-                .as_ref()
-                .map(Diversity::of)
-                .unwrap_or(Diversity {
-                    predictions: 0,
-                    classes: 0,
-                    entropy_bits: None,
-                    top_class: None,
-                    top_class_share: None,
-                });
-            let entropy_change = match (&reference, diversity.entropy_bits) {
-                (Some(r), Some(e)) => r
-                    .diversity
-                    .entropy_bits
-                    .filter(|&re| re > 0.0)
-                    .map(|re| (e - re) / re),
+    let config = MetricConfig::default();
+    let cutoff = crate::partial::cutoff(store, model, Timestamp::now())?;
+    let mut windows = Vec::with_capacity(split_windows.len());
+    for (start, (all, split)) in split_windows {
+        let end = Timestamp(start.micros() + q.window.micros());
+        let diversity = (spec.task != Task::Regression)
+            .then(|| all.predicted.report(&config))
+            .as_ref()
+            .map(Diversity::of)
+            .unwrap_or(Diversity {
+                predictions: 0,
+                classes: 0,
+                entropy_bits: None,
+                top_class: None,
+                top_class_share: None,
+            });
+        let entropy_change = match (&reference, diversity.entropy_bits) {
+            (Some(r), Some(e)) => r
+                .diversity
+                .entropy_bits
+                .filter(|&re| re > 0.0)
+                .map(|re| (e - re) / re),
+            _ => None,
+        };
+        // Against the reference's share of the class the window predicts most (0 when the
+        // reference never predicted it).
+        let top_class_share_change =
+            match (&reference, &diversity.top_class, diversity.top_class_share) {
+                (Some(_), Some(c), Some(s)) => {
+                    Some(s - reference_shares.get(c).copied().unwrap_or(0.0))
+                }
                 _ => None,
             };
-            // Against the reference's share of the class the window predicts most (0 when the
-            // reference never predicted it).
-            let top_class_share_change =
-                match (&reference, &diversity.top_class, diversity.top_class_share) {
-                    (Some(_), Some(c), Some(s)) => {
-                        Some(s - reference_shares.get(c).copied().unwrap_or(0.0))
-                    }
-                    _ => None,
-                };
-            let collapsed = diversity.predictions >= t.min_predictions
-                && entropy_change.is_some_and(|c| c <= -t.entropy_drop)
-                && top_class_share_change.is_some_and(|c| c >= t.top_class_rise);
-            let exploration = explore.and_then(|e| {
-                let ew = e.windows.iter().find(|x| x.start == w.start)?;
-                let other = match others.as_slice() {
-                    [o] => o
-                        .windows
-                        .iter()
-                        .find(|x| x.start == w.start)
-                        .map(|x| x.metrics.clone()),
-                    _ => None,
-                };
-                Some(Exploration {
-                    predictions: ew.predictions,
-                    share: if w.predictions == 0 {
-                        0.0
-                    } else {
-                        ew.predictions as f64 / w.predictions as f64
-                    },
-                    labelled: ew.labelled,
-                    metrics: ew.metrics.clone(),
-                    others: other,
-                })
-            });
-            FeedbackWindow {
-                start: w.start,
-                end: w.end,
-                partial: w.partial,
-                diversity,
-                entropy_change,
-                top_class_share_change,
-                collapsed,
-                exploration,
-            }
-        })
-        .collect();
+        let collapsed = diversity.predictions >= t.min_predictions
+            && entropy_change.is_some_and(|c| c <= -t.entropy_drop)
+            && top_class_share_change.is_some_and(|c| c >= t.top_class_rise);
+        // Unknown splits were folded from their events by the hours' answer.
+        let sides = split.sides(all).ok_or_else(|| {
+            crate::aggregates::corrupt("exploration split", format!("unknown in window {start}"))
+        })?;
+        let exploration = sides.explore.map(|e| Exploration {
+            predictions: e.predictions,
+            share: if all.predictions == 0 {
+                0.0
+            } else {
+                e.predictions as f64 / all.predictions as f64
+            },
+            labelled: e.labelled,
+            metrics: e.state.report(&config),
+            others: (sides.others.predictions > 0).then(|| sides.others.state.report(&config)),
+        });
+        windows.push(FeedbackWindow {
+            start: *start,
+            end,
+            partial: crate::partial::is_partial(end, cutoff),
+            diversity,
+            entropy_change,
+            top_class_share_change,
+            collapsed,
+            exploration,
+        });
+    }
+    let (tag, value) = &q.exploration;
     Ok(FeedbackResponse {
         model: model.as_str().to_owned(),
         window: q.window.label(),
@@ -283,4 +285,52 @@ pub fn feedback(
         exploration_tag: format!("{tag}={value}"),
         windows,
     })
+}
+
+/// The windows of `q` folded from the raw events of `range` (one scan per core over
+/// consecutive slices, merged), at the model's task as the hours are built for it.
+fn scan(
+    store: &dyn Store,
+    model: &ModelName,
+    q: &FeedbackQuery,
+) -> Result<(TaskSpec, SplitWindows), EngineError> {
+    let range = &ScanRange {
+        from: q.from,
+        to: q.to,
+        version: q.version.clone(),
+    };
+    if store.model(model)?.is_none() {
+        return Err(StoreError::ModelNotFound(model.to_string()).into());
+    }
+    let spec = match crate::aggregates::decided_spec(store, model, None, None)? {
+        Some((spec, _)) => spec,
+        None => {
+            let refs = crate::performance::reference(store, model, q.version.as_deref())?;
+            crate::performance::detect_task(store, model, range, &refs, None, None)?.0
+        }
+    };
+    let tag = (q.exploration.0.as_str(), q.exploration.1.as_str());
+    let parts = crate::performance::split_range(range);
+    let folded = modelwatch_stats::parallel::parallel_map(&parts, |part| {
+        let mut windows = SplitWindows::new();
+        store.scan_predictions(model, part, &mut |p, l| {
+            let (all, split) = windows
+                .entry(q.window.start_of(p.timestamp))
+                .or_insert_with(|| (WindowAccumulator::new(&spec), Split::default()));
+            exploration::observe(&spec, tag, all, split, p, l);
+        })?;
+        Ok::<_, EngineError>(windows)
+    });
+    let mut windows = SplitWindows::new();
+    for part in folded {
+        for (start, (a, s)) in part? {
+            let (all, split) = windows
+                .entry(start)
+                .or_insert_with(|| (WindowAccumulator::new(&spec), Split::default()));
+            exploration::merge(all, split, &a, &s).map_err(|e| {
+                crate::aggregates::corrupt("window state", format!("{e} (task {:?})", spec.task))
+            })?;
+        }
+    }
+    Ok((spec, windows))
 }

@@ -8,6 +8,7 @@ pub mod concept;
 pub mod drift;
 pub mod error;
 pub mod estimate;
+pub mod exploration;
 pub mod feedback;
 pub mod kpis;
 pub mod metrics_csv;

@@ -1,6 +1,6 @@
 //! Which source answers a query: the per-hour state of the cache ([`crate::aggregates`]) or a
 //! scan of the raw events. One function per report kind; the reports ([`crate::performance`],
-//! [`crate::drift`]) ask here instead of deciding themselves. Both sources give the same
+//! [`crate::drift`], [`crate::feedback`]) ask here instead of deciding themselves. Both sources give the same
 //! numbers (the states merge exactly); only the cost differs. The hours may still decline a
 //! query the plan sends them (an hour built for another task or reference, or unreadable):
 //! the report then scans.
@@ -9,7 +9,7 @@ use modelwatch_core::{ModelName, Timestamp, Window};
 use modelwatch_store::{Store, HOUR_MICROS};
 
 use crate::error::EngineError;
-use crate::query::{DriftQuery, PerformanceQuery};
+use crate::query::{DriftQuery, FeedbackQuery, PerformanceQuery};
 use crate::sketch::Reference;
 
 /// Where a query's windows come from.
@@ -70,4 +70,18 @@ pub fn drift(
 /// built against yet (ADR 008 says what keeping it per hour needs).
 pub fn estimate(_q: &PerformanceQuery) -> Source {
     Source::Events
+}
+
+/// A feedback report: the hours keep the exploration split of the default tag
+/// ([`crate::exploration::DEFAULT_TAG`]) only, so a query naming another tag scans; and whole
+/// hours. (Hours whose split is unknown are still folded from their events by the hours'
+/// answer, [`crate::aggregates::exploration_hours`].)
+pub fn feedback(q: &FeedbackQuery) -> Source {
+    let (name, value) = crate::exploration::DEFAULT_TAG;
+    let default_tag = q.exploration.0 == name && q.exploration.1 == value;
+    if default_tag && whole_hours(q.from, q.to, q.window) {
+        Source::Hours
+    } else {
+        Source::Events
+    }
 }

@@ -196,6 +196,17 @@ impl std::fmt::Display for Segment {
     }
 }
 
+/// What a feedback query covers.
+#[derive(Debug, Clone)]
+pub struct FeedbackQuery {
+    pub window: Window,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub version: Option<String>,
+    /// The tag (name, value) that marks exploration traffic.
+    pub exploration: (String, String),
+}
+
 /// What a drift or quality query covers.
 #[derive(Debug, Clone)]
 pub struct DriftQuery {

@@ -7,6 +7,7 @@ use modelwatch_core::{
     ReferenceRow, Timestamp, Window,
 };
 use modelwatch_engine::aggregates;
+use modelwatch_engine::feedback::{feedback, scan_feedback, FeedbackQuery, FeedbackThresholds};
 use modelwatch_engine::performance::{
     scan_performance, window_performance, PerformanceQuery, PerformanceReport, TaskSpec,
     WindowAccumulator, WindowFold,
@@ -14,6 +15,7 @@ use modelwatch_engine::performance::{
 use modelwatch_store::{IngestOutcome, LabelBatch, PredictionBatch, ScanRange, SqliteStore, Store};
 use modelwatch_testkit::assert_json_close;
 use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
 
 fn fixture(name: &str) -> Value {
     // Read when the test runs, not when it was built: a test binary reused from another
@@ -1111,4 +1113,267 @@ fn a_prediction_racing_with_a_rescan_is_counted_once_its_label_comes() {
     aggregates::refresh(&*store, &model()).unwrap();
     let (fast, slow) = both_paths(&*store, &query());
     assert_close("after the race", &fast, &slow);
+}
+
+/// The fixture's predictions with every fifth tagged as exploration traffic
+/// (`exploration=true`), the next one `exploration=false`, the rest untagged: hours hold both
+/// sides, and the others are of two kinds.
+fn tagged(preds: &[Value]) -> Vec<Value> {
+    preds
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut p = p.clone();
+            match i % 5 {
+                0 => p["tags"] = serde_json::json!({"exploration": "true"}),
+                1 => p["tags"] = serde_json::json!({"exploration": "false", "region": "eu"}),
+                _ => {}
+            }
+            p
+        })
+        .collect()
+}
+
+fn feedback_query(window: Window, version: Option<&str>) -> FeedbackQuery {
+    FeedbackQuery {
+        window,
+        from: None,
+        to: None,
+        version: version.map(str::to_owned),
+        exploration: ("exploration".into(), "true".into()),
+    }
+}
+
+/// Day, week and hour windows over all versions and day windows of v1, each answered from
+/// the hours (checked) and equal to the raw-event fold; the day answer, and the most hours any
+/// answer had to fold from their events (unknown splits).
+fn feedback_matches_the_raw_events(store: &SqliteStore, what: &str) -> (Value, usize) {
+    let t = FeedbackThresholds::default();
+    let mut scanned = 0;
+    let mut day = Value::Null;
+    for (window, version) in [
+        (Window::DAY, None),
+        (Window::WEEK, None),
+        (Window::HOUR, None),
+        (Window::DAY, Some("v1")),
+    ] {
+        let q = feedback_query(window, version);
+        let ctx = format!("{what} {} {version:?}", window.label());
+        let hours = aggregates::feedback_windows(store, &model(), &q)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{ctx}: the hours answer"));
+        scanned = scanned.max(hours.scanned_hours);
+        let fast = serde_json::to_value(feedback(store, &model(), &q, &t).unwrap()).unwrap();
+        let slow = serde_json::to_value(scan_feedback(store, &model(), &q, &t).unwrap()).unwrap();
+        assert!(!fast["windows"].as_array().unwrap().is_empty(), "{ctx}");
+        assert_close(&ctx, &fast, &slow);
+        if (window, version) == (Window::DAY, None) {
+            day = fast;
+        }
+    }
+    (day, scanned)
+}
+
+/// Per day of the fixture: its exploration predictions, and how many of them have a label.
+fn exploration_per_day(preds: &[Value], labels: &[Value]) -> BTreeMap<String, (u64, u64)> {
+    let labelled: HashSet<&Value> = labels.iter().map(|l| &l["request_id"]).collect();
+    let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for p in preds.iter().filter(|p| p["tags"]["exploration"] == "true") {
+        let day = format!("{}T00:00:00Z", &p["timestamp"].as_str().unwrap()[..10]);
+        let e = out.entry(day).or_default();
+        e.0 += 1;
+        e.1 += u64::from(labelled.contains(&p["request_id"]));
+    }
+    out
+}
+
+/// The feedback report's exploration split comes from the per-hour state, equal to a fold of
+/// the raw events however the hours were built: rescans, new predictions added from their
+/// segments and from folds made on arrival, first labels added as deltas (each joins its
+/// prediction's side, which the store noted in the prediction's index row), and a rebuild.
+#[test]
+fn feedback_from_the_hours_equals_the_raw_events_however_the_hours_were_built() {
+    for name in ["binary", "regression", "multiclass"] {
+        let (_dir, store, data) = with_reference(name);
+        let preds = tagged(data["predictions"].as_array().unwrap());
+        let labels = data["labels"].as_array().unwrap();
+        let half = preds.len() / 2;
+        let quarter = preds.len() / 4;
+        ingest_predictions(&store, &preds[..half]);
+        aggregates::refresh(&store, &model()).unwrap();
+        // Alternate rows, so that both kinds of delta land in the same hours as the rescan's.
+        let rest: Vec<Value> = preds[half..].to_vec();
+        let (odd, even): (Vec<_>, Vec<_>) = rest
+            .iter()
+            .cloned()
+            .enumerate()
+            .partition(|(i, _)| i % 2 == 1);
+        let odd: Vec<Value> = odd.into_iter().map(|x| x.1).collect();
+        let even: Vec<Value> = even.into_iter().map(|x| x.1).collect();
+        ingest_predictions_folded(&store, &odd, true);
+        ingest_predictions(&store, &even);
+        let r = aggregates::refresh(&store, &model()).unwrap();
+        assert_eq!(
+            (r.predictions, r.predictions_added),
+            (0, (preds.len() - half) as u64),
+            "{name}: {r:?}"
+        );
+        let (_, scanned) = feedback_matches_the_raw_events(&store, &format!("{name} unlabelled"));
+        assert_eq!(
+            scanned, 0,
+            "{name}: no hour scanned while only predictions came"
+        );
+        // Every label arrives as a delta of hours already aggregated, in two requests.
+        ingest_labels(&store, &labels[..quarter]);
+        ingest_labels(&store, &labels[quarter..]);
+        let r = aggregates::refresh(&store, &model()).unwrap();
+        assert_eq!(
+            (r.predictions, r.labels_added),
+            (0, labels.len() as u64),
+            "{name}"
+        );
+        let (day, scanned) = feedback_matches_the_raw_events(&store, &format!("{name} labelled"));
+        assert_eq!(scanned, 0, "{name}: every label joined its side");
+        // The split is the fixture's own: per day, the exploration rows and their labels.
+        let want = exploration_per_day(&preds, labels);
+        let windows = day["windows"].as_array().unwrap();
+        assert_eq!(windows.len(), want.len(), "{name}");
+        for w in windows {
+            let (n, labelled) = want[w["start"].as_str().unwrap()];
+            let e = &w["exploration"];
+            assert_eq!(
+                (e["predictions"].as_u64(), e["labelled"].as_u64()),
+                (Some(n), Some(labelled)),
+                "{name} {w}"
+            );
+            assert!(e["others"].is_object(), "{name}: others of both kinds: {w}");
+        }
+        // A rebuild knows every split again, with the same answer.
+        aggregates::rebuild(&store, &model()).unwrap();
+        let (rebuilt, scanned) =
+            feedback_matches_the_raw_events(&store, &format!("{name} rebuilt"));
+        assert_eq!(scanned, 0, "{name}");
+        assert_close(&format!("{name} rebuilt"), &rebuilt, &day);
+        // Another tag has no per-hour split: the raw events answer it.
+        let q = FeedbackQuery {
+            exploration: ("region".into(), "eu".into()),
+            ..feedback_query(Window::DAY, None)
+        };
+        assert!(aggregates::feedback_windows(&store, &model(), &q)
+            .unwrap()
+            .is_none());
+        let t = FeedbackThresholds::default();
+        let other = serde_json::to_value(feedback(&store, &model(), &q, &t).unwrap()).unwrap();
+        assert_eq!(other["exploration_tag"], "region=eu");
+        let eu: u64 = other["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["exploration"]["predictions"].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            eu,
+            preds.iter().filter(|p| p["tags"]["region"] == "eu").count() as u64
+        );
+    }
+}
+
+/// Hours written before the exploration split was kept (the blob ends after the accumulator)
+/// are never read as if they had one: the query answers from the raw events, every hour is
+/// rebuilt, and the rebuilt hours answer again.
+#[test]
+fn hours_from_before_the_exploration_split_are_rebuilt_not_read() {
+    let (_dir, store, _) = load("binary");
+    let (before, _) = feedback_matches_the_raw_events(&store, "before");
+    let rows = store
+        .aggregates(&model(), aggregates::PERFORMANCE, &ScanRange::default())
+        .unwrap();
+    // Untagged: every hour's split is "no exploration", one byte at the end of its blob.
+    let put = rows
+        .iter()
+        .map(|r| {
+            assert_eq!(r.data.last(), Some(&0), "a split without exploration");
+            modelwatch_store::StoredAggregate {
+                version: r.version.clone(),
+                hour: r.hour,
+                data: r.data[..r.data.len() - 1].to_vec(),
+            }
+        })
+        .collect();
+    store
+        .put_aggregates(
+            &model(),
+            modelwatch_store::AggregateWrite {
+                kind: aggregates::PERFORMANCE.into(),
+                put,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let q = feedback_query(Window::DAY, None);
+    assert!(aggregates::feedback_windows(&store, &model(), &q)
+        .unwrap()
+        .is_none());
+    assert!(
+        !store.dirty_hours(&model()).unwrap().is_empty(),
+        "every hour marked"
+    );
+    let t = FeedbackThresholds::default();
+    let old = serde_json::to_value(feedback(&store, &model(), &q, &t).unwrap()).unwrap();
+    assert_close("old hours", &old, &before);
+    let (after, scanned) = feedback_matches_the_raw_events(&store, "rebuilt");
+    assert_eq!(scanned, 0);
+    assert_close("rebuilt", &after, &before);
+    // Neither path invents exploration traffic.
+    assert!(after["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|w| w["exploration"].is_null()));
+}
+
+/// An hour whose split is unknown (first labels from index rows written before the store noted
+/// the exploration tag, which could have been on either side) is folded from its raw events
+/// for the answer, that hour only, and the answer is the same.
+#[test]
+fn an_hour_whose_exploration_split_is_unknown_is_folded_from_its_events() {
+    let (_dir, store, _) = load("binary");
+    let (before, _) = feedback_matches_the_raw_events(&store, "before");
+    let rows = store
+        .aggregates(&model(), aggregates::PERFORMANCE, &ScanRange::default())
+        .unwrap();
+    // Untagged: every hour's split is "no exploration", the last byte of its blob (variant
+    // 0); every other hour's becomes "unknown" (variant 2).
+    let put: Vec<_> = rows
+        .iter()
+        .step_by(2)
+        .map(|r| {
+            let mut data = r.data.clone();
+            assert_eq!(data.pop(), Some(0), "a split without exploration");
+            data.push(2);
+            modelwatch_store::StoredAggregate {
+                version: r.version.clone(),
+                hour: r.hour,
+                data,
+            }
+        })
+        .collect();
+    let unknown = put.len();
+    store
+        .put_aggregates(
+            &model(),
+            modelwatch_store::AggregateWrite {
+                kind: aggregates::PERFORMANCE.into(),
+                put,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let q = feedback_query(Window::DAY, None);
+    let hours = aggregates::feedback_windows(&store, &model(), &q)
+        .unwrap()
+        .unwrap();
+    assert_eq!(hours.scanned_hours, unknown);
+    let (after, _) = feedback_matches_the_raw_events(&store, "unknown splits");
+    assert_close("unknown splits", &after, &before);
 }

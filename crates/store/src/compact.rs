@@ -5,7 +5,9 @@
 //! alone (ADR 003, "new labels without a rescan"), so the label writer, which reads the index
 //! row anyway to find the hour, hands the refresh everything it needs without a chunk decode.
 //! Floats are stored as their exact bits: a metric folded from a delta equals one folded from
-//! the raw event.
+//! the raw event. The first byte also says whether the prediction carries the exploration tag
+//! ([`modelwatch_core::EXPLORATION_TAG`]), so that a late label joins its prediction's side of
+//! the exploration split; rows written before that flag existed say neither.
 
 use modelwatch_core::{Outcome, Timestamp};
 
@@ -22,19 +24,29 @@ const ONE: u8 = 6;
 /// Flags of a prediction's first byte, beside the outcome tag in the low bits.
 const HAS_SCORE: u8 = 0x10;
 const HAS_SCORES: u8 = 0x20;
+/// The row says whether the prediction is exploration traffic (set on every row written since),
+/// and whether it is.
+const EXPLORATION_KNOWN: u8 = 0x40;
+const EXPLORATION: u8 = 0x80;
 const TAG: u8 = 0x0f;
 
 /// Appends the outcome of one prediction to `out`: one byte (prediction tag, score and class
-/// scores present), the prediction's value when the tag does not say it, the score, the class
-/// scores. A binary classifier's row (prediction 0 or 1, score) takes 9 bytes.
+/// scores present, exploration traffic or not), the prediction's value when the tag does not
+/// say it, the score, the class scores. A binary classifier's row (prediction 0 or 1, score)
+/// takes 9 bytes.
 pub(crate) fn put_prediction(
     out: &mut Vec<u8>,
     prediction: Option<&Outcome>,
     score: Option<f64>,
     scores: Option<&[(String, f64)]>,
+    exploration: bool,
 ) {
     let at = out.len();
     put_outcome(out, prediction);
+    out[at] |= EXPLORATION_KNOWN;
+    if exploration {
+        out[at] |= EXPLORATION;
+    }
     if score.is_some() {
         out[at] |= HAS_SCORE;
     }
@@ -131,6 +143,7 @@ pub(crate) fn delta_entries(mut data: &[u8]) -> Result<Vec<NewLabel>, StoreError
             scores,
             label,
             labelled_at,
+            exploration: (first & EXPLORATION_KNOWN != 0).then_some(first & EXPLORATION != 0),
         });
         data = r.0;
     }
@@ -227,10 +240,16 @@ mod tests {
                 Outcome::Number(-3.25),
             ),
         ];
+        // Exploration traffic or not, alternately; the last row as one written before the
+        // flag existed.
+        let exploration = |i: usize| (i + 1 < cases.len()).then_some(i.is_multiple_of(2));
         let mut data = Vec::new();
         for (i, (p, s, ss, l)) in cases.iter().enumerate() {
             let mut outcome = Vec::new();
-            put_prediction(&mut outcome, p.as_ref(), *s, *ss);
+            put_prediction(&mut outcome, p.as_ref(), *s, *ss, i.is_multiple_of(2));
+            if exploration(i).is_none() {
+                outcome[0] &= !(EXPLORATION_KNOWN | EXPLORATION);
+            }
             put_delta_entry(&mut data, i as i64 * 7, &outcome, l, -(i as i64));
         }
         let back = delta_entries(&data).unwrap();
@@ -245,6 +264,7 @@ mod tests {
             assert_eq!(b.scores.as_deref(), *ss);
             assert_eq!(&b.label, l);
             assert_eq!(b.labelled_at, Timestamp(-(i as i64)));
+            assert_eq!(b.exploration, exploration(i), "row {i}");
         }
     }
 
@@ -259,7 +279,13 @@ mod tests {
     #[test]
     fn a_binary_classifiers_outcome_takes_nine_bytes() {
         let mut out = Vec::new();
-        put_prediction(&mut out, Some(&Outcome::Number(1.0)), Some(0.75), None);
+        put_prediction(
+            &mut out,
+            Some(&Outcome::Number(1.0)),
+            Some(0.75),
+            None,
+            true,
+        );
         assert_eq!(out.len(), 9);
     }
 
@@ -271,6 +297,7 @@ mod tests {
             Some(&Outcome::Text("abc".into())),
             Some(0.5),
             None,
+            false,
         );
         let mut data = Vec::new();
         put_delta_entry(&mut data, 1, &outcome, &Outcome::Bool(true), 2);

@@ -448,6 +448,7 @@ pub fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn S
             scores: None,
             label: Outcome::Number(1.0),
             labelled_at: ts("2026-02-01T00:00:00Z"),
+            exploration: Some(false),
         }]
     );
     // A refresh that read an older generation does not clear the newer mark.

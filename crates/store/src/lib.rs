@@ -326,6 +326,10 @@ pub struct NewLabel {
     pub label: Outcome,
     /// The label's timestamp (when it became known).
     pub labelled_at: Timestamp,
+    /// Whether the prediction carries the exploration tag
+    /// ([`modelwatch_core::EXPLORATION_TAG`]); `None` for an index row written before the
+    /// store noted it.
+    pub exploration: Option<bool>,
 }
 
 /// An opaque per-hour aggregate, written and read back by the engine. The store only keys it.

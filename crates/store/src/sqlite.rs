@@ -1046,6 +1046,7 @@ impl Encoded {
                     e.prediction.as_ref(),
                     e.score,
                     e.scores.as_deref(),
+                    e.has_tag(modelwatch_core::EXPLORATION_TAG),
                 );
                 let v = e.model_version.as_deref().unwrap_or("");
                 // A batch has one version or a few: a search beats hashing every row's.

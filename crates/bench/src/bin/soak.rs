@@ -5,10 +5,12 @@
 //! never early, so a slow server shows as a rate below the target rather than as a burst).
 //! Every event is stamped with the start time (live traffic, all in the current hour). Bodies
 //! come from a pool made before the clock starts; each send gives its rows new request ids, so
-//! every event is a new prediction. Readers loop over the API, the Prometheus exporter and the
-//! dashboard. Every `--report-every` seconds a table row gives the rate reached, the server's
-//! memory and CPU, and the errors; at the end the stored count is compared with the count the
-//! server acknowledged. Exits non-zero on any error or lost event.
+//! every event is a new prediction; one in `--explore-every` (20) is tagged as exploration
+//! traffic, so the feedback readers' hours hold both sides of the split. Readers loop over the
+//! API, the Prometheus exporter and the dashboard. Every `--report-every` seconds a table row
+//! gives the rate reached, the server's memory and CPU, and the errors; at the end the stored
+//! count is compared with the count the server acknowledged. Exits non-zero on any error or
+//! lost event.
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -54,6 +56,10 @@ struct Args {
     /// Seconds between report lines
     #[arg(long, default_value_t = 30)]
     report_every: u64,
+    /// One event in this many is tagged as exploration traffic (`exploration=true`), so that
+    /// the feedback readers split each hour into both sides; 0: none
+    #[arg(long, default_value_t = 20)]
+    explore_every: usize,
 }
 
 /// What senders and readers count, read by the reporter.
@@ -118,8 +124,9 @@ fn main() -> Result<()> {
     let pool: Arc<Vec<String>> = Arc::new(
         (0..pool_size)
             .map(|b| {
-                body(b, args.batch, Some(&now), &mut rng)
-                    .replace("\"request_id\":\"", &format!("\"request_id\":\"{ROUND}"))
+                let text = body(b, args.batch, Some(&now), &mut rng)
+                    .replace("\"request_id\":\"", &format!("\"request_id\":\"{ROUND}"));
+                tag_exploration(&text, args.explore_every)
             })
             .collect(),
     );
@@ -322,6 +329,25 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// The NDJSON `body` with every `every`-th row tagged `exploration=true` (none when 0).
+fn tag_exploration(body: &str, every: usize) -> String {
+    if every == 0 {
+        return body.to_owned();
+    }
+    let mut out = String::with_capacity(body.len() + body.len() / every);
+    for (i, line) in body.lines().enumerate() {
+        match line.strip_prefix('{') {
+            Some(rest) if i.is_multiple_of(every) => {
+                out.push_str("{\"tags\":{\"exploration\":\"true\"},");
+                out.push_str(rest);
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Predictions the server holds for `model`, from its model listing.
 fn stored_predictions(base: &str, model: &str) -> Result<u64> {
     let reply: serde_json::Value = reqwest::blocking::get(format!("{base}/v1/models/{model}"))?
@@ -330,4 +356,33 @@ fn stored_predictions(base: &str, model: &str) -> Result<u64> {
     reply["predictions"]
         .as_u64()
         .with_context(|| format!("no prediction count in {reply}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `every`-th row, and only those, carries the exploration tag, and each row stays
+    /// one JSON object with all its fields.
+    #[test]
+    fn one_row_in_every_n_is_tagged_as_exploration() {
+        let mut rng = rand::rng();
+        let text = body(0, 45, Some("2026-01-01T00:00:00Z"), &mut rng);
+        let tagged = tag_exploration(&text, 20);
+        let rows: Vec<serde_json::Value> = tagged
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let plain: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 45);
+        for (i, (row, before)) in rows.iter().zip(&plain).enumerate() {
+            assert_eq!(row["request_id"], before["request_id"]);
+            let explore = row["tags"]["exploration"] == "true";
+            assert_eq!(explore, i.is_multiple_of(20), "row {i}: {row}");
+        }
+        assert_eq!(tag_exploration(&text, 0), text);
+    }
 }
