@@ -89,7 +89,7 @@ pub struct ColumnArgs {
 }
 
 impl ColumnArgs {
-    fn mapping(&self) -> ColumnMapping {
+    pub(crate) fn mapping(&self) -> ColumnMapping {
         ColumnMapping {
             request_id: self.request_id_col.clone(),
             timestamp: self.timestamp_col.clone(),

@@ -6,6 +6,7 @@ mod drift;
 mod export;
 mod import;
 mod metrics;
+mod metrics_file;
 mod report;
 mod serve;
 

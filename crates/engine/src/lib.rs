@@ -9,6 +9,7 @@ pub mod error;
 pub mod feedback;
 pub mod kpis;
 pub mod metrics_csv;
+pub mod offline;
 pub mod partial;
 pub mod performance;
 pub mod planner;

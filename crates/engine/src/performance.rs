@@ -501,7 +501,7 @@ fn split_range(range: &ScanRange) -> Vec<ScanRange> {
 }
 
 /// The report of merged per-window and per-version accumulators.
-fn assemble(
+pub(crate) fn assemble(
     model: &ModelName,
     q: &PerformanceQuery,
     (spec, task_reason): (TaskSpec, String),
