@@ -40,7 +40,7 @@ fn row(i: usize, class: &str) -> (PredictionEvent, Option<LabelEvent>) {
     let p = PredictionEvent {
         request_id: format!("r{i}"),
         timestamp: ts,
-        model_version: Some(if i % 3 == 0 { "v2" } else { "v1" }.into()),
+        model_version: Some(if i.is_multiple_of(3) { "v2" } else { "v1" }.into()),
         features: features(i),
         prediction: Some(Outcome::Text(class.into())),
         score: Some(score),
@@ -51,7 +51,14 @@ fn row(i: usize, class: &str) -> (PredictionEvent, Option<LabelEvent>) {
     };
     let label = (i % 10 < 7).then(|| LabelEvent {
         request_id: p.request_id.clone(),
-        label: Outcome::Text(if (i * 13) % 3 == 0 { "no" } else { "yes" }.into()),
+        label: Outcome::Text(
+            if (i * 13).is_multiple_of(3) {
+                "no"
+            } else {
+                "yes"
+            }
+            .into(),
+        ),
         timestamp: ts,
     });
     (p, label)
@@ -162,8 +169,8 @@ fn imported_both_ways(
     with_reference: bool,
 ) -> (tempfile::TempDir, SqliteStore, SqliteStore, ImportState) {
     let dir = tempfile::tempdir().unwrap();
-    let folded = SqliteStore::open(&dir.path().join("folded")).unwrap();
-    let rescanned = SqliteStore::open(&dir.path().join("rescanned")).unwrap();
+    let folded = SqliteStore::open(dir.path().join("folded")).unwrap();
+    let rescanned = SqliteStore::open(dir.path().join("rescanned")).unwrap();
     if with_reference {
         for s in [&folded, &rescanned] {
             s.put_reference(&model(), None, reference(), vec![])
