@@ -157,9 +157,6 @@ impl CategoryCounts {
     }
 }
 
-/// Distinct string addresses [`CategoryIndex::count`] remembers.
-const RECENT: usize = 16;
-
 /// Index from category name to its position in the reference's category list.
 #[derive(Debug, Clone, Default)]
 pub struct CategoryIndex {
@@ -202,30 +199,13 @@ impl CategoryIndex {
         let mut counts = vec![0u64; self.index.len()];
         let mut unseen: HashMap<&'a str, u64> = HashMap::new();
         let mut nulls = 0u64;
-        // Where each string was found, by its address: a column in compact storage hands out
-        // the same few dictionary strings over and over, and comparing an address and a length
-        // is far cheaper than hashing the text (a third of a categorical feature's time). A
-        // string at another address is simply looked up.
-        let mut recent: Vec<(usize, usize, Option<usize>)> = Vec::with_capacity(RECENT);
         for v in values {
-            let Some(s) = v else {
-                nulls += 1;
-                continue;
-            };
-            let key = (s.as_ptr() as usize, s.len());
-            let found = match recent.iter().find(|r| (r.0, r.1) == key) {
-                Some(r) => r.2,
-                None => {
-                    let found = self.index.get(s).copied();
-                    if recent.len() < RECENT {
-                        recent.push((key.0, key.1, found));
-                    }
-                    found
-                }
-            };
-            match found {
-                Some(i) => counts[i] += 1,
-                None => *unseen.entry(s).or_default() += 1,
+            match v {
+                None => nulls += 1,
+                Some(s) => match self.index.get(s) {
+                    Some(&i) => counts[i] += 1,
+                    None => *unseen.entry(s).or_default() += 1,
+                },
             }
         }
         let mut unseen: Vec<(String, u64)> = unseen

@@ -244,19 +244,6 @@ impl GapCounts {
     }
 }
 
-/// Longest run of reference values [`SortedReference::gap_of`] counts linearly rather than by
-/// binary search.
-const LINEAR_WINDOW: usize = 16;
-
-/// Parts of the value range a large sample is scattered into before its gaps are counted
-/// ([`SortedReference::gaps`]): a 100k-value reference's part is then about 14 KB of lookup
-/// data.
-const GAP_PARTS: usize = 256;
-/// Below these (current values, distinct reference values), one pass is as fast: the lookup
-/// data fits in cache anyway, or the scattering costs more than the misses it saves.
-const PARTITION_MIN_VALUES: usize = 65_536;
-const PARTITION_MIN_DISTINCT: usize = 4_096;
-
 /// Counts of one gap of [`GapCounts`].
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct GapCell {
@@ -362,15 +349,7 @@ impl SortedReference {
         // search, not a scan: skewed data (lognormal tails) packs many values into a slot.
         let a = self.slots[s.saturating_sub(1)] as usize;
         let b = (self.slots[(s + 2).min(nslots + 1)] as usize).clamp(a, k);
-        let window = &self.distinct[a..b];
-        if window.len() <= LINEAR_WINDOW {
-            // A few values (about three, one per slot): counting them without branches costs
-            // less than a binary search's mispredicted jumps. Sorted, so the count of values
-            // <= x is the partition point.
-            a + window.iter().map(|&u| usize::from(u <= x)).sum::<usize>()
-        } else {
-            a + window.partition_point(|&u| u <= x)
-        }
+        a + self.distinct[a..b].partition_point(|&u| u <= x)
     }
 
     /// Counts a current sample per gap; non-finite values are skipped.
@@ -382,22 +361,7 @@ impl SortedReference {
     /// or at the gap's largest current value (F_cur counts everything up to the gap's end).
     /// Both need only per-gap counts, found by one lookup per current value: O(m) after the
     /// reference was sorted once, instead of O((n + m) log(n + m)).
-    ///
-    /// A large sample against a large reference is counted in parts of the value range (see
-    /// [`Self::gaps_by_part`]), so that each part's lookups stay in cache.
     pub fn gaps(&self, current: &[f64]) -> GapCounts {
-        let k = self.distinct.len();
-        if current.len() >= PARTITION_MIN_VALUES
-            && k >= PARTITION_MIN_DISTINCT
-            && !self.slots.is_empty()
-        {
-            return self.gaps_by_part(current);
-        }
-        self.gaps_one_pass(current)
-    }
-
-    /// [`Self::gaps`] in one pass over the sample.
-    fn gaps_one_pass(&self, current: &[f64]) -> GapCounts {
         let k = self.distinct.len();
         let mut g = GapCounts {
             cells: vec![GapCell::default(); k + 1],
@@ -425,53 +389,6 @@ impl SortedReference {
                 g.n += 1;
                 self.add_to_cell(&mut g.cells, b as usize, x, first);
             }
-        }
-        g
-    }
-
-    /// [`Self::gaps`] in two steps: the finite values are first scattered into parts of the
-    /// reference's lookup slots ([`GAP_PARTS`] of them, a counting sort on the slot), then
-    /// each part is counted. A part's slots, distinct values and cells are a few tens of KB,
-    /// so its lookups hit the cache; in one pass over a 100k-value reference they missed it
-    /// (slots, values and cells are 3.6 MB together), and the lookups were half of a drift
-    /// run's CPU. Same counts as one pass; the offset sums are added in another order (equal
-    /// up to rounding).
-    fn gaps_by_part(&self, current: &[f64]) -> GapCounts {
-        let k = self.distinct.len();
-        let mut g = GapCounts {
-            cells: vec![GapCell::default(); k + 1],
-            n: 0,
-        };
-        let first = self.distinct[0];
-        let nslots = self.slots.len() - 2;
-        let per_part = nslots.div_ceil(GAP_PARTS).max(1);
-        let part_of = |x: f64| -> usize {
-            // Below the first value: slot 0; past the last: the last slot (`as` saturates).
-            let s = (((x - first) * self.inv_width) as usize).min(nslots);
-            (s / per_part).min(GAP_PARTS - 1)
-        };
-        let mut starts = [0usize; GAP_PARTS + 1];
-        for &x in current {
-            if x.is_finite() {
-                starts[part_of(x) + 1] += 1;
-            }
-        }
-        for p in 0..GAP_PARTS {
-            starts[p + 1] += starts[p];
-        }
-        let mut next = starts;
-        let mut scattered = vec![0.0f64; starts[GAP_PARTS]];
-        for &x in current {
-            if x.is_finite() {
-                let p = part_of(x);
-                scattered[next[p]] = x;
-                next[p] += 1;
-            }
-        }
-        g.n = scattered.len() as u64;
-        for &x in &scattered {
-            let b = self.gap_of(x);
-            self.add_to_cell(&mut g.cells, b, x, first);
         }
         g
     }
@@ -629,73 +546,6 @@ mod limit_tests {
                     "en {en} d {d}: {exact} vs {fast}"
                 );
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod partition_tests {
-    use super::*;
-
-    /// A deterministic sample: a skewed part, ties on a grid, values outside the reference's
-    /// range on both sides, and non-finite values.
-    fn sample(n: usize, seed: u64, shift: f64) -> Vec<f64> {
-        let mut state = seed;
-        (0..n)
-            .map(|i| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let u = (state >> 11) as f64 / (1u64 << 53) as f64;
-                match i % 50 {
-                    0 => f64::NAN,
-                    1 => f64::INFINITY,
-                    2..=9 => (u * 20.0).round() / 4.0 + shift,
-                    10..=14 => (u * 8.0).exp() + shift,
-                    _ => u * 10.0 - 1.0 + shift,
-                }
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_values_gap_is_its_partition_point_in_the_reference() {
-        // Skewed (exp) values pack many reference values into one slot: both the linear count
-        // and the binary search are taken.
-        let reference = SortedReference::new(&sample(20_000, 3, 0.0));
-        assert!(!reference.slots.is_empty());
-        for x in sample(50_000, 5, 0.3).into_iter().filter(|x| x.is_finite()) {
-            let want = reference.distinct().partition_point(|&u| u <= x);
-            assert_eq!(reference.gap_of(x), want, "{x}");
-        }
-        for &u in reference.distinct().iter().step_by(7) {
-            let want = reference.distinct().partition_point(|&v| v <= u);
-            assert_eq!(reference.gap_of(u), want, "{u}");
-        }
-    }
-
-    #[test]
-    fn counting_by_parts_gives_the_counts_of_one_pass() {
-        let reference = SortedReference::new(&sample(100_000, 1, 0.0));
-        for (n, shift) in [(300_000, 0.0), (100_000, 0.7), (70_000, -3.0)] {
-            let current = sample(n, 7 + n as u64, shift);
-            assert!(current.len() >= PARTITION_MIN_VALUES);
-            let (a, b) = (
-                reference.gaps_by_part(&current),
-                reference.gaps_one_pass(&current),
-            );
-            assert_eq!(a.n, b.n);
-            for (x, y) in a.cells.iter().zip(&b.cells) {
-                assert_eq!((x.count, x.at_left), (y.count, y.at_left));
-                assert!((x.offset_sum - y.offset_sum).abs() <= 1e-9 * y.offset_sum.abs().max(1.0));
-            }
-            // What the report takes from them.
-            assert_eq!(reference.ks(&a), reference.ks(&b));
-            let (wa, wb) = (
-                reference.wasserstein(&a, &current).unwrap(),
-                reference.wasserstein(&b, &current).unwrap(),
-            );
-            assert!((wa - wb).abs() <= 1e-12 * wb.abs().max(1.0), "{wa} {wb}");
         }
     }
 }
