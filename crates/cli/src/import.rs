@@ -7,6 +7,7 @@
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use modelwatch_core::{ModelName, Rejection, Timestamp};
+use modelwatch_engine::aggregates::{ImportFold, ImportState};
 use modelwatch_formats::{
     ColumnMapping, Converted, ImportReader, ReadOptions, RowKind, Source, TableFormat,
 };
@@ -88,7 +89,7 @@ pub struct ColumnArgs {
 }
 
 impl ColumnArgs {
-    fn mapping(&self) -> ColumnMapping {
+    pub(crate) fn mapping(&self) -> ColumnMapping {
         ColumnMapping {
             request_id: self.request_id_col.clone(),
             timestamp: self.timestamp_col.clone(),
@@ -181,6 +182,27 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let file = args.file.display().to_string();
     let version = args.version.clone();
+    let store = match &args.server {
+        Some(_) => None,
+        None => {
+            let dir = args
+                .data
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("modelwatch-data"));
+            // The process ends with the import: its writer may take more memory than a server's.
+            Some(
+                SqliteStore::open_for_import(&dir)
+                    .with_context(|| format!("opening the data directory {}", dir.display()))?,
+            )
+        }
+    };
+    // Predictions into a model with nothing stored: the per-hour state is folded as the file
+    // is read, on the decoder's thread, and written at the end in place of the rescan the
+    // first query would otherwise run (`aggregates::ImportFold` says when that is exact).
+    let mut fold = match (&store, args.what) {
+        (Some(store), What::Predictions) => ImportFold::start(store, &model)?,
+        _ => None,
+    };
 
     // Decode on a thread of its own, one chunk ahead of storage.
     let (tx, rx) =
@@ -188,14 +210,23 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     let decoder = std::thread::spawn(move || {
         let now = Timestamp::now();
         while let Some(chunk) = reader.next_chunk(now, version.as_deref()) {
+            if let (Some(f), Ok(c)) = (fold.as_mut(), chunk.as_ref()) {
+                f.observe(
+                    &c.predictions,
+                    &c.prediction_index,
+                    &c.labels,
+                    &c.label_index,
+                );
+            }
             let item = chunk
                 .map(|c| (c, reader.progress()))
                 .map_err(anyhow::Error::from);
             let failed = item.is_err();
             if tx.send(item).is_err() || failed {
-                return;
+                return None;
             }
         }
+        fold
     });
 
     let mut totals = Totals::default();
@@ -211,15 +242,9 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
             &mut totals,
         ),
         None => {
-            let dir = args
-                .data
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("modelwatch-data"));
-            // The process ends with the import: its writer may take more memory than a server's.
-            let store = SqliteStore::open_for_import(&dir)
-                .with_context(|| format!("opening the data directory {}", dir.display()))?;
+            let store = store.as_ref().expect("opened without --server");
             store_locally(
-                &store,
+                store,
                 &model,
                 args.what,
                 args.version.as_deref(),
@@ -231,9 +256,26 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
         }
     };
     drop(rx);
-    let _ = decoder.join();
+    let fold = decoder.join().ok().flatten();
     bar.finish_and_clear();
     result?;
+    // The per-hour state, written only when it is exactly what a rescan would build.
+    let state = match (fold, &store) {
+        (Some(fold), Some(store)) => {
+            let state = fold.finish(
+                store,
+                &model,
+                totals.accepted,
+                totals.duplicates,
+                totals.labels,
+            )?;
+            if let ImportState::Skipped(why) = &state {
+                tracing::info!(model = %model, "per-hour state left to the first query: {why}");
+            }
+            Some(state)
+        }
+        _ => None,
+    };
     if totals.rows == 0 {
         // An empty export or a wrong path pattern upstream: a silent 0 would hide it.
         bail!("{file} holds no rows (an empty file, or a header alone): nothing was imported");
@@ -249,6 +291,11 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
         totals.rejected_count,
         if totals.labels > 0 { format!(", {} labels", totals.labels) } else { String::new() },
     );
+    if let Some(ImportState::Written { hours }) = state {
+        println!(
+            "  per-hour metrics and drift state built for {hours} hours: queries read it at once"
+        );
+    }
     for r in &totals.rejected {
         let field = if r.field.is_empty() {
             String::new()

@@ -6,6 +6,7 @@ mod drift;
 mod export;
 mod import;
 mod metrics;
+mod metrics_file;
 mod report;
 mod serve;
 
@@ -37,7 +38,7 @@ enum Command {
     /// Per-feature drift of a current dataset against a reference, from two CSV or Parquet files.
     Drift(drift::DriftArgs),
     /// Per-window performance and operational metrics of a model.
-    Metrics(metrics::MetricsArgs),
+    Metrics(Box<metrics::MetricsArgs>),
     /// A model's dashboard as one standalone HTML file (opens offline), its numbers as JSON, its charts as PNG.
     Report(Box<report::ReportArgs>),
     /// The service with two simulated classifiers: one whose inputs drift and whose accuracy
@@ -60,7 +61,7 @@ fn main() -> ExitCode {
         Command::Import(args) => import::run(*args),
         Command::Export(args) => export::run(args),
         Command::Drift(args) => drift::run(args),
-        Command::Metrics(args) => metrics::run(args),
+        Command::Metrics(args) => metrics::run(*args),
         Command::Report(args) => report::run(*args),
         Command::Demo(args) => demo::run(args),
         Command::Check(args) => check::run(args),

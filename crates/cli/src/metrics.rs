@@ -23,9 +23,20 @@ pub enum Format {
 
 #[derive(clap::Args)]
 pub struct MetricsArgs {
-    /// Model to report on
-    #[arg(long)]
-    model: String,
+    /// Model to report on (not with --predictions)
+    #[arg(long, required_unless_present = "predictions")]
+    model: Option<String>,
+    /// Answer straight from a predictions file (CSV, Parquet or NDJSON), with no data
+    /// directory: its label column, if any, gives the labels
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["data", "server", "model", "segment", "api_key"])]
+    predictions: Option<PathBuf>,
+    /// With --predictions: a labels file (request_id, label, timestamp), joined by request id;
+    /// its label replaces the row's own
+    #[arg(long, value_name = "FILE", requires = "predictions")]
+    labels: Option<PathBuf>,
+    /// With --predictions: which column holds what, as for `modelwatch import`
+    #[command(flatten)]
+    columns: crate::import::ColumnArgs,
     /// Window width: 1h, 1d, 7d, ...
     #[arg(long, default_value = "1d")]
     window: String,
@@ -69,7 +80,29 @@ pub struct MetricsArgs {
 }
 
 pub fn run(args: MetricsArgs) -> anyhow::Result<()> {
-    let model = ModelName::new(&args.model)?;
+    if args.predictions.is_none() && args.columns.mapping() != Default::default() {
+        bail!(
+            "the column options (--score-col, --label-col, ...) apply to --predictions FILE only"
+        );
+    }
+    let model = match (&args.model, &args.predictions) {
+        (Some(m), _) => Some(ModelName::new(m)?),
+        (None, Some(_)) => None,
+        (None, None) => bail!("--model NAME (or --predictions FILE) is required"),
+    };
+    // Without a server: the data directory, or the file.
+    let local = |args: &MetricsArgs| -> anyhow::Result<PerformanceReport> {
+        match (&model, &args.predictions) {
+            (_, Some(file)) => crate::metrics_file::report(
+                file,
+                args.labels.as_deref(),
+                &args.columns,
+                query(args)?,
+            ),
+            (Some(model), None) => from_data(model, args),
+            (None, None) => unreachable!("refused above"),
+        }
+    };
     if args.format == Format::Csv {
         if args.summary {
             bail!("--summary is a table or JSON: drop --format csv (or --summary)");
@@ -81,16 +114,16 @@ pub fn run(args: MetricsArgs) -> anyhow::Result<()> {
             }
         }
         // The same table as `GET .../metrics?format=csv`, built by the same function.
-        let text = match &args.server {
-            Some(url) => ask_server(url, &model, &args, "csv")?.text()?,
-            None => metrics_csv(&from_data(&model, &args)?),
+        let text = match (&args.server, &model) {
+            (Some(url), Some(model)) => ask_server(url, model, &args, "csv")?.text()?,
+            _ => metrics_csv(&local(&args)?),
         };
         print!("{text}");
         return Ok(());
     }
-    let report = match &args.server {
-        Some(url) => from_server(url, &model, &args)?,
-        None => from_data(&model, &args)?,
+    let report = match (&args.server, &model) {
+        (Some(url), Some(model)) => from_server(url, model, &args)?,
+        _ => local(&args)?,
     };
     let out = match (args.format, args.summary) {
         (Format::Json, false) => serde_json::to_string_pretty(&report)? + "\n",
@@ -109,16 +142,28 @@ fn from_data(model: &ModelName, args: &MetricsArgs) -> anyhow::Result<Performanc
         .unwrap_or_else(|| PathBuf::from("modelwatch-data"));
     if !dir.is_dir() {
         bail!(
-            "data directory {} does not exist: pass --data DIR, or --server URL",
+            "data directory {} does not exist: pass --data DIR, --server URL, or --predictions FILE",
             dir.display()
         );
     }
+    let query = query(args)?;
+    // The lock error already tells the user to use --server when a server holds the directory.
+    let store = SqliteStore::open(&dir)
+        .with_context(|| format!("opening the data directory {}", dir.display()))?;
+    let mut report = window_performance(&store, model, &query)?;
+    // The label-free estimates, as the API's metrics carry them.
+    modelwatch_engine::estimate::attach(&store, model, &query, &mut report)?;
+    Ok(report)
+}
+
+/// The query the command's options ask.
+fn query(args: &MetricsArgs) -> anyhow::Result<PerformanceQuery> {
     let time = |name: &str, v: &Option<String>| -> anyhow::Result<_> {
         v.as_deref()
             .map(|s| parse_timestamp(s).map_err(|e| anyhow::anyhow!("--{name}: {e}")))
             .transpose()
     };
-    let query = PerformanceQuery {
+    Ok(PerformanceQuery {
         window: Some(Window::parse(&args.window).map_err(|e| anyhow::anyhow!("--window: {e}"))?),
         from: time("from", &args.from)?,
         to: time("to", &args.to)?,
@@ -139,14 +184,7 @@ fn from_data(model: &ModelName, args: &MetricsArgs) -> anyhow::Result<Performanc
             .map_err(|e| anyhow::anyhow!("--task: {e}"))?,
         threshold: args.threshold,
         config: Default::default(),
-    };
-    // The lock error already tells the user to use --server when a server holds the directory.
-    let store = SqliteStore::open(&dir)
-        .with_context(|| format!("opening the data directory {}", dir.display()))?;
-    let mut report = window_performance(&store, model, &query)?;
-    // The label-free estimates, as the API's metrics carry them.
-    modelwatch_engine::estimate::attach(&store, model, &query, &mut report)?;
-    Ok(report)
+    })
 }
 
 /// `GET /v1/models/{model}/metrics` with the command's parameters and `format`; an error

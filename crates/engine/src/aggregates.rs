@@ -46,6 +46,9 @@ use crate::state::{
     baseline_state, choose_task, Task, TaskDetector, TaskSpec, TaskState, WindowAccumulator,
 };
 
+mod import_fold;
+pub use import_fold::{ImportFold, ImportState};
+
 /// Kind of the per-hour performance aggregates.
 pub const PERFORMANCE: &str = "performance";
 /// Kind of the model's persisted task decision (one model-wide row).

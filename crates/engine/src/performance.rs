@@ -503,7 +503,7 @@ pub(crate) fn split_range(range: &ScanRange) -> Vec<ScanRange> {
 }
 
 /// The report of merged per-window and per-version accumulators.
-fn assemble(
+pub(crate) fn assemble(
     model: &ModelName,
     q: &PerformanceQuery,
     (spec, task_reason): (TaskSpec, String),

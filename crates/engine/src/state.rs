@@ -373,6 +373,15 @@ impl TaskState {
     }
 
     /// The task's metrics.
+    /// Binary: keeps every scored row, so that ROC-AUC and average precision are exact past
+    /// the stored states' cap (a computation over a file held once in memory). Other tasks:
+    /// nothing changes.
+    pub fn keep_every_score(&mut self) {
+        if let TaskState::Binary(s) = self {
+            s.keep_every_score();
+        }
+    }
+
     pub fn report(&self, config: &MetricConfig) -> TaskReport {
         match self {
             TaskState::Binary(s) => TaskReport::Binary(Box::new(s.metrics(config))),

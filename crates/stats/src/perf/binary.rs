@@ -71,6 +71,11 @@ pub struct BinaryState {
     /// The scored rows themselves while there are at most [`EXACT_SAMPLE_CAP`]; `None` after.
     #[serde(deserialize_with = "capped_sample")]
     exact: Option<Vec<(f64, bool)>>,
+    /// Keeps every scored row, past [`EXACT_SAMPLE_CAP`] ([`BinaryState::keep_every_score`]):
+    /// for a one-off computation over a file, never for a stored state (not serialized, so a
+    /// state read back is capped again).
+    #[serde(skip)]
+    uncapped: bool,
 }
 
 /// Sufficient statistics of one calibration bin.
@@ -156,7 +161,16 @@ impl BinaryState {
             brier_sum2: 0.0,
             calibration: vec![CalibrationBin::default(); CALIBRATION_BINS],
             exact: Some(Vec::new()),
+            uncapped: false,
         }
+    }
+
+    /// Keeps every scored row from now on, so that ROC-AUC and average precision stay exact
+    /// (equal to scikit-learn's) whatever the number of rows: memory grows with the rows
+    /// (16 bytes each). For a computation held in memory once (`modelwatch metrics
+    /// --predictions FILE`); a stored state is capped (the flag is not serialized).
+    pub fn keep_every_score(&mut self) {
+        self.uncapped = true;
     }
 
     /// The decision threshold.
@@ -226,7 +240,7 @@ impl BinaryState {
         cb.sum_score += s;
         cb.sum_sq_gap += br;
         self.exact = match self.exact.take() {
-            Some(mut v) if v.len() < EXACT_SAMPLE_CAP => {
+            Some(mut v) if self.uncapped || v.len() < EXACT_SAMPLE_CAP => {
                 v.push((s, label));
                 Some(v)
             }
@@ -280,7 +294,7 @@ impl BinaryState {
         // Keeping the sample depends only on the merged total, so the outcome is the same
         // whatever the merge order.
         self.exact = match (self.exact.take(), &other.exact) {
-            (Some(mut a), Some(b)) if a.len() + b.len() <= EXACT_SAMPLE_CAP => {
+            (Some(mut a), Some(b)) if self.uncapped || a.len() + b.len() <= EXACT_SAMPLE_CAP => {
                 a.extend_from_slice(b);
                 Some(a)
             }

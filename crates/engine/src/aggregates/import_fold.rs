@@ -1,0 +1,284 @@
+//! The per-hour state of a bulk import, built while the file is read, so that the first query
+//! after `modelwatch import` reads hours instead of rescanning every event.
+//!
+//! A predictions file with its labels holds, row by row, exactly what a rescan joins from the
+//! store (each prediction with the label of its request id; the label's time is the
+//! prediction's). For a model with nothing stored yet, folding the rows as they are read gives
+//! the accumulators and drift sketches a rescan of the stored events would give. [`ImportFold`]
+//! is written in place of that rescan only when that holds: the model had no predictions, no
+//! labels, no task decision and no dirty hour before the import; the store accepted every
+//! folded prediction and label (no duplicate, no row refused by the writer); the task decided
+//! from the first rows is the one all rows decide; and the store's dirty hours are exactly the
+//! folded ones, each with deltas only. Otherwise nothing is written and the marks stay: the
+//! first query rescans, as before.
+
+use std::collections::{BTreeSet, HashMap};
+
+use modelwatch_core::{LabelEvent, ModelName, PredictionEvent, Timestamp};
+use modelwatch_store::{
+    hour_of, AggregateWrite, DirtyHour, ScanRange, Store, StoredAggregate, MODEL_WIDE,
+};
+
+use super::{
+    declared_task, drift_reference, hour_row, load_decision, save_decision, spec_key, HourBlob,
+    TaskDecision, DRIFT, DRIFT_STAMP, PERFORMANCE,
+};
+use crate::error::EngineError;
+use crate::exploration::{self, Split};
+use crate::sketch::{Reference, WindowSketch};
+use crate::state::{Task, TaskDetector, TaskSpec, WindowAccumulator};
+
+/// (the version's place in [`ImportFold::versions`], start of the hour in microseconds): a
+/// file has one version or a few, and a string per row would be most of the fold.
+type HourKey = (usize, i64);
+
+/// The accumulators and sketches of an import's hours, folded as its chunks are read.
+pub struct ImportFold {
+    declared: Option<Task>,
+    reference: Option<Reference>,
+    /// What the reference rows say about the task (a first decision starts from them).
+    reference_detector: TaskDetector,
+    /// The reference rows and every row folded.
+    detector: TaskDetector,
+    /// Decided from the reference and the first chunk, with its JSON.
+    spec: Option<(TaskSpec, String)>,
+    hours: HashMap<HourKey, (WindowAccumulator, Split, Option<WindowSketch>)>,
+    versions: Vec<String>,
+    predictions: u64,
+    labels: u64,
+}
+
+/// What [`ImportFold::finish`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImportState {
+    /// The hours were written and their marks cleared: queries read them at once.
+    Written { hours: usize },
+    /// Nothing written (the reason); the first query rescans the dirty hours.
+    Skipped(String),
+}
+
+impl ImportFold {
+    /// A fold for an import into `model`, or `None` when the model already holds predictions,
+    /// labels or aggregates (its hours then mix stored and imported rows: the refresh's
+    /// business).
+    pub fn start(store: &dyn Store, model: &ModelName) -> Result<Option<ImportFold>, EngineError> {
+        if let Some(m) = store.model(model)? {
+            if m.predictions > 0 || m.labels > 0 {
+                return Ok(None);
+            }
+            if load_decision(store, model)?.is_some() || !store.dirty_hours(model)?.is_empty() {
+                return Ok(None);
+            }
+        }
+        let (reference, reference_detector) = match store.model(model)? {
+            // A new model has no reference.
+            None => (None, TaskDetector::default()),
+            Some(_) => {
+                let mut detector = TaskDetector::default();
+                for r in crate::reference::rows(store, model, None)?.0 {
+                    detector.observe_reference(&r);
+                }
+                (drift_reference(store, model)?, detector)
+            }
+        };
+        let declared = match store.model(model)? {
+            Some(_) => declared_task(store, model)?,
+            None => super::configured_task(model),
+        };
+        Ok(Some(ImportFold {
+            declared,
+            reference,
+            detector: reference_detector.clone(),
+            reference_detector,
+            spec: None,
+            hours: HashMap::new(),
+            versions: Vec::new(),
+            predictions: 0,
+            labels: 0,
+        }))
+    }
+
+    /// Folds one chunk of a predictions file: `predictions` at the file rows
+    /// `prediction_index`, and the labels of the file (`labels` at `label_index`); a label is
+    /// joined to the prediction of its row.
+    pub fn observe(
+        &mut self,
+        predictions: &[PredictionEvent],
+        prediction_index: &[usize],
+        labels: &[LabelEvent],
+        label_index: &[usize],
+    ) {
+        let (spec, _) = self.spec.get_or_insert_with(|| {
+            // The first decision, as a refresh makes it: the reference and the first rows.
+            let mut first = self.reference_detector.clone();
+            let mut l = 0;
+            for (p, row) in predictions.iter().zip(prediction_index) {
+                while l < label_index.len() && label_index[l] < *row {
+                    l += 1;
+                }
+                let label = (l < label_index.len() && label_index[l] == *row).then(|| &labels[l]);
+                first.observe(p, label);
+            }
+            let spec = first.finish(self.declared, None);
+            let json = spec_key(&spec);
+            (spec, json)
+        });
+        let mut l = 0;
+        for (p, row) in predictions.iter().zip(prediction_index) {
+            while l < label_index.len() && label_index[l] < *row {
+                l += 1;
+            }
+            let label = (l < label_index.len() && label_index[l] == *row).then(|| &labels[l]);
+            self.detector.observe(p, label);
+            let version = p.model_version.as_deref().unwrap_or("");
+            let v = match self.versions.iter().position(|known| known == version) {
+                Some(v) => v,
+                None => {
+                    self.versions.push(version.to_owned());
+                    self.versions.len() - 1
+                }
+            };
+            let hour = hour_of(p.timestamp.micros());
+            let reference = self.reference.as_ref();
+            let (acc, split, sketch) = self.hours.entry((v, hour)).or_insert_with(|| {
+                (
+                    WindowAccumulator::new(spec),
+                    Split::default(),
+                    reference.map(WindowSketch::new),
+                )
+            });
+            // As the refresh's rescan folds an hour: the accumulator with its exploration split.
+            exploration::observe(spec, exploration::DEFAULT_TAG, acc, split, p, label);
+            if let (Some(r), Some(sk)) = (reference, sketch.as_mut()) {
+                sk.push(
+                    r,
+                    &p.features,
+                    p.prediction.as_ref(),
+                    p.score,
+                    label.map(|l| &l.label),
+                );
+            }
+            self.predictions += 1;
+            self.labels += u64::from(label.is_some());
+        }
+    }
+
+    /// Writes the folded hours in place of the rescan the first refresh would run, when they
+    /// are what that rescan would build: `accepted` predictions and `labels` stored by the
+    /// import, `duplicates` refused as repeated ids. Otherwise writes nothing and says why.
+    pub fn finish(
+        self,
+        store: &dyn Store,
+        model: &ModelName,
+        accepted: u64,
+        duplicates: u64,
+        labels: u64,
+    ) -> Result<ImportState, EngineError> {
+        let skip = |why: String| Ok(ImportState::Skipped(why));
+        let Some((spec, spec_json)) = self.spec else {
+            return skip("no prediction was read".into());
+        };
+        if duplicates > 0 || accepted != self.predictions || labels != self.labels {
+            return skip(format!(
+                "the store kept {accepted} of {} predictions and {labels} of {} labels \
+                 ({duplicates} duplicates)",
+                self.predictions, self.labels
+            ));
+        }
+        let decided = self.detector.clone().finish(self.declared, None);
+        if decided != spec {
+            return skip("the later rows changed the task decided from the first ones".into());
+        }
+        if self.declared != declared_task(store, model)? {
+            return skip("a task was declared for the model during the import".into());
+        }
+        if load_decision(store, model)?.is_some() {
+            return skip("the model's task was decided during the import".into());
+        }
+        let reference = drift_reference(store, model)?;
+        if reference.as_ref().map(|r| r.stamp) != self.reference.as_ref().map(|r| r.stamp) {
+            return skip("the reference changed during the import".into());
+        }
+        // The snapshot a rescan would name: an empty range reads no segment, only the last
+        // delta id. Every delta up to it is one of the import's (the model was new to them).
+        let nothing = ScanRange {
+            from: Some(Timestamp(i64::MIN)),
+            to: Some(Timestamp(i64::MIN)),
+            version: None,
+        };
+        let through = store.scan_predictions(model, &nothing, &mut |_, _| {})?;
+        let dirty = store.dirty_hours(model)?;
+        let marked: BTreeSet<(&str, i64)> = dirty
+            .iter()
+            .map(|d| (d.version.as_str(), d.hour.micros()))
+            .collect();
+        let folded: BTreeSet<(&str, i64)> = self
+            .hours
+            .keys()
+            .map(|(v, h)| (self.versions[*v].as_str(), *h))
+            .collect();
+        if dirty.iter().any(|d| !d.deltas_only) || marked != folded {
+            return skip("the store's dirty hours are not the imported ones".into());
+        }
+        // Decided before the hours are written: a crash in between leaves the marks, and a
+        // refresh then adds the deltas to hours never written, which start empty.
+        save_decision(
+            store,
+            model,
+            &TaskDecision {
+                detector: self.detector,
+                spec,
+            },
+        )?;
+        let mut hours: HashMap<(&str, i64), _> = self
+            .hours
+            .into_iter()
+            .map(|((v, h), state)| ((self.versions[v].as_str(), h), state))
+            .collect();
+        let mut perf = AggregateWrite {
+            kind: PERFORMANCE.into(),
+            rescanned_through: Some(through),
+            ..AggregateWrite::default()
+        };
+        let mut drift = AggregateWrite {
+            kind: DRIFT.into(),
+            ..AggregateWrite::default()
+        };
+        for d in &dirty {
+            let (acc, split, sketch) = hours
+                .remove(&(d.version.as_str(), d.hour.micros()))
+                .expect("every marked hour was folded");
+            perf.put.push(hour_row(
+                d,
+                "aggregate",
+                &HourBlob {
+                    spec: spec_json.clone(),
+                    acc,
+                    split,
+                },
+            )?);
+            if let Some(sk) = sketch {
+                drift.put.push(hour_row(d, "drift sketch", &sk)?);
+            }
+            perf.clear.push(DirtyHour::clone(d));
+        }
+        let written = perf.put.len();
+        let mut writes = vec![perf];
+        if let Some(r) = &reference {
+            writes.push(drift);
+            // The stamp of the reference the sketches were built against: without it the
+            // first drift query would take them for another reference's and rebuild them.
+            writes.push(AggregateWrite {
+                kind: DRIFT_STAMP.into(),
+                put: vec![StoredAggregate {
+                    version: String::new(),
+                    hour: MODEL_WIDE,
+                    data: r.stamp.to_le_bytes().to_vec(),
+                }],
+                ..AggregateWrite::default()
+            });
+        }
+        store.put_aggregate_group(model, writes)?;
+        Ok(ImportState::Written { hours: written })
+    }
+}
