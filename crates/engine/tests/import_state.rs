@@ -48,7 +48,7 @@ fn row(i: usize, class: &str) -> (PredictionEvent, Option<LabelEvent>) {
         latency_ms: Some((i % 50) as f64),
         error: None,
         // Some exploration traffic, so that the hours' exploration split is compared too.
-        tags: if i % 11 == 0 {
+        tags: if i.is_multiple_of(11) {
             vec![("exploration".into(), "true".into())]
         } else {
             vec![]
