@@ -1169,20 +1169,15 @@ pub fn hour_states(
     let Some((spec, task_reason)) = refreshed_spec(store, model)? else {
         return Ok(None);
     };
-    let spec_json = spec_key(&spec);
     let mut windows: BTreeMap<Timestamp, WindowAccumulator> = BTreeMap::new();
     let mut versions: BTreeMap<String, WindowAccumulator> = BTreeMap::new();
-    for row in store.aggregates(model, PERFORMANCE, range)? {
-        let Some(blob) = readable::<HourBlob>(store, model, &row, "aggregate")? else {
-            return Ok(None);
-        };
-        if blob.spec != spec_json {
-            tracing::warn!(model = %model, hour = %row.hour, "aggregate built for another task: answering from the raw events");
-            return Ok(None);
-        }
+    let answered = each_hour_blob(store, model, range, &spec, |row, blob| {
         let start = window.start_of(row.hour);
         merge_into(windows.entry(start), &blob.acc, &spec)?;
-        merge_into(versions.entry(row.version), &blob.acc, &spec)?;
+        merge_into(versions.entry(row.version), &blob.acc, &spec)
+    })?;
+    if !answered {
+        return Ok(None);
     }
     Ok(Some(HourStates {
         spec,
@@ -1190,6 +1185,29 @@ pub fn hour_states(
         windows,
         versions,
     }))
+}
+
+/// Hands each hour of `range` with its blob to `f`, one decoded at a time; `false` when one
+/// does not decode or was built for another task than `spec` (the raw events answer then).
+fn each_hour_blob(
+    store: &dyn Store,
+    model: &ModelName,
+    range: &ScanRange,
+    spec: &TaskSpec,
+    mut f: impl FnMut(StoredAggregate, HourBlob) -> Result<(), EngineError>,
+) -> Result<bool, EngineError> {
+    let spec_json = spec_key(spec);
+    for row in store.aggregates(model, PERFORMANCE, range)? {
+        let Some(blob) = readable::<HourBlob>(store, model, &row, "aggregate")? else {
+            return Ok(false);
+        };
+        if blob.spec != spec_json {
+            tracing::warn!(model = %model, hour = %row.hour, "aggregate built for another task: answering from the raw events");
+            return Ok(false);
+        }
+        f(row, blob)?;
+    }
+    Ok(true)
 }
 
 /// The model's task, with its reason, after a [`refresh`]: the one the hours are built for, or
@@ -1239,7 +1257,6 @@ pub fn exploration_hours(
     let Some((spec, _)) = refreshed_spec(store, model)? else {
         return Ok(None);
     };
-    let spec_json = spec_key(&spec);
     let mut windows: Splits<Timestamp> = BTreeMap::new();
     let mut add = |hour: Timestamp, acc: &WindowAccumulator, split: &Split| {
         let (all, into) = windows
@@ -1249,19 +1266,16 @@ pub fn exploration_hours(
             .map_err(|e| corrupt("aggregate", format!("{e} (task {:?})", spec.task)))
     };
     let mut unknown: Vec<(String, i64)> = Vec::new();
-    for row in store.aggregates(model, PERFORMANCE, range)? {
-        let Some(blob) = readable::<HourBlob>(store, model, &row, "aggregate")? else {
-            return Ok(None);
-        };
-        if blob.spec != spec_json {
-            tracing::warn!(model = %model, hour = %row.hour, "aggregate built for another task: answering from the raw events");
-            return Ok(None);
-        }
+    let answered = each_hour_blob(store, model, range, &spec, |row, blob| {
         if blob.split.is_known() {
             add(row.hour, &blob.acc, &blob.split)?;
         } else {
             unknown.push((row.version, row.hour.micros()));
         }
+        Ok(())
+    })?;
+    if !answered {
+        return Ok(None);
     }
     let scanned_hours = unknown.len();
     for ((_, hour), (acc, split)) in fold_hours(store, model, &spec, &unknown)? {
