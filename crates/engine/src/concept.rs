@@ -20,7 +20,6 @@ use std::collections::BTreeMap;
 
 use crate::error::EngineError;
 use crate::state::{Task, TaskSpec};
-use modelwatch_stats::perf::Decision;
 
 /// What a concept-drift query covers.
 #[derive(Debug, Clone)]
@@ -239,20 +238,9 @@ fn error_of(spec: &TaskSpec, p: &PredictionEvent, l: &LabelEvent) -> Option<f64>
             Some((t - y).abs())
         }
         Task::Binary => {
-            let pos = spec.positive_class.as_deref().unwrap_or("1");
-            let score = p.score.or_else(|| {
-                p.scores
-                    .as_deref()
-                    .and_then(|v| v.iter().find(|(c, _)| c == pos).map(|(_, s)| *s))
-            });
-            let predicted_positive = match (&p.prediction, score, spec.decision) {
-                (Some(o), _, Decision::Prediction) | (Some(o), None, Decision::Threshold) => {
-                    o.with_class_key(|c| c == pos)
-                }
-                (_, Some(s), _) => s >= spec.threshold,
-                (None, None, _) => return None,
-            };
-            let actual_positive = l.label.with_class_key(|c| c == pos);
+            let score = spec.binary_score(p.score, p.scores.as_deref());
+            let predicted_positive = spec.predicted_positive(p.prediction.as_ref(), score)?;
+            let actual_positive = l.label.with_class_key(|c| c == spec.positive());
             Some(f64::from(predicted_positive != actual_positive))
         }
         Task::Multiclass => {

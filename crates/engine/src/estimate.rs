@@ -35,7 +35,6 @@ use modelwatch_stats::estimate::{
     BinaryCbpe, BinaryEstimates, CbpeError, ExpectedConfusion, MulticlassCbpe, MulticlassRow,
     MulticlassWindow, RankedProbabilities,
 };
-use modelwatch_stats::perf::Decision;
 use modelwatch_store::{AggregateWrite, ScanRange, Store, StoredAggregate, MODEL_WIDE};
 use serde::{Deserialize, Serialize};
 
@@ -123,7 +122,7 @@ fn spec_key(spec: &TaskSpec) -> String {
     format!(
         "{:?}|{}|{:?}|{}",
         spec.task,
-        spec.positive_class.as_deref().unwrap_or("1"),
+        spec.positive(),
         spec.decision,
         spec.threshold
     )
@@ -138,18 +137,11 @@ fn binary_row(
     score: Option<f64>,
     scores: Option<&[(String, f64)]>,
 ) -> Option<(f64, bool)> {
-    let pos = spec.positive_class.as_deref().unwrap_or("1");
-    let score =
-        score.or_else(|| scores.and_then(|v| v.iter().find(|(c, _)| c == pos).map(|(_, s)| *s)))?;
+    let score = spec.binary_score(score, scores)?;
     if !(0.0..=1.0).contains(&score) {
         return None;
     }
-    let logged = prediction.map(|o| o.class_key() == pos);
-    let predicted = match (spec.decision, logged) {
-        (Decision::Prediction, Some(p)) => p,
-        _ => score >= spec.threshold,
-    };
-    Some((score, predicted))
+    Some((score, spec.predicted_positive(prediction, Some(score))?))
 }
 
 /// Fits CBPE on the reference rows (labelled, scored, with a predicted class) for the task.
@@ -161,7 +153,7 @@ pub fn fit(spec: &TaskSpec, rows: &[ReferenceRow]) -> Result<Estimator, CbpeErro
 }
 
 fn fit_binary(spec: &TaskSpec, rows: &[ReferenceRow]) -> Result<BinaryCbpe, CbpeError> {
-    let pos = spec.positive_class.as_deref().unwrap_or("1");
+    let pos = spec.positive();
     let rows: Vec<modelwatch_stats::estimate::ReferenceRow> = rows
         .iter()
         .filter_map(|r| {
@@ -477,6 +469,7 @@ fn scan(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use modelwatch_stats::perf::Decision;
 
     fn spec(decision: Decision) -> TaskSpec {
         TaskSpec {

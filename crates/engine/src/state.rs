@@ -94,6 +94,40 @@ pub struct TaskSpec {
     pub decision: Decision,
 }
 
+impl TaskSpec {
+    /// The class a binary task counts as positive (`"1"` unless one was named).
+    pub fn positive(&self) -> &str {
+        self.positive_class.as_deref().unwrap_or("1")
+    }
+
+    /// A binary row's score: `score`, else the positive class's entry of `scores`.
+    pub fn binary_score(
+        &self,
+        score: Option<f64>,
+        scores: Option<&[(String, f64)]>,
+    ) -> Option<f64> {
+        let pos = self.positive();
+        score.or_else(|| scores.and_then(|v| v.iter().find(|(c, _)| c == pos).map(|(_, s)| *s)))
+    }
+
+    /// Whether a binary row is predicted positive, as the metrics decide it: the logged
+    /// prediction (with `Decision::Threshold`, only when there is no score), else the score at
+    /// `threshold`; `None` with neither.
+    pub fn predicted_positive(
+        &self,
+        prediction: Option<&Outcome>,
+        score: Option<f64>,
+    ) -> Option<bool> {
+        match (prediction, score, self.decision) {
+            (Some(o), _, Decision::Prediction) | (Some(o), None, Decision::Threshold) => {
+                Some(o.with_class_key(|c| c == self.positive()))
+            }
+            (_, Some(s), _) => Some(s >= self.threshold),
+            (None, None, _) => None,
+        }
+    }
+}
+
 /// Where a model's task came from, for the reply's `task_reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskSource {
@@ -332,10 +366,8 @@ impl TaskState {
     ) -> Result<bool, PerfError> {
         match self {
             TaskState::Binary(s) => {
-                let pos = spec.positive_class.as_deref().unwrap_or("1");
-                let score = score.or_else(|| {
-                    scores.and_then(|v| v.iter().find(|(c, _)| c == pos).map(|(_, s)| *s))
-                });
+                let pos = spec.positive();
+                let score = spec.binary_score(score, scores);
                 let predicted = prediction.map(|p| p.class_key() == pos);
                 if score.is_none() && predicted.is_none() {
                     return Ok(false);
@@ -545,10 +577,8 @@ impl WindowAccumulator {
         let scores = p.scores.as_deref();
         match spec.task {
             Task::Binary => {
-                let pos = spec.positive_class.as_deref().unwrap_or("1");
-                let score = p.score.or_else(|| {
-                    scores.and_then(|v| v.iter().find(|(c, _)| c == pos).map(|(_, s)| *s))
-                });
+                let pos = spec.positive();
+                let score = spec.binary_score(p.score, scores);
                 if let Some(s) = score {
                     let _ = self.confidence.observe_binary(s);
                     let _ = self.scores.observe(s);
