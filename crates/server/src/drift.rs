@@ -129,6 +129,23 @@ fn drift_query(p: DriftParams) -> Result<DriftQuery, ApiError> {
     })
 }
 
+/// The window, range and version of a query without drift settings or segment (feedback,
+/// concept), read as `drift_query` reads them.
+fn range_query(
+    window: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    version: Option<String>,
+) -> Result<DriftQuery, ApiError> {
+    drift_query(DriftParams {
+        window,
+        from,
+        to,
+        version,
+        ..DriftParams::default()
+    })
+}
+
 type Params = Result<Query<DriftParams>, axum::extract::rejection::QueryRejection>;
 
 pub(crate) async fn drift(
@@ -192,13 +209,7 @@ pub(crate) async fn feedback(
 ) -> Result<Json<FeedbackResponse>, ApiError> {
     let model = model_name(&model)?;
     let Query(p) = params?;
-    let base = drift_query(DriftParams {
-        window: p.window,
-        from: p.from,
-        to: p.to,
-        version: p.version,
-        ..DriftParams::default()
-    })?;
+    let base = range_query(p.window, p.from, p.to, p.version)?;
     let exploration = match p
         .exploration
         .as_deref()
@@ -256,13 +267,7 @@ pub(crate) async fn concept(
     use modelwatch_stats::concept::DetectorKind;
     let model = model_name(&model)?;
     let Query(p) = params?;
-    let base = drift_query(DriftParams {
-        window: p.window,
-        from: p.from,
-        to: p.to,
-        version: p.version,
-        ..DriftParams::default()
-    })?;
+    let base = range_query(p.window, p.from, p.to, p.version)?;
     let mut detectors = Vec::new();
     for name in p.detectors.iter().flat_map(|d| d.split(',')) {
         let name = name.trim();
