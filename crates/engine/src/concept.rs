@@ -118,13 +118,7 @@ pub fn concept(
         to: q.to,
         version: q.version.clone(),
     };
-    let (spec, _) = match crate::aggregates::decided_spec(store, model, None, None)? {
-        Some(decided) => decided,
-        None => {
-            let refs = crate::performance::reference(store, model, q.version.as_deref())?;
-            crate::performance::detect_task(store, model, &range, &refs, None, None)?
-        }
-    };
+    let (spec, _) = crate::performance::scan_spec(store, model, &range, None, None)?;
     let stream = match spec.task {
         Task::Regression => ErrorStream::AbsoluteError,
         Task::Binary | Task::Multiclass => ErrorStream::Mistake,

@@ -302,13 +302,7 @@ fn scan(
     if store.model(model)?.is_none() {
         return Err(StoreError::ModelNotFound(model.to_string()).into());
     }
-    let spec = match crate::aggregates::decided_spec(store, model, None, None)? {
-        Some((spec, _)) => spec,
-        None => {
-            let refs = crate::performance::reference(store, model, q.version.as_deref())?;
-            crate::performance::detect_task(store, model, range, &refs, None, None)?.0
-        }
-    };
+    let (spec, _) = crate::performance::scan_spec(store, model, range, None, None)?;
     let tag = (q.exploration.0.as_str(), q.exploration.1.as_str());
     let parts = crate::performance::split_range(range);
     let folded = modelwatch_stats::parallel::parallel_map(&parts, |part| {

@@ -296,6 +296,25 @@ pub fn detect_task(
 /// The reference rows that serve as the baseline: the version's, else the all-versions ones;
 /// for all versions without an all-versions reference, the one uploaded last
 /// ([`crate::reference`]).
+/// The task a scan of `range` folds for, with its reason: the persisted decision (all rows and
+/// the reference), which saves a second scan of the range, else detected from the range and the
+/// reference of its version.
+pub(crate) fn scan_spec(
+    store: &dyn Store,
+    model: &ModelName,
+    range: &ScanRange,
+    task: Option<Task>,
+    threshold: Option<f64>,
+) -> Result<(TaskSpec, String), EngineError> {
+    match crate::aggregates::decided_spec(store, model, task, threshold)? {
+        Some(decided) => Ok(decided),
+        None => {
+            let refs = reference(store, model, range.version.as_deref())?;
+            detect_task(store, model, range, &refs, task, threshold)
+        }
+    }
+}
+
 pub(crate) fn reference(
     store: &dyn Store,
     model: &ModelName,
@@ -417,15 +436,7 @@ pub fn scan_performance(
         .as_ref()
         .filter(|s| s.value.is_none())
         .map(|s| s.key.clone());
-    // The persisted decision (all rows and the reference) saves a second scan of the range.
-    let (spec, task_reason) =
-        match crate::aggregates::decided_spec(store, model, q.task, threshold)? {
-            Some(decided) => decided,
-            None => {
-                let refs = reference(store, model, q.version.as_deref())?;
-                detect_task(store, model, &range, &refs, q.task, threshold)?
-            }
-        };
+    let (spec, task_reason) = scan_spec(store, model, &range, q.task, threshold)?;
     // One scan per core over consecutive slices of the range, merged: states merge exactly.
     let parts = split_range(&range);
     let folded = modelwatch_stats::parallel::parallel_map(&parts, |part| {
