@@ -3,7 +3,7 @@
 //! calls, and an SMTP sink that lettre really talks to), silences, pending alerts, an outage of
 //! the receiver, and `/metrics` read by a Prometheus text-format parser.
 
-mod common;
+use crate::common;
 
 use axum::body::Bytes;
 use axum::extract::State;

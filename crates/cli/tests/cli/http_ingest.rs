@@ -1,7 +1,7 @@
 //! Ingest over a real socket against the real binary: durability across restarts, the late-label
 //! join, idempotency, and every kind of bad input the foundation issue lists.
 
-mod common;
+use crate::common;
 
 use common::{client, decode, poll, prediction, Server};
 use serde_json::{json, Value};
