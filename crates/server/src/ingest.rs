@@ -4,10 +4,11 @@
 //! per-row rejection and its neighbours are kept. Only a body that cannot be split into rows
 //! at all (malformed JSON array, not JSON) is refused whole.
 
-use crate::{blocking, model_name, ApiError, AppState};
+use crate::extract::{Model, Params};
+use crate::{blocking, ApiError, AppState};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -219,13 +220,12 @@ pub fn parse_batch<T>(
 /// blocking pool, and store the good ones with the rejected ones.
 async fn ingest<T: Send + 'static>(
     state: AppState,
-    model: &str,
+    model: ModelName,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
     parse: ParseRow<T>,
     store_rows: StoreRows<T>,
 ) -> Result<(ModelName, IngestOutcome), ApiError> {
-    let model = model_name(model)?;
     let body = body_bytes(body)?;
     let max_rows = state.config.limits.max_batch_rows;
     let m = model.clone();
@@ -248,14 +248,14 @@ async fn ingest<T: Send + 'static>(
 
 pub(crate) async fn predictions(
     State(state): State<AppState>,
-    Path(model): Path<String>,
+    Model(model): Model,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let st = state.clone();
     let (model, outcome) = ingest(
         state,
-        &model,
+        model,
         headers,
         body,
         parse_prediction_row_verbatim,
@@ -308,14 +308,14 @@ pub(crate) async fn predictions(
 
 pub(crate) async fn labels(
     State(state): State<AppState>,
-    Path(model): Path<String>,
+    Model(model): Model,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let st = state.clone();
     let (model, outcome) = ingest(
         state,
-        &model,
+        model,
         headers,
         body,
         parse_label_row,
@@ -332,13 +332,13 @@ pub(crate) async fn labels(
 /// as a JSON array or NDJSON, for a model that exists.
 pub(crate) async fn kpis(
     State(state): State<AppState>,
-    Path(model): Path<String>,
+    Model(model): Model,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let (model, outcome) = ingest(
         state,
-        &model,
+        model,
         headers,
         body,
         |text, i, now, _| parse_kpi_row(text, i, now),
@@ -411,17 +411,14 @@ pub(crate) struct ReferenceParams {
 /// one, like ingest rows.
 pub(crate) async fn reference(
     State(state): State<AppState>,
-    Path(model): Path<String>,
-    params: Result<axum::extract::Query<ReferenceParams>, axum::extract::rejection::QueryRejection>,
+    Model(model): Model,
+    Params(p): Params<ReferenceParams>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     use modelwatch_formats::{
         ColumnMapping, ImportReader, ReadOptions, RowKind, Source, TableFormat,
     };
-    let model = model_name(&model)?;
-    let axum::extract::Query(p) =
-        params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     if let Some(v) = &p.version {
         modelwatch_core::validate_version(v)
             .map_err(|e| ApiError::bad_request("invalid_query", e))?;
