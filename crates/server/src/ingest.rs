@@ -216,16 +216,19 @@ pub fn parse_batch<T>(
     Ok(batch)
 }
 
-/// The ingest path shared by predictions and labels: split the body into rows, parse each on the
-/// blocking pool, and store the good ones with the rejected ones.
+/// The ingest path shared by predictions, labels and KPIs: split the body into rows, parse each
+/// on the blocking pool, store the good ones with the rejected ones, log and count what was
+/// stored, and answer.
 async fn ingest<T: Send + 'static>(
+    kind: &'static str,
     state: AppState,
     model: ModelName,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
     parse: ParseRow<T>,
     store_rows: StoreRows<T>,
-) -> Result<(ModelName, IngestOutcome), ApiError> {
+) -> Result<Response, ApiError> {
+    let st = state.clone();
     let body = body_bytes(body)?;
     let max_rows = state.config.limits.max_batch_rows;
     let m = model.clone();
@@ -243,7 +246,10 @@ async fn ingest<T: Send + 'static>(
         Ok(store_rows(&state, &m, good, rejected, sent)?)
     })
     .await?;
-    Ok((model, outcome))
+    tracing::info!(model = %model, accepted = outcome.accepted, duplicates = outcome.duplicates,
+        replaced = outcome.replaced, rejected = outcome.rejected.len(), "ingested {kind}");
+    count(&st, model.as_str(), kind, &outcome);
+    Ok(reply(outcome))
 }
 
 pub(crate) async fn predictions(
@@ -252,8 +258,8 @@ pub(crate) async fn predictions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let st = state.clone();
-    let (model, outcome) = ingest(
+    ingest(
+        "predictions",
         state,
         model,
         headers,
@@ -299,11 +305,7 @@ pub(crate) async fn predictions(
             out
         },
     )
-    .await?;
-    tracing::info!(model = %model, accepted = outcome.accepted, duplicates = outcome.duplicates,
-        rejected = outcome.rejected.len(), "ingested predictions");
-    count(&st, model.as_str(), "predictions", &outcome);
-    Ok(reply(outcome))
+    .await
 }
 
 pub(crate) async fn labels(
@@ -312,8 +314,8 @@ pub(crate) async fn labels(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let st = state.clone();
-    let (model, outcome) = ingest(
+    ingest(
+        "labels",
         state,
         model,
         headers,
@@ -321,11 +323,7 @@ pub(crate) async fn labels(
         parse_label_row,
         |st, m, rows, rejected, _| st.store.ingest_labels(m, LabelBatch { rows, rejected }),
     )
-    .await?;
-    tracing::info!(model = %model, accepted = outcome.accepted, replaced = outcome.replaced,
-        rejected = outcome.rejected.len(), "ingested labels");
-    count(&st, model.as_str(), "labels", &outcome);
-    Ok(reply(outcome))
+    .await
 }
 
 /// `POST /v1/models/{model}/kpis`: business KPI points, `{"name", "value", "timestamp"}` rows
@@ -336,7 +334,8 @@ pub(crate) async fn kpis(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (model, outcome) = ingest(
+    ingest(
+        "kpis",
         state,
         model,
         headers,
@@ -344,10 +343,7 @@ pub(crate) async fn kpis(
         |text, i, now, _| parse_kpi_row(text, i, now),
         |st, m, rows, rejected, _| st.store.ingest_kpis(m, rows, rejected),
     )
-    .await?;
-    tracing::info!(model = %model, accepted = outcome.accepted, replaced = outcome.replaced,
-        rejected = outcome.rejected.len(), "ingested kpis");
-    Ok(reply(outcome))
+    .await
 }
 
 /// Counts the rows for `/metrics` and, when some were stored, asks for an alert evaluation.
