@@ -1,0 +1,86 @@
+//! `GET /v1/models/{model}/fairness` (per-window fairness per protected attribute,
+//! `modelwatch_engine::fairness`) and the model's fairness setting,
+//! `GET`/`PUT /v1/models/{model}/fairness/settings`.
+
+use crate::json_body::JsonBody;
+use crate::{blocking, model_name, ApiError, AppState};
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use modelwatch_engine::fairness::{self, FairnessQuery, FairnessReport, FairnessSettings};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// `PUT /v1/models/{model}/fairness/settings`: the protected attributes, the favourable outcome
+/// and the minimum group size (`{"protected": ["sex", "tag:region"], "favourable": 1}`); `null`
+/// removes the setting. A bad one is a 400 naming the field.
+pub(crate) async fn put_settings(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    body: Result<JsonBody<Value>, ApiError>,
+) -> Result<Json<Value>, ApiError> {
+    let model = model_name(&model)?;
+    let JsonBody(body) = body.map_err(|e| match e.code {
+        "invalid_body" => ApiError::bad_request("invalid_fairness_settings", e.message),
+        _ => e,
+    })?;
+    let settings = match body {
+        Value::Null => None,
+        v => Some(
+            FairnessSettings::from_json(&v)
+                .map_err(|e| ApiError::bad_request("invalid_fairness_settings", e.to_string()))?,
+        ),
+    };
+    let (m, s) = (model.clone(), settings.clone());
+    state
+        .with_store(move |store| fairness::set_settings(store, &m, s.as_ref()))
+        .await?;
+    Ok(Json(json!({"name": model.as_str(), "fairness": settings})))
+}
+
+/// `GET /v1/models/{model}/fairness/settings`: the setting, `null` when there is none.
+pub(crate) async fn get_settings(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let model = model_name(&model)?;
+    let m = model.clone();
+    let settings = state
+        .with_store(move |store| {
+            if store.model(&m)?.is_none() {
+                return Err(modelwatch_store::StoreError::ModelNotFound(m.to_string()));
+            }
+            fairness::settings(store, &m)
+        })
+        .await?;
+    Ok(Json(json!({"name": model.as_str(), "fairness": settings})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FairnessParams {
+    window: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    version: Option<String>,
+}
+
+/// `GET /v1/models/{model}/fairness?window=1d`: per protected attribute, per window and per
+/// version, each group's rates and the gaps between groups.
+pub(crate) async fn fairness(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    params: Result<Query<FairnessParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<FairnessReport>, ApiError> {
+    let model = model_name(&model)?;
+    let Query(p) = params?;
+    let base = crate::drift::range_query(p.window, p.from, p.to, p.version)?;
+    let query = FairnessQuery {
+        window: base.window,
+        from: base.from,
+        to: base.to,
+        version: base.version,
+    };
+    let store = state.store.clone();
+    let out = blocking(move || Ok(fairness::fairness(store.as_ref(), &model, &query)?)).await?;
+    Ok(Json(out))
+}
