@@ -129,21 +129,22 @@ impl FairnessSettings {
             }
             protected.push(name.to_owned());
         }
-        let favourable =
-            match obj.get("favourable") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-                Some(Value::Bool(b)) => Some(Outcome::Bool(*b).class_key()),
-                Some(Value::Number(n)) if n.as_f64().is_some_and(f64::is_finite) => {
-                    Some(Outcome::Number(n.as_f64().unwrap_or_default()).class_key())
-                }
-                Some(other) => return Err(bad(
+        let favourable = match obj.get("favourable") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Bool(b)) => Some(Outcome::Bool(*b).class_key()),
+            Some(Value::Number(n)) if n.as_f64().is_some_and(f64::is_finite) => {
+                Some(Outcome::Number(n.as_f64().unwrap_or_default()).class_key())
+            }
+            Some(other) => {
+                return Err(bad(
                     "favourable",
                     format!(
                         "{other} is not a class: give the favourable class, e.g. 1 or \"approved\""
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let min_group_size = match obj.get("min_group_size") {
             None | Some(Value::Null) => DEFAULT_MIN_GROUP_SIZE,
             Some(n) => match n.as_u64() {
