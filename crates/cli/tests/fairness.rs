@@ -173,3 +173,69 @@ fn fairness_of_a_regression_model_says_it_is_for_binary_classifiers() {
         "{body}"
     );
 }
+
+/// `?format=csv`: one row per (attribute, window, group), each number the JSON's bit for bit,
+/// read by a CSV reader as pandas would.
+#[test]
+fn the_fairness_csv_holds_the_json_numbers_one_row_per_group_and_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    send(&s, "credit");
+    let (st, body) = put_settings(
+        &s,
+        "credit",
+        r#"{"protected": ["sex", "tag:region"], "favourable": "approved"}"#,
+    );
+    assert_eq!(st, 200, "{body}");
+    let json = s.get_ok("/v1/models/credit/fairness?window=1d");
+    let (st, text, headers) = s.get_text("/v1/models/credit/fairness?window=1d&format=csv");
+    assert_eq!(st, 200, "{text}");
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    // 2 attributes x 2 days x 2 groups.
+    assert_eq!(rows.len(), 8);
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let mut checked = 0;
+    for a in json["attributes"].as_array().unwrap() {
+        for w in a["windows"].as_array().unwrap() {
+            for g in w["groups"].as_array().unwrap() {
+                let row = rows
+                    .iter()
+                    .find(|r| {
+                        r[col("attribute")] == *a["attribute"].as_str().unwrap()
+                            && r[col("window_start")] == *w["start"].as_str().unwrap()
+                            && r[col("group")] == *g["group"].as_str().unwrap()
+                    })
+                    .unwrap();
+                let num = |name: &str| row[col(name)].parse::<f64>().ok();
+                assert_eq!(num("predictions"), g["predictions"].as_f64());
+                for rate in ["selection_rate", "true_positive_rate", "precision"] {
+                    assert_eq!(num(rate), g[rate]["value"].as_f64(), "{rate}");
+                    assert_eq!(num(&format!("{rate}_ci_low")), g[rate]["ci_low"].as_f64());
+                }
+                for gap in ["demographic_parity_ratio", "equalized_odds_difference"] {
+                    assert_eq!(num(gap), w[gap]["value"].as_f64(), "{gap}");
+                    assert_eq!(num(&format!("{gap}_ci_high")), w[gap]["ci_high"].as_f64());
+                }
+                assert_eq!(
+                    row[col("four_fifths_rule")],
+                    *w["four_fifths_rule"].as_str().unwrap()
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 8);
+    let (st, body) = s.get("/v1/models/credit/fairness?format=xml");
+    assert_eq!(st, 400, "{body}");
+}

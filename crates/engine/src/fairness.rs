@@ -443,6 +443,91 @@ pub fn fairness(
     })
 }
 
+/// A cell: quoted when it holds a comma, a quote or a line break (RFC 4180).
+fn cell(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// A metric's value and interval: three cells, empty when it has no value (NaN in pandas).
+fn metric_cells(m: &modelwatch_stats::perf::Metric, out: &mut Vec<String>) {
+    match m.value().zip(m.ci()) {
+        Some((v, (lo, hi))) => out.extend([v, lo, hi].map(|x| x.to_string())),
+        None => out.extend(std::iter::repeat_n(String::new(), 3)),
+    }
+}
+
+/// The rates of each group and the gaps of its window: the `?format=csv` table.
+pub const CSV_COLUMNS: &str = "attribute,window_start,window_end,partial,group,predictions,\
+selected,labelled,tp,fp,tn,fn,selection_rate,selection_rate_ci_low,selection_rate_ci_high,\
+true_positive_rate,true_positive_rate_ci_low,true_positive_rate_ci_high,false_positive_rate,\
+false_positive_rate_ci_low,false_positive_rate_ci_high,precision,precision_ci_low,\
+precision_ci_high,demographic_parity_difference,demographic_parity_difference_ci_low,\
+demographic_parity_difference_ci_high,demographic_parity_ratio,demographic_parity_ratio_ci_low,\
+demographic_parity_ratio_ci_high,four_fifths_rule,equal_opportunity_difference,\
+equal_opportunity_difference_ci_low,equal_opportunity_difference_ci_high,\
+equalized_odds_difference,equalized_odds_difference_ci_low,equalized_odds_difference_ci_high";
+
+/// A fairness report as one flat CSV table ([`CSV_COLUMNS`]): one row per (attribute, window,
+/// group), the window's gaps repeated on each of its groups' rows, so that
+/// `pd.read_csv(...)` gets it in one call. Numbers in shortest round-trip form (the JSON's,
+/// bit for bit); a rate or gap without a value is three empty cells.
+pub fn fairness_csv(report: &FairnessReport) -> String {
+    let mut out = String::from(CSV_COLUMNS);
+    out.push('\n');
+    for a in &report.attributes {
+        for w in &a.windows {
+            let m = &w.measures;
+            for g in &w.groups {
+                let c = &g.counts;
+                let mut row: Vec<String> = vec![
+                    cell(&a.attribute),
+                    w.start.to_rfc3339(),
+                    w.end.to_rfc3339(),
+                    w.partial.to_string(),
+                    cell(&g.group),
+                ];
+                row.extend(
+                    [
+                        c.predictions,
+                        c.selected,
+                        g.labelled,
+                        c.tp,
+                        c.fp,
+                        c.tn,
+                        c.fn_,
+                    ]
+                    .map(|n| n.to_string()),
+                );
+                for r in [
+                    &g.selection_rate,
+                    &g.true_positive_rate,
+                    &g.false_positive_rate,
+                    &g.precision,
+                ] {
+                    metric_cells(r, &mut row);
+                }
+                metric_cells(&m.demographic_parity_difference.metric, &mut row);
+                metric_cells(&m.demographic_parity_ratio.metric, &mut row);
+                row.push(
+                    serde_json::to_value(m.four_fifths_rule)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                );
+                metric_cells(&m.equal_opportunity_difference.metric, &mut row);
+                metric_cells(&m.equalized_odds_difference.metric, &mut row);
+                out.push_str(&row.join(","));
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,6 +566,19 @@ mod tests {
             "protect"
         );
         assert_eq!(refused(json!(["sex"])).field, "(body)");
+    }
+
+    #[test]
+    fn every_csv_row_has_a_cell_per_column_and_odd_names_are_quoted() {
+        assert_eq!(cell("a,b"), "\"a,b\"");
+        assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        let mut row = Vec::new();
+        metric_cells(
+            &modelwatch_stats::perf::Metric::InsufficientSample { n: 3, min: 30 },
+            &mut row,
+        );
+        assert_eq!(row, vec![String::new(); 3]);
+        assert_eq!(CSV_COLUMNS.split(',').count(), 37);
     }
 
     #[test]

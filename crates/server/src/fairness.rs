@@ -5,8 +5,10 @@
 use crate::json_body::JsonBody;
 use crate::{blocking, model_name, ApiError, AppState};
 use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use modelwatch_engine::fairness::{self, FairnessQuery, FairnessReport, FairnessSettings};
+use modelwatch_engine::fairness::{self, FairnessQuery, FairnessSettings};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -62,6 +64,9 @@ pub(crate) struct FairnessParams {
     from: Option<String>,
     to: Option<String>,
     version: Option<String>,
+    /// `json` (default) or `csv`: one row per (attribute, window, group)
+    /// (`engine::fairness::fairness_csv`).
+    format: Option<String>,
 }
 
 /// `GET /v1/models/{model}/fairness?window=1d`: per protected attribute, per window and per
@@ -70,9 +75,19 @@ pub(crate) async fn fairness(
     State(state): State<AppState>,
     Path(model): Path<String>,
     params: Result<Query<FairnessParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<FairnessReport>, ApiError> {
+) -> Result<Response, ApiError> {
     let model = model_name(&model)?;
     let Query(p) = params?;
+    let csv = match p.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("`format`: {other:?} is not json or csv"),
+            ))
+        }
+    };
     let base = crate::drift::range_query(p.window, p.from, p.to, p.version)?;
     let query = FairnessQuery {
         window: base.window,
@@ -82,5 +97,9 @@ pub(crate) async fn fairness(
     };
     let store = state.store.clone();
     let out = blocking(move || Ok(fairness::fairness(store.as_ref(), &model, &query)?)).await?;
-    Ok(Json(out))
+    if csv {
+        let text = fairness::fairness_csv(&out);
+        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response());
+    }
+    Ok(Json(out).into_response())
 }
