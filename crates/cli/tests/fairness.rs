@@ -239,3 +239,59 @@ fn the_fairness_csv_holds_the_json_numbers_one_row_per_group_and_window() {
     let (st, body) = s.get("/v1/models/credit/fairness?format=xml");
     assert_eq!(st, 400, "{body}");
 }
+
+/// `GET /metrics`: the latest window's gaps of each protected attribute, as the API has them.
+#[test]
+fn prometheus_exports_the_latest_windows_gaps_per_attribute() {
+    let dir = tempfile::tempdir().unwrap();
+    // Values of the day: the day holds both groups at the minimum size.
+    let cfg = dir.path().join("modelwatch.toml");
+    std::fs::write(
+        &cfg,
+        "[alerts]\nmetrics_window = \"1d\"\ndebounce_ms = 50\n",
+    )
+    .unwrap();
+    let s = Server::start_with(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+        &[],
+    );
+    let (p1, l1) = rows("2026-02-02", 40);
+    s.post_ok("/v1/models/credit/predictions", p1);
+    s.post_ok("/v1/models/credit/labels", l1);
+    let (st, body) = put_settings(
+        &s,
+        "credit",
+        r#"{"protected": ["sex"], "favourable": "approved"}"#,
+    );
+    assert_eq!(st, 200, "{body}");
+    // New predictions after the setting: the evaluation after ingest refreshes the values.
+    let (p2, _) = rows("2026-02-03", 20);
+    s.post_ok("/v1/models/credit/predictions", p2);
+    let api = s.get_ok("/v1/models/credit/fairness?window=1d&from=2026-02-03T00:00:00Z");
+    let ratio = api["attributes"][0]["windows"][0]["demographic_parity_ratio"]["value"]
+        .as_f64()
+        .unwrap();
+    let line = common::poll(30, || {
+        let (_, text, _) = s.get_text("/metrics");
+        text.lines()
+            .find(|l| {
+                l.starts_with("modelwatch_fairness{")
+                    && l.contains("attribute=\"sex\"")
+                    && l.contains("measure=\"demographic_parity_ratio\"")
+            })
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                text.lines()
+                    .filter(|l| l.contains("fairness"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+    });
+    let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(value, ratio, "{line}");
+    assert!(
+        line.contains("model=\"credit\"") && line.contains("window=\"1d\""),
+        "{line}"
+    );
+}
