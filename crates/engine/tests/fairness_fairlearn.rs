@@ -143,6 +143,11 @@ fn check_case(name: &str) {
         version: None,
     };
     let report = fairness(&store, &model, &q).unwrap();
+    // The JSON reads back into the same report (`modelwatch report --server` does).
+    let json = serde_json::to_value(&report).unwrap();
+    let back: modelwatch_engine::fairness::FairnessReport =
+        serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&back).unwrap(), json);
     assert_eq!(Some(report.favourable.as_str()), doc["favourable"].as_str());
     let expected = doc["expected"].as_object().unwrap();
     assert_eq!(report.attributes.len(), expected.len());
