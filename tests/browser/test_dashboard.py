@@ -9,14 +9,14 @@ from datetime import datetime, timedelta, timezone
 
 from conftest import HOURS, MODEL, XSS, Process, wait_for_firing
 
-DEMO_RULES = ["inputs-drifted", "accuracy-below-reference"]
+DEMO_RULES = ["inputs-drifted", "accuracy-below-reference", "unfair-to-a-group"]
 
 def svg_texts(locator):
     """The text of every <text> of a chart (SVG elements have no innerText)."""
     return locator.locator("svg text").evaluate_all("els => els.map(e => e.textContent.trim())")
 
 
-VIEWS = ["", "/drift", "/quality", "/segments", "/versions", "/feedback", "/alerts", "/jobs"]
+VIEWS = ["", "/drift", "/quality", "/segments", "/versions", "/feedback", "/fairness", "/alerts", "/jobs"]
 
 
 def test_overview_and_model_pages_load_without_console_errors(server, page):
@@ -98,7 +98,7 @@ def test_the_demo_shows_its_firing_alerts(demo, page):
     alerts = wait_for_firing(demo, "fraud-demo", DEMO_RULES)
     page.goto(demo.url + "/models/fraud-demo/alerts")
     panel = page.page.locator('div[data-panel="alerts"]')
-    assert panel.get_attribute("data-open-alerts") == "2"
+    assert panel.get_attribute("data-open-alerts") == "3"
     for rule in DEMO_RULES:
         row = page.page.locator(f'tr[data-alert-state="firing"][data-rule="{rule}"]')
         assert row.is_visible(), rule
@@ -120,18 +120,18 @@ def test_the_demo_shows_its_firing_alerts(demo, page):
     transitions = [history.nth(i).get_attribute("data-transition") for i in range(history.count())]
     assert transitions[-2:] == ["firing", "pending"], transitions
     # The tab counts them; the overview too, and links to the panel.
-    assert page.page.locator('nav.tabs a.active span.count').inner_text() == "2"
+    assert page.page.locator('nav.tabs a.active span.count').inner_text() == "3"
     page.goto(demo.url + "/")
     fraud = page.page.locator('tr[data-model="fraud-demo"] a[data-open-alerts]')
-    assert fraud.inner_text() == "2"
+    assert fraud.inner_text() == "3"
     assert page.page.locator('tr[data-model="churn-demo"] [data-open-alerts]').inner_text() == "0"
     fraud.click()
     page.page.wait_for_url("**/models/fraud-demo/alerts**")
-    assert page.page.locator('tr[data-alert-state="firing"]').count() == 2
+    assert page.page.locator('tr[data-alert-state="firing"]').count() == 3
     # The model page says it at the top.
     page.goto(demo.url + "/models/fraud-demo")
     banner = page.page.locator('div[data-panel="alert-banner"]')
-    assert banner.is_visible() and "2 firing" in banner.inner_text()
+    assert banner.is_visible() and "3 firing" in banner.inner_text()
     assert page.problems == [], page.problems
 
 

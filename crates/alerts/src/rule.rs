@@ -314,6 +314,7 @@ pub const SIGNAL_KINDS: &[&str] = &[
     "null_rate:<feature>",
     "out_of_range:<feature>",
     "unseen:<feature>",
+    "fairness:<measure>:<attribute>",
     "events",
     "labels",
     "heartbeat:<job>",
@@ -350,6 +351,10 @@ pub enum Signal {
     NullRate(String),
     OutOfRange(String),
     Unseen(String),
+    /// A gap between the groups of a protected attribute (`fairness:<measure>:<attribute>`):
+    /// `(measure, attribute)`, the measure one of `modelwatch_stats::fairness::MEASURES`, the
+    /// attribute as the model's fairness setting names it (`sex`, `tag:region`).
+    Fairness(String, String),
     /// Time since the last prediction arrived.
     Events,
     /// Time since the last label arrived.
@@ -381,6 +386,9 @@ impl Signal {
                         EstimatedMetric::NAMES.join(", ")
                     )
                 });
+        }
+        if let Some(rest) = s.strip_prefix("fairness:") {
+            return Signal::parse_fairness(rest);
         }
         let class = |m: MetricName| move |c: String| Signal::ClassMetric(m, c);
         if let Some(r) = named("drift:", &Signal::Drift)
@@ -414,6 +422,27 @@ impl Signal {
         }
     }
 
+    /// `<measure>:<attribute>` of a `fairness:` signal.
+    fn parse_fairness(rest: &str) -> Result<Signal, String> {
+        let measures = modelwatch_stats::fairness::MEASURES;
+        let (measure, attribute) = rest.split_once(':').unwrap_or((rest, ""));
+        let measure = measure.trim();
+        if !measures.contains(&measure) {
+            return Err(format!(
+                "`fairness:<measure>:<attribute>` takes a measure, one of {}: got {measure:?}",
+                measures.join(", ")
+            ));
+        }
+        let attribute = attribute.trim();
+        if attribute.is_empty() {
+            return Err(format!(
+                "`fairness:{measure}:` needs a protected attribute after the colon, as the \
+                 model's fairness setting names it (e.g. fairness:{measure}:sex)"
+            ));
+        }
+        Ok(Signal::Fairness(measure.to_owned(), attribute.to_owned()))
+    }
+
     /// The entry of [`SIGNAL_KINDS`] this signal is of.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -432,6 +461,7 @@ impl Signal {
             Signal::NullRate(_) => "null_rate:<feature>",
             Signal::OutOfRange(_) => "out_of_range:<feature>",
             Signal::Unseen(_) => "unseen:<feature>",
+            Signal::Fairness(..) => "fairness:<measure>:<attribute>",
             Signal::Events => "events",
             Signal::Labels => "labels",
             Signal::Heartbeat(_) => "heartbeat:<job>",
@@ -451,6 +481,7 @@ impl Signal {
             | Signal::NullRate(_)
             | Signal::OutOfRange(_)
             | Signal::Unseen(_) => Source::Quality,
+            Signal::Fairness(..) => Source::Fairness,
             Signal::Events | Signal::Labels => Source::Freshness,
             Signal::Heartbeat(_) => Source::Heartbeat,
         }
@@ -496,6 +527,7 @@ pub enum Source {
     Performance,
     Drift,
     Quality,
+    Fairness,
     Freshness,
     Heartbeat,
 }
@@ -915,6 +947,9 @@ mod tests {
                 "<metric>" => "f1".to_owned(),
                 "<operational>" => "error_rate".to_owned(),
                 "estimated:<metric>" => "estimated:f1".to_owned(),
+                "fairness:<measure>:<attribute>" => {
+                    "fairness:demographic_parity_ratio:tag:region".to_owned()
+                }
                 k => k.replace(['<', '>'], ""),
             };
             let signal = Signal::parse(&example).unwrap_or_else(|e| panic!("{example}: {e}"));
@@ -923,6 +958,18 @@ mod tests {
         let e = Signal::parse("f2").unwrap_err();
         for kind in SIGNAL_KINDS {
             assert!(e.contains(kind), "{kind} not in {e}");
+        }
+        // A fairness signal's attribute is everything after the measure, a tag's `tag:` too.
+        assert_eq!(
+            Signal::parse("fairness:demographic_parity_ratio:tag:region").unwrap(),
+            Signal::Fairness("demographic_parity_ratio".into(), "tag:region".into())
+        );
+        for bad in [
+            "fairness:parity:sex",
+            "fairness:demographic_parity_ratio:",
+            "fairness:",
+        ] {
+            assert!(Signal::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(
             Signal::parse("recall:fraud").unwrap(),

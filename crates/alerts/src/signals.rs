@@ -6,6 +6,7 @@ use crate::condition::{BaselineChange, Point};
 use crate::rule::{OperationalSignal, Signal};
 use modelwatch_core::Timestamp;
 use modelwatch_engine::drift::{DriftResponse, QualityResponse};
+use modelwatch_engine::fairness::FairnessReport;
 use modelwatch_engine::performance::{
     PerformanceReport, TaskChanges, TaskReport, TaskSpec, WindowReport,
 };
@@ -250,6 +251,36 @@ pub fn drift_series(report: &DriftResponse, signal: &Signal) -> Vec<Point> {
         .collect()
 }
 
+/// The series of a `fairness:<measure>:<attribute>` signal from a fairness report: the gap
+/// per window, with the rows of the two groups it compares behind it.
+pub fn fairness_series(report: &FairnessReport, signal: &Signal) -> Result<Vec<Point>, String> {
+    let Signal::Fairness(measure, attribute) = signal else {
+        return Ok(Vec::new());
+    };
+    let Some(a) = report.attributes.iter().find(|a| &a.attribute == attribute) else {
+        let names: Vec<&str> = report
+            .attributes
+            .iter()
+            .map(|a| a.attribute.as_str())
+            .collect();
+        return Err(format!(
+            "{attribute:?} is not a protected attribute of the model (its fairness setting \
+             names: {})",
+            names.join(", ")
+        ));
+    };
+    Ok(a.windows
+        .iter()
+        .map(|w| {
+            let (value, n) = w
+                .measures
+                .get(measure)
+                .map_or((None, 0), |g| metric(&g.metric));
+            point(w.start, w.end, value, n)
+        })
+        .collect())
+}
+
 /// The series of a data-quality signal from a `quality` response.
 pub fn quality_series(report: &QualityResponse, signal: &Signal) -> Vec<Point> {
     report
@@ -473,6 +504,18 @@ mod tests {
         let b = ModelName::new("b").unwrap();
         let drift = drift(&store, &b, &drift_query(), &DriftConfig::default()).unwrap();
         let quality = quality(&store, &b, &drift_query(), &QualityThresholds::default()).unwrap();
+        let settings = modelwatch_engine::fairness::FairnessSettings::from_json(
+            &json!({"protected": ["city"], "min_group_size": 10}),
+        )
+        .unwrap();
+        modelwatch_engine::fairness::set_settings(&store, &b, Some(&settings)).unwrap();
+        let fair_query = modelwatch_engine::fairness::FairnessQuery {
+            window: modelwatch_core::Window::HOUR,
+            from: None,
+            to: None,
+            version: None,
+        };
+        let fair = modelwatch_engine::fairness::fairness(&store, &b, &fair_query).unwrap();
 
         let mut names: Vec<String> = PERFORMANCE_METRICS.iter().map(|s| s.to_string()).collect();
         names.extend(OPERATIONAL_SIGNALS.iter().map(|s| s.to_string()));
@@ -494,6 +537,11 @@ mod tests {
                 "unseen:city",
             ]
             .map(String::from),
+        );
+        names.extend(
+            modelwatch_stats::fairness::MEASURES
+                .iter()
+                .map(|m| format!("fairness:{m}:city")),
         );
         names.extend(
             modelwatch_stats::estimate::EstimatedMetric::NAMES
@@ -543,6 +591,15 @@ mod tests {
                 (_, Source::Performance) => performance_series(&reports["b"], &signal, now()),
                 (_, Source::Drift) => drift_series(&drift, &signal),
                 (_, Source::Quality) => quality_series(&quality, &signal),
+                (Signal::Fairness(measure, _), Source::Fairness) => {
+                    let series = fairness_series(&fair, &signal).unwrap();
+                    let json = serde_json::to_value(&fair).unwrap();
+                    let windows = json["attributes"][0]["windows"].as_array().unwrap();
+                    for (p, w) in series.iter().zip(windows) {
+                        assert_eq!(p.value, w[measure.as_str()]["value"].as_f64(), "{name}");
+                    }
+                    series
+                }
                 (_, other) => panic!("{name} is read from {other:?}, not a report"),
             };
             assert_eq!(series.len(), 2, "{name}: one point per window");
@@ -555,6 +612,9 @@ mod tests {
         for kind in SIGNAL_KINDS {
             let example = match *kind {
                 "estimated:<metric>" => "estimated:f1".to_owned(),
+                "fairness:<measure>:<attribute>" => {
+                    "fairness:demographic_parity_ratio:city".to_owned()
+                }
                 k => k.replace(['<', '>'], ""),
             };
             let source = Signal::parse(&example).map(|s| s.source());

@@ -11,9 +11,15 @@
 //! 3. labels, late: only for predictions older than the label delay, then the rest trickling
 //!    in while the demo runs, with new predictions every few seconds.
 //!
-//! Before the data, it creates two alert rules on each model over the API, as a user would
+//! Before the data, it creates three alert rules on each model over the API, as a user would
 //! ([`rules`]): on `fraud-demo` the drift rule fires within seconds and the accuracy rule is
 //! pending, then firing 20 seconds later; on `churn-demo`, which stays healthy, neither does.
+//!
+//! Each event carries the customer's `sex` as a tag (a protected attribute logged for
+//! monitoring, not a model input), and each model's fairness setting names it, the favourable
+//! outcome being `0` (not flagged). As `fraud-demo` drifts, its scores for women are pushed up,
+//! so they are flagged more and more often than men: by the last days the four-fifths rule is
+//! crossed and the third rule fires; `churn-demo` treats both alike.
 
 use anyhow::Context;
 use modelwatch_server::Config;
@@ -126,6 +132,15 @@ pub fn rules() -> Vec<Value> {
             "for": "20s",
             "decision": "retrain",
             "severity": "critical",
+        }),
+        json!({
+            "name": "unfair-to-a-group",
+            "description": "one sex cleared at under four fifths of the other's rate in the day",
+            "signal": "fairness:demographic_parity_ratio:tag:sex",
+            "condition": {"kind": "threshold", "op": "<", "value": 0.8},
+            "window": "1d",
+            "decision": "review",
+            "severity": "warning",
         }),
         json!({
             "name": "inputs-drifted",
@@ -295,6 +310,13 @@ impl Simulation {
         if ts % 25 == 0 {
             ev["tags"]["exploration"] = json!("true");
         }
+        // The protected attribute, from the id (not the generator, whose stream stays as it
+        // was); a drifting model's scores for women creep up, so they are flagged more often.
+        let female = (self.next_id * 7919) % 100 < 48;
+        ev["tags"]["sex"] = json!(if female { "F" } else { "M" });
+        if female {
+            score = (score + 0.3 * d).min(1.0);
+        }
         if r.error {
             ev["error"] = json!("upstream timeout");
         } else {
@@ -365,6 +387,14 @@ impl Simulation {
             "/reference",
             "application/x-ndjson",
             reference,
+        )?;
+        // The protected attribute and the favourable outcome (not flagged), once the model
+        // exists.
+        send(
+            reqwest::Method::PUT,
+            "/fairness/settings",
+            "application/json",
+            json!({"protected": ["tag:sex"], "favourable": 0}).to_string(),
         )?;
         let now = modelwatch_core::Timestamp::now().micros() / 1_000_000;
         // History, oldest first, half a day per request.

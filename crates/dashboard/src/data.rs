@@ -169,6 +169,9 @@ pub struct ModelData {
     /// `GET /v1/models/{model}/feedback` over the span.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback: Option<FeedbackResponse>,
+    /// `GET /v1/models/{model}/fairness` over the span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairness: Option<modelwatch_engine::fairness::FairnessReport>,
     pub versions: Vec<VersionMetrics>,
     /// The model's alerts, rules and recent transitions, when an alert service was asked
     /// (the server's pages); absent from a report.
@@ -236,6 +239,7 @@ pub struct Parts {
     pub segments: bool,
     pub versions: bool,
     pub feedback: bool,
+    pub fairness: bool,
 }
 
 impl Parts {
@@ -247,6 +251,7 @@ impl Parts {
         segments: true,
         versions: true,
         feedback: true,
+        fairness: true,
     };
 }
 
@@ -316,6 +321,7 @@ pub fn gather(
         distributions: Vec::new(),
         segments: None,
         feedback: None,
+        fairness: None,
         versions: Vec::new(),
         alerts: None,
         unavailable: Default::default(),
@@ -400,6 +406,21 @@ pub fn gather(
             Err(EngineError::Store(e)) => return Err(DashError::Store(e)),
             Err(e) => {
                 data.unavailable.insert("feedback".into(), e.to_string());
+            }
+        }
+    }
+    if parts.fairness {
+        let q = modelwatch_engine::fairness::FairnessQuery {
+            window: span.window(),
+            from: Some(span.from),
+            to: Some(span.to),
+            version: span.version.clone(),
+        };
+        match modelwatch_engine::fairness::fairness(store, model, &q) {
+            Ok(r) => data.fairness = Some(r),
+            Err(EngineError::Store(e)) => return Err(DashError::Store(e)),
+            Err(e) => {
+                data.unavailable.insert("fairness".into(), e.to_string());
             }
         }
     }

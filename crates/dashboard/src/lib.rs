@@ -56,18 +56,20 @@ pub enum Tab {
     Segments,
     Versions,
     Feedback,
+    Fairness,
     Alerts,
     Jobs,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 8] = [
+    pub const ALL: [Tab; 9] = [
         Tab::Performance,
         Tab::Drift,
         Tab::Quality,
         Tab::Segments,
         Tab::Versions,
         Tab::Feedback,
+        Tab::Fairness,
         Tab::Alerts,
         Tab::Jobs,
     ];
@@ -81,6 +83,7 @@ impl Tab {
             Tab::Segments => "/segments",
             Tab::Versions => "/versions",
             Tab::Feedback => "/feedback",
+            Tab::Fairness => "/fairness",
             Tab::Alerts => "/alerts",
             Tab::Jobs => "/jobs",
         }
@@ -94,6 +97,7 @@ impl Tab {
             Tab::Segments => "Segments",
             Tab::Versions => "Versions",
             Tab::Feedback => "Feedback",
+            Tab::Fairness => "Fairness",
             Tab::Alerts => "Alerts",
             Tab::Jobs => "Jobs",
         }
@@ -112,6 +116,7 @@ impl Tab {
             Tab::Segments => p.segments = true,
             Tab::Versions => p.versions = true,
             Tab::Feedback => p.feedback = true,
+            Tab::Fairness => p.fairness = true,
             Tab::Alerts | Tab::Jobs => {}
         }
         p

@@ -27,6 +27,7 @@ pub fn html(data: &ModelData) -> String {
         (pages::segments_section(data))
         (pages::versions_section(data))
         @if data.feedback.is_some() { (pages::feedback_section(data)) }
+        @if data.fairness.is_some() { (pages::fairness_section(data)) }
     };
     layout(&format!("Report {}", data.model), body)
 }

@@ -26,13 +26,19 @@ pub enum EngineError {
          the metrics)"
     )]
     SegmentNeedsValue { given: String, report: &'static str },
+    /// A fairness query the model cannot answer (no protected attributes set, not a binary
+    /// classifier, a favourable outcome that is not one of its classes).
+    #[error("{0}")]
+    FairnessUnavailable(String),
 }
 
 impl ServiceError for EngineError {
     fn code(&self) -> ErrorCode {
         match self {
             EngineError::Store(e) => e.code(),
-            EngineError::NoReference { .. } => ErrorCode::Conflict,
+            EngineError::NoReference { .. } | EngineError::FairnessUnavailable(_) => {
+                ErrorCode::Conflict
+            }
             EngineError::InvalidThreshold(_)
             | EngineError::InvalidTask(_)
             | EngineError::InvalidSegment { .. }

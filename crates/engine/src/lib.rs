@@ -9,6 +9,7 @@ pub mod drift;
 pub mod error;
 pub mod estimate;
 pub mod exploration;
+pub mod fairness;
 pub mod feedback;
 pub mod kpis;
 pub mod metrics_csv;

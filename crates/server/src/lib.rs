@@ -13,6 +13,7 @@ mod dashboard;
 mod drift;
 mod error;
 mod extract;
+mod fairness;
 mod ingest;
 mod json_body;
 mod login;
@@ -100,6 +101,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{model}/quality", get(drift::quality))
         .route("/v1/models/{model}/feedback", get(drift::feedback))
         .route("/v1/models/{model}/concept", get(drift::concept))
+        .route("/v1/models/{model}/fairness", get(fairness::fairness))
+        .route(
+            "/v1/models/{model}/fairness/settings",
+            get(fairness::get_settings).put(fairness::put_settings),
+        )
         .route(
             "/v1/models/{model}/rules",
             get(alerts::list_rules).post(alerts::create_rule),

@@ -6,11 +6,14 @@ use crate::condition::{evaluate as evaluate_condition, fmt_value, Evaluation, Ou
 use crate::lifecycle::{fingerprint, resolve_orphan, step, Alert, State, Transition};
 use crate::notify::Notification;
 use crate::rule::{Condition, Rule, Signal, Source};
-use crate::signals::{drift_series, performance_series, quality_series, segment_series};
+use crate::signals::{
+    drift_series, fairness_series, performance_series, quality_series, segment_series,
+};
 use modelwatch_core::{ModelName, Timestamp};
 use modelwatch_engine::drift::{
     self as engine_drift, DriftQuery, DriftResponse, QualityResponse, QualityThresholds,
 };
+use modelwatch_engine::fairness::{FairnessQuery, FairnessReport};
 use modelwatch_engine::performance::{window_performance, PerformanceQuery, PerformanceReport};
 use modelwatch_engine::EngineError;
 use modelwatch_stats::drift::DriftConfig;
@@ -23,6 +26,7 @@ enum Report {
     Performance(Box<PerformanceReport>),
     Drift(Box<DriftResponse>),
     Quality(Box<QualityResponse>),
+    Fairness(Box<FairnessReport>),
 }
 
 /// What one evaluation pass did (for logs and tests).
@@ -228,6 +232,10 @@ impl AlertService {
                     },
                     Ok(Report::Drift(r)) => drift_series(r, &rule.signal),
                     Ok(Report::Quality(r)) => quality_series(r, &rule.signal),
+                    Ok(Report::Fairness(r)) => match fairness_series(r, &rule.signal) {
+                        Ok(s) => s,
+                        Err(e) => return Evaluation::unknown(e),
+                    },
                     Err(e) => return Evaluation::unknown(e.clone()),
                 };
                 evaluate_condition(&rule.spec.condition, &series, rule.min_sample())
@@ -284,6 +292,17 @@ impl AlertService {
                 engine_drift::drift(store, model, &drift_query(), &DriftConfig::default())
                     .map(|r| Report::Drift(Box::new(r)))
                     .map_err(no_reference)
+            }
+            Source::Fairness => {
+                let q = FairnessQuery {
+                    window: rule.window,
+                    from: Some(from),
+                    to: None,
+                    version,
+                };
+                modelwatch_engine::fairness::fairness(store, model, &q)
+                    .map(|r| Report::Fairness(Box::new(r)))
+                    .map_err(|e| format!("fairness: {e}"))
             }
             _ => engine_drift::quality(store, model, &drift_query(), &QualityThresholds::default())
                 .map(|r| Report::Quality(Box::new(r)))

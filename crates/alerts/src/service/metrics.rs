@@ -32,6 +32,8 @@ pub(super) struct ModelMetrics {
     /// (feature, null rate)
     null_rate: Vec<(String, f64)>,
     quality_flags: Option<f64>,
+    /// (protected attribute, measure, value) of the latest window, all versions
+    fairness: Vec<(String, &'static str, f64)>,
 }
 
 pub(super) const MAX_METRIC_VERSIONS: usize = 10;
@@ -160,6 +162,23 @@ impl AlertService {
                 m.quality_flags = Some(w.flags.len() as f64);
                 for f in &w.features {
                     m.null_rate.push((f.feature.clone(), f.null_rate));
+                }
+            }
+        }
+        // Only for a model with a fairness setting (the others answer an error: nothing).
+        let fq = modelwatch_engine::fairness::FairnessQuery {
+            window,
+            from: Some(from),
+            to: None,
+            version: None,
+        };
+        if let Ok(f) = modelwatch_engine::fairness::fairness(self.store.as_ref(), &name, &fq) {
+            for a in &f.attributes {
+                let Some(w) = a.windows.last() else { continue };
+                for measure in modelwatch_stats::fairness::MEASURES {
+                    if let Some(v) = w.measures.get(measure).and_then(|g| g.value()) {
+                        m.fairness.push((a.attribute.clone(), measure, v));
+                    }
                 }
             }
         }
@@ -311,6 +330,14 @@ impl AlertService {
                 "modelwatch_model_window_latency_seconds",
                 &[("model", model), ("version", version), ("quantile", q)],
                 *v / 1000.0,
+            );
+        }
+        for (attribute, measure, v) in &m.fairness {
+            e.gauge(
+                "modelwatch_fairness",
+                "Gap between the groups of a protected attribute in the latest window, all versions (fairlearn names).",
+                &[("model", model), ("attribute", attribute), ("measure", measure), ("window", window)],
+                *v,
             );
         }
         for (feature, drifted, stat) in &m.drift {

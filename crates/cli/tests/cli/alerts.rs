@@ -968,7 +968,8 @@ impl Case {
 /// - `multi`: classes a, b, c, every 4th row wrong;
 /// - `reg`: regression, every prediction 5 too high;
 /// - `drift`: against its reference, x shifted out of range, half the countries unseen,
-///   half the amounts null, 95 % predicted 1 with score 0.95, every label 1.
+///   half the amounts null, 95 % predicted 1 with score 0.95, every label 1;
+/// - `fair`: protected `sex` and `tag:region`, F approved at 20 %, M at 60 %, both regions alike.
 fn signal_cases() -> Vec<Case> {
     let mut cases = Vec::new();
     for m in modelwatch_alerts::rule::PERFORMANCE_METRICS {
@@ -1037,6 +1038,22 @@ fn signal_cases() -> Vec<Case> {
         case("drift", "null_rate:amount", ">", 0.2),
         case("drift", "out_of_range:x", ">", 0.5),
         case("drift", "unseen:country", ">", 0.2),
+        // `fair`: F approved at 20 %, M at 60 % (a third: under four fifths); each region
+        // holds both alike, so the region's ratio is 1.
+        case("fair", "fairness:demographic_parity_ratio:sex", "<", 0.8),
+        case(
+            "fair",
+            "fairness:demographic_parity_ratio:tag:region",
+            "<",
+            0.8,
+        )
+        .quiet(),
+        case(
+            "fair",
+            "fairness:demographic_parity_difference:sex",
+            ">",
+            0.3,
+        ),
         Case {
             condition: json!({"kind": "freshness", "max_age": "1s"}),
             ..case("bin", "events", ">", 0.0)
@@ -1172,6 +1189,26 @@ fn send_signal_data(s: &Server) {
     }
     s.post_ok("/v1/models/drift/predictions", preds);
     s.post_ok("/v1/models/drift/labels", labels);
+
+    // fair: F on even rows, M on odd; region north for rows 0-1 mod 4. The k-th row of a sex
+    // is approved when k mod 10 is under 2 (F) or 6 (M): as many even k as odd in each, so
+    // both regions see the same rates.
+    let preds: Vec<Value> = (0..400usize)
+        .map(|i| {
+            let (sex, cut) = if i % 2 == 0 { ("F", 2) } else { ("M", 6) };
+            json!({"request_id": format!("fair-{i}"), "timestamp": ts(day, i),
+                "features": {"sex": sex},
+                "tags": {"region": if i % 4 < 2 { "north" } else { "south" }},
+                "prediction": if (i / 2) % 10 < cut { "approved" } else { "denied" }})
+        })
+        .collect();
+    s.post_ok("/v1/models/fair/predictions", preds);
+    let (st, out) = s.put(
+        "/v1/models/fair/fairness/settings",
+        "application/json",
+        r#"{"protected": ["sex", "tag:region"], "favourable": "approved"}"#,
+    );
+    assert_eq!(st, 200, "{out}");
 }
 
 #[test]
@@ -1273,6 +1310,20 @@ fn every_signal_kind_a_rule_accepts_fires_on_data_built_to_trip_it() {
         (recall0["value"].as_f64().unwrap() - 0.5).abs() < 1e-9,
         "{recall0}"
     );
+    // The fairness rule carries the ratio it read (0.2 / 0.6); the quiet region's is 1.
+    let ratio = firing_now["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule"] == "fairness.demographic.parity.ratio.sex")
+        .unwrap();
+    assert!(
+        (ratio["value"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9,
+        "{ratio}"
+    );
+    let report = s.get_ok("/v1/models/fair/fairness");
+    let region = &report["attributes"][1]["windows"][0];
+    assert_eq!(region["demographic_parity_ratio"]["value"], 1.0, "{region}");
 }
 
 #[test]

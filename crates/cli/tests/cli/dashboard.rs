@@ -544,7 +544,11 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
             .collect();
         assert_eq!(
             names,
-            ["accuracy-below-reference", "inputs-drifted"],
+            [
+                "accuracy-below-reference",
+                "inputs-drifted",
+                "unfair-to-a-group"
+            ],
             "{model}"
         );
     }
@@ -559,7 +563,10 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
                 .or_insert_with(|| started.elapsed().as_secs_f64());
         }
         let fires = |r: &str| a.get(r).is_some_and(|x| x["state"] == "firing");
-        if fires("inputs-drifted") && fires("accuracy-below-reference") {
+        if fires("inputs-drifted")
+            && fires("accuracy-below-reference")
+            && fires("unfair-to-a-group")
+        {
             Ok(a)
         } else {
             Err(format!("fraud-demo's alerts: {a:?}"))
@@ -573,6 +580,11 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
     );
     assert!(value < 0.9 * baseline, "{acc}");
     assert!(firing["inputs-drifted"]["value"].as_f64().unwrap() > 0.25);
+    // Women are cleared at under four fifths of men's rate by the last day, not on the first.
+    assert!(firing["unfair-to-a-group"]["value"].as_f64().unwrap() < 0.8);
+    let (_, f) = server.get("/v1/models/fraud-demo/fairness?window=1d");
+    let days = f["attributes"][0]["windows"].as_array().unwrap();
+    assert_eq!(days[0]["four_fifths_rule"], "met", "{}", days[0]);
     // The accuracy alert was pending before it fired: its history says so, newest first.
     let (_, hist) = server.get("/v1/alerts/history?model=fraud-demo");
     let steps: Vec<(&str, &str)> = hist["history"]
@@ -606,7 +618,11 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
     );
     // The dashboard shows them: the alerts panel, and the overview's counts.
     let (_, html, _) = server.get_text("/models/fraud-demo/alerts");
-    for rule in ["inputs-drifted", "accuracy-below-reference"] {
+    for rule in [
+        "inputs-drifted",
+        "accuracy-below-reference",
+        "unfair-to-a-group",
+    ] {
         assert!(
             html.contains(&format!("data-alert-state=\"firing\" data-rule=\"{rule}\"")),
             "{rule}: {html}"
@@ -620,7 +636,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
             .to_string()
     };
     assert!(
-        row("fraud-demo").contains("data-open-alerts=\"2\""),
+        row("fraud-demo").contains("data-open-alerts=\"3\""),
         "{html}"
     );
     assert!(

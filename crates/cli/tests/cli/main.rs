@@ -14,6 +14,7 @@ mod drift_cli;
 mod drift_http;
 mod estimated_metrics;
 mod export_server;
+mod fairness;
 mod hardening;
 mod http_ingest;
 mod import_export;

@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod changes;
 pub mod drift;
+pub mod fairness;
 pub mod feedback;
 pub mod jobs;
 pub mod login;
@@ -42,7 +43,13 @@ macro_rules! report_window {
         }
     )+};
 }
-report_window!(WindowReport, WindowDrift, WindowQuality, FeedbackWindow);
+report_window!(
+    WindowReport,
+    WindowDrift,
+    WindowQuality,
+    FeedbackWindow,
+    modelwatch_engine::fairness::FairnessWindow
+);
 
 /// The window "latest" values are read from: the last complete one; the last one (partial)
 /// when none is complete.

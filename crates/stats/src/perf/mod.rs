@@ -100,6 +100,7 @@ pub use multiclass::{
     OTHER_CLASSES,
 };
 pub use ops::{ConfidenceState, DistributionReport, PredictionDistribution, QuantileReport};
+pub(crate) use outcome::wilson as wilson_interval;
 pub use outcome::{Metric, MetricConfig, Z95};
 pub use rank::{average_precision_exact, roc_auc_exact, roc_auc_exact_variance};
 pub use regression::{RegressionReport, RegressionState};
