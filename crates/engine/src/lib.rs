@@ -12,6 +12,7 @@ pub mod exploration;
 pub mod feedback;
 pub mod kpis;
 pub mod metrics_csv;
+pub mod multivariate;
 pub mod offline;
 pub mod partial;
 pub mod performance;

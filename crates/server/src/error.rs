@@ -123,6 +123,7 @@ impl From<EngineError> for ApiError {
                      PUT /v1/models/{model}/reference"
                 ),
             ),
+            e @ EngineError::ReferenceNotFitted { .. } => ApiError::of(&e, "reference_not_fitted"),
             e @ (EngineError::InvalidThreshold(_) | EngineError::InvalidTask(_)) => {
                 ApiError::of(&e, "invalid_query")
             }

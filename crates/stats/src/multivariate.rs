@@ -78,7 +78,8 @@ pub struct FittedColumn {
 }
 
 impl FittedColumn {
-    fn encode(&self, cell: Cell<'_>) -> f64 {
+    /// The cell as a number: the imputed value when missing, a category's reference share.
+    pub fn encode(&self, cell: Cell<'_>) -> f64 {
         match (&self.encoding, cell) {
             (Encoding::Numeric { .. }, Cell::Number(x)) if x.is_finite() => x,
             (Encoding::Numeric { mean }, _) => *mean,
@@ -378,11 +379,22 @@ impl ReconstructionFit {
 
     /// [`ReconstructionFit::error`] with buffers kept across rows.
     pub fn error_with(&self, row: &[Cell<'_>], s: &mut Scratch) -> f64 {
+        for (k, c) in self.columns.iter().enumerate() {
+            s.encoded[k] = c.encode(row[k]);
+        }
+        let encoded = std::mem::take(&mut s.encoded);
+        let e = self.error_of_encoded(&encoded, s);
+        s.encoded = encoded;
+        e
+    }
+
+    /// The reconstruction error of a row already encoded ([`FittedColumn::encode`] of each
+    /// column, in order).
+    pub fn error_of_encoded(&self, encoded: &[f64], s: &mut Scratch) -> f64 {
         let p = self.columns.len();
         // Centred standardised row.
         for k in 0..p {
-            s.x[k] = (self.columns[k].encode(row[k]) - self.scaler_mean[k]) / self.scaler_scale[k]
-                - self.pca_mean[k];
+            s.x[k] = (encoded[k] - self.scaler_mean[k]) / self.scaler_scale[k] - self.pca_mean[k];
         }
         // Its projection on the components, then back: the residual is what they miss.
         s.residual.copy_from_slice(&s.x);
@@ -419,6 +431,7 @@ impl ReconstructionFit {
 
 /// Buffers of [`ReconstructionFit::error_with`].
 pub struct Scratch {
+    encoded: Vec<f64>,
     x: Vec<f64>,
     residual: Vec<f64>,
 }
@@ -426,6 +439,7 @@ pub struct Scratch {
 impl Scratch {
     pub fn new(fit: &ReconstructionFit) -> Scratch {
         Scratch {
+            encoded: vec![0.0; fit.columns.len()],
             x: vec![0.0; fit.columns.len()],
             residual: vec![0.0; fit.columns.len()],
         }
