@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 enum Report {
     Performance(Box<PerformanceReport>),
     Drift(Box<DriftResponse>),
+    Multivariate(Box<modelwatch_engine::multivariate::MultivariateResponse>),
     Quality(Box<QualityResponse>),
 }
 
@@ -227,6 +228,9 @@ impl AlertService {
                         None => performance_series(r, &rule.signal, now),
                     },
                     Ok(Report::Drift(r)) => drift_series(r, &rule.signal),
+                    Ok(Report::Multivariate(r)) => {
+                        crate::signals::multivariate_series(r, &rule.signal)
+                    }
                     Ok(Report::Quality(r)) => quality_series(r, &rule.signal),
                     Err(e) => return Evaluation::unknown(e.clone()),
                 };
@@ -252,7 +256,9 @@ impl AlertService {
             segment: None,
         };
         let no_reference = |e: EngineError| match e {
-            e @ EngineError::NoReference { .. } => e.to_string(),
+            e @ (EngineError::NoReference { .. } | EngineError::ReferenceNotFitted { .. }) => {
+                e.to_string()
+            }
             e => format!("drift: {e}"),
         };
         match source {
@@ -283,6 +289,11 @@ impl AlertService {
             Source::Drift => {
                 engine_drift::drift(store, model, &drift_query(), &DriftConfig::default())
                     .map(|r| Report::Drift(Box::new(r)))
+                    .map_err(no_reference)
+            }
+            Source::Multivariate => {
+                modelwatch_engine::multivariate::multivariate(store, model, &drift_query())
+                    .map(|r| Report::Multivariate(Box::new(r)))
                     .map_err(no_reference)
             }
             _ => engine_drift::quality(store, model, &drift_query(), &QualityThresholds::default())
