@@ -42,7 +42,13 @@ macro_rules! report_window {
         }
     )+};
 }
-report_window!(WindowReport, WindowDrift, WindowQuality, FeedbackWindow);
+report_window!(
+    WindowReport,
+    WindowDrift,
+    WindowQuality,
+    FeedbackWindow,
+    modelwatch_engine::multivariate::MultivariateWindow
+);
 
 /// The window "latest" values are read from: the last complete one; the last one (partial)
 /// when none is complete.
