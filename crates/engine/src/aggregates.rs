@@ -1083,6 +1083,9 @@ pub fn drift_hours(
     ))
 }
 
+/// Predictions per (version, hour): [`hour_rows`]' answer.
+pub type HourRows = Vec<(String, Timestamp, u64)>;
+
 /// The predictions of each (version, hour) of `range` from the hourly drift sketches against
 /// `reference`, after the refresh [`drift_hours`] runs: what a cache of other per-hour sums
 /// (the multivariate drift's, `crate::multivariate`) checks its hours against. `None` when the
@@ -1092,7 +1095,7 @@ pub fn hour_rows(
     model: &ModelName,
     range: &ScanRange,
     reference: &Reference,
-) -> Result<Option<Vec<(String, Timestamp, u64)>>, EngineError> {
+) -> Result<Option<HourRows>, EngineError> {
     ensure_drift_stamp(store, model, reference)?;
     if refresh_against(store, model, Some(reference), Decide::No)?.undecided {
         return Ok(None);

@@ -371,6 +371,9 @@ fn scan(
     Ok(())
 }
 
+/// Error sums by (version, hour).
+type HourSums = BTreeMap<(String, Timestamp), ErrorSums>;
+
 /// The sums of every (version, hour) of `range` from the stored ones, rescanning the hours whose
 /// prediction count changed since (see the module doc); `None` when the hourly sketches cannot
 /// say the counts.
@@ -380,7 +383,7 @@ fn hour_sums(
     range: &ScanRange,
     reference: &Reference,
     fitted: &Fitted,
-) -> Result<Option<BTreeMap<(String, Timestamp), ErrorSums>>, EngineError> {
+) -> Result<Option<HourSums>, EngineError> {
     let Some(counts) = crate::aggregates::hour_rows(store, model, range, reference)? else {
         return Ok(None);
     };

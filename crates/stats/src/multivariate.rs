@@ -391,17 +391,16 @@ impl ReconstructionFit {
     /// The reconstruction error of a row already encoded ([`FittedColumn::encode`] of each
     /// column, in order).
     pub fn error_of_encoded(&self, encoded: &[f64], s: &mut Scratch) -> f64 {
-        let p = self.columns.len();
         // Centred standardised row.
-        for k in 0..p {
-            s.x[k] = (encoded[k] - self.scaler_mean[k]) / self.scaler_scale[k] - self.pca_mean[k];
+        for (k, x) in s.x.iter_mut().enumerate() {
+            *x = (encoded[k] - self.scaler_mean[k]) / self.scaler_scale[k] - self.pca_mean[k];
         }
         // Its projection on the components, then back: the residual is what they miss.
         s.residual.copy_from_slice(&s.x);
         for w in &self.components {
             let t: f64 = w.iter().zip(&s.x).map(|(a, b)| a * b).sum();
-            for k in 0..p {
-                s.residual[k] -= t * w[k];
+            for (r, wk) in s.residual.iter_mut().zip(w) {
+                *r -= t * wk;
             }
         }
         s.residual.iter().map(|r| r * r).sum::<f64>().sqrt()
