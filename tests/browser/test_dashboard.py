@@ -403,3 +403,26 @@ def test_the_change_summary_and_acknowledging_an_alert(demo, page, screenshots):
         with open(os.path.join(screenshots, name), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert page.problems == [], page.problems
+
+
+def test_multivariate_drift_on_the_drift_page_shows_the_apis_windows(server, page, screenshots):
+    api = server.request("GET", f"/v1/models/{MODEL}/drift/multivariate?window=1d")
+    alerting = sum(1 for w in api["windows"] if w["alert"])
+    # The last day's age shift moves its rows off the reference's principal components.
+    assert api["windows"][-1]["alert"] and alerting >= 1, api
+    page.goto(f"{server.url}/models/{MODEL}/drift?range=all&window=1d")
+    fig = page.page.locator('figure[data-chart="reconstruction_error"]')
+    assert fig.get_attribute("data-series").split("|")[:3] == [
+        "reconstruction error", "reference mean", "band: reference mean + 3 sd"]
+    assert fig.get_attribute("data-windows") == str(len(api["windows"]))
+    meta = page.page.locator("[data-multivariate-alerts]")
+    assert int(meta.get_attribute("data-multivariate-alerts")) == alerting
+    assert f"{api['fit']['components']} components" in meta.inner_text()
+    # Each window's hover text holds the API's value.
+    titles = hover_titles(fig)
+    for w in api["windows"]:
+        value = f"{w['value']:.4f}".rstrip("0").rstrip(".")
+        assert any(value in t for t in titles), (value, titles)
+    section = page.page.locator('figure[data-chart="reconstruction_error"]')
+    section.screenshot(path=os.path.join(screenshots, "multivariate.png"))
+    assert page.problems == [], page.problems

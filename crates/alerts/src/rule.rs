@@ -310,6 +310,8 @@ pub const SIGNAL_KINDS: &[&str] = &[
     "estimated:<metric>",
     "drift_share",
     "drift:<column>",
+    "reconstruction_error",
+    "multivariate_drift",
     "quality_flags",
     "null_rate:<feature>",
     "out_of_range:<feature>",
@@ -326,7 +328,7 @@ pub const CLASS_METRICS: [MetricName; 3] =
 
 /// What a rule watches. Written as a string: a metric name (`f1`), an operational value
 /// (`error_rate`), a class's metric (`recall:fraud`), a KPI (`kpi:fraud_loss_eur`),
-/// `drift_share`, `drift:<column>`, `quality_flags`, `null_rate:<feature>`,
+/// `drift_share`, `drift:<column>`, `reconstruction_error`, `multivariate_drift`, `quality_flags`, `null_rate:<feature>`,
 /// `out_of_range:<feature>`, `unseen:<feature>`, `events`, `labels` or `heartbeat:<job>`
 /// ([`SIGNAL_KINDS`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -346,6 +348,10 @@ pub enum Signal {
     DriftShare,
     /// 1 when the column (a feature, `prediction`, `score` or `label`) drifted, else 0.
     Drift(String),
+    /// The window's mean PCA reconstruction error (multivariate drift).
+    ReconstructionError,
+    /// 1 when the window's reconstruction error left the reference band, else 0.
+    MultivariateDrift,
     /// Number of data-quality flags in the window.
     QualityFlags,
     NullRate(String),
@@ -405,6 +411,8 @@ impl Signal {
         }
         match s {
             "drift_share" => Ok(Signal::DriftShare),
+            "reconstruction_error" => Ok(Signal::ReconstructionError),
+            "multivariate_drift" => Ok(Signal::MultivariateDrift),
             "quality_flags" => Ok(Signal::QualityFlags),
             "events" => Ok(Signal::Events),
             "labels" => Ok(Signal::Labels),
@@ -457,6 +465,8 @@ impl Signal {
             Signal::Estimated(_) => "estimated:<metric>",
             Signal::DriftShare => "drift_share",
             Signal::Drift(_) => "drift:<column>",
+            Signal::ReconstructionError => "reconstruction_error",
+            Signal::MultivariateDrift => "multivariate_drift",
             Signal::QualityFlags => "quality_flags",
             Signal::NullRate(_) => "null_rate:<feature>",
             Signal::OutOfRange(_) => "out_of_range:<feature>",
@@ -477,6 +487,7 @@ impl Signal {
             | Signal::Kpi(_)
             | Signal::Estimated(_) => Source::Performance,
             Signal::DriftShare | Signal::Drift(_) => Source::Drift,
+            Signal::ReconstructionError | Signal::MultivariateDrift => Source::Multivariate,
             Signal::QualityFlags
             | Signal::NullRate(_)
             | Signal::OutOfRange(_)
@@ -526,6 +537,8 @@ impl RuleSegment {
 pub enum Source {
     Performance,
     Drift,
+    /// The multivariate drift report (`GET .../drift/multivariate`).
+    Multivariate,
     Quality,
     Fairness,
     Freshness,

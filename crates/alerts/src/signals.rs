@@ -7,6 +7,7 @@ use crate::rule::{OperationalSignal, Signal};
 use modelwatch_core::Timestamp;
 use modelwatch_engine::drift::{DriftResponse, QualityResponse};
 use modelwatch_engine::fairness::FairnessReport;
+use modelwatch_engine::multivariate::MultivariateResponse;
 use modelwatch_engine::performance::{
     PerformanceReport, TaskChanges, TaskReport, TaskSpec, WindowReport,
 };
@@ -281,6 +282,25 @@ pub fn fairness_series(report: &FairnessReport, signal: &Signal) -> Result<Vec<P
         .collect())
 }
 
+/// The series of a multivariate drift signal from a `drift/multivariate` response: the mean
+/// reconstruction error, or 1 when it left the reference band (else 0).
+pub fn multivariate_series(report: &MultivariateResponse, signal: &Signal) -> Vec<Point> {
+    report
+        .windows
+        .iter()
+        .filter_map(|w| {
+            let value = match signal {
+                Signal::ReconstructionError => w.error.value.and_then(finite),
+                Signal::MultivariateDrift => {
+                    w.error.value.map(|_| if w.error.alert { 1.0 } else { 0.0 })
+                }
+                _ => return None,
+            };
+            Some(point(w.start, w.end, value, w.error.rows))
+        })
+        .collect()
+}
+
 /// The series of a data-quality signal from a `quality` response.
 pub fn quality_series(report: &QualityResponse, signal: &Signal) -> Vec<Point> {
     report
@@ -516,6 +536,8 @@ mod tests {
             version: None,
         };
         let fair = modelwatch_engine::fairness::fairness(&store, &b, &fair_query).unwrap();
+        let multivariate =
+            modelwatch_engine::multivariate::multivariate(&store, &b, &drift_query()).unwrap();
 
         let mut names: Vec<String> = PERFORMANCE_METRICS.iter().map(|s| s.to_string()).collect();
         names.extend(OPERATIONAL_SIGNALS.iter().map(|s| s.to_string()));
@@ -531,6 +553,8 @@ mod tests {
                 "drift:city",
                 "drift:prediction",
                 "drift:score",
+                "reconstruction_error",
+                "multivariate_drift",
                 "quality_flags",
                 "null_rate:x",
                 "out_of_range:x",
@@ -590,6 +614,18 @@ mod tests {
                 }
                 (_, Source::Performance) => performance_series(&reports["b"], &signal, now()),
                 (_, Source::Drift) => drift_series(&drift, &signal),
+                (_, Source::Multivariate) => {
+                    let series = multivariate_series(&multivariate, &signal);
+                    let json = serde_json::to_value(&multivariate).unwrap();
+                    for (p, w) in series.iter().zip(json["windows"].as_array().unwrap()) {
+                        let want = match signal {
+                            Signal::ReconstructionError => w["value"].as_f64(),
+                            _ => w["alert"].as_bool().map(|a| f64::from(u8::from(a))),
+                        };
+                        assert_eq!(p.value, want, "{name}");
+                    }
+                    series
+                }
                 (_, Source::Quality) => quality_series(&quality, &signal),
                 (Signal::Fairness(measure, _), Source::Fairness) => {
                     let series = fairness_series(&fair, &signal).unwrap();

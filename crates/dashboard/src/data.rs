@@ -162,6 +162,9 @@ pub struct ModelData {
     pub drift: Option<DriftResponse>,
     /// `GET /v1/models/{model}/quality` over the span.
     pub quality: Option<QualityResponse>,
+    /// `GET /v1/models/{model}/drift/multivariate` over the span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multivariate: Option<modelwatch_engine::multivariate::MultivariateResponse>,
     /// Reference against the last window of the span, per feature.
     pub distributions: Vec<Distribution>,
     /// `GET /v1/models/{model}/metrics?segment=` over the span.
@@ -240,6 +243,8 @@ pub struct Parts {
     pub versions: bool,
     pub feedback: bool,
     pub fairness: bool,
+    /// `GET /v1/models/{model}/drift/multivariate` (the drift view).
+    pub multivariate: bool,
 }
 
 impl Parts {
@@ -252,6 +257,7 @@ impl Parts {
         versions: true,
         feedback: true,
         fairness: true,
+        multivariate: true,
     };
 }
 
@@ -318,6 +324,7 @@ pub fn gather(
         metrics: None,
         drift: None,
         quality: None,
+        multivariate: None,
         distributions: Vec::new(),
         segments: None,
         feedback: None,
@@ -378,6 +385,18 @@ pub fn gather(
             Err(why) => {
                 data.unavailable.insert("drift".into(), why);
             }
+        }
+    }
+    if parts.multivariate {
+        match modelwatch_engine::multivariate::multivariate(store, model, &query) {
+            Ok(m) => data.multivariate = Some(m),
+            // No reference, or one too small to fit: the section says why.
+            Err(e @ (EngineError::NoReference { .. } | EngineError::ReferenceNotFitted { .. })) => {
+                data.unavailable
+                    .insert("multivariate".into(), e.to_string());
+            }
+            Err(EngineError::Store(e)) => return Err(DashError::Store(e)),
+            Err(e) => return Err(DashError::BadRequest(e.to_string())),
         }
     }
     if parts.quality {

@@ -110,6 +110,7 @@ impl Tab {
             Tab::Performance => p.metrics = true,
             Tab::Drift => {
                 p.drift = true;
+                p.multivariate = true;
                 p.distributions = true;
             }
             Tab::Quality => p.quality = true,

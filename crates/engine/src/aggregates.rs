@@ -1083,6 +1083,36 @@ pub fn drift_hours(
     ))
 }
 
+/// Predictions per (version, hour): [`hour_rows`]' answer.
+pub type HourRows = Vec<(String, Timestamp, u64)>;
+
+/// The predictions of each (version, hour) of `range` from the hourly drift sketches against
+/// `reference`, after the refresh [`drift_hours`] runs: what a cache of other per-hour sums
+/// (the multivariate drift's, `crate::multivariate`) checks its hours against. `None` when the
+/// sketches cannot answer, as for [`drift_hours`].
+pub fn hour_rows(
+    store: &dyn Store,
+    model: &ModelName,
+    range: &ScanRange,
+    reference: &Reference,
+) -> Result<Option<HourRows>, EngineError> {
+    ensure_drift_stamp(store, model, reference)?;
+    if refresh_against(store, model, Some(reference), Decide::No)?.undecided {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for row in store.aggregates(model, DRIFT, range)? {
+        let Some(sk) = readable::<WindowSketch>(store, model, &row, "drift sketch")? else {
+            return Ok(None);
+        };
+        if sk.stamp != reference.stamp {
+            return Ok(None);
+        }
+        out.push((row.version, row.hour, sk.rows));
+    }
+    Ok(Some(out))
+}
+
 /// The model's task at `task` / `threshold` from the persisted decision, after a [`refresh`],
 /// with the reason for the reply: what the raw-event path uses instead of scanning its range
 /// once more to detect the task, so both paths decide alike. `None` before the first refresh

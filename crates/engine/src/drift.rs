@@ -191,7 +191,7 @@ pub struct DriftResponse {
 /// The query with its segment read against the model's features ([`Segment::for_features`]);
 /// an error when the segment is a breakdown by value, which a comparison of one slice with the
 /// reference (`report`) cannot answer.
-fn one_slice(
+pub(crate) fn one_slice(
     store: &dyn Store,
     model: &ModelName,
     query: &DriftQuery,

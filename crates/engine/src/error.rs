@@ -17,6 +17,9 @@ pub enum EngineError {
     /// The server's reply adds where to upload one.
     #[error("model `{model}` has no reference dataset: upload the data it was trained on as its reference")]
     NoReference { model: String },
+    /// The reference cannot be fitted for multivariate drift (too few rows, no usable feature).
+    #[error("model `{model}`: multivariate drift cannot be fitted on its reference: {why}")]
+    ReferenceNotFitted { model: String, why: String },
     #[error("segment {given:?} is not valid: {why}")]
     InvalidSegment { given: String, why: &'static str },
     /// A breakdown by value asked of a report of one slice (drift, quality).
@@ -36,9 +39,9 @@ impl ServiceError for EngineError {
     fn code(&self) -> ErrorCode {
         match self {
             EngineError::Store(e) => e.code(),
-            EngineError::NoReference { .. } | EngineError::FairnessUnavailable(_) => {
-                ErrorCode::Conflict
-            }
+            EngineError::NoReference { .. }
+            | EngineError::FairnessUnavailable(_)
+            | EngineError::ReferenceNotFitted { .. } => ErrorCode::Conflict,
             EngineError::InvalidThreshold(_)
             | EngineError::InvalidTask(_)
             | EngineError::InvalidSegment { .. }

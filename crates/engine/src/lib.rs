@@ -13,6 +13,7 @@ pub mod fairness;
 pub mod feedback;
 pub mod kpis;
 pub mod metrics_csv;
+pub mod multivariate;
 pub mod offline;
 pub mod partial;
 pub mod performance;

@@ -184,6 +184,33 @@ pub(crate) async fn quality(
     Ok(Json(out))
 }
 
+/// `GET /v1/models/{model}/drift/multivariate`: the PCA reconstruction error per window
+/// (`modelwatch_engine::multivariate`). Takes the window, range, version and segment of
+/// `/drift`, not its per-feature test settings.
+pub(crate) async fn multivariate(
+    State(state): State<AppState>,
+    Model(model): Model,
+    Params(p): Params<DriftParams>,
+) -> Result<Json<modelwatch_engine::multivariate::MultivariateResponse>, ApiError> {
+    if p.has_drift_settings() {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "`correction`, `alpha`, `drift_share`, `min_rows` and `method` are settings of the per-feature tests: use them with GET .../drift",
+        ));
+    }
+    let query = drift_query(p)?;
+    let store = state.store.clone();
+    let out = blocking(move || {
+        Ok(modelwatch_engine::multivariate::multivariate(
+            store.as_ref(),
+            &model,
+            &query,
+        )?)
+    })
+    .await?;
+    Ok(Json(out))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FeedbackParams {

@@ -124,6 +124,7 @@ impl From<EngineError> for ApiError {
                 ),
             ),
             e @ EngineError::FairnessUnavailable(_) => ApiError::of(&e, "fairness_unavailable"),
+            e @ EngineError::ReferenceNotFitted { .. } => ApiError::of(&e, "reference_not_fitted"),
             e @ (EngineError::InvalidThreshold(_) | EngineError::InvalidTask(_)) => {
                 ApiError::of(&e, "invalid_query")
             }

@@ -98,6 +98,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{model}/metrics", get(query::metrics))
         .route("/v1/models/{model}/rejected", get(query::rejected))
         .route("/v1/models/{model}/drift", get(drift::drift))
+        .route(
+            "/v1/models/{model}/drift/multivariate",
+            get(drift::multivariate),
+        )
         .route("/v1/models/{model}/quality", get(drift::quality))
         .route("/v1/models/{model}/feedback", get(drift::feedback))
         .route("/v1/models/{model}/concept", get(drift::concept))

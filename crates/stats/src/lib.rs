@@ -9,6 +9,7 @@ pub mod concept;
 pub mod drift;
 pub mod estimate;
 pub mod fairness;
+pub mod multivariate;
 pub mod parallel;
 pub mod perf;
 

@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 enum Report {
     Performance(Box<PerformanceReport>),
     Drift(Box<DriftResponse>),
+    Multivariate(Box<modelwatch_engine::multivariate::MultivariateResponse>),
     Quality(Box<QualityResponse>),
     Fairness(Box<FairnessReport>),
 }
@@ -231,6 +232,9 @@ impl AlertService {
                         None => performance_series(r, &rule.signal, now),
                     },
                     Ok(Report::Drift(r)) => drift_series(r, &rule.signal),
+                    Ok(Report::Multivariate(r)) => {
+                        crate::signals::multivariate_series(r, &rule.signal)
+                    }
                     Ok(Report::Quality(r)) => quality_series(r, &rule.signal),
                     Ok(Report::Fairness(r)) => match fairness_series(r, &rule.signal) {
                         Ok(s) => s,
@@ -260,7 +264,9 @@ impl AlertService {
             segment: None,
         };
         let no_reference = |e: EngineError| match e {
-            e @ EngineError::NoReference { .. } => e.to_string(),
+            e @ (EngineError::NoReference { .. } | EngineError::ReferenceNotFitted { .. }) => {
+                e.to_string()
+            }
             e => format!("drift: {e}"),
         };
         match source {
@@ -303,6 +309,11 @@ impl AlertService {
                 modelwatch_engine::fairness::fairness(store, model, &q)
                     .map(|r| Report::Fairness(Box::new(r)))
                     .map_err(|e| format!("fairness: {e}"))
+            }
+            Source::Multivariate => {
+                modelwatch_engine::multivariate::multivariate(store, model, &drift_query())
+                    .map(|r| Report::Multivariate(Box::new(r)))
+                    .map_err(no_reference)
             }
             _ => engine_drift::quality(store, model, &drift_query(), &QualityThresholds::default())
                 .map(|r| Report::Quality(Box::new(r)))

@@ -69,6 +69,11 @@ struct Args {
     /// reference and time the queries only).
     #[arg(long)]
     drift_reference: Option<u64>,
+    /// Also time multivariate drift (`GET .../drift/multivariate`) against the stored
+    /// reference (upload one with --drift-reference): the fit, the first query (every hour
+    /// summed), a raw-event pass over one day, and queries from the per-hour sums.
+    #[arg(long)]
+    multivariate: bool,
 }
 
 const BATCH: u64 = 20_000;
@@ -347,8 +352,85 @@ fn main() -> Result<()> {
     if let Some(n) = args.drift_reference {
         drift_timings(&store, n, args.runs, args.per_day)?;
     }
+    if args.multivariate {
+        multivariate_timings(&store, args.runs, args.per_day)?;
+    }
     if args.concept {
         concept_timings(&store, &args)?;
+    }
+    Ok(())
+}
+
+/// Times multivariate drift: the fit on the reference, the first query (every hour's error
+/// sums made from the raw events), one day from the raw events, then queries from the sums.
+fn multivariate_timings(store: &SqliteStore, runs: usize, per_day: u64) -> Result<()> {
+    use modelwatch_engine::multivariate::{fit_reference, multivariate};
+    let reference = drift::Reference::load(store, &model(), None)?;
+    let rows = store.reference_rows(&model(), None)?;
+    let t = Instant::now();
+    let fit = fit_reference(&reference, &rows).map_err(anyhow::Error::msg)?;
+    println!(
+        "multivariate fit on the {}-row reference ({} columns, {} components): {:.0} ms",
+        rows.len(),
+        fit.columns.len(),
+        fit.n_components(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let query = |window: Window| DriftQuery {
+        window,
+        from: None,
+        to: None,
+        version: None,
+        segment: None,
+    };
+    let t = Instant::now();
+    let first = multivariate(store, &model(), &query(Window::DAY))?;
+    println!(
+        "first multivariate query (fit stored, every hour summed from the raw events): {:.1} s, {} windows, source {}",
+        t.elapsed().as_secs_f64(),
+        first.windows.len(),
+        first.source
+    );
+    // One day from the raw events: a `from` inside an hour is not answered by the hours.
+    let one_day = DriftQuery {
+        from: Some(Timestamp(START + 1)),
+        to: Some(Timestamp(START + 86_400_000_000)),
+        ..query(Window::DAY)
+    };
+    let mut ms = Vec::new();
+    for _ in 0..runs.clamp(1, 3) {
+        let t = Instant::now();
+        let r = multivariate(store, &model(), &one_day)?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(r.source, "events");
+    }
+    ms.sort_by(f64::total_cmp);
+    println!(
+        "raw-event multivariate pass over one day ({per_day} predictions): {:.0} ms (min {:.0})",
+        ms[ms.len() / 2],
+        ms[0]
+    );
+    println!("| multivariate query | windows | p50 ms | p95 ms | max ms |");
+    println!("|---|---|---|---|---|");
+    for (name, w) in [
+        ("1d windows, all days", Window::DAY),
+        ("1h windows, all days", Window::HOUR),
+    ] {
+        let mut ms = Vec::new();
+        let mut n = 0;
+        for _ in 0..runs {
+            let t = Instant::now();
+            let r = multivariate(store, &model(), &query(w))?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            n = r.windows.len();
+        }
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "| {name} | {n} | {:.0} | {:.0} | {:.0} |",
+            ms[ms.len() / 2],
+            ms[(ms.len() * 95 / 100).min(ms.len() - 1)],
+            ms[ms.len() - 1]
+        );
     }
     Ok(())
 }

@@ -970,6 +970,7 @@ impl Case {
 /// - `drift`: against its reference, x shifted out of range, half the countries unseen,
 ///   half the amounts null, 95 % predicted 1 with score 0.95, every label 1;
 /// - `fair`: protected `sex` and `tag:region`, F approved at 20 %, M at 60 %, both regions alike.
+/// - `joint`: two features correlated in the reference and not in its day (multivariate drift).
 fn signal_cases() -> Vec<Case> {
     let mut cases = Vec::new();
     for m in modelwatch_alerts::rule::PERFORMANCE_METRICS {
@@ -1034,6 +1035,9 @@ fn signal_cases() -> Vec<Case> {
         case("drift", "drift:prediction", ">", 0.5),
         case("drift", "drift:score", ">", 0.5),
         case("drift", "drift:label", ">", 0.5),
+        case("joint", "multivariate_drift", ">", 0.5),
+        case("joint", "reconstruction_error", ">", 0.5),
+        case("joint", "reconstruction_error", ">", 3.0).quiet(),
         case("drift", "quality_flags", ">", 0.0),
         case("drift", "null_rate:amount", ">", 0.2),
         case("drift", "out_of_range:x", ">", 0.5),
@@ -1209,6 +1213,29 @@ fn send_signal_data(s: &Server) {
         r#"{"protected": ["sex", "tag:region"], "favourable": "approved"}"#,
     );
     assert_eq!(st, 200, "{out}");
+    // joint: x2 follows x1 in the reference; the day's x2 values are another row's (each
+    // feature's values as before, their correlation gone).
+    let u = |i: usize, k: usize| ((i * 2_654_435_761 + k * 40_503 + 17) % 10_007) as f64 / 10_007.0;
+    let x = |i: usize| {
+        let x1 = 2.0 * u(i, 1) - 1.0;
+        (x1, 0.8 * x1 + 0.2 * (2.0 * u(i, 2) - 1.0))
+    };
+    let mut csv = String::from("x1,x2\n");
+    for i in 0..2000 {
+        let (x1, x2) = x(i);
+        csv.push_str(&format!("{x1},{x2}\n"));
+    }
+    let (st, out) = s.put("/v1/models/joint/reference", "text/csv", csv);
+    assert_eq!(st, 200, "{out}");
+    let preds: Vec<Value> = (0..600usize)
+        .map(|i| {
+            let x1 = x(100_000 + i).0;
+            let x2 = x(100_000 + (i * 7 + 3) % 600).1;
+            json!({"request_id": format!("joint-{i}"), "timestamp": ts(day, i),
+                "features": {"x1": x1, "x2": x2}, "prediction": i % 2})
+        })
+        .collect();
+    s.post_ok("/v1/models/joint/predictions", preds);
 }
 
 #[test]

@@ -21,6 +21,7 @@ mod import_export;
 mod metrics_cli;
 mod metrics_csv;
 mod metrics_file;
+mod multivariate_drift;
 mod partial_windows;
 mod readme_examples;
 mod reference_versions;

@@ -1,7 +1,7 @@
 //! The drift view: the features x windows heatmap, the share of drifted features, reference and current distributions.
 
 use super::{line, partial_starts, rule_thresholds, series, span_chart, utc};
-use crate::charts::{self, Overlay, YScale};
+use crate::charts::{self, Overlay, Threshold, YScale};
 use crate::data::{self, short, ModelData};
 use crate::layout::{inline_svg, unavailable, wide_figure};
 use crate::params::url_encode;
@@ -203,6 +203,54 @@ fn date_axis(ws: &[WindowDrift]) -> Vec<(String, usize, String)> {
         .collect()
 }
 
+/// Multivariate drift: the windows' mean reconstruction error with its interval, between the
+/// reference band's bounds, and the rules on it.
+fn multivariate_section(data: &ModelData) -> Markup {
+    let Some(m) = &data.multivariate else {
+        return html! {
+            h2 { "Multivariate drift" }
+            (unavailable(data, "multivariate"))
+        };
+    };
+    let span = data.span.as_ref().expect("gathered data has a span");
+    let mut chart = span_chart(span, "reconstruction error (PCA)", YScale::Auto);
+    // The interval (± 3 sampling errors) is in the API's answer; the charts' shaded band means
+    // a 95 % interval, so it is not drawn here.
+    chart.lines.push(line(
+        "reconstruction error",
+        0,
+        series(&m.windows, |w| w.error.value),
+    ));
+    chart.baseline = Some(m.fit.band.mean);
+    chart.baseline_label = "reference mean".into();
+    chart.thresholds.push(Threshold {
+        label: "band: reference mean + 3 sd".into(),
+        value: m.fit.band.upper,
+    });
+    if let Some(lower) = m.fit.band.lower {
+        chart.thresholds.push(Threshold {
+            label: "band: reference mean - 3 sd".into(),
+            value: lower,
+        });
+    }
+    chart
+        .thresholds
+        .extend(rule_thresholds(data, &["reconstruction_error"]));
+    chart.partial = partial_starts(&m.windows);
+    let alerts = m.windows.iter().filter(|w| w.error.alert).count();
+    html! {
+        h2 { "Multivariate drift" }
+        p.meta data-multivariate-alerts=(alerts) {
+            "Whether the features changed together: PCA on the reference's " (m.fit.features.len()) " features keeps "
+            (m.fit.components) " components (" (format!("{:.0}", m.fit.explained_variance * 100.0)) " % of its variance); a window's value is its rows' mean distance from their reconstruction. "
+            "It catches a correlation that breaks while each feature keeps its distribution, which the heatmap above cannot. "
+            @if alerts > 0 { strong { (alerts) " of " (m.windows.len()) " windows outside the band." } }
+            @else { "Every window inside the band." }
+        }
+        (wide_figure("reconstruction_error", &chart, "dashed: the band the reference's ten chunks give (mean ± 3 standard deviations); a window outside it alerts"))
+    }
+}
+
 /// The drift section: heatmap, share of drifted features, reference vs current distributions.
 pub fn drift_section(data: &ModelData, base: Option<&str>, selected: Option<&str>) -> Markup {
     let Some(drift) = &data.drift else {
@@ -230,6 +278,7 @@ pub fn drift_section(data: &ModelData, base: Option<&str>, selected: Option<&str
         p.meta { "Against the reference (" (drift.reference.rows) " rows); p-values adjusted together (Benjamini-Hochberg), a feature drifts when significant and its effect reaches the threshold." }
         (heatmap(drift, base))
         (wide_figure("drift_share", &share, "dashed: the share of drifted features at which the whole dataset counts as drifted"))
+        (multivariate_section(data))
         h2 { "Distributions: reference and the latest complete window" }
         @if dists.is_empty() { (unavailable(data, "distributions")) }
         div.grid {

@@ -48,7 +48,8 @@ report_window!(
     WindowDrift,
     WindowQuality,
     FeedbackWindow,
-    modelwatch_engine::fairness::FairnessWindow
+    modelwatch_engine::fairness::FairnessWindow,
+    modelwatch_engine::multivariate::MultivariateWindow
 );
 
 /// The window "latest" values are read from: the last complete one; the last one (partial)
