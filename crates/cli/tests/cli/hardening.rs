@@ -472,8 +472,9 @@ fn refusals_before_the_handlers_have_the_json_error_body_too() {
         ("an unknown Content-Encoding",
          b"POST /v1/models/fraud/predictions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
            Content-Encoding: br\r\nContent-Length: 2\r\n\r\n[]", 415, "unsupported_media_type"),
+        // The route's {model} capture is checked before any handler: not a valid model name.
         ("a path that is not UTF-8",
-         b"GET /v1/models/%ff HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", 400, "bad_request"),
+         b"GET /v1/models/%ff HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", 400, "invalid_model_name"),
     ];
     for (what, request, status, code) in cases {
         let (got, body) = raw(&s.url, request);
