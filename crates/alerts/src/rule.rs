@@ -298,7 +298,7 @@ pub const OPERATIONAL_SIGNALS: &[&str] = &OperationalSignal::NAMES;
 
 /// Every kind of signal a rule accepts, as written (`<...>` stands for a name). The one list:
 /// the validator's message names them, and the alerts test of the real binary
-/// (`crates/cli/tests/alerts.rs`) shows a rule of each kind fire, so a kind added here
+/// (`crates/cli/tests/cli/alerts.rs`) shows a rule of each kind fire, so a kind added here
 /// without a firing test fails there.
 pub const SIGNAL_KINDS: &[&str] = &[
     "<metric>",

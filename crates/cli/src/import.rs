@@ -37,15 +37,8 @@ pub struct ImportArgs {
     /// Model version for rows without a version column (for a reference: the version it is the baseline of)
     #[arg(long)]
     version: Option<String>,
-    /// Data directory of the embedded store (default ./modelwatch-data); not with --server
-    #[arg(long, conflicts_with = "server")]
-    data: Option<PathBuf>,
-    /// Send to a running server instead, e.g. http://127.0.0.1:8080
-    #[arg(long)]
-    server: Option<String>,
-    /// API key for --server (or MODELWATCH_API_KEY)
-    #[arg(long, env = "MODELWATCH_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
+    #[command(flatten)]
+    target: crate::args::Target,
     #[command(flatten)]
     columns: ColumnArgs,
 }
@@ -182,13 +175,10 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let file = args.file.display().to_string();
     let version = args.version.clone();
-    let store = match &args.server {
+    let store = match &args.target.server {
         Some(_) => None,
         None => {
-            let dir = args
-                .data
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("modelwatch-data"));
+            let dir = args.target.data_dir();
             // The process ends with the import: its writer may take more memory than a server's.
             Some(
                 SqliteStore::open_for_import(&dir)
@@ -230,10 +220,10 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     });
 
     let mut totals = Totals::default();
-    let result = match &args.server {
+    let result = match &args.target.server {
         Some(url) => send_to_server(
             url,
-            args.api_key.as_deref(),
+            args.target.api_key.as_deref(),
             &model,
             args.what,
             &args,

@@ -1,5 +1,6 @@
 //! The `modelwatch` command. anyhow and clap live only here.
 
+mod args;
 mod check;
 mod demo;
 mod drift;

@@ -37,18 +37,8 @@ pub struct MetricsArgs {
     /// With --predictions: which column holds what, as for `modelwatch import`
     #[command(flatten)]
     columns: crate::import::ColumnArgs,
-    /// Window width: 1h, 1d, 7d, ...
-    #[arg(long, default_value = "1d")]
-    window: String,
-    /// Start of the range (RFC 3339), inclusive
-    #[arg(long)]
-    from: Option<String>,
-    /// End of the range (RFC 3339), exclusive
-    #[arg(long)]
-    to: Option<String>,
-    /// Only this model version
-    #[arg(long)]
-    version: Option<String>,
+    #[command(flatten)]
+    windows: crate::args::Windows,
     /// A feature or tag:<name>: also the metrics per value of it (the 10 largest plus other).
     /// feature:value or tag:<name>:<value> (e.g. country:DE, tag:region:eu): the metrics of
     /// that value's events only. The same `segment` as the API's /metrics and /drift
@@ -68,15 +58,8 @@ pub struct MetricsArgs {
     /// metric, with the significance of each change (table or json)
     #[arg(long)]
     summary: bool,
-    /// Data directory of the embedded store (default ./modelwatch-data); not with --server
-    #[arg(long, conflicts_with = "server")]
-    data: Option<PathBuf>,
-    /// Ask a running server instead, e.g. http://127.0.0.1:8080
-    #[arg(long)]
-    server: Option<String>,
-    /// API key for --server (or MODELWATCH_API_KEY)
-    #[arg(long, env = "MODELWATCH_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
+    #[command(flatten)]
+    target: crate::args::Target,
 }
 
 pub fn run(args: MetricsArgs) -> anyhow::Result<()> {
@@ -114,14 +97,14 @@ pub fn run(args: MetricsArgs) -> anyhow::Result<()> {
             }
         }
         // The same table as `GET .../metrics?format=csv`, built by the same function.
-        let text = match (&args.server, &model) {
+        let text = match (&args.target.server, &model) {
             (Some(url), Some(model)) => ask_server(url, model, &args, "csv")?.text()?,
             _ => metrics_csv(&local(&args)?),
         };
         print!("{text}");
         return Ok(());
     }
-    let report = match (&args.server, &model) {
+    let report = match (&args.target.server, &model) {
         (Some(url), Some(model)) => from_server(url, model, &args)?,
         _ => local(&args)?,
     };
@@ -136,10 +119,7 @@ pub fn run(args: MetricsArgs) -> anyhow::Result<()> {
 }
 
 fn from_data(model: &ModelName, args: &MetricsArgs) -> anyhow::Result<PerformanceReport> {
-    let dir = args
-        .data
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("modelwatch-data"));
+    let dir = args.target.data_dir();
     if !dir.is_dir() {
         bail!(
             "data directory {} does not exist: pass --data DIR, --server URL, or --predictions FILE",
@@ -164,10 +144,12 @@ fn query(args: &MetricsArgs) -> anyhow::Result<PerformanceQuery> {
             .transpose()
     };
     Ok(PerformanceQuery {
-        window: Some(Window::parse(&args.window).map_err(|e| anyhow::anyhow!("--window: {e}"))?),
-        from: time("from", &args.from)?,
-        to: time("to", &args.to)?,
-        version: args.version.clone(),
+        window: Some(
+            Window::parse(&args.windows.window).map_err(|e| anyhow::anyhow!("--window: {e}"))?,
+        ),
+        from: time("from", &args.windows.from)?,
+        to: time("to", &args.windows.to)?,
+        version: args.windows.version.clone(),
         // Read here for an error naming the flag; the engine reads it again.
         segment: match args.segment.as_deref().filter(|s| !s.is_empty()) {
             Some(s) => {
@@ -198,11 +180,14 @@ fn ask_server(
     let client = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(300))
         .build()?;
-    let mut params = vec![("window", args.window.clone()), ("format", format.into())];
+    let mut params = vec![
+        ("window", args.windows.window.clone()),
+        ("format", format.into()),
+    ];
     for (k, v) in [
-        ("from", &args.from),
-        ("to", &args.to),
-        ("version", &args.version),
+        ("from", &args.windows.from),
+        ("to", &args.windows.to),
+        ("version", &args.windows.version),
         ("segment", &args.segment),
         ("task", &args.task),
     ] {
@@ -219,7 +204,7 @@ fn ask_server(
             url.trim_end_matches('/')
         ))
         .query(&params);
-    if let Some(k) = &args.api_key {
+    if let Some(k) = &args.target.api_key {
         req = req.bearer_auth(k);
     }
     let r = req.send().with_context(|| format!("asking {url}"))?;

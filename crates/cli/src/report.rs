@@ -19,34 +19,17 @@ pub struct ReportArgs {
     /// Also write the main charts as PNG files into this directory
     #[arg(long)]
     png: Option<PathBuf>,
-    /// Window width: 1h, 1d, 7d, ...
-    #[arg(long, default_value = "1d")]
-    window: String,
+    #[command(flatten)]
+    windows: crate::args::Windows,
     /// How far back from the last event: 24h, 7d, 30d, 90d or all (ignored with --from)
     #[arg(long, default_value = "30d")]
     range: String,
-    /// Start of the range (RFC 3339), inclusive
-    #[arg(long)]
-    from: Option<String>,
-    /// End of the range (RFC 3339), exclusive
-    #[arg(long)]
-    to: Option<String>,
-    /// Only this model version
-    #[arg(long)]
-    version: Option<String>,
     /// Segment table by the values of this feature (or tag:<name>); default: the first
     /// categorical feature
     #[arg(long)]
     segment: Option<String>,
-    /// Data directory of the embedded store (default ./modelwatch-data); not with --server
-    #[arg(long, conflicts_with = "server")]
-    data: Option<PathBuf>,
-    /// Ask a running server instead, e.g. http://127.0.0.1:8080
-    #[arg(long)]
-    server: Option<String>,
-    /// API key for --server (or MODELWATCH_API_KEY)
-    #[arg(long, env = "MODELWATCH_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
+    #[command(flatten)]
+    target: crate::args::Target,
 }
 
 enum Out {
@@ -73,13 +56,13 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     let view = ViewParams::parse(&pairs).map_err(|e| anyhow::anyhow!("{e}"))?;
     // From a server, report.json is the server's text as it came: parsing and printing the
     // numbers again could move a float by one unit in the last place.
-    let (data, raw) = match &args.server {
+    let (data, raw) = match &args.target.server {
         Some(url) => {
-            let raw = from_server(url, &model, &pairs, args.api_key.as_deref())?;
+            let raw = from_server(url, &model, &pairs, args.target.api_key.as_deref())?;
             let data = serde_json::from_str(&raw).context("reading the server's report data")?;
             (data, Some(raw + "\n"))
         }
-        None => (from_data(&model, &view, args.data.clone())?, None),
+        None => (from_data(&model, &view, args.target.data_dir())?, None),
     };
     for out in outs {
         let (path, text) = match out {
@@ -104,13 +87,13 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
 
 fn params(args: &ReportArgs) -> Vec<(String, String)> {
     let mut pairs = vec![
-        ("window".to_string(), args.window.clone()),
+        ("window".to_string(), args.windows.window.clone()),
         ("range".to_string(), args.range.clone()),
     ];
     for (k, v) in [
-        ("from", &args.from),
-        ("to", &args.to),
-        ("version", &args.version),
+        ("from", &args.windows.from),
+        ("to", &args.windows.to),
+        ("version", &args.windows.version),
         ("segment", &args.segment),
     ] {
         if let Some(v) = v {
@@ -120,12 +103,7 @@ fn params(args: &ReportArgs) -> Vec<(String, String)> {
     pairs
 }
 
-fn from_data(
-    model: &ModelName,
-    view: &ViewParams,
-    dir: Option<PathBuf>,
-) -> anyhow::Result<ModelData> {
-    let dir = dir.unwrap_or_else(|| PathBuf::from("modelwatch-data"));
+fn from_data(model: &ModelName, view: &ViewParams, dir: PathBuf) -> anyhow::Result<ModelData> {
     if !dir.is_dir() {
         bail!(
             "data directory {} does not exist: pass --data DIR, or --server URL",

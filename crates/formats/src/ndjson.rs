@@ -151,41 +151,44 @@ impl NdjsonReader {
         now: Timestamp,
         default_version: Option<&str>,
     ) -> Option<Result<Converted, FormatError>> {
-        let limits = IngestLimits::default();
-        let rows = match self.next_rows()? {
-            Ok(r) => r,
-            Err(e) => return Some(Err(e)),
-        };
-        let mut out = Converted::default();
-        for (index, text) in rows {
-            let parsed = text
-                .map_err(|r| Rejection::new(index, "", r))
-                .and_then(|t| parse_prediction_row(&t, index, now, &limits));
-            match parsed {
-                Ok(mut e) => {
-                    if e.model_version.is_none() {
-                        if let Some(v) = default_version {
-                            if let Err(r) = validate_version(v) {
-                                out.rejected.push(
-                                    Rejection::new(index, "model_version", r)
-                                        .with_request_id(Some(&e.request_id)),
-                                );
-                                continue;
-                            }
-                            e.model_version = Some(v.to_string());
-                        }
+        self.next_parsed(
+            |t, index, limits| parse_prediction_row(t, index, now, limits),
+            |out, index, mut e| {
+                if e.model_version.is_none() {
+                    if let Some(v) = default_version {
+                        validate_version(v).map_err(|r| {
+                            Rejection::new(index, "model_version", r)
+                                .with_request_id(Some(&e.request_id))
+                        })?;
+                        e.model_version = Some(v.to_string());
                     }
-                    out.predictions.push(e);
-                    out.prediction_index.push(index);
                 }
-                Err(r) => out.rejected.push(r),
-            }
-        }
-        Some(Ok(out))
+                out.predictions.push(e);
+                out.prediction_index.push(index);
+                Ok(())
+            },
+        )
     }
 
     /// The next chunk of label events, each line parsed by `modelwatch_core::parse_label_row`.
     pub fn next_labels(&mut self, now: Timestamp) -> Option<Result<Converted, FormatError>> {
+        self.next_parsed(
+            |t, index, limits| parse_label_row(t, index, now, limits),
+            |out, index, l| {
+                out.labels.push(l);
+                out.label_index.push(index);
+                Ok(())
+            },
+        )
+    }
+
+    /// The next chunk of event lines: each parsed by `parse`, then handed to `keep`; a line
+    /// that either refuses is rejected alone.
+    fn next_parsed<T>(
+        &mut self,
+        parse: impl Fn(&str, usize, &IngestLimits) -> Result<T, Rejection>,
+        mut keep: impl FnMut(&mut Converted, usize, T) -> Result<(), Rejection>,
+    ) -> Option<Result<Converted, FormatError>> {
         let limits = IngestLimits::default();
         let rows = match self.next_rows()? {
             Ok(r) => r,
@@ -193,15 +196,12 @@ impl NdjsonReader {
         };
         let mut out = Converted::default();
         for (index, text) in rows {
-            let parsed = text
+            let kept = text
                 .map_err(|r| Rejection::new(index, "", r))
-                .and_then(|t| parse_label_row(&t, index, now, &limits));
-            match parsed {
-                Ok(l) => {
-                    out.labels.push(l);
-                    out.label_index.push(index);
-                }
-                Err(r) => out.rejected.push(r),
+                .and_then(|t| parse(&t, index, &limits))
+                .and_then(|e| keep(&mut out, index, e));
+            if let Err(r) = kept {
+                out.rejected.push(r);
             }
         }
         Some(Ok(out))

@@ -1,10 +1,10 @@
 //! Alert rules, heartbeats, alerts, silences, notifications and `GET /metrics`: thin handlers
 //! over `modelwatch_alerts::AlertService`.
 
+use crate::extract::{Model, Params};
 use crate::json_body::JsonBody;
-use crate::{blocking, model_name, ApiError, AppState};
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use crate::{blocking, ApiError, AppState};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -28,38 +28,35 @@ async fn with_alerts<T: Send + 'static>(
 
 pub(crate) async fn list_rules(
     State(state): State<AppState>,
-    Path(model): Path<String>,
+    Model(model): Model,
 ) -> Result<Json<Value>, ApiError> {
-    let model = model_name(&model)?;
     let rules = with_alerts(&state, move |a| a.rules(model.as_str())).await?;
     Ok(Json(json!({ "rules": rules })))
 }
 
 pub(crate) async fn create_rule(
     State(state): State<AppState>,
-    Path(model): Path<String>,
+    Model(model): Model,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    let model = model_name(&model)?;
     let rule = with_alerts(&state, move |a| a.create_rule(model.as_str(), body)).await?;
     Ok((StatusCode::CREATED, Json(rule)).into_response())
 }
 
 pub(crate) async fn delete_rule(
     State(state): State<AppState>,
-    Path((model, name)): Path<(String, String)>,
+    Model(model): Model,
+    Path((_, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let model = model_name(&model)?;
     with_alerts(&state, move |a| a.delete_rule(model.as_str(), &name)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub(crate) async fn heartbeat(
     State(state): State<AppState>,
-    Path(model): Path<String>,
+    Model(model): Model,
     JsonBody(req): JsonBody<HeartbeatRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let model = model_name(&model)?;
     let h = with_alerts(&state, move |a| a.heartbeat(model.as_str(), req)).await?;
     Ok(Json(json!({ "heartbeat": h })))
 }
@@ -67,18 +64,16 @@ pub(crate) async fn heartbeat(
 /// `GET /v1/models/{model}/heartbeats`: each job's runs and state.
 pub(crate) async fn jobs(
     State(state): State<AppState>,
-    Path(model): Path<String>,
+    Model(model): Model,
 ) -> Result<Json<Value>, ApiError> {
-    let model = model_name(&model)?;
     let jobs = with_alerts(&state, move |a| a.jobs(model.as_str())).await?;
     Ok(Json(json!({ "jobs": jobs })))
 }
 
 pub(crate) async fn list_alerts(
     State(state): State<AppState>,
-    params: Result<Query<AlertFilter>, QueryRejection>,
+    Params(f): Params<AlertFilter>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(f) = params?;
     let alerts = with_alerts(&state, move |a| a.alerts(&f)).await?;
     Ok(Json(json!({ "alerts": alerts })))
 }
@@ -102,9 +97,8 @@ fn limit(l: Option<usize>) -> Result<usize, ApiError> {
 
 pub(crate) async fn history(
     State(state): State<AppState>,
-    params: Result<Query<HistoryParams>, QueryRejection>,
+    Params(p): Params<HistoryParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(p) = params?;
     let n = limit(p.limit)?;
     let h = with_alerts(&state, move |a| a.history(p.model.as_deref(), n)).await?;
     Ok(Json(json!({ "history": h })))
@@ -161,9 +155,8 @@ pub(crate) struct NotificationParams {
 
 pub(crate) async fn notifications(
     State(state): State<AppState>,
-    params: Result<Query<NotificationParams>, QueryRejection>,
+    Params(p): Params<NotificationParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(p) = params?;
     let n = limit(p.limit)?;
     let (list, notifiers) = with_alerts(&state, move |a| {
         Ok((a.notifications(p.status.as_deref(), n)?, a.notifiers()))

@@ -2,8 +2,9 @@
 //! and feedback-loop signals against the stored reference (`modelwatch_engine::drift` and
 //! `::feedback`).
 
-use crate::{blocking, model_name, ApiError, AppState};
-use axum::extract::{Path, Query, State};
+use crate::extract::{Model, Params};
+use crate::{blocking, ApiError, AppState};
+use axum::extract::State;
 use axum::Json;
 use modelwatch_core::{parse_timestamp, Timestamp, Window};
 use modelwatch_engine::drift::{self, DriftQuery, QualityThresholds, Segment};
@@ -146,15 +147,11 @@ pub(crate) fn range_query(
     })
 }
 
-type Params = Result<Query<DriftParams>, axum::extract::rejection::QueryRejection>;
-
 pub(crate) async fn drift(
     State(state): State<AppState>,
-    Path(model): Path<String>,
-    params: Params,
+    Model(model): Model,
+    Params(p): Params<DriftParams>,
 ) -> Result<Json<drift::DriftResponse>, ApiError> {
-    let model = model_name(&model)?;
-    let Query(p) = params?;
     let config = p.drift_config()?;
     let query = drift_query(p)?;
     let store = state.store.clone();
@@ -164,11 +161,9 @@ pub(crate) async fn drift(
 
 pub(crate) async fn quality(
     State(state): State<AppState>,
-    Path(model): Path<String>,
-    params: Params,
+    Model(model): Model,
+    Params(p): Params<DriftParams>,
 ) -> Result<Json<drift::QualityResponse>, ApiError> {
-    let model = model_name(&model)?;
-    let Query(p) = params?;
     if p.has_drift_settings() {
         return Err(ApiError::bad_request(
             "invalid_query",
@@ -204,11 +199,9 @@ pub(crate) struct FeedbackParams {
 /// exploration traffic, per window.
 pub(crate) async fn feedback(
     State(state): State<AppState>,
-    Path(model): Path<String>,
-    params: Result<Query<FeedbackParams>, axum::extract::rejection::QueryRejection>,
+    Model(model): Model,
+    Params(p): Params<FeedbackParams>,
 ) -> Result<Json<FeedbackResponse>, ApiError> {
-    let model = model_name(&model)?;
-    let Query(p) = params?;
     let base = range_query(p.window, p.from, p.to, p.version)?;
     let exploration = match p
         .exploration
@@ -260,13 +253,11 @@ pub(crate) struct ConceptParams {
 /// `GET /v1/models/{model}/concept`: change points in each version's error stream.
 pub(crate) async fn concept(
     State(state): State<AppState>,
-    Path(model): Path<String>,
-    params: Result<Query<ConceptParams>, axum::extract::rejection::QueryRejection>,
+    Model(model): Model,
+    Params(p): Params<ConceptParams>,
 ) -> Result<Json<modelwatch_engine::concept::ConceptReport>, ApiError> {
     use modelwatch_engine::concept::{self, ConceptQuery};
     use modelwatch_stats::concept::DetectorKind;
-    let model = model_name(&model)?;
-    let Query(p) = params?;
     let base = range_query(p.window, p.from, p.to, p.version)?;
     let mut detectors = Vec::new();
     for name in p.detectors.iter().flat_map(|d| d.split(',')) {

@@ -4,10 +4,11 @@
 //! per-row rejection and its neighbours are kept. Only a body that cannot be split into rows
 //! at all (malformed JSON array, not JSON) is refused whole.
 
-use crate::{blocking, model_name, ApiError, AppState};
+use crate::extract::{Model, Params};
+use crate::{blocking, ApiError, AppState};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -215,17 +216,19 @@ pub fn parse_batch<T>(
     Ok(batch)
 }
 
-/// The ingest path shared by predictions and labels: split the body into rows, parse each on the
-/// blocking pool, and store the good ones with the rejected ones.
+/// The ingest path shared by predictions, labels and KPIs: split the body into rows, parse each
+/// on the blocking pool, store the good ones with the rejected ones, log and count what was
+/// stored, and answer.
 async fn ingest<T: Send + 'static>(
+    kind: &'static str,
     state: AppState,
-    model: &str,
+    model: ModelName,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
     parse: ParseRow<T>,
     store_rows: StoreRows<T>,
-) -> Result<(ModelName, IngestOutcome), ApiError> {
-    let model = model_name(model)?;
+) -> Result<Response, ApiError> {
+    let st = state.clone();
     let body = body_bytes(body)?;
     let max_rows = state.config.limits.max_batch_rows;
     let m = model.clone();
@@ -243,19 +246,22 @@ async fn ingest<T: Send + 'static>(
         Ok(store_rows(&state, &m, good, rejected, sent)?)
     })
     .await?;
-    Ok((model, outcome))
+    tracing::info!(model = %model, accepted = outcome.accepted, duplicates = outcome.duplicates,
+        replaced = outcome.replaced, rejected = outcome.rejected.len(), "ingested {kind}");
+    count(&st, model.as_str(), kind, &outcome);
+    Ok(reply(outcome))
 }
 
 pub(crate) async fn predictions(
     State(state): State<AppState>,
-    Path(model): Path<String>,
+    Model(model): Model,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let st = state.clone();
-    let (model, outcome) = ingest(
+    ingest(
+        "predictions",
         state,
-        &model,
+        model,
         headers,
         body,
         parse_prediction_row_verbatim,
@@ -299,55 +305,45 @@ pub(crate) async fn predictions(
             out
         },
     )
-    .await?;
-    tracing::info!(model = %model, accepted = outcome.accepted, duplicates = outcome.duplicates,
-        rejected = outcome.rejected.len(), "ingested predictions");
-    count(&st, model.as_str(), "predictions", &outcome);
-    Ok(reply(outcome))
+    .await
 }
 
 pub(crate) async fn labels(
     State(state): State<AppState>,
-    Path(model): Path<String>,
+    Model(model): Model,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let st = state.clone();
-    let (model, outcome) = ingest(
+    ingest(
+        "labels",
         state,
-        &model,
+        model,
         headers,
         body,
         parse_label_row,
         |st, m, rows, rejected, _| st.store.ingest_labels(m, LabelBatch { rows, rejected }),
     )
-    .await?;
-    tracing::info!(model = %model, accepted = outcome.accepted, replaced = outcome.replaced,
-        rejected = outcome.rejected.len(), "ingested labels");
-    count(&st, model.as_str(), "labels", &outcome);
-    Ok(reply(outcome))
+    .await
 }
 
 /// `POST /v1/models/{model}/kpis`: business KPI points, `{"name", "value", "timestamp"}` rows
 /// as a JSON array or NDJSON, for a model that exists.
 pub(crate) async fn kpis(
     State(state): State<AppState>,
-    Path(model): Path<String>,
+    Model(model): Model,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (model, outcome) = ingest(
+    ingest(
+        "kpis",
         state,
-        &model,
+        model,
         headers,
         body,
         |text, i, now, _| parse_kpi_row(text, i, now),
         |st, m, rows, rejected, _| st.store.ingest_kpis(m, rows, rejected),
     )
-    .await?;
-    tracing::info!(model = %model, accepted = outcome.accepted, replaced = outcome.replaced,
-        rejected = outcome.rejected.len(), "ingested kpis");
-    Ok(reply(outcome))
+    .await
 }
 
 /// Counts the rows for `/metrics` and, when some were stored, asks for an alert evaluation.
@@ -411,17 +407,14 @@ pub(crate) struct ReferenceParams {
 /// one, like ingest rows.
 pub(crate) async fn reference(
     State(state): State<AppState>,
-    Path(model): Path<String>,
-    params: Result<axum::extract::Query<ReferenceParams>, axum::extract::rejection::QueryRejection>,
+    Model(model): Model,
+    Params(p): Params<ReferenceParams>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     use modelwatch_formats::{
         ColumnMapping, ImportReader, ReadOptions, RowKind, Source, TableFormat,
     };
-    let model = model_name(&model)?;
-    let axum::extract::Query(p) =
-        params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     if let Some(v) = &p.version {
         modelwatch_core::validate_version(v)
             .map_err(|e| ApiError::bad_request("invalid_query", e))?;

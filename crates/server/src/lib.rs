@@ -12,6 +12,7 @@ pub mod config;
 mod dashboard;
 mod drift;
 mod error;
+mod extract;
 mod fairness;
 mod ingest;
 mod json_body;

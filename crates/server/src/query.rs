@@ -1,8 +1,9 @@
 //! Read endpoints and model settings.
 
+use crate::extract::{Model, Params};
 use crate::json_body::JsonBody;
-use crate::{model_name, ApiError, AppState};
-use axum::extract::{Path, Query, State};
+use crate::{ApiError, AppState};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -22,9 +23,8 @@ pub(crate) async fn list_models(State(state): State<AppState>) -> Result<Json<Va
 
 pub(crate) async fn get_model(
     State(state): State<AppState>,
-    Path(model): Path<String>,
+    Model(model): Model,
 ) -> Result<Json<Value>, ApiError> {
-    let model = model_name(&model)?;
     let m = model.clone();
     let summary = state.with_store(move |store| store.model(&m)).await?;
     match summary {
@@ -44,10 +44,9 @@ pub(crate) struct ModelPatch {
 
 pub(crate) async fn patch_model(
     State(state): State<AppState>,
-    Path(model): Path<String>,
+    Model(model): Model,
     JsonBody(patch): JsonBody<ModelPatch>,
 ) -> Result<Json<Value>, ApiError> {
-    let model = model_name(&model)?;
     let m = model.clone();
     state
         .with_store(move |store| store.set_retention(&m, patch.retention_days))
@@ -59,10 +58,9 @@ pub(crate) async fn patch_model(
 
 pub(crate) async fn put_schema(
     State(state): State<AppState>,
-    Path(model): Path<String>,
+    Model(model): Model,
     body: Result<JsonBody<Schema>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let model = model_name(&model)?;
     // A body that is not a schema is an `invalid_schema` (415 and 413 keep their codes).
     let JsonBody(schema) = body.map_err(|e| match e.code {
         "invalid_body" => ApiError::bad_request("invalid_schema", e.message),
@@ -117,9 +115,8 @@ fn task_reply(model: &modelwatch_core::ModelName, api: Option<performance::Task>
 /// `GET /v1/models/{model}/task`: the declared task, if any.
 pub(crate) async fn get_task(
     State(state): State<AppState>,
-    Path(model): Path<String>,
+    Model(model): Model,
 ) -> Result<Json<Value>, ApiError> {
-    let model = model_name(&model)?;
     let m = model.clone();
     let api = state
         .with_store(move |store| {
@@ -136,10 +133,9 @@ pub(crate) async fn get_task(
 /// across restarts; `{"task": null}` goes back to detection. The aggregates are rebuilt for it.
 pub(crate) async fn put_task(
     State(state): State<AppState>,
-    Path(model): Path<String>,
+    Model(model): Model,
     body: Result<JsonBody<TaskBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let model = model_name(&model)?;
     // A body that is not a task is an `invalid_task` (415 and 413 keep their codes).
     let JsonBody(body) = body.map_err(|e| match e.code {
         "invalid_body" => ApiError::bad_request("invalid_task", e.message),
@@ -199,11 +195,9 @@ fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
 
 pub(crate) async fn predictions(
     State(state): State<AppState>,
-    Path(model): Path<String>,
-    params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
+    Model(model): Model,
+    Params(p): Params<PageParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let model = model_name(&model)?;
-    let Query(p) = params?;
     let limit = page_limit(p.limit)?;
     let page = state
         .with_store(move |store| store.predictions(&model, p.after, limit))
@@ -213,11 +207,9 @@ pub(crate) async fn predictions(
 
 pub(crate) async fn labels(
     State(state): State<AppState>,
-    Path(model): Path<String>,
-    params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
+    Model(model): Model,
+    Params(p): Params<PageParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let model = model_name(&model)?;
-    let Query(p) = params?;
     let limit = page_limit(p.limit)?;
     let page = state
         .with_store(move |store| store.labels(&model, p.after, limit))
@@ -233,11 +225,9 @@ pub(crate) struct RejectedParams {
 
 pub(crate) async fn rejected(
     State(state): State<AppState>,
-    Path(model): Path<String>,
-    params: Result<Query<RejectedParams>, axum::extract::rejection::QueryRejection>,
+    Model(model): Model,
+    Params(p): Params<RejectedParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let model = model_name(&model)?;
-    let Query(p) = params?;
     let limit = page_limit(p.limit)?;
     let rows = state
         .with_store(move |store| store.rejected(&model, limit))
@@ -274,11 +264,9 @@ fn time_param(name: &str, v: Option<String>) -> Result<Option<Timestamp>, ApiErr
 
 pub(crate) async fn metrics(
     State(state): State<AppState>,
-    Path(model): Path<String>,
-    params: Result<Query<MetricsParams>, axum::extract::rejection::QueryRejection>,
+    Model(model): Model,
+    Params(p): Params<MetricsParams>,
 ) -> Result<Response, ApiError> {
-    let model = model_name(&model)?;
-    let Query(p) = params?;
     let csv = match p.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
@@ -366,11 +354,9 @@ pub(crate) struct KpiParams {
 /// `GET /v1/models/{model}/kpis`: each KPI series per window (n, sum, mean, min, max, last).
 pub(crate) async fn kpis(
     State(state): State<AppState>,
-    Path(model): Path<String>,
-    params: Result<Query<KpiParams>, axum::extract::rejection::QueryRejection>,
+    Model(model): Model,
+    Params(p): Params<KpiParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let model = model_name(&model)?;
-    let Query(p) = params?;
     let window = Window::parse(p.window.as_deref().unwrap_or("1d"))
         .map_err(|e| ApiError::bad_request("invalid_query", format!("`window`: {e}")))?;
     let range = modelwatch_store::ScanRange {

@@ -1,5 +1,5 @@
 //! Helpers shared by the tests of several crates; a dev-dependency only, never in the binary.
-//! (The HTTP harness around the real binary is `crates/cli/tests/common`: it needs the
+//! (The HTTP harness around the real binary is `crates/cli/tests/cli/common.rs`: it needs the
 //! binary that only the cli crate's tests are given.)
 
 use serde_json::Value;

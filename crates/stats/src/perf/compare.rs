@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::binary::{balanced_accuracy_est, mcc_value, BinaryState};
+use super::binary::{balanced_accuracy_est, mcc_value, BinaryConfusion, BinaryState};
 use super::multiclass::MulticlassState;
 use super::outcome::{two_sided_p, Metric, MetricConfig, Z95};
 use super::rank;
@@ -202,7 +202,9 @@ pub fn compare_binary(
 ) -> BinaryComparison {
     let (rb, rw) = (baseline.metrics(config), window.metrics(config));
     let (cb, cw) = (baseline.confusion_matrix(), window.confusion_matrix());
-    let prop = |bm: &Metric, wm: &Metric, kb: u64, nb: u64, kw: u64, nw: u64| {
+    // A proportion's successes and trials in a confusion matrix, the same for both sides.
+    let prop = |bm: &Metric, wm: &Metric, part: fn(&BinaryConfusion) -> (u64, u64)| {
+        let ((kb, nb), (kw, nw)) = (part(&cb), part(&cw));
         change(bm, wm, Test::TwoProportionZ, config, || {
             two_proportion_p(kb, nb, kw, nw)
         })
@@ -211,47 +213,12 @@ pub fn compare_binary(
         change(bm, wm, Test::NormalApprox, config, || normal_p_of(b, w))
     };
     BinaryComparison {
-        accuracy: prop(
-            &rb.accuracy,
-            &rw.accuracy,
-            cb.tp + cb.tn,
-            cb.total(),
-            cw.tp + cw.tn,
-            cw.total(),
-        ),
-        precision: prop(
-            &rb.precision,
-            &rw.precision,
-            cb.tp,
-            cb.tp + cb.fp,
-            cw.tp,
-            cw.tp + cw.fp,
-        ),
-        recall: prop(
-            &rb.recall,
-            &rw.recall,
-            cb.tp,
-            cb.tp + cb.fn_,
-            cw.tp,
-            cw.tp + cw.fn_,
-        ),
-        specificity: prop(
-            &rb.specificity,
-            &rw.specificity,
-            cb.tn,
-            cb.tn + cb.fp,
-            cw.tn,
-            cw.tn + cw.fp,
-        ),
-        fpr: prop(&rb.fpr, &rw.fpr, cb.fp, cb.tn + cb.fp, cw.fp, cw.tn + cw.fp),
-        fnr: prop(
-            &rb.fnr,
-            &rw.fnr,
-            cb.fn_,
-            cb.tp + cb.fn_,
-            cw.fn_,
-            cw.tp + cw.fn_,
-        ),
+        accuracy: prop(&rb.accuracy, &rw.accuracy, |c| (c.tp + c.tn, c.total())),
+        precision: prop(&rb.precision, &rw.precision, |c| (c.tp, c.tp + c.fp)),
+        recall: prop(&rb.recall, &rw.recall, |c| (c.tp, c.tp + c.fn_)),
+        specificity: prop(&rb.specificity, &rw.specificity, |c| (c.tn, c.tn + c.fp)),
+        fpr: prop(&rb.fpr, &rw.fpr, |c| (c.fp, c.tn + c.fp)),
+        fnr: prop(&rb.fnr, &rw.fnr, |c| (c.fn_, c.tp + c.fn_)),
         f1: change(&rb.f1, &rw.f1, Test::F1ViaTwoProportionZ, config, || {
             two_proportion_p(cb.tp, cb.tp + cb.fp + cb.fn_, cw.tp, cw.tp + cw.fp + cw.fn_)
         }),

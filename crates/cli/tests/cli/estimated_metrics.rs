@@ -5,7 +5,7 @@
 //! for the first three days only. Every day of `GET /v1/models/{m}/metrics` carries
 //! `estimated`, equal to NannyML's estimate of that chunk.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

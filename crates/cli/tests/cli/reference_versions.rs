@@ -3,7 +3,7 @@
 //! feedback and rules, each naming the reference it used; the hourly drift sketches are built
 //! against it, so that they agree with the raw events, and a newer reference replaces it.
 
-mod common;
+use crate::common;
 
 use common::{poll, Server};
 use serde_json::{json, Value};

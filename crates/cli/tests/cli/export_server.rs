@@ -1,7 +1,7 @@
 //! `modelwatch export --server URL`: the same Parquet files as from the data directory, read
 //! by paging through a running server's read endpoints (the server holds the directory).
 
-mod common;
+use crate::common;
 
 use common::{modelwatch, Server};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

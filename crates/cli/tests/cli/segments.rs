@@ -3,7 +3,7 @@
 //! breakdown by value, `feature:value` or `tag:<name>:<value>` that value's slice. The forms
 //! that worked before keep their answers.
 
-mod common;
+use crate::common;
 
 use common::{modelwatch, Server};
 use serde_json::{json, Value};

@@ -4,7 +4,7 @@
 //! model's task can be declared (API and config file) and stays declared across a restart; a
 //! model with many classes gets a reply of bounded size.
 
-mod common;
+use crate::common;
 
 use common::{client, decode, Server};
 use serde_json::{json, Value};

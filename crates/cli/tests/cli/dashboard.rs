@@ -3,7 +3,7 @@
 //! holds no URL and its numbers are the API's, the demo drifts and decays within a minute.
 //! (The browser tests, in headless Chromium, are in tests/browser.)
 
-mod common;
+use crate::common;
 
 use common::{client, decode, modelwatch, poll, Server};
 use rand::rngs::StdRng;
@@ -495,7 +495,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let server = Server::attach(child, dir.path());
+    let server = Server::attach(child);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, m) = server.get("/v1/models/fraud-demo/metrics?window=1d");

@@ -1,7 +1,7 @@
 //! `GET /v1/models/{model}/concept` against the real binary: a classifier whose error rate
 //! jumps, labels arriving late and out of order, a regressor, and bad parameters.
 
-mod common;
+use crate::common;
 
 use common::Server;
 use modelwatch_stats::concept::{change_points, DetectorKind};

@@ -1,7 +1,7 @@
 //! `modelwatch drift` on real files, through the real binary: verdicts in JSON and in the
 //! table, CSV and Parquet inputs, bad input named in the error, and the peer benchmark data.
 
-mod common;
+use crate::common;
 
 use common::modelwatch;
 

@@ -1,15 +1,13 @@
 //! A real `modelwatch serve` process on 127.0.0.1, port 0, stopped by its pid.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct Server {
     pub url: String,
     pub child: Child,
-    pub data: PathBuf,
 }
 
 impl Server {
@@ -32,11 +30,11 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        Self::attach(cmd.spawn().expect("start modelwatch serve"), data)
+        Self::attach(cmd.spawn().expect("start modelwatch serve"))
     }
 
     /// Waits for a started `modelwatch serve` (or `demo`) to print its address and answer.
-    pub fn attach(mut child: Child, data: &Path) -> Server {
+    pub fn attach(mut child: Child) -> Server {
         let stdout = child.stdout.take().expect("stdout piped");
         let mut line = String::new();
         BufReader::new(stdout)
@@ -47,11 +45,7 @@ impl Server {
             .strip_prefix("modelwatch listening on ")
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
             .to_string();
-        let server = Server {
-            url,
-            child,
-            data: data.to_path_buf(),
-        };
+        let server = Server { url, child };
         server.wait_healthy();
         server
     }

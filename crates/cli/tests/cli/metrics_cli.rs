@@ -1,7 +1,7 @@
 //! Per-window metrics over a real server and from a data directory: `GET /v1/models/{m}/metrics`
 //! and `modelwatch metrics --server` / `--data`.
 
-mod common;
+use crate::common;
 
 use common::{modelwatch, Server};
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //! `scripts/fixtures/gen_file_metrics_fixtures.py`); and `modelwatch import` of the same file
 //! building the per-hour state, so that the store answers without a rescan.
 
-mod common;
+use crate::common;
 
 use common::{import, modelwatch};
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! Bad input found by the adversarial review (issue 19), each through the real binary: the
 //! service answers a clear 4xx and keeps serving.
 
-mod common;
+use crate::common;
 
 use common::{client, decode, import, modelwatch, prediction, Server};
 use serde_json::json;
@@ -888,7 +888,7 @@ fn a_scan_whose_client_went_away_stops_early() {
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
-    let s = Server::attach(child, &data);
+    let s = Server::attach(child);
     // Enough events that one scan of them takes seconds in a debug build; each posted batch
     // is a stored chunk, between which the scan looks at its flag.
     for b in 0..60 {

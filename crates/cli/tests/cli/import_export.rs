@@ -1,7 +1,7 @@
 //! `modelwatch import` and `export` on real files: into a data directory, into a running
 //! server, and the reference upload over HTTP.
 
-mod common;
+use crate::common;
 
 use common::{client, import, modelwatch, Server};
 

@@ -3,7 +3,7 @@
 //! calls, and an SMTP sink that lettre really talks to), silences, pending alerts, an outage of
 //! the receiver, and `/metrics` read by a Prometheus text-format parser.
 
-mod common;
+use crate::common;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -686,6 +686,13 @@ fn metrics_endpoint_is_valid_prometheus_text_with_bounded_labels() {
     let (_recv, _mails, _dir, s) = start_all(&extra);
     put_reference(&s, "fraud");
     send_day(&s, "fraud", "2026-01-05", 1000, 4);
+    // KPI points are counted like the other rows.
+    s.post_ok(
+        "/v1/models/fraud/kpis",
+        (0..3)
+            .map(|h| json!({"name": "revenue", "value": h, "timestamp": format!("2026-01-05T0{h}:00:00Z")}))
+            .collect(),
+    );
     wait_alerts(&s, "model=fraud&state=firing", 1);
     let text = wait_evaluated(&s, "fraud");
 
@@ -742,6 +749,17 @@ fn metrics_endpoint_is_valid_prometheus_text_with_bounded_labels() {
             ]
         )),
         1000.0
+    );
+    assert_eq!(
+        gauge(find(
+            "modelwatch_ingest_rows_total",
+            &[
+                ("model", "fraud"),
+                ("kind", "kpis"),
+                ("outcome", "accepted")
+            ]
+        )),
+        3.0
     );
     assert_eq!(
         gauge(find(

@@ -1,7 +1,7 @@
 //! `GET /v1/models/{model}/drift` and `/quality` against the real binary: a CSV reference sent
 //! over HTTP, three days of predictions, the third shifted.
 
-mod common;
+use crate::common;
 
 use common::Server;
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! --format csv`), equal number for number to the JSON report; and the change summary (first
 //! window → last, baseline → last) in the JSON reply and `modelwatch metrics --summary`.
 
-mod common;
+use crate::common;
 
 use common::{modelwatch, Server};
 use serde_json::{json, Value};

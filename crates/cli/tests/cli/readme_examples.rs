@@ -2,7 +2,7 @@
 //! the test server's), each answering 2xx; and the rule behind them: every JSON endpoint reads a
 //! JSON body whatever `Content-Type` it carries, unless it declares another format.
 
-mod common;
+use crate::common;
 
 use common::{client, decode, Server};
 use serde_json::json;

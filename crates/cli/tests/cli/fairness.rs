@@ -2,7 +2,7 @@
 //! the field named when bad), and `GET /v1/models/{model}/fairness` per day with the
 //! four-fifths rule crossed on the day a group's treatment worsened.
 
-mod common;
+use crate::common;
 
 use common::Server;
 use serde_json::{json, Value};

@@ -1,7 +1,7 @@
 //! Kill -9 at random moments while a client ingests: nothing acknowledged is ever lost, nothing
 //! is stored twice, and the store opens cleanly every time.
 
-mod common;
+use crate::common;
 
 use common::{client, Server};
 use rand::Rng;

@@ -3,7 +3,7 @@
 //! the last complete window, a window with too few rows is never shown as healthy, and an alert
 //! is neither resolved nor fired by a window that tested nothing.
 
-mod common;
+use crate::common;
 
 use common::{poll, Server};
 use rand::rngs::StdRng;

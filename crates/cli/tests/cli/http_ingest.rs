@@ -1,7 +1,7 @@
 //! Ingest over a real socket against the real binary: durability across restarts, the late-label
 //! join, idempotency, and every kind of bad input the foundation issue lists.
 
-mod common;
+use crate::common;
 
 use common::{client, decode, poll, prediction, Server};
 use serde_json::{json, Value};
@@ -377,6 +377,18 @@ fn bad_bodies_and_names_get_a_clear_4xx() {
         let (status, out) = s.post(&format!("/v1/models/{name}/predictions"), "[]");
         assert_eq!(status, 400, "{name}: {out}");
         assert_eq!(out["error"]["code"], "invalid_model_name");
+        // Every route naming a model checks it the same way, reads and deletes included.
+        for path in ["metrics?window=1d", "drift", "rules", "rules/r1"] {
+            let url = format!("{}/v1/models/{name}/{path}", s.url);
+            let method = if path == "rules/r1" { "DELETE" } else { "GET" };
+            let r = client()
+                .request(method.parse().unwrap(), &url)
+                .send()
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 400, "{method} {url}");
+            let out: Value = r.json().unwrap();
+            assert_eq!(out["error"]["code"], "invalid_model_name", "{method} {url}");
+        }
     }
     // A CSV body where JSON is expected.
     let r = client()
