@@ -8,6 +8,7 @@
 pub mod concept;
 pub mod drift;
 pub mod estimate;
+pub mod paired;
 pub mod parallel;
 pub mod perf;
 
