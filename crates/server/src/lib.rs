@@ -8,6 +8,7 @@
 
 mod alerts;
 mod browser;
+mod compare;
 pub mod config;
 mod dashboard;
 mod drift;
@@ -99,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{model}/quality", get(drift::quality))
         .route("/v1/models/{model}/feedback", get(drift::feedback))
         .route("/v1/models/{model}/concept", get(drift::concept))
+        .route("/v1/models/{model}/compare", get(compare::compare))
         .route(
             "/v1/models/{model}/rules",
             get(alerts::list_rules).post(alerts::create_rule),
