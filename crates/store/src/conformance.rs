@@ -922,6 +922,13 @@ pub fn shadow_predictions_stay_out_of_the_served_traffic(store: &dyn Store) {
             .collect::<Vec<_>>(),
         vec!["v1"]
     );
+    // The challengers are listed apart, with their own counts.
+    let shadows: Vec<(&str, u64)> = m
+        .shadow_versions
+        .iter()
+        .map(|v| (v.version.as_str(), v.predictions))
+        .collect();
+    assert_eq!(shadows, vec![("v2", 2)]);
     let q = WindowQuery {
         window: Window::DAY,
         from: None,
@@ -966,6 +973,8 @@ pub fn shadow_predictions_stay_out_of_the_served_traffic(store: &dyn Store) {
         left,
         vec![("new".into(), "v1".into()), ("new".into(), "v2".into())]
     );
+    let m = store.model(&model()).unwrap().unwrap();
+    assert_eq!(m.shadow_versions[0].predictions, 1);
     // Retention deleted the old shadow's index row too: the same prediction is new again.
     let again = store
         .ingest_predictions(&model(), preds(&[&shadow("old", &recent, "v2", 0.1)]))

@@ -197,7 +197,11 @@ pub struct ModelSummary {
     pub last_event: Option<Timestamp>,
     pub rejected: u64,
     pub retention_days: Option<u32>,
+    /// The versions of the served predictions (`predictions` is their sum).
     pub versions: Vec<VersionSummary>,
+    /// Versions with shadow predictions (challengers, ADR 010), counted apart.
+    #[serde(default)]
+    pub shadow_versions: Vec<VersionSummary>,
     pub schema: Schema,
     pub reference: Vec<ReferenceSummary>,
 }

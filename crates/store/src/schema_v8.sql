@@ -13,3 +13,13 @@ CREATE TABLE shadow_index (
     segment_id  INTEGER NOT NULL,
     PRIMARY KEY (model_id, request_id, version)
 ) WITHOUT ROWID;
+-- Counters of each shadow version's predictions, kept by the writer like `versions`, so that a
+-- model summary lists its challengers without reading `shadow_index`.
+CREATE TABLE shadow_versions (
+    model_id    INTEGER NOT NULL,
+    version     TEXT NOT NULL,
+    predictions INTEGER NOT NULL,
+    first_ts    INTEGER NOT NULL,
+    last_ts     INTEGER NOT NULL,
+    PRIMARY KEY (model_id, version)
+);

@@ -1666,6 +1666,7 @@ fn ingest_shadow_predictions(
         "INSERT OR IGNORE INTO shadow_index(model_id, request_id, version, ts, segment_id)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
+    let mut versions: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
     for events in admitted.chunks(CHUNK_MAX_ROWS) {
         tx.execute(
             "INSERT INTO segments(model_id, rows, min_ts, max_ts, received_at, data)
@@ -1687,6 +1688,10 @@ fn ingest_shadow_predictions(
             encode_line(&mut ndjson, e);
             min_ts = min_ts.min(ts);
             max_ts = max_ts.max(ts);
+            let v = versions.entry(version).or_insert((0, ts, ts));
+            v.0 += 1;
+            v.1 = v.1.min(ts);
+            v.2 = v.2.max(ts);
         }
         if stored == 0 {
             tx.execute("DELETE FROM segments WHERE id = ?1", [chunk_id])?;
@@ -1701,6 +1706,17 @@ fn ingest_shadow_predictions(
             "UPDATE segments SET rows = ?1, min_ts = ?2, max_ts = ?3, data = ?4 WHERE id = ?5",
             params![stored, min_ts, max_ts, data, chunk_id],
         )?;
+    }
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO shadow_versions(model_id, version, predictions, first_ts, last_ts)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(model_id, version) DO UPDATE SET
+            predictions = predictions + excluded.predictions,
+            first_ts = min(first_ts, excluded.first_ts),
+            last_ts = max(last_ts, excluded.last_ts)",
+    )?;
+    for (version, (n, first, last)) in versions {
+        upsert.execute(params![entry.id, version, n, first, last])?;
     }
     if !pending.is_empty() {
         out.schema_changes = pending
@@ -2705,6 +2721,13 @@ fn apply_retention(tx: &Transaction<'_>, now: Timestamp) -> Result<RetentionRepo
              WHERE model_id = ?1 GROUP BY version",
             [id],
         )?;
+        tx.execute("DELETE FROM shadow_versions WHERE model_id = ?1", [id])?;
+        tx.execute(
+            "INSERT INTO shadow_versions(model_id, version, predictions, first_ts, last_ts)
+             SELECT model_id, version, count(*), min(ts), max(ts) FROM shadow_index
+             WHERE model_id = ?1 GROUP BY version",
+            [id],
+        )?;
         tx.execute(
             "UPDATE models SET labels = (SELECT count(*) FROM labels WHERE model_id = ?1) WHERE id = ?1",
             [id],
@@ -2792,19 +2815,23 @@ fn summary(conn: &Connection, id: i64) -> Result<ModelSummary, StoreError> {
         [id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
     )?;
-    let versions: Vec<VersionSummary> = conn
-        .prepare_cached(
-            "SELECT version, predictions, first_ts, last_ts FROM versions WHERE model_id = ?1 ORDER BY first_ts",
-        )?
-        .query_map([id], |r| {
-            Ok(VersionSummary {
-                version: r.get(0)?,
-                predictions: r.get::<_, i64>(1)? as u64,
-                first_event: Some(Timestamp(r.get(2)?)),
-                last_event: Some(Timestamp(r.get(3)?)),
-            })
-        })?
-        .collect::<Result<_, _>>()?;
+    let versions_of = |table: &str| -> Result<Vec<VersionSummary>, StoreError> {
+        Ok(conn
+            .prepare_cached(&format!(
+                "SELECT version, predictions, first_ts, last_ts FROM {table} WHERE model_id = ?1 ORDER BY first_ts"
+            ))?
+            .query_map([id], |r| {
+                Ok(VersionSummary {
+                    version: r.get(0)?,
+                    predictions: r.get::<_, i64>(1)? as u64,
+                    first_event: Some(Timestamp(r.get(2)?)),
+                    last_event: Some(Timestamp(r.get(3)?)),
+                })
+            })?
+            .collect::<Result<_, _>>()?)
+    };
+    let versions = versions_of("versions")?;
+    let shadow_versions = versions_of("shadow_versions")?;
     let rejected: i64 = conn.query_row(
         "SELECT count(*) FROM rejected WHERE model = ?1",
         [&name],
@@ -2833,6 +2860,7 @@ fn summary(conn: &Connection, id: i64) -> Result<ModelSummary, StoreError> {
         rejected: rejected as u64,
         retention_days: retention,
         versions,
+        shadow_versions,
         schema: parse_json("model schema", &schema)?,
         reference,
     })
