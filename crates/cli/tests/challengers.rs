@@ -217,6 +217,23 @@ fn a_shadow_challenger_is_compared_on_the_requests_both_scored() {
     assert_eq!(labelled, LABELLED as u64);
     // The first day's pairs are requests 0..192, all labelled.
     assert_eq!(windows[0]["paired_labelled"], 192);
+
+    // The model lists its challenger, and the versions view shows the API's comparison over
+    // the same span.
+    let shadows = &server.get_ok("/v1/models/fraud")["shadow_versions"];
+    assert_eq!(shadows[0]["version"], "v2");
+    assert_eq!(shadows[0]["predictions"], N);
+    let span = "window=1d&from=2026-11-20T00:00:00Z&to=2026-11-24T00:00:00Z";
+    let (status, html, _) = server.get_text(&format!("/models/fraud/versions?{span}"));
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains(r#"data-challenger="v2""#), "{html}");
+    assert!(html.contains(r#"data-verdict="promote""#), "{html}");
+    assert!(html.contains(r#"data-compare-metric="roc_auc""#), "{html}");
+    let reason = report["decision"]["reason"]
+        .as_str()
+        .unwrap()
+        .replace('<', "&lt;");
+    assert!(html.contains(&reason), "{reason} not in the page");
 }
 
 #[test]

@@ -23,7 +23,7 @@ use modelwatch_core::{ModelName, Outcome, PredictionEvent, Timestamp, Window};
 use modelwatch_stats::paired::{self, Summary, TestResult};
 use modelwatch_stats::perf::Z95;
 use modelwatch_store::{ScanRange, Store, StoreError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 use crate::error::EngineError;
@@ -43,7 +43,7 @@ pub struct CompareQuery {
 }
 
 /// How the two versions' requests relate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Some requests were scored by both (shadow): paired tests over those.
@@ -53,7 +53,7 @@ pub enum Mode {
 }
 
 /// One version's value of a metric over the compared requests, with its 95 % interval.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Estimate {
     pub value: f64,
     pub ci_low: f64,
@@ -63,11 +63,11 @@ pub struct Estimate {
 }
 
 /// A named test's statistic and two-sided p-value.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NamedTest {
     /// `mcnemar_exact`, `mcnemar_asymptotic`, `delong`, `paired_t`, `wilcoxon`,
     /// `two_proportion_z`, `welch_t`.
-    pub test: &'static str,
+    pub test: String,
     pub statistic: f64,
     pub p_value: f64,
 }
@@ -75,7 +75,7 @@ pub struct NamedTest {
 impl NamedTest {
     fn new(test: &'static str, r: TestResult) -> NamedTest {
         NamedTest {
-            test,
+            test: test.to_owned(),
             statistic: r.statistic,
             p_value: r.p_value,
         }
@@ -83,10 +83,10 @@ impl NamedTest {
 }
 
 /// One metric of the two versions side by side.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MetricComparison {
     /// `accuracy`, `roc_auc`, `mae` or `mse`.
-    pub metric: &'static str,
+    pub metric: String,
     /// Whether a higher value is better (accuracy, ROC AUC) or a lower one (MAE, MSE).
     pub higher_is_better: bool,
     pub champion: Option<Estimate>,
@@ -106,7 +106,7 @@ pub struct MetricComparison {
 }
 
 /// The comparison over one span of requests.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {
     /// Requests both versions scored (paired mode), labelled or not.
     pub paired_requests: u64,
@@ -121,7 +121,7 @@ pub struct Comparison {
 }
 
 /// One event-time window's comparison.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WindowComparison {
     pub start: Timestamp,
     pub end: Timestamp,
@@ -130,7 +130,7 @@ pub struct WindowComparison {
 }
 
 /// What the comparison supports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Promote,
@@ -138,11 +138,11 @@ pub enum Verdict {
     NeedMoreData,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Decision {
     pub verdict: Verdict,
     /// The metric it reads.
-    pub metric: &'static str,
+    pub metric: String,
     pub p_value: Option<f64>,
     pub alpha: f64,
     /// Labelled requests the decision's test used.
@@ -155,7 +155,7 @@ pub struct Decision {
 }
 
 /// `GET /v1/models/{model}/compare`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CompareReport {
     pub model: String,
     pub task: Task,
@@ -427,7 +427,7 @@ fn metric(
         _ => None,
     };
     MetricComparison {
-        metric: name,
+        metric: name.to_owned(),
         higher_is_better,
         champion,
         challenger,
@@ -609,7 +609,7 @@ fn decide(overall: &Comparison) -> Decision {
     };
     let mut d = Decision {
         verdict: Verdict::NeedMoreData,
-        metric: m.metric,
+        metric: m.metric.clone(),
         p_value: m.tests.first().map(|t| t.p_value),
         alpha: ALPHA,
         labelled_requests: labelled,
