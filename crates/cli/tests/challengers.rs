@@ -311,7 +311,7 @@ fn an_ab_test_on_disjoint_traffic_uses_two_sample_tests() {
     // Half the traffic to each version; the challenger's errors are smaller.
     let truth = |i: usize| 10.0 + (unit(i, 5) * 100.0).round() / 10.0;
     let error = |i: usize| (unit(i, 6) * 40.0).round() / 10.0 - 2.0;
-    let version = |i: usize| if i % 2 == 0 { "v1" } else { "v2" };
+    let version = |i: usize| if i.is_multiple_of(2) { "v1" } else { "v2" };
     let predicted = |i: usize| {
         let scale = if version(i) == "v1" { 1.0 } else { 0.5 };
         truth(i) + scale * error(i)

@@ -154,7 +154,7 @@ pub fn delong_paired(positive: &[bool], score_a: &[f64], score_b: &[f64]) -> Opt
     let var_b = covariance(&v10b, &v10b) / m + covariance(&v01b, &v01b) / n;
     let cov = covariance(&v10a, &v10b) / m + covariance(&v01a, &v01b) / n;
     let var_diff = var_a + var_b - 2.0 * cov;
-    if !(var_diff > 1e-300) {
+    if var_diff.is_nan() || var_diff <= 1e-300 {
         return None;
     }
     let z = (auc_a - auc_b) / var_diff.sqrt();
@@ -188,7 +188,7 @@ pub fn paired_t(a: &[f64], b: &[f64]) -> Option<TestResult> {
     }
     let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
     let (mean, var) = mean_var(&d);
-    if !(var > 0.0) {
+    if var.is_nan() || var <= 0.0 {
         return None;
     }
     let n = d.len() as f64;
@@ -233,7 +233,7 @@ pub fn wilcoxon_signed_rank(a: &[f64], b: &[f64]) -> Option<TestResult> {
         })
         .sum();
     let var = n * (n + 1.0) * (2.0 * n + 1.0) / 24.0 - ties / 48.0;
-    if !(var > 0.0) {
+    if var.is_nan() || var <= 0.0 {
         return None;
     }
     let statistic = r_plus.min(r_minus);
@@ -254,7 +254,7 @@ pub fn two_proportion_z(x1: u64, n1: u64, x2: u64, n2: u64) -> Option<TestResult
     let (n1f, n2f) = (n1 as f64, n2 as f64);
     let pooled = (x1 + x2) as f64 / (n1f + n2f);
     let var = pooled * (1.0 - pooled) * (1.0 / n1f + 1.0 / n2f);
-    if !(var > 0.0) {
+    if var.is_nan() || var <= 0.0 {
         return None;
     }
     let z = (x1 as f64 / n1f - x2 as f64 / n2f) / var.sqrt();
@@ -296,7 +296,7 @@ pub fn welch_t(a: &Summary, b: &Summary) -> Option<TestResult> {
     }
     let (va, vb) = (a.variance / a.n as f64, b.variance / b.n as f64);
     let se2 = va + vb;
-    if !(se2 > 0.0) {
+    if se2.is_nan() || se2 <= 0.0 {
         return None;
     }
     let t = (a.mean - b.mean) / se2.sqrt();
@@ -354,7 +354,7 @@ pub const POWER_Z: f64 = 1.959_963_984_540_054 + 0.841_621_233_572_914_3;
 /// terms, which asks for slightly more requests than Connor's `ψ − δ²` under the alternative.
 /// `None` when the observed z is 0: no sample size shows a difference that was not observed.
 pub fn labelled_requests_needed(n: u64, z: f64) -> Option<u64> {
-    if !(z.abs() > 0.0) || !z.is_finite() {
+    if z == 0.0 || !z.is_finite() {
         return None;
     }
     Some((n as f64 * (POWER_Z / z.abs()).powi(2)).ceil() as u64)
