@@ -234,6 +234,26 @@ fn a_shadow_challenger_is_compared_on_the_requests_both_scored() {
         .unwrap()
         .replace('<', "&lt;");
     assert!(html.contains(&reason), "{reason} not in the page");
+
+    // A Parquet export holds the served predictions (a file has no role column; an import
+    // stores what it reads as served).
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("fraud.parquet");
+    let (ok, stdout, err) = common::modelwatch(&[
+        "export",
+        "predictions",
+        "--model",
+        "fraud",
+        "--server",
+        &server.url,
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        stdout.contains(&format!("wrote {} rows", N + 1)),
+        "{stdout}"
+    );
 }
 
 #[test]
