@@ -448,4 +448,17 @@ fn bad_compare_parameters_are_refused_with_what_to_write() {
         report["decision"]["labelled_requests_still_needed"],
         Value::Null
     );
+    assert_eq!(
+        (
+            &report["overall"]["champion_requests"],
+            &report["overall"]["challenger_requests"]
+        ),
+        (&json!(1), &json!(1))
+    );
+    // A version with no prediction in the range is named.
+    let report = server.get_ok("/v1/models/fraud/compare?champion=v1&challenger=v9");
+    assert_eq!(
+        report["decision"]["reason"],
+        "no prediction of version `v9` in this range"
+    );
 }

@@ -108,6 +108,9 @@ pub struct MetricComparison {
 /// The comparison over one span of requests.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {
+    /// Requests each version scored in the span, labelled or not.
+    pub champion_requests: u64,
+    pub challenger_requests: u64,
     /// Requests both versions scored (paired mode), labelled or not.
     pub paired_requests: u64,
     /// Of those, the labelled ones: what the paired tests use.
@@ -291,7 +294,7 @@ pub fn compare(
             comparison: comparison(&spec, mode, rs),
         })
         .collect();
-    let decision = decide(&overall);
+    let decision = decide(&overall, &q.champion, &q.challenger);
     Ok(CompareReport {
         model: model.to_string(),
         task: spec.task,
@@ -336,6 +339,8 @@ fn comparison(spec: &TaskSpec, mode: Mode, requests: &[&Request]) -> Comparison 
     let mut champion_side = Vec::new();
     let mut challenger_side = Vec::new();
     let mut pairs = Vec::new();
+    let champion_requests = requests.iter().filter(|r| r.champion.is_some()).count() as u64;
+    let challenger_requests = requests.iter().filter(|r| r.challenger.is_some()).count() as u64;
     for r in requests {
         if let (Some(a), Some(b)) = (&r.champion, &r.challenger) {
             paired_requests += 1;
@@ -358,6 +363,8 @@ fn comparison(spec: &TaskSpec, mode: Mode, requests: &[&Request]) -> Comparison 
         Mode::Independent => independent_metrics(spec.task, &champion_side, &challenger_side),
     };
     Comparison {
+        champion_requests,
+        challenger_requests,
         paired_requests,
         paired_labelled: pairs.len() as u64,
         champion_labelled: champion_side.len() as u64,
@@ -597,7 +604,7 @@ fn independent_metrics(task: Task, a: &[Outcomes], b: &[Outcomes]) -> Vec<Metric
     out
 }
 
-fn decide(overall: &Comparison) -> Decision {
+fn decide(overall: &Comparison, champion: &str, challenger: &str) -> Decision {
     let m = &overall.metrics[0];
     let labelled = m.champion.as_ref().map_or(0, |e| e.n) + {
         // A/B: both arms count; paired: the pairs once.
@@ -616,6 +623,16 @@ fn decide(overall: &Comparison) -> Decision {
         labelled_requests_still_needed: None,
         reason: String::new(),
     };
+    let missing = [
+        (champion, overall.champion_requests),
+        (challenger, overall.challenger_requests),
+    ]
+    .into_iter()
+    .find(|(_, n)| *n == 0);
+    if let Some((version, _)) = missing {
+        d.reason = format!("no prediction of version `{version}` in this range");
+        return d;
+    }
     let (Some(diff), Some(p)) = (m.difference, d.p_value) else {
         d.reason = format!(
             "no test of {} yet: {}",
