@@ -9,7 +9,10 @@
 //!    the relation between inputs and outcome changes, so accuracy decays; version `v2` takes a
 //!    share of the traffic for the last third;
 //! 3. labels, late: only for predictions older than the label delay, then the rest trickling
-//!    in while the demo runs, with new predictions every few seconds.
+//!    in while the demo runs, with new predictions every few seconds;
+//! 4. on `fraud-demo`, a shadow challenger, version `v3` (ADR 011): every answered request is
+//!    scored by it too, logged with `"role": "shadow"`, so that `GET .../compare?champion=v1&
+//!    challenger=v3` pairs them. It was retrained on recent data and ranks better than `v1`.
 //!
 //! Before the data, it creates three alert rules on each model over the API, as a user would
 //! ([`rules`]): on `fraud-demo` the drift rule fires within seconds and the accuracy rule is
@@ -168,7 +171,12 @@ struct Simulation {
     next_id: u64,
     /// Labels not sent yet: (event time in seconds, request id, label).
     pending: Vec<(i64, String, u8)>,
+    /// Shadow predictions of the challenger `v3` not sent yet (drifting model only).
+    shadows: Vec<Value>,
 }
+
+/// The shadow challenger's version on the drifting demo model.
+pub const SHADOW_VERSION: &str = "v3";
 
 fn normal(rng: &mut StdRng) -> f64 {
     // Box-Muller: two uniforms, one standard normal.
@@ -200,6 +208,7 @@ impl Simulation {
             per_hour: per_hour.max(1),
             next_id: 0,
             pending: Vec::new(),
+            shadows: Vec::new(),
         }
     }
 
@@ -322,6 +331,18 @@ impl Simulation {
         } else {
             ev["prediction"] = json!(u8::from(score >= 0.5));
             ev["score"] = json!((score * 10_000.0).round() / 10_000.0);
+            if self.drifting {
+                // The challenger knows more of the hidden cause than either served version.
+                // Computed from the row, without drawing from the generator, so that the
+                // simulated traffic is the same with or without it.
+                let y = f64::from(r.label);
+                let shadow = ((0.65 * r.score + 0.35 * y) * 10_000.0).round() / 10_000.0;
+                self.shadows.push(json!({
+                    "request_id": id, "timestamp": time, "model_version": SHADOW_VERSION,
+                    "role": "shadow", "features": r.features,
+                    "prediction": u8::from(shadow >= 0.5), "score": shadow,
+                }));
+            }
             self.pending.push((ts, id, r.label));
         }
         ev
@@ -402,6 +423,7 @@ impl Simulation {
         let mut batch = Vec::new();
         for hours_ago in (1..=total).rev() {
             batch.extend(self.hour(now, hours_ago, total));
+            batch.append(&mut self.shadows);
             if hours_ago % 12 == 1 {
                 post("/predictions", &batch)?;
                 batch.clear();
@@ -422,7 +444,8 @@ impl Simulation {
             std::thread::sleep(Duration::from_secs(3));
             let t = modelwatch_core::Timestamp::now().micros() / 1_000_000;
             let d = if self.drifting { 1.0 } else { 0.0 };
-            let live: Vec<Value> = (0..5).map(|_| self.event(t, d, 1.0)).collect();
+            let mut live: Vec<Value> = (0..5).map(|_| self.event(t, d, 1.0)).collect();
+            live.append(&mut self.shadows);
             post("/predictions", &live)?;
             label_cutoff = (label_cutoff + 1800).min(t - 30);
             let labels = self.due_labels(label_cutoff);

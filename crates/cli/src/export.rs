@@ -191,7 +191,19 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
             copy_pages(
                 &bar,
                 |after| source.predictions(&model, after),
-                |rows| w.write(rows),
+                |rows| {
+                    // The served predictions: a file has no role column, and an import stores
+                    // what it reads as served (ADR 011). Shadows stay readable over the API.
+                    if rows.iter().all(|e| e.role.is_served()) {
+                        return w.write(rows);
+                    }
+                    let served: Vec<_> = rows
+                        .iter()
+                        .filter(|e| e.role.is_served())
+                        .cloned()
+                        .collect();
+                    w.write(&served)
+                },
             )?;
             w.finish()?
         }

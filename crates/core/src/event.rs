@@ -42,6 +42,40 @@ pub struct PredictionEvent {
     pub error: Option<String>,
     #[serde(serialize_with = "pairs_as_map", skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<(String, String)>,
+    /// Whether this prediction is the one the caller was served, or a shadow's (docs/api.md,
+    /// "Challengers"). Written out only for a shadow, so stored served rows stay as they were.
+    #[serde(skip_serializing_if = "Role::is_served")]
+    pub role: Role,
+}
+
+/// The role a prediction plays for its request (ADR 011). A request id has at most one served
+/// prediction, which every report but `/compare` reads; shadow predictions of other versions
+/// for the same request id are stored beside it, one per version, and join its label.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The prediction whose answer was returned: the default.
+    #[default]
+    Served,
+    /// A challenger scoring the same request in the background; its answer was not used.
+    Shadow,
+}
+
+impl Role {
+    pub fn is_served(&self) -> bool {
+        *self == Role::Served
+    }
+
+    /// The role a row names: `served` or `shadow`.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "served" => Some(Role::Served),
+            "shadow" => Some(Role::Shadow),
+            _ => None,
+        }
+    }
 }
 
 /// The tag (name, value) that marks a prediction as exploration traffic by default (docs/api.md,
@@ -125,6 +159,7 @@ const PREDICTION_FIELDS: &[&str] = &[
     "latency_ms",
     "error",
     "tags",
+    "role",
 ];
 const LABEL_FIELDS: &[&str] = &["request_id", "label", "timestamp"];
 const KPI_FIELDS: &[&str] = &["name", "value", "timestamp"];
@@ -146,6 +181,7 @@ struct RawPrediction<'a> {
     latency_ms: Option<f64>,
     error: Option<String>,
     tags: Option<Pairs<String>>,
+    role: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -245,6 +281,21 @@ pub fn parse_prediction_row_verbatim(
     }
     let tags = raw.tags.map(|p| p.0).unwrap_or_default();
     checks::tag_count(tags.len(), limits).map_err(|r| reject("tags", r))?;
+    let role = match raw.role.as_deref() {
+        None => Role::Served,
+        Some(r) => Role::parse(r).ok_or_else(|| {
+            reject(
+                "role",
+                format!("unknown role `{r}`: a prediction is `served` (the default) or `shadow`"),
+            )
+        })?,
+    };
+    if role == Role::Shadow && raw.model_version.is_none() {
+        return Err(reject(
+            "model_version",
+            "a shadow prediction must name its model_version: it is stored once per version".into(),
+        ));
+    }
     let verbatim = raw.timestamp.is_some();
     let event = PredictionEvent {
         request_id: raw.request_id.expect("checked"),
@@ -257,6 +308,7 @@ pub fn parse_prediction_row_verbatim(
         latency_ms: raw.latency_ms,
         error: raw.error,
         tags,
+        role,
     };
     Ok((event, verbatim))
 }

@@ -15,7 +15,7 @@ mod value;
 pub use error::{ErrorCode, ServiceError};
 pub use event::{
     parse_kpi_row, parse_label_row, parse_prediction_row, parse_prediction_row_verbatim,
-    IngestLimits, KpiEvent, LabelEvent, Pairs, PredictionEvent, ReferenceRow, Rejection,
+    IngestLimits, KpiEvent, LabelEvent, Pairs, PredictionEvent, ReferenceRow, Rejection, Role,
     EXPLORATION_TAG, MAX_KPI_NAME,
 };
 pub use model::{validate_version, ModelName, ModelNameError};

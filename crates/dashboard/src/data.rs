@@ -176,6 +176,11 @@ pub struct ModelData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fairness: Option<modelwatch_engine::fairness::FairnessReport>,
     pub versions: Vec<VersionMetrics>,
+    /// `GET /v1/models/{model}/compare` over the span: each challenger (shadow versions, then
+    /// the other served versions) against the champion (the picked version, else the served
+    /// version with the most predictions). Versions view only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub challengers: Vec<modelwatch_engine::challenger::CompareReport>,
     /// The model's alerts, rules and recent transitions, when an alert service was asked
     /// (the server's pages); absent from a report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -268,6 +273,52 @@ pub const MIN_ROWS: u64 = 30;
 
 /// Most versions compared side by side (the ones with most predictions).
 pub const MAX_VERSIONS: usize = 6;
+
+/// Challengers compared on the versions view (each comparison is a scan of the span).
+pub const MAX_CHALLENGERS: usize = 3;
+
+/// The comparisons of the versions view (see [`ModelData::challengers`]).
+fn challengers(
+    store: &dyn Store,
+    model: &ModelName,
+    summary: &ModelSummary,
+    span: &Span,
+) -> Result<Vec<modelwatch_engine::challenger::CompareReport>, DashError> {
+    use modelwatch_engine::challenger::{compare, CompareQuery};
+    let champion = span.version.clone().or_else(|| {
+        (summary.versions.iter())
+            .max_by_key(|v| v.predictions)
+            .map(|v| v.version.clone())
+    });
+    let Some(champion) = champion else {
+        return Ok(Vec::new());
+    };
+    let others = (summary.shadow_versions.iter())
+        .chain(&summary.versions)
+        .map(|v| &v.version)
+        .filter(|v| **v != champion);
+    let mut names: Vec<&String> = Vec::new();
+    for v in others {
+        if !names.contains(&v) && names.len() < MAX_CHALLENGERS {
+            names.push(v);
+        }
+    }
+    let mut out = Vec::new();
+    for challenger in names {
+        let q = CompareQuery {
+            window: span.window(),
+            from: Some(span.from),
+            to: Some(span.to),
+            champion: champion.clone(),
+            challenger: challenger.clone(),
+        };
+        out.push(compare(store, model, &q).map_err(|e| match e {
+            EngineError::Store(e) => DashError::Store(e),
+            e => DashError::BadRequest(e.to_string()),
+        })?);
+    }
+    Ok(out)
+}
 /// Most features whose distributions are drawn.
 pub const MAX_DISTRIBUTIONS: usize = 40;
 /// Most categories drawn per categorical feature (by reference count); the rest are `(other)`.
@@ -330,6 +381,7 @@ pub fn gather(
         feedback: None,
         fairness: None,
         versions: Vec::new(),
+        challengers: Vec::new(),
         alerts: None,
         unavailable: Default::default(),
     };
@@ -377,6 +429,7 @@ pub fn gather(
                 metrics,
             });
         }
+        data.challengers = challengers(store, model, &summary, &span)?;
     }
     let query = span.drift(span.from);
     if parts.drift {

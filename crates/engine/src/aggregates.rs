@@ -620,6 +620,10 @@ pub fn fold_on_arrival(
     let mut versions: Vec<&str> = Vec::new();
     let mut folds: BTreeMap<(usize, i64), NewPredictions> = BTreeMap::new();
     for (_, p) in rows {
+        // A shadow prediction is stored apart and never in an hour's aggregates (ADR 011).
+        if !p.role.is_served() {
+            continue;
+        }
         let version = p.model_version.as_deref().unwrap_or("");
         let v = match versions.iter().position(|known| *known == version) {
             Some(v) => v,

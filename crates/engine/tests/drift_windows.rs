@@ -85,6 +85,7 @@ fn events() -> Vec<PredictionEvent> {
                 latency_ms: None,
                 error: None,
                 tags: vec![],
+                role: modelwatch_core::Role::Served,
             });
         }
     }
@@ -624,6 +625,7 @@ fn a_drift_query_neither_decides_nor_changes_the_task() {
             latency_ms: None,
             error: None,
             tags: vec![],
+            role: modelwatch_core::Role::Served,
         })
         .collect();
     let batch = PredictionBatch::new(more.into_iter().enumerate().collect());

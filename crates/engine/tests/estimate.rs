@@ -61,6 +61,7 @@ fn store(dir: &std::path::Path) -> SqliteStore {
                 latency_ms: None,
                 error: None,
                 tags: vec![],
+                role: modelwatch_core::Role::Served,
             }
         })
         .enumerate()

@@ -53,6 +53,7 @@ fn row(i: usize, class: &str) -> (PredictionEvent, Option<LabelEvent>) {
         } else {
             vec![]
         },
+        role: modelwatch_core::Role::Served,
     };
     let label = (i % 10 < 7).then(|| LabelEvent {
         request_id: p.request_id.clone(),

@@ -89,6 +89,7 @@ fn predictions(store: &SqliteStore, day: i64, broken: bool, id: &str, seed: u64)
             latency_ms: None,
             error: None,
             tags: vec![],
+            role: modelwatch_core::Role::Served,
         })
         .enumerate()
         .collect();

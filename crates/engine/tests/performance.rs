@@ -1028,6 +1028,14 @@ impl Store for RaceAfterScan {
     ) -> Result<(), modelwatch_store::StoreError> {
         self.inner.scan_chunks(model, chunks, f)
     }
+    fn scan_with_shadows(
+        &self,
+        model: &ModelName,
+        range: &ScanRange,
+        f: &mut dyn FnMut(&modelwatch_core::PredictionEvent, Option<&modelwatch_core::LabelEvent>),
+    ) -> Result<(), modelwatch_store::StoreError> {
+        self.inner.scan_with_shadows(model, range, f)
+    }
     fn mark_for_rescan(
         &self,
         model: &ModelName,

@@ -718,6 +718,7 @@ fn convert_predictions(
             latency_ms: None,
             error: None,
             tags: Vec::new(),
+            role: modelwatch_core::Role::Served,
         })
         .collect();
 

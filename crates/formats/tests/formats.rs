@@ -488,6 +488,7 @@ fn events() -> Vec<PredictionEvent> {
             } else {
                 vec![]
             },
+            role: modelwatch_core::Role::Served,
         })
         .collect()
 }

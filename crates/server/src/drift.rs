@@ -131,7 +131,7 @@ fn drift_query(p: DriftParams) -> Result<DriftQuery, ApiError> {
 }
 
 /// The window, range and version of a query without drift settings or segment (feedback,
-/// concept), read as `drift_query` reads them.
+/// concept, compare), read as `drift_query` reads them.
 pub(crate) fn range_query(
     window: Option<String>,
     from: Option<String>,

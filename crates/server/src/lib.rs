@@ -8,6 +8,7 @@
 
 mod alerts;
 mod browser;
+mod compare;
 pub mod config;
 mod dashboard;
 mod drift;
@@ -110,6 +111,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/models/{model}/fairness/settings",
             get(fairness::get_settings).put(fairness::put_settings),
         )
+        .route("/v1/models/{model}/compare", get(compare::compare))
         .route(
             "/v1/models/{model}/rules",
             get(alerts::list_rules).post(alerts::create_rule),

@@ -8,7 +8,7 @@ use crate::{
 };
 use modelwatch_core::{
     parse_label_row, parse_prediction_row, FeatureKind, FeatureValue, IngestLimits, ModelName,
-    Outcome, ReferenceRow, Timestamp, Window,
+    Outcome, ReferenceRow, Role, Timestamp, Window,
 };
 
 /// One check of the suite: takes a fresh, empty store.
@@ -67,6 +67,18 @@ pub const ALL: &[(&str, Check)] = &[
     (
         "a_change_racing_with_a_rescan_survives_deltas_applied_meanwhile",
         a_change_racing_with_a_rescan_survives_deltas_applied_meanwhile,
+    ),
+    (
+        "shadow_predictions_are_stored_once_per_version",
+        shadow_predictions_are_stored_once_per_version,
+    ),
+    (
+        "a_label_joins_every_version_whichever_arrives_first",
+        a_label_joins_every_version_whichever_arrives_first,
+    ),
+    (
+        "shadow_predictions_stay_out_of_the_served_traffic",
+        shadow_predictions_stay_out_of_the_served_traffic,
     ),
 ];
 
@@ -725,4 +737,247 @@ pub fn kpis_are_kept_per_name_and_a_retry_replaces(store: &dyn Store) {
     let loss = store.kpis(&model(), Some("loss"), &day2).unwrap();
     assert_eq!(loss.len(), 1);
     assert_eq!(loss[0].value, 25.0);
+}
+
+/// A shadow prediction of `version` for request `id` (ADR 011).
+fn shadow(id: &str, ts: &str, version: &str, score: f64) -> String {
+    format!(
+        r#"{{"request_id":"{id}","timestamp":"{ts}","model_version":"{version}","role":"shadow","features":{{"age":1.0,"country":"DE"}},"prediction":0,"score":{score}}}"#
+    )
+}
+
+/// Every stored prediction with its role, version and label, served and shadow, sorted.
+type Seen = Vec<(String, String, Role, Option<Outcome>)>;
+
+fn everything(store: &dyn Store) -> Seen {
+    let mut seen = Vec::new();
+    store
+        .scan_with_shadows(&model(), &ScanRange::default(), &mut |e, l| {
+            seen.push((
+                e.request_id.clone(),
+                e.model_version.clone().unwrap_or_default(),
+                e.role,
+                l.map(|l| l.label.clone()),
+            ));
+        })
+        .unwrap();
+    seen.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    seen
+}
+
+/// The same request id under two versions is stored twice, once per version, and a replay of
+/// either is a duplicate; the same (request id, version) twice in one batch rejects the second.
+pub fn shadow_predictions_are_stored_once_per_version(store: &dyn Store) {
+    let t = "2026-01-01T00:00:00Z";
+    let served = [p("a", t, 1.0), p("b", t, 2.0)];
+    let served: Vec<&str> = served.iter().map(String::as_str).collect();
+    let out = store.ingest_predictions(&model(), preds(&served)).unwrap();
+    assert_eq!((out.accepted, out.duplicates), (2, 0));
+    let shadows = [shadow("a", t, "v2", 0.3), shadow("b", t, "v2", 0.4)];
+    let shadows: Vec<&str> = shadows.iter().map(String::as_str).collect();
+    let out = store.ingest_predictions(&model(), preds(&shadows)).unwrap();
+    assert_eq!((out.accepted, out.duplicates), (2, 0));
+    // Replays: each version's prediction is already stored.
+    let out = store.ingest_predictions(&model(), preds(&shadows)).unwrap();
+    assert_eq!((out.accepted, out.duplicates), (0, 2));
+    let out = store.ingest_predictions(&model(), preds(&served)).unwrap();
+    assert_eq!((out.accepted, out.duplicates), (0, 2));
+    // One batch holding a request's served prediction and two shadows, stored three times;
+    // its replay stores nothing.
+    let mixed = [
+        p("c", t, 3.0),
+        shadow("c", t, "v2", 0.5),
+        shadow("c", t, "v3", 0.6),
+    ];
+    let mixed: Vec<&str> = mixed.iter().map(String::as_str).collect();
+    let out = store.ingest_predictions(&model(), preds(&mixed)).unwrap();
+    assert_eq!(
+        (out.accepted, out.duplicates, out.rejected.len()),
+        (3, 0, 0)
+    );
+    let out = store.ingest_predictions(&model(), preds(&mixed)).unwrap();
+    assert_eq!((out.accepted, out.duplicates), (0, 3));
+    // The same shadow twice in a batch: the second is a rejected row naming the first.
+    let twice = [shadow("d", t, "v2", 0.1), shadow("d", t, "v2", 0.2)];
+    let out = store
+        .ingest_predictions(&model(), preds(&[&twice[0], &twice[1]]))
+        .unwrap();
+    assert_eq!(out.accepted, 1);
+    assert_eq!(out.rejected.len(), 1);
+    assert_eq!(out.rejected[0].index, 1);
+    assert!(out.rejected[0].reason.contains("first at row 0"));
+
+    let seen = everything(store);
+    let keys: Vec<(&str, &str, Role)> = seen
+        .iter()
+        .map(|(id, v, role, _)| (id.as_str(), v.as_str(), *role))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("a", "v1", Role::Served),
+            ("a", "v2", Role::Shadow),
+            ("b", "v1", Role::Served),
+            ("b", "v2", Role::Shadow),
+            ("c", "v1", Role::Served),
+            ("c", "v2", Role::Shadow),
+            ("c", "v3", Role::Shadow),
+            ("d", "v2", Role::Shadow),
+        ]
+    );
+    // A shadow row must say which version it is.
+    let unnamed = r#"{"request_id":"e","role":"shadow","prediction":1}"#;
+    let err =
+        parse_prediction_row(unnamed, 0, Timestamp::now(), &IngestLimits::default()).unwrap_err();
+    assert_eq!(err.field, "model_version");
+}
+
+/// A label joins the served prediction and every shadow of its request, whether it arrives
+/// after them or before them.
+pub fn a_label_joins_every_version_whichever_arrives_first(store: &dyn Store) {
+    let t = "2026-01-01T00:00:00Z";
+    // "early": the label first (the model exists through another prediction).
+    store
+        .ingest_predictions(&model(), preds(&[&p("x", t, 1.0)]))
+        .unwrap();
+    store
+        .ingest_labels(
+            &model(),
+            labels(&[r#"{"request_id":"early","label":1,"timestamp":"2026-01-03T00:00:00Z"}"#]),
+        )
+        .unwrap();
+    let early = [p("early", t, 1.0), shadow("early", t, "v2", 0.2)];
+    store
+        .ingest_predictions(&model(), preds(&[&early[0], &early[1]]))
+        .unwrap();
+    // "late": predictions first, the shadow before the served one, then the label.
+    store
+        .ingest_predictions(&model(), preds(&[&shadow("late", t, "v2", 0.9)]))
+        .unwrap();
+    store
+        .ingest_predictions(&model(), preds(&[&p("late", t, 1.0)]))
+        .unwrap();
+    store
+        .ingest_labels(
+            &model(),
+            labels(&[r#"{"request_id":"late","label":0,"timestamp":"2026-01-03T00:00:00Z"}"#]),
+        )
+        .unwrap();
+    let seen = everything(store);
+    let one = Some(Outcome::Number(1.0));
+    let zero = Some(Outcome::Number(0.0));
+    assert_eq!(
+        seen,
+        vec![
+            ("early".into(), "v1".into(), Role::Served, one.clone()),
+            ("early".into(), "v2".into(), Role::Shadow, one),
+            ("late".into(), "v1".into(), Role::Served, zero.clone()),
+            ("late".into(), "v2".into(), Role::Shadow, zero),
+            ("x".into(), "v1".into(), Role::Served, None),
+        ]
+    );
+    // The served traffic's counters: two labels, each joined to its served prediction.
+    let m = store.model(&model()).unwrap().unwrap();
+    assert_eq!((m.predictions, m.labels, m.labelled), (3, 2, 2));
+}
+
+/// Shadow predictions are not the served traffic: the served scans, the window counts, the
+/// version counters and the hours' marks and deltas never see them, so every other report reads
+/// what it read before shadows existed. Retention deletes them with the rest.
+pub fn shadow_predictions_stay_out_of_the_served_traffic(store: &dyn Store) {
+    let now = Timestamp::now();
+    let old = Timestamp(now.micros() - 40 * 86_400_000_000).to_rfc3339();
+    let recent = Timestamp(now.micros() - 86_400_000_000).to_rfc3339();
+    let rows = [
+        p("old", &old, 1.0),
+        shadow("old", &old, "v2", 0.1),
+        p("new", &recent, 1.0),
+        shadow("new", &recent, "v2", 0.1),
+    ];
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    assert_eq!(
+        store
+            .ingest_predictions(&model(), preds(&rows))
+            .unwrap()
+            .accepted,
+        4
+    );
+    let mut served = Vec::new();
+    store
+        .scan_predictions(&model(), &ScanRange::default(), &mut |e, _| {
+            served.push((e.request_id.clone(), e.role))
+        })
+        .unwrap();
+    served.sort();
+    assert_eq!(
+        served,
+        vec![("new".into(), Role::Served), ("old".into(), Role::Served)]
+    );
+    let m = store.model(&model()).unwrap().unwrap();
+    assert_eq!(m.predictions, 2);
+    assert_eq!(
+        m.versions
+            .iter()
+            .map(|v| v.version.as_str())
+            .collect::<Vec<_>>(),
+        vec!["v1"]
+    );
+    // The challengers are listed apart, with their own counts.
+    let shadows: Vec<(&str, u64)> = m
+        .shadow_versions
+        .iter()
+        .map(|v| (v.version.as_str(), v.predictions))
+        .collect();
+    assert_eq!(shadows, vec![("v2", 2)]);
+    let q = WindowQuery {
+        window: Window::DAY,
+        from: None,
+        to: None,
+        version: None,
+    };
+    let counted: u64 = store
+        .window_counts(&model(), &q)
+        .unwrap()
+        .iter()
+        .map(|w| w.predictions)
+        .sum();
+    assert_eq!(counted, 2);
+    assert!(store
+        .dirty_hours(&model())
+        .unwrap()
+        .iter()
+        .all(|h| h.version == "v1"));
+    let deltas = store.hour_deltas(&model()).unwrap();
+    assert!(deltas.iter().all(|d| d.version == "v1"));
+    // The deltas' chunks, read back, hold served predictions only.
+    let mut chunks: Vec<i64> = deltas.iter().filter_map(|d| d.chunk).collect();
+    chunks.sort_unstable();
+    chunks.dedup();
+    let mut n = 0;
+    store
+        .scan_chunks(&model(), &chunks, &mut |_, e| {
+            assert!(e.role.is_served());
+            n += 1;
+        })
+        .unwrap();
+    assert_eq!(n, 2);
+
+    store.set_retention(&model(), Some(30)).unwrap();
+    let report = store.apply_retention(now).unwrap();
+    assert_eq!(report.predictions_deleted, 2);
+    let left: Vec<(String, String)> = everything(store)
+        .into_iter()
+        .map(|(id, v, _, _)| (id, v))
+        .collect();
+    assert_eq!(
+        left,
+        vec![("new".into(), "v1".into()), ("new".into(), "v2".into())]
+    );
+    let m = store.model(&model()).unwrap().unwrap();
+    assert_eq!(m.shadow_versions[0].predictions, 1);
+    // Retention deleted the old shadow's index row too: the same prediction is new again.
+    let again = store
+        .ingest_predictions(&model(), preds(&[&shadow("old", &recent, "v2", 0.1)]))
+        .unwrap();
+    assert_eq!(again.accepted, 1);
 }

@@ -4,7 +4,9 @@
 //! single data directory, nothing to install). Invariants a caller may rely on:
 //! - a call that returns `Ok` has made its rows durable (fsynced): a crash after it loses nothing;
 //! - predictions are idempotent on `(model, request_id)`: a stored request id is never stored
-//!   twice, a retry is reported as duplicates;
+//!   twice, a retry is reported as duplicates; shadow predictions (ADR 011) are idempotent on
+//!   `(model, request_id, version)`, stored beside the served one and read only by
+//!   [`Store::scan_with_shadows`];
 //! - a label replaces an earlier label for the same request id; labels may arrive before their
 //!   prediction and are joined whenever it comes, always to the prediction's event time;
 //! - schemas change only through the store's single writer, so two batches racing to introduce
@@ -195,7 +197,11 @@ pub struct ModelSummary {
     pub last_event: Option<Timestamp>,
     pub rejected: u64,
     pub retention_days: Option<u32>,
+    /// The versions of the served predictions (`predictions` is their sum).
     pub versions: Vec<VersionSummary>,
+    /// Versions with shadow predictions (challengers, ADR 011), counted apart.
+    #[serde(default)]
+    pub shadow_versions: Vec<VersionSummary>,
     pub schema: Schema,
     pub reference: Vec<ReferenceSummary>,
 }
@@ -441,6 +447,16 @@ pub trait Store: Send + Sync + 'static {
         range: &ScanRange,
         f: &mut dyn FnMut(&PredictionEvent, Option<&LabelEvent>),
     ) -> Result<i64, StoreError>;
+
+    /// [`Store::scan_predictions`] with the shadow predictions too (ADR 011): every stored
+    /// prediction of the range, served or shadow (its `role` says which), each with its
+    /// request's label. The challenger comparison reads it; no other report does.
+    fn scan_with_shadows(
+        &self,
+        model: &ModelName,
+        range: &ScanRange,
+        f: &mut dyn FnMut(&PredictionEvent, Option<&LabelEvent>),
+    ) -> Result<(), StoreError>;
 
     // Per-hour aggregates. The store keeps them opaque and marks an hour dirty in the same
     // transaction that changes its predictions or labels, so a crash can never leave an

@@ -37,7 +37,7 @@ pub use guard::{check as check_data_dir, CheckReport};
 
 const DB_FILE: &str = "modelwatch.db";
 const LOCK_FILE: &str = "LOCK";
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 // Chunks (each job's compressed events) live in the table `segments`, and the columns that point
 // at one are `segment_id` (`request_index`, `hour_deltas`): the SQL names predate the word chunk
 // ("segment" now means a slice of traffic by feature or tag value) and are kept so that every
@@ -188,13 +188,40 @@ impl<T> Pending<T> {
 }
 
 /// A prediction batch handed to the writer by [`SqliteStore::submit_predictions`].
-pub struct PendingPredictions(Pending<(IngestOutcome, PredictionBatch)>);
+pub struct PendingPredictions {
+    served: Pending<(IngestOutcome, PredictionBatch)>,
+    /// The batch's shadow predictions, stored by a job of their own (ADR 011).
+    shadow: Option<Pending<IngestOutcome>>,
+}
 
 impl PendingPredictions {
     /// Blocks until the batch is committed (durable) or has failed. The batch's events are freed
-    /// on the calling thread.
+    /// on the calling thread. A batch with shadow predictions is answered once both of its
+    /// jobs have committed: a failure of either fails the batch, whose retry is idempotent.
     pub fn wait(self) -> Result<IngestOutcome, StoreError> {
-        self.0.wait().map(|(outcome, _batch_freed_here)| outcome)
+        let served = self
+            .served
+            .wait()
+            .map(|(outcome, _batch_freed_here)| outcome);
+        let Some(shadow) = self.shadow else {
+            return served;
+        };
+        let shadow = shadow.wait();
+        let (mut out, shadow) = (served?, shadow?);
+        out.accepted += shadow.accepted;
+        out.duplicates += shadow.duplicates;
+        out.rejected.extend(shadow.rejected);
+        out.rejected.sort_by_key(|r| r.index);
+        for change in shadow.schema_changes {
+            if !out
+                .schema_changes
+                .iter()
+                .any(|c| c.feature == change.feature)
+            {
+                out.schema_changes.push(change);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -216,6 +243,12 @@ enum Job {
         PredictionBatch,
         Encoded,
         Reply<IngestOutcome, (IngestOutcome, PredictionBatch)>,
+    ),
+    /// A batch's shadow predictions (rows with their index in the client's batch).
+    Shadow(
+        ModelName,
+        Vec<(usize, PredictionEvent)>,
+        Reply<IngestOutcome>,
     ),
     Labels(ModelName, LabelBatch, Option<Found>, Reply<IngestOutcome>),
     Kpis(
@@ -244,7 +277,9 @@ impl Job {
     fn answer(self, committed: &Result<(), CommitFailure>) {
         match self {
             Job::Predictions(_, batch, _, reply) => reply.send(committed, |out| (out, batch)),
-            Job::Labels(.., reply) | Job::Kpis(.., reply) => reply.send(committed, |out| out),
+            Job::Labels(.., reply) | Job::Kpis(.., reply) | Job::Shadow(.., reply) => {
+                reply.send(committed, |out| out)
+            }
             Job::Reference { reply, .. } => reply.send(committed, |out| out),
             Job::ApplyRetention(_, reply) => reply.send(committed, |out| out),
             Job::DeclareSchema(.., reply)
@@ -259,6 +294,7 @@ impl Job {
         match self {
             Job::Predictions(_, b, _, _) => b.rows.len() + b.rejected.len(),
             Job::Labels(_, b, _, _) => b.rows.len() + b.rejected.len(),
+            Job::Shadow(_, rows, _) => rows.len(),
             Job::Kpis(_, rows, rejected, _) => rows.len() + rejected.len(),
             Job::Reference { rows, .. } => rows.len(),
             Job::PutAggregates(_, w, _) => w.iter().map(|w| w.put.len() + w.clear.len()).sum(),
@@ -406,14 +442,20 @@ impl SqliteStore {
     pub fn submit_predictions(
         &self,
         model: &ModelName,
-        batch: PredictionBatch,
+        mut batch: PredictionBatch,
     ) -> Result<PendingPredictions, StoreError> {
+        let shadow = take_shadows(&mut batch);
         let mut chunks = ChunkEncoder::with_capacity(batch.rows.len());
         for (position, (_, e)) in batch.rows.iter().enumerate() {
             let sent = batch.verbatim.as_ref().and_then(|v| v.row(position));
             chunks.push(e, sent)?;
         }
-        self.submit_gathered(model, GatheredPredictions { batch, chunks })
+        let mut pending = self.submit_gathered(model, GatheredPredictions { batch, chunks })?;
+        if !shadow.is_empty() {
+            let model = model.clone();
+            pending.shadow = Some(self.enqueue(|r| Job::Shadow(model, shadow, r))?);
+        }
+        Ok(pending)
     }
 
     /// [`SqliteStore::submit_predictions`] of a batch gathered piece by piece, whose chunks
@@ -427,7 +469,10 @@ impl SqliteStore {
         let GatheredPredictions { batch, chunks } = gathered;
         let encoded = Encoded::new(&batch.rows, chunks.finish()?);
         self.enqueue(|r| Job::Predictions(model, batch, encoded, r))
-            .map(PendingPredictions)
+            .map(|served| PendingPredictions {
+                served,
+                shadow: None,
+            })
     }
 
     /// [`Store::ingest_labels`] without waiting; see [`SqliteStore::submit_predictions`].
@@ -560,57 +605,68 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     // Each step brings a store of the version before it to its own; all run in one transaction.
     let steps = match version {
         0 => format!(
-            "{} {} {} {} {} {} {}",
+            "{} {} {} {} {} {} {} {}",
             include_str!("schema.sql"),
             include_str!("schema_v2.sql"),
             include_str!("schema_v3.sql"),
             include_str!("schema_v4.sql"),
             include_str!("schema_v5.sql"),
             include_str!("schema_v6.sql"),
-            include_str!("schema_v7.sql")
+            include_str!("schema_v7.sql"),
+            include_str!("schema_v8.sql")
         ),
         1 => {
             // Every hour that holds predictions starts dirty (its aggregates are built on the
             // first refresh), and the label counters are counted once.
             format!(
-                "{} {} {} {} {} {} {} {}",
+                "{} {} {} {} {} {} {} {} {}",
                 include_str!("schema_v2.sql"),
                 include_str!("schema_v3.sql"),
                 include_str!("schema_v4.sql"),
                 include_str!("schema_v5.sql"),
                 include_str!("schema_v6.sql"),
                 include_str!("schema_v7.sql"),
+                include_str!("schema_v8.sql"),
                 mark_every_hour_sql("1"),
                 recount_labelled_sql("1"),
             )
         }
         2 => format!(
-            "{} {} {} {} {}",
+            "{} {} {} {} {} {}",
             include_str!("schema_v3.sql"),
             include_str!("schema_v4.sql"),
             include_str!("schema_v5.sql"),
             include_str!("schema_v6.sql"),
-            include_str!("schema_v7.sql")
+            include_str!("schema_v7.sql"),
+            include_str!("schema_v8.sql")
         ),
         3 => format!(
-            "{} {} {} {}",
+            "{} {} {} {} {}",
             include_str!("schema_v4.sql"),
             include_str!("schema_v5.sql"),
             include_str!("schema_v6.sql"),
-            include_str!("schema_v7.sql")
+            include_str!("schema_v7.sql"),
+            include_str!("schema_v8.sql")
         ),
         4 => format!(
-            "{} {} {}",
+            "{} {} {} {}",
             include_str!("schema_v5.sql"),
             include_str!("schema_v6.sql"),
-            include_str!("schema_v7.sql")
+            include_str!("schema_v7.sql"),
+            include_str!("schema_v8.sql")
         ),
         5 => format!(
-            "{} {}",
+            "{} {} {}",
             include_str!("schema_v6.sql"),
-            include_str!("schema_v7.sql")
+            include_str!("schema_v7.sql"),
+            include_str!("schema_v8.sql")
         ),
-        6 => include_str!("schema_v7.sql").to_owned(),
+        6 => format!(
+            "{} {}",
+            include_str!("schema_v7.sql"),
+            include_str!("schema_v8.sql")
+        ),
+        7 => include_str!("schema_v8.sql").to_owned(),
         SCHEMA_VERSION => return Ok(()),
         v => {
             return Err(StoreError::Corrupt {
@@ -755,6 +811,10 @@ fn run_job(
     let (model, ok) = match job {
         Job::Predictions(model, batch, encoded, reply) => {
             let result = ingest_predictions(tx, models, shared, model, batch, encoded);
+            (Some(&*model), reply.keep(result))
+        }
+        Job::Shadow(model, rows, reply) => {
+            let result = ingest_shadow_predictions(tx, models, shared, model, rows);
             (Some(&*model), reply.keep(result))
         }
         Job::Labels(model, batch, found, reply) => {
@@ -1313,6 +1373,20 @@ fn ingest_predictions(
     // Positions in `batch.rows` of the rows that pass the checks, in order.
     let mut admitted: Vec<usize> = Vec::with_capacity(batch.rows.len());
     for (position, (index, event)) in batch.rows.iter().enumerate() {
+        if !event.role.is_served() {
+            // Only `submit_predictions` parts a batch's shadow rows from its served ones; a
+            // batch gathered piece by piece (a file import) has no role column.
+            quarantined.push(Quarantined {
+                rejection: Rejection::new(
+                    *index,
+                    "role",
+                    "shadow predictions are accepted by the ingest API, not by a file import",
+                )
+                .with_request_id(Some(&event.request_id)),
+                row: to_json(event),
+            });
+            continue;
+        }
         if let Some(first) = encoded.repeat_of[position] {
             quarantined.push(Quarantined {
                 rejection: repeated_rejection(*index, &event.request_id, batch.rows[first].0),
@@ -1514,6 +1588,148 @@ fn ingest_predictions(
         save_schema(tx, entry)?;
     }
     out.rejected = quarantine_all(tx, model, "predictions", &batch.rejected, quarantined, now)?;
+    Ok(out)
+}
+
+/// Takes the shadow predictions out of `batch` (with the text spans of the rows that stay),
+/// for a job of their own: served rows keep the path they always had, and a batch without a
+/// shadow row costs one pass over its roles.
+fn take_shadows(batch: &mut PredictionBatch) -> Vec<(usize, PredictionEvent)> {
+    if batch.rows.iter().all(|(_, e)| e.role.is_served()) {
+        return Vec::new();
+    }
+    let rows = std::mem::take(&mut batch.rows);
+    let mut spans = batch
+        .verbatim
+        .as_mut()
+        .map(|v| std::mem::take(&mut v.spans));
+    let mut shadow = Vec::new();
+    for (position, row) in rows.into_iter().enumerate() {
+        if row.1.role.is_served() {
+            if let (Some(kept), Some(v)) = (&mut spans, &mut batch.verbatim) {
+                v.spans.push(kept.get_mut(position).and_then(Option::take));
+            }
+            batch.rows.push(row);
+        } else {
+            shadow.push(row);
+        }
+    }
+    shadow
+}
+
+/// Stores shadow predictions (ADR 011): each is idempotent on (request id, version) through
+/// `shadow_index`, and its event goes into a chunk like any other, read back by
+/// [`Store::scan_with_shadows`] and never by the served traffic's scans. They mark no hour,
+/// record no delta and count in no version: no report but the comparison reads them.
+fn ingest_shadow_predictions(
+    tx: &Transaction<'_>,
+    models: &mut HashMap<String, CachedModel>,
+    shared: &WriterShared,
+    model: &ModelName,
+    rows: &[(usize, PredictionEvent)],
+) -> Result<IngestOutcome, StoreError> {
+    let now = Timestamp::now();
+    let mut out = IngestOutcome::default();
+    let entry = model_entry(tx, models, model, true)?.expect("created");
+    let mut pending = Vec::new();
+    let mut quarantined = Vec::new();
+    let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut admitted: Vec<&PredictionEvent> = Vec::with_capacity(rows.len());
+    for (index, event) in rows {
+        let version = event.model_version.as_deref().unwrap_or("");
+        let first = *first_of
+            .entry((event.request_id.as_str(), version))
+            .or_insert(*index);
+        if first != *index {
+            quarantined.push(Quarantined {
+                rejection: repeated_rejection(*index, &event.request_id, first),
+                row: to_json(event),
+            });
+            continue;
+        }
+        match admit(
+            entry,
+            &mut pending,
+            shared.max_features(),
+            *index,
+            Some(&event.request_id),
+            &event.features,
+        ) {
+            Ok(()) => admitted.push(event),
+            Err(rejection) => quarantined.push(Quarantined {
+                rejection,
+                row: to_json(event),
+            }),
+        }
+    }
+    let mut index_row = tx.prepare_cached(
+        "INSERT OR IGNORE INTO shadow_index(model_id, request_id, version, ts, segment_id)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut versions: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
+    for events in admitted.chunks(CHUNK_MAX_ROWS) {
+        tx.execute(
+            "INSERT INTO segments(model_id, rows, min_ts, max_ts, received_at, data)
+             VALUES (?1, 0, 0, 0, ?2, x'')",
+            params![entry.id, now.micros()],
+        )?;
+        let chunk_id = tx.last_insert_rowid();
+        let mut ndjson = Vec::new();
+        let (mut min_ts, mut max_ts, mut stored) = (i64::MAX, i64::MIN, 0i64);
+        for e in events {
+            let version = e.model_version.as_deref().unwrap_or("");
+            let ts = e.timestamp.micros();
+            if index_row.execute(params![entry.id, e.request_id, version, ts, chunk_id])? == 0 {
+                out.duplicates += 1;
+                continue;
+            }
+            out.accepted += 1;
+            stored += 1;
+            encode_line(&mut ndjson, e);
+            min_ts = min_ts.min(ts);
+            max_ts = max_ts.max(ts);
+            let v = versions.entry(version).or_insert((0, ts, ts));
+            v.0 += 1;
+            v.1 = v.1.min(ts);
+            v.2 = v.2.max(ts);
+        }
+        if stored == 0 {
+            tx.execute("DELETE FROM segments WHERE id = ?1", [chunk_id])?;
+            continue;
+        }
+        let mut data = Vec::new();
+        let mut z = ChunkCompressor::new()?;
+        for frame in frames(&ndjson) {
+            z.append(&mut data, frame)?;
+        }
+        tx.execute(
+            "UPDATE segments SET rows = ?1, min_ts = ?2, max_ts = ?3, data = ?4 WHERE id = ?5",
+            params![stored, min_ts, max_ts, data, chunk_id],
+        )?;
+    }
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO shadow_versions(model_id, version, predictions, first_ts, last_ts)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(model_id, version) DO UPDATE SET
+            predictions = predictions + excluded.predictions,
+            first_ts = min(first_ts, excluded.first_ts),
+            last_ts = max(last_ts, excluded.last_ts)",
+    )?;
+    for (version, (n, first, last)) in versions {
+        upsert.execute(params![entry.id, version, n, first, last])?;
+    }
+    if !pending.is_empty() {
+        out.schema_changes = pending
+            .iter()
+            .map(|f| SchemaChange {
+                feature: f.name.clone(),
+                kind: f.kind,
+            })
+            .collect();
+        entry.schema.features.extend(pending);
+        save_schema(tx, entry)?;
+    }
+    out.rejected = quarantine_all(tx, model, "predictions", &[], quarantined, now)?;
     Ok(out)
 }
 
@@ -2438,6 +2654,10 @@ fn apply_retention(tx: &Transaction<'_>, now: Timestamp) -> Result<RetentionRepo
             "DELETE FROM request_index WHERE model_id = ?1 AND ts < ?2",
             params![id, cutoff],
         )? as u64;
+        report.predictions_deleted += tx.execute(
+            "DELETE FROM shadow_index WHERE model_id = ?1 AND ts < ?2",
+            params![id, cutoff],
+        )? as u64;
         // Closed buckets left empty go, and with them a filter check per lookup.
         tx.execute(
             "DELETE FROM request_buckets WHERE model_id = ?1 AND closed = 1
@@ -2498,6 +2718,13 @@ fn apply_retention(tx: &Transaction<'_>, now: Timestamp) -> Result<RetentionRepo
         tx.execute(
             "INSERT INTO versions(model_id, version, predictions, first_ts, last_ts)
              SELECT model_id, version, count(*), min(ts), max(ts) FROM request_index
+             WHERE model_id = ?1 GROUP BY version",
+            [id],
+        )?;
+        tx.execute("DELETE FROM shadow_versions WHERE model_id = ?1", [id])?;
+        tx.execute(
+            "INSERT INTO shadow_versions(model_id, version, predictions, first_ts, last_ts)
+             SELECT model_id, version, count(*), min(ts), max(ts) FROM shadow_index
              WHERE model_id = ?1 GROUP BY version",
             [id],
         )?;
@@ -2588,19 +2815,23 @@ fn summary(conn: &Connection, id: i64) -> Result<ModelSummary, StoreError> {
         [id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
     )?;
-    let versions: Vec<VersionSummary> = conn
-        .prepare_cached(
-            "SELECT version, predictions, first_ts, last_ts FROM versions WHERE model_id = ?1 ORDER BY first_ts",
-        )?
-        .query_map([id], |r| {
-            Ok(VersionSummary {
-                version: r.get(0)?,
-                predictions: r.get::<_, i64>(1)? as u64,
-                first_event: Some(Timestamp(r.get(2)?)),
-                last_event: Some(Timestamp(r.get(3)?)),
-            })
-        })?
-        .collect::<Result<_, _>>()?;
+    let versions_of = |table: &str| -> Result<Vec<VersionSummary>, StoreError> {
+        Ok(conn
+            .prepare_cached(&format!(
+                "SELECT version, predictions, first_ts, last_ts FROM {table} WHERE model_id = ?1 ORDER BY first_ts"
+            ))?
+            .query_map([id], |r| {
+                Ok(VersionSummary {
+                    version: r.get(0)?,
+                    predictions: r.get::<_, i64>(1)? as u64,
+                    first_event: Some(Timestamp(r.get(2)?)),
+                    last_event: Some(Timestamp(r.get(3)?)),
+                })
+            })?
+            .collect::<Result<_, _>>()?)
+    };
+    let versions = versions_of("versions")?;
+    let shadow_versions = versions_of("shadow_versions")?;
     let rejected: i64 = conn.query_row(
         "SELECT count(*) FROM rejected WHERE model = ?1",
         [&name],
@@ -2629,6 +2860,7 @@ fn summary(conn: &Connection, id: i64) -> Result<ModelSummary, StoreError> {
         rejected: rejected as u64,
         retention_days: retention,
         versions,
+        shadow_versions,
         schema: parse_json("model schema", &schema)?,
         reference,
     })
@@ -2671,6 +2903,109 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     // Nearest-rank on the sorted delays; exact, these are observed values.
     let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
     sorted[i]
+}
+
+impl SqliteStore {
+    /// [`Store::scan_predictions`], and with `shadows` [`Store::scan_with_shadows`].
+    fn scan(
+        &self,
+        model: &ModelName,
+        range: &ScanRange,
+        shadows: bool,
+        f: &mut dyn FnMut(&PredictionEvent, Option<&LabelEvent>),
+    ) -> Result<i64, StoreError> {
+        self.read(|conn| {
+            // One snapshot for the deltas' watermark and every chunk and label read. Delta
+            // ids are AUTOINCREMENT (schema 7): every delta up to the watermark is in it.
+            let snapshot = conn.unchecked_transaction()?;
+            let last_delta: i64 =
+                conn.query_row("SELECT coalesce(max(id), 0) FROM hour_deltas", [], |r| {
+                    r.get(0)
+                })?;
+            let id = model_id(conn, model)?
+                .ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
+            let cutoff = retention_cutoff(conn, id)?;
+            let from = range.from.map_or(i64::MIN, |t| t.micros()).max(cutoff);
+            let to = range.to.map_or(i64::MAX, |t| t.micros());
+            // Chunks whose event-time span overlaps the range; events are filtered one by one.
+            let mut chunks = conn.prepare_cached(
+                "SELECT id, data FROM segments
+                 WHERE model_id = ?1 AND max_ts >= ?2 AND min_ts < ?3 ORDER BY id",
+            )?;
+            // Labels are looked up by the events' request ids (each id's event is in one
+            // chunk only), and not at all while the model has no label joined yet.
+            // `labelled` counts labels joined to served predictions; a shadow prediction may
+            // have one while no served prediction has, so such a scan asks for any label.
+            let counter = if shadows { "labels" } else { "labelled" };
+            let labelled: i64 = conn.query_row(
+                &format!("SELECT {counter} FROM models WHERE id = ?1"),
+                [id],
+                |r| r.get(0),
+            )?;
+            let mut label_of = conn.prepare_cached(
+                "SELECT label, ts FROM labels WHERE model_id = ?1 AND request_id = ?2",
+            )?;
+            let mut events: Vec<PredictionEvent> = Vec::with_capacity(SCAN_LABEL_BATCH);
+            let mut labels: Vec<Option<LabelEvent>> = Vec::with_capacity(SCAN_LABEL_BATCH);
+            // Hands `f` the events gathered, each with its label.
+            let mut flush = |events: &mut Vec<PredictionEvent>| -> Result<(), StoreError> {
+                labels.clear();
+                labels.resize(events.len(), None);
+                if labelled > 0 {
+                    // In id order, so that consecutive lookups walk the labels' B-tree forward.
+                    let mut by_id: Vec<usize> = (0..events.len()).collect();
+                    by_id
+                        .sort_unstable_by(|&a, &b| events[a].request_id.cmp(&events[b].request_id));
+                    for i in by_id {
+                        let request_id = &events[i].request_id;
+                        let mut found = label_of.query(params![id, request_id])?;
+                        if let Some(l) = found.next()? {
+                            let label = outcome_from("label", Some(l.get(0)?))?.expect("some");
+                            labels[i] = Some(LabelEvent {
+                                request_id: request_id.clone(),
+                                label,
+                                timestamp: Timestamp(l.get(1)?),
+                            });
+                        }
+                    }
+                }
+                for (event, label) in events.iter().zip(&labels) {
+                    f(event, label.as_ref());
+                }
+                events.clear();
+                Ok(())
+            };
+            let mut rows = chunks.query(params![id, from, to])?;
+            while let Some(r) = rows.next()? {
+                crate::cancel::check()?;
+                let chunk: i64 = r.get(0)?;
+                let text = chunk_text(chunk, r.get_ref(1)?)?;
+                for line in text.lines() {
+                    let event = decode_stored(line).map_err(|e| corrupt_chunk(chunk, e))?;
+                    let ts = event.timestamp.micros();
+                    if ts < from || ts >= to || !(shadows || event.role.is_served()) {
+                        continue;
+                    }
+                    if let Some(v) = &range.version {
+                        if event.model_version.as_deref().unwrap_or("") != v {
+                            continue;
+                        }
+                    }
+                    events.push(event);
+                    if events.len() == SCAN_LABEL_BATCH {
+                        flush(&mut events)?;
+                    }
+                }
+            }
+            flush(&mut events)?;
+            // The statements finish before the snapshot ends (a pooled connection must not
+            // stay inside a read transaction).
+            drop(rows);
+            drop((chunks, label_of));
+            snapshot.commit()?;
+            Ok(last_delta)
+        })
+    }
 }
 
 impl Store for SqliteStore {
@@ -2901,93 +3236,16 @@ impl Store for SqliteStore {
         range: &ScanRange,
         f: &mut dyn FnMut(&PredictionEvent, Option<&LabelEvent>),
     ) -> Result<i64, StoreError> {
-        self.read(|conn| {
-            // One snapshot for the deltas' watermark and every chunk and label read. Delta
-            // ids are AUTOINCREMENT (schema 7): every delta up to the watermark is in it.
-            let snapshot = conn.unchecked_transaction()?;
-            let last_delta: i64 =
-                conn.query_row("SELECT coalesce(max(id), 0) FROM hour_deltas", [], |r| {
-                    r.get(0)
-                })?;
-            let id = model_id(conn, model)?
-                .ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
-            let cutoff = retention_cutoff(conn, id)?;
-            let from = range.from.map_or(i64::MIN, |t| t.micros()).max(cutoff);
-            let to = range.to.map_or(i64::MAX, |t| t.micros());
-            // Chunks whose event-time span overlaps the range; events are filtered one by one.
-            let mut chunks = conn.prepare_cached(
-                "SELECT id, data FROM segments
-                 WHERE model_id = ?1 AND max_ts >= ?2 AND min_ts < ?3 ORDER BY id",
-            )?;
-            // Labels are looked up by the events' request ids (each id's event is in one
-            // chunk only), and not at all while the model has no label joined yet.
-            let labelled: i64 =
-                conn.query_row("SELECT labelled FROM models WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })?;
-            let mut label_of = conn.prepare_cached(
-                "SELECT label, ts FROM labels WHERE model_id = ?1 AND request_id = ?2",
-            )?;
-            let mut events: Vec<PredictionEvent> = Vec::with_capacity(SCAN_LABEL_BATCH);
-            let mut labels: Vec<Option<LabelEvent>> = Vec::with_capacity(SCAN_LABEL_BATCH);
-            // Hands `f` the events gathered, each with its label.
-            let mut flush = |events: &mut Vec<PredictionEvent>| -> Result<(), StoreError> {
-                labels.clear();
-                labels.resize(events.len(), None);
-                if labelled > 0 {
-                    // In id order, so that consecutive lookups walk the labels' B-tree forward.
-                    let mut by_id: Vec<usize> = (0..events.len()).collect();
-                    by_id
-                        .sort_unstable_by(|&a, &b| events[a].request_id.cmp(&events[b].request_id));
-                    for i in by_id {
-                        let request_id = &events[i].request_id;
-                        let mut found = label_of.query(params![id, request_id])?;
-                        if let Some(l) = found.next()? {
-                            let label = outcome_from("label", Some(l.get(0)?))?.expect("some");
-                            labels[i] = Some(LabelEvent {
-                                request_id: request_id.clone(),
-                                label,
-                                timestamp: Timestamp(l.get(1)?),
-                            });
-                        }
-                    }
-                }
-                for (event, label) in events.iter().zip(&labels) {
-                    f(event, label.as_ref());
-                }
-                events.clear();
-                Ok(())
-            };
-            let mut rows = chunks.query(params![id, from, to])?;
-            while let Some(r) = rows.next()? {
-                crate::cancel::check()?;
-                let chunk: i64 = r.get(0)?;
-                let text = chunk_text(chunk, r.get_ref(1)?)?;
-                for line in text.lines() {
-                    let event = decode_stored(line).map_err(|e| corrupt_chunk(chunk, e))?;
-                    let ts = event.timestamp.micros();
-                    if ts < from || ts >= to {
-                        continue;
-                    }
-                    if let Some(v) = &range.version {
-                        if event.model_version.as_deref().unwrap_or("") != v {
-                            continue;
-                        }
-                    }
-                    events.push(event);
-                    if events.len() == SCAN_LABEL_BATCH {
-                        flush(&mut events)?;
-                    }
-                }
-            }
-            flush(&mut events)?;
-            // The statements finish before the snapshot ends (a pooled connection must not
-            // stay inside a read transaction).
-            drop(rows);
-            drop((chunks, label_of));
-            snapshot.commit()?;
-            Ok(last_delta)
-        })
+        self.scan(model, range, false, f)
+    }
+
+    fn scan_with_shadows(
+        &self,
+        model: &ModelName,
+        range: &ScanRange,
+        f: &mut dyn FnMut(&PredictionEvent, Option<&LabelEvent>),
+    ) -> Result<(), StoreError> {
+        self.scan(model, range, true, f).map(|_| ())
     }
 
     fn scan_chunks(
@@ -3011,8 +3269,9 @@ impl Store for SqliteStore {
                 let text = chunk_text(chunk, r.get_ref(0)?)?;
                 for line in text.lines() {
                     let event = decode_stored(line).map_err(|e| corrupt_chunk(chunk, e))?;
-                    // A chunk straddling the retention cutoff keeps its expired events.
-                    if event.timestamp.micros() >= cutoff {
+                    // A chunk straddling the retention cutoff keeps its expired events. Deltas
+                    // name chunks of served predictions only.
+                    if event.timestamp.micros() >= cutoff && event.role.is_served() {
                         f(chunk, &event);
                     }
                 }

@@ -97,15 +97,18 @@ class RequestIds(Sequence[str]):
 class _Ctx:
     """What the background thread needs to turn a wrapped call into rows."""
 
-    __slots__ = ("estimator", "feature_names", "tags", "version", "log_features", "_names_in")
+    __slots__ = ("estimator", "feature_names", "tags", "version", "log_features", "role", "_names_in")
 
     def __init__(self, estimator: Any, feature_names: Optional[Sequence[str]],
-                 tags: Optional[Dict[str, Any]], version: Optional[str], log_features: bool):
+                 tags: Optional[Dict[str, Any]], version: Optional[str], log_features: bool,
+                 role: Optional[str] = None):
         self.estimator = estimator
         self.feature_names = list(feature_names) if feature_names is not None else None
         self.tags = dict(tags) if tags else None
         self.version = version
         self.log_features = log_features
+        # "shadow" for a challenger scoring in the background (rows say "role": "shadow").
+        self.role = role
         self._names_in: Tuple[Any, Optional[List[str]]] = (None, None)
 
     def names_for(self, X: Any) -> Optional[List[str]]:
@@ -403,13 +406,24 @@ class Monitor:
         log_features: bool = True,
         request_ids_from_index: bool = False,
         copy_inputs: bool = True,
+        shadow: Any = None,
+        shadow_queue: int = 64,
     ) -> "MonitoredEstimator":
-        """Wrap a fitted scikit-learn estimator or Pipeline; see ``MonitoredEstimator``."""
+        """Wrap a fitted scikit-learn estimator or Pipeline; see ``MonitoredEstimator``.
+
+        ``shadow``: challengers that score the same rows in the background, logged as shadow
+        predictions of their own version for the same request ids (docs/api.md, "Challengers"):
+        a list of estimators (versions ``shadow-1``, ``shadow-2`` ...) or of ``(version,
+        estimator)`` pairs, or a dict ``{version: estimator}``.  What the champion returns, and
+        when, does not change: calls wait in a queue of ``shadow_queue`` calls for one
+        background thread, and a call that finds it full is not shadowed (counted in
+        ``wrapped.shadow_stats()``)."""
         from .wrap import MonitoredEstimator
 
         return MonitoredEstimator(estimator, self, feature_names=feature_names, tags=tags,
                                   version=version, log_methods=log_methods, log_features=log_features,
-                                  request_ids_from_index=request_ids_from_index, copy_inputs=copy_inputs)
+                                  request_ids_from_index=request_ids_from_index, copy_inputs=copy_inputs,
+                                  shadow=shadow, shadow_queue=shadow_queue)
 
     # -- flushing / lifecycle ---------------------------------------------------------------------
     def flush(self, timeout: Optional[float] = 10.0) -> bool:
@@ -845,6 +859,8 @@ class Monitor:
                 row["latency_ms"] = round(latency_ms, 4)
                 if tags:
                     row["tags"] = tags
+                if ctx.role is not None:
+                    row["role"] = ctx.role
                 failed.append(row)
             return "predictions", failed
         if tag == _CALL:
@@ -855,7 +871,10 @@ class Monitor:
             tags = {**self.tags, **ctx.tags} if ctx.tags else self.tags
             version = ctx.version if ctx.version is not None else self.version
             times = _rows.call_times(ts, n)
-            if self.fast_encoding and method in ("predict", "predict_proba") and isinstance(times, str):
+            # A shadow's rows (rare, and off the caller's path) take the general encoder, which
+            # adds their role.
+            if (self.fast_encoding and ctx.role is None and method in ("predict", "predict_proba")
+                    and isinstance(times, str)):
                 fp = _rows.fast_prediction_json(method, result, classes, n)
                 if fp is not None:
                     if ctx.log_features:
@@ -880,6 +899,9 @@ class Monitor:
             if not isinstance(times, str):  # one time per row (replayed history)
                 for row, t in zip(rows, times):
                     row["timestamp"] = t
+            if ctx.role is not None:
+                for row in rows:
+                    row["role"] = ctx.role
             return "predictions", rows
         if tag == _ONE:
             _, rid, features, prediction, score, scores, ts, latency_ms, tags, version = item

@@ -41,6 +41,15 @@ A call that raises is logged too: one event per input row with the features, no 
 ``error`` = ``"<ExceptionType>: <message>"``, so the error rate counts it; then the exception is
 re-raised unchanged.
 
+Shadow challengers: ``monitor.wrap(champion, version="v1", shadow=[("v2", challenger)])`` also
+scores every logged call's rows with each challenger, on one background thread, and logs the
+results as shadow predictions (``"role": "shadow"``) of the challenger's version under the same
+request ids, for ``GET /v1/models/{model}/compare``.  The champion's call returns what it
+returned before, as soon as before: it only puts the call (its already-copied input and ids) in a
+bounded queue, and a call that finds the queue full is not shadowed (``shadow_stats()``).  A
+challenger that raises is logged as error rows of its version; nothing reaches the caller.
+``flush_shadows()`` waits until the queued calls are scored (then ``monitor.flush()`` sends them).
+
 Behaves like the wrapped object: any attribute (``classes_``, ``named_steps``, ``coef_`` ...) is
 read from and written to it, ``hasattr(wrapped, "predict_proba")`` answers as the estimator does,
 ``get_params``/``set_params``/``fit`` work (``fit`` returns the wrapper), ``len()`` and indexing work
@@ -54,9 +63,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import queue
 import threading
 import time
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from . import _rows
 from .monitor import _CALL, _FAILED, Monitor, RequestIds, _Ctx, _RateLimitedLog, shared_monitor
@@ -114,6 +124,97 @@ class _Fluent:
         return call
 
 
+def _shadow_list(shadow: Any) -> List[Tuple[str, Any]]:
+    """``(version, estimator)`` pairs of ``wrap(shadow=...)``."""
+    if shadow is None:
+        return []
+    if isinstance(shadow, Mapping):
+        return [(str(v), est) for v, est in shadow.items()]
+    out = []
+    for i, item in enumerate(shadow):
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            out.append((item[0], item[1]))
+        else:
+            out.append(("shadow-%d" % (i + 1), item))
+    return out
+
+
+class _Shadows:
+    """The challengers of one wrapped estimator and the thread that scores them."""
+
+    def __init__(self, pairs: List[Tuple[str, Any]], champion_ctx: _Ctx, capacity: int):
+        self.pairs = pairs
+        self.ctxs = [_Ctx(est, champion_ctx.feature_names, champion_ctx.tags, version,
+                          champion_ctx.log_features, role="shadow") for version, est in pairs]
+        self.queue: "queue.Queue[Any]" = queue.Queue(maxsize=max(1, int(capacity)))
+        self.capacity = max(1, int(capacity))
+        self.lock = threading.Lock()
+        self.thread: Optional[threading.Thread] = None
+        self.monitor: Optional[Monitor] = None
+        self.scored = 0
+        self.skipped = 0
+        self.failed = 0
+
+    def submit(self, mon: Monitor, method: str, X: Any, ts: Any, ids: Sequence[str]) -> None:
+        """Queues one call for the challengers; never blocks."""
+        self.monitor = mon
+        if self.thread is None or not self.thread.is_alive():
+            with self.lock:
+                if self.thread is None or not self.thread.is_alive():
+                    self.thread = threading.Thread(target=self._run, name="modelwatch-shadow",
+                                                   daemon=True)
+                    self.thread.start()
+        try:
+            self.queue.put_nowait((method, X, ts, ids))
+        except queue.Full:
+            self.skipped += 1
+            _rl(logging.WARNING, "shadow-full", "modelwatch: the shadow queue is full (%d calls); "
+                "a call was not shadowed", self.capacity)
+
+    def _run(self) -> None:
+        while True:
+            method, X, ts, ids = self.queue.get()
+            try:
+                self._score(method, X, ts, ids)
+            except Exception as e:  # the thread must survive anything
+                _rl(logging.WARNING, "shadow", "modelwatch: shadow scoring failed: %r", e)
+            finally:
+                self.queue.task_done()
+
+    def _score(self, method: str, X: Any, ts: Any, ids: Sequence[str]) -> None:
+        mon = self.monitor
+        if mon is None:
+            return
+        n = len(ids)
+        for ctx in self.ctxs:
+            fn = getattr(ctx.estimator, method, None)
+            if fn is None:
+                _rl(logging.WARNING, "shadow-method", "modelwatch: shadow %s has no %s; not "
+                    "scored", ctx.version, method)
+                continue
+            t0 = _perf()
+            try:
+                result = fn(X)
+            except Exception as exc:
+                latency_ms = (_perf() - t0) * 1000.0
+                error = ("%s: %s" % (type(exc).__name__, exc))[:_MAX_ERROR_CHARS]
+                mon._enqueue((_FAILED, ctx, method, X, error, ts, latency_ms, ids), n)
+                self.failed += 1
+                continue
+            latency_ms = (_perf() - t0) * 1000.0
+            mon._enqueue((_CALL, ctx, method, X, result, ts, latency_ms, ids), n)
+            self.scored += 1
+
+    def join(self, timeout: Optional[float]) -> bool:
+        """Waits until every queued call is scored; False on timeout."""
+        end = None if timeout is None else _perf() + timeout
+        while self.queue.unfinished_tasks:
+            if end is not None and _perf() > end:
+                return False
+            time.sleep(0.005)
+        return True
+
+
 class MonitoredEstimator:
     """A fitted estimator or Pipeline whose predictions are logged to modelwatch (see module doc)."""
 
@@ -136,6 +237,8 @@ class MonitoredEstimator:
         log_features: bool = True,
         request_ids_from_index: bool = False,
         copy_inputs: bool = True,
+        shadow: Any = None,
+        shadow_queue: int = 64,
     ) -> None:
         d = self.__dict__
         d["_mw_estimator"] = estimator
@@ -147,6 +250,8 @@ class MonitoredEstimator:
         d["_mw_from_index"] = bool(request_ids_from_index)
         d["_mw_copy"] = bool(copy_inputs) and _ndarray is not None
         d["_mw_local"] = threading.local()
+        pairs = _shadow_list(shadow)
+        d["_mw_shadows"] = _Shadows(pairs, d["_mw_ctx"], shadow_queue) if pairs else None
 
     # -- the hot path ---------------------------------------------------------------------------
     def _mw_call(self, method: str, fn: Any, X: Any, *args: Any, **kwargs: Any) -> Any:
@@ -218,6 +323,10 @@ class MonitoredEstimator:
         if d["_mw_copy"] and type(result) is _ndarray:
             result = result.copy()
         mon._enqueue((_CALL, d["_mw_ctx"], method, X, result, ts, latency_ms, ids), n)
+        shadows = d.get("_mw_shadows")
+        if shadows is not None:
+            # The same rows, time and ids for the challengers, scored off this thread.
+            shadows.submit(mon, method, X, ts if _rows.is_scalar_time(ts) else list(ts), ids)
         return ids
 
     def _mw_resolve_monitor(self) -> Optional[Monitor]:
@@ -244,6 +353,20 @@ class MonitoredEstimator:
     def unwrap(self) -> Any:
         """The bare wrapped estimator."""
         return self.__dict__["_mw_estimator"]
+
+    def flush_shadows(self, timeout: Optional[float] = 10.0) -> bool:
+        """Waits until the challengers have scored every queued call (their rows are then in the
+        monitor's queue: ``monitor.flush()`` sends them). True without challengers."""
+        shadows = self.__dict__.get("_mw_shadows")
+        return True if shadows is None else shadows.join(timeout)
+
+    def shadow_stats(self) -> Dict[str, Any]:
+        """Challenger calls scored, failed (logged as error rows) and skipped (queue full)."""
+        s = self.__dict__.get("_mw_shadows")
+        if s is None:
+            return {"versions": [], "scored": 0, "failed": 0, "skipped": 0, "queued": 0}
+        return {"versions": [v for v, _ in s.pairs], "scored": s.scored, "failed": s.failed,
+                "skipped": s.skipped, "queued": s.queue.qsize()}
 
     # -- behave like the estimator --------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
@@ -319,6 +442,8 @@ class MonitoredEstimator:
             "log_methods": sorted(d["_mw_methods"]),
             "request_ids_from_index": d["_mw_from_index"],
             "copy_inputs": d["_mw_copy"],
+            "shadow": d["_mw_shadows"].pairs if d.get("_mw_shadows") is not None else None,
+            "shadow_queue": d["_mw_shadows"].capacity if d.get("_mw_shadows") is not None else 64,
         }
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
@@ -332,6 +457,9 @@ class MonitoredEstimator:
         d["_mw_from_index"] = state["request_ids_from_index"]
         d["_mw_copy"] = state["copy_inputs"] and _ndarray is not None
         d["_mw_local"] = threading.local()
+        pairs = _shadow_list(state.get("shadow"))
+        d["_mw_shadows"] = (_Shadows(pairs, d["_mw_ctx"], state.get("shadow_queue", 64))
+                            if pairs else None)
 
 
 __all__ = ["MonitoredEstimator", "RequestIds"]

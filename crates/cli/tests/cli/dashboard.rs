@@ -522,6 +522,16 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    // fraud-demo's shadow challenger is paired with the served v1 on the same requests, and
+    // ranks better.
+    let c = server.get_ok("/v1/models/fraud-demo/compare?champion=v1&challenger=v3&window=1d");
+    assert_eq!(c["mode"], "paired");
+    assert!(
+        c["overall"]["paired_labelled"].as_u64().unwrap() > 1000,
+        "{}",
+        c["overall"]
+    );
+    assert_eq!(c["decision"]["verdict"], "promote", "{}", c["decision"]);
     // Labels come late: the newest window has fewer than the oldest.
     let (_, m) = server.get("/v1/models/fraud-demo/metrics?window=1h");
     let w = m["windows"].as_array().unwrap();

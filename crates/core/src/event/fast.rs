@@ -70,6 +70,10 @@ pub(super) fn prediction(json: &str) -> Option<RawPrediction<'_>> {
                     raw.tags = r.optional(|r| r.pairs(Reader::owned_string))?;
                     512
                 }
+                "role" => {
+                    raw.role = r.optional(Reader::owned_string)?;
+                    1024
+                }
                 _ => return None,
             };
             if seen & bit != 0 {

@@ -337,3 +337,26 @@ fn rows_that_are_not_json_name_the_field_and_the_problem() {
         assert!(r.contains(reason), "{row}: field {f:?}, reason {r:?}");
     }
 }
+
+#[test]
+fn a_row_says_its_role_and_a_shadow_names_its_version() {
+    let served = pred(r#"{"request_id": "r", "prediction": 1}"#).unwrap();
+    assert_eq!(served.role, Role::Served);
+    let shadow =
+        pred(r#"{"request_id": "r", "model_version": "v2", "role": "shadow", "prediction": 1}"#)
+            .unwrap();
+    assert_eq!(shadow.role, Role::Shadow);
+    // Written out only for a shadow: stored served rows read as they always did.
+    assert!(!serde_json::to_string(&served).unwrap().contains("role"));
+    let text = serde_json::to_string(&shadow).unwrap();
+    assert!(text.contains(r#""role":"shadow""#));
+    assert_eq!(pred(&text).unwrap(), shadow);
+    let (field, reason) = field_of(r#"{"request_id": "r", "role": "shadow", "prediction": 1}"#);
+    assert_eq!(field, "model_version");
+    assert!(reason.contains("shadow"), "{reason}");
+    let (field, reason) = field_of(
+        r#"{"request_id": "r", "model_version": "v2", "role": "canary", "prediction": 1}"#,
+    );
+    assert_eq!(field, "role");
+    assert!(reason.contains("`canary`"), "{reason}");
+}

@@ -7,6 +7,7 @@ use crate::charts::YScale;
 use crate::data::{chart_metrics, short, ModelData};
 use crate::layout::wide_figure;
 use maud::{html, Markup};
+use modelwatch_engine::challenger::{CompareReport, Estimate, Verdict};
 use modelwatch_engine::performance::Task;
 
 /// Versions side by side: the headline metric per version over time, and a table.
@@ -17,6 +18,7 @@ pub fn versions_section(data: &ModelData) -> Markup {
     let Some(first) = data.versions.first() else {
         return html! { div.empty { "No model versions in this range." } };
     };
+    let challengers = html! { @for c in &data.challengers { (challenger_section(c)) } };
     let task = first.metrics.spec.task;
     let names = chart_metrics(task);
     let mut c = span_chart(span, &format!("{} by version", names[0]), YScale::Unit);
@@ -43,6 +45,58 @@ pub fn versions_section(data: &ModelData) -> Markup {
                     td.num { (ws.iter().map(|w| w.labelled).sum::<u64>()) }
                     @for n in names { td.num { @match latest { Some(w) => (metric_text(&w.metrics, n)), None => span.muted { "—" } } } }
                     td.num { (latest_window(ws).and_then(|w| w.operational.latency_ms.p95.value()).map(short).unwrap_or("—".into())) }
+                }
+            }
+        }
+        (challengers)
+    }
+}
+
+fn estimate_text(e: &Option<Estimate>) -> Markup {
+    match e {
+        Some(e) => {
+            html! { (short(e.value)) " " span.muted { "[" (short(e.ci_low)) ", " (short(e.ci_high)) "]" } }
+        }
+        None => html! { span.muted { "—" } },
+    }
+}
+
+/// One challenger against the champion over the span: the API's `/compare` (the decision,
+/// then each metric with its interval and test), as numbers, no chart.
+fn challenger_section(c: &CompareReport) -> Markup {
+    let d = &c.decision;
+    let (class, verdict) = match d.verdict {
+        Verdict::Promote => ("good", "promote the challenger"),
+        Verdict::Keep => ("bad", "keep the champion"),
+        Verdict::NeedMoreData => ("muted", "need more data"),
+    };
+    let o = &c.overall;
+    html! {
+        h2 data-challenger=(c.challenger) { "Challenger " (c.challenger) " against " (c.champion) }
+        p.meta {
+            @if o.paired_requests > 0 {
+                "shadow: " (o.paired_requests) " requests scored by both, " (o.paired_labelled) " labelled"
+                @if let Some(a) = &o.agreement { " · agreement " (short(a.rate)) }
+            } @else {
+                "A/B on disjoint requests: " (o.champion_labelled) " and " (o.challenger_labelled) " labelled"
+            }
+        }
+        p data-verdict=(serde_json::to_value(d.verdict).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()) {
+            span class=(class) { (verdict) } " · " (d.reason)
+            @if let Some(n) = d.labelled_requests_still_needed { " (about " (n) " more labelled requests)" }
+        }
+        table.versions {
+            tr { th { "metric" } th.num { (c.champion) } th.num { (c.challenger) } th.num { "difference" } th { "test" } th.num { "p-value" } }
+            @for m in &o.metrics {
+                tr data-compare-metric=(m.metric) {
+                    td { (m.metric) }
+                    td.num { (estimate_text(&m.champion)) }
+                    td.num { (estimate_text(&m.challenger)) }
+                    td.num { (m.difference.map(short).unwrap_or("—".into())) }
+                    @match m.tests.first() {
+                        Some(t) => { td { (t.test) } td.num { (short(t.p_value)) } }
+                        None => { td.muted colspan="2" { (m.reason.as_deref().unwrap_or("")) } }
+                    }
                 }
             }
         }

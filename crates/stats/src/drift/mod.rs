@@ -21,6 +21,8 @@ mod ks;
 mod profile;
 mod report;
 mod special;
+/// For the challenger tests' χ² (McNemar).
+pub(crate) use special::chi2_sf;
 
 pub use binning::{quantile_sorted, BinEdges, CategoryCounts, CategoryIndex, DEFAULT_BINS};
 pub use cvm::{cramer_von_mises, CvmResult, CVM_MAX_EXACT_N};

@@ -161,7 +161,7 @@ fn a_version_5_database_loses_its_index_by_chunk_and_scans_the_same() {
     let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
     conn.execute_batch(
         "CREATE INDEX request_index_segment ON request_index(model_id, segment_id);
-         PRAGMA user_version = 5;",
+         DROP TABLE IF EXISTS shadow_index; DROP TABLE IF EXISTS shadow_versions; PRAGMA user_version = 5;",
     )
     .unwrap();
     drop(conn);
@@ -309,7 +309,7 @@ fn a_version_1_database_is_migrated_with_every_hour_dirty() {
          DROP TABLE dirty_hours; DROP TABLE aggregates; DROP TABLE kpis;
          DROP INDEX request_index_segment;
          ALTER TABLE models DROP COLUMN labelled; ALTER TABLE models DROP COLUMN orphan_labels;
-         PRAGMA user_version = 1;",
+         DROP TABLE IF EXISTS shadow_index; DROP TABLE IF EXISTS shadow_versions; PRAGMA user_version = 1;",
     );
     let store = SqliteStore::open(dir.path()).unwrap();
     let dirty: Vec<String> = store
@@ -345,7 +345,7 @@ fn a_version_2_database_rescans_the_hours_of_its_old_predictions_for_new_labels(
         "DROP TABLE hour_deltas; ALTER TABLE request_index DROP COLUMN outcome;
          ALTER TABLE dirty_hours DROP COLUMN deltas_only; ALTER TABLE dirty_hours DROP COLUMN full_at;
          DELETE FROM dirty_hours;
-         PRAGMA user_version = 2;",
+         DROP TABLE IF EXISTS shadow_index; DROP TABLE IF EXISTS shadow_versions; PRAGMA user_version = 2;",
     );
     let store = SqliteStore::open(dir.path()).unwrap();
     let m = store.model(&model()).unwrap().unwrap();
@@ -397,7 +397,7 @@ fn a_version_3_database_keeps_its_label_deltas_and_marks() {
          CREATE INDEX label_deltas_hour ON label_deltas(model_id, version, hour);
          ALTER TABLE dirty_hours RENAME COLUMN deltas_only TO labels_only;
          ALTER TABLE dirty_hours DROP COLUMN full_at;
-         PRAGMA user_version = 3;",
+         DROP TABLE IF EXISTS shadow_index; DROP TABLE IF EXISTS shadow_versions; PRAGMA user_version = 3;",
     );
     let store = SqliteStore::open(dir.path()).unwrap();
     // The label of "a" is still a delta of its hour, and new predictions now make deltas too.
@@ -430,7 +430,7 @@ fn a_version_6_database_keeps_its_deltas_and_never_hands_their_ids_out_again() {
          INSERT INTO hour_deltas_v6 SELECT * FROM hour_deltas;
          DROP TABLE hour_deltas; ALTER TABLE hour_deltas_v6 RENAME TO hour_deltas;
          CREATE INDEX hour_deltas_hour ON hour_deltas(model_id, version, hour);
-         PRAGMA user_version = 6;",
+         DROP TABLE IF EXISTS shadow_index; DROP TABLE IF EXISTS shadow_versions; PRAGMA user_version = 6;",
     )
     .unwrap();
     let before: Vec<(i64, Vec<u8>)> = conn
@@ -492,7 +492,7 @@ fn downgrade(dir: &tempfile::TempDir, sql: &str) {
          ALTER TABLE request_index_v4 RENAME TO request_index;
          CREATE INDEX request_index_segment ON request_index(model_id, segment_id);
          DROP TABLE request_buckets; DROP TABLE request_bucket_groups;
-         PRAGMA user_version = 4;",
+         DROP TABLE IF EXISTS shadow_index; DROP TABLE IF EXISTS shadow_versions; PRAGMA user_version = 4;",
     )
     .unwrap();
     conn.execute_batch(sql).unwrap();

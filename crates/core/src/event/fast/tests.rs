@@ -51,6 +51,8 @@ fn common_rows_take_the_fast_path_and_read_as_serde_json_reads_them() {
             "prediction": null, "score": null, "scores": null, "latency_ms": null,
             "error": null, "tags": null}"#,
         r#"{"request_id": "r", "prediction": 1, "features": {"a": true, "b": false, "c": null}}"#,
+        r#"{"request_id": "r", "model_version": "v2", "role": "shadow", "prediction": 1}"#,
+        r#"{"request_id": "r", "role": null, "prediction": 1}"#,
     ];
     for row in rows {
         assert_fast(row);
@@ -190,6 +192,7 @@ fn field() -> impl Strategy<Value = (&'static str, (String, bool))> {
         string().prop_map(|s| ("error", s)),
         object(string()).prop_map(|o| ("tags", o)),
         Just(("tags", ("null".to_string(), true))),
+        string().prop_map(|s| ("role", s)),
     ]
 }
 
