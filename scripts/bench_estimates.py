@@ -4,10 +4,13 @@ library only.
 
 Starts `modelwatch serve` on a fresh data directory, sends --days days of --per-day binary
 predictions (scores, logged predictions, no labels) to two models, uploads a labelled,
-scored reference to one of them (`est`: its windows carry `estimated`, computed by a scan of
-the range) and a reference without scores to the other (`plain`: no estimates, the per-hour
-aggregates only), then times the same daily metrics query on both, --repeat times each, and
-prints the medians.
+scored reference to one of them (`est`: its windows carry `estimated`) and a reference without
+scores to the other (`plain`: no estimates, the per-hour aggregates only), then times the same
+daily metrics query on both, --repeat times each, and prints the medians. `est-scan` is the
+`est` query with `from` one second past the first hour: not on whole hours, so the planner
+sends it (realized metrics and estimates) to a scan of the raw events, the estimates' only
+path before they were kept per hour. Each line says where the estimates came from
+(`estimation.source`, absent before the hours kept them).
 
   python3 scripts/bench_estimates.py --bin target/release/modelwatch --days 5 --per-day 100000
 """
@@ -80,14 +83,15 @@ def main():
             for model, scored in [("est", True), ("plain", False)]:
                 request(f"{url}/v1/models/{model}/reference", reference(rng, scored), "PUT", "text/csv")
                 send(url, model, args.days, args.per_day, rng)
-            q = "window=1d"
-            for model in ["est", "plain"]:
+            for name, model, q in [("est", "est", "window=1d"),
+                                   ("est-scan", "est", "window=1d&from=2026-01-01T00:00:01Z"),
+                                   ("plain", "plain", "window=1d")]:
                 # The first query refreshes the hours and (est) fits and stores the estimator.
                 _, body = request(f"{url}/v1/models/{model}/metrics?{q}")
                 report = json.loads(body)
                 times = [request(f"{url}/v1/models/{model}/metrics?{q}")[0] for _ in range(args.repeat)]
                 est = report.get("estimation")
-                print(f"{model}: {args.days} days x {args.per_day} predictions, "
+                print(f"{name}: {args.days} days x {args.per_day} predictions, "
                       f"median {statistics.median(times) * 1000:.0f} ms over {args.repeat} "
                       f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}); "
                       f"estimation: {json.dumps(est)}; first window estimated: "

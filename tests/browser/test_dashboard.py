@@ -39,7 +39,10 @@ def test_charts_contain_the_expected_series(server, page):
     page.goto(f"{server.url}/models/{MODEL}?range=all&window=1h")
     for metric in ["accuracy", "precision", "recall", "f1"]:
         fig = page.page.locator(f'figure[data-chart="{metric}"]')
-        assert fig.get_attribute("data-series") == f"{metric}|{metric} 95% CI|baseline"
+        # The label-free estimate with its band (the reference is labelled and scored), then
+        # the realized metric with its confidence band, then the baseline.
+        assert fig.get_attribute("data-series") == (
+            f"estimated {metric}|estimated {metric} ± 3σ|{metric}|{metric} 95% CI|baseline")
         assert fig.get_attribute("data-windows") == str(HOURS)
         texts = svg_texts(fig)
         for legend in [metric, f"{metric} 95% CI", "baseline"]:
@@ -186,7 +189,8 @@ def test_every_chart_shows_its_values_on_hover_and_legends_stay_off_the_data(ser
     # The hover text is the API's value of that window.
     first = titles[0].split("\n")
     assert first[0] == "2026-01-01 00:00 → 01:00 UTC", first
-    value = float(first[1].split(": ")[1].split(" ")[0])
+    realized = next(line for line in first if line.startswith("accuracy: "))
+    value = float(realized.split(": ")[1].split(" ")[0])
     assert abs(value - windows["2026-01-01T00:00:00Z"]["accuracy"]["value"]) < 1e-4
     # Chromium shows the title of the rectangle under the pointer: it is the top element there.
     rect = page.page.locator('figure[data-chart="accuracy"] svg rect.hover').nth(10)

@@ -201,6 +201,15 @@ pub struct Line {
     pub color: RGBColor,
     pub points: Vec<(i64, Option<f64>)>,
     pub band: Vec<(i64, Option<(f64, f64)>)>,
+    /// What the band is, after the line's name in the legend and hover text (`95% CI` when
+    /// `None`).
+    pub band_label: Option<String>,
+}
+
+impl Line {
+    fn band_name(&self) -> &str {
+        self.band_label.as_deref().unwrap_or("95% CI")
+    }
 }
 
 /// The y axis of a chart.
@@ -264,7 +273,7 @@ impl TimeChart {
         for l in &self.lines {
             out.push(l.name.clone());
             if l.band.iter().any(|(_, b)| b.is_some()) {
-                out.push(format!("{} 95% CI", l.name));
+                out.push(format!("{} {}", l.name, l.band_name()));
             }
         }
         if let Some(b) = &self.bars {
@@ -283,7 +292,7 @@ impl TimeChart {
         for l in &self.lines {
             out.push((l.name.clone(), Mark::Line(l.color)));
             if l.band.iter().any(|(_, b)| b.is_some()) {
-                out.push((format!("{} 95% CI", l.name), Mark::Band(l.color)));
+                out.push((format!("{} {}", l.name, l.band_name()), Mark::Band(l.color)));
             }
         }
         if let Some(b) = &self.bars {
@@ -313,8 +322,9 @@ impl TimeChart {
             t.push_str(&format!("\n{}: ", l.name));
             match (v, band) {
                 (Some(v), Some((lo, hi))) => t.push_str(&format!(
-                    "{} (95% CI {} – {})",
+                    "{} ({} {} – {})",
                     value_text(v),
+                    l.band_name(),
                     value_text(lo),
                     value_text(hi)
                 )),
@@ -723,6 +733,7 @@ pub fn sparkline_svg(
                 color: PALETTE[0],
                 points: points.to_vec(),
                 band: Vec::new(),
+                band_label: None,
             }],
             bars: None,
             baseline,
@@ -931,6 +942,7 @@ mod tests {
                     (2 * H, None),
                     (3 * H, Some((0.6, 0.8))),
                 ],
+                band_label: None,
             }],
             bars: None,
             baseline: Some(0.92),

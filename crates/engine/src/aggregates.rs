@@ -38,6 +38,7 @@ use modelwatch_store::{
 use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
+use crate::estimate::{Estimator, HourEstimate, WindowEstimation, ESTIMATE};
 use crate::exploration::{self, Split};
 use crate::query::{DriftQuery, FeedbackQuery, PerformanceQuery};
 use crate::reference::ReferenceInfo;
@@ -67,6 +68,12 @@ pub const DRIFT: &str = "reference-drift";
 /// Kind of the model-wide stamp of the reference the drift sketches are built against: when it
 /// is missing or differs from the stored profile's, every hour is marked and rebuilt.
 const DRIFT_STAMP: &str = "reference-drift-stamp";
+
+/// Kind of the model-wide key ([`Estimator::key`]) of the estimator the per-hour estimation
+/// states ([`ESTIMATE`]) are built with: when it is missing or differs from the current one,
+/// every hour is marked and rebuilt. It starts with `reference`, so a reference upload deletes
+/// it with the states.
+const ESTIMATE_KEY: &str = "reference-estimate-key";
 
 /// Hours scanned in one pass of a refresh at most: bounds the memory of the accumulators held.
 const MAX_HOURS_PER_PASS: usize = 24 * 31;
@@ -346,6 +353,12 @@ fn refresh_locked(
         Some(d) => d,
         None => first_decision(store, model, &dirty, declared)?,
     };
+    let (estimator, marked_all) = ensure_estimate_key(store, model, &decision.spec)?;
+    let dirty = if marked_all {
+        store.dirty_hours(model)?
+    } else {
+        dirty
+    };
     let mut detector = decision.detector.clone();
     let spec_json = spec_key(&decision.spec);
     let basis = Basis {
@@ -354,6 +367,7 @@ fn refresh_locked(
         spec: &decision.spec,
         spec_json: &spec_json,
         reference,
+        estimator: estimator.as_ref(),
     };
     // Hours whose only changes are new predictions and first labels get them added to their
     // stored aggregates. (Before the first decision nothing is stored to add them to.)
@@ -435,6 +449,9 @@ struct Basis<'a> {
     spec: &'a TaskSpec,
     spec_json: &'a str,
     reference: Option<&'a Reference>,
+    /// The label-free estimator of version-less queries and its key, when the model's task and
+    /// reference allow one ([`crate::estimate`]): each hour keeps its estimation state.
+    estimator: Option<&'a (Estimator, u64)>,
 }
 
 /// Adds the deltas of `hours` (deltas-only marks) to their stored performance aggregates and
@@ -481,6 +498,14 @@ fn add_deltas(
         Some(_) => stored(DRIFT)?,
         None => HashMap::new(),
     };
+    let mut estimates = match basis.estimator {
+        Some(_) => stored(ESTIMATE)?,
+        None => HashMap::new(),
+    };
+    let mut estimate_write = AggregateWrite {
+        kind: ESTIMATE.into(),
+        ..AggregateWrite::default()
+    };
     let mut perf_write = AggregateWrite {
         kind: PERFORMANCE.into(),
         ..AggregateWrite::default()
@@ -501,6 +526,7 @@ fn add_deltas(
                 mark: d,
                 perf: perf.remove(&key),
                 sketch: sketches.remove(&key),
+                estimate: estimates.remove(&key),
                 fresh: fresh.remove(&(d.version.clone(), d.hour.micros())),
                 deltas,
             }
@@ -520,10 +546,11 @@ fn add_deltas(
         perf_write.put.push(added.perf);
         perf_write.clear.push(w.mark.clone());
         drift_write.put.extend(added.sketch);
+        estimate_write.put.extend(added.estimate);
     }
     report.hours += perf_write.put.len();
     if !perf_write.put.is_empty() {
-        store.put_aggregate_group(model, vec![drift_write, perf_write])?;
+        store.put_aggregate_group(model, vec![drift_write, estimate_write, perf_write])?;
     }
     Ok(unapplied)
 }
@@ -537,17 +564,18 @@ fn add_deltas(
 struct ArrivalFold {
     spec: String,
     stamp: Option<u64>,
+    /// The key of the estimator its estimation state was built with, if any.
+    estimator: Option<u64>,
     fold: NewPredictions,
 }
 
 impl ArrivalFold {
-    fn usable(
-        data: Option<&[u8]>,
-        spec_json: &str,
-        reference: Option<&Reference>,
-    ) -> Option<NewPredictions> {
+    fn usable(data: Option<&[u8]>, basis: &Basis<'_>) -> Option<NewPredictions> {
         let f: ArrivalFold = postcard::from_bytes(data?).ok()?;
-        (f.spec == spec_json && f.stamp == reference.map(|r| r.stamp)).then_some(f.fold)
+        (f.spec == basis.spec_json
+            && f.stamp == basis.reference.map(|r| r.stamp)
+            && f.estimator == basis.estimator.map(|e| e.1))
+        .then_some(f.fold)
     }
 }
 
@@ -559,9 +587,12 @@ impl ArrivalFold {
 struct ArrivalContext {
     decision: Vec<u8>,
     stamp: Option<Vec<u8>>,
+    /// The stored [`ESTIMATE_KEY`] row (the estimator is the stored fit it names).
+    estimate_key: Option<Vec<u8>>,
     spec: TaskSpec,
     spec_json: String,
     reference: Option<Reference>,
+    estimator: Option<(Estimator, u64)>,
 }
 
 fn arrival_context(
@@ -575,11 +606,12 @@ fn arrival_context(
         return Ok(None);
     };
     let stamp = model_wide(store, model, DRIFT_STAMP)?;
+    let estimate_key = model_wide(store, model, ESTIMATE_KEY)?;
     let cached = CONTEXTS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .get(model.as_str())
-        .filter(|c| c.decision == decision && c.stamp == stamp)
+        .filter(|c| c.decision == decision && c.stamp == stamp && c.estimate_key == estimate_key)
         .cloned();
     if cached.is_some() {
         return Ok(cached);
@@ -588,12 +620,22 @@ fn arrival_context(
     let Ok(decided) = parse_decision(&decision) else {
         return Ok(None);
     };
+    // Only a stored fit: fitting is the refresh's business, not the ingest's.
+    let estimator = match crate::estimate::stored_estimator(store, model, None, &decided.spec)? {
+        Some(Some(e)) => {
+            let key = e.key();
+            Some((e, key))
+        }
+        _ => None,
+    };
     let context = Arc::new(ArrivalContext {
         decision,
         stamp,
+        estimate_key,
         spec_json: spec_key(&decided.spec),
         spec: decided.spec,
         reference: drift_reference(store, model)?,
+        estimator,
     });
     CONTEXTS
         .lock()
@@ -615,6 +657,7 @@ pub fn fold_on_arrival(
         return Ok(None);
     };
     let reference = c.reference.as_ref();
+    let estimator = c.estimator.as_ref().map(|e| &e.0);
     // Keyed by the version's place in `versions` (a batch has one or a few): comparing the
     // version strings on every step of the map's search was a quarter of the fold.
     let mut versions: Vec<&str> = Vec::new();
@@ -634,8 +677,8 @@ pub fn fold_on_arrival(
         };
         folds
             .entry((v, hour_of(p.timestamp.micros())))
-            .or_insert_with(|| NewPredictions::new(&c.spec, reference))
-            .observe(&c.spec, reference, p);
+            .or_insert_with(|| NewPredictions::new(&c.spec, reference, estimator))
+            .observe(&c.spec, reference, estimator, p);
     }
     let folds = folds
         .into_iter()
@@ -644,6 +687,7 @@ pub fn fold_on_arrival(
             let blob = ArrivalFold {
                 spec: c.spec_json.clone(),
                 stamp: reference.map(|r| r.stamp),
+                estimator: c.estimator.as_ref().map(|e| e.1),
                 fold,
             };
             Ok(HourFold {
@@ -666,22 +710,34 @@ struct NewPredictions {
     acc: WindowAccumulator,
     split: Split,
     sketch: Option<WindowSketch>,
+    /// The estimation state, when the model has an estimator.
+    estimate: Option<WindowEstimation>,
     detector: TaskDetector,
     count: u64,
 }
 
 impl NewPredictions {
-    fn new(spec: &TaskSpec, reference: Option<&Reference>) -> Self {
+    fn new(spec: &TaskSpec, reference: Option<&Reference>, estimator: Option<&Estimator>) -> Self {
         NewPredictions {
             acc: WindowAccumulator::new(spec),
             split: Split::default(),
             sketch: reference.map(WindowSketch::new),
+            estimate: estimator.map(WindowEstimation::new),
             detector: TaskDetector::default(),
             count: 0,
         }
     }
 
-    fn observe(&mut self, spec: &TaskSpec, reference: Option<&Reference>, p: &PredictionEvent) {
+    fn observe(
+        &mut self,
+        spec: &TaskSpec,
+        reference: Option<&Reference>,
+        estimator: Option<&Estimator>,
+        p: &PredictionEvent,
+    ) {
+        if let (Some(e), Some(state)) = (estimator, self.estimate.as_mut()) {
+            state.observe(e, spec, p);
+        }
         self.detector.observe(p, None);
         exploration::observe(
             spec,
@@ -698,10 +754,15 @@ impl NewPredictions {
     }
 
     /// Adds `other`; `None` when the accumulators cannot be merged (the hour is rescanned).
-    fn merge(mut self, other: &NewPredictions) -> Option<Self> {
+    fn merge(mut self, other: &NewPredictions, estimator: Option<&Estimator>) -> Option<Self> {
         exploration::merge(&mut self.acc, &mut self.split, &other.acc, &other.split).ok()?;
         if let (Some(a), Some(b)) = (self.sketch.as_mut(), other.sketch.as_ref()) {
             a.merge(b);
+        }
+        match (estimator, self.estimate.as_mut(), other.estimate.as_ref()) {
+            (Some(e), Some(a), Some(b)) => a.merge(e, b),
+            (Some(_), _, _) => return None,
+            (None, _, _) => {}
         }
         self.detector.merge(&other.detector);
         self.count += other.count;
@@ -724,9 +785,10 @@ fn new_predictions(
         store,
         model,
         spec,
-        spec_json,
         reference,
+        ..
     } = *basis;
+    let estimator = basis.estimator.map(|e| &e.0);
     let mut wanted: BTreeMap<i64, HashSet<(&str, i64)>> = BTreeMap::new();
     // Folds made on arrival, by chunk, for the hours whose delta carries a usable one.
     let mut by_chunk: BTreeMap<i64, Vec<(HourKey, NewPredictions)>> = BTreeMap::new();
@@ -740,7 +802,7 @@ fn new_predictions(
                 continue;
             };
             let key = (d.version.clone(), d.hour.micros());
-            match ArrivalFold::usable(delta.fold(), spec_json, reference) {
+            match ArrivalFold::usable(delta.fold(), basis) {
                 Some(fold) => by_chunk.entry(chunk).or_default().push((key, fold)),
                 None => {
                     wanted
@@ -760,8 +822,8 @@ fn new_predictions(
             if hours.contains(&(version, hour)) {
                 folds
                     .entry((version.to_owned(), hour))
-                    .or_insert_with(|| NewPredictions::new(spec, reference))
-                    .observe(spec, reference, p);
+                    .or_insert_with(|| NewPredictions::new(spec, reference, estimator))
+                    .observe(spec, reference, estimator, p);
             }
         })?;
         Ok::<_, StoreError>(folds)
@@ -776,7 +838,7 @@ fn new_predictions(
     for (key, fold) in by_chunk.into_values().flatten() {
         match merged.remove(&key) {
             None => merged.insert(key, Some(fold)),
-            Some(before) => merged.insert(key, before.and_then(|b| b.merge(&fold))),
+            Some(before) => merged.insert(key, before.and_then(|b| b.merge(&fold, estimator))),
         };
     }
     Ok(merged)
@@ -788,6 +850,7 @@ struct HourWork<'a> {
     mark: &'a DirtyHour,
     perf: Option<Vec<u8>>,
     sketch: Option<Vec<u8>>,
+    estimate: Option<Vec<u8>>,
     deltas: Vec<&'a HourDelta>,
     fresh: Option<Option<NewPredictions>>,
 }
@@ -796,6 +859,7 @@ struct HourWork<'a> {
 struct AddedHour {
     perf: StoredAggregate,
     sketch: Option<StoredAggregate>,
+    estimate: Option<StoredAggregate>,
     detector: TaskDetector,
     labels: u64,
     predictions: u64,
@@ -834,7 +898,22 @@ fn add_to_hour(w: &HourWork<'_>, basis: &Basis<'_>) -> Result<Option<AddedHour>,
             .filter(|s| s.stamp == r.stamp)
             .map(Some),
     };
-    let (Some(blob), Some(sketch)) = (blob, sketch) else {
+    // Labels do not change an estimation state; new predictions do. Never written: every
+    // prediction of the hour came as a delta.
+    let estimator = basis.estimator.map(|e| &e.0);
+    let estimate = match basis.estimator {
+        None => Some(None),
+        Some((e, _)) if w.estimate.is_none() && never_written => {
+            Some(Some(WindowEstimation::new(e)))
+        }
+        Some((_, key)) => w
+            .estimate
+            .as_deref()
+            .and_then(|data| postcard::from_bytes::<HourEstimate>(data).ok())
+            .filter(|h| h.key == *key)
+            .map(|h| Some(h.state)),
+    };
+    let (Some(blob), Some(sketch), Some(estimate)) = (blob, sketch, estimate) else {
         return Ok(None);
     };
     // The stored states, with what this refresh adds to them (the detector and count only
@@ -843,12 +922,13 @@ fn add_to_hour(w: &HourWork<'_>, basis: &Basis<'_>) -> Result<Option<AddedHour>,
         acc: blob.acc,
         split: blob.split,
         sketch,
+        estimate,
         detector: TaskDetector::default(),
         count: 0,
     };
     match &w.fresh {
         Some(None) => return Ok(None),
-        Some(Some(fresh)) => match hour.merge(fresh) {
+        Some(Some(fresh)) => match hour.merge(fresh, estimator) {
             Some(merged) => hour = merged,
             None => return Ok(None),
         },
@@ -876,6 +956,14 @@ fn add_to_hour(w: &HourWork<'_>, basis: &Basis<'_>) -> Result<Option<AddedHour>,
             .sketch
             .map(|sk| hour_row(w.mark, "drift sketch", &sk))
             .transpose()?,
+        estimate: match (basis.estimator, hour.estimate) {
+            (Some((_, key)), Some(state)) => Some(hour_row(
+                w.mark,
+                "estimation state",
+                &HourEstimate { key: *key, state },
+            )?),
+            _ => None,
+        },
         detector: hour.detector,
         labels,
         predictions: hour.count,
@@ -913,7 +1001,9 @@ fn rescan(
         spec,
         spec_json,
         reference,
+        ..
     } = *basis;
+    let estimator = basis.estimator;
     let range = ScanRange {
         from: Some(Timestamp(run[0])),
         to: Some(Timestamp(run[run.len() - 1] + HOUR_MICROS)),
@@ -921,6 +1011,7 @@ fn rescan(
     };
     let mut accs: HashMap<(String, i64), (WindowAccumulator, Split)> = HashMap::new();
     let mut sketches: HashMap<(String, i64), WindowSketch> = HashMap::new();
+    let mut estimates: HashMap<(String, i64), WindowEstimation> = HashMap::new();
     let mut detector = TaskDetector::default();
     let mut predictions = 0u64;
     let through = store.scan_predictions(model, &range, &mut |p, l| {
@@ -946,6 +1037,12 @@ fn rescan(
                     p.score,
                     l.map(|l| &l.label),
                 );
+        }
+        if let Some((e, _)) = estimator {
+            estimates
+                .entry((version.to_owned(), hour))
+                .or_insert_with(|| WindowEstimation::new(e))
+                .observe(e, spec, p);
         }
     })?;
     let in_run: BTreeSet<i64> = run.iter().copied().collect();
@@ -979,6 +1076,23 @@ fn rescan(
         for d in dirty.iter().filter(|d| in_run.contains(&d.hour.micros())) {
             match sketches.remove(&(d.version.clone(), d.hour.micros())) {
                 Some(sk) => w.put.push(hour_row(d, "drift sketch", &sk)?),
+                None => w.delete.push((d.version.clone(), d.hour)),
+            }
+        }
+        writes.push(w);
+    }
+    if let Some((_, key)) = estimator {
+        let mut w = AggregateWrite {
+            kind: ESTIMATE.into(),
+            ..AggregateWrite::default()
+        };
+        for d in dirty.iter().filter(|d| in_run.contains(&d.hour.micros())) {
+            match estimates.remove(&(d.version.clone(), d.hour.micros())) {
+                Some(state) => w.put.push(hour_row(
+                    d,
+                    "estimation state",
+                    &HourEstimate { key: *key, state },
+                )?),
                 None => w.delete.push((d.version.clone(), d.hour)),
             }
         }
@@ -1022,6 +1136,89 @@ fn ensure_drift_stamp(
         },
     )?;
     Ok(true)
+}
+
+/// The label-free estimator of version-less queries for `spec` (fitted and stored if need be)
+/// with its key, and whether every hour was just marked because the per-hour estimation states
+/// were built with another one (or none, or before they were kept): the stored
+/// [`ESTIMATE_KEY`] is then set to this one's. Nothing is marked for a model without an
+/// estimator.
+fn ensure_estimate_key(
+    store: &dyn Store,
+    model: &ModelName,
+    spec: &TaskSpec,
+) -> Result<(Option<(Estimator, u64)>, bool), EngineError> {
+    let Some(e) = crate::estimate::estimator(store, model, None, spec)? else {
+        return Ok((None, false));
+    };
+    let key = e.key();
+    let current = model_wide(store, model, ESTIMATE_KEY)?
+        .and_then(|data| <[u8; 8]>::try_from(data.as_slice()).ok())
+        .map(u64::from_le_bytes);
+    if current == Some(key) {
+        return Ok((Some((e, key)), false));
+    }
+    tracing::info!(model = %model, "new label-free estimator: rebuilding the hourly estimation states");
+    store.invalidate_aggregates(model)?;
+    store.put_aggregates(
+        model,
+        AggregateWrite {
+            kind: ESTIMATE_KEY.into(),
+            put: vec![StoredAggregate {
+                version: String::new(),
+                hour: MODEL_WIDE,
+                data: key.to_le_bytes().to_vec(),
+            }],
+            ..AggregateWrite::default()
+        },
+    )?;
+    Ok((Some((e, key)), true))
+}
+
+/// The label-free estimation states of the hours of `range` merged into windows of `window`,
+/// after a refresh that builds them with `estimator`. Asked only when
+/// [`crate::planner::estimate`] sends the query to the hours. `None` when they cannot answer
+/// (no task decided yet; hours built with another estimator: a version with its own
+/// reference, or a `task=` the hours are not built for; an hour unreadable): the raw events
+/// answer.
+pub fn estimate_hours(
+    store: &dyn Store,
+    model: &ModelName,
+    range: &ScanRange,
+    window: Window,
+    estimator: &Estimator,
+) -> Result<Option<BTreeMap<Timestamp, WindowEstimation>>, EngineError> {
+    let Some((spec, _)) = refreshed_spec(store, model)? else {
+        return Ok(None);
+    };
+    let key = estimator.key();
+    let (hours_estimator, marked) = ensure_estimate_key(store, model, &spec)?;
+    if hours_estimator.map(|e| e.1) != Some(key) {
+        return Ok(None);
+    }
+    if marked {
+        // A new reference (or the first estimate since an upgrade): every hour is rebuilt now.
+        refresh(store, model)?;
+    }
+    let mut windows: BTreeMap<Timestamp, WindowEstimation> = BTreeMap::new();
+    for row in store.aggregates(model, ESTIMATE, range)? {
+        let Some(h) = readable::<HourEstimate>(store, model, &row, "estimation state")? else {
+            return Ok(None);
+        };
+        if h.key != key {
+            tracing::warn!(model = %model, hour = %row.hour, "estimation state of another estimator: answering from the raw events");
+            return Ok(None);
+        }
+        match windows.entry(window.start_of(row.hour)) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(h.state);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => {
+                o.get_mut().merge(estimator, &h.state)
+            }
+        }
+    }
+    Ok(Some(windows))
 }
 
 /// Decodes a stored hour. One that does not decode (written by another version of modelwatch,

@@ -16,17 +16,20 @@
 //! components) is kept as a model-wide aggregate of kind `reference-cbpe` per (version,
 //! positive class, decision rule): a reference upload deletes it with the other `reference*`
 //! kinds, so it is refitted once per upload, never per query.
-//! The windows are a scan of the range's predictions ([`crate::planner::estimate`]): each row's
-//! calibrated probability goes into its window's expected confusion matrix (sums, mergeable)
-//! and its ranked probabilities for ROC AUC (exact up to a million rows a window, then binned).
-//! The per-hour aggregates do not hold the calibrated sums yet (ADR 008), so a range of more
-//! than [`SCAN_LIMIT`] predictions is not estimated per query: the report's `estimation` says
-//! so (`skipped`) and asks for a narrower `from`/`to`.
+//! The windows come from the per-hour state when [`crate::planner::estimate`] sends the query
+//! there: the refresh of the per-hour aggregates ([`crate::aggregates`]) keeps, beside each
+//! (version, hour)'s accumulator, its [`WindowEstimation`] built with the estimator of
+//! version-less queries, named by that estimator's [`Estimator::key`]; a query merges the hours
+//! of its windows (as the realized metrics do). Otherwise (a segment, a `task=` or
+//! `threshold=`, hours not whole, a version with its own reference) they are a scan of the
+//! range's predictions. Both give the same state: sums of calibrated probabilities by
+//! predicted class, and ranked probabilities for ROC AUC (every row up to
+//! [`modelwatch_stats::estimate::EXACT_ROWS`] a window, then sums per rank bin of the
+//! reference's scores; ADR 008 gives the difference that makes).
 //!
 //! Only the API's `GET /v1/models/{m}/metrics`, `modelwatch metrics`, the dashboard (which
 //! shows the API's numbers) and the evaluation of an alert rule on `estimated:<metric>` call
-//! [`attach`]: other rules and the Prometheus values read reports without estimates, so their
-//! cost is unchanged.
+//! [`attach`].
 
 use std::collections::BTreeMap;
 
@@ -40,6 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
 use crate::performance::PerformanceReport;
+use crate::planner::Source;
 use crate::query::PerformanceQuery;
 use crate::state::{Task, TaskSpec};
 
@@ -47,10 +51,16 @@ use crate::state::{Task, TaskSpec};
 /// deletes it.
 pub const CBPE: &str = "reference-cbpe";
 
-/// Most predictions a query's range may hold for its windows to be estimated by a scan: 500k
-/// took 1.1 s on the 2-core machine (`scripts/bench_estimates.py`, ADR 008), against 9 ms for
-/// the same query without estimates.
-pub const SCAN_LIMIT: u64 = 500_000;
+/// Kind of the per-hour estimation states ([`HourEstimate`], one per (version, hour)). It
+/// starts with `reference`, so a reference upload deletes them.
+pub const ESTIMATE: &str = "reference-estimate";
+
+/// A (version, hour)'s estimation state and the [`Estimator::key`] it was built with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HourEstimate {
+    pub key: u64,
+    pub state: WindowEstimation,
+}
 
 /// One estimated metric of a window, as the API answers it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -79,10 +89,9 @@ pub struct EstimationInfo {
     pub reference_rows: u64,
     /// `± 3 sampling errors`, NannyML's interval.
     pub interval: String,
-    /// Why the windows carry no estimates although the reference allows them (a range of
-    /// more than [`SCAN_LIMIT`] predictions).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skipped: Option<String>,
+    /// Where the windows' estimates came from: `hours` (the per-hour states) or `events` (a
+    /// scan of the range's predictions).
+    pub source: String,
 }
 
 /// The stored estimator with what it was fitted for.
@@ -114,6 +123,15 @@ impl Estimator {
             Estimator::Binary(b) => b.rows,
             Estimator::Multiclass(m) => m.rows,
         }
+    }
+
+    /// A fingerprint of the fitted estimator (FNV-1a of its encoding): per-hour states built
+    /// with another estimator (another reference, task or decision rule) have another key.
+    pub fn key(&self) -> u64 {
+        let bytes = postcard::to_stdvec(self).expect("an estimator encodes");
+        bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        })
     }
 }
 
@@ -218,6 +236,29 @@ fn fit_multiclass(rows: &[ReferenceRow]) -> Result<MulticlassCbpe, CbpeError> {
     MulticlassCbpe::fit(classes, &rows)
 }
 
+/// The stored fit for (`version`, `spec`): `Some(fitted or not)`, or `None` when none is
+/// stored (or it was stored for another spec, or by another version of modelwatch).
+pub(crate) fn stored_estimator(
+    store: &dyn Store,
+    model: &ModelName,
+    version: Option<&str>,
+    spec: &TaskSpec,
+) -> Result<Option<Option<Estimator>>, EngineError> {
+    let range = ScanRange {
+        version: Some(version.unwrap_or("").to_owned()),
+        ..ScanRange::default()
+    };
+    let key = spec_key(spec);
+    if let Some(row) = store.aggregates(model, CBPE, &range)?.first() {
+        if let Ok(blob) = postcard::from_bytes::<Blob>(&row.data) {
+            if blob.key == key {
+                return Ok(Some(blob.fitted.ok()));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// The fitted estimator of the query's reference, from the store or fitted now and stored;
 /// `None` when the task is not binary or the reference cannot be fitted.
 pub fn estimator(
@@ -231,17 +272,9 @@ pub fn estimator(
     }
     let version_key = version.unwrap_or("").to_owned();
     let key = spec_key(spec);
-    let range = ScanRange {
-        version: Some(version_key.clone()),
-        ..ScanRange::default()
-    };
-    if let Some(row) = store.aggregates(model, CBPE, &range)?.first() {
-        // Unreadable (another version of modelwatch wrote it): fitted again below.
-        if let Ok(blob) = postcard::from_bytes::<Blob>(&row.data) {
-            if blob.key == key {
-                return Ok(blob.fitted.ok());
-            }
-        }
+    // Unreadable or for another spec: fitted again below.
+    if let Some(fitted) = stored_estimator(store, model, version, spec)? {
+        return Ok(fitted);
     }
     let (rows, _) = crate::reference::rows(store, model, version)?;
     if rows.is_empty() {
@@ -267,8 +300,8 @@ pub fn estimator(
     Ok(blob.fitted.ok())
 }
 
-/// One window's mergeable estimation state.
-#[derive(Debug, Clone)]
+/// One window's (or hour's) mergeable estimation state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum WindowEstimation {
     Binary {
         confusion: ExpectedConfusion,
@@ -300,7 +333,7 @@ impl WindowEstimation {
                 };
                 let prob = cbpe.calibrate(score);
                 confusion.observe(predicted, prob);
-                ranked.observe(score, prob);
+                ranked.observe(&cbpe.rank_edges, score, prob);
             }
             (WindowEstimation::Multiclass(w), Estimator::Multiclass(cbpe)) => {
                 if let Some((scores, predicted)) =
@@ -313,19 +346,25 @@ impl WindowEstimation {
         }
     }
 
-    pub fn merge(&mut self, o: &WindowEstimation) {
-        match (self, o) {
+    /// Adds `o`, built with the same estimator.
+    pub fn merge(&mut self, estimator: &Estimator, o: &WindowEstimation) {
+        match (self, o, estimator) {
             (
                 WindowEstimation::Binary { confusion, ranked },
                 WindowEstimation::Binary {
                     confusion: c,
                     ranked: r,
                 },
+                Estimator::Binary(cbpe),
             ) => {
                 confusion.merge(c);
-                ranked.merge(r);
+                ranked.merge(&cbpe.rank_edges, r);
             }
-            (WindowEstimation::Multiclass(a), WindowEstimation::Multiclass(b)) => a.merge(b),
+            (
+                WindowEstimation::Multiclass(a),
+                WindowEstimation::Multiclass(b),
+                Estimator::Multiclass(cbpe),
+            ) => a.merge(cbpe, b),
             _ => {}
         }
     }
@@ -373,70 +412,66 @@ pub fn attach(
     q: &PerformanceQuery,
     report: &mut PerformanceReport,
 ) -> Result<(), EngineError> {
-    attach_within(store, model, q, report, SCAN_LIMIT)
-}
-
-/// [`attach`] with another limit on the predictions scanned (tests).
-pub fn attach_within(
-    store: &dyn Store,
-    model: &ModelName,
-    q: &PerformanceQuery,
-    report: &mut PerformanceReport,
-    limit: u64,
-) -> Result<(), EngineError> {
     let Some(cbpe) = estimator(store, model, q.version.as_deref(), &report.spec)? else {
         return Ok(());
     };
-    let mut info = EstimationInfo {
+    let (mut estimates, source) = window_estimates(store, model, q, &report.spec, &cbpe)?;
+    for w in &mut report.windows {
+        w.estimated = Some(estimates.remove(&w.start).unwrap_or_default());
+    }
+    report.estimation = Some(EstimationInfo {
         method: "cbpe".into(),
         calibrated: cbpe.calibrated(),
         reference_rows: cbpe.rows(),
         interval: "± 3 sampling errors".into(),
-        skipped: None,
-    };
-    let predictions: u64 = report.windows.iter().map(|w| w.predictions).sum();
-    if predictions > limit {
-        info.skipped = Some(format!(
-            "the range holds {predictions} predictions, more than the {limit} estimated per \
-             query: narrow `from`/`to`"
-        ));
-        report.estimation = Some(info);
-        return Ok(());
-    }
-    let mut estimates = window_estimates(store, model, q, &report.spec, &cbpe)?;
-    for w in &mut report.windows {
-        w.estimated = Some(estimates.remove(&w.start).unwrap_or_default());
-    }
-    report.estimation = Some(info);
+        source: match source {
+            Source::Hours => "hours",
+            Source::Events => "events",
+        }
+        .into(),
+    });
     Ok(())
 }
 
-/// The estimates of each window (by start) of the query's range.
+/// The estimates of each window (by start) of the query's range, and where they came from:
+/// the per-hour states when the planner sends the query there and they were built with this
+/// very estimator, else a scan of the range.
 pub fn window_estimates(
     store: &dyn Store,
     model: &ModelName,
     q: &PerformanceQuery,
     spec: &TaskSpec,
     cbpe: &Estimator,
-) -> Result<BTreeMap<Timestamp, WindowEstimates>, EngineError> {
+) -> Result<(BTreeMap<Timestamp, WindowEstimates>, Source), EngineError> {
     let window = q.window.unwrap_or(Window::DAY);
     let range = ScanRange {
         from: q.from,
         to: q.to,
         version: q.version.clone(),
     };
-    // The planner sends estimates to the events for now (no per-hour state of them yet).
-    debug_assert_eq!(crate::planner::estimate(q), crate::planner::Source::Events);
-    let windows = scan(store, model, &range, window, cbpe, spec)?;
-    Ok(windows
-        .into_iter()
-        .map(|(start, w)| (start, w.finish(cbpe)))
-        .collect())
+    let from_hours = match crate::planner::estimate(q) {
+        Source::Hours => crate::aggregates::estimate_hours(store, model, &range, window, cbpe)?,
+        Source::Events => None,
+    };
+    let (windows, source) = match from_hours {
+        Some(w) => (w, Source::Hours),
+        None => (
+            scan(store, model, &range, window, cbpe, spec)?,
+            Source::Events,
+        ),
+    };
+    Ok((
+        windows
+            .into_iter()
+            .map(|(start, w)| (start, w.finish(cbpe)))
+            .collect(),
+        source,
+    ))
 }
 
 /// The windows' estimation states from a scan of the range (one scan per core over slices of
 /// it, merged: the states merge exactly but for the order of sums).
-fn scan(
+pub fn scan(
     store: &dyn Store,
     model: &ModelName,
     range: &ScanRange,
@@ -460,7 +495,7 @@ fn scan(
         for (start, w) in part? {
             out.entry(start)
                 .or_insert_with(|| WindowEstimation::new(cbpe))
-                .merge(&w);
+                .merge(cbpe, &w);
         }
     }
     Ok(out)

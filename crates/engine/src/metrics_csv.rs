@@ -4,7 +4,10 @@
 //!
 //! Columns: `window_start, window_end`, the task's headline metrics, `average_confidence`,
 //! `prediction_volume, labelled, errors`, `latency_p50, latency_p95, latency_p99`,
-//! `error_rate, label_coverage`, the task's other metrics, `insufficient_sample`. A metric
+//! `error_rate, label_coverage`, the task's other metrics, `insufficient_sample`, then, when
+//! the report has label-free estimates (`estimation`), `estimated_<metric>` for `roc_auc, f1,
+//! precision, recall, specificity, accuracy` each with its ± 3σ interval
+//! (`estimated_<metric>_ci_low`, `_ci_high`). A metric
 //! with a 95 % interval has `<metric>_ci_low` and `<metric>_ci_high` right after it. A
 //! metric that is not defined in a window (too few rows, one class only) is an empty cell
 //! (NaN in pandas). Numbers are written in Rust's shortest round-trip form, so a value read
@@ -14,6 +17,7 @@
 //! Headline metrics: binary `accuracy, precision, recall, f1`; multiclass `accuracy,
 //! precision_macro, recall_macro, f1_macro`; regression `mae, rmse, r2, mape`.
 
+use modelwatch_stats::estimate::EstimatedMetric;
 use modelwatch_stats::perf::{Metric, MetricName};
 
 use crate::performance::{PerformanceReport, Task, WindowReport};
@@ -96,6 +100,15 @@ pub fn metrics_csv(report: &PerformanceReport) -> String {
             header.push(format!("{name}_ci_high"));
         }
     }
+    // The estimates last, so that the columns before them stay where they were.
+    let estimated = report.estimation.is_some();
+    if estimated {
+        for name in EstimatedMetric::NAMES {
+            header.push(format!("estimated_{name}"));
+            header.push(format!("estimated_{name}_ci_low"));
+            header.push(format!("estimated_{name}_ci_high"));
+        }
+    }
     // Writing into a Vec cannot fail.
     let _ = w.write_record(&header);
     for window in &report.windows {
@@ -117,6 +130,14 @@ pub fn metrics_csv(report: &PerformanceReport) -> String {
                     ..
                 }) => row.extend([*value, *ci_low, *ci_high].map(number)),
                 _ => row.extend([String::new(), String::new(), String::new()]),
+            }
+        }
+        if estimated {
+            for name in EstimatedMetric::NAMES {
+                match window.estimated.as_ref().and_then(|e| e.get(name)) {
+                    Some(e) => row.extend([e.value, e.ci_low, e.ci_high].map(number)),
+                    None => row.extend([String::new(), String::new(), String::new()]),
+                }
             }
         }
         let _ = w.write_record(&row);

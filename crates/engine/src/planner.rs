@@ -64,12 +64,12 @@ pub fn drift(
     Ok(Source::Hours)
 }
 
-/// Label-free estimates ([`crate::estimate`]): always a scan of the range's predictions. Their
-/// per-window state (sums of calibrated probabilities by predicted class, ranked probabilities
-/// for ROC AUC) depends on the reference's calibration, which the per-hour aggregates are not
-/// built against yet (ADR 008 says what keeping it per hour needs).
-pub fn estimate(_q: &PerformanceQuery) -> Source {
-    Source::Events
+/// Label-free estimates ([`crate::estimate`]): the hours when the realized metrics come from
+/// them (the hours' estimation states are built at the decided task, for whole hours, without
+/// segments). The hours still decline a query whose estimator is not the one they were built
+/// with (a version with its own reference).
+pub fn estimate(q: &PerformanceQuery) -> Source {
+    performance(q)
 }
 
 /// A feedback report: the hours keep the exploration split of the default tag

@@ -213,6 +213,16 @@ fn the_folded_hours_are_the_rescanned_hours_byte_for_byte() {
         );
         assert_eq!(stored(&folded, DRIFT), stored(&rescanned, DRIFT));
         assert_eq!(stored(&folded, DRIFT).is_empty(), !with_reference);
+        // The label-free estimation states too (the reference is scored and labelled), with
+        // the key of the estimator they were built with: the first estimate rebuilds nothing.
+        use modelwatch_engine::estimate::ESTIMATE;
+        assert_eq!(stored(&folded, ESTIMATE), stored(&rescanned, ESTIMATE));
+        assert_eq!(
+            stored(&folded, ESTIMATE).len(),
+            if with_reference { 100 } else { 0 }
+        );
+        let key = "reference-estimate-key";
+        assert_eq!(stored(&folded, key), stored(&rescanned, key));
         for window in [Window::HOUR, Window::DAY] {
             assert_eq!(metrics(&folded, window), metrics(&rescanned, window));
         }

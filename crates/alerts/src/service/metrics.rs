@@ -20,6 +20,8 @@ pub(super) struct ModelMetrics {
     values: Vec<(String, &'static str, f64)>,
     /// (version, metric, value)
     performance: Vec<(String, String, f64)>,
+    /// (version, metric, label-free estimate, ci_low, ci_high)
+    estimated: Vec<(String, String, f64, f64, f64)>,
     /// (segment value, metric, value) of the model's configured segment, all versions
     segments: Vec<(String, &'static str, f64)>,
     /// (version, quantile, value) of the latest window
@@ -74,13 +76,24 @@ impl AlertService {
                 version: Some(v.version.clone()).filter(|v| !v.is_empty()),
                 ..Default::default()
             };
-            let Ok(r) = window_performance(self.store.as_ref(), &name, &q) else {
+            let Ok(mut r) = window_performance(self.store.as_ref(), &name, &q) else {
                 continue;
             };
+            // The label-free estimates of the window (merged from the per-hour states, so
+            // about as cheap as the realized metrics); without them the rest is still shown.
+            if let Err(e) =
+                modelwatch_engine::estimate::attach(self.store.as_ref(), &name, &q, &mut r)
+            {
+                tracing::warn!(model = %name, error = %e, "label-free estimates for /metrics");
+            }
             let Some(w) = r.windows.last() else {
                 continue;
             };
             let ver = v.version.clone();
+            for (metric, e) in w.estimated.iter().flatten() {
+                m.estimated
+                    .push((ver.clone(), metric.clone(), e.value, e.ci_low, e.ci_high));
+            }
             for metric in MetricName::ALL {
                 if let Some(val) = w.metrics.metric(metric).and_then(Metric::value) {
                     m.performance
@@ -257,6 +270,21 @@ impl AlertService {
                 &[("model", model), ("version", version), ("metric", metric), ("window", window)],
                 *v,
             );
+        }
+        for (version, metric, v, lo, hi) in &m.estimated {
+            let labels = [
+                ("model", model),
+                ("version", version),
+                ("metric", metric.as_str()),
+                ("window", window),
+            ];
+            for (family, help, x) in [
+                ("modelwatch_model_estimated_performance", "Label-free estimate (CBPE) of a performance metric in the latest window, labelled or not, by model and version.", v),
+                ("modelwatch_model_estimated_performance_ci_low", "Lower end of the label-free estimate's ± 3 sampling-error interval.", lo),
+                ("modelwatch_model_estimated_performance_ci_high", "Upper end of the label-free estimate's ± 3 sampling-error interval.", hi),
+            ] {
+                e.gauge(family, help, &labels, *x);
+            }
         }
         let segment = self.config.metrics_segments.get(model);
         for (value, metric, v) in &m.segments {

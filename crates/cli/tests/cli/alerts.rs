@@ -723,6 +723,35 @@ fn metrics_endpoint_is_valid_prometheus_text_with_bounded_labels() {
         &[("model", "fraud"), ("version", "v1"), ("metric", "f1")],
     ));
     assert!((f1 - 0.8).abs() < 1e-9, "{f1}");
+    // The label-free estimate of the same window (the reference is scored and labelled), with
+    // its interval: the API's numbers for that window.
+    let window = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "modelwatch_model_performance")
+        .and_then(|s| s.labels.get("window"))
+        .unwrap()
+        .to_owned();
+    let (_, api) = s.get(&format!(
+        "/v1/models/fraud/metrics?window={window}&version=v1"
+    ));
+    let last = api["windows"].as_array().unwrap().last().unwrap().clone();
+    for (family, field) in [
+        ("modelwatch_model_estimated_performance", "value"),
+        ("modelwatch_model_estimated_performance_ci_low", "ci_low"),
+        ("modelwatch_model_estimated_performance_ci_high", "ci_high"),
+    ] {
+        let got = gauge(find(
+            family,
+            &[
+                ("model", "fraud"),
+                ("version", "v1"),
+                ("metric", "accuracy"),
+            ],
+        ));
+        let want = last["estimated"]["accuracy"][field].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-12, "{family}: {got} vs {want}");
+    }
     assert_eq!(
         gauge(find("modelwatch_model_predictions", &[("model", "fraud")])),
         1000.0

@@ -98,7 +98,11 @@ fn pages_render_real_data_and_escape_user_strings() {
     ] {
         assert!(html.contains(&format!("data-chart=\"{chart}\"")), "{chart}");
     }
-    assert!(html.contains("data-series=\"accuracy|accuracy 95% CI|baseline\""));
+    // The reference is scored and labelled: the label-free estimate with its band is drawn
+    // beside the realized accuracy.
+    assert!(html.contains(
+        "data-series=\"estimated accuracy|estimated accuracy ± 3σ|accuracy|accuracy 95% CI|baseline\""
+    ));
     // 48 hourly windows with events, one point each.
     assert!(html.contains("data-windows=\"48\""), "48 windows");
     assert!(html.contains("<polyline"));

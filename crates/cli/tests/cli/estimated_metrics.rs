@@ -134,9 +134,44 @@ fn every_day_is_estimated_like_nannyml_labelled_or_not() {
     let acc = |w: &Value| w["estimated"]["accuracy"]["value"].as_f64().unwrap();
     assert!(acc(&windows[9]) < acc(&windows[0]) - 0.1);
 
+    // Merged from the per-hour estimation states.
+    assert_eq!(report["estimation"]["source"], "hours");
+
     // A range starting mid-hour is answered from the raw events: the same estimates.
     let raw = s.get_ok("/v1/models/loans/metrics?window=1d&from=2025-12-31T23:30:00Z");
+    assert_eq!(raw["estimation"]["source"], "events");
     check_against_nannyml(&raw, &fx);
+
+    // The CSV carries every window's estimates with their intervals, the JSON's numbers bit
+    // for bit (empty where a metric is not estimated).
+    let (status, text, _) = s.get_text("/v1/models/loans/metrics?window=1d&format=csv");
+    assert_eq!(status, 200, "{text}");
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = r.headers().unwrap().iter().map(str::to_owned).collect();
+    let records: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), windows.len());
+    let names = [
+        "roc_auc",
+        "f1",
+        "precision",
+        "recall",
+        "specificity",
+        "accuracy",
+    ];
+    for (rec, w) in records.iter().zip(windows) {
+        for name in names {
+            for (field, suffix) in [
+                ("value", ""),
+                ("ci_low", "_ci_low"),
+                ("ci_high", "_ci_high"),
+            ] {
+                let column = format!("estimated_{name}{suffix}");
+                let i = header.iter().position(|h| *h == column).expect(&column);
+                let want = w["estimated"][name][field].as_f64().unwrap();
+                assert_eq!(rec[i].parse::<f64>().unwrap(), want, "{column}");
+            }
+        }
+    }
 }
 
 /// Without scores in the reference there is nothing to calibrate: no `estimation`, and no

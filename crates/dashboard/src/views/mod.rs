@@ -179,6 +179,7 @@ pub(crate) fn line(name: &str, color: usize, points: Vec<(i64, Option<f64>)>) ->
         color: PALETTE[color % PALETTE.len()],
         points,
         band: Vec::new(),
+        band_label: None,
     }
 }
 

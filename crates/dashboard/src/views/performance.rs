@@ -4,7 +4,7 @@ use super::{
     latest_defined, latest_window, line, metric_series, partial_note, partial_starts, pct,
     rule_thresholds, series, span_chart,
 };
-use crate::charts::{TimeChart, YScale};
+use crate::charts::{Line, TimeChart, YScale};
 use crate::data::{chart_metrics, estimate, metric, short, ModelData, Span};
 use crate::layout::figure;
 use crate::params::ViewParams;
@@ -28,6 +28,11 @@ pub fn metric_chart(
         _ => YScale::Unit,
     };
     let mut c = span_chart(span, name.as_str(), y);
+    // The label-free estimate first (drawn under the realized line), with its ± 3σ band: where
+    // labels have arrived, the realized value is seen inside (or outside) the band.
+    if let Some(e) = estimated_line(m, name) {
+        c.lines.push(e);
+    }
     let mut l = line(name.as_str(), color, metric_series(m, name));
     l.band = m
         .windows
@@ -43,6 +48,45 @@ pub fn metric_chart(
     c.partial = partial_starts(&m.windows);
     c
 }
+
+/// The name of a charted metric among a window's label-free estimates (CBPE's multiclass
+/// precision, recall and F1 are the macro averages).
+fn estimated_name(name: MetricName) -> Option<&'static str> {
+    Some(match name {
+        MetricName::Accuracy => "accuracy",
+        MetricName::Precision | MetricName::PrecisionMacro => "precision",
+        MetricName::Recall | MetricName::RecallMacro => "recall",
+        MetricName::F1 | MetricName::F1Macro => "f1",
+        MetricName::RocAuc => "roc_auc",
+        MetricName::Specificity => "specificity",
+        _ => return None,
+    })
+}
+
+/// The label-free estimate of `name` per window with its ± 3σ band (`estimated <name>`), when
+/// the report carries estimates of it.
+fn estimated_line(m: &PerformanceReport, name: MetricName) -> Option<Line> {
+    let key = estimated_name(name)?;
+    let value = |w: &WindowReport| w.estimated.as_ref()?.get(key).copied();
+    if !m.windows.iter().any(|w| value(w).is_some()) {
+        return None;
+    }
+    let mut l = line(
+        &format!("estimated {}", name.as_str()),
+        ESTIMATE_COLOR,
+        series(&m.windows, |w| value(w).map(|e| e.value)),
+    );
+    l.band = m
+        .windows
+        .iter()
+        .map(|w| (w.start.0, value(w).map(|e| (e.ci_low, e.ci_high))))
+        .collect();
+    l.band_label = Some("± 3σ".into());
+    Some(l)
+}
+
+/// The palette colour of the estimates (slate): apart from the four metrics' own.
+const ESTIMATE_COLOR: usize = 7;
 
 /// The operational charts: confidence, volume, latency, error rate, label coverage.
 pub fn operational_charts(
@@ -201,7 +245,7 @@ pub fn performance_section(data: &ModelData, params: &ViewParams, base: Option<&
         @if m.windows.is_empty() { div.empty { "No predictions in this range." } }
         div.grid {
             @for (name, c) in &charts {
-                (figure(name.as_str(), c, "per window, shaded: 95% confidence interval; dashed: the reference's value, red dashed: alert rules; hover a window for its values"))
+                (figure(name.as_str(), c, "per window, shaded: 95% confidence interval; grey: the label-free estimate (CBPE) with its ± 3σ band, before and after labels arrive; dashed: the reference's value, red dashed: alert rules; hover a window for its values"))
             }
         }
         (super::window::window_section(m, params, base))

@@ -21,9 +21,10 @@ use modelwatch_store::{
 
 use super::{
     declared_task, drift_reference, hour_row, load_decision, save_decision, spec_key, HourBlob,
-    TaskDecision, DRIFT, DRIFT_STAMP, PERFORMANCE,
+    TaskDecision, DRIFT, DRIFT_STAMP, ESTIMATE_KEY, PERFORMANCE,
 };
 use crate::error::EngineError;
+use crate::estimate::{Estimator, HourEstimate, WindowEstimation, ESTIMATE};
 use crate::exploration::{self, Split};
 use crate::sketch::{Reference, WindowSketch};
 use crate::state::{Task, TaskDetector, TaskSpec, WindowAccumulator};
@@ -42,11 +43,24 @@ pub struct ImportFold {
     detector: TaskDetector,
     /// Decided from the reference and the first chunk, with its JSON.
     spec: Option<(TaskSpec, String)>,
-    hours: HashMap<HourKey, (WindowAccumulator, Split, Option<WindowSketch>)>,
+    /// The reference rows of version-less queries, which the label-free estimator is fitted
+    /// on once the task is decided.
+    reference_rows: Vec<modelwatch_core::ReferenceRow>,
+    /// That estimator with its key, when the task and reference allow one.
+    estimator: Option<(Estimator, u64)>,
+    hours: HashMap<HourKey, HourState>,
     versions: Vec<String>,
     predictions: u64,
     labels: u64,
 }
+
+/// An hour's accumulator with its exploration split, drift sketch and estimation state.
+type HourState = (
+    WindowAccumulator,
+    Split,
+    Option<WindowSketch>,
+    Option<WindowEstimation>,
+);
 
 /// What [`ImportFold::finish`] did.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,15 +84,16 @@ impl ImportFold {
                 return Ok(None);
             }
         }
-        let (reference, reference_detector) = match store.model(model)? {
+        let (reference, reference_detector, reference_rows) = match store.model(model)? {
             // A new model has no reference.
-            None => (None, TaskDetector::default()),
+            None => (None, TaskDetector::default(), Vec::new()),
             Some(_) => {
                 let mut detector = TaskDetector::default();
-                for r in crate::reference::rows(store, model, None)?.0 {
-                    detector.observe_reference(&r);
+                let rows = crate::reference::rows(store, model, None)?.0;
+                for r in &rows {
+                    detector.observe_reference(r);
                 }
-                (drift_reference(store, model)?, detector)
+                (drift_reference(store, model)?, detector, rows)
             }
         };
         let declared = match store.model(model)? {
@@ -91,6 +106,8 @@ impl ImportFold {
             detector: reference_detector.clone(),
             reference_detector,
             spec: None,
+            reference_rows,
+            estimator: None,
             hours: HashMap::new(),
             versions: Vec::new(),
             predictions: 0,
@@ -121,8 +138,18 @@ impl ImportFold {
             }
             let spec = first.finish(self.declared, None);
             let json = spec_key(&spec);
+            // The estimator a refresh fits for this task (the same rows, the same fit).
+            let estimable = matches!(spec.task, Task::Binary | Task::Multiclass);
+            self.estimator = (estimable && !self.reference_rows.is_empty())
+                .then(|| crate::estimate::fit(&spec, &self.reference_rows).ok())
+                .flatten()
+                .map(|e| {
+                    let key = e.key();
+                    (e, key)
+                });
             (spec, json)
         });
+        let estimator = self.estimator.as_ref().map(|e| &e.0);
         let mut l = 0;
         for (p, row) in predictions.iter().zip(prediction_index) {
             while l < label_index.len() && label_index[l] < *row {
@@ -140,13 +167,17 @@ impl ImportFold {
             };
             let hour = hour_of(p.timestamp.micros());
             let reference = self.reference.as_ref();
-            let (acc, split, sketch) = self.hours.entry((v, hour)).or_insert_with(|| {
+            let (acc, split, sketch, estimate) = self.hours.entry((v, hour)).or_insert_with(|| {
                 (
                     WindowAccumulator::new(spec),
                     Split::default(),
                     reference.map(WindowSketch::new),
+                    estimator.map(WindowEstimation::new),
                 )
             });
+            if let (Some(e), Some(state)) = (estimator, estimate.as_mut()) {
+                state.observe(e, spec, p);
+            }
             // As the refresh's rescan folds an hour: the accumulator with its exploration split.
             exploration::observe(spec, exploration::DEFAULT_TAG, acc, split, p, label);
             if let (Some(r), Some(sk)) = (reference, sketch.as_mut()) {
@@ -244,10 +275,21 @@ impl ImportFold {
             kind: DRIFT.into(),
             ..AggregateWrite::default()
         };
+        let mut estimates = AggregateWrite {
+            kind: ESTIMATE.into(),
+            ..AggregateWrite::default()
+        };
         for d in &dirty {
-            let (acc, split, sketch) = hours
+            let (acc, split, sketch, estimate) = hours
                 .remove(&(d.version.as_str(), d.hour.micros()))
                 .expect("every marked hour was folded");
+            if let (Some((_, key)), Some(state)) = (&self.estimator, estimate) {
+                estimates.put.push(hour_row(
+                    d,
+                    "estimation state",
+                    &HourEstimate { key: *key, state },
+                )?);
+            }
             perf.put.push(hour_row(
                 d,
                 "aggregate",
@@ -264,6 +306,20 @@ impl ImportFold {
         }
         let written = perf.put.len();
         let mut writes = vec![perf];
+        if let Some((_, key)) = &self.estimator {
+            writes.push(estimates);
+            // The key of the estimator the states were built with, as a refresh would store
+            // it: without it the first estimate would rebuild every hour.
+            writes.push(AggregateWrite {
+                kind: ESTIMATE_KEY.into(),
+                put: vec![StoredAggregate {
+                    version: String::new(),
+                    hour: MODEL_WIDE,
+                    data: key.to_le_bytes().to_vec(),
+                }],
+                ..AggregateWrite::default()
+            });
+        }
         if let Some(r) = &reference {
             writes.push(drift);
             // The stamp of the reference the sketches were built against: without it the

@@ -12,7 +12,7 @@ pub mod multiclass;
 
 pub use cbpe::{
     BinaryCbpe, BinaryEstimates, CbpeError, Estimate, EstimatedMetric, ExpectedConfusion,
-    RankedProbabilities, ReferenceRow,
+    RankedProbabilities, ReferenceRow, EXACT_ROWS, RANK_BINS,
 };
 pub use isotonic::Isotonic;
 pub use multiclass::{MulticlassCbpe, MulticlassRow, MulticlassWindow};

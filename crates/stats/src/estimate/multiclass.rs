@@ -16,8 +16,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::cbpe::{
-    auroc_component, bernoulli_std, check_score, needs_calibration, BinaryEstimates, CbpeError,
-    Estimate, EstimatedMetric, ExpectedConfusion, RankedProbabilities, ReferenceRow,
+    auroc_component, bernoulli_std, check_score, needs_calibration, rank_edges, BinaryEstimates,
+    CbpeError, Estimate, EstimatedMetric, ExpectedConfusion, RankedProbabilities, ReferenceRow,
     SAMPLING_ERROR_RANGE,
 };
 use super::isotonic::Isotonic;
@@ -58,6 +58,9 @@ pub struct MulticlassCbpe {
     pub calibrations: Vec<Option<Isotonic>>,
     pub components: MulticlassComponents,
     pub rows: u64,
+    /// Per class, the rank bins of its ROC AUC past [`super::cbpe::EXACT_ROWS`] rows (the
+    /// class's reference scores, [`rank_edges`]).
+    pub rank_edges: Vec<Vec<f64>>,
 }
 
 impl MulticlassCbpe {
@@ -80,6 +83,7 @@ impl MulticlassCbpe {
             return Err(CbpeError::OneClass);
         }
         let mut calibrations = Vec::with_capacity(k);
+        let mut edges = Vec::with_capacity(k);
         let mut components = MulticlassComponents {
             roc_auc: Vec::new(),
             f1: Vec::new(),
@@ -92,6 +96,7 @@ impl MulticlassCbpe {
         for c in 0..k {
             let scores: Vec<f64> = rows.iter().map(|r| r.scores[c]).collect();
             let labels: Vec<bool> = rows.iter().map(|r| r.label == c).collect();
+            edges.push(rank_edges(&scores));
             calibrations.push(if needs_calibration(&scores, &labels) {
                 let y: Vec<f64> = labels.iter().map(|&l| l as u8 as f64).collect();
                 Isotonic::fit(&scores, &y)
@@ -131,6 +136,7 @@ impl MulticlassCbpe {
             calibrations,
             components,
             rows: rows.len() as u64,
+            rank_edges: edges,
         })
     }
 
@@ -163,7 +169,7 @@ impl MulticlassCbpe {
 
 /// A window's mergeable multiclass estimation state: per class, its one-vs-rest expected
 /// confusion matrix and ranked probabilities.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MulticlassWindow {
     pub n: u64,
     pub confusion: Vec<ExpectedConfusion>,
@@ -192,18 +198,19 @@ impl MulticlassWindow {
         self.predicted_probability += p[predicted];
         for c in 0..k {
             self.confusion[c].observe(predicted == c, p[c]);
-            self.ranked[c].observe(scores[c], p[c]);
+            self.ranked[c].observe(&cbpe.rank_edges[c], scores[c], p[c]);
         }
     }
 
-    pub fn merge(&mut self, o: &MulticlassWindow) {
+    /// Adds `o` (a window of the same estimator).
+    pub fn merge(&mut self, cbpe: &MulticlassCbpe, o: &MulticlassWindow) {
         self.n += o.n;
         self.predicted_probability += o.predicted_probability;
         for (a, b) in self.confusion.iter_mut().zip(&o.confusion) {
             a.merge(b);
         }
-        for (a, b) in self.ranked.iter_mut().zip(&o.ranked) {
-            a.merge(b);
+        for ((a, b), edges) in self.ranked.iter_mut().zip(&o.ranked).zip(&cbpe.rank_edges) {
+            a.merge(edges, b);
         }
     }
 
