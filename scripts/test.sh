@@ -85,7 +85,9 @@ PY_PID=$!
 
 echo "== Rust: cargo test --workspace"
 rust_rc=0
-cargo test --workspace || rust_rc=$?
+# Four test threads on two cores: the CLI's integration tests mostly wait on the servers they
+# start, so two threads left the cores idle (RUST_TEST_THREADS set by the caller wins).
+RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}" cargo test --workspace || rust_rc=$?
 py_rc=0
 wait "$PY_PID" || py_rc=$?
 cat "$PY_LOG"
