@@ -4,10 +4,11 @@ panel, a login with API keys, the change summary and acknowledging an alert, and
 the demo."""
 
 import json
+import urllib.error
 import os
 from datetime import datetime, timedelta, timezone
 
-from conftest import HOURS, MODEL, XSS, Process, wait_for_firing
+from conftest import HOURS, MODEL, XSS, Process, poll, wait_for_firing
 
 DEMO_RULES = ["inputs-drifted", "accuracy-below-reference", "unfair-to-a-group"]
 
@@ -328,8 +329,9 @@ def test_screenshots_of_the_demo(demo, page, screenshots):
     # After the demo's alerts fired, so that the pictures show them.
     wait_for_firing(demo, "fraud-demo", DEMO_RULES)
     page.page.set_viewport_size({"width": 1360, "height": 300})
+    wait_for_credit_history(demo)
     page.goto(demo.url + "/")
-    assert page.page.locator("tr[data-model]").count() == 2
+    assert page.page.locator("tr[data-model]").count() == 3
     page.page.screenshot(path=os.path.join(screenshots, "overview.png"), full_page=True)
     page.page.set_viewport_size({"width": 1360, "height": 900})
     page.goto(demo.url + "/models/fraud-demo")
@@ -429,4 +431,95 @@ def test_multivariate_drift_on_the_drift_page_shows_the_apis_windows(server, pag
         assert any(value in t for t in titles), (value, titles)
     section = page.page.locator('figure[data-chart="reconstruction_error"]')
     section.screenshot(path=os.path.join(screenshots, "multivariate.png"))
+    assert page.problems == [], page.problems
+
+
+CREDIT = "credit-demo"
+
+
+def wait_for_credit_history(demo):
+    """The delayed-labels model loads after the two others (its labels in one batch, last):
+    until its labels are in and its weekly metrics count them all."""
+    def loaded():
+        try:
+            m = demo.request("GET", f"/v1/models/{CREDIT}")
+        except urllib.error.HTTPError:  # 404 until its first upload
+            return None
+        if m.get("labelled", 0) == 0:
+            return None
+        weeks = demo.request("GET", f"/v1/models/{CREDIT}/metrics?window=1w")["windows"]
+        return m if sum(w["labelled"] for w in weeks) == m["labelled"] else None
+    return poll(loaded, 60, f"{CREDIT}'s history never arrived", interval=0.5)
+
+
+def test_the_credit_demo_shows_the_estimate_before_its_labels(demo, page, screenshots):
+    """credit-demo's labels come 60-90 days late: the weekly accuracy chart draws the estimate
+    and its band over all 120 days, the realized value only where labels have arrived (inside
+    the band), the estimate falling in the unlabelled weeks; the versions view compares the
+    shadow challenger, with labels over the whole range and before them over the last 30 days."""
+    wait_for_credit_history(demo)
+    api = demo.request("GET", f"/v1/models/{CREDIT}/metrics?window=1w")
+    # The last window grows while the demo runs: compared up to the one before.
+    windows = api["windows"][:-1]
+    # A week with fewer labels than the metrics' minimum sample (30) shows no realized value.
+    labelled = [w for w in windows if w["labelled"] >= 30]
+    unlabelled = [w for w in windows if w["labelled"] == 0]
+    assert len(labelled) >= 8 and len(unlabelled) >= 7, [(w["start"], w["labelled"]) for w in windows]
+    # Labelled weeks come first: the labels are months late.
+    assert all(w["labelled"] == 0 for w in windows[windows.index(unlabelled[0]):])
+    page.page.set_viewport_size({"width": 1360, "height": 900})
+    page.goto(f"{demo.url}/models/{CREDIT}?range=all&window=1w")
+    fig = page.page.locator('figure[data-chart="accuracy"]')
+    assert fig.get_attribute("data-series").startswith(
+        "estimated accuracy|estimated accuracy ± 3σ|accuracy|accuracy 95% CI"), fig.get_attribute("data-series")
+    titles = fig.locator("svg rect.hover title").evaluate_all("els => els.map(e => e.textContent)")
+    assert len(titles) == len(api["windows"]), (len(titles), len(api["windows"]))
+
+    def line_of(title, name):
+        return next(line for line in title.split("\n") if line.startswith(f"{name}: "))
+
+    inside = 0
+    for w, title in zip(windows, titles):
+        e = w["estimated"]["accuracy"]
+        value, band = line_of(title, "estimated accuracy").split(": ", 1)[1].split(" (± 3σ ")
+        lo, hi = (float(x) for x in band.rstrip(")").split(" – "))
+        assert abs(float(value) - e["value"]) < 1e-4 and abs(lo - e["ci_low"]) < 1e-4 and abs(hi - e["ci_high"]) < 1e-4, (title, e)
+        realized = line_of(title, "accuracy")
+        if w["labelled"] >= 30:
+            r = float(realized.split(": ")[1].split(" ")[0])
+            assert abs(r - w["accuracy"]["value"]) < 1e-4, (realized, w["accuracy"])
+            inside += lo <= r <= hi
+        elif w["labelled"] == 0:
+            assert realized == "accuracy: —", realized
+    # The estimate is confirmed where labels arrived: the realized accuracy is inside its ± 3σ
+    # band (each week misses it with a chance of about 0.3 %, so one miss is allowed).
+    assert inside >= len(labelled) - 1, (inside, len(labelled))
+    # The degradation started inside the unlabelled months: only the estimate shows it.
+    first = sum(w["estimated"]["accuracy"]["value"] for w in labelled) / len(labelled)
+    last = unlabelled[-1]["estimated"]["accuracy"]
+    assert last["ci_high"] < first, (first, last)
+    fig.screenshot(path=os.path.join(screenshots, "delayed-labels.png"))
+
+    # The shadow challenger: promoted on the labelled pairs of the whole range ...
+    page.goto(f"{demo.url}/models/{CREDIT}/versions?range=all&window=1w")
+    assert page.page.locator('h2[data-challenger="v2"]').count() == 1
+    assert page.page.locator("p[data-verdict]").get_attribute("data-verdict") == "promote"
+    assert page.page.locator("tr[data-estimated-metric]").count() >= 2
+    # ... and, over the last 30 days, which have no label, the verdict waits for labels while
+    # the estimates favour the challenger.
+    page.goto(f"{demo.url}/models/{CREDIT}/versions?range=30d")
+    verdict = page.page.locator("p[data-verdict]")
+    assert verdict.get_attribute("data-verdict") == "need_more_data"
+    assert "waits for labels" in verdict.inner_text()
+    assert page.page.locator("p[data-estimated-hint]").get_attribute("data-estimated-hint") == "estimated_promote"
+    compare = demo.request("GET", f"/v1/models/{CREDIT}/compare?champion=v1&challenger=v2&window=1w")
+    assert compare["decision"]["verdict"] == "promote", compare["decision"]
+    # The challenger's section: from its heading to the end of the page.
+    top = page.page.locator('h2[data-challenger="v2"]').bounding_box()
+    main = page.page.locator("main").bounding_box()
+    page.page.screenshot(path=os.path.join(screenshots, "delayed-labels-compare.png"), full_page=True, clip={
+        "x": main["x"], "y": top["y"] - 8, "width": main["width"], "height": main["y"] + main["height"] - top["y"] + 8})
+    for name in ["delayed-labels.png", "delayed-labels-compare.png"]:
+        with open(os.path.join(screenshots, name), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert page.problems == [], page.problems

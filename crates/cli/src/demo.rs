@@ -94,10 +94,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let mut out = std::io::stdout();
         let _ = write!(
             out,
-            "modelwatch listening on {url}\ndemo: open {url}/models/{MODEL} (data in {}); its alerts: {url}/models/{MODEL}/alerts\n",
-            dir.display()
+            "modelwatch listening on {url}\ndemo: open {url}/models/{MODEL} (data in {}); its alerts: {url}/models/{MODEL}/alerts; labels months late: {url}/models/{credit}?range=all&window=1w\n",
+            dir.display(),
+            credit = crate::credit_demo::MODEL,
         );
         let _ = out.flush();
+        // The delayed-labels model loads once the two others' history is in, so that the
+        // demo's start (which tests wait for) is as quick as before.
+        let (loaded, history_in) = std::sync::mpsc::channel::<()>();
         for (model, drifting, seed) in [
             (MODEL, true, args.seed),
             (STABLE_MODEL, false, args.seed + 1),
@@ -105,6 +109,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             let mut sim = Simulation::new(seed, args.days, args.per_hour);
             sim.model = model;
             sim.drifting = drifting;
+            sim.loaded = Some(loaded.clone());
             let gen_url = url.clone();
             std::thread::spawn(move || {
                 if let Err(e) = sim.run(&gen_url) {
@@ -112,6 +117,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 }
             });
         }
+        drop(loaded);
+        let credit_url = url.clone();
+        let credit_seed = args.seed + 2;
+        std::thread::spawn(move || {
+            // Both senders answer or are dropped (a generator that stopped): no wait forever.
+            let ready = move || while history_in.recv().is_ok() {};
+            if let Err(e) = crate::credit_demo::run(&credit_url, credit_seed, ready) {
+                tracing::error!(error = %format!("{e:#}"), model = crate::credit_demo::MODEL, "demo generator stopped");
+            }
+        });
         modelwatch_server::serve(listener, state, crate::serve::shutdown_signal()).await?;
         anyhow::Ok(())
     })
@@ -173,6 +188,8 @@ struct Simulation {
     pending: Vec<(i64, String, u8)>,
     /// Shadow predictions of the challenger `v3` not sent yet (drifting model only).
     shadows: Vec<Value>,
+    /// Told (dropped) once the history is loaded.
+    loaded: Option<std::sync::mpsc::Sender<()>>,
 }
 
 /// The shadow challenger's version on the drifting demo model.
@@ -209,6 +226,7 @@ impl Simulation {
             next_id: 0,
             pending: Vec::new(),
             shadows: Vec::new(),
+            loaded: None,
         }
     }
 
@@ -439,6 +457,7 @@ impl Simulation {
             labels = labels.len(),
             "demo history loaded"
         );
+        self.loaded = None;
         // Live: new predictions every few seconds; the late labels catch up, half an hour of
         // event time per tick.
         let mut label_cutoff = now - LABEL_DELAY_HOURS * 3600;

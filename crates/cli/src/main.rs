@@ -2,6 +2,7 @@
 
 mod args;
 mod check;
+mod credit_demo;
 mod demo;
 mod drift;
 mod export;

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 use crate::error::EngineError;
+use crate::estimate::{EstimatedValue, Estimator, WindowEstimates, WindowEstimation};
 use crate::state::{argmax, Task, TaskSpec};
 
 /// Significance level of the decision.
@@ -121,6 +122,63 @@ pub struct Comparison {
     /// Share of paired requests on which both predicted the same class (classifiers only).
     pub agreement: Option<paired::Agreement>,
     pub metrics: Vec<MetricComparison>,
+    /// The label-free (CBPE) estimates of each version over the same requests, labelled or
+    /// not (paired: the requests both scored; A/B: each version's own); absent when neither
+    /// version can be estimated (see the report's `estimation` and `skipped`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated: Option<EstimatedComparison>,
+}
+
+/// The two versions' label-free estimates over the compared requests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EstimatedComparison {
+    /// Requests each version's estimates are computed on.
+    pub champion_requests: u64,
+    pub challenger_requests: u64,
+    /// The decision's metric first (ROC AUC for a binary classifier, else accuracy), then the
+    /// others CBPE estimates.
+    pub metrics: Vec<EstimatedMetric>,
+}
+
+/// One metric's estimates side by side. The intervals are each version's own ± 3 sampling
+/// errors; the difference has no test (both estimates rest on their calibrations holding, which
+/// only labels check).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EstimatedMetric {
+    pub metric: String,
+    pub champion: Option<EstimatedValue>,
+    pub challenger: Option<EstimatedValue>,
+    /// challenger − champion.
+    pub difference: Option<f64>,
+}
+
+/// How one version's estimates were made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionEstimation {
+    pub version: String,
+    /// `version`: the reference uploaded for this version; `all_versions`: the model's.
+    pub reference: String,
+    pub reference_rows: u64,
+    /// Whether the scores are calibrated on that reference (isotonic) before estimating.
+    pub calibrated: bool,
+}
+
+/// How the report's estimates were made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CompareEstimation {
+    /// `cbpe`.
+    pub method: String,
+    /// `± 3 sampling errors`.
+    pub interval: String,
+    pub champion: Option<VersionEstimation>,
+    pub challenger: Option<VersionEstimation>,
+}
+
+/// A version that has no label-free estimates, and why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SkippedEstimate {
+    pub version: String,
+    pub reason: String,
 }
 
 /// One event-time window's comparison.
@@ -154,7 +212,21 @@ pub struct Decision {
     /// power at the observed difference (its total minus those it has); `null` when no count
     /// would do (no test yet).
     pub labelled_requests_still_needed: Option<u64>,
+    /// What the label-free estimates of the decision's metric say, when both versions have
+    /// them: `estimated_promote` (the challenger's ± 3σ interval entirely above the
+    /// champion's), `estimated_keep` (entirely below) or `estimated_unclear`. A hint, never the
+    /// verdict: the verdict waits for labels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_hint: Option<EstimatedHint>,
     pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EstimatedHint {
+    EstimatedPromote,
+    EstimatedKeep,
+    EstimatedUnclear,
 }
 
 /// `GET /v1/models/{model}/compare`.
@@ -169,6 +241,12 @@ pub struct CompareReport {
     /// Over the whole range.
     pub overall: Comparison,
     pub decision: Decision,
+    /// How the label-free estimates were made; absent when neither version has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimation: Option<CompareEstimation>,
+    /// Versions without label-free estimates, with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedEstimate>,
     pub windows: Vec<WindowComparison>,
 }
 
@@ -182,6 +260,9 @@ struct Scored {
     score: Option<f64>,
     /// Regression: the predicted value.
     value: Option<f64>,
+    /// What the version's estimator reads (prediction, score, scores; no features), when the
+    /// version has one.
+    estimable: Option<PredictionEvent>,
 }
 
 #[derive(Debug, Default)]
@@ -191,7 +272,7 @@ struct Request {
     label: Option<Outcome>,
 }
 
-fn scored(spec: &TaskSpec, p: &PredictionEvent) -> Scored {
+fn scored(spec: &TaskSpec, p: &PredictionEvent, estimable: bool) -> Scored {
     let (class, score, value) = match spec.task {
         Task::Binary => {
             let score = spec.binary_score(p.score, p.scores.as_deref());
@@ -214,7 +295,117 @@ fn scored(spec: &TaskSpec, p: &PredictionEvent) -> Scored {
         class,
         score,
         value,
+        estimable: estimable.then(|| PredictionEvent {
+            request_id: String::new(),
+            timestamp: p.timestamp,
+            model_version: None,
+            features: Vec::new(),
+            prediction: p.prediction.clone(),
+            score: p.score,
+            scores: p.scores.clone(),
+            latency_ms: None,
+            error: None,
+            tags: Vec::new(),
+            role: p.role,
+        }),
     }
+}
+
+/// The two versions' fitted estimators, and what the report says of them.
+struct Estimators {
+    champion: Option<Estimator>,
+    challenger: Option<Estimator>,
+    info: Option<CompareEstimation>,
+    skipped: Vec<SkippedEstimate>,
+}
+
+/// Each version's CBPE estimator: the champion's is fitted on the reference uploaded for its
+/// version, else on the model's (all versions') reference, the one its served metrics are
+/// compared with. The challenger's only on a reference uploaded for its own version: another
+/// model's scores mean other probabilities, so calibrating them on the champion's reference
+/// would estimate nothing true; without one it is skipped, with the reason.
+fn estimators(
+    store: &dyn Store,
+    model: &ModelName,
+    spec: &TaskSpec,
+    q: &CompareQuery,
+) -> Result<Estimators, EngineError> {
+    let mut out = Estimators {
+        champion: None,
+        challenger: None,
+        info: None,
+        skipped: Vec::new(),
+    };
+    if !matches!(spec.task, Task::Binary | Task::Multiclass) {
+        for v in [&q.champion, &q.challenger] {
+            out.skipped.push(SkippedEstimate {
+                version: v.clone(),
+                reason: "label-free estimates of a regressor are not compared".into(),
+            });
+        }
+        return Ok(out);
+    }
+    let summary = store
+        .model(model)?
+        .ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
+    let own = |v: &str| {
+        summary
+            .reference
+            .iter()
+            .find(|r| r.version == v && r.rows > 0)
+            .map(|r| r.rows)
+    };
+    let all_versions = own("");
+    let mut info = CompareEstimation {
+        method: "cbpe".into(),
+        interval: "± 3 sampling errors".into(),
+        champion: None,
+        challenger: None,
+    };
+    for (version, champion) in [(&q.champion, true), (&q.challenger, false)] {
+        let (reference, rows) = match (own(version), all_versions) {
+            (Some(rows), _) => ("version", rows),
+            (None, Some(rows)) if champion => ("all_versions", rows),
+            _ => {
+                out.skipped.push(SkippedEstimate {
+                    version: version.clone(),
+                    reason: if champion {
+                        "no labelled reference for this version or for all versions to calibrate its scores on".into()
+                    } else {
+                        format!(
+                            "no reference uploaded for version `{version}`: a challenger's scores are calibrated on its own labelled reference (PUT /v1/models/{model}/reference?version={version}), never on the champion's"
+                        )
+                    },
+                });
+                continue;
+            }
+        };
+        let fitted = crate::estimate::estimator(store, model, Some(version), spec)?;
+        let Some(fitted) = fitted else {
+            out.skipped.push(SkippedEstimate {
+                version: version.clone(),
+                reason: "its reference cannot be fitted (it needs labelled rows of every class with scores and predictions)".into(),
+            });
+            continue;
+        };
+        let v = VersionEstimation {
+            version: version.clone(),
+            reference: reference.into(),
+            reference_rows: rows,
+            calibrated: fitted.calibrated(),
+        };
+        if champion {
+            info.champion = Some(v);
+            out.champion = Some(fitted);
+        } else {
+            info.challenger = Some(v);
+            out.challenger = Some(fitted);
+        }
+    }
+    if out.champion.is_some() || out.challenger.is_some() {
+        out.info = Some(info);
+    }
+    Ok(out)
 }
 
 /// The label in the form `Scored` compares with: "1"/"0" for a binary task, the class key
@@ -245,6 +436,7 @@ pub fn compare(
         version: Some(q.champion.clone()),
     };
     let (spec, _) = crate::performance::scan_spec(store, model, &range, None, None)?;
+    let est = estimators(store, model, &spec, q)?;
     let mut requests: HashMap<String, Request> = HashMap::new();
     let all = ScanRange {
         version: None,
@@ -257,7 +449,12 @@ pub fn compare(
             return;
         }
         let r = requests.entry(p.request_id.clone()).or_default();
-        let s = Some(scored(&spec, p));
+        let estimable = if champion {
+            est.champion.is_some()
+        } else {
+            est.challenger.is_some()
+        };
+        let s = Some(scored(&spec, p, estimable));
         if champion {
             r.champion = s;
         } else {
@@ -285,13 +482,13 @@ pub fn compare(
         spans.entry(q.window.start_of(time)).or_default().push(r);
     }
     let every: Vec<&Request> = spans.values().flatten().copied().collect();
-    let overall = comparison(&spec, mode, &every);
+    let overall = comparison(&spec, mode, &est, &every);
     let windows = spans
         .iter()
         .map(|(start, rs)| WindowComparison {
             start: *start,
             end: Timestamp(start.micros() + q.window.micros()),
-            comparison: comparison(&spec, mode, rs),
+            comparison: comparison(&spec, mode, &est, rs),
         })
         .collect();
     let decision = decide(&overall, &q.champion, &q.challenger);
@@ -304,6 +501,8 @@ pub fn compare(
         window: q.window.label(),
         overall,
         decision,
+        estimation: est.info,
+        skipped: est.skipped,
         windows,
     })
 }
@@ -333,7 +532,7 @@ fn outcomes(spec: &TaskSpec, s: &Scored, label: &Outcome) -> Outcomes {
     }
 }
 
-fn comparison(spec: &TaskSpec, mode: Mode, requests: &[&Request]) -> Comparison {
+fn comparison(spec: &TaskSpec, mode: Mode, est: &Estimators, requests: &[&Request]) -> Comparison {
     let mut paired_requests = 0;
     let (mut agree, mut compared) = (0u64, 0u64);
     let mut champion_side = Vec::new();
@@ -359,7 +558,14 @@ fn comparison(spec: &TaskSpec, mode: Mode, requests: &[&Request]) -> Comparison 
         }
     }
     let metrics = match mode {
-        Mode::Paired => paired_metrics(spec.task, &pairs),
+        Mode::Paired => {
+            // ROC AUC is the decision's metric whenever both versions log scores, labelled
+            // or not yet: the metric does not change when the labels arrive.
+            let scored = requests.iter().any(|r| {
+                matches!((&r.champion, &r.challenger), (Some(a), Some(b)) if a.score.is_some() && b.score.is_some())
+            });
+            paired_metrics(spec.task, &pairs, scored)
+        }
         Mode::Independent => independent_metrics(spec.task, &champion_side, &challenger_side),
     };
     Comparison {
@@ -370,8 +576,81 @@ fn comparison(spec: &TaskSpec, mode: Mode, requests: &[&Request]) -> Comparison 
         champion_labelled: champion_side.len() as u64,
         challenger_labelled: challenger_side.len() as u64,
         agreement: paired::agreement(agree, compared),
+        estimated: estimated(spec, mode, est, requests, &metrics),
         metrics,
     }
+}
+
+/// The metrics CBPE estimates, in the report's order after the decision's metric.
+const ESTIMATED_METRICS: [&str; 6] = [
+    "roc_auc",
+    "accuracy",
+    "f1",
+    "precision",
+    "recall",
+    "specificity",
+];
+
+/// Each version's label-free estimates over the span's requests: in paired mode the requests
+/// both versions scored, labelled or not (the same requests for both); in A/B each version's
+/// own.
+fn estimated(
+    spec: &TaskSpec,
+    mode: Mode,
+    est: &Estimators,
+    requests: &[&Request],
+    labelled: &[MetricComparison],
+) -> Option<EstimatedComparison> {
+    if est.champion.is_none() && est.challenger.is_none() {
+        return None;
+    }
+    let fold = |estimator: &Option<Estimator>, champion: bool| {
+        let e = estimator.as_ref()?;
+        let mut w = WindowEstimation::new(e);
+        let mut n = 0u64;
+        for r in requests {
+            if mode == Mode::Paired && (r.champion.is_none() || r.challenger.is_none()) {
+                continue;
+            }
+            let side = if champion { &r.champion } else { &r.challenger };
+            if let Some(p) = side.as_ref().and_then(|s| s.estimable.as_ref()) {
+                w.observe(e, spec, p);
+                n += 1;
+            }
+        }
+        Some((w.finish(e), n))
+    };
+    let a = fold(&est.champion, true);
+    let b = fold(&est.challenger, false);
+    let first = labelled.first().map(|m| m.metric.as_str());
+    let mut names: Vec<&str> = ESTIMATED_METRICS.to_vec();
+    if let Some(i) = names.iter().position(|m| Some(*m) == first) {
+        let m = names.remove(i);
+        names.insert(0, m);
+    }
+    let value = |side: &Option<(WindowEstimates, u64)>, m: &str| {
+        side.as_ref().and_then(|(e, _)| e.get(m).copied())
+    };
+    let metrics = names
+        .into_iter()
+        .filter_map(|m| {
+            let (champion, challenger) = (value(&a, m), value(&b, m));
+            (champion.is_some() || challenger.is_some()).then(|| EstimatedMetric {
+                metric: m.to_owned(),
+                difference: match (&champion, &challenger) {
+                    (Some(x), Some(y)) => Some(y.value - x.value),
+                    _ => None,
+                },
+                champion,
+                challenger,
+            })
+        })
+        .collect();
+    Some(EstimatedComparison {
+        champion_requests: a.as_ref().map_or(0, |x| x.1),
+        challenger_requests: b.as_ref().map_or(0, |x| x.1),
+        metrics,
+    })
 }
 
 fn proportion(x: u64, n: u64) -> Option<Estimate> {
@@ -445,7 +724,11 @@ fn metric(
     }
 }
 
-fn paired_metrics(task: Task, pairs: &[(Outcomes, Outcomes)]) -> Vec<MetricComparison> {
+fn paired_metrics(
+    task: Task,
+    pairs: &[(Outcomes, Outcomes)],
+    scored: bool,
+) -> Vec<MetricComparison> {
     let mut out = Vec::new();
     match task {
         Task::Binary | Task::Multiclass => {
@@ -475,11 +758,7 @@ fn paired_metrics(task: Task, pairs: &[(Outcomes, Outcomes)]) -> Vec<MetricCompa
             );
             // ROC AUC comes first, the metric the decision reads, when both versions log
             // scores.
-            if task == Task::Binary
-                && pairs
-                    .iter()
-                    .any(|(a, b)| a.score.is_some() && b.score.is_some())
-            {
+            if task == Task::Binary && scored {
                 let scored: Vec<(bool, f64, f64)> = pairs
                     .iter()
                     .filter_map(|(a, b)| Some((a.positive?, a.score?, b.score?)))
@@ -604,7 +883,60 @@ fn independent_metrics(task: Task, a: &[Outcomes], b: &[Outcomes]) -> Vec<Metric
     out
 }
 
+/// The label-free estimates' hint on `metric` (see [`Decision::estimated_hint`]), with a
+/// sentence saying it; `None` unless both versions have an estimate of it.
+fn hint(overall: &Comparison, metric: &str) -> Option<(EstimatedHint, String)> {
+    let e = overall.estimated.as_ref()?;
+    let m = e.metrics.iter().find(|m| m.metric == metric)?;
+    let (a, b) = (m.champion.as_ref()?, m.challenger.as_ref()?);
+    let hint = if b.ci_low > a.ci_high {
+        EstimatedHint::EstimatedPromote
+    } else if b.ci_high < a.ci_low {
+        EstimatedHint::EstimatedKeep
+    } else {
+        EstimatedHint::EstimatedUnclear
+    };
+    let what = match hint {
+        EstimatedHint::EstimatedPromote => "favour the challenger",
+        EstimatedHint::EstimatedKeep => "favour the champion",
+        EstimatedHint::EstimatedUnclear => "do not separate the two versions",
+    };
+    Some((
+        hint,
+        format!(
+            "the label-free estimates (CBPE, over {} requests) {what}: {metric} {} [{}, {}] against {} [{}, {}]",
+            e.champion_requests.min(e.challenger_requests),
+            short4(b.value),
+            short4(b.ci_low),
+            short4(b.ci_high),
+            short4(a.value),
+            short4(a.ci_low),
+            short4(a.ci_high),
+        ),
+    ))
+}
+
+fn short4(x: f64) -> String {
+    format!("{x:.4}")
+}
+
 fn decide(overall: &Comparison, champion: &str, challenger: &str) -> Decision {
+    let mut d = decide_on_labels(overall, champion, challenger);
+    // Before labels arrive the estimates are all there is: said beside the verdict, which
+    // stays the labels' (an estimate rests on the calibration holding, which labels check).
+    if let Some((h, sentence)) = hint(overall, &d.metric) {
+        d.estimated_hint = Some(h);
+        if d.verdict == Verdict::NeedMoreData {
+            d.reason = format!(
+                "{}; {sentence}, but the decision waits for labels",
+                d.reason
+            );
+        }
+    }
+    d
+}
+
+fn decide_on_labels(overall: &Comparison, champion: &str, challenger: &str) -> Decision {
     let m = &overall.metrics[0];
     let labelled = m.champion.as_ref().map_or(0, |e| e.n) + {
         // A/B: both arms count; paired: the pairs once.
@@ -621,6 +953,7 @@ fn decide(overall: &Comparison, champion: &str, challenger: &str) -> Decision {
         alpha: ALPHA,
         labelled_requests: labelled,
         labelled_requests_still_needed: None,
+        estimated_hint: None,
         reason: String::new(),
     };
     let missing = [

@@ -111,7 +111,7 @@ pub enum Estimator {
 }
 
 impl Estimator {
-    fn calibrated(&self) -> bool {
+    pub(crate) fn calibrated(&self) -> bool {
         match self {
             Estimator::Binary(b) => b.calibration.is_some(),
             Estimator::Multiclass(m) => m.calibrations.iter().any(Option::is_some),

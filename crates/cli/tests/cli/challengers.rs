@@ -462,3 +462,183 @@ fn bad_compare_parameters_are_refused_with_what_to_write() {
         "no prediction of version `v9` in this range"
     );
 }
+
+/// A reference of `version`'s scores, labelled, as NDJSON: rows 10_000.. (not the compared
+/// requests).
+fn reference_of(version: &str) -> String {
+    (10_000..11_500)
+        .map(|i| {
+            let s = score(i, version);
+            json!({"features": {"x": unit(i, 4)}, "prediction": u8::from(s >= 0.5), "score": s,
+                   "label": u8::from(positive(i))})
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// CBPE fitted on `version`'s reference and applied to its predictions of `ids`: what
+/// `crates/stats/tests/cbpe_nannyml.rs` checks against NannyML.
+fn cbpe_of(
+    version: &str,
+    ids: impl Iterator<Item = usize>,
+) -> modelwatch_stats::estimate::BinaryEstimates {
+    use modelwatch_stats::estimate::{BinaryCbpe, ReferenceRow};
+    let reference: Vec<ReferenceRow> = (10_000..11_500)
+        .map(|i| ReferenceRow {
+            score: score(i, version),
+            predicted: score(i, version) >= 0.5,
+            label: positive(i),
+        })
+        .collect();
+    let cbpe = BinaryCbpe::fit(&reference).unwrap();
+    let rows: Vec<(f64, bool)> = ids
+        .map(|i| (score(i, version), score(i, version) >= 0.5))
+        .collect();
+    cbpe.estimate(&rows)
+}
+
+#[track_caller]
+fn same_estimate(what: &str, ours: &Value, want: &modelwatch_stats::estimate::BinaryEstimates) {
+    use modelwatch_stats::estimate::EstimatedMetric;
+    let m = EstimatedMetric::parse(ours["metric"].as_str().unwrap()).unwrap();
+    let side = if what.starts_with("champion") {
+        "champion"
+    } else {
+        "challenger"
+    };
+    let e = want.get(m).unwrap();
+    close(&format!("{what} {m:?}"), &ours[side]["value"], e.value);
+    close(
+        &format!("{what} {m:?} low"),
+        &ours[side]["ci_low"],
+        e.ci_low,
+    );
+    close(
+        &format!("{what} {m:?} high"),
+        &ours[side]["ci_high"],
+        e.ci_high,
+    );
+}
+
+/// Before labels arrive, `/compare` reports both versions' label-free estimates over the
+/// requests both scored, each calibrated on its own reference; a challenger without a
+/// reference of its own is skipped, with the reason, and the verdict waits for labels while
+/// saying what the estimates favour.
+#[test]
+fn before_labels_the_comparison_reports_each_versions_estimates() {
+    const N: usize = 600;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    server.put_reference("loans", "", "application/x-ndjson", reference_of("v1"));
+    let rows: Vec<Value> = (0..N)
+        .map(|i| prediction(i, "v1", "served"))
+        .chain((0..N).map(|i| prediction(i, "v2", "shadow")))
+        // A request only the champion scored is not compared.
+        .chain([prediction(N, "v1", "served")])
+        .collect();
+    server.post_ok("/v1/models/loans/predictions", rows);
+    let url = "/v1/models/loans/compare?champion=v1&challenger=v2&window=1d&from=2026-11-20T00:00:00Z&to=2026-11-24T00:00:00Z";
+
+    // The challenger has no reference of its own: the champion's calibration says nothing of
+    // its scores, so it is not estimated.
+    let report = server.get_ok(url);
+    assert_eq!(
+        report["estimation"]["champion"]["reference"],
+        "all_versions"
+    );
+    assert!(report["estimation"]["challenger"].is_null(), "{report}");
+    assert_eq!(report["skipped"][0]["version"], "v2");
+    assert!(
+        report["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("reference?version=v2"),
+        "{}",
+        report["skipped"]
+    );
+    let estimated = &report["overall"]["estimated"];
+    assert_eq!(estimated["champion_requests"], N);
+    let auc = &estimated["metrics"][0];
+    assert_eq!(auc["metric"], "roc_auc");
+    assert!(auc["challenger"].is_null() && auc["difference"].is_null());
+    same_estimate("champion", auc, &cbpe_of("v1", 0..N));
+    assert!(report["decision"].get("estimated_hint").is_none());
+
+    // With its own reference, both are estimated on the same requests.
+    server.put_reference(
+        "loans",
+        "?version=v2",
+        "application/x-ndjson",
+        reference_of("v2"),
+    );
+    let report = server.get_ok(url);
+    assert!(report.get("skipped").is_none(), "{}", report["skipped"]);
+    assert_eq!(report["estimation"]["method"], "cbpe");
+    assert_eq!(report["estimation"]["challenger"]["reference"], "version");
+    assert_eq!(report["estimation"]["challenger"]["reference_rows"], 1500);
+    let overall = &report["overall"];
+    assert_eq!(overall["paired_labelled"], 0);
+    let estimated = &overall["estimated"];
+    assert_eq!(
+        (
+            &estimated["champion_requests"],
+            &estimated["challenger_requests"]
+        ),
+        (&json!(N), &json!(N))
+    );
+    let names: Vec<&str> = estimated["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["metric"].as_str().unwrap())
+        .collect();
+    // The decision's metric first.
+    assert_eq!(names[0], "roc_auc");
+    assert_eq!(report["decision"]["metric"], "roc_auc");
+    assert!(
+        names.contains(&"accuracy") && names.contains(&"f1"),
+        "{names:?}"
+    );
+    let (a, b) = (cbpe_of("v1", 0..N), cbpe_of("v2", 0..N));
+    for m in estimated["metrics"].as_array().unwrap() {
+        same_estimate("champion", m, &a);
+        same_estimate("challenger", m, &b);
+        let diff =
+            m["challenger"]["value"].as_f64().unwrap() - m["champion"]["value"].as_f64().unwrap();
+        close("difference", &m["difference"], diff);
+    }
+    // Per window: the day's requests both scored (192 a day from the 20th).
+    let day = &report["windows"][1];
+    assert_eq!(day["start"], "2026-11-21T00:00:00Z");
+    assert_eq!(day["estimated"]["champion_requests"], 192);
+    same_estimate(
+        "challenger (day 2)",
+        &day["estimated"]["metrics"][0],
+        &cbpe_of("v2", 192..384),
+    );
+
+    // No labels: the verdict waits for them, and says what the estimates favour. The
+    // challenger separates the classes far better (ROC AUC intervals apart).
+    let d = &report["decision"];
+    assert_eq!(d["verdict"], "need_more_data", "{d}");
+    let auc = &estimated["metrics"][0];
+    assert!(
+        auc["challenger"]["ci_low"].as_f64().unwrap()
+            > auc["champion"]["ci_high"].as_f64().unwrap(),
+        "{auc}"
+    );
+    assert_eq!(d["estimated_hint"], "estimated_promote", "{d}");
+    let reason = d["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("favour the challenger") && reason.contains("waits for labels"),
+        "{reason}"
+    );
+
+    // Once labels settle it, the verdict is the labels' and the hint stays beside it.
+    server.post_ok("/v1/models/loans/labels", (0..N).map(label).collect());
+    let d = server.get_ok(url)["decision"].clone();
+    assert_eq!(d["verdict"], "promote", "{d}");
+    assert_eq!(d["estimated_hint"], "estimated_promote");
+    assert!(!d["reason"].as_str().unwrap().contains("waits"), "{d}");
+}

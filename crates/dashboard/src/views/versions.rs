@@ -7,7 +7,8 @@ use crate::charts::YScale;
 use crate::data::{chart_metrics, short, ModelData};
 use crate::layout::wide_figure;
 use maud::{html, Markup};
-use modelwatch_engine::challenger::{CompareReport, Estimate, Verdict};
+use modelwatch_engine::challenger::{CompareReport, Estimate, EstimatedHint, Verdict};
+use modelwatch_engine::estimate::EstimatedValue;
 use modelwatch_engine::performance::Task;
 
 /// Versions side by side: the headline metric per version over time, and a table.
@@ -61,6 +62,15 @@ fn estimate_text(e: &Option<Estimate>) -> Markup {
     }
 }
 
+fn estimated_text(e: &Option<EstimatedValue>) -> Markup {
+    match e {
+        Some(e) => {
+            html! { (short(e.value)) " " span.muted { "[" (short(e.ci_low)) ", " (short(e.ci_high)) "]" } }
+        }
+        None => html! { span.muted { "—" } },
+    }
+}
+
 /// One challenger against the champion over the span: the API's `/compare` (the decision,
 /// then each metric with its interval and test), as numbers, no chart.
 fn challenger_section(c: &CompareReport) -> Markup {
@@ -96,6 +106,28 @@ fn challenger_section(c: &CompareReport) -> Markup {
                     @match m.tests.first() {
                         Some(t) => { td { (t.test) } td.num { (short(t.p_value)) } }
                         None => { td.muted colspan="2" { (m.reason.as_deref().unwrap_or("")) } }
+                    }
+                }
+            }
+        }
+        @if let Some(e) = &o.estimated {
+            p.meta data-estimated-hint=(match d.estimated_hint {
+                Some(EstimatedHint::EstimatedPromote) => "estimated_promote",
+                Some(EstimatedHint::EstimatedKeep) => "estimated_keep",
+                Some(EstimatedHint::EstimatedUnclear) => "estimated_unclear",
+                None => "",
+            }) {
+                "Label-free estimates (CBPE, ± 3σ) over " (e.champion_requests.max(e.challenger_requests)) " requests, labelled or not"
+                @for s in &c.skipped { " · " (s.version) ": " (s.reason) }
+            }
+            table.versions {
+                tr { th { "estimated metric" } th.num { (c.champion) } th.num { (c.challenger) } th.num { "difference" } }
+                @for m in &e.metrics {
+                    tr data-estimated-metric=(m.metric) {
+                        td { "estimated " (m.metric) }
+                        td.num { (estimated_text(&m.champion)) }
+                        td.num { (estimated_text(&m.challenger)) }
+                        td.num { (m.difference.map(short).unwrap_or("—".into())) }
                     }
                 }
             }
