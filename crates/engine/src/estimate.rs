@@ -135,14 +135,17 @@ impl Estimator {
     }
 }
 
-/// What the fit depends on: the task, and a binary spec's positive class and decision rule.
+/// What the fit depends on: the task, a binary spec's positive class and decision rule, and
+/// the number of rank bins (an estimator stored with other bins is fitted again, and its new
+/// key rebuilds the hours).
 fn spec_key(spec: &TaskSpec) -> String {
     format!(
-        "{:?}|{}|{:?}|{}",
+        "{:?}|{}|{:?}|{}|{}",
         spec.task,
         spec.positive(),
         spec.decision,
-        spec.threshold
+        spec.threshold,
+        modelwatch_stats::estimate::RANK_BINS
     )
 }
 
@@ -564,6 +567,9 @@ mod tests {
         };
         assert_ne!(spec_key(&s), spec_key(&multi));
         assert_ne!(spec_key(&s), spec_key(&spec(Decision::Threshold)));
+        // Nor one fitted with other rank bins (2,048 before): its hours are rebuilt with the
+        // new estimator's key.
+        assert!(spec_key(&s).ends_with(&format!("|{}", modelwatch_stats::estimate::RANK_BINS)));
         let what_if = spec(Decision::Threshold);
         assert_eq!(
             binary_row(&what_if, Some(&zero), Some(0.9), None),

@@ -364,8 +364,11 @@ pub fn estimated_roc_auc(rows: &mut [(f64, f64)]) -> Option<f64> {
 /// hour's stored state at 32 KiB, so that a month of hours is read in a few milliseconds.
 pub const EXACT_ROWS: usize = 2048;
 /// Rank bins of a [`RankedProbabilities`] past [`EXACT_ROWS`]: equal-count bins of the
-/// reference's scores ([`rank_edges`]).
-pub const RANK_BINS: usize = 2048;
+/// reference's scores ([`rank_edges`]). 512 (2,048 before): a month of hours is read and
+/// merged 4 times faster, and a window drawn like the reference stays within 4.5e-6 of the
+/// per-row ROC AUC at a positive rate of 0.3 (see [`RankedProbabilities`]), 20 times under the
+/// sampling error of a window of 30M predictions.
+pub const RANK_BINS: usize = 512;
 
 /// The inner edges of [`RANK_BINS`] equal-count bins of the reference's raw scores (sorted,
 /// without repeats): bin `i` holds scores in `[edges[i - 1], edges[i])`. Equal-count on the
@@ -396,11 +399,15 @@ fn bin_of(edges: &[f64], score: f64) -> usize {
 /// [`EXACT_ROWS`] (the estimate is then NannyML's, rows ordered by score then p), past that
 /// (rows, Σ p) per rank bin of the estimator's [`rank_edges`]. Rows of one bin then count as
 /// one step of the ROC curve: the area differs from the per-row curve by
-/// `Σ_bins Σ_{i before j} (p_i − p_j) / 2` over `P · N` (expected positives times negatives), at
-/// most `max_bin_rows² · Σ_bins (p range in the bin) / (4 P N)`; for a binary estimator p is
-/// monotone in the score, so the ranges add up to at most 1 and a window drawn like the
-/// reference differs by at most about `1 / (4 · RANK_BINS² · π(1 − π))` (π its positive rate),
-/// 2.8e-7 at π = 0.3, whatever its size (measured in the tests and ADR 008).
+/// `Σ_bins Σ_{i before j} (p_i − p_j) / 2` over `P · N` (expected positives times negatives):
+/// a bin's k rows in curve order step by `((1 − p_i) / N, p_i / P)`, and the per-row staircase's
+/// trapezoids exceed the bin's one straight segment by `Σ_{i before j} (p_i − p_j) / 2 / (P N)`.
+/// Each of the `k (k − 1) / 2` pairs is at most the bin's range of p, so the difference is at
+/// most `Σ_bins k (k − 1) · (p range in the bin) / (4 P N)` (the tests check it against this
+/// bound computed from each window's bins); for a binary estimator p is monotone in the
+/// score, so the ranges add up to at most 1 and a window drawn like the reference (about
+/// `n / RANK_BINS` rows a bin) differs by at most about `1 / (4 · RANK_BINS² · π(1 − π))` (π
+/// its positive rate): 4.5e-6 at π = 0.3 with 512 bins, whatever its size.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RankedProbabilities {
     rows: Vec<(f64, f64)>,
@@ -733,7 +740,7 @@ mod tests {
     fn binned_roc_auc_is_close_to_the_exact_one_however_built() {
         let reference: Vec<f64> = window(5000, 7).iter().map(|r| r.0).collect();
         let edges = rank_edges(&reference);
-        assert!(edges.len() > 1000 && edges.windows(2).all(|w| w[0] < w[1]));
+        assert!(edges.len() > RANK_BINS / 2 && edges.windows(2).all(|w| w[0] < w[1]));
         let rows = window(200_000, 11);
         let mut exact = rows.clone();
         let want = estimated_roc_auc(&mut exact).unwrap();
