@@ -998,27 +998,81 @@ fn repeated_rejection(index: usize, request_id: &str, first: usize) -> Rejection
     .with_request_id(Some(request_id))
 }
 
-/// Checks a row's features against the model's schema and, if they fit, records the features
-/// it adds in `pending` and in the model's index.
-fn admit(
-    entry: &mut CachedModel,
-    pending: &mut Vec<FeatureSpec>,
+/// The schema check of one batch's rows against a model: the features the admitted rows add to
+/// the schema gather in `pending` (saved with the batch by `finish`), and each refused row is
+/// set aside with why, for `quarantine_all`.
+struct Admission {
     max_features: usize,
-    index: usize,
-    request_id: Option<&str>,
-    features: &[(FeatureName, FeatureValue)],
-) -> Result<(), Rejection> {
-    match entry.schema.check(features, &entry.known, max_features) {
-        Ok(added) => {
-            for f in &added {
-                entry.known.insert(f);
+    pending: Vec<FeatureSpec>,
+    quarantined: Vec<Quarantined>,
+}
+
+impl Admission {
+    fn new(max_features: usize) -> Self {
+        Admission {
+            max_features,
+            pending: Vec::new(),
+            quarantined: Vec::new(),
+        }
+    }
+
+    /// Sets `row` aside, refused for `rejection`.
+    fn refuse(&mut self, rejection: Rejection, row: &impl serde::Serialize) {
+        self.quarantined.push(Quarantined {
+            rejection,
+            row: to_json(row),
+        });
+    }
+
+    /// Admits the row at `index` if its features fit the model's schema (recording the features
+    /// it adds in the model's index), else sets it aside; true when admitted.
+    fn admit(
+        &mut self,
+        entry: &mut CachedModel,
+        index: usize,
+        request_id: Option<&str>,
+        features: &[(FeatureName, FeatureValue)],
+        row: &impl serde::Serialize,
+    ) -> bool {
+        match entry
+            .schema
+            .check(features, &entry.known, self.max_features)
+        {
+            Ok(added) => {
+                for f in &added {
+                    entry.known.insert(f);
+                }
+                self.pending.extend(added);
+                true
             }
-            pending.extend(added);
-            Ok(())
+            Err((field, reason)) => {
+                let rejection = Rejection::new(index, field, reason).with_request_id(request_id);
+                self.refuse(rejection, row);
+                false
+            }
         }
-        Err((field, reason)) => {
-            Err(Rejection::new(index, field, reason).with_request_id(request_id))
+    }
+
+    /// Saves the features the admitted rows added to the model's schema; returns them, and the
+    /// rows set aside.
+    fn finish(
+        self,
+        tx: &Transaction<'_>,
+        entry: &mut CachedModel,
+    ) -> Result<(Vec<SchemaChange>, Vec<Quarantined>), StoreError> {
+        let changes = self
+            .pending
+            .iter()
+            .map(|f| SchemaChange {
+                feature: f.name.clone(),
+                kind: f.kind,
+            })
+            .collect();
+        if !self.pending.is_empty() {
+            entry.schema.features.extend(self.pending);
+            save_schema(tx, entry)?;
         }
+        Ok((changes, self.quarantined))
     }
 }
 
@@ -1348,8 +1402,6 @@ fn ingest_predictions(
 ) -> Result<IngestOutcome, StoreError> {
     let now = Timestamp::now();
     let mut out = IngestOutcome::default();
-    // Rows rejected here; those rejected before are in the batch.
-    let mut quarantined = Vec::new();
     if batch.rows.is_empty() {
         // A batch of only bad rows still creates nothing, but its rows are kept for the user.
         out.rejected = quarantine_all(tx, model, "predictions", &batch.rejected, vec![], now)?;
@@ -1369,44 +1421,40 @@ fn ingest_predictions(
         shared.bucket_rows,
         shared.group_buckets,
     )?;
-    let mut pending = Vec::new();
+    // Rows rejected here; those rejected before are in the batch.
+    let mut admission = Admission::new(shared.max_features());
     // Positions in `batch.rows` of the rows that pass the checks, in order.
     let mut admitted: Vec<usize> = Vec::with_capacity(batch.rows.len());
     for (position, (index, event)) in batch.rows.iter().enumerate() {
         if !event.role.is_served() {
             // Only `submit_predictions` parts a batch's shadow rows from its served ones; a
             // batch gathered piece by piece (a file import) has no role column.
-            quarantined.push(Quarantined {
-                rejection: Rejection::new(
+            admission.refuse(
+                Rejection::new(
                     *index,
                     "role",
                     "shadow predictions are accepted by the ingest API, not by a file import",
                 )
                 .with_request_id(Some(&event.request_id)),
-                row: to_json(event),
-            });
+                event,
+            );
             continue;
         }
         if let Some(first) = encoded.repeat_of[position] {
-            quarantined.push(Quarantined {
-                rejection: repeated_rejection(*index, &event.request_id, batch.rows[first].0),
-                row: to_json(event),
-            });
+            admission.refuse(
+                repeated_rejection(*index, &event.request_id, batch.rows[first].0),
+                event,
+            );
             continue;
         }
-        match admit(
+        if admission.admit(
             entry,
-            &mut pending,
-            shared.max_features(),
             *index,
             Some(&event.request_id),
             &event.features,
+            event,
         ) {
-            Ok(()) => admitted.push(position),
-            Err(rejection) => quarantined.push(Quarantined {
-                rejection,
-                row: to_json(event),
-            }),
+            admitted.push(position);
         }
     }
 
@@ -1576,17 +1624,8 @@ fn ingest_predictions(
             params![adopted, entry.id],
         )?;
     }
-    if !pending.is_empty() {
-        out.schema_changes = pending
-            .iter()
-            .map(|f| SchemaChange {
-                feature: f.name.clone(),
-                kind: f.kind,
-            })
-            .collect();
-        entry.schema.features.extend(pending);
-        save_schema(tx, entry)?;
-    }
+    let quarantined;
+    (out.schema_changes, quarantined) = admission.finish(tx, entry)?;
     out.rejected = quarantine_all(tx, model, "predictions", &batch.rejected, quarantined, now)?;
     Ok(out)
 }
@@ -1631,8 +1670,7 @@ fn ingest_shadow_predictions(
     let now = Timestamp::now();
     let mut out = IngestOutcome::default();
     let entry = model_entry(tx, models, model, true)?.expect("created");
-    let mut pending = Vec::new();
-    let mut quarantined = Vec::new();
+    let mut admission = Admission::new(shared.max_features());
     let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
     let mut admitted: Vec<&PredictionEvent> = Vec::with_capacity(rows.len());
     for (index, event) in rows {
@@ -1641,25 +1679,17 @@ fn ingest_shadow_predictions(
             .entry((event.request_id.as_str(), version))
             .or_insert(*index);
         if first != *index {
-            quarantined.push(Quarantined {
-                rejection: repeated_rejection(*index, &event.request_id, first),
-                row: to_json(event),
-            });
+            admission.refuse(repeated_rejection(*index, &event.request_id, first), event);
             continue;
         }
-        match admit(
+        if admission.admit(
             entry,
-            &mut pending,
-            shared.max_features(),
             *index,
             Some(&event.request_id),
             &event.features,
+            event,
         ) {
-            Ok(()) => admitted.push(event),
-            Err(rejection) => quarantined.push(Quarantined {
-                rejection,
-                row: to_json(event),
-            }),
+            admitted.push(event);
         }
     }
     let mut index_row = tx.prepare_cached(
@@ -1718,17 +1748,8 @@ fn ingest_shadow_predictions(
     for (version, (n, first, last)) in versions {
         upsert.execute(params![entry.id, version, n, first, last])?;
     }
-    if !pending.is_empty() {
-        out.schema_changes = pending
-            .iter()
-            .map(|f| SchemaChange {
-                feature: f.name.clone(),
-                kind: f.kind,
-            })
-            .collect();
-        entry.schema.features.extend(pending);
-        save_schema(tx, entry)?;
-    }
+    let quarantined;
+    (out.schema_changes, quarantined) = admission.finish(tx, entry)?;
     out.rejected = quarantine_all(tx, model, "predictions", &[], quarantined, now)?;
     Ok(out)
 }
@@ -2527,30 +2548,18 @@ fn put_reference(
     let now = Timestamp::now();
     let entry = model_entry(tx, models, model, true)?.expect("created");
     // Rows rejected here; those rejected before are in `rejected`.
-    let mut quarantined = Vec::new();
-    let mut pending = Vec::new();
+    let mut admission = Admission::new(max_features);
     let mut admitted = Vec::with_capacity(rows.len());
     for (index, row) in rows {
-        match admit(
-            entry,
-            &mut pending,
-            max_features,
-            *index,
-            None,
-            &row.features,
-        ) {
-            Ok(()) => admitted.push((*index, row)),
-            Err(rejection) => quarantined.push(Quarantined {
-                rejection,
-                row: to_json(row),
-            }),
+        if admission.admit(entry, *index, None, &row.features, row) {
+            admitted.push((*index, row));
         }
     }
     if admitted.is_empty() {
         // Every row refused (by the schema, by the feature limit): storing none would replace
         // the model's reference with nothing. Nothing is changed; the caller says why.
         let mut rejected: Vec<Rejection> = (rejected.iter().map(|q| q.rejection.clone()))
-            .chain(quarantined.into_iter().map(|q| q.rejection))
+            .chain(admission.quarantined.into_iter().map(|q| q.rejection))
             .collect();
         rejected.sort_by_key(|r| r.index);
         return Ok(ReferenceOutcome {
@@ -2593,17 +2602,7 @@ fn put_reference(
          ON CONFLICT(model_id, version) DO UPDATE SET rows = excluded.rows, uploaded_at = excluded.uploaded_at",
         params![entry.id, version, stored as i64, now.micros()],
     )?;
-    let schema_changes: Vec<SchemaChange> = pending
-        .iter()
-        .map(|f| SchemaChange {
-            feature: f.name.clone(),
-            kind: f.kind,
-        })
-        .collect();
-    if !pending.is_empty() {
-        entry.schema.features.extend(pending);
-        save_schema(tx, entry)?;
-    }
+    let (schema_changes, quarantined) = admission.finish(tx, entry)?;
     let rejected = quarantine_all(tx, model, "reference", rejected, quarantined, now)?;
     Ok(ReferenceOutcome {
         version: version.to_string(),
