@@ -71,13 +71,16 @@ export MODELWATCH_BIN="$CARGO_TARGET_DIR/debug/modelwatch"
 # The Python suites need only the binary, so they run beside the Rust tests: both spend most
 # of their time waiting on the servers, demos and browsers they start (one after the other they
 # took about 100 s and 90 s of a warm run). Their output is printed after the Rust tests'.
+# Each suite runs even when one before it failed, so one run shows every failure.
 python_suites() {
+  local rc=0
   echo "== Python SDK: pytest against the real modelwatch binary"
-  "$VENV/bin/python" -m pytest -q clients/python/tests
+  "$VENV/bin/python" -m pytest -q clients/python/tests || rc=1
   echo "== Dashboard: browser tests in headless Chromium against the real binary"
-  CHROMIUM="$(command -v chromium)" "$VENV/bin/python" -m pytest -q tests/browser
+  CHROMIUM="$(command -v chromium)" "$VENV/bin/python" -m pytest -q tests/browser || rc=1
   echo "== Deployment: manifests, unit, Dockerfile lint, TLS proxies, backup and restore"
-  "$DEPLOY_VENV/bin/python" -m pytest -q tests/deploy
+  "$DEPLOY_VENV/bin/python" -m pytest -q tests/deploy || rc=1
+  return "$rc"
 }
 PY_LOG="$(mktemp)"
 python_suites >"$PY_LOG" 2>&1 &
