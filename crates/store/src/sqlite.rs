@@ -998,6 +998,36 @@ fn repeated_rejection(index: usize, request_id: &str, first: usize) -> Rejection
     .with_request_id(Some(request_id))
 }
 
+/// Per version of a batch: the predictions stored and their first and last event times, added
+/// by `save` to the model's `versions` (served) or `shadow_versions` table.
+#[derive(Default)]
+struct VersionSpans<'a>(BTreeMap<&'a str, (i64, i64, i64)>);
+
+impl<'a> VersionSpans<'a> {
+    fn add(&mut self, version: &'a str, ts: i64) {
+        let v = self.0.entry(version).or_insert((0, ts, ts));
+        v.0 += 1;
+        v.1 = v.1.min(ts);
+        v.2 = v.2.max(ts);
+    }
+
+    /// `table` is `versions` or `shadow_versions`.
+    fn save(self, tx: &Transaction<'_>, table: &str, model_id: i64) -> Result<(), StoreError> {
+        let mut upsert = tx.prepare_cached(&format!(
+            "INSERT INTO {table}(model_id, version, predictions, first_ts, last_ts)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(model_id, version) DO UPDATE SET
+                predictions = predictions + excluded.predictions,
+                first_ts = min(first_ts, excluded.first_ts),
+                last_ts = max(last_ts, excluded.last_ts)"
+        ))?;
+        for (version, (n, first, last)) in self.0 {
+            upsert.execute(params![model_id, version, n, first, last])?;
+        }
+        Ok(())
+    }
+}
+
 /// The schema check of one batch's rows against a model: the features the admitted rows add to
 /// the schema gather in `pending` (saved with the batch by `finish`), and each refused row is
 /// set aside with why, for `quarantine_all`.
@@ -1458,7 +1488,7 @@ fn ingest_predictions(
         }
     }
 
-    let mut versions: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
+    let mut versions = VersionSpans::default();
     // New rows stored per (version, hour, chunk): each key is a delta of its hour, which a
     // refresh adds to the stored aggregates (no rescan of the hour); the count tells whether
     // the caller's fold of the hour folded exactly those rows.
@@ -1552,10 +1582,7 @@ fn ingest_predictions(
             }
             min_ts = min_ts.min(ts);
             max_ts = max_ts.max(ts);
-            let v = versions.entry(version).or_insert((0, ts, ts));
-            v.0 += 1;
-            v.1 = v.1.min(ts);
-            v.2 = v.2.max(ts);
+            versions.add(version, ts);
         }
         if rows == 0 {
             tx.execute("DELETE FROM segments WHERE id = ?1", [chunk_id])?;
@@ -1580,19 +1607,7 @@ fn ingest_predictions(
     }
     buckets.add_rows(tx, entry.id, &new_hashes)?;
     entry.buckets = Some(buckets);
-    {
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO versions(model_id, version, predictions, first_ts, last_ts)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(model_id, version) DO UPDATE SET
-                predictions = predictions + excluded.predictions,
-                first_ts = min(first_ts, excluded.first_ts),
-                last_ts = max(last_ts, excluded.last_ts)",
-        )?;
-        for (version, (n, first, last)) in versions {
-            upsert.execute(params![entry.id, version, n, first, last])?;
-        }
-    }
+    versions.save(tx, "versions", entry.id)?;
     // A fold of the caller's is kept when it folded exactly the rows stored: all of its
     // hour's rows were new and valid, and they went into one chunk.
     let one_chunk = admitted.len() <= CHUNK_MAX_ROWS;
@@ -1696,7 +1711,7 @@ fn ingest_shadow_predictions(
         "INSERT OR IGNORE INTO shadow_index(model_id, request_id, version, ts, segment_id)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    let mut versions: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
+    let mut versions = VersionSpans::default();
     for events in admitted.chunks(CHUNK_MAX_ROWS) {
         tx.execute(
             "INSERT INTO segments(model_id, rows, min_ts, max_ts, received_at, data)
@@ -1718,10 +1733,7 @@ fn ingest_shadow_predictions(
             encode_line(&mut ndjson, e);
             min_ts = min_ts.min(ts);
             max_ts = max_ts.max(ts);
-            let v = versions.entry(version).or_insert((0, ts, ts));
-            v.0 += 1;
-            v.1 = v.1.min(ts);
-            v.2 = v.2.max(ts);
+            versions.add(version, ts);
         }
         if stored == 0 {
             tx.execute("DELETE FROM segments WHERE id = ?1", [chunk_id])?;
@@ -1737,17 +1749,7 @@ fn ingest_shadow_predictions(
             params![stored, min_ts, max_ts, data, chunk_id],
         )?;
     }
-    let mut upsert = tx.prepare_cached(
-        "INSERT INTO shadow_versions(model_id, version, predictions, first_ts, last_ts)
-         VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT(model_id, version) DO UPDATE SET
-            predictions = predictions + excluded.predictions,
-            first_ts = min(first_ts, excluded.first_ts),
-            last_ts = max(last_ts, excluded.last_ts)",
-    )?;
-    for (version, (n, first, last)) in versions {
-        upsert.execute(params![entry.id, version, n, first, last])?;
-    }
+    versions.save(tx, "shadow_versions", entry.id)?;
     let quarantined;
     (out.schema_changes, quarantined) = admission.finish(tx, entry)?;
     out.rejected = quarantine_all(tx, model, "predictions", &[], quarantined, now)?;
