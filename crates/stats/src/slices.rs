@@ -339,10 +339,7 @@ pub fn correlation_ratio(group: &[u32], y: &[f64]) -> Option<f64> {
     if ss_total <= 0.0 {
         return None;
     }
-    let ss_between: f64 = sums
-        .values()
-        .map(|(s, c)| c * (s / c - mean).powi(2))
-        .sum();
+    let ss_between: f64 = sums.values().map(|(s, c)| c * (s / c - mean).powi(2)).sum();
     Some((ss_between / ss_total).clamp(0.0, 1.0).sqrt())
 }
 
@@ -407,10 +404,7 @@ fn count(rows: &CodedRows<'_>, card: &[u32]) -> Counts {
     let mut pairs = Vec::with_capacity(k * k.saturating_sub(1) / 2);
     for f in 0..k {
         for g in f + 1..k {
-            pairs.push(vec![
-                Cells::default();
-                card[f] as usize * card[g] as usize
-            ]);
+            pairs.push(vec![Cells::default(); card[f] as usize * card[g] as usize]);
         }
     }
     let mut codes = vec![NO_VALUE; k];
@@ -453,19 +447,20 @@ pub fn search(s: &SliceSearch<'_>) -> Vec<SliceFound> {
         .and_then(|r| m.value(&Cells::of(r.cells)))
         .filter(|_| s.reference.is_some_and(|r| !r.cells.is_empty()));
     // What a slice is compared with: its reference slice, the whole reference, the window.
-    let judge = |cells: &Cells, reference: Option<&Cells>| -> Option<(f64, Option<f64>, u64, f64)> {
-        if cells.n() < s.min_rows || m.denominator(cells) < MIN_METRIC_ROWS {
-            return None;
-        }
-        let value = m.value(cells)?;
-        let ref_rows = reference.map_or(0, Cells::n);
-        let ref_value = reference
-            .filter(|r| r.n() >= MIN_REFERENCE_ROWS && m.denominator(r) >= MIN_METRIC_ROWS)
-            .and_then(|r| m.value(r));
-        let base = ref_value.or(overall_reference).or(overall_window)?;
-        let drop = m.worse_by(value, base);
-        (drop > 0.0).then_some((value, ref_value, ref_rows, drop))
-    };
+    let judge =
+        |cells: &Cells, reference: Option<&Cells>| -> Option<(f64, Option<f64>, u64, f64)> {
+            if cells.n() < s.min_rows || m.denominator(cells) < MIN_METRIC_ROWS {
+                return None;
+            }
+            let value = m.value(cells)?;
+            let ref_rows = reference.map_or(0, Cells::n);
+            let ref_value = reference
+                .filter(|r| r.n() >= MIN_REFERENCE_ROWS && m.denominator(r) >= MIN_METRIC_ROWS)
+                .and_then(|r| m.value(r));
+            let base = ref_value.or(overall_reference).or(overall_window)?;
+            let drop = m.worse_by(value, base);
+            (drop > 0.0).then_some((value, ref_value, ref_rows, drop))
+        };
     let mut found = Vec::new();
     let mut single_drop: Vec<Vec<Option<f64>>> = Vec::with_capacity(k);
     for f in 0..k {
@@ -645,10 +640,7 @@ mod tests {
         let found = search(&s);
         assert_eq!(found[0].conditions, [(0, 1), (1, 1)]);
         assert_eq!(found[0].cells.n(), 100);
-        assert_eq!(
-            found[0].interval.unwrap().method,
-            IntervalMethod::Bootstrap
-        );
+        assert_eq!(found[0].interval.unwrap().method, IntervalMethod::Bootstrap);
         // With a minimum above the pair's rows, only its parents are left.
         let found = search(&SliceSearch { min_rows: 101, ..s });
         assert!(found.iter().all(|x| x.conditions.len() == 1), "{found:?}");
