@@ -181,6 +181,47 @@ impl Notification {
         })
     }
 
+    /// The likely causes in a few lines (a firing performance alert's): the `top` features most
+    /// likely behind the drop, then the worst segment.
+    pub fn causes_lines(&self, top: usize) -> Vec<String> {
+        let Some(c) = self.alert.causes.as_ref().filter(|_| self.firing()) else {
+            return Vec::new();
+        };
+        let mut lines = Vec::new();
+        let features: Vec<String> = c
+            .features
+            .iter()
+            .filter(|f| f.score > 0.0)
+            .take(top)
+            .enumerate()
+            .map(|(i, f)| format!("{}. {}", i + 1, f.reason))
+            .collect();
+        if !features.is_empty() {
+            lines.push("Likely causes:".to_owned());
+            lines.extend(features);
+        }
+        if let Some(s) = c.segments.first() {
+            let interval = s
+                .interval
+                .map(|i| {
+                    format!(
+                        ", 95 % CI {}–{}",
+                        crate::condition::fmt_value(i.low),
+                        crate::condition::fmt_value(i.high)
+                    )
+                })
+                .unwrap_or_default();
+            lines.push(format!(
+                "Worst segment: {} ({} {} on {} rows{interval})",
+                s.segment,
+                c.metric,
+                crate::condition::fmt_value(s.value),
+                s.rows
+            ));
+        }
+        lines
+    }
+
     /// The title line: `[FIRING critical] fraud: f1-vs-test → retrain`.
     pub fn title(&self) -> String {
         let a = &self.alert;
@@ -202,6 +243,9 @@ impl Notification {
             self.value_line(),
             self.alert.summary
         );
+        for l in self.causes_lines(3) {
+            t.push_str(&format!("\n{l}"));
+        }
         if let Some(a) = self.ack_line() {
             t.push_str(&format!("\n{a}"));
         }
@@ -232,6 +276,7 @@ impl Notification {
             "resolved_at": a.resolved_at,
             "acknowledged": a.acknowledged,
             "dashboard_url": self.dashboard_url,
+            "causes": a.causes,
         })
     }
 
@@ -254,6 +299,9 @@ impl Notification {
             self.value_line(),
             a.summary.clone(),
         ];
+        // Short: the three likely causes on top and the worst segment; the rest is one click
+        // away on the dashboard.
+        lines.extend(self.causes_lines(3));
         lines.extend(self.ack_line());
         if let Some(u) = &self.dashboard_url {
             lines.push(format!("<{u}|Open the dashboard>"));
@@ -539,6 +587,7 @@ mod tests {
                 notified: true,
                 silenced: false,
                 acknowledged: None,
+                causes: None,
             },
             dashboard_url: Some("http://dash/models/fraud".into()),
         }

@@ -162,6 +162,26 @@ pub struct Causes {
     pub notes: Vec<String>,
 }
 
+impl Causes {
+    /// Causes that could not be computed: empty lists and the reason as a note.
+    pub fn unavailable(q: &CausesQuery, now: Timestamp, why: String) -> Causes {
+        Causes {
+            computed_at: now,
+            window_start: q.start,
+            window_end: q.end,
+            metric: q.metric.clone(),
+            labelled_rows: 0,
+            sampled_rows: 0,
+            sample_cap: SAMPLE_CAP as u64,
+            importance: Importance::Unweighted.method().to_owned(),
+            features: Vec::new(),
+            segments: Vec::new(),
+            min_segment_rows: slices::MIN_SEGMENT_ROWS,
+            notes: vec![why],
+        }
+    }
+}
+
 /// One feature, why it is a likely cause.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureCause {
