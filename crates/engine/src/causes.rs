@@ -16,7 +16,7 @@
 //! # Segments
 //! [`modelwatch_stats::slices::search`] over one- and two-feature slices: categoricals by
 //! value (the [`MAX_VALUES`] most frequent in the window, nulls as `(null)`), numerics by the
-//! reference's quintile bins (and `(null)`); a slice needs [`slices::MIN_SEGMENT_ROWS`] rows.
+//! reference's quintile bins (every other edge of its stored decile bins; and `(null)`); a slice needs [`slices::MIN_SEGMENT_ROWS`] rows.
 //! Each slice is compared with the same slice of the reference (its labelled rows), else the
 //! whole reference; the worst drop first, with the metric's interval (Wilson for a proportion,
 //! a bootstrap for F1). The metric is the rule's when a slice can be measured with it
@@ -318,34 +318,21 @@ fn row_of(
     values
 }
 
-/// The value at sorted position `i` of a reference column kept as distinct values and their
-/// cumulative counts.
-fn at_position(distinct: &[f64], cum: &[u64], i: u64) -> f64 {
-    let k = cum.partition_point(|&c| c <= i).min(distinct.len() - 1);
-    distinct[k]
-}
-
-/// The reference's quantile edges `1/bins .. (bins-1)/bins` (NumPy's linear interpolation).
+/// The reference's quantile edges for about `bins` bins: every other edge of the stored
+/// profile's bins (deciles by default, so the quintiles `0.2 .. 0.8`; a discrete feature's
+/// values). The stored profile keeps its edges, not the reference's values.
 fn quantile_edges(detail: &ProfileDetail, bins: usize) -> Vec<f64> {
     let ProfileDetail::Numeric(np) = detail else {
         return Vec::new();
     };
-    let (distinct, cum) = (np.sorted.distinct(), np.sorted.cumulative_counts());
-    let n = np.sorted.n();
-    if n == 0 || distinct.is_empty() {
-        return Vec::new();
-    }
-    let mut edges: Vec<f64> = (1..bins)
-        .map(|k| {
-            let pos = (n - 1) as f64 * k as f64 / bins as f64;
-            let (lo, t) = (pos.floor(), pos - pos.floor());
-            let a = at_position(distinct, cum, lo as u64);
-            let b = at_position(distinct, cum, (lo as u64 + 1).min(n - 1));
-            a + (b - a) * t
-        })
-        .collect();
-    edges.dedup();
+    let edges = np.edges.edges();
+    let step = (edges.len() + 1).div_ceil(bins.max(1)).max(1);
     edges
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| (i + 1) % step == 0)
+        .map(|(_, e)| *e)
+        .collect()
 }
 
 /// Likely causes of a drop of `q.metric` in the window `[q.start, q.end)` of `model`.
@@ -865,15 +852,15 @@ mod tests {
 
     #[test]
     fn quintile_edges_follow_numpy() {
-        // np.quantile(np.arange(1, 11), [0.2, 0.4, 0.6, 0.8]) = [2.8, 4.6, 6.4, 8.2]
-        let values: Vec<f64> = (1..=10).map(f64::from).collect();
+        // np.quantile(np.arange(1, 101), [0.2, 0.4, 0.6, 0.8]) = [20.8, 40.6, 60.4, 80.2]
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
         let f = modelwatch_stats::drift::FeatureProfile::build(
             "x",
             modelwatch_stats::drift::Column::Numeric(&values),
             &Default::default(),
         );
         let e = quantile_edges(&f.detail, 5);
-        let want = [2.8, 4.6, 6.4, 8.2];
+        let want = [20.8, 40.6, 60.4, 80.2];
         assert!(
             e.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12),
             "{e:?}"
