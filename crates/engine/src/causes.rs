@@ -18,7 +18,8 @@
 //! value (the [`MAX_VALUES`] most frequent in the window, nulls as `(null)`), numerics by the
 //! reference's quintile bins (every other edge of its stored decile bins; and `(null)`); a slice needs [`slices::MIN_SEGMENT_ROWS`] rows.
 //! Each slice is compared with the same slice of the reference (its labelled rows), else the
-//! whole reference; the worst drop first, with the metric's interval (Wilson for a proportion,
+//! whole reference; ranked by the drop less 1.96 standard errors of the slice's value (so a
+//! small slice needs a larger drop to come first), with the metric's interval (Wilson for a proportion,
 //! a bootstrap for F1). The metric is the rule's when a slice can be measured with it
 //! (accuracy, precision, recall, F1, specificity, FPR, FNR; a class metric and an estimate
 //! read the same metric); any other classification metric is looked at through accuracy
@@ -236,6 +237,8 @@ pub struct SegmentCause {
     pub reference_rows: u64,
     /// How much worse than the reference's slice (else the whole reference, else the window).
     pub drop: f64,
+    /// The drop less 1.96 standard errors of the value: what the segments are ranked by.
+    pub drop_lower_bound: f64,
 }
 
 /// A feature's value in a row, as the slices read it.
@@ -729,6 +732,7 @@ pub fn causes(
                     reference_value: s.reference_value,
                     reference_rows: s.reference_rows,
                     drop: s.drop,
+                    drop_lower_bound: s.drop_lower_bound,
                 }
             })
             .collect();

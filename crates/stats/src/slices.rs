@@ -7,7 +7,9 @@
 //!   has at least `min_rows` rows, its metric is defined on at least [`MIN_METRIC_ROWS`] rows
 //!   and it is worse than what it is compared with (the same slice of the reference, else the
 //!   whole reference, else the whole window); a two-feature slice only when it is worse than
-//!   both of its one-feature parents (else a parent says it already). Worst drop first.
+//!   both of its one-feature parents (else a parent says it already). Ranked by the drop's
+//!   lower bound (the drop less 1.96 standard errors of the slice's value), which must be
+//!   above 0: a small slice needs a larger drop to come first.
 //! - Intervals: Wilson (95 %) for the metrics that are proportions (accuracy, precision, recall,
 //!   specificity, FPR, FNR); F1 is not one, so a percentile bootstrap (95 %,
 //!   [`BOOTSTRAP_REPLICATES`] resamples of the slice's rows, drawn as multinomial counts of its
@@ -17,6 +19,7 @@
 //!   feature's Spearman rank correlation; a categorical feature's correlation ratio η, which for
 //!   a 0/1 error equals Cramér's V of the feature × error table).
 
+use crate::perf::Z95;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -380,6 +383,10 @@ pub struct SliceFound {
     pub reference_rows: u64,
     /// How much worse than what it was compared with (in the metric's units, > 0).
     pub drop: f64,
+    /// `drop` less 1.96 standard errors of the slice's value (normal approximation,
+    /// `sqrt(v (1 - v) / m)` over the metric's `m` rows): what the slices are ranked by, so
+    /// that a small slice needs a larger drop to come first. Above 0 for every slice kept.
+    pub drop_lower_bound: f64,
     pub interval: Option<Interval>,
 }
 
@@ -448,7 +455,7 @@ pub fn search(s: &SliceSearch<'_>) -> Vec<SliceFound> {
         .filter(|_| s.reference.is_some_and(|r| !r.cells.is_empty()));
     // What a slice is compared with: its reference slice, the whole reference, the window.
     let judge =
-        |cells: &Cells, reference: Option<&Cells>| -> Option<(f64, Option<f64>, u64, f64)> {
+        |cells: &Cells, reference: Option<&Cells>| -> Option<(f64, Option<f64>, u64, f64, f64)> {
             if cells.n() < s.min_rows || m.denominator(cells) < MIN_METRIC_ROWS {
                 return None;
             }
@@ -459,7 +466,9 @@ pub fn search(s: &SliceSearch<'_>) -> Vec<SliceFound> {
                 .and_then(|r| m.value(r));
             let base = ref_value.or(overall_reference).or(overall_window)?;
             let drop = m.worse_by(value, base);
-            (drop > 0.0).then_some((value, ref_value, ref_rows, drop))
+            let se = (value * (1.0 - value) / m.denominator(cells) as f64).sqrt();
+            let low = drop - Z95 * se;
+            (low > 0.0).then_some((value, ref_value, ref_rows, drop, low))
         };
     let mut found = Vec::new();
     let mut single_drop: Vec<Vec<Option<f64>>> = Vec::with_capacity(k);
@@ -469,7 +478,7 @@ pub fn search(s: &SliceSearch<'_>) -> Vec<SliceFound> {
             let r = reference.as_ref().map(|r| &r.singles[f][code]);
             let j = judge(cells, r);
             drops.push(j.map(|x| x.3));
-            if let Some((value, reference_value, reference_rows, drop)) = j {
+            if let Some((value, reference_value, reference_rows, drop, low)) = j {
                 found.push(SliceFound {
                     conditions: vec![(f, code as u32)],
                     cells: *cells,
@@ -477,6 +486,7 @@ pub fn search(s: &SliceSearch<'_>) -> Vec<SliceFound> {
                     reference_value,
                     reference_rows,
                     drop,
+                    drop_lower_bound: low,
                     interval: None,
                 });
             }
@@ -490,7 +500,8 @@ pub fn search(s: &SliceSearch<'_>) -> Vec<SliceFound> {
             for (i, cells) in window.pairs[p].iter().enumerate() {
                 let (a, b) = (i / cg, i % cg);
                 let r = reference.as_ref().map(|r| &r.pairs[p][i]);
-                let Some((value, reference_value, reference_rows, drop)) = judge(cells, r) else {
+                let Some((value, reference_value, reference_rows, drop, low)) = judge(cells, r)
+                else {
                     continue;
                 };
                 // Worse than each parent alone, or a parent already says it.
@@ -503,6 +514,7 @@ pub fn search(s: &SliceSearch<'_>) -> Vec<SliceFound> {
                         reference_value,
                         reference_rows,
                         drop,
+                        drop_lower_bound: low,
                         interval: None,
                     });
                 }
@@ -510,8 +522,8 @@ pub fn search(s: &SliceSearch<'_>) -> Vec<SliceFound> {
         }
     }
     found.sort_by(|a, b| {
-        b.drop
-            .total_cmp(&a.drop)
+        b.drop_lower_bound
+            .total_cmp(&a.drop_lower_bound)
             .then(b.cells.n().cmp(&a.cells.n()))
             .then(a.conditions.cmp(&b.conditions))
     });

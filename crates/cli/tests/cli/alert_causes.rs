@@ -202,7 +202,7 @@ fn a_firing_f1_alert_ranks_the_drifted_feature_first_and_names_the_worst_segment
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| s["drop"].as_f64().unwrap())
+        .map(|s| s["drop_lower_bound"].as_f64().unwrap())
         .collect();
     assert!(
         drops.windows(2).all(|w| w[0] >= w[1]),

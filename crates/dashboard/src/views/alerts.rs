@@ -139,7 +139,12 @@ fn causes_block(x: &Value) -> Markup {
                             td.num { (number(s, "value")) }
                             td.num { @if let Some(i) = ci { (number(i, "low")) "–" (number(i, "high")) div.s { (json_text(i, "method")) } } @else { "—" } }
                             td.num { (s["rows"].as_u64().unwrap_or(0)) }
-                            td.num { (number(s, "reference_value")) @if s["reference_rows"].as_u64().unwrap_or(0) > 0 { div.s { (s["reference_rows"].as_u64().unwrap_or(0)) " rows" } } }
+                            td.num { (number(s, "reference_value"))
+                                @match s["reference_rows"].as_u64().unwrap_or(0) {
+                                    0 => div.s { "not in the reference: against all of it" },
+                                    r if s["reference_value"].is_null() => div.s { (r) " rows: against all of it" },
+                                    r => div.s { (r) " rows" },
+                                } }
                         }
                     }
                 }
