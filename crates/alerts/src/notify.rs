@@ -609,6 +609,51 @@ mod tests {
         assert_eq!(pd["dedup_key"], "0123456789abcdef");
     }
 
+    /// Causes with `n` features (scores n-1 .. 0) and one segment.
+    fn with_causes(state: State, n: usize) -> Notification {
+        let mut a = alert(state);
+        let c = serde_json::json!({
+            "computed_at": "2027-01-15T08:00:00Z", "window_start": "2027-01-14T00:00:00Z",
+            "window_end": "2027-01-15T00:00:00Z", "metric": "f1", "labelled_rows": 640,
+            "sampled_rows": 640, "sample_cap": 20000, "importance": "error_correlation",
+            "min_segment_rows": 50,
+            "features": (0..n).map(|i| serde_json::json!({
+                "feature": format!("f{i}"), "score": (n - 1 - i) as f64, "change": 0.5,
+                "importance": 0.4, "importance_measure": "spearman", "drifted": i == 0,
+                "reason": format!("f{i}: why {i}")})).collect::<Vec<_>>(),
+            "segments": [{"segment": "country = BR", "conditions": [{"feature": "country", "value": "BR"}],
+                "value": 0.31, "rows": 812, "interval": {"low": 0.27, "high": 0.35, "method": "bootstrap"},
+                "reference_value": null, "reference_rows": 0, "drop": 0.5, "drop_lower_bound": 0.45}],
+        });
+        a.alert.causes = Some(serde_json::from_value(c).unwrap());
+        a
+    }
+
+    #[test]
+    fn slack_says_the_three_likely_causes_and_the_worst_segment() {
+        let n = with_causes(State::Firing, 5);
+        let text = n.slack_body()["text"].as_str().unwrap().to_owned();
+        assert!(
+            text.contains("Likely causes:\n1. f0: why 0\n2. f1: why 1\n3. f2: why 2\nWorst segment: country = BR (f1 0.31 on 812 rows, 95 % CI 0.27–0.35)"),
+            "{text}"
+        );
+        assert!(!text.contains("f3: why"), "{text}");
+        // A feature that explains nothing (score 0) is not listed.
+        assert!(!with_causes(State::Firing, 2).text().contains("2. f1"));
+        // The webhook has them all; a resolve says nothing of causes in its text.
+        assert_eq!(
+            n.webhook_body()["causes"]["features"]
+                .as_array()
+                .unwrap()
+                .len(),
+            5
+        );
+        assert!(!with_causes(State::Resolved, 5)
+            .text()
+            .contains("Likely causes"));
+        assert!(alert(State::Firing).webhook_body()["causes"].is_null());
+    }
+
     #[test]
     fn notifier_config_is_strict() {
         let ok: NotifierConfig =
