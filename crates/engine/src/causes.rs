@@ -9,9 +9,12 @@
 //! rate (the quality report's, against the reference's), and, with attributions, the relative
 //! change of its mean |attribution|. Its *score* is change × importance, the importance being
 //! an [`Importance`]: with attributions (section 2) their mean |attribution|; without them, how
-//! much the feature goes with the model's errors on the window's labelled rows: |Spearman| of a
-//! numeric feature with the error, the correlation ratio η (Cramér's V of the feature × error
-//! table) of a categorical or boolean one. Ranked by score; each entry says why.
+//! much the feature goes with the model's errors on the window's labelled rows: the correlation
+//! ratio η of the error over the feature's groups (a categorical or boolean feature's values, a
+//! numeric feature's reference quintile bins; for a 0/1 error, Cramér's V of the feature × error
+//! table). A numeric feature's Spearman correlation with the error is reported beside it, not
+//! ranked by: a model errs around its decision boundary, seldom monotonically in a feature.
+//! Ranked by score; each entry says why.
 //!
 //! # Segments
 //! [`modelwatch_stats::slices::search`] over one- and two-feature slices: categoricals by
@@ -75,7 +78,8 @@ pub enum Importance {
     /// the relative change of the mean counts as a change of the feature.
     Attributions(BTreeMap<String, AttributionShift>),
     /// Per feature: its association with the error on the window's labelled rows, in [0, 1],
-    /// and the measure (`spearman` or `correlation_ratio`).
+    /// and the measure (`correlation_ratio`: over a numeric feature's reference quintile bins,
+    /// over a categorical one's values).
     ErrorCorrelation(BTreeMap<String, (f64, &'static str)>),
     /// Nothing to weigh with (too few labelled rows): every feature weighs 1.
     Unweighted,
@@ -192,8 +196,12 @@ pub struct FeatureCause {
     /// The largest of the drift distance, the null-rate change and the attribution change.
     pub change: f64,
     pub importance: Option<f64>,
-    /// `spearman`, `correlation_ratio`, `attribution` or `none`.
+    /// `correlation_ratio`, `attribution` or `none`.
     pub importance_measure: String,
+    /// A numeric feature's Spearman rank correlation with the error (signed; for reading, not
+    /// ranking: the error is seldom monotone in a feature).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_spearman: Option<f64>,
     pub drifted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drift_p_value: Option<f64>,
@@ -428,13 +436,18 @@ pub fn causes(
     let rows = kept;
 
     // Importance: given, else measured on the window's labelled rows.
+    let mut spearman_of: HashMap<String, f64> = HashMap::new();
     let importance = match importance {
         Some(i) => i,
         None if rows.len() >= MIN_LABELLED_ROWS => {
             let errors: Vec<f64> = rows.iter().map(|r| r.error).collect();
             let mut m = BTreeMap::new();
             for (i, f) in features.iter().enumerate() {
-                let a = if f.numeric {
+                // A numeric feature's error is rarely monotone in it (a model errs around its
+                // decision boundary, not at the extremes): its correlation ratio over the
+                // reference's quintile bins, like a category's over its values. Spearman's
+                // rank correlation is reported beside it.
+                let groups: Vec<u32> = if f.numeric {
                     let (x, y): (Vec<f64>, Vec<f64>) = rows
                         .iter()
                         .filter_map(|r| match r.values[i] {
@@ -442,11 +455,18 @@ pub fn causes(
                             _ => None,
                         })
                         .unzip();
-                    slices::spearman(&x, &y).map(|r| (r.abs(), "spearman"))
+                    if let Some(r) = slices::spearman(&x, &y) {
+                        spearman_of.insert(f.name.clone(), r);
+                    }
+                    rows.iter()
+                        .map(|r| match r.values[i] {
+                            Val::Num(v) => f.edges.iter().filter(|e| **e <= v).count() as u32,
+                            _ => f.edges.len() as u32 + 1,
+                        })
+                        .collect()
                 } else {
                     let mut codes: HashMap<&str, u32> = HashMap::new();
-                    let groups: Vec<u32> = rows
-                        .iter()
+                    rows.iter()
                         .map(|r| {
                             let key = match &r.values[i] {
                                 Val::Cat(s) => s.as_str(),
@@ -455,10 +475,11 @@ pub fn causes(
                             let next = codes.len() as u32;
                             *codes.entry(key).or_insert(next)
                         })
-                        .collect();
-                    slices::correlation_ratio(&groups, &errors).map(|e| (e, "correlation_ratio"))
+                        .collect()
                 };
-                m.insert(f.name.clone(), a.unwrap_or((0.0, "spearman")));
+                let a =
+                    slices::correlation_ratio(&groups, &errors).map(|e| (e, "correlation_ratio"));
+                m.insert(f.name.clone(), a.unwrap_or((0.0, "correlation_ratio")));
             }
             Importance::ErrorCorrelation(m)
         }
@@ -535,7 +556,6 @@ pub fn causes(
                     "; importance {} ({})",
                     sig(w),
                     match measure {
-                        "spearman" => "|Spearman| with the error",
                         "correlation_ratio" => "correlation ratio with the error",
                         _ => "mean |attribution|",
                     }
@@ -547,6 +567,7 @@ pub fn causes(
                 change,
                 importance: weight.filter(|_| measure != "none"),
                 importance_measure: measure.to_owned(),
+                error_spearman: spearman_of.get(&f.name).copied(),
                 drifted,
                 drift_p_value: p,
                 psi,

@@ -157,7 +157,9 @@ fn a_firing_f1_alert_ranks_the_drifted_feature_first_and_names_the_worst_segment
     assert_eq!(names[0], "amount", "{causes}");
     let amount = &features[0];
     assert_eq!(amount["drifted"], true);
-    assert_eq!(amount["importance_measure"], "spearman");
+    assert_eq!(amount["importance_measure"], "correlation_ratio");
+    // The errors grow with the amount: Spearman's correlation says so beside it.
+    assert!(amount["error_spearman"].as_f64().unwrap() > 0.1, "{amount}");
     assert!(amount["importance"].as_f64().unwrap() > 0.2, "{amount}");
     let reason = amount["reason"].as_str().unwrap();
     assert!(
@@ -166,7 +168,7 @@ fn a_firing_f1_alert_ranks_the_drifted_feature_first_and_names_the_worst_segment
             && reason.contains("importance"),
         "{reason}"
     );
-    // `channel` goes with the errors (a correlation ratio) but did not drift: ranked lower.
+    // `channel` goes with the errors but did not drift: ranked lower.
     let channel = features.iter().find(|f| f["feature"] == "channel").unwrap();
     assert_eq!(channel["importance_measure"], "correlation_ratio");
     assert_eq!(channel["drifted"], false);

@@ -105,7 +105,7 @@ fn causes_block(x: &Value) -> Markup {
     let metric = json_text(c, "metric");
     let importance = match json_text(c, "importance") {
         "attributions" => "mean |attribution|",
-        "error_correlation" => "association with the error on labelled rows (|Spearman| for numbers, correlation ratio for categories)",
+        "error_correlation" => "the correlation ratio of the error over each feature's values or reference quintile bins, on labelled rows",
         _ => "nothing (too few labelled rows)",
     };
     let number = |v: &Value, k: &str| json_number(v, k).map(short).unwrap_or("—".into());
