@@ -14,9 +14,11 @@
 //!    scored by it too, logged with `"role": "shadow"`, so that `GET .../compare?champion=v1&
 //!    challenger=v3` pairs them. It was retrained on recent data and ranks better than `v1`.
 //!
-//! Before the data, it creates three alert rules on each model over the API, as a user would
-//! ([`rules`]): on `fraud-demo` the drift rule fires within seconds and the accuracy rule is
-//! pending, then firing 20 seconds later; on `churn-demo`, which stays healthy, neither does.
+//! Before the data, it creates four alert rules on each model over the API, as a user would
+//! ([`rules`]): on `fraud-demo` the drift rule and the F1 rule fire within seconds (the F1
+//! alert with its likely causes: `amount`, whose drift drives the drop, and the worst
+//! segment) and the accuracy rule is pending, then firing 20 seconds later; on `churn-demo`,
+//! which stays healthy, none does.
 //!
 //! Each event carries the customer's `sex` as a tag (a protected attribute logged for
 //! monitoring, not a model input), and each model's fairness setting names it, the favourable
@@ -120,8 +122,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 /// The alert rules the demo creates on each model with `POST /v1/models/{model}/rules`, the
 /// way a user would: examples of rules that name the decision they call for.
 ///
-/// They are honest about the simulation: `fraud-demo`'s accuracy falls about 20 % under the
-/// reference's in the last days (significantly, on thousands of labels), and two of its four
+/// They are honest about the simulation: `fraud-demo`'s accuracy and F1 fall 15 % or more
+/// under the reference's in the last days (significantly, on thousands of labels), and two of its four
 /// features (`amount`, `country`) drift in every recent hour; `churn-demo`'s accuracy stays
 /// within a few percent of its reference and none of its features drift.
 pub fn rules() -> Vec<Value> {
@@ -133,6 +135,15 @@ pub fn rules() -> Vec<Value> {
             "condition": {"kind": "baseline", "direction": "below", "relative": 0.1},
             "window": "1d",
             "for": "20s",
+            "decision": "retrain",
+            "severity": "critical",
+        }),
+        json!({
+            "name": "f1-below-reference",
+            "description": "F1 of the day more than 10 % under the reference's, significantly: the alert lists its likely causes",
+            "signal": "f1",
+            "condition": {"kind": "baseline", "direction": "below", "relative": 0.1},
+            "window": "1d",
             "decision": "retrain",
             "severity": "critical",
         }),
@@ -239,9 +250,14 @@ impl Simulation {
             _ => 0.0,
         };
         let model_logit = -0.6 + 1.8 * z_amount - 0.7 * z_age + country_effect;
-        // What the model does not know: a hidden cause that matters more as time goes on.
-        let hidden = normal(r);
-        let true_logit = model_logit * (1.0 - 0.75 * d) + 2.2 * d * hidden;
+        // What the model does not know: the drift of `amount` is prices rising, and the risk
+        // follows the amount before the rise, so the model reads drifted amounts as riskier
+        // than they are and flags more and more ordinary payments: the drift drives the drop
+        // (F1 and accuracy), most on the large amounts. (`hidden` is still drawn, so that the
+        // rows keep the random stream they had.)
+        let _hidden = normal(r);
+        let risk_amount = z_amount - 1.2 * d;
+        let true_logit = model_logit - 1.8 * (z_amount - risk_amount);
         let label = u8::from(r.random::<f64>() < sigmoid(true_logit * 1.6));
         let score = sigmoid(model_logit * 1.6).clamp(0.0, 1.0);
         let latency_ms = ((2.8 + 0.35 * normal(r)).exp() * (1.0 + 0.8 * d) * 10.0).round() / 10.0;

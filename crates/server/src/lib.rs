@@ -126,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/alerts", get(alerts::list_alerts))
         .route("/v1/alerts/history", get(alerts::history))
+        .route("/v1/alerts/{fingerprint}", get(alerts::get_alert))
         .route("/v1/alerts/{fingerprint}/ack", post(alerts::acknowledge))
         .route(
             "/v1/silences",

@@ -10,6 +10,7 @@ use crate::signals::{
     drift_series, fairness_series, performance_series, quality_series, segment_series,
 };
 use modelwatch_core::{ModelName, Timestamp};
+use modelwatch_engine::causes::{causes, Causes, CausesQuery, Importance};
 use modelwatch_engine::drift::{
     self as engine_drift, DriftQuery, DriftResponse, QualityResponse, QualityThresholds,
 };
@@ -70,7 +71,13 @@ impl AlertService {
                 report.rules += 1;
                 let fp = fingerprint(model, &rule.spec.name);
                 let prev = alerts.get(&fp);
-                let (next, transition) = step(prev, rule, &eval, now);
+                let (mut next, transition) = step(prev, rule, &eval, now);
+                if transition == Some(Transition::Firing) {
+                    // Once per episode, when it fires: never on the evaluations that follow.
+                    if let Some(a) = next.as_mut() {
+                        a.causes = self.causes_of(rule, a, now);
+                    }
+                }
                 let silenced = silences
                     .iter()
                     .any(|s| s.matches(model, &rule.spec.name, now));
@@ -319,6 +326,38 @@ impl AlertService {
                 .map(|r| Report::Quality(Box::new(r)))
                 .map_err(no_reference),
         }
+    }
+
+    /// The likely causes of a performance or estimated-performance alert that just fired, over
+    /// the window it fired on (`None` for other signals, or without a window). A failure is
+    /// kept as a note, so the alert says why it has no ranking.
+    fn causes_of(&self, rule: &Rule, a: &Alert, now: Timestamp) -> Option<Causes> {
+        let metric = match &rule.signal {
+            Signal::Metric(m) | Signal::ClassMetric(m, _) => m.as_str(),
+            Signal::Estimated(m) => m.as_str(),
+            _ => return None,
+        };
+        let q = CausesQuery {
+            window: rule.window,
+            start: a.window_start?,
+            end: a.window_end?,
+            version: rule.spec.version.clone(),
+            metric: metric.to_owned(),
+        };
+        let started = std::time::Instant::now();
+        let model = ModelName::new(&a.model).ok()?;
+        // The weights: the error correlation measured by `causes` itself. Attributions (issue
+        // 25 section 2) plug in here as `Some(Importance::Attributions(..))`.
+        let importance: Option<Importance> = None;
+        let causes = match causes(self.store.as_ref(), &model, &q, importance, now) {
+            Ok(c) => c,
+            Err(e) => {
+                Causes::unavailable(&q, now, format!("the causes could not be computed: {e}"))
+            }
+        };
+        tracing::info!(model = %a.model, rule = %a.rule, ms = started.elapsed().as_millis() as u64,
+            features = causes.features.len(), segments = causes.segments.len(), "alert causes");
+        Some(causes)
     }
 
     fn freshness(

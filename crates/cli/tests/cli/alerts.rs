@@ -20,11 +20,11 @@ use std::sync::{Arc, Mutex};
 // ---- an HTTP receiver that records every call, and can be made to answer 500
 
 #[derive(Clone, Debug)]
-struct Call {
+pub(crate) struct Call {
     path: String,
     headers: HeaderMap,
     raw: Vec<u8>,
-    body: Value,
+    pub(crate) body: Value,
 }
 
 #[derive(Clone, Default)]
@@ -34,8 +34,8 @@ struct Recorder {
     refused: Arc<AtomicUsize>,
 }
 
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     rec: Recorder,
 }
 
@@ -58,7 +58,7 @@ async fn record(
     StatusCode::OK
 }
 
-fn start_receiver() -> Receiver {
+pub(crate) fn start_receiver() -> Receiver {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -85,7 +85,7 @@ impl Receiver {
     }
 
     /// Waits (polling, bounded) until `path` got `n` calls matching `pred`.
-    fn wait_for(&self, path: &str, n: usize, pred: impl Fn(&Call) -> bool) -> Vec<Call> {
+    pub(crate) fn wait_for(&self, path: &str, n: usize, pred: impl Fn(&Call) -> bool) -> Vec<Call> {
         poll(30, || {
             let got: Vec<Call> = self.calls(path).into_iter().filter(|c| pred(c)).collect();
             if got.len() >= n {

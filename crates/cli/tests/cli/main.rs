@@ -6,6 +6,7 @@
 
 mod common;
 
+mod alert_causes;
 mod alerts;
 mod challengers;
 mod concept_drift;
