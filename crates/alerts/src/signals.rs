@@ -421,6 +421,7 @@ mod tests {
                                 .collect()
                         }),
                         label: outcome(&l),
+                        explanations: Vec::new(),
                     };
                     (i, r)
                 })
