@@ -7,6 +7,7 @@
 mod common;
 
 mod alerts;
+mod attributions;
 mod challengers;
 mod concept_drift;
 mod crash;
