@@ -7,9 +7,11 @@ use crate::lifecycle::{fingerprint, resolve_orphan, step, Alert, State, Transiti
 use crate::notify::Notification;
 use crate::rule::{Condition, Rule, Signal, Source};
 use crate::signals::{
-    drift_series, fairness_series, performance_series, quality_series, segment_series,
+    attribution_series, drift_series, fairness_series, performance_series, quality_series,
+    segment_series,
 };
 use modelwatch_core::{ModelName, Timestamp};
+use modelwatch_engine::attribution::{AttributionQuery, AttributionReport};
 use modelwatch_engine::drift::{
     self as engine_drift, DriftQuery, DriftResponse, QualityResponse, QualityThresholds,
 };
@@ -28,6 +30,7 @@ enum Report {
     Multivariate(Box<modelwatch_engine::multivariate::MultivariateResponse>),
     Quality(Box<QualityResponse>),
     Fairness(Box<FairnessReport>),
+    Attribution(Box<AttributionReport>),
 }
 
 /// What one evaluation pass did (for logs and tests).
@@ -240,6 +243,7 @@ impl AlertService {
                         Ok(s) => s,
                         Err(e) => return Evaluation::unknown(e),
                     },
+                    Ok(Report::Attribution(r)) => attribution_series(r, &rule.signal),
                     Err(e) => return Evaluation::unknown(e.clone()),
                 };
                 evaluate_condition(&rule.spec.condition, &series, rule.min_sample())
@@ -309,6 +313,17 @@ impl AlertService {
                 modelwatch_engine::fairness::fairness(store, model, &q)
                     .map(|r| Report::Fairness(Box::new(r)))
                     .map_err(|e| format!("fairness: {e}"))
+            }
+            Source::Attribution => {
+                let q = AttributionQuery {
+                    window: rule.window,
+                    from: Some(from),
+                    to: None,
+                    version,
+                };
+                modelwatch_engine::attribution::attributions(store, model, &q)
+                    .map(|r| Report::Attribution(Box::new(r)))
+                    .map_err(|e| format!("attributions: {e}"))
             }
             Source::Multivariate => {
                 modelwatch_engine::multivariate::multivariate(store, model, &drift_query())
