@@ -194,6 +194,21 @@ fn attributions_rank_features_per_day_and_flag_the_day_the_driving_feature_chang
     );
     assert_eq!(&shifted_country[col("drifted")], "true");
 
+    // The model's attributions view: one of its two days moved; the ranking shown is the last
+    // complete day's (the second is still filling: no event after it yet), amount first.
+    let (st, page, _) = s.get_text(
+        "/models/fraud/attributions?from=2026-03-02T00:00:00Z&to=2026-03-04T00:00:00Z&window=1d",
+    );
+    assert_eq!(st, 200, "{page}");
+    assert!(
+        page.contains(r#"data-feature="amount" data-rank="1" data-drifted="false""#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"data-panel="attributions" data-windows="2" data-drifted="1""#),
+        "{page}"
+    );
+
     // Parameters the other reports refuse are refused alike; an unknown model is a 404.
     let (st, body) = s.get("/v1/models/fraud/attributions?window=3x");
     assert_eq!(st, 400, "{body}");
