@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 /// The attribution of `amount` and `country` of row `i`: on a normal day amount drives the
 /// model (|0.3..0.5|), country barely (|0..0.08|); on a shifted day the other way round.
 pub fn attribution(i: usize, shifted: bool) -> (f64, f64) {
-    let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
+    let sign = if i.is_multiple_of(2) { 1.0 } else { -1.0 };
     let big = sign * (0.3 + 0.02 * (i % 11) as f64);
     let small = -sign * 0.01 * (i % 9) as f64;
     if shifted {
