@@ -140,24 +140,6 @@ pub struct AttributionReport {
     pub versions: Vec<AttributionVersion>,
 }
 
-impl AttributionReport {
-    /// The series of `feature`'s `share_change`, one value per window (`None` where the window
-    /// has no attribution of it or the reference none), for rules.
-    pub fn share_change(&self, feature: &str) -> Vec<(&AttributionWindow, Option<f64>)> {
-        self.windows
-            .iter()
-            .map(|w| {
-                let v = w
-                    .features
-                    .iter()
-                    .find(|f| f.feature == feature)
-                    .and_then(|f| f.share_change);
-                (w, v)
-            })
-            .collect()
-    }
-}
-
 /// Sums of one feature's attributions, and their counts on the reference's grid.
 #[derive(Debug, Clone, Default)]
 struct Acc {
