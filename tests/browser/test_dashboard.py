@@ -16,7 +16,7 @@ def svg_texts(locator):
     return locator.locator("svg text").evaluate_all("els => els.map(e => e.textContent.trim())")
 
 
-VIEWS = ["", "/drift", "/quality", "/segments", "/versions", "/feedback", "/fairness", "/alerts", "/jobs"]
+VIEWS = ["", "/drift", "/quality", "/segments", "/versions", "/feedback", "/fairness", "/attributions", "/alerts", "/jobs"]
 
 
 def test_overview_and_model_pages_load_without_console_errors(server, page):

@@ -25,6 +25,10 @@
 //! outcome being `0` (not flagged). As `fraud-demo` drifts, its scores for women are pushed up,
 //! so they are flagged more and more often than men: by the last days the four-fifths rule is
 //! crossed and the third rule fires; `churn-demo` treats both alike.
+//!
+//! Each answered prediction, and each reference row, carries the model's exact per-feature
+//! attributions (`explanations`, its log-odds contributions): as `amount` drifts up and new
+//! countries come, those two drive `fraud-demo` more and `age` less (the attributions view).
 
 use anyhow::Context;
 use modelwatch_server::Config;
@@ -203,6 +207,10 @@ fn sigmoid(x: f64) -> f64 {
 /// One simulated request at drift level `d` (0: like the training data, 1: fully drifted).
 struct Row {
     features: Value,
+    /// The model's exact per-feature contributions to its log-odds (what SHAP gives for this
+    /// linear model): weight × (value − the training data's mean), so they sum to the logit
+    /// minus its training mean.
+    explanations: Value,
     score: f64,
     label: u8,
     latency_ms: f64,
@@ -250,6 +258,15 @@ impl Simulation {
             _ => 0.0,
         };
         let model_logit = -0.6 + 1.8 * z_amount - 0.7 * z_age + country_effect;
+        // In the training data z_amount and z_age average 0 and the country effect 0.08 (US is
+        // one country in five); the score is sigmoid(1.6 × logit).
+        let round = |x: f64| (x * 10_000.0).round() / 10_000.0;
+        let explanations = json!({
+            "amount": round(1.6 * 1.8 * z_amount),
+            "age": round(1.6 * -0.7 * z_age),
+            "country": round(1.6 * (country_effect - 0.08)),
+            "device": 0.0,
+        });
         // What the model does not know: the drift of `amount` is prices rising, and the risk
         // follows the amount before the rise, so the model reads drifted amounts as riskier
         // than they are and flags more and more ordinary payments: the drift drives the drop
@@ -266,6 +283,7 @@ impl Simulation {
             features: json!({
                 "amount": amount, "age": age, "country": country, "device": device,
             }),
+            explanations,
             score: (score * 10_000.0).round() / 10_000.0,
             label,
             latency_ms,
@@ -282,6 +300,7 @@ impl Simulation {
                 "prediction": u8::from(r.score >= 0.5),
                 "score": r.score,
                 "label": r.label,
+                "explanations": r.explanations,
             });
             out.push_str(&line.to_string());
             out.push('\n');
@@ -349,6 +368,7 @@ impl Simulation {
         } else {
             ev["prediction"] = json!(u8::from(score >= 0.5));
             ev["score"] = json!((score * 10_000.0).round() / 10_000.0);
+            ev["explanations"] = r.explanations.clone();
             if self.drifting {
                 // The challenger knows more of the hidden cause than either served version.
                 // Computed from the row, without drawing from the generator, so that the
@@ -484,6 +504,30 @@ mod tests {
                 .validate(MODEL, modelwatch_alerts::rule::Origin::Api, &[])
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn the_attributions_add_up_to_the_score_and_amount_drives_more_as_it_drifts() {
+        let mut sim = Simulation::new(3, 7, 100);
+        let mean_abs = |sim: &mut Simulation, d: f64, f: &str| {
+            let rows: Vec<Row> = (0..4_000).map(|_| sim.row(d)).collect();
+            for r in &rows {
+                let e = r.explanations.as_object().unwrap();
+                let logit: f64 =
+                    e.values().map(|v| v.as_f64().unwrap()).sum::<f64>() + 1.6 * (-0.6 + 0.08);
+                // Both rounded to 4 decimals.
+                assert!((sigmoid(logit) - r.score).abs() < 1e-3, "{e:?} {}", r.score);
+            }
+            rows.iter()
+                .map(|r| r.explanations[f].as_f64().unwrap().abs())
+                .sum::<f64>()
+                / rows.len() as f64
+        };
+        let (a0, a1) = (
+            mean_abs(&mut sim, 0.0, "amount"),
+            mean_abs(&mut sim, 1.0, "amount"),
+        );
+        assert!(a1 > a0 * 1.3, "amount drives more: {a0} -> {a1}");
     }
 
     #[test]

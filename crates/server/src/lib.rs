@@ -7,6 +7,7 @@
 //! acknowledged.
 
 mod alerts;
+mod attribution;
 mod browser;
 mod compare;
 pub mod config;
@@ -107,6 +108,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{model}/feedback", get(drift::feedback))
         .route("/v1/models/{model}/concept", get(drift::concept))
         .route("/v1/models/{model}/fairness", get(fairness::fairness))
+        .route(
+            "/v1/models/{model}/attributions",
+            get(attribution::attributions),
+        )
         .route(
             "/v1/models/{model}/fairness/settings",
             get(fairness::get_settings).put(fairness::put_settings),

@@ -37,7 +37,7 @@ pub use guard::{check as check_data_dir, CheckReport};
 
 const DB_FILE: &str = "modelwatch.db";
 const LOCK_FILE: &str = "LOCK";
-const SCHEMA_VERSION: i64 = 8;
+const SCHEMA_VERSION: i64 = 9;
 // Chunks (each job's compressed events) live in the table `segments`, and the columns that point
 // at one are `segment_id` (`request_index`, `hour_deltas`): the SQL names predate the word chunk
 // ("segment" now means a slice of traffic by feature or tag value) and are kept so that every
@@ -605,7 +605,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     // Each step brings a store of the version before it to its own; all run in one transaction.
     let steps = match version {
         0 => format!(
-            "{} {} {} {} {} {} {} {}",
+            "{} {} {} {} {} {} {} {} {}",
             include_str!("schema.sql"),
             include_str!("schema_v2.sql"),
             include_str!("schema_v3.sql"),
@@ -613,13 +613,14 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
             include_str!("schema_v5.sql"),
             include_str!("schema_v6.sql"),
             include_str!("schema_v7.sql"),
-            include_str!("schema_v8.sql")
+            include_str!("schema_v8.sql"),
+            include_str!("schema_v9.sql")
         ),
         1 => {
             // Every hour that holds predictions starts dirty (its aggregates are built on the
             // first refresh), and the label counters are counted once.
             format!(
-                "{} {} {} {} {} {} {} {} {}",
+                "{} {} {} {} {} {} {} {} {} {}",
                 include_str!("schema_v2.sql"),
                 include_str!("schema_v3.sql"),
                 include_str!("schema_v4.sql"),
@@ -627,46 +628,57 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
                 include_str!("schema_v6.sql"),
                 include_str!("schema_v7.sql"),
                 include_str!("schema_v8.sql"),
+                include_str!("schema_v9.sql"),
                 mark_every_hour_sql("1"),
                 recount_labelled_sql("1"),
             )
         }
         2 => format!(
-            "{} {} {} {} {} {}",
+            "{} {} {} {} {} {} {}",
             include_str!("schema_v3.sql"),
             include_str!("schema_v4.sql"),
             include_str!("schema_v5.sql"),
             include_str!("schema_v6.sql"),
             include_str!("schema_v7.sql"),
-            include_str!("schema_v8.sql")
+            include_str!("schema_v8.sql"),
+            include_str!("schema_v9.sql")
         ),
         3 => format!(
-            "{} {} {} {} {}",
+            "{} {} {} {} {} {}",
             include_str!("schema_v4.sql"),
             include_str!("schema_v5.sql"),
             include_str!("schema_v6.sql"),
             include_str!("schema_v7.sql"),
-            include_str!("schema_v8.sql")
+            include_str!("schema_v8.sql"),
+            include_str!("schema_v9.sql")
         ),
         4 => format!(
-            "{} {} {} {}",
+            "{} {} {} {} {}",
             include_str!("schema_v5.sql"),
             include_str!("schema_v6.sql"),
             include_str!("schema_v7.sql"),
-            include_str!("schema_v8.sql")
+            include_str!("schema_v8.sql"),
+            include_str!("schema_v9.sql")
         ),
         5 => format!(
-            "{} {} {}",
+            "{} {} {} {}",
             include_str!("schema_v6.sql"),
             include_str!("schema_v7.sql"),
-            include_str!("schema_v8.sql")
+            include_str!("schema_v8.sql"),
+            include_str!("schema_v9.sql")
         ),
         6 => format!(
-            "{} {}",
+            "{} {} {}",
             include_str!("schema_v7.sql"),
-            include_str!("schema_v8.sql")
+            include_str!("schema_v8.sql"),
+            include_str!("schema_v9.sql")
         ),
-        7 => include_str!("schema_v8.sql").to_owned(),
+        7 => format!(
+            "{} {}",
+            include_str!("schema_v8.sql"),
+            include_str!("schema_v9.sql")
+        ),
+        8 => include_str!("schema_v9.sql").to_owned(),
         SCHEMA_VERSION => return Ok(()),
         v => {
             return Err(StoreError::Corrupt {
@@ -2582,8 +2594,8 @@ fn put_reference(
     )?;
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO reference_rows(model_id, version, idx, features, prediction, score, scores, label)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO reference_rows(model_id, version, idx, features, prediction, score, scores, label, explanations)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
         for (index, row) in &admitted {
             insert.execute(params![
@@ -2595,6 +2607,7 @@ fn put_reference(
                 row.score,
                 row.scores.as_ref().map(|s| to_json(&Pairs(s.clone()))),
                 row.label.as_ref().map(to_json),
+                (!row.explanations.is_empty()).then(|| to_json(&Pairs(row.explanations.clone()))),
             ])?;
         }
     }
@@ -3213,7 +3226,7 @@ impl Store for SqliteStore {
             let id = model_id(conn, model)?
                 .ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
             let mut stmt = conn.prepare_cached(
-                "SELECT features, prediction, score, scores, label FROM reference_rows
+                "SELECT features, prediction, score, scores, label, explanations FROM reference_rows
                  WHERE model_id = ?1 AND version = ?2 ORDER BY idx",
             )?;
             let mut rows = stmt.query(params![id, version.unwrap_or("")])?;
@@ -3225,6 +3238,8 @@ impl Store for SqliteStore {
                     score: r.get(2)?,
                     scores: pairs_from("scores", r.get(3)?)?,
                     label: outcome_from("label", r.get(4)?)?,
+                    // NULL in rows stored before schema 9, or without attributions.
+                    explanations: pairs_from("explanations", r.get(5)?)?.unwrap_or_default(),
                 });
             }
             Ok(out)

@@ -597,8 +597,10 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
     assert!(value < 0.9 * baseline, "{acc}");
     assert!(firing["inputs-drifted"]["value"].as_f64().unwrap() > 0.25);
     // The F1 alert carries its likely causes: `amount`, whose drift drives the drop, first,
-    // and the worst segment is one of its slices.
+    // and the worst segment is one of its slices. The demo's predictions carry their
+    // attributions, so those weigh the features (not the error correlation).
     let causes = &firing["f1-below-reference"]["causes"];
+    assert_eq!(causes["importance"], "attributions", "{causes}");
     assert_eq!(causes["features"][0]["feature"], "amount", "{causes}");
     assert_eq!(causes["features"][0]["drifted"], true, "{causes}");
     let worst = &causes["segments"][0];

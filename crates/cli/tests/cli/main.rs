@@ -8,6 +8,7 @@ mod common;
 
 mod alert_causes;
 mod alerts;
+mod attributions;
 mod challengers;
 mod concept_drift;
 mod crash;
