@@ -21,7 +21,7 @@ fn u(i: usize) -> f64 {
 
 /// The model errs by about `x` (and twice that for category `w`), times `scale`.
 fn error(i: usize, x: f64, c: &str, scale: f64) -> f64 {
-    let sign = if (i / 3) % 2 == 0 { 1.0 } else { -1.0 };
+    let sign = if (i / 3).is_multiple_of(2) { 1.0 } else { -1.0 };
     sign * scale * (0.2 + x) * if c == "w" { 2.0 } else { 1.0 } * (0.5 + u(i * 31))
 }
 
@@ -65,7 +65,7 @@ fn prediction_rows(
         .map(|i| {
             let t = start + (i as i64 * hours * 3_600_000_000) / n as i64;
             let mut features = serde_json::json!({"x": u(i * 13 + tag.len())});
-            if i % 5 != 0 {
+            if !i.is_multiple_of(5) {
                 features["c"] = serde_json::json!(category(i));
             }
             let mut row = serde_json::json!({

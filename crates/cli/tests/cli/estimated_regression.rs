@@ -22,7 +22,7 @@ fn category(i: usize) -> &'static str {
 /// The model errs by about `0.2 + x`, twice that for category `w`: a mean absolute error of
 /// about 0.9 on the reference, about 2.2 where x is near 1 and the category is `w`.
 fn error(i: usize, x: f64, c: &str) -> f64 {
-    let sign = if (i / 3) % 2 == 0 { 1.0 } else { -1.0 };
+    let sign = if (i / 3).is_multiple_of(2) { 1.0 } else { -1.0 };
     sign * (0.2 + x) * if c == "w" { 2.0 } else { 1.0 } * (0.5 + u(i * 31))
 }
 

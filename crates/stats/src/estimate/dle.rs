@@ -195,8 +195,8 @@ impl Gbdt {
         for _ in 0..GBDT_TREES {
             rows.clear();
             rows.extend(0..n as u32);
-            for i in 0..n {
-                residual[i] = y[i] - fitted[i];
+            for ((r, y), f) in residual.iter_mut().zip(y).zip(&fitted) {
+                *r = y - f;
             }
             let mut nodes = Vec::new();
             grow(bins, widths, &residual, &mut rows, 0, &mut nodes);
@@ -270,9 +270,11 @@ fn grow(
             total[b] += r[i as usize];
         }
         let (mut nl, mut sl) = (0usize, 0.0f64);
-        for b in 0..widths[c].saturating_sub(1) {
-            nl += count[b];
-            sl += total[b];
+        // Thresholds up to the last bin but one: the last would send every row left.
+        let thresholds = widths[c].saturating_sub(1);
+        for (b, (k, t)) in count.iter().zip(&total).take(thresholds).enumerate() {
+            nl += k;
+            sl += t;
             let nr = n - nl;
             if nl < GBDT_MIN_LEAF {
                 continue;
