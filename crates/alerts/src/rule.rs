@@ -344,7 +344,8 @@ pub enum Signal {
     ClassMetric(MetricName, String),
     /// The mean of a business KPI's points in the window.
     Kpi(String),
-    /// A label-free estimate of a metric (`estimated:<metric>`, CBPE), known before the labels.
+    /// A label-free estimate of a metric (`estimated:<metric>`, CBPE for classifiers, DLE's
+    /// `mae` / `rmse` for regression), known before the labels.
     Estimated(EstimatedMetric),
     /// Share of evaluated features that drifted in the window.
     DriftShare,
@@ -396,7 +397,12 @@ impl Signal {
                     format!(
                         "`estimated:` takes a metric estimated before the labels, one of {}: \
                          got {m:?}",
-                        EstimatedMetric::NAMES.join(", ")
+                        EstimatedMetric::NAMES
+                            .iter()
+                            .chain(&EstimatedMetric::REGRESSION_NAMES)
+                            .copied()
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 });
         }
@@ -887,8 +893,16 @@ mod tests {
             Signal::parse("estimated:roc_auc").unwrap().kind(),
             "estimated:<metric>"
         );
+        // A regression model's (DLE).
+        assert_eq!(
+            Signal::parse("estimated:mae"),
+            Ok(Signal::Estimated(EstimatedMetric::Mae))
+        );
         let e = Signal::parse("estimated:log_loss").unwrap_err();
-        assert!(e.contains("log_loss") && e.contains("specificity"), "{e}");
+        assert!(
+            e.contains("log_loss") && e.contains("specificity") && e.contains("rmse"),
+            "{e}"
+        );
     }
 
     fn f1_rule() -> serde_json::Value {

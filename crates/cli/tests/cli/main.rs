@@ -16,6 +16,7 @@ mod dashboard;
 mod drift_cli;
 mod drift_http;
 mod estimated_metrics;
+mod estimated_regression;
 mod export_server;
 mod fairness;
 mod hardening;
