@@ -46,6 +46,7 @@ fn reference(scale: f64) -> Vec<(usize, ReferenceRow)> {
                     score: None,
                     scores: None,
                     label: Some(Outcome::Number(p + error(i, x, c, scale))),
+                    explanations: Vec::new(),
                 },
             )
         })
