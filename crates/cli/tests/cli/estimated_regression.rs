@@ -137,6 +137,18 @@ fn a_regressor_is_estimated_before_its_labels_and_a_rule_reads_the_estimate() {
     });
     let (_, all) = s.get("/v1/alerts?model=steady");
     assert!(all["alerts"].as_array().unwrap().is_empty(), "{all}");
+    // An estimated-performance alert carries its likely causes too: both features drifted on
+    // the degraded day, and a drifted one comes first (a regressor gets no segment search).
+    let (_, firing) = s.get("/v1/alerts?state=firing&model=drifting");
+    let causes = &firing["alerts"][0]["causes"];
+    let ranked: Vec<&str> = causes["features"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no causes: {firing}"))
+        .iter()
+        .map(|f| f["feature"].as_str().unwrap())
+        .collect();
+    assert!(ranked.contains(&"x") && ranked.contains(&"c"), "{causes}");
+    assert_eq!(causes["features"][0]["drifted"], true, "{causes}");
 
     // The CSV: the estimates with their intervals, the JSON's numbers.
     let (status, text, _) = s.get_text("/v1/models/drifting/metrics?window=1d&format=csv");
