@@ -61,18 +61,41 @@ if [ -f "$PEERS_GEN" ]; then
   export MODELWATCH_REQUIRE_PEER_DATA=1
 fi
 
-echo "== Rust: cargo test --workspace"
-cargo test --workspace
-
-echo "== Python SDK: pytest against the real modelwatch binary"
-# `cargo test` above built the binary for the CLI's integration tests; a separate
+echo "== Rust: building the tests and the binary"
+cargo test --workspace --no-run
+# `cargo test` builds the binary for the CLI's integration tests; a separate
 # `cargo build -p modelwatch-cli` resolved other dependency features and rebuilt 20 crates.
 test -x "$CARGO_TARGET_DIR/debug/modelwatch"
-MODELWATCH_BIN="$CARGO_TARGET_DIR/debug/modelwatch" "$VENV/bin/python" -m pytest -q clients/python/tests
+export MODELWATCH_BIN="$CARGO_TARGET_DIR/debug/modelwatch"
 
-echo "== Dashboard: browser tests in headless Chromium against the real binary"
-MODELWATCH_BIN="$CARGO_TARGET_DIR/debug/modelwatch" CHROMIUM="$(command -v chromium)" \
-  "$VENV/bin/python" -m pytest -q tests/browser
+# The Python suites need only the binary, so they run beside the Rust tests: both spend most
+# of their time waiting on the servers, demos and browsers they start (one after the other they
+# took about 100 s and 90 s of a warm run). Their output is printed after the Rust tests'.
+# Each suite runs even when one before it failed, so one run shows every failure.
+python_suites() {
+  local rc=0
+  echo "== Python SDK: pytest against the real modelwatch binary"
+  "$VENV/bin/python" -m pytest -q clients/python/tests || rc=1
+  echo "== Dashboard: browser tests in headless Chromium against the real binary"
+  CHROMIUM="$(command -v chromium)" "$VENV/bin/python" -m pytest -q tests/browser || rc=1
+  echo "== Deployment: manifests, unit, Dockerfile lint, TLS proxies, backup and restore"
+  "$DEPLOY_VENV/bin/python" -m pytest -q tests/deploy || rc=1
+  return "$rc"
+}
+PY_LOG="$(mktemp)"
+python_suites >"$PY_LOG" 2>&1 &
+PY_PID=$!
 
-echo "== Deployment: manifests, unit, Dockerfile lint, TLS proxies, backup and restore"
-MODELWATCH_BIN="$CARGO_TARGET_DIR/debug/modelwatch" "$DEPLOY_VENV/bin/python" -m pytest -q tests/deploy
+echo "== Rust: cargo test --workspace"
+rust_rc=0
+# Four test threads on two cores: the CLI's integration tests mostly wait on the servers they
+# start, so two threads left the cores idle (RUST_TEST_THREADS set by the caller wins).
+RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}" cargo test --workspace || rust_rc=$?
+py_rc=0
+wait "$PY_PID" || py_rc=$?
+cat "$PY_LOG"
+rm -f "$PY_LOG"
+if [ "$rust_rc" != 0 ] || [ "$py_rc" != 0 ]; then
+  echo "FAILED: the Rust tests exited with $rust_rc, the Python suites with $py_rc" >&2
+  exit 1
+fi

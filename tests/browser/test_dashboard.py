@@ -10,14 +10,14 @@ from datetime import datetime, timedelta, timezone
 
 from conftest import HOURS, MODEL, XSS, Process, poll, wait_for_firing
 
-DEMO_RULES = ["inputs-drifted", "accuracy-below-reference", "unfair-to-a-group"]
+DEMO_RULES = ["inputs-drifted", "accuracy-below-reference", "f1-below-reference", "unfair-to-a-group"]
 
 def svg_texts(locator):
     """The text of every <text> of a chart (SVG elements have no innerText)."""
     return locator.locator("svg text").evaluate_all("els => els.map(e => e.textContent.trim())")
 
 
-VIEWS = ["", "/drift", "/quality", "/segments", "/versions", "/feedback", "/fairness", "/alerts", "/jobs"]
+VIEWS = ["", "/drift", "/quality", "/segments", "/versions", "/feedback", "/fairness", "/attributions", "/alerts", "/jobs"]
 
 
 def test_overview_and_model_pages_load_without_console_errors(server, page):
@@ -102,7 +102,7 @@ def test_the_demo_shows_its_firing_alerts(demo, page):
     alerts = wait_for_firing(demo, "fraud-demo", DEMO_RULES)
     page.goto(demo.url + "/models/fraud-demo/alerts")
     panel = page.page.locator('div[data-panel="alerts"]')
-    assert panel.get_attribute("data-open-alerts") == "3"
+    assert panel.get_attribute("data-open-alerts") == str(len(DEMO_RULES))
     for rule in DEMO_RULES:
         row = page.page.locator(f'tr[data-alert-state="firing"][data-rule="{rule}"]')
         assert row.is_visible(), rule
@@ -119,23 +119,32 @@ def test_the_demo_shows_its_firing_alerts(demo, page):
     assert "more than 10 % below the baseline, significant" in row.inner_text()
     baseline = float(row.locator("td[data-value] div.s").inner_text().removeprefix("baseline "))
     assert value("accuracy-below-reference") < 0.9 * baseline
+    # The F1 alert lists its likely causes: amount, the drifted feature, first, as the API has it.
+    causes = page.page.locator('div.causes[data-causes="f1-below-reference"]')
+    assert causes.is_visible()
+    first = causes.locator('tr[data-cause-feature]').first
+    assert first.get_attribute("data-rank") == "1"
+    assert first.get_attribute("data-cause-feature") == alerts["f1-below-reference"]["causes"]["features"][0]["feature"] == "amount"
+    assert "drifted" in first.inner_text()
+    worst = alerts["f1-below-reference"]["causes"]["segments"][0]["segment"]
+    assert causes.locator("tr[data-segment]").first.get_attribute("data-segment") == worst
     # Its history: pending, then firing, newest first.
     history = page.page.locator('table.alert-history tr[data-rule="accuracy-below-reference"]')
     transitions = [history.nth(i).get_attribute("data-transition") for i in range(history.count())]
     assert transitions[-2:] == ["firing", "pending"], transitions
     # The tab counts them; the overview too, and links to the panel.
-    assert page.page.locator('nav.tabs a.active span.count').inner_text() == "3"
+    assert page.page.locator('nav.tabs a.active span.count').inner_text() == str(len(DEMO_RULES))
     page.goto(demo.url + "/")
     fraud = page.page.locator('tr[data-model="fraud-demo"] a[data-open-alerts]')
-    assert fraud.inner_text() == "3"
+    assert fraud.inner_text() == str(len(DEMO_RULES))
     assert page.page.locator('tr[data-model="churn-demo"] [data-open-alerts]').inner_text() == "0"
     fraud.click()
     page.page.wait_for_url("**/models/fraud-demo/alerts**")
-    assert page.page.locator('tr[data-alert-state="firing"]').count() == 3
+    assert page.page.locator('tr[data-alert-state="firing"]').count() == len(DEMO_RULES)
     # The model page says it at the top.
     page.goto(demo.url + "/models/fraud-demo")
     banner = page.page.locator('div[data-panel="alert-banner"]')
-    assert banner.is_visible() and "3 firing" in banner.inner_text()
+    assert banner.is_visible() and f"{len(DEMO_RULES)} firing" in banner.inner_text()
     assert page.problems == [], page.problems
 
 
@@ -340,6 +349,8 @@ def test_screenshots_of_the_demo(demo, page, screenshots):
     page.page.screenshot(path=os.path.join(screenshots, "drift.png"), full_page=True)
     page.goto(demo.url + "/models/fraud-demo/alerts")
     page.page.screenshot(path=os.path.join(screenshots, "alerts.png"), full_page=True)
+    page.page.locator('div.causes[data-causes="f1-below-reference"]').screenshot(
+        path=os.path.join(screenshots, "alert-causes.png"))
     page.goto(demo.url + "/models/fraud-demo/feedback")
     page.page.screenshot(path=os.path.join(screenshots, "feedback.png"), full_page=True)
     page.goto(demo.url + "/models/churn-demo")
@@ -356,7 +367,8 @@ def test_screenshots_of_the_demo(demo, page, screenshots):
         "condition": {"kind": "heartbeat", "max_age": "7d"}}))
     page.goto(demo.url + "/models/fraud-demo/jobs")
     page.page.screenshot(path=os.path.join(screenshots, "jobs.png"), full_page=True)
-    for name in ["overview.png", "model.png", "drift.png", "alerts.png", "feedback.png", "window.png", "jobs.png"]:
+    for name in ["overview.png", "model.png", "drift.png", "alerts.png", "alert-causes.png", "feedback.png",
+                 "window.png", "jobs.png"]:
         with open(os.path.join(screenshots, name), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert page.problems == [], page.problems

@@ -110,6 +110,10 @@ pub struct Alert {
     /// with its later notifications; a new episode starts unacknowledged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledged: Option<Ack>,
+    /// A performance (or estimated-performance) alert's likely causes: computed once when it
+    /// fired, kept for the episode (`engine::causes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causes: Option<modelwatch_engine::causes::Causes>,
 }
 
 /// Who acknowledged an alert, when, and what they said.
@@ -191,6 +195,7 @@ pub fn step(
                 notified: false,
                 silenced: false,
                 acknowledged: None,
+                causes: None,
             };
             observe(&mut a);
             if for_ == 0 {

@@ -181,6 +181,47 @@ impl Notification {
         })
     }
 
+    /// The likely causes in a few lines (a firing performance alert's): the `top` features most
+    /// likely behind the drop, then the worst segment.
+    pub fn causes_lines(&self, top: usize) -> Vec<String> {
+        let Some(c) = self.alert.causes.as_ref().filter(|_| self.firing()) else {
+            return Vec::new();
+        };
+        let mut lines = Vec::new();
+        let features: Vec<String> = c
+            .features
+            .iter()
+            .filter(|f| f.score > 0.0)
+            .take(top)
+            .enumerate()
+            .map(|(i, f)| format!("{}. {}", i + 1, f.reason))
+            .collect();
+        if !features.is_empty() {
+            lines.push("Likely causes:".to_owned());
+            lines.extend(features);
+        }
+        if let Some(s) = c.segments.first() {
+            let interval = s
+                .interval
+                .map(|i| {
+                    format!(
+                        ", 95 % CI {}–{}",
+                        crate::condition::fmt_value(i.low),
+                        crate::condition::fmt_value(i.high)
+                    )
+                })
+                .unwrap_or_default();
+            lines.push(format!(
+                "Worst segment: {} ({} {} on {} rows{interval})",
+                s.segment,
+                c.metric,
+                crate::condition::fmt_value(s.value),
+                s.rows
+            ));
+        }
+        lines
+    }
+
     /// The title line: `[FIRING critical] fraud: f1-vs-test → retrain`.
     pub fn title(&self) -> String {
         let a = &self.alert;
@@ -202,6 +243,9 @@ impl Notification {
             self.value_line(),
             self.alert.summary
         );
+        for l in self.causes_lines(3) {
+            t.push_str(&format!("\n{l}"));
+        }
         if let Some(a) = self.ack_line() {
             t.push_str(&format!("\n{a}"));
         }
@@ -232,6 +276,7 @@ impl Notification {
             "resolved_at": a.resolved_at,
             "acknowledged": a.acknowledged,
             "dashboard_url": self.dashboard_url,
+            "causes": a.causes,
         })
     }
 
@@ -254,6 +299,9 @@ impl Notification {
             self.value_line(),
             a.summary.clone(),
         ];
+        // Short: the three likely causes on top and the worst segment; the rest is one click
+        // away on the dashboard.
+        lines.extend(self.causes_lines(3));
         lines.extend(self.ack_line());
         if let Some(u) = &self.dashboard_url {
             lines.push(format!("<{u}|Open the dashboard>"));
@@ -539,6 +587,7 @@ mod tests {
                 notified: true,
                 silenced: false,
                 acknowledged: None,
+                causes: None,
             },
             dashboard_url: Some("http://dash/models/fraud".into()),
         }
@@ -558,6 +607,51 @@ mod tests {
         let pd = alert(State::Resolved).pagerduty_body("k");
         assert_eq!(pd["event_action"], "resolve");
         assert_eq!(pd["dedup_key"], "0123456789abcdef");
+    }
+
+    /// Causes with `n` features (scores n-1 .. 0) and one segment.
+    fn with_causes(state: State, n: usize) -> Notification {
+        let mut a = alert(state);
+        let c = serde_json::json!({
+            "computed_at": "2027-01-15T08:00:00Z", "window_start": "2027-01-14T00:00:00Z",
+            "window_end": "2027-01-15T00:00:00Z", "metric": "f1", "labelled_rows": 640,
+            "sampled_rows": 640, "sample_cap": 20000, "importance": "error_correlation",
+            "min_segment_rows": 50,
+            "features": (0..n).map(|i| serde_json::json!({
+                "feature": format!("f{i}"), "score": (n - 1 - i) as f64, "change": 0.5,
+                "importance": 0.4, "importance_measure": "spearman", "drifted": i == 0,
+                "reason": format!("f{i}: why {i}")})).collect::<Vec<_>>(),
+            "segments": [{"segment": "country = BR", "conditions": [{"feature": "country", "value": "BR"}],
+                "value": 0.31, "rows": 812, "interval": {"low": 0.27, "high": 0.35, "method": "bootstrap"},
+                "reference_value": null, "reference_rows": 0, "drop": 0.5, "drop_lower_bound": 0.45}],
+        });
+        a.alert.causes = Some(serde_json::from_value(c).unwrap());
+        a
+    }
+
+    #[test]
+    fn slack_says_the_three_likely_causes_and_the_worst_segment() {
+        let n = with_causes(State::Firing, 5);
+        let text = n.slack_body()["text"].as_str().unwrap().to_owned();
+        assert!(
+            text.contains("Likely causes:\n1. f0: why 0\n2. f1: why 1\n3. f2: why 2\nWorst segment: country = BR (f1 0.31 on 812 rows, 95 % CI 0.27–0.35)"),
+            "{text}"
+        );
+        assert!(!text.contains("f3: why"), "{text}");
+        // A feature that explains nothing (score 0) is not listed.
+        assert!(!with_causes(State::Firing, 2).text().contains("2. f1"));
+        // The webhook has them all; a resolve says nothing of causes in its text.
+        assert_eq!(
+            n.webhook_body()["causes"]["features"]
+                .as_array()
+                .unwrap()
+                .len(),
+            5
+        );
+        assert!(!with_causes(State::Resolved, 5)
+            .text()
+            .contains("Likely causes"));
+        assert!(alert(State::Firing).webhook_body()["causes"].is_null());
     }
 
     #[test]

@@ -317,6 +317,7 @@ pub const SIGNAL_KINDS: &[&str] = &[
     "out_of_range:<feature>",
     "unseen:<feature>",
     "fairness:<measure>:<attribute>",
+    "attribution:<feature>",
     "events",
     "labels",
     "heartbeat:<job>",
@@ -329,7 +330,8 @@ pub const CLASS_METRICS: [MetricName; 3] =
 /// What a rule watches. Written as a string: a metric name (`f1`), an operational value
 /// (`error_rate`), a class's metric (`recall:fraud`), a KPI (`kpi:fraud_loss_eur`),
 /// `drift_share`, `drift:<column>`, `reconstruction_error`, `multivariate_drift`, `quality_flags`, `null_rate:<feature>`,
-/// `out_of_range:<feature>`, `unseen:<feature>`, `events`, `labels` or `heartbeat:<job>`
+/// `out_of_range:<feature>`, `unseen:<feature>`, `fairness:<measure>:<attribute>`,
+/// `attribution:<feature>`, `events`, `labels` or `heartbeat:<job>`
 /// ([`SIGNAL_KINDS`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {
@@ -342,7 +344,8 @@ pub enum Signal {
     ClassMetric(MetricName, String),
     /// The mean of a business KPI's points in the window.
     Kpi(String),
-    /// A label-free estimate of a metric (`estimated:<metric>`, CBPE), known before the labels.
+    /// A label-free estimate of a metric (`estimated:<metric>`, CBPE for classifiers, DLE's
+    /// `mae` / `rmse` for regression), known before the labels.
     Estimated(EstimatedMetric),
     /// Share of evaluated features that drifted in the window.
     DriftShare,
@@ -361,6 +364,11 @@ pub enum Signal {
     /// `(measure, attribute)`, the measure one of `modelwatch_stats::fairness::MEASURES`, the
     /// attribute as the model's fairness setting names it (`sex`, `tag:region`).
     Fairness(String, String),
+    /// How much more (or less) of the model's attribution a feature takes than in the
+    /// reference (`attribution:<feature>`): the window's share of mean |attribution| minus the
+    /// reference's, in [-1, 1] (`modelwatch_engine::attribution`); positive when the feature
+    /// drives the model more than it did.
+    Attribution(String),
     /// Time since the last prediction arrived.
     Events,
     /// Time since the last label arrived.
@@ -389,7 +397,12 @@ impl Signal {
                     format!(
                         "`estimated:` takes a metric estimated before the labels, one of {}: \
                          got {m:?}",
-                        EstimatedMetric::NAMES.join(", ")
+                        EstimatedMetric::NAMES
+                            .iter()
+                            .chain(&EstimatedMetric::REGRESSION_NAMES)
+                            .copied()
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 });
         }
@@ -401,6 +414,7 @@ impl Signal {
             .or_else(|| named("null_rate:", &Signal::NullRate))
             .or_else(|| named("out_of_range:", &Signal::OutOfRange))
             .or_else(|| named("unseen:", &Signal::Unseen))
+            .or_else(|| named("attribution:", &Signal::Attribution))
             .or_else(|| named("heartbeat:", &Signal::Heartbeat))
             .or_else(|| named("kpi:", &Signal::Kpi))
             .or_else(|| named("precision:", &class(MetricName::Precision)))
@@ -472,6 +486,7 @@ impl Signal {
             Signal::OutOfRange(_) => "out_of_range:<feature>",
             Signal::Unseen(_) => "unseen:<feature>",
             Signal::Fairness(..) => "fairness:<measure>:<attribute>",
+            Signal::Attribution(_) => "attribution:<feature>",
             Signal::Events => "events",
             Signal::Labels => "labels",
             Signal::Heartbeat(_) => "heartbeat:<job>",
@@ -493,6 +508,7 @@ impl Signal {
             | Signal::OutOfRange(_)
             | Signal::Unseen(_) => Source::Quality,
             Signal::Fairness(..) => Source::Fairness,
+            Signal::Attribution(_) => Source::Attribution,
             Signal::Events | Signal::Labels => Source::Freshness,
             Signal::Heartbeat(_) => Source::Heartbeat,
         }
@@ -541,6 +557,8 @@ pub enum Source {
     Multivariate,
     Quality,
     Fairness,
+    /// The attribution report (`GET .../attributions`).
+    Attribution,
     Freshness,
     Heartbeat,
 }
@@ -875,8 +893,16 @@ mod tests {
             Signal::parse("estimated:roc_auc").unwrap().kind(),
             "estimated:<metric>"
         );
+        // A regression model's (DLE).
+        assert_eq!(
+            Signal::parse("estimated:mae"),
+            Ok(Signal::Estimated(EstimatedMetric::Mae))
+        );
         let e = Signal::parse("estimated:log_loss").unwrap_err();
-        assert!(e.contains("log_loss") && e.contains("specificity"), "{e}");
+        assert!(
+            e.contains("log_loss") && e.contains("specificity") && e.contains("rmse"),
+            "{e}"
+        );
     }
 
     fn f1_rule() -> serde_json::Value {

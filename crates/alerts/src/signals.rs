@@ -5,6 +5,7 @@
 use crate::condition::{BaselineChange, Point};
 use crate::rule::{OperationalSignal, Signal};
 use modelwatch_core::Timestamp;
+use modelwatch_engine::attribution::AttributionReport;
 use modelwatch_engine::drift::{DriftResponse, QualityResponse};
 use modelwatch_engine::fairness::FairnessReport;
 use modelwatch_engine::multivariate::MultivariateResponse;
@@ -301,6 +302,29 @@ pub fn multivariate_series(report: &MultivariateResponse, signal: &Signal) -> Ve
         .collect()
 }
 
+/// The series of an `attribution:<feature>` signal from an attribution report: per window the
+/// feature's share of mean |attribution| minus the reference's, behind it the window's
+/// predictions carrying an attribution of the feature. No value (the rule's state is kept)
+/// where the window has none, or the reference carries no attributions of the feature.
+pub fn attribution_series(report: &AttributionReport, signal: &Signal) -> Vec<Point> {
+    let Signal::Attribution(feature) = signal else {
+        return Vec::new();
+    };
+    report
+        .windows
+        .iter()
+        .map(|w| {
+            let f = w.features.iter().find(|f| &f.feature == feature);
+            point(
+                w.start,
+                w.end,
+                f.and_then(|f| f.share_change),
+                f.map_or(0, |f| f.count),
+            )
+        })
+        .collect()
+}
+
 /// The series of a data-quality signal from a `quality` response.
 pub fn quality_series(report: &QualityResponse, signal: &Signal) -> Vec<Point> {
     report
@@ -421,6 +445,10 @@ mod tests {
                                 .collect()
                         }),
                         label: outcome(&l),
+                        explanations: vec![
+                            ("x".into(), (i % 40) as f64 / 100.0),
+                            ("city".into(), -0.1),
+                        ],
                     };
                     (i, r)
                 })
@@ -441,7 +469,8 @@ mod tests {
                     features.insert("x".into(), Value::Null);
                 }
                 let mut pred = json!({"request_id": id, "timestamp": ts, "features": features,
-                    "prediction": p, "latency_ms": 5 + i % 20});
+                    "prediction": p, "latency_ms": 5 + i % 20,
+                    "explanations": {"x": (i % 50) as f64 / 100.0, "city": 0.2}});
                 for (k, v) in [("score", s), ("scores", sc)] {
                     if !v.is_null() {
                         pred[k] = v;
@@ -538,6 +567,14 @@ mod tests {
         let fair = modelwatch_engine::fairness::fairness(&store, &b, &fair_query).unwrap();
         let multivariate =
             modelwatch_engine::multivariate::multivariate(&store, &b, &drift_query()).unwrap();
+        let attribution_query = modelwatch_engine::attribution::AttributionQuery {
+            window: modelwatch_core::Window::HOUR,
+            from: None,
+            to: None,
+            version: None,
+        };
+        let attributions =
+            modelwatch_engine::attribution::attributions(&store, &b, &attribution_query).unwrap();
 
         let mut names: Vec<String> = PERFORMANCE_METRICS.iter().map(|s| s.to_string()).collect();
         names.extend(OPERATIONAL_SIGNALS.iter().map(|s| s.to_string()));
@@ -559,6 +596,8 @@ mod tests {
                 "null_rate:x",
                 "out_of_range:x",
                 "unseen:city",
+                "attribution:x",
+                "attribution:city",
             ]
             .map(String::from),
         );
@@ -633,6 +672,20 @@ mod tests {
                     let windows = json["attributes"][0]["windows"].as_array().unwrap();
                     for (p, w) in series.iter().zip(windows) {
                         assert_eq!(p.value, w[measure.as_str()]["value"].as_f64(), "{name}");
+                    }
+                    series
+                }
+                (Signal::Attribution(f), Source::Attribution) => {
+                    let series = attribution_series(&attributions, &signal);
+                    let json = serde_json::to_value(&attributions).unwrap();
+                    for (p, w) in series.iter().zip(json["windows"].as_array().unwrap()) {
+                        let feature = w["features"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .find(|x| x["feature"] == f.as_str())
+                            .unwrap();
+                        assert_eq!(p.value, feature["share_change"].as_f64(), "{name}");
                     }
                     series
                 }

@@ -14,15 +14,21 @@
 //!    scored by it too, logged with `"role": "shadow"`, so that `GET .../compare?champion=v1&
 //!    challenger=v3` pairs them. It was retrained on recent data and ranks better than `v1`.
 //!
-//! Before the data, it creates three alert rules on each model over the API, as a user would
-//! ([`rules`]): on `fraud-demo` the drift rule fires within seconds and the accuracy rule is
-//! pending, then firing 20 seconds later; on `churn-demo`, which stays healthy, neither does.
+//! Before the data, it creates four alert rules on each model over the API, as a user would
+//! ([`rules`]): on `fraud-demo` the drift rule and the F1 rule fire within seconds (the F1
+//! alert with its likely causes: `amount`, whose drift drives the drop, and the worst
+//! segment) and the accuracy rule is pending, then firing 20 seconds later; on `churn-demo`,
+//! which stays healthy, none does.
 //!
 //! Each event carries the customer's `sex` as a tag (a protected attribute logged for
 //! monitoring, not a model input), and each model's fairness setting names it, the favourable
 //! outcome being `0` (not flagged). As `fraud-demo` drifts, its scores for women are pushed up,
 //! so they are flagged more and more often than men: by the last days the four-fifths rule is
 //! crossed and the third rule fires; `churn-demo` treats both alike.
+//!
+//! Each answered prediction, and each reference row, carries the model's exact per-feature
+//! attributions (`explanations`, its log-odds contributions): as `amount` drifts up and new
+//! countries come, those two drive `fraud-demo` more and `age` less (the attributions view).
 
 use anyhow::Context;
 use modelwatch_server::Config;
@@ -135,8 +141,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 /// The alert rules the demo creates on each model with `POST /v1/models/{model}/rules`, the
 /// way a user would: examples of rules that name the decision they call for.
 ///
-/// They are honest about the simulation: `fraud-demo`'s accuracy falls about 20 % under the
-/// reference's in the last days (significantly, on thousands of labels), and two of its four
+/// They are honest about the simulation: `fraud-demo`'s accuracy and F1 fall 15 % or more
+/// under the reference's in the last days (significantly, on thousands of labels), and two of its four
 /// features (`amount`, `country`) drift in every recent hour; `churn-demo`'s accuracy stays
 /// within a few percent of its reference and none of its features drift.
 pub fn rules() -> Vec<Value> {
@@ -148,6 +154,15 @@ pub fn rules() -> Vec<Value> {
             "condition": {"kind": "baseline", "direction": "below", "relative": 0.1},
             "window": "1d",
             "for": "20s",
+            "decision": "retrain",
+            "severity": "critical",
+        }),
+        json!({
+            "name": "f1-below-reference",
+            "description": "F1 of the day more than 10 % under the reference's, significantly: the alert lists its likely causes",
+            "signal": "f1",
+            "condition": {"kind": "baseline", "direction": "below", "relative": 0.1},
+            "window": "1d",
             "decision": "retrain",
             "severity": "critical",
         }),
@@ -209,6 +224,10 @@ fn sigmoid(x: f64) -> f64 {
 /// One simulated request at drift level `d` (0: like the training data, 1: fully drifted).
 struct Row {
     features: Value,
+    /// The model's exact per-feature contributions to its log-odds (what SHAP gives for this
+    /// linear model): weight × (value − the training data's mean), so they sum to the logit
+    /// minus its training mean.
+    explanations: Value,
     score: f64,
     label: u8,
     latency_ms: f64,
@@ -257,9 +276,23 @@ impl Simulation {
             _ => 0.0,
         };
         let model_logit = -0.6 + 1.8 * z_amount - 0.7 * z_age + country_effect;
-        // What the model does not know: a hidden cause that matters more as time goes on.
-        let hidden = normal(r);
-        let true_logit = model_logit * (1.0 - 0.75 * d) + 2.2 * d * hidden;
+        // In the training data z_amount and z_age average 0 and the country effect 0.08 (US is
+        // one country in five); the score is sigmoid(1.6 × logit).
+        let round = |x: f64| (x * 10_000.0).round() / 10_000.0;
+        let explanations = json!({
+            "amount": round(1.6 * 1.8 * z_amount),
+            "age": round(1.6 * -0.7 * z_age),
+            "country": round(1.6 * (country_effect - 0.08)),
+            "device": 0.0,
+        });
+        // What the model does not know: the drift of `amount` is prices rising, and the risk
+        // follows the amount before the rise, so the model reads drifted amounts as riskier
+        // than they are and flags more and more ordinary payments: the drift drives the drop
+        // (F1 and accuracy), most on the large amounts. (`hidden` is still drawn, so that the
+        // rows keep the random stream they had.)
+        let _hidden = normal(r);
+        let risk_amount = z_amount - 1.2 * d;
+        let true_logit = model_logit - 1.8 * (z_amount - risk_amount);
         let label = u8::from(r.random::<f64>() < sigmoid(true_logit * 1.6));
         let score = sigmoid(model_logit * 1.6).clamp(0.0, 1.0);
         let latency_ms = ((2.8 + 0.35 * normal(r)).exp() * (1.0 + 0.8 * d) * 10.0).round() / 10.0;
@@ -268,6 +301,7 @@ impl Simulation {
             features: json!({
                 "amount": amount, "age": age, "country": country, "device": device,
             }),
+            explanations,
             score: (score * 10_000.0).round() / 10_000.0,
             label,
             latency_ms,
@@ -284,6 +318,7 @@ impl Simulation {
                 "prediction": u8::from(r.score >= 0.5),
                 "score": r.score,
                 "label": r.label,
+                "explanations": r.explanations,
             });
             out.push_str(&line.to_string());
             out.push('\n');
@@ -351,6 +386,7 @@ impl Simulation {
         } else {
             ev["prediction"] = json!(u8::from(score >= 0.5));
             ev["score"] = json!((score * 10_000.0).round() / 10_000.0);
+            ev["explanations"] = r.explanations.clone();
             if self.drifting {
                 // The challenger knows more of the hidden cause than either served version.
                 // Computed from the row, without drawing from the generator, so that the
@@ -487,6 +523,30 @@ mod tests {
                 .validate(MODEL, modelwatch_alerts::rule::Origin::Api, &[])
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn the_attributions_add_up_to_the_score_and_amount_drives_more_as_it_drifts() {
+        let mut sim = Simulation::new(3, 7, 100);
+        let mean_abs = |sim: &mut Simulation, d: f64, f: &str| {
+            let rows: Vec<Row> = (0..4_000).map(|_| sim.row(d)).collect();
+            for r in &rows {
+                let e = r.explanations.as_object().unwrap();
+                let logit: f64 =
+                    e.values().map(|v| v.as_f64().unwrap()).sum::<f64>() + 1.6 * (-0.6 + 0.08);
+                // Both rounded to 4 decimals.
+                assert!((sigmoid(logit) - r.score).abs() < 1e-3, "{e:?} {}", r.score);
+            }
+            rows.iter()
+                .map(|r| r.explanations[f].as_f64().unwrap().abs())
+                .sum::<f64>()
+                / rows.len() as f64
+        };
+        let (a0, a1) = (
+            mean_abs(&mut sim, 0.0, "amount"),
+            mean_abs(&mut sim, 1.0, "amount"),
+        );
+        assert!(a1 > a0 * 1.3, "amount drives more: {a0} -> {a1}");
     }
 
     #[test]

@@ -97,3 +97,36 @@ pub fn tag_count(n: usize, limits: &IngestLimits) -> Result<(), String> {
         Ok(())
     }
 }
+
+/// Checks a row's attributions (`explanations`): at most as many as features, named, finite.
+/// The error names the field (`explanations` or `explanations.<feature>`).
+pub fn explanations(
+    pairs: &[(String, f64)],
+    limits: &IngestLimits,
+) -> Result<(), (String, String)> {
+    if pairs.len() > limits.max_features {
+        return Err((
+            "explanations".into(),
+            format!(
+                "{} attributions, more than the limit of {} (one per feature)",
+                pairs.len(),
+                limits.max_features
+            ),
+        ));
+    }
+    for (name, x) in pairs {
+        if name.is_empty() {
+            return Err((
+                "explanations".into(),
+                "an attribution has an empty feature name".into(),
+            ));
+        }
+        if !x.is_finite() {
+            return Err((
+                format!("explanations.{name}"),
+                "must be a finite number (the feature's attribution)".into(),
+            ));
+        }
+    }
+    Ok(())
+}

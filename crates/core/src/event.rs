@@ -42,6 +42,11 @@ pub struct PredictionEvent {
     pub error: Option<String>,
     #[serde(serialize_with = "pairs_as_map", skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<(String, String)>,
+    /// Per-feature attributions of this prediction (SHAP values or the like), as sent: finite
+    /// numbers by name. Written out only when there are some, so rows stored before they
+    /// existed read back unchanged (an absent field is no attributions).
+    #[serde(serialize_with = "pairs_as_map", skip_serializing_if = "Vec::is_empty")]
+    pub explanations: Vec<(String, f64)>,
     /// Whether this prediction is the one the caller was served, or a shadow's (docs/api.md,
     /// "Challengers"). Written out only for a shadow, so stored served rows stay as they were.
     #[serde(skip_serializing_if = "Role::is_served")]
@@ -160,6 +165,7 @@ const PREDICTION_FIELDS: &[&str] = &[
     "error",
     "tags",
     "role",
+    "explanations",
 ];
 const LABEL_FIELDS: &[&str] = &["request_id", "label", "timestamp"];
 const KPI_FIELDS: &[&str] = &["name", "value", "timestamp"];
@@ -182,6 +188,7 @@ struct RawPrediction<'a> {
     error: Option<String>,
     tags: Option<Pairs<String>>,
     role: Option<String>,
+    explanations: Option<Pairs<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -281,6 +288,8 @@ pub fn parse_prediction_row_verbatim(
     }
     let tags = raw.tags.map(|p| p.0).unwrap_or_default();
     checks::tag_count(tags.len(), limits).map_err(|r| reject("tags", r))?;
+    let explanations = raw.explanations.map(|p| p.0).unwrap_or_default();
+    checks::explanations(&explanations, limits).map_err(|(field, r)| reject(&field, r))?;
     let role = match raw.role.as_deref() {
         None => Role::Served,
         Some(r) => Role::parse(r).ok_or_else(|| {
@@ -308,6 +317,7 @@ pub fn parse_prediction_row_verbatim(
         latency_ms: raw.latency_ms,
         error: raw.error,
         tags,
+        explanations,
         role,
     };
     Ok((event, verbatim))
@@ -442,7 +452,7 @@ fn diagnose(json: &str, index: usize, fields: &[&str], err: &serde_json::Error) 
             "prediction" | "label" if v.is_object() || v.is_array() => {
                 return expect_string("a class (string, integer or boolean) or a number")
             }
-            "features" | "scores" | "tags" => {
+            "features" | "scores" | "tags" | "explanations" => {
                 let Some(map) = v.as_object() else {
                     return expect_string("an object");
                 };
@@ -459,6 +469,11 @@ fn diagnose(json: &str, index: usize, fields: &[&str], err: &serde_json::Error) 
                         "tags" if !item.is_string() => {
                             Some(format!("expected a string, got {}", json_type(item)))
                         }
+                        "explanations" if !item.is_number() => Some(format!(
+                            "expected a number (the feature's attribution), got {} {}",
+                            json_type(item),
+                            short(item)
+                        )),
                         _ => None,
                     };
                     if let Some(reason) = bad {
@@ -476,7 +491,7 @@ fn diagnose(json: &str, index: usize, fields: &[&str], err: &serde_json::Error) 
         .or_else(|| msg.strip_prefix("duplicate field `"))
     {
         if let Some(name) = rest.split('`').next() {
-            let parent = ["features", "scores", "tags"]
+            let parent = ["features", "scores", "tags", "explanations"]
                 .into_iter()
                 .find(|p| obj.get(*p).and_then(|o| o.get(name)).is_some());
             let field = parent.map_or(name.to_string(), |p| format!("{p}.{name}"));
@@ -900,4 +915,8 @@ pub struct ReferenceRow {
     pub scores: Option<Vec<(String, f64)>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<Outcome>,
+    /// Per-feature attributions of the reference row's prediction, when the reference carries
+    /// them (`explanation.<feature>` columns, or `explanations` in an event-shaped row).
+    #[serde(serialize_with = "pairs_as_map", skip_serializing_if = "Vec::is_empty")]
+    pub explanations: Vec<(String, f64)>,
 }

@@ -83,6 +83,7 @@ fn seed(store: &SqliteStore, model: &ModelName) -> usize {
                         latency_ms: Some(5.0 + 20.0 * r.random::<f64>()),
                         error: None,
                         tags: vec![],
+                        explanations: Vec::new(),
                         role: modelwatch_core::Role::Served,
                     },
                 ));

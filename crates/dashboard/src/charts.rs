@@ -481,7 +481,8 @@ fn draw_time<DB: DrawingBackend>(
         .configure_mesh()
         .y_labels(5)
         .x_label_formatter(&|x| short_time(*x, step))
-        .y_label_formatter(&|y| crate::data::short(*y))
+        // A tick at zero comes out of the axis' arithmetic as ±1e-17 or so: zero it.
+        .y_label_formatter(&|y| crate::data::short(if y.abs() < 1e-12 { 0.0 } else { *y }))
         .label_style((FONT, 11).into_font().color(&AXIS))
         .axis_style(AXIS)
         .bold_line_style(GRID)

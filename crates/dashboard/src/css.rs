@@ -82,4 +82,7 @@ td.ack{min-width:190px}
 form.ack{display:flex;flex-direction:column;gap:3px;margin-top:4px}
 form.ack input{font:inherit;font-size:12px;padding:2px 6px;border:1px solid #d1d5db;border-radius:4px}
 form.ack button{font:inherit;font-size:12px;padding:2px 10px;border:0;border-radius:4px;background:#2563eb;color:#fff;cursor:pointer;align-self:flex-start}
+div.causes{margin:14px 0;padding:10px 14px;background:#fff;border:1px solid #e5e7eb;border-left:4px solid #b91c1c}
+div.causes h3{font-size:14px;margin:8px 0 6px}
+div.causes table{margin-bottom:6px}
 "#;

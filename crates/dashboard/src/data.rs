@@ -175,6 +175,9 @@ pub struct ModelData {
     /// `GET /v1/models/{model}/fairness` over the span.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fairness: Option<modelwatch_engine::fairness::FairnessReport>,
+    /// `GET /v1/models/{model}/attributions` over the span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributions: Option<modelwatch_engine::attribution::AttributionReport>,
     pub versions: Vec<VersionMetrics>,
     /// `GET /v1/models/{model}/compare` over the span: each challenger (shadow versions, then
     /// the other served versions) against the champion (the picked version, else the served
@@ -248,6 +251,7 @@ pub struct Parts {
     pub versions: bool,
     pub feedback: bool,
     pub fairness: bool,
+    pub attributions: bool,
     /// `GET /v1/models/{model}/drift/multivariate` (the drift view).
     pub multivariate: bool,
 }
@@ -262,6 +266,7 @@ impl Parts {
         versions: true,
         feedback: true,
         fairness: true,
+        attributions: true,
         multivariate: true,
     };
 }
@@ -380,6 +385,7 @@ pub fn gather(
         segments: None,
         feedback: None,
         fairness: None,
+        attributions: None,
         versions: Vec::new(),
         challengers: Vec::new(),
         alerts: None,
@@ -478,6 +484,22 @@ pub fn gather(
             Err(EngineError::Store(e)) => return Err(DashError::Store(e)),
             Err(e) => {
                 data.unavailable.insert("feedback".into(), e.to_string());
+            }
+        }
+    }
+    if parts.attributions {
+        let q = modelwatch_engine::attribution::AttributionQuery {
+            window: span.window(),
+            from: Some(span.from),
+            to: Some(span.to),
+            version: span.version.clone(),
+        };
+        match modelwatch_engine::attribution::attributions(store, model, &q) {
+            Ok(r) => data.attributions = Some(r),
+            Err(EngineError::Store(e)) => return Err(DashError::Store(e)),
+            Err(e) => {
+                data.unavailable
+                    .insert("attributions".into(), e.to_string());
             }
         }
     }

@@ -57,12 +57,13 @@ pub enum Tab {
     Versions,
     Feedback,
     Fairness,
+    Attributions,
     Alerts,
     Jobs,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 9] = [
+    pub const ALL: [Tab; 10] = [
         Tab::Performance,
         Tab::Drift,
         Tab::Quality,
@@ -70,6 +71,7 @@ impl Tab {
         Tab::Versions,
         Tab::Feedback,
         Tab::Fairness,
+        Tab::Attributions,
         Tab::Alerts,
         Tab::Jobs,
     ];
@@ -84,6 +86,7 @@ impl Tab {
             Tab::Versions => "/versions",
             Tab::Feedback => "/feedback",
             Tab::Fairness => "/fairness",
+            Tab::Attributions => "/attributions",
             Tab::Alerts => "/alerts",
             Tab::Jobs => "/jobs",
         }
@@ -98,6 +101,7 @@ impl Tab {
             Tab::Versions => "Versions",
             Tab::Feedback => "Feedback",
             Tab::Fairness => "Fairness",
+            Tab::Attributions => "Attributions",
             Tab::Alerts => "Alerts",
             Tab::Jobs => "Jobs",
         }
@@ -118,6 +122,7 @@ impl Tab {
             Tab::Versions => p.versions = true,
             Tab::Feedback => p.feedback = true,
             Tab::Fairness => p.fairness = true,
+            Tab::Attributions => p.attributions = true,
             Tab::Alerts | Tab::Jobs => {}
         }
         p

@@ -28,6 +28,7 @@ pub fn html(data: &ModelData) -> String {
         (pages::versions_section(data))
         @if data.feedback.is_some() { (pages::feedback_section(data)) }
         @if data.fairness.is_some() { (pages::fairness_section(data)) }
+        @if data.attributions.as_ref().is_some_and(|a| !a.windows.is_empty()) { (pages::attributions_section(data)) }
     };
     layout(&format!("Report {}", data.model), body)
 }

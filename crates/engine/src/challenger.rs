@@ -307,6 +307,7 @@ fn scored(spec: &TaskSpec, p: &PredictionEvent, estimable: bool) -> Scored {
             error: None,
             tags: Vec::new(),
             role: p.role,
+            explanations: Default::default(),
         }),
     }
 }

@@ -1,7 +1,10 @@
 //! Label-free performance estimates per window (`estimated` in each window of a performance
 //! report): confidence-based performance estimation (CBPE, `modelwatch_stats::estimate`) of a
 //! binary or multiclass classifier, fitted on its labelled reference and applied to each
-//! window's scores and logged predictions, whether the window has labels or not.
+//! window's scores and logged predictions, whether the window has labels or not; direct loss
+//! estimation (DLE, ADR 013) of a regression model's MAE and RMSE, fitted on its labelled
+//! reference's features, predictions and labels and applied to each window's features and
+//! predictions.
 //!
 //! # When
 //! The report's task is binary and its reference (the one the baseline uses, see
@@ -9,7 +12,10 @@
 //! predicted class (logged, else `score >= threshold`) and a label, of both classes; or the
 //! task is multiclass and the reference's rows have a `scores` map naming every class (the
 //! classes are its names; predicted class logged, else the top score) and labels of every
-//! class. Otherwise the report has no `estimation` and its windows no `estimated`.
+//! class; or the task is regression and the reference has at least 40 rows with a numeric
+//! prediction and label (the features are those its rows name: a feature with a text value is
+//! categorical, the others numeric). Otherwise the report has no `estimation` and its windows
+//! no `estimated`.
 //!
 //! # Where it comes from
 //! The fitted estimator (the isotonic calibration, if chosen, and the sampling-error
@@ -33,10 +39,12 @@
 
 use std::collections::BTreeMap;
 
-use modelwatch_core::{ModelName, Outcome, PredictionEvent, ReferenceRow, Timestamp, Window};
+use modelwatch_core::{
+    FeatureName, FeatureValue, ModelName, Outcome, PredictionEvent, ReferenceRow, Timestamp, Window,
+};
 use modelwatch_stats::estimate::{
-    BinaryCbpe, BinaryEstimates, CbpeError, ExpectedConfusion, MulticlassCbpe, MulticlassRow,
-    MulticlassWindow, RankedProbabilities,
+    BinaryCbpe, BinaryEstimates, CbpeError, Cell, ColumnKind, Dle, DleRow, DleWindow,
+    ExpectedConfusion, MulticlassCbpe, MulticlassRow, MulticlassWindow, RankedProbabilities,
 };
 use modelwatch_store::{AggregateWrite, ScanRange, Store, StoredAggregate, MODEL_WIDE};
 use serde::{Deserialize, Serialize};
@@ -73,17 +81,18 @@ pub struct EstimatedValue {
 }
 
 /// A window's estimates by metric name (`roc_auc`, `f1`, `precision`, `recall`,
-/// `specificity`, `accuracy`); a metric undefined in the window (no predicted positive for
-/// precision, say) is absent.
+/// `specificity`, `accuracy` for a classifier; `mae`, `rmse` for a regression model); a metric
+/// undefined in the window (no predicted positive for precision, say) is absent.
 pub type WindowEstimates = BTreeMap<String, EstimatedValue>;
 
 /// What the report's estimates are: the method and how it was fitted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EstimationInfo {
-    /// `cbpe`.
+    /// `cbpe` (classifiers) or `dle` (regression).
     pub method: String,
     /// Whether the scores are calibrated (isotonic regression on the reference) before
-    /// estimating: only when that lowers the reference's expected calibration error.
+    /// estimating: only when that lowers the reference's expected calibration error. Always
+    /// `false` for `dle`, which has no scores.
     pub calibrated: bool,
     /// Reference rows the estimator was fitted on.
     pub reference_rows: u64,
@@ -108,13 +117,64 @@ pub enum Estimator {
     Binary(BinaryCbpe),
     /// Classes sorted; a row's `scores` map is read in that order.
     Multiclass(MulticlassCbpe),
+    Regression(RegressionDle),
+}
+
+/// A regression model's direct loss estimator with the features it reads, in its columns'
+/// order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegressionDle {
+    /// Feature names, sorted, each with its kind.
+    pub features: Vec<(String, ColumnKind)>,
+    pub dle: Dle,
+}
+
+/// A row's cells in the order of `features`: a feature absent or null, a text in a numeric
+/// column or a number in a categorical one is missing; a boolean is 0 / 1 in a numeric column
+/// and `true` / `false` in a categorical one.
+fn cells<'a>(
+    features: &[(String, ColumnKind)],
+    row: &'a [(FeatureName, FeatureValue)],
+) -> Vec<Cell<'a>> {
+    features
+        .iter()
+        .map(|(name, kind)| {
+            let v = row.iter().find(|(n, _)| n.as_str() == name).map(|(_, v)| v);
+            cell(*kind, v)
+        })
+        .collect()
+}
+
+fn cell(kind: ColumnKind, v: Option<&FeatureValue>) -> Cell<'_> {
+    match (kind, v) {
+        (ColumnKind::Numeric, Some(FeatureValue::Number(x))) => Cell::Number(*x),
+        (ColumnKind::Numeric, Some(FeatureValue::Bool(b))) => Cell::Number(*b as u8 as f64),
+        (ColumnKind::Categorical, Some(FeatureValue::Text(t))) => Cell::Text(t),
+        (ColumnKind::Categorical, Some(FeatureValue::Bool(b))) => {
+            Cell::Text(if *b { "true" } else { "false" })
+        }
+        _ => Cell::Missing,
+    }
+}
+
+/// Whether a task has a label-free estimator: CBPE for classifiers, DLE for regression.
+pub fn estimable(task: Task) -> bool {
+    matches!(task, Task::Binary | Task::Multiclass | Task::Regression)
 }
 
 impl Estimator {
+    fn method(&self) -> &'static str {
+        match self {
+            Estimator::Binary(_) | Estimator::Multiclass(_) => "cbpe",
+            Estimator::Regression(_) => "dle",
+        }
+    }
+
     pub(crate) fn calibrated(&self) -> bool {
         match self {
             Estimator::Binary(b) => b.calibration.is_some(),
             Estimator::Multiclass(m) => m.calibrations.iter().any(Option::is_some),
+            Estimator::Regression(_) => false,
         }
     }
 
@@ -122,6 +182,7 @@ impl Estimator {
         match self {
             Estimator::Binary(b) => b.rows,
             Estimator::Multiclass(m) => m.rows,
+            Estimator::Regression(r) => r.dle.rows,
         }
     }
 
@@ -165,12 +226,56 @@ fn binary_row(
     Some((score, spec.predicted_positive(prediction, Some(score))?))
 }
 
-/// Fits CBPE on the reference rows (labelled, scored, with a predicted class) for the task.
-pub fn fit(spec: &TaskSpec, rows: &[ReferenceRow]) -> Result<Estimator, CbpeError> {
+/// Fits the task's estimator on the reference rows: CBPE for a classifier (rows labelled,
+/// scored, with a predicted class), DLE for a regression model (rows with a numeric prediction
+/// and label). The error says why the reference cannot be fitted.
+pub fn fit(spec: &TaskSpec, rows: &[ReferenceRow]) -> Result<Estimator, String> {
     match spec.task {
-        Task::Multiclass => fit_multiclass(rows).map(Estimator::Multiclass),
-        _ => fit_binary(spec, rows).map(Estimator::Binary),
+        Task::Multiclass => fit_multiclass(rows)
+            .map(Estimator::Multiclass)
+            .map_err(|e| e.to_string()),
+        Task::Regression => fit_regression(rows)
+            .map(Estimator::Regression)
+            .map_err(|e| e.to_string()),
+        _ => fit_binary(spec, rows)
+            .map(Estimator::Binary)
+            .map_err(|e| e.to_string()),
     }
+}
+
+/// The features are those the reference's rows name (sorted); one with a text value anywhere
+/// is categorical, the others numeric (booleans as 0 / 1).
+fn fit_regression(
+    rows: &[ReferenceRow],
+) -> Result<RegressionDle, modelwatch_stats::estimate::DleError> {
+    let mut features: BTreeMap<&str, ColumnKind> = BTreeMap::new();
+    for r in rows {
+        for (name, v) in &r.features {
+            let kind = features.entry(name.as_str()).or_insert(ColumnKind::Numeric);
+            if matches!(v, FeatureValue::Text(_)) {
+                *kind = ColumnKind::Categorical;
+            }
+        }
+    }
+    let features: Vec<(String, ColumnKind)> = features
+        .into_iter()
+        .map(|(n, k)| (n.to_owned(), k))
+        .collect();
+    let dle_rows: Vec<DleRow<'_>> = rows
+        .iter()
+        .filter_map(|r| {
+            Some(DleRow {
+                features: cells(&features, &r.features),
+                prediction: r.prediction.as_ref()?.as_f64()?,
+                label: r.label.as_ref()?.as_f64()?,
+            })
+        })
+        .collect();
+    let kinds: Vec<ColumnKind> = features.iter().map(|(_, k)| *k).collect();
+    Ok(RegressionDle {
+        dle: Dle::fit(&kinds, &dle_rows)?,
+        features,
+    })
 }
 
 fn fit_binary(spec: &TaskSpec, rows: &[ReferenceRow]) -> Result<BinaryCbpe, CbpeError> {
@@ -263,14 +368,14 @@ pub(crate) fn stored_estimator(
 }
 
 /// The fitted estimator of the query's reference, from the store or fitted now and stored;
-/// `None` when the task is not binary or the reference cannot be fitted.
+/// `None` when the task has no estimator or the reference cannot be fitted.
 pub fn estimator(
     store: &dyn Store,
     model: &ModelName,
     version: Option<&str>,
     spec: &TaskSpec,
 ) -> Result<Option<Estimator>, EngineError> {
-    if !matches!(spec.task, Task::Binary | Task::Multiclass) {
+    if !estimable(spec.task) {
         return Ok(None);
     }
     let version_key = version.unwrap_or("").to_owned();
@@ -285,7 +390,7 @@ pub fn estimator(
     }
     let blob = Blob {
         key,
-        fitted: fit(spec, &rows).map_err(|e| e.to_string()),
+        fitted: fit(spec, &rows),
     };
     store.put_aggregates(
         model,
@@ -311,6 +416,7 @@ pub enum WindowEstimation {
         ranked: RankedProbabilities,
     },
     Multiclass(MulticlassWindow),
+    Regression(DleWindow),
 }
 
 impl WindowEstimation {
@@ -323,6 +429,7 @@ impl WindowEstimation {
             Estimator::Multiclass(m) => {
                 WindowEstimation::Multiclass(MulticlassWindow::new(m.classes.len()))
             }
+            Estimator::Regression(_) => WindowEstimation::Regression(DleWindow::default()),
         }
     }
 
@@ -343,6 +450,14 @@ impl WindowEstimation {
                     multiclass_row(&cbpe.classes, p.prediction.as_ref(), p.scores.as_deref())
                 {
                     w.observe(cbpe, &scores, predicted);
+                }
+            }
+            (WindowEstimation::Regression(w), Estimator::Regression(r)) => {
+                // Rows the realized metrics could score: a numeric prediction.
+                if let Some(prediction) = p.prediction.as_ref().and_then(Outcome::as_f64) {
+                    if prediction.is_finite() {
+                        w.observe(r.dle.predict(&cells(&r.features, &p.features), prediction));
+                    }
                 }
             }
             _ => {}
@@ -368,6 +483,7 @@ impl WindowEstimation {
                 WindowEstimation::Multiclass(b),
                 Estimator::Multiclass(cbpe),
             ) => a.merge(cbpe, b),
+            (WindowEstimation::Regression(a), WindowEstimation::Regression(b), _) => a.merge(b),
             _ => {}
         }
     }
@@ -386,6 +502,7 @@ impl WindowEstimation {
                 cbpe.from_parts(&confusion, auc)
             }
             (WindowEstimation::Multiclass(w), Estimator::Multiclass(cbpe)) => w.finish(cbpe),
+            (WindowEstimation::Regression(w), Estimator::Regression(r)) => r.dle.estimates(&w),
             _ => BinaryEstimates::default(),
         };
         estimates
@@ -423,7 +540,7 @@ pub fn attach(
         w.estimated = Some(estimates.remove(&w.start).unwrap_or_default());
     }
     report.estimation = Some(EstimationInfo {
-        method: "cbpe".into(),
+        method: cbpe.method().into(),
         calibrated: cbpe.calibrated(),
         reference_rows: cbpe.rows(),
         interval: "± 3 sampling errors".into(),

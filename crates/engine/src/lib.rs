@@ -4,6 +4,8 @@
 //! Invariant: no IO of its own and no HTTP; it reads through the `Store` trait.
 
 pub mod aggregates;
+pub mod attribution;
+pub mod causes;
 pub mod challenger;
 pub mod concept;
 pub mod drift;

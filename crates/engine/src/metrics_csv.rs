@@ -6,7 +6,8 @@
 //! `prediction_volume, labelled, errors`, `latency_p50, latency_p95, latency_p99`,
 //! `error_rate, label_coverage`, the task's other metrics, `insufficient_sample`, then, when
 //! the report has label-free estimates (`estimation`), `estimated_<metric>` for `roc_auc, f1,
-//! precision, recall, specificity, accuracy` each with its ± 3σ interval
+//! precision, recall, specificity, accuracy` (a regression model: `mae, rmse`) each with its
+//! ± 3σ interval
 //! (`estimated_<metric>_ci_low`, `_ci_high`). A metric
 //! with a 95 % interval has `<metric>_ci_low` and `<metric>_ci_high` right after it. A
 //! metric that is not defined in a window (too few rows, one class only) is an empty cell
@@ -102,8 +103,12 @@ pub fn metrics_csv(report: &PerformanceReport) -> String {
     }
     // The estimates last, so that the columns before them stay where they were.
     let estimated = report.estimation.is_some();
+    let estimated_names: &[&str] = match report.spec.task {
+        Task::Regression => &EstimatedMetric::REGRESSION_NAMES,
+        _ => &EstimatedMetric::NAMES,
+    };
     if estimated {
-        for name in EstimatedMetric::NAMES {
+        for name in estimated_names {
             header.push(format!("estimated_{name}"));
             header.push(format!("estimated_{name}_ci_low"));
             header.push(format!("estimated_{name}_ci_high"));
@@ -133,8 +138,8 @@ pub fn metrics_csv(report: &PerformanceReport) -> String {
             }
         }
         if estimated {
-            for name in EstimatedMetric::NAMES {
-                match window.estimated.as_ref().and_then(|e| e.get(name)) {
+            for name in estimated_names {
+                match window.estimated.as_ref().and_then(|e| e.get(*name)) {
                     Some(e) => row.extend([e.value, e.ci_low, e.ci_high].map(number)),
                     None => row.extend([String::new(), String::new(), String::new()]),
                 }

@@ -85,6 +85,7 @@ fn events() -> Vec<PredictionEvent> {
                 latency_ms: None,
                 error: None,
                 tags: vec![],
+                explanations: Vec::new(),
                 role: modelwatch_core::Role::Served,
             });
         }
@@ -625,6 +626,7 @@ fn a_drift_query_neither_decides_nor_changes_the_task() {
             latency_ms: None,
             error: None,
             tags: vec![],
+            explanations: Vec::new(),
             role: modelwatch_core::Role::Served,
         })
         .collect();

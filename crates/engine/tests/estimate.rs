@@ -35,6 +35,7 @@ fn reference(power: i32) -> Vec<(usize, ReferenceRow)> {
                     score: Some(s),
                     scores: None,
                     label: Some(Outcome::Number(f64::from(u8::from(label)))),
+                    explanations: Vec::new(),
                 },
             )
         })
@@ -62,6 +63,7 @@ fn store(dir: &std::path::Path) -> SqliteStore {
                 latency_ms: None,
                 error: None,
                 tags: vec![],
+                explanations: Vec::new(),
                 role: modelwatch_core::Role::Served,
             }
         })
@@ -193,6 +195,7 @@ fn multiclass_reference(power: i32) -> Vec<(usize, ReferenceRow)> {
                     score: None,
                     scores: Some(scores),
                     label: Some(Outcome::Text(label.into())),
+                    explanations: Vec::new(),
                 },
             )
         })

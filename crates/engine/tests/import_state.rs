@@ -53,6 +53,7 @@ fn row(i: usize, class: &str) -> (PredictionEvent, Option<LabelEvent>) {
         } else {
             vec![]
         },
+        explanations: Vec::new(),
         role: modelwatch_core::Role::Served,
     };
     let label = (i % 10 < 7).then(|| LabelEvent {
@@ -91,6 +92,7 @@ fn reference() -> Vec<(usize, ReferenceRow)> {
                 score: Some(score_of(i)),
                 scores: None,
                 label: Some(Outcome::Text(class(i + 1).into())),
+                explanations: Vec::new(),
             };
             (i, row)
         })

@@ -68,6 +68,7 @@ fn reference(seed: u64) -> Vec<(usize, ReferenceRow)> {
                     score: Some(0.3),
                     scores: None,
                     label: None,
+                    explanations: Vec::new(),
                 },
             )
         })
@@ -89,6 +90,7 @@ fn predictions(store: &SqliteStore, day: i64, broken: bool, id: &str, seed: u64)
             latency_ms: None,
             error: None,
             tags: vec![],
+            explanations: Vec::new(),
             role: modelwatch_core::Role::Served,
         })
         .enumerate()

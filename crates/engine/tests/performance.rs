@@ -106,6 +106,7 @@ fn put_reference(store: &dyn Store, rows: &[Value]) {
                 score: r.get("score").and_then(Value::as_f64),
                 scores: None,
                 label: r.get("label").map(outcome),
+                explanations: Vec::new(),
             };
             (i, row)
         })

@@ -478,6 +478,8 @@ fn field_of(r: &Resolved, names: &[&str], column: &str) -> String {
         "tags".into()
     } else if r.tags.iter().any(|(_, j)| *j == i) {
         format!("tags.{column}")
+    } else if let Some((f, _)) = r.explanations.iter().find(|(_, j)| *j == i) {
+        format!("explanations.{f}")
     } else {
         format!("features.{column}")
     }
@@ -686,6 +688,56 @@ fn fill_features(
     Ok(())
 }
 
+/// Reads the `explanation.<feature>` columns: each row's finite numbers, by feature (an empty
+/// cell is no attribution); a cell that is not a finite number rejects its row, naming
+/// `explanations.<feature>`.
+fn fill_explanations(
+    batch: &RecordBatch,
+    r: &Resolved,
+    rej: &mut Rejections,
+    mut push: impl FnMut(usize, &str, f64),
+) -> Result<(), FormatError> {
+    let n = rej.rows.len();
+    for (feature, ci) in &r.explanations {
+        let field = format!("explanations.{feature}");
+        match value_col(batch, *ci, "an attribution")? {
+            Col::Null => {}
+            Col::Num(a) => {
+                for i in 0..n {
+                    if a.is_valid(i) {
+                        let x = a.value(i);
+                        if x.is_finite() {
+                            push(i, feature, x);
+                        } else {
+                            rej.reject(
+                                i,
+                                &field,
+                                "must be a finite number (the feature's attribution)",
+                            );
+                        }
+                    }
+                }
+            }
+            col => {
+                for i in 0..n {
+                    let v = feature_at(&col, i);
+                    if !v.is_null() {
+                        rej.reject(
+                            i,
+                            &field,
+                            format!(
+                                "expected a number (the feature's attribution), got {}",
+                                v.type_name()
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Rows per block in [`fill_features`]: 256 events of 25 features is about 400 KB.
 const FEATURE_BLOCK_ROWS: usize = 256;
 
@@ -718,6 +770,7 @@ fn convert_predictions(
             latency_ms: None,
             error: None,
             tags: Vec::new(),
+            explanations: Vec::new(),
             role: modelwatch_core::Role::Served,
         })
         .collect();
@@ -790,6 +843,9 @@ fn convert_predictions(
 
     fill_features(batch, &r, &mut rej, &limits, |i, name, v| {
         events[i].features.push((name, v))
+    })?;
+    fill_explanations(batch, &r, &mut rej, |i, name, x| {
+        events[i].explanations.push((name.to_owned(), x))
     })?;
 
     fill_tags(batch, &r, &mut rej, &limits, |i, tags| {
@@ -1015,6 +1071,9 @@ fn convert_reference(
     }
     fill_features(batch, &r, &mut rej, &limits, |i, name, v| {
         rows[i].features.push((name, v))
+    })?;
+    fill_explanations(batch, &r, &mut rej, |i, name, x| {
+        rows[i].explanations.push((name.to_owned(), x))
     })?;
 
     let mut out = Converted::default();

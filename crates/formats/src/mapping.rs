@@ -12,7 +12,8 @@ use crate::FormatError;
 ///
 /// Columns of the export layout are recognised by name whenever present: `prediction_value` and
 /// `label_value` (the numeric outcome, see [`crate::PredictionWriter`]), `scores` and `tags`
-/// (JSON objects as text). Columns with an empty name (an unnamed pandas index) are ignored.
+/// (JSON objects as text); `explanation.<feature>` columns hold the attribution of `<feature>`
+/// (a number, or empty for none). Columns with an empty name (an unnamed pandas index) are ignored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ColumnMapping {
     pub request_id: Option<String>,
@@ -56,8 +57,15 @@ pub(crate) struct Resolved {
     /// (tag name, column)
     pub tags: Vec<(String, usize)>,
     pub tags_json: Option<usize>,
+    /// (feature, column): the columns named `explanation.<feature>`, each prediction's
+    /// attribution of that feature.
+    pub explanations: Vec<(String, usize)>,
     pub features: Vec<usize>,
 }
+
+/// Prefix of the columns that hold per-feature attributions (`explanation.amount`), in
+/// predictions and reference tables alike: they are never features.
+pub const EXPLANATION_PREFIX: &str = "explanation.";
 
 impl ColumnMapping {
     /// Columns that should be read as text whatever their values look like (ids, versions,
@@ -157,6 +165,17 @@ impl ColumnMapping {
                     role: "scores",
                     available: available(),
                 });
+            }
+        }
+        for (i, n) in names.iter().enumerate() {
+            if taken[i] || !usable(n) {
+                continue;
+            }
+            if let Some(feature) = n.strip_prefix(EXPLANATION_PREFIX) {
+                if !feature.is_empty() {
+                    r.explanations.push((feature.to_string(), i));
+                    taken[i] = true;
+                }
             }
         }
         r.features = (0..names.len())

@@ -283,6 +283,9 @@ impl NdjsonReader {
                 check::scores(&scores).map_err(|(f, r)| RowError::Row(f, r))?;
                 row.scores = Some(scores);
             }
+            if let Some(v) = get("explanations").filter(|v| !v.is_null()) {
+                row.explanations = explanations_object(v)?;
+            }
             return Ok(row);
         }
 
@@ -341,6 +344,11 @@ impl NdjsonReader {
             let (name, v) = &obj[i];
             row.features.push((name.into(), feature_value(name, v)?));
         }
+        for (feature, i) in &r.explanations {
+            if let Some(x) = attribution(feature, &obj[*i].1)? {
+                row.explanations.push((feature.clone(), x));
+            }
+        }
         Ok(row)
     }
 }
@@ -359,6 +367,44 @@ fn json_type(v: &Value) -> &'static str {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     }
+}
+
+/// One attribution: a finite number, or `None` for null.
+fn attribution(feature: &str, v: &Value) -> Result<Option<f64>, RowError> {
+    let bad = |reason: String| RowError::Row(format!("explanations.{feature}"), reason);
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) => match n.as_f64().filter(|x| x.is_finite()) {
+            Some(x) => Ok(Some(x)),
+            None => Err(bad(
+                "must be a finite number (the feature's attribution)".into()
+            )),
+        },
+        other => Err(bad(format!(
+            "expected a number (the feature's attribution), got {}",
+            json_type(other)
+        ))),
+    }
+}
+
+/// An event-shaped row's `explanations` object: attributions by feature.
+fn explanations_object(v: &Value) -> Result<Vec<(String, f64)>, RowError> {
+    let Value::Object(_) = v else {
+        return Err(RowError::Row(
+            "explanations".into(),
+            format!("expected an object, got {}", json_type(v)),
+        ));
+    };
+    let pairs: Ordered<Value> = serde_json::from_value(v.clone())
+        .map_err(|e| RowError::Row("explanations".into(), e.to_string()))?;
+    let mut out = Vec::with_capacity(pairs.0.len());
+    for (feature, x) in pairs.0 {
+        if let Some(x) = attribution(&feature, &x)? {
+            out.push((feature, x));
+        }
+    }
+    check::explanations(&out, &IngestLimits::default()).map_err(|(f, r)| RowError::Row(f, r))?;
+    Ok(out)
 }
 
 fn feature_value(name: &str, v: &Value) -> Result<FeatureValue, RowError> {

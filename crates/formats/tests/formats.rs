@@ -488,6 +488,7 @@ fn events() -> Vec<PredictionEvent> {
             } else {
                 vec![]
             },
+            explanations: Vec::new(),
             role: modelwatch_core::Role::Served,
         })
         .collect()
@@ -737,4 +738,73 @@ fn ndjson_is_not_a_table() {
     .err()
     .unwrap();
     assert!(err.to_string().contains("ndjson"), "{err}");
+}
+
+#[test]
+fn explanation_columns_are_attributions_not_features_and_a_bad_cell_names_its_field() {
+    // CSV: `explanation.<feature>` columns; an empty cell is no attribution.
+    let csv = "age,country,prediction,explanation.age,explanation.country\n\
+               41,DE,1,0.25,-0.5\n\
+               35,FR,0,,0.125\n";
+    let out = import(
+        &Source::bytes(csv.as_bytes().to_vec()),
+        TableFormat::Csv,
+        RowKind::Reference,
+        ColumnMapping::default(),
+    );
+    assert_eq!(out.reference.len(), 2);
+    assert_eq!(out.reference[0].features.len(), 2);
+    assert_eq!(
+        out.reference[0].explanations,
+        vec![("age".to_string(), 0.25), ("country".to_string(), -0.5)]
+    );
+    assert_eq!(
+        out.reference[1].explanations,
+        vec![("country".to_string(), 0.125)]
+    );
+    // The same columns in a predictions file.
+    let csv = "request_id,prediction,age,explanation.age\na,1,41,0.75\n";
+    let out = import(
+        &Source::bytes(csv.as_bytes().to_vec()),
+        TableFormat::Csv,
+        RowKind::Predictions,
+        ColumnMapping::default(),
+    );
+    assert_eq!(
+        out.predictions[0].explanations,
+        vec![("age".to_string(), 0.75)]
+    );
+    assert_eq!(out.predictions[0].features.len(), 1);
+    // A text cell in an attribution column rejects its row only.
+    let csv = "age,explanation.age\n41,0.25\n40,0.5\n39,0.125\n35,high\n";
+    let out = import(
+        &Source::bytes(csv.as_bytes().to_vec()),
+        TableFormat::Csv,
+        RowKind::Reference,
+        ColumnMapping::default(),
+    );
+    assert_eq!(out.reference.len(), 3);
+    assert_eq!(out.rejected.len(), 1);
+    assert_eq!(out.rejected[0].index, 3);
+    assert_eq!(out.rejected[0].field, "explanations.age");
+    // NDJSON, flat or event-shaped.
+    let body = "{\"age\": 41, \"explanation.age\": 0.5}\n\
+                {\"features\": {\"age\": 35}, \"explanations\": {\"age\": -0.5}}\n\
+                {\"features\": {\"age\": 35}, \"explanations\": {\"age\": \"x\"}}\n";
+    let out = import(
+        &Source::bytes(body.as_bytes().to_vec()),
+        TableFormat::Ndjson,
+        RowKind::Reference,
+        ColumnMapping::default(),
+    );
+    assert_eq!(out.reference.len(), 2);
+    assert_eq!(
+        out.reference[0].explanations,
+        vec![("age".to_string(), 0.5)]
+    );
+    assert_eq!(
+        out.reference[1].explanations,
+        vec![("age".to_string(), -0.5)]
+    );
+    assert_eq!(out.rejected[0].field, "explanations.age");
 }

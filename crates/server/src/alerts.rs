@@ -78,6 +78,15 @@ pub(crate) async fn list_alerts(
     Ok(Json(json!({ "alerts": alerts })))
 }
 
+/// `GET /v1/alerts/{fingerprint}`: one alert, with its likely causes when it has them.
+pub(crate) async fn get_alert(
+    State(state): State<AppState>,
+    Path(fingerprint): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let alert = with_alerts(&state, move |a| a.alert(&fingerprint)).await?;
+    Ok(Json(json!({ "alert": alert })))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HistoryParams {

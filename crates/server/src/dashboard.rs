@@ -162,7 +162,7 @@ pub(crate) async fn model_view(
         .find(|t| t.path().strip_prefix('/') == Some(view.as_str()))
     else {
         let msg = format!(
-            "no view `{view}`: use drift, quality, segments, versions, feedback, alerts, jobs or report.json"
+            "no view `{view}`: use drift, quality, segments, versions, feedback, fairness, attributions, alerts, jobs or report.json"
         );
         return error(DashError::NotFound(msg), Instant::now());
     };

@@ -7,6 +7,7 @@
 //! acknowledged.
 
 mod alerts;
+mod attribution;
 mod browser;
 mod compare;
 pub mod config;
@@ -108,6 +109,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{model}/concept", get(drift::concept))
         .route("/v1/models/{model}/fairness", get(fairness::fairness))
         .route(
+            "/v1/models/{model}/attributions",
+            get(attribution::attributions),
+        )
+        .route(
             "/v1/models/{model}/fairness/settings",
             get(fairness::get_settings).put(fairness::put_settings),
         )
@@ -126,6 +131,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/alerts", get(alerts::list_alerts))
         .route("/v1/alerts/history", get(alerts::history))
+        .route("/v1/alerts/{fingerprint}", get(alerts::get_alert))
         .route("/v1/alerts/{fingerprint}/ack", post(alerts::acknowledge))
         .route(
             "/v1/silences",

@@ -13,6 +13,7 @@ pub mod multivariate;
 pub mod paired;
 pub mod parallel;
 pub mod perf;
+pub mod slices;
 
 /// Widens an observed `[min, max]` range by another one; `None` is an empty range. Mergeable
 /// states (quantile sketches, drift grid counts) keep their exact extremes this way.

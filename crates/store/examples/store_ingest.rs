@@ -42,6 +42,7 @@ fn main() {
         latency_ms: Some(3.5),
         error: None,
         tags: vec![],
+        explanations: Vec::new(),
         role: modelwatch_core::Role::Served,
     };
     let batches: Vec<PredictionBatch> = (0..rows.div_ceil(batch))

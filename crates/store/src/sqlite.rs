@@ -37,7 +37,7 @@ pub use guard::{check as check_data_dir, CheckReport};
 
 const DB_FILE: &str = "modelwatch.db";
 const LOCK_FILE: &str = "LOCK";
-const SCHEMA_VERSION: i64 = 8;
+const SCHEMA_VERSION: i64 = 9;
 // Chunks (each job's compressed events) live in the table `segments`, and the columns that point
 // at one are `segment_id` (`request_index`, `hour_deltas`): the SQL names predate the word chunk
 // ("segment" now means a slice of traffic by feature or tag value) and are kept so that every
@@ -605,7 +605,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     // Each step brings a store of the version before it to its own; all run in one transaction.
     let steps = match version {
         0 => format!(
-            "{} {} {} {} {} {} {} {}",
+            "{} {} {} {} {} {} {} {} {}",
             include_str!("schema.sql"),
             include_str!("schema_v2.sql"),
             include_str!("schema_v3.sql"),
@@ -613,13 +613,14 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
             include_str!("schema_v5.sql"),
             include_str!("schema_v6.sql"),
             include_str!("schema_v7.sql"),
-            include_str!("schema_v8.sql")
+            include_str!("schema_v8.sql"),
+            include_str!("schema_v9.sql")
         ),
         1 => {
             // Every hour that holds predictions starts dirty (its aggregates are built on the
             // first refresh), and the label counters are counted once.
             format!(
-                "{} {} {} {} {} {} {} {} {}",
+                "{} {} {} {} {} {} {} {} {} {}",
                 include_str!("schema_v2.sql"),
                 include_str!("schema_v3.sql"),
                 include_str!("schema_v4.sql"),
@@ -627,46 +628,57 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
                 include_str!("schema_v6.sql"),
                 include_str!("schema_v7.sql"),
                 include_str!("schema_v8.sql"),
+                include_str!("schema_v9.sql"),
                 mark_every_hour_sql("1"),
                 recount_labelled_sql("1"),
             )
         }
         2 => format!(
-            "{} {} {} {} {} {}",
+            "{} {} {} {} {} {} {}",
             include_str!("schema_v3.sql"),
             include_str!("schema_v4.sql"),
             include_str!("schema_v5.sql"),
             include_str!("schema_v6.sql"),
             include_str!("schema_v7.sql"),
-            include_str!("schema_v8.sql")
+            include_str!("schema_v8.sql"),
+            include_str!("schema_v9.sql")
         ),
         3 => format!(
-            "{} {} {} {} {}",
+            "{} {} {} {} {} {}",
             include_str!("schema_v4.sql"),
             include_str!("schema_v5.sql"),
             include_str!("schema_v6.sql"),
             include_str!("schema_v7.sql"),
-            include_str!("schema_v8.sql")
+            include_str!("schema_v8.sql"),
+            include_str!("schema_v9.sql")
         ),
         4 => format!(
-            "{} {} {} {}",
+            "{} {} {} {} {}",
             include_str!("schema_v5.sql"),
             include_str!("schema_v6.sql"),
             include_str!("schema_v7.sql"),
-            include_str!("schema_v8.sql")
+            include_str!("schema_v8.sql"),
+            include_str!("schema_v9.sql")
         ),
         5 => format!(
-            "{} {} {}",
+            "{} {} {} {}",
             include_str!("schema_v6.sql"),
             include_str!("schema_v7.sql"),
-            include_str!("schema_v8.sql")
+            include_str!("schema_v8.sql"),
+            include_str!("schema_v9.sql")
         ),
         6 => format!(
-            "{} {}",
+            "{} {} {}",
             include_str!("schema_v7.sql"),
-            include_str!("schema_v8.sql")
+            include_str!("schema_v8.sql"),
+            include_str!("schema_v9.sql")
         ),
-        7 => include_str!("schema_v8.sql").to_owned(),
+        7 => format!(
+            "{} {}",
+            include_str!("schema_v8.sql"),
+            include_str!("schema_v9.sql")
+        ),
+        8 => include_str!("schema_v9.sql").to_owned(),
         SCHEMA_VERSION => return Ok(()),
         v => {
             return Err(StoreError::Corrupt {
@@ -998,27 +1010,111 @@ fn repeated_rejection(index: usize, request_id: &str, first: usize) -> Rejection
     .with_request_id(Some(request_id))
 }
 
-/// Checks a row's features against the model's schema and, if they fit, records the features
-/// it adds in `pending` and in the model's index.
-fn admit(
-    entry: &mut CachedModel,
-    pending: &mut Vec<FeatureSpec>,
+/// Per version of a batch: the predictions stored and their first and last event times, added
+/// by `save` to the model's `versions` (served) or `shadow_versions` table.
+#[derive(Default)]
+struct VersionSpans<'a>(BTreeMap<&'a str, (i64, i64, i64)>);
+
+impl<'a> VersionSpans<'a> {
+    fn add(&mut self, version: &'a str, ts: i64) {
+        let v = self.0.entry(version).or_insert((0, ts, ts));
+        v.0 += 1;
+        v.1 = v.1.min(ts);
+        v.2 = v.2.max(ts);
+    }
+
+    /// `table` is `versions` or `shadow_versions`.
+    fn save(self, tx: &Transaction<'_>, table: &str, model_id: i64) -> Result<(), StoreError> {
+        let mut upsert = tx.prepare_cached(&format!(
+            "INSERT INTO {table}(model_id, version, predictions, first_ts, last_ts)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(model_id, version) DO UPDATE SET
+                predictions = predictions + excluded.predictions,
+                first_ts = min(first_ts, excluded.first_ts),
+                last_ts = max(last_ts, excluded.last_ts)"
+        ))?;
+        for (version, (n, first, last)) in self.0 {
+            upsert.execute(params![model_id, version, n, first, last])?;
+        }
+        Ok(())
+    }
+}
+
+/// The schema check of one batch's rows against a model: the features the admitted rows add to
+/// the schema gather in `pending` (saved with the batch by `finish`), and each refused row is
+/// set aside with why, for `quarantine_all`.
+struct Admission {
     max_features: usize,
-    index: usize,
-    request_id: Option<&str>,
-    features: &[(FeatureName, FeatureValue)],
-) -> Result<(), Rejection> {
-    match entry.schema.check(features, &entry.known, max_features) {
-        Ok(added) => {
-            for f in &added {
-                entry.known.insert(f);
+    pending: Vec<FeatureSpec>,
+    quarantined: Vec<Quarantined>,
+}
+
+impl Admission {
+    fn new(max_features: usize) -> Self {
+        Admission {
+            max_features,
+            pending: Vec::new(),
+            quarantined: Vec::new(),
+        }
+    }
+
+    /// Sets `row` aside, refused for `rejection`.
+    fn refuse(&mut self, rejection: Rejection, row: &impl serde::Serialize) {
+        self.quarantined.push(Quarantined {
+            rejection,
+            row: to_json(row),
+        });
+    }
+
+    /// Admits the row at `index` if its features fit the model's schema (recording the features
+    /// it adds in the model's index), else sets it aside; true when admitted.
+    fn admit(
+        &mut self,
+        entry: &mut CachedModel,
+        index: usize,
+        request_id: Option<&str>,
+        features: &[(FeatureName, FeatureValue)],
+        row: &impl serde::Serialize,
+    ) -> bool {
+        match entry
+            .schema
+            .check(features, &entry.known, self.max_features)
+        {
+            Ok(added) => {
+                for f in &added {
+                    entry.known.insert(f);
+                }
+                self.pending.extend(added);
+                true
             }
-            pending.extend(added);
-            Ok(())
+            Err((field, reason)) => {
+                let rejection = Rejection::new(index, field, reason).with_request_id(request_id);
+                self.refuse(rejection, row);
+                false
+            }
         }
-        Err((field, reason)) => {
-            Err(Rejection::new(index, field, reason).with_request_id(request_id))
+    }
+
+    /// Saves the features the admitted rows added to the model's schema; returns them, and the
+    /// rows set aside.
+    fn finish(
+        self,
+        tx: &Transaction<'_>,
+        entry: &mut CachedModel,
+    ) -> Result<(Vec<SchemaChange>, Vec<Quarantined>), StoreError> {
+        let changes = self
+            .pending
+            .iter()
+            .map(|f| SchemaChange {
+                feature: f.name.clone(),
+                kind: f.kind,
+            })
+            .collect();
+        if !self.pending.is_empty() {
+            entry.schema.features.extend(self.pending);
+            save_schema(tx, entry)?;
         }
+        Ok((changes, self.quarantined))
     }
 }
 
@@ -1348,8 +1444,6 @@ fn ingest_predictions(
 ) -> Result<IngestOutcome, StoreError> {
     let now = Timestamp::now();
     let mut out = IngestOutcome::default();
-    // Rows rejected here; those rejected before are in the batch.
-    let mut quarantined = Vec::new();
     if batch.rows.is_empty() {
         // A batch of only bad rows still creates nothing, but its rows are kept for the user.
         out.rejected = quarantine_all(tx, model, "predictions", &batch.rejected, vec![], now)?;
@@ -1369,48 +1463,44 @@ fn ingest_predictions(
         shared.bucket_rows,
         shared.group_buckets,
     )?;
-    let mut pending = Vec::new();
+    // Rows rejected here; those rejected before are in the batch.
+    let mut admission = Admission::new(shared.max_features());
     // Positions in `batch.rows` of the rows that pass the checks, in order.
     let mut admitted: Vec<usize> = Vec::with_capacity(batch.rows.len());
     for (position, (index, event)) in batch.rows.iter().enumerate() {
         if !event.role.is_served() {
             // Only `submit_predictions` parts a batch's shadow rows from its served ones; a
             // batch gathered piece by piece (a file import) has no role column.
-            quarantined.push(Quarantined {
-                rejection: Rejection::new(
+            admission.refuse(
+                Rejection::new(
                     *index,
                     "role",
                     "shadow predictions are accepted by the ingest API, not by a file import",
                 )
                 .with_request_id(Some(&event.request_id)),
-                row: to_json(event),
-            });
+                event,
+            );
             continue;
         }
         if let Some(first) = encoded.repeat_of[position] {
-            quarantined.push(Quarantined {
-                rejection: repeated_rejection(*index, &event.request_id, batch.rows[first].0),
-                row: to_json(event),
-            });
+            admission.refuse(
+                repeated_rejection(*index, &event.request_id, batch.rows[first].0),
+                event,
+            );
             continue;
         }
-        match admit(
+        if admission.admit(
             entry,
-            &mut pending,
-            shared.max_features(),
             *index,
             Some(&event.request_id),
             &event.features,
+            event,
         ) {
-            Ok(()) => admitted.push(position),
-            Err(rejection) => quarantined.push(Quarantined {
-                rejection,
-                row: to_json(event),
-            }),
+            admitted.push(position);
         }
     }
 
-    let mut versions: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
+    let mut versions = VersionSpans::default();
     // New rows stored per (version, hour, chunk): each key is a delta of its hour, which a
     // refresh adds to the stored aggregates (no rescan of the hour); the count tells whether
     // the caller's fold of the hour folded exactly those rows.
@@ -1504,10 +1594,7 @@ fn ingest_predictions(
             }
             min_ts = min_ts.min(ts);
             max_ts = max_ts.max(ts);
-            let v = versions.entry(version).or_insert((0, ts, ts));
-            v.0 += 1;
-            v.1 = v.1.min(ts);
-            v.2 = v.2.max(ts);
+            versions.add(version, ts);
         }
         if rows == 0 {
             tx.execute("DELETE FROM segments WHERE id = ?1", [chunk_id])?;
@@ -1532,19 +1619,7 @@ fn ingest_predictions(
     }
     buckets.add_rows(tx, entry.id, &new_hashes)?;
     entry.buckets = Some(buckets);
-    {
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO versions(model_id, version, predictions, first_ts, last_ts)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(model_id, version) DO UPDATE SET
-                predictions = predictions + excluded.predictions,
-                first_ts = min(first_ts, excluded.first_ts),
-                last_ts = max(last_ts, excluded.last_ts)",
-        )?;
-        for (version, (n, first, last)) in versions {
-            upsert.execute(params![entry.id, version, n, first, last])?;
-        }
-    }
+    versions.save(tx, "versions", entry.id)?;
     // A fold of the caller's is kept when it folded exactly the rows stored: all of its
     // hour's rows were new and valid, and they went into one chunk.
     let one_chunk = admitted.len() <= CHUNK_MAX_ROWS;
@@ -1576,17 +1651,8 @@ fn ingest_predictions(
             params![adopted, entry.id],
         )?;
     }
-    if !pending.is_empty() {
-        out.schema_changes = pending
-            .iter()
-            .map(|f| SchemaChange {
-                feature: f.name.clone(),
-                kind: f.kind,
-            })
-            .collect();
-        entry.schema.features.extend(pending);
-        save_schema(tx, entry)?;
-    }
+    let quarantined;
+    (out.schema_changes, quarantined) = admission.finish(tx, entry)?;
     out.rejected = quarantine_all(tx, model, "predictions", &batch.rejected, quarantined, now)?;
     Ok(out)
 }
@@ -1631,8 +1697,7 @@ fn ingest_shadow_predictions(
     let now = Timestamp::now();
     let mut out = IngestOutcome::default();
     let entry = model_entry(tx, models, model, true)?.expect("created");
-    let mut pending = Vec::new();
-    let mut quarantined = Vec::new();
+    let mut admission = Admission::new(shared.max_features());
     let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
     let mut admitted: Vec<&PredictionEvent> = Vec::with_capacity(rows.len());
     for (index, event) in rows {
@@ -1641,32 +1706,24 @@ fn ingest_shadow_predictions(
             .entry((event.request_id.as_str(), version))
             .or_insert(*index);
         if first != *index {
-            quarantined.push(Quarantined {
-                rejection: repeated_rejection(*index, &event.request_id, first),
-                row: to_json(event),
-            });
+            admission.refuse(repeated_rejection(*index, &event.request_id, first), event);
             continue;
         }
-        match admit(
+        if admission.admit(
             entry,
-            &mut pending,
-            shared.max_features(),
             *index,
             Some(&event.request_id),
             &event.features,
+            event,
         ) {
-            Ok(()) => admitted.push(event),
-            Err(rejection) => quarantined.push(Quarantined {
-                rejection,
-                row: to_json(event),
-            }),
+            admitted.push(event);
         }
     }
     let mut index_row = tx.prepare_cached(
         "INSERT OR IGNORE INTO shadow_index(model_id, request_id, version, ts, segment_id)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    let mut versions: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
+    let mut versions = VersionSpans::default();
     for events in admitted.chunks(CHUNK_MAX_ROWS) {
         tx.execute(
             "INSERT INTO segments(model_id, rows, min_ts, max_ts, received_at, data)
@@ -1688,10 +1745,7 @@ fn ingest_shadow_predictions(
             encode_line(&mut ndjson, e);
             min_ts = min_ts.min(ts);
             max_ts = max_ts.max(ts);
-            let v = versions.entry(version).or_insert((0, ts, ts));
-            v.0 += 1;
-            v.1 = v.1.min(ts);
-            v.2 = v.2.max(ts);
+            versions.add(version, ts);
         }
         if stored == 0 {
             tx.execute("DELETE FROM segments WHERE id = ?1", [chunk_id])?;
@@ -1707,28 +1761,9 @@ fn ingest_shadow_predictions(
             params![stored, min_ts, max_ts, data, chunk_id],
         )?;
     }
-    let mut upsert = tx.prepare_cached(
-        "INSERT INTO shadow_versions(model_id, version, predictions, first_ts, last_ts)
-         VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT(model_id, version) DO UPDATE SET
-            predictions = predictions + excluded.predictions,
-            first_ts = min(first_ts, excluded.first_ts),
-            last_ts = max(last_ts, excluded.last_ts)",
-    )?;
-    for (version, (n, first, last)) in versions {
-        upsert.execute(params![entry.id, version, n, first, last])?;
-    }
-    if !pending.is_empty() {
-        out.schema_changes = pending
-            .iter()
-            .map(|f| SchemaChange {
-                feature: f.name.clone(),
-                kind: f.kind,
-            })
-            .collect();
-        entry.schema.features.extend(pending);
-        save_schema(tx, entry)?;
-    }
+    versions.save(tx, "shadow_versions", entry.id)?;
+    let quarantined;
+    (out.schema_changes, quarantined) = admission.finish(tx, entry)?;
     out.rejected = quarantine_all(tx, model, "predictions", &[], quarantined, now)?;
     Ok(out)
 }
@@ -2527,30 +2562,18 @@ fn put_reference(
     let now = Timestamp::now();
     let entry = model_entry(tx, models, model, true)?.expect("created");
     // Rows rejected here; those rejected before are in `rejected`.
-    let mut quarantined = Vec::new();
-    let mut pending = Vec::new();
+    let mut admission = Admission::new(max_features);
     let mut admitted = Vec::with_capacity(rows.len());
     for (index, row) in rows {
-        match admit(
-            entry,
-            &mut pending,
-            max_features,
-            *index,
-            None,
-            &row.features,
-        ) {
-            Ok(()) => admitted.push((*index, row)),
-            Err(rejection) => quarantined.push(Quarantined {
-                rejection,
-                row: to_json(row),
-            }),
+        if admission.admit(entry, *index, None, &row.features, row) {
+            admitted.push((*index, row));
         }
     }
     if admitted.is_empty() {
         // Every row refused (by the schema, by the feature limit): storing none would replace
         // the model's reference with nothing. Nothing is changed; the caller says why.
         let mut rejected: Vec<Rejection> = (rejected.iter().map(|q| q.rejection.clone()))
-            .chain(quarantined.into_iter().map(|q| q.rejection))
+            .chain(admission.quarantined.into_iter().map(|q| q.rejection))
             .collect();
         rejected.sort_by_key(|r| r.index);
         return Ok(ReferenceOutcome {
@@ -2571,8 +2594,8 @@ fn put_reference(
     )?;
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO reference_rows(model_id, version, idx, features, prediction, score, scores, label)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO reference_rows(model_id, version, idx, features, prediction, score, scores, label, explanations)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
         for (index, row) in &admitted {
             insert.execute(params![
@@ -2584,6 +2607,7 @@ fn put_reference(
                 row.score,
                 row.scores.as_ref().map(|s| to_json(&Pairs(s.clone()))),
                 row.label.as_ref().map(to_json),
+                (!row.explanations.is_empty()).then(|| to_json(&Pairs(row.explanations.clone()))),
             ])?;
         }
     }
@@ -2593,17 +2617,7 @@ fn put_reference(
          ON CONFLICT(model_id, version) DO UPDATE SET rows = excluded.rows, uploaded_at = excluded.uploaded_at",
         params![entry.id, version, stored as i64, now.micros()],
     )?;
-    let schema_changes: Vec<SchemaChange> = pending
-        .iter()
-        .map(|f| SchemaChange {
-            feature: f.name.clone(),
-            kind: f.kind,
-        })
-        .collect();
-    if !pending.is_empty() {
-        entry.schema.features.extend(pending);
-        save_schema(tx, entry)?;
-    }
+    let (schema_changes, quarantined) = admission.finish(tx, entry)?;
     let rejected = quarantine_all(tx, model, "reference", rejected, quarantined, now)?;
     Ok(ReferenceOutcome {
         version: version.to_string(),
@@ -3212,7 +3226,7 @@ impl Store for SqliteStore {
             let id = model_id(conn, model)?
                 .ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
             let mut stmt = conn.prepare_cached(
-                "SELECT features, prediction, score, scores, label FROM reference_rows
+                "SELECT features, prediction, score, scores, label, explanations FROM reference_rows
                  WHERE model_id = ?1 AND version = ?2 ORDER BY idx",
             )?;
             let mut rows = stmt.query(params![id, version.unwrap_or("")])?;
@@ -3224,6 +3238,8 @@ impl Store for SqliteStore {
                     score: r.get(2)?,
                     scores: pairs_from("scores", r.get(3)?)?,
                     label: outcome_from("label", r.get(4)?)?,
+                    // NULL in rows stored before schema 9, or without attributions.
+                    explanations: pairs_from("explanations", r.get(5)?)?.unwrap_or_default(),
                 });
             }
             Ok(out)

@@ -330,14 +330,33 @@ class DirSpool(Spool):
                     pass
         return total
 
+    def _in_other_hands(self, fn: str, path: str) -> bool:
+        """A segment another live process is writing, sending or recovering: that process's to
+        deliver, not this one's (sealed segments and those of dead owners are anyone's)."""
+        if fn.endswith(_SUFFIX):
+            return False  # sealed: whoever claims it first sends it
+        owner = fn.rsplit(".", 1)[-1]
+        if owner == self.owner:
+            return False
+        if ".recover." in fn:
+            return True
+        return not self._owner_gone(owner, path)
+
     def pending(self) -> Tuple[int, int]:
+        """(segments this process is to deliver, bytes of every segment in the directory).
+
+        The count is what ``Monitor.flush`` waits for, so it leaves out the segments other live
+        processes hold (a forked worker's flush must not wait on its parent's open segment); the
+        bytes bound the spool, so they count every segment."""
         segs = 0
         total = 0
         for fn in self._list():
             if _SUFFIX in fn:
-                segs += 1
+                path = os.path.join(self.dir, fn)
+                if not self._in_other_hands(fn, path):
+                    segs += 1
                 try:
-                    total += os.stat(os.path.join(self.dir, fn)).st_size
+                    total += os.stat(path).st_size
                 except OSError:
                     pass
         self._approx_bytes = total

@@ -408,6 +408,9 @@ class Monitor:
         copy_inputs: bool = True,
         shadow: Any = None,
         shadow_queue: int = 64,
+        explain: Any = None,
+        explain_background: Any = None,
+        explain_queue: int = 64,
     ) -> "MonitoredEstimator":
         """Wrap a fitted scikit-learn estimator or Pipeline; see ``MonitoredEstimator``.
 
@@ -417,13 +420,25 @@ class Monitor:
         estimator)`` pairs, or a dict ``{version: estimator}``.  What the champion returns, and
         when, does not change: calls wait in a queue of ``shadow_queue`` calls for one
         background thread, and a call that finds it full is not shadowed (counted in
-        ``wrapped.shadow_stats()``)."""
+        ``wrapped.shadow_stats()``).
+
+        ``explain``: per-feature attributions logged with each prediction (``"explanations"``,
+        docs/api.md), computed on a background thread: ``True`` for the ``shap`` package's
+        ``shap.Explainer(estimator)`` (``shap.Explainer(estimator, explain_background)`` when
+        background rows are given, as linear models need), or a callable ``f(X)`` returning one
+        attribution per feature and row (an array ``(rows, features)``, a ``shap.Explanation``, or
+        a list of ``{feature: value}``).  ``predict`` returns what it returned, as soon as before:
+        the call waits in a queue of ``explain_queue`` calls; a call that finds it full, or that the
+        explainer fails on, is logged without attributions (``wrapped.explain_stats()``).  Without
+        ``shap`` installed, ``explain=True`` logs a warning once and nothing else changes."""
         from .wrap import MonitoredEstimator
 
         return MonitoredEstimator(estimator, self, feature_names=feature_names, tags=tags,
                                   version=version, log_methods=log_methods, log_features=log_features,
                                   request_ids_from_index=request_ids_from_index, copy_inputs=copy_inputs,
-                                  shadow=shadow, shadow_queue=shadow_queue)
+                                  shadow=shadow, shadow_queue=shadow_queue, explain=explain,
+                                  explain_background=explain_background,
+                                  explain_queue=explain_queue)
 
     # -- flushing / lifecycle ---------------------------------------------------------------------
     def flush(self, timeout: Optional[float] = 10.0) -> bool:
@@ -864,7 +879,9 @@ class Monitor:
                 failed.append(row)
             return "predictions", failed
         if tag == _CALL:
-            _, ctx, method, X, result, ts, latency_ms, ids = item
+            _, ctx, method, X, result, ts, latency_ms, ids = item[:8]
+            # Per-row attributions, when the wrapper's explainer computed them (wrap.py).
+            explanations = item[8] if len(item) > 8 else None
             n = len(ids)
             est = ctx.estimator
             classes = getattr(est, "classes_", None) if method != "predict" else None
@@ -874,7 +891,7 @@ class Monitor:
             # A shadow's rows (rare, and off the caller's path) take the general encoder, which
             # adds their role.
             if (self.fast_encoding and ctx.role is None and method in ("predict", "predict_proba")
-                    and isinstance(times, str)):
+                    and isinstance(times, str) and explanations is None):
                 fp = _rows.fast_prediction_json(method, result, classes, n)
                 if fp is not None:
                     if ctx.log_features:
@@ -902,6 +919,10 @@ class Monitor:
             if ctx.role is not None:
                 for row in rows:
                     row["role"] = ctx.role
+            if explanations is not None:
+                for row, e in zip(rows, explanations):
+                    if e:
+                        row["explanations"] = e
             return "predictions", rows
         if tag == _ONE:
             _, rid, features, prediction, score, scores, ts, latency_ms, tags, version = item

@@ -50,6 +50,16 @@ bounded queue, and a call that finds the queue full is not shadowed (``shadow_st
 challenger that raises is logged as error rows of its version; nothing reaches the caller.
 ``flush_shadows()`` waits until the queued calls are scored (then ``monitor.flush()`` sends them).
 
+Attributions: ``monitor.wrap(model, explain=True)`` logs each prediction's per-feature
+attributions (``"explanations"``) computed by the ``shap`` package's ``shap.Explainer(model)``
+(``explain_background=X_train`` for models it needs background rows for, as linear ones), or
+``explain=f`` any callable returning them for a batch of rows (an array ``(rows, features)``, a
+``shap.Explanation`` or a list of ``{feature: value}``).  They are computed on one background
+thread: the call returns what it returned, as soon as before, and its rows reach the monitor's
+queue once explained (a call that finds the explainer's queue of ``explain_queue`` calls full, or
+that the explainer fails on, is logged without attributions: ``explain_stats()``).
+``flush_explanations()`` waits for the queued calls.
+
 Behaves like the wrapped object: any attribute (``classes_``, ``named_steps``, ``coef_`` ...) is
 read from and written to it, ``hasattr(wrapped, "predict_proba")`` answers as the estimator does,
 ``get_params``/``set_params``/``fit`` work (``fit`` returns the wrapper), ``len()`` and indexing work
@@ -215,6 +225,149 @@ class _Shadows:
         return True
 
 
+class _Explainer:
+    """Per-feature attributions of a wrapped estimator's logged calls, computed on one background
+    thread: a logged call's rows wait here (their prediction already computed and returned) and
+    go to the monitor's queue with their attributions; when the queue is full, or the explainer
+    fails, they go without. So ``predict`` never waits for the explainer, and no prediction is
+    lost for it."""
+
+    def __init__(self, explain: Any, background: Any, capacity: int):
+        # True: the shap package's explainer, built on the thread at its first call.
+        self.explain = explain
+        self.background = background
+        self.capacity = max(1, int(capacity))
+        self.queue: "queue.Queue[Any]" = queue.Queue(maxsize=self.capacity)
+        self.lock = threading.Lock()
+        self.thread: Optional[threading.Thread] = None
+        self.fn: Any = None if explain is True else explain
+        self.unavailable = False
+        self.explained = 0
+        self.failed = 0
+        self.skipped = 0
+
+    def submit(self, mon: Monitor, item: tuple, n: int) -> None:
+        """Queues a logged call's item (``_CALL``, ...) for its attributions; never blocks."""
+        if self.unavailable:
+            mon._enqueue(item, n)
+            return
+        if self.thread is None or not self.thread.is_alive():
+            with self.lock:
+                if self.thread is None or not self.thread.is_alive():
+                    self.thread = threading.Thread(target=self._run, name="modelwatch-explain",
+                                                   daemon=True)
+                    self.thread.start()
+        try:
+            self.queue.put_nowait((mon, item, n))
+        except queue.Full:
+            self.skipped += 1
+            mon._enqueue(item, n)
+            _rl(logging.WARNING, "explain-full", "modelwatch: the explainer's queue is full (%d "
+                "calls); a call was logged without attributions", self.capacity)
+
+    def _run(self) -> None:
+        while True:
+            mon, item, n = self.queue.get()
+            explanations = None
+            try:
+                explanations = self._explain(item)
+                if explanations is not None:
+                    self.explained += 1
+            except Exception as e:  # the thread and the prediction must survive anything
+                self.failed += 1
+                _rl(logging.WARNING, "explain", "modelwatch: computing attributions failed: %r", e)
+            try:
+                mon._enqueue(item if explanations is None else item + (explanations,), n)
+            finally:
+                self.queue.task_done()
+
+    def _function(self, estimator: Any) -> Any:
+        if self.fn is not None or self.unavailable:
+            return self.fn
+        try:
+            import shap  # type: ignore
+        except ImportError:
+            self.unavailable = True
+            _rl(logging.WARNING, "explain-shap", "modelwatch: explain=True needs the shap package "
+                "(pip install shap); predictions are logged without attributions")
+            return None
+        if self.background is not None:
+            self.fn = shap.Explainer(estimator, self.background)
+        else:
+            self.fn = shap.Explainer(estimator)
+        return self.fn
+
+    def _explain(self, item: tuple) -> Optional[List[Optional[Dict[str, float]]]]:
+        _, ctx, method, X, result, _ts, _latency, ids = item
+        fn = self._function(ctx.estimator)
+        if fn is None:
+            return None
+        return explanation_rows(fn(X), X, ctx, method, result, len(ids))
+
+    def join(self, timeout: Optional[float]) -> bool:
+        end = None if timeout is None else _perf() + timeout
+        while self.queue.unfinished_tasks:
+            if end is not None and _perf() > end:
+                return False
+            time.sleep(0.005)
+        return True
+
+
+def explanation_rows(out: Any, X: Any, ctx: Any, method: str, result: Any,
+                     n: int) -> Optional[List[Optional[Dict[str, float]]]]:
+    """One ``{feature: attribution}`` per row from what an explainer returned: a list of dicts,
+    an array ``(rows, features)`` or a ``shap.Explanation`` (its ``.values``; for a classifier's
+    per-class values ``(rows, features, classes)``, the positive class of a binary one, else each
+    row's predicted class). Features are named as the logged features are; values that are not
+    finite numbers are left out (the server refuses them)."""
+    if isinstance(out, list) and (not out or isinstance(out[0], Mapping)):
+        if len(out) != n:
+            raise ValueError("the explainer returned %d rows for %d" % (len(out), n))
+        return [_finite({str(k): v for k, v in r.items()}) if r else None for r in out]
+    if _np is None:
+        raise ValueError("attributions as an array need numpy")
+    names = getattr(out, "feature_names", None)
+    values = _np.asarray(getattr(out, "values", out), dtype=float)
+    if values.ndim == 3:
+        k = values.shape[2]
+        if k == 2:
+            values = values[:, :, 1]
+        else:
+            # Each row's predicted class: the most probable one, or the predicted label's index.
+            r = _np.asarray(result)
+            if r.ndim == 2 and r.shape[1] == k:
+                idx = r.argmax(axis=1)
+            else:
+                classes = list(getattr(ctx.estimator, "classes_", []))
+                idx = _np.array([classes.index(c) for c in r.tolist()])
+            values = values[_np.arange(values.shape[0]), :, idx]
+    if values.ndim != 2 or values.shape[0] != n:
+        raise ValueError("the explainer returned values of shape %s for %d rows" % (values.shape, n))
+    d = values.shape[1]
+    if names is None or len(names) != d:
+        if _rows.is_dataframe(X):
+            names = [str(c) for c in X.columns]
+        else:
+            given = ctx.names_for(X)
+            names = given if given is not None and len(given) == d else _rows.default_feature_names(d)
+    names = [str(x) for x in names]
+    if len(names) != d:
+        raise ValueError("%d attributions per row for %d features" % (d, len(names)))
+    return [_finite(dict(zip(names, row))) for row in values.tolist()]
+
+
+def _finite(row: Dict[str, Any]) -> Optional[Dict[str, float]]:
+    out = {}
+    for k, v in row.items():
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            continue
+        if x == x and x not in (float("inf"), float("-inf")):
+            out[k] = x
+    return out or None
+
+
 class MonitoredEstimator:
     """A fitted estimator or Pipeline whose predictions are logged to modelwatch (see module doc)."""
 
@@ -239,6 +392,9 @@ class MonitoredEstimator:
         copy_inputs: bool = True,
         shadow: Any = None,
         shadow_queue: int = 64,
+        explain: Any = None,
+        explain_background: Any = None,
+        explain_queue: int = 64,
     ) -> None:
         d = self.__dict__
         d["_mw_estimator"] = estimator
@@ -252,6 +408,8 @@ class MonitoredEstimator:
         d["_mw_local"] = threading.local()
         pairs = _shadow_list(shadow)
         d["_mw_shadows"] = _Shadows(pairs, d["_mw_ctx"], shadow_queue) if pairs else None
+        d["_mw_explainer"] = (_Explainer(explain, explain_background, explain_queue)
+                              if explain not in (None, False) else None)
 
     # -- the hot path ---------------------------------------------------------------------------
     def _mw_call(self, method: str, fn: Any, X: Any, *args: Any, **kwargs: Any) -> Any:
@@ -322,7 +480,12 @@ class MonitoredEstimator:
             return ids
         if d["_mw_copy"] and type(result) is _ndarray:
             result = result.copy()
-        mon._enqueue((_CALL, d["_mw_ctx"], method, X, result, ts, latency_ms, ids), n)
+        item = (_CALL, d["_mw_ctx"], method, X, result, ts, latency_ms, ids)
+        explainer = d.get("_mw_explainer")
+        if explainer is not None:
+            explainer.submit(mon, item, n)  # to the monitor's queue once explained
+        else:
+            mon._enqueue(item, n)
         shadows = d.get("_mw_shadows")
         if shadows is not None:
             # The same rows, time and ids for the challengers, scored off this thread.
@@ -359,6 +522,21 @@ class MonitoredEstimator:
         monitor's queue: ``monitor.flush()`` sends them). True without challengers."""
         shadows = self.__dict__.get("_mw_shadows")
         return True if shadows is None else shadows.join(timeout)
+
+    def flush_explanations(self, timeout: Optional[float] = 10.0) -> bool:
+        """Waits until every queued call's attributions are computed (its rows are then in the
+        monitor's queue: ``monitor.flush()`` sends them). True without an explainer."""
+        e = self.__dict__.get("_mw_explainer")
+        return True if e is None else e.join(timeout)
+
+    def explain_stats(self) -> Dict[str, Any]:
+        """Calls explained, failed and skipped (queue full): the latter two logged without
+        attributions; ``available`` is False when ``explain=True`` found no shap package."""
+        e = self.__dict__.get("_mw_explainer")
+        if e is None:
+            return {"explained": 0, "failed": 0, "skipped": 0, "queued": 0, "available": False}
+        return {"explained": e.explained, "failed": e.failed, "skipped": e.skipped,
+                "queued": e.queue.qsize(), "available": not e.unavailable}
 
     def shadow_stats(self) -> Dict[str, Any]:
         """Challenger calls scored, failed (logged as error rows) and skipped (queue full)."""
@@ -444,6 +622,9 @@ class MonitoredEstimator:
             "copy_inputs": d["_mw_copy"],
             "shadow": d["_mw_shadows"].pairs if d.get("_mw_shadows") is not None else None,
             "shadow_queue": d["_mw_shadows"].capacity if d.get("_mw_shadows") is not None else 64,
+            "explain": d["_mw_explainer"].explain if d.get("_mw_explainer") is not None else None,
+            "explain_background": (d["_mw_explainer"].background
+                                   if d.get("_mw_explainer") is not None else None),
         }
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
@@ -460,6 +641,9 @@ class MonitoredEstimator:
         pairs = _shadow_list(state.get("shadow"))
         d["_mw_shadows"] = (_Shadows(pairs, d["_mw_ctx"], state.get("shadow_queue", 64))
                             if pairs else None)
+        explain = state.get("explain")
+        d["_mw_explainer"] = (_Explainer(explain, state.get("explain_background"), 64)
+                              if explain not in (None, False) else None)
 
 
 __all__ = ["MonitoredEstimator", "RequestIds"]

@@ -45,6 +45,15 @@ impl AlertService {
             .collect())
     }
 
+    /// One alert by its fingerprint (`GET /v1/alerts/{fingerprint}`).
+    pub fn alert(&self, fingerprint: &str) -> Result<Alert, AlertsError> {
+        self.db.alert(fingerprint)?.ok_or_else(|| {
+            AlertsError::NotFound(format!(
+                "no alert with fingerprint {fingerprint:?} (the list of alerts shows them)"
+            ))
+        })
+    }
+
     /// Acknowledges a pending or firing alert: who took it and what they said, kept on the
     /// alert for the rest of its episode, in its history and in its later notifications.
     pub fn acknowledge(&self, fingerprint: &str, req: AckRequest) -> Result<Alert, AlertsError> {

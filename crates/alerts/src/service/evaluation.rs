@@ -7,9 +7,12 @@ use crate::lifecycle::{fingerprint, resolve_orphan, step, Alert, State, Transiti
 use crate::notify::Notification;
 use crate::rule::{Condition, Rule, Signal, Source};
 use crate::signals::{
-    drift_series, fairness_series, performance_series, quality_series, segment_series,
+    attribution_series, drift_series, fairness_series, performance_series, quality_series,
+    segment_series,
 };
 use modelwatch_core::{ModelName, Timestamp};
+use modelwatch_engine::attribution::{AttributionQuery, AttributionReport};
+use modelwatch_engine::causes::{causes, AttributionShift, Causes, CausesQuery, Importance};
 use modelwatch_engine::drift::{
     self as engine_drift, DriftQuery, DriftResponse, QualityResponse, QualityThresholds,
 };
@@ -28,6 +31,7 @@ enum Report {
     Multivariate(Box<modelwatch_engine::multivariate::MultivariateResponse>),
     Quality(Box<QualityResponse>),
     Fairness(Box<FairnessReport>),
+    Attribution(Box<AttributionReport>),
 }
 
 /// What one evaluation pass did (for logs and tests).
@@ -70,7 +74,13 @@ impl AlertService {
                 report.rules += 1;
                 let fp = fingerprint(model, &rule.spec.name);
                 let prev = alerts.get(&fp);
-                let (next, transition) = step(prev, rule, &eval, now);
+                let (mut next, transition) = step(prev, rule, &eval, now);
+                if transition == Some(Transition::Firing) {
+                    // Once per episode, when it fires: never on the evaluations that follow.
+                    if let Some(a) = next.as_mut() {
+                        a.causes = self.causes_of(rule, a, now);
+                    }
+                }
                 let silenced = silences
                     .iter()
                     .any(|s| s.matches(model, &rule.spec.name, now));
@@ -240,6 +250,7 @@ impl AlertService {
                         Ok(s) => s,
                         Err(e) => return Evaluation::unknown(e),
                     },
+                    Ok(Report::Attribution(r)) => attribution_series(r, &rule.signal),
                     Err(e) => return Evaluation::unknown(e.clone()),
                 };
                 evaluate_condition(&rule.spec.condition, &series, rule.min_sample())
@@ -310,6 +321,17 @@ impl AlertService {
                     .map(|r| Report::Fairness(Box::new(r)))
                     .map_err(|e| format!("fairness: {e}"))
             }
+            Source::Attribution => {
+                let q = AttributionQuery {
+                    window: rule.window,
+                    from: Some(from),
+                    to: None,
+                    version,
+                };
+                modelwatch_engine::attribution::attributions(store, model, &q)
+                    .map(|r| Report::Attribution(Box::new(r)))
+                    .map_err(|e| format!("attributions: {e}"))
+            }
             Source::Multivariate => {
                 modelwatch_engine::multivariate::multivariate(store, model, &drift_query())
                     .map(|r| Report::Multivariate(Box::new(r)))
@@ -319,6 +341,77 @@ impl AlertService {
                 .map(|r| Report::Quality(Box::new(r)))
                 .map_err(no_reference),
         }
+    }
+
+    /// The likely causes of a performance or estimated-performance alert that just fired, over
+    /// the window it fired on (`None` for other signals, or without a window). A failure is
+    /// kept as a note, so the alert says why it has no ranking.
+    fn causes_of(&self, rule: &Rule, a: &Alert, now: Timestamp) -> Option<Causes> {
+        let metric = match &rule.signal {
+            Signal::Metric(m) | Signal::ClassMetric(m, _) => m.as_str(),
+            Signal::Estimated(m) => m.as_str(),
+            _ => return None,
+        };
+        let q = CausesQuery {
+            window: rule.window,
+            start: a.window_start?,
+            end: a.window_end?,
+            version: rule.spec.version.clone(),
+            metric: metric.to_owned(),
+        };
+        let started = std::time::Instant::now();
+        let model = ModelName::new(&a.model).ok()?;
+        // The weights: the model's own attributions of the window when its predictions carried
+        // them, else the error correlation `causes` measures itself.
+        let importance = self.attribution_importance(&model, &q);
+        let causes = match causes(self.store.as_ref(), &model, &q, importance, now) {
+            Ok(c) => c,
+            Err(e) => {
+                Causes::unavailable(&q, now, format!("the causes could not be computed: {e}"))
+            }
+        };
+        tracing::info!(model = %a.model, rule = %a.rule, ms = started.elapsed().as_millis() as u64,
+            features = causes.features.len(), segments = causes.segments.len(), "alert causes");
+        Some(causes)
+    }
+
+    /// Each feature's mean |attribution| in the alert's window and in the reference, when the
+    /// window's predictions carried attributions (`None` otherwise, or when they cannot be read:
+    /// the causes then weigh by the error correlation).
+    fn attribution_importance(&self, model: &ModelName, q: &CausesQuery) -> Option<Importance> {
+        let report = modelwatch_engine::attribution::attributions(
+            self.store.as_ref(),
+            model,
+            &AttributionQuery {
+                window: q.window,
+                from: Some(q.start),
+                to: Some(q.end),
+                version: q.version.clone(),
+            },
+        )
+        .ok()?;
+        let window = report.windows.iter().find(|w| w.start == q.start)?;
+        if window.explained == 0 {
+            return None;
+        }
+        let reference: BTreeMap<&str, f64> = report
+            .reference
+            .iter()
+            .flat_map(|r| r.features.iter())
+            .map(|f| (f.feature.as_str(), f.mean_abs))
+            .collect();
+        let shifts = window
+            .features
+            .iter()
+            .map(|f| {
+                let shift = AttributionShift {
+                    window: f.mean_abs,
+                    reference: reference.get(f.feature.as_str()).copied(),
+                };
+                (f.feature.clone(), shift)
+            })
+            .collect();
+        Some(Importance::Attributions(shifts))
     }
 
     fn freshness(

@@ -279,7 +279,7 @@ impl AlertService {
                 ("window", window),
             ];
             for (family, help, x) in [
-                ("modelwatch_model_estimated_performance", "Label-free estimate (CBPE) of a performance metric in the latest window, labelled or not, by model and version.", v),
+                ("modelwatch_model_estimated_performance", "Label-free estimate (CBPE, or DLE for regression) of a performance metric in the latest window, labelled or not, by model and version.", v),
                 ("modelwatch_model_estimated_performance_ci_low", "Lower end of the label-free estimate's ± 3 sampling-error interval.", lo),
                 ("modelwatch_model_estimated_performance_ci_high", "Upper end of the label-free estimate's ± 3 sampling-error interval.", hi),
             ] {

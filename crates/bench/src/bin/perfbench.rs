@@ -120,6 +120,7 @@ fn prediction(rng: &mut SmallRng, day: u32, i: u64, per_day: u64) -> (Prediction
         latency_ms: Some(rng.random_range(2.0..40.0)),
         error: None,
         tags: vec![],
+        explanations: Vec::new(),
         role: modelwatch_core::Role::Served,
     };
     (event, truth)

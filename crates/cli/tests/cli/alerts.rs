@@ -20,11 +20,11 @@ use std::sync::{Arc, Mutex};
 // ---- an HTTP receiver that records every call, and can be made to answer 500
 
 #[derive(Clone, Debug)]
-struct Call {
+pub(crate) struct Call {
     path: String,
     headers: HeaderMap,
     raw: Vec<u8>,
-    body: Value,
+    pub(crate) body: Value,
 }
 
 #[derive(Clone, Default)]
@@ -34,8 +34,8 @@ struct Recorder {
     refused: Arc<AtomicUsize>,
 }
 
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     rec: Recorder,
 }
 
@@ -58,7 +58,7 @@ async fn record(
     StatusCode::OK
 }
 
-fn start_receiver() -> Receiver {
+pub(crate) fn start_receiver() -> Receiver {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -85,7 +85,7 @@ impl Receiver {
     }
 
     /// Waits (polling, bounded) until `path` got `n` calls matching `pred`.
-    fn wait_for(&self, path: &str, n: usize, pred: impl Fn(&Call) -> bool) -> Vec<Call> {
+    pub(crate) fn wait_for(&self, path: &str, n: usize, pred: impl Fn(&Call) -> bool) -> Vec<Call> {
         poll(30, || {
             let got: Vec<Call> = self.calls(path).into_iter().filter(|c| pred(c)).collect();
             if got.len() >= n {
@@ -1000,6 +1000,8 @@ impl Case {
 ///   half the amounts null, 95 % predicted 1 with score 0.95, every label 1;
 /// - `fair`: protected `sex` and `tag:region`, F approved at 20 %, M at 60 %, both regions alike.
 /// - `joint`: two features correlated in the reference and not in its day (multivariate drift).
+/// - `attr` / `attrok`: attributions (`crate::attributions`), shifted from amount to country
+///   against the reference or not.
 fn signal_cases() -> Vec<Case> {
     let mut cases = Vec::new();
     for m in modelwatch_alerts::rule::PERFORMANCE_METRICS {
@@ -1087,6 +1089,11 @@ fn signal_cases() -> Vec<Case> {
             ">",
             0.3,
         ),
+        // `attr`: amount drove the model in the reference, country drives it on its day (its
+        // share of mean |attribution| up by about 0.8); `attrok`: a day like the reference.
+        case("attr", "attribution:country", ">", 0.3),
+        case("attr", "attribution:amount", ">", 0.3).quiet(),
+        case("attrok", "attribution:country", ">", 0.1).quiet(),
         Case {
             condition: json!({"kind": "freshness", "max_age": "1s"}),
             ..case("bin", "events", ">", 0.0)
@@ -1265,6 +1272,13 @@ fn send_signal_data(s: &Server) {
         })
         .collect();
     s.post_ok("/v1/models/joint/predictions", preds);
+    for (model, shifted) in [("attr", true), ("attrok", false)] {
+        s.put_reference(model, "", "text/csv", crate::attributions::reference_csv());
+        s.post_ok(
+            &format!("/v1/models/{model}/predictions"),
+            crate::attributions::day(day, shifted),
+        );
+    }
 }
 
 #[test]

@@ -560,13 +560,14 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
             names,
             [
                 "accuracy-below-reference",
+                "f1-below-reference",
                 "inputs-drifted",
                 "unfair-to-a-group"
             ],
             "{model}"
         );
     }
-    // Both of fraud-demo's rules fire: the drift one at once, the accuracy one after its
+    // fraud-demo's rules fire: the drift and F1 ones at once, the accuracy one after its
     // `for` of 20 s. Bounded at 90 s from the start of the demo.
     let mut seen = std::collections::BTreeMap::new();
     let firing = poll(90u64.saturating_sub(started.elapsed().as_secs()), || {
@@ -579,6 +580,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
         let fires = |r: &str| a.get(r).is_some_and(|x| x["state"] == "firing");
         if fires("inputs-drifted")
             && fires("accuracy-below-reference")
+            && fires("f1-below-reference")
             && fires("unfair-to-a-group")
         {
             Ok(a)
@@ -594,6 +596,20 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
     );
     assert!(value < 0.9 * baseline, "{acc}");
     assert!(firing["inputs-drifted"]["value"].as_f64().unwrap() > 0.25);
+    // The F1 alert carries its likely causes: `amount`, whose drift drives the drop, first,
+    // and the worst segment is one of its slices. The demo's predictions carry their
+    // attributions, so those weigh the features (not the error correlation).
+    let causes = &firing["f1-below-reference"]["causes"];
+    assert_eq!(causes["importance"], "attributions", "{causes}");
+    assert_eq!(causes["features"][0]["feature"], "amount", "{causes}");
+    assert_eq!(causes["features"][0]["drifted"], true, "{causes}");
+    let worst = &causes["segments"][0];
+    assert!(
+        worst["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["feature"] == "amount")),
+        "{causes}"
+    );
     // Women are cleared at under four fifths of men's rate by the last day, not on the first.
     assert!(firing["unfair-to-a-group"]["value"].as_f64().unwrap() < 0.8);
     let (_, f) = server.get("/v1/models/fraud-demo/fairness?window=1d");
@@ -635,6 +651,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
     for rule in [
         "inputs-drifted",
         "accuracy-below-reference",
+        "f1-below-reference",
         "unfair-to-a-group",
     ] {
         assert!(
@@ -650,7 +667,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
             .to_string()
     };
     assert!(
-        row("fraud-demo").contains("data-open-alerts=\"3\""),
+        row("fraud-demo").contains("data-open-alerts=\"4\""),
         "{html}"
     );
     assert!(

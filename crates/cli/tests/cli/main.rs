@@ -6,7 +6,9 @@
 
 mod common;
 
+mod alert_causes;
 mod alerts;
+mod attributions;
 mod challengers;
 mod concept_drift;
 mod crash;
@@ -14,6 +16,7 @@ mod dashboard;
 mod drift_cli;
 mod drift_http;
 mod estimated_metrics;
+mod estimated_regression;
 mod export_server;
 mod fairness;
 mod hardening;

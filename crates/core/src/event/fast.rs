@@ -74,6 +74,10 @@ pub(super) fn prediction(json: &str) -> Option<RawPrediction<'_>> {
                     raw.role = r.optional(Reader::owned_string)?;
                     1024
                 }
+                "explanations" => {
+                    raw.explanations = r.optional(|r| r.pairs(Reader::number))?;
+                    2048
+                }
                 _ => return None,
             };
             if seen & bit != 0 {
@@ -307,7 +311,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// `scores` or `tags`, refused when a name repeats.
+    /// `scores`, `tags` or `explanations`, refused when a name repeats.
     fn pairs<V>(&mut self, read: impl FnMut(&mut Self) -> Option<V>) -> Option<Pairs<V>> {
         let mut out = Vec::with_capacity(16);
         self.members(|_, name| name.to_owned(), read, &mut out)?;

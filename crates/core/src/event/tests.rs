@@ -360,3 +360,43 @@ fn a_row_says_its_role_and_a_shadow_names_its_version() {
     assert_eq!(field, "role");
     assert!(reason.contains("`canary`"), "{reason}");
 }
+
+#[test]
+fn attributions_are_read_by_feature_and_a_bad_one_is_named() {
+    let e = pred(
+        r#"{"request_id": "r", "prediction": 1, "features": {"amount": 3},
+        "explanations": {"amount": 0.31, "country": -0.05}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        e.explanations,
+        vec![("amount".into(), 0.31), ("country".into(), -0.05)]
+    );
+    // Written out with the event (the store's encoding) and read back the same.
+    let text = serde_json::to_string(&e).unwrap();
+    assert_eq!(pred(&text).unwrap(), e);
+    // A row without them stores nothing more than before.
+    let plain = pred(r#"{"request_id": "r", "prediction": 1}"#).unwrap();
+    assert!(!serde_json::to_string(&plain)
+        .unwrap()
+        .contains("explanations"));
+
+    let (field, reason) =
+        field_of(r#"{"request_id": "r", "prediction": 1, "explanations": {"amount": "high"}}"#);
+    assert_eq!(field, "explanations.amount");
+    assert!(reason.contains("expected a number"), "{reason}");
+    let (field, _) =
+        field_of(r#"{"request_id": "r", "prediction": 1, "explanations": {"amount": null}}"#);
+    assert_eq!(field, "explanations.amount");
+    let (field, reason) =
+        field_of(r#"{"request_id": "r", "prediction": 1, "explanations": {"a": 1e999}}"#);
+    assert!(field.starts_with("explanations"), "{field}: {reason}");
+    let (field, _) = field_of(r#"{"request_id": "r", "prediction": 1, "explanations": [0.1]}"#);
+    assert_eq!(field, "explanations");
+    let (field, reason) =
+        field_of(r#"{"request_id": "r", "prediction": 1, "explanations": {"a": 1, "a": 2}}"#);
+    assert_eq!(
+        (field.as_str(), reason.as_str()),
+        ("explanations.a", "appears twice in the same object")
+    );
+}

@@ -86,6 +86,74 @@ fn ack_cell(model: &str, x: &Value, with_form: bool) -> Markup {
     }
 }
 
+/// A firing performance alert's likely causes (`causes` of its JSON): the features most likely
+/// behind the drop with why, and the segments where it is concentrated, worst first.
+fn causes_block(x: &Value) -> Markup {
+    let c = &x["causes"];
+    let features: Vec<&Value> = c["features"]
+        .as_array()
+        .map(|v| v.iter().take(5).collect())
+        .unwrap_or_default();
+    let segments: Vec<&Value> = c["segments"]
+        .as_array()
+        .map(|v| v.iter().collect())
+        .unwrap_or_default();
+    let notes: Vec<&str> = c["notes"]
+        .as_array()
+        .map(|v| v.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let metric = json_text(c, "metric");
+    let importance = match json_text(c, "importance") {
+        "attributions" => "mean |attribution|",
+        "error_correlation" => "the correlation ratio of the error over each feature's values or reference quintile bins, on labelled rows",
+        _ => "nothing (too few labelled rows)",
+    };
+    let number = |v: &Value, k: &str| json_number(v, k).map(short).unwrap_or("—".into());
+    html! {
+        div.causes data-causes=(json_text(x, "rule")) data-fingerprint=(json_text(x, "fingerprint")) {
+            h3 { "Likely causes: " (json_text(x, "rule")) }
+            p.meta { "Window " (window_text(json_text(c, "window_start"), json_text(c, "window_end")))
+                ", " (c["sampled_rows"].as_u64().unwrap_or(0)) " of " (c["labelled_rows"].as_u64().unwrap_or(0)) " labelled rows looked at (at most " (c["sample_cap"].as_u64().unwrap_or(0)) "). "
+                "Features ranked by their change (drift, null rate) × how much they matter: " (importance) "." }
+            @if features.is_empty() { p.muted { "No feature to rank." } } @else {
+                table.causes {
+                    tr { th { "#" } th { "feature" } th.num { "score" } th { "why" } }
+                    @for (i, f) in features.iter().enumerate() {
+                        tr data-cause-feature=(json_text(f, "feature")) data-rank=(i + 1) {
+                            td { (i + 1) }
+                            td { b { (json_text(f, "feature")) } @if f["drifted"].as_bool() == Some(true) { " " span.badge.firing { "drifted" } } }
+                            td.num { (number(f, "score")) }
+                            td { (json_text(f, "reason")) }
+                        }
+                    }
+                }
+            }
+            h3 { "Where " (metric) " dropped most" }
+            @if segments.is_empty() { p.muted data-empty="segments" { "No segment of at least " (c["min_segment_rows"].as_u64().unwrap_or(0)) " rows is worse than the reference." } } @else {
+                table.segments {
+                    tr { th { "segment" } th.num { (metric) } th.num { "95% CI" } th.num { "rows" } th.num { "reference" } }
+                    @for s in &segments {
+                        @let ci = s.get("interval").filter(|i| i.is_object());
+                        tr data-segment=(json_text(s, "segment")) {
+                            td { b { (json_text(s, "segment")) } }
+                            td.num { (number(s, "value")) }
+                            td.num { @if let Some(i) = ci { (number(i, "low")) "–" (number(i, "high")) div.s { (json_text(i, "method")) } } @else { "—" } }
+                            td.num { (s["rows"].as_u64().unwrap_or(0)) }
+                            td.num { (number(s, "reference_value"))
+                                @match s["reference_rows"].as_u64().unwrap_or(0) {
+                                    0 => div.s { "not in the reference: against all of it" },
+                                    r if s["reference_value"].is_null() => div.s { (r) " rows: against all of it" },
+                                    r => div.s { (r) " rows" },
+                                } }
+                        }
+                    }
+                }
+            }
+            @for n in &notes { p.meta { (n) } }
+        }
+    }
+}
+
 /// The model's rules by name.
 fn rules_by_name(a: &data::AlertsData) -> std::collections::HashMap<&str, &Value> {
     a.rules.iter().map(|r| (json_text(r, "name"), r)).collect()
@@ -180,6 +248,9 @@ pub fn alerts_section(data: &ModelData, history_rows: usize, show_rules: bool) -
                             td.ack { (ack_cell(model, x, show_rules && a.can_acknowledge)) }
                         }
                     }
+                }
+                @for x in open.iter().filter(|x| x.get("causes").is_some_and(Value::is_object)) {
+                    (causes_block(x))
                 }
                 @if show_rules && !a.can_acknowledge {
                     p.meta data-ack-needs="admin" { "Acknowledging an alert needs an admin key: log out and log in with one." }

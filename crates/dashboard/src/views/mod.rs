@@ -2,6 +2,7 @@
 //! engine's reports (and the alert endpoints' JSON).
 
 pub mod alerts;
+pub mod attributions;
 pub mod changes;
 pub mod drift;
 pub mod fairness;
@@ -49,6 +50,7 @@ report_window!(
     WindowQuality,
     FeedbackWindow,
     modelwatch_engine::fairness::FairnessWindow,
+    modelwatch_engine::attribution::AttributionWindow,
     modelwatch_engine::multivariate::MultivariateWindow
 );
 

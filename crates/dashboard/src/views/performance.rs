@@ -50,7 +50,7 @@ pub fn metric_chart(
 }
 
 /// The name of a charted metric among a window's label-free estimates (CBPE's multiclass
-/// precision, recall and F1 are the macro averages).
+/// precision, recall and F1 are the macro averages; DLE's MAE and RMSE for regression).
 fn estimated_name(name: MetricName) -> Option<&'static str> {
     Some(match name {
         MetricName::Accuracy => "accuracy",
@@ -59,6 +59,8 @@ fn estimated_name(name: MetricName) -> Option<&'static str> {
         MetricName::F1 | MetricName::F1Macro => "f1",
         MetricName::RocAuc => "roc_auc",
         MetricName::Specificity => "specificity",
+        MetricName::Mae => "mae",
+        MetricName::Rmse => "rmse",
         _ => return None,
     })
 }
@@ -245,7 +247,7 @@ pub fn performance_section(data: &ModelData, params: &ViewParams, base: Option<&
         @if m.windows.is_empty() { div.empty { "No predictions in this range." } }
         div.grid {
             @for (name, c) in &charts {
-                (figure(name.as_str(), c, "per window, shaded: 95% confidence interval; grey: the label-free estimate (CBPE) with its ± 3σ band, before and after labels arrive; dashed: the reference's value, red dashed: alert rules; hover a window for its values"))
+                (figure(name.as_str(), c, "per window, shaded: 95% confidence interval; grey: the label-free estimate (CBPE, or DLE for regression) with its ± 3σ band, before and after labels arrive; dashed: the reference's value, red dashed: alert rules; hover a window for its values"))
             }
         }
         (super::window::window_section(m, params, base))

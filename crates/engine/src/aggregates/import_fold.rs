@@ -139,7 +139,7 @@ impl ImportFold {
             let spec = first.finish(self.declared, None);
             let json = spec_key(&spec);
             // The estimator a refresh fits for this task (the same rows, the same fit).
-            let estimable = matches!(spec.task, Task::Binary | Task::Multiclass);
+            let estimable = crate::estimate::estimable(spec.task);
             self.estimator = (estimable && !self.reference_rows.is_empty())
                 .then(|| crate::estimate::fit(&spec, &self.reference_rows).ok())
                 .flatten()

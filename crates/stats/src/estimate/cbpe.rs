@@ -43,7 +43,8 @@ pub enum CbpeError {
     OneClass,
 }
 
-/// The metrics CBPE estimates, with their API names.
+/// The metrics estimated before the labels, with their API names: CBPE's six for classifiers
+/// ([`EstimatedMetric::ALL`]), DLE's two for regression models ([`EstimatedMetric::REGRESSION`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EstimatedMetric {
@@ -53,6 +54,9 @@ pub enum EstimatedMetric {
     Recall,
     Specificity,
     Accuracy,
+    /// Direct loss estimation (`estimate::dle`).
+    Mae,
+    Rmse,
 }
 
 impl EstimatedMetric {
@@ -75,6 +79,12 @@ impl EstimatedMetric {
         "accuracy",
     ];
 
+    /// What DLE estimates for a regression model.
+    pub const REGRESSION: [EstimatedMetric; 2] = [EstimatedMetric::Mae, EstimatedMetric::Rmse];
+
+    /// The API names, in [`EstimatedMetric::REGRESSION`] order.
+    pub const REGRESSION_NAMES: [&'static str; 2] = ["mae", "rmse"];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EstimatedMetric::RocAuc => "roc_auc",
@@ -83,12 +93,15 @@ impl EstimatedMetric {
             EstimatedMetric::Recall => "recall",
             EstimatedMetric::Specificity => "specificity",
             EstimatedMetric::Accuracy => "accuracy",
+            EstimatedMetric::Mae => "mae",
+            EstimatedMetric::Rmse => "rmse",
         }
     }
 
     pub fn parse(name: &str) -> Option<EstimatedMetric> {
         EstimatedMetric::ALL
             .into_iter()
+            .chain(EstimatedMetric::REGRESSION)
             .find(|m| m.as_str() == name)
     }
 }
@@ -131,15 +144,16 @@ pub struct SamplingComponents {
 }
 
 impl SamplingComponents {
-    fn get(&self, m: EstimatedMetric) -> &Component {
-        match m {
+    fn get(&self, m: EstimatedMetric) -> Option<&Component> {
+        Some(match m {
             EstimatedMetric::RocAuc => &self.roc_auc,
             EstimatedMetric::F1 => &self.f1,
             EstimatedMetric::Precision => &self.precision,
             EstimatedMetric::Recall => &self.recall,
             EstimatedMetric::Specificity => &self.specificity,
             EstimatedMetric::Accuracy => &self.accuracy,
-        }
+            EstimatedMetric::Mae | EstimatedMetric::Rmse => return None,
+        })
     }
 }
 
@@ -244,7 +258,7 @@ impl BinaryCbpe {
             let Some(value) = value.filter(|v| v.is_finite()) else {
                 continue;
             };
-            let Some(se) = self.components.get(m).sampling_error(c.n) else {
+            let Some(se) = self.components.get(m).and_then(|s| s.sampling_error(c.n)) else {
                 continue;
             };
             let e = Estimate {
@@ -313,7 +327,7 @@ impl ExpectedConfusion {
     pub fn metric(&self, m: EstimatedMetric) -> Option<f64> {
         let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b);
         match m {
-            EstimatedMetric::RocAuc => None,
+            EstimatedMetric::RocAuc | EstimatedMetric::Mae | EstimatedMetric::Rmse => None,
             EstimatedMetric::Accuracy => ratio(self.tp + self.tn, self.n as f64),
             EstimatedMetric::Precision => ratio(self.tp, self.tp + self.fp),
             EstimatedMetric::Recall => ratio(self.tp, self.tp + self.fn_),

@@ -255,6 +255,7 @@ impl MulticlassWindow {
                 EstimatedMetric::Precision => (mean(m, &self.confusion), se(&comp.precision)),
                 EstimatedMetric::Recall => (mean(m, &self.confusion), se(&comp.recall)),
                 EstimatedMetric::Specificity => (mean(m, &self.confusion), se(&comp.specificity)),
+                EstimatedMetric::Mae | EstimatedMetric::Rmse => continue,
             };
             if !value.is_finite() || !sampling_error.is_finite() {
                 continue;

@@ -161,7 +161,7 @@ fn a_version_5_database_loses_its_index_by_chunk_and_scans_the_same() {
     let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
     conn.execute_batch(
         "CREATE INDEX request_index_segment ON request_index(model_id, segment_id);
-         DROP TABLE IF EXISTS shadow_index; DROP TABLE IF EXISTS shadow_versions; PRAGMA user_version = 5;",
+         DROP TABLE IF EXISTS shadow_index; DROP TABLE IF EXISTS shadow_versions; ALTER TABLE reference_rows DROP COLUMN explanations; PRAGMA user_version = 5;",
     )
     .unwrap();
     drop(conn);
@@ -430,7 +430,7 @@ fn a_version_6_database_keeps_its_deltas_and_never_hands_their_ids_out_again() {
          INSERT INTO hour_deltas_v6 SELECT * FROM hour_deltas;
          DROP TABLE hour_deltas; ALTER TABLE hour_deltas_v6 RENAME TO hour_deltas;
          CREATE INDEX hour_deltas_hour ON hour_deltas(model_id, version, hour);
-         DROP TABLE IF EXISTS shadow_index; DROP TABLE IF EXISTS shadow_versions; PRAGMA user_version = 6;",
+         DROP TABLE IF EXISTS shadow_index; DROP TABLE IF EXISTS shadow_versions; ALTER TABLE reference_rows DROP COLUMN explanations; PRAGMA user_version = 6;",
     )
     .unwrap();
     let before: Vec<(i64, Vec<u8>)> = conn
@@ -492,7 +492,7 @@ fn downgrade(dir: &tempfile::TempDir, sql: &str) {
          ALTER TABLE request_index_v4 RENAME TO request_index;
          CREATE INDEX request_index_segment ON request_index(model_id, segment_id);
          DROP TABLE request_buckets; DROP TABLE request_bucket_groups;
-         DROP TABLE IF EXISTS shadow_index; DROP TABLE IF EXISTS shadow_versions; PRAGMA user_version = 4;",
+         DROP TABLE IF EXISTS shadow_index; DROP TABLE IF EXISTS shadow_versions; ALTER TABLE reference_rows DROP COLUMN explanations; PRAGMA user_version = 4;",
     )
     .unwrap();
     conn.execute_batch(sql).unwrap();
@@ -1105,4 +1105,78 @@ fn a_page_cursor_is_still_the_chunk_id_and_row_offset() {
     let page = store.predictions(&model(), Some(2 << 20), 10).unwrap();
     let ids: Vec<&str> = page.items.iter().map(|e| e.request_id.as_str()).collect();
     assert_eq!(ids, ["e", "f"]);
+}
+
+/// A reference row with attributions, as the formats crate makes of an
+/// `explanation.<feature>` column.
+fn explained_reference_row(age: f64, attribution: f64) -> ReferenceRow {
+    ReferenceRow {
+        features: vec![("age".into(), modelwatch_core::FeatureValue::Number(age))],
+        explanations: vec![("age".into(), attribution)],
+        ..ReferenceRow::default()
+    }
+}
+
+#[test]
+fn attributions_of_predictions_and_of_the_reference_read_back_as_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let row = r#"{"request_id":"a","timestamp":"2026-01-01T00:10:00Z","features":{"age":3},"prediction":1,"explanations":{"age":0.1234567890123,"country":-0.5}}"#;
+    store.ingest_predictions(&model(), preds(&[row])).unwrap();
+    store
+        .put_reference(
+            &model(),
+            None,
+            vec![(0, explained_reference_row(3.0, -0.25))],
+            vec![],
+        )
+        .unwrap();
+    let mut seen = Vec::new();
+    store
+        .scan_predictions(&model(), &ScanRange::default(), &mut |e, _| {
+            seen.push(e.explanations.clone())
+        })
+        .unwrap();
+    assert_eq!(
+        seen,
+        [vec![
+            ("age".to_string(), 0.1234567890123),
+            ("country".to_string(), -0.5)
+        ]]
+    );
+    let reference = store.reference_rows(&model(), None).unwrap();
+    assert_eq!(reference[0].explanations, [("age".to_string(), -0.25)]);
+}
+
+#[test]
+fn a_version_8_database_gains_reference_attributions_and_keeps_its_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let mut plain = explained_reference_row(3.0, 0.0);
+    plain.explanations.clear();
+    store
+        .put_reference(&model(), None, vec![(0, plain.clone())], vec![])
+        .unwrap();
+    drop(store);
+    let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE reference_rows DROP COLUMN explanations; PRAGMA user_version = 8;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(store.reference_rows(&model(), None).unwrap(), [plain]);
+    // The migrated table takes attributions.
+    store
+        .put_reference(
+            &model(),
+            None,
+            vec![(0, explained_reference_row(3.0, 0.5))],
+            vec![],
+        )
+        .unwrap();
+    assert_eq!(
+        store.reference_rows(&model(), None).unwrap()[0].explanations,
+        [("age".to_string(), 0.5)]
+    );
 }

@@ -53,6 +53,8 @@ fn common_rows_take_the_fast_path_and_read_as_serde_json_reads_them() {
         r#"{"request_id": "r", "prediction": 1, "features": {"a": true, "b": false, "c": null}}"#,
         r#"{"request_id": "r", "model_version": "v2", "role": "shadow", "prediction": 1}"#,
         r#"{"request_id": "r", "role": null, "prediction": 1}"#,
+        r#"{"request_id": "r", "prediction": 1, "explanations": {"amount": 0.31, "country": -0.05}}"#,
+        r#"{"request_id": "r", "prediction": 1, "explanations": null}"#,
     ];
     for row in rows {
         assert_fast(row);
@@ -193,6 +195,7 @@ fn field() -> impl Strategy<Value = (&'static str, (String, bool))> {
         object(string()).prop_map(|o| ("tags", o)),
         Just(("tags", ("null".to_string(), true))),
         string().prop_map(|s| ("role", s)),
+        object(number()).prop_map(|o| ("explanations", o)),
     ]
 }
 
