@@ -122,9 +122,10 @@ pub struct Comparison {
     /// Share of paired requests on which both predicted the same class (classifiers only).
     pub agreement: Option<paired::Agreement>,
     pub metrics: Vec<MetricComparison>,
-    /// The label-free (CBPE) estimates of each version over the same requests, labelled or
-    /// not (paired: the requests both scored; A/B: each version's own); absent when neither
-    /// version can be estimated (see the report's `estimation` and `skipped`).
+    /// The label-free estimates (CBPE for a classifier, DLE for a regressor) of each version
+    /// over the same requests, labelled or not (paired: the requests both scored; A/B: each
+    /// version's own); absent when neither version can be estimated (see the report's
+    /// `estimation` and `skipped`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub estimated: Option<EstimatedComparison>,
 }
@@ -135,8 +136,8 @@ pub struct EstimatedComparison {
     /// Requests each version's estimates are computed on.
     pub champion_requests: u64,
     pub challenger_requests: u64,
-    /// The decision's metric first (ROC AUC for a binary classifier, else accuracy), then the
-    /// others CBPE estimates.
+    /// The decision's metric first (ROC AUC for a binary classifier, else accuracy; MAE for a
+    /// regressor), then the others CBPE (or DLE: RMSE) estimates.
     pub metrics: Vec<EstimatedMetric>,
 }
 
@@ -159,14 +160,15 @@ pub struct VersionEstimation {
     /// `version`: the reference uploaded for this version; `all_versions`: the model's.
     pub reference: String,
     pub reference_rows: u64,
-    /// Whether the scores are calibrated on that reference (isotonic) before estimating.
+    /// Whether the scores are calibrated on that reference (isotonic) before estimating (CBPE;
+    /// always false for DLE, which fits an error model instead).
     pub calibrated: bool,
 }
 
 /// How the report's estimates were made.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CompareEstimation {
-    /// `cbpe`.
+    /// `cbpe` (classifiers) or `dle` (regressors).
     pub method: String,
     /// `± 3 sampling errors`.
     pub interval: String,
@@ -213,9 +215,10 @@ pub struct Decision {
     /// would do (no test yet).
     pub labelled_requests_still_needed: Option<u64>,
     /// What the label-free estimates of the decision's metric say, when both versions have
-    /// them: `estimated_promote` (the challenger's ± 3σ interval entirely above the
-    /// champion's), `estimated_keep` (entirely below) or `estimated_unclear`. A hint, never the
-    /// verdict: the verdict waits for labels.
+    /// them: `estimated_promote` (the challenger's ± 3σ interval entirely on the better side
+    /// of the champion's: above for ROC AUC or accuracy, below for MAE), `estimated_keep`
+    /// (entirely on the worse side) or `estimated_unclear`. A hint, never the verdict: the
+    /// verdict waits for labels.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub estimated_hint: Option<EstimatedHint>,
     pub reason: String,
@@ -260,8 +263,8 @@ struct Scored {
     score: Option<f64>,
     /// Regression: the predicted value.
     value: Option<f64>,
-    /// What the version's estimator reads (prediction, score, scores; no features), when the
-    /// version has one.
+    /// What the version's estimator reads, when the version has one: prediction, score and
+    /// scores for CBPE; for DLE (a regressor) also the features, which its error model reads.
     estimable: Option<PredictionEvent>,
 }
 
@@ -299,7 +302,11 @@ fn scored(spec: &TaskSpec, p: &PredictionEvent, estimable: bool) -> Scored {
             request_id: String::new(),
             timestamp: p.timestamp,
             model_version: None,
-            features: Vec::new(),
+            features: if spec.task == Task::Regression {
+                p.features.clone()
+            } else {
+                Vec::new()
+            },
             prediction: p.prediction.clone(),
             score: p.score,
             scores: p.scores.clone(),
@@ -320,10 +327,11 @@ struct Estimators {
     skipped: Vec<SkippedEstimate>,
 }
 
-/// Each version's CBPE estimator: the champion's is fitted on the reference uploaded for its
-/// version, else on the model's (all versions') reference, the one its served metrics are
-/// compared with. The challenger's only on a reference uploaded for its own version: another
-/// model's scores mean other probabilities, so calibrating them on the champion's reference
+/// Each version's estimator (CBPE for a classifier, DLE for a regressor): the champion's is
+/// fitted on the reference uploaded for its version, else on the model's (all versions')
+/// reference, the one its served metrics are compared with. The challenger's only on a
+/// reference uploaded for its own version: another model's scores mean other probabilities,
+/// and another model's errors another error model, so fitting them on the champion's reference
 /// would estimate nothing true; without one it is skipped, with the reason.
 fn estimators(
     store: &dyn Store,
@@ -337,15 +345,6 @@ fn estimators(
         info: None,
         skipped: Vec::new(),
     };
-    if !matches!(spec.task, Task::Binary | Task::Multiclass) {
-        for v in [&q.champion, &q.challenger] {
-            out.skipped.push(SkippedEstimate {
-                version: v.clone(),
-                reason: "label-free estimates of a regressor are not compared".into(),
-            });
-        }
-        return Ok(out);
-    }
     let summary = store
         .model(model)?
         .ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
@@ -358,7 +357,7 @@ fn estimators(
     };
     let all_versions = own("");
     let mut info = CompareEstimation {
-        method: "cbpe".into(),
+        method: method(spec.task).into(),
         interval: "± 3 sampling errors".into(),
         champion: None,
         challenger: None,
@@ -371,10 +370,10 @@ fn estimators(
                 out.skipped.push(SkippedEstimate {
                     version: version.clone(),
                     reason: if champion {
-                        "no labelled reference for this version or for all versions to calibrate its scores on".into()
+                        "no labelled reference for this version or for all versions to fit its estimator on".into()
                     } else {
                         format!(
-                            "no reference uploaded for version `{version}`: a challenger's scores are calibrated on its own labelled reference (PUT /v1/models/{model}/reference?version={version}), never on the champion's"
+                            "no reference uploaded for version `{version}`: a challenger's estimator is fitted on its own labelled reference (PUT /v1/models/{model}/reference?version={version}), never on the champion's"
                         )
                     },
                 });
@@ -385,7 +384,11 @@ fn estimators(
         let Some(fitted) = fitted else {
             out.skipped.push(SkippedEstimate {
                 version: version.clone(),
-                reason: "its reference cannot be fitted (it needs labelled rows of every class with scores and predictions)".into(),
+                reason: if spec.task == Task::Regression {
+                    "its reference cannot be fitted (it needs labelled rows with numeric predictions and labels)".into()
+                } else {
+                    "its reference cannot be fitted (it needs labelled rows of every class with scores and predictions)".into()
+                },
             });
             continue;
         };
@@ -492,7 +495,7 @@ pub fn compare(
             comparison: comparison(&spec, mode, &est, rs),
         })
         .collect();
-    let decision = decide(&overall, &q.champion, &q.challenger);
+    let decision = decide(&overall, spec.task, &q.champion, &q.challenger);
     Ok(CompareReport {
         model: model.to_string(),
         task: spec.task,
@@ -592,6 +595,17 @@ const ESTIMATED_METRICS: [&str; 6] = [
     "specificity",
 ];
 
+/// The metrics DLE estimates, the decision's (MAE) first.
+const ESTIMATED_ERRORS: [&str; 2] = ["mae", "rmse"];
+
+/// The label-free method of a task, as the report names it.
+fn method(task: Task) -> &'static str {
+    match task {
+        Task::Regression => "dle",
+        Task::Binary | Task::Multiclass => "cbpe",
+    }
+}
+
 /// Each version's label-free estimates over the span's requests: in paired mode the requests
 /// both versions scored, labelled or not (the same requests for both); in A/B each version's
 /// own.
@@ -624,7 +638,11 @@ fn estimated(
     let a = fold(&est.champion, true);
     let b = fold(&est.challenger, false);
     let first = labelled.first().map(|m| m.metric.as_str());
-    let mut names: Vec<&str> = ESTIMATED_METRICS.to_vec();
+    let mut names: Vec<&str> = if spec.task == Task::Regression {
+        ESTIMATED_ERRORS.to_vec()
+    } else {
+        ESTIMATED_METRICS.to_vec()
+    };
     if let Some(i) = names.iter().position(|m| Some(*m) == first) {
         let m = names.remove(i);
         names.insert(0, m);
@@ -885,14 +903,26 @@ fn independent_metrics(task: Task, a: &[Outcomes], b: &[Outcomes]) -> Vec<Metric
 }
 
 /// The label-free estimates' hint on `metric` (see [`Decision::estimated_hint`]), with a
-/// sentence saying it; `None` unless both versions have an estimate of it.
-fn hint(overall: &Comparison, metric: &str) -> Option<(EstimatedHint, String)> {
+/// sentence saying it; `None` unless both versions have an estimate of it. For an error
+/// (`higher_is_better` false) the challenger's interval wholly below the champion's favours it.
+fn hint(
+    overall: &Comparison,
+    task: Task,
+    metric: &str,
+    higher_is_better: bool,
+) -> Option<(EstimatedHint, String)> {
     let e = overall.estimated.as_ref()?;
     let m = e.metrics.iter().find(|m| m.metric == metric)?;
     let (a, b) = (m.champion.as_ref()?, m.challenger.as_ref()?);
-    let hint = if b.ci_low > a.ci_high {
+    let (above, below) = (b.ci_low > a.ci_high, b.ci_high < a.ci_low);
+    let (better, worse) = if higher_is_better {
+        (above, below)
+    } else {
+        (below, above)
+    };
+    let hint = if better {
         EstimatedHint::EstimatedPromote
-    } else if b.ci_high < a.ci_low {
+    } else if worse {
         EstimatedHint::EstimatedKeep
     } else {
         EstimatedHint::EstimatedUnclear
@@ -905,7 +935,8 @@ fn hint(overall: &Comparison, metric: &str) -> Option<(EstimatedHint, String)> {
     Some((
         hint,
         format!(
-            "the label-free estimates (CBPE, over {} requests) {what}: {metric} {} [{}, {}] against {} [{}, {}]",
+            "the label-free estimates ({}, over {} requests) {what}: {metric} {} [{}, {}] against {} [{}, {}]",
+            method(task).to_uppercase(),
             e.champion_requests.min(e.challenger_requests),
             short4(b.value),
             short4(b.ci_low),
@@ -921,11 +952,13 @@ fn short4(x: f64) -> String {
     format!("{x:.4}")
 }
 
-fn decide(overall: &Comparison, champion: &str, challenger: &str) -> Decision {
+fn decide(overall: &Comparison, task: Task, champion: &str, challenger: &str) -> Decision {
     let mut d = decide_on_labels(overall, champion, challenger);
     // Before labels arrive the estimates are all there is: said beside the verdict, which
-    // stays the labels' (an estimate rests on the calibration holding, which labels check).
-    if let Some((h, sentence)) = hint(overall, &d.metric) {
+    // stays the labels' (an estimate rests on the calibration, or the error model, holding,
+    // which labels check).
+    let higher_is_better = overall.metrics[0].higher_is_better;
+    if let Some((h, sentence)) = hint(overall, task, &d.metric, higher_is_better) {
         d.estimated_hint = Some(h);
         if d.verdict == Verdict::NeedMoreData {
             d.reason = format!(

@@ -642,3 +642,149 @@ fn before_labels_the_comparison_reports_each_versions_estimates() {
     assert_eq!(d["estimated_hint"], "estimated_promote");
     assert!(!d["reason"].as_str().unwrap().contains("waits"), "{d}");
 }
+
+/// A regressor's truth, and `version`'s prediction of it, for row `i`: the errors grow with
+/// the feature `x` (which DLE's error model learns), and the challenger's are 0.4 times the
+/// champion's. Predictions rounded to 4 decimals.
+fn regression_row(i: usize, version: &str) -> (f64, f64, f64) {
+    let x = (unit(i, 7) * 1e4).round() / 1e4;
+    let truth = ((20.0 + 10.0 * x) * 1e4).round() / 1e4;
+    let sign = if unit(i, 8) < 0.5 { -1.0 } else { 1.0 };
+    let error = (1.0 + 3.0 * x) * (0.5 + unit(i, 9)) * sign;
+    let scale = if version == "v1" { 1.0 } else { 0.4 };
+    (x, truth, ((truth + scale * error) * 1e4).round() / 1e4)
+}
+
+/// DLE fitted on `version`'s reference (rows 10_000..11_000) and applied to its predictions of
+/// `ids`: what `crates/stats/tests/dle_nannyml.rs` checks against NannyML.
+fn dle_of(
+    version: &str,
+    ids: impl Iterator<Item = usize>,
+) -> modelwatch_stats::estimate::BinaryEstimates {
+    use modelwatch_stats::estimate::{Cell, ColumnKind, Dle, DleRow, DleWindow};
+    let reference: Vec<DleRow> = (10_000..11_000)
+        .map(|i| {
+            let (x, truth, predicted) = regression_row(i, version);
+            DleRow {
+                features: vec![Cell::Number(x)],
+                prediction: predicted,
+                label: truth,
+            }
+        })
+        .collect();
+    let dle = Dle::fit(&[ColumnKind::Numeric], &reference).unwrap();
+    let mut w = DleWindow::default();
+    for i in ids {
+        let (x, _, predicted) = regression_row(i, version);
+        w.observe(dle.predict(&[Cell::Number(x)], predicted));
+    }
+    dle.estimates(&w)
+}
+
+/// Before labels arrive, a regressor's `/compare` reports both versions' DLE estimates of MAE
+/// and RMSE over the requests both scored, each fitted on its own version's reference, and
+/// hints the challenger whose estimated errors lie wholly below the champion's.
+#[test]
+fn before_labels_a_regressors_comparison_reports_each_versions_estimated_errors() {
+    const N: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let reference = |version: &str| {
+        (10_000..11_000)
+            .map(|i| {
+                let (x, truth, predicted) = regression_row(i, version);
+                json!({"features": {"x": x}, "prediction": predicted, "label": truth}).to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    server.put_reference(
+        "price",
+        "?version=v1",
+        "application/x-ndjson",
+        reference("v1"),
+    );
+    let rows: Vec<Value> = ["v1", "v2"]
+        .into_iter()
+        .flat_map(|v| {
+            (0..N).map(move |i| {
+                let (x, _, predicted) = regression_row(i, v);
+                let mut row = json!({"request_id": format!("q{i}"), "timestamp": time(i),
+                    "model_version": v, "features": {"x": x}, "prediction": predicted});
+                if v == "v2" {
+                    row["role"] = json!("shadow");
+                }
+                row
+            })
+        })
+        .collect();
+    server.post_ok("/v1/models/price/predictions", rows);
+    let url = "/v1/models/price/compare?champion=v1&challenger=v2&window=1d&from=2026-11-20T00:00:00Z&to=2026-11-24T00:00:00Z";
+
+    // Without a reference of its own the challenger's errors have no model: skipped.
+    let report = server.get_ok(url);
+    assert_eq!(report["task"], "regression");
+    assert_eq!(report["skipped"][0]["version"], "v2", "{report}");
+    assert!(
+        report["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("reference?version=v2"),
+        "{}",
+        report["skipped"]
+    );
+
+    server.put_reference(
+        "price",
+        "?version=v2",
+        "application/x-ndjson",
+        reference("v2"),
+    );
+    let report = server.get_ok(url);
+    assert!(report.get("skipped").is_none(), "{}", report["skipped"]);
+    assert_eq!(report["mode"], "paired");
+    let estimation = &report["estimation"];
+    assert_eq!(estimation["method"], "dle");
+    assert_eq!(estimation["champion"]["reference"], "version");
+    assert_eq!(estimation["challenger"]["reference_rows"], 1000);
+    let estimated = &report["overall"]["estimated"];
+    assert_eq!(
+        (
+            &estimated["champion_requests"],
+            &estimated["challenger_requests"]
+        ),
+        (&json!(N), &json!(N))
+    );
+    let names: Vec<&str> = estimated["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["metric"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["mae", "rmse"]);
+    let (a, b) = (dle_of("v1", 0..N), dle_of("v2", 0..N));
+    for m in estimated["metrics"].as_array().unwrap() {
+        same_estimate("champion", m, &a);
+        same_estimate("challenger", m, &b);
+        let diff =
+            m["challenger"]["value"].as_f64().unwrap() - m["champion"]["value"].as_f64().unwrap();
+        close("difference", &m["difference"], diff);
+    }
+
+    // No labels: the verdict waits; the challenger's estimated MAE lies wholly below.
+    let d = &report["decision"];
+    assert_eq!(d["metric"], "mae");
+    assert_eq!(d["verdict"], "need_more_data", "{d}");
+    let mae = &estimated["metrics"][0];
+    assert!(
+        mae["challenger"]["ci_high"].as_f64().unwrap()
+            < mae["champion"]["ci_low"].as_f64().unwrap(),
+        "{mae}"
+    );
+    assert_eq!(d["estimated_hint"], "estimated_promote", "{d}");
+    let reason = d["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("DLE") && reason.contains("favour the challenger"),
+        "{reason}"
+    );
+}

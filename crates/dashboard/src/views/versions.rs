@@ -117,7 +117,7 @@ fn challenger_section(c: &CompareReport) -> Markup {
                 Some(EstimatedHint::EstimatedUnclear) => "estimated_unclear",
                 None => "",
             }) {
-                "Label-free estimates (CBPE, ± 3σ) over " (e.champion_requests.max(e.challenger_requests)) " requests, labelled or not"
+                "Label-free estimates (" (c.estimation.as_ref().map_or("cbpe", |x| x.method.as_str()).to_uppercase()) ", ± 3σ) over " (e.champion_requests.max(e.challenger_requests)) " requests, labelled or not"
                 @for s in &c.skipped { " · " (s.version) ": " (s.reason) }
             }
             table.versions {
