@@ -68,34 +68,41 @@ cargo test --workspace --no-run
 test -x "$CARGO_TARGET_DIR/debug/modelwatch"
 export MODELWATCH_BIN="$CARGO_TARGET_DIR/debug/modelwatch"
 
-# The Python suites need only the binary, so they run beside the Rust tests: both spend most
-# of their time waiting on the servers, demos and browsers they start (one after the other they
-# took about 100 s and 90 s of a warm run). Their output is printed after the Rust tests'.
-# Each suite runs even when one before it failed, so one run shows every failure.
-python_suites() {
-  local rc=0
-  echo "== Python SDK: pytest against the real modelwatch binary"
-  "$VENV/bin/python" -m pytest -q clients/python/tests || rc=1
-  echo "== Dashboard: browser tests in headless Chromium against the real binary"
-  CHROMIUM="$(command -v chromium)" "$VENV/bin/python" -m pytest -q tests/browser || rc=1
-  echo "== Deployment: manifests, unit, Dockerfile lint, TLS proxies, backup and restore"
-  "$DEPLOY_VENV/bin/python" -m pytest -q tests/deploy || rc=1
-  return "$rc"
-}
-PY_LOG="$(mktemp)"
-python_suites >"$PY_LOG" 2>&1 &
-PY_PID=$!
+# The Python suites need only the binary, so they run beside the Rust tests and beside each
+# other: all of them spend most of their time waiting on the servers, demos and browsers they
+# start (a warm run, one after the other: Rust tests ~120 s, SDK ~75 s, browser ~110 s,
+# deployment ~10 s). Each suite's output is printed after the Rust tests', and every suite
+# runs to its end, so one run shows every failure.
+PY_DIR="$(mktemp -d)"
+declare -A PY_PIDS=()
+declare -A PY_TITLES=(
+  [sdk]="Python SDK: pytest against the real modelwatch binary"
+  [browser]="Dashboard: browser tests in headless Chromium against the real binary"
+  [deploy]="Deployment: manifests, unit, Dockerfile lint, TLS proxies, backup and restore"
+)
+"$VENV/bin/python" -m pytest -q clients/python/tests >"$PY_DIR/sdk.log" 2>&1 &
+PY_PIDS[sdk]=$!
+CHROMIUM="$(command -v chromium)" "$VENV/bin/python" -m pytest -q tests/browser \
+  >"$PY_DIR/browser.log" 2>&1 &
+PY_PIDS[browser]=$!
+"$DEPLOY_VENV/bin/python" -m pytest -q tests/deploy >"$PY_DIR/deploy.log" 2>&1 &
+PY_PIDS[deploy]=$!
 
 echo "== Rust: cargo test --workspace"
 rust_rc=0
 # Four test threads on two cores: the CLI's integration tests mostly wait on the servers they
 # start, so two threads left the cores idle (RUST_TEST_THREADS set by the caller wins).
 RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}" cargo test --workspace || rust_rc=$?
-py_rc=0
-wait "$PY_PID" || py_rc=$?
-cat "$PY_LOG"
-rm -f "$PY_LOG"
-if [ "$rust_rc" != 0 ] || [ "$py_rc" != 0 ]; then
-  echo "FAILED: the Rust tests exited with $rust_rc, the Python suites with $py_rc" >&2
+failed=""
+for suite in sdk browser deploy; do
+  suite_rc=0
+  wait "${PY_PIDS[$suite]}" || suite_rc=$?
+  echo "== ${PY_TITLES[$suite]}"
+  cat "$PY_DIR/$suite.log"
+  if [ "$suite_rc" != 0 ]; then failed="$failed $suite"; fi
+done
+rm -rf "$PY_DIR"
+if [ "$rust_rc" != 0 ] || [ -n "$failed" ]; then
+  echo "FAILED: the Rust tests exited with $rust_rc; failed Python suites:${failed:- none}" >&2
   exit 1
 fi
