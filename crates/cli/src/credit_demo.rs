@@ -27,7 +27,6 @@
 //! It loads after the two other models' history (the demo's start, which tests wait for, is
 //! unchanged), then logs a new application every few seconds.
 
-use anyhow::Context;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -151,33 +150,9 @@ fn events(id: &str, ts: i64, a: &Application, shadow: bool) -> Vec<Value> {
 /// application every few seconds. Waits for `ready` first (the other models' history).
 pub fn run(url: &str, seed: u64, ready: impl FnOnce()) -> anyhow::Result<()> {
     ready();
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()?;
-    let base = format!("{url}/v1/models/{MODEL}");
-    let send = |method: reqwest::Method, path: &str, ct: &str, body: String| {
-        let r = client
-            .request(method, format!("{base}{path}"))
-            .header("content-type", ct)
-            .body(body)
-            .send()
-            .with_context(|| format!("posting to {base}{path}"))?;
-        if !r.status().is_success() {
-            anyhow::bail!("{path}: {} {}", r.status(), r.text().unwrap_or_default());
-        }
-        anyhow::Ok(())
-    };
-    let post = |path: &str, rows: &[Value]| -> anyhow::Result<()> {
-        for chunk in rows.chunks(5_000) {
-            send(
-                reqwest::Method::POST,
-                path,
-                "application/json",
-                Value::Array(chunk.to_vec()).to_string(),
-            )?;
-        }
-        Ok(())
-    };
+    let api = crate::demo::ModelApi::new(url, MODEL)?;
+    let send = |method, path: &str, ct: &str, body| api.send(method, path, ct, body);
+    let post = |path: &str, rows: &[Value]| api.post(path, rows);
     let mut gen = Generator::new(seed);
     let ndjson = "application/x-ndjson";
     send(

@@ -138,6 +138,55 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     })
 }
 
+/// A demo model's API (`{url}/v1/models/{model}`), called the way a user's code would.
+pub(crate) struct ModelApi {
+    pub(crate) client: reqwest::blocking::Client,
+    pub(crate) base: String,
+}
+
+impl ModelApi {
+    pub(crate) fn new(url: &str, model: &str) -> anyhow::Result<ModelApi> {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        Ok(ModelApi {
+            client,
+            base: format!("{url}/v1/models/{model}"),
+        })
+    }
+
+    /// `method` on `path` (under the model) with `body`; an error unless it succeeds.
+    pub(crate) fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: &str,
+        body: String,
+    ) -> anyhow::Result<()> {
+        let base = &self.base;
+        let r = self
+            .client
+            .request(method, format!("{base}{path}"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .with_context(|| format!("posting to {base}{path}"))?;
+        if !r.status().is_success() {
+            anyhow::bail!("{path}: {} {}", r.status(), r.text().unwrap_or_default());
+        }
+        Ok(())
+    }
+
+    /// `rows` posted to `path` as JSON arrays of at most 5,000 (none for no rows).
+    pub(crate) fn post(&self, path: &str, rows: &[Value]) -> anyhow::Result<()> {
+        for chunk in rows.chunks(5_000) {
+            let body = Value::Array(chunk.to_vec()).to_string();
+            self.send(reqwest::Method::POST, path, "application/json", body)?;
+        }
+        Ok(())
+    }
+}
+
 /// The alert rules the demo creates on each model with `POST /v1/models/{model}/rules`, the
 /// way a user would: examples of rules that name the decision they call for.
 ///
@@ -414,36 +463,10 @@ impl Simulation {
     }
 
     fn run(mut self, url: &str) -> anyhow::Result<()> {
-        let client = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()?;
-        let base = format!("{url}/v1/models/{}", self.model);
-        let send = |method: reqwest::Method, path: &str, ct: &str, body: String| {
-            let r = client
-                .request(method, format!("{base}{path}"))
-                .header("content-type", ct)
-                .body(body)
-                .send()
-                .with_context(|| format!("posting to {base}{path}"))?;
-            if !r.status().is_success() {
-                anyhow::bail!("{path}: {} {}", r.status(), r.text().unwrap_or_default());
-            }
-            anyhow::Ok(())
-        };
-        let post = |path: &str, rows: &[Value]| -> anyhow::Result<()> {
-            if rows.is_empty() {
-                return Ok(());
-            }
-            for chunk in rows.chunks(5_000) {
-                send(
-                    reqwest::Method::POST,
-                    path,
-                    "application/json",
-                    Value::Array(chunk.to_vec()).to_string(),
-                )?;
-            }
-            Ok(())
-        };
+        let api = ModelApi::new(url, self.model)?;
+        let (client, base) = (&api.client, &api.base);
+        let send = |method, path: &str, ct: &str, body| api.send(method, path, ct, body);
+        let post = |path: &str, rows: &[Value]| api.post(path, rows);
         // The alert rules, through the API like a user's (already there when the demo is
         // started again on the same data directory).
         for rule in rules() {

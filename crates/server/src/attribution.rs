@@ -29,16 +29,7 @@ pub(crate) async fn attributions(
     Model(model): Model,
     Params(p): Params<AttributionParams>,
 ) -> Result<Response, ApiError> {
-    let csv = match p.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                format!("`format`: {other:?} is not json or csv"),
-            ))
-        }
-    };
+    let csv = crate::extract::wants_csv(p.format.as_deref())?;
     let base = crate::drift::range_query(p.window, p.from, p.to, p.version)?;
     let query = AttributionQuery {
         window: base.window,

@@ -38,3 +38,15 @@ impl<S: Send + Sync, P: DeserializeOwned> FromRequestParts<S> for Params<P> {
         Ok(Params(p))
     }
 }
+
+/// A report's `format` parameter: `json` (the default) or `csv`; true for CSV.
+pub(crate) fn wants_csv(format: Option<&str>) -> Result<bool, ApiError> {
+    match format {
+        None | Some("json") => Ok(false),
+        Some("csv") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("`format`: {other:?} is not json or csv"),
+        )),
+    }
+}

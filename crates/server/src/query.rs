@@ -267,16 +267,7 @@ pub(crate) async fn metrics(
     Model(model): Model,
     Params(p): Params<MetricsParams>,
 ) -> Result<Response, ApiError> {
-    let csv = match p.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                format!("`format`: {other:?} is not json or csv"),
-            ))
-        }
-    };
+    let csv = crate::extract::wants_csv(p.format.as_deref())?;
     // Checked here so that a bad one is refused before any work; the engine reads it again.
     // Empty is no segment (as it was: an empty name split nothing useful).
     let segment = p.segment.filter(|s| !s.is_empty());
