@@ -600,95 +600,46 @@ const SCAN_LABEL_BATCH: usize = 16384;
 /// The least time between two background checkpoints.
 const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// The schema's steps in order: step `i` brings a store of version `i` to version `i + 1`.
+/// A new schema version appends its file here and bumps `SCHEMA_VERSION`.
+const SCHEMA_STEPS: [&str; SCHEMA_VERSION as usize] = [
+    include_str!("schema.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_v3.sql"),
+    include_str!("schema_v4.sql"),
+    include_str!("schema_v5.sql"),
+    include_str!("schema_v6.sql"),
+    include_str!("schema_v7.sql"),
+    include_str!("schema_v8.sql"),
+    include_str!("schema_v9.sql"),
+];
+
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    // Each step brings a store of the version before it to its own; all run in one transaction.
-    let steps = match version {
-        0 => format!(
-            "{} {} {} {} {} {} {} {} {}",
-            include_str!("schema.sql"),
-            include_str!("schema_v2.sql"),
-            include_str!("schema_v3.sql"),
-            include_str!("schema_v4.sql"),
-            include_str!("schema_v5.sql"),
-            include_str!("schema_v6.sql"),
-            include_str!("schema_v7.sql"),
-            include_str!("schema_v8.sql"),
-            include_str!("schema_v9.sql")
-        ),
-        1 => {
-            // Every hour that holds predictions starts dirty (its aggregates are built on the
-            // first refresh), and the label counters are counted once.
-            format!(
-                "{} {} {} {} {} {} {} {} {} {}",
-                include_str!("schema_v2.sql"),
-                include_str!("schema_v3.sql"),
-                include_str!("schema_v4.sql"),
-                include_str!("schema_v5.sql"),
-                include_str!("schema_v6.sql"),
-                include_str!("schema_v7.sql"),
-                include_str!("schema_v8.sql"),
-                include_str!("schema_v9.sql"),
-                mark_every_hour_sql("1"),
-                recount_labelled_sql("1"),
-            )
-        }
-        2 => format!(
-            "{} {} {} {} {} {} {}",
-            include_str!("schema_v3.sql"),
-            include_str!("schema_v4.sql"),
-            include_str!("schema_v5.sql"),
-            include_str!("schema_v6.sql"),
-            include_str!("schema_v7.sql"),
-            include_str!("schema_v8.sql"),
-            include_str!("schema_v9.sql")
-        ),
-        3 => format!(
-            "{} {} {} {} {} {}",
-            include_str!("schema_v4.sql"),
-            include_str!("schema_v5.sql"),
-            include_str!("schema_v6.sql"),
-            include_str!("schema_v7.sql"),
-            include_str!("schema_v8.sql"),
-            include_str!("schema_v9.sql")
-        ),
-        4 => format!(
-            "{} {} {} {} {}",
-            include_str!("schema_v5.sql"),
-            include_str!("schema_v6.sql"),
-            include_str!("schema_v7.sql"),
-            include_str!("schema_v8.sql"),
-            include_str!("schema_v9.sql")
-        ),
-        5 => format!(
-            "{} {} {} {}",
-            include_str!("schema_v6.sql"),
-            include_str!("schema_v7.sql"),
-            include_str!("schema_v8.sql"),
-            include_str!("schema_v9.sql")
-        ),
-        6 => format!(
-            "{} {} {}",
-            include_str!("schema_v7.sql"),
-            include_str!("schema_v8.sql"),
-            include_str!("schema_v9.sql")
-        ),
-        7 => format!(
-            "{} {}",
-            include_str!("schema_v8.sql"),
-            include_str!("schema_v9.sql")
-        ),
-        8 => include_str!("schema_v9.sql").to_owned(),
-        SCHEMA_VERSION => return Ok(()),
-        v => {
-            return Err(StoreError::Corrupt {
-                what: "database",
-                detail: format!(
-                "schema version {v} is newer than this modelwatch understands ({SCHEMA_VERSION})"
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let Some(pending) = usize::try_from(version)
+        .ok()
+        .and_then(|v| SCHEMA_STEPS.get(v..))
+    else {
+        return Err(StoreError::Corrupt {
+            what: "database",
+            detail: format!(
+                "schema version {version} is newer than this modelwatch understands ({SCHEMA_VERSION})"
             ),
-            })
-        }
+        });
     };
+    // Each step brings a store of the version before it to its own; all run in one transaction.
+    let mut steps = pending.join(" ");
+    if version == 1 {
+        // Every hour that holds predictions starts dirty (its aggregates are built on the
+        // first refresh), and the label counters are counted once.
+        steps.push(' ');
+        steps.push_str(&mark_every_hour_sql("1"));
+        steps.push(' ');
+        steps.push_str(&recount_labelled_sql("1"));
+    }
     conn.execute_batch(&format!(
         "BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
     ))?;
