@@ -135,6 +135,30 @@ fn pages_render_real_data_and_escape_user_strings() {
     for c in ["DE", "FR", "US"] {
         assert!(html.contains(&format!("data-segment=\"{c}\"")), "{c}");
     }
+    // A slice shows its own totals (it was a blank table), as many predictions as the API's.
+    let (_, html, _) = server.get_text(&format!(
+        "/models/{MODEL}/segments?range=all&segment=country:DE"
+    ));
+    assert!(html.contains("Segment country:DE"), "{html}");
+    let (_, api) = server.get(&format!(
+        "/v1/models/{MODEL}/metrics?window=1d&segment=country:DE"
+    ));
+    let predictions: u64 = api["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["predictions"].as_u64().unwrap())
+        .sum();
+    assert!(predictions > 0, "{api}");
+    let shown: u64 = html
+        .split("<tr data-segment=\"country:DE\">")
+        .skip(1)
+        .map(|row| {
+            let cells: Vec<&str> = row.split("<td class=\"num\">").collect();
+            cells[1].split('<').next().unwrap().parse::<u64>().unwrap()
+        })
+        .sum();
+    assert_eq!(shown, predictions, "{html}");
 }
 
 /// The model's alerts of `GET /v1/alerts?model=` by rule name.
