@@ -531,6 +531,15 @@ def test_the_credit_demo_shows_the_estimate_before_its_labels(demo, page, screen
     main = page.page.locator("main").bounding_box()
     page.page.screenshot(path=os.path.join(screenshots, "delayed-labels-compare.png"), full_page=True, clip={
         "x": main["x"], "y": top["y"] - 8, "width": main["width"], "height": main["y"] + main["height"] - top["y"] + 8})
+    # The rule on the estimate fires months before a label could: the champion's estimated
+    # ROC AUC of the last whole week is under 0.75, and the alert names `debt_ratio`, the
+    # feature whose contraction drives the fall, as its first likely cause.
+    def estimate_alert():
+        alerts = demo.request("GET", f"/v1/alerts?model={CREDIT}&state=firing")["alerts"]
+        return next((a for a in alerts if a["rule"] == "estimated-auc-falling"), None)
+    alert = poll(estimate_alert, 60, "the estimated-auc-falling rule never fired", interval=0.5)
+    assert alert["value"] < 0.75 and alert["n"] >= 500, alert
+    assert alert["causes"]["features"][0]["feature"] == "debt_ratio", alert["causes"]["features"]
     for name in ["delayed-labels.png", "delayed-labels-compare.png"]:
         with open(os.path.join(screenshots, name), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"

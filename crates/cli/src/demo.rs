@@ -178,6 +178,25 @@ impl ModelApi {
     }
 
     /// `rows` posted to `path` as JSON arrays of at most 5,000 (none for no rows).
+    /// Creates the alert rules through the API like a user's; a rule already there (the demo
+    /// started again on the same data directory) is kept.
+    pub(crate) fn create_rules(&self, rules: &[Value]) -> anyhow::Result<()> {
+        let base = &self.base;
+        for rule in rules {
+            let r = self
+                .client
+                .post(format!("{base}/rules"))
+                .header("content-type", "application/json")
+                .body(rule.to_string())
+                .send()
+                .with_context(|| format!("posting to {base}/rules"))?;
+            if !r.status().is_success() && r.status() != reqwest::StatusCode::CONFLICT {
+                anyhow::bail!("/rules: {} {}", r.status(), r.text().unwrap_or_default());
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn post(&self, path: &str, rows: &[Value]) -> anyhow::Result<()> {
         for chunk in rows.chunks(5_000) {
             let body = Value::Array(chunk.to_vec()).to_string();
@@ -468,22 +487,9 @@ impl Simulation {
 
     fn run(mut self, url: &str) -> anyhow::Result<()> {
         let api = ModelApi::new(url, self.model)?;
-        let (client, base) = (&api.client, &api.base);
         let send = |method, path: &str, ct: &str, body| api.send(method, path, ct, body);
         let post = |path: &str, rows: &[Value]| api.post(path, rows);
-        // The alert rules, through the API like a user's (already there when the demo is
-        // started again on the same data directory).
-        for rule in rules() {
-            let r = client
-                .post(format!("{base}/rules"))
-                .header("content-type", "application/json")
-                .body(rule.to_string())
-                .send()
-                .with_context(|| format!("posting to {base}/rules"))?;
-            if !r.status().is_success() && r.status() != reqwest::StatusCode::CONFLICT {
-                anyhow::bail!("/rules: {} {}", r.status(), r.text().unwrap_or_default());
-            }
-        }
+        api.create_rules(&rules())?;
         // The reference first: drift needs it, and its labels give the baseline.
         let reference = self.reference();
         send(
