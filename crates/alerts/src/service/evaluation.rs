@@ -358,6 +358,10 @@ impl AlertService {
             end: a.window_end?,
             version: rule.spec.version.clone(),
             metric: metric.to_owned(),
+            class: match &rule.signal {
+                Signal::ClassMetric(_, c) => Some(c.clone()),
+                _ => None,
+            },
         };
         let started = std::time::Instant::now();
         let model = ModelName::new(&a.model).ok()?;
