@@ -26,6 +26,10 @@
 //! so they are flagged more and more often than men: by the last days the four-fifths rule is
 //! crossed and the third rule fires; `churn-demo` treats both alike.
 //!
+//! Each `fraud-demo` event carries what it cost (`cost`); `churn-demo`'s carry none and are
+//! priced by its setting's rate. Both promise 99 % of requests under 50 ms; `fraud-demo`'s
+//! latency regresses as it drifts, so its burn-rate rule (`latency-slo-burn`) fires.
+//!
 //! Each answered prediction, and each reference row, carries the model's exact per-feature
 //! attributions (`explanations`, its log-odds contributions): as `amount` drifts up and new
 //! countries come, those two drive `fraud-demo` more and `age` less (the attributions view).
@@ -225,6 +229,15 @@ pub fn rules() -> Vec<Value> {
             "severity": "warning",
         }),
         json!({
+            "name": "latency-slo-burn",
+            "description": "the latency objective (99 % under 50 ms) burning its 30-day budget 14.4 times too fast in the hour: 2 % of the budget gone in an hour (SRE workbook)",
+            "signal": "slo_burn_rate",
+            "condition": {"kind": "threshold", "op": ">", "value": 14.4},
+            "window": "1h",
+            "decision": "rollback",
+            "severity": "critical",
+        }),
+        json!({
             "name": "inputs-drifted",
             "description": "more than a quarter of the features drifted from the reference in the hour",
             "signal": "drift_share",
@@ -344,7 +357,10 @@ impl Simulation {
         let true_logit = model_logit - 1.8 * (z_amount - risk_amount);
         let label = u8::from(r.random::<f64>() < sigmoid(true_logit * 1.6));
         let score = sigmoid(model_logit * 1.6).clamp(0.0, 1.0);
-        let latency_ms = ((2.8 + 0.35 * normal(r)).exp() * (1.0 + 0.8 * d) * 10.0).round() / 10.0;
+        // Latency regresses with the drift: about 16 ms typically at first, half the requests
+        // over 50 ms once fully drifted (the latency objective's burn rate pages).
+        let latency_ms =
+            ((2.8 + 0.35 * normal(r)).exp() * (1.0 + 0.8 * d + 1.2 * d * d) * 10.0).round() / 10.0;
         let error = r.random::<f64>() < 0.004 + 0.02 * d;
         Row {
             features: json!({
@@ -430,6 +446,11 @@ impl Simulation {
         if female {
             score = (score + 0.5 * d).min(1.0);
         }
+        if self.drifting {
+            // What the call cost (a feature store lookup and the scoring; v2 is the bigger
+            // model), from the version, not the generator.
+            ev["cost"] = json!(if v2 { 0.0034 } else { 0.0021 });
+        }
         if r.error {
             ev["error"] = json!("upstream timeout");
         } else {
@@ -495,6 +516,16 @@ impl Simulation {
             "/fairness/settings",
             "application/json",
             json!({"protected": ["tag:sex"], "favourable": 0}).to_string(),
+        )?;
+        // The latency objective, and a cost per prediction for the events that carry none
+        // (churn-demo's: its predictions are priced by the rate; fraud-demo's carry their own).
+        send(
+            reqwest::Method::PUT,
+            "/service-levels/settings",
+            "application/json",
+            json!({"cost_per_prediction": 0.0008,
+                   "latency_slo": {"objective": 0.99, "threshold_ms": 50}})
+            .to_string(),
         )?;
         let now = modelwatch_core::Timestamp::now().micros() / 1_000_000;
         // History, oldest first, half a day per request.

@@ -624,7 +624,6 @@ fn a_drift_query_neither_decides_nor_changes_the_task() {
             prediction: Some(Outcome::Number((i % 3) as f64)),
             score: None,
             scores: None,
-            scores: None,
             cost: None,
             latency_ms: None,
             error: None,
