@@ -14,10 +14,11 @@
 //!    scored by it too, logged with `"role": "shadow"`, so that `GET .../compare?champion=v1&
 //!    challenger=v3` pairs them. It was retrained on recent data and ranks better than `v1`.
 //!
-//! Before the data, it creates four alert rules on each model over the API, as a user would
+//! Before the data, it creates five alert rules on each model over the API, as a user would
 //! ([`rules`]): on `fraud-demo` the drift rule and the F1 rule fire within seconds (the F1
 //! alert with its likely causes: `amount`, whose drift drives the drop, and the worst
-//! segment) and the accuracy rule is pending, then firing 20 seconds later; on `churn-demo`,
+//! segment), the latency objective's burn-rate rule fires, and the accuracy rule is pending,
+//! then firing 20 seconds later; on `churn-demo`,
 //! which stays healthy, none does.
 //!
 //! Each event carries the customer's `sex` as a tag (a protected attribute logged for
