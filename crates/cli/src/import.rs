@@ -70,7 +70,7 @@ pub struct ColumnArgs {
     /// Latency column in milliseconds [default: latency_ms]
     #[arg(long)]
     latency_col: Option<String>,
-    /// Cost column, each prediction's cost [default: cost]
+    /// Cost column, each prediction's cost (no default: a column named `cost` is a feature unless named here)
     #[arg(long)]
     cost_col: Option<String>,
     /// Error column [default: error]

@@ -5,7 +5,7 @@ use crate::FormatError;
 /// Names of the columns that hold each part of an event; every other column is a feature.
 ///
 /// A field left `None` means "the contract's name if the file has it": `request_id`,
-/// `timestamp`, `model_version`, `prediction`, `score`, `label`, `latency_ms`, `cost`, `error`; failing
+/// `timestamp`, `model_version`, `prediction`, `score`, `label`, `latency_ms`, `error`; failing
 /// that, for three fields, the first alias present: prediction `y_pred`; score `y_pred_proba`,
 /// `proba`, `probability`; label `y_true`, `target`. A field set to `Some(name)` must name a
 /// column of the file, or resolving fails with [`FormatError::MissingColumn`].
@@ -27,7 +27,9 @@ pub struct ColumnMapping {
     pub scores_prefix: Option<String>,
     pub label: Option<String>,
     pub latency_ms: Option<String>,
-    /// Each prediction's cost (docs/api.md, "Cost and service levels").
+    /// Each prediction's cost (docs/api.md, "Cost and service levels"). No default: a file
+    /// written before costs existed may well have a feature called `cost`, so the column is
+    /// read as the cost only when named here (`modelwatch import --cost-col cost`).
     pub cost: Option<String>,
     pub error: Option<String>,
     /// Columns whose text values become tags (`tags.<column>`).
@@ -132,7 +134,7 @@ impl ColumnMapping {
             label: pick(&self.label, LABEL_ALIASES, "label")?,
             label_value: pick(&None, &["label_value"], "label_value")?,
             latency_ms: pick(&self.latency_ms, &["latency_ms"], "latency_ms")?,
-            cost: pick(&self.cost, &["cost"], "cost")?,
+            cost: pick(&self.cost, &[], "cost")?,
             error: pick(&self.error, &["error"], "error")?,
             tags_json: pick(&None, &["tags"], "tags")?,
             ..Resolved::default()

@@ -326,11 +326,28 @@ fn import_reads_the_cost_column_and_refuses_a_bad_one_by_row() {
         "predictions",
         &csv,
         "imported",
-        &["--data", data.to_str().unwrap()],
+        &["--data", data.to_str().unwrap(), "--cost-col", "cost"],
     );
     assert!(ok, "{out}{err}");
     assert!(format!("{out}{err}").contains("cost"), "{out}{err}");
+    // Without `--cost-col`, a column named `cost` stays the feature it was before costs existed.
+    std::fs::write(
+        &csv,
+        "request_id,timestamp,x,prediction,cost\n\
+         a,2026-01-12T01:00:00Z,1,1,-3\n\
+         b,2026-01-12T01:10:00Z,2,0,4\n",
+    )
+    .unwrap();
+    let (ok, out, err) = common::import(
+        "predictions",
+        &csv,
+        "feature",
+        &["--data", data.to_str().unwrap()],
+    );
+    assert!(ok && out.contains("2 accepted"), "{out}{err}");
     let s = Server::start(&data);
+    let feature = s.get_ok("/v1/models/feature");
+    assert!(feature.to_string().contains("\"cost\""), "{feature}");
     let report = s.get_ok("/v1/models/imported/service-levels?window=1h");
     let c = &report["windows"][0]["cost"];
     // 0.0012 + 0.0035, the row without a cost counted apart, the negative one refused.
