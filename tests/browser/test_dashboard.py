@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 from conftest import HOURS, MODEL, XSS, Process, poll, wait_for_firing
 
-DEMO_RULES = ["inputs-drifted", "accuracy-below-reference", "f1-below-reference", "unfair-to-a-group"]
+DEMO_RULES = ["inputs-drifted", "accuracy-below-reference", "f1-below-reference", "unfair-to-a-group", "latency-slo-burn"]
 
 def svg_texts(locator):
     """The text of every <text> of a chart (SVG elements have no innerText)."""
@@ -543,4 +543,38 @@ def test_the_credit_demo_shows_the_estimate_before_its_labels(demo, page, screen
     for name in ["delayed-labels.png", "delayed-labels-compare.png"]:
         with open(os.path.join(screenshots, name), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert page.problems == [], page.problems
+
+
+def test_the_model_page_shows_cost_and_the_latency_slo(demo, page, screenshots):
+    """fraud-demo's events carry their cost and its latency regresses with the drift: the model
+    page shows the API's cost over the span and the last complete window's burn rate and budget,
+    with the burn-rate rule's line on its chart; churn-demo's cost comes from its rate."""
+    wait_for_firing(demo, "fraud-demo", ["latency-slo-burn"])
+    # The demo keeps posting live predictions: the page's sum lies between the API's before and
+    # after it, over the same span.
+    def carried():
+        api = demo.request("GET", f"/v1/models/fraud-demo/service-levels?window=1h&from={frm}&to={to}")
+        return api, sum(w["cost"]["from_events"] for w in api["windows"])
+    page.goto(demo.url + "/models/fraud-demo?window=1h")
+    span = page.page.locator("p[data-span-from]")
+    frm, to = span.get_attribute("data-span-from"), span.get_attribute("data-span-to")
+    _, before = carried()
+    page.goto(demo.url + f"/models/fraud-demo?window=1h&from={frm}&to={to}")
+    api, after = carried()
+    shown = float(page.page.locator('p[data-panel="cost"]').get_attribute("data-from-events"))
+    assert before - 1e-9 <= shown <= after + 1e-9, (before, shown, after)
+    slo = page.page.locator('p[data-panel="slo"]')
+    assert slo.get_attribute("data-objective") == "0.99"
+    complete = [w for w in api["windows"] if not w["partial"]] or api["windows"]
+    assert float(slo.get_attribute("data-burn-rate")) == complete[-1]["slo"]["burn_rate"]
+    assert float(slo.get_attribute("data-burn-rate")) > 14.4
+    burn = page.page.locator('figure[data-chart="slo-burn"]')
+    assert burn.get_attribute("data-windows") == str(len(api["windows"]))
+    section = page.page.locator("section.service-levels")
+    section.screenshot(path=os.path.join(screenshots, "slo.png"))
+    page.goto(demo.url + "/models/churn-demo?window=1h")
+    churn = page.page.locator('p[data-panel="cost"]')
+    assert float(churn.get_attribute("data-from-rate")) > 0
+    assert float(churn.get_attribute("data-from-events")) == 0
     assert page.problems == [], page.problems

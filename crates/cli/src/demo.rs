@@ -14,10 +14,11 @@
 //!    scored by it too, logged with `"role": "shadow"`, so that `GET .../compare?champion=v1&
 //!    challenger=v3` pairs them. It was retrained on recent data and ranks better than `v1`.
 //!
-//! Before the data, it creates four alert rules on each model over the API, as a user would
+//! Before the data, it creates five alert rules on each model over the API, as a user would
 //! ([`rules`]): on `fraud-demo` the drift rule and the F1 rule fire within seconds (the F1
 //! alert with its likely causes: `amount`, whose drift drives the drop, and the worst
-//! segment) and the accuracy rule is pending, then firing 20 seconds later; on `churn-demo`,
+//! segment), the latency objective's burn-rate rule fires, and the accuracy rule is pending,
+//! then firing 20 seconds later; on `churn-demo`,
 //! which stays healthy, none does.
 //!
 //! Each event carries the customer's `sex` as a tag (a protected attribute logged for
@@ -25,6 +26,10 @@
 //! outcome being `0` (not flagged). As `fraud-demo` drifts, its scores for women are pushed up,
 //! so they are flagged more and more often than men: by the last days the four-fifths rule is
 //! crossed and the third rule fires; `churn-demo` treats both alike.
+//!
+//! Each `fraud-demo` event carries what it cost (`cost`); `churn-demo`'s carry none and are
+//! priced by its setting's rate. Both promise 99 % of requests under 50 ms; `fraud-demo`'s
+//! latency regresses as it drifts, so its burn-rate rule (`latency-slo-burn`) fires.
 //!
 //! Each answered prediction, and each reference row, carries the model's exact per-feature
 //! attributions (`explanations`, its log-odds contributions): as `amount` drifts up and new
@@ -248,6 +253,15 @@ pub fn rules() -> Vec<Value> {
             "severity": "warning",
         }),
         json!({
+            "name": "latency-slo-burn",
+            "description": "the latency objective (99 % under 50 ms) burning its 30-day budget 14.4 times too fast in the hour: 2 % of the budget gone in an hour (SRE workbook)",
+            "signal": "slo_burn_rate",
+            "condition": {"kind": "threshold", "op": ">", "value": 14.4},
+            "window": "1h",
+            "decision": "rollback",
+            "severity": "critical",
+        }),
+        json!({
             "name": "inputs-drifted",
             "description": "more than a quarter of the features drifted from the reference in the hour",
             "signal": "drift_share",
@@ -367,7 +381,10 @@ impl Simulation {
         let true_logit = model_logit - 1.8 * (z_amount - risk_amount);
         let label = u8::from(r.random::<f64>() < sigmoid(true_logit * 1.6));
         let score = sigmoid(model_logit * 1.6).clamp(0.0, 1.0);
-        let latency_ms = ((2.8 + 0.35 * normal(r)).exp() * (1.0 + 0.8 * d) * 10.0).round() / 10.0;
+        // Latency regresses with the drift: about 16 ms typically at first, half the requests
+        // over 50 ms once fully drifted (the latency objective's burn rate pages).
+        let latency_ms =
+            ((2.8 + 0.35 * normal(r)).exp() * (1.0 + 0.8 * d + 1.2 * d * d) * 10.0).round() / 10.0;
         let error = r.random::<f64>() < 0.004 + 0.02 * d;
         Row {
             features: json!({
@@ -453,6 +470,11 @@ impl Simulation {
         if female {
             score = (score + 0.5 * d).min(1.0);
         }
+        if self.drifting {
+            // What the call cost (a feature store lookup and the scoring; v2 is the bigger
+            // model), from the version, not the generator.
+            ev["cost"] = json!(if v2 { 0.0034 } else { 0.0021 });
+        }
         if r.error {
             ev["error"] = json!("upstream timeout");
         } else {
@@ -505,6 +527,16 @@ impl Simulation {
             "/fairness/settings",
             "application/json",
             json!({"protected": ["tag:sex"], "favourable": 0}).to_string(),
+        )?;
+        // The latency objective, and a cost per prediction for the events that carry none
+        // (churn-demo's: its predictions are priced by the rate; fraud-demo's carry their own).
+        send(
+            reqwest::Method::PUT,
+            "/service-levels/settings",
+            "application/json",
+            json!({"cost_per_prediction": 0.0008,
+                   "latency_slo": {"objective": 0.99, "threshold_ms": 50}})
+            .to_string(),
         )?;
         let now = modelwatch_core::Timestamp::now().micros() / 1_000_000;
         // History, oldest first, half a day per request.

@@ -63,6 +63,7 @@ fn store(dir: &std::path::Path) -> SqliteStore {
                 score: Some(s),
                 scores: None,
                 latency_ms: None,
+                cost: None,
                 error: None,
                 tags: vec![],
                 explanations: Vec::new(),

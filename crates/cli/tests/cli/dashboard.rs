@@ -602,6 +602,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
                 "accuracy-below-reference",
                 "f1-below-reference",
                 "inputs-drifted",
+                "latency-slo-burn",
                 "unfair-to-a-group"
             ],
             "{model}"
@@ -622,6 +623,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
             && fires("accuracy-below-reference")
             && fires("f1-below-reference")
             && fires("unfair-to-a-group")
+            && fires("latency-slo-burn")
         {
             Ok(a)
         } else {
@@ -699,6 +701,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
         "accuracy-below-reference",
         "f1-below-reference",
         "unfair-to-a-group",
+        "latency-slo-burn",
     ] {
         assert!(
             html.contains(&format!("data-alert-state=\"firing\" data-rule=\"{rule}\"")),
@@ -713,7 +716,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
             .to_string()
     };
     assert!(
-        row("fraud-demo").contains("data-open-alerts=\"4\""),
+        row("fraud-demo").contains("data-open-alerts=\"5\""),
         "{html}"
     );
     assert!(
