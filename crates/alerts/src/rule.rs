@@ -318,6 +318,7 @@ pub const SIGNAL_KINDS: &[&str] = &[
     "unseen:<feature>",
     "fairness:<measure>:<attribute>",
     "attribution:<feature>",
+    "concept:<detector>",
     "events",
     "labels",
     "heartbeat:<job>",
@@ -331,7 +332,7 @@ pub const CLASS_METRICS: [MetricName; 3] =
 /// (`error_rate`), a class's metric (`recall:fraud`), a KPI (`kpi:fraud_loss_eur`),
 /// `drift_share`, `drift:<column>`, `reconstruction_error`, `multivariate_drift`, `quality_flags`, `null_rate:<feature>`,
 /// `out_of_range:<feature>`, `unseen:<feature>`, `fairness:<measure>:<attribute>`,
-/// `attribution:<feature>`, `events`, `labels` or `heartbeat:<job>`
+/// `attribution:<feature>`, `concept:<detector>`, `events`, `labels` or `heartbeat:<job>`
 /// ([`SIGNAL_KINDS`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {
@@ -369,6 +370,11 @@ pub enum Signal {
     /// reference's, in [-1, 1] (`modelwatch_engine::attribution`); positive when the feature
     /// drives the model more than it did.
     Attribution(String),
+    /// Change points a concept-drift detector flags in the window's stream of errors
+    /// (`concept:<detector>`, `modelwatch_engine::concept`; the detectors run over the rule's
+    /// range in event-time order), summed over versions: `> 0` is "the relation between inputs
+    /// and outcome changed in this window".
+    Concept(modelwatch_stats::concept::DetectorKind),
     /// Time since the last prediction arrived.
     Events,
     /// Time since the last label arrived.
@@ -408,6 +414,17 @@ impl Signal {
         }
         if let Some(rest) = s.strip_prefix("fairness:") {
             return Signal::parse_fairness(rest);
+        }
+        if let Some(rest) = s.strip_prefix("concept:") {
+            use modelwatch_stats::concept::DetectorKind;
+            let d = rest.trim();
+            return DetectorKind::parse(d).map(Signal::Concept).ok_or_else(|| {
+                let names: Vec<&str> = DetectorKind::ALL.iter().map(|k| k.name()).collect();
+                format!(
+                    "`concept:` takes a concept-drift detector, one of {}: got {d:?}",
+                    names.join(", ")
+                )
+            });
         }
         let class = |m: MetricName| move |c: String| Signal::ClassMetric(m, c);
         if let Some(r) = named("drift:", &Signal::Drift)
@@ -487,6 +504,7 @@ impl Signal {
             Signal::Unseen(_) => "unseen:<feature>",
             Signal::Fairness(..) => "fairness:<measure>:<attribute>",
             Signal::Attribution(_) => "attribution:<feature>",
+            Signal::Concept(_) => "concept:<detector>",
             Signal::Events => "events",
             Signal::Labels => "labels",
             Signal::Heartbeat(_) => "heartbeat:<job>",
@@ -509,6 +527,7 @@ impl Signal {
             | Signal::Unseen(_) => Source::Quality,
             Signal::Fairness(..) => Source::Fairness,
             Signal::Attribution(_) => Source::Attribution,
+            Signal::Concept(_) => Source::Concept,
             Signal::Events | Signal::Labels => Source::Freshness,
             Signal::Heartbeat(_) => Source::Heartbeat,
         }
@@ -559,6 +578,8 @@ pub enum Source {
     Fairness,
     /// The attribution report (`GET .../attributions`).
     Attribution,
+    /// The concept-drift report (`GET .../concept`).
+    Concept,
     Freshness,
     Heartbeat,
 }
@@ -989,6 +1010,7 @@ mod tests {
                 "fairness:<measure>:<attribute>" => {
                     "fairness:demographic_parity_ratio:tag:region".to_owned()
                 }
+                "concept:<detector>" => "concept:adwin".to_owned(),
                 k => k.replace(['<', '>'], ""),
             };
             let signal = Signal::parse(&example).unwrap_or_else(|e| panic!("{example}: {e}"));
@@ -1007,6 +1029,8 @@ mod tests {
             "fairness:parity:sex",
             "fairness:demographic_parity_ratio:",
             "fairness:",
+            "concept:cusum",
+            "concept:",
         ] {
             assert!(Signal::parse(bad).is_err(), "{bad}");
         }

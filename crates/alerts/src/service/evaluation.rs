@@ -32,6 +32,7 @@ enum Report {
     Quality(Box<QualityResponse>),
     Fairness(Box<FairnessReport>),
     Attribution(Box<AttributionReport>),
+    Concept(Box<modelwatch_engine::concept::ConceptReport>),
 }
 
 /// What one evaluation pass did (for logs and tests).
@@ -251,6 +252,11 @@ impl AlertService {
                         Err(e) => return Evaluation::unknown(e),
                     },
                     Ok(Report::Attribution(r)) => attribution_series(r, &rule.signal),
+                    Ok(Report::Concept(r)) => match crate::signals::concept_series(r, &rule.signal)
+                    {
+                        Ok(s) => s,
+                        Err(e) => return Evaluation::unknown(e),
+                    },
                     Err(e) => return Evaluation::unknown(e.clone()),
                 };
                 evaluate_condition(&rule.spec.condition, &series, rule.min_sample())
@@ -331,6 +337,19 @@ impl AlertService {
                 modelwatch_engine::attribution::attributions(store, model, &q)
                     .map(|r| Report::Attribution(Box::new(r)))
                     .map_err(|e| format!("attributions: {e}"))
+            }
+            Source::Concept => {
+                // Every detector in one scan: the rules on the model's detectors share it.
+                let q = modelwatch_engine::concept::ConceptQuery {
+                    window: rule.window,
+                    from: Some(from),
+                    to: None,
+                    version,
+                    detectors: Vec::new(),
+                };
+                modelwatch_engine::concept::concept(store, model, &q)
+                    .map(|r| Report::Concept(Box::new(r)))
+                    .map_err(|e| format!("concept: {e}"))
             }
             Source::Multivariate => {
                 modelwatch_engine::multivariate::multivariate(store, model, &drift_query())
