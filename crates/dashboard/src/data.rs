@@ -178,6 +178,9 @@ pub struct ModelData {
     /// `GET /v1/models/{model}/attributions` over the span.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributions: Option<modelwatch_engine::attribution::AttributionReport>,
+    /// `GET /v1/models/{model}/concept` over the span (every detector that applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concept: Option<modelwatch_engine::concept::ConceptReport>,
     pub versions: Vec<VersionMetrics>,
     /// `GET /v1/models/{model}/compare` over the span: each challenger (shadow versions, then
     /// the other served versions) against the champion (the picked version, else the served
@@ -254,6 +257,8 @@ pub struct Parts {
     pub attributions: bool,
     /// `GET /v1/models/{model}/drift/multivariate` (the drift view).
     pub multivariate: bool,
+    /// `GET /v1/models/{model}/concept` (the performance view).
+    pub concept: bool,
 }
 
 impl Parts {
@@ -268,6 +273,7 @@ impl Parts {
         fairness: true,
         attributions: true,
         multivariate: true,
+        concept: true,
     };
 }
 
@@ -386,6 +392,7 @@ pub fn gather(
         feedback: None,
         fairness: None,
         attributions: None,
+        concept: None,
         versions: Vec::new(),
         challengers: Vec::new(),
         alerts: None,
@@ -456,6 +463,22 @@ pub fn gather(
             }
             Err(EngineError::Store(e)) => return Err(DashError::Store(e)),
             Err(e) => return Err(DashError::BadRequest(e.to_string())),
+        }
+    }
+    if parts.concept {
+        let q = modelwatch_engine::concept::ConceptQuery {
+            window: Window::parse(&span.window).expect("canonical window"),
+            from: Some(span.from),
+            to: Some(span.to),
+            version: span.version.clone(),
+            detectors: Vec::new(),
+        };
+        match modelwatch_engine::concept::concept(store, model, &q) {
+            Ok(c) => data.concept = Some(c),
+            Err(EngineError::Store(e)) => return Err(DashError::Store(e)),
+            Err(e) => {
+                data.unavailable.insert("concept".into(), e.to_string());
+            }
         }
     }
     if parts.quality {

@@ -197,6 +197,16 @@ impl AlertService {
         // Source, window, version, segment, and the class a class rule watches.
         type Key = (Source, i64, Option<String>, Option<String>, Option<String>);
         let mut reports: HashMap<Key, Result<Report, String>> = HashMap::new();
+        // The detectors the model's concept rules name: one scan runs them all, and no other.
+        let detectors: Vec<modelwatch_stats::concept::DetectorKind> = rules
+            .iter()
+            .filter_map(|r| match r.signal {
+                Signal::Concept(d) => Some(d),
+                _ => None,
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let lookback = rules
             .iter()
             .map(|r| r.spec.condition.windows_needed())
@@ -233,7 +243,7 @@ impl AlertService {
                 );
                 let report = reports
                     .entry(key)
-                    .or_insert_with(|| self.report(&name, source, rule, from));
+                    .or_insert_with(|| self.report(&name, source, rule, from, &detectors));
                 let series = match report {
                     Ok(Report::Performance(r)) => match &rule.spec.segment {
                         Some(seg) => match segment_series(r, &seg.value, &rule.signal) {
@@ -270,6 +280,7 @@ impl AlertService {
         source: Source,
         rule: &Rule,
         from: Timestamp,
+        detectors: &[modelwatch_stats::concept::DetectorKind],
     ) -> Result<Report, String> {
         let store = self.store.as_ref();
         let version = rule.spec.version.clone();
@@ -339,13 +350,12 @@ impl AlertService {
                     .map_err(|e| format!("attributions: {e}"))
             }
             Source::Concept => {
-                // Every detector in one scan: the rules on the model's detectors share it.
                 let q = modelwatch_engine::concept::ConceptQuery {
                     window: rule.window,
                     from: Some(from),
                     to: None,
                     version,
-                    detectors: Vec::new(),
+                    detectors: detectors.to_vec(),
                 };
                 modelwatch_engine::concept::concept(store, model, &q)
                     .map(|r| Report::Concept(Box::new(r)))
