@@ -374,7 +374,8 @@ def test_screenshots_of_the_demo(demo, page, screenshots):
         assert dots.count() == len(v["changes"]), v["version"]
         assert strip.locator("circle[data-detector=adwin]").count() == sum(
             c["detector"] == "adwin" for c in v["changes"])
-    assert "(rule)" in svg_texts(strips.first)  # adwin, which the demo's concept rule watches
+    # adwin, which the demo's concept rule watches, is named so.
+    assert "adwin (rule)" in svg_texts(strips.first), svg_texts(strips.first)
     page.page.screenshot(path=os.path.join(screenshots, "concept.png"), full_page=True)
     page.goto(demo.url + "/models/churn-demo")
     page.page.locator("section.window-detail").screenshot(path=os.path.join(screenshots, "window.png"))
