@@ -323,3 +323,61 @@ fn a_change_in_the_relation_fires_concept_rules_while_feature_drift_stays_quiet(
         "adwin flags the change after noon: {changes:?}"
     );
 }
+
+#[test]
+fn a_rule_on_a_detector_of_mistakes_reads_nothing_from_a_regressor() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("modelwatch.toml");
+    std::fs::write(
+        &cfg,
+        "[alerts]\ndebounce_ms = 50\nevaluation_interval_seconds = 1\n",
+    )
+    .unwrap();
+    let s = Server::start_with(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+        &[],
+    );
+    // `>= 0` holds on any value read: `adwin` shows the rules were evaluated, `ddm` (defined
+    // on 0/1 mistakes) has no value on absolute errors and stays out of the alerts.
+    for d in ["adwin", "ddm"] {
+        let rule = json!({"name": d, "signal": format!("concept:{d}"), "decision": "review",
+            "severity": "info", "condition": {"kind": "threshold", "op": ">=", "value": 0.0}});
+        let (st, out) = s.post("/v1/models/price/rules", &rule.to_string());
+        assert_eq!(st, 201, "{out}");
+    }
+    let rows: Vec<Value> = (0..100)
+        .map(|i| {
+            json!({"request_id": format!("r{i}"), "timestamp": time(i),
+                   "features": {"x": 1.0}, "prediction": 10.5 + (i % 7) as f64 / 10.0})
+        })
+        .collect();
+    s.post_ok("/v1/models/price/predictions", rows);
+    let labels: Vec<Value> = (0..100)
+        .map(|i| json!({"request_id": format!("r{i}"), "label": 10.0 + (i % 3) as f64 * 0.7}))
+        .collect();
+    s.post_ok("/v1/models/price/labels", labels);
+    let alerts = common::poll(30, || {
+        let (_, out) = s.get("/v1/alerts?model=price");
+        let rules: Vec<&str> = out["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["rule"].as_str().unwrap())
+            .collect();
+        if rules.contains(&"adwin") {
+            Ok(out.clone())
+        } else {
+            Err(format!("adwin not evaluated yet: {out}"))
+        }
+    });
+    let rules: Vec<&str> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["adwin"], "{alerts}");
+    let report = s.get_ok("/v1/models/price/concept");
+    assert_eq!(report["stream"], "absolute_error", "{report}");
+}
