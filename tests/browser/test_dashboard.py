@@ -10,14 +10,16 @@ from datetime import datetime, timedelta, timezone
 
 from conftest import HOURS, MODEL, XSS, Process, poll, wait_for_firing
 
-DEMO_RULES = ["inputs-drifted", "accuracy-below-reference", "f1-below-reference", "unfair-to-a-group", "latency-slo-burn"]
+DEMO_RULES = ["inputs-drifted", "inputs-drifted-together", "concept-changed", "accuracy-below-reference",
+              "f1-below-reference", "unfair-to-a-group", "latency-slo-burn"]
 
 def svg_texts(locator):
     """The text of every <text> of a chart (SVG elements have no innerText)."""
     return locator.locator("svg text").evaluate_all("els => els.map(e => e.textContent.trim())")
 
 
-VIEWS = ["", "/drift", "/quality", "/segments", "/versions", "/feedback", "/fairness", "/attributions", "/alerts", "/jobs"]
+VIEWS = ["", "/drift", "/quality", "/segments", "/versions", "/feedback", "/fairness", "/attributions", "/concept",
+         "/alerts", "/jobs"]
 
 
 def test_overview_and_model_pages_load_without_console_errors(server, page):
@@ -353,6 +355,20 @@ def test_screenshots_of_the_demo(demo, page, screenshots):
         path=os.path.join(screenshots, "alert-causes.png"))
     page.goto(demo.url + "/models/fraud-demo/feedback")
     page.page.screenshot(path=os.path.join(screenshots, "feedback.png"), full_page=True)
+    # Concept drift: one strip per version, a dot per change point the API reports.
+    page.goto(demo.url + "/models/fraud-demo/concept?range=all&window=1d")
+    api = demo.request("GET", "/v1/models/fraud-demo/concept?window=1d")
+    strips = page.page.locator('figure[data-chart="concept_changes"]')
+    assert strips.count() == len(api["versions"]) >= 2
+    for v in api["versions"]:
+        strip = page.page.locator(f'figure[data-chart="concept_changes"][data-version="{v["version"]}"]')
+        dots = strip.locator("circle[data-detector]")
+        assert dots.count() == len(v["changes"]), v["version"]
+        assert strip.locator("circle[data-detector=adwin]").count() == sum(
+            c["detector"] == "adwin" for c in v["changes"])
+    # adwin, which the demo's concept rule watches, is named so.
+    assert "adwin (rule)" in svg_texts(strips.first), svg_texts(strips.first)
+    page.page.screenshot(path=os.path.join(screenshots, "concept.png"), full_page=True)
     page.goto(demo.url + "/models/churn-demo")
     page.page.locator("section.window-detail").screenshot(path=os.path.join(screenshots, "window.png"))
     # Jobs: a watched job that ran, and one whose last run failed.
@@ -368,7 +384,7 @@ def test_screenshots_of_the_demo(demo, page, screenshots):
     page.goto(demo.url + "/models/fraud-demo/jobs")
     page.page.screenshot(path=os.path.join(screenshots, "jobs.png"), full_page=True)
     for name in ["overview.png", "model.png", "drift.png", "alerts.png", "alert-causes.png", "feedback.png",
-                 "window.png", "jobs.png"]:
+                 "concept.png", "window.png", "jobs.png"]:
         with open(os.path.join(screenshots, name), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert page.problems == [], page.problems

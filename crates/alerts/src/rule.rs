@@ -321,6 +321,7 @@ pub const SIGNAL_KINDS: &[&str] = &[
     "cost",
     "slo_burn_rate",
     "slo_budget_remaining",
+    "concept:<detector>",
     "events",
     "labels",
     "heartbeat:<job>",
@@ -334,8 +335,8 @@ pub const CLASS_METRICS: [MetricName; 3] =
 /// (`error_rate`), a class's metric (`recall:fraud`), a KPI (`kpi:fraud_loss_eur`),
 /// `drift_share`, `drift:<column>`, `reconstruction_error`, `multivariate_drift`, `quality_flags`, `null_rate:<feature>`,
 /// `out_of_range:<feature>`, `unseen:<feature>`, `fairness:<measure>:<attribute>`,
-/// `attribution:<feature>`, `cost`, `slo_burn_rate`, `slo_budget_remaining`, `events`,
-/// `labels` or `heartbeat:<job>`
+/// `attribution:<feature>`, `cost`, `slo_burn_rate`, `slo_budget_remaining`,
+/// `concept:<detector>`, `events`, `labels` or `heartbeat:<job>`
 /// ([`SIGNAL_KINDS`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {
@@ -382,6 +383,11 @@ pub enum Signal {
     /// The share of the latency objective's error budget left over the 30 days ending at the
     /// window's end (1 untouched, below 0 overspent).
     SloBudgetRemaining,
+    /// Change points a concept-drift detector flags in the window's stream of errors
+    /// (`concept:<detector>`, `modelwatch_engine::concept`; the detectors run over the rule's
+    /// range in event-time order), summed over versions: `> 0` is "the relation between inputs
+    /// and outcome changed in this window".
+    Concept(modelwatch_stats::concept::DetectorKind),
     /// Time since the last prediction arrived.
     Events,
     /// Time since the last label arrived.
@@ -421,6 +427,17 @@ impl Signal {
         }
         if let Some(rest) = s.strip_prefix("fairness:") {
             return Signal::parse_fairness(rest);
+        }
+        if let Some(rest) = s.strip_prefix("concept:") {
+            use modelwatch_stats::concept::DetectorKind;
+            let d = rest.trim();
+            return DetectorKind::parse(d).map(Signal::Concept).ok_or_else(|| {
+                let names: Vec<&str> = DetectorKind::ALL.iter().map(|k| k.name()).collect();
+                format!(
+                    "`concept:` takes a concept-drift detector, one of {}: got {d:?}",
+                    names.join(", ")
+                )
+            });
         }
         let class = |m: MetricName| move |c: String| Signal::ClassMetric(m, c);
         if let Some(r) = named("drift:", &Signal::Drift)
@@ -506,6 +523,7 @@ impl Signal {
             Signal::Cost => "cost",
             Signal::SloBurnRate => "slo_burn_rate",
             Signal::SloBudgetRemaining => "slo_budget_remaining",
+            Signal::Concept(_) => "concept:<detector>",
             Signal::Events => "events",
             Signal::Labels => "labels",
             Signal::Heartbeat(_) => "heartbeat:<job>",
@@ -531,6 +549,7 @@ impl Signal {
             Signal::Cost | Signal::SloBurnRate | Signal::SloBudgetRemaining => {
                 Source::ServiceLevels
             }
+            Signal::Concept(_) => Source::Concept,
             Signal::Events | Signal::Labels => Source::Freshness,
             Signal::Heartbeat(_) => Source::Heartbeat,
         }
@@ -583,6 +602,8 @@ pub enum Source {
     Attribution,
     /// The cost and service-level report (`GET .../service-levels`).
     ServiceLevels,
+    /// The concept-drift report (`GET .../concept`).
+    Concept,
     Freshness,
     Heartbeat,
 }
@@ -1013,6 +1034,7 @@ mod tests {
                 "fairness:<measure>:<attribute>" => {
                     "fairness:demographic_parity_ratio:tag:region".to_owned()
                 }
+                "concept:<detector>" => "concept:adwin".to_owned(),
                 k => k.replace(['<', '>'], ""),
             };
             let signal = Signal::parse(&example).unwrap_or_else(|e| panic!("{example}: {e}"));
@@ -1031,6 +1053,8 @@ mod tests {
             "fairness:parity:sex",
             "fairness:demographic_parity_ratio:",
             "fairness:",
+            "concept:cusum",
+            "concept:",
         ] {
             assert!(Signal::parse(bad).is_err(), "{bad}");
         }

@@ -6,6 +6,7 @@ use crate::condition::{BaselineChange, Point};
 use crate::rule::{OperationalSignal, Signal};
 use modelwatch_core::Timestamp;
 use modelwatch_engine::attribution::AttributionReport;
+use modelwatch_engine::concept::ConceptReport;
 use modelwatch_engine::drift::{DriftResponse, QualityResponse};
 use modelwatch_engine::fairness::FairnessReport;
 use modelwatch_engine::multivariate::MultivariateResponse;
@@ -301,6 +302,30 @@ pub fn multivariate_series(report: &MultivariateResponse, signal: &Signal) -> Ve
             Some(point(w.start, w.end, value, w.error.rows))
         })
         .collect()
+}
+
+/// The series of a `concept:<detector>` signal from a concept report: per window the change
+/// points the detector flagged, summed over the versions of the report, behind it the window's
+/// labelled predictions. An error when the detector did not run (a 0/1 detector on a
+/// regressor's errors): the rule can never hold.
+pub fn concept_series(report: &ConceptReport, signal: &Signal) -> Result<Vec<Point>, String> {
+    let Signal::Concept(detector) = signal else {
+        return Ok(Vec::new());
+    };
+    if let Some(s) = report.skipped.iter().find(|s| s.detector == *detector) {
+        return Err(s.reason.clone());
+    }
+    let mut windows: std::collections::BTreeMap<Timestamp, (Timestamp, u64, u64)> =
+        Default::default();
+    for w in report.versions.iter().flat_map(|v| &v.windows) {
+        let e = windows.entry(w.start).or_insert((w.end, 0, 0));
+        e.1 += w.changes.get(detector).copied().unwrap_or(0);
+        e.2 += w.labelled;
+    }
+    Ok(windows
+        .into_iter()
+        .map(|(start, (end, changes, n))| point(start, end, Some(changes as f64), n))
+        .collect())
 }
 
 /// The series of an `attribution:<feature>` signal from an attribution report: per window the
@@ -623,6 +648,15 @@ mod tests {
         )
         .unwrap();
 
+        let concept_query = modelwatch_engine::concept::ConceptQuery {
+            window: modelwatch_core::Window::HOUR,
+            from: None,
+            to: None,
+            version: None,
+            detectors: Vec::new(),
+        };
+        let concept = modelwatch_engine::concept::concept(&store, &b, &concept_query).unwrap();
+
         let mut names: Vec<String> = PERFORMANCE_METRICS.iter().map(|s| s.to_string()).collect();
         names.extend(OPERATIONAL_SIGNALS.iter().map(|s| s.to_string()));
         names.extend(
@@ -648,6 +682,8 @@ mod tests {
                 "cost",
                 "slo_burn_rate",
                 "slo_budget_remaining",
+                "concept:adwin",
+                "concept:ddm",
             ]
             .map(String::from),
         );
@@ -752,6 +788,16 @@ mod tests {
                     }
                     series
                 }
+                (Signal::Concept(d), Source::Concept) => {
+                    let series = concept_series(&concept, &signal).unwrap();
+                    let json = serde_json::to_value(&concept).unwrap();
+                    let windows = json["versions"][0]["windows"].as_array().unwrap();
+                    for (p, w) in series.iter().zip(windows) {
+                        assert_eq!(p.value, w["changes"][d.name()].as_f64(), "{name}");
+                        assert_eq!(p.n, w["labelled"].as_u64().unwrap(), "{name}");
+                    }
+                    series
+                }
                 (_, other) => panic!("{name} is read from {other:?}, not a report"),
             };
             assert_eq!(series.len(), 2, "{name}: one point per window");
@@ -767,6 +813,7 @@ mod tests {
                 "fairness:<measure>:<attribute>" => {
                     "fairness:demographic_parity_ratio:city".to_owned()
                 }
+                "concept:<detector>" => "concept:adwin".to_owned(),
                 k => k.replace(['<', '>'], ""),
             };
             let source = Signal::parse(&example).map(|s| s.source());

@@ -14,8 +14,9 @@
 //!    scored by it too, logged with `"role": "shadow"`, so that `GET .../compare?champion=v1&
 //!    challenger=v3` pairs them. It was retrained on recent data and ranks better than `v1`.
 //!
-//! Before the data, it creates five alert rules on each model over the API, as a user would
-//! ([`rules`]): on `fraud-demo` the drift rule and the F1 rule fire within seconds (the F1
+//! Before the data, it creates seven alert rules on each model over the API, as a user would
+//! ([`rules`]): on `fraud-demo` the drift rules, the concept-drift rule (ADWIN on its error
+//! stream: the relation between amount and risk moves) and the F1 rule fire within seconds (the F1
 //! alert with its likely causes: `amount`, whose drift drives the drop, and the worst
 //! segment), the latency objective's burn-rate rule fires, and the accuracy rule is pending,
 //! then firing 20 seconds later; on `churn-demo`,
@@ -217,7 +218,9 @@ impl ModelApi {
 /// They are honest about the simulation: `fraud-demo`'s accuracy and F1 fall 15 % or more
 /// under the reference's in the last days (significantly, on thousands of labels), and two of its four
 /// features (`amount`, `country`) drift in every recent hour; `churn-demo`'s accuracy stays
-/// within a few percent of its reference and none of its features drift.
+/// within a few percent of its reference, none of its features drift, alone or together, and
+/// ADWIN flags no change in its error stream (its rule watches three days, as the drifting
+/// model's errors climb over the last three or four).
 pub fn rules() -> Vec<Value> {
     vec![
         json!({
@@ -260,6 +263,26 @@ pub fn rules() -> Vec<Value> {
             "window": "1h",
             "decision": "rollback",
             "severity": "critical",
+        }),
+        json!({
+            "name": "concept-changed",
+            "description": "the relation between inputs and outcome changed: ADWIN flagged a change in the error stream in the last three days",
+            "signal": "concept:adwin",
+            "condition": {"kind": "rolling_mean", "windows": 3, "op": ">", "value": 0.0},
+            "window": "1d",
+            "min_sample": 300,
+            "decision": "retrain",
+            "severity": "warning",
+        }),
+        json!({
+            "name": "inputs-drifted-together",
+            "description": "the features' joint distribution left the reference's band (PCA reconstruction error) in the day",
+            "signal": "multivariate_drift",
+            "condition": {"kind": "threshold", "op": ">", "value": 0.5},
+            "window": "1d",
+            "min_sample": 500,
+            "decision": "review",
+            "severity": "warning",
         }),
         json!({
             "name": "inputs-drifted",

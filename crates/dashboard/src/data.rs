@@ -181,6 +181,9 @@ pub struct ModelData {
     /// `GET /v1/models/{model}/service-levels` over the span.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_levels: Option<modelwatch_engine::service_levels::ServiceLevelReport>,
+    /// `GET /v1/models/{model}/concept` over the span (every detector that applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concept: Option<modelwatch_engine::concept::ConceptReport>,
     pub versions: Vec<VersionMetrics>,
     /// `GET /v1/models/{model}/compare` over the span: each challenger (shadow versions, then
     /// the other served versions) against the champion (the picked version, else the served
@@ -259,6 +262,8 @@ pub struct Parts {
     pub multivariate: bool,
     /// `GET /v1/models/{model}/service-levels` (the performance view).
     pub service_levels: bool,
+    /// `GET /v1/models/{model}/concept` (the performance view).
+    pub concept: bool,
 }
 
 impl Parts {
@@ -274,6 +279,7 @@ impl Parts {
         attributions: true,
         multivariate: true,
         service_levels: true,
+        concept: true,
     };
 }
 
@@ -393,6 +399,7 @@ pub fn gather(
         fairness: None,
         attributions: None,
         service_levels: None,
+        concept: None,
         versions: Vec::new(),
         challengers: Vec::new(),
         alerts: None,
@@ -463,6 +470,22 @@ pub fn gather(
             }
             Err(EngineError::Store(e)) => return Err(DashError::Store(e)),
             Err(e) => return Err(DashError::BadRequest(e.to_string())),
+        }
+    }
+    if parts.concept {
+        let q = modelwatch_engine::concept::ConceptQuery {
+            window: Window::parse(&span.window).expect("canonical window"),
+            from: Some(span.from),
+            to: Some(span.to),
+            version: span.version.clone(),
+            detectors: Vec::new(),
+        };
+        match modelwatch_engine::concept::concept(store, model, &q) {
+            Ok(c) => data.concept = Some(c),
+            Err(EngineError::Store(e)) => return Err(DashError::Store(e)),
+            Err(e) => {
+                data.unavailable.insert("concept".into(), e.to_string());
+            }
         }
     }
     if parts.quality {

@@ -58,12 +58,13 @@ pub enum Tab {
     Feedback,
     Fairness,
     Attributions,
+    Concept,
     Alerts,
     Jobs,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 10] = [
+    pub const ALL: [Tab; 11] = [
         Tab::Performance,
         Tab::Drift,
         Tab::Quality,
@@ -72,6 +73,7 @@ impl Tab {
         Tab::Feedback,
         Tab::Fairness,
         Tab::Attributions,
+        Tab::Concept,
         Tab::Alerts,
         Tab::Jobs,
     ];
@@ -87,6 +89,7 @@ impl Tab {
             Tab::Feedback => "/feedback",
             Tab::Fairness => "/fairness",
             Tab::Attributions => "/attributions",
+            Tab::Concept => "/concept",
             Tab::Alerts => "/alerts",
             Tab::Jobs => "/jobs",
         }
@@ -102,6 +105,7 @@ impl Tab {
             Tab::Feedback => "Feedback",
             Tab::Fairness => "Fairness",
             Tab::Attributions => "Attributions",
+            Tab::Concept => "Concept drift",
             Tab::Alerts => "Alerts",
             Tab::Jobs => "Jobs",
         }
@@ -126,6 +130,7 @@ impl Tab {
             Tab::Feedback => p.feedback = true,
             Tab::Fairness => p.fairness = true,
             Tab::Attributions => p.attributions = true,
+            Tab::Concept => p.concept = true,
             Tab::Alerts | Tab::Jobs => {}
         }
         p

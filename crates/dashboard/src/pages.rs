@@ -9,6 +9,7 @@ pub use crate::layout::{error_page, figure, inline_svg, layout, wide_figure};
 pub use crate::views::alerts::{alerts_banner, alerts_section, condition_text};
 pub use crate::views::attributions::attributions_section;
 pub use crate::views::changes::changes_section;
+pub use crate::views::concept::concept_section;
 pub use crate::views::drift::{drift_section, heatmap, HEATMAP_COLUMNS};
 pub use crate::views::fairness::fairness_section;
 pub use crate::views::feedback::feedback_section;
@@ -129,6 +130,7 @@ pub fn render_model(data: &ModelData, tab: Tab, params: &ViewParams) -> String {
             Tab::Feedback => (feedback_section(data)),
             Tab::Fairness => (fairness_section(data)),
             Tab::Attributions => (attributions_section(data)),
+            Tab::Concept => (concept_section(data)),
             Tab::Alerts => (alerts_section(data, data::ALERT_HISTORY, true)),
             Tab::Jobs => (jobs_section(data)),
         }

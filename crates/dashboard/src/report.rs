@@ -22,6 +22,7 @@ pub fn html(data: &ModelData) -> String {
             @if let Some(v) = &span.version { ", version " b { (v) } } "." }
         (pages::performance_section(data, &crate::ViewParams::default(), None))
         @if let Some(m) = &data.metrics { (pages::changes_section(&m.summary, m.spec.task)) }
+        @if data.concept.is_some() { (pages::concept_section(data)) }
         (pages::drift_section(data, None, None))
         (pages::quality_section(data))
         (pages::segments_section(data))

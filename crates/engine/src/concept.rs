@@ -15,7 +15,7 @@
 use modelwatch_core::{LabelEvent, ModelName, Outcome, PredictionEvent, Timestamp, Window};
 use modelwatch_stats::concept::DetectorKind;
 use modelwatch_store::{ScanRange, Store, StoreError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::error::EngineError;
@@ -33,7 +33,7 @@ pub struct ConceptQuery {
 }
 
 /// What the stream's values are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorStream {
     /// 1 for a wrong class, 0 for a right one.
@@ -43,7 +43,7 @@ pub enum ErrorStream {
 }
 
 /// One detected change.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChangePoint {
     pub detector: DetectorKind,
     /// 0-based place in the version's stream of labelled predictions of the range.
@@ -56,14 +56,14 @@ pub struct ChangePoint {
 }
 
 /// A detector that does not apply to this stream, and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Skipped {
     pub detector: DetectorKind,
     pub reason: String,
 }
 
 /// One event-time window of a version's stream.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConceptWindow {
     pub start: Timestamp,
     pub end: Timestamp,
@@ -76,7 +76,7 @@ pub struct ConceptWindow {
 }
 
 /// A version's change points and windows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionConcept {
     pub version: String,
     pub labelled: u64,
@@ -85,14 +85,14 @@ pub struct VersionConcept {
 }
 
 /// `GET /v1/models/{model}/concept`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConceptReport {
     pub model: String,
     pub task: Task,
     pub stream: ErrorStream,
     pub window: String,
     pub detectors: Vec<DetectorKind>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<Skipped>,
     pub versions: Vec<VersionConcept>,
 }

@@ -33,6 +33,7 @@ enum Report {
     Fairness(Box<FairnessReport>),
     Attribution(Box<AttributionReport>),
     ServiceLevels(Box<modelwatch_engine::service_levels::ServiceLevelReport>),
+    Concept(Box<modelwatch_engine::concept::ConceptReport>),
 }
 
 /// What one evaluation pass did (for logs and tests).
@@ -197,6 +198,16 @@ impl AlertService {
         // Source, window, version, segment, and the class a class rule watches.
         type Key = (Source, i64, Option<String>, Option<String>, Option<String>);
         let mut reports: HashMap<Key, Result<Report, String>> = HashMap::new();
+        // The detectors the model's concept rules name: one scan runs them all, and no other.
+        let detectors: Vec<modelwatch_stats::concept::DetectorKind> = rules
+            .iter()
+            .filter_map(|r| match r.signal {
+                Signal::Concept(d) => Some(d),
+                _ => None,
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let lookback = rules
             .iter()
             .map(|r| r.spec.condition.windows_needed())
@@ -233,7 +244,7 @@ impl AlertService {
                 );
                 let report = reports
                     .entry(key)
-                    .or_insert_with(|| self.report(&name, source, rule, from));
+                    .or_insert_with(|| self.report(&name, source, rule, from, &detectors));
                 let series = match report {
                     Ok(Report::Performance(r)) => match &rule.spec.segment {
                         Some(seg) => match segment_series(r, &seg.value, &rule.signal) {
@@ -258,6 +269,11 @@ impl AlertService {
                             Err(e) => return Evaluation::unknown(e),
                         }
                     }
+                    Ok(Report::Concept(r)) => match crate::signals::concept_series(r, &rule.signal)
+                    {
+                        Ok(s) => s,
+                        Err(e) => return Evaluation::unknown(e),
+                    },
                     Err(e) => return Evaluation::unknown(e.clone()),
                 };
                 evaluate_condition(&rule.spec.condition, &series, rule.min_sample())
@@ -271,6 +287,7 @@ impl AlertService {
         source: Source,
         rule: &Rule,
         from: Timestamp,
+        detectors: &[modelwatch_stats::concept::DetectorKind],
     ) -> Result<Report, String> {
         let store = self.store.as_ref();
         let version = rule.spec.version.clone();
@@ -349,6 +366,18 @@ impl AlertService {
                 modelwatch_engine::service_levels::service_levels(store, model, &q)
                     .map(|r| Report::ServiceLevels(Box::new(r)))
                     .map_err(|e| format!("service levels: {e}"))
+            }
+            Source::Concept => {
+                let q = modelwatch_engine::concept::ConceptQuery {
+                    window: rule.window,
+                    from: Some(from),
+                    to: None,
+                    version,
+                    detectors: detectors.to_vec(),
+                };
+                modelwatch_engine::concept::concept(store, model, &q)
+                    .map(|r| Report::Concept(Box::new(r)))
+                    .map_err(|e| format!("concept: {e}"))
             }
             Source::Multivariate => {
                 modelwatch_engine::multivariate::multivariate(store, model, &drift_query())

@@ -438,11 +438,32 @@ fn multivariate_timings(store: &SqliteStore, runs: usize, per_day: u64) -> Resul
     Ok(())
 }
 
-/// Times `GET .../concept` (every detector over the error stream), over one day and all days.
+/// CPU seconds (user + system) this process has used so far, from /proc/self/stat (Linux; 0
+/// elsewhere): on a shared machine the wall time depends on the load, the CPU time less.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // After the command name's closing parenthesis: utime and stime are the 12th and 13th
+    // fields, in clock ticks (100 a second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Times `GET .../concept` (every detector over the error stream, and ADWIN alone as a rule
+/// runs it), over one day and all days, with the CPU time of each query.
 fn concept_timings(store: &SqliteStore, args: &Args) -> Result<()> {
     use modelwatch_engine::concept::{concept, ConceptQuery};
-    println!("| concept query | labelled predictions | p50 ms | max ms |");
-    println!("|---|---|---|---|");
+    use modelwatch_stats::concept::DetectorKind;
+    println!("| concept query | labelled predictions | p50 ms | max ms | CPU s (p50) |");
+    println!("|---|---|---|---|---|");
     let all = ConceptQuery {
         window: Window::DAY,
         from: None,
@@ -455,23 +476,32 @@ fn concept_timings(store: &SqliteStore, args: &Args) -> Result<()> {
         to: Some(Timestamp(START + 86_400_000_000)),
         ..all.clone()
     };
+    // What a `concept:adwin` rule runs: one detector.
+    let one_day_adwin = ConceptQuery {
+        detectors: vec![DetectorKind::Adwin],
+        ..one_day.clone()
+    };
     for (name, q) in [
         ("one day, 6 detectors", &one_day),
+        ("one day, adwin only (a rule)", &one_day_adwin),
         ("all days, 6 detectors", &all),
     ] {
-        let mut ms = Vec::new();
+        let (mut ms, mut cpu) = (Vec::new(), Vec::new());
         let mut labelled = 0;
         for _ in 0..args.runs.clamp(1, 5) {
-            let t = Instant::now();
+            let (t, c) = (Instant::now(), cpu_seconds());
             let r = concept(store, &model(), q)?;
             ms.push(t.elapsed().as_secs_f64() * 1e3);
+            cpu.push(cpu_seconds() - c);
             labelled = r.versions.iter().map(|v| v.labelled).sum::<u64>();
         }
         ms.sort_by(f64::total_cmp);
+        cpu.sort_by(f64::total_cmp);
         println!(
-            "| {name} | {labelled} | {:.0} | {:.0} |",
+            "| {name} | {labelled} | {:.0} | {:.0} | {:.2} |",
             ms[ms.len() / 2],
-            ms[ms.len() - 1]
+            ms[ms.len() - 1],
+            cpu[cpu.len() / 2]
         );
     }
     Ok(())

@@ -1102,6 +1102,10 @@ fn signal_cases() -> Vec<Case> {
         case("bin", "slo_burn_rate", ">", 14.4),
         case("bin", "slo_burn_rate", ">", 100.0).quiet(),
         case("bin", "slo_budget_remaining", "<", 0.0),
+        // `concept`: the outcome's relation to x changes at noon, the inputs do not
+        // (`crate::concept_drift::relation_day`); `conceptok`: the same day without the change.
+        case("concept", "concept:adwin", ">", 0.0),
+        case("conceptok", "concept:adwin", ">", 0.0).quiet(),
         Case {
             condition: json!({"kind": "freshness", "max_age": "1s"}),
             ..case("bin", "events", ">", 0.0)
@@ -1292,6 +1296,11 @@ fn send_signal_data(s: &Server) {
             &format!("/v1/models/{model}/predictions"),
             crate::attributions::day(day, shifted),
         );
+    }
+    for (model, changes) in [("concept", true), ("conceptok", false)] {
+        let (preds, labels) = crate::concept_drift::relation_day(day, model, changes);
+        s.post_ok(&format!("/v1/models/{model}/predictions"), preds);
+        s.post_ok(&format!("/v1/models/{model}/labels"), labels);
     }
 }
 

@@ -600,8 +600,10 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
             names,
             [
                 "accuracy-below-reference",
+                "concept-changed",
                 "f1-below-reference",
                 "inputs-drifted",
+                "inputs-drifted-together",
                 "latency-slo-burn",
                 "unfair-to-a-group"
             ],
@@ -620,6 +622,8 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
         }
         let fires = |r: &str| a.get(r).is_some_and(|x| x["state"] == "firing");
         if fires("inputs-drifted")
+            && fires("inputs-drifted-together")
+            && fires("concept-changed")
             && fires("accuracy-below-reference")
             && fires("f1-below-reference")
             && fires("unfair-to-a-group")
@@ -638,6 +642,8 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
     );
     assert!(value < 0.9 * baseline, "{acc}");
     assert!(firing["inputs-drifted"]["value"].as_f64().unwrap() > 0.25);
+    // ADWIN flagged at least one change in the error stream over the last three days.
+    assert!(firing["concept-changed"]["value"].as_f64().unwrap() > 0.0);
     // The F1 alert carries its likely causes: `amount`, whose drift drives the drop, first,
     // and the worst segment is one of its slices. The demo's predictions carry their
     // attributions, so those weigh the features (not the error correlation).
@@ -698,6 +704,8 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
     let (_, html, _) = server.get_text("/models/fraud-demo/alerts");
     for rule in [
         "inputs-drifted",
+        "inputs-drifted-together",
+        "concept-changed",
         "accuracy-below-reference",
         "f1-below-reference",
         "unfair-to-a-group",
@@ -716,7 +724,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
             .to_string()
     };
     assert!(
-        row("fraud-demo").contains("data-open-alerts=\"5\""),
+        row("fraud-demo").contains("data-open-alerts=\"7\""),
         "{html}"
     );
     assert!(

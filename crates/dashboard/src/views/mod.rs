@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod attributions;
 pub mod changes;
+pub mod concept;
 pub mod drift;
 pub mod fairness;
 pub mod feedback;
