@@ -262,7 +262,7 @@ pub struct Parts {
     pub multivariate: bool,
     /// `GET /v1/models/{model}/service-levels` (the performance view).
     pub service_levels: bool,
-    /// `GET /v1/models/{model}/concept` (the performance view).
+    /// `GET /v1/models/{model}/concept` (the concept view).
     pub concept: bool,
 }
 
