@@ -19,6 +19,7 @@ mod fairness;
 mod ingest;
 mod json_body;
 mod login;
+mod outliers;
 mod query;
 mod refused;
 
@@ -117,6 +118,7 @@ pub fn router(state: AppState) -> Router {
             get(fairness::get_settings).put(fairness::put_settings),
         )
         .route("/v1/models/{model}/compare", get(compare::compare))
+        .route("/v1/models/{model}/outliers", get(outliers::outliers))
         .route(
             "/v1/models/{model}/rules",
             get(alerts::list_rules).post(alerts::create_rule),
