@@ -9,7 +9,8 @@ features, three latent factors plus noise, one skewed and one on a large scale):
 - `one_feature`: one feature moved 4-8 standard deviations (the feature is recorded);
 - `joint`: every feature within its range, the factor structure broken (each feature drawn
   from its own marginal, independently);
-- `unseen`: the scale feature (a price) at 10-30x its usual value.
+- `unseen`: the scale feature (a price) at 10-30x its usual value;
+- `gap`: a two-mode feature (modes at -3 and 3) at a value between them (-0.5 to 0.5).
 Reported: ROC AUC of each score per kind, and for HBOS and Mahalanobis the share of
 `one_feature` rows whose top feature is the moved one (IsolationForest names none).
 
@@ -34,6 +35,8 @@ def draw(n):
     w = np.eye(3)[np.arange(K) % 3].T * np.linspace(0.3, 0.9, K)[None, :]
     x = f @ w + 0.5 * rng.normal(0, 1, (n, K))
     x[:, 7] = np.exp(x[:, 7])
+    # Two modes (a feature of two populations): the gap between them is empty.
+    x[:, 5] = np.where(rng.random(n) < 0.5, -3, 3) + 0.5 * rng.normal(0, 1, n)
     x[:, 9] = 50_000 + 8_000 * x[:, 9]
     return x
 
@@ -44,7 +47,7 @@ mu, sd = ref.mean(0), ref.std(0)
 test = draw(n_test)
 kinds = {}
 idx = rng.permutation(n_test)
-one, joint, unseen = idx[:200], idx[200:400], idx[400:600]
+one, joint, unseen, gap = idx[:200], idx[200:400], idx[400:600], idx[600:800]
 moved = rng.integers(0, K, 200)
 for r, j in zip(one, moved):
     test[r, j] = mu[j] + rng.choice([-1, 1]) * rng.uniform(4, 8) * sd[j]
@@ -52,12 +55,15 @@ for r in joint:
     test[r] = [ref[rng.integers(0, len(ref)), j] for j in range(K)]
 for r in unseen:
     test[r, 9] = mu[9] * rng.uniform(10, 30)
-labels = {k: np.zeros(n_test, bool) for k in ("one_feature", "joint", "unseen")}
+for r in gap:
+    test[r, 5] = rng.uniform(-0.5, 0.5)
+labels = {k: np.zeros(n_test, bool) for k in ("one_feature", "joint", "unseen", "gap")}
 labels["one_feature"][one] = True
 labels["joint"][joint] = True
 labels["unseen"][unseen] = True
+labels["gap"][gap] = True
 clean = np.ones(n_test, bool)
-clean[idx[:600]] = False
+clean[idx[:800]] = False
 
 lo, hi = ref.min(0), ref.max(0)
 scale = lambda x: (x - lo) / (hi - lo)  # noqa: E731

@@ -14,11 +14,13 @@
 //!    scored by it too, logged with `"role": "shadow"`, so that `GET .../compare?champion=v1&
 //!    challenger=v3` pairs them. It was retrained on recent data and ranks better than `v1`.
 //!
-//! Before the data, it creates four alert rules on each model over the API, as a user would
+//! Before the data, it creates its alert rules on each model over the API, as a user would
 //! ([`rules`]): on `fraud-demo` the drift rule and the F1 rule fire within seconds (the F1
 //! alert with its likely causes: `amount`, whose drift drives the drop, and the worst
-//! segment) and the accuracy rule is pending, then firing 20 seconds later; on `churn-demo`,
-//! which stays healthy, none does.
+//! segment) and the accuracy rule is pending, then firing 20 seconds later; the outlier-rate
+//! rule fires on its drifted rows (countries it never saw, amounts past its range) and the
+//! probing rule on client `scraper-7`, whose near-duplicate rows sit at the decision threshold
+//! ([`probes`]); on `churn-demo`, which stays healthy, none does.
 //!
 //! Each event carries the customer's `sex` as a tag (a protected attribute logged for
 //! monitoring, not a model input), and each model's fairness setting names it, the favourable
@@ -225,6 +227,28 @@ pub fn rules() -> Vec<Value> {
             "severity": "warning",
         }),
         json!({
+            "name": "unusual-inputs",
+            "description": "more than 5 % of the day's rows unlike the reference (1 % of its own rows are)",
+            "signal": "outlier_rate",
+            "condition": {"kind": "threshold", "op": ">", "value": 0.05},
+            "window": "1d",
+            // A day of 500 rows at least: minutes after midnight UTC, a handful of rows would
+            // make 1 % look like 5 % on the healthy model; the previous day is read instead.
+            "min_sample": 500,
+            "decision": "review",
+            "severity": "warning",
+        }),
+        json!({
+            "name": "client-probing",
+            "description": "a client sends many rows scored at the decision threshold",
+            "signal": "probing",
+            "condition": {"kind": "threshold", "op": ">", "value": 0.0},
+            "window": "1d",
+            "min_sample": 500,
+            "decision": "review",
+            "severity": "warning",
+        }),
+        json!({
             "name": "inputs-drifted",
             "description": "more than a quarter of the features drifted from the reference in the hour",
             "signal": "drift_share",
@@ -235,6 +259,32 @@ pub fn rules() -> Vec<Value> {
             "severity": "warning",
         }),
     ]
+}
+
+/// In each of the drifting model's last 30 hours of history (40 an hour), and live (2 a tick),
+/// client `scraper-7` sends near-duplicate rows scored within 0.01 of the decision threshold
+/// (someone probing for the boundary): the outliers view flags it. Built without the
+/// generator, so the rest of the simulated traffic is unchanged; never labelled.
+fn probes(start: i64, hours_ago: i64) -> Vec<Value> {
+    (0..40i64)
+        .map(|i| probe(format!("probe-{hours_ago}-{i}"), start + (i * 89) % 3600, i))
+        .collect()
+}
+
+fn probe(id: String, ts: i64, i: i64) -> Value {
+    let score = 0.49 + 0.001 * (i % 20) as f64;
+    json!({
+        "request_id": id,
+        "timestamp": modelwatch_core::Timestamp::from_secs(ts).to_rfc3339(),
+        "model_version": "v1",
+        "features": {"amount": 180.0 + (i % 20) as f64, "age": 41.0, "country": "DE", "device": "desktop"},
+        "prediction": u8::from(score >= 0.5),
+        "score": score,
+        "latency_ms": 12.0,
+        // No `sex`: the fairness view counts these apart, as `(missing)`, so they do not dilute
+        // the gap between the groups.
+        "tags": {"channel": "api", "client": "scraper-7"},
+    })
 }
 
 /// Hours of label delay: predictions younger than this have no label at first.
@@ -395,6 +445,9 @@ impl Simulation {
             let ts = start + self.rng.random_range(0..3600);
             out.push(self.event(ts, d, progress));
         }
+        if self.drifting && hours_ago <= 30 {
+            out.extend(probes(start, hours_ago));
+        }
         out
     }
 
@@ -426,6 +479,7 @@ impl Simulation {
         // Strong enough that the last complete day crosses the four-fifths rule whatever the
         // time of day the demo starts (that day's drift is weakest just before midnight UTC).
         let female = (self.next_id * 7919) % 100 < 48;
+        ev["tags"]["client"] = json!(format!("app-{}", self.next_id % 12));
         ev["tags"]["sex"] = json!(if female { "F" } else { "M" });
         if female {
             score = (score + 0.5 * d).min(1.0);
@@ -525,6 +579,9 @@ impl Simulation {
             let t = modelwatch_core::Timestamp::now().micros() / 1_000_000;
             let d = if self.drifting { 1.0 } else { 0.0 };
             let mut live: Vec<Value> = (0..5).map(|_| self.event(t, d, 1.0)).collect();
+            if self.drifting {
+                live.extend((0..2).map(|i| probe(format!("probe-live-{t}-{i}"), t, t + i)));
+            }
             live.append(&mut self.shadows);
             post("/predictions", &live)?;
             label_cutoff = (label_cutoff + 1800).min(t - 30);

@@ -9,6 +9,7 @@ pub mod fairness;
 pub mod feedback;
 pub mod jobs;
 pub mod login;
+pub mod outliers;
 pub mod overview;
 pub mod performance;
 pub mod quality;
@@ -51,7 +52,8 @@ report_window!(
     FeedbackWindow,
     modelwatch_engine::fairness::FairnessWindow,
     modelwatch_engine::attribution::AttributionWindow,
-    modelwatch_engine::multivariate::MultivariateWindow
+    modelwatch_engine::multivariate::MultivariateWindow,
+    modelwatch_engine::outliers::OutlierWindow
 );
 
 /// The window "latest" values are read from: the last complete one; the last one (partial)
