@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 from conftest import HOURS, MODEL, XSS, Process, poll, wait_for_firing
 
-DEMO_RULES = ["inputs-drifted", "accuracy-below-reference", "f1-below-reference", "unfair-to-a-group"]
+DEMO_RULES = ["inputs-drifted", "accuracy-below-reference", "f1-below-reference", "unfair-to-a-group",
+              "unusual-inputs", "client-probing"]
 
 def svg_texts(locator):
     """The text of every <text> of a chart (SVG elements have no innerText)."""
@@ -361,6 +362,9 @@ def test_screenshots_of_the_demo(demo, page, screenshots):
         path=os.path.join(screenshots, "alert-causes.png"))
     page.goto(demo.url + "/models/fraud-demo/feedback")
     page.page.screenshot(path=os.path.join(screenshots, "feedback.png"), full_page=True)
+    page.goto(demo.url + "/models/fraud-demo/quality")
+    assert page.page.locator('table.probing tr', has_text="scraper-7").count() >= 1
+    page.page.locator("section.outliers").screenshot(path=os.path.join(screenshots, "outliers.png"))
     page.goto(demo.url + "/models/churn-demo")
     page.page.locator("section.window-detail").screenshot(path=os.path.join(screenshots, "window.png"))
     # Jobs: a watched job that ran, and one whose last run failed.
@@ -376,7 +380,7 @@ def test_screenshots_of_the_demo(demo, page, screenshots):
     page.goto(demo.url + "/models/fraud-demo/jobs")
     page.page.screenshot(path=os.path.join(screenshots, "jobs.png"), full_page=True)
     for name in ["overview.png", "model.png", "drift.png", "alerts.png", "alert-causes.png", "feedback.png",
-                 "window.png", "jobs.png"]:
+                 "window.png", "jobs.png", "outliers.png"]:
         with open(os.path.join(screenshots, name), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert page.problems == [], page.problems

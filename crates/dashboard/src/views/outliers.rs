@@ -38,6 +38,7 @@ pub fn outliers_section(data: &ModelData, params: &ViewParams, base: Option<&str
         .or_else(|| latest_window(&o.windows));
     let probing: u64 = o.windows.iter().map(|w| w.probing_flagged).sum();
     html! {
+        section.outliers {
         h2 { "Outlier rows" }
         p.meta data-outlier-windows=(o.windows.len()) data-probing-flagged=(probing) {
             "Each prediction is scored against the reference's " (o.fit.features.len()) " features (HBOS: per-feature histograms of the reference; a row's score adds up how rare each of its values is). "
@@ -54,7 +55,7 @@ pub fn outliers_section(data: &ModelData, params: &ViewParams, base: Option<&str
             @if let Some(base) = base {
                 p.meta.window-links {
                     "Window: "
-                    @for x in o.windows.iter().rev().take(14) {
+                    @for x in o.windows.iter().rev().take(8) {
                         @let start = x.start.to_rfc3339();
                         a href=(format!("{base}{}", params.query_with("at", &start))) class=(if x.start == w.start { "active" } else { "" }) {
                             (charts::window_label(x.start.0, x.end.0 - x.start.0))
@@ -103,5 +104,6 @@ pub fn outliers_section(data: &ModelData, params: &ViewParams, base: Option<&str
                 p.meta { "Near the threshold: a score within " (o.probing.margin) " of " (o.probing.threshold) ". Flagged when a client's share there is at least " (o.probing.min_ratio) " times the other rows' and a one-sided binomial test against their share is below " (o.probing.alpha) " divided by the clients tested (each with at least " (o.probing.min_rows) " scored rows)." }
             }
         }
+    }
     }
 }
