@@ -152,7 +152,8 @@ pub struct Contribution {
 pub struct OutlierRow {
     pub request_id: String,
     pub timestamp: Timestamp,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Null for a prediction without a version. (Always written: the hours keep these rows
+    /// with postcard, which cannot read back a field left out.)
     pub version: Option<String>,
     /// The HBOS score (higher: more unusual).
     pub score: f64,
@@ -160,8 +161,7 @@ pub struct OutlierRow {
     pub outlier: bool,
     /// The features that contributed most, most first.
     pub features: Vec<Contribution>,
-    /// The row's value of the probing tag.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The row's value of the probing tag, null without one.
     pub tag: Option<String>,
 }
 
@@ -658,4 +658,48 @@ fn hour_states(
         },
     )?;
     Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stored hour must read back, or every query rescores every hour (it did while a worst
+    /// row's `version` and `tag` were left out when null: 12 s a query for 1M rows instead of
+    /// milliseconds).
+    #[test]
+    fn an_hour_with_a_row_without_version_or_tag_reads_back() {
+        let row = |id: &str, tag: Option<&str>| OutlierRow {
+            request_id: id.into(),
+            timestamp: Timestamp(3_600_000_000),
+            version: None,
+            score: 4.2,
+            outlier: true,
+            features: vec![Contribution {
+                feature: "amount".into(),
+                value: "5000.0".into(),
+                contribution: 3.3,
+            }],
+            tag: tag.map(str::to_owned),
+        };
+        let mut state = State {
+            rows: 2,
+            outliers: 2,
+            worst: vec![row("a", None), row("b", Some("bot"))],
+            scored: 2,
+            near: 1,
+            ..State::default()
+        };
+        state.tags.insert("bot".into(), (1, 1));
+        let blob = HourBlob {
+            stamp: 7,
+            rows: 2,
+            state,
+        };
+        let bytes = postcard::to_stdvec(&blob).unwrap();
+        let back: HourBlob = postcard::from_bytes(&bytes).expect("the hour reads back");
+        assert_eq!(back.state.worst, blob.state.worst);
+        assert_eq!(back.state.tags, blob.state.tags);
+        assert_eq!((back.stamp, back.rows), (7, 2));
+    }
 }
