@@ -262,7 +262,7 @@ pub fn rules() -> Vec<Value> {
 }
 
 /// In each of the drifting model's last 30 hours of history (40 an hour), and live (2 a tick),
-/// client `scraper-7` sends near-duplicate rows scored within 0.01 of the decision threshold
+/// client `scraper-7` sends near-duplicate rows scored within 0.05 under the decision threshold
 /// (someone probing for the boundary): the outliers view flags it. Built without the
 /// generator, so the rest of the simulated traffic is unchanged; never labelled.
 fn probes(start: i64, hours_ago: i64) -> Vec<Value> {
@@ -272,7 +272,8 @@ fn probes(start: i64, hours_ago: i64) -> Vec<Value> {
 }
 
 fn probe(id: String, ts: i64, i: i64) -> Value {
-    let score = 0.49 + 0.001 * (i % 20) as f64;
+    // Just under the threshold: each probe is answered "not flagged".
+    let score = 0.451 + 0.0024 * (i % 20) as f64;
     json!({
         "request_id": id,
         "timestamp": modelwatch_core::Timestamp::from_secs(ts).to_rfc3339(),
@@ -281,9 +282,9 @@ fn probe(id: String, ts: i64, i: i64) -> Value {
         "prediction": u8::from(score >= 0.5),
         "score": score,
         "latency_ms": 12.0,
-        // No `sex`: the fairness view counts these apart, as `(missing)`, so they do not dilute
-        // the gap between the groups.
-        "tags": {"channel": "api", "client": "scraper-7"},
+        // A man's, answered "not flagged" (the favourable outcome): the fairness view's groups
+        // stay F and M, and the probes widen their gap rather than dilute it.
+        "tags": {"channel": "api", "client": "scraper-7", "sex": "M"},
     })
 }
 
