@@ -11,7 +11,8 @@ from datetime import datetime, timedelta, timezone
 from conftest import HOURS, MODEL, XSS, Process, poll, wait_for_firing
 
 DEMO_RULES = ["inputs-drifted", "inputs-drifted-together", "concept-changed", "accuracy-below-reference",
-              "f1-below-reference", "unfair-to-a-group", "latency-slo-burn"]
+              "f1-below-reference", "unfair-to-a-group", "latency-slo-burn",
+              "unusual-inputs", "client-probing"]
 
 def svg_texts(locator):
     """The text of every <text> of a chart (SVG elements have no innerText)."""
@@ -369,6 +370,9 @@ def test_screenshots_of_the_demo(demo, page, screenshots):
     # adwin, which the demo's concept rule watches, is named so.
     assert "adwin (rule)" in svg_texts(strips.first), svg_texts(strips.first)
     page.page.screenshot(path=os.path.join(screenshots, "concept.png"), full_page=True)
+    page.goto(demo.url + "/models/fraud-demo/quality")
+    assert page.page.locator('table.probing tr', has_text="scraper-7").count() >= 1
+    page.page.locator("section.outliers").screenshot(path=os.path.join(screenshots, "outliers.png"))
     page.goto(demo.url + "/models/churn-demo")
     page.page.locator("section.window-detail").screenshot(path=os.path.join(screenshots, "window.png"))
     # Jobs: a watched job that ran, and one whose last run failed.
@@ -384,7 +388,7 @@ def test_screenshots_of_the_demo(demo, page, screenshots):
     page.goto(demo.url + "/models/fraud-demo/jobs")
     page.page.screenshot(path=os.path.join(screenshots, "jobs.png"), full_page=True)
     for name in ["overview.png", "model.png", "drift.png", "alerts.png", "alert-causes.png", "feedback.png",
-                 "concept.png", "window.png", "jobs.png"]:
+                 "concept.png", "window.png", "jobs.png", "outliers.png"]:
         with open(os.path.join(screenshots, name), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert page.problems == [], page.problems

@@ -312,6 +312,8 @@ pub const SIGNAL_KINDS: &[&str] = &[
     "drift:<column>",
     "reconstruction_error",
     "multivariate_drift",
+    "outlier_rate",
+    "probing",
     "quality_flags",
     "null_rate:<feature>",
     "out_of_range:<feature>",
@@ -333,7 +335,8 @@ pub const CLASS_METRICS: [MetricName; 3] =
 
 /// What a rule watches. Written as a string: a metric name (`f1`), an operational value
 /// (`error_rate`), a class's metric (`recall:fraud`), a KPI (`kpi:fraud_loss_eur`),
-/// `drift_share`, `drift:<column>`, `reconstruction_error`, `multivariate_drift`, `quality_flags`, `null_rate:<feature>`,
+/// `drift_share`, `drift:<column>`, `reconstruction_error`, `multivariate_drift`, `outlier_rate`,
+/// `probing`, `quality_flags`, `null_rate:<feature>`,
 /// `out_of_range:<feature>`, `unseen:<feature>`, `fairness:<measure>:<attribute>`,
 /// `attribution:<feature>`, `cost`, `slo_burn_rate`, `slo_budget_remaining`,
 /// `concept:<detector>`, `events`, `labels` or `heartbeat:<job>`
@@ -360,6 +363,10 @@ pub enum Signal {
     ReconstructionError,
     /// 1 when the window's reconstruction error left the reference band, else 0.
     MultivariateDrift,
+    /// Share of the window's rows whose HBOS score is above the reference's 99th percentile.
+    OutlierRate,
+    /// Tag values (clients) of the window flagged as possible boundary probing.
+    Probing,
     /// Number of data-quality flags in the window.
     QualityFlags,
     NullRate(String),
@@ -457,6 +464,8 @@ impl Signal {
             "drift_share" => Ok(Signal::DriftShare),
             "reconstruction_error" => Ok(Signal::ReconstructionError),
             "multivariate_drift" => Ok(Signal::MultivariateDrift),
+            "outlier_rate" => Ok(Signal::OutlierRate),
+            "probing" => Ok(Signal::Probing),
             "quality_flags" => Ok(Signal::QualityFlags),
             "cost" => Ok(Signal::Cost),
             "slo_burn_rate" => Ok(Signal::SloBurnRate),
@@ -514,6 +523,8 @@ impl Signal {
             Signal::Drift(_) => "drift:<column>",
             Signal::ReconstructionError => "reconstruction_error",
             Signal::MultivariateDrift => "multivariate_drift",
+            Signal::OutlierRate => "outlier_rate",
+            Signal::Probing => "probing",
             Signal::QualityFlags => "quality_flags",
             Signal::NullRate(_) => "null_rate:<feature>",
             Signal::OutOfRange(_) => "out_of_range:<feature>",
@@ -540,6 +551,7 @@ impl Signal {
             | Signal::Estimated(_) => Source::Performance,
             Signal::DriftShare | Signal::Drift(_) => Source::Drift,
             Signal::ReconstructionError | Signal::MultivariateDrift => Source::Multivariate,
+            Signal::OutlierRate | Signal::Probing => Source::Outliers,
             Signal::QualityFlags
             | Signal::NullRate(_)
             | Signal::OutOfRange(_)
@@ -596,6 +608,8 @@ pub enum Source {
     Drift,
     /// The multivariate drift report (`GET .../drift/multivariate`).
     Multivariate,
+    /// The outliers report (`GET .../outliers`).
+    Outliers,
     Quality,
     Fairness,
     /// The attribution report (`GET .../attributions`).

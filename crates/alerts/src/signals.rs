@@ -326,6 +326,24 @@ pub fn concept_series(report: &ConceptReport, signal: &Signal) -> Result<Vec<Poi
         .into_iter()
         .map(|(start, (end, changes, n))| point(start, end, Some(changes as f64), n))
         .collect())
+/// The series of an outliers signal from a `GET .../outliers` response: the outlier rate, or
+/// the number of tag values flagged as possible probing; behind each value the window's rows.
+pub fn outlier_series(
+    report: &modelwatch_engine::outliers::OutlierResponse,
+    signal: &Signal,
+) -> Vec<Point> {
+    report
+        .windows
+        .iter()
+        .filter_map(|w| {
+            let value = match signal {
+                Signal::OutlierRate => w.outlier_rate,
+                Signal::Probing => Some(w.probing_flagged as f64),
+                _ => return None,
+            };
+            Some(point(w.start, w.end, value, w.rows))
+        })
+        .collect()
 }
 
 /// The series of an `attribution:<feature>` signal from an attribution report: per window the
@@ -623,6 +641,12 @@ mod tests {
         let fair = modelwatch_engine::fairness::fairness(&store, &b, &fair_query).unwrap();
         let multivariate =
             modelwatch_engine::multivariate::multivariate(&store, &b, &drift_query()).unwrap();
+        let outliers = modelwatch_engine::outliers::outliers(
+            &store,
+            &b,
+            &modelwatch_engine::outliers::OutlierQuery::new(drift_query()),
+        )
+        .unwrap();
         let attribution_query = modelwatch_engine::attribution::AttributionQuery {
             window: modelwatch_core::Window::HOUR,
             from: None,
@@ -673,6 +697,8 @@ mod tests {
                 "drift:score",
                 "reconstruction_error",
                 "multivariate_drift",
+                "outlier_rate",
+                "probing",
                 "quality_flags",
                 "null_rate:x",
                 "out_of_range:x",
@@ -746,6 +772,18 @@ mod tests {
                         let want = match signal {
                             Signal::ReconstructionError => w["value"].as_f64(),
                             _ => w["alert"].as_bool().map(|a| f64::from(u8::from(a))),
+                        };
+                        assert_eq!(p.value, want, "{name}");
+                    }
+                    series
+                }
+                (_, Source::Outliers) => {
+                    let series = outlier_series(&outliers, &signal);
+                    let json = serde_json::to_value(&outliers).unwrap();
+                    for (p, w) in series.iter().zip(json["windows"].as_array().unwrap()) {
+                        let want = match signal {
+                            Signal::OutlierRate => w["outlier_rate"].as_f64(),
+                            _ => w["probing_flagged"].as_f64(),
                         };
                         assert_eq!(p.value, want, "{name}");
                     }

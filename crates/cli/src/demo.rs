@@ -14,13 +14,16 @@
 //!    scored by it too, logged with `"role": "shadow"`, so that `GET .../compare?champion=v1&
 //!    challenger=v3` pairs them. It was retrained on recent data and ranks better than `v1`.
 //!
-//! Before the data, it creates seven alert rules on each model over the API, as a user would
-//! ([`rules`]): on `fraud-demo` the drift rules, the concept-drift rule (ADWIN on its error
-//! stream: the relation between amount and risk moves) and the F1 rule fire within seconds (the F1
-//! alert with its likely causes: `amount`, whose drift drives the drop, and the worst
-//! segment), the latency objective's burn-rate rule fires, and the accuracy rule is pending,
-//! then firing 20 seconds later; on `churn-demo`,
-//! which stays healthy, none does.
+//! Before the data, it creates ten alert rules on each model over the API, as a user would
+//! ([`rules`]): on `fraud-demo` the drift rules (per feature, joint by the PCA reconstruction
+//! error, and the domain classifier), the concept-drift rule (ADWIN on its error stream: the
+//! relation between amount and risk moves) and the F1 rule fire within seconds (the F1 alert
+//! with its likely causes: `amount`, whose drift drives the drop, and the worst segment), the
+//! latency objective's burn-rate rule fires, the outlier-rate rule fires on its drifted rows
+//! (countries it never saw, amounts past its range) and the probing rule on client
+//! `scraper-7`, whose near-duplicate rows sit at the decision threshold ([`probes`]), and the
+//! accuracy rule is pending, then firing 20 seconds later; on `churn-demo`, which stays
+//! healthy, none does.
 //!
 //! Each event carries the customer's `sex` as a tag (a protected attribute logged for
 //! monitoring, not a model input), and each model's fairness setting names it, the favourable
@@ -285,6 +288,28 @@ pub fn rules() -> Vec<Value> {
             "severity": "warning",
         }),
         json!({
+            "name": "unusual-inputs",
+            "description": "more than 5 % of the day's rows unlike the reference (1 % of its own rows are)",
+            "signal": "outlier_rate",
+            "condition": {"kind": "threshold", "op": ">", "value": 0.05},
+            "window": "1d",
+            // A day of 500 rows at least: minutes after midnight UTC, a handful of rows would
+            // make 1 % look like 5 % on the healthy model; the previous day is read instead.
+            "min_sample": 500,
+            "decision": "review",
+            "severity": "warning",
+        }),
+        json!({
+            "name": "client-probing",
+            "description": "a client sends many rows scored at the decision threshold",
+            "signal": "probing",
+            "condition": {"kind": "threshold", "op": ">", "value": 0.0},
+            "window": "1d",
+            "min_sample": 500,
+            "decision": "review",
+            "severity": "warning",
+        }),
+        json!({
             "name": "inputs-drifted",
             "description": "more than a quarter of the features drifted from the reference in the hour",
             "signal": "drift_share",
@@ -295,6 +320,33 @@ pub fn rules() -> Vec<Value> {
             "severity": "warning",
         }),
     ]
+}
+
+/// In each of the drifting model's last 30 hours of history (40 an hour), and live (2 a tick),
+/// client `scraper-7` sends near-duplicate rows scored within 0.05 under the decision threshold
+/// (someone probing for the boundary): the outliers view flags it. Built without the
+/// generator, so the rest of the simulated traffic is unchanged; never labelled.
+fn probes(start: i64, hours_ago: i64) -> Vec<Value> {
+    (0..40i64)
+        .map(|i| probe(format!("probe-{hours_ago}-{i}"), start + (i * 89) % 3600, i))
+        .collect()
+}
+
+fn probe(id: String, ts: i64, i: i64) -> Value {
+    // Just under the threshold: each probe is answered "not flagged".
+    let score = 0.451 + 0.0024 * (i % 20) as f64;
+    json!({
+        "request_id": id,
+        "timestamp": modelwatch_core::Timestamp::from_secs(ts).to_rfc3339(),
+        "model_version": "v1",
+        "features": {"amount": 180.0 + (i % 20) as f64, "age": 41.0, "country": "DE", "device": "desktop"},
+        "prediction": u8::from(score >= 0.5),
+        "score": score,
+        "latency_ms": 12.0,
+        // A man's, answered "not flagged" (the favourable outcome): the fairness view's groups
+        // stay F and M, and the probes widen their gap rather than dilute it.
+        "tags": {"channel": "api", "client": "scraper-7", "sex": "M"},
+    })
 }
 
 /// Hours of label delay: predictions younger than this have no label at first.
@@ -458,6 +510,9 @@ impl Simulation {
             let ts = start + self.rng.random_range(0..3600);
             out.push(self.event(ts, d, progress));
         }
+        if self.drifting && hours_ago <= 30 {
+            out.extend(probes(start, hours_ago));
+        }
         out
     }
 
@@ -489,6 +544,7 @@ impl Simulation {
         // Strong enough that the last complete day crosses the four-fifths rule whatever the
         // time of day the demo starts (that day's drift is weakest just before midnight UTC).
         let female = (self.next_id * 7919) % 100 < 48;
+        ev["tags"]["client"] = json!(format!("app-{}", self.next_id % 12));
         ev["tags"]["sex"] = json!(if female { "F" } else { "M" });
         if female {
             score = (score + 0.5 * d).min(1.0);
@@ -590,6 +646,9 @@ impl Simulation {
             let t = modelwatch_core::Timestamp::now().micros() / 1_000_000;
             let d = if self.drifting { 1.0 } else { 0.0 };
             let mut live: Vec<Value> = (0..5).map(|_| self.event(t, d, 1.0)).collect();
+            if self.drifting {
+                live.extend((0..2).map(|i| probe(format!("probe-live-{t}-{i}"), t, t + i)));
+            }
             live.append(&mut self.shadows);
             post("/predictions", &live)?;
             label_cutoff = (label_cutoff + 1800).min(t - 30);

@@ -165,6 +165,9 @@ pub struct ModelData {
     /// `GET /v1/models/{model}/drift/multivariate` over the span.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multivariate: Option<modelwatch_engine::multivariate::MultivariateResponse>,
+    /// `GET /v1/models/{model}/outliers` over the span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outliers: Option<modelwatch_engine::outliers::OutlierResponse>,
     /// Reference against the last window of the span, per feature.
     pub distributions: Vec<Distribution>,
     /// `GET /v1/models/{model}/metrics?segment=` over the span.
@@ -264,6 +267,8 @@ pub struct Parts {
     pub service_levels: bool,
     /// `GET /v1/models/{model}/concept` (the concept view).
     pub concept: bool,
+    /// `GET /v1/models/{model}/outliers` (the data-quality view).
+    pub outliers: bool,
 }
 
 impl Parts {
@@ -280,6 +285,7 @@ impl Parts {
         multivariate: true,
         service_levels: true,
         concept: true,
+        outliers: true,
     };
 }
 
@@ -393,6 +399,7 @@ pub fn gather(
         drift: None,
         quality: None,
         multivariate: None,
+        outliers: None,
         distributions: Vec::new(),
         segments: None,
         feedback: None,
@@ -486,6 +493,17 @@ pub fn gather(
             Err(e) => {
                 data.unavailable.insert("concept".into(), e.to_string());
             }
+        }
+    }
+    if parts.outliers {
+        let q = modelwatch_engine::outliers::OutlierQuery::new(query.clone());
+        match modelwatch_engine::outliers::outliers(store, model, &q) {
+            Ok(o) => data.outliers = Some(o),
+            Err(e @ (EngineError::NoReference { .. } | EngineError::ReferenceNotFitted { .. })) => {
+                data.unavailable.insert("outliers".into(), e.to_string());
+            }
+            Err(EngineError::Store(e)) => return Err(DashError::Store(e)),
+            Err(e) => return Err(DashError::BadRequest(e.to_string())),
         }
     }
     if parts.quality {

@@ -124,7 +124,10 @@ impl Tab {
                 p.multivariate = true;
                 p.distributions = true;
             }
-            Tab::Quality => p.quality = true,
+            Tab::Quality => {
+                p.quality = true;
+                p.outliers = true;
+            }
             Tab::Segments => p.segments = true,
             Tab::Versions => p.versions = true,
             Tab::Feedback => p.feedback = true,

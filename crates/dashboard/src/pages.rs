@@ -124,7 +124,10 @@ pub fn render_model(data: &ModelData, tab: Tab, params: &ViewParams) -> String {
                 (alerts_section(data, PERFORMANCE_HISTORY, false))
             }
             Tab::Drift => (drift_section(data, Some(&format!("{base}/drift{}", params.query_with("feature", ""))), params.feature.as_deref())),
-            Tab::Quality => (quality_section(data)),
+            Tab::Quality => {
+                (quality_section(data))
+                (crate::views::outliers::outliers_section(data, params, Some(&format!("{base}/quality"))))
+            }
             Tab::Segments => (segments_section(data)),
             Tab::Versions => (versions_section(data)),
             Tab::Feedback => (feedback_section(data)),

@@ -18,6 +18,7 @@ pub mod kpis;
 pub mod metrics_csv;
 pub mod multivariate;
 pub mod offline;
+pub mod outliers;
 pub mod partial;
 pub mod performance;
 pub mod planner;

@@ -19,6 +19,7 @@ mod fairness;
 mod ingest;
 mod json_body;
 mod login;
+mod outliers;
 mod query;
 mod refused;
 mod service_levels;
@@ -126,6 +127,7 @@ pub fn router(state: AppState) -> Router {
             get(service_levels::get_settings).put(service_levels::put_settings),
         )
         .route("/v1/models/{model}/compare", get(compare::compare))
+        .route("/v1/models/{model}/outliers", get(outliers::outliers))
         .route(
             "/v1/models/{model}/rules",
             get(alerts::list_rules).post(alerts::create_rule),

@@ -10,6 +10,7 @@ pub mod drift;
 pub mod estimate;
 pub mod fairness;
 pub mod multivariate;
+pub mod outlier;
 pub mod paired;
 pub mod parallel;
 pub mod perf;

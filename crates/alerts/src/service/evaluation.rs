@@ -29,6 +29,7 @@ enum Report {
     Performance(Box<PerformanceReport>),
     Drift(Box<DriftResponse>),
     Multivariate(Box<modelwatch_engine::multivariate::MultivariateResponse>),
+    Outliers(Box<modelwatch_engine::outliers::OutlierResponse>),
     Quality(Box<QualityResponse>),
     Fairness(Box<FairnessReport>),
     Attribution(Box<AttributionReport>),
@@ -257,6 +258,7 @@ impl AlertService {
                     Ok(Report::Multivariate(r)) => {
                         crate::signals::multivariate_series(r, &rule.signal)
                     }
+                    Ok(Report::Outliers(r)) => crate::signals::outlier_series(r, &rule.signal),
                     Ok(Report::Quality(r)) => quality_series(r, &rule.signal),
                     Ok(Report::Fairness(r)) => match fairness_series(r, &rule.signal) {
                         Ok(s) => s,
@@ -384,6 +386,13 @@ impl AlertService {
                     .map(|r| Report::Multivariate(Box::new(r)))
                     .map_err(no_reference)
             }
+            Source::Outliers => modelwatch_engine::outliers::outliers(
+                store,
+                model,
+                &modelwatch_engine::outliers::OutlierQuery::new(drift_query()),
+            )
+            .map(|r| Report::Outliers(Box::new(r)))
+            .map_err(no_reference),
             _ => engine_drift::quality(store, model, &drift_query(), &QualityThresholds::default())
                 .map(|r| Report::Quality(Box::new(r)))
                 .map_err(no_reference),

@@ -74,6 +74,11 @@ struct Args {
     /// summed), a raw-event pass over one day, and queries from the per-hour sums.
     #[arg(long)]
     multivariate: bool,
+    /// Also time the outlier report (`GET .../outliers`) against the stored reference (upload
+    /// one with --drift-reference): the first query (every hour scored), a raw-event pass over
+    /// one day, and queries from the per-hour state.
+    #[arg(long)]
+    outliers: bool,
 }
 
 const BATCH: u64 = 20_000;
@@ -358,8 +363,76 @@ fn main() -> Result<()> {
     if args.multivariate {
         multivariate_timings(&store, args.runs, args.per_day)?;
     }
+    if args.outliers {
+        outlier_timings(&store, args.runs, args.per_day)?;
+    }
     if args.concept {
         concept_timings(&store, &args)?;
+    }
+    Ok(())
+}
+
+/// Times the outlier report: the first query (the HBOS fit, every hour scored from the raw
+/// events), one day from the raw events, then queries from the per-hour state.
+fn outlier_timings(store: &SqliteStore, runs: usize, per_day: u64) -> Result<()> {
+    use modelwatch_engine::outliers::{outliers, OutlierQuery};
+    let query = |window: Window, from: Option<Timestamp>, to: Option<Timestamp>| {
+        OutlierQuery::new(DriftQuery {
+            window,
+            from,
+            to,
+            version: None,
+            segment: None,
+        })
+    };
+    let t = Instant::now();
+    let first = outliers(store, &model(), &query(Window::DAY, None, None))?;
+    println!(
+        "first outliers query (fit stored, every hour scored from the raw events): {:.1} s, {} windows, source {}, outlier rate of the first {:?}",
+        t.elapsed().as_secs_f64(),
+        first.windows.len(),
+        first.source,
+        first.windows.first().and_then(|w| w.outlier_rate)
+    );
+    let one_day = query(
+        Window::DAY,
+        Some(Timestamp(START + 1)),
+        Some(Timestamp(START + 86_400_000_000)),
+    );
+    let mut ms = Vec::new();
+    for _ in 0..runs.clamp(1, 3) {
+        let t = Instant::now();
+        let r = outliers(store, &model(), &one_day)?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(r.source, "events");
+    }
+    ms.sort_by(f64::total_cmp);
+    println!(
+        "raw-event outliers pass over one day ({per_day} predictions): {:.0} ms (min {:.0})",
+        ms[ms.len() / 2],
+        ms[0]
+    );
+    println!("| outliers query | windows | p50 ms | p95 ms | max ms |");
+    println!("|---|---|---|---|---|");
+    for (name, w) in [
+        ("1d windows, all days", Window::DAY),
+        ("1h windows, all days", Window::HOUR),
+    ] {
+        let mut ms = Vec::new();
+        let mut n = 0;
+        for _ in 0..runs {
+            let t = Instant::now();
+            let r = outliers(store, &model(), &query(w, None, None))?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            n = r.windows.len();
+        }
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "| {name} | {n} | {:.0} | {:.0} | {:.0} |",
+            ms[ms.len() / 2],
+            ms[(ms.len() * 95 / 100).min(ms.len() - 1)],
+            ms[ms.len() - 1]
+        );
     }
     Ok(())
 }

@@ -1000,6 +1000,7 @@ impl Case {
 ///   half the amounts null, 95 % predicted 1 with score 0.95, every label 1;
 /// - `fair`: protected `sex` and `tag:region`, F approved at 20 %, M at 60 %, both regions alike.
 /// - `joint`: two features correlated in the reference and not in its day (multivariate drift).
+/// - `probe`: ten clients scored across [0, 1], and client `bot` sending 60 rows scored 0.5.
 /// - `attr` / `attrok`: attributions (`crate::attributions`), shifted from amount to country
 ///   against the reference or not.
 fn signal_cases() -> Vec<Case> {
@@ -1069,6 +1070,12 @@ fn signal_cases() -> Vec<Case> {
         case("joint", "multivariate_drift", ">", 0.5),
         case("joint", "reconstruction_error", ">", 0.5),
         case("joint", "reconstruction_error", ">", 3.0).quiet(),
+        // Every row of the drift model's day is far outside its reference (x); the joint
+        // model's rows are each within theirs. `probe`: client `bot` scores at 0.5.
+        case("drift", "outlier_rate", ">", 0.5),
+        case("joint", "outlier_rate", ">", 0.2).quiet(),
+        case("probe", "probing", ">", 0.0),
+        case("joint", "probing", ">", 0.0).quiet(),
         case("drift", "quality_flags", ">", 0.0),
         case("drift", "null_rate:amount", ">", 0.2),
         case("drift", "out_of_range:x", ">", 0.5),
@@ -1290,6 +1297,24 @@ fn send_signal_data(s: &Server) {
         })
         .collect();
     s.post_ok("/v1/models/joint/predictions", preds);
+    let mut csv = String::from("x\n");
+    for i in 0..200 {
+        csv.push_str(&format!("{}\n", i % 50));
+    }
+    s.put_reference("probe", "", "text/csv", csv);
+    let preds: Vec<Value> = (0..460usize)
+        .map(|i| {
+            let (client, score) = if i < 400 {
+                (format!("c{}", i % 10), (i % 100) as f64 / 100.0)
+            } else {
+                ("bot".to_owned(), 0.5)
+            };
+            json!({"request_id": format!("probe-{i}"), "timestamp": ts(day, i),
+                "features": {"x": i % 50}, "score": score, "prediction": u8::from(score >= 0.5),
+                "tags": {"client": client}})
+        })
+        .collect();
+    s.post_ok("/v1/models/probe/predictions", preds);
     for (model, shifted) in [("attr", true), ("attrok", false)] {
         s.put_reference(model, "", "text/csv", crate::attributions::reference_csv());
         s.post_ok(

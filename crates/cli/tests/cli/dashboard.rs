@@ -600,12 +600,14 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
             names,
             [
                 "accuracy-below-reference",
+                "client-probing",
                 "concept-changed",
                 "f1-below-reference",
                 "inputs-drifted",
                 "inputs-drifted-together",
                 "latency-slo-burn",
-                "unfair-to-a-group"
+                "unfair-to-a-group",
+                "unusual-inputs"
             ],
             "{model}"
         );
@@ -628,6 +630,8 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
             && fires("f1-below-reference")
             && fires("unfair-to-a-group")
             && fires("latency-slo-burn")
+            && fires("unusual-inputs")
+            && fires("client-probing")
         {
             Ok(a)
         } else {
@@ -660,6 +664,10 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
     );
     // Women are cleared at under four fifths of men's rate by the last day, not on the first.
     assert!(firing["unfair-to-a-group"]["value"].as_f64().unwrap() < 0.8);
+    // The outliers: the drifted rows, and client scraper-7 probing the threshold.
+    let (_, o) = server.get("/v1/models/fraud-demo/outliers?window=1d");
+    let last = o["windows"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["probing"][0]["value"], "scraper-7", "{last}");
     let (_, f) = server.get("/v1/models/fraud-demo/fairness?window=1d");
     let days = f["attributes"][0]["windows"].as_array().unwrap();
     // The first day with enough of each group: near midnight UTC the history's first calendar
@@ -710,6 +718,8 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
         "f1-below-reference",
         "unfair-to-a-group",
         "latency-slo-burn",
+        "unusual-inputs",
+        "client-probing",
     ] {
         assert!(
             html.contains(&format!("data-alert-state=\"firing\" data-rule=\"{rule}\"")),
@@ -724,7 +734,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
             .to_string()
     };
     assert!(
-        row("fraud-demo").contains("data-open-alerts=\"7\""),
+        row("fraud-demo").contains("data-open-alerts=\"9\""),
         "{html}"
     );
     assert!(

@@ -26,6 +26,7 @@ mod metrics_cli;
 mod metrics_csv;
 mod metrics_file;
 mod multivariate_drift;
+mod outliers;
 mod partial_windows;
 mod readme_examples;
 mod reference_versions;

@@ -10,6 +10,7 @@ pub mod fairness;
 pub mod feedback;
 pub mod jobs;
 pub mod login;
+pub mod outliers;
 pub mod overview;
 pub mod performance;
 pub mod quality;
@@ -55,6 +56,8 @@ report_window!(
     modelwatch_engine::attribution::AttributionWindow,
     modelwatch_engine::multivariate::MultivariateWindow,
     modelwatch_engine::service_levels::ServiceLevelWindow
+,
+    modelwatch_engine::outliers::OutlierWindow
 );
 
 /// The window "latest" values are read from: the last complete one; the last one (partial)
