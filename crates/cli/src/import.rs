@@ -366,14 +366,20 @@ fn store_locally(
      -> anyhow::Result<()> {
         let gathered =
             std::mem::replace(predictions, GatheredPredictions::with_capacity(next_rows));
-        // Labels are queued after the predictions of the same rows, so they find them stored.
+        // Labels are queued after the predictions of the same rows, so they find them stored;
+        // those of a predictions file are joined to their rows by the writer, no lookup.
+        let predictions = (!gathered.is_empty())
+            .then(|| store.submit_gathered(model, gathered))
+            .transpose()?;
+        let labels = (!labels.rows.is_empty() || !labels.rejected.is_empty())
+            .then(|| match &predictions {
+                Some(p) => store.submit_labels_of(model, std::mem::take(labels), p),
+                None => store.submit_labels(model, std::mem::take(labels)),
+            })
+            .transpose()?;
         let queued = InFlight {
-            predictions: (!gathered.is_empty())
-                .then(|| store.submit_gathered(model, gathered))
-                .transpose()?,
-            labels: (!labels.rows.is_empty() || !labels.rejected.is_empty())
-                .then(|| store.submit_labels(model, std::mem::take(labels)))
-                .transpose()?,
+            predictions,
+            labels,
         };
         match in_flight.replace(queued) {
             Some(previous) => settle(previous, totals),
