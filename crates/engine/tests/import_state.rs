@@ -102,7 +102,8 @@ fn reference() -> Vec<(usize, ReferenceRow)> {
 }
 
 /// Imports `rows` in chunks as `modelwatch import` does: each chunk's predictions, then its
-/// labels joined by the writer to the predictions of their rows (`submit_labels_of`), folded
+/// labels joined by the writer to the predictions of their rows
+/// (`submit_gathered_with_labels`), folded
 /// into `fold` when there is one. Returns (accepted, duplicates, labels).
 fn import(
     store: &SqliteStore,
@@ -142,8 +143,9 @@ fn import_with(
             gathered
                 .push_rows(prediction_index.into_iter().zip(predictions))
                 .unwrap();
-            let p = store.submit_gathered(&model(), gathered).unwrap();
-            let l = store.submit_labels_of(&model(), labels, &p).unwrap();
+            let (p, l) = store
+                .submit_gathered_with_labels(&model(), gathered, labels)
+                .unwrap();
             (p.wait().unwrap(), l.wait().unwrap())
         } else {
             let batch =

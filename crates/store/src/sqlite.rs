@@ -190,7 +190,7 @@ impl<T> Pending<T> {
 /// A prediction batch handed to the writer by [`SqliteStore::submit_predictions`].
 pub struct PendingPredictions {
     served: Pending<(IngestOutcome, PredictionBatch)>,
-    /// Names the job for [`SqliteStore::submit_labels_of`].
+    /// Names the job for the labels of its rows.
     job: u64,
     /// The batch's shadow predictions, stored by a job of their own (ADR 011).
     shadow: Option<Pending<IngestOutcome>>,
@@ -253,7 +253,8 @@ enum Job {
         Reply<IngestOutcome>,
     ),
     /// A label batch, the caller's lookups of its predictions, and (for the labels of a file's
-    /// prediction rows) the predictions job whose rows they are ([`SqliteStore::submit_labels_of`]).
+    /// prediction rows) the predictions job whose rows they are
+    /// ([`SqliteStore::submit_gathered_with_labels`]).
     Labels(
         ModelName,
         LabelBatch,
@@ -476,9 +477,19 @@ impl SqliteStore {
         model: &ModelName,
         gathered: GatheredPredictions,
     ) -> Result<PendingPredictions, StoreError> {
+        self.submit_gathered_as(model, gathered, false)
+    }
+
+    fn submit_gathered_as(
+        &self,
+        model: &ModelName,
+        gathered: GatheredPredictions,
+        labels_follow: bool,
+    ) -> Result<PendingPredictions, StoreError> {
         let model = model.clone();
         let GatheredPredictions { batch, chunks } = gathered;
-        let encoded = Encoded::new(&batch.rows, chunks.finish()?);
+        let mut encoded = Encoded::new(&batch.rows, chunks.finish()?);
+        encoded.labels_follow = labels_follow;
         let job = encoded.job;
         self.enqueue(|r| Job::Predictions(model, batch, encoded, r))
             .map(|served| PendingPredictions {
@@ -501,23 +512,25 @@ impl SqliteStore {
             .map(PendingLabels)
     }
 
-    /// [`SqliteStore::submit_labels`] of labels read from the same rows as `predictions` (a
-    /// predictions file with a label column), queued right after them: no lookup on this
-    /// thread. The writer joins each label to the prediction of its row as that job stored it,
-    /// when the job stored every row of its batch as new (the index then holds exactly those
-    /// rows); otherwise (a re-import, duplicates, refused rows) it looks them up as for any
-    /// label batch.
-    pub fn submit_labels_of(
+    /// [`SqliteStore::submit_gathered`], then the labels read from the same rows (a
+    /// predictions file with a label column), queued right after them with no lookup on this
+    /// thread: the writer joins each label to the prediction of its row as the predictions job
+    /// stored it, when that job stored every row of its batch as new (the index then holds
+    /// exactly those rows); otherwise (a re-import, duplicates, refused rows) it looks them up
+    /// as for any label batch.
+    pub fn submit_gathered_with_labels(
         &self,
         model: &ModelName,
-        mut batch: LabelBatch,
-        predictions: &PendingPredictions,
-    ) -> Result<PendingLabels, StoreError> {
-        let model = model.clone();
-        sort_labels(&mut batch);
-        let job = predictions.job;
-        self.enqueue(|r| Job::Labels(model, batch, None, Some(job), r))
-            .map(PendingLabels)
+        gathered: GatheredPredictions,
+        mut labels: LabelBatch,
+    ) -> Result<(PendingPredictions, PendingLabels), StoreError> {
+        let predictions = self.submit_gathered_as(model, gathered, true)?;
+        sort_labels(&mut labels);
+        let (model, job) = (model.clone(), predictions.job);
+        let labels = self
+            .enqueue(|r| Job::Labels(model, labels, None, Some(job), r))
+            .map(PendingLabels)?;
+        Ok((predictions, labels))
     }
 
     fn read<T>(
@@ -697,7 +710,8 @@ struct Writer {
     committed: Sender<()>,
     shared: WriterShared,
     /// The index rows of the last job if it was a predictions job that stored every row of
-    /// its batch as new, for the labels of the same rows ([`SqliteStore::submit_labels_of`]).
+    /// its batch as new, for the labels of the same rows
+    /// ([`SqliteStore::submit_gathered_with_labels`]).
     stored: Option<StoredBatch>,
 }
 
@@ -860,7 +874,7 @@ fn run_job(
         Job::Predictions(model, batch, encoded, reply) => {
             let result = ingest_predictions(tx, models, shared, model, batch, encoded);
             let all_new = matches!(&result, Ok(out) if out.accepted == batch.rows.len());
-            if all_new && batch.rejected.is_empty() {
+            if encoded.labels_follow && all_new && batch.rejected.is_empty() {
                 *stored = Some(StoredBatch {
                     job: encoded.job,
                     model: model.to_string(),
@@ -1191,8 +1205,11 @@ impl Admission {
 /// whose request id repeats an earlier row of the batch.
 #[derive(Debug, Default)]
 struct Encoded {
-    /// Names the job, for the labels of its rows ([`SqliteStore::submit_labels_of`]).
+    /// Names the job, for the labels of its rows
+    /// ([`SqliteStore::submit_gathered_with_labels`]).
     job: u64,
+    /// Those labels are queued right after the job: keep its index rows for them.
+    labels_follow: bool,
     /// Compressed chunks of all rows, valid for a chunk when every row of the chunk is stored.
     chunks: Vec<Vec<u8>>,
     /// Every row's request-index columns, sorted by request id (rows with the same id in batch
@@ -1287,6 +1304,7 @@ impl Encoded {
         static JOBS: AtomicU64 = AtomicU64::new(0);
         Encoded {
             job: JOBS.fetch_add(1, Ordering::Relaxed),
+            labels_follow: false,
             chunks,
             keys,
             ids,
