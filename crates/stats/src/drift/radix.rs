@@ -51,7 +51,7 @@ pub fn sorted_finite(values: &[f64]) -> Vec<f64> {
     let mut buf = vec![0u64; keys.len()];
     for (p, h) in hist.iter().enumerate() {
         // A digit shared by every key moves nothing.
-        if h.iter().any(|&c| c == n) {
+        if h.contains(&n) {
             continue;
         }
         let mut offsets = [0u32; BUCKETS];
