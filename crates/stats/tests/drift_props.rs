@@ -74,28 +74,6 @@ proptest! {
     }
 
     #[test]
-    fn sorted_walk_equals_lookups(a in sample(3000), b in sample(6000)) {
-        // `evaluate_feature` sorts the current column (a radix sort past 2,048 values) and
-        // walks it beside the reference: the same gap and bin counts as one lookup per value,
-        // so the same KS; Wasserstein equal up to the order of its sums.
-        let r = SortedReference::new(&a);
-        let sorted = sorted_finite(&b);
-        let (g, gs) = (r.gaps(&b), r.gaps_of_sorted(&sorted));
-        prop_assert_eq!(g.n, gs.n);
-        for (x, y) in g.cells.iter().zip(&gs.cells) {
-            prop_assert_eq!((x.count, x.at_left), (y.count, y.at_left));
-            prop_assert!((x.offset_sum - y.offset_sum).abs() <= 1e-9 * x.offset_sum.abs().max(1.0));
-        }
-        prop_assert_eq!(r.ks(&g), r.ks(&gs));
-        let (w1, w2) = (r.wasserstein_of_sorted(&gs, &sorted).unwrap(), wasserstein_distance(&a, &b).unwrap());
-        prop_assert!((w1 - w2).abs() <= 1e-9 * w2.max(1.0));
-        let mut ref_sorted = a.clone();
-        ref_sorted.sort_by(f64::total_cmp);
-        let e = BinEdges::from_sorted_reference(&ref_sorted, 10);
-        prop_assert_eq!(e.counts(&b), e.counts_of_sorted(&sorted));
-    }
-
-    #[test]
     fn row_order_does_not_matter(a in sample(200), b in sample(200), seed in any::<u64>()) {
         let mut shuffled = b.clone();
         // Deterministic shuffle from the seed.

@@ -68,22 +68,6 @@ fn ks_with_sorted_reference_equals_raw_ks() {
         );
         let w = sref.wasserstein(&gaps, &x).unwrap();
         close_stat(&format!("{name} gap wasserstein"), w, f(&c["wasserstein"]));
-        // The path `modelwatch drift` takes: the current sample sorted, one walk.
-        let sorted = sorted_finite(&x);
-        let gaps = sref.gaps_of_sorted(&sorted);
-        let ks = sref.ks(&gaps).unwrap();
-        close_stat(
-            &format!("{name} walk ks"),
-            ks.statistic,
-            f(&c["ks"]["statistic"]),
-        );
-        close_p(
-            &format!("{name} walk ks p"),
-            ks.p_value,
-            f(&c["ks"]["p_value"]),
-        );
-        let w = sref.wasserstein_of_sorted(&gaps, &sorted).unwrap();
-        close_stat(&format!("{name} walk wasserstein"), w, f(&c["wasserstein"]));
     }
 }
 

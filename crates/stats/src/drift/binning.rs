@@ -105,20 +105,6 @@ impl BinEdges {
         }
         out
     }
-
-    /// [`counts`](Self::counts) of finite values sorted ascending: one binary search per edge.
-    pub fn counts_of_sorted(&self, sorted: &[f64]) -> Vec<u64> {
-        let mut out = Vec::with_capacity(self.len());
-        let mut prev = 0usize;
-        for &e in &self.edges {
-            // bin_of counts the edges <= x: a value reaches the next bin once it is >= e.
-            let cut = prev + sorted[prev..].partition_point(|&x| x < e);
-            out.push((cut - prev) as u64);
-            prev = cut;
-        }
-        out.push((sorted.len() - prev) as u64);
-        out
-    }
 }
 
 /// Category frequencies of one sample against the reference's categories.

@@ -124,7 +124,11 @@ fn kolmogorov_limit_sf(d: f64, en: f64) -> f64 {
     (2.0 * sum).clamp(0.0, 1.0)
 }
 
-use super::radix::sorted_finite;
+fn sorted_finite(values: &[f64]) -> Vec<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_unstable_by(f64::total_cmp);
+    v
+}
 
 /// KS statistic of two ascending, finite samples (merge walk; both non-empty).
 fn ks_statistic_sorted(a: &[f64], b: &[f64]) -> f64 {
@@ -389,53 +393,6 @@ impl SortedReference {
         g
     }
 
-    /// [`gaps`](Self::gaps) of a sample already sorted ascending and finite (see
-    /// [`sorted_finite`](super::sorted_finite)): one walk beside the distinct reference
-    /// values instead of a lookup per value. The same counts; the offset sums add the same
-    /// terms in ascending order, so they may differ from [`gaps`](Self::gaps)' in the last bits.
-    pub fn gaps_of_sorted(&self, sorted: &[f64]) -> GapCounts {
-        let k = self.distinct.len();
-        let mut g = GapCounts {
-            cells: vec![GapCell::default(); k + 1],
-            n: 0,
-        };
-        if k == 0 {
-            return g;
-        }
-        g.n = sorted.len() as u64;
-        let d = &self.distinct;
-        // Gap 0: below the smallest reference value.
-        let mut i = sorted.partition_point(|&x| x < d[0]);
-        g.cells[0].count = i as u64;
-        g.cells[0].offset_sum = sorted[..i].iter().map(|&x| d[0] - x).sum();
-        for b in 1..=k {
-            if i == sorted.len() {
-                break;
-            }
-            let left = d[b - 1];
-            let cell = &mut g.cells[b];
-            // Values equal to the gap's left end, then those below the next reference value.
-            let start = i;
-            while i < sorted.len() && sorted[i] == left {
-                i += 1;
-            }
-            cell.at_left = (i - start) as u64;
-            if b < k {
-                // A handful of values a gap (a million against ~90k gaps): a scan.
-                let right = d[b];
-                while i < sorted.len() && sorted[i] < right {
-                    cell.offset_sum += sorted[i] - left;
-                    i += 1;
-                }
-            } else {
-                cell.offset_sum = sorted[i..].iter().map(|&x| x - left).sum();
-                i = sorted.len();
-            }
-            cell.count = (i - start) as u64;
-        }
-        g
-    }
-
     #[inline]
     fn add_to_cell(&self, cells: &mut [GapCell], b: usize, x: f64, first: f64) {
         {
@@ -484,70 +441,10 @@ impl SortedReference {
     /// 1-Wasserstein distance of a current sample against this reference; equals
     /// [`wasserstein_distance`] up to rounding. Needs the current values again for the few
     /// gaps where F_cur crosses F_ref (only those values are sorted).
-    pub fn wasserstein(&self, gaps: &GapCounts, current: &[f64]) -> Option<f64> {
-        self.wasserstein_with(gaps, |crossing| {
-            // Only values in crossing gaps are needed: mark the lookup slots those gaps
-            // overlap and look up only values whose slot is marked (few, in practice).
-            let k = self.distinct.len();
-            let nslots = self.slots.len().saturating_sub(2);
-            let lo = self.distinct[0];
-            let slot = |x: f64| (((x - lo) * self.inv_width).max(0.0) as usize).min(nslots);
-            let mut marked = vec![nslots == 0; nslots + 1];
-            if nslots > 0 {
-                for b in (1..k).filter(|&b| crossing[b]) {
-                    let (s0, s1) = (slot(self.distinct[b - 1]), slot(self.distinct[b]));
-                    for m in marked
-                        .iter_mut()
-                        .take((s1 + 1).min(nslots) + 1)
-                        .skip(s0.saturating_sub(1))
-                    {
-                        *m = true;
-                    }
-                }
-            }
-            let mut vals: Vec<(u32, f64)> = Vec::new();
-            for &x in current {
-                if !x.is_finite() || x < lo || !marked[slot(x)] {
-                    continue;
-                }
-                let b = self.gap_of(x);
-                if crossing[b] {
-                    vals.push((b as u32, x));
-                }
-            }
-            vals.sort_unstable_by(|p, q| p.0.cmp(&q.0).then(p.1.total_cmp(&q.1)));
-            vals
-        })
-    }
-
-    /// [`wasserstein`](Self::wasserstein) with the counts of
-    /// [`gaps_of_sorted`](Self::gaps_of_sorted) and the same sorted sample: a crossing gap's
-    /// values are a slice of it, found by the counts, with no lookup.
-    pub fn wasserstein_of_sorted(&self, gaps: &GapCounts, sorted: &[f64]) -> Option<f64> {
-        self.wasserstein_with(gaps, |crossing| {
-            let mut vals = Vec::new();
-            let mut start = 0usize;
-            for (b, cell) in gaps.cells.iter().enumerate() {
-                let end = start + cell.count as usize;
-                if crossing[b] {
-                    vals.extend(sorted[start..end].iter().map(|&x| (b as u32, x)));
-                }
-                start = end;
-            }
-            vals
-        })
-    }
-
-    /// The distance from the gap counts; `crossing_values` gives the values of the gaps where
-    /// F_cur crosses F_ref (flagged), as (gap, value) sorted by gap then value.
     // Indexes four parallel arrays (cells, distinct, cum, crossing) by gap: a range loop
     // reads clearer than a zip of four iterators with offsets.
     #[allow(clippy::needless_range_loop)]
-    fn wasserstein_with(
-        &self,
-        gaps: &GapCounts,
-        crossing_values: impl FnOnce(&[bool]) -> Vec<(u32, f64)>,
-    ) -> Option<f64> {
+    pub fn wasserstein(&self, gaps: &GapCounts, current: &[f64]) -> Option<f64> {
         let (n, m) = (self.n(), gaps.n);
         let k = self.distinct.len();
         if n == 0 || m == 0 {
@@ -580,7 +477,35 @@ impl SortedReference {
             below += c;
         }
         if any_crossing {
-            let vals = crossing_values(&crossing);
+            // Only values in crossing gaps are needed: mark the lookup slots those gaps
+            // overlap and look up only values whose slot is marked (few, in practice).
+            let nslots = self.slots.len().saturating_sub(2);
+            let lo = self.distinct[0];
+            let slot = |x: f64| (((x - lo) * self.inv_width).max(0.0) as usize).min(nslots);
+            let mut marked = vec![nslots == 0; nslots + 1];
+            if nslots > 0 {
+                for b in (1..k).filter(|&b| crossing[b]) {
+                    let (s0, s1) = (slot(self.distinct[b - 1]), slot(self.distinct[b]));
+                    for m in marked
+                        .iter_mut()
+                        .take((s1 + 1).min(nslots) + 1)
+                        .skip(s0.saturating_sub(1))
+                    {
+                        *m = true;
+                    }
+                }
+            }
+            let mut vals: Vec<(u32, f64)> = Vec::new();
+            for &x in current {
+                if !x.is_finite() || x < lo || !marked[slot(x)] {
+                    continue;
+                }
+                let b = self.gap_of(x);
+                if crossing[b] {
+                    vals.push((b as u32, x));
+                }
+            }
+            vals.sort_unstable_by(|p, q| p.0.cmp(&q.0).then(p.1.total_cmp(&q.1)));
             let mut below = gaps.cells[0].count;
             let mut idx = 0usize;
             for b in 1..k {

@@ -19,7 +19,6 @@ mod distance;
 mod grid;
 mod ks;
 mod profile;
-mod radix;
 mod report;
 mod special;
 /// For the challenger tests' χ² (McNemar).
@@ -40,7 +39,6 @@ pub use profile::{
     CategoricalProfile, Column, FeatureKind, FeatureProfile, MissingCounts, NumericProfile,
     ProfileDetail, ProfileOptions, ReferenceProfile,
 };
-pub use radix::sorted_finite;
 pub use report::{
     adjust_p_values, auto_method, drift_report, evaluate_feature, evaluate_feature_counts,
     Correction, DriftConfig, DriftReport, DriftSummary, EffectMeasure, EffectThresholds,

@@ -286,7 +286,9 @@ impl FeatureProfile {
                     Column::NumericOpt(o) => numeric_values(&[], Some(o), &mut owned),
                     _ => unreachable!("matched above"),
                 };
-                let sorted = super::radix::sorted_finite(values);
+                let mut sorted: Vec<f64> =
+                    values.iter().copied().filter(|x| x.is_finite()).collect();
+                sorted.sort_unstable_by(f64::total_cmp);
                 let n = sorted.len();
                 let (mean, std) = if n == 0 {
                     (None, None)
@@ -319,7 +321,7 @@ impl FeatureProfile {
                 } else {
                     BinEdges::from_sorted_reference(&sorted, options.bins)
                 };
-                let bin_counts = edges.counts_of_sorted(&sorted);
+                let bin_counts = edges.counts(&sorted);
                 let sampled = n > options.max_reference_values && options.max_reference_values > 0;
                 let reference = if sampled {
                     let k = options.max_reference_values;

@@ -483,21 +483,18 @@ pub fn evaluate_feature(
                 out.status = st;
                 return out;
             }
-            // One sort of the column (radix), then KS, Wasserstein and the bin counts from
-            // walks beside the sorted reference: cheaper than one lookup per value.
-            let sorted = super::radix::sorted_finite(values);
-            let gaps = np.sorted.gaps_of_sorted(&sorted);
+            let gaps = np.sorted.gaps(values);
             if let Some(ks) = np.sorted.ks(&gaps) {
                 s.ks_statistic = Some(ks.statistic);
                 s.ks_p_value = Some(ks.p_value);
                 s.ks_p_value_method = Some(ks.method);
             }
-            s.wasserstein = np.sorted.wasserstein_of_sorted(&gaps, &sorted);
+            s.wasserstein = np.sorted.wasserstein(&gaps, values);
             s.wasserstein_normed = match (s.wasserstein, np.std) {
                 (Some(w), Some(sd)) if sd > 0.0 => Some(w / sd),
                 _ => None,
             };
-            let cur_bins = np.edges.counts_of_sorted(&sorted);
+            let cur_bins = np.edges.counts(values);
             fill_binned(s, &to_f64(&np.bin_counts), &to_f64(&cur_bins));
             if method == Method::CramerVonMises {
                 // The profile keeps sorted distinct values; expand them back with their counts.
@@ -512,7 +509,7 @@ pub fn evaluate_feature(
                     reference.extend(std::iter::repeat_n(u, (c - prev) as usize));
                     prev = c;
                 }
-                if let Some(cvm) = super::cvm::cramer_von_mises(&reference, &sorted) {
+                if let Some(cvm) = super::cvm::cramer_von_mises(&reference, values) {
                     s.cvm_statistic = Some(cvm.statistic);
                     s.cvm_p_value = Some(cvm.p_value);
                 }
