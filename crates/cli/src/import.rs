@@ -370,14 +370,30 @@ fn store_locally(
      -> anyhow::Result<()> {
         let gathered =
             std::mem::replace(predictions, GatheredPredictions::with_capacity(next_rows));
-        // Labels are queued after the predictions of the same rows, so they find them stored.
-        let queued = InFlight {
-            predictions: (!gathered.is_empty())
-                .then(|| store.submit_gathered(model, gathered))
-                .transpose()?,
-            labels: (!labels.rows.is_empty() || !labels.rejected.is_empty())
-                .then(|| store.submit_labels(model, std::mem::take(labels)))
-                .transpose()?,
+        // Labels are queued after the predictions of the same rows, so they find them stored;
+        // those of a predictions file are joined to their rows by the writer, no lookup.
+        let labels = std::mem::take(labels);
+        let has_labels = !labels.rows.is_empty() || !labels.rejected.is_empty();
+        let queued = match (gathered.is_empty(), has_labels) {
+            (false, true) => {
+                let (p, l) = store.submit_gathered_with_labels(model, gathered, labels)?;
+                InFlight {
+                    predictions: Some(p),
+                    labels: Some(l),
+                }
+            }
+            (false, false) => InFlight {
+                predictions: Some(store.submit_gathered(model, gathered)?),
+                labels: None,
+            },
+            (true, true) => InFlight {
+                predictions: None,
+                labels: Some(store.submit_labels(model, labels)?),
+            },
+            (true, false) => InFlight {
+                predictions: None,
+                labels: None,
+            },
         };
         match in_flight.replace(queued) {
             Some(previous) => settle(previous, totals),

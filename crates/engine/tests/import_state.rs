@@ -10,7 +10,9 @@ use modelwatch_engine::aggregates::{self, ImportFold, ImportState, DRIFT, PERFOR
 use modelwatch_engine::drift::{self, DriftQuery};
 use modelwatch_engine::performance::{window_performance, PerformanceQuery};
 use modelwatch_stats::drift::DriftConfig;
-use modelwatch_store::{LabelBatch, PredictionBatch, ScanRange, SqliteStore, Store};
+use modelwatch_store::{
+    GatheredPredictions, LabelBatch, PredictionBatch, ScanRange, SqliteStore, Store,
+};
 
 /// 2026-11-02T00:00:00Z.
 const START: i64 = 1_793_577_600;
@@ -101,11 +103,24 @@ fn reference() -> Vec<(usize, ReferenceRow)> {
 }
 
 /// Imports `rows` in chunks as `modelwatch import` does: each chunk's predictions, then its
-/// labels, folded into `fold` when there is one. Returns (accepted, duplicates, labels).
+/// labels joined by the writer to the predictions of their rows
+/// (`submit_gathered_with_labels`), folded
+/// into `fold` when there is one. Returns (accepted, duplicates, labels).
 fn import(
     store: &SqliteStore,
     rows: &[(PredictionEvent, Option<LabelEvent>)],
+    fold: Option<&mut ImportFold>,
+) -> (u64, u64, u64) {
+    import_with(store, rows, fold, true)
+}
+
+/// [`import`], the labels joined to their rows (`joined`) or looked up by request id as any
+/// label batch is.
+fn import_with(
+    store: &SqliteStore,
+    rows: &[(PredictionEvent, Option<LabelEvent>)],
     mut fold: Option<&mut ImportFold>,
+    joined: bool,
 ) -> (u64, u64, u64) {
     let (mut accepted, mut duplicates, mut labelled) = (0, 0, 0);
     for (c, chunk) in rows.chunks(700).enumerate() {
@@ -120,20 +135,28 @@ fn import(
         if let Some(f) = fold.as_deref_mut() {
             f.observe(&predictions, &prediction_index, &labels, &label_index);
         }
-        let batch = PredictionBatch::new(prediction_index.into_iter().zip(predictions).collect());
-        let out = store.ingest_predictions(&model(), batch).unwrap();
+        let labels = LabelBatch {
+            rows: label_index.into_iter().zip(labels).collect(),
+            rejected: vec![],
+        };
+        let (out, labels) = if joined {
+            let mut gathered = GatheredPredictions::with_capacity(chunk.len());
+            gathered
+                .push_rows(prediction_index.into_iter().zip(predictions))
+                .unwrap();
+            let (p, l) = store
+                .submit_gathered_with_labels(&model(), gathered, labels)
+                .unwrap();
+            (p.wait().unwrap(), l.wait().unwrap())
+        } else {
+            let batch =
+                PredictionBatch::new(prediction_index.into_iter().zip(predictions).collect());
+            let out = store.ingest_predictions(&model(), batch).unwrap();
+            (out, store.ingest_labels(&model(), labels).unwrap())
+        };
         accepted += out.accepted as u64;
         duplicates += out.duplicates as u64;
-        let out = store
-            .ingest_labels(
-                &model(),
-                LabelBatch {
-                    rows: label_index.into_iter().zip(labels).collect(),
-                    rejected: vec![],
-                },
-            )
-            .unwrap();
-        labelled += out.accepted as u64;
+        labelled += labels.accepted as u64;
     }
     (accepted, duplicates, labelled)
 }
@@ -295,4 +318,121 @@ fn a_model_with_stored_predictions_is_left_to_the_refresh() {
     let store = SqliteStore::open(dir.path()).unwrap();
     import(&store, &rows(100), None);
     assert!(ImportFold::start(&store, &model()).unwrap().is_none());
+}
+
+/// What a label changes in a store: the model's counts, the hours marked and their deltas,
+/// and the metrics once the hours are brought up to date.
+fn label_state(store: &SqliteStore) -> (String, serde_json::Value, serde_json::Value) {
+    let m = store.model(&model()).unwrap().unwrap();
+    let mut dirty: Vec<_> = store
+        .dirty_hours(&model())
+        .unwrap()
+        .iter()
+        .map(|d| (d.version.clone(), d.hour, d.deltas_only))
+        .collect();
+    dirty.sort();
+    // The deltas without their ids (a job records its hours in no particular order).
+    let mut deltas: Vec<String> = store
+        .hour_deltas(&model())
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let text = format!("{d:?}");
+            text[text.find("version").unwrap()..].to_owned()
+        })
+        .collect();
+    deltas.sort();
+    let marks = format!(
+        "labels {} labelled {} dirty {dirty:?} deltas {deltas:?}",
+        m.labels, m.labelled,
+    );
+    (
+        marks,
+        metrics(store, Window::HOUR),
+        metrics(store, Window::DAY),
+    )
+}
+
+#[test]
+fn labels_joined_to_their_rows_are_the_labels_looked_up_and_a_reimport_changes_nothing() {
+    // A file's labels are joined by the writer to the predictions of their own rows, with no
+    // lookup in the request index: the same store as labels looked up by request id.
+    let mut all = rows(3_000);
+    // A label whose row's prediction is not in the batch (refused before the store) is looked
+    // up as before: here its prediction never came, so it waits as an orphan.
+    all[2_900].1.as_mut().unwrap().request_id = "never-predicted".into();
+    let dir = tempfile::tempdir().unwrap();
+    let joined = SqliteStore::open(dir.path().join("joined")).unwrap();
+    let looked_up = SqliteStore::open(dir.path().join("looked-up")).unwrap();
+    let counts = import_with(&joined, &all, None, true);
+    assert_eq!(counts, import_with(&looked_up, &all, None, false));
+    assert_eq!(counts, (3_000, 0, 2_100));
+    let first = label_state(&joined);
+    assert_eq!(first, label_state(&looked_up));
+    assert!(
+        first.0.starts_with("labels 2100 labelled 2099 "),
+        "{}",
+        first.0
+    );
+
+    // Importing the same file again: every prediction a duplicate (so nothing to join to
+    // without a lookup), every label the same again. Nothing changes.
+    let again = import_with(&joined, &all, None, true);
+    assert_eq!(again, (0, 3_000, 2_100));
+    assert_eq!(again, import_with(&looked_up, &all, None, false));
+    let again = label_state(&joined);
+    assert_eq!(again, label_state(&looked_up));
+    // Same labels again are replacements: their hours are rescanned, to the same numbers.
+    assert!(
+        again.0.starts_with("labels 2100 labelled 2099 dirty [("),
+        "{}",
+        again.0
+    );
+    assert_eq!((&again.1, &again.2), (&first.1, &first.2));
+
+    // Labels arriving later for the same request ids: a changed label for some, a first one
+    // for rows that had none; and the orphan's prediction at last.
+    let late = || LabelBatch {
+        rows: (0..3_000)
+            .step_by(7)
+            .map(|i| {
+                let label = match &all[i].1 {
+                    Some(l) if l.label == Outcome::Text("yes".into()) => "no",
+                    _ => "yes",
+                };
+                (
+                    i,
+                    LabelEvent {
+                        request_id: format!("r{i}"),
+                        label: Outcome::Text(label.into()),
+                        timestamp: all[i].0.timestamp,
+                    },
+                )
+            })
+            .collect(),
+        rejected: vec![],
+    };
+    let mut orphan = all[2_900].0.clone();
+    orphan.request_id = "never-predicted".into();
+    for store in [&joined, &looked_up] {
+        store.ingest_labels(&model(), late()).unwrap();
+        store
+            .ingest_predictions(&model(), PredictionBatch::new(vec![(0, orphan.clone())]))
+            .unwrap();
+    }
+    let later = label_state(&joined);
+    assert_eq!(later, label_state(&looked_up));
+    assert_ne!(later.2, first.2);
+    // The late labels of unlabelled rows are new ones; the orphan's label found its prediction.
+    let new = (0..3_000)
+        .step_by(7)
+        .filter(|&i| all[i].1.is_none())
+        .count();
+    assert!(
+        later
+            .0
+            .starts_with(&format!("labels {} labelled {} ", 2_100 + new, 2_100 + new)),
+        "{}",
+        later.0
+    );
 }

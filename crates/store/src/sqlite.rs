@@ -190,6 +190,8 @@ impl<T> Pending<T> {
 /// A prediction batch handed to the writer by [`SqliteStore::submit_predictions`].
 pub struct PendingPredictions {
     served: Pending<(IngestOutcome, PredictionBatch)>,
+    /// Names the job for the labels of its rows.
+    job: u64,
     /// The batch's shadow predictions, stored by a job of their own (ADR 011).
     shadow: Option<Pending<IngestOutcome>>,
 }
@@ -250,7 +252,16 @@ enum Job {
         Vec<(usize, PredictionEvent)>,
         Reply<IngestOutcome>,
     ),
-    Labels(ModelName, LabelBatch, Option<Found>, Reply<IngestOutcome>),
+    /// A label batch, the caller's lookups of its predictions, and (for the labels of a file's
+    /// prediction rows) the predictions job whose rows they are
+    /// ([`SqliteStore::submit_gathered_with_labels`]).
+    Labels(
+        ModelName,
+        LabelBatch,
+        Option<Found>,
+        Option<u64>,
+        Reply<IngestOutcome>,
+    ),
     Kpis(
         ModelName,
         Vec<(usize, KpiEvent)>,
@@ -293,7 +304,7 @@ impl Job {
     fn rows(&self) -> usize {
         match self {
             Job::Predictions(_, b, _, _) => b.rows.len() + b.rejected.len(),
-            Job::Labels(_, b, _, _) => b.rows.len() + b.rejected.len(),
+            Job::Labels(_, b, ..) => b.rows.len() + b.rejected.len(),
             Job::Shadow(_, rows, _) => rows.len(),
             Job::Kpis(_, rows, rejected, _) => rows.len() + rejected.len(),
             Job::Reference { rows, .. } => rows.len(),
@@ -373,6 +384,7 @@ impl SqliteStore {
                 conn,
                 models: HashMap::new(),
                 committed,
+                stored: None,
                 shared: WriterShared {
                     deletions: Arc::clone(&deletions),
                     filters: Arc::clone(&filters),
@@ -465,12 +477,24 @@ impl SqliteStore {
         model: &ModelName,
         gathered: GatheredPredictions,
     ) -> Result<PendingPredictions, StoreError> {
+        self.submit_gathered_as(model, gathered, false)
+    }
+
+    fn submit_gathered_as(
+        &self,
+        model: &ModelName,
+        gathered: GatheredPredictions,
+        labels_follow: bool,
+    ) -> Result<PendingPredictions, StoreError> {
         let model = model.clone();
         let GatheredPredictions { batch, chunks } = gathered;
-        let encoded = Encoded::new(&batch.rows, chunks.finish()?);
+        let mut encoded = Encoded::new(&batch.rows, chunks.finish()?);
+        encoded.labels_follow = labels_follow;
+        let job = encoded.job;
         self.enqueue(|r| Job::Predictions(model, batch, encoded, r))
             .map(|served| PendingPredictions {
                 served,
+                job,
                 shadow: None,
             })
     }
@@ -484,8 +508,29 @@ impl SqliteStore {
         let model = model.clone();
         sort_labels(&mut batch);
         let found = self.find_label_predictions(&model, &batch)?;
-        self.enqueue(|r| Job::Labels(model, batch, found, r))
+        self.enqueue(|r| Job::Labels(model, batch, found, None, r))
             .map(PendingLabels)
+    }
+
+    /// [`SqliteStore::submit_gathered`], then the labels read from the same rows (a
+    /// predictions file with a label column), queued right after them with no lookup on this
+    /// thread: the writer joins each label to the prediction of its row as the predictions job
+    /// stored it, when that job stored every row of its batch as new (the index then holds
+    /// exactly those rows); otherwise (a re-import, duplicates, refused rows) it looks them up
+    /// as for any label batch.
+    pub fn submit_gathered_with_labels(
+        &self,
+        model: &ModelName,
+        gathered: GatheredPredictions,
+        mut labels: LabelBatch,
+    ) -> Result<(PendingPredictions, PendingLabels), StoreError> {
+        let predictions = self.submit_gathered_as(model, gathered, true)?;
+        sort_labels(&mut labels);
+        let (model, job) = (model.clone(), predictions.job);
+        let labels = self
+            .enqueue(|r| Job::Labels(model, labels, None, Some(job), r))
+            .map(PendingLabels)?;
+        Ok((predictions, labels))
     }
 
     fn read<T>(
@@ -664,6 +709,53 @@ struct Writer {
     /// Tells the checkpointer that a commit added pages to the WAL.
     committed: Sender<()>,
     shared: WriterShared,
+    /// The index rows of the last job if it was a predictions job that stored every row of
+    /// its batch as new, for the labels of the same rows
+    /// ([`SqliteStore::submit_gathered_with_labels`]).
+    stored: Option<StoredBatch>,
+}
+
+/// The request-index columns a predictions job stored, rows all new: what a lookup of their
+/// request ids would find.
+struct StoredBatch {
+    job: u64,
+    model: String,
+    /// `Encoded::keys`' ids, event times, versions and outcome ranges, sorted by request id.
+    keys: Vec<(std::ops::Range<usize>, i64, usize, std::ops::Range<usize>)>,
+    ids: String,
+    versions: Vec<String>,
+    outcomes: Vec<u8>,
+}
+
+impl StoredBatch {
+    /// [`Found`] for a sorted label batch: each label's prediction among the stored rows, by
+    /// one walk of both in request-id order. A label whose id is not among them is left to
+    /// the writer's lookups.
+    fn found(self, batch: &LabelBatch, deletions: u64) -> Found {
+        let mut rows = vec![None; batch.rows.len()];
+        let mut k = 0usize;
+        for (r, (_, l)) in batch.rows.iter().enumerate() {
+            let id = l.request_id.as_str();
+            while k < self.keys.len() && &self.ids[self.keys[k].0.clone()] < id {
+                k += 1;
+            }
+            if let Some((range, ts, version, outcome)) = self.keys.get(k) {
+                if &self.ids[range.clone()] == id {
+                    rows[r] = Some(FoundRow {
+                        ts: *ts,
+                        version: *version,
+                        outcome: Some(outcome.clone()),
+                    });
+                }
+            }
+        }
+        Found {
+            deletions,
+            rows,
+            versions: self.versions,
+            outcomes: self.outcomes,
+        }
+    }
 }
 
 /// What the writer's jobs share with the store's readers, and its settings.
@@ -724,7 +816,7 @@ impl Writer {
         let mut failed = false;
         for job in &mut jobs {
             let changes = tx.total_changes();
-            if run_job(&tx, &mut self.models, &self.shared, job) {
+            if run_job(&tx, &mut self.models, &self.shared, &mut self.stored, job) {
                 continue;
             }
             failed = true;
@@ -734,6 +826,7 @@ impl Writer {
                 let _ = tx.rollback();
                 // Whatever schema changes the jobs made were rolled back with them.
                 self.models.clear();
+                self.stored = None;
                 for job in jobs {
                     self.commit_group(vec![job]);
                 }
@@ -749,6 +842,8 @@ impl Writer {
         if committed.is_err() {
             // Whatever schema changes the jobs made were rolled back with them.
             self.models.clear();
+            // And the rows of a stored batch are not in the index.
+            self.stored = None;
         }
         if deletes {
             // After the commit: a reader that sees the old count began before the deletion
@@ -769,19 +864,45 @@ fn run_job(
     tx: &Transaction<'_>,
     models: &mut HashMap<String, CachedModel>,
     shared: &WriterShared,
+    stored: &mut Option<StoredBatch>,
     job: &mut Job,
 ) -> bool {
+    // Kept for the very next job only (the labels of the same rows, queued right after them):
+    // nothing can change those index rows between the two.
+    let last_stored = stored.take();
     let (model, ok) = match job {
         Job::Predictions(model, batch, encoded, reply) => {
             let result = ingest_predictions(tx, models, shared, model, batch, encoded);
+            let all_new = matches!(&result, Ok(out) if out.accepted == batch.rows.len());
+            if encoded.labels_follow && all_new && batch.rejected.is_empty() {
+                *stored = Some(StoredBatch {
+                    job: encoded.job,
+                    model: model.to_string(),
+                    keys: encoded
+                        .keys
+                        .iter()
+                        .map(|k| (k.id.clone(), k.ts, k.version, k.outcome.clone()))
+                        .collect(),
+                    ids: encoded.ids.clone(),
+                    versions: encoded.versions.clone(),
+                    outcomes: encoded.outcomes.clone(),
+                });
+            }
             (Some(&*model), reply.keep(result))
         }
         Job::Shadow(model, rows, reply) => {
             let result = ingest_shadow_predictions(tx, models, shared, model, rows);
             (Some(&*model), reply.keep(result))
         }
-        Job::Labels(model, batch, found, reply) => {
-            let result = ingest_labels(tx, models, shared, model, batch, found.as_ref());
+        Job::Labels(model, batch, found, after, reply) => {
+            let joined = match (last_stored, *after) {
+                (Some(s), Some(job)) if s.job == job && s.model == model.as_str() => {
+                    Some(s.found(batch, shared.deletions.load(Ordering::SeqCst)))
+                }
+                _ => None,
+            };
+            let found = joined.as_ref().or(found.as_ref());
+            let result = ingest_labels(tx, models, shared, model, batch, found);
             (Some(&*model), reply.keep(result))
         }
         Job::Kpis(model, rows, rejected, reply) => {
@@ -1084,6 +1205,11 @@ impl Admission {
 /// whose request id repeats an earlier row of the batch.
 #[derive(Debug, Default)]
 struct Encoded {
+    /// Names the job, for the labels of its rows
+    /// ([`SqliteStore::submit_gathered_with_labels`]).
+    job: u64,
+    /// Those labels are queued right after the job: keep its index rows for them.
+    labels_follow: bool,
     /// Compressed chunks of all rows, valid for a chunk when every row of the chunk is stored.
     chunks: Vec<Vec<u8>>,
     /// Every row's request-index columns, sorted by request id (rows with the same id in batch
@@ -1175,7 +1301,10 @@ impl Encoded {
                 }
             })
             .collect();
+        static JOBS: AtomicU64 = AtomicU64::new(0);
         Encoded {
+            job: JOBS.fetch_add(1, Ordering::Relaxed),
+            labels_follow: false,
             chunks,
             keys,
             ids,

@@ -817,7 +817,7 @@ fn predictions_found_before_the_writer_are_checked_by_it() {
     let submit = |found: Option<Found>| {
         let batch = labels();
         store
-            .enqueue(|r| Job::Labels(model(), batch, found, r))
+            .enqueue(|r| Job::Labels(model(), batch, found, None, r))
             .unwrap()
             .wait()
             .unwrap()
@@ -870,7 +870,7 @@ fn predictions_found_before_the_writer_are_checked_by_it() {
     let dirty_before = store.dirty_hours(&model()).unwrap().len();
     let batch = labels();
     store
-        .enqueue(|r| Job::Labels(model(), batch, found, r))
+        .enqueue(|r| Job::Labels(model(), batch, found, None, r))
         .unwrap()
         .wait()
         .unwrap();
@@ -926,6 +926,7 @@ fn writer_with_a_failing_version(dir: &Path) -> Writer {
         conn,
         models: HashMap::new(),
         committed,
+        stored: None,
         shared: WriterShared {
             deletions: Arc::new(AtomicU64::new(0)),
             filters: Arc::new(Filters::default()),
@@ -1035,6 +1036,7 @@ fn a_job_failing_before_it_writes_leaves_its_group_whole() {
             rows: vec![(0, label_event("v1-001"))],
             rejected: vec![],
         },
+        None,
         None,
         Reply { to, result: None },
     );
