@@ -326,6 +326,8 @@ pub fn concept_series(report: &ConceptReport, signal: &Signal) -> Result<Vec<Poi
         .into_iter()
         .map(|(start, (end, changes, n))| point(start, end, Some(changes as f64), n))
         .collect())
+}
+
 /// The series of an outliers signal from a `GET .../outliers` response: the outlier rate, or
 /// the number of tag values flagged as possible probing; behind each value the window's rows.
 pub fn outlier_series(
