@@ -312,6 +312,7 @@ pub const SIGNAL_KINDS: &[&str] = &[
     "drift:<column>",
     "reconstruction_error",
     "multivariate_drift",
+    "domain_classifier_auc",
     "quality_flags",
     "null_rate:<feature>",
     "out_of_range:<feature>",
@@ -329,7 +330,8 @@ pub const CLASS_METRICS: [MetricName; 3] =
 
 /// What a rule watches. Written as a string: a metric name (`f1`), an operational value
 /// (`error_rate`), a class's metric (`recall:fraud`), a KPI (`kpi:fraud_loss_eur`),
-/// `drift_share`, `drift:<column>`, `reconstruction_error`, `multivariate_drift`, `quality_flags`, `null_rate:<feature>`,
+/// `drift_share`, `drift:<column>`, `reconstruction_error`, `multivariate_drift`,
+/// `domain_classifier_auc`, `quality_flags`, `null_rate:<feature>`,
 /// `out_of_range:<feature>`, `unseen:<feature>`, `fairness:<measure>:<attribute>`,
 /// `attribution:<feature>`, `events`, `labels` or `heartbeat:<job>`
 /// ([`SIGNAL_KINDS`]).
@@ -355,6 +357,8 @@ pub enum Signal {
     ReconstructionError,
     /// 1 when the window's reconstruction error left the reference band, else 0.
     MultivariateDrift,
+    /// The window's domain-classifier ROC AUC (0.5: its rows look like the reference's).
+    DomainClassifierAuc,
     /// Number of data-quality flags in the window.
     QualityFlags,
     NullRate(String),
@@ -427,6 +431,7 @@ impl Signal {
             "drift_share" => Ok(Signal::DriftShare),
             "reconstruction_error" => Ok(Signal::ReconstructionError),
             "multivariate_drift" => Ok(Signal::MultivariateDrift),
+            "domain_classifier_auc" => Ok(Signal::DomainClassifierAuc),
             "quality_flags" => Ok(Signal::QualityFlags),
             "events" => Ok(Signal::Events),
             "labels" => Ok(Signal::Labels),
@@ -481,6 +486,7 @@ impl Signal {
             Signal::Drift(_) => "drift:<column>",
             Signal::ReconstructionError => "reconstruction_error",
             Signal::MultivariateDrift => "multivariate_drift",
+            Signal::DomainClassifierAuc => "domain_classifier_auc",
             Signal::QualityFlags => "quality_flags",
             Signal::NullRate(_) => "null_rate:<feature>",
             Signal::OutOfRange(_) => "out_of_range:<feature>",
@@ -503,6 +509,7 @@ impl Signal {
             | Signal::Estimated(_) => Source::Performance,
             Signal::DriftShare | Signal::Drift(_) => Source::Drift,
             Signal::ReconstructionError | Signal::MultivariateDrift => Source::Multivariate,
+            Signal::DomainClassifierAuc => Source::DomainClassifier,
             Signal::QualityFlags
             | Signal::NullRate(_)
             | Signal::OutOfRange(_)
@@ -555,6 +562,8 @@ pub enum Source {
     Drift,
     /// The multivariate drift report (`GET .../drift/multivariate`).
     Multivariate,
+    /// The domain-classifier drift report (`GET .../drift/domain-classifier`).
+    DomainClassifier,
     Quality,
     Fairness,
     /// The attribution report (`GET .../attributions`).

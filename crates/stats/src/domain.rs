@@ -209,7 +209,6 @@ pub fn out_of_fold_scores(kinds: &[ColumnKind], rows: &[Row<'_>], positive: &[bo
 /// A window's domain-classifier drift.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DomainScore {
-    #[serde(flatten)]
     pub auc: AucInterval,
     /// Rows of the reference and of the window the classifier was fitted on.
     pub reference_rows: u64,

@@ -29,6 +29,7 @@ enum Report {
     Performance(Box<PerformanceReport>),
     Drift(Box<DriftResponse>),
     Multivariate(Box<modelwatch_engine::multivariate::MultivariateResponse>),
+    Domain(Box<modelwatch_engine::domain::DomainResponse>),
     Quality(Box<QualityResponse>),
     Fairness(Box<FairnessReport>),
     Attribution(Box<AttributionReport>),
@@ -245,6 +246,7 @@ impl AlertService {
                     Ok(Report::Multivariate(r)) => {
                         crate::signals::multivariate_series(r, &rule.signal)
                     }
+                    Ok(Report::Domain(r)) => crate::signals::domain_series(r),
                     Ok(Report::Quality(r)) => quality_series(r, &rule.signal),
                     Ok(Report::Fairness(r)) => match fairness_series(r, &rule.signal) {
                         Ok(s) => s,
@@ -335,6 +337,11 @@ impl AlertService {
             Source::Multivariate => {
                 modelwatch_engine::multivariate::multivariate(store, model, &drift_query())
                     .map(|r| Report::Multivariate(Box::new(r)))
+                    .map_err(no_reference)
+            }
+            Source::DomainClassifier => {
+                modelwatch_engine::domain::domain_classifier(store, model, &drift_query())
+                    .map(|r| Report::Domain(Box::new(r)))
                     .map_err(no_reference)
             }
             _ => engine_drift::quality(store, model, &drift_query(), &QualityThresholds::default())
