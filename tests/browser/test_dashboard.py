@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 from conftest import HOURS, MODEL, XSS, Process, poll, wait_for_firing
 
-DEMO_RULES = ["inputs-drifted", "accuracy-below-reference", "f1-below-reference", "unfair-to-a-group"]
+DEMO_RULES = ["inputs-drifted", "inputs-told-apart", "accuracy-below-reference", "f1-below-reference", "unfair-to-a-group"]
 
 def svg_texts(locator):
     """The text of every <text> of a chart (SVG elements have no innerText)."""

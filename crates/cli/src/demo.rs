@@ -14,8 +14,9 @@
 //!    scored by it too, logged with `"role": "shadow"`, so that `GET .../compare?champion=v1&
 //!    challenger=v3` pairs them. It was retrained on recent data and ranks better than `v1`.
 //!
-//! Before the data, it creates four alert rules on each model over the API, as a user would
-//! ([`rules`]): on `fraud-demo` the drift rule and the F1 rule fire within seconds (the F1
+//! Before the data, it creates five alert rules on each model over the API, as a user would
+//! ([`rules`]): on `fraud-demo` the drift rules (per feature, and the domain classifier's AUC
+//! over the day) and the F1 rule fire within seconds (the F1
 //! alert with its likely causes: `amount`, whose drift drives the drop, and the worst
 //! segment) and the accuracy rule is pending, then firing 20 seconds later; on `churn-demo`,
 //! which stays healthy, none does.
@@ -231,6 +232,15 @@ pub fn rules() -> Vec<Value> {
             "condition": {"kind": "threshold", "op": ">", "value": 0.25},
             "window": "1h",
             "keep_firing_for": "30m",
+            "decision": "review",
+            "severity": "warning",
+        }),
+        json!({
+            "name": "inputs-told-apart",
+            "description": "a classifier tells the day's inputs from the reference's (domain-classifier ROC AUC above 0.65, NannyML's default)",
+            "signal": "domain_classifier_auc",
+            "condition": {"kind": "threshold", "op": ">", "value": 0.65},
+            "window": "1d",
             "decision": "review",
             "severity": "warning",
         }),

@@ -165,6 +165,9 @@ pub struct ModelData {
     /// `GET /v1/models/{model}/drift/multivariate` over the span.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multivariate: Option<modelwatch_engine::multivariate::MultivariateResponse>,
+    /// `GET /v1/models/{model}/drift/domain-classifier` over the span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<modelwatch_engine::domain::DomainResponse>,
     /// Reference against the last window of the span, per feature.
     pub distributions: Vec<Distribution>,
     /// `GET /v1/models/{model}/metrics?segment=` over the span.
@@ -254,6 +257,8 @@ pub struct Parts {
     pub attributions: bool,
     /// `GET /v1/models/{model}/drift/multivariate` (the drift view).
     pub multivariate: bool,
+    /// `GET /v1/models/{model}/drift/domain-classifier` (the drift view).
+    pub domain: bool,
 }
 
 impl Parts {
@@ -268,6 +273,7 @@ impl Parts {
         fairness: true,
         attributions: true,
         multivariate: true,
+        domain: true,
     };
 }
 
@@ -381,6 +387,7 @@ pub fn gather(
         drift: None,
         quality: None,
         multivariate: None,
+        domain: None,
         distributions: Vec::new(),
         segments: None,
         feedback: None,
@@ -456,6 +463,16 @@ pub fn gather(
             }
             Err(EngineError::Store(e)) => return Err(DashError::Store(e)),
             Err(e) => return Err(DashError::BadRequest(e.to_string())),
+        }
+    }
+    if parts.domain {
+        match no_reference(modelwatch_engine::domain::domain_classifier(
+            store, model, &query,
+        ))? {
+            Ok(d) => data.domain = Some(d),
+            Err(why) => {
+                data.unavailable.insert("domain".into(), why);
+            }
         }
     }
     if parts.quality {

@@ -115,6 +115,7 @@ impl Tab {
             Tab::Drift => {
                 p.drift = true;
                 p.multivariate = true;
+                p.domain = true;
                 p.distributions = true;
             }
             Tab::Quality => p.quality = true,

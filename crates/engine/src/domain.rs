@@ -16,7 +16,10 @@
 //! aggregate `reference-domain-<window seconds>` per (version, window start): a query rescans
 //! the range's predictions (to sample them and count them) but refits only the windows whose
 //! count changed (predictions are never replaced, so a window of the same count holds the same
-//! rows) or whose reference changed. A reference upload deletes every `reference*` aggregate.
+//! rows) or whose reference changed. A window still filling (partial) keeps its score until it
+//! has grown by [`REFIT_GROWTH`], so that a live window is not refitted on every new
+//! prediction (a few tens of fits over a day instead of one per evaluation pass); once complete
+//! it is refitted on its final rows. A reference upload deletes every `reference*` aggregate.
 //! A query with a segment is not kept.
 
 use std::collections::{BTreeMap, HashMap};
@@ -42,6 +45,8 @@ pub const KIND: &str = "reference-domain";
 /// NannyML's lower threshold: a window below it alerts too (the classifier tells the rows apart,
 /// the wrong way round).
 pub const LOWER_THRESHOLD: f64 = 0.45;
+/// A filling window is refitted once its predictions exceed its scored count by this share.
+pub const REFIT_GROWTH: f64 = 0.1;
 /// Seed of the reference's sample; a window's is this with its start.
 const SEED: u64 = 0x5EED_D0_3A17;
 
@@ -144,6 +149,9 @@ pub struct DomainWindow {
     pub partial: bool,
     /// The window's predictions (of the version, the segment).
     pub rows: u64,
+    /// The window's predictions when its score was fitted: fewer than `rows` while a filling
+    /// window has grown by less than a tenth since.
+    pub scored_rows: u64,
     /// The AUC, its standard error, interval and the rows fitted; null (with `note`) when the
     /// window or the reference has too few rows.
     pub auc: Option<f64>,
@@ -233,10 +241,17 @@ pub fn domain_classifier(
     let mut windows = Vec::with_capacity(samples.len());
     for (start, sample) in samples {
         let rows = sample.seen();
-        let score = match kept.remove(&start) {
-            Some(k) if k.rows == rows => {
+        let end = Timestamp(start.0 + query.window.micros());
+        let partial = crate::partial::is_partial(end, cutoff);
+        let (scored_rows, score) = match kept.remove(&start) {
+            Some(k)
+                if k.rows == rows
+                    || (partial
+                        && k.rows < rows
+                        && (rows as f64) <= k.rows as f64 * (1.0 + REFIT_GROWTH)) =>
+            {
                 n_kept += 1;
-                k.score
+                (k.rows, k.score)
             }
             _ => {
                 n_fitted += 1;
@@ -264,17 +279,12 @@ pub fn domain_classifier(
                         .map_err(|e| crate::aggregates::corrupt("domain score", e))?,
                     });
                 }
-                score
+                (rows, score)
             }
         };
-        let end = Timestamp(start.0 + query.window.micros());
-        windows.push(window(
-            start,
-            end,
-            crate::partial::is_partial(end, cutoff),
-            rows,
-            score,
-        ));
+        let mut w = window(start, end, partial, rows, score);
+        w.scored_rows = scored_rows;
+        windows.push(w);
     }
     if !put.is_empty() {
         store.put_aggregates(
@@ -332,6 +342,7 @@ fn window(
             end,
             partial,
             rows,
+            scored_rows: rows,
             auc: Some(s.auc.auc),
             standard_error: Some(s.auc.standard_error),
             ci_low: Some(s.auc.ci_low),
@@ -346,6 +357,7 @@ fn window(
             end,
             partial,
             rows,
+            scored_rows: rows,
             auc: None,
             standard_error: None,
             ci_low: None,

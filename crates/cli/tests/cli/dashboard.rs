@@ -578,6 +578,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
                 "accuracy-below-reference",
                 "f1-below-reference",
                 "inputs-drifted",
+                "inputs-told-apart",
                 "unfair-to-a-group"
             ],
             "{model}"
@@ -595,6 +596,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
         }
         let fires = |r: &str| a.get(r).is_some_and(|x| x["state"] == "firing");
         if fires("inputs-drifted")
+            && fires("inputs-told-apart")
             && fires("accuracy-below-reference")
             && fires("f1-below-reference")
             && fires("unfair-to-a-group")
@@ -612,6 +614,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
     );
     assert!(value < 0.9 * baseline, "{acc}");
     assert!(firing["inputs-drifted"]["value"].as_f64().unwrap() > 0.25);
+    assert!(firing["inputs-told-apart"]["value"].as_f64().unwrap() > 0.65);
     // The F1 alert carries its likely causes: `amount`, whose drift drives the drop, first,
     // and the worst segment is one of its slices. The demo's predictions carry their
     // attributions, so those weigh the features (not the error correlation).
@@ -677,6 +680,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
     let (_, html, _) = server.get_text("/models/fraud-demo/alerts");
     for rule in [
         "inputs-drifted",
+        "inputs-told-apart",
         "accuracy-below-reference",
         "f1-below-reference",
         "unfair-to-a-group",
@@ -694,7 +698,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
             .to_string()
     };
     assert!(
-        row("fraud-demo").contains("data-open-alerts=\"4\""),
+        row("fraud-demo").contains("data-open-alerts=\"5\""),
         "{html}"
     );
     assert!(

@@ -51,7 +51,8 @@ report_window!(
     FeedbackWindow,
     modelwatch_engine::fairness::FairnessWindow,
     modelwatch_engine::attribution::AttributionWindow,
-    modelwatch_engine::multivariate::MultivariateWindow
+    modelwatch_engine::multivariate::MultivariateWindow,
+    modelwatch_engine::domain::DomainWindow
 );
 
 /// The window "latest" values are read from: the last complete one; the last one (partial)
