@@ -277,6 +277,11 @@ impl Parts {
     };
 }
 
+/// The drift page shows the domain classifier over at most this many windows: each is a fit
+/// (about a quarter of a CPU second, ADR 014), kept once made, but a first view of a week of
+/// hours would be 168 of them.
+pub const DOMAIN_MAX_WINDOWS: i64 = 31;
+
 /// Fewer rows than this in a window: too few to call it healthy (the metrics' default
 /// `min_sample` and the drift tests' `min_rows`). Views show such a window grey, "too few
 /// rows", never green.
@@ -465,7 +470,18 @@ pub fn gather(
             Err(e) => return Err(DashError::BadRequest(e.to_string())),
         }
     }
-    if parts.domain {
+    let windows = (span.to.0 - span.from.0) / query.window.micros().max(1);
+    if parts.domain && windows > DOMAIN_MAX_WINDOWS {
+        data.unavailable.insert(
+            "domain".into(),
+            format!(
+                "The domain classifier fits a classifier per window: {windows} windows of {} \
+                 are more than the {DOMAIN_MAX_WINDOWS} this page fits. Pick a window of a day \
+                 or longer, or a shorter range.",
+                query.window.label()
+            ),
+        );
+    } else if parts.domain {
         match no_reference(modelwatch_engine::domain::domain_classifier(
             store, model, &query,
         ))? {
