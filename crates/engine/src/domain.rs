@@ -48,7 +48,7 @@ pub const LOWER_THRESHOLD: f64 = 0.45;
 /// A filling window is refitted once its predictions exceed its scored count by this share.
 pub const REFIT_GROWTH: f64 = 0.1;
 /// Seed of the reference's sample; a window's is this with its start.
-const SEED: u64 = 0x5EED_D0_3A17;
+const SEED: u64 = 0x005E_EDD0_3A17;
 
 /// A cell of a sampled row, owned.
 #[derive(Debug, Clone)]
