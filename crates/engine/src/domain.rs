@@ -16,10 +16,10 @@
 //! aggregate `reference-domain-<window seconds>` per (version, window start): a query rescans
 //! the range's predictions (to sample them and count them) but refits only the windows whose
 //! count changed (predictions are never replaced, so a window of the same count holds the same
-//! rows) or whose reference changed. A window still filling (partial) keeps its score until it
-//! has grown by [`REFIT_GROWTH`], so that a live window is not refitted on every new
-//! prediction (a few tens of fits over a day instead of one per evaluation pass); once complete
-//! it is refitted on its final rows. A reference upload deletes every `reference*` aggregate.
+//! rows) or whose reference changed. A window keeps its score until it has grown by
+//! [`REFIT_GROWTH`], so that a live window, or a past one receiving a backfill, is not refitted
+//! on every new prediction (a few tens of fits over a day instead of one per evaluation pass);
+//! a window scored while still filling is refitted on its final rows once complete. A reference upload deletes every `reference*` aggregate.
 //! A query with a segment is not kept.
 
 use std::collections::{BTreeMap, HashMap};
@@ -45,7 +45,8 @@ pub const KIND: &str = "reference-domain";
 /// NannyML's lower threshold: a window below it alerts too (the classifier tells the rows apart,
 /// the wrong way round).
 pub const LOWER_THRESHOLD: f64 = 0.45;
-/// A filling window is refitted once its predictions exceed its scored count by this share.
+/// A window is refitted once its predictions exceed its scored count by this share (or, scored
+/// while filling, once it is complete).
 pub const REFIT_GROWTH: f64 = 0.1;
 /// Seed of the reference's sample; a window's is this with its start.
 const SEED: u64 = 0x005E_EDD0_3A17;
@@ -184,6 +185,8 @@ pub struct DomainResponse {
 struct Kept {
     stamp: u64,
     rows: u64,
+    /// The window was still filling when scored.
+    partial: bool,
     score: Result<DomainScore, String>,
 }
 
@@ -246,7 +249,7 @@ pub fn domain_classifier(
         let (scored_rows, score) = match kept.remove(&start) {
             Some(k)
                 if k.rows == rows
-                    || (partial
+                    || ((partial || !k.partial)
                         && k.rows < rows
                         && (rows as f64) <= k.rows as f64 * (1.0 + REFIT_GROWTH)) =>
             {
@@ -274,6 +277,7 @@ pub fn domain_classifier(
                         data: postcard::to_stdvec(&Kept {
                             stamp: reference.stamp,
                             rows,
+                            partial,
                             score: score.clone(),
                         })
                         .map_err(|e| crate::aggregates::corrupt("domain score", e))?,

@@ -1,7 +1,7 @@
 //! Domain-classifier drift over a real `SqliteStore`: a day whose x1-x2 correlation is gone is
 //! told apart, a clean one is not; each window's score is kept and refitted only when its
-//! prediction count changes (a filling window: once it has grown by more than a tenth); a new
-//! reference drops the kept scores.
+//! prediction count has grown by more than a tenth, or when a window scored while filling is
+//! complete; a new reference drops the kept scores.
 
 use modelwatch_core::{
     FeatureName, FeatureValue, ModelName, Outcome, PredictionEvent, ReferenceRow, Timestamp, Window,
@@ -145,16 +145,36 @@ fn scores_are_kept_until_the_window_changes() {
     assert_eq!(refit.windows[1].scored_rows, 335);
     assert_eq!(refit.windows[1].window_rows, 335);
 
-    // A complete window that gains one prediction is refitted.
+    // A complete window that gains a late prediction keeps its score; past a tenth more, it
+    // is refitted.
     predictions(&store, 0, 400, 1, false, "e");
     let late = query(&store);
-    assert_eq!((late.kept, late.fitted), (1, 1));
-    assert_eq!(late.windows[0].rows, 301);
+    assert_eq!((late.kept, late.fitted), (2, 0));
+    assert_eq!(
+        (late.windows[0].rows, late.windows[0].scored_rows),
+        (301, 300)
+    );
+    predictions(&store, 0, 500, 30, false, "f");
+    let backfill = query(&store);
+    assert_eq!((backfill.kept, backfill.fitted), (1, 1));
+    assert_eq!(backfill.windows[0].scored_rows, 331);
+
+    // The filling day gains a few rows, then completes (a prediction of the next day): refitted
+    // on its final rows, since it was scored while filling.
+    predictions(&store, 1, 1300, 5, true, "g");
+    assert_eq!(query(&store).fitted, 0);
+    predictions(&store, 2, 0, 1, false, "h");
+    let complete = query(&store);
+    assert!(!complete.windows[1].partial);
+    assert_eq!(complete.windows[1].scored_rows, 340);
+    // Day 0 kept; day 1 refitted; day 2 is new (one row: no score, and why).
+    assert_eq!((complete.kept, complete.fitted), (1, 2));
+    assert!(complete.windows[2].auc.is_none() && complete.windows[2].note.is_some());
 
     // A new reference drops every kept score.
     store
         .put_reference(&model(), None, reference(8), vec![])
         .unwrap();
     let fresh = query(&store);
-    assert_eq!((fresh.kept, fresh.fitted), (0, 2));
+    assert_eq!((fresh.kept, fresh.fitted), (0, 3));
 }
