@@ -16,21 +16,10 @@ hour: not on whole hours, so the planner sends it to a scan of the raw events.
 
 import argparse
 import json
-import os
 import random
 import statistics
-import subprocess
-import tempfile
-import time
-import urllib.request
 
-
-def request(url, body=None, method="GET", ctype="application/x-ndjson"):
-    req = urllib.request.Request(url, data=body, method=method, headers={"content-type": ctype})
-    t = time.perf_counter()
-    with urllib.request.urlopen(req, timeout=3600) as r:
-        text = r.read()
-    return time.perf_counter() - t, text
+from bench_http import post_days, request, serve
 
 
 def error(rng, x, c):
@@ -38,20 +27,11 @@ def error(rng, x, c):
 
 
 def send(url, model, days, per_day, rng):
-    batch = []
-    for d in range(days):
-        for i in range(per_day):
-            secs = i * 86400 // per_day
-            batch.append(json.dumps({
-                "request_id": f"{d}-{i}",
-                "timestamp": f"2026-01-{d + 1:02}T{secs // 3600:02}:{secs // 60 % 60:02}:{secs % 60:02}Z",
-                "features": {"x": round(rng.random(), 4), "c": rng.choice("uvw")},
-                "prediction": round(10 * rng.random(), 4)}))
-            if len(batch) == 50_000:
-                request(f"{url}/v1/models/{model}/predictions", ("\n".join(batch) + "\n").encode(), "POST")
-                batch = []
-    if batch:
-        request(f"{url}/v1/models/{model}/predictions", ("\n".join(batch) + "\n").encode(), "POST")
+    def event(_):
+        return {"features": {"x": round(rng.random(), 4), "c": rng.choice("uvw")},
+                "prediction": round(10 * rng.random(), 4)}
+
+    post_days(url, model, days, per_day, event)
 
 
 def reference(rng):
@@ -70,31 +50,23 @@ def main():
     p.add_argument("--repeat", type=int, default=5)
     args = p.parse_args()
     rng = random.Random(13)
-    with tempfile.TemporaryDirectory() as data:
-        server = subprocess.Popen(
-            [args.bin, "serve", "--addr", "127.0.0.1:0", "--data", data],
-            stdout=subprocess.PIPE, env=dict(os.environ, RUST_LOG="warn"))
-        try:
-            url = server.stdout.readline().decode().strip().removeprefix("modelwatch listening on ")
-            for model in ["est", "plain"]:
-                send(url, model, args.days, args.per_day, rng)
-                # The realized metrics' hours first, so that `first` below is the estimates' own.
-                request(f"{url}/v1/models/{model}/metrics?window=1d")
-            request(f"{url}/v1/models/est/reference", reference(rng), "PUT", "text/csv")
-            for name, model, q in [("est", "est", "window=1d"),
-                                   ("est-scan", "est", "window=1d&from=2026-01-01T00:00:01Z"),
-                                   ("plain", "plain", "window=1d")]:
-                first, body = request(f"{url}/v1/models/{model}/metrics?{q}")
-                report = json.loads(body)
-                times = [request(f"{url}/v1/models/{model}/metrics?{q}")[0] for _ in range(args.repeat)]
-                print(f"{name}: {args.days} days x {args.per_day} predictions, first {first * 1000:.0f} ms, "
-                      f"then median {statistics.median(times) * 1000:.0f} ms over {args.repeat} "
-                      f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}); "
-                      f"estimation: {json.dumps(report.get('estimation'))}; first window estimated: "
-                      f"{json.dumps(report['windows'][0].get('estimated'))}")
-        finally:
-            server.terminate()
-            server.wait()
+    with serve(args.bin) as url:
+        for model in ["est", "plain"]:
+            send(url, model, args.days, args.per_day, rng)
+            # The realized metrics' hours first, so that `first` below is the estimates' own.
+            request(f"{url}/v1/models/{model}/metrics?window=1d")
+        request(f"{url}/v1/models/est/reference", reference(rng), "PUT", "text/csv")
+        for name, model, q in [("est", "est", "window=1d"),
+                               ("est-scan", "est", "window=1d&from=2026-01-01T00:00:01Z"),
+                               ("plain", "plain", "window=1d")]:
+            first, body = request(f"{url}/v1/models/{model}/metrics?{q}")
+            report = json.loads(body)
+            times = [request(f"{url}/v1/models/{model}/metrics?{q}")[0] for _ in range(args.repeat)]
+            print(f"{name}: {args.days} days x {args.per_day} predictions, first {first * 1000:.0f} ms, "
+                  f"then median {statistics.median(times) * 1000:.0f} ms over {args.repeat} "
+                  f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}); "
+                  f"estimation: {json.dumps(report.get('estimation'))}; first window estimated: "
+                  f"{json.dumps(report['windows'][0].get('estimated'))}")
 
 
 if __name__ == "__main__":

@@ -18,22 +18,10 @@ path before they were kept per hour. Each line says where the estimates came fro
 import argparse
 import json
 import math
-import os
 import random
 import statistics
-import subprocess
-import tempfile
-import time
-import urllib.error
-import urllib.request
 
-
-def request(url, body=None, method="GET", ctype="application/x-ndjson"):
-    req = urllib.request.Request(url, data=body, method=method, headers={"content-type": ctype})
-    t = time.perf_counter()
-    with urllib.request.urlopen(req, timeout=600) as r:
-        text = r.read()
-    return time.perf_counter() - t, text
+from bench_http import post_days, request, serve
 
 
 def score(rng):
@@ -41,20 +29,11 @@ def score(rng):
 
 
 def send(url, model, days, per_day, rng):
-    batch = []
-    for d in range(days):
-        for i in range(per_day):
-            s = round(score(rng), 6)
-            secs = i * 86400 // per_day
-            batch.append(json.dumps({
-                "request_id": f"{d}-{i}",
-                "timestamp": f"2026-01-{d + 1:02}T{secs // 3600:02}:{secs // 60 % 60:02}:{secs % 60:02}Z",
-                "features": {"x": i % 7}, "prediction": int(s >= 0.5), "score": s}))
-            if len(batch) == 50_000:
-                request(f"{url}/v1/models/{model}/predictions", ("\n".join(batch) + "\n").encode(), "POST")
-                batch = []
-    if batch:
-        request(f"{url}/v1/models/{model}/predictions", ("\n".join(batch) + "\n").encode(), "POST")
+    def event(i):
+        s = round(score(rng), 6)
+        return {"features": {"x": i % 7}, "prediction": int(s >= 0.5), "score": s}
+
+    post_days(url, model, days, per_day, event)
 
 
 def reference(rng, scored):
@@ -74,31 +53,23 @@ def main():
     p.add_argument("--repeat", type=int, default=5)
     args = p.parse_args()
     rng = random.Random(8)
-    with tempfile.TemporaryDirectory() as data:
-        server = subprocess.Popen(
-            [args.bin, "serve", "--addr", "127.0.0.1:0", "--data", data],
-            stdout=subprocess.PIPE, env=dict(os.environ, RUST_LOG="warn"))
-        try:
-            url = server.stdout.readline().decode().strip().removeprefix("modelwatch listening on ")
-            for model, scored in [("est", True), ("plain", False)]:
-                request(f"{url}/v1/models/{model}/reference", reference(rng, scored), "PUT", "text/csv")
-                send(url, model, args.days, args.per_day, rng)
-            for name, model, q in [("est", "est", "window=1d"),
-                                   ("est-scan", "est", "window=1d&from=2026-01-01T00:00:01Z"),
-                                   ("plain", "plain", "window=1d")]:
-                # The first query refreshes the hours and (est) fits and stores the estimator.
-                _, body = request(f"{url}/v1/models/{model}/metrics?{q}")
-                report = json.loads(body)
-                times = [request(f"{url}/v1/models/{model}/metrics?{q}")[0] for _ in range(args.repeat)]
-                est = report.get("estimation")
-                print(f"{name}: {args.days} days x {args.per_day} predictions, "
-                      f"median {statistics.median(times) * 1000:.0f} ms over {args.repeat} "
-                      f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}); "
-                      f"estimation: {json.dumps(est)}; first window estimated: "
-                      f"{json.dumps(report['windows'][0].get('estimated', {}).get('accuracy'))}")
-        finally:
-            server.terminate()
-            server.wait()
+    with serve(args.bin) as url:
+        for model, scored in [("est", True), ("plain", False)]:
+            request(f"{url}/v1/models/{model}/reference", reference(rng, scored), "PUT", "text/csv")
+            send(url, model, args.days, args.per_day, rng)
+        for name, model, q in [("est", "est", "window=1d"),
+                               ("est-scan", "est", "window=1d&from=2026-01-01T00:00:01Z"),
+                               ("plain", "plain", "window=1d")]:
+            # The first query refreshes the hours and (est) fits and stores the estimator.
+            _, body = request(f"{url}/v1/models/{model}/metrics?{q}")
+            report = json.loads(body)
+            times = [request(f"{url}/v1/models/{model}/metrics?{q}")[0] for _ in range(args.repeat)]
+            est = report.get("estimation")
+            print(f"{name}: {args.days} days x {args.per_day} predictions, "
+                  f"median {statistics.median(times) * 1000:.0f} ms over {args.repeat} "
+                  f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}); "
+                  f"estimation: {json.dumps(est)}; first window estimated: "
+                  f"{json.dumps(report['windows'][0].get('estimated', {}).get('accuracy'))}")
 
 
 if __name__ == "__main__":

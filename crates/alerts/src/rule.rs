@@ -319,6 +319,9 @@ pub const SIGNAL_KINDS: &[&str] = &[
     "unseen:<feature>",
     "fairness:<measure>:<attribute>",
     "attribution:<feature>",
+    "cost",
+    "slo_burn_rate",
+    "slo_budget_remaining",
     "events",
     "labels",
     "heartbeat:<job>",
@@ -333,7 +336,8 @@ pub const CLASS_METRICS: [MetricName; 3] =
 /// `drift_share`, `drift:<column>`, `reconstruction_error`, `multivariate_drift`,
 /// `domain_classifier_auc`, `quality_flags`, `null_rate:<feature>`,
 /// `out_of_range:<feature>`, `unseen:<feature>`, `fairness:<measure>:<attribute>`,
-/// `attribution:<feature>`, `events`, `labels` or `heartbeat:<job>`
+/// `attribution:<feature>`, `cost`, `slo_burn_rate`, `slo_budget_remaining`, `events`,
+/// `labels` or `heartbeat:<job>`
 /// ([`SIGNAL_KINDS`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {
@@ -373,6 +377,15 @@ pub enum Signal {
     /// reference's, in [-1, 1] (`modelwatch_engine::attribution`); positive when the feature
     /// drives the model more than it did.
     Attribution(String),
+    /// The window's total cost: the events' `cost`, plus the model's rate for the predictions
+    /// without one (`modelwatch_engine::service_levels`).
+    Cost,
+    /// The window's burn rate of the model's latency objective: its share of slow requests
+    /// over the share the objective allows (SRE workbook; 1 spends the budget in 30 days).
+    SloBurnRate,
+    /// The share of the latency objective's error budget left over the 30 days ending at the
+    /// window's end (1 untouched, below 0 overspent).
+    SloBudgetRemaining,
     /// Time since the last prediction arrived.
     Events,
     /// Time since the last label arrived.
@@ -433,6 +446,9 @@ impl Signal {
             "multivariate_drift" => Ok(Signal::MultivariateDrift),
             "domain_classifier_auc" => Ok(Signal::DomainClassifierAuc),
             "quality_flags" => Ok(Signal::QualityFlags),
+            "cost" => Ok(Signal::Cost),
+            "slo_burn_rate" => Ok(Signal::SloBurnRate),
+            "slo_budget_remaining" => Ok(Signal::SloBudgetRemaining),
             "events" => Ok(Signal::Events),
             "labels" => Ok(Signal::Labels),
             name => match (MetricName::parse(name), OperationalSignal::parse(name)) {
@@ -493,6 +509,9 @@ impl Signal {
             Signal::Unseen(_) => "unseen:<feature>",
             Signal::Fairness(..) => "fairness:<measure>:<attribute>",
             Signal::Attribution(_) => "attribution:<feature>",
+            Signal::Cost => "cost",
+            Signal::SloBurnRate => "slo_burn_rate",
+            Signal::SloBudgetRemaining => "slo_budget_remaining",
             Signal::Events => "events",
             Signal::Labels => "labels",
             Signal::Heartbeat(_) => "heartbeat:<job>",
@@ -516,6 +535,9 @@ impl Signal {
             | Signal::Unseen(_) => Source::Quality,
             Signal::Fairness(..) => Source::Fairness,
             Signal::Attribution(_) => Source::Attribution,
+            Signal::Cost | Signal::SloBurnRate | Signal::SloBudgetRemaining => {
+                Source::ServiceLevels
+            }
             Signal::Events | Signal::Labels => Source::Freshness,
             Signal::Heartbeat(_) => Source::Heartbeat,
         }
@@ -568,6 +590,8 @@ pub enum Source {
     Fairness,
     /// The attribution report (`GET .../attributions`).
     Attribution,
+    /// The cost and service-level report (`GET .../service-levels`).
+    ServiceLevels,
     Freshness,
     Heartbeat,
 }

@@ -92,6 +92,23 @@ impl AlertsConfig {
                     "alerts.metrics_segments.{model}: name a feature or tag:<name>"
                 ));
             }
+            // A slice (`country:DE`) is one segment, not values to list: its report has no
+            // per-value series, so the setting would be accepted and export nothing.
+            if let Ok(modelwatch_engine::performance::Segment {
+                key,
+                value: Some(value),
+            }) = modelwatch_engine::performance::Segment::parse(segment)
+            {
+                let name = match key {
+                    modelwatch_engine::performance::SegmentKey::Feature(f) => f,
+                    modelwatch_engine::performance::SegmentKey::Tag(t) => format!("tag:{t}"),
+                };
+                return Err(format!(
+                    "alerts.metrics_segments.{model}: {segment:?} is one slice ({name} = \
+                     {value:?}); name the feature or tag:<name> whose values each get a \
+                     series, e.g. {name:?}"
+                ));
+            }
         }
         for (name, n) in &self.notifiers {
             n.validate(name)

@@ -13,6 +13,7 @@ use modelwatch_engine::multivariate::MultivariateResponse;
 use modelwatch_engine::performance::{
     PerformanceReport, TaskChanges, TaskReport, TaskSpec, WindowReport,
 };
+use modelwatch_engine::service_levels::ServiceLevelReport;
 use modelwatch_stats::drift::{FeatureDrift, FeatureStatus};
 use modelwatch_stats::perf::{Change, Metric, MetricName};
 
@@ -336,6 +337,36 @@ pub fn attribution_series(report: &AttributionReport, signal: &Signal) -> Vec<Po
         .collect()
 }
 
+/// The series of a cost or latency-objective signal from a service-level report: behind a
+/// cost the window's predictions, behind an SLO value its requests with a latency. An SLO
+/// signal of a model without a latency objective is an error naming the setting.
+pub fn service_level_series(
+    report: &ServiceLevelReport,
+    signal: &Signal,
+) -> Result<Vec<Point>, String> {
+    if signal != &Signal::Cost && report.settings.latency_slo.is_none() {
+        return Err(format!(
+            "model `{}` has no latency objective: set `latency_slo` in its service-level              settings",
+            report.model
+        ));
+    }
+    Ok(report
+        .windows
+        .iter()
+        .map(|w| {
+            let (value, n) = match (signal, &w.slo) {
+                (Signal::Cost, _) => (finite(w.cost.total), w.predictions),
+                (Signal::SloBurnRate, Some(s)) => (s.burn_rate.and_then(finite), s.requests),
+                (Signal::SloBudgetRemaining, Some(s)) => {
+                    (s.budget_remaining.and_then(finite), s.requests)
+                }
+                _ => (None, 0),
+            };
+            point(w.start, w.end, value, n)
+        })
+        .collect())
+}
+
 /// The series of a data-quality signal from a `quality` response.
 pub fn quality_series(report: &QualityResponse, signal: &Signal) -> Vec<Point> {
     report
@@ -480,7 +511,7 @@ mod tests {
                     features.insert("x".into(), Value::Null);
                 }
                 let mut pred = json!({"request_id": id, "timestamp": ts, "features": features,
-                    "prediction": p, "latency_ms": 5 + i % 20,
+                    "prediction": p, "latency_ms": 5 + i % 20, "cost": (i % 2) as f64 / 1000.0,
                     "explanations": {"x": (i % 50) as f64 / 100.0, "city": 0.2}});
                 for (k, v) in [("score", s), ("scores", sc)] {
                     if !v.is_null() {
@@ -588,6 +619,22 @@ mod tests {
         };
         let attributions =
             modelwatch_engine::attribution::attributions(&store, &b, &attribution_query).unwrap();
+        let levels = modelwatch_engine::service_levels::ServiceLevelSettings::from_json(
+            &json!({"cost_per_prediction": 0.25, "latency_slo": {"objective": 0.9, "threshold_ms": 15}}),
+        )
+        .unwrap();
+        modelwatch_engine::service_levels::set_settings(&store, &b, Some(&levels)).unwrap();
+        let service_levels = modelwatch_engine::service_levels::service_levels(
+            &store,
+            &b,
+            &modelwatch_engine::service_levels::ServiceLevelQuery {
+                window: modelwatch_core::Window::HOUR,
+                from: None,
+                to: None,
+                version: None,
+            },
+        )
+        .unwrap();
 
         let mut names: Vec<String> = PERFORMANCE_METRICS.iter().map(|s| s.to_string()).collect();
         names.extend(OPERATIONAL_SIGNALS.iter().map(|s| s.to_string()));
@@ -612,6 +659,9 @@ mod tests {
                 "unseen:city",
                 "attribution:x",
                 "attribution:city",
+                "cost",
+                "slo_burn_rate",
+                "slo_budget_remaining",
             ]
             .map(String::from),
         );
@@ -708,6 +758,19 @@ mod tests {
                             .find(|x| x["feature"] == f.as_str())
                             .unwrap();
                         assert_eq!(p.value, feature["share_change"].as_f64(), "{name}");
+                    }
+                    series
+                }
+                (_, Source::ServiceLevels) => {
+                    let series = service_level_series(&service_levels, &signal).unwrap();
+                    let json = serde_json::to_value(&service_levels).unwrap();
+                    for (p, w) in series.iter().zip(json["windows"].as_array().unwrap()) {
+                        let want = match signal {
+                            Signal::Cost => w["cost"]["total"].as_f64(),
+                            Signal::SloBurnRate => w["slo"]["burn_rate"].as_f64(),
+                            _ => w["slo"]["budget_remaining"].as_f64(),
+                        };
+                        assert_eq!(p.value, want, "{name}");
                     }
                     series
                 }

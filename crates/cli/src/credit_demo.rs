@@ -146,6 +146,26 @@ fn events(id: &str, ts: i64, a: &Application, shadow: bool) -> Vec<Value> {
     out
 }
 
+/// The alert rule the demo creates on `credit-demo`: on the label-free estimate, since the
+/// labels of the last two months are still to come. In the last weeks the estimated ROC AUC of
+/// the champion falls from about 0.82 to under 0.65 as applicants crowd towards its boundary,
+/// so the rule fires months before a label could say so; the alert lists `debt_ratio`, the
+/// feature that moved, among its likely causes.
+pub fn rules() -> Vec<Value> {
+    vec![json!({
+        "name": "estimated-auc-falling",
+        "description": "label-free estimate (CBPE) of the champion's ROC AUC over the week under 0.75, with labels 60-90 days away: review whether to promote the challenger v2",
+        "signal": "estimated:roc_auc",
+        "condition": {"kind": "threshold", "op": "<", "value": 0.75},
+        "window": "7d",
+        "version": "v1",
+        // The week just begun holds a few applications: judge a week of at least 500.
+        "min_sample": 500,
+        "decision": "review",
+        "severity": "warning",
+    })]
+}
+
 /// Loads the model over HTTP (references, history, the labels due), then logs a new
 /// application every few seconds. Waits for `ready` first (the other models' history).
 pub fn run(url: &str, seed: u64, ready: impl FnOnce()) -> anyhow::Result<()> {
@@ -153,6 +173,7 @@ pub fn run(url: &str, seed: u64, ready: impl FnOnce()) -> anyhow::Result<()> {
     let api = crate::demo::ModelApi::new(url, MODEL)?;
     let send = |method, path: &str, ct: &str, body| api.send(method, path, ct, body);
     let post = |path: &str, rows: &[Value]| api.post(path, rows);
+    api.create_rules(&rules())?;
     let mut gen = Generator::new(seed);
     let ndjson = "application/x-ndjson";
     send(
@@ -212,6 +233,16 @@ pub fn run(url: &str, seed: u64, ready: impl FnOnce()) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_demo_rule_is_a_valid_rule() {
+        for r in rules() {
+            modelwatch_alerts::RuleSpec::from_json(r)
+                .unwrap()
+                .validate(MODEL, modelwatch_alerts::rule::Origin::Api, &[])
+                .unwrap();
+        }
+    }
 
     /// Crowding towards the boundary costs the champion accuracy, and the challenger, which
     /// reads the bureau score too, loses less.

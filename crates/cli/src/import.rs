@@ -70,6 +70,9 @@ pub struct ColumnArgs {
     /// Latency column in milliseconds [default: latency_ms]
     #[arg(long)]
     latency_col: Option<String>,
+    /// Cost column, each prediction's cost (no default: a column named `cost` is a feature unless named here)
+    #[arg(long)]
+    cost_col: Option<String>,
     /// Error column [default: error]
     #[arg(long)]
     error_col: Option<String>,
@@ -92,6 +95,7 @@ impl ColumnArgs {
             scores_prefix: self.scores_prefix.clone(),
             label: self.label_col.clone(),
             latency_ms: self.latency_col.clone(),
+            cost: self.cost_col.clone(),
             error: self.error_col.clone(),
             tags: self.tag_cols.clone(),
             exclude: self.exclude.clone(),

@@ -76,6 +76,23 @@ pub fn latency(l: f64) -> Result<(), String> {
     }
 }
 
+/// Largest cost one prediction may carry: a cost is summed exactly in units of
+/// [`COST_RESOLUTION`], and this bound keeps a year of a busy model's sums in range.
+pub const MAX_COST: f64 = 1e9;
+/// Costs are summed in whole billionths (nano-units), so that sums are exact whatever the
+/// order of the hours; a cost finer than that is rounded to the nearest billionth.
+pub const COST_RESOLUTION: f64 = 1e-9;
+
+pub fn cost(c: f64) -> Result<(), String> {
+    if c.is_finite() && (0.0..=MAX_COST).contains(&c) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{c} is not a cost: give a non-negative number up to {MAX_COST:e}"
+        ))
+    }
+}
+
 pub fn feature_count(n: usize, limits: &IngestLimits) -> Result<(), String> {
     if n > limits.max_features {
         Err(format!(

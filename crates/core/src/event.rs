@@ -38,6 +38,10 @@ pub struct PredictionEvent {
     pub scores: Option<Vec<(String, f64)>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
+    /// What this prediction cost (any currency, the model's choice; docs/api.md, "Cost and
+    /// service levels"). Optional: a model's cost rate stands in for the predictions without.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(serialize_with = "pairs_as_map", skip_serializing_if = "Vec::is_empty")]
@@ -166,6 +170,7 @@ const PREDICTION_FIELDS: &[&str] = &[
     "tags",
     "role",
     "explanations",
+    "cost",
 ];
 const LABEL_FIELDS: &[&str] = &["request_id", "label", "timestamp"];
 const KPI_FIELDS: &[&str] = &["name", "value", "timestamp"];
@@ -189,6 +194,7 @@ struct RawPrediction<'a> {
     tags: Option<Pairs<String>>,
     role: Option<String>,
     explanations: Option<Pairs<f64>>,
+    cost: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -271,6 +277,9 @@ pub fn parse_prediction_row_verbatim(
     if let Some(l) = raw.latency_ms {
         checks::latency(l).map_err(|r| reject("latency_ms", r))?;
     }
+    if let Some(c) = raw.cost {
+        checks::cost(c).map_err(|r| reject("cost", r))?;
+    }
     let features = raw.features.map(|f| f.0).unwrap_or_default();
     checks::feature_count(features.len(), limits).map_err(|r| reject("features", r))?;
     for (name, value) in &features {
@@ -315,6 +324,7 @@ pub fn parse_prediction_row_verbatim(
         score: raw.score,
         scores,
         latency_ms: raw.latency_ms,
+        cost: raw.cost,
         error: raw.error,
         tags,
         explanations,
@@ -448,7 +458,9 @@ fn diagnose(json: &str, index: usize, fields: &[&str], err: &serde_json::Error) 
             "request_id" | "timestamp" | "model_version" | "error" | "name" if !v.is_string() => {
                 return expect_string("a string")
             }
-            "score" | "latency_ms" | "value" if !v.is_number() => return expect_string("a number"),
+            "score" | "latency_ms" | "cost" | "value" if !v.is_number() => {
+                return expect_string("a number")
+            }
             "prediction" | "label" if v.is_object() || v.is_array() => {
                 return expect_string("a class (string, integer or boolean) or a number")
             }

@@ -81,6 +81,7 @@ fn seed(store: &SqliteStore, model: &ModelName) -> usize {
                         score: Some(score),
                         scores: None,
                         latency_ms: Some(5.0 + 20.0 * r.random::<f64>()),
+                        cost: None,
                         error: None,
                         tags: vec![],
                         explanations: Vec::new(),

@@ -181,6 +181,9 @@ pub struct ModelData {
     /// `GET /v1/models/{model}/attributions` over the span.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributions: Option<modelwatch_engine::attribution::AttributionReport>,
+    /// `GET /v1/models/{model}/service-levels` over the span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_levels: Option<modelwatch_engine::service_levels::ServiceLevelReport>,
     pub versions: Vec<VersionMetrics>,
     /// `GET /v1/models/{model}/compare` over the span: each challenger (shadow versions, then
     /// the other served versions) against the champion (the picked version, else the served
@@ -259,6 +262,8 @@ pub struct Parts {
     pub multivariate: bool,
     /// `GET /v1/models/{model}/drift/domain-classifier` (the drift view).
     pub domain: bool,
+    /// `GET /v1/models/{model}/service-levels` (the performance view).
+    pub service_levels: bool,
 }
 
 impl Parts {
@@ -274,11 +279,12 @@ impl Parts {
         attributions: true,
         multivariate: true,
         domain: true,
+        service_levels: true,
     };
 }
 
 /// The drift page shows the domain classifier over at most this many windows: each is a fit
-/// (about a quarter of a CPU second, ADR 014), kept once made, but a first view of a week of
+/// (about a quarter of a CPU second, ADR 015), kept once made, but a first view of a week of
 /// hours would be 168 of them.
 pub const DOMAIN_MAX_WINDOWS: i64 = 31;
 
@@ -398,6 +404,7 @@ pub fn gather(
         feedback: None,
         fairness: None,
         attributions: None,
+        service_levels: None,
         versions: Vec::new(),
         challengers: Vec::new(),
         alerts: None,
@@ -533,6 +540,22 @@ pub fn gather(
             Err(e) => {
                 data.unavailable
                     .insert("attributions".into(), e.to_string());
+            }
+        }
+    }
+    if parts.service_levels {
+        let q = modelwatch_engine::service_levels::ServiceLevelQuery {
+            window: span.window(),
+            from: Some(span.from),
+            to: Some(span.to),
+            version: span.version.clone(),
+        };
+        match modelwatch_engine::service_levels::service_levels(store, model, &q) {
+            Ok(r) => data.service_levels = Some(r),
+            Err(EngineError::Store(e)) => return Err(DashError::Store(e)),
+            Err(e) => {
+                data.unavailable
+                    .insert("service_levels".into(), e.to_string());
             }
         }
     }

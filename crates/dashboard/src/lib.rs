@@ -111,7 +111,10 @@ impl Tab {
     pub fn parts(self) -> Parts {
         let mut p = Parts::default();
         match self {
-            Tab::Performance => p.metrics = true,
+            Tab::Performance => {
+                p.metrics = true;
+                p.service_levels = true;
+            }
             Tab::Drift => {
                 p.drift = true;
                 p.multivariate = true;

@@ -20,6 +20,7 @@ pub use crate::views::performance::{
 };
 pub use crate::views::quality::quality_section;
 pub use crate::views::segments::segments_section;
+pub use crate::views::service_levels::service_levels_section;
 pub use crate::views::versions::versions_section;
 
 use crate::data::{self, AlertSource, ModelData};
@@ -117,6 +118,7 @@ pub fn render_model(data: &ModelData, tab: Tab, params: &ViewParams) -> String {
         @match tab {
             Tab::Performance => {
                 (performance_section(data, params, Some(&base)))
+                (service_levels_section(data))
                 @if let Some(m) = &data.metrics { (changes_section(&m.summary, m.spec.task)) }
                 (alerts_section(data, PERFORMANCE_HISTORY, false))
             }

@@ -1418,6 +1418,24 @@ pub fn hour_states(
     }))
 }
 
+/// Hands each (version, hour) accumulator of `range` to `f`, after a [`refresh`]: for reports
+/// that read a few counters of every hour ([`crate::service_levels`]). `false` when the hours
+/// cannot answer (as [`hour_states`]'s `None`): the raw events answer then.
+pub fn each_hour_accumulator(
+    store: &dyn Store,
+    model: &ModelName,
+    range: &ScanRange,
+    mut f: impl FnMut(&str, Timestamp, &WindowAccumulator),
+) -> Result<bool, EngineError> {
+    let Some((spec, _)) = refreshed_spec(store, model)? else {
+        return Ok(false);
+    };
+    each_hour_blob(store, model, range, &spec, |row, blob| {
+        f(&row.version, row.hour, &blob.acc);
+        Ok(())
+    })
+}
+
 /// Hands each hour of `range` with its blob to `f`, one decoded at a time; `false` when one
 /// does not decode or was built for another task than `spec` (the raw events answer then).
 fn each_hour_blob(

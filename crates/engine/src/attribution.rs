@@ -531,6 +531,7 @@ mod tests {
                 score: None,
                 scores: None,
                 latency_ms: None,
+                cost: None,
                 error: None,
                 tags: Vec::new(),
                 explanations: r.iter().map(|(k, v)| (k.to_string(), *v)).collect(),

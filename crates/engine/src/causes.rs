@@ -24,8 +24,8 @@
 //! whole reference; ranked by the drop less 1.96 standard errors of the slice's value (so a
 //! small slice needs a larger drop to come first), with the metric's interval (Wilson for a proportion,
 //! a bootstrap for F1). The metric is the rule's when a slice can be measured with it
-//! (accuracy, precision, recall, F1, specificity, FPR, FNR; a class metric and an estimate
-//! read the same metric); any other classification metric is looked at through accuracy
+//! (accuracy, precision, recall, F1, specificity, FPR, FNR; an estimate reads the same
+//! metric; a class metric reads it for its class against the others, on a multiclass model too); any other classification metric is looked at through accuracy
 //! (noted). Regression models get the features only.
 //!
 //! # Cost
@@ -141,6 +141,9 @@ pub struct CausesQuery {
     pub version: Option<String>,
     /// The rule's metric, as the vocabulary names it (`f1`, `accuracy`, ...).
     pub metric: String,
+    /// The class a class-metric rule watches (`precision:<class>`): its slices are measured
+    /// one-vs-rest for that class, not for the binary model's positive class.
+    pub class: Option<String>,
 }
 
 /// An alert's likely causes (`causes` of the alert's JSON).
@@ -284,8 +287,12 @@ struct Feature {
 
 /// The confusion cell and error of one labelled row under `spec`; `None` when the row has no
 /// usable prediction.
+/// `class`: the class a class-metric rule watches, whose one-vs-rest cell is kept (a binary
+/// model's negative class swaps the roles; a multiclass model's class is positive against
+/// the others); the error is the row's either way.
 fn judge(
     spec: &TaskSpec,
+    class: Option<&str>,
     prediction: Option<&Outcome>,
     score: Option<f64>,
     scores: Option<&[(String, f64)]>,
@@ -296,17 +303,26 @@ fn judge(
             let predicted =
                 spec.predicted_positive(prediction, spec.binary_score(score, scores))?;
             let actual = label.with_class_key(|c| c == spec.positive());
-            let cell = Cell::of(predicted, actual);
-            Some((Some(cell), cell.error()))
+            let error = Cell::of(predicted, actual).error();
+            let cell = match class {
+                Some(c) if c != spec.positive() => Cell::of(!predicted, !actual),
+                _ => Cell::of(predicted, actual),
+            };
+            Some((Some(cell), error))
         }
         Task::Multiclass => {
             let predicted = match prediction {
                 Some(p) => p.class_key(),
                 None => crate::state::argmax(scores?)?.to_owned(),
             };
-            let right = predicted == label.class_key();
-            let cell = if right { Cell::Tp } else { Cell::Fp };
-            Some((Some(cell), cell.error()))
+            let actual = label.class_key();
+            let error = if predicted == actual { 0.0 } else { 1.0 };
+            let cell = match class {
+                Some(c) => Cell::of(predicted == c, actual == c),
+                None if error == 0.0 => Cell::Tp,
+                None => Cell::Fp,
+            };
+            Some((Some(cell), error))
         }
         Task::Regression => {
             let (t, p) = (label.as_f64()?, prediction.and_then(Outcome::as_f64)?);
@@ -408,6 +424,7 @@ pub fn causes(
         let Some(l) = l else { return };
         let Some((cell, error)) = judge(
             &spec,
+            q.class.as_deref(),
             p.prediction.as_ref(),
             p.score,
             p.scores.as_deref(),
@@ -589,6 +606,8 @@ pub fn causes(
     // Segments.
     let metric = match (spec.task, SliceMetric::parse(&q.metric)) {
         (Task::Binary, Some(m)) => Some(m),
+        // One class against the others: its precision, recall, F1 per slice.
+        (Task::Multiclass, Some(m)) if q.class.is_some() => Some(m),
         (Task::Regression, _) => {
             notes.push("a regression model: segments are not searched".to_owned());
             None
@@ -671,6 +690,7 @@ pub fn causes(
                 let label = r.label.as_ref()?;
                 let (cell, error) = judge(
                     &spec,
+                    q.class.as_deref(),
                     r.prediction.as_ref(),
                     r.score,
                     r.scores.as_deref(),
@@ -763,7 +783,10 @@ pub fn causes(
         computed_at: now,
         window_start: q.start,
         window_end: q.end,
-        metric: metric.map_or(q.metric.clone(), |m| m.as_str().to_owned()),
+        metric: match (metric, &q.class) {
+            (Some(m), Some(c)) if m != SliceMetric::Accuracy => format!("{}:{c}", m.as_str()),
+            (m, _) => m.map_or(q.metric.clone(), |m| m.as_str().to_owned()),
+        },
         labelled_rows: labelled,
         sampled_rows: rows.len() as u64,
         sample_cap: SAMPLE_CAP as u64,
@@ -824,6 +847,41 @@ fn pval(p: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A class-metric rule's slices are measured for its class: a binary model's negative
+    /// class swaps the roles (it got the positive class's cells), a multiclass model's class is
+    /// one against the others (it got accuracy); the error is the row's either way.
+    #[test]
+    fn a_class_metric_is_judged_one_vs_rest_for_its_class() {
+        let spec = |task| TaskSpec {
+            task,
+            positive_class: Some("1".into()),
+            negative_class: Some("0".into()),
+            threshold: 0.5,
+            decision: modelwatch_stats::perf::Decision::Prediction,
+        };
+        let n = |x: f64| Outcome::Number(x);
+        let binary = spec(Task::Binary);
+        // Predicted 0, labelled 1: a false negative for class 1, a false positive for class 0.
+        let cell = |class| judge(&binary, class, Some(&n(0.0)), None, None, &n(1.0)).unwrap();
+        assert_eq!(cell(None), (Some(Cell::Fn), 1.0));
+        assert_eq!(cell(Some("1")), (Some(Cell::Fn), 1.0));
+        assert_eq!(cell(Some("0")), (Some(Cell::Fp), 1.0));
+        // Predicted 0, labelled 0: a true positive for class 0.
+        let right = judge(&binary, Some("0"), Some(&n(0.0)), None, None, &n(0.0)).unwrap();
+        assert_eq!(right, (Some(Cell::Tp), 0.0));
+
+        let multi = spec(Task::Multiclass);
+        let text = |s: &str| Outcome::Text(s.into());
+        let cell = |class, p: &str, l: &str| {
+            judge(&multi, class, Some(&text(p)), None, None, &text(l)).unwrap()
+        };
+        assert_eq!(cell(Some("cat"), "dog", "cat"), (Some(Cell::Fn), 1.0));
+        assert_eq!(cell(Some("cat"), "cat", "dog"), (Some(Cell::Fp), 1.0));
+        assert_eq!(cell(Some("cat"), "dog", "bird"), (Some(Cell::Tn), 1.0));
+        assert_eq!(cell(Some("cat"), "cat", "cat"), (Some(Cell::Tp), 0.0));
+        assert_eq!(cell(None, "dog", "bird"), (Some(Cell::Fp), 1.0));
+    }
 
     #[test]
     fn numbers_read_well() {

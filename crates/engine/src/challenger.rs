@@ -311,6 +311,7 @@ fn scored(spec: &TaskSpec, p: &PredictionEvent, estimable: bool) -> Scored {
             score: p.score,
             scores: p.scores.clone(),
             latency_ms: None,
+            cost: None,
             error: None,
             tags: Vec::new(),
             role: p.role,

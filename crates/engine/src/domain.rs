@@ -9,7 +9,7 @@
 //! categorical and boolean ones as categories; a value of another kind, a null or an absent
 //! feature is missing). At most [`SAMPLE_ROWS`] reference rows (a seeded sample, the same for
 //! every window) and [`SAMPLE_ROWS`] window rows (a seeded sample of the window's predictions
-//! in scan order, seeded by the window's start), so a window's cost is bounded (ADR 014).
+//! in scan order, seeded by the window's start), so a window's cost is bounded (ADR 015).
 //!
 //! # What is kept
 //! Each window's score with the reference stamp and the window's prediction count, as the

@@ -33,6 +33,9 @@ pub enum EngineError {
     /// classifier, a favourable outcome that is not one of its classes).
     #[error("{0}")]
     FairnessUnavailable(String),
+    /// A window a report cannot answer in (cost and service levels: not whole hours).
+    #[error("{0}")]
+    InvalidWindow(String),
 }
 
 impl ServiceError for EngineError {
@@ -45,6 +48,7 @@ impl ServiceError for EngineError {
             EngineError::InvalidThreshold(_)
             | EngineError::InvalidTask(_)
             | EngineError::InvalidSegment { .. }
+            | EngineError::InvalidWindow(_)
             | EngineError::SegmentNeedsValue { .. } => ErrorCode::InvalidInput,
         }
     }

@@ -24,6 +24,7 @@ pub mod performance;
 pub mod planner;
 pub mod query;
 pub mod reference;
+pub mod service_levels;
 pub mod sketch;
 pub mod state;
 pub mod summary;

@@ -545,6 +545,10 @@ pub struct WindowAccumulator {
     pub scores: QuantileSketch,
     /// Label time minus prediction time, seconds, of the labelled predictions.
     pub label_delay_seconds: QuantileSketch,
+    /// Predictions that carried a `cost`, and the sum of their costs in whole billionths
+    /// (`crate::service_levels`): integers, so that any merge order gives the same sum.
+    pub costed: u64,
+    pub cost_nanos: u128,
 }
 
 impl WindowAccumulator {
@@ -561,6 +565,8 @@ impl WindowAccumulator {
             predicted: PredictionDistribution::new(),
             scores: QuantileSketch::new(),
             label_delay_seconds: QuantileSketch::new(),
+            costed: 0,
+            cost_nanos: 0,
         }
     }
 
@@ -573,6 +579,10 @@ impl WindowAccumulator {
         if let Some(ms) = p.latency_ms {
             // Ingest validates latency; a value the sketch refuses is simply not counted.
             let _ = self.latency_ms.observe(ms);
+        }
+        if let Some(c) = p.cost {
+            self.costed += 1;
+            self.cost_nanos += crate::service_levels::nanos(c);
         }
         let scores = p.scores.as_deref();
         match spec.task {
@@ -672,6 +682,8 @@ impl WindowAccumulator {
         self.errors += other.errors;
         self.labelled += other.labelled;
         self.unusable += other.unusable;
+        self.costed += other.costed;
+        self.cost_nanos += other.cost_nanos;
         Ok(())
     }
 

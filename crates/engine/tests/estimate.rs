@@ -2,6 +2,8 @@
 //! not; refitted after a new reference; from the per-hour states equal to a scan of the raw
 //! events however the hours were built.
 
+mod common;
+
 use modelwatch_core::{
     FeatureValue, ModelName, Outcome, PredictionEvent, ReferenceRow, Timestamp, Window,
 };
@@ -61,6 +63,7 @@ fn store(dir: &std::path::Path) -> SqliteStore {
                 score: Some(s),
                 scores: None,
                 latency_ms: None,
+                cost: None,
                 error: None,
                 tags: vec![],
                 explanations: Vec::new(),
@@ -204,50 +207,11 @@ fn multiclass_reference(power: i32) -> Vec<(usize, ReferenceRow)> {
 
 /// Ingests `rows`, folded on arrival as the server does when `fold` is set.
 fn ingest(store: &SqliteStore, rows: &[serde_json::Value], fold: bool) {
-    use modelwatch_core::{parse_prediction_row, IngestLimits};
-    let now = Timestamp::now();
-    let rows: Vec<_> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let row =
-                parse_prediction_row(&r.to_string(), i, now, &IngestLimits::default()).unwrap();
-            (i, row)
-        })
-        .collect();
-    let folds = match fold {
-        true => modelwatch_engine::aggregates::fold_on_arrival(store, &model(), &rows)
-            .unwrap()
-            .unwrap_or_default(),
-        false => Vec::new(),
-    };
-    let batch = PredictionBatch {
-        folds,
-        ..PredictionBatch::new(rows)
-    };
-    let out = store.ingest_predictions(&model(), batch).unwrap();
-    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    common::ingest_predictions(store, &model(), rows, fold);
 }
 
 fn label(store: &SqliteStore, ids: &[String], label: serde_json::Value) {
-    use modelwatch_core::{parse_label_row, IngestLimits};
-    let now = Timestamp::now();
-    let rows = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            let r = serde_json::json!({"request_id": id, "label": label});
-            (
-                i,
-                parse_label_row(&r.to_string(), i, now, &IngestLimits::default()).unwrap(),
-            )
-        })
-        .collect();
-    let batch = modelwatch_store::LabelBatch {
-        rows,
-        ..Default::default()
-    };
-    store.ingest_labels(&model(), batch).unwrap();
+    common::label_all(store, &model(), ids, label);
 }
 
 /// Every window's estimates of `q` from the per-hour states (the report says so) equal those of

@@ -2,10 +2,12 @@
 //! RMSE attached to every window, labelled or not; refitted after a new reference; from the
 //! per-hour states equal to a scan of the raw events however the hours were built.
 
+mod common;
+
 use modelwatch_core::{FeatureValue, ModelName, Outcome, ReferenceRow, Timestamp, Window};
 use modelwatch_engine::estimate::{attach, estimator, scan};
 use modelwatch_engine::performance::{window_performance, PerformanceQuery, PerformanceReport};
-use modelwatch_store::{PredictionBatch, SqliteStore, Store};
+use modelwatch_store::{SqliteStore, Store};
 
 fn model() -> ModelName {
     ModelName::new("r").unwrap()
@@ -85,50 +87,11 @@ fn prediction_rows(
 
 /// Ingests `rows`, folded on arrival as the server does when `fold` is set.
 fn ingest(store: &SqliteStore, rows: &[serde_json::Value], fold: bool) {
-    use modelwatch_core::{parse_prediction_row, IngestLimits};
-    let now = Timestamp::now();
-    let rows: Vec<_> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let row =
-                parse_prediction_row(&r.to_string(), i, now, &IngestLimits::default()).unwrap();
-            (i, row)
-        })
-        .collect();
-    let folds = match fold {
-        true => modelwatch_engine::aggregates::fold_on_arrival(store, &model(), &rows)
-            .unwrap()
-            .unwrap_or_default(),
-        false => Vec::new(),
-    };
-    let batch = PredictionBatch {
-        folds,
-        ..PredictionBatch::new(rows)
-    };
-    let out = store.ingest_predictions(&model(), batch).unwrap();
-    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    common::ingest_predictions(store, &model(), rows, fold);
 }
 
 fn label(store: &SqliteStore, ids: &[String]) {
-    use modelwatch_core::{parse_label_row, IngestLimits};
-    let now = Timestamp::now();
-    let rows = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            let r = serde_json::json!({"request_id": id, "label": 5.0});
-            (
-                i,
-                parse_label_row(&r.to_string(), i, now, &IngestLimits::default()).unwrap(),
-            )
-        })
-        .collect();
-    let batch = modelwatch_store::LabelBatch {
-        rows,
-        ..Default::default()
-    };
-    store.ingest_labels(&model(), batch).unwrap();
+    common::label_all(store, &model(), ids, serde_json::json!(5.0));
 }
 
 fn report(store: &SqliteStore, q: &PerformanceQuery) -> PerformanceReport {

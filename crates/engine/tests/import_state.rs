@@ -46,6 +46,7 @@ fn row(i: usize, class: &str) -> (PredictionEvent, Option<LabelEvent>) {
         score: Some(score),
         scores: None,
         latency_ms: Some((i % 50) as f64),
+        cost: None,
         error: None,
         // Some exploration traffic, so that the hours' exploration split is compared too.
         tags: if i.is_multiple_of(11) {

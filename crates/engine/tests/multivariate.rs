@@ -88,6 +88,7 @@ fn predictions(store: &SqliteStore, day: i64, broken: bool, id: &str, seed: u64)
             score: Some(0.3),
             scores: None,
             latency_ms: None,
+            cost: None,
             error: None,
             tags: vec![],
             explanations: Vec::new(),

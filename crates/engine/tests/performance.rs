@@ -2,9 +2,11 @@
 //! computed on the same rows (`scripts/fixtures/gen_window_fixtures.py`), and invariance to
 //! label order and batching.
 
+mod common;
+
 use modelwatch_core::{
-    parse_label_row, parse_prediction_row, FeatureValue, IngestLimits, ModelName, Outcome,
-    ReferenceRow, Timestamp, Window,
+    parse_prediction_row, FeatureValue, IngestLimits, ModelName, Outcome, ReferenceRow, Timestamp,
+    Window,
 };
 use modelwatch_engine::aggregates;
 use modelwatch_engine::feedback::{feedback, scan_feedback, FeedbackQuery, FeedbackThresholds};
@@ -35,46 +37,11 @@ fn ingest_predictions(store: &dyn Store, rows: &[Value]) {
 
 /// Ingests `rows`, with the folds the server makes on arrival when `fold` is set.
 fn ingest_predictions_folded(store: &dyn Store, rows: &[Value], fold: bool) -> IngestOutcome {
-    let now = Timestamp::now();
-    let rows: Vec<_> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let row =
-                parse_prediction_row(&r.to_string(), i, now, &IngestLimits::default()).unwrap();
-            (i, row)
-        })
-        .collect();
-    let folds = match fold {
-        true => aggregates::fold_on_arrival(store, &model(), &rows)
-            .unwrap()
-            .unwrap_or_default(),
-        false => Vec::new(),
-    };
-    let batch = PredictionBatch {
-        folds,
-        ..PredictionBatch::new(rows)
-    };
-    let out = store.ingest_predictions(&model(), batch).unwrap();
-    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
-    out
+    common::ingest_predictions(store, &model(), rows, fold)
 }
 
 fn ingest_labels(store: &dyn Store, rows: &[Value]) {
-    let now = Timestamp::now();
-    let batch = LabelBatch {
-        rows: rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let row =
-                    parse_label_row(&r.to_string(), i, now, &IngestLimits::default()).unwrap();
-                (i, row)
-            })
-            .collect(),
-        rejected: vec![],
-    };
-    store.ingest_labels(&model(), batch).unwrap();
+    common::ingest_labels(store, &model(), rows);
 }
 
 fn outcome(v: &Value) -> Outcome {

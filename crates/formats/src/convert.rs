@@ -472,6 +472,8 @@ fn field_of(r: &Resolved, names: &[&str], column: &str) -> String {
         "label".into()
     } else if is(r.latency_ms) {
         "latency_ms".into()
+    } else if is(r.cost) {
+        "cost".into()
     } else if is(r.error) {
         "error".into()
     } else if is(r.tags_json) {
@@ -768,6 +770,7 @@ fn convert_predictions(
             score: None,
             scores: None,
             latency_ms: None,
+            cost: None,
             error: None,
             tags: Vec::new(),
             explanations: Vec::new(),
@@ -836,6 +839,17 @@ fn convert_predictions(
                 e.latency_ms = Some(l);
                 if let Err(reason) = check::latency(l) {
                     rej.reject(i, "latency_ms", reason);
+                }
+            }
+        }
+    }
+    if let Some(ci) = r.cost {
+        let col = value_col(batch, ci, "cost")?;
+        for (i, e) in events.iter_mut().enumerate() {
+            if let Some(c) = opt_num(&col, i) {
+                e.cost = Some(c);
+                if let Err(reason) = check::cost(c) {
+                    rej.reject(i, "cost", reason);
                 }
             }
         }

@@ -27,6 +27,10 @@ pub struct ColumnMapping {
     pub scores_prefix: Option<String>,
     pub label: Option<String>,
     pub latency_ms: Option<String>,
+    /// Each prediction's cost (docs/api.md, "Cost and service levels"). No default: a file
+    /// written before costs existed may well have a feature called `cost`, so the column is
+    /// read as the cost only when named here (`modelwatch import --cost-col cost`).
+    pub cost: Option<String>,
     pub error: Option<String>,
     /// Columns whose text values become tags (`tags.<column>`).
     pub tags: Vec<String>,
@@ -53,6 +57,7 @@ pub(crate) struct Resolved {
     pub label: Option<usize>,
     pub label_value: Option<usize>,
     pub latency_ms: Option<usize>,
+    pub cost: Option<usize>,
     pub error: Option<usize>,
     /// (tag name, column)
     pub tags: Vec<(String, usize)>,
@@ -129,6 +134,7 @@ impl ColumnMapping {
             label: pick(&self.label, LABEL_ALIASES, "label")?,
             label_value: pick(&None, &["label_value"], "label_value")?,
             latency_ms: pick(&self.latency_ms, &["latency_ms"], "latency_ms")?,
+            cost: pick(&self.cost, &[], "cost")?,
             error: pick(&self.error, &["error"], "error")?,
             tags_json: pick(&None, &["tags"], "tags")?,
             ..Resolved::default()

@@ -482,6 +482,7 @@ fn events() -> Vec<PredictionEvent> {
             score: (i != 4).then_some(0.25 * i as f64),
             scores: (i == 4).then(|| vec![("ok".into(), 0.09), ("fraud".into(), 0.91)]),
             latency_ms: Some(12.5),
+            cost: None,
             error: (i == 2).then(|| "timeout \"upstream\"".into()),
             tags: if i == 1 {
                 vec![("region".into(), "eu".into())]

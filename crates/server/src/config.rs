@@ -296,6 +296,26 @@ mod tests {
         assert!(e.contains("alerts.notifiers.w") && e.contains("url"), "{e}");
     }
 
+    /// A slice (`country:DE`) in `alerts.metrics_segments` was accepted and exported nothing:
+    /// it is refused at load with the breakdown to name instead; a feature or tag is accepted.
+    #[test]
+    fn metrics_segments_name_a_breakdown_not_a_slice() {
+        let segments = |v: &str| {
+            Config::from_toml(&format!("[alerts.metrics_segments]\nfraud = \"{v}\"\n"))
+                .unwrap()
+                .validate()
+        };
+        assert!(segments("country").is_ok());
+        assert!(segments("tag:region").is_ok());
+        let e = segments("country:DE").unwrap_err().to_string();
+        assert!(
+            e.contains("alerts.metrics_segments.fraud") && e.contains("\"country\""),
+            "{e}"
+        );
+        let e = segments("tag:region:eu").unwrap_err().to_string();
+        assert!(e.contains("\"tag:region\""), "{e}");
+    }
+
     #[test]
     fn file_then_env() {
         let dir = tempfile::tempdir().unwrap();

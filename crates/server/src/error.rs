@@ -132,6 +132,9 @@ impl From<EngineError> for ApiError {
             e @ (EngineError::InvalidSegment { .. } | EngineError::SegmentNeedsValue { .. }) => {
                 ApiError::new(e.code(), "invalid_query", format!("`segment`: {e}"))
             }
+            e @ EngineError::InvalidWindow(_) => {
+                ApiError::new(e.code(), "invalid_query", format!("`window`: {e}"))
+            }
         }
     }
 }

@@ -21,6 +21,7 @@ mod json_body;
 mod login;
 mod query;
 mod refused;
+mod service_levels;
 
 pub use alerts::IngestCounters;
 pub use config::Config;
@@ -119,6 +120,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/models/{model}/fairness/settings",
             get(fairness::get_settings).put(fairness::put_settings),
+        )
+        .route(
+            "/v1/models/{model}/service-levels",
+            get(service_levels::service_levels),
+        )
+        .route(
+            "/v1/models/{model}/service-levels/settings",
+            get(service_levels::get_settings).put(service_levels::put_settings),
         )
         .route("/v1/models/{model}/compare", get(compare::compare))
         .route(

@@ -5,7 +5,7 @@
 //!
 //! - **Rows.** A bounded sample ([`SAMPLE_ROWS`] reference rows, [`SAMPLE_ROWS`] window rows at
 //!   most, each drawn by [`Reservoir`] with a fixed seed), so a window costs the same whatever its
-//!   size (ADR 014). NannyML fits on every reference row and every chunk row.
+//!   size (ADR 015). NannyML fits on every reference row and every chunk row.
 //! - **Folds.** [`FOLDS`]-fold stratified cross-validation, the folds exactly those of
 //!   scikit-learn's `StratifiedKFold(n_splits=5)` without shuffling ([`stratified_folds`]):
 //!   each row is scored by the classifier fitted on the other folds.
@@ -17,13 +17,13 @@
 //!   `roc_auc_score`) and DeLong's standard error (DeLong, DeLong & Clarke-Pearson 1988, computed
 //!   with midranks as Sun & Xu 2014), the interval AUC ± 1.96 standard errors clipped to
 //!   [0, 1] ([`auc_delong`]). DeLong rather than a bootstrap: closed form, deterministic, O(n log
-//!   n), and checkable to the last digits against a Python implementation (ADR 014).
+//!   n), and checkable to the last digits against a Python implementation (ADR 015).
 
 use crate::estimate::dle::{Binner, Cell, ColumnKind, Gbdt};
 
 /// Folds of the cross-validation (NannyML's `cv_folds_num`).
 pub const FOLDS: usize = 5;
-/// Rows drawn from the reference, and from each window, at most (ADR 014).
+/// Rows drawn from the reference, and from each window, at most (ADR 015).
 pub const SAMPLE_ROWS: usize = 2000;
 /// The standard normal's 97.5 % quantile: the interval is 95 %.
 pub const Z_95: f64 = 1.959_963_984_540_054;

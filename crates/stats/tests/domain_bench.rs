@@ -1,4 +1,4 @@
-//! The cost of the domain classifier and what the sample bound buys (ADR 014, docs/benchmarks.md).
+//! The cost of the domain classifier and what the sample bound buys (ADR 015, docs/benchmarks.md).
 //! Ignored by default (a timing, not a check):
 //! `cargo test --release -p modelwatch-stats --test domain_bench -- --ignored --nocapture`
 //!

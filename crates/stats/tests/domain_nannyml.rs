@@ -5,7 +5,7 @@
 //! - On the same out-of-fold scores (LightGBM's, from the cross-validation NannyML runs), our
 //!   AUC equals scikit-learn's `roc_auc_score` and our DeLong standard error and interval equal
 //!   the script's Python implementation, to 1e-12; our folds are `StratifiedKFold`'s.
-//! - On the same rows, our score (our own boosted trees, ADR 014) is within [`TOLERANCE`] of
+//! - On the same rows, our score (our own boosted trees, ADR 015) is within [`TOLERANCE`] of
 //!   NannyML's (LightGBM) and both sides agree on which chunks drift (above 0.55).
 //!
 //! `cargo test -p modelwatch-stats --test domain_nannyml -- --nocapture` prints the table in

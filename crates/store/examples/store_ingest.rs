@@ -40,6 +40,7 @@ fn main() {
         score: Some(0.42),
         scores: None,
         latency_ms: Some(3.5),
+        cost: None,
         error: None,
         tags: vec![],
         explanations: Vec::new(),

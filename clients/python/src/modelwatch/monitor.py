@@ -294,13 +294,17 @@ class Monitor:
         latency_ms: Optional[float] = None,
         tags: Optional[Mapping[str, Any]] = None,
         model_version: Optional[str] = None,
+        cost: Optional[float] = None,
     ) -> str:
-        """Log one prediction; returns its request id (generated unless given). Never raises."""
+        """Log one prediction; returns its request id (generated unless given). Never raises.
+
+        ``cost``: what this prediction cost (summed per window by the server; a prediction
+        without one is priced by the model's ``cost_per_prediction`` setting, if any)."""
         try:
             rid = str(request_id) if request_id is not None else self._new_ids(1)[0]
             item = (_ONE, rid, dict(features) if features else {}, prediction, score,
                     dict(scores) if scores else None, time.time() if timestamp is None else timestamp,
-                    latency_ms, dict(tags) if tags else None, model_version)
+                    latency_ms, dict(tags) if tags else None, model_version, cost)
             self._enqueue(item, 1)
             return rid
         except Exception as e:  # never into the caller
@@ -925,7 +929,9 @@ class Monitor:
                         row["explanations"] = e
             return "predictions", rows
         if tag == _ONE:
-            _, rid, features, prediction, score, scores, ts, latency_ms, tags, version = item
+            _, rid, features, prediction, score, scores, ts, latency_ms, tags, version = item[:10]
+            # Items queued before `cost` existed have ten fields.
+            cost = item[10] if len(item) > 10 else None
             row: Dict[str, Any] = {"request_id": rid, "timestamp": _ts(ts)}
             v = version if version is not None else self.version
             if v is not None:
@@ -938,6 +944,8 @@ class Monitor:
                 row["scores"] = {str(k): _rows.clean_value(x) for k, x in scores.items()}
             if latency_ms is not None and _rows.clean_value(latency_ms) is not None:
                 row["latency_ms"] = _rows.clean_value(latency_ms)
+            if cost is not None and _rows.clean_value(cost) is not None:
+                row["cost"] = _rows.clean_value(cost)
             t = {**self.tags, **{str(k): _rows.clean_value(x) for k, x in tags.items()}} if tags else self.tags
             if t:
                 row["tags"] = t

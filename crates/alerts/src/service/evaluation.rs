@@ -33,6 +33,7 @@ enum Report {
     Quality(Box<QualityResponse>),
     Fairness(Box<FairnessReport>),
     Attribution(Box<AttributionReport>),
+    ServiceLevels(Box<modelwatch_engine::service_levels::ServiceLevelReport>),
 }
 
 /// What one evaluation pass did (for logs and tests).
@@ -253,6 +254,12 @@ impl AlertService {
                         Err(e) => return Evaluation::unknown(e),
                     },
                     Ok(Report::Attribution(r)) => attribution_series(r, &rule.signal),
+                    Ok(Report::ServiceLevels(r)) => {
+                        match crate::signals::service_level_series(r, &rule.signal) {
+                            Ok(s) => s,
+                            Err(e) => return Evaluation::unknown(e),
+                        }
+                    }
                     Err(e) => return Evaluation::unknown(e.clone()),
                 };
                 evaluate_condition(&rule.spec.condition, &series, rule.min_sample())
@@ -334,6 +341,17 @@ impl AlertService {
                     .map(|r| Report::Attribution(Box::new(r)))
                     .map_err(|e| format!("attributions: {e}"))
             }
+            Source::ServiceLevels => {
+                let q = modelwatch_engine::service_levels::ServiceLevelQuery {
+                    window: rule.window,
+                    from: Some(from),
+                    to: None,
+                    version,
+                };
+                modelwatch_engine::service_levels::service_levels(store, model, &q)
+                    .map(|r| Report::ServiceLevels(Box::new(r)))
+                    .map_err(|e| format!("service levels: {e}"))
+            }
             Source::Multivariate => {
                 modelwatch_engine::multivariate::multivariate(store, model, &drift_query())
                     .map(|r| Report::Multivariate(Box::new(r)))
@@ -365,6 +383,10 @@ impl AlertService {
             end: a.window_end?,
             version: rule.spec.version.clone(),
             metric: metric.to_owned(),
+            class: match &rule.signal {
+                Signal::ClassMetric(_, c) => Some(c.clone()),
+                _ => None,
+            },
         };
         let started = std::time::Instant::now();
         let model = ModelName::new(&a.model).ok()?;

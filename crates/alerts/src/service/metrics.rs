@@ -36,6 +36,9 @@ pub(super) struct ModelMetrics {
     quality_flags: Option<f64>,
     /// (protected attribute, measure, value) of the latest window, all versions
     fairness: Vec<(String, &'static str, f64)>,
+    /// The latest window's cost and latency objective (`engine::service_levels`).
+    service_levels: Option<modelwatch_engine::service_levels::ServiceLevelWindow>,
+    slo: Option<modelwatch_engine::service_levels::LatencySlo>,
 }
 
 pub(super) const MAX_METRIC_VERSIONS: usize = 10;
@@ -195,6 +198,20 @@ impl AlertService {
                 }
             }
         }
+        let sq = modelwatch_engine::service_levels::ServiceLevelQuery {
+            window,
+            from: Some(from),
+            to: None,
+            version: None,
+        };
+        if window.micros() % Window::HOUR.micros() == 0 {
+            if let Ok(r) =
+                modelwatch_engine::service_levels::service_levels(self.store.as_ref(), &name, &sq)
+            {
+                m.slo = r.settings.latency_slo.clone();
+                m.service_levels = r.windows.last().cloned();
+            }
+        }
         self.metrics
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -250,6 +267,75 @@ impl AlertService {
                     failing as f64,
                 );
             }
+        }
+    }
+
+    /// The latest window's cost, and the latency objective in the conventional SLO form:
+    /// `modelwatch_slo_*` series labelled with the objective, and the objective as a series of
+    /// its own (docs/api.md, "Cost and service levels").
+    fn export_service_levels(
+        &self,
+        e: &mut Exposition,
+        model: &str,
+        m: &ModelMetrics,
+        window: &str,
+    ) {
+        let Some(w) = &m.service_levels else {
+            return;
+        };
+        e.gauge(
+            "modelwatch_model_cost",
+            "Cost of the latest window's predictions: the events' cost plus the model's rate for those without one, all versions.",
+            &[("model", model), ("window", window)],
+            w.cost.total,
+        );
+        let (Some(slo), Some(sw)) = (&m.slo, &w.slo) else {
+            return;
+        };
+        let objective = slo.objective.to_string();
+        let threshold = (slo.threshold_ms / 1000.0).to_string();
+        let labels = [
+            ("model", model),
+            ("slo", "latency"),
+            ("objective", objective.as_str()),
+            ("threshold_seconds", threshold.as_str()),
+        ];
+        e.gauge(
+            "modelwatch_slo_objective_ratio",
+            "The latency objective: the share of requests that must answer within threshold_seconds.",
+            &labels,
+            slo.objective,
+        );
+        let with_window = [
+            labels[0],
+            labels[1],
+            labels[2],
+            labels[3],
+            ("window", window),
+        ];
+        if let Some(c) = sw.compliance {
+            e.gauge(
+                "modelwatch_slo_compliance_ratio",
+                "Share of the latest window's requests within the latency objective's bound.",
+                &with_window,
+                c,
+            );
+        }
+        if let Some(b) = sw.burn_rate {
+            e.gauge(
+                "modelwatch_slo_burn_rate",
+                "Error rate of the latest window over the rate the objective allows (1 spends the 30-day budget exactly).",
+                &with_window,
+                b,
+            );
+        }
+        if let Some(b) = sw.budget_remaining {
+            e.gauge(
+                "modelwatch_slo_error_budget_remaining_ratio",
+                "Share of the error budget left over the 30 days ending with the latest window (below 0: overspent).",
+                &labels,
+                b,
+            );
         }
     }
 
@@ -368,6 +454,7 @@ impl AlertService {
                 *v,
             );
         }
+        self.export_service_levels(e, model, m, window);
         for (feature, drifted, stat) in &m.drift {
             e.gauge(
                 "modelwatch_feature_drifted",

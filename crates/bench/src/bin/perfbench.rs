@@ -118,6 +118,7 @@ fn prediction(rng: &mut SmallRng, day: u32, i: u64, per_day: u64) -> (Prediction
         score: Some(score),
         scores: None,
         latency_ms: Some(rng.random_range(2.0..40.0)),
+        cost: None,
         error: None,
         tags: vec![],
         explanations: Vec::new(),

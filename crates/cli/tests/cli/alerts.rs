@@ -1097,6 +1097,14 @@ fn signal_cases() -> Vec<Case> {
         case("attr", "attribution:country", ">", 0.3),
         case("attr", "attribution:amount", ">", 0.3).quiet(),
         case("attrok", "attribution:country", ">", 0.1).quiet(),
+        // `bin` has no costs in its events: its rate prices its 1,020 predictions at 0.001;
+        // its latencies (5-14 ms) are under the 10 ms bound for about half the requests, where
+        // the objective allows 1 % (burn rate about 45, the 30-day budget overspent).
+        case("bin", "cost", ">", 1.0),
+        case("bin", "cost", ">", 2.0).quiet(),
+        case("bin", "slo_burn_rate", ">", 14.4),
+        case("bin", "slo_burn_rate", ">", 100.0).quiet(),
+        case("bin", "slo_budget_remaining", "<", 0.0),
         Case {
             condition: json!({"kind": "freshness", "max_age": "1s"}),
             ..case("bin", "events", ">", 0.0)
@@ -1149,6 +1157,12 @@ fn send_signal_data(s: &Server) {
         })
         .collect();
     s.post_ok("/v1/models/bin/kpis", kpis);
+    let (st, out) = s.put(
+        "/v1/models/bin/service-levels/settings",
+        "application/json",
+        r#"{"cost_per_prediction": 0.001, "latency_slo": {"objective": 0.99, "threshold_ms": 10}}"#,
+    );
+    assert_eq!(st, 200, "{out}");
     let (st, out) = s.post(
         "/v1/models/bin/heartbeats",
         r#"{"job": "train", "status": "failed", "message": "OOM"}"#,

@@ -31,4 +31,5 @@ mod partial_windows;
 mod readme_examples;
 mod reference_versions;
 mod segments;
+mod service_levels;
 mod task_decision;

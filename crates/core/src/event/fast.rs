@@ -78,6 +78,10 @@ pub(super) fn prediction(json: &str) -> Option<RawPrediction<'_>> {
                     raw.explanations = r.optional(|r| r.pairs(Reader::number))?;
                     2048
                 }
+                "cost" => {
+                    raw.cost = r.optional(Reader::number)?;
+                    4096
+                }
                 _ => return None,
             };
             if seen & bit != 0 {

@@ -13,6 +13,7 @@ pub mod overview;
 pub mod performance;
 pub mod quality;
 pub mod segments;
+pub mod service_levels;
 pub mod versions;
 pub mod window;
 
@@ -52,7 +53,8 @@ report_window!(
     modelwatch_engine::fairness::FairnessWindow,
     modelwatch_engine::attribution::AttributionWindow,
     modelwatch_engine::multivariate::MultivariateWindow,
-    modelwatch_engine::domain::DomainWindow
+    modelwatch_engine::domain::DomainWindow,
+    modelwatch_engine::service_levels::ServiceLevelWindow
 );
 
 /// The window "latest" values are read from: the last complete one; the last one (partial)
