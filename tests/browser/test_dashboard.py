@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 from conftest import HOURS, MODEL, XSS, Process, poll, wait_for_firing
 
-DEMO_RULES = ["inputs-drifted", "inputs-drifted-together", "concept-changed", "accuracy-below-reference",
+DEMO_RULES = ["inputs-drifted", "inputs-drifted-together", "inputs-told-apart", "concept-changed", "accuracy-below-reference",
               "f1-below-reference", "unfair-to-a-group", "latency-slo-burn",
               "unusual-inputs", "client-probing"]
 
@@ -563,6 +563,30 @@ def test_the_credit_demo_shows_the_estimate_before_its_labels(demo, page, screen
     for name in ["delayed-labels.png", "delayed-labels-compare.png"]:
         with open(os.path.join(screenshots, name), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert page.problems == [], page.problems
+
+
+def test_domain_classifier_on_the_drift_page_shows_the_apis_windows(demo, page, screenshots):
+    # After the demo's alerts fired: its rule on domain_classifier_auc among them.
+    wait_for_firing(demo, "fraud-demo", DEMO_RULES)
+    api = demo.request("GET", "/v1/models/fraud-demo/drift/domain-classifier?window=1d")
+    complete = [w for w in api["windows"] if not w["partial"] and w["auc"] is not None]
+    # fraud-demo's amount and country drift day after day: its last complete day is told apart.
+    assert complete and complete[-1]["auc"] > 0.65, api
+    page.page.set_viewport_size({"width": 1360, "height": 900})
+    page.goto(demo.url + "/models/fraud-demo/drift?range=all&window=1d")
+    fig = page.page.locator('figure[data-chart="domain_classifier"]')
+    assert fig.get_attribute("data-series").split("|")[:3] == [
+        "domain classifier AUC", "domain classifier AUC 95% CI", "0.5: rows like the reference's"]
+    assert fig.get_attribute("data-windows") == str(len(api["windows"]))
+    meta = page.page.locator("[data-domain-alerts]")
+    assert int(meta.get_attribute("data-domain-alerts")) >= 1
+    # Each complete window's hover text holds the API's AUC (kept: the same fit).
+    titles = hover_titles(fig)
+    for w in complete:
+        value = f"{w['auc']:.4f}".rstrip("0").rstrip(".")
+        assert any(value in t for t in titles), (value, titles)
+    fig.screenshot(path=os.path.join(screenshots, "domain-classifier.png"))
     assert page.problems == [], page.problems
 
 

@@ -314,6 +314,7 @@ pub const SIGNAL_KINDS: &[&str] = &[
     "multivariate_drift",
     "outlier_rate",
     "probing",
+    "domain_classifier_auc",
     "quality_flags",
     "null_rate:<feature>",
     "out_of_range:<feature>",
@@ -335,8 +336,8 @@ pub const CLASS_METRICS: [MetricName; 3] =
 
 /// What a rule watches. Written as a string: a metric name (`f1`), an operational value
 /// (`error_rate`), a class's metric (`recall:fraud`), a KPI (`kpi:fraud_loss_eur`),
-/// `drift_share`, `drift:<column>`, `reconstruction_error`, `multivariate_drift`, `outlier_rate`,
-/// `probing`, `quality_flags`, `null_rate:<feature>`,
+/// `drift_share`, `drift:<column>`, `reconstruction_error`, `multivariate_drift`,
+/// `domain_classifier_auc`, `outlier_rate`, `probing`, `quality_flags`, `null_rate:<feature>`,
 /// `out_of_range:<feature>`, `unseen:<feature>`, `fairness:<measure>:<attribute>`,
 /// `attribution:<feature>`, `cost`, `slo_burn_rate`, `slo_budget_remaining`,
 /// `concept:<detector>`, `events`, `labels` or `heartbeat:<job>`
@@ -367,6 +368,8 @@ pub enum Signal {
     OutlierRate,
     /// Tag values (clients) of the window flagged as possible boundary probing.
     Probing,
+    /// The window's domain-classifier ROC AUC (0.5: its rows look like the reference's).
+    DomainClassifierAuc,
     /// Number of data-quality flags in the window.
     QualityFlags,
     NullRate(String),
@@ -466,6 +469,7 @@ impl Signal {
             "multivariate_drift" => Ok(Signal::MultivariateDrift),
             "outlier_rate" => Ok(Signal::OutlierRate),
             "probing" => Ok(Signal::Probing),
+            "domain_classifier_auc" => Ok(Signal::DomainClassifierAuc),
             "quality_flags" => Ok(Signal::QualityFlags),
             "cost" => Ok(Signal::Cost),
             "slo_burn_rate" => Ok(Signal::SloBurnRate),
@@ -525,6 +529,7 @@ impl Signal {
             Signal::MultivariateDrift => "multivariate_drift",
             Signal::OutlierRate => "outlier_rate",
             Signal::Probing => "probing",
+            Signal::DomainClassifierAuc => "domain_classifier_auc",
             Signal::QualityFlags => "quality_flags",
             Signal::NullRate(_) => "null_rate:<feature>",
             Signal::OutOfRange(_) => "out_of_range:<feature>",
@@ -552,6 +557,7 @@ impl Signal {
             Signal::DriftShare | Signal::Drift(_) => Source::Drift,
             Signal::ReconstructionError | Signal::MultivariateDrift => Source::Multivariate,
             Signal::OutlierRate | Signal::Probing => Source::Outliers,
+            Signal::DomainClassifierAuc => Source::DomainClassifier,
             Signal::QualityFlags
             | Signal::NullRate(_)
             | Signal::OutOfRange(_)
@@ -610,6 +616,8 @@ pub enum Source {
     Multivariate,
     /// The outliers report (`GET .../outliers`).
     Outliers,
+    /// The domain-classifier drift report (`GET .../drift/domain-classifier`).
+    DomainClassifier,
     Quality,
     Fairness,
     /// The attribution report (`GET .../attributions`).

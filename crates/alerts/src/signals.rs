@@ -7,6 +7,7 @@ use crate::rule::{OperationalSignal, Signal};
 use modelwatch_core::Timestamp;
 use modelwatch_engine::attribution::AttributionReport;
 use modelwatch_engine::concept::ConceptReport;
+use modelwatch_engine::domain::DomainResponse;
 use modelwatch_engine::drift::{DriftResponse, QualityResponse};
 use modelwatch_engine::fairness::FairnessReport;
 use modelwatch_engine::multivariate::MultivariateResponse;
@@ -283,6 +284,16 @@ pub fn fairness_series(report: &FairnessReport, signal: &Signal) -> Result<Vec<P
             point(w.start, w.end, value, n)
         })
         .collect())
+}
+
+/// The series of `domain_classifier_auc` from a `drift/domain-classifier` response: each
+/// window's AUC, with the window rows the classifier was fitted on as its sample.
+pub fn domain_series(report: &DomainResponse) -> Vec<Point> {
+    report
+        .windows
+        .iter()
+        .map(|w| point(w.start, w.end, w.auc.and_then(finite), w.window_rows))
+        .collect()
 }
 
 /// The series of a multivariate drift signal from a `drift/multivariate` response: the mean
@@ -649,6 +660,8 @@ mod tests {
             &modelwatch_engine::outliers::OutlierQuery::new(drift_query()),
         )
         .unwrap();
+        let domain =
+            modelwatch_engine::domain::domain_classifier(&store, &b, &drift_query()).unwrap();
         let attribution_query = modelwatch_engine::attribution::AttributionQuery {
             window: modelwatch_core::Window::HOUR,
             from: None,
@@ -701,6 +714,7 @@ mod tests {
                 "multivariate_drift",
                 "outlier_rate",
                 "probing",
+                "domain_classifier_auc",
                 "quality_flags",
                 "null_rate:x",
                 "out_of_range:x",
@@ -788,6 +802,14 @@ mod tests {
                             _ => w["probing_flagged"].as_f64(),
                         };
                         assert_eq!(p.value, want, "{name}");
+                    }
+                    series
+                }
+                (_, Source::DomainClassifier) => {
+                    let series = domain_series(&domain);
+                    let json = serde_json::to_value(&domain).unwrap();
+                    for (p, w) in series.iter().zip(json["windows"].as_array().unwrap()) {
+                        assert_eq!(p.value, w["auc"].as_f64(), "{name}");
                     }
                     series
                 }

@@ -319,6 +319,15 @@ pub fn rules() -> Vec<Value> {
             "decision": "review",
             "severity": "warning",
         }),
+        json!({
+            "name": "inputs-told-apart",
+            "description": "a classifier tells the day's inputs from the reference's (domain-classifier ROC AUC above 0.65, NannyML's default)",
+            "signal": "domain_classifier_auc",
+            "condition": {"kind": "threshold", "op": ">", "value": 0.65},
+            "window": "1d",
+            "decision": "review",
+            "severity": "warning",
+        }),
     ]
 }
 

@@ -168,6 +168,9 @@ pub struct ModelData {
     /// `GET /v1/models/{model}/outliers` over the span.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outliers: Option<modelwatch_engine::outliers::OutlierResponse>,
+    /// `GET /v1/models/{model}/drift/domain-classifier` over the span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<modelwatch_engine::domain::DomainResponse>,
     /// Reference against the last window of the span, per feature.
     pub distributions: Vec<Distribution>,
     /// `GET /v1/models/{model}/metrics?segment=` over the span.
@@ -263,6 +266,8 @@ pub struct Parts {
     pub attributions: bool,
     /// `GET /v1/models/{model}/drift/multivariate` (the drift view).
     pub multivariate: bool,
+    /// `GET /v1/models/{model}/drift/domain-classifier` (the drift view).
+    pub domain: bool,
     /// `GET /v1/models/{model}/service-levels` (the performance view).
     pub service_levels: bool,
     /// `GET /v1/models/{model}/concept` (the concept view).
@@ -283,11 +288,17 @@ impl Parts {
         fairness: true,
         attributions: true,
         multivariate: true,
+        domain: true,
         service_levels: true,
         concept: true,
         outliers: true,
     };
 }
+
+/// The drift page shows the domain classifier over at most this many windows: each is a fit
+/// (about a quarter of a CPU second, ADR 015), kept once made, but a first view of a week of
+/// hours would be 168 of them.
+pub const DOMAIN_MAX_WINDOWS: i64 = 31;
 
 /// Fewer rows than this in a window: too few to call it healthy (the metrics' default
 /// `min_sample` and the drift tests' `min_rows`). Views show such a window grey, "too few
@@ -400,6 +411,7 @@ pub fn gather(
         quality: None,
         multivariate: None,
         outliers: None,
+        domain: None,
         distributions: Vec::new(),
         segments: None,
         feedback: None,
@@ -504,6 +516,27 @@ pub fn gather(
             }
             Err(EngineError::Store(e)) => return Err(DashError::Store(e)),
             Err(e) => return Err(DashError::BadRequest(e.to_string())),
+        }
+    }
+    let windows = (span.to.0 - span.from.0) / query.window.micros().max(1);
+    if parts.domain && windows > DOMAIN_MAX_WINDOWS {
+        data.unavailable.insert(
+            "domain".into(),
+            format!(
+                "The domain classifier fits a classifier per window: {windows} windows of {} \
+                 are more than the {DOMAIN_MAX_WINDOWS} this page fits. Pick a window of a day \
+                 or longer, or a shorter range.",
+                query.window.label()
+            ),
+        );
+    } else if parts.domain {
+        match no_reference(modelwatch_engine::domain::domain_classifier(
+            store, model, &query,
+        ))? {
+            Ok(d) => data.domain = Some(d),
+            Err(why) => {
+                data.unavailable.insert("domain".into(), why);
+            }
         }
     }
     if parts.quality {

@@ -122,6 +122,7 @@ impl Tab {
             Tab::Drift => {
                 p.drift = true;
                 p.multivariate = true;
+                p.domain = true;
                 p.distributions = true;
             }
             Tab::Quality => {

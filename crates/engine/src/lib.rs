@@ -8,6 +8,7 @@ pub mod attribution;
 pub mod causes;
 pub mod challenger;
 pub mod concept;
+pub mod domain;
 pub mod drift;
 pub mod error;
 pub mod estimate;

@@ -211,6 +211,33 @@ pub(crate) async fn multivariate(
     Ok(Json(out))
 }
 
+/// `GET /v1/models/{model}/drift/domain-classifier`: how well a classifier tells each window's
+/// rows from the reference's (`modelwatch_engine::domain`). Takes the window, range, version
+/// and segment of `/drift`, not its per-feature test settings.
+pub(crate) async fn domain_classifier(
+    State(state): State<AppState>,
+    Model(model): Model,
+    Params(p): Params<DriftParams>,
+) -> Result<Json<modelwatch_engine::domain::DomainResponse>, ApiError> {
+    if p.has_drift_settings() {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "`correction`, `alpha`, `drift_share`, `min_rows` and `method` are settings of the per-feature tests: use them with GET .../drift",
+        ));
+    }
+    let query = drift_query(p)?;
+    let store = state.store.clone();
+    let out = blocking(move || {
+        Ok(modelwatch_engine::domain::domain_classifier(
+            store.as_ref(),
+            &model,
+            &query,
+        )?)
+    })
+    .await?;
+    Ok(Json(out))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FeedbackParams {

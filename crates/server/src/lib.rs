@@ -106,6 +106,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/models/{model}/drift/multivariate",
             get(drift::multivariate),
         )
+        .route(
+            "/v1/models/{model}/drift/domain-classifier",
+            get(drift::domain_classifier),
+        )
         .route("/v1/models/{model}/quality", get(drift::quality))
         .route("/v1/models/{model}/feedback", get(drift::feedback))
         .route("/v1/models/{model}/concept", get(drift::concept))

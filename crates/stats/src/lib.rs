@@ -6,6 +6,7 @@
 //! against SciPy and scikit-learn by fixtures that `scripts/fixtures/` generates.
 
 pub mod concept;
+pub mod domain;
 pub mod drift;
 pub mod estimate;
 pub mod fairness;

@@ -30,6 +30,7 @@ enum Report {
     Drift(Box<DriftResponse>),
     Multivariate(Box<modelwatch_engine::multivariate::MultivariateResponse>),
     Outliers(Box<modelwatch_engine::outliers::OutlierResponse>),
+    Domain(Box<modelwatch_engine::domain::DomainResponse>),
     Quality(Box<QualityResponse>),
     Fairness(Box<FairnessReport>),
     Attribution(Box<AttributionReport>),
@@ -259,6 +260,7 @@ impl AlertService {
                         crate::signals::multivariate_series(r, &rule.signal)
                     }
                     Ok(Report::Outliers(r)) => crate::signals::outlier_series(r, &rule.signal),
+                    Ok(Report::Domain(r)) => crate::signals::domain_series(r),
                     Ok(Report::Quality(r)) => quality_series(r, &rule.signal),
                     Ok(Report::Fairness(r)) => match fairness_series(r, &rule.signal) {
                         Ok(s) => s,
@@ -393,6 +395,11 @@ impl AlertService {
             )
             .map(|r| Report::Outliers(Box::new(r)))
             .map_err(no_reference),
+            Source::DomainClassifier => {
+                modelwatch_engine::domain::domain_classifier(store, model, &drift_query())
+                    .map(|r| Report::Domain(Box::new(r)))
+                    .map_err(no_reference)
+            }
             _ => engine_drift::quality(store, model, &drift_query(), &QualityThresholds::default())
                 .map(|r| Report::Quality(Box::new(r)))
                 .map_err(no_reference),

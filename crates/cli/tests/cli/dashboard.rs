@@ -605,6 +605,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
                 "f1-below-reference",
                 "inputs-drifted",
                 "inputs-drifted-together",
+                "inputs-told-apart",
                 "latency-slo-burn",
                 "unfair-to-a-group",
                 "unusual-inputs"
@@ -626,6 +627,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
         if fires("inputs-drifted")
             && fires("inputs-drifted-together")
             && fires("concept-changed")
+            && fires("inputs-told-apart")
             && fires("accuracy-below-reference")
             && fires("f1-below-reference")
             && fires("unfair-to-a-group")
@@ -648,6 +650,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
     assert!(firing["inputs-drifted"]["value"].as_f64().unwrap() > 0.25);
     // ADWIN flagged at least one change in the error stream over the last three days.
     assert!(firing["concept-changed"]["value"].as_f64().unwrap() > 0.0);
+    assert!(firing["inputs-told-apart"]["value"].as_f64().unwrap() > 0.65);
     // The F1 alert carries its likely causes: `amount`, whose drift drives the drop, first,
     // and the worst segment is one of its slices. The demo's predictions carry their
     // attributions, so those weigh the features (not the error correlation).
@@ -714,6 +717,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
         "inputs-drifted",
         "inputs-drifted-together",
         "concept-changed",
+        "inputs-told-apart",
         "accuracy-below-reference",
         "f1-below-reference",
         "unfair-to-a-group",
@@ -734,7 +738,7 @@ fn demo_drifts_decays_and_fires_an_alert_within_a_minute() {
             .to_string()
     };
     assert!(
-        row("fraud-demo").contains("data-open-alerts=\"9\""),
+        row("fraud-demo").contains("data-open-alerts=\"10\""),
         "{html}"
     );
     assert!(

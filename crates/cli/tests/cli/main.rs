@@ -13,6 +13,7 @@ mod challengers;
 mod concept_drift;
 mod crash;
 mod dashboard;
+mod domain_classifier;
 mod drift_cli;
 mod drift_http;
 mod estimated_metrics;

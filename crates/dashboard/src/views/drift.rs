@@ -251,6 +251,51 @@ fn multivariate_section(data: &ModelData) -> Markup {
     }
 }
 
+/// Domain-classifier drift: the windows' ROC AUC with its 95 % interval, NannyML's threshold
+/// and the rules on it.
+fn domain_section(data: &ModelData) -> Markup {
+    let Some(d) = &data.domain else {
+        return html! {
+            h3 { "Domain classifier" }
+            (unavailable(data, "domain"))
+        };
+    };
+    let span = data.span.as_ref().expect("gathered data has a span");
+    let mut chart = span_chart(span, "domain classifier ROC AUC", YScale::Unit);
+    let mut auc = line("domain classifier AUC", 2, series(&d.windows, |w| w.auc));
+    auc.band = d
+        .windows
+        .iter()
+        .map(|w| (w.start.0, w.ci_low.zip(w.ci_high)))
+        .collect();
+    chart.lines.push(auc);
+    chart.baseline = Some(0.5);
+    chart.baseline_label = "0.5: rows like the reference's".into();
+    chart.thresholds.push(Threshold {
+        label: format!(
+            "threshold {} (NannyML's default)",
+            d.classifier.upper_threshold
+        ),
+        value: d.classifier.upper_threshold,
+    });
+    chart
+        .thresholds
+        .extend(rule_thresholds(data, &["domain_classifier_auc"]));
+    chart.partial = partial_starts(&d.windows);
+    let alerts = d.windows.iter().filter(|w| w.alert).count();
+    html! {
+        h3 { "Domain classifier" }
+        p.meta data-domain-alerts=(alerts) {
+            "How well a classifier (boosted trees, " (d.classifier.folds) "-fold cross-validated) tells a window's rows from the reference's, on at most "
+            (d.classifier.sample_rows) " of each: 0.5 when it cannot, 1 when every row gives itself away. "
+            "It sees what the reconstruction error misses: a move along the components the PCA keeps, a nonlinear relation that changes. "
+            @if alerts > 0 { strong { (alerts) " of " (d.windows.len()) " windows outside [" (d.classifier.lower_threshold) ", " (d.classifier.upper_threshold) "]." } }
+            @else { "Every window within [" (d.classifier.lower_threshold) ", " (d.classifier.upper_threshold) "]." }
+        }
+        (wide_figure("domain_classifier", &chart, "shaded: the AUC's 95 % interval (DeLong); dashed: NannyML's default threshold and the rules on domain_classifier_auc"))
+    }
+}
+
 /// The drift section: heatmap, share of drifted features, reference vs current distributions.
 pub fn drift_section(data: &ModelData, base: Option<&str>, selected: Option<&str>) -> Markup {
     let Some(drift) = &data.drift else {
@@ -279,6 +324,7 @@ pub fn drift_section(data: &ModelData, base: Option<&str>, selected: Option<&str
         (heatmap(drift, base))
         (wide_figure("drift_share", &share, "dashed: the share of drifted features at which the whole dataset counts as drifted"))
         (multivariate_section(data))
+        (domain_section(data))
         h2 { "Distributions: reference and the latest complete window" }
         @if dists.is_empty() { (unavailable(data, "distributions")) }
         div.grid {

@@ -55,6 +55,7 @@ report_window!(
     modelwatch_engine::fairness::FairnessWindow,
     modelwatch_engine::attribution::AttributionWindow,
     modelwatch_engine::multivariate::MultivariateWindow,
+    modelwatch_engine::domain::DomainWindow,
     modelwatch_engine::service_levels::ServiceLevelWindow,
     modelwatch_engine::outliers::OutlierWindow
 );

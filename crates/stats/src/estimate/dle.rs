@@ -84,7 +84,7 @@ pub enum Binner {
 }
 
 impl Binner {
-    fn numeric(values: &mut [f64]) -> Binner {
+    pub(crate) fn numeric(values: &mut [f64]) -> Binner {
         values.sort_by(f64::total_cmp);
         let mut distinct: Vec<f64> = values.to_vec();
         distinct.dedup();
@@ -109,7 +109,7 @@ impl Binner {
         Binner::Numeric { edges }
     }
 
-    fn categorical(seen: &[(&str, f64)]) -> Binner {
+    pub(crate) fn categorical(seen: &[(&str, f64)]) -> Binner {
         let mut by_name: Vec<(&str, f64, u64)> = Vec::new();
         let mut sorted: Vec<(&str, f64)> = seen.to_vec();
         sorted.sort_by(|a, b| a.0.cmp(b.0));
@@ -138,7 +138,7 @@ impl Binner {
         Binner::Categorical { categories }
     }
 
-    fn bin(&self, cell: Cell<'_>) -> u16 {
+    pub(crate) fn bin(&self, cell: Cell<'_>) -> u16 {
         match (self, cell) {
             (Binner::Numeric { edges }, Cell::Number(v)) if !v.is_nan() => {
                 1 + edges.partition_point(|&e| e < v) as u16
@@ -151,7 +151,7 @@ impl Binner {
         }
     }
 
-    fn bins(&self) -> usize {
+    pub(crate) fn bins(&self) -> usize {
         match self {
             Binner::Numeric { edges } => edges.len() + 2,
             Binner::Categorical { categories } => categories.len() + 1,
@@ -199,7 +199,47 @@ impl Gbdt {
                 *r = y - f;
             }
             let mut nodes = Vec::new();
-            grow(bins, widths, &residual, &mut rows, 0, &mut nodes);
+            grow(bins, widths, &residual, None, &mut rows, 0, &mut nodes);
+            for (i, f) in fitted.iter_mut().enumerate() {
+                *f += leaf(&nodes, |c| bins[c][i]);
+            }
+            trees.push(nodes);
+        }
+        Gbdt { base, trees }
+    }
+
+    /// Fits a binary classifier by logistic loss (`y` is 0 or 1; the prediction is the log-odds
+    /// of 1): the base is the log-odds of the rows' mean (LightGBM's `boost_from_average`), then
+    /// each tree is one Newton step: grown on the gradients `y − p` with the split gain
+    /// `G² / (H + λ)` over the hessians `p (1 − p)`, its leaves `rate · G / (H + λ)`. Same trees,
+    /// depth and leaf sizes as [`Gbdt::fit`]; deterministic likewise.
+    pub fn fit_logistic(bins: &[Vec<u16>], widths: &[usize], y: &[f64]) -> Gbdt {
+        let n = y.len();
+        let mean = (y.iter().sum::<f64>() / n.max(1) as f64).clamp(1e-15, 1.0 - 1e-15);
+        let base = (mean / (1.0 - mean)).ln();
+        let mut fitted = vec![base; n];
+        let mut gradient = vec![0.0; n];
+        let mut hessian = vec![0.0; n];
+        let mut trees = Vec::with_capacity(GBDT_TREES);
+        let mut rows: Vec<u32> = Vec::with_capacity(n);
+        for _ in 0..GBDT_TREES {
+            rows.clear();
+            rows.extend(0..n as u32);
+            for i in 0..n {
+                let p = 1.0 / (1.0 + (-fitted[i]).exp());
+                gradient[i] = y[i] - p;
+                hessian[i] = p * (1.0 - p);
+            }
+            let mut nodes = Vec::new();
+            grow(
+                bins,
+                widths,
+                &gradient,
+                Some(&hessian),
+                &mut rows,
+                0,
+                &mut nodes,
+            );
             for (i, f) in fitted.iter_mut().enumerate() {
                 *f += leaf(&nodes, |c| bins[c][i]);
             }
@@ -236,11 +276,14 @@ fn leaf(nodes: &[Node], bin: impl Fn(usize) -> u16) -> f64 {
 }
 
 /// Grows the subtree of `rows` (reordered in place: left rows first) at `depth`, appending its
-/// nodes; returns the index of its root.
+/// nodes; returns the index of its root. `r` are the targets of the tree (residuals, or
+/// gradients); `h` their hessians, `None` for 1 each (least squares), so that a node's weight is
+/// its row count and the squared-error fit is unchanged.
 fn grow(
     bins: &[Vec<u16>],
     widths: &[usize],
     r: &[f64],
+    h: Option<&[f64]>,
     rows: &mut [u32],
     depth: usize,
     nodes: &mut Vec<Node>,
@@ -248,33 +291,53 @@ fn grow(
     let at = nodes.len() as u32;
     let n = rows.len();
     let sum: f64 = rows.iter().map(|&i| r[i as usize]).sum();
-    let value = GBDT_LEARNING_RATE * sum / (n as f64 + GBDT_LAMBDA);
+    let weight: f64 = match h {
+        Some(h) => rows.iter().map(|&i| h[i as usize]).sum(),
+        None => n as f64,
+    };
+    let value = GBDT_LEARNING_RATE * sum / (weight + GBDT_LAMBDA);
     nodes.push(Node::Leaf(value));
     if depth >= GBDT_DEPTH || n < 2 * GBDT_MIN_LEAF {
         return at;
     }
-    let score = |s: f64, k: usize| s * s / (k as f64 + GBDT_LAMBDA);
-    let parent = score(sum, n);
+    let score = |s: f64, w: f64| s * s / (w + GBDT_LAMBDA);
+    let parent = score(sum, weight);
     // (gain, column, threshold)
     let mut best: Option<(f64, usize, u16)> = None;
     let mut count = Vec::new();
     let mut total = Vec::new();
+    let mut hess = Vec::new();
     for (c, column) in bins.iter().enumerate() {
         count.clear();
         count.resize(widths[c], 0usize);
         total.clear();
         total.resize(widths[c], 0.0f64);
-        for &i in rows.iter() {
-            let b = column[i as usize] as usize;
-            count[b] += 1;
-            total[b] += r[i as usize];
+        if let Some(h) = h {
+            hess.clear();
+            hess.resize(widths[c], 0.0f64);
+            for &i in rows.iter() {
+                let b = column[i as usize] as usize;
+                count[b] += 1;
+                total[b] += r[i as usize];
+                hess[b] += h[i as usize];
+            }
+        } else {
+            for &i in rows.iter() {
+                let b = column[i as usize] as usize;
+                count[b] += 1;
+                total[b] += r[i as usize];
+            }
         }
-        let (mut nl, mut sl) = (0usize, 0.0f64);
+        let (mut nl, mut sl, mut wl) = (0usize, 0.0f64, 0.0f64);
         // Thresholds up to the last bin but one: the last would send every row left.
         let thresholds = widths[c].saturating_sub(1);
         for (b, (k, t)) in count.iter().zip(&total).take(thresholds).enumerate() {
             nl += k;
             sl += t;
+            wl = match h {
+                Some(_) => wl + hess[b],
+                None => nl as f64,
+            };
             let nr = n - nl;
             if nl < GBDT_MIN_LEAF {
                 continue;
@@ -282,7 +345,11 @@ fn grow(
             if nr < GBDT_MIN_LEAF {
                 break;
             }
-            let gain = score(sl, nl) + score(sum - sl, nr) - parent;
+            let wr = match h {
+                Some(_) => weight - wl,
+                None => nr as f64,
+            };
+            let gain = score(sl, wl) + score(sum - sl, wr) - parent;
             if gain > 1e-12 && best.is_none_or(|(g, _, _)| gain > g) {
                 best = Some((gain, c, b as u16));
             }
@@ -299,8 +366,8 @@ fn grow(
     rows[..split].copy_from_slice(&left);
     rows[split..].copy_from_slice(&right);
     let (lrows, rrows) = rows.split_at_mut(split);
-    let l = grow(bins, widths, r, lrows, depth + 1, nodes);
-    let rr = grow(bins, widths, r, rrows, depth + 1, nodes);
+    let l = grow(bins, widths, r, h, lrows, depth + 1, nodes);
+    let rr = grow(bins, widths, r, h, rrows, depth + 1, nodes);
     nodes[at as usize] = Node::Split {
         column: c as u16,
         threshold,
