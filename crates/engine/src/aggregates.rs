@@ -1314,6 +1314,110 @@ pub fn hour_rows(
     Ok(Some(out))
 }
 
+/// One (version, hour)'s state derived from its predictions against a reference fit (the
+/// multivariate drift's error sums, the outlier rows'), with the fit's stamp and the hour's
+/// prediction count when it was computed.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct StampedHour<S> {
+    pub stamp: u64,
+    pub rows: u64,
+    pub state: S,
+}
+
+/// States by (version, hour).
+pub(crate) type ByHour<S> = BTreeMap<(String, Timestamp), S>;
+
+/// Where [`stamped_hours`] keeps its states: the aggregate kind, what a state is called in an
+/// error, and the stamp of the fit the states are valid for.
+pub(crate) struct HourCache {
+    pub kind: &'static str,
+    pub what: &'static str,
+    pub stamp: u64,
+}
+
+/// The states of every (version, hour) of `range` kept as aggregate `cache.kind`: a stored one
+/// while its stamp is `cache.stamp` and its hour still holds as many predictions as when it was computed
+/// ([`hour_rows`]); the other hours are built again by `rescan`, one call per run of
+/// consecutive stale hours (every version of them), then `finish` readies each new state and
+/// gives its row count, and they are stored. `None` when the hourly sketches cannot say the
+/// counts. An unreadable stored state (another version of modelwatch) is built again.
+pub(crate) fn stamped_hours<S: Serialize + serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    model: &ModelName,
+    range: &ScanRange,
+    reference: &Reference,
+    cache: &HourCache,
+    mut rescan: impl FnMut(&ScanRange, &mut ByHour<S>) -> Result<(), EngineError>,
+    mut finish: impl FnMut(&mut S) -> u64,
+) -> Result<Option<ByHour<S>>, EngineError> {
+    let Some(counts) = hour_rows(store, model, range, reference)? else {
+        return Ok(None);
+    };
+    let mut stored: HashMap<(String, Timestamp), StampedHour<S>> = HashMap::new();
+    for row in store.aggregates(model, cache.kind, range)? {
+        if let Ok(b) = postcard::from_bytes::<StampedHour<S>>(&row.data) {
+            if b.stamp == cache.stamp {
+                stored.insert((row.version, row.hour), b);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    let mut stale: Vec<Timestamp> = Vec::new();
+    for (version, hour, rows) in counts {
+        match stored.remove(&(version.clone(), hour)) {
+            Some(b) if b.rows == rows => {
+                out.insert((version, hour), b.state);
+            }
+            _ => stale.push(hour),
+        }
+    }
+    stale.sort();
+    stale.dedup();
+    if stale.is_empty() {
+        return Ok(Some(out));
+    }
+    // Runs of consecutive stale hours, one scan each.
+    let mut fresh: ByHour<S> = BTreeMap::new();
+    let mut i = 0;
+    while i < stale.len() {
+        let mut j = i + 1;
+        while j < stale.len() && stale[j].0 - stale[j - 1].0 == HOUR_MICROS {
+            j += 1;
+        }
+        let part = ScanRange {
+            from: Some(stale[i]),
+            to: Some(Timestamp(stale[j - 1].0 + HOUR_MICROS)),
+            version: range.version.clone(),
+        };
+        rescan(&part, &mut fresh)?;
+        i = j;
+    }
+    let mut put = Vec::with_capacity(fresh.len());
+    for ((version, hour), mut state) in fresh {
+        let rows = finish(&mut state);
+        put.push(StoredAggregate {
+            version: version.clone(),
+            hour,
+            data: postcard::to_stdvec(&StampedHour {
+                stamp: cache.stamp,
+                rows,
+                state: &state,
+            })
+            .map_err(|e| corrupt(cache.what, e))?,
+        });
+        out.insert((version, hour), state);
+    }
+    store.put_aggregates(
+        model,
+        AggregateWrite {
+            kind: cache.kind.into(),
+            put,
+            ..AggregateWrite::default()
+        },
+    )?;
+    Ok(Some(out))
+}
+
 /// The model's task at `task` / `threshold` from the persisted decision, after a [`refresh`],
 /// with the reason for the reply: what the raw-event path uses instead of scanning its range
 /// once more to detect the task, so both paths decide alike. `None` before the first refresh

@@ -46,22 +46,12 @@ pub const FIT: &str = "reference-pca";
 /// Kind of the per-(version, hour) error sums; deleted with the fit.
 pub const HOURS: &str = "reference-pca-hours";
 
-const HOUR_MICROS: i64 = 3_600_000_000;
-
 /// The stored fit with the reference profile it was fitted on.
 #[derive(Serialize, Deserialize)]
 struct FitBlob {
     stamp: u64,
     /// `Err`: the reference cannot be fitted (the reason).
     fitted: Result<ReconstructionFit, String>,
-}
-
-/// One hour's sums and the predictions the hour held when they were summed.
-#[derive(Serialize, Deserialize)]
-struct HourBlob {
-    stamp: u64,
-    rows: u64,
-    sums: ErrorSums,
 }
 
 /// A fit ready to read events: the column of each feature name, and each column's value when
@@ -384,76 +374,26 @@ fn hour_sums(
     reference: &Reference,
     fitted: &Fitted,
 ) -> Result<Option<HourSums>, EngineError> {
-    let Some(counts) = crate::aggregates::hour_rows(store, model, range, reference)? else {
-        return Ok(None);
+    let cache = crate::aggregates::HourCache {
+        kind: HOURS,
+        what: "pca hour sums",
+        stamp: fitted.stamp,
     };
-    let mut stored: HashMap<(String, Timestamp), HourBlob> = HashMap::new();
-    for row in store.aggregates(model, HOURS, range)? {
-        // An unreadable one (another version of modelwatch) is summed again.
-        if let Ok(b) = postcard::from_bytes::<HourBlob>(&row.data) {
-            if b.stamp == fitted.stamp {
-                stored.insert((row.version, row.hour), b);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    let mut stale: Vec<Timestamp> = Vec::new();
-    for (version, hour, rows) in counts {
-        match stored.get(&(version.clone(), hour)) {
-            Some(b) if b.rows == rows => {
-                out.insert((version, hour), b.sums);
-            }
-            _ => stale.push(hour),
-        }
-    }
-    stale.sort();
-    stale.dedup();
-    if stale.is_empty() {
-        return Ok(Some(out));
-    }
-    // Runs of consecutive stale hours, one scan each; every version of them is summed again.
-    let mut fresh: BTreeMap<(String, Timestamp), ErrorSums> = BTreeMap::new();
-    let mut i = 0;
-    while i < stale.len() {
-        let mut j = i + 1;
-        while j < stale.len() && stale[j].0 - stale[j - 1].0 == HOUR_MICROS {
-            j += 1;
-        }
-        let part = ScanRange {
-            from: Some(stale[i]),
-            to: Some(Timestamp(stale[j - 1].0 + HOUR_MICROS)),
-            version: range.version.clone(),
-        };
-        scan(store, model, &part, fitted, |ev, e| {
-            let version = ev.model_version.clone().unwrap_or_default();
-            fresh
-                .entry((version, Window::HOUR.start_of(ev.timestamp)))
-                .or_default()
-                .push(e);
-        })?;
-        i = j;
-    }
-    let mut put = Vec::with_capacity(fresh.len());
-    for ((version, hour), sums) in fresh {
-        put.push(StoredAggregate {
-            version: version.clone(),
-            hour,
-            data: postcard::to_stdvec(&HourBlob {
-                stamp: fitted.stamp,
-                rows: sums.n,
-                sums,
-            })
-            .map_err(|e| crate::aggregates::corrupt("pca hour sums", e))?,
-        });
-        out.insert((version, hour), sums);
-    }
-    store.put_aggregates(
+    crate::aggregates::stamped_hours(
+        store,
         model,
-        AggregateWrite {
-            kind: HOURS.into(),
-            put,
-            ..AggregateWrite::default()
+        range,
+        reference,
+        &cache,
+        |part, fresh: &mut HourSums| {
+            scan(store, model, part, fitted, |ev, e| {
+                let version = ev.model_version.clone().unwrap_or_default();
+                fresh
+                    .entry((version, Window::HOUR.start_of(ev.timestamp)))
+                    .or_default()
+                    .push(e);
+            })
         },
-    )?;
-    Ok(Some(out))
+        |sums| sums.n,
+    )
 }

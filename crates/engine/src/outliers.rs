@@ -54,8 +54,6 @@ const MAX_TAG_VALUES: usize = 1000;
 /// Probing tag values listed per window (the flagged ones, then the lowest p-values).
 const LISTED_TAG_VALUES: usize = 5;
 
-const HOUR_MICROS: i64 = 3_600_000_000;
-
 /// What an outliers query asks.
 #[derive(Debug, Clone)]
 pub struct OutlierQuery {
@@ -127,14 +125,6 @@ fn sort_worst(rows: &mut Vec<OutlierRow>) {
             .then_with(|| a.request_id.cmp(&b.request_id))
     });
     rows.truncate(MAX_LIMIT);
-}
-
-#[derive(Serialize, Deserialize)]
-struct HourBlob {
-    stamp: u64,
-    /// The hour's predictions when it was scored.
-    rows: u64,
-    state: State,
 }
 
 /// A feature of a listed row and how much it added to the score.
@@ -586,78 +576,33 @@ fn hour_states(
     reference: &Reference,
     fitted: &Fitted,
 ) -> Result<Option<HourStates>, EngineError> {
-    let Some(counts) = crate::aggregates::hour_rows(store, model, range, reference)? else {
-        return Ok(None);
+    let cache = crate::aggregates::HourCache {
+        kind: HOURS,
+        what: "hbos hour state",
+        stamp: fitted.stamp,
     };
-    let mut stored: HashMap<(String, Timestamp), HourBlob> = HashMap::new();
-    for row in store.aggregates(model, HOURS, range)? {
-        if let Ok(b) = postcard::from_bytes::<HourBlob>(&row.data) {
-            if b.stamp == fitted.stamp {
-                stored.insert((row.version, row.hour), b);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    let mut stale: Vec<Timestamp> = Vec::new();
-    for (version, hour, rows) in counts {
-        match stored.remove(&(version.clone(), hour)) {
-            Some(b) if b.rows == rows => {
-                out.insert((version, hour), b.state);
-            }
-            _ => stale.push(hour),
-        }
-    }
-    stale.sort();
-    stale.dedup();
-    if stale.is_empty() {
-        return Ok(Some(out));
-    }
-    let mut fresh: HourStates = BTreeMap::new();
     let mut scorer = Scorer::new(fitted, DEFAULT_TAG);
-    let mut i = 0;
-    while i < stale.len() {
-        let mut j = i + 1;
-        while j < stale.len() && stale[j].0 - stale[j - 1].0 == HOUR_MICROS {
-            j += 1;
-        }
-        let part = ScanRange {
-            from: Some(stale[i]),
-            to: Some(Timestamp(stale[j - 1].0 + HOUR_MICROS)),
-            version: range.version.clone(),
-        };
-        store.scan_predictions(model, &part, &mut |ev, _| {
-            let version = ev.model_version.clone().unwrap_or_default();
-            let s = fresh
-                .entry((version, Window::HOUR.start_of(ev.timestamp)))
-                .or_default();
-            scorer.add(s, ev);
-        })?;
-        i = j;
-    }
-    let mut put = Vec::with_capacity(fresh.len());
-    for ((version, hour), mut state) in fresh {
-        sort_worst(&mut state.worst);
-        put.push(StoredAggregate {
-            version: version.clone(),
-            hour,
-            data: postcard::to_stdvec(&HourBlob {
-                stamp: fitted.stamp,
-                rows: state.rows,
-                state: state.clone(),
-            })
-            .map_err(|e| crate::aggregates::corrupt("hbos hour state", e))?,
-        });
-        out.insert((version, hour), state);
-    }
-    store.put_aggregates(
+    crate::aggregates::stamped_hours(
+        store,
         model,
-        AggregateWrite {
-            kind: HOURS.into(),
-            put,
-            ..AggregateWrite::default()
+        range,
+        reference,
+        &cache,
+        |part, fresh: &mut HourStates| {
+            store.scan_predictions(model, part, &mut |ev, _| {
+                let version = ev.model_version.clone().unwrap_or_default();
+                let s = fresh
+                    .entry((version, Window::HOUR.start_of(ev.timestamp)))
+                    .or_default();
+                scorer.add(s, ev);
+            })?;
+            Ok(())
         },
-    )?;
-    Ok(Some(out))
+        |state| {
+            sort_worst(&mut state.worst);
+            state.rows
+        },
+    )
 }
 
 #[cfg(test)]
@@ -691,13 +636,14 @@ mod tests {
             ..State::default()
         };
         state.tags.insert("bot".into(), (1, 1));
-        let blob = HourBlob {
+        let blob = crate::aggregates::StampedHour {
             stamp: 7,
             rows: 2,
             state,
         };
         let bytes = postcard::to_stdvec(&blob).unwrap();
-        let back: HourBlob = postcard::from_bytes(&bytes).expect("the hour reads back");
+        let back: crate::aggregates::StampedHour<State> =
+            postcard::from_bytes(&bytes).expect("the hour reads back");
         assert_eq!(back.state.worst, blob.state.worst);
         assert_eq!(back.state.tags, blob.state.tags);
         assert_eq!((back.stamp, back.rows), (7, 2));
