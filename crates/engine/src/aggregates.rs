@@ -1324,6 +1324,47 @@ pub(crate) struct StampedHour<S> {
     pub state: S,
 }
 
+/// A model-wide setting kept as aggregate `kind` (JSON), if the model has one; `what` names it
+/// in a corruption error. The fairness and service-level settings.
+pub(crate) fn model_setting<T: serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    model: &ModelName,
+    kind: &str,
+    what: &'static str,
+) -> Result<Option<T>, StoreError> {
+    let rows = store.aggregates(model, kind, &ScanRange::default())?;
+    rows.into_iter()
+        .next()
+        .map(|a| serde_json::from_slice(&a.data).map_err(|e| corrupt(what, e)))
+        .transpose()
+}
+
+/// Sets (`None`: removes) the model-wide setting kept as aggregate `kind` of `model`, which must
+/// exist.
+pub(crate) fn set_model_setting<T: Serialize>(
+    store: &dyn Store,
+    model: &ModelName,
+    kind: &str,
+    setting: Option<&T>,
+) -> Result<(), StoreError> {
+    if store.model(model)?.is_none() {
+        return Err(StoreError::ModelNotFound(model.to_string()));
+    }
+    let mut write = AggregateWrite {
+        kind: kind.into(),
+        ..AggregateWrite::default()
+    };
+    match setting {
+        Some(s) => write.put.push(StoredAggregate {
+            version: String::new(),
+            hour: MODEL_WIDE,
+            data: serde_json::to_vec(s).expect("settings serialize"),
+        }),
+        None => write.delete.push((String::new(), MODEL_WIDE)),
+    }
+    store.put_aggregates(model, write)
+}
+
 /// States by (version, hour).
 pub(crate) type ByHour<S> = BTreeMap<(String, Timestamp), S>;
 

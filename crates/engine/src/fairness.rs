@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 
 use modelwatch_core::{ModelName, Outcome, PredictionEvent, Timestamp, Window};
 use modelwatch_stats::fairness::{measures, FairnessMeasures, GroupCounts, GroupReport};
-use modelwatch_store::{AggregateWrite, ScanRange, Store, StoreError, StoredAggregate, MODEL_WIDE};
+use modelwatch_store::{ScanRange, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -170,14 +170,7 @@ pub fn settings(
     store: &dyn Store,
     model: &ModelName,
 ) -> Result<Option<FairnessSettings>, StoreError> {
-    let rows = store.aggregates(model, SETTINGS, &ScanRange::default())?;
-    rows.into_iter()
-        .next()
-        .map(|a| {
-            serde_json::from_slice(&a.data)
-                .map_err(|e| crate::aggregates::corrupt("fairness settings", e))
-        })
-        .transpose()
+    crate::aggregates::model_setting(store, model, SETTINGS, "fairness settings")
 }
 
 /// Sets (`None`: removes) the fairness setting of `model`, which must exist.
@@ -186,22 +179,7 @@ pub fn set_settings(
     model: &ModelName,
     settings: Option<&FairnessSettings>,
 ) -> Result<(), StoreError> {
-    if store.model(model)?.is_none() {
-        return Err(StoreError::ModelNotFound(model.to_string()));
-    }
-    let mut write = AggregateWrite {
-        kind: SETTINGS.into(),
-        ..AggregateWrite::default()
-    };
-    match settings {
-        Some(s) => write.put.push(StoredAggregate {
-            version: String::new(),
-            hour: MODEL_WIDE,
-            data: serde_json::to_vec(s).expect("settings serialize"),
-        }),
-        None => write.delete.push((String::new(), MODEL_WIDE)),
-    }
-    store.put_aggregates(model, write)
+    crate::aggregates::set_model_setting(store, model, SETTINGS, settings)
 }
 
 /// What a fairness query covers.

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 
 use modelwatch_core::{ModelName, Timestamp, Window};
 use modelwatch_stats::perf::QuantileSketch;
-use modelwatch_store::{AggregateWrite, ScanRange, Store, StoreError, StoredAggregate, MODEL_WIDE};
+use modelwatch_store::{ScanRange, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -190,14 +190,7 @@ pub fn settings(
     store: &dyn Store,
     model: &ModelName,
 ) -> Result<Option<ServiceLevelSettings>, StoreError> {
-    let rows = store.aggregates(model, SETTINGS, &ScanRange::default())?;
-    rows.into_iter()
-        .next()
-        .map(|a| {
-            serde_json::from_slice(&a.data)
-                .map_err(|e| crate::aggregates::corrupt("service-level settings", e))
-        })
-        .transpose()
+    crate::aggregates::model_setting(store, model, SETTINGS, "service-level settings")
 }
 
 /// Sets (`None`: removes) the service-level setting of `model`, which must exist.
@@ -206,22 +199,7 @@ pub fn set_settings(
     model: &ModelName,
     settings: Option<&ServiceLevelSettings>,
 ) -> Result<(), StoreError> {
-    if store.model(model)?.is_none() {
-        return Err(StoreError::ModelNotFound(model.to_string()));
-    }
-    let mut write = AggregateWrite {
-        kind: SETTINGS.into(),
-        ..AggregateWrite::default()
-    };
-    match settings {
-        Some(s) => write.put.push(StoredAggregate {
-            version: String::new(),
-            hour: MODEL_WIDE,
-            data: serde_json::to_vec(s).expect("settings serialize"),
-        }),
-        None => write.delete.push((String::new(), MODEL_WIDE)),
-    }
-    store.put_aggregates(model, write)
+    crate::aggregates::set_model_setting(store, model, SETTINGS, settings)
 }
 
 /// What a service-level query asks: windows of whole hours.
