@@ -184,6 +184,18 @@ pub(crate) async fn quality(
     Ok(Json(out))
 }
 
+/// The query of a drift report over whole rows (multivariate, domain classifier): `/drift`'s
+/// window, range, version and segment; its per-feature test settings are a 400.
+fn whole_row_query(p: DriftParams) -> Result<DriftQuery, ApiError> {
+    if p.has_drift_settings() {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "`correction`, `alpha`, `drift_share`, `min_rows` and `method` are settings of the per-feature tests: use them with GET .../drift",
+        ));
+    }
+    drift_query(p)
+}
+
 /// `GET /v1/models/{model}/drift/multivariate`: the PCA reconstruction error per window
 /// (`modelwatch_engine::multivariate`). Takes the window, range, version and segment of
 /// `/drift`, not its per-feature test settings.
@@ -192,13 +204,7 @@ pub(crate) async fn multivariate(
     Model(model): Model,
     Params(p): Params<DriftParams>,
 ) -> Result<Json<modelwatch_engine::multivariate::MultivariateResponse>, ApiError> {
-    if p.has_drift_settings() {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "`correction`, `alpha`, `drift_share`, `min_rows` and `method` are settings of the per-feature tests: use them with GET .../drift",
-        ));
-    }
-    let query = drift_query(p)?;
+    let query = whole_row_query(p)?;
     let store = state.store.clone();
     let out = blocking(move || {
         Ok(modelwatch_engine::multivariate::multivariate(
@@ -219,13 +225,7 @@ pub(crate) async fn domain_classifier(
     Model(model): Model,
     Params(p): Params<DriftParams>,
 ) -> Result<Json<modelwatch_engine::domain::DomainResponse>, ApiError> {
-    if p.has_drift_settings() {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "`correction`, `alpha`, `drift_share`, `min_rows` and `method` are settings of the per-feature tests: use them with GET .../drift",
-        ));
-    }
-    let query = drift_query(p)?;
+    let query = whole_row_query(p)?;
     let store = state.store.clone();
     let out = blocking(move || {
         Ok(modelwatch_engine::domain::domain_classifier(
