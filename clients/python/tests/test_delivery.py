@@ -59,11 +59,16 @@ def test_server_down_then_up_loses_nothing(make_server, model_name, spool_dir, m
 
 def test_hung_server_never_blocks_predict(make_server, model_name, spool_dir, monitors,
                                           fitted_pipeline, breast_cancer):
-    """The real server, SIGSTOPped: connections hang. predict stays fast; the data arrives after SIGCONT."""
+    """The real server, SIGSTOPped: connections hang. predict never waits on the network; the
+    data arrives after SIGCONT.
+
+    A predict that waited on the hung socket would take the client's whole timeout (30 s); the
+    bound below is far under it and far over a predict's own time on a loaded machine (a 0.5 s
+    bound against a 1 s timeout failed at 0.54 s while CI ran its suites side by side)."""
     X, _ = breast_cancer
     srv = make_server().start()
     mon = modelwatch.Monitor(srv.url, model_name, spool_dir=str(spool_dir), flush_interval=0.05,
-                             timeout=1.0, retry_initial=0.05, retry_max=0.5)
+                             timeout=30.0, retry_initial=0.05, retry_max=0.5)
     monitors.append(mon)
     wrapped = mon.wrap(fitted_pipeline)
     os.kill(srv.proc.pid, signal.SIGSTOP)
@@ -76,7 +81,7 @@ def test_hung_server_never_blocks_predict(make_server, model_name, spool_dir, mo
             ids.extend(wrapped.last_request_ids)
             if i % 50 == 0:
                 time.sleep(0.05)  # let the sender hit the hung socket
-        assert worst < 0.5, "a predict call took %.3fs while the server hung" % worst
+        assert worst < 5.0, "a predict call took %.3fs while the server hung" % worst
         assert mon.flush(timeout=0.5) is False
     finally:
         os.kill(srv.proc.pid, signal.SIGCONT)
