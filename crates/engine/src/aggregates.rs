@@ -550,7 +550,11 @@ fn add_deltas(
     }
     report.hours += perf_write.put.len();
     if !perf_write.put.is_empty() {
-        store.put_aggregate_group(model, vec![drift_write, estimate_write, perf_write])?;
+        let streams = stale_streams(perf_write.clear.iter());
+        store.put_aggregate_group(
+            model,
+            vec![drift_write, estimate_write, perf_write, streams],
+        )?;
     }
     Ok(unapplied)
 }
@@ -1098,6 +1102,9 @@ fn rescan(
         }
         writes.push(w);
     }
+    writes.push(stale_streams(
+        dirty.iter().filter(|d| in_run.contains(&d.hour.micros())),
+    ));
     Ok((writes, detector, predictions))
 }
 
@@ -1844,6 +1851,34 @@ pub(crate) fn baseline(
         },
     )?;
     Ok((blob.state, blob.reference))
+}
+
+/// The write that deletes the concept-drift streams ([`crate::concept::STREAMS`]) of `hours`:
+/// part of every write of those hours' performance state, in its transaction, so that a
+/// stream never outlives a change to its hour's predictions or labels (a new prediction, a
+/// first, late or corrected label, retention, a rebuild). The next concept query builds it
+/// again from the hour's events.
+fn stale_streams<'a>(hours: impl Iterator<Item = &'a DirtyHour>) -> AggregateWrite {
+    AggregateWrite {
+        kind: crate::concept::STREAMS.into(),
+        delete: hours.map(|d| (d.version.clone(), d.hour)).collect(),
+        ..AggregateWrite::default()
+    }
+}
+
+/// Brings `model`'s aggregates up to date, then runs `f` with its refresh lock held: no
+/// refresh writes (or deletes a concept stream, [`stale_streams`]) while `f` runs. A state
+/// derived from an hour's events and stored by `f` can then not miss a change whose refresh
+/// would have run between `f`'s scan and its write.
+pub(crate) fn with_refresh_lock<T>(
+    store: &dyn Store,
+    model: &ModelName,
+    f: impl FnOnce() -> Result<T, EngineError>,
+) -> Result<T, EngineError> {
+    let lock = refresh_lock(model);
+    let _one_at_a_time = lock.lock().unwrap_or_else(PoisonError::into_inner);
+    refresh_locked(store, model, None, Decide::Yes)?;
+    f()
 }
 
 #[cfg(test)]
