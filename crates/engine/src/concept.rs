@@ -8,9 +8,20 @@
 //! run over it from the start of the query's range; a change point is reported with its place
 //! in the stream, its prediction's time and request id, and the window it falls in.
 //!
-//! A late label lands somewhere in the past of the stream, so the detectors run again from the
-//! start of the range at each query (docs/adr/009-concept-drift-stream.md says why, and
-//! what an incremental version must keep).
+//! Incremental (docs/adr/009-concept-drift-stream.md, amendment of 2026-12-07): each (version,
+//! hour) keeps its stream as the aggregate [`STREAMS`] (one bit a prediction for a classifier,
+//! the exact `f64` for a regressor, and the task spec it was computed for). A query reads the
+//! stored streams of its whole hours, builds those missing from their hour's raw events (runs
+//! of consecutive hours in one scan, under the model's refresh lock) and stores them, reads
+//! the hours cut by `from` / `to` from their events, and runs the detectors over the
+//! concatenation; a change point's prediction is found by reading only the hour holding it.
+//! Freshness is the refresh's: every write of an hour's performance state (a rescan, label or
+//! prediction deltas added, an import) deletes the hour's stream in the same transaction, so a
+//! late or corrected label, a new prediction, retention or a rebuild leaves no stale stream.
+//! Windows that are not whole hours are answered by [`concept_from_events`], the scan of every
+//! raw event of the range, which is also the reference the stored streams are tested against.
+//! The detectors run from the start of the range at each query (no checkpoints: the ADR gives
+//! their cost).
 
 use modelwatch_core::{LabelEvent, ModelName, Outcome, PredictionEvent, Timestamp, Window};
 use modelwatch_stats::concept::DetectorKind;
@@ -111,8 +122,9 @@ struct Point {
 }
 
 /// One (version, hour)'s error stream in stream order, as stored: one bit a prediction for a
-/// classifier, the exact `f64` for a regressor (an `f32` would round the errors the detectors
-/// sum and compare, and could move a change point), and the task spec it was computed for.
+/// classifier, the exact `f64` for a regressor, and the task spec it was computed for. (An
+/// `f32` changes the answer: on the engine's regression test the windows' `mean_error` moved in
+/// the ninth digit, and the detectors sum and compare the same rounded values.)
 #[derive(Serialize, Deserialize)]
 struct HourStream {
     spec: String,
