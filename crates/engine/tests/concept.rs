@@ -12,7 +12,7 @@ use modelwatch_engine::concept::{
     concept_counted, concept_from_events, ConceptQuery, ConceptReport, StreamUse,
 };
 use modelwatch_stats::concept::{change_points, DetectorKind};
-use modelwatch_store::{SqliteStore, Store};
+use modelwatch_store::SqliteStore;
 use serde_json::{json, Value};
 
 const HOUR: i64 = 3_600_000_000;
@@ -55,7 +55,7 @@ enum Kind {
 fn outcome(kind: Kind, i: usize) -> (Value, Value) {
     match kind {
         Kind::Binary => {
-            let predicted = (i % 3 != 0) as u8;
+            let predicted = u8::from(!i.is_multiple_of(3));
             let label = if mistake(i) { 1 - predicted } else { predicted };
             (json!(predicted), json!(label))
         }
@@ -97,7 +97,7 @@ fn load(store: &SqliteStore, kind: Kind) {
     }
 }
 
-/// Labels of rows `ids` of `version` (`wrong`: the label of a mistake whatever row `i` is).
+/// Labels of rows `ids` of `version`.
 fn label(store: &SqliteStore, kind: Kind, version: &str, ids: impl Iterator<Item = usize>) {
     let rows: Vec<Value> = ids
         .map(|i| json!({"request_id": id(version, i), "label": outcome(kind, i).1}))
