@@ -550,11 +550,10 @@ fn add_deltas(
     }
     report.hours += perf_write.put.len();
     if !perf_write.put.is_empty() {
-        let streams = stale_streams(perf_write.clear.iter());
-        store.put_aggregate_group(
-            model,
-            vec![drift_write, estimate_write, perf_write, streams],
-        )?;
+        let mut writes = vec![drift_write, estimate_write];
+        writes.extend(stale_streams(perf_write.clear.iter()));
+        writes.push(perf_write);
+        store.put_aggregate_group(model, writes)?;
     }
     Ok(unapplied)
 }
@@ -1102,7 +1101,7 @@ fn rescan(
         }
         writes.push(w);
     }
-    writes.push(stale_streams(
+    writes.extend(stale_streams(
         dirty.iter().filter(|d| in_run.contains(&d.hour.micros())),
     ));
     Ok((writes, detector, predictions))
@@ -1853,17 +1852,18 @@ pub(crate) fn baseline(
     Ok((blob.state, blob.reference))
 }
 
-/// The write that deletes the concept-drift streams ([`crate::concept::STREAMS`]) of `hours`:
-/// part of every write of those hours' performance state, in its transaction, so that a
-/// stream never outlives a change to its hour's predictions or labels (a new prediction, a
-/// first, late or corrected label, retention, a rebuild). The next concept query builds it
-/// again from the hour's events.
-fn stale_streams<'a>(hours: impl Iterator<Item = &'a DirtyHour>) -> AggregateWrite {
-    AggregateWrite {
-        kind: crate::concept::STREAMS.into(),
-        delete: hours.map(|d| (d.version.clone(), d.hour)).collect(),
+/// The writes that delete the concept-drift streams of `hours` and their keys
+/// ([`crate::concept::STREAMS`], [`crate::concept::KEYS`]): part of every write of those
+/// hours' performance state, in its transaction, so that a stream never outlives a change to
+/// its hour's predictions or labels (a new prediction, a first, late or corrected label,
+/// retention, a rebuild). The next concept query builds it again from the hour's events.
+fn stale_streams<'a>(hours: impl Iterator<Item = &'a DirtyHour>) -> [AggregateWrite; 2] {
+    let delete: Vec<(String, Timestamp)> = hours.map(|d| (d.version.clone(), d.hour)).collect();
+    [crate::concept::STREAMS, crate::concept::KEYS].map(|kind| AggregateWrite {
+        kind: kind.into(),
+        delete: delete.clone(),
         ..AggregateWrite::default()
-    }
+    })
 }
 
 /// Brings `model`'s aggregates up to date, then runs `f` with its refresh lock held: no

@@ -114,6 +114,10 @@ pub struct ConceptReport {
 /// ([`HourStream`]). Not a reference-derived kind (the stream does not depend on a reference).
 pub const STREAMS: &str = "concept-stream";
 
+/// Kind of the per-hour keys of the streams' predictions ([`HourKeys`]): written with each
+/// stream, read only for the hours holding a change point, to name its prediction.
+pub const KEYS: &str = "concept-keys";
+
 /// One labelled prediction of the stream.
 struct Point {
     time: Timestamp,
@@ -128,7 +132,30 @@ struct Point {
 #[derive(Serialize, Deserialize)]
 struct HourStream {
     spec: String,
+    /// Tells this build of the hour's stream from any other ([`build_id`]): its keys are the
+    /// ones with the same id.
+    built: u64,
     errors: Errors,
+}
+
+/// The (prediction time, request id) of each value of an hour's stream, in stream order, the
+/// time as microseconds from the start of the hour.
+#[derive(Serialize, Deserialize)]
+struct HourKeys {
+    built: u64,
+    keys: Vec<(u32, String)>,
+}
+
+/// An id for a new build of an hour's stream: unique in this process, and across processes
+/// unless two start within the same nanosecond.
+fn build_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    static BASE: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    BASE.wrapping_add(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) << 32)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -183,8 +210,10 @@ pub struct StreamUse {
     pub hours_built: usize,
     /// Hours cut by `from` or `to`, read from their raw events and not stored.
     pub partial_hours: usize,
-    /// Hours whose raw events were read to name a change point's prediction.
+    /// Hours holding a change point, whose keys were read to name its prediction.
     pub change_hours: usize,
+    /// Of those, the hours whose keys were missing, read from their raw events instead.
+    pub change_hours_scanned: usize,
 }
 
 /// Runs the detectors over each version's error stream in `q`'s range.
@@ -362,8 +391,8 @@ fn scan_points(
 
 /// An hour of a version's stream as this query has it.
 enum HourSource {
-    /// Its stored stream.
-    Stored(Errors),
+    /// Its stored stream, and the id of that build.
+    Stored(Errors, u64),
     /// Its labelled predictions, read from its events (an hour cut by `from` or `to`).
     Read(Vec<Point>),
 }
@@ -371,6 +400,8 @@ enum HourSource {
 /// One hour of a version's stream, placed in it (with its points when it was read).
 struct Piece {
     hour: i64,
+    /// The build id of a stored hour's stream.
+    built: u64,
     /// Place of its first value in the version's stream.
     start: usize,
     len: usize,
@@ -426,11 +457,11 @@ fn from_hours(
         }
     }
     let mut pieces: BTreeMap<String, Vec<(i64, HourSource)>> = BTreeMap::new();
-    for ((version, hour), errors) in stored {
+    for ((version, hour), (errors, built)) in stored {
         pieces
             .entry(version)
             .or_default()
-            .push((hour.micros(), HourSource::Stored(errors)));
+            .push((hour.micros(), HourSource::Stored(errors, built)));
     }
     for (from, to) in cut {
         let range = ScanRange {
@@ -447,26 +478,28 @@ fn from_hours(
         }
     }
     let mut versions = Vec::new();
-    let mut wanted: BTreeMap<(String, i64), Vec<(usize, usize)>> = BTreeMap::new();
+    // The stored hours holding a change point: their build id and length.
+    let mut wanted: BTreeMap<(String, i64), (u64, usize)> = BTreeMap::new();
     for (version, mut hours) in pieces {
         hours.sort_by_key(|(hour, _)| *hour);
         let mut values = Vec::new();
         let mut table = Vec::new();
         for (hour, piece) in hours {
             let start = values.len();
-            let points = match piece {
-                HourSource::Stored(errors) => {
+            let (points, built) = match piece {
+                HourSource::Stored(errors, built) => {
                     errors.append_to(&mut values);
-                    None
+                    (None, built)
                 }
                 HourSource::Read(points) => {
                     values.extend(points.iter().map(|p| p.error));
-                    Some(points)
+                    (Some(points), 0)
                 }
             };
             if values.len() > start {
                 table.push(Piece {
                     hour,
+                    built,
                     start,
                     len: values.len() - start,
                     points,
@@ -481,55 +514,87 @@ fn from_hours(
             .map(|p| (p.start, q.window.start_of(Timestamp(p.hour))))
             .collect();
         let (concept, found) = run_stream(version.clone(), &values, &spans, detectors, q.window);
-        let v = versions.len();
-        for (c, &(_, i, _)) in found.iter().enumerate() {
+        for &(_, i, _) in &found {
             let piece = &table[table.partition_point(|p| p.start <= i) - 1];
             if piece.points.is_none() {
-                wanted
-                    .entry((version.clone(), piece.hour))
-                    .or_default()
-                    .push((v, c));
+                wanted.insert((version.clone(), piece.hour), (piece.built, piece.len));
             }
         }
         versions.push((concept, found, table));
     }
-    // The change points' predictions: the hours holding them, read again (runs of consecutive
-    // hours in one scan).
+    // The change points' predictions: the stored keys of the hours holding them, those of the
+    // very build of the stream read (runs of consecutive hours in one read).
     let mut hours: Vec<i64> = wanted.keys().map(|(_, h)| *h).collect();
     hours.sort_unstable();
     hours.dedup();
     used.change_hours = hours.len();
-    let mut looked_up: BTreeMap<(String, i64), Vec<Point>> = BTreeMap::new();
+    let mut looked_up: BTreeMap<(String, i64), Vec<(Timestamp, String)>> = BTreeMap::new();
     for run in consecutive(&hours) {
         let range = ScanRange {
             from: Some(Timestamp(run[0])),
             to: Some(Timestamp(run[run.len() - 1] + HOUR_MICROS)),
             version: q.version.clone(),
         };
-        looked_up.extend(scan_points(store, model, &range, spec, |(v, h)| {
-            wanted.contains_key(&((*v).to_owned(), *h))
-        })?);
+        for row in store.aggregates(model, KEYS, &range)? {
+            let key = (row.version, row.hour.micros());
+            let Some(&(built, len)) = wanted.get(&key) else {
+                continue;
+            };
+            if let Ok(k) = postcard::from_bytes::<HourKeys>(&row.data) {
+                if k.built == built && k.keys.len() == len {
+                    let hour = key.1;
+                    let keys = k.keys.into_iter();
+                    let keys = keys.map(|(at, id)| (Timestamp(hour + i64::from(at)), id));
+                    looked_up.insert(key, keys.collect());
+                }
+            }
+        }
+    }
+    // Hours without their keys (an older modelwatch's, or rebuilt since the stream was read):
+    // from their events.
+    let mut missing: Vec<i64> = wanted
+        .keys()
+        .filter(|k| !looked_up.contains_key(*k))
+        .map(|(_, h)| *h)
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    used.change_hours_scanned = missing.len();
+    for run in consecutive(&missing) {
+        let range = ScanRange {
+            from: Some(Timestamp(run[0])),
+            to: Some(Timestamp(run[run.len() - 1] + HOUR_MICROS)),
+            version: q.version.clone(),
+        };
+        let read = scan_points(store, model, &range, spec, |(v, h)| {
+            let key = ((*v).to_owned(), *h);
+            wanted.contains_key(&key) && !looked_up.contains_key(&key)
+        })?;
+        for (key, points) in read {
+            let keys = points.into_iter().map(|p| (p.time, p.request_id));
+            looked_up.insert(key, keys.collect());
+        }
     }
     let mut out = Vec::with_capacity(versions.len());
     for (mut concept, found, table) in versions {
         let mut changes = Vec::with_capacity(found.len());
         for (detector, i, window_start) in found {
             let piece = &table[table.partition_point(|p| p.start <= i) - 1];
-            let points = match &piece.points {
-                Some(points) => points,
+            let at = i - piece.start;
+            let (timestamp, request_id) = match &piece.points {
+                Some(points) => (points[at].time, points[at].request_id.clone()),
                 None => match looked_up.get(&(concept.version.clone(), piece.hour)) {
                     // The hour as stored: the same labelled predictions.
-                    Some(points) if points.len() == piece.len => points,
+                    Some(keys) if keys.len() == piece.len => keys[at].clone(),
                     // It changed since (a label arrived meanwhile): the raw events answer.
                     _ => return Ok(None),
                 },
             };
-            let p = &points[i - piece.start];
             changes.push(ChangePoint {
                 detector,
                 position: i as u64,
-                timestamp: p.time,
-                request_id: p.request_id.clone(),
+                timestamp,
+                request_id,
                 window_start,
             });
         }
@@ -541,7 +606,8 @@ fn from_hours(
 
 /// The stored streams of the (version, hour)s of `range` that have predictions, those missing
 /// or built for another spec built again from their hours' raw events and stored (runs of
-/// consecutive hours in one scan). The caller holds the model's refresh lock.
+/// consecutive hours in one scan), each with its keys ([`KEYS`]) in the same write. Each
+/// stream comes with its build id. The caller holds the model's refresh lock.
 fn stored_streams(
     store: &dyn Store,
     model: &ModelName,
@@ -550,19 +616,19 @@ fn stored_streams(
     spec_json: &str,
     stream: ErrorStream,
     used: &mut StreamUse,
-) -> Result<BTreeMap<(String, Timestamp), Errors>, EngineError> {
+) -> Result<BTreeMap<(String, Timestamp), (Errors, u64)>, EngineError> {
     // Every (version, hour) with predictions has its performance state after a refresh.
     let hours: Vec<(String, Timestamp)> = store
         .aggregates(model, crate::aggregates::PERFORMANCE, range)?
         .into_iter()
         .map(|a| (a.version, a.hour))
         .collect();
-    let mut stored: HashMap<(String, Timestamp), Errors> = HashMap::new();
+    let mut stored: HashMap<(String, Timestamp), (Errors, u64)> = HashMap::new();
     for row in store.aggregates(model, STREAMS, range)? {
         // One of another spec or an older modelwatch is built again.
         if let Ok(s) = postcard::from_bytes::<HourStream>(&row.data) {
             if s.spec == spec_json {
-                stored.insert((row.version, row.hour), s.errors);
+                stored.insert((row.version, row.hour), (s.errors, s.built));
             }
         }
     }
@@ -583,6 +649,7 @@ fn stored_streams(
     stale_hours.sort_unstable();
     stale_hours.dedup();
     let mut put = Vec::new();
+    let mut keys = Vec::new();
     for run in consecutive(&stale_hours) {
         let part = ScanRange {
             from: Some(Timestamp(run[0])),
@@ -601,28 +668,50 @@ fn stored_streams(
         }
         for ((version, hour), points) in built {
             let values: Vec<f64> = points.iter().map(|p| p.error).collect();
+            let id = build_id();
             let built = HourStream {
                 spec: spec_json.to_owned(),
+                built: id,
                 errors: Errors::of(stream, &values),
             };
+            let hour_keys = HourKeys {
+                built: id,
+                keys: points
+                    .into_iter()
+                    .map(|p| ((p.time.micros() - hour) as u32, p.request_id))
+                    .collect(),
+            };
+            let encode = |e: postcard::Error| crate::aggregates::corrupt("concept stream", e);
             put.push(StoredAggregate {
                 version: version.clone(),
                 hour: Timestamp(hour),
-                data: postcard::to_stdvec(&built)
-                    .map_err(|e| crate::aggregates::corrupt("concept stream", e))?,
+                data: postcard::to_stdvec(&built).map_err(encode)?,
             });
-            out.insert((version, Timestamp(hour)), built.errors);
+            keys.push(StoredAggregate {
+                version: version.clone(),
+                hour: Timestamp(hour),
+                data: postcard::to_stdvec(&hour_keys).map_err(encode)?,
+            });
+            out.insert((version, Timestamp(hour)), (built.errors, id));
         }
     }
     used.hours_built = put.len();
     if !put.is_empty() {
-        store.put_aggregates(
+        // A stream and its keys in one transaction: the keys of a build are always there.
+        store.put_aggregate_group(
             model,
-            AggregateWrite {
-                kind: STREAMS.into(),
-                put,
-                ..AggregateWrite::default()
-            },
+            vec![
+                AggregateWrite {
+                    kind: STREAMS.into(),
+                    put,
+                    ..AggregateWrite::default()
+                },
+                AggregateWrite {
+                    kind: KEYS.into(),
+                    put: keys,
+                    ..AggregateWrite::default()
+                },
+            ],
         )?;
     }
     Ok(out)

@@ -9,10 +9,10 @@ mod common;
 use common::{ingest_labels, ingest_predictions};
 use modelwatch_core::{ModelName, Timestamp, Window};
 use modelwatch_engine::concept::{
-    concept_counted, concept_from_events, ConceptQuery, ConceptReport, StreamUse,
+    concept_counted, concept_from_events, ConceptQuery, ConceptReport, StreamUse, KEYS,
 };
 use modelwatch_stats::concept::{change_points, DetectorKind};
-use modelwatch_store::SqliteStore;
+use modelwatch_store::{AggregateWrite, ScanRange, SqliteStore, Store};
 use serde_json::{json, Value};
 
 const HOUR: i64 = 3_600_000_000;
@@ -246,13 +246,34 @@ fn a_second_query_reads_every_hour_and_builds_none() {
     assert_eq!(used.hours_built, 0, "{used:?}");
     assert_eq!(used.hours_read, 60, "{used:?}");
     assert_eq!(used.partial_hours, 0);
-    // Only the hours holding a change point are read, to name its prediction.
+    // Only the stored keys of the hours holding a change point are read, to name its
+    // prediction; no raw event.
     assert!(used.change_hours > 0 && used.change_hours < 30, "{used:?}");
+    assert_eq!(used.change_hours_scanned, 0, "{used:?}");
     assert_eq!(
         second.versions.len(),
         1,
         "a version without labels has no stream"
     );
+
+    // Keys gone (as an older modelwatch left them): those hours' events name the predictions.
+    let keys = store
+        .aggregates(&model(), KEYS, &ScanRange::default())
+        .unwrap();
+    assert_eq!(keys.len(), 60, "written with every stream");
+    store
+        .put_aggregates(
+            &model(),
+            AggregateWrite {
+                kind: KEYS.into(),
+                delete: keys.into_iter().map(|k| (k.version, k.hour)).collect(),
+                ..AggregateWrite::default()
+            },
+        )
+        .unwrap();
+    let (third, used) = same_as_scan(&store, &q);
+    assert_eq!(third, as_json(&first));
+    assert_eq!(used.change_hours_scanned, used.change_hours, "{used:?}");
 }
 
 #[test]
@@ -272,6 +293,10 @@ fn a_late_label_and_a_corrected_label_in_an_old_hour_change_the_answer_as_a_scan
     label(&store, kind, "v1", held.iter().copied());
     let (late, used) = same_as_scan(&store, &q);
     assert_eq!(used.hours_built, 1, "{used:?}");
+    assert_eq!(
+        used.change_hours_scanned, 0,
+        "keys rebuilt with the stream: {used:?}"
+    );
     assert_eq!(
         late["versions"][0]["labelled"].as_u64().unwrap(),
         before["versions"][0]["labelled"].as_u64().unwrap() + held.len() as u64

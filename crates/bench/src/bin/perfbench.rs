@@ -540,7 +540,7 @@ fn concept_timings(store: &SqliteStore, args: &Args) -> Result<()> {
     use modelwatch_engine::concept::{concept_counted, concept_from_events, ConceptQuery};
     use modelwatch_stats::concept::{change_points, DetectorKind};
     println!(
-        "| concept query | labelled predictions | computed from | p50 ms | max ms | CPU s (p50) | hours built / read / read for change points |"
+        "| concept query | labelled predictions | computed from | p50 ms | max ms | CPU s (p50) | hours built / read / holding a change point (of which scanned) |"
     );
     println!("|---|---|---|---|---|---|---|");
     let all = ConceptQuery {
@@ -587,12 +587,13 @@ fn concept_timings(store: &SqliteStore, args: &Args) -> Result<()> {
             "the streams count {first}, the scan {labelled}"
         );
         println!(
-            "| {name} | {labelled} | first query, every stream built | {:.0} | | {:.2} | {} / {} / {} |",
+            "| {name} | {labelled} | first query, every stream built | {:.0} | | {:.2} | {} / {} / {} ({}) |",
             t.elapsed().as_secs_f64() * 1e3,
             cpu_seconds() - c,
             used.hours_built,
             used.hours_read,
-            used.change_hours
+            used.change_hours,
+            used.change_hours_scanned
         );
         let (mut ms, mut cpu) = (Vec::new(), Vec::new());
         let mut last = None;
@@ -607,13 +608,26 @@ fn concept_timings(store: &SqliteStore, args: &Args) -> Result<()> {
         cpu.sort_by(f64::total_cmp);
         let used = last.unwrap_or_default();
         println!(
-            "| {name} | {labelled} | stored streams | {:.0} | {:.0} | {:.2} | {} / {} / {} |",
+            "| {name} | {labelled} | stored streams | {:.0} | {:.0} | {:.2} | {} / {} / {} ({}) |",
             ms[ms.len() / 2],
             ms[ms.len() - 1],
             cpu[cpu.len() / 2],
             used.hours_built,
             used.hours_read,
-            used.change_hours
+            used.change_hours,
+            used.change_hours_scanned
+        );
+    }
+    for kind in [
+        modelwatch_engine::concept::STREAMS,
+        modelwatch_engine::concept::KEYS,
+    ] {
+        let rows = store.aggregates(&model(), kind, &modelwatch_store::ScanRange::default())?;
+        let bytes: usize = rows.iter().map(|r| r.data.len()).sum();
+        println!(
+            "stored {kind}: {} hours, {bytes} bytes ({:.0} bytes a labelled prediction)",
+            rows.len(),
+            bytes as f64 / day_labelled.max(1) as f64 / (rows.len() as f64 / 24.0).max(1.0)
         );
     }
     // The detectors alone, over a stream as long as one day's, 30 % mistakes.
