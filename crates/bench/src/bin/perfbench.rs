@@ -625,7 +625,7 @@ fn concept_timings(store: &SqliteStore, args: &Args) -> Result<()> {
         let rows = store.aggregates(&model(), kind, &modelwatch_store::ScanRange::default())?;
         let bytes: usize = rows.iter().map(|r| r.data.len()).sum();
         println!(
-            "stored {kind}: {} hours, {bytes} bytes ({:.0} bytes a labelled prediction)",
+            "stored {kind}: {} hours, {bytes} bytes ({:.2} bytes a labelled prediction)",
             rows.len(),
             bytes as f64 / day_labelled.max(1) as f64 / (rows.len() as f64 / 24.0).max(1.0)
         );
