@@ -14,7 +14,8 @@
 //! stored streams of its whole hours, builds those missing from their hour's raw events (runs
 //! of consecutive hours in one scan, under the model's refresh lock) and stores them, reads
 //! the hours cut by `from` / `to` from their events, and runs the detectors over the
-//! concatenation; a change point's prediction is found by reading only the hour holding it.
+//! concatenation; a change point's prediction is named by the stored keys ([`KEYS`]) of the
+//! hour holding it, read for those hours only.
 //! Freshness is the refresh's: every write of an hour's performance state (a rescan, label or
 //! prediction deltas added, an import) deletes the hour's stream in the same transaction, so a
 //! late or corrected label, a new prediction, retention or a rebuild leaves no stale stream.
@@ -411,7 +412,7 @@ struct Piece {
 
 /// Each version's stream from the stored per-hour streams of `q`'s whole hours (built first
 /// where missing or stale) and the raw events of the hours `from` or `to` cut; then the
-/// detectors over it, and the predictions of the change points from their hours' events.
+/// detectors over it, and the predictions of the change points from their hours' keys.
 /// `None` when the stored streams cannot answer: the range lies within one hour, or an hour
 /// changed between the stream read and the change point's look-up.
 fn from_hours(
