@@ -605,6 +605,9 @@ fn from_hours(
     Ok(Some((out, used)))
 }
 
+/// A stored hour's stream and the id of its build.
+type Built = (Errors, u64);
+
 /// The stored streams of the (version, hour)s of `range` that have predictions, those missing
 /// or built for another spec built again from their hours' raw events and stored (runs of
 /// consecutive hours in one scan), each with its keys ([`KEYS`]) in the same write. Each
@@ -617,14 +620,14 @@ fn stored_streams(
     spec_json: &str,
     stream: ErrorStream,
     used: &mut StreamUse,
-) -> Result<BTreeMap<(String, Timestamp), (Errors, u64)>, EngineError> {
+) -> Result<BTreeMap<(String, Timestamp), Built>, EngineError> {
     // Every (version, hour) with predictions has its performance state after a refresh.
     let hours: Vec<(String, Timestamp)> = store
         .aggregates(model, crate::aggregates::PERFORMANCE, range)?
         .into_iter()
         .map(|a| (a.version, a.hour))
         .collect();
-    let mut stored: HashMap<(String, Timestamp), (Errors, u64)> = HashMap::new();
+    let mut stored: HashMap<(String, Timestamp), Built> = HashMap::new();
     for row in store.aggregates(model, STREAMS, range)? {
         // One of another spec or an older modelwatch is built again.
         if let Ok(s) = postcard::from_bytes::<HourStream>(&row.data) {
