@@ -550,7 +550,10 @@ fn add_deltas(
     }
     report.hours += perf_write.put.len();
     if !perf_write.put.is_empty() {
-        store.put_aggregate_group(model, vec![drift_write, estimate_write, perf_write])?;
+        let mut writes = vec![drift_write, estimate_write];
+        writes.extend(stale_streams(perf_write.clear.iter()));
+        writes.push(perf_write);
+        store.put_aggregate_group(model, writes)?;
     }
     Ok(unapplied)
 }
@@ -1098,6 +1101,9 @@ fn rescan(
         }
         writes.push(w);
     }
+    writes.extend(stale_streams(
+        dirty.iter().filter(|d| in_run.contains(&d.hour.micros())),
+    ));
     Ok((writes, detector, predictions))
 }
 
@@ -1844,6 +1850,35 @@ pub(crate) fn baseline(
         },
     )?;
     Ok((blob.state, blob.reference))
+}
+
+/// The writes that delete the concept-drift streams of `hours` and their keys
+/// ([`crate::concept::STREAMS`], [`crate::concept::KEYS`]): part of every write of those
+/// hours' performance state, in its transaction, so that a stream never outlives a change to
+/// its hour's predictions or labels (a new prediction, a first, late or corrected label,
+/// retention, a rebuild). The next concept query builds it again from the hour's events.
+fn stale_streams<'a>(hours: impl Iterator<Item = &'a DirtyHour>) -> [AggregateWrite; 2] {
+    let delete: Vec<(String, Timestamp)> = hours.map(|d| (d.version.clone(), d.hour)).collect();
+    [crate::concept::STREAMS, crate::concept::KEYS].map(|kind| AggregateWrite {
+        kind: kind.into(),
+        delete: delete.clone(),
+        ..AggregateWrite::default()
+    })
+}
+
+/// Brings `model`'s aggregates up to date, then runs `f` with its refresh lock held: no
+/// refresh writes (or deletes a concept stream, [`stale_streams`]) while `f` runs. A state
+/// derived from an hour's events and stored by `f` can then not miss a change whose refresh
+/// would have run between `f`'s scan and its write.
+pub(crate) fn with_refresh_lock<T>(
+    store: &dyn Store,
+    model: &ModelName,
+    f: impl FnOnce() -> Result<T, EngineError>,
+) -> Result<T, EngineError> {
+    let lock = refresh_lock(model);
+    let _one_at_a_time = lock.lock().unwrap_or_else(PoisonError::into_inner);
+    refresh_locked(store, model, None, Decide::Yes)?;
+    f()
 }
 
 #[cfg(test)]

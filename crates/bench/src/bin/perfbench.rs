@@ -531,12 +531,18 @@ fn cpu_seconds() -> f64 {
 }
 
 /// Times `GET .../concept` (every detector over the error stream, and ADWIN alone as a rule
-/// runs it), over one day and all days, with the CPU time of each query.
+/// runs it), over one day and all days, with the CPU time of each query: the raw-event scan
+/// (the computation before the per-hour streams, kept as `concept_from_events`), the first
+/// query from the streams after they were all deleted (every hour's stream built from its
+/// events), then queries reading the stored streams. Last, the detectors alone over a stream
+/// of one day's length, to tell their share.
 fn concept_timings(store: &SqliteStore, args: &Args) -> Result<()> {
-    use modelwatch_engine::concept::{concept, ConceptQuery};
-    use modelwatch_stats::concept::DetectorKind;
-    println!("| concept query | labelled predictions | p50 ms | max ms | CPU s (p50) |");
-    println!("|---|---|---|---|---|");
+    use modelwatch_engine::concept::{concept_counted, concept_from_events, ConceptQuery};
+    use modelwatch_stats::concept::{change_points, DetectorKind};
+    println!(
+        "| concept query | labelled predictions | computed from | p50 ms | max ms | CPU s (p50) | hours built / read / holding a change point (of which scanned) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     let all = ConceptQuery {
         window: Window::DAY,
         from: None,
@@ -550,33 +556,115 @@ fn concept_timings(store: &SqliteStore, args: &Args) -> Result<()> {
         ..all.clone()
     };
     // What a `concept:adwin` rule runs: one detector.
-    let one_day_adwin = ConceptQuery {
+    let adwin = |q: &ConceptQuery| ConceptQuery {
         detectors: vec![DetectorKind::Adwin],
-        ..one_day.clone()
+        ..q.clone()
     };
+    let mut day_labelled = 0;
     for (name, q) in [
-        ("one day, 6 detectors", &one_day),
-        ("one day, adwin only (a rule)", &one_day_adwin),
-        ("all days, 6 detectors", &all),
+        ("one day, 6 detectors", one_day.clone()),
+        ("one day, adwin only (a rule)", adwin(&one_day)),
+        ("all days, 6 detectors", all.clone()),
+        ("all days, adwin only (a rule)", adwin(&all)),
     ] {
+        let (t, c) = (Instant::now(), cpu_seconds());
+        let r = concept_from_events(store, &model(), &q)?;
+        let labelled = r.versions.iter().map(|v| v.labelled).sum::<u64>();
+        if q.from.is_some() {
+            day_labelled = labelled;
+        }
+        println!(
+            "| {name} | {labelled} | raw events (before) | {:.0} | | {:.2} | |",
+            t.elapsed().as_secs_f64() * 1e3,
+            cpu_seconds() - c
+        );
+        forget_concept_streams(store)?;
+        let (t, c) = (Instant::now(), cpu_seconds());
+        let (r, used) = concept_counted(store, &model(), &q)?;
+        let first = r.versions.iter().map(|v| v.labelled).sum::<u64>();
+        anyhow::ensure!(
+            first == labelled,
+            "the streams count {first}, the scan {labelled}"
+        );
+        println!(
+            "| {name} | {labelled} | first query, every stream built | {:.0} | | {:.2} | {} / {} / {} ({}) |",
+            t.elapsed().as_secs_f64() * 1e3,
+            cpu_seconds() - c,
+            used.hours_built,
+            used.hours_read,
+            used.change_hours,
+            used.change_hours_scanned
+        );
         let (mut ms, mut cpu) = (Vec::new(), Vec::new());
-        let mut labelled = 0;
+        let mut last = None;
         for _ in 0..args.runs.clamp(1, 5) {
             let (t, c) = (Instant::now(), cpu_seconds());
-            let r = concept(store, &model(), q)?;
+            let (_, used) = concept_counted(store, &model(), &q)?;
             ms.push(t.elapsed().as_secs_f64() * 1e3);
             cpu.push(cpu_seconds() - c);
-            labelled = r.versions.iter().map(|v| v.labelled).sum::<u64>();
+            last = Some(used);
         }
         ms.sort_by(f64::total_cmp);
         cpu.sort_by(f64::total_cmp);
+        let used = last.unwrap_or_default();
         println!(
-            "| {name} | {labelled} | {:.0} | {:.0} | {:.2} |",
+            "| {name} | {labelled} | stored streams | {:.0} | {:.0} | {:.2} | {} / {} / {} ({}) |",
             ms[ms.len() / 2],
             ms[ms.len() - 1],
-            cpu[cpu.len() / 2]
+            cpu[cpu.len() / 2],
+            used.hours_built,
+            used.hours_read,
+            used.change_hours,
+            used.change_hours_scanned
         );
     }
+    for kind in [
+        modelwatch_engine::concept::STREAMS,
+        modelwatch_engine::concept::KEYS,
+    ] {
+        let rows = store.aggregates(&model(), kind, &modelwatch_store::ScanRange::default())?;
+        let bytes: usize = rows.iter().map(|r| r.data.len()).sum();
+        println!(
+            "stored {kind}: {} hours, {bytes} bytes ({:.2} bytes a labelled prediction)",
+            rows.len(),
+            bytes as f64 / day_labelled.max(1) as f64 / (rows.len() as f64 / 24.0).max(1.0)
+        );
+    }
+    // The detectors alone, over a stream as long as one day's, 30 % mistakes.
+    let mut rng = SmallRng::seed_from_u64(5);
+    let stream: Vec<f64> = (0..day_labelled)
+        .map(|_| f64::from(rng.random_bool(0.3)))
+        .collect();
+    for kind in DetectorKind::ALL {
+        let (t, c) = (Instant::now(), cpu_seconds());
+        let found = change_points(kind, &stream).len();
+        println!(
+            "detector {} alone over {} values: {:.0} ms, {:.2} CPU s, {found} changes",
+            kind.name(),
+            stream.len(),
+            t.elapsed().as_secs_f64() * 1e3,
+            cpu_seconds() - c
+        );
+    }
+    Ok(())
+}
+
+/// Deletes every stored concept stream of the model, so that the next query builds them all.
+fn forget_concept_streams(store: &SqliteStore) -> Result<()> {
+    use modelwatch_engine::concept::STREAMS;
+    let delete = store
+        .aggregates(&model(), STREAMS, &modelwatch_store::ScanRange::default())?
+        .into_iter()
+        .map(|a| (a.version, a.hour))
+        .collect();
+    store.put_aggregates(
+        &model(),
+        modelwatch_store::AggregateWrite {
+            kind: STREAMS.into(),
+            delete,
+            ..Default::default()
+        },
+    )?;
     Ok(())
 }
 

@@ -305,7 +305,10 @@ impl ImportFold {
             perf.clear.push(DirtyHour::clone(d));
         }
         let written = perf.put.len();
+        // (No hour of a model new to the import has a concept stream; deleted all the same,
+        // as with every write of an hour's performance state.)
         let mut writes = vec![perf];
+        writes.extend(super::stale_streams(dirty.iter()));
         if let Some((_, key)) = &self.estimator {
             writes.push(estimates);
             // The key of the estimator the states were built with, as a refresh would store
