@@ -14,7 +14,9 @@ use modelwatch_engine::performance::{
     scan_performance, window_performance, PerformanceQuery, PerformanceReport, TaskSpec,
     WindowAccumulator, WindowFold,
 };
-use modelwatch_store::{IngestOutcome, LabelBatch, PredictionBatch, ScanRange, SqliteStore, Store};
+use modelwatch_store::{
+    Cursor, IngestOutcome, LabelBatch, PredictionBatch, ScanRange, SqliteStore, Store,
+};
 use modelwatch_testkit::assert_json_close;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -927,7 +929,7 @@ impl Store for RaceAfterScan {
     fn predictions(
         &self,
         model: &ModelName,
-        after: Option<i64>,
+        after: Option<&Cursor>,
         limit: usize,
     ) -> Result<
         modelwatch_store::Page<modelwatch_core::PredictionEvent>,
@@ -938,7 +940,7 @@ impl Store for RaceAfterScan {
     fn labels(
         &self,
         model: &ModelName,
-        after: Option<i64>,
+        after: Option<&Cursor>,
         limit: usize,
     ) -> Result<modelwatch_store::Page<modelwatch_core::LabelEvent>, modelwatch_store::StoreError>
     {

@@ -49,18 +49,22 @@ pub enum StoreError {
     /// The request this read answered was abandoned by its client; the read stopped early.
     #[error("the request was abandoned by its client; its read stopped")]
     Cancelled,
+    /// A page's `after` is not a cursor this store handed out (see [`Cursor`]).
+    #[error("`{cursor}` is not a page cursor this store handed out: pass back the `next` of the page before, unchanged")]
+    InvalidCursor { cursor: String },
     /// The data directory's files are not a sound store; nothing was opened or created.
     #[error("the data directory {dir} is damaged: {found}. modelwatch will not start over it, so that nothing more is lost: run `modelwatch check --data {dir}` for details, and restore the directory from a backup (docs/operations.md)")]
     Damaged { dir: String, found: String },
 }
 
 impl modelwatch_core::ServiceError for StoreError {
-    /// Every store error is a failure of the service but two: a model that does not exist, and
-    /// a read its client abandoned. None is the caller's mistake, so none is ever answered as a
-    /// bad request.
+    /// Every store error is a failure of the service but three: a model that does not exist,
+    /// a read its client abandoned, and a page cursor the store never handed out, the one
+    /// store error that is the caller's mistake.
     fn code(&self) -> ErrorCode {
         match self {
             StoreError::ModelNotFound(_) => ErrorCode::NotFound,
+            StoreError::InvalidCursor { .. } => ErrorCode::InvalidInput,
             // Nobody reads the answer: not a failure to log as one.
             StoreError::Cancelled => ErrorCode::Timeout,
             e if e.is_disk_full() => ErrorCode::StorageFull,
@@ -266,7 +270,33 @@ pub struct RetentionReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
-    pub next: Option<i64>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+/// Where a page ends: a token a backend hands out as [`Page::next`] and reads back as `after`.
+/// Its text is the backend's own and means nothing to anyone else (the embedded store's names
+/// a chunk and a row in it; a distributed one would name the last row's sort key), so callers
+/// pass it through unchanged, as a string. A backend refuses one it did not hand out with
+/// [`StoreError::InvalidCursor`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Cursor(String);
+
+impl Cursor {
+    pub fn new(token: impl Into<String>) -> Self {
+        Cursor(token.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// One event-time hour of one version whose predictions or labels changed since its aggregates
@@ -417,13 +447,13 @@ pub trait Store: Send + Sync + 'static {
     fn predictions(
         &self,
         model: &ModelName,
-        after: Option<i64>,
+        after: Option<&Cursor>,
         limit: usize,
     ) -> Result<Page<PredictionEvent>, StoreError>;
     fn labels(
         &self,
         model: &ModelName,
-        after: Option<i64>,
+        after: Option<&Cursor>,
         limit: usize,
     ) -> Result<Page<LabelEvent>, StoreError>;
     fn reference_rows(

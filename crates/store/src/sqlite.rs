@@ -37,7 +37,7 @@
 
 use crate::compact;
 use crate::{
-    hour_of, AggregateWrite, DelayQuantiles, DirtyHour, HourDelta, HourFold, IngestOutcome,
+    hour_of, AggregateWrite, Cursor, DelayQuantiles, DirtyHour, HourDelta, HourFold, IngestOutcome,
     LabelBatch, ModelSummary, Page, PredictionBatch, Quarantined, ReferenceOutcome,
     ReferenceSummary, RejectedRow, RetentionReport, ScanRange, Store, StoreError, StoredAggregate,
     VersionSummary, WindowCounts, WindowQuery, HOUR_MICROS, MODEL_WIDE,
@@ -197,7 +197,7 @@ impl Store for SqliteStore {
     fn predictions(
         &self,
         model: &ModelName,
-        after: Option<i64>,
+        after: Option<&Cursor>,
         limit: usize,
     ) -> Result<Page<PredictionEvent>, StoreError> {
         SqliteStore::predictions(self, model, after, limit)
@@ -206,7 +206,7 @@ impl Store for SqliteStore {
     fn labels(
         &self,
         model: &ModelName,
-        after: Option<i64>,
+        after: Option<&Cursor>,
         limit: usize,
     ) -> Result<Page<LabelEvent>, StoreError> {
         SqliteStore::labels(self, model, after, limit)

@@ -199,16 +199,14 @@ impl SqliteStore {
     pub(super) fn predictions(
         &self,
         model: &ModelName,
-        after: Option<i64>,
+        after: Option<&Cursor>,
         limit: usize,
     ) -> Result<Page<PredictionEvent>, StoreError> {
         self.read(|conn| {
             let id = model_id(conn, model)?
                 .ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
             let cutoff = retention_cutoff(conn, id)?;
-            let (after_chunk, after_offset) = after.map_or((0, -1), |c| {
-                (c >> CURSOR_OFFSET_BITS, c & ((1 << CURSOR_OFFSET_BITS) - 1))
-            });
+            let (after_chunk, after_offset) = prediction_cursor(after)?;
             let mut stmt = conn.prepare_cached(
                 "SELECT id, data FROM segments WHERE model_id = ?1 AND id >= ?2 ORDER BY id",
             )?;
@@ -229,7 +227,7 @@ impl SqliteStore {
                     }
                     items.push(event);
                     if items.len() == limit {
-                        let next = Some((chunk << CURSOR_OFFSET_BITS) | offset);
+                        let next = Some(Cursor::new(format!("p{chunk}.{offset}")));
                         return Ok(Page { items, next });
                     }
                 }
@@ -241,7 +239,7 @@ impl SqliteStore {
     pub(super) fn labels(
         &self,
         model: &ModelName,
-        after: Option<i64>,
+        after: Option<&Cursor>,
         limit: usize,
     ) -> Result<Page<LabelEvent>, StoreError> {
         self.read(|conn| {
@@ -251,7 +249,8 @@ impl SqliteStore {
                 "SELECT rowid, request_id, label, ts FROM labels
                  WHERE model_id = ?1 AND rowid > ?2 ORDER BY rowid LIMIT ?3",
             )?;
-            let mut rows = stmt.query(params![id, after.unwrap_or(0), limit as i64])?;
+            let after = label_cursor(after)?;
+            let mut rows = stmt.query(params![id, after, limit as i64])?;
             let mut items = Vec::new();
             let mut last = None;
             while let Some(r) = rows.next()? {
@@ -263,6 +262,7 @@ impl SqliteStore {
                 });
             }
             let next = if items.len() == limit { last } else { None };
+            let next = next.map(|rowid| Cursor::new(format!("l{rowid}")));
             Ok(Page { items, next })
         })
     }
@@ -275,9 +275,54 @@ impl SqliteStore {
 /// (ADR 007). 16,384 decoded events are about 26 MB.
 pub(super) const SCAN_LABEL_BATCH: usize = 16384;
 
-/// A pagination cursor is `chunk id << 20 | row offset`: a chunk holds at most
-/// CHUNK_MAX_ROWS (< 2^20) events.
+/// The cursors of earlier releases were numbers: after a prediction `chunk id << 20 | row
+/// offset` (a chunk holds at most CHUNK_MAX_ROWS < 2^20 events), after a label its rowid.
 const CURSOR_OFFSET_BITS: i64 = 20;
+
+// This store's page cursors (opaque to everyone else, ADR 018) name where the page ended:
+// `p<chunk id>.<row offset>` after a prediction, `l<rowid>` after a label. A bare number is a
+// cursor an earlier release handed out, read as it was then, so that a client paging across
+// an upgrade reads on.
+
+/// The chunk and the row offset in it that a predictions page starts after (`(0, -1)`: the
+/// first page).
+fn prediction_cursor(after: Option<&Cursor>) -> Result<(i64, i64), StoreError> {
+    let Some(cursor) = after else {
+        return Ok((0, -1));
+    };
+    let token = cursor.as_str();
+    if let Some(n) = decimal(token) {
+        return Ok((n >> CURSOR_OFFSET_BITS, n & ((1 << CURSOR_OFFSET_BITS) - 1)));
+    }
+    (token.strip_prefix('p'))
+        .and_then(|rest| rest.split_once('.'))
+        .and_then(|(chunk, offset)| Some((decimal(chunk)?, decimal(offset)?)))
+        .ok_or_else(|| invalid_cursor(cursor))
+}
+
+/// The rowid a labels page starts after (0: the first page).
+fn label_cursor(after: Option<&Cursor>) -> Result<i64, StoreError> {
+    let Some(cursor) = after else {
+        return Ok(0);
+    };
+    let token = cursor.as_str();
+    (decimal(token))
+        .or_else(|| token.strip_prefix('l').and_then(decimal))
+        .ok_or_else(|| invalid_cursor(cursor))
+}
+
+/// A non-negative decimal number that fits an i64, digits only.
+fn decimal(s: &str) -> Option<i64> {
+    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+fn invalid_cursor(cursor: &Cursor) -> StoreError {
+    StoreError::InvalidCursor {
+        cursor: cursor.as_str().chars().take(64).collect(),
+    }
+}
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     // Nearest-rank on the sorted delays; exact, these are observed values.
