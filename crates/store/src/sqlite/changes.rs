@@ -292,3 +292,6 @@ impl SqliteStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
