@@ -9,7 +9,7 @@ use modelwatch_core::{
     Rejection, Schema, Timestamp,
 };
 use modelwatch_formats::{LabelWriter, PredictionWriter};
-use modelwatch_store::{Cursor, Page, SqliteStore, Store};
+use modelwatch_store::{Catalog, Cursor, EventLog, Page, SqliteStore};
 use serde_json::Value;
 use std::path::PathBuf;
 

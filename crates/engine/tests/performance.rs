@@ -15,7 +15,8 @@ use modelwatch_engine::performance::{
     WindowAccumulator, WindowFold,
 };
 use modelwatch_store::{
-    Cursor, IngestOutcome, LabelBatch, PredictionBatch, ScanRange, SqliteStore, Store,
+    Catalog, Cursor, DerivedState, EventLog, HourChanges, IngestOutcome, LabelBatch,
+    PredictionBatch, ScanRange, SqliteStore, Store,
 };
 use modelwatch_testkit::assert_json_close;
 use serde_json::Value;
@@ -832,23 +833,7 @@ struct RaceAfterScan {
     meanwhile: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
-impl Store for RaceAfterScan {
-    fn scan_predictions(
-        &self,
-        model: &ModelName,
-        range: &ScanRange,
-        f: &mut dyn FnMut(&modelwatch_core::PredictionEvent, Option<&modelwatch_core::LabelEvent>),
-    ) -> Result<i64, modelwatch_store::StoreError> {
-        let through = self.inner.scan_predictions(model, range, f)?;
-        let holds = range.from.is_none_or(|t| t <= self.at) && range.to.is_none_or(|t| self.at < t);
-        if holds {
-            let meanwhile = self.meanwhile.lock().unwrap().take();
-            if let Some(meanwhile) = meanwhile {
-                meanwhile();
-            }
-        }
-        Ok(through)
-    }
+impl EventLog for RaceAfterScan {
     fn ingest_predictions(
         &self,
         model: &ModelName,
@@ -879,46 +864,6 @@ impl Store for RaceAfterScan {
     ) -> Result<Vec<modelwatch_core::KpiEvent>, modelwatch_store::StoreError> {
         self.inner.kpis(model, name, range)
     }
-    fn put_reference(
-        &self,
-        model: &ModelName,
-        version: Option<&str>,
-        rows: Vec<(usize, ReferenceRow)>,
-        rejected: Vec<modelwatch_store::Quarantined>,
-    ) -> Result<modelwatch_store::ReferenceOutcome, modelwatch_store::StoreError> {
-        self.inner.put_reference(model, version, rows, rejected)
-    }
-    fn declare_schema(
-        &self,
-        model: &ModelName,
-        schema: modelwatch_core::Schema,
-    ) -> Result<(), modelwatch_store::StoreError> {
-        self.inner.declare_schema(model, schema)
-    }
-    fn set_retention(
-        &self,
-        model: &ModelName,
-        days: Option<u32>,
-    ) -> Result<(), modelwatch_store::StoreError> {
-        self.inner.set_retention(model, days)
-    }
-    fn apply_retention(
-        &self,
-        now: Timestamp,
-    ) -> Result<modelwatch_store::RetentionReport, modelwatch_store::StoreError> {
-        self.inner.apply_retention(now)
-    }
-    fn list_models(
-        &self,
-    ) -> Result<Vec<modelwatch_store::ModelSummary>, modelwatch_store::StoreError> {
-        self.inner.list_models()
-    }
-    fn model(
-        &self,
-        model: &ModelName,
-    ) -> Result<Option<modelwatch_store::ModelSummary>, modelwatch_store::StoreError> {
-        self.inner.model(model)
-    }
     fn window_counts(
         &self,
         model: &ModelName,
@@ -946,13 +891,6 @@ impl Store for RaceAfterScan {
     {
         self.inner.labels(model, after, limit)
     }
-    fn reference_rows(
-        &self,
-        model: &ModelName,
-        version: Option<&str>,
-    ) -> Result<Vec<ReferenceRow>, modelwatch_store::StoreError> {
-        self.inner.reference_rows(model, version)
-    }
     fn rejected(
         &self,
         model: &ModelName,
@@ -960,15 +898,83 @@ impl Store for RaceAfterScan {
     ) -> Result<Vec<modelwatch_store::RejectedRow>, modelwatch_store::StoreError> {
         self.inner.rejected(model, limit)
     }
-    fn models_with_dirty_hours(&self) -> Result<Vec<ModelName>, modelwatch_store::StoreError> {
-        self.inner.models_with_dirty_hours()
-    }
-    fn dirty_hours(
+    fn scan_predictions(
         &self,
         model: &ModelName,
-    ) -> Result<Vec<modelwatch_store::DirtyHour>, modelwatch_store::StoreError> {
-        self.inner.dirty_hours(model)
+        range: &ScanRange,
+        f: &mut dyn FnMut(&modelwatch_core::PredictionEvent, Option<&modelwatch_core::LabelEvent>),
+    ) -> Result<i64, modelwatch_store::StoreError> {
+        let through = self.inner.scan_predictions(model, range, f)?;
+        let holds = range.from.is_none_or(|t| t <= self.at) && range.to.is_none_or(|t| self.at < t);
+        if holds {
+            let meanwhile = self.meanwhile.lock().unwrap().take();
+            if let Some(meanwhile) = meanwhile {
+                meanwhile();
+            }
+        }
+        Ok(through)
     }
+    fn scan_with_shadows(
+        &self,
+        model: &ModelName,
+        range: &ScanRange,
+        f: &mut dyn FnMut(&modelwatch_core::PredictionEvent, Option<&modelwatch_core::LabelEvent>),
+    ) -> Result<(), modelwatch_store::StoreError> {
+        self.inner.scan_with_shadows(model, range, f)
+    }
+    fn apply_retention(
+        &self,
+        now: Timestamp,
+    ) -> Result<modelwatch_store::RetentionReport, modelwatch_store::StoreError> {
+        self.inner.apply_retention(now)
+    }
+}
+
+impl Catalog for RaceAfterScan {
+    fn list_models(
+        &self,
+    ) -> Result<Vec<modelwatch_store::ModelSummary>, modelwatch_store::StoreError> {
+        self.inner.list_models()
+    }
+    fn model(
+        &self,
+        model: &ModelName,
+    ) -> Result<Option<modelwatch_store::ModelSummary>, modelwatch_store::StoreError> {
+        self.inner.model(model)
+    }
+    fn declare_schema(
+        &self,
+        model: &ModelName,
+        schema: modelwatch_core::Schema,
+    ) -> Result<(), modelwatch_store::StoreError> {
+        self.inner.declare_schema(model, schema)
+    }
+    fn put_reference(
+        &self,
+        model: &ModelName,
+        version: Option<&str>,
+        rows: Vec<(usize, ReferenceRow)>,
+        rejected: Vec<modelwatch_store::Quarantined>,
+    ) -> Result<modelwatch_store::ReferenceOutcome, modelwatch_store::StoreError> {
+        self.inner.put_reference(model, version, rows, rejected)
+    }
+    fn reference_rows(
+        &self,
+        model: &ModelName,
+        version: Option<&str>,
+    ) -> Result<Vec<ReferenceRow>, modelwatch_store::StoreError> {
+        self.inner.reference_rows(model, version)
+    }
+    fn set_retention(
+        &self,
+        model: &ModelName,
+        days: Option<u32>,
+    ) -> Result<(), modelwatch_store::StoreError> {
+        self.inner.set_retention(model, days)
+    }
+}
+
+impl DerivedState for RaceAfterScan {
     fn aggregates(
         &self,
         model: &ModelName,
@@ -984,6 +990,21 @@ impl Store for RaceAfterScan {
     ) -> Result<(), modelwatch_store::StoreError> {
         self.inner.put_aggregate_group(model, writes)
     }
+    fn invalidate_aggregates(&self, model: &ModelName) -> Result<(), modelwatch_store::StoreError> {
+        self.inner.invalidate_aggregates(model)
+    }
+}
+
+impl HourChanges for RaceAfterScan {
+    fn models_with_dirty_hours(&self) -> Result<Vec<ModelName>, modelwatch_store::StoreError> {
+        self.inner.models_with_dirty_hours()
+    }
+    fn dirty_hours(
+        &self,
+        model: &ModelName,
+    ) -> Result<Vec<modelwatch_store::DirtyHour>, modelwatch_store::StoreError> {
+        self.inner.dirty_hours(model)
+    }
     fn hour_deltas(
         &self,
         model: &ModelName,
@@ -998,23 +1019,12 @@ impl Store for RaceAfterScan {
     ) -> Result<(), modelwatch_store::StoreError> {
         self.inner.scan_chunks(model, chunks, f)
     }
-    fn scan_with_shadows(
-        &self,
-        model: &ModelName,
-        range: &ScanRange,
-        f: &mut dyn FnMut(&modelwatch_core::PredictionEvent, Option<&modelwatch_core::LabelEvent>),
-    ) -> Result<(), modelwatch_store::StoreError> {
-        self.inner.scan_with_shadows(model, range, f)
-    }
     fn mark_for_rescan(
         &self,
         model: &ModelName,
         hours: &[modelwatch_store::DirtyHour],
     ) -> Result<(), modelwatch_store::StoreError> {
         self.inner.mark_for_rescan(model, hours)
-    }
-    fn invalidate_aggregates(&self, model: &ModelName) -> Result<(), modelwatch_store::StoreError> {
-        self.inner.invalidate_aggregates(model)
     }
 }
 

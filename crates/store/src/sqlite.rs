@@ -29,18 +29,20 @@
 //! | `retention` | the retention setting, the read cutoff, the deletions |
 //! | `reads` | the reader pool, the event-time scan with labels, window counts, pages |
 //!
-//! This file keeps the store's struct, the schema's steps and the [`Store`] impl. A write
+//! This file keeps the store's struct, the schema's steps and the impls of the `Store` trait's
+//! parts ([`EventLog`], [`Catalog`], [`DerivedState`], [`HourChanges`]). A write
 //! queues a job (`writer`); a read's body is an inherent method of the same name in its room,
-//! which the impl calls as `SqliteStore::name(self, ..)` (an inherent method is found before
+//! which the impls call as `SqliteStore::name(self, ..)` (an inherent method is found before
 //! the trait's, so this is not a recursion: if the room's method went, rustc's
 //! `unconditional_recursion` lint would say so).
 
 use crate::compact;
 use crate::{
-    hour_of, AggregateWrite, Cursor, DelayQuantiles, DirtyHour, HourDelta, HourFold, IngestOutcome,
-    LabelBatch, ModelSummary, Page, PredictionBatch, Quarantined, ReferenceOutcome,
-    ReferenceSummary, RejectedRow, RetentionReport, ScanRange, Store, StoreError, StoredAggregate,
-    VersionSummary, WindowCounts, WindowQuery, HOUR_MICROS, MODEL_WIDE,
+    hour_of, AggregateWrite, Catalog, Cursor, DelayQuantiles, DerivedState, DirtyHour, EventLog,
+    HourChanges, HourDelta, HourFold, IngestOutcome, LabelBatch, ModelSummary, Page,
+    PredictionBatch, Quarantined, ReferenceOutcome, ReferenceSummary, RejectedRow, RetentionReport,
+    ScanRange, StoreError, StoredAggregate, VersionSummary, WindowCounts, WindowQuery, HOUR_MICROS,
+    MODEL_WIDE,
 };
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use modelwatch_core::{
@@ -129,7 +131,7 @@ const SCHEMA_STEPS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("schema_v9.sql"),
 ];
 
-impl Store for SqliteStore {
+impl EventLog for SqliteStore {
     fn ingest_predictions(
         &self,
         model: &ModelName,
@@ -146,44 +148,22 @@ impl Store for SqliteStore {
         self.submit_labels(model, batch)?.wait()
     }
 
-    fn put_reference(
+    fn ingest_kpis(
         &self,
         model: &ModelName,
-        version: Option<&str>,
-        rows: Vec<(usize, ReferenceRow)>,
+        rows: Vec<(usize, KpiEvent)>,
         rejected: Vec<Quarantined>,
-    ) -> Result<ReferenceOutcome, StoreError> {
-        let model = model.clone();
-        let version = version.unwrap_or("").to_string();
-        self.submit(|reply| Job::Reference {
-            model,
-            version,
-            rows,
-            rejected,
-            reply,
-        })
+    ) -> Result<IngestOutcome, StoreError> {
+        self.submit(|reply| Job::Kpis(model.clone(), rows, rejected, reply))
     }
 
-    fn declare_schema(&self, model: &ModelName, schema: Schema) -> Result<(), StoreError> {
-        let model = model.clone();
-        self.submit(|r| Job::DeclareSchema(model, schema, r))
-    }
-
-    fn set_retention(&self, model: &ModelName, days: Option<u32>) -> Result<(), StoreError> {
-        let model = model.clone();
-        self.submit(|r| Job::SetRetention(model, days, r))
-    }
-
-    fn apply_retention(&self, now: Timestamp) -> Result<RetentionReport, StoreError> {
-        self.submit(|r| Job::ApplyRetention(now, r))
-    }
-
-    fn list_models(&self) -> Result<Vec<ModelSummary>, StoreError> {
-        SqliteStore::list_models(self)
-    }
-
-    fn model(&self, model: &ModelName) -> Result<Option<ModelSummary>, StoreError> {
-        SqliteStore::model(self, model)
+    fn kpis(
+        &self,
+        model: &ModelName,
+        name: Option<&str>,
+        range: &ScanRange,
+    ) -> Result<Vec<KpiEvent>, StoreError> {
+        SqliteStore::kpis(self, model, name, range)
     }
 
     fn window_counts(
@@ -212,12 +192,8 @@ impl Store for SqliteStore {
         SqliteStore::labels(self, model, after, limit)
     }
 
-    fn reference_rows(
-        &self,
-        model: &ModelName,
-        version: Option<&str>,
-    ) -> Result<Vec<ReferenceRow>, StoreError> {
-        SqliteStore::reference_rows(self, model, version)
+    fn rejected(&self, model: &ModelName, limit: usize) -> Result<Vec<RejectedRow>, StoreError> {
+        SqliteStore::rejected(self, model, limit)
     }
 
     fn scan_predictions(
@@ -238,53 +214,58 @@ impl Store for SqliteStore {
         self.scan(model, range, true, f).map(|_| ())
     }
 
-    fn scan_chunks(
-        &self,
-        model: &ModelName,
-        chunks: &[i64],
-        f: &mut dyn FnMut(i64, &PredictionEvent),
-    ) -> Result<(), StoreError> {
-        SqliteStore::scan_chunks(self, model, chunks, f)
+    fn apply_retention(&self, now: Timestamp) -> Result<RetentionReport, StoreError> {
+        self.submit(|r| Job::ApplyRetention(now, r))
+    }
+}
+
+impl Catalog for SqliteStore {
+    fn list_models(&self) -> Result<Vec<ModelSummary>, StoreError> {
+        SqliteStore::list_models(self)
     }
 
-    fn ingest_kpis(
+    fn model(&self, model: &ModelName) -> Result<Option<ModelSummary>, StoreError> {
+        SqliteStore::model(self, model)
+    }
+
+    fn declare_schema(&self, model: &ModelName, schema: Schema) -> Result<(), StoreError> {
+        let model = model.clone();
+        self.submit(|r| Job::DeclareSchema(model, schema, r))
+    }
+
+    fn put_reference(
         &self,
         model: &ModelName,
-        rows: Vec<(usize, KpiEvent)>,
+        version: Option<&str>,
+        rows: Vec<(usize, ReferenceRow)>,
         rejected: Vec<Quarantined>,
-    ) -> Result<IngestOutcome, StoreError> {
-        self.submit(|reply| Job::Kpis(model.clone(), rows, rejected, reply))
+    ) -> Result<ReferenceOutcome, StoreError> {
+        let model = model.clone();
+        let version = version.unwrap_or("").to_string();
+        self.submit(|reply| Job::Reference {
+            model,
+            version,
+            rows,
+            rejected,
+            reply,
+        })
     }
 
-    fn kpis(
+    fn reference_rows(
         &self,
         model: &ModelName,
-        name: Option<&str>,
-        range: &ScanRange,
-    ) -> Result<Vec<KpiEvent>, StoreError> {
-        SqliteStore::kpis(self, model, name, range)
+        version: Option<&str>,
+    ) -> Result<Vec<ReferenceRow>, StoreError> {
+        SqliteStore::reference_rows(self, model, version)
     }
 
-    fn models_with_dirty_hours(&self) -> Result<Vec<ModelName>, StoreError> {
-        SqliteStore::models_with_dirty_hours(self)
+    fn set_retention(&self, model: &ModelName, days: Option<u32>) -> Result<(), StoreError> {
+        let model = model.clone();
+        self.submit(|r| Job::SetRetention(model, days, r))
     }
+}
 
-    fn dirty_hours(&self, model: &ModelName) -> Result<Vec<DirtyHour>, StoreError> {
-        SqliteStore::dirty_hours(self, model)
-    }
-
-    fn mark_for_rescan(&self, model: &ModelName, hours: &[DirtyHour]) -> Result<(), StoreError> {
-        let hours = hours
-            .iter()
-            .map(|d| (d.version.clone(), d.hour.micros()))
-            .collect();
-        self.submit(|reply| Job::MarkForRescan(model.clone(), hours, reply))
-    }
-
-    fn hour_deltas(&self, model: &ModelName) -> Result<Vec<HourDelta>, StoreError> {
-        SqliteStore::hour_deltas(self, model)
-    }
-
+impl DerivedState for SqliteStore {
     fn aggregates(
         &self,
         model: &ModelName,
@@ -305,9 +286,36 @@ impl Store for SqliteStore {
     fn invalidate_aggregates(&self, model: &ModelName) -> Result<(), StoreError> {
         self.submit(|reply| Job::InvalidateAggregates(model.clone(), reply))
     }
+}
 
-    fn rejected(&self, model: &ModelName, limit: usize) -> Result<Vec<RejectedRow>, StoreError> {
-        SqliteStore::rejected(self, model, limit)
+impl HourChanges for SqliteStore {
+    fn models_with_dirty_hours(&self) -> Result<Vec<ModelName>, StoreError> {
+        SqliteStore::models_with_dirty_hours(self)
+    }
+
+    fn dirty_hours(&self, model: &ModelName) -> Result<Vec<DirtyHour>, StoreError> {
+        SqliteStore::dirty_hours(self, model)
+    }
+
+    fn hour_deltas(&self, model: &ModelName) -> Result<Vec<HourDelta>, StoreError> {
+        SqliteStore::hour_deltas(self, model)
+    }
+
+    fn scan_chunks(
+        &self,
+        model: &ModelName,
+        chunks: &[i64],
+        f: &mut dyn FnMut(i64, &PredictionEvent),
+    ) -> Result<(), StoreError> {
+        SqliteStore::scan_chunks(self, model, chunks, f)
+    }
+
+    fn mark_for_rescan(&self, model: &ModelName, hours: &[DirtyHour]) -> Result<(), StoreError> {
+        let hours = hours
+            .iter()
+            .map(|d| (d.version.clone(), d.hour.micros()))
+            .collect();
+        self.submit(|reply| Job::MarkForRescan(model.clone(), hours, reply))
     }
 }
 
