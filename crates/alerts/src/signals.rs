@@ -447,7 +447,7 @@ mod tests {
     use modelwatch_engine::drift::{drift, quality, DriftQuery, QualityThresholds};
     use modelwatch_engine::performance::{window_performance, PerformanceQuery, Task};
     use modelwatch_stats::drift::DriftConfig;
-    use modelwatch_store::{LabelBatch, PredictionBatch, SqliteStore, Store};
+    use modelwatch_store::{Catalog, EventLog, LabelBatch, PredictionBatch, SqliteStore, Store};
     use serde_json::{json, Value};
 
     fn t(s: &str) -> Timestamp {

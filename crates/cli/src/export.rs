@@ -9,7 +9,7 @@ use modelwatch_core::{
     Rejection, Schema, Timestamp,
 };
 use modelwatch_formats::{LabelWriter, PredictionWriter};
-use modelwatch_store::{Page, SqliteStore, Store};
+use modelwatch_store::{Catalog, Cursor, EventLog, Page, SqliteStore};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -50,7 +50,7 @@ impl Source {
     fn predictions(
         &self,
         model: &ModelName,
-        after: Option<i64>,
+        after: Option<&Cursor>,
     ) -> anyhow::Result<Page<PredictionEvent>> {
         match self {
             Source::Data(s) => Ok(s.predictions(model, after, PAGE)?),
@@ -60,7 +60,11 @@ impl Source {
         }
     }
 
-    fn labels(&self, model: &ModelName, after: Option<i64>) -> anyhow::Result<Page<LabelEvent>> {
+    fn labels(
+        &self,
+        model: &ModelName,
+        after: Option<&Cursor>,
+    ) -> anyhow::Result<Page<LabelEvent>> {
         match self {
             Source::Data(s) => Ok(s.labels(model, after, PAGE)?),
             Source::Server(r) => r.page(model, "labels", after, |row, i| {
@@ -106,7 +110,7 @@ impl RemoteStore {
         &self,
         model: &ModelName,
         kind: &str,
-        after: Option<i64>,
+        after: Option<&Cursor>,
         parse: impl Fn(&str, usize) -> Result<T, Rejection>,
     ) -> anyhow::Result<Page<T>> {
         let mut query = vec![("limit", SERVER_PAGE.to_string())];
@@ -130,7 +134,12 @@ impl RemoteStore {
             .collect::<anyhow::Result<Vec<T>>>()?;
         Ok(Page {
             items,
-            next: body["next"].as_i64(),
+            // A string; a number from a server of an earlier release, passed back the same.
+            next: match &body["next"] {
+                Value::String(token) => Some(Cursor::new(token.as_str())),
+                Value::Number(n) => Some(Cursor::new(n.to_string())),
+                _ => None,
+            },
         })
     }
 }
@@ -228,12 +237,12 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
 /// Reads every page from the first on and hands each page's rows to `write`.
 fn copy_pages<T, E: Into<anyhow::Error>>(
     bar: &ProgressBar,
-    mut page: impl FnMut(Option<i64>) -> anyhow::Result<Page<T>>,
+    mut page: impl FnMut(Option<&Cursor>) -> anyhow::Result<Page<T>>,
     mut write: impl FnMut(&[T]) -> Result<(), E>,
 ) -> anyhow::Result<()> {
     let mut after = None;
     loop {
-        let p = page(after)?;
+        let p = page(after.as_ref())?;
         write(&p.items).map_err(Into::into)?;
         bar.inc(p.items.len() as u64);
         match p.next {

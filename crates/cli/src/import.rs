@@ -12,8 +12,8 @@ use modelwatch_formats::{
     ColumnMapping, Converted, ImportReader, ReadOptions, RowKind, Source, TableFormat,
 };
 use modelwatch_store::{
-    GatheredPredictions, LabelBatch, PendingLabels, PendingPredictions, Quarantined, SqliteStore,
-    Store,
+    Catalog, GatheredPredictions, LabelBatch, PendingLabels, PendingPredictions, Quarantined,
+    SqliteStore,
 };
 use std::path::PathBuf;
 use std::time::Instant;

@@ -7,7 +7,7 @@ use modelwatch_core::{
     Timestamp,
 };
 use modelwatch_dashboard::{data, pages, Tab, ViewParams};
-use modelwatch_store::{LabelBatch, PredictionBatch, SqliteStore, Store};
+use modelwatch_store::{Catalog, EventLog, LabelBatch, PredictionBatch, SqliteStore};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@
 
 use modelwatch_core::{parse_prediction_row, FeatureValue, IngestLimits, ModelName, ReferenceRow};
 use modelwatch_engine::attribution::{attributions, AttributionQuery, FeatureAttribution};
-use modelwatch_store::{PredictionBatch, SqliteStore, Store};
+use modelwatch_store::{Catalog, EventLog, PredictionBatch, SqliteStore};
 use serde_json::{json, Value};
 
 fn fixture(name: &str) -> Value {

@@ -12,7 +12,7 @@ use modelwatch_engine::concept::{
     concept_counted, concept_from_events, ConceptQuery, ConceptReport, StreamUse, KEYS,
 };
 use modelwatch_stats::concept::{change_points, DetectorKind};
-use modelwatch_store::{AggregateWrite, ScanRange, SqliteStore, Store};
+use modelwatch_store::{AggregateWrite, DerivedState, ScanRange, SqliteStore};
 use serde_json::{json, Value};
 
 const HOUR: i64 = 3_600_000_000;

@@ -8,7 +8,7 @@ use modelwatch_core::{
 };
 use modelwatch_engine::domain::{domain_classifier, DomainResponse};
 use modelwatch_engine::query::DriftQuery;
-use modelwatch_store::{PredictionBatch, SqliteStore, Store};
+use modelwatch_store::{Catalog, EventLog, PredictionBatch, SqliteStore};
 
 const DAY: i64 = 86_400_000_000;
 const START: i64 = 20_000 * DAY;

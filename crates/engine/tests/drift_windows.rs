@@ -12,7 +12,10 @@ use modelwatch_stats::drift::{
     adjust_p_values, drift_report, Column, Correction, DriftConfig, FeatureStatus, ProfileOptions,
     ReferenceProfile,
 };
-use modelwatch_store::{LabelBatch, PredictionBatch, ScanRange, SqliteStore, Store};
+use modelwatch_store::{
+    Catalog, DerivedState, EventLog, HourChanges, LabelBatch, PredictionBatch, ScanRange,
+    SqliteStore,
+};
 use modelwatch_testkit::assert_json_close;
 
 const DAY: i64 = 86_400;

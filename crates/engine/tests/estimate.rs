@@ -9,7 +9,7 @@ use modelwatch_core::{
 };
 use modelwatch_engine::estimate::{attach, estimator, scan};
 use modelwatch_engine::performance::{window_performance, PerformanceQuery};
-use modelwatch_store::{PredictionBatch, SqliteStore, Store};
+use modelwatch_store::{Catalog, EventLog, PredictionBatch, SqliteStore};
 
 fn model() -> ModelName {
     ModelName::new("m").unwrap()

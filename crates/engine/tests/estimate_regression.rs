@@ -7,7 +7,7 @@ mod common;
 use modelwatch_core::{FeatureValue, ModelName, Outcome, ReferenceRow, Timestamp, Window};
 use modelwatch_engine::estimate::{attach, estimator, scan};
 use modelwatch_engine::performance::{window_performance, PerformanceQuery, PerformanceReport};
-use modelwatch_store::{SqliteStore, Store};
+use modelwatch_store::{Catalog, SqliteStore};
 
 fn model() -> ModelName {
     ModelName::new("r").unwrap()

@@ -7,7 +7,7 @@ use modelwatch_core::{parse_label_row, parse_prediction_row, IngestLimits, Model
 use modelwatch_engine::fairness::{fairness, set_settings, FairnessQuery, FairnessSettings};
 use modelwatch_stats::fairness::{FourFifths, Gap, GroupReport};
 use modelwatch_stats::perf::Metric;
-use modelwatch_store::{LabelBatch, PredictionBatch, SqliteStore, Store};
+use modelwatch_store::{EventLog, LabelBatch, PredictionBatch, SqliteStore};
 use serde_json::{json, Value};
 
 const TOL: f64 = 1e-12;

@@ -11,7 +11,8 @@ use modelwatch_engine::drift::{self, DriftQuery};
 use modelwatch_engine::performance::{window_performance, PerformanceQuery};
 use modelwatch_stats::drift::DriftConfig;
 use modelwatch_store::{
-    GatheredPredictions, LabelBatch, PredictionBatch, ScanRange, SqliteStore, Store,
+    Catalog, DerivedState, EventLog, GatheredPredictions, HourChanges, LabelBatch, PredictionBatch,
+    ScanRange, SqliteStore,
 };
 
 /// 2026-11-02T00:00:00Z.

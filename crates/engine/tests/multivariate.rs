@@ -9,7 +9,7 @@ use modelwatch_core::{
 use modelwatch_engine::aggregates;
 use modelwatch_engine::multivariate::{multivariate, MultivariateResponse, HOURS};
 use modelwatch_engine::query::DriftQuery;
-use modelwatch_store::{PredictionBatch, ScanRange, SqliteStore, Store};
+use modelwatch_store::{Catalog, DerivedState, EventLog, PredictionBatch, ScanRange, SqliteStore};
 
 const DAY: i64 = 86_400_000_000;
 const START: i64 = 20_000 * DAY;

@@ -14,7 +14,10 @@ use modelwatch_engine::performance::{
     scan_performance, window_performance, PerformanceQuery, PerformanceReport, TaskSpec,
     WindowAccumulator, WindowFold,
 };
-use modelwatch_store::{IngestOutcome, LabelBatch, PredictionBatch, ScanRange, SqliteStore, Store};
+use modelwatch_store::{
+    Catalog, Cursor, DerivedState, EventLog, HourChanges, IngestOutcome, LabelBatch,
+    PredictionBatch, ScanRange, SqliteStore, Store,
+};
 use modelwatch_testkit::assert_json_close;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -830,23 +833,7 @@ struct RaceAfterScan {
     meanwhile: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
-impl Store for RaceAfterScan {
-    fn scan_predictions(
-        &self,
-        model: &ModelName,
-        range: &ScanRange,
-        f: &mut dyn FnMut(&modelwatch_core::PredictionEvent, Option<&modelwatch_core::LabelEvent>),
-    ) -> Result<i64, modelwatch_store::StoreError> {
-        let through = self.inner.scan_predictions(model, range, f)?;
-        let holds = range.from.is_none_or(|t| t <= self.at) && range.to.is_none_or(|t| self.at < t);
-        if holds {
-            let meanwhile = self.meanwhile.lock().unwrap().take();
-            if let Some(meanwhile) = meanwhile {
-                meanwhile();
-            }
-        }
-        Ok(through)
-    }
+impl EventLog for RaceAfterScan {
     fn ingest_predictions(
         &self,
         model: &ModelName,
@@ -877,28 +864,63 @@ impl Store for RaceAfterScan {
     ) -> Result<Vec<modelwatch_core::KpiEvent>, modelwatch_store::StoreError> {
         self.inner.kpis(model, name, range)
     }
-    fn put_reference(
+    fn window_counts(
         &self,
         model: &ModelName,
-        version: Option<&str>,
-        rows: Vec<(usize, ReferenceRow)>,
-        rejected: Vec<modelwatch_store::Quarantined>,
-    ) -> Result<modelwatch_store::ReferenceOutcome, modelwatch_store::StoreError> {
-        self.inner.put_reference(model, version, rows, rejected)
+        query: &modelwatch_store::WindowQuery,
+    ) -> Result<Vec<modelwatch_store::WindowCounts>, modelwatch_store::StoreError> {
+        self.inner.window_counts(model, query)
     }
-    fn declare_schema(
+    fn predictions(
         &self,
         model: &ModelName,
-        schema: modelwatch_core::Schema,
-    ) -> Result<(), modelwatch_store::StoreError> {
-        self.inner.declare_schema(model, schema)
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<
+        modelwatch_store::Page<modelwatch_core::PredictionEvent>,
+        modelwatch_store::StoreError,
+    > {
+        self.inner.predictions(model, after, limit)
     }
-    fn set_retention(
+    fn labels(
         &self,
         model: &ModelName,
-        days: Option<u32>,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<modelwatch_store::Page<modelwatch_core::LabelEvent>, modelwatch_store::StoreError>
+    {
+        self.inner.labels(model, after, limit)
+    }
+    fn rejected(
+        &self,
+        model: &ModelName,
+        limit: usize,
+    ) -> Result<Vec<modelwatch_store::RejectedRow>, modelwatch_store::StoreError> {
+        self.inner.rejected(model, limit)
+    }
+    fn scan_predictions(
+        &self,
+        model: &ModelName,
+        range: &ScanRange,
+        f: &mut dyn FnMut(&modelwatch_core::PredictionEvent, Option<&modelwatch_core::LabelEvent>),
+    ) -> Result<i64, modelwatch_store::StoreError> {
+        let through = self.inner.scan_predictions(model, range, f)?;
+        let holds = range.from.is_none_or(|t| t <= self.at) && range.to.is_none_or(|t| self.at < t);
+        if holds {
+            let meanwhile = self.meanwhile.lock().unwrap().take();
+            if let Some(meanwhile) = meanwhile {
+                meanwhile();
+            }
+        }
+        Ok(through)
+    }
+    fn scan_with_shadows(
+        &self,
+        model: &ModelName,
+        range: &ScanRange,
+        f: &mut dyn FnMut(&modelwatch_core::PredictionEvent, Option<&modelwatch_core::LabelEvent>),
     ) -> Result<(), modelwatch_store::StoreError> {
-        self.inner.set_retention(model, days)
+        self.inner.scan_with_shadows(model, range, f)
     }
     fn apply_retention(
         &self,
@@ -906,6 +928,9 @@ impl Store for RaceAfterScan {
     ) -> Result<modelwatch_store::RetentionReport, modelwatch_store::StoreError> {
         self.inner.apply_retention(now)
     }
+}
+
+impl Catalog for RaceAfterScan {
     fn list_models(
         &self,
     ) -> Result<Vec<modelwatch_store::ModelSummary>, modelwatch_store::StoreError> {
@@ -917,32 +942,21 @@ impl Store for RaceAfterScan {
     ) -> Result<Option<modelwatch_store::ModelSummary>, modelwatch_store::StoreError> {
         self.inner.model(model)
     }
-    fn window_counts(
+    fn declare_schema(
         &self,
         model: &ModelName,
-        query: &modelwatch_store::WindowQuery,
-    ) -> Result<Vec<modelwatch_store::WindowCounts>, modelwatch_store::StoreError> {
-        self.inner.window_counts(model, query)
+        schema: modelwatch_core::Schema,
+    ) -> Result<(), modelwatch_store::StoreError> {
+        self.inner.declare_schema(model, schema)
     }
-    fn predictions(
+    fn put_reference(
         &self,
         model: &ModelName,
-        after: Option<i64>,
-        limit: usize,
-    ) -> Result<
-        modelwatch_store::Page<modelwatch_core::PredictionEvent>,
-        modelwatch_store::StoreError,
-    > {
-        self.inner.predictions(model, after, limit)
-    }
-    fn labels(
-        &self,
-        model: &ModelName,
-        after: Option<i64>,
-        limit: usize,
-    ) -> Result<modelwatch_store::Page<modelwatch_core::LabelEvent>, modelwatch_store::StoreError>
-    {
-        self.inner.labels(model, after, limit)
+        version: Option<&str>,
+        rows: Vec<(usize, ReferenceRow)>,
+        rejected: Vec<modelwatch_store::Quarantined>,
+    ) -> Result<modelwatch_store::ReferenceOutcome, modelwatch_store::StoreError> {
+        self.inner.put_reference(model, version, rows, rejected)
     }
     fn reference_rows(
         &self,
@@ -951,22 +965,16 @@ impl Store for RaceAfterScan {
     ) -> Result<Vec<ReferenceRow>, modelwatch_store::StoreError> {
         self.inner.reference_rows(model, version)
     }
-    fn rejected(
+    fn set_retention(
         &self,
         model: &ModelName,
-        limit: usize,
-    ) -> Result<Vec<modelwatch_store::RejectedRow>, modelwatch_store::StoreError> {
-        self.inner.rejected(model, limit)
+        days: Option<u32>,
+    ) -> Result<(), modelwatch_store::StoreError> {
+        self.inner.set_retention(model, days)
     }
-    fn models_with_dirty_hours(&self) -> Result<Vec<ModelName>, modelwatch_store::StoreError> {
-        self.inner.models_with_dirty_hours()
-    }
-    fn dirty_hours(
-        &self,
-        model: &ModelName,
-    ) -> Result<Vec<modelwatch_store::DirtyHour>, modelwatch_store::StoreError> {
-        self.inner.dirty_hours(model)
-    }
+}
+
+impl DerivedState for RaceAfterScan {
     fn aggregates(
         &self,
         model: &ModelName,
@@ -982,6 +990,21 @@ impl Store for RaceAfterScan {
     ) -> Result<(), modelwatch_store::StoreError> {
         self.inner.put_aggregate_group(model, writes)
     }
+    fn invalidate_aggregates(&self, model: &ModelName) -> Result<(), modelwatch_store::StoreError> {
+        self.inner.invalidate_aggregates(model)
+    }
+}
+
+impl HourChanges for RaceAfterScan {
+    fn models_with_dirty_hours(&self) -> Result<Vec<ModelName>, modelwatch_store::StoreError> {
+        self.inner.models_with_dirty_hours()
+    }
+    fn dirty_hours(
+        &self,
+        model: &ModelName,
+    ) -> Result<Vec<modelwatch_store::DirtyHour>, modelwatch_store::StoreError> {
+        self.inner.dirty_hours(model)
+    }
     fn hour_deltas(
         &self,
         model: &ModelName,
@@ -996,23 +1019,12 @@ impl Store for RaceAfterScan {
     ) -> Result<(), modelwatch_store::StoreError> {
         self.inner.scan_chunks(model, chunks, f)
     }
-    fn scan_with_shadows(
-        &self,
-        model: &ModelName,
-        range: &ScanRange,
-        f: &mut dyn FnMut(&modelwatch_core::PredictionEvent, Option<&modelwatch_core::LabelEvent>),
-    ) -> Result<(), modelwatch_store::StoreError> {
-        self.inner.scan_with_shadows(model, range, f)
-    }
     fn mark_for_rescan(
         &self,
         model: &ModelName,
         hours: &[modelwatch_store::DirtyHour],
     ) -> Result<(), modelwatch_store::StoreError> {
         self.inner.mark_for_rescan(model, hours)
-    }
-    fn invalidate_aggregates(&self, model: &ModelName) -> Result<(), modelwatch_store::StoreError> {
-        self.inner.invalidate_aggregates(model)
     }
 }
 

@@ -8,7 +8,7 @@ use modelwatch_core::{FeatureValue, ModelName, Outcome, PredictionEvent, Timesta
 use modelwatch_engine::service_levels::{
     self, ServiceLevelQuery, ServiceLevelReport, ServiceLevelSettings,
 };
-use modelwatch_store::{PredictionBatch, SqliteStore, Store};
+use modelwatch_store::{EventLog, PredictionBatch, SqliteStore};
 use serde_json::{json, Value};
 
 fn fixture() -> Value {

@@ -105,6 +105,9 @@ impl From<StoreError> for ApiError {
             StoreError::ModelNotFound(m) => ApiError::not_found(format!(
                 "model `{m}` does not exist: send its predictions first"
             )),
+            e @ StoreError::InvalidCursor { .. } => {
+                ApiError::new(e.code(), "invalid_query", format!("`after`: {e}"))
+            }
             e => ApiError::of(&e, "storage_error"),
         }
     }

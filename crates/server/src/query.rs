@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use modelwatch_core::{parse_timestamp, Schema, Timestamp, Window};
 use modelwatch_engine::performance;
-use modelwatch_store::WindowQuery;
+use modelwatch_store::{Cursor, WindowQuery};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -175,7 +175,8 @@ pub(crate) async fn put_task(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PageParams {
-    after: Option<i64>,
+    /// The `next` of the page before: an opaque token, passed to the store as it came.
+    after: Option<String>,
     limit: Option<usize>,
 }
 
@@ -200,7 +201,9 @@ pub(crate) async fn predictions(
 ) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(p.limit)?;
     let page = state
-        .with_store(move |store| store.predictions(&model, p.after, limit))
+        .with_store(move |store| {
+            store.predictions(&model, p.after.map(Cursor::new).as_ref(), limit)
+        })
         .await?;
     Ok(Json(json!({"predictions": page.items, "next": page.next})))
 }
@@ -212,7 +215,7 @@ pub(crate) async fn labels(
 ) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(p.limit)?;
     let page = state
-        .with_store(move |store| store.labels(&model, p.after, limit))
+        .with_store(move |store| store.labels(&model, p.after.map(Cursor::new).as_ref(), limit))
         .await?;
     Ok(Json(json!({"labels": page.items, "next": page.next})))
 }

@@ -1,7 +1,7 @@
 //! Times the store alone (no HTTP, no JSON parsing): how many predictions per second the
 //! writer commits. `cargo run --release -p modelwatch-store --example store_ingest -- ROWS BATCH`
 use modelwatch_core::{FeatureValue, ModelName, Outcome, PredictionEvent, Timestamp};
-use modelwatch_store::{PredictionBatch, SqliteStore, Store};
+use modelwatch_store::{EventLog, PredictionBatch, SqliteStore};
 use std::time::Instant;
 
 fn main() {

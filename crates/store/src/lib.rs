@@ -1,12 +1,13 @@
 //! Storage of prediction events, labels, reference datasets and rejected rows.
 //!
-//! [`Store`] is the interface every backend implements; [`SqliteStore`] is the embedded one (a
-//! single data directory, nothing to install). Invariants a caller may rely on:
+//! [`Store`] is the interface every caller takes, made of the parts a backend implements
+//! ([`EventLog`], [`Catalog`], [`DerivedState`], [`HourChanges`]; ADR 018); [`SqliteStore`] is
+//! the embedded backend (a single data directory, nothing to install). Invariants a caller may rely on:
 //! - a call that returns `Ok` has made its rows durable (fsynced): a crash after it loses nothing;
 //! - predictions are idempotent on `(model, request_id)`: a stored request id is never stored
 //!   twice, a retry is reported as duplicates; shadow predictions (ADR 011) are idempotent on
 //!   `(model, request_id, version)`, stored beside the served one and read only by
-//!   [`Store::scan_with_shadows`];
+//!   [`EventLog::scan_with_shadows`];
 //! - a label replaces an earlier label for the same request id; labels may arrive before their
 //!   prediction and are joined whenever it comes, always to the prediction's event time;
 //! - schemas change only through the store's single writer, so two batches racing to introduce
@@ -49,18 +50,22 @@ pub enum StoreError {
     /// The request this read answered was abandoned by its client; the read stopped early.
     #[error("the request was abandoned by its client; its read stopped")]
     Cancelled,
+    /// A page's `after` is not a cursor this store handed out (see [`Cursor`]).
+    #[error("`{cursor}` is not a page cursor this store handed out: pass back the `next` of the page before, unchanged")]
+    InvalidCursor { cursor: String },
     /// The data directory's files are not a sound store; nothing was opened or created.
     #[error("the data directory {dir} is damaged: {found}. modelwatch will not start over it, so that nothing more is lost: run `modelwatch check --data {dir}` for details, and restore the directory from a backup (docs/operations.md)")]
     Damaged { dir: String, found: String },
 }
 
 impl modelwatch_core::ServiceError for StoreError {
-    /// Every store error is a failure of the service but two: a model that does not exist, and
-    /// a read its client abandoned. None is the caller's mistake, so none is ever answered as a
-    /// bad request.
+    /// Every store error is a failure of the service but three: a model that does not exist,
+    /// a read its client abandoned, and a page cursor the store never handed out, the one
+    /// store error that is the caller's mistake.
     fn code(&self) -> ErrorCode {
         match self {
             StoreError::ModelNotFound(_) => ErrorCode::NotFound,
+            StoreError::InvalidCursor { .. } => ErrorCode::InvalidInput,
             // Nobody reads the answer: not a failure to log as one.
             StoreError::Cancelled => ErrorCode::Timeout,
             e if e.is_disk_full() => ErrorCode::StorageFull,
@@ -266,7 +271,33 @@ pub struct RetentionReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
-    pub next: Option<i64>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+/// Where a page ends: a token a backend hands out as [`Page::next`] and reads back as `after`.
+/// Its text is the backend's own and means nothing to anyone else (the embedded store's names
+/// a chunk and a row in it; a distributed one would name the last row's sort key), so callers
+/// pass it through unchanged, as a string. A backend refuses one it did not hand out with
+/// [`StoreError::InvalidCursor`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Cursor(String);
+
+impl Cursor {
+    pub fn new(token: impl Into<String>) -> Self {
+        Cursor(token.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// One event-time hour of one version whose predictions or labels changed since its aggregates
@@ -289,7 +320,7 @@ pub struct DirtyHour {
 
 /// What one ingest added to one hour, written in the same transaction as the rows and the
 /// hour's mark: either the hour's new predictions in one chunk ([`HourDelta::chunk`]; read
-/// with [`Store::scan_chunks`], their labels come as label deltas) or first labels of its
+/// with [`HourChanges::scan_chunks`], their labels come as label deltas) or first labels of its
 /// predictions ([`HourDelta::labels`]). Applied to the stored aggregates by a refresh, which
 /// deletes the delta (`AggregateWrite::applied`) in the transaction that writes the result.
 #[derive(Debug, Clone, PartialEq)]
@@ -356,7 +387,7 @@ pub struct AggregateWrite {
     pub delete: Vec<(String, Timestamp)>,
     pub clear: Vec<DirtyHour>,
     /// For a rescan: the last delta id of the scan's snapshot (see
-    /// [`Store::scan_predictions`]). The cleared hours' deltas up to it are deleted, and a mark
+    /// [`EventLog::scan_predictions`]). The cleared hours' deltas up to it are deleted, and a mark
     /// changed since it was read becomes deltas-only, unless a change needing a rescan came.
     pub rescanned_through: Option<i64>,
     /// Ids of the [`HourDelta`]s folded into `put`: deleted with the write. A write that
@@ -365,8 +396,19 @@ pub struct AggregateWrite {
     pub applied: Vec<i64>,
 }
 
-/// The storage interface. Calls block; async callers run them on a blocking thread.
-pub trait Store: Send + Sync + 'static {
+/// The storage interface every caller takes (`&dyn Store`): the four parts below, which a
+/// backend implements one by one (ADR 018). Calls block; async callers run them on a blocking
+/// thread. A method of any part is called on a `&dyn Store` as on the part itself.
+pub trait Store: EventLog + Catalog + DerivedState + HourChanges {}
+
+impl<T: EventLog + Catalog + DerivedState + HourChanges> Store for T {}
+
+/// The event log: predictions, labels and KPI points, stored idempotently and durably, read
+/// back by event-time range with their labels, in pages, as window counts; the quarantine;
+/// retention. A prediction is identified by (model, request id, version): a request has at
+/// most one served prediction and one shadow prediction per version (ADR 011, ADR 018); a
+/// label, keyed (model, request id), joins every one of them.
+pub trait EventLog: Send + Sync + 'static {
     fn ingest_predictions(
         &self,
         model: &ModelName,
@@ -393,22 +435,6 @@ pub trait Store: Send + Sync + 'static {
         name: Option<&str>,
         range: &ScanRange,
     ) -> Result<Vec<KpiEvent>, StoreError>;
-    /// Replaces the reference dataset of `version` (all versions when `None`).
-    fn put_reference(
-        &self,
-        model: &ModelName,
-        version: Option<&str>,
-        rows: Vec<(usize, ReferenceRow)>,
-        rejected: Vec<Quarantined>,
-    ) -> Result<ReferenceOutcome, StoreError>;
-    /// Declares a model's schema: later events with other features or kinds are rejected.
-    fn declare_schema(&self, model: &ModelName, schema: Schema) -> Result<(), StoreError>;
-    fn set_retention(&self, model: &ModelName, days: Option<u32>) -> Result<(), StoreError>;
-    /// Deletes predictions (and labels) older than each model's retention.
-    fn apply_retention(&self, now: Timestamp) -> Result<RetentionReport, StoreError>;
-
-    fn list_models(&self) -> Result<Vec<ModelSummary>, StoreError>;
-    fn model(&self, model: &ModelName) -> Result<Option<ModelSummary>, StoreError>;
     fn window_counts(
         &self,
         model: &ModelName,
@@ -417,20 +443,15 @@ pub trait Store: Send + Sync + 'static {
     fn predictions(
         &self,
         model: &ModelName,
-        after: Option<i64>,
+        after: Option<&Cursor>,
         limit: usize,
     ) -> Result<Page<PredictionEvent>, StoreError>;
     fn labels(
         &self,
         model: &ModelName,
-        after: Option<i64>,
+        after: Option<&Cursor>,
         limit: usize,
     ) -> Result<Page<LabelEvent>, StoreError>;
-    fn reference_rows(
-        &self,
-        model: &ModelName,
-        version: Option<&str>,
-    ) -> Result<Vec<ReferenceRow>, StoreError>;
     fn rejected(&self, model: &ModelName, limit: usize) -> Result<Vec<RejectedRow>, StoreError>;
     /// Calls `f` for every stored prediction whose event time is in `[from, to)` (and of
     /// `version`, when given), with its label when one has arrived. Order is unspecified. Work
@@ -447,8 +468,7 @@ pub trait Store: Send + Sync + 'static {
         range: &ScanRange,
         f: &mut dyn FnMut(&PredictionEvent, Option<&LabelEvent>),
     ) -> Result<i64, StoreError>;
-
-    /// [`Store::scan_predictions`] with the shadow predictions too (ADR 011): every stored
+    /// [`EventLog::scan_predictions`] with the shadow predictions too (ADR 011): every stored
     /// prediction of the range, served or shadow (its `role` says which), each with its
     /// request's label. The challenger comparison reads it; no other report does.
     fn scan_with_shadows(
@@ -457,15 +477,36 @@ pub trait Store: Send + Sync + 'static {
         range: &ScanRange,
         f: &mut dyn FnMut(&PredictionEvent, Option<&LabelEvent>),
     ) -> Result<(), StoreError>;
+    /// Deletes predictions (and labels) older than each model's retention.
+    fn apply_retention(&self, now: Timestamp) -> Result<RetentionReport, StoreError>;
+}
 
-    // Per-hour aggregates. The store keeps them opaque and marks an hour dirty in the same
-    // transaction that changes its predictions or labels, so a crash can never leave an
-    // aggregate stale without its mark: aggregates are a cache of the raw log, always rebuildable.
+/// The catalog: models and their summaries, schemas, reference datasets, retention settings.
+pub trait Catalog: Send + Sync + 'static {
+    fn list_models(&self) -> Result<Vec<ModelSummary>, StoreError>;
+    fn model(&self, model: &ModelName) -> Result<Option<ModelSummary>, StoreError>;
+    /// Declares a model's schema: later events with other features or kinds are rejected.
+    fn declare_schema(&self, model: &ModelName, schema: Schema) -> Result<(), StoreError>;
+    /// Replaces the reference dataset of `version` (all versions when `None`).
+    fn put_reference(
+        &self,
+        model: &ModelName,
+        version: Option<&str>,
+        rows: Vec<(usize, ReferenceRow)>,
+        rejected: Vec<Quarantined>,
+    ) -> Result<ReferenceOutcome, StoreError>;
+    fn reference_rows(
+        &self,
+        model: &ModelName,
+        version: Option<&str>,
+    ) -> Result<Vec<ReferenceRow>, StoreError>;
+    fn set_retention(&self, model: &ModelName, days: Option<u32>) -> Result<(), StoreError>;
+}
 
-    /// Models that have dirty hours.
-    fn models_with_dirty_hours(&self) -> Result<Vec<ModelName>, StoreError>;
-    /// Hours whose aggregates are out of date, oldest first.
-    fn dirty_hours(&self, model: &ModelName) -> Result<Vec<DirtyHour>, StoreError>;
+/// Derived per-window state: opaque blobs the engine computes and keeps per (model, kind,
+/// version, hour), or model-wide ([`MODEL_WIDE`]). The store only keys them; they are a cache of
+/// the event log, always rebuildable.
+pub trait DerivedState: Send + Sync + 'static {
     /// The aggregates of `kind` for hours in `[from, to)`, of `version` (all when `None`),
     /// ordered by hour.
     fn aggregates(
@@ -475,20 +516,36 @@ pub trait Store: Send + Sync + 'static {
         range: &ScanRange,
     ) -> Result<Vec<StoredAggregate>, StoreError>;
     /// Aggregates whose kind starts with `reference` are derived from the reference dataset:
-    /// [`Store::put_reference`] deletes them.
+    /// [`Catalog::put_reference`] deletes them.
     ///
     /// Writes a refresh's aggregates and clears the marks it answers, atomically. A mark whose
     /// generation changed since it was read is kept.
     fn put_aggregates(&self, model: &ModelName, write: AggregateWrite) -> Result<(), StoreError> {
         self.put_aggregate_group(model, vec![write])
     }
-    /// [`Store::put_aggregates`] of several kinds in one transaction (an hour's performance
+    /// [`DerivedState::put_aggregates`] of several kinds in one transaction (an hour's performance
     /// aggregate and drift sketch, which a label delta changes together).
     fn put_aggregate_group(
         &self,
         model: &ModelName,
         writes: Vec<AggregateWrite>,
     ) -> Result<(), StoreError>;
+    /// Marks every hour that holds predictions dirty, so that all aggregates are rebuilt.
+    fn invalidate_aggregates(&self, model: &ModelName) -> Result<(), StoreError>;
+}
+
+/// What changed since each hour's derived state was written: the embedded store's protocol of
+/// dirty-hour marks (with generations) and hour deltas, which the engine's refresh drives
+/// (ADR 003). The store marks an hour dirty in the same transaction that changes its
+/// predictions or labels, so a crash can never leave an aggregate stale without its mark. It
+/// is SQLite's own way of keeping the hours fresh, not a part every backend shares: ADR 018
+/// says how another backend answers it (no marks and no deltas: every query then reads the
+/// raw events) and how it is meant to move behind [`DerivedState`].
+pub trait HourChanges: Send + Sync + 'static {
+    /// Models that have dirty hours.
+    fn models_with_dirty_hours(&self) -> Result<Vec<ModelName>, StoreError>;
+    /// Hours whose aggregates are out of date, oldest first.
+    fn dirty_hours(&self, model: &ModelName) -> Result<Vec<DirtyHour>, StoreError>;
     /// The hour deltas of `model` not yet applied, oldest first.
     fn hour_deltas(&self, model: &ModelName) -> Result<Vec<HourDelta>, StoreError>;
     /// Visits the predictions stored in `chunks` (ids of [`HourDelta::chunk`]), without
@@ -503,8 +560,6 @@ pub trait Store: Send + Sync + 'static {
     /// hours a refresh must rescan rather than update: a label arriving during the rescan then
     /// only marks the hour again, it never leaves a delta the rescan has already counted.
     fn mark_for_rescan(&self, model: &ModelName, hours: &[DirtyHour]) -> Result<(), StoreError>;
-    /// Marks every hour that holds predictions dirty, so that all aggregates are rebuilt.
-    fn invalidate_aggregates(&self, model: &ModelName) -> Result<(), StoreError>;
 }
 
 /// The "hour" of an aggregate that is model-wide rather than per hour (a task decision, a
@@ -519,7 +574,7 @@ pub fn hour_of(ts: i64) -> i64 {
     ts - ts.rem_euclid(HOUR_MICROS)
 }
 
-/// Which predictions [`Store::scan_predictions`] visits.
+/// Which predictions [`EventLog::scan_predictions`] visits.
 #[derive(Debug, Clone, Default)]
 pub struct ScanRange {
     pub from: Option<Timestamp>,

@@ -598,7 +598,7 @@ class Monitor:
         if kind not in ("predictions", "labels"):
             raise ValueError("kind must be 'predictions' or 'labels', got %r" % (kind,))
         rows: List[Dict[str, Any]] = []
-        after: Optional[int] = None
+        after: Optional[str] = None  # the server's opaque cursor, passed back unchanged
         while True:
             q = {"limit": int(page_size), "after": after}
             page = self._call("GET", self._sync.model_path(self.model, "/" + kind, q))

@@ -19,7 +19,8 @@ use modelwatch_engine::drift::{self, DriftQuery};
 use modelwatch_engine::performance::{scan_performance, window_performance, PerformanceQuery};
 use modelwatch_stats::drift::DriftConfig;
 use modelwatch_store::{
-    IngestOutcome, LabelBatch, PendingLabels, PredictionBatch, SqliteStore, Store, StoreError,
+    Catalog, DerivedState, EventLog, IngestOutcome, LabelBatch, PendingLabels, PredictionBatch,
+    SqliteStore, StoreError,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

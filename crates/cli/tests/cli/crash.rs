@@ -15,7 +15,7 @@ const ROWS_PER_BATCH: usize = 100;
 
 fn stored_ids(s: &Server) -> Vec<String> {
     let mut ids = Vec::new();
-    let mut after: Option<i64> = None;
+    let mut after: Option<String> = None;
     loop {
         let path = match after {
             Some(a) => format!("/v1/models/crash/predictions?limit=10000&after={a}"),
@@ -29,8 +29,8 @@ fn stored_ids(s: &Server) -> Vec<String> {
         for p in page["predictions"].as_array().unwrap() {
             ids.push(p["request_id"].as_str().unwrap().to_string());
         }
-        match page["next"].as_i64() {
-            Some(n) => after = Some(n),
+        match page["next"].as_str() {
+            Some(n) => after = Some(n.to_owned()),
             None => return ids,
         }
     }

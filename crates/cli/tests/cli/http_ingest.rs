@@ -139,6 +139,65 @@ fn a_retried_batch_does_not_double_count_and_a_second_label_replaces_the_first()
 }
 
 /// Sends `rows` (NDJSON, one good row first) and returns the rejection of row 1.
+/// Every row of `GET /v1/models/m/{kind}`, following `next` (a string) from page to page.
+fn every_page(s: &Server, kind: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(a) => format!("/v1/models/m/{kind}?limit=2&after={a}"),
+            None => format!("/v1/models/m/{kind}?limit=2"),
+        };
+        let (status, page) = s.get(&path);
+        assert_eq!(status, 200, "{page}");
+        for row in page[kind].as_array().unwrap() {
+            ids.push(row["request_id"].as_str().unwrap().to_owned());
+        }
+        match &page["next"] {
+            Value::Null => return ids,
+            next => after = Some(next.as_str().expect("an opaque string").to_owned()),
+        }
+    }
+}
+
+#[test]
+fn pages_follow_the_cursor_they_hand_out_and_a_made_up_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let ids = ["a", "b", "c", "d", "e"];
+    for part in [&ids[..3], &ids[3..]] {
+        let rows: Vec<Value> = (part.iter())
+            .map(|id| prediction(id, "2026-01-01T10:00:00Z", 1.0, "DE"))
+            .collect();
+        let (status, out) = s.post("/v1/models/m/predictions", &batch(&rows));
+        assert_eq!(status, 200, "{out}");
+    }
+    let (status, out) = s.post(
+        "/v1/models/m/labels",
+        r#"[{"request_id": "e", "label": 1}, {"request_id": "a", "label": 0},
+            {"request_id": "c", "label": 1}]"#,
+    );
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(every_page(&s, "predictions"), ids);
+    // Labels in arrival order: the writer stores a batch by request id.
+    assert_eq!(every_page(&s, "labels"), ["a", "c", "e"]);
+    // A cursor the server never handed out (made up, or another kind's) is the caller's
+    // mistake, said about `after`, never read as some other position.
+    let (_, labels) = s.get("/v1/models/m/labels?limit=1");
+    let label_cursor = labels["next"].as_str().unwrap().to_owned();
+    for path in [
+        "/v1/models/m/predictions?after=yesterday".to_owned(),
+        format!("/v1/models/m/predictions?after={label_cursor}"),
+        "/v1/models/m/labels?after=p1.1".to_owned(),
+    ] {
+        let (status, out) = s.get(&path);
+        assert_eq!(status, 400, "{path}: {out}");
+        assert_eq!(out["error"]["code"], "invalid_query", "{out}");
+        let message = out["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("`after`"), "{message}");
+    }
+}
+
 fn reject_row(s: &Server, model: &str, bad_row: &str) -> (u16, Value) {
     let good = serde_json::to_string(&prediction(
         &format!("good-{}", rand_id()),

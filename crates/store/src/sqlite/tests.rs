@@ -1086,10 +1086,11 @@ fn a_new_database_gets_16_kib_pages_and_an_older_one_keeps_its_own() {
     );
 }
 
-/// `?after=` cursors already handed out keep reading on: a cursor is still `chunk id << 20 |
-/// row offset` (the ids of rows of the table `segments`), whatever the code calls the blob.
+/// `?after=` cursors are this store's own tokens (ADR 018), and the numbers earlier releases
+/// handed out (`chunk id << 20 | row offset`, the ids of rows of the table `segments`; a
+/// label's rowid) keep reading on.
 #[test]
-fn a_page_cursor_is_still_the_chunk_id_and_row_offset() {
+fn a_page_cursor_handed_out_by_an_earlier_release_still_reads_on() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
     for batch in [["a", "b", "c"], ["d", "e", "f"]] {
@@ -1102,11 +1103,26 @@ fn a_page_cursor_is_still_the_chunk_id_and_row_offset() {
     }
     let page = store.predictions(&model(), None, 2).unwrap();
     // Chunk 1 (the first job), offset 1 (its second row).
-    assert_eq!(page.next, Some((1 << 20) | 1));
+    assert_eq!(page.next, Some(Cursor::new("p1.1")));
     // A cursor written by an earlier release: chunk 2, row 0, so the rest of chunk 2 follows.
-    let page = store.predictions(&model(), Some(2 << 20), 10).unwrap();
+    let old = Cursor::new((2i64 << 20).to_string());
+    let page = store.predictions(&model(), Some(&old), 10).unwrap();
     let ids: Vec<&str> = page.items.iter().map(|e| e.request_id.as_str()).collect();
     assert_eq!(ids, ["e", "f"]);
+    let labels = LabelBatch {
+        rows: ["a", "b", "c"]
+            .into_iter()
+            .map(label_event)
+            .enumerate()
+            .collect(),
+        rejected: vec![],
+    };
+    store.ingest_labels(&model(), labels).unwrap();
+    let page = store.labels(&model(), None, 1).unwrap();
+    assert_eq!(page.next, Some(Cursor::new("l1")));
+    let page = store.labels(&model(), Some(&Cursor::new("2")), 10).unwrap();
+    let ids: Vec<&str> = page.items.iter().map(|l| l.request_id.as_str()).collect();
+    assert_eq!(ids, ["c"]);
 }
 
 /// A reference row with attributions, as the formats crate makes of an
