@@ -115,7 +115,7 @@ impl SqliteStore {
         // deleted or emptied one.
         let inspection = guard::inspect(&dir)?;
         let db = dir.join(DB_FILE);
-        let conn = guard::corrupt_is_damage(&dir, configure(&db, &settings, inspection.existing))?;
+        let conn = guard::corrupt_is_damage(&dir, configure(&db, &settings, inspection.check))?;
         let created_at = inspection.marker.map(|m| m.created_at);
         guard::write_marker(&dir, &guard::new_marker(guard::State::Open, created_at))?;
         let checkpoints = Connection::open(&db)?;
@@ -197,14 +197,10 @@ impl Drop for SqliteStore {
     }
 }
 
-/// Opens the writer's connection to `db` with the store's settings, checks an existing
-/// database (`PRAGMA quick_check`: garbage pages refuse the open instead of failing reads
-/// later) and brings its schema up to date.
-fn configure(
-    db: &Path,
-    settings: &WriterSettings,
-    existing: bool,
-) -> Result<Connection, StoreError> {
+/// Opens the writer's connection to `db` with the store's settings, checks the database when
+/// `check` (`PRAGMA quick_check`: garbage pages refuse the open instead of failing reads later;
+/// `guard::inspect` says when) and brings its schema up to date.
+fn configure(db: &Path, settings: &WriterSettings, check: bool) -> Result<Connection, StoreError> {
     let conn = Connection::open(db)?;
     // Only a new database takes it: an existing one keeps the page size it was created with
     // (4 KiB before this setting), which the WAL does not let change.
@@ -222,7 +218,7 @@ fn configure(
     let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
     let checkpoint_pages = settings.checkpoint_mib * 1024 * 1024 / page_size;
     conn.pragma_update(None, "wal_autocheckpoint", checkpoint_pages)?;
-    if existing {
+    if check {
         guard::quick_check(&conn)?;
     }
     migrate(&conn)?;
