@@ -241,17 +241,19 @@ impl<'a> Rows<'a> {
         }
     }
 
+    // The version and time from the row itself, not its key: the writer asks in batch order,
+    // and the keys are in request-id order (a cache miss a row: 1 % of the import's samples).
     pub(super) fn version(&self, p: usize) -> &'a str {
         match self {
             Rows::Events(rows) => rows[p].1.model_version.as_deref().unwrap_or(""),
-            Rows::Slim(slim, encoded) => &encoded.versions[Self::key(slim, encoded, p).version],
+            Rows::Slim(slim, encoded) => &encoded.versions[slim.rows[p].version as usize],
         }
     }
 
     pub(super) fn ts(&self, p: usize) -> i64 {
         match self {
             Rows::Events(rows) => rows[p].1.timestamp.micros(),
-            Rows::Slim(slim, encoded) => Self::key(slim, encoded, p).ts,
+            Rows::Slim(slim, _) => slim.rows[p].ts,
         }
     }
 
@@ -326,16 +328,17 @@ impl<'a> Rows<'a> {
         // features only grow during a job, and their kinds do not change.
         let mut passes = vec![false; slim.schemas.len()];
         for (position, r) in slim.rows.iter().enumerate() {
-            let id = self.request_id(position);
+            // Only a refused row needs its id (from its key, out of batch order).
+            let id = || self.request_id(position);
             if !r.served {
                 let row = lines.raw(encoded, position)?;
-                admission.refuse(shadow_rejection(r.index, id), &row);
+                admission.refuse(shadow_rejection(r.index, id()), &row);
                 continue;
             }
             if let Some(first) = encoded.repeat_of[position] {
                 let row = lines.raw(encoded, position)?;
                 admission.refuse(
-                    repeated_rejection(r.index, id, slim.rows[first].index),
+                    repeated_rejection(r.index, id(), slim.rows[first].index),
                     &row,
                 );
                 continue;
@@ -356,7 +359,7 @@ impl<'a> Rows<'a> {
                     let row = lines.raw(encoded, position)?;
                     let event =
                         decode_stored(row.get()).map_err(|e| corrupt_chunk(position as i64, e))?;
-                    if admission.admit(entry, r.index, Some(id), &event.features, &row) {
+                    if admission.admit(entry, r.index, Some(id()), &event.features, &row) {
                         admitted.push(position);
                     }
                 }

@@ -48,14 +48,15 @@ impl WriterSettings {
         group_buckets: GROUP_BUCKETS,
     };
     /// A bulk import's (`SqliteStore::open_for_import`), a process that ends with the import:
-    /// the request index of a 1M-row import (73 MB, most of it rewritten by every 131k-row
-    /// commit) stays in the cache (with 64 MiB the writer spent 0.3 s more in the kernel
-    /// reading pages back, with 256 MiB no less than with 128 MiB), and checkpoints are left to
+    /// the service's 64 MiB page cache (128 MiB until the import's events were no longer held
+    /// in memory: the 1M-row import's peak RSS 318-335 MB against 386-396 MB, the same CPU in
+    /// three alternated pairs, where an earlier build had spent 0.3 s more in the kernel
+    /// reading index pages back), and checkpoints are left to
     /// the checkpointer thread: each late commit of such an import writes about 100 MB of WAL,
     /// so the service's threshold made the writer checkpoint after every commit, on the
     /// import's critical path.
     const IMPORT: WriterSettings = WriterSettings {
-        cache_kib: 131_072,
+        cache_kib: 65_536,
         checkpoint_mib: 0,
         bucket_rows: BUCKET_ROWS,
         group_buckets: GROUP_BUCKETS,
