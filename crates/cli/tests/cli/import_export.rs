@@ -182,7 +182,7 @@ fn a_file_of_mixed_feature_schemas_imports_as_the_same_rows_sent_over_http() {
             "model_version": "v1", "features": features, "prediction": 1, "score": 0.7
         })
     };
-    let rows = vec![
+    let rows = [
         row("a", 1, serde_json::json!({"age": 30, "country": "DE"})),
         row(
             "b",

@@ -1228,10 +1228,11 @@ fn mixed_schema_rows() -> Vec<String> {
     ]
 }
 
-/// What a store holds after a batch, for comparing two stores.
-fn stored_state(
-    store: &SqliteStore,
-) -> (String, Vec<String>, Vec<(usize, String, String, String)>) {
+/// What a store holds after a batch, for comparing two stores: its model (schema and counts),
+/// its stored events and its quarantine (index, field, reason, row).
+type StoredState = (String, Vec<String>, Vec<(usize, String, String, String)>);
+
+fn stored_state(store: &SqliteStore) -> StoredState {
     let m = store.model(&model()).unwrap().unwrap();
     let page = store.predictions(&model(), None, 1_000).unwrap();
     let rejected = store
