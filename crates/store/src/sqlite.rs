@@ -62,6 +62,8 @@ mod buckets;
 use buckets::{id_hash, Buckets, Filters, BUCKET_ROWS, GROUP_BUCKETS};
 mod guard;
 pub use guard::{check as check_data_dir, CheckReport};
+mod gathered;
+use gathered::{Lines, Rows, SlimRows};
 
 // The rooms, in the order a prediction meets them. Each starts with what it holds and its
 // invariants, and sees this module's imports and every other room's items (`use super::*`).

@@ -192,12 +192,18 @@ fn a_sound_store_restarts_after_a_crash_and_after_a_clean_stop() {
     let d = store_with_rows(2_000, Server::kill9);
     let (ok, out) = check(d.path());
     assert!(ok, "{out}");
+    // After a kill -9 the next open runs SQLite's check (ADR 017).
+    assert!(out.contains("next open runs SQLite's quick check"), "{out}");
     let mut s = Server::start(d.path());
     let (_, model) = s.get("/v1/models/fraud");
     assert_eq!(model["predictions"], 2_000, "{model}");
     s.stop();
     let (ok, out) = check(d.path());
     assert!(ok && out.contains("closed cleanly"), "{out}");
+    assert!(
+        out.contains("next open skips SQLite's quick check"),
+        "{out}"
+    );
     let s = Server::start(d.path());
     assert_eq!(s.get("/v1/models/fraud").1["predictions"], 2_000);
 }

@@ -97,6 +97,26 @@ impl Admission {
         }
     }
 
+    /// The check of [`Admission::admit`] on features standing for rows not at hand (a gathered
+    /// batch's schema, `gathered.rs`): when they fit, records what they add and says whether
+    /// that was nothing; when they do not, sets nothing aside (the caller refuses the row).
+    pub(super) fn fits(
+        &mut self,
+        entry: &mut CachedModel,
+        features: &[(FeatureName, FeatureValue)],
+    ) -> Option<bool> {
+        let added = entry
+            .schema
+            .check(features, &entry.known, self.max_features)
+            .ok()?;
+        for f in &added {
+            entry.known.insert(f);
+        }
+        let nothing = added.is_empty();
+        self.pending.extend(added);
+        Some(nothing)
+    }
+
     /// Sets `row` aside, refused for `rejection`.
     pub(super) fn refuse(&mut self, rejection: Rejection, row: &impl serde::Serialize) {
         self.quarantined.push(Quarantined {

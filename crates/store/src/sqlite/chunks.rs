@@ -68,6 +68,8 @@ pub(super) struct Encoded {
     pub(super) versions: Vec<String>,
     /// For a row whose request id appeared earlier in the batch, the position of that first row.
     pub(super) repeat_of: Vec<Option<usize>>,
+    /// The rows, when they were gathered without their events (`gathered.rs`).
+    pub(super) slim: Option<Box<SlimRows>>,
 }
 
 /// One row's columns of `request_index`, as [`Encoded::keys`] holds them.
@@ -154,6 +156,7 @@ impl Encoded {
             outcomes,
             versions,
             repeat_of,
+            slim: None,
         }
     }
 }
@@ -167,6 +170,8 @@ impl Encoded {
 pub struct GatheredPredictions {
     pub(super) batch: PredictionBatch,
     pub(super) chunks: ChunkEncoder,
+    /// The rows pushed, kept without their events once encoded (`gathered.rs`).
+    pub(super) slim: SlimRows,
 }
 
 impl GatheredPredictions {
@@ -175,17 +180,19 @@ impl GatheredPredictions {
         GatheredPredictions {
             batch: PredictionBatch::new(Vec::with_capacity(rows)),
             chunks: ChunkEncoder::with_capacity(rows),
+            slim: SlimRows::default(),
         }
     }
 
-    /// Adds rows (each with its index in the client's batch), encoding them for their chunks.
+    /// Adds rows (each with its index in the client's batch), encoding them for their chunks
+    /// and keeping only what the writer needs of them (`gathered.rs`).
     pub fn push_rows(
         &mut self,
         rows: impl IntoIterator<Item = (usize, PredictionEvent)>,
     ) -> Result<(), StoreError> {
-        for row in rows {
-            self.chunks.push(&row.1, None)?;
-            self.batch.rows.push(row);
+        for (index, event) in rows {
+            self.chunks.push(&event, None)?;
+            self.slim.push(index, &event);
         }
         Ok(())
     }
@@ -197,7 +204,7 @@ impl GatheredPredictions {
 
     /// Rows gathered, accepted or rejected.
     pub fn len(&self) -> usize {
-        self.batch.rows.len() + self.batch.rejected.len()
+        self.batch.rows.len() + self.slim.len() + self.batch.rejected.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -281,7 +288,7 @@ impl ChunkEncoder {
 
 /// The first 16 bytes of a request id as a number that sorts like the bytes (zero-padded: a
 /// shorter id sorts first, or ties and is compared whole).
-fn id_prefix(id: &str) -> u128 {
+pub(super) fn id_prefix(id: &str) -> u128 {
     let mut b = [0u8; 16];
     let n = id.len().min(16);
     b[..n].copy_from_slice(&id.as_bytes()[..n]);

@@ -48,14 +48,15 @@ impl WriterSettings {
         group_buckets: GROUP_BUCKETS,
     };
     /// A bulk import's (`SqliteStore::open_for_import`), a process that ends with the import:
-    /// the request index of a 1M-row import (73 MB, most of it rewritten by every 131k-row
-    /// commit) stays in the cache (with 64 MiB the writer spent 0.3 s more in the kernel
-    /// reading pages back, with 256 MiB no less than with 128 MiB), and checkpoints are left to
+    /// the service's 64 MiB page cache (128 MiB until the import's events were no longer held
+    /// in memory: the 1M-row import's peak RSS 318-335 MB against 386-396 MB, the same CPU in
+    /// three alternated pairs, where an earlier build had spent 0.3 s more in the kernel
+    /// reading index pages back), and checkpoints are left to
     /// the checkpointer thread: each late commit of such an import writes about 100 MB of WAL,
     /// so the service's threshold made the writer checkpoint after every commit, on the
     /// import's critical path.
     const IMPORT: WriterSettings = WriterSettings {
-        cache_kib: 131_072,
+        cache_kib: 65_536,
         checkpoint_mib: 0,
         bucket_rows: BUCKET_ROWS,
         group_buckets: GROUP_BUCKETS,
@@ -115,7 +116,7 @@ impl SqliteStore {
         // deleted or emptied one.
         let inspection = guard::inspect(&dir)?;
         let db = dir.join(DB_FILE);
-        let conn = guard::corrupt_is_damage(&dir, configure(&db, &settings, inspection.existing))?;
+        let conn = guard::corrupt_is_damage(&dir, configure(&db, &settings, inspection.check))?;
         let created_at = inspection.marker.map(|m| m.created_at);
         guard::write_marker(&dir, &guard::new_marker(guard::State::Open, created_at))?;
         let checkpoints = Connection::open(&db)?;
@@ -197,14 +198,10 @@ impl Drop for SqliteStore {
     }
 }
 
-/// Opens the writer's connection to `db` with the store's settings, checks an existing
-/// database (`PRAGMA quick_check`: garbage pages refuse the open instead of failing reads
-/// later) and brings its schema up to date.
-fn configure(
-    db: &Path,
-    settings: &WriterSettings,
-    existing: bool,
-) -> Result<Connection, StoreError> {
+/// Opens the writer's connection to `db` with the store's settings, checks the database when
+/// `check` (`PRAGMA quick_check`: garbage pages refuse the open instead of failing reads later;
+/// `guard::inspect` says when) and brings its schema up to date.
+fn configure(db: &Path, settings: &WriterSettings, check: bool) -> Result<Connection, StoreError> {
     let conn = Connection::open(db)?;
     // Only a new database takes it: an existing one keeps the page size it was created with
     // (4 KiB before this setting), which the WAL does not let change.
@@ -222,7 +219,7 @@ fn configure(
     let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
     let checkpoint_pages = settings.checkpoint_mib * 1024 * 1024 / page_size;
     conn.pragma_update(None, "wal_autocheckpoint", checkpoint_pages)?;
-    if existing {
+    if check {
         guard::quick_check(&conn)?;
     }
     migrate(&conn)?;

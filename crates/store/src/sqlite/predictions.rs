@@ -31,7 +31,12 @@ impl SqliteStore {
             let sent = batch.verbatim.as_ref().and_then(|v| v.row(position));
             chunks.push(e, sent)?;
         }
-        let mut pending = self.submit_gathered(model, GatheredPredictions { batch, chunks })?;
+        let gathered = GatheredPredictions {
+            batch,
+            chunks,
+            slim: SlimRows::default(),
+        };
+        let mut pending = self.submit_gathered(model, gathered)?;
         if !shadow.is_empty() {
             let model = model.clone();
             pending.shadow = Some(self.enqueue(|r| Job::Shadow(model, shadow, r))?);
@@ -56,8 +61,15 @@ impl SqliteStore {
         labels_follow: bool,
     ) -> Result<PendingPredictions, StoreError> {
         let model = model.clone();
-        let GatheredPredictions { batch, chunks } = gathered;
-        let mut encoded = Encoded::new(&batch.rows, chunks.finish()?);
+        let GatheredPredictions {
+            batch,
+            chunks,
+            slim,
+        } = gathered;
+        let mut encoded = match slim.len() {
+            0 => Encoded::new(&batch.rows, chunks.finish()?),
+            _ => Encoded::from_slim(slim, chunks.finish()?),
+        };
         encoded.labels_follow = labels_follow;
         let job = encoded.job;
         self.enqueue(|r| Job::Predictions(model, batch, encoded, r))
@@ -109,7 +121,8 @@ pub(super) fn ingest_predictions(
 ) -> Result<IngestOutcome, StoreError> {
     let now = Timestamp::now();
     let mut out = IngestOutcome::default();
-    if batch.rows.is_empty() {
+    let job_rows = Rows::of(batch, encoded);
+    if job_rows.len() == 0 {
         // A batch of only bad rows still creates nothing, but its rows are kept for the user.
         out.rejected = quarantine_all(tx, model, "predictions", &batch.rejected, vec![], now)?;
         return Ok(out);
@@ -130,40 +143,9 @@ pub(super) fn ingest_predictions(
     )?;
     // Rows rejected here; those rejected before are in the batch.
     let mut admission = Admission::new(shared.max_features());
-    // Positions in `batch.rows` of the rows that pass the checks, in order.
-    let mut admitted: Vec<usize> = Vec::with_capacity(batch.rows.len());
-    for (position, (index, event)) in batch.rows.iter().enumerate() {
-        if !event.role.is_served() {
-            // Only `submit_predictions` parts a batch's shadow rows from its served ones; a
-            // batch gathered piece by piece (a file import) has no role column.
-            admission.refuse(
-                Rejection::new(
-                    *index,
-                    "role",
-                    "shadow predictions are accepted by the ingest API, not by a file import",
-                )
-                .with_request_id(Some(&event.request_id)),
-                event,
-            );
-            continue;
-        }
-        if let Some(first) = encoded.repeat_of[position] {
-            admission.refuse(
-                repeated_rejection(*index, &event.request_id, batch.rows[first].0),
-                event,
-            );
-            continue;
-        }
-        if admission.admit(
-            entry,
-            *index,
-            Some(&event.request_id),
-            &event.features,
-            event,
-        ) {
-            admitted.push(position);
-        }
-    }
+    // Positions in the batch of the rows that pass the checks, in order.
+    let mut lines = Lines::default();
+    let admitted = job_rows.admit(&mut admission, entry, encoded, &mut lines)?;
 
     let mut versions = VersionSpans::default();
     // New rows stored per (version, hour, chunk): each key is a delta of its hour, which a
@@ -182,11 +164,11 @@ pub(super) fn ingest_predictions(
     )?;
     let mut adopted = 0i64;
     // The hashes of the ids stored, for the open bucket's filter.
-    let mut new_hashes = Vec::with_capacity(batch.rows.len());
+    let mut new_hashes = Vec::with_capacity(job_rows.len());
     // When every row passed the checks, chunks of `admitted` are the chunks `encoded` compressed.
-    let all_admitted = admitted.len() == batch.rows.len();
+    let all_admitted = admitted.len() == job_rows.len();
     // Each admitted row's place among the admitted rows, by position in the batch.
-    let mut slot_of = vec![usize::MAX; batch.rows.len()];
+    let mut slot_of = vec![usize::MAX; job_rows.len()];
     for (slot, &position) in admitted.iter().enumerate() {
         slot_of[position] = slot;
     }
@@ -204,7 +186,6 @@ pub(super) fn ingest_predictions(
         let mut rows = 0i64;
         // Index rows go in in key order: B-tree inserts in order touch each page once and are
         // several times cheaper than in arrival order. Events go into the chunk in arrival order.
-        let event = |i: usize| &batch.rows[admitted[i]].1;
         let chunk_slots = chunk_no * CHUNK_MAX_ROWS..chunk_no * CHUNK_MAX_ROWS + admitted.len();
         let mut is_new = vec![false; admitted.len()];
         {
@@ -231,31 +212,27 @@ pub(super) fn ingest_predictions(
         if orphan_labels > adopted {
             let mut label =
                 tx.prepare_cached("SELECT 1 FROM labels WHERE model_id = ?1 AND request_id = ?2")?;
-            for (i, new) in is_new.iter().enumerate() {
-                let e = event(i);
-                if *new && label.exists(params![entry.id, e.request_id])? {
+            for (&p, new) in admitted.iter().zip(&is_new) {
+                if *new && label.exists(params![entry.id, job_rows.request_id(p)])? {
                     adopted += 1;
-                    let version = e.model_version.as_deref().unwrap_or("");
-                    adopting.insert((version, hour_of(e.timestamp.micros())));
+                    adopting.insert((job_rows.version(p), hour_of(job_rows.ts(p))));
                 }
             }
         }
         let all_new = is_new.iter().all(|n| *n);
         for (&position, new) in admitted.iter().zip(is_new) {
-            let e = &batch.rows[position].1;
             if !new {
                 out.duplicates += 1;
                 continue;
             }
-            let version = e.model_version.as_deref().unwrap_or("");
-            let ts = e.timestamp.micros();
+            let (version, ts) = (job_rows.version(position), job_rows.ts(position));
             out.accepted += 1;
             rows += 1;
             *new_rows
                 .entry((version, hour_of(ts), chunk_id))
                 .or_default() += 1;
             if !(all_admitted && all_new) {
-                encode_line(&mut ndjson, e);
+                job_rows.encode_line(position, &mut ndjson, &mut lines)?;
             }
             min_ts = min_ts.min(ts);
             max_ts = max_ts.max(ts);

@@ -1198,3 +1198,151 @@ fn a_version_8_database_gains_reference_attributions_and_keeps_its_reference() {
         [("age".to_string(), 0.5)]
     );
 }
+
+/// Rows of several feature schemas, with every reason the writer refuses a row for: a value of
+/// the wrong kind (twice, with different values), a feature over the model's limit, a repeated
+/// request id; and nulls, which change a row's schema but not its kinds.
+fn mixed_schema_rows() -> Vec<String> {
+    let row = |id: &str, features: &str, extra: &str| {
+        format!(
+            r#"{{"request_id":"{id}","timestamp":"2026-01-01T0{h}:00:00Z","model_version":"v1","features":{{{features}}},"prediction":1,"score":0.5{extra}}}"#,
+            h = id.len() % 10,
+        )
+    };
+    vec![
+        row("a", r#""age":30,"country":"DE""#, ""),
+        row("bb", r#""age":31,"country":"FR""#, ""),
+        // Adds a feature.
+        row("ccc", r#""age":32,"country":"DE","city":"Bonn""#, ""),
+        // Wrong kind, twice: each rejection names its own value.
+        row("dddd", r#""age":"old","country":"DE""#, ""),
+        row("eeeee", r#""age":"young","country":"FR""#, ""),
+        // A fourth feature, over the limit of 3.
+        row("f", r#""age":33,"country":"DE","extra":1"#, ""),
+        // Nulls: accepted whatever the kind, add nothing.
+        row("gg", r#""age":null,"country":"IT""#, ""),
+        row("hhh", r#""country":null,"age":34"#, ""),
+        row("a", r#""age":35,"country":"DE""#, ""),
+        row("jjjjj", r#""age":37,"country":"DE","city":"Köln""#, ""),
+        row("k", r#""age":38,"country":"DE""#, ""),
+    ]
+}
+
+/// What a store holds after a batch, for comparing two stores: its model (schema and counts),
+/// its stored events and its quarantine (index, field, reason, row).
+type StoredState = (String, Vec<String>, Vec<(usize, String, String, String)>);
+
+fn stored_state(store: &SqliteStore) -> StoredState {
+    let m = store.model(&model()).unwrap().unwrap();
+    let page = store.predictions(&model(), None, 1_000).unwrap();
+    let rejected = store
+        .rejected(&model(), 100)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.index, r.field, r.reason, r.row))
+        .collect();
+    (
+        format!("{:?} {} {}", m.schema, m.predictions, m.labels),
+        page.items.iter().map(|e| format!("{e:?}")).collect(),
+        rejected,
+    )
+}
+
+/// A file import keeps its gathered rows without their events (`gathered.rs`): it must store,
+/// refuse and name every row exactly as a batch of events (HTTP ingest) does, however many
+/// schemas its rows have, and a row refused for its value is named by its own value.
+#[test]
+fn rows_gathered_without_their_events_are_stored_and_refused_as_events_are() {
+    let rows = mixed_schema_rows();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let events_dir = tempfile::tempdir().unwrap();
+    let gathered_dir = tempfile::tempdir().unwrap();
+    let events = SqliteStore::open(events_dir.path()).unwrap();
+    let gathered = SqliteStore::open(gathered_dir.path()).unwrap();
+    events.set_max_features_per_model(3);
+    gathered.set_max_features_per_model(3);
+    let by_events = events.ingest_predictions(&model(), preds(&rows)).unwrap();
+    let mut batch = GatheredPredictions::with_capacity(4);
+    // In pieces, as an import reads a file.
+    let mut all = preds(&rows).rows.into_iter();
+    loop {
+        let piece: Vec<_> = all.by_ref().take(5).collect();
+        if piece.is_empty() {
+            break;
+        }
+        batch.push_rows(piece).unwrap();
+    }
+    let by_gathering = gathered
+        .submit_gathered(&model(), batch)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(
+        format!("{by_gathering:?}"),
+        format!("{by_events:?}"),
+        "the same outcome, rejections and schema changes"
+    );
+    assert_eq!((by_gathering.accepted, by_gathering.duplicates), (7, 0));
+    let refused: Vec<(usize, &str)> = by_gathering
+        .rejected
+        .iter()
+        .map(|r| (r.index, r.field.as_str()))
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            (3, "features.age"),
+            (4, "features.age"),
+            (5, "features.extra"),
+            (8, "request_id"),
+        ]
+    );
+    assert!(
+        by_gathering.rejected[0].reason.contains(r#""old""#)
+            && by_gathering.rejected[1].reason.contains(r#""young""#),
+        "each row named by its own value: {:?}",
+        by_gathering.rejected
+    );
+    let state = stored_state(&gathered);
+    assert_eq!(state, stored_state(&events));
+    // A quarantined row is kept as its event's JSON, as the events path keeps it.
+    let kept = &state.2.iter().find(|r| r.0 == 4).unwrap().3;
+    assert!(
+        kept.contains(r#""request_id":"eeeee""#) && kept.contains("young"),
+        "{kept}"
+    );
+
+    // The same rows again with two new ids: duplicates, and chunks not stored whole (their
+    // rows' lines read back from the compressed chunk).
+    let mut again = mixed_schema_rows();
+    again.push(again[0].replace(r#""a""#, r#""new-1""#));
+    again.push(again[2].replace(r#""ccc""#, r#""new-2""#));
+    let again: Vec<&str> = again.iter().map(String::as_str).collect();
+    let by_events = events.ingest_predictions(&model(), preds(&again)).unwrap();
+    let mut batch = GatheredPredictions::with_capacity(again.len());
+    batch.push_rows(preds(&again).rows).unwrap();
+    let by_gathering = gathered
+        .submit_gathered(&model(), batch)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(format!("{by_gathering:?}"), format!("{by_events:?}"));
+    assert_eq!((by_gathering.accepted, by_gathering.duplicates), (2, 7));
+    assert_eq!(stored_state(&gathered), stored_state(&events));
+
+    // A shadow prediction in a file is refused (the ingest API parts it into a job of its
+    // own), kept as its JSON.
+    let shadow = r#"{"request_id":"s1","timestamp":"2026-01-01T05:00:00Z","model_version":"v1","features":{"age":1,"country":"DE"},"prediction":1,"role":"shadow"}"#;
+    let mut batch = GatheredPredictions::with_capacity(1);
+    batch.push_rows(preds(&[shadow]).rows).unwrap();
+    let out = gathered
+        .submit_gathered(&model(), batch)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!((out.accepted, out.rejected.len()), (0, 1));
+    assert_eq!(out.rejected[0].field, "role");
+    let kept = gathered.rejected(&model(), 100).unwrap();
+    let kept = kept.iter().find(|r| r.field == "role").unwrap();
+    assert!(kept.row.contains(r#""role":"shadow""#), "{}", kept.row);
+}

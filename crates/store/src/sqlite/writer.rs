@@ -194,7 +194,7 @@ impl Job {
 
     fn rows(&self) -> usize {
         match self {
-            Job::Predictions(_, b, _, _) => b.rows.len() + b.rejected.len(),
+            Job::Predictions(_, b, e, _) => e.keys.len() + b.rejected.len(),
             Job::Labels(_, b, ..) => b.rows.len() + b.rejected.len(),
             Job::Shadow(_, rows, _) => rows.len(),
             Job::Kpis(_, rows, rejected, _) => rows.len() + rejected.len(),
@@ -355,7 +355,7 @@ fn run_job(
     let (model, ok) = match job {
         Job::Predictions(model, batch, encoded, reply) => {
             let result = ingest_predictions(tx, models, shared, model, batch, encoded);
-            let all_new = matches!(&result, Ok(out) if out.accepted == batch.rows.len());
+            let all_new = matches!(&result, Ok(out) if out.accepted == encoded.keys.len());
             if encoded.labels_follow && all_new && batch.rejected.is_empty() {
                 *stored = Some(StoredBatch {
                     job: encoded.job,
