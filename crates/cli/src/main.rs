@@ -58,6 +58,9 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    if !matches!(cli.command, Command::Serve(_) | Command::Demo(_)) {
+        quiet_on_closed_pipe();
+    }
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Import(args) => import::run(*args),
@@ -74,5 +77,21 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A report piped into `head` or `grep -m1` ends when the reader closes the pipe. Rust starts
+/// with SIGPIPE ignored, so `println!` then panics on the broken pipe; the commands that print
+/// a report die of the signal instead, silently, as Unix tools do. Not `serve` or `demo`:
+/// they talk to sockets and webhooks, where a peer's closed connection must stay an error the
+/// code handles, never a signal that stops the service. The one `unsafe` of the binary: std has
+/// no safe way to set a signal's disposition.
+#[allow(unsafe_code)]
+fn quiet_on_closed_pipe() {
+    // SAFETY: called on the main thread before any other thread starts; restoring a signal's
+    // default disposition has no other effect on the process's state.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

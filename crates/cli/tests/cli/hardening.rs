@@ -925,3 +925,28 @@ fn a_scan_whose_client_went_away_stops_early() {
     let (status, body) = s.get("/v1/models/fraud/feedback?window=1h&exploration=variant=b");
     assert_eq!(status, 200, "{body}");
 }
+
+/// `modelwatch check ... | head` once panicked ("failed printing to stdout: Broken pipe") when
+/// the reader had gone before the report was printed. The read end is closed before the
+/// command starts, so its first line meets a closed pipe every time.
+#[test]
+fn a_report_printed_into_a_closed_pipe_ends_quietly_not_in_a_panic() {
+    let d = store_with_rows(10, Server::stop);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+        .args(["check", "--data", d.path().to_str().unwrap()])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?} {err}",
+        out.status
+    );
+}
