@@ -8,12 +8,15 @@ CACHE=${BENCH_CACHE:-$HOME/.cache/modelwatch-bench}
 DATA=$CACHE/data
 VENV=$CACHE/venv
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/modelwatch-target}
-BIN=$CARGO_TARGET_DIR/release/modelwatch
+# PROFILE=bench-files builds with the incremental release profile of Cargo.toml (rebuilds in
+# seconds when builds alternate with a baseline); the default is the release profile.
+PROFILE=${PROFILE:-release}
+BIN=$CARGO_TARGET_DIR/$PROFILE/modelwatch
 
 say() { echo "== $*" >&2; }
 
-say "build (release)"
-(cd "$ROOT" && cargo build --release -p modelwatch-cli --quiet)
+say "build ($PROFILE)"
+(cd "$ROOT" && cargo build --profile "$PROFILE" -p modelwatch-cli --quiet)
 
 if [ ! -x "$VENV/bin/python" ]; then
     say "peer venv: $VENV from $PEERS/requirements.txt"
