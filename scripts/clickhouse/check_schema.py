@@ -42,11 +42,13 @@ def expect(name, got, want):
 class Http:
     """One ClickHouse server over its HTTP interface."""
 
-    def __init__(self, url, db):
+    def __init__(self, url, db, settings=None):
         self.url, self.db = url.rstrip("/"), db
+        self.settings = settings or {}
 
     def query(self, sql, body=None, settings=None):
         params = {"database": self.db, "query": sql} if body is not None else {"database": self.db}
+        params.update(self.settings)
         params.update(settings or {})
         data = body if body is not None else sql.encode()
         if isinstance(data, str):
@@ -76,13 +78,13 @@ class Chdb:
         return res.bytes().decode() if hasattr(res, "bytes") else str(res)
 
 
-def rows(server, sql):
-    out = server.query(sql + " FORMAT TabSeparated")
+def rows(server, sql, settings=None):
+    out = server.query(sql + " FORMAT TabSeparated", settings=settings)
     return [line.split("\t") for line in out.splitlines() if line != ""]
 
 
-def scalar(server, sql):
-    r = rows(server, sql)
+def scalar(server, sql, settings=None):
+    r = rows(server, sql, settings)
     return r[0][0] if r else None
 
 
@@ -155,6 +157,9 @@ class Cluster:
         per = len(servers) // shards
         self.shard_servers = [servers[i * per:(i + 1) * per] for i in range(shards)]
         self.any = servers[0]
+        self.replicas = per
+        # Reads that must see every quorum-acknowledged insert, on whichever replica answers.
+        self.consistent = {"select_sequential_consistency": 1} if per > 1 else None
 
     def shard_of(self, rid):
         return int(scalar(self.any, f"SELECT cityHash64({q(rid)}) % {self.shards}"))
@@ -217,6 +222,12 @@ def check_a_idempotent(c):
     expect("a: FINAL keeps the first arrival", scalar(c.any, f"SELECT score FROM {c.t('predictions')} FINAL WHERE model='a'"), "0.5")
     # The dedup read without FINAL (cheaper on big ranges): argMin by arrival per key.
     expect("a: argMin dedup read", rows(c.any, f"SELECT request_id, argMin(score, received_at) FROM {c.t('predictions')} WHERE model='a' GROUP BY model, request_id, version"), [["dup-1", "0.5"]])
+    if c.replicas > 1:
+        # 18.16's OPTIMIZE ... FINAL on a Replicated table fails ("Unknown log entry type: 0",
+        # StorageReplicatedMergeTree::optimize). The backend never needs OPTIMIZE: FINAL or the
+        # argMin read above is the correctness path; merges only make it cheaper.
+        print("  --  OPTIMIZE FINAL on a replicated table: not checked (an 18.16 bug, see ADR 019)")
+        return
     for s in c.servers:
         s.query("OPTIMIZE TABLE predictions_local FINAL")
     expect("a: after OPTIMIZE FINAL (background merge), plain count()", scalar(c.any, f"SELECT count() FROM {c.t('predictions')} WHERE model='a'"), "1")
@@ -365,8 +376,8 @@ def check_h_read_your_writes(c, batches=20, size=2000):
     local_ok, dist_seen_at_ack, waits = 0, [], []
     for b in range(batches):
         items = [pred(f"h{b}", f"h{b}-{i}") for i in range(size)]
-        c.insert_routed("predictions", items)
-        if scalar(c.any, f"SELECT count() FROM predictions WHERE model='h{b}'") == str(size):
+        c.insert_routed("predictions", items, replica=b)  # alternate replicas when there are two
+        if scalar(c.any, f"SELECT count() FROM predictions WHERE model='h{b}'", c.consistent) == str(size):
             local_ok += 1
         items = [pred(f"hd{b}", f"hd{b}-{i}") for i in range(size)]
         insert(c.any, "predictions", items)  # through the Distributed table
@@ -377,7 +388,13 @@ def check_h_read_your_writes(c, batches=20, size=2000):
         if got != str(size):
             raise Mismatch(f"check h: Distributed insert {b} never completed: {got}")
         waits.append(took)
-    expect("h: inserts into the shards' local tables, read right after the ack", local_ok, batches)
+    expect("h: inserts into the shards' local tables, read right after the ack" + (" (insert_quorum, then select_sequential_consistency)" if c.replicas > 1 else ""), local_ok, batches)
+    if c.replicas > 1:
+        # 18.16's Distributed sender does not pass insert_quorum on: its rows are not quorum
+        # parts, and a sequentially consistent read hides them (parts after the last quorum one).
+        hidden = scalar(c.any, "SELECT count() FROM predictions WHERE model LIKE 'hd%'", c.consistent)
+        print(f"  --  rows inserted through the Distributed table, all delivered: {batches * size}; "
+              f"visible to a select_sequential_consistency=1 read: {hidden}")
     full = sum(1 for n in dist_seen_at_ack if n == size)
     print(f"  --  through the Distributed table: {full}/{batches} batches complete when read right after the ack; "
           f"rows visible at the ack: min {min(dist_seen_at_ack)} / {size}; wait until complete: "
@@ -440,7 +457,11 @@ def main():
             apply([Http(u, a.db) for u in a.urls], a.replicated)
             print(f"schema applied to {len(a.urls)} servers ({'replicated' if a.replicated else 'not replicated'})")
         elif a.mode == "check":
-            run_checks(Cluster([Http(u, a.db) for u in a.urls], a.shards))
+            # With replicas: acknowledged = written on every replica of the shard (insert_quorum),
+            # and a read on any replica sees every quorum-acknowledged insert.
+            replicas = len(a.urls) // a.shards
+            settings = {"insert_quorum": replicas} if replicas > 1 else {}
+            run_checks(Cluster([Http(u, a.db, settings) for u in a.urls], a.shards))
         else:
             import chdb
 

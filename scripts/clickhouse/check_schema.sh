@@ -18,8 +18,20 @@ run() { # NAME SHARDS REPLICAS [--replicated]
     local name=$1 shards=$2 replicas=$3; shift 3
     local dir="$work/$name"
     clusters+=("$dir")
-    echo "== $name: $shards shards x $replicas replicas (ClickHouse $(clickhouse-server --version 2>/dev/null | grep -o '[0-9][0-9.]*' | head -n 1))"
+    echo "== $name: $shards shards x $replicas replicas"
     mapfile -t urls < <(SHARDS=$shards REPLICAS=$replicas "$here/cluster.sh" start "$dir")
+    [ "${#urls[@]}" = $((shards * replicas)) ] || { echo "check_schema.sh: $name did not start" >&2; exit 1; }
+    if [ "$replicas" -gt 1 ]; then
+        # cluster.sh waits for the ClickHouse servers only; ZooKeeper (a JVM) can take longer.
+        local zk
+        zk=$(sed -n 's/^clientPort=//p' "$dir/zookeeper/zoo.cfg")
+        for _ in $(seq 120); do
+            [ "$( (exec 3<>"/dev/tcp/127.0.0.1/$zk" && echo ruok >&3 && head -c 4 <&3) 2>/dev/null)" = imok ] && break
+            sleep 0.5
+        done
+        echo "ZooKeeper on port $zk: $( (exec 3<>"/dev/tcp/127.0.0.1/$zk" && echo ruok >&3 && head -c 4 <&3) 2>/dev/null || echo 'not answering')"
+    fi
+    echo "server version: $(curl -fsS "${urls[0]}/?query=SELECT%20version()")"
     python3 "$here/check_schema.py" apply --db modelwatch "$@" "${urls[@]}"
     python3 "$here/check_schema.py" check --db modelwatch --shards "$shards" "${urls[@]}"
     "$here/cluster.sh" stop "$dir"
