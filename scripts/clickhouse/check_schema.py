@@ -318,7 +318,7 @@ def check_f_bins(c, n=200_000):
         cond = f"cityHash64(concat('f', toString(number))) % {c.shards} = {shard}" if c.distributed else "1"
         srvs[0].query(
             "INSERT INTO predictions_local (model, request_id, version, role, ts, received_at, keep, error, prediction, feature_names, feature_numbers, feature_texts, event) "
-            f"SELECT 'f', concat('f', toString(number)), 'v1', 'served', {T0} + number, {T0} + number, 18446744073709551615 - ({T0} + number), 0, '1', ['x'], [((number * 7919) % 100000) / 1000.0 - 20], [''], '' "
+            f"SELECT 'f', concat('f', toString(number)), 'v1', 'served', {T0} + number, {T0} + number, bitNot(toUInt64({T0} + number)), 0, '1', ['x'], [((number * 7919) % 100000) / 1000.0 - 20], [''], '' "
             f"FROM numbers({n}) WHERE {cond}")
     edges = [-1e308, -10.0, 0.0, 12.5, 25.0, 50.0, 75.5, 1e308]
     # Fixed edges: bin i holds edges[i] <= x < edges[i+1]; arrayFirstIndex is exact (no
