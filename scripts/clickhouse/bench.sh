@@ -38,7 +38,7 @@ echo "server: $(q "$A" 'SELECT version()')"
 
 clear() { for u in "$A" "$B"; do q "$u" "TRUNCATE TABLE predictions_local"; q "$u" "TRUNCATE TABLE hour_changes_local"; done; }
 post() { # URL TABLE FMT FILE -> seconds
-    curl -fsS -o /dev/null -w '%{time_total}' "$1/?database=$DB&query=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "INSERT INTO $2 ($cols) FORMAT $3")" --data-binary @"$4"
+    curl -fsS -o /dev/null -w '%{time_total}' "$1/?database=$DB&query=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "INSERT INTO $2 ($cols) FORMAT $3")" -X POST -T "$4"  # -T streams the file; --data-binary @ would load it into memory
 }
 count() { q "$A" "SELECT count() FROM predictions WHERE model = 'm'"; }
 rate() { python3 -c "import sys; print(f'{$N / float(sys.argv[1]) / 1e3:.0f}k rows/s')" "$1"; }
@@ -97,6 +97,8 @@ time_q "the same with GLOBAL ANY INNER JOIN (labels shipped to every shard)" \
     "SELECT version, intDiv(ts, 3600000000) AS hour, count(), sum(prediction = label), avg(score) FROM predictions GLOBAL ANY INNER JOIN (SELECT request_id, label FROM labels FINAL WHERE model = 'm') USING (request_id) WHERE model = 'm' GROUP BY version, hour FORMAT TabSeparated"
 time_q "fixed-bin drift counts, 25 features x 10 bins" \
     "SELECT f, arrayFirstIndex(e -> x < e, [10., 20., 30., 40., 50., 60., 70., 80., 90., inf]) AS bin, count() FROM predictions ARRAY JOIN feature_names AS f, feature_numbers AS x WHERE model = 'm' GROUP BY f, bin FORMAT TabSeparated"
+time_q "the same bins as an unrolled multiIf (no lambda per value)" \
+    "SELECT i, multiIf(x < 10., 1, x < 20., 2, x < 30., 3, x < 40., 4, x < 50., 5, x < 60., 6, x < 70., 7, x < 80., 8, x < 90., 9, 10) AS bin, count() FROM predictions ARRAY JOIN feature_numbers AS x, arrayEnumerate(feature_numbers) AS i WHERE model = 'm' GROUP BY i, bin FORMAT TabSeparated"
 time_q "change counts read (sum GROUP BY version, hour)" \
     "SELECT version, hour, sum(changes) FROM hour_changes WHERE model = 'm' GROUP BY version, hour FORMAT TabSeparated"
 echo "joined rows: $(q "$A" "SELECT count() FROM predictions ANY INNER JOIN $LJ USING (request_id) WHERE model = 'm'"), GLOBAL: $(q "$A" "SELECT count() FROM predictions GLOBAL ANY INNER JOIN (SELECT request_id, label FROM labels FINAL WHERE model = 'm') USING (request_id) WHERE model = 'm'")"

@@ -333,7 +333,12 @@ def check_f_bins(c, n=200_000):
                 want[i] += 1
                 break
     want_rows = [[str(i + 1), str(k)] for i, k in enumerate(want) if k]
-    expect("f: bin counts equal Python's over the same values", got, want_rows)
+    expect("f: bin counts (arrayFirstIndex) equal Python's over the same values", got, want_rows)
+    # The same bins as a multiIf unrolled from the edges: no lambda per value, about 2.7x
+    # faster over 25 features x 1M rows (ADR 019); the backend generates it from the edges.
+    unrolled = "multiIf(" + ", ".join(f"x < {e!r}, {i + 1}" for i, e in enumerate(edges[1:-1])) + f", {len(edges) - 1})"
+    got = rows(c.any, f"SELECT {unrolled} AS bin, count() FROM (SELECT feature_numbers[indexOf(feature_names, 'x')] AS x FROM {c.t('predictions')} WHERE model='f') GROUP BY bin ORDER BY bin")
+    expect("f: bin counts (multiIf) equal Python's", got, want_rows)
     if c.distributed:
         per = [int(scalar(s, "SELECT count() FROM predictions_local WHERE model='f'")) for s in c.servers]
         print(f"      rows per server: {per}")
@@ -467,6 +472,12 @@ def main():
 
             s = Chdb(a.path, a.db)
             print("chdb", getattr(chdb, "__version__", "?"), "engine", scalar(s, "SELECT version()"))
+            # chdb has no cluster and no Keeper, so the Distributed and Replicated statements
+            # cannot be created there; the current parser must at least accept them.
+            rendered = statements(replicated=True, distributed=True)
+            for st in rendered:
+                scalar(s, "SELECT formatQuery(%s)" % q(st.replace("{database}", a.db)))
+            print(f"  ok  every statement, rendered with Replicated engines and Distributed tables, parses ({len(rendered)})")
             apply([s], replicated=False, distributed=False)
             run_checks(Cluster([s], 1, distributed=False))
     except Mismatch as e:
