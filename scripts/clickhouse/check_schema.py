@@ -207,7 +207,9 @@ def check_a_idempotent(c):
     first = pred(m, "dup-1", received_at=T0 + 1)
     second = dict(first, received_at=T0 + 2, keep=KEEP_MAX - T0 - 2, score=0.9)
     c.insert_routed("predictions", [first])
-    c.insert_routed("predictions", [second])  # a second batch, same shard, same server
+    # A second batch on the same shard: with replicas, on the OTHER replica (two modelwatch
+    # processes racing, each talking to another ClickHouse replica of the shard).
+    c.insert_routed("predictions", [second], replica=1)
     if len(c.servers) > 1 and c.distributed:
         # ... and a third time through ANOTHER server's Distributed table (a second modelwatch
         # replica talking to another ClickHouse server): routed to the same shard by the hash.
