@@ -224,6 +224,11 @@ def check_a_idempotent(c):
     expect("a: FINAL keeps the first arrival", scalar(c.any, f"SELECT score FROM {c.t('predictions')} FINAL WHERE model='a'"), "0.5")
     # The dedup read without FINAL (cheaper on big ranges): argMin by arrival per key.
     expect("a: argMin dedup read", rows(c.any, f"SELECT request_id, argMin(score, received_at) FROM {c.t('predictions')} WHERE model='a' GROUP BY model, request_id, version"), [["dup-1", "0.5"]])
+    # A duplicate with another event day lands in another partition: background merges never
+    # meet it, FINAL still collapses it at read time, keeping the first arrival.
+    c.insert_routed("predictions", [pred("a-days", "dup-2", ts=T0, received_at=T0 + 1)])
+    c.insert_routed("predictions", [pred("a-days", "dup-2", ts=T0 + 13 * 86400 * US, received_at=T0 + 2, score=0.9)], replica=1)
+    expect("a: FINAL across two day partitions", rows(c.any, f"SELECT count(), any(score) FROM {c.t('predictions')} FINAL WHERE model='a-days'"), [["1", "0.5"]])
     if c.replicas > 1:
         # 18.16's OPTIMIZE ... FINAL on a Replicated table fails ("Unknown log entry type: 0",
         # StorageReplicatedMergeTree::optimize). The backend never needs OPTIMIZE: FINAL or the
