@@ -4,7 +4,8 @@
 -- Apply it to EVERY server of the cluster, statement by statement, with the HTTP parameter
 -- `database=DB` (the database itself is created first by the applier: `CREATE DATABASE IF NOT
 -- EXISTS DB`). No `ON CLUSTER`: that needs ZooKeeper, which a cluster without replicas lacks.
--- scripts/clickhouse/check_schema.sh is the applier and the check of what these tables promise.
+-- scripts/clickhouse/check_schema.py is the applier; check_schema.sh checks on real servers what
+-- these tables promise (ADR 019).
 --
 -- Conventions:
 --   * Times are Int64/UInt64 microseconds since the Unix epoch, as modelwatch's `Timestamp`
@@ -138,7 +139,9 @@ GROUP BY model, version, hour;
 --   INSERT INTO hour_changes_local
 --   SELECT model, version, intDiv(ts, 3600000000) * 3600000000 AS hour, count() AS changes
 --   FROM predictions_local WHERE model = {model} AND request_id IN ({ids}) GROUP BY model, version, hour
--- A retry after a crash counts again, which is harmless: only "the count moved" matters.
+-- A retry after a crash counts again, which is harmless: only "the count moved" matters. The
+-- labels are inserted BEFORE this count (the other order could leave a blob built without the
+-- label recorded at the new count, never rebuilt).
 
 -- ─── The catalog ─────────────────────────────────────────────────────────────────────────────
 -- Small tables, one row per key, last write wins (updated_at). Sharding key 0: every row goes
