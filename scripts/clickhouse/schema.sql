@@ -1,0 +1,229 @@
+-- modelwatch's ClickHouse schema (issue 21 §2, ADR 018's ClickHouse column, decided in ADR 019).
+--
+-- SQL that both Debian's ClickHouse 18.16 and a current release (checked with chdb 26.x) accept.
+-- Apply it to EVERY server of the cluster, statement by statement, with the HTTP parameter
+-- `database=DB` (the database itself is created first by the applier: `CREATE DATABASE IF NOT
+-- EXISTS DB`). No `ON CLUSTER`: that needs ZooKeeper, which a cluster without replicas lacks.
+-- scripts/clickhouse/check_schema.py is the applier; check_schema.sh checks on real servers what
+-- these tables promise (ADR 019).
+--
+-- Conventions:
+--   * Times are Int64/UInt64 microseconds since the Unix epoch, as modelwatch's `Timestamp`
+--     (18.16 has no DateTime64). `ts` is event time; `received_at` is arrival time at modelwatch.
+--   * Every `*_local` table lives on each shard; the table without the suffix is the
+--     `Distributed` table over the cluster `modelwatch` (scripts/clickhouse/cluster.sh names it).
+--   * Event tables are sharded by cityHash64(request_id): a request's predictions of every
+--     version, and its label, live on one shard, so the label join is co-located (no GLOBAL).
+--     modelwatch routes each row to its shard itself and inserts into that shard's *_local
+--     table (read-your-writes; 18.16 inserts into Distributed tables asynchronously).
+--   * With replicas, the applier rewrites `ENGINE = XMergeTree(args)` on a `*_local` table into
+--     `ENGINE = ReplicatedXMergeTree('/clickhouse/DB/tables/{shard}/TABLE', '{replica}', args)`
+--     (the macros are in each server's config). Lines are kept one clause per line for that.
+--   * One statement per `;` at the end of a line; comments are `--` lines only.
+
+-- ─── The event log ───────────────────────────────────────────────────────────────────────────
+
+-- One row per (model, request id, version). A served prediction and any number of shadow
+-- predictions (one per version) of a request are all kept. A duplicate (same key) collapses
+-- on merge and under FINAL; `keep` makes the FIRST arrival the survivor, as in the embedded
+-- store (a retry is a duplicate, the first stored wins). The WRITER sets keep =
+-- 18446744073709551615 - received_at (u64::MAX - received_at): on 18.16 neither works in the
+-- schema: a MATERIALIZED column is forwarded by the Distributed table and refused by the shard
+-- ("Cannot insert column keep, because it is MATERIALIZED column"), and a DEFAULT is not
+-- applied to a field omitted from JSONEachRow (it reads 0; input_format_defaults_for_omitted_fields
+-- came later). Partitioned by event-time day for
+-- retention by DROP PARTITION; a retried event keeps its timestamp, so its duplicate lands in
+-- the same partition (FINAL collapses across partitions at read time anyway).
+CREATE TABLE IF NOT EXISTS predictions_local (
+    model String,
+    request_id String,
+    version String,
+    role Enum8('served' = 0, 'shadow' = 1),
+    ts Int64,
+    received_at UInt64,
+    keep UInt64,
+    error UInt8,
+    prediction String,
+    score Nullable(Float64),
+    latency_ms Nullable(Float64),
+    cost Nullable(Float64),
+    feature_names Array(String),
+    feature_numbers Array(Float64),
+    feature_texts Array(String),
+    event String
+)
+ENGINE = ReplacingMergeTree(keep)
+PARTITION BY toYYYYMMDD(toDateTime(intDiv(ts, 1000000)))
+ORDER BY (model, request_id, version);
+
+CREATE TABLE IF NOT EXISTS predictions AS predictions_local
+ENGINE = Distributed(modelwatch, currentDatabase(), predictions_local, cityHash64(request_id));
+
+-- One label per (model, request id); a later arrival replaces an earlier one (the version
+-- column is received_at). Not partitioned: replacement only happens inside a partition, and a
+-- label's replacement must always meet it. Retention deletes labels with a mutation.
+CREATE TABLE IF NOT EXISTS labels_local (
+    model String,
+    request_id String,
+    label String,
+    ts Int64,
+    received_at UInt64
+)
+ENGINE = ReplacingMergeTree(received_at)
+PARTITION BY tuple()
+ORDER BY (model, request_id);
+
+CREATE TABLE IF NOT EXISTS labels AS labels_local
+ENGINE = Distributed(modelwatch, currentDatabase(), labels_local, cityHash64(request_id));
+
+-- KPI points, upserted on (model, name, ts); sharded by the model so a point and its
+-- replacement meet on one shard.
+CREATE TABLE IF NOT EXISTS kpis_local (
+    model String,
+    name String,
+    ts Int64,
+    value Float64,
+    received_at UInt64
+)
+ENGINE = ReplacingMergeTree(received_at)
+PARTITION BY toYYYYMM(toDateTime(intDiv(ts, 1000000)))
+ORDER BY (model, name, ts);
+
+CREATE TABLE IF NOT EXISTS kpis AS kpis_local
+ENGINE = Distributed(modelwatch, currentDatabase(), kpis_local, cityHash64(model));
+
+-- The quarantine: rejected rows, newest first by received_at.
+CREATE TABLE IF NOT EXISTS rejected_local (
+    model String,
+    received_at UInt64,
+    row_index UInt32,
+    request_id Nullable(String),
+    field String,
+    reason String,
+    row String
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(toDateTime(intDiv(received_at, 1000000)))
+ORDER BY (model, received_at);
+
+CREATE TABLE IF NOT EXISTS rejected AS rejected_local
+ENGINE = Distributed(modelwatch, currentDatabase(), rejected_local, cityHash64(model));
+
+-- ─── Per-(model, version, hour) change counts (ADR 018: they replace dirty marks) ──────────
+-- Monotone: an aggregate blob records the count it was built from; an hour whose count moved
+-- on is stale. Summed on merge; always read with sum() ... GROUP BY, never row by row.
+CREATE TABLE IF NOT EXISTS hour_changes_local (
+    model String,
+    version String,
+    hour Int64,
+    changes UInt64
+)
+ENGINE = SummingMergeTree(changes)
+PARTITION BY tuple()
+ORDER BY (model, version, hour);
+
+CREATE TABLE IF NOT EXISTS hour_changes AS hour_changes_local
+ENGINE = Distributed(modelwatch, currentDatabase(), hour_changes_local, cityHash64(model));
+
+-- Every prediction insert counts its hours, in the same insert (the view runs on the shard
+-- the rows were inserted into). hour = the event hour's first microsecond.
+CREATE MATERIALIZED VIEW IF NOT EXISTS hour_changes_from_predictions
+TO hour_changes_local
+AS SELECT model, version, intDiv(ts, 3600000000) * 3600000000 AS hour, count() AS changes
+FROM predictions_local
+GROUP BY model, version, hour;
+
+-- A label changes the hours of its request's predictions, which the label row does not carry
+-- (a label may come first). The writer, after its read of the batch's ids on the shard (it
+-- does that read anyway to report `replaced`), runs on the SAME shard, before acknowledging:
+--   INSERT INTO hour_changes_local
+--   SELECT model, version, intDiv(ts, 3600000000) * 3600000000 AS hour, count() AS changes
+--   FROM predictions_local WHERE model = {model} AND request_id IN ({ids}) GROUP BY model, version, hour
+-- A retry after a crash counts again, which is harmless: only "the count moved" matters. The
+-- labels are inserted BEFORE this count (the other order could leave a blob built without the
+-- label recorded at the new count, never rebuilt).
+
+-- ─── The catalog ─────────────────────────────────────────────────────────────────────────────
+-- Small tables, one row per key, last write wins (updated_at). Sharding key 0: every row goes
+-- to the first shard; reads through the Distributed table (the other shards hold nothing), or
+-- from the first shard's *_local table directly for read-your-writes.
+CREATE TABLE IF NOT EXISTS models_local (
+    model String,
+    created_at UInt64,
+    retention_days UInt32,
+    rebuild_epoch UInt64,
+    reference_upload String,
+    settings String,
+    updated_at UInt64
+)
+ENGINE = ReplacingMergeTree(updated_at)
+PARTITION BY tuple()
+ORDER BY model;
+
+CREATE TABLE IF NOT EXISTS models AS models_local
+ENGINE = Distributed(modelwatch, currentDatabase(), models_local, 0);
+
+CREATE TABLE IF NOT EXISTS versions_local (
+    model String,
+    version String,
+    role Enum8('served' = 0, 'shadow' = 1),
+    first_seen UInt64,
+    updated_at UInt64
+)
+ENGINE = ReplacingMergeTree(updated_at)
+PARTITION BY tuple()
+ORDER BY (model, version);
+
+CREATE TABLE IF NOT EXISTS versions AS versions_local
+ENGINE = Distributed(modelwatch, currentDatabase(), versions_local, 0);
+
+-- The schema (declared or inferred) as modelwatch's JSON; changed by one writer at a time.
+CREATE TABLE IF NOT EXISTS schemas_local (
+    model String,
+    schema String,
+    declared UInt8,
+    updated_at UInt64
+)
+ENGINE = ReplacingMergeTree(updated_at)
+PARTITION BY tuple()
+ORDER BY model;
+
+CREATE TABLE IF NOT EXISTS schemas AS schemas_local
+ENGINE = Distributed(modelwatch, currentDatabase(), schemas_local, 0);
+
+-- Reference rows tagged by upload id; models.reference_upload switches last, so a
+-- half-written upload is never read. Old uploads are dropped with a mutation.
+CREATE TABLE IF NOT EXISTS reference_rows_local (
+    model String,
+    version String,
+    upload_id String,
+    row_no UInt32,
+    row String
+)
+ENGINE = MergeTree
+PARTITION BY tuple()
+ORDER BY (model, version, upload_id, row_no);
+
+CREATE TABLE IF NOT EXISTS reference_rows AS reference_rows_local
+ENGINE = Distributed(modelwatch, currentDatabase(), reference_rows_local, 0);
+
+-- ─── Derived per-window state (DerivedState) ─────────────────────────────────────────────────
+-- Opaque blobs the engine writes; two replicas computing one hour write the same key and the
+-- replacing key collapses them. built_from = the hour's change count the blob was built from;
+-- epoch = the model's rebuild epoch (blobs of an older epoch are not read).
+CREATE TABLE IF NOT EXISTS aggregates_local (
+    model String,
+    kind String,
+    version String,
+    hour Int64,
+    blob String,
+    built_from UInt64,
+    epoch UInt64,
+    written_at UInt64
+)
+ENGINE = ReplacingMergeTree(written_at)
+PARTITION BY tuple()
+ORDER BY (model, kind, version, hour);
+
+CREATE TABLE IF NOT EXISTS aggregates AS aggregates_local
+ENGINE = Distributed(modelwatch, currentDatabase(), aggregates_local, cityHash64(model));
