@@ -48,15 +48,16 @@ impl WriterSettings {
         group_buckets: GROUP_BUCKETS,
     };
     /// A bulk import's (`SqliteStore::open_for_import`), a process that ends with the import:
-    /// the service's 64 MiB page cache (128 MiB until the import's events were no longer held
-    /// in memory: the 1M-row import's peak RSS 318-335 MB against 386-396 MB, the same CPU in
-    /// three alternated pairs, where an earlier build had spent 0.3 s more in the kernel
-    /// reading index pages back), and checkpoints are left to
+    /// a 32 MiB page cache, half the service's, because the cache is most of what a smaller one
+    /// saves and the import's speed did not measurably depend on it: the 1M-row import's peak
+    /// RSS was 386-396 MB at 128 MiB, 303-328 MB at 64 MiB,
+    /// 280-287 at 48 MiB and 266-277 MB at 32 MiB, its CPU within the noise at each step
+    /// (pairs alternated run by run, docs/benchmarks.md, issue 24). Checkpoints are left to
     /// the checkpointer thread: each late commit of such an import writes about 100 MB of WAL,
     /// so the service's threshold made the writer checkpoint after every commit, on the
     /// import's critical path.
     const IMPORT: WriterSettings = WriterSettings {
-        cache_kib: 65_536,
+        cache_kib: 32_768,
         checkpoint_mib: 0,
         bucket_rows: BUCKET_ROWS,
         group_buckets: GROUP_BUCKETS,
@@ -70,9 +71,9 @@ impl SqliteStore {
         Self::open_with(dir, WriterSettings::SERVICE)
     }
 
-    /// [`SqliteStore::open`] for a process that bulk-loads the store and ends: the writer takes
-    /// more memory (a 128 MiB page cache instead of 64 MiB) and leaves every checkpoint to the
-    /// checkpointer thread. What is stored and when it is durable do not change.
+    /// [`SqliteStore::open`] for a process that bulk-loads the store and ends: the writer keeps
+    /// a smaller page cache (32 MiB instead of 64 MiB, to bound the import's memory) and leaves
+    /// every checkpoint to the checkpointer thread. What is stored and when it is durable do not change.
     pub fn open_for_import(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(dir, WriterSettings::IMPORT)
     }
