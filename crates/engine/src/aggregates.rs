@@ -1371,6 +1371,58 @@ pub(crate) fn set_model_setting<T: Serialize>(
     store.put_aggregates(model, write)
 }
 
+/// A fit of `reference` kept as the model-wide aggregate `kind` of the reference's version
+/// (the multivariate drift's PCA, the outlier rows' HBOS): the stored one while its stamp is
+/// the reference's, otherwise `fit` of the reference rows, stored before it is returned. `what`
+/// names it in an encoding error. A stored fit that does not read back (another version of
+/// modelwatch wrote it) is fitted again.
+pub(crate) fn stamped_fit<F: Serialize + serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    model: &ModelName,
+    reference: &Reference,
+    kind: &str,
+    what: &'static str,
+    fit: impl FnOnce(&[modelwatch_core::ReferenceRow]) -> Result<F, EngineError>,
+) -> Result<F, EngineError> {
+    let version_key = reference.version.clone().unwrap_or_default();
+    let range = ScanRange {
+        version: Some(version_key.clone()),
+        ..ScanRange::default()
+    };
+    if let Some(row) = store.aggregates(model, kind, &range)?.first() {
+        if let Ok(blob) = postcard::from_bytes::<StampedFit<F>>(&row.data) {
+            if blob.stamp == reference.stamp {
+                return Ok(blob.fit);
+            }
+        }
+    }
+    let rows = store.reference_rows(model, reference.version.as_deref())?;
+    let blob = StampedFit {
+        stamp: reference.stamp,
+        fit: fit(&rows)?,
+    };
+    store.put_aggregates(
+        model,
+        AggregateWrite {
+            kind: kind.into(),
+            put: vec![StoredAggregate {
+                version: version_key,
+                hour: MODEL_WIDE,
+                data: postcard::to_stdvec(&blob).map_err(|e| corrupt(what, e))?,
+            }],
+            ..AggregateWrite::default()
+        },
+    )?;
+    Ok(blob.fit)
+}
+
+/// A stored [`stamped_fit`]: the fit and the stamp of the reference profile it was made from.
+#[derive(Serialize, Deserialize)]
+struct StampedFit<F> {
+    stamp: u64,
+    fit: F,
+}
+
 /// States by (version, hour).
 pub(crate) type ByHour<S> = BTreeMap<(String, Timestamp), S>;
 

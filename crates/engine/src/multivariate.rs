@@ -32,7 +32,7 @@ use modelwatch_stats::multivariate::{
     Band, Cell, ColumnKind, Encoding, ErrorSums, ReconstructionFit, Scratch, WindowError,
     DEFAULT_VARIANCE,
 };
-use modelwatch_store::{AggregateWrite, ScanRange, Store, StoredAggregate, MODEL_WIDE};
+use modelwatch_store::{ScanRange, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
@@ -45,14 +45,6 @@ use crate::sketch::Reference;
 pub const FIT: &str = "reference-pca";
 /// Kind of the per-(version, hour) error sums; deleted with the fit.
 pub const HOURS: &str = "reference-pca-hours";
-
-/// The stored fit with the reference profile it was fitted on.
-#[derive(Serialize, Deserialize)]
-struct FitBlob {
-    stamp: u64,
-    /// `Err`: the reference cannot be fitted (the reason).
-    fitted: Result<ReconstructionFit, String>,
-}
 
 /// A fit ready to read events: the column of each feature name, and each column's value when
 /// missing.
@@ -166,38 +158,11 @@ pub fn fitted(
     model: &ModelName,
     reference: &Reference,
 ) -> Result<Result<Fitted, String>, EngineError> {
-    let version_key = reference.version.clone().unwrap_or_default();
-    let range = ScanRange {
-        version: Some(version_key.clone()),
-        ..ScanRange::default()
-    };
-    if let Some(row) = store.aggregates(model, FIT, &range)?.first() {
-        // Unreadable (another version of modelwatch wrote it) or of another profile: refitted.
-        if let Ok(blob) = postcard::from_bytes::<FitBlob>(&row.data) {
-            if blob.stamp == reference.stamp {
-                return Ok(blob.fitted.map(|f| Fitted::new(f, reference.stamp)));
-            }
-        }
-    }
-    let rows = store.reference_rows(model, reference.version.as_deref())?;
-    let blob = FitBlob {
-        stamp: reference.stamp,
-        fitted: fit_reference(reference, &rows),
-    };
-    store.put_aggregates(
-        model,
-        AggregateWrite {
-            kind: FIT.into(),
-            put: vec![StoredAggregate {
-                version: version_key,
-                hour: MODEL_WIDE,
-                data: postcard::to_stdvec(&blob)
-                    .map_err(|e| crate::aggregates::corrupt("pca fit", e))?,
-            }],
-            ..AggregateWrite::default()
-        },
-    )?;
-    Ok(blob.fitted.map(|f| Fitted::new(f, reference.stamp)))
+    // A reference that cannot be fitted is kept as its reason, so it is not tried again.
+    let fitted = crate::aggregates::stamped_fit(store, model, reference, FIT, "pca fit", |rows| {
+        Ok(fit_reference(reference, rows))
+    })?;
+    Ok(fitted.map(|f| Fitted::new(f, reference.stamp)))
 }
 
 /// What the windows are compared with.

@@ -27,7 +27,7 @@ use modelwatch_stats::outlier::{
     probing_test, Cell, ColumnKind, HbosFit, Histogram, ProbingConfig, ProbingTest,
     DEFAULT_CONTAMINATION,
 };
-use modelwatch_store::{AggregateWrite, ScanRange, Store, StoredAggregate, MODEL_WIDE};
+use modelwatch_store::{ScanRange, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
@@ -72,12 +72,6 @@ impl OutlierQuery {
             tag: DEFAULT_TAG.to_owned(),
         }
     }
-}
-
-#[derive(Serialize, Deserialize)]
-struct FitBlob {
-    stamp: u64,
-    fit: HbosFit,
 }
 
 /// One hour's (or window's) mergeable state.
@@ -274,12 +268,13 @@ fn fitted(
     model: &ModelName,
     reference: &Reference,
 ) -> Result<Fitted, EngineError> {
-    let version_key = reference.version.clone().unwrap_or_default();
-    let range = ScanRange {
-        version: Some(version_key.clone()),
-        ..ScanRange::default()
-    };
-    let make = |fit: HbosFit| Fitted {
+    let fit = crate::aggregates::stamped_fit(store, model, reference, FIT, "hbos fit", |rows| {
+        fit_reference(reference, rows).map_err(|why| EngineError::ReferenceNotFitted {
+            model: model.as_str().to_owned(),
+            why: format!("outlier scores: {why}"),
+        })
+    })?;
+    Ok(Fitted {
         index: fit
             .columns
             .iter()
@@ -288,38 +283,7 @@ fn fitted(
             .collect(),
         fit,
         stamp: reference.stamp,
-    };
-    if let Some(row) = store.aggregates(model, FIT, &range)?.first() {
-        // Unreadable (another version of modelwatch wrote it) or of another profile: refitted.
-        if let Ok(blob) = postcard::from_bytes::<FitBlob>(&row.data) {
-            if blob.stamp == reference.stamp {
-                return Ok(make(blob.fit));
-            }
-        }
-    }
-    let rows = store.reference_rows(model, reference.version.as_deref())?;
-    let fit = fit_reference(reference, &rows).map_err(|why| EngineError::ReferenceNotFitted {
-        model: model.as_str().to_owned(),
-        why: format!("outlier scores: {why}"),
-    })?;
-    let blob = FitBlob {
-        stamp: reference.stamp,
-        fit,
-    };
-    store.put_aggregates(
-        model,
-        AggregateWrite {
-            kind: FIT.into(),
-            put: vec![StoredAggregate {
-                version: version_key,
-                hour: MODEL_WIDE,
-                data: postcard::to_stdvec(&blob)
-                    .map_err(|e| crate::aggregates::corrupt("hbos fit", e))?,
-            }],
-            ..AggregateWrite::default()
-        },
-    )?;
-    Ok(make(blob.fit))
+    })
 }
 
 /// Scores events into states, reusing its buffers between rows.
