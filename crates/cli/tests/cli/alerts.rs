@@ -1361,18 +1361,8 @@ fn every_signal_kind_a_rule_accepts_fires_on_data_built_to_trip_it() {
     assert!(firing.iter().any(|c| c.segment.is_some()), "a segment rule");
 
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("modelwatch.toml");
     // Every second: the freshness rules fire once their second has passed.
-    std::fs::write(
-        &cfg,
-        "[alerts]\ndebounce_ms = 50\nevaluation_interval_seconds = 1\n",
-    )
-    .unwrap();
-    let s = Server::start_with(
-        &dir.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-        &[],
-    );
+    let s = Server::start_evaluating_every_second(dir.path());
     for c in &cases {
         let (st, out) = s.post(
             &format!("/v1/models/{}/rules", c.model),

@@ -33,6 +33,18 @@ impl Server {
         Self::attach(cmd.spawn().expect("start modelwatch serve"))
     }
 
+    /// A server on `dir/data` that evaluates its alert rules every second, with 50 ms of
+    /// debounce, from a config written to `dir/modelwatch.toml`: how the alert tests start one.
+    pub fn start_evaluating_every_second(dir: &Path) -> Server {
+        let cfg = dir.join("modelwatch.toml");
+        std::fs::write(
+            &cfg,
+            "[alerts]\ndebounce_ms = 50\nevaluation_interval_seconds = 1\n",
+        )
+        .unwrap();
+        Self::start_with(&dir.join("data"), &["--config", cfg.to_str().unwrap()], &[])
+    }
+
     /// Waits for a started `modelwatch serve` (or `demo`) to print its address and answer.
     pub fn attach(mut child: Child) -> Server {
         let stdout = child.stdout.take().expect("stdout piped");
@@ -234,4 +246,15 @@ pub fn prediction(id: &str, ts: &str, age: f64, country: &str) -> serde_json::Va
         "features": {"age": age, "country": country},
         "prediction": 1, "score": 0.8, "latency_ms": 3.5
     })
+}
+
+/// The rules of `model` firing on `s` now.
+pub fn firing(s: &Server, model: &str) -> Vec<String> {
+    let (_, out) = s.get(&format!("/v1/alerts?model={model}&state=firing"));
+    out["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["rule"].as_str().unwrap().to_owned())
+        .collect()
 }

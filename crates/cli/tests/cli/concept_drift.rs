@@ -235,17 +235,7 @@ pub fn relation_day(day: &str, prefix: &str, changes: bool) -> (Vec<Value>, Vec<
 #[test]
 fn a_change_in_the_relation_fires_concept_rules_while_feature_drift_stays_quiet() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("modelwatch.toml");
-    std::fs::write(
-        &cfg,
-        "[alerts]\ndebounce_ms = 50\nevaluation_interval_seconds = 1\n",
-    )
-    .unwrap();
-    let s = Server::start_with(
-        &dir.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-        &[],
-    );
+    let s = Server::start_evaluating_every_second(dir.path());
     let rule = |name: &str, signal: &str, op: &str, bound: f64| {
         json!({"name": name, "signal": signal, "decision": "retrain", "severity": "warning",
                "condition": {"kind": "threshold", "op": op, "value": bound}})
@@ -327,17 +317,7 @@ fn a_change_in_the_relation_fires_concept_rules_while_feature_drift_stays_quiet(
 #[test]
 fn a_rule_on_a_detector_of_mistakes_reads_nothing_from_a_regressor() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("modelwatch.toml");
-    std::fs::write(
-        &cfg,
-        "[alerts]\ndebounce_ms = 50\nevaluation_interval_seconds = 1\n",
-    )
-    .unwrap();
-    let s = Server::start_with(
-        &dir.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-        &[],
-    );
+    let s = Server::start_evaluating_every_second(dir.path());
     // `>= 0` holds on any value read: `adwin` shows the rules were evaluated, `ddm` (defined
     // on 0/1 mistakes) has no value on absolute errors and stays out of the alerts.
     for d in ["adwin", "ddm"] {

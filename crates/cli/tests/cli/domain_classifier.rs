@@ -99,17 +99,7 @@ fn firing(s: &Server, model: &str) -> Vec<String> {
 #[test]
 fn a_day_moved_along_the_kept_component_fires_the_classifier_not_the_pca() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("modelwatch.toml");
-    std::fs::write(
-        &cfg,
-        "[alerts]\ndebounce_ms = 50\nevaluation_interval_seconds = 1\n",
-    )
-    .unwrap();
-    let s = Server::start_with(
-        &dir.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-        &[],
-    );
+    let s = Server::start_evaluating_every_second(dir.path());
     for model in ["moved", "clean"] {
         for (name, signal, op, v) in [
             ("domain", "domain_classifier_auc", ">", 0.65),

@@ -58,17 +58,7 @@ fn day(model: &str, day: usize, n: usize, degraded: bool) -> (Vec<Value>, Vec<Va
 #[test]
 fn a_regressor_is_estimated_before_its_labels_and_a_rule_reads_the_estimate() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("modelwatch.toml");
-    std::fs::write(
-        &cfg,
-        "[alerts]\ndebounce_ms = 50\nevaluation_interval_seconds = 1\n",
-    )
-    .unwrap();
-    let s = Server::start_with(
-        &dir.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-        &[],
-    );
+    let s = Server::start_evaluating_every_second(dir.path());
     for model in ["steady", "drifting"] {
         let rule = json!({"name": "estimated.mae", "signal": "estimated:mae",
             "condition": {"kind": "threshold", "op": ">", "value": 1.5},

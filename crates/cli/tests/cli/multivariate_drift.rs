@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use common::{poll, Server};
+use common::{firing, poll, Server};
 use serde_json::{json, Value};
 
 const DAYS: [&str; 2] = ["2026-01-05", "2026-01-06"];
@@ -66,30 +66,10 @@ fn rule(name: &str, signal: &str, op: &str, value: f64) -> String {
     .to_string()
 }
 
-fn firing(s: &Server, model: &str) -> Vec<String> {
-    let (_, out) = s.get(&format!("/v1/alerts?model={model}&state=firing"));
-    out["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["rule"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[test]
 fn a_correlation_breaking_day_fires_while_every_per_feature_test_stays_quiet() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("modelwatch.toml");
-    std::fs::write(
-        &cfg,
-        "[alerts]\ndebounce_ms = 50\nevaluation_interval_seconds = 1\n",
-    )
-    .unwrap();
-    let s = Server::start_with(
-        &dir.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-        &[],
-    );
+    let s = Server::start_evaluating_every_second(dir.path());
     for model in ["joint", "clean"] {
         for (name, signal, op, v) in [
             ("joint-drift", "multivariate_drift", ">", 0.5),

@@ -7,7 +7,7 @@
 
 use crate::common;
 
-use common::{poll, Server};
+use common::{firing, poll, Server};
 use serde_json::{json, Value};
 
 const DAY: &str = "2026-01-05";
@@ -65,30 +65,10 @@ fn day(model: &str, attacked: bool) -> Vec<Value> {
     rows
 }
 
-fn firing(s: &Server, model: &str) -> Vec<String> {
-    let (_, out) = s.get(&format!("/v1/alerts?model={model}&state=firing"));
-    out["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["rule"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[test]
 fn planted_outliers_and_a_probing_client_fire_and_a_clean_day_stays_quiet() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("modelwatch.toml");
-    std::fs::write(
-        &cfg,
-        "[alerts]\ndebounce_ms = 50\nevaluation_interval_seconds = 1\n",
-    )
-    .unwrap();
-    let s = Server::start_with(
-        &dir.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-        &[],
-    );
+    let s = Server::start_evaluating_every_second(dir.path());
     for (model, attacked) in [("watched", true), ("clean", false)] {
         for (name, signal, value) in [
             ("outliers", "outlier_rate", 0.03),

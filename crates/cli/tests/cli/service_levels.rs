@@ -61,17 +61,7 @@ fn burn_rule(name: &str) -> String {
 #[test]
 fn a_latency_regression_fires_the_burn_rate_rule_and_clean_traffic_stays_quiet() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("modelwatch.toml");
-    std::fs::write(
-        &cfg,
-        "[alerts]\ndebounce_ms = 50\nevaluation_interval_seconds = 1\n",
-    )
-    .unwrap();
-    let s = Server::start_with(
-        &dir.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-        &[],
-    );
+    let s = Server::start_evaluating_every_second(dir.path());
     let (clean, regressed) = (rows("clean", false), rows("regressed", true));
     s.post_ok("/v1/models/clean/predictions", clean.clone());
     s.post_ok("/v1/models/regressed/predictions", regressed.clone());
