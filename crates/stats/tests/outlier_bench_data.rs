@@ -4,69 +4,37 @@
 //! the generated files and a release build):
 //! `cargo test -p modelwatch-stats --release --test outlier_bench_data -- --ignored --nocapture`.
 
+mod bench_csv;
+
 use modelwatch_stats::outlier::{Cell, ColumnKind, HbosFit, DEFAULT_CONTAMINATION};
-use std::path::PathBuf;
 use std::time::Instant;
-
-/// A bench table: its feature columns, and its rows' values as text.
-type Table = (Vec<(String, ColumnKind)>, Vec<Vec<String>>);
-
-/// The feature columns of a bench CSV (no quoted fields in these files): `fNN` numeric, `cN`
-/// categorical, as strings.
-fn read_csv(path: &PathBuf) -> Option<Table> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next()?.split(',').collect();
-    let picked: Vec<(usize, String, ColumnKind)> = header
-        .iter()
-        .enumerate()
-        .filter_map(|(i, h)| {
-            let kind = match h.as_bytes() {
-                [b'f', a, b] if a.is_ascii_digit() && b.is_ascii_digit() => ColumnKind::Numeric,
-                [b'c', a] if a.is_ascii_digit() => ColumnKind::Categorical,
-                _ => return None,
-            };
-            Some((i, h.to_string(), kind))
-        })
-        .collect();
-    let rows = lines
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            picked.iter().map(|(i, _, _)| f[*i].to_owned()).collect()
-        })
-        .collect();
-    Some((picked.into_iter().map(|(_, n, k)| (n, k)).collect(), rows))
-}
-
-fn cells<'a>(columns: &[(String, ColumnKind)], row: &'a [String]) -> Vec<Cell<'a>> {
-    columns
-        .iter()
-        .zip(row)
-        .map(|((_, k), v)| match k {
-            _ if v.is_empty() => Cell::Missing,
-            ColumnKind::Numeric => v.parse().map_or(Cell::Missing, Cell::Number),
-            ColumnKind::Categorical => Cell::Category(v),
-        })
-        .collect()
-}
 
 #[test]
 #[ignore]
 fn fit_hbos_on_100k_rows_and_score_1m() {
-    let dir = std::env::var_os("MODELWATCH_BENCH_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/modelwatch-bench/data")
-        });
-    let (Some((columns, reference)), Some((_, current))) = (
-        read_csv(&dir.join("reference_100k.csv")),
-        read_csv(&dir.join("current_1m.csv")),
+    let dir = bench_csv::dir();
+    let (Some((table_columns, reference)), Some((_, current))) = (
+        bench_csv::read(&dir.join("reference_100k.csv")),
+        bench_csv::read(&dir.join("current_1m.csv")),
     ) else {
         println!("skipped: the bench CSVs are not in {}", dir.display());
         return;
     };
-    let reference: Vec<Vec<Cell>> = reference.iter().map(|r| cells(&columns, r)).collect();
+    let columns: Vec<(String, ColumnKind)> = table_columns
+        .iter()
+        .map(|(name, numeric)| {
+            let kind = if *numeric {
+                ColumnKind::Numeric
+            } else {
+                ColumnKind::Categorical
+            };
+            (name.clone(), kind)
+        })
+        .collect();
+    let reference: Vec<Vec<Cell>> = reference
+        .iter()
+        .map(|r| bench_csv::cells(&table_columns, r))
+        .collect();
     let (t, c) = (Instant::now(), cpu());
     let fit = HbosFit::fit(&columns, &reference, DEFAULT_CONTAMINATION).unwrap();
     let (t_fit, c_fit) = (t.elapsed(), cpu() - c);
@@ -75,7 +43,10 @@ fn fit_hbos_on_100k_rows_and_score_1m() {
     let mut contributions = Vec::new();
     let (mut outliers, mut t_score, mut c_score) = (0u64, std::time::Duration::ZERO, 0.0);
     for part in current.chunks(100_000) {
-        let parsed: Vec<Vec<Cell>> = part.iter().map(|r| cells(&columns, r)).collect();
+        let parsed: Vec<Vec<Cell>> = part
+            .iter()
+            .map(|r| bench_csv::cells(&table_columns, r))
+            .collect();
         let (t, c) = (Instant::now(), cpu());
         for row in &parsed {
             let s = fit.score_with_contributions(row, &mut contributions);
