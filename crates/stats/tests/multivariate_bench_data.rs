@@ -22,17 +22,7 @@ fn fit_on_100k_rows_and_reconstruct_1m() {
         println!("skipped: the bench CSVs are not in {}", dir.display());
         return;
     };
-    let columns: Vec<(String, ColumnKind)> = table_columns
-        .iter()
-        .map(|(name, numeric)| {
-            let kind = if *numeric {
-                ColumnKind::Numeric
-            } else {
-                ColumnKind::Categorical
-            };
-            (name.clone(), kind)
-        })
-        .collect();
+    let columns = bench_csv::columns(&table_columns, ColumnKind::Numeric, ColumnKind::Categorical);
     let reference: Vec<Vec<Cell>> = reference
         .iter()
         .map(|r| bench_csv::cells(&table_columns, r))

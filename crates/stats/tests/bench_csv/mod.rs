@@ -47,6 +47,17 @@ pub fn read(path: &PathBuf) -> Option<Table> {
     Some((picked.into_iter().map(|(_, n, k)| (n, k)).collect(), rows))
 }
 
+/// The columns of [`read`] in a crate's own column kinds.
+pub fn columns<K: Copy>(table: &[(String, bool)], numeric: K, categorical: K) -> Vec<(String, K)> {
+    table
+        .iter()
+        .map(|(name, is_numeric)| {
+            let kind = if *is_numeric { numeric } else { categorical };
+            (name.clone(), kind)
+        })
+        .collect()
+}
+
 /// A row's cells, by the columns of [`read`].
 pub fn cells<'a>(columns: &[(String, bool)], row: &'a [String]) -> Vec<Cell<'a>> {
     columns
