@@ -1,5 +1,6 @@
 //! `modelwatch-loadgen`: posts NDJSON prediction batches to a running server over loopback and
-//! prints sustained events/s, request latency percentiles and the server's RSS over time.
+//! prints sustained events/s, request latency percentiles and the server's RSS over time (with
+//! several servers, round-robin, and the sum of their RSS and CPU).
 //!
 //! Bodies are generated before the clock starts (25 features shaped like the peers' benchmark
 //! data: 20 numeric, 5 categorical), so the generator spends its CPU on sending, not on JSON.
@@ -16,9 +17,11 @@ use std::time::{Duration, Instant};
 #[derive(Parser)]
 #[command(about = "Ingest load generator for modelwatch")]
 struct Args {
-    /// Base URL of the server, e.g. http://127.0.0.1:8080
-    #[arg(long)]
-    server: String,
+    /// Base URL of the server, e.g. http://127.0.0.1:8080; several (comma-separated or the
+    /// option repeated) share the requests round-robin, as a load balancer in front of
+    /// several `modelwatch serve` replicas would
+    #[arg(long, required = true, value_delimiter = ',')]
+    server: Vec<String>,
     /// Model to post to
     #[arg(long, default_value = "loadgen")]
     model: String,
@@ -31,9 +34,10 @@ struct Args {
     /// Requests in flight
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// Pid of the server, to sample its resident memory
-    #[arg(long)]
-    pid: Option<u32>,
+    /// Pid of the server, to sample its resident memory and CPU; one per server (comma-separated
+    /// or repeated): the figures are their sums
+    #[arg(long, value_delimiter = ',')]
+    pid: Vec<u32>,
     /// Compress bodies with gzip
     #[arg(long)]
     gzip: bool,
@@ -67,20 +71,28 @@ fn main() -> anyhow::Result<()> {
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicUsize::new(0));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(batches)));
-    let url = format!(
-        "{}/v1/models/{}/predictions",
-        args.server.trim_end_matches('/'),
-        args.model
-    );
+    let urls: Vec<String> = args
+        .server
+        .iter()
+        .map(|s| {
+            format!(
+                "{}/v1/models/{}/predictions",
+                s.trim_end_matches('/'),
+                args.model
+            )
+        })
+        .collect();
     let done = Arc::new(AtomicUsize::new(0));
 
-    let sampler = args.pid.map(|pid| {
+    let sampler = (!args.pid.is_empty()).then(|| {
         let done = done.clone();
+        let pids = args.pid.clone();
         std::thread::spawn(move || {
             let mut samples = Vec::new();
             let start = Instant::now();
             while done.load(Ordering::Relaxed) == 0 {
-                if let Some(mb) = rss_mb(pid) {
+                let rss: Option<f64> = pids.iter().map(|&pid| rss_mb(pid)).sum();
+                if let Some(mb) = rss {
                     samples.push((start.elapsed().as_secs_f64(), mb));
                 }
                 std::thread::sleep(Duration::from_millis(500));
@@ -91,11 +103,19 @@ fn main() -> anyhow::Result<()> {
 
     let start = Instant::now();
     let cpu_before = cpu_seconds(None);
-    let server_before = args.pid.and_then(|pid| cpu_seconds(Some(pid)));
+    let servers_cpu = || -> Option<f64> {
+        if args.pid.is_empty() {
+            return None;
+        }
+        args.pid.iter().map(|&pid| cpu_seconds(Some(pid))).sum()
+    };
+    let server_before = servers_cpu();
     let workers: Vec<_> = (0..args.concurrency)
-        .map(|_| {
-            let (bodies, next, latencies, url) =
-                (bodies.clone(), next.clone(), latencies.clone(), url.clone());
+        .map(|w| {
+            // Worker w always posts to the same server: with as many workers as servers or
+            // a multiple, each server gets an equal share of the requests in flight.
+            let url = urls[w % urls.len()].clone();
+            let (bodies, next, latencies) = (bodies.clone(), next.clone(), latencies.clone());
             let gz = args.gzip;
             std::thread::spawn(move || -> anyhow::Result<usize> {
                 let client = reqwest::blocking::Client::builder()
@@ -136,11 +156,7 @@ fn main() -> anyhow::Result<()> {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds(None).zip(cpu_before).map(|(a, b)| a - b);
-    let server_cpu = args
-        .pid
-        .and_then(|pid| cpu_seconds(Some(pid)))
-        .zip(server_before)
-        .map(|(a, b)| a - b);
+    let server_cpu = servers_cpu().zip(server_before).map(|(a, b)| a - b);
     done.store(1, Ordering::Relaxed);
     let mut lat = latencies.lock().expect("latencies").clone();
     let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
