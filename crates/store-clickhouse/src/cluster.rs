@@ -359,13 +359,20 @@ pub(crate) fn topology(http: &Http, config: &ClickHouseConfig) -> Result<Topolog
         }
         let n = rows.iter().map(|r| r.shard_num).max().unwrap_or(0) as usize;
         let r = rows.iter().map(|r| r.replica_num).max().unwrap_or(0) as usize;
-        let local: Vec<&ClusterRow> = rows.iter().filter(|r| r.is_local == 1).collect();
-        let [me] = local[..] else {
+        // 18.16 marks every replica of the server's own shard local (is_local is the shard's
+        // "has a local replica"), so the shard is what the local entries share.
+        let mut local: Vec<u32> = rows
+            .iter()
+            .filter(|r| r.is_local == 1)
+            .map(|r| r.shard_num)
+            .collect();
+        local.dedup();
+        let [shard_num] = local[..] else {
             return Err(StoreError::Remote {
                 server: url.clone(),
                 what: "read the cluster's topology".into(),
                 message: format!(
-                    "{} entries of cluster `{}` are this server (is_local): cannot tell its shard",
+                    "the server is local to {} shards of cluster `{}` (system.clusters.is_local): cannot tell its shard",
                     local.len(),
                     config.cluster
                 ),
@@ -383,10 +390,9 @@ pub(crate) fn topology(http: &Http, config: &ClickHouseConfig) -> Result<Topolog
                 ),
             });
         }
-        let _ = me.replica_num;
         servers.push(Server {
             url: url.clone(),
-            shard: me.shard_num as usize - 1,
+            shard: shard_num as usize - 1,
         });
     }
     for shard in 0..shards {

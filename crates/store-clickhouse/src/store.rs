@@ -27,6 +27,9 @@ const QUARANTINE_RETENTION_DAYS: i64 = 30;
 const MAX_QUARANTINE_ROW_BYTES: usize = 16 * 1024;
 /// How long `apply_retention` waits for its deletes (mutations) to finish on every server.
 const MUTATION_WAIT: Duration = Duration::from_secs(300);
+/// The key of a model's settings holding the retention cutoff already reported (with
+/// replicas, where past rows stay on disk, hidden).
+const HIDDEN_BEFORE: &str = "retention_hidden_before";
 
 /// A [`modelwatch_store::Store`] on a ClickHouse cluster. See the crate's invariants.
 pub struct ClickHouseStore {
@@ -510,7 +513,7 @@ impl ClickHouseStore {
         shadows: bool,
         f: &mut dyn FnMut(&PredictionEvent, Option<&LabelEvent>),
     ) -> Result<(), StoreError> {
-        self.existing(model)?;
+        let row = self.existing(model)?;
         let m = q(model.as_str());
         let mut sql = format!(
             "SELECT p.event AS event, l.label AS label, l.label_ts AS label_ts \
@@ -526,6 +529,7 @@ impl ClickHouseStore {
             sql.push_str(&format!(" AND p.version = {}", q(v)));
         }
         sql.push_str(&range_sql("p.ts", range.from, range.to));
+        sql.push_str(&visible("p.ts", cutoff(&row)));
         #[derive(Deserialize)]
         struct Row {
             event: String,
@@ -615,6 +619,8 @@ impl ClickHouseStore {
 
     fn summary(&self, row: ModelRow) -> Result<ModelSummary, StoreError> {
         let m = q(&row.model);
+        let cut = cutoff(&row);
+        let (live, live_labels) = (visible("ts", cut), visible_labels(self.db(), &m, cut));
         #[derive(Deserialize)]
         struct V {
             version: String,
@@ -627,7 +633,7 @@ impl ClickHouseStore {
             self.any(),
             &format!(
                 "SELECT version, toString(role) AS role, count() AS n, min(ts) AS first, max(ts) AS last \
-                 FROM predictions FINAL WHERE model = {m} GROUP BY version, role ORDER BY first, version"
+                 FROM predictions FINAL WHERE model = {m}{live} GROUP BY version, role ORDER BY first, version"
             ),
             "count the model's predictions by version",
         )?;
@@ -647,14 +653,14 @@ impl ClickHouseStore {
         }
         let labels = self.count(
             self.any(),
-            &format!("SELECT count() AS n FROM labels FINAL WHERE model = {m}"),
+            &format!("SELECT count() AS n FROM labels FINAL WHERE model = {m}{live_labels}"),
             "count the model's labels",
         )?;
         let labelled = self.count(
             self.any(),
             &format!(
                 "SELECT count() AS n FROM labels FINAL WHERE model = {m} AND request_id IN \
-                 (SELECT request_id FROM {db}.predictions_local WHERE model = {m} AND role = 'served')",
+                 (SELECT request_id FROM {db}.predictions_local WHERE model = {m} AND role = 'served'{live})",
                 db = self.db()
             ),
             "count the model's labelled predictions",
@@ -764,7 +770,7 @@ impl EventLog for ClickHouseStore {
             out.rejected = self.quarantine(name, "predictions", &quarantined)?;
             return Ok(out);
         }
-        self.ensure_model(name)?;
+        let cut = cutoff(&self.ensure_model(name)?);
         let mut schema = self.schema(name)?;
         let mut known = FeatureIndex::of(&schema);
         let mut added = Vec::new();
@@ -840,17 +846,27 @@ impl EventLog for ClickHouseStore {
                 request_id: String,
                 version: String,
                 role: String,
+                live: u8,
             }
-            let stored: Vec<Stored> = self.http.rows(
+            let all: Vec<Stored> = self.http.rows(
                 url,
                 &format!(
-                    "SELECT DISTINCT request_id, version, toString(role) AS role FROM predictions_local \
-                     WHERE model = {} AND request_id IN {}",
+                    "SELECT request_id, version, toString(role) AS role, max(ts) >= {} AS live FROM predictions_local \
+                     WHERE model = {} AND request_id IN {} GROUP BY request_id, version, role",
+                    int(cut),
                     q(name),
                     in_list(rows.iter().map(|r| r.1.request_id.as_str()))
                 ),
                 "read which of the batch's request ids are stored",
             )?;
+            // A row past retention is gone to every reader, so its request id is new again:
+            // the new row must win FINAL over the old one until the delete removes it.
+            let past: HashSet<(&str, &str)> = all
+                .iter()
+                .filter(|s| s.live == 0)
+                .map(|s| (s.request_id.as_str(), s.version.as_str()))
+                .collect();
+            let stored: Vec<&Stored> = all.iter().filter(|s| s.live == 1).collect();
             let served: HashSet<&str> = stored
                 .iter()
                 .filter(|s| s.role == "served")
@@ -882,7 +898,14 @@ impl EventLog for ClickHouseStore {
                         role: role_name(e.role),
                         ts: e.timestamp.micros(),
                         received_at,
-                        keep: u64::MAX - received_at,
+                        keep: if past.contains(&(
+                            e.request_id.as_str(),
+                            e.model_version.as_deref().unwrap_or(""),
+                        )) {
+                            u64::MAX
+                        } else {
+                            u64::MAX - received_at
+                        },
                         error: u8::from(e.error.is_some()),
                         prediction: e.prediction.as_ref().map(to_json).unwrap_or_default(),
                         score: e.score,
@@ -1047,7 +1070,7 @@ impl EventLog for ClickHouseStore {
         name: Option<&str>,
         range: &ScanRange,
     ) -> Result<Vec<KpiEvent>, StoreError> {
-        self.existing(model)?;
+        let row = self.existing(model)?;
         let mut sql = format!(
             "SELECT name, ts, value FROM kpis FINAL WHERE model = {}",
             q(model.as_str())
@@ -1056,6 +1079,7 @@ impl EventLog for ClickHouseStore {
             sql.push_str(&format!(" AND name = {}", q(n)));
         }
         sql.push_str(&range_sql("ts", range.from, range.to));
+        sql.push_str(&visible("ts", cutoff(&row)));
         sql.push_str(" ORDER BY name, ts");
         #[derive(Deserialize)]
         struct Row {
@@ -1081,7 +1105,7 @@ impl EventLog for ClickHouseStore {
         model: &ModelName,
         query: &WindowQuery,
     ) -> Result<Vec<WindowCounts>, StoreError> {
-        self.existing(model)?;
+        let row = self.existing(model)?;
         let m = q(model.as_str());
         let mut sql = format!(
             "SELECT p.ts AS ts, p.error AS error, l.label_ts AS label_ts, l.has AS has \
@@ -1094,6 +1118,7 @@ impl EventLog for ClickHouseStore {
             sql.push_str(&format!(" AND p.version = {}", q(v)));
         }
         sql.push_str(&range_sql("p.ts", query.from, query.to));
+        sql.push_str(&visible("p.ts", cutoff(&row)));
         #[derive(Deserialize)]
         struct Row {
             ts: i64,
@@ -1157,10 +1182,11 @@ impl EventLog for ClickHouseStore {
         limit: usize,
     ) -> Result<Page<PredictionEvent>, StoreError> {
         let after = after.map(read_prediction_cursor).transpose()?;
-        self.existing(model)?;
+        let row = self.existing(model)?;
         let mut sql = format!(
-            "SELECT received_at, request_id, version, event FROM predictions FINAL WHERE model = {}",
-            q(model.as_str())
+            "SELECT received_at, request_id, version, event FROM predictions FINAL WHERE model = {}{}",
+            q(model.as_str()),
+            visible("ts", cutoff(&row))
         );
         if let Some((r, id, v)) = &after {
             sql.push_str(&format!(
@@ -1205,10 +1231,11 @@ impl EventLog for ClickHouseStore {
         limit: usize,
     ) -> Result<Page<LabelEvent>, StoreError> {
         let after = after.map(read_label_cursor).transpose()?;
-        self.existing(model)?;
+        let row = self.existing(model)?;
         let mut sql = format!(
-            "SELECT received_at, request_id, label, ts FROM labels FINAL WHERE model = {}",
-            q(model.as_str())
+            "SELECT received_at, request_id, label, ts FROM labels FINAL WHERE model = {}{}",
+            q(model.as_str()),
+            visible_labels(self.db(), &q(model.as_str()), cutoff(&row))
         );
         if let Some((r, id)) = &after {
             sql.push_str(&format!(
@@ -1295,35 +1322,52 @@ impl EventLog for ClickHouseStore {
         self.scan(model, range, true, f)
     }
 
-    /// Deletes with `ALTER … DELETE` mutations (18.16 has no table TTL) and waits until every
-    /// server has finished them, so that nothing a user reads shows what was deleted.
+    /// Deletes what is past each model's retention. Reads hide it from the moment the setting
+    /// allows (as the embedded store), so the deletes only free space: `ALTER … DELETE`
+    /// mutations (18.16 has no table TTL), waited for on an unreplicated cluster. With replicas
+    /// on 18.16 the predictions, KPI points and quarantine stay on disk, hidden: a mutation of
+    /// a table whose quorum inserts span several partitions never finishes (ClickHouse issue
+    /// 7133, fixed in 20.3), and `DROP PARTITION` leaves the quorum naming the dropped part, so
+    /// every sequentially consistent read fails after it (code 289; ADR 019). The count of
+    /// predictions deleted is then of those newly hidden since the last run.
     fn apply_retention(&self, now: Timestamp) -> Result<RetentionReport, StoreError> {
         let _writer = self.writer.lock().expect("writer poisoned");
+        let replicated = self.http.quorum.is_some();
         let mut report = RetentionReport::default();
         let models: Vec<ModelRow> = self.http.rows(
             self.on(0),
-            "SELECT * FROM models_local FINAL WHERE retention_days > 0",
-            "list the models with a retention",
+            "SELECT * FROM models_local FINAL",
+            "list the models",
         )?;
-        for row in models {
+        let cutoff_of = |row: &ModelRow| now.micros() - i64::from(row.retention_days) * DAY_MICROS;
+        for row in models.iter().filter(|r| r.retention_days > 0) {
             let m = q(&row.model);
-            let cutoff = now.micros() - i64::from(row.retention_days) * DAY_MICROS;
+            let cutoff = cutoff_of(row);
             let old = format!("model = {m} AND ts < {cutoff}");
+            // With replicas nothing is deleted: count what this run newly hides.
+            let mut settings: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&row.settings).unwrap_or_default();
+            let hidden_before = settings
+                .get(HIDDEN_BEFORE)
+                .and_then(|v| v.as_i64())
+                .filter(|_| replicated)
+                .unwrap_or(i64::MIN);
             let predictions = self.count(
                 self.any(),
-                &format!("SELECT count() AS n FROM predictions FINAL WHERE {old}"),
+                &format!(
+                    "SELECT count() AS n FROM predictions FINAL WHERE {old} AND ts >= {}",
+                    int(hidden_before)
+                ),
                 "count the predictions past retention",
             )?;
-            if predictions > 0 {
-                self.delete_where(
-                    "predictions_local",
-                    &old,
-                    "delete predictions past retention",
-                )?;
-                self.wait_for_mutations()?;
-                report.predictions_deleted += predictions;
+            report.predictions_deleted += predictions;
+            if replicated && cutoff > hidden_before {
+                settings.insert(HIDDEN_BEFORE.into(), cutoff.into());
+                let mut row = row.clone();
+                row.settings = serde_json::Value::Object(settings).to_string();
+                self.put_model_row(row)?;
             }
-            // Labels past the cutoff whose predictions are gone (on each shard: co-located).
+            // Labels past the cutoff whose request keeps no prediction (each shard its own).
             for servers in &self.shards {
                 #[derive(Deserialize)]
                 struct Id {
@@ -1333,7 +1377,7 @@ impl EventLog for ClickHouseStore {
                     &servers[0],
                     &format!(
                         "SELECT DISTINCT request_id FROM labels_local WHERE {old} AND request_id NOT IN \
-                         (SELECT request_id FROM predictions_local WHERE model = {m})"
+                         (SELECT request_id FROM predictions_local WHERE model = {m} AND ts >= {cutoff})"
                     ),
                     "find the labels past retention",
                 )?;
@@ -1352,15 +1396,26 @@ impl EventLog for ClickHouseStore {
                 )?;
                 report.labels_deleted += ids.len() as u64;
             }
-            let hours_old = format!("model = {m} AND hour + {HOUR_MICROS} <= {cutoff}");
-            if self.count(
-                self.any(),
-                &format!("SELECT count() AS n FROM kpis WHERE {old}"),
-                "count the KPI points past retention",
-            )? > 0
-            {
-                self.delete_where("kpis_local", &old, "delete KPI points past retention")?;
+            if !replicated {
+                if predictions > 0 {
+                    self.delete_where(
+                        "predictions_local",
+                        &old,
+                        "delete predictions past retention",
+                    )?;
+                }
+                if self.count(
+                    self.any(),
+                    &format!("SELECT count() AS n FROM kpis WHERE {old}"),
+                    "count the KPI points past retention",
+                )? > 0
+                {
+                    self.delete_where("kpis_local", &old, "delete KPI points past retention")?;
+                }
             }
+            // Derived state of the hours wholly past the cutoff (one partition each: safe
+            // with replicas too).
+            let hours_old = format!("model = {m} AND hour + {HOUR_MICROS} <= {cutoff}");
             for table in ["aggregates", "hours_built", "hour_changes"] {
                 let cond = if table == "aggregates" {
                     format!("{hours_old} AND hour != {}", int(MODEL_WIDE.micros()))
@@ -1393,23 +1448,57 @@ impl EventLog for ClickHouseStore {
                 true,
             )?;
         }
-        let quarantine_cutoff = now.micros() - QUARANTINE_RETENTION_DAYS * DAY_MICROS;
-        let old_rejected = format!("received_at < {}", quarantine_cutoff.max(0));
-        let rejected = self.count(
-            self.any(),
-            &format!("SELECT count() AS n FROM rejected WHERE {old_rejected}"),
-            "count the quarantined rows past 30 days",
-        )?;
-        if rejected > 0 {
-            self.delete_where(
-                "rejected_local",
-                &old_rejected,
-                "delete quarantined rows past 30 days",
+        if !replicated {
+            let quarantine_cutoff = now.micros() - QUARANTINE_RETENTION_DAYS * DAY_MICROS;
+            let old_rejected = format!("received_at < {}", quarantine_cutoff.max(0));
+            let rejected = self.count(
+                self.any(),
+                &format!("SELECT count() AS n FROM rejected WHERE {old_rejected}"),
+                "count the quarantined rows past 30 days",
             )?;
-            report.rejected_deleted = rejected;
+            if rejected > 0 {
+                self.delete_where(
+                    "rejected_local",
+                    &old_rejected,
+                    "delete quarantined rows past 30 days",
+                )?;
+                report.rejected_deleted = rejected;
+            }
+            self.wait_for_mutations()?;
         }
-        self.wait_for_mutations()?;
         Ok(report)
+    }
+}
+
+/// Where a model's retention hides events: before it nothing is read, whether or not
+/// `apply_retention` has deleted them yet (as the embedded store; on a replicated 18.16 cluster
+/// the deletes of predictions wait for whole days, ADR 019).
+fn cutoff(row: &ModelRow) -> i64 {
+    if row.retention_days == 0 {
+        i64::MIN
+    } else {
+        Timestamp::now().micros() - i64::from(row.retention_days) * DAY_MICROS
+    }
+}
+
+/// The condition hiding events of `column` before `cutoff`.
+fn visible(column: &str, cutoff: i64) -> String {
+    if cutoff == i64::MIN {
+        String::new()
+    } else {
+        format!(" AND {column} >= {cutoff}")
+    }
+}
+
+/// The condition hiding labels retention deletes: older than the cutoff, and their request has
+/// no prediction left (co-located: each shard reads its own predictions).
+fn visible_labels(db: &str, m: &str, cutoff: i64) -> String {
+    if cutoff == i64::MIN {
+        String::new()
+    } else {
+        format!(
+            " AND (ts >= {cutoff} OR request_id IN (SELECT request_id FROM {db}.predictions_local WHERE model = {m} AND ts >= {cutoff}))"
+        )
     }
 }
 
