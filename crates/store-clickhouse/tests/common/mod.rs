@@ -77,6 +77,19 @@ impl Cluster {
         let config = ClickHouseConfig::from_url(&self.url(database)).expect("url");
         ClickHouseStore::connect(&config).unwrap_or_else(|e| panic!("connect to {database}: {e}"))
     }
+
+    /// A store that talks to the servers `only` (indexes into `urls`), as one of several
+    /// modelwatch processes each given its own replicas.
+    #[allow(dead_code)]
+    pub fn store_on(&self, database: &str, only: &[usize]) -> ClickHouseStore {
+        let hosts: Vec<&str> = only
+            .iter()
+            .map(|&i| self.urls[i].trim_start_matches("http://"))
+            .collect();
+        let url = format!("clickhouse://{}/{database}", hosts.join(","));
+        let config = ClickHouseConfig::from_url(&url).expect("url");
+        ClickHouseStore::connect(&config).unwrap_or_else(|e| panic!("connect to {url}: {e}"))
+    }
 }
 
 impl Drop for Cluster {
