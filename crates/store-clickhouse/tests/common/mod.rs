@@ -25,8 +25,14 @@ impl Cluster {
             .args(["-c", "command -v clickhouse-server"])
             .output()
             .is_ok_and(|o| o.status.success());
-        if !installed {
-            let why = "clickhouse-server is not installed (scripts/clickhouse/cluster.sh install, as root)";
+        // cluster.sh starts ZooKeeper from Debian's zookeeperd for replicas.
+        let zookeeper =
+            replicas == 1 || std::path::Path::new("/usr/share/zookeeper/bin/zkServer.sh").exists();
+        if !installed || !zookeeper {
+            let why = match installed {
+                false => "clickhouse-server is not installed (scripts/clickhouse/cluster.sh install, as root)",
+                true => "ZooKeeper is not installed (REPLICAS=2 scripts/clickhouse/cluster.sh install, as root)",
+            };
             if std::env::var_os("CI").is_some() {
                 panic!("{why}: CI must run the ClickHouse backend's tests");
             }
