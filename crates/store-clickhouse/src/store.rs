@@ -17,7 +17,7 @@ use modelwatch_store::{
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const DAY_MICROS: i64 = 86_400_000_000;
@@ -40,9 +40,10 @@ pub struct ClickHouseStore {
     all: Vec<String>,
     /// Round robin over a shard's replicas and over the servers for reads.
     next: AtomicUsize,
-    /// This process's writer: a batch's duplicate read and insert are not interleaved with
-    /// another batch's, so duplicates are reported exactly (within one process).
-    writer: Mutex<()>,
+    /// This process's writer of each model: a batch's duplicate read and insert are not
+    /// interleaved with another batch's of the same model, so duplicates are reported exactly
+    /// (within one process); models are written in parallel.
+    writers: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// The last arrival stamp handed out (microseconds): strictly increasing in this process,
     /// so arrival order within and across batches is the order of the stamps.
     clock: Mutex<u64>,
@@ -331,7 +332,7 @@ impl ClickHouseStore {
             shards,
             all: topo.servers.iter().map(|s| s.url.clone()).collect(),
             next: AtomicUsize::new(0),
-            writer: Mutex::new(()),
+            writers: Mutex::new(HashMap::new()),
             clock: Mutex::new(0),
             max_features: DEFAULT_MAX_FEATURES_PER_MODEL,
         })
@@ -376,6 +377,12 @@ impl ClickHouseStore {
         let first = now.max(*last + 1);
         *last = first + n.max(1) as u64 - 1;
         first
+    }
+
+    /// The writer lock of `model` (see `writers`).
+    fn writer(&self, model: &str) -> Arc<Mutex<()>> {
+        let mut writers = self.writers.lock().expect("writers poisoned");
+        writers.entry(model.to_string()).or_default().clone()
     }
 
     fn db(&self) -> &str {
@@ -762,7 +769,8 @@ impl EventLog for ClickHouseStore {
         model: &ModelName,
         batch: PredictionBatch,
     ) -> Result<IngestOutcome, StoreError> {
-        let _writer = self.writer.lock().expect("writer poisoned");
+        let writer = self.writer(model.as_str());
+        let _writer = writer.lock().expect("writer poisoned");
         let name = model.as_str();
         let mut out = IngestOutcome::default();
         let mut quarantined = batch.rejected;
@@ -930,7 +938,8 @@ impl EventLog for ClickHouseStore {
         model: &ModelName,
         batch: LabelBatch,
     ) -> Result<IngestOutcome, StoreError> {
-        let _writer = self.writer.lock().expect("writer poisoned");
+        let writer = self.writer(model.as_str());
+        let _writer = writer.lock().expect("writer poisoned");
         let name = model.as_str();
         self.existing(model)?;
         let mut out = IngestOutcome::default();
@@ -1005,7 +1014,8 @@ impl EventLog for ClickHouseStore {
         rows: Vec<(usize, KpiEvent)>,
         rejected: Vec<Quarantined>,
     ) -> Result<IngestOutcome, StoreError> {
-        let _writer = self.writer.lock().expect("writer poisoned");
+        let writer = self.writer(model.as_str());
+        let _writer = writer.lock().expect("writer poisoned");
         let name = model.as_str();
         self.existing(model)?;
         let mut out = IngestOutcome::default();
@@ -1331,7 +1341,7 @@ impl EventLog for ClickHouseStore {
     /// every sequentially consistent read fails after it (code 289; ADR 019). The count of
     /// predictions deleted is then of those newly hidden since the last run.
     fn apply_retention(&self, now: Timestamp) -> Result<RetentionReport, StoreError> {
-        let _writer = self.writer.lock().expect("writer poisoned");
+        // Each model's writer is taken in turn below.
         let replicated = self.http.quorum.is_some();
         let mut report = RetentionReport::default();
         let models: Vec<ModelRow> = self.http.rows(
@@ -1341,6 +1351,8 @@ impl EventLog for ClickHouseStore {
         )?;
         let cutoff_of = |row: &ModelRow| now.micros() - i64::from(row.retention_days) * DAY_MICROS;
         for row in models.iter().filter(|r| r.retention_days > 0) {
+            let writer = self.writer(&row.model);
+            let _writer = writer.lock().expect("writer poisoned");
             let m = q(&row.model);
             let cutoff = cutoff_of(row);
             let old = format!("model = {m} AND ts < {cutoff}");
@@ -1564,7 +1576,8 @@ impl Catalog for ClickHouseStore {
     }
 
     fn declare_schema(&self, model: &ModelName, mut schema: Schema) -> Result<(), StoreError> {
-        let _writer = self.writer.lock().expect("writer poisoned");
+        let writer = self.writer(model.as_str());
+        let _writer = writer.lock().expect("writer poisoned");
         self.ensure_model(model.as_str())?;
         schema.declared = true;
         self.save_schema(model.as_str(), &schema)
@@ -1577,7 +1590,8 @@ impl Catalog for ClickHouseStore {
         rows: Vec<(usize, ReferenceRow)>,
         rejected: Vec<Quarantined>,
     ) -> Result<ReferenceOutcome, StoreError> {
-        let _writer = self.writer.lock().expect("writer poisoned");
+        let writer = self.writer(model.as_str());
+        let _writer = writer.lock().expect("writer poisoned");
         let name = model.as_str();
         let version = version.unwrap_or("");
         self.ensure_model(name)?;
@@ -1748,7 +1762,8 @@ impl Catalog for ClickHouseStore {
     }
 
     fn set_retention(&self, model: &ModelName, days: Option<u32>) -> Result<(), StoreError> {
-        let _writer = self.writer.lock().expect("writer poisoned");
+        let writer = self.writer(model.as_str());
+        let _writer = writer.lock().expect("writer poisoned");
         let mut row = self.existing(model)?;
         row.retention_days = days.unwrap_or(0);
         self.put_model_row(row)
@@ -1866,7 +1881,8 @@ impl DerivedState for ClickHouseStore {
     }
 
     fn invalidate_aggregates(&self, model: &ModelName) -> Result<(), StoreError> {
-        let _writer = self.writer.lock().expect("writer poisoned");
+        let writer = self.writer(model.as_str());
+        let _writer = writer.lock().expect("writer poisoned");
         let Some(mut row) = self.model_row(model.as_str())? else {
             return Ok(());
         };
