@@ -294,7 +294,19 @@ impl ClickHouseStore {
     ///
     /// Every server of the cluster must be listed (with replicas, each replica: the schema is
     /// applied to every server listed, and a quorum insert needs the table on every replica).
+    ///
+    /// Callable from anywhere, an async context too: it runs on a thread of its own, since
+    /// blocking `reqwest` panics inside a Tokio runtime. The store's methods block, so call
+    /// them from a blocking thread (the server's `spawn_blocking` pool), as every store's.
     pub fn connect(config: &ClickHouseConfig) -> Result<ClickHouseStore, StoreError> {
+        std::thread::scope(|s| {
+            s.spawn(|| Self::connect_here(config))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    fn connect_here(config: &ClickHouseConfig) -> Result<ClickHouseStore, StoreError> {
         let mut http = Http::new(config)?;
         let topo = topology(&http, config)?;
         let replicated = topo.replicas > 1;

@@ -20,7 +20,27 @@ fn every_conformance_check_passes_on_a_two_shard_cluster_and_stale_hours_follow_
     // answers HourChanges (ADR 018).
     hours::stale_hours_follow_the_change_counts(&cluster.store("mw_hours"));
     engine::per_window_metrics_equal_the_embedded_stores(&cluster.store("mw_engine"));
+    connects_from_an_async_context(&cluster.url("mw_async"));
     common::run_checks(&cluster, "mw_test", &[]);
+}
+
+/// The server opens its store inside its Tokio runtime: blocking reqwest used there panicked
+/// ("Cannot drop a runtime in a context where blocking is not allowed") until `connect` ran on
+/// a thread of its own. The store's methods are then called from the blocking pool.
+fn connects_from_an_async_context(url: &str) {
+    use modelwatch_store::Catalog;
+    use modelwatch_store_clickhouse::{ClickHouseConfig, ClickHouseStore};
+    let config = ClickHouseConfig::from_url(url).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async move {
+        let store = std::sync::Arc::new(ClickHouseStore::connect(&config).unwrap());
+        let reader = store.clone();
+        let models = tokio::task::spawn_blocking(move || reader.list_models().unwrap())
+            .await
+            .unwrap();
+        assert!(models.is_empty());
+        drop(store);
+    });
 }
 
 /// The shard a row is routed to is `city_hash64(request_id) % shards`: it must be the hash the
