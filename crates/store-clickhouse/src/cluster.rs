@@ -193,6 +193,14 @@ impl Http {
                 return Ok(());
             }
             let l = line.trim_end_matches('\n');
+            if l.starts_with("Code: ") && l.contains("Exception") {
+                // An error after the answer began streaming comes as text in a 200 answer.
+                return Err(StoreError::Remote {
+                    server: url.to_string(),
+                    what: what.to_string(),
+                    message: l.chars().take(2000).collect(),
+                });
+            }
             if !l.is_empty() {
                 f(l)?;
             }
