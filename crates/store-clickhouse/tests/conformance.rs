@@ -21,6 +21,7 @@ fn every_conformance_check_passes_on_a_two_shard_cluster_and_stale_hours_follow_
     hours::stale_hours_follow_the_change_counts(&cluster.store("mw_hours"));
     engine::per_window_metrics_equal_the_embedded_stores(&cluster.store("mw_engine"));
     connects_from_an_async_context(&cluster.url("mw_async"));
+    connection_errors_name_what_is_wrong(&cluster);
     common::run_checks(&cluster, "mw_test", &[]);
 }
 
@@ -41,6 +42,39 @@ fn connects_from_an_async_context(url: &str) {
         assert!(models.is_empty());
         drop(store);
     });
+}
+
+/// A URL the cluster cannot serve is refused at `connect`, the error naming the server and
+/// what is wrong, before anything is created.
+fn connection_errors_name_what_is_wrong(cluster: &common::Cluster) {
+    use modelwatch_store_clickhouse::{ClickHouseConfig, ClickHouseStore};
+    let first = cluster.urls[0].trim_start_matches("http://");
+    let refused = |url: &str| {
+        let config = ClickHouseConfig::from_url(url).unwrap();
+        ClickHouseStore::connect(&config).unwrap_err().to_string()
+    };
+    // cluster.sh lists shard 1's server first: the other shard has none in the URL.
+    let e = refused(&format!("clickhouse://{first}/mw_partial"));
+    assert!(
+        e.contains("no server listed in the URL holds shard 2 of 2"),
+        "{e}"
+    );
+    let e = refused(&format!(
+        "clickhouse://{first}/mw_partial?cluster=elsewhere"
+    ));
+    assert!(
+        e.contains(&format!("http://{first}")) && e.contains("no cluster `elsewhere`"),
+        "{e}"
+    );
+    // A port nothing listens on (bound, then released).
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("127.0.0.1:{}", free.local_addr().unwrap().port());
+    drop(free);
+    let e = refused(&format!("clickhouse://{closed}/mw_partial"));
+    assert!(
+        e.contains(&format!("http://{closed}")) && e.contains("topology"),
+        "{e}"
+    );
 }
 
 /// The shard a row is routed to is `city_hash64(request_id) % shards`: it must be the hash the
