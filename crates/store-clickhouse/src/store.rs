@@ -583,6 +583,97 @@ impl ClickHouseStore {
         )
     }
 
+    /// Stores one shard's rows of a batch (arrival stamp, event): reads which are stored, then
+    /// inserts the others into the shard's `predictions_local`; returns (accepted, duplicates).
+    fn store_on_shard(
+        &self,
+        name: &str,
+        cut: i64,
+        shard: usize,
+        rows: &[(u64, &PredictionEvent)],
+    ) -> Result<(usize, usize), StoreError> {
+        let url = self.on(shard);
+        #[derive(Deserialize)]
+        struct Stored {
+            request_id: String,
+            version: String,
+            role: String,
+            live: u8,
+        }
+        let all: Vec<Stored> = self.http.rows(
+            url,
+            &format!(
+                "SELECT request_id, version, toString(role) AS role, max(ts) >= {} AS live FROM predictions_local \
+                 WHERE model = {} AND request_id IN {} GROUP BY request_id, version, role",
+                int(cut),
+                q(name),
+                in_list(rows.iter().map(|r| r.1.request_id.as_str()))
+            ),
+            "read which of the batch's request ids are stored",
+        )?;
+        // A row past retention is gone to every reader, so its request id is new again:
+        // the new row must win FINAL over the old one until the delete removes it.
+        let past: HashSet<(&str, &str)> = all
+            .iter()
+            .filter(|s| s.live == 0)
+            .map(|s| (s.request_id.as_str(), s.version.as_str()))
+            .collect();
+        let stored: Vec<&Stored> = all.iter().filter(|s| s.live == 1).collect();
+        let served: HashSet<&str> = stored
+            .iter()
+            .filter(|s| s.role == "served")
+            .map(|s| s.request_id.as_str())
+            .collect();
+        let pairs: HashSet<(&str, &str)> = stored
+            .iter()
+            .map(|s| (s.request_id.as_str(), s.version.as_str()))
+            .collect();
+        let fresh: Vec<(u64, &PredictionEvent)> = rows
+            .iter()
+            .copied()
+            .filter(|(_, e)| {
+                let id = e.request_id.as_str();
+                let v = e.model_version.as_deref().unwrap_or("");
+                !(pairs.contains(&(id, v)) || (e.role.is_served() && served.contains(id)))
+            })
+            .collect();
+        let counts = (fresh.len(), rows.len() - fresh.len());
+        let inserts: Vec<PredictionRow> = fresh
+            .iter()
+            .map(|&(received_at, e)| {
+                let (feature_names, feature_numbers, feature_texts) = feature_columns(e);
+                PredictionRow {
+                    model: name,
+                    request_id: &e.request_id,
+                    version: e.model_version.as_deref().unwrap_or(""),
+                    role: role_name(e.role),
+                    ts: e.timestamp.micros(),
+                    received_at,
+                    keep: if past.contains(&(
+                        e.request_id.as_str(),
+                        e.model_version.as_deref().unwrap_or(""),
+                    )) {
+                        u64::MAX
+                    } else {
+                        u64::MAX - received_at
+                    },
+                    error: u8::from(e.error.is_some()),
+                    prediction: e.prediction.as_ref().map(to_json).unwrap_or_default(),
+                    score: e.score,
+                    latency_ms: e.latency_ms,
+                    cost: e.cost,
+                    feature_names,
+                    feature_numbers,
+                    feature_texts,
+                    event: to_json(e),
+                }
+            })
+            .collect();
+        self.http
+            .insert(url, "predictions_local", &inserts, "store predictions")?;
+        Ok(counts)
+    }
+
     /// Waits until no mutation of the database is pending on any server.
     fn wait_for_mutations(&self) -> Result<(), StoreError> {
         let start = Instant::now();
@@ -859,87 +950,32 @@ impl EventLog for ClickHouseStore {
                 .or_default()
                 .push((base + i as u64, &row.1));
         }
-        for (shard, rows) in by_shard {
-            let url = self.on(shard);
-            #[derive(Deserialize)]
-            struct Stored {
-                request_id: String,
-                version: String,
-                role: String,
-                live: u8,
-            }
-            let all: Vec<Stored> = self.http.rows(
-                url,
-                &format!(
-                    "SELECT request_id, version, toString(role) AS role, max(ts) >= {} AS live FROM predictions_local \
-                     WHERE model = {} AND request_id IN {} GROUP BY request_id, version, role",
-                    int(cut),
-                    q(name),
-                    in_list(rows.iter().map(|r| r.1.request_id.as_str()))
-                ),
-                "read which of the batch's request ids are stored",
-            )?;
-            // A row past retention is gone to every reader, so its request id is new again:
-            // the new row must win FINAL over the old one until the delete removes it.
-            let past: HashSet<(&str, &str)> = all
-                .iter()
-                .filter(|s| s.live == 0)
-                .map(|s| (s.request_id.as_str(), s.version.as_str()))
-                .collect();
-            let stored: Vec<&Stored> = all.iter().filter(|s| s.live == 1).collect();
-            let served: HashSet<&str> = stored
-                .iter()
-                .filter(|s| s.role == "served")
-                .map(|s| s.request_id.as_str())
-                .collect();
-            let pairs: HashSet<(&str, &str)> = stored
-                .iter()
-                .map(|s| (s.request_id.as_str(), s.version.as_str()))
-                .collect();
-            let fresh: Vec<(u64, &PredictionEvent)> = rows
-                .iter()
-                .copied()
-                .filter(|(_, e)| {
-                    let id = e.request_id.as_str();
-                    let v = e.model_version.as_deref().unwrap_or("");
-                    !(pairs.contains(&(id, v)) || (e.role.is_served() && served.contains(id)))
-                })
-                .collect();
-            out.duplicates += rows.len() - fresh.len();
-            out.accepted += fresh.len();
-            let inserts: Vec<PredictionRow> = fresh
-                .iter()
-                .map(|&(received_at, e)| {
-                    let (feature_names, feature_numbers, feature_texts) = feature_columns(e);
-                    PredictionRow {
-                        model: name,
-                        request_id: &e.request_id,
-                        version: e.model_version.as_deref().unwrap_or(""),
-                        role: role_name(e.role),
-                        ts: e.timestamp.micros(),
-                        received_at,
-                        keep: if past.contains(&(
-                            e.request_id.as_str(),
-                            e.model_version.as_deref().unwrap_or(""),
-                        )) {
-                            u64::MAX
-                        } else {
-                            u64::MAX - received_at
-                        },
-                        error: u8::from(e.error.is_some()),
-                        prediction: e.prediction.as_ref().map(to_json).unwrap_or_default(),
-                        score: e.score,
-                        latency_ms: e.latency_ms,
-                        cost: e.cost,
-                        feature_names,
-                        feature_numbers,
-                        feature_texts,
-                        event: to_json(e),
-                    }
-                })
-                .collect();
-            self.http
-                .insert(url, "predictions_local", &inserts, "store predictions")?;
+        // The shards are written at once (each its own read and insert): a batch waits for
+        // its slowest shard, not for their sum. A failure leaves the other shards' rows stored,
+        // which the client's retry reports as duplicates.
+        let results: Vec<Result<(usize, usize), StoreError>> = if by_shard.len() == 1 {
+            (by_shard.iter())
+                .map(|(&shard, rows)| self.store_on_shard(name, cut, shard, rows))
+                .collect()
+        } else {
+            std::thread::scope(|s| {
+                let writers: Vec<_> = (by_shard.iter())
+                    .map(|(&shard, rows)| {
+                        s.spawn(move || self.store_on_shard(name, cut, shard, rows))
+                    })
+                    .collect();
+                (writers.into_iter())
+                    .map(|w| {
+                        w.join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    })
+                    .collect()
+            })
+        };
+        for result in results {
+            let (accepted, duplicates) = result?;
+            out.accepted += accepted;
+            out.duplicates += duplicates;
         }
         out.rejected = self.quarantine(name, "predictions", &quarantined)?;
         Ok(out)
