@@ -118,6 +118,17 @@ XML
         done
         curl -fsS "$http/ping" >/dev/null || { say "$http did not start: see $dir/*/log"; stop "$dir"; exit 1; }
     done
+    # ZooKeeper takes longer than the servers on two cores: a replicated CREATE TABLE sent
+    # before it listens fails ("All connection tries failed while connecting to ZooKeeper").
+    if [ "$REPLICAS" -gt 1 ]; then
+        local ok=""
+        for _ in $(seq 120); do
+            ok=$( (exec 3<>"/dev/tcp/127.0.0.1/$zk_port" && echo ruok >&3 && timeout 2 cat <&3) 2>/dev/null || true)
+            [ "$ok" = imok ] && break
+            sleep 0.5
+        done
+        [ "$ok" = imok ] || { say "ZooKeeper on port $zk_port did not start: see $dir/zookeeper/out.log"; stop "$dir"; exit 1; }
+    fi
     cat "$dir/urls"
 }
 

@@ -95,6 +95,7 @@ ENGINE = Distributed(modelwatch, currentDatabase(), kpis_local, cityHash64(model
 -- The quarantine: rejected rows, newest first by received_at.
 CREATE TABLE IF NOT EXISTS rejected_local (
     model String,
+    kind String,
     received_at UInt64,
     row_index UInt32,
     request_id Nullable(String),
@@ -207,6 +208,22 @@ ORDER BY (model, version, upload_id, row_no);
 CREATE TABLE IF NOT EXISTS reference_rows AS reference_rows_local
 ENGINE = Distributed(modelwatch, currentDatabase(), reference_rows_local, 0);
 
+-- The current upload of each (model, version)'s reference: written after its rows, so a
+-- half-written upload is never read (per version: a model has one reference per version).
+CREATE TABLE IF NOT EXISTS reference_sets_local (
+    model String,
+    version String,
+    upload_id String,
+    rows UInt64,
+    uploaded_at UInt64
+)
+ENGINE = ReplacingMergeTree(uploaded_at)
+PARTITION BY tuple()
+ORDER BY (model, version);
+
+CREATE TABLE IF NOT EXISTS reference_sets AS reference_sets_local
+ENGINE = Distributed(modelwatch, currentDatabase(), reference_sets_local, 0);
+
 -- ─── Derived per-window state (DerivedState) ─────────────────────────────────────────────────
 -- Opaque blobs the engine writes; two replicas computing one hour write the same key and the
 -- replacing key collapses them. built_from = the hour's change count the blob was built from;
@@ -219,7 +236,8 @@ CREATE TABLE IF NOT EXISTS aggregates_local (
     blob String,
     built_from UInt64,
     epoch UInt64,
-    written_at UInt64
+    written_at UInt64,
+    deleted UInt8
 )
 ENGINE = ReplacingMergeTree(written_at)
 PARTITION BY tuple()
@@ -227,3 +245,23 @@ ORDER BY (model, kind, version, hour);
 
 CREATE TABLE IF NOT EXISTS aggregates AS aggregates_local
 ENGINE = Distributed(modelwatch, currentDatabase(), aggregates_local, cityHash64(model));
+
+-- Which change count each (model, version, hour)'s derived state was last built from, and in
+-- which rebuild epoch (a refresh's `clear`). The last write wins (a refresh that read an older
+-- count and wrote last leaves the hour stale, so it is rebuilt). An hour is stale when its
+-- sum(changes) moved past built_from, when its epoch is older than the model's, or when it has
+-- changes and no row here. Deleted derived blobs are rows with deleted = 1 in aggregates_local.
+CREATE TABLE IF NOT EXISTS hours_built_local (
+    model String,
+    version String,
+    hour Int64,
+    built_from UInt64,
+    epoch UInt64,
+    written_at UInt64
+)
+ENGINE = ReplacingMergeTree(written_at)
+PARTITION BY tuple()
+ORDER BY (model, version, hour);
+
+CREATE TABLE IF NOT EXISTS hours_built AS hours_built_local
+ENGINE = Distributed(modelwatch, currentDatabase(), hours_built_local, cityHash64(model));

@@ -53,6 +53,14 @@ pub enum StoreError {
     /// A page's `after` is not a cursor this store handed out (see [`Cursor`]).
     #[error("`{cursor}` is not a page cursor this store handed out: pass back the `next` of the page before, unchanged")]
     InvalidCursor { cursor: String },
+    /// A remote backend (ClickHouse) failed or refused a query: which server, what the query
+    /// was for, and the server's own message.
+    #[error("ClickHouse server {server} failed to {what}: {message}")]
+    Remote {
+        server: String,
+        what: String,
+        message: String,
+    },
     /// The data directory's files are not a sound store; nothing was opened or created.
     #[error("the data directory {dir} is damaged: {found}. modelwatch will not start over it, so that nothing more is lost: run `modelwatch check --data {dir}` for details, and restore the directory from a backup (docs/operations.md)")]
     Damaged { dir: String, found: String },

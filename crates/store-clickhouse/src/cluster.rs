@@ -1,0 +1,566 @@
+//! Talking to the cluster: the configuration (`clickhouse://` URLs), one HTTP query to one
+//! server, the topology (which shard each listed server holds), and the schema applier.
+//!
+//! Invariants:
+//! - every failure names the server, what the query was for and the server's message
+//!   (`StoreError::Remote`);
+//! - with replicas, every insert carries `insert_quorum` = the shard's replicas (acknowledged
+//!   means on every replica) and `insert_deduplicate = 0` (two equal change-count blocks are two
+//!   changes, never one), and every read carries `select_sequential_consistency = 1`.
+
+use modelwatch_store::StoreError;
+use std::time::Duration;
+
+/// The schema, one source of truth with the scripts that check it (ADR 019).
+const SCHEMA: &str = include_str!("../../../scripts/clickhouse/schema.sql");
+
+/// Where the cluster is and how to log in: `clickhouse://HOST:PORT[,HOST:PORT...]/DATABASE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClickHouseConfig {
+    /// The servers' HTTP base URLs (`http://host:port`, or `https://` for `clickhouses://`).
+    pub servers: Vec<String>,
+    pub database: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// The `remote_servers` cluster the Distributed tables span (`modelwatch` unless the URL
+    /// says `?cluster=NAME`).
+    pub cluster: String,
+}
+
+impl ClickHouseConfig {
+    /// `clickhouse://HOST:PORT[,HOST:PORT...]/DATABASE` (HTTP ports); `clickhouses://` for TLS
+    /// (https). An optional `?cluster=NAME` names the cluster (default `modelwatch`). The error
+    /// names what is wrong in the URL.
+    pub fn from_url(url: &str) -> Result<ClickHouseConfig, String> {
+        let (scheme, rest) = if let Some(rest) = url.strip_prefix("clickhouse://") {
+            ("http", rest)
+        } else if let Some(rest) = url.strip_prefix("clickhouses://") {
+            ("https", rest)
+        } else {
+            return Err(format!(
+                "`{url}` is not a ClickHouse URL: it must start with clickhouse:// (or clickhouses:// for TLS), as in clickhouse://HOST:PORT/DATABASE"
+            ));
+        };
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        let (hosts, database) = rest.split_once('/').ok_or_else(|| {
+            format!("`{url}` names no database: write clickhouse://HOST:PORT/DATABASE")
+        })?;
+        let database = database.trim_end_matches('/');
+        if database.is_empty() {
+            return Err(format!(
+                "`{url}` names no database: write clickhouse://HOST:PORT/DATABASE"
+            ));
+        }
+        if !valid_identifier(database) {
+            return Err(format!(
+                "database `{database}` in `{url}`: use letters, digits and underscores, not starting with a digit"
+            ));
+        }
+        let mut servers = Vec::new();
+        for host in hosts.split(',') {
+            let (name, port) = host.rsplit_once(':').ok_or_else(|| {
+                format!("server `{host}` in `{url}` has no port: write HOST:PORT (the HTTP port, 8123 by default)")
+            })?;
+            if name.is_empty() || name.contains('@') || name.contains('/') {
+                return Err(format!("server `{host}` in `{url}`: the host is missing or not a host name (credentials go in the config file or the environment, not the URL)"));
+            }
+            if port.parse::<u16>().ok().filter(|p| *p > 0).is_none() {
+                return Err(format!(
+                    "server `{host}` in `{url}`: `{port}` is not a port number"
+                ));
+            }
+            servers.push(format!("{scheme}://{name}:{port}"));
+        }
+        let mut cluster = "modelwatch".to_string();
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("cluster", name)) if valid_identifier(name) => cluster = name.to_string(),
+                _ => {
+                    return Err(format!(
+                        "`{pair}` in `{url}`: the only option is ?cluster=NAME (letters, digits, underscores)"
+                    ))
+                }
+            }
+        }
+        Ok(ClickHouseConfig {
+            servers,
+            database: database.to_string(),
+            user: None,
+            password: None,
+            cluster,
+        })
+    }
+
+    pub fn with_credentials(mut self, user: Option<String>, password: Option<String>) -> Self {
+        self.user = user;
+        self.password = password;
+        self
+    }
+}
+
+fn valid_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// One server of the cluster: its HTTP URL and the shard (0-based, in `remote_servers` order)
+/// it holds.
+#[derive(Debug, Clone)]
+pub(crate) struct Server {
+    pub url: String,
+    pub shard: usize,
+}
+
+/// The HTTP client and what every query carries.
+pub(crate) struct Http {
+    client: reqwest::blocking::Client,
+    pub database: String,
+    user: Option<String>,
+    password: Option<String>,
+    /// Whether the shards have replicas: then quorum inserts and sequentially consistent reads.
+    pub quorum: Option<usize>,
+}
+
+/// A quorum insert into a table whose previous quorum insert has not finished (18.16 allows
+/// one at a time per table): retried, it goes through once the previous one is on every replica.
+const QUORUM_BUSY: &str = "Quorum for previous write has not been satisfied yet";
+
+impl Http {
+    pub fn new(config: &ClickHouseConfig) -> Result<Http, StoreError> {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(600))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| StoreError::Remote {
+                server: config.servers.join(","),
+                what: "make an HTTP client".into(),
+                message: e.to_string(),
+            })?;
+        Ok(Http {
+            client,
+            database: config.database.clone(),
+            user: config.user.clone(),
+            password: config.password.clone(),
+            quorum: None,
+        })
+    }
+
+    /// Runs `sql` on `url` (in the store's database unless `in_db` is false), with `body` as
+    /// the data of an INSERT when given; returns the response text.
+    pub fn run(
+        &self,
+        url: &str,
+        sql: &str,
+        body: Option<Vec<u8>>,
+        what: &str,
+        in_db: bool,
+    ) -> Result<String, StoreError> {
+        let resp = self.send(url, sql, body, what, in_db)?;
+        resp.text().map_err(|e| StoreError::Remote {
+            server: url.to_string(),
+            what: what.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Runs a SELECT (`FORMAT JSONEachRow` appended) and calls `f` with each row's line as
+    /// it arrives: a scan never holds the whole answer.
+    pub fn each_line(
+        &self,
+        url: &str,
+        sql: &str,
+        what: &str,
+        f: &mut dyn FnMut(&str) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        use std::io::BufRead;
+        let resp = self.send(url, &format!("{sql} FORMAT JSONEachRow"), None, what, true)?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, resp);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = reader
+                .read_line(&mut line)
+                .map_err(|e| StoreError::Remote {
+                    server: url.to_string(),
+                    what: what.to_string(),
+                    message: format!("reading the answer: {e}"),
+                })?;
+            if n == 0 {
+                return Ok(());
+            }
+            let l = line.trim_end_matches('\n');
+            if l.starts_with("Code: ") && l.contains("Exception") {
+                // An error after the answer began streaming comes as text in a 200 answer.
+                return Err(StoreError::Remote {
+                    server: url.to_string(),
+                    what: what.to_string(),
+                    message: l.chars().take(2000).collect(),
+                });
+            }
+            if !l.is_empty() {
+                f(l)?;
+            }
+        }
+    }
+
+    fn send(
+        &self,
+        url: &str,
+        sql: &str,
+        body: Option<Vec<u8>>,
+        what: &str,
+        in_db: bool,
+    ) -> Result<reqwest::blocking::Response, StoreError> {
+        let insert = sql.trim_start().starts_with("INSERT");
+        let mut params: Vec<(&str, String)> = vec![
+            ("output_format_json_quote_64bit_integers", "0".into()),
+            // IN lists of a batch's request ids exceed the default 256 KiB.
+            ("max_query_size", "104857600".into()),
+        ];
+        if in_db {
+            params.push(("database", self.database.clone()));
+        }
+        if let Some(replicas) = self.quorum {
+            if insert {
+                params.push(("insert_quorum", replicas.to_string()));
+                params.push(("insert_deduplicate", "0".into()));
+            } else if sql.trim_start().starts_with("SELECT") {
+                params.push(("select_sequential_consistency", "1".into()));
+            }
+        }
+        if body.is_some() {
+            params.push(("query", sql.to_string()));
+        }
+        let fail = |message: String| StoreError::Remote {
+            server: url.to_string(),
+            what: what.to_string(),
+            message,
+        };
+        let mut attempt = 0;
+        loop {
+            let mut req = self.client.post(format!("{url}/")).query(&params);
+            if let Some(user) = &self.user {
+                req = req.basic_auth(user, self.password.as_ref());
+            }
+            let req = match &body {
+                Some(b) => req.body(b.clone()),
+                None => req.body(sql.to_string()),
+            };
+            let resp = req.send().map_err(|e| fail(e.to_string()))?;
+            let status = resp.status();
+            if status.is_success() {
+                return Ok(resp);
+            }
+            let text = resp.text().unwrap_or_default();
+            if text.contains(QUORUM_BUSY) && attempt < 1000 {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            let mut message = format!("HTTP {status}: {}", text.trim());
+            if message.len() > 2000 {
+                let mut end = 2000;
+                while !message.is_char_boundary(end) {
+                    end -= 1;
+                }
+                message.truncate(end);
+            }
+            let shown: String = sql.chars().take(300).collect();
+            return Err(fail(format!("{message} (query: {shown})")));
+        }
+    }
+
+    /// Runs a SELECT and reads its rows (`FORMAT JSONEachRow` is appended).
+    pub fn rows<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        sql: &str,
+        what: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let text = self.run(url, &format!("{sql} FORMAT JSONEachRow"), None, what, true)?;
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                serde_json::from_str(l).map_err(|e| StoreError::Remote {
+                    server: url.to_string(),
+                    what: what.to_string(),
+                    message: format!("unreadable answer row ({e}): {}", &l[..l.len().min(300)]),
+                })
+            })
+            .collect()
+    }
+
+    /// Inserts `rows` (serialised as JSONEachRow) into `table` on `url`.
+    pub fn insert<T: serde::Serialize>(
+        &self,
+        url: &str,
+        table: &str,
+        rows: &[T],
+        what: &str,
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut body = Vec::with_capacity(rows.len() * 256);
+        for r in rows {
+            serde_json::to_writer(&mut body, r).expect("rows serialise");
+            body.push(b'\n');
+        }
+        self.run(
+            url,
+            &format!("INSERT INTO {table} FORMAT JSONEachRow"),
+            Some(body),
+            what,
+            true,
+        )
+        .map(drop)
+    }
+}
+
+/// What the servers listed say about the cluster: each one's shard, the number of shards and of
+/// replicas per shard.
+pub(crate) struct Topology {
+    pub servers: Vec<Server>,
+    pub shards: usize,
+    pub replicas: usize,
+}
+
+#[derive(serde::Deserialize)]
+struct ClusterRow {
+    shard_num: u32,
+    replica_num: u32,
+    is_local: u8,
+}
+
+pub(crate) fn topology(http: &Http, config: &ClickHouseConfig) -> Result<Topology, StoreError> {
+    let mut servers = Vec::new();
+    let mut shards = 0;
+    let mut replicas = 0;
+    for url in &config.servers {
+        let text = http.run(
+            url,
+            &format!(
+                "SELECT shard_num, replica_num, is_local FROM system.clusters WHERE cluster = {} FORMAT JSONEachRow",
+                q(&config.cluster)
+            ),
+            None,
+            "read the cluster's topology (system.clusters)",
+            false,
+        )?;
+        let rows: Vec<ClusterRow> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if rows.is_empty() {
+            return Err(StoreError::Remote {
+                server: url.clone(),
+                what: "read the cluster's topology".into(),
+                message: format!(
+                    "the server has no cluster `{}` in its remote_servers configuration (scripts/clickhouse/cluster.sh shows one; or name yours with ?cluster=NAME)",
+                    config.cluster
+                ),
+            });
+        }
+        let n = rows.iter().map(|r| r.shard_num).max().unwrap_or(0) as usize;
+        let r = rows.iter().map(|r| r.replica_num).max().unwrap_or(0) as usize;
+        // 18.16 marks every replica of the server's own shard local (is_local is the shard's
+        // "has a local replica"), so the shard is what the local entries share.
+        let mut local: Vec<u32> = rows
+            .iter()
+            .filter(|r| r.is_local == 1)
+            .map(|r| r.shard_num)
+            .collect();
+        local.dedup();
+        let [shard_num] = local[..] else {
+            return Err(StoreError::Remote {
+                server: url.clone(),
+                what: "read the cluster's topology".into(),
+                message: format!(
+                    "the server is local to {} shards of cluster `{}` (system.clusters.is_local): cannot tell its shard",
+                    local.len(),
+                    config.cluster
+                ),
+            });
+        };
+        if servers.is_empty() {
+            (shards, replicas) = (n, r);
+        } else if (shards, replicas) != (n, r) {
+            return Err(StoreError::Remote {
+                server: url.clone(),
+                what: "read the cluster's topology".into(),
+                message: format!(
+                    "this server's cluster `{}` has {n} shards x {r} replicas, {} has {shards} x {replicas}: the servers must share one configuration",
+                    config.cluster, config.servers[0]
+                ),
+            });
+        }
+        servers.push(Server {
+            url: url.clone(),
+            shard: shard_num as usize - 1,
+        });
+    }
+    for shard in 0..shards {
+        if !servers.iter().any(|s| s.shard == shard) {
+            return Err(StoreError::Remote {
+                server: config.servers.join(","),
+                what: "read the cluster's topology".into(),
+                message: format!(
+                    "no server listed in the URL holds shard {} of {shards}: list at least one server of every shard",
+                    shard + 1
+                ),
+            });
+        }
+    }
+    Ok(Topology {
+        servers,
+        shards,
+        replicas,
+    })
+}
+
+/// schema.sql as statements for this cluster: `Distributed(modelwatch, …)` naming the
+/// configured cluster, and with replicas, `ENGINE = XMergeTree(args)` of each `*_local` table
+/// turned into `ReplicatedXMergeTree('/clickhouse/DB/tables/{shard}/TABLE', '{replica}', args)`
+/// (the same rewrite as scripts/clickhouse/check_schema.py; 18.16 has no `{database}` macro).
+pub(crate) fn statements(database: &str, cluster: &str, replicated: bool) -> Vec<String> {
+    let text: String = SCHEMA
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut out = Vec::new();
+    for st in text.split(";\n") {
+        let st = st.trim().trim_end_matches(';').trim();
+        if st.is_empty() {
+            continue;
+        }
+        let mut st = st.replace(
+            "ENGINE = Distributed(modelwatch,",
+            &format!("ENGINE = Distributed({cluster},"),
+        );
+        if replicated {
+            if let Some(table) = st
+                .strip_prefix("CREATE TABLE IF NOT EXISTS ")
+                .and_then(|r| r.split([' ', '(']).next())
+                .filter(|t| t.ends_with("_local"))
+                .map(str::to_string)
+            {
+                st = st
+                    .lines()
+                    .map(|line| {
+                        let Some(engine) = line.strip_prefix("ENGINE = ") else {
+                            return line.to_string();
+                        };
+                        let (name, args) = match engine.split_once('(') {
+                            Some((n, a)) => (n, a.trim_end_matches(')')),
+                            None => (engine, ""),
+                        };
+                        let path = format!(
+                            "'/clickhouse/{database}/tables/{{shard}}/{table}', '{{replica}}'"
+                        );
+                        let args = if args.is_empty() {
+                            path
+                        } else {
+                            format!("{path}, {args}")
+                        };
+                        format!("ENGINE = Replicated{name}({args})")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+            }
+        }
+        out.push(st);
+    }
+    out
+}
+
+/// A string literal for ClickHouse SQL.
+pub(crate) fn q(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\0' => out.push_str("\\0"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// An Int64 literal (i64::MIN cannot be written as a negated literal: 9223372036854775808 is
+/// a UInt64).
+pub(crate) fn int(v: i64) -> String {
+    if v == i64::MIN {
+        "toInt64('-9223372036854775808')".into()
+    } else {
+        v.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_their_servers_and_database_and_refuse_what_is_wrong() {
+        let c = ClickHouseConfig::from_url("clickhouse://a:8123,b:9000/mw").unwrap();
+        assert_eq!(c.servers, ["http://a:8123", "http://b:9000"]);
+        assert_eq!(
+            (c.database.as_str(), c.cluster.as_str()),
+            ("mw", "modelwatch")
+        );
+        let c = ClickHouseConfig::from_url("clickhouses://h:8443/db?cluster=prod").unwrap();
+        assert_eq!(c.servers, ["https://h:8443"]);
+        assert_eq!(c.cluster, "prod");
+        for (url, says) in [
+            ("http://a:1/db", "must start with clickhouse://"),
+            ("clickhouse://a:8123", "names no database"),
+            ("clickhouse://a:8123/", "names no database"),
+            ("clickhouse://a/db", "has no port"),
+            ("clickhouse://a:x/db", "`x` is not a port number"),
+            ("clickhouse://u:p@a:1/db", "not a host name"),
+            ("clickhouse://a:1/my-db", "database `my-db`"),
+            (
+                "clickhouse://a:1/db?x=1",
+                "the only option is ?cluster=NAME",
+            ),
+        ] {
+            let e = ClickHouseConfig::from_url(url).unwrap_err();
+            assert!(e.contains(says), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_replicated_rewrite_names_the_table_and_keeps_the_engine_arguments() {
+        let st = statements("db", "c", true);
+        let p = st
+            .iter()
+            .find(|s| s.starts_with("CREATE TABLE IF NOT EXISTS predictions_local"))
+            .unwrap();
+        assert!(p.contains("ENGINE = ReplicatedReplacingMergeTree('/clickhouse/db/tables/{shard}/predictions_local', '{replica}', keep)"), "{p}");
+        let r = st
+            .iter()
+            .find(|s| s.starts_with("CREATE TABLE IF NOT EXISTS rejected_local"))
+            .unwrap();
+        assert!(r.contains("ENGINE = ReplicatedMergeTree('/clickhouse/db/tables/{shard}/rejected_local', '{replica}')"), "{r}");
+        assert!(st.iter().any(|s| s.contains("ENGINE = Distributed(c,")));
+        assert!(!st.iter().any(|s| s.contains("Distributed(modelwatch")));
+        // Unreplicated: engines as written.
+        assert!(statements("db", "modelwatch", false)
+            .iter()
+            .all(|s| !s.contains("Replicated")));
+    }
+
+    #[test]
+    fn literals_escape_quotes_and_backslashes() {
+        assert_eq!(q(r"a'b\c"), r"'a\'b\\c'");
+        assert_eq!(int(i64::MIN), "toInt64('-9223372036854775808')");
+    }
+}

@@ -1,0 +1,144 @@
+//! A real ClickHouse cluster for a test binary: started with scripts/clickhouse/cluster.sh in a
+//! temporary directory, stopped (every server and ZooKeeper, by pid) when the guard drops, also
+//! when a check panics. One cluster per test binary: each binary has one test that owns it.
+
+use modelwatch_store::conformance;
+use modelwatch_store_clickhouse::{ClickHouseConfig, ClickHouseStore};
+use std::path::PathBuf;
+use std::process::Command;
+
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    pub urls: Vec<String>,
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/clickhouse/cluster.sh")
+}
+
+impl Cluster {
+    /// Starts `shards` x `replicas` servers, or `None` when clickhouse-server is not installed
+    /// and the `CI` variable is unset (the test then says it was skipped, and why). In CI a
+    /// missing server fails the test.
+    pub fn start(shards: usize, replicas: usize) -> Option<Cluster> {
+        let installed = Command::new("sh")
+            .args(["-c", "command -v clickhouse-server"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        // cluster.sh starts ZooKeeper from Debian's zookeeperd for replicas.
+        let zookeeper =
+            replicas == 1 || std::path::Path::new("/usr/share/zookeeper/bin/zkServer.sh").exists();
+        if !installed || !zookeeper {
+            let why = match installed {
+                false => "clickhouse-server is not installed (scripts/clickhouse/cluster.sh install, as root)",
+                true => "ZooKeeper is not installed (REPLICAS=2 scripts/clickhouse/cluster.sh install, as root)",
+            };
+            if std::env::var_os("CI").is_some() {
+                panic!("{why}: CI must run the ClickHouse backend's tests");
+            }
+            eprintln!("SKIPPED: {why}");
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("mw-clickhouse-")
+            .tempdir()
+            .expect("temp dir");
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("start")
+            .arg(dir.path().join("cluster"))
+            .env("SHARDS", shards.to_string())
+            .env("REPLICAS", replicas.to_string())
+            .output()
+            .expect("run cluster.sh");
+        // The guard exists before the check of the outcome: a half-started cluster is stopped.
+        let cluster = Cluster {
+            dir,
+            urls: String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.starts_with("http"))
+                .map(str::to_string)
+                .collect(),
+        };
+        assert!(
+            out.status.success() && cluster.urls.len() == shards * replicas,
+            "cluster.sh start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(cluster)
+    }
+
+    /// The `clickhouse://` URL of every server, with `database`.
+    pub fn url(&self, database: &str) -> String {
+        let hosts: Vec<&str> = self
+            .urls
+            .iter()
+            .map(|u| u.trim_start_matches("http://"))
+            .collect();
+        format!("clickhouse://{}/{database}", hosts.join(","))
+    }
+
+    /// A store on a database of its own.
+    pub fn store(&self, database: &str) -> ClickHouseStore {
+        let config = ClickHouseConfig::from_url(&self.url(database)).expect("url");
+        ClickHouseStore::connect(&config).unwrap_or_else(|e| panic!("connect to {database}: {e}"))
+    }
+
+    /// A store that talks to the servers `only` (indexes into `urls`), as one of several
+    /// modelwatch processes each given its own replicas.
+    #[allow(dead_code)]
+    pub fn store_on(&self, database: &str, only: &[usize]) -> ClickHouseStore {
+        let hosts: Vec<&str> = only
+            .iter()
+            .map(|&i| self.urls[i].trim_start_matches("http://"))
+            .collect();
+        let url = format!("clickhouse://{}/{database}", hosts.join(","));
+        let config = ClickHouseConfig::from_url(&url).expect("url");
+        ClickHouseStore::connect(&config).unwrap_or_else(|e| panic!("connect to {url}: {e}"))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script())
+            .arg("stop")
+            .arg(self.dir.path().join("cluster"))
+            .status();
+    }
+}
+
+/// Runs the named checks of `conformance::ALL` (all when `only` is empty), each on a fresh
+/// database `{prefix}_{n}`, and fails naming every check that failed.
+pub fn run_checks(cluster: &Cluster, prefix: &str, only: &[&str]) {
+    let mut failed = Vec::new();
+    let mut ran = 0;
+    for (n, (name, check)) in conformance::ALL.iter().enumerate() {
+        if !only.is_empty() && !only.iter().any(|o| name.contains(o)) {
+            continue;
+        }
+        ran += 1;
+        let store = cluster.store(&format!("{prefix}_{n}"));
+        let started = std::time::Instant::now();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&store)));
+        match outcome {
+            Ok(()) => eprintln!("ok    {name} ({:.1} s)", started.elapsed().as_secs_f64()),
+            Err(e) => {
+                let why = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                eprintln!("FAIL  {name}: {why}");
+                failed.push(format!("{name}: {why}"));
+            }
+        }
+    }
+    assert!(ran > 0, "no check named {only:?}");
+    assert!(
+        failed.is_empty(),
+        "{} of {ran} conformance checks failed on ClickHouse:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+}
