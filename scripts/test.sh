@@ -5,7 +5,9 @@
 # needs on a fresh machine: a venv for the Python side, Debian's chromium for the browser tests,
 # Debian's prometheus package for promtool (it checks /metrics and the example alerting rules),
 # and for the deployment tests (tests/deploy) a venv of their own plus Debian's nginx, caddy,
-# sqlite3, openssl, curl and systemd (systemd-analyze).
+# sqlite3, openssl, curl and systemd (systemd-analyze), and for the ClickHouse backend's tests
+# Debian's clickhouse-server (18.16) and zookeeperd (the replicated cluster's coordinator): the
+# tests start their own clusters on 127.0.0.1 with scripts/clickhouse/cluster.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/modelwatch-target}"
@@ -20,14 +22,16 @@ fi
 # The browser tests drive Debian's Chromium (Playwright's own browser download is never used).
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-# The Debian packages of the deployment tests, by the command each provides.
-DEPLOY_PACKAGES=""
+# The Debian packages of the deployment and ClickHouse tests, by the command each provides.
+APT_PACKAGES=""
 for tool in nginx:nginx caddy:caddy sqlite3:sqlite3 openssl:openssl curl:curl \
-  systemd-analyze:systemd; do
-  if ! command -v "${tool%%:*}" >/dev/null; then DEPLOY_PACKAGES="$DEPLOY_PACKAGES ${tool#*:}"; fi
+  systemd-analyze:systemd clickhouse-server:clickhouse-server clickhouse-client:clickhouse-client; do
+  if ! command -v "${tool%%:*}" >/dev/null; then APT_PACKAGES="$APT_PACKAGES ${tool#*:}"; fi
 done
+# ZooKeeper has no command on the PATH: its start script is what cluster.sh runs.
+if [ ! -x /usr/share/zookeeper/bin/zkServer.sh ]; then APT_PACKAGES="$APT_PACKAGES zookeeperd"; fi
 if ! command -v chromium >/dev/null || ! command -v promtool >/dev/null \
-  || [ -n "$DEPLOY_PACKAGES" ]; then
+  || [ -n "$APT_PACKAGES" ]; then
   $SUDO apt-get update -qq
 fi
 if ! command -v chromium >/dev/null; then
@@ -37,9 +41,9 @@ fi
 if ! command -v promtool >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus
 fi
-if [ -n "$DEPLOY_PACKAGES" ]; then
+if [ -n "$APT_PACKAGES" ]; then
   # shellcheck disable=SC2086 # a list of package names
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $DEPLOY_PACKAGES
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $APT_PACKAGES
 fi
 DEPLOY_VENV="${MODELWATCH_DEPLOY_VENV:-$HOME/.cache/modelwatch-deploy-venv}"
 if [ ! -x "$DEPLOY_VENV/bin/python" ]; then
@@ -60,6 +64,10 @@ if [ -f "$PEERS_GEN" ]; then
   fi
   export MODELWATCH_REQUIRE_PEER_DATA=1
 fi
+
+# The ClickHouse backend's tests (crates/store-clickhouse, the CLI's clickhouse module) must run
+# here, never skip: the servers were installed above.
+export MODELWATCH_REQUIRE_CLICKHOUSE=1
 
 echo "== Rust: building the tests and the binary"
 cargo test --workspace --no-run
