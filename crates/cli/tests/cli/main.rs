@@ -26,6 +26,7 @@ mod import_export;
 mod metrics_cli;
 mod metrics_csv;
 mod metrics_file;
+mod migrate;
 mod multivariate_drift;
 mod outliers;
 mod partial_windows;
