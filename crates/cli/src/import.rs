@@ -707,3 +707,119 @@ fn check(r: reqwest::blocking::Response) -> anyhow::Result<serde_json::Value> {
     let msg = body["error"]["message"].as_str().unwrap_or("no message");
     bail!("server answered {status}: {msg}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rows of `csv` as the decoder thread sends them.
+    fn chunks(csv: &std::path::Path, kind: RowKind) -> Chunks {
+        let options = ReadOptions {
+            batch_size: 100,
+            ..ReadOptions::default()
+        };
+        let mut reader = ImportReader::open(
+            &Source::path(csv),
+            TableFormat::Csv,
+            kind,
+            ColumnMapping::default(),
+            &options,
+        )
+        .unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        while let Some(chunk) = reader.next_chunk(Timestamp::now(), None) {
+            tx.send(chunk.map(|c| (c, reader.progress())).map_err(Into::into))
+                .unwrap();
+        }
+        rx
+    }
+
+    /// The path a shared store takes stores what the embedded store's bulk path stores, with
+    /// the same counts and the same rows refused (named by their place in the file).
+    #[test]
+    fn the_event_log_path_stores_what_the_bulk_path_stores() {
+        let tmp = tempfile::tempdir().unwrap();
+        let csv = tmp.path().join("p.csv");
+        let mut text =
+            String::from("request_id,timestamp,model_version,x,prediction,score,label\n");
+        for i in 0..450 {
+            let score = if i == 7 {
+                "high".to_owned()
+            } else {
+                format!("0.{}", i % 10)
+            };
+            let id = if i == 300 {
+                "r3".to_owned()
+            } else {
+                format!("r{i}")
+            };
+            text += &format!(
+                "{id},2026-11-01T{:02}:00:00Z,v1,{i},{},{score},{}\n",
+                i % 24,
+                i % 2,
+                i % 3 % 2
+            );
+        }
+        std::fs::write(&csv, text).unwrap();
+        let model = ModelName::new("m").unwrap();
+        let file = csv.display().to_string();
+        let bar = ProgressBar::hidden();
+
+        let bulk = SqliteStore::open_for_import(tmp.path().join("bulk")).unwrap();
+        let mut bulk_totals = Totals::default();
+        let rx = chunks(&csv, RowKind::Predictions);
+        store_locally(
+            &bulk,
+            &model,
+            What::Predictions,
+            None,
+            &file,
+            &rx,
+            &bar,
+            &mut bulk_totals,
+        )
+        .unwrap();
+
+        let generic = SqliteStore::open(tmp.path().join("generic")).unwrap();
+        let mut totals = Totals::default();
+        let rx = chunks(&csv, RowKind::Predictions);
+        store_through_event_log(
+            &generic,
+            &model,
+            What::Predictions,
+            None,
+            &file,
+            &rx,
+            &bar,
+            &mut totals,
+        )
+        .unwrap();
+
+        let key = |t: &Totals| {
+            (
+                t.rows,
+                t.accepted,
+                t.duplicates,
+                t.labels,
+                t.rejected_count,
+                format!("{:?}", t.rejected),
+            )
+        };
+        assert_eq!(key(&totals), key(&bulk_totals));
+        assert_eq!(
+            (totals.accepted, totals.duplicates, totals.rejected_count),
+            (448, 1, 1)
+        );
+        let summary = |s: &SqliteStore| {
+            let m = s.model(&model).unwrap().unwrap();
+            (
+                m.predictions,
+                m.labels,
+                m.labelled,
+                m.rejected,
+                format!("{:?}", m.schema),
+            )
+        };
+        assert_eq!(summary(&generic), summary(&bulk));
+    }
+}

@@ -34,4 +34,5 @@ mod readme_examples;
 mod reference_versions;
 mod segments;
 mod service_levels;
+mod store_option;
 mod task_decision;

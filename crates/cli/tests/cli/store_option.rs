@@ -1,0 +1,159 @@
+//! `--store URL` on the commands that read or write events, against the real binary: a store
+//! named two ways at once is refused by the parser, a URL that is not a store's is refused
+//! naming where it came from (flag, environment, config file) and what is wrong with it.
+
+use crate::common;
+
+use common::modelwatch;
+use std::process::Command;
+
+/// Runs the binary with `env` set: (succeeded, stdout, stderr).
+fn with_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelwatch"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run modelwatch");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const URL: &str = "clickhouse://127.0.0.1:1/mw";
+
+#[test]
+fn store_and_data_together_are_refused_on_every_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("p.csv");
+    std::fs::write(&file, "request_id,timestamp,x\nr1,2026-11-01T00:00:00Z,1\n").unwrap();
+    let (f, d) = (file.to_str().unwrap(), tmp.path().to_str().unwrap());
+    let out = tmp.path().join("o.parquet");
+    let html = tmp.path().join("r.html");
+    for args in [
+        vec!["serve", "--data", d, "--store", URL],
+        vec![
+            "import",
+            "predictions",
+            f,
+            "--model",
+            "m",
+            "--data",
+            d,
+            "--store",
+            URL,
+        ],
+        vec![
+            "export",
+            "predictions",
+            "--model",
+            "m",
+            "--out",
+            out.to_str().unwrap(),
+            "--data",
+            d,
+            "--store",
+            URL,
+        ],
+        vec!["metrics", "--model", "m", "--data", d, "--store", URL],
+        vec![
+            "report",
+            "--model",
+            "m",
+            "--out",
+            html.to_str().unwrap(),
+            "--data",
+            d,
+            "--store",
+            URL,
+        ],
+    ] {
+        let (ok, _, err) = modelwatch(&args);
+        assert!(!ok, "{args:?}");
+        assert!(
+            err.contains("cannot be used with")
+                && err.contains("--store")
+                && err.contains("--data"),
+            "{args:?}: {err}"
+        );
+    }
+    let (ok, _, err) = modelwatch(&[
+        "metrics",
+        "--model",
+        "m",
+        "--store",
+        URL,
+        "--server",
+        "http://127.0.0.1:1",
+    ]);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+}
+
+#[test]
+fn a_bad_store_url_is_refused_naming_where_it_came_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().unwrap();
+    let (ok, _, err) = modelwatch(&[
+        "metrics",
+        "--model",
+        "m",
+        "--store",
+        "postgres://db:5432/mw",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("--store `postgres://db:5432/mw`: unknown store `postgres://`")
+            && err.contains("clickhouse://HOST:PORT/DATABASE"),
+        "{err}"
+    );
+    let (ok, _, err) = with_env(
+        &["report", "--model", "m", "--out", &format!("{d}/r.html")],
+        &[("MODELWATCH_STORE", "127.0.0.1:8123/mw")],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("MODELWATCH_STORE `127.0.0.1:8123/mw`: not a store URL"),
+        "{err}"
+    );
+    // --data on the command line wins over the environment, as every flag does.
+    let (ok, _, err) = with_env(
+        &["metrics", "--model", "m", "--data", d],
+        &[("MODELWATCH_STORE", "127.0.0.1:8123/mw")],
+    );
+    assert!(!ok && !err.contains("MODELWATCH_STORE"), "{err}");
+    assert!(err.contains("model `m` does not exist"), "{err}");
+
+    let cfg = tmp.path().join("mw.toml");
+    std::fs::write(
+        &cfg,
+        "store = \"mysql://db/mw\"\n[clickhouse]\nuser = \"mw\"\npassword = \"secret\"\n",
+    )
+    .unwrap();
+    let (ok, _, err) = with_env(
+        &[
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+        &[("RUST_LOG", "warn")],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("the config file's `store` `mysql://db/mw`: unknown store `mysql://`"),
+        "{err}"
+    );
+    assert!(!err.contains("secret"), "{err}");
+    std::fs::write(&cfg, "[clickhouse]\nusr = \"mw\"\n").unwrap();
+    let (ok, _, err) = modelwatch(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("unknown field `usr`"), "{err}");
+}
