@@ -806,9 +806,10 @@ mod tests {
             )
         };
         assert_eq!(key(&totals), key(&bulk_totals));
+        // The bad score, and the id repeated within one batch.
         assert_eq!(
             (totals.accepted, totals.duplicates, totals.rejected_count),
-            (448, 1, 1)
+            (448, 0, 2)
         );
         let summary = |s: &SqliteStore| {
             let m = s.model(&model).unwrap().unwrap();
