@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-const MODEL: &str = "loans";
+pub(crate) const MODEL: &str = "loans";
 const REQUESTS: usize = 6_000;
 const SHADOWED: usize = 1_000;
 const LABELLED: usize = 4_000;
@@ -26,7 +26,7 @@ fn time(i: usize) -> String {
     )
 }
 
-fn prediction(i: usize, version: &str) -> Value {
+pub(crate) fn prediction(i: usize, version: &str) -> Value {
     let score = ((i * 37) % 100) as f64 / 100.0;
     let region = ["north", "south"][i % 2];
     let mut row = json!({"request_id": format!("r{i}"), "timestamp": time(i),
@@ -39,7 +39,7 @@ fn prediction(i: usize, version: &str) -> Value {
 }
 
 /// Fills `dir` through a real server, as users do, and stops it.
-fn populate(dir: &Path) {
+pub(crate) fn populate(dir: &Path) {
     let mut s = Server::start(dir);
     let rows: Vec<Value> = (0..REQUESTS).map(|i| prediction(i, "v1")).collect();
     // A label before any prediction of its request, and one whose prediction never comes.
@@ -121,8 +121,7 @@ fn progress(src: &Path) -> Option<Value> {
 }
 
 /// What a user compares after a move: the model's summary, settings, KPI points, quarantine.
-fn what_a_user_sees(dir: &Path) -> Value {
-    let mut s = Server::start(dir);
+pub(crate) fn what_a_user_sees(s: &Server) -> Value {
     let mut model = s.get_ok(&format!("/v1/models/{MODEL}"));
     for v in ["created_at", "reference"] {
         // Stamped by the copy (docs/api.md, migrate): arrival and upload times.
@@ -137,18 +136,25 @@ fn what_a_user_sees(dir: &Path) -> Value {
             .as_array().unwrap().iter().map(|r| json!([r["request_id"], r["field"], r["reason"]])).collect::<Vec<_>>(),
         "drift": s.get_ok(&format!("/v1/models/{MODEL}/drift?window=1d"))["reference"],
     });
-    s.stop();
     seen
 }
 
-#[test]
-fn a_migration_killed_in_the_middle_finishes_on_a_rerun_with_equal_counts() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    let dst = tmp.path().join("dst");
-    populate(&src);
-    let (src_s, dst_s) = (src.to_str().unwrap(), dst.to_str().unwrap());
+/// The `modelwatch metrics` CSV of the model, per hour, from `target` (`--data DIR` or
+/// `--store URL`).
+pub(crate) fn hourly_metrics(target: &[&str]) -> String {
+    let mut args = vec![
+        "metrics", "--model", MODEL, "--format", "csv", "--window", "1h",
+    ];
+    args.extend_from_slice(target);
+    let (ok, out, err) = modelwatch(&args);
+    assert!(ok, "{err}");
+    out
+}
 
+/// Migrates `src` to `to`, killed with SIGKILL after its first batches, then run again to the
+/// end: the counts match. A third run copies nothing and checks again.
+pub(crate) fn kill_then_finish(src: &Path, to: &str) {
+    let src_s = src.to_str().unwrap();
     // Small batches, so that the kill lands between two of them.
     let mut child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
         .args([
@@ -156,7 +162,7 @@ fn a_migration_killed_in_the_middle_finishes_on_a_rerun_with_equal_counts() {
             "--data",
             src_s,
             "--to",
-            dst_s,
+            to,
             "--batch-rows",
             "100",
         ])
@@ -164,7 +170,7 @@ fn a_migration_killed_in_the_middle_finishes_on_a_rerun_with_equal_counts() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    common::poll(60, || match progress(&src) {
+    common::poll(60, || match progress(src) {
         Some(p) if p["models"][MODEL]["predictions_after"].is_string() => Ok(()),
         _ => Err("no batch copied yet".to_string()),
     });
@@ -174,10 +180,10 @@ fn a_migration_killed_in_the_middle_finishes_on_a_rerun_with_equal_counts() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
-    let stopped = progress(&src).unwrap();
+    let stopped = progress(src).unwrap();
     assert_ne!(stopped["models"][MODEL]["labels_done"], true, "{stopped}");
 
-    let (ok, out, err) = migrate(&["--data", src_s, "--to", dst_s]);
+    let (ok, out, err) = migrate(&["--data", src_s, "--to", to]);
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("every count matches"), "{out}");
     // The verification table: model, count, source, target, verdict.
@@ -195,21 +201,33 @@ fn a_migration_killed_in_the_middle_finishes_on_a_rerun_with_equal_counts() {
     }
 
     // Everything was copied: a third run copies nothing and checks again.
-    let (ok, out, err) = migrate(&["--data", src_s, "--to", dst_s]);
+    let (ok, out, err) = migrate(&["--data", src_s, "--to", to]);
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("model `loans`: already copied"), "{out}");
     assert!(out.contains("every count matches"), "{out}");
+}
+
+#[test]
+fn a_migration_killed_in_the_middle_finishes_on_a_rerun_with_equal_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let dst = tmp.path().join("dst");
+    populate(&src);
+    let (src_s, dst_s) = (src.to_str().unwrap(), dst.to_str().unwrap());
+    kill_then_finish(&src, dst_s);
 
     // The same numbers from both stores.
-    let metrics = |dir: &str| {
-        let (ok, out, err) = modelwatch(&[
-            "metrics", "--model", MODEL, "--data", dir, "--format", "csv", "--window", "1h",
-        ]);
-        assert!(ok, "{err}");
-        out
+    assert_eq!(
+        hourly_metrics(&["--data", src_s]),
+        hourly_metrics(&["--data", dst_s])
+    );
+    let seen = |dir: &Path| {
+        let mut s = Server::start(dir);
+        let seen = what_a_user_sees(&s);
+        s.stop();
+        seen
     };
-    assert_eq!(metrics(src_s), metrics(dst_s));
-    let (before, after) = (what_a_user_sees(&src), what_a_user_sees(&dst));
+    let (before, after) = (seen(&src), seen(&dst));
     assert_eq!(before, after);
     assert_eq!(after["model"]["retention_days"], 3650);
     assert_eq!(after["task"]["task"], "binary", "{after}");
