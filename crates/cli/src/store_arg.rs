@@ -54,6 +54,17 @@ impl Location {
     /// A store URL given as `from`; anything but a known scheme is refused, naming what is wrong.
     pub fn url(from: &str, url: &str) -> anyhow::Result<Location> {
         let url = url.trim();
+        if url
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.split(['/', '?']).next().unwrap_or("").contains('@'))
+        {
+            // Never echoed: the URL holds a password, and errors go to logs.
+            bail!(
+                "{from}: a store URL carries no user or password (a command line shows in `ps`, \
+                 an error in logs): set [clickhouse] user and password in the config file, or \
+                 MODELWATCH_CLICKHOUSE_USER and MODELWATCH_CLICKHOUSE_PASSWORD"
+            );
+        }
         if SCHEMES.iter().any(|s| url.starts_with(s)) {
             return Ok(Location::ClickHouse(url.to_owned()));
         }
@@ -206,6 +217,13 @@ mod tests {
             .to_string();
         assert!(
             e.starts_with("MODELWATCH_STORE `h:8123/db`: not a store URL"),
+            "{e}"
+        );
+        let e = Location::url("--store", "clickhouse://mw:secret@db:8123/mw")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("carries no user or password") && !e.contains("secret"),
             "{e}"
         );
         assert_eq!(

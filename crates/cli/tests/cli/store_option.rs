@@ -125,6 +125,19 @@ fn a_bad_store_url_is_refused_naming_where_it_came_from() {
     assert!(!ok && !err.contains("MODELWATCH_STORE"), "{err}");
     assert!(err.contains("model `m` does not exist"), "{err}");
 
+    // A password in the URL is refused without being echoed.
+    let (ok, _, err) = modelwatch(&[
+        "migrate",
+        "--data",
+        d,
+        "--to",
+        "clickhouse://mw:secret@db:8123/mw",
+    ]);
+    assert!(
+        !ok && err.contains("carries no user or password") && !err.contains("secret"),
+        "{err}"
+    );
+
     let cfg = tmp.path().join("mw.toml");
     std::fs::write(
         &cfg,
