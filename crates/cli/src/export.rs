@@ -155,7 +155,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     let (source, schema, total) = match &args.target.server {
         None => {
             let location = args.target.location()?;
-            let store = store_arg::open(&location, Credentials::from_env(), Mode::Service)?;
+            let store = store_arg::open(&location, Credentials::from_env(), Mode::Service, None)?;
             let Some(summary) = store.store().model(&model)? else {
                 bail!("model `{model}` does not exist in {}", location.describe());
             };

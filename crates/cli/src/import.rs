@@ -188,6 +188,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
             &args.target.location()?,
             Credentials::from_env(),
             Mode::Import,
+            None,
         )?),
     };
     // Predictions into a model with nothing stored in the embedded store: the per-hour state

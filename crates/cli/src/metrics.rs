@@ -130,7 +130,7 @@ fn from_data(model: &ModelName, args: &MetricsArgs) -> anyhow::Result<Performanc
     }
     let query = query(args)?;
     // The lock error already tells the user to use --server when a server holds the directory.
-    let opened = store_arg::open(&location, Credentials::from_env(), Mode::Service)?;
+    let opened = store_arg::open(&location, Credentials::from_env(), Mode::Service, None)?;
     let store = opened.store();
     let mut report = window_performance(store, model, &query)?;
     // The label-free estimates, as the API's metrics carry them.

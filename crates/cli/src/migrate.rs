@@ -24,7 +24,7 @@
 //! a duplicate, not stored twice; a label replaces itself with the same value; a KPI point is
 //! keyed by name and time).
 
-use crate::store_arg::{self, Credentials, Location, Mode, Opened};
+use crate::store_arg::{self, Credentials, Location, Mode};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use modelwatch_core::ModelName;
@@ -181,11 +181,8 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
     })?;
     let target_name = to.describe();
     let mut progress = ProgressFile::load(&args.data, &target_name, args.restart)?;
-    let target = store_arg::open(&to, Credentials::from_env(), Mode::Import)?;
-    if let Opened::Embedded(t) = &target {
-        // The source accepted every feature it holds; the copy must not refuse one of them.
-        t.set_max_features_per_model(usize::MAX);
-    }
+    // The source accepted every feature it holds; the copy must not refuse one of them.
+    let target = store_arg::open(&to, Credentials::from_env(), Mode::Import, Some(usize::MAX))?;
     let target = target.store();
 
     let all = source.list_models()?;

@@ -116,7 +116,7 @@ fn from_data(
             );
         }
     }
-    let opened = store_arg::open(&location, Credentials::from_env(), Mode::Service)?;
+    let opened = store_arg::open(&location, Credentials::from_env(), Mode::Service, None)?;
     modelwatch_dashboard::gather(opened.store(), model, view, Parts::ALL)
         .map_err(|e| anyhow::anyhow!("{e}"))
 }

@@ -47,11 +47,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         user: config.clickhouse.user.clone(),
         password: config.clickhouse.password.clone(),
     };
-    let store = match store_arg::open(&location, credentials, Mode::Service)? {
-        Opened::Embedded(store) => {
-            store.set_max_features_per_model(config.limits.max_features_per_model);
-            Arc::new(store) as Arc<dyn Store>
-        }
+    let max_features = Some(config.limits.max_features_per_model);
+    let store = match store_arg::open(&location, credentials, Mode::Service, max_features)? {
+        Opened::Embedded(store) => Arc::new(store) as Arc<dyn Store>,
         Opened::Shared(store) => {
             // Alert state, history, silences and the notification outbox are still a SQLite
             // file of this process (moving them to the shared store is a later step).

@@ -141,19 +141,31 @@ impl Opened {
     }
 }
 
-/// Opens the store at `location`.
-pub fn open(location: &Location, credentials: Credentials, mode: Mode) -> anyhow::Result<Opened> {
+/// Opens the store at `location`. `max_features`: the most features a model may have
+/// (`limits.max_features_per_model`; `None`: the store's default).
+pub fn open(
+    location: &Location,
+    credentials: Credentials,
+    mode: Mode,
+    max_features: Option<usize>,
+) -> anyhow::Result<Opened> {
     match location {
         Location::Data(dir) => {
             let store = match mode {
                 Mode::Service => SqliteStore::open(dir),
                 Mode::Import => SqliteStore::open_for_import(dir),
-            };
-            Ok(Opened::Embedded(store.with_context(|| {
-                format!("opening the data directory {}", dir.display())
-            })?))
+            }
+            .with_context(|| format!("opening the data directory {}", dir.display()))?;
+            if let Some(max) = max_features {
+                store.set_max_features_per_model(max);
+            }
+            Ok(Opened::Embedded(store))
         }
-        Location::ClickHouse(url) => Ok(Opened::Shared(connect_clickhouse(url, credentials)?)),
+        Location::ClickHouse(url) => Ok(Opened::Shared(connect_clickhouse(
+            url,
+            credentials,
+            max_features,
+        )?)),
     }
 }
 
@@ -162,9 +174,13 @@ pub fn open(location: &Location, credentials: Credentials, mode: Mode) -> anyhow
 /// The ClickHouse backend (`crates/store-clickhouse`, `ClickHouseConfig::from_url` then
 /// `with_credentials` then `ClickHouseStore::connect`) is written on its own branch; until it
 /// is in the workspace this build has no way to reach ClickHouse and says so.
-fn connect_clickhouse(url: &str, credentials: Credentials) -> anyhow::Result<Arc<dyn Store>> {
+fn connect_clickhouse(
+    url: &str,
+    credentials: Credentials,
+    max_features: Option<usize>,
+) -> anyhow::Result<Arc<dyn Store>> {
     let Credentials { user, password } = credentials;
-    let _ = (user, password);
+    let _ = (user, password, max_features);
     bail!(
         "--store {url}: this build of modelwatch has no ClickHouse backend \
          (crates/store-clickhouse is not in it); use --data DIR"
