@@ -351,6 +351,30 @@ mod tests {
         assert!(e.contains("\"tag:region\""), "{e}");
     }
 
+    /// A shared store and its credentials: from the file, the environment winning; the
+    /// password never in a debug print.
+    #[test]
+    fn store_and_clickhouse_credentials_file_then_env() {
+        let file = "store = \"clickhouse://a:8123/mw\"\n[clickhouse]\nuser = \"mw\"\npassword = \"hunter2\"\n";
+        let c = Config::from_toml(file).unwrap();
+        assert_eq!(c.store.as_deref(), Some("clickhouse://a:8123/mw"));
+        assert_eq!(c.clickhouse.user.as_deref(), Some("mw"));
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let mut c = c;
+        let env = |k: &str| match k {
+            "MODELWATCH_STORE" => Some("clickhouses://b:8443/mw".to_string()),
+            "MODELWATCH_CLICKHOUSE_PASSWORD" => Some("s3cret".to_string()),
+            _ => None,
+        };
+        c.apply_env(env).unwrap();
+        assert_eq!(c.store.as_deref(), Some("clickhouses://b:8443/mw"));
+        assert_eq!(c.clickhouse.user.as_deref(), Some("mw"));
+        assert_eq!(c.clickhouse.password.as_deref(), Some("s3cret"));
+        assert_eq!(Config::default().store, None);
+        let e = Config::from_toml("[clickhouse]\nusr = \"mw\"").unwrap_err();
+        assert!(e.to_string().contains("usr"), "{e}");
+    }
+
     #[test]
     fn file_then_env() {
         let dir = tempfile::tempdir().unwrap();
