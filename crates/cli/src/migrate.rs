@@ -5,7 +5,8 @@
 //! with its event time; the KPI points; the reference datasets (oldest upload first, so that
 //! the target chooses the same one for version-less queries); a declared schema; the
 //! retention; the settings a user made (declared task, fairness and service-level settings:
-//! `aggregates::MODEL_SETTINGS`); the quarantine's prediction, label and KPI rows. Everything
+//! `aggregates::MODEL_SETTINGS`); the quarantine (in order within each kind; a reference's
+//! refused rows go with the last reference upload, the only way a store takes them). Everything
 //! else the store keeps (per-hour aggregates, drift sketches, fits) is a cache the target
 //! rebuilds from the events.
 //!
@@ -154,8 +155,8 @@ struct Copied {
     kpis: u64,
     reference_rows: u64,
     quarantined: u64,
-    /// Quarantined rows of reference uploads: the interface can only add rejected rows with
-    /// an upload, which a copy does not repeat.
+    /// Quarantined rows of a kind the store cannot take back (reference rows of a model
+    /// whose references are all gone).
     quarantined_skipped: u64,
 }
 
@@ -249,7 +250,7 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
         );
         if copied.quarantined_skipped > 0 {
             line += &format!(
-                " ({} quarantined rows of reference uploads not copied)",
+                " ({} quarantined reference rows not copied: the model has no reference left to upload them with)",
                 copied.quarantined_skipped
             );
         }
@@ -299,7 +300,10 @@ fn copy_model(
         bar.inc(n);
     }
     if !p.catalog_done {
-        copied.reference_rows = copy_catalog(source, target, summary, model)?;
+        let (rows, quarantined, skipped) = copy_catalog(source, target, summary, model)?;
+        copied.reference_rows = rows;
+        copied.quarantined += quarantined;
+        copied.quarantined_skipped += skipped;
         p.catalog_done = true;
         progress.save(name, p)?;
     }
@@ -343,6 +347,8 @@ fn copy_model(
         // (the quarantine is a log), so written in one call per kind and marked done at once.
         let mut rows = source.rejected(model, summary.rejected as usize)?;
         rows.reverse();
+        // A reference's refused rows went with the last reference upload (`copy_catalog`).
+        rows.retain(|r| r.kind != "reference");
         let mut by_kind: BTreeMap<String, Vec<Quarantined>> = BTreeMap::new();
         for r in rows {
             let mut rejection = modelwatch_core::Rejection::new(r.index, r.field, r.reason);
@@ -390,23 +396,55 @@ fn copy_model(
 }
 
 /// The catalog of one model, after its predictions: its references (oldest upload first), a
-/// declared schema, its retention, its settings. Returns the reference rows copied.
+/// declared schema, its retention, its settings. The quarantined rows of reference uploads go
+/// with the last upload, the only way the store takes them (in the same call, so a rerun never
+/// repeats them). Returns the reference rows copied, the quarantined rows copied and those
+/// that could not be (no reference left to upload them with).
 fn copy_catalog(
     source: &SqliteStore,
     target: &dyn Store,
     summary: &ModelSummary,
     model: &ModelName,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(u64, u64, u64)> {
     let mut references = summary.reference.clone();
     references.sort_by_key(|r| r.uploaded_at);
-    let mut copied = 0;
-    for r in references {
+    let mut refused_rows: Vec<Quarantined> = source
+        .rejected(model, summary.rejected as usize)?
+        .into_iter()
+        .rev()
+        .filter(|r| r.kind == "reference")
+        .map(|r| {
+            let mut rejection = modelwatch_core::Rejection::new(r.index, r.field, r.reason);
+            rejection.request_id = r.request_id;
+            Quarantined {
+                rejection,
+                row: r.row,
+            }
+        })
+        .collect();
+    let (mut copied, mut quarantined) = (0, 0);
+    let last = references.len();
+    for (n, r) in references.into_iter().enumerate() {
         let version = (!r.version.is_empty()).then_some(r.version.as_str());
         let rows = source.reference_rows(model, version)?;
         let rows = rows.into_iter().enumerate().collect();
-        let out = target.put_reference(model, version, rows, Vec::new())?;
-        refused("reference rows", &out.rejected)?;
+        let with = if n + 1 == last {
+            std::mem::take(&mut refused_rows)
+        } else {
+            Vec::new()
+        };
+        let sent = with.len();
+        let out = target.put_reference(model, version, rows, with)?;
+        // The quarantined rows sent come back as rejections; any more is a refusal.
+        if out.rejected.len() > sent {
+            bail!(
+                "the target refused {} reference rows the source holds (version {})",
+                out.rejected.len() - sent,
+                version.unwrap_or("all")
+            );
+        }
         copied += out.rows as u64;
+        quarantined += sent as u64;
     }
     // Declared after the rows: rows stored before the source's declaration stay accepted.
     if summary.schema.declared {
@@ -433,7 +471,7 @@ fn copy_catalog(
     }
     // A declared task changes every hour's aggregates: built again from the copied events.
     target.invalidate_aggregates(model)?;
-    Ok(copied)
+    Ok((copied, quarantined, refused_rows.len() as u64))
 }
 
 /// Fails when the target refused rows the source holds: it names the first.

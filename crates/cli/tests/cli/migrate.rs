@@ -82,6 +82,14 @@ pub(crate) fn populate(dir: &Path) {
         csv
     };
     s.put_reference(MODEL, "?version=v1", "text/csv", reference(150));
+    // A reference row the model's schema refuses (income is a number): quarantined too.
+    let out = s.put_reference(
+        MODEL,
+        "?version=v1",
+        "text/csv",
+        reference(150) + "not-a-number,north,1,0.7,1\n",
+    );
+    assert_eq!(out["rejected"].as_array().unwrap().len(), 1, "{out}");
     s.put_reference(MODEL, "", "text/csv", reference(200));
     let put = |path: &str, body: Value| {
         let r = client()
@@ -127,13 +135,20 @@ pub(crate) fn what_a_user_sees(s: &Server) -> Value {
         // Stamped by the copy (docs/api.md, migrate): arrival and upload times.
         model.as_object_mut().unwrap().remove(v);
     }
+    // In order within a kind; a reference's refused rows go with its upload (docs/api.md).
+    let mut rejected: Vec<Value> = s.get_ok(&format!("/v1/models/{MODEL}/rejected"))["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| json!([r["kind"], r["request_id"], r["field"], r["reason"]]))
+        .collect();
+    rejected.sort_by_key(|r| r[0].to_string());
     let seen = json!({
         "model": model,
         "task": s.get_ok(&format!("/v1/models/{MODEL}/task")),
         "fairness": s.get_ok(&format!("/v1/models/{MODEL}/fairness/settings")),
         "kpis": s.get_ok(&format!("/v1/models/{MODEL}/kpis?window=1d")),
-        "rejected": s.get_ok(&format!("/v1/models/{MODEL}/rejected"))["rejected"]
-            .as_array().unwrap().iter().map(|r| json!([r["request_id"], r["field"], r["reason"]])).collect::<Vec<_>>(),
+        "rejected": rejected,
         "drift": s.get_ok(&format!("/v1/models/{MODEL}/drift?window=1d"))["reference"],
     });
     seen
@@ -232,7 +247,8 @@ fn a_migration_killed_in_the_middle_finishes_on_a_rerun_with_equal_counts() {
     assert_eq!(after["model"]["retention_days"], 3650);
     assert_eq!(after["task"]["task"], "binary", "{after}");
     assert_eq!(after["task"]["declared_in"], "api", "{after}");
-    assert_eq!(after["rejected"].as_array().unwrap().len(), 1, "{after}");
+    // The prediction and the reference row refused.
+    assert_eq!(after["rejected"].as_array().unwrap().len(), 2, "{after}");
 
     // Pages read back in the source's arrival order.
     let ids = |dir: &Path| {
