@@ -56,7 +56,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             tracing::warn!(
                 store = %location.describe(),
                 alert_state = %config.data_dir.join("alerts.sqlite").display(),
-                "alert state is per process: run alert evaluation on one replica"
+                "alert state is per process: run alert evaluation on one replica \
+                 (alerts.evaluate = false on the others)"
             );
             store
         }

@@ -170,3 +170,30 @@ fn a_bad_store_url_is_refused_naming_where_it_came_from() {
     ]);
     assert!(!ok && err.contains("unknown field `usr`"), "{err}");
 }
+
+/// `alerts.evaluate = false`, for every replica but one on a shared store: the process says on
+/// `/metrics` whether it evaluates (so a Prometheus rule can check that exactly one does).
+#[test]
+fn a_replica_with_alert_evaluation_off_says_so_on_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let evaluating = |s: &common::Server| -> String {
+        let (status, text, _) = s.get_text("/metrics");
+        assert_eq!(status, 200, "{text}");
+        text.lines()
+            .find(|l| l.starts_with("modelwatch_alerts_evaluating "))
+            .unwrap_or_else(|| panic!("no modelwatch_alerts_evaluating in\n{text}"))
+            .to_owned()
+    };
+    let mut on = common::Server::start(&tmp.path().join("on"));
+    assert_eq!(evaluating(&on), "modelwatch_alerts_evaluating 1");
+    on.stop();
+    let cfg = tmp.path().join("off.toml");
+    std::fs::write(&cfg, "[alerts]\nevaluate = false\n").unwrap();
+    let mut off = common::Server::start_with(
+        &tmp.path().join("off"),
+        &["--config", cfg.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(evaluating(&off), "modelwatch_alerts_evaluating 0");
+    off.stop();
+}
