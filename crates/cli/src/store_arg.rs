@@ -10,6 +10,7 @@
 
 use anyhow::{bail, Context};
 use modelwatch_store::{SqliteStore, Store};
+use modelwatch_store_clickhouse::{ClickHouseConfig, ClickHouseStore};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -66,6 +67,8 @@ impl Location {
             );
         }
         if SCHEMES.iter().any(|s| url.starts_with(s)) {
+            // Checked now, so that the error names where the URL came from.
+            ClickHouseConfig::from_url(url).map_err(|e| anyhow::anyhow!("{from}: {e}"))?;
             return Ok(Location::ClickHouse(url.to_owned()));
         }
         match url.split_once("://") {
@@ -169,22 +172,21 @@ pub fn open(
     }
 }
 
-/// Connects to a ClickHouse database.
-///
-/// The ClickHouse backend (`crates/store-clickhouse`, `ClickHouseConfig::from_url` then
-/// `with_credentials` then `ClickHouseStore::connect`) is written on its own branch; until it
-/// is in the workspace this build has no way to reach ClickHouse and says so.
+/// Connects to a ClickHouse database (creating the tables if missing).
 fn connect_clickhouse(
     url: &str,
     credentials: Credentials,
     max_features: Option<usize>,
 ) -> anyhow::Result<Arc<dyn Store>> {
-    let Credentials { user, password } = credentials;
-    let _ = (user, password, max_features);
-    bail!(
-        "--store {url}: this build of modelwatch has no ClickHouse backend \
-         (crates/store-clickhouse is not in it); use --data DIR"
-    )
+    let config = ClickHouseConfig::from_url(url)
+        .map_err(anyhow::Error::msg)?
+        .with_credentials(credentials.user, credentials.password);
+    let mut store =
+        ClickHouseStore::connect(&config).with_context(|| format!("connecting to {url}"))?;
+    if let Some(max) = max_features {
+        store = store.with_max_features(max);
+    }
+    Ok(Arc::new(store))
 }
 
 #[cfg(test)]
@@ -233,6 +235,20 @@ mod tests {
             .to_string();
         assert!(
             e.starts_with("MODELWATCH_STORE `h:8123/db`: not a store URL"),
+            "{e}"
+        );
+        let e = Location::url("--store", "clickhouse://db/mw")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--store: server `db`") && e.contains("has no port"),
+            "{e}"
+        );
+        let e = Location::url("--to", "clickhouse://db:8123")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--to: ") && e.contains("names no database"),
             "{e}"
         );
         let e = Location::url("--store", "clickhouse://mw:secret@db:8123/mw")

@@ -10,6 +10,7 @@ mod alert_causes;
 mod alerts;
 mod attributions;
 mod challengers;
+mod clickhouse;
 mod concept_drift;
 mod crash;
 mod dashboard;

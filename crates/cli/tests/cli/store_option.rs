@@ -108,6 +108,33 @@ fn a_bad_store_url_is_refused_naming_where_it_came_from() {
             && err.contains("clickhouse://HOST:PORT/DATABASE"),
         "{err}"
     );
+    // A ClickHouse URL is checked before anything is opened, naming the part that is wrong.
+    for (url, problem) in [
+        (
+            "clickhouse://db/mw",
+            "server `db` in `clickhouse://db/mw` has no port",
+        ),
+        ("clickhouse://db:8123", "names no database"),
+        ("clickhouse://db:99999/mw", "`99999` is not a port number"),
+        ("clickhouse://db:8123/my-db", "database `my-db`"),
+        ("clickhouse://db:8123,/mw", "server `` in"),
+    ] {
+        let (ok, _, err) = modelwatch(&[
+            "export",
+            "labels",
+            "--model",
+            "m",
+            "--out",
+            &format!("{d}/o.parquet"),
+            "--store",
+            url,
+        ]);
+        assert!(!ok);
+        assert!(
+            err.contains("--store: ") && err.contains(problem),
+            "{url}: {err}"
+        );
+    }
     let (ok, _, err) = with_env(
         &["report", "--model", "m", "--out", &format!("{d}/r.html")],
         &[("MODELWATCH_STORE", "127.0.0.1:8123/mw")],
@@ -124,6 +151,21 @@ fn a_bad_store_url_is_refused_naming_where_it_came_from() {
     );
     assert!(!ok && !err.contains("MODELWATCH_STORE"), "{err}");
     assert!(err.contains("model `m` does not exist"), "{err}");
+
+    // A server that does not answer: the error names it, and the command fails at once.
+    let (ok, _, err) = modelwatch(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--store",
+        "clickhouse://127.0.0.1:1/mw",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("connecting to clickhouse://127.0.0.1:1/mw")
+            && err.contains("http://127.0.0.1:1"),
+        "{err}"
+    );
 
     // A password in the URL is refused without being echoed.
     let (ok, _, err) = modelwatch(&[
