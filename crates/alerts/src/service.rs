@@ -41,6 +41,10 @@ use tokio::sync::Notify;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertsConfig {
+    /// Whether this process evaluates the rules and sends notifications. Off on every replica
+    /// but one when several servers share a store: alert state is per process (its
+    /// `alerts.sqlite`), so each evaluating replica would notify on its own.
+    pub evaluate: bool,
     /// How often every rule is evaluated.
     pub evaluation_interval_seconds: u64,
     /// After ingest, wait this long for more batches before evaluating the model.
@@ -61,6 +65,7 @@ pub struct AlertsConfig {
 impl Default for AlertsConfig {
     fn default() -> Self {
         AlertsConfig {
+            evaluate: true,
             evaluation_interval_seconds: 60,
             debounce_ms: 2000,
             retry_min_ms: 1000,

@@ -2,6 +2,7 @@
 //! the data directory or, with `--server`, from a running server (which holds the directory's
 //! lock) by paging through its read endpoints.
 
+use crate::store_arg::{self, Credentials, Mode, Opened};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use modelwatch_core::{
@@ -9,7 +10,7 @@ use modelwatch_core::{
     Rejection, Schema, Timestamp,
 };
 use modelwatch_formats::{LabelWriter, PredictionWriter};
-use modelwatch_store::{Catalog, Cursor, EventLog, Page, SqliteStore};
+use modelwatch_store::{Cursor, Page};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -28,21 +29,16 @@ pub struct ExportArgs {
     /// Output file (.parquet)
     #[arg(long)]
     out: PathBuf,
-    /// Data directory of the embedded store (default ./modelwatch-data); not with --server
-    #[arg(long, default_value = "modelwatch-data", conflicts_with = "server")]
-    data: PathBuf,
-    /// Read from a running server instead, e.g. http://127.0.0.1:8080 (pages through
+    /// Where the rows are: --data DIR, --store URL, or --server URL (which pages through
     /// GET /v1/models/{model}/predictions or /labels)
-    #[arg(long)]
-    server: Option<String>,
-    /// API key for --server (or MODELWATCH_API_KEY)
-    #[arg(long, env = "MODELWATCH_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
+    #[command(flatten)]
+    target: crate::args::Target,
 }
 
-/// Where the rows come from: the data directory, or a server's paged read endpoints.
+/// Where the rows come from: a store (the data directory, ClickHouse), or a server's paged
+/// read endpoints.
 enum Source {
-    Data(SqliteStore),
+    Data(Opened),
     Server(RemoteStore),
 }
 
@@ -53,7 +49,7 @@ impl Source {
         after: Option<&Cursor>,
     ) -> anyhow::Result<Page<PredictionEvent>> {
         match self {
-            Source::Data(s) => Ok(s.predictions(model, after, PAGE)?),
+            Source::Data(s) => Ok(s.store().predictions(model, after, PAGE)?),
             Source::Server(r) => r.page(model, "predictions", after, |row, i| {
                 parse_prediction_row(row, i, Timestamp::now(), &READ_BACK)
             }),
@@ -66,7 +62,7 @@ impl Source {
         after: Option<&Cursor>,
     ) -> anyhow::Result<Page<LabelEvent>> {
         match self {
-            Source::Data(s) => Ok(s.labels(model, after, PAGE)?),
+            Source::Data(s) => Ok(s.store().labels(model, after, PAGE)?),
             Source::Server(r) => r.page(model, "labels", after, |row, i| {
                 parse_label_row(row, i, Timestamp::now(), &READ_BACK)
             }),
@@ -156,12 +152,12 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
             args.out.display()
         );
     }
-    let (source, schema, total) = match &args.server {
+    let (source, schema, total) = match &args.target.server {
         None => {
-            let store = SqliteStore::open(&args.data)
-                .with_context(|| format!("opening the data directory {}", args.data.display()))?;
-            let Some(summary) = store.model(&model)? else {
-                bail!("model `{model}` does not exist in {}", args.data.display());
+            let location = args.target.location()?;
+            let store = store_arg::open(&location, Credentials::from_env(), Mode::Service, None)?;
+            let Some(summary) = store.store().model(&model)? else {
+                bail!("model `{model}` does not exist in {}", location.describe());
             };
             let total = match args.what {
                 What::Predictions => summary.predictions,
@@ -175,7 +171,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
                 client: reqwest::blocking::Client::builder()
                     .timeout(std::time::Duration::from_secs(300))
                     .build()?,
-                api_key: args.api_key.clone(),
+                api_key: args.target.api_key.clone(),
             };
             let summary = remote.get(&format!("/v1/models/{model}"), &[])?;
             let schema: Schema = serde_json::from_value(summary["schema"].clone())

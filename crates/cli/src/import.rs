@@ -4,6 +4,7 @@
 //! Reading and converting runs on its own thread, one chunk ahead of storing, so that decoding
 //! the file and committing to the store overlap.
 
+use crate::store_arg::{self, Credentials, Mode, Opened};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use modelwatch_core::{ModelName, Rejection, Timestamp};
@@ -12,8 +13,8 @@ use modelwatch_formats::{
     ColumnMapping, Converted, ImportReader, ReadOptions, RowKind, Source, TableFormat,
 };
 use modelwatch_store::{
-    Catalog, GatheredPredictions, LabelBatch, PendingLabels, PendingPredictions, Quarantined,
-    SqliteStore,
+    Catalog, GatheredPredictions, LabelBatch, PendingLabels, PendingPredictions, PredictionBatch,
+    Quarantined, SqliteStore, Store,
 };
 use std::path::PathBuf;
 use std::time::Instant;
@@ -182,20 +183,20 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     let version = args.version.clone();
     let store = match &args.target.server {
         Some(_) => None,
-        None => {
-            let dir = args.target.data_dir();
-            // The process ends with the import: its writer may take more memory than a server's.
-            Some(
-                SqliteStore::open_for_import(&dir)
-                    .with_context(|| format!("opening the data directory {}", dir.display()))?,
-            )
-        }
+        // The process ends with the import: its writer may take more memory than a server's.
+        None => Some(store_arg::open(
+            &args.target.location()?,
+            Credentials::from_env(),
+            Mode::Import,
+            None,
+        )?),
     };
-    // Predictions into a model with nothing stored: the per-hour state is folded as the file
-    // is read, on the decoder's thread, and written at the end in place of the rescan the
-    // first query would otherwise run (`aggregates::ImportFold` says when that is exact).
+    // Predictions into a model with nothing stored in the embedded store: the per-hour state
+    // is folded as the file is read, on the decoder's thread, and written at the end in place
+    // of the rescan the first query would otherwise run (`aggregates::ImportFold` says when
+    // that is exact).
     let mut fold = match (&store, args.what) {
-        (Some(store), What::Predictions) => ImportFold::start(store, &model)?,
+        (Some(Opened::Embedded(store)), What::Predictions) => ImportFold::start(store, &model)?,
         _ => None,
     };
 
@@ -236,9 +237,8 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
             &bar,
             &mut totals,
         ),
-        None => {
-            let store = store.as_ref().expect("opened without --server");
-            store_locally(
+        None => match store.as_ref().expect("opened without --server") {
+            Opened::Embedded(store) => store_locally(
                 store,
                 &model,
                 args.what,
@@ -247,8 +247,18 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
                 &rx,
                 &bar,
                 &mut totals,
-            )
-        }
+            ),
+            Opened::Shared(store) => store_through_event_log(
+                store.as_ref(),
+                &model,
+                args.what,
+                args.version.as_deref(),
+                &file,
+                &rx,
+                &bar,
+                &mut totals,
+            ),
+        },
     };
     drop(rx);
     let fold = decoder.join().ok().flatten();
@@ -256,7 +266,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     result?;
     // The per-hour state, written only when it is exactly what a rescan would build.
     let state = match (fold, &store) {
-        (Some(fold), Some(store)) => {
+        (Some(fold), Some(Opened::Embedded(store))) => {
             let state = fold.finish(
                 store,
                 &model,
@@ -450,6 +460,95 @@ fn store_locally(
     Ok(())
 }
 
+/// Stores the file's rows through the event log any store has (a shared store: ClickHouse), in
+/// batches of [`EVENT_LOG_BATCH_ROWS`] rows; a batch's labels after its predictions, so that
+/// those of a predictions file find their rows. The embedded store's bulk path
+/// ([`store_locally`]) is faster but its own.
+#[allow(clippy::too_many_arguments)]
+fn store_through_event_log(
+    store: &dyn Store,
+    model: &ModelName,
+    what: What,
+    version: Option<&str>,
+    file: &str,
+    rx: &Chunks,
+    bar: &ProgressBar,
+    totals: &mut Totals,
+) -> anyhow::Result<()> {
+    let mut reference = Vec::new();
+    let mut reference_rejected = Vec::new();
+    let mut predictions = PredictionBatch::default();
+    let mut labels = LabelBatch::default();
+    let flush = |predictions: &mut PredictionBatch,
+                 labels: &mut LabelBatch,
+                 totals: &mut Totals|
+     -> anyhow::Result<()> {
+        let batch = std::mem::take(predictions);
+        if !batch.rows.is_empty() || !batch.rejected.is_empty() {
+            let out = store.ingest_predictions(model, batch)?;
+            totals.accepted += out.accepted as u64;
+            totals.duplicates += out.duplicates as u64;
+            totals.reject(out.rejected);
+        }
+        let batch = std::mem::take(labels);
+        if !batch.rows.is_empty() || !batch.rejected.is_empty() {
+            let out = store.ingest_labels(model, batch)?;
+            match what {
+                What::Labels => {
+                    totals.accepted += out.accepted as u64;
+                    totals.reject(out.rejected);
+                }
+                _ => totals.labels += out.accepted as u64,
+            }
+        }
+        Ok(())
+    };
+    for item in rx.iter() {
+        let (chunk, progress) = item?;
+        let rejected = quarantined(file, &chunk.rejected);
+        totals.rows +=
+            (chunk.predictions.len() + chunk.reference.len() + chunk.rejected.len()) as u64;
+        // Rows keep their place in the file, as in `store_locally`.
+        match what {
+            What::Predictions => {
+                predictions
+                    .rows
+                    .extend(chunk.prediction_index.into_iter().zip(chunk.predictions));
+                predictions.rejected.extend(rejected);
+                labels
+                    .rows
+                    .extend(chunk.label_index.into_iter().zip(chunk.labels));
+            }
+            What::Labels => {
+                totals.rows += chunk.labels.len() as u64;
+                labels
+                    .rows
+                    .extend(chunk.label_index.into_iter().zip(chunk.labels));
+                labels.rejected.extend(rejected);
+            }
+            What::Reference => {
+                reference.extend(chunk.reference_index.into_iter().zip(chunk.reference));
+                reference_rejected.extend(rejected);
+            }
+        }
+        if predictions.rows.len() + labels.rows.len() >= EVENT_LOG_BATCH_ROWS {
+            flush(&mut predictions, &mut labels, totals)?;
+        }
+        update(bar, &progress);
+    }
+    flush(&mut predictions, &mut labels, totals)?;
+    if what == What::Reference {
+        let out = store.put_reference(model, version, reference, reference_rejected)?;
+        totals.accepted += out.rows as u64;
+        totals.reject(out.rejected);
+    }
+    Ok(())
+}
+
+/// Rows (predictions plus labels) per call of the event log in [`store_through_event_log`]: a
+/// few MB of JSON per insert for ClickHouse, whose inserts are fastest in large blocks.
+const EVENT_LOG_BATCH_ROWS: usize = 50_000;
+
 /// One commit's jobs, queued and not yet answered.
 struct InFlight {
     predictions: Option<PendingPredictions>,
@@ -608,4 +707,121 @@ fn check(r: reqwest::blocking::Response) -> anyhow::Result<serde_json::Value> {
     }
     let msg = body["error"]["message"].as_str().unwrap_or("no message");
     bail!("server answered {status}: {msg}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rows of `csv` as the decoder thread sends them.
+    fn chunks(csv: &std::path::Path, kind: RowKind) -> Chunks {
+        let options = ReadOptions {
+            batch_size: 100,
+            ..ReadOptions::default()
+        };
+        let mut reader = ImportReader::open(
+            &Source::path(csv),
+            TableFormat::Csv,
+            kind,
+            ColumnMapping::default(),
+            &options,
+        )
+        .unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        while let Some(chunk) = reader.next_chunk(Timestamp::now(), None) {
+            tx.send(chunk.map(|c| (c, reader.progress())).map_err(Into::into))
+                .unwrap();
+        }
+        rx
+    }
+
+    /// The path a shared store takes stores what the embedded store's bulk path stores, with
+    /// the same counts and the same rows refused (named by their place in the file).
+    #[test]
+    fn the_event_log_path_stores_what_the_bulk_path_stores() {
+        let tmp = tempfile::tempdir().unwrap();
+        let csv = tmp.path().join("p.csv");
+        let mut text =
+            String::from("request_id,timestamp,model_version,x,prediction,score,label\n");
+        for i in 0..450 {
+            let score = if i == 7 {
+                "high".to_owned()
+            } else {
+                format!("0.{}", i % 10)
+            };
+            let id = if i == 300 {
+                "r3".to_owned()
+            } else {
+                format!("r{i}")
+            };
+            text += &format!(
+                "{id},2026-11-01T{:02}:00:00Z,v1,{i},{},{score},{}\n",
+                i % 24,
+                i % 2,
+                i % 3 % 2
+            );
+        }
+        std::fs::write(&csv, text).unwrap();
+        let model = ModelName::new("m").unwrap();
+        let file = csv.display().to_string();
+        let bar = ProgressBar::hidden();
+
+        let bulk = SqliteStore::open_for_import(tmp.path().join("bulk")).unwrap();
+        let mut bulk_totals = Totals::default();
+        let rx = chunks(&csv, RowKind::Predictions);
+        store_locally(
+            &bulk,
+            &model,
+            What::Predictions,
+            None,
+            &file,
+            &rx,
+            &bar,
+            &mut bulk_totals,
+        )
+        .unwrap();
+
+        let generic = SqliteStore::open(tmp.path().join("generic")).unwrap();
+        let mut totals = Totals::default();
+        let rx = chunks(&csv, RowKind::Predictions);
+        store_through_event_log(
+            &generic,
+            &model,
+            What::Predictions,
+            None,
+            &file,
+            &rx,
+            &bar,
+            &mut totals,
+        )
+        .unwrap();
+
+        let key = |t: &Totals| {
+            (
+                t.rows,
+                t.accepted,
+                t.duplicates,
+                t.labels,
+                t.rejected_count,
+                format!("{:?}", t.rejected),
+            )
+        };
+        assert_eq!(key(&totals), key(&bulk_totals));
+        // The bad score, and the id repeated within one batch.
+        assert_eq!(
+            (totals.accepted, totals.duplicates, totals.rejected_count),
+            (448, 0, 2)
+        );
+        let summary = |s: &SqliteStore| {
+            let m = s.model(&model).unwrap().unwrap();
+            (
+                m.predictions,
+                m.labels,
+                m.labelled,
+                m.rejected,
+                format!("{:?}", m.schema),
+            )
+        };
+        assert_eq!(summary(&generic), summary(&bulk));
+    }
 }

@@ -9,8 +9,10 @@ mod export;
 mod import;
 mod metrics;
 mod metrics_file;
+mod migrate;
 mod report;
 mod serve;
+mod store_arg;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -31,7 +33,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the service on the embedded store.
+    /// Run the service on the embedded store, or on a shared ClickHouse store (--store).
     Serve(serve::ServeArgs),
     /// Import predictions, labels or a reference dataset from CSV, Parquet or NDJSON.
     Import(Box<import::ImportArgs>),
@@ -48,6 +50,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Whether a data directory is a sound store (read only; safe beside a running service).
     Check(check::CheckArgs),
+    /// Copy an embedded store into another store (ClickHouse, or another data directory):
+    /// resumable, with a progress bar, verified by counts.
+    Migrate(migrate::MigrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +75,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(*args),
         Command::Demo(args) => demo::run(args),
         Command::Check(args) => check::run(args),
+        Command::Migrate(args) => migrate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

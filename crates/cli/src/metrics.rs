@@ -1,6 +1,7 @@
 //! `modelwatch metrics`: per-window performance and operational metrics of a model, from the
 //! data directory or from a running server, as a table, CSV or the server's JSON.
 
+use crate::store_arg::{self, Credentials, Location, Mode};
 use anyhow::{bail, Context};
 use modelwatch_core::{parse_timestamp, ModelName, Window};
 use modelwatch_engine::metrics_csv::{column_names, metrics_csv};
@@ -9,7 +10,6 @@ use modelwatch_engine::performance::{
 };
 use modelwatch_engine::summary::WindowRef;
 use modelwatch_stats::perf::{Change, Metric, MetricName};
-use modelwatch_store::SqliteStore;
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -119,20 +119,22 @@ pub fn run(args: MetricsArgs) -> anyhow::Result<()> {
 }
 
 fn from_data(model: &ModelName, args: &MetricsArgs) -> anyhow::Result<PerformanceReport> {
-    let dir = args.target.data_dir();
-    if !dir.is_dir() {
-        bail!(
-            "data directory {} does not exist: pass --data DIR, --server URL, or --predictions FILE",
-            dir.display()
-        );
+    let location = args.target.location()?;
+    if let Location::Data(dir) = &location {
+        if !dir.is_dir() {
+            bail!(
+                "data directory {} does not exist: pass --data DIR, --store URL, --server URL, or --predictions FILE",
+                dir.display()
+            );
+        }
     }
     let query = query(args)?;
     // The lock error already tells the user to use --server when a server holds the directory.
-    let store = SqliteStore::open(&dir)
-        .with_context(|| format!("opening the data directory {}", dir.display()))?;
-    let mut report = window_performance(&store, model, &query)?;
+    let opened = store_arg::open(&location, Credentials::from_env(), Mode::Service, None)?;
+    let store = opened.store();
+    let mut report = window_performance(store, model, &query)?;
     // The label-free estimates, as the API's metrics carry them.
-    modelwatch_engine::estimate::attach(&store, model, &query, &mut report)?;
+    modelwatch_engine::estimate::attach(store, model, &query, &mut report)?;
     Ok(report)
 }
 

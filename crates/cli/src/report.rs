@@ -2,10 +2,10 @@
 //! their numbers as JSON, and the main charts as PNG, from the data directory or a running
 //! server.
 
+use crate::store_arg::{self, Credentials, Location, Mode};
 use anyhow::{bail, Context};
 use modelwatch_core::ModelName;
 use modelwatch_dashboard::{report, ModelData, Parts, ViewParams};
-use modelwatch_store::SqliteStore;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -62,7 +62,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
             let data = serde_json::from_str(&raw).context("reading the server's report data")?;
             (data, Some(raw + "\n"))
         }
-        None => (from_data(&model, &view, args.target.data_dir())?, None),
+        None => (from_data(&model, &view, args.target.location()?)?, None),
     };
     for out in outs {
         let (path, text) = match out {
@@ -103,16 +103,21 @@ fn params(args: &ReportArgs) -> Vec<(String, String)> {
     pairs
 }
 
-fn from_data(model: &ModelName, view: &ViewParams, dir: PathBuf) -> anyhow::Result<ModelData> {
-    if !dir.is_dir() {
-        bail!(
-            "data directory {} does not exist: pass --data DIR, or --server URL",
-            dir.display()
-        );
+fn from_data(
+    model: &ModelName,
+    view: &ViewParams,
+    location: Location,
+) -> anyhow::Result<ModelData> {
+    if let Location::Data(dir) = &location {
+        if !dir.is_dir() {
+            bail!(
+                "data directory {} does not exist: pass --data DIR, --store URL, or --server URL",
+                dir.display()
+            );
+        }
     }
-    let store = SqliteStore::open(&dir)
-        .with_context(|| format!("opening the data directory {}", dir.display()))?;
-    modelwatch_dashboard::gather(&store, model, view, Parts::ALL)
+    let opened = store_arg::open(&location, Credentials::from_env(), Mode::Service, None)?;
+    modelwatch_dashboard::gather(opened.store(), model, view, Parts::ALL)
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 

@@ -1,16 +1,24 @@
 use anyhow::Context;
 use modelwatch_alerts::{AlertService, SystemClock};
 use modelwatch_server::{AppState, Config};
-use modelwatch_store::SqliteStore;
+use modelwatch_store::Store;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::store_arg::{self, Credentials, Location, Mode, Opened};
+
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Data directory of the embedded store [config: data_dir; env: MODELWATCH_DATA; default: ./modelwatch-data]
-    #[arg(long)]
+    /// Data directory of the embedded store [config: data_dir; env: MODELWATCH_DATA; default: ./modelwatch-data]; not with --store
+    #[arg(long, conflicts_with = "store")]
     data: Option<PathBuf>,
+    /// A shared store instead: clickhouse://HOST:PORT[,HOST:PORT]/DATABASE (clickhouses:// for
+    /// TLS) [config: store; env: MODELWATCH_STORE]. User and password: [clickhouse] in the config
+    /// file, or MODELWATCH_CLICKHOUSE_USER and MODELWATCH_CLICKHOUSE_PASSWORD. The alert state stays
+    /// in the data directory
+    #[arg(long)]
+    store: Option<String>,
     /// Address to listen on; port 0 picks a free port [config: addr; env: MODELWATCH_ADDR; default: 127.0.0.1:8080]
     #[arg(long)]
     addr: Option<std::net::SocketAddr>,
@@ -21,15 +29,39 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = Config::load(args.config.as_deref(), |k| std::env::var(k).ok())?;
+    // The environment is in `config.store` already (Config::load applies it).
+    let location = Location::choose(
+        args.data.as_deref(),
+        args.store.as_deref(),
+        config.store.as_deref(),
+        &|_| None,
+    )?;
     if let Some(d) = args.data {
         config.data_dir = d;
     }
     if let Some(a) = args.addr {
         config.addr = a;
     }
-    let store = SqliteStore::open(&config.data_dir)
-        .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
-    store.set_max_features_per_model(config.limits.max_features_per_model);
+    let location = location.unwrap_or_else(|| Location::Data(config.data_dir.clone()));
+    let credentials = Credentials {
+        user: config.clickhouse.user.clone(),
+        password: config.clickhouse.password.clone(),
+    };
+    let max_features = Some(config.limits.max_features_per_model);
+    let store = match store_arg::open(&location, credentials, Mode::Service, max_features)? {
+        Opened::Embedded(store) => Arc::new(store) as Arc<dyn Store>,
+        Opened::Shared(store) => {
+            // Alert state, history, silences and the notification outbox are still a SQLite
+            // file of this process (moving them to the shared store is a later step).
+            tracing::warn!(
+                store = %location.describe(),
+                alert_state = %config.data_dir.join("alerts.sqlite").display(),
+                "alert state is per process: run alert evaluation on one replica \
+                 (alerts.evaluate = false on the others)"
+            );
+            store
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -53,7 +85,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         // The first line on stdout is the address: scripts and tests read it when using port 0.
         println!("modelwatch listening on http://{addr}");
         std::io::stdout().flush()?;
-        tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
+        tracing::info!(%addr, store = %location.describe(), data_dir = %config.data_dir.display(), "serving");
         modelwatch_server::serve(listener, state, shutdown_signal()).await?;
         tracing::info!("stopped");
         anyhow::Ok(())
@@ -61,8 +93,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// The service's state over an opened store: the store, the config and the alert service.
-pub(crate) fn app_state(config: &Config, store: SqliteStore) -> anyhow::Result<AppState> {
-    let store: Arc<dyn modelwatch_store::Store> = Arc::new(store);
+pub(crate) fn app_state(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
     let rules = config
         .models
         .iter()

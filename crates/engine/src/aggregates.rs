@@ -57,6 +57,15 @@ const TASK: &str = "task";
 /// Kind of the task declared for the model over the API (one model-wide row, JSON of a
 /// [`Task`]). A setting, not a cache: nothing but [`declare_task`] writes or deletes it.
 const DECLARED_TASK: &str = "declared-task";
+/// The model-wide aggregates that are settings a user made, not caches of the events: the
+/// declared task, the fairness settings, the service-level settings. A copy of a store
+/// (`modelwatch migrate`) carries them as they are; everything else it lets the target rebuild.
+pub const MODEL_SETTINGS: [&str; 3] = [
+    DECLARED_TASK,
+    crate::fairness::SETTINGS,
+    crate::service_levels::SETTINGS,
+];
+
 /// Kind of the baseline state of a reference dataset; the store deletes every kind starting
 /// with `reference` when a reference is uploaded.
 const BASELINE: &str = "reference-baseline";

@@ -38,7 +38,7 @@ use crate::query::SegmentKey;
 use crate::state::{Task, TaskSpec};
 
 /// Kind of the model-wide aggregate row holding the model's [`FairnessSettings`] (JSON).
-const SETTINGS: &str = "fairness-settings";
+pub(crate) const SETTINGS: &str = "fairness-settings";
 /// Protected attributes a model may name.
 pub const MAX_ATTRIBUTES: usize = 10;
 /// Distinct values tracked per attribute; rows of later new values are counted in `other`.

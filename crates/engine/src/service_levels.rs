@@ -38,7 +38,7 @@ use serde_json::Value;
 use crate::error::EngineError;
 
 /// Kind of the model-wide aggregate row holding the model's [`ServiceLevelSettings`] (JSON).
-const SETTINGS: &str = "service-levels-settings";
+pub(crate) const SETTINGS: &str = "service-levels-settings";
 /// Days the error budget is counted over (the SRE workbook's rolling 30 days).
 pub const BUDGET_DAYS: i64 = 30;
 const HOUR: i64 = 3_600_000_000;

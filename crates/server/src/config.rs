@@ -14,8 +14,14 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     /// Address to listen on. Port 0 picks a free port (printed at start).
     pub addr: SocketAddr,
-    /// The data directory of the embedded store.
+    /// The data directory of the embedded store; with `store` set, only the alert state
+    /// (`alerts.sqlite`) is kept here.
     pub data_dir: PathBuf,
+    /// A shared store instead of the embedded one: `clickhouse://HOST:PORT[,HOST:PORT]/DATABASE`
+    /// (`clickhouses://` for TLS). Unset: the embedded store in `data_dir`.
+    pub store: Option<String>,
+    /// Credentials for a ClickHouse `store` (never on the command line, where `ps` shows them).
+    pub clickhouse: ClickHouseCredentials,
     pub limits: Limits,
     pub auth: Auth,
     pub retention: Retention,
@@ -23,6 +29,24 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Per-model settings, by model name.
     pub models: BTreeMap<String, ModelConfig>,
+}
+
+/// `[clickhouse]`: the user and password modelwatch sends to a ClickHouse `store`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseCredentials {
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+/// Never prints the password (a config is logged by `{:?}` in places).
+impl std::fmt::Debug for ClickHouseCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseCredentials")
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,6 +109,8 @@ impl Default for Config {
         Config {
             addr: "127.0.0.1:8080".parse().expect("valid address"),
             data_dir: PathBuf::from("modelwatch-data"),
+            store: None,
+            clickhouse: ClickHouseCredentials::default(),
             limits: Limits::default(),
             auth: Auth::default(),
             retention: Retention::default(),
@@ -186,6 +212,15 @@ impl Config {
         }
         if let Some(v) = env("MODELWATCH_DATA") {
             self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("MODELWATCH_STORE").filter(|v| !v.is_empty()) {
+            self.store = Some(v);
+        }
+        if let Some(v) = env("MODELWATCH_CLICKHOUSE_USER") {
+            self.clickhouse.user = Some(v);
+        }
+        if let Some(v) = env("MODELWATCH_CLICKHOUSE_PASSWORD") {
+            self.clickhouse.password = Some(v);
         }
         if let Some(v) = env("MODELWATCH_MAX_BODY_BYTES") {
             self.limits.max_body_bytes = parsed("MODELWATCH_MAX_BODY_BYTES", v)?;
@@ -314,6 +349,30 @@ mod tests {
         );
         let e = segments("tag:region:eu").unwrap_err().to_string();
         assert!(e.contains("\"tag:region\""), "{e}");
+    }
+
+    /// A shared store and its credentials: from the file, the environment winning; the
+    /// password never in a debug print.
+    #[test]
+    fn store_and_clickhouse_credentials_file_then_env() {
+        let file = "store = \"clickhouse://a:8123/mw\"\n[clickhouse]\nuser = \"mw\"\npassword = \"hunter2\"\n";
+        let c = Config::from_toml(file).unwrap();
+        assert_eq!(c.store.as_deref(), Some("clickhouse://a:8123/mw"));
+        assert_eq!(c.clickhouse.user.as_deref(), Some("mw"));
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let mut c = c;
+        let env = |k: &str| match k {
+            "MODELWATCH_STORE" => Some("clickhouses://b:8443/mw".to_string()),
+            "MODELWATCH_CLICKHOUSE_PASSWORD" => Some("s3cret".to_string()),
+            _ => None,
+        };
+        c.apply_env(env).unwrap();
+        assert_eq!(c.store.as_deref(), Some("clickhouses://b:8443/mw"));
+        assert_eq!(c.clickhouse.user.as_deref(), Some("mw"));
+        assert_eq!(c.clickhouse.password.as_deref(), Some("s3cret"));
+        assert_eq!(Config::default().store, None);
+        let e = Config::from_toml("[clickhouse]\nusr = \"mw\"").unwrap_err();
+        assert!(e.to_string().contains("usr"), "{e}");
     }
 
     #[test]

@@ -252,6 +252,12 @@ impl AlertService {
                 alerts.iter().filter(|a| a.state == State::Firing).count() as f64,
             );
         }
+        e.gauge(
+            "modelwatch_alerts_evaluating",
+            "1 when this process evaluates the alert rules and sends notifications (alerts.evaluate).",
+            &[],
+            f64::from(u8::from(self.config.evaluate)),
+        );
         if let Ok(counts) = self.db.outbox_counts() {
             for (notifier, undelivered, failing) in counts {
                 e.gauge(

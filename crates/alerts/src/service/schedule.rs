@@ -8,6 +8,10 @@ use std::time::Duration as StdDuration;
 impl AlertService {
     /// Runs the evaluation schedule, ingest-triggered evaluations and delivery until dropped.
     pub async fn run(self: Arc<Self>) {
+        if !self.config.evaluate {
+            tracing::info!("alert evaluation and notifications are off in this process (alerts.evaluate = false)");
+            return;
+        }
         let delivery = tokio::spawn(self.clone().delivery_loop());
         self.evaluation_loop().await;
         delivery.abort();

@@ -141,6 +141,7 @@ fn every_readme_curl_example_succeeds_as_written() {
         "labels.parquet",
         "report.html",
         "report.json",
+        "moved-data/modelwatch.db",
     ] {
         assert!(work.path().join(made).is_file(), "{made} was not written");
     }
