@@ -68,6 +68,7 @@ declare -A FIRST NEXT
 time_queries() { # LABEL ARGS-OF-SERVE...
     local label=$1 url q t i all
     shift
+    : >"$WORK/serve.out" # before the process opens it: the loop below reads it at once
     "$BIN/modelwatch" serve --addr 127.0.0.1:0 "$@" >"$WORK/serve.out" 2>"$WORK/serve.err" &
     SERVE_PID=$!
     url=""
@@ -85,7 +86,8 @@ time_queries() { # LABEL ARGS-OF-SERVE...
             all="$all $t"
         done
         FIRST[$label.$q]=$(echo "$all" | awk '{printf "%.3f", $1}')
-        NEXT[$label.$q]=$(echo "$all" | awk '{n = split($0, a, " "); for (i = 2; i <= n; i++) v[i-1] = a[i]; asort(v); printf "%.3f", v[int((n)/2)]}')
+        NEXT[$label.$q]=$(echo "$all" | tr ' ' '\n' | sed '/^$/d' | tail -n +2 | sort -g \
+            | awk '{v[NR] = $1} END {printf "%.3f", v[int((NR + 1) / 2)]}')
     done
     kill "$SERVE_PID"
     wait "$SERVE_PID" 2>/dev/null || true

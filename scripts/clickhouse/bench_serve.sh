@@ -57,6 +57,15 @@ cpu() {
     echo "$t"
 }
 load1() { cut -d' ' -f1 /proc/loadavg; }
+# The servers' counters (18.16 has no SelectedRows: a mark is 8,192 rows), summed over the
+# servers, in the order of EVENTS_NAMES.
+EVENTS_NAMES="SelectQuery InsertQuery SelectedMarks MergedRows DelayedInserts"
+ch_events() {
+    local u
+    for u in $(cat "$WORK/cluster/urls"); do
+        curl -fsS "$u" --data-binary "SELECT $(for e in $EVENTS_NAMES; do printf "sumIf(value, event = '%s'), " "$e"; done | sed 's/, $//') FROM system.events"
+    done | awk '{for (i = 1; i <= NF; i++) s[i] += $i} END {for (i = 1; i <= NF; i++) printf "%d ", s[i]}'
+}
 
 say "cluster (2 shards)"
 SHARDS=2 "$ROOT/scripts/clickhouse/cluster.sh" start "$WORK/cluster" >/dev/null
@@ -69,6 +78,7 @@ serve() {
     local name=$1
     shift
     mkdir -p "$WORK/$name"
+    : >"$WORK/$name/out.log" # before the process opens it: the loop below reads it at once
     "$BIN/modelwatch" serve --addr 127.0.0.1:0 "$@" >"$WORK/$name/out.log" 2>"$WORK/$name/err.log" &
     PID=$!
     SERVE_PIDS+=("$PID")
@@ -90,6 +100,7 @@ stop_serves() {
 }
 
 ROWS=()
+EVROWS=()
 run() { # MODE ROUND
     local mode=$1 round=$2 urls pids db="" ch_before ch_after before after out
     case $mode in
@@ -114,10 +125,13 @@ run() { # MODE ROUND
     esac
     before=$(load1)
     ch_before=$(cpu "${CH_PIDS[@]}")
+    local ev_before ev_after
+    ev_before=$(ch_events)
     say "round $round, $mode: $urls"
     out=$("$BIN/modelwatch-loadgen" --server "$urls" --pid "$pids" --events "$EVENTS" \
         --batch "$BATCH" --concurrency "$CONCURRENCY" 2>/dev/null)
     ch_after=$(cpu "${CH_PIDS[@]}")
+    ev_after=$(ch_events)
     after=$(load1)
     echo "$out" >"$WORK/$mode$round.out"
     stop_serves
@@ -131,6 +145,9 @@ run() { # MODE ROUND
     [ "$mode" != embedded ] && ch=$(awk -v a="$ch_after" -v b="$ch_before" 'BEGIN{printf "%.2f", (a-b)/100}')
     [ "$(echo "$acc" | tr -d ' ')" = "$EVENTS" ] || { say "$mode: accepted $acc of $EVENTS"; exit 1; }
     ROWS+=("| $round | $mode | $(echo "$evs" | tr -d ' ') | $(echo "$secs" | tr -d ' ') | $(echo "$p50" | tr -d ' ') | $(echo "$p99" | tr -d ' ') | $mw | $ch | $lg | $before / $after |")
+    if [ "$mode" != embedded ]; then
+        EVROWS+=("| $round | $mode | $(paste -d' ' <(echo "$ev_after" | tr ' ' '\n') <(echo "$ev_before" | tr ' ' '\n') | awk 'NF == 2 {printf "%d | ", $1 - $2}')")
+    fi
     if [ -n "$db" ]; then
         curl -fsS "$(head -1 "$WORK/cluster/urls")" --data-binary "SELECT count() FROM $db.predictions" \
             | grep -qx "$EVENTS" || say "$mode: $db.predictions does not hold $EVENTS rows"
@@ -152,3 +169,9 @@ echo
 echo "| round | through | events/s | seconds | p50 ms | p99 ms | modelwatch CPU s | ClickHouse CPU s | loadgen CPU s | load avg before / after |"
 echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"
 printf '%s\n' "${ROWS[@]}"
+echo
+echo "ClickHouse's counters over each run, both servers (system.events; a mark is 8,192 rows):"
+echo
+echo "| round | through | $(echo $EVENTS_NAMES | sed 's/ / | /g') |"
+echo "|---:|---|$(for _ in $EVENTS_NAMES; do printf -- '---:|'; done)"
+printf '%s\n' "${EVROWS[@]}"
