@@ -322,7 +322,8 @@ impl ClickHouseStore {
                 false,
             )?;
         }
-        let sts = statements(&config.database, &config.cluster, replicated);
+        let cluster = (!topo.single).then_some(config.cluster.as_str());
+        let sts = statements(&config.database, cluster, replicated);
         for s in &topo.servers {
             for st in &sts {
                 let head: String = st.lines().next().unwrap_or("").chars().take(80).collect();
