@@ -27,5 +27,33 @@ fn every_conformance_check_passes_on_the_current_release_through_chdb() {
         "chdb serves ClickHouse {version}: not a current release"
     );
     eprintln!("ClickHouse {} (chdb)", version.trim());
+    the_shim_answers_errors_as_a_server_does(&server.urls[0]);
     common::run_checks(&server, "mw_current", &[]);
+}
+
+/// The backend tells a refused query by its HTTP status and shows ClickHouse's message: the shim
+/// must answer both as a server does, and must not ignore a setting the release lacks (the
+/// backend's settings are checked, not dropped).
+fn the_shim_answers_errors_as_a_server_does(url: &str) {
+    let client = reqwest::blocking::Client::new();
+    let ask = |query: &str, params: &[(&str, &str)]| {
+        let r = client
+            .post(format!("{url}/"))
+            .query(params)
+            .body(query.to_string())
+            .send()
+            .expect("the shim answers");
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let (status, text) = ask("SELECT no_such_column", &[]);
+    assert_eq!(status, 500, "{text}");
+    assert!(
+        text.starts_with("Code: 47. DB::Exception:") && text.contains("no_such_column"),
+        "{text}"
+    );
+    let (status, text) = ask("SELECT 1", &[("no_such_setting", "1")]);
+    assert_eq!(status, 500, "{text}");
+    assert!(text.contains("no_such_setting"), "{text}");
+    let (status, text) = ask("SELECT 1", &[("database", "no_such_database")]);
+    assert!(status == 500 && text.contains("no_such_database"), "{text}");
 }
