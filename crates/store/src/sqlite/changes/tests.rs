@@ -1,12 +1,47 @@
 //! The embedded store's cache protocol (ADR 003, ADR 018): the dirty-hour marks, their
 //! generations and the hour deltas that keep the per-hour aggregates fresh, as the engine's
-//! refresh drives them through the `Store` trait. These were conformance checks; they are the
-//! SQLite backend's own, since another backend keeps its derived state fresh its own way. Each
-//! runs on a fresh store, with the service's request buckets and with buckets of 2 rows.
+//! refresh reads them (`DerivedState::stale_hours`) and answers them (`AggregateWrite::refreshed`).
+//! These were conformance checks; they are the SQLite backend's own, since another backend
+//! keeps its derived state fresh its own way. Each runs on a fresh store, with the service's
+//! request buckets and with buckets of 2 rows.
 
-use crate::conformance::{labels, model, p, preds, Check};
-use crate::{AggregateWrite, DirtyHour, ScanRange, SqliteStore, Store, StoredAggregate};
+use super::{DirtyHour, How};
+use crate::conformance::{labels, model, p, preds};
+use crate::{
+    AggregateWrite, DerivedState, EventLog, Refreshed, ScanRange, ScanSnapshot, Seen, SqliteStore,
+    StoredAggregate,
+};
 use modelwatch_core::{ModelName, Outcome};
+
+type Check = fn(&SqliteStore);
+
+/// The answers of a write that added `applied` (deltas of the hours `marks`) and clears
+/// `marks` as read.
+fn added(marks: &[DirtyHour], applied: &[i64]) -> Vec<Refreshed> {
+    marks
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Refreshed {
+            version: d.version.clone(),
+            hour: d.hour,
+            seen: Seen::new(d.generation),
+            how: How::Added(if i == 0 { applied.to_vec() } else { Vec::new() }),
+        })
+        .collect()
+}
+
+/// The answers of a rescan of `marks` whose scan returned `through`.
+fn rescanned(marks: &[DirtyHour], through: ScanSnapshot) -> Vec<Refreshed> {
+    marks
+        .iter()
+        .map(|d| Refreshed {
+            version: d.version.clone(),
+            hour: d.hour,
+            seen: Seen::new(d.generation),
+            how: How::Rescanned(through),
+        })
+        .collect()
+}
 
 const CHECKS: &[(&str, Check)] = &[
     (
@@ -50,7 +85,7 @@ fn the_cache_protocol_holds_with_tiny_request_buckets() {
 /// Predictions and labels mark the hours (of the predictions' event time) they change; writing
 /// aggregates clears exactly the marks that were read, so a change racing with a refresh stays
 /// marked; aggregates read back by hour range and version.
-fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn Store) {
+fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &SqliteStore) {
     let ts = |s: &str| modelwatch_core::parse_timestamp(s).unwrap();
     let no_version = r#"{"request_id":"n","timestamp":"2026-01-01T05:59:59Z","features":{"age":1,"country":"DE"},"prediction":0}"#;
     store
@@ -108,8 +143,7 @@ fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn Store
                     blob("v1", "2026-01-01T03:00:00Z", b"three"),
                     blob("", "2026-01-01T05:00:00Z", b"five"),
                 ],
-                clear: dirty.clone(),
-                applied: deltas.iter().map(|d| d.id).collect(),
+                refreshed: added(&dirty, &deltas.iter().map(|d| d.id).collect::<Vec<_>>()),
                 ..AggregateWrite::default()
             },
         )
@@ -182,7 +216,7 @@ fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn Store
             &model(),
             AggregateWrite {
                 kind: "perf".into(),
-                clear: vec![stale],
+                refreshed: added(&[stale], &[]),
                 delete: vec![("".into(), ts("2026-01-01T05:00:00Z"))],
                 ..AggregateWrite::default()
             },
@@ -201,8 +235,7 @@ fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn Store
     let applied = |data: &[u8]| AggregateWrite {
         kind: "perf".into(),
         put: vec![blob("v1", "2026-01-01T03:00:00Z", data)],
-        clear: dirty.clone(),
-        applied: vec![deltas[0].id],
+        refreshed: added(&dirty, &[deltas[0].id]),
         ..AggregateWrite::default()
     };
     store
@@ -242,7 +275,7 @@ fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn Store
 /// A rescan deletes the deltas its snapshot held; a new prediction or first label that
 /// raced with it stays a delta and the hour becomes deltas-only (under steady traffic the
 /// current hour is not rescanned on every refresh), unless a raced change needs a rescan.
-fn changes_racing_with_a_rescan_are_left_as_deltas(store: &dyn Store) {
+fn changes_racing_with_a_rescan_are_left_as_deltas(store: &SqliteStore) {
     let hour = ScanRange {
         from: Some(modelwatch_core::parse_timestamp("2026-01-01T03:00:00Z").unwrap()),
         to: Some(modelwatch_core::parse_timestamp("2026-01-01T04:00:00Z").unwrap()),
@@ -253,7 +286,7 @@ fn changes_racing_with_a_rescan_are_left_as_deltas(store: &dyn Store) {
         .unwrap();
     store.invalidate_aggregates(&model()).unwrap();
     // A rescan: the marks, then one snapshot of the events.
-    let rescan = |store: &dyn Store, race: &mut dyn FnMut()| {
+    let rescan = |store: &SqliteStore, race: &mut dyn FnMut()| {
         let marks = store.dirty_hours(&model()).unwrap();
         let mut seen = 0;
         let through = store
@@ -270,8 +303,7 @@ fn changes_racing_with_a_rescan_are_left_as_deltas(store: &dyn Store) {
                         hour: hour.from.unwrap(),
                         data: format!("{seen}").into_bytes(),
                     }],
-                    clear: marks,
-                    rescanned_through: Some(through),
+                    refreshed: rescanned(&marks, through),
                     ..AggregateWrite::default()
                 },
             )
@@ -321,7 +353,7 @@ fn changes_racing_with_a_rescan_are_left_as_deltas(store: &dyn Store) {
 /// a refresh's other pass does the same): the rescan then deleted unread the prediction that
 /// raced with it, and the prediction's label, added later as a delta, took a "missing" from a
 /// drift sketch that had never counted it (the demo's refresh panicked on it in debug builds).
-fn a_change_racing_with_a_rescan_survives_deltas_applied_meanwhile(store: &dyn Store) {
+fn a_change_racing_with_a_rescan_survives_deltas_applied_meanwhile(store: &SqliteStore) {
     let other = ModelName::new("churn").unwrap();
     let hour = ScanRange {
         from: Some(modelwatch_core::parse_timestamp("2026-01-01T03:00:00Z").unwrap()),
@@ -352,13 +384,15 @@ fn a_change_racing_with_a_rescan_survives_deltas_applied_meanwhile(store: &dyn S
             &other,
             AggregateWrite {
                 kind: "perf".into(),
-                clear: store.dirty_hours(&other).unwrap(),
-                applied: store
-                    .hour_deltas(&other)
-                    .unwrap()
-                    .iter()
-                    .map(|d| d.id)
-                    .collect(),
+                refreshed: added(
+                    &store.dirty_hours(&other).unwrap(),
+                    &store
+                        .hour_deltas(&other)
+                        .unwrap()
+                        .iter()
+                        .map(|d| d.id)
+                        .collect::<Vec<_>>(),
+                ),
                 ..AggregateWrite::default()
             },
         )
@@ -378,8 +412,7 @@ fn a_change_racing_with_a_rescan_survives_deltas_applied_meanwhile(store: &dyn S
                     hour: hour.from.unwrap(),
                     data: b"a".to_vec(),
                 }],
-                clear: marks,
-                rescanned_through: Some(through),
+                refreshed: rescanned(&marks, through),
                 ..AggregateWrite::default()
             },
         )
@@ -404,7 +437,7 @@ fn a_change_racing_with_a_rescan_survives_deltas_applied_meanwhile(store: &dyn S
 
 /// Shadow predictions (ADR 011) mark no hour and record no delta: the hours hold the served
 /// traffic only, and the chunks the deltas name hold served predictions only.
-fn shadow_predictions_mark_no_hour_and_record_no_delta(store: &dyn Store) {
+fn shadow_predictions_mark_no_hour_and_record_no_delta(store: &SqliteStore) {
     let t = "2026-01-01T00:00:00Z";
     let shadow = |id: &str| {
         format!(
