@@ -1090,6 +1090,101 @@ fn a_prediction_racing_with_a_rescan_is_counted_once_its_label_comes() {
     assert_close("after the race", &fast, &slow);
 }
 
+/// An hour the refresh cannot update from its additions (its stored state no longer decodes) is
+/// rescanned like any stale hour, without being made a full mark first (ADR 018's amendment);
+/// a first label arriving while that rescan is between its scan and its write stays an
+/// addition, and the next refresh adds it exactly once.
+#[test]
+fn an_hour_that_cannot_be_updated_is_rescanned_and_a_label_racing_with_it_is_added_once() {
+    let data = fixture("binary");
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let preds = data["predictions"].as_array().unwrap();
+    let at =
+        |p: &Value| modelwatch_core::parse_timestamp(p["timestamp"].as_str().unwrap()).unwrap();
+    let hour = modelwatch_store::hour_of(at(&preds[0]).micros());
+    let in_hour: HashSet<&str> = preds
+        .iter()
+        .filter(|p| modelwatch_store::hour_of(at(p).micros()) == hour)
+        .map(|p| p["request_id"].as_str().unwrap())
+        .collect();
+    // Two labels of predictions of that hour are held back.
+    let mut n = 0;
+    let (held, sent): (Vec<Value>, Vec<Value>) = data["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .cloned()
+        .partition(|l| {
+            let hold = n < 2 && in_hour.contains(l["request_id"].as_str().unwrap());
+            n += usize::from(hold);
+            hold
+        });
+    assert_eq!(
+        held.len(),
+        2,
+        "the fixture's first hour has two labelled predictions"
+    );
+    for chunk in preds.chunks(500) {
+        ingest_predictions(&*store, chunk);
+    }
+    ingest_labels(&*store, &sent);
+    aggregates::refresh(&*store, &model()).unwrap();
+    // The hour's stored state no longer decodes (as if another modelwatch wrote it), and a
+    // first label of it arrives: the refresh cannot add the label, so it rescans the hour...
+    let hour_range = ScanRange {
+        from: Some(Timestamp(hour)),
+        to: Some(Timestamp(hour + modelwatch_store::HOUR_MICROS)),
+        version: None,
+    };
+    let unreadable = store
+        .aggregates(&model(), aggregates::PERFORMANCE, &hour_range)
+        .unwrap()
+        .into_iter()
+        .map(|a| modelwatch_store::StoredAggregate {
+            data: vec![0xff; 7],
+            ..a
+        })
+        .collect();
+    store
+        .put_aggregates(
+            &model(),
+            modelwatch_store::AggregateWrite {
+                kind: aggregates::PERFORMANCE.into(),
+                put: unreadable,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    ingest_labels(&*store, &held[..1]);
+    let racing = RaceAfterScan {
+        inner: store.clone(),
+        at: at(&preds[0]),
+        meanwhile: std::sync::Mutex::new(Some(Box::new({
+            let store = store.clone();
+            let second = held[1].clone();
+            // ...and the second label arrives between the rescan's scan and its write.
+            move || ingest_labels(&*store, &[second])
+        }))),
+    };
+    let rescanned = aggregates::refresh(&racing, &model()).unwrap();
+    assert!(racing.meanwhile.lock().unwrap().is_none(), "the race ran");
+    assert!(rescanned.predictions > 0, "{rescanned:?}");
+    assert_eq!(rescanned.labels_added, 0, "{rescanned:?}");
+    // The raced label is the hour's only addition, added by the next refresh, not rescanned.
+    let pending = store.pending_changes(&model()).unwrap();
+    assert!(
+        pending.marks.len() == 1 && pending.marks[0].deltas_only && pending.deltas.len() == 1,
+        "{:?} with {} deltas",
+        pending.marks,
+        pending.deltas.len()
+    );
+    let added = aggregates::refresh(&*store, &model()).unwrap();
+    assert_eq!((added.labels_added, added.predictions), (1, 0), "{added:?}");
+    let (fast, slow) = both_paths(&*store, &query());
+    assert_close("after the race", &fast, &slow);
+}
+
 /// The fixture's predictions with every fifth tagged as exploration traffic
 /// (`exploration=true`), the next one `exploration=false`, the rest untagged: hours hold both
 /// sides, and the others are of two kinds.

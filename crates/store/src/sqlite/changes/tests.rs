@@ -8,8 +8,8 @@
 use super::{DirtyHour, How};
 use crate::conformance::{labels, model, p, preds};
 use crate::{
-    AggregateWrite, DerivedState, EventLog, Refreshed, ScanRange, ScanSnapshot, Seen, SqliteStore,
-    StoredAggregate,
+    AggregateWrite, DerivedState, EventLog, HourFold, Refreshed, ScanRange, ScanSnapshot, Seen,
+    SqliteStore, Store, StoredAggregate,
 };
 use modelwatch_core::{ModelName, Outcome};
 
@@ -59,6 +59,10 @@ const CHECKS: &[(&str, Check)] = &[
     (
         "shadow_predictions_mark_no_hour_and_record_no_delta",
         shadow_predictions_mark_no_hour_and_record_no_delta,
+    ),
+    (
+        "stale_hours_say_what_to_add_to_each_or_to_rescan_it",
+        stale_hours_say_what_to_add_to_each_or_to_rescan_it,
     ),
 ];
 
@@ -472,4 +476,107 @@ fn shadow_predictions_mark_no_hour_and_record_no_delta(store: &SqliteStore) {
         })
         .unwrap();
     assert_eq!(n, 2);
+}
+
+/// The calls the engine's refresh makes, through `&dyn Store` (ADR 018's amendment): a
+/// deltas-only hour is a stale hour with its deltas as additions (new predictions with the
+/// caller's fold and where they are stored, first labels), a full mark one to rescan; a write
+/// answering hours with `added` or `rescanned` leaves nothing stale, and one that answers an
+/// addition already answered is dropped whole.
+fn stale_hours_say_what_to_add_to_each_or_to_rescan_it(sqlite: &SqliteStore) {
+    let store: &dyn Store = sqlite;
+    let ts = |s: &str| modelwatch_core::parse_timestamp(s).unwrap();
+    let three = ts("2026-01-01T03:00:00Z");
+    let mut batch = preds(&[
+        &p("a", "2026-01-01T03:10:00Z", 1.0),
+        &p("b", "2026-01-01T03:50:00Z", 1.0),
+    ]);
+    batch.folds = vec![HourFold {
+        version: "v1".into(),
+        hour: three.micros(),
+        rows: 2,
+        data: b"the caller's fold".to_vec(),
+    }];
+    store.ingest_predictions(&model(), batch).unwrap();
+    assert_eq!(store.models_with_stale_hours().unwrap(), vec![model()]);
+    // Without additions asked for, every hour reads as one to rescan.
+    let hours = store.stale_hours(&model(), false).unwrap();
+    assert_eq!(hours.len(), 1);
+    assert!(hours[0].additions().is_none());
+    let hours = store.stale_hours(&model(), true).unwrap();
+    assert_eq!((hours[0].version.as_str(), hours[0].hour), ("v1", three));
+    let additions = hours[0].additions().expect("new predictions can be added");
+    assert_eq!(additions.len(), 1);
+    assert_eq!(additions[0].fold(), Some(&b"the caller's fold"[..]));
+    assert!(additions[0].labels().unwrap().is_empty());
+    let stored = additions[0]
+        .predictions()
+        .expect("an addition of predictions");
+    let mut read = Vec::new();
+    store
+        .scan_added_predictions(&model(), &[stored], &mut |at, e| {
+            read.push((at, e.request_id.clone()))
+        })
+        .unwrap();
+    assert_eq!(read, ["a", "b"].map(|id| (stored, id.to_owned())).to_vec());
+
+    // A first label is an addition of its own, after the predictions'.
+    store
+        .ingest_labels(&model(), labels(&[r#"{"request_id":"a","label":1}"#]))
+        .unwrap();
+    let hours = store.stale_hours(&model(), true).unwrap();
+    let additions = hours[0].additions().unwrap();
+    assert_eq!(additions.len(), 2);
+    assert!(additions[1].predictions().is_none() && additions[1].fold().is_none());
+    assert_eq!(additions[1].labels().unwrap()[0].score, Some(0.8));
+    let added = |data: &[u8]| AggregateWrite {
+        kind: "perf".into(),
+        put: vec![StoredAggregate {
+            version: "v1".into(),
+            hour: three,
+            data: data.to_vec(),
+        }],
+        refreshed: vec![hours[0].added()],
+        ..AggregateWrite::default()
+    };
+    store.put_aggregates(&model(), added(b"added")).unwrap();
+    assert!(store.stale_hours(&model(), true).unwrap().is_empty());
+    assert!(store.models_with_stale_hours().unwrap().is_empty());
+    let pending = sqlite.pending_changes(&model()).unwrap();
+    assert!(pending.marks.is_empty() && pending.deltas.is_empty());
+    // Answering the same additions again (a refresh that lost a race) writes nothing.
+    store.put_aggregates(&model(), added(b"twice")).unwrap();
+    let hour = ScanRange {
+        from: Some(three),
+        to: Some(ts("2026-01-01T04:00:00Z")),
+        version: None,
+    };
+    assert_eq!(
+        store.aggregates(&model(), "perf", &hour).unwrap()[0].data,
+        b"added"
+    );
+
+    // A replaced label cannot be added: the hour is to be rescanned, and a rescan's write
+    // answers it.
+    store
+        .ingest_labels(&model(), labels(&[r#"{"request_id":"a","label":0}"#]))
+        .unwrap();
+    let hours = store.stale_hours(&model(), true).unwrap();
+    assert!(hours.len() == 1 && hours[0].additions().is_none());
+    let mut seen = 0;
+    let snapshot = store
+        .scan_predictions(&model(), &hour, &mut |_, _| seen += 1)
+        .unwrap();
+    assert_eq!(seen, 2);
+    store
+        .put_aggregates(
+            &model(),
+            AggregateWrite {
+                kind: "perf".into(),
+                refreshed: vec![hours[0].rescanned(snapshot)],
+                ..AggregateWrite::default()
+            },
+        )
+        .unwrap();
+    assert!(store.stale_hours(&model(), true).unwrap().is_empty());
 }
