@@ -113,8 +113,10 @@ pub struct PredictionBatch {
     /// event is stored as sent, not encoded again.
     pub verbatim: Option<VerbatimRows>,
     /// What the rows add to each of their hours' aggregates, folded by the caller where they
-    /// were parsed (opaque to the store). Kept in the hour's delta when every row of that hour
-    /// was stored as new, so that a refresh need not decode the chunk.
+    /// were parsed (opaque to the store). A hint: the embedded store keeps a fold with its
+    /// hour's addition when every row of that hour was stored as new, and hands it back as
+    /// [`Addition::fold`], so that a refresh need not read the rows again; a backend without
+    /// additions ignores it.
     pub folds: Vec<HourFold>,
 }
 
