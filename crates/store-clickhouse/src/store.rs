@@ -8,10 +8,10 @@ use modelwatch_core::{
     ReferenceRow, Rejection, Role, Schema, SchemaChange, Timestamp, DEFAULT_MAX_FEATURES_PER_MODEL,
 };
 use modelwatch_store::{
-    decode_stored, AggregateWrite, Catalog, Cursor, DelayQuantiles, DerivedState, EventLog,
-    IngestOutcome, LabelBatch, ModelSummary, Page, PredictionBatch, PredictionsRef, Quarantined,
-    ReferenceOutcome, ReferenceSummary, RejectedRow, RetentionReport, ScanRange, ScanSnapshot,
-    Seen, StaleHour, StoreError, StoredAggregate, VersionSummary, WindowCounts, WindowQuery,
+    decode_stored, AggregateWrite, Catalog, Cursor, DerivedState, EventLog, IngestOutcome,
+    LabelBatch, ModelSummary, Page, PredictionBatch, PredictionsRef, Quarantined, ReferenceOutcome,
+    ReferenceSummary, RejectedRow, RetentionReport, ScanRange, ScanSnapshot, Seen, StaleHour,
+    StoreError, StoredAggregate, VersionSummary, WindowCounts, WindowQuery, WindowTally,
     HOUR_MICROS, MODEL_WIDE,
 };
 use serde::{Deserialize, Serialize};
@@ -1185,12 +1185,7 @@ impl EventLog for ClickHouseStore {
             label_ts: i64,
             has: u8,
         }
-        struct Acc {
-            predictions: u64,
-            errors: u64,
-            delays: Vec<f64>,
-        }
-        let mut windows: BTreeMap<i64, Acc> = BTreeMap::new();
+        let mut tally = WindowTally::new(query.window);
         self.http.each_line(
             self.any(),
             &sql,
@@ -1200,38 +1195,11 @@ impl EventLog for ClickHouseStore {
                     what: "window count row",
                     detail: e.to_string(),
                 })?;
-                let start = query.window.start_of(Timestamp(r.ts)).micros();
-                let acc = windows.entry(start).or_insert(Acc {
-                    predictions: 0,
-                    errors: 0,
-                    delays: Vec::new(),
-                });
-                acc.predictions += 1;
-                acc.errors += u64::from(r.error);
-                if r.has == 1 {
-                    acc.delays.push((r.label_ts - r.ts) as f64 / 1e6);
-                }
+                tally.add(r.ts, r.error != 0, (r.has == 1).then_some(r.label_ts));
                 Ok(())
             },
         )?;
-        Ok(windows
-            .into_iter()
-            .map(|(start, mut acc)| {
-                acc.delays.sort_by(f64::total_cmp);
-                WindowCounts {
-                    start: Timestamp(start),
-                    end: Timestamp(start + query.window.micros()),
-                    predictions: acc.predictions,
-                    labelled: acc.delays.len() as u64,
-                    errors: acc.errors,
-                    label_delay_seconds: (!acc.delays.is_empty()).then(|| DelayQuantiles {
-                        p50: quantile(&acc.delays, 0.5),
-                        p90: quantile(&acc.delays, 0.9),
-                        max: *acc.delays.last().expect("non-empty"),
-                    }),
-                }
-            })
-            .collect())
+        Ok(tally.finish())
     }
 
     fn predictions(
@@ -1562,11 +1530,6 @@ fn visible_labels(db: &str, m: &str, cutoff: i64) -> String {
             " AND (ts >= {cutoff} OR request_id IN (SELECT request_id FROM {db}.predictions_local WHERE model = {m} AND ts >= {cutoff}))"
         )
     }
-}
-
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
 }
 
 /// A reference row as stored: its JSON, read back in the order written.

@@ -249,6 +249,64 @@ pub struct DelayQuantiles {
     pub max: f64,
 }
 
+/// [`WindowCounts`] added up one prediction at a time, as a backend reads its rows: every
+/// backend counts the same way, so the same events give the same counts and delay quantiles.
+#[derive(Debug)]
+pub struct WindowTally {
+    window: Window,
+    /// Per window start: predictions, errors, label delays in seconds.
+    windows: std::collections::BTreeMap<i64, (u64, u64, Vec<f64>)>,
+}
+
+impl WindowTally {
+    pub fn new(window: Window) -> Self {
+        WindowTally {
+            window,
+            windows: Default::default(),
+        }
+    }
+
+    /// One prediction at `ts` (microseconds), an error or not, labelled at `label_ts` when it is.
+    pub fn add(&mut self, ts: i64, is_error: bool, label_ts: Option<i64>) {
+        let start = self.window.start_of(Timestamp(ts)).micros();
+        let (predictions, errors, delays) = self.windows.entry(start).or_default();
+        *predictions += 1;
+        *errors += u64::from(is_error);
+        if let Some(lt) = label_ts {
+            delays.push((lt - ts) as f64 / 1e6);
+        }
+    }
+
+    /// The windows with at least one prediction, oldest first.
+    pub fn finish(self) -> Vec<WindowCounts> {
+        let window = self.window;
+        self.windows
+            .into_iter()
+            .map(|(start, (predictions, errors, mut delays))| {
+                delays.sort_by(f64::total_cmp);
+                WindowCounts {
+                    start: Timestamp(start),
+                    end: Timestamp(start + window.micros()),
+                    predictions,
+                    labelled: delays.len() as u64,
+                    errors,
+                    label_delay_seconds: (!delays.is_empty()).then(|| DelayQuantiles {
+                        p50: nearest_rank(&delays, 0.5),
+                        p90: nearest_rank(&delays, 0.9),
+                        max: *delays.last().expect("non-empty"),
+                    }),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Nearest-rank quantile of sorted values: exact, one of the observed values.
+fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
+    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
 /// A row of the quarantine.
 #[derive(Debug, Clone, Serialize)]
 pub struct RejectedRow {

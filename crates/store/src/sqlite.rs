@@ -38,11 +38,11 @@
 
 use crate::compact;
 use crate::{
-    hour_of, Addition, AggregateWrite, Catalog, Cursor, DelayQuantiles, DerivedState, EventLog,
-    HourFold, How, IngestOutcome, LabelBatch, ModelSummary, Page, PredictionBatch, PredictionsRef,
-    Quarantined, ReferenceOutcome, ReferenceSummary, RejectedRow, RetentionReport, ScanRange,
-    ScanSnapshot, Seen, StaleHour, StoreError, StoredAggregate, VersionSummary, WindowCounts,
-    WindowQuery, HOUR_MICROS, MODEL_WIDE,
+    hour_of, Addition, AggregateWrite, Catalog, Cursor, DerivedState, EventLog, HourFold, How,
+    IngestOutcome, LabelBatch, ModelSummary, Page, PredictionBatch, PredictionsRef, Quarantined,
+    ReferenceOutcome, ReferenceSummary, RejectedRow, RetentionReport, ScanRange, ScanSnapshot,
+    Seen, StaleHour, StoreError, StoredAggregate, VersionSummary, WindowCounts, WindowQuery,
+    WindowTally, HOUR_MICROS, MODEL_WIDE,
 };
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use modelwatch_core::{

@@ -152,47 +152,12 @@ impl SqliteStore {
             )?;
             let from = query.from.map_or(i64::MIN, |t| t.micros());
             let to = query.to.map_or(i64::MAX, |t| t.micros());
-            struct Acc {
-                predictions: u64,
-                errors: u64,
-                delays: Vec<f64>,
-            }
-            let mut windows: BTreeMap<i64, Acc> = BTreeMap::new();
+            let mut tally = WindowTally::new(query.window);
             let mut rows = stmt.query(params![id, from, to, query.version])?;
             while let Some(r) = rows.next()? {
-                let ts: i64 = r.get(0)?;
-                let label_ts: Option<i64> = r.get(1)?;
-                let is_error: bool = r.get(2)?;
-                let start = query.window.start_of(Timestamp(ts)).micros();
-                let acc = windows.entry(start).or_insert(Acc {
-                    predictions: 0,
-                    errors: 0,
-                    delays: Vec::new(),
-                });
-                acc.predictions += 1;
-                acc.errors += u64::from(is_error);
-                if let Some(lt) = label_ts {
-                    acc.delays.push((lt - ts) as f64 / 1e6);
-                }
+                tally.add(r.get(0)?, r.get(2)?, r.get(1)?);
             }
-            Ok(windows
-                .into_iter()
-                .map(|(start, mut acc)| {
-                    acc.delays.sort_by(f64::total_cmp);
-                    WindowCounts {
-                        start: Timestamp(start),
-                        end: Timestamp(start + query.window.micros()),
-                        predictions: acc.predictions,
-                        labelled: acc.delays.len() as u64,
-                        errors: acc.errors,
-                        label_delay_seconds: (!acc.delays.is_empty()).then(|| DelayQuantiles {
-                            p50: quantile(&acc.delays, 0.5),
-                            p90: quantile(&acc.delays, 0.9),
-                            max: *acc.delays.last().expect("non-empty"),
-                        }),
-                    }
-                })
-                .collect())
+            Ok(tally.finish())
         })
     }
 
@@ -322,10 +287,4 @@ fn invalid_cursor(cursor: &Cursor) -> StoreError {
     StoreError::InvalidCursor {
         cursor: cursor.as_str().chars().take(64).collect(),
     }
-}
-
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    // Nearest-rank on the sorted delays; exact, these are observed values.
-    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
 }
