@@ -134,6 +134,17 @@ XML
             sleep 0.5
         done
         [ "$ok" = imok ] || { say "ZooKeeper on port $zk_port did not start: see $dir/zookeeper/out.log"; stop "$dir"; exit 1; }
+        # "imok" comes before ZooKeeper takes sessions: a CREATE right after it failed with
+        # "Cannot read all data ... while receiving handshake from ZooKeeper". Ready when every
+        # server reads ZooKeeper's root.
+        for http in $(cat "$dir/urls"); do
+            for _ in $(seq 120); do
+                curl -fsS --data-binary "SELECT count() FROM system.zookeeper WHERE path = '/'" "$http/" >/dev/null 2>&1 && break
+                sleep 0.5
+            done
+            curl -fsS --data-binary "SELECT count() FROM system.zookeeper WHERE path = '/'" "$http/" >/dev/null \
+                || { say "$http cannot reach ZooKeeper on port $zk_port: see $dir/*/log"; stop "$dir"; exit 1; }
+        done
     fi
     cat "$dir/urls"
 }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 const MODEL: &str = "kill";
 const DATABASE: &str = "mw_kill";
 const CLIENTS: usize = 4;
-const BATCHES: usize = 60;
+const BATCHES: usize = 40;
 const BATCH: usize = 10;
 /// cluster.sh lists the servers shard by shard: [s0r0, s0r1, s1r0, s1r1].
 const KILLED_CLICKHOUSE: usize = 3;
@@ -167,6 +167,9 @@ fn every_acknowledged_id_is_stored_once_after_a_modelwatch_and_a_clickhouse_serv
     let Some(cluster) = cluster::Cluster::start(2, 2) else {
         return;
     };
+    let started = Instant::now();
+    let phase = |what: &str| eprintln!("{:6.1} s  {what}", started.elapsed().as_secs_f64());
+    phase("cluster started");
     let tmp = tempfile::tempdir().unwrap();
     let url = cluster.url(DATABASE);
     let mut a = serve(&url, &tmp.path().join("a"), "");
@@ -196,18 +199,22 @@ fn every_acknowledged_id_is_stored_once_after_a_modelwatch_and_a_clickhouse_serv
         }
         wait_for("a quarter of the load", &|| progress() >= total / 4);
         a.kill9();
+        phase("modelwatch 0 killed");
         wait_for("half of the load", &|| progress() >= total / 2);
         let before = refusals();
         cluster.kill9(KILLED_CLICKHOUSE);
         let killed_at = Instant::now();
+        phase("ClickHouse server killed");
         // Down until clients have been refused a few times (or the load is nearly done).
         wait_for("refusals while a ClickHouse server is down", &|| {
             refusals() >= before + 5 || progress() >= total * 9 / 10
         });
         let down_for = killed_at.elapsed().as_secs_f64();
         cluster.restart(KILLED_CLICKHOUSE);
+        phase("ClickHouse server restarted");
         (down_for, killed_at.elapsed().as_secs_f64())
     });
+    phase("load done");
     let seen = load.seen.into_inner().unwrap();
     eprintln!(
         "{} prediction ids and {} label ids acknowledged; {} batches sent more than once; {} \
@@ -256,6 +263,7 @@ fn every_acknowledged_id_is_stored_once_after_a_modelwatch_and_a_clickhouse_serv
     assert_eq!(m["predictions"], seen.acked_predictions.len(), "{m}");
     assert_eq!(m["labelled"], seen.acked_labels.len(), "{m}");
 
+    phase("read back through modelwatch");
     // And on the servers themselves: each shard's replicas hold the same rows, each id once.
     let count = |i: usize| {
         cluster.query(
