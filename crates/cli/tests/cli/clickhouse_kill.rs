@@ -287,6 +287,7 @@ fn every_acknowledged_id_is_stored_once_after_a_modelwatch_and_a_clickhouse_serv
         let (n, unique) = rows.trim().split_once('\t').unwrap();
         assert_eq!(n, unique, "shard {shard}: {rows}");
         total_rows += n.parse::<usize>().unwrap();
+        phase(&format!("shard {shard}'s replicas agree"));
     }
     assert_eq!(total_rows, seen.acked_predictions.len());
     // The restarted server's Distributed tables still span the cluster (a restart evaluates
