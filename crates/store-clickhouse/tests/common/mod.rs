@@ -46,6 +46,11 @@ impl Cluster {
             .prefix("mw-clickhouse-")
             .tempdir()
             .expect("temp dir");
+        // cluster.sh picks the first free ports from 20000 up: two clusters of one test binary
+        // (the CLI's `clickhouse` and `clickhouse_kill` run in parallel) starting at once took
+        // the same ports. One start at a time; once started, its servers hold their ports.
+        static START: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = START.lock().unwrap_or_else(|e| e.into_inner());
         let out = Command::new("bash")
             .arg(script())
             .arg("start")
