@@ -7,7 +7,8 @@
 # and for the deployment tests (tests/deploy) a venv of their own plus Debian's nginx, caddy,
 # sqlite3, openssl, curl and systemd (systemd-analyze), and for the ClickHouse backend's tests
 # Debian's clickhouse-server (18.16) and zookeeperd (the replicated cluster's coordinator): the
-# tests start their own clusters on 127.0.0.1 with scripts/clickhouse/cluster.sh.
+# tests start their own clusters on 127.0.0.1 with scripts/clickhouse/cluster.sh; and PyPI's chdb
+# (ClickHouse 26.9 in Python, into the venv) for the same SQL against the current dialect.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/modelwatch-target}"
@@ -18,7 +19,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet ./clients/python -r clients/python/requirements-test.txt \
-  -r tests/browser/requirements.txt
+  -r tests/browser/requirements.txt -r tests/requirements-chdb.txt
 # The browser tests drive Debian's Chromium (Playwright's own browser download is never used).
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -68,6 +69,9 @@ fi
 # The ClickHouse backend's tests (crates/store-clickhouse, the CLI's clickhouse module) must run
 # here, never skip: the servers were installed above.
 export MODELWATCH_REQUIRE_CLICKHOUSE=1
+# The current dialect (ClickHouse 26.9 in chdb, installed into the venv above) for
+# crates/store-clickhouse/tests/current_dialect.rs.
+export MODELWATCH_CHDB_PYTHON="$VENV/bin/python"
 
 echo "== Rust: building the tests and the binary"
 cargo test --workspace --no-run

@@ -12,7 +12,9 @@
 #
 # Environment: SHARDS (default 2), REPLICAS (default 1), BASE_PORT (default: a free range
 # found from 20000 up). The cluster is named `modelwatch` in every server's remote_servers, so a
-# `Distributed(modelwatch, db, table, cityHash64(request_id))` table spans it.
+# `Distributed(modelwatch, db, table, cityHash64(request_id))` table spans it. CLUSTER=none
+# starts one plain server with no remote_servers at all (SHARDS=1 REPLICAS=1 only): modelwatch's
+# single-server mode, as most users start (and as ClickHouse Cloud's one service).
 #
 # Debian's package is ClickHouse 18.16 (2018): a test target for the SQL both it and a current
 # release accept, never what a user should run (docs: ../shared/reference/clickhouse.md).
@@ -20,6 +22,7 @@ set -euo pipefail
 
 SHARDS=${SHARDS:-2}
 REPLICAS=${REPLICAS:-1}
+CLUSTER=${CLUSTER:-modelwatch}
 
 say() { echo "cluster.sh: $*" >&2; }
 
@@ -46,6 +49,7 @@ free_range() {
 
 remote_servers() {
     local base=$1 s r
+    [ "$CLUSTER" = none ] && return 0
     echo "<remote_servers><modelwatch>"
     for ((s = 0; s < SHARDS; s++)); do
         echo "<shard><internal_replication>$([ "$REPLICAS" -gt 1 ] && echo true || echo false)</internal_replication>"
@@ -63,6 +67,9 @@ start() {
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     [ -e "$dir/pids" ] && { say "$dir already holds a cluster (stop it first)"; exit 1; }
+    if [ "$CLUSTER" = none ] && [ $((SHARDS * REPLICAS)) != 1 ]; then
+        say "CLUSTER=none is one server: set SHARDS=1 REPLICAS=1"; exit 1
+    fi
     local n=$((SHARDS * REPLICAS))
     local base=${BASE_PORT:-$(free_range 20000 $((n * 3 + 1)))}
     local zk_port=$((base + n * 3))

@@ -7,11 +7,13 @@
 //! return.
 //!
 //! # How they stay right
-//! - The store marks a (version, hour) dirty in the same transaction as the predictions or
-//!   labels that change it (a label marks the hour of its prediction's event time). A
-//!   [`refresh`] rescans exactly the dirty hours from the raw log and writes their accumulators
-//!   while clearing the marks it read; a mark set meanwhile survives. So an aggregate is never
-//!   stale without a mark, even across a crash, and [`rebuild`] can always start over.
+//! - The store knows which (version, hour)s are stale (the embedded store marks an hour dirty in
+//!   the same transaction as the predictions or labels that change it; a label marks the hour of
+//!   its prediction's event time), and says so with what can be added to each
+//!   (`DerivedState::stale_hours`). A [`refresh`] adds that, or rescans the hour from the raw
+//!   log, and writes the accumulators while answering the stale hours as it read them; a change
+//!   made meanwhile keeps its hour stale. So an aggregate is never stale without the store
+//!   knowing, even across a crash, and [`rebuild`] can always start over.
 //! - The accumulators are built for one [`TaskSpec`] per model, decided by a [`TaskDetector`]
 //!   persisted beside them and fed every row a refresh scans (and the reference). When new rows
 //!   change the decision (a third class appears), every hour is marked and rebuilt. Each hour
@@ -32,8 +34,8 @@ use std::time::Instant;
 
 use modelwatch_core::{ModelName, PredictionEvent, Timestamp, Window};
 use modelwatch_store::{
-    hour_of, AggregateWrite, DirtyHour, HourDelta, HourFold, ScanRange, Store, StoreError,
-    StoredAggregate, HOUR_MICROS, MODEL_WIDE,
+    hour_of, Addition, AggregateWrite, HourFold, PredictionsRef, ScanRange, StaleHour, Store,
+    StoreError, StoredAggregate, HOUR_MICROS, MODEL_WIDE,
 };
 use serde::{Deserialize, Serialize};
 
@@ -329,7 +331,10 @@ fn refresh_locked(
             report.rebuilt = true;
         }
     }
-    let dirty = store.dirty_hours(model)?;
+    // Before the first decision nothing is stored to add to: every stale hour is rescanned,
+    // and what could be added is not read.
+    let with_additions = stored.is_some();
+    let dirty = store.stale_hours(model, with_additions)?;
     if dirty.is_empty() {
         return Ok(report);
     }
@@ -350,7 +355,7 @@ fn refresh_locked(
     };
     let dirty = if let Some(r) = reference {
         if ensure_drift_stamp(store, model, r)? {
-            store.dirty_hours(model)?
+            store.stale_hours(model, with_additions)?
         } else {
             dirty
         }
@@ -364,7 +369,7 @@ fn refresh_locked(
     };
     let (estimator, marked_all) = ensure_estimate_key(store, model, &decision.spec)?;
     let dirty = if marked_all {
-        store.dirty_hours(model)?
+        store.stale_hours(model, with_additions)?
     } else {
         dirty
     };
@@ -380,25 +385,17 @@ fn refresh_locked(
     };
     // Hours whose only changes are new predictions and first labels get them added to their
     // stored aggregates. (Before the first decision nothing is stored to add them to.)
-    let (deltas_only, mut dirty): (Vec<DirtyHour>, Vec<DirtyHour>) =
-        dirty.into_iter().partition(|d| d.deltas_only);
+    let (deltas_only, mut dirty): (Vec<StaleHour>, Vec<StaleHour>) =
+        dirty.into_iter().partition(|d| d.additions().is_some());
     let unapplied = if first {
         deltas_only
     } else {
-        add_deltas(&basis, &deltas_only, &mut detector, &mut report)?
+        add_deltas(&basis, deltas_only, &mut detector, &mut report)?
     };
-    if !unapplied.is_empty() {
-        // Their marks become full ones first, so that no delta can be counted twice.
-        store.mark_for_rescan(model, &unapplied)?;
-        let again: HashSet<(String, Timestamp)> =
-            unapplied.into_iter().map(|d| (d.version, d.hour)).collect();
-        dirty.extend(
-            store
-                .dirty_hours(model)?
-                .into_iter()
-                .filter(|d| again.contains(&(d.version.clone(), d.hour))),
-        );
-    }
+    // The hours that could not be updated are rescanned. No addition is counted twice: the
+    // rescan's write answers what its scan saw (`StaleHour::rescanned`), and an addition the
+    // scan did not see stays for the next refresh.
+    dirty.extend(unapplied);
     // Consecutive dirty hours are scanned together, in passes of bounded length.
     let mut hours: Vec<i64> = dirty.iter().map(|d| d.hour.micros()).collect();
     hours.sort_unstable();
@@ -463,17 +460,17 @@ struct Basis<'a> {
     estimator: Option<&'a (Estimator, u64)>,
 }
 
-/// Adds the deltas of `hours` (deltas-only marks) to their stored performance aggregates and
-/// drift sketches: new predictions, read from the chunks their deltas name, and first labels.
-/// Writes them with the marks cleared and the deltas deleted, in one transaction. Returns the
-/// hours it could not update (a stored aggregate of another task or reference, or none where
-/// one should be), which need a rescan.
+/// Adds the additions of `hours` (stale hours the store says can be brought up to date so) to
+/// their stored performance aggregates and drift sketches: new predictions, folded on arrival
+/// or read where they are stored, and first labels. Writes them with the hours answered, in one
+/// transaction. Returns the hours it could not update (a stored aggregate of another task or
+/// reference, or none where one should be), which need a rescan.
 fn add_deltas(
     basis: &Basis<'_>,
-    hours: &[DirtyHour],
+    hours: Vec<StaleHour>,
     detector: &mut TaskDetector,
     report: &mut RefreshReport,
-) -> Result<Vec<DirtyHour>, EngineError> {
+) -> Result<Vec<StaleHour>, EngineError> {
     let Basis {
         store,
         model,
@@ -483,13 +480,8 @@ fn add_deltas(
     let (Some(first), Some(last)) = (hours.first(), hours.last()) else {
         return Ok(Vec::new());
     };
-    let deltas = store.hour_deltas(model)?;
-    let mut by_hour: HashMap<(&str, Timestamp), Vec<&HourDelta>> = HashMap::new();
-    for d in &deltas {
-        by_hour.entry((&d.version, d.hour)).or_default().push(d);
-    }
-    let mut fresh = new_predictions(basis, hours, &by_hour, &mut report.predictions_decoded)?;
-    // Dirty hours come oldest first.
+    let mut fresh = new_predictions(basis, &hours, &mut report.predictions_decoded)?;
+    // Stale hours come oldest first.
     let range = ScanRange {
         from: Some(first.hour),
         to: Some(Timestamp(last.hour.micros() + HOUR_MICROS)),
@@ -528,43 +520,45 @@ fn add_deltas(
         .iter()
         .map(|d| {
             let key = (d.version.clone(), d.hour);
-            let deltas = by_hour
-                .remove(&(d.version.as_str(), d.hour))
-                .unwrap_or_default();
             HourWork {
                 mark: d,
                 perf: perf.remove(&key),
                 sketch: sketches.remove(&key),
                 estimate: estimates.remove(&key),
                 fresh: fresh.remove(&(d.version.clone(), d.hour.micros())),
-                deltas,
+                deltas: d.additions().unwrap_or_default(),
             }
         })
         .collect();
     let results = modelwatch_stats::parallel::parallel_map(&work, |w| add_to_hour(w, basis));
-    let mut unapplied = Vec::new();
-    for (w, result) in work.iter().zip(results) {
+    let mut unapplied = HashSet::new();
+    let mut added_hours = Vec::new();
+    for (i, (w, result)) in work.iter().zip(results).enumerate() {
         let Some(added) = result? else {
-            unapplied.push(w.mark.clone());
+            unapplied.insert(i);
             continue;
         };
         detector.merge(&added.detector);
         report.labels_added += added.labels;
         report.predictions_added += added.predictions;
-        perf_write.applied.extend(w.deltas.iter().map(|d| d.id));
         perf_write.put.push(added.perf);
-        perf_write.clear.push(w.mark.clone());
+        perf_write.refreshed.push(w.mark.added());
+        added_hours.push(w.mark);
         drift_write.put.extend(added.sketch);
         estimate_write.put.extend(added.estimate);
     }
     report.hours += perf_write.put.len();
     if !perf_write.put.is_empty() {
         let mut writes = vec![drift_write, estimate_write];
-        writes.extend(stale_streams(perf_write.clear.iter()));
+        writes.extend(stale_streams(added_hours.into_iter()));
         writes.push(perf_write);
         store.put_aggregate_group(model, writes)?;
     }
-    Ok(unapplied)
+    Ok(hours
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, h)| unapplied.contains(&i).then_some(h))
+        .collect())
 }
 
 /// New predictions of one hour of one batch, folded on the request's thread where the events
@@ -782,15 +776,14 @@ impl NewPredictions {
     }
 }
 
-/// The new predictions of `hours`: folded on arrival when the delta carries a fold of the
-/// current task and reference, else read from the chunk the delta names (each chunk
-/// decoded once, on one core, its events going to the hours whose delta names it: the others
-/// are already counted, or wait for a rescan). The folds of each hour are merged in chunk
-/// order. `None` for an hour whose folds could not be merged.
+/// The new predictions of `hours`: folded on arrival when the addition carries a fold of the
+/// current task and reference, else read from where the addition says they are stored (each
+/// place read once, on one core, its events going to the hours whose addition names it: the
+/// others are already counted, or wait for a rescan). The folds of each hour are merged in the
+/// order they were stored. `None` for an hour whose folds could not be merged.
 fn new_predictions(
     basis: &Basis<'_>,
-    hours: &[DirtyHour],
-    by_hour: &HashMap<(&str, Timestamp), Vec<&HourDelta>>,
+    hours: &[StaleHour],
     decoded_count: &mut u64,
 ) -> Result<HashMap<(String, i64), Option<NewPredictions>>, EngineError> {
     let Basis {
@@ -801,34 +794,31 @@ fn new_predictions(
         ..
     } = *basis;
     let estimator = basis.estimator.map(|e| &e.0);
-    let mut wanted: BTreeMap<i64, HashSet<(&str, i64)>> = BTreeMap::new();
-    // Folds made on arrival, by chunk, for the hours whose delta carries a usable one.
-    let mut by_chunk: BTreeMap<i64, Vec<(HourKey, NewPredictions)>> = BTreeMap::new();
+    let mut wanted: BTreeMap<PredictionsRef, HashSet<(&str, i64)>> = BTreeMap::new();
+    // Folds made on arrival, by where they are stored, for the hours whose addition carries a
+    // usable one.
+    let mut by_place: BTreeMap<PredictionsRef, Vec<(HourKey, NewPredictions)>> = BTreeMap::new();
     for d in hours {
-        for delta in by_hour
-            .get(&(d.version.as_str(), d.hour))
-            .into_iter()
-            .flatten()
-        {
-            let Some(chunk) = delta.chunk else {
+        for addition in d.additions().into_iter().flatten() {
+            let Some(place) = addition.predictions() else {
                 continue;
             };
             let key = (d.version.clone(), d.hour.micros());
-            match ArrivalFold::usable(delta.fold(), basis) {
-                Some(fold) => by_chunk.entry(chunk).or_default().push((key, fold)),
+            match ArrivalFold::usable(addition.fold(), basis) {
+                Some(fold) => by_place.entry(place).or_default().push((key, fold)),
                 None => {
                     wanted
-                        .entry(chunk)
+                        .entry(place)
                         .or_default()
                         .insert((d.version.as_str(), d.hour.micros()));
                 }
             }
         }
     }
-    let chunks: Vec<(i64, HashSet<(&str, i64)>)> = wanted.into_iter().collect();
-    let decoded = modelwatch_stats::parallel::parallel_map(&chunks, |(chunk, hours)| {
+    let places: Vec<(PredictionsRef, HashSet<(&str, i64)>)> = wanted.into_iter().collect();
+    let decoded = modelwatch_stats::parallel::parallel_map(&places, |(place, hours)| {
         let mut folds: HashMap<(String, i64), NewPredictions> = HashMap::new();
-        store.scan_chunks(model, &[*chunk], &mut |_, p| {
+        store.scan_added_predictions(model, &[*place], &mut |_, p| {
             let version = p.model_version.as_deref().unwrap_or("");
             let hour = hour_of(p.timestamp.micros());
             if hours.contains(&(version, hour)) {
@@ -840,14 +830,14 @@ fn new_predictions(
         })?;
         Ok::<_, StoreError>(folds)
     });
-    for ((chunk, _), folds) in chunks.iter().zip(decoded) {
+    for ((place, _), folds) in places.iter().zip(decoded) {
         let folds = folds?;
         *decoded_count += folds.values().map(|f| f.count).sum::<u64>();
-        by_chunk.entry(*chunk).or_default().extend(folds);
+        by_place.entry(*place).or_default().extend(folds);
     }
-    // Merged in chunk order, whichever way each fold was made.
+    // Merged in the order they were stored, whichever way each fold was made.
     let mut merged: HashMap<(String, i64), Option<NewPredictions>> = HashMap::new();
-    for (key, fold) in by_chunk.into_values().flatten() {
+    for (key, fold) in by_place.into_values().flatten() {
         match merged.remove(&key) {
             None => merged.insert(key, Some(fold)),
             Some(before) => merged.insert(key, before.and_then(|b| b.merge(&fold, estimator))),
@@ -856,14 +846,14 @@ fn new_predictions(
     Ok(merged)
 }
 
-/// One deltas-only hour to update: its mark, stored aggregate and sketch, deltas, and the
-/// fold of its new predictions (`Some(None)` when that fold failed).
+/// One stale hour to update by adding: the hour, its stored aggregate and sketch, additions,
+/// and the fold of its new predictions (`Some(None)` when that fold failed).
 struct HourWork<'a> {
-    mark: &'a DirtyHour,
+    mark: &'a StaleHour,
     perf: Option<Vec<u8>>,
     sketch: Option<Vec<u8>>,
     estimate: Option<Vec<u8>>,
-    deltas: Vec<&'a HourDelta>,
+    deltas: &'a [Addition],
     fresh: Option<Option<NewPredictions>>,
 }
 
@@ -888,7 +878,7 @@ fn add_to_hour(w: &HourWork<'_>, basis: &Basis<'_>) -> Result<Option<AddedHour>,
         reference,
         ..
     } = *basis;
-    let has_predictions = w.deltas.iter().any(|d| d.chunk.is_some());
+    let has_predictions = w.deltas.iter().any(|d| d.predictions().is_some());
     let never_written = w.perf.is_none() && w.sketch.is_none() && has_predictions;
     let blob = match w.perf.as_deref() {
         None if never_written => Some(HourBlob {
@@ -947,7 +937,7 @@ fn add_to_hour(w: &HourWork<'_>, basis: &Basis<'_>) -> Result<Option<AddedHour>,
         None => {}
     }
     let mut labels = 0;
-    for delta in &w.deltas {
+    for delta in w.deltas {
         for l in &delta.labels()? {
             hour.detector.observe_late_label(&l.label);
             exploration::add_late_label(spec, &mut hour.acc, &mut hour.split, l);
@@ -984,7 +974,7 @@ fn add_to_hour(w: &HourWork<'_>, basis: &Basis<'_>) -> Result<Option<AddedHour>,
 
 /// The stored row of one hour's aggregate (`what` names it in an encoding error).
 fn hour_row<T: Serialize>(
-    d: &DirtyHour,
+    d: &StaleHour,
     what: &'static str,
     value: &T,
 ) -> Result<StoredAggregate, StoreError> {
@@ -1004,7 +994,7 @@ type Rescanned = (Vec<AggregateWrite>, TaskDetector, u64);
 fn rescan(
     basis: &Basis<'_>,
     run: &[i64],
-    dirty: &[DirtyHour],
+    dirty: &[StaleHour],
     marked: &HashSet<(&str, i64)>,
 ) -> Result<Rescanned, EngineError> {
     let Basis {
@@ -1060,7 +1050,6 @@ fn rescan(
     let in_run: BTreeSet<i64> = run.iter().copied().collect();
     let mut write = AggregateWrite {
         kind: PERFORMANCE.into(),
-        rescanned_through: Some(through),
         ..AggregateWrite::default()
     };
     for d in dirty.iter().filter(|d| in_run.contains(&d.hour.micros())) {
@@ -1077,7 +1066,7 @@ fn rescan(
             // Retention deleted its predictions.
             None => write.delete.push((d.version.clone(), d.hour)),
         }
-        write.clear.push(d.clone());
+        write.refreshed.push(d.rescanned(through));
     }
     let mut writes = vec![write];
     if reference.is_some() {
@@ -1552,7 +1541,7 @@ pub fn rebuild(store: &dyn Store, model: &ModelName) -> Result<RefreshReport, En
 fn first_decision(
     store: &dyn Store,
     model: &ModelName,
-    dirty: &[DirtyHour],
+    dirty: &[StaleHour],
     declared: Option<Task>,
 ) -> Result<TaskDecision, StoreError> {
     let mut detector = TaskDetector::default();
@@ -1918,7 +1907,7 @@ pub(crate) fn baseline(
 /// hours' performance state, in its transaction, so that a stream never outlives a change to
 /// its hour's predictions or labels (a new prediction, a first, late or corrected label,
 /// retention, a rebuild). The next concept query builds it again from the hour's events.
-fn stale_streams<'a>(hours: impl Iterator<Item = &'a DirtyHour>) -> [AggregateWrite; 2] {
+fn stale_streams<'a>(hours: impl Iterator<Item = &'a StaleHour>) -> [AggregateWrite; 2] {
     let delete: Vec<(String, Timestamp)> = hours.map(|d| (d.version.clone(), d.hour)).collect();
     [crate::concept::STREAMS, crate::concept::KEYS].map(|kind| AggregateWrite {
         kind: kind.into(),

@@ -13,8 +13,7 @@ use modelwatch_stats::drift::{
     ReferenceProfile,
 };
 use modelwatch_store::{
-    Catalog, DerivedState, EventLog, HourChanges, LabelBatch, PredictionBatch, ScanRange,
-    SqliteStore,
+    Catalog, DerivedState, EventLog, LabelBatch, PredictionBatch, ScanRange, SqliteStore,
 };
 use modelwatch_testkit::assert_json_close;
 
@@ -641,7 +640,7 @@ fn a_drift_query_neither_decides_nor_changes_the_task() {
     assert_eq!(after.windows[2].rows, 360);
     assert_eq!(decided_task(&store).as_deref(), Some("binary"));
     assert!(
-        store.dirty_hours(&model()).unwrap().is_empty(),
+        store.pending_changes(&model()).unwrap().marks.is_empty(),
         "the drift query refreshed the hours"
     );
     let merged = modelwatch_engine::aggregates::drift_windows(

@@ -11,8 +11,8 @@ use modelwatch_engine::drift::{self, DriftQuery};
 use modelwatch_engine::performance::{window_performance, PerformanceQuery};
 use modelwatch_stats::drift::DriftConfig;
 use modelwatch_store::{
-    Catalog, DerivedState, EventLog, GatheredPredictions, HourChanges, LabelBatch, PredictionBatch,
-    ScanRange, SqliteStore,
+    Catalog, DerivedState, EventLog, GatheredPredictions, LabelBatch, PredictionBatch, ScanRange,
+    SqliteStore,
 };
 
 /// 2026-11-02T00:00:00Z.
@@ -228,8 +228,8 @@ fn the_folded_hours_are_the_rescanned_hours_byte_for_byte() {
         let (_dir, folded, rescanned, state) = imported_both_ways(&all, with_reference);
         // One hour per (version, hour) the rows fall in: 50 hours, both versions in each.
         assert_eq!(state, ImportState::Written { hours: 100 });
-        assert!(folded.dirty_hours(&model()).unwrap().is_empty());
-        assert!(folded.hour_deltas(&model()).unwrap().is_empty());
+        assert!(folded.pending_changes(&model()).unwrap().marks.is_empty());
+        assert!(folded.pending_changes(&model()).unwrap().deltas.is_empty());
         // The other store's first refresh rescans every hour.
         let report = aggregates::refresh(&rescanned, &model()).unwrap();
         assert_eq!(report.predictions, 5_000);
@@ -288,7 +288,7 @@ fn nothing_is_written_when_the_store_did_not_keep_every_row() {
     all[1_500].1 = None;
     let (_dir, folded, rescanned, state) = imported_both_ways(&all, false);
     assert!(matches!(state, ImportState::Skipped(ref why) if why.contains("1 duplicates")));
-    assert!(!folded.dirty_hours(&model()).unwrap().is_empty());
+    assert!(!folded.pending_changes(&model()).unwrap().marks.is_empty());
     assert!(stored(&folded, PERFORMANCE).is_empty());
     // The first query builds the hours as it always did.
     assert_eq!(
@@ -326,16 +326,18 @@ fn a_model_with_stored_predictions_is_left_to_the_refresh() {
 fn label_state(store: &SqliteStore) -> (String, serde_json::Value, serde_json::Value) {
     let m = store.model(&model()).unwrap().unwrap();
     let mut dirty: Vec<_> = store
-        .dirty_hours(&model())
+        .pending_changes(&model())
         .unwrap()
+        .marks
         .iter()
         .map(|d| (d.version.clone(), d.hour, d.deltas_only))
         .collect();
     dirty.sort();
     // The deltas without their ids (a job records its hours in no particular order).
     let mut deltas: Vec<String> = store
-        .hour_deltas(&model())
+        .pending_changes(&model())
         .unwrap()
+        .deltas
         .iter()
         .map(|d| {
             let text = format!("{d:?}");

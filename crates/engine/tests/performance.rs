@@ -15,8 +15,8 @@ use modelwatch_engine::performance::{
     WindowAccumulator, WindowFold,
 };
 use modelwatch_store::{
-    Catalog, Cursor, DerivedState, EventLog, HourChanges, IngestOutcome, LabelBatch,
-    PredictionBatch, ScanRange, SqliteStore, Store,
+    Catalog, Cursor, DerivedState, EventLog, IngestOutcome, LabelBatch, PredictionBatch, ScanRange,
+    SqliteStore, Store,
 };
 use modelwatch_testkit::assert_json_close;
 use serde_json::Value;
@@ -397,7 +397,7 @@ fn aggregates_refreshed_between_batches_answer_as_the_raw_events_do() {
             assert!(!fast["windows"].as_array().unwrap().is_empty());
             assert_close(&format!("{name} {}", window.label()), &fast, &slow);
         }
-        assert!(store.dirty_hours(&model()).unwrap().is_empty());
+        assert!(store.pending_changes(&model()).unwrap().marks.is_empty());
         // A rebuild from the raw log alone gives the same answer.
         aggregates::rebuild(&store, &model()).unwrap();
         let (fast, slow) = both_paths(&store, &query());
@@ -424,8 +424,9 @@ fn late_labels_are_added_from_deltas_and_equal_the_raw_events_and_a_rebuild() {
             ingest_labels(&store, part);
         }
         assert!(store
-            .dirty_hours(&model())
+            .pending_changes(&model())
             .unwrap()
+            .marks
             .iter()
             .all(|d| d.deltas_only));
         let late = aggregates::refresh(&store, &model()).unwrap();
@@ -434,7 +435,7 @@ fn late_labels_are_added_from_deltas_and_equal_the_raw_events_and_a_rebuild() {
             (0, labels.len() as u64),
             "{name}: every label added from its delta, no hour rescanned"
         );
-        assert!(store.hour_deltas(&model()).unwrap().is_empty());
+        assert!(store.pending_changes(&model()).unwrap().deltas.is_empty());
         let answers = windows_match_the_raw_events(&store, &format!("{name} from deltas"));
         // A replaced label cannot be added: its hour is rescanned, and the answer is the same.
         let mut replaced = labels[0].clone();
@@ -506,8 +507,9 @@ fn new_predictions_are_added_from_their_chunks_and_equal_the_raw_events_and_a_re
             }
         }
         assert!(store
-            .dirty_hours(&model())
+            .pending_changes(&model())
             .unwrap()
+            .marks
             .iter()
             .all(|d| d.deltas_only));
         let r = aggregates::refresh(&store, &model()).unwrap();
@@ -516,7 +518,7 @@ fn new_predictions_are_added_from_their_chunks_and_equal_the_raw_events_and_a_re
             (0, (preds.len() - half) as u64),
             "{name}: every new prediction added from its chunk, no hour rescanned"
         );
-        assert!(store.hour_deltas(&model()).unwrap().is_empty());
+        assert!(store.pending_changes(&model()).unwrap().deltas.is_empty());
         // Then every label, as deltas of predictions that all came one way or the other.
         ingest_labels(&store, labels);
         let r = aggregates::refresh(&store, &model()).unwrap();
@@ -604,7 +606,7 @@ fn a_label_sent_before_its_prediction_rescans_the_hour_it_lands_in() {
     assert_eq!(label.len(), 1, "the fixture labels its last prediction");
     ingest_labels(&store, &label);
     ingest_predictions(&store, std::slice::from_ref(last));
-    let dirty = store.dirty_hours(&model()).unwrap();
+    let dirty = store.pending_changes(&model()).unwrap().marks;
     assert!(dirty.len() == 1 && !dirty[0].deltas_only, "{dirty:?}");
     let r = aggregates::refresh(&store, &model()).unwrap();
     assert!(r.predictions > 0 && r.predictions_added == 0, "{r:?}");
@@ -690,7 +692,7 @@ fn an_unreadable_hour_is_rebuilt_not_an_error() {
         .unwrap()
         .is_none());
     assert!(
-        !store.dirty_hours(&model()).unwrap().is_empty(),
+        !store.pending_changes(&model()).unwrap().marks.is_empty(),
         "every hour marked"
     );
     let (fast, slow) = both_paths(&store, &q);
@@ -903,7 +905,7 @@ impl EventLog for RaceAfterScan {
         model: &ModelName,
         range: &ScanRange,
         f: &mut dyn FnMut(&modelwatch_core::PredictionEvent, Option<&modelwatch_core::LabelEvent>),
-    ) -> Result<i64, modelwatch_store::StoreError> {
+    ) -> Result<modelwatch_store::ScanSnapshot, modelwatch_store::StoreError> {
         let through = self.inner.scan_predictions(model, range, f)?;
         let holds = range.from.is_none_or(|t| t <= self.at) && range.to.is_none_or(|t| self.at < t);
         if holds {
@@ -993,38 +995,23 @@ impl DerivedState for RaceAfterScan {
     fn invalidate_aggregates(&self, model: &ModelName) -> Result<(), modelwatch_store::StoreError> {
         self.inner.invalidate_aggregates(model)
     }
-}
-
-impl HourChanges for RaceAfterScan {
-    fn models_with_dirty_hours(&self) -> Result<Vec<ModelName>, modelwatch_store::StoreError> {
-        self.inner.models_with_dirty_hours()
+    fn models_with_stale_hours(&self) -> Result<Vec<ModelName>, modelwatch_store::StoreError> {
+        self.inner.models_with_stale_hours()
     }
-    fn dirty_hours(
+    fn stale_hours(
         &self,
         model: &ModelName,
-    ) -> Result<Vec<modelwatch_store::DirtyHour>, modelwatch_store::StoreError> {
-        self.inner.dirty_hours(model)
+        with_additions: bool,
+    ) -> Result<Vec<modelwatch_store::StaleHour>, modelwatch_store::StoreError> {
+        self.inner.stale_hours(model, with_additions)
     }
-    fn hour_deltas(
+    fn scan_added_predictions(
         &self,
         model: &ModelName,
-    ) -> Result<Vec<modelwatch_store::HourDelta>, modelwatch_store::StoreError> {
-        self.inner.hour_deltas(model)
-    }
-    fn scan_chunks(
-        &self,
-        model: &ModelName,
-        chunks: &[i64],
-        f: &mut dyn FnMut(i64, &modelwatch_core::PredictionEvent),
+        stored: &[modelwatch_store::PredictionsRef],
+        f: &mut dyn FnMut(modelwatch_store::PredictionsRef, &modelwatch_core::PredictionEvent),
     ) -> Result<(), modelwatch_store::StoreError> {
-        self.inner.scan_chunks(model, chunks, f)
-    }
-    fn mark_for_rescan(
-        &self,
-        model: &ModelName,
-        hours: &[modelwatch_store::DirtyHour],
-    ) -> Result<(), modelwatch_store::StoreError> {
-        self.inner.mark_for_rescan(model, hours)
+        self.inner.scan_added_predictions(model, stored, f)
     }
 }
 
@@ -1086,7 +1073,7 @@ fn a_prediction_racing_with_a_rescan_is_counted_once_its_label_comes() {
             move || {
                 // ...the other model's refresh applies its deltas and the prediction arrives.
                 aggregates::refresh(&*store, &other).unwrap();
-                assert!(store.hour_deltas(&other).unwrap().is_empty());
+                assert!(store.pending_changes(&other).unwrap().deltas.is_empty());
                 ingest_predictions(&*store, &[raced]);
             }
         }))),
@@ -1099,6 +1086,101 @@ fn a_prediction_racing_with_a_rescan_is_counted_once_its_label_comes() {
         &[serde_json::json!({"request_id": "raced", "label": 1})],
     );
     aggregates::refresh(&*store, &model()).unwrap();
+    let (fast, slow) = both_paths(&*store, &query());
+    assert_close("after the race", &fast, &slow);
+}
+
+/// An hour the refresh cannot update from its additions (its stored state no longer decodes) is
+/// rescanned like any stale hour, without being made a full mark first (ADR 018's amendment);
+/// a first label arriving while that rescan is between its scan and its write stays an
+/// addition, and the next refresh adds it exactly once.
+#[test]
+fn an_hour_that_cannot_be_updated_is_rescanned_and_a_label_racing_with_it_is_added_once() {
+    let data = fixture("binary");
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let preds = data["predictions"].as_array().unwrap();
+    let at =
+        |p: &Value| modelwatch_core::parse_timestamp(p["timestamp"].as_str().unwrap()).unwrap();
+    let hour = modelwatch_store::hour_of(at(&preds[0]).micros());
+    let in_hour: HashSet<&str> = preds
+        .iter()
+        .filter(|p| modelwatch_store::hour_of(at(p).micros()) == hour)
+        .map(|p| p["request_id"].as_str().unwrap())
+        .collect();
+    // Two labels of predictions of that hour are held back.
+    let mut n = 0;
+    let (held, sent): (Vec<Value>, Vec<Value>) = data["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .cloned()
+        .partition(|l| {
+            let hold = n < 2 && in_hour.contains(l["request_id"].as_str().unwrap());
+            n += usize::from(hold);
+            hold
+        });
+    assert_eq!(
+        held.len(),
+        2,
+        "the fixture's first hour has two labelled predictions"
+    );
+    for chunk in preds.chunks(500) {
+        ingest_predictions(&*store, chunk);
+    }
+    ingest_labels(&*store, &sent);
+    aggregates::refresh(&*store, &model()).unwrap();
+    // The hour's stored state no longer decodes (as if another modelwatch wrote it), and a
+    // first label of it arrives: the refresh cannot add the label, so it rescans the hour...
+    let hour_range = ScanRange {
+        from: Some(Timestamp(hour)),
+        to: Some(Timestamp(hour + modelwatch_store::HOUR_MICROS)),
+        version: None,
+    };
+    let unreadable = store
+        .aggregates(&model(), aggregates::PERFORMANCE, &hour_range)
+        .unwrap()
+        .into_iter()
+        .map(|a| modelwatch_store::StoredAggregate {
+            data: vec![0xff; 7],
+            ..a
+        })
+        .collect();
+    store
+        .put_aggregates(
+            &model(),
+            modelwatch_store::AggregateWrite {
+                kind: aggregates::PERFORMANCE.into(),
+                put: unreadable,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    ingest_labels(&*store, &held[..1]);
+    let racing = RaceAfterScan {
+        inner: store.clone(),
+        at: at(&preds[0]),
+        meanwhile: std::sync::Mutex::new(Some(Box::new({
+            let store = store.clone();
+            let second = held[1].clone();
+            // ...and the second label arrives between the rescan's scan and its write.
+            move || ingest_labels(&*store, &[second])
+        }))),
+    };
+    let rescanned = aggregates::refresh(&racing, &model()).unwrap();
+    assert!(racing.meanwhile.lock().unwrap().is_none(), "the race ran");
+    assert!(rescanned.predictions > 0, "{rescanned:?}");
+    assert_eq!(rescanned.labels_added, 0, "{rescanned:?}");
+    // The raced label is the hour's only addition, added by the next refresh, not rescanned.
+    let pending = store.pending_changes(&model()).unwrap();
+    assert!(
+        pending.marks.len() == 1 && pending.marks[0].deltas_only && pending.deltas.len() == 1,
+        "{:?} with {} deltas",
+        pending.marks,
+        pending.deltas.len()
+    );
+    let added = aggregates::refresh(&*store, &model()).unwrap();
+    assert_eq!((added.labels_added, added.predictions), (1, 0), "{added:?}");
     let (fast, slow) = both_paths(&*store, &query());
     assert_close("after the race", &fast, &slow);
 }
@@ -1303,7 +1385,7 @@ fn hours_from_before_the_exploration_split_are_rebuilt_not_read() {
         .unwrap()
         .is_none());
     assert!(
-        !store.dirty_hours(&model()).unwrap().is_empty(),
+        !store.pending_changes(&model()).unwrap().marks.is_empty(),
         "every hour marked"
     );
     let t = FeedbackThresholds::default();

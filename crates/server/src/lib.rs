@@ -376,7 +376,7 @@ pub async fn aggregates_loop(state: AppState) {
         }
         let st = state.clone();
         let result = blocking(move || {
-            for name in st.store.models_with_dirty_hours()? {
+            for name in st.store.models_with_stale_hours()? {
                 let r = modelwatch_engine::aggregates::refresh(st.store.as_ref(), &name)
                     .map_err(ApiError::from)?;
                 if r.hours > 0 {

@@ -27,6 +27,10 @@ pub struct ClickHouseConfig {
     /// The `remote_servers` cluster the Distributed tables span (`modelwatch` unless the URL
     /// says `?cluster=NAME`).
     pub cluster: String,
+    /// Whether the URL named the cluster (`?cluster=NAME`): a named cluster must exist, while a
+    /// single server without the default `modelwatch` cluster is used as one shard (ADR 019,
+    /// "One server").
+    pub cluster_named: bool,
 }
 
 impl ClickHouseConfig {
@@ -77,9 +81,13 @@ impl ClickHouseConfig {
             servers.push(format!("{scheme}://{name}:{port}"));
         }
         let mut cluster = "modelwatch".to_string();
+        let mut cluster_named = false;
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
-                Some(("cluster", name)) if valid_identifier(name) => cluster = name.to_string(),
+                Some(("cluster", name)) if valid_identifier(name) => {
+                    cluster = name.to_string();
+                    cluster_named = true;
+                }
                 _ => {
                     return Err(format!(
                         "`{pair}` in `{url}`: the only option is ?cluster=NAME (letters, digits, underscores)"
@@ -93,6 +101,7 @@ impl ClickHouseConfig {
             user: None,
             password: None,
             cluster,
+            cluster_named,
         })
     }
 
@@ -346,6 +355,9 @@ pub(crate) struct Topology {
     pub servers: Vec<Server>,
     pub shards: usize,
     pub replicas: usize,
+    /// One server and no cluster: the tables without `_local` are `Merge` tables over the
+    /// local ones (`statements`), since a `Distributed` table needs a cluster.
+    pub single: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -374,13 +386,27 @@ pub(crate) fn topology(http: &Http, config: &ClickHouseConfig) -> Result<Topolog
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
+        if rows.is_empty() && !config.cluster_named && config.servers.len() == 1 {
+            // One server without the cluster (most users start there; ClickHouse Cloud's one
+            // service too): one shard of one replica.
+            return Ok(Topology {
+                servers: vec![Server {
+                    url: url.clone(),
+                    shard: 0,
+                }],
+                shards: 1,
+                replicas: 1,
+                single: true,
+            });
+        }
         if rows.is_empty() {
             return Err(StoreError::Remote {
                 server: url.clone(),
                 what: "read the cluster's topology".into(),
                 message: format!(
-                    "the server has no cluster `{}` in its remote_servers configuration (scripts/clickhouse/cluster.sh shows one; or name yours with ?cluster=NAME)",
-                    config.cluster
+                    "the server has no cluster `{}` in its remote_servers configuration, and {}: several servers need one (scripts/clickhouse/cluster.sh shows one; or name yours with ?cluster=NAME)",
+                    config.cluster,
+                    if config.cluster_named { "the URL names it" } else { "the URL lists several servers" }
                 ),
             });
         }
@@ -438,14 +464,18 @@ pub(crate) fn topology(http: &Http, config: &ClickHouseConfig) -> Result<Topolog
         servers,
         shards,
         replicas,
+        single: false,
     })
 }
 
 /// schema.sql as statements for this cluster: `Distributed(modelwatch, …)` naming the
-/// configured cluster, and with replicas, `ENGINE = XMergeTree(args)` of each `*_local` table
+/// configured cluster (with no cluster, `cluster` None: one server, each `X` is instead
+/// `Merge(DB, '^X_local$')`, which reads the one local table, `FINAL` included, on 18.16 and
+/// on the current release; the database is written out, as `currentDatabase()` in a stored
+/// engine would be evaluated again when the server loads the table), and with replicas, `ENGINE = XMergeTree(args)` of each `*_local` table
 /// turned into `ReplicatedXMergeTree('/clickhouse/DB/tables/{shard}/TABLE', '{replica}', args)`
 /// (the same rewrite as scripts/clickhouse/check_schema.py; 18.16 has no `{database}` macro).
-pub(crate) fn statements(database: &str, cluster: &str, replicated: bool) -> Vec<String> {
+pub(crate) fn statements(database: &str, cluster: Option<&str>, replicated: bool) -> Vec<String> {
     let text: String = SCHEMA
         .lines()
         .filter(|l| !l.trim_start().starts_with("--"))
@@ -457,19 +487,37 @@ pub(crate) fn statements(database: &str, cluster: &str, replicated: bool) -> Vec
         if st.is_empty() {
             continue;
         }
-        // The database written out: 18.16 keeps `currentDatabase()` in the table's metadata
-        // and evaluates it again when the server restarts, outside any database, so every
-        // Distributed table of a restarted server pointed at `.predictions_local` ("There is
-        // no table .labels_local on server", found by the kill test).
-        let mut st = st
-            .replace(
-                "ENGINE = Distributed(modelwatch, currentDatabase(),",
-                &format!("ENGINE = Distributed({cluster}, '{database}',"),
-            )
-            .replace(
-                "ENGINE = Distributed(modelwatch,",
-                &format!("ENGINE = Distributed({cluster},"),
-            );
+        let mut st = match cluster {
+            // The database written out: 18.16 keeps `currentDatabase()` in the table's metadata
+            // and evaluates it again when the server restarts, outside any database, so every
+            // Distributed table of a restarted server pointed at `.predictions_local` ("There is
+            // no table .labels_local on server", found by the kill test).
+            Some(cluster) => st
+                .replace(
+                    "ENGINE = Distributed(modelwatch, currentDatabase(),",
+                    &format!("ENGINE = Distributed({cluster}, '{database}',"),
+                )
+                .replace(
+                    "ENGINE = Distributed(modelwatch,",
+                    &format!("ENGINE = Distributed({cluster},"),
+                ),
+            None => st
+                .lines()
+                .map(|line| {
+                    // `ENGINE = Distributed(modelwatch, currentDatabase(), X_local, key)`
+                    let local = line
+                        .strip_prefix("ENGINE = Distributed(")
+                        .and_then(|args| args.split(',').nth(2));
+                    match local {
+                        Some(local) => {
+                            format!("ENGINE = Merge({database}, '^{}$')", local.trim())
+                        }
+                        None => line.to_string(),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        };
         if replicated {
             if let Some(table) = st
                 .strip_prefix("CREATE TABLE IF NOT EXISTS ")
@@ -567,7 +615,7 @@ mod tests {
 
     #[test]
     fn the_replicated_rewrite_names_the_table_and_keeps_the_engine_arguments() {
-        let st = statements("db", "c", true);
+        let st = statements("db", Some("c"), true);
         let p = st
             .iter()
             .find(|s| s.starts_with("CREATE TABLE IF NOT EXISTS predictions_local"))
@@ -581,9 +629,28 @@ mod tests {
         assert!(st.iter().any(|s| s.contains("ENGINE = Distributed(c,")));
         assert!(!st.iter().any(|s| s.contains("Distributed(modelwatch")));
         // Unreplicated: engines as written.
-        assert!(statements("db", "modelwatch", false)
+        assert!(statements("db", Some("modelwatch"), false)
             .iter()
             .all(|s| !s.contains("Replicated")));
+    }
+
+    #[test]
+    fn one_server_reads_its_local_tables_through_merge_tables() {
+        let st = statements("db", None, false);
+        let p = st
+            .iter()
+            .find(|s| s.starts_with("CREATE TABLE IF NOT EXISTS predictions AS"))
+            .unwrap();
+        assert!(
+            p.ends_with("ENGINE = Merge(db, '^predictions_local$')"),
+            "{p}"
+        );
+        assert!(!st.iter().any(|s| s.contains("Distributed")));
+        let tables = |st: &[String], engine: &str| st.iter().filter(|s| s.contains(engine)).count();
+        assert_eq!(
+            tables(&st, "ENGINE = Merge("),
+            tables(&statements("db", Some("c"), false), "ENGINE = Distributed(")
+        );
     }
 
     #[test]
@@ -597,7 +664,7 @@ mod tests {
     #[test]
     fn distributed_tables_name_their_database_not_the_current_one() {
         for replicated in [false, true] {
-            let all = statements("mw_db", "c1", replicated);
+            let all = statements("mw_db", Some("c1"), replicated);
             let distributed: Vec<&String> =
                 all.iter().filter(|s| s.contains("Distributed(")).collect();
             assert!(distributed.len() >= 10, "{distributed:?}");

@@ -8,11 +8,11 @@ use modelwatch_core::{
     ReferenceRow, Rejection, Role, Schema, SchemaChange, Timestamp, DEFAULT_MAX_FEATURES_PER_MODEL,
 };
 use modelwatch_store::{
-    decode_stored, AggregateWrite, Catalog, Cursor, DelayQuantiles, DerivedState, DirtyHour,
-    EventLog, HourChanges, HourDelta, IngestOutcome, LabelBatch, ModelSummary, Page,
-    PredictionBatch, Quarantined, ReferenceOutcome, ReferenceSummary, RejectedRow, RetentionReport,
-    ScanRange, StoreError, StoredAggregate, VersionSummary, WindowCounts, WindowQuery, HOUR_MICROS,
-    MODEL_WIDE,
+    decode_stored, AggregateWrite, Catalog, Cursor, DelayQuantiles, DerivedState, EventLog,
+    IngestOutcome, LabelBatch, ModelSummary, Page, PredictionBatch, PredictionsRef, Quarantined,
+    ReferenceOutcome, ReferenceSummary, RejectedRow, RetentionReport, ScanRange, ScanSnapshot,
+    Seen, StaleHour, StoreError, StoredAggregate, VersionSummary, WindowCounts, WindowQuery,
+    HOUR_MICROS, MODEL_WIDE,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -322,7 +322,8 @@ impl ClickHouseStore {
                 false,
             )?;
         }
-        let sts = statements(&config.database, &config.cluster, replicated);
+        let cluster = (!topo.single).then_some(config.cluster.as_str());
+        let sts = statements(&config.database, cluster, replicated);
         for s in &topo.servers {
             for st in &sts {
                 let head: String = st.lines().next().unwrap_or("").chars().take(80).collect();
@@ -1366,9 +1367,10 @@ impl EventLog for ClickHouseStore {
         model: &ModelName,
         range: &ScanRange,
         f: &mut dyn FnMut(&PredictionEvent, Option<&LabelEvent>),
-    ) -> Result<i64, StoreError> {
+    ) -> Result<ScanSnapshot, StoreError> {
         // No hour deltas on this backend (ADR 018): nothing for a rescan to name.
-        self.scan(model, range, false, f).map(|()| 0)
+        self.scan(model, range, false, f)
+            .map(|()| ScanSnapshot::default())
     }
 
     fn scan_with_shadows(
@@ -1869,8 +1871,11 @@ impl DerivedState for ClickHouseStore {
         let at = self.stamps(1);
         let mut built: HashMap<(&str, i64), u64> = HashMap::new();
         for w in &writes {
-            for c in &w.clear {
-                built.insert((&c.version, c.hour.micros()), c.generation.max(0) as u64);
+            for r in &w.refreshed {
+                built.insert(
+                    (r.version(), r.hour().micros()),
+                    r.seen().get().max(0) as u64,
+                );
             }
         }
         let mut rows = Vec::new();
@@ -1937,10 +1942,8 @@ impl DerivedState for ClickHouseStore {
         row.rebuild_epoch += 1;
         self.put_model_row(row)
     }
-}
 
-impl HourChanges for ClickHouseStore {
-    fn models_with_dirty_hours(&self) -> Result<Vec<ModelName>, StoreError> {
+    fn models_with_stale_hours(&self) -> Result<Vec<ModelName>, StoreError> {
         #[derive(Deserialize)]
         struct Row {
             model: String,
@@ -1955,7 +1958,7 @@ impl HourChanges for ClickHouseStore {
             let Ok(name) = ModelName::new(&r.model) else {
                 continue;
             };
-            if !self.dirty_hours(&name)?.is_empty() {
+            if !self.stale_hours(&name, false)?.is_empty() {
                 out.push(name);
             }
         }
@@ -1964,7 +1967,13 @@ impl HourChanges for ClickHouseStore {
 
     /// Every (version, hour) whose change count moved past the count its state was built from,
     /// that has changes and no state, or whose state is of an older rebuild epoch (ADR 018).
-    fn dirty_hours(&self, model: &ModelName) -> Result<Vec<DirtyHour>, StoreError> {
+    /// Every one to rescan: this backend keeps no additions, so `with_additions` changes
+    /// nothing.
+    fn stale_hours(
+        &self,
+        model: &ModelName,
+        _with_additions: bool,
+    ) -> Result<Vec<StaleHour>, StoreError> {
         let m = q(model.as_str());
         let epoch = self
             .model_row(model.as_str())?
@@ -2008,30 +2017,17 @@ impl HourChanges for ClickHouseStore {
                 Some(&(from, e)) => c.changes > from || e < epoch,
                 None => c.changes > 0,
             })
-            .map(|c| DirtyHour {
-                version: c.version,
-                hour: Timestamp(c.hour),
-                generation: c.changes as i64,
-                deltas_only: false,
-            })
+            .map(|c| StaleHour::rescan(c.version, Timestamp(c.hour), Seen::new(c.changes as i64)))
             .collect())
     }
 
-    /// None: a stale hour is rescanned (ADR 018).
-    fn hour_deltas(&self, _model: &ModelName) -> Result<Vec<HourDelta>, StoreError> {
-        Ok(Vec::new())
-    }
-
-    fn scan_chunks(
+    /// Never asked: no stale hour here has additions (ADR 018).
+    fn scan_added_predictions(
         &self,
         _model: &ModelName,
-        _chunks: &[i64],
-        _f: &mut dyn FnMut(i64, &PredictionEvent),
+        _stored: &[PredictionsRef],
+        _f: &mut dyn FnMut(PredictionsRef, &PredictionEvent),
     ) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    fn mark_for_rescan(&self, _model: &ModelName, _hours: &[DirtyHour]) -> Result<(), StoreError> {
         Ok(())
     }
 }

@@ -17,7 +17,7 @@ fn every_conformance_check_passes_on_a_two_shard_cluster_and_stale_hours_follow_
     };
     city_hash_is_the_servers(&cluster.urls[0]);
     // Beside the suite, on the same cluster (one start-up per test binary): how this backend
-    // answers HourChanges (ADR 018).
+    // answers the freshness calls of DerivedState (ADR 018's amendment).
     hours::stale_hours_follow_the_change_counts(&cluster.store("mw_hours"));
     engine::per_window_metrics_equal_the_embedded_stores(&cluster.store("mw_engine"));
     connects_from_an_async_context(&cluster.url("mw_async"));
@@ -119,13 +119,15 @@ fn city_hash_is_the_servers(server: &str) {
 }
 
 mod hours {
-    //! The derived state and `HourChanges` as ADR 018 says a non-SQLite backend answers them:
-    //! change counts, no deltas, an hour with events and no blob always stale.
+    //! The derived state and its freshness as ADR 018's amendment says a backend without
+    //! additions answers them: change counts, every stale hour to rescan, an hour with events
+    //! and no blob always stale.
     use modelwatch_core::{
         parse_label_row, parse_prediction_row, IngestLimits, ModelName, ReferenceRow, Timestamp,
     };
     use modelwatch_store::{
-        AggregateWrite, LabelBatch, PredictionBatch, ScanRange, Store, StoredAggregate, MODEL_WIDE,
+        AggregateWrite, LabelBatch, PredictionBatch, ScanRange, StaleHour, Store, StoredAggregate,
+        MODEL_WIDE,
     };
 
     const H0: &str = "2026-01-01T00:";
@@ -170,17 +172,25 @@ mod hours {
             .unwrap();
     }
 
+    fn stale(store: &dyn Store) -> Vec<StaleHour> {
+        store.stale_hours(&model(), true).unwrap()
+    }
+
     fn dirty(store: &dyn Store) -> Vec<(String, Timestamp)> {
-        let hours = store.dirty_hours(&model()).unwrap();
-        assert!(hours.iter().all(|h| !h.deltas_only));
+        let hours = stale(store);
+        // Nothing to add, even when asked: every stale hour is rescanned.
+        assert!(hours.iter().all(|h| h.additions().is_none()));
         hours.into_iter().map(|h| (h.version, h.hour)).collect()
     }
 
     /// A refresh as the engine does it: read the stale hours, write a blob for each, clearing
     /// the hours as read.
     fn refresh(store: &dyn Store, kind: &str, blob: &[u8]) {
-        let clear = store.dirty_hours(&model()).unwrap();
-        let put = clear
+        let hours = stale(store);
+        let snapshot = store
+            .scan_predictions(&model(), &ScanRange::default(), &mut |_, _| {})
+            .unwrap();
+        let put = hours
             .iter()
             .map(|h| StoredAggregate {
                 version: h.version.clone(),
@@ -194,7 +204,7 @@ mod hours {
                 AggregateWrite {
                     kind: kind.into(),
                     put,
-                    clear,
+                    refreshed: hours.iter().map(|h| h.rescanned(snapshot)).collect(),
                     ..AggregateWrite::default()
                 },
             )
@@ -215,12 +225,11 @@ mod hours {
         predict(store, &[("a", H0), ("b", H0), ("c", H3)]);
         // Hours with events and no blob are stale.
         assert_eq!(dirty(store), [v1(H0), v1(H3)]);
-        assert_eq!(store.models_with_dirty_hours().unwrap(), [model()]);
-        assert!(store.hour_deltas(&model()).unwrap().is_empty());
+        assert_eq!(store.models_with_stale_hours().unwrap(), [model()]);
         let blob = [0u8, 159, 146, 150, 255, b'\n', b'"'];
         refresh(store, "metrics", &blob);
         assert_eq!(dirty(store), []);
-        assert!(store.models_with_dirty_hours().unwrap().is_empty());
+        assert!(store.models_with_stale_hours().unwrap().is_empty());
         assert_eq!(
             blobs(store, "metrics"),
             [(hour(H0), blob.to_vec()), (hour(H3), blob.to_vec())]
@@ -235,7 +244,7 @@ mod hours {
         predict(store, &[("later", H3)]);
         assert_eq!(dirty(store), [v1(H3)]);
         // A change racing with a refresh leaves the hour stale: the blob was built before it.
-        let read = store.dirty_hours(&model()).unwrap();
+        let read = stale(store);
         label(store, "c");
         store
             .put_aggregates(
@@ -247,7 +256,7 @@ mod hours {
                         hour: hour(H3),
                         data: b"3".to_vec(),
                     }],
-                    clear: read,
+                    refreshed: read.iter().map(StaleHour::added).collect(),
                     ..AggregateWrite::default()
                 },
             )
@@ -424,6 +433,6 @@ mod engine {
         // The sklearn fixture's days are all there.
         let days = ours.1[0]["windows"].as_array().unwrap().len();
         assert_eq!(days, data["expected"]["windows"].as_object().unwrap().len());
-        assert!(clickhouse.dirty_hours(&model()).unwrap().is_empty());
+        assert!(clickhouse.stale_hours(&model(), false).unwrap().is_empty());
     }
 }

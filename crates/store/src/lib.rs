@@ -1,7 +1,7 @@
 //! Storage of prediction events, labels, reference datasets and rejected rows.
 //!
 //! [`Store`] is the interface every caller takes, made of the parts a backend implements
-//! ([`EventLog`], [`Catalog`], [`DerivedState`], [`HourChanges`]; ADR 018); [`SqliteStore`] is
+//! ([`EventLog`], [`Catalog`], [`DerivedState`]; ADR 018); [`SqliteStore`] is
 //! the embedded backend (a single data directory, nothing to install). Invariants a caller may rely on:
 //! - a call that returns `Ok` has made its rows durable (fsynced): a crash after it loses nothing;
 //! - predictions are idempotent on `(model, request_id)`: a stored request id is never stored
@@ -20,8 +20,8 @@ mod sqlite;
 
 pub use cancel::run_cancellable;
 pub use sqlite::{
-    check_data_dir, decode_stored, encode_line, CheckReport, GatheredPredictions, PendingLabels,
-    PendingPredictions, SqliteStore,
+    check_data_dir, decode_stored, encode_line, CheckReport, GatheredPredictions, PendingChanges,
+    PendingDelta, PendingLabels, PendingMark, PendingPredictions, SqliteStore,
 };
 
 use modelwatch_core::{
@@ -113,8 +113,10 @@ pub struct PredictionBatch {
     /// event is stored as sent, not encoded again.
     pub verbatim: Option<VerbatimRows>,
     /// What the rows add to each of their hours' aggregates, folded by the caller where they
-    /// were parsed (opaque to the store). Kept in the hour's delta when every row of that hour
-    /// was stored as new, so that a refresh need not decode the chunk.
+    /// were parsed (opaque to the store). A hint: the embedded store keeps a fold with its
+    /// hour's addition when every row of that hour was stored as new, and hands it back as
+    /// [`Addition::fold`], so that a refresh need not read the rows again; a backend without
+    /// additions ignores it.
     pub folds: Vec<HourFold>,
 }
 
@@ -308,59 +310,204 @@ impl std::fmt::Display for Cursor {
     }
 }
 
-/// One event-time hour of one version whose predictions or labels changed since its aggregates
-/// were last written. `generation` grows with every change, so that a refresh clears only the
-/// marks it has seen (a change racing with the refresh leaves the hour dirty).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirtyHour {
+/// How far a backend had seen an hour's changes when it reported the hour stale (the embedded
+/// store: the generation of its mark; a backend counting changes: the hour's change count). The
+/// engine passes it back unread in the write that brings the hour up to date
+/// ([`StaleHour::added`], [`StaleHour::rescanned`]), so that the backend keeps the hour stale
+/// when it changed again meanwhile. Made and read by backends only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Seen(i64);
+
+impl Seen {
+    pub fn new(token: i64) -> Self {
+        Seen(token)
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// What a scan read ([`EventLog::scan_predictions`]), for a rescan's write to name
+/// ([`StaleHour::rescanned`]): the embedded store's is the last hour delta of the scan's read
+/// snapshot, so that exactly the additions the scan already counted are dropped. Opaque to the
+/// engine; a backend without additions returns `ScanSnapshot::default()` and ignores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScanSnapshot(i64);
+
+impl ScanSnapshot {
+    pub fn new(token: i64) -> Self {
+        ScanSnapshot(token)
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// One event-time hour of one version whose derived state is out of date (its predictions or
+/// labels changed since it was written, or it was invalidated), as
+/// [`DerivedState::stale_hours`] reports it: with what to add to the hour's stored state to
+/// bring it up to date, or nothing, and the hour is rescanned from the event log.
+#[derive(Debug, Clone)]
+pub struct StaleHour {
     /// Empty when the predictions carry no version.
     pub version: String,
     /// Start of the hour (UTC-aligned).
     pub hour: Timestamp,
-    pub generation: i64,
-    /// Every change since the hour's aggregates were written (or since it had none) is new
-    /// predictions or first labels for its predictions, each recorded in an [`HourDelta`]: the
-    /// aggregates can be brought up to date by adding those, without a rescan. False once
-    /// anything else changed the hour (a replaced label, a label that arrived before its
-    /// prediction, retention); its deltas are then dropped.
-    pub deltas_only: bool,
+    seen: Seen,
+    additions: Option<Vec<Addition>>,
 }
 
-/// What one ingest added to one hour, written in the same transaction as the rows and the
-/// hour's mark: either the hour's new predictions in one chunk ([`HourDelta::chunk`]; read
-/// with [`HourChanges::scan_chunks`], their labels come as label deltas) or first labels of its
-/// predictions ([`HourDelta::labels`]). Applied to the stored aggregates by a refresh, which
-/// deletes the delta (`AggregateWrite::applied`) in the transaction that writes the result.
+impl StaleHour {
+    /// An hour to rescan: what a backend without additions reports for every stale hour.
+    pub fn rescan(version: String, hour: Timestamp, seen: Seen) -> Self {
+        StaleHour {
+            version,
+            hour,
+            seen,
+            additions: None,
+        }
+    }
+
+    /// An hour whose every change since its state was written can be added (in this order).
+    pub(crate) fn with_additions(
+        version: String,
+        hour: Timestamp,
+        seen: Seen,
+        additions: Vec<Addition>,
+    ) -> Self {
+        StaleHour {
+            version,
+            hour,
+            seen,
+            additions: Some(additions),
+        }
+    }
+
+    /// What to add to the hour's stored state, oldest first, when every change since it was
+    /// written can be added (new predictions, first labels of its predictions); `None` when
+    /// the hour must be rescanned (a replaced label, a label before its prediction, retention,
+    /// an invalidation; always, from a backend without additions). An hour with additions may
+    /// be rescanned all the same.
+    pub fn additions(&self) -> Option<&[Addition]> {
+        self.additions.as_deref()
+    }
+
+    /// How far the backend had seen the hour's changes.
+    pub fn seen(&self) -> Seen {
+        self.seen
+    }
+
+    /// The write's answer for this hour when its [`StaleHour::additions`] were added to its
+    /// stored state: a write naming an addition the backend no longer holds (another refresh
+    /// added it first) is dropped whole, so an addition is never counted twice.
+    pub fn added(&self) -> Refreshed {
+        Refreshed {
+            version: self.version.clone(),
+            hour: self.hour,
+            seen: self.seen,
+            how: How::Added(self.additions.iter().flatten().map(|a| a.id).collect()),
+        }
+    }
+
+    /// The write's answer for this hour when it was rescanned by a scan that returned
+    /// `snapshot`: what the scan counted is answered, a change it did not see stays to be added
+    /// (or rescanned) afterwards.
+    pub fn rescanned(&self, snapshot: ScanSnapshot) -> Refreshed {
+        Refreshed {
+            version: self.version.clone(),
+            hour: self.hour,
+            seen: self.seen,
+            how: How::Rescanned(snapshot),
+        }
+    }
+}
+
+/// One change of a stale hour that can be added to its stored state: the hour's new
+/// predictions (with the caller's fold of them when ingest kept one), or first labels of its
+/// predictions. Read from the backend's own record; the engine never makes one.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HourDelta {
-    pub id: i64,
-    pub version: String,
-    pub hour: Timestamp,
-    /// The chunk holding the hour's new predictions, for a delta of predictions.
-    pub chunk: Option<i64>,
-    /// The labels in their stored form, decoded by [`HourDelta::labels`] (a refresh decodes
-    /// each hour's on the core that updates it); for a delta of predictions, the caller's fold
-    /// of them, or empty.
+pub struct Addition {
+    /// The backend's id of the addition (the embedded store's hour delta).
+    pub(crate) id: i64,
+    /// Where the new predictions are stored, for an addition of predictions.
+    pub(crate) predictions: Option<PredictionsRef>,
+    /// First labels in `compact.rs` form, or the caller's fold of the new predictions.
     pub(crate) data: Vec<u8>,
 }
 
-impl HourDelta {
-    /// The first labels of a label delta (none for a delta of predictions).
+impl Addition {
+    /// The first labels this adds, each with what its prediction said (none for an addition
+    /// of predictions). Decoded on demand: a refresh decodes each hour's on the core that
+    /// updates it.
     pub fn labels(&self) -> Result<Vec<NewLabel>, StoreError> {
-        if self.chunk.is_some() {
+        if self.predictions.is_some() {
             return Ok(Vec::new());
         }
         compact::delta_entries(&self.data)
     }
 
-    /// For a delta of predictions, the caller's fold of them ([`PredictionBatch::folds`]),
-    /// when the ingest kept one.
+    /// For an addition of new predictions, where they are stored: read them with
+    /// [`DerivedState::scan_added_predictions`] when [`Addition::fold`] cannot be used.
+    pub fn predictions(&self) -> Option<PredictionsRef> {
+        self.predictions
+    }
+
+    /// For an addition of new predictions, the caller's fold of them
+    /// ([`PredictionBatch::folds`]), when the ingest kept one.
     pub fn fold(&self) -> Option<&[u8]> {
-        (self.chunk.is_some() && !self.data.is_empty()).then_some(&self.data[..])
+        (self.predictions.is_some() && !self.data.is_empty()).then_some(&self.data[..])
     }
 }
 
-/// A first label joined to what its prediction said, read from the prediction's index row.
+/// Where an [`Addition`]'s new predictions are stored (the embedded store: a chunk). Opaque;
+/// ordered as they were stored, so that folds of an hour merge in arrival order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PredictionsRef(pub(crate) i64);
+
+/// A stale hour a write brings up to date, and how ([`StaleHour::added`],
+/// [`StaleHour::rescanned`]). A backend reads it in [`DerivedState::put_aggregate_group`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refreshed {
+    version: String,
+    hour: Timestamp,
+    seen: Seen,
+    how: How,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum How {
+    /// The ids of the additions added.
+    Added(Vec<i64>),
+    Rescanned(ScanSnapshot),
+}
+
+impl Refreshed {
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    pub fn hour(&self) -> Timestamp {
+        self.hour
+    }
+
+    /// What [`StaleHour::seen`] said: a backend keeps the hour stale when it changed since.
+    pub fn seen(&self) -> Seen {
+        self.seen
+    }
+
+    /// The snapshot of the scan that rescanned the hour; `None` when additions were added.
+    pub fn rescanned(&self) -> Option<ScanSnapshot> {
+        match self.how {
+            How::Rescanned(s) => Some(s),
+            How::Added(_) => None,
+        }
+    }
+}
+
+/// A first label joined to what its prediction said, read from the prediction's index row:
+/// what an [`Addition`] of labels adds to its hour.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewLabel {
     /// The prediction's event time.
@@ -386,30 +533,24 @@ pub struct StoredAggregate {
 }
 
 /// One refresh's result: aggregates to write, hours now empty whose aggregates go, and the
-/// dirty marks this answers.
+/// stale hours this answers.
 #[derive(Debug, Clone, Default)]
 pub struct AggregateWrite {
     pub kind: String,
     pub put: Vec<StoredAggregate>,
     /// (version, hour) whose aggregate is deleted (the hour has no predictions left).
     pub delete: Vec<(String, Timestamp)>,
-    pub clear: Vec<DirtyHour>,
-    /// For a rescan: the last delta id of the scan's snapshot (see
-    /// [`EventLog::scan_predictions`]). The cleared hours' deltas up to it are deleted, and a mark
-    /// changed since it was read becomes deltas-only, unless a change needing a rescan came.
-    pub rescanned_through: Option<i64>,
-    /// Ids of the [`HourDelta`]s folded into `put`: deleted with the write. A write that
-    /// names a delta no longer stored (another refresh applied it first) is skipped whole, so
-    /// a delta is never added twice.
-    pub applied: Vec<i64>,
+    /// The stale hours this write brings up to date ([`StaleHour::added`],
+    /// [`StaleHour::rescanned`]), answered atomically with the put.
+    pub refreshed: Vec<Refreshed>,
 }
 
-/// The storage interface every caller takes (`&dyn Store`): the four parts below, which a
+/// The storage interface every caller takes (`&dyn Store`): the three parts below, which a
 /// backend implements one by one (ADR 018). Calls block; async callers run them on a blocking
 /// thread. A method of any part is called on a `&dyn Store` as on the part itself.
-pub trait Store: EventLog + Catalog + DerivedState + HourChanges {}
+pub trait Store: EventLog + Catalog + DerivedState {}
 
-impl<T: EventLog + Catalog + DerivedState + HourChanges> Store for T {}
+impl<T: EventLog + Catalog + DerivedState> Store for T {}
 
 /// The event log: predictions, labels and KPI points, stored idempotently and durably, read
 /// back by event-time range with their labels, in pages, as window counts; the quarantine;
@@ -465,17 +606,16 @@ pub trait EventLog: Send + Sync + 'static {
     /// `version`, when given), with its label when one has arrived. Order is unspecified. Work
     /// grows with the number of predictions in the range.
     ///
-    /// Reads one snapshot of the store, and returns the id of the last [`HourDelta`] in it: a
-    /// rescan's write names it (`AggregateWrite::rescanned_through`) so that exactly the
-    /// deltas the scan already saw are deleted. Delta ids therefore only grow and are never
-    /// handed out again, even once the newest deltas are deleted: a delta recorded after the
-    /// snapshot always has a larger id.
+    /// Returns what the scan read, for a rescan's write to name ([`StaleHour::rescanned`]):
+    /// a change the scan did not see stays to be added afterwards. (The embedded store reads
+    /// one snapshot and names its last hour delta; a backend without additions returns
+    /// `ScanSnapshot::default()`.)
     fn scan_predictions(
         &self,
         model: &ModelName,
         range: &ScanRange,
         f: &mut dyn FnMut(&PredictionEvent, Option<&LabelEvent>),
-    ) -> Result<i64, StoreError>;
+    ) -> Result<ScanSnapshot, StoreError>;
     /// [`EventLog::scan_predictions`] with the shadow predictions too (ADR 011): every stored
     /// prediction of the range, served or shadow (its `role` says which), each with its
     /// request's label. The challenger comparison reads it; no other report does.
@@ -512,8 +652,11 @@ pub trait Catalog: Send + Sync + 'static {
 }
 
 /// Derived per-window state: opaque blobs the engine computes and keeps per (model, kind,
-/// version, hour), or model-wide ([`MODEL_WIDE`]). The store only keys them; they are a cache of
-/// the event log, always rebuildable.
+/// version, hour), or model-wide ([`MODEL_WIDE`]), and which hours are stale. The store only keys
+/// the blobs; they are a cache of the event log, always rebuildable. How the backend knows which
+/// hours are stale, and what can be added to them, is its own business (ADR 018): the embedded
+/// store keeps dirty-hour marks and hour deltas written in the transaction that changes the
+/// hour; a backend without deltas reports every stale hour to be rescanned.
 pub trait DerivedState: Send + Sync + 'static {
     /// The aggregates of `kind` for hours in `[from, to)`, of `version` (all when `None`),
     /// ordered by hour.
@@ -526,8 +669,9 @@ pub trait DerivedState: Send + Sync + 'static {
     /// Aggregates whose kind starts with `reference` are derived from the reference dataset:
     /// [`Catalog::put_reference`] deletes them.
     ///
-    /// Writes a refresh's aggregates and clears the marks it answers, atomically. A mark whose
-    /// generation changed since it was read is kept.
+    /// Writes a refresh's aggregates and answers the stale hours it names
+    /// ([`AggregateWrite::refreshed`]), atomically. An hour changed since it was reported
+    /// stale stays stale; a write naming an addition already answered is dropped whole.
     fn put_aggregates(&self, model: &ModelName, write: AggregateWrite) -> Result<(), StoreError> {
         self.put_aggregate_group(model, vec![write])
     }
@@ -538,36 +682,31 @@ pub trait DerivedState: Send + Sync + 'static {
         model: &ModelName,
         writes: Vec<AggregateWrite>,
     ) -> Result<(), StoreError>;
-    /// Marks every hour that holds predictions dirty, so that all aggregates are rebuilt.
+    /// Makes every hour that holds predictions stale, to be rescanned, so that all aggregates
+    /// are rebuilt.
     fn invalidate_aggregates(&self, model: &ModelName) -> Result<(), StoreError>;
-}
-
-/// What changed since each hour's derived state was written: the embedded store's protocol of
-/// dirty-hour marks (with generations) and hour deltas, which the engine's refresh drives
-/// (ADR 003). The store marks an hour dirty in the same transaction that changes its
-/// predictions or labels, so a crash can never leave an aggregate stale without its mark. It
-/// is SQLite's own way of keeping the hours fresh, not a part every backend shares: ADR 018
-/// says how another backend answers it (no marks and no deltas: every query then reads the
-/// raw events) and how it is meant to move behind [`DerivedState`].
-pub trait HourChanges: Send + Sync + 'static {
-    /// Models that have dirty hours.
-    fn models_with_dirty_hours(&self) -> Result<Vec<ModelName>, StoreError>;
-    /// Hours whose aggregates are out of date, oldest first.
-    fn dirty_hours(&self, model: &ModelName) -> Result<Vec<DirtyHour>, StoreError>;
-    /// The hour deltas of `model` not yet applied, oldest first.
-    fn hour_deltas(&self, model: &ModelName) -> Result<Vec<HourDelta>, StoreError>;
-    /// Visits the predictions stored in `chunks` (ids of [`HourDelta::chunk`]), without
-    /// their labels, each with its chunk's id. A chunk deleted since (retention) is skipped.
-    fn scan_chunks(
+    /// Models that have stale hours (what the background refresh visits).
+    fn models_with_stale_hours(&self) -> Result<Vec<ModelName>, StoreError>;
+    /// The hours of `model` whose derived state is out of date, oldest first. With
+    /// `with_additions`, each says what to add to its stored state ([`StaleHour::additions`]),
+    /// or to rescan it; without, every hour reads as one to rescan (a caller that will rescan
+    /// them all does not read the additions). An hour the engine never wrote but which holds
+    /// predictions is stale: an hour without a blob reads as an hour without predictions.
+    fn stale_hours(
         &self,
         model: &ModelName,
-        chunks: &[i64],
-        f: &mut dyn FnMut(i64, &PredictionEvent),
+        with_additions: bool,
+    ) -> Result<Vec<StaleHour>, StoreError>;
+    /// Visits the new predictions stored where `stored` say ([`Addition::predictions`]),
+    /// without their labels (which come as additions of their own), each with where it was
+    /// stored. Predictions deleted since (retention) are skipped. Only a backend that reports
+    /// additions of predictions is asked.
+    fn scan_added_predictions(
+        &self,
+        model: &ModelName,
+        stored: &[PredictionsRef],
+        f: &mut dyn FnMut(PredictionsRef, &PredictionEvent),
     ) -> Result<(), StoreError>;
-    /// Turns deltas-only marks into full ones (a new generation, their deltas dropped), for
-    /// hours a refresh must rescan rather than update: a label arriving during the rescan then
-    /// only marks the hour again, it never leaves a delta the rescan has already counted.
-    fn mark_for_rescan(&self, model: &ModelName, hours: &[DirtyHour]) -> Result<(), StoreError>;
 }
 
 /// The "hour" of an aggregate that is model-wide rather than per hour (a task decision, a

@@ -30,7 +30,7 @@
 //! | `reads` | the reader pool, the event-time scan with labels, window counts, pages |
 //!
 //! This file keeps the store's struct, the schema's steps and the impls of the `Store` trait's
-//! parts ([`EventLog`], [`Catalog`], [`DerivedState`], [`HourChanges`]). A write
+//! parts ([`EventLog`], [`Catalog`], [`DerivedState`]). A write
 //! queues a job (`writer`); a read's body is an inherent method of the same name in its room,
 //! which the impls call as `SqliteStore::name(self, ..)` (an inherent method is found before
 //! the trait's, so this is not a recursion: if the room's method went, rustc's
@@ -38,11 +38,11 @@
 
 use crate::compact;
 use crate::{
-    hour_of, AggregateWrite, Catalog, Cursor, DelayQuantiles, DerivedState, DirtyHour, EventLog,
-    HourChanges, HourDelta, HourFold, IngestOutcome, LabelBatch, ModelSummary, Page,
-    PredictionBatch, Quarantined, ReferenceOutcome, ReferenceSummary, RejectedRow, RetentionReport,
-    ScanRange, StoreError, StoredAggregate, VersionSummary, WindowCounts, WindowQuery, HOUR_MICROS,
-    MODEL_WIDE,
+    hour_of, Addition, AggregateWrite, Catalog, Cursor, DelayQuantiles, DerivedState, EventLog,
+    HourFold, How, IngestOutcome, LabelBatch, ModelSummary, Page, PredictionBatch, PredictionsRef,
+    Quarantined, ReferenceOutcome, ReferenceSummary, RejectedRow, RetentionReport, ScanRange,
+    ScanSnapshot, Seen, StaleHour, StoreError, StoredAggregate, VersionSummary, WindowCounts,
+    WindowQuery, HOUR_MICROS, MODEL_WIDE,
 };
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use modelwatch_core::{
@@ -89,6 +89,7 @@ mod kpis;
 use kpis::*;
 mod changes;
 use changes::*;
+pub use changes::{PendingChanges, PendingDelta, PendingMark};
 mod retention;
 use retention::*;
 mod reads;
@@ -203,8 +204,8 @@ impl EventLog for SqliteStore {
         model: &ModelName,
         range: &ScanRange,
         f: &mut dyn FnMut(&PredictionEvent, Option<&LabelEvent>),
-    ) -> Result<i64, StoreError> {
-        self.scan(model, range, false, f)
+    ) -> Result<ScanSnapshot, StoreError> {
+        self.scan(model, range, false, f).map(ScanSnapshot::new)
     }
 
     fn scan_with_shadows(
@@ -288,36 +289,27 @@ impl DerivedState for SqliteStore {
     fn invalidate_aggregates(&self, model: &ModelName) -> Result<(), StoreError> {
         self.submit(|reply| Job::InvalidateAggregates(model.clone(), reply))
     }
-}
 
-impl HourChanges for SqliteStore {
-    fn models_with_dirty_hours(&self) -> Result<Vec<ModelName>, StoreError> {
+    fn models_with_stale_hours(&self) -> Result<Vec<ModelName>, StoreError> {
         SqliteStore::models_with_dirty_hours(self)
     }
 
-    fn dirty_hours(&self, model: &ModelName) -> Result<Vec<DirtyHour>, StoreError> {
-        SqliteStore::dirty_hours(self, model)
-    }
-
-    fn hour_deltas(&self, model: &ModelName) -> Result<Vec<HourDelta>, StoreError> {
-        SqliteStore::hour_deltas(self, model)
-    }
-
-    fn scan_chunks(
+    fn stale_hours(
         &self,
         model: &ModelName,
-        chunks: &[i64],
-        f: &mut dyn FnMut(i64, &PredictionEvent),
-    ) -> Result<(), StoreError> {
-        SqliteStore::scan_chunks(self, model, chunks, f)
+        with_additions: bool,
+    ) -> Result<Vec<StaleHour>, StoreError> {
+        SqliteStore::stale_hours(self, model, with_additions)
     }
 
-    fn mark_for_rescan(&self, model: &ModelName, hours: &[DirtyHour]) -> Result<(), StoreError> {
-        let hours = hours
-            .iter()
-            .map(|d| (d.version.clone(), d.hour.micros()))
-            .collect();
-        self.submit(|reply| Job::MarkForRescan(model.clone(), hours, reply))
+    fn scan_added_predictions(
+        &self,
+        model: &ModelName,
+        stored: &[PredictionsRef],
+        f: &mut dyn FnMut(PredictionsRef, &PredictionEvent),
+    ) -> Result<(), StoreError> {
+        let chunks: Vec<i64> = stored.iter().map(|s| s.0).collect();
+        self.scan_chunks(model, &chunks, &mut |chunk, p| f(PredictionsRef(chunk), p))
     }
 }
 

@@ -8,16 +8,15 @@
 //! is written in place of that rescan only when that holds: the model had no predictions, no
 //! labels, no task decision and no dirty hour before the import; the store accepted every
 //! folded prediction and label (no duplicate, no row refused by the writer); the task decided
-//! from the first rows is the one all rows decide; and the store's dirty hours are exactly the
-//! folded ones, each with deltas only. Otherwise nothing is written and the marks stay: the
-//! first query rescans, as before.
+//! from the first rows is the one all rows decide; and the store's stale hours are exactly the
+//! folded ones, each one it could bring up to date by adding (nothing but the import changed
+//! them). Otherwise nothing is written and the hours stay stale: the first query rescans, as
+//! before.
 
 use std::collections::{BTreeSet, HashMap};
 
 use modelwatch_core::{LabelEvent, ModelName, PredictionEvent, Timestamp};
-use modelwatch_store::{
-    hour_of, AggregateWrite, DirtyHour, ScanRange, Store, StoredAggregate, MODEL_WIDE,
-};
+use modelwatch_store::{hour_of, AggregateWrite, ScanRange, Store, StoredAggregate, MODEL_WIDE};
 
 use super::{
     declared_task, drift_reference, hour_row, load_decision, save_decision, spec_key, HourBlob,
@@ -80,7 +79,9 @@ impl ImportFold {
             if m.predictions > 0 || m.labels > 0 {
                 return Ok(None);
             }
-            if load_decision(store, model)?.is_some() || !store.dirty_hours(model)?.is_empty() {
+            if load_decision(store, model)?.is_some()
+                || !store.stale_hours(model, false)?.is_empty()
+            {
                 return Ok(None);
             }
         }
@@ -238,7 +239,9 @@ impl ImportFold {
             version: None,
         };
         let through = store.scan_predictions(model, &nothing, &mut |_, _| {})?;
-        let dirty = store.dirty_hours(model)?;
+        // With what could be added: an hour that cannot be brought up to date so was changed
+        // by more than the import (retention, a replaced label).
+        let dirty = store.stale_hours(model, true)?;
         let marked: BTreeSet<(&str, i64)> = dirty
             .iter()
             .map(|d| (d.version.as_str(), d.hour.micros()))
@@ -248,7 +251,7 @@ impl ImportFold {
             .keys()
             .map(|(v, h)| (self.versions[*v].as_str(), *h))
             .collect();
-        if dirty.iter().any(|d| !d.deltas_only) || marked != folded {
+        if dirty.iter().any(|d| d.additions().is_none()) || marked != folded {
             return skip("the store's dirty hours are not the imported ones".into());
         }
         // Decided before the hours are written: a crash in between leaves the marks, and a
@@ -268,7 +271,6 @@ impl ImportFold {
             .collect();
         let mut perf = AggregateWrite {
             kind: PERFORMANCE.into(),
-            rescanned_through: Some(through),
             ..AggregateWrite::default()
         };
         let mut drift = AggregateWrite {
@@ -302,7 +304,8 @@ impl ImportFold {
             if let Some(sk) = sketch {
                 drift.put.push(hour_row(d, "drift sketch", &sk)?);
             }
-            perf.clear.push(DirtyHour::clone(d));
+            // As a rescan at the snapshot above would answer it.
+            perf.refreshed.push(d.rescanned(through));
         }
         let written = perf.put.len();
         // (No hour of a model new to the import has a concept stream; deleted all the same,

@@ -1,6 +1,8 @@
 //! A real ClickHouse cluster for a test binary: started with scripts/clickhouse/cluster.sh in a
 //! temporary directory, stopped (every server and ZooKeeper, by pid) when the guard drops, also
 //! when a check panics. One cluster per test binary: each binary has one test that owns it.
+//! Or one server without a cluster (`Cluster::single`), or the current release's dialect
+//! through scripts/clickhouse/chdb_shim.py (`Cluster::chdb`).
 
 use modelwatch_store::conformance;
 use modelwatch_store_clickhouse::{ClickHouseConfig, ClickHouseStore};
@@ -10,10 +12,16 @@ use std::process::Command;
 pub struct Cluster {
     dir: tempfile::TempDir,
     pub urls: Vec<String>,
+    /// The chdb shim's process (`Cluster::chdb`), killed by the guard.
+    shim: Option<std::process::Child>,
 }
 
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/clickhouse/cluster.sh")
+}
+
+fn required() -> bool {
+    std::env::var_os("CI").is_some() || std::env::var_os("MODELWATCH_REQUIRE_CLICKHOUSE").is_some()
 }
 
 impl Cluster {
@@ -21,7 +29,70 @@ impl Cluster {
     /// and neither `CI` nor `MODELWATCH_REQUIRE_CLICKHOUSE` (set by scripts/test.sh, which
     /// installs the servers) is set: the test then says it was skipped, and why. Otherwise a
     /// missing server fails the test.
+    #[allow(dead_code)]
     pub fn start(shards: usize, replicas: usize) -> Option<Cluster> {
+        Self::start_as(shards, replicas, "modelwatch")
+    }
+
+    /// One plain server with no `remote_servers` cluster at all (cluster.sh `CLUSTER=none`).
+    #[allow(dead_code)]
+    pub fn single() -> Option<Cluster> {
+        Self::start_as(1, 1, "none")
+    }
+
+    /// The current release's dialect: scripts/clickhouse/chdb_shim.py serving a chdb session on
+    /// a free port, run by `MODELWATCH_CHDB_PYTHON` (default `python3`). `None`, with a message,
+    /// when that Python cannot import chdb, unless `CI` or `MODELWATCH_REQUIRE_CLICKHOUSE` is
+    /// set (scripts/test.sh installs chdb into its venv): then the test fails.
+    #[allow(dead_code)]
+    pub fn chdb() -> Option<Cluster> {
+        use std::io::BufRead;
+        let python = std::env::var("MODELWATCH_CHDB_PYTHON").unwrap_or_else(|_| "python3".into());
+        let importable = Command::new(&python)
+            .args(["-c", "import chdb"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !importable {
+            let why = format!("`{python}` cannot import chdb (set MODELWATCH_CHDB_PYTHON to a Python with `pip install chdb`)");
+            if required() {
+                panic!("{why}: CI must check the SQL against the current dialect");
+            }
+            eprintln!("SKIPPED: {why}");
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("mw-chdb-")
+            .tempdir()
+            .expect("temp dir");
+        let shim =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/clickhouse/chdb_shim.py");
+        let mut child = Command::new(&python)
+            .arg(shim)
+            .arg(dir.path().join("chdb"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start chdb_shim.py");
+        let stdout = child.stdout.take().expect("the shim's stdout");
+        // The guard exists before the URL is read: a shim that fails is killed.
+        let mut cluster = Cluster {
+            dir,
+            urls: Vec::new(),
+            shim: Some(child),
+        };
+        // The shim prints its URL once it listens.
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the shim's URL");
+        assert!(
+            line.starts_with("http://"),
+            "chdb_shim.py did not start (it printed {line:?})"
+        );
+        cluster.urls.push(line.trim().to_string());
+        Some(cluster)
+    }
+
+    fn start_as(shards: usize, replicas: usize, name: &str) -> Option<Cluster> {
         let installed = Command::new("sh")
             .args(["-c", "command -v clickhouse-server"])
             .output()
@@ -34,9 +105,7 @@ impl Cluster {
                 false => "clickhouse-server is not installed (scripts/clickhouse/cluster.sh install, as root)",
                 true => "ZooKeeper is not installed (REPLICAS=2 scripts/clickhouse/cluster.sh install, as root)",
             };
-            if std::env::var_os("CI").is_some()
-                || std::env::var_os("MODELWATCH_REQUIRE_CLICKHOUSE").is_some()
-            {
+            if required() {
                 panic!("{why}: CI must run the ClickHouse backend's tests");
             }
             eprintln!("SKIPPED: {why}");
@@ -57,6 +126,7 @@ impl Cluster {
             .arg(dir.path().join("cluster"))
             .env("SHARDS", shards.to_string())
             .env("REPLICAS", replicas.to_string())
+            .env("CLUSTER", name)
             .output()
             .expect("run cluster.sh");
         // The guard exists before the check of the outcome: a half-started cluster is stopped.
@@ -67,6 +137,7 @@ impl Cluster {
                 .filter(|l| l.starts_with("http"))
                 .map(str::to_string)
                 .collect(),
+            shim: None,
         };
         assert!(
             out.status.success() && cluster.urls.len() == shards * replicas,
@@ -181,6 +252,11 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if let Some(mut shim) = self.shim.take() {
+            let _ = shim.kill();
+            let _ = shim.wait();
+            return;
+        }
         let _ = Command::new("bash")
             .arg(script())
             .arg("stop")

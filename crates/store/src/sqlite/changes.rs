@@ -1,9 +1,10 @@
 //! What changed since each hour's aggregates were written, and the aggregates themselves:
 //! dirty-hour marks with their generations (`mark_dirty`, `mark_every_hour_sql`), hour deltas
 //! (new predictions as their chunk, first labels with what their prediction said;
-//! `record_delta`), the opaque aggregate rows (`put_aggregates`), and the reads a refresh
-//! makes of them. This is the embedded backend's own cache protocol; ADR 018 says what the
-//! storage boundary asks of any backend instead.
+//! `record_delta`), the opaque aggregate rows (`put_aggregates`), and the answer to
+//! `DerivedState::stale_hours` made from them (a deltas-only mark is a stale hour with its
+//! deltas as additions, a full mark one to rescan). This is the embedded backend's own cache
+//! protocol, nowhere else: ADR 018 says what the storage boundary asks of any backend instead.
 //!
 //! Invariants:
 //! - an hour is marked in the same transaction as the predictions or labels that change it, so
@@ -16,6 +17,89 @@
 //!   makes the mark a full one and drops the hour's deltas.
 
 use super::*;
+
+/// One event-time hour of one version whose predictions or labels changed since its aggregates
+/// were last written. `generation` grows with every change, so that a refresh clears only the
+/// marks it has seen (a change racing with the refresh leaves the hour dirty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DirtyHour {
+    /// Empty when the predictions carry no version.
+    pub(crate) version: String,
+    /// Start of the hour (UTC-aligned).
+    pub(crate) hour: Timestamp,
+    pub(crate) generation: i64,
+    /// Every change since the hour's aggregates were written (or since it had none) is new
+    /// predictions or first labels for its predictions, each recorded in an [`HourDelta`]: the
+    /// aggregates can be brought up to date by adding those, without a rescan. False once
+    /// anything else changed the hour (a replaced label, a label that arrived before its
+    /// prediction, retention); its deltas are then dropped.
+    pub(crate) deltas_only: bool,
+}
+
+/// What one ingest added to one hour, written in the same transaction as the rows and the
+/// hour's mark: either the hour's new predictions in one chunk (`chunk`) or first labels of its
+/// predictions (`data`, in `compact.rs` form). Handed to the engine as an [`Addition`] of a
+/// deltas-only hour; deleted by the write that adds it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct HourDelta {
+    pub(crate) id: i64,
+    pub(crate) version: String,
+    pub(crate) hour: Timestamp,
+    /// The chunk holding the hour's new predictions, for a delta of predictions.
+    pub(crate) chunk: Option<i64>,
+    /// The labels in their stored form; for a delta of predictions, the caller's fold of them,
+    /// or empty.
+    pub(crate) data: Vec<u8>,
+}
+
+impl HourDelta {
+    /// The first labels of a label delta, as the engine reads them from its [`Addition`].
+    #[cfg(test)]
+    pub(crate) fn labels(&self) -> Result<Vec<crate::NewLabel>, StoreError> {
+        self.clone().addition().labels()
+    }
+
+    pub(crate) fn addition(self) -> Addition {
+        Addition {
+            id: self.id,
+            predictions: self.chunk.map(PredictionsRef),
+            data: self.data,
+        }
+    }
+}
+
+/// The embedded store's marks and deltas of one model, read by
+/// [`SqliteStore::pending_changes`]: an inspection for tests and diagnostics (the engine reads
+/// them as [`crate::StaleHour`]s through `DerivedState::stale_hours`).
+#[derive(Debug, Clone, Default)]
+pub struct PendingChanges {
+    /// Dirty hours, oldest first.
+    pub marks: Vec<PendingMark>,
+    /// Hour deltas not yet applied, oldest first (deltas of a full mark included: they raced
+    /// with its rescan).
+    pub deltas: Vec<PendingDelta>,
+}
+
+/// A dirty-hour mark (see [`PendingChanges`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingMark {
+    pub version: String,
+    pub hour: Timestamp,
+    /// The hour's changes can all be added from its deltas; false: it is rescanned.
+    pub deltas_only: bool,
+}
+
+/// An hour delta (see [`PendingChanges`]); its id is left out: a job records its hours in no
+/// particular order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingDelta {
+    pub version: String,
+    pub hour: Timestamp,
+    /// The chunk holding the hour's new predictions, for a delta of predictions.
+    pub chunk: Option<i64>,
+    /// First labels in stored form, or the caller's fold of the new predictions.
+    pub data: Vec<u8>,
+}
 
 /// SQL that marks dirty every hour holding predictions of the rows of `request_index` matching
 /// `filter` (`1` or a condition on `model_id`): what a rebuild, and a migration, start from.
@@ -107,10 +191,15 @@ pub(super) fn put_aggregates(
     {
         let mut applied = tx.prepare_cached("DELETE FROM hour_deltas WHERE id = ?1")?;
         for write in writes {
-            for delta in &write.applied {
-                if applied.execute([delta])? == 0 {
-                    tracing::debug!(model = %model, delta, "label delta already applied: write skipped");
-                    return Ok(());
+            for r in &write.refreshed {
+                let How::Added(deltas) = &r.how else {
+                    continue;
+                };
+                for delta in deltas {
+                    if applied.execute([delta])? == 0 {
+                        tracing::debug!(model = %model, delta, "hour delta already applied: write skipped");
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -140,16 +229,21 @@ pub(super) fn put_aggregates(
         for (version, hour) in &write.delete {
             delete.execute(params![id, write.kind, hour.micros(), version])?;
         }
-        for d in &write.clear {
-            let hour = d.hour.micros();
-            if let Some(through) = write.rescanned_through {
-                seen.execute(params![id, d.version, hour, through])?;
-            }
-            let cleared = clear.execute(params![id, d.version, hour, d.generation])?;
+        for r in &write.refreshed {
+            let (hour, generation) = (r.hour.micros(), r.seen.get());
+            // A rescan deletes the hour's deltas its snapshot held (it counted them).
+            let rescanned = match r.how {
+                How::Rescanned(through) => {
+                    seen.execute(params![id, r.version, hour, through.get()])?;
+                    true
+                }
+                How::Added(_) => false,
+            };
+            let cleared = clear.execute(params![id, r.version, hour, generation])?;
             // Changes raced with the rescan. Each left a delta the rescan did not read, unless
             // it needed a rescan itself (full_at moved past the generation the rescan read).
-            if cleared == 0 && write.rescanned_through.is_some() {
-                raced.execute(params![id, d.version, hour, d.generation])?;
+            if cleared == 0 && rescanned {
+                raced.execute(params![id, r.version, hour, generation])?;
             }
         }
     }
@@ -163,6 +257,43 @@ pub(super) fn invalidate_aggregates(
     let id = model_id(tx, model)?.ok_or_else(|| StoreError::ModelNotFound(model.to_string()))?;
     tx.execute_batch(&mark_every_hour_sql(&format!("model_id = {id}")))?;
     Ok(())
+}
+
+/// The model's dirty marks, oldest first.
+fn dirty_hours(conn: &Connection, model_id: i64) -> Result<Vec<DirtyHour>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT version, hour, generation, deltas_only FROM dirty_hours
+         WHERE model_id = ?1 ORDER BY hour, version",
+    )?;
+    let rows = stmt.query_map([model_id], |r| {
+        Ok(DirtyHour {
+            version: r.get(0)?,
+            hour: Timestamp(r.get(1)?),
+            generation: r.get(2)?,
+            deltas_only: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The model's hour deltas not yet applied, oldest first.
+fn hour_deltas(conn: &Connection, model_id: i64) -> Result<Vec<HourDelta>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, version, hour, data, segment_id FROM hour_deltas
+         WHERE model_id = ?1 ORDER BY id",
+    )?;
+    let mut rows = stmt.query([model_id])?;
+    let mut deltas = Vec::new();
+    while let Some(r) = rows.next()? {
+        deltas.push(HourDelta {
+            id: r.get(0)?,
+            version: r.get(1)?,
+            hour: Timestamp(r.get(2)?),
+            data: r.get(3)?,
+            chunk: r.get(4)?,
+        });
+    }
+    Ok(deltas)
 }
 
 impl SqliteStore {
@@ -218,48 +349,91 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn dirty_hours(&self, model: &ModelName) -> Result<Vec<DirtyHour>, StoreError> {
+    /// `DerivedState::stale_hours`: the dirty marks, each deltas-only one with its deltas
+    /// (read in the same snapshot) when `with_additions`; a full mark is an hour to rescan.
+    pub(super) fn stale_hours(
+        &self,
+        model: &ModelName,
+        with_additions: bool,
+    ) -> Result<Vec<StaleHour>, StoreError> {
         self.read(|conn| {
             let Some(id) = model_id(conn, model)? else {
                 return Ok(Vec::new());
             };
-            let mut stmt = conn.prepare_cached(
-                "SELECT version, hour, generation, deltas_only FROM dirty_hours
-                 WHERE model_id = ?1 ORDER BY hour, version",
-            )?;
-            let rows = stmt.query_map([id], |r| {
-                Ok(DirtyHour {
-                    version: r.get(0)?,
-                    hour: Timestamp(r.get(1)?),
-                    generation: r.get(2)?,
-                    deltas_only: r.get(3)?,
+            let snapshot = conn.unchecked_transaction()?;
+            let marks = dirty_hours(conn, id)?;
+            let mut deltas: HashMap<(String, Timestamp), Vec<Addition>> = HashMap::new();
+            if with_additions && marks.iter().any(|d| d.deltas_only) {
+                for d in hour_deltas(conn, id)? {
+                    deltas
+                        .entry((d.version.clone(), d.hour))
+                        .or_default()
+                        .push(d.addition());
+                }
+            }
+            snapshot.commit()?;
+            Ok(marks
+                .into_iter()
+                .map(|d| {
+                    let seen = Seen::new(d.generation);
+                    if with_additions && d.deltas_only {
+                        let additions = deltas.remove(&(d.version.clone(), d.hour));
+                        StaleHour::with_additions(
+                            d.version,
+                            d.hour,
+                            seen,
+                            additions.unwrap_or_default(),
+                        )
+                    } else {
+                        StaleHour::rescan(d.version, d.hour, seen)
+                    }
                 })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+                .collect())
         })
     }
 
-    pub(super) fn hour_deltas(&self, model: &ModelName) -> Result<Vec<HourDelta>, StoreError> {
-        self.read(|conn| {
+    /// The marks and deltas of `model`, for tests and diagnostics (see [`PendingChanges`]).
+    pub fn pending_changes(&self, model: &ModelName) -> Result<PendingChanges, StoreError> {
+        let (marks, deltas) = self.read(|conn| {
             let Some(id) = model_id(conn, model)? else {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), Vec::new()));
             };
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, version, hour, data, segment_id FROM hour_deltas
-                 WHERE model_id = ?1 ORDER BY id",
-            )?;
-            let mut rows = stmt.query([id])?;
-            let mut deltas = Vec::new();
-            while let Some(r) = rows.next()? {
-                deltas.push(HourDelta {
-                    id: r.get(0)?,
-                    version: r.get(1)?,
-                    hour: Timestamp(r.get(2)?),
-                    data: r.get(3)?,
-                    chunk: r.get(4)?,
-                });
-            }
-            Ok(deltas)
+            Ok((dirty_hours(conn, id)?, hour_deltas(conn, id)?))
+        })?;
+        Ok(PendingChanges {
+            marks: marks
+                .into_iter()
+                .map(|d| PendingMark {
+                    version: d.version,
+                    hour: d.hour,
+                    deltas_only: d.deltas_only,
+                })
+                .collect(),
+            deltas: deltas
+                .into_iter()
+                .map(|d| PendingDelta {
+                    version: d.version,
+                    hour: d.hour,
+                    chunk: d.chunk,
+                    data: d.data,
+                })
+                .collect(),
+        })
+    }
+
+    #[cfg(test)]
+    pub(super) fn dirty_hours(&self, model: &ModelName) -> Result<Vec<DirtyHour>, StoreError> {
+        self.read(|conn| match model_id(conn, model)? {
+            Some(id) => dirty_hours(conn, id),
+            None => Ok(Vec::new()),
+        })
+    }
+
+    #[cfg(test)]
+    pub(super) fn hour_deltas(&self, model: &ModelName) -> Result<Vec<HourDelta>, StoreError> {
+        self.read(|conn| match model_id(conn, model)? {
+            Some(id) => hour_deltas(conn, id),
+            None => Ok(Vec::new()),
         })
     }
 

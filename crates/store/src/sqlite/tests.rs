@@ -460,15 +460,26 @@ fn a_version_6_database_keeps_its_deltas_and_never_hands_their_ids_out_again() {
 /// What a refresh does to every dirty hour, without the aggregates: clears its mark and
 /// deletes its deltas as applied.
 fn answer_every_mark(store: &SqliteStore) {
+    let mut applied: Vec<i64> = store
+        .hour_deltas(&model())
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    let refreshed = store
+        .dirty_hours(&model())
+        .unwrap()
+        .into_iter()
+        .map(|d| crate::Refreshed {
+            version: d.version,
+            hour: d.hour,
+            seen: Seen::new(d.generation),
+            how: How::Added(std::mem::take(&mut applied)),
+        })
+        .collect();
     let write = crate::AggregateWrite {
         kind: "perf".into(),
-        clear: store.dirty_hours(&model()).unwrap(),
-        applied: store
-            .hour_deltas(&model())
-            .unwrap()
-            .iter()
-            .map(|d| d.id)
-            .collect(),
+        refreshed,
         ..Default::default()
     };
     store.put_aggregates(&model(), write).unwrap();

@@ -170,7 +170,6 @@ pub(super) enum Job {
     SetRetention(ModelName, Option<u32>, Reply<()>),
     ApplyRetention(Timestamp, Reply<RetentionReport>),
     PutAggregates(ModelName, Vec<AggregateWrite>, Reply<()>),
-    MarkForRescan(ModelName, Vec<(String, i64)>, Reply<()>),
     InvalidateAggregates(ModelName, Reply<()>),
 }
 
@@ -187,7 +186,6 @@ impl Job {
             Job::DeclareSchema(.., reply)
             | Job::SetRetention(.., reply)
             | Job::PutAggregates(.., reply)
-            | Job::MarkForRescan(.., reply)
             | Job::InvalidateAggregates(_, reply) => reply.send(committed, |()| ()),
         }
     }
@@ -199,8 +197,7 @@ impl Job {
             Job::Shadow(_, rows, _) => rows.len(),
             Job::Kpis(_, rows, rejected, _) => rows.len() + rejected.len(),
             Job::Reference { rows, .. } => rows.len(),
-            Job::PutAggregates(_, w, _) => w.iter().map(|w| w.put.len() + w.clear.len()).sum(),
-            Job::MarkForRescan(_, hours, _) => hours.len(),
+            Job::PutAggregates(_, w, _) => w.iter().map(|w| w.put.len() + w.refreshed.len()).sum(),
             _ => 1,
         }
     }
@@ -414,13 +411,6 @@ fn run_job(
         }
         Job::PutAggregates(model, writes, reply) => {
             (None, reply.keep(put_aggregates(tx, model, writes)))
-        }
-        Job::MarkForRescan(model, hours, reply) => {
-            let marked = model_id(tx, model).and_then(|id| match id {
-                Some(id) => mark_dirty(tx, id, hours.iter().map(|(v, h)| (v.as_str(), *h))),
-                None => Ok(()),
-            });
-            (None, reply.keep(marked))
         }
         Job::InvalidateAggregates(model, reply) => {
             (None, reply.keep(invalidate_aggregates(tx, model)))

@@ -1,12 +1,47 @@
 //! The embedded store's cache protocol (ADR 003, ADR 018): the dirty-hour marks, their
 //! generations and the hour deltas that keep the per-hour aggregates fresh, as the engine's
-//! refresh drives them through the `Store` trait. These were conformance checks; they are the
-//! SQLite backend's own, since another backend keeps its derived state fresh its own way. Each
-//! runs on a fresh store, with the service's request buckets and with buckets of 2 rows.
+//! refresh reads them (`DerivedState::stale_hours`) and answers them (`AggregateWrite::refreshed`).
+//! These were conformance checks; they are the SQLite backend's own, since another backend
+//! keeps its derived state fresh its own way. Each runs on a fresh store, with the service's
+//! request buckets and with buckets of 2 rows.
 
-use crate::conformance::{labels, model, p, preds, Check};
-use crate::{AggregateWrite, DirtyHour, ScanRange, SqliteStore, Store, StoredAggregate};
+use super::{DirtyHour, How};
+use crate::conformance::{labels, model, p, preds};
+use crate::{
+    AggregateWrite, DerivedState, EventLog, HourFold, Refreshed, ScanRange, ScanSnapshot, Seen,
+    SqliteStore, Store, StoredAggregate,
+};
 use modelwatch_core::{ModelName, Outcome};
+
+type Check = fn(&SqliteStore);
+
+/// The answers of a write that added `applied` (deltas of the hours `marks`) and clears
+/// `marks` as read.
+fn added(marks: &[DirtyHour], applied: &[i64]) -> Vec<Refreshed> {
+    marks
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Refreshed {
+            version: d.version.clone(),
+            hour: d.hour,
+            seen: Seen::new(d.generation),
+            how: How::Added(if i == 0 { applied.to_vec() } else { Vec::new() }),
+        })
+        .collect()
+}
+
+/// The answers of a rescan of `marks` whose scan returned `through`.
+fn rescanned(marks: &[DirtyHour], through: ScanSnapshot) -> Vec<Refreshed> {
+    marks
+        .iter()
+        .map(|d| Refreshed {
+            version: d.version.clone(),
+            hour: d.hour,
+            seen: Seen::new(d.generation),
+            how: How::Rescanned(through),
+        })
+        .collect()
+}
 
 const CHECKS: &[(&str, Check)] = &[
     (
@@ -24,6 +59,10 @@ const CHECKS: &[(&str, Check)] = &[
     (
         "shadow_predictions_mark_no_hour_and_record_no_delta",
         shadow_predictions_mark_no_hour_and_record_no_delta,
+    ),
+    (
+        "stale_hours_say_what_to_add_to_each_or_to_rescan_it",
+        stale_hours_say_what_to_add_to_each_or_to_rescan_it,
     ),
 ];
 
@@ -50,7 +89,7 @@ fn the_cache_protocol_holds_with_tiny_request_buckets() {
 /// Predictions and labels mark the hours (of the predictions' event time) they change; writing
 /// aggregates clears exactly the marks that were read, so a change racing with a refresh stays
 /// marked; aggregates read back by hour range and version.
-fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn Store) {
+fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &SqliteStore) {
     let ts = |s: &str| modelwatch_core::parse_timestamp(s).unwrap();
     let no_version = r#"{"request_id":"n","timestamp":"2026-01-01T05:59:59Z","features":{"age":1,"country":"DE"},"prediction":0}"#;
     store
@@ -108,8 +147,7 @@ fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn Store
                     blob("v1", "2026-01-01T03:00:00Z", b"three"),
                     blob("", "2026-01-01T05:00:00Z", b"five"),
                 ],
-                clear: dirty.clone(),
-                applied: deltas.iter().map(|d| d.id).collect(),
+                refreshed: added(&dirty, &deltas.iter().map(|d| d.id).collect::<Vec<_>>()),
                 ..AggregateWrite::default()
             },
         )
@@ -182,7 +220,7 @@ fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn Store
             &model(),
             AggregateWrite {
                 kind: "perf".into(),
-                clear: vec![stale],
+                refreshed: added(&[stale], &[]),
                 delete: vec![("".into(), ts("2026-01-01T05:00:00Z"))],
                 ..AggregateWrite::default()
             },
@@ -201,8 +239,7 @@ fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn Store
     let applied = |data: &[u8]| AggregateWrite {
         kind: "perf".into(),
         put: vec![blob("v1", "2026-01-01T03:00:00Z", data)],
-        clear: dirty.clone(),
-        applied: vec![deltas[0].id],
+        refreshed: added(&dirty, &[deltas[0].id]),
         ..AggregateWrite::default()
     };
     store
@@ -242,7 +279,7 @@ fn changes_mark_their_hours_dirty_until_a_refresh_answers_them(store: &dyn Store
 /// A rescan deletes the deltas its snapshot held; a new prediction or first label that
 /// raced with it stays a delta and the hour becomes deltas-only (under steady traffic the
 /// current hour is not rescanned on every refresh), unless a raced change needs a rescan.
-fn changes_racing_with_a_rescan_are_left_as_deltas(store: &dyn Store) {
+fn changes_racing_with_a_rescan_are_left_as_deltas(store: &SqliteStore) {
     let hour = ScanRange {
         from: Some(modelwatch_core::parse_timestamp("2026-01-01T03:00:00Z").unwrap()),
         to: Some(modelwatch_core::parse_timestamp("2026-01-01T04:00:00Z").unwrap()),
@@ -253,7 +290,7 @@ fn changes_racing_with_a_rescan_are_left_as_deltas(store: &dyn Store) {
         .unwrap();
     store.invalidate_aggregates(&model()).unwrap();
     // A rescan: the marks, then one snapshot of the events.
-    let rescan = |store: &dyn Store, race: &mut dyn FnMut()| {
+    let rescan = |store: &SqliteStore, race: &mut dyn FnMut()| {
         let marks = store.dirty_hours(&model()).unwrap();
         let mut seen = 0;
         let through = store
@@ -270,8 +307,7 @@ fn changes_racing_with_a_rescan_are_left_as_deltas(store: &dyn Store) {
                         hour: hour.from.unwrap(),
                         data: format!("{seen}").into_bytes(),
                     }],
-                    clear: marks,
-                    rescanned_through: Some(through),
+                    refreshed: rescanned(&marks, through),
                     ..AggregateWrite::default()
                 },
             )
@@ -321,7 +357,7 @@ fn changes_racing_with_a_rescan_are_left_as_deltas(store: &dyn Store) {
 /// a refresh's other pass does the same): the rescan then deleted unread the prediction that
 /// raced with it, and the prediction's label, added later as a delta, took a "missing" from a
 /// drift sketch that had never counted it (the demo's refresh panicked on it in debug builds).
-fn a_change_racing_with_a_rescan_survives_deltas_applied_meanwhile(store: &dyn Store) {
+fn a_change_racing_with_a_rescan_survives_deltas_applied_meanwhile(store: &SqliteStore) {
     let other = ModelName::new("churn").unwrap();
     let hour = ScanRange {
         from: Some(modelwatch_core::parse_timestamp("2026-01-01T03:00:00Z").unwrap()),
@@ -352,13 +388,15 @@ fn a_change_racing_with_a_rescan_survives_deltas_applied_meanwhile(store: &dyn S
             &other,
             AggregateWrite {
                 kind: "perf".into(),
-                clear: store.dirty_hours(&other).unwrap(),
-                applied: store
-                    .hour_deltas(&other)
-                    .unwrap()
-                    .iter()
-                    .map(|d| d.id)
-                    .collect(),
+                refreshed: added(
+                    &store.dirty_hours(&other).unwrap(),
+                    &store
+                        .hour_deltas(&other)
+                        .unwrap()
+                        .iter()
+                        .map(|d| d.id)
+                        .collect::<Vec<_>>(),
+                ),
                 ..AggregateWrite::default()
             },
         )
@@ -378,8 +416,7 @@ fn a_change_racing_with_a_rescan_survives_deltas_applied_meanwhile(store: &dyn S
                     hour: hour.from.unwrap(),
                     data: b"a".to_vec(),
                 }],
-                clear: marks,
-                rescanned_through: Some(through),
+                refreshed: rescanned(&marks, through),
                 ..AggregateWrite::default()
             },
         )
@@ -404,7 +441,7 @@ fn a_change_racing_with_a_rescan_survives_deltas_applied_meanwhile(store: &dyn S
 
 /// Shadow predictions (ADR 011) mark no hour and record no delta: the hours hold the served
 /// traffic only, and the chunks the deltas name hold served predictions only.
-fn shadow_predictions_mark_no_hour_and_record_no_delta(store: &dyn Store) {
+fn shadow_predictions_mark_no_hour_and_record_no_delta(store: &SqliteStore) {
     let t = "2026-01-01T00:00:00Z";
     let shadow = |id: &str| {
         format!(
@@ -439,4 +476,107 @@ fn shadow_predictions_mark_no_hour_and_record_no_delta(store: &dyn Store) {
         })
         .unwrap();
     assert_eq!(n, 2);
+}
+
+/// The calls the engine's refresh makes, through `&dyn Store` (ADR 018's amendment): a
+/// deltas-only hour is a stale hour with its deltas as additions (new predictions with the
+/// caller's fold and where they are stored, first labels), a full mark one to rescan; a write
+/// answering hours with `added` or `rescanned` leaves nothing stale, and one that answers an
+/// addition already answered is dropped whole.
+fn stale_hours_say_what_to_add_to_each_or_to_rescan_it(sqlite: &SqliteStore) {
+    let store: &dyn Store = sqlite;
+    let ts = |s: &str| modelwatch_core::parse_timestamp(s).unwrap();
+    let three = ts("2026-01-01T03:00:00Z");
+    let mut batch = preds(&[
+        &p("a", "2026-01-01T03:10:00Z", 1.0),
+        &p("b", "2026-01-01T03:50:00Z", 1.0),
+    ]);
+    batch.folds = vec![HourFold {
+        version: "v1".into(),
+        hour: three.micros(),
+        rows: 2,
+        data: b"the caller's fold".to_vec(),
+    }];
+    store.ingest_predictions(&model(), batch).unwrap();
+    assert_eq!(store.models_with_stale_hours().unwrap(), vec![model()]);
+    // Without additions asked for, every hour reads as one to rescan.
+    let hours = store.stale_hours(&model(), false).unwrap();
+    assert_eq!(hours.len(), 1);
+    assert!(hours[0].additions().is_none());
+    let hours = store.stale_hours(&model(), true).unwrap();
+    assert_eq!((hours[0].version.as_str(), hours[0].hour), ("v1", three));
+    let additions = hours[0].additions().expect("new predictions can be added");
+    assert_eq!(additions.len(), 1);
+    assert_eq!(additions[0].fold(), Some(&b"the caller's fold"[..]));
+    assert!(additions[0].labels().unwrap().is_empty());
+    let stored = additions[0]
+        .predictions()
+        .expect("an addition of predictions");
+    let mut read = Vec::new();
+    store
+        .scan_added_predictions(&model(), &[stored], &mut |at, e| {
+            read.push((at, e.request_id.clone()))
+        })
+        .unwrap();
+    assert_eq!(read, ["a", "b"].map(|id| (stored, id.to_owned())).to_vec());
+
+    // A first label is an addition of its own, after the predictions'.
+    store
+        .ingest_labels(&model(), labels(&[r#"{"request_id":"a","label":1}"#]))
+        .unwrap();
+    let hours = store.stale_hours(&model(), true).unwrap();
+    let additions = hours[0].additions().unwrap();
+    assert_eq!(additions.len(), 2);
+    assert!(additions[1].predictions().is_none() && additions[1].fold().is_none());
+    assert_eq!(additions[1].labels().unwrap()[0].score, Some(0.8));
+    let added = |data: &[u8]| AggregateWrite {
+        kind: "perf".into(),
+        put: vec![StoredAggregate {
+            version: "v1".into(),
+            hour: three,
+            data: data.to_vec(),
+        }],
+        refreshed: vec![hours[0].added()],
+        ..AggregateWrite::default()
+    };
+    store.put_aggregates(&model(), added(b"added")).unwrap();
+    assert!(store.stale_hours(&model(), true).unwrap().is_empty());
+    assert!(store.models_with_stale_hours().unwrap().is_empty());
+    let pending = sqlite.pending_changes(&model()).unwrap();
+    assert!(pending.marks.is_empty() && pending.deltas.is_empty());
+    // Answering the same additions again (a refresh that lost a race) writes nothing.
+    store.put_aggregates(&model(), added(b"twice")).unwrap();
+    let hour = ScanRange {
+        from: Some(three),
+        to: Some(ts("2026-01-01T04:00:00Z")),
+        version: None,
+    };
+    assert_eq!(
+        store.aggregates(&model(), "perf", &hour).unwrap()[0].data,
+        b"added"
+    );
+
+    // A replaced label cannot be added: the hour is to be rescanned, and a rescan's write
+    // answers it.
+    store
+        .ingest_labels(&model(), labels(&[r#"{"request_id":"a","label":0}"#]))
+        .unwrap();
+    let hours = store.stale_hours(&model(), true).unwrap();
+    assert!(hours.len() == 1 && hours[0].additions().is_none());
+    let mut seen = 0;
+    let snapshot = store
+        .scan_predictions(&model(), &hour, &mut |_, _| seen += 1)
+        .unwrap();
+    assert_eq!(seen, 2);
+    store
+        .put_aggregates(
+            &model(),
+            AggregateWrite {
+                kind: "perf".into(),
+                refreshed: vec![hours[0].rescanned(snapshot)],
+                ..AggregateWrite::default()
+            },
+        )
+        .unwrap();
+    assert!(store.stale_hours(&model(), true).unwrap().is_empty());
 }
