@@ -6,6 +6,8 @@
 #
 #   scripts/clickhouse/cluster.sh start DIR      # prints the servers' HTTP URLs, one a line
 #   scripts/clickhouse/cluster.sh stop DIR
+#   scripts/clickhouse/cluster.sh restart-one DIR N   # start server N (a line of DIR/urls,
+#                                                     # from 0) again after it died (kill -9)
 #   scripts/clickhouse/cluster.sh install        # apt-get the Debian packages (root)
 #
 # Environment: SHARDS (default 2), REPLICAS (default 1), BASE_PORT (default: a free range
@@ -113,6 +115,10 @@ ZK
 XML
             setsid clickhouse-server --config-file="$sd/config.xml" >"$sd/log/out.log" 2>&1 &
             echo "$!" >>"$dir/pids"
+            # Each server's own pid and directory, a line per server in the order of urls:
+            # what a test kills and restart-one starts again.
+            echo "$!" >"$sd/pid"
+            echo "$sd" >>"$dir/servers"
             echo "http://127.0.0.1:$p" >>"$dir/urls"
             i=$((i + 1))
         done
@@ -135,8 +141,46 @@ XML
             sleep 0.5
         done
         [ "$ok" = imok ] || { say "ZooKeeper on port $zk_port did not start: see $dir/zookeeper/out.log"; stop "$dir"; exit 1; }
+        # "imok" comes before ZooKeeper takes sessions: a CREATE right after it failed with
+        # "Cannot read all data ... while receiving handshake from ZooKeeper". Ready when every
+        # server reads ZooKeeper's root.
+        for http in $(cat "$dir/urls"); do
+            for _ in $(seq 120); do
+                curl -fsS --data-binary "SELECT count() FROM system.zookeeper WHERE path = '/'" "$http/" >/dev/null 2>&1 && break
+                sleep 0.5
+            done
+            curl -fsS --data-binary "SELECT count() FROM system.zookeeper WHERE path = '/'" "$http/" >/dev/null \
+                || { say "$http cannot reach ZooKeeper on port $zk_port: see $dir/*/log"; stop "$dir"; exit 1; }
+        done
     fi
     cat "$dir/urls"
+}
+
+alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+
+# Starts server N again with its config and data (after a kill -9: the data directory is as the
+# crash left it), replaces its pid in DIR/pids, and waits for it to answer /ping.
+restart_one() {
+    local dir=$1 n=$2 sd old http
+    sd=$(sed -n "$((n + 1))p" "$dir/servers")
+    http=$(sed -n "$((n + 1))p" "$dir/urls")
+    [ -n "$sd" ] && [ -n "$http" ] || { say "$dir has no server $n"; exit 1; }
+    old=$(cat "$sd/pid")
+    # A killed server is gone within moments (a zombie not yet reaped counts as gone).
+    for _ in $(seq 100); do
+        alive "$old" || break
+        sleep 0.1
+    done
+    alive "$old" && { say "server $n (pid $old) is still running"; exit 1; }
+    setsid clickhouse-server --config-file="$sd/config.xml" >>"$sd/log/out.log" 2>&1 &
+    echo "$!" >"$sd/pid"
+    sed -i "s/^$old\$/$!/" "$dir/pids"
+    for _ in $(seq 120); do
+        curl -fsS "$http/ping" >/dev/null 2>&1 && break
+        sleep 0.5
+    done
+    curl -fsS "$http/ping" >/dev/null || { say "$http did not start again: see $sd/log"; exit 1; }
+    echo "$http"
 }
 
 stop() {
@@ -147,12 +191,13 @@ stop() {
         for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$pid" 2>/dev/null || true
     done
-    rm -f "$dir/pids" "$dir/urls"
+    rm -f "$dir/pids" "$dir/urls" "$dir/servers"
 }
 
 case "${1:-}" in
     install) install_packages ;;
     start) start "${2:?usage: $0 start DIR}" ;;
     stop) stop "${2:?usage: $0 stop DIR}" ;;
-    *) say "usage: $0 install | start DIR | stop DIR"; exit 2 ;;
+    restart-one) restart_one "${2:?usage: $0 restart-one DIR N}" "${3:?usage: $0 restart-one DIR N}" ;;
+    *) say "usage: $0 install | start DIR | stop DIR | restart-one DIR N"; exit 2 ;;
 esac

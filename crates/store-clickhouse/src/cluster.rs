@@ -5,8 +5,10 @@
 //! - every failure names the server, what the query was for and the server's message
 //!   (`StoreError::Remote`);
 //! - with replicas, every insert carries `insert_quorum` = the shard's replicas (acknowledged
-//!   means on every replica) and `insert_deduplicate = 0` (two equal change-count blocks are two
-//!   changes, never one), and every read carries `select_sequential_consistency = 1`.
+//!   means on every replica; a replica that does not take the part fails the insert after
+//!   `INSERT_QUORUM_TIMEOUT`, not 18.16's default 600 s) and `insert_deduplicate = 0` (two
+//!   equal change-count blocks are two changes, never one), and every read carries
+//!   `select_sequential_consistency = 1`.
 
 use modelwatch_store::StoreError;
 use std::time::Duration;
@@ -136,7 +138,22 @@ pub(crate) struct Http {
 
 /// A quorum insert into a table whose previous quorum insert has not finished (18.16 allows
 /// one at a time per table): retried, it goes through once the previous one is on every replica.
-const QUORUM_BUSY: &str = "Quorum for previous write has not been satisfied yet";
+/// The second is the same refusal when two inserts (two modelwatch processes) race to start
+/// theirs: the loser's part is rolled back, nothing of it stored (found by the kill test: with
+/// two processes under load it refused batches with a 500).
+const QUORUM_BUSY: [&str; 2] = [
+    "Quorum for previous write has not been satisfied yet",
+    "Another quorum insert has been already started",
+];
+
+/// How long a quorum insert waits for the shard's other replicas (`insert_quorum_timeout`).
+/// 18.16's default is 600 s: with a replica killed, the insert to the live one waited that long
+/// while holding the process's writer lock, so every write of the process hung behind it (found
+/// by the kill test, `crates/cli/tests/cli/clickhouse_kill.rs`). Past this the server answers
+/// "Timeout while waiting for quorum": the batch is not acknowledged (a 5xx naming the server)
+/// and the client sends it again; its rows become visible only if the replica comes back and
+/// takes the part, and the retry then reads them as duplicates.
+pub(crate) const INSERT_QUORUM_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Http {
     pub fn new(config: &ClickHouseConfig) -> Result<Http, StoreError> {
@@ -236,6 +253,8 @@ impl Http {
         if let Some(replicas) = self.quorum {
             if insert {
                 params.push(("insert_quorum", replicas.to_string()));
+                let ms = INSERT_QUORUM_TIMEOUT.as_millis();
+                params.push(("insert_quorum_timeout", ms.to_string()));
                 params.push(("insert_deduplicate", "0".into()));
             } else if sql.trim_start().starts_with("SELECT") {
                 params.push(("select_sequential_consistency", "1".into()));
@@ -265,7 +284,7 @@ impl Http {
                 return Ok(resp);
             }
             let text = resp.text().unwrap_or_default();
-            if text.contains(QUORUM_BUSY) && attempt < 1000 {
+            if QUORUM_BUSY.iter().any(|m| text.contains(m)) && attempt < 1000 {
                 attempt += 1;
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
@@ -469,10 +488,19 @@ pub(crate) fn statements(database: &str, cluster: Option<&str>, replicated: bool
             continue;
         }
         let mut st = match cluster {
-            Some(cluster) => st.replace(
-                "ENGINE = Distributed(modelwatch,",
-                &format!("ENGINE = Distributed({cluster},"),
-            ),
+            // The database written out: 18.16 keeps `currentDatabase()` in the table's metadata
+            // and evaluates it again when the server restarts, outside any database, so every
+            // Distributed table of a restarted server pointed at `.predictions_local` ("There is
+            // no table .labels_local on server", found by the kill test).
+            Some(cluster) => st
+                .replace(
+                    "ENGINE = Distributed(modelwatch, currentDatabase(),",
+                    &format!("ENGINE = Distributed({cluster}, '{database}',"),
+                )
+                .replace(
+                    "ENGINE = Distributed(modelwatch,",
+                    &format!("ENGINE = Distributed({cluster},"),
+                ),
             None => st
                 .lines()
                 .map(|line| {
@@ -629,5 +657,21 @@ mod tests {
     fn literals_escape_quotes_and_backslashes() {
         assert_eq!(q(r"a'b\c"), r"'a\'b\\c'");
         assert_eq!(int(i64::MIN), "toInt64('-9223372036854775808')");
+    }
+
+    /// A Distributed table names its database in its metadata: `currentDatabase()` there is
+    /// evaluated again when the server restarts, outside the database (the kill test's finding).
+    #[test]
+    fn distributed_tables_name_their_database_not_the_current_one() {
+        for replicated in [false, true] {
+            let all = statements("mw_db", Some("c1"), replicated);
+            let distributed: Vec<&String> =
+                all.iter().filter(|s| s.contains("Distributed(")).collect();
+            assert!(distributed.len() >= 10, "{distributed:?}");
+            for st in distributed {
+                assert!(!st.contains("currentDatabase"), "{st}");
+                assert!(st.contains("ENGINE = Distributed(c1, 'mw_db', "), "{st}");
+            }
+        }
     }
 }

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 
 #[allow(dead_code)] // the harness's conformance runner is the backend's own test's
 #[path = "../../../store-clickhouse/tests/common/mod.rs"]
-mod cluster;
+pub(crate) mod cluster;
 
 /// Two CSV tables with the same rows and cells, numbers equal to 1e-12 relative.
 #[track_caller]
@@ -41,7 +41,7 @@ fn assert_csv_close(embedded: &str, clickhouse: &str) {
 }
 
 /// `modelwatch serve --store URL`, its alert state in `alerts_dir`, with `config` (TOML).
-fn serve(url: &str, alerts_dir: &Path, config: &str) -> Server {
+pub(crate) fn serve(url: &str, alerts_dir: &Path, config: &str) -> Server {
     std::fs::create_dir_all(alerts_dir).unwrap();
     let cfg = alerts_dir.join("modelwatch.toml");
     std::fs::write(&cfg, config).unwrap();

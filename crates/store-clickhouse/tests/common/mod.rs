@@ -115,6 +115,11 @@ impl Cluster {
             .prefix("mw-clickhouse-")
             .tempdir()
             .expect("temp dir");
+        // cluster.sh picks the first free ports from 20000 up: two clusters of one test binary
+        // (the CLI's `clickhouse` and `clickhouse_kill` run in parallel) starting at once took
+        // the same ports. One start at a time; once started, its servers hold their ports.
+        static START: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = START.lock().unwrap_or_else(|e| e.into_inner());
         let out = Command::new("bash")
             .arg(script())
             .arg("start")
@@ -169,6 +174,79 @@ impl Cluster {
         let url = format!("clickhouse://{}/{database}", hosts.join(","));
         let config = ClickHouseConfig::from_url(&url).expect("url");
         ClickHouseStore::connect(&config).unwrap_or_else(|e| panic!("connect to {url}: {e}"))
+    }
+}
+
+/// Killing and restarting one server, and asking one server directly: the kill test's tools
+/// (`crates/cli/tests/cli/clickhouse_kill.rs`). `i` indexes `urls`.
+#[allow(dead_code)]
+impl Cluster {
+    /// `kill -9` server `i` (its pid from the file cluster.sh keeps for it); returns when the
+    /// process is gone.
+    pub fn kill9(&self, i: usize) {
+        let pid = self.server_file(i, "pid");
+        let pid = pid.trim();
+        let out = Command::new("kill")
+            .args(["-9", pid])
+            .status()
+            .expect("kill");
+        assert!(out.success(), "kill -9 {pid} (server {i})");
+        let gone = || {
+            std::fs::read_to_string(format!("/proc/{pid}/status")).map_or(true, |s| {
+                s.lines()
+                    .any(|l| l.starts_with("State:") && l.contains('Z'))
+            })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !gone() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server {i} (pid {pid}) survived kill -9"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Starts server `i` again after a kill (cluster.sh restart-one: same config and data);
+    /// returns when it answers /ping.
+    pub fn restart(&self, i: usize) {
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("restart-one")
+            .arg(self.dir.path().join("cluster"))
+            .arg(i.to_string())
+            .output()
+            .expect("run cluster.sh restart-one");
+        assert!(
+            out.status.success(),
+            "cluster.sh restart-one {i} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The answer of server `i` to `sql` (its HTTP interface, no session settings).
+    pub fn query(&self, i: usize, sql: &str) -> String {
+        let out = Command::new("curl")
+            .args(["-fsS", "--data-binary", sql, &format!("{}/", self.urls[i])])
+            .output()
+            .expect("run curl");
+        assert!(
+            out.status.success(),
+            "{sql} on {}: {}",
+            self.urls[i],
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A line of the files cluster.sh keeps per server (`pid`), for server `i`.
+    fn server_file(&self, i: usize, name: &str) -> String {
+        let servers = std::fs::read_to_string(self.dir.path().join("cluster/servers")).unwrap();
+        let dir = servers
+            .lines()
+            .nth(i)
+            .unwrap_or_else(|| panic!("no server {i}"));
+        std::fs::read_to_string(std::path::Path::new(dir).join(name)).unwrap()
     }
 }
 
