@@ -7,6 +7,10 @@ use modelwatch_core::{
     FeatureIndex, FeatureValue, KpiEvent, LabelEvent, ModelName, Outcome, Pairs, PredictionEvent,
     ReferenceRow, Rejection, Role, Schema, SchemaChange, Timestamp, DEFAULT_MAX_FEATURES_PER_MODEL,
 };
+use modelwatch_store::rows::{
+    json_feature_value, json_outcome, quarantine_text, repeated_rejection,
+    QUARANTINE_RETENTION_DAYS,
+};
 use modelwatch_store::{
     decode_stored, AggregateWrite, Catalog, Cursor, DerivedState, EventLog, IngestOutcome,
     LabelBatch, ModelSummary, Page, PredictionBatch, PredictionsRef, Quarantined, ReferenceOutcome,
@@ -21,10 +25,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const DAY_MICROS: i64 = 86_400_000_000;
-/// Quarantined rows are kept this long whatever the model's retention (as the embedded store).
-const QUARANTINE_RETENTION_DAYS: i64 = 30;
-/// Longest row text kept in quarantine (as the embedded store).
-const MAX_QUARANTINE_ROW_BYTES: usize = 16 * 1024;
 /// How long `apply_retention` waits for its deletes (mutations) to finish on every server.
 const MUTATION_WAIT: Duration = Duration::from_secs(300);
 /// The key of a model's settings holding the retention cutoff already reported (with
@@ -153,24 +153,12 @@ fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("values of validated events serialize")
 }
 
-fn outcome_of(v: serde_json::Value) -> Result<Outcome, StoreError> {
-    match v {
-        serde_json::Value::Bool(b) => Ok(Outcome::Bool(b)),
-        serde_json::Value::Number(n) => Ok(Outcome::Number(n.as_f64().unwrap_or(f64::NAN))),
-        serde_json::Value::String(s) => Ok(Outcome::Text(s)),
-        other => Err(StoreError::Corrupt {
-            what: "stored outcome",
-            detail: format!("not a scalar: {other}"),
-        }),
-    }
-}
-
 fn parse_outcome(s: &str) -> Result<Outcome, StoreError> {
     let v: serde_json::Value = serde_json::from_str(s).map_err(|e| StoreError::Corrupt {
         what: "stored outcome",
         detail: e.to_string(),
     })?;
-    outcome_of(v)
+    json_outcome("stored outcome", v)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -191,26 +179,6 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-fn repeated_rejection(index: usize, request_id: &str, first: usize) -> Rejection {
-    Rejection::new(
-        index,
-        "request_id",
-        format!("appears twice in this batch (first at row {first})"),
-    )
-    .with_request_id(Some(request_id))
 }
 
 /// An `IN (…)` list of string literals.
@@ -511,7 +479,7 @@ impl ClickHouseStore {
                 request_id: r.rejection.request_id.as_deref(),
                 field: &r.rejection.field,
                 reason: &r.rejection.reason,
-                row: truncate(&r.row, MAX_QUARANTINE_ROW_BYTES),
+                row: quarantine_text(&r.row),
             })
             .collect();
         self.http.insert(
@@ -1554,20 +1522,18 @@ fn reference_row(text: &str) -> Result<ReferenceRow, StoreError> {
             .features
             .0
             .into_iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    serde_json::Value::Bool(b) => FeatureValue::Bool(b),
-                    serde_json::Value::Number(n) => FeatureValue::Number(n.as_f64().unwrap_or(0.0)),
-                    serde_json::Value::String(s) => FeatureValue::Text(s),
-                    _ => FeatureValue::Null,
-                };
-                (k.into(), v)
-            })
+            .map(|(k, v)| (k.into(), json_feature_value(v)))
             .collect(),
-        prediction: r.prediction.map(outcome_of).transpose()?,
+        prediction: r
+            .prediction
+            .map(|v| json_outcome("stored outcome", v))
+            .transpose()?,
         score: r.score,
         scores: r.scores.map(|p| p.0),
-        label: r.label.map(outcome_of).transpose()?,
+        label: r
+            .label
+            .map(|v| json_outcome("stored outcome", v))
+            .transpose()?,
         explanations: r.explanations.map(|p| p.0).unwrap_or_default(),
     })
 }

@@ -16,6 +16,7 @@
 mod cancel;
 mod compact;
 pub mod conformance;
+pub mod rows;
 mod sqlite;
 
 pub use cancel::run_cancellable;

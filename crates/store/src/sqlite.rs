@@ -37,6 +37,7 @@
 //! `unconditional_recursion` lint would say so).
 
 use crate::compact;
+use crate::rows::{repeated_rejection, QUARANTINE_RETENTION_DAYS};
 use crate::{
     hour_of, Addition, AggregateWrite, Catalog, Cursor, DerivedState, EventLog, HourFold, How,
     IngestOutcome, LabelBatch, ModelSummary, Page, PredictionBatch, PredictionsRef, Quarantined,

@@ -5,6 +5,7 @@
 //! is, never a panic.
 
 use super::*;
+use crate::rows::{json_feature_value, json_outcome};
 
 pub(super) fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("values of validated events serialize")
@@ -44,31 +45,11 @@ pub(super) fn outcome_from(
         .transpose()
 }
 
-fn json_outcome(what: &'static str, v: serde_json::Value) -> Result<Outcome, StoreError> {
-    match v {
-        serde_json::Value::Bool(b) => Ok(Outcome::Bool(b)),
-        serde_json::Value::Number(n) => Ok(Outcome::Number(n.as_f64().unwrap_or(f64::NAN))),
-        serde_json::Value::String(s) => Ok(Outcome::Text(s)),
-        other => Err(StoreError::Corrupt {
-            what,
-            detail: format!("not a scalar: {other}"),
-        }),
-    }
-}
-
 pub(super) fn features_from(s: &str) -> Result<Vec<(FeatureName, FeatureValue)>, StoreError> {
     Ok(parse_json::<Pairs<serde_json::Value>>("features", s)?
         .0
         .into_iter()
-        .map(|(k, v)| {
-            let v = match v {
-                serde_json::Value::Bool(b) => FeatureValue::Bool(b),
-                serde_json::Value::Number(n) => FeatureValue::Number(n.as_f64().unwrap_or(0.0)),
-                serde_json::Value::String(s) => FeatureValue::Text(s),
-                _ => FeatureValue::Null,
-            };
-            (k.into(), v)
-        })
+        .map(|(k, v)| (k.into(), json_feature_value(v)))
         .collect())
 }
 

@@ -7,9 +7,7 @@
 //! `QUARANTINE_RETENTION_DAYS` whatever the model's setting (`retention.rs`).
 
 use super::*;
-
-/// Longest row text kept in quarantine; longer rows are cut (the reason is kept whole).
-const MAX_QUARANTINE_ROW_BYTES: usize = 16 * 1024;
+use crate::rows::quarantine_text;
 
 fn quarantine(
     tx: &Transaction<'_>,
@@ -24,7 +22,7 @@ fn quarantine(
     )?;
     for q in rows {
         let r = &q.rejection;
-        let row = truncate(&q.row, MAX_QUARANTINE_ROW_BYTES);
+        let row = quarantine_text(&q.row);
         stmt.execute(params![
             model,
             kind,
@@ -57,27 +55,6 @@ pub(super) fn quarantine_all(
         .collect();
     rejected.sort_by_key(|r| r.index);
     Ok(rejected)
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-/// The rejection of the row at `index` whose request id the row at `first` already had.
-pub(super) fn repeated_rejection(index: usize, request_id: &str, first: usize) -> Rejection {
-    Rejection::new(
-        index,
-        "request_id",
-        format!("appears twice in this batch (first at row {first})"),
-    )
-    .with_request_id(Some(request_id))
 }
 
 impl SqliteStore {

@@ -12,9 +12,6 @@
 
 use super::*;
 
-/// Quarantined rows older than this are deleted by retention, whatever the model's setting.
-const QUARANTINE_RETENTION_DAYS: i64 = 30;
-
 /// The event time before which a model's predictions are past its retention (and are hidden
 /// from reads until the retention loop deletes them).
 pub(super) fn retention_cutoff(conn: &Connection, id: i64) -> Result<i64, StoreError> {
