@@ -116,7 +116,7 @@ query_kinds() {
                 query LIKE 'INSERT INTO labels_local%', 'insert labels',
                 query LIKE '%ANY LEFT JOIN%', 'scans with labels (refresh, reads)',
                 query LIKE 'INSERT%', 'other inserts',
-                query LIKE '%labels_local%request_id IN%', 'duplicate check (labels)',
+                query LIKE 'SELECT DISTINCT request_id FROM labels_local%', 'duplicate check (labels)',
                 query LIKE '%hour_changes%' OR query LIKE '%hours_built%', 'stale hours',
                 query LIKE '%aggregates%', 'per-hour state (aggregates)',
                 'other reads') AS kind, count(), sum(query_duration_ms), sum(read_rows), sum(written_rows)
@@ -172,8 +172,9 @@ run() { # MODE ROUND
     [ "$(echo "$acc" | tr -d ' ')" = "$EVENTS" ] || { say "$mode: accepted $acc of $EVENTS"; exit 1; }
     ROWS+=("| $round | $mode | $(echo "$evs" | tr -d ' ') | $(echo "$secs" | tr -d ' ') | $(echo "$p50" | tr -d ' ') | $(echo "$p99" | tr -d ' ') | $mw | $ch | $lg | $before / $after |")
     if [ "$mode" != embedded ] && [ -n "${QUERY_LOG:-}" ]; then
-        while IFS=$'\t' read -r kind n ms r w; do
-            QLROWS+=("| $round | $mode | $kind | $n | $ms | $r | $w |")
+        local kind n ms rd wr # local: the caller's loop counter is `r`
+        while IFS=$'\t' read -r kind n ms rd wr; do
+            QLROWS+=("| $round | $mode | $kind | $n | $ms | $rd | $wr |")
         done < <(query_kinds "$t0")
     fi
     if [ "$mode" != embedded ]; then
