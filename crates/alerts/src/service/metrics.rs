@@ -254,9 +254,9 @@ impl AlertService {
         }
         e.gauge(
             "modelwatch_alerts_evaluating",
-            "1 when this process evaluates the alert rules and sends notifications (alerts.evaluate).",
+            "1 while this process evaluates the alert rules and sends notifications: alerts.evaluate is on and it holds the cluster lease (always, on the embedded store).",
             &[],
-            f64::from(u8::from(self.config.evaluate)),
+            f64::from(u8::from(self.config.evaluate && self.lease.held())),
         );
         if let Ok(counts) = self.db.outbox_counts() {
             for (notifier, undelivered, failing) in counts {
