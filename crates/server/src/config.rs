@@ -402,7 +402,8 @@ mod tests {
         assert_eq!(Config::default().clickhouse.lease_seconds, 10);
         let c = Config::from_toml("[clickhouse]\nlease_seconds = 2").unwrap();
         assert_eq!(c.clickhouse.lease_seconds, 2);
-        let e = Config::from_toml("[clickhouse]\nlease_seconds = 0").unwrap_err();
+        let zero = Config::from_toml("[clickhouse]\nlease_seconds = 0").unwrap();
+        let e = zero.validate().unwrap_err();
         assert!(e.to_string().contains("clickhouse.lease_seconds"), "{e}");
     }
 

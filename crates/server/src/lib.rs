@@ -395,13 +395,13 @@ impl BackgroundRefresh {
             self.passes.load(Ordering::Relaxed) as f64,
         );
         e.family(
-            "modelwatch_background_refresh_hours_total",
+            "modelwatch_background_refresh_hour_states_total",
             "counter",
             "Hours of per-hour state the background passes brought up to date since start.",
         );
         e.sample(
-            "modelwatch_background_refresh_hours_total",
-            "modelwatch_background_refresh_hours_total",
+            "modelwatch_background_refresh_hour_states_total",
+            "modelwatch_background_refresh_hour_states_total",
             &[],
             self.hours.load(Ordering::Relaxed) as f64,
         );
