@@ -56,8 +56,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             tracing::warn!(
                 store = %location.describe(),
                 alert_state = %config.data_dir.join("alerts.sqlite").display(),
-                "alert state is per process: run alert evaluation on one replica \
-                 (alerts.evaluate = false on the others)"
+                "alert state is per process: the replica holding the cluster lease evaluates \
+                 and notifies, and one taking over starts from its own alert file (define \
+                 rules in the config file)"
             );
             store
         }

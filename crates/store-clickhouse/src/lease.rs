@@ -68,6 +68,8 @@ struct State {
     held: Option<u64>,
     /// Whether the last decision was to hold (for the change counter).
     holding: bool,
+    /// The epoch of the last decision.
+    decided: Option<u64>,
     changes: u64,
     history: VecDeque<u64>,
     claims: u64,
@@ -209,6 +211,18 @@ impl Lease for ClickHouseLease {
             .then(|| Duration::from_micros((epoch + 1) * self.shared.period - now))
     }
 
+    fn held_lately(&self) -> bool {
+        let now = now_micros();
+        let epoch = now / self.shared.period;
+        let s = self.shared.lock();
+        match s.held {
+            Some(e) if e == epoch => true,
+            // Decided on `e` and on nothing since: the current epoch's read is still to come.
+            Some(e) => e + 1 == epoch && s.holding && s.decided == Some(e),
+            None => false,
+        }
+    }
+
     fn guard(&self) -> Duration {
         Duration::from_micros(self.shared.margin)
     }
@@ -256,6 +270,7 @@ impl Shared {
         if s.stopped {
             return;
         }
+        s.decided = Some(epoch);
         if held {
             s.held = Some(epoch);
             s.history.push_back(epoch);

@@ -23,6 +23,13 @@ pub trait Lease: Send + Sync {
         self.held_for().is_some()
     }
 
+    /// For reporting (`/metrics`): held now, or held in the previous epoch while the current
+    /// one is not decided yet. A holder does not hold from the end of an epoch until it has
+    /// read the next, and a gauge of [`Lease::held`] would read 0 there at every epoch.
+    fn held_lately(&self) -> bool {
+        self.held()
+    }
+
     /// Work that must not overlap the next holder's (a notification being sent) starts only
     /// while the lease is held for longer than this.
     fn guard(&self) -> Duration {
@@ -81,6 +88,7 @@ mod tests {
         assert!(lease.held());
         assert!(lease.held_beyond_guard());
         assert_eq!(lease.changes(), 0);
-        assert!(!NeverHeld.held() && !NeverHeld.held_beyond_guard());
+        assert!(lease.held_lately());
+        assert!(!NeverHeld.held() && !NeverHeld.held_beyond_guard() && !NeverHeld.held_lately());
     }
 }

@@ -359,9 +359,18 @@ pub fn lease_checks(cluster: &Cluster, database: &str, on: &[&[usize]]) {
         }
     };
     wait_for_epoch(first + 5);
-    let stopped_at = leases[0].epoch_now();
     let holder = holder_now(&leases).expect("a holder while every contender runs");
+    // What `/metrics` reports stays on the holder across an epoch's start, when `held` does
+    // not (the gap until its read of the new epoch), and never on the others.
+    let until = Instant::now() + period + period / 2;
+    while Instant::now() < until {
+        for (i, l) in leases.iter().enumerate() {
+            assert_eq!(l.held_lately(), i == holder, "held_lately of contender {i}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     leases[holder].stop();
+    let stopped_at = leases[0].epoch_now();
     // The stopped one's claim on the next epoch may name it the holder: nobody holds that one;
     // the one after has a holder among the others.
     wait_for_epoch(stopped_at + 4);
