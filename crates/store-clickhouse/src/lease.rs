@@ -113,7 +113,8 @@ pub struct LeaseCounts {
 impl ClickHouseLease {
     /// Starts claiming the lease of `config`'s database, epochs of `period` (at least 1 s). The
     /// table must exist (`ClickHouseStore::connect` applies the schema). Returns once the first
-    /// shard's servers are known; the first epoch this process can hold is the one after next.
+    /// shard's servers are known; the first epoch this process can hold is the next one (the one
+    /// after, when it started too late in this one to claim the next in time).
     pub fn start(
         config: &ClickHouseConfig,
         period: Duration,
