@@ -265,3 +265,21 @@ ORDER BY (model, version, hour);
 
 CREATE TABLE IF NOT EXISTS hours_built AS hours_built_local
 ENGINE = Distributed(modelwatch, currentDatabase(), hours_built_local, cityHash64(model));
+
+-- ─── The cluster lease (ADR 020) ─────────────────────────────────────────────────────────────
+-- Which modelwatch process does the once-per-cluster work (alert evaluation, notifications,
+-- the background refresh): one claim per (process, epoch), on the first shard (its replicas)
+-- only, read and written by `crates/store-clickhouse/src/lease.rs` on that shard's local table.
+-- slot = epoch % 64: a holder's claim replaces its claim of 64 epochs before (FINAL), so the
+-- table stays at 64 rows per process started, without deletes (no TTL on 18.16).
+CREATE TABLE IF NOT EXISTS lease_local (
+    name String,
+    slot UInt16,
+    holder String,
+    epoch UInt64,
+    was_holder UInt8,
+    claimed_at UInt64
+)
+ENGINE = ReplacingMergeTree(epoch)
+PARTITION BY tuple()
+ORDER BY (name, slot, holder);

@@ -30,7 +30,7 @@ use crate::notify::{NotifierConfig, Sender};
 use crate::rule::{Origin, Rule, RuleError, RuleSpec};
 use metrics::ModelMetrics;
 use modelwatch_core::{ErrorCode, ModelName, ServiceError, Timestamp, Window};
-use modelwatch_store::{Store, StoreError};
+use modelwatch_store::{Lease, SoleProcess, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -166,6 +166,9 @@ pub struct AlertService {
     /// One evaluation at a time: the schedule and ingest triggers never interleave.
     evaluating: Mutex<()>,
     metrics: RwLock<BTreeMap<String, ModelMetrics>>,
+    /// Evaluation and delivery run only while this process holds the cluster lease (ADR 020;
+    /// always, on the embedded store).
+    lease: Arc<dyn Lease>,
 }
 
 impl AlertService {
@@ -211,7 +214,15 @@ impl AlertService {
             wake_delivery: Notify::new(),
             evaluating: Mutex::new(()),
             metrics: RwLock::new(BTreeMap::new()),
+            lease: Arc::new(SoleProcess),
         })
+    }
+
+    /// Evaluates and delivers only while `lease` is held (several processes on one shared
+    /// store: ADR 020). Without it the service always does (one process per data directory).
+    pub fn with_lease(mut self, lease: Arc<dyn Lease>) -> Self {
+        self.lease = lease;
+        self
     }
 
     pub fn now(&self) -> Timestamp {

@@ -92,7 +92,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         data_dir: dir.clone(),
         ..Config::default()
     };
-    let state = crate::serve::app_state(&config, std::sync::Arc::new(store))?;
+    let state = crate::serve::app_state(
+        &config,
+        std::sync::Arc::new(store),
+        std::sync::Arc::new(modelwatch_store::SoleProcess),
+    )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,7 +1,7 @@
 use anyhow::Context;
 use modelwatch_alerts::{AlertService, SystemClock};
 use modelwatch_server::{AppState, Config};
-use modelwatch_store::Store;
+use modelwatch_store::{Lease, Store};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,8 +56,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             tracing::warn!(
                 store = %location.describe(),
                 alert_state = %config.data_dir.join("alerts.sqlite").display(),
-                "alert state is per process: run alert evaluation on one replica \
-                 (alerts.evaluate = false on the others)"
+                "alert state is per process: the replica holding the cluster lease evaluates \
+                 and notifies, and one taking over starts from its own alert file (define \
+                 rules in the config file)"
             );
             store
         }
@@ -66,7 +67,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let state = app_state(&config, store)?;
+    let lease = cluster_lease(&location, &config)?;
+    let state = app_state(&config, store, lease)?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
@@ -93,7 +95,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// The service's state over an opened store: the store, the config and the alert service.
-pub(crate) fn app_state(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
+/// `lease`: whether this process does the once-per-cluster work (ADR 020).
+pub(crate) fn app_state(
+    config: &Config,
+    store: Arc<dyn Store>,
+    lease: Arc<dyn Lease>,
+) -> anyhow::Result<AppState> {
     let rules = config
         .models
         .iter()
@@ -106,7 +113,8 @@ pub(crate) fn app_state(config: &Config, store: Arc<dyn Store>) -> anyhow::Resul
         store.clone(),
         Arc::new(SystemClock),
     )
-    .context("starting alerts")?;
+    .context("starting alerts")?
+    .with_lease(lease.clone());
     let state = AppState {
         store,
         config: Arc::new(config.clone()),
@@ -114,8 +122,38 @@ pub(crate) fn app_state(config: &Config, store: Arc<dyn Store>) -> anyhow::Resul
         ingest_counters: Arc::default(),
         refresh_soon: Arc::default(),
         login_throttle: Arc::default(),
+        lease,
+        background_refresh: Arc::default(),
     };
     Ok(state)
+}
+
+/// The cluster lease of a shared store (ADR 020): this process claims it unless
+/// `alerts.evaluate = false` keeps it out of the once-per-cluster work altogether. On the
+/// embedded store (one process per data directory) it is always held.
+fn cluster_lease(location: &Location, config: &Config) -> anyhow::Result<Arc<dyn Lease>> {
+    let Location::ClickHouse(url) = location else {
+        return Ok(Arc::new(modelwatch_store::SoleProcess));
+    };
+    if !config.alerts.evaluate {
+        tracing::info!("alerts.evaluate = false: this process does not claim the cluster lease (no alert evaluation, notifications or background refresh here)");
+        return Ok(Arc::new(modelwatch_store::NeverHeld));
+    }
+    let ch = modelwatch_store_clickhouse::ClickHouseConfig::from_url(url)
+        .map_err(anyhow::Error::msg)?
+        .with_credentials(
+            config.clickhouse.user.clone(),
+            config.clickhouse.password.clone(),
+        );
+    let period = std::time::Duration::from_secs(config.clickhouse.lease_seconds);
+    let lease = modelwatch_store_clickhouse::ClickHouseLease::start(&ch, period)
+        .with_context(|| format!("starting the cluster lease on {url}"))?;
+    tracing::info!(
+        holder = lease.holder(),
+        seconds = config.clickhouse.lease_seconds,
+        "claiming the cluster lease"
+    );
+    Ok(Arc::new(lease))
 }
 
 pub(crate) async fn shutdown_signal() {

@@ -157,8 +157,14 @@ pub(crate) const INSERT_QUORUM_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Http {
     pub fn new(config: &ClickHouseConfig) -> Result<Http, StoreError> {
+        Self::with_timeout(config, Duration::from_secs(600))
+    }
+
+    /// A client whose queries fail after `timeout` (the cluster lease's: an answer after its
+    /// epoch is worthless).
+    pub fn with_timeout(config: &ClickHouseConfig, timeout: Duration) -> Result<Http, StoreError> {
         let client = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(600))
+            .timeout(timeout)
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| StoreError::Remote {

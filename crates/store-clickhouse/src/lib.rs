@@ -18,9 +18,11 @@
 //! - reads that must be exact use `FINAL`; the label join names `DB.labels_local`.
 
 mod cluster;
+mod lease;
 mod store;
 
 pub use cluster::ClickHouseConfig;
+pub use lease::{ClickHouseLease, LeaseCounts, DEFAULT_LEASE_SECONDS};
 pub use store::ClickHouseStore;
 
 /// ClickHouse's `cityHash64` of a string (CityHash v1.0.2), as the Distributed tables' sharding

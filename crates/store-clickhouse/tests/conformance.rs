@@ -22,7 +22,11 @@ fn every_conformance_check_passes_on_a_two_shard_cluster_and_stale_hours_follow_
     engine::per_window_metrics_equal_the_embedded_stores(&cluster.store("mw_engine"));
     connects_from_an_async_context(&cluster.url("mw_async"));
     connection_errors_name_what_is_wrong(&cluster);
-    common::run_checks(&cluster, "mw_test", &[]);
+    // The cluster lease (ADR 020) while the suite loads the servers, as live traffic would.
+    std::thread::scope(|s| {
+        s.spawn(|| common::lease_checks(&cluster, "mw_lease", &[&[], &[], &[]]));
+        common::run_checks(&cluster, "mw_test", &[]);
+    });
 }
 
 /// The server opens its store inside its Tokio runtime: blocking reqwest used there panicked

@@ -13,7 +13,12 @@ fn conformance_checks_pass_with_writes_alternating_between_replicas() {
     let Some(cluster) = common::Cluster::start(2, 2) else {
         return;
     };
-    common::run_checks(&cluster, "mw_repl", &[]);
+    // The cluster lease (ADR 020), its contenders on other replicas of the first shard (urls =
+    // [s0r0, s0r1, s1r0, s1r1]), while the suite loads the servers.
+    std::thread::scope(|s| {
+        s.spawn(|| common::lease_checks(&cluster, "mw_lease", &[&[0, 2], &[1, 3], &[]]));
+        common::run_checks(&cluster, "mw_repl", &[]);
+    });
     two_processes_on_other_replicas_behave_as_one(&cluster);
 }
 

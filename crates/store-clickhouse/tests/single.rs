@@ -24,7 +24,10 @@ fn every_conformance_check_passes_on_one_server_without_a_cluster() {
         "0",
         "the server must have no cluster at all"
     );
-    common::run_checks(&server, "mw_single", &[]);
+    std::thread::scope(|s| {
+        s.spawn(|| common::lease_checks(&server, "mw_lease", &[&[], &[], &[]]));
+        common::run_checks(&server, "mw_single", &[]);
+    });
     a_named_cluster_must_exist(&server);
 }
 

@@ -12,6 +12,7 @@ mod attributions;
 mod challengers;
 mod clickhouse;
 mod clickhouse_kill;
+mod clickhouse_lease;
 mod concept_drift;
 mod crash;
 mod dashboard;

@@ -6,6 +6,7 @@
 
 use modelwatch_store::conformance;
 use modelwatch_store_clickhouse::{ClickHouseConfig, ClickHouseStore};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -297,5 +298,107 @@ pub fn run_checks(cluster: &Cluster, prefix: &str, only: &[&str]) {
         "{} of {ran} conformance checks failed on ClickHouse:\n{}",
         failed.len(),
         failed.join("\n")
+    );
+}
+
+/// The cluster lease (ADR 020) with contenders in this process, each a `ClickHouseLease` as
+/// one `serve` process runs it, on the servers `on[i]` (indexes into `urls`; empty: all),
+/// epochs of 2 s: never two holders of one epoch; from the second full epoch after they start,
+/// exactly one holder per epoch; the holder stops claiming and another holds within two epochs.
+#[allow(dead_code)]
+pub fn lease_checks(cluster: &Cluster, database: &str, on: &[&[usize]]) {
+    use modelwatch_store::Lease;
+    use modelwatch_store_clickhouse::ClickHouseLease;
+    use std::time::{Duration, Instant};
+    let period = Duration::from_secs(2);
+    // Every server gets the schema (the lease's table) first.
+    drop(cluster.store(database));
+    let url = |only: &[usize]| {
+        let hosts: Vec<&str> = match only {
+            [] => cluster
+                .urls
+                .iter()
+                .map(|u| u.trim_start_matches("http://"))
+                .collect(),
+            _ => only
+                .iter()
+                .map(|&i| cluster.urls[i].trim_start_matches("http://"))
+                .collect(),
+        };
+        format!("clickhouse://{}/{database}", hosts.join(","))
+    };
+    let leases: Vec<ClickHouseLease> = on
+        .iter()
+        .map(|only| {
+            let config = ClickHouseConfig::from_url(&url(only)).expect("url");
+            ClickHouseLease::start(&config, period).expect("start a lease")
+        })
+        .collect();
+    let first = leases[0].epoch_now();
+    let wait_for_epoch = |e: u64| {
+        while leases[0].epoch_now() < e {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // The holder of an epoch is known once the epoch's margin has passed; look a bit later.
+    let holder_now = |leases: &[ClickHouseLease]| -> Option<usize> {
+        let deadline = Instant::now() + period;
+        loop {
+            let holding: Vec<usize> = (0..leases.len()).filter(|&i| leases[i].held()).collect();
+            assert!(
+                holding.len() <= 1,
+                "two contenders hold the lease at once: {holding:?}"
+            );
+            if let [h] = holding[..] {
+                return Some(h);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for_epoch(first + 4);
+    let holder = holder_now(&leases).expect("a holder while every contender runs");
+    // What `/metrics` reports stays on the holder across an epoch's start, when `held` does
+    // not (the gap until its read of the new epoch), and never on the others.
+    let until = Instant::now() + period + period / 2;
+    while Instant::now() < until {
+        for (i, l) in leases.iter().enumerate() {
+            assert_eq!(l.held_lately(), i == holder, "held_lately of contender {i}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    leases[holder].stop();
+    let stopped_at = leases[0].epoch_now();
+    // The stopped one's claim on the next epoch may name it the holder: nobody holds that one;
+    // the one after has a holder among the others.
+    wait_for_epoch(stopped_at + 3);
+    let held: Vec<Vec<u64>> = leases.iter().map(|l| l.held_epochs()).collect();
+    let counts: Vec<_> = leases.iter().map(|l| l.counts()).collect();
+    drop(leases);
+    let mut by_epoch: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (i, epochs) in held.iter().enumerate() {
+        for &e in epochs {
+            by_epoch.entry(e).or_default().push(i);
+        }
+    }
+    let report = format!("epochs from {first}, holder {holder} stopped in {stopped_at}: {by_epoch:?}; counts {counts:?}");
+    eprintln!("lease on {database}: {report}");
+    for (e, holders) in &by_epoch {
+        assert_eq!(holders.len(), 1, "epoch {e} had two holders: {report}");
+    }
+    for e in first + 2..=stopped_at {
+        assert!(by_epoch.contains_key(&e), "nobody held epoch {e}: {report}");
+    }
+    let taken_over = by_epoch
+        .get(&(stopped_at + 2))
+        .unwrap_or_else(|| panic!("nobody took over two epochs after the stop: {report}"));
+    assert_ne!(taken_over[0], holder, "{report}");
+    assert!(
+        !by_epoch
+            .range(stopped_at + 1..)
+            .any(|(_, h)| h[0] == holder),
+        "the stopped contender held on: {report}"
     );
 }
