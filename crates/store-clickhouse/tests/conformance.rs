@@ -23,6 +23,7 @@ fn every_conformance_check_passes_on_a_two_shard_cluster_and_stale_hours_follow_
     connects_from_an_async_context(&cluster.url("mw_async"));
     connection_errors_name_what_is_wrong(&cluster);
     common::run_checks(&cluster, "mw_test", &[]);
+    common::run_alert_checks(&cluster, "mw_alerts");
 }
 
 /// The server opens its store inside its Tokio runtime: blocking reqwest used there panicked

@@ -29,6 +29,7 @@ fn every_conformance_check_passes_on_the_current_release_through_chdb() {
     eprintln!("ClickHouse {} (chdb)", version.trim());
     the_shim_answers_errors_as_a_server_does(&server.urls[0]);
     common::run_checks(&server, "mw_current", &[]);
+    common::run_alert_checks(&server, "mw_current_alerts");
 }
 
 /// The backend tells a refused query by its HTTP status and shows ClickHouse's message: the shim

@@ -25,6 +25,7 @@ fn every_conformance_check_passes_on_one_server_without_a_cluster() {
         "the server must have no cluster at all"
     );
     common::run_checks(&server, "mw_single", &[]);
+    common::run_alert_checks(&server, "mw_single_alerts");
     a_named_cluster_must_exist(&server);
 }
 
