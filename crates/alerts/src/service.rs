@@ -41,9 +41,9 @@ use tokio::sync::Notify;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertsConfig {
-    /// Whether this process evaluates the rules and sends notifications. Off on every replica
-    /// but one when several servers share a store: alert state is per process (its
-    /// `alerts.sqlite`), so each evaluating replica would notify on its own.
+    /// Whether this process evaluates the rules and sends notifications. Several servers of one
+    /// ClickHouse store share the alert state, but each evaluating replica evaluates and
+    /// notifies on its own: off on every replica but one.
     pub evaluate: bool,
     /// How often every rule is evaluated.
     pub evaluation_interval_seconds: u64,
@@ -231,8 +231,23 @@ impl AlertService {
     /// Ingest of `kind` (`predictions` or `labels`) for `model` was acknowledged: remember
     /// when (freshness) and evaluate the model soon.
     pub fn on_ingest(&self, model: &str, kind: &str) {
-        if let Err(e) = self.db.record_arrival(model, kind, self.now()) {
-            tracing::warn!(error = %e, "cannot record arrival");
+        let (db, m, k, now) = (
+            self.db.clone(),
+            model.to_owned(),
+            kind.to_owned(),
+            self.now(),
+        );
+        let record = move || {
+            if let Err(e) = db.record_arrival(&m, &k, now) {
+                tracing::warn!(error = %e, "cannot record arrival");
+            }
+        };
+        // Ingest calls this from its async handler: a shared alert state is a network round
+        // trip, which must not hold an executor thread (the latest arrival is kept, whatever
+        // order two records land in).
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(record)),
+            Err(_) => record(),
         }
         self.mark_dirty(model);
     }
