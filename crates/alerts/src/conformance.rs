@@ -350,6 +350,7 @@ fn the_latest_arrival_is_kept(s: &dyn AlertStore) {
         Some(at(20))
     );
     assert_eq!(s.last_arrival("fraud", "labels").unwrap(), Some(at(5)));
+    // A second later than the latest: recorded (a backend may skip arrivals closer than that).
     s.record_arrival("fraud", "predictions", at(30)).unwrap();
     assert_eq!(
         s.last_arrival("fraud", "predictions").unwrap(),

@@ -32,7 +32,7 @@ use modelwatch_alerts::RuleSpec;
 use modelwatch_core::Timestamp;
 use modelwatch_store::StoreError;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -47,6 +47,9 @@ pub struct ClickHouseAlertStore {
     clock: Mutex<u64>,
     /// The last id handed out.
     last_id: Mutex<i64>,
+    /// The latest arrival this process wrote per (model, kind): one a second at most (see
+    /// `record_arrival`).
+    arrivals: Mutex<HashMap<(String, String), i64>>,
 }
 
 impl std::fmt::Debug for ClickHouseAlertStore {
@@ -244,6 +247,7 @@ impl ClickHouseAlertStore {
             next: AtomicUsize::new(0),
             clock: Mutex::new(0),
             last_id: Mutex::new(0),
+            arrivals: Mutex::new(HashMap::new()),
         })
     }
 
@@ -649,13 +653,30 @@ impl AlertStore for ClickHouseAlertStore {
     }
 
     fn record_arrival(&self, model: &str, kind: &str, at: Timestamp) -> Result<(), DbError> {
+        // Every acknowledged ingest batch records its arrival: at most one insert a second per
+        // (model, kind) and process, since ClickHouse wants few, large inserts (each is a part
+        // on disk). The latest arrival read may then be up to a second early.
+        let key = (model.to_owned(), kind.to_owned());
+        let written = self
+            .arrivals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .copied();
+        if written.is_some_and(|w| at.0 < w + 1_000_000) {
+            return Ok(());
+        }
         let row = ArrivalRow {
             model,
             kind,
             at: at.0,
             version: at.0.max(0) as u64,
         };
-        self.insert("alert_arrivals_local", &[row], "record an arrival")
+        self.insert("alert_arrivals_local", &[row], "record an arrival")?;
+        let mut arrivals = self.arrivals.lock().unwrap_or_else(|e| e.into_inner());
+        let w = arrivals.entry(key).or_insert(at.0);
+        *w = (*w).max(at.0);
+        Ok(())
     }
 
     fn last_arrival(&self, model: &str, kind: &str) -> Result<Option<Timestamp>, DbError> {
