@@ -124,3 +124,71 @@ pub(crate) fn two_replicas_share_one_alert_state(cluster: &Cluster, dir: &Path) 
     let statuses: Vec<&Value> = calls.iter().map(|c| &c.body["status"]).collect();
     assert_eq!(statuses, [&json!("firing"), &json!("resolved")]);
 }
+
+/// `modelwatch migrate --to clickhouse://…` moves the embedded store's alert state too: the
+/// rule made over the API, the firing alert with its acknowledgement and history, the silence
+/// and the job's latest run are what a `serve --store` of the target shows; a second run copies
+/// nothing twice.
+pub(crate) fn migrate_moves_the_alert_state(cluster: &Cluster, dir: &Path) {
+    let home = dir.join("embedded-alerts");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut embedded = crate::common::Server::start_evaluating_every_second(&home);
+    let rule = json!({"name": "train-job", "signal": "heartbeat:train",
+        "condition": {"kind": "heartbeat", "max_age": "1d"}, "decision": "data-incident",
+        "severity": "critical"})
+    .to_string();
+    let (st, out) = embedded.post(&format!("/v1/models/{MODEL}/rules"), &rule);
+    assert_eq!(st, 201, "{out}");
+    let firing = poll(30, || match alerts(&embedded, "firing").as_slice() {
+        [one] => Ok(one.clone()),
+        other => Err(format!("not firing: {other:?}")),
+    });
+    let fp = firing["fingerprint"].as_str().unwrap();
+    let (st, out) = embedded.post(&format!("/v1/alerts/{fp}/ack"), r#"{"owner": "bo"}"#);
+    assert_eq!(st, 200, "{out}");
+    let (st, out) = embedded.post(
+        "/v1/silences",
+        &json!({"model": MODEL, "duration": "2h"}).to_string(),
+    );
+    assert_eq!(st, 201, "{out}");
+    let (st, out) = embedded.post(
+        &format!("/v1/models/{MODEL}/heartbeats"),
+        r#"{"job": "backfill", "status": "success"}"#,
+    );
+    assert_eq!(st, 200, "{out}");
+    embedded.stop();
+
+    let url = cluster.url("mw_alert_migrate");
+    let data = home.join("data");
+    let migrate = || {
+        let (ok, out, err) =
+            crate::common::modelwatch(&["migrate", "--data", data.to_str().unwrap(), "--to", &url]);
+        assert!(ok, "{out}\n{err}");
+        out
+    };
+    let out = migrate();
+    assert!(
+        out.contains("alert state: copied 1 rules, 1 alerts with 2 history rows, 1 silences, the latest heartbeat of 1 jobs"),
+        "{out}"
+    );
+    assert!(
+        migrate().contains("alert state: the target has its own already, not copied"),
+        "a second run"
+    );
+
+    let moved = serve(&url, &dir.join("moved"), "[alerts]\nevaluate = false\n");
+    let rules = moved.get_ok(&format!("/v1/models/{MODEL}/rules"));
+    assert_eq!(rules["rules"][0]["name"], "train-job", "{rules}");
+    let now = alerts(&moved, "firing");
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_eq!(now[0]["fingerprint"], fp);
+    assert_eq!(now[0]["acknowledged"]["owner"], "bo", "{now:?}");
+    assert_eq!(history(&moved), ["acknowledged", "firing"]);
+    let silences = moved.get_ok("/v1/silences");
+    assert_eq!(silences["silences"][0]["active"], true, "{silences}");
+    let jobs = moved.get_ok(&format!("/v1/models/{MODEL}/heartbeats"));
+    let names: Vec<&str> = (jobs["jobs"].as_array().unwrap().iter())
+        .map(|j| j["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["backfill", "train"], "{jobs}");
+}
