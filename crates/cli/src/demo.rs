@@ -96,6 +96,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         &config,
         std::sync::Arc::new(store),
         std::sync::Arc::new(modelwatch_store::SoleProcess),
+        None,
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     /// Address to listen on. Port 0 picks a free port (printed at start).
     pub addr: SocketAddr,
-    /// The data directory of the embedded store; with `store` set, only the alert state
-    /// (`alerts.sqlite`) is kept here.
+    /// The data directory of the embedded store and its alert state (`alerts.sqlite`); unused
+    /// with `store` set (the alert state is then in the shared store too).
     pub data_dir: PathBuf,
     /// A shared store instead of the embedded one: `clickhouse://HOST:PORT[,HOST:PORT]/DATABASE`
     /// (`clickhouses://` for TLS). Unset: the embedded store in `data_dir`.

@@ -27,6 +27,7 @@ fn every_conformance_check_passes_on_a_two_shard_cluster_and_stale_hours_follow_
         s.spawn(|| common::lease_checks(&cluster, "mw_lease", &[&[], &[], &[]]));
         common::run_checks(&cluster, "mw_test", &[]);
     });
+    common::run_alert_checks(&cluster, "mw_alerts");
 }
 
 /// The server opens its store inside its Tokio runtime: blocking reqwest used there panicked

@@ -28,6 +28,7 @@ fn every_conformance_check_passes_on_one_server_without_a_cluster() {
         s.spawn(|| common::lease_checks(&server, "mw_lease", &[&[], &[], &[]]));
         common::run_checks(&server, "mw_single", &[]);
     });
+    common::run_alert_checks(&server, "mw_single_alerts");
     a_named_cluster_must_exist(&server);
 }
 

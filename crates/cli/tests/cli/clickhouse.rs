@@ -176,4 +176,9 @@ fn an_embedded_store_moves_onto_two_shards_and_two_servers_serve_it() {
     ]);
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("wrote 300 rows of model `more`"), "{out}");
+
+    // Two more replicas, on a database of their own: the alert state is shared (and moved by
+    // `migrate`).
+    crate::clickhouse_alerts::two_replicas_share_one_alert_state(&cluster, tmp.path());
+    crate::clickhouse_alerts::migrate_moves_the_alert_state(&cluster, tmp.path());
 }

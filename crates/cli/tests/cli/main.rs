@@ -11,6 +11,7 @@ mod alerts;
 mod attributions;
 mod challengers;
 mod clickhouse;
+mod clickhouse_alerts;
 mod clickhouse_kill;
 mod clickhouse_lease;
 mod concept_drift;

@@ -4,8 +4,9 @@
 //! Or one server without a cluster (`Cluster::single`), or the current release's dialect
 //! through scripts/clickhouse/chdb_shim.py (`Cluster::chdb`).
 
+use modelwatch_alerts::db::AlertStore;
 use modelwatch_store::conformance;
-use modelwatch_store_clickhouse::{ClickHouseConfig, ClickHouseStore};
+use modelwatch_store_clickhouse::{ClickHouseAlertStore, ClickHouseConfig, ClickHouseStore};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -401,4 +402,150 @@ pub fn lease_checks(cluster: &Cluster, database: &str, on: &[&[usize]]) {
             .any(|(_, h)| h[0] == holder),
         "the stopped contender held on: {report}"
     );
+}
+/// An alert store on `database` (created if missing), as one `modelwatch serve` process has.
+#[allow(dead_code)]
+pub fn alert_store(cluster: &Cluster, database: &str) -> ClickHouseAlertStore {
+    let config = ClickHouseConfig::from_url(&cluster.url(database)).expect("url");
+    ClickHouseAlertStore::connect(&config)
+        .unwrap_or_else(|e| panic!("connect the alert store to {database}: {e}"))
+}
+
+/// Runs every check of `modelwatch_alerts::conformance::ALL` (the same body the embedded alert
+/// store passes), each on a fresh database `{prefix}_{n}`, then what two processes sharing
+/// one alert state must see of each other's writes; fails naming every check that failed.
+#[allow(dead_code)]
+pub fn run_alert_checks(cluster: &Cluster, prefix: &str) {
+    let mut failed = Vec::new();
+    let checks = modelwatch_alerts::conformance::ALL;
+    for n in 0..=checks.len() {
+        let db = format!("{prefix}_{n}");
+        let store = alert_store(cluster, &db);
+        let (name, check): (&str, Box<dyn Fn()>) = match checks.get(n) {
+            Some((name, check)) => (name, Box::new(|| check(&store))),
+            None => (
+                "two_processes_share_one_alert_state",
+                Box::new(|| {
+                    two_processes_share_one_alert_state(&store, &alert_store(cluster, &db))
+                }),
+            ),
+        };
+        let started = std::time::Instant::now();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)) {
+            Ok(()) => eprintln!(
+                "ok    alerts: {name} ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => {
+                let why = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                eprintln!("FAIL  alerts: {name}: {why}");
+                failed.push(format!("{name}: {why}"));
+            }
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} alert-store checks failed on ClickHouse:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+}
+
+/// Two processes (two stores on one database): each sees the other's rules, silences,
+/// acknowledgements and deliveries; an acknowledgement made by one while the other evaluates
+/// (and writes back the alert it read before) is kept, and a new episode starts without it.
+fn two_processes_share_one_alert_state(a: &dyn AlertStore, b: &dyn AlertStore) {
+    use modelwatch_alerts::conformance::{alert, t0};
+    use modelwatch_alerts::lifecycle::{fingerprint, Ack, State, Transition};
+    use modelwatch_alerts::notify::Notification;
+    use modelwatch_core::Timestamp;
+    let at = |s: i64| Timestamp(t0().0 + s * 1_000_000);
+    let spec = modelwatch_alerts::RuleSpec::from_json(serde_json::json!({
+        "name": "acc", "signal": "accuracy",
+        "condition": {"kind": "threshold", "op": "<", "value": 0.9},
+        "decision": "review", "severity": "warning"}))
+    .unwrap();
+    assert!(a.insert_rule("fraud", &spec, at(0)).unwrap());
+    assert_eq!(b.rules().unwrap(), vec![("fraud".to_owned(), spec.clone())]);
+    assert!(!b.insert_rule("fraud", &spec, at(1)).unwrap(), "taken on a");
+
+    // a evaluates: firing, one notification; b acknowledges; a's next pass writes back the
+    // alert it read before the acknowledgement.
+    let fp = fingerprint("fraud", "acc");
+    let firing = alert("fraud", "acc", State::Firing, at(0));
+    let n = Notification {
+        alert: firing.clone(),
+        dashboard_url: None,
+    };
+    a.apply(
+        &fp,
+        Some(&firing),
+        Some((Transition::Firing, &firing)),
+        &[("hook".to_owned(), n)],
+        at(0),
+    )
+    .unwrap();
+    let mut acked = b.alert(&fp).unwrap().expect("b sees a's alert");
+    assert_eq!(acked, firing);
+    acked.acknowledged = Some(Ack {
+        owner: "ana".into(),
+        comment: "on it".into(),
+        at: at(5),
+    });
+    b.acknowledge(&acked, at(5)).unwrap();
+    let mut stale = firing.clone();
+    stale.evaluated_at = at(10);
+    a.apply(&fp, Some(&stale), None, &[], at(10)).unwrap();
+    for s in [a, b] {
+        let now = s.alert(&fp).unwrap().unwrap();
+        assert_eq!(now.evaluated_at, at(10));
+        assert_eq!(
+            now.acknowledged, acked.acknowledged,
+            "the acknowledgement is kept"
+        );
+    }
+    let transitions: Vec<String> = (a.history(Some("fraud"), 10).unwrap().into_iter())
+        .map(|h| h.transition)
+        .collect();
+    assert_eq!(transitions, ["acknowledged", "firing"]);
+    // A new episode (resolved, then active again) starts unacknowledged.
+    let next = alert("fraud", "acc", State::Firing, at(100));
+    a.apply(
+        &fp,
+        Some(&next),
+        Some((Transition::Firing, &next)),
+        &[],
+        at(100),
+    )
+    .unwrap();
+    assert_eq!(b.alert(&fp).unwrap().unwrap().acknowledged, None);
+
+    // The outbox: queued by a, delivered by b, no longer due on a.
+    let due = a.due(at(0), 10).unwrap();
+    assert_eq!(due.len(), 1);
+    b.mark_delivered(due[0].id, at(1)).unwrap();
+    assert!(a.due(at(1000), 10).unwrap().is_empty());
+    // Silences: made on b, expired on a.
+    let s = b
+        .insert_silence("fraud", None, at(3600), "", at(0))
+        .unwrap();
+    assert_eq!(a.silences().unwrap(), vec![s.clone()]);
+    assert!(a.expire_silence(s.id, at(60)).unwrap());
+    assert_eq!(b.silences().unwrap()[0].ends_at, at(60));
+    // Heartbeats and arrivals written on one count on the other.
+    let h = modelwatch_alerts::db::Heartbeat {
+        job: "nightly".into(),
+        status: "success".into(),
+        timestamp: at(50),
+        received_at: at(50),
+        message: None,
+    };
+    b.insert_heartbeat("fraud", &h).unwrap();
+    assert_eq!(a.last_heartbeat("fraud", "nightly").unwrap(), Some(h));
+    b.record_arrival("fraud", "labels", at(70)).unwrap();
+    assert_eq!(a.last_arrival("fraud", "labels").unwrap(), Some(at(70)));
 }
