@@ -730,9 +730,12 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 
 /// A binary hour blob as a modelwatch from before the decision rule would have written it
 /// (when the score decided the class): the spec JSON without `decision`, and the binary state
-/// without its `decision` field.
+/// without its `decision` field. (The layout number the blob starts with is kept, so that it
+/// is the spec that tells the blob apart.)
 fn before_the_decision_rule(blob: &[u8]) -> Vec<u8> {
     let mut at = 0;
+    varint(blob, &mut at);
+    let format = &blob[..at];
     let len = varint(blob, &mut at) as usize;
     let spec = std::str::from_utf8(&blob[at..at + len]).unwrap();
     let old_spec = spec.replace(",\"decision\":\"prediction\"", "");
@@ -747,7 +750,7 @@ fn before_the_decision_rule(blob: &[u8]) -> Vec<u8> {
     assert_eq!(varint(blob, &mut at), 0, "a binary state");
     at += 8;
     assert_eq!(blob[at], 0, "decided by the prediction");
-    let mut old = Vec::new();
+    let mut old = format.to_vec();
     put_varint(&mut old, old_spec.len() as u64);
     old.extend_from_slice(old_spec.as_bytes());
     old.extend_from_slice(&blob[acc_start..at]);
@@ -1493,9 +1496,15 @@ fn an_hour_built_by_additions_or_by_a_rescan_gives_the_same_numbers_to_the_bit()
             let (by_additions, _) = both_paths(&added, &q);
             assert!(aggregates::answers(&q), "{what}");
             let diff = differences(&by_additions, &by_rescan, "");
-            assert!(diff.is_empty(), "{what}: additions against a rescan: {diff:#?}");
+            assert!(
+                diff.is_empty(),
+                "{what}: additions against a rescan: {diff:#?}"
+            );
             let diff = differences(&by_rescan, &raw, "");
-            assert!(diff.is_empty(), "{what}: hours against the raw events: {diff:#?}");
+            assert!(
+                diff.is_empty(),
+                "{what}: hours against the raw events: {diff:#?}"
+            );
         }
     }
 }
@@ -1524,4 +1533,47 @@ fn differences(a: &Value, b: &Value, path: &str) -> Vec<String> {
     }
     out.truncate(20);
     out
+}
+
+/// Hours stored before the sums were exact start with their spec, not with the layout
+/// number: they are not read (the raw events answer), and every hour is rebuilt.
+#[test]
+fn hours_stored_before_the_sums_were_exact_are_rebuilt_not_read() {
+    let (_dir, store, _) = load("binary");
+    let q = query();
+    let (before, _) = both_paths(&store, &q);
+    let rows = store
+        .aggregates(&model(), aggregates::PERFORMANCE, &ScanRange::default())
+        .unwrap();
+    let put = rows
+        .iter()
+        .map(|r| {
+            // An older blob: the same bytes without the layout number in front.
+            let mut at = 0;
+            varint(&r.data, &mut at);
+            modelwatch_store::StoredAggregate {
+                version: r.version.clone(),
+                hour: r.hour,
+                data: r.data[at..].to_vec(),
+            }
+        })
+        .collect();
+    store
+        .put_aggregates(
+            &model(),
+            modelwatch_store::AggregateWrite {
+                kind: aggregates::PERFORMANCE.into(),
+                put,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert!(aggregates::window_performance(&store, &model(), &q)
+        .unwrap()
+        .is_none());
+    let r = aggregates::refresh(&store, &model()).unwrap();
+    assert_eq!(r.hours, rows.len(), "every hour rebuilt: {r:?}");
+    let (after, raw) = both_paths(&store, &q);
+    assert_eq!(after, before);
+    assert_eq!(after, raw);
 }
