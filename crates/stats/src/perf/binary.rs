@@ -43,8 +43,9 @@ const LOG_EPS: f64 = f64::EPSILON;
 /// Everything needed for binary metrics of one window, in O(1) memory.
 ///
 /// Invariants a caller may rely on: `merge` of the states of any partition of a set of rows
-/// gives the same metrics as one state fed all rows, in any order (up to floating-point
-/// rounding of sums, ~1e-12 relative); the serialized form round-trips through serde.
+/// gives the same metrics as one state fed all rows, in any order, to the bit (the sums are
+/// exact, [`ExactSum`]; the exact sample is sorted before use); the serialized form
+/// round-trips through serde.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BinaryState {
     threshold: f64,

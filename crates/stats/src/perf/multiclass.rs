@@ -32,7 +32,7 @@ struct ClassCounts {
 /// classes is every class seen as a label, a prediction or a score key.
 ///
 /// Invariants: merging the states of any partition of the rows gives the metrics of one state
-/// fed all rows, in any order (sums up to floating-point rounding); serde round-trips.
+/// fed all rows, in any order, to the bit (exact sums, [`ExactSum`]); serde round-trips.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MulticlassState {
     /// true class → predicted class → rows.
