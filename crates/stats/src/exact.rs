@@ -498,7 +498,7 @@ mod tests {
             x ^= x << 17;
             let u = (x >> 11) as f64 / (1u64 << 53) as f64;
             let sign = if i % 7 == 0 { -1.0 } else { 1.0 };
-            terms.push(sign * u.powi(1 + (i % 9) as i32) * 10f64.powi((i % 13) as i32 - 6));
+            terms.push(sign * u.powi(1 + i % 9) * 10f64.powi(i % 13 - 6));
         }
         let forward = {
             let mut s = ExactSum::new();
