@@ -104,4 +104,11 @@ fn one_replica_holds_the_cluster_lease_and_the_other_takes_over_after_kill_9() {
     });
     let m = replicas[other].get_ok("/v1/models/leased");
     assert_eq!(m["predictions"], 40, "{m}");
+    drop(replicas);
+
+    // Two more replicas on a database of their own: alerts once per cluster, end to end.
+    crate::clickhouse_once::two_evaluating_replicas_notify_once_and_a_takeover_sends_what_was_left(
+        &server,
+        tmp.path(),
+    );
 }

@@ -14,6 +14,7 @@ mod clickhouse;
 mod clickhouse_alerts;
 mod clickhouse_kill;
 mod clickhouse_lease;
+mod clickhouse_once;
 mod concept_drift;
 mod crash;
 mod dashboard;
