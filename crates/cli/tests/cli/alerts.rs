@@ -667,6 +667,13 @@ fn pending_and_silenced_send_nothing_and_held_notifications_arrive_after_an_outa
         out["error"]["message"].as_str().unwrap().contains("status"),
         "{out}"
     );
+    // The failed run is reported before the rule exists: made first, the rule could fire at
+    // once on "no run was ever reported", and the failure would then notify nothing new.
+    let (st, out) = s.post(
+        "/v1/models/outage/heartbeats",
+        r#"{"job": "train", "status": "failed", "message": "OOM"}"#,
+    );
+    assert_eq!(st, 200, "{out}");
     let (st, out) = s.post(
         "/v1/models/outage/rules",
         &json!({"name": "train-job", "signal": "heartbeat:train",
@@ -675,11 +682,6 @@ fn pending_and_silenced_send_nothing_and_held_notifications_arrive_after_an_outa
         .to_string(),
     );
     assert_eq!(st, 201, "{out}");
-    let (st, out) = s.post(
-        "/v1/models/outage/heartbeats",
-        r#"{"job": "train", "status": "failed", "message": "OOM"}"#,
-    );
-    assert_eq!(st, 200, "{out}");
     let got = recv.wait_for("/hook", 1, |c| c.body["rule"] == "train-job");
     assert!(
         got[0].body["summary"].as_str().unwrap().contains("OOM"),

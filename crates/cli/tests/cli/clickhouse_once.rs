@@ -47,7 +47,13 @@ fn calls_for(hook: &Receiver, rule: &str) -> usize {
 
 /// Waits until `s` has evaluated rule `rule` `passes` more times (its `evaluated_at` moved).
 fn wait_for_passes(s: &Server, rule: &str, passes: usize) {
-    let mut last = firing(s, rule).expect("firing")["evaluated_at"].clone();
+    // The receiver may hear of the alert before its state is written (ADR 021: the outbox,
+    // then the history, then the state).
+    let mut last = poll(30, || {
+        firing(s, rule)
+            .map(|a| a["evaluated_at"].clone())
+            .ok_or(format!("{rule} not listed as firing yet"))
+    });
     for _ in 0..passes {
         last = poll(30, || {
             let now = firing(s, rule).expect("still firing")["evaluated_at"].clone();
