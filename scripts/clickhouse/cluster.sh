@@ -11,7 +11,8 @@
 #   scripts/clickhouse/cluster.sh install        # apt-get the Debian packages (root)
 #
 # Environment: SHARDS (default 2), REPLICAS (default 1), BASE_PORT (default: a free range
-# found from 20000 up). The cluster is named `modelwatch` in every server's remote_servers, so a
+# found from 20000 up), QUERY_LOG=1 (keep system.query_log: what each query read and took,
+# for queries sent with `log_queries = 1`, as modelwatch does under MODELWATCH_CLICKHOUSE_TRACE). The cluster is named `modelwatch` in every server's remote_servers, so a
 # `Distributed(modelwatch, db, table, cityHash64(request_id))` table spans it. CLUSTER=none
 # starts one plain server with no remote_servers at all (SHARDS=1 REPLICAS=1 only): modelwatch's
 # single-server mode, as most users start (and as ClickHouse Cloud's one service).
@@ -108,6 +109,7 @@ ZK
     <default_profile>default</default_profile>
     <default_database>default</default_database>
     <mark_cache_size>268435456</mark_cache_size>
+    $([ -n "${QUERY_LOG:-}" ] && echo "<query_log><database>system</database><table>query_log</table><flush_interval_milliseconds>1000</flush_interval_milliseconds></query_log>")
     $(remote_servers "$base")
     <macros><shard>$s</shard><replica>r$r</replica></macros>
     $([ "$REPLICAS" -gt 1 ] && echo "<zookeeper><node><host>127.0.0.1</host><port>$zk_port</port></node></zookeeper>")

@@ -11,7 +11,39 @@
 //!   `select_sequential_consistency = 1`.
 
 use modelwatch_store::StoreError;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// `MODELWATCH_CLICKHOUSE_TRACE=1`: every query's wall time, answer size and purpose on stderr,
+/// and the query sent with `log_queries = 1` under an id of the line (`mw-PID-N`), so that
+/// `system.query_log` (kept by `QUERY_LOG=1 scripts/clickhouse/cluster.sh`) says what each read
+/// and took on the server. How a slow request was taken apart (docs/benchmarks.md).
+fn tracing() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        std::env::var_os("MODELWATCH_CLICKHOUSE_TRACE").is_some_and(|v| !v.is_empty())
+    })
+}
+
+fn next_query_id() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "mw-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A traced query's line: id, wall time, answer bytes, what for, the statement's start.
+fn trace(id: &str, start: Instant, bytes: usize, what: &str, sql: &str) {
+    let shown: String = sql.chars().take(160).collect();
+    eprintln!(
+        "clickhouse trace: {id} {:.1} ms {bytes} B {what}: {}",
+        start.elapsed().as_secs_f64() * 1e3,
+        shown.replace('\n', " ")
+    );
+}
 
 /// The schema, one source of truth with the scripts that check it (ADR 019).
 const SCHEMA: &str = include_str!("../../../scripts/clickhouse/schema.sql");
@@ -185,12 +217,18 @@ impl Http {
         what: &str,
         in_db: bool,
     ) -> Result<String, StoreError> {
-        let resp = self.send(url, sql, body, what, in_db)?;
-        resp.text().map_err(|e| StoreError::Remote {
+        let start = Instant::now();
+        let id = tracing().then(next_query_id);
+        let resp = self.send(url, sql, body, what, in_db, id.as_deref())?;
+        let text = resp.text().map_err(|e| StoreError::Remote {
             server: url.to_string(),
             what: what.to_string(),
             message: e.to_string(),
-        })
+        })?;
+        if let Some(id) = &id {
+            trace(id, start, text.len(), what, sql);
+        }
+        Ok(text)
     }
 
     /// Runs a SELECT (`FORMAT JSONEachRow` appended) and calls `f` with each row's line as
@@ -203,9 +241,19 @@ impl Http {
         f: &mut dyn FnMut(&str) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         use std::io::BufRead;
-        let resp = self.send(url, &format!("{sql} FORMAT JSONEachRow"), None, what, true)?;
+        let start = Instant::now();
+        let id = tracing().then(next_query_id);
+        let resp = self.send(
+            url,
+            &format!("{sql} FORMAT JSONEachRow"),
+            None,
+            what,
+            true,
+            id.as_deref(),
+        )?;
         let mut reader = std::io::BufReader::with_capacity(1 << 16, resp);
         let mut line = String::new();
+        let mut bytes = 0;
         loop {
             line.clear();
             let n = reader
@@ -216,8 +264,12 @@ impl Http {
                     message: format!("reading the answer: {e}"),
                 })?;
             if n == 0 {
+                if let Some(id) = &id {
+                    trace(id, start, bytes, what, sql);
+                }
                 return Ok(());
             }
+            bytes += n;
             let l = line.trim_end_matches('\n');
             if l.starts_with("Code: ") && l.contains("Exception") {
                 // An error after the answer began streaming comes as text in a 200 answer.
@@ -240,6 +292,7 @@ impl Http {
         body: Option<Vec<u8>>,
         what: &str,
         in_db: bool,
+        query_id: Option<&str>,
     ) -> Result<reqwest::blocking::Response, StoreError> {
         let insert = sql.trim_start().starts_with("INSERT");
         let mut params: Vec<(&str, String)> = vec![
@@ -262,6 +315,10 @@ impl Http {
         }
         if body.is_some() {
             params.push(("query", sql.to_string()));
+        }
+        if let Some(id) = query_id {
+            params.push(("log_queries", "1".into()));
+            params.push(("query_id", id.to_string()));
         }
         let fail = |message: String| StoreError::Remote {
             server: url.to_string(),

@@ -142,6 +142,43 @@ struct Count {
     n: u64,
 }
 
+/// One (version, hour)'s counts for the model's summary, as `hour_counts` keeps them: the
+/// predictions by role with their first and last event time, the served ones with a label,
+/// and the hour's change count they were counted at.
+#[derive(Serialize, Deserialize, Clone, Default, Debug)]
+struct HourCount {
+    version: String,
+    hour: i64,
+    #[serde(default)]
+    built_from: u64,
+    served: u64,
+    shadow: u64,
+    first_served: i64,
+    last_served: i64,
+    first_shadow: i64,
+    last_shadow: i64,
+    labelled: u64,
+}
+
+#[derive(Serialize)]
+struct HourCountRow<'a> {
+    model: &'a str,
+    #[serde(flatten)]
+    counts: &'a HourCount,
+    written_at: u64,
+}
+
+/// Hours counted again by one statement (`count_hours`): a span's join holds the labels of
+/// its served requests only.
+const COUNT_SPAN_HOURS: i64 = 72;
+/// Statements of `count_hours` in flight at once.
+const COUNT_THREADS: usize = 2;
+
+/// A scoped thread's answer; its panic goes on up.
+fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
 fn role_name(role: Role) -> &'static str {
     match role {
         Role::Served => "served",
@@ -192,6 +229,19 @@ fn in_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     }
     s.push(')');
     s
+}
+
+/// For a join's labels of a time range: only those of the range's requests, each shard its own
+/// (co-located), so a scan of a few hours does not hash every label of the model. Empty for an
+/// unbounded range (then the condition would read as much as it saves).
+fn labels_of_range(db: &str, m: &str, from: Option<Timestamp>, to: Option<Timestamp>) -> String {
+    if from.is_none() && to.is_none() {
+        return String::new();
+    }
+    format!(
+        " AND request_id IN (SELECT request_id FROM {db}.predictions_local WHERE model = {m}{})",
+        range_sql("ts", from, to)
+    )
 }
 
 /// `AND`-conditions on `column` for `[from, to)`.
@@ -506,9 +556,10 @@ impl ClickHouseStore {
         let mut sql = format!(
             "SELECT p.event AS event, l.label AS label, l.label_ts AS label_ts \
              FROM predictions AS p FINAL \
-             ANY LEFT JOIN (SELECT request_id, label, ts AS label_ts FROM {db}.labels_local FINAL WHERE model = {m}) AS l \
+             ANY LEFT JOIN (SELECT request_id, label, ts AS label_ts FROM {db}.labels_local FINAL WHERE model = {m}{of_range}) AS l \
              USING (request_id) WHERE p.model = {m}",
-            db = self.db()
+            db = self.db(),
+            of_range = labels_of_range(self.db(), &m, range.from, range.to),
         );
         if !shadows {
             sql.push_str(" AND p.role = 'served'");
@@ -696,72 +747,91 @@ impl ClickHouseStore {
         Ok(())
     }
 
+    /// The model's summary. Its statements are independent and go at once (each a round trip
+    /// through the Distributed tables); the versions and the labelled count come from the
+    /// per-hour counts (`hour_counts`), not from every event.
     fn summary(&self, row: ModelRow) -> Result<ModelSummary, StoreError> {
         let m = q(&row.model);
         let cut = cutoff(&row);
-        let (live, live_labels) = (visible("ts", cut), visible_labels(self.db(), &m, cut));
-        #[derive(Deserialize)]
-        struct V {
-            version: String,
-            role: String,
-            n: u64,
-            first: i64,
-            last: i64,
-        }
-        let vs: Vec<V> = self.http.rows(
-            self.any(),
-            &format!(
-                "SELECT version, toString(role) AS role, count() AS n, min(ts) AS first, max(ts) AS last \
-                 FROM predictions FINAL WHERE model = {m}{live} GROUP BY version, role ORDER BY first, version"
-            ),
-            "count the model's predictions by version",
-        )?;
-        let (mut versions, mut shadow_versions) = (Vec::new(), Vec::new());
-        for v in vs {
-            let s = VersionSummary {
-                version: v.version,
-                predictions: v.n,
-                first_event: Some(Timestamp(v.first)),
-                last_event: Some(Timestamp(v.last)),
-            };
-            if v.role == "shadow" {
-                shadow_versions.push(s);
-            } else {
-                versions.push(s);
-            }
-        }
-        let labels = self.count(
-            self.any(),
-            &format!("SELECT count() AS n FROM labels FINAL WHERE model = {m}{live_labels}"),
-            "count the model's labels",
-        )?;
-        let labelled = self.count(
-            self.any(),
-            &format!(
-                "SELECT count() AS n FROM labels FINAL WHERE model = {m} AND request_id IN \
-                 (SELECT request_id FROM {db}.predictions_local WHERE model = {m} AND role = 'served'{live})",
-                db = self.db()
-            ),
-            "count the model's labelled predictions",
-        )?;
-        let rejected = self.count(
-            self.any(),
-            &format!("SELECT count() AS n FROM rejected WHERE model = {m}"),
-            "count the model's quarantined rows",
-        )?;
+        let live_labels = visible_labels(self.db(), &m, cut);
         #[derive(Deserialize)]
         struct R {
             version: String,
             rows: u64,
             uploaded_at: u64,
         }
-        let reference: Vec<R> = self.http.rows(
-            self.on(0),
-            &format!(
-                "SELECT version, rows, uploaded_at FROM reference_sets_local FINAL WHERE model = {m} ORDER BY version"
-            ),
-            "read the model's reference datasets",
-        )?;
+        let (hours, labels, rejected, reference, schema) = std::thread::scope(|s| {
+            let hours = s.spawn(|| self.hour_counts(&row));
+            let labels = s.spawn(|| {
+                self.count(
+                    self.any(),
+                    &format!(
+                        "SELECT count() AS n FROM labels FINAL WHERE model = {m}{live_labels}"
+                    ),
+                    "count the model's labels",
+                )
+            });
+            let rejected = s.spawn(|| {
+                self.count(
+                    self.any(),
+                    &format!("SELECT count() AS n FROM rejected WHERE model = {m}"),
+                    "count the model's quarantined rows",
+                )
+            });
+            let reference = s.spawn(|| {
+                self.http.rows::<R>(
+                    self.on(0),
+                    &format!(
+                        "SELECT version, rows, uploaded_at FROM reference_sets_local FINAL WHERE model = {m} ORDER BY version"
+                    ),
+                    "read the model's reference datasets",
+                )
+            });
+            let schema = self.schema(&row.model);
+            (
+                joined(hours),
+                joined(labels),
+                joined(rejected),
+                joined(reference),
+                schema,
+            )
+        });
+        let (hours, labels, rejected, reference, schema) =
+            (hours?, labels?, rejected?, reference?, schema?);
+        // Per (version, role): predictions, first and last event, over the hours.
+        let mut by: BTreeMap<(String, bool), (u64, i64, i64)> = BTreeMap::new();
+        let mut labelled = 0;
+        for h in &hours {
+            for (shadow, n, first, last) in [
+                (false, h.served, h.first_served, h.last_served),
+                (true, h.shadow, h.first_shadow, h.last_shadow),
+            ] {
+                if n == 0 {
+                    continue;
+                }
+                let e = by
+                    .entry((h.version.clone(), shadow))
+                    .or_insert((0, i64::MAX, i64::MIN));
+                *e = (e.0 + n, e.1.min(first), e.2.max(last));
+            }
+            labelled += h.labelled;
+        }
+        let mut vs: Vec<((String, bool), (u64, i64, i64))> = by.into_iter().collect();
+        vs.sort_by(|a, b| (a.1 .1, &a.0 .0).cmp(&(b.1 .1, &b.0 .0)));
+        let (mut versions, mut shadow_versions) = (Vec::new(), Vec::new());
+        for ((version, shadow), (n, first, last)) in vs {
+            let s = VersionSummary {
+                version,
+                predictions: n,
+                first_event: Some(Timestamp(first)),
+                last_event: Some(Timestamp(last)),
+            };
+            if shadow {
+                shadow_versions.push(s);
+            } else {
+                versions.push(s);
+            }
+        }
         Ok(ModelSummary {
             name: row.model.clone(),
             created_at: Timestamp(row.created_at as i64),
@@ -774,7 +844,7 @@ impl ClickHouseStore {
             retention_days: (row.retention_days > 0).then_some(row.retention_days),
             versions,
             shadow_versions,
-            schema: self.schema(&row.model)?,
+            schema,
             reference: reference
                 .into_iter()
                 .map(|r| ReferenceSummary {
@@ -784,6 +854,181 @@ impl ClickHouseStore {
                 })
                 .collect(),
         })
+    }
+
+    /// Every visible (version, hour)'s counts (`HourCount`): read from `hour_counts` where the
+    /// hour's change count is still the one they were counted at, counted again from the events
+    /// (and written back) where it moved. The change counts are read first: a write landing
+    /// during the count moves the count past the one recorded, so the hour is counted again
+    /// next time, never left short (the rule of the per-hour state, ADR 019). Hours wholly past
+    /// the retention cutoff are left out and the hour holding it is counted from its visible
+    /// events, not cached.
+    fn hour_counts(&self, row: &ModelRow) -> Result<Vec<HourCount>, StoreError> {
+        let name = row.model.as_str();
+        let m = q(name);
+        let cut = cutoff(row);
+        let home = self.on(self.model_shard(name));
+        #[derive(Deserialize)]
+        struct Changes {
+            version: String,
+            hour: i64,
+            changes: u64,
+        }
+        let (changes, cached) = std::thread::scope(|s| {
+            let cached = s.spawn(|| {
+                self.http.rows::<HourCount>(
+                    home,
+                    &format!(
+                        "SELECT version, hour, built_from, served, shadow, first_served, last_served, \
+                         first_shadow, last_shadow, labelled FROM hour_counts_local FINAL WHERE model = {m}"
+                    ),
+                    "read the model's per-hour counts",
+                )
+            });
+            let changes = self.http.rows::<Changes>(
+                self.any(),
+                &format!(
+                    "SELECT version, hour, sum(changes) AS changes FROM hour_changes WHERE model = {m} \
+                     GROUP BY version, hour"
+                ),
+                "read the hours' change counts",
+            );
+            (changes, joined(cached))
+        });
+        let mut cached: HashMap<(String, i64), HourCount> = cached?
+            .into_iter()
+            .map(|c| ((c.version.clone(), c.hour), c))
+            .collect();
+        let (mut out, mut stale, mut boundary) = (Vec::new(), Vec::new(), Vec::new());
+        for c in changes? {
+            if cut != i64::MIN && c.hour + HOUR_MICROS <= cut {
+                continue;
+            }
+            if cut != i64::MIN && c.hour < cut {
+                boundary.push((c.version, c.hour, 0));
+                continue;
+            }
+            match cached.remove(&(c.version.clone(), c.hour)) {
+                Some(k) if k.built_from == c.changes => out.push(k),
+                _ => stale.push((c.version, c.hour, c.changes)),
+            }
+        }
+        if !stale.is_empty() {
+            let fresh = self.count_hours(name, &stale, i64::MIN)?;
+            let at = self.stamps(1);
+            let rows: Vec<HourCountRow> = fresh
+                .iter()
+                .map(|counts| HourCountRow {
+                    model: name,
+                    counts,
+                    written_at: at,
+                })
+                .collect();
+            self.http.insert(
+                home,
+                "hour_counts_local",
+                &rows,
+                "record the model's per-hour counts",
+            )?;
+            out.extend(fresh);
+        }
+        if !boundary.is_empty() {
+            out.extend(self.count_hours(name, &boundary, cut)?);
+        }
+        Ok(out)
+    }
+
+    /// Counts (version, hour, change count) from the events (those at or after `from`): one
+    /// statement per span of `COUNT_SPAN_HOURS`, two at a time; an hour without events gets a
+    /// row of zeros.
+    fn count_hours(
+        &self,
+        name: &str,
+        hours: &[(String, i64, u64)],
+        from: i64,
+    ) -> Result<Vec<HourCount>, StoreError> {
+        let m = q(name);
+        let mut sorted: Vec<&(String, i64, u64)> = hours.iter().collect();
+        sorted.sort_by_key(|h| h.1);
+        let mut spans: Vec<Vec<&(String, i64, u64)>> = Vec::new();
+        for h in sorted {
+            match spans.last_mut() {
+                Some(span) if h.1 < span[0].1 + COUNT_SPAN_HOURS * HOUR_MICROS => span.push(h),
+                _ => spans.push(vec![h]),
+            }
+        }
+        let count_span = |span: &[&(String, i64, u64)]| -> Result<Vec<HourCount>, StoreError> {
+            let lo = span[0].1.max(from);
+            let hi = span[span.len() - 1].1 + HOUR_MICROS;
+            let mut pairs = String::new();
+            for (i, (version, hour, _)) in span.iter().enumerate() {
+                if i > 0 {
+                    pairs.push_str(", ");
+                }
+                pairs.push_str(&format!("({}, {})", q(version), int(*hour)));
+            }
+            let sql = format!(
+                "SELECT p.version AS version, intDiv(p.ts, 3600000000) * 3600000000 AS hour, \
+                 countIf(p.role = 'served') AS served, countIf(p.role = 'shadow') AS shadow, \
+                 minIf(p.ts, p.role = 'served') AS first_served, maxIf(p.ts, p.role = 'served') AS last_served, \
+                 minIf(p.ts, p.role = 'shadow') AS first_shadow, maxIf(p.ts, p.role = 'shadow') AS last_shadow, \
+                 countIf(p.role = 'served' AND l.has = 1) AS labelled \
+                 FROM predictions AS p FINAL \
+                 ANY LEFT JOIN (SELECT request_id, toUInt8(1) AS has FROM {db}.labels_local FINAL \
+                 WHERE model = {m} AND request_id IN (SELECT request_id FROM {db}.predictions_local \
+                 WHERE model = {m} AND role = 'served' AND ts >= {lo} AND ts < {hi})) AS l USING (request_id) \
+                 WHERE p.model = {m} AND p.ts >= {lo} AND p.ts < {hi} \
+                 AND (p.version, intDiv(p.ts, 3600000000) * 3600000000) IN ({pairs}) \
+                 GROUP BY version, hour",
+                db = self.db(),
+                lo = int(lo),
+                hi = int(hi),
+            );
+            let counted: Vec<HourCount> =
+                self.http
+                    .rows(self.any(), &sql, "count the model's predictions by hour")?;
+            let mut counted: HashMap<(String, i64), HourCount> = counted
+                .into_iter()
+                .map(|c| ((c.version.clone(), c.hour), c))
+                .collect();
+            Ok(span
+                .iter()
+                .map(|(version, hour, changes)| {
+                    let mut c = counted
+                        .remove(&(version.clone(), *hour))
+                        .unwrap_or_else(|| HourCount {
+                            version: version.clone(),
+                            hour: *hour,
+                            ..HourCount::default()
+                        });
+                    c.built_from = *changes;
+                    c
+                })
+                .collect())
+        };
+        let next = AtomicUsize::new(0);
+        let results: Vec<Result<Vec<HourCount>, StoreError>> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..COUNT_THREADS.min(spans.len()))
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut out = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(span) = spans.get(i) else {
+                                return Ok(out);
+                            };
+                            out.extend(count_span(span)?);
+                        }
+                    })
+                })
+                .collect();
+            workers.into_iter().map(joined).collect()
+        });
+        let mut out = Vec::new();
+        for r in results {
+            out.extend(r?);
+        }
+        Ok(out)
     }
 
     /// Derived blobs of `kinds` (by a `LIKE` pattern) still stored: (kind, version, hour).
@@ -1137,9 +1382,10 @@ impl EventLog for ClickHouseStore {
         let mut sql = format!(
             "SELECT p.ts AS ts, p.error AS error, l.label_ts AS label_ts, l.has AS has \
              FROM predictions AS p FINAL \
-             ANY LEFT JOIN (SELECT request_id, ts AS label_ts, toUInt8(1) AS has FROM {db}.labels_local FINAL WHERE model = {m}) AS l \
+             ANY LEFT JOIN (SELECT request_id, ts AS label_ts, toUInt8(1) AS has FROM {db}.labels_local FINAL WHERE model = {m}{of_range}) AS l \
              USING (request_id) WHERE p.model = {m} AND p.role = 'served'",
-            db = self.db()
+            db = self.db(),
+            of_range = labels_of_range(self.db(), &m, query.from, query.to),
         );
         if let Some(v) = &query.version {
             sql.push_str(&format!(" AND p.version = {}", q(v)));
@@ -1414,7 +1660,7 @@ impl EventLog for ClickHouseStore {
             // Derived state of the hours wholly past the cutoff (one partition each: safe
             // with replicas too).
             let hours_old = format!("model = {m} AND hour + {HOUR_MICROS} <= {cutoff}");
-            for table in ["aggregates", "hours_built", "hour_changes"] {
+            for table in ["aggregates", "hours_built", "hour_changes", "hour_counts"] {
                 let cond = if table == "aggregates" {
                     format!("{hours_old} AND hour != {}", int(MODEL_WIDE.micros()))
                 } else {
