@@ -359,6 +359,24 @@ impl Http {
         }
     }
 
+    /// Runs a SELECT and returns its answer in `FORMAT RowBinary` (appended): the bytes of
+    /// binary columns as they are, without JSON's escaping (read with [`RowBinary`]).
+    pub fn row_binary(&self, url: &str, sql: &str, what: &str) -> Result<Vec<u8>, StoreError> {
+        let start = Instant::now();
+        let id = tracing().then(next_query_id);
+        let sql = format!("{sql} FORMAT RowBinary");
+        let resp = self.send(url, &sql, None, what, true, id.as_deref())?;
+        let bytes = resp.bytes().map_err(|e| StoreError::Remote {
+            server: url.to_string(),
+            what: what.to_string(),
+            message: e.to_string(),
+        })?;
+        if let Some(id) = &id {
+            trace(id, start, bytes.len(), what, &sql);
+        }
+        Ok(bytes.to_vec())
+    }
+
     /// Runs a SELECT and reads its rows (`FORMAT JSONEachRow` is appended).
     pub fn rows<T: serde::de::DeserializeOwned>(
         &self,
@@ -403,6 +421,60 @@ impl Http {
             true,
         )
         .map(drop)
+    }
+}
+
+/// A reader of a `RowBinary` answer: each column in turn, strings as a LEB128 length and
+/// their bytes, integers little-endian. `None` when the answer ends early (truncated).
+pub(crate) struct RowBinary<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> RowBinary<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        RowBinary { bytes }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.bytes.len() < n {
+            return None;
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Some(head)
+    }
+
+    pub fn bytes(&mut self) -> Option<&'a [u8]> {
+        let mut len = 0usize;
+        let mut shift = 0;
+        loop {
+            let b = *self.take(1)?.first()?;
+            len |= usize::from(b & 0x7f).checked_shl(shift)?;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+            if shift > 63 {
+                return None;
+            }
+        }
+        self.take(len)
+    }
+
+    pub fn string(&mut self) -> Option<String> {
+        String::from_utf8(self.bytes()?.to_vec()).ok()
+    }
+
+    pub fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    pub fn u8(&mut self) -> Option<u8> {
+        Some(*self.take(1)?.first()?)
     }
 }
 
@@ -708,6 +780,26 @@ mod tests {
             tables(&st, "ENGINE = Merge("),
             tables(&statements("db", Some("c"), false), "ENGINE = Distributed(")
         );
+    }
+
+    #[test]
+    fn row_binary_reads_strings_of_every_length_and_integers_and_refuses_a_cut_answer() {
+        let long = vec![0xffu8; 300];
+        let mut bytes = vec![1, b'v'];
+        bytes.extend((-5i64).to_le_bytes());
+        bytes.extend([0xac, 0x02]); // 300 as LEB128
+        bytes.extend(&long);
+        bytes.push(1);
+        let mut r = RowBinary::new(&bytes);
+        assert_eq!(r.string().as_deref(), Some("v"));
+        assert_eq!(r.i64(), Some(-5));
+        assert_eq!(r.bytes(), Some(&long[..]));
+        assert_eq!(r.u8(), Some(1));
+        assert!(r.is_empty());
+        let mut cut = RowBinary::new(&bytes[..bytes.len() - 10]);
+        assert_eq!(cut.string().as_deref(), Some("v"));
+        assert_eq!(cut.i64(), Some(-5));
+        assert_eq!(cut.bytes(), None);
     }
 
     #[test]
