@@ -240,12 +240,24 @@ impl Http {
         what: &str,
         f: &mut dyn FnMut(&str) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        self.each_line_as(url, sql, "JSONEachRow", what, f)
+    }
+
+    /// [`Http::each_line`] in `format` (a line-per-row one: `JSONEachRow`, `TabSeparated`).
+    pub fn each_line_as(
+        &self,
+        url: &str,
+        sql: &str,
+        format: &str,
+        what: &str,
+        f: &mut dyn FnMut(&str) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         use std::io::BufRead;
         let start = Instant::now();
         let id = tracing().then(next_query_id);
         let resp = self.send(
             url,
-            &format!("{sql} FORMAT JSONEachRow"),
+            &format!("{sql} FORMAT {format}"),
             None,
             what,
             true,
@@ -422,6 +434,33 @@ impl Http {
         )
         .map(drop)
     }
+}
+
+/// A `TabSeparated` field as it was stored: ClickHouse escapes `\b \f \n \r \t \0 \\ \'`
+/// with a backslash (`writeEscapedString`); a field without one is borrowed as it is.
+pub(crate) fn tsv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('\\') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('0') => out.push('\0'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A reader of a `RowBinary` answer: each column in turn, strings as a LEB128 length and
@@ -800,6 +839,18 @@ mod tests {
         assert_eq!(cut.string().as_deref(), Some("v"));
         assert_eq!(cut.i64(), Some(-5));
         assert_eq!(cut.bytes(), None);
+    }
+
+    #[test]
+    fn tab_separated_fields_read_back_what_clickhouse_escaped() {
+        assert!(matches!(
+            tsv_field(r#"{"a":"b"}"#),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            tsv_field(r#"{"t":"it\'s a \\\"q\\\" \\n"}\t\n\0"#),
+            "{\"t\":\"it's a \\\"q\\\" \\n\"}\t\n\0"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! ClickHouse column, ADR 019's tables).
 
 use crate::city_hash64;
-use crate::cluster::{int, q, statements, topology, ClickHouseConfig, Http, RowBinary};
+use crate::cluster::{int, q, statements, topology, tsv_field, ClickHouseConfig, Http, RowBinary};
 use modelwatch_core::{
     FeatureIndex, FeatureValue, KpiEvent, LabelEvent, ModelName, Outcome, Pairs, PredictionEvent,
     ReferenceRow, Rejection, Role, Schema, SchemaChange, Timestamp, DEFAULT_MAX_FEATURES_PER_MODEL,
@@ -569,32 +569,43 @@ impl ClickHouseStore {
         }
         sql.push_str(&range_sql("p.ts", range.from, range.to));
         sql.push_str(&visible("p.ts", cutoff(&row)));
-        #[derive(Deserialize)]
-        struct Row {
-            event: String,
-            label: String,
-            label_ts: i64,
-        }
-        self.http.each_line(
+        // TabSeparated, not JSONEachRow: the event is JSON text already, and inside JSON it
+        // came escaped and was unescaped into a copy before being parsed again.
+        self.http.each_line_as(
             self.any(),
             &sql,
+            "TabSeparated",
             "scan the model's predictions",
             &mut |line| {
-                let row: Row = serde_json::from_str(line).map_err(|e| StoreError::Corrupt {
+                let corrupt = |detail: String| StoreError::Corrupt {
                     what: "scanned prediction row",
-                    detail: e.to_string(),
-                })?;
-                let event = decode_stored(&row.event).map_err(|detail| StoreError::Corrupt {
-                    what: "stored prediction",
                     detail,
-                })?;
-                let label = if row.label.is_empty() {
+                };
+                let mut fields = line.split('\t');
+                let (Some(event), Some(label), Some(label_ts), None) =
+                    (fields.next(), fields.next(), fields.next(), fields.next())
+                else {
+                    return Err(corrupt(format!(
+                        "not 3 tab-separated fields: {}",
+                        &line[..line.len().min(200)]
+                    )));
+                };
+                let event =
+                    decode_stored(&tsv_field(event)).map_err(|detail| StoreError::Corrupt {
+                        what: "stored prediction",
+                        detail,
+                    })?;
+                let label = if label.is_empty() {
                     None
                 } else {
                     Some(LabelEvent {
                         request_id: event.request_id.clone(),
-                        label: parse_outcome(&row.label)?,
-                        timestamp: Timestamp(row.label_ts),
+                        label: parse_outcome(&tsv_field(label))?,
+                        timestamp: Timestamp(
+                            label_ts
+                                .parse()
+                                .map_err(|e| corrupt(format!("label time {label_ts:?}: {e}")))?,
+                        ),
                     })
                 };
                 f(&event, label.as_ref());
