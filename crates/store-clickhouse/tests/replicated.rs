@@ -13,6 +13,11 @@ fn conformance_checks_pass_with_writes_alternating_between_replicas() {
     let Some(cluster) = common::Cluster::start(2, 2) else {
         return;
     };
+    common::summary::the_summary_is_the_embedded_stores_after_every_write_and_kept_per_hour(
+        &cluster.store("mw_summary"),
+        &cluster,
+        "mw_summary",
+    );
     common::run_checks(&cluster, "mw_repl", &[]);
     two_processes_on_other_replicas_behave_as_one(&cluster);
 }
