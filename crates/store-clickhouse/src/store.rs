@@ -48,6 +48,9 @@ pub struct ClickHouseStore {
     /// so arrival order within and across batches is the order of the stamps.
     clock: Mutex<u64>,
     max_features: usize,
+    /// Each model's label count with the signature of its label rows it was counted at
+    /// (`label_count`).
+    label_counts: Mutex<HashMap<String, ((u64, u64, u64), u64)>>,
 }
 
 impl std::fmt::Debug for ClickHouseStore {
@@ -365,6 +368,7 @@ impl ClickHouseStore {
             next: AtomicUsize::new(0),
             writers: Mutex::new(HashMap::new()),
             clock: Mutex::new(0),
+            label_counts: Mutex::new(HashMap::new()),
             max_features: DEFAULT_MAX_FEATURES_PER_MODEL,
         })
     }
@@ -773,19 +777,12 @@ impl ClickHouseStore {
         }
         let (hours, labels, rejected, reference, schema) = std::thread::scope(|s| {
             let hours = s.spawn(|| self.hour_counts(&row));
-            let labels = s.spawn(|| {
-                self.count(
-                    self.any(),
-                    &format!(
-                        "SELECT count() AS n FROM labels FINAL WHERE model = {m}{live_labels}"
-                    ),
-                    "count the model's labels",
-                )
-            });
+            let labels = s.spawn(|| self.label_count(&row.model, &live_labels));
             let rejected = s.spawn(|| {
+                // The model's quarantine is written to its shard (quarantine).
                 self.count(
-                    self.any(),
-                    &format!("SELECT count() AS n FROM rejected WHERE model = {m}"),
+                    self.on(self.model_shard(&row.model)),
+                    &format!("SELECT count() AS n FROM rejected_local WHERE model = {m}"),
                     "count the model's quarantined rows",
                 )
             });
@@ -865,6 +862,52 @@ impl ClickHouseStore {
                 })
                 .collect(),
         })
+    }
+
+    /// The model's labels (`FINAL`: a relabel is one label). That count reads and merges every
+    /// label's request id; it is kept in this process beside a signature of the model's label
+    /// rows that reads one number column and no merge: rows' count, sum and maximum of
+    /// `received_at` over every part. An insert, a merge collapsing a relabel, or a delete each
+    /// move it, and then the labels are counted again. With retention the visible labels move
+    /// with the clock: counted every time.
+    fn label_count(&self, model: &str, live_labels: &str) -> Result<u64, StoreError> {
+        let m = q(model);
+        let count = || {
+            self.count(
+                self.any(),
+                &format!("SELECT count() AS n FROM labels FINAL WHERE model = {m}{live_labels}"),
+                "count the model's labels",
+            )
+        };
+        if !live_labels.is_empty() {
+            return count();
+        }
+        #[derive(Deserialize)]
+        struct Signature {
+            n: u64,
+            total: u64,
+            last: u64,
+        }
+        let sig: Vec<Signature> = self.http.rows(
+            self.any(),
+            &format!(
+                "SELECT count() AS n, sum(received_at) AS total, max(received_at) AS last \
+                 FROM labels WHERE model = {m}"
+            ),
+            "read the signature of the model's labels",
+        )?;
+        let sig = sig.first().map_or((0, 0, 0), |s| (s.n, s.total, s.last));
+        if let Some(&(kept, n)) = self.label_counts.lock().expect("counts").get(model) {
+            if kept == sig {
+                return Ok(n);
+            }
+        }
+        let n = count()?;
+        self.label_counts
+            .lock()
+            .expect("counts")
+            .insert(model.to_string(), (sig, n));
+        Ok(n)
     }
 
     /// Every visible (version, hour)'s counts (`HourCount`): read from `hour_counts` where the
@@ -2014,7 +2057,7 @@ impl DerivedState for ClickHouseStore {
         range: &ScanRange,
     ) -> Result<Vec<StoredAggregate>, StoreError> {
         let mut sql = format!(
-            "SELECT version, hour, unhex(blob), deleted FROM aggregates FINAL WHERE model = {} AND kind = {}",
+            "SELECT version, hour, unhex(blob), deleted FROM aggregates_local FINAL WHERE model = {} AND kind = {}",
             q(model.as_str()),
             q(kind)
         );
@@ -2025,9 +2068,11 @@ impl DerivedState for ClickHouseStore {
         sql.push_str(" ORDER BY hour, version");
         // Stored as hex (JSONEachRow carries text), sent as the bytes themselves: half the
         // bytes of hex and no JSON string to unescape (docs/benchmarks.md, 30M events).
-        let answer = self
-            .http
-            .row_binary(self.any(), &sql, "read derived state")?;
+        // From the model's shard, where every blob of the model is written (put_aggregate_group):
+        // one server per read instead of the Distributed table's every shard, the read most
+        // repeated per request.
+        let home = self.on(self.model_shard(model.as_str()));
+        let answer = self.http.row_binary(home, &sql, "read derived state")?;
         let mut r = RowBinary::new(&answer);
         let mut out = Vec::new();
         while !r.is_empty() {
@@ -2188,11 +2233,12 @@ impl DerivedState for ClickHouseStore {
             built_from: u64,
             epoch: u64,
         }
+        // From the model's shard, where put_aggregate_group records them.
         let built: Vec<Built> = self.http.rows(
-            self.any(),
+            self.on(self.model_shard(model.as_str())),
             &format!(
                 "SELECT version, hour, argMax(built_from, written_at) AS built_from, argMax(epoch, written_at) AS epoch \
-                 FROM hours_built WHERE model = {m} GROUP BY version, hour"
+                 FROM hours_built_local WHERE model = {m} GROUP BY version, hour"
             ),
             "read what the hours' state was built from",
         )?;
