@@ -50,12 +50,17 @@ pub struct ClickHouseStore {
     max_features: usize,
     /// Each model's label count with the signature of its label rows it was counted at
     /// (`label_count`).
-    label_counts: Mutex<HashMap<String, ((u64, u64, u64), u64)>>,
+    label_counts: Mutex<HashMap<String, (LabelSignature, u64)>>,
     /// One count of each kind per model at a time in this process: concurrent summaries (a
     /// request, the refresher, the alert evaluator) wait for the first and read what it kept,
     /// instead of each counting every event (measured at 30M: three at once, each 3x slower).
-    counting: Mutex<HashMap<(String, &'static str), Arc<Mutex<()>>>>,
+    counting: Mutex<HashMap<(String, &'static str), CountingLock>>,
 }
+
+/// A model's label rows as read without `FINAL`: count, sum and max of `received_at`.
+type LabelSignature = (u64, u64, u64);
+/// Held while one count of a kind runs for a model (`ClickHouseStore::counting`).
+type CountingLock = Arc<Mutex<()>>;
 
 impl std::fmt::Debug for ClickHouseStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -829,7 +834,7 @@ impl ClickHouseStore {
             }
             labelled += h.labelled;
         }
-        let mut vs: Vec<((String, bool), (u64, i64, i64))> = by.into_iter().collect();
+        let mut vs: Vec<_> = by.into_iter().collect();
         vs.sort_by(|a, b| (a.1 .1, &a.0 .0).cmp(&(b.1 .1, &b.0 .0)));
         let (mut versions, mut shadow_versions) = (Vec::new(), Vec::new());
         for ((version, shadow), (n, first, last)) in vs {
@@ -869,7 +874,7 @@ impl ClickHouseStore {
         })
     }
 
-    fn counting_lock(&self, model: &str, kind: &'static str) -> Arc<Mutex<()>> {
+    fn counting_lock(&self, model: &str, kind: &'static str) -> CountingLock {
         let mut locks = self.counting.lock().expect("counting locks poisoned");
         locks
             .entry((model.to_string(), kind))
