@@ -18,7 +18,8 @@
 # every mode, shared by the servers), ROUNDS (1: the modes alternate within each round), MODES
 # (default "embedded one two"), PROFILE (release; bench-files rebuilds faster, see
 # scripts/bench_common.sh), NO_BUILD=1 to use the binaries already built, WORK (a scratch
-# directory, default a new one under ${TMPDIR:-/tmp}).
+# directory, default a new one under ${TMPDIR:-/tmp}), QUERY_LOG=1 (the servers log every
+# query: a second table per run says which statements took the servers' time).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 EVENTS=${EVENTS:-300000}
@@ -68,7 +69,7 @@ ch_events() {
 }
 
 say "cluster (2 shards)"
-SHARDS=2 "$ROOT/scripts/clickhouse/cluster.sh" start "$WORK/cluster" >/dev/null
+SHARDS=2 QUERY_LOG=${QUERY_LOG:-} "$ROOT/scripts/clickhouse/cluster.sh" start "$WORK/cluster" >/dev/null
 mapfile -t CH_PIDS <"$WORK/cluster/pids"
 HOSTS=$(sed 's|http://||' "$WORK/cluster/urls" | paste -sd, -)
 CH_VERSION=$(curl -fsS "$(head -1 "$WORK/cluster/urls")" --data-binary 'SELECT version()')
@@ -101,6 +102,29 @@ stop_serves() {
 
 ROWS=()
 EVROWS=()
+QLROWS=()
+# With QUERY_LOG=1: the statements both servers finished since `$1` (a server time), by kind:
+# count, summed duration (wall time of each, overlapping), rows read and written.
+query_kinds() {
+    local u
+    for u in $(cat "$WORK/cluster/urls"); do
+        curl -fsS "$u" --data-binary "SYSTEM FLUSH LOGS" >/dev/null 2>&1 || sleep 1.5
+        curl -fsS "$u" --data-binary "SELECT multiIf(
+                query LIKE 'INSERT INTO predictions_local%', 'insert predictions',
+                query LIKE '%max(ts) >= %predictions_local%', 'duplicate check (predictions)',
+                query LIKE 'INSERT INTO hour_changes_local%', 'label change counts',
+                query LIKE 'INSERT INTO labels_local%', 'insert labels',
+                query LIKE '%ANY LEFT JOIN%', 'scans with labels (refresh, reads)',
+                query LIKE 'INSERT%', 'other inserts',
+                query LIKE 'SELECT DISTINCT request_id FROM labels_local%', 'duplicate check (labels)',
+                query LIKE '%hour_changes%' OR query LIKE '%hours_built%', 'stale hours',
+                query LIKE '%aggregates%', 'per-hour state (aggregates)',
+                'other reads') AS kind, count(), sum(query_duration_ms), sum(read_rows), sum(written_rows)
+            FROM system.query_log WHERE type = 2 AND event_time >= toDateTime($1) AND query NOT LIKE '%system.%'
+            GROUP BY kind FORMAT TSV"
+    done | awk -F'\t' '{n[$1] += $2; ms[$1] += $3; r[$1] += $4; w[$1] += $5}
+        END {for (k in n) printf "%s\t%d\t%d\t%d\t%d\n", k, n[k], ms[k], r[k], w[k]}' | sort -t$'\t' -k3,3nr
+}
 run() { # MODE ROUND
     local mode=$1 round=$2 urls pids db="" ch_before ch_after before after out
     case $mode in
@@ -127,6 +151,8 @@ run() { # MODE ROUND
     ch_before=$(cpu "${CH_PIDS[@]}")
     local ev_before ev_after
     ev_before=$(ch_events)
+    local t0
+    t0=$(curl -fsS "$(head -1 "$WORK/cluster/urls")" --data-binary 'SELECT toUInt32(now())')
     say "round $round, $mode: $urls"
     out=$("$BIN/modelwatch-loadgen" --server "$urls" --pid "$pids" --events "$EVENTS" \
         --batch "$BATCH" --concurrency "$CONCURRENCY" 2>/dev/null)
@@ -145,6 +171,12 @@ run() { # MODE ROUND
     [ "$mode" != embedded ] && ch=$(awk -v a="$ch_after" -v b="$ch_before" 'BEGIN{printf "%.2f", (a-b)/100}')
     [ "$(echo "$acc" | tr -d ' ')" = "$EVENTS" ] || { say "$mode: accepted $acc of $EVENTS"; exit 1; }
     ROWS+=("| $round | $mode | $(echo "$evs" | tr -d ' ') | $(echo "$secs" | tr -d ' ') | $(echo "$p50" | tr -d ' ') | $(echo "$p99" | tr -d ' ') | $mw | $ch | $lg | $before / $after |")
+    if [ "$mode" != embedded ] && [ -n "${QUERY_LOG:-}" ]; then
+        local kind n ms rd wr # local: the caller's loop counter is `r`
+        while IFS=$'\t' read -r kind n ms rd wr; do
+            QLROWS+=("| $round | $mode | $kind | $n | $ms | $rd | $wr |")
+        done < <(query_kinds "$t0")
+    fi
     if [ "$mode" != embedded ]; then
         EVROWS+=("| $round | $mode | $(paste -d' ' <(echo "$ev_after" | tr ' ' '\n') <(echo "$ev_before" | tr ' ' '\n') | awk 'NF == 2 {printf "%d | ", $1 - $2}')")
     fi
@@ -175,3 +207,11 @@ echo
 echo "| round | through | $(echo $EVENTS_NAMES | sed 's/ / | /g') |"
 echo "|---:|---|$(for _ in $EVENTS_NAMES; do printf -- '---:|'; done)"
 printf '%s\n' "${EVROWS[@]}"
+if [ -n "${QUERY_LOG:-}" ]; then
+    echo
+    echo "The statements of each run, both servers (system.query_log; ms: each statement's wall time, summed):"
+    echo
+    echo "| round | through | statement | count | ms | rows read | rows written |"
+    echo "|---:|---|---|---:|---:|---:|---:|"
+    printf '%s\n' "${QLROWS[@]}"
+fi

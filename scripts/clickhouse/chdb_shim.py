@@ -19,12 +19,18 @@ serves until killed. What it speaks:
 - The answer is the query's output in the format its `FORMAT` clause names (TabSeparated
   without one, as a server's HTTP interface); an error is HTTP 500 with ClickHouse's message
   text (`Code: N. DB::Exception: ...`), as a server's.
+- External data (a `multipart/form-data` body): each part is a temporary table named by the
+  part's `name`, its columns from the `NAME_structure` parameter, its rows TabSeparated; the
+  query comes from the `query` parameter alone. The backend sends a batch's request ids so
+  (`request_id IN _ids`) rather than as thousands of literals.
 - `GET /ping` answers `Ok.`.
 
 One chdb session serves every request, one query at a time (a lock): the session holds the
 current database and the settings, and chdb is not documented as safe for concurrent queries.
 """
 
+import email.parser
+import email.policy
 import http.server
 import sys
 import threading
@@ -40,23 +46,48 @@ class Shim:
         self.session = chdb_session.Session(path)
         self.lock = threading.Lock()
 
-    def run(self, params, body):
+    def run(self, params, body, tables=None):
+        """`tables`: external data, {name: TabSeparated text}, each with `NAME_structure`."""
+        tables = tables or {}
         query = params.get("query", "")
         if body:
             query = f"{query}\n{body}" if query else body
         if not query.strip():
             raise RuntimeError("Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)")
+        external = {f"{t}_{k}" for t in tables for k in ("structure", "types", "format")}
         with self.lock:
             for name, value in params.items():
-                if name in NOT_SETTINGS:
+                if name in NOT_SETTINGS or name in external:
                     continue
                 if not name.replace("_", "").isalnum():
                     raise RuntimeError(f"Code: 115. DB::Exception: Unknown setting '{name}'. (UNKNOWN_SETTING)")
                 self.session.query(f"SET {name} = {quote(value)}")
             # Each request names its database, or gets `default`, as a server's HTTP interface.
             self.session.query(f"USE {params.get('database', 'default')}")
-            result = self.session.query(query, params.get("default_format", "TabSeparated"))
+            try:
+                for table, rows in tables.items():
+                    structure = params.get(f"{table}_structure")
+                    if not structure:
+                        raise RuntimeError(f"Code: 36. DB::Exception: no {table}_structure for the external table {table}")
+                    self.session.query(f"CREATE TEMPORARY TABLE {table} ({structure})")
+                    if rows.strip():
+                        self.session.query(f"INSERT INTO {table} FORMAT TabSeparated\n{rows}")
+                result = self.session.query(query, params.get("default_format", "TabSeparated"))
+            finally:
+                for table in tables:
+                    self.session.query(f"DROP TEMPORARY TABLE IF EXISTS {table}")
             return result.bytes() if hasattr(result, "bytes") else bytes(str(result), "utf-8")
+
+
+def external_tables(content_type, body):
+    """The parts of a multipart/form-data body, {name: text}."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    return {
+        part.get_param("name", header="content-disposition"): part.get_payload(decode=True).decode("utf-8")
+        for part in message.iter_parts()
+    }
 
 
 def quote(value):
@@ -87,9 +118,13 @@ def handler(shim):
                 return self.answer(200, b"Ok.\n")
             params = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
             length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length).decode("utf-8") if length else ""
+            raw = self.rfile.read(length) if length else b""
+            content_type = self.headers.get("Content-Type") or ""
             try:
-                data = shim.run(params, body)
+                if content_type.startswith("multipart/form-data"):
+                    data = shim.run(params, "", external_tables(content_type, raw))
+                else:
+                    data = shim.run(params, raw.decode("utf-8"))
             except Exception as e:  # chdb raises its ClickHouse error with the server's text
                 return self.answer(500, (str(e).strip() + "\n").encode("utf-8"))
             self.answer(200, data)

@@ -11,11 +11,12 @@
 #   scripts/clickhouse/cluster.sh install        # apt-get the Debian packages (root)
 #
 # Environment: SHARDS (default 2), REPLICAS (default 1), BASE_PORT (default: a free range
-# found from 20000 up), QUERY_LOG=1 (keep system.query_log: what each query read and took,
-# for queries sent with `log_queries = 1`, as modelwatch does under MODELWATCH_CLICKHOUSE_TRACE). The cluster is named `modelwatch` in every server's remote_servers, so a
+# found from 20000 up). The cluster is named `modelwatch` in every server's remote_servers, so a
 # `Distributed(modelwatch, db, table, cityHash64(request_id))` table spans it. CLUSTER=none
 # starts one plain server with no remote_servers at all (SHARDS=1 REPLICAS=1 only): modelwatch's
 # single-server mode, as most users start (and as ClickHouse Cloud's one service).
+# QUERY_LOG=1 logs every query to system.query_log (and parts to system.part_log), flushed
+# every second: what a benchmark reads to tell where the servers' time goes.
 #
 # Debian's package is ClickHouse 18.16 (2018): a test target for the SQL both it and a current
 # release accept, never what a user should run (docs: ../shared/reference/clickhouse.md).
@@ -94,6 +95,12 @@ ZK
         for ((r = 0; r < REPLICAS; r++)); do
             local sd="$dir/s${s}r${r}" p=$((base + i * 3))
             mkdir -p "$sd/data/" "$sd/tmp/" "$sd/log"
+            local users=/etc/clickhouse-server/users.xml
+            if [ -n "${QUERY_LOG:-}" ]; then
+                # The default profile with log_queries on (the first <default> is the profile's).
+                users=$sd/users.xml
+                sed '0,/<default>/s//<default><log_queries>1<\/log_queries>/' /etc/clickhouse-server/users.xml >"$users"
+            fi
             cat >"$sd/config.xml" <<XML
 <?xml version="1.0"?>
 <yandex>
@@ -105,11 +112,11 @@ ZK
     <interserver_http_host>127.0.0.1</interserver_http_host>
     <path>$sd/data/</path>
     <tmp_path>$sd/tmp/</tmp_path>
-    <users_config>/etc/clickhouse-server/users.xml</users_config>
+    <users_config>$users</users_config>
     <default_profile>default</default_profile>
     <default_database>default</default_database>
     <mark_cache_size>268435456</mark_cache_size>
-    $([ -n "${QUERY_LOG:-}" ] && echo "<query_log><database>system</database><table>query_log</table><flush_interval_milliseconds>1000</flush_interval_milliseconds></query_log>")
+    $([ -n "${QUERY_LOG:-}" ] && echo "<query_log><database>system</database><table>query_log</table><flush_interval_milliseconds>1000</flush_interval_milliseconds></query_log><part_log><database>system</database><table>part_log</table><flush_interval_milliseconds>1000</flush_interval_milliseconds></part_log>")
     $(remote_servers "$base")
     <macros><shard>$s</shard><replica>r$r</replica></macros>
     $([ "$REPLICAS" -gt 1 ] && echo "<zookeeper><node><host>127.0.0.1</host><port>$zk_port</port></node></zookeeper>")

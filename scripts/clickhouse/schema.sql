@@ -266,6 +266,139 @@ ORDER BY (model, version, hour);
 CREATE TABLE IF NOT EXISTS hours_built AS hours_built_local
 ENGINE = Distributed(modelwatch, currentDatabase(), hours_built_local, cityHash64(model));
 
+-- ─── The cluster lease (ADR 020) ─────────────────────────────────────────────────────────────
+-- Which modelwatch process does the once-per-cluster work (alert evaluation, notifications,
+-- the background refresh): one claim per (process, epoch), on the first shard (its replicas)
+-- only, read and written by `crates/store-clickhouse/src/lease.rs` on that shard's local table.
+-- slot = epoch % 64: a holder's claim replaces its claim of 64 epochs before (FINAL), so the
+-- table stays at 64 rows per process started, without deletes (no TTL on 18.16).
+CREATE TABLE IF NOT EXISTS lease_local (
+    name String,
+    slot UInt16,
+    holder String,
+    epoch UInt64,
+    was_holder UInt8,
+    claimed_at UInt64
+)
+ENGINE = ReplacingMergeTree(epoch)
+PARTITION BY tuple()
+ORDER BY (name, slot, holder);
+
+-- ─── The alert state (ADR 021) ───────────────────────────────────────────────────────────────
+-- What every `modelwatch serve` process of one store shares of its alerts: rules made over the
+-- API, each alert's state, acknowledgements, the transitions' history, silences, heartbeats,
+-- arrival times and the notification outbox. Small tables on the FIRST shard only: the backend
+-- reads and writes the first shard's servers' *_local tables (with replicas, quorum inserts and
+-- sequentially consistent reads, falling back to another replica of the shard); the other
+-- shards' copies stay empty, and there is no Distributed table. Rows are never updated in place:
+-- a change is a new row with a higher `version` (ReplacingMergeTree, read with FINAL), a
+-- deletion a row with deleted = 1; ids are time-based and unique across processes, so a retried
+-- insert collapses onto the row it repeats.
+CREATE TABLE IF NOT EXISTS alert_rules_local (
+    model String,
+    name String,
+    spec String,
+    created_at Int64,
+    deleted UInt8,
+    version UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY tuple()
+ORDER BY (model, name);
+
+-- One row per (model, rule): the alert's JSON as the API shows it.
+CREATE TABLE IF NOT EXISTS alert_states_local (
+    fingerprint String,
+    model String,
+    rule String,
+    body String,
+    deleted UInt8,
+    version UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY tuple()
+ORDER BY fingerprint;
+
+-- Who took an alert, per episode (the episode's active_at): kept apart from the state, which the
+-- evaluating replica rewrites on every pass, so an acknowledgement made on another replica during
+-- a pass is never overwritten; reads put it on the alert of that episode.
+CREATE TABLE IF NOT EXISTS alert_acks_local (
+    fingerprint String,
+    active_at Int64,
+    ack String,
+    version UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY tuple()
+ORDER BY (fingerprint, active_at);
+
+CREATE TABLE IF NOT EXISTS alert_history_local (
+    model String,
+    id Int64,
+    fingerprint String,
+    rule String,
+    transition String,
+    at Int64,
+    body String
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY tuple()
+ORDER BY (model, id);
+
+CREATE TABLE IF NOT EXISTS alert_silences_local (
+    id Int64,
+    model String,
+    rule Nullable(String),
+    ends_at Int64,
+    created_at Int64,
+    comment String,
+    version UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY tuple()
+ORDER BY id;
+
+CREATE TABLE IF NOT EXISTS alert_heartbeats_local (
+    model String,
+    job String,
+    ts Int64,
+    id Int64,
+    status String,
+    received_at Int64,
+    message Nullable(String)
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY tuple()
+ORDER BY (model, job, ts, id);
+
+-- The latest ingest per (model, kind): read with max(at), collapsed on merge (version = at).
+CREATE TABLE IF NOT EXISTS alert_arrivals_local (
+    model String,
+    kind String,
+    at Int64,
+    version UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY tuple()
+ORDER BY (model, kind);
+
+CREATE TABLE IF NOT EXISTS alert_outbox_local (
+    id Int64,
+    fingerprint String,
+    notifier String,
+    status String,
+    payload String,
+    created_at Int64,
+    attempts UInt32,
+    next_attempt_at Int64,
+    last_error Nullable(String),
+    delivered_at Nullable(Int64),
+    version UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY tuple()
+ORDER BY id;
+
 -- Per (model, version, hour): the predictions by role with their first and last event time,
 -- and the served predictions with a label, counted from the events when the hour's change
 -- count (hour_changes) was built_from. The model's summary (versions, labelled) reads these

@@ -1,6 +1,10 @@
-//! The alerts' own SQLite file (`<data_dir>/alerts.sqlite`): rules made over the API, alert
-//! states and their history, silences, heartbeats, arrival times and the notification outbox.
-//! Separate from the event store so that its schema and writer stay the store's alone.
+//! The alert state: rules made over the API, alert states and their history, silences,
+//! heartbeats, arrival times and the notification outbox. [`AlertStore`] is what the service
+//! needs of it; [`SqliteAlertStore`] is the embedded one, the alerts' own SQLite file
+//! (`<data_dir>/alerts.sqlite`), separate from the event store so that its schema and writer
+//! stay the store's alone. The ClickHouse backend has its own
+//! (`modelwatch_store_clickhouse::ClickHouseAlertStore`), shared by every `serve` process on
+//! one cluster (ADR 021). `crate::conformance` checks what every implementation must do.
 
 use crate::lifecycle::{Alert, Transition};
 use crate::notify::Notification;
@@ -17,6 +21,9 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("alerts database: stored JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// A shared alert store (ClickHouse) failed: the error names the server and the query.
+    #[error("alert state: {0}")]
+    Store(#[from] modelwatch_store::StoreError),
 }
 
 impl modelwatch_core::ServiceError for DbError {
@@ -27,6 +34,7 @@ impl modelwatch_core::ServiceError for DbError {
             DbError::Sqlite(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
                 modelwatch_core::ErrorCode::StorageFull
             }
+            DbError::Store(e) => e.code(),
             _ => modelwatch_core::ErrorCode::Internal,
         }
     }
@@ -117,19 +125,84 @@ pub struct OutboxEntry {
     pub notification: Option<Notification>,
 }
 
-pub struct Db {
+/// What the alert service reads and writes of its state. Object safe: the service holds an
+/// `Arc<dyn AlertStore>`. Every method blocks. What each must do is checked by
+/// `crate::conformance::ALL`, on every implementation.
+pub trait AlertStore: Send + Sync {
+    /// Inserts a rule; false when the model already has a rule of that name.
+    fn insert_rule(&self, model: &str, spec: &RuleSpec, now: Timestamp) -> Result<bool, DbError>;
+    /// Deletes a rule; false when there is none of that name.
+    fn delete_rule(&self, model: &str, name: &str) -> Result<bool, DbError>;
+    /// Every stored rule as (model, spec), by model and name.
+    fn rules(&self) -> Result<Vec<(String, RuleSpec)>, DbError>;
+
+    /// Every alert, by model and rule.
+    fn alerts(&self) -> Result<Vec<Alert>, DbError>;
+    /// Writes one evaluation's effect: the alert (or its removal), the history row of the
+    /// transition, and the notifications it queued (`(notifier, notification)`).
+    fn apply(
+        &self,
+        fingerprint: &str,
+        alert: Option<&Alert>,
+        transition: Option<(Transition, &Alert)>,
+        notify: &[(String, Notification)],
+        now: Timestamp,
+    ) -> Result<(), DbError>;
+    fn alert(&self, fingerprint: &str) -> Result<Option<Alert>, DbError>;
+    /// Writes an acknowledged alert (`a.acknowledged` set) and its `acknowledged` history row.
+    fn acknowledge(&self, a: &Alert, now: Timestamp) -> Result<(), DbError>;
+    /// History rows, newest first.
+    fn history(&self, model: Option<&str>, limit: usize) -> Result<Vec<HistoryEntry>, DbError>;
+
+    fn insert_silence(
+        &self,
+        model: &str,
+        rule: Option<&str>,
+        ends_at: Timestamp,
+        comment: &str,
+        now: Timestamp,
+    ) -> Result<Silence, DbError>;
+    /// Ends a silence now (it stays listed as expired). False when there is no such silence.
+    fn expire_silence(&self, id: i64, now: Timestamp) -> Result<bool, DbError>;
+    /// Every silence, by id.
+    fn silences(&self) -> Result<Vec<Silence>, DbError>;
+
+    fn insert_heartbeat(&self, model: &str, h: &Heartbeat) -> Result<(), DbError>;
+    /// The latest heartbeat of a job, by its own timestamp.
+    fn last_heartbeat(&self, model: &str, job: &str) -> Result<Option<Heartbeat>, DbError>;
+    /// The jobs that reported heartbeats for a model, by name.
+    fn jobs(&self, model: &str) -> Result<Vec<JobRuns>, DbError>;
+    /// Ingest of `kind` arrived at `at`; the latest arrival is kept.
+    fn record_arrival(&self, model: &str, kind: &str, at: Timestamp) -> Result<(), DbError>;
+    fn last_arrival(&self, model: &str, kind: &str) -> Result<Option<Timestamp>, DbError>;
+
+    /// Undelivered notifications due at `now`, oldest first; a notification waits while an
+    /// older one of the same alert to the same notifier is undelivered, so a resolve never
+    /// overtakes its trigger.
+    fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>, DbError>;
+    /// The outbox, newest first: `pending` (not delivered yet), `failed` (not delivered and
+    /// at least one attempt failed), `delivered`, or all.
+    fn outbox(&self, status: Option<&str>, limit: usize) -> Result<Vec<OutboxEntry>, DbError>;
+    fn mark_delivered(&self, id: i64, now: Timestamp) -> Result<(), DbError>;
+    fn mark_failed(&self, id: i64, error: &str, next: Timestamp) -> Result<(), DbError>;
+    /// (undelivered, undelivered with a failed attempt) counts, per notifier.
+    fn outbox_counts(&self) -> Result<Vec<(String, u64, u64)>, DbError>;
+}
+
+/// The embedded alert state: one SQLite file (`<data_dir>/alerts.sqlite`), one connection.
+pub struct SqliteAlertStore {
     conn: Mutex<Connection>,
 }
 
-impl Db {
-    pub fn open(path: &Path) -> Result<Db, DbError> {
+impl SqliteAlertStore {
+    pub fn open(path: &Path) -> Result<SqliteAlertStore, DbError> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // Alert state and the outbox must survive a crash like acknowledged events do.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Db {
+        Ok(SqliteAlertStore {
             conn: Mutex::new(conn),
         })
     }
@@ -138,15 +211,54 @@ impl Db {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn outbox_where(
+        &self,
+        filter: &str,
+        p: impl rusqlite::Params,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, DbError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(&format!(
+            "SELECT id, fingerprint, notifier, status, created_at, attempts, next_attempt_at,
+                    last_error, delivered_at, payload FROM outbox WHERE {filter}
+             ORDER BY id DESC LIMIT {limit}"
+        ))?;
+        let rows = st.query_map(p, |r| {
+            let delivered: Option<i64> = r.get(8)?;
+            Ok((
+                OutboxEntry {
+                    id: r.get(0)?,
+                    fingerprint: r.get(1)?,
+                    notifier: r.get(2)?,
+                    status: r.get(3)?,
+                    created_at: Timestamp(r.get(4)?),
+                    attempts: r.get(5)?,
+                    next_attempt_at: delivered
+                        .is_none()
+                        .then(|| r.get(6).map(Timestamp))
+                        .transpose()?,
+                    last_error: r.get(7)?,
+                    delivered_at: delivered.map(Timestamp),
+                    notification: None,
+                },
+                r.get::<_, String>(9)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut e, payload) = row?;
+            e.notification = Some(serde_json::from_str(&payload)?);
+            out.push(e);
+        }
+        Ok(out)
+    }
+}
+
+impl AlertStore for SqliteAlertStore {
     // ---- rules made over the API
 
     /// Inserts a rule; false when the model already has a rule of that name.
-    pub fn insert_rule(
-        &self,
-        model: &str,
-        spec: &RuleSpec,
-        now: Timestamp,
-    ) -> Result<bool, DbError> {
+    fn insert_rule(&self, model: &str, spec: &RuleSpec, now: Timestamp) -> Result<bool, DbError> {
         let n = self.conn().execute(
             "INSERT OR IGNORE INTO rules (model, name, spec, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![model, spec.name, serde_json::to_string(spec)?, now.0],
@@ -154,7 +266,7 @@ impl Db {
         Ok(n == 1)
     }
 
-    pub fn delete_rule(&self, model: &str, name: &str) -> Result<bool, DbError> {
+    fn delete_rule(&self, model: &str, name: &str) -> Result<bool, DbError> {
         let n = self.conn().execute(
             "DELETE FROM rules WHERE model = ?1 AND name = ?2",
             params![model, name],
@@ -163,7 +275,7 @@ impl Db {
     }
 
     /// Every stored rule as (model, spec).
-    pub fn rules(&self) -> Result<Vec<(String, RuleSpec)>, DbError> {
+    fn rules(&self) -> Result<Vec<(String, RuleSpec)>, DbError> {
         let conn = self.conn();
         let mut st = conn.prepare("SELECT model, spec FROM rules ORDER BY model, name")?;
         let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
@@ -177,7 +289,7 @@ impl Db {
 
     // ---- alerts
 
-    pub fn alerts(&self) -> Result<Vec<Alert>, DbError> {
+    fn alerts(&self) -> Result<Vec<Alert>, DbError> {
         let conn = self.conn();
         let mut st = conn.prepare("SELECT body FROM alerts ORDER BY model, rule")?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;
@@ -190,7 +302,7 @@ impl Db {
 
     /// Writes one evaluation's effect in one transaction: the alert (or its removal), the
     /// history row of the transition, and the notifications it queued.
-    pub fn apply(
+    fn apply(
         &self,
         fingerprint: &str,
         alert: Option<&Alert>,
@@ -244,7 +356,7 @@ impl Db {
         Ok(())
     }
 
-    pub fn alert(&self, fingerprint: &str) -> Result<Option<Alert>, DbError> {
+    fn alert(&self, fingerprint: &str) -> Result<Option<Alert>, DbError> {
         let body: Option<String> = self
             .conn()
             .query_row(
@@ -257,7 +369,7 @@ impl Db {
     }
 
     /// Writes an acknowledged alert and its `acknowledged` history row in one transaction.
-    pub fn acknowledge(&self, a: &Alert, now: Timestamp) -> Result<(), DbError> {
+    fn acknowledge(&self, a: &Alert, now: Timestamp) -> Result<(), DbError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let body = serde_json::to_string(a)?;
@@ -274,7 +386,7 @@ impl Db {
         Ok(())
     }
 
-    pub fn history(&self, model: Option<&str>, limit: usize) -> Result<Vec<HistoryEntry>, DbError> {
+    fn history(&self, model: Option<&str>, limit: usize) -> Result<Vec<HistoryEntry>, DbError> {
         let conn = self.conn();
         let mut st = conn.prepare(
             "SELECT id, transition, at, body FROM alert_history
@@ -303,7 +415,7 @@ impl Db {
 
     // ---- silences
 
-    pub fn insert_silence(
+    fn insert_silence(
         &self,
         model: &str,
         rule: Option<&str>,
@@ -327,7 +439,7 @@ impl Db {
     }
 
     /// Ends a silence now (it stays listed as expired). False when there is no such silence.
-    pub fn expire_silence(&self, id: i64, now: Timestamp) -> Result<bool, DbError> {
+    fn expire_silence(&self, id: i64, now: Timestamp) -> Result<bool, DbError> {
         let n = self.conn().execute(
             "UPDATE silences SET ends_at = MIN(ends_at, ?2) WHERE id = ?1",
             params![id, now.0],
@@ -335,7 +447,7 @@ impl Db {
         Ok(n == 1)
     }
 
-    pub fn silences(&self) -> Result<Vec<Silence>, DbError> {
+    fn silences(&self) -> Result<Vec<Silence>, DbError> {
         let conn = self.conn();
         let mut st = conn.prepare(
             "SELECT id, model, rule, ends_at, created_at, comment FROM silences ORDER BY id",
@@ -355,7 +467,7 @@ impl Db {
 
     // ---- heartbeats and arrivals
 
-    pub fn insert_heartbeat(&self, model: &str, h: &Heartbeat) -> Result<(), DbError> {
+    fn insert_heartbeat(&self, model: &str, h: &Heartbeat) -> Result<(), DbError> {
         self.conn().execute(
             "INSERT INTO heartbeats (model, job, status, ts, received_at, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![model, h.job, h.status, h.timestamp.0, h.received_at.0, h.message],
@@ -364,7 +476,7 @@ impl Db {
     }
 
     /// The latest heartbeat of a job, by its own timestamp.
-    pub fn last_heartbeat(&self, model: &str, job: &str) -> Result<Option<Heartbeat>, DbError> {
+    fn last_heartbeat(&self, model: &str, job: &str) -> Result<Option<Heartbeat>, DbError> {
         Ok(self
             .conn()
             .query_row(
@@ -385,7 +497,7 @@ impl Db {
     }
 
     /// The jobs that reported heartbeats for a model, by name.
-    pub fn jobs(&self, model: &str) -> Result<Vec<JobRuns>, DbError> {
+    fn jobs(&self, model: &str) -> Result<Vec<JobRuns>, DbError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT job, COUNT(*), SUM(status = 'failed'), MAX(CASE WHEN status = 'success' THEN ts END)
@@ -402,7 +514,7 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn record_arrival(&self, model: &str, kind: &str, at: Timestamp) -> Result<(), DbError> {
+    fn record_arrival(&self, model: &str, kind: &str, at: Timestamp) -> Result<(), DbError> {
         self.conn().execute(
             "INSERT INTO arrivals (model, kind, at) VALUES (?1, ?2, ?3)
              ON CONFLICT (model, kind) DO UPDATE SET at = MAX(at, ?3)",
@@ -411,7 +523,7 @@ impl Db {
         Ok(())
     }
 
-    pub fn last_arrival(&self, model: &str, kind: &str) -> Result<Option<Timestamp>, DbError> {
+    fn last_arrival(&self, model: &str, kind: &str) -> Result<Option<Timestamp>, DbError> {
         Ok(self
             .conn()
             .query_row(
@@ -427,7 +539,7 @@ impl Db {
     /// Undelivered notifications due at `now`, oldest first; a notification waits while an
     /// older one of the same alert to the same notifier is undelivered, so a resolve never
     /// overtakes its trigger.
-    pub fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>, DbError> {
+    fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>, DbError> {
         let conn = self.conn();
         let mut st = conn.prepare(
             "SELECT o.id FROM outbox o WHERE o.delivered_at IS NULL AND o.next_attempt_at <= ?1
@@ -448,51 +560,9 @@ impl Db {
         Ok(out)
     }
 
-    fn outbox_where(
-        &self,
-        filter: &str,
-        p: impl rusqlite::Params,
-        limit: usize,
-    ) -> Result<Vec<OutboxEntry>, DbError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(&format!(
-            "SELECT id, fingerprint, notifier, status, created_at, attempts, next_attempt_at,
-                    last_error, delivered_at, payload FROM outbox WHERE {filter}
-             ORDER BY id DESC LIMIT {limit}"
-        ))?;
-        let rows = st.query_map(p, |r| {
-            let delivered: Option<i64> = r.get(8)?;
-            Ok((
-                OutboxEntry {
-                    id: r.get(0)?,
-                    fingerprint: r.get(1)?,
-                    notifier: r.get(2)?,
-                    status: r.get(3)?,
-                    created_at: Timestamp(r.get(4)?),
-                    attempts: r.get(5)?,
-                    next_attempt_at: delivered
-                        .is_none()
-                        .then(|| r.get(6).map(Timestamp))
-                        .transpose()?,
-                    last_error: r.get(7)?,
-                    delivered_at: delivered.map(Timestamp),
-                    notification: None,
-                },
-                r.get::<_, String>(9)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (mut e, payload) = row?;
-            e.notification = Some(serde_json::from_str(&payload)?);
-            out.push(e);
-        }
-        Ok(out)
-    }
-
     /// The outbox, newest first: `pending` (not delivered yet), `failed` (not delivered and
     /// at least one attempt failed), `delivered`, or all.
-    pub fn outbox(&self, status: Option<&str>, limit: usize) -> Result<Vec<OutboxEntry>, DbError> {
+    fn outbox(&self, status: Option<&str>, limit: usize) -> Result<Vec<OutboxEntry>, DbError> {
         let filter = match status {
             Some("pending") => "delivered_at IS NULL",
             Some("failed") => "delivered_at IS NULL AND attempts > 0",
@@ -502,7 +572,7 @@ impl Db {
         self.outbox_where(filter, [], limit)
     }
 
-    pub fn mark_delivered(&self, id: i64, now: Timestamp) -> Result<(), DbError> {
+    fn mark_delivered(&self, id: i64, now: Timestamp) -> Result<(), DbError> {
         self.conn().execute(
             "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
             params![id, now.0],
@@ -510,7 +580,7 @@ impl Db {
         Ok(())
     }
 
-    pub fn mark_failed(&self, id: i64, error: &str, next: Timestamp) -> Result<(), DbError> {
+    fn mark_failed(&self, id: i64, error: &str, next: Timestamp) -> Result<(), DbError> {
         self.conn().execute(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
             params![id, error, next.0],
@@ -519,7 +589,7 @@ impl Db {
     }
 
     /// (undelivered, undelivered with a failed attempt) counts, per notifier.
-    pub fn outbox_counts(&self) -> Result<Vec<(String, u64, u64)>, DbError> {
+    fn outbox_counts(&self) -> Result<Vec<(String, u64, u64)>, DbError> {
         let conn = self.conn();
         let mut st = conn.prepare(
             "SELECT notifier, COUNT(*), SUM(attempts > 0) FROM outbox WHERE delivered_at IS NULL

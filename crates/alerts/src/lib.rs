@@ -4,9 +4,11 @@
 //! retries. Also the text exposition of `GET /metrics`.
 //!
 //! Pure parts (rule validation, conditions, lifecycle steps) have no IO; [`AlertService`] ties
-//! them to the event store (read only, through the engine) and to its own SQLite file.
+//! them to the event store (read only, through the engine) and to its alert state
+//! ([`db::AlertStore`]: its own SQLite file, or one shared by every replica of a cluster).
 
 pub mod condition;
+pub mod conformance;
 pub mod db;
 pub mod exposition;
 pub mod lifecycle;

@@ -24,13 +24,13 @@ pub use heartbeats::{HeartbeatRequest, JobStatus};
 pub use rules::RuleView;
 pub use silences::SilenceRequest;
 
-use crate::db::{Db, DbError};
+use crate::db::{AlertStore, DbError, SqliteAlertStore};
 use crate::lifecycle::Clock;
 use crate::notify::{NotifierConfig, Sender};
 use crate::rule::{Origin, Rule, RuleError, RuleSpec};
 use metrics::ModelMetrics;
 use modelwatch_core::{ErrorCode, ModelName, ServiceError, Timestamp, Window};
-use modelwatch_store::{Store, StoreError};
+use modelwatch_store::{Lease, SoleProcess, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -41,9 +41,9 @@ use tokio::sync::Notify;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertsConfig {
-    /// Whether this process evaluates the rules and sends notifications. Off on every replica
-    /// but one when several servers share a store: alert state is per process (its
-    /// `alerts.sqlite`), so each evaluating replica would notify on its own.
+    /// Whether this process evaluates the rules and sends notifications. Several servers of one
+    /// ClickHouse store share the alert state, but each evaluating replica evaluates and
+    /// notifies on its own: off on every replica but one.
     pub evaluate: bool,
     /// How often every rule is evaluated.
     pub evaluation_interval_seconds: u64,
@@ -154,7 +154,8 @@ impl ServiceError for AlertsError {
 }
 
 pub struct AlertService {
-    db: Db,
+    /// The alert state: this process's SQLite file, or shared by every replica (ClickHouse).
+    db: Arc<dyn AlertStore>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: AlertsConfig,
@@ -166,6 +167,9 @@ pub struct AlertService {
     /// One evaluation at a time: the schedule and ingest triggers never interleave.
     evaluating: Mutex<()>,
     metrics: RwLock<BTreeMap<String, ModelMetrics>>,
+    /// Evaluation and delivery run only while this process holds the cluster lease (ADR 020;
+    /// always, on the embedded store).
+    lease: Arc<dyn Lease>,
 }
 
 impl AlertService {
@@ -177,29 +181,38 @@ impl AlertService {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<AlertService, AlertsError> {
-        config.validate().map_err(AlertsError::Invalid)?;
-        let sender = Sender::new(config.notifiers.clone()).map_err(AlertsError::Invalid)?;
-        let names = sender.names();
-        let mut rules = Vec::new();
-        let mut seen = BTreeSet::new();
-        for (model, spec) in config_rules {
-            let label = format!("[[models.{model}.rules]] `{}`", spec.name);
-            if !seen.insert((model.clone(), spec.name.clone())) {
-                return Err(AlertsError::Invalid(format!(
-                    "{label}: the name is used twice"
-                )));
-            }
-            let rule = spec
-                .validate(&model, Origin::Config, &names)
-                .map_err(|e| AlertsError::Invalid(format!("{label}: {e}")))?;
-            rules.push(rule);
-        }
+        // Checked before anything is created on disk.
+        let (sender, rules) = checked(&config, config_rules)?;
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
             path: data_dir.display().to_string(),
             source,
         })?;
-        let db = Db::open(&data_dir.join("alerts.sqlite"))?;
-        Ok(AlertService {
+        let db = Arc::new(SqliteAlertStore::open(&data_dir.join("alerts.sqlite"))?);
+        Ok(AlertService::new(db, config, sender, rules, store, clock))
+    }
+
+    /// The service over an alert state of the caller's choosing (a shared one, when several
+    /// processes serve one store); checks the config's rules and notifiers.
+    pub fn with_store(
+        db: Arc<dyn AlertStore>,
+        config: AlertsConfig,
+        config_rules: Vec<(String, RuleSpec)>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<AlertService, AlertsError> {
+        let (sender, rules) = checked(&config, config_rules)?;
+        Ok(AlertService::new(db, config, sender, rules, store, clock))
+    }
+
+    fn new(
+        db: Arc<dyn AlertStore>,
+        config: AlertsConfig,
+        sender: Sender,
+        rules: Vec<Rule>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> AlertService {
+        AlertService {
             db,
             store,
             clock,
@@ -211,7 +224,15 @@ impl AlertService {
             wake_delivery: Notify::new(),
             evaluating: Mutex::new(()),
             metrics: RwLock::new(BTreeMap::new()),
-        })
+            lease: Arc::new(SoleProcess),
+        }
+    }
+
+    /// Evaluates and delivers only while `lease` is held (several processes on one shared
+    /// store: ADR 020). Without it the service always does (one process per data directory).
+    pub fn with_lease(mut self, lease: Arc<dyn Lease>) -> Self {
+        self.lease = lease;
+        self
     }
 
     pub fn now(&self) -> Timestamp {
@@ -221,8 +242,23 @@ impl AlertService {
     /// Ingest of `kind` (`predictions` or `labels`) for `model` was acknowledged: remember
     /// when (freshness) and evaluate the model soon.
     pub fn on_ingest(&self, model: &str, kind: &str) {
-        if let Err(e) = self.db.record_arrival(model, kind, self.now()) {
-            tracing::warn!(error = %e, "cannot record arrival");
+        let (db, m, k, now) = (
+            self.db.clone(),
+            model.to_owned(),
+            kind.to_owned(),
+            self.now(),
+        );
+        let record = move || {
+            if let Err(e) = db.record_arrival(&m, &k, now) {
+                tracing::warn!(error = %e, "cannot record arrival");
+            }
+        };
+        // Ingest calls this from its async handler: a shared alert state is a network round
+        // trip, which must not hold an executor thread (the latest arrival is kept, whatever
+        // order two records land in).
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(record)),
+            Err(_) => record(),
         }
         self.mark_dirty(model);
     }
@@ -239,4 +275,29 @@ impl AlertService {
             .insert(model.to_owned());
         self.wake_eval.notify_one();
     }
+}
+
+/// The config's values, its notifiers and its rules, checked: the sender and the rules.
+fn checked(
+    config: &AlertsConfig,
+    config_rules: Vec<(String, RuleSpec)>,
+) -> Result<(Sender, Vec<Rule>), AlertsError> {
+    config.validate().map_err(AlertsError::Invalid)?;
+    let sender = Sender::new(config.notifiers.clone()).map_err(AlertsError::Invalid)?;
+    let names = sender.names();
+    let mut rules = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (model, spec) in config_rules {
+        let label = format!("[[models.{model}.rules]] `{}`", spec.name);
+        if !seen.insert((model.clone(), spec.name.clone())) {
+            return Err(AlertsError::Invalid(format!(
+                "{label}: the name is used twice"
+            )));
+        }
+        let rule = spec
+            .validate(&model, Origin::Config, &names)
+            .map_err(|e| AlertsError::Invalid(format!("{label}: {e}")))?;
+        rules.push(rule);
+    }
+    Ok((sender, rules))
 }

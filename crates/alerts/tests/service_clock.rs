@@ -338,3 +338,78 @@ async fn volume_anomaly_and_missing_heartbeats_over_the_real_store() {
     assert_eq!(train.state, State::Firing);
     assert!(train.summary.contains("2h 0m ago"), "{}", train.summary);
 }
+
+/// Several processes on one shared store (ADR 020): the one without the cluster lease steps no
+/// alert and sends nothing, even with a notification due; the holder does both, and says so
+/// with `modelwatch_alerts_evaluating`. Two services on one alerts file stand for two replicas
+/// sharing alert state; `NeverHeld` and `SoleProcess` are the store crate's own leases.
+#[tokio::test]
+async fn only_the_process_holding_the_cluster_lease_evaluates_and_delivers() {
+    use modelwatch_alerts::exposition::Exposition;
+    use modelwatch_store::{NeverHeld, SoleProcess};
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("store")).unwrap());
+    let clock = Arc::new(ManualClock::new(t("2026-03-10T12:00:00Z")));
+    let receiver = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = AlertsConfig::default();
+    config.notifiers.insert(
+        "hook".into(),
+        toml::from_str(&format!(
+            "kind = \"webhook\"\nurl = \"http://{}/\"",
+            receiver.local_addr().unwrap()
+        ))
+        .unwrap(),
+    );
+    let rules = vec![rule(
+        json!({"name": "acc-low", "signal": "accuracy", "window": "1h",
+        "condition": {"kind": "threshold", "op": "<", "value": 0.9},
+        "decision": "rollback", "severity": "critical"}),
+    )];
+    let open = |lease: Arc<dyn modelwatch_store::Lease>| {
+        AlertService::open(
+            dir.path(),
+            config.clone(),
+            rules.clone(),
+            store.clone(),
+            clock.clone(),
+        )
+        .unwrap()
+        .with_lease(lease)
+    };
+    let (out, holder) = (open(Arc::new(NeverHeld)), open(Arc::new(SoleProcess)));
+    let evaluating = |svc: &AlertService| {
+        let mut e = Exposition::new();
+        svc.export(&mut e);
+        let text = e.finish();
+        text.lines()
+            .find_map(|l| l.strip_prefix("modelwatch_alerts_evaluating "))
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        (evaluating(&out), evaluating(&holder)),
+        ("0".into(), "1".into())
+    );
+
+    // Accuracy 0.75: the rule's condition holds.
+    ingest(
+        store.as_ref(),
+        &ModelName::new("m").unwrap(),
+        "2026-03-10T10",
+        120,
+        4,
+        "a",
+    );
+    let r = out.evaluate(clock.now(), None).unwrap();
+    assert_eq!((r.rules, r.notifications), (0, 0), "{r:?}");
+    assert!(out.alerts(&Default::default()).unwrap().is_empty());
+    let r = holder.evaluate(clock.now(), None).unwrap();
+    assert_eq!(r.notifications, 1, "{r:?}");
+
+    // A notification is due: only the holder sends it.
+    assert_eq!(out.deliver_due(clock.now()).await.unwrap(), (0, 0));
+    assert_eq!(holder.notifications(Some("pending"), 10).unwrap().len(), 1);
+    let got = std::thread::spawn(move || one_http_request(receiver));
+    assert_eq!(holder.deliver_due(clock.now()).await.unwrap(), (1, 0));
+    assert!(got.join().unwrap().contains("\"rule\":\"acc-low\""));
+}

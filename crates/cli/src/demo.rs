@@ -92,7 +92,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         data_dir: dir.clone(),
         ..Config::default()
     };
-    let state = crate::serve::app_state(&config, std::sync::Arc::new(store))?;
+    let state = crate::serve::app_state(
+        &config,
+        std::sync::Arc::new(store),
+        std::sync::Arc::new(modelwatch_store::SoleProcess),
+        None,
+    )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -10,6 +10,7 @@ mod import;
 mod metrics;
 mod metrics_file;
 mod migrate;
+mod migrate_alerts;
 mod report;
 mod serve;
 mod store_arg;

@@ -260,6 +260,14 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
     for line in lines {
         println!("{line}");
     }
+    // Into ClickHouse the alert state moves too (a data directory takes the file as it is).
+    if let Some(alerts) = store_arg::shared_alert_state(&to, Credentials::from_env())? {
+        let names: Vec<String> = models.iter().map(|m| m.name.clone()).collect();
+        println!(
+            "{}",
+            crate::migrate_alerts::copy(&args.data, alerts.as_ref(), &names)?
+        );
+    }
     verify(&source, target, &models, &target_name)
 }
 

@@ -1,7 +1,8 @@
 use anyhow::Context;
+use modelwatch_alerts::db::AlertStore;
 use modelwatch_alerts::{AlertService, SystemClock};
 use modelwatch_server::{AppState, Config};
-use modelwatch_store::Store;
+use modelwatch_store::{Lease, Store};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,8 +16,9 @@ pub struct ServeArgs {
     data: Option<PathBuf>,
     /// A shared store instead: clickhouse://HOST:PORT[,HOST:PORT]/DATABASE (clickhouses:// for
     /// TLS) [config: store; env: MODELWATCH_STORE]. User and password: [clickhouse] in the config
-    /// file, or MODELWATCH_CLICKHOUSE_USER and MODELWATCH_CLICKHOUSE_PASSWORD. The alert state stays
-    /// in the data directory
+    /// file, or MODELWATCH_CLICKHOUSE_USER and MODELWATCH_CLICKHOUSE_PASSWORD. The alert state
+    /// (rules, alerts, silences, heartbeats, notifications) is in the same database, shared by
+    /// every server of it
     #[arg(long)]
     store: Option<String>,
     /// Address to listen on; port 0 picks a free port [config: addr; env: MODELWATCH_ADDR; default: 127.0.0.1:8080]
@@ -48,25 +50,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         password: config.clickhouse.password.clone(),
     };
     let max_features = Some(config.limits.max_features_per_model);
-    let store = match store_arg::open(&location, credentials, Mode::Service, max_features)? {
+    let store = match store_arg::open(&location, credentials.clone(), Mode::Service, max_features)?
+    {
         Opened::Embedded(store) => Arc::new(store) as Arc<dyn Store>,
-        Opened::Shared(store) => {
-            // Alert state, history, silences and the notification outbox are still a SQLite
-            // file of this process (moving them to the shared store is a later step).
-            tracing::warn!(
-                store = %location.describe(),
-                alert_state = %config.data_dir.join("alerts.sqlite").display(),
-                "alert state is per process: run alert evaluation on one replica \
-                 (alerts.evaluate = false on the others)"
-            );
-            store
-        }
+        Opened::Shared(store) => store,
     };
+    // With a shared store the alert state is shared too: rules, alerts, silences, heartbeats
+    // and the outbox written through any replica are read by every other (ADR 021).
+    let shared_alerts = store_arg::shared_alert_state(&location, credentials)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let state = app_state(&config, store)?;
+    let lease = cluster_lease(&location, &config)?;
+    let state = app_state(&config, store, lease, shared_alerts)?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
@@ -92,21 +89,39 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-/// The service's state over an opened store: the store, the config and the alert service.
-pub(crate) fn app_state(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
+/// The service's state over an opened store: the store, the config and the alert service, its
+/// state `shared_alerts` when several processes share it (a ClickHouse store), else the data
+/// directory's `alerts.sqlite`. `lease`: whether this process does the once-per-cluster work
+/// (ADR 020).
+pub(crate) fn app_state(
+    config: &Config,
+    store: Arc<dyn Store>,
+    lease: Arc<dyn Lease>,
+    shared_alerts: Option<Arc<dyn AlertStore>>,
+) -> anyhow::Result<AppState> {
     let rules = config
         .models
         .iter()
         .flat_map(|(m, c)| c.rules.iter().map(move |r| (m.clone(), r.clone())))
         .collect();
-    let alerts = AlertService::open(
-        &config.data_dir,
-        config.alerts.clone(),
-        rules,
-        store.clone(),
-        Arc::new(SystemClock),
-    )
-    .context("starting alerts")?;
+    let alerts = match shared_alerts {
+        Some(db) => AlertService::with_store(
+            db,
+            config.alerts.clone(),
+            rules,
+            store.clone(),
+            Arc::new(SystemClock),
+        ),
+        None => AlertService::open(
+            &config.data_dir,
+            config.alerts.clone(),
+            rules,
+            store.clone(),
+            Arc::new(SystemClock),
+        ),
+    }
+    .context("starting alerts")?
+    .with_lease(lease.clone());
     let state = AppState {
         store,
         config: Arc::new(config.clone()),
@@ -114,8 +129,38 @@ pub(crate) fn app_state(config: &Config, store: Arc<dyn Store>) -> anyhow::Resul
         ingest_counters: Arc::default(),
         refresh_soon: Arc::default(),
         login_throttle: Arc::default(),
+        lease,
+        background_refresh: Arc::default(),
     };
     Ok(state)
+}
+
+/// The cluster lease of a shared store (ADR 020): this process claims it unless
+/// `alerts.evaluate = false` keeps it out of the once-per-cluster work altogether. On the
+/// embedded store (one process per data directory) it is always held.
+fn cluster_lease(location: &Location, config: &Config) -> anyhow::Result<Arc<dyn Lease>> {
+    let Location::ClickHouse(url) = location else {
+        return Ok(Arc::new(modelwatch_store::SoleProcess));
+    };
+    if !config.alerts.evaluate {
+        tracing::info!("alerts.evaluate = false: this process does not claim the cluster lease (no alert evaluation, notifications or background refresh here)");
+        return Ok(Arc::new(modelwatch_store::NeverHeld));
+    }
+    let ch = modelwatch_store_clickhouse::ClickHouseConfig::from_url(url)
+        .map_err(anyhow::Error::msg)?
+        .with_credentials(
+            config.clickhouse.user.clone(),
+            config.clickhouse.password.clone(),
+        );
+    let period = std::time::Duration::from_secs(config.clickhouse.lease_seconds);
+    let lease = modelwatch_store_clickhouse::ClickHouseLease::start(&ch, period)
+        .with_context(|| format!("starting the cluster lease on {url}"))?;
+    tracing::info!(
+        holder = lease.holder(),
+        seconds = config.clickhouse.lease_seconds,
+        "claiming the cluster lease"
+    );
+    Ok(Arc::new(lease))
 }
 
 pub(crate) async fn shutdown_signal() {

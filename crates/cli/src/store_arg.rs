@@ -10,7 +10,7 @@
 
 use anyhow::{bail, Context};
 use modelwatch_store::{SqliteStore, Store};
-use modelwatch_store_clickhouse::{ClickHouseConfig, ClickHouseStore};
+use modelwatch_store_clickhouse::{ClickHouseAlertStore, ClickHouseConfig, ClickHouseStore};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -170,6 +170,24 @@ pub fn open(
             max_features,
         )?)),
     }
+}
+
+/// The alert state every `serve` process of a shared store shares: the ClickHouse database's
+/// alert tables (created if missing). `None` for a data directory, whose alert state is its
+/// own `alerts.sqlite`.
+pub fn shared_alert_state(
+    location: &Location,
+    credentials: Credentials,
+) -> anyhow::Result<Option<Arc<dyn modelwatch_alerts::db::AlertStore>>> {
+    let Location::ClickHouse(url) = location else {
+        return Ok(None);
+    };
+    let config = ClickHouseConfig::from_url(url)
+        .map_err(anyhow::Error::msg)?
+        .with_credentials(credentials.user, credentials.password);
+    let state = ClickHouseAlertStore::connect(&config)
+        .with_context(|| format!("connecting the alert state to {url}"))?;
+    Ok(Some(Arc::new(state)))
 }
 
 /// Connects to a ClickHouse database (creating the tables if missing).

@@ -89,8 +89,38 @@ const ESTIMATE_KEY: &str = "reference-estimate-key";
 /// Hours scanned in one pass of a refresh at most: bounds the memory of the accumulators held.
 const MAX_HOURS_PER_PASS: usize = 24 * 31;
 
+/// The layout of the stored performance states ([`HourBlob`], [`BaselineBlob`], the folds made
+/// on arrival): written first in each, and a blob that does not start with it (written by an
+/// older modelwatch) does not decode, so its hour is rebuilt ([`readable`]), its baseline
+/// folded again, its fold on arrival not used (the chunk is read instead). Changed with the
+/// layout. 2: exact float sums ([`modelwatch_stats::exact::ExactSum`]); before, the blobs
+/// started with the spec's length, far below this number.
+const STATE_FORMAT: u64 = 0x6d77_5374_6174_0002;
+
+/// [`STATE_FORMAT`] in a stored blob: any other number refuses the blob.
+#[derive(Debug, Clone, Copy, Default)]
+struct Format;
+
+impl Serialize for Format {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(STATE_FORMAT)
+    }
+}
+
+impl<'de> Deserialize<'de> for Format {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match u64::deserialize(d)? {
+            STATE_FORMAT => Ok(Format),
+            other => Err(serde::de::Error::custom(format!(
+                "state layout {other:#x}, not {STATE_FORMAT:#x}: written by another modelwatch"
+            ))),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct HourBlob {
+    format: Format,
     /// JSON of the [`TaskSpec`] the accumulator was built for.
     spec: String,
     acc: WindowAccumulator,
@@ -108,6 +138,7 @@ struct TaskDecision {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct BaselineBlob {
+    format: Format,
     spec: String,
     state: Option<TaskState>,
     /// Which reference the state was folded from (replies name it).
@@ -568,6 +599,7 @@ fn add_deltas(
 /// otherwise.
 #[derive(Serialize, Deserialize)]
 struct ArrivalFold {
+    format: Format,
     spec: String,
     stamp: Option<u64>,
     /// The key of the estimator its estimation state was built with, if any.
@@ -691,6 +723,7 @@ pub fn fold_on_arrival(
         .map(|((v, hour), fold)| {
             let rows = fold.count;
             let blob = ArrivalFold {
+                format: Format,
                 spec: c.spec_json.clone(),
                 stamp: reference.map(|r| r.stamp),
                 estimator: c.estimator.as_ref().map(|e| e.1),
@@ -882,6 +915,7 @@ fn add_to_hour(w: &HourWork<'_>, basis: &Basis<'_>) -> Result<Option<AddedHour>,
     let never_written = w.perf.is_none() && w.sketch.is_none() && has_predictions;
     let blob = match w.perf.as_deref() {
         None if never_written => Some(HourBlob {
+            format: Format,
             spec: spec_json.to_owned(),
             acc: WindowAccumulator::new(spec),
             split: Split::default(),
@@ -948,6 +982,7 @@ fn add_to_hour(w: &HourWork<'_>, basis: &Basis<'_>) -> Result<Option<AddedHour>,
         }
     }
     let blob = HourBlob {
+        format: Format,
         spec: blob.spec,
         acc: hour.acc,
         split: hour.split,
@@ -1058,6 +1093,7 @@ fn rescan(
                 d,
                 "aggregate",
                 &HourBlob {
+                    format: Format,
                     spec: spec_json.to_owned(),
                     acc,
                     split,
@@ -1883,6 +1919,7 @@ pub(crate) fn baseline(
     let (refs, reference) = crate::reference::rows(store, model, version)?;
     let state = baseline_state(spec, &refs);
     let blob = BaselineBlob {
+        format: Format,
         spec: spec_json,
         state,
         reference,

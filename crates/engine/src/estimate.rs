@@ -63,6 +63,11 @@ pub const CBPE: &str = "reference-cbpe";
 /// starts with `reference`, so a reference upload deletes them.
 pub const ESTIMATE: &str = "reference-estimate";
 
+/// The layout of the stored estimation states ([`WindowEstimation`]), part of
+/// [`Estimator::key`]: changed with the layout, so that states of an older modelwatch are not
+/// read and every hour is rebuilt. 2: exact float sums ([`modelwatch_stats::exact::ExactSum`]).
+const STATE_LAYOUT: u64 = 2;
+
 /// A (version, hour)'s estimation state and the [`Estimator::key`] it was built with.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HourEstimate {
@@ -186,13 +191,18 @@ impl Estimator {
         }
     }
 
-    /// A fingerprint of the fitted estimator (FNV-1a of its encoding): per-hour states built
-    /// with another estimator (another reference, task or decision rule) have another key.
+    /// A fingerprint of the fitted estimator (FNV-1a of its encoding, then of
+    /// [`STATE_LAYOUT`]): per-hour states built with another estimator (another reference,
+    /// task or decision rule), or stored in another layout, have another key, and a stored key
+    /// that differs has every hour rebuilt.
     pub fn key(&self) -> u64 {
         let bytes = postcard::to_stdvec(self).expect("an estimator encodes");
-        bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
-            (h ^ b as u64).wrapping_mul(0x100000001b3)
-        })
+        bytes
+            .iter()
+            .chain(&STATE_LAYOUT.to_le_bytes())
+            .fold(0xcbf29ce484222325u64, |h, &b| {
+                (h ^ b as u64).wrapping_mul(0x100000001b3)
+            })
     }
 }
 

@@ -223,6 +223,18 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
         let mut e = Exposition::new();
         st.alerts.export(&mut e);
         st.ingest_counters.export(&mut e);
+        st.background_refresh.export(&mut e);
+        e.family(
+            "modelwatch_cluster_lease_changes_total",
+            "counter",
+            "Times this process started or stopped holding the cluster lease (ADR 020) since start.",
+        );
+        e.sample(
+            "modelwatch_cluster_lease_changes_total",
+            "modelwatch_cluster_lease_changes_total",
+            &[],
+            st.lease.changes() as f64,
+        );
         let models = st.store.list_models()?;
         for m in &models {
             e.gauge(

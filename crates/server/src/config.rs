@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     /// Address to listen on. Port 0 picks a free port (printed at start).
     pub addr: SocketAddr,
-    /// The data directory of the embedded store; with `store` set, only the alert state
-    /// (`alerts.sqlite`) is kept here.
+    /// The data directory of the embedded store and its alert state (`alerts.sqlite`); unused
+    /// with `store` set (the alert state is then in the shared store too).
     pub data_dir: PathBuf,
     /// A shared store instead of the embedded one: `clickhouse://HOST:PORT[,HOST:PORT]/DATABASE`
     /// (`clickhouses://` for TLS). Unset: the embedded store in `data_dir`.
@@ -31,12 +31,28 @@ pub struct Config {
     pub models: BTreeMap<String, ModelConfig>,
 }
 
-/// `[clickhouse]`: the user and password modelwatch sends to a ClickHouse `store`.
-#[derive(Clone, Default, Deserialize)]
+/// `[clickhouse]`: the user and password modelwatch sends to a ClickHouse `store`, and the
+/// cluster lease's epoch.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClickHouseCredentials {
     pub user: Option<String>,
     pub password: Option<String>,
+    /// Length of the cluster lease's epochs (ADR 020): the process holding it evaluates the
+    /// alert rules, sends notifications and refreshes in the background; a dead holder is
+    /// replaced within about two epochs. The processes' clocks must differ by less than a
+    /// quarter of it.
+    pub lease_seconds: u64,
+}
+
+impl Default for ClickHouseCredentials {
+    fn default() -> Self {
+        ClickHouseCredentials {
+            user: None,
+            password: None,
+            lease_seconds: 10,
+        }
+    }
 }
 
 /// Never prints the password (a config is logged by `{:?}` in places).
@@ -45,6 +61,7 @@ impl std::fmt::Debug for ClickHouseCredentials {
         f.debug_struct("ClickHouseCredentials")
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("lease_seconds", &self.lease_seconds)
             .finish()
     }
 }
@@ -263,6 +280,11 @@ impl Config {
                 "retention.interval_seconds must be greater than 0".into(),
             ));
         }
+        if self.clickhouse.lease_seconds == 0 {
+            return Err(ConfigError::Invalid(
+                "clickhouse.lease_seconds must be at least 1".into(),
+            ));
+        }
         self.alerts.validate().map_err(ConfigError::Invalid)?;
         let notifiers: Vec<String> = self.alerts.notifiers.keys().cloned().collect();
         for (name, model) in &self.models {
@@ -373,6 +395,16 @@ mod tests {
         assert_eq!(Config::default().store, None);
         let e = Config::from_toml("[clickhouse]\nusr = \"mw\"").unwrap_err();
         assert!(e.to_string().contains("usr"), "{e}");
+    }
+
+    #[test]
+    fn the_cluster_lease_lasts_ten_seconds_unless_configured() {
+        assert_eq!(Config::default().clickhouse.lease_seconds, 10);
+        let c = Config::from_toml("[clickhouse]\nlease_seconds = 2").unwrap();
+        assert_eq!(c.clickhouse.lease_seconds, 2);
+        let zero = Config::from_toml("[clickhouse]\nlease_seconds = 0").unwrap();
+        let e = zero.validate().unwrap_err();
+        assert!(e.to_string().contains("clickhouse.lease_seconds"), "{e}");
     }
 
     #[test]

@@ -37,8 +37,9 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use modelwatch_alerts::AlertService;
 use modelwatch_core::{ErrorCode, ModelName, Timestamp};
-use modelwatch_store::Store;
+use modelwatch_store::{Lease, Store};
 use serde_json::json;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +60,11 @@ pub struct AppState {
     pub refresh_soon: Arc<tokio::sync::Notify>,
     /// Failed dashboard logins per client address (login.rs).
     pub login_throttle: Arc<login::LoginThrottle>,
+    /// Whether this process does the once-per-cluster work (alerts, the background refresh):
+    /// several processes on one shared store (ADR 020). Always held on the embedded store.
+    pub lease: Arc<dyn Lease>,
+    /// What the background refresh did in this process (`GET /metrics`).
+    pub background_refresh: Arc<BackgroundRefresh>,
 }
 
 impl AppState {
@@ -364,8 +370,47 @@ pub async fn retention_loop(state: AppState) {
 /// How often the aggregates of models with new events or labels are brought up to date in the
 /// background (a query also refreshes first, so this only keeps queries fast, never right).
 const AGGREGATE_REFRESH: Duration = Duration::from_secs(2);
+/// How often a process without the cluster lease looks whether it holds it now.
+const LEASE_RECHECK: Duration = Duration::from_millis(250);
 
-/// Keeps every model's per-hour aggregates up to date with what was ingested.
+/// The background refresh's passes and the hours they brought up to date, since start: only
+/// the process holding the cluster lease runs them (`GET /metrics`).
+#[derive(Debug, Default)]
+pub struct BackgroundRefresh {
+    passes: AtomicU64,
+    hours: AtomicU64,
+}
+
+impl BackgroundRefresh {
+    fn export(&self, e: &mut modelwatch_alerts::exposition::Exposition) {
+        e.family(
+            "modelwatch_background_refresh_passes_total",
+            "counter",
+            "Background passes over the models with stale per-hour state since start (only in the process holding the cluster lease; queries refresh on every process).",
+        );
+        e.sample(
+            "modelwatch_background_refresh_passes_total",
+            "modelwatch_background_refresh_passes_total",
+            &[],
+            self.passes.load(Ordering::Relaxed) as f64,
+        );
+        e.family(
+            "modelwatch_background_refresh_hour_states_total",
+            "counter",
+            "Hours of per-hour state the background passes brought up to date since start.",
+        );
+        e.sample(
+            "modelwatch_background_refresh_hour_states_total",
+            "modelwatch_background_refresh_hour_states_total",
+            &[],
+            self.hours.load(Ordering::Relaxed) as f64,
+        );
+    }
+}
+
+/// Keeps every model's per-hour aggregates up to date with what was ingested. Once per
+/// cluster: only while this process holds the lease (ADR 020); a query on any process still
+/// refreshes the hours it reads first, so answers are never stale, only slower.
 pub async fn aggregates_loop(state: AppState) {
     let mut tick = tokio::time::interval(AGGREGATE_REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -374,11 +419,25 @@ pub async fn aggregates_loop(state: AppState) {
             _ = tick.tick() => {}
             _ = state.refresh_soon.notified() => {}
         }
+        // Not the holder, or the holder between two epochs (not holding from the end of one
+        // until it has read the next): look again shortly, not a tick later, since the tick's
+        // phase could fall in that gap every time.
+        while !state.lease.held() {
+            tokio::time::sleep(LEASE_RECHECK).await;
+        }
         let st = state.clone();
         let result = blocking(move || {
+            st.background_refresh.passes.fetch_add(1, Ordering::Relaxed);
             for name in st.store.models_with_stale_hours()? {
+                // The lease passed on mid-pass: the new holder takes the rest.
+                if !st.lease.held() {
+                    break;
+                }
                 let r = modelwatch_engine::aggregates::refresh(st.store.as_ref(), &name)
                     .map_err(ApiError::from)?;
+                st.background_refresh
+                    .hours
+                    .fetch_add(r.hours as u64, Ordering::Relaxed);
                 if r.hours > 0 {
                     tracing::debug!(model = %name, hours = r.hours, rescanned = r.predictions,
                         predictions_added = r.predictions_added, decoded = r.predictions_decoded,

@@ -9,6 +9,7 @@ pub mod concept;
 pub mod domain;
 pub mod drift;
 pub mod estimate;
+pub mod exact;
 pub mod fairness;
 pub mod multivariate;
 pub mod outlier;

@@ -189,8 +189,14 @@ pub(crate) const INSERT_QUORUM_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Http {
     pub fn new(config: &ClickHouseConfig) -> Result<Http, StoreError> {
+        Self::with_timeout(config, Duration::from_secs(600))
+    }
+
+    /// A client whose queries fail after `timeout` (the cluster lease's: an answer after its
+    /// epoch is worthless).
+    pub fn with_timeout(config: &ClickHouseConfig, timeout: Duration) -> Result<Http, StoreError> {
         let client = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(600))
+            .timeout(timeout)
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| StoreError::Remote {
@@ -297,11 +303,62 @@ impl Http {
         }
     }
 
+    /// Runs `sql` (a SELECT, `FORMAT JSONEachRow` appended, or an `INSERT … SELECT`) with
+    /// `ids` as the external table `_ids` (one column, `request_id String`): the statement
+    /// says `request_id IN _ids` instead of carrying the ids as literals. Why: 18.16 spent
+    /// 70-160 ms parsing a 5,000-literal `IN (…)` list before reading a row, 5-10x what the
+    /// lookup itself cost on a table of 150,000 rows (ADR 019, "The duplicate check").
+    pub fn with_ids(
+        &self,
+        url: &str,
+        sql: &str,
+        ids: &[&str],
+        what: &str,
+    ) -> Result<String, StoreError> {
+        let start = Instant::now();
+        let id = tracing().then(next_query_id);
+        let resp = self.send_with(url, sql, None, Some(ids), what, true, id.as_deref())?;
+        let text = resp.text().map_err(|e| StoreError::Remote {
+            server: url.to_string(),
+            what: what.to_string(),
+            message: e.to_string(),
+        })?;
+        if let Some(id) = &id {
+            trace(id, start, text.len(), what, sql);
+        }
+        Ok(text)
+    }
+
+    /// [`Http::with_ids`] for a SELECT: its rows, `FORMAT JSONEachRow` appended.
+    pub fn rows_with_ids<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        sql: &str,
+        ids: &[&str],
+        what: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let text = self.with_ids(url, &format!("{sql} FORMAT JSONEachRow"), ids, what)?;
+        json_rows(url, what, &text)
+    }
+
     fn send(
         &self,
         url: &str,
         sql: &str,
         body: Option<Vec<u8>>,
+        what: &str,
+        in_db: bool,
+        query_id: Option<&str>,
+    ) -> Result<reqwest::blocking::Response, StoreError> {
+        self.send_with(url, sql, body, None, what, in_db, query_id)
+    }
+
+    fn send_with(
+        &self,
+        url: &str,
+        sql: &str,
+        body: Option<Vec<u8>>,
+        ids: Option<&[&str]>,
         what: &str,
         in_db: bool,
         query_id: Option<&str>,
@@ -325,13 +382,17 @@ impl Http {
                 params.push(("select_sequential_consistency", "1".into()));
             }
         }
-        if body.is_some() {
+        if body.is_some() || ids.is_some() {
             params.push(("query", sql.to_string()));
         }
         if let Some(id) = query_id {
             params.push(("log_queries", "1".into()));
             params.push(("query_id", id.to_string()));
         }
+        let external = ids.map(|ids| {
+            params.push(("_ids_structure", "request_id String".into()));
+            external_table("_ids", ids)
+        });
         let fail = |message: String| StoreError::Remote {
             server: url.to_string(),
             what: what.to_string(),
@@ -343,9 +404,15 @@ impl Http {
             if let Some(user) = &self.user {
                 req = req.basic_auth(user, self.password.as_ref());
             }
-            let req = match &body {
-                Some(b) => req.body(b.clone()),
-                None => req.body(sql.to_string()),
+            let req = match (&body, &external) {
+                (Some(b), _) => req.body(b.clone()),
+                (None, Some(form)) => req
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        format!("multipart/form-data; boundary={EXTERNAL_BOUNDARY}"),
+                    )
+                    .body(form.clone()),
+                (None, None) => req.body(sql.to_string()),
             };
             let resp = req.send().map_err(|e| fail(e.to_string()))?;
             let status = resp.status();
@@ -397,16 +464,7 @@ impl Http {
         what: &str,
     ) -> Result<Vec<T>, StoreError> {
         let text = self.run(url, &format!("{sql} FORMAT JSONEachRow"), None, what, true)?;
-        text.lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                serde_json::from_str(l).map_err(|e| StoreError::Remote {
-                    server: url.to_string(),
-                    what: what.to_string(),
-                    message: format!("unreadable answer row ({e}): {}", &l[..l.len().min(300)]),
-                })
-            })
-            .collect()
+        json_rows(url, what, &text)
     }
 
     /// Inserts `rows` (serialised as JSONEachRow) into `table` on `url`.
@@ -514,6 +572,60 @@ impl<'a> RowBinary<'a> {
 
     pub fn u8(&mut self) -> Option<u8> {
         Some(*self.take(1)?.first()?)
+    }
+}
+
+fn json_rows<T: serde::de::DeserializeOwned>(
+    url: &str,
+    what: &str,
+    text: &str,
+) -> Result<Vec<T>, StoreError> {
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            serde_json::from_str(l).map_err(|e| StoreError::Remote {
+                server: url.to_string(),
+                what: what.to_string(),
+                message: format!("unreadable answer row ({e}): {}", &l[..l.len().min(300)]),
+            })
+        })
+        .collect()
+}
+
+/// The multipart boundary of an external table's body. The table's text never holds a line
+/// break (TabSeparated escapes them), so no line of it can be the boundary's `--` line.
+const EXTERNAL_BOUNDARY: &str = "modelwatch-external-table";
+
+/// ClickHouse's external data over HTTP: a multipart form whose part `name` is the table, as
+/// TabSeparated, one value a line.
+pub(crate) fn external_table(name: &str, values: &[&str]) -> Vec<u8> {
+    let mut form = Vec::with_capacity(values.iter().map(|v| v.len() + 1).sum::<usize>() + 200);
+    form.extend_from_slice(
+        format!(
+            "--{EXTERNAL_BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\n\
+             Content-Type: text/tab-separated-values\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    for v in values {
+        tsv_escape(v, &mut form);
+        form.push(b'\n');
+    }
+    form.extend_from_slice(format!("\r\n--{EXTERNAL_BOUNDARY}--\r\n").as_bytes());
+    form
+}
+
+/// A value as a TabSeparated field (ClickHouse's escapes: backslash, tab, line breaks, NUL).
+fn tsv_escape(v: &str, out: &mut Vec<u8>) {
+    for &b in v.as_bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            0 => out.extend_from_slice(b"\\0"),
+            _ => out.push(b),
+        }
     }
 }
 
@@ -873,5 +985,27 @@ mod tests {
                 assert!(st.contains("ENGINE = Distributed(c1, 'mw_db', "), "{st}");
             }
         }
+    }
+
+    /// A request id holding a line break and the boundary's own text stays one TabSeparated
+    /// line inside its part: the form has exactly its two boundary lines.
+    #[test]
+    fn an_external_table_keeps_every_id_on_one_line_of_its_part() {
+        let form = external_table(
+            "_ids",
+            &["a", "x\r\n--modelwatch-external-table--\r\n", "t\tb\\"],
+        );
+        let text = String::from_utf8(form).unwrap();
+        let boundary_lines = text
+            .split("\r\n")
+            .filter(|l| l.starts_with("--modelwatch-external-table"))
+            .count();
+        assert_eq!(boundary_lines, 2, "{text}");
+        assert!(
+            text.contains(
+                "\r\n\r\na\nx\\r\\n--modelwatch-external-table--\\r\\n\nt\\tb\\\\\n\r\n--"
+            ),
+            "{text}"
+        );
     }
 }

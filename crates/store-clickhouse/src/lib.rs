@@ -15,12 +15,18 @@
 //!   store it once and may both report it accepted;
 //! - a label batch is inserted before the change counts of the hours it touches, so a
 //!   refresh can never record a count that includes a label its blob was built without;
-//! - reads that must be exact use `FINAL`; the label join names `DB.labels_local`.
+//! - reads that must be exact use `FINAL`; the label join names `DB.labels_local`;
+//! - the alert state ([`ClickHouseAlertStore`], ADR 021) is in small tables on the first shard,
+//!   shared by every process: versioned rows read with `FINAL`, never updated in place.
 
+mod alerts;
 mod cluster;
+mod lease;
 mod store;
 
+pub use alerts::ClickHouseAlertStore;
 pub use cluster::ClickHouseConfig;
+pub use lease::{ClickHouseLease, LeaseCounts, DEFAULT_LEASE_SECONDS};
 pub use store::ClickHouseStore;
 
 /// ClickHouse's `cityHash64` of a string (CityHash v1.0.2), as the Distributed tables' sharding

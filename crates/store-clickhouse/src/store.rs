@@ -645,15 +645,20 @@ impl ClickHouseStore {
             role: String,
             live: u8,
         }
-        let all: Vec<Stored> = self.http.rows(
+        // Every partition (event day) is read: a request id is stored once whatever day its
+        // events carry (ADR 019, "The duplicate check": restricted to the batch's days, an id
+        // sent again with another day's timestamp was reported accepted). The ids travel as an
+        // external table, and PREWHERE reads the other columns only for the ids found.
+        let ids: Vec<&str> = rows.iter().map(|r| r.1.request_id.as_str()).collect();
+        let all: Vec<Stored> = self.http.rows_with_ids(
             url,
             &format!(
                 "SELECT request_id, version, toString(role) AS role, max(ts) >= {} AS live FROM predictions_local \
-                 WHERE model = {} AND request_id IN {} GROUP BY request_id, version, role",
+                 PREWHERE request_id IN _ids WHERE model = {} GROUP BY request_id, version, role",
                 int(cut),
                 q(name),
-                in_list(rows.iter().map(|r| r.1.request_id.as_str()))
             ),
+            &ids,
             "read which of the batch's request ids are stored",
         )?;
         // A row past retention is gone to every reader, so its request id is new again:
@@ -1299,13 +1304,13 @@ impl EventLog for ClickHouseStore {
             struct Id {
                 request_id: String,
             }
-            let stored: Vec<Id> = self.http.rows(
+            let stored: Vec<Id> = self.http.rows_with_ids(
                 url,
                 &format!(
-                    "SELECT DISTINCT request_id FROM labels_local WHERE model = {} AND request_id IN {}",
+                    "SELECT DISTINCT request_id FROM labels_local PREWHERE request_id IN _ids WHERE model = {}",
                     q(name),
-                    in_list(ids.iter().copied())
                 ),
+                &ids,
                 "read which of the batch's labels are stored",
             )?;
             let mut seen: HashSet<&str> = stored.iter().map(|s| s.request_id.as_str()).collect();
@@ -1329,17 +1334,15 @@ impl EventLog for ClickHouseStore {
             out.accepted += rows.len();
             // After the labels (ADR 019, "Change counts"): the hours of their predictions
             // moved. A label before its prediction moves nothing; its prediction will.
-            self.http.run(
+            self.http.with_ids(
                 url,
                 &format!(
                     "INSERT INTO hour_changes_local SELECT model, version, intDiv(ts, {HOUR_MICROS}) * {HOUR_MICROS} AS hour, \
-                     count() AS changes FROM predictions_local WHERE model = {} AND request_id IN {} GROUP BY model, version, hour",
+                     count() AS changes FROM predictions_local PREWHERE request_id IN _ids WHERE model = {} GROUP BY model, version, hour",
                     q(name),
-                    in_list(ids.iter().copied())
                 ),
-                None,
+                &ids,
                 "count the hours the labels changed",
-                true,
             )?;
         }
         out.rejected = self.quarantine(name, "labels", &batch.rejected)?;

@@ -18,8 +18,39 @@ fn conformance_checks_pass_with_writes_alternating_between_replicas() {
         &cluster,
         "mw_summary",
     );
-    common::run_checks(&cluster, "mw_repl", &[]);
+    // The cluster lease (ADR 020), its contenders on other replicas of the first shard (urls =
+    // [s0r0, s0r1, s1r0, s1r1]), while the suite loads the servers.
+    std::thread::scope(|s| {
+        s.spawn(|| common::lease_checks(&cluster, "mw_lease", &[&[0, 2], &[1, 3], &[]]));
+        common::run_checks(&cluster, "mw_repl", &[]);
+    });
     two_processes_on_other_replicas_behave_as_one(&cluster);
+    common::run_alert_checks(&cluster, "mw_repl_alerts");
+    // Last: it kills a server.
+    alert_reads_fall_back_to_the_other_replica_of_the_first_shard(&cluster);
+}
+
+/// The alert state lives on the first shard: with one of its replicas killed, every read of a
+/// process that lists both goes to the other (a read never fails for the dead one).
+fn alert_reads_fall_back_to_the_other_replica_of_the_first_shard(cluster: &common::Cluster) {
+    use modelwatch_alerts::db::AlertStore;
+    let store = common::alert_store(cluster, "mw_repl_down");
+    let spec = modelwatch_alerts::RuleSpec::from_json(serde_json::json!({
+        "name": "acc", "signal": "accuracy",
+        "condition": {"kind": "threshold", "op": "<", "value": 0.9},
+        "decision": "review", "severity": "warning"}))
+    .unwrap();
+    let now = modelwatch_core::Timestamp::now();
+    assert!(store.insert_rule("fraud", &spec, now).unwrap());
+    // cluster.sh lists shard 0's replicas first: urls = [s0r0, s0r1, s1r0, s1r1].
+    cluster.kill9(0);
+    for _ in 0..4 {
+        assert_eq!(
+            store.rules().unwrap(),
+            vec![("fraud".to_owned(), spec.clone())]
+        );
+        assert!(store.due(now, 10).unwrap().is_empty());
+    }
 }
 
 /// Two modelwatch processes, each talking to other replicas (the first to replica 1 of each

@@ -29,7 +29,11 @@ fn every_conformance_check_passes_on_one_server_without_a_cluster() {
         &server,
         "mw_summary",
     );
-    common::run_checks(&server, "mw_single", &[]);
+    std::thread::scope(|s| {
+        s.spawn(|| common::lease_checks(&server, "mw_lease", &[&[], &[], &[]]));
+        common::run_checks(&server, "mw_single", &[]);
+    });
+    common::run_alert_checks(&server, "mw_single_alerts");
     a_named_cluster_must_exist(&server);
 }
 

@@ -38,6 +38,10 @@ pub const ALL: &[(&str, Check)] = &[
         "idempotency: shadow_predictions_are_stored_once_per_version",
         shadow_predictions_are_stored_once_per_version,
     ),
+    (
+        "idempotency: a_request_id_sent_again_on_another_day_is_a_duplicate",
+        a_request_id_sent_again_on_another_day_is_a_duplicate,
+    ),
     // Late labels, both ways round.
     (
         "late labels, both ways round: labels_join_to_the_prediction_window_whenever_they_arrive",
@@ -323,6 +327,55 @@ pub fn shadow_predictions_are_stored_once_per_version(store: &dyn Store) {
     let err =
         parse_prediction_row(unnamed, 0, Timestamp::now(), &IngestLimits::default()).unwrap_err();
     assert_eq!(err.field, "model_version");
+}
+
+/// A request id is stored once whatever timestamp its retry carries: sent again with another
+/// day's timestamp (on ClickHouse another day partition), alone or in a batch spanning two
+/// days, it is a duplicate, and reads return the first arrival. An id holding characters that
+/// need escaping on the way to the store (backslash, quote; control characters are refused at
+/// parsing) is found like any other.
+pub fn a_request_id_sent_again_on_another_day_is_a_duplicate(store: &dyn Store) {
+    let odd_id = r"back\\slash 'quote' \u00e9";
+    let first = [
+        p("a", "2026-01-01T10:00:00Z", 1.0),
+        p(odd_id, "2026-01-01T11:00:00Z", 2.0),
+        p("b", "2026-01-02T10:00:00Z", 3.0),
+    ];
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    let out = store.ingest_predictions(&model(), preds(&first)).unwrap();
+    assert_eq!((out.accepted, out.duplicates), (3, 0));
+    // A retry whose events moved to other days, one batch spanning two of them.
+    let moved = [
+        p("a", "2026-01-05T10:00:00Z", 9.0),
+        p("b", "2026-01-03T10:00:00Z", 9.0),
+    ];
+    let moved: Vec<&str> = moved.iter().map(String::as_str).collect();
+    let out = store.ingest_predictions(&model(), preds(&moved)).unwrap();
+    assert_eq!((out.accepted, out.duplicates), (0, 2));
+    let odd = p(odd_id, "2026-01-01T11:00:00Z", 2.0);
+    let out = store.ingest_predictions(&model(), preds(&[&odd])).unwrap();
+    assert_eq!((out.accepted, out.duplicates), (0, 1));
+    assert_eq!(store.model(&model()).unwrap().unwrap().predictions, 3);
+    // The odd id's label, sent twice: the second replaces the first.
+    let label =
+        format!(r#"{{"request_id":"{odd_id}","label":1,"timestamp":"2026-01-06T00:00:00Z"}}"#);
+    let out = store.ingest_labels(&model(), labels(&[&label])).unwrap();
+    assert_eq!((out.accepted, out.replaced), (1, 0));
+    let out = store.ingest_labels(&model(), labels(&[&label])).unwrap();
+    assert_eq!((out.accepted, out.replaced), (1, 1));
+    let page = store.predictions(&model(), None, 100).unwrap();
+    let seen: Vec<(&str, Timestamp)> = (page.items.iter())
+        .map(|e| (e.request_id.as_str(), e.timestamp))
+        .collect();
+    let at = |s: &str| modelwatch_core::parse_timestamp(s).unwrap();
+    assert_eq!(
+        seen,
+        [
+            ("a", at("2026-01-01T10:00:00Z")),
+            ("back\\slash 'quote' \u{e9}", at("2026-01-01T11:00:00Z")),
+            ("b", at("2026-01-02T10:00:00Z")),
+        ]
+    );
 }
 
 // Late labels, both ways round.

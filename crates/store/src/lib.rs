@@ -16,10 +16,12 @@
 mod cancel;
 mod compact;
 pub mod conformance;
+mod lease;
 pub mod rows;
 mod sqlite;
 
 pub use cancel::run_cancellable;
+pub use lease::{Lease, NeverHeld, SoleProcess};
 pub use sqlite::{
     check_data_dir, decode_stored, encode_line, CheckReport, GatheredPredictions, PendingChanges,
     PendingDelta, PendingLabels, PendingMark, PendingPredictions, SqliteStore,

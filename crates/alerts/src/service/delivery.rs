@@ -12,9 +12,17 @@ impl AlertService {
     /// Sends every due notification once; failures are kept with their error and retried
     /// after `retry_min_ms * 2^(attempts-1)`, at most `retry_max_ms`. Returns (sent, failed).
     pub async fn deliver_due(&self, now: Timestamp) -> Result<(usize, usize), AlertsError> {
-        let due = self.db.due(now, 100)?;
         let (mut sent, mut failed) = (0, 0);
+        // Only the lease's holder sends (ADR 020), and it starts no send that could still be
+        // under way when its holding ends and the next holder's starts.
+        if !self.lease.held_beyond_guard() {
+            return Ok((sent, failed));
+        }
+        let due = self.db.due(now, 100)?;
         for e in due {
+            if !self.lease.held_beyond_guard() {
+                break;
+            }
             let Some(n) = &e.notification else { continue };
             match self
                 .sender
@@ -46,6 +54,9 @@ impl AlertService {
     /// Re-sends every notified, unsilenced firing alert to the Alertmanagers on each scheduled
     /// evaluation, as Prometheus does: Alertmanager resolves an alert it stops hearing about.
     pub async fn resend_firing(&self) {
+        if !self.lease.held_beyond_guard() {
+            return;
+        }
         let (alerts, rules) = match (self.db.alerts(), self.all_rules()) {
             (Ok(a), Ok(r)) => (a, r),
             _ => return,
@@ -57,6 +68,9 @@ impl AlertService {
             .into_iter()
             .filter(|a| a.state == State::Firing && a.notified && !a.silenced)
         {
+            if !self.lease.held_beyond_guard() {
+                return;
+            }
             let Some(rule) = rules
                 .iter()
                 .find(|r| r.model == a.model && r.spec.name == a.rule)

@@ -55,6 +55,10 @@ impl AlertService {
         models: Option<&BTreeSet<String>>,
     ) -> Result<PassReport, AlertsError> {
         let _one = self.evaluating.lock().unwrap_or_else(|e| e.into_inner());
+        // Once per cluster (ADR 020): only the holder of the lease steps alerts.
+        if !self.lease.held_beyond_guard() {
+            return Ok(PassReport::default());
+        }
         let rules = self.all_rules()?;
         let summaries = self.store.list_models()?;
         let summaries: HashMap<String, ModelSummary> =
@@ -84,6 +88,11 @@ impl AlertService {
                     if let Some(a) = next.as_mut() {
                         a.causes = self.causes_of(rule, a, now);
                     }
+                }
+                if !self.lease.held() {
+                    // The lease ended during the pass: the next holder evaluates from here.
+                    tracing::info!(model = %model, "alert evaluation stopped: the cluster lease passed to another process");
+                    return Ok(report);
                 }
                 let silenced = silences
                     .iter()

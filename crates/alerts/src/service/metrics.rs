@@ -222,11 +222,15 @@ impl AlertService {
     pub fn export(&self, e: &mut Exposition) {
         let now = self.now();
         let window = self.config.metrics_window.clone();
+        // The per-model values come from the evaluation pass, which only the lease's holder
+        // runs (ADR 020): a process that held it before would export stale ones.
+        let fresh = self.lease.held_lately();
         for (model, m) in self
             .metrics
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
+            .filter(|_| fresh)
         {
             self.export_model(e, model, m, &window, now);
         }
@@ -254,9 +258,9 @@ impl AlertService {
         }
         e.gauge(
             "modelwatch_alerts_evaluating",
-            "1 when this process evaluates the alert rules and sends notifications (alerts.evaluate).",
+            "1 while this process evaluates the alert rules and sends notifications: alerts.evaluate is on and it holds the cluster lease (always, on the embedded store).",
             &[],
-            f64::from(u8::from(self.config.evaluate)),
+            f64::from(u8::from(self.config.evaluate && self.lease.held_lately())),
         );
         if let Ok(counts) = self.db.outbox_counts() {
             for (notifier, undelivered, failing) in counts {

@@ -36,6 +36,14 @@ impl AlertService {
                     Some(set)
                 }
             };
+            // Once per cluster (ADR 020): another process holds the lease, or nobody does yet.
+            // Its models are evaluated on the holder's next scheduled pass.
+            if !self.lease_ready().await {
+                tracing::debug!(
+                    "alert evaluation skipped: this process does not hold the cluster lease"
+                );
+                continue;
+            }
             let me = self.clone();
             let now = self.now();
             let scheduled = models.is_none();
@@ -45,6 +53,23 @@ impl AlertService {
                 Ok(Err(e)) => tracing::warn!(error = %e, "alert evaluation failed"),
                 Err(e) => tracing::error!(error = %e, "alert evaluation panicked"),
             }
+        }
+    }
+
+    /// Whether this process holds the lease beyond its guard, waiting up to one epoch for it:
+    /// the holder itself does not hold between the end of an epoch and its read of the next,
+    /// and a schedule whose period is a multiple of the epoch (60 s and 10 s) would otherwise
+    /// fall in that gap at every tick.
+    async fn lease_ready(&self) -> bool {
+        let until = tokio::time::Instant::now() + self.lease.epoch();
+        loop {
+            if self.lease.held_beyond_guard() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(StdDuration::from_millis(100)).await;
         }
     }
 

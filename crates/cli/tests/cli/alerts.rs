@@ -84,6 +84,16 @@ impl Receiver {
         c.iter().filter(|c| c.path == path).cloned().collect()
     }
 
+    /// Makes the receiver answer 500 to every call (`true`) or record them again (`false`).
+    pub(crate) fn set_failing(&self, on: bool) {
+        self.rec.failing.store(on, Ordering::SeqCst);
+    }
+
+    /// The calls `path` got so far that match `pred`.
+    pub(crate) fn received(&self, path: &str, pred: impl Fn(&Call) -> bool) -> Vec<Call> {
+        self.calls(path).into_iter().filter(|c| pred(c)).collect()
+    }
+
     /// Waits (polling, bounded) until `path` got `n` calls matching `pred`.
     pub(crate) fn wait_for(&self, path: &str, n: usize, pred: impl Fn(&Call) -> bool) -> Vec<Call> {
         poll(30, || {

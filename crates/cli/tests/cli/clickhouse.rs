@@ -49,7 +49,10 @@ pub(crate) fn serve(url: &str, alerts_dir: &Path, config: &str) -> Server {
         .args(["serve", "--addr", "127.0.0.1:0", "--store", url, "--config"])
         .arg(&cfg)
         .env("MODELWATCH_DATA", alerts_dir)
-        .env("RUST_LOG", "error")
+        .env(
+            "RUST_LOG",
+            std::env::var("MW_TEST_LOG").unwrap_or("error".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -81,19 +84,25 @@ fn an_embedded_store_moves_onto_two_shards_and_two_servers_serve_it() {
         s.stop();
         seen
     };
-    // One replica evaluates the alert rules; the other says on /metrics that it does not.
-    let a = serve(&url, &tmp.path().join("replica-a"), "");
+    // One replica evaluates the alert rules once it holds the cluster lease (ADR 020: epochs
+    // of 1 s here); the other, out of it by its config, says on /metrics that it does not.
+    let a = serve(
+        &url,
+        &tmp.path().join("replica-a"),
+        "[clickhouse]\nlease_seconds = 1\n",
+    );
     let b = serve(
         &url,
         &tmp.path().join("replica-b"),
         "[alerts]\nevaluate = false\n",
     );
     for (s, on) in [(&a, 1), (&b, 0)] {
-        let (_, text, _) = s.get_text("/metrics");
-        assert!(
-            text.contains(&format!("\nmodelwatch_alerts_evaluating {on}\n")),
-            "{text}"
-        );
+        common::poll(30, || {
+            let (_, text, _) = s.get_text("/metrics");
+            text.contains(&format!("\nmodelwatch_alerts_evaluating {on}\n"))
+                .then_some(())
+                .ok_or(text)
+        });
     }
     assert_eq!(migrate::what_a_user_sees(&a), before);
     assert_eq!(migrate::what_a_user_sees(&b), before);
@@ -167,4 +176,9 @@ fn an_embedded_store_moves_onto_two_shards_and_two_servers_serve_it() {
     ]);
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("wrote 300 rows of model `more`"), "{out}");
+
+    // Two more replicas, on a database of their own: the alert state is shared (and moved by
+    // `migrate`).
+    crate::clickhouse_alerts::two_replicas_share_one_alert_state(&cluster, tmp.path());
+    crate::clickhouse_alerts::migrate_moves_the_alert_state(&cluster, tmp.path());
 }

@@ -19,8 +19,8 @@ use modelwatch_core::{LabelEvent, ModelName, PredictionEvent, Timestamp};
 use modelwatch_store::{hour_of, AggregateWrite, ScanRange, Store, StoredAggregate, MODEL_WIDE};
 
 use super::{
-    declared_task, drift_reference, hour_row, load_decision, save_decision, spec_key, HourBlob,
-    TaskDecision, DRIFT, DRIFT_STAMP, ESTIMATE_KEY, PERFORMANCE,
+    declared_task, drift_reference, hour_row, load_decision, save_decision, spec_key, Format,
+    HourBlob, TaskDecision, DRIFT, DRIFT_STAMP, ESTIMATE_KEY, PERFORMANCE,
 };
 use crate::error::EngineError;
 use crate::estimate::{Estimator, HourEstimate, WindowEstimation, ESTIMATE};
@@ -296,6 +296,7 @@ impl ImportFold {
                 d,
                 "aggregate",
                 &HourBlob {
+                    format: Format,
                     spec: spec_json.clone(),
                     acc,
                     split,

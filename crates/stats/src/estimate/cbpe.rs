@@ -28,6 +28,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::isotonic::Isotonic;
+use crate::exact::ExactSum;
 
 /// NannyML's `SAMPLING_ERROR_RANGE`: the interval is ± this many sampling errors.
 pub const SAMPLING_ERROR_RANGE: f64 = 3.0;
@@ -291,14 +292,15 @@ impl BinaryEstimates {
 }
 
 /// A window's expected confusion matrix: sums of calibrated probabilities by predicted class.
-/// Mergeable (sums), so it can be kept per hour and added into any window.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+/// Mergeable (exact sums, [`ExactSum`]: the same whatever the order of rows and merges), so it
+/// can be kept per hour and added into any window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExpectedConfusion {
     pub n: u64,
-    pub tp: f64,
-    pub fp: f64,
-    pub fn_: f64,
-    pub tn: f64,
+    pub tp: ExactSum,
+    pub fp: ExactSum,
+    pub fn_: ExactSum,
+    pub tn: ExactSum,
 }
 
 impl ExpectedConfusion {
@@ -306,33 +308,39 @@ impl ExpectedConfusion {
     pub fn observe(&mut self, predicted: bool, p: f64) {
         self.n += 1;
         if predicted {
-            self.tp += p;
-            self.fp += 1.0 - p;
+            self.tp.add(p);
+            self.fp.add(1.0 - p);
         } else {
-            self.fn_ += p;
-            self.tn += 1.0 - p;
+            self.fn_.add(p);
+            self.tn.add(1.0 - p);
         }
     }
 
     pub fn merge(&mut self, o: &ExpectedConfusion) {
         self.n += o.n;
-        self.tp += o.tp;
-        self.fp += o.fp;
-        self.fn_ += o.fn_;
-        self.tn += o.tn;
+        self.tp.merge(&o.tp);
+        self.fp.merge(&o.fp);
+        self.fn_.merge(&o.fn_);
+        self.tn.merge(&o.tn);
     }
 
     /// The metric's estimate (not ROC AUC, which needs the ranking); `None` for a zero
     /// denominator.
     pub fn metric(&self, m: EstimatedMetric) -> Option<f64> {
         let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b);
+        let (tp, fp, fn_, tn) = (
+            self.tp.value(),
+            self.fp.value(),
+            self.fn_.value(),
+            self.tn.value(),
+        );
         match m {
             EstimatedMetric::RocAuc | EstimatedMetric::Mae | EstimatedMetric::Rmse => None,
-            EstimatedMetric::Accuracy => ratio(self.tp + self.tn, self.n as f64),
-            EstimatedMetric::Precision => ratio(self.tp, self.tp + self.fp),
-            EstimatedMetric::Recall => ratio(self.tp, self.tp + self.fn_),
-            EstimatedMetric::Specificity => ratio(self.tn, self.tn + self.fp),
-            EstimatedMetric::F1 => ratio(self.tp, self.tp + 0.5 * (self.fp + self.fn_)),
+            EstimatedMetric::Accuracy => ratio(tp + tn, self.n as f64),
+            EstimatedMetric::Precision => ratio(tp, tp + fp),
+            EstimatedMetric::Recall => ratio(tp, tp + fn_),
+            EstimatedMetric::Specificity => ratio(tn, tn + fp),
+            EstimatedMetric::F1 => ratio(tp, tp + 0.5 * (fp + fn_)),
         }
     }
 }
@@ -425,8 +433,9 @@ fn bin_of(edges: &[f64], score: f64) -> usize {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RankedProbabilities {
     rows: Vec<(f64, f64)>,
-    /// Empty while exact; else one (rows, Σ p) per bin of the edges.
-    bins: Vec<(u64, f64)>,
+    /// Empty while exact; else one (rows, Σ p) per bin of the edges (exact sums: the same
+    /// whatever the order of rows and merges).
+    bins: Vec<(u64, ExactSum)>,
 }
 
 impl RankedProbabilities {
@@ -450,7 +459,7 @@ impl RankedProbabilities {
 
     fn bin_rows(&mut self, edges: &[f64]) {
         if self.bins.is_empty() {
-            self.bins = vec![(0, 0.0); edges.len() + 1];
+            self.bins = vec![(0, ExactSum::new()); edges.len() + 1];
         }
         for (s, p) in std::mem::take(&mut self.rows) {
             self.add_to_bin(edges, s, p);
@@ -460,7 +469,7 @@ impl RankedProbabilities {
     fn add_to_bin(&mut self, edges: &[f64], score: f64, p: f64) {
         let b = &mut self.bins[bin_of(edges, score)];
         b.0 += 1;
-        b.1 += p;
+        b.1.add(p);
     }
 
     /// Adds `o` (built with the same edges).
@@ -476,7 +485,7 @@ impl RankedProbabilities {
         }
         for (a, b) in self.bins.iter_mut().zip(&o.bins) {
             a.0 += b.0;
-            a.1 += b.1;
+            a.1.merge(&b.1);
         }
     }
 
@@ -485,8 +494,8 @@ impl RankedProbabilities {
         if self.bins.is_empty() {
             return estimated_roc_auc(&mut self.rows);
         }
-        let (count, total_p) = self
-            .bins
+        let bins: Vec<(u64, f64)> = self.bins.iter().map(|(n, p)| (*n, p.value())).collect();
+        let (count, total_p) = bins
             .iter()
             .fold((0u64, 0.0), |(c, t), &(n, p)| (c + n, t + p));
         let (total_p, total_n) = (round5(total_p), round5(count as f64 - total_p));
@@ -495,7 +504,7 @@ impl RankedProbabilities {
         }
         let (mut rows, mut tp, mut area) = (0u64, 0.0, 0.0);
         let (mut prev_tpr, mut prev_fpr) = (0.0, 0.0);
-        for &(n, p) in self.bins.iter().rev().filter(|b| b.0 > 0) {
+        for &(n, p) in bins.iter().rev().filter(|b| b.0 > 0) {
             rows += n;
             tp += p;
             let fp = rows as f64 - tp;

@@ -22,6 +22,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::cbpe::{BinaryEstimates, Estimate, EstimatedMetric, SAMPLING_ERROR_RANGE};
+use crate::exact::ExactSum;
 
 /// Trees per loss model.
 pub const GBDT_TREES: usize = 100;
@@ -505,8 +506,8 @@ impl Dle {
             return out;
         }
         let n = w.n as f64;
-        let mae = w.sum_abs / n;
-        let rmse = (w.sum_sq / n).sqrt();
+        let mae = w.sum_abs.value() / n;
+        let rmse = (w.sum_sq.value() / n).sqrt();
         let mae_se = self.abs_std / n.sqrt();
         let rmse_se = (self.sq_std * self.sq_std / (4.0 * n * self.sq_mean)).sqrt();
         for (m, value, se) in [
@@ -547,25 +548,26 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 }
 
 /// A window's (or an hour's) mergeable DLE state: rows with a numeric prediction and the sums of
-/// their predicted absolute and squared errors.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+/// their predicted absolute and squared errors (exact: the same whatever the order of rows and
+/// merges).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DleWindow {
     pub n: u64,
-    pub sum_abs: f64,
-    pub sum_sq: f64,
+    pub sum_abs: ExactSum,
+    pub sum_sq: ExactSum,
 }
 
 impl DleWindow {
     pub fn observe(&mut self, (abs, sq): (f64, f64)) {
         self.n += 1;
-        self.sum_abs += abs;
-        self.sum_sq += sq;
+        self.sum_abs.add(abs);
+        self.sum_sq.add(sq);
     }
 
     pub fn merge(&mut self, o: &DleWindow) {
         self.n += o.n;
-        self.sum_abs += o.sum_abs;
-        self.sum_sq += o.sum_sq;
+        self.sum_abs.merge(&o.sum_abs);
+        self.sum_sq.merge(&o.sum_sq);
     }
 }
 

@@ -21,6 +21,7 @@ use super::cbpe::{
     SAMPLING_ERROR_RANGE,
 };
 use super::isotonic::Isotonic;
+use crate::exact::ExactSum;
 
 /// NannyML's correction of the multiclass ROC AUC sampling error ("experiments showed that std
 /// of class variances underestimated sampling error by 20 %").
@@ -174,8 +175,9 @@ pub struct MulticlassWindow {
     pub n: u64,
     pub confusion: Vec<ExpectedConfusion>,
     pub ranked: Vec<RankedProbabilities>,
-    /// Σ calibrated probability of the predicted class.
-    pub predicted_probability: f64,
+    /// Σ calibrated probability of the predicted class (exact: the same whatever the order of
+    /// rows and merges).
+    pub predicted_probability: ExactSum,
 }
 
 impl MulticlassWindow {
@@ -184,7 +186,7 @@ impl MulticlassWindow {
             n: 0,
             confusion: vec![ExpectedConfusion::default(); classes],
             ranked: vec![RankedProbabilities::default(); classes],
-            predicted_probability: 0.0,
+            predicted_probability: ExactSum::new(),
         }
     }
 
@@ -195,7 +197,7 @@ impl MulticlassWindow {
         }
         let p = cbpe.calibrate(scores);
         self.n += 1;
-        self.predicted_probability += p[predicted];
+        self.predicted_probability.add(p[predicted]);
         for c in 0..k {
             self.confusion[c].observe(predicted == c, p[c]);
             self.ranked[c].observe(&cbpe.rank_edges[c], scores[c], p[c]);
@@ -205,7 +207,7 @@ impl MulticlassWindow {
     /// Adds `o` (a window of the same estimator).
     pub fn merge(&mut self, cbpe: &MulticlassCbpe, o: &MulticlassWindow) {
         self.n += o.n;
-        self.predicted_probability += o.predicted_probability;
+        self.predicted_probability.merge(&o.predicted_probability);
         for (a, b) in self.confusion.iter_mut().zip(&o.confusion) {
             a.merge(b);
         }
@@ -248,9 +250,10 @@ impl MulticlassWindow {
                     aucs.iter().sum::<f64>() / k,
                     se(&comp.roc_auc) * AUROC_CORRECTION,
                 ),
-                EstimatedMetric::Accuracy => {
-                    (self.predicted_probability / n, comp.accuracy_std / n.sqrt())
-                }
+                EstimatedMetric::Accuracy => (
+                    self.predicted_probability.value() / n,
+                    comp.accuracy_std / n.sqrt(),
+                ),
                 EstimatedMetric::F1 => (mean(m, &self.confusion), se(&comp.f1)),
                 EstimatedMetric::Precision => (mean(m, &self.confusion), se(&comp.precision)),
                 EstimatedMetric::Recall => (mean(m, &self.confusion), se(&comp.recall)),

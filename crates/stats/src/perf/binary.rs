@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::exact::ExactSum;
+
 use super::outcome::{sample_var, wilson, Metric, MetricConfig, Z95};
 use super::rank::{self, AucStats};
 use super::PerfError;
@@ -41,8 +43,9 @@ const LOG_EPS: f64 = f64::EPSILON;
 /// Everything needed for binary metrics of one window, in O(1) memory.
 ///
 /// Invariants a caller may rely on: `merge` of the states of any partition of a set of rows
-/// gives the same metrics as one state fed all rows, in any order (up to floating-point
-/// rounding of sums, ~1e-12 relative); the serialized form round-trips through serde.
+/// gives the same metrics as one state fed all rows, in any order, to the bit (the sums are
+/// exact, [`ExactSum`]; the exact sample is sorted before use); the serialized form
+/// round-trips through serde.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BinaryState {
     threshold: f64,
@@ -61,11 +64,12 @@ pub struct BinaryState {
     hist_pos: Vec<u64>,
     #[serde(deserialize_with = "super::exact_len::<_, _, SCORE_BINS>")]
     hist_neg: Vec<u64>,
-    /// Sum and sum of squares of per-row log loss and of per-row Brier loss.
-    log_loss_sum: f64,
-    log_loss_sum2: f64,
-    brier_sum: f64,
-    brier_sum2: f64,
+    /// Sum and sum of squares of per-row log loss and of per-row Brier loss, exact: the same
+    /// whatever the order the rows came in or the states merged in ([`ExactSum`]).
+    log_loss_sum: ExactSum,
+    log_loss_sum2: ExactSum,
+    brier_sum: ExactSum,
+    brier_sum2: ExactSum,
     #[serde(deserialize_with = "super::exact_len::<_, _, CALIBRATION_BINS>")]
     calibration: Vec<CalibrationBin>,
     /// The scored rows themselves while there are at most [`EXACT_SAMPLE_CAP`]; `None` after.
@@ -83,9 +87,9 @@ pub struct BinaryState {
 struct CalibrationBin {
     count: u64,
     positives: u64,
-    sum_score: f64,
+    sum_score: ExactSum,
     /// Σ (label − score)², for the ECE interval.
-    sum_sq_gap: f64,
+    sum_sq_gap: ExactSum,
 }
 
 /// A stored exact sample longer than the cap (or with scores outside [0, 1]) is refused on
@@ -155,10 +159,10 @@ impl BinaryState {
             n_scored: 0,
             hist_pos: vec![0; SCORE_BINS],
             hist_neg: vec![0; SCORE_BINS],
-            log_loss_sum: 0.0,
-            log_loss_sum2: 0.0,
-            brier_sum: 0.0,
-            brier_sum2: 0.0,
+            log_loss_sum: ExactSum::new(),
+            log_loss_sum2: ExactSum::new(),
+            brier_sum: ExactSum::new(),
+            brier_sum2: ExactSum::new(),
             calibration: vec![CalibrationBin::default(); CALIBRATION_BINS],
             exact: Some(Vec::new()),
             uncapped: false,
@@ -229,16 +233,16 @@ impl BinaryState {
         // [eps, 1 − eps] before the log.
         let p_true = if label { s } else { 1.0 - s };
         let ll = -p_true.clamp(LOG_EPS, 1.0 - LOG_EPS).ln();
-        self.log_loss_sum += ll;
-        self.log_loss_sum2 += ll * ll;
+        self.log_loss_sum.add(ll);
+        self.log_loss_sum2.add(ll * ll);
         let br = (s - y) * (s - y);
-        self.brier_sum += br;
-        self.brier_sum2 += br * br;
+        self.brier_sum.add(br);
+        self.brier_sum2.add(br * br);
         let cb = &mut self.calibration[calibration_bin(s)];
         cb.count += 1;
         cb.positives += u64::from(label);
-        cb.sum_score += s;
-        cb.sum_sq_gap += br;
+        cb.sum_score.add(s);
+        cb.sum_sq_gap.add(br);
         self.exact = match self.exact.take() {
             Some(mut v) if self.uncapped || v.len() < EXACT_SAMPLE_CAP => {
                 v.push((s, label));
@@ -281,15 +285,15 @@ impl BinaryState {
         for (a, b) in self.hist_neg.iter_mut().zip(&other.hist_neg) {
             *a += b;
         }
-        self.log_loss_sum += other.log_loss_sum;
-        self.log_loss_sum2 += other.log_loss_sum2;
-        self.brier_sum += other.brier_sum;
-        self.brier_sum2 += other.brier_sum2;
+        self.log_loss_sum.merge(&other.log_loss_sum);
+        self.log_loss_sum2.merge(&other.log_loss_sum2);
+        self.brier_sum.merge(&other.brier_sum);
+        self.brier_sum2.merge(&other.brier_sum2);
         for (a, b) in self.calibration.iter_mut().zip(&other.calibration) {
             a.count += b.count;
             a.positives += b.positives;
-            a.sum_score += b.sum_score;
-            a.sum_sq_gap += b.sum_sq_gap;
+            a.sum_score.merge(&b.sum_score);
+            a.sum_sq_gap.merge(&b.sum_sq_gap);
         }
         // Keeping the sample depends only on the merged total, so the outcome is the same
         // whatever the merge order.
@@ -355,11 +359,19 @@ impl BinaryState {
 
     /// Log loss: mean and variance of the mean.
     pub(crate) fn log_loss_est(&self) -> Option<(f64, f64)> {
-        mean_est(self.n_scored, self.log_loss_sum, self.log_loss_sum2)
+        mean_est(
+            self.n_scored,
+            self.log_loss_sum.value(),
+            self.log_loss_sum2.value(),
+        )
     }
 
     pub(crate) fn brier_est(&self) -> Option<(f64, f64)> {
-        mean_est(self.n_scored, self.brier_sum, self.brier_sum2)
+        mean_est(
+            self.n_scored,
+            self.brier_sum.value(),
+            self.brier_sum2.value(),
+        )
     }
 
     /// Expected calibration error and the variance of its normal approximation.
@@ -380,9 +392,13 @@ impl BinaryState {
                 continue;
             }
             let nb = b.count as f64;
-            let gap = (b.positives as f64 - b.sum_score) / nb;
+            let gap = (b.positives as f64 - b.sum_score.value()) / nb;
             ece += nb / n * gap.abs();
-            let s2 = sample_var(b.count, b.positives as f64 - b.sum_score, b.sum_sq_gap);
+            let s2 = sample_var(
+                b.count,
+                b.positives as f64 - b.sum_score.value(),
+                b.sum_sq_gap.value(),
+            );
             var += (nb / n) * (nb / n) * s2 / nb;
         }
         Some((ece, var))
@@ -435,7 +451,7 @@ impl BinaryState {
                         bin_low: i as f64 * step,
                         bin_high: (i + 1) as f64 * step,
                         count: b.count,
-                        mean_predicted: b.sum_score / b.count as f64,
+                        mean_predicted: b.sum_score.value() / b.count as f64,
                         fraction_positive: b.positives as f64 / b.count as f64,
                     }
                 })

@@ -10,7 +10,8 @@
 //!
 //! # Guarantees
 //! - Order and batching do not matter: any split of the rows into states, merged in any order,
-//!   gives the same report (sums up to floating-point rounding; counts exactly).
+//!   gives the same report to the bit (counts add, and the sums of floats are exact,
+//!   [`crate::exact::ExactSum`], rounded once when a metric reads them).
 //! - Every metric is a [`Metric`]: `defined` with `value`, `n` and a 95 % interval, or
 //!   `insufficient_sample` (n < `min_sample`, default 30), or `undefined` with a reason. Never
 //!   NaN, never a panic. Bad input rows are rejected with a [`PerfError`] and change nothing.

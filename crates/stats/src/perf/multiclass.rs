@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::exact::ExactSum;
+
 use super::binary::{f1_metric, f1_var, mean_est};
 use super::outcome::{Metric, MetricConfig};
 use super::rank;
@@ -30,7 +32,7 @@ struct ClassCounts {
 /// classes is every class seen as a label, a prediction or a score key.
 ///
 /// Invariants: merging the states of any partition of the rows gives the metrics of one state
-/// fed all rows, in any order (sums up to floating-point rounding); serde round-trips.
+/// fed all rows, in any order, to the bit (exact sums, [`ExactSum`]); serde round-trips.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MulticlassState {
     /// true class → predicted class → rows.
@@ -38,8 +40,9 @@ pub struct MulticlassState {
     /// Classes seen only as predictions or score keys are kept here too, so they count.
     classes: BTreeSet<String>,
     n_scored: u64,
-    log_loss_sum: f64,
-    log_loss_sum2: f64,
+    /// Exact sums ([`ExactSum`]): the same whatever the order of the rows and merges.
+    log_loss_sum: ExactSum,
+    log_loss_sum2: ExactSum,
     /// Per class: histograms (1,000 equal bins on [0, 1]) of that class's score over rows of
     /// the class (`pos`) and of other classes (`neg`): one-vs-rest ROC-AUC.
     ovr: BTreeMap<String, OvrHistogram>,
@@ -121,8 +124,8 @@ impl MulticlassState {
             .find(|(c, _)| c.as_ref() == label)
             .map_or(0.0, |(_, s)| *s);
         let ll = -p_true.clamp(f64::EPSILON, 1.0 - f64::EPSILON).ln();
-        self.log_loss_sum += ll;
-        self.log_loss_sum2 += ll * ll;
+        self.log_loss_sum.add(ll);
+        self.log_loss_sum2.add(ll * ll);
         for (c, s) in scores {
             let c = c.as_ref();
             if !self.classes.contains(c) {
@@ -160,8 +163,8 @@ impl MulticlassState {
         }
         self.classes.extend(other.classes.iter().cloned());
         self.n_scored += other.n_scored;
-        self.log_loss_sum += other.log_loss_sum;
-        self.log_loss_sum2 += other.log_loss_sum2;
+        self.log_loss_sum.merge(&other.log_loss_sum);
+        self.log_loss_sum2.merge(&other.log_loss_sum2);
         for (c, h) in &other.ovr {
             let mine = self.ovr.entry(c.clone()).or_insert_with(OvrHistogram::new);
             for (a, b) in mine.pos.iter_mut().zip(&h.pos) {
@@ -196,7 +199,11 @@ impl MulticlassState {
     }
 
     pub(crate) fn log_loss_est(&self) -> Option<(f64, f64)> {
-        mean_est(self.n_scored, self.log_loss_sum, self.log_loss_sum2)
+        mean_est(
+            self.n_scored,
+            self.log_loss_sum.value(),
+            self.log_loss_sum2.value(),
+        )
     }
 
     /// Per class (every class seen): true positives, support (rows labelled with it) and rows

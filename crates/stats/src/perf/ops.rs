@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::exact::ExactSum;
+
 use super::outcome::{mean_metric, Metric, MetricConfig, Z95};
 use super::sketch::QuantileSketch;
 use super::PerfError;
@@ -148,8 +150,9 @@ pub struct DistributionReport {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConfidenceState {
     n: u64,
-    sum: f64,
-    sum2: f64,
+    /// Exact sums ([`ExactSum`]): the same whatever the order of the rows and merges.
+    sum: ExactSum,
+    sum2: ExactSum,
 }
 
 impl ConfidenceState {
@@ -160,8 +163,8 @@ impl ConfidenceState {
 
     fn add(&mut self, c: f64) {
         self.n += 1;
-        self.sum += c;
-        self.sum2 += c * c;
+        self.sum.add(c);
+        self.sum2.add(c * c);
     }
 
     /// Adds a binary prediction's positive-class probability. Rejects a value outside [0, 1].
@@ -191,8 +194,8 @@ impl ConfidenceState {
     /// Adds the rows of `other`.
     pub fn merge(&mut self, other: &ConfidenceState) {
         self.n += other.n;
-        self.sum += other.sum;
-        self.sum2 += other.sum2;
+        self.sum.merge(&other.sum);
+        self.sum2.merge(&other.sum2);
     }
 
     /// Mean confidence with a CLT interval.
@@ -200,8 +203,8 @@ impl ConfidenceState {
         mean_metric(
             config,
             self.n,
-            self.sum,
-            self.sum2,
+            self.sum.value(),
+            self.sum2.value(),
             (0.0, 1.0),
             "no scored predictions",
         )

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::exact::ExactSum;
+
 use super::binary::mean_est;
 use super::outcome::{mean_metric, Metric, MetricConfig};
 use super::sketch::QuantileSketch;
@@ -11,25 +13,30 @@ use super::PerfError;
 /// positive `mean_error` means the model over-predicts.
 ///
 /// Invariants: merging the states of any partition of the rows gives the metrics of one state
-/// fed all rows, in any order (up to floating-point rounding, ~1e-12 relative; quantiles
-/// exactly, since the sketch holds counts); serde round-trips.
+/// fed all rows, in any order, to the bit (the sums are exact, [`ExactSum`]; quantiles come
+/// from counts); serde round-trips.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegressionState {
     n: u64,
-    sum_err: f64,
-    sum_abs_err: f64,
+    sum_err: ExactSum,
+    sum_abs_err: ExactSum,
     /// Σ e², also Σ |e|².
-    sum_sq_err: f64,
+    sum_sq_err: ExactSum,
     /// Σ e⁴, for the interval of the MSE.
-    sum_sq_err2: f64,
-    /// Mean and Σ (y − ȳ)² of the target, updated as Welford/Chan do: a sum of y² minus n·ȳ²
-    /// would cancel catastrophically for targets far from zero, and R² needs that spread.
-    y_mean: f64,
-    y_m2: f64,
+    sum_sq_err2: ExactSum,
+    /// Σ y and Σ y² of the target, exact (y² with its rounding error): Σ (y − ȳ)², which R²
+    /// needs, is taken from them without cancelling for targets far from zero
+    /// ([`RegressionState::target_m2`]). Welford/Chan updates, used before, gave another last
+    /// digit for every order of rows and merges.
+    y_sum: ExactSum,
+    y_sq_sum: ExactSum,
+    /// The smallest and largest target: a constant target has no spread, exactly.
+    y_min: Option<f64>,
+    y_max: Option<f64>,
     /// Rows with a non-zero target, and the sums of |e|/|y| and its square over them.
     n_nonzero: u64,
-    sum_ape: f64,
-    sum_ape2: f64,
+    sum_ape: ExactSum,
+    sum_ape2: ExactSum,
     zero_targets: u64,
     errors: QuantileSketch,
 }
@@ -45,15 +52,17 @@ impl RegressionState {
     pub fn new() -> Self {
         RegressionState {
             n: 0,
-            sum_err: 0.0,
-            sum_abs_err: 0.0,
-            sum_sq_err: 0.0,
-            sum_sq_err2: 0.0,
-            y_mean: 0.0,
-            y_m2: 0.0,
+            sum_err: ExactSum::new(),
+            sum_abs_err: ExactSum::new(),
+            sum_sq_err: ExactSum::new(),
+            sum_sq_err2: ExactSum::new(),
+            y_sum: ExactSum::new(),
+            y_sq_sum: ExactSum::new(),
+            y_min: None,
+            y_max: None,
             n_nonzero: 0,
-            sum_ape: 0.0,
-            sum_ape2: 0.0,
+            sum_ape: ExactSum::new(),
+            sum_ape2: ExactSum::new(),
             zero_targets: 0,
             errors: QuantileSketch::new(),
         }
@@ -81,20 +90,23 @@ impl RegressionState {
         }
         self.errors.observe(e)?;
         self.n += 1;
-        self.sum_err += e;
-        self.sum_abs_err += e.abs();
-        self.sum_sq_err += e * e;
-        self.sum_sq_err2 += e * e * e * e;
-        let delta = target - self.y_mean;
-        self.y_mean += delta / self.n as f64;
-        self.y_m2 += delta * (target - self.y_mean);
+        self.sum_err.add(e);
+        self.sum_abs_err.add(e.abs());
+        self.sum_sq_err.add(e * e);
+        self.sum_sq_err2.add(e * e * e * e);
+        self.y_sum.add(target);
+        self.y_sq_sum.add_product(target, target);
+        crate::merge_extremes(
+            (&mut self.y_min, &mut self.y_max),
+            (Some(target), Some(target)),
+        );
         if target == 0.0 {
             self.zero_targets += 1;
         } else {
             let ape = e.abs() / target.abs();
             self.n_nonzero += 1;
-            self.sum_ape += ape;
-            self.sum_ape2 += ape * ape;
+            self.sum_ape.add(ape);
+            self.sum_ape2.add(ape * ape);
         }
         Ok(())
     }
@@ -102,37 +114,57 @@ impl RegressionState {
     /// Adds all rows of `other`.
     pub fn merge(&mut self, other: &RegressionState) -> Result<(), PerfError> {
         self.errors.merge(&other.errors)?;
-        if other.n > 0 {
-            // Chan et al. (1979) pairwise update of mean and M2.
-            let (na, nb) = (self.n as f64, other.n as f64);
-            let delta = other.y_mean - self.y_mean;
-            let n = na + nb;
-            self.y_mean += delta * nb / n;
-            self.y_m2 += other.y_m2 + delta * delta * na * nb / n;
-        }
         self.n += other.n;
-        self.sum_err += other.sum_err;
-        self.sum_abs_err += other.sum_abs_err;
-        self.sum_sq_err += other.sum_sq_err;
-        self.sum_sq_err2 += other.sum_sq_err2;
+        self.sum_err.merge(&other.sum_err);
+        self.sum_abs_err.merge(&other.sum_abs_err);
+        self.sum_sq_err.merge(&other.sum_sq_err);
+        self.sum_sq_err2.merge(&other.sum_sq_err2);
+        self.y_sum.merge(&other.y_sum);
+        self.y_sq_sum.merge(&other.y_sq_sum);
+        crate::merge_extremes(
+            (&mut self.y_min, &mut self.y_max),
+            (other.y_min, other.y_max),
+        );
         self.n_nonzero += other.n_nonzero;
-        self.sum_ape += other.sum_ape;
-        self.sum_ape2 += other.sum_ape2;
+        self.sum_ape.merge(&other.sum_ape);
+        self.sum_ape2.merge(&other.sum_ape2);
         self.zero_targets += other.zero_targets;
         Ok(())
     }
 
     pub(crate) fn mae_est(&self) -> Option<(f64, f64)> {
-        mean_est(self.n, self.sum_abs_err, self.sum_sq_err)
+        mean_est(self.n, self.sum_abs_err.value(), self.sum_sq_err.value())
     }
     pub(crate) fn mse_est(&self) -> Option<(f64, f64)> {
-        mean_est(self.n, self.sum_sq_err, self.sum_sq_err2)
+        mean_est(self.n, self.sum_sq_err.value(), self.sum_sq_err2.value())
     }
     pub(crate) fn mean_error_est(&self) -> Option<(f64, f64)> {
-        mean_est(self.n, self.sum_err, self.sum_sq_err)
+        mean_est(self.n, self.sum_err.value(), self.sum_sq_err.value())
     }
     pub(crate) fn mape_est(&self) -> Option<(f64, f64)> {
-        mean_est(self.n_nonzero, self.sum_ape, self.sum_ape2)
+        mean_est(self.n_nonzero, self.sum_ape.value(), self.sum_ape2.value())
+    }
+
+    /// Σ (y − ȳ)² of the targets: Σ (y − c)² = Σy² − 2c·Σy + n·c² about c, the mean rounded
+    /// to an `f64`, taken exactly from the exact sums and rounded once, minus the n·(ȳ − c)²
+    /// that choosing c adds (below the last digit of the spread but for a constant target).
+    /// Depends only on the sums, so on the rows, never on their order.
+    fn target_m2(&self) -> f64 {
+        if self.n == 0 || self.y_min == self.y_max {
+            return 0.0;
+        }
+        let n = self.n as f64;
+        let c = self.y_sum.value() / n;
+        let mut ss = self.y_sq_sum.clone();
+        ss.add_scaled(&self.y_sum, -2.0 * c);
+        let mut c2 = ExactSum::new();
+        c2.add_product(c, c);
+        ss.add_scaled(&c2, n);
+        // ȳ − c = (Σy − n·c) / n, exactly but for the last division.
+        let mut off = self.y_sum.clone();
+        off.add_product(-n, c);
+        let d = off.value() / n;
+        (ss.value() - n * d * d).max(0.0)
     }
 
     /// All metrics of this window.
@@ -141,8 +173,8 @@ impl RegressionState {
         let mse = mean_metric(
             config,
             self.n,
-            self.sum_sq_err,
-            self.sum_sq_err2,
+            self.sum_sq_err.value(),
+            self.sum_sq_err2.value(),
             (0.0, f64::MAX),
             empty,
         );
@@ -164,9 +196,10 @@ impl RegressionState {
         // R² = 1 − MSE / Var(y). Interval: the MSE interval mapped through that formula,
         // holding the window's target variance fixed (conditional on the targets, which is
         // how R² is read for one window); it leaves out the sampling noise of Var(y).
+        let target_m2 = self.target_m2();
         let r2 = if self.n < 2 {
             Metric::undefined("needs at least two labelled rows")
-        } else if self.y_m2 <= 0.0 {
+        } else if target_m2 <= 0.0 {
             Metric::undefined("target is constant")
         } else {
             match &mse {
@@ -176,7 +209,7 @@ impl RegressionState {
                     ci_low,
                     ci_high,
                 } => {
-                    let var_y = self.y_m2 / self.n as f64;
+                    let var_y = target_m2 / self.n as f64;
                     Metric::defined(
                         1.0 - value / var_y,
                         *n,
@@ -194,8 +227,8 @@ impl RegressionState {
             mae: mean_metric(
                 config,
                 self.n,
-                self.sum_abs_err,
-                self.sum_sq_err,
+                self.sum_abs_err.value(),
+                self.sum_sq_err.value(),
                 (0.0, f64::MAX),
                 empty,
             ),
@@ -204,8 +237,8 @@ impl RegressionState {
             mape: mean_metric(
                 config,
                 self.n_nonzero,
-                self.sum_ape,
-                self.sum_ape2,
+                self.sum_ape.value(),
+                self.sum_ape2.value(),
                 (0.0, f64::MAX),
                 "no labelled rows with a non-zero target",
             ),
@@ -214,8 +247,8 @@ impl RegressionState {
             mean_error: mean_metric(
                 config,
                 self.n,
-                self.sum_err,
-                self.sum_sq_err,
+                self.sum_err.value(),
+                self.sum_sq_err.value(),
                 (f64::MIN, f64::MAX),
                 empty,
             ),

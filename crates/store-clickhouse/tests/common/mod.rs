@@ -6,8 +6,10 @@
 
 pub mod summary;
 
+use modelwatch_alerts::db::AlertStore;
 use modelwatch_store::conformance;
-use modelwatch_store_clickhouse::{ClickHouseConfig, ClickHouseStore};
+use modelwatch_store_clickhouse::{ClickHouseAlertStore, ClickHouseConfig, ClickHouseStore};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -300,4 +302,252 @@ pub fn run_checks(cluster: &Cluster, prefix: &str, only: &[&str]) {
         failed.len(),
         failed.join("\n")
     );
+}
+
+/// The cluster lease (ADR 020) with contenders in this process, each a `ClickHouseLease` as
+/// one `serve` process runs it, on the servers `on[i]` (indexes into `urls`; empty: all),
+/// epochs of 2 s: never two holders of one epoch; from the second full epoch after they start,
+/// exactly one holder per epoch; the holder stops claiming and another holds within two epochs.
+#[allow(dead_code)]
+pub fn lease_checks(cluster: &Cluster, database: &str, on: &[&[usize]]) {
+    use modelwatch_store::Lease;
+    use modelwatch_store_clickhouse::ClickHouseLease;
+    use std::time::{Duration, Instant};
+    let period = Duration::from_secs(2);
+    // Every server gets the schema (the lease's table) first.
+    drop(cluster.store(database));
+    let url = |only: &[usize]| {
+        let hosts: Vec<&str> = match only {
+            [] => cluster
+                .urls
+                .iter()
+                .map(|u| u.trim_start_matches("http://"))
+                .collect(),
+            _ => only
+                .iter()
+                .map(|&i| cluster.urls[i].trim_start_matches("http://"))
+                .collect(),
+        };
+        format!("clickhouse://{}/{database}", hosts.join(","))
+    };
+    let leases: Vec<ClickHouseLease> = on
+        .iter()
+        .map(|only| {
+            let config = ClickHouseConfig::from_url(&url(only)).expect("url");
+            ClickHouseLease::start(&config, period).expect("start a lease")
+        })
+        .collect();
+    let first = leases[0].epoch_now();
+    let wait_for_epoch = |e: u64| {
+        while leases[0].epoch_now() < e {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // The holder of an epoch is known once the epoch's margin has passed; look a bit later.
+    let holder_now = |leases: &[ClickHouseLease]| -> Option<usize> {
+        let deadline = Instant::now() + period;
+        loop {
+            let holding: Vec<usize> = (0..leases.len()).filter(|&i| leases[i].held()).collect();
+            assert!(
+                holding.len() <= 1,
+                "two contenders hold the lease at once: {holding:?}"
+            );
+            if let [h] = holding[..] {
+                return Some(h);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for_epoch(first + 4);
+    let holder = holder_now(&leases).expect("a holder while every contender runs");
+    // What `/metrics` reports stays on the holder across an epoch's start, when `held` does
+    // not (the gap until its read of the new epoch), and never on the others.
+    let until = Instant::now() + period + period / 2;
+    while Instant::now() < until {
+        for (i, l) in leases.iter().enumerate() {
+            assert_eq!(l.held_lately(), i == holder, "held_lately of contender {i}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    leases[holder].stop();
+    let stopped_at = leases[0].epoch_now();
+    // The stopped one's claim on the next epoch may name it the holder: nobody holds that one;
+    // the one after has a holder among the others.
+    wait_for_epoch(stopped_at + 3);
+    let held: Vec<Vec<u64>> = leases.iter().map(|l| l.held_epochs()).collect();
+    let counts: Vec<_> = leases.iter().map(|l| l.counts()).collect();
+    drop(leases);
+    let mut by_epoch: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (i, epochs) in held.iter().enumerate() {
+        for &e in epochs {
+            by_epoch.entry(e).or_default().push(i);
+        }
+    }
+    let report = format!("epochs from {first}, holder {holder} stopped in {stopped_at}: {by_epoch:?}; counts {counts:?}");
+    eprintln!("lease on {database}: {report}");
+    for (e, holders) in &by_epoch {
+        assert_eq!(holders.len(), 1, "epoch {e} had two holders: {report}");
+    }
+    for e in first + 2..=stopped_at {
+        assert!(by_epoch.contains_key(&e), "nobody held epoch {e}: {report}");
+    }
+    let taken_over = by_epoch
+        .get(&(stopped_at + 2))
+        .unwrap_or_else(|| panic!("nobody took over two epochs after the stop: {report}"));
+    assert_ne!(taken_over[0], holder, "{report}");
+    assert!(
+        !by_epoch
+            .range(stopped_at + 1..)
+            .any(|(_, h)| h[0] == holder),
+        "the stopped contender held on: {report}"
+    );
+}
+/// An alert store on `database` (created if missing), as one `modelwatch serve` process has.
+#[allow(dead_code)]
+pub fn alert_store(cluster: &Cluster, database: &str) -> ClickHouseAlertStore {
+    let config = ClickHouseConfig::from_url(&cluster.url(database)).expect("url");
+    ClickHouseAlertStore::connect(&config)
+        .unwrap_or_else(|e| panic!("connect the alert store to {database}: {e}"))
+}
+
+/// Runs every check of `modelwatch_alerts::conformance::ALL` (the same body the embedded alert
+/// store passes), each on a fresh database `{prefix}_{n}`, then what two processes sharing
+/// one alert state must see of each other's writes; fails naming every check that failed.
+#[allow(dead_code)]
+pub fn run_alert_checks(cluster: &Cluster, prefix: &str) {
+    let mut failed = Vec::new();
+    let checks = modelwatch_alerts::conformance::ALL;
+    for n in 0..=checks.len() {
+        let db = format!("{prefix}_{n}");
+        let store = alert_store(cluster, &db);
+        let (name, check): (&str, Box<dyn Fn()>) = match checks.get(n) {
+            Some((name, check)) => (name, Box::new(|| check(&store))),
+            None => (
+                "two_processes_share_one_alert_state",
+                Box::new(|| {
+                    two_processes_share_one_alert_state(&store, &alert_store(cluster, &db))
+                }),
+            ),
+        };
+        let started = std::time::Instant::now();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)) {
+            Ok(()) => eprintln!(
+                "ok    alerts: {name} ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => {
+                let why = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                eprintln!("FAIL  alerts: {name}: {why}");
+                failed.push(format!("{name}: {why}"));
+            }
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} alert-store checks failed on ClickHouse:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+}
+
+/// Two processes (two stores on one database): each sees the other's rules, silences,
+/// acknowledgements and deliveries; an acknowledgement made by one while the other evaluates
+/// (and writes back the alert it read before) is kept, and a new episode starts without it.
+fn two_processes_share_one_alert_state(a: &dyn AlertStore, b: &dyn AlertStore) {
+    use modelwatch_alerts::conformance::{alert, t0};
+    use modelwatch_alerts::lifecycle::{fingerprint, Ack, State, Transition};
+    use modelwatch_alerts::notify::Notification;
+    use modelwatch_core::Timestamp;
+    let at = |s: i64| Timestamp(t0().0 + s * 1_000_000);
+    let spec = modelwatch_alerts::RuleSpec::from_json(serde_json::json!({
+        "name": "acc", "signal": "accuracy",
+        "condition": {"kind": "threshold", "op": "<", "value": 0.9},
+        "decision": "review", "severity": "warning"}))
+    .unwrap();
+    assert!(a.insert_rule("fraud", &spec, at(0)).unwrap());
+    assert_eq!(b.rules().unwrap(), vec![("fraud".to_owned(), spec.clone())]);
+    assert!(!b.insert_rule("fraud", &spec, at(1)).unwrap(), "taken on a");
+
+    // a evaluates: firing, one notification; b acknowledges; a's next pass writes back the
+    // alert it read before the acknowledgement.
+    let fp = fingerprint("fraud", "acc");
+    let firing = alert("fraud", "acc", State::Firing, at(0));
+    let n = Notification {
+        alert: firing.clone(),
+        dashboard_url: None,
+    };
+    a.apply(
+        &fp,
+        Some(&firing),
+        Some((Transition::Firing, &firing)),
+        &[("hook".to_owned(), n)],
+        at(0),
+    )
+    .unwrap();
+    let mut acked = b.alert(&fp).unwrap().expect("b sees a's alert");
+    assert_eq!(acked, firing);
+    acked.acknowledged = Some(Ack {
+        owner: "ana".into(),
+        comment: "on it".into(),
+        at: at(5),
+    });
+    b.acknowledge(&acked, at(5)).unwrap();
+    let mut stale = firing.clone();
+    stale.evaluated_at = at(10);
+    a.apply(&fp, Some(&stale), None, &[], at(10)).unwrap();
+    for s in [a, b] {
+        let now = s.alert(&fp).unwrap().unwrap();
+        assert_eq!(now.evaluated_at, at(10));
+        assert_eq!(
+            now.acknowledged, acked.acknowledged,
+            "the acknowledgement is kept"
+        );
+    }
+    let transitions: Vec<String> = (a.history(Some("fraud"), 10).unwrap().into_iter())
+        .map(|h| h.transition)
+        .collect();
+    assert_eq!(transitions, ["acknowledged", "firing"]);
+    // A new episode (resolved, then active again) starts unacknowledged.
+    let next = alert("fraud", "acc", State::Firing, at(100));
+    a.apply(
+        &fp,
+        Some(&next),
+        Some((Transition::Firing, &next)),
+        &[],
+        at(100),
+    )
+    .unwrap();
+    assert_eq!(b.alert(&fp).unwrap().unwrap().acknowledged, None);
+
+    // The outbox: queued by a, delivered by b, no longer due on a.
+    let due = a.due(at(0), 10).unwrap();
+    assert_eq!(due.len(), 1);
+    b.mark_delivered(due[0].id, at(1)).unwrap();
+    assert!(a.due(at(1000), 10).unwrap().is_empty());
+    // Silences: made on b, expired on a.
+    let s = b
+        .insert_silence("fraud", None, at(3600), "", at(0))
+        .unwrap();
+    assert_eq!(a.silences().unwrap(), vec![s.clone()]);
+    assert!(a.expire_silence(s.id, at(60)).unwrap());
+    assert_eq!(b.silences().unwrap()[0].ends_at, at(60));
+    // Heartbeats and arrivals written on one count on the other.
+    let h = modelwatch_alerts::db::Heartbeat {
+        job: "nightly".into(),
+        status: "success".into(),
+        timestamp: at(50),
+        received_at: at(50),
+        message: None,
+    };
+    b.insert_heartbeat("fraud", &h).unwrap();
+    assert_eq!(a.last_heartbeat("fraud", "nightly").unwrap(), Some(h));
+    b.record_arrival("fraud", "labels", at(70)).unwrap();
+    assert_eq!(a.last_arrival("fraud", "labels").unwrap(), Some(at(70)));
 }
