@@ -353,6 +353,8 @@ impl Http {
         self.send_with(url, sql, body, None, what, in_db, query_id)
     }
 
+    // One request's every part (the external table, the trace's query id) in one place.
+    #[allow(clippy::too_many_arguments)]
     fn send_with(
         &self,
         url: &str,
