@@ -9,7 +9,10 @@
 #   DAYS=30 PER_DAY=100000 scripts/clickhouse/bench_queries.sh      # 3M events
 #
 # Environment: DAYS (30), PER_DAY (100000), REFERENCE (10000 reference rows), RUNS (5),
-# PROFILE (release), NO_BUILD=1, WORK (scratch directory; removed at the end).
+# PROFILE (release), NO_BUILD=1, WORK (scratch directory; removed at the end), BATCH (migrate's
+# --batch-rows, 20000), TRACE=1 (the ClickHouse serve logs every query with its time,
+# MODELWATCH_CLICKHOUSE_TRACE, and the cluster keeps system.query_log: both are copied to
+# TRACE_OUT, default ./bench-queries-trace, before the cluster stops).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DAYS=${DAYS:-30}
@@ -48,7 +51,7 @@ echo "perfbench (load, aggregates, in-process queries): $(secs "$t0" "$(now)") s
 grep -E 'loaded|aggregates built|first drift' "$WORK/perfbench.out" || true
 
 say "cluster (2 shards)"
-SHARDS=2 "$ROOT/scripts/clickhouse/cluster.sh" start "$WORK/cluster" >/dev/null
+QUERY_LOG=${TRACE:-} SHARDS=2 "$ROOT/scripts/clickhouse/cluster.sh" start "$WORK/cluster" >/dev/null
 HOSTS=$(sed 's|http://||' "$WORK/cluster/urls" | paste -sd, -)
 A=$(head -1 "$WORK/cluster/urls")
 STORE="clickhouse://$HOSTS/mwq"
@@ -56,7 +59,7 @@ echo "ClickHouse $(curl -fsS "$A" --data-binary 'SELECT version()'), 2 shards on
 
 say "migrate to $STORE"
 t0=$(now)
-"$BIN/modelwatch" migrate --data "$WORK/store" --to "$STORE" >"$WORK/migrate.out" 2>&1
+"$BIN/modelwatch" migrate --data "$WORK/store" --to "$STORE" --batch-rows "${BATCH:-20000}" >"$WORK/migrate.out" 2>&1
 t1=$(now)
 rows=$(curl -fsS "$A" --data-binary "SELECT (SELECT count() FROM mwq.predictions) + (SELECT count() FROM mwq.labels)")
 echo "migrate: $rows rows (predictions + labels) in $(secs "$t0" "$t1") s, $(awk -v n="$rows" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", n/(b-a)}') rows/s"
@@ -96,7 +99,18 @@ time_queries() { # LABEL ARGS-OF-SERVE...
 say "queries through serve --data"
 time_queries embedded --data "$WORK/store"
 say "queries through serve --store"
-MODELWATCH_DATA=$WORK/alerts time_queries clickhouse --store "$STORE"
+MODELWATCH_CLICKHOUSE_TRACE=${TRACE:-} MODELWATCH_DATA=$WORK/alerts time_queries clickhouse --store "$STORE"
+if [ -n "${TRACE:-}" ]; then
+    OUT=${TRACE_OUT:-$PWD/bench-queries-trace}
+    mkdir -p "$OUT"
+    cp "$WORK/serve.err" "$OUT/serve-trace.log"
+    for u in $(cat "$WORK/cluster/urls"); do
+        curl -fsS "$u" --data-binary "SYSTEM FLUSH LOGS" || true
+        curl -fsS "$u" --data-binary "SELECT initial_query_id, is_initial_query, query_duration_ms, read_rows, read_bytes, result_rows, result_bytes, memory_usage, substring(replaceAll(query, '\n', ' '), 1, 200) FROM system.query_log WHERE type = 2 AND initial_query_id LIKE 'mw-%' ORDER BY event_time FORMAT TabSeparated" \
+            >"$OUT/query_log.$(echo "$u" | sed 's/.*://').tsv" || true
+    done
+    say "trace in $OUT"
+fi
 
 # The same answer from both: the windows' counts (the numbers are compared by the tests).
 for q in metrics drift; do

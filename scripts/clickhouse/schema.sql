@@ -398,3 +398,30 @@ CREATE TABLE IF NOT EXISTS alert_outbox_local (
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY tuple()
 ORDER BY id;
+
+-- Per (model, version, hour): the predictions by role with their first and last event time,
+-- and the served predictions with a label, counted from the events when the hour's change
+-- count (hour_changes) was built_from. The model's summary (versions, labelled) reads these
+-- instead of every event; an hour whose change count moved past built_from is counted again
+-- by the reader, which writes the new row (the last write wins). Written and read on the
+-- model's shard (cityHash64(model)), like the derived state. ADR 019, "Reads at 30M events".
+CREATE TABLE IF NOT EXISTS hour_counts_local (
+    model String,
+    version String,
+    hour Int64,
+    built_from UInt64,
+    served UInt64,
+    shadow UInt64,
+    first_served Int64,
+    last_served Int64,
+    first_shadow Int64,
+    last_shadow Int64,
+    labelled UInt64,
+    written_at UInt64
+)
+ENGINE = ReplacingMergeTree(written_at)
+PARTITION BY tuple()
+ORDER BY (model, version, hour);
+
+CREATE TABLE IF NOT EXISTS hour_counts AS hour_counts_local
+ENGINE = Distributed(modelwatch, currentDatabase(), hour_counts_local, cityHash64(model));

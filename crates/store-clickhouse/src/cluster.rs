@@ -11,7 +11,39 @@
 //!   `select_sequential_consistency = 1`.
 
 use modelwatch_store::StoreError;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// `MODELWATCH_CLICKHOUSE_TRACE=1`: every query's wall time, answer size and purpose on stderr,
+/// and the query sent with `log_queries = 1` under an id of the line (`mw-PID-N`), so that
+/// `system.query_log` (kept by `QUERY_LOG=1 scripts/clickhouse/cluster.sh`) says what each read
+/// and took on the server. How a slow request was taken apart (docs/benchmarks.md).
+fn tracing() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        std::env::var_os("MODELWATCH_CLICKHOUSE_TRACE").is_some_and(|v| !v.is_empty())
+    })
+}
+
+fn next_query_id() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "mw-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A traced query's line: id, wall time, answer bytes, what for, the statement's start.
+fn trace(id: &str, start: Instant, bytes: usize, what: &str, sql: &str) {
+    let shown: String = sql.chars().take(160).collect();
+    eprintln!(
+        "clickhouse trace: {id} {:.1} ms {bytes} B {what}: {}",
+        start.elapsed().as_secs_f64() * 1e3,
+        shown.replace('\n', " ")
+    );
+}
 
 /// The schema, one source of truth with the scripts that check it (ADR 019).
 const SCHEMA: &str = include_str!("../../../scripts/clickhouse/schema.sql");
@@ -191,12 +223,18 @@ impl Http {
         what: &str,
         in_db: bool,
     ) -> Result<String, StoreError> {
-        let resp = self.send(url, sql, body, what, in_db)?;
-        resp.text().map_err(|e| StoreError::Remote {
+        let start = Instant::now();
+        let id = tracing().then(next_query_id);
+        let resp = self.send(url, sql, body, what, in_db, id.as_deref())?;
+        let text = resp.text().map_err(|e| StoreError::Remote {
             server: url.to_string(),
             what: what.to_string(),
             message: e.to_string(),
-        })
+        })?;
+        if let Some(id) = &id {
+            trace(id, start, text.len(), what, sql);
+        }
+        Ok(text)
     }
 
     /// Runs a SELECT (`FORMAT JSONEachRow` appended) and calls `f` with each row's line as
@@ -208,10 +246,32 @@ impl Http {
         what: &str,
         f: &mut dyn FnMut(&str) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        self.each_line_as(url, sql, "JSONEachRow", what, f)
+    }
+
+    /// [`Http::each_line`] in `format` (a line-per-row one: `JSONEachRow`, `TabSeparated`).
+    pub fn each_line_as(
+        &self,
+        url: &str,
+        sql: &str,
+        format: &str,
+        what: &str,
+        f: &mut dyn FnMut(&str) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         use std::io::BufRead;
-        let resp = self.send(url, &format!("{sql} FORMAT JSONEachRow"), None, what, true)?;
+        let start = Instant::now();
+        let id = tracing().then(next_query_id);
+        let resp = self.send(
+            url,
+            &format!("{sql} FORMAT {format}"),
+            None,
+            what,
+            true,
+            id.as_deref(),
+        )?;
         let mut reader = std::io::BufReader::with_capacity(1 << 16, resp);
         let mut line = String::new();
+        let mut bytes = 0;
         loop {
             line.clear();
             let n = reader
@@ -222,8 +282,12 @@ impl Http {
                     message: format!("reading the answer: {e}"),
                 })?;
             if n == 0 {
+                if let Some(id) = &id {
+                    trace(id, start, bytes, what, sql);
+                }
                 return Ok(());
             }
+            bytes += n;
             let l = line.trim_end_matches('\n');
             if l.starts_with("Code: ") && l.contains("Exception") {
                 // An error after the answer began streaming comes as text in a 200 answer.
@@ -251,12 +315,18 @@ impl Http {
         ids: &[&str],
         what: &str,
     ) -> Result<String, StoreError> {
-        let resp = self.send_with(url, sql, None, Some(ids), what, true)?;
-        resp.text().map_err(|e| StoreError::Remote {
+        let start = Instant::now();
+        let id = tracing().then(next_query_id);
+        let resp = self.send_with(url, sql, None, Some(ids), what, true, id.as_deref())?;
+        let text = resp.text().map_err(|e| StoreError::Remote {
             server: url.to_string(),
             what: what.to_string(),
             message: e.to_string(),
-        })
+        })?;
+        if let Some(id) = &id {
+            trace(id, start, text.len(), what, sql);
+        }
+        Ok(text)
     }
 
     /// [`Http::with_ids`] for a SELECT: its rows, `FORMAT JSONEachRow` appended.
@@ -278,10 +348,13 @@ impl Http {
         body: Option<Vec<u8>>,
         what: &str,
         in_db: bool,
+        query_id: Option<&str>,
     ) -> Result<reqwest::blocking::Response, StoreError> {
-        self.send_with(url, sql, body, None, what, in_db)
+        self.send_with(url, sql, body, None, what, in_db, query_id)
     }
 
+    // One request's every part (the external table, the trace's query id) in one place.
+    #[allow(clippy::too_many_arguments)]
     fn send_with(
         &self,
         url: &str,
@@ -290,6 +363,7 @@ impl Http {
         ids: Option<&[&str]>,
         what: &str,
         in_db: bool,
+        query_id: Option<&str>,
     ) -> Result<reqwest::blocking::Response, StoreError> {
         let insert = sql.trim_start().starts_with("INSERT");
         let mut params: Vec<(&str, String)> = vec![
@@ -312,6 +386,10 @@ impl Http {
         }
         if body.is_some() || ids.is_some() {
             params.push(("query", sql.to_string()));
+        }
+        if let Some(id) = query_id {
+            params.push(("log_queries", "1".into()));
+            params.push(("query_id", id.to_string()));
         }
         let external = ids.map(|ids| {
             params.push(("_ids_structure", "request_id String".into()));
@@ -362,6 +440,24 @@ impl Http {
         }
     }
 
+    /// Runs a SELECT and returns its answer in `FORMAT RowBinary` (appended): the bytes of
+    /// binary columns as they are, without JSON's escaping (read with [`RowBinary`]).
+    pub fn row_binary(&self, url: &str, sql: &str, what: &str) -> Result<Vec<u8>, StoreError> {
+        let start = Instant::now();
+        let id = tracing().then(next_query_id);
+        let sql = format!("{sql} FORMAT RowBinary");
+        let resp = self.send(url, &sql, None, what, true, id.as_deref())?;
+        let bytes = resp.bytes().map_err(|e| StoreError::Remote {
+            server: url.to_string(),
+            what: what.to_string(),
+            message: e.to_string(),
+        })?;
+        if let Some(id) = &id {
+            trace(id, start, bytes.len(), what, &sql);
+        }
+        Ok(bytes.to_vec())
+    }
+
     /// Runs a SELECT and reads its rows (`FORMAT JSONEachRow` is appended).
     pub fn rows<T: serde::de::DeserializeOwned>(
         &self,
@@ -397,6 +493,87 @@ impl Http {
             true,
         )
         .map(drop)
+    }
+}
+
+/// A `TabSeparated` field as it was stored: ClickHouse escapes `\b \f \n \r \t \0 \\ \'`
+/// with a backslash (`writeEscapedString`); a field without one is borrowed as it is.
+pub(crate) fn tsv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('\\') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('0') => out.push('\0'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A reader of a `RowBinary` answer: each column in turn, strings as a LEB128 length and
+/// their bytes, integers little-endian. `None` when the answer ends early (truncated).
+pub(crate) struct RowBinary<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> RowBinary<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        RowBinary { bytes }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.bytes.len() < n {
+            return None;
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Some(head)
+    }
+
+    pub fn bytes(&mut self) -> Option<&'a [u8]> {
+        let mut len = 0usize;
+        let mut shift = 0;
+        loop {
+            let b = *self.take(1)?.first()?;
+            len |= usize::from(b & 0x7f).checked_shl(shift)?;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+            if shift > 63 {
+                return None;
+            }
+        }
+        self.take(len)
+    }
+
+    pub fn string(&mut self) -> Option<String> {
+        String::from_utf8(self.bytes()?.to_vec()).ok()
+    }
+
+    pub fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    pub fn u8(&mut self) -> Option<u8> {
+        Some(*self.take(1)?.first()?)
     }
 }
 
@@ -755,6 +932,38 @@ mod tests {
         assert_eq!(
             tables(&st, "ENGINE = Merge("),
             tables(&statements("db", Some("c"), false), "ENGINE = Distributed(")
+        );
+    }
+
+    #[test]
+    fn row_binary_reads_strings_of_every_length_and_integers_and_refuses_a_cut_answer() {
+        let long = vec![0xffu8; 300];
+        let mut bytes = vec![1, b'v'];
+        bytes.extend((-5i64).to_le_bytes());
+        bytes.extend([0xac, 0x02]); // 300 as LEB128
+        bytes.extend(&long);
+        bytes.push(1);
+        let mut r = RowBinary::new(&bytes);
+        assert_eq!(r.string().as_deref(), Some("v"));
+        assert_eq!(r.i64(), Some(-5));
+        assert_eq!(r.bytes(), Some(&long[..]));
+        assert_eq!(r.u8(), Some(1));
+        assert!(r.is_empty());
+        let mut cut = RowBinary::new(&bytes[..bytes.len() - 10]);
+        assert_eq!(cut.string().as_deref(), Some("v"));
+        assert_eq!(cut.i64(), Some(-5));
+        assert_eq!(cut.bytes(), None);
+    }
+
+    #[test]
+    fn tab_separated_fields_read_back_what_clickhouse_escaped() {
+        assert!(matches!(
+            tsv_field(r#"{"a":"b"}"#),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            tsv_field(r#"{"t":"it\'s a \\\"q\\\" \\n"}\t\n\0"#),
+            "{\"t\":\"it's a \\\"q\\\" \\n\"}\t\n\0"
         );
     }
 

@@ -19,6 +19,11 @@ fn every_conformance_check_passes_on_a_two_shard_cluster_and_stale_hours_follow_
     // Beside the suite, on the same cluster (one start-up per test binary): how this backend
     // answers the freshness calls of DerivedState (ADR 018's amendment).
     hours::stale_hours_follow_the_change_counts(&cluster.store("mw_hours"));
+    common::summary::the_summary_is_the_embedded_stores_after_every_write_and_kept_per_hour(
+        &cluster.store("mw_summary"),
+        &cluster,
+        "mw_summary",
+    );
     engine::per_window_metrics_equal_the_embedded_stores(&cluster.store("mw_engine"));
     connects_from_an_async_context(&cluster.url("mw_async"));
     connection_errors_name_what_is_wrong(&cluster);

@@ -28,6 +28,11 @@ fn every_conformance_check_passes_on_the_current_release_through_chdb() {
     );
     eprintln!("ClickHouse {} (chdb)", version.trim());
     the_shim_answers_errors_as_a_server_does(&server.urls[0]);
+    common::summary::the_summary_is_the_embedded_stores_after_every_write_and_kept_per_hour(
+        &server.store("mw_summary"),
+        &server,
+        "mw_summary",
+    );
     // Before the suite: the shim answers one query at a time, so claims would wait behind it.
     common::lease_checks(&server, "mw_lease", &[&[], &[], &[]]);
     common::run_checks(&server, "mw_current", &[]);

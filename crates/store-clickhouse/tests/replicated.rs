@@ -13,6 +13,11 @@ fn conformance_checks_pass_with_writes_alternating_between_replicas() {
     let Some(cluster) = common::Cluster::start(2, 2) else {
         return;
     };
+    common::summary::the_summary_is_the_embedded_stores_after_every_write_and_kept_per_hour(
+        &cluster.store("mw_summary"),
+        &cluster,
+        "mw_summary",
+    );
     // The cluster lease (ADR 020), its contenders on other replicas of the first shard (urls =
     // [s0r0, s0r1, s1r0, s1r1]), while the suite loads the servers.
     std::thread::scope(|s| {

@@ -24,6 +24,11 @@ fn every_conformance_check_passes_on_one_server_without_a_cluster() {
         "0",
         "the server must have no cluster at all"
     );
+    common::summary::the_summary_is_the_embedded_stores_after_every_write_and_kept_per_hour(
+        &server.store("mw_summary"),
+        &server,
+        "mw_summary",
+    );
     std::thread::scope(|s| {
         s.spawn(|| common::lease_checks(&server, "mw_lease", &[&[], &[], &[]]));
         common::run_checks(&server, "mw_single", &[]);

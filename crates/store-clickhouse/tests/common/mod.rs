@@ -4,6 +4,8 @@
 //! Or one server without a cluster (`Cluster::single`), or the current release's dialect
 //! through scripts/clickhouse/chdb_shim.py (`Cluster::chdb`).
 
+pub mod summary;
+
 use modelwatch_alerts::db::AlertStore;
 use modelwatch_store::conformance;
 use modelwatch_store_clickhouse::{ClickHouseAlertStore, ClickHouseConfig, ClickHouseStore};
