@@ -32,6 +32,8 @@ current database and the settings, and chdb is not documented as safe for concur
 import email.parser
 import email.policy
 import http.server
+import os
+import ssl
 import sys
 import threading
 import urllib.parse
@@ -145,7 +147,16 @@ def main():
     port = int(sys.argv[2]) if len(sys.argv) == 3 else 0
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler(shim))
     server.daemon_threads = True
-    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
+    scheme = "http"
+    # HTTPS, as a ClickHouse server's https_port: the TLS test of the backend's client
+    # (crates/store-clickhouse/tests/tls.rs) sets a certificate and its key.
+    cert, key = os.environ.get("MW_SHIM_TLS_CERT"), os.environ.get("MW_SHIM_TLS_KEY")
+    if cert and key:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    print(f"{scheme}://127.0.0.1:{server.server_address[1]}", flush=True)
     server.serve_forever()
 
 

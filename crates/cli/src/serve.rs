@@ -14,8 +14,8 @@ pub struct ServeArgs {
     /// Data directory of the embedded store [config: data_dir; env: MODELWATCH_DATA; default: ./modelwatch-data]; not with --store
     #[arg(long, conflicts_with = "store")]
     data: Option<PathBuf>,
-    /// A shared store instead: clickhouse://HOST:PORT[,HOST:PORT]/DATABASE (clickhouses:// for
-    /// TLS) [config: store; env: MODELWATCH_STORE]. User and password: [clickhouse] in the config
+    /// A shared store instead: clickhouse://HOST:PORT[,HOST:PORT]/DATABASE (clickhouses://
+    /// for TLS) [config: store; env: MODELWATCH_STORE]. User and password: [clickhouse] in the config
     /// file, or MODELWATCH_CLICKHOUSE_USER and MODELWATCH_CLICKHOUSE_PASSWORD. The alert state
     /// (rules, alerts, silences, heartbeats, notifications) is in the same database, shared by
     /// every server of it
@@ -48,6 +48,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let credentials = Credentials {
         user: config.clickhouse.user.clone(),
         password: config.clickhouse.password.clone(),
+        ca_file: config.clickhouse.ca_file.clone(),
     };
     let max_features = Some(config.limits.max_features_per_model);
     let store = match store_arg::open(&location, credentials.clone(), Mode::Service, max_features)?
@@ -151,7 +152,8 @@ fn cluster_lease(location: &Location, config: &Config) -> anyhow::Result<Arc<dyn
         .with_credentials(
             config.clickhouse.user.clone(),
             config.clickhouse.password.clone(),
-        );
+        )
+        .with_ca_file(config.clickhouse.ca_file.clone());
     let period = std::time::Duration::from_secs(config.clickhouse.lease_seconds);
     let lease = modelwatch_store_clickhouse::ClickHouseLease::start(&ch, period)
         .with_context(|| format!("starting the cluster lease on {url}"))?;

@@ -103,11 +103,13 @@ impl Location {
     }
 }
 
-/// The ClickHouse user and password.
+/// The ClickHouse user and password, and the authorities to trust with TLS.
 #[derive(Clone, Default)]
 pub struct Credentials {
     pub user: Option<String>,
     pub password: Option<String>,
+    /// A PEM file of certificate authorities for `clickhouses://` (else the Mozilla roots).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Credentials {
@@ -116,6 +118,9 @@ impl Credentials {
         Credentials {
             user: std::env::var("MODELWATCH_CLICKHOUSE_USER").ok(),
             password: std::env::var("MODELWATCH_CLICKHOUSE_PASSWORD").ok(),
+            ca_file: std::env::var_os("MODELWATCH_CLICKHOUSE_CA_FILE")
+                .filter(|v| !v.is_empty())
+                .map(Into::into),
         }
     }
 }
@@ -184,7 +189,8 @@ pub fn shared_alert_state(
     };
     let config = ClickHouseConfig::from_url(url)
         .map_err(anyhow::Error::msg)?
-        .with_credentials(credentials.user, credentials.password);
+        .with_credentials(credentials.user, credentials.password)
+        .with_ca_file(credentials.ca_file);
     let state = ClickHouseAlertStore::connect(&config)
         .with_context(|| format!("connecting the alert state to {url}"))?;
     Ok(Some(Arc::new(state)))
@@ -198,7 +204,8 @@ fn connect_clickhouse(
 ) -> anyhow::Result<Arc<dyn Store>> {
     let config = ClickHouseConfig::from_url(url)
         .map_err(anyhow::Error::msg)?
-        .with_credentials(credentials.user, credentials.password);
+        .with_credentials(credentials.user, credentials.password)
+        .with_ca_file(credentials.ca_file);
     let mut store =
         ClickHouseStore::connect(&config).with_context(|| format!("connecting to {url}"))?;
     if let Some(max) = max_features {
@@ -223,6 +230,10 @@ mod tests {
         assert_eq!(
             Location::choose(Some(dir), None, Some("clickhouse://c:1/db"), &env).unwrap(),
             Some(Location::Data(dir.to_owned()))
+        );
+        assert_eq!(
+            Location::choose(None, Some("clickhouse://f:1/db"), None, &env).unwrap(),
+            ch("clickhouse://f:1/db")
         );
         assert_eq!(
             Location::choose(None, Some("clickhouses://f:1/db"), None, &env).unwrap(),

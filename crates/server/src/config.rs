@@ -43,6 +43,9 @@ pub struct ClickHouseCredentials {
     /// replaced within about two epochs. The processes' clocks must differ by less than a
     /// quarter of it.
     pub lease_seconds: u64,
+    /// With `clickhouses://`: a PEM file of the certificate authorities to trust instead of the
+    /// Mozilla roots (a self-hosted cluster whose certificates its own CA signed).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for ClickHouseCredentials {
@@ -51,6 +54,7 @@ impl Default for ClickHouseCredentials {
             user: None,
             password: None,
             lease_seconds: 10,
+            ca_file: None,
         }
     }
 }
@@ -62,6 +66,7 @@ impl std::fmt::Debug for ClickHouseCredentials {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("lease_seconds", &self.lease_seconds)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -239,6 +244,9 @@ impl Config {
         if let Some(v) = env("MODELWATCH_CLICKHOUSE_PASSWORD") {
             self.clickhouse.password = Some(v);
         }
+        if let Some(v) = env("MODELWATCH_CLICKHOUSE_CA_FILE").filter(|v| !v.is_empty()) {
+            self.clickhouse.ca_file = Some(PathBuf::from(v));
+        }
         if let Some(v) = env("MODELWATCH_MAX_BODY_BYTES") {
             self.limits.max_body_bytes = parsed("MODELWATCH_MAX_BODY_BYTES", v)?;
         }
@@ -386,12 +394,19 @@ mod tests {
         let env = |k: &str| match k {
             "MODELWATCH_STORE" => Some("clickhouses://b:8443/mw".to_string()),
             "MODELWATCH_CLICKHOUSE_PASSWORD" => Some("s3cret".to_string()),
+            "MODELWATCH_CLICKHOUSE_CA_FILE" => Some("/etc/ssl/ch-ca.pem".to_string()),
             _ => None,
         };
         c.apply_env(env).unwrap();
         assert_eq!(c.store.as_deref(), Some("clickhouses://b:8443/mw"));
         assert_eq!(c.clickhouse.user.as_deref(), Some("mw"));
         assert_eq!(c.clickhouse.password.as_deref(), Some("s3cret"));
+        assert_eq!(
+            c.clickhouse.ca_file.as_deref(),
+            Some(Path::new("/etc/ssl/ch-ca.pem"))
+        );
+        let c = Config::from_toml("[clickhouse]\nca_file = \"ca.pem\"").unwrap();
+        assert_eq!(c.clickhouse.ca_file.as_deref(), Some(Path::new("ca.pem")));
         assert_eq!(Config::default().store, None);
         let e = Config::from_toml("[clickhouse]\nusr = \"mw\"").unwrap_err();
         assert!(e.to_string().contains("usr"), "{e}");

@@ -184,9 +184,10 @@ impl OutboxRow {
 const OUTBOX: &str = "SELECT id, fingerprint, notifier, status, payload, created_at, attempts, \
      next_attempt_at, last_error, delivered_at, version FROM alert_outbox_local FINAL";
 
-/// Runs `f` where blocking `reqwest` may run: on a thread of its own when called from inside
-/// a Tokio runtime (the alert service calls its store from async tasks too: the delivery loop,
-/// ingest's arrival), where blocking reqwest panics; directly otherwise.
+/// Runs `f` off the async executor: on a thread of its own when called from inside a Tokio
+/// runtime (the alert service calls its store from async tasks too: the delivery loop,
+/// ingest's arrival), where a blocking HTTP round trip would stall an executor thread;
+/// directly otherwise.
 fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     if tokio::runtime::Handle::try_current().is_err() {
         return f();

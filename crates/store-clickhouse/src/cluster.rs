@@ -63,11 +63,14 @@ pub struct ClickHouseConfig {
     /// single server without the default `modelwatch` cluster is used as one shard (ADR 019,
     /// "One server").
     pub cluster_named: bool,
+    /// With TLS: a PEM file of the certificate authorities to trust instead of the Mozilla
+    /// roots (a self-hosted cluster's own CA); `None`: the Mozilla roots (ClickHouse Cloud).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl ClickHouseConfig {
     /// `clickhouse://HOST:PORT[,HOST:PORT...]/DATABASE` (HTTP ports); `clickhouses://` for TLS
-    /// (https). An optional `?cluster=NAME` names the cluster (default `modelwatch`). The error
+    /// (https, the servers' HTTPS ports). An optional `?cluster=NAME` names the cluster (default `modelwatch`). The error
     /// names what is wrong in the URL.
     pub fn from_url(url: &str) -> Result<ClickHouseConfig, String> {
         let (scheme, rest) = if let Some(rest) = url.strip_prefix("clickhouse://") {
@@ -134,12 +137,19 @@ impl ClickHouseConfig {
             password: None,
             cluster,
             cluster_named,
+            ca_file: None,
         })
     }
 
     pub fn with_credentials(mut self, user: Option<String>, password: Option<String>) -> Self {
         self.user = user;
         self.password = password;
+        self
+    }
+
+    /// Trust the certificate authorities of `ca_file` (PEM) for `clickhouses://`.
+    pub fn with_ca_file(mut self, ca_file: Option<std::path::PathBuf>) -> Self {
+        self.ca_file = ca_file;
         self
     }
 }
@@ -158,9 +168,51 @@ pub(crate) struct Server {
     pub shard: usize,
 }
 
+/// A ClickHouse server's answer, its body not read yet.
+type Response = ureq::http::Response<ureq::Body>;
+
+/// `Authorization: Basic …` for ClickHouse's HTTP interface.
+fn basic_auth(user: &str, password: Option<&str>) -> String {
+    use base64::Engine;
+    let pair = format!("{user}:{}", password.unwrap_or(""));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+/// The certificates of `path` (PEM), or an error naming the file and what is wrong with it.
+fn read_ca_file(
+    path: &std::path::Path,
+    servers: &[String],
+) -> Result<Vec<ureq::tls::Certificate<'static>>, StoreError> {
+    let fail = |message: String| StoreError::Remote {
+        server: servers.join(","),
+        what: "read the certificate authorities to trust (ca_file)".into(),
+        message,
+    };
+    let pem = std::fs::read(path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        // A private key or anything else in the file is not an authority.
+        if let ureq::tls::PemItem::Certificate(c) =
+            item.map_err(|e| fail(format!("{}: {e}", path.display())))?
+        {
+            certs.push(c);
+        }
+    }
+    if certs.is_empty() {
+        return Err(fail(format!(
+            "{}: no PEM certificate (-----BEGIN CERTIFICATE-----) in the file",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
 /// The HTTP client and what every query carries.
 pub(crate) struct Http {
-    client: reqwest::blocking::Client,
+    agent: ureq::Agent,
     pub database: String,
     user: Option<String>,
     password: Option<String>,
@@ -195,17 +247,24 @@ impl Http {
     /// A client whose queries fail after `timeout` (the cluster lease's: an answer after its
     /// epoch is worthless).
     pub fn with_timeout(config: &ClickHouseConfig, timeout: Duration) -> Result<Http, StoreError> {
-        let client = reqwest::blocking::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(10))
+        // ureq on rustls with ring, as the webhooks' client: blocking without a Tokio runtime
+        // (callable from anywhere), and TLS without a process-wide crypto provider.
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(path) = &config.ca_file {
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&read_ca_file(
+                path,
+                &config.servers,
+            )?));
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .tls_config(tls.build())
             .build()
-            .map_err(|e| StoreError::Remote {
-                server: config.servers.join(","),
-                what: "make an HTTP client".into(),
-                message: e.to_string(),
-            })?;
+            .into();
         Ok(Http {
-            client,
+            agent,
             database: config.database.clone(),
             user: config.user.clone(),
             password: config.password.clone(),
@@ -225,8 +284,13 @@ impl Http {
     ) -> Result<String, StoreError> {
         let start = Instant::now();
         let id = tracing().then(next_query_id);
-        let resp = self.send(url, sql, body, what, in_db, id.as_deref())?;
-        let text = resp.text().map_err(|e| StoreError::Remote {
+        let mut resp = self.send(url, sql, body, what, in_db, id.as_deref())?;
+        let text = (resp
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_string())
+        .map_err(|e| StoreError::Remote {
             server: url.to_string(),
             what: what.to_string(),
             message: e.to_string(),
@@ -269,7 +333,8 @@ impl Http {
             true,
             id.as_deref(),
         )?;
-        let mut reader = std::io::BufReader::with_capacity(1 << 16, resp);
+        let body = resp.into_body().into_with_config().limit(u64::MAX).reader();
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, body);
         let mut line = String::new();
         let mut bytes = 0;
         loop {
@@ -317,8 +382,13 @@ impl Http {
     ) -> Result<String, StoreError> {
         let start = Instant::now();
         let id = tracing().then(next_query_id);
-        let resp = self.send_with(url, sql, None, Some(ids), what, true, id.as_deref())?;
-        let text = resp.text().map_err(|e| StoreError::Remote {
+        let mut resp = self.send_with(url, sql, None, Some(ids), what, true, id.as_deref())?;
+        let text = (resp
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_string())
+        .map_err(|e| StoreError::Remote {
             server: url.to_string(),
             what: what.to_string(),
             message: e.to_string(),
@@ -349,7 +419,7 @@ impl Http {
         what: &str,
         in_db: bool,
         query_id: Option<&str>,
-    ) -> Result<reqwest::blocking::Response, StoreError> {
+    ) -> Result<Response, StoreError> {
         self.send_with(url, sql, body, None, what, in_db, query_id)
     }
 
@@ -364,7 +434,7 @@ impl Http {
         what: &str,
         in_db: bool,
         query_id: Option<&str>,
-    ) -> Result<reqwest::blocking::Response, StoreError> {
+    ) -> Result<Response, StoreError> {
         let insert = sql.trim_start().starts_with("INSERT");
         let mut params: Vec<(&str, String)> = vec![
             ("output_format_json_quote_64bit_integers", "0".into()),
@@ -402,26 +472,27 @@ impl Http {
         };
         let mut attempt = 0;
         loop {
-            let mut req = self.client.post(format!("{url}/")).query(&params);
+            let mut req = (self.agent.post(format!("{url}/")))
+                .query_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
             if let Some(user) = &self.user {
-                req = req.basic_auth(user, self.password.as_ref());
+                req = req.header("Authorization", basic_auth(user, self.password.as_deref()));
             }
-            let req = match (&body, &external) {
-                (Some(b), _) => req.body(b.clone()),
+            let sent = match (&body, &external) {
+                (Some(b), _) => req.send(&b[..]),
                 (None, Some(form)) => req
                     .header(
-                        reqwest::header::CONTENT_TYPE,
+                        "Content-Type",
                         format!("multipart/form-data; boundary={EXTERNAL_BOUNDARY}"),
                     )
-                    .body(form.clone()),
-                (None, None) => req.body(sql.to_string()),
+                    .send(&form[..]),
+                (None, None) => req.send(sql.as_bytes()),
             };
-            let resp = req.send().map_err(|e| fail(e.to_string()))?;
+            let mut resp = sent.map_err(|e| fail(format!("sending the query: {e}")))?;
             let status = resp.status();
             if status.is_success() {
                 return Ok(resp);
             }
-            let text = resp.text().unwrap_or_default();
+            let text = resp.body_mut().read_to_string().unwrap_or_default();
             if QUORUM_BUSY.iter().any(|m| text.contains(m)) && attempt < 1000 {
                 attempt += 1;
                 std::thread::sleep(Duration::from_millis(10));
@@ -446,16 +517,18 @@ impl Http {
         let start = Instant::now();
         let id = tracing().then(next_query_id);
         let sql = format!("{sql} FORMAT RowBinary");
-        let resp = self.send(url, &sql, None, what, true, id.as_deref())?;
-        let bytes = resp.bytes().map_err(|e| StoreError::Remote {
-            server: url.to_string(),
-            what: what.to_string(),
-            message: e.to_string(),
+        let mut resp = self.send(url, &sql, None, what, true, id.as_deref())?;
+        let bytes = (resp.body_mut().with_config().limit(u64::MAX).read_to_vec()).map_err(|e| {
+            StoreError::Remote {
+                server: url.to_string(),
+                what: what.to_string(),
+                message: e.to_string(),
+            }
         })?;
         if let Some(id) = &id {
             trace(id, start, bytes.len(), what, &sql);
         }
-        Ok(bytes.to_vec())
+        Ok(bytes)
     }
 
     /// Runs a SELECT and reads its rows (`FORMAT JSONEachRow` is appended).
@@ -874,9 +947,11 @@ mod tests {
             (c.database.as_str(), c.cluster.as_str()),
             ("mw", "modelwatch")
         );
-        let c = ClickHouseConfig::from_url("clickhouses://h:8443/db?cluster=prod").unwrap();
-        assert_eq!(c.servers, ["https://h:8443"]);
+        let c = ClickHouseConfig::from_url("clickhouse://h:8123/db?cluster=prod").unwrap();
+        assert_eq!(c.servers, ["http://h:8123"]);
         assert_eq!(c.cluster, "prod");
+        let c = ClickHouseConfig::from_url("clickhouses://h:8443/db").unwrap();
+        assert_eq!(c.servers, ["https://h:8443"]);
         for (url, says) in [
             ("http://a:1/db", "must start with clickhouse://"),
             ("clickhouse://a:8123", "names no database"),

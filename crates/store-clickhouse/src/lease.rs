@@ -127,8 +127,8 @@ impl ClickHouseLease {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
         });
-        // The HTTP client is made, used and dropped on the lease's own thread: blocking
-        // `reqwest` must not be built or dropped inside a Tokio runtime (the server's).
+        // The HTTP client is made, used and dropped on the lease's own thread, never on an
+        // executor thread of the server's Tokio runtime (its calls block).
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let config = config.clone();
         let thread_shared = shared.clone();

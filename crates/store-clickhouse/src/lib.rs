@@ -1,6 +1,6 @@
 //! The ClickHouse backend of [`modelwatch_store::Store`] (issue 21 §2; schema and decisions in
 //! ADR 019, boundary in ADR 018): a cluster of shards (and replicas) reached over the HTTP
-//! interface with blocking `reqwest`, rows as JSONEachRow.
+//! interface with blocking `ureq` (https on rustls for `clickhouses://`), rows as JSONEachRow.
 //!
 //! Invariants (ARCHITECTURE.md states them for users):
 //! - each prediction and label goes to the shard `cityHash64(request_id) % shards` (what the

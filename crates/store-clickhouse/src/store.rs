@@ -325,8 +325,8 @@ impl ClickHouseStore {
     /// Every server of the cluster must be listed (with replicas, each replica: the schema is
     /// applied to every server listed, and a quorum insert needs the table on every replica).
     ///
-    /// Callable from anywhere, an async context too: it runs on a thread of its own, since
-    /// blocking `reqwest` panics inside a Tokio runtime. The store's methods block, so call
+    /// Callable from anywhere, an async context too: it runs on a thread of its own, so that
+    /// its round trips never stall an executor thread. The store's methods block, so call
     /// them from a blocking thread (the server's `spawn_blocking` pool), as every store's.
     pub fn connect(config: &ClickHouseConfig) -> Result<ClickHouseStore, StoreError> {
         std::thread::scope(|s| {

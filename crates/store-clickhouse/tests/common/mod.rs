@@ -18,6 +18,8 @@ pub struct Cluster {
     pub urls: Vec<String>,
     /// The chdb shim's process (`Cluster::chdb`), killed by the guard.
     shim: Option<std::process::Child>,
+    /// With TLS (`Cluster::chdb_tls`): the authority that signed the server's certificate.
+    pub ca_file: Option<PathBuf>,
 }
 
 fn script() -> PathBuf {
@@ -50,6 +52,17 @@ impl Cluster {
     /// set (scripts/test.sh installs chdb into its venv): then the test fails.
     #[allow(dead_code)]
     pub fn chdb() -> Option<Cluster> {
+        Self::chdb_with(None)
+    }
+
+    /// [`Cluster::chdb`] over HTTPS: the shim serves TLS with `tls` = (certificate, its key),
+    /// both PEM files; its URL is `https://127.0.0.1:PORT`.
+    #[allow(dead_code)]
+    pub fn chdb_tls(cert: &std::path::Path, key: &std::path::Path) -> Option<Cluster> {
+        Self::chdb_with(Some((cert, key)))
+    }
+
+    fn chdb_with(tls: Option<(&std::path::Path, &std::path::Path)>) -> Option<Cluster> {
         use std::io::BufRead;
         let python = std::env::var("MODELWATCH_CHDB_PYTHON").unwrap_or_else(|_| "python3".into());
         let importable = Command::new(&python)
@@ -70,9 +83,14 @@ impl Cluster {
             .expect("temp dir");
         let shim =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/clickhouse/chdb_shim.py");
-        let mut child = Command::new(&python)
-            .arg(shim)
-            .arg(dir.path().join("chdb"))
+        let mut command = Command::new(&python);
+        command.arg(shim).arg(dir.path().join("chdb"));
+        if let Some((cert, key)) = tls {
+            command
+                .env("MW_SHIM_TLS_CERT", cert)
+                .env("MW_SHIM_TLS_KEY", key);
+        }
+        let mut child = command
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("start chdb_shim.py");
@@ -82,6 +100,7 @@ impl Cluster {
             dir,
             urls: Vec::new(),
             shim: Some(child),
+            ca_file: None,
         };
         // The shim prints its URL once it listens.
         let mut line = String::new();
@@ -89,7 +108,7 @@ impl Cluster {
             .read_line(&mut line)
             .expect("read the shim's URL");
         assert!(
-            line.starts_with("http://"),
+            line.starts_with("http://") || line.starts_with("https://"),
             "chdb_shim.py did not start (it printed {line:?})"
         );
         cluster.urls.push(line.trim().to_string());
@@ -142,6 +161,7 @@ impl Cluster {
                 .map(str::to_string)
                 .collect(),
             shim: None,
+            ca_file: None,
         };
         assert!(
             out.status.success() && cluster.urls.len() == shards * replicas,
@@ -156,14 +176,28 @@ impl Cluster {
         let hosts: Vec<&str> = self
             .urls
             .iter()
-            .map(|u| u.trim_start_matches("http://"))
+            .map(|u| {
+                u.trim_start_matches("http://")
+                    .trim_start_matches("https://")
+            })
             .collect();
-        format!("clickhouse://{}/{database}", hosts.join(","))
+        let scheme = match self.urls[0].starts_with("https://") {
+            true => "clickhouses",
+            false => "clickhouse",
+        };
+        format!("{scheme}://{}/{database}", hosts.join(","))
+    }
+
+    /// How a process connects to `database`: its URL, and the authority to trust with TLS.
+    pub fn config(&self, database: &str) -> ClickHouseConfig {
+        ClickHouseConfig::from_url(&self.url(database))
+            .expect("url")
+            .with_ca_file(self.ca_file.clone())
     }
 
     /// A store on a database of its own.
     pub fn store(&self, database: &str) -> ClickHouseStore {
-        let config = ClickHouseConfig::from_url(&self.url(database)).expect("url");
+        let config = self.config(database);
         ClickHouseStore::connect(&config).unwrap_or_else(|e| panic!("connect to {database}: {e}"))
     }
 
@@ -408,7 +442,7 @@ pub fn lease_checks(cluster: &Cluster, database: &str, on: &[&[usize]]) {
 /// An alert store on `database` (created if missing), as one `modelwatch serve` process has.
 #[allow(dead_code)]
 pub fn alert_store(cluster: &Cluster, database: &str) -> ClickHouseAlertStore {
-    let config = ClickHouseConfig::from_url(&cluster.url(database)).expect("url");
+    let config = cluster.config(database);
     ClickHouseAlertStore::connect(&config)
         .unwrap_or_else(|e| panic!("connect the alert store to {database}: {e}"))
 }
