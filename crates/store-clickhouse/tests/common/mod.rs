@@ -264,7 +264,11 @@ impl Cluster {
 
     /// The answer of server `i` to `sql` (its HTTP interface, no session settings).
     pub fn query(&self, i: usize, sql: &str) -> String {
-        let out = Command::new("curl")
+        let mut curl = Command::new("curl");
+        if let Some(ca) = &self.ca_file {
+            curl.arg("--cacert").arg(ca);
+        }
+        let out = curl
             .args(["-fsS", "--data-binary", sql, &format!("{}/", self.urls[i])])
             .output()
             .expect("run curl");
