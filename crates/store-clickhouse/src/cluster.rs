@@ -282,9 +282,22 @@ impl Http {
         what: &str,
         in_db: bool,
     ) -> Result<String, StoreError> {
+        self.text_of(url, sql, body, None, what, in_db)
+    }
+
+    /// [`Http::run`] with the external table of [`Http::with_ids`]: the whole answer as text.
+    fn text_of(
+        &self,
+        url: &str,
+        sql: &str,
+        body: Option<Vec<u8>>,
+        ids: Option<&[&str]>,
+        what: &str,
+        in_db: bool,
+    ) -> Result<String, StoreError> {
         let start = Instant::now();
         let id = tracing().then(next_query_id);
-        let mut resp = self.send(url, sql, body, what, in_db, id.as_deref())?;
+        let mut resp = self.send_with(url, sql, body, ids, what, in_db, id.as_deref())?;
         let text = (resp
             .body_mut()
             .with_config()
@@ -380,23 +393,7 @@ impl Http {
         ids: &[&str],
         what: &str,
     ) -> Result<String, StoreError> {
-        let start = Instant::now();
-        let id = tracing().then(next_query_id);
-        let mut resp = self.send_with(url, sql, None, Some(ids), what, true, id.as_deref())?;
-        let text = (resp
-            .body_mut()
-            .with_config()
-            .limit(u64::MAX)
-            .read_to_string())
-        .map_err(|e| StoreError::Remote {
-            server: url.to_string(),
-            what: what.to_string(),
-            message: e.to_string(),
-        })?;
-        if let Some(id) = &id {
-            trace(id, start, text.len(), what, sql);
-        }
-        Ok(text)
+        self.text_of(url, sql, None, Some(ids), what, true)
     }
 
     /// [`Http::with_ids`] for a SELECT: its rows, `FORMAT JSONEachRow` appended.
