@@ -173,11 +173,21 @@ impl Cluster {
 
     /// The `clickhouse://` URL of every server, with `database`.
     pub fn url(&self, database: &str) -> String {
-        let hosts: Vec<&str> = self
-            .urls
+        self.url_on(database, &[])
+    }
+
+    /// The URL of the servers `only` (indexes into `urls`; empty: every server), with
+    /// `database`: `clickhouses://` when the servers speak TLS.
+    pub fn url_on(&self, database: &str, only: &[usize]) -> String {
+        let only: Vec<usize> = match only {
+            [] => (0..self.urls.len()).collect(),
+            _ => only.to_vec(),
+        };
+        let hosts: Vec<&str> = only
             .iter()
-            .map(|u| {
-                u.trim_start_matches("http://")
+            .map(|&i| {
+                self.urls[i]
+                    .trim_start_matches("http://")
                     .trim_start_matches("https://")
             })
             .collect();
@@ -205,12 +215,10 @@ impl Cluster {
     /// modelwatch processes each given its own replicas.
     #[allow(dead_code)]
     pub fn store_on(&self, database: &str, only: &[usize]) -> ClickHouseStore {
-        let hosts: Vec<&str> = only
-            .iter()
-            .map(|&i| self.urls[i].trim_start_matches("http://"))
-            .collect();
-        let url = format!("clickhouse://{}/{database}", hosts.join(","));
-        let config = ClickHouseConfig::from_url(&url).expect("url");
+        let url = self.url_on(database, only);
+        let config = ClickHouseConfig::from_url(&url)
+            .expect("url")
+            .with_ca_file(self.ca_file.clone());
         ClickHouseStore::connect(&config).unwrap_or_else(|e| panic!("connect to {url}: {e}"))
     }
 }
@@ -354,24 +362,12 @@ pub fn lease_checks(cluster: &Cluster, database: &str, on: &[&[usize]]) {
     let period = Duration::from_secs(2);
     // Every server gets the schema (the lease's table) first.
     drop(cluster.store(database));
-    let url = |only: &[usize]| {
-        let hosts: Vec<&str> = match only {
-            [] => cluster
-                .urls
-                .iter()
-                .map(|u| u.trim_start_matches("http://"))
-                .collect(),
-            _ => only
-                .iter()
-                .map(|&i| cluster.urls[i].trim_start_matches("http://"))
-                .collect(),
-        };
-        format!("clickhouse://{}/{database}", hosts.join(","))
-    };
     let leases: Vec<ClickHouseLease> = on
         .iter()
         .map(|only| {
-            let config = ClickHouseConfig::from_url(&url(only)).expect("url");
+            let config = ClickHouseConfig::from_url(&cluster.url_on(database, only))
+                .expect("url")
+                .with_ca_file(cluster.ca_file.clone());
             ClickHouseLease::start(&config, period).expect("start a lease")
         })
         .collect();
