@@ -30,16 +30,16 @@
 //!
 //! # Cost
 //! Computed once, when the alert fires. One scan of the window's predictions, keeping at most
-//! [`SAMPLE_CAP`] labelled rows (those whose request id hashes lowest, so the sample does not
-//! depend on the order of the scan), the window's drift and quality reports, and the stored
+//! [`SAMPLE_CAP`] labelled rows (those whose request id and version hash lowest,
+//! [`LowestHash`], so the sample and its order do not depend on the order of the scan), the window's drift and quality reports, and the stored
 //! reference rows (the first [`SAMPLE_CAP`] labelled ones when there are more). Slices are
 //! searched over the [`MAX_SLICE_FEATURES`] features of highest score.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::hash::{Hash, Hasher};
+use std::collections::{BTreeMap, HashMap};
 
 use modelwatch_core::{FeatureValue, ModelName, Outcome, Timestamp, Window};
 use modelwatch_stats::drift::{DriftConfig, ProfileDetail};
+use modelwatch_stats::sample::LowestHash;
 use modelwatch_stats::slices::{
     self, Cell, CodedRows, Interval, SliceMetric, SliceSearch, NO_VALUE,
 };
@@ -417,8 +417,7 @@ pub fn causes(
         version: q.version.clone(),
     };
     let (spec, _) = crate::performance::scan_spec(store, model, &range, None, None)?;
-    let mut heap: BinaryHeap<(u64, usize)> = BinaryHeap::new();
-    let mut kept: Vec<Row> = Vec::new();
+    let mut kept: LowestHash<Row> = LowestHash::new(SAMPLE_CAP, 0);
     let mut labelled = 0u64;
     store.scan_predictions(model, &range, &mut |p, l| {
         let Some(l) = l else { return };
@@ -433,24 +432,14 @@ pub fn causes(
             return;
         };
         labelled += 1;
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        p.request_id.hash(&mut h);
-        let key = h.finish();
-        let row = || Row {
+        let version = p.model_version.as_deref().unwrap_or_default();
+        kept.offer_with(&[&p.request_id, version], || Row {
             values: row_of(&features, &index, &p.features),
             cell,
             error,
-        };
-        if kept.len() < SAMPLE_CAP {
-            heap.push((key, kept.len()));
-            kept.push(row());
-        } else if heap.peek().is_some_and(|&(top, _)| key < top) {
-            let (_, slot) = heap.pop().expect("a full heap");
-            kept[slot] = row();
-            heap.push((key, slot));
-        }
+        });
     })?;
-    let rows = kept;
+    let rows = kept.into_items();
 
     // Importance: given, else measured on the window's labelled rows.
     let mut spearman_of: HashMap<String, f64> = HashMap::new();

@@ -7,9 +7,12 @@
 //! # Which rows
 //! The drift report's reference ([`Reference::load`]) and its features (numeric ones as numbers,
 //! categorical and boolean ones as categories; a value of another kind, a null or an absent
-//! feature is missing). At most [`SAMPLE_ROWS`] reference rows (a seeded sample, the same for
-//! every window) and [`SAMPLE_ROWS`] window rows (a seeded sample of the window's predictions
-//! in scan order, seeded by the window's start), so a window's cost is bounded (ADR 015).
+//! feature is missing). At most [`SAMPLE_ROWS`] reference rows (a seeded sample in upload order,
+//! the same for every window) and [`SAMPLE_ROWS`] window rows: the predictions whose request id
+//! and version hash lowest under a seed made of the window's start ([`LowestHash`]), fitted in
+//! the order of those hashes. So a window's cost is bounded (ADR 015), and its score depends
+//! only on its events, not on the order a store scans them in: the embedded and the ClickHouse
+//! stores give the same AUC for the same events.
 //!
 //! # What is kept
 //! Each window's score with the reference stamp and the window's prediction count, as the
@@ -31,6 +34,7 @@ use modelwatch_stats::domain::{
 use modelwatch_stats::drift::FeatureKind;
 use modelwatch_stats::estimate::dle::{GBDT_DEPTH, GBDT_TREES};
 use modelwatch_stats::estimate::{Cell, ColumnKind};
+use modelwatch_stats::sample::LowestHash;
 use modelwatch_store::{AggregateWrite, ScanRange, Store, StoredAggregate};
 use serde::{Deserialize, Serialize};
 
@@ -210,14 +214,17 @@ pub fn domain_classifier(
         version: query.version.clone(),
     };
     // Every window's sample and count, in one scan.
-    let mut samples: BTreeMap<Timestamp, Reservoir<Vec<Owned>>> = BTreeMap::new();
+    let mut samples: BTreeMap<Timestamp, LowestHash<Vec<Owned>>> = BTreeMap::new();
     store.scan_predictions(model, &range, &mut |ev, _| {
         if query.segment.as_ref().is_none_or(|s| s.matches(ev)) {
             let start = query.window.start_of(ev.timestamp);
+            let version = ev.model_version.as_deref().unwrap_or_default();
             samples
                 .entry(start)
-                .or_insert_with(|| Reservoir::new(SAMPLE_ROWS, SEED ^ start.0 as u64))
-                .offer_with(|| columns.row(ev.features.iter().map(|(n, v)| (n.as_str(), v))));
+                .or_insert_with(|| LowestHash::new(SAMPLE_ROWS, SEED ^ start.0 as u64))
+                .offer_with(&[&ev.request_id, version], || {
+                    columns.row(ev.features.iter().map(|(n, v)| (n.as_str(), v)))
+                });
         }
     })?;
     let keep = query.segment.is_none();

@@ -1,7 +1,8 @@
 //! Domain-classifier drift over a real `SqliteStore`: a day whose x1-x2 correlation is gone is
 //! told apart, a clean one is not; each window's score is kept and refitted only when its
 //! prediction count has grown by more than a tenth, or when a window scored while filling is
-//! complete; a new reference drops the kept scores.
+//! complete; a new reference drops the kept scores. The score does not depend on the order the
+//! store hands a window's events over in (the embedded and the ClickHouse stores differ there).
 
 use modelwatch_core::{
     FeatureName, FeatureValue, ModelName, Outcome, PredictionEvent, ReferenceRow, Timestamp, Window,
@@ -69,11 +70,28 @@ fn reference(seed: u64) -> Vec<(usize, ReferenceRow)> {
 
 /// `n` predictions on `day`, one a minute from minute `from`.
 fn predictions(store: &SqliteStore, day: i64, from: i64, n: usize, broken: bool, id: &str) {
+    let events = events(day, from, 60, n, broken, id).into_iter().enumerate();
+    store
+        .ingest_predictions(&model(), PredictionBatch::new(events.collect()))
+        .unwrap();
+}
+
+/// `n` predictions on `day`, one every `step` seconds from minute `from`.
+fn events(
+    day: i64,
+    from: i64,
+    step: i64,
+    n: usize,
+    broken: bool,
+    id: &str,
+) -> Vec<PredictionEvent> {
     let mut rng = Normal(day as u64 * 1000 + from as u64 + 3);
-    let events = (0..n)
+    (0..n)
         .map(|i| PredictionEvent {
             request_id: format!("{id}{i}"),
-            timestamp: Timestamp(START + day * DAY + (from + i as i64) * 60_000_000),
+            timestamp: Timestamp(
+                START + day * DAY + from * 60_000_000 + i as i64 * step * 1_000_000,
+            ),
             model_version: None,
             features: features(&mut rng, broken),
             prediction: Some(Outcome::Number(0.0)),
@@ -86,11 +104,7 @@ fn predictions(store: &SqliteStore, day: i64, from: i64, n: usize, broken: bool,
             explanations: Vec::new(),
             role: modelwatch_core::Role::Served,
         })
-        .enumerate()
-        .collect();
-    store
-        .ingest_predictions(&model(), PredictionBatch::new(events))
-        .unwrap();
+        .collect()
 }
 
 fn query(store: &SqliteStore) -> DomainResponse {
@@ -178,4 +192,39 @@ fn scores_are_kept_until_the_window_changes() {
         .unwrap();
     let fresh = query(&store);
     assert_eq!((fresh.kept, fresh.fitted), (0, 3));
+}
+
+#[test]
+fn the_score_does_not_depend_on_the_order_events_arrived_in() {
+    // Two days of 3,000 predictions (more than the 2,000 a window samples), one every 20 s.
+    let days = [
+        events(0, 0, 20, 3000, false, "a"),
+        events(1, 0, 20, 3000, true, "b"),
+    ];
+    let score = |reversed: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store
+            .put_reference(&model(), None, reference(7), vec![])
+            .unwrap();
+        let mut all: Vec<PredictionEvent> = days.concat();
+        if reversed {
+            all.reverse();
+        }
+        // Batches of 500, so the store keeps them in this order.
+        for part in all.chunks(500) {
+            let batch = part.iter().cloned().enumerate().collect();
+            store
+                .ingest_predictions(&model(), PredictionBatch::new(batch))
+                .unwrap();
+        }
+        query(&store)
+    };
+    let (forward, backward) = (score(false), score(true));
+    assert_eq!(forward.windows, backward.windows);
+    let (clean, broken) = (&forward.windows[0], &forward.windows[1]);
+    assert_eq!((clean.rows, clean.window_rows), (3000, 2000));
+    assert_eq!((broken.rows, broken.window_rows), (3000, 2000));
+    assert!(clean.auc.unwrap() < 0.6 && !clean.alert, "{clean:?}");
+    assert!(broken.ci_low.unwrap() > 0.65 && broken.alert, "{broken:?}");
 }

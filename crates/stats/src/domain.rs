@@ -4,8 +4,9 @@
 //! scores. 0.5: the window looks like the reference; 1: every row can be told apart.
 //!
 //! - **Rows.** A bounded sample ([`SAMPLE_ROWS`] reference rows, [`SAMPLE_ROWS`] window rows at
-//!   most, each drawn by [`Reservoir`] with a fixed seed), so a window costs the same whatever its
-//!   size (ADR 015). NannyML fits on every reference row and every chunk row.
+//!   most; the engine draws the reference's with [`Reservoir`], the window's with
+//!   [`crate::sample::LowestHash`]), so a window costs the same whatever its size (ADR 015).
+//!   NannyML fits on every reference row and every chunk row.
 //! - **Folds.** [`FOLDS`]-fold stratified cross-validation, the folds exactly those of
 //!   scikit-learn's `StratifiedKFold(n_splits=5)` without shuffling ([`stratified_folds`]):
 //!   each row is scored by the classifier fitted on the other folds.

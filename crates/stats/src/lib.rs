@@ -16,6 +16,7 @@ pub mod outlier;
 pub mod paired;
 pub mod parallel;
 pub mod perf;
+pub mod sample;
 pub mod slices;
 
 /// Widens an observed `[min, max]` range by another one; `None` is an empty range. Mergeable

@@ -150,8 +150,27 @@ pub(crate) fn what_a_user_sees(s: &Server) -> Value {
         "kpis": s.get_ok(&format!("/v1/models/{MODEL}/kpis?window=1d")),
         "rejected": rejected,
         "drift": s.get_ok(&format!("/v1/models/{MODEL}/drift?window=1d"))["reference"],
+        "domain_classifier": domain_scores(s),
     });
     seen
+}
+
+/// The domain classifier's windows, of every version and of v1 (days of 2,400 predictions: more
+/// than it samples), without `kept` and `fitted` (which say what this server had cached): the
+/// sample is chosen by request id, so every store gives the same scores for the same events.
+fn domain_scores(s: &Server) -> Value {
+    let scores = |query: &str| {
+        let r = s.get_ok(&format!(
+            "/v1/models/{MODEL}/drift/domain-classifier?window=1d{query}"
+        ));
+        let windows = r["windows"].as_array().unwrap().clone();
+        assert!(
+            windows.iter().any(|w| w["auc"].is_f64()),
+            "no window was scored: {r}"
+        );
+        windows
+    };
+    json!({"all": scores(""), "v1": scores("&version=v1")})
 }
 
 /// The `modelwatch metrics` CSV of the model, per hour, from `target` (`--data DIR` or
