@@ -32,6 +32,7 @@ use modelwatch_stats::drift::{
     adjust_p_values, Column, Correction, FeatureProfile, Grid, GridCounts, KsPValueMethod,
     ProfileDetail, ProfileOptions,
 };
+use modelwatch_stats::exact::ExactSum;
 use modelwatch_store::{ScanRange, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -144,16 +145,17 @@ pub struct AttributionReport {
 #[derive(Debug, Clone, Default)]
 struct Acc {
     n: u64,
-    sum: f64,
-    sum_abs: f64,
+    /// Exact, so that a window's means do not depend on the order its rows were scanned in.
+    sum: ExactSum,
+    sum_abs: ExactSum,
     grid: Option<GridCounts>,
 }
 
 impl Acc {
     fn observe(&mut self, x: f64, grid: Option<&Grid>) {
         self.n += 1;
-        self.sum += x;
-        self.sum_abs += x.abs();
+        self.sum.add(x);
+        self.sum_abs.add(x.abs());
         if let Some(g) = grid {
             g.observe(self.grid.get_or_insert_with(|| g.counts()), x);
         }
@@ -161,8 +163,8 @@ impl Acc {
 
     fn merge(&mut self, o: &Acc) {
         self.n += o.n;
-        self.sum += o.sum;
-        self.sum_abs += o.sum_abs;
+        self.sum.merge(&o.sum);
+        self.sum_abs.merge(&o.sum_abs);
         match (&mut self.grid, &o.grid) {
             (Some(a), Some(b)) => a.merge(b),
             (None, Some(b)) => self.grid = Some(b.clone()),
@@ -279,13 +281,13 @@ fn summarise(
     let total: f64 = group
         .features
         .values()
-        .map(|a| a.sum_abs / a.n as f64)
+        .map(|a| a.sum_abs.value() / a.n as f64)
         .sum();
     let mut out: Vec<FeatureAttribution> = group
         .features
         .iter()
         .map(|(name, a)| {
-            let mean_abs = a.sum_abs / a.n as f64;
+            let mean_abs = a.sum_abs.value() / a.n as f64;
             let share = if total > 0.0 { mean_abs / total } else { 0.0 };
             let r = reference.and_then(|r| r.iter().find(|f| &f.feature == name));
             let drift = grids
@@ -303,7 +305,7 @@ fn summarise(
                 feature: name.clone(),
                 count: a.n,
                 mean_abs,
-                mean: a.sum / a.n as f64,
+                mean: a.sum.value() / a.n as f64,
                 share,
                 rank: 0,
                 reference_share: r.map(|r| r.share),

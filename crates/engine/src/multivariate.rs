@@ -45,6 +45,10 @@ use crate::sketch::Reference;
 pub const FIT: &str = "reference-pca";
 /// Kind of the per-(version, hour) error sums; deleted with the fit.
 pub const HOURS: &str = "reference-pca-hours";
+/// The layout of the stored hour sums, mixed into their stamp so that hours stored in another
+/// layout are built again: 1, exact sums ([`ErrorSums`]; before,
+/// plain `f64` sums, whose last digits followed the order of the scan).
+const HOUR_SUMS_LAYOUT: u64 = 1;
 
 /// A fit ready to read events: the column of each feature name, and each column's value when
 /// missing.
@@ -342,7 +346,7 @@ fn hour_sums(
     let cache = crate::aggregates::HourCache {
         kind: HOURS,
         what: "pca hour sums",
-        stamp: fitted.stamp,
+        stamp: fitted.stamp ^ (HOUR_SUMS_LAYOUT << 56),
     };
     crate::aggregates::stamped_hours(
         store,

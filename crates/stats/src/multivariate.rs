@@ -29,6 +29,8 @@
 use std::collections::BTreeMap;
 
 use nalgebra::{DMatrix, SymmetricEigen};
+
+use crate::exact::ExactSum;
 use serde::{Deserialize, Serialize};
 
 /// The share of variance the kept components must explain (NannyML's `n_components=0.65`).
@@ -150,29 +152,31 @@ pub enum FitError {
     Eigen,
 }
 
-/// Count, sum and sum of squares of row errors: a window's state, additive.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+/// Count, sum and sum of squares of row errors: a window's state, additive. The sums are exact
+/// ([`ExactSum`]), so a window's value does not depend on the order its rows were scanned or
+/// its hours merged in (the embedded and the ClickHouse stores scan in different orders).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ErrorSums {
     pub n: u64,
-    pub sum: f64,
-    pub sum_sq: f64,
+    sum: ExactSum,
+    sum_sq: ExactSum,
 }
 
 impl ErrorSums {
     pub fn push(&mut self, error: f64) {
         self.n += 1;
-        self.sum += error;
-        self.sum_sq += error * error;
+        self.sum.add(error);
+        self.sum_sq.add(error * error);
     }
 
     pub fn merge(&mut self, o: &ErrorSums) {
         self.n += o.n;
-        self.sum += o.sum;
-        self.sum_sq += o.sum_sq;
+        self.sum.merge(&o.sum);
+        self.sum_sq.merge(&o.sum_sq);
     }
 
     pub fn mean(&self) -> Option<f64> {
-        (self.n > 0).then(|| self.sum / self.n as f64)
+        (self.n > 0).then(|| self.sum.value() / self.n as f64)
     }
 
     /// Standard deviation with ddof 1 (NannyML's `np.std(ddof=1)`); `None` under 2 rows.
@@ -181,8 +185,8 @@ impl ErrorSums {
             return None;
         }
         let n = self.n as f64;
-        let mean = self.sum / n;
-        Some(((self.sum_sq - n * mean * mean).max(0.0) / (n - 1.0)).sqrt())
+        let mean = self.sum.value() / n;
+        Some(((self.sum_sq.value() - n * mean * mean).max(0.0) / (n - 1.0)).sqrt())
     }
 }
 
@@ -535,6 +539,32 @@ fn fit_column<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_sums_do_not_depend_on_the_order_of_rows_or_merges() {
+        let errors: Vec<f64> = (0..1000)
+            .map(|i| 1e-3 * f64::from(i) + 0.1 / f64::from(i + 1))
+            .collect();
+        let mut forward = ErrorSums::default();
+        errors.iter().for_each(|e| forward.push(*e));
+        // Backwards, in two halves merged the other way round.
+        let (mut a, mut b) = (ErrorSums::default(), ErrorSums::default());
+        errors[..500].iter().rev().for_each(|e| b.push(*e));
+        errors[500..].iter().rev().for_each(|e| a.push(*e));
+        a.merge(&b);
+        assert_eq!(a, forward);
+        assert_eq!(
+            a.mean().unwrap().to_bits(),
+            forward.mean().unwrap().to_bits()
+        );
+        assert_eq!(a.std().unwrap().to_bits(), forward.std().unwrap().to_bits());
+        // A plain f64 sum of the same rows differs in its last digits between the two orders.
+        let plain = |v: &mut dyn Iterator<Item = f64>| v.fold(0.0, |s, e| s + e);
+        assert_ne!(
+            plain(&mut errors.iter().copied()).to_bits(),
+            plain(&mut errors.iter().rev().copied()).to_bits()
+        );
+    }
 
     #[test]
     fn components_follow_scikit_learns_searchsorted_rule() {

@@ -151,6 +151,7 @@ pub(crate) fn what_a_user_sees(s: &Server) -> Value {
         "rejected": rejected,
         "drift": s.get_ok(&format!("/v1/models/{MODEL}/drift?window=1d"))["reference"],
         "domain_classifier": domain_scores(s),
+        "multivariate": s.get_ok(&format!("/v1/models/{MODEL}/drift/multivariate?window=1d"))["windows"],
     });
     seen
 }
