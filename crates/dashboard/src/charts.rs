@@ -647,15 +647,23 @@ fn draw_overlay<DB: DrawingBackend>(
         .light_line_style(WHITE)
         .draw()
         .map_err(err)?;
-    // The reference wide and pale, the current window narrower on top of it.
+    // The reference wide and pale, the current window narrower on top of it. Rectangles in bin
+    // order rather than plotters' `Histogram`, which collects its bars in a `HashMap` and so
+    // writes them in another order on every render: the same data must give the same page.
     for (values, color, margin) in [(&o.reference, ref_color, 2), (&o.current, cur_color, 6)] {
         chart
-            .draw_series(
-                Histogram::horizontal(&chart)
-                    .style(color.filled())
-                    .margin(margin)
-                    .data(values.iter().enumerate().map(|(i, &v)| (i as i32, v))),
-            )
+            .draw_series(values.iter().enumerate().map(|(i, &v)| {
+                let i = i as i32;
+                let mut bar = Rectangle::new(
+                    [
+                        (v, SegmentValue::Exact(i)),
+                        (0.0, SegmentValue::Exact(i + 1)),
+                    ],
+                    color.filled(),
+                );
+                bar.set_margin(margin, margin, 0, 0);
+                bar
+            }))
             .map_err(err)?;
     }
     let pct = |v: Option<&f64>| v.map_or("—".to_string(), |v| format!("{:.1}%", v * 100.0));
@@ -1050,6 +1058,34 @@ mod tests {
         };
         let svg = overlay_svg(&o, 400).unwrap();
         assert!(svg.contains("&lt;i&gt;") && !svg.contains("<i>"));
+    }
+
+    #[test]
+    fn a_distribution_draws_its_bars_in_bin_order_every_time() {
+        let o = Overlay {
+            title: "c2".into(),
+            bins: (0..12).map(|i| format!("bin{i}")).collect(),
+            reference: (0..12).map(|i| f64::from(i + 1) / 78.0).collect(),
+            current: (0..12).map(|i| f64::from(12 - i) / 78.0).collect(),
+        };
+        let first = overlay_svg(&o, 600).unwrap();
+        for _ in 0..5 {
+            assert_eq!(overlay_svg(&o, 600).unwrap(), first);
+        }
+        // 12 reference bars then 12 current ones, each set from the first bin (at the bottom)
+        // up.
+        let tops: Vec<f64> = first
+            .lines()
+            .filter(|l| {
+                l.starts_with("<rect")
+                    && (l.contains("opacity=\"0.35\"") || l.contains("opacity=\"0.55\""))
+            })
+            .filter_map(|l| l.split("y=\"").nth(1)?.split('"').next()?.parse().ok())
+            .collect();
+        assert_eq!(tops.len(), 24, "{first}");
+        for bars in tops.chunks(12) {
+            assert!(bars.windows(2).all(|w| w[0] > w[1]), "{tops:?}");
+        }
     }
 
     #[test]
