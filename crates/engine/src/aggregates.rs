@@ -601,6 +601,7 @@ fn add_deltas(
 struct ArrivalFold {
     format: Format,
     spec: String,
+    /// [`WindowSketch::stamp_for`] the reference its sketch was built against.
     stamp: Option<u64>,
     /// The key of the estimator its estimation state was built with, if any.
     estimator: Option<u64>,
@@ -611,7 +612,7 @@ impl ArrivalFold {
     fn usable(data: Option<&[u8]>, basis: &Basis<'_>) -> Option<NewPredictions> {
         let f: ArrivalFold = postcard::from_bytes(data?).ok()?;
         (f.spec == basis.spec_json
-            && f.stamp == basis.reference.map(|r| r.stamp)
+            && f.stamp == basis.reference.map(WindowSketch::stamp_for)
             && f.estimator == basis.estimator.map(|e| e.1))
         .then_some(f.fold)
     }
@@ -725,7 +726,7 @@ pub fn fold_on_arrival(
             let blob = ArrivalFold {
                 format: Format,
                 spec: c.spec_json.clone(),
-                stamp: reference.map(|r| r.stamp),
+                stamp: reference.map(WindowSketch::stamp_for),
                 estimator: c.estimator.as_ref().map(|e| e.1),
                 fold,
             };
@@ -931,7 +932,7 @@ fn add_to_hour(w: &HourWork<'_>, basis: &Basis<'_>) -> Result<Option<AddedHour>,
             .sketch
             .as_deref()
             .and_then(|data| postcard::from_bytes::<WindowSketch>(data).ok())
-            .filter(|s| s.stamp == r.stamp)
+            .filter(|s| s.stamp == WindowSketch::stamp_for(r))
             .map(Some),
     };
     // Labels do not change an estimation state; new predictions do. Never written: every
@@ -1158,7 +1159,8 @@ fn ensure_drift_stamp(
     let current = model_wide(store, model, DRIFT_STAMP)?
         .and_then(|data| <[u8; 8]>::try_from(data.as_slice()).ok())
         .map(u64::from_le_bytes);
-    if current == Some(reference.stamp) {
+    let stamp = WindowSketch::stamp_for(reference);
+    if current == Some(stamp) {
         return Ok(false);
     }
     tracing::info!(model = %model, "new reference: rebuilding the hourly drift sketches");
@@ -1170,7 +1172,7 @@ fn ensure_drift_stamp(
             put: vec![StoredAggregate {
                 version: String::new(),
                 hour: MODEL_WIDE,
-                data: reference.stamp.to_le_bytes().to_vec(),
+                data: stamp.to_le_bytes().to_vec(),
             }],
             ..AggregateWrite::default()
         },
@@ -1301,7 +1303,7 @@ pub fn drift_hours(
         let Some(sk) = readable::<WindowSketch>(store, model, &row, "drift sketch")? else {
             return Ok(None);
         };
-        if sk.stamp != reference.stamp {
+        if sk.stamp != WindowSketch::stamp_for(reference) {
             tracing::warn!(model = %model, hour = %row.hour, "drift sketch of another reference: answering from the raw events");
             return Ok(None);
         }
@@ -1346,7 +1348,7 @@ pub fn hour_rows(
         let Some(sk) = readable::<WindowSketch>(store, model, &row, "drift sketch")? else {
             return Ok(None);
         };
-        if sk.stamp != reference.stamp {
+        if sk.stamp != WindowSketch::stamp_for(reference) {
             return Ok(None);
         }
         out.push((row.version, row.hour, sk.rows));

@@ -41,8 +41,10 @@ use crate::query::DriftQuery;
 use crate::reference::ReferenceInfo;
 use crate::sketch::Reference;
 
-/// Kind of the stored fit; it starts with `reference`, so a reference upload deletes it.
-pub const FIT: &str = "reference-pca";
+/// Kind of the stored fit; it starts with `reference`, so a reference upload deletes it. `-2`:
+/// its reference band is computed from exact error sums; a fit kept under the former kind is
+/// not read (it stays until the next upload deletes it).
+pub const FIT: &str = "reference-pca-2";
 /// Kind of the per-(version, hour) error sums; deleted with the fit.
 pub const HOURS: &str = "reference-pca-hours";
 /// The layout of the stored hour sums, mixed into their stamp so that hours stored in another

@@ -751,7 +751,7 @@ impl ColumnCounts {
 /// not on the number of events.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WindowSketch {
-    /// The [`Reference::stamp`] it was built against.
+    /// [`WindowSketch::stamp_for`] the reference it was built against.
     pub stamp: u64,
     pub rows: u64,
     pub features: Vec<ColumnCounts>,
@@ -761,7 +761,18 @@ pub struct WindowSketch {
     pub unexpected: BTreeMap<String, u64>,
 }
 
+/// The layout of a stored [`WindowSketch`], mixed into its stamp ([`WindowSketch::stamp_for`]) so
+/// that sketches stored in another layout count as built against another reference and are
+/// rebuilt: 1, exact area sums in [`GridCounts`] (before, plain `f64` sums, whose last digits
+/// followed the order of the scan).
+const SKETCH_LAYOUT: u64 = 1;
+
 impl WindowSketch {
+    /// The stamp of the sketches built against `reference` in this layout.
+    pub fn stamp_for(reference: &Reference) -> u64 {
+        reference.stamp ^ (SKETCH_LAYOUT << 56)
+    }
+
     pub fn new(reference: &Reference) -> WindowSketch {
         let cols = |p: &ReferenceProfile, g: &[Option<Grid>]| -> Vec<ColumnCounts> {
             p.features
@@ -771,7 +782,7 @@ impl WindowSketch {
                 .collect()
         };
         WindowSketch {
-            stamp: reference.stamp,
+            stamp: WindowSketch::stamp_for(reference),
             rows: 0,
             features: cols(&reference.features, &reference.feature_grids),
             outputs: cols(&reference.outputs, &reference.output_grids),

@@ -39,15 +39,17 @@ fn check(reference: &[f64], current: &[f64], cut: usize) -> Result<(), TestCaseE
     let np = profile_of(reference);
     let grid = Grid::of_profile(&np);
     let whole = counted(&grid, current);
-    // Merging parts gives the same counts (up to the float sums' rounding).
+    // Merging parts gives the same counts, and the same area sums to the bit (they are exact).
     let cut = cut % (current.len() + 1);
     let mut merged = counted(&grid, &current[..cut]);
     merged.merge(&counted(&grid, &current[cut..]));
     prop_assert_eq!(&merged.count, &whole.count);
     prop_assert_eq!(&merged.at_left, &whole.at_left);
-    prop_assert!(
-        (merged.below_area - whole.below_area).abs() <= 1e-9 * (1.0 + whole.below_area.abs())
-    );
+    prop_assert_eq!(&merged.below_area, &whole.below_area);
+    prop_assert_eq!(&merged.above_area, &whole.above_area);
+    // And counting the values backwards too.
+    let reversed: Vec<f64> = current.iter().rev().copied().collect();
+    prop_assert_eq!(&counted(&grid, &reversed), &whole);
 
     prop_assert_eq!(
         grid.bin_counts(&whole, np.edges.len()),

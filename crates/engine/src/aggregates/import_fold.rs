@@ -336,7 +336,7 @@ impl ImportFold {
                 put: vec![StoredAggregate {
                     version: String::new(),
                     hour: MODEL_WIDE,
-                    data: r.stamp.to_le_bytes().to_vec(),
+                    data: WindowSketch::stamp_for(r).to_le_bytes().to_vec(),
                 }],
                 ..AggregateWrite::default()
             });

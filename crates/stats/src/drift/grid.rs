@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::cvm::{cvm_p_asymptotic, CvmResult};
 use super::ks::{ks_p_value_fast, KsResult};
 use super::profile::NumericProfile;
+use crate::exact::ExactSum;
 
 /// Exact KS p-values on a grid only up to this many cells (`n_reference · n_window`, about
 /// 0.1 ms each); larger windows take the asymptotic distribution (`ks_p_value_method` says
@@ -66,10 +67,12 @@ pub struct GridCounts {
     pub count: Vec<u64>,
     /// Per gap b >= 1: values equal to `points[b-1]`.
     pub at_left: Vec<u64>,
-    /// Sum of `(points[0] - x)` over the values below the grid.
-    pub below_area: f64,
+    /// Sum of `(points[0] - x)` over the values below the grid. Exact, as `above_area`: a
+    /// window's Wasserstein distance must not depend on the order its values were counted or
+    /// its hours merged in (the embedded and the ClickHouse stores scan in different orders).
+    pub below_area: ExactSum,
     /// Sum of (x - points[K-1]) over the values above the grid.
-    pub above_area: f64,
+    pub above_area: ExactSum,
     /// Finite values counted.
     pub n: u64,
     pub min: Option<f64>,
@@ -195,9 +198,9 @@ impl Grid {
         if self.points.is_empty() {
             // A reference without one finite value: counted, nothing to compare against.
         } else if b == 0 {
-            c.below_area += self.points[0] - x;
+            c.below_area.add(self.points[0] - x);
         } else if b > self.max_index + 1 || (b == self.max_index + 1 && x > self.points[b - 1]) {
-            c.above_area += x - self.points[self.max_index];
+            c.above_area.add(x - self.points[self.max_index]);
         }
         c.n += 1;
         c.min = Some(c.min.map_or(x, |m| m.min(x)));
@@ -304,7 +307,7 @@ impl Grid {
         let (nf, mf) = (n as f64, m as f64);
         // Below the reference minimum F_ref = 0 and above its maximum F_ref = 1: the tails
         // are the window's offset sums, exact.
-        let mut total = c.below_area / mf + c.above_area / mf;
+        let mut total = c.below_area.value() / mf + c.above_area.value() / mf;
         let mut below = c.count[0];
         for b in 1..=self.max_index {
             let len = self.points[b] - self.points[b - 1];
@@ -333,8 +336,8 @@ impl GridCounts {
         for (a, b) in self.at_left.iter_mut().zip(&other.at_left) {
             *a += b;
         }
-        self.below_area += other.below_area;
-        self.above_area += other.above_area;
+        self.below_area.merge(&other.below_area);
+        self.above_area.merge(&other.above_area);
         self.n += other.n;
         crate::merge_extremes((&mut self.min, &mut self.max), (other.min, other.max));
     }
