@@ -63,6 +63,9 @@ def test_charts_contain_the_expected_series(server, page):
     heat = page.page.locator("div.heat")
     assert heat.get_attribute("data-heatmap-columns") == "3"
     assert int(heat.get_attribute("data-heatmap-rows")) >= 3
+    # Few windows get wide cells (28 px), many get narrow ones (72 hours: 640 / 72 = 8 px).
+    cell = heat.locator("td[data-p]").first.bounding_box()
+    assert 26 <= cell["width"] <= 30, cell
     dist = page.page.locator('figure[data-chart="distribution"][data-feature="age"]')
     assert set(["reference", "current"]) <= set(svg_texts(dist))
     assert page.problems == [], page.problems
@@ -234,6 +237,8 @@ def test_every_chart_shows_its_values_on_hover_and_legends_stay_off_the_data(ser
     page.goto(f"{server.url}/models/{MODEL}/drift?range=all&window=1h")
     axis = page.page.locator("div.heat tr.axis th.axis").all_inner_texts()
     assert axis == ["01-01", "01-02", "01-03"], axis
+    hourly = page.page.locator("div.heat td[data-p]").first.bounding_box()
+    assert 7 <= hourly["width"] <= 10, hourly
     cell = page.page.locator("div.heat td[data-p]").first.get_attribute("title")
     assert "p = " in cell and "adjusted p = " in cell and "2026-01-01 00:00 → 01:00 UTC" in cell, cell
     dist = page.page.locator('figure[data-chart="distribution"][data-feature="age"]')

@@ -39,7 +39,7 @@ a{color:#1d4ed8}
 .empty{background:#fff;border:1px dashed #d1d5db;border-radius:8px;padding:14px;color:#6b7280}
 .heat{overflow-x:auto;background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:8px}
 .heat table{border:0;width:auto}
-.heat td{padding:0;border:0;width:7px;min-width:7px;height:18px}
+.heat td{padding:0;border:0;width:var(--cell,7px);min-width:var(--cell,7px);height:18px}
 .heat td.name{width:auto;padding:0 10px 0 0;white-space:nowrap;font-size:12px;max-width:260px;overflow:hidden;text-overflow:ellipsis}
 .heat th{padding:0 0 4px;background:#fff;font-size:10px;text-transform:none}
 .legend{font-size:12px;color:#6b7280;margin:6px 0}

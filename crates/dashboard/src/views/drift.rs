@@ -36,6 +36,16 @@ fn heat_color(feature: &FeatureDrift) -> String {
 /// Most heatmap columns: the latest windows of the range.
 pub const HEATMAP_COLUMNS: usize = 200;
 
+/// A heatmap cell's width in pixels: the columns share about [`HEATMAP_WIDTH`] pixels, each
+/// between 7 (200 hourly windows still fit a screen) and 28 (a week of days reads as a grid,
+/// not a sliver).
+fn cell_width(columns: usize) -> usize {
+    (HEATMAP_WIDTH / columns.max(1)).clamp(7, 28)
+}
+
+/// The width the heatmap's cells share, in pixels.
+const HEATMAP_WIDTH: usize = 640;
+
 /// One row per feature (named `prefix` + feature), one cell per window (its features).
 fn heat_rows<'a>(
     ws: &[&'a [FeatureDrift]],
@@ -74,7 +84,8 @@ pub fn heatmap(drift: &DriftResponse, base: Option<&str>) -> Markup {
     let first = ws.first().map(|w| utc(w.start)).unwrap_or_default();
     let last = ws.last().map(|w| utc(w.end)).unwrap_or_default();
     html! {
-        div.heat data-heatmap-rows=(rows.len()) data-heatmap-columns=(ws.len()) {
+        div.heat data-heatmap-rows=(rows.len()) data-heatmap-columns=(ws.len())
+            style=(format!("--cell:{}px", cell_width(ws.len()))) {
             @if skip > 0 { p.muted { "latest " (HEATMAP_COLUMNS) " windows of " (skip + ws.len()) } }
             table {
                 tr { th { "feature" } th colspan=(ws.len().max(1)) { (first) " → " (last) } }
