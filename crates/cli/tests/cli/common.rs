@@ -1,5 +1,6 @@
 //! A real `modelwatch serve` process on 127.0.0.1, port 0, stopped by its pid.
 
+use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -257,4 +258,29 @@ pub fn firing(s: &Server, model: &str) -> Vec<String> {
         .iter()
         .map(|a| a["rule"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// The first place where two JSON values differ, as `path: a != b`.
+pub fn difference(a: &Value, b: &Value, path: &str) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for k in x.keys().chain(y.keys()) {
+                let (u, v) = (
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                );
+                if let Some(d) = difference(u, v, &format!("{path}.{k}")) {
+                    return Some(d);
+                }
+            }
+            None
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (u, v))| difference(u, v, &format!("{path}[{i}]"))),
+        _ if a == b => None,
+        _ => Some(format!("{path}: {a} != {b}")),
+    }
 }

@@ -389,31 +389,6 @@ fn bad_parameters_get_a_clear_error_page() {
     assert_eq!(status, 404, "{body}");
 }
 
-/// The first place where two JSON values differ, as `path: a != b`.
-fn difference(a: &Value, b: &Value, path: &str) -> Option<String> {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            for k in x.keys().chain(y.keys()) {
-                let (u, v) = (
-                    x.get(k).unwrap_or(&Value::Null),
-                    y.get(k).unwrap_or(&Value::Null),
-                );
-                if let Some(d) = difference(u, v, &format!("{path}.{k}")) {
-                    return Some(d);
-                }
-            }
-            None
-        }
-        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
-            .iter()
-            .zip(y)
-            .enumerate()
-            .find_map(|(i, (u, v))| difference(u, v, &format!("{path}[{i}]"))),
-        _ if a == b => None,
-        _ => Some(format!("{path}: {a} != {b}")),
-    }
-}
-
 #[test]
 fn report_is_standalone_and_its_numbers_are_the_apis() {
     let dir = tempfile::tempdir().unwrap();
@@ -451,7 +426,7 @@ fn report_is_standalone_and_its_numbers_are_the_apis() {
     for section in ["metrics", "drift", "quality", "feedback"] {
         let (status, api) = server.get(&format!("/v1/models/{MODEL}/{section}?{q}"));
         assert_eq!(status, 200, "{api}");
-        if let Some(d) = difference(&data[section], &api, section) {
+        if let Some(d) = common::difference(&data[section], &api, section) {
             panic!("the report's {d}");
         }
     }
@@ -502,7 +477,7 @@ fn report_is_standalone_and_its_numbers_are_the_apis() {
     assert!(ok, "{err}");
     let offline: Value = serde_json::from_str(&std::fs::read_to_string(&json2).unwrap()).unwrap();
     for section in ["metrics", "drift"] {
-        if let Some(d) = difference(&offline[section], &data[section], section) {
+        if let Some(d) = common::difference(&offline[section], &data[section], section) {
             panic!("offline: {d}");
         }
     }

@@ -158,33 +158,10 @@ pub(crate) fn what_a_user_sees(s: &Server) -> Value {
     seen
 }
 
-/// Where two answers differ first (`None` when equal): a JSON path and both values, so that a
-/// failure names the number instead of printing two whole pages.
-pub(crate) fn difference(a: &Value, b: &Value, at: &str) -> Option<String> {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            keys.into_iter().find_map(|k| {
-                let (u, v) = (
-                    x.get(k).unwrap_or(&Value::Null),
-                    y.get(k).unwrap_or(&Value::Null),
-                );
-                difference(u, v, &format!("{at}.{k}"))
-            })
-        }
-        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
-            .iter()
-            .zip(y)
-            .enumerate()
-            .find_map(|(i, (u, v))| difference(u, v, &format!("{at}[{i}]"))),
-        _ => (a != b).then(|| format!("{at}: {a} != {b}")),
-    }
-}
-
 /// Panics naming the first difference between what a user sees of two stores.
 #[track_caller]
 pub(crate) fn assert_same(expected: &Value, seen: &Value) {
-    if let Some(d) = difference(expected, seen, "") {
+    if let Some(d) = common::difference(expected, seen, "") {
         panic!("the stores differ at {d}");
     }
 }
