@@ -12,12 +12,26 @@ use crate::common::{self, Server};
 use std::time::Instant;
 
 /// The value of the unlabelled series `name` on `s`'s `/metrics`.
-fn metric(s: &Server, name: &str) -> f64 {
+pub(crate) fn metric(s: &Server, name: &str) -> f64 {
     let (status, text, _) = s.get_text("/metrics");
     assert_eq!(status, 200, "{text}");
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no {name} on /metrics:\n{text}"))
+}
+
+/// Which of two replicas holds the cluster lease, once one does (30 s at most); both holding
+/// it fails the test.
+pub(crate) fn lease_holder(replicas: &[Server; 2]) -> usize {
+    let evaluating = |s: &Server| metric(s, "modelwatch_alerts_evaluating");
+    common::poll(30, || {
+        match (evaluating(&replicas[0]), evaluating(&replicas[1])) {
+            (1.0, 0.0) => Ok(0),
+            (0.0, 1.0) => Ok(1),
+            (1.0, 1.0) => panic!("both replicas hold the cluster lease"),
+            other => Err(format!("no holder yet: {other:?}")),
+        }
+    })
 }
 
 fn predictions(from: usize, hour: u32) -> Vec<serde_json::Value> {
@@ -48,14 +62,7 @@ fn one_replica_holds_the_cluster_lease_and_the_other_takes_over_after_kill_9() {
     ];
     let evaluating = |s: &Server| metric(s, "modelwatch_alerts_evaluating");
     // Nobody holds the first epoch or two; then exactly one replica does, and keeps it.
-    let holder = common::poll(30, || {
-        match (evaluating(&replicas[0]), evaluating(&replicas[1])) {
-            (1.0, 0.0) => Ok(0),
-            (0.0, 1.0) => Ok(1),
-            (1.0, 1.0) => panic!("both replicas hold the cluster lease"),
-            other => Err(format!("no holder yet: {other:?}")),
-        }
-    });
+    let holder = lease_holder(&replicas);
     let other = 1 - holder;
 
     // Predictions through the replica without the lease. The holder runs the background

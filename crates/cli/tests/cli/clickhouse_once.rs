@@ -9,20 +9,12 @@
 
 use crate::alerts::Receiver;
 use crate::clickhouse::{cluster::Cluster, serve};
+use crate::clickhouse_lease::{lease_holder, metric};
 use crate::common::{poll, Server};
 use serde_json::{json, Value};
 use std::path::Path;
 
 const MODEL: &str = "once";
-
-/// The value of the unlabelled series `name` on `s`'s `/metrics`.
-fn metric(s: &Server, name: &str) -> f64 {
-    let (status, text, _) = s.get_text("/metrics");
-    assert_eq!(status, 200, "{text}");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} on /metrics:\n{text}"))
-}
 
 /// A job-freshness rule on `job` that fires at once (no run was ever reported).
 fn heartbeat_rule(name: &str, job: &str) -> String {
@@ -82,15 +74,7 @@ pub(crate) fn two_evaluating_replicas_notify_once_and_a_takeover_sends_what_was_
         serve(&url, &dir.join("once-a"), &config),
         serve(&url, &dir.join("once-b"), &config),
     ];
-    let holder = poll(30, || {
-        let on = |s: &Server| metric(s, "modelwatch_alerts_evaluating");
-        match (on(&replicas[0]), on(&replicas[1])) {
-            (1.0, 0.0) => Ok(0),
-            (0.0, 1.0) => Ok(1),
-            (1.0, 1.0) => panic!("both replicas hold the cluster lease"),
-            other => Err(format!("no holder yet: {other:?}")),
-        }
-    });
+    let holder = lease_holder(&replicas);
     let other = 1 - holder;
 
     // A rule made through the replica without the lease fires once: one call, whatever the
