@@ -12,18 +12,7 @@ use std::time::Instant;
 use modelwatch_stats::domain::{domain_score, Reservoir, Row};
 use modelwatch_stats::estimate::{Cell, ColumnKind};
 use modelwatch_stats::sample::LowestHash;
-
-/// CPU seconds of this process (user + system), from /proc/self/stat; 0 where unreadable.
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    // Fields 14 and 15 of the file (utime, stime) are 12 and 13 after the command's ')'.
-    (ticks(11) + ticks(12)) / 100.0
-}
+use modelwatch_testkit::cpu_seconds;
 
 struct Rng(u64);
 impl Rng {

@@ -11,6 +11,7 @@
 use std::time::Instant;
 
 use modelwatch_stats::perf::{BinaryState, ConfidenceState, MetricConfig};
+use modelwatch_testkit::cpu_seconds;
 
 struct Rng(u64);
 impl Rng {
@@ -21,19 +22,6 @@ impl Rng {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
     }
-}
-
-/// CPU seconds of this process (user + system), from /proc/self/stat; 0 where unreadable. The
-/// machine is shared: CPU time moves less with the load than wall time.
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    // Fields 14 and 15 of the file (utime, stime) are 12 and 13 after the command's ')'.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 const HOURS: usize = 720;

@@ -1,4 +1,5 @@
-//! Helpers shared by the tests of several crates; a dev-dependency only, never in the binary.
+//! Helpers shared by the tests of several crates (JSON equal up to rounding, the process's CPU
+//! time); a dev-dependency only, never in the binary.
 //! (The HTTP harness around the real binary is `crates/cli/tests/cli/common.rs`: it needs the
 //! binary that only the cli crate's tests are given.)
 
@@ -35,6 +36,20 @@ pub fn assert_json_close(a: &Value, b: &Value, rel: f64, path: &str) {
         }
         _ => assert_eq!(a, b, "{path}"),
     }
+}
+
+/// CPU seconds (user + system) this process has used so far, from /proc/self/stat; 0 where it
+/// cannot be read. Timing tests report it beside wall time: on a shared machine it moves less
+/// with the load.
+pub fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of the file (utime, stime) are 12 and 13 after the command's ')'.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 #[cfg(test)]

@@ -512,23 +512,10 @@ fn multivariate_timings(store: &SqliteStore, runs: usize, per_day: u64) -> Resul
     Ok(())
 }
 
-/// CPU seconds (user + system) this process has used so far, from /proc/self/stat (Linux; 0
-/// elsewhere): on a shared machine the wall time depends on the load, the CPU time less.
+/// CPU seconds (user + system) this process has used so far (0 where /proc cannot be read): on
+/// a shared machine the wall time depends on the load, the CPU time less.
 fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // After the command name's closing parenthesis: utime and stime are the 12th and 13th
-    // fields, in clock ticks (100 a second on Linux).
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
+    modelwatch_bench::cpu_seconds(None).unwrap_or(0.0)
 }
 
 /// Times `GET .../concept` (every detector over the error stream, and ADWIN alone as a rule
