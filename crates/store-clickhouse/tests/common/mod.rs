@@ -331,11 +331,7 @@ pub fn run_checks(cluster: &Cluster, prefix: &str, only: &[&str]) {
         match outcome {
             Ok(()) => eprintln!("ok    {name} ({:.1} s)", started.elapsed().as_secs_f64()),
             Err(e) => {
-                let why = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
+                let why = panic_message(e.as_ref());
                 eprintln!("FAIL  {name}: {why}");
                 failed.push(format!("{name}: {why}"));
             }
@@ -473,11 +469,7 @@ pub fn run_alert_checks(cluster: &Cluster, prefix: &str) {
                 started.elapsed().as_secs_f64()
             ),
             Err(e) => {
-                let why = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
+                let why = panic_message(e.as_ref());
                 eprintln!("FAIL  alerts: {name}: {why}");
                 failed.push(format!("{name}: {why}"));
             }
@@ -584,4 +576,12 @@ fn two_processes_share_one_alert_state(a: &dyn AlertStore, b: &dyn AlertStore) {
     assert_eq!(a.last_heartbeat("fraud", "nightly").unwrap(), Some(h));
     b.record_arrival("fraud", "labels", at(70)).unwrap();
     assert_eq!(a.last_arrival("fraud", "labels").unwrap(), Some(at(70)));
+}
+
+/// What a check's panic said (its message, as `panic!` and `assert!` give it).
+fn panic_message(e: &(dyn std::any::Any + Send)) -> String {
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
 }
