@@ -1407,6 +1407,13 @@ pub(crate) fn set_model_setting<T: Serialize>(
     store.put_aggregates(model, write)
 }
 
+/// A stored state's stamp (its reference's) with the layout of the state mixed in: a state
+/// whose layout changes gets a new layout number, and those stored in the old one no longer
+/// match their reference's stamp, so they are built again.
+pub(crate) fn layout_stamp(stamp: u64, layout: u64) -> u64 {
+    stamp ^ (layout << 56)
+}
+
 /// A fit of `reference` kept as the model-wide aggregate `kind` of the reference's version
 /// (the multivariate drift's PCA, the outlier rows' HBOS): the stored one while its stamp is
 /// the reference's, otherwise `fit` of the reference rows, stored before it is returned. `what`

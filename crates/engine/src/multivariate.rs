@@ -348,7 +348,7 @@ fn hour_sums(
     let cache = crate::aggregates::HourCache {
         kind: HOURS,
         what: "pca hour sums",
-        stamp: fitted.stamp ^ (HOUR_SUMS_LAYOUT << 56),
+        stamp: crate::aggregates::layout_stamp(fitted.stamp, HOUR_SUMS_LAYOUT),
     };
     crate::aggregates::stamped_hours(
         store,

@@ -770,7 +770,7 @@ const SKETCH_LAYOUT: u64 = 1;
 impl WindowSketch {
     /// The stamp of the sketches built against `reference` in this layout.
     pub fn stamp_for(reference: &Reference) -> u64 {
-        reference.stamp ^ (SKETCH_LAYOUT << 56)
+        crate::aggregates::layout_stamp(reference.stamp, SKETCH_LAYOUT)
     }
 
     pub fn new(reference: &Reference) -> WindowSketch {
